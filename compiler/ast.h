@@ -1,0 +1,130 @@
+/*
+ * ast.h — the syntax tree of a .flow file.
+ *
+ * The parser (grammar/flow.y) builds it and does nothing else; the checker
+ * (compiler/check*.c) reads it. Every node carries its source span. All nodes,
+ * lists and strings live in one arena per compilation (ast_arena), freed at once.
+ *
+ * One generic node struct; what each field means for each kind is written
+ * beside the kind in FLOW_AST_KINDS. Unused fields are NULL / 0 / empty.
+ */
+#ifndef FLOW_AST_H
+#define FLOW_AST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct flow_span {
+    int line, col;         /* first character, 1-based (col counts bytes) */
+    int end_line, end_col; /* last character, inclusive */
+} flow_span;
+
+/* X(kind, description of the fields it uses) */
+#define FLOW_AST_KINDS(X)                                                                          \
+    /* ---- top level ---- */                                                                      \
+    X(PROGRAM, "list: declarations in source order")                                               \
+    X(LIBRARY, "name; sval: the path string as written (escapes decoded)")                         \
+    X(TASK, "name; list: PARAMs; a: return type or NULL (void); b: BIND_SYMBOL or BIND_SH; "       \
+            "list2: OPTIONs of `with {...}`")                                                      \
+    X(BIND_SYMBOL, "name: library name; sval: C symbol")                                           \
+    X(BIND_SH, "a: the command, a STR node (may interpolate)")                                     \
+    X(TYPEDECL, "name; a: the type")                                                               \
+    X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body")    \
+    X(GROUP, "name; list: PARAMs; a: return type or NULL; list2: body")                            \
+    X(PARAM, "name; a: type; b: default expression or NULL")                                       \
+    X(OPTION, "name; a: value expression (an entry of `with {name: value}`)")                      \
+    /* ---- types ---- */                                                                          \
+    X(TNAME, "name: int float bool str path dir bytes date duration, or a declared type")          \
+    X(TLIST, "a: element type")                                                                    \
+    X(TRECORD, "list: FIELDDECLs")                                                                 \
+    X(FIELDDECL, "name; a: type")                                                                  \
+    /* ---- statements ---- */                                                                     \
+    X(LET, "name; a: expression; list: NAMEs after `after`")                                      \
+    X(RETURN, "a: expression")                                                                     \
+    X(EXPRSTMT, "a: expression (a call run for its effect); list: NAMEs after `after`")           \
+    /* ---- expressions ---- */                                                                    \
+    X(INT, "ival")                                                                                 \
+    X(FLOAT, "fval")                                                                               \
+    X(BOOL, "ival: 0 or 1")                                                                        \
+    X(STR, "list: parts in order, each a STRPART (literal text) or an expression {…}")            \
+    X(STRPART, "sval: literal text, escapes decoded; ival: its byte length (may hold NUL)")        \
+    X(DURATION, "ival: milliseconds; sval: the literal as written")                                \
+    X(DATE, "sval: \"YYYY-MM-DD\" (validated as a real calendar day by the scanner)")              \
+    X(NAME, "name")                                                                                \
+    X(LIST, "list: elements")                                                                      \
+    X(RECORD, "list: FIELDINITs")                                                                  \
+    X(FIELDINIT, "name; a: value")                                                                 \
+    X(CALL, "a: callee (NAME, or MEMBER for t.partial(...) / xs.map(...)); list: ARGs")           \
+    X(ARG, "name: NULL for a positional argument; a: value")                                      \
+    X(MEMBER, "a: object; name: the member (r.f, t.expand, xs.map)")                               \
+    X(INDEX, "a: list; b: index")                                                                  \
+    X(BINARY, "op; a; b")                                                                          \
+    X(UNARY, "op (OP_NOT, OP_NEG); a")                                                             \
+    X(IF, "a: condition; b: then; c: else")                                                        \
+    X(LAMBDA, "list: LPARAMs; a: body")                                                            \
+    X(LPARAM, "name")                                                                              \
+    X(WITH, "a: expression (e.g. combine(...)); list: OPTIONs")
+
+typedef enum flow_ast_kind {
+#define X(k, doc) AST_##k,
+    FLOW_AST_KINDS(X)
+#undef X
+        AST__COUNT
+} flow_ast_kind;
+
+#define FLOW_AST_OPS(X)                                                                            \
+    X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(MOD, "%") X(EQ, "==") X(NE, "!=")            \
+        X(LT, "<") X(LE, "<=") X(GT, ">") X(GE, ">=") X(AND, "and") X(OR, "or") X(NOT, "not")      \
+            X(NEG, "-")
+
+typedef enum flow_ast_op {
+#define X(o, s) OP_##o,
+    FLOW_AST_OPS(X)
+#undef X
+        OP__COUNT
+} flow_ast_op;
+
+typedef struct flow_node flow_node;
+
+typedef struct flow_nodes {
+    flow_node **items; /* arena memory */
+    int len, cap;
+} flow_nodes;
+
+struct flow_node {
+    flow_ast_kind kind;
+    flow_span span;   /* the whole construct */
+    flow_span nspan;  /* span of `name` where the node has one (else = span) */
+    const char *name; /* identifier (see the kind's description) */
+    const char *sval; /* string payload */
+    int64_t ival;     /* integer payload */
+    double fval;      /* float payload */
+    int op;           /* flow_ast_op for BINARY / UNARY */
+    flow_node *a, *b, *c;
+    flow_nodes list, list2;
+};
+
+/* ---- the arena: every allocation of a compilation, freed at once ---- */
+typedef struct ast_arena ast_arena;
+
+ast_arena *ast_arena_new(void);
+void ast_arena_free(ast_arena *ar);
+void *ast_alloc(ast_arena *ar, size_t n); /* zeroed; aborts with a message on OOM */
+char *ast_strndup(ast_arena *ar, const char *s, size_t n);
+
+flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span);
+void ast_push(ast_arena *ar, flow_nodes *list, flow_node *n);
+const char *ast_kind_name(flow_ast_kind k);
+const char *ast_op_text(int op);
+
+/* Print the tree, one node a line, indented (for tests and --emit=ast). */
+void ast_dump(const flow_node *n, void *file /* FILE* */);
+
+/* ---- the parser (grammar/flow.y) ----
+ * Parses src (len bytes, need not be NUL-terminated). Syntax errors go to diag
+ * (several per run, with positions); returns the PROGRAM node, or NULL when
+ * any syntax error was reported. Never crashes or hangs on any input. */
+struct flow_diag;
+flow_node *flow_parse(ast_arena *ar, struct flow_diag *diag, const char *src, size_t len);
+
+#endif /* FLOW_AST_H */

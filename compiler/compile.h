@@ -1,0 +1,24 @@
+/*
+ * compile.h — from a parsed program to a plan: name resolution, type checking
+ * (language.md §4–§8), lowering. Owned by the checker (compiler/check*.c).
+ */
+#ifndef FLOW_COMPILE_H
+#define FLOW_COMPILE_H
+
+#include "ast.h"
+#include "diag.h"
+#include "plan.h"
+
+typedef struct flowc_options {
+    const char *source_path; /* the .flow file as given on the command line */
+    const char *plan_path;   /* where the plan will be written (library paths are stored
+                                relative to its folder); NULL with --check */
+    const char *src;         /* the source text and its length (for the source hash) */
+    size_t len;
+} flowc_options;
+
+/* Check prog and lower it. Errors and warnings go to diag; returns NULL when
+ * any error was reported, else a plan the caller frees with plan_free. */
+flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt);
+
+#endif

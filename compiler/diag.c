@@ -1,0 +1,112 @@
+/* diag.c — the one diagnostic printer (see diag.h). */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out) {
+    memset(d, 0, sizeof *d);
+    d->file = file;
+    d->src = src;
+    d->len = len;
+    d->out = out ? out : stderr;
+}
+
+/* Print source line `line` and a caret/underline under [col, end) on it. */
+static void show_line(flow_diag *d, flow_span sp) {
+    if (!d->src || sp.line <= 0) return;
+    const char *p = d->src, *end = d->src + d->len;
+    for (int l = 1; l < sp.line && p < end; p++)
+        if (*p == '\n') l++;
+    if (p >= end && sp.line > 1) return;
+    const char *e = p;
+    while (e < end && *e != '\n') e++;
+    if (e > p && e[-1] == '\r') e--;
+    int w = (int)(e - p);
+    if (w > 400) w = 400; /* a huge line is cut, not flooded */
+    fputs("    ", d->out);
+    for (int i = 0; i < w; i++) fputc(p[i] == '\t' ? ' ' : (p[i] == 0 ? ' ' : p[i]), d->out);
+    fputs("\n    ", d->out);
+    int c0 = sp.col > 0 ? sp.col : 1;
+    int c1 = (sp.end_line == sp.line && sp.end_col >= c0) ? sp.end_col : c0;
+    if (sp.end_line > sp.line) c1 = w > c0 ? w : c0;
+    if (c1 > w + 1) c1 = w + 1;
+    if (c0 > w + 1) c0 = c1 = w + 1;
+    for (int i = 1; i < c0; i++) fputc(' ', d->out);
+    fputc('^', d->out);
+    for (int i = c0 + 1; i <= c1; i++) fputc('~', d->out);
+    fputc('\n', d->out);
+}
+
+static void report(flow_diag *d, const char *what, flow_span sp, const char *hint, const char *fmt,
+                   va_list ap) {
+    fprintf(d->out, "%s:%d:%d: %s: ", d->file ? d->file : "<input>", sp.line, sp.col, what);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    show_line(d, sp);
+    if (hint) fprintf(d->out, "hint: %s\n", hint);
+}
+
+void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
+    d->errors++;
+    if (d->errors > DIAG_MAX_ERRORS) {
+        if (d->errors == DIAG_MAX_ERRORS + 1)
+            fprintf(d->out, "%s: too many errors, stopping here\n", d->file ? d->file : "<input>");
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, "error", sp, hint, fmt, ap);
+    va_end(ap);
+}
+
+void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
+    d->warnings++;
+    if (d->errors > DIAG_MAX_ERRORS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, "warning", sp, hint, fmt, ap);
+    va_end(ap);
+}
+
+void diag_note(flow_diag *d, flow_span sp, const char *fmt, ...) {
+    if (d->errors > DIAG_MAX_ERRORS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, "note", sp, NULL, fmt, ap);
+    va_end(ap);
+}
+
+/* Levenshtein distance, bounded to short names. */
+static int distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int cur = row[j];
+            int cost = a[i - 1] != b[j - 1];
+            int best = prev + cost;
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+const char *diag_closest(const char *name, const char *const *cands, int n) {
+    const char *best = NULL;
+    int bestd = 99, len = (int)strlen(name);
+    int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+    for (int i = 0; i < n; i++) {
+        if (!cands[i] || strcmp(cands[i], name) == 0) continue;
+        int dd = distance(name, cands[i]);
+        if (dd < bestd) bestd = dd, best = cands[i];
+    }
+    return bestd <= limit ? best : NULL;
+}

@@ -1,0 +1,45 @@
+/*
+ * diag.h — compile diagnostics: one printer for the parser and the checker.
+ *
+ *   file:line:col: error: message
+ *       let x = count_wrds(f)
+ *               ^~~~~~~~~~
+ *   hint: did you mean 'count_words'?
+ *
+ * Errors are printed as they are reported (in report order) and counted;
+ * after DIAG_MAX_ERRORS further errors are counted but not printed.
+ */
+#ifndef FLOW_DIAG_H
+#define FLOW_DIAG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ast.h"
+
+#define DIAG_MAX_ERRORS 20
+
+typedef struct flow_diag {
+    const char *file; /* name shown in messages (borrowed) */
+    const char *src;  /* source text (borrowed), for the quoted line */
+    size_t len;       /* its length */
+    FILE *out;        /* where messages go (stderr) */
+    int errors;       /* errors reported so far */
+    int warnings;     /* warnings reported so far */
+} flow_diag;
+
+void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out);
+
+/* hint may be NULL. The message is printf-formatted. */
+void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A note attached to the previous diagnostic ("note: 'x' was bound here"). */
+void diag_note(flow_diag *d, flow_span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The closest candidate to name by edit distance, or NULL when none is close
+ * enough to suggest ("did you mean"). */
+const char *diag_closest(const char *name, const char *const *cands, int n);
+
+#endif

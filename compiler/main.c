@@ -1,0 +1,170 @@
+/*
+ * flowc — compile a .flow file into a plan.
+ *
+ *   flowc FILE [-o OUT] [--check] [--emit=plan|json|yaml|dot|c|ast]
+ *
+ * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ast.h"
+#include "compile.h"
+#include "diag.h"
+#include "plan.h"
+
+#define FLOWC_VERSION "0.1.0"
+#define FLOWC_MAX_SOURCE (64u << 20) /* a larger .flow file is refused */
+
+static void usage(FILE *f) {
+    fputs("usage: flowc FILE.flow [-o OUT] [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
+          "\n"
+          "  -o OUT        write the plan to OUT (default: FILE with .plan)\n"
+          "  --check       check the program only; write nothing\n"
+          "  --emit=FMT    plan (default, binary, to OUT), or print to standard output:\n"
+          "                json, yaml, dot (Graphviz), c (a C array to embed), ast\n"
+          "  -h, --help    this text\n"
+          "  --version     print the version\n"
+          "\n"
+          "exit status: 0 compiled, 1 errors in the program, 2 usage or I/O error\n",
+          f);
+}
+
+static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= FLOWC_MAX_SOURCE) {
+                snprintf(err, errlen, "%s is larger than %u MiB", path, FLOWC_MAX_SOURCE >> 20);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        if (r == 0) break;
+        n += r;
+    }
+    if (ferror(f)) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *emit = "plan";
+    int check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("flowc %s (plan format %d)\n", FLOWC_VERSION, PLAN_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--check")) {
+            check_only = 1;
+        } else if (!strcmp(a, "-o")) {
+            if (++i >= argc) {
+                fputs("flowc: -o needs a file name\n", stderr);
+                return 2;
+            }
+            out = argv[i];
+        } else if (!strncmp(a, "--emit=", 7)) {
+            emit = a + 7;
+        } else if (!strcmp(a, "--emit")) {
+            if (++i >= argc) {
+                fputs("flowc: --emit needs a format\n", stderr);
+                return 2;
+            }
+            emit = argv[i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "flowc: unknown option '%s' (see flowc --help)\n", a);
+            return 2;
+        } else if (in) {
+            fprintf(stderr, "flowc: one input file at a time ('%s' and '%s')\n", in, a);
+            return 2;
+        } else {
+            in = a;
+        }
+    }
+    if (!in) {
+        usage(stderr);
+        return 2;
+    }
+    int fmt = -1;
+    if (!strcmp(emit, "json")) fmt = PLAN_EMIT_JSON;
+    else if (!strcmp(emit, "yaml")) fmt = PLAN_EMIT_YAML;
+    else if (!strcmp(emit, "dot")) fmt = PLAN_EMIT_DOT;
+    else if (!strcmp(emit, "c")) fmt = PLAN_EMIT_C;
+    else if (strcmp(emit, "plan") && strcmp(emit, "ast")) {
+        fprintf(stderr, "flowc: unknown --emit format '%s' (plan, json, yaml, dot, c, ast)\n", emit);
+        return 2;
+    }
+
+    char err[512];
+    size_t len = 0;
+    char *src = read_all(in, &len, err, sizeof err);
+    if (!src) {
+        fprintf(stderr, "flowc: %s\n", err);
+        return 2;
+    }
+    /* default output: FILE with its .flow extension replaced by .plan */
+    char *def_out = NULL;
+    if (!out) {
+        size_t n = strlen(in);
+        def_out = malloc(n + 6);
+        memcpy(def_out, in, n + 1);
+        if (n > 5 && !strcmp(in + n - 5, ".flow")) def_out[n - 5] = 0;
+        strcat(def_out, ".plan");
+        out = def_out;
+    }
+
+    flow_diag diag;
+    diag_init(&diag, in, src, len, stderr);
+    ast_arena *ar = ast_arena_new();
+    int rc = 0;
+    flow_node *prog = flow_parse(ar, &diag, src, len);
+    if (!prog || diag.errors) {
+        rc = 1;
+    } else if (!strcmp(emit, "ast")) {
+        ast_dump(prog, stdout);
+    } else {
+        flowc_options opt = {in, check_only ? NULL : out, src, len};
+        flow_plan *plan = flowc_compile(prog, &diag, &opt);
+        if (!plan || diag.errors) {
+            rc = 1;
+        } else if (check_only) {
+            rc = 0;
+        } else if (fmt >= 0) {
+            rc = plan_emit(plan, (plan_emit_format)fmt, stdout) ? 2 : 0;
+        } else if (plan_write_file(plan, out, err, sizeof err)) {
+            fprintf(stderr, "flowc: %s\n", err);
+            rc = 2;
+        }
+        plan_free(plan);
+    }
+    if (diag.errors > 1 || (diag.errors && diag.warnings))
+        fprintf(stderr, "%d error%s%s\n", diag.errors, diag.errors == 1 ? "" : "s",
+                diag.warnings ? " (and warnings)" : "");
+    ast_arena_free(ar);
+    free(src);
+    free(def_out);
+    return rc;
+}

@@ -1,0 +1,31 @@
+/* types.c — see types.h. */
+#include "types.h"
+
+bool ty_is(const flow_plan *p, uint32_t t, plan_type_kind k) {
+    return t < p->n_types && p->types[t].kind == (uint32_t)k;
+}
+
+bool ty_is_strlike(const flow_plan *p, uint32_t t) {
+    return ty_is(p, t, PT_STR) || ty_is(p, t, PT_PATH) || ty_is(p, t, PT_DIR) ||
+           ty_is(p, t, PT_DATE);
+}
+
+bool ty_same(const flow_plan *p, uint32_t a, uint32_t b) {
+    if (a == b) return true;
+    if (a >= p->n_types || b >= p->n_types) return false;
+    const plan_type *x = &p->types[a], *y = &p->types[b];
+    if (x->kind != y->kind) return false;
+    switch (x->kind) {
+    case PT_LIST:
+        return ty_same(p, x->elem, y->elem);
+    case PT_RECORD:
+        if (x->n != y->n) return false;
+        for (uint32_t i = 0; i < x->n; i++) {
+            const plan_field *f = &p->fields[x->first + i], *g = &p->fields[y->first + i];
+            if (f->name != g->name || !ty_same(p, f->type, g->type)) return false;
+        }
+        return true;
+    default:
+        return true;
+    }
+}

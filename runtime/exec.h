@@ -1,0 +1,82 @@
+/*
+ * exec.h — running one task instance, and the executors that run many.
+ *
+ * The scheduler (sched.c) decides WHAT runs; an executor decides WHERE: in a
+ * thread of flowrun (inline) or in a pool of worker processes (process). Both
+ * end in rt_call_task, which runs one unit in the calling thread: a C task
+ * through libffi, an sh task as a child process, a combine as its two halves
+ * with the hand-over in memory.
+ *
+ * Work goes to an executor in batches and comes back in batches, so the
+ * per-instance cost is a few stores, not a thread wake-up (see FLOOR.md).
+ */
+#ifndef FLOW_EXEC_H
+#define FLOW_EXEC_H
+
+#include <stdint.h>
+
+#include "plan.h"
+#include "value.h"
+
+typedef struct rt_runtime rt_runtime; /* a loaded plan with its libraries linked (link.c) */
+
+/* Load-time: open the libraries of the plan (next to plan_path, then
+ * FLOW_LIBRARY_PATH), compare content hashes (a warning; strict: an error),
+ * resolve every symbol and prepare every libffi call interface. NULL with one
+ * line in err (naming task, library and symbol) on failure. */
+rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, char *err,
+                    size_t errlen);
+void rt_close(rt_runtime *rt);
+const flow_plan *rt_plan(const rt_runtime *rt);
+
+typedef struct rt_job {
+    uint64_t id;             /* the scheduler's instance id, echoed in the result */
+    uint32_t task;           /* plan task */
+    int64_t map_index;       /* -1 when not mapped (flow_map_index()) */
+    const flow_val *args;    /* the task's nparams arguments (borrowed until the result) */
+    const char *out_dir;     /* this instance's output directory (exists), or NULL */
+    const char *scratch_dir; /* this instance's scratch directory (exists), or NULL */
+    int64_t timeout_ms;      /* 0: none (the process executor enforces it) */
+} rt_job;
+
+typedef struct rt_result {
+    uint64_t id;       /* the job's id */
+    int ok;            /* 1: value holds the result; 0: error holds why */
+    flow_val value;    /* new reference, of the task's return type (ignored for void) */
+    char *error;       /* malloc'ed one-line message when !ok */
+    char *log;         /* malloc'ed captured log (flow_log lines, stdout, stderr) or NULL */
+    int term_signal;   /* signal that ended the worker, or 0 */
+    int worker_pid;    /* process that ran it (flowrun itself when inline) */
+    double start, end; /* wall clock, seconds since the epoch */
+    int64_t peak_rss_kb; /* of the worker, where known; else 0 */
+} rt_result;
+
+void rt_result_clear(const flow_plan *p, uint32_t task, rt_result *r);
+
+/* Run one unit in the calling thread. Fills res (res->id = job->id). Never longjmps
+ * out; a flow_fail() in the task gives res->ok = 0 with its message. */
+void rt_call_task(rt_runtime *rt, const rt_job *job, rt_result *res);
+
+/* ---- executors ---- */
+typedef struct rt_executor rt_executor;
+typedef struct rt_executor_ops {
+    const char *name;
+    /* Queue n jobs; never blocks for long. The executor copies what it keeps of
+     * each job struct; the args arrays stay valid until the job's result is
+     * returned by wait. */
+    int (*submit)(rt_executor *ex, const rt_job *jobs, int n);
+    /* Wait up to timeout_ms (-1: until one completes) for finished jobs; store up
+     * to max of them in out and return how many (0 on timeout). */
+    int (*wait)(rt_executor *ex, rt_result *out, int max, int timeout_ms);
+    /* Stop workers; jobs still running are abandoned. */
+    void (*destroy)(rt_executor *ex);
+} rt_executor_ops;
+
+struct rt_executor {
+    const rt_executor_ops *ops;
+};
+
+rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads);
+rt_executor *rt_executor_process(rt_runtime *rt, int nworkers);
+
+#endif /* FLOW_EXEC_H */

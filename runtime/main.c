@@ -1,0 +1,60 @@
+/*
+ * flowrun — run plans, and look after their history and store.
+ * The subcommands are listed once, in cli.h; this file only dispatches.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define X(name, syn)                                                                               \
+    __attribute__((weak)) int flowrun_cmd_##name(int argc, char **argv) {                         \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        fputs("flowrun: '" #name "' is not available in this build yet\n", stderr);                \
+        return 2;                                                                                  \
+    }
+FLOWRUN_COMMANDS(X)
+#undef X
+
+static const struct {
+    const char *name, *synopsis;
+    int (*fn)(int, char **);
+} commands[] = {
+#define X(name, syn) {#name, syn, flowrun_cmd_##name},
+    FLOWRUN_COMMANDS(X)
+#undef X
+};
+
+static void usage(FILE *f) {
+    fputs("usage: flowrun PLAN [options]          run a flow (same as: flowrun run PLAN ...)\n"
+          "       flowrun COMMAND [args]\n\ncommands:\n",
+          f);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
+    fputs("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n", f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        puts("flowrun 0.1.0");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    if (argv[1][0] == '-') {
+        fprintf(stderr, "flowrun: unknown option '%s' (see flowrun --help)\n", argv[1]);
+        return 2;
+    }
+    /* flowrun PLAN ... is flowrun run PLAN ...; argv[0] becomes "run" */
+    argv[0] = "run";
+    return flowrun_cmd_run(argc, argv);
+}

@@ -1,0 +1,329 @@
+/*
+ * plan.h — the plan: the only contract between flowc and flowrun.
+ *
+ * In memory a plan is a set of flat arrays of fixed-size records that refer to
+ * each other by 32-bit index (PLAN_NONE = no reference), in the manner of a
+ * compiled program that can be dumped and checked table by table. flowc builds
+ * one with the plan_add_* / plan_intern_* functions and writes it with
+ * plan_write (deterministic bytes); flowrun gets one back from plan_read, which
+ * bounds-checks every index before the runtime sees it, so the runtime may
+ * trust any index it finds in a plan that plan_read accepted.
+ *
+ * The byte format is documented in docs/plan-format.md.
+ *
+ * Index spaces (all uint32_t):
+ *   string  -> strs     (0 is always ""; text is NUL-terminated and may not hold NUL)
+ *   type    -> types    (interned: equal structure, equal index)
+ *   value   -> values   (constants: defaults, literals in flows, lambda constants)
+ *   lib     -> libs
+ *   task    -> tasks
+ *   graph   -> graphs   (flows and groups)
+ *   node    -> nodes    (ABSOLUTE index into plan->nodes; a graph owns a contiguous range)
+ *   lambda  -> lambdas
+ *   loc     -> locs     (source positions in the .flow file)
+ */
+#ifndef FLOW_PLAN_H
+#define FLOW_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PLAN_NONE UINT32_MAX
+#define PLAN_VERSION 1
+
+/* ---- types ---------------------------------------------------------------- */
+#define PLAN_TYPE_KINDS(X)                                                                         \
+    X(VOID, "void")                                                                                \
+    X(INT, "int") X(FLOAT, "float") X(BOOL, "bool") X(STR, "str") X(PATH, "path") X(DIR, "dir")    \
+        X(BYTES, "bytes") X(DATE, "date") X(DURATION, "duration") X(LIST, "list")                  \
+            X(RECORD, "record")
+
+typedef enum plan_type_kind {
+#define X(k, s) PT_##k,
+    PLAN_TYPE_KINDS(X)
+#undef X
+        PT__COUNT
+} plan_type_kind;
+
+typedef struct plan_type {
+    uint32_t kind;   /* plan_type_kind */
+    uint32_t elem;   /* LIST: element type; else PLAN_NONE */
+    uint32_t first;  /* RECORD: first entry in fields[]; else 0 */
+    uint32_t n;      /* RECORD: number of fields */
+    uint32_t name;   /* RECORD: declared name (string) or PLAN_NONE for anonymous */
+} plan_type;
+
+typedef struct plan_field {
+    uint32_t name; /* string */
+    uint32_t type; /* type */
+} plan_field;
+
+/* ---- constant values -------------------------------------------------------- */
+/* int/duration: i (duration in milliseconds); float: f; bool: i (0/1);
+ * str/path/dir/date: s (string); list/record: items[first .. first+n) are value
+ * indexes (record: in field order). bytes constants do not occur. */
+typedef struct plan_value {
+    uint32_t type;  /* type */
+    uint32_t n;     /* list/record: number of items */
+    union {
+        int64_t i;
+        double f;
+        uint32_t s;     /* string */
+        uint32_t first; /* into items[] */
+    } u;
+} plan_value;
+
+/* ---- libraries and tasks ------------------------------------------------------- */
+typedef struct plan_lib {
+    uint32_t name;       /* string: the name in `library wc = "..."` */
+    uint32_t path;       /* string: path relative to the plan file's folder, or absolute */
+    uint8_t sha256[32];  /* content hash at compile time (all zero: not found by flowc) */
+} plan_lib;
+
+#define PLAN_TASK_KINDS(X) X(C, "c") X(SH, "sh") X(COMBINE, "combine")
+typedef enum plan_task_kind {
+#define X(k, s) TK_##k,
+    PLAN_TASK_KINDS(X)
+#undef X
+        TK__COUNT
+} plan_task_kind;
+
+#define PLAN_TRIGGERS(X) X(ALL_SUCCESS, "all_success") X(ALL_DONE, "all_done")
+typedef enum plan_trigger {
+#define X(k, s) TRIG_##k,
+    PLAN_TRIGGERS(X)
+#undef X
+        TRIG__COUNT
+} plan_trigger;
+
+typedef struct plan_param {
+    uint32_t name;  /* string */
+    uint32_t type;  /* type */
+    uint32_t def;   /* value: the default, or PLAN_NONE */
+    uint32_t loc;   /* loc */
+} plan_param;
+
+/* How a COMBINE task fills one parameter of its second half. */
+#define PLAN_BIND_KINDS(X) X(RESULT, "result") X(STITCH, "stitch") X(PARAM, "param")
+typedef enum plan_bind_kind {
+#define X(k, s) PB_##k,
+    PLAN_BIND_KINDS(X)
+#undef X
+        PB__COUNT
+} plan_bind_kind;
+
+typedef struct plan_bind {
+    uint32_t kind;  /* RESULT: first's whole result; STITCH: field `index` of the stitch
+                       lambda's record; PARAM: the combined task's parameter `index` */
+    uint32_t index;
+} plan_bind;
+
+typedef struct plan_task {
+    uint32_t name;        /* string (for a combine: a generated name such as "combine(fetch,store)") */
+    uint32_t kind;        /* plan_task_kind */
+    uint32_t first_param; /* params[first_param .. +nparams) */
+    uint32_t nparams;
+    uint32_t ret;         /* type (PT_VOID when none) */
+    uint32_t lib;         /* C: lib */
+    uint32_t symbol;      /* C: string */
+    uint32_t cmd;         /* SH: lambda over (params..., out: str) -> str, interpolations
+                             shell-quoted; `{out}` is the last lambda parameter */
+    uint32_t first;       /* COMBINE: the first half (task) */
+    uint32_t second;      /* COMBINE: the second half (task) */
+    uint32_t stitch;      /* COMBINE: lambda first-result -> record, or PLAN_NONE */
+    uint32_t first_bind;  /* COMBINE: binds[first_bind .. + second's nparams) */
+    /* options (`with {...}`); a COMBINE's own options apply to the unit */
+    uint32_t retries;        /* default 0 */
+    uint32_t concurrency;    /* 0: unlimited */
+    int64_t retry_delay_ms;  /* default 0 */
+    int64_t timeout_ms;      /* 0: none */
+    int64_t max_map;         /* 0: the run's setting (default 100000) */
+    uint32_t cache;          /* bool, default 1 */
+    uint32_t trigger;        /* plan_trigger */
+    uint32_t version;        /* string or PLAN_NONE */
+    uint32_t run_as;         /* string or PLAN_NONE */
+    uint32_t image;          /* string or PLAN_NONE */
+    uint32_t label;          /* lambda or PLAN_NONE: takes the first k parameters */
+    uint32_t loc;            /* loc of the declaration */
+} plan_task;
+
+/* ---- graphs: flows and groups ---------------------------------------------------- */
+#define PLAN_GRAPH_KINDS(X) X(FLOW, "flow") X(GROUP, "group")
+typedef enum plan_graph_kind {
+#define X(k, s) PG_##k,
+    PLAN_GRAPH_KINDS(X)
+#undef X
+        PG__COUNT
+} plan_graph_kind;
+
+typedef struct plan_graph {
+    uint32_t name;        /* string */
+    uint32_t kind;        /* plan_graph_kind */
+    uint32_t first_param; /* params[...] */
+    uint32_t nparams;
+    uint32_t ret;         /* type (PT_VOID when none) */
+    uint32_t ret_node;    /* node whose value is the result, or PLAN_NONE */
+    uint32_t schedule;    /* string ("@daily", a cron line) or PLAN_NONE */
+    uint32_t first_node;  /* nodes[first_node .. +nnodes): in dependency order (every
+                             node's arguments and `after`s come before it) */
+    uint32_t nnodes;
+    uint32_t loc;
+} plan_graph;
+
+/*
+ * Nodes of a graph. Each produces one value of `type` (PT_VOID for effects).
+ * A flow is finished when every node of its graph is finished.
+ *
+ *   CONST          aux = value
+ *   PARAM          aux = parameter index of the graph
+ *   CALL           ref = task; one arg per task parameter, all ARG_SCALAR
+ *   EXPAND         ref = task; one arg per task parameter: ARG_SCALAR (the same value for
+ *                  every instance) or ARG_AXIS (aux = axis number: the k-th expanded list,
+ *                  in the order named, the first varying slowest); node.aux = number of
+ *                  axes; result [R] in map-index order
+ *   EXPAND_KWARGS  ref = task; one arg per task parameter: ARG_SCALAR, or ARG_FIELD
+ *                  (node = the rows list, aux = field index of the row record); result [R]
+ *   GROUP_CALL     ref = graph (a group); one ARG_SCALAR per group parameter
+ *   GROUP_EXPAND   ref = graph; args as EXPAND; result [R]; each element's chain runs
+ *                  depth-first
+ *   MAP            ref = lambda (one parameter); args[0] = the list; lazy
+ *   FILTER         ref = lambda (one parameter, -> bool); args[0] = the list; lazy
+ *   RANGE          args = [end] or [start, end] (int nodes)
+ *   ZIP            args = the lists, in order; type = [{...}] with one field per list;
+ *                  different lengths are a run-time error naming both
+ *   FILES          args = [dir, glob str]; result [path], recursive, sorted
+ *   FLATTEN        args[0] = [[T]]
+ *   LEN            args[0] = a list
+ *   LIST           args = the elements
+ *   RECORD         args = the field values in the record type's field order
+ *
+ * Every node may also wait for `after` nodes (afters[first_after .. +nafter)).
+ */
+#define PLAN_NODE_KINDS(X)                                                                         \
+    X(CONST, "const") X(PARAM, "param") X(CALL, "call") X(EXPAND, "expand")                        \
+        X(EXPAND_KWARGS, "expand_kwargs") X(GROUP_CALL, "group_call")                              \
+            X(GROUP_EXPAND, "group_expand") X(MAP, "map") X(FILTER, "filter") X(RANGE, "range")    \
+                X(ZIP, "zip") X(FILES, "files") X(FLATTEN, "flatten") X(LEN, "len")                \
+                    X(LIST, "list") X(RECORD, "record")
+
+typedef enum plan_node_kind {
+#define X(k, s) PN_##k,
+    PLAN_NODE_KINDS(X)
+#undef X
+        PN__COUNT
+} plan_node_kind;
+
+#define PLAN_ARG_MODES(X) X(SCALAR, "scalar") X(AXIS, "axis") X(FIELD, "field")
+typedef enum plan_arg_mode {
+#define X(k, s) PA_##k,
+    PLAN_ARG_MODES(X)
+#undef X
+        PA__COUNT
+} plan_arg_mode;
+
+typedef struct plan_arg {
+    uint32_t node; /* node (absolute index, inside the same graph, before the user) */
+    uint32_t mode; /* plan_arg_mode */
+    uint32_t aux;  /* AXIS: axis number; FIELD: field index; SCALAR: 0 */
+} plan_arg;
+
+typedef struct plan_node {
+    uint32_t kind;       /* plan_node_kind */
+    uint32_t type;       /* type of the value produced */
+    uint32_t ref;        /* task / graph / lambda, by kind; else PLAN_NONE */
+    uint32_t aux;        /* by kind (see above) */
+    uint32_t first_arg;  /* args[first_arg .. +nargs) */
+    uint32_t nargs;
+    uint32_t first_after;/* afters[first_after .. +nafter): node indexes */
+    uint32_t nafter;
+    uint32_t name;       /* string: the `let` name, or PLAN_NONE */
+    uint32_t loc;        /* loc of the expression (run-time errors point here) */
+} plan_node;
+
+/* ---- lambdas: portable typed expression code -------------------------------------- */
+/* A lambda is a flat array of instructions for a stack machine, run by the
+ * interpreter (runtime/expr_interp.c) and compiled by the JIT from the same array.
+ * Opcodes and operand meanings: runtime/expr_ops.h. */
+typedef struct plan_instr {
+    uint16_t op;  /* expr opcode (expr_ops.h) */
+    uint16_t b;   /* second operand (by opcode) */
+    int32_t a;    /* first operand (by opcode) */
+    uint32_t loc; /* loc: run-time errors in this instruction point here */
+} plan_instr;
+
+typedef struct plan_lambda {
+    uint32_t first_ptype; /* typelist[first_ptype .. +nparams): parameter types */
+    uint32_t nparams;
+    uint32_t ret;         /* result type */
+    uint32_t first_code;  /* code[first_code .. +ncode) */
+    uint32_t ncode;
+    uint32_t nlocals;     /* local slots the code needs beyond its parameters */
+    uint32_t loc;
+} plan_lambda;
+
+typedef struct plan_loc {
+    uint32_t line, col, end_line, end_col;
+} plan_loc;
+
+/* ---- the plan ---------------------------------------------------------------------- */
+#define PLAN_ARRAY(T, name) T *name; uint32_t n_##name, cap_##name
+
+typedef struct flow_plan {
+    uint32_t source;   /* string: the .flow file name as given to flowc */
+    uint8_t source_sha256[32]; /* hash of the .flow source */
+    /* strings: text of string i is strtext + stroff[i], NUL-terminated */
+    char *strtext;
+    uint32_t n_strtext, cap_strtext;
+    PLAN_ARRAY(uint32_t, stroff);
+    PLAN_ARRAY(plan_type, types);
+    PLAN_ARRAY(plan_field, fields);
+    PLAN_ARRAY(plan_value, values);
+    PLAN_ARRAY(uint32_t, items);     /* value indexes of list/record constants */
+    PLAN_ARRAY(plan_lib, libs);
+    PLAN_ARRAY(plan_param, params);  /* task and graph parameters */
+    PLAN_ARRAY(plan_bind, binds);
+    PLAN_ARRAY(plan_task, tasks);
+    PLAN_ARRAY(plan_graph, graphs);
+    PLAN_ARRAY(plan_node, nodes);
+    PLAN_ARRAY(plan_arg, args);
+    PLAN_ARRAY(uint32_t, afters);
+    PLAN_ARRAY(uint32_t, typelist);  /* lambda parameter types */
+    PLAN_ARRAY(plan_lambda, lambdas);
+    PLAN_ARRAY(plan_instr, code);
+    PLAN_ARRAY(plan_loc, locs);
+    void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
+} flow_plan;
+
+/* ---- building (flowc) ---- */
+flow_plan *plan_new(void);            /* an empty plan; string 0 is "" */
+void plan_free(flow_plan *p);
+uint32_t plan_intern_str(flow_plan *p, const char *s);
+const char *plan_str(const flow_plan *p, uint32_t s); /* "" for PLAN_NONE */
+uint32_t plan_type_basic(flow_plan *p, plan_type_kind k);
+uint32_t plan_type_list(flow_plan *p, uint32_t elem);
+/* fields: n (name, type) pairs; name = PLAN_NONE for an anonymous record */
+uint32_t plan_type_record(flow_plan *p, uint32_t name, const plan_field *fields, uint32_t n);
+/* Append one record to an array and return its index (the arrays grow as needed):
+ *   uint32_t i = PLAN_PUSH(p, tasks); p->tasks[i].name = ...;                        */
+#define PLAN_PUSH(p, arr) plan_grow_((void **)&(p)->arr, &(p)->n_##arr, &(p)->cap_##arr, sizeof *(p)->arr)
+uint32_t plan_grow_(void **arr, uint32_t *n, uint32_t *cap, size_t size);
+uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_line, uint32_t end_col);
+
+/* ---- bytes ---- */
+/* Deterministic: the same plan gives the same bytes. *out is malloc'ed. 0 on success. */
+int plan_write(const flow_plan *p, uint8_t **out, size_t *len);
+/* Validate and load. On failure returns NULL and writes one line (no newline) to err,
+ * e.g. "plan is truncated (412 of 1024 bytes)", "not a flow plan (bad magic)",
+ * "plan version 9 is newer than this flowrun (1)", "plan checksum mismatch". */
+flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen);
+flow_plan *plan_read_file(const char *path, char *err, size_t errlen);
+int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen);
+
+/* ---- views for people and tools (also `flowrun inspect`) ---- */
+typedef enum plan_emit_format { PLAN_EMIT_JSON, PLAN_EMIT_YAML, PLAN_EMIT_DOT, PLAN_EMIT_C } plan_emit_format;
+int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file /* FILE* */);
+/* A type written as in the language: "[{file: path, n: int}]" or its record name. */
+void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len);
+
+#endif /* FLOW_PLAN_H */

@@ -1,0 +1,113 @@
+/*
+ * value.h — run-time values.
+ *
+ * Values are untyped 8-byte words; their type is always known statically from
+ * the plan (a node's, a parameter's, a lambda's type), so no tag is stored in the
+ * word and the hot path never dispatches on a run-time type.
+ *
+ *   int, duration -> v.i        float -> v.f        bool -> v.i (0/1)
+ *   str, path, dir, date -> v.o points to an fv_str
+ *   bytes -> an fv_bytes        [T] -> an fv_list    record -> an fv_rec
+ *
+ * Heap values are immutable once built and reference-counted (atomically: they
+ * are shared between scheduler and worker threads). fv_incref / fv_decref take
+ * the plan type, so releasing a list of records of strings frees everything
+ * below it without per-object type tags.
+ *
+ * Ownership: a function that returns a flow_val returns a new reference unless
+ * its comment says "borrowed". Functions that take a flow_val borrow it unless
+ * their comment says "consumes".
+ */
+#ifndef FLOW_VALUE_H
+#define FLOW_VALUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "plan.h"
+
+typedef struct fv_obj {
+    atomic_int refs; /* reference count; the object is freed when it drops to 0 */
+    uint32_t type;   /* plan type of this object (diagnostics, encoders) */
+} fv_obj;
+
+typedef union flow_val {
+    int64_t i;
+    double f;
+    fv_obj *o; /* NULL never occurs for a heap type */
+} flow_val;
+
+typedef struct fv_str {
+    fv_obj h;
+    int64_t len; /* bytes, not counting the terminating NUL */
+    char data[]; /* NUL-terminated */
+} fv_str;
+
+typedef struct fv_bytes {
+    fv_obj h;
+    int64_t len;
+    uint8_t data[];
+} fv_bytes;
+
+typedef struct fv_list {
+    fv_obj h;
+    int64_t len;
+    flow_val items[];
+} fv_list;
+
+typedef struct fv_rec {
+    fv_obj h;
+    flow_val fields[]; /* in the record type's field order */
+} fv_rec;
+
+/* Is a value of this plan type a heap object (reference counted)? */
+bool fv_is_heap(const flow_plan *p, uint32_t type);
+
+/* Constructors. Each returns a new reference (refs = 1). Lists and records are
+ * built by filling items/fields after creation (the constructor zero-fills and
+ * the caller stores references it owns into them). */
+flow_val fv_str_new(const flow_plan *p, uint32_t type, const char *s, int64_t len);
+flow_val fv_str_cstr(const flow_plan *p, uint32_t type, const char *s);
+flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, int64_t len);
+flow_val fv_list_new(const flow_plan *p, uint32_t type, int64_t len);
+flow_val fv_rec_new(const flow_plan *p, uint32_t type);
+
+static inline fv_str *fv_as_str(flow_val v) { return (fv_str *)v.o; }
+static inline fv_bytes *fv_as_bytes(flow_val v) { return (fv_bytes *)v.o; }
+static inline fv_list *fv_as_list(flow_val v) { return (fv_list *)v.o; }
+static inline fv_rec *fv_as_rec(flow_val v) { return (fv_rec *)v.o; }
+
+void fv_incref(const flow_plan *p, uint32_t type, flow_val v); /* no-op for scalars */
+void fv_decref(const flow_plan *p, uint32_t type, flow_val v); /* frees at zero, recursively */
+
+/* Deep equality and a 64-bit hash consistent with it. */
+bool fv_equal(const flow_plan *p, uint32_t type, flow_val a, flow_val b);
+uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v);
+
+/* A plan constant (plan->values[id]) as a run-time value (new reference). */
+flow_val fv_from_const(const flow_plan *p, uint32_t value_id);
+
+/* Print as one line of JSON (runtime.md §3: paths as strings, bytes as base64,
+ * records as objects, dates as "YYYY-MM-DD", durations as milliseconds). */
+void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out);
+
+/* Parse a text (a --param value or a YAML scalar) as a value of `type`.
+ * Returns 0 and a new reference in *out, or -1 with one line in err. Lists and
+ * records are written as JSON-like text: [1, 2], {"a": 1}. */
+int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out, char *err,
+             size_t errlen);
+
+/* Serialise to / from a byte buffer (process workers, the store). Deterministic:
+ * equal values give equal bytes. fv_decode returns -1 on malformed input. */
+typedef struct fv_buf {
+    uint8_t *data;
+    size_t len, cap;
+} fv_buf;
+void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out);
+int fv_decode(const flow_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
+              flow_val *out);
+
+#endif /* FLOW_VALUE_H */
