@@ -55,6 +55,8 @@ typedef struct flow_parser {
     flow_lexer *lx;        /* the scanner's extra state (brackets, strings) */
     flow_node *program;    /* the result */
     int depth_reported;    /* the nesting-depth error was given once already */
+    const char *src;       /* the source text (borrowed) */
+    size_t len;            /* its length */
 } flow_parser;
 
 /* Text of one run of string characters (escapes decoded; may hold NUL). */
@@ -76,6 +78,8 @@ int flow_lex_mismatch(const flow_parser *p, flow_span at, flow_span *opened);
 int flow_lex_last_decl(const flow_parser *p);
 /* A new node of the parse (every node the scanner or parser makes comes from here). */
 flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp);
+/* Whether the scanner reported an error earlier on the line of `at`. */
+int flow_lex_error_before(const flow_parser *p, flow_span at);
 /* Whether the terminator token at `at` was a ';' (else a newline). */
 int flow_lex_is_semicolon(const flow_parser *p, flow_span at);
 }
@@ -610,6 +614,20 @@ static int starts_expr(yysymbol_kind_t k) {
     }
 }
 
+/* Tokens that would continue an expression (operators, postfix): left out of
+ * a long expected list, where they only hide the useful ',' or ')'. */
+static int continues_expr(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_PLUS: case YYSYMBOL_MINUS: case YYSYMBOL_STAR: case YYSYMBOL_SLASH:
+    case YYSYMBOL_PERCENT: case YYSYMBOL_LT: case YYSYMBOL_GT: case YYSYMBOL_EQ: case YYSYMBOL_NE:
+    case YYSYMBOL_LE: case YYSYMBOL_GE: case YYSYMBOL_AND: case YYSYMBOL_OR: case YYSYMBOL_WITH:
+    case YYSYMBOL_DOT: case YYSYMBOL_LPAREN: case YYSYMBOL_LBRACKET: case YYSYMBOL_AFTER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static const char *token_text(yysymbol_kind_t k) {
     switch (k) {
     case YYSYMBOL_TERM: case YYSYMBOL_TERM0: return "newline";
@@ -622,6 +640,7 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     yysymbol_kind_t la = yypcontext_token(yc);
     if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
     flow_span at = *yypcontext_location(yc);
+    if (flow_lex_error_before(p, at)) return 0; /* most likely a consequence of it */
 
     yysymbol_kind_t exp[YYNTOKENS];
     int n = yypcontext_expected_tokens(yc, exp, YYNTOKENS);
@@ -631,6 +650,16 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     const char *words[YYNTOKENS];
     int nw = 0, expr_done = 0, term_done = 0;
     int want_expr = has(exp, n, YYSYMBOL_INT);
+    yysymbol_kind_t all[YYNTOKENS]; /* the whole set, for the hints */
+    int nall = n;
+    memcpy(all, exp, sizeof all);
+    if (!want_expr && n > 1) { /* drop what would merely continue an expression */
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (exp[i] != YYSYMBOL_FATARROW && (n <= 4 || !continues_expr(exp[i])))
+                exp[k++] = exp[i];
+        n = k;
+    }
     int want_type = !want_expr && has(exp, n, YYSYMBOL_IDENT) && has(exp, n, YYSYMBOL_LBRACKET) &&
                     has(exp, n, YYSYMBOL_LBRACE);
     for (int i = 0; i < n; i++) {
@@ -685,17 +714,25 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
         snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is never closed",
                  ob == 'I' ? '{' : ob, open.line, open.col);
         h = hint;
-    } else if (la == YYSYMBOL_EQ && has(exp, n, YYSYMBOL_ASSIGN)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_AFTER)) {
+        h = "a name is bound with 'let name = value'";
+    } else if ((la == YYSYMBOL_LT || la == YYSYMBOL_GT || la == YYSYMBOL_LE || la == YYSYMBOL_GE ||
+                la == YYSYMBOL_EQ || la == YYSYMBOL_NE) && !has(all, nall, la) &&
+               has(all, nall, YYSYMBOL_PLUS)) {
+        h = "comparisons do not chain: write a < b and b < c";
+    } else if (la == YYSYMBOL_EQ && has(all, nall, YYSYMBOL_ASSIGN)) {
         h = "'==' compares two values; use '=' here";
-    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_EQ)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_EQ)) {
         h = "to compare two values, write '=='";
-    } else if (la == YYSYMBOL_COLON && has(exp, n, YYSYMBOL_ASSIGN)) {
+    } else if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN)) {
         h = "record literals are written {name = value}; ':' is for types and 'with' options";
-    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_COLON)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_COLON)) {
         h = "parameters, record types and 'with' options are written 'name: ...'";
-    } else if (has(exp, n, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
+    } else if (has(all, nall, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
         h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
-    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(exp, n, YYSYMBOL_IDENT)) {
+    } else if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
+        h = "statements belong inside the { } of a flow or group";
+    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT)) {
         snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name", yysymbol_name(la));
         h = hint;
     } else if (ob && ob != '{' && at.line != open.line) {
