@@ -31,6 +31,7 @@
 %expect 0
 %parse-param {flow_parser *p}
 %lex-param {flow_parser *p}
+%initial-action { @$ = (flow_span){1, 1, 1, 1}; }
 
 %code requires {
 #include <stddef.h>
