@@ -255,6 +255,22 @@ static void test_multiline_layouts(void **state) {
     /* an operator at the end of a line continues the statement */
     expect_stmt("let x = 1 +\n    2", "(LET x (BINARY + (INT 1) (INT 2)))");
     expect_stmt("return\n  x", "(RETURN (NAME x))");
+    /* a line that begins with what can only continue a statement continues it */
+    expect_stmt("let s = resize\n    .partial(width = 200)  # note\n\n    .expand(src = files)",
+                "(LET s (CALL (MEMBER expand (CALL (MEMBER partial (NAME resize)) (ARG width"
+                " (INT 200)))) (ARG src (NAME files))))");
+    expect_stmt("let x = if a\n  then 1\n  else 2", "(LET x (IF (NAME a) (INT 1) (INT 2)))");
+    expect_stmt("let x = a\n  and b\n  or c",
+                "(LET x (BINARY or (BINARY and (NAME a) (NAME b)) (NAME c)))");
+    expect_stmt("let x = a\n  == b", "(LET x (BINARY == (NAME a) (NAME b)))");
+    expect_stmt("let m = combine(a, b)\n  with {retries: 1}",
+                "(LET m (WITH (CALL (NAME combine) (ARG (NAME a)) (ARG (NAME b)))"
+                " (OPTION retries (INT 1))))");
+    expect_stmt("let a = t(x)\n  after b", "(LET a (CALL (NAME t) (ARG (NAME x))) (NAME b))");
+    expect_prog("task t(a: int)\n  -> int\n  = lib.f\n  with {retries: 1}\n"
+                "flow f()\n{\n}\n",
+                "(PROGRAM (TASK t (TNAME int) (BIND_SYMBOL lib \"f\") (PARAM a (TNAME int))"
+                " | (OPTION retries (INT 1))) (FLOW f))");
     /* the newline after a complete line ends it: the second line is its own statement */
     char src[] = "flow f() {\n  let x = a\n  -1\n}\n";
     parsed r = parse(src);
