@@ -37,8 +37,10 @@ static void check_tree(const flow_node *n, int depth) {
     check_tree(n->a, depth + 1);
     check_tree(n->b, depth + 1);
     check_tree(n->c, depth + 1);
-    for (int i = 0; i < n->list.len; i++) check_tree(n->list.items[i], depth + 1);
-    for (int i = 0; i < n->list2.len; i++) check_tree(n->list2.items[i], depth + 1);
+    for (int i = 0; i < n->list.len; i++)
+        check_tree(n->list.items[i], depth + 1);
+    for (int i = 0; i < n->list2.len; i++)
+        check_tree(n->list2.items[i], depth + 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
