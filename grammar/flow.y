@@ -752,7 +752,8 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
         h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
     } else if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
         h = "statements belong inside the { } of a flow or group";
-    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT)) {
+    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT) &&
+               !want_expr) {
         snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name",
                  yysymbol_name(la));
         h = hint;
