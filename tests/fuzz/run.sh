@@ -7,7 +7,8 @@
 # coverage into $FUZZ_BUILD (default build/fuzz); each target links them
 # except the two main()s. A target's corpus (kept between runs, in
 # $FUZZ_BUILD/corpus-NAME) is seeded from tests/fuzz/seeds-NAME/ when that
-# folder exists, else from every tests/**/*.flow. Prints one line per target:
+# folder exists, else from every tests/**/*.flow; tests/fuzz/NAME.dict, when
+# present, is its libFuzzer dictionary. Prints one line per target:
 #   PASS fuzz_NAME: R runs in S s (E exec/s), corpus C
 #   FAIL fuzz_NAME: crash, reproducer in ...
 # and exits 1 when any target failed.
@@ -50,8 +51,9 @@ for src in tests/fuzz/fuzz_*.c; do
         find tests -name '*.flow' | while read -r f; do
             cp "$f" "$seeds/$(echo "$f" | tr / _)"; done
     fi
+    dict=""; [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
     log="$FB/$name.log"
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 $dict \
         -print_final_stats=1 -artifact_prefix="$art/" "$corpus" "$seeds" > "$log" 2>&1
     code=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
