@@ -469,6 +469,10 @@ static void test_error_positions(void **state) {
     ERR("flow f() { let x = 1 let y = 2 }",
         "<input>:1:22: error: unexpected 'let', expected newline or '}'");
     ERR("library l = \"a{x}\"\n", "<input>:1:16: error: a library path cannot interpolate");
+    ERR("flow f(c: bool) -> int {\n  return if c then 1",
+        "<input>:2:21: error: unexpected end of file, expected 'else'");
+    ERR("flow f() {\n  let x = 1 +;\n}\n",
+        "<input>:2:14: error: unexpected ';', expected expression");
 }
 
 /* Several errors in one file: recovery at statement and declaration level. */
