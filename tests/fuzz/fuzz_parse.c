@@ -65,33 +65,17 @@ static void print_list(const flow_nodes *l, const char *sep, FILE *f) {
 }
 
 static void print_text(const flow_node *part, FILE *f) {
+    static const char special[] = "\"\\{}\n\t";
+    static const char *const escaped[] = {"\\\"", "\\\\", "\\{", "\\}", "\\n", "\\t"};
     for (int64_t i = 0; i < part->ival; i++) {
         unsigned char c = (unsigned char)part->sval[i];
-        switch (c) {
-            case '"':
-                fputs("\\\"", f);
-                break;
-            case '\\':
-                fputs("\\\\", f);
-                break;
-            case '{':
-                fputs("\\{", f);
-                break;
-            case '}':
-                fputs("\\}", f);
-                break;
-            case '\n':
-                fputs("\\n", f);
-                break;
-            case '\t':
-                fputs("\\t", f);
-                break;
-            default:
-                if (c < 32 || c == 127)
-                    fprintf(f, "\\u{%x}", c);
-                else
-                    fputc(c, f);
-        }
+        const char *at = c ? strchr(special, c) : NULL;
+        if (at)
+            fputs(escaped[at - special], f);
+        else if (c < 32 || c == 127)
+            fprintf(f, "\\u{%x}", c);
+        else
+            fputc(c, f);
     }
 }
 
