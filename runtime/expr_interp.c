@@ -183,16 +183,21 @@ static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
     return sb_done(p, t, &sb);
 }
 
-/* Shortest "%.Ng" that reads back as the same double; ".0" added when the text
- * would read as an integer; "nan", "inf", "-inf". */
+/* Python's repr of a float: the fewest significant digits that read back as the same
+ * double; fixed notation for decimal exponents -4..15, else d.ddde+XX; ".0" added when
+ * the text would read as an integer; "nan", "inf", "-inf". */
 static int fmt_float(double d, char *buf, size_t len) {
     if (isnan(d)) return snprintf(buf, len, "nan");
     if (isinf(d)) return snprintf(buf, len, d < 0 ? "-inf" : "inf");
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(buf, len, "%.*g", prec, d);
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(buf, len, "%.*e", prec - 1, d);
         if (strtod(buf, NULL) == d) break;
     }
+    const char *e = strchr(buf, 'e');
+    int exp10 = e ? atoi(e + 1) : 0;
+    if (exp10 >= -4 && exp10 < 16 && prec < exp10 + 1) prec = exp10 + 1;
+    int n = snprintf(buf, len, "%.*g", prec, d);
     if (!strpbrk(buf, ".e") && (size_t)n + 2 < len) n += snprintf(buf + n, len - (size_t)n, ".0");
     return n;
 }
