@@ -18,7 +18,7 @@
 /* Bounds the interpreter relies on (the compiler never emits more; expr_verify
  * rejects code that would need more). */
 #define EXPR_RT_MAX_STACK 256 /* operand-stack slots */
-#define EXPR_RT_MAX_LOCALS 64 /* parameters + local slots */
+#define EXPR_RT_MAX_PARAMS 64 /* parameters of one lambda */
 
 typedef struct expr_error {
     uint32_t loc;   /* plan loc of the failing instruction (PLAN_NONE if unknown) */
