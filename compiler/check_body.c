@@ -265,7 +265,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                 }
             } else {
                 if (mode != M_CALL) {
-                    diag_error(c->d, a->span, "e.g. t.expand(file = files)",
+                    diag_error(c->d, a->span, mode == M_PARTIAL ? "e.g. t.partial(width = 200)"
+                               : "e.g. t.expand(file = files)",
                                "%s takes named arguments (name = value)", mode_text[mode]);
                     ok = false;
                     continue;
