@@ -352,7 +352,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         return ERR;
     }
     bool is_void = ty_is(p, s.ret, PT_VOID);
-    uint32_t lt = is_void ? c->t_void : plan_type_list(p, s.ret);
+    uint32_t lt = is_void || mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
     if (f.kind == CV_GROUP) {
         uint32_t graph = c->decls[f.ref].index;
         if (mode == M_KWARGS) {
