@@ -448,10 +448,12 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
         }
         uint32_t want = p->params[ss.first + k].type;
         if (!ty_same(p, want, fs.ret)) {
-            snprintf(ctx, sizeof ctx, "parameter '%s' of '%s' (fed by '%s''s result)",
-                     pname(c, &ss, k), ss.name, fs.name);
-            type_mismatch(c, call->span, ctx, want, fs.ret,
-                          "use stitch = r => {...} to say which parameters the result fills");
+            char a[128], b[128];
+            diag_error(c->d, call->span,
+                       "use stitch = r => {...} to say which parameters the result fills",
+                       "'%s' returns %s, but '%s' takes %s as '%s'", fs.name,
+                       chk_type_text(c, fs.ret, a, sizeof a), ss.name,
+                       chk_type_text(c, want, b, sizeof b), pname(c, &ss, k));
             return ERR;
         }
         filled[k] = true;
