@@ -551,6 +551,14 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     }
     char name[300];
     snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
+    int same = chk_map_get(&c->combines, name);
+    if (same >= 0) { /* a second combine of the same halves: keep task names unique */
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+        size_t o = strlen(name);
+        snprintf(name + o, sizeof name - o, "#%d", same + 2);
+    } else {
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+    }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
     t->name = plan_intern_str(p, name);
