@@ -597,7 +597,7 @@ static void test_call_errors(void **state) {
     assert_int_equal(t->p->lambdas[li].nparams, 2);
     li = lam_ex(t, "(a, b, c, d) => a", three, 3, S, true);
     assert_int_equal(li, PLAN_NONE);
-    assert_non_null(strstr(t->errs, "but only 1 to 3 can be given here"));
+    assert_non_null(strstr(t->errs, "but at most 3 can be given here"));
     tx_free(t);
 }
 
