@@ -254,11 +254,19 @@ static uint32_t lower_str(lw *w, const flow_node *e) {
             if (push_str(w, part->sval, len, w->t_str, part->span) == PLAN_NONE) ok = false;
         } else {
             uint32_t t = lower(w, part, PLAN_NONE);
-            if (t == PLAN_NONE || to_str(w, t, part->span) == PLAN_NONE) {
+            if (t == PLAN_NONE) {
                 ok = false;
                 continue;
             }
-            if (w->sh) emit(w, EOP_SHQUOTE, (int32_t)w->t_str, 0, part->span, 0);
+            if (w->sh && is_k(w, t, PT_LIST) && is_str(w, w->p->types[t].elem)) {
+                /* a list of paths/strings: one quoted word per element */
+                emit(w, EOP_SHQUOTE_L, (int32_t)t, 0, part->span, 0);
+            } else if (to_str(w, t, part->span) == PLAN_NONE) {
+                ok = false;
+                continue;
+            } else if (w->sh) {
+                emit(w, EOP_SHQUOTE, (int32_t)w->t_str, 0, part->span, 0);
+            }
         }
         if (++n == EXPR_INTERP_CHUNK) {
             emit(w, EOP_INTERP, (int32_t)w->t_str, (uint32_t)n, e->span, 1 - n);

@@ -15,7 +15,7 @@
  * free of any bookkeeping.
  *
  * The semantics of every opcode here are the contract a JIT must reproduce; the
- * string built-ins live in plain helper functions (expr_str_*) a JIT can call.
+ * string and path built-ins are plain helper functions (str_*) over fv_str.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -171,15 +171,30 @@ static flow_val str_replace(const flow_plan *p, uint32_t t, const fv_str *s, con
 }
 
 /* POSIX single quotes: 'it'\''s' — one word whatever the content. */
+static void sb_shquote(sbuf *sb, const fv_str *s) {
+    sb_put(sb, "'", 1);
+    for (int64_t i = 0; i < s->len; i++) {
+        if (s->data[i] == '\'') sb_put(sb, "'\\''", 4);
+        else sb_put(sb, &s->data[i], 1);
+    }
+    sb_put(sb, "'", 1);
+}
+
 static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
     sbuf sb;
     sb_init(&sb);
-    sb_put(&sb, "'", 1);
-    for (int64_t i = 0; i < s->len; i++) {
-        if (s->data[i] == '\'') sb_put(&sb, "'\\''", 4);
-        else sb_put(&sb, &s->data[i], 1);
+    sb_shquote(&sb, s);
+    return sb_done(p, t, &sb);
+}
+
+/* The elements of a list of strings as quoted words separated by spaces. */
+static flow_val str_shquote_list(const flow_plan *p, uint32_t t, const fv_list *xs) {
+    sbuf sb;
+    sb_init(&sb);
+    for (int64_t i = 0; i < xs->len; i++) {
+        if (i) sb_put(&sb, " ", 1);
+        sb_shquote(&sb, S(xs->items[i]));
     }
-    sb_put(&sb, "'", 1);
     return sb_done(p, t, &sb);
 }
 
@@ -571,6 +586,13 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
             default: v = str_case(p, t, s, false); break;
             }
             fv_decref(p, t, TOP);
+            TOP = v;
+            break;
+        }
+        case EOP_SHQUOTE_L: {
+            uint32_t et = p->types[in->a].elem;
+            flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
+            fv_decref(p, (uint32_t)in->a, TOP);
             TOP = v;
             break;
         }

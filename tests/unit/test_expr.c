@@ -664,6 +664,27 @@ static void test_sh(void **state) {
     assert_non_null(strstr(t->errs, "unknown name 'nmae': a command can use only the task's "
                                     "parameters"));
     assert_non_null(strstr(t->errs, "did you mean 'name'?"));
+    /* a list of paths: one quoted word each; an empty list: nothing */
+    uint32_t lp[] = {t->t_lpath};
+    li = sh_cmd(t, "task g(parts: [path]) -> path = sh \"cat {parts} > {out}\"\n", lp, true);
+    assert_int_not_equal(li, PLAN_NONE);
+    flow_val la[2] = {fv_list_new(t->p, t->t_lpath, 2), fv_str_cstr(t->p, t->t_str, "o")};
+    fv_as_list(la[0])->items[0] = fv_str_cstr(t->p, t->t_path, "a b");
+    fv_as_list(la[0])->items[1] = fv_str_cstr(t->p, t->t_path, "c'd");
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat 'a b' 'c'\\''d' > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    la[0] = fv_list_new(t->p, t->t_lpath, 0);
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat  > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    fv_decref(t->p, t->t_str, la[1]);
+    /* a list of ints cannot be interpolated */
+    li = sh_cmd(t, "task g(ns: [int]) -> str = sh \"echo {ns}\"\n", &t->t_lint, false);
+    assert_int_equal(li, PLAN_NONE);
+    assert_non_null(strstr(t->errs, "cannot turn a value of type [int] into a string"));
     /* a command without interpolation, and literal text kept as written */
     li = sh_cmd(t, "task g() -> str = sh \"echo '$HOME' \\\"x\\\"\"\n", pt, false);
     flow_val out_arg = fv_str_cstr(t->p, t->t_str, "");
