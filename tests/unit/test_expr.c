@@ -476,6 +476,13 @@ static void test_records_lists(void **state) {
     out = run(t, li, &a);
     assert_true(fv_as_list(out)->items[0].f == 1.0 && fv_as_list(out)->items[2].f == 3.0);
     fv_decref(t->p, t->p->lambdas[li].ret, out);
+    /* [int] literal where [float] is wanted */
+    uint32_t t_lf = plan_type_list(t->p, t->t_float);
+    li = lam(t, "x => [x, 2]", &t->t_int, 1, t_lf);
+    a.i = 7;
+    out = run(t, li, &a);
+    assert_true(fv_as_list(out)->items[0].f == 7.0 && fv_as_list(out)->items[1].f == 2.0);
+    fv_decref(t->p, t_lf, out);
     /* an empty list where the type is known */
     li = lam(t, "x => if x > 0 then [x] else []", &t->t_int, 1, PLAN_NONE);
     a.i = 0;
