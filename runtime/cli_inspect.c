@@ -7,7 +7,10 @@
  * (beside the plan, then along FLOW_LIBRARY_PATH) and compares its SHA-256 with the one
  * flowc recorded.
  */
+#define _GNU_SOURCE /* dlinfo */
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +196,15 @@ static bool find_library(const char *plan_path, const char *lib, char *out, size
                 return true;
         }
         env = end ? end + 1 : NULL;
+    }
+    /* a bare name ("libm.so.6") may be the system loader's to find, as at run time */
+    if (!strchr(lib, '/')) {
+        void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+        struct link_map *lm = NULL;
+        bool ok = h && dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name &&
+                  (size_t)snprintf(out, len, "%s", lm->l_name) < len && is_file(out);
+        if (h) dlclose(h);
+        return ok;
     }
     return false;
 }

@@ -844,7 +844,57 @@ static flow_plan *small_plan(void) {
     return p;
 }
 
+static int write_bytes(const char *dir, const char *name, const uint8_t *b, size_t n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "test_plan: cannot write %s\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+/* Damaged plans for tests/suites/30-plan.sh, each refused for its own reason. */
+static int write_damaged(const char *dir) {
+    flow_plan *p = rich_plan(NULL);
+    size_t n, m = 0;
+    uint8_t *b;
+    int rc = 0;
+    if (plan_write(p, &b, &n)) return 1;
+    uint8_t *c = malloc(2 * n + 16);
+    rc |= write_bytes(dir, "empty.plan", b, 0);
+    rc |= write_bytes(dir, "short.plan", b, 5);
+    rc |= write_bytes(dir, "truncated.plan", b, n / 2);
+    memcpy(c, b, n);
+    c[n / 3] ^= 0x20;
+    rc |= write_bytes(dir, "flipped.plan", c, n);
+    memcpy(c, b, n);
+    memcpy(c + n, "garbage", 7);
+    rc |= write_bytes(dir, "trailing.plan", c, n + 7);
+    memcpy(c, b, n);
+    put32(c + 8, PLAN_VERSION + 1);
+    plan_reseal(c, n);
+    rc |= write_bytes(dir, "newer.plan", c, n);
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] == '\n') c[m++] = '\r';
+        c[m++] = b[i];
+    }
+    rc |= write_bytes(dir, "crlf.plan", c, m);
+    const char *text = "flow main() -> int {\n  return 1\n}\n";
+    rc |= write_bytes(dir, "text.plan", (const uint8_t *)text, strlen(text));
+    free(b);
+    p->args[p->nodes[node_named(p, "stored")].first_arg].node = 0;
+    if (plan_write(p, &b, &n)) return 1;
+    rc |= write_bytes(dir, "badref.plan", b, n);
+    free(b);
+    free(c);
+    plan_free(p);
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--write-damaged")) return write_damaged(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--write-plan")) return write_plan(rich_plan(NULL), argv[2]);
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
         char path[4096];
