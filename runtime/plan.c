@@ -524,9 +524,8 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
             goto bad;                                                                      \
         }                                                                                  \
         if (off < prev_end || off > len || (uint64_t)count * esz > len - off) {            \
-            fail(err, errlen,                                                              \
-                 "bad plan: section %s (offset %llu, %u records) lies outside the file",   \
-                 #arr, (unsigned long long)off, count);                                    \
+            fail(err, errlen, "bad plan: section %s (offset %llu, %u records) overlaps " \
+                 "another or runs past the end", #arr, (unsigned long long)off, count);     \
             goto bad;                                                                      \
         }                                                                                  \
         prev_end = off + (uint64_t)count * esz;                                            \
