@@ -10,7 +10,6 @@
 #define _GNU_SOURCE /* dlinfo */
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,9 +199,9 @@ static bool find_library(const char *plan_path, const char *lib, char *out, size
     /* a bare name ("libm.so.6") may be the system loader's to find, as at run time */
     if (!strchr(lib, '/')) {
         void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
-        struct link_map *lm = NULL;
-        bool ok = h && dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name &&
-                  (size_t)snprintf(out, len, "%s", lm->l_name) < len && is_file(out);
+        char origin[PATH_MAX] = ""; /* the folder the loader took it from */
+        bool ok = h && dlinfo(h, RTLD_DI_ORIGIN, origin) == 0 &&
+                  (size_t)snprintf(out, len, "%s/%s", origin, lib) < len && is_file(out);
         if (h) dlclose(h);
         return ok;
     }

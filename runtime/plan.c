@@ -743,7 +743,8 @@ static int chk_lambdas(plan_check *k) {
         /* operands, jumps, stack bounds and operand types: the expression module's
          * verifier (the opcode list and its typing rules are owned there) */
         char why[200];
-        if (expr_verify(p, i, why, sizeof why) != 0) BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
+        if (expr_verify(p, i, why, sizeof why) != 0)
+            BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
     }
     return 0;
 }

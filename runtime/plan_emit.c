@@ -371,15 +371,7 @@ static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, ch
         break;
     default: break;
     }
-    bool show_a = true;
-    switch ((flow_expr_op)in->op) { /* the opcodes whose `a` means something */
-    case EOP_CONST: case EOP_PARAM: case EOP_LOCAL: case EOP_SETLOCAL: case EOP_JUMP:
-    case EOP_JUMP_IF_FALSE: case EOP_JUMP_IF_TRUE: case EOP_FIELD: case EOP_MAKE_RECORD:
-    case EOP_MAKE_LIST: case EOP_INTERP: case EOP_CALL: break;
-    default: show_a = false;
-    }
-    int n = show_a ? snprintf(out, len, "%u %s %d", pc, NAME_OF(op_names, in->op), in->a)
-                   : snprintf(out, len, "%u %s", pc, NAME_OF(op_names, in->op));
+    int n = snprintf(out, len, "%u %s %d", pc, NAME_OF(op_names, in->op), in->a);
     if (show_b && n > 0 && (size_t)n < len) n += snprintf(out + n, len - (size_t)n, " %u", in->b);
     if (note[0] && n > 0 && (size_t)n < len)
         n += snprintf(out + n, len - (size_t)n, "  # %s", note);
