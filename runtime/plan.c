@@ -957,7 +957,10 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         bool mapped = n->kind != PN_CALL && n->kind != PN_GROUP_CALL;
         if (n->nargs != nparams) BAD("node %u has %u arguments for %u parameters", i, n->nargs,
                                      nparams);
-        if (mapped ? (!is_list(p, n->type) || p->types[n->type].elem != ret) : n->type != ret)
+        /* a mapped effect (callee returns void) may produce void rather than [void] */
+        bool mapped_ok = (is_list(p, n->type) && p->types[n->type].elem == ret) ||
+                         (kind_of(p, ret) == PT_VOID && kind_of(p, n->type) == PT_VOID);
+        if (mapped ? !mapped_ok : n->type != ret)
             BAD("node %u has type %u, which does not match its callee's result", i, n->type);
         uint32_t naxis = n->kind == PN_EXPAND_KWARGS ? 0 : n->aux;
         if (mapped && n->kind != PN_EXPAND_KWARGS && naxis == 0)
