@@ -870,7 +870,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             BAD("node %u waits for node %u (must be earlier in graph %u)", i, a, g);
         }
     }
-    const plan_arg *args = p->args + n->first_arg;
+    const plan_arg *args = n->nargs ? p->args + n->first_arg : NULL; /* NULL + 0 is UB */
     uint32_t nparams = 0, first_param = 0, ret = 0;
     switch ((plan_node_kind)n->kind) {
     case PN_CONST:
