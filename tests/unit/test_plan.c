@@ -796,6 +796,65 @@ static void test_validator_messages(void **state) {
     p = rich_plan(&x);
     p->nodes[node_named(p, "counts")].aux = 0;
     expect_bad(p, "no axis");
+
+    p = rich_plan(&x);
+    uint32_t c = node_named(p, "c"); /* group prep's call becomes a call of prep itself */
+    p->nodes[c].kind = PN_GROUP_CALL;
+    p->nodes[c].ref = 0;
+    p->nodes[c].nargs = 1;
+    expect_bad(p, "calls itself");
+
+    p = rich_plan(&x);
+    node(p, PN_CONST, x.t_int, PLAN_NONE, x.v_int, NULL);
+    expect_bad(p, "belongs to no graph");
+
+    p = rich_plan(&x);
+    p->items[p->values[x.v_list].u.first] = x.v_str; /* a str in an [int] */
+    expect_bad(p, "item 0 has type");
+
+    p = rich_plan(&x);
+    p->params[1].def = x.v_str; /* count's n: int = "hello" */
+    expect_bad(p, "default has type");
+
+    p = rich_plan(&x);
+    p->tasks[1].nparams = 0; /* the command lambda takes (url, out) */
+    expect_bad(p, "does not take (params..., out: str)");
+
+    p = rich_plan(&x);
+    p->args[p->nodes[node_named(p, "by_row")].first_arg].aux = 2; /* Row has 2 fields */
+    expect_bad(p, "bad mode or axis/field");
+
+    p = rich_plan(&x);
+    p->nodes[node_named(p, "pairs")].nargs = 1; /* zip's record has 2 fields */
+    expect_bad(p, "one field per argument");
+
+    p = rich_plan(&x);
+    p->source = p->n_stroff;
+    expect_bad(p, "source name");
+}
+
+/* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
+static void test_void_expand(void **state) {
+    (void)state;
+    for (int as_list = 0; as_list < 2; as_list++) {
+        rich_ids x;
+        flow_plan *p = rich_plan(&x);
+        uint32_t t = task(p, "touch", TK_C, 0, 2, x.t_void);
+        p->tasks[t].lib = 0;
+        p->tasks[t].symbol = plan_intern_str(p, "touch");
+        uint32_t ty = as_list ? plan_type_list(p, x.t_void) : x.t_void;
+        uint32_t n = node(p, PN_EXPAND, ty, t, 1, "touched");
+        arg(p, n, node_named(p, "files"), PA_AXIS, 0);
+        arg(p, n, node_named(p, "n"), PA_SCALAR, 0);
+        p->graphs[1].nnodes++; /* main's nodes end where this one was added */
+        size_t len;
+        uint8_t *b = bytes_of(p, &len);
+        flow_plan *q = read_bytes(b, len);
+        if (!q) fail_msg("refused: %s", err);
+        plan_free(q);
+        free(b);
+        plan_free(p);
+    }
 }
 
 static void test_files(void **state) {
@@ -913,6 +972,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_newer_version),
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
+        cmocka_unit_test(test_void_expand),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
