@@ -525,9 +525,8 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
             goto bad;                                                                      \
         }                                                                                  \
         if (off < prev_end || off > len || (uint64_t)count * esz > len - off) {            \
-            fail(err, errlen,                                                              \
-                 "bad plan: section %s (offset %llu, %u records) lies outside the file",   \
-                 #arr, (unsigned long long)off, count);                                    \
+            fail(err, errlen, "bad plan: section %s (offset %llu, %u records) overlaps " \
+                 "another or runs past the end", #arr, (unsigned long long)off, count);     \
             goto bad;                                                                      \
         }                                                                                  \
         prev_end = off + (uint64_t)count * esz;                                            \
@@ -744,7 +743,8 @@ static int chk_lambdas(plan_check *k) {
         /* operands, jumps, stack bounds and operand types: the expression module's
          * verifier (the opcode list and its typing rules are owned there) */
         char why[200];
-        if (expr_verify(p, i, why, sizeof why) != 0) BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
+        if (expr_verify(p, i, why, sizeof why) != 0)
+            BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
     }
     return 0;
 }
@@ -870,7 +870,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             BAD("node %u waits for node %u (must be earlier in graph %u)", i, a, g);
         }
     }
-    const plan_arg *args = p->args + n->first_arg;
+    const plan_arg *args = n->nargs ? p->args + n->first_arg : NULL; /* NULL + 0 is UB */
     uint32_t nparams = 0, first_param = 0, ret = 0;
     switch ((plan_node_kind)n->kind) {
     case PN_CONST:
@@ -957,7 +957,10 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         bool mapped = n->kind != PN_CALL && n->kind != PN_GROUP_CALL;
         if (n->nargs != nparams) BAD("node %u has %u arguments for %u parameters", i, n->nargs,
                                      nparams);
-        if (mapped ? (!is_list(p, n->type) || p->types[n->type].elem != ret) : n->type != ret)
+        /* a mapped effect (callee returns void) may produce void rather than [void] */
+        bool mapped_ok = (is_list(p, n->type) && p->types[n->type].elem == ret) ||
+                         (kind_of(p, ret) == PT_VOID && kind_of(p, n->type) == PT_VOID);
+        if (mapped ? !mapped_ok : n->type != ret)
             BAD("node %u has type %u, which does not match its callee's result", i, n->type);
         uint32_t naxis = n->kind == PN_EXPAND_KWARGS ? 0 : n->aux;
         if (mapped && n->kind != PN_EXPAND_KWARGS && naxis == 0)
