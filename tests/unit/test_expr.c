@@ -469,6 +469,15 @@ static void test_records_lists(void **state) {
              t->t_bool);
     assert_true(run(t, li, &l).i);
     fv_decref(t->p, t->t_lstr, l);
+    /* floats inside lists compare as IEEE numbers, as they do alone */
+    li = lam(t, "f => [f] == [f]", &t->t_float, 1, t->t_bool);
+    flow_val fa = {.f = __builtin_nan("")};
+    assert_false(run(t, li, &fa).i);
+    fa.f = 1.5;
+    assert_true(run(t, li, &fa).i);
+    li = lam(t, "f => {x = f} == {x = 0.0 - f}", &t->t_float, 1, t->t_bool);
+    fa.f = 0.0;
+    assert_true(run(t, li, &fa).i);
     /* mixed int/float list literal becomes [float] */
     li = lam(t, "x => [x, 2.5, 3]", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->types[t->p->lambdas[li].ret].elem, t->t_float);
