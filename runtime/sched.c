@@ -233,6 +233,7 @@ typedef struct sched {
     uint64_t ninst_dirs;     /* instance folders made */
     double t0, last_progress; /* clock */
     int live_drawn;          /* a live progress line is on screen */
+    int work_made;           /* opts->work_dir exists */
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -1247,9 +1248,26 @@ static int task_needs_dir(const flow_plan *p, uint32_t t) {
     return T->kind != TK_C || type_has_files(p, T->ret, 0);
 }
 
+/* mkdir -p */
+static void make_dirs(const char *path) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *q = buf + 1; *q; q++)
+        if (*q == '/') {
+            *q = 0;
+            mkdir(buf, 0777);
+            *q = '/';
+        }
+    mkdir(buf, 0777);
+}
+
 /* r->dir = "<folder>\0<folder>/out\0<folder>/scratch\0", the three made on disk. */
 static void make_inst_dir(sched *S, inst *r, uint64_t id) {
     char dir[2048];
+    if (!S->work_made) {
+        make_dirs(S->o->work_dir);
+        S->work_made = 1;
+    }
     snprintf(dir, sizeof dir, "%s/%s-%" PRId64 "-%" PRIu64, S->o->work_dir,
              plan_str(S->p, S->p->tasks[r->task].name), r->k, id);
     size_t n = strlen(dir);
@@ -1521,7 +1539,6 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     S->batch = xcalloc(SCHED_BATCH, sizeof *S->batch);
     S->results = xcalloc(SCHED_BATCH, sizeof *S->results);
     adapt_limit(S);
-    if (opts->work_dir) mkdir(opts->work_dir, 0777);
 
     const plan_graph *G = &p->graphs[graph];
     flow_val *pv = xcalloc(G->nparams, sizeof *pv);

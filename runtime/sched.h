@@ -55,4 +55,14 @@ typedef struct sched_outcome {
 int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
               const sched_opts *opts, sched_outcome *out);
 
+/* ---- parameters (params.c) ---- */
+
+/* The values of graph `graph`'s parameters: from kv ("name=value" texts, as
+ * given to --param; they win), then the YAML mapping in yaml_file (may be
+ * NULL), then the declared defaults. Each is parsed and checked against its
+ * type. 0 with out[0 .. nparams) filled (new references), or -1 with one line in
+ * err and nothing to release. */
+int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
+                   const char *yaml_file, flow_val *out, char *err, size_t errlen);
+
 #endif /* FLOW_SCHED_H */
