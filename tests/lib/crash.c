@@ -85,3 +85,11 @@ const char *crash_greet(const char *name) {
     snprintf(buf, sizeof buf, "hello, %s", name);
     return buf;
 }
+
+/* unbounded recursion: overflows the stack */
+int64_t crash_recurse(int64_t x) {
+    volatile char pad[1024];
+    pad[0] = (char)x;
+    if (x < 0) return 0; /* never, from a non-negative start */
+    return crash_recurse(x + 1) + pad[0];
+}

@@ -35,10 +35,14 @@ typedef struct fixture {
 } fixture;
 
 /* tasks of the fixture plan, in this order */
-enum { T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_GREET, T__N };
+enum {
+    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE, T_GREET,
+    T__N
+};
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_greet"};
+    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
+    "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -212,6 +216,7 @@ static void crashes_fail_only_their_instance(void **state) {
     task[30] = T_EXIT;
     task[40] = T_FPE;
     task[41] = T_SEGV; /* two deaths in a row */
+    task[50] = T_RECURSE; /* a stack overflow */
     collected c;
     run_jobs(ex, f->plan, N, task, args, NULL, &c);
     for (int i = 0; i < N; i++) {
@@ -231,6 +236,7 @@ static void crashes_fail_only_their_instance(void **state) {
     assert_non_null(strstr(c.r[30].log, "about to exit (30)"));
     assert_string_equal(c.r[40].error, "worker killed by signal 8 (Floating point exception)");
     assert_string_equal(c.r[41].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_string_equal(c.r[50].error, "worker killed by signal 11 (Segmentation fault)");
     /* the worker was replaced each time */
     assert_int_not_equal(c.r[0].worker_pid, c.r[N - 1].worker_pid);
     assert_int_not_equal(c.r[11].worker_pid, c.r[9].worker_pid);
@@ -391,6 +397,49 @@ static void destroy_leaves_no_processes(void **state) {
     assert_int_equal(errno, ECHILD);
 }
 
+/* a worker killed from outside: its running job fails, the queued ones run elsewhere */
+static void external_kill_requeues_the_rest(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val ms = {.i = 30000}, x[20];
+    rt_job jobs[21];
+    jobs[0] = (rt_job){.id = 0, .task = T_HANG, .map_index = -1, .args = &ms};
+    for (int i = 1; i < 21; i++) {
+        x[i - 1].i = i;
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = T_OK, .map_index = -1, .args = &x[i - 1]};
+    }
+    /* one quick job first, to learn the worker's pid */
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &jobs[1], 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    int pid = r.worker_pid;
+    assert_int_equal(ex->ops->submit(ex, jobs, 21), 0); /* the hang, then 20 quick ones */
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 100), 0);
+    kill(pid, SIGKILL);
+    int seen = 0, failed = 0;
+    while (seen < 21) {
+        rt_result buf[32];
+        int k = ex->ops->wait(ex, buf, 32, 10000);
+        assert_true(k > 0);
+        for (int i = 0; i < k; i++) {
+            if (buf[i].id == 0) {
+                assert_false(buf[i].ok);
+                assert_string_equal(buf[i].error, "worker killed by signal 9 (Killed)");
+                failed++;
+            } else {
+                assert_true(buf[i].ok);
+                assert_int_equal(buf[i].value.i, 2 * (int64_t)buf[i].id + 1);
+                assert_int_not_equal(buf[i].worker_pid, pid);
+            }
+            rt_result_clear(f->plan, buf[i].id ? T_OK : T_HANG, &buf[i]);
+        }
+        seen += k;
+    }
+    assert_int_equal(failed, 1);
+    ex->ops->destroy(ex);
+}
+
 /* wait with nothing outstanding returns at once; a timeout returns 0 */
 static void wait_edges(void **state) {
     fixture *f = *state;
@@ -417,6 +466,7 @@ int main(void) {
         cmocka_unit_test(capture_keeps_the_tail),
         cmocka_unit_test(values_cross_the_boundary),
         cmocka_unit_test(destroy_leaves_no_processes),
+        cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(wait_edges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
