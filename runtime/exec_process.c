@@ -23,10 +23,11 @@
  *   Results. The worker runs a job, reads what the job printed from the capture
  *   file (the tail, at most PX_LOG_MAX bytes) and truncates it, and appends a
  *   result frame to an output buffer. It sends the buffer before blocking for
- *   more jobs, when it is large, before a job of another task or with a
- *   timeout, and when PX_FLUSH_NS has passed since the last send: many results
- *   per system call when jobs are short, no result held back long when they
- *   are not. The parent reads results in large chunks, matches each with the
+ *   more jobs, when it is large, when PX_FLUSH_NS has passed since the last
+ *   send, and before a job that may be slow (one with a timeout, or of a task
+ *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
+ *   results per system call when jobs are short, and no result held back by a
+ *   long job after it. The parent reads results in large chunks, matches each with the
  *   head of that worker's FIFO and queues a finished rt_result for wait().
  *
  *   Failure. Before each job the worker stores the job's slot and start time
@@ -167,6 +168,7 @@ typedef struct px_exec {
     uint32_t *ready_task;  /* the task of each ready result (to free them) */
     size_t ready_head, ready_count, ready_cap; /* a ring */
     uint64_t inflight;     /* slots sitting in some worker's fifo */
+    uint64_t timed;        /* slots held whose job has a timeout */
     int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
     fv_buf enc;            /* scratch for encoding arguments */
     struct pollfd *pfd;    /* scratch for poll: 2 per worker */
@@ -296,6 +298,7 @@ typedef struct px_child_state {
     pid_t parent;      /* flowrun */
     fv_buf enc;        /* scratch for the result value */
     flow_val *args;    /* decoded arguments, max_params of them */
+    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -481,7 +484,6 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
 static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     px_child_setup(cs);
     int64_t last_flush = px_now(CLOCK_MONOTONIC);
-    uint32_t last_task = UINT32_MAX;
     for (;;) {
         /* run every whole frame we have */
         while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
@@ -494,14 +496,19 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
                 h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
-            int64_t now = px_now(CLOCK_MONOTONIC);
-            if (cs->whole && (h.timeout_ms > 0 || h.task != last_task ||
-                              now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
+            /* send what is done before a job that may take a while, so its results
+             * are not held back by it */
+            int64_t now = px_now(CLOCK_MONOTONIC), *avg = &cs->task_ns[h.task];
+            int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
+            if (cs->whole &&
+                (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
                 px_child_flush(cs);
                 last_flush = now;
             }
-            last_task = h.task;
             px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h);
+            int64_t took = px_now(CLOCK_MONOTONIC) - now;
+            *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
+            if (*avg <= 0) *avg = 1;
             cs->in.off += whole;
         }
         px_compact(&cs->in);
@@ -572,6 +579,8 @@ static int px_spawn(px_exec *ex, int i) {
         cs.pid = getpid();
         cs.parent = parent;
         cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
+        cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
+        if (!cs.task_ns) _exit(125);
         px_child_main(&cs);
     }
     setpgid(pid, pid); /* also done by the child; whichever runs first */
@@ -607,6 +616,7 @@ static uint32_t px_slot_new(px_exec *ex) {
 }
 
 static void px_slot_free(px_exec *ex, uint32_t s) {
+    if (ex->slots[s].timeout_ms > 0) ex->timed--;
     free(ex->slots[s].frame);
     ex->slots[s].frame = NULL;
     ex->slots[s].next_free = ex->free_slot;
@@ -862,6 +872,7 @@ static void px_reap(px_exec *ex, int i, int respawn) {
  * the next deadline that could pass (INT64_MAX: none). */
 static int64_t px_deadlines(px_exec *ex) {
     int64_t now = px_now(CLOCK_MONOTONIC), next = INT64_MAX;
+    if (!ex->timed) return next;
     for (int i = 0; i < ex->nworkers; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
@@ -926,6 +937,7 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         sl->task = job->task;
         sl->timeout_ms = job->timeout_ms;
         sl->frame = NULL;
+        if (job->timeout_ms > 0) ex->timed++;
         if (total > PX_FRAME_MAX) {
             px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
                            "encoded)", NULL, 0, 0, 0);

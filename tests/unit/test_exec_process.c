@@ -369,9 +369,66 @@ static void values_cross_the_boundary(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A runner that answers with the job's fields, as a string (task T_GREET). */
+static void run_echo_job(void *ctx, const rt_job *job, rt_result *res) {
+    fixture *f = ctx;
+    char buf[512];
+    snprintf(buf, sizeof buf, "id=%llu map=%lld out=%s scratch=%s timeout=%lld arg=%s",
+             (unsigned long long)job->id, (long long)job->map_index,
+             job->out_dir ? job->out_dir : "(none)",
+             job->scratch_dir ? job->scratch_dir : "(none)", (long long)job->timeout_ms,
+             fv_as_str(job->args[0])->data);
+    res->ok = 1;
+    res->value = fv_str_cstr(f->plan, f->t_str, buf);
+}
+
+/* every field of a job reaches the worker */
+static void job_fields_reach_the_worker(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 2, run_echo_job, f);
+    assert_non_null(ex);
+    flow_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
+    flow_val e = fv_str_cstr(f->plan, f->t_str, "");
+    rt_job jobs[2] = {
+        {.id = 1ull << 40, .task = T_GREET, .map_index = 12345, .args = &a,
+         .out_dir = "/tmp/x/out", .scratch_dir = "/tmp/x/scratch", .timeout_ms = 60000},
+        {.id = 3, .task = T_GREET, .map_index = -1, .args = &e},
+    };
+    assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
+    int got = 0;
+    while (got < 2) {
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        assert_true(r.ok);
+        if (r.id == 3)
+            assert_string_equal(fv_as_str(r.value)->data,
+                                "id=3 map=-1 out=(none) scratch=(none) timeout=0 arg=");
+        else
+            assert_string_equal(fv_as_str(r.value)->data,
+                                "id=1099511627776 map=12345 out=/tmp/x/out "
+                                "scratch=/tmp/x/scratch timeout=60000 arg=arg \"quoted\" é");
+        rt_result_clear(f->plan, T_GREET, &r);
+        got++;
+    }
+    fv_decref(f->plan, f->t_str, a);
+    fv_decref(f->plan, f->t_str, e);
+    ex->ops->destroy(ex);
+}
+
+/* Open file descriptors of this process. */
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
 /* destroy with jobs still running: every worker is killed and reaped */
 static void destroy_leaves_no_processes(void **state) {
     fixture *f = *state;
+    int fds = count_fds();
     rt_executor *ex = rt_executor_process_with(f->plan, 3, run_direct, f);
     assert_non_null(ex);
     /* learn the worker pids from quick jobs, then leave long ones running */
@@ -395,6 +452,7 @@ static void destroy_leaves_no_processes(void **state) {
     errno = 0;
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
+    assert_int_equal(count_fds(), fds); /* and no descriptor left open */
 }
 
 /* a worker killed from outside: its running job fails, the queued ones run elsewhere */
@@ -440,6 +498,30 @@ static void external_kill_requeues_the_rest(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* a quick job's result is not held back by a slow job queued after it */
+static void results_are_not_held_back(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val x = {.i = 5}, ms = {.i = 700};
+    for (int round = 0; round < 2; round++) { /* first with the slow task unknown, then known */
+        rt_job jobs[2] = {{.id = 1, .task = T_OK, .map_index = -1, .args = &x},
+                          {.id = 2, .task = T_HANG, .map_index = -1, .args = &ms}};
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        assert_int_equal(r.id, 1);
+        double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        assert_true(s < 0.5);
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        assert_int_equal(r.id, 2);
+    }
+    ex->ops->destroy(ex);
+}
+
 /* wait with nothing outstanding returns at once; a timeout returns 0 */
 static void wait_edges(void **state) {
     fixture *f = *state;
@@ -465,8 +547,10 @@ int main(void) {
         cmocka_unit_test(output_is_captured_per_instance),
         cmocka_unit_test(capture_keeps_the_tail),
         cmocka_unit_test(values_cross_the_boundary),
+        cmocka_unit_test(job_fields_reach_the_worker),
         cmocka_unit_test(destroy_leaves_no_processes),
         cmocka_unit_test(external_kill_requeues_the_rest),
+        cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(wait_edges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
