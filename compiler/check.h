@@ -99,6 +99,7 @@ typedef struct chk_ctx {
     chk_decl *decls;            /* top-level declarations in source order (malloc'ed) */
     int ndecls;                 /* their number */
     chk_map names;              /* declaration name -> index in decls */
+    chk_map combines;           /* generated combine name -> how many more share it */
     const char **cand;          /* scratch for "did you mean" candidate lists */
     int ncand, capcand;         /* used, allocated */
     int depth;                  /* expression nesting (bounded) */

@@ -352,7 +352,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         return ERR;
     }
     bool is_void = ty_is(p, s.ret, PT_VOID);
-    uint32_t lt = is_void ? c->t_void : plan_type_list(p, s.ret);
+    uint32_t lt = is_void || mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
     if (f.kind == CV_GROUP) {
         uint32_t graph = c->decls[f.ref].index;
         if (mode == M_KWARGS) {
@@ -448,10 +448,12 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
         }
         uint32_t want = p->params[ss.first + k].type;
         if (!ty_same(p, want, fs.ret)) {
-            snprintf(ctx, sizeof ctx, "parameter '%s' of '%s' (fed by '%s''s result)",
-                     pname(c, &ss, k), ss.name, fs.name);
-            type_mismatch(c, call->span, ctx, want, fs.ret,
-                          "use stitch = r => {...} to say which parameters the result fills");
+            char a[128], b[128];
+            diag_error(c->d, call->span,
+                       "use stitch = r => {...} to say which parameters the result fills",
+                       "'%s' returns %s, but '%s' takes %s as '%s'", fs.name,
+                       chk_type_text(c, fs.ret, a, sizeof a), ss.name,
+                       chk_type_text(c, want, b, sizeof b), pname(c, &ss, k));
             return ERR;
         }
         filled[k] = true;
@@ -549,6 +551,14 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     }
     char name[300];
     snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
+    int same = chk_map_get(&c->combines, name);
+    if (same >= 0) { /* a second combine of the same halves: keep task names unique */
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+        size_t o = strlen(name);
+        snprintf(name + o, sizeof name - o, "#%d", same + 2);
+    } else {
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+    }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
     t->name = plan_intern_str(p, name);

@@ -1006,6 +1006,7 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     free(c.decls);
     free(c.cand);
     chk_map_free(&c.names);
+    chk_map_free(&c.combines);
     ast_arena_free(c.ar);
     if (devnull) fclose(devnull);
     if (diag->errors) {

@@ -23,10 +23,11 @@
  *   Results. The worker runs a job, reads what the job printed from the capture
  *   file (the tail, at most PX_LOG_MAX bytes) and truncates it, and appends a
  *   result frame to an output buffer. It sends the buffer before blocking for
- *   more jobs, when it is large, before a job of another task or with a
- *   timeout, and when PX_FLUSH_NS has passed since the last send: many results
- *   per system call when jobs are short, no result held back long when they
- *   are not. The parent reads results in large chunks, matches each with the
+ *   more jobs, when it is large, when PX_FLUSH_NS has passed since the last
+ *   send, and before a job that may be slow (one with a timeout, or of a task
+ *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
+ *   results per system call when jobs are short, and no result held back by a
+ *   long job after it. The parent reads results in large chunks, matches each with the
  *   head of that worker's FIFO and queues a finished rt_result for wait().
  *
  *   Failure. Before each job the worker stores the job's slot and start time
@@ -61,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -76,6 +78,7 @@
 #define PX_FLUSH_BYTES (64 * 1024) /* ... and whenever this many are buffered */
 #define PX_LOG_MAX (64 * 1024)     /* captured output kept per instance: the tail */
 #define PX_FRAME_MAX (1u << 30)    /* largest frame either side accepts */
+#define PX_ERROR_MAX 4096          /* bytes of an error message sent back */
 #define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
 #define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
 #define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
@@ -165,6 +168,7 @@ typedef struct px_exec {
     uint32_t *ready_task;  /* the task of each ready result (to free them) */
     size_t ready_head, ready_count, ready_cap; /* a ring */
     uint64_t inflight;     /* slots sitting in some worker's fifo */
+    uint64_t timed;        /* slots held whose job has a timeout */
     int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
     fv_buf enc;            /* scratch for encoding arguments */
     struct pollfd *pfd;    /* scratch for poll: 2 per worker */
@@ -291,8 +295,10 @@ typedef struct px_child_state {
     px_bytes out;      /* result frames not yet sent */
     size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
     pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
+    pid_t parent;      /* flowrun */
     fv_buf enc;        /* scratch for the result value */
     flow_val *args;    /* decoded arguments, max_params of them */
+    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -347,8 +353,16 @@ static void px_child_setup(px_child_state *cs) {
     sigemptyset(&sa.sa_mask);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    /* the task gets a plain process: default dispositions for what flowrun may have
+     * caught or ignored (ignored ones would even survive exec), nothing blocked */
+    const int plain[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) signal(plain[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* die with flowrun (see docs/executors.md for the thread this ties us to) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
 }
@@ -395,6 +409,8 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     double end = (double)px_now(CLOCK_REALTIME) / 1e9;
     atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
     if (getpid() != cs->pid) _exit(0); /* a task forked and its child came back here */
+    while (waitpid(-1, NULL, WNOHANG) > 0) { /* children the task left behind */
+    }
 
     /* what the job printed */
     fflush(stdout);
@@ -415,24 +431,42 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     cs->enc.len = 0;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
         fv_encode(p, t->ret, res.value, &cs->enc);
-    size_t nerr = res.ok || !res.error ? 0 : strlen(res.error);
-    size_t nlog1 = res.log ? strlen(res.log) : 0, nlog2 = captured ? strlen(captured) : 0;
-    int sep = nlog1 && nlog2 && res.log[nlog1 - 1] != '\n';
+    const char *err = res.ok ? NULL : res.error ? res.error : "task failed";
+    size_t nerr = err ? strnlen(err, PX_ERROR_MAX) : 0;
+    /* the log: the runtime's lines (flow_log), then what was printed; tails only */
+    const char *log1 = res.log ? res.log : "";
+    size_t nlog1 = strlen(log1), nlog2 = captured ? strlen(captured) : 0;
+    char note[96] = "";
+    if (nlog1 > PX_LOG_MAX) {
+        snprintf(note, sizeof note, "[... %zu bytes of log dropped; the last %d follow]\n",
+                 nlog1 - PX_LOG_MAX, PX_LOG_MAX);
+        log1 += nlog1 - PX_LOG_MAX;
+        nlog1 = PX_LOG_MAX;
+    }
+    size_t nnote = strlen(note);
+    int sep = nlog1 && nlog2 && log1[nlog1 - 1] != '\n';
+    if (cs->enc.len > PX_FRAME_MAX - PX_LOG_MAX * 3 - PX_ERROR_MAX - sizeof(px_reshdr)) {
+        cs->enc.len = 0;
+        res.ok = 0;
+        err = "the result is too large for the process executor (over 1 GiB encoded)";
+        nerr = strlen(err);
+    }
     px_reshdr rh = {0};
     rh.slot = h->slot;
     rh.id = h->id;
     rh.ok = res.ok;
     rh.nvalue = (uint32_t)cs->enc.len;
     rh.nerror = (uint32_t)nerr;
-    rh.nlog = (uint32_t)(nlog1 + (size_t)sep + nlog2);
+    rh.nlog = (uint32_t)(nnote + nlog1 + (size_t)sep + nlog2);
     rh.start = start;
     rh.end = end;
     rh.peak_rss_kb = rss;
     rh.len = (uint32_t)(sizeof rh - sizeof rh.len + rh.nvalue + rh.nerror + rh.nlog);
     px_put(&cs->out, &rh, sizeof rh);
     px_put(&cs->out, cs->enc.data, cs->enc.len);
-    px_put(&cs->out, res.error, nerr);
-    px_put(&cs->out, res.log, nlog1);
+    px_put(&cs->out, err, nerr);
+    px_put(&cs->out, note, nnote);
+    px_put(&cs->out, log1, nlog1);
     px_put(&cs->out, "\n", (size_t)sep);
     px_put(&cs->out, captured, nlog2);
     cs->whole = cs->out.len;
@@ -450,7 +484,6 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
 static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     px_child_setup(cs);
     int64_t last_flush = px_now(CLOCK_MONOTONIC);
-    uint32_t last_task = UINT32_MAX;
     for (;;) {
         /* run every whole frame we have */
         while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
@@ -463,14 +496,19 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
                 h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
-            int64_t now = px_now(CLOCK_MONOTONIC);
-            if (cs->whole && (h.timeout_ms > 0 || h.task != last_task ||
-                              now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
+            /* send what is done before a job that may take a while, so its results
+             * are not held back by it */
+            int64_t now = px_now(CLOCK_MONOTONIC), *avg = &cs->task_ns[h.task];
+            int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
+            if (cs->whole &&
+                (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
                 px_child_flush(cs);
                 last_flush = now;
             }
-            last_task = h.task;
             px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h);
+            int64_t took = px_now(CLOCK_MONOTONIC) - now;
+            *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
+            if (*avg <= 0) *avg = 1;
             cs->in.off += whole;
         }
         px_compact(&cs->in);
@@ -520,6 +558,7 @@ static int px_spawn(px_exec *ex, int i) {
     }
     fflush(stdout); /* or the child would print the parent's buffered output again */
     fflush(stderr);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) goto fail;
     if (pid == 0) {
@@ -538,7 +577,10 @@ static int px_spawn(px_exec *ex, int i) {
         cs.capfd = w->capfd;
         cs.ctl = w->ctl;
         cs.pid = getpid();
+        cs.parent = parent;
         cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
+        cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
+        if (!cs.task_ns) _exit(125);
         px_child_main(&cs);
     }
     setpgid(pid, pid); /* also done by the child; whichever runs first */
@@ -574,6 +616,7 @@ static uint32_t px_slot_new(px_exec *ex) {
 }
 
 static void px_slot_free(px_exec *ex, uint32_t s) {
+    if (ex->slots[s].timeout_ms > 0) ex->timed--;
     free(ex->slots[s].frame);
     ex->slots[s].frame = NULL;
     ex->slots[s].next_free = ex->free_slot;
@@ -829,6 +872,7 @@ static void px_reap(px_exec *ex, int i, int respawn) {
  * the next deadline that could pass (INT64_MAX: none). */
 static int64_t px_deadlines(px_exec *ex) {
     int64_t now = px_now(CLOCK_MONOTONIC), next = INT64_MAX;
+    if (!ex->timed) return next;
     for (int i = 0; i < ex->nworkers; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
@@ -888,16 +932,24 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         h.map_index = job->map_index;
         h.timeout_ms = job->timeout_ms;
         size_t total = sizeof h + nout + nscr + ex->enc.len;
+        px_slot *sl = &ex->slots[s];
+        sl->id = job->id;
+        sl->task = job->task;
+        sl->timeout_ms = job->timeout_ms;
+        sl->frame = NULL;
+        if (job->timeout_ms > 0) ex->timed++;
+        if (total > PX_FRAME_MAX) {
+            px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
+                           "encoded)", NULL, 0, 0, 0);
+            continue;
+        }
         h.len = (uint32_t)(total - sizeof h.len);
         uint8_t *f = px_xrealloc(NULL, total);
         memcpy(f, &h, sizeof h);
         if (nout) memcpy(f + sizeof h, job->out_dir, nout);
         if (nscr) memcpy(f + sizeof h + nout, job->scratch_dir, nscr);
         if (ex->enc.len) memcpy(f + sizeof h + nout + nscr, ex->enc.data, ex->enc.len);
-        px_slot *sl = &ex->slots[s];
-        sl->id = job->id;
-        sl->task = job->task;
-        sl->timeout_ms = job->timeout_ms;
+        sl = &ex->slots[s];
         sl->frame = f;
         sl->nframe = total;
         px_pend_push_back(ex, s);

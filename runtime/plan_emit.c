@@ -28,11 +28,6 @@
 #define EMIT_MAX_DEPTH 64 /* nesting of the JSON/YAML document (constants are cut below) */
 #define EMIT_VALUE_DEPTH 24 /* nesting shown for a constant value */
 
-static const char *const type_kind_names[] = {
-#define X(k, s) s,
-    PLAN_TYPE_KINDS(X)
-#undef X
-};
 static const char *const task_kind_names[] = {
 #define X(k, s) s,
     PLAN_TASK_KINDS(X)
@@ -66,11 +61,6 @@ static const char *const arg_mode_names[] = {
 static const char *const op_names[] = {
 #define X(name, po, pu, doc) #name,
     FLOW_EXPR_OPS(X)
-#undef X
-};
-static const char *const builtin_names[] = {
-#define X(name, doc) #name,
-    FLOW_EXPR_BUILTINS(X)
 #undef X
 };
 
@@ -362,21 +352,22 @@ static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, ch
     char note[160] = "";
     bool show_b = false;
     switch ((flow_expr_op)in->op) {
-    case EOP_CONST: value_line(p, (uint32_t)in->a, note, sizeof note, 0); break;
-    case EOP_CALL:
-        snprintf(note, sizeof note, "%s", NAME_OF(builtin_names, in->b));
-        show_b = true;
-        break;
-    case EOP_MAKE_RECORD:
+    case EOP_CONST_I:
+    case EOP_CONST_F:
+    case EOP_CONST_S:
+    case EOP_CONST_V: value_line(p, (uint32_t)in->a, note, sizeof note, 0); break;
     case EOP_MAKE_LIST:
-        plan_type_text(p, in->b, note, sizeof note);
+    case EOP_FIELD:
+    case EOP_INTERP: /* b: element count / field number / part count */
         show_b = true;
-        break;
-    case EOP_EQ:
-    case EOP_NE:
-    case EOP_TOSTR:
-        snprintf(note, sizeof note, "%s", NAME_OF(type_kind_names, in->b));
-        show_b = true;
+        /* fall through */
+    case EOP_MAKE_RECORD:
+    case EOP_INDEX:
+    case EOP_LEN_L:
+    case EOP_JOIN_L:
+    case EOP_EQ_V:
+    case EOP_NE_V:
+        if (in->op != EOP_INTERP) plan_type_text(p, (uint32_t)in->a, note, sizeof note);
         break;
     default: break;
     }

@@ -1,7 +1,7 @@
 /*
  * crash.c — test tasks that misbehave, for the process executor's tests
  * (tests/unit/test_exec_process.c, tests/suites/40-process.sh).
- * Only libc is used, so the library loads into any host.
+ * Only libc is used (flow.h for its types), so the library loads into any host.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "flow.h"
 
 /* returns normally: 2x + 1 */
 int64_t crash_ok(int64_t x) {
@@ -84,4 +86,29 @@ const char *crash_greet(const char *name) {
     static char buf[256];
     snprintf(buf, sizeof buf, "hello, %s", name);
     return buf;
+}
+
+/* unbounded recursion: overflows the stack */
+int64_t crash_recurse(int64_t x) {
+    volatile char pad[1024];
+    pad[0] = (char)x;
+    if (x < 0) return 0; /* never, from a non-negative start */
+    return crash_recurse(x + 1) + pad[0];
+}
+
+/* for mapped runs: 3 segfaults, 5 calls exit(3), 6 aborts, 9 hangs; others give 2x + 1 */
+int64_t crash_pick(int64_t x) {
+    if (x == 3) return crash_segv(x);
+    if (x == 5) return crash_exit(x);
+    if (x == 6) return crash_abort(x);
+    if (x == 9) return crash_hang(600000);
+    return crash_ok(x);
+}
+
+/* the sum of a list of ints */
+int64_t crash_total(flow_list xs) {
+    const int64_t *v = xs.items;
+    int64_t s = 0;
+    for (int64_t i = 0; i < xs.len; i++) s += v[i];
+    return s;
 }

@@ -35,10 +35,14 @@ typedef struct fixture {
 } fixture;
 
 /* tasks of the fixture plan, in this order */
-enum { T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_GREET, T__N };
+enum {
+    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE, T_GREET,
+    T__N
+};
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_greet"};
+    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
+    "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -212,6 +216,7 @@ static void crashes_fail_only_their_instance(void **state) {
     task[30] = T_EXIT;
     task[40] = T_FPE;
     task[41] = T_SEGV; /* two deaths in a row */
+    task[50] = T_RECURSE; /* a stack overflow */
     collected c;
     run_jobs(ex, f->plan, N, task, args, NULL, &c);
     for (int i = 0; i < N; i++) {
@@ -231,6 +236,7 @@ static void crashes_fail_only_their_instance(void **state) {
     assert_non_null(strstr(c.r[30].log, "about to exit (30)"));
     assert_string_equal(c.r[40].error, "worker killed by signal 8 (Floating point exception)");
     assert_string_equal(c.r[41].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_string_equal(c.r[50].error, "worker killed by signal 11 (Segmentation fault)");
     /* the worker was replaced each time */
     assert_int_not_equal(c.r[0].worker_pid, c.r[N - 1].worker_pid);
     assert_int_not_equal(c.r[11].worker_pid, c.r[9].worker_pid);
@@ -363,9 +369,66 @@ static void values_cross_the_boundary(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A runner that answers with the job's fields, as a string (task T_GREET). */
+static void run_echo_job(void *ctx, const rt_job *job, rt_result *res) {
+    fixture *f = ctx;
+    char buf[512];
+    snprintf(buf, sizeof buf, "id=%llu map=%lld out=%s scratch=%s timeout=%lld arg=%s",
+             (unsigned long long)job->id, (long long)job->map_index,
+             job->out_dir ? job->out_dir : "(none)",
+             job->scratch_dir ? job->scratch_dir : "(none)", (long long)job->timeout_ms,
+             fv_as_str(job->args[0])->data);
+    res->ok = 1;
+    res->value = fv_str_cstr(f->plan, f->t_str, buf);
+}
+
+/* every field of a job reaches the worker */
+static void job_fields_reach_the_worker(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 2, run_echo_job, f);
+    assert_non_null(ex);
+    flow_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
+    flow_val e = fv_str_cstr(f->plan, f->t_str, "");
+    rt_job jobs[2] = {
+        {.id = 1ull << 40, .task = T_GREET, .map_index = 12345, .args = &a,
+         .out_dir = "/tmp/x/out", .scratch_dir = "/tmp/x/scratch", .timeout_ms = 60000},
+        {.id = 3, .task = T_GREET, .map_index = -1, .args = &e},
+    };
+    assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
+    int got = 0;
+    while (got < 2) {
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        assert_true(r.ok);
+        if (r.id == 3)
+            assert_string_equal(fv_as_str(r.value)->data,
+                                "id=3 map=-1 out=(none) scratch=(none) timeout=0 arg=");
+        else
+            assert_string_equal(fv_as_str(r.value)->data,
+                                "id=1099511627776 map=12345 out=/tmp/x/out "
+                                "scratch=/tmp/x/scratch timeout=60000 arg=arg \"quoted\" é");
+        rt_result_clear(f->plan, T_GREET, &r);
+        got++;
+    }
+    fv_decref(f->plan, f->t_str, a);
+    fv_decref(f->plan, f->t_str, e);
+    ex->ops->destroy(ex);
+}
+
+/* Open file descriptors of this process. */
+static int count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d) return -1;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
 /* destroy with jobs still running: every worker is killed and reaped */
 static void destroy_leaves_no_processes(void **state) {
     fixture *f = *state;
+    int fds = count_fds();
     rt_executor *ex = rt_executor_process_with(f->plan, 3, run_direct, f);
     assert_non_null(ex);
     /* learn the worker pids from quick jobs, then leave long ones running */
@@ -389,6 +452,74 @@ static void destroy_leaves_no_processes(void **state) {
     errno = 0;
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
+    assert_int_equal(count_fds(), fds); /* and no descriptor left open */
+}
+
+/* a worker killed from outside: its running job fails, the queued ones run elsewhere */
+static void external_kill_requeues_the_rest(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val ms = {.i = 30000}, x[20];
+    rt_job jobs[21];
+    jobs[0] = (rt_job){.id = 0, .task = T_HANG, .map_index = -1, .args = &ms};
+    for (int i = 1; i < 21; i++) {
+        x[i - 1].i = i;
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = T_OK, .map_index = -1, .args = &x[i - 1]};
+    }
+    /* one quick job first, to learn the worker's pid */
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &jobs[1], 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    int pid = r.worker_pid;
+    assert_int_equal(ex->ops->submit(ex, jobs, 21), 0); /* the hang, then 20 quick ones */
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 100), 0);
+    kill(pid, SIGKILL);
+    int seen = 0, failed = 0;
+    while (seen < 21) {
+        rt_result buf[32];
+        int k = ex->ops->wait(ex, buf, 32, 10000);
+        assert_true(k > 0);
+        for (int i = 0; i < k; i++) {
+            if (buf[i].id == 0) {
+                assert_false(buf[i].ok);
+                assert_string_equal(buf[i].error, "worker killed by signal 9 (Killed)");
+                failed++;
+            } else {
+                assert_true(buf[i].ok);
+                assert_int_equal(buf[i].value.i, 2 * (int64_t)buf[i].id + 1);
+                assert_int_not_equal(buf[i].worker_pid, pid);
+            }
+            rt_result_clear(f->plan, buf[i].id ? T_OK : T_HANG, &buf[i]);
+        }
+        seen += k;
+    }
+    assert_int_equal(failed, 1);
+    ex->ops->destroy(ex);
+}
+
+/* a quick job's result is not held back by a slow job queued after it */
+static void results_are_not_held_back(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val x = {.i = 5}, ms = {.i = 700};
+    for (int round = 0; round < 2; round++) { /* first with the slow task unknown, then known */
+        rt_job jobs[2] = {{.id = 1, .task = T_OK, .map_index = -1, .args = &x},
+                          {.id = 2, .task = T_HANG, .map_index = -1, .args = &ms}};
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        assert_int_equal(r.id, 1);
+        double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        assert_true(s < 0.5);
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+        assert_int_equal(r.id, 2);
+    }
+    ex->ops->destroy(ex);
 }
 
 /* wait with nothing outstanding returns at once; a timeout returns 0 */
@@ -416,7 +547,10 @@ int main(void) {
         cmocka_unit_test(output_is_captured_per_instance),
         cmocka_unit_test(capture_keeps_the_tail),
         cmocka_unit_test(values_cross_the_boundary),
+        cmocka_unit_test(job_fields_reach_the_worker),
         cmocka_unit_test(destroy_leaves_no_processes),
+        cmocka_unit_test(external_kill_requeues_the_rest),
+        cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(wait_edges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -199,67 +199,66 @@ static flow_plan *rich_plan(rich_ids *id) {
     p->libs[lib].path = plan_intern_str(p, "libwc.so");
     memset(p->libs[lib].sha256, 0xab, 32);
 
-    /* lambdas */
+    /* lambdas (typed opcodes: runtime/expr_ops.h) */
     uint32_t c0 = p->n_code;
-    op(p, EOP_CONST, (int32_t)v_curl, 0);
-    op(p, EOP_PARAM, 1, 0);
-    op(p, EOP_SHQUOTE, 0, 0);
-    op(p, EOP_CONST, (int32_t)v_space, 0);
-    op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_SHQUOTE, 0, 0);
-    op(p, EOP_INTERP, 4, 0);
+    op(p, EOP_CONST_S, (int32_t)v_curl, 0);
+    op(p, EOP_PARAM_REF, 1, 0);
+    op(p, EOP_SHQUOTE, (int32_t)x.t_str, 0);
+    op(p, EOP_CONST_S, (int32_t)v_space, 0);
+    op(p, EOP_PARAM_REF, 0, 0);
+    op(p, EOP_SHQUOTE, (int32_t)x.t_str, 0);
+    op(p, EOP_INTERP, (int32_t)x.t_str, 4);
     op(p, EOP_RET, 0, 0);
     uint32_t sh_params[] = {x.t_str, x.t_str};
     uint32_t l_cmd = lambda(p, sh_params, 2, x.t_str, 0, c0);
 
     c0 = p->n_code;
-    op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_CALL, 1, EB_BASENAME);
+    op(p, EOP_PARAM_REF, 0, 0);
+    op(p, EOP_BASENAME, (int32_t)x.t_str, 0);
     op(p, EOP_RET, 0, 0);
     uint32_t l_label = lambda(p, &x.t_path, 1, x.t_str, 0, c0);
 
     c0 = p->n_code;
-    op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_TOSTR, 0, PT_PATH);
-    op(p, EOP_CONST, (int32_t)v_bak, 0);
-    op(p, EOP_CONCAT, 0, 0);
-    op(p, EOP_MAKE_RECORD, 1, (uint16_t)x.t_dst);
+    op(p, EOP_PARAM_REF, 0, 0);
+    op(p, EOP_CONST_S, (int32_t)v_bak, 0);
+    op(p, EOP_CONCAT, (int32_t)x.t_str, 0);
+    op(p, EOP_MAKE_RECORD, (int32_t)x.t_dst, 0);
     op(p, EOP_RET, 0, 0);
     uint32_t l_stitch = lambda(p, &x.t_path, 1, x.t_dst, 0, c0);
 
-    c0 = p->n_code; /* x -> if x < 42 { -x } else { x + 42 }, through a local */
+    c0 = p->n_code; /* x -> if x + 0 < 42 then -x else x + 42 */
     op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_SETLOCAL, 0, 0);
-    op(p, EOP_LOCAL, 0, 0);
-    op(p, EOP_CONST, (int32_t)x.v_int, 0);
+    op(p, EOP_IMM, 0, 0);
+    op(p, EOP_ADD_I, 0, 0);
+    op(p, EOP_CONST_I, (int32_t)x.v_int, 0);
     op(p, EOP_LT_I, 0, 0);
     op(p, EOP_JUMP_IF_FALSE, 9, 0);
-    op(p, EOP_LOCAL, 0, 0);
+    op(p, EOP_PARAM, 0, 0);
     op(p, EOP_NEG_I, 0, 0);
     op(p, EOP_RET, 0, 0);
-    op(p, EOP_LOCAL, 0, 0);
-    op(p, EOP_CONST, (int32_t)x.v_int, 0);
+    op(p, EOP_PARAM, 0, 0);
+    op(p, EOP_CONST_I, (int32_t)x.v_int, 0);
     op(p, EOP_ADD_I, 0, 0);
     op(p, EOP_RET, 0, 0);
-    uint32_t l_map = lambda(p, &x.t_int, 1, x.t_int, 1, c0);
+    uint32_t l_map = lambda(p, &x.t_int, 1, x.t_int, 0, c0);
 
     c0 = p->n_code;
     op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_CONST, (int32_t)x.v_int, 0);
-    op(p, EOP_EQ, 0, PT_INT);
+    op(p, EOP_CONST_I, (int32_t)x.v_int, 0);
+    op(p, EOP_EQ_I, 0, 0);
     op(p, EOP_NOT, 0, 0);
     op(p, EOP_JUMP, 5, 0);
     op(p, EOP_RET, 0, 0);
     uint32_t l_filter = lambda(p, &x.t_int, 1, x.t_bool, 0, c0);
 
     c0 = p->n_code; /* a row -> [n, n][0] */
-    op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_FIELD, 1, 0);
-    op(p, EOP_PARAM, 0, 0);
-    op(p, EOP_FIELD, 1, 0);
-    op(p, EOP_MAKE_LIST, 2, (uint16_t)x.t_lint);
-    op(p, EOP_CONST, (int32_t)x.v_zero, 0);
-    op(p, EOP_INDEX, 0, 0);
+    op(p, EOP_PARAM_REF, 0, 0);
+    op(p, EOP_FIELD, (int32_t)x.t_row, 1);
+    op(p, EOP_PARAM_REF, 0, 0);
+    op(p, EOP_FIELD, (int32_t)x.t_row, 1);
+    op(p, EOP_MAKE_LIST, (int32_t)x.t_lint, 2);
+    op(p, EOP_CONST_I, (int32_t)x.v_zero, 0);
+    op(p, EOP_INDEX, (int32_t)x.t_lint, 0);
     op(p, EOP_RET, 0, 0);
     lambda(p, &x.t_row, 1, x.t_int, 0, c0);
 
