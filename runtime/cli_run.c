@@ -19,7 +19,7 @@
 #include "cli.h"
 #include "exec.h"
 #include "expr.h"
-#include "sched.h"
+#include "flow_sched.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */

@@ -1,5 +1,5 @@
 /*
- * sched.h — the scheduler: runs one flow of a plan on an executor.
+ * flow_sched.h — the scheduler (not "sched.h": that name would hide the system <sched.h>): runs one flow of a plan on an executor.
  *
  * The scheduler decides WHAT runs and WHEN (instances created as upstream
  * results arrive, element-wise dependencies, depth-first order, triggers,

@@ -12,7 +12,7 @@
 
 #include <yaml.h>
 
-#include "sched.h"
+#include "flow_sched.h"
 
 #define PARAMS_MAX_YAML_DEPTH 32
 #define PARAMS_MAX_TEXT (16u << 20) /* longest value text built from YAML */

@@ -53,7 +53,7 @@
  *   instances); over a partially failed list they keep only the successful
  *   elements so an all_done consumer downstream still sees the right data.
  */
-#include "sched.h"
+#include "flow_sched.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1245,7 +1245,7 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
 /* Tasks that may write files get an instance folder: out/ and scratch/. */
 static int task_needs_dir(const flow_plan *p, uint32_t t) {
     const plan_task *T = &p->tasks[t];
-    return T->kind != TK_C || type_has_files(p, T->ret, 0);
+    return T->kind != TK_C || T->retries > 0 || type_has_files(p, T->ret, 0);
 }
 
 /* mkdir -p */

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "sched.h"
+#include "flow_sched.h"
 
 /* ---- plan building helpers ---- */
 
