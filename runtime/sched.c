@@ -836,12 +836,12 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
     if (rel[0]) snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
     else snprintf(dirpath, sizeof dirpath, "%s", root);
     if (depth > 64) {
-        snprintf(err, errlen, "files: folders nested too deep under '%s'", root);
+        snprintf(err, errlen, "folders nested too deep under '%s'", root);
         return -1;
     }
     DIR *d = opendir(dirpath);
     if (!d) {
-        snprintf(err, errlen, "files: cannot read folder '%.400s': %s", dirpath, strerror(errno));
+        snprintf(err, errlen, "cannot read folder '%.400s': %s", dirpath, strerror(errno));
         return -1;
     }
     struct dirent *de;
@@ -860,7 +860,7 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
             const char *subject = strchr(glob, '/') ? relp : de->d_name;
             if (fnmatch(glob, subject, 0) != 0) continue;
             if ((int64_t)out->n >= SCHED_MAX_LIST) {
-                snprintf(err, errlen, "files: more than %lld files under '%s'", SCHED_MAX_LIST, root);
+                snprintf(err, errlen, "more than %lld files under '%s'", SCHED_MAX_LIST, root);
                 rc = -1;
                 break;
             }
@@ -914,7 +914,7 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
                 int64_t li = fv_as_list(ARGV(i))->len;
                 if (n >= 0 && li != n) {
                     snprintf(err, errlen,
-                             "zip: lists have different lengths (%" PRId64 " and %" PRId64 ")", n,
+                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n,
                              li);
                     return -1;
                 }
