@@ -481,7 +481,7 @@ static void print_summary(sched *S, int interrupted) {
         fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n",
                 S->done, S->total);
     if (S->nfails)
-        fprintf(f, "flowrun: %u failed:\n", S->nfails);
+        fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
     for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
         const failure *F = &S->fails[i];
         char where[300] = "";

@@ -3,6 +3,7 @@
  * Each task is tiny and deterministic; the ones that observe scheduling
  * (order, attempts, concurrency) write small files.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <flow.h>
 #include <libgen.h>
@@ -198,3 +199,131 @@ flow_list upto(int64_t n) {
     for (int64_t i = 0; i < n; i++) ((int64_t *)l.items)[i] = i;
     return l;
 }
+
+/* ---- the tasks of the language.md programs ---- */
+
+static int cmp_paths(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void walk(const char *dir, char ***v, int64_t *n, int64_t *cap, int depth) {
+    DIR *d = depth < 16 ? opendir(dir) : NULL;
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(full, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            walk(full, v, n, cap, depth + 1);
+        } else if (S_ISREG(st.st_mode)) {
+            if (*n == *cap) {
+                *cap = *cap ? *cap * 2 : 16;
+                *v = realloc(*v, (size_t)*cap * sizeof **v);
+            }
+            (*v)[(*n)++] = strdup(full);
+        }
+    }
+    closedir(d);
+}
+
+/* Every regular file under root, sorted. */
+flow_list list_files(const char *root) {
+    char **v = NULL;
+    int64_t n = 0, cap = 0;
+    walk(root, &v, &n, &cap, 0);
+    if (n) qsort(v, (size_t)n, sizeof *v, cmp_paths);
+    flow_list l = flow_list_new(n, sizeof(const char *));
+    for (int64_t i = 0; i < n; i++) {
+        ((const char **)l.items)[i] = flow_strdup(v[i]);
+        free(v[i]);
+    }
+    free(v);
+    return l;
+}
+
+int64_t count_words(const char *file) {
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        flow_fail("cannot open %s", file);
+        return 0;
+    }
+    int64_t n = 0;
+    int c, in = 0;
+    while ((c = fgetc(f)) != EOF) {
+        int sp = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+        if (!sp && !in) n++;
+        in = !sp;
+    }
+    fclose(f);
+    return n;
+}
+
+int64_t max_of(flow_list xs) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < xs.len; i++)
+        if (((int64_t *)xs.items)[i] > m) m = ((int64_t *)xs.items)[i];
+    return m;
+}
+
+static const char *copy_out(const char *src, const char *name, int upper) {
+    const char *dst = flow_out_path(name);
+    FILE *in = fopen(src, "r"), *out = dst ? fopen(dst, "w") : NULL;
+    if (!in || !out) {
+        if (in) fclose(in);
+        if (out) fclose(out);
+        flow_fail("cannot copy %s", src);
+        return "";
+    }
+    int c;
+    while ((c = fgetc(in)) != EOF) fputc(upper && c >= 'a' && c <= 'z' ? c - 32 : c, out);
+    fclose(in);
+    fclose(out);
+    return dst;
+}
+
+/* "Resizing" copies the file into the instance's outputs. */
+const char *resize_image(const char *src, int64_t width) {
+    char name[64];
+    snprintf(name, sizeof name, "w%lld.out", (long long)width);
+    return copy_out(src, name, 0);
+}
+
+const char *thumb(const char *src) { return copy_out(src, "thumb.out", 0); }
+
+/* "Cleaning" upper-cases the text into a new output file. */
+const char *strip(const char *f) { return copy_out(f, "clean.txt", 1); }
+
+flow_bytes fetch(const char *url) { return to_bytes(url); }
+
+void store(flow_bytes data, const char *dst) {
+    FILE *f = fopen(dst, "a");
+    if (!f) {
+        flow_fail("cannot write %s", dst);
+        return;
+    }
+    fwrite(data.data, 1, (size_t)data.len, f);
+    fputc('\n', f);
+    fclose(f);
+}
+
+typedef struct page {
+    const char *title; /* the text up to the first '/' */
+    int64_t size;      /* bytes */
+} page;
+
+page unpack(flow_bytes b) {
+    int64_t n = 0;
+    while (n < b.len && b.data[n] != '/') n++;
+    char *t = flow_alloc((size_t)n + 1);
+    memcpy(t, b.data, (size_t)n);
+    t[n] = 0;
+    page p = {t, b.len};
+    return p;
+}
+
+int64_t index_page(page p) { return p.size * 1000 + (int64_t)strlen(p.title); }
+
+int64_t index_doc(flow_bytes doc, const char *lang) { return doc.len * 100 + (int64_t)strlen(lang); }
