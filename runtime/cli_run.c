@@ -266,6 +266,13 @@ int flowrun_cmd_run(int argc, char **argv) {
         fflush(stdout);
     }
     if (res.has_result) fv_decref(p, G->ret, res.result);
+    if (code == 3 && !strcmp(exname, "inline")) {
+        /* inline tasks still running cannot be stopped (threads of this process):
+         * leave without waiting for them */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(3);
+    }
 
 out:
     if (ex) ex->ops->destroy(ex);
