@@ -266,9 +266,11 @@ int flowrun_cmd_run(int argc, char **argv) {
         fflush(stdout);
     }
     if (res.has_result) fv_decref(p, G->ret, res.result);
-    if (code == 3 && !strcmp(exname, "inline")) {
-        /* inline tasks still running cannot be stopped (threads of this process):
-         * leave without waiting for them */
+    if (code == 3) {
+        /* Interrupted: instances may still be running. Process workers are stopped;
+         * inline tasks (threads of this process) cannot be, so leave without
+         * waiting for them or freeing what they may still read. */
+        if (strcmp(exname, "inline")) ex->ops->destroy(ex);
         fflush(stdout);
         fflush(stderr);
         _exit(3);
