@@ -344,6 +344,11 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
                     tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
             return PLAN_NONE;
         }
+        if ((e->op == OP_DIV || e->op == OP_MOD) && !flt && e->b->kind == AST_INT &&
+            e->b->ival == 0)
+            diag_warning(w->cx->diag, e->b->span, NULL,
+                         "%s by zero: this fails whenever it is evaluated",
+                         e->op == OP_DIV ? "division" : "modulo");
         static const flow_expr_op ai[] = {EOP_ADD_I, EOP_SUB_I, EOP_MUL_I, EOP_DIV_I, EOP_MOD_I};
         static const flow_expr_op af[] = {EOP_ADD_F, EOP_SUB_F, EOP_MUL_F, EOP_DIV_F, EOP_MOD_F};
         int k = e->op - OP_ADD;

@@ -576,6 +576,11 @@ static void test_type_errors(void **state) {
             "cannot turn a value of type [int] into a string");
     bad_lam(t, "x => x + 1", &I, 1, S,
             "t.flow:3:6: error: this lambda gives int, but str is needed here");
+    bad_lam(t, "x => \"a\\u{0}b\"", &I, 1, PLAN_NONE,
+            "a string in an expression cannot hold a NUL character");
+    /* a literal zero divisor compiles, with a warning */
+    assert_int_not_equal(lam(t, "x => if x > 0 then x / 0 else 1", &I, 1, PLAN_NONE), PLAN_NONE);
+    assert_non_null(strstr(t->errs, "t.flow:3:24: warning: division by zero: this fails"));
     tx_free(t);
 }
 
