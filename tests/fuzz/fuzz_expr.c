@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ast.h"
-#include "diag.h"
 #include "../../compiler/expr.h"
 #include "../../runtime/expr.h"
+#include "ast.h"
+#include "diag.h"
 
 static FILE *devnull; /* where diagnostics go: opened once, kept for the process */
 
@@ -72,14 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             args[0].i = 7;
             args[1] = fv_str_cstr(p, t_str, "a/b.tar.gz");
             args[2] = fv_list_new(p, t_lint, 3);
-            for (int i = 0; i < 3; i++) fv_as_list(args[2])->items[i].i = i * 5;
+            for (int i = 0; i < 3; i++)
+                fv_as_list(args[2])->items[i].i = i * 5;
             args[3] = fv_rec_new(p, t_row);
             fv_as_rec(args[3])->fields[0] = fv_str_cstr(p, t_path, "/x/y");
             fv_as_rec(args[3])->fields[1].i = -3;
             flow_val out;
             expr_error e;
             if (expr_eval(p, li, args, &out, &e) == 0) fv_decref(p, ret, out);
-            for (int i = 1; i < 4; i++) fv_decref(p, ptypes[i], args[i]);
+            for (int i = 1; i < 4; i++)
+                fv_decref(p, ptypes[i], args[i]);
         }
         plan_free(p);
     }
