@@ -275,6 +275,18 @@ static void test_compare_logic(void **state) {
     assert_true(ev_sb(t, "s => s == \"x y\"", "x y"));
     assert_true(ev_sb(t, "s => s != \"x\"", "xx"));
     assert_true(ev_sb(t, "s => \"\" < s", "a"));
+    /* dates compare as text (ISO order), durations as milliseconds */
+    uint32_t li = lam(t, "d => d < 2026-01-31 and d >= 2025-12-01", &t->t_date, 1, t->t_bool);
+    flow_val dv = fv_str_cstr(t->p, t->t_date, "2026-01-05");
+    assert_true(run(t, li, &dv).i);
+    fv_decref(t->p, t->t_date, dv);
+    assert_int_equal(ev_i(t, "x => if 90s > 1m and 500ms != 1s then x else 0", 3), 3);
+    li = lam(t, "d => \"day {d}\" + \"/\" + d", &t->t_date, 1, t->t_str);
+    dv = fv_str_cstr(t->p, t->t_date, "2026-02-03");
+    flow_val ds = run(t, li, &dv);
+    assert_string_equal(fv_as_str(ds)->data, "day 2026-02-03/2026-02-03");
+    fv_decref(t->p, t->t_str, ds);
+    fv_decref(t->p, t->t_date, dv);
     tx_free(t);
 }
 
