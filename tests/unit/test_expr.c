@@ -734,6 +734,16 @@ static void test_sh(void **state) {
     fv_decref(t->p, t->t_str, r);
     fv_decref(t->p, t->t_lpath, la[0]);
     fv_decref(t->p, t->t_str, la[1]);
+    /* a string inside an interpolation is quoted once, as a whole */
+    uint32_t one[] = {t->t_str};
+    li = sh_cmd(t, "task g(a: str) -> str = sh \"echo {upper(\"x {a}\")}\"\n", one, false);
+    assert_int_not_equal(li, PLAN_NONE);
+    flow_val qa[2] = {fv_str_cstr(t->p, t->t_str, "y z"), fv_str_cstr(t->p, t->t_str, "")};
+    r = run(t, li, qa);
+    assert_string_equal(fv_as_str(r)->data, "echo 'X Y Z'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_str, qa[0]);
+    fv_decref(t->p, t->t_str, qa[1]);
     /* a list of ints cannot be interpolated */
     li = sh_cmd(t, "task g(ns: [int]) -> str = sh \"echo {ns}\"\n", &t->t_lint, false);
     assert_int_equal(li, PLAN_NONE);
