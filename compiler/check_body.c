@@ -84,6 +84,11 @@ static uint32_t elem_of(chk_ctx *c, uint32_t t) { return c->plan->types[t].elem;
 
 /* v must be a value (not a task); reports otherwise */
 static bool want_node(chk_ctx *c, const chk_val *v, const flow_node *e) {
+    if (v->kind == CV_NODE && (v->node == PLAN_NONE || ty_is(c->plan, v->type, PT_VOID))) {
+        diag_error(c->d, e->span, "a task or group without -> T runs for its effect only",
+                   "this produces no value");
+        return false;
+    }
     if (v->kind == CV_NODE) return true;
     if (v->kind == CV_ERR) return false;
     diag_error(c->d, e->span, "call it, or use .expand / .partial",
@@ -1025,9 +1030,17 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
     int n = 0;
     for (int i = 0; i < st->list.len && n < CHK_MAX_ARGS; i++) {
         const flow_node *nm = st->list.items[i];
+        if (st->kind == AST_LET && !strcmp(nm->name, st->name)) {
+            diag_error(c->d, nm->span, NULL, "'%s' cannot run after itself", nm->name);
+            continue;
+        }
         chk_local *l = scope_get(sc, nm->name);
         if (l) {
-            if (l->val.kind == CV_NODE) got[n++] = l->val.node;
+            if (l->val.kind == CV_NODE && l->val.node == PLAN_NONE)
+                diag_error(c->d, nm->span, "give the group a result, or wait for a step inside it",
+                           "'%s' is a group call without a result; nothing to wait for",
+                           nm->name);
+            else if (l->val.kind == CV_NODE) got[n++] = l->val.node;
             else if (l->val.kind != CV_ERR)
                 diag_error(c->d, nm->span, NULL, "'%s' is a task, not a step that runs", nm->name);
             continue;
@@ -1082,17 +1095,18 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
             chk_local *prev = scope_get(sc, st->name);
-            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
             chk_val v = eval(c, sc, st->a, PLAN_NONE);
+            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
             if (prev) {
                 diag_error(c->d, st->nspan, "each name is bound once; choose another name",
                            "'%s' is already bound", st->name);
                 diag_note(c->d, prev->span, "'%s' was first bound here", st->name);
                 continue;
             }
-            if (v.kind == CV_NODE && v.node >= fresh && p->nodes[v.node].name == PLAN_NONE)
-                name_node(c, sc, v.node, st->name);
-            set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
+            bool made = v.kind == CV_NODE && v.node != PLAN_NONE && v.node >= fresh;
+            if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
+            if (v.kind != CV_ERR)
+                set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
             scope_add(sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const flow_node *e = st->a;
@@ -1100,7 +1114,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             if (v.kind == CV_TASK || v.kind == CV_GROUP) {
                 diag_error(c->d, e->span, "call it, or .expand it, to run it",
                            "this makes a task but does not run it");
-            } else if (v.kind == CV_NODE && v.node < fresh) {
+            } else if (v.kind == CV_NODE && v.node != PLAN_NONE && v.node < fresh) {
                 diag_error(c->d, e->span, "a statement on its own runs a task for its effect",
                            "this statement does nothing");
             } else if (v.kind == CV_NODE) {
@@ -1144,7 +1158,8 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
                 continue;
             }
             result = v;
-            if (v.node >= fresh && p->nodes[v.node].name == PLAN_NONE && !sc->prefix)
+            if (v.node != PLAN_NONE && v.node >= fresh && p->nodes[v.node].name == PLAN_NONE &&
+                !sc->prefix)
                 name_node(c, sc, v.node, "return");
         } else {
             diag_error(c->d, st->span, NULL, "expected a statement");
