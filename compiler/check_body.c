@@ -147,6 +147,24 @@ static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t wa
                chk_type_text(c, got, b, sizeof b));
 }
 
+/* a record field (expand_kwargs row, stitch result) feeding parameter i of s:
+ * it must not be bound already and must have the parameter's type */
+static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_t ftype,
+                        flow_span at, flow_span tspan) {
+    const char *name = pname(c, s, (uint32_t)i);
+    if (bound) {
+        diag_error(c->d, at, NULL, "parameter '%s' of '%s' is already bound by .partial", name,
+                   s->name);
+        return false;
+    }
+    uint32_t want = c->plan->params[s->first + (uint32_t)i].type;
+    if (ty_same(c->plan, want, ftype)) return true;
+    char ctx[200];
+    snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", name, s->name);
+    type_mismatch(c, tspan, ctx, want, ftype, NULL);
+    return false;
+}
+
 /* inline a plain group call: walk its body with its parameters bound to nodes */
 static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, const flow_node *at) {
     chk_decl *g = &c->decls[gdecl];
@@ -239,17 +257,9 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                 ok = false;
                 continue;
             }
-            if (set[i]) {
-                diag_error(c->d, ae->span, NULL, "parameter '%s' of '%s' is already bound by .partial",
-                           fname, s.name);
+            if (!field_feeds(c, &s, set[i], i, fd.type, ae->span, ae->span)) {
                 ok = false;
                 continue;
-            }
-            uint32_t want = p->params[s.first + (uint32_t)i].type;
-            if (!ty_same(p, want, fd.type)) {
-                snprintf(ctx, sizeof ctx, "field '%s' (parameter of '%s')", fname, s.name);
-                type_mismatch(c, ae->span, ctx, want, fd.type, NULL);
-                ok = false;
             }
             set[i] = true;
             pa[i] = (plan_arg){rows.node, PA_FIELD, k};
@@ -442,7 +452,6 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
         filled[i] = false;
     }
     uint32_t lam = PLAN_NONE;
-    char ctx[200];
     if (!stitch) {
         uint32_t k = 0;
         while (k < ss.n && sb[k]) k++;
@@ -491,17 +500,8 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
                 ok = false;
                 continue;
             }
-            if (sb[i]) {
-                diag_error(c->d, sp, NULL, "parameter '%s' of '%s' is already bound by .partial",
-                           fname, ss.name);
-                ok = false;
-                continue;
-            }
-            uint32_t want = p->params[ss.first + (uint32_t)i].type;
-            if (!ty_same(p, want, fd.type)) {
-                snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", fname, ss.name);
-                type_mismatch(c, at->kind == AST_FIELDINIT ? at->a->span : sp, ctx, want, fd.type,
-                              NULL);
+            if (!field_feeds(c, &ss, sb[i], i, fd.type, sp,
+                             at->kind == AST_FIELDINIT ? at->a->span : sp)) {
                 ok = false;
                 continue;
             }
