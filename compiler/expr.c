@@ -904,9 +904,11 @@ static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32
     }
     int k = lambda->list.len;
     if (prefix ? (k < 1 || k > nparams) : k != nparams) {
-        if (prefix)
+        if (prefix && k < 1)
+            diag_error(cx->diag, lambda->span, NULL, "this lambda needs at least one parameter");
+        else if (prefix)
             diag_error(cx->diag, lambda->span, NULL,
-                       "this lambda takes %d parameter%s, but only 1 to %d can be given here",
+                       "this lambda takes %d parameter%s, but at most %d can be given here",
                        k, k == 1 ? "" : "s", nparams);
         else
             diag_error(cx->diag, lambda->span, NULL,

@@ -42,4 +42,13 @@ char *expr_error_format(const flow_plan *p, const expr_error *err, char *buf, si
  * -1 and one line in err. */
 int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen);
 
+/* The types of the values on the operand stack just before instruction pc (relative)
+ * of lambda lam: types[0..*n), bottom first. Scalars may be given as EXPR_TY_WORD
+ * (an int, bool or duration) or EXPR_TY_FLOAT instead of a plan type. Used to release
+ * the stack after a run-time error, and by expr_verify. 0, or -1 if pc is unreachable
+ * or the code is malformed. */
+#define EXPR_TY_WORD (UINT32_MAX - 1)
+#define EXPR_TY_FLOAT (UINT32_MAX - 2)
+int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n);
+
 #endif /* FLOW_EXPR_RT_H */

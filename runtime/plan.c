@@ -197,6 +197,7 @@ uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_li
 
 #include <openssl/evp.h>
 
+#include "expr.h"
 #include "expr_ops.h"
 
 static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n'};
@@ -524,9 +525,8 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
             goto bad;                                                                      \
         }                                                                                  \
         if (off < prev_end || off > len || (uint64_t)count * esz > len - off) {            \
-            fail(err, errlen,                                                              \
-                 "bad plan: section %s (offset %llu, %u records) lies outside the file",   \
-                 #arr, (unsigned long long)off, count);                                    \
+            fail(err, errlen, "bad plan: section %s (offset %llu, %u records) overlaps " \
+                 "another or runs past the end", #arr, (unsigned long long)off, count);     \
             goto bad;                                                                      \
         }                                                                                  \
         prev_end = off + (uint64_t)count * esz;                                            \
@@ -722,61 +722,6 @@ static int chk_params(plan_check *k) {
     return 0;
 }
 
-/* Stack heights of one lambda's code: no underflow, the same height wherever paths meet,
- * RET with exactly one value, never falling off the end. */
-static int chk_stack(plan_check *k, uint32_t li, int32_t *height, uint32_t *work) {
-    static const int8_t pops[] = {
-#define X(name, po, pu, doc) po,
-        FLOW_EXPR_OPS(X)
-#undef X
-    };
-    static const int8_t pushes[] = {
-#define X(name, po, pu, doc) pu,
-        FLOW_EXPR_OPS(X)
-#undef X
-    };
-    const plan_lambda *l = &k->p->lambdas[li];
-    const plan_instr *code = k->p->code + l->first_code;
-    for (uint32_t i = 0; i < l->ncode; i++) height[i] = -1;
-    uint32_t nwork = 0;
-    height[0] = 0;
-    work[nwork++] = 0;
-    while (nwork) {
-        uint32_t pc = work[--nwork];
-        const plan_instr *in = &code[pc];
-        int32_t h = height[pc];
-        int32_t po = pops[in->op] < 0 ? in->a : pops[in->op];
-        if (h < po) BAD("lambda %u instruction %u pops %d values from a stack of %d", li, pc,
-                        po, h);
-        h = h - po + pushes[in->op];
-        if (h > PLAN_MAX_STACK) BAD("lambda %u needs more than %d stack slots", li,
-                                    PLAN_MAX_STACK);
-        if (in->op == EOP_RET) {
-            if (h != 0) BAD("lambda %u returns with %d values left on the stack", li, h);
-            continue;
-        }
-        uint32_t next[2], nn = 0;
-        if (in->op == EOP_JUMP) {
-            next[nn++] = (uint32_t)in->a;
-        } else {
-            if (pc + 1 >= l->ncode) BAD("lambda %u runs off the end of its code", li);
-            next[nn++] = pc + 1;
-            if (in->op == EOP_JUMP_IF_FALSE || in->op == EOP_JUMP_IF_TRUE)
-                next[nn++] = (uint32_t)in->a;
-        }
-        for (uint32_t j = 0; j < nn; j++) {
-            if (height[next[j]] == -1) {
-                height[next[j]] = h;
-                work[nwork++] = next[j];
-            } else if (height[next[j]] != h) {
-                BAD("lambda %u: stack height differs where paths meet at instruction %u", li,
-                    next[j]);
-            }
-        }
-    }
-    return 0;
-}
-
 static int chk_lambdas(plan_check *k) {
     flow_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_code; i++) {
@@ -784,7 +729,6 @@ static int chk_lambdas(plan_check *k) {
                                              p->code[i].op);
         TRY(chk_loc(k, p->code[i].loc, "instruction", i));
     }
-    uint32_t maxcode = 0;
     for (uint32_t i = 0; i < p->n_lambdas; i++) {
         const plan_lambda *l = &p->lambdas[i];
         if (!in_range(l->first_ptype, l->nparams, p->n_typelist))
@@ -796,48 +740,13 @@ static int chk_lambdas(plan_check *k) {
             BAD("lambda %u has code %u..+%u of %u", i, l->first_code, l->ncode, p->n_code);
         if (l->nlocals > PLAN_MAX_LOCALS) BAD("lambda %u has %u local slots (at most %u)", i,
                                               l->nlocals, PLAN_MAX_LOCALS);
-        if (l->ncode > maxcode) maxcode = l->ncode;
-        for (uint32_t j = 0; j < l->ncode; j++) {
-            const plan_instr *in = &p->code[l->first_code + j];
-            int32_t a = in->a;
-            bool ok = true;
-            switch ((flow_expr_op)in->op) {
-            case EOP_CONST: ok = a >= 0 && (uint32_t)a < p->n_values; break;
-            case EOP_PARAM: ok = a >= 0 && (uint32_t)a < l->nparams; break;
-            case EOP_LOCAL:
-            case EOP_SETLOCAL: ok = a >= 0 && (uint32_t)a < l->nlocals; break;
-            case EOP_JUMP:
-            case EOP_JUMP_IF_FALSE:
-            case EOP_JUMP_IF_TRUE: ok = a >= 0 && (uint32_t)a < l->ncode; break;
-            case EOP_FIELD: ok = a >= 0; break;
-            case EOP_MAKE_RECORD:
-                ok = a >= 0 && in->b < p->n_types && kind_of(p, in->b) == PT_RECORD &&
-                     p->types[in->b].n == (uint32_t)a;
-                break;
-            case EOP_MAKE_LIST:
-                ok = a >= 0 && a <= PLAN_MAX_STACK && in->b < p->n_types &&
-                     kind_of(p, in->b) == PT_LIST;
-                break;
-            case EOP_INTERP: ok = a >= 0 && a <= PLAN_MAX_STACK; break;
-            case EOP_EQ:
-            case EOP_NE:
-            case EOP_TOSTR: ok = in->b < PT__COUNT; break;
-            case EOP_CALL: ok = a >= 0 && a <= PLAN_MAX_CALL_ARGS && in->b < EB__COUNT; break;
-            default: break;
-            }
-            if (!ok) BAD("lambda %u instruction %u (%u) has a bad operand (a %d, b %u)", i, j,
-                         in->op, a, in->b);
-        }
+        /* operands, jumps, stack bounds and operand types: the expression module's
+         * verifier (the opcode list and its typing rules are owned there) */
+        char why[200];
+        if (expr_verify(p, i, why, sizeof why) != 0)
+            BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
     }
-    if (!p->n_lambdas) return 0;
-    int32_t *height = malloc((size_t)maxcode * sizeof *height);
-    uint32_t *work = malloc((size_t)maxcode * sizeof *work);
-    int rc = 0;
-    if (!height || !work) rc = fail(k->err, k->errlen, "out of memory");
-    for (uint32_t i = 0; i < p->n_lambdas && !rc; i++) rc = chk_stack(k, i, height, work);
-    free(height);
-    free(work);
-    return rc;
+    return 0;
 }
 
 /* A lambda's parameter types are (types[0..n)) of some params range, in order. */

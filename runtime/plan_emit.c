@@ -28,11 +28,6 @@
 #define EMIT_MAX_DEPTH 64 /* nesting of the JSON/YAML document (constants are cut below) */
 #define EMIT_VALUE_DEPTH 24 /* nesting shown for a constant value */
 
-static const char *const type_kind_names[] = {
-#define X(k, s) s,
-    PLAN_TYPE_KINDS(X)
-#undef X
-};
 static const char *const task_kind_names[] = {
 #define X(k, s) s,
     PLAN_TASK_KINDS(X)
@@ -66,11 +61,6 @@ static const char *const arg_mode_names[] = {
 static const char *const op_names[] = {
 #define X(name, po, pu, doc) #name,
     FLOW_EXPR_OPS(X)
-#undef X
-};
-static const char *const builtin_names[] = {
-#define X(name, doc) #name,
-    FLOW_EXPR_BUILTINS(X)
 #undef X
 };
 
@@ -171,7 +161,7 @@ static void y_scalar(emit_tree *t, const char *s, bool is_string) {
     yaml_event_t ev;
     bool quote = is_string && yaml_needs_quotes(s);
     y_emit(t, &ev, yaml_scalar_event_initialize(
-                       &ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), !quote, quote,
+                       &ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), !quote, is_string,
                        quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE));
 }
 
@@ -339,7 +329,11 @@ static void value_line(const flow_plan *p, uint32_t vi, char *out, size_t len, i
             char item[128];
             if ((uint64_t)v->u.first + j >= p->n_items) break;
             value_line(p, p->items[v->u.first + j], item, sizeof item, depth + 1);
-            n += (size_t)snprintf(out + n, len - n, "%s%s", j ? ", " : "", item);
+            const char *fname = "";
+            if (ty->kind == PT_RECORD && j < ty->n && (uint64_t)ty->first + j < p->n_fields)
+                fname = str_of(p, p->fields[ty->first + j].name);
+            n += (size_t)snprintf(out + n, len - n, "%s%s%s%s", j ? ", " : "", fname,
+                                  fname[0] ? ": " : "", item);
         }
         if (n + 2 < len) snprintf(out + n, len - n, "%c", ty->kind == PT_LIST ? ']' : '}');
         break;
@@ -348,27 +342,32 @@ static void value_line(const flow_plan *p, uint32_t vi, char *out, size_t len, i
     }
 }
 
+void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len) {
+    if (len) value_line(p, value, buf, len, 0);
+}
+
 /* one instruction as text: "3 CONST 2  # 1.5 @4:7" */
 static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, char *out,
                        size_t len) {
     char note[160] = "";
     bool show_b = false;
     switch ((flow_expr_op)in->op) {
-    case EOP_CONST: value_line(p, (uint32_t)in->a, note, sizeof note, 0); break;
-    case EOP_CALL:
-        snprintf(note, sizeof note, "%s", NAME_OF(builtin_names, in->b));
-        show_b = true;
-        break;
-    case EOP_MAKE_RECORD:
+    case EOP_CONST_I:
+    case EOP_CONST_F:
+    case EOP_CONST_S:
+    case EOP_CONST_V: value_line(p, (uint32_t)in->a, note, sizeof note, 0); break;
     case EOP_MAKE_LIST:
-        plan_type_text(p, in->b, note, sizeof note);
+    case EOP_FIELD:
+    case EOP_INTERP: /* b: element count / field number / part count */
         show_b = true;
-        break;
-    case EOP_EQ:
-    case EOP_NE:
-    case EOP_TOSTR:
-        snprintf(note, sizeof note, "%s", NAME_OF(type_kind_names, in->b));
-        show_b = true;
+        /* fall through */
+    case EOP_MAKE_RECORD:
+    case EOP_INDEX:
+    case EOP_LEN_L:
+    case EOP_JOIN_L:
+    case EOP_EQ_V:
+    case EOP_NE_V:
+        if (in->op != EOP_INTERP) plan_type_text(p, (uint32_t)in->a, note, sizeof note);
         break;
     default: break;
     }
@@ -474,6 +473,16 @@ static void emit_task(emit_ctx *c, uint32_t i) {
     t_end_map(t);
 }
 
+/* the row field an ARG_FIELD argument takes */
+static const char *arg_field_name(const flow_plan *p, const plan_arg *a) {
+    if (a->node >= p->n_nodes || p->nodes[a->node].type >= p->n_types) return "?";
+    uint32_t rt = p->types[p->nodes[a->node].type].elem;
+    if (rt >= p->n_types || a->aux >= p->types[rt].n ||
+        (uint64_t)p->types[rt].first + a->aux >= p->n_fields)
+        return "?";
+    return str_of(p, p->fields[p->types[rt].first + a->aux].name);
+}
+
 static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
     const flow_plan *p = c->p;
     const plan_node *n = &p->nodes[i];
@@ -521,16 +530,7 @@ static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
         kv_int(t, "node", a->node);
         kv_str(t, "mode", NAME_OF(arg_mode_names, a->mode));
         if (a->mode == PA_AXIS) kv_int(t, "axis", a->aux);
-        if (a->mode == PA_FIELD) {
-            const char *fname = "?";
-            if (a->node < p->n_nodes && p->nodes[a->node].type < p->n_types) {
-                uint32_t lt = p->nodes[a->node].type, rt = p->types[lt].elem;
-                if (rt < p->n_types && a->aux < p->types[rt].n &&
-                    (uint64_t)p->types[rt].first + a->aux < p->n_fields)
-                    fname = str_of(p, p->fields[p->types[rt].first + a->aux].name);
-            }
-            kv_str(t, "field", fname);
-        }
+        if (a->mode == PA_FIELD) kv_str(t, "field", arg_field_name(p, a));
         t_end_map(t);
     }
     t_end_seq(t);
@@ -726,7 +726,10 @@ static void dot_node(const flow_plan *p, const plan_graph *g, uint32_t i, FILE *
     }
     if (i == g->ret_node) extra = ", peripheries=2";
     fprintf(f, "    n%u [label=\"", i);
-    if (n->name != PLAN_NONE) {
+    bool same = n->kind == PN_PARAM && n->name != PLAN_NONE && n->aux < g->nparams &&
+                (uint64_t)g->first_param + n->aux < p->n_params &&
+                p->params[g->first_param + n->aux].name == n->name;
+    if (n->name != PLAN_NONE && !same) {
         dot_escape(f, str_of(p, n->name));
         fputs("\\n", f);
     }
@@ -778,7 +781,11 @@ static int emit_dot(const flow_plan *p, FILE *f) {
             const plan_arg *a = &p->args[n->first_arg + j];
             fprintf(f, "  n%u -> n%u", a->node, i);
             if (a->mode == PA_AXIS) fprintf(f, " [label=\"axis %u\", penwidth=2]", a->aux);
-            else if (a->mode == PA_FIELD) fprintf(f, " [label=\"field %u\", penwidth=2]", a->aux);
+            else if (a->mode == PA_FIELD) {
+                fputs(" [label=\"", f);
+                dot_escape(f, arg_field_name(p, a));
+                fputs("\", penwidth=2]", f);
+            }
             fputs(";\n", f);
         }
         for (uint32_t j = 0; j < n->nafter && (uint64_t)n->first_after + j < p->n_afters; j++)
