@@ -364,8 +364,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                    nmissing == 1 ? "parameter" : "parameters", missing);
         return ERR;
     }
-    bool is_void = ty_is(p, s.ret, PT_VOID);
-    uint32_t lt = is_void || mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
+    /* an expansion yields [R]; of a task without a result, [void] (the plan reader's rule) */
+    uint32_t lt = mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
     if (f.kind == CV_GROUP) {
         uint32_t graph = c->decls[f.ref].index;
         if (mode == M_KWARGS) {
@@ -769,7 +769,7 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, boo
         return ERR;
     }
     pa[k] = (plan_arg){xs.node, PA_AXIS, 0};
-    uint32_t lt = ty_is(p, s.ret, PT_VOID) ? c->t_void : plan_type_list(p, s.ret);
+    uint32_t lt = plan_type_list(p, s.ret);
     return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
 }
 
