@@ -180,6 +180,13 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
         return ERR;
     }
     flow_plan *p = c->plan;
+    if (p->n_nodes >= c->node_limit) { /* groups calling groups several times multiply */
+        if (!c->too_big)
+            diag_error(c->diag, at->span, "every call of a group inlines a copy of its body",
+                       "the program grows beyond %u nodes here", c->node_limit);
+        c->too_big = true;
+        return ERR;
+    }
     const plan_graph *pg = &p->graphs[g->index];
     chk_scope sc;
     memset(&sc, 0, sizeof sc);

@@ -962,6 +962,8 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     FILE *devnull = fopen("/dev/null", "w");
     diag_init(&c.mute, diag->file, diag->src, diag->len, devnull ? devnull : stderr);
     c.ex.plan = c.plan;
+    uint64_t limit = CHK_BASE_NODES + (uint64_t)CHK_NODES_PER_BYTE * opt->len;
+    c.node_limit = limit > CHK_MAX_NODES ? CHK_MAX_NODES : (uint32_t)limit;
     c.ex.diag = diag;
     flow_plan *p = c.plan;
     c.t_void = plan_type_basic(p, PT_VOID);
