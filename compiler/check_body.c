@@ -803,6 +803,7 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
             v.ref = dc->index;
             return v;
         case DK_GROUP:
+            if (dc->bad) return ERR; /* its errors are shown where they are */
             v.kind = CV_GROUP;
             v.ref = (uint32_t)(dc - c->decls);
             return v;

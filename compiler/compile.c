@@ -601,8 +601,6 @@ static const char *cron_atom(const char *s, int field, int *out) {
 /* NULL when the field is valid, else why not */
 static const char *cron_field(const char *s, int field) {
     static const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
-    static char why[96];
-    (void)why;
     for (;;) {
         int a = lo[field], b = hi[field];
         if (*s == '*') {
@@ -663,7 +661,8 @@ static void check_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph) {
         snprintf(buf, sizeof buf, "%s", s);
         char *fields[6];
         int n = 0;
-        for (char *tok = strtok(buf, " \t"); tok; tok = strtok(NULL, " \t"))
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
             if (n < 6) fields[n++] = tok;
             else n++;
         if (n != 5) {
