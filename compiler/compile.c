@@ -928,6 +928,16 @@ static void collect(chk_ctx *c, const flow_node *prog) {
     }
 }
 
+/* does type t contain bytes anywhere (a list of them, a record field)? */
+static bool has_bytes(chk_ctx *c, uint32_t t) {
+    const plan_type *ty = &c->plan->types[t];
+    if (ty->kind == PT_BYTES) return true;
+    if (ty->kind == PT_LIST) return has_bytes(c, ty->elem);
+    for (uint32_t k = 0; ty->kind == PT_RECORD && k < ty->n; k++)
+        if (has_bytes(c, c->plan->fields[ty->first + k].type)) return true;
+    return false;
+}
+
 static void declare_graph(chk_ctx *c, chk_decl *dc) {
     const flow_node *g = dc->ast;
     flow_plan *p = c->plan;
@@ -947,6 +957,13 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
     if (dc->kind == DK_FLOW && g->b) check_schedule(c, g, gi);
+    for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
+        const flow_node *pa = g->list.items[i];
+        if (has_bytes(c, p->params[first + i].type))
+            diag_error(c->d, pa->a->span, "bytes pass between tasks (see combine); a flow's "
+                                          "parameters come from --param or YAML",
+                       "flow parameter '%s' cannot hold bytes", pa->name);
+    }
     if (c->d->errors != before || ret == PLAN_NONE) dc->bad = true;
 }
 
