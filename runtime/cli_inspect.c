@@ -146,6 +146,8 @@ int flowrun_cmd_inspect(int argc, char **argv) {
     if (fmt < 0) summary(p, path, stdout);
     else rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
     if (fflush(stdout) != 0) rc = 2;
+    if (rc) fprintf(stderr, "flowrun inspect: %s: cannot write the view: %s\n", path,
+                    ferror(stdout) ? strerror(errno) : "the emitter failed");
     plan_free(p);
     return rc;
 }

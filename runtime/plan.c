@@ -597,8 +597,27 @@ static uint32_t kind_of(const flow_plan *p, uint32_t t) { return p->types[t].kin
         if ((x) < 0) return -1;                                                            \
     } while (0)
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF), or 0. `left` bytes are available. */
+static uint32_t utf8_len(const unsigned char *s, uint32_t left) {
+    if (s[0] < 0x80) return 1;
+    uint32_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || s[0] > 0xf4 || n > left) return 0;
+    for (uint32_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
 static int chk_strings(plan_check *k) {
     flow_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_strtext;) {
+        uint32_t n = utf8_len((const unsigned char *)p->strtext + i, p->n_strtext - i);
+        if (!n) BAD("the string text is not UTF-8 at byte %u", i);
+        i += n;
+    }
     if (p->n_strtext == 0 || p->strtext[p->n_strtext - 1] != '\0')
         BAD("the string text does not end with a NUL byte");
     if (p->n_stroff == 0) BAD("no strings (string 0 must be \"\")");

@@ -831,6 +831,23 @@ static void test_validator_messages(void **state) {
     p = rich_plan(&x);
     p->source = p->n_stroff;
     expect_bad(p, "source name");
+
+    static const char *const not_utf8[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
+                                           "\xf4\x90\x80\x80", "\xe2\x82"};
+    for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
+        p = rich_plan(&x);
+        plan_intern_str(p, not_utf8[i]);
+        expect_bad(p, "not UTF-8");
+    }
+    p = rich_plan(&x); /* well-formed multi-byte text is fine */
+    plan_intern_str(p, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    size_t len;
+    uint8_t *b = bytes_of(p, &len);
+    flow_plan *q = read_bytes(b, len);
+    if (!q) fail_msg("refused UTF-8 text: %s", err);
+    plan_free(q);
+    free(b);
+    plan_free(p);
 }
 
 /* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
