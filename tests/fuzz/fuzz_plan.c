@@ -35,6 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (plan_write(p, &out, &len) != 0) abort();
         flow_plan *q = plan_read(out, len, err, sizeof err);
         if (!q) abort(); /* what was accepted and written must read again */
+        uint8_t *again;
+        size_t len2;
+        if (plan_write(q, &again, &len2) != 0 || len2 != len || memcmp(out, again, len) != 0)
+            abort(); /* and write the same bytes: the format is deterministic */
+        free(again);
         plan_free(q);
         free(out);
         FILE *f = fopen("/dev/null", "w");
