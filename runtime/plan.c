@@ -857,6 +857,10 @@ static int chk_tasks(plan_check *k) {
 }
 
 static bool is_list(const flow_plan *p, uint32_t t) { return kind_of(p, t) == PT_LIST; }
+/* type of field j of record type r (both already validated) */
+static uint32_t field_type(const flow_plan *p, uint32_t r, uint32_t j) {
+    return p->fields[p->types[r].first + j].type;
+}
 
 /* One node, knowing its graph g: kind, type, reference, arguments, afters. */
 static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
@@ -930,8 +934,11 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
                 n->kind == PN_MAP ? "map" : "filter");
         if (!is_list(p, n->type)) BAD("node %u: %s must produce a list", i,
                                       n->kind == PN_MAP ? "map" : "filter");
-        if (n->kind == PN_FILTER && kind_of(p, l->ret) != PT_BOOL)
-            BAD("node %u: filter lambda %u does not return bool", i, n->ref);
+        if (n->kind == PN_FILTER && (kind_of(p, l->ret) != PT_BOOL ||
+                                     n->type != p->nodes[args[0].node].type))
+            BAD("node %u: filter needs a lambda to bool and keeps its list's type", i);
+        if (n->kind == PN_MAP && p->types[n->type].elem != l->ret)
+            BAD("node %u: map produces a list of another type than its lambda's result", i);
         break;
     }
     case PN_RANGE:
@@ -939,35 +946,50 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         for (uint32_t j = 0; j < n->nargs; j++)
             if (kind_of(p, p->nodes[args[j].node].type) != PT_INT)
                 BAD("node %u: range argument %u is not an int", i, j);
-        if (!is_list(p, n->type)) BAD("node %u: range must produce a list", i);
+        if (!is_list(p, n->type) || kind_of(p, p->types[n->type].elem) != PT_INT)
+            BAD("node %u: range must produce [int]", i);
         break;
     case PN_ZIP:
         if (n->nargs < 1 || !is_list(p, n->type) ||
             kind_of(p, p->types[n->type].elem) != PT_RECORD ||
             p->types[p->types[n->type].elem].n != n->nargs)
             BAD("node %u: zip must produce a list of records, one field per argument", i);
-        for (uint32_t j = 0; j < n->nargs; j++)
-            if (!is_list(p, p->nodes[args[j].node].type))
-                BAD("node %u: zip argument %u is not a list", i, j);
+        for (uint32_t j = 0; j < n->nargs; j++) {
+            uint32_t at = p->nodes[args[j].node].type;
+            if (!is_list(p, at) || p->types[at].elem != field_type(p, p->types[n->type].elem, j))
+                BAD("node %u: zip argument %u is not a list of its field's type", i, j);
+        }
         break;
     case PN_FILES:
-        if (n->nargs != 2 || !is_list(p, n->type)) BAD("node %u: files takes (dir, glob)", i);
+        if (n->nargs != 2 || !is_list(p, n->type) ||
+            kind_of(p, p->types[n->type].elem) != PT_PATH)
+            BAD("node %u: files takes (dir, glob) and produces [path]", i);
+        for (uint32_t j = 0; j < 2; j++)
+            if (!kind_is_strlike(kind_of(p, p->nodes[args[j].node].type)))
+                BAD("node %u: files argument %u is not a string", i, j);
         break;
     case PN_FLATTEN:
-        if (n->nargs != 1 || !is_list(p, n->type) || !is_list(p, p->nodes[args[0].node].type) ||
-            !is_list(p, p->types[p->nodes[args[0].node].type].elem))
-            BAD("node %u: flatten takes a list of lists", i);
+        if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
+            p->types[p->nodes[args[0].node].type].elem != n->type || !is_list(p, n->type))
+            BAD("node %u: flatten takes a list of lists of its own type", i);
         break;
     case PN_LEN:
-        if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type))
-            BAD("node %u: len takes one list", i);
+        if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
+            kind_of(p, n->type) != PT_INT)
+            BAD("node %u: len takes one list and gives an int", i);
         break;
     case PN_LIST:
         if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
+        for (uint32_t j = 0; j < n->nargs; j++)
+            if (p->nodes[args[j].node].type != p->types[n->type].elem)
+                BAD("node %u: list element %u has another type than the list's", i, j);
         break;
     case PN_RECORD:
         if (kind_of(p, n->type) != PT_RECORD || p->types[n->type].n != n->nargs)
             BAD("node %u: record node needs one argument per field", i);
+        for (uint32_t j = 0; j < n->nargs; j++)
+            if (p->nodes[args[j].node].type != field_type(p, n->type, j))
+                BAD("node %u: record field %u has another type than the record's", i, j);
         break;
     default: break;
     }
@@ -997,7 +1019,22 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
                      kind_of(p, p->types[at].elem) == PT_RECORD &&
                      a->aux < p->types[p->types[at].elem].n;
             if (!ok) BAD("node %u argument %u has a bad mode or axis/field", i, j);
-            (void)first_param;
+            /* the value handed to the callee has the parameter's type (libffi trusts it) */
+            uint32_t given = a->mode == PA_SCALAR ? at
+                             : a->mode == PA_AXIS ? p->types[at].elem
+                                                  : field_type(p, p->types[at].elem, a->aux);
+            if (given != p->params[first_param + j].type)
+                BAD("node %u argument %u has type %u, parameter %s wants %u", i, j, given,
+                    plan_str(p, p->params[first_param + j].name),
+                    p->params[first_param + j].type);
+        }
+        /* axes 0 .. naxis-1 are each named by exactly one argument */
+        if (naxis > n->nargs) BAD("node %u has %u axes but %u arguments", i, naxis, n->nargs);
+        for (uint32_t ax = 0; ax < naxis; ax++) {
+            uint32_t uses = 0;
+            for (uint32_t j = 0; j < n->nargs; j++)
+                uses += args[j].mode == PA_AXIS && args[j].aux == ax;
+            if (uses != 1) BAD("node %u axis %u is named by %u arguments", i, ax, uses);
         }
     } else {
         for (uint32_t j = 0; j < n->nargs; j++)
