@@ -832,6 +832,27 @@ static void test_validator_messages(void **state) {
     p->source = p->n_stroff;
     expect_bad(p, "source name");
 
+    p = rich_plan(&x); /* count(file, n = "hello"): a str where an int goes */
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n wants");
+
+    p = rich_plan(&x); /* both arguments claim axis 0 */
+    uint32_t cn = node_named(p, "counts");
+    p->args[p->nodes[cn].first_arg + 1] = (plan_arg){node_named(p, "files"), PA_AXIS, 0};
+    expect_bad(p, "parameter n wants");
+
+    p = rich_plan(&x); /* two axes, one named */
+    p->nodes[node_named(p, "counts")].aux = 2;
+    expect_bad(p, "axis 1 is named by 0 arguments");
+
+    p = rich_plan(&x); /* flatten([[int]]) claims to give [[int]] */
+    p->nodes[node_named(p, "all")].type = x.t_llint;
+    expect_bad(p, "flatten");
+
+    p = rich_plan(&x); /* a list node [[int]] with an int element */
+    p->args[p->nodes[node_named(p, "all")].first_arg - 1].node = node_named(p, "n");
+    expect_bad(p, "list element 1");
+
     static const char *const not_utf8[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
                                            "\xf4\x90\x80\x80", "\xe2\x82"};
     for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
