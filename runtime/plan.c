@@ -561,7 +561,7 @@ bad:
 typedef struct plan_check {
     flow_plan *p;    /* the plan being checked (values are fixed up in place) */
     char *err;       /* where the one-line message goes */
-    size_t errlen;
+    size_t errlen;   /* its size */
     uint32_t *owner; /* graph owning each node (PLAN_NONE: none yet) */
 } plan_check;
 

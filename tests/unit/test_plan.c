@@ -24,10 +24,10 @@
 
 /* ---- building the rich plan ---- */
 typedef struct rich_ids {
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void;
-    uint32_t t_lstr, t_lpath, t_lint, t_llint, t_row, t_lrow, t_dst, t_zip, t_anon;
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void; /* types */
+    uint32_t t_lstr, t_lpath, t_lint, t_llint, t_row, t_lrow, t_dst, t_zip, t_anon; /* more */
     uint32_t v_int, v_float, v_true, v_str, v_path, v_dir, v_glob, v_date, v_dur, v_list,
-        v_row, v_rows, v_zero;
+        v_row, v_rows, v_zero; /* constants */
 } rich_ids;
 
 static uint32_t loc(flow_plan *p, uint32_t line, uint32_t col) {
@@ -70,11 +70,6 @@ static uint32_t vagg(flow_plan *p, uint32_t type, const uint32_t *items, uint32_
     p->values[v].u.first = first;
     return v;
 }
-
-typedef struct code_b {
-    flow_plan *p;   /* plan */
-    uint32_t first; /* first instruction of the lambda */
-} code_b;
 
 static void op(flow_plan *p, flow_expr_op o, int32_t a, uint16_t b) {
     uint32_t i = PLAN_PUSH(p, code);
