@@ -24,10 +24,10 @@
 
 /* ---- building the rich plan ---- */
 typedef struct rich_ids {
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void; /* types */
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void;   /* types */
     uint32_t t_lstr, t_lpath, t_lint, t_llint, t_row, t_lrow, t_dst, t_zip, t_anon; /* more */
-    uint32_t v_int, v_float, v_true, v_str, v_path, v_dir, v_glob, v_date, v_dur, v_list,
-        v_row, v_rows, v_zero; /* constants */
+    uint32_t v_int, v_float, v_true, v_str, v_path, v_dir, v_glob, v_date, v_dur, v_list, v_row,
+        v_rows, v_zero; /* constants */
 } rich_ids;
 
 static uint32_t loc(flow_plan *p, uint32_t line, uint32_t col) {
@@ -84,8 +84,8 @@ static uint32_t lambda(flow_plan *p, const uint32_t *ptypes, uint32_t n, uint32_
         p->typelist[k] = ptypes[j];
     }
     uint32_t l = PLAN_PUSH(p, lambdas);
-    p->lambdas[l] = (plan_lambda){first, n, ret, first_code, p->n_code - first_code, nlocals,
-                                  loc(p, 7, l)};
+    p->lambdas[l] =
+        (plan_lambda){first, n, ret, first_code, p->n_code - first_code, nlocals, loc(p, 7, l)};
     return l;
 }
 
@@ -106,11 +106,13 @@ static uint32_t task(flow_plan *p, const char *name, plan_task_kind kind, uint32
     return t;
 }
 
-static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref,
-                     uint32_t aux, const char *name) {
+static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref, uint32_t aux,
+                     const char *name) {
     uint32_t n = PLAN_PUSH(p, nodes);
-    p->nodes[n] = (plan_node){kind, type, ref, aux, p->n_args, 0, p->n_afters, 0,
-                              name ? plan_intern_str(p, name) : PLAN_NONE, loc(p, 5, n)};
+    p->nodes[n] = (plan_node){kind,        type,      ref,
+                              aux,         p->n_args, 0,
+                              p->n_afters, 0,         name ? plan_intern_str(p, name) : PLAN_NONE,
+                              loc(p, 5, n)};
     return n;
 }
 
@@ -129,8 +131,16 @@ static void after(flow_plan *p, uint32_t n, uint32_t before) {
 static uint32_t graph(flow_plan *p, const char *name, plan_graph_kind kind, uint32_t first_param,
                       uint32_t nparams, uint32_t ret) {
     uint32_t g = PLAN_PUSH(p, graphs);
-    p->graphs[g] = (plan_graph){plan_intern_str(p, name), kind, first_param, nparams, ret,
-                                PLAN_NONE, PLAN_NONE, p->n_nodes, 0, loc(p, 4, g)};
+    p->graphs[g] = (plan_graph){plan_intern_str(p, name),
+                                kind,
+                                first_param,
+                                nparams,
+                                ret,
+                                PLAN_NONE,
+                                PLAN_NONE,
+                                p->n_nodes,
+                                0,
+                                loc(p, 4, g)};
     return g;
 }
 static void graph_end(flow_plan *p, uint32_t g, uint32_t ret_node) {
@@ -142,7 +152,8 @@ static flow_plan *rich_plan(rich_ids *id) {
     flow_plan *p = plan_new();
     rich_ids x;
     p->source = plan_intern_str(p, "tests/rich.flow");
-    for (int i = 0; i < 32; i++) p->source_sha256[i] = (uint8_t)(i * 7 + 1);
+    for (int i = 0; i < 32; i++)
+        p->source_sha256[i] = (uint8_t)(i * 7 + 1);
     x.t_void = plan_type_basic(p, PT_VOID);
     x.t_int = plan_type_basic(p, PT_INT);
     x.t_float = plan_type_basic(p, PT_FLOAT);
@@ -157,7 +168,8 @@ static flow_plan *rich_plan(rich_ids *id) {
     x.t_lpath = plan_type_list(p, x.t_path);
     x.t_lint = plan_type_list(p, x.t_int);
     x.t_llint = plan_type_list(p, x.t_lint);
-    plan_field rowf[] = {{plan_intern_str(p, "file"), x.t_path}, {plan_intern_str(p, "n"), x.t_int}};
+    plan_field rowf[] = {{plan_intern_str(p, "file"), x.t_path},
+                         {plan_intern_str(p, "n"), x.t_int}};
     x.t_row = plan_type_record(p, plan_intern_str(p, "Row"), rowf, 2);
     x.t_lrow = plan_type_list(p, x.t_row);
     plan_field dstf[] = {{plan_intern_str(p, "dst"), x.t_str}};
@@ -420,11 +432,11 @@ static void use_plan(const flow_plan *p) {
     free(b);
 }
 
-#define TABLE_EQ(a, b, arr)                                                                \
-    do {                                                                                   \
-        assert_int_equal((a)->n_##arr, (b)->n_##arr);                                      \
-        if ((a)->n_##arr)                                                                  \
-            assert_memory_equal((a)->arr, (b)->arr, (size_t)(a)->n_##arr * sizeof *(a)->arr); \
+#define TABLE_EQ(a, b, arr)                                                                        \
+    do {                                                                                           \
+        assert_int_equal((a)->n_##arr, (b)->n_##arr);                                              \
+        if ((a)->n_##arr)                                                                          \
+            assert_memory_equal((a)->arr, (b)->arr, (size_t)(a)->n_##arr * sizeof *(a)->arr);      \
     } while (0)
 
 /* ---- tests ---- */
@@ -611,10 +623,12 @@ static void test_resealed_flips(void **state) {
 }
 
 static void put32(uint8_t *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
 static void put64(uint8_t *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void test_huge_counts(void **state) {
@@ -673,9 +687,8 @@ static void test_newer_version(void **state) {
     plan_reseal(b, n);
     assert_null(read_bytes(b, n));
     char want[128];
-    snprintf(want, sizeof want,
-             "plan format version %d is newer than this flowrun supports (%d)", PLAN_VERSION + 1,
-             PLAN_VERSION);
+    snprintf(want, sizeof want, "plan format version %d is newer than this flowrun supports (%d)",
+             PLAN_VERSION + 1, PLAN_VERSION);
     assert_string_equal(err, want);
     /* even without a valid checksum or a full header, the version is reported first */
     assert_null(read_bytes(b, 40));
@@ -722,8 +735,7 @@ static void expect_bad(flow_plan *p, const char *want) {
 
 static uint32_t node_named(const flow_plan *p, const char *name) {
     for (uint32_t i = 0; i < p->n_nodes; i++)
-        if (p->nodes[i].name != PLAN_NONE && !strcmp(plan_str(p, p->nodes[i].name), name))
-            return i;
+        if (p->nodes[i].name != PLAN_NONE && !strcmp(plan_str(p, p->nodes[i].name), name)) return i;
     fail_msg("no node %s", name);
     return 0;
 }
@@ -848,8 +860,8 @@ static void test_validator_messages(void **state) {
     p->args[p->nodes[node_named(p, "all")].first_arg - 1].node = node_named(p, "n");
     expect_bad(p, "list element 1");
 
-    static const char *const not_utf8[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
-                                           "\xf4\x90\x80\x80", "\xe2\x82"};
+    static const char *const not_utf8[] = {
+        "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"};
     for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
         p = rich_plan(&x);
         plan_intern_str(p, not_utf8[i]);
@@ -924,8 +936,8 @@ static flow_plan *small_plan(void) {
     uint32_t v = PLAN_PUSH(p, values);
     p->values[v] = (plan_value){t_int, 0, {.i = 7}};
     uint32_t g = PLAN_PUSH(p, graphs);
-    p->graphs[g] = (plan_graph){plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE,
-                                0, 1, PLAN_NONE};
+    p->graphs[g] = (plan_graph){
+        plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE, 0, 1, PLAN_NONE};
     uint32_t n = PLAN_PUSH(p, nodes);
     p->nodes[n] = (plan_node){PN_CONST, t_int, PLAN_NONE, v, 0, 0, 0, 0, PLAN_NONE, PLAN_NONE};
     return p;
