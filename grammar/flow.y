@@ -59,12 +59,6 @@ typedef struct flow_parser {
     const char *src;       /* the source text (borrowed) */
     size_t len;            /* its length */
 } flow_parser;
-
-/* Text of one run of string characters (escapes decoded; may hold NUL). */
-typedef struct flow_text {
-    const char *s;
-    size_t n;
-} flow_text;
 }
 
 %code provides {
