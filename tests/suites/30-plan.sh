@@ -99,3 +99,15 @@ fi
 "$FLOWC" --emit=json "$tmp/hello.flow" > "$tmp/h.json" && "$FLOWRUN" inspect "$tmp/hello.plan" --json > "$tmp/h2.json" &&
     cmp -s "$tmp/h.json" "$tmp/h2.json" && pass "flowc --emit=json equals flowrun inspect --json" || fail "flowc --emit=json differs from inspect --json"
 "$FLOWC" --emit=yaml "$tmp/hello.flow" > /dev/null && pass "flowc --emit=yaml" || fail "flowc --emit=yaml"
+
+# every plan flowc writes for the test and example programs is accepted by the reader
+n=0; bad=0
+for f in tests/plans/*.flow tests/run/*.flow examples/*/*.flow; do
+    [ -f "$f" ] || continue
+    "$FLOWC" -o "$tmp/any.plan" "$f" > /dev/null 2>&1 || continue
+    n=$((n + 1))
+    if ! "$FLOWRUN" inspect "$tmp/any.plan" > /dev/null 2> "$tmp/err"; then
+        bad=$((bad + 1)); fail "flowc's plan of $f is refused: $(cat "$tmp/err")"
+    fi
+done
+[ "$bad" = 0 ] && pass "the reader accepts flowc's plans of all $n test and example programs"
