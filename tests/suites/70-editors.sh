@@ -35,6 +35,11 @@ if grep -q '^MISSING' "$tmp/pos"; then
 else
     pass "tokens:table"
 fi
+# every class is checked at least once
+for class in comment decl keyword wordop function typename param type arrow option duration \
+    date number builtin mapping string escape interp-open interp-code boolean; do
+    grep -q "	$class	" "$tmp/pos" || fail "tokens:$class" "no token of class $class in tokens.txt"
+done
 
 # compare PREFIX EXPECT_FN OUT: one PASS/FAIL per token; EXPECT_FN CLASS GOT
 # succeeds when GOT is what the editor should show for CLASS
@@ -247,11 +252,17 @@ if need groff groff-base; then
     # every subcommand of flowrun (runtime/cli.h) has its entry in flowrun.1
     missing=""
     for c in $(sed -n 's/^ *X(\([a-z]*\),.*/\1/p' runtime/cli.h); do
-        grep -q "^\.B $c\b\|^\.TP\$" docs/man/flowrun.1 && grep -q "^\.BI\? $c\b" docs/man/flowrun.1 ||
-            missing="$missing $c"
+        grep -q "^\.BI\{0,1\} \"\{0,1\}flowrun $c\b" docs/man/flowrun.1 || missing="$missing $c"
     done
     if [ -z "$missing" ]; then pass "man:flowrun.1:every-subcommand"
     else fail "man:flowrun.1:every-subcommand" "not described:$missing"; fi
+    # every option of run (runtime/cli.h) is in flowrun.1
+    missing=""
+    for o in $(grep -o '\[-[-a-z]*' runtime/cli.h | tr -d '[' | sort -u); do
+        grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" docs/man/flowrun.1 || missing="$missing $o"
+    done
+    if [ -z "$missing" ]; then pass "man:flowrun.1:every-option"
+    else fail "man:flowrun.1:every-option" "not described:$missing"; fi
     # every option of flowc --help (compiler/main.c) is in flowc.1
     missing=""
     for o in $(grep -o '"  *\(-[a-z]\|--[a-z-]*\)' compiler/main.c | sed 's/"  *//' | sort -u); do
