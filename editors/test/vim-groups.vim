@@ -4,7 +4,8 @@
 " For every "FILE LINE COL CLASS TOKEN" line of POSITIONS it writes
 " "RAW TRANS" to OUT: the syntax group at that place and the standard group it
 " links to. Then, for every FILE, it re-indents a copy with all indentation
-" removed and writes "indent FILE ok" or "indent FILE LINE: got N want M".
+" removed and writes "indent FILE ok" or "indent FILE LINE: got N want M";
+" and once "settings COMMENTSTRING|SHIFTWIDTH|EXPANDTAB|INDENTEXPR".
 filetype plugin indent on
 syntax on
 let s:args = argv()
@@ -30,6 +31,10 @@ for s:line in readfile(s:args[0])
 endfor
 for s:file in s:files
   execute 'silent edit! ' . fnameescape(s:file)
+  if s:file ==# s:files[0]
+    " the ftplugin's settings
+    call add(s:out, printf('settings %s|%d|%d|%s', &commentstring, &shiftwidth, &expandtab, &indentexpr))
+  endif
   let s:want = map(range(1, line('$')), 'indent(v:val)')
   silent %s/^\s\+//e
   silent normal! gg=G

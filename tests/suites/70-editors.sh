@@ -88,7 +88,10 @@ if need vim vim-nox; then
         -S editors/test/vim-groups.vim "$tmp/pos" "$tmp/vim.out" < /dev/null > "$tmp/vim.log" 2>&1 &&
         [ -s "$tmp/vim.out" ]; then
         compare vim vim_expect "$tmp/vim.out"
-        sed -n "$((npos + 1)),\$p" "$tmp/vim.out" | while read -r _ file result; do
+        settings=$(sed -n 's/^settings //p' "$tmp/vim.out")
+        if [ "$settings" = "# %s|4|1|GetFlowIndent(v:lnum)" ]; then pass "vim:ftplugin-and-indent-settings"
+        else fail "vim:ftplugin-and-indent-settings" "commentstring|shiftwidth|expandtab|indentexpr = '$settings'"; fi
+        sed -n "$((npos + 1)),\$p" "$tmp/vim.out" | grep '^indent ' | while read -r _ file result; do
             if [ "$result" = ok ]; then pass "vim:indent:$(basename "$file")"
             else fail "vim:indent:$(basename "$file")" "line $result"; fi
         done
