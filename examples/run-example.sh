@@ -36,7 +36,7 @@ step "1. Generate the data: 20 text files of random words"
 show sh "$ex/gen.sh" "$data" 20 2000
 
 step "2. Compile the pipeline (examples/wordcount/wordcount.flow)"
-sed -n '/^library/,$p' "$ex/wordcount.flow" | sed 's/^/    | /'
+sed -n '/^task/,/^}/p' "$ex/wordcount.flow" | sed 's/^/    | /'
 show "$flowc" "$ex/wordcount.flow" -o "$plan"
 
 step "3. Run it: list the files, count each one's words (one instance per file), add up"
@@ -65,8 +65,7 @@ echo "    result: $result2 words"
 
 step "Done. Try next:"
 cat <<EOT
-    cd $work
-    $flowrun runs                                   # the history of these runs
+    cd $work && $flowrun runs          # the history of these runs
     $flowrun $plan --flow wordstats --param root=$data
-    docs/examples.md                               # the other examples
+    less docs/examples.md              # the other examples
 EOT
