@@ -242,7 +242,12 @@ A line that starts by closing a bracket lines up with the line that opened it."
   (setq-local tab-width 4)
   (setq-local indent-line-function #'flow-indent-line)
   (setq-local electric-indent-chars (append '(?\} ?\] ?\)) electric-indent-chars))
-  (setq-local font-lock-defaults '(flow-font-lock-keywords nil nil)))
+  (setq-local font-lock-defaults '(flow-font-lock-keywords nil nil))
+  (setq-local imenu-generic-expression
+              `(("Types" ,(concat "^[ \t]*type[ \t]+\\(" flow--ident "\\)") 1)
+                ("Tasks" ,(concat "^[ \t]*task[ \t]+\\(" flow--ident "\\)") 1)
+                ("Groups" ,(concat "^[ \t]*group[ \t]+\\(" flow--ident "\\)") 1)
+                (nil ,(concat "^[ \t]*flow[ \t]+\\(" flow--ident "\\)") 1))))
 
 ;;;###autoload
 (add-to-list 'auto-mode-alist '("\\.flow\\'" . flow-mode))

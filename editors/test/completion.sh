@@ -50,6 +50,8 @@ check() {
 check flowc-options "--check --emit= --help --version" flowc --
 check flowc-emit-formats "--emit=json" flowc --emit=j
 check flowc-emit-word "dot" flowc --emit d
+check flowc-emit-split "json" flowc --emit = j
+check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
 check flowrun-first "b.plan backfill clear gc inspect logs report resume run runs show sub verify" flowrun ""
@@ -64,6 +66,9 @@ check flowrun-backfill-options "--rerun --runs" flowrun backfill b.plan --r
 check flowrun-inspect-plan "b.plan sub" flowrun inspect ""
 check flowrun-show-json "--json" flowrun show r1 --
 check flowrun-report-output "-o" flowrun report r1 -
+check flowrun-param-value "params.yaml" flowrun b.plan --param root = pa
+check flowrun-param-value-empty "a.flow b.plan notes.txt params.yaml sub" flowrun b.plan --param root =
+check flowrun-options-after-param "--env --executor" flowrun b.plan --param root = /x --e
 check flowrun-run-ids "r1 r2" flowrun resume ""
 check flowrun-flow-names "wordcount wordstats" flowrun b.plan --flow ""
 check flowrun-logs-tasks-from-show "count_words list_files" flowrun logs r2 ""

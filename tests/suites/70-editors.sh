@@ -159,6 +159,13 @@ if need emacs emacs-nox; then
                        (buffer-substring (line-beginning-position) (point)))))' "$tmp/probe.flow" 2>/dev/null)
     if [ "$got" = "flow-mode|# |# let x = 1" ]; then pass "emacs:mode-and-comments"
     else fail "emacs:mode-and-comments" "got '$got'"; fi
+    # imenu lists the declarations
+    got=$(emacs -Q --batch -l editors/emacs/flow-mode.el --eval '(progn
+        (find-file "examples/wordcount/wordcount.flow") (require (quote imenu))
+        (princ (format "%S" (mapcar (lambda (x) (if (consp (cdr x)) (cons (car x) (mapcar (function car) (cdr x))) (car x)))
+                                    (cdr (imenu--make-index-alist t))))))' 2>/dev/null)
+    want='(("Tasks" "list_files" "count_words" "total_of" "summarize") ("Types" "Summary") "wordcount" "wordstats")'
+    if [ "$got" = "$want" ]; then pass "emacs:imenu"; else fail "emacs:imenu" "got $got"; fi
 else
     fail "emacs:install" "no emacs, and apt-get install emacs-nox failed"
 fi
