@@ -20,7 +20,10 @@ case "$1 $2 $3" in
     "show r2 --json")
         [ "$FAKE" = inspect ] && exit 2
         echo '[{"task":"list_files","index":-1,"state":"ok"},{"task":"count_words[0]","index":0},{"task":"count_words","index":1}]' ;;
-    "inspect b.plan ") printf 'plan version 1\nflow wordcount(root: dir) -> int\nflow wordstats(root: dir)\ntask count_words(file: path) -> int\ntask total_of(counts: [int]) -> int\n' ;;
+    "inspect b.plan ")
+        printf 'plan b.plan: format 1, 2639 bytes\nflows:\n  wordcount(root: dir = "data") -> int  (4 nodes)\n'
+        printf '  wordstats(root: dir = "data") -> Summary  (4 nodes)\ntasks:\n  count_words(file: path) -> int  [c wc:count_words]\n'
+        printf '  total_of(counts: [int]) -> int  [c wc:total_of]\nlibraries:\n  wc = "libwc.so"  sha256 2350e94e\n' ;;
     *) exit 2 ;;
 esac
 FAKE
@@ -73,5 +76,17 @@ check flowrun-run-ids "r1 r2" flowrun resume ""
 check flowrun-flow-names "wordcount wordstats" flowrun b.plan --flow ""
 check flowrun-logs-tasks-from-show "count_words list_files" flowrun logs r2 ""
 FAKE=inspect check flowrun-clear-tasks-from-inspect "count_words" flowrun clear r2 co
+FAKE=inspect check flowrun-clear-all-tasks-from-inspect "count_words total_of" flowrun clear r2 ""
 FAKE=none check flowrun-tasks-from-sources "alpha beta" flowrun logs r9 ""
 FAKE=none check flowrun-no-runs-tolerated "" flowrun resume ""
+
+# with the real flowc and flowrun, when they can compile the word-count example
+if [[ -x $FLOWC && -x $FLOWRUN ]] &&
+    "$FLOWC" "$root/examples/wordcount/wordcount.flow" -o "$tmp/work/wc.plan" 2>/dev/null &&
+    "$FLOWRUN" inspect "$tmp/work/wc.plan" > /dev/null 2>&1; then
+    ln -s "$FLOWRUN" "$tmp/bin/real-flowrun"
+    complete -F _flowrun real-flowrun
+    check real-flowrun-flow-names "wordcount wordstats" real-flowrun wc.plan --flow ""
+    rm -f b.plan
+    check real-flowrun-task-names "count_words list_files summarize total_of" real-flowrun logs 1 ""
+fi

@@ -246,6 +246,54 @@ else
     fail "completion:bash" "no bash"
 fi
 
+# ---- the examples, compiled and run with the real flowc and flowrun ---------------------
+ex=$tmp/examples
+mkdir -p "$ex"
+for f in examples/*/*.flow; do
+    n=$(basename "$f" .flow)
+    if "$FLOWC" --check "$f" > "$ex/$n.check" 2>&1; then pass "examples:$n:check"
+    else fail "examples:$n:check" "flowc --check: $(head -3 "$ex/$n.check")"; fi
+done
+# run FLOW PLAN ARGS...: the result line of one run (state in $ex/.flow)
+run() {
+    FLOW_STATE=$ex/.flow timeout 60 "$FLOWRUN" "$@" 2> "$ex/run.err"
+}
+if sh examples/wordcount/gen.sh "$ex/data" 6 300 > /dev/null &&
+    mkdir -p "$ex/remote" && cp "$ex/data/part-00001.txt" "$ex/data/part-00002.txt" "$ex/remote/"; then
+    words=$(cat "$ex/data"/*.txt | wc -w | tr -d ' ')
+    distinct=0
+    for f in "$ex/data"/*.txt; do
+        distinct=$((distinct + $(tr -cs 'A-Za-z' '\n' < "$f" | tr 'A-Z' 'a-z' | sort -u | grep -c .)))
+    done
+    bytes=$(cat "$ex/remote"/* | wc -c | tr -d ' ')
+    # NAME WANT FLOW_ARGS...: compile examples/NAME/NAME.flow, run it, compare
+    run_example() {
+        name=$1 label=$2 want=$3
+        shift 3
+        plan=$ex/$name.plan
+        if [ ! -f "$plan" ] && ! "$FLOWC" "examples/$name/$name.flow" -o "$plan" > "$ex/run.err" 2>&1; then
+            fail "examples:$label:run" "flowc: $(head -2 "$ex/run.err")"
+            return
+        fi
+        got=$(run "$plan" "$@")
+        case "$got" in
+            $want) pass "examples:$label:run" ;;
+            *) fail "examples:$label:run" "got '$got', want '$want': $(tail -2 "$ex/run.err")" ;;
+        esac
+    }
+    run_example wordcount wordcount "$words" --flow wordcount --param "root=$ex/data"
+    run_example wordcount wordstats "{\"files\":6,\"words\":$words,\"largest\":*}" --flow wordstats --param "root=$ex/data"
+    run_example wordcount wordcount-inline "$words" --flow wordcount --param "root=$ex/data" --executor inline
+    run_example sweep sweep '{"lr":0.01,"depth":4,"score":0.95*}' --flow sweep
+    run_example sweep paired '0.8*' --flow paired
+    run_example mirror mirror "$bytes" --flow mirror --param "remote=$ex/remote" --param "dst=$ex/copy"
+    if cmp -s "$ex/remote/part-00002.txt" "$ex/copy/part-00002.txt"; then pass "examples:mirror:copies"
+    else fail "examples:mirror:copies" "$ex/copy/part-00002.txt differs from its source"; fi
+    run_example mirror mirror_pages "$bytes" --flow mirror_pages --param "remote=$ex/remote" --param "dst=$ex/pages"
+    run_example grouped grouped "$distinct" --param "root=$ex/data"
+    run_example daily daily "" --param "root=$ex/data"
+fi
+
 # ---- examples/run-example.sh, with stand-ins for flowc and flowrun -------------------
 # (make example runs it with the real ones; here only the script's own logic is
 # checked: data generated, the plan compiled where flowrun is told, the result
