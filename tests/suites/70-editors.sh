@@ -45,14 +45,12 @@ done
 # succeeds when GOT is what the editor should show for CLASS
 compare() {
     prefix=$1 expect=$2 out=$3
-    n=0
-    while IFS='	' read -r file line col class tok; do
-        n=$((n + 1))
-        got=$(sed -n "${n}p" "$out")
-        name="$prefix:$(basename "$file"):$line:$col:$class"
+    npos=$(wc -l < "$tmp/pos")
+    head -n "$npos" "$out" | paste "$tmp/pos" - | while IFS='	' read -r file line col class tok got; do
         [ "$file" = MISSING ] && continue
+        name="$prefix:$(basename "$file"):$line:$col:$class"
         if $expect "$class" "$got"; then pass "$name"; else fail "$name" "'$tok' shows as '$got'"; fi
-    done < "$tmp/pos"
+    done
 }
 
 # ---- Vim ------------------------------------------------------------------------
