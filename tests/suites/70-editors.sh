@@ -96,6 +96,23 @@ if need vim vim-nox; then
     else
         fail "vim:run" "vim -es failed: $(tail -3 "$tmp/vim.log")"
     fi
+    # :make runs flowc --check (compiler/flowc.vim) and reads its errors
+    mkdir -p "$tmp/vimbin"
+    cat > "$tmp/vimbin/flowc" <<'EOF2'
+#!/bin/sh
+[ "$1" = --check ] || exit 2
+printf '%s:3:12: error: unknown name '"'"'x'"'"'\n    return t(x)\n           ^\nhint: declare it\n' "$2" >&2
+printf '%s:1:1: warning: library not found\n' "$2" >&2
+exit 1
+EOF2
+    chmod +x "$tmp/vimbin/flowc"
+    cp examples/sweep/sweep.flow "$tmp/qf.flow"
+    got=$(cd "$tmp" && PATH=$tmp/vimbin:$PATH timeout 30 vim -N -u NONE -i NONE -es \
+        --cmd "set rtp^=$root/editors/vim" -c 'filetype plugin on' -c 'edit qf.flow' \
+        -c 'silent make' -c 'call writefile(map(getqflist(), "v:val.lnum.\":\".v:val.col.\":\".v:val.type.\":\".v:val.text"), "qf.out")' \
+        -c 'qall!' < /dev/null > /dev/null 2>&1; cat qf.out 2>/dev/null | tr '\n' '|')
+    if [ "$got" = "3:12:e:unknown name 'x'|1:1:w:library not found|" ]; then pass "vim:compiler-flowc"
+    else fail "vim:compiler-flowc" "quickfix list: '$got'"; fi
 else
     fail "vim:install" "no vim, and apt-get install vim-nox failed"
 fi
@@ -228,6 +245,10 @@ if need node nodejs && need npm npm; then
             tm.scopeName === gr.scopeName && conf.comments.lineComment === "#" &&
             conf.brackets.length === 3 && conf.autoClosingPairs.length >= 4 &&
             conf.surroundingPairs.length >= 4;
+        // every snippet has a prefix and a body
+        const sn = JSON.parse(fs.readFileSync(d + "/" + pkg.contributes.snippets[0].path));
+        const snOk = Object.values(sn).every((s) => s.prefix && Array.isArray(s.body) && s.body.length);
+        if (!snOk) process.exit(1);
         process.exit(ok ? 0 : 1);' "$vs" 2> "$tmp/manifest.log"; then
         pass "vscode:manifest"
     else

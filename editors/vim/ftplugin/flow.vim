@@ -11,3 +11,9 @@ setlocal shiftwidth=4 softtabstop=4 expandtab
 setlocal suffixesadd=.flow
 
 let b:undo_ftplugin = "setlocal commentstring< comments< formatoptions< shiftwidth< softtabstop< expandtab< suffixesadd<"
+
+" :make checks the file with flowc (see compiler/flowc.vim)
+if !exists("b:current_compiler")
+  compiler flowc
+  let b:undo_ftplugin .= " | setlocal makeprg< errorformat<"
+endif
