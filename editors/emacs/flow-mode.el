@@ -11,12 +11,16 @@
 ;; operations (partial expand expand_kwargs map filter zip combine flatten),
 ;; task options, built-in functions, strings with {...} interpolation and
 ;; escapes, durations, dates, numbers, comments and the arrows => and ->;
-;; indentation by braces, brackets and parentheses; `#' comments.
+;; indentation by braces, brackets and parentheses; `#' comments; an index
+;; of declarations (imenu); and checking with `flowc --check' as you type
+;; (M-x flymake-mode).
 ;;
 ;; Install: put this file on `load-path' and add (require 'flow-mode), or
 ;; (autoload 'flow-mode "flow-mode" nil t) -- `.flow' files then open in it.
 
 ;;; Code:
+
+(require 'flymake)
 
 (defgroup flow nil
   "Major mode for flow pipeline files."
@@ -27,6 +31,11 @@
   "Columns of indentation per open brace, bracket or parenthesis."
   :type 'integer
   :safe #'integerp
+  :group 'flow)
+
+(defcustom flow-flowc-program "flowc"
+  "The flow compiler, run as `flowc --check FILE' to check the buffer."
+  :type 'string
   :group 'flow)
 
 ;; ---- faces: one per class, each inheriting a standard face ------------------
@@ -226,6 +235,64 @@ A line that starts by closing a bracket lines up with the line that opened it."
     (indent-line-to (max 0 indent))
     (when (> offset 0) (forward-char offset))))
 
+;; ---- checking with flowc (flymake) --------------------------------------------------
+
+(defvar-local flow--flymake-process nil
+  "The running `flowc --check' of this buffer, if any.")
+
+(defconst flow--diagnostic-regexp
+  "^\\(.*\\):\\([0-9]+\\):\\([0-9]+\\): \\(error\\|warning\\|note\\): \\(.*\\)$"
+  "A diagnostic line of flowc: FILE:LINE:COL: KIND: MESSAGE.")
+
+(defun flow--flymake-report (source proc temp report-fn)
+  "Report to REPORT-FN the diagnostics PROC printed about SOURCE; remove TEMP."
+  (unwind-protect
+      (if (not (eq proc (buffer-local-value 'flow--flymake-process source)))
+          (flymake-log :warning "Canceling an obsolete check %s" proc)
+        (with-current-buffer (process-buffer proc)
+          (goto-char (point-min))
+          (let (diags)
+            (while (re-search-forward flow--diagnostic-regexp nil t)
+              (let* ((line (string-to-number (match-string 2)))
+                     (col (string-to-number (match-string 3)))
+                     (kind (match-string 4))
+                     (region (flymake-diag-region source line col)))
+                (when region
+                  (push (flymake-make-diagnostic
+                         source (car region) (cdr region)
+                         (cond ((equal kind "error") :error)
+                               ((equal kind "warning") :warning)
+                               (t :note))
+                         (match-string 5))
+                        diags))))
+            (funcall report-fn (nreverse diags)))))
+    (kill-buffer (process-buffer proc))
+    (delete-file temp)))
+
+(defun flow-flymake (report-fn &rest _args)
+  "Flymake backend: check the buffer with `flowc --check' and call REPORT-FN.
+The buffer is written to a temporary file beside the visited one, so that
+library paths resolve as they will for the real file."
+  (unless (executable-find flow-flowc-program)
+    (error "Cannot find %s (see `flow-flowc-program')" flow-flowc-program))
+  (when (process-live-p flow--flymake-process)
+    (kill-process flow--flymake-process))
+  (let* ((source (current-buffer))
+         (dir (if buffer-file-name (file-name-directory buffer-file-name) default-directory))
+         (temp (make-temp-file (expand-file-name ".flymake-" dir) nil ".flow")))
+    (save-restriction
+      (widen)
+      (write-region nil nil temp nil 'silent))
+    (setq flow--flymake-process
+          (make-process
+           :name "flow-flymake" :noquery t :connection-type 'pipe
+           :buffer (generate-new-buffer " *flow-flymake*")
+           :command (list flow-flowc-program "--check" temp)
+           :sentinel
+           (lambda (proc _event)
+             (when (memq (process-status proc) '(exit signal))
+               (flow--flymake-report source proc temp report-fn)))))))
+
 ;; ---- the mode ---------------------------------------------------------------------
 
 ;;;###autoload
@@ -243,6 +310,7 @@ A line that starts by closing a bracket lines up with the line that opened it."
   (setq-local indent-line-function #'flow-indent-line)
   (setq-local electric-indent-chars (append '(?\} ?\] ?\)) electric-indent-chars))
   (setq-local font-lock-defaults '(flow-font-lock-keywords nil nil))
+  (add-hook 'flymake-diagnostic-functions #'flow-flymake nil t)
   (setq-local imenu-generic-expression
               `(("Types" ,(concat "^[ \t]*type[ \t]+\\(" flow--ident "\\)") 1)
                 ("Tasks" ,(concat "^[ \t]*task[ \t]+\\(" flow--ident "\\)") 1)

@@ -53,6 +53,17 @@ compare() {
     done
 }
 
+# a stand-in flowc for the editors' "check with flowc" support: two diagnostics
+mkdir -p "$tmp/fakebin"
+cat > "$tmp/fakebin/flowc" <<'EOF2'
+#!/bin/sh
+[ "$1" = --check ] || exit 2
+printf '%s:3:12: error: unknown name '"'"'x'"'"'\n    return t(x)\n           ^\nhint: declare it\n' "$2" >&2
+printf '%s:1:1: warning: library not found\n' "$2" >&2
+exit 1
+EOF2
+chmod +x "$tmp/fakebin/flowc"
+
 # ---- Vim ------------------------------------------------------------------------
 vim_expect() {
     case "$1:$2" in
@@ -97,17 +108,8 @@ if need vim vim-nox; then
         fail "vim:run" "vim -es failed: $(tail -3 "$tmp/vim.log")"
     fi
     # :make runs flowc --check (compiler/flowc.vim) and reads its errors
-    mkdir -p "$tmp/vimbin"
-    cat > "$tmp/vimbin/flowc" <<'EOF2'
-#!/bin/sh
-[ "$1" = --check ] || exit 2
-printf '%s:3:12: error: unknown name '"'"'x'"'"'\n    return t(x)\n           ^\nhint: declare it\n' "$2" >&2
-printf '%s:1:1: warning: library not found\n' "$2" >&2
-exit 1
-EOF2
-    chmod +x "$tmp/vimbin/flowc"
     cp examples/sweep/sweep.flow "$tmp/qf.flow"
-    got=$(cd "$tmp" && PATH=$tmp/vimbin:$PATH timeout 30 vim -N -u NONE -i NONE -es \
+    got=$(cd "$tmp" && PATH=$tmp/fakebin:$PATH timeout 30 vim -N -u NONE -i NONE -es \
         --cmd "set rtp^=$root/editors/vim" -c 'filetype plugin on' -c 'edit qf.flow' \
         -c 'silent make' -c 'call writefile(map(getqflist(), "v:val.lnum.\":\".v:val.col.\":\".v:val.type.\":\".v:val.text"), "qf.out")' \
         -c 'qall!' < /dev/null > /dev/null 2>&1; cat qf.out 2>/dev/null | tr '\n' '|')
@@ -174,6 +176,23 @@ if need emacs emacs-nox; then
                        (buffer-substring (line-beginning-position) (point)))))' "$tmp/probe.flow" 2>/dev/null)
     if [ "$got" = "flow-mode|# |# let x = 1" ]; then pass "emacs:mode-and-comments"
     else fail "emacs:mode-and-comments" "got '$got'"; fi
+    # flymake runs flowc --check (through the stand-in) and shows its diagnostics
+    cp examples/sweep/sweep.flow "$tmp/fm.flow"
+    got=$(PATH=$tmp/fakebin:$PATH timeout 30 emacs -Q --batch -l editors/emacs/flow-mode.el --eval '(progn
+        (find-file (nth 0 command-line-args-left)) (setq command-line-args-left nil)
+        (flymake-mode 1) (flymake-start)
+        (let ((n 0)) (while (and (< n 50) (< (length (flymake-diagnostics)) 2))
+                       (accept-process-output nil 0.1) (setq n (1+ n))))
+        (princ (mapconcat (lambda (d) (format "%d:%s:%s" (line-number-at-pos (flymake-diagnostic-beg d))
+                                              (flymake-diagnostic-type d) (flymake-diagnostic-text d)))
+                          (sort (flymake-diagnostics) (lambda (a b) (< (flymake-diagnostic-beg a) (flymake-diagnostic-beg b))))
+                          "|")))' "$tmp/fm.flow" 2>/dev/null)
+    leftover=$(ls -a "$tmp" | grep -c '^\.flymake-')
+    if [ "$got" = "1::warning:library not found|3::error:unknown name 'x'" ] && [ "$leftover" = 0 ]; then
+        pass "emacs:flymake-flowc"
+    else
+        fail "emacs:flymake-flowc" "diagnostics '$got', $leftover temporary files left"
+    fi
     # imenu lists the declarations
     got=$(emacs -Q --batch -l editors/emacs/flow-mode.el --eval '(progn
         (find-file "examples/wordcount/wordcount.flow") (require (quote imenu))
