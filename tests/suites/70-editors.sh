@@ -64,6 +64,16 @@ exit 1
 EOF2
 chmod +x "$tmp/fakebin/flowc"
 
+# ... and the real flowc prints its diagnostics in the form both editors read
+printf 'flow f() -> int {\n    return undefined_name\n}\n' > "$tmp/bad.flow"
+if [ -x "$FLOWC" ]; then
+    if "$FLOWC" --check "$tmp/bad.flow" 2>&1 | grep -q "^$tmp/bad.flow:2:[0-9]*: error: "; then
+        pass "editors:flowc-diagnostic-format"
+    else
+        fail "editors:flowc-diagnostic-format" "$("$FLOWC" --check "$tmp/bad.flow" 2>&1 | head -2)"
+    fi
+fi
+
 # ---- Vim ------------------------------------------------------------------------
 vim_expect() {
     case "$1:$2" in
