@@ -189,6 +189,12 @@ Sets group 0 to the whole of it, 1 and 3 to the braces, 2 to the code."
     (,(concat "\\_<\\(" flow--ident "\\)[ \t]*:") 1 font-lock-variable-name-face)
     (,(concat "[(,][ \t]*\\(" flow--ident "\\)[ \t]*=[^=>]") 1 font-lock-variable-name-face)
     (,(concat "\\_<\\(" flow--ident "\\)[ \t]*=>") 1 font-lock-variable-name-face)
+    ;; (a, b) => ...: each name in the parentheses
+    (,(concat "(\\([ \t]*" flow--ident "\\(?:[ \t]*,[ \t]*" flow--ident "\\)*[ \t]*\\))[ \t]*=>")
+     (,flow--ident
+      (progn (goto-char (match-beginning 1)) (match-end 1))
+      (goto-char (match-end 0))
+      (0 font-lock-variable-name-face)))
     ;; literals: dates and durations before plain numbers
     ("\\_<[0-9]\\{4\\}-[0-9]\\{2\\}-[0-9]\\{2\\}\\_>" . 'flow-date-face)
     ("\\_<[0-9][0-9_]*\\(?:ms\\|s\\|m\\|h\\|d\\)\\_>" . 'flow-duration-face)
