@@ -62,6 +62,7 @@ check flowrun-subcommand "report resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-run-options "--env --executor" flowrun b.plan --e
 check flowrun-executor "process" flowrun b.plan --executor p
+check flowrun-schedule "breadth" flowrun b.plan --schedule b
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
 check flowrun-backfill-order "newest-first" flowrun backfill b.plan --flow wordcount --order n
