@@ -73,7 +73,10 @@ syn match   flowBadEscape /\\[^nt\\"{}u]/ contained
 syn region  flowString    start=/"/ skip=/\\\\\|\\"/ end=/"/ oneline
       \ contains=flowEscape,flowBadEscape,flowInterp,@Spell
 syn region  flowInterp    matchgroup=flowInterpDelim start=/{/ end=/}/ contained oneline
-      \ contains=@flowExpr
+      \ contains=@flowExpr,flowInterpNest
+" a record literal inside an interpolation: "{ {a = 1}.a }"
+syn region  flowInterpNest start=/{/ end=/}/ contained oneline transparent
+      \ contains=@flowExpr,flowInterpNest
 
 syn cluster flowExpr contains=flowString,flowNumber,flowFloat,flowDuration,flowDate,
       \ flowBoolean,flowWordOp,flowConditional,flowBuiltin,flowMapping,flowArrow,
