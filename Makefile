@@ -27,17 +27,17 @@ SANITIZE ?= 0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 $(WARN) -fPIC -Iruntime/include -Iruntime -Icompiler -I$(BUILD)/gen
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -Iruntime -Icompiler -I$(BUILD)/gen
 LDLIBS   := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
 
 ifeq ($(SANITIZE),1)
-  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-  LDFLAGS += -fsanitize=address,undefined
+  override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  override LDFLAGS += -fsanitize=address,undefined
 endif
 
 ifeq ($(LLVM),1)
   LLVM_CONFIG ?= $(shell command -v llvm-config-14 || command -v llvm-config)
-  CFLAGS  += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_CONFIG),-I$(shell $(LLVM_CONFIG) --includedir))
+  override CFLAGS += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_CONFIG),-I$(shell $(LLVM_CONFIG) --includedir))
   LDLIBS  += $(if $(LLVM_CONFIG),-L$(shell $(LLVM_CONFIG) --libdir) -lLLVM-14)
 endif
 
