@@ -1,6 +1,8 @@
 #!/bin/sh
 # Editors and the newcomer's tools: Vim, Emacs and VS Code highlighting and
-# indentation checked on the example programs, bash completion, man pages.
+# indentation checked on the example programs, checking with flowc from the
+# editors, bash completion, the examples themselves (compiled and run with the
+# real flowc and flowrun, and run-example.sh), and the man pages.
 #
 # One table, editors/test/tokens.txt, names tokens of examples/ and the class
 # each must be highlighted as; editors/test/positions.sh turns it into line and
@@ -13,6 +15,9 @@
 [ "${SANITIZED:-0}" = 1 ] && exit 0
 
 root=$(pwd)
+FLOWC=${FLOWC:-$root/build/bin/flowc}
+FLOWRUN=${FLOWRUN:-$root/build/bin/flowrun}
+export FLOWC FLOWRUN
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
