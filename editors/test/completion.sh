@@ -73,6 +73,8 @@ check flowrun-report-output "-o" flowrun report r1 -
 check flowrun-param-value "params.yaml" flowrun b.plan --param root = pa
 check flowrun-param-value-empty "a.flow b.plan notes.txt params.yaml sub" flowrun b.plan --param root =
 check flowrun-options-after-param "--env --executor" flowrun b.plan --param root = /x --e
+check flowrun-param-names "root=" flowrun b.plan --flow wordstats --param r
+check flowrun-param-names-many-flows "" flowrun b.plan --param ""
 check flowrun-run-ids "r1 r2" flowrun resume ""
 check flowrun-flow-names "wordcount wordstats" flowrun b.plan --flow ""
 check flowrun-logs-tasks-from-show "count_words list_files" flowrun logs r2 ""
@@ -88,6 +90,7 @@ if [[ -x $FLOWC && -x $FLOWRUN ]] &&
     ln -s "$FLOWRUN" "$tmp/bin/real-flowrun"
     complete -F _flowrun real-flowrun
     check real-flowrun-flow-names "wordcount wordstats" real-flowrun wc.plan --flow ""
+    check real-flowrun-param-names "root=" real-flowrun wc.plan --flow wordcount --param ""
     rm -f b.plan
     check real-flowrun-task-names "count_words list_files summarize total_of" real-flowrun logs 1 ""
 fi
