@@ -189,16 +189,14 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
         scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
     }
     flow_diag *saved = c->d;
-    bool first_walk = g->state == 0;
-    if (!first_walk) c->d = &c->mute;
+    if (g->reported) c->d = &c->mute; /* its errors were shown once already */
     int before = c->d->errors;
     g->inlining = true;
-    g->state = 1;
     c->inline_depth++;
     chk_val r = walk(c, &sc, &g->ast->list2, pg->ret, "group", g->ast);
     c->inline_depth--;
     g->inlining = false;
-    g->state = 2;
+    if (c->d == c->diag) g->reported = true;
     if (c->d->errors != before) g->bad = true;
     c->d = saved;
     scope_free(&sc);
@@ -366,8 +364,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                    nmissing == 1 ? "parameter" : "parameters", missing);
         return ERR;
     }
-    bool is_void = ty_is(p, s.ret, PT_VOID);
-    uint32_t lt = is_void || mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
+    /* an expansion yields [R]; of a task without a result, [void] (the plan reader's rule) */
+    uint32_t lt = mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
     if (f.kind == CV_GROUP) {
         uint32_t graph = c->decls[f.ref].index;
         if (mode == M_KWARGS) {
@@ -771,7 +769,7 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, boo
         return ERR;
     }
     pa[k] = (plan_arg){xs.node, PA_AXIS, 0};
-    uint32_t lt = ty_is(p, s.ret, PT_VOID) ? c->t_void : plan_type_list(p, s.ret);
+    uint32_t lt = plan_type_list(p, s.ret);
     return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
 }
 
@@ -1185,7 +1183,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
 void chk_body(chk_ctx *c, chk_decl *dc) {
     flow_plan *p = c->plan;
     flow_diag *saved = c->d;
-    bool quiet = dc->kind == DK_GROUP && dc->state == 2;
+    bool quiet = dc->kind == DK_GROUP && dc->reported;
     if (quiet) c->d = &c->mute;
     int before = c->d->errors;
     uint32_t gi = dc->index;
@@ -1200,15 +1198,12 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         p->nodes[n].name = p->params[fp + i].name;
         if (!scope_get(&sc, pa->name)) scope_add(&sc, pa->name, pa->nspan, node_val(n, t));
     }
-    if (dc->kind == DK_GROUP) {
-        dc->state = 1;
-        dc->inlining = true;
-    }
+    if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,
                      dc->kind == DK_FLOW ? "flow" : "group", dc->ast);
     if (dc->kind == DK_GROUP) {
-        dc->state = 2;
         dc->inlining = false;
+        dc->reported = true;
     }
     p->graphs[gi].nnodes = p->n_nodes - p->graphs[gi].first_node;
     p->graphs[gi].ret_node = r.kind == CV_NODE ? r.node : PLAN_NONE;

@@ -993,6 +993,11 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     for (int i = 0; i < c.ndecls; i++)
         if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) chk_body(&c, &c.decls[i]);
 
+    /* a safety net: nothing may fail quietly without an error shown */
+    for (int i = 0; i < c.ndecls && !diag->errors; i++)
+        if (c.decls[i].bad)
+            diag_error(diag, c.decls[i].ast->nspan, NULL, "%s '%s' has errors",
+                       decl_what(c.decls[i].kind), c.decls[i].ast->name);
     bool any_flow = false;
     for (int i = 0; i < c.ndecls; i++) any_flow |= c.decls[i].kind == DK_FLOW;
     if (!any_flow && !diag->errors)

@@ -394,7 +394,8 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
 
 static uint32_t lower_unary(lw *w, const flow_node *e) {
     char b1[128];
-    if (e->op == OP_NEG && e->a && e->a->kind == AST_INT) { /* a negative literal */
+    if (e->op == OP_NEG && e->a && e->a->kind == AST_INT && e->a->ival != INT64_MIN) {
+        /* a negative literal */
         push_int(w, -e->a->ival, w->t_int, e->span);
         return w->t_int;
     }
@@ -501,6 +502,7 @@ static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
         }
     }
     if (!ok) return PLAN_NONE;
+    if (is_k(w, elem, PT_INT) && is_k(w, elem_hint, PT_FLOAT)) elem = elem_hint;
     if (is_k(w, elem, PT_FLOAT)) /* promote the int elements, in place on the stack */
         for (int i = 0; i < n; i++)
             if (is_k(w, ts[i], PT_INT)) emit(w, EOP_I2F, n - 1 - i, 0, e->list.items[i]->span, 0);

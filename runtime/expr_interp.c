@@ -240,6 +240,40 @@ static void excerpt(const fv_str *s, char *buf, size_t len) {
     buf[k] = 0;
 }
 
+/* `==` of two lists or records: element by element with the language's `==`, so
+ * floats compare as IEEE numbers at any depth (nan != nan, -0.0 == 0.0), unlike the
+ * value model's fv_equal, which is identity of values for caching. */
+static bool deep_eq(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
+    const plan_type *t = &p->types[type];
+    switch ((plan_type_kind)t->kind) {
+    case PT_FLOAT:
+        return a.f == b.f;
+    case PT_STR:
+    case PT_PATH:
+    case PT_DIR:
+    case PT_DATE:
+        return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
+    case PT_BYTES:
+        return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&
+               memcmp(fv_as_bytes(a)->data, fv_as_bytes(b)->data, (size_t)fv_as_bytes(a)->len) == 0;
+    case PT_LIST: {
+        const fv_list *x = fv_as_list(a), *y = fv_as_list(b);
+        if (x->len != y->len) return false;
+        for (int64_t i = 0; i < x->len; i++)
+            if (!deep_eq(p, t->elem, x->items[i], y->items[i])) return false;
+        return true;
+    }
+    case PT_RECORD:
+        for (uint32_t i = 0; i < t->n; i++)
+            if (!deep_eq(p, p->fields[t->first + i].type, fv_as_rec(a)->fields[i],
+                         fv_as_rec(b)->fields[i]))
+                return false;
+        return true;
+    default: /* int, bool, duration */
+        return a.i == b.i;
+    }
+}
+
 /* ---- the loop ---- */
 
 /* Release the values on the stack when instruction pc fails (see DESIGN). */
@@ -440,7 +474,7 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
             break;
         case EOP_EQ_V:
         case EOP_NE_V: {
-            bool eq = fv_equal(p, (uint32_t)in->a, NEXT, TOP);
+            bool eq = deep_eq(p, (uint32_t)in->a, NEXT, TOP);
             fv_decref(p, (uint32_t)in->a, NEXT);
             fv_decref(p, (uint32_t)in->a, TOP);
             sp--;

@@ -469,6 +469,15 @@ static void test_records_lists(void **state) {
              t->t_bool);
     assert_true(run(t, li, &l).i);
     fv_decref(t->p, t->t_lstr, l);
+    /* floats inside lists compare as IEEE numbers, as they do alone */
+    li = lam(t, "f => [f] == [f]", &t->t_float, 1, t->t_bool);
+    flow_val fa = {.f = __builtin_nan("")};
+    assert_false(run(t, li, &fa).i);
+    fa.f = 1.5;
+    assert_true(run(t, li, &fa).i);
+    li = lam(t, "f => {x = f} == {x = 0.0 - f}", &t->t_float, 1, t->t_bool);
+    fa.f = 0.0;
+    assert_true(run(t, li, &fa).i);
     /* mixed int/float list literal becomes [float] */
     li = lam(t, "x => [x, 2.5, 3]", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->types[t->p->lambdas[li].ret].elem, t->t_float);
@@ -476,6 +485,13 @@ static void test_records_lists(void **state) {
     out = run(t, li, &a);
     assert_true(fv_as_list(out)->items[0].f == 1.0 && fv_as_list(out)->items[2].f == 3.0);
     fv_decref(t->p, t->p->lambdas[li].ret, out);
+    /* [int] literal where [float] is wanted */
+    uint32_t t_lf = plan_type_list(t->p, t->t_float);
+    li = lam(t, "x => [x, 2]", &t->t_int, 1, t_lf);
+    a.i = 7;
+    out = run(t, li, &a);
+    assert_true(fv_as_list(out)->items[0].f == 7.0 && fv_as_list(out)->items[1].f == 2.0);
+    fv_decref(t->p, t_lf, out);
     /* an empty list where the type is known */
     li = lam(t, "x => if x > 0 then [x] else []", &t->t_int, 1, PLAN_NONE);
     a.i = 0;
