@@ -110,6 +110,7 @@ typedef struct chk_ctx {
     int depth;                  /* expression nesting (bounded) */
     int inline_depth;           /* groups being inlined */
     uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
+    const char *const_what;     /* what a constant being checked is for, or NULL */
     bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;

@@ -258,10 +258,27 @@ static bool valid_date(const char *s) {
     return !(m == 2 && d == 29 && !leap);
 }
 
-static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want, const char *found) {
+static const char *literal_what(const flow_node *e) {
+    static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
+                                        [AST_BOOL] = "a bool",     [AST_STR] = "a string",
+                                        [AST_DURATION] = "a duration", [AST_DATE] = "a date",
+                                        [AST_LIST] = "a list",     [AST_RECORD] = "a record",
+                                        [AST_UNARY] = "a number"};
+    return (size_t)e->kind < sizeof found / sizeof *found && found[e->kind] ? found[e->kind]
+                                                                           : "another value";
+}
+
+/* c->const_what names what the constant is for ("the default of 'x'"), when known */
+static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want) {
     char tb[128];
-    diag_error(c->d, e->span, NULL, "expected a constant of type %s, found %s",
-               chk_type_text(c, want, tb, sizeof tb), found);
+    const char *hint = e->kind == AST_STR && ty_is(c->plan, want, PT_DURATION)
+                           ? "a duration is written without quotes: 500ms 30s 5m 2h 1d" : NULL;
+    if (c->const_what)
+        diag_error(c->d, e->span, hint, "%s must be of type %s, found %s", c->const_what,
+                   chk_type_text(c, want, tb, sizeof tb), literal_what(e));
+    else
+        diag_error(c->d, e->span, hint, "expected a constant of type %s, found %s",
+                   chk_type_text(c, want, tb, sizeof tb), literal_what(e));
 }
 
 /*
@@ -350,8 +367,19 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
             return PLAN_NONE;
         }
         uint32_t *vs = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *vs);
+        bool inferred = et == PLAN_NONE; /* the first element gives the type */
         for (int i = 0; i < n; i++) {
-            vs[i] = chk_const_value(c, e->list.items[i], et, report);
+            const flow_node *x = e->list.items[i];
+            vs[i] = chk_const_value(c, x, et, report && !(inferred && i > 0));
+            if (vs[i] == PLAN_NONE && report && inferred && i > 0) {
+                char tb[128];
+                if (chk_const_value(c, x, PLAN_NONE, false) != PLAN_NONE)
+                    diag_error(c->d, x->span, "all elements of a list have one type",
+                               "list elements must have one type: %s before, %s here",
+                               chk_type_text(c, et, tb, sizeof tb), literal_what(x));
+                else
+                    chk_const_value(c, x, et, true);
+            }
             if (vs[i] == PLAN_NONE) return PLAN_NONE;
             if (et == PLAN_NONE) et = p->values[vs[i]].type;
             else if (!ty_same(p, et, p->values[vs[i]].type)) {
@@ -417,15 +445,7 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
         if (report) diag_error(c->d, e->span, NULL, "expected a constant");
         return PLAN_NONE;
     }
-    if (report) {
-        static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
-                                            [AST_BOOL] = "a bool",     [AST_STR] = "a string",
-                                            [AST_DURATION] = "a duration", [AST_DATE] = "a date",
-                                            [AST_LIST] = "a list",     [AST_RECORD] = "a record",
-                                            [AST_UNARY] = "a number"};
-        const_mismatch(c, e, want, (size_t)e->kind < sizeof found / sizeof *found && found[e->kind]
-                                       ? found[e->kind] : "another value");
-    }
+    if (report) const_mismatch(c, e, want);
     return PLAN_NONE;
 }
 
@@ -459,7 +479,13 @@ void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n) 
                 diag_error(c->d, pa->b->span, "use a literal: a number, string, date, list or record",
                            "the default of '%s' must be a constant", pa->name);
             else
+            {
+                char what[200];
+                snprintf(what, sizeof what, "the default of '%s'", pa->name);
+                c->const_what = what;
                 def = chk_const_value(c, pa->b, t, true);
+                c->const_what = NULL;
+            }
         }
         uint32_t k = PLAN_PUSH(p, params);
         p->params[k] = (plan_param){plan_intern_str(p, pa->name), t == PLAN_NONE ? c->t_void : t,
@@ -486,7 +512,11 @@ static bool opt_const(chk_ctx *c, const flow_node *o, uint32_t want, plan_value 
                    chk_type_text(c, want, tb, sizeof tb));
         return false;
     }
+    char what[200];
+    snprintf(what, sizeof what, "option '%s'", o->name);
+    c->const_what = what;
     uint32_t v = chk_const_value(c, o->a, want, true);
+    c->const_what = NULL;
     if (v == PLAN_NONE) return false;
     *out = c->plan->values[v];
     c->plan->n_values--; /* options live in the task record, not as plan values */
