@@ -889,12 +889,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     flow_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
-    if (n > CHK_MAX_ARGS) {
-        diag_error(c->d, e->span, "build long lists with range, files or a task",
-                   "a list literal with more than %d non-constant elements", CHK_MAX_ARGS);
-        return ERR;
-    }
-    plan_arg args[CHK_MAX_ARGS];
+    plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         const flow_node *x = e->list.items[i];
