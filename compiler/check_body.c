@@ -166,7 +166,8 @@ static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_
 }
 
 /* inline a plain group call: walk its body with its parameters bound to nodes */
-static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, const flow_node *at) {
+static chk_val inline_group(chk_ctx *c, const chk_scope *caller, uint32_t gdecl,
+                            const uint32_t *nodes, const flow_node *at) {
     chk_decl *g = &c->decls[gdecl];
     if (g->bad) return ERR;
     if (g->inlining) {
@@ -190,7 +191,13 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
     const plan_graph *pg = &p->graphs[g->index];
     chk_scope sc;
     memset(&sc, 0, sizeof sc);
-    sc.prefix = g->ast->name;
+    sc.prefix = g->ast->name; /* node names: group.let, outer.inner.let when nested */
+    if (caller->prefix) {
+        size_t n = strlen(caller->prefix) + strlen(g->ast->name) + 2;
+        char *pre = ast_alloc(c->ar, n);
+        snprintf(pre, n, "%s.%s", caller->prefix, g->ast->name);
+        sc.prefix = pre;
+    }
     for (uint32_t i = 0; i < pg->nparams; i++) {
         const flow_node *pa = g->ast->list.items[i];
         scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
@@ -386,7 +393,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         }
         uint32_t nodes[CHK_MAX_PARAMS];
         for (uint32_t i = 0; i < n; i++) nodes[i] = pa[i].node;
-        return inline_group(c, f.ref, nodes, call);
+        return inline_group(c, sc, f.ref, nodes, call);
     }
     if (mode == M_CALL)
         return node_val(emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span), s.ret);
