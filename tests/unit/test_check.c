@@ -22,14 +22,18 @@ typedef struct compiled {
     int errors;       /* errors reported */
 } compiled;
 
-static compiled compile_text(const char *src) {
+static compiled compile_to(const char *src, const char *plan_path);
+
+static compiled compile_text(const char *src) { return compile_to(src, "build/t.plan"); }
+
+static compiled compile_to(const char *src, const char *plan_path) {
     compiled r = {ast_arena_new(), NULL, 0};
     flow_diag d;
     FILE *sink = fopen("/dev/null", "w");
     diag_init(&d, "tests/unit/t.flow", src, strlen(src), sink);
     flow_node *prog = flow_parse(r.ar, &d, src, strlen(src));
     if (prog && !d.errors) {
-        flowc_options opt = {"tests/unit/t.flow", "build/t.plan", src, strlen(src)};
+        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src)};
         r.plan = flowc_compile(prog, &d, &opt);
     }
     r.errors = d.errors;
@@ -97,6 +101,24 @@ static void test_wordcount(void **state) {
     int nonzero = 0;
     for (int i = 0; i < 32; i++) nonzero |= p->libs[0].sha256[i];
     assert_true(nonzero);
+    done(&c);
+}
+
+/* library paths are stored relative to the plan's folder (or the .flow's with --check) */
+static void test_library_paths(void **state) {
+    (void)state;
+    const char *src = LIB "task add(a: int, b: int) -> int = chk.add\nflow f() {}\n";
+    compiled c = compile_to(src, "tests/lib/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "libchk.so");
+    done(&c);
+    c = compile_to(src, "tests/unit/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "../lib/libchk.so");
+    done(&c);
+    c = compile_to(src, NULL); /* --check: the .flow file's folder */
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "../lib/libchk.so");
+    done(&c);
+    c = compile_to(src, "tests/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "lib/libchk.so");
     done(&c);
 }
 
@@ -405,6 +427,7 @@ static void test_elf_symbols(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wordcount),
+        cmocka_unit_test(test_library_paths),
         cmocka_unit_test(test_cartesian_axes_in_order_named),
         cmocka_unit_test(test_partial_and_default),
         cmocka_unit_test(test_expand_kwargs_zip),
