@@ -843,6 +843,11 @@ static void test_validator_messages(void **state) {
     p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
     expect_bad(p, "parameter n wants");
 
+    p = rich_plan(&x); /* the same, with a parameter name that would break the line */
+    p->params[1].name = plan_intern_str(p, "n\nx");
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n?x wants"); /* read_bytes also checks: no newline */
+
     p = rich_plan(&x); /* both arguments claim axis 0 */
     uint32_t cn = node_named(p, "counts");
     p->args[p->nodes[cn].first_arg + 1] = (plan_arg){node_named(p, "files"), PA_AXIS, 0};
