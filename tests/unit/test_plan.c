@@ -1018,6 +1018,13 @@ static int write_damaged(const char *dir) {
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "badref.plan", b, n);
     free(b);
+    plan_free(p);
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
+    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
+    if (plan_write(p, &b, &n)) return 1;
+    rc |= write_bytes(dir, "nolib.plan-valid", b, n);
+    free(b);
     free(c);
     plan_free(p);
     return rc;
