@@ -204,25 +204,21 @@ static flow_node *unary(flow_parser *p, flow_span sp, int op, flow_node *a) {
     return n;
 }
 
-/* A string literal's text when it has no interpolation; else NULL and an error. */
+/* A string literal's text when it has no interpolation (then it is one
+ * STRPART) and no NUL byte; else NULL and an error. */
 static const char *const_string(flow_parser *p, flow_node *str, const char *what) {
-    size_t total = 0;
     for (int i = 0; i < str->list.len; i++) {
         flow_node *part = str->list.items[i];
         if (part->kind != AST_STRPART) {
             diag_error(p->diag, part->span, NULL, "%s cannot interpolate an expression", what);
             return NULL;
         }
-        total += (size_t)part->ival;
+        if (memchr(part->sval, 0, (size_t)part->ival)) {
+            diag_error(p->diag, part->span, NULL, "%s cannot hold a NUL byte", what);
+            return NULL;
+        }
     }
-    char *s = ast_alloc(p->ar, total + 1);
-    size_t at = 0;
-    for (int i = 0; i < str->list.len; i++) {
-        flow_node *part = str->list.items[i];
-        memcpy(s + at, part->sval, (size_t)part->ival);
-        at += (size_t)part->ival;
-    }
-    return s;
+    return str->list.items[0]->sval;
 }
 }
 

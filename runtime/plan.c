@@ -218,24 +218,26 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
     F(u32, r->first_param)                                                                         \
-    F(u32, r->nparams) F(u32, r->ret) F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd)              \
-        F(u32, r->first) F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind)                 \
-            F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms)                    \
-                F(i64, r->timeout_ms) F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger)       \
-                    F(u32, r->version) F(u32, r->run_as) F(u32, r->image) F(u32, r->label)         \
-                        F(u32, r->loc)
+    F(u32, r->nparams)                                                                             \
+    F(u32, r->ret) F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first)                \
+        F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind) F(u32, r->retries)               \
+            F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)                 \
+                F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)          \
+                    F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
     F(u32, r->first_param)                                                                         \
-    F(u32, r->nparams) F(u32, r->ret) F(u32, r->ret_node) F(u32, r->schedule)                      \
-        F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
+    F(u32, r->nparams)                                                                             \
+    F(u32, r->ret) F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) \
+        F(u32, r->loc)
 #define PLAN_REC_nodes(F)                                                                          \
     F(u32, r->kind)                                                                                \
     F(u32, r->type)                                                                                \
     F(u32, r->ref)                                                                                 \
-    F(u32, r->aux) F(u32, r->first_arg) F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter)  \
-        F(u32, r->name) F(u32, r->loc)
+    F(u32, r->aux)                                                                                 \
+    F(u32, r->first_arg) F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) \
+        F(u32, r->loc)
 #define PLAN_REC_args(F) F(u32, r->node) F(u32, r->mode) F(u32, r->aux)
 #define PLAN_REC_lambdas(F)                                                                        \
     F(u32, r->first_ptype)                                                                         \
@@ -249,10 +251,11 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(1, strtext, strtext)                                                                         \
     S(2, stroff, u32)                                                                              \
     S(3, types, types)                                                                             \
-    S(4, fields, fields) S(5, values, values) S(6, items, u32) S(7, libs, libs)                    \
-        S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)          \
-            S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)          \
-                S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
+    S(4, fields, fields)                                                                           \
+    S(5, values, values) S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds) \
+        S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args)            \
+            S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code)      \
+                S(18, locs, locs)
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -442,6 +445,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        for (char *c = err; *c; c++) /* names from the plan must not break the one line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return -1;
 }

@@ -491,6 +491,7 @@ static void test_error_positions(void **state) {
     ERR("flow f() { let x = 1 let y = 2 }",
         "<input>:1:22: error: unexpected 'let', expected newline or '}'");
     ERR("library l = \"a{x}\"\n", "<input>:1:16: error: a library path cannot interpolate");
+    ERR("library l = \"a\\u{0}\"\n", "<input>:1:14: error: a library path cannot hold a NUL byte");
     ERR("flow f(c: bool) -> int {\n  return if c then 1",
         "<input>:2:21: error: unexpected end of file, expected 'else'");
     ERR("flow f() {\n  let x = 1 +;\n}\n",

@@ -843,6 +843,11 @@ static void test_validator_messages(void **state) {
     p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
     expect_bad(p, "parameter n wants");
 
+    p = rich_plan(&x); /* the same, with a parameter name that would break the line */
+    p->params[1].name = plan_intern_str(p, "n\nx");
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n?x wants"); /* read_bytes also checks: no newline */
+
     p = rich_plan(&x); /* both arguments claim axis 0 */
     uint32_t cn = node_named(p, "counts");
     p->args[p->nodes[cn].first_arg + 1] = (plan_arg){node_named(p, "files"), PA_AXIS, 0};
@@ -1012,6 +1017,13 @@ static int write_damaged(const char *dir) {
     p->args[p->nodes[node_named(p, "stored")].first_arg].node = 0;
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "badref.plan", b, n);
+    free(b);
+    plan_free(p);
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
+    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
+    if (plan_write(p, &b, &n)) return 1;
+    rc |= write_bytes(dir, "nolib.plan-valid", b, n);
     free(b);
     free(c);
     plan_free(p);
