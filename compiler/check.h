@@ -31,6 +31,11 @@
 #define CHK_MAX_PARAMS 256      /* parameters of one task, group or flow */
 #define CHK_MAX_ARGS 256        /* arguments of one call */
 #define CHK_MAX_EXPR_DEPTH 200  /* nesting of flow-level expressions */
+/* nodes in one plan: group inlining can multiply them, so the limit grows with the
+ * source: CHK_BASE_NODES + CHK_NODES_PER_BYTE per source byte, at most CHK_MAX_NODES */
+#define CHK_BASE_NODES 200000u
+#define CHK_NODES_PER_BYTE 10u
+#define CHK_MAX_NODES 10000000u
 #define CHK_MAX_LIB_BYTES (1u << 30) /* a larger library file is not read */
 
 /* string -> int map, open addressing; keys are borrowed */
@@ -52,8 +57,8 @@ typedef struct chk_decl {
     const flow_node *ast; /* its declaration */
     uint32_t index;       /* LIB: plan lib; TASK: plan task; FLOW/GROUP: plan graph;
                              TYPE: resolved type (PLAN_NONE until resolved) */
-    int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed;
-                             GROUP: 0 body not walked yet, 1 walking, 2 walked */
+    int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed */
+    bool reported;        /* GROUP: its body was walked with the real diag (errors shown) */
     bool bad;             /* its declaration or body had errors (callers stay quiet) */
     bool inlining;        /* GROUP: being inlined right now (recursion check) */
     struct elf_symtab *syms; /* LIB: symbols when the file was found and read */
@@ -104,6 +109,9 @@ typedef struct chk_ctx {
     int ncand, capcand;         /* used, allocated */
     int depth;                  /* expression nesting (bounded) */
     int inline_depth;           /* groups being inlined */
+    uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
+    const char *const_what;     /* what a constant being checked is for, or NULL */
+    bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 

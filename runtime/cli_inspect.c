@@ -23,20 +23,6 @@
 
 #define INSPECT_TEXT 256 /* room for one type or constant in the summary */
 
-/*
- * Where the runtime's linker checks symbols: a strong definition anywhere in libflow
- * (dlopen each library, dlsym each C task's symbol) replaces this weak one. It gets the
- * plan, the resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0,
- * or -1 with one line in err.
- */
-int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err,
-                        size_t errlen);
-__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
-                                              char *err, size_t errlen) {
-    (void)p, (void)lib_paths, (void)err, (void)errlen;
-    return 0;
-}
-
 static flow_plan *load(const char *cmd, const char *path) {
     char err[512];
     flow_plan *p = plan_read_file(path, err, sizeof err);
@@ -77,7 +63,8 @@ static void print_graphs(const flow_plan *p, plan_graph_kind kind, const char *t
 }
 
 static void hex(const uint8_t *h, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 static void summary(const flow_plan *p, const char *path, FILE *f) {
@@ -114,17 +101,20 @@ static void summary(const flow_plan *p, const char *path, FILE *f) {
     fprintf(f,
             "counts: %u types, %u constants, %u libraries, %u tasks, %u graphs, %u nodes, "
             "%u lambdas (%u instructions), %u strings, %u source locations\n",
-            p->n_types, p->n_values, p->n_libs, p->n_tasks, p->n_graphs, p->n_nodes,
-            p->n_lambdas, p->n_code, p->n_stroff, p->n_locs);
+            p->n_types, p->n_values, p->n_libs, p->n_tasks, p->n_graphs, p->n_nodes, p->n_lambdas,
+            p->n_code, p->n_stroff, p->n_locs);
 }
 
 int flowrun_cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
     int fmt = -1; /* -1: the summary */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) fmt = PLAN_EMIT_JSON;
-        else if (!strcmp(argv[i], "--yaml")) fmt = PLAN_EMIT_YAML;
-        else if (!strcmp(argv[i], "--dot")) fmt = PLAN_EMIT_DOT;
+        if (!strcmp(argv[i], "--json"))
+            fmt = PLAN_EMIT_JSON;
+        else if (!strcmp(argv[i], "--yaml"))
+            fmt = PLAN_EMIT_YAML;
+        else if (!strcmp(argv[i], "--dot"))
+            fmt = PLAN_EMIT_DOT;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "flowrun inspect: unknown option '%s' (--json, --yaml, --dot)\n",
                     argv[i]);
@@ -143,9 +133,14 @@ int flowrun_cmd_inspect(int argc, char **argv) {
     flow_plan *p = load("inspect", path);
     if (!p) return 2;
     int rc = 0;
-    if (fmt < 0) summary(p, path, stdout);
-    else rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
+    if (fmt < 0)
+        summary(p, path, stdout);
+    else
+        rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
     if (fflush(stdout) != 0) rc = 2;
+    if (rc)
+        fprintf(stderr, "flowrun inspect: %s: cannot write the view: %s\n", path,
+                ferror(stdout) ? strerror(errno) : "the emitter failed");
     plan_free(p);
     return rc;
 }
@@ -158,12 +153,61 @@ static int file_sha256(const char *path, uint8_t out[32]) {
     int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
     unsigned char buf[65536];
     size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = EVP_DigestUpdate(c, buf, n);
+    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        ok = EVP_DigestUpdate(c, buf, n);
     unsigned len = 0;
     ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, out, &len);
     EVP_MD_CTX_free(c);
     fclose(f);
     return ok ? 0 : -1;
+}
+
+/* A plan's text in a one-line message: control characters become '?'. */
+static const char *one_line(const char *s, char *buf, size_t len) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+/*
+ * Symbols: each C task's symbol must be in its library. This default dlopens each
+ * library (RTLD_LAZY | RTLD_LOCAL, as a run would load it) and dlsyms each symbol. The
+ * runtime's linker may replace it with a strong definition anywhere in libflow (for
+ * example one that also prepares the libffi call interfaces). It gets the plan and the
+ * resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0, or -1 with
+ * one line in err.
+ */
+int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
+__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
+                                              char *err, size_t errlen) {
+    int rc = 0;
+    char a[256], b[1024];
+    for (uint32_t i = 0; i < p->n_libs && !rc; i++) {
+        void *h = dlopen(lib_paths[i], RTLD_LAZY | RTLD_LOCAL);
+        if (!h) {
+            const char *why = dlerror();
+            snprintf(err, errlen, "library %s: cannot load %s: %s",
+                     one_line(plan_str(p, p->libs[i].name), a, sizeof a), lib_paths[i],
+                     one_line(why ? why : "unknown error", b, sizeof b));
+            rc = -1;
+            break;
+        }
+        for (uint32_t t = 0; t < p->n_tasks && !rc; t++) {
+            const plan_task *k = &p->tasks[t];
+            if (k->kind != TK_C || k->lib != i || dlsym(h, plan_str(p, k->symbol))) continue;
+            snprintf(err, errlen, "task %s: symbol %s not found in library %s (%s)",
+                     one_line(plan_str(p, k->name), a, sizeof a),
+                     one_line(plan_str(p, k->symbol), b, sizeof b), plan_str(p, p->libs[i].name),
+                     lib_paths[i]);
+            rc = -1;
+        }
+        dlclose(h);
+    }
+    for (char *c = err; rc && *c; c++) /* the library's name and path, too */
+        if ((unsigned char)*c < 0x20) *c = '?';
+    return rc;
 }
 
 static bool is_file(const char *path) {
@@ -225,32 +269,40 @@ int flowrun_cmd_verify(int argc, char **argv) {
     }
     static const uint8_t zero[32];
     for (uint32_t i = 0; i < p->n_libs && !rc; i++) {
-        const char *name = plan_str(p, p->libs[i].name), *lib = plan_str(p, p->libs[i].path);
+        char nbuf[256], lbuf[1024];
+        const char *lib = plan_str(p, p->libs[i].path);
+        const char *name = one_line(plan_str(p, p->libs[i].name), nbuf, sizeof nbuf);
         char where[PATH_MAX];
         uint8_t h[32];
         if (!find_library(path, lib, where, sizeof where)) {
             fprintf(stderr,
                     "flowrun verify: %s: library %s (\"%s\") not found beside the plan or in "
-                    "FLOW_LIBRARY_PATH\n", path, name, lib);
+                    "FLOW_LIBRARY_PATH\n",
+                    path, name, one_line(lib, lbuf, sizeof lbuf));
             rc = 2;
             break;
         }
+        char wbuf[PATH_MAX];
+        const char *shown = one_line(where, wbuf, sizeof wbuf); /* where, for messages */
         if (file_sha256(where, h) != 0) {
             fprintf(stderr, "flowrun verify: %s: library %s: cannot read %s: %s\n", path, name,
-                    where, strerror(errno));
+                    shown, strerror(errno));
             rc = 2;
             break;
         }
         if (!memcmp(p->libs[i].sha256, zero, 32)) {
-            fprintf(stderr, "flowrun verify: warning: library %s: the plan holds no hash for "
-                    "it (flowc did not find it), found %s\n", name, where);
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s: the plan holds no hash for "
+                    "it (flowc did not find it), found %s\n",
+                    name, shown);
         } else if (memcmp(p->libs[i].sha256, h, 32) != 0) {
             char want[65], got[65];
             hex(p->libs[i].sha256, 32, want);
             hex(h, 32, got);
-            fprintf(stderr, "flowrun verify: warning: library %s (%s) has changed since the "
-                    "plan was compiled (sha256 %.12s..., plan has %.12s...)\n", name, where,
-                    got, want);
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s (%s) has changed since the "
+                    "plan was compiled (sha256 %.12s..., plan has %.12s...)\n",
+                    name, shown, got, want);
         }
         found[i] = strdup(where);
         if (!found[i]) rc = 2;
@@ -263,7 +315,8 @@ int flowrun_cmd_verify(int argc, char **argv) {
         }
     }
     if (!rc) printf("%s: ok\n", path);
-    for (uint32_t i = 0; i < p->n_libs; i++) free(found[i]);
+    for (uint32_t i = 0; i < p->n_libs; i++)
+        free(found[i]);
     free(found);
     plan_free(p);
     return rc;

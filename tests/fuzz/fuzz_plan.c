@@ -3,13 +3,12 @@
  *
  * Random bytes almost never pass the SHA-256 checksum, so an input at least a header
  * long is re-sealed first: the fuzzer then reaches the section table, the decoder and
- * the cross-reference validator. An accepted plan is also written back (must succeed
- * and read again) and shown as JSON and DOT, so every index the emitters follow is one
- * the validator vouched for.
+ * the cross-reference validator. An accepted plan is also written back (must succeed,
+ * read again and write the same bytes again) and shown as JSON and DOT, so every index
+ * the emitters follow is one the validator vouched for.
  *
- *   clang -fsanitize=fuzzer,address,undefined -Iruntime tests/fuzz/fuzz_plan.c \
- *         runtime/plan.c runtime/plan_emit.c -lyaml -lcrypto -o fuzz_plan
- *   ./fuzz_plan tests/fuzz/seeds-plan
+ * Built and run by tests/fuzz/run.sh (make fuzz), seeded from tests/fuzz/seeds-plan/
+ * (valid plans from `test_plan --write-seeds` and flowc's golden programs).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +34,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (plan_write(p, &out, &len) != 0) abort();
         flow_plan *q = plan_read(out, len, err, sizeof err);
         if (!q) abort(); /* what was accepted and written must read again */
+        uint8_t *again;
+        size_t len2;
+        if (plan_write(q, &again, &len2) != 0 || len2 != len || memcmp(out, again, len) != 0)
+            abort(); /* and write the same bytes: the format is deterministic */
+        free(again);
         plan_free(q);
         free(out);
         FILE *f = fopen("/dev/null", "w");

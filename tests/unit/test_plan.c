@@ -24,10 +24,10 @@
 
 /* ---- building the rich plan ---- */
 typedef struct rich_ids {
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void;
-    uint32_t t_lstr, t_lpath, t_lint, t_llint, t_row, t_lrow, t_dst, t_zip, t_anon;
-    uint32_t v_int, v_float, v_true, v_str, v_path, v_dir, v_glob, v_date, v_dur, v_list,
-        v_row, v_rows, v_zero;
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur, t_void;   /* types */
+    uint32_t t_lstr, t_lpath, t_lint, t_llint, t_row, t_lrow, t_dst, t_zip, t_anon; /* more */
+    uint32_t v_int, v_float, v_true, v_str, v_path, v_dir, v_glob, v_date, v_dur, v_list, v_row,
+        v_rows, v_zero; /* constants */
 } rich_ids;
 
 static uint32_t loc(flow_plan *p, uint32_t line, uint32_t col) {
@@ -71,11 +71,6 @@ static uint32_t vagg(flow_plan *p, uint32_t type, const uint32_t *items, uint32_
     return v;
 }
 
-typedef struct code_b {
-    flow_plan *p;   /* plan */
-    uint32_t first; /* first instruction of the lambda */
-} code_b;
-
 static void op(flow_plan *p, flow_expr_op o, int32_t a, uint16_t b) {
     uint32_t i = PLAN_PUSH(p, code);
     p->code[i] = (plan_instr){(uint16_t)o, b, a, loc(p, 9, i)};
@@ -89,8 +84,8 @@ static uint32_t lambda(flow_plan *p, const uint32_t *ptypes, uint32_t n, uint32_
         p->typelist[k] = ptypes[j];
     }
     uint32_t l = PLAN_PUSH(p, lambdas);
-    p->lambdas[l] = (plan_lambda){first, n, ret, first_code, p->n_code - first_code, nlocals,
-                                  loc(p, 7, l)};
+    p->lambdas[l] =
+        (plan_lambda){first, n, ret, first_code, p->n_code - first_code, nlocals, loc(p, 7, l)};
     return l;
 }
 
@@ -111,11 +106,13 @@ static uint32_t task(flow_plan *p, const char *name, plan_task_kind kind, uint32
     return t;
 }
 
-static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref,
-                     uint32_t aux, const char *name) {
+static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref, uint32_t aux,
+                     const char *name) {
     uint32_t n = PLAN_PUSH(p, nodes);
-    p->nodes[n] = (plan_node){kind, type, ref, aux, p->n_args, 0, p->n_afters, 0,
-                              name ? plan_intern_str(p, name) : PLAN_NONE, loc(p, 5, n)};
+    p->nodes[n] = (plan_node){kind,        type,      ref,
+                              aux,         p->n_args, 0,
+                              p->n_afters, 0,         name ? plan_intern_str(p, name) : PLAN_NONE,
+                              loc(p, 5, n)};
     return n;
 }
 
@@ -134,8 +131,16 @@ static void after(flow_plan *p, uint32_t n, uint32_t before) {
 static uint32_t graph(flow_plan *p, const char *name, plan_graph_kind kind, uint32_t first_param,
                       uint32_t nparams, uint32_t ret) {
     uint32_t g = PLAN_PUSH(p, graphs);
-    p->graphs[g] = (plan_graph){plan_intern_str(p, name), kind, first_param, nparams, ret,
-                                PLAN_NONE, PLAN_NONE, p->n_nodes, 0, loc(p, 4, g)};
+    p->graphs[g] = (plan_graph){plan_intern_str(p, name),
+                                kind,
+                                first_param,
+                                nparams,
+                                ret,
+                                PLAN_NONE,
+                                PLAN_NONE,
+                                p->n_nodes,
+                                0,
+                                loc(p, 4, g)};
     return g;
 }
 static void graph_end(flow_plan *p, uint32_t g, uint32_t ret_node) {
@@ -147,7 +152,8 @@ static flow_plan *rich_plan(rich_ids *id) {
     flow_plan *p = plan_new();
     rich_ids x;
     p->source = plan_intern_str(p, "tests/rich.flow");
-    for (int i = 0; i < 32; i++) p->source_sha256[i] = (uint8_t)(i * 7 + 1);
+    for (int i = 0; i < 32; i++)
+        p->source_sha256[i] = (uint8_t)(i * 7 + 1);
     x.t_void = plan_type_basic(p, PT_VOID);
     x.t_int = plan_type_basic(p, PT_INT);
     x.t_float = plan_type_basic(p, PT_FLOAT);
@@ -162,7 +168,8 @@ static flow_plan *rich_plan(rich_ids *id) {
     x.t_lpath = plan_type_list(p, x.t_path);
     x.t_lint = plan_type_list(p, x.t_int);
     x.t_llint = plan_type_list(p, x.t_lint);
-    plan_field rowf[] = {{plan_intern_str(p, "file"), x.t_path}, {plan_intern_str(p, "n"), x.t_int}};
+    plan_field rowf[] = {{plan_intern_str(p, "file"), x.t_path},
+                         {plan_intern_str(p, "n"), x.t_int}};
     x.t_row = plan_type_record(p, plan_intern_str(p, "Row"), rowf, 2);
     x.t_lrow = plan_type_list(p, x.t_row);
     plan_field dstf[] = {{plan_intern_str(p, "dst"), x.t_str}};
@@ -425,11 +432,11 @@ static void use_plan(const flow_plan *p) {
     free(b);
 }
 
-#define TABLE_EQ(a, b, arr)                                                                \
-    do {                                                                                   \
-        assert_int_equal((a)->n_##arr, (b)->n_##arr);                                      \
-        if ((a)->n_##arr)                                                                  \
-            assert_memory_equal((a)->arr, (b)->arr, (size_t)(a)->n_##arr * sizeof *(a)->arr); \
+#define TABLE_EQ(a, b, arr)                                                                        \
+    do {                                                                                           \
+        assert_int_equal((a)->n_##arr, (b)->n_##arr);                                              \
+        if ((a)->n_##arr)                                                                          \
+            assert_memory_equal((a)->arr, (b)->arr, (size_t)(a)->n_##arr * sizeof *(a)->arr);      \
     } while (0)
 
 /* ---- tests ---- */
@@ -616,10 +623,12 @@ static void test_resealed_flips(void **state) {
 }
 
 static void put32(uint8_t *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
 static void put64(uint8_t *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void test_huge_counts(void **state) {
@@ -678,9 +687,8 @@ static void test_newer_version(void **state) {
     plan_reseal(b, n);
     assert_null(read_bytes(b, n));
     char want[128];
-    snprintf(want, sizeof want,
-             "plan format version %d is newer than this flowrun supports (%d)", PLAN_VERSION + 1,
-             PLAN_VERSION);
+    snprintf(want, sizeof want, "plan format version %d is newer than this flowrun supports (%d)",
+             PLAN_VERSION + 1, PLAN_VERSION);
     assert_string_equal(err, want);
     /* even without a valid checksum or a full header, the version is reported first */
     assert_null(read_bytes(b, 40));
@@ -727,8 +735,7 @@ static void expect_bad(flow_plan *p, const char *want) {
 
 static uint32_t node_named(const flow_plan *p, const char *name) {
     for (uint32_t i = 0; i < p->n_nodes; i++)
-        if (p->nodes[i].name != PLAN_NONE && !strcmp(plan_str(p, p->nodes[i].name), name))
-            return i;
+        if (p->nodes[i].name != PLAN_NONE && !strcmp(plan_str(p, p->nodes[i].name), name)) return i;
     fail_msg("no node %s", name);
     return 0;
 }
@@ -831,6 +838,75 @@ static void test_validator_messages(void **state) {
     p = rich_plan(&x);
     p->source = p->n_stroff;
     expect_bad(p, "source name");
+
+    p = rich_plan(&x); /* count(file, n = "hello"): a str where an int goes */
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n wants");
+
+    p = rich_plan(&x); /* the same, with a parameter name that would break the line */
+    p->params[1].name = plan_intern_str(p, "n\nx");
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n?x wants"); /* read_bytes also checks: no newline */
+
+    p = rich_plan(&x); /* both arguments claim axis 0 */
+    uint32_t cn = node_named(p, "counts");
+    p->args[p->nodes[cn].first_arg + 1] = (plan_arg){node_named(p, "files"), PA_AXIS, 0};
+    expect_bad(p, "parameter n wants");
+
+    p = rich_plan(&x); /* two axes, one named */
+    p->nodes[node_named(p, "counts")].aux = 2;
+    expect_bad(p, "axis 1 is named by 0 arguments");
+
+    p = rich_plan(&x); /* flatten([[int]]) claims to give [[int]] */
+    p->nodes[node_named(p, "all")].type = x.t_llint;
+    expect_bad(p, "flatten");
+
+    p = rich_plan(&x); /* a list node [[int]] with an int element */
+    p->args[p->nodes[node_named(p, "all")].first_arg - 1].node = node_named(p, "n");
+    expect_bad(p, "list element 1");
+
+    static const char *const not_utf8[] = {
+        "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"};
+    for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
+        p = rich_plan(&x);
+        plan_intern_str(p, not_utf8[i]);
+        expect_bad(p, "not UTF-8");
+    }
+    p = rich_plan(&x); /* well-formed multi-byte text is fine */
+    plan_intern_str(p, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    size_t len;
+    uint8_t *b = bytes_of(p, &len);
+    flow_plan *q = read_bytes(b, len);
+    if (!q) fail_msg("refused UTF-8 text: %s", err);
+    plan_free(q);
+    free(b);
+    plan_free(p);
+}
+
+/* Records are structural: a constant of the anonymous {file: path, n: int} may stand
+ * where a Row goes, but a record with other field names may not. */
+static void test_structural_records(void **state) {
+    (void)state;
+    for (int rename = 0; rename < 2; rename++) {
+        rich_ids x;
+        flow_plan *p = rich_plan(&x);
+        plan_field f[] = {{plan_intern_str(p, rename ? "path" : "file"), x.t_path},
+                          {plan_intern_str(p, "n"), x.t_int}};
+        uint32_t anon = plan_type_record(p, PLAN_NONE, f, 2);
+        assert_int_not_equal(anon, x.t_row);
+        p->values[x.v_row].type = anon; /* an item of [Row], and a Row node's constant */
+        size_t len;
+        uint8_t *b = bytes_of(p, &len);
+        flow_plan *q = read_bytes(b, len);
+        if (rename) {
+            assert_null(q);
+        } else {
+            if (!q) fail_msg("refused: %s", err);
+            plan_free(q);
+        }
+        free(b);
+        plan_free(p);
+    }
 }
 
 /* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
@@ -891,8 +967,8 @@ static flow_plan *small_plan(void) {
     uint32_t v = PLAN_PUSH(p, values);
     p->values[v] = (plan_value){t_int, 0, {.i = 7}};
     uint32_t g = PLAN_PUSH(p, graphs);
-    p->graphs[g] = (plan_graph){plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE,
-                                0, 1, PLAN_NONE};
+    p->graphs[g] = (plan_graph){
+        plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE, 0, 1, PLAN_NONE};
     uint32_t n = PLAN_PUSH(p, nodes);
     p->nodes[n] = (plan_node){PN_CONST, t_int, PLAN_NONE, v, 0, 0, 0, 0, PLAN_NONE, PLAN_NONE};
     return p;
@@ -942,6 +1018,13 @@ static int write_damaged(const char *dir) {
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "badref.plan", b, n);
     free(b);
+    plan_free(p);
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
+    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
+    if (plan_write(p, &b, &n)) return 1;
+    rc |= write_bytes(dir, "nolib.plan-valid", b, n);
+    free(b);
     free(c);
     plan_free(p);
     return rc;
@@ -973,6 +1056,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),
+        cmocka_unit_test(test_structural_records),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
