@@ -27,9 +27,6 @@
 #include "expr.h"
 #include "rtcore.h"
 
-/* Until the expression module is linked in, a stitch reports that it is missing. */
-#pragma weak expr_eval
-#pragma weak expr_error_format
 
 /* Bytes of C result kept on the stack; larger results go to the arena. */
 #define RT_LOCAL_RET 64
@@ -264,17 +261,12 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
     flow_val rec = {0};
     if (t->stitch != PLAN_NONE) {
         expr_error ee;
-        if (!expr_eval) {
-            rt_ictx_fail(c, "stitch: the expression module is not linked into this build");
-            fv_decref(p, fret, fo.v);
-            return -1;
-        }
         int rc = expr_eval(p, t->stitch, &fo.v, &rec, &ee);
         fv_decref(p, fret, fo.v);
         if (rc) {
             char buf[300];
             rt_ictx_fail(c, "stitch: %s",
-                         expr_error_format ? expr_error_format(p, &ee, buf, sizeof buf) : ee.msg);
+                         expr_error_format(p, &ee, buf, sizeof buf));
             return -1;
         }
         fo.v.i = 0;

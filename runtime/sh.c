@@ -30,8 +30,6 @@
 #include "expr.h"
 #include "rtcore.h"
 
-#pragma weak expr_eval
-#pragma weak expr_error_format
 
 extern char **environ;
 
@@ -213,6 +211,9 @@ static int parse_number(rt_ictx *c, uint32_t kind, const char *text, flow_val *o
     if (end == text || *end || errno) {
         char shown[64];
         snprintf(shown, sizeof shown, "%s", text);
+        size_t n = strlen(shown);
+        while (n && (shown[n - 1] == '\n' || shown[n - 1] == '\r' || shown[n - 1] == ' '))
+            shown[--n] = 0;
         rt_ictx_fail(c, "command output is not %s: '%s'", kind == PT_INT ? "an int" : "a float",
                      shown);
         return -1;
@@ -225,10 +226,6 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     const plan_task *t = &p->tasks[ti];
     uint32_t rkind = p->types[t->ret].kind;
     out->i = 0;
-    if (!expr_eval) {
-        rt_ictx_fail(c, "sh task: the expression module is not linked into this build");
-        return -1;
-    }
     /* {out} */
     const char *outp;
     if (rkind == PT_PATH || rkind == PT_DIR) {
@@ -248,7 +245,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     }
     /* the command text */
     flow_val largs[RT_MAX_PARAMS + 1];
-    memcpy(largs, args, t->nparams * sizeof *largs);
+    if (t->nparams) memcpy(largs, args, t->nparams * sizeof *largs);
     uint32_t str_t = p->typelist[p->lambdas[t->cmd].first_ptype + t->nparams];
     largs[t->nparams] = fv_str_cstr(p, str_t, outp);
     flow_val cmdv;
@@ -258,7 +255,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     if (rc) {
         char buf[300];
         rt_ictx_fail(c, "command: %s",
-                     expr_error_format ? expr_error_format(p, &ee, buf, sizeof buf) : ee.msg);
+                     expr_error_format(p, &ee, buf, sizeof buf));
         return -1;
     }
     sh_run r = {0};

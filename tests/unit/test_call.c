@@ -16,6 +16,7 @@
 
 #include "exec.h"
 #include "flow.h"
+#include "expr_ops.h"
 #include "value.h"
 #include "value_json.h"
 
@@ -131,6 +132,68 @@ static uint32_t combine(T *t, uint32_t first, uint32_t second, uint32_t stitch, 
         uint32_t b = PLAN_PUSH(p, binds);
         p->binds[b] = binds[j];
     }
+    return k;
+}
+
+/* ---- hand-assembled lambdas (the compiler is not needed to test the runtime) ---- */
+
+static void emit(flow_plan *p, uint16_t op, int32_t a, uint16_t b) {
+    uint32_t i = PLAN_PUSH(p, code);
+    p->code[i] = (plan_instr){op, b, a, 0};
+}
+
+static uint32_t str_const(T *t, const char *s, size_t n) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%.*s", (int)n, s);
+    uint32_t v = PLAN_PUSH(t->p, values);
+    t->p->values[v] = (plan_value){.type = t->t_str, .u.s = plan_intern_str(t->p, buf)};
+    return v;
+}
+
+static uint32_t new_lambda(flow_plan *p, int n, const uint32_t *ptypes, uint32_t ret,
+                           uint32_t first_code) {
+    uint32_t l = PLAN_PUSH(p, lambdas);
+    p->lambdas[l].first_ptype = p->n_typelist;
+    for (int i = 0; i < n; i++) {
+        uint32_t k = PLAN_PUSH(p, typelist);
+        p->typelist[k] = ptypes[i];
+    }
+    p->lambdas[l].nparams = (uint32_t)n;
+    p->lambdas[l].ret = ret;
+    p->lambdas[l].first_code = first_code;
+    p->lambdas[l].ncode = p->n_code - first_code;
+    return l;
+}
+
+/* An sh task: tmpl is the command text with {0}..{9} for the (str) parameters and
+ * {out}, each interpolated shell-quoted, as the compiler lowers them. */
+static uint32_t shtask(T *t, const char *name, uint32_t ret, int n, const char *tmpl) {
+    flow_plan *p = t->p;
+    if (!p->n_locs) plan_add_loc(p, 1, 1, 1, 1);
+    uint32_t types[MAXP + 1];
+    for (int i = 0; i < n; i++) types[i] = t->t_str;
+    types[n] = t->t_str;
+    uint32_t first = p->n_code;
+    int parts = 0;
+    for (const char *s = tmpl; *s;) {
+        const char *open = strchr(s, '{');
+        if (open != s) {
+            size_t len = open ? (size_t)(open - s) : strlen(s);
+            emit(p, EOP_CONST_S, (int32_t)str_const(t, s, len), 0);
+            parts++;
+            s += len;
+            continue;
+        }
+        int param = !strncmp(s, "{out}", 5) ? n : s[1] - '0';
+        emit(p, EOP_PARAM_REF, param, 0);
+        emit(p, EOP_SHQUOTE, (int32_t)t->t_str, 0);
+        parts++;
+        s = strchr(s, '}') + 1;
+    }
+    emit(p, EOP_INTERP, (int32_t)t->t_str, (uint16_t)parts);
+    emit(p, EOP_RET, 0, 0);
+    uint32_t k = new_task(p, name, TK_SH, ret, n, types);
+    p->tasks[k].cmd = new_lambda(p, n + 1, types, t->t_str, first);
     return k;
 }
 
@@ -484,6 +547,132 @@ static void test_combine(void **state) {
     done(t);
 }
 
+static double now_ns(void);
+static void test_sh(void **state) {
+    (void)state;
+    T *t = mk();
+    uint32_t echo = shtask(t, "echo", t->t_str, 1, "printf '%s\\n\\n' {0}");
+    uint32_t num = shtask(t, "num", t->t_int, 1, "echo {0}");
+    uint32_t flt = shtask(t, "flt", t->t_float, 1, "echo {0}");
+    uint32_t mkp = shtask(t, "mkpath", t->t_path, 1, "printf %s {0} > {out}");
+    uint32_t nop = shtask(t, "nopath", t->t_path, 0, "true");
+    uint32_t mkd = shtask(t, "mkdir", t->t_dir, 0, "touch {out}/a {out}/b");
+    uint32_t vd = shtask(t, "void", t->t_void, 0, "echo to the log; echo err >&2");
+    uint32_t bad = shtask(t, "bad", t->t_void, 0,
+                          "echo oops >&2; for i in $(seq 1 30); do echo line$i >&2; done; exit 3");
+    uint32_t slow = shtask(t, "slow", t->t_str, 0, "sleep 5 & sleep 5; echo late");
+    uint32_t big = shtask(t, "big", t->t_str, 0,
+                          "head -c 300000 /dev/zero | tr '\\0' e >&2; "
+                          "head -c 1000000 /dev/zero | tr '\\0' x");
+    uint32_t sig = shtask(t, "sig", t->t_str, 0, "kill -9 $$");
+    rt_runtime *rt = open_ok(t);
+    flow_val q = fv_str_cstr(t->p, t->t_str, "it's a \"b\" $HOME");
+    expect(rt, echo, &q, "\"it's a \\\"b\\\" $HOME\\n\"");
+    flow_val n42 = fv_str_cstr(t->p, t->t_str, "42"), nab = fv_str_cstr(t->p, t->t_str, "abc");
+    flow_val f25 = fv_str_cstr(t->p, t->t_str, "2.5");
+    expect(rt, num, &n42, "42");
+    call_fails(rt, num, &nab, "command output is not an int: 'abc'");
+    expect(rt, flt, &f25, "2.5");
+    call_fails(rt, flt, &nab, "not a float");
+
+    rt_result res;
+    char tmpl[] = "/tmp/flow-sh-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    rt_job job = {.id = 3, .task = mkp, .map_index = -1, .args = &q, .out_dir = tmpl};
+    rt_call_task(rt, &job, &res);
+    if (!res.ok) fail_msg("%s", res.error);
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "%s/out", tmpl);
+    assert_string_equal(fv_as_str(res.value)->data, want);
+    FILE *f = fopen(want, "r");
+    char buf[64] = "";
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "it's a \"b\" $HOME");
+    rt_result_clear(t->p, mkp, &res);
+    job.task = nop;
+    rt_call_task(rt, &job, &res);
+    assert_false(res.ok);
+    assert_non_null(strstr(res.error, "command did not create its output"));
+    rt_result_clear(t->p, nop, &res);
+    job.task = mkd;
+    rt_call_task(rt, &job, &res);
+    if (!res.ok) fail_msg("%s", res.error);
+    snprintf(want, sizeof want, "%s/b", fv_as_str(res.value)->data);
+    struct stat st;
+    assert_int_equal(stat(want, &st), 0);
+    rt_result_clear(t->p, mkd, &res);
+    rm_rf(tmpl);
+
+    call_ok(rt, vd, NULL, &res);
+    assert_string_equal(res.log, "to the log\nerr\n");
+    rt_result_clear(t->p, vd, &res);
+
+    job = (rt_job){.id = 4, .task = bad, .map_index = -1};
+    rt_call_task(rt, &job, &res);
+    assert_false(res.ok);
+    assert_non_null(strstr(res.error, "command exited with status 3: line11\n"));
+    assert_non_null(strstr(res.error, "line30"));
+    assert_null(strstr(res.error, "line10"));
+    assert_non_null(strstr(res.log, "oops"));
+    rt_result_clear(t->p, bad, &res);
+
+    job = (rt_job){.id = 5, .task = slow, .map_index = -1, .timeout_ms = 200};
+    double t0 = now_ns();
+    rt_call_task(rt, &job, &res);
+    assert_false(res.ok);
+    assert_string_equal(res.error, "command timed out after 200 ms");
+    assert_true(now_ns() - t0 < 3e9);
+    rt_result_clear(t->p, slow, &res);
+
+    flow_val v = call_ok(rt, big, NULL, &res);
+    assert_int_equal(fv_as_str(v)->len, 1000000);
+    assert_true(strlen(res.log) >= 300000);
+    rt_result_clear(t->p, big, &res);
+    call_fails(rt, sig, NULL, "command killed by signal 9");
+
+    fv_decref(t->p, t->t_str, q);
+    fv_decref(t->p, t->t_str, n42);
+    fv_decref(t->p, t->t_str, nab);
+    fv_decref(t->p, t->t_str, f25);
+    rt_close(rt);
+    done(t);
+}
+
+static void test_stitch(void **state) {
+    (void)state;
+    T *t = mk();
+    flow_plan *p = t->p;
+    if (!p->n_locs) plan_add_loc(p, 1, 1, 1, 1);
+    uint32_t mh = ctask(t, "make_hit", t->t_hit, 2, t->t_str, t->t_int);
+    uint32_t add = ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
+    uint32_t up = ctask(t, "upper_str", t->t_str, 1, t->t_str);
+    uint32_t echo = shtask(t, "echo", t->t_str, 1, "printf %s-{0} {0}");
+    /* h => {y = 10, x = h.n} for add_int(x, y) */
+    plan_field xf[] = {{plan_intern_str(p, "y"), t->t_int}, {plan_intern_str(p, "x"), t->t_int}};
+    uint32_t xy = plan_type_record(p, PLAN_NONE, xf, 2);
+    uint32_t first = p->n_code;
+    emit(p, EOP_IMM, 10, 0);
+    emit(p, EOP_PARAM_REF, 0, 0);
+    emit(p, EOP_FIELD, (int32_t)t->t_hit, 1);
+    emit(p, EOP_MAKE_RECORD, (int32_t)xy, 0);
+    emit(p, EOP_RET, 0, 0);
+    uint32_t st = new_lambda(p, 1, &t->t_hit, xy, first);
+    uint32_t c1 = combine(t, mh, add, st, 0, NULL, (plan_bind[]){{PB_STITCH, 1}, {PB_STITCH, 0}});
+    /* combine(upper_str, sh echo): a C result handed to an sh task, then onward to C */
+    uint32_t c2 = combine(t, up, echo, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
+    uint32_t c3 = combine(t, c2, up, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
+    rt_runtime *rt = open_ok(t);
+    flow_val s = fv_str_cstr(p, t->t_str, "f");
+    expect(rt, c1, (flow_val[]){s, {.i = 5}}, "15");
+    expect(rt, c2, &s, "\"F-F\"");
+    expect(rt, c3, &s, "\"F-F\"");
+    fv_decref(p, t->t_str, s);
+    rt_close(rt);
+    done(t);
+}
+
 static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -586,7 +775,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scalars_and_text), cmocka_unit_test(test_lists_and_records),
         cmocka_unit_test(test_abi),              cmocka_unit_test(test_link_errors),
-        cmocka_unit_test(test_combine),          cmocka_unit_test(test_inline_executor),
+        cmocka_unit_test(test_combine),          cmocka_unit_test(test_sh),
+        cmocka_unit_test(test_stitch),           cmocka_unit_test(test_inline_executor),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
