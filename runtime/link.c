@@ -208,8 +208,10 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         return -1;
     }
     int rc = 0;
-    if (lpath[0] == '/' || !plan_dir || !*plan_dir)
+    if (lpath[0] == '/')
         snprintf(cand, sizeof cand, "%s", lpath);
+    else if (!plan_dir || !*plan_dir) /* "./": dlopen searches for a name without a slash */
+        snprintf(cand, sizeof cand, "./%s", lpath);
     else
         snprintf(cand, sizeof cand, "%s/%s", plan_dir, lpath);
     rc = try_open(cand, out, why, sizeof why);
@@ -254,9 +256,14 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
     if (all_zero(pl->sha256, 32)) return 0; /* flowc did not see it: nothing to compare */
     uint8_t h[32];
     if (sha256_file(out->path, h) != 0) {
-        set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
-                lpath, out->path);
-        return rt->strict ? -1 : 0;
+        if (rt->strict) {
+            set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who,
+                    name, lpath, out->path);
+            return -1;
+        }
+        fprintf(stderr, "flowrun: warning: library %s (%s): cannot read %s to check its hash\n",
+                name, lpath, out->path);
+        return 0;
     }
     if (memcmp(h, pl->sha256, 32) != 0) {
         if (rt->strict) {

@@ -227,3 +227,25 @@ const char *get_scratch(const char *dir_seen) {
     fclose(f);
     return flow_strdup(buf);
 }
+
+/* {name: str, hits: [Hit], scores: [float]}: hits reversed, scores summed into one */
+typedef struct Group {
+    const char *name;
+    flow_list hits;
+    flow_list scores;
+} Group;
+Group regroup(Group g) {
+    Group r = {upper_str(g.name), flow_list_new(g.hits.len, sizeof(Hit)), flow_list_new(1, sizeof(double))};
+    for (int64_t i = 0; i < g.hits.len; i++)
+        ((Hit *)r.hits.items)[i] = ((const Hit *)g.hits.items)[g.hits.len - 1 - i];
+    for (int64_t i = 0; i < g.scores.len; i++)
+        ((double *)r.scores.items)[0] += ((const double *)g.scores.items)[i];
+    return r;
+}
+/* [Group] -> [int]: the number of hits of each */
+flow_list group_sizes(flow_list groups) {
+    flow_list r = flow_list_new(groups.len, sizeof(int64_t));
+    for (int64_t i = 0; i < groups.len; i++)
+        ((int64_t *)r.items)[i] = ((const Group *)groups.items)[i].hits.len;
+    return r;
+}

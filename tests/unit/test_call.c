@@ -302,7 +302,38 @@ static void test_lists_and_records(void **state) {
     uint32_t bm = ctask(t, "bump_mixed", t->t_mixed, 1, t->t_mixed);
     uint32_t mhs = ctask(t, "make_hits", t->t_lhit, 1, t->t_lstr);
     uint32_t th = ctask(t, "total_hits", t->t_int, 1, t->t_lhit);
+    flow_plan *p = t->p;
+    plan_field gf[] = {{plan_intern_str(p, "name"), t->t_str},
+                       {plan_intern_str(p, "hits"), t->t_lhit},
+                       {plan_intern_str(p, "scores"), t->t_lfloat}};
+    uint32_t t_group = plan_type_record(p, plan_intern_str(p, "Group"), gf, 3);
+    uint32_t t_lgroup = plan_type_list(p, t_group);
+    uint32_t rg = ctask(t, "regroup", t_group, 1, t_group);
+    uint32_t gs = ctask(t, "group_sizes", t->t_lint, 1, t_lgroup);
+    /* the other text types share str's C type */
+    uint32_t t_lpath = plan_type_list(p, t->t_path), t_ldate = plan_type_list(p, t->t_date);
+    uint32_t t_ldir = plan_type_list(p, t->t_dir);
+    uint32_t up_paths = ctask(t, "upper_strs", t_ldir, 1, t_lpath);
+    uint32_t same_dates = ctask(t, "upper_strs", t_ldate, 1, t_ldate);
     rt_runtime *rt = open_ok(t);
+    flow_val g = parse(t, t_group,
+                       "{\"name\": \"g\", \"hits\": [{\"file\": \"a\", \"n\": 1}, {\"file\": "
+                       "\"b\", \"n\": 2}], \"scores\": [0.5, 0.25]}");
+    expect(rt, rg, &g,
+           "{\"name\":\"G\",\"hits\":[{\"file\":\"b\",\"n\":2},{\"file\":\"a\",\"n\":1}],"
+           "\"scores\":[0.75]}");
+    flow_val lg = parse(t, t_lgroup,
+                        "[{\"name\": \"x\", \"hits\": [], \"scores\": []}, {\"name\": \"y\", "
+                        "\"hits\": [{\"file\": \"f\", \"n\": 0}], \"scores\": [1]}]");
+    expect(rt, gs, &lg, "[0,1]");
+    flow_val lp = parse(t, t_lpath, "[\"a/b.txt\"]");
+    expect(rt, up_paths, &lp, "[\"A/B.TXT\"]");
+    flow_val ld = parse(t, t_ldate, "[\"2026-01-02\"]");
+    expect(rt, same_dates, &ld, "[\"2026-01-02\"]");
+    fv_decref(p, t_group, g);
+    fv_decref(p, t_lgroup, lg);
+    fv_decref(p, t_lpath, lp);
+    fv_decref(p, t_ldate, ld);
 
     expect(rt, rl, (flow_val[]){{.i = 5}}, "[0,1,4,9,16]");
     expect(rt, rl, (flow_val[]){{.i = 0}}, "[]");
@@ -491,6 +522,12 @@ static void test_link_errors(void **state) {
     expect(rt, add, (flow_val[]){{.i = 2}, {.i = 3}}, "5");
     rt_close(rt);
     unsetenv("FLOW_LIBRARY_PATH");
+    /* a plan in the working directory, named without a folder */
+    assert_int_equal(chdir(LIBDIR), 0);
+    rt = rt_open(t->p, "test.plan", 0, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    if (!rt) fail_msg("rt_open: %s", err);
+    rt_close(rt);
     /* hash: right -> fine even when strict; wrong -> warning, or an error when strict */
     strcpy(t->plan_path, LIBDIR "/test.plan"); /* relative plan path */
     sha256_of(LIBDIR "/librtcall.so", t->p->libs[t->lib].sha256);
