@@ -315,11 +315,55 @@ static void test_encode_decode(void **state) {
     plan_free(t.p);
 }
 
+/* Random and mutated inputs never crash the decoder or the parser (run under ASan). */
+static void test_hostile_inputs(void **state) {
+    (void)state;
+    tplan t = mk();
+    uint32_t types[] = {t.t_outer, t.t_lhit, t.t_llint, t.t_bytes, t.t_date, t.t_lstr};
+    flow_val o = outer(&t);
+    fv_buf good = {0};
+    fv_encode(t.p, t.t_outer, o, &good);
+    fv_decref(t.p, t.t_outer, o);
+    uint64_t seed = 0x1234567u;
+    uint8_t buf[256];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n;
+        if (iter % 2) { /* a valid encoding with a few bytes changed */
+            n = good.len < sizeof buf ? good.len : sizeof buf;
+            memcpy(buf, good.data, n);
+            for (int k = 0; k < 3; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                buf[(seed >> 33) % n] = (uint8_t)(seed >> 20);
+            }
+        } else {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            n = (seed >> 33) % sizeof buf;
+            for (size_t k = 0; k < n; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                buf[k] = (uint8_t)(seed >> 40);
+                if (k < 8 && (seed >> 60) < 12) buf[k] = 0; /* small lengths now and then */
+            }
+        }
+        uint32_t ty = types[iter % 6];
+        flow_val v;
+        if (fv_decode(t.p, ty, buf, n, NULL, &v) == 0) fv_decref(t.p, ty, v);
+        /* the same bytes as text */
+        char text[257];
+        for (size_t k = 0; k < n; k++) text[k] = (char)(buf[k] ? buf[k] : ' ');
+        text[n] = 0;
+        char err[100];
+        if (fv_parse(t.p, ty, text, &v, err, sizeof err) == 0) fv_decref(t.p, ty, v);
+    }
+    free(good.data);
+    plan_free(t.p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refcount_nested), cmocka_unit_test(test_equal_hash),
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_hostile_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
