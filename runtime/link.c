@@ -201,8 +201,8 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
     const plan_lib *pl = &p->libs[li];
     const char *name = plan_str(p, pl->name), *lpath = plan_str(p, pl->path);
     rt_lib *out = &rt->libs[li];
-    char cand[RT_MAX_PATH], why[512] = "", who[256];
-    lib_user(p, li, who, sizeof who);
+    char cand[RT_MAX_PATH], why[512] = "", whobuf[256];
+    const char *who = lib_user(p, li, whobuf, sizeof whobuf);
     if (!*lpath) {
         set_err(err, errlen, "%slibrary %s has no path", who, name);
         return -1;
@@ -357,8 +357,13 @@ rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, ch
         if (slash) *(slash == dir ? slash + 1 : slash) = 0;
         else dir[0] = 0; /* the plan is in the working directory */
     }
-    for (uint32_t i = 0; i < plan->n_libs; i++)
-        if (open_lib(rt, i, dir, err, errlen)) goto fail;
+    for (uint32_t i = 0; i < plan->n_libs; i++) {
+        if (!open_lib(rt, i, dir, err, errlen)) continue;
+        char who[8];
+        if (*lib_user(plan, i, who, sizeof who)) goto fail;
+        /* no task uses it: nothing can go wrong for want of it */
+        fprintf(stderr, "flowrun: warning: %s\n", err);
+    }
     for (uint32_t i = 0; i < plan->n_tasks; i++)
         if (link_task(rt, i, err, errlen)) goto fail;
     free(dir);

@@ -510,6 +510,14 @@ static void test_link_errors(void **state) {
     assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
     assert_non_null(strstr(err, "task add_int: library rt (libnothere.so): not found"));
     done(t);
+    /* a missing library no task uses: a warning only */
+    t = mk();
+    ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
+    uint32_t extra = PLAN_PUSH(t->p, libs);
+    t->p->libs[extra].name = plan_intern_str(t->p, "unused");
+    t->p->libs[extra].path = plan_intern_str(t->p, "libunused.so");
+    rt_close(open_ok(t));
+    done(t);
     /* FLOW_LIBRARY_PATH: the plan sits elsewhere */
     t = mk();
     uint32_t add = ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
