@@ -12,7 +12,7 @@
  *
  *   Encoding (fv_encode): little-endian, no padding, no type tags (the reader
  *   knows the type):
- *     int, duration, float  8 bytes (float: its IEEE bits; -0.0 and NaN kept)
+ *     int, duration, float  8 bytes (float: its IEEE bits, every NaN as one quiet NaN)
  *     bool                  1 byte, 0 or 1
  *     str/path/dir/date     u64 length, then the bytes (no NUL)
  *     bytes                 u64 length, then the bytes
@@ -156,8 +156,18 @@ void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
 
 /* ---- equality and hashing ---- */
 
+/* Floats compare as values, not as IEEE operands: every NaN equals every NaN,
+ * and -0.0 differs from 0.0 (they print and encode differently). So equal values
+ * have equal hashes and equal encodings. */
+static uint64_t float_bits(double f) {
+    uint64_t w;
+    if (isnan(f)) return 0x7ff8000000000000ull;
+    memcpy(&w, &f, 8);
+    return w;
+}
+
 static bool float_eq(double a, double b) {
-    return a == b || (isnan(a) && isnan(b));
+    return float_bits(a) == float_bits(b);
 }
 
 bool fv_equal(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
@@ -226,14 +236,8 @@ uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
     switch (t->kind) {
         case PT_VOID:
             return 0;
-        case PT_FLOAT: {
-            double f = v.f;
-            if (f == 0) f = 0; /* -0.0 equals 0.0 */
-            uint64_t w;
-            if (isnan(f)) w = 0x7ff8000000000000ull;
-            else memcpy(&w, &f, 8);
-            return mix64(w);
-        }
+        case PT_FLOAT:
+            return mix64(float_bits(v.f));
         case PT_INT:
         case PT_DURATION:
             return mix64((uint64_t)v.i);
@@ -893,8 +897,10 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
             return;
         case PT_INT:
         case PT_DURATION:
-        case PT_FLOAT: /* the union's bits: i and f share them */
             put_u64(out, (uint64_t)v.i);
+            return;
+        case PT_FLOAT: /* its bits, NaNs made one */
+            put_u64(out, float_bits(v.f));
             return;
         case PT_BOOL: {
             uint8_t c = v.i != 0;
