@@ -36,6 +36,11 @@
 /* Longest single flow_fail / flow_log message kept. */
 #define RT_MAX_MSG 4096
 
+struct rt_given {
+    rt_given *next;   /* handed out before this one */
+    const char *path; /* the path (arena memory) */
+};
+
 struct rt_chunk {
     rt_chunk *next;      /* older chunk */
     size_t used;         /* bytes handed out */
@@ -95,6 +100,7 @@ void rt_ictx_leave(rt_ictx *c) {
         free(k);
     }
     c->arena = NULL;
+    c->given = NULL; /* it lived in the arena */
     if (c->own_scratch_dir) {
         nftw(c->own_scratch_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(c->own_scratch_dir);
@@ -185,6 +191,14 @@ static char *make_tmp_dir(const char *what) {
     return path;
 }
 
+/* A path handed out before in this instance (even if not created yet), or existing. */
+static bool path_taken(const rt_ictx *c, const char *path) {
+    struct stat st;
+    for (const rt_given *g = c->given; g; g = g->next)
+        if (!strcmp(g->path, path)) return true;
+    return lstat(path, &st) == 0;
+}
+
 const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     const char *dir = c->job ? c->job->out_dir : NULL;
     if (!dir) {
@@ -200,10 +214,12 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     if (!strcmp(name, ".") || !strcmp(name, "..")) name = "out";
     size_t n = strlen(dir) + strlen(name) + 24;
     char *path = rt_arena_alloc(c, n);
-    struct stat st;
     snprintf(path, n, "%s/%s", dir, name);
-    while (lstat(path, &st) == 0 || c->out_seq == UINT32_MAX)
-        snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
+    while (path_taken(c, path)) snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
+    rt_given *g = rt_arena_alloc(c, sizeof *g);
+    g->path = path;
+    g->next = c->given;
+    c->given = g;
     return path;
 }
 

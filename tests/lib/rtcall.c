@@ -166,13 +166,14 @@ const char *write_out(const char *content) {
     fclose(f);
     return path;
 }
-/* two fresh paths for the same name differ */
+/* fresh paths for the same name differ, created or not, and stay in the folder */
 bool fresh_paths(void) {
     const char *a = flow_out_path("x"), *b = flow_out_path("x");
     FILE *f = fopen(a, "w");
     if (f) fclose(f);
-    const char *c = flow_out_path("x");
-    return a && b && c && strcmp(a, c) != 0;
+    const char *c = flow_out_path("sub/x"), *d = flow_out_path("..");
+    return a && b && c && d && strcmp(a, b) && strcmp(a, c) && strcmp(b, c) &&
+           !strstr(c, "sub/") && !strstr(d, "/..");
 }
 const char *scratch(void) { return flow_scratch_dir(); }
 int64_t map_idx(void) { return flow_map_index(); }
