@@ -42,10 +42,10 @@ struct rt_given {
 };
 
 struct rt_chunk {
-    rt_chunk *next;      /* older chunk */
-    size_t used;         /* bytes handed out */
-    size_t cap;          /* bytes in data */
-    max_align_t data[];  /* the memory */
+    rt_chunk *next;     /* older chunk */
+    size_t used;        /* bytes handed out */
+    size_t cap;         /* bytes in data */
+    max_align_t data[]; /* the memory */
 };
 
 static __thread rt_ictx *cur_ictx; /* the instance this thread is running, or NULL */
@@ -163,7 +163,8 @@ void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
     size_t need = c->log_len + n + 1 + sizeof dropped + 1;
     if (need > c->log_cap) {
         size_t cap = c->log_cap ? c->log_cap : 256;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         char *q = realloc(c->log, cap);
         if (!q) oom();
         c->log = q;
@@ -215,7 +216,8 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 24;
     char *path = rt_arena_alloc(c, n);
     snprintf(path, n, "%s/%s", dir, name);
-    while (path_taken(c, path)) snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
+    while (path_taken(c, path))
+        snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
     rt_given *g = rt_arena_alloc(c, sizeof *g);
     g->path = path;
     g->next = c->given;
@@ -283,8 +285,7 @@ flow_list flow_list_new(int64_t len, size_t item_size) {
     flow_list l = {0, NULL};
     if (len <= 0) return l;
     if (item_size && (uint64_t)len > SIZE_MAX / 2 / item_size) {
-        flow_fail("flow_list_new: %lld items of %zu bytes is too large", (long long)len,
-                  item_size);
+        flow_fail("flow_list_new: %lld items of %zu bytes is too large", (long long)len, item_size);
         return l;
     }
     size_t n = (size_t)len * item_size;

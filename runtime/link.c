@@ -78,16 +78,28 @@ static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size
     }
     const plan_type *t = &p->types[type];
     switch (t->kind) {
-        case PT_VOID: ct->ft = &ffi_type_void; break;
+        case PT_VOID:
+            ct->ft = &ffi_type_void;
+            break;
         case PT_INT:
-        case PT_DURATION: ct->ft = &ffi_type_sint64; break;
-        case PT_FLOAT: ct->ft = &ffi_type_double; break;
-        case PT_BOOL: ct->ft = sizeof(bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32; break;
+        case PT_DURATION:
+            ct->ft = &ffi_type_sint64;
+            break;
+        case PT_FLOAT:
+            ct->ft = &ffi_type_double;
+            break;
+        case PT_BOOL:
+            ct->ft = sizeof(bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32;
+            break;
         case PT_STR:
         case PT_PATH:
         case PT_DIR:
-        case PT_DATE: ct->ft = &ffi_type_pointer; break;
-        case PT_BYTES: ct->ft = &rt->bytes_ft; break;
+        case PT_DATE:
+            ct->ft = &ffi_type_pointer;
+            break;
+        case PT_BYTES:
+            ct->ft = &rt->bytes_ft;
+            break;
         case PT_LIST:
             if (build_ctype(rt, t->elem, depth + 1, err, errlen)) return -1;
             ct->ft = &rt->list_ft;
@@ -257,8 +269,8 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
     uint8_t h[32];
     if (sha256_file(out->path, h) != 0) {
         if (rt->strict) {
-            set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who,
-                    name, lpath, out->path);
+            set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
+                    lpath, out->path);
             return -1;
         }
         fprintf(stderr, "flowrun: warning: library %s (%s): cannot read %s to check its hash\n",
@@ -354,8 +366,10 @@ rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, ch
             exit(2);
         }
         char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        else dir[0] = 0; /* the plan is in the working directory */
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = 0;
+        else
+            dir[0] = 0; /* the plan is in the working directory */
     }
     for (uint32_t i = 0; i < plan->n_libs; i++) {
         if (!open_lib(rt, i, dir, err, errlen)) continue;
@@ -376,7 +390,8 @@ fail:
 
 void rt_close(rt_runtime *rt) {
     if (!rt) return;
-    for (uint32_t i = 0; i < rt->plan->n_tasks; i++) free(rt->tasks[i].atypes);
+    for (uint32_t i = 0; i < rt->plan->n_tasks; i++)
+        free(rt->tasks[i].atypes);
     free(rt->tasks);
     free_ctypes(rt);
     for (uint32_t i = 0; i < rt->plan->n_libs; i++) {

@@ -22,10 +22,10 @@
 
 /* How a plan type is laid out in C (flow.h, docs/runtime-abi.md). */
 typedef struct rt_ctype {
-    ffi_type *ft;     /* libffi's description (NULL: not built yet) */
-    size_t size;      /* sizeof in C, tail padding included */
-    size_t align;     /* alignof in C */
-    size_t *offsets;  /* RECORD: offset of each field; else NULL */
+    ffi_type *ft;    /* libffi's description (NULL: not built yet) */
+    size_t size;     /* sizeof in C, tail padding included */
+    size_t align;    /* alignof in C */
+    size_t *offsets; /* RECORD: offset of each field; else NULL */
 } rt_ctype;
 
 typedef struct rt_lib {

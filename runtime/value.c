@@ -145,7 +145,8 @@ void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
     const plan_type *t = ty(p, type);
     if (t->kind == PT_LIST && fv_is_heap(p, t->elem)) {
         fv_list *l = fv_as_list(v);
-        for (int64_t i = 0; i < l->len; i++) fv_decref(p, t->elem, l->items[i]);
+        for (int64_t i = 0; i < l->len; i++)
+            fv_decref(p, t->elem, l->items[i]);
     } else if (t->kind == PT_RECORD) {
         fv_rec *r = fv_as_rec(v);
         for (uint32_t i = 0; i < t->n; i++)
@@ -227,7 +228,8 @@ static uint64_t hash_bytes(const uint8_t *d, int64_t n) {
         h = mix64(h ^ w) + 0x632be59bd9b4e019ull;
     }
     uint64_t tail = 0;
-    for (int k = 0; i < n; i++, k++) tail |= (uint64_t)d[i] << (8 * k);
+    for (int k = 0; i < n; i++, k++)
+        tail |= (uint64_t)d[i] << (8 * k);
     return mix64(h ^ tail);
 }
 
@@ -248,7 +250,8 @@ uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
         case PT_LIST: {
             fv_list *l = fv_as_list(v);
             uint64_t h = mix64(0x4c495354ull + (uint64_t)l->len);
-            for (int64_t i = 0; i < l->len; i++) h = mix64(h ^ fv_hash(p, t->elem, l->items[i]));
+            for (int64_t i = 0; i < l->len; i++)
+                h = mix64(h ^ fv_hash(p, t->elem, l->items[i]));
             return h;
         }
         case PT_RECORD: {
@@ -303,25 +306,20 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
 
 static void json_string(const char *s, int64_t n, FILE *out) {
     static const char hex[] = "0123456789abcdef";
+    static const char esc_from[] = "\"\\\n\r\t\b\f", esc_to[] = "\"\\nrtbf";
     putc('"', out);
     for (int64_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        switch (c) {
-            case '"': fputs("\\\"", out); break;
-            case '\\': fputs("\\\\", out); break;
-            case '\n': fputs("\\n", out); break;
-            case '\r': fputs("\\r", out); break;
-            case '\t': fputs("\\t", out); break;
-            case '\b': fputs("\\b", out); break;
-            case '\f': fputs("\\f", out); break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    fputs("\\u00", out);
-                    putc(hex[c >> 4], out);
-                    putc(hex[c & 15], out);
-                } else {
-                    putc(c, out);
-                }
+        const char *e = c ? strchr(esc_from, c) : NULL;
+        if (e) {
+            putc('\\', out);
+            putc(esc_to[e - esc_from], out);
+        } else if (c < 0x20 || c == 0x7f) {
+            fputs("\\u00", out);
+            putc(hex[c >> 4], out);
+            putc(hex[c & 15], out);
+        } else {
+            putc(c, out);
         }
     }
     putc('"', out);
@@ -443,7 +441,8 @@ static int perr(fv_parser *ps, const char *fmt, ...) {
 }
 
 static void skip_ws(fv_parser *ps) {
-    while (ps->s < ps->end && isspace((unsigned char)*ps->s)) ps->s++;
+    while (ps->s < ps->end && isspace((unsigned char)*ps->s))
+        ps->s++;
 }
 
 static const char *kind_name(uint32_t kind) {
@@ -556,7 +555,8 @@ static int b64_val(int c) {
 static int parse_base64(const char *s, const char *e, flow_val *out, const flow_plan *p,
                         uint32_t type) {
     size_t n = (size_t)(e - s);
-    while (n && s[n - 1] == '=') n--;
+    while (n && s[n - 1] == '=')
+        n--;
     uint8_t *buf = fv_alloc(n * 3 / 4 + 3);
     size_t k = 0;
     uint32_t acc = 0;
@@ -579,8 +579,7 @@ static int parse_base64(const char *s, const char *e, flow_val *out, const flow_
     return 0;
 }
 
-static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e,
-                        flow_val *out) {
+static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e, flow_val *out) {
     uint32_t kind = ty(ps->p, type)->kind;
     char buf[48];
     int bad = 0;
@@ -605,7 +604,8 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             return 0;
         case PT_BYTES:
             bad = parse_base64(s, e, out, ps->p, type);
-            if (bad) return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
+            if (bad)
+                return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
             return 0;
         case PT_STR:
         case PT_PATH:
@@ -671,12 +671,26 @@ static char *json_unquote(fv_parser *ps, size_t *n) {
         c = *ps->s++;
         uint32_t cp;
         switch (c) {
-            case 'n': b[k++] = '\n'; break;
-            case 't': b[k++] = '\t'; break;
-            case 'r': b[k++] = '\r'; break;
-            case 'b': b[k++] = '\b'; break;
-            case 'f': b[k++] = '\f'; break;
-            case '/': case '\\': case '"': b[k++] = c; break;
+            case 'n':
+                b[k++] = '\n';
+                break;
+            case 't':
+                b[k++] = '\t';
+                break;
+            case 'r':
+                b[k++] = '\r';
+                break;
+            case 'b':
+                b[k++] = '\b';
+                break;
+            case 'f':
+                b[k++] = '\f';
+                break;
+            case '/':
+            case '\\':
+            case '"':
+                b[k++] = c;
+                break;
             case 'u':
                 if (read_hex4(ps, &cp)) goto bad;
                 if (cp >= 0xd800 && cp < 0xdc00 && ps->end - ps->s >= 6 && ps->s[0] == '\\' &&
@@ -710,9 +724,11 @@ bad:
 /* A token that is not a quoted string: up to a delimiter of the JSON-like syntax. */
 static void bare_token(fv_parser *ps, const char **s, const char **e) {
     *s = ps->s;
-    while (ps->s < ps->end && !strchr(",]}:\"", *ps->s)) ps->s++;
+    while (ps->s < ps->end && !strchr(",]}:\"", *ps->s))
+        ps->s++;
     *e = ps->s;
-    while (*e > *s && isspace((unsigned char)(*e)[-1])) (*e)--;
+    while (*e > *s && isspace((unsigned char)(*e)[-1]))
+        (*e)--;
 }
 
 /* After an item of a list or record: 0 at ',' (more follow), 1 at the closing
@@ -749,7 +765,8 @@ static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
     free(items);
     return 0;
 fail:
-    for (size_t i = 0; i < n; i++) fv_decref(ps->p, elem, items[i]);
+    for (size_t i = 0; i < n; i++)
+        fv_decref(ps->p, elem, items[i]);
     free(items);
     return -1;
 }
@@ -780,7 +797,8 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
                 name[nlen] = 0;
             }
             uint32_t f = 0;
-            while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name)) f++;
+            while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name))
+                f++;
             if (f == t->n || seen[f]) {
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
                      name);
@@ -853,7 +871,8 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
         /* a scalar: the whole text, trimmed (a JSON-quoted form is accepted too) */
         skip_ws(&ps);
         const char *e = ps.end;
-        while (e > ps.s && isspace((unsigned char)e[-1])) e--;
+        while (e > ps.s && isspace((unsigned char)e[-1]))
+            e--;
         if (e - ps.s >= 2 && *ps.s == '"' && e[-1] == '"') {
             ps.end = e;
             return parse_value(&ps, type, out);
@@ -876,7 +895,8 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 static void buf_put(fv_buf *b, const void *d, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         b->data = fv_realloc(b->data, cap);
         b->cap = cap;
     }
@@ -886,7 +906,8 @@ static void buf_put(fv_buf *b, const void *d, size_t n) {
 
 static void put_u64(fv_buf *b, uint64_t v) {
     uint8_t w[8];
-    for (int i = 0; i < 8; i++) w[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        w[i] = (uint8_t)(v >> (8 * i));
     buf_put(b, w, 8);
 }
 
@@ -914,7 +935,8 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
         case PT_LIST: {
             fv_list *l = fv_as_list(v);
             put_u64(out, (uint64_t)l->len);
-            for (int64_t i = 0; i < l->len; i++) fv_encode(p, t->elem, l->items[i], out);
+            for (int64_t i = 0; i < l->len; i++)
+                fv_encode(p, t->elem, l->items[i], out);
             return;
         }
         case PT_RECORD:
@@ -929,15 +951,16 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
 }
 
 typedef struct fv_reader {
-    const flow_plan *p;  /* types */
-    const uint8_t *d;    /* the buffer */
-    size_t len, pos;     /* its size and the cursor */
+    const flow_plan *p; /* types */
+    const uint8_t *d;   /* the buffer */
+    size_t len, pos;    /* its size and the cursor */
 } fv_reader;
 
 static int get_u64(fv_reader *r, uint64_t *v) {
     if (r->len - r->pos < 8) return -1;
     *v = 0;
-    for (int i = 0; i < 8; i++) *v |= (uint64_t)r->d[r->pos + i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        *v |= (uint64_t)r->d[r->pos + i] << (8 * i);
     r->pos += 8;
     return 0;
 }
