@@ -61,19 +61,13 @@ static inline const plan_type *ty(const flow_plan *p, uint32_t type) {
     return &p->types[type];
 }
 
+#define HEAP_KINDS                                                                                 \
+    ((1u << PT_STR) | (1u << PT_PATH) | (1u << PT_DIR) | (1u << PT_DATE) | (1u << PT_BYTES) |      \
+     (1u << PT_LIST) | (1u << PT_RECORD))
+
 bool fv_is_heap(const flow_plan *p, uint32_t type) {
-    switch (ty(p, type)->kind) {
-        case PT_STR:
-        case PT_PATH:
-        case PT_DIR:
-        case PT_DATE:
-        case PT_BYTES:
-        case PT_LIST:
-        case PT_RECORD:
-            return true;
-        default:
-            return false;
-    }
+    uint32_t k = ty(p, type)->kind;
+    return k < 32 && (HEAP_KINDS >> k & 1u);
 }
 
 static inline bool is_text(uint32_t kind) {
