@@ -185,6 +185,10 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
                                                   : "date");
                 return -1;
             }
+            if (t->kind == PT_DATE && !fv_date_valid(s, strlen(s))) {
+                rt_ictx_fail(c, "task returned an invalid date '%.40s' (want YYYY-MM-DD)", s);
+                return -1;
+            }
             *out = fv_str_cstr(p, type, s);
             return 0;
         }

@@ -508,8 +508,7 @@ static int parse_bool_text(const char *s, const char *e, int64_t *out) {
     return -1;
 }
 
-/* A calendar day "YYYY-MM-DD" (years 0001-9999). */
-static bool valid_date(const char *s, size_t n) {
+bool fv_date_valid(const char *s, size_t n) {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (n != 10 || s[4] != '-' || s[7] != '-') return false;
     for (size_t i = 0; i < 10; i++)
@@ -591,7 +590,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             bad = parse_bool_text(s, e, &out->i);
             break;
         case PT_DATE:
-            if (!valid_date(s, (size_t)(e - s)))
+            if (!fv_date_valid(s, (size_t)(e - s)))
                 return perr(ps, "expected a date (YYYY-MM-DD), got '%s'",
                             snippet(s, e, buf, sizeof buf));
             *out = fv_str_new(ps->p, type, s, e - s);

@@ -277,6 +277,9 @@ static void test_scalars_and_text(void **state) {
     expect(rt, jp, (flow_val[]){d, s}, "\"/data/abcd\"");
     flow_val day = fv_str_cstr(t->p, t->t_date, "2026-01-31");
     expect(rt, sd, &day, "\"2026-01-31\"");
+    flow_val badday = fv_str_cstr(t->p, t->t_date, "2026-02-30"); /* as if a task made it */
+    call_fails(rt, sd, &badday, "task returned an invalid date '2026-02-30' (want YYYY-MM-DD)");
+    fv_decref(t->p, t->t_date, badday);
     expect(rt, ss, NULL, "\"static text\"");
     call_fails(rt, ns, NULL, "task returned a NULL str");
     expect(rt, nop, NULL, "");
