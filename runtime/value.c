@@ -453,7 +453,8 @@ static const char *snippet(const char *s, const char *e, char *buf, size_t n) {
     size_t len = (size_t)(e - s);
     if (len > 40) len = 40;
     if (len >= n) len = n - 1;
-    memcpy(buf, s, len);
+    for (size_t i = 0; i < len; i++) /* one line, printable */
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     buf[len] = 0;
     return buf;
 }
@@ -793,8 +794,9 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
             while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name))
                 f++;
             if (f == t->n || seen[f]) {
+                char shown[48];
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
-                     name);
+                     snippet(name, name + nlen, shown, sizeof shown));
                 free(name);
                 goto fail;
             }
