@@ -524,6 +524,20 @@ static void test_link_errors(void **state) {
     assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
     assert_non_null(strstr(err, "task add_int: library rt (libnothere.so): not found"));
     done(t);
+    /* plans whose parts do not fit together are refused before anything runs */
+    t = mk();
+    uint32_t a1 = ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
+    combine(t, a1, a1, PLAN_NONE, 1, &t->t_int, (plan_bind[]){{PB_RESULT, 0}, {PB_PARAM, 5}});
+    assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
+    assert_string_equal(err, "task combine(add_int,add_int): bad combine in the plan: a bind of "
+                             "its second half is out of range");
+    done(t);
+    t = mk();
+    uint32_t sh = shtask(t, "echo", t->t_str, 1, "echo {0}");
+    t->p->lambdas[t->p->tasks[sh].cmd].nparams = 1; /* no {out} parameter */
+    assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
+    assert_non_null(strstr(err, "task echo: the plan's command is not"));
+    done(t);
     /* a missing library no task uses: a warning only */
     t = mk();
     ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
