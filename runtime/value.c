@@ -70,10 +70,6 @@ bool fv_is_heap(const flow_plan *p, uint32_t type) {
     return k < 32 && (HEAP_KINDS >> k & 1u);
 }
 
-static inline bool is_text(uint32_t kind) {
-    return kind == PT_STR || kind == PT_PATH || kind == PT_DIR || kind == PT_DATE;
-}
-
 /* ---- constructors ---- */
 
 static void obj_init(fv_obj *o, uint32_t type) {
