@@ -680,6 +680,7 @@ static void test_sh(void **state) {
 
     call_ok(rt, vd, NULL, &res);
     assert_string_equal(res.log, "to the log\nerr\n");
+    assert_true(res.peak_rss_kb > 0); /* the shell's, from wait4 */
     rt_result_clear(t->p, vd, &res);
 
     job = (rt_job){.id = 4, .task = bad, .map_index = -1};
@@ -775,6 +776,7 @@ static void pump(rt_executor *ex, const flow_plan *p, uint32_t k, int n, int bat
             assert_true(out[i].id < (uint64_t)n && !seen[out[i].id]);
             seen[out[i].id] = 1;
             assert_int_equal(out[i].value.i, (int64_t)out[i].id + 1);
+            assert_true(out[i].peak_rss_kb > 0);
             rt_result_clear(p, k, &out[i]);
         }
         got += r;
