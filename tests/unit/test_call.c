@@ -304,6 +304,7 @@ static void test_lists_and_records(void **state) {
     uint32_t rbl = ctask(t, "rev_bytes_list", t->t_lbytes, 1, t->t_lbytes);
     uint32_t inn = ctask(t, "inc_nested", t->t_llint, 1, t->t_llint);
     uint32_t bad = ctask(t, "bad_list", t->t_lint, 0);
+    uint32_t wild = ctask(t, "wild_list", t->t_lstr, 0);
     uint32_t mh = ctask(t, "make_hit", t->t_hit, 2, t->t_str, t->t_int);
     uint32_t hn = ctask(t, "hit_n", t->t_int, 1, t->t_hit);
     uint32_t bm = ctask(t, "bump_mixed", t->t_mixed, 1, t->t_mixed);
@@ -356,7 +357,8 @@ static void test_lists_and_records(void **state) {
     expect(rt, rbl, &lby, "[\"cmFib29m\",\"\"]");
     flow_val lli = parse(t, t->t_llint, "[[1, 2], [], [3]]");
     expect(rt, inn, &lli, "[[2,3],[],[4]]");
-    call_fails(rt, bad, NULL, "task returned a list with NULL items");
+    call_fails(rt, bad, NULL, "task returned a list with NULL items (length 3)");
+    call_fails(rt, wild, NULL, "task returned a list with an impossible length");
 
     flow_val s = fv_str_cstr(t->p, t->t_str, "a.txt");
     expect(rt, mh, (flow_val[]){s, {.i = 4}}, "{\"file\":\"a.txt\",\"n\":4}");
