@@ -821,6 +821,36 @@ static void test_inline_executor(void **state) {
     done(t);
 }
 
+/* A slow job on a worker thread: wait honours its timeout, then delivers. */
+static void test_inline_wait_timeout(void **state) {
+    (void)state;
+    T *t = mk();
+    uint32_t slow = shtask(t, "slow", t->t_str, 0, "sleep 0.3; echo done");
+    rt_runtime *rt = open_ok(t);
+    rt_executor *ex = rt_executor_inline(rt, 2);
+    rt_job j = {.id = 42, .task = slow, .map_index = -1};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    /* the worker thread has taken it, or this wait runs it itself: either way */
+    double t0 = now_ns();
+    int n = ex->ops->wait(ex, &r, 1, 50);
+    if (n == 0) {
+        assert_true(now_ns() - t0 < 0.29e9); /* returned at the timeout, not at the end */
+        n = ex->ops->wait(ex, &r, 1, -1);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(r.id, 42);
+    assert_true(r.ok);
+    assert_string_equal(fv_as_str(r.value)->data, "done");
+    rt_result_clear(t->p, slow, &r);
+    /* destroy while a job runs: it finishes its call, nothing leaks */
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+    ex->ops->destroy(ex);
+    rt_close(rt);
+    done(t);
+}
+
 /* Figures, not assertions: the machine is shared. */
 static void test_benchmark(void **state) {
     (void)state;
@@ -859,6 +889,7 @@ int main(void) {
         cmocka_unit_test(test_sh),
         cmocka_unit_test(test_stitch),
         cmocka_unit_test(test_inline_executor),
+        cmocka_unit_test(test_inline_wait_timeout),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
