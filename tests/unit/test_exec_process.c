@@ -5,8 +5,8 @@
  *
  * The pool is driven with a job runner that calls the tasks of
  * tests/lib/libcrash.so by symbol (rt_executor_process_with), so these tests
- * exercise the pool itself; the tests at the end go through rt_open and
- * rt_call_task as flowrun does.
+ * exercise the pool itself; the tests at the end go through rt_open,
+ * rt_call_task and the inline executor as flowrun does.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -539,6 +539,105 @@ static void wait_edges(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* ---- through rt_open and rt_call_task, as flowrun runs them ---- */
+
+static rt_runtime *open_runtime(fixture *f) {
+    char path[4096], err[512];
+    if (!getcwd(path, sizeof path - 64)) return NULL;
+    strcat(path, "/tests/lib/crash.plan"); /* libcrash.so is found next to it */
+    rt_runtime *rt = rt_open(f->plan, path, 0, err, sizeof err);
+    if (!rt) fprintf(stderr, "rt_open: %s\n", err);
+    return rt;
+}
+
+/* the real path: the same crashes, isolated, with flow_* working in the worker */
+static void real_tasks_crash_in_isolation(void **state) {
+    fixture *f = *state;
+    rt_runtime *rt = open_runtime(f);
+    assert_non_null(rt);
+    rt_executor *ex = rt_executor_process(rt, 2);
+    assert_non_null(ex);
+    assert_string_equal(ex->ops->name, "process");
+    enum { N = 40 };
+    uint32_t task[N];
+    flow_val args[N];
+    int64_t timeout[N];
+    for (int i = 0; i < N; i++) {
+        task[i] = T_OK;
+        args[i].i = i;
+        timeout[i] = 0;
+    }
+    task[3] = T_SEGV;
+    task[5] = T_EXIT;
+    task[6] = T_ABORT;
+    task[9] = T_HANG;
+    args[9].i = 60000;
+    timeout[9] = 1000;
+    task[12] = T_PRINT;
+    task[20] = T_GREET;
+    args[20] = fv_str_cstr(f->plan, f->t_str, "world");
+    collected c;
+    run_jobs(ex, f->plan, N, task, args, timeout, &c);
+    for (int i = 0; i < N; i++)
+        if (task[i] == T_OK) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+        }
+    assert_string_equal(c.r[3].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_string_equal(c.r[5].error, "task called exit(3)");
+    assert_string_equal(c.r[6].error, "worker killed by signal 6 (Aborted)");
+    assert_string_equal(c.r[9].error, "timed out after 1s");
+    assert_true(c.r[12].ok);
+    assert_non_null(c.r[12].log);
+    assert_non_null(strstr(c.r[12].log, "out 12\n"));
+    assert_non_null(strstr(c.r[12].log, "child\n"));
+    assert_true(c.r[20].ok);
+    assert_string_equal(fv_as_str(c.r[20].value)->data, "hello, world");
+    fv_decref(f->plan, f->t_str, args[20]);
+    free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+    rt_close(rt);
+}
+
+/* many jobs: the process executor gives what the inline executor gives */
+static void results_match_inline(void **state) {
+    fixture *f = *state;
+    rt_runtime *rt = open_runtime(f);
+    assert_non_null(rt);
+    enum { N = 5000 };
+    uint32_t *task = malloc(sizeof *task * N);
+    flow_val *args = malloc(sizeof *args * N);
+    for (int i = 0; i < N; i++) {
+        task[i] = T_OK;
+        args[i].i = (int64_t)i * 7919 - 1000000;
+    }
+    rt_executor *in = rt_executor_inline(rt, 2), *px = rt_executor_process(rt, 2);
+    assert_non_null(in);
+    assert_non_null(px);
+    collected a, b;
+    run_jobs(in, f->plan, N, task, args, NULL, &a);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run_jobs(px, f->plan, N, task, args, NULL, &b);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n",
+           N, s, s * 1e6 / N);
+    for (int i = 0; i < N; i++) {
+        assert_true(a.r[i].ok);
+        assert_true(b.r[i].ok);
+        assert_int_equal(a.r[i].value.i, b.r[i].value.i);
+        assert_int_not_equal(b.r[i].worker_pid, (int)getpid());
+    }
+    free_collected(f->plan, task, &a);
+    free_collected(f->plan, task, &b);
+    in->ops->destroy(in);
+    px->ops->destroy(px);
+    rt_close(rt);
+    free(task);
+    free(args);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_trivial_jobs),
@@ -552,25 +651,9 @@ int main(void) {
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(wait_edges),
+        cmocka_unit_test(real_tasks_crash_in_isolation),
+        cmocka_unit_test(results_match_inline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
 
-/* TEMPORARY until rtcore's call.c/link.c land: weak stand-ins (never called here
- * except rt_result_clear, which frees as exec.h describes). */
-__attribute__((weak)) void rt_result_clear(const flow_plan *p, uint32_t task, rt_result *r) {
-    if (r->ok && p->tasks[task].ret != PLAN_NONE) fv_decref(p, p->tasks[task].ret, r->value);
-    free(r->error);
-    free(r->log);
-    r->error = r->log = NULL;
-    r->value.i = 0;
-}
-__attribute__((weak)) void rt_call_task(rt_runtime *rt, const rt_job *job, rt_result *res) {
-    (void)rt;
-    (void)job;
-    res->ok = 0;
-}
-__attribute__((weak)) const flow_plan *rt_plan(const rt_runtime *rt) {
-    (void)rt;
-    return NULL;
-}
