@@ -152,6 +152,15 @@ static void run_jobs(rt_executor *ex, const flow_plan *p, int n, const uint32_t 
     free(jobs);
 }
 
+/* Jobs i = 0..n-1 of task T_OK with argument i and no timeout (timeout may be NULL). */
+static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
+    for (int i = 0; i < n; i++) {
+        task[i] = T_OK;
+        args[i].i = i;
+        if (timeout) timeout[i] = 0;
+    }
+}
+
 static void free_collected(const flow_plan *p, const uint32_t *task, collected *c) {
     for (int i = 0; i < c->n; i++) rt_result_clear(p, task[i], &c->r[i]);
     free(c->r);
@@ -174,10 +183,7 @@ static void many_trivial_jobs(void **state) {
     assert_non_null(ex);
     uint32_t *task = malloc(sizeof *task * N);
     flow_val *args = malloc(sizeof *args * N);
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-    }
+    fill_ok(N, task, args, NULL);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     collected c;
@@ -207,10 +213,7 @@ static void crashes_fail_only_their_instance(void **state) {
     assert_non_null(ex);
     uint32_t task[N];
     flow_val args[N];
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-    }
+    fill_ok(N, task, args, NULL);
     task[10] = T_SEGV;
     task[20] = T_ABORT;
     task[30] = T_EXIT;
@@ -253,11 +256,7 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     uint32_t task[N];
     flow_val args[N];
     int64_t timeout[N];
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-        timeout[i] = 0;
-    }
+    fill_ok(N, task, args, timeout);
     task[1] = T_HANG;
     args[1].i = 60000;
     timeout[1] = 250;
@@ -562,11 +561,7 @@ static void real_tasks_crash_in_isolation(void **state) {
     uint32_t task[N];
     flow_val args[N];
     int64_t timeout[N];
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-        timeout[i] = 0;
-    }
+    fill_ok(N, task, args, timeout);
     task[3] = T_SEGV;
     task[5] = T_EXIT;
     task[6] = T_ABORT;
