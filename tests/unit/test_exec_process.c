@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,13 +38,13 @@ typedef struct fixture {
 
 /* tasks of the fixture plan, in this order */
 enum {
-    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE, T_GREET,
-    T__N
+    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
+    T_UID_AS, T_SEGV_AS, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
     "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
-    "crash_greet"};
+    "crash_uid",   "crash_segv",  "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -58,7 +60,10 @@ static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
         p->params[par].def = PLAN_NONE;
         uint32_t t = PLAN_PUSH(p, tasks);
         plan_task *task = &p->tasks[t];
-        task->name = plan_intern_str(p, task_sym[k] + 6);
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", task_sym[k] + 6,
+                 k == T_UID_AS || k == T_SEGV_AS ? "_as" : "");
+        task->name = plan_intern_str(p, name);
         task->kind = TK_C;
         task->first_param = par;
         task->nparams = 1;
@@ -68,6 +73,7 @@ static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
         task->cache = 1;
         task->stitch = task->label = task->version = task->run_as = task->image = PLAN_NONE;
         task->cmd = task->first = task->second = PLAN_NONE;
+        if (k == T_UID_AS || k == T_SEGV_AS) task->run_as = plan_intern_str(p, "nobody");
     }
     *t_int = ti;
     *t_str = ts;
@@ -497,6 +503,59 @@ static void external_kill_requeues_the_rest(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* run_as, when running as root: the task runs as that user in a child of the
+ * worker, gets its directories, and its crash leaves the worker alive */
+static void run_as_switches_identity(void **state) {
+    fixture *f = *state;
+    if (geteuid() != 0 || !getpwnam("nobody")) {
+        skip();
+        return;
+    }
+    uid_t nobody = getpwnam("nobody")->pw_uid;
+    char dir[] = "/tmp/flow-px-XXXXXX", out[64], scr[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(scr, sizeof scr, "%s/scratch", dir);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(mkdir(scr, 0755), 0);
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    enum { N = 4 };
+    uint32_t task[N] = {T_UID_AS, T_SEGV_AS, T_UID_AS, T_OK};
+    flow_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
+    rt_job jobs[N];
+    for (int i = 0; i < N; i++)
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = task[i], .map_index = -1,
+                           .args = &args[i], .out_dir = i ? NULL : out,
+                           .scratch_dir = i ? NULL : scr};
+    assert_int_equal(ex->ops->submit(ex, jobs, N), 0);
+    rt_result r[N];
+    int got = 0;
+    while (got < N) {
+        rt_result b;
+        assert_int_equal(ex->ops->wait(ex, &b, 1, 10000), 1);
+        r[b.id] = b;
+        got++;
+    }
+    assert_true(r[0].ok);
+    assert_int_equal(r[0].value.i, (int64_t)nobody);
+    assert_false(r[1].ok);
+    assert_string_equal(r[1].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_int_equal(r[1].term_signal, SIGSEGV);
+    assert_true(r[2].ok);
+    assert_int_equal(r[2].value.i, (int64_t)nobody);
+    assert_true(r[3].ok); /* without run_as: as root, in the same worker, which survived */
+    assert_int_equal(r[3].worker_pid, r[0].worker_pid);
+    struct stat st;
+    assert_int_equal(stat(out, &st), 0);
+    assert_int_equal(st.st_uid, nobody);
+    for (int i = 0; i < N; i++) rt_result_clear(f->plan, task[i], &r[i]);
+    ex->ops->destroy(ex);
+    rmdir(out);
+    rmdir(scr);
+    rmdir(dir);
+}
+
 /* a quick job's result is not held back by a slow job queued after it */
 static void results_are_not_held_back(void **state) {
     fixture *f = *state;
@@ -645,6 +704,7 @@ int main(void) {
         cmocka_unit_test(destroy_leaves_no_processes),
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
+        cmocka_unit_test(run_as_switches_identity),
         cmocka_unit_test(wait_edges),
         cmocka_unit_test(real_tasks_crash_in_isolation),
         cmocka_unit_test(results_match_inline),
