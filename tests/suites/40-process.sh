@@ -20,9 +20,9 @@ compile() {
 
 # run NAME ARGS...: exit code in $code, output in $T/NAME.out and .err
 run() {
-    n=$1; shift
-    "$FLOWRUN" "$T/$n.plan" --executor process -j 2 --progress none "$@" \
-        > "$T/$n.out" 2> "$T/$n.err"
+    prog=$1; shift
+    "$FLOWRUN" "$T/$prog.plan" --executor process -j 2 --progress none "$@" \
+        > "$T/$prog.out" 2> "$T/$prog.err"
     code=$?
 }
 
@@ -59,7 +59,9 @@ if compile print; then
     why=""
     [ "$code" = 0 ] || why="exit code $code"
     [ -z "$why" ] && [ "$(cat "$T/print.out")" != "[41,42]" ] && why="result '$(cat "$T/print.out")'"
-    if [ -z "$why" ]; then
+    if [ -z "$why" ] && "$FLOWRUN" logs 2>&1 | grep -q "not available in this build"; then
+        echo "   (flowrun logs is not built: the captured output is not checked here)"
+    elif [ -z "$why" ]; then
         id=$("$FLOWRUN" runs --json 2> /dev/null | sed -n 's/.*"id": *"\{0,1\}\([^",]*\).*/\1/p' | head -1)
         "$FLOWRUN" logs "$id" "show[1]" > "$T/log1" 2>&1 || why="flowrun logs $id show[1] failed: $(head -2 "$T/log1")"
         [ -z "$why" ] && ! has "$T/log1" "out 42" && why="log of show[1] lacks 'out 42'"
