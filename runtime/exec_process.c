@@ -62,6 +62,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -89,6 +90,7 @@
 #define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
 #define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
 #define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
+#define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
 
@@ -323,6 +325,8 @@ typedef struct px_child_state {
     fv_buf enc;        /* scratch for the result value */
     flow_val *args;    /* decoded arguments, max_params of them */
     int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;       /* peak RSS last read, KiB */
+    volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -357,6 +361,17 @@ static void px_child_onexit(int status, void *arg) {
     _exit(status);
 }
 
+/* In the child of any fork() made while a task runs in this worker. */
+static void px_child_atfork(void) {
+    if (px_child) px_child->forked = 1;
+}
+
+/* Reap children a task started and left behind (once per batch, not per job). */
+static void px_child_reap(void) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
     struct rlimit nocore = {0, 0};
@@ -389,6 +404,7 @@ static void px_child_setup(px_child_state *cs) {
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
+    pthread_atfork(NULL, NULL, px_child_atfork);
 }
 
 /* Run one job frame (or, when fail is given, only report that it failed with that
@@ -422,10 +438,11 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     }
     rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
 
-    atomic_store_explicit(&cs->ctl->start_wall, px_now(CLOCK_REALTIME), memory_order_relaxed);
-    atomic_store_explicit(&cs->ctl->start_mono, px_now(CLOCK_MONOTONIC), memory_order_relaxed);
+    int64_t wall0 = px_now(CLOCK_REALTIME), mono0 = px_now(CLOCK_MONOTONIC);
+    atomic_store_explicit(&cs->ctl->start_wall, wall0, memory_order_relaxed);
+    atomic_store_explicit(&cs->ctl->start_mono, mono0, memory_order_relaxed);
     atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
-    double start = (double)px_now(CLOCK_REALTIME) / 1e9;
+    double start = (double)wall0 / 1e9;
     if (fail || bad) {
         res.ok = 0;
         res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
@@ -433,11 +450,10 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     } else {
         cs->ex->run(cs->ex->run_ctx, &job, &res);
     }
-    double end = (double)px_now(CLOCK_REALTIME) / 1e9;
+    int64_t wall1 = px_now(CLOCK_REALTIME);
+    double end = (double)wall1 / 1e9;
     atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
-    if (getpid() != cs->pid) _exit(0); /* a task forked and its child came back here */
-    while (waitpid(-1, NULL, WNOHANG) > 0) { /* children the task left behind */
-    }
+    if (cs->forked) _exit(0); /* a task forked and its child came back here */
 
     /* what the job printed */
     fflush(stdout);
@@ -449,11 +465,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
+    /* peak RSS only grows, and a job of a few µs cannot grow it much: ask again
+     * only after jobs long enough for one more system call not to matter */
     struct rusage ru;
-    int64_t rss = 0;
-    if (!getrusage(RUSAGE_SELF, &ru)) rss = ru.ru_maxrss;
-    if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > rss)
-        rss = ru.ru_maxrss;
+    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || t->kind == TK_SH) {
+        if (!getrusage(RUSAGE_SELF, &ru) && ru.ru_maxrss > cs->rss) cs->rss = ru.ru_maxrss;
+        if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > cs->rss)
+            cs->rss = ru.ru_maxrss;
+    }
+    int64_t rss = cs->rss;
 
     cs->enc.len = 0;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
@@ -555,6 +575,7 @@ static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_
     if (pid == 0) {
         char why[256] = "";
         cs->pid = getpid();
+        cs->forked = 0; /* this fork is ours */
         int bad = px_become(user, h, body, why, sizeof why);
         px_child_job(cs, h, body, bad ? why : NULL, 0);
         px_child_flush(cs);
@@ -616,6 +637,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         }
         px_compact(&cs->in);
         px_child_flush(cs);
+        px_child_reap();
         last_flush = px_now(CLOCK_MONOTONIC);
         /* then wait for more */
         if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {

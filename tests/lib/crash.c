@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,4 +118,13 @@ int64_t crash_total(flow_list xs) {
 int64_t crash_uid(int64_t x) {
     (void)x;
     return (int64_t)getuid();
+}
+
+/* forks; the child returns from the task too (it must not carry on as a worker) */
+int64_t crash_fork(int64_t x) {
+    pid_t p = fork();
+    if (p == 0) return -x;
+    int st = 0;
+    if (p > 0) waitpid(p, &st, 0);
+    return x;
 }

@@ -39,12 +39,12 @@ typedef struct fixture {
 /* tasks of the fixture plan, in this order */
 enum {
     T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
-    T_UID_AS, T_SEGV_AS, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
+    T_UID_AS, T_SEGV_AS, T_FORK, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
     "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
-    "crash_uid",   "crash_segv",  "crash_greet"};
+    "crash_uid",   "crash_segv",  "crash_fork",  "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -226,12 +226,13 @@ static void crashes_fail_only_their_instance(void **state) {
     task[40] = T_FPE;
     task[41] = T_SEGV; /* two deaths in a row */
     task[50] = T_RECURSE; /* a stack overflow */
+    task[55] = T_FORK;    /* its child returns into the worker, and must end there */
     collected c;
     run_jobs(ex, f->plan, N, task, args, NULL, &c);
     for (int i = 0; i < N; i++) {
-        if (task[i] == T_OK) {
+        if (task[i] == T_OK || task[i] == T_FORK) {
             assert_true(c.r[i].ok);
-            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+            assert_int_equal(c.r[i].value.i, task[i] == T_FORK ? i : 2 * i + 1);
             continue;
         }
         assert_false(c.r[i].ok);
