@@ -83,3 +83,30 @@ if compile many; then
     if [ "$code" = 0 ] && [ "$(cat "$T/many.out")" = "$want" ]; then pass many
     else fail many "exit $code, result '$(cat "$T/many.out")', want $want"; tail -3 "$T/many.err"; fi
 fi
+
+# 5. flowrun interrupted (SIGINT), or killed (SIGKILL): no worker outlives it
+# workers_of PID: the worker processes of flowrun PID (its children)
+workers_of() { pgrep -P "$1" 2> /dev/null | tr '\n' ' '; }
+if compile hang; then
+    for sig in INT KILL; do
+        "$FLOWRUN" "$T/hang.plan" --executor process -j 2 --progress none \
+            > "$T/hang.out" 2> "$T/hang.err" &
+        pid=$!
+        ws=""; i=0
+        while [ $i -lt 50 ]; do # up to 5 s for both workers to be running
+            ws=$(workers_of $pid); set -- $ws; [ $# -ge 2 ] && break
+            sleep 0.1; i=$((i + 1))
+        done
+        sleep 0.3
+        kill -$sig $pid; wait $pid; code=$?
+        sleep 0.3
+        left=""
+        for w in $ws; do kill -0 "$w" 2> /dev/null && left="$left $w"; done
+        why=""
+        [ -z "$ws" ] && why="no workers seen"
+        [ -z "$why" ] && [ -n "$left" ] && why="workers still alive:$left"
+        [ -z "$why" ] && [ $sig = INT ] && [ $code != 3 ] && why="exit code $code after SIGINT, want 3"
+        if [ -z "$why" ]; then pass "interrupt-$sig"; else fail "interrupt-$sig" "$why"; fi
+        for w in $left; do kill -9 "$w" 2> /dev/null; done
+    done
+fi
