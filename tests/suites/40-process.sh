@@ -101,7 +101,10 @@ if compile hang; then
         kill -$sig $pid; wait $pid; code=$?
         sleep 0.3
         left=""
-        for w in $ws; do kill -0 "$w" 2> /dev/null && left="$left $w"; done
+        for w in $ws; do # a zombie left to init (which may not reap here) is dead
+            st=$(ps -o stat= -p "$w" 2> /dev/null)
+            [ -n "$st" ] && [ "${st#Z}" = "$st" ] && left="$left $w"
+        done
         why=""
         [ -z "$ws" ] && why="no workers seen"
         [ -z "$why" ] && [ -n "$left" ] && why="workers still alive:$left"
