@@ -326,6 +326,8 @@ typedef struct px_child_state {
     flow_val *args;    /* decoded arguments, max_params of them */
     int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
     int64_t rss;       /* peak RSS last read, KiB */
+    int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
+    int64_t job_end;   /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
@@ -438,7 +440,9 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     }
     rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
 
-    int64_t wall0 = px_now(CLOCK_REALTIME), mono0 = px_now(CLOCK_MONOTONIC);
+    /* two clock reads per job (they are not cheap on every machine): monotonic,
+     * turned into wall time with the offset taken once per batch */
+    int64_t mono0 = px_now(CLOCK_MONOTONIC), wall0 = mono0 + cs->wall_offset;
     atomic_store_explicit(&cs->ctl->start_wall, wall0, memory_order_relaxed);
     atomic_store_explicit(&cs->ctl->start_mono, mono0, memory_order_relaxed);
     atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
@@ -450,8 +454,9 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     } else {
         cs->ex->run(cs->ex->run_ctx, &job, &res);
     }
-    int64_t wall1 = px_now(CLOCK_REALTIME);
+    int64_t mono1 = px_now(CLOCK_MONOTONIC), wall1 = mono1 + cs->wall_offset;
     double end = (double)wall1 / 1e9;
+    cs->job_end = mono1;
     atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
     if (cs->forked) _exit(0); /* a task forked and its child came back here */
 
@@ -592,6 +597,7 @@ static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     cs->pid = worker;
+    cs->job_end = px_now(CLOCK_MONOTONIC); /* the child's clock reads stayed in the child */
     if (atomic_load(&cs->ctl->answered)) return;
     char msg[200];
     int sig;
@@ -603,6 +609,8 @@ static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_
 static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     px_child_setup(cs);
     int64_t last_flush = px_now(CLOCK_MONOTONIC);
+    cs->wall_offset = px_now(CLOCK_REALTIME) - last_flush;
+    cs->job_end = last_flush;
     for (;;) {
         /* run every whole frame we have */
         while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
@@ -617,7 +625,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             if (cs->in.len - cs->in.off < whole) break;
             /* send what is done before a job that may take a while, so its results
              * are not held back by it */
-            int64_t now = px_now(CLOCK_MONOTONIC), *avg = &cs->task_ns[h.task];
+            int64_t now = cs->job_end, *avg = &cs->task_ns[h.task];
             int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
             if (cs->whole &&
                 (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
@@ -630,7 +638,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
                                 plan_str(cs->ex->plan, t->run_as));
             else
                 px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h, NULL, 0);
-            int64_t took = px_now(CLOCK_MONOTONIC) - now;
+            int64_t took = cs->job_end - now;
             *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
             if (*avg <= 0) *avg = 1;
             cs->in.off += whole;
@@ -638,7 +646,6 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         px_compact(&cs->in);
         px_child_flush(cs);
         px_child_reap();
-        last_flush = px_now(CLOCK_MONOTONIC);
         /* then wait for more */
         if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
             cs->in.cap = cs->in.len + PX_READ_CHUNK;
@@ -648,6 +655,8 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
         cs->in.len += (size_t)k;
+        last_flush = cs->job_end = px_now(CLOCK_MONOTONIC);
+        cs->wall_offset = px_now(CLOCK_REALTIME) - cs->job_end;
     }
 }
 
