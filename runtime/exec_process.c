@@ -41,8 +41,9 @@
  *   outside can lose some, and those run again. Deaths are seen through a
  *   pidfd per worker, reaped with waitpid on that pid only, and the worker is
  *   replaced by a fresh fork. Timeouts: wait() compares the running job's
- *   start in px_ctl with its timeout and kills the worker's process group
- *   (the worker and whatever it started) when it passes.
+ *   start in px_ctl with its timeout and, when it passes, kills the worker
+ *   with whatever it started (its process group and its children's groups,
+ *   since sh commands run in groups of their own).
  *
  *   run_as (when flowrun is root): the worker forks a child per such job that
  *   switches identity, runs the job and sends the result itself; if the child
@@ -90,6 +91,7 @@
 #define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
 #define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
 #define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
+#define PX_SH_GRACE_MS 500         /* extra time before the pool kills a running sh task */
 #define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
@@ -677,6 +679,26 @@ static void px_worker_close(px_worker *w) {
     w->in.off = w->in.len = 0;
 }
 
+/* Kill a live worker with everything it started: its process group, and the
+ * groups of its children (sh commands run in process groups of their own). It
+ * is stopped first, so it cannot start another child meanwhile. */
+static void px_kill_tree(pid_t pid) {
+    kill(-pid, SIGSTOP);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        int c;
+        while (fscanf(f, "%d", &c) == 1)
+            if (c > 0) {
+                kill(-c, SIGKILL); /* its group, if it leads one */
+                kill(c, SIGKILL);
+            }
+        fclose(f);
+    }
+    kill(-pid, SIGKILL);
+}
+
 /* Fork worker i. 0 on success; -1 with ex->spawn_err set. */
 static int px_spawn(px_exec *ex, int i) {
     px_worker *w = &ex->w[i];
@@ -898,7 +920,7 @@ static void px_read(px_exec *ex, px_worker *w) {
         if (k < 0) break;
         w->in.len += (size_t)k;
         if (px_parse(ex, w)) {
-            if (!w->bad_frame) kill(-w->pid, SIGKILL);
+            if (!w->bad_frame) px_kill_tree(w->pid);
             w->bad_frame = 1;
             w->in.off = w->in.len = 0;
             break;
@@ -1010,12 +1032,16 @@ static int64_t px_deadlines(px_exec *ex) {
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
         int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
         if (running) {
-            int64_t to = ex->slots[running - 1].timeout_ms;
+            const px_slot *sl = &ex->slots[running - 1];
+            int64_t to = sl->timeout_ms;
             if (to > 0) {
+                /* sh commands (also inside a combine) are timed by rt_call_task itself,
+                 * which keeps the worker; this is the backstop */
+                if (ex->plan->tasks[sl->task].kind != TK_C) to += PX_SH_GRACE_MS;
                 int64_t left = start + to * 1000000 - now;
                 if (left <= 0) {
                     w->killed = running;
-                    kill(-w->pid, SIGKILL);
+                    px_kill_tree(w->pid);
                     continue;
                 }
                 if (left / 1000000 + 1 < next) next = left / 1000000 + 1;
@@ -1153,7 +1179,7 @@ static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
     for (int i = 0; i < ex->nworkers; i++)
-        if (ex->w[i].pid > 0) kill(-ex->w[i].pid, SIGKILL);
+        if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
     for (int i = 0; i < ex->nworkers; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid > 0)

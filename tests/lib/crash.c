@@ -128,3 +128,21 @@ int64_t crash_fork(int64_t x) {
     if (p > 0) waitpid(p, &st, 0);
     return x;
 }
+
+/* starts `sleep 60` in a process group of its own (as sh tasks run), writes its
+ * pid to $CRASH_PIDFILE, then sleeps ms milliseconds */
+int64_t crash_spawn_hang(int64_t ms) {
+    pid_t p = fork();
+    if (p == 0) {
+        setpgid(0, 0);
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    const char *file = getenv("CRASH_PIDFILE");
+    FILE *f = file ? fopen(file, "w") : NULL;
+    if (f) {
+        fprintf(f, "%d\n", (int)p);
+        fclose(f);
+    }
+    return crash_hang(ms);
+}

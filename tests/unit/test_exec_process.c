@@ -39,12 +39,12 @@ typedef struct fixture {
 /* tasks of the fixture plan, in this order */
 enum {
     T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
-    T_UID_AS, T_SEGV_AS, T_FORK, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
+    T_UID_AS, T_SEGV_AS, T_FORK, T_SPAWN, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
     "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
-    "crash_uid",   "crash_segv",  "crash_fork",  "crash_greet"};
+    "crash_uid",   "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -581,6 +581,64 @@ static void results_are_not_held_back(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* Is pid gone (or a zombie nobody reaps, which is as good as gone)? */
+static int gone(int pid) {
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = 0;
+    const char *p = strrchr(st, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+static int read_pid(const char *file) {
+    int pid = 0;
+    FILE *f = fopen(file, "r");
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1) pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/* a timeout, and destroy, also end what the task started in a group of its own */
+static void kills_reach_the_task_s_children(void **state) {
+    fixture *f = *state;
+    char pidfile[] = "/tmp/flow-px-pid-XXXXXX";
+    int fd = mkstemp(pidfile);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("CRASH_PIDFILE", pidfile, 1);
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex); /* (workers forked later, after a kill, need it too) */
+    flow_val ms = {.i = 60000};
+    rt_job j = {.id = 1, .task = T_SPAWN, .map_index = -1, .args = &ms, .timeout_ms = 300};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_string_equal(r.error, "timed out after 300ms");
+    rt_result_clear(f->plan, T_SPAWN, &r);
+    int pid = read_pid(pidfile);
+    assert_true(pid > 0);
+    usleep(100000);
+    assert_true(gone(pid));
+
+    assert_int_equal(truncate(pidfile, 0), 0);
+    j.timeout_ms = 0;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    for (int i = 0; i < 100 && !read_pid(pidfile); i++) usleep(20000);
+    pid = read_pid(pidfile);
+    assert_true(pid > 0);
+    ex->ops->destroy(ex);
+    usleep(100000);
+    assert_true(gone(pid));
+    unlink(pidfile);
+    unsetenv("CRASH_PIDFILE");
+}
+
 /* wait with nothing outstanding returns at once; a timeout returns 0 */
 static void wait_edges(void **state) {
     fixture *f = *state;
@@ -706,6 +764,7 @@ int main(void) {
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(run_as_switches_identity),
+        cmocka_unit_test(kills_reach_the_task_s_children),
         cmocka_unit_test(wait_edges),
         cmocka_unit_test(real_tasks_crash_in_isolation),
         cmocka_unit_test(results_match_inline),
