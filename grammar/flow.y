@@ -31,6 +31,7 @@
 %expect 0
 %parse-param {flow_parser *p}
 %lex-param {flow_parser *p}
+%initial-action { @$ = (flow_span){1, 1, 1, 1}; }
 
 %code requires {
 #include <stddef.h>
@@ -58,12 +59,6 @@ typedef struct flow_parser {
     const char *src;       /* the source text (borrowed) */
     size_t len;            /* its length */
 } flow_parser;
-
-/* Text of one run of string characters (escapes decoded; may hold NUL). */
-typedef struct flow_text {
-    const char *s;
-    size_t n;
-} flow_text;
 }
 
 %code provides {
@@ -156,6 +151,15 @@ static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const 
     return n;
 }
 
+/* A node with a name (spanning nsp) and one child. */
+static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
+                         flow_span nsp, flow_node *a) {
+    flow_node *n = mk3(p, kind, sp, a, NULL, NULL);
+    n->name = name;
+    n->nspan = nsp;
+    return n;
+}
+
 /* A node that owns a list: its depth is 1 + the deepest element. */
 static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
     n->list = list;
@@ -169,6 +173,12 @@ static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
                    "expression nested too deeply (more than %d levels)", PARSE_MAX_DEPTH);
     }
     return n;
+}
+
+/* A node with one child a and a list. */
+static flow_node *listed(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
+                         flow_nodes list) {
+    return with_list(p, mk3(p, kind, sp, a, NULL, NULL), list);
 }
 
 static flow_nodes one(flow_parser *p, flow_node *n) {
@@ -266,8 +276,8 @@ static const char *const_string(flow_parser *p, flow_node *str, const char *what
 %%
 
 program
-    : opt_terms0                       { p->program = with_list(p, mk(p, AST_PROGRAM, @$), (flow_nodes){0}); $$ = p->program; }
-    | opt_terms0 decls opt_terms0      { p->program = with_list(p, mk(p, AST_PROGRAM, @2), $2); $$ = p->program; }
+    : opt_terms0                       { $$ = p->program = mk(p, AST_PROGRAM, @$); }
+    | opt_terms0 decls opt_terms0      { $$ = p->program = listed(p, AST_PROGRAM, @2, NULL, $2); }
     ;
 
 opt_terms0: %empty | terms0 ;
@@ -287,7 +297,7 @@ decl
             $$->sval = const_string(p, $4, "a library path");
         }
     | task_decl
-    | TYPE IDENT ASSIGN type              { $$ = mk3(p, AST_TYPEDECL, @$, $4, NULL, NULL); $$->name = $2; $$->nspan = @2; }
+    | TYPE IDENT ASSIGN type           { $$ = named1(p, AST_TYPEDECL, @$, $2, @2, $4); }
     | flow_decl
     | group_decl
     | error                            { $$ = mk(p, AST_PROGRAM, @$); }
@@ -305,13 +315,17 @@ task_decl
     ;
 
 binding
-    : IDENT DOT IDENT                  { $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1); $$->sval = $3; }
+    : IDENT DOT IDENT
+        {
+            $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1);
+            $$->sval = $3;
+        }
     | SH string                        { $$ = mk3(p, AST_BIND_SH, @$, $2, NULL, NULL); }
     ;
 
 task_opts
     : %empty                           { $$ = NULL; }
-    | WITH LBRACE options RBRACE             { $$ = with_list(p, mk(p, AST_WITH, @$), $3); }
+    | WITH LBRACE options RBRACE       { $$ = with_list(p, mk(p, AST_WITH, @$), $3); }
     ;
 
 opt_ret
@@ -349,25 +363,25 @@ group_decl
 opt_params
     : %empty                           { $$ = (flow_nodes){0}; }
     | params                           { $$ = $1; }
-    | params COMMA                       { $$ = $1; }
+    | params COMMA                     { $$ = $1; }
     ;
 
 params
     : param                            { $$ = one(p, $1); }
-    | params COMMA param                 { $$ = more(p, $1, $3); }
+    | params COMMA param               { $$ = more(p, $1, $3); }
     ;
 
 /* NAME : type [= default] */
 param
-    : IDENT COLON type                   { $$ = mk3(p, AST_PARAM, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
-    | IDENT COLON type ASSIGN expr          { $$ = mk3(p, AST_PARAM, @$, $3, $5, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON type                 { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); }
+    | IDENT COLON type ASSIGN expr     { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); $$->b = $5; }
     ;
 
 /* ---- types: int | [T] | {a: T, b: U} | Name ---- */
 type
     : IDENT                            { $$ = named(p, AST_TNAME, @$, $1, @1); }
-    | LBRACKET type RBRACKET                     { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
-    | LBRACE fielddecls RBRACE               { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
+    | LBRACKET type RBRACKET           { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
+    | LBRACE fielddecls RBRACE         { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
     ;
 
 /* Record fields, record type fields and options share one layout: items
@@ -382,7 +396,7 @@ fielddecl_list
     | fielddecl_list sep fielddecl     { $$ = more(p, $1, $3); }
     ;
 fielddecl
-    : IDENT COLON type                   { $$ = mk3(p, AST_FIELDDECL, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON type                 { $$ = named1(p, AST_FIELDDECL, @$, $1, @1, $3); }
     ;
 
 sep: COMMA | terms | COMMA terms ;
@@ -398,12 +412,12 @@ option_list
     ;
 /* NAME : value */
 option
-    : IDENT COLON expr                   { $$ = mk3(p, AST_OPTION, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON expr                 { $$ = named1(p, AST_OPTION, @$, $1, @1, $3); }
     ;
 
 /* ---- statements ---- */
 body
-    : LBRACE stmts RBRACE                    { $$ = $2; }
+    : LBRACE stmts RBRACE              { $$ = $2; }
     ;
 
 stmts
@@ -424,7 +438,7 @@ stmt
             $$->nspan = @2;
         }
     | RETURN expr                      { $$ = mk3(p, AST_RETURN, @$, $2, NULL, NULL); }
-    | expr opt_after                   { $$ = with_list(p, mk3(p, AST_EXPRSTMT, @$, $1, NULL, NULL), $2); }
+    | expr opt_after                   { $$ = listed(p, AST_EXPRSTMT, @$, $1, $2); }
     | error                            { $$ = mk(p, AST_EXPRSTMT, @$); }
     ;
 
@@ -435,7 +449,7 @@ opt_after
 
 names
     : name_ref                         { $$ = one(p, $1); }
-    | names COMMA name_ref               { $$ = more(p, $1, $3); }
+    | names COMMA name_ref             { $$ = more(p, $1, $3); }
     ;
 
 name_ref
@@ -451,9 +465,9 @@ expr
 
 /* x => body | (a, b) => body */
 lambda
-    : lparam FATARROW expr             { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $3, NULL, NULL), one(p, $1)); }
+    : lparam FATARROW expr             { $$ = listed(p, AST_LAMBDA, @$, $3, one(p, $1)); }
     | LPAREN_LAMBDA opt_lparams RPAREN FATARROW expr
-                                       { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $5, NULL, NULL), $2); }
+                                       { $$ = listed(p, AST_LAMBDA, @$, $5, $2); }
     ;
 lparam
     : IDENT                            { $$ = named(p, AST_LPARAM, @$, $1, @1); }
@@ -461,17 +475,17 @@ lparam
 opt_lparams
     : %empty                           { $$ = (flow_nodes){0}; }
     | lparams                          { $$ = $1; }
-    | lparams COMMA                      { $$ = $1; }
+    | lparams COMMA                    { $$ = $1; }
     ;
 lparams
     : lparam                           { $$ = one(p, $1); }
-    | lparams COMMA lparam               { $$ = more(p, $1, $3); }
+    | lparams COMMA lparam             { $$ = more(p, $1, $3); }
     ;
 
 /* e with { options } — options for a combined task */
 with_expr
     : or_expr
-    | with_expr WITH LBRACE options RBRACE   { $$ = with_list(p, mk3(p, AST_WITH, @$, $1, NULL, NULL), $4); }
+    | with_expr WITH LBRACE options RBRACE { $$ = listed(p, AST_WITH, @$, $1, $4); }
     ;
 
 or_expr
@@ -491,48 +505,48 @@ cmp_expr
     : add_expr
     | add_expr EQ add_expr             { $$ = binary(p, @$, OP_EQ, $1, $3); }
     | add_expr NE add_expr             { $$ = binary(p, @$, OP_NE, $1, $3); }
-    | add_expr LT add_expr            { $$ = binary(p, @$, OP_LT, $1, $3); }
+    | add_expr LT add_expr             { $$ = binary(p, @$, OP_LT, $1, $3); }
     | add_expr LE add_expr             { $$ = binary(p, @$, OP_LE, $1, $3); }
-    | add_expr GT add_expr            { $$ = binary(p, @$, OP_GT, $1, $3); }
+    | add_expr GT add_expr             { $$ = binary(p, @$, OP_GT, $1, $3); }
     | add_expr GE add_expr             { $$ = binary(p, @$, OP_GE, $1, $3); }
     ;
 add_expr
     : mul_expr
-    | add_expr PLUS mul_expr            { $$ = binary(p, @$, OP_ADD, $1, $3); }
-    | add_expr MINUS mul_expr            { $$ = binary(p, @$, OP_SUB, $1, $3); }
+    | add_expr PLUS mul_expr           { $$ = binary(p, @$, OP_ADD, $1, $3); }
+    | add_expr MINUS mul_expr          { $$ = binary(p, @$, OP_SUB, $1, $3); }
     ;
 mul_expr
     : unary_expr
-    | mul_expr STAR unary_expr          { $$ = binary(p, @$, OP_MUL, $1, $3); }
-    | mul_expr SLASH unary_expr          { $$ = binary(p, @$, OP_DIV, $1, $3); }
-    | mul_expr PERCENT unary_expr          { $$ = binary(p, @$, OP_MOD, $1, $3); }
+    | mul_expr STAR unary_expr         { $$ = binary(p, @$, OP_MUL, $1, $3); }
+    | mul_expr SLASH unary_expr        { $$ = binary(p, @$, OP_DIV, $1, $3); }
+    | mul_expr PERCENT unary_expr      { $$ = binary(p, @$, OP_MOD, $1, $3); }
     ;
 unary_expr
     : postfix
-    | MINUS unary_expr                   { $$ = unary(p, @$, OP_NEG, $2); }
+    | MINUS unary_expr                 { $$ = unary(p, @$, OP_NEG, $2); }
     ;
 
 /* f(args) | x.name | xs[i] */
 postfix
     : primary
-    | postfix LPAREN opt_args RPAREN         { $$ = with_list(p, mk3(p, AST_CALL, @$, $1, NULL, NULL), $3); }
-    | postfix DOT IDENT                { $$ = mk3(p, AST_MEMBER, @$, $1, NULL, NULL); $$->name = $3; $$->nspan = @3; }
-    | postfix LBRACKET expr RBRACKET             { $$ = mk3(p, AST_INDEX, @$, $1, $3, NULL); }
+    | postfix LPAREN opt_args RPAREN   { $$ = listed(p, AST_CALL, @$, $1, $3); }
+    | postfix DOT IDENT                { $$ = named1(p, AST_MEMBER, @$, $3, @3, $1); }
+    | postfix LBRACKET expr RBRACKET   { $$ = mk3(p, AST_INDEX, @$, $1, $3, NULL); }
     ;
 
 opt_args
     : %empty                           { $$ = (flow_nodes){0}; }
     | args                             { $$ = $1; }
-    | args COMMA                         { $$ = $1; }
+    | args COMMA                       { $$ = $1; }
     ;
 args
     : arg                              { $$ = one(p, $1); }
-    | args COMMA arg                     { $$ = more(p, $1, $3); }
+    | args COMMA arg                   { $$ = more(p, $1, $3); }
     ;
 /* value | name = value */
 arg
     : expr                             { $$ = mk3(p, AST_ARG, @$, $1, NULL, NULL); }
-    | IDENT ASSIGN expr                   { $$ = mk3(p, AST_ARG, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    | IDENT ASSIGN expr                { $$ = named1(p, AST_ARG, @$, $1, @1, $3); }
     ;
 
 primary
@@ -544,19 +558,19 @@ primary
     | FALSE                            { $$ = mk(p, AST_BOOL, @$); $$->ival = 0; }
     | string
     | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
-    | LBRACKET opt_exprs RBRACKET                { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
-    | LBRACE fieldinits RBRACE               { $$ = with_list(p, mk(p, AST_RECORD, @$), $2); }
-    | LPAREN expr RPAREN                     { $$ = $2; }
+    | LBRACKET opt_exprs RBRACKET      { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
+    | LBRACE fieldinits RBRACE         { $$ = with_list(p, mk(p, AST_RECORD, @$), $2); }
+    | LPAREN expr RPAREN               { $$ = $2; }
     ;
 
 opt_exprs
     : %empty                           { $$ = (flow_nodes){0}; }
     | exprs                            { $$ = $1; }
-    | exprs COMMA                        { $$ = $1; }
+    | exprs COMMA                      { $$ = $1; }
     ;
 exprs
     : expr                             { $$ = one(p, $1); }
-    | exprs COMMA expr                   { $$ = more(p, $1, $3); }
+    | exprs COMMA expr                 { $$ = more(p, $1, $3); }
     ;
 
 fieldinits
@@ -569,7 +583,7 @@ fieldinit_list
     ;
 /* NAME = value */
 fieldinit
-    : IDENT ASSIGN expr                   { $$ = mk3(p, AST_FIELDINIT, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT ASSIGN expr                { $$ = named1(p, AST_FIELDINIT, @$, $1, @1, $3); }
     ;
 
 /* "text {expr} text" */
@@ -732,8 +746,10 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
         h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
     } else if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
         h = "statements belong inside the { } of a flow or group";
-    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT)) {
-        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name", yysymbol_name(la));
+    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT) &&
+               !want_expr) {
+        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name",
+                 yysymbol_name(la));
         h = hint;
     } else if (ob && ob != '{' && at.line != open.line) {
         snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed yet",

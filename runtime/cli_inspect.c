@@ -7,6 +7,8 @@
  * (beside the plan, then along FLOW_LIBRARY_PATH) and compares its SHA-256 with the one
  * flowc recorded.
  */
+#define _GNU_SOURCE /* dlinfo */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,8 +29,7 @@
  * plan, the resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0,
  * or -1 with one line in err.
  */
-int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err,
-                        size_t errlen);
+int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
 __attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
                                               char *err, size_t errlen) {
     (void)p, (void)lib_paths, (void)err, (void)errlen;
@@ -75,7 +76,8 @@ static void print_graphs(const flow_plan *p, plan_graph_kind kind, const char *t
 }
 
 static void hex(const uint8_t *h, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 static void summary(const flow_plan *p, const char *path, FILE *f) {
@@ -112,17 +114,20 @@ static void summary(const flow_plan *p, const char *path, FILE *f) {
     fprintf(f,
             "counts: %u types, %u constants, %u libraries, %u tasks, %u graphs, %u nodes, "
             "%u lambdas (%u instructions), %u strings, %u source locations\n",
-            p->n_types, p->n_values, p->n_libs, p->n_tasks, p->n_graphs, p->n_nodes,
-            p->n_lambdas, p->n_code, p->n_stroff, p->n_locs);
+            p->n_types, p->n_values, p->n_libs, p->n_tasks, p->n_graphs, p->n_nodes, p->n_lambdas,
+            p->n_code, p->n_stroff, p->n_locs);
 }
 
 int flowrun_cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
     int fmt = -1; /* -1: the summary */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) fmt = PLAN_EMIT_JSON;
-        else if (!strcmp(argv[i], "--yaml")) fmt = PLAN_EMIT_YAML;
-        else if (!strcmp(argv[i], "--dot")) fmt = PLAN_EMIT_DOT;
+        if (!strcmp(argv[i], "--json"))
+            fmt = PLAN_EMIT_JSON;
+        else if (!strcmp(argv[i], "--yaml"))
+            fmt = PLAN_EMIT_YAML;
+        else if (!strcmp(argv[i], "--dot"))
+            fmt = PLAN_EMIT_DOT;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "flowrun inspect: unknown option '%s' (--json, --yaml, --dot)\n",
                     argv[i]);
@@ -141,9 +146,14 @@ int flowrun_cmd_inspect(int argc, char **argv) {
     flow_plan *p = load("inspect", path);
     if (!p) return 2;
     int rc = 0;
-    if (fmt < 0) summary(p, path, stdout);
-    else rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
+    if (fmt < 0)
+        summary(p, path, stdout);
+    else
+        rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
     if (fflush(stdout) != 0) rc = 2;
+    if (rc)
+        fprintf(stderr, "flowrun inspect: %s: cannot write the view: %s\n", path,
+                ferror(stdout) ? strerror(errno) : "the emitter failed");
     plan_free(p);
     return rc;
 }
@@ -156,7 +166,8 @@ static int file_sha256(const char *path, uint8_t out[32]) {
     int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
     unsigned char buf[65536];
     size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = EVP_DigestUpdate(c, buf, n);
+    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        ok = EVP_DigestUpdate(c, buf, n);
     unsigned len = 0;
     ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, out, &len);
     EVP_MD_CTX_free(c);
@@ -194,6 +205,15 @@ static bool find_library(const char *plan_path, const char *lib, char *out, size
         }
         env = end ? end + 1 : NULL;
     }
+    /* a bare name ("libm.so.6") may be the system loader's to find, as at run time */
+    if (!strchr(lib, '/')) {
+        void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+        char origin[PATH_MAX] = ""; /* the folder the loader took it from */
+        bool ok = h && dlinfo(h, RTLD_DI_ORIGIN, origin) == 0 &&
+                  (size_t)snprintf(out, len, "%s/%s", origin, lib) < len && is_file(out);
+        if (h) dlclose(h);
+        return ok;
+    }
     return false;
 }
 
@@ -220,7 +240,8 @@ int flowrun_cmd_verify(int argc, char **argv) {
         if (!find_library(path, lib, where, sizeof where)) {
             fprintf(stderr,
                     "flowrun verify: %s: library %s (\"%s\") not found beside the plan or in "
-                    "FLOW_LIBRARY_PATH\n", path, name, lib);
+                    "FLOW_LIBRARY_PATH\n",
+                    path, name, lib);
             rc = 2;
             break;
         }
@@ -231,15 +252,18 @@ int flowrun_cmd_verify(int argc, char **argv) {
             break;
         }
         if (!memcmp(p->libs[i].sha256, zero, 32)) {
-            fprintf(stderr, "flowrun verify: warning: library %s: the plan holds no hash for "
-                    "it (flowc did not find it), found %s\n", name, where);
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s: the plan holds no hash for "
+                    "it (flowc did not find it), found %s\n",
+                    name, where);
         } else if (memcmp(p->libs[i].sha256, h, 32) != 0) {
             char want[65], got[65];
             hex(p->libs[i].sha256, 32, want);
             hex(h, 32, got);
-            fprintf(stderr, "flowrun verify: warning: library %s (%s) has changed since the "
-                    "plan was compiled (sha256 %.12s..., plan has %.12s...)\n", name, where,
-                    got, want);
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s (%s) has changed since the "
+                    "plan was compiled (sha256 %.12s..., plan has %.12s...)\n",
+                    name, where, got, want);
         }
         found[i] = strdup(where);
         if (!found[i]) rc = 2;
@@ -252,7 +276,8 @@ int flowrun_cmd_verify(int argc, char **argv) {
         }
     }
     if (!rc) printf("%s: ok\n", path);
-    for (uint32_t i = 0; i < p->n_libs; i++) free(found[i]);
+    for (uint32_t i = 0; i < p->n_libs; i++)
+        free(found[i]);
     free(found);
     plan_free(p);
     return rc;

@@ -24,11 +24,11 @@
 /* ---- helpers ---- */
 
 typedef struct parsed {
-    ast_arena *ar;    /* the tree's memory */
-    flow_node *prog;  /* NULL on errors */
-    char *errors;     /* everything diag printed */
+    ast_arena *ar;   /* the tree's memory */
+    flow_node *prog; /* NULL on errors */
+    char *errors;    /* everything diag printed */
     size_t errors_len;
-    int nerrors;      /* diag's error count */
+    int nerrors; /* diag's error count */
 } parsed;
 
 static parsed parse_n(const char *src, size_t len) {
@@ -106,7 +106,8 @@ static void expect_stmt(const char *body, const char *want) {
     flow_node *flow = r.prog->list.items[0];
     assert_true(flow->list2.len >= 1);
     char *got = to_sexpr(flow->list2.items[0]);
-    if (strcmp(got, want) != 0) fprintf(stderr, "source: %s\ngot:  %s\nwant: %s\n", body, got, want);
+    if (strcmp(got, want) != 0)
+        fprintf(stderr, "source: %s\ngot:  %s\nwant: %s\n", body, got, want);
     assert_string_equal(got, want);
     free(got);
     done(&r);
@@ -202,22 +203,26 @@ static void test_wordcount_tree(void **state) {
 
 static void test_declarations(void **state) {
     (void)state;
-    expect_prog("task thumb(src: path) -> path = img.thumb with {retries: 2, timeout: 30s, "
-                "version: \"2\", label: f => basename(f)}\n",
-                "(PROGRAM (TASK thumb (TNAME path) (BIND_SYMBOL img \"thumb\") (PARAM src (TNAME path))"
-                " | (OPTION retries (INT 2)) (OPTION timeout (DURATION \"30s\" 30000))"
-                " (OPTION version (STR (STRPART \"2\")))"
-                " (OPTION label (LAMBDA (CALL (NAME basename) (ARG (NAME f))) (LPARAM f)))))");
-    expect_prog("task grep(pattern: str, file: path) -> str = sh \"grep -c {pattern} {file}\"\n",
-                "(PROGRAM (TASK grep (TNAME str) (BIND_SH (STR (STRPART \"grep -c \") (NAME pattern)"
-                " (STRPART \" \") (NAME file))) (PARAM pattern (TNAME str)) (PARAM file (TNAME path))))");
-    expect_prog("type Hit = {file: path, n: [[int]]}\ntask store(d: bytes, dst: str) = c.store\n",
-                "(PROGRAM (TYPEDECL Hit (TRECORD (FIELDDECL file (TNAME path))"
-                " (FIELDDECL n (TLIST (TLIST (TNAME int))))))"
-                " (TASK store (BIND_SYMBOL c \"store\") (PARAM d (TNAME bytes)) (PARAM dst (TNAME str))))");
-    expect_prog("flow daily(day: date) schedule \"@daily\" {}\ngroup g(f: path) -> int { return 1 }\n",
-                "(PROGRAM (FLOW daily (STR (STRPART \"@daily\")) (PARAM day (TNAME date)))"
-                " (GROUP g (TNAME int) (PARAM f (TNAME path)) | (RETURN (INT 1))))");
+    expect_prog(
+        "task thumb(src: path) -> path = img.thumb with {retries: 2, timeout: 30s, "
+        "version: \"2\", label: f => basename(f)}\n",
+        "(PROGRAM (TASK thumb (TNAME path) (BIND_SYMBOL img \"thumb\") (PARAM src (TNAME path))"
+        " | (OPTION retries (INT 2)) (OPTION timeout (DURATION \"30s\" 30000))"
+        " (OPTION version (STR (STRPART \"2\")))"
+        " (OPTION label (LAMBDA (CALL (NAME basename) (ARG (NAME f))) (LPARAM f)))))");
+    expect_prog(
+        "task grep(pattern: str, file: path) -> str = sh \"grep -c {pattern} {file}\"\n",
+        "(PROGRAM (TASK grep (TNAME str) (BIND_SH (STR (STRPART \"grep -c \") (NAME pattern)"
+        " (STRPART \" \") (NAME file))) (PARAM pattern (TNAME str)) (PARAM file (TNAME path))))");
+    expect_prog(
+        "type Hit = {file: path, n: [[int]]}\ntask store(d: bytes, dst: str) = c.store\n",
+        "(PROGRAM (TYPEDECL Hit (TRECORD (FIELDDECL file (TNAME path))"
+        " (FIELDDECL n (TLIST (TLIST (TNAME int))))))"
+        " (TASK store (BIND_SYMBOL c \"store\") (PARAM d (TNAME bytes)) (PARAM dst (TNAME str))))");
+    expect_prog(
+        "flow daily(day: date) schedule \"@daily\" {}\ngroup g(f: path) -> int { return 1 }\n",
+        "(PROGRAM (FLOW daily (STR (STRPART \"@daily\")) (PARAM day (TNAME date)))"
+        " (GROUP g (TNAME int) (PARAM f (TNAME path)) | (RETURN (INT 1))))");
     expect_prog("", "(PROGRAM)");
     expect_prog("# only a comment\n\n", "(PROGRAM)");
     expect_prog("library a = \"x\"; library b = \"y\";\n",
@@ -227,8 +232,9 @@ static void test_declarations(void **state) {
 /* records, options and record types spread over lines, with or without commas */
 static void test_multiline_layouts(void **state) {
     (void)state;
-    const char *want_task = "(PROGRAM (TASK t (TNAME int) (BIND_SYMBOL lib \"f\") (PARAM a (TNAME int))"
-                            " | (OPTION retries (INT 2)) (OPTION timeout (DURATION \"30s\" 30000))))";
+    const char *want_task =
+        "(PROGRAM (TASK t (TNAME int) (BIND_SYMBOL lib \"f\") (PARAM a (TNAME int))"
+        " | (OPTION retries (INT 2)) (OPTION timeout (DURATION \"30s\" 30000))))";
     expect_prog("task t(a: int) -> int = lib.f with {retries: 2, timeout: 30s}", want_task);
     expect_prog("task t(a: int) -> int = lib.f with {\n    retries: 2,\n    timeout: 30s,\n}\n",
                 want_task);
@@ -241,7 +247,8 @@ static void test_multiline_layouts(void **state) {
     expect_prog("type Hit = {\n    file: path,\n    n: int\n}\n", want_type);
     expect_prog("type Hit = {\n    file: path\n    n: int,\n}\n", want_type);
     expect_prog("type Hit = {file: path,\n n: int}", want_type);
-    const char *want_rec = "(LET r (RECORD (FIELDINIT a (INT 1)) (FIELDINIT b (STR (STRPART \"x\")))))";
+    const char *want_rec =
+        "(LET r (RECORD (FIELDINIT a (INT 1)) (FIELDINIT b (STR (STRPART \"x\")))))";
     expect_stmt("let r = {a = 1, b = \"x\"}", want_rec);
     expect_stmt("let r = {\n  a = 1,\n  b = \"x\"\n}", want_rec);
     expect_stmt("let r = {\n  a = 1\n  b = \"x\",\n}", want_rec);
@@ -255,6 +262,22 @@ static void test_multiline_layouts(void **state) {
     /* an operator at the end of a line continues the statement */
     expect_stmt("let x = 1 +\n    2", "(LET x (BINARY + (INT 1) (INT 2)))");
     expect_stmt("return\n  x", "(RETURN (NAME x))");
+    /* a line that begins with what can only continue a statement continues it */
+    expect_stmt("let s = resize\n    .partial(width = 200)  # note\n\n    .expand(src = files)",
+                "(LET s (CALL (MEMBER expand (CALL (MEMBER partial (NAME resize)) (ARG width"
+                " (INT 200)))) (ARG src (NAME files))))");
+    expect_stmt("let x = if a\n  then 1\n  else 2", "(LET x (IF (NAME a) (INT 1) (INT 2)))");
+    expect_stmt("let x = a\n  and b\n  or c",
+                "(LET x (BINARY or (BINARY and (NAME a) (NAME b)) (NAME c)))");
+    expect_stmt("let x = a\n  == b", "(LET x (BINARY == (NAME a) (NAME b)))");
+    expect_stmt("let m = combine(a, b)\n  with {retries: 1}",
+                "(LET m (WITH (CALL (NAME combine) (ARG (NAME a)) (ARG (NAME b)))"
+                " (OPTION retries (INT 1))))");
+    expect_stmt("let a = t(x)\n  after b", "(LET a (CALL (NAME t) (ARG (NAME x))) (NAME b))");
+    expect_prog("task t(a: int)\n  -> int\n  = lib.f\n  with {retries: 1}\n"
+                "flow f()\n{\n}\n",
+                "(PROGRAM (TASK t (TNAME int) (BIND_SYMBOL lib \"f\") (PARAM a (TNAME int))"
+                " | (OPTION retries (INT 1))) (FLOW f))");
     /* the newline after a complete line ends it: the second line is its own statement */
     char src[] = "flow f() {\n  let x = a\n  -1\n}\n";
     parsed r = parse(src);
@@ -316,7 +339,8 @@ static void test_lambdas_and_mapping(void **state) {
                 "(EXPRSTMT (CALL (MEMBER expand (NAME publish)) (ARG f (NAME outputs))) (NAME a))");
     /* a parenthesised name followed by '=>' later on is not a lambda */
     expect_stmt("let v = (x)", "(LET v (NAME x))");
-    expect_stmt("let v = f((x) => x)", "(LET v (CALL (NAME f) (ARG (LAMBDA (NAME x) (LPARAM x)))))");
+    expect_stmt("let v = f((x) => x)",
+                "(LET v (CALL (NAME f) (ARG (LAMBDA (NAME x) (LPARAM x)))))");
 }
 
 static void test_literals(void **state) {
@@ -345,7 +369,8 @@ static void test_strings(void **state) {
                 " (STRPART \"z\")))");
     expect_stmt("let s = \"{ {a = 1}.a }\"",
                 "(LET s (STR (MEMBER a (RECORD (FIELDINIT a (INT 1))))))");
-    expect_stmt("let s = \"{f(\"}\")}\"", "(LET s (STR (CALL (NAME f) (ARG (STR (STRPART \"}\"))))))");
+    expect_stmt("let s = \"{f(\"}\")}\"",
+                "(LET s (STR (CALL (NAME f) (ARG (STR (STRPART \"}\"))))))");
     expect_stmt("let s = \"caf\xc3\xa9 \\u{1F600}\\u{e9}\"",
                 "(LET s (STR (STRPART \"caf\xc3\xa9 \xf0\x9f\x98\x80\xc3\xa9\")))");
     /* \u{0} makes a NUL byte: the part's length counts it */
@@ -373,9 +398,9 @@ static void test_spans(void **state) {
     flow_node *task = r.prog->list.items[0];
     expect_span(task->span, 1, 1, 1, 29);
     expect_span(task->nspan, 1, 6, 1, 6);
-    expect_span(task->list.items[0]->span, 1, 8, 1, 13);    /* a: int */
+    expect_span(task->list.items[0]->span, 1, 8, 1, 13); /* a: int */
     expect_span(task->list.items[0]->nspan, 1, 8, 1, 8);
-    expect_span(task->b->span, 1, 25, 1, 29);               /* lib.f */
+    expect_span(task->b->span, 1, 25, 1, 29); /* lib.f */
     flow_node *flow = r.prog->list.items[1];
     expect_span(flow->span, 2, 1, 5, 1);
     flow_node *let = flow->list2.items[0];
@@ -388,11 +413,11 @@ static void test_spans(void **state) {
     expect_span(arg->nspan, 3, 18, 3, 18);
     flow_node *str = arg->a;
     expect_span(str->span, 3, 22, 3, 27);
-    expect_span(str->list.items[0]->span, 3, 23, 3, 23);   /* s */
-    expect_span(str->list.items[1]->span, 3, 25, 3, 25);   /* y */
+    expect_span(str->list.items[0]->span, 3, 23, 3, 23); /* s */
+    expect_span(str->list.items[1]->span, 3, 25, 3, 25); /* y */
     flow_node *ret = flow->list2.items[1];
     expect_span(ret->span, 4, 5, 4, 14);
-    expect_span(ret->a->nspan, 4, 14, 4, 14);               /* m of x.m */
+    expect_span(ret->a->nspan, 4, 14, 4, 14); /* m of x.m */
     done(&r);
 }
 
@@ -430,7 +455,8 @@ static void test_error_positions(void **state) {
     ERR("flow f() {\n  let s = \"ab{c\"\n}\n",
         "<input>:2:14: error: this '{' starts an interpolation that is not closed");
     ERR("flow f() {\n  let x = a @ b\n}\n", "<input>:2:13: error: unexpected character '@'");
-    ERR("flow f() {\n  let x = a\x01\n}\n", "<input>:2:12: error: unexpected control character 0x01");
+    ERR("flow f() {\n  let x = a\x01\n}\n",
+        "<input>:2:12: error: unexpected control character 0x01");
     ERR("flow f() {\n  let x = 1\0\n}\n", "<input>:2:12: error: NUL byte in the source");
     ERR("flow f() {\n  let x = a < b < c\n}\n", "<input>:2:17: error: unexpected '<'");
     ERR("flow f() {\n  let x = (1 + 2]\n}\n", "<input>:2:17: error: unexpected ']', expected ')'");
@@ -448,17 +474,17 @@ static void test_error_positions(void **state) {
 /* Several errors in one file: recovery at statement and declaration level. */
 static void test_error_recovery(void **state) {
     (void)state;
-    const char src[] = "task a(x int) -> int = lib.a\n"          /* 1: header error */
+    const char src[] = "task a(x int) -> int = lib.a\n" /* 1: header error */
                        "flow f() {\n"
-                       "    let p = == 1\n"                      /* 3: statement error */
+                       "    let p = == 1\n" /* 3: statement error */
                        "    let q = 2\n"
-                       "    let r = {a: 1}\n"                    /* 5: statement error */
+                       "    let r = {a: 1}\n" /* 5: statement error */
                        "}\n"
-                       "flow g(a int) {\n"                       /* 7: header error, body skipped */
+                       "flow g(a int) {\n" /* 7: header error, body skipped */
                        "    let z = ) )\n"
                        "}\n"
                        "task ok() = lib.ok\n"
-                       "task bad( = 1\n";                        /* 11 */
+                       "task bad( = 1\n"; /* 11 */
     parsed r = parse(src);
     assert_null(r.prog);
     assert_int_equal(r.nerrors, 5);
@@ -478,7 +504,8 @@ static void test_nesting_limits(void **state) {
     char *src = malloc(n * 2 + 64);
     /* brackets */
     int len = sprintf(src, "flow f() {\n  let x = ");
-    for (size_t i = 0; i < n; i++) src[len++] = '(';
+    for (size_t i = 0; i < n; i++)
+        src[len++] = '(';
     src[len] = 0;
     parsed r = parse_n(src, (size_t)len);
     assert_null(r.prog);
@@ -487,7 +514,8 @@ static void test_nesting_limits(void **state) {
     done(&r);
     /* unary operators: no brackets, but a deep tree */
     len = sprintf(src, "flow f() {\n  let x = ");
-    for (size_t i = 0; i < n; i++) src[len++] = '-';
+    for (size_t i = 0; i < n; i++)
+        src[len++] = '-';
     len += sprintf(src + len, "1\n}\n");
     r = parse_n(src, (size_t)len);
     assert_null(r.prog);
@@ -495,7 +523,8 @@ static void test_nesting_limits(void **state) {
     done(&r);
     /* a long left-leaning chain */
     len = sprintf(src, "flow f() {\n  let x = a");
-    for (size_t i = 0; i < n / 2; i++) len += sprintf(src + len, ".b");
+    for (size_t i = 0; i < n / 2; i++)
+        len += sprintf(src + len, ".b");
     len += sprintf(src + len, "\n}\n");
     r = parse_n(src, (size_t)len);
     assert_null(r.prog);
@@ -504,15 +533,18 @@ static void test_nesting_limits(void **state) {
     done(&r);
     /* strings inside interpolations inside strings... */
     len = sprintf(src, "flow f() {\n  let x = ");
-    for (size_t i = 0; i < 300; i++) len += sprintf(src + len, "\"{");
+    for (size_t i = 0; i < 300; i++)
+        len += sprintf(src + len, "\"{");
     src[len] = 0;
     r = parse_n(src, (size_t)len);
     assert_null(r.prog);
     done(&r);
     /* within the limit is fine */
     len = sprintf(src, "flow f() {\n  let x = ");
-    for (size_t i = 0; i < 150; i++) src[len++] = '[';
-    for (size_t i = 0; i < 150; i++) src[len++] = ']';
+    for (size_t i = 0; i < 150; i++)
+        src[len++] = '[';
+    for (size_t i = 0; i < 150; i++)
+        src[len++] = ']';
     len += sprintf(src + len, "\n}\n");
     r = parse_n(src, (size_t)len);
     assert_non_null(r.prog);
@@ -551,10 +583,12 @@ static void test_many_lines_fast(void **state) {
 static void test_garbage(void **state) {
     (void)state;
     static const char *const toks[] = {
-        "flow", "task", "let", "return", "with", "after", "if", "then", "else", "=>", "->", "(",
-        ")", "[", "]", "{", "}", "\"", "\"{", "}\"", "\n", ";", ",", ":", "=", "==", "x", "1",
-        "2026-01-31", "5s", "not", "and", "-", "+", ".", "type", "group", "library", "sh", "\\",
-        "#", "\0", "\xff", "0x", "1.5", "schedule", "lib.f", "= lib.f"};
+        "flow", "task", "let",  "return", "with",       "after",    "if",    "then",
+        "else", "=>",   "->",   "(",      ")",          "[",        "]",     "{",
+        "}",    "\"",   "\"{",  "}\"",    "\n",         ";",        ",",     ":",
+        "=",    "==",   "x",    "1",      "2026-01-31", "5s",       "not",   "and",
+        "-",    "+",    ".",    "type",   "group",      "library",  "sh",    "\\",
+        "#",    "\0",   "\xff", "0x",     "1.5",        "schedule", "lib.f", "= lib.f"};
     unsigned seed = 12345;
     char buf[512];
     for (int round = 0; round < 3000; round++) {
@@ -581,20 +615,13 @@ static void test_garbage(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_files),
-        cmocka_unit_test(test_wordcount_tree),
-        cmocka_unit_test(test_declarations),
-        cmocka_unit_test(test_multiline_layouts),
-        cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_lambdas_and_mapping),
-        cmocka_unit_test(test_literals),
-        cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_spans),
-        cmocka_unit_test(test_error_positions),
-        cmocka_unit_test(test_error_recovery),
-        cmocka_unit_test(test_nesting_limits),
-        cmocka_unit_test(test_many_lines_fast),
-        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_parse_files),     cmocka_unit_test(test_wordcount_tree),
+        cmocka_unit_test(test_declarations),    cmocka_unit_test(test_multiline_layouts),
+        cmocka_unit_test(test_precedence),      cmocka_unit_test(test_lambdas_and_mapping),
+        cmocka_unit_test(test_literals),        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_spans),           cmocka_unit_test(test_error_positions),
+        cmocka_unit_test(test_error_recovery),  cmocka_unit_test(test_nesting_limits),
+        cmocka_unit_test(test_many_lines_fast), cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
