@@ -27,8 +27,9 @@
  *   send, and before a job that may be slow (one with a timeout, or of a task
  *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
  *   results per system call when jobs are short, and no result held back by a
- *   long job after it. The parent reads results in large chunks, matches each with the
- *   head of that worker's FIFO and queues a finished rt_result for wait().
+ *   long job after it. The parent reads results in large chunks, matches each
+ *   with the head of that worker's FIFO and queues a finished rt_result for
+ *   wait().
  *
  *   Failure. Before each job the worker stores the job's slot and start time
  *   in px_ctl; after it, it clears them. So when a worker dies the parent
@@ -98,15 +99,15 @@
 
 /* parent -> worker, followed by out_dir, scratch_dir and the arguments */
 typedef struct px_jobhdr {
-    uint32_t len;        /* bytes after this field */
-    uint32_t slot;       /* parent's slot, echoed */
-    uint64_t id;         /* rt_job.id */
-    uint32_t task;       /* plan task */
-    uint32_t nout;       /* bytes of out_dir; UINT32_MAX for NULL */
-    uint32_t nscratch;   /* bytes of scratch_dir; UINT32_MAX for NULL */
-    uint32_t nargs;      /* bytes of encoded arguments */
-    int64_t map_index;   /* rt_job.map_index */
-    int64_t timeout_ms;  /* rt_job.timeout_ms */
+    uint32_t len;       /* bytes after this field */
+    uint32_t slot;      /* parent's slot, echoed */
+    uint64_t id;        /* rt_job.id */
+    uint32_t task;      /* plan task */
+    uint32_t nout;      /* bytes of out_dir; UINT32_MAX for NULL */
+    uint32_t nscratch;  /* bytes of scratch_dir; UINT32_MAX for NULL */
+    uint32_t nargs;     /* bytes of encoded arguments */
+    int64_t map_index;  /* rt_job.map_index */
+    int64_t timeout_ms; /* rt_job.timeout_ms */
 } px_jobhdr;
 
 /* worker -> parent, followed by the encoded value, the error and the log */
@@ -125,10 +126,10 @@ typedef struct px_reshdr {
 
 /* One page shared by a worker (writer) and the parent (reader). */
 typedef struct px_ctl {
-    _Atomic uint32_t running;    /* slot + 1 of the job being run; 0 between jobs */
-    _Atomic int64_t start_mono;  /* its start, CLOCK_MONOTONIC ns (set before running) */
-    _Atomic int64_t start_wall;  /* its start, CLOCK_REALTIME ns */
-    _Atomic int answered;        /* a run_as child has sent its job's result */
+    _Atomic uint32_t running;   /* slot + 1 of the job being run; 0 between jobs */
+    _Atomic int64_t start_mono; /* its start, CLOCK_MONOTONIC ns (set before running) */
+    _Atomic int64_t start_wall; /* its start, CLOCK_REALTIME ns */
+    _Atomic int answered;       /* a run_as child has sent its job's result */
 } px_ctl;
 
 typedef struct px_bytes {
@@ -149,44 +150,44 @@ typedef struct px_slot {
 } px_slot;
 
 typedef struct px_worker {
-    pid_t pid;           /* 0: not running */
-    int sock;            /* parent end of the socketpair (non-blocking) */
-    int pidfd;           /* readable when the worker has exited */
-    int capfd;           /* the worker's fd 1/2 (read after a death) */
-    px_ctl *ctl;         /* shared page */
+    pid_t pid;                   /* 0: not running */
+    int sock;                    /* parent end of the socketpair (non-blocking) */
+    int pidfd;                   /* readable when the worker has exited */
+    int capfd;                   /* the worker's fd 1/2 (read after a death) */
+    px_ctl *ctl;                 /* shared page */
     uint32_t fifo[PX_BATCH_MAX]; /* slots sent, oldest first (a ring) */
-    uint32_t fhead;      /* index of the oldest in fifo */
-    uint32_t fcount;     /* slots in fifo */
-    px_bytes out;        /* frames not yet sent */
-    px_bytes in;         /* bytes received, not yet parsed */
-    int eof;             /* the socket reported end of file */
-    uint32_t killed;     /* slot + 1 killed for its timeout, or 0 */
-    int bad_frame;       /* it sent something malformed; it was killed for that */
-    int deaths;          /* deaths in a row with no job to blame */
+    uint32_t fhead;              /* index of the oldest in fifo */
+    uint32_t fcount;             /* slots in fifo */
+    px_bytes out;                /* frames not yet sent */
+    px_bytes in;                 /* bytes received, not yet parsed */
+    int eof;                     /* the socket reported end of file */
+    uint32_t killed;             /* slot + 1 killed for its timeout, or 0 */
+    int bad_frame;               /* it sent something malformed; it was killed for that */
+    int deaths;                  /* deaths in a row with no job to blame */
 } px_worker;
 
 typedef struct px_exec {
-    rt_executor base;      /* ops; must be first */
-    const flow_plan *plan; /* types of arguments and results */
-    rt_job_runner run;     /* how a worker runs one job */
-    void *run_ctx;         /* its first argument */
-    int nworkers;          /* size of w */
-    px_worker *w;          /* the pool */
-    px_slot *slots;        /* every job held, by slot */
-    uint32_t nslots, cap_slots; /* used, allocated */
-    uint32_t free_slot;    /* head of the free list, UINT32_MAX when empty */
-    uint32_t *pend;        /* ring of slots waiting for a worker */
-    uint32_t pend_head, pend_count, pend_cap; /* oldest, count, size (a power of two) */
-    rt_result *ready;      /* finished results not yet returned */
-    uint32_t *ready_task;  /* the task of each ready result (to free them) */
+    rt_executor base;                          /* ops; must be first */
+    const flow_plan *plan;                     /* types of arguments and results */
+    rt_job_runner run;                         /* how a worker runs one job */
+    void *run_ctx;                             /* its first argument */
+    int nworkers;                              /* size of w */
+    px_worker *w;                              /* the pool */
+    px_slot *slots;                            /* every job held, by slot */
+    uint32_t nslots, cap_slots;                /* used, allocated */
+    uint32_t free_slot;                        /* head of the free list, UINT32_MAX when empty */
+    uint32_t *pend;                            /* ring of slots waiting for a worker */
+    uint32_t pend_head, pend_count, pend_cap;  /* oldest, count, size (a power of two) */
+    rt_result *ready;                          /* finished results not yet returned */
+    uint32_t *ready_task;                      /* the task of each ready result (to free them) */
     size_t ready_head, ready_count, ready_cap; /* a ring */
-    uint64_t inflight;     /* slots sitting in some worker's fifo */
-    uint64_t timed;        /* slots held whose job has a timeout */
-    int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
-    fv_buf enc;            /* scratch for encoding arguments */
-    struct pollfd *pfd;    /* scratch for poll: 2 per worker */
-    uint32_t max_params;   /* most parameters of any task (workers size their arrays) */
-    char spawn_err[160];   /* why the last fork failed */
+    uint64_t inflight;                         /* slots sitting in some worker's fifo */
+    uint64_t timed;                            /* slots held whose job has a timeout */
+    int64_t avg_ns;      /* moving mean of job durations; 0 until one is known */
+    fv_buf enc;          /* scratch for encoding arguments */
+    struct pollfd *pfd;  /* scratch for poll: 2 per worker */
+    uint32_t max_params; /* most parameters of any task (workers size their arrays) */
+    char spawn_err[160]; /* why the last fork failed */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -210,7 +211,8 @@ static void px_put(px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         b->d = px_xrealloc(b->d, cap);
         b->cap = cap;
     }
@@ -250,20 +252,34 @@ static int px_send_all(int fd, const uint8_t *d, size_t n) {
 
 static const char *px_signame(int sig) {
     switch (sig) {
-        case SIGSEGV: return "Segmentation fault";
-        case SIGABRT: return "Aborted";
-        case SIGBUS: return "Bus error";
-        case SIGFPE: return "Floating point exception";
-        case SIGILL: return "Illegal instruction";
-        case SIGKILL: return "Killed";
-        case SIGTERM: return "Terminated";
-        case SIGINT: return "Interrupt";
-        case SIGPIPE: return "Broken pipe";
-        case SIGSYS: return "Bad system call";
-        case SIGTRAP: return "Trace/breakpoint trap";
-        case SIGXCPU: return "CPU time limit exceeded";
-        case SIGXFSZ: return "File size limit exceeded";
-        default: return "signal";
+        case SIGSEGV:
+            return "Segmentation fault";
+        case SIGABRT:
+            return "Aborted";
+        case SIGBUS:
+            return "Bus error";
+        case SIGFPE:
+            return "Floating point exception";
+        case SIGILL:
+            return "Illegal instruction";
+        case SIGKILL:
+            return "Killed";
+        case SIGTERM:
+            return "Terminated";
+        case SIGINT:
+            return "Interrupt";
+        case SIGPIPE:
+            return "Broken pipe";
+        case SIGSYS:
+            return "Bad system call";
+        case SIGTRAP:
+            return "Trace/breakpoint trap";
+        case SIGXCPU:
+            return "CPU time limit exceeded";
+        case SIGXFSZ:
+            return "File size limit exceeded";
+        default:
+            return "signal";
     }
 }
 
@@ -314,22 +330,22 @@ static char *px_read_tail(int fd, off_t size) {
 /* ---- the worker ---- */
 
 typedef struct px_child_state {
-    px_exec *ex;       /* the executor as it was at fork */
-    int sock;          /* worker end of the socketpair (blocking) */
-    int capfd;         /* capture file (also fd 1 and 2) */
-    px_ctl *ctl;       /* shared page */
-    px_bytes in;       /* job bytes received */
-    px_bytes out;      /* result frames not yet sent */
-    size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
-    pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
-    pid_t parent;      /* flowrun */
-    int root;          /* running as root: run_as switches identity */
-    fv_buf enc;        /* scratch for the result value */
-    flow_val *args;    /* decoded arguments, max_params of them */
-    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
-    int64_t rss;       /* peak RSS last read, KiB */
+    px_exec *ex;         /* the executor as it was at fork */
+    int sock;            /* worker end of the socketpair (blocking) */
+    int capfd;           /* capture file (also fd 1 and 2) */
+    px_ctl *ctl;         /* shared page */
+    px_bytes in;         /* job bytes received */
+    px_bytes out;        /* result frames not yet sent */
+    size_t whole;        /* bytes of out that are complete frames (the handlers send these) */
+    pid_t pid;           /* this worker (a task's fork that returns is told apart by this) */
+    pid_t parent;        /* flowrun */
+    int root;            /* running as root: run_as switches identity */
+    fv_buf enc;          /* scratch for the result value */
+    flow_val *args;      /* decoded arguments, max_params of them */
+    int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;         /* peak RSS last read, KiB */
     int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
-    int64_t job_end;   /* CLOCK_MONOTONIC at the end of the last job */
+    int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
@@ -395,11 +411,13 @@ static void px_child_setup(px_child_state *cs) {
     sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
     /* the task gets a plain process: default dispositions for what flowrun may have
      * caught or ignored (ignored ones would even survive exec), nothing blocked */
     const int plain[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) signal(plain[i], SIG_DFL);
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        signal(plain[i], SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -621,8 +639,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             size_t whole = sizeof h.len + (size_t)h.len;
             size_t body = (size_t)(h.nout == UINT32_MAX ? 0 : h.nout) +
                           (h.nscratch == UINT32_MAX ? 0 : h.nscratch) + h.nargs;
-            if (h.len > PX_FRAME_MAX || whole != sizeof h + body ||
-                h.task >= cs->ex->plan->n_tasks)
+            if (h.len > PX_FRAME_MAX || whole != sizeof h + body || h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
             /* send what is done before a job that may take a while, so its results
@@ -864,9 +881,8 @@ static int px_parse(px_exec *ex, px_worker *w) {
         px_reshdr h;
         memcpy(&h, w->in.d + w->in.off, sizeof h);
         size_t whole = sizeof h.len + (size_t)h.len;
-        if (h.len > PX_FRAME_MAX ||
-            whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog || !w->fcount ||
-            w->fifo[w->fhead] != h.slot)
+        if (h.len > PX_FRAME_MAX || whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog ||
+            !w->fcount || w->fifo[w->fhead] != h.slot)
             return -1;
         if (w->in.len - w->in.off < whole) break;
         const uint8_t *b = w->in.d + w->in.off + sizeof h;
@@ -945,7 +961,8 @@ static void px_write(px_worker *w) {
 
 static int px_alive(const px_exec *ex) {
     int n = 0;
-    for (int i = 0; i < ex->nworkers; i++) n += ex->w[i].pid > 0;
+    for (int i = 0; i < ex->nworkers; i++)
+        n += ex->w[i].pid > 0;
     return n;
 }
 
@@ -978,7 +995,7 @@ static void px_dispatch(px_exec *ex) {
 static void px_reap(px_exec *ex, int i, int respawn) {
     px_worker *w = &ex->w[i];
     if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
-    if (!w->eof) kill(-w->pid, SIGKILL); /* the socket is not closed: make sure */
+    if (!w->eof) kill(-w->pid, SIGKILL);          /* the socket is not closed: make sure */
     int status = 0;
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -1016,7 +1033,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
             back[nback++] = s;
         }
     }
-    while (nback) px_pend_push_front(ex, back[--nback]);
+    while (nback)
+        px_pend_push_front(ex, back[--nback]);
     px_worker_close(w);
     if (respawn) px_spawn(ex, i);
 }
@@ -1061,7 +1079,8 @@ static void px_keep_pool(px_exec *ex) {
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid <= 0) px_spawn(ex, i);
     if (px_alive(ex)) return;
-    while (ex->pend_count) px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
+    while (ex->pend_count)
+        px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
 }
 
 /* ---- the executor interface ---- */
@@ -1096,8 +1115,10 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         sl->frame = NULL;
         if (job->timeout_ms > 0) ex->timed++;
         if (total > PX_FRAME_MAX) {
-            px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
-                           "encoded)", NULL, 0, 0, 0);
+            px_fail(ex, s,
+                    "the arguments are too large for the process executor (over 1 GiB "
+                    "encoded)",
+                    NULL, 0, 0, 0);
             continue;
         }
         h.len = (uint32_t)(total - sizeof h.len);
@@ -1196,7 +1217,8 @@ static void px_destroy(rt_executor *base) {
         ex->ready_head = (ex->ready_head + 1) % ex->ready_cap;
         ex->ready_count--;
     }
-    for (uint32_t s = 0; s < ex->nslots; s++) free(ex->slots[s].frame);
+    for (uint32_t s = 0; s < ex->nslots; s++)
+        free(ex->slots[s].frame);
     free(ex->slots);
     free(ex->pend);
     free(ex->ready);
@@ -1238,7 +1260,8 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
         px_worker *w = &ex->w[i];
         w->sock = w->pidfd = w->capfd = -1;
     }
-    for (int i = 0; i < nworkers; i++) px_spawn(ex, i);
+    for (int i = 0; i < nworkers; i++)
+        px_spawn(ex, i);
     if (!px_alive(ex)) {
         int e = errno;
         px_destroy(&ex->base);

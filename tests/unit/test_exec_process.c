@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,19 +31,33 @@
 #define LIBCRASH "tests/lib/libcrash.so"
 
 typedef struct fixture {
-    flow_plan *plan;   /* one task per crash_* function */
-    void *lib;         /* libcrash.so */
+    flow_plan *plan;       /* one task per crash_* function */
+    void *lib;             /* libcrash.so */
     uint32_t t_int, t_str; /* types */
 } fixture;
 
 /* tasks of the fixture plan, in this order */
 enum {
-    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
-    T_UID_AS, T_SEGV_AS, T_FORK, T_SPAWN, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
+    T_OK,
+    T_SEGV,
+    T_ABORT,
+    T_EXIT,
+    T_HANG,
+    T_PRINT,
+    T_FLOOD,
+    T_ALLOC,
+    T_FPE,
+    T_RECURSE,
+    T_UID_AS,
+    T_SEGV_AS,
+    T_FORK,
+    T_SPAWN,
+    T_GREET,
+    T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
-    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
+    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
+    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
     "crash_uid",   "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
@@ -168,7 +182,8 @@ static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
 }
 
 static void free_collected(const flow_plan *p, const uint32_t *task, collected *c) {
-    for (int i = 0; i < c->n; i++) rt_result_clear(p, task[i], &c->r[i]);
+    for (int i = 0; i < c->n; i++)
+        rt_result_clear(p, task[i], &c->r[i]);
     free(c->r);
 }
 
@@ -224,7 +239,7 @@ static void crashes_fail_only_their_instance(void **state) {
     task[20] = T_ABORT;
     task[30] = T_EXIT;
     task[40] = T_FPE;
-    task[41] = T_SEGV; /* two deaths in a row */
+    task[41] = T_SEGV;    /* two deaths in a row */
     task[50] = T_RECURSE; /* a stack overflow */
     task[55] = T_FORK;    /* its child returns into the worker, and must end there */
     collected c;
@@ -282,7 +297,8 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     assert_true(c.r[1].end - c.r[1].start >= 0.2);
     assert_true(c.r[2].ok);
     assert_int_equal(c.r[2].value.i, 10);
-    for (int i = 3; i < N; i++) assert_true(c.r[i].ok);
+    for (int i = 3; i < N; i++)
+        assert_true(c.r[i].ok);
     free_collected(f->plan, task, &c);
     ex->ops->destroy(ex);
 }
@@ -381,9 +397,8 @@ static void run_echo_job(void *ctx, const rt_job *job, rt_result *res) {
     char buf[512];
     snprintf(buf, sizeof buf, "id=%llu map=%lld out=%s scratch=%s timeout=%lld arg=%s",
              (unsigned long long)job->id, (long long)job->map_index,
-             job->out_dir ? job->out_dir : "(none)",
-             job->scratch_dir ? job->scratch_dir : "(none)", (long long)job->timeout_ms,
-             fv_as_str(job->args[0])->data);
+             job->out_dir ? job->out_dir : "(none)", job->scratch_dir ? job->scratch_dir : "(none)",
+             (long long)job->timeout_ms, fv_as_str(job->args[0])->data);
     res->ok = 1;
     res->value = fv_str_cstr(f->plan, f->t_str, buf);
 }
@@ -396,8 +411,13 @@ static void job_fields_reach_the_worker(void **state) {
     flow_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
     flow_val e = fv_str_cstr(f->plan, f->t_str, "");
     rt_job jobs[2] = {
-        {.id = 1ull << 40, .task = T_GREET, .map_index = 12345, .args = &a,
-         .out_dir = "/tmp/x/out", .scratch_dir = "/tmp/x/scratch", .timeout_ms = 60000},
+        {.id = 1ull << 40,
+         .task = T_GREET,
+         .map_index = 12345,
+         .args = &a,
+         .out_dir = "/tmp/x/out",
+         .scratch_dir = "/tmp/x/scratch",
+         .timeout_ms = 60000},
         {.id = 3, .task = T_GREET, .map_index = -1, .args = &e},
     };
     assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
@@ -426,7 +446,8 @@ static int count_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     int n = 0;
     if (!d) return -1;
-    while (readdir(d)) n++;
+    while (readdir(d))
+        n++;
     closedir(d);
     return n;
 }
@@ -443,7 +464,8 @@ static void destroy_leaves_no_processes(void **state) {
     collected c;
     run_jobs(ex, f->plan, 6, task, args, NULL, &c);
     int pids[6];
-    for (int i = 0; i < 6; i++) pids[i] = c.r[i].worker_pid;
+    for (int i = 0; i < 6; i++)
+        pids[i] = c.r[i].worker_pid;
     free_collected(f->plan, task, &c);
     rt_job hang[3];
     flow_val ms = {.i = 60000};
@@ -526,8 +548,11 @@ static void run_as_switches_identity(void **state) {
     flow_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
     rt_job jobs[N];
     for (int i = 0; i < N; i++)
-        jobs[i] = (rt_job){.id = (uint64_t)i, .task = task[i], .map_index = -1,
-                           .args = &args[i], .out_dir = i ? NULL : out,
+        jobs[i] = (rt_job){.id = (uint64_t)i,
+                           .task = task[i],
+                           .map_index = -1,
+                           .args = &args[i],
+                           .out_dir = i ? NULL : out,
                            .scratch_dir = i ? NULL : scr};
     assert_int_equal(ex->ops->submit(ex, jobs, N), 0);
     rt_result r[N];
@@ -550,7 +575,8 @@ static void run_as_switches_identity(void **state) {
     struct stat st;
     assert_int_equal(stat(out, &st), 0);
     assert_int_equal(st.st_uid, nobody);
-    for (int i = 0; i < N; i++) rt_result_clear(f->plan, task[i], &r[i]);
+    for (int i = 0; i < N; i++)
+        rt_result_clear(f->plan, task[i], &r[i]);
     ex->ops->destroy(ex);
     rmdir(out);
     rmdir(scr);
@@ -629,7 +655,8 @@ static void kills_reach_the_task_s_children(void **state) {
     assert_int_equal(truncate(pidfile, 0), 0);
     j.timeout_ms = 0;
     assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
-    for (int i = 0; i < 100 && !read_pid(pidfile); i++) usleep(20000);
+    for (int i = 0; i < 100 && !read_pid(pidfile); i++)
+        usleep(20000);
     pid = read_pid(pidfile);
     assert_true(pid > 0);
     ex->ops->destroy(ex);
@@ -734,8 +761,8 @@ static void results_match_inline(void **state) {
     run_jobs(px, f->plan, N, task, args, NULL, &b);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n",
-           N, s, s * 1e6 / N);
+    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n", N,
+           s, s * 1e6 / N);
     for (int i = 0; i < N; i++) {
         assert_true(a.r[i].ok);
         assert_true(b.r[i].ok);
@@ -771,4 +798,3 @@ int main(void) {
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
-
