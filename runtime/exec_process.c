@@ -207,15 +207,19 @@ static void *px_xrealloc(void *p, size_t n) {
     return q;
 }
 
+/* Room for n more bytes after len (the buffer at least doubles when it grows). */
+static void px_reserve(px_bytes *b, size_t n) {
+    if (b->len + n <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    b->d = px_xrealloc(b->d, cap);
+    b->cap = cap;
+}
+
 static void px_put(px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->d = px_xrealloc(b->d, cap);
-        b->cap = cap;
-    }
+    px_reserve(b, n);
     if (n) memcpy(b->d + b->len, d, n);
     b->len += n;
 }
@@ -666,10 +670,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         px_child_flush(cs);
         px_child_reap();
         /* then wait for more */
-        if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
-            cs->in.cap = cs->in.len + PX_READ_CHUNK;
-            cs->in.d = px_xrealloc(cs->in.d, cs->in.cap);
-        }
+        px_reserve(&cs->in, PX_READ_CHUNK);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
@@ -923,10 +924,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
 /* Read what the worker sent. Sets w->eof at end of file. */
 static void px_read(px_exec *ex, px_worker *w) {
     for (;;) {
-        if (w->in.cap - w->in.len < PX_READ_CHUNK) {
-            w->in.cap = w->in.len + PX_READ_CHUNK;
-            w->in.d = px_xrealloc(w->in.d, w->in.cap);
-        }
+        px_reserve(&w->in, PX_READ_CHUNK);
         ssize_t k = recv(w->sock, w->in.d + w->in.len, w->in.cap - w->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {

@@ -441,6 +441,46 @@ static void job_fields_reach_the_worker(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A runner that answers a string job with the string twice over. */
+static void run_twice(void *ctx, const rt_job *job, rt_result *res) {
+    fixture *f = ctx;
+    const fv_str *a = fv_as_str(job->args[0]);
+    char *s = malloc((size_t)a->len * 2 + 1);
+    memcpy(s, a->data, (size_t)a->len);
+    memcpy(s + a->len, a->data, (size_t)a->len);
+    res->ok = 1;
+    res->value = fv_str_new(f->plan, f->t_str, s, a->len * 2);
+    free(s);
+}
+
+/* megabytes each way: frames larger than any socket buffer or read chunk */
+static void large_values_cross(void **state) {
+    fixture *f = *state;
+    enum { LEN = 6 << 20 };
+    char *big = malloc(LEN);
+    for (int i = 0; i < LEN; i++)
+        big[i] = (char)('a' + i % 26);
+    flow_val a = fv_str_new(f->plan, f->t_str, big, LEN);
+    rt_executor *ex = rt_executor_process_with(f->plan, 2, run_twice, f);
+    assert_non_null(ex);
+    rt_job jobs[3];
+    for (int i = 0; i < 3; i++)
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = T_GREET, .map_index = -1, .args = &a};
+    assert_int_equal(ex->ops->submit(ex, jobs, 3), 0);
+    for (int got = 0; got < 3; got++) {
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 20000), 1);
+        assert_true(r.ok);
+        assert_int_equal(fv_as_str(r.value)->len, 2 * LEN);
+        assert_memory_equal(fv_as_str(r.value)->data, big, LEN);
+        assert_memory_equal(fv_as_str(r.value)->data + LEN, big, LEN);
+        rt_result_clear(f->plan, T_GREET, &r);
+    }
+    ex->ops->destroy(ex);
+    fv_decref(f->plan, f->t_str, a);
+    free(big);
+}
+
 /* Open file descriptors of this process. */
 static int count_fds(void) {
     DIR *d = opendir("/proc/self/fd");
@@ -787,6 +827,7 @@ int main(void) {
         cmocka_unit_test(capture_keeps_the_tail),
         cmocka_unit_test(values_cross_the_boundary),
         cmocka_unit_test(job_fields_reach_the_worker),
+        cmocka_unit_test(large_values_cross),
         cmocka_unit_test(destroy_leaves_no_processes),
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
