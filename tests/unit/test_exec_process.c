@@ -670,6 +670,39 @@ static int read_pid(const char *file) {
     return pid;
 }
 
+/* many crashes of every kind scattered among many jobs on 3 workers: every job is
+ * answered exactly once (run_jobs checks), with the right outcome */
+static void crash_storm(void **state) {
+    fixture *f = *state;
+    enum { N = 3000 };
+    uint32_t *task = malloc(sizeof *task * N);
+    flow_val *args = malloc(sizeof *args * N);
+    fill_ok(N, task, args, NULL);
+    const uint32_t bad[] = {T_SEGV, T_ABORT, T_EXIT, T_FPE};
+    uint64_t seed = 42;
+    for (int k = 0; k < 60; k++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        task[(seed >> 33) % N] = bad[k % 4];
+    }
+    rt_executor *ex = rt_executor_process_with(f->plan, 3, run_direct, f);
+    assert_non_null(ex);
+    collected c;
+    run_jobs(ex, f->plan, N, task, args, NULL, &c);
+    for (int i = 0; i < N; i++) {
+        if (task[i] == T_OK) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+        } else {
+            assert_false(c.r[i].ok);
+            assert_non_null(strstr(c.r[i].error, task[i] == T_EXIT ? "exit(3)" : "signal"));
+        }
+    }
+    free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+    free(task);
+    free(args);
+}
+
 /* a timeout, and destroy, also end what the task started in a group of its own */
 static void kills_reach_the_task_s_children(void **state) {
     fixture *f = *state;
@@ -833,6 +866,7 @@ int main(void) {
         cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(run_as_switches_identity),
         cmocka_unit_test(kills_reach_the_task_s_children),
+        cmocka_unit_test(crash_storm),
         cmocka_unit_test(wait_edges),
         cmocka_unit_test(real_tasks_crash_in_isolation),
         cmocka_unit_test(results_match_inline),
