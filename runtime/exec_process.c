@@ -80,20 +80,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PX_MAX_WORKERS 256         /* -j above this is clamped */
-#define PX_BATCH_MAX 1024          /* most jobs in flight on one worker */
-#define PX_BATCH_START 16          /* in flight per worker before durations are known */
-#define PX_BATCH_NS 2000000        /* aim for about this much queued work per worker */
-#define PX_FLUSH_NS 100000         /* a worker sends results at least this often */
-#define PX_FLUSH_BYTES (64 * 1024) /* ... and whenever this many are buffered */
-#define PX_LOG_MAX (64 * 1024)     /* captured output kept per instance: the tail */
-#define PX_FRAME_MAX (1u << 30)    /* largest frame either side accepts */
-#define PX_ERROR_MAX 4096          /* bytes of an error message sent back */
-#define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
-#define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
-#define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
-#define PX_SH_GRACE_MS 500         /* extra time before the pool kills a running sh task */
-#define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
+#define PX_MAX_WORKERS 256           /* -j above this is clamped */
+#define PX_BATCH_MAX 1024            /* most jobs in flight on one worker */
+#define PX_BATCH_START 16            /* in flight per worker before durations are known */
+#define PX_BATCH_NS 2000000          /* aim for about this much queued work per worker */
+#define PX_FLUSH_NS 100000           /* a worker sends results at least this often */
+#define PX_FLUSH_BYTES (64 * 1024)   /* ... and whenever this many are buffered */
+#define PX_LOG_MAX (64 * 1024)       /* captured output kept per instance: the tail */
+#define PX_FRAME_MAX (1u << 30)      /* largest frame either side accepts */
+#define PX_ERROR_MAX 4096            /* bytes of an error message sent back */
+#define PX_READ_CHUNK (256 * 1024)   /* bytes read per recv */
+#define PX_DEATHS_MAX 5              /* deaths in a row with no job to blame: give up on it */
+#define PX_ALTSTACK (64 * 1024)      /* signal stack of a worker (stack overflows) */
+#define PX_SH_GRACE_MS 500           /* extra time before the pool kills a running sh task */
+#define PX_ORPHAN_SIG (SIGRTMIN + 3) /* parent-death signal of the workers */
+#define PX_RSS_NS 20000              /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
 
@@ -396,6 +397,31 @@ static void px_child_reap(void) {
     }
 }
 
+/* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
+ * (sh commands run in groups of their own), then our own group, ourselves
+ * included. Async-signal-safe: open, read, kill only. */
+static void px_child_orphaned(int sig) {
+    (void)sig;
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        pid_t c = 0;
+        for (ssize_t i = 0; i <= n; i++) {
+            if (i < n && buf[i] >= '0' && buf[i] <= '9') {
+                c = c * 10 + (buf[i] - '0');
+            } else if (c > 0) {
+                kill(-c, SIGKILL);
+                kill(c, SIGKILL);
+                c = 0;
+            }
+        }
+    }
+    kill(0, SIGKILL);
+    _exit(1);
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
     struct rlimit nocore = {0, 0};
@@ -425,8 +451,14 @@ static void px_child_setup(px_child_state *cs) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* die with flowrun (see docs/executors.md for the thread this ties us to) */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* die with flowrun, taking along what the task started (see docs/executors.md
+     * for the thread this ties us to) */
+    struct sigaction orphan;
+    memset(&orphan, 0, sizeof orphan);
+    orphan.sa_handler = px_child_orphaned;
+    sigemptyset(&orphan.sa_mask);
+    sigaction(PX_ORPHAN_SIG, &orphan, NULL);
+    prctl(PR_SET_PDEATHSIG, PX_ORPHAN_SIG);
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);

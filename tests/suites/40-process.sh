@@ -85,13 +85,16 @@ if compile many; then
     else fail many "exit $code, result '$(cat "$T/many.out")', want $want"; tail -3 "$T/many.err"; fi
 fi
 
-# 5. flowrun interrupted (SIGINT), or killed (SIGKILL): no worker outlives it
+# 5. flowrun interrupted (SIGINT), or killed (SIGKILL): no worker, and nothing a
+#    task started, outlives it
 # workers_of PID: the worker processes of flowrun PID (its children)
 workers_of() { pgrep -P "$1" 2> /dev/null | tr '\n' ' '; }
-if compile hang; then
+# (hang: C tasks that sleep; hang_sh: sh commands, in process groups of their own)
+for prog in hang hang_sh; do
+    compile $prog || continue
     for sig in INT KILL; do
-        "$FLOWRUN" "$T/hang.plan" --executor process -j 2 --progress none \
-            > "$T/hang.out" 2> "$T/hang.err" &
+        "$FLOWRUN" "$T/$prog.plan" --executor process -j 2 --progress none \
+            > "$T/$prog.out" 2> "$T/$prog.err" &
         pid=$!
         ws=""; i=0
         while [ $i -lt 50 ]; do # up to 5 s for both workers to be running
@@ -99,6 +102,7 @@ if compile hang; then
             sleep 0.1; i=$((i + 1))
         done
         sleep 0.3
+        for w in $ws; do ws="$ws $(workers_of $w)"; done # and what they started
         kill -$sig $pid; wait $pid; code=$?
         sleep 0.3
         left=""
@@ -108,9 +112,10 @@ if compile hang; then
         done
         why=""
         [ -z "$ws" ] && why="no workers seen"
+        [ -z "$why" ] && [ $prog = hang_sh ] && [ $(echo $ws | wc -w) -lt 4 ] && why="no sh commands seen under the workers: $ws"
         [ -z "$why" ] && [ -n "$left" ] && why="workers still alive:$left"
         [ -z "$why" ] && [ $sig = INT ] && [ $code != 3 ] && why="exit code $code after SIGINT, want 3"
-        if [ -z "$why" ]; then pass "interrupt-$sig"; else fail "interrupt-$sig" "$why"; fi
+        if [ -z "$why" ]; then pass "interrupt-$prog-$sig"; else fail "interrupt-$prog-$sig" "$why"; fi
         for w in $left; do kill -9 "$w" 2> /dev/null; done
     done
-fi
+done
