@@ -46,6 +46,9 @@
  *   with whatever it started (its process group and its children's groups,
  *   since sh commands run in groups of their own).
  *
+ *   If flowrun itself is killed, each worker gets PX_ORPHAN_SIG from the kernel
+ *   (PR_SET_PDEATHSIG) and kills its children's process groups and its own.
+ *
  *   run_as (when flowrun is root): the worker forks a child per such job that
  *   switches identity, runs the job and sends the result itself; if the child
  *   dies first, the worker sends the failure for it, so the worker survives.
