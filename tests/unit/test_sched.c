@@ -619,6 +619,69 @@ static void test_after_and_params(void **state) {
     plan_free(b.p);
 }
 
+
+/* Element-wise edges into a group expansion and into expand_kwargs:
+ * g = two.expand(x = fail_odd.expand(range(5))) runs the group for the even
+ * elements only; with an all_done reduce the run succeeds. */
+static void test_stream_into_group(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
+    uint32_t fo = pb_task(&b, "fail_odd", b.t_int, 1, b.t_int);
+    uint32_t sum = pb_task(&b, "sum_done", b.t_int, 1, b.t_li);
+    b.p->tasks[sum].trigger = TRIG_ALL_DONE;
+    uint32_t two = pb_graph(&b, "two", PG_GROUP, b.t_int, 1);
+    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
+    uint32_t i1 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, px, PA_SCALAR, 0);
+    uint32_t i2 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, i1, PA_SCALAR, 0);
+    pb_end(&b, two, i2);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
+    uint32_t xs = pb_range(&b, 5);
+    uint32_t a = pb_node(&b, PN_EXPAND, b.t_li, fo, 1, 1, xs, PA_AXIS, 0);
+    uint32_t ge = pb_node(&b, PN_GROUP_EXPAND, b.t_li, two, 1, 1, a, PA_AXIS, 0);
+    uint32_t s = pb_node(&b, PN_CALL, b.t_int, sum, 0, 1, ge, PA_SCALAR, 0);
+    pb_end(&b, g, s);
+    fake *f = fake_new(b.p, 0.001);
+    run_out ro;
+    /* even inputs 0, 2, 4 -> 2, 4, 6 */
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "12");
+    assert_non_null(strstr(ro.err, "fail_odd[3]: odd input"));
+    /* the group's chain for element 0 finished before the last fail_odd started */
+    assert_true(log_pos(f, "inc[-1]", 1) < log_pos(f, "fail_odd[4]", 0));
+    fake_destroy(&f->ex);
+    plan_free(b.p);
+}
+
+static void test_stream_kwargs(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    flow_plan *p = b.p;
+    uint32_t mul = pb_task(&b, "mul", b.t_int, 2, b.t_int, b.t_int);
+    plan_field fl[2] = {{plan_intern_str(p, "a"), b.t_int}, {plan_intern_str(p, "b"), b.t_int}};
+    uint32_t rt = plan_type_record(p, PLAN_NONE, fl, 2);
+    uint32_t lrt = plan_type_list(p, rt);
+    /* group row(x) -> {a = x, b = 1}: an expansion producing records */
+    uint32_t row = pb_graph(&b, "row", PG_GROUP, rt, 1);
+    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
+    uint32_t one = pb_int(&b, 1);
+    uint32_t rec = pb_node(&b, PN_RECORD, rt, PLAN_NONE, 0, 2, px, PA_SCALAR, 0, one, PA_SCALAR, 0);
+    pb_end(&b, row, rec);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
+    uint32_t xs = pb_range(&b, 4);
+    uint32_t rows = pb_node(&b, PN_GROUP_EXPAND, lrt, row, 1, 1, xs, PA_AXIS, 0);
+    uint32_t m = pb_node(&b, PN_EXPAND_KWARGS, b.t_li, mul, 0, 2, rows, PA_FIELD, 0, rows, PA_FIELD, 1);
+    pb_end(&b, g, m);
+    fake *f = fake_new(b.p, 0);
+    run_out ro;
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "[1,11,21,31]");
+    fake_destroy(&f->ex);
+    plan_free(b.p);
+}
+
 /* Scheduler overhead: a million instances through the fake executor. */
 static void test_million(void **state) {
     (void)state;
@@ -653,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_empty_expansion),    cmocka_unit_test(test_retries),
         cmocka_unit_test(test_concurrency),        cmocka_unit_test(test_zip_kwargs),
         cmocka_unit_test(test_groups),             cmocka_unit_test(test_after_and_params),
+        cmocka_unit_test(test_stream_into_group),  cmocka_unit_test(test_stream_kwargs),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
