@@ -180,6 +180,13 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
         return ERR;
     }
     flow_plan *p = c->plan;
+    if (p->n_nodes >= c->node_limit) { /* groups calling groups several times multiply */
+        if (!c->too_big)
+            diag_error(c->diag, at->span, "every call of a group inlines a copy of its body",
+                       "the program grows beyond %u nodes here", c->node_limit);
+        c->too_big = true;
+        return ERR;
+    }
     const plan_graph *pg = &p->graphs[g->index];
     chk_scope sc;
     memset(&sc, 0, sizeof sc);
@@ -796,6 +803,7 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
             v.ref = dc->index;
             return v;
         case DK_GROUP:
+            if (dc->bad) return ERR; /* its errors are shown where they are */
             v.kind = CV_GROUP;
             v.ref = (uint32_t)(dc - c->decls);
             return v;
@@ -881,12 +889,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     flow_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
-    if (n > CHK_MAX_ARGS) {
-        diag_error(c->d, e->span, "build long lists with range, files or a task",
-                   "a list literal with more than %d non-constant elements", CHK_MAX_ARGS);
-        return ERR;
-    }
-    plan_arg args[CHK_MAX_ARGS];
+    plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         const flow_node *x = e->list.items[i];

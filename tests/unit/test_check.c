@@ -13,6 +13,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
+#include "elf.h"
 #include "plan.h"
 
 typedef struct compiled {
@@ -353,6 +354,54 @@ static void test_plans_read_back(void **state) {
     }
 }
 
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+/* the ELF reader finds defined symbols, and survives truncated and damaged files */
+static void test_elf_symbols(void **state) {
+    (void)state;
+    size_t len = 0;
+    uint8_t *buf = slurp("tests/lib/libchk.so", &len);
+    if (!buf) skip();
+    elf_symtab t;
+    char err[160];
+    assert_int_equal(elf_dynsyms(buf, len, &t, err, sizeof err), 0);
+    assert_true(elf_has(&t, "add"));
+    assert_true(elf_has(&t, "count_words"));
+    assert_false(elf_has(&t, "no_such_symbol"));
+    assert_false(elf_has(&t, "printf")); /* undefined here: imported, not defined */
+    elf_symtab_free(&t);
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 8) {
+        elf_dynsyms(buf, cut, &t, err, sizeof err);
+        elf_symtab_free(&t);
+    }
+    uint32_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        uint8_t *bad = malloc(len);
+        memcpy(bad, buf, len);
+        for (int k = 0; k < 8; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % (len < 4096 ? len : 4096); /* headers live early */
+            bad[at] = (uint8_t)(seed >> 3);
+        }
+        elf_dynsyms(bad, len, &t, err, sizeof err);
+        elf_symtab_free(&t);
+        free(bad);
+    }
+    assert_int_equal(elf_dynsyms((const uint8_t *)"#!/bin/sh\n", 10, &t, err, sizeof err), -1);
+    assert_string_equal(err, "not an ELF file");
+    free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wordcount),
@@ -366,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_errors_are_all_reported),
         cmocka_unit_test(test_plans_read_back),
+        cmocka_unit_test(test_elf_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
