@@ -52,13 +52,14 @@ enum {
     T_SEGV_AS,
     T_FORK,
     T_SPAWN,
+    T_LOGGED,
     T_GREET,
     T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
-    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
-    "crash_uid",   "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_greet"};
+    "crash_ok",    "crash_segv",       "crash_abort",  "crash_exit",    "crash_hang", "crash_print",
+    "crash_flood", "crash_alloc",      "crash_fpe",    "crash_recurse", "crash_uid",  "crash_segv",
+    "crash_fork",  "crash_spawn_hang", "crash_logged", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -787,6 +788,7 @@ static void real_tasks_crash_in_isolation(void **state) {
     args[9].i = 60000;
     timeout[9] = 1000;
     task[12] = T_PRINT;
+    task[15] = T_LOGGED;
     task[20] = T_GREET;
     args[20] = fv_str_cstr(f->plan, f->t_str, "world");
     collected c;
@@ -804,6 +806,13 @@ static void real_tasks_crash_in_isolation(void **state) {
     assert_non_null(c.r[12].log);
     assert_non_null(strstr(c.r[12].log, "out 12\n"));
     assert_non_null(strstr(c.r[12].log, "child\n"));
+    assert_true(c.r[15].ok); /* flow_* works in the worker; its log comes first */
+    assert_int_equal(c.r[15].value.i, 15);
+    assert_non_null(c.r[15].log);
+    const char *lg = strstr(c.r[15].log, "logged 15"), *pr = strstr(c.r[15].log, "printed 15\n");
+    assert_non_null(lg);
+    assert_non_null(pr);
+    assert_true(lg < pr);
     assert_true(c.r[20].ok);
     assert_string_equal(fv_as_str(c.r[20].value)->data, "hello, world");
     fv_decref(f->plan, f->t_str, args[20]);
