@@ -78,6 +78,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -394,10 +395,16 @@ static void px_child_atfork(void) {
     if (px_child) px_child->forked = 1;
 }
 
-/* Reap children a task started and left behind (once per batch, not per job). */
-static void px_child_reap(void) {
+/* Between batches: reap children a task started and left behind, and point fds
+ * 1 and 2 back at the capture file if a task closed or redirected them. */
+static void px_child_tidy(px_child_state *cs) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
+    struct stat cap, st;
+    if (fstat(cs->capfd, &cap)) return;
+    for (int fd = 1; fd <= 2; fd++)
+        if (fstat(fd, &st) || st.st_ino != cap.st_ino || st.st_dev != cap.st_dev)
+            dup2(cs->capfd, fd);
 }
 
 /* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
@@ -703,7 +710,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         }
         px_compact(&cs->in);
         px_child_flush(cs);
-        px_child_reap();
+        px_child_tidy(cs);
         /* then wait for more */
         px_reserve(&cs->in, PX_READ_CHUNK);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);

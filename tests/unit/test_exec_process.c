@@ -53,13 +53,15 @@ enum {
     T_FORK,
     T_SPAWN,
     T_LOGGED,
+    T_REDIRECT,
     T_GREET,
     T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
-    "crash_ok",    "crash_segv",       "crash_abort",  "crash_exit",    "crash_hang", "crash_print",
-    "crash_flood", "crash_alloc",      "crash_fpe",    "crash_recurse", "crash_uid",  "crash_segv",
-    "crash_fork",  "crash_spawn_hang", "crash_logged", "crash_greet"};
+    "crash_ok",       "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
+    "crash_print",    "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
+    "crash_uid",      "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_logged",
+    "crash_redirect", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -340,6 +342,28 @@ static void output_is_captured_per_instance(void **state) {
         }
     }
     free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+}
+
+/* a task that redirects fds 1 and 2 does not blind the worker for later batches */
+static void redirected_output_is_restored(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val x = {.i = 5};
+    rt_job j = {.id = 1, .task = T_REDIRECT, .map_index = -1, .args = &x};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_true(r.ok);
+    j = (rt_job){.id = 2, .task = T_PRINT, .map_index = -1, .args = &x};
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_true(r.ok);
+    assert_non_null(r.log);
+    assert_non_null(strstr(r.log, "out 5\n"));
+    assert_non_null(strstr(r.log, "err 5\n"));
+    rt_result_clear(f->plan, T_PRINT, &r);
     ex->ops->destroy(ex);
 }
 
@@ -867,6 +891,7 @@ int main(void) {
         cmocka_unit_test(timeout_kills_only_the_hung_instance),
         cmocka_unit_test(output_is_captured_per_instance),
         cmocka_unit_test(capture_keeps_the_tail),
+        cmocka_unit_test(redirected_output_is_restored),
         cmocka_unit_test(values_cross_the_boundary),
         cmocka_unit_test(job_fields_reach_the_worker),
         cmocka_unit_test(large_values_cross),
