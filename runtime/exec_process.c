@@ -395,11 +395,15 @@ static void px_child_atfork(void) {
     if (px_child) px_child->forked = 1;
 }
 
-/* Between batches: reap children a task started and left behind, and point fds
- * 1 and 2 back at the capture file if a task closed or redirected them. */
+/* Between batches: reap children a task started and left behind, unblock signals
+ * a task blocked, and point fds 1 and 2 back at the capture file if a task
+ * closed or redirected them. */
 static void px_child_tidy(px_child_state *cs) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     struct stat cap, st;
     if (fstat(cs->capfd, &cap)) return;
     for (int fd = 1; fd <= 2; fd++)
