@@ -1039,7 +1039,8 @@ static void px_dispatch(px_exec *ex) {
 static void px_reap(px_exec *ex, int i, int respawn) {
     px_worker *w = &ex->w[i];
     if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
-    if (!w->eof) kill(-w->pid, SIGKILL);          /* the socket is not closed: make sure */
+    kill(-w->pid, SIGKILL); /* it may still run (socket closed by a task), and its
+                               group may hold what its task started */
     int status = 0;
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -1093,6 +1094,7 @@ static int64_t px_deadlines(px_exec *ex) {
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
         int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
+        if (running > ex->nslots) running = 0; /* the page is writable by the task */
         if (running) {
             const px_slot *sl = &ex->slots[running - 1];
             int64_t to = sl->timeout_ms;
