@@ -27,8 +27,9 @@
  *   send, and before a job that may be slow (one with a timeout, or of a task
  *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
  *   results per system call when jobs are short, and no result held back by a
- *   long job after it. The parent reads results in large chunks, matches each with the
- *   head of that worker's FIFO and queues a finished rt_result for wait().
+ *   long job after it. The parent reads results in large chunks, matches each
+ *   with the head of that worker's FIFO and queues a finished rt_result for
+ *   wait().
  *
  *   Failure. Before each job the worker stores the job's slot and start time
  *   in px_ctl; after it, it clears them. So when a worker dies the parent
@@ -41,8 +42,16 @@
  *   outside can lose some, and those run again. Deaths are seen through a
  *   pidfd per worker, reaped with waitpid on that pid only, and the worker is
  *   replaced by a fresh fork. Timeouts: wait() compares the running job's
- *   start in px_ctl with its timeout and kills the worker's process group
- *   (the worker and whatever it started) when it passes.
+ *   start in px_ctl with its timeout and, when it passes, kills the worker
+ *   with whatever it started (its process group and its children's groups,
+ *   since sh commands run in groups of their own).
+ *
+ *   If flowrun itself is killed, each worker gets PX_ORPHAN_SIG from the kernel
+ *   (PR_SET_PDEATHSIG) and kills its children's process groups and its own.
+ *
+ *   run_as (when flowrun is root): the worker forks a child per such job that
+ *   switches identity, runs the job and sends the result itself; if the child
+ *   dies first, the worker sends the failure for it, so the worker survives.
  *
  *   Ownership: the parent owns slots, frames and the results it has not yet
  *   returned; a result returned by wait() belongs to the caller. In a worker
@@ -55,7 +64,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,37 +78,41 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PX_MAX_WORKERS 256         /* -j above this is clamped */
-#define PX_BATCH_MAX 1024          /* most jobs in flight on one worker */
-#define PX_BATCH_START 16          /* in flight per worker before durations are known */
-#define PX_BATCH_NS 2000000        /* aim for about this much queued work per worker */
-#define PX_FLUSH_NS 100000         /* a worker sends results at least this often */
-#define PX_FLUSH_BYTES (64 * 1024) /* ... and whenever this many are buffered */
-#define PX_LOG_MAX (64 * 1024)     /* captured output kept per instance: the tail */
-#define PX_FRAME_MAX (1u << 30)    /* largest frame either side accepts */
-#define PX_ERROR_MAX 4096          /* bytes of an error message sent back */
-#define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
-#define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
-#define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
+#define PX_MAX_WORKERS 256           /* -j above this is clamped */
+#define PX_BATCH_MAX 1024            /* most jobs in flight on one worker */
+#define PX_BATCH_START 16            /* in flight per worker before durations are known */
+#define PX_BATCH_NS 2000000          /* aim for about this much queued work per worker */
+#define PX_FLUSH_NS 100000           /* a worker sends results at least this often */
+#define PX_FLUSH_BYTES (64 * 1024)   /* ... and whenever this many are buffered */
+#define PX_LOG_MAX (64 * 1024)       /* captured output kept per instance: the tail */
+#define PX_FRAME_MAX (1u << 30)      /* largest frame either side accepts */
+#define PX_ERROR_MAX 4096            /* bytes of an error message sent back */
+#define PX_READ_CHUNK (256 * 1024)   /* bytes read per recv */
+#define PX_DEATHS_MAX 5              /* deaths in a row with no job to blame: give up on it */
+#define PX_ALTSTACK (64 * 1024)      /* signal stack of a worker (stack overflows) */
+#define PX_SH_GRACE_MS 500           /* extra time before the pool kills a running sh task */
+#define PX_ORPHAN_SIG (SIGRTMIN + 3) /* parent-death signal of the workers */
+#define PX_RSS_NS 20000              /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
 
 /* parent -> worker, followed by out_dir, scratch_dir and the arguments */
 typedef struct px_jobhdr {
-    uint32_t len;        /* bytes after this field */
-    uint32_t slot;       /* parent's slot, echoed */
-    uint64_t id;         /* rt_job.id */
-    uint32_t task;       /* plan task */
-    uint32_t nout;       /* bytes of out_dir; UINT32_MAX for NULL */
-    uint32_t nscratch;   /* bytes of scratch_dir; UINT32_MAX for NULL */
-    uint32_t nargs;      /* bytes of encoded arguments */
-    int64_t map_index;   /* rt_job.map_index */
-    int64_t timeout_ms;  /* rt_job.timeout_ms */
+    uint32_t len;       /* bytes after this field */
+    uint32_t slot;      /* parent's slot, echoed */
+    uint64_t id;        /* rt_job.id */
+    uint32_t task;      /* plan task */
+    uint32_t nout;      /* bytes of out_dir; UINT32_MAX for NULL */
+    uint32_t nscratch;  /* bytes of scratch_dir; UINT32_MAX for NULL */
+    uint32_t nargs;     /* bytes of encoded arguments */
+    int64_t map_index;  /* rt_job.map_index */
+    int64_t timeout_ms; /* rt_job.timeout_ms */
 } px_jobhdr;
 
 /* worker -> parent, followed by the encoded value, the error and the log */
@@ -104,6 +121,7 @@ typedef struct px_reshdr {
     uint32_t slot;       /* the job's slot */
     uint64_t id;         /* the job's id */
     int32_t ok;          /* rt_result.ok */
+    int32_t term_signal; /* rt_result.term_signal (a run_as child's death) */
     uint32_t nvalue;     /* bytes of the encoded value */
     uint32_t nerror;     /* bytes of the error text */
     uint32_t nlog;       /* bytes of the log */
@@ -113,9 +131,10 @@ typedef struct px_reshdr {
 
 /* One page shared by a worker (writer) and the parent (reader). */
 typedef struct px_ctl {
-    _Atomic uint32_t running;    /* slot + 1 of the job being run; 0 between jobs */
-    _Atomic int64_t start_mono;  /* its start, CLOCK_MONOTONIC ns (set before running) */
-    _Atomic int64_t start_wall;  /* its start, CLOCK_REALTIME ns */
+    _Atomic uint32_t running;   /* slot + 1 of the job being run; 0 between jobs */
+    _Atomic int64_t start_mono; /* its start, CLOCK_MONOTONIC ns (set before running) */
+    _Atomic int64_t start_wall; /* its start, CLOCK_REALTIME ns */
+    _Atomic int answered;       /* a run_as child has sent its job's result */
 } px_ctl;
 
 typedef struct px_bytes {
@@ -136,44 +155,44 @@ typedef struct px_slot {
 } px_slot;
 
 typedef struct px_worker {
-    pid_t pid;           /* 0: not running */
-    int sock;            /* parent end of the socketpair (non-blocking) */
-    int pidfd;           /* readable when the worker has exited */
-    int capfd;           /* the worker's fd 1/2 (read after a death) */
-    px_ctl *ctl;         /* shared page */
+    pid_t pid;                   /* 0: not running */
+    int sock;                    /* parent end of the socketpair (non-blocking) */
+    int pidfd;                   /* readable when the worker has exited */
+    int capfd;                   /* the worker's fd 1/2 (read after a death) */
+    px_ctl *ctl;                 /* shared page */
     uint32_t fifo[PX_BATCH_MAX]; /* slots sent, oldest first (a ring) */
-    uint32_t fhead;      /* index of the oldest in fifo */
-    uint32_t fcount;     /* slots in fifo */
-    px_bytes out;        /* frames not yet sent */
-    px_bytes in;         /* bytes received, not yet parsed */
-    int eof;             /* the socket reported end of file */
-    uint32_t killed;     /* slot + 1 killed for its timeout, or 0 */
-    int bad_frame;       /* it sent something malformed; it was killed for that */
-    int deaths;          /* deaths in a row with no job to blame */
+    uint32_t fhead;              /* index of the oldest in fifo */
+    uint32_t fcount;             /* slots in fifo */
+    px_bytes out;                /* frames not yet sent */
+    px_bytes in;                 /* bytes received, not yet parsed */
+    int eof;                     /* the socket reported end of file */
+    uint32_t killed;             /* slot + 1 killed for its timeout, or 0 */
+    int bad_frame;               /* it sent something malformed; it was killed for that */
+    int deaths;                  /* deaths in a row with no job to blame */
 } px_worker;
 
 typedef struct px_exec {
-    rt_executor base;      /* ops; must be first */
-    const flow_plan *plan; /* types of arguments and results */
-    rt_job_runner run;     /* how a worker runs one job */
-    void *run_ctx;         /* its first argument */
-    int nworkers;          /* size of w */
-    px_worker *w;          /* the pool */
-    px_slot *slots;        /* every job held, by slot */
-    uint32_t nslots, cap_slots; /* used, allocated */
-    uint32_t free_slot;    /* head of the free list, UINT32_MAX when empty */
-    uint32_t *pend;        /* ring of slots waiting for a worker */
-    uint32_t pend_head, pend_count, pend_cap; /* oldest, count, size (a power of two) */
-    rt_result *ready;      /* finished results not yet returned */
-    uint32_t *ready_task;  /* the task of each ready result (to free them) */
+    rt_executor base;                          /* ops; must be first */
+    const flow_plan *plan;                     /* types of arguments and results */
+    rt_job_runner run;                         /* how a worker runs one job */
+    void *run_ctx;                             /* its first argument */
+    int nworkers;                              /* size of w */
+    px_worker *w;                              /* the pool */
+    px_slot *slots;                            /* every job held, by slot */
+    uint32_t nslots, cap_slots;                /* used, allocated */
+    uint32_t free_slot;                        /* head of the free list, UINT32_MAX when empty */
+    uint32_t *pend;                            /* ring of slots waiting for a worker */
+    uint32_t pend_head, pend_count, pend_cap;  /* oldest, count, size (a power of two) */
+    rt_result *ready;                          /* finished results not yet returned */
+    uint32_t *ready_task;                      /* the task of each ready result (to free them) */
     size_t ready_head, ready_count, ready_cap; /* a ring */
-    uint64_t inflight;     /* slots sitting in some worker's fifo */
-    uint64_t timed;        /* slots held whose job has a timeout */
-    int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
-    fv_buf enc;            /* scratch for encoding arguments */
-    struct pollfd *pfd;    /* scratch for poll: 2 per worker */
-    uint32_t max_params;   /* most parameters of any task (workers size their arrays) */
-    char spawn_err[160];   /* why the last fork failed */
+    uint64_t inflight;                         /* slots sitting in some worker's fifo */
+    uint64_t timed;                            /* slots held whose job has a timeout */
+    int64_t avg_ns;      /* moving mean of job durations; 0 until one is known */
+    fv_buf enc;          /* scratch for encoding arguments */
+    struct pollfd *pfd;  /* scratch for poll: 2 per worker */
+    uint32_t max_params; /* most parameters of any task (workers size their arrays) */
+    char spawn_err[160]; /* why the last fork failed */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -193,14 +212,19 @@ static void *px_xrealloc(void *p, size_t n) {
     return q;
 }
 
+/* Room for n more bytes after len (the buffer at least doubles when it grows). */
+static void px_reserve(px_bytes *b, size_t n) {
+    if (b->len + n <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    b->d = px_xrealloc(b->d, cap);
+    b->cap = cap;
+}
+
 static void px_put(px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        b->d = px_xrealloc(b->d, cap);
-        b->cap = cap;
-    }
+    px_reserve(b, n);
     if (n) memcpy(b->d + b->len, d, n);
     b->len += n;
 }
@@ -237,20 +261,34 @@ static int px_send_all(int fd, const uint8_t *d, size_t n) {
 
 static const char *px_signame(int sig) {
     switch (sig) {
-        case SIGSEGV: return "Segmentation fault";
-        case SIGABRT: return "Aborted";
-        case SIGBUS: return "Bus error";
-        case SIGFPE: return "Floating point exception";
-        case SIGILL: return "Illegal instruction";
-        case SIGKILL: return "Killed";
-        case SIGTERM: return "Terminated";
-        case SIGINT: return "Interrupt";
-        case SIGPIPE: return "Broken pipe";
-        case SIGSYS: return "Bad system call";
-        case SIGTRAP: return "Trace/breakpoint trap";
-        case SIGXCPU: return "CPU time limit exceeded";
-        case SIGXFSZ: return "File size limit exceeded";
-        default: return "signal";
+        case SIGSEGV:
+            return "Segmentation fault";
+        case SIGABRT:
+            return "Aborted";
+        case SIGBUS:
+            return "Bus error";
+        case SIGFPE:
+            return "Floating point exception";
+        case SIGILL:
+            return "Illegal instruction";
+        case SIGKILL:
+            return "Killed";
+        case SIGTERM:
+            return "Terminated";
+        case SIGINT:
+            return "Interrupt";
+        case SIGPIPE:
+            return "Broken pipe";
+        case SIGSYS:
+            return "Bad system call";
+        case SIGTRAP:
+            return "Trace/breakpoint trap";
+        case SIGXCPU:
+            return "CPU time limit exceeded";
+        case SIGXFSZ:
+            return "File size limit exceeded";
+        default:
+            return "signal";
     }
 }
 
@@ -261,6 +299,20 @@ static void px_fmt_duration(char *buf, size_t len, int64_t ms) {
         snprintf(buf, len, "%lldms", (long long)ms);
     else
         snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
+}
+
+/* Why a process ended, as an instance's error ("worker killed by signal 11
+ * (Segmentation fault)", "task called exit(3)"); *sig gets the signal or 0. */
+static void px_status_text(int status, char *buf, size_t len, int *sig) {
+    *sig = 0;
+    if (WIFSIGNALED(status)) {
+        *sig = WTERMSIG(status);
+        snprintf(buf, len, "worker killed by signal %d (%s)", *sig, px_signame(*sig));
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, len, "task called exit(%d)", WEXITSTATUS(status));
+    } else {
+        snprintf(buf, len, "worker ended with status %#x", (unsigned)status);
+    }
 }
 
 /* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a malloc'ed
@@ -287,18 +339,23 @@ static char *px_read_tail(int fd, off_t size) {
 /* ---- the worker ---- */
 
 typedef struct px_child_state {
-    px_exec *ex;       /* the executor as it was at fork */
-    int sock;          /* worker end of the socketpair (blocking) */
-    int capfd;         /* capture file (also fd 1 and 2) */
-    px_ctl *ctl;       /* shared page */
-    px_bytes in;       /* job bytes received */
-    px_bytes out;      /* result frames not yet sent */
-    size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
-    pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
-    pid_t parent;      /* flowrun */
-    fv_buf enc;        /* scratch for the result value */
-    flow_val *args;    /* decoded arguments, max_params of them */
-    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
+    px_exec *ex;         /* the executor as it was at fork */
+    int sock;            /* worker end of the socketpair (blocking) */
+    int capfd;           /* capture file (also fd 1 and 2) */
+    px_ctl *ctl;         /* shared page */
+    px_bytes in;         /* job bytes received */
+    px_bytes out;        /* result frames not yet sent */
+    size_t whole;        /* bytes of out that are complete frames (the handlers send these) */
+    pid_t pid;           /* this worker (a task's fork that returns is told apart by this) */
+    pid_t parent;        /* flowrun */
+    int root;            /* running as root: run_as switches identity */
+    fv_buf enc;          /* scratch for the result value */
+    flow_val *args;      /* decoded arguments, max_params of them */
+    int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;         /* peak RSS last read, KiB */
+    int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
+    int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
+    volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -333,6 +390,52 @@ static void px_child_onexit(int status, void *arg) {
     _exit(status);
 }
 
+/* In the child of any fork() made while a task runs in this worker. */
+static void px_child_atfork(void) {
+    if (px_child) px_child->forked = 1;
+}
+
+/* Between batches: reap children a task started and left behind, unblock signals
+ * a task blocked, and point fds 1 and 2 back at the capture file if a task
+ * closed or redirected them. */
+static void px_child_tidy(px_child_state *cs) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct stat cap, st;
+    if (fstat(cs->capfd, &cap)) return;
+    for (int fd = 1; fd <= 2; fd++)
+        if (fstat(fd, &st) || st.st_ino != cap.st_ino || st.st_dev != cap.st_dev)
+            dup2(cs->capfd, fd);
+}
+
+/* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
+ * (sh commands run in groups of their own), then our own group, ourselves
+ * included. Async-signal-safe: open, read, kill only. */
+static void px_child_orphaned(int sig) {
+    (void)sig;
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        pid_t c = 0;
+        for (ssize_t i = 0; i <= n; i++) {
+            if (i < n && buf[i] >= '0' && buf[i] <= '9') {
+                c = c * 10 + (buf[i] - '0');
+            } else if (c > 0) {
+                kill(-c, SIGKILL);
+                kill(c, SIGKILL);
+                c = 0;
+            }
+        }
+    }
+    kill(0, SIGKILL);
+    _exit(1);
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
     struct rlimit nocore = {0, 0};
@@ -352,23 +455,34 @@ static void px_child_setup(px_child_state *cs) {
     sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
     /* the task gets a plain process: default dispositions for what flowrun may have
      * caught or ignored (ignored ones would even survive exec), nothing blocked */
     const int plain[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) signal(plain[i], SIG_DFL);
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        signal(plain[i], SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* die with flowrun (see docs/executors.md for the thread this ties us to) */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* die with flowrun, taking along what the task started (see docs/executors.md
+     * for the thread this ties us to) */
+    struct sigaction orphan;
+    memset(&orphan, 0, sizeof orphan);
+    orphan.sa_handler = px_child_orphaned;
+    sigemptyset(&orphan.sa_mask);
+    sigaction(PX_ORPHAN_SIG, &orphan, NULL);
+    prctl(PR_SET_PDEATHSIG, PX_ORPHAN_SIG);
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
+    pthread_atfork(NULL, NULL, px_child_atfork);
 }
 
-/* Run one job frame; append its result frame to cs->out. */
-static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body) {
+/* Run one job frame (or, when fail is given, only report that it failed with that
+ * message and signal) and append its result frame to cs->out. */
+static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                         const char *fail, int fail_signal) {
     const flow_plan *p = cs->ex->plan;
     const plan_task *t = &p->tasks[h->task];
     const uint8_t *q = body;
@@ -396,21 +510,25 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     }
     rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
 
-    atomic_store_explicit(&cs->ctl->start_wall, px_now(CLOCK_REALTIME), memory_order_relaxed);
-    atomic_store_explicit(&cs->ctl->start_mono, px_now(CLOCK_MONOTONIC), memory_order_relaxed);
+    /* two clock reads per job (they are not cheap on every machine): monotonic,
+     * turned into wall time with the offset taken once per batch */
+    int64_t mono0 = px_now(CLOCK_MONOTONIC), wall0 = mono0 + cs->wall_offset;
+    atomic_store_explicit(&cs->ctl->start_wall, wall0, memory_order_relaxed);
+    atomic_store_explicit(&cs->ctl->start_mono, mono0, memory_order_relaxed);
     atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
-    double start = (double)px_now(CLOCK_REALTIME) / 1e9;
-    if (bad) {
+    double start = (double)wall0 / 1e9;
+    if (fail || bad) {
         res.ok = 0;
-        res.error = strdup("process executor: arguments could not be decoded");
+        res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
+        res.term_signal = fail_signal;
     } else {
         cs->ex->run(cs->ex->run_ctx, &job, &res);
     }
-    double end = (double)px_now(CLOCK_REALTIME) / 1e9;
+    int64_t mono1 = px_now(CLOCK_MONOTONIC), wall1 = mono1 + cs->wall_offset;
+    double end = (double)wall1 / 1e9;
+    cs->job_end = mono1;
     atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
-    if (getpid() != cs->pid) _exit(0); /* a task forked and its child came back here */
-    while (waitpid(-1, NULL, WNOHANG) > 0) { /* children the task left behind */
-    }
+    if (cs->forked) _exit(0); /* a task forked and its child came back here */
 
     /* what the job printed */
     fflush(stdout);
@@ -422,11 +540,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
+    /* peak RSS only grows, and a job of a few µs cannot grow it much: ask again
+     * only after jobs long enough for one more system call not to matter */
     struct rusage ru;
-    int64_t rss = 0;
-    if (!getrusage(RUSAGE_SELF, &ru)) rss = ru.ru_maxrss;
-    if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > rss)
-        rss = ru.ru_maxrss;
+    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || t->kind == TK_SH) {
+        if (!getrusage(RUSAGE_SELF, &ru) && ru.ru_maxrss > cs->rss) cs->rss = ru.ru_maxrss;
+        if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > cs->rss)
+            cs->rss = ru.ru_maxrss;
+    }
+    int64_t rss = cs->rss;
 
     cs->enc.len = 0;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
@@ -455,6 +577,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     rh.slot = h->slot;
     rh.id = h->id;
     rh.ok = res.ok;
+    rh.term_signal = res.term_signal;
     rh.nvalue = (uint32_t)cs->enc.len;
     rh.nerror = (uint32_t)nerr;
     rh.nlog = (uint32_t)(nnote + nlog1 + (size_t)sep + nlog2);
@@ -480,10 +603,84 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     free(scratch);
 }
 
+/* In a run_as child (as root): take the identity of `user` for the job, giving it
+ * the job's directories. 0, or -1 with why. */
+static int px_become(const char *user, const px_jobhdr *h, const uint8_t *body, char *why,
+                     size_t len) {
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(why, len, "run_as: no such user '%s'", user);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    const uint8_t *q = body;
+    for (int k = 0; k < 2; k++) {
+        uint32_t n = k ? h->nscratch : h->nout;
+        if (n == UINT32_MAX) continue;
+        if (n < sizeof dir) {
+            memcpy(dir, q, n);
+            dir[n] = 0;
+            if (chown(dir, pw->pw_uid, pw->pw_gid)) {
+                snprintf(why, len, "run_as %s: cannot hand over %.200s: %s", user, dir,
+                         strerror(errno));
+                return -1;
+            }
+        }
+        q += n;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+        snprintf(why, len, "run_as %s: cannot switch identity: %s", user, strerror(errno));
+        return -1;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of identity clears it */
+    setenv("HOME", pw->pw_dir, 1);
+    setenv("USER", pw->pw_name, 1);
+    setenv("LOGNAME", pw->pw_name, 1);
+    return 0;
+}
+
+/* A job of a task with run_as, when flowrun runs as root: run it in a child of the
+ * worker that has switched identity. The child sends its own result; if it dies
+ * first, the worker answers for it, so the worker itself survives the crash. */
+static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                            const char *user) {
+    px_child_flush(cs); /* the child starts with an empty buffer */
+    atomic_store(&cs->ctl->answered, 0);
+    pid_t worker = cs->pid, pid = fork();
+    if (pid == 0) {
+        char why[256] = "";
+        cs->pid = getpid();
+        cs->forked = 0; /* this fork is ours */
+        int bad = px_become(user, h, body, why, sizeof why);
+        px_child_job(cs, h, body, bad ? why : NULL, 0);
+        px_child_flush(cs);
+        atomic_store(&cs->ctl->answered, 1);
+        _exit(0);
+    }
+    if (pid < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "run_as %s: cannot fork: %s", user, strerror(errno));
+        px_child_job(cs, h, body, why, 0);
+        return;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    cs->pid = worker;
+    cs->job_end = px_now(CLOCK_MONOTONIC); /* the child's clock reads stayed in the child */
+    if (atomic_load(&cs->ctl->answered)) return;
+    char msg[200];
+    int sig;
+    px_status_text(status, msg, sizeof msg, &sig);
+    px_child_job(cs, h, body, msg, sig);
+}
+
 /* The worker's loop: read job frames, run them in order, send results. */
 static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     px_child_setup(cs);
     int64_t last_flush = px_now(CLOCK_MONOTONIC);
+    cs->wall_offset = px_now(CLOCK_REALTIME) - last_flush;
+    cs->job_end = last_flush;
     for (;;) {
         /* run every whole frame we have */
         while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
@@ -492,37 +689,40 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             size_t whole = sizeof h.len + (size_t)h.len;
             size_t body = (size_t)(h.nout == UINT32_MAX ? 0 : h.nout) +
                           (h.nscratch == UINT32_MAX ? 0 : h.nscratch) + h.nargs;
-            if (h.len > PX_FRAME_MAX || whole != sizeof h + body ||
-                h.task >= cs->ex->plan->n_tasks)
+            if (h.len > PX_FRAME_MAX || whole != sizeof h + body || h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
             /* send what is done before a job that may take a while, so its results
              * are not held back by it */
-            int64_t now = px_now(CLOCK_MONOTONIC), *avg = &cs->task_ns[h.task];
+            int64_t now = cs->job_end, *avg = &cs->task_ns[h.task];
             int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
             if (cs->whole &&
                 (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
                 px_child_flush(cs);
                 last_flush = now;
             }
-            px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h);
-            int64_t took = px_now(CLOCK_MONOTONIC) - now;
+            const plan_task *t = &cs->ex->plan->tasks[h.task];
+            if (t->run_as != PLAN_NONE && cs->root)
+                px_child_job_as(cs, &h, cs->in.d + cs->in.off + sizeof h,
+                                plan_str(cs->ex->plan, t->run_as));
+            else
+                px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h, NULL, 0);
+            int64_t took = cs->job_end - now;
             *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
             if (*avg <= 0) *avg = 1;
             cs->in.off += whole;
         }
         px_compact(&cs->in);
         px_child_flush(cs);
-        last_flush = px_now(CLOCK_MONOTONIC);
+        px_child_tidy(cs);
         /* then wait for more */
-        if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
-            cs->in.cap = cs->in.len + PX_READ_CHUNK;
-            cs->in.d = px_xrealloc(cs->in.d, cs->in.cap);
-        }
+        px_reserve(&cs->in, PX_READ_CHUNK);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
         cs->in.len += (size_t)k;
+        last_flush = cs->job_end = px_now(CLOCK_MONOTONIC);
+        cs->wall_offset = px_now(CLOCK_REALTIME) - cs->job_end;
     }
 }
 
@@ -541,6 +741,26 @@ static void px_worker_close(px_worker *w) {
     w->bad_frame = 0;
     w->out.off = w->out.len = 0;
     w->in.off = w->in.len = 0;
+}
+
+/* Kill a live worker with everything it started: its process group, and the
+ * groups of its children (sh commands run in process groups of their own). It
+ * is stopped first, so it cannot start another child meanwhile. */
+static void px_kill_tree(pid_t pid) {
+    kill(-pid, SIGSTOP);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        int c;
+        while (fscanf(f, "%d", &c) == 1)
+            if (c > 0) {
+                kill(-c, SIGKILL); /* its group, if it leads one */
+                kill(c, SIGKILL);
+            }
+        fclose(f);
+    }
+    kill(-pid, SIGKILL);
 }
 
 /* Fork worker i. 0 on success; -1 with ex->spawn_err set. */
@@ -578,6 +798,7 @@ static int px_spawn(px_exec *ex, int i) {
         cs.ctl = w->ctl;
         cs.pid = getpid();
         cs.parent = parent;
+        cs.root = geteuid() == 0;
         cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
         if (!cs.task_ns) _exit(125);
@@ -707,9 +928,8 @@ static int px_parse(px_exec *ex, px_worker *w) {
         px_reshdr h;
         memcpy(&h, w->in.d + w->in.off, sizeof h);
         size_t whole = sizeof h.len + (size_t)h.len;
-        if (h.len > PX_FRAME_MAX ||
-            whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog || !w->fcount ||
-            w->fifo[w->fhead] != h.slot)
+        if (h.len > PX_FRAME_MAX || whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog ||
+            !w->fcount || w->fifo[w->fhead] != h.slot)
             return -1;
         if (w->in.len - w->in.off < whole) break;
         const uint8_t *b = w->in.d + w->in.off + sizeof h;
@@ -730,6 +950,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
         if (!h.ok) r.error = strndup((const char *)b + h.nvalue, h.nerror);
         if (h.nlog) r.log = strndup((const char *)b + h.nvalue + h.nerror, h.nlog);
         r.worker_pid = (int)w->pid;
+        r.term_signal = h.term_signal;
         r.start = h.start;
         r.end = h.end;
         r.peak_rss_kb = h.peak_rss_kb;
@@ -749,10 +970,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
 /* Read what the worker sent. Sets w->eof at end of file. */
 static void px_read(px_exec *ex, px_worker *w) {
     for (;;) {
-        if (w->in.cap - w->in.len < PX_READ_CHUNK) {
-            w->in.cap = w->in.len + PX_READ_CHUNK;
-            w->in.d = px_xrealloc(w->in.d, w->in.cap);
-        }
+        px_reserve(&w->in, PX_READ_CHUNK);
         ssize_t k = recv(w->sock, w->in.d + w->in.len, w->in.cap - w->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -762,7 +980,7 @@ static void px_read(px_exec *ex, px_worker *w) {
         if (k < 0) break;
         w->in.len += (size_t)k;
         if (px_parse(ex, w)) {
-            if (!w->bad_frame) kill(-w->pid, SIGKILL);
+            if (!w->bad_frame) px_kill_tree(w->pid);
             w->bad_frame = 1;
             w->in.off = w->in.len = 0;
             break;
@@ -787,7 +1005,8 @@ static void px_write(px_worker *w) {
 
 static int px_alive(const px_exec *ex) {
     int n = 0;
-    for (int i = 0; i < ex->nworkers; i++) n += ex->w[i].pid > 0;
+    for (int i = 0; i < ex->nworkers; i++)
+        n += ex->w[i].pid > 0;
     return n;
 }
 
@@ -820,7 +1039,8 @@ static void px_dispatch(px_exec *ex) {
 static void px_reap(px_exec *ex, int i, int respawn) {
     px_worker *w = &ex->w[i];
     if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
-    if (!w->eof) kill(-w->pid, SIGKILL); /* the socket is not closed: make sure */
+    kill(-w->pid, SIGKILL); /* it may still run (socket closed by a task), and its
+                               group may hold what its task started */
     int status = 0;
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -838,13 +1058,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
         px_fmt_duration(d, sizeof d, ex->slots[running - 1].timeout_ms);
         snprintf(msg, sizeof msg, "timed out after %s", d);
         sig = SIGKILL;
-    } else if (WIFSIGNALED(status)) {
-        sig = WTERMSIG(status);
-        snprintf(msg, sizeof msg, "worker killed by signal %d (%s)", sig, px_signame(sig));
-    } else if (WIFEXITED(status)) {
-        snprintf(msg, sizeof msg, "task called exit(%d)", WEXITSTATUS(status));
     } else {
-        snprintf(msg, sizeof msg, "worker ended with status %#x", (unsigned)status);
+        px_status_text(status, msg, sizeof msg, &sig);
     }
     if (!running && w->fcount && !w->bad_frame && ++w->deaths >= PX_DEATHS_MAX)
         running = w->fifo[w->fhead] + 1; /* it keeps dying on this one: stop retrying it */
@@ -863,7 +1078,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
             back[nback++] = s;
         }
     }
-    while (nback) px_pend_push_front(ex, back[--nback]);
+    while (nback)
+        px_pend_push_front(ex, back[--nback]);
     px_worker_close(w);
     if (respawn) px_spawn(ex, i);
 }
@@ -878,13 +1094,18 @@ static int64_t px_deadlines(px_exec *ex) {
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
         int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
+        if (running > ex->nslots) running = 0; /* the page is writable by the task */
         if (running) {
-            int64_t to = ex->slots[running - 1].timeout_ms;
+            const px_slot *sl = &ex->slots[running - 1];
+            int64_t to = sl->timeout_ms;
             if (to > 0) {
+                /* sh commands (also inside a combine) are timed by rt_call_task itself,
+                 * which keeps the worker; this is the backstop */
+                if (ex->plan->tasks[sl->task].kind != TK_C) to += PX_SH_GRACE_MS;
                 int64_t left = start + to * 1000000 - now;
                 if (left <= 0) {
                     w->killed = running;
-                    kill(-w->pid, SIGKILL);
+                    px_kill_tree(w->pid);
                     continue;
                 }
                 if (left / 1000000 + 1 < next) next = left / 1000000 + 1;
@@ -904,7 +1125,8 @@ static void px_keep_pool(px_exec *ex) {
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid <= 0) px_spawn(ex, i);
     if (px_alive(ex)) return;
-    while (ex->pend_count) px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
+    while (ex->pend_count)
+        px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
 }
 
 /* ---- the executor interface ---- */
@@ -939,8 +1161,10 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         sl->frame = NULL;
         if (job->timeout_ms > 0) ex->timed++;
         if (total > PX_FRAME_MAX) {
-            px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
-                           "encoded)", NULL, 0, 0, 0);
+            px_fail(ex, s,
+                    "the arguments are too large for the process executor (over 1 GiB "
+                    "encoded)",
+                    NULL, 0, 0, 0);
             continue;
         }
         h.len = (uint32_t)(total - sizeof h.len);
@@ -1022,7 +1246,7 @@ static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
     for (int i = 0; i < ex->nworkers; i++)
-        if (ex->w[i].pid > 0) kill(-ex->w[i].pid, SIGKILL);
+        if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
     for (int i = 0; i < ex->nworkers; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid > 0)
@@ -1039,7 +1263,8 @@ static void px_destroy(rt_executor *base) {
         ex->ready_head = (ex->ready_head + 1) % ex->ready_cap;
         ex->ready_count--;
     }
-    for (uint32_t s = 0; s < ex->nslots; s++) free(ex->slots[s].frame);
+    for (uint32_t s = 0; s < ex->nslots; s++)
+        free(ex->slots[s].frame);
     free(ex->slots);
     free(ex->pend);
     free(ex->ready);
@@ -1081,7 +1306,8 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
         px_worker *w = &ex->w[i];
         w->sock = w->pidfd = w->capfd = -1;
     }
-    for (int i = 0; i < nworkers; i++) px_spawn(ex, i);
+    for (int i = 0; i < nworkers; i++)
+        px_spawn(ex, i);
     if (!px_alive(ex)) {
         int e = errno;
         px_destroy(&ex->base);

@@ -1,13 +1,15 @@
 /*
  * crash.c — test tasks that misbehave, for the process executor's tests
  * (tests/unit/test_exec_process.c, tests/suites/40-process.sh).
- * Only libc is used (flow.h for its types), so the library loads into any host.
+ * Only libc is used, and flow.h (crash_logged calls flow_log and flow_map_index,
+ * which the host resolves: flowrun and the unit tests are linked -rdynamic).
  */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,7 +60,8 @@ int64_t crash_print(int64_t x) {
 
 /* prints n bytes of 'x' and a final marker line */
 int64_t crash_flood(int64_t n) {
-    for (int64_t i = 0; i < n; i++) putchar('x');
+    for (int64_t i = 0; i < n; i++)
+        putchar('x');
     printf("\nEND\n");
     return n;
 }
@@ -70,7 +73,8 @@ int64_t crash_alloc(int64_t mb) {
     if (!p) return -1;
     memset(p, 1, n);
     int64_t s = 0;
-    for (size_t i = 0; i < n; i += 4096) s += p[i];
+    for (size_t i = 0; i < n; i += 4096)
+        s += p[i];
     free(p);
     return s ? mb : -1;
 }
@@ -109,6 +113,57 @@ int64_t crash_pick(int64_t x) {
 int64_t crash_total(flow_list xs) {
     const int64_t *v = xs.items;
     int64_t s = 0;
-    for (int64_t i = 0; i < xs.len; i++) s += v[i];
+    for (int64_t i = 0; i < xs.len; i++)
+        s += v[i];
     return s;
+}
+
+/* the real user id the task runs as (run_as tests); x is ignored */
+int64_t crash_uid(int64_t x) {
+    (void)x;
+    return (int64_t)getuid();
+}
+
+/* forks; the child returns from the task too (it must not carry on as a worker) */
+int64_t crash_fork(int64_t x) {
+    pid_t p = fork();
+    if (p == 0) return -x;
+    int st = 0;
+    if (p > 0) waitpid(p, &st, 0);
+    return x;
+}
+
+/* starts `sleep 60` in a process group of its own (as sh tasks run), writes its
+ * pid to $CRASH_PIDFILE, then sleeps ms milliseconds */
+int64_t crash_spawn_hang(int64_t ms) {
+    pid_t p = fork();
+    if (p == 0) {
+        setpgid(0, 0);
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    const char *file = getenv("CRASH_PIDFILE");
+    FILE *f = file ? fopen(file, "w") : NULL;
+    if (f) {
+        fprintf(f, "%d\n", (int)p);
+        fclose(f);
+    }
+    return crash_hang(ms);
+}
+
+/* a flow_log line and a printed one; returns the instance's map index */
+int64_t crash_logged(int64_t x) {
+    flow_log("logged %lld", (long long)x);
+    printf("printed %lld\n", (long long)x);
+    return flow_map_index();
+}
+
+/* points stdout and stderr at /dev/null for good, then returns x */
+int64_t crash_redirect(int64_t x) {
+    FILE *f = fopen("/dev/null", "w");
+    if (!f) return -1;
+    dup2(fileno(f), 1);
+    dup2(fileno(f), 2);
+    fclose(f);
+    return x;
 }

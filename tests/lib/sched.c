@@ -75,13 +75,16 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-/* A pipeline stage: appends "stage x" to the log file, sleeps ms, returns x. */
+/* A pipeline stage: sleeps ms, appends "name x wall-clock-ms" to the log file, returns x. */
 int64_t stage(int64_t x, const char *name, const char *log, int64_t ms) {
     sleep_ms((int)ms);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
         char line[128];
-        int n = snprintf(line, sizeof line, "%s %lld\n", name, (long long)x);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int n = snprintf(line, sizeof line, "%s %lld %lld\n", name, (long long)x, ms);
         if (write(fd, line, (size_t)n) < 0) flow_fail("cannot write the log");
         close(fd);
     }

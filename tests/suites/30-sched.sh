@@ -41,8 +41,8 @@ for ex in inline process; do
         rm -f "$tmp/order.log"
         run s depth_first.plan --executor $ex --progress none -j 2 --schedule $sched \
             --param log="$tmp/order.log" --param ms=5
-        c0=$(grep -n '^c 0$' "$tmp/order.log" | cut -d: -f1)
-        a19=$(grep -n '^a 19$' "$tmp/order.log" | cut -d: -f1)
+        c0=$(grep -n '^c 0 ' "$tmp/order.log" | cut -d: -f1)
+        a19=$(grep -n '^a 19 ' "$tmp/order.log" | cut -d: -f1)
         if [ "$code" != 0 ] || [ -z "$c0" ] || [ -z "$a19" ]; then
             fail "$sched-first run [$ex]: exit $code" "$tmp/err"
         elif [ $sched = depth ] && [ "$c0" -lt "$a19" ]; then

@@ -20,9 +20,9 @@ compile() {
 
 # run NAME ARGS...: exit code in $code, output in $T/NAME.out and .err
 run() {
-    n=$1; shift
-    "$FLOWRUN" "$T/$n.plan" --executor process -j 2 --progress none "$@" \
-        > "$T/$n.out" 2> "$T/$n.err"
+    prog=$1; shift
+    "$FLOWRUN" "$T/$prog.plan" --executor process -j 2 --progress none "$@" \
+        > "$T/$prog.out" 2> "$T/$prog.err"
     code=$?
 }
 
@@ -59,9 +59,12 @@ if compile print; then
     why=""
     [ "$code" = 0 ] || why="exit code $code"
     [ -z "$why" ] && [ "$(cat "$T/print.out")" != "[41,42]" ] && why="result '$(cat "$T/print.out")'"
-    if [ -z "$why" ]; then
-        id=$("$FLOWRUN" runs --json 2> /dev/null | sed -n 's/.*"id": *"\{0,1\}\([^",]*\).*/\1/p' | head -1)
-        "$FLOWRUN" logs "$id" "show[1]" > "$T/log1" 2>&1 || why="flowrun logs $id show[1] failed: $(head -2 "$T/log1")"
+    if [ -z "$why" ] && "$FLOWRUN" logs 2>&1 | grep -q "not available in this build"; then
+        echo "   (flowrun logs is not built: the captured output is not checked here)"
+    elif [ -z "$why" ] && "$FLOWRUN" logs last "show[1]" 2>&1 | grep -q "no runs recorded"; then
+        echo "   (flowrun run does not record runs yet: the captured output is not checked here)"
+    elif [ -z "$why" ]; then
+        "$FLOWRUN" logs last "show[1]" > "$T/log1" 2>&1 || why="flowrun logs last show[1] failed: $(head -2 "$T/log1")"
         [ -z "$why" ] && ! has "$T/log1" "out 42" && why="log of show[1] lacks 'out 42'"
         [ -z "$why" ] && ! has "$T/log1" "err 42" && why="log of show[1] lacks 'err 42'"
         [ -z "$why" ] && ! has "$T/log1" "child" && why="log of show[1] lacks the child's output"
@@ -81,3 +84,38 @@ if compile many; then
     if [ "$code" = 0 ] && [ "$(cat "$T/many.out")" = "$want" ]; then pass many
     else fail many "exit $code, result '$(cat "$T/many.out")', want $want"; tail -3 "$T/many.err"; fi
 fi
+
+# 5. flowrun interrupted (SIGINT), or killed (SIGKILL): no worker, and nothing a
+#    task started, outlives it
+# workers_of PID: the worker processes of flowrun PID (its children)
+workers_of() { pgrep -P "$1" 2> /dev/null | tr '\n' ' '; }
+# (hang: C tasks that sleep; hang_sh: sh commands, in process groups of their own)
+for prog in hang hang_sh; do
+    compile $prog || continue
+    for sig in INT KILL; do
+        "$FLOWRUN" "$T/$prog.plan" --executor process -j 2 --progress none \
+            > "$T/$prog.out" 2> "$T/$prog.err" &
+        pid=$!
+        ws=""; i=0
+        while [ $i -lt 50 ]; do # up to 5 s for both workers to be running
+            ws=$(workers_of $pid); set -- $ws; [ $# -ge 2 ] && break
+            sleep 0.1; i=$((i + 1))
+        done
+        sleep 0.3
+        for w in $ws; do ws="$ws $(workers_of $w)"; done # and what they started
+        kill -$sig $pid; wait $pid; code=$?
+        sleep 0.3
+        left=""
+        for w in $ws; do # a zombie left to init (which may not reap here) is dead
+            st=$(ps -o stat= -p "$w" 2> /dev/null)
+            [ -n "$st" ] && [ "${st#Z}" = "$st" ] && left="$left $w"
+        done
+        why=""
+        [ -z "$ws" ] && why="no workers seen"
+        [ -z "$why" ] && [ $prog = hang_sh ] && [ $(echo $ws | wc -w) -lt 4 ] && why="no sh commands seen under the workers: $ws"
+        [ -z "$why" ] && [ -n "$left" ] && why="workers still alive:$left"
+        [ -z "$why" ] && [ $sig = INT ] && [ $code != 3 ] && why="exit code $code after SIGINT, want 3"
+        if [ -z "$why" ]; then pass "interrupt-$prog-$sig"; else fail "interrupt-$prog-$sig" "$why"; fi
+        for w in $left; do kill -9 "$w" 2> /dev/null; done
+    done
+done

@@ -304,26 +304,45 @@ static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const flo
     return code;
 }
 
+/* flow main() -> [R] or R: task.expand(x = range(n)), then reduce(...) when reduce
+ * is not NULL. *task_out: the mapped task. */
+static uint32_t map_plan(pb *b, const char *task, int64_t n, const char *reduce,
+                         uint32_t *task_out) {
+    uint32_t t = pb_task(b, task, b->t_int, 1, b->t_int);
+    uint32_t r = reduce ? pb_task(b, reduce, b->t_int, 1, b->t_li) : PLAN_NONE;
+    uint32_t g = pb_graph(b, "main", PG_FLOW, reduce ? b->t_int : b->t_li, 0);
+    uint32_t xs = pb_range(b, n);
+    uint32_t ys = pb_node(b, PN_EXPAND, b->t_li, t, 1, 1, xs, PA_AXIS, 0);
+    uint32_t ret = reduce ? pb_node(b, PN_CALL, b->t_int, r, 0, 1, ys, PA_SCALAR, 0) : ys;
+    pb_end(b, g, ret);
+    if (task_out) *task_out = t;
+    return g;
+}
+
+static void finish(pb *b, fake *f) {
+    fake_destroy(&f->ex);
+    plan_free(b->p);
+}
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
 /* ---- tests ---- */
 
 static void test_expand_then_reduce(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
-    uint32_t sum = pb_task(&b, "sum", b.t_int, 1, b.t_li);
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
-    uint32_t xs = pb_range(&b, 5);
-    uint32_t ys = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
-    uint32_t s = pb_node(&b, PN_CALL, b.t_int, sum, 0, 1, ys, PA_SCALAR, 0);
-    pb_end(&b, g, s);
+    uint32_t g = map_plan(&b, "inc", 5, "sum", NULL);
     fake *f = fake_new(b.p, 0);
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
     assert_string_equal(ro.json, "15");
     assert_int_equal(ro.o.n_instances, 6);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_cartesian_order(void **state) {
@@ -341,8 +360,7 @@ static void test_cartesian_order(void **state) {
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
     assert_string_equal(ro.json, "[11,12,13,21,22,23]");
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 /* a = inc.expand(range(n)); b = inc.expand(a); c = inc.expand(b); sum(c) */
@@ -390,8 +408,7 @@ static void test_depth_first(void **state) {
     c0 = log_pos(f, "inc[0]", 2);
     a19 = log_pos(f, "inc[19]", 0);
     assert_true(c0 > a19);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static uint32_t fail_plan(pb *b, int all_done) {
@@ -423,8 +440,7 @@ static void test_failure_propagates(void **state) {
     assert_non_null(strstr(ro.err, "sum: 1 instance not run"));
     assert_null(strstr(ro.err, "inc[1]"));
     assert_int_equal(log_pos(f, "sum[-1]", 0), -1);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_all_done_trigger(void **state) {
@@ -438,29 +454,22 @@ static void test_all_done_trigger(void **state) {
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
     assert_string_equal(ro.json, "9");
     assert_non_null(strstr(ro.err, "fail_odd[3]"));
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_max_map(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
-    uint32_t sum = pb_task(&b, "sum", b.t_int, 1, b.t_li);
+    uint32_t inc;
+    uint32_t g = map_plan(&b, "inc", 5, "sum", &inc);
     b.p->tasks[inc].max_map = 3;
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
-    uint32_t xs = pb_range(&b, 5);
-    uint32_t ys = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
-    uint32_t s = pb_node(&b, PN_CALL, b.t_int, sum, 0, 1, ys, PA_SCALAR, 0);
-    pb_end(&b, g, s);
     fake *f = fake_new(b.p, 0);
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 1);
     assert_non_null(strstr(ro.err, "'inc' would expand to 5 instances, more than max_map 3"));
     assert_int_equal(f->runs, 0);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_empty_expansion(void **state) {
@@ -473,51 +482,41 @@ static void test_empty_expansion(void **state) {
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
     assert_string_equal(ro.json, "0");
     assert_int_equal(f->runs, 1); /* only the reduce */
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_retries(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t fl = pb_task(&b, "flaky", b.t_int, 1, b.t_int);
+    uint32_t fl;
+    uint32_t g = map_plan(&b, "flaky", 3, NULL, &fl);
     b.p->tasks[fl].retries = 2;
     b.p->tasks[fl].retry_delay_ms = 20;
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
-    uint32_t xs = pb_range(&b, 3);
-    uint32_t ys = pb_node(&b, PN_EXPAND, b.t_li, fl, 1, 1, xs, PA_AXIS, 0);
-    pb_end(&b, g, ys);
     fake *f = fake_new(b.p, 0);
     run_out ro;
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    double el = seconds_since(&t0);
     assert_string_equal(ro.json, "[0,1,2]");
     assert_int_equal(ro.o.n_attempts, 6);
     assert_true(el >= 0.019);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_concurrency(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
+    uint32_t inc;
+    uint32_t g = map_plan(&b, "inc", 50, NULL, &inc);
     b.p->tasks[inc].concurrency = 2;
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
-    uint32_t xs = pb_range(&b, 50);
-    uint32_t ys = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
-    pb_end(&b, g, ys);
     fake *f = fake_new(b.p, 0);
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 8, 0, NULL, &ro), 0);
     assert_int_equal(f->maxrun[inc], 2);
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_zip_kwargs(void **state) {
@@ -552,8 +551,7 @@ static void test_zip_kwargs(void **state) {
     f = fake_new(b.p, 0);
     assert_int_equal(run_plan(&b, f, g2, 2, 0, NULL, &ro), 1);
     assert_non_null(strstr(ro.err, "zip: lists have different lengths (3 and 2)"));
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_groups(void **state) {
@@ -589,8 +587,7 @@ static void test_groups(void **state) {
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
     assert_string_equal(ro.json, "[[2,3,4],[1,1,2]]");
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 static void test_after_and_params(void **state) {
@@ -615,8 +612,68 @@ static void test_after_and_params(void **state) {
     assert_int_equal(run_plan(&b, f, g, 4, 0, &pv, &ro), 0);
     assert_string_equal(ro.json, "42");
     assert_true(log_pos(f, "effect[-1]", 0) < log_pos(f, "inc[-1]", 0));
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
+}
+
+
+/* Element-wise edges into a group expansion and into expand_kwargs:
+ * g = two.expand(x = fail_odd.expand(range(5))) runs the group for the even
+ * elements only; with an all_done reduce the run succeeds. */
+static void test_stream_into_group(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
+    uint32_t fo = pb_task(&b, "fail_odd", b.t_int, 1, b.t_int);
+    uint32_t sum = pb_task(&b, "sum_done", b.t_int, 1, b.t_li);
+    b.p->tasks[sum].trigger = TRIG_ALL_DONE;
+    uint32_t two = pb_graph(&b, "two", PG_GROUP, b.t_int, 1);
+    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
+    uint32_t i1 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, px, PA_SCALAR, 0);
+    uint32_t i2 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, i1, PA_SCALAR, 0);
+    pb_end(&b, two, i2);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
+    uint32_t xs = pb_range(&b, 5);
+    uint32_t a = pb_node(&b, PN_EXPAND, b.t_li, fo, 1, 1, xs, PA_AXIS, 0);
+    uint32_t ge = pb_node(&b, PN_GROUP_EXPAND, b.t_li, two, 1, 1, a, PA_AXIS, 0);
+    uint32_t s = pb_node(&b, PN_CALL, b.t_int, sum, 0, 1, ge, PA_SCALAR, 0);
+    pb_end(&b, g, s);
+    fake *f = fake_new(b.p, 0.001);
+    run_out ro;
+    /* even inputs 0, 2, 4 -> 2, 4, 6 */
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "12");
+    assert_non_null(strstr(ro.err, "fail_odd[3]: odd input"));
+    /* the group's chain for element 0 finished before the last fail_odd started */
+    assert_true(log_pos(f, "inc[-1]", 1) < log_pos(f, "fail_odd[4]", 0));
+    finish(&b, f);
+}
+
+static void test_stream_kwargs(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    flow_plan *p = b.p;
+    uint32_t mul = pb_task(&b, "mul", b.t_int, 2, b.t_int, b.t_int);
+    plan_field fl[2] = {{plan_intern_str(p, "a"), b.t_int}, {plan_intern_str(p, "b"), b.t_int}};
+    uint32_t rt = plan_type_record(p, PLAN_NONE, fl, 2);
+    uint32_t lrt = plan_type_list(p, rt);
+    /* group row(x) -> {a = x, b = 1}: an expansion producing records */
+    uint32_t row = pb_graph(&b, "row", PG_GROUP, rt, 1);
+    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
+    uint32_t one = pb_int(&b, 1);
+    uint32_t rec = pb_node(&b, PN_RECORD, rt, PLAN_NONE, 0, 2, px, PA_SCALAR, 0, one, PA_SCALAR, 0);
+    pb_end(&b, row, rec);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
+    uint32_t xs = pb_range(&b, 4);
+    uint32_t rows = pb_node(&b, PN_GROUP_EXPAND, lrt, row, 1, 1, xs, PA_AXIS, 0);
+    uint32_t m = pb_node(&b, PN_EXPAND_KWARGS, b.t_li, mul, 0, 2, rows, PA_FIELD, 0, rows, PA_FIELD, 1);
+    pb_end(&b, g, m);
+    fake *f = fake_new(b.p, 0);
+    run_out ro;
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "[1,11,21,31]");
+    finish(&b, f);
 }
 
 /* Scheduler overhead: a million instances through the fake executor. */
@@ -624,25 +681,17 @@ static void test_million(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
-    uint32_t sum = pb_task(&b, "sum", b.t_int, 1, b.t_li);
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
-    uint32_t xs = pb_range(&b, 1000000);
-    uint32_t ys = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
-    uint32_t s = pb_node(&b, PN_CALL, b.t_int, sum, 0, 1, ys, PA_SCALAR, 0);
-    pb_end(&b, g, s);
+    uint32_t inc;
+    uint32_t g = map_plan(&b, "inc", 1000000, "sum", &inc);
     b.p->tasks[inc].max_map = 2000000;
     fake *f = fake_new(b.p, 0);
     run_out ro;
-    struct timespec t0, t1;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    fprintf(stderr, "# 1M instances through the fake executor: %.3f s\n", el);
+    fprintf(stderr, "# 1M instances through the fake executor: %.3f s\n", seconds_since(&t0));
     assert_string_equal(ro.json, "500000500000");
-    fake_destroy(&f->ex);
-    plan_free(b.p);
+    finish(&b, f);
 }
 
 int main(void) {
@@ -653,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_empty_expansion),    cmocka_unit_test(test_retries),
         cmocka_unit_test(test_concurrency),        cmocka_unit_test(test_zip_kwargs),
         cmocka_unit_test(test_groups),             cmocka_unit_test(test_after_and_params),
+        cmocka_unit_test(test_stream_into_group),  cmocka_unit_test(test_stream_kwargs),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
