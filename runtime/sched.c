@@ -40,10 +40,12 @@
  *   stages start and the first results appear early; `breadth` takes the
  *   shallowest first. Within a bucket, entries run in index order.
  *
- *   Capacity. At most `limit` instances are with the executor: jobs × a factor
- *   adapted to the measured task time (1 for slow tasks, so the order above
- *   is kept; up to SCHED_MAX_FACTOR for tasks of microseconds, so batches pay
- *   for the hand-over to worker threads).
+ *   Capacity. At most `limit` instances are with the executor: jobs × (a
+ *   factor adapted to the measured task time, + 1). For slow tasks the factor
+ *   is 1: each worker has one instance running and one queued, so it never
+ *   waits for the scheduler and the order above is kept within one instance;
+ *   for tasks of microseconds it grows to SCHED_MAX_FACTOR, so batches pay for
+ *   the hand-over to the worker threads.
  *
  *   Triggers and failures. A node whose producers failed settles as failed
  *   (upstream failed) without running, unless it is an all_done task: that one
@@ -1437,7 +1439,7 @@ static void adapt_limit(sched *S) {
         factor = f > SCHED_MAX_FACTOR ? SCHED_MAX_FACTOR : (int)f;
         if (factor < 1) factor = 1;
     }
-    S->limit = jobs * factor;
+    S->limit = jobs * (factor + 1); /* + one queued per worker: no idle gap between tasks */
 }
 
 static void sched_free(sched *S) {

@@ -398,7 +398,7 @@ static void test_depth_first(void **state) {
     int c0 = log_pos(f, "inc[0]", 2), a19 = log_pos(f, "inc[19]", 0);
     assert_true(c0 >= 0 && a19 >= 0);
     assert_true(c0 < a19);
-    assert_true(c0 < 8);
+    assert_true(c0 <= 12); /* after at most two rounds of first and second stages */
     fake_destroy(&f->ex);
 
     /* breadth-first: every first stage before any third stage */
