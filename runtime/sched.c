@@ -127,11 +127,14 @@ typedef struct node_info {
     uint32_t ncons;
     uint32_t nwait0;     /* dependencies to wait for when its scope starts */
     uint32_t stream_src; /* producer read element-wise, or PLAN_NONE */
+    uint32_t stream_arg; /* the argument node that reads it: stream_src, or the top of a
+                            chain of maps over it (applied per element) */
     uint32_t task;       /* task run by CALL/EXPAND/EXPAND_KWARGS, else PLAN_NONE */
     uint8_t is_exp;      /* its value is built element by element */
     uint8_t all_done;    /* a task node with trigger all_done */
     uint8_t absorbs;     /* a partial failure here is absorbed by all_done consumers */
     uint8_t ret_void;    /* a task node whose task returns nothing */
+    uint8_t is_ret;      /* the return node of its graph */
 } node_info;
 
 /* ---- run-time state ---- */
@@ -355,7 +358,7 @@ static void analyse(sched *S) {
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
-        I->stream_src = PLAN_NONE;
+        I->stream_src = I->stream_arg = PLAN_NONE;
         I->task = PLAN_NONE;
         I->is_exp = (uint8_t)is_exp_kind(N->kind);
         if (N->kind == PN_CALL || N->kind == PN_EXPAND || N->kind == PN_EXPAND_KWARGS) {
@@ -363,21 +366,24 @@ static void analyse(sched *S) {
             I->all_done = p->tasks[N->ref].trigger == TRIG_ALL_DONE;
             I->ret_void = p->types[p->tasks[N->ref].ret].kind == PT_VOID;
         }
-        /* element-wise source: one axis (or the rows) produced by an expansion */
-        if ((N->kind == PN_EXPAND || N->kind == PN_GROUP_EXPAND) && N->aux == 1) {
-            for (uint32_t a = 0; a < N->nargs; a++) {
-                const plan_arg *A = &p->args[N->first_arg + a];
-                if (A->mode == PA_AXIS && is_exp_kind(p->nodes[A->node].kind))
-                    I->stream_src = A->node;
-            }
-        } else if (N->kind == PN_EXPAND_KWARGS) {
-            for (uint32_t a = 0; a < N->nargs; a++) {
-                const plan_arg *A = &p->args[N->first_arg + a];
-                if (A->mode == PA_FIELD && is_exp_kind(p->nodes[A->node].kind))
-                    I->stream_src = A->node;
+        /* element-wise source: one axis (or the rows) produced by an expansion,
+         * directly or through maps (element i of xs.map(f) is f(xs[i])) */
+        int one_axis = (N->kind == PN_EXPAND || N->kind == PN_GROUP_EXPAND) && N->aux == 1;
+        for (uint32_t a = 0; a < N->nargs && (one_axis || N->kind == PN_EXPAND_KWARGS); a++) {
+            const plan_arg *A = &p->args[N->first_arg + a];
+            if (A->mode != (one_axis ? PA_AXIS : PA_FIELD)) continue;
+            uint32_t src = A->node, guard = 0;
+            while (p->nodes[src].kind == PN_MAP && p->nodes[src].nargs == 1 && guard++ < 64)
+                src = p->args[p->nodes[src].first_arg].node;
+            if (is_exp_kind(p->nodes[src].kind)) {
+                I->stream_src = src;
+                I->stream_arg = A->node;
             }
         }
-        for (uint32_t a = 0; a < N->nargs; a++) ncons[p->args[N->first_arg + a].node]++;
+        for (uint32_t a = 0; a < N->nargs; a++) {
+            const plan_arg *A = &p->args[N->first_arg + a];
+            ncons[A->node == I->stream_arg && A->mode != PA_SCALAR ? I->stream_src : A->node]++;
+        }
         for (uint32_t a = 0; a < N->nafter; a++) ncons[p->afters[N->first_after + a]]++;
     }
     uint32_t total = 0;
@@ -395,10 +401,11 @@ static void analyse(sched *S) {
             const plan_arg *A = &p->args[N->first_arg + a];
             node_info *P = &S->info[A->node];
             uint8_t kind = EDGE_WHOLE;
-            if (A->node == I->stream_src && A->mode != PA_SCALAR) {
+            if (A->node == I->stream_arg && A->mode != PA_SCALAR) {
                 if (stream_counted) continue;
                 stream_counted = 1;
                 kind = EDGE_STREAM;
+                P = &S->info[I->stream_src];
             }
             S->edges[P->first_cons + P->ncons++] = (sc_edge){n, kind};
             I->nwait0++;
@@ -413,7 +420,9 @@ static void analyse(sched *S) {
     /* absorption, consumers first (nodes are in dependency order within a graph) */
     for (uint32_t n = nn; n-- > 0;) {
         node_info *I = &S->info[n];
-        int abs = I->ncons > 0;
+        const plan_node *N = &p->nodes[n];
+        /* a map read only element-wise is never evaluated as a whole: nothing to fail */
+        int abs = I->ncons > 0 || N->kind == PN_MAP || N->kind == PN_FILTER;
         for (uint32_t e = 0; e < I->ncons && abs; e++) {
             const sc_edge *E = &S->edges[I->first_cons + e];
             const plan_node *C = &p->nodes[E->node];
@@ -424,7 +433,7 @@ static void analyse(sched *S) {
             else abs = 0;
         }
         for (uint32_t g = 0; g < p->n_graphs; g++)
-            if (p->graphs[g].ret_node == n) abs = 0;
+            if (p->graphs[g].ret_node == n) abs = 0, I->is_ret = 1;
         I->absorbs = (uint8_t)abs;
     }
 }
@@ -629,6 +638,16 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     node_settle(S, sc, node, FS_FAILED);
 }
 
+/* Element k of an expansion could not start (a map's lambda failed on its input). */
+static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
+                       const char *err) {
+    record_failure(S, sc, node, k, what, NULL, err);
+    S->failed++;
+    S->done++;
+    if (S->p->nodes[node].kind == PN_CALL) node_settle(S, sc, node, FS_FAILED);
+    else elem_settle(S, sc, node, k, 0, (flow_val){0});
+}
+
 /* ---- scopes ---- */
 
 static scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_t pk,
@@ -763,33 +782,82 @@ static int64_t axis_index(sched *S, scope *sc, const plan_node *N, uint32_t axis
     return (k / stride) % len;
 }
 
+static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
+                    size_t errlen);
+
+/* Element k of node n, where n is the element-wise source src or a map over
+ * (a map over ...) it: the maps' lambdas applied in the consumer. New reference. */
+static int map_elem(sched *S, scope *sc, uint32_t n, uint32_t src, int64_t k, flow_val *out,
+                    char *err, size_t errlen, int depth) {
+    const flow_plan *p = S->p;
+    if (n == src || depth > 64) {
+        *out = fv_as_list(SL(sc, p, src)->val)->items[k];
+        fv_incref(p, elem_type(p, p->nodes[src].type), *out);
+        return 0;
+    }
+    const plan_node *M = &p->nodes[n];
+    uint32_t inner = p->args[M->first_arg].node;
+    flow_val in;
+    if (map_elem(S, sc, inner, src, k, &in, err, errlen, depth + 1)) return -1;
+    int rc = lam_call(S, M->ref, &in, out, err, errlen);
+    fv_decref(p, elem_type(p, p->nodes[inner].type), in);
+    return rc;
+}
+
+static void release_args(sched *S, uint32_t node, flow_val *args);
+
 /* Fill out[0 .. nargs) for element k (-1: not mapped) of a task or group node.
- * ptypes: the parameters' types. New references. */
-static void build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *out) {
+ * New references. -1 with err when a map's lambda failed (nothing to release). */
+static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *out, char *err,
+                      size_t errlen) {
     const flow_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
+    const node_info *I = &S->info[node];
     for (uint32_t i = 0; i < N->nargs; i++) {
         const plan_arg *A = &p->args[N->first_arg + i];
         slot *src = SL(sc, p, A->node);
         uint32_t st = p->nodes[A->node].type;
+        int via_map = A->mode != PA_SCALAR && A->node == I->stream_arg &&
+                      I->stream_arg != I->stream_src;
         switch (A->mode) {
             case PA_AXIS: {
+                if (via_map) {
+                    if (map_elem(S, sc, A->node, I->stream_src, k, &out[i], err, errlen, 0))
+                        goto fail;
+                    break;
+                }
                 fv_list *l = fv_as_list(src->val);
                 out[i] = l->items[axis_index(S, sc, N, A->aux, k)];
                 fv_incref(p, elem_type(p, st), out[i]);
                 break;
             }
             case PA_FIELD: {
-                fv_rec *r = fv_as_rec(fv_as_list(src->val)->items[k]);
                 uint32_t rt = elem_type(p, st);
+                uint32_t ft = p->fields[p->types[rt].first + A->aux].type;
+                if (via_map) {
+                    flow_val row;
+                    if (map_elem(S, sc, A->node, I->stream_src, k, &row, err, errlen, 0)) goto fail;
+                    out[i] = fv_as_rec(row)->fields[A->aux];
+                    fv_incref(p, ft, out[i]);
+                    fv_decref(p, rt, row);
+                    break;
+                }
+                fv_rec *r = fv_as_rec(fv_as_list(src->val)->items[k]);
                 out[i] = r->fields[A->aux];
-                fv_incref(p, p->fields[p->types[rt].first + A->aux].type, out[i]);
+                fv_incref(p, ft, out[i]);
                 break;
             }
             default:
                 out[i] = arg_whole(S, sc, A->node);
         }
+        continue;
+    fail:
+        /* release what was built: arguments i .. nargs are zero, harmless to release */
+        for (uint32_t j = i; j < N->nargs; j++) out[j].i = 0;
+        release_args(S, node, out);
+        return -1;
     }
+    return 0;
 }
 
 static void release_args(sched *S, uint32_t node, flow_val *args) {
@@ -1095,7 +1163,8 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
     for (uint32_t a = 0; a < N->nargs && !upfail; a++) {
         const plan_arg *A = &p->args[N->first_arg + a];
         slot *ps = SL(sc, p, A->node);
-        if (A->node == I->stream_src && A->mode != PA_SCALAR) {
+        if (A->node == I->stream_arg && A->mode != PA_SCALAR) {
+            ps = SL(sc, p, I->stream_src);
             upfail = ps->state == SL_DONE && ps->failed == FS_FAILED;
         } else if (ps->failed == FS_FAILED) {
             upfail = 1;
@@ -1124,7 +1193,11 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 return;
             }
             flow_val *params = xcalloc(G->nparams, sizeof *params);
-            build_args(S, sc, node, -1, params);
+            if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
+                free(params);
+                node_error(S, sc, node, "%s", err);
+                return;
+            }
             scope *child = scope_new(S, N->ref, sc, node, -1, params);
             scope_start(S, child);
             return;
@@ -1155,7 +1228,8 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 const plan_arg *A = &p->args[N->first_arg + a];
                 if (A->mode == PA_FIELD) {
                     slot *ps = SL(sc, p, A->node);
-                    len = A->node == I->stream_src ? ps->len : fv_as_list(ps->val)->len;
+                    len = A->node == I->stream_arg ? SL(sc, p, I->stream_src)->len
+                                                   : fv_as_list(ps->val)->len;
                     break;
                 }
             }
@@ -1166,8 +1240,13 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
             break;
     }
     int partial_in = 0;
-    if (N->kind == PN_MAP || N->kind == PN_FILTER)
+    if (N->kind == PN_MAP || N->kind == PN_FILTER) {
+        if (I->ncons == 0 && !I->is_ret) { /* read only element by element, in consumers */
+            node_settle(S, sc, node, FS_OK);
+            return;
+        }
         partial_in = SL(sc, p, p->args[N->first_arg].node)->failed == FS_PARTIAL;
+    }
     if (compute_builtin(S, sc, node, err, sizeof err) != 0) {
         s->val.i = 0;
         node_error(S, sc, node, "%s", err);
@@ -1315,10 +1394,15 @@ static void queue_job(sched *S, uint32_t id) {
 static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     const flow_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
+    char err[600];
     if (N->kind == PN_GROUP_EXPAND) {
         const plan_graph *G = &p->graphs[N->ref];
         flow_val *params = xcalloc(G->nparams, sizeof *params);
-        build_args(S, sc, node, k, params);
+        if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
+            free(params);
+            elem_error(S, sc, node, k, plan_str(p, G->name), err);
+            return;
+        }
         scope *child = scope_new(S, N->ref, sc, node, k, params);
         scope_start(S, child);
         return;
@@ -1332,7 +1416,11 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->attempt = 0;
     r->nargs = N->nargs;
     r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : xcalloc(N->nargs, sizeof(flow_val));
-    build_args(S, sc, node, k, r->args);
+    if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
+        rec_free(S, id);
+        elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
+        return;
+    }
     if (S->o->work_dir && task_needs_dir(p, r->task)) make_inst_dir(S, r, id);
     queue_job(S, id);
 }

@@ -17,7 +17,7 @@ expect_code() { # name want
 expect_err() { # name text
     if grep -qF -- "$2" "$tmp/err"; then pass "$1"; else fail "$1: stderr lacks '$2'" "$tmp/err"; fi; }
 
-for p in failure max_map zip_mismatch depth_first several_flows interrupt params expand_reduce; do
+for p in failure max_map zip_mismatch depth_first depth_first_map map_stream several_flows interrupt params expand_reduce; do
     compile $p
 done
 
@@ -35,23 +35,28 @@ for ex in inline process; do
     expect_err "max_map names task, size, limit [$ex]" "'square' would expand to 5 instances, more than max_map 3"
     run s zip_mismatch.plan --executor $ex --progress none
     expect_err "zip names both lengths [$ex]" 'lists have different lengths (3 and 4)'
+    run s map_stream.plan --executor $ex --progress none
+    expect_err "a map's lambda error fails its element [$ex]" "inc[2]: division by zero in '/'"
 
     # depth-first: element 0's third stage before element 19's first stage
+    # (also through maps between the stages, evaluated per element)
+    for prog in depth_first depth_first_map; do
     for sched in depth breadth; do
         rm -f "$tmp/order.log"
-        run s depth_first.plan --executor $ex --progress none -j 2 --schedule $sched \
+        run s $prog.plan --executor $ex --progress none -j 2 --schedule $sched \
             --param log="$tmp/order.log" --param ms=5
         c0=$(grep -n '^c 0 ' "$tmp/order.log" | cut -d: -f1)
         a19=$(grep -n '^a 19 ' "$tmp/order.log" | cut -d: -f1)
         if [ "$code" != 0 ] || [ -z "$c0" ] || [ -z "$a19" ]; then
-            fail "$sched-first run [$ex]: exit $code" "$tmp/err"
+            fail "$prog $sched-first run [$ex]: exit $code" "$tmp/err"
         elif [ $sched = depth ] && [ "$c0" -lt "$a19" ]; then
-            pass "depth-first: first chain done (line $c0) before the last first stage (line $a19) [$ex]"
+            pass "$prog: first chain done (line $c0) before the last first stage (line $a19) [$ex]"
         elif [ $sched = breadth ] && [ "$c0" -gt "$a19" ]; then
-            pass "breadth-first: every first stage (line $a19) before a third (line $c0) [$ex]"
+            pass "$prog breadth-first: every first stage (line $a19) before a third (line $c0) [$ex]"
         else
-            fail "$sched-first order [$ex]: c 0 at line $c0, a 19 at line $a19" "$tmp/order.log"
+            fail "$prog $sched-first order [$ex]: c 0 at line $c0, a 19 at line $a19" "$tmp/order.log"
         fi
+    done
     done
 
     # SIGINT: stop cleanly, exit 3. (The inline executor's wait may run a queued task
