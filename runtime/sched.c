@@ -31,8 +31,9 @@
  *   expansion with a single axis (or an expand_kwargs) whose list is itself
  *   the result of an expansion only needs that producer's LENGTH to open; its
  *   instance i is released when element i of the producer has settled
- *   (b = f.expand(x = a): b[i] waits for a[i] alone). A failed element
- *   propagates as an upstream failure of the same element downstream.
+ *   (b = f.expand(x = a): b[i] waits for a[i] alone), also through maps
+ *   (f.expand(x = a.map(g)): g runs on a[i] when b[i] starts). A failed
+ *   element propagates as an upstream failure of the same element downstream.
  *
  *   Order. Ready entries sit in buckets by depth (the longest path from the
  *   graph's inputs, groups counted by their own depth). Depth-first takes the
@@ -50,10 +51,11 @@
  *   Triggers and failures. A node whose producers failed settles as failed
  *   (upstream failed) without running, unless it is an all_done task: that one
  *   runs with the successful elements of partially failed mapped results, in
- *   index order. Retries re-run a failed instance after retry_delay. Map and
- *   filter are evaluated by the scheduler when their list is complete (no
- *   instances); over a partially failed list they keep only the successful
- *   elements so an all_done consumer downstream still sees the right data.
+ *   index order. Retries re-run a failed instance after retry_delay. A map or
+ *   filter read as a whole is evaluated by the scheduler when its list is
+ *   complete (no instances); over a partially failed list it keeps only the
+ *   successful elements so an all_done consumer downstream still sees the
+ *   right data.
  */
 #include "flow_sched.h"
 
