@@ -31,6 +31,11 @@
 #define CHK_MAX_PARAMS 256      /* parameters of one task, group or flow */
 #define CHK_MAX_ARGS 256        /* arguments of one call */
 #define CHK_MAX_EXPR_DEPTH 200  /* nesting of flow-level expressions */
+/* nodes in one plan: group inlining can multiply them, so the limit grows with the
+ * source: CHK_BASE_NODES + CHK_NODES_PER_BYTE per source byte, at most CHK_MAX_NODES */
+#define CHK_BASE_NODES 200000u
+#define CHK_NODES_PER_BYTE 10u
+#define CHK_MAX_NODES 10000000u
 #define CHK_MAX_LIB_BYTES (1u << 30) /* a larger library file is not read */
 
 /* string -> int map, open addressing; keys are borrowed */
@@ -104,6 +109,9 @@ typedef struct chk_ctx {
     int ncand, capcand;         /* used, allocated */
     int depth;                  /* expression nesting (bounded) */
     int inline_depth;           /* groups being inlined */
+    uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
+    const char *const_what;     /* what a constant being checked is for, or NULL */
+    bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 

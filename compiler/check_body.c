@@ -166,7 +166,8 @@ static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_
 }
 
 /* inline a plain group call: walk its body with its parameters bound to nodes */
-static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, const flow_node *at) {
+static chk_val inline_group(chk_ctx *c, const chk_scope *caller, uint32_t gdecl,
+                            const uint32_t *nodes, const flow_node *at) {
     chk_decl *g = &c->decls[gdecl];
     if (g->bad) return ERR;
     if (g->inlining) {
@@ -180,10 +181,23 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
         return ERR;
     }
     flow_plan *p = c->plan;
+    if (p->n_nodes >= c->node_limit) { /* groups calling groups several times multiply */
+        if (!c->too_big)
+            diag_error(c->diag, at->span, "every call of a group inlines a copy of its body",
+                       "the program grows beyond %u nodes here", c->node_limit);
+        c->too_big = true;
+        return ERR;
+    }
     const plan_graph *pg = &p->graphs[g->index];
     chk_scope sc;
     memset(&sc, 0, sizeof sc);
-    sc.prefix = g->ast->name;
+    sc.prefix = g->ast->name; /* node names: group.let, outer.inner.let when nested */
+    if (caller->prefix) {
+        size_t n = strlen(caller->prefix) + strlen(g->ast->name) + 2;
+        char *pre = ast_alloc(c->ar, n);
+        snprintf(pre, n, "%s.%s", caller->prefix, g->ast->name);
+        sc.prefix = pre;
+    }
     for (uint32_t i = 0; i < pg->nparams; i++) {
         const flow_node *pa = g->ast->list.items[i];
         scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
@@ -379,7 +393,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         }
         uint32_t nodes[CHK_MAX_PARAMS];
         for (uint32_t i = 0; i < n; i++) nodes[i] = pa[i].node;
-        return inline_group(c, f.ref, nodes, call);
+        return inline_group(c, sc, f.ref, nodes, call);
     }
     if (mode == M_CALL)
         return node_val(emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span), s.ret);
@@ -796,6 +810,7 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
             v.ref = dc->index;
             return v;
         case DK_GROUP:
+            if (dc->bad) return ERR; /* its errors are shown where they are */
             v.kind = CV_GROUP;
             v.ref = (uint32_t)(dc - c->decls);
             return v;
@@ -881,12 +896,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     flow_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
-    if (n > CHK_MAX_ARGS) {
-        diag_error(c->d, e->span, "build long lists with range, files or a task",
-                   "a list literal with more than %d non-constant elements", CHK_MAX_ARGS);
-        return ERR;
-    }
-    plan_arg args[CHK_MAX_ARGS];
+    plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         const flow_node *x = e->list.items[i];

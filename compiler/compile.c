@@ -258,10 +258,27 @@ static bool valid_date(const char *s) {
     return !(m == 2 && d == 29 && !leap);
 }
 
-static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want, const char *found) {
+static const char *literal_what(const flow_node *e) {
+    static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
+                                        [AST_BOOL] = "a bool",     [AST_STR] = "a string",
+                                        [AST_DURATION] = "a duration", [AST_DATE] = "a date",
+                                        [AST_LIST] = "a list",     [AST_RECORD] = "a record",
+                                        [AST_UNARY] = "a number"};
+    return (size_t)e->kind < sizeof found / sizeof *found && found[e->kind] ? found[e->kind]
+                                                                           : "another value";
+}
+
+/* c->const_what names what the constant is for ("the default of 'x'"), when known */
+static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want) {
     char tb[128];
-    diag_error(c->d, e->span, NULL, "expected a constant of type %s, found %s",
-               chk_type_text(c, want, tb, sizeof tb), found);
+    const char *hint = e->kind == AST_STR && ty_is(c->plan, want, PT_DURATION)
+                           ? "a duration is written without quotes: 500ms 30s 5m 2h 1d" : NULL;
+    if (c->const_what)
+        diag_error(c->d, e->span, hint, "%s must be of type %s, found %s", c->const_what,
+                   chk_type_text(c, want, tb, sizeof tb), literal_what(e));
+    else
+        diag_error(c->d, e->span, hint, "expected a constant of type %s, found %s",
+                   chk_type_text(c, want, tb, sizeof tb), literal_what(e));
 }
 
 /*
@@ -350,8 +367,19 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
             return PLAN_NONE;
         }
         uint32_t *vs = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *vs);
+        bool inferred = et == PLAN_NONE; /* the first element gives the type */
         for (int i = 0; i < n; i++) {
-            vs[i] = chk_const_value(c, e->list.items[i], et, report);
+            const flow_node *x = e->list.items[i];
+            vs[i] = chk_const_value(c, x, et, report && !(inferred && i > 0));
+            if (vs[i] == PLAN_NONE && report && inferred && i > 0) {
+                char tb[128];
+                if (chk_const_value(c, x, PLAN_NONE, false) != PLAN_NONE)
+                    diag_error(c->d, x->span, "all elements of a list have one type",
+                               "list elements must have one type: %s before, %s here",
+                               chk_type_text(c, et, tb, sizeof tb), literal_what(x));
+                else
+                    chk_const_value(c, x, et, true);
+            }
             if (vs[i] == PLAN_NONE) return PLAN_NONE;
             if (et == PLAN_NONE) et = p->values[vs[i]].type;
             else if (!ty_same(p, et, p->values[vs[i]].type)) {
@@ -417,15 +445,7 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
         if (report) diag_error(c->d, e->span, NULL, "expected a constant");
         return PLAN_NONE;
     }
-    if (report) {
-        static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
-                                            [AST_BOOL] = "a bool",     [AST_STR] = "a string",
-                                            [AST_DURATION] = "a duration", [AST_DATE] = "a date",
-                                            [AST_LIST] = "a list",     [AST_RECORD] = "a record",
-                                            [AST_UNARY] = "a number"};
-        const_mismatch(c, e, want, (size_t)e->kind < sizeof found / sizeof *found && found[e->kind]
-                                       ? found[e->kind] : "another value");
-    }
+    if (report) const_mismatch(c, e, want);
     return PLAN_NONE;
 }
 
@@ -459,7 +479,13 @@ void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n) 
                 diag_error(c->d, pa->b->span, "use a literal: a number, string, date, list or record",
                            "the default of '%s' must be a constant", pa->name);
             else
+            {
+                char what[200];
+                snprintf(what, sizeof what, "the default of '%s'", pa->name);
+                c->const_what = what;
                 def = chk_const_value(c, pa->b, t, true);
+                c->const_what = NULL;
+            }
         }
         uint32_t k = PLAN_PUSH(p, params);
         p->params[k] = (plan_param){plan_intern_str(p, pa->name), t == PLAN_NONE ? c->t_void : t,
@@ -486,7 +512,11 @@ static bool opt_const(chk_ctx *c, const flow_node *o, uint32_t want, plan_value 
                    chk_type_text(c, want, tb, sizeof tb));
         return false;
     }
+    char what[200];
+    snprintf(what, sizeof what, "option '%s'", o->name);
+    c->const_what = what;
     uint32_t v = chk_const_value(c, o->a, want, true);
+    c->const_what = NULL;
     if (v == PLAN_NONE) return false;
     *out = c->plan->values[v];
     c->plan->n_values--; /* options live in the task record, not as plan values */
@@ -601,8 +631,6 @@ static const char *cron_atom(const char *s, int field, int *out) {
 /* NULL when the field is valid, else why not */
 static const char *cron_field(const char *s, int field) {
     static const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
-    static char why[96];
-    (void)why;
     for (;;) {
         int a = lo[field], b = hi[field];
         if (*s == '*') {
@@ -663,7 +691,8 @@ static void check_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph) {
         snprintf(buf, sizeof buf, "%s", s);
         char *fields[6];
         int n = 0;
-        for (char *tok = strtok(buf, " \t"); tok; tok = strtok(NULL, " \t"))
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
             if (n < 6) fields[n++] = tok;
             else n++;
         if (n != 5) {
@@ -929,6 +958,16 @@ static void collect(chk_ctx *c, const flow_node *prog) {
     }
 }
 
+/* does type t contain bytes anywhere (a list of them, a record field)? */
+static bool has_bytes(chk_ctx *c, uint32_t t) {
+    const plan_type *ty = &c->plan->types[t];
+    if (ty->kind == PT_BYTES) return true;
+    if (ty->kind == PT_LIST) return has_bytes(c, ty->elem);
+    for (uint32_t k = 0; ty->kind == PT_RECORD && k < ty->n; k++)
+        if (has_bytes(c, c->plan->fields[ty->first + k].type)) return true;
+    return false;
+}
+
 static void declare_graph(chk_ctx *c, chk_decl *dc) {
     const flow_node *g = dc->ast;
     flow_plan *p = c->plan;
@@ -948,6 +987,13 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
     if (dc->kind == DK_FLOW && g->b) check_schedule(c, g, gi);
+    for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
+        const flow_node *pa = g->list.items[i];
+        if (has_bytes(c, p->params[first + i].type))
+            diag_error(c->d, pa->a->span, "bytes pass between tasks (see combine); a flow's "
+                                          "parameters come from --param or YAML",
+                       "flow parameter '%s' cannot hold bytes", pa->name);
+    }
     if (c->d->errors != before || ret == PLAN_NONE) dc->bad = true;
 }
 
@@ -962,6 +1008,8 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     FILE *devnull = fopen("/dev/null", "w");
     diag_init(&c.mute, diag->file, diag->src, diag->len, devnull ? devnull : stderr);
     c.ex.plan = c.plan;
+    uint64_t limit = CHK_BASE_NODES + (uint64_t)CHK_NODES_PER_BYTE * opt->len;
+    c.node_limit = limit > CHK_MAX_NODES ? CHK_MAX_NODES : (uint32_t)limit;
     c.ex.diag = diag;
     flow_plan *p = c.plan;
     c.t_void = plan_type_basic(p, PT_VOID);

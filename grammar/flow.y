@@ -75,8 +75,8 @@ int flow_lex_last_decl(const flow_parser *p);
 flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp);
 /* Whether the scanner reported an error earlier on the line of `at`. */
 int flow_lex_error_before(const flow_parser *p, flow_span at);
-/* Whether the terminator token at `at` was a ';' (else a newline). */
-int flow_lex_is_semicolon(const flow_parser *p, flow_span at);
+/* What made the terminator token at `at`: ';', '\n', or 0 for the end of the file. */
+int flow_lex_term_kind(const flow_parser *p, flow_span at);
 }
 
 %code {
@@ -204,25 +204,21 @@ static flow_node *unary(flow_parser *p, flow_span sp, int op, flow_node *a) {
     return n;
 }
 
-/* A string literal's text when it has no interpolation; else NULL and an error. */
+/* A string literal's text when it has no interpolation (then it is one
+ * STRPART) and no NUL byte; else NULL and an error. */
 static const char *const_string(flow_parser *p, flow_node *str, const char *what) {
-    size_t total = 0;
     for (int i = 0; i < str->list.len; i++) {
         flow_node *part = str->list.items[i];
         if (part->kind != AST_STRPART) {
             diag_error(p->diag, part->span, NULL, "%s cannot interpolate an expression", what);
             return NULL;
         }
-        total += (size_t)part->ival;
+        if (memchr(part->sval, 0, (size_t)part->ival)) {
+            diag_error(p->diag, part->span, NULL, "%s cannot hold a NUL byte", what);
+            return NULL;
+        }
     }
-    char *s = ast_alloc(p->ar, total + 1);
-    size_t at = 0;
-    for (int i = 0; i < str->list.len; i++) {
-        flow_node *part = str->list.items[i];
-        memcpy(s + at, part->sval, (size_t)part->ival);
-        at += (size_t)part->ival;
-    }
-    return s;
+    return str->list.items[0]->sval;
 }
 }
 
@@ -650,6 +646,70 @@ static const char *token_text(yysymbol_kind_t k) {
     }
 }
 
+/* A hint for the usual mistakes, or NULL. `all` is the whole expected set. */
+static const char *syntax_hint(const flow_parser *p, yysymbol_kind_t la, flow_span at,
+                               const yysymbol_kind_t *all, int nall, int want_expr, char *hint,
+                               size_t size) {
+    flow_span open, opened;
+    int ob = flow_lex_open_bracket(p, &open);
+    int mm = flow_lex_mismatch(p, at, &opened);
+    if (mm) {
+        snprintf(hint, size, "the '%c' opened at %d:%d is not closed", mm == 'I' ? '{' : mm,
+                 opened.line, opened.col);
+        return hint;
+    }
+    if (la == YYSYMBOL_YYEOF && ob) {
+        snprintf(hint, size, "the '%c' opened at %d:%d is never closed",
+                 ob == 'I' ? '{' : ob, open.line, open.col);
+        return hint;
+    }
+    if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_AFTER)) {
+        return "a name is bound with 'let name = value'";
+    }
+    if ((la == YYSYMBOL_LT || la == YYSYMBOL_GT || la == YYSYMBOL_LE || la == YYSYMBOL_GE ||
+                la == YYSYMBOL_EQ || la == YYSYMBOL_NE) && !has(all, nall, la) &&
+               has(all, nall, YYSYMBOL_PLUS)) {
+        return "comparisons do not chain: write a < b and b < c";
+    }
+    if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT) &&
+               !want_expr) {
+        snprintf(hint, size, "%s is a keyword and cannot be used as a name",
+                 yysymbol_name(la));
+        return hint;
+    }
+    if (ob == '{' && (la == YYSYMBOL_FLOW || la == YYSYMBOL_TASK || la == YYSYMBOL_GROUP ||
+                             la == YYSYMBOL_LIBRARY || la == YYSYMBOL_TYPE)) {
+        snprintf(hint, size,
+                 "the '{' opened at %d:%d is not closed (declarations do not nest)", open.line,
+                 open.col);
+        return hint;
+    }
+    if (la == YYSYMBOL_EQ && has(all, nall, YYSYMBOL_ASSIGN)) {
+        return "'==' compares two values; use '=' here";
+    }
+    if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_EQ)) {
+        return "to compare two values, write '=='";
+    }
+    if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN)) {
+        return "record literals are written {name = value}; ':' is for types and 'with' options";
+    }
+    if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_COLON)) {
+        return "parameters, record types and 'with' options are written 'name: ...'";
+    }
+    if (has(all, nall, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
+        return "a task is bound with '= lib.symbol' or '= sh \"command\"'";
+    }
+    if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
+        return "statements belong inside the { } of a flow or group";
+    }
+    if (ob && ob != '{' && at.line != open.line) {
+        snprintf(hint, size, "the '%c' opened at %d:%d is not closed yet",
+                 ob == 'I' ? '{' : ob, open.line, open.col);
+        return hint;
+    }
+    return NULL;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     yysymbol_kind_t la = yypcontext_token(yc);
     if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
@@ -699,8 +759,9 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     char what[160];
     if (la == YYSYMBOL_IDENT) {
         snprintf(what, sizeof what, "identifier");
-    } else if ((la == YYSYMBOL_TERM || la == YYSYMBOL_TERM0) && flow_lex_is_semicolon(p, at)) {
-        snprintf(what, sizeof what, "';'");
+    } else if (la == YYSYMBOL_TERM || la == YYSYMBOL_TERM0) {
+        int kind = flow_lex_term_kind(p, at);
+        snprintf(what, sizeof what, "%s", kind == ';' ? "';'" : kind ? "newline" : "end of file");
     } else {
         snprintf(what, sizeof what, "%s", token_text(la));
     }
@@ -714,48 +775,8 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
                             i == 0 ? "" : i == nw - 1 ? " or " : ", ", words[i]);
     }
 
-    /* hints for the usual mistakes */
     char hint[256];
-    const char *h = NULL;
-    flow_span open;
-    int ob = flow_lex_open_bracket(p, &open);
-    int mm = flow_lex_mismatch(p, at, &open);
-    if (mm) {
-        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed", mm == 'I' ? '{' : mm,
-                 open.line, open.col);
-        h = hint;
-    } else if (la == YYSYMBOL_YYEOF && ob) {
-        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is never closed",
-                 ob == 'I' ? '{' : ob, open.line, open.col);
-        h = hint;
-    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_AFTER)) {
-        h = "a name is bound with 'let name = value'";
-    } else if ((la == YYSYMBOL_LT || la == YYSYMBOL_GT || la == YYSYMBOL_LE || la == YYSYMBOL_GE ||
-                la == YYSYMBOL_EQ || la == YYSYMBOL_NE) && !has(all, nall, la) &&
-               has(all, nall, YYSYMBOL_PLUS)) {
-        h = "comparisons do not chain: write a < b and b < c";
-    } else if (la == YYSYMBOL_EQ && has(all, nall, YYSYMBOL_ASSIGN)) {
-        h = "'==' compares two values; use '=' here";
-    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_EQ)) {
-        h = "to compare two values, write '=='";
-    } else if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN)) {
-        h = "record literals are written {name = value}; ':' is for types and 'with' options";
-    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_COLON)) {
-        h = "parameters, record types and 'with' options are written 'name: ...'";
-    } else if (has(all, nall, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
-        h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
-    } else if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
-        h = "statements belong inside the { } of a flow or group";
-    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT) &&
-               !want_expr) {
-        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name",
-                 yysymbol_name(la));
-        h = hint;
-    } else if (ob && ob != '{' && at.line != open.line) {
-        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed yet",
-                 ob == 'I' ? '{' : ob, open.line, open.col);
-        h = hint;
-    }
+    const char *h = syntax_hint(p, la, at, all, nall, want_expr, hint, sizeof hint);
     diag_error(p->diag, at, h, "%s", msg);
     return 0;
 }

@@ -175,6 +175,15 @@ static int file_sha256(const char *path, uint8_t out[32]) {
     return ok ? 0 : -1;
 }
 
+/* A plan's text in a one-line message: control characters become '?'. */
+static const char *one_line(const char *s, char *buf, size_t len) {
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 static bool is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -234,20 +243,24 @@ int flowrun_cmd_verify(int argc, char **argv) {
     }
     static const uint8_t zero[32];
     for (uint32_t i = 0; i < p->n_libs && !rc; i++) {
-        const char *name = plan_str(p, p->libs[i].name), *lib = plan_str(p, p->libs[i].path);
+        char nbuf[256], lbuf[1024];
+        const char *lib = plan_str(p, p->libs[i].path);
+        const char *name = one_line(plan_str(p, p->libs[i].name), nbuf, sizeof nbuf);
         char where[PATH_MAX];
         uint8_t h[32];
         if (!find_library(path, lib, where, sizeof where)) {
             fprintf(stderr,
                     "flowrun verify: %s: library %s (\"%s\") not found beside the plan or in "
                     "FLOW_LIBRARY_PATH\n",
-                    path, name, lib);
+                    path, name, one_line(lib, lbuf, sizeof lbuf));
             rc = 2;
             break;
         }
+        char wbuf[PATH_MAX];
+        const char *shown = one_line(where, wbuf, sizeof wbuf); /* where, for messages */
         if (file_sha256(where, h) != 0) {
             fprintf(stderr, "flowrun verify: %s: library %s: cannot read %s: %s\n", path, name,
-                    where, strerror(errno));
+                    shown, strerror(errno));
             rc = 2;
             break;
         }
@@ -255,7 +268,7 @@ int flowrun_cmd_verify(int argc, char **argv) {
             fprintf(stderr,
                     "flowrun verify: warning: library %s: the plan holds no hash for "
                     "it (flowc did not find it), found %s\n",
-                    name, where);
+                    name, shown);
         } else if (memcmp(p->libs[i].sha256, h, 32) != 0) {
             char want[65], got[65];
             hex(p->libs[i].sha256, 32, want);
@@ -263,7 +276,7 @@ int flowrun_cmd_verify(int argc, char **argv) {
             fprintf(stderr,
                     "flowrun verify: warning: library %s (%s) has changed since the "
                     "plan was compiled (sha256 %.12s..., plan has %.12s...)\n",
-                    name, where, got, want);
+                    name, shown, got, want);
         }
         found[i] = strdup(where);
         if (!found[i]) rc = 2;

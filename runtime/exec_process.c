@@ -27,8 +27,9 @@
  *   send, and before a job that may be slow (one with a timeout, or of a task
  *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
  *   results per system call when jobs are short, and no result held back by a
- *   long job after it. The parent reads results in large chunks, matches each with the
- *   head of that worker's FIFO and queues a finished rt_result for wait().
+ *   long job after it. The parent reads results in large chunks, matches each
+ *   with the head of that worker's FIFO and queues a finished rt_result for
+ *   wait().
  *
  *   Failure. Before each job the worker stores the job's slot and start time
  *   in px_ctl; after it, it clears them. So when a worker dies the parent
@@ -41,8 +42,12 @@
  *   outside can lose some, and those run again. Deaths are seen through a
  *   pidfd per worker, reaped with waitpid on that pid only, and the worker is
  *   replaced by a fresh fork. Timeouts: wait() compares the running job's
- *   start in px_ctl with its timeout and kills the worker's process group
- *   (the worker and whatever it started) when it passes.
+ *   start in px_ctl with its timeout and, when it passes, kills the worker
+ *   with whatever it started (its process group and its children's groups,
+ *   since sh commands run in groups of their own).
+ *
+ *   If flowrun itself is killed, each worker gets PX_ORPHAN_SIG from the kernel
+ *   (PR_SET_PDEATHSIG) and kills its children's process groups and its own.
  *
  *   run_as (when flowrun is root): the worker forks a child per such job that
  *   switches identity, runs the job and sends the result itself; if the child
@@ -78,33 +83,35 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PX_MAX_WORKERS 256         /* -j above this is clamped */
-#define PX_BATCH_MAX 1024          /* most jobs in flight on one worker */
-#define PX_BATCH_START 16          /* in flight per worker before durations are known */
-#define PX_BATCH_NS 2000000        /* aim for about this much queued work per worker */
-#define PX_FLUSH_NS 100000         /* a worker sends results at least this often */
-#define PX_FLUSH_BYTES (64 * 1024) /* ... and whenever this many are buffered */
-#define PX_LOG_MAX (64 * 1024)     /* captured output kept per instance: the tail */
-#define PX_FRAME_MAX (1u << 30)    /* largest frame either side accepts */
-#define PX_ERROR_MAX 4096          /* bytes of an error message sent back */
-#define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
-#define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
-#define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
-#define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
+#define PX_MAX_WORKERS 256           /* -j above this is clamped */
+#define PX_BATCH_MAX 1024            /* most jobs in flight on one worker */
+#define PX_BATCH_START 16            /* in flight per worker before durations are known */
+#define PX_BATCH_NS 2000000          /* aim for about this much queued work per worker */
+#define PX_FLUSH_NS 100000           /* a worker sends results at least this often */
+#define PX_FLUSH_BYTES (64 * 1024)   /* ... and whenever this many are buffered */
+#define PX_LOG_MAX (64 * 1024)       /* captured output kept per instance: the tail */
+#define PX_FRAME_MAX (1u << 30)      /* largest frame either side accepts */
+#define PX_ERROR_MAX 4096            /* bytes of an error message sent back */
+#define PX_READ_CHUNK (256 * 1024)   /* bytes read per recv */
+#define PX_DEATHS_MAX 5              /* deaths in a row with no job to blame: give up on it */
+#define PX_ALTSTACK (64 * 1024)      /* signal stack of a worker (stack overflows) */
+#define PX_SH_GRACE_MS 500           /* extra time before the pool kills a running sh task */
+#define PX_ORPHAN_SIG (SIGRTMIN + 3) /* parent-death signal of the workers */
+#define PX_RSS_NS 20000              /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
 
 /* parent -> worker, followed by out_dir, scratch_dir and the arguments */
 typedef struct px_jobhdr {
-    uint32_t len;        /* bytes after this field */
-    uint32_t slot;       /* parent's slot, echoed */
-    uint64_t id;         /* rt_job.id */
-    uint32_t task;       /* plan task */
-    uint32_t nout;       /* bytes of out_dir; UINT32_MAX for NULL */
-    uint32_t nscratch;   /* bytes of scratch_dir; UINT32_MAX for NULL */
-    uint32_t nargs;      /* bytes of encoded arguments */
-    int64_t map_index;   /* rt_job.map_index */
-    int64_t timeout_ms;  /* rt_job.timeout_ms */
+    uint32_t len;       /* bytes after this field */
+    uint32_t slot;      /* parent's slot, echoed */
+    uint64_t id;        /* rt_job.id */
+    uint32_t task;      /* plan task */
+    uint32_t nout;      /* bytes of out_dir; UINT32_MAX for NULL */
+    uint32_t nscratch;  /* bytes of scratch_dir; UINT32_MAX for NULL */
+    uint32_t nargs;     /* bytes of encoded arguments */
+    int64_t map_index;  /* rt_job.map_index */
+    int64_t timeout_ms; /* rt_job.timeout_ms */
 } px_jobhdr;
 
 /* worker -> parent, followed by the encoded value, the error and the log */
@@ -123,10 +130,10 @@ typedef struct px_reshdr {
 
 /* One page shared by a worker (writer) and the parent (reader). */
 typedef struct px_ctl {
-    _Atomic uint32_t running;    /* slot + 1 of the job being run; 0 between jobs */
-    _Atomic int64_t start_mono;  /* its start, CLOCK_MONOTONIC ns (set before running) */
-    _Atomic int64_t start_wall;  /* its start, CLOCK_REALTIME ns */
-    _Atomic int answered;        /* a run_as child has sent its job's result */
+    _Atomic uint32_t running;   /* slot + 1 of the job being run; 0 between jobs */
+    _Atomic int64_t start_mono; /* its start, CLOCK_MONOTONIC ns (set before running) */
+    _Atomic int64_t start_wall; /* its start, CLOCK_REALTIME ns */
+    _Atomic int answered;       /* a run_as child has sent its job's result */
 } px_ctl;
 
 typedef struct px_bytes {
@@ -147,44 +154,44 @@ typedef struct px_slot {
 } px_slot;
 
 typedef struct px_worker {
-    pid_t pid;           /* 0: not running */
-    int sock;            /* parent end of the socketpair (non-blocking) */
-    int pidfd;           /* readable when the worker has exited */
-    int capfd;           /* the worker's fd 1/2 (read after a death) */
-    px_ctl *ctl;         /* shared page */
+    pid_t pid;                   /* 0: not running */
+    int sock;                    /* parent end of the socketpair (non-blocking) */
+    int pidfd;                   /* readable when the worker has exited */
+    int capfd;                   /* the worker's fd 1/2 (read after a death) */
+    px_ctl *ctl;                 /* shared page */
     uint32_t fifo[PX_BATCH_MAX]; /* slots sent, oldest first (a ring) */
-    uint32_t fhead;      /* index of the oldest in fifo */
-    uint32_t fcount;     /* slots in fifo */
-    px_bytes out;        /* frames not yet sent */
-    px_bytes in;         /* bytes received, not yet parsed */
-    int eof;             /* the socket reported end of file */
-    uint32_t killed;     /* slot + 1 killed for its timeout, or 0 */
-    int bad_frame;       /* it sent something malformed; it was killed for that */
-    int deaths;          /* deaths in a row with no job to blame */
+    uint32_t fhead;              /* index of the oldest in fifo */
+    uint32_t fcount;             /* slots in fifo */
+    px_bytes out;                /* frames not yet sent */
+    px_bytes in;                 /* bytes received, not yet parsed */
+    int eof;                     /* the socket reported end of file */
+    uint32_t killed;             /* slot + 1 killed for its timeout, or 0 */
+    int bad_frame;               /* it sent something malformed; it was killed for that */
+    int deaths;                  /* deaths in a row with no job to blame */
 } px_worker;
 
 typedef struct px_exec {
-    rt_executor base;      /* ops; must be first */
-    const flow_plan *plan; /* types of arguments and results */
-    rt_job_runner run;     /* how a worker runs one job */
-    void *run_ctx;         /* its first argument */
-    int nworkers;          /* size of w */
-    px_worker *w;          /* the pool */
-    px_slot *slots;        /* every job held, by slot */
-    uint32_t nslots, cap_slots; /* used, allocated */
-    uint32_t free_slot;    /* head of the free list, UINT32_MAX when empty */
-    uint32_t *pend;        /* ring of slots waiting for a worker */
-    uint32_t pend_head, pend_count, pend_cap; /* oldest, count, size (a power of two) */
-    rt_result *ready;      /* finished results not yet returned */
-    uint32_t *ready_task;  /* the task of each ready result (to free them) */
+    rt_executor base;                          /* ops; must be first */
+    const flow_plan *plan;                     /* types of arguments and results */
+    rt_job_runner run;                         /* how a worker runs one job */
+    void *run_ctx;                             /* its first argument */
+    int nworkers;                              /* size of w */
+    px_worker *w;                              /* the pool */
+    px_slot *slots;                            /* every job held, by slot */
+    uint32_t nslots, cap_slots;                /* used, allocated */
+    uint32_t free_slot;                        /* head of the free list, UINT32_MAX when empty */
+    uint32_t *pend;                            /* ring of slots waiting for a worker */
+    uint32_t pend_head, pend_count, pend_cap;  /* oldest, count, size (a power of two) */
+    rt_result *ready;                          /* finished results not yet returned */
+    uint32_t *ready_task;                      /* the task of each ready result (to free them) */
     size_t ready_head, ready_count, ready_cap; /* a ring */
-    uint64_t inflight;     /* slots sitting in some worker's fifo */
-    uint64_t timed;        /* slots held whose job has a timeout */
-    int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
-    fv_buf enc;            /* scratch for encoding arguments */
-    struct pollfd *pfd;    /* scratch for poll: 2 per worker */
-    uint32_t max_params;   /* most parameters of any task (workers size their arrays) */
-    char spawn_err[160];   /* why the last fork failed */
+    uint64_t inflight;                         /* slots sitting in some worker's fifo */
+    uint64_t timed;                            /* slots held whose job has a timeout */
+    int64_t avg_ns;      /* moving mean of job durations; 0 until one is known */
+    fv_buf enc;          /* scratch for encoding arguments */
+    struct pollfd *pfd;  /* scratch for poll: 2 per worker */
+    uint32_t max_params; /* most parameters of any task (workers size their arrays) */
+    char spawn_err[160]; /* why the last fork failed */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -204,14 +211,19 @@ static void *px_xrealloc(void *p, size_t n) {
     return q;
 }
 
+/* Room for n more bytes after len (the buffer at least doubles when it grows). */
+static void px_reserve(px_bytes *b, size_t n) {
+    if (b->len + n <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    b->d = px_xrealloc(b->d, cap);
+    b->cap = cap;
+}
+
 static void px_put(px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        b->d = px_xrealloc(b->d, cap);
-        b->cap = cap;
-    }
+    px_reserve(b, n);
     if (n) memcpy(b->d + b->len, d, n);
     b->len += n;
 }
@@ -248,20 +260,34 @@ static int px_send_all(int fd, const uint8_t *d, size_t n) {
 
 static const char *px_signame(int sig) {
     switch (sig) {
-        case SIGSEGV: return "Segmentation fault";
-        case SIGABRT: return "Aborted";
-        case SIGBUS: return "Bus error";
-        case SIGFPE: return "Floating point exception";
-        case SIGILL: return "Illegal instruction";
-        case SIGKILL: return "Killed";
-        case SIGTERM: return "Terminated";
-        case SIGINT: return "Interrupt";
-        case SIGPIPE: return "Broken pipe";
-        case SIGSYS: return "Bad system call";
-        case SIGTRAP: return "Trace/breakpoint trap";
-        case SIGXCPU: return "CPU time limit exceeded";
-        case SIGXFSZ: return "File size limit exceeded";
-        default: return "signal";
+        case SIGSEGV:
+            return "Segmentation fault";
+        case SIGABRT:
+            return "Aborted";
+        case SIGBUS:
+            return "Bus error";
+        case SIGFPE:
+            return "Floating point exception";
+        case SIGILL:
+            return "Illegal instruction";
+        case SIGKILL:
+            return "Killed";
+        case SIGTERM:
+            return "Terminated";
+        case SIGINT:
+            return "Interrupt";
+        case SIGPIPE:
+            return "Broken pipe";
+        case SIGSYS:
+            return "Bad system call";
+        case SIGTRAP:
+            return "Trace/breakpoint trap";
+        case SIGXCPU:
+            return "CPU time limit exceeded";
+        case SIGXFSZ:
+            return "File size limit exceeded";
+        default:
+            return "signal";
     }
 }
 
@@ -312,22 +338,22 @@ static char *px_read_tail(int fd, off_t size) {
 /* ---- the worker ---- */
 
 typedef struct px_child_state {
-    px_exec *ex;       /* the executor as it was at fork */
-    int sock;          /* worker end of the socketpair (blocking) */
-    int capfd;         /* capture file (also fd 1 and 2) */
-    px_ctl *ctl;       /* shared page */
-    px_bytes in;       /* job bytes received */
-    px_bytes out;      /* result frames not yet sent */
-    size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
-    pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
-    pid_t parent;      /* flowrun */
-    int root;          /* running as root: run_as switches identity */
-    fv_buf enc;        /* scratch for the result value */
-    flow_val *args;    /* decoded arguments, max_params of them */
-    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
-    int64_t rss;       /* peak RSS last read, KiB */
+    px_exec *ex;         /* the executor as it was at fork */
+    int sock;            /* worker end of the socketpair (blocking) */
+    int capfd;           /* capture file (also fd 1 and 2) */
+    px_ctl *ctl;         /* shared page */
+    px_bytes in;         /* job bytes received */
+    px_bytes out;        /* result frames not yet sent */
+    size_t whole;        /* bytes of out that are complete frames (the handlers send these) */
+    pid_t pid;           /* this worker (a task's fork that returns is told apart by this) */
+    pid_t parent;        /* flowrun */
+    int root;            /* running as root: run_as switches identity */
+    fv_buf enc;          /* scratch for the result value */
+    flow_val *args;      /* decoded arguments, max_params of them */
+    int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;         /* peak RSS last read, KiB */
     int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
-    int64_t job_end;   /* CLOCK_MONOTONIC at the end of the last job */
+    int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
@@ -374,6 +400,31 @@ static void px_child_reap(void) {
     }
 }
 
+/* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
+ * (sh commands run in groups of their own), then our own group, ourselves
+ * included. Async-signal-safe: open, read, kill only. */
+static void px_child_orphaned(int sig) {
+    (void)sig;
+    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        pid_t c = 0;
+        for (ssize_t i = 0; i <= n; i++) {
+            if (i < n && buf[i] >= '0' && buf[i] <= '9') {
+                c = c * 10 + (buf[i] - '0');
+            } else if (c > 0) {
+                kill(-c, SIGKILL);
+                kill(c, SIGKILL);
+                c = 0;
+            }
+        }
+    }
+    kill(0, SIGKILL);
+    _exit(1);
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
     struct rlimit nocore = {0, 0};
@@ -393,16 +444,24 @@ static void px_child_setup(px_child_state *cs) {
     sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        sigaction(fatal[i], &sa, NULL);
     /* the task gets a plain process: default dispositions for what flowrun may have
      * caught or ignored (ignored ones would even survive exec), nothing blocked */
     const int plain[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) signal(plain[i], SIG_DFL);
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        signal(plain[i], SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* die with flowrun (see docs/executors.md for the thread this ties us to) */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* die with flowrun, taking along what the task started (see docs/executors.md
+     * for the thread this ties us to) */
+    struct sigaction orphan;
+    memset(&orphan, 0, sizeof orphan);
+    orphan.sa_handler = px_child_orphaned;
+    sigemptyset(&orphan.sa_mask);
+    sigaction(PX_ORPHAN_SIG, &orphan, NULL);
+    prctl(PR_SET_PDEATHSIG, PX_ORPHAN_SIG);
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
@@ -619,8 +678,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             size_t whole = sizeof h.len + (size_t)h.len;
             size_t body = (size_t)(h.nout == UINT32_MAX ? 0 : h.nout) +
                           (h.nscratch == UINT32_MAX ? 0 : h.nscratch) + h.nargs;
-            if (h.len > PX_FRAME_MAX || whole != sizeof h + body ||
-                h.task >= cs->ex->plan->n_tasks)
+            if (h.len > PX_FRAME_MAX || whole != sizeof h + body || h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
             /* send what is done before a job that may take a while, so its results
@@ -647,10 +705,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         px_child_flush(cs);
         px_child_reap();
         /* then wait for more */
-        if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
-            cs->in.cap = cs->in.len + PX_READ_CHUNK;
-            cs->in.d = px_xrealloc(cs->in.d, cs->in.cap);
-        }
+        px_reserve(&cs->in, PX_READ_CHUNK);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
@@ -675,6 +730,26 @@ static void px_worker_close(px_worker *w) {
     w->bad_frame = 0;
     w->out.off = w->out.len = 0;
     w->in.off = w->in.len = 0;
+}
+
+/* Kill a live worker with everything it started: its process group, and the
+ * groups of its children (sh commands run in process groups of their own). It
+ * is stopped first, so it cannot start another child meanwhile. */
+static void px_kill_tree(pid_t pid) {
+    kill(-pid, SIGSTOP);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        int c;
+        while (fscanf(f, "%d", &c) == 1)
+            if (c > 0) {
+                kill(-c, SIGKILL); /* its group, if it leads one */
+                kill(c, SIGKILL);
+            }
+        fclose(f);
+    }
+    kill(-pid, SIGKILL);
 }
 
 /* Fork worker i. 0 on success; -1 with ex->spawn_err set. */
@@ -842,9 +917,8 @@ static int px_parse(px_exec *ex, px_worker *w) {
         px_reshdr h;
         memcpy(&h, w->in.d + w->in.off, sizeof h);
         size_t whole = sizeof h.len + (size_t)h.len;
-        if (h.len > PX_FRAME_MAX ||
-            whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog || !w->fcount ||
-            w->fifo[w->fhead] != h.slot)
+        if (h.len > PX_FRAME_MAX || whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog ||
+            !w->fcount || w->fifo[w->fhead] != h.slot)
             return -1;
         if (w->in.len - w->in.off < whole) break;
         const uint8_t *b = w->in.d + w->in.off + sizeof h;
@@ -885,10 +959,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
 /* Read what the worker sent. Sets w->eof at end of file. */
 static void px_read(px_exec *ex, px_worker *w) {
     for (;;) {
-        if (w->in.cap - w->in.len < PX_READ_CHUNK) {
-            w->in.cap = w->in.len + PX_READ_CHUNK;
-            w->in.d = px_xrealloc(w->in.d, w->in.cap);
-        }
+        px_reserve(&w->in, PX_READ_CHUNK);
         ssize_t k = recv(w->sock, w->in.d + w->in.len, w->in.cap - w->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -898,7 +969,7 @@ static void px_read(px_exec *ex, px_worker *w) {
         if (k < 0) break;
         w->in.len += (size_t)k;
         if (px_parse(ex, w)) {
-            if (!w->bad_frame) kill(-w->pid, SIGKILL);
+            if (!w->bad_frame) px_kill_tree(w->pid);
             w->bad_frame = 1;
             w->in.off = w->in.len = 0;
             break;
@@ -923,7 +994,8 @@ static void px_write(px_worker *w) {
 
 static int px_alive(const px_exec *ex) {
     int n = 0;
-    for (int i = 0; i < ex->nworkers; i++) n += ex->w[i].pid > 0;
+    for (int i = 0; i < ex->nworkers; i++)
+        n += ex->w[i].pid > 0;
     return n;
 }
 
@@ -956,7 +1028,7 @@ static void px_dispatch(px_exec *ex) {
 static void px_reap(px_exec *ex, int i, int respawn) {
     px_worker *w = &ex->w[i];
     if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
-    if (!w->eof) kill(-w->pid, SIGKILL); /* the socket is not closed: make sure */
+    if (!w->eof) kill(-w->pid, SIGKILL);          /* the socket is not closed: make sure */
     int status = 0;
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -994,7 +1066,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
             back[nback++] = s;
         }
     }
-    while (nback) px_pend_push_front(ex, back[--nback]);
+    while (nback)
+        px_pend_push_front(ex, back[--nback]);
     px_worker_close(w);
     if (respawn) px_spawn(ex, i);
 }
@@ -1010,12 +1083,16 @@ static int64_t px_deadlines(px_exec *ex) {
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
         int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
         if (running) {
-            int64_t to = ex->slots[running - 1].timeout_ms;
+            const px_slot *sl = &ex->slots[running - 1];
+            int64_t to = sl->timeout_ms;
             if (to > 0) {
+                /* sh commands (also inside a combine) are timed by rt_call_task itself,
+                 * which keeps the worker; this is the backstop */
+                if (ex->plan->tasks[sl->task].kind != TK_C) to += PX_SH_GRACE_MS;
                 int64_t left = start + to * 1000000 - now;
                 if (left <= 0) {
                     w->killed = running;
-                    kill(-w->pid, SIGKILL);
+                    px_kill_tree(w->pid);
                     continue;
                 }
                 if (left / 1000000 + 1 < next) next = left / 1000000 + 1;
@@ -1035,7 +1112,8 @@ static void px_keep_pool(px_exec *ex) {
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid <= 0) px_spawn(ex, i);
     if (px_alive(ex)) return;
-    while (ex->pend_count) px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
+    while (ex->pend_count)
+        px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
 }
 
 /* ---- the executor interface ---- */
@@ -1070,8 +1148,10 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         sl->frame = NULL;
         if (job->timeout_ms > 0) ex->timed++;
         if (total > PX_FRAME_MAX) {
-            px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
-                           "encoded)", NULL, 0, 0, 0);
+            px_fail(ex, s,
+                    "the arguments are too large for the process executor (over 1 GiB "
+                    "encoded)",
+                    NULL, 0, 0, 0);
             continue;
         }
         h.len = (uint32_t)(total - sizeof h.len);
@@ -1153,7 +1233,7 @@ static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
     for (int i = 0; i < ex->nworkers; i++)
-        if (ex->w[i].pid > 0) kill(-ex->w[i].pid, SIGKILL);
+        if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
     for (int i = 0; i < ex->nworkers; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid > 0)
@@ -1170,7 +1250,8 @@ static void px_destroy(rt_executor *base) {
         ex->ready_head = (ex->ready_head + 1) % ex->ready_cap;
         ex->ready_count--;
     }
-    for (uint32_t s = 0; s < ex->nslots; s++) free(ex->slots[s].frame);
+    for (uint32_t s = 0; s < ex->nslots; s++)
+        free(ex->slots[s].frame);
     free(ex->slots);
     free(ex->pend);
     free(ex->ready);
@@ -1212,7 +1293,8 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
         px_worker *w = &ex->w[i];
         w->sock = w->pidfd = w->capfd = -1;
     }
-    for (int i = 0; i < nworkers; i++) px_spawn(ex, i);
+    for (int i = 0; i < nworkers; i++)
+        px_spawn(ex, i);
     if (!px_alive(ex)) {
         int e = errno;
         px_destroy(&ex->base);

@@ -216,36 +216,46 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
 #define PLAN_REC_binds(F) F(u32, r->kind) F(u32, r->index)
 #define PLAN_REC_tasks(F)                                                                          \
     F(u32, r->name)                                                                                \
-    F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams) F(u32, r->ret) F(u32, r->lib)        \
-        F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch)      \
-            F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency)                        \
-                F(i64, r->retry_delay_ms) F(i64, r->timeout_ms) F(i64, r->max_map)                 \
-                    F(u32, r->cache) F(u32, r->trigger) F(u32, r->version) F(u32, r->run_as)       \
-                        F(u32, r->image) F(u32, r->label) F(u32, r->loc)
+    F(u32, r->kind)                                                                                \
+    F(u32, r->first_param)                                                                         \
+    F(u32, r->nparams)                                                                             \
+    F(u32, r->ret) F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first)                \
+        F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind) F(u32, r->retries)               \
+            F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)                 \
+                F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)          \
+                    F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
-    F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams) F(u32, r->ret) F(u32, r->ret_node)   \
-        F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
+    F(u32, r->kind)                                                                                \
+    F(u32, r->first_param)                                                                         \
+    F(u32, r->nparams)                                                                             \
+    F(u32, r->ret) F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) \
+        F(u32, r->loc)
 #define PLAN_REC_nodes(F)                                                                          \
     F(u32, r->kind)                                                                                \
-    F(u32, r->type) F(u32, r->ref) F(u32, r->aux) F(u32, r->first_arg) F(u32, r->nargs)            \
-        F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) F(u32, r->loc)
+    F(u32, r->type)                                                                                \
+    F(u32, r->ref)                                                                                 \
+    F(u32, r->aux)                                                                                 \
+    F(u32, r->first_arg) F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) \
+        F(u32, r->loc)
 #define PLAN_REC_args(F) F(u32, r->node) F(u32, r->mode) F(u32, r->aux)
 #define PLAN_REC_lambdas(F)                                                                        \
     F(u32, r->first_ptype)                                                                         \
-    F(u32, r->nparams) F(u32, r->ret) F(u32, r->first_code) F(u32, r->ncode) F(u32, r->nlocals)    \
-        F(u32, r->loc)
+    F(u32, r->nparams)                                                                             \
+    F(u32, r->ret) F(u32, r->first_code) F(u32, r->ncode) F(u32, r->nlocals) F(u32, r->loc)
 #define PLAN_REC_code(F) F(u16, r->op) F(u16, r->b) F(i32, r->a) F(u32, r->loc)
 #define PLAN_REC_locs(F) F(u32, r->line) F(u32, r->col) F(u32, r->end_line) F(u32, r->end_col)
 
 /* S(id, array, record list): the sections in file order; ids are never reused. */
 #define PLAN_SECTIONS(S)                                                                           \
     S(1, strtext, strtext)                                                                         \
-    S(2, stroff, u32) S(3, types, types) S(4, fields, fields) S(5, values, values)                 \
-        S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds)                  \
-            S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args)        \
-                S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code)  \
-                    S(18, locs, locs)
+    S(2, stroff, u32)                                                                              \
+    S(3, types, types)                                                                             \
+    S(4, fields, fields)                                                                           \
+    S(5, values, values) S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds) \
+        S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args)            \
+            S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code)      \
+                S(18, locs, locs)
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -435,6 +445,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        for (char *c = err; *c; c++) /* names from the plan must not break the one line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return -1;
 }
@@ -606,6 +618,32 @@ static uint32_t kind_of(const flow_plan *p, uint32_t t) {
     return p->types[t].kind;
 }
 
+/* Records are structural (language.md §3): two valid types agree when they have the same
+ * shape, whatever their record names. Types are acyclic, but a hostile plan could make
+ * the comparison exponential, so it has a step budget (far above any real program). */
+#define PLAN_SAME_TYPE_STEPS 100000
+static bool same_type_b(const flow_plan *p, uint32_t a, uint32_t b, uint32_t *steps) {
+    if (a == b) return true;
+    if (*steps == 0) return false;
+    --*steps;
+    const plan_type *x = &p->types[a], *y = &p->types[b];
+    if (x->kind != y->kind) return false;
+    if (x->kind == PT_LIST) return same_type_b(p, x->elem, y->elem, steps);
+    if (x->kind != PT_RECORD) return true;
+    if (x->n != y->n) return false;
+    for (uint32_t f = 0; f < x->n; f++) {
+        const plan_field *fx = &p->fields[x->first + f], *fy = &p->fields[y->first + f];
+        if (fx->name != fy->name && strcmp(plan_str(p, fx->name), plan_str(p, fy->name)) != 0)
+            return false;
+        if (!same_type_b(p, fx->type, fy->type, steps)) return false;
+    }
+    return true;
+}
+static bool same_type(const flow_plan *p, uint32_t a, uint32_t b) {
+    uint32_t steps = PLAN_SAME_TYPE_STEPS;
+    return same_type_b(p, a, b, &steps);
+}
+
 #define TRY(x)                                                                                     \
     do {                                                                                           \
         if ((x) < 0) return -1;                                                                    \
@@ -717,7 +755,7 @@ static int chk_values(plan_check *k) {
                         BAD("constant %u item %u refers to constant %u (must come before it)", i, j,
                             it);
                     uint32_t want = t->kind == PT_LIST ? t->elem : p->fields[t->first + j].type;
-                    if (p->values[it].type != want)
+                    if (!same_type(p, p->values[it].type, want))
                         BAD("constant %u item %u has type %u, expected %u", i, j,
                             p->values[it].type, want);
                 }
@@ -743,7 +781,7 @@ static int chk_params(plan_check *k) {
         if (a->def != PLAN_NONE) {
             if (a->def >= p->n_values)
                 BAD("parameter %u default refers to constant %u of %u", i, a->def, p->n_values);
-            if (p->values[a->def].type != a->type)
+            if (!same_type(p, p->values[a->def].type, a->type))
                 BAD("parameter %u default has type %u, expected %u", i, p->values[a->def].type,
                     a->type);
         }
@@ -789,7 +827,8 @@ static bool lambda_takes(const flow_plan *p, uint32_t li, uint32_t first_param, 
     const plan_lambda *l = &p->lambdas[li];
     if (l->nparams < n) return false;
     for (uint32_t j = 0; j < n; j++)
-        if (p->typelist[l->first_ptype + j] != p->params[first_param + j].type) return false;
+        if (!same_type(p, p->typelist[l->first_ptype + j], p->params[first_param + j].type))
+            return false;
     return true;
 }
 
@@ -832,7 +871,7 @@ static int chk_tasks(plan_check *k) {
                 if (t->stitch != PLAN_NONE) {
                     TRY(chk_lambda(k, t->stitch, "combine task", i));
                     const plan_lambda *l = &p->lambdas[t->stitch];
-                    if (l->nparams != 1 || p->typelist[l->first_ptype] != a->ret ||
+                    if (l->nparams != 1 || !same_type(p, p->typelist[l->first_ptype], a->ret) ||
                         kind_of(p, l->ret) != PT_RECORD)
                         BAD("combine task %u stitch lambda %u does not take the first result to "
                             "a record",
@@ -917,12 +956,13 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         case PN_CONST:
             if (n->aux >= p->n_values)
                 BAD("node %u refers to constant %u of %u", i, n->aux, p->n_values);
-            if (p->values[n->aux].type != n->type) BAD("node %u constant has another type", i);
+            if (!same_type(p, p->values[n->aux].type, n->type))
+                BAD("node %u constant has another type", i);
             break;
         case PN_PARAM:
             if (n->aux >= gr->nparams)
                 BAD("node %u refers to parameter %u of %u", i, n->aux, gr->nparams);
-            if (p->params[gr->first_param + n->aux].type != n->type)
+            if (!same_type(p, p->params[gr->first_param + n->aux].type, n->type))
                 BAD("node %u has another type than its parameter", i);
             break;
         case PN_CALL:
@@ -947,15 +987,16 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             TRY(chk_lambda(k, n->ref, "node", i));
             const plan_lambda *l = &p->lambdas[n->ref];
             if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) || l->nparams != 1 ||
-                p->typelist[l->first_ptype] != p->types[p->nodes[args[0].node].type].elem)
+                !same_type(p, p->typelist[l->first_ptype],
+                           p->types[p->nodes[args[0].node].type].elem))
                 BAD("node %u: %s needs one list argument and a lambda over its elements", i,
                     n->kind == PN_MAP ? "map" : "filter");
             if (!is_list(p, n->type))
                 BAD("node %u: %s must produce a list", i, n->kind == PN_MAP ? "map" : "filter");
-            if (n->kind == PN_FILTER &&
-                (kind_of(p, l->ret) != PT_BOOL || n->type != p->nodes[args[0].node].type))
+            if (n->kind == PN_FILTER && (kind_of(p, l->ret) != PT_BOOL ||
+                                         !same_type(p, n->type, p->nodes[args[0].node].type)))
                 BAD("node %u: filter needs a lambda to bool and keeps its list's type", i);
-            if (n->kind == PN_MAP && p->types[n->type].elem != l->ret)
+            if (n->kind == PN_MAP && !same_type(p, p->types[n->type].elem, l->ret))
                 BAD("node %u: map produces a list of another type than its lambda's result", i);
             break;
         }
@@ -975,7 +1016,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             for (uint32_t j = 0; j < n->nargs; j++) {
                 uint32_t at = p->nodes[args[j].node].type;
                 if (!is_list(p, at) ||
-                    p->types[at].elem != field_type(p, p->types[n->type].elem, j))
+                    !same_type(p, p->types[at].elem, field_type(p, p->types[n->type].elem, j)))
                     BAD("node %u: zip argument %u is not a list of its field's type", i, j);
             }
             break;
@@ -989,7 +1030,8 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             break;
         case PN_FLATTEN:
             if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
-                p->types[p->nodes[args[0].node].type].elem != n->type || !is_list(p, n->type))
+                !same_type(p, p->types[p->nodes[args[0].node].type].elem, n->type) ||
+                !is_list(p, n->type))
                 BAD("node %u: flatten takes a list of lists of its own type", i);
             break;
         case PN_LEN:
@@ -1000,14 +1042,14 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         case PN_LIST:
             if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
             for (uint32_t j = 0; j < n->nargs; j++)
-                if (p->nodes[args[j].node].type != p->types[n->type].elem)
+                if (!same_type(p, p->nodes[args[j].node].type, p->types[n->type].elem))
                     BAD("node %u: list element %u has another type than the list's", i, j);
             break;
         case PN_RECORD:
             if (kind_of(p, n->type) != PT_RECORD || p->types[n->type].n != n->nargs)
                 BAD("node %u: record node needs one argument per field", i);
             for (uint32_t j = 0; j < n->nargs; j++)
-                if (p->nodes[args[j].node].type != field_type(p, n->type, j))
+                if (!same_type(p, p->nodes[args[j].node].type, field_type(p, n->type, j)))
                     BAD("node %u: record field %u has another type than the record's", i, j);
             break;
         default:
@@ -1019,9 +1061,9 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         if (n->nargs != nparams)
             BAD("node %u has %u arguments for %u parameters", i, n->nargs, nparams);
         /* a mapped effect (callee returns void) may produce void rather than [void] */
-        bool mapped_ok = (is_list(p, n->type) && p->types[n->type].elem == ret) ||
+        bool mapped_ok = (is_list(p, n->type) && same_type(p, p->types[n->type].elem, ret)) ||
                          (kind_of(p, ret) == PT_VOID && kind_of(p, n->type) == PT_VOID);
-        if (mapped ? !mapped_ok : n->type != ret)
+        if (mapped ? !mapped_ok : !same_type(p, n->type, ret))
             BAD("node %u has type %u, which does not match its callee's result", i, n->type);
         uint32_t naxis = n->kind == PN_EXPAND_KWARGS ? 0 : n->aux;
         if (mapped && n->kind != PN_EXPAND_KWARGS && naxis == 0)
@@ -1044,7 +1086,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             uint32_t given = a->mode == PA_SCALAR ? at
                              : a->mode == PA_AXIS ? p->types[at].elem
                                                   : field_type(p, p->types[at].elem, a->aux);
-            if (given != p->params[first_param + j].type)
+            if (!same_type(p, given, p->params[first_param + j].type))
                 BAD("node %u argument %u has type %u, parameter %s wants %u", i, j, given,
                     plan_str(p, p->params[first_param + j].name), p->params[first_param + j].type);
         }
@@ -1087,15 +1129,18 @@ static int chk_graphs(plan_check *k) {
         if (gr->ret_node != PLAN_NONE) {
             if (gr->ret_node - gr->first_node >= gr->nnodes || gr->ret_node < gr->first_node)
                 BAD("graph %u result is node %u, outside the graph", g, gr->ret_node);
-            if (p->nodes[gr->ret_node].type != gr->ret)
-                BAD("graph %u result node %u has another type than the graph's result", g,
-                    gr->ret_node);
         }
     }
     for (uint32_t i = 0; i < p->n_nodes; i++)
         if (k->owner[i] == PLAN_NONE) BAD("node %u belongs to no graph", i);
     for (uint32_t i = 0; i < p->n_nodes; i++)
         TRY(chk_node(k, k->owner[i], i));
+    for (uint32_t g = 0; g < p->n_graphs; g++) { /* now that node types are valid */
+        const plan_graph *gr = &p->graphs[g];
+        if (gr->ret_node != PLAN_NONE && !same_type(p, p->nodes[gr->ret_node].type, gr->ret))
+            BAD("graph %u result node %u has another type than the graph's result", g,
+                gr->ret_node);
+    }
     /* groups may call groups, but never in a cycle: repeatedly retire graphs whose
      * callees are all retired (few graphs; quadratic is fine) */
     uint8_t *done = calloc(p->n_graphs ? p->n_graphs : 1, 1);

@@ -6,10 +6,16 @@
  * parser promises: a tree is returned exactly when no error was reported,
  * every node has a sane span, and no tree is deeper than the nesting limit
  * allows (so later passes may recurse safely).
+ *
+ * Round trip: an accepted tree (not too deep) is printed back as canonical
+ * source — every compound expression in parentheses, string text re-escaped —
+ * and that source must parse to the same tree (spans aside). This catches
+ * escapes, numbers or fields that do not survive, and grammar ambiguities.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ast.h"
 #include "diag.h"
@@ -43,6 +49,248 @@ static void check_tree(const flow_node *n, int depth) {
         check_tree(n->list2.items[i], depth + 1);
 }
 
+/* ---- the canonical printer ---- */
+
+/* Trees deeper than this are not round-tripped: their parenthesised print
+ * could pass the bracket limit. */
+#define FUZZ_ROUND_TRIP_DEPTH 60
+
+static void print_node(const flow_node *n, FILE *f);
+
+static void print_list(const flow_nodes *l, const char *sep, FILE *f) {
+    for (int i = 0; i < l->len; i++) {
+        if (i) fputs(sep, f);
+        print_node(l->items[i], f);
+    }
+}
+
+static void print_text(const flow_node *part, FILE *f) {
+    static const char special[] = "\"\\{}\n\t";
+    static const char *const escaped[] = {"\\\"", "\\\\", "\\{", "\\}", "\\n", "\\t"};
+    for (int64_t i = 0; i < part->ival; i++) {
+        unsigned char c = (unsigned char)part->sval[i];
+        const char *at = c ? strchr(special, c) : NULL;
+        if (at)
+            fputs(escaped[at - special], f);
+        else if (c < 32 || c == 127)
+            fprintf(f, "\\u{%x}", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static void print_after(const flow_node *n, FILE *f) {
+    if (n->list.len) fputs(" after ", f), print_list(&n->list, ", ", f);
+}
+
+static void print_header(const char *kw, const flow_node *n, FILE *f) {
+    fprintf(f, "%s %s(", kw, n->name);
+    print_list(&n->list, ", ", f);
+    fputc(')', f);
+    if (n->a) fputs(" -> ", f), print_node(n->a, f);
+}
+
+static void print_node(const flow_node *n, FILE *f) {
+    switch (n->kind) {
+        case AST_PROGRAM:
+            print_list(&n->list, "\n", f);
+            break;
+        case AST_LIBRARY: {
+            flow_node part = {.sval = n->sval, .ival = (int64_t)strlen(n->sval)};
+            fprintf(f, "library %s = \"", n->name);
+            print_text(&part, f);
+            fputc('"', f);
+            break;
+        }
+        case AST_TASK:
+            print_header("task", n, f);
+            fputs(" = ", f);
+            print_node(n->b, f);
+            if (n->list2.len) fputs(" with {", f), print_list(&n->list2, ", ", f), fputc('}', f);
+            break;
+        case AST_BIND_SYMBOL:
+            fprintf(f, "%s.%s", n->name, n->sval);
+            break;
+        case AST_BIND_SH:
+            fputs("sh ", f), print_node(n->a, f);
+            break;
+        case AST_TYPEDECL:
+            fprintf(f, "type %s = ", n->name), print_node(n->a, f);
+            break;
+        case AST_FLOW:
+        case AST_GROUP:
+            print_header(n->kind == AST_FLOW ? "flow" : "group", n, f);
+            if (n->b) fputs(" schedule ", f), print_node(n->b, f);
+            fputs(" {\n", f);
+            print_list(&n->list2, "\n", f);
+            fputs("\n}", f);
+            break;
+        case AST_PARAM:
+            fprintf(f, "%s: ", n->name), print_node(n->a, f);
+            if (n->b) fputs(" = ", f), print_node(n->b, f);
+            break;
+        case AST_OPTION:
+        case AST_FIELDDECL:
+            fprintf(f, "%s: ", n->name), print_node(n->a, f);
+            break;
+        case AST_TNAME:
+        case AST_NAME:
+        case AST_LPARAM:
+            fputs(n->name, f);
+            break;
+        case AST_TLIST:
+            fputc('[', f), print_node(n->a, f), fputc(']', f);
+            break;
+        case AST_TRECORD:
+        case AST_RECORD:
+            fputc('{', f), print_list(&n->list, ", ", f), fputc('}', f);
+            break;
+        case AST_LET:
+            fprintf(f, "let %s = ", n->name), print_node(n->a, f), print_after(n, f);
+            break;
+        case AST_RETURN:
+            fputs("return ", f), print_node(n->a, f);
+            break;
+        case AST_EXPRSTMT:
+            print_node(n->a, f), print_after(n, f);
+            break;
+        case AST_INT:
+            fprintf(f, "%lld", (long long)n->ival);
+            break;
+        case AST_FLOAT: {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%.17g", n->fval);
+            fputs(buf, f);
+            if (!strpbrk(buf, ".e")) fputs(".0", f);
+            break;
+        }
+        case AST_BOOL:
+            fputs(n->ival ? "true" : "false", f);
+            break;
+        case AST_STR:
+            fputc('"', f);
+            for (int i = 0; i < n->list.len; i++) {
+                const flow_node *part = n->list.items[i];
+                if (part->kind == AST_STRPART)
+                    print_text(part, f);
+                else
+                    fputc('{', f), print_node(part, f), fputc('}', f);
+            }
+            fputc('"', f);
+            break;
+        case AST_STRPART:
+            print_text(n, f);
+            break;
+        case AST_DURATION:
+        case AST_DATE:
+            fputs(n->sval, f);
+            break;
+        case AST_LIST:
+            fputc('[', f), print_list(&n->list, ", ", f), fputc(']', f);
+            break;
+        case AST_FIELDINIT:
+        case AST_ARG:
+            if (n->name) fprintf(f, "%s = ", n->name);
+            print_node(n->a, f);
+            break;
+        case AST_CALL:
+            fputc('(', f), print_node(n->a, f), fputs(")(", f);
+            print_list(&n->list, ", ", f);
+            fputc(')', f);
+            break;
+        case AST_MEMBER:
+            fputc('(', f), print_node(n->a, f), fprintf(f, ").%s", n->name);
+            break;
+        case AST_INDEX:
+            fputc('(', f), print_node(n->a, f), fputs(")[", f), print_node(n->b, f), fputc(']', f);
+            break;
+        case AST_BINARY:
+            fputc('(', f), print_node(n->a, f), fprintf(f, " %s ", ast_op_text(n->op));
+            print_node(n->b, f), fputc(')', f);
+            break;
+        case AST_UNARY:
+            fprintf(f, "(%s ", n->op == OP_NOT ? "not" : "-"), print_node(n->a, f), fputc(')', f);
+            break;
+        case AST_IF:
+            fputs("(if ", f), print_node(n->a, f), fputs(" then ", f), print_node(n->b, f);
+            fputs(" else ", f), print_node(n->c, f), fputc(')', f);
+            break;
+        case AST_LAMBDA:
+            fputs("((", f), print_list(&n->list, ", ", f), fputs(") => ", f), print_node(n->a, f);
+            fputc(')', f);
+            break;
+        case AST_WITH:
+            fputc('(', f), print_node(n->a, f), fputs(" with {", f);
+            print_list(&n->list, ", ", f), fputs("})", f);
+            break;
+        default:
+            abort();
+    }
+}
+
+/* ---- tree equality, spans aside ---- */
+
+static int same_str(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int same(const flow_node *x, const flow_node *y);
+
+static int same_list(const flow_nodes *a, const flow_nodes *b) {
+    if (a->len != b->len) return 0;
+    for (int i = 0; i < a->len; i++)
+        if (!same(a->items[i], b->items[i])) return 0;
+    return 1;
+}
+
+static int same(const flow_node *x, const flow_node *y) {
+    if (!x || !y) return x == y;
+    if (x->kind != y->kind || !same_str(x->name, y->name) || x->ival != y->ival || x->op != y->op ||
+        memcmp(&x->fval, &y->fval, sizeof x->fval) != 0)
+        return 0;
+    if (x->kind == AST_STRPART) {
+        if (memcmp(x->sval, y->sval, (size_t)x->ival) != 0) return 0;
+    } else if (!same_str(x->sval, y->sval)) {
+        return 0;
+    }
+    return same(x->a, y->a) && same(x->b, y->b) && same(x->c, y->c) &&
+           same_list(&x->list, &y->list) && same_list(&x->list2, &y->list2);
+}
+
+static int tree_depth(const flow_node *n) {
+    if (!n) return 0;
+    int d = tree_depth(n->a);
+    int k = tree_depth(n->b);
+    if (k > d) d = k;
+    k = tree_depth(n->c);
+    if (k > d) d = k;
+    for (int i = 0; i < n->list.len; i++)
+        if ((k = tree_depth(n->list.items[i])) > d) d = k;
+    for (int i = 0; i < n->list2.len; i++)
+        if ((k = tree_depth(n->list2.items[i])) > d) d = k;
+    return d + 1;
+}
+
+static void round_trip(const flow_node *prog) {
+    if (tree_depth(prog) > FUZZ_ROUND_TRIP_DEPTH) return;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    print_node(prog, f);
+    fputc('\n', f);
+    fclose(f);
+    flow_diag d;
+    diag_init(&d, "round-trip.flow", text, len, stderr);
+    ast_arena *ar = ast_arena_new();
+    flow_node *again = flow_parse(ar, &d, text, len);
+    if (!again || !same(prog, again)) {
+        fprintf(stderr, "round trip failed; printed source:\n%s\n", text);
+        abort();
+    }
+    ast_arena_free(ar);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -58,6 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (prog) {
         check_tree(prog, 0);
         ast_dump(prog, devnull);
+        round_trip(prog);
     }
     ast_arena_free(ar);
     return 0;

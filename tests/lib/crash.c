@@ -59,7 +59,8 @@ int64_t crash_print(int64_t x) {
 
 /* prints n bytes of 'x' and a final marker line */
 int64_t crash_flood(int64_t n) {
-    for (int64_t i = 0; i < n; i++) putchar('x');
+    for (int64_t i = 0; i < n; i++)
+        putchar('x');
     printf("\nEND\n");
     return n;
 }
@@ -71,7 +72,8 @@ int64_t crash_alloc(int64_t mb) {
     if (!p) return -1;
     memset(p, 1, n);
     int64_t s = 0;
-    for (size_t i = 0; i < n; i += 4096) s += p[i];
+    for (size_t i = 0; i < n; i += 4096)
+        s += p[i];
     free(p);
     return s ? mb : -1;
 }
@@ -110,7 +112,8 @@ int64_t crash_pick(int64_t x) {
 int64_t crash_total(flow_list xs) {
     const int64_t *v = xs.items;
     int64_t s = 0;
-    for (int64_t i = 0; i < xs.len; i++) s += v[i];
+    for (int64_t i = 0; i < xs.len; i++)
+        s += v[i];
     return s;
 }
 
@@ -127,4 +130,22 @@ int64_t crash_fork(int64_t x) {
     int st = 0;
     if (p > 0) waitpid(p, &st, 0);
     return x;
+}
+
+/* starts `sleep 60` in a process group of its own (as sh tasks run), writes its
+ * pid to $CRASH_PIDFILE, then sleeps ms milliseconds */
+int64_t crash_spawn_hang(int64_t ms) {
+    pid_t p = fork();
+    if (p == 0) {
+        setpgid(0, 0);
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    const char *file = getenv("CRASH_PIDFILE");
+    FILE *f = file ? fopen(file, "w") : NULL;
+    if (f) {
+        fprintf(f, "%d\n", (int)p);
+        fclose(f);
+    }
+    return crash_hang(ms);
 }

@@ -13,6 +13,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
+#include "elf.h"
 #include "plan.h"
 
 typedef struct compiled {
@@ -21,14 +22,18 @@ typedef struct compiled {
     int errors;       /* errors reported */
 } compiled;
 
-static compiled compile_text(const char *src) {
+static compiled compile_to(const char *src, const char *plan_path);
+
+static compiled compile_text(const char *src) { return compile_to(src, "build/t.plan"); }
+
+static compiled compile_to(const char *src, const char *plan_path) {
     compiled r = {ast_arena_new(), NULL, 0};
     flow_diag d;
     FILE *sink = fopen("/dev/null", "w");
     diag_init(&d, "tests/unit/t.flow", src, strlen(src), sink);
     flow_node *prog = flow_parse(r.ar, &d, src, strlen(src));
     if (prog && !d.errors) {
-        flowc_options opt = {"tests/unit/t.flow", "build/t.plan", src, strlen(src)};
+        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src)};
         r.plan = flowc_compile(prog, &d, &opt);
     }
     r.errors = d.errors;
@@ -96,6 +101,24 @@ static void test_wordcount(void **state) {
     int nonzero = 0;
     for (int i = 0; i < 32; i++) nonzero |= p->libs[0].sha256[i];
     assert_true(nonzero);
+    done(&c);
+}
+
+/* library paths are stored relative to the plan's folder (or the .flow's with --check) */
+static void test_library_paths(void **state) {
+    (void)state;
+    const char *src = LIB "task add(a: int, b: int) -> int = chk.add\nflow f() {}\n";
+    compiled c = compile_to(src, "tests/lib/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "libchk.so");
+    done(&c);
+    c = compile_to(src, "tests/unit/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "../lib/libchk.so");
+    done(&c);
+    c = compile_to(src, NULL); /* --check: the .flow file's folder */
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "../lib/libchk.so");
+    done(&c);
+    c = compile_to(src, "tests/t.plan");
+    assert_string_equal(plan_str(c.plan, c.plan->libs[0].path), "lib/libchk.so");
     done(&c);
 }
 
@@ -353,9 +376,58 @@ static void test_plans_read_back(void **state) {
     }
 }
 
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+/* the ELF reader finds defined symbols, and survives truncated and damaged files */
+static void test_elf_symbols(void **state) {
+    (void)state;
+    size_t len = 0;
+    uint8_t *buf = slurp("tests/lib/libchk.so", &len);
+    if (!buf) skip();
+    elf_symtab t;
+    char err[160];
+    assert_int_equal(elf_dynsyms(buf, len, &t, err, sizeof err), 0);
+    assert_true(elf_has(&t, "add"));
+    assert_true(elf_has(&t, "count_words"));
+    assert_false(elf_has(&t, "no_such_symbol"));
+    assert_false(elf_has(&t, "printf")); /* undefined here: imported, not defined */
+    elf_symtab_free(&t);
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 8) {
+        elf_dynsyms(buf, cut, &t, err, sizeof err);
+        elf_symtab_free(&t);
+    }
+    uint32_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        uint8_t *bad = malloc(len);
+        memcpy(bad, buf, len);
+        for (int k = 0; k < 8; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % (len < 4096 ? len : 4096); /* headers live early */
+            bad[at] = (uint8_t)(seed >> 3);
+        }
+        elf_dynsyms(bad, len, &t, err, sizeof err);
+        elf_symtab_free(&t);
+        free(bad);
+    }
+    assert_int_equal(elf_dynsyms((const uint8_t *)"#!/bin/sh\n", 10, &t, err, sizeof err), -1);
+    assert_string_equal(err, "not an ELF file");
+    free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wordcount),
+        cmocka_unit_test(test_library_paths),
         cmocka_unit_test(test_cartesian_axes_in_order_named),
         cmocka_unit_test(test_partial_and_default),
         cmocka_unit_test(test_expand_kwargs_zip),
@@ -366,6 +438,7 @@ int main(void) {
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_errors_are_all_reported),
         cmocka_unit_test(test_plans_read_back),
+        cmocka_unit_test(test_elf_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,20 +31,34 @@
 #define LIBCRASH "tests/lib/libcrash.so"
 
 typedef struct fixture {
-    flow_plan *plan;   /* one task per crash_* function */
-    void *lib;         /* libcrash.so */
+    flow_plan *plan;       /* one task per crash_* function */
+    void *lib;             /* libcrash.so */
     uint32_t t_int, t_str; /* types */
 } fixture;
 
 /* tasks of the fixture plan, in this order */
 enum {
-    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
-    T_UID_AS, T_SEGV_AS, T_FORK, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
+    T_OK,
+    T_SEGV,
+    T_ABORT,
+    T_EXIT,
+    T_HANG,
+    T_PRINT,
+    T_FLOOD,
+    T_ALLOC,
+    T_FPE,
+    T_RECURSE,
+    T_UID_AS,
+    T_SEGV_AS,
+    T_FORK,
+    T_SPAWN,
+    T_GREET,
+    T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
-    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
-    "crash_uid",   "crash_segv",  "crash_fork",  "crash_greet"};
+    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
+    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
+    "crash_uid",   "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -168,7 +182,8 @@ static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
 }
 
 static void free_collected(const flow_plan *p, const uint32_t *task, collected *c) {
-    for (int i = 0; i < c->n; i++) rt_result_clear(p, task[i], &c->r[i]);
+    for (int i = 0; i < c->n; i++)
+        rt_result_clear(p, task[i], &c->r[i]);
     free(c->r);
 }
 
@@ -224,7 +239,7 @@ static void crashes_fail_only_their_instance(void **state) {
     task[20] = T_ABORT;
     task[30] = T_EXIT;
     task[40] = T_FPE;
-    task[41] = T_SEGV; /* two deaths in a row */
+    task[41] = T_SEGV;    /* two deaths in a row */
     task[50] = T_RECURSE; /* a stack overflow */
     task[55] = T_FORK;    /* its child returns into the worker, and must end there */
     collected c;
@@ -282,7 +297,8 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     assert_true(c.r[1].end - c.r[1].start >= 0.2);
     assert_true(c.r[2].ok);
     assert_int_equal(c.r[2].value.i, 10);
-    for (int i = 3; i < N; i++) assert_true(c.r[i].ok);
+    for (int i = 3; i < N; i++)
+        assert_true(c.r[i].ok);
     free_collected(f->plan, task, &c);
     ex->ops->destroy(ex);
 }
@@ -381,9 +397,8 @@ static void run_echo_job(void *ctx, const rt_job *job, rt_result *res) {
     char buf[512];
     snprintf(buf, sizeof buf, "id=%llu map=%lld out=%s scratch=%s timeout=%lld arg=%s",
              (unsigned long long)job->id, (long long)job->map_index,
-             job->out_dir ? job->out_dir : "(none)",
-             job->scratch_dir ? job->scratch_dir : "(none)", (long long)job->timeout_ms,
-             fv_as_str(job->args[0])->data);
+             job->out_dir ? job->out_dir : "(none)", job->scratch_dir ? job->scratch_dir : "(none)",
+             (long long)job->timeout_ms, fv_as_str(job->args[0])->data);
     res->ok = 1;
     res->value = fv_str_cstr(f->plan, f->t_str, buf);
 }
@@ -396,8 +411,13 @@ static void job_fields_reach_the_worker(void **state) {
     flow_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
     flow_val e = fv_str_cstr(f->plan, f->t_str, "");
     rt_job jobs[2] = {
-        {.id = 1ull << 40, .task = T_GREET, .map_index = 12345, .args = &a,
-         .out_dir = "/tmp/x/out", .scratch_dir = "/tmp/x/scratch", .timeout_ms = 60000},
+        {.id = 1ull << 40,
+         .task = T_GREET,
+         .map_index = 12345,
+         .args = &a,
+         .out_dir = "/tmp/x/out",
+         .scratch_dir = "/tmp/x/scratch",
+         .timeout_ms = 60000},
         {.id = 3, .task = T_GREET, .map_index = -1, .args = &e},
     };
     assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
@@ -421,12 +441,53 @@ static void job_fields_reach_the_worker(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A runner that answers a string job with the string twice over. */
+static void run_twice(void *ctx, const rt_job *job, rt_result *res) {
+    fixture *f = ctx;
+    const fv_str *a = fv_as_str(job->args[0]);
+    char *s = malloc((size_t)a->len * 2 + 1);
+    memcpy(s, a->data, (size_t)a->len);
+    memcpy(s + a->len, a->data, (size_t)a->len);
+    res->ok = 1;
+    res->value = fv_str_new(f->plan, f->t_str, s, a->len * 2);
+    free(s);
+}
+
+/* megabytes each way: frames larger than any socket buffer or read chunk */
+static void large_values_cross(void **state) {
+    fixture *f = *state;
+    enum { LEN = 6 << 20 };
+    char *big = malloc(LEN);
+    for (int i = 0; i < LEN; i++)
+        big[i] = (char)('a' + i % 26);
+    flow_val a = fv_str_new(f->plan, f->t_str, big, LEN);
+    rt_executor *ex = rt_executor_process_with(f->plan, 2, run_twice, f);
+    assert_non_null(ex);
+    rt_job jobs[3];
+    for (int i = 0; i < 3; i++)
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = T_GREET, .map_index = -1, .args = &a};
+    assert_int_equal(ex->ops->submit(ex, jobs, 3), 0);
+    for (int got = 0; got < 3; got++) {
+        rt_result r;
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 20000), 1);
+        assert_true(r.ok);
+        assert_int_equal(fv_as_str(r.value)->len, 2 * LEN);
+        assert_memory_equal(fv_as_str(r.value)->data, big, LEN);
+        assert_memory_equal(fv_as_str(r.value)->data + LEN, big, LEN);
+        rt_result_clear(f->plan, T_GREET, &r);
+    }
+    ex->ops->destroy(ex);
+    fv_decref(f->plan, f->t_str, a);
+    free(big);
+}
+
 /* Open file descriptors of this process. */
 static int count_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     int n = 0;
     if (!d) return -1;
-    while (readdir(d)) n++;
+    while (readdir(d))
+        n++;
     closedir(d);
     return n;
 }
@@ -443,7 +504,8 @@ static void destroy_leaves_no_processes(void **state) {
     collected c;
     run_jobs(ex, f->plan, 6, task, args, NULL, &c);
     int pids[6];
-    for (int i = 0; i < 6; i++) pids[i] = c.r[i].worker_pid;
+    for (int i = 0; i < 6; i++)
+        pids[i] = c.r[i].worker_pid;
     free_collected(f->plan, task, &c);
     rt_job hang[3];
     flow_val ms = {.i = 60000};
@@ -526,8 +588,11 @@ static void run_as_switches_identity(void **state) {
     flow_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
     rt_job jobs[N];
     for (int i = 0; i < N; i++)
-        jobs[i] = (rt_job){.id = (uint64_t)i, .task = task[i], .map_index = -1,
-                           .args = &args[i], .out_dir = i ? NULL : out,
+        jobs[i] = (rt_job){.id = (uint64_t)i,
+                           .task = task[i],
+                           .map_index = -1,
+                           .args = &args[i],
+                           .out_dir = i ? NULL : out,
                            .scratch_dir = i ? NULL : scr};
     assert_int_equal(ex->ops->submit(ex, jobs, N), 0);
     rt_result r[N];
@@ -550,7 +615,8 @@ static void run_as_switches_identity(void **state) {
     struct stat st;
     assert_int_equal(stat(out, &st), 0);
     assert_int_equal(st.st_uid, nobody);
-    for (int i = 0; i < N; i++) rt_result_clear(f->plan, task[i], &r[i]);
+    for (int i = 0; i < N; i++)
+        rt_result_clear(f->plan, task[i], &r[i]);
     ex->ops->destroy(ex);
     rmdir(out);
     rmdir(scr);
@@ -579,6 +645,98 @@ static void results_are_not_held_back(void **state) {
         assert_int_equal(r.id, 2);
     }
     ex->ops->destroy(ex);
+}
+
+/* Is pid gone (or a zombie nobody reaps, which is as good as gone)? */
+static int gone(int pid) {
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = 0;
+    const char *p = strrchr(st, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+static int read_pid(const char *file) {
+    int pid = 0;
+    FILE *f = fopen(file, "r");
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1) pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+/* many crashes of every kind scattered among many jobs on 3 workers: every job is
+ * answered exactly once (run_jobs checks), with the right outcome */
+static void crash_storm(void **state) {
+    fixture *f = *state;
+    enum { N = 3000 };
+    uint32_t *task = malloc(sizeof *task * N);
+    flow_val *args = malloc(sizeof *args * N);
+    fill_ok(N, task, args, NULL);
+    const uint32_t bad[] = {T_SEGV, T_ABORT, T_EXIT, T_FPE};
+    uint64_t seed = 42;
+    for (int k = 0; k < 60; k++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        task[(seed >> 33) % N] = bad[k % 4];
+    }
+    rt_executor *ex = rt_executor_process_with(f->plan, 3, run_direct, f);
+    assert_non_null(ex);
+    collected c;
+    run_jobs(ex, f->plan, N, task, args, NULL, &c);
+    for (int i = 0; i < N; i++) {
+        if (task[i] == T_OK) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+        } else {
+            assert_false(c.r[i].ok);
+            assert_non_null(strstr(c.r[i].error, task[i] == T_EXIT ? "exit(3)" : "signal"));
+        }
+    }
+    free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+    free(task);
+    free(args);
+}
+
+/* a timeout, and destroy, also end what the task started in a group of its own */
+static void kills_reach_the_task_s_children(void **state) {
+    fixture *f = *state;
+    char pidfile[] = "/tmp/flow-px-pid-XXXXXX";
+    int fd = mkstemp(pidfile);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("CRASH_PIDFILE", pidfile, 1);
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex); /* (workers forked later, after a kill, need it too) */
+    flow_val ms = {.i = 60000};
+    rt_job j = {.id = 1, .task = T_SPAWN, .map_index = -1, .args = &ms, .timeout_ms = 300};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_string_equal(r.error, "timed out after 300ms");
+    rt_result_clear(f->plan, T_SPAWN, &r);
+    int pid = read_pid(pidfile);
+    assert_true(pid > 0);
+    usleep(100000);
+    assert_true(gone(pid));
+
+    assert_int_equal(truncate(pidfile, 0), 0);
+    j.timeout_ms = 0;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    for (int i = 0; i < 100 && !read_pid(pidfile); i++)
+        usleep(20000);
+    pid = read_pid(pidfile);
+    assert_true(pid > 0);
+    ex->ops->destroy(ex);
+    usleep(100000);
+    assert_true(gone(pid));
+    unlink(pidfile);
+    unsetenv("CRASH_PIDFILE");
 }
 
 /* wait with nothing outstanding returns at once; a timeout returns 0 */
@@ -676,8 +834,8 @@ static void results_match_inline(void **state) {
     run_jobs(px, f->plan, N, task, args, NULL, &b);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n",
-           N, s, s * 1e6 / N);
+    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n", N,
+           s, s * 1e6 / N);
     for (int i = 0; i < N; i++) {
         assert_true(a.r[i].ok);
         assert_true(b.r[i].ok);
@@ -702,14 +860,16 @@ int main(void) {
         cmocka_unit_test(capture_keeps_the_tail),
         cmocka_unit_test(values_cross_the_boundary),
         cmocka_unit_test(job_fields_reach_the_worker),
+        cmocka_unit_test(large_values_cross),
         cmocka_unit_test(destroy_leaves_no_processes),
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
         cmocka_unit_test(run_as_switches_identity),
+        cmocka_unit_test(kills_reach_the_task_s_children),
+        cmocka_unit_test(crash_storm),
         cmocka_unit_test(wait_edges),
         cmocka_unit_test(real_tasks_crash_in_isolation),
         cmocka_unit_test(results_match_inline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
-

@@ -181,6 +181,28 @@ static void test_parse_files(void **state) {
     globfree(&g);
 }
 
+/* Programs other suites compile or run must at least parse. */
+static void test_parse_other_suites(void **state) {
+    (void)state;
+    static const char *const patterns[] = {"tests/plans/*.flow", "tests/run/*.flow",
+                                           "examples/*/*.flow", "stdlib/*.flow"};
+    for (size_t k = 0; k < sizeof patterns / sizeof *patterns; k++) {
+        glob_t g;
+        if (glob(patterns[k], 0, NULL, &g) != 0) continue;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            size_t len = 0;
+            char *src = read_file(g.gl_pathv[i], &len);
+            assert_non_null(src);
+            parsed r = parse_n(src, len);
+            if (!r.prog) fprintf(stderr, "%s:\n%s", g.gl_pathv[i], r.errors);
+            assert_non_null(r.prog);
+            done(&r);
+            free(src);
+        }
+        globfree(&g);
+    }
+}
+
 /* ---- declarations ---- */
 
 static void test_wordcount_tree(void **state) {
@@ -469,6 +491,11 @@ static void test_error_positions(void **state) {
     ERR("flow f() { let x = 1 let y = 2 }",
         "<input>:1:22: error: unexpected 'let', expected newline or '}'");
     ERR("library l = \"a{x}\"\n", "<input>:1:16: error: a library path cannot interpolate");
+    ERR("library l = \"a\\u{0}\"\n", "<input>:1:14: error: a library path cannot hold a NUL byte");
+    ERR("flow f(c: bool) -> int {\n  return if c then 1",
+        "<input>:2:21: error: unexpected end of file, expected 'else'");
+    ERR("flow f() {\n  let x = 1 +;\n}\n",
+        "<input>:2:14: error: unexpected ';', expected expression");
 }
 
 /* Several errors in one file: recovery at statement and declaration level. */
@@ -615,13 +642,21 @@ static void test_garbage(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_files),     cmocka_unit_test(test_wordcount_tree),
-        cmocka_unit_test(test_declarations),    cmocka_unit_test(test_multiline_layouts),
-        cmocka_unit_test(test_precedence),      cmocka_unit_test(test_lambdas_and_mapping),
-        cmocka_unit_test(test_literals),        cmocka_unit_test(test_strings),
-        cmocka_unit_test(test_spans),           cmocka_unit_test(test_error_positions),
-        cmocka_unit_test(test_error_recovery),  cmocka_unit_test(test_nesting_limits),
-        cmocka_unit_test(test_many_lines_fast), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_parse_files),
+        cmocka_unit_test(test_parse_other_suites),
+        cmocka_unit_test(test_wordcount_tree),
+        cmocka_unit_test(test_declarations),
+        cmocka_unit_test(test_multiline_layouts),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_lambdas_and_mapping),
+        cmocka_unit_test(test_literals),
+        cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_error_positions),
+        cmocka_unit_test(test_error_recovery),
+        cmocka_unit_test(test_nesting_limits),
+        cmocka_unit_test(test_many_lines_fast),
+        cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

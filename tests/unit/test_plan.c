@@ -843,6 +843,11 @@ static void test_validator_messages(void **state) {
     p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
     expect_bad(p, "parameter n wants");
 
+    p = rich_plan(&x); /* the same, with a parameter name that would break the line */
+    p->params[1].name = plan_intern_str(p, "n\nx");
+    p->args[p->nodes[node_named(p, "counts")].first_arg + 1].node = node_named(p, "url");
+    expect_bad(p, "parameter n?x wants"); /* read_bytes also checks: no newline */
+
     p = rich_plan(&x); /* both arguments claim axis 0 */
     uint32_t cn = node_named(p, "counts");
     p->args[p->nodes[cn].first_arg + 1] = (plan_arg){node_named(p, "files"), PA_AXIS, 0};
@@ -876,6 +881,32 @@ static void test_validator_messages(void **state) {
     plan_free(q);
     free(b);
     plan_free(p);
+}
+
+/* Records are structural: a constant of the anonymous {file: path, n: int} may stand
+ * where a Row goes, but a record with other field names may not. */
+static void test_structural_records(void **state) {
+    (void)state;
+    for (int rename = 0; rename < 2; rename++) {
+        rich_ids x;
+        flow_plan *p = rich_plan(&x);
+        plan_field f[] = {{plan_intern_str(p, rename ? "path" : "file"), x.t_path},
+                          {plan_intern_str(p, "n"), x.t_int}};
+        uint32_t anon = plan_type_record(p, PLAN_NONE, f, 2);
+        assert_int_not_equal(anon, x.t_row);
+        p->values[x.v_row].type = anon; /* an item of [Row], and a Row node's constant */
+        size_t len;
+        uint8_t *b = bytes_of(p, &len);
+        flow_plan *q = read_bytes(b, len);
+        if (rename) {
+            assert_null(q);
+        } else {
+            if (!q) fail_msg("refused: %s", err);
+            plan_free(q);
+        }
+        free(b);
+        plan_free(p);
+    }
 }
 
 /* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
@@ -987,6 +1018,13 @@ static int write_damaged(const char *dir) {
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "badref.plan", b, n);
     free(b);
+    plan_free(p);
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
+    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
+    if (plan_write(p, &b, &n)) return 1;
+    rc |= write_bytes(dir, "nolib.plan-valid", b, n);
+    free(b);
     free(c);
     plan_free(p);
     return rc;
@@ -1018,6 +1056,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),
+        cmocka_unit_test(test_structural_records),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
