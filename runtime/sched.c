@@ -595,16 +595,25 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
         return;
     }
     uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) S->skipped[t]++;
-    else S->nskipped_other++;
+    if (t != PLAN_NONE) {
+        S->skipped[t]++;
+        S->done++; /* counted in total when the expansion opened */
+    } else {
+        S->nskipped_other++;
+    }
     elem_settle(S, sc, node, k, 0, (flow_val){0});
 }
 
 /* A node that cannot run because a producer failed. */
 static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
     uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) S->skipped[t]++;
-    else S->nskipped_other++;
+    if (t != PLAN_NONE) {
+        S->skipped[t]++;
+        S->total++; /* one line in done/total, however many it would have had */
+        S->done++;
+    } else {
+        S->nskipped_other++;
+    }
     node_settle(S, sc, node, FS_FAILED);
 }
 
@@ -1684,9 +1693,9 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
 
     out->n_instances = S->total;
     out->n_failed = S->failed;
-    out->n_ok = S->done - S->failed;
     out->n_attempts = S->attempts;
     for (uint32_t t = 0; t < p->n_tasks; t++) out->n_skipped += S->skipped[t];
+    out->n_ok = S->done - S->failed - out->n_skipped;
     if (interrupted) {
         out->code = 3;
         /* give running instances a moment; what is still running keeps its memory */
