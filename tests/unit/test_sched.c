@@ -434,6 +434,8 @@ static void test_failure_propagates(void **state) {
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 1);
     assert_int_equal(ro.o.n_failed, 3);
+    assert_int_equal(ro.o.n_skipped, 4); /* inc[1], inc[3], inc[5] and the sum */
+    assert_int_equal(ro.o.n_ok, 6);
     assert_non_null(strstr(ro.err, "fail_odd[1]: odd input (t.flow:"));
     assert_non_null(strstr(ro.err, "fail_odd[5]"));
     assert_non_null(strstr(ro.err, "inc: 3 instances not run (upstream failed)"));
