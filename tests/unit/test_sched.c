@@ -170,6 +170,8 @@ typedef struct fake {
     char log[MAXLOG][24]; /* "task[k]" in run order */
     int nlog;
     int64_t runs;         /* executions */
+    int64_t stop_after;   /* set *stop after this many executions (0: never) */
+    volatile sig_atomic_t *stop; /* the run's stop flag */
 } fake;
 
 static int fake_submit(rt_executor *ex, const rt_job *jobs, int n) {
@@ -205,6 +207,7 @@ static void fake_run(fake *f, const rt_job *j, rt_result *r) {
     r->start = 0;
     r->end = f->dur;
     f->runs++;
+    if (f->stop && f->stop_after && f->runs >= f->stop_after) *f->stop = 1;
     if (f->nlog < MAXLOG) snprintf(f->log[f->nlog++], 24, "%s[%lld]", name, (long long)j->map_index);
     int64_t k = j->map_index < 0 ? 0 : j->map_index;
     if (j->task < 16 && k < 64) f->attempts[j->task][k]++;
@@ -280,6 +283,9 @@ typedef struct run_out {
 static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const flow_val *params,
                     run_out *ro) {
     sched_opts opts = {0};
+    volatile sig_atomic_t stop = 0;
+    f->stop = &stop;
+    opts.stop = &stop;
     opts.jobs = jobs;
     opts.breadth = breadth;
     char *ebuf = NULL;
@@ -678,6 +684,34 @@ static void test_stream_kwargs(void **state) {
     finish(&b, f);
 }
 
+
+/* An interrupt (the stop flag) ends the run with 3, inside group scopes too,
+ * and frees everything (checked under ASan). */
+static void test_interrupt(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
+    uint32_t two = pb_graph(&b, "two", PG_GROUP, b.t_int, 1);
+    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
+    uint32_t i1 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, px, PA_SCALAR, 0);
+    uint32_t i2 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, i1, PA_SCALAR, 0);
+    pb_end(&b, two, i2);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
+    uint32_t xs = pb_range(&b, 30);
+    uint32_t a = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
+    uint32_t ge = pb_node(&b, PN_GROUP_EXPAND, b.t_li, two, 1, 1, a, PA_AXIS, 0);
+    pb_end(&b, g, ge);
+    fake *f = fake_new(b.p, 0.001);
+    f->stop_after = 17;
+    run_out ro;
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 3);
+    assert_non_null(strstr(ro.err, "interrupted"));
+    assert_false(ro.o.has_result);
+    assert_true(f->runs < 30);
+    finish(&b, f);
+}
+
 /* Scheduler overhead: a million instances through the fake executor. */
 static void test_million(void **state) {
     (void)state;
@@ -705,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_concurrency),        cmocka_unit_test(test_zip_kwargs),
         cmocka_unit_test(test_groups),             cmocka_unit_test(test_after_and_params),
         cmocka_unit_test(test_stream_into_group),  cmocka_unit_test(test_stream_kwargs),
+        cmocka_unit_test(test_interrupt),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
