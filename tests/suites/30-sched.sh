@@ -75,6 +75,22 @@ for ex in inline process; do
     expect_err "interrupt summary [$ex]" "interrupted"
 done
 
+# timeout (enforced by the process executor): the instance fails with a timeout,
+# a retry runs it again, the summary names it
+cat > "$tmp/timeout.flow" <<FLOW
+task nap(x: int) -> str = sh "sleep {x}; echo {x}" with {timeout: 300ms, retries: 1}
+flow main() -> [str] {
+    return nap.expand(x = [0, 5])
+}
+FLOW
+"$FLOWC" -o "$tmp/timeout.plan" "$tmp/timeout.flow" 2> "$tmp/flowc.err" || fail "flowc timeout" "$tmp/flowc.err"
+t0=$(date +%s)
+run s timeout.plan --executor process --progress none
+t1=$(date +%s)
+expect_code "timeout fails the run [process]" 1
+expect_err "timeout names the instance [process]" "nap[1]"
+[ $((t1 - t0)) -le 4 ] && pass "timeout cuts the task short [process]" || fail "timeout took $((t1 - t0)) s"
+
 # flow choice
 run s several_flows.plan --progress none
 expect_code "several flows need --flow" 2
