@@ -1479,7 +1479,12 @@ static double retries_due(sched *S, double t) {
     double next = 0;
     for (uint32_t i = 0; i < S->nretries;) {
         inst *r = rec_at(S, S->retries[i]);
-        if (r->due <= t) {
+        uint32_t conc = S->p->tasks[r->task].concurrency;
+        if (r->due <= t && conc && S->running_task[r->task] >= conc) {
+            /* due, but its task is at its concurrency: look again soon */
+            if (next == 0 || t + 0.01 < next) next = t + 0.01;
+            i++;
+        } else if (r->due <= t) {
             queue_job(S, S->retries[i]);
             S->retries[i] = S->retries[--S->nretries];
         } else {

@@ -510,6 +510,15 @@ static void test_retries(void **state) {
     assert_string_equal(ro.json, "[0,1,2]");
     assert_int_equal(ro.o.n_attempts, 6);
     assert_true(el >= 0.019);
+    fake_destroy(&f->ex);
+
+    /* retries respect the task's concurrency */
+    b.p->tasks[fl].concurrency = 1;
+    b.p->tasks[fl].retry_delay_ms = 0;
+    f = fake_new(b.p, 0);
+    assert_int_equal(run_plan(&b, f, g, 4, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "[0,1,2]");
+    assert_int_equal(f->maxrun[fl], 1);
     finish(&b, f);
 }
 
