@@ -72,12 +72,12 @@
 
 #include "expr.h"
 
-#define SCHED_MAX_FACTOR 256      /* most jobs queued per executor slot for tiny tasks */
-#define SCHED_BATCH 1024          /* most jobs handed to the executor at once */
-#define SCHED_CHUNK 256           /* instance records per pool chunk */
-#define SCHED_INLINE_ARGS 6       /* arguments stored inside an instance record */
-#define SCHED_FAST_TASK 200e-6    /* a task of this duration or longer: factor 1 */
-#define SCHED_POLL_MS 100         /* longest wait before looking at the stop flag */
+#define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
+#define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
+#define SCHED_CHUNK 256        /* instance records per pool chunk */
+#define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
+#define SCHED_FAST_TASK 200e-6 /* a task of this duration or longer: factor 1 */
+#define SCHED_POLL_MS 100      /* longest wait before looking at the stop flag */
 
 /* ---- allocation: one entry point; out of memory ends the process ---- */
 
@@ -146,56 +146,56 @@ enum { EL_PENDING, EL_OK, EL_FAILED };
 enum { FS_OK, FS_FAILED, FS_PARTIAL };
 
 typedef struct slot {
-    uint8_t state;     /* SL_WAIT, SL_OPEN, SL_DONE */
-    uint8_t failed;    /* FS_OK; FS_FAILED: no value; FS_PARTIAL: some elements failed */
-    uint8_t opened;    /* length known and element-wise consumers told */
-    uint32_t nwait;    /* dependencies not yet settled (length, for an element-wise source) */
-    int64_t len;       /* expansions: number of elements once opened, else -1 */
-    int64_t nsettled;  /* expansions: elements finished, ok or failed */
-    int64_t nfailed;   /* expansions: elements failed */
-    uint8_t *estate;   /* expansions: EL_* per element; NULL for a filtered partial value */
-    flow_val val;      /* the value (owned); expansions: the list being filled */
+    uint8_t state;    /* SL_WAIT, SL_OPEN, SL_DONE */
+    uint8_t failed;   /* FS_OK; FS_FAILED: no value; FS_PARTIAL: some elements failed */
+    uint8_t opened;   /* length known and element-wise consumers told */
+    uint32_t nwait;   /* dependencies not yet settled (length, for an element-wise source) */
+    int64_t len;      /* expansions: number of elements once opened, else -1 */
+    int64_t nsettled; /* expansions: elements finished, ok or failed */
+    int64_t nfailed;  /* expansions: elements failed */
+    uint8_t *estate;  /* expansions: EL_* per element; NULL for a filtered partial value */
+    flow_val val;     /* the value (owned); expansions: the list being filled */
 } slot;
 
 typedef struct scope {
-    uint32_t graph;        /* plan graph */
-    struct scope *parent;  /* NULL for the flow */
-    uint32_t pnode;        /* parent's node that made this scope */
-    int64_t pk;            /* element of pnode (group expansion), or -1 */
-    uint32_t base;         /* bucket of the graph's depth 0 */
-    uint32_t level;        /* nesting depth (the flow: 0) */
-    uint32_t pending;      /* nodes not settled */
-    uint8_t failed;        /* a node failed and was not absorbed */
-    flow_val *params;      /* graph parameters (owned) */
+    uint32_t graph;          /* plan graph */
+    struct scope *parent;    /* NULL for the flow */
+    uint32_t pnode;          /* parent's node that made this scope */
+    int64_t pk;              /* element of pnode (group expansion), or -1 */
+    uint32_t base;           /* bucket of the graph's depth 0 */
+    uint32_t level;          /* nesting depth (the flow: 0) */
+    uint32_t pending;        /* nodes not settled */
+    uint8_t failed;          /* a node failed and was not absorbed */
+    flow_val *params;        /* graph parameters (owned) */
     struct scope *next_dead; /* list of finished scopes waiting to be freed */
-    slot slots[];          /* one per node of the graph */
+    slot slots[];            /* one per node of the graph */
 } scope;
 
 typedef struct entry {
-    scope *sc;   /* scope of the node */
+    scope *sc;     /* scope of the node */
     uint32_t node; /* absolute node index */
-    int64_t lo;  /* next element to start */
-    int64_t hi;  /* one past the last element */
+    int64_t lo;    /* next element to start */
+    int64_t hi;    /* one past the last element */
 } entry;
 
 typedef struct deque {
-    entry *e;     /* ring buffer */
+    entry *e;      /* ring buffer */
     uint32_t head; /* index of the first entry */
-    uint32_t n;   /* entries held */
-    uint32_t cap; /* power of two or 0 */
+    uint32_t n;    /* entries held */
+    uint32_t cap;  /* power of two or 0 */
 } deque;
 
 typedef struct inst {
-    scope *sc;          /* scope of the node */
-    uint32_t node;      /* node (absolute) */
-    uint32_t task;      /* task */
-    int64_t k;          /* element index, -1 for a call */
-    uint32_t attempt;   /* 0 for the first run */
-    uint32_t nargs;     /* arguments */
-    flow_val *args;     /* inl or malloc'ed */
-    uint32_t next_free; /* free list link */
-    double due;         /* retry: when to run again */
-    char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
+    scope *sc;                       /* scope of the node */
+    uint32_t node;                   /* node (absolute) */
+    uint32_t task;                   /* task */
+    int64_t k;                       /* element index, -1 for a call */
+    uint32_t attempt;                /* 0 for the first run */
+    uint32_t nargs;                  /* arguments */
+    flow_val *args;                  /* inl or malloc'ed */
+    uint32_t next_free;              /* free list link */
+    double due;                      /* retry: when to run again */
+    char *dir;                       /* instance folder (out/ and scratch/ below it), or NULL */
     flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
 } inst;
 
@@ -207,40 +207,40 @@ typedef struct failure {
 } failure;
 
 typedef struct sched {
-    const flow_plan *p;      /* the plan */
-    rt_executor *ex;         /* where instances run */
-    const sched_opts *o;     /* options */
-    FILE *err;               /* progress and summary */
-    node_info *info;         /* per plan node */
-    sc_edge *edges;          /* consumer edges of every node */
-    uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
-    deque *buckets;          /* ready entries by depth */
-    uint32_t nbuckets;       /* allocated buckets */
-    uint32_t top;            /* every bucket above is empty */
-    deque *blocked;          /* per task: entries waiting for its concurrency */
-    uint32_t *running_task;  /* per task: instances with the executor */
-    inst **chunks;           /* instance pool */
-    uint32_t nchunks;        /* chunks allocated */
-    uint32_t free_head;      /* first free record + 1 (0: none) */
-    uint32_t *retries;       /* records waiting for their retry_delay */
+    const flow_plan *p;     /* the plan */
+    rt_executor *ex;        /* where instances run */
+    const sched_opts *o;    /* options */
+    FILE *err;              /* progress and summary */
+    node_info *info;        /* per plan node */
+    sc_edge *edges;         /* consumer edges of every node */
+    uint32_t *gdepth;       /* per graph: its deepest node's depth + 1 */
+    deque *buckets;         /* ready entries by depth */
+    uint32_t nbuckets;      /* allocated buckets */
+    uint32_t top;           /* every bucket above is empty */
+    deque *blocked;         /* per task: entries waiting for its concurrency */
+    uint32_t *running_task; /* per task: instances with the executor */
+    inst **chunks;          /* instance pool */
+    uint32_t nchunks;       /* chunks allocated */
+    uint32_t free_head;     /* first free record + 1 (0: none) */
+    uint32_t *retries;      /* records waiting for their retry_delay */
     uint32_t nretries, capretries;
-    rt_job *batch;           /* jobs to submit */
+    rt_job *batch; /* jobs to submit */
     int nbatch;
-    rt_result *results;      /* wait buffer */
-    int running;             /* jobs with the executor */
-    int limit;               /* most jobs with the executor */
-    double mean_task;        /* moving average of task duration (s), <0 unknown */
-    scope *root;             /* the flow's scope */
-    scope *dead;             /* finished child scopes to free */
-    failure *fails;          /* failed instances */
+    rt_result *results; /* wait buffer */
+    int running;        /* jobs with the executor */
+    int limit;          /* most jobs with the executor */
+    double mean_task;   /* moving average of task duration (s), <0 unknown */
+    scope *root;        /* the flow's scope */
+    scope *dead;        /* finished child scopes to free */
+    failure *fails;     /* failed instances */
     uint32_t nfails, capfails;
     uint64_t *skipped;       /* per task: instances not run (upstream failed) */
     uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
     uint64_t total, done, failed, attempts;
-    uint64_t ninst_dirs;     /* instance folders made */
+    uint64_t ninst_dirs;      /* instance folders made */
     double t0, last_progress; /* clock */
-    int live_drawn;          /* a live progress line is on screen */
-    int work_made;           /* opts->work_dir exists */
+    int live_drawn;           /* a live progress line is on screen */
+    int work_made;            /* opts->work_dir exists */
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -264,7 +264,8 @@ static void dq_push(deque *d, entry e) {
     if (d->n == d->cap) {
         uint32_t nc = d->cap ? d->cap * 2 : 16;
         entry *ne = xrealloc(NULL, nc * sizeof *ne);
-        for (uint32_t i = 0; i < d->n; i++) ne[i] = d->e[(d->head + i) & (d->cap - 1)];
+        for (uint32_t i = 0; i < d->n; i++)
+            ne[i] = d->e[(d->head + i) & (d->cap - 1)];
         free(d->e);
         d->e = ne;
         d->cap = nc;
@@ -274,7 +275,9 @@ static void dq_push(deque *d, entry e) {
     d->n++;
 }
 
-static entry *dq_front(deque *d) { return d->n ? &d->e[d->head] : NULL; }
+static entry *dq_front(deque *d) {
+    return d->n ? &d->e[d->head] : NULL;
+}
 
 static void dq_pop(deque *d) {
     d->head = (d->head + 1) & (d->cap - 1);
@@ -285,7 +288,8 @@ static void ready_push(sched *S, scope *sc, uint32_t node, int64_t lo, int64_t h
     uint32_t b = sc->base + S->info[node].depth;
     if (b >= S->nbuckets) {
         uint32_t nb = S->nbuckets ? S->nbuckets : 16;
-        while (nb <= b) nb *= 2;
+        while (nb <= b)
+            nb *= 2;
         S->buckets = xrealloc(S->buckets, nb * sizeof *S->buckets);
         memset(S->buckets + S->nbuckets, 0, (nb - S->nbuckets) * sizeof *S->buckets);
         S->nbuckets = nb;
@@ -301,7 +305,8 @@ static deque *ready_pick(sched *S) {
             if (S->buckets[b].n) return &S->buckets[b];
         return NULL;
     }
-    while (S->top > 0 && S->buckets[S->top - 1].n == 0) S->top--;
+    while (S->top > 0 && S->buckets[S->top - 1].n == 0)
+        S->top--;
     return S->top ? &S->buckets[S->top - 1] : NULL;
 }
 
@@ -352,8 +357,10 @@ static void analyse(sched *S) {
     uint32_t nn = p->n_nodes;
     S->info = xcalloc(nn, sizeof *S->info);
     S->gdepth = xcalloc(p->n_graphs, sizeof *S->gdepth);
-    for (uint32_t g = 0; g < p->n_graphs; g++) S->gdepth[g] = UINT32_MAX;
-    for (uint32_t g = 0; g < p->n_graphs; g++) graph_depth(S, g, 0);
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        S->gdepth[g] = UINT32_MAX;
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        graph_depth(S, g, 0);
 
     /* facts per node; count consumers */
     uint32_t *ncons = xcalloc(nn + 1, sizeof *ncons);
@@ -386,7 +393,8 @@ static void analyse(sched *S) {
             const plan_arg *A = &p->args[N->first_arg + a];
             ncons[A->node == I->stream_arg && A->mode != PA_SCALAR ? I->stream_src : A->node]++;
         }
-        for (uint32_t a = 0; a < N->nafter; a++) ncons[p->afters[N->first_after + a]]++;
+        for (uint32_t a = 0; a < N->nafter; a++)
+            ncons[p->afters[N->first_after + a]]++;
     }
     uint32_t total = 0;
     for (uint32_t n = 0; n < nn; n++) {
@@ -429,10 +437,14 @@ static void analyse(sched *S) {
             const sc_edge *E = &S->edges[I->first_cons + e];
             const plan_node *C = &p->nodes[E->node];
             node_info *CI = &S->info[E->node];
-            if (E->kind == EDGE_STREAM) abs = CI->absorbs;
-            else if (CI->all_done) abs = 1;
-            else if ((C->kind == PN_MAP || C->kind == PN_FILTER) && CI->absorbs) abs = 1;
-            else abs = 0;
+            if (E->kind == EDGE_STREAM)
+                abs = CI->absorbs;
+            else if (CI->all_done)
+                abs = 1;
+            else if ((C->kind == PN_MAP || C->kind == PN_FILTER) && CI->absorbs)
+                abs = 1;
+            else
+                abs = 0;
         }
         for (uint32_t g = 0; g < p->n_graphs; g++)
             if (p->graphs[g].ret_node == n) abs = 0, I->is_ret = 1;
@@ -448,8 +460,10 @@ static void scope_path(sched *S, scope *sc, char *buf, size_t len) {
     scope_path(S, sc->parent, buf, len);
     size_t n = strlen(buf);
     const char *gname = plan_str(S->p, S->p->graphs[sc->graph].name);
-    if (sc->pk >= 0) snprintf(buf + n, len - n, "%s[%" PRId64 "] > ", gname, sc->pk);
-    else snprintf(buf + n, len - n, "%s > ", gname);
+    if (sc->pk >= 0)
+        snprintf(buf + n, len - n, "%s[%" PRId64 "] > ", gname, sc->pk);
+    else
+        snprintf(buf + n, len - n, "%s > ", gname);
 }
 
 static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
@@ -457,8 +471,10 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
     const flow_plan *p = S->p;
     char path[512], name[700];
     scope_path(S, sc, path, sizeof path);
-    if (k >= 0) snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
-    else snprintf(name, sizeof name, "%s%s", path, what);
+    if (k >= 0)
+        snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
+    else
+        snprintf(name, sizeof name, "%s%s", path, what);
     char *label = NULL;
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE && args && p->tasks[t].label != PLAN_NONE) {
@@ -468,8 +484,8 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
         uint32_t lam = p->tasks[t].label;
         if (expr_eval(p, lam, args, &lv, &ee) == 0) {
             uint32_t rt = p->lambdas[lam].ret;
-            if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST && p->types[rt].kind != PT_RECORD &&
-                p->types[rt].kind != PT_BYTES)
+            if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST &&
+                p->types[rt].kind != PT_RECORD && p->types[rt].kind != PT_BYTES)
                 label = xstrdup(fv_as_str(lv)->data);
             fv_decref(p, rt, lv);
         }
@@ -478,8 +494,8 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
         S->capfails = S->capfails ? S->capfails * 2 : 16;
         S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
     }
-    S->fails[S->nfails++] = (failure){xstrdup(name), label, xstrdup(error ? error : "failed"),
-                                      p->nodes[node].loc};
+    S->fails[S->nfails++] =
+        (failure){xstrdup(name), label, xstrdup(error ? error : "failed"), p->nodes[node].loc};
 }
 
 static void print_summary(sched *S, int interrupted) {
@@ -487,20 +503,21 @@ static void print_summary(sched *S, int interrupted) {
     FILE *f = S->err;
     if (S->nfails == 0 && !interrupted) {
         int any = S->nskipped_other > 0;
-        for (uint32_t t = 0; t < p->n_tasks && !any; t++) any = S->skipped[t] > 0;
+        for (uint32_t t = 0; t < p->n_tasks && !any; t++)
+            any = S->skipped[t] > 0;
         if (!any) return;
     }
     if (interrupted)
-        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n",
-                S->done, S->total);
+        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n", S->done,
+                S->total);
     if (S->nfails)
         fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
     for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
         const failure *F = &S->fails[i];
         char where[300] = "";
         if (F->loc < p->n_locs)
-            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source), p->locs[F->loc].line,
-                     p->locs[F->loc].col);
+            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source),
+                     p->locs[F->loc].line, p->locs[F->loc].col);
         if (F->label)
             fprintf(f, "  %s \"%s\": %s%s\n", F->what, F->label, F->error, where);
         else
@@ -524,8 +541,8 @@ static void progress(sched *S, int final) {
     if (!final && t - S->last_progress < every) return;
     S->last_progress = t;
     if (S->o->progress == SCHED_PROGRESS_LIVE) {
-        fprintf(S->err, "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64
-                        " failed, %.1fs",
+        fprintf(S->err,
+                "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs",
                 S->done, S->total, S->running, S->failed, t - S->t0);
         S->live_drawn = 1;
         if (final) {
@@ -533,8 +550,8 @@ static void progress(sched *S, int final) {
             S->live_drawn = 0;
         }
     } else if (!final || S->total > 0) {
-        fprintf(S->err, "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64
-                        " failed, %.1fs\n",
+        fprintf(S->err,
+                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs\n",
                 S->done, S->total, S->running, S->failed, t - S->t0);
     }
     fflush(S->err);
@@ -629,10 +646,13 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     const plan_node *N = &S->p->nodes[node];
     const char *what;
     switch (N->kind) {
-        case PN_CALL: case PN_EXPAND: case PN_EXPAND_KWARGS:
+        case PN_CALL:
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
             what = plan_str(S->p, S->p->tasks[N->ref].name);
             break;
-        case PN_GROUP_CALL: case PN_GROUP_EXPAND:
+        case PN_GROUP_CALL:
+        case PN_GROUP_EXPAND:
             what = plan_str(S->p, S->p->graphs[N->ref].name);
             break;
         default: {
@@ -655,8 +675,10 @@ static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char
     record_failure(S, sc, node, k, what, NULL, err);
     S->failed++;
     S->done++;
-    if (S->p->nodes[node].kind == PN_CALL) node_settle(S, sc, node, FS_FAILED);
-    else elem_settle(S, sc, node, k, 0, (flow_val){0});
+    if (S->p->nodes[node].kind == PN_CALL)
+        node_settle(S, sc, node, FS_FAILED);
+    else
+        elem_settle(S, sc, node, k, 0, (flow_val){0});
 }
 
 /* ---- scopes ---- */
@@ -715,7 +737,7 @@ static void scope_finished(sched *S, scope *sc) {
     if (!sc->parent) return; /* the flow: the main loop sees root->pending == 0 */
     const plan_graph *G = &p->graphs[sc->graph];
     int ok = !sc->failed && G->ret_node != PLAN_NONE ? SL(sc, p, G->ret_node)->failed == FS_OK
-                                                      : !sc->failed;
+                                                     : !sc->failed;
     flow_val v = {0};
     if (ok && G->ret_node != PLAN_NONE) {
         v = SL(sc, p, G->ret_node)->val;
@@ -755,7 +777,8 @@ static flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
         fv_list *l = fv_as_list(s->val);
         uint32_t et = elem_type(p, type);
         int64_t nok = 0;
-        for (int64_t i = 0; i < l->len; i++) nok += s->estate[i] == EL_OK;
+        for (int64_t i = 0; i < l->len; i++)
+            nok += s->estate[i] == EL_OK;
         flow_val out = fv_list_new(p, type, nok);
         fv_list *o = fv_as_list(out);
         int64_t j = 0;
@@ -828,8 +851,8 @@ static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *o
         const plan_arg *A = &p->args[N->first_arg + i];
         slot *src = SL(sc, p, A->node);
         uint32_t st = p->nodes[A->node].type;
-        int via_map = A->mode != PA_SCALAR && A->node == I->stream_arg &&
-                      I->stream_arg != I->stream_src;
+        int via_map =
+            A->mode != PA_SCALAR && A->node == I->stream_arg && I->stream_arg != I->stream_src;
         switch (A->mode) {
             case PA_AXIS: {
                 if (via_map) {
@@ -864,7 +887,8 @@ static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *o
         continue;
     fail:
         /* release what was built: arguments i .. nargs are zero, harmless to release */
-        for (uint32_t j = i; j < N->nargs; j++) out[j].i = 0;
+        for (uint32_t j = i; j < N->nargs; j++)
+            out[j].i = 0;
         release_args(S, node, out);
         return -1;
     }
@@ -878,7 +902,8 @@ static void release_args(sched *S, uint32_t node, flow_val *args) {
         const plan_arg *A = &p->args[N->first_arg + i];
         uint32_t st = p->nodes[A->node].type;
         uint32_t t = st;
-        if (A->mode == PA_AXIS) t = elem_type(p, st);
+        if (A->mode == PA_AXIS)
+            t = elem_type(p, st);
         else if (A->mode == PA_FIELD)
             t = p->fields[p->types[elem_type(p, st)].first + A->aux].type;
         fv_decref(p, t, args[i]);
@@ -911,11 +936,13 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Regular files under dir (rel: the part below the root) matching glob. */
-static int walk_files(const char *root, const char *rel, const char *glob, pathvec *out,
-                      int depth, char *err, size_t errlen) {
+static int walk_files(const char *root, const char *rel, const char *glob, pathvec *out, int depth,
+                      char *err, size_t errlen) {
     char dirpath[4096];
-    if (rel[0]) snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
-    else snprintf(dirpath, sizeof dirpath, "%s", root);
+    if (rel[0])
+        snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
+    else
+        snprintf(dirpath, sizeof dirpath, "%s", root);
     if (depth > 64) {
         snprintf(err, errlen, "folders nested too deep under '%s'", root);
         return -1;
@@ -930,8 +957,10 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
     while ((de = readdir(d)) && rc == 0) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
         char relp[4096], full[8192];
-        if (rel[0]) snprintf(relp, sizeof relp, "%s/%s", rel, de->d_name);
-        else snprintf(relp, sizeof relp, "%s", de->d_name);
+        if (rel[0])
+            snprintf(relp, sizeof relp, "%s/%s", rel, de->d_name);
+        else
+            snprintf(relp, sizeof relp, "%s", de->d_name);
         snprintf(full, sizeof full, "%s/%s", root, relp);
         struct stat st;
         if (stat(full, &st) != 0) continue;
@@ -986,7 +1015,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             }
             s->val = fv_list_new(p, N->type, n);
             fv_list *l = fv_as_list(s->val);
-            for (int64_t i = 0; i < n; i++) l->items[i].i = a + i;
+            for (int64_t i = 0; i < n; i++)
+                l->items[i].i = a + i;
             return 0;
         }
         case PN_ZIP: {
@@ -995,8 +1025,7 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
                 int64_t li = fv_as_list(ARGV(i))->len;
                 if (n >= 0 && li != n) {
                     snprintf(err, errlen,
-                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n,
-                             li);
+                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n, li);
                     return -1;
                 }
                 n = li;
@@ -1022,7 +1051,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             const char *dir = fv_as_str(ARGV(0))->data;
             const char *glob = N->nargs > 1 ? fv_as_str(ARGV(1))->data : "*";
             if (walk_files(dir, "", glob, &pv, 0, err, errlen) != 0) {
-                for (size_t i = 0; i < pv.n; i++) free(pv.v[i]);
+                for (size_t i = 0; i < pv.n; i++)
+                    free(pv.v[i]);
                 free(pv.v);
                 return -1;
             }
@@ -1040,7 +1070,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             fv_list *outer = fv_as_list(ARGV(0));
             uint32_t et = elem_type(p, N->type);
             int64_t n = 0;
-            for (int64_t i = 0; i < outer->len; i++) n += fv_as_list(outer->items[i])->len;
+            for (int64_t i = 0; i < outer->len; i++)
+                n += fv_as_list(outer->items[i])->len;
             s->val = fv_list_new(p, N->type, n);
             int64_t j = 0;
             for (int64_t i = 0; i < outer->len; i++) {
@@ -1133,8 +1164,9 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
     if (len > limit) {
         const char *name = N->kind == PN_GROUP_EXPAND ? plan_str(p, p->graphs[N->ref].name)
                                                       : plan_str(p, p->tasks[N->ref].name);
-        node_error(S, sc, node, "'%s' would expand to %" PRId64 " instances, more than max_map %" PRId64,
-                   name, len, limit);
+        node_error(S, sc, node,
+                   "'%s' would expand to %" PRId64 " instances, more than max_map %" PRId64, name,
+                   len, limit);
         return;
     }
     s->len = len;
@@ -1226,8 +1258,10 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 for (uint32_t ax = 0; ax < N->aux; ax++) {
                     fv_list *l = axis_list(S, sc, N, ax);
                     int64_t n = l ? l->len : 0;
-                    if (n != 0 && len > INT64_MAX / n) len = INT64_MAX;
-                    else len *= n;
+                    if (n != 0 && len > INT64_MAX / n)
+                        len = INT64_MAX;
+                    else
+                        len *= n;
                 }
             }
             open_expansion(S, sc, node, len);
@@ -1278,7 +1312,8 @@ static uint32_t rec_alloc(sched *S) {
         inst *c = xcalloc(SCHED_CHUNK, sizeof *c);
         S->chunks[S->nchunks] = c;
         uint32_t base = S->nchunks * SCHED_CHUNK;
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++) c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
+        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
+            c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
         S->free_head = base + 1;
         S->nchunks++;
     }
@@ -1296,8 +1331,10 @@ static void rm_tree(const char *path, int depth) {
             char sub[4096];
             snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
             struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(sub, depth + 1);
-            else unlink(sub);
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(sub, depth + 1);
+            else
+                unlink(sub);
         }
         closedir(d);
     }
@@ -1324,13 +1361,17 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
     const plan_type *T = &p->types[t];
     if (depth > 32) return 0;
     switch (T->kind) {
-        case PT_PATH: case PT_DIR: return 1;
-        case PT_LIST: return type_has_files(p, T->elem, depth + 1);
+        case PT_PATH:
+        case PT_DIR:
+            return 1;
+        case PT_LIST:
+            return type_has_files(p, T->elem, depth + 1);
         case PT_RECORD:
             for (uint32_t i = 0; i < T->n; i++)
                 if (type_has_files(p, p->fields[T->first + i].type, depth + 1)) return 1;
             return 0;
-        default: return 0;
+        default:
+            return 0;
     }
 }
 
@@ -1548,11 +1589,14 @@ static void adapt_limit(sched *S) {
 
 static void sched_free(sched *S) {
     free_dead(S);
-    for (uint32_t c = 0; c < S->nchunks; c++) free(S->chunks[c]);
+    for (uint32_t c = 0; c < S->nchunks; c++)
+        free(S->chunks[c]);
     free(S->chunks);
-    for (uint32_t b = 0; b < S->nbuckets; b++) free(S->buckets[b].e);
+    for (uint32_t b = 0; b < S->nbuckets; b++)
+        free(S->buckets[b].e);
     free(S->buckets);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++) free(S->blocked[t].e);
+    for (uint32_t t = 0; t < S->p->n_tasks; t++)
+        free(S->blocked[t].e);
     free(S->blocked);
     free(S->running_task);
     free(S->skipped);
@@ -1595,7 +1639,8 @@ static void free_live_scopes(sched *S, scope *root) {
         scope *s_ = (s);                                                                           \
         while (s_ && s_ != root) {                                                                 \
             size_t i_;                                                                             \
-            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {}                                        \
+            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {                                         \
+            }                                                                                      \
             if (i_ < n) break;                                                                     \
             if (n == cap) list = xrealloc(list, (cap = cap ? cap * 2 : 16) * sizeof *list);        \
             list[n++] = s_;                                                                        \
@@ -1621,7 +1666,8 @@ static void free_live_scopes(sched *S, scope *root) {
                 list[j] = t;
             }
     drop_inflight(S);
-    for (size_t i = 0; i < n; i++) scope_free(S, list[i]);
+    for (size_t i = 0; i < n; i++)
+        scope_free(S, list[i]);
     free(list);
     scope_free(S, root);
 }
@@ -1689,7 +1735,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             if (ms < timeout) timeout = ms < 1 ? 1 : (int)ms;
         }
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
-        for (int i = 0; i < n; i++) complete(S, &S->results[i]);
+        for (int i = 0; i < n; i++)
+            complete(S, &S->results[i]);
         adapt_limit(S);
         progress(S, 0);
     }
@@ -1699,7 +1746,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     out->n_instances = S->total;
     out->n_failed = S->failed;
     out->n_attempts = S->attempts;
-    for (uint32_t t = 0; t < p->n_tasks; t++) out->n_skipped += S->skipped[t];
+    for (uint32_t t = 0; t < p->n_tasks; t++)
+        out->n_skipped += S->skipped[t];
     out->n_ok = S->done - S->failed - out->n_skipped;
     if (interrupted) {
         out->code = 3;
@@ -1722,7 +1770,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         if (S->running == 0) free_live_scopes(S, root);
     } else {
         out->code = root->failed ? 1 : 0;
-        if (!root->failed && G->ret_node != PLAN_NONE && SL(root, p, G->ret_node)->failed == FS_OK) {
+        if (!root->failed && G->ret_node != PLAN_NONE &&
+            SL(root, p, G->ret_node)->failed == FS_OK) {
             out->has_result = 1;
             out->result = SL(root, p, G->ret_node)->val;
             fv_incref(p, p->nodes[G->ret_node].type, out->result);
