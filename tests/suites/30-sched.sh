@@ -141,3 +141,52 @@ run s expand_reduce.plan --progress plain --executor inline
     && pass "--progress plain" || fail "--progress plain" "$tmp/err"
 run s expand_reduce.plan --progress none --executor inline
 [ -s "$tmp/err" ] && fail "--progress none is silent" "$tmp/err" || pass "--progress none is silent"
+
+# embedding: a C program links libflow, opens the plan that flowc --emit=c wrote,
+# binds the tasks to its own functions (no library loaded) and runs the flow
+if [ "$SANITIZED" != 1 ]; then
+    LIBDIR=$(dirname "$FLOWRUN")/../lib
+    INC=$(cd "$(dirname "$0")/../.." && pwd)/runtime/include
+    "$FLOWC" --emit=c "$RUN/expand_reduce.flow" > "$tmp/plan.c" 2> "$tmp/flowc.err"
+    cat > "$tmp/host.c" <<'C'
+#include <flow.h>
+#include <stdio.h>
+extern const unsigned char flow_plan_data[];
+extern const size_t flow_plan_size;
+static int64_t my_square(int64_t x) { return x * x; }
+static int64_t my_inc(int64_t x) { return x + 1000; }
+static int64_t my_sum(flow_list xs) {
+    int64_t s = 0;
+    for (int64_t i = 0; i < xs.len; i++) s += ((int64_t *)xs.items)[i];
+    return s;
+}
+int main(void) {
+    char err[300];
+    flow_program *fp = flow_program_open_bytes(flow_plan_data, flow_plan_size, NULL, err, sizeof err);
+    if (!fp) { fprintf(stderr, "%s\n", err); return 2; }
+    if (flow_program_register(fp, "s", "square", (void *)my_square, err, sizeof err) ||
+        flow_program_register(fp, "s", "inc", (void *)my_inc, err, sizeof err) ||
+        flow_program_register(fp, "s", "sum", (void *)my_sum, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    flow_run_options o = {.executor = "inline", .jobs = 2};
+    flow_outcome *out;
+    int code = flow_program_run(fp, &o, &out);
+    int64_t v = 0;
+    if (code == 0 && flow_outcome_int(out, &v) == 0) printf("%lld %s\n", (long long)v, flow_outcome_json(out));
+    flow_outcome_free(out);
+    flow_program_close(fp);
+    return code;
+}
+C
+    if cc -o "$tmp/host" -I"$INC" "$tmp/host.c" "$tmp/plan.c" -L"$LIBDIR" -lflow \
+        -Wl,-rpath,"$LIBDIR" 2> "$tmp/cc.err"; then
+        (cd "$tmp" && ./host > "$tmp/out" 2> "$tmp/err"); code=$?
+        # sum over x < 10 of (x*x + 1000)
+        [ "$code" = 0 ] && [ "$(cat "$tmp/out")" = "10285 10285" ] && pass "embedding: plan bytes + registered functions" ||
+            fail "embedding: exit $code, output '$(cat "$tmp/out")'" "$tmp/err"
+    else
+        fail "embedding: host program does not build" "$tmp/cc.err"
+    fi
+fi
