@@ -909,6 +909,22 @@ static void test_structural_records(void **state) {
     }
 }
 
+/* group a(x) { b(x) }, group b(x) { a(x) }: every node is fine, the calls are a cycle */
+static void test_group_cycle(void **state) {
+    (void)state;
+    flow_plan *p = plan_new();
+    uint32_t t_int = plan_type_basic(p, PT_INT);
+    for (uint32_t g = 0; g < 2; g++) {
+        uint32_t pa = param(p, "x", t_int, PLAN_NONE);
+        graph(p, g ? "b" : "a", PG_GROUP, pa, 1, t_int);
+        uint32_t x = node(p, PN_PARAM, t_int, PLAN_NONE, 0, NULL);
+        uint32_t c = node(p, PN_GROUP_CALL, t_int, 1 - g, 0, NULL);
+        arg(p, c, x, PA_SCALAR, 0);
+        graph_end(p, g, c);
+    }
+    expect_bad(p, "groups call each other in a cycle");
+}
+
 /* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
 static void test_void_expand(void **state) {
     (void)state;
@@ -1056,6 +1072,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),
+        cmocka_unit_test(test_group_cycle),
         cmocka_unit_test(test_structural_records),
         cmocka_unit_test(test_files),
     };
