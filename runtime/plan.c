@@ -220,11 +220,12 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->first_param)                                                                         \
     F(u32, r->nparams)                                                                             \
     F(u32, r->ret)                                                                                 \
-    F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second)             \
-        F(u32, r->stitch) F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency)          \
-            F(i64, r->retry_delay_ms) F(i64, r->timeout_ms) F(i64, r->max_map) F(u32, r->cache)    \
-                F(u32, r->trigger) F(u32, r->version) F(u32, r->run_as) F(u32, r->image)           \
-                    F(u32, r->label) F(u32, r->loc)
+    F(u32, r->lib)                                                                                 \
+    F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch)          \
+        F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms)  \
+            F(i64, r->timeout_ms) F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger)           \
+                F(u32, r->version) F(u32, r->run_as) F(u32, r->image) F(u32, r->label)             \
+                    F(u32, r->loc)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
@@ -254,7 +255,8 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(3, types, types)                                                                             \
     S(4, fields, fields)                                                                           \
     S(5, values, values)                                                                           \
-    S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds) S(10, tasks, tasks)  \
+    S(6, items, u32)                                                                               \
+    S(7, libs, libs) S(8, params, params) S(9, binds, binds) S(10, tasks, tasks)                   \
         S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args) S(14, afters, u32)             \
             S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
 
@@ -1309,6 +1311,7 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
         text_put(t, "?");
         return;
     }
+    if (t->n + 1 >= t->len) return; /* full: the rest would be cut anyway */
     if (depth > PLAN_TEXT_DEPTH) {
         text_put(t, "...");
         return;
@@ -1326,7 +1329,7 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
                 return;
             }
             text_put(t, "{");
-            for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields; f++) {
+            for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields && t->n + 1 < t->len; f++) {
                 if (f) text_put(t, ", ");
                 text_put(t, plan_str(p, p->fields[y->first + f].name));
                 text_put(t, ": ");
