@@ -1155,9 +1155,6 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
                 continue;
             }
             if (!ty_same(p, ret, v.type)) {
-                char ctx[200];
-                snprintf(ctx, sizeof ctx, "%s '%s' returns %s; its result",
-                         what, decl->name, "a value");
                 char a[128], b[128];
                 diag_error(c->d, st->a->span, NULL, "%s '%s' returns %s, but this is %s", what,
                            decl->name, chk_type_text(c, ret, a, sizeof a),

@@ -23,19 +23,6 @@
 
 #define INSPECT_TEXT 256 /* room for one type or constant in the summary */
 
-/*
- * Where the runtime's linker checks symbols: a strong definition anywhere in libflow
- * (dlopen each library, dlsym each C task's symbol) replaces this weak one. It gets the
- * plan, the resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0,
- * or -1 with one line in err.
- */
-int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
-__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
-                                              char *err, size_t errlen) {
-    (void)p, (void)lib_paths, (void)err, (void)errlen;
-    return 0;
-}
-
 static flow_plan *load(const char *cmd, const char *path) {
     char err[512];
     flow_plan *p = plan_read_file(path, err, sizeof err);
@@ -182,6 +169,45 @@ static const char *one_line(const char *s, char *buf, size_t len) {
         buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     buf[i] = '\0';
     return buf;
+}
+
+/*
+ * Symbols: each C task's symbol must be in its library. This default dlopens each
+ * library (RTLD_LAZY | RTLD_LOCAL, as a run would load it) and dlsyms each symbol. The
+ * runtime's linker may replace it with a strong definition anywhere in libflow (for
+ * example one that also prepares the libffi call interfaces). It gets the plan and the
+ * resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0, or -1 with
+ * one line in err.
+ */
+int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
+__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
+                                              char *err, size_t errlen) {
+    int rc = 0;
+    char a[256], b[1024];
+    for (uint32_t i = 0; i < p->n_libs && !rc; i++) {
+        void *h = dlopen(lib_paths[i], RTLD_LAZY | RTLD_LOCAL);
+        if (!h) {
+            const char *why = dlerror();
+            snprintf(err, errlen, "library %s: cannot load %s: %s",
+                     one_line(plan_str(p, p->libs[i].name), a, sizeof a), lib_paths[i],
+                     one_line(why ? why : "unknown error", b, sizeof b));
+            rc = -1;
+            break;
+        }
+        for (uint32_t t = 0; t < p->n_tasks && !rc; t++) {
+            const plan_task *k = &p->tasks[t];
+            if (k->kind != TK_C || k->lib != i || dlsym(h, plan_str(p, k->symbol))) continue;
+            snprintf(err, errlen, "task %s: symbol %s not found in library %s (%s)",
+                     one_line(plan_str(p, k->name), a, sizeof a),
+                     one_line(plan_str(p, k->symbol), b, sizeof b), plan_str(p, p->libs[i].name),
+                     lib_paths[i]);
+            rc = -1;
+        }
+        dlclose(h);
+    }
+    for (char *c = err; rc && *c; c++) /* the library's name and path, too */
+        if ((unsigned char)*c < 0x20) *c = '?';
+    return rc;
 }
 
 static bool is_file(const char *path) {

@@ -78,6 +78,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -394,10 +395,20 @@ static void px_child_atfork(void) {
     if (px_child) px_child->forked = 1;
 }
 
-/* Reap children a task started and left behind (once per batch, not per job). */
-static void px_child_reap(void) {
+/* Between batches: reap children a task started and left behind, unblock signals
+ * a task blocked, and point fds 1 and 2 back at the capture file if a task
+ * closed or redirected them. */
+static void px_child_tidy(px_child_state *cs) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct stat cap, st;
+    if (fstat(cs->capfd, &cap)) return;
+    for (int fd = 1; fd <= 2; fd++)
+        if (fstat(fd, &st) || st.st_ino != cap.st_ino || st.st_dev != cap.st_dev)
+            dup2(cs->capfd, fd);
 }
 
 /* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
@@ -703,7 +714,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         }
         px_compact(&cs->in);
         px_child_flush(cs);
-        px_child_reap();
+        px_child_tidy(cs);
         /* then wait for more */
         px_reserve(&cs->in, PX_READ_CHUNK);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
@@ -1028,7 +1039,8 @@ static void px_dispatch(px_exec *ex) {
 static void px_reap(px_exec *ex, int i, int respawn) {
     px_worker *w = &ex->w[i];
     if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
-    if (!w->eof) kill(-w->pid, SIGKILL);          /* the socket is not closed: make sure */
+    kill(-w->pid, SIGKILL); /* it may still run (socket closed by a task), and its
+                               group may hold what its task started */
     int status = 0;
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
     }
@@ -1082,6 +1094,7 @@ static int64_t px_deadlines(px_exec *ex) {
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
         int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
+        if (running > ex->nslots) running = 0; /* the page is writable by the task */
         if (running) {
             const px_slot *sl = &ex->slots[running - 1];
             int64_t to = sl->timeout_ms;

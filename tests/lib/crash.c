@@ -1,7 +1,8 @@
 /*
  * crash.c — test tasks that misbehave, for the process executor's tests
  * (tests/unit/test_exec_process.c, tests/suites/40-process.sh).
- * Only libc is used (flow.h for its types), so the library loads into any host.
+ * Only libc is used, and flow.h (crash_logged calls flow_log and flow_map_index,
+ * which the host resolves: flowrun and the unit tests are linked -rdynamic).
  */
 #include <signal.h>
 #include <stdint.h>
@@ -148,4 +149,21 @@ int64_t crash_spawn_hang(int64_t ms) {
         fclose(f);
     }
     return crash_hang(ms);
+}
+
+/* a flow_log line and a printed one; returns the instance's map index */
+int64_t crash_logged(int64_t x) {
+    flow_log("logged %lld", (long long)x);
+    printf("printed %lld\n", (long long)x);
+    return flow_map_index();
+}
+
+/* points stdout and stderr at /dev/null for good, then returns x */
+int64_t crash_redirect(int64_t x) {
+    FILE *f = fopen("/dev/null", "w");
+    if (!f) return -1;
+    dup2(fileno(f), 1);
+    dup2(fileno(f), 2);
+    fclose(f);
+    return x;
 }

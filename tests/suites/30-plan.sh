@@ -59,10 +59,22 @@ msg badref "of another graph"
 "$FLOWRUN" verify "$tmp/good.plan" > "$tmp/out" 2> "$tmp/err"; code=$?
 [ "$code" = 2 ] && grep -q 'library wc ("libwc.so") not found' "$tmp/err" && [ "$(wc -l < "$tmp/err")" = 1 ] &&
     pass "verify: missing library is an error" || fail "verify missing library: exit $code $(cat "$tmp/err")"
-mkdir "$tmp/libs" && echo "not really a library" > "$tmp/libs/libwc.so"
+# a real library with the plan's three symbols (its hash differs from the plan's)
+mkdir "$tmp/libs" "$tmp/nosum"
+printf 'long wc_count(void) { return 1; }\nlong store(void) { return 2; }\n' > "$tmp/wc.c"
+${CC:-cc} -shared -fPIC -o "$tmp/nosum/libwc.so" "$tmp/wc.c" &&
+printf 'long sum(void) { return 3; }\n' >> "$tmp/wc.c" &&
+${CC:-cc} -shared -fPIC -o "$tmp/libs/libwc.so" "$tmp/wc.c" || fail "cannot build a test library"
 FLOW_LIBRARY_PATH="/nonexistent:$tmp/libs" "$FLOWRUN" verify "$tmp/good.plan" > "$tmp/out" 2> "$tmp/err"; code=$?
 [ "$code" = 0 ] && grep -qx "$tmp/good.plan: ok" "$tmp/out" && grep -q 'warning: library wc .* has changed' "$tmp/err" &&
     pass "verify: changed library on FLOW_LIBRARY_PATH is a warning" || fail "verify changed library: exit $code $(cat "$tmp/out" "$tmp/err")"
+FLOW_LIBRARY_PATH="$tmp/nosum" "$FLOWRUN" verify "$tmp/good.plan" > "$tmp/out" 2> "$tmp/err"; code=$?
+[ "$code" = 2 ] && grep -q 'task sum: symbol sum not found in library wc' "$tmp/err" && [ ! -s "$tmp/out" ] &&
+    pass "verify: a missing symbol is an error" || fail "verify missing symbol: exit $code $(cat "$tmp/out" "$tmp/err")"
+echo "not a library" > "$tmp/nosum/libwc.so"
+FLOW_LIBRARY_PATH="$tmp/nosum" "$FLOWRUN" verify "$tmp/good.plan" > "$tmp/out" 2> "$tmp/err"; code=$?
+[ "$code" = 2 ] && grep -q 'library wc: cannot load' "$tmp/err" && [ "$(grep -vc warning "$tmp/err")" = 1 ] &&
+    pass "verify: a library that does not load is an error" || fail "verify bad library: exit $code $(cat "$tmp/err")"
 cp "$tmp/libs/libwc.so" "$tmp/libwc.so"
 "$FLOWRUN" verify "$tmp/good.plan" > "$tmp/out" 2>/dev/null && grep -q ': ok$' "$tmp/out" &&
     pass "verify: library beside the plan" || fail "verify: library beside the plan"

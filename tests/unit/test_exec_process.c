@@ -52,13 +52,16 @@ enum {
     T_SEGV_AS,
     T_FORK,
     T_SPAWN,
+    T_LOGGED,
+    T_REDIRECT,
     T_GREET,
     T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
-    "crash_ok",    "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
-    "crash_print", "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
-    "crash_uid",   "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_greet"};
+    "crash_ok",       "crash_segv",  "crash_abort", "crash_exit",       "crash_hang",
+    "crash_print",    "crash_flood", "crash_alloc", "crash_fpe",        "crash_recurse",
+    "crash_uid",      "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_logged",
+    "crash_redirect", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -339,6 +342,28 @@ static void output_is_captured_per_instance(void **state) {
         }
     }
     free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+}
+
+/* a task that redirects fds 1 and 2 does not blind the worker for later batches */
+static void redirected_output_is_restored(void **state) {
+    fixture *f = *state;
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    flow_val x = {.i = 5};
+    rt_job j = {.id = 1, .task = T_REDIRECT, .map_index = -1, .args = &x};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_true(r.ok);
+    j = (rt_job){.id = 2, .task = T_PRINT, .map_index = -1, .args = &x};
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
+    assert_true(r.ok);
+    assert_non_null(r.log);
+    assert_non_null(strstr(r.log, "out 5\n"));
+    assert_non_null(strstr(r.log, "err 5\n"));
+    rt_result_clear(f->plan, T_PRINT, &r);
     ex->ops->destroy(ex);
 }
 
@@ -787,6 +812,7 @@ static void real_tasks_crash_in_isolation(void **state) {
     args[9].i = 60000;
     timeout[9] = 1000;
     task[12] = T_PRINT;
+    task[15] = T_LOGGED;
     task[20] = T_GREET;
     args[20] = fv_str_cstr(f->plan, f->t_str, "world");
     collected c;
@@ -804,6 +830,13 @@ static void real_tasks_crash_in_isolation(void **state) {
     assert_non_null(c.r[12].log);
     assert_non_null(strstr(c.r[12].log, "out 12\n"));
     assert_non_null(strstr(c.r[12].log, "child\n"));
+    assert_true(c.r[15].ok); /* flow_* works in the worker; its log comes first */
+    assert_int_equal(c.r[15].value.i, 15);
+    assert_non_null(c.r[15].log);
+    const char *lg = strstr(c.r[15].log, "logged 15"), *pr = strstr(c.r[15].log, "printed 15\n");
+    assert_non_null(lg);
+    assert_non_null(pr);
+    assert_true(lg < pr);
     assert_true(c.r[20].ok);
     assert_string_equal(fv_as_str(c.r[20].value)->data, "hello, world");
     fv_decref(f->plan, f->t_str, args[20]);
@@ -858,6 +891,7 @@ int main(void) {
         cmocka_unit_test(timeout_kills_only_the_hung_instance),
         cmocka_unit_test(output_is_captured_per_instance),
         cmocka_unit_test(capture_keeps_the_tail),
+        cmocka_unit_test(redirected_output_is_restored),
         cmocka_unit_test(values_cross_the_boundary),
         cmocka_unit_test(job_fields_reach_the_worker),
         cmocka_unit_test(large_values_cross),

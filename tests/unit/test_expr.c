@@ -557,6 +557,20 @@ static void test_runtime_errors(void **state) {
     flow_val s = fv_str_cstr(t->p, t->t_str, "");
     run_err(t, li, &s, "division by zero");
     fv_decref(t->p, t->t_str, s);
+    /* a string past EXPR_RT_MAX_STRING fails (a build with a small limit shows it) */
+    li = lam(t, "s => replace(replace(s, \"a\", s), \"a\", s)", &t->t_str, 1, t->t_str);
+    char big[65];
+    memset(big, 'a', 64);
+    big[64] = 0;
+    s = fv_str_cstr(t->p, t->t_str, big); /* 64 -> 64*64 -> 64*64*64 bytes */
+    if (EXPR_RT_MAX_STRING < 64 * 64 * 64) {
+        run_err(t, li, &s, "string longer than");
+    } else {
+        flow_val r3 = run(t, li, &s);
+        assert_int_equal(fv_as_str(r3)->len, 64 * 64 * 64);
+        fv_decref(t->p, t->t_str, r3);
+    }
+    fv_decref(t->p, t->t_str, s);
     li = lam(t, "r => [r, r][len(r.file)]", &t->t_row, 1, t->t_row);
     flow_val r = row(t, "ab", 1);
     run_err(t, li, &r, "index 2 out of range");
