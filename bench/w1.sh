@@ -3,7 +3,7 @@
 #   inline executor, N = 1,000,000: target < 2 s wall and < 512 MiB peak
 #   process executor, N = 100,000:  target < 2 s wall
 # Prints the medians of $RUNS runs and µs per instance.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.inc"
 [ -x "$FLOWRUN" ] && [ -f "$LIBSCHED" ] || { echo "w1: build first (make all testlibs)"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/w1.flow" <<FLOW

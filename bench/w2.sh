@@ -2,7 +2,7 @@
 # W2 — depth-first: N = 1,000 elements x 3 chained stages of 1 ms tasks, then a
 # reduce, at -j 2. Time to the first complete chain (element's third stage done)
 # and total, depth-first (default) vs --schedule breadth. Medians of $RUNS runs.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/common.inc"
 [ -x "$FLOWRUN" ] && [ -f "$LIBSCHED" ] || { echo "w2: build first (make all testlibs)"; exit 1; }
 N=${W2_N:-1000}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

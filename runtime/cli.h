@@ -12,7 +12,7 @@
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] [--executor "          \
            "inline|process|kubernetes] [--env NAME] [--state DIR] [--no-cache] [--no-jit] "        \
-           "[--progress auto|plain|none]")                                                         \
+           "[--progress auto|plain|none] [--max-map N] [--schedule depth|breadth]")               \
     X(resume, "RUN            finish an interrupted or failed run")                                \
     X(backfill, "PLAN --flow F --from DATE --to DATE [--order oldest-first|newest-first] [--runs N]") \
     X(runs, "[--json]           run history, newest first")                                      \

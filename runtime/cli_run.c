@@ -34,19 +34,19 @@ static void run_on_signal(int sig) {
 }
 
 typedef struct run_args {
-    const char *plan;       /* plan file */
-    const char *flow;       /* --flow */
+    const char *plan;             /* plan file */
+    const char *flow;             /* --flow */
     char *params[RUN_MAX_PARAMS]; /* --param texts */
     int nparams;
-    const char *params_file; /* --params */
-    int jobs;               /* -j */
-    const char *executor;   /* --executor */
-    const char *env;        /* --env (recorded later by the state module) */
-    const char *state;      /* --state */
+    const char *params_file;      /* --params */
+    int jobs;                     /* -j */
+    const char *executor;         /* --executor */
+    const char *env;              /* --env (recorded later by the state module) */
+    const char *state;            /* --state */
     int no_cache, no_jit, strict; /* flags accepted now; see docs/scheduler.md */
-    const char *progress;   /* --progress */
-    int64_t max_map;        /* --max-map */
-    int breadth;            /* --schedule breadth */
+    const char *progress;         /* --progress */
+    int64_t max_map;              /* --max-map */
+    int breadth;                  /* --schedule breadth */
 } run_args;
 
 static int usage_error(const char *fmt, const char *a) {
@@ -86,41 +86,51 @@ static int parse_args(int argc, char **argv, run_args *a) {
         } else {
             snprintf(name, sizeof name, "%s", arg);
         }
-        int flag = !strcmp(name, "--no-cache") || !strcmp(name, "--no-jit") ||
-                   !strcmp(name, "--strict");
+        int flag =
+            !strcmp(name, "--no-cache") || !strcmp(name, "--no-jit") || !strcmp(name, "--strict");
         if (flag) {
             if (val) return usage_error("option '%s' takes no value", name);
-            if (!strcmp(name, "--no-cache")) a->no_cache = 1;
-            else if (!strcmp(name, "--no-jit")) a->no_jit = 1;
-            else a->strict = 1;
+            if (!strcmp(name, "--no-cache"))
+                a->no_cache = 1;
+            else if (!strcmp(name, "--no-jit"))
+                a->no_jit = 1;
+            else
+                a->strict = 1;
             continue;
         }
-        static const char *const valued[] = {"--flow", "--param", "--params", "-j", "--jobs",
-                                             "--executor", "--env", "--state", "--progress",
-                                             "--max-map", "--schedule"};
+        static const char *const valued[] = {"--flow",     "--param",    "--params",  "-j",
+                                             "--jobs",     "--executor", "--env",     "--state",
+                                             "--progress", "--max-map",  "--schedule"};
         int known = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(name, valued[k]);
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
+            known |= !strcmp(name, valued[k]);
         if (!known) return usage_error("unknown option '%s'", arg);
         if (!val) {
             if (i + 1 >= argc) return usage_error("option '%s' needs a value", name);
             val = argv[++i];
         }
         int64_t n;
-        if (!strcmp(name, "--flow")) a->flow = val;
+        if (!strcmp(name, "--flow"))
+            a->flow = val;
         else if (!strcmp(name, "--param")) {
-            if (a->nparams >= RUN_MAX_PARAMS) return usage_error("more than %s --param options", "1024");
+            if (a->nparams >= RUN_MAX_PARAMS)
+                return usage_error("more than %s --param options", "1024");
             a->params[a->nparams++] = (char *)val;
-        } else if (!strcmp(name, "--params")) a->params_file = val;
+        } else if (!strcmp(name, "--params"))
+            a->params_file = val;
         else if (!strcmp(name, "-j") || !strcmp(name, "--jobs")) {
             if (parse_count(val, 1, RUN_MAX_JOBS, &n))
                 return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
             a->jobs = (int)n;
         } else if (!strcmp(name, "--executor")) {
             if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes"))
-                return usage_error("--executor expects inline, process or kubernetes, got '%s'", val);
+                return usage_error("--executor expects inline, process or kubernetes, got '%s'",
+                                   val);
             a->executor = val;
-        } else if (!strcmp(name, "--env")) a->env = val;
-        else if (!strcmp(name, "--state")) a->state = val;
+        } else if (!strcmp(name, "--env"))
+            a->env = val;
+        else if (!strcmp(name, "--state"))
+            a->state = val;
         else if (!strcmp(name, "--progress")) {
             if (strcmp(val, "auto") && strcmp(val, "plain") && strcmp(val, "none"))
                 return usage_error("--progress expects auto, plain or none, got '%s'", val);
@@ -198,7 +208,8 @@ int flowrun_cmd_run(int argc, char **argv) {
     }
     const plan_graph *G = &p->graphs[g];
     flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
-    if (!params || params_resolve(p, g, a.params, a.nparams, a.params_file, params, err, sizeof err)) {
+    if (!params ||
+        params_resolve(p, g, a.params, a.nparams, a.params_file, params, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
         free(params);
         plan_free(p);
@@ -279,7 +290,8 @@ int flowrun_cmd_run(int argc, char **argv) {
 out:
     if (ex) ex->ops->destroy(ex);
     if (rt) rt_close(rt);
-    for (uint32_t i = 0; i < G->nparams; i++) fv_decref(p, p->params[G->first_param + i].type, params[i]);
+    for (uint32_t i = 0; i < G->nparams; i++)
+        fv_decref(p, p->params[G->first_param + i].type, params[i]);
     free(params);
     plan_free(p);
     return code;

@@ -32,23 +32,23 @@ typedef struct embed_reg {
 } embed_reg;
 
 struct flow_program {
-    flow_plan *plan;   /* owned */
-    char *plan_path;   /* where libraries are looked for (a file in that folder), or NULL */
-    uint32_t graph;    /* selected flow, or PLAN_NONE */
-    char **kv;         /* "name=text" parameter settings (owned) */
+    flow_plan *plan; /* owned */
+    char *plan_path; /* where libraries are looked for (a file in that folder), or NULL */
+    uint32_t graph;  /* selected flow, or PLAN_NONE */
+    char **kv;       /* "name=text" parameter settings (owned) */
     int nkv, capkv;
-    embed_reg *regs;   /* registered symbols */
+    embed_reg *regs; /* registered symbols */
     uint32_t nregs, capregs;
-    rt_runtime *rt;    /* linked at the first run */
+    rt_runtime *rt; /* linked at the first run */
 };
 
 struct flow_outcome {
-    int code;          /* exit code as flowrun's */
-    char *json;        /* result as JSON, "" when none */
-    char *error;       /* summary or error line, "" when none */
-    uint32_t kind;     /* plan_type_kind of the result, PT_VOID when none */
-    flow_val scalar;   /* int / float / bool result */
-    char *str;         /* text result (str, path, dir, date), else NULL */
+    int code;        /* exit code as flowrun's */
+    char *json;      /* result as JSON, "" when none */
+    char *error;     /* summary or error line, "" when none */
+    uint32_t kind;   /* plan_type_kind of the result, PT_VOID when none */
+    flow_val scalar; /* int / float / bool result */
+    char *str;       /* text result (str, path, dir, date), else NULL */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -115,8 +115,8 @@ flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen)
     return program_new(p, plan_path);
 }
 
-flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir,
-                                      char *err, size_t errlen) {
+flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir, char *err,
+                                      size_t errlen) {
     char why[512];
     flow_plan *p = plan_read(bytes, len, why, sizeof why);
     if (!p) {
@@ -146,7 +146,8 @@ int flow_program_register(flow_program *fp, const char *library, const char *sym
     int used = 0;
     for (uint32_t t = 0; t < fp->plan->n_tasks; t++) {
         const plan_task *T = &fp->plan->tasks[t];
-        used |= T->kind == TK_C && !strcmp(plan_str(fp->plan, fp->plan->libs[T->lib].name), library) &&
+        used |= T->kind == TK_C &&
+                !strcmp(plan_str(fp->plan, fp->plan->libs[T->lib].name), library) &&
                 !strcmp(plan_str(fp->plan, T->symbol), symbol);
     }
     if (!used) {
@@ -177,9 +178,11 @@ int flow_program_register(flow_program *fp, const char *library, const char *sym
 
 int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen) {
     for (uint32_t g = 0; g < fp->plan->n_graphs; g++)
-        if (fp->plan->graphs[g].kind == PG_FLOW && !strcmp(plan_str(fp->plan, fp->plan->graphs[g].name), flow)) {
+        if (fp->plan->graphs[g].kind == PG_FLOW &&
+            !strcmp(plan_str(fp->plan, fp->plan->graphs[g].name), flow)) {
             if (fp->graph != g)
-                for (int i = 0; i < fp->nkv; i++) free(fp->kv[i]);
+                for (int i = 0; i < fp->nkv; i++)
+                    free(fp->kv[i]);
             if (fp->graph != g) fp->nkv = 0;
             fp->graph = g;
             return 0;
@@ -245,8 +248,7 @@ int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *er
     return flow_program_set_param(fp, name, t, err, errlen);
 }
 
-int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
-                           size_t errlen) {
+int flow_program_set_float(flow_program *fp, const char *name, double v, char *err, size_t errlen) {
     char t[64];
     snprintf(t, sizeof t, "%.17g", v);
     return flow_program_set_param(fp, name, t, err, errlen);
@@ -394,10 +396,16 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
             }
             o->kind = p->types[G->ret].kind;
             switch (o->kind) {
-                case PT_INT: case PT_FLOAT: case PT_BOOL: case PT_DURATION:
+                case PT_INT:
+                case PT_FLOAT:
+                case PT_BOOL:
+                case PT_DURATION:
                     o->scalar = res.result;
                     break;
-                case PT_STR: case PT_PATH: case PT_DIR: case PT_DATE:
+                case PT_STR:
+                case PT_PATH:
+                case PT_DIR:
+                case PT_DATE:
                     o->str = dupstr(fv_as_str(res.result)->data);
                     break;
                 default:
@@ -406,14 +414,22 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
         }
         fv_decref(p, G->ret, res.result);
     }
-    if (out) *out = o;
-    else flow_outcome_free(o);
+    if (out)
+        *out = o;
+    else
+        flow_outcome_free(o);
     return code;
 }
 
-int flow_outcome_code(const flow_outcome *o) { return o ? o->code : 2; }
-const char *flow_outcome_json(const flow_outcome *o) { return o ? o->json : ""; }
-const char *flow_outcome_error(const flow_outcome *o) { return o ? o->error : ""; }
+int flow_outcome_code(const flow_outcome *o) {
+    return o ? o->code : 2;
+}
+const char *flow_outcome_json(const flow_outcome *o) {
+    return o ? o->json : "";
+}
+const char *flow_outcome_error(const flow_outcome *o) {
+    return o ? o->error : "";
+}
 
 int flow_outcome_int(const flow_outcome *o, int64_t *v) {
     if (!o || (o->kind != PT_INT && o->kind != PT_DURATION)) return -1;
@@ -433,7 +449,9 @@ int flow_outcome_bool(const flow_outcome *o, bool *v) {
     return 0;
 }
 
-const char *flow_outcome_str(const flow_outcome *o) { return o ? o->str : NULL; }
+const char *flow_outcome_str(const flow_outcome *o) {
+    return o ? o->str : NULL;
+}
 
 void flow_outcome_free(flow_outcome *o) {
     if (!o) return;
@@ -446,7 +464,8 @@ void flow_outcome_free(flow_outcome *o) {
 void flow_program_close(flow_program *fp) {
     if (!fp) return;
     if (fp->rt) rt_close(fp->rt);
-    for (int i = 0; i < fp->nkv; i++) free(fp->kv[i]);
+    for (int i = 0; i < fp->nkv; i++)
+        free(fp->kv[i]);
     free(fp->kv);
     for (uint32_t i = 0; i < fp->nregs; i++) {
         free(fp->regs[i].lib);

@@ -18,9 +18,9 @@
 #define PARAMS_MAX_TEXT (16u << 20) /* longest value text built from YAML */
 
 typedef struct ptext {
-    char *s;         /* text (malloc'ed) */
-    size_t n, cap;   /* length, capacity */
-    int overflow;    /* the text grew past PARAMS_MAX_TEXT */
+    char *s;       /* text (malloc'ed) */
+    size_t n, cap; /* length, capacity */
+    int overflow;  /* the text grew past PARAMS_MAX_TEXT */
 } ptext;
 
 static void pt_put(ptext *t, const char *s, size_t n) {
@@ -31,7 +31,8 @@ static void pt_put(ptext *t, const char *s, size_t n) {
     }
     if (t->n + n + 1 > t->cap) {
         size_t c = t->cap ? t->cap : 128;
-        while (c < t->n + n + 1) c *= 2;
+        while (c < t->n + n + 1)
+            c *= 2;
         char *q = realloc(t->s, c);
         if (!q) {
             fputs("flowrun: out of memory\n", stderr);
@@ -133,8 +134,8 @@ static int find_param(const flow_plan *p, const plan_graph *G, const char *name,
     return -1;
 }
 
-static int unknown(const flow_plan *p, const plan_graph *G, const char *name, size_t len,
-                   char *err, size_t errlen) {
+static int unknown(const flow_plan *p, const plan_graph *G, const char *name, size_t len, char *err,
+                   size_t errlen) {
     char names[400];
     list_names(p, G, names, sizeof names);
     if (G->nparams)
@@ -188,7 +189,8 @@ static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, 
         ptext t = {0};
         if (yaml_to_text(&doc, yaml_document_get_node(&doc, pr->value), &t, 0, 1) != 0 ||
             t.overflow) {
-            snprintf(err, errlen, "%s: parameter '%s': value is not a scalar, list or mapping (or too large)",
+            snprintf(err, errlen,
+                     "%s: parameter '%s': value is not a scalar, list or mapping (or too large)",
                      file, name);
             free(t.s);
             rc = -1;
@@ -259,7 +261,8 @@ int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
     if (rc != 0) /* release what was built */
         for (uint32_t i = 0; i < nbuilt; i++)
             fv_decref(p, p->params[G->first_param + i].type, out[i]);
-    for (uint32_t i = 0; i < G->nparams; i++) free(texts[i]);
+    for (uint32_t i = 0; i < G->nparams; i++)
+        free(texts[i]);
     free(texts);
     return rc;
 }

@@ -219,25 +219,27 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->kind)                                                                                \
     F(u32, r->first_param)                                                                         \
     F(u32, r->nparams)                                                                             \
-    F(u32, r->ret) F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first)                \
-        F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind) F(u32, r->retries)               \
-            F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)                 \
-                F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)          \
-                    F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
+    F(u32, r->ret)                                                                                 \
+    F(u32, r->lib)                                                                                 \
+    F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch)          \
+        F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms)  \
+            F(i64, r->timeout_ms) F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger)           \
+                F(u32, r->version) F(u32, r->run_as) F(u32, r->image) F(u32, r->label)             \
+                    F(u32, r->loc)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
     F(u32, r->first_param)                                                                         \
     F(u32, r->nparams)                                                                             \
-    F(u32, r->ret) F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) \
-        F(u32, r->loc)
+    F(u32, r->ret)                                                                                 \
+    F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
 #define PLAN_REC_nodes(F)                                                                          \
     F(u32, r->kind)                                                                                \
     F(u32, r->type)                                                                                \
     F(u32, r->ref)                                                                                 \
     F(u32, r->aux)                                                                                 \
-    F(u32, r->first_arg) F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) \
-        F(u32, r->loc)
+    F(u32, r->first_arg)                                                                           \
+    F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) F(u32, r->loc)
 #define PLAN_REC_args(F) F(u32, r->node) F(u32, r->mode) F(u32, r->aux)
 #define PLAN_REC_lambdas(F)                                                                        \
     F(u32, r->first_ptype)                                                                         \
@@ -252,10 +254,11 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(2, stroff, u32)                                                                              \
     S(3, types, types)                                                                             \
     S(4, fields, fields)                                                                           \
-    S(5, values, values) S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds) \
-        S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args)            \
-            S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code)      \
-                S(18, locs, locs)
+    S(5, values, values)                                                                           \
+    S(6, items, u32)                                                                               \
+    S(7, libs, libs) S(8, params, params) S(9, binds, binds) S(10, tasks, tasks)                   \
+        S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args) S(14, afters, u32)             \
+            S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -584,10 +587,11 @@ bad:
 
 /* ---- reading: the cross-references ---- */
 typedef struct plan_check {
-    flow_plan *p;    /* the plan being checked (values are fixed up in place) */
-    char *err;       /* where the one-line message goes */
-    size_t errlen;   /* its size */
-    uint32_t *owner; /* graph owning each node (PLAN_NONE: none yet) */
+    flow_plan *p;        /* the plan being checked (values are fixed up in place) */
+    char *err;           /* where the one-line message goes */
+    size_t errlen;       /* its size */
+    uint32_t *owner;     /* graph owning each node (PLAN_NONE: none yet) */
+    uint64_t type_steps; /* what is left of the budget of structural type comparisons */
 } plan_check;
 
 static bool in_range(uint32_t first, uint32_t n, uint32_t total) {
@@ -620,9 +624,10 @@ static uint32_t kind_of(const flow_plan *p, uint32_t t) {
 
 /* Records are structural (language.md §3): two valid types agree when they have the same
  * shape, whatever their record names. Types are acyclic, but a hostile plan could make
- * the comparison exponential, so it has a step budget (far above any real program). */
-#define PLAN_SAME_TYPE_STEPS 100000
-static bool same_type_b(const flow_plan *p, uint32_t a, uint32_t b, uint32_t *steps) {
+ * comparisons slow (deep, distinct, equal shapes compared again and again), so they
+ * share one step budget per plan, proportional to its size; a plan that spends it all is
+ * refused. Real plans compare interned types: equal indexes, no steps. */
+static bool same_type_b(const flow_plan *p, uint32_t a, uint32_t b, uint64_t *steps) {
     if (a == b) return true;
     if (*steps == 0) return false;
     --*steps;
@@ -639,9 +644,8 @@ static bool same_type_b(const flow_plan *p, uint32_t a, uint32_t b, uint32_t *st
     }
     return true;
 }
-static bool same_type(const flow_plan *p, uint32_t a, uint32_t b) {
-    uint32_t steps = PLAN_SAME_TYPE_STEPS;
-    return same_type_b(p, a, b, &steps);
+static bool same_type(plan_check *k, uint32_t a, uint32_t b) {
+    return same_type_b(k->p, a, b, &k->type_steps);
 }
 
 #define TRY(x)                                                                                     \
@@ -755,7 +759,7 @@ static int chk_values(plan_check *k) {
                         BAD("constant %u item %u refers to constant %u (must come before it)", i, j,
                             it);
                     uint32_t want = t->kind == PT_LIST ? t->elem : p->fields[t->first + j].type;
-                    if (!same_type(p, p->values[it].type, want))
+                    if (!same_type(k, p->values[it].type, want))
                         BAD("constant %u item %u has type %u, expected %u", i, j,
                             p->values[it].type, want);
                 }
@@ -781,7 +785,7 @@ static int chk_params(plan_check *k) {
         if (a->def != PLAN_NONE) {
             if (a->def >= p->n_values)
                 BAD("parameter %u default refers to constant %u of %u", i, a->def, p->n_values);
-            if (!same_type(p, p->values[a->def].type, a->type))
+            if (!same_type(k, p->values[a->def].type, a->type))
                 BAD("parameter %u default has type %u, expected %u", i, p->values[a->def].type,
                     a->type);
         }
@@ -823,11 +827,12 @@ static int chk_lambdas(plan_check *k) {
 }
 
 /* A lambda's parameter types are (types[0..n)) of some params range, in order. */
-static bool lambda_takes(const flow_plan *p, uint32_t li, uint32_t first_param, uint32_t n) {
+static bool lambda_takes(plan_check *k, uint32_t li, uint32_t first_param, uint32_t n) {
+    const flow_plan *p = k->p;
     const plan_lambda *l = &p->lambdas[li];
     if (l->nparams < n) return false;
     for (uint32_t j = 0; j < n; j++)
-        if (!same_type(p, p->typelist[l->first_ptype + j], p->params[first_param + j].type))
+        if (!same_type(k, p->typelist[l->first_ptype + j], p->params[first_param + j].type))
             return false;
     return true;
 }
@@ -855,7 +860,7 @@ static int chk_tasks(plan_check *k) {
                 TRY(chk_lambda(k, t->cmd, "task", i));
                 const plan_lambda *l = &p->lambdas[t->cmd];
                 if (l->nparams != t->nparams + 1 ||
-                    !lambda_takes(p, t->cmd, t->first_param, t->nparams) ||
+                    !lambda_takes(k, t->cmd, t->first_param, t->nparams) ||
                     kind_of(p, p->typelist[l->first_ptype + t->nparams]) != PT_STR ||
                     kind_of(p, l->ret) != PT_STR)
                     BAD("task %u command lambda %u does not take (params..., out: str) -> str", i,
@@ -871,7 +876,7 @@ static int chk_tasks(plan_check *k) {
                 if (t->stitch != PLAN_NONE) {
                     TRY(chk_lambda(k, t->stitch, "combine task", i));
                     const plan_lambda *l = &p->lambdas[t->stitch];
-                    if (l->nparams != 1 || !same_type(p, p->typelist[l->first_ptype], a->ret) ||
+                    if (l->nparams != 1 || !same_type(k, p->typelist[l->first_ptype], a->ret) ||
                         kind_of(p, l->ret) != PT_RECORD)
                         BAD("combine task %u stitch lambda %u does not take the first result to "
                             "a record",
@@ -903,7 +908,7 @@ static int chk_tasks(plan_check *k) {
         if (t->label != PLAN_NONE) {
             TRY(chk_lambda(k, t->label, "task", i));
             const plan_lambda *l = &p->lambdas[t->label];
-            if (l->nparams > t->nparams || !lambda_takes(p, t->label, t->first_param, l->nparams))
+            if (l->nparams > t->nparams || !lambda_takes(k, t->label, t->first_param, l->nparams))
                 BAD("task %u label lambda %u does not take the task's first parameters", i,
                     t->label);
         }
@@ -956,13 +961,13 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         case PN_CONST:
             if (n->aux >= p->n_values)
                 BAD("node %u refers to constant %u of %u", i, n->aux, p->n_values);
-            if (!same_type(p, p->values[n->aux].type, n->type))
+            if (!same_type(k, p->values[n->aux].type, n->type))
                 BAD("node %u constant has another type", i);
             break;
         case PN_PARAM:
             if (n->aux >= gr->nparams)
                 BAD("node %u refers to parameter %u of %u", i, n->aux, gr->nparams);
-            if (!same_type(p, p->params[gr->first_param + n->aux].type, n->type))
+            if (!same_type(k, p->params[gr->first_param + n->aux].type, n->type))
                 BAD("node %u has another type than its parameter", i);
             break;
         case PN_CALL:
@@ -987,16 +992,16 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             TRY(chk_lambda(k, n->ref, "node", i));
             const plan_lambda *l = &p->lambdas[n->ref];
             if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) || l->nparams != 1 ||
-                !same_type(p, p->typelist[l->first_ptype],
+                !same_type(k, p->typelist[l->first_ptype],
                            p->types[p->nodes[args[0].node].type].elem))
                 BAD("node %u: %s needs one list argument and a lambda over its elements", i,
                     n->kind == PN_MAP ? "map" : "filter");
             if (!is_list(p, n->type))
                 BAD("node %u: %s must produce a list", i, n->kind == PN_MAP ? "map" : "filter");
             if (n->kind == PN_FILTER && (kind_of(p, l->ret) != PT_BOOL ||
-                                         !same_type(p, n->type, p->nodes[args[0].node].type)))
+                                         !same_type(k, n->type, p->nodes[args[0].node].type)))
                 BAD("node %u: filter needs a lambda to bool and keeps its list's type", i);
-            if (n->kind == PN_MAP && !same_type(p, p->types[n->type].elem, l->ret))
+            if (n->kind == PN_MAP && !same_type(k, p->types[n->type].elem, l->ret))
                 BAD("node %u: map produces a list of another type than its lambda's result", i);
             break;
         }
@@ -1016,7 +1021,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             for (uint32_t j = 0; j < n->nargs; j++) {
                 uint32_t at = p->nodes[args[j].node].type;
                 if (!is_list(p, at) ||
-                    !same_type(p, p->types[at].elem, field_type(p, p->types[n->type].elem, j)))
+                    !same_type(k, p->types[at].elem, field_type(p, p->types[n->type].elem, j)))
                     BAD("node %u: zip argument %u is not a list of its field's type", i, j);
             }
             break;
@@ -1030,7 +1035,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             break;
         case PN_FLATTEN:
             if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
-                !same_type(p, p->types[p->nodes[args[0].node].type].elem, n->type) ||
+                !same_type(k, p->types[p->nodes[args[0].node].type].elem, n->type) ||
                 !is_list(p, n->type))
                 BAD("node %u: flatten takes a list of lists of its own type", i);
             break;
@@ -1042,14 +1047,14 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         case PN_LIST:
             if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
             for (uint32_t j = 0; j < n->nargs; j++)
-                if (!same_type(p, p->nodes[args[j].node].type, p->types[n->type].elem))
+                if (!same_type(k, p->nodes[args[j].node].type, p->types[n->type].elem))
                     BAD("node %u: list element %u has another type than the list's", i, j);
             break;
         case PN_RECORD:
             if (kind_of(p, n->type) != PT_RECORD || p->types[n->type].n != n->nargs)
                 BAD("node %u: record node needs one argument per field", i);
             for (uint32_t j = 0; j < n->nargs; j++)
-                if (!same_type(p, p->nodes[args[j].node].type, field_type(p, n->type, j)))
+                if (!same_type(k, p->nodes[args[j].node].type, field_type(p, n->type, j)))
                     BAD("node %u: record field %u has another type than the record's", i, j);
             break;
         default:
@@ -1061,9 +1066,9 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         if (n->nargs != nparams)
             BAD("node %u has %u arguments for %u parameters", i, n->nargs, nparams);
         /* a mapped effect (callee returns void) may produce void rather than [void] */
-        bool mapped_ok = (is_list(p, n->type) && same_type(p, p->types[n->type].elem, ret)) ||
+        bool mapped_ok = (is_list(p, n->type) && same_type(k, p->types[n->type].elem, ret)) ||
                          (kind_of(p, ret) == PT_VOID && kind_of(p, n->type) == PT_VOID);
-        if (mapped ? !mapped_ok : !same_type(p, n->type, ret))
+        if (mapped ? !mapped_ok : !same_type(k, n->type, ret))
             BAD("node %u has type %u, which does not match its callee's result", i, n->type);
         uint32_t naxis = n->kind == PN_EXPAND_KWARGS ? 0 : n->aux;
         if (mapped && n->kind != PN_EXPAND_KWARGS && naxis == 0)
@@ -1086,23 +1091,69 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             uint32_t given = a->mode == PA_SCALAR ? at
                              : a->mode == PA_AXIS ? p->types[at].elem
                                                   : field_type(p, p->types[at].elem, a->aux);
-            if (!same_type(p, given, p->params[first_param + j].type))
+            if (!same_type(k, given, p->params[first_param + j].type))
                 BAD("node %u argument %u has type %u, parameter %s wants %u", i, j, given,
                     plan_str(p, p->params[first_param + j].name), p->params[first_param + j].type);
         }
         /* axes 0 .. naxis-1 are each named by exactly one argument */
         if (naxis > n->nargs) BAD("node %u has %u axes but %u arguments", i, naxis, n->nargs);
-        for (uint32_t ax = 0; ax < naxis; ax++) {
-            uint32_t uses = 0;
+        if (naxis) {
+            uint32_t *uses = calloc(naxis, sizeof *uses);
+            if (!uses) return fail(k->err, k->errlen, "out of memory");
             for (uint32_t j = 0; j < n->nargs; j++)
-                uses += args[j].mode == PA_AXIS && args[j].aux == ax;
-            if (uses != 1) BAD("node %u axis %u is named by %u arguments", i, ax, uses);
+                if (args[j].mode == PA_AXIS) uses[args[j].aux]++; /* aux < naxis: checked */
+            uint32_t ax = 0;
+            while (ax < naxis && uses[ax] == 1)
+                ax++;
+            uint32_t u = ax < naxis ? uses[ax] : 1;
+            free(uses);
+            if (ax < naxis) BAD("node %u axis %u is named by %u arguments", i, ax, u);
         }
     } else {
         for (uint32_t j = 0; j < n->nargs; j++)
             if (args[j].mode != PA_SCALAR) BAD("node %u argument %u must be scalar", i, j);
     }
     return 0;
+}
+
+/* Groups may call groups, but never in a cycle: a depth-first walk over the graphs,
+ * each graph's nodes scanned once (linear in the plan, whatever its shape). */
+static int chk_group_cycles(plan_check *k) {
+    flow_plan *p = k->p;
+    uint32_t ng = p->n_graphs ? p->n_graphs : 1;
+    uint8_t *color = calloc(ng, 1);               /* 0 unseen, 1 on the path, 2 done */
+    uint32_t *next = calloc(ng, sizeof *next);    /* next node offset to look at */
+    uint32_t *stack = malloc(ng * sizeof *stack); /* the path */
+    int rc = 0;
+    if (!color || !next || !stack) rc = fail(k->err, k->errlen, "out of memory");
+    for (uint32_t root = 0; root < p->n_graphs && !rc; root++) {
+        if (color[root]) continue;
+        uint32_t depth = 0;
+        stack[depth++] = root;
+        color[root] = 1;
+        while (depth && !rc) {
+            uint32_t g = stack[depth - 1];
+            const plan_graph *gr = &p->graphs[g];
+            if (next[g] == gr->nnodes) {
+                color[g] = 2;
+                depth--;
+                continue;
+            }
+            const plan_node *n = &p->nodes[gr->first_node + next[g]++];
+            if (n->kind != PN_GROUP_CALL && n->kind != PN_GROUP_EXPAND) continue;
+            if (color[n->ref] == 1)
+                rc = fail(k->err, k->errlen,
+                          "bad plan: groups call each other in a cycle "
+                          "(graph %u calls graph %u)",
+                          g, n->ref);
+            else if (color[n->ref] == 0) {
+                color[n->ref] = 1;
+                stack[depth++] = n->ref;
+            }
+        }
+    }
+    free(color), free(next), free(stack);
+    return rc;
 }
 
 static int chk_graphs(plan_check *k) {
@@ -1137,41 +1188,17 @@ static int chk_graphs(plan_check *k) {
         TRY(chk_node(k, k->owner[i], i));
     for (uint32_t g = 0; g < p->n_graphs; g++) { /* now that node types are valid */
         const plan_graph *gr = &p->graphs[g];
-        if (gr->ret_node != PLAN_NONE && !same_type(p, p->nodes[gr->ret_node].type, gr->ret))
+        if (gr->ret_node != PLAN_NONE && !same_type(k, p->nodes[gr->ret_node].type, gr->ret))
             BAD("graph %u result node %u has another type than the graph's result", g,
                 gr->ret_node);
     }
-    /* groups may call groups, but never in a cycle: repeatedly retire graphs whose
-     * callees are all retired (few graphs; quadratic is fine) */
-    uint8_t *done = calloc(p->n_graphs ? p->n_graphs : 1, 1);
-    if (!done) return fail(k->err, k->errlen, "out of memory");
-    uint32_t left = p->n_graphs;
-    bool progress = true;
-    while (left && progress) {
-        progress = false;
-        for (uint32_t g = 0; g < p->n_graphs; g++) {
-            if (done[g]) continue;
-            const plan_graph *gr = &p->graphs[g];
-            bool ready = true;
-            for (uint32_t j = 0; j < gr->nnodes && ready; j++) {
-                const plan_node *n = &p->nodes[gr->first_node + j];
-                if ((n->kind == PN_GROUP_CALL || n->kind == PN_GROUP_EXPAND) && !done[n->ref])
-                    ready = false;
-            }
-            if (ready) {
-                done[g] = 1;
-                left--;
-                progress = true;
-            }
-        }
-    }
-    free(done);
-    if (left) BAD("groups call each other in a cycle");
-    return 0;
+    return chk_group_cycles(k);
 }
 
 static int plan_validate(flow_plan *p, char *err, size_t errlen) {
-    plan_check k = {p, err, errlen, NULL};
+    plan_check k = {p, err, errlen, NULL, 0};
+    k.type_steps = 1000000 + 64 * ((uint64_t)p->n_types + p->n_values + p->n_params + p->n_nodes +
+                                   p->n_args + p->n_typelist);
     k.owner = malloc((p->n_nodes ? p->n_nodes : 1) * sizeof *k.owner);
     if (!k.owner) return fail(err, errlen, "out of memory");
     int rc = 0;
@@ -1284,6 +1311,7 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
         text_put(t, "?");
         return;
     }
+    if (t->n + 1 >= t->len) return; /* full: the rest would be cut anyway */
     if (depth > PLAN_TEXT_DEPTH) {
         text_put(t, "...");
         return;
@@ -1301,7 +1329,7 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
                 return;
             }
             text_put(t, "{");
-            for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields; f++) {
+            for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields && t->n + 1 < t->len; f++) {
                 if (f) text_put(t, ", ");
                 text_put(t, plan_str(p, p->fields[y->first + f].name));
                 text_put(t, ": ");

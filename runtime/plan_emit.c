@@ -27,6 +27,8 @@
 
 #define EMIT_MAX_DEPTH 64   /* nesting of the JSON/YAML document (constants are cut below) */
 #define EMIT_VALUE_DEPTH 24 /* nesting shown for a constant value */
+/* constants shown in one document: every constant and item several times over */
+#define EMIT_VALUE_BUDGET(p) (100000 + 8 * ((uint64_t)(p)->n_values + (p)->n_items))
 
 static const char *const task_kind_names[] = {
 #define X(k, s) s,
@@ -251,9 +253,11 @@ static void kv_int(emit_tree *t, const char *k, int64_t v) {
 
 /* ---- plan lookups that never read past an array -------------------------------------- */
 typedef struct emit_ctx {
-    const flow_plan *p; /* the plan shown */
-    emit_tree *t;       /* where the document goes */
-    char buf[512];      /* scratch for type text */
+    const flow_plan *p;   /* the plan shown */
+    emit_tree *t;         /* where the document goes */
+    char buf[512];        /* scratch for type text */
+    uint64_t values_left; /* constants still to show: a hostile plan could share one list
+                             many times over and make the document explode */
 } emit_ctx;
 
 static const char *type_str(emit_ctx *c, uint32_t ty) {
@@ -309,6 +313,11 @@ static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
         t_str(t, "?");
         return;
     }
+    if (c->values_left == 0) {
+        t_str(t, "...");
+        return;
+    }
+    c->values_left--;
     const plan_value *v = &p->values[vi];
     const plan_type *ty = &p->types[v->type];
     switch (ty->kind) {
@@ -712,7 +721,7 @@ static void emit_doc(emit_ctx *c) {
 
 static int emit_json(const flow_plan *p, FILE *f) {
     emit_tree t = {.f = f};
-    emit_ctx c = {.p = p, .t = &t};
+    emit_ctx c = {.p = p, .t = &t, .values_left = EMIT_VALUE_BUDGET(p)};
     emit_doc(&c);
     fputc('\n', f);
     return ferror(f) ? -1 : 0;
@@ -720,7 +729,7 @@ static int emit_json(const flow_plan *p, FILE *f) {
 
 static int emit_yaml(const flow_plan *p, FILE *f) {
     emit_tree t = {.f = f, .yaml = true};
-    emit_ctx c = {.p = p, .t = &t};
+    emit_ctx c = {.p = p, .t = &t, .values_left = EMIT_VALUE_BUDGET(p)};
     yaml_event_t ev;
     if (!yaml_emitter_initialize(&t.em)) return -1;
     yaml_emitter_set_output_file(&t.em, f);

@@ -31,8 +31,9 @@
  *   expansion with a single axis (or an expand_kwargs) whose list is itself
  *   the result of an expansion only needs that producer's LENGTH to open; its
  *   instance i is released when element i of the producer has settled
- *   (b = f.expand(x = a): b[i] waits for a[i] alone). A failed element
- *   propagates as an upstream failure of the same element downstream.
+ *   (b = f.expand(x = a): b[i] waits for a[i] alone), also through maps
+ *   (f.expand(x = a.map(g)): g runs on a[i] when b[i] starts). A failed
+ *   element propagates as an upstream failure of the same element downstream.
  *
  *   Order. Ready entries sit in buckets by depth (the longest path from the
  *   graph's inputs, groups counted by their own depth). Depth-first takes the
@@ -40,18 +41,21 @@
  *   stages start and the first results appear early; `breadth` takes the
  *   shallowest first. Within a bucket, entries run in index order.
  *
- *   Capacity. At most `limit` instances are with the executor: jobs × a factor
- *   adapted to the measured task time (1 for slow tasks, so the order above
- *   is kept; up to SCHED_MAX_FACTOR for tasks of microseconds, so batches pay
- *   for the hand-over to worker threads).
+ *   Capacity. At most `limit` instances are with the executor: jobs × (a
+ *   factor adapted to the measured task time, + 1). For slow tasks the factor
+ *   is 1: each worker has one instance running and one queued, so it never
+ *   waits for the scheduler and the order above is kept within one instance;
+ *   for tasks of microseconds it grows to SCHED_MAX_FACTOR, so batches pay for
+ *   the hand-over to the worker threads.
  *
  *   Triggers and failures. A node whose producers failed settles as failed
  *   (upstream failed) without running, unless it is an all_done task: that one
  *   runs with the successful elements of partially failed mapped results, in
- *   index order. Retries re-run a failed instance after retry_delay. Map and
- *   filter are evaluated by the scheduler when their list is complete (no
- *   instances); over a partially failed list they keep only the successful
- *   elements so an all_done consumer downstream still sees the right data.
+ *   index order. Retries re-run a failed instance after retry_delay. A map or
+ *   filter read as a whole is evaluated by the scheduler when its list is
+ *   complete (no instances); over a partially failed list it keeps only the
+ *   successful elements so an all_done consumer downstream still sees the
+ *   right data.
  */
 #include "flow_sched.h"
 
@@ -68,12 +72,12 @@
 
 #include "expr.h"
 
-#define SCHED_MAX_FACTOR 256      /* most jobs queued per executor slot for tiny tasks */
-#define SCHED_BATCH 1024          /* most jobs handed to the executor at once */
-#define SCHED_CHUNK 256           /* instance records per pool chunk */
-#define SCHED_INLINE_ARGS 6       /* arguments stored inside an instance record */
-#define SCHED_FAST_TASK 200e-6    /* a task of this duration or longer: factor 1 */
-#define SCHED_POLL_MS 100         /* longest wait before looking at the stop flag */
+#define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
+#define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
+#define SCHED_CHUNK 256        /* instance records per pool chunk */
+#define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
+#define SCHED_FAST_TASK 200e-6 /* a task of this duration or longer: factor 1 */
+#define SCHED_POLL_MS 100      /* longest wait before looking at the stop flag */
 
 /* ---- allocation: one entry point; out of memory ends the process ---- */
 
@@ -125,11 +129,14 @@ typedef struct node_info {
     uint32_t ncons;
     uint32_t nwait0;     /* dependencies to wait for when its scope starts */
     uint32_t stream_src; /* producer read element-wise, or PLAN_NONE */
+    uint32_t stream_arg; /* the argument node that reads it: stream_src, or the top of a
+                            chain of maps over it (applied per element) */
     uint32_t task;       /* task run by CALL/EXPAND/EXPAND_KWARGS, else PLAN_NONE */
     uint8_t is_exp;      /* its value is built element by element */
     uint8_t all_done;    /* a task node with trigger all_done */
     uint8_t absorbs;     /* a partial failure here is absorbed by all_done consumers */
     uint8_t ret_void;    /* a task node whose task returns nothing */
+    uint8_t is_ret;      /* the return node of its graph */
 } node_info;
 
 /* ---- run-time state ---- */
@@ -139,56 +146,56 @@ enum { EL_PENDING, EL_OK, EL_FAILED };
 enum { FS_OK, FS_FAILED, FS_PARTIAL };
 
 typedef struct slot {
-    uint8_t state;     /* SL_WAIT, SL_OPEN, SL_DONE */
-    uint8_t failed;    /* FS_OK; FS_FAILED: no value; FS_PARTIAL: some elements failed */
-    uint8_t opened;    /* length known and element-wise consumers told */
-    uint32_t nwait;    /* dependencies not yet settled (length, for an element-wise source) */
-    int64_t len;       /* expansions: number of elements once opened, else -1 */
-    int64_t nsettled;  /* expansions: elements finished, ok or failed */
-    int64_t nfailed;   /* expansions: elements failed */
-    uint8_t *estate;   /* expansions: EL_* per element; NULL for a filtered partial value */
-    flow_val val;      /* the value (owned); expansions: the list being filled */
+    uint8_t state;    /* SL_WAIT, SL_OPEN, SL_DONE */
+    uint8_t failed;   /* FS_OK; FS_FAILED: no value; FS_PARTIAL: some elements failed */
+    uint8_t opened;   /* length known and element-wise consumers told */
+    uint32_t nwait;   /* dependencies not yet settled (length, for an element-wise source) */
+    int64_t len;      /* expansions: number of elements once opened, else -1 */
+    int64_t nsettled; /* expansions: elements finished, ok or failed */
+    int64_t nfailed;  /* expansions: elements failed */
+    uint8_t *estate;  /* expansions: EL_* per element; NULL for a filtered partial value */
+    flow_val val;     /* the value (owned); expansions: the list being filled */
 } slot;
 
 typedef struct scope {
-    uint32_t graph;        /* plan graph */
-    struct scope *parent;  /* NULL for the flow */
-    uint32_t pnode;        /* parent's node that made this scope */
-    int64_t pk;            /* element of pnode (group expansion), or -1 */
-    uint32_t base;         /* bucket of the graph's depth 0 */
-    uint32_t level;        /* nesting depth (the flow: 0) */
-    uint32_t pending;      /* nodes not settled */
-    uint8_t failed;        /* a node failed and was not absorbed */
-    flow_val *params;      /* graph parameters (owned) */
+    uint32_t graph;          /* plan graph */
+    struct scope *parent;    /* NULL for the flow */
+    uint32_t pnode;          /* parent's node that made this scope */
+    int64_t pk;              /* element of pnode (group expansion), or -1 */
+    uint32_t base;           /* bucket of the graph's depth 0 */
+    uint32_t level;          /* nesting depth (the flow: 0) */
+    uint32_t pending;        /* nodes not settled */
+    uint8_t failed;          /* a node failed and was not absorbed */
+    flow_val *params;        /* graph parameters (owned) */
     struct scope *next_dead; /* list of finished scopes waiting to be freed */
-    slot slots[];          /* one per node of the graph */
+    slot slots[];            /* one per node of the graph */
 } scope;
 
 typedef struct entry {
-    scope *sc;   /* scope of the node */
+    scope *sc;     /* scope of the node */
     uint32_t node; /* absolute node index */
-    int64_t lo;  /* next element to start */
-    int64_t hi;  /* one past the last element */
+    int64_t lo;    /* next element to start */
+    int64_t hi;    /* one past the last element */
 } entry;
 
 typedef struct deque {
-    entry *e;     /* ring buffer */
+    entry *e;      /* ring buffer */
     uint32_t head; /* index of the first entry */
-    uint32_t n;   /* entries held */
-    uint32_t cap; /* power of two or 0 */
+    uint32_t n;    /* entries held */
+    uint32_t cap;  /* power of two or 0 */
 } deque;
 
 typedef struct inst {
-    scope *sc;          /* scope of the node */
-    uint32_t node;      /* node (absolute) */
-    uint32_t task;      /* task */
-    int64_t k;          /* element index, -1 for a call */
-    uint32_t attempt;   /* 0 for the first run */
-    uint32_t nargs;     /* arguments */
-    flow_val *args;     /* inl or malloc'ed */
-    uint32_t next_free; /* free list link */
-    double due;         /* retry: when to run again */
-    char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
+    scope *sc;                       /* scope of the node */
+    uint32_t node;                   /* node (absolute) */
+    uint32_t task;                   /* task */
+    int64_t k;                       /* element index, -1 for a call */
+    uint32_t attempt;                /* 0 for the first run */
+    uint32_t nargs;                  /* arguments */
+    flow_val *args;                  /* inl or malloc'ed */
+    uint32_t next_free;              /* free list link */
+    double due;                      /* retry: when to run again */
+    char *dir;                       /* instance folder (out/ and scratch/ below it), or NULL */
     flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
 } inst;
 
@@ -200,40 +207,40 @@ typedef struct failure {
 } failure;
 
 typedef struct sched {
-    const flow_plan *p;      /* the plan */
-    rt_executor *ex;         /* where instances run */
-    const sched_opts *o;     /* options */
-    FILE *err;               /* progress and summary */
-    node_info *info;         /* per plan node */
-    sc_edge *edges;          /* consumer edges of every node */
-    uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
-    deque *buckets;          /* ready entries by depth */
-    uint32_t nbuckets;       /* allocated buckets */
-    uint32_t top;            /* every bucket above is empty */
-    deque *blocked;          /* per task: entries waiting for its concurrency */
-    uint32_t *running_task;  /* per task: instances with the executor */
-    inst **chunks;           /* instance pool */
-    uint32_t nchunks;        /* chunks allocated */
-    uint32_t free_head;      /* first free record + 1 (0: none) */
-    uint32_t *retries;       /* records waiting for their retry_delay */
+    const flow_plan *p;     /* the plan */
+    rt_executor *ex;        /* where instances run */
+    const sched_opts *o;    /* options */
+    FILE *err;              /* progress and summary */
+    node_info *info;        /* per plan node */
+    sc_edge *edges;         /* consumer edges of every node */
+    uint32_t *gdepth;       /* per graph: its deepest node's depth + 1 */
+    deque *buckets;         /* ready entries by depth */
+    uint32_t nbuckets;      /* allocated buckets */
+    uint32_t top;           /* every bucket above is empty */
+    deque *blocked;         /* per task: entries waiting for its concurrency */
+    uint32_t *running_task; /* per task: instances with the executor */
+    inst **chunks;          /* instance pool */
+    uint32_t nchunks;       /* chunks allocated */
+    uint32_t free_head;     /* first free record + 1 (0: none) */
+    uint32_t *retries;      /* records waiting for their retry_delay */
     uint32_t nretries, capretries;
-    rt_job *batch;           /* jobs to submit */
+    rt_job *batch; /* jobs to submit */
     int nbatch;
-    rt_result *results;      /* wait buffer */
-    int running;             /* jobs with the executor */
-    int limit;               /* most jobs with the executor */
-    double mean_task;        /* moving average of task duration (s), <0 unknown */
-    scope *root;             /* the flow's scope */
-    scope *dead;             /* finished child scopes to free */
-    failure *fails;          /* failed instances */
+    rt_result *results; /* wait buffer */
+    int running;        /* jobs with the executor */
+    int limit;          /* most jobs with the executor */
+    double mean_task;   /* moving average of task duration (s), <0 unknown */
+    scope *root;        /* the flow's scope */
+    scope *dead;        /* finished child scopes to free */
+    failure *fails;     /* failed instances */
     uint32_t nfails, capfails;
     uint64_t *skipped;       /* per task: instances not run (upstream failed) */
     uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
     uint64_t total, done, failed, attempts;
-    uint64_t ninst_dirs;     /* instance folders made */
+    uint64_t ninst_dirs;      /* instance folders made */
     double t0, last_progress; /* clock */
-    int live_drawn;          /* a live progress line is on screen */
-    int work_made;           /* opts->work_dir exists */
+    int live_drawn;           /* a live progress line is on screen */
+    int work_made;            /* opts->work_dir exists */
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -257,7 +264,8 @@ static void dq_push(deque *d, entry e) {
     if (d->n == d->cap) {
         uint32_t nc = d->cap ? d->cap * 2 : 16;
         entry *ne = xrealloc(NULL, nc * sizeof *ne);
-        for (uint32_t i = 0; i < d->n; i++) ne[i] = d->e[(d->head + i) & (d->cap - 1)];
+        for (uint32_t i = 0; i < d->n; i++)
+            ne[i] = d->e[(d->head + i) & (d->cap - 1)];
         free(d->e);
         d->e = ne;
         d->cap = nc;
@@ -267,7 +275,9 @@ static void dq_push(deque *d, entry e) {
     d->n++;
 }
 
-static entry *dq_front(deque *d) { return d->n ? &d->e[d->head] : NULL; }
+static entry *dq_front(deque *d) {
+    return d->n ? &d->e[d->head] : NULL;
+}
 
 static void dq_pop(deque *d) {
     d->head = (d->head + 1) & (d->cap - 1);
@@ -278,7 +288,8 @@ static void ready_push(sched *S, scope *sc, uint32_t node, int64_t lo, int64_t h
     uint32_t b = sc->base + S->info[node].depth;
     if (b >= S->nbuckets) {
         uint32_t nb = S->nbuckets ? S->nbuckets : 16;
-        while (nb <= b) nb *= 2;
+        while (nb <= b)
+            nb *= 2;
         S->buckets = xrealloc(S->buckets, nb * sizeof *S->buckets);
         memset(S->buckets + S->nbuckets, 0, (nb - S->nbuckets) * sizeof *S->buckets);
         S->nbuckets = nb;
@@ -294,7 +305,8 @@ static deque *ready_pick(sched *S) {
             if (S->buckets[b].n) return &S->buckets[b];
         return NULL;
     }
-    while (S->top > 0 && S->buckets[S->top - 1].n == 0) S->top--;
+    while (S->top > 0 && S->buckets[S->top - 1].n == 0)
+        S->top--;
     return S->top ? &S->buckets[S->top - 1] : NULL;
 }
 
@@ -345,15 +357,17 @@ static void analyse(sched *S) {
     uint32_t nn = p->n_nodes;
     S->info = xcalloc(nn, sizeof *S->info);
     S->gdepth = xcalloc(p->n_graphs, sizeof *S->gdepth);
-    for (uint32_t g = 0; g < p->n_graphs; g++) S->gdepth[g] = UINT32_MAX;
-    for (uint32_t g = 0; g < p->n_graphs; g++) graph_depth(S, g, 0);
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        S->gdepth[g] = UINT32_MAX;
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        graph_depth(S, g, 0);
 
     /* facts per node; count consumers */
     uint32_t *ncons = xcalloc(nn + 1, sizeof *ncons);
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
-        I->stream_src = PLAN_NONE;
+        I->stream_src = I->stream_arg = PLAN_NONE;
         I->task = PLAN_NONE;
         I->is_exp = (uint8_t)is_exp_kind(N->kind);
         if (N->kind == PN_CALL || N->kind == PN_EXPAND || N->kind == PN_EXPAND_KWARGS) {
@@ -361,22 +375,26 @@ static void analyse(sched *S) {
             I->all_done = p->tasks[N->ref].trigger == TRIG_ALL_DONE;
             I->ret_void = p->types[p->tasks[N->ref].ret].kind == PT_VOID;
         }
-        /* element-wise source: one axis (or the rows) produced by an expansion */
-        if ((N->kind == PN_EXPAND || N->kind == PN_GROUP_EXPAND) && N->aux == 1) {
-            for (uint32_t a = 0; a < N->nargs; a++) {
-                const plan_arg *A = &p->args[N->first_arg + a];
-                if (A->mode == PA_AXIS && is_exp_kind(p->nodes[A->node].kind))
-                    I->stream_src = A->node;
-            }
-        } else if (N->kind == PN_EXPAND_KWARGS) {
-            for (uint32_t a = 0; a < N->nargs; a++) {
-                const plan_arg *A = &p->args[N->first_arg + a];
-                if (A->mode == PA_FIELD && is_exp_kind(p->nodes[A->node].kind))
-                    I->stream_src = A->node;
+        /* element-wise source: one axis (or the rows) produced by an expansion,
+         * directly or through maps (element i of xs.map(f) is f(xs[i])) */
+        int one_axis = (N->kind == PN_EXPAND || N->kind == PN_GROUP_EXPAND) && N->aux == 1;
+        for (uint32_t a = 0; a < N->nargs && (one_axis || N->kind == PN_EXPAND_KWARGS); a++) {
+            const plan_arg *A = &p->args[N->first_arg + a];
+            if (A->mode != (one_axis ? PA_AXIS : PA_FIELD)) continue;
+            uint32_t src = A->node, guard = 0;
+            while (p->nodes[src].kind == PN_MAP && p->nodes[src].nargs == 1 && guard++ < 64)
+                src = p->args[p->nodes[src].first_arg].node;
+            if (is_exp_kind(p->nodes[src].kind)) {
+                I->stream_src = src;
+                I->stream_arg = A->node;
             }
         }
-        for (uint32_t a = 0; a < N->nargs; a++) ncons[p->args[N->first_arg + a].node]++;
-        for (uint32_t a = 0; a < N->nafter; a++) ncons[p->afters[N->first_after + a]]++;
+        for (uint32_t a = 0; a < N->nargs; a++) {
+            const plan_arg *A = &p->args[N->first_arg + a];
+            ncons[A->node == I->stream_arg && A->mode != PA_SCALAR ? I->stream_src : A->node]++;
+        }
+        for (uint32_t a = 0; a < N->nafter; a++)
+            ncons[p->afters[N->first_after + a]]++;
     }
     uint32_t total = 0;
     for (uint32_t n = 0; n < nn; n++) {
@@ -393,10 +411,11 @@ static void analyse(sched *S) {
             const plan_arg *A = &p->args[N->first_arg + a];
             node_info *P = &S->info[A->node];
             uint8_t kind = EDGE_WHOLE;
-            if (A->node == I->stream_src && A->mode != PA_SCALAR) {
+            if (A->node == I->stream_arg && A->mode != PA_SCALAR) {
                 if (stream_counted) continue;
                 stream_counted = 1;
                 kind = EDGE_STREAM;
+                P = &S->info[I->stream_src];
             }
             S->edges[P->first_cons + P->ncons++] = (sc_edge){n, kind};
             I->nwait0++;
@@ -411,18 +430,24 @@ static void analyse(sched *S) {
     /* absorption, consumers first (nodes are in dependency order within a graph) */
     for (uint32_t n = nn; n-- > 0;) {
         node_info *I = &S->info[n];
-        int abs = I->ncons > 0;
+        const plan_node *N = &p->nodes[n];
+        /* a map read only element-wise is never evaluated as a whole: nothing to fail */
+        int abs = I->ncons > 0 || N->kind == PN_MAP || N->kind == PN_FILTER;
         for (uint32_t e = 0; e < I->ncons && abs; e++) {
             const sc_edge *E = &S->edges[I->first_cons + e];
             const plan_node *C = &p->nodes[E->node];
             node_info *CI = &S->info[E->node];
-            if (E->kind == EDGE_STREAM) abs = CI->absorbs;
-            else if (CI->all_done) abs = 1;
-            else if ((C->kind == PN_MAP || C->kind == PN_FILTER) && CI->absorbs) abs = 1;
-            else abs = 0;
+            if (E->kind == EDGE_STREAM)
+                abs = CI->absorbs;
+            else if (CI->all_done)
+                abs = 1;
+            else if ((C->kind == PN_MAP || C->kind == PN_FILTER) && CI->absorbs)
+                abs = 1;
+            else
+                abs = 0;
         }
         for (uint32_t g = 0; g < p->n_graphs; g++)
-            if (p->graphs[g].ret_node == n) abs = 0;
+            if (p->graphs[g].ret_node == n) abs = 0, I->is_ret = 1;
         I->absorbs = (uint8_t)abs;
     }
 }
@@ -435,8 +460,10 @@ static void scope_path(sched *S, scope *sc, char *buf, size_t len) {
     scope_path(S, sc->parent, buf, len);
     size_t n = strlen(buf);
     const char *gname = plan_str(S->p, S->p->graphs[sc->graph].name);
-    if (sc->pk >= 0) snprintf(buf + n, len - n, "%s[%" PRId64 "] > ", gname, sc->pk);
-    else snprintf(buf + n, len - n, "%s > ", gname);
+    if (sc->pk >= 0)
+        snprintf(buf + n, len - n, "%s[%" PRId64 "] > ", gname, sc->pk);
+    else
+        snprintf(buf + n, len - n, "%s > ", gname);
 }
 
 static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
@@ -444,8 +471,10 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
     const flow_plan *p = S->p;
     char path[512], name[700];
     scope_path(S, sc, path, sizeof path);
-    if (k >= 0) snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
-    else snprintf(name, sizeof name, "%s%s", path, what);
+    if (k >= 0)
+        snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
+    else
+        snprintf(name, sizeof name, "%s%s", path, what);
     char *label = NULL;
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE && args && p->tasks[t].label != PLAN_NONE) {
@@ -455,8 +484,8 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
         uint32_t lam = p->tasks[t].label;
         if (expr_eval(p, lam, args, &lv, &ee) == 0) {
             uint32_t rt = p->lambdas[lam].ret;
-            if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST && p->types[rt].kind != PT_RECORD &&
-                p->types[rt].kind != PT_BYTES)
+            if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST &&
+                p->types[rt].kind != PT_RECORD && p->types[rt].kind != PT_BYTES)
                 label = xstrdup(fv_as_str(lv)->data);
             fv_decref(p, rt, lv);
         }
@@ -465,8 +494,8 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
         S->capfails = S->capfails ? S->capfails * 2 : 16;
         S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
     }
-    S->fails[S->nfails++] = (failure){xstrdup(name), label, xstrdup(error ? error : "failed"),
-                                      p->nodes[node].loc};
+    S->fails[S->nfails++] =
+        (failure){xstrdup(name), label, xstrdup(error ? error : "failed"), p->nodes[node].loc};
 }
 
 static void print_summary(sched *S, int interrupted) {
@@ -474,20 +503,21 @@ static void print_summary(sched *S, int interrupted) {
     FILE *f = S->err;
     if (S->nfails == 0 && !interrupted) {
         int any = S->nskipped_other > 0;
-        for (uint32_t t = 0; t < p->n_tasks && !any; t++) any = S->skipped[t] > 0;
+        for (uint32_t t = 0; t < p->n_tasks && !any; t++)
+            any = S->skipped[t] > 0;
         if (!any) return;
     }
     if (interrupted)
-        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n",
-                S->done, S->total);
+        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n", S->done,
+                S->total);
     if (S->nfails)
         fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
     for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
         const failure *F = &S->fails[i];
         char where[300] = "";
         if (F->loc < p->n_locs)
-            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source), p->locs[F->loc].line,
-                     p->locs[F->loc].col);
+            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source),
+                     p->locs[F->loc].line, p->locs[F->loc].col);
         if (F->label)
             fprintf(f, "  %s \"%s\": %s%s\n", F->what, F->label, F->error, where);
         else
@@ -511,8 +541,8 @@ static void progress(sched *S, int final) {
     if (!final && t - S->last_progress < every) return;
     S->last_progress = t;
     if (S->o->progress == SCHED_PROGRESS_LIVE) {
-        fprintf(S->err, "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64
-                        " failed, %.1fs",
+        fprintf(S->err,
+                "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs",
                 S->done, S->total, S->running, S->failed, t - S->t0);
         S->live_drawn = 1;
         if (final) {
@@ -520,8 +550,8 @@ static void progress(sched *S, int final) {
             S->live_drawn = 0;
         }
     } else if (!final || S->total > 0) {
-        fprintf(S->err, "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64
-                        " failed, %.1fs\n",
+        fprintf(S->err,
+                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs\n",
                 S->done, S->total, S->running, S->failed, t - S->t0);
     }
     fflush(S->err);
@@ -582,16 +612,25 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
         return;
     }
     uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) S->skipped[t]++;
-    else S->nskipped_other++;
+    if (t != PLAN_NONE) {
+        S->skipped[t]++;
+        S->done++; /* counted in total when the expansion opened */
+    } else {
+        S->nskipped_other++;
+    }
     elem_settle(S, sc, node, k, 0, (flow_val){0});
 }
 
 /* A node that cannot run because a producer failed. */
 static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
     uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) S->skipped[t]++;
-    else S->nskipped_other++;
+    if (t != PLAN_NONE) {
+        S->skipped[t]++;
+        S->total++; /* one line in done/total, however many it would have had */
+        S->done++;
+    } else {
+        S->nskipped_other++;
+    }
     node_settle(S, sc, node, FS_FAILED);
 }
 
@@ -607,10 +646,13 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     const plan_node *N = &S->p->nodes[node];
     const char *what;
     switch (N->kind) {
-        case PN_CALL: case PN_EXPAND: case PN_EXPAND_KWARGS:
+        case PN_CALL:
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
             what = plan_str(S->p, S->p->tasks[N->ref].name);
             break;
-        case PN_GROUP_CALL: case PN_GROUP_EXPAND:
+        case PN_GROUP_CALL:
+        case PN_GROUP_EXPAND:
             what = plan_str(S->p, S->p->graphs[N->ref].name);
             break;
         default: {
@@ -625,6 +667,18 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     record_failure(S, sc, node, -1, what, NULL, msg);
     S->failed++;
     node_settle(S, sc, node, FS_FAILED);
+}
+
+/* Element k of an expansion could not start (a map's lambda failed on its input). */
+static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
+                       const char *err) {
+    record_failure(S, sc, node, k, what, NULL, err);
+    S->failed++;
+    S->done++;
+    if (S->p->nodes[node].kind == PN_CALL)
+        node_settle(S, sc, node, FS_FAILED);
+    else
+        elem_settle(S, sc, node, k, 0, (flow_val){0});
 }
 
 /* ---- scopes ---- */
@@ -683,7 +737,7 @@ static void scope_finished(sched *S, scope *sc) {
     if (!sc->parent) return; /* the flow: the main loop sees root->pending == 0 */
     const plan_graph *G = &p->graphs[sc->graph];
     int ok = !sc->failed && G->ret_node != PLAN_NONE ? SL(sc, p, G->ret_node)->failed == FS_OK
-                                                      : !sc->failed;
+                                                     : !sc->failed;
     flow_val v = {0};
     if (ok && G->ret_node != PLAN_NONE) {
         v = SL(sc, p, G->ret_node)->val;
@@ -723,7 +777,8 @@ static flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
         fv_list *l = fv_as_list(s->val);
         uint32_t et = elem_type(p, type);
         int64_t nok = 0;
-        for (int64_t i = 0; i < l->len; i++) nok += s->estate[i] == EL_OK;
+        for (int64_t i = 0; i < l->len; i++)
+            nok += s->estate[i] == EL_OK;
         flow_val out = fv_list_new(p, type, nok);
         fv_list *o = fv_as_list(out);
         int64_t j = 0;
@@ -761,33 +816,83 @@ static int64_t axis_index(sched *S, scope *sc, const plan_node *N, uint32_t axis
     return (k / stride) % len;
 }
 
+static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
+                    size_t errlen);
+
+/* Element k of node n, where n is the element-wise source src or a map over
+ * (a map over ...) it: the maps' lambdas applied in the consumer. New reference. */
+static int map_elem(sched *S, scope *sc, uint32_t n, uint32_t src, int64_t k, flow_val *out,
+                    char *err, size_t errlen, int depth) {
+    const flow_plan *p = S->p;
+    if (n == src || depth > 64) {
+        *out = fv_as_list(SL(sc, p, src)->val)->items[k];
+        fv_incref(p, elem_type(p, p->nodes[src].type), *out);
+        return 0;
+    }
+    const plan_node *M = &p->nodes[n];
+    uint32_t inner = p->args[M->first_arg].node;
+    flow_val in;
+    if (map_elem(S, sc, inner, src, k, &in, err, errlen, depth + 1)) return -1;
+    int rc = lam_call(S, M->ref, &in, out, err, errlen);
+    fv_decref(p, elem_type(p, p->nodes[inner].type), in);
+    return rc;
+}
+
+static void release_args(sched *S, uint32_t node, flow_val *args);
+
 /* Fill out[0 .. nargs) for element k (-1: not mapped) of a task or group node.
- * ptypes: the parameters' types. New references. */
-static void build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *out) {
+ * New references. -1 with err when a map's lambda failed (nothing to release). */
+static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *out, char *err,
+                      size_t errlen) {
     const flow_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
+    const node_info *I = &S->info[node];
     for (uint32_t i = 0; i < N->nargs; i++) {
         const plan_arg *A = &p->args[N->first_arg + i];
         slot *src = SL(sc, p, A->node);
         uint32_t st = p->nodes[A->node].type;
+        int via_map =
+            A->mode != PA_SCALAR && A->node == I->stream_arg && I->stream_arg != I->stream_src;
         switch (A->mode) {
             case PA_AXIS: {
+                if (via_map) {
+                    if (map_elem(S, sc, A->node, I->stream_src, k, &out[i], err, errlen, 0))
+                        goto fail;
+                    break;
+                }
                 fv_list *l = fv_as_list(src->val);
                 out[i] = l->items[axis_index(S, sc, N, A->aux, k)];
                 fv_incref(p, elem_type(p, st), out[i]);
                 break;
             }
             case PA_FIELD: {
-                fv_rec *r = fv_as_rec(fv_as_list(src->val)->items[k]);
                 uint32_t rt = elem_type(p, st);
+                uint32_t ft = p->fields[p->types[rt].first + A->aux].type;
+                if (via_map) {
+                    flow_val row;
+                    if (map_elem(S, sc, A->node, I->stream_src, k, &row, err, errlen, 0)) goto fail;
+                    out[i] = fv_as_rec(row)->fields[A->aux];
+                    fv_incref(p, ft, out[i]);
+                    fv_decref(p, rt, row);
+                    break;
+                }
+                fv_rec *r = fv_as_rec(fv_as_list(src->val)->items[k]);
                 out[i] = r->fields[A->aux];
-                fv_incref(p, p->fields[p->types[rt].first + A->aux].type, out[i]);
+                fv_incref(p, ft, out[i]);
                 break;
             }
             default:
                 out[i] = arg_whole(S, sc, A->node);
         }
+        continue;
+    fail:
+        /* release what was built: arguments i .. nargs are zero, harmless to release */
+        for (uint32_t j = i; j < N->nargs; j++)
+            out[j].i = 0;
+        release_args(S, node, out);
+        return -1;
     }
+    return 0;
 }
 
 static void release_args(sched *S, uint32_t node, flow_val *args) {
@@ -797,7 +902,8 @@ static void release_args(sched *S, uint32_t node, flow_val *args) {
         const plan_arg *A = &p->args[N->first_arg + i];
         uint32_t st = p->nodes[A->node].type;
         uint32_t t = st;
-        if (A->mode == PA_AXIS) t = elem_type(p, st);
+        if (A->mode == PA_AXIS)
+            t = elem_type(p, st);
         else if (A->mode == PA_FIELD)
             t = p->fields[p->types[elem_type(p, st)].first + A->aux].type;
         fv_decref(p, t, args[i]);
@@ -830,11 +936,13 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Regular files under dir (rel: the part below the root) matching glob. */
-static int walk_files(const char *root, const char *rel, const char *glob, pathvec *out,
-                      int depth, char *err, size_t errlen) {
+static int walk_files(const char *root, const char *rel, const char *glob, pathvec *out, int depth,
+                      char *err, size_t errlen) {
     char dirpath[4096];
-    if (rel[0]) snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
-    else snprintf(dirpath, sizeof dirpath, "%s", root);
+    if (rel[0])
+        snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
+    else
+        snprintf(dirpath, sizeof dirpath, "%s", root);
     if (depth > 64) {
         snprintf(err, errlen, "folders nested too deep under '%s'", root);
         return -1;
@@ -849,8 +957,10 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
     while ((de = readdir(d)) && rc == 0) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
         char relp[4096], full[8192];
-        if (rel[0]) snprintf(relp, sizeof relp, "%s/%s", rel, de->d_name);
-        else snprintf(relp, sizeof relp, "%s", de->d_name);
+        if (rel[0])
+            snprintf(relp, sizeof relp, "%s/%s", rel, de->d_name);
+        else
+            snprintf(relp, sizeof relp, "%s", de->d_name);
         snprintf(full, sizeof full, "%s/%s", root, relp);
         struct stat st;
         if (stat(full, &st) != 0) continue;
@@ -905,7 +1015,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             }
             s->val = fv_list_new(p, N->type, n);
             fv_list *l = fv_as_list(s->val);
-            for (int64_t i = 0; i < n; i++) l->items[i].i = a + i;
+            for (int64_t i = 0; i < n; i++)
+                l->items[i].i = a + i;
             return 0;
         }
         case PN_ZIP: {
@@ -914,8 +1025,7 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
                 int64_t li = fv_as_list(ARGV(i))->len;
                 if (n >= 0 && li != n) {
                     snprintf(err, errlen,
-                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n,
-                             li);
+                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n, li);
                     return -1;
                 }
                 n = li;
@@ -941,7 +1051,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             const char *dir = fv_as_str(ARGV(0))->data;
             const char *glob = N->nargs > 1 ? fv_as_str(ARGV(1))->data : "*";
             if (walk_files(dir, "", glob, &pv, 0, err, errlen) != 0) {
-                for (size_t i = 0; i < pv.n; i++) free(pv.v[i]);
+                for (size_t i = 0; i < pv.n; i++)
+                    free(pv.v[i]);
                 free(pv.v);
                 return -1;
             }
@@ -959,7 +1070,8 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             fv_list *outer = fv_as_list(ARGV(0));
             uint32_t et = elem_type(p, N->type);
             int64_t n = 0;
-            for (int64_t i = 0; i < outer->len; i++) n += fv_as_list(outer->items[i])->len;
+            for (int64_t i = 0; i < outer->len; i++)
+                n += fv_as_list(outer->items[i])->len;
             s->val = fv_list_new(p, N->type, n);
             int64_t j = 0;
             for (int64_t i = 0; i < outer->len; i++) {
@@ -1052,8 +1164,9 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
     if (len > limit) {
         const char *name = N->kind == PN_GROUP_EXPAND ? plan_str(p, p->graphs[N->ref].name)
                                                       : plan_str(p, p->tasks[N->ref].name);
-        node_error(S, sc, node, "'%s' would expand to %" PRId64 " instances, more than max_map %" PRId64,
-                   name, len, limit);
+        node_error(S, sc, node,
+                   "'%s' would expand to %" PRId64 " instances, more than max_map %" PRId64, name,
+                   len, limit);
         return;
     }
     s->len = len;
@@ -1093,7 +1206,8 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
     for (uint32_t a = 0; a < N->nargs && !upfail; a++) {
         const plan_arg *A = &p->args[N->first_arg + a];
         slot *ps = SL(sc, p, A->node);
-        if (A->node == I->stream_src && A->mode != PA_SCALAR) {
+        if (A->node == I->stream_arg && A->mode != PA_SCALAR) {
+            ps = SL(sc, p, I->stream_src);
             upfail = ps->state == SL_DONE && ps->failed == FS_FAILED;
         } else if (ps->failed == FS_FAILED) {
             upfail = 1;
@@ -1122,7 +1236,11 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 return;
             }
             flow_val *params = xcalloc(G->nparams, sizeof *params);
-            build_args(S, sc, node, -1, params);
+            if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
+                free(params);
+                node_error(S, sc, node, "%s", err);
+                return;
+            }
             scope *child = scope_new(S, N->ref, sc, node, -1, params);
             scope_start(S, child);
             return;
@@ -1140,8 +1258,10 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 for (uint32_t ax = 0; ax < N->aux; ax++) {
                     fv_list *l = axis_list(S, sc, N, ax);
                     int64_t n = l ? l->len : 0;
-                    if (n != 0 && len > INT64_MAX / n) len = INT64_MAX;
-                    else len *= n;
+                    if (n != 0 && len > INT64_MAX / n)
+                        len = INT64_MAX;
+                    else
+                        len *= n;
                 }
             }
             open_expansion(S, sc, node, len);
@@ -1153,7 +1273,8 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 const plan_arg *A = &p->args[N->first_arg + a];
                 if (A->mode == PA_FIELD) {
                     slot *ps = SL(sc, p, A->node);
-                    len = A->node == I->stream_src ? ps->len : fv_as_list(ps->val)->len;
+                    len = A->node == I->stream_arg ? SL(sc, p, I->stream_src)->len
+                                                   : fv_as_list(ps->val)->len;
                     break;
                 }
             }
@@ -1164,8 +1285,13 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
             break;
     }
     int partial_in = 0;
-    if (N->kind == PN_MAP || N->kind == PN_FILTER)
+    if (N->kind == PN_MAP || N->kind == PN_FILTER) {
+        if (I->ncons == 0 && !I->is_ret) { /* read only element by element, in consumers */
+            node_settle(S, sc, node, FS_OK);
+            return;
+        }
         partial_in = SL(sc, p, p->args[N->first_arg].node)->failed == FS_PARTIAL;
+    }
     if (compute_builtin(S, sc, node, err, sizeof err) != 0) {
         s->val.i = 0;
         node_error(S, sc, node, "%s", err);
@@ -1186,7 +1312,8 @@ static uint32_t rec_alloc(sched *S) {
         inst *c = xcalloc(SCHED_CHUNK, sizeof *c);
         S->chunks[S->nchunks] = c;
         uint32_t base = S->nchunks * SCHED_CHUNK;
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++) c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
+        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
+            c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
         S->free_head = base + 1;
         S->nchunks++;
     }
@@ -1204,8 +1331,10 @@ static void rm_tree(const char *path, int depth) {
             char sub[4096];
             snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
             struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(sub, depth + 1);
-            else unlink(sub);
+            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_tree(sub, depth + 1);
+            else
+                unlink(sub);
         }
         closedir(d);
     }
@@ -1232,13 +1361,17 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
     const plan_type *T = &p->types[t];
     if (depth > 32) return 0;
     switch (T->kind) {
-        case PT_PATH: case PT_DIR: return 1;
-        case PT_LIST: return type_has_files(p, T->elem, depth + 1);
+        case PT_PATH:
+        case PT_DIR:
+            return 1;
+        case PT_LIST:
+            return type_has_files(p, T->elem, depth + 1);
         case PT_RECORD:
             for (uint32_t i = 0; i < T->n; i++)
                 if (type_has_files(p, p->fields[T->first + i].type, depth + 1)) return 1;
             return 0;
-        default: return 0;
+        default:
+            return 0;
     }
 }
 
@@ -1313,10 +1446,15 @@ static void queue_job(sched *S, uint32_t id) {
 static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     const flow_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
+    char err[600];
     if (N->kind == PN_GROUP_EXPAND) {
         const plan_graph *G = &p->graphs[N->ref];
         flow_val *params = xcalloc(G->nparams, sizeof *params);
-        build_args(S, sc, node, k, params);
+        if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
+            free(params);
+            elem_error(S, sc, node, k, plan_str(p, G->name), err);
+            return;
+        }
         scope *child = scope_new(S, N->ref, sc, node, k, params);
         scope_start(S, child);
         return;
@@ -1330,7 +1468,11 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->attempt = 0;
     r->nargs = N->nargs;
     r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : xcalloc(N->nargs, sizeof(flow_val));
-    build_args(S, sc, node, k, r->args);
+    if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
+        rec_free(S, id);
+        elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
+        return;
+    }
     if (S->o->work_dir && task_needs_dir(p, r->task)) make_inst_dir(S, r, id);
     queue_job(S, id);
 }
@@ -1378,7 +1520,12 @@ static double retries_due(sched *S, double t) {
     double next = 0;
     for (uint32_t i = 0; i < S->nretries;) {
         inst *r = rec_at(S, S->retries[i]);
-        if (r->due <= t) {
+        uint32_t conc = S->p->tasks[r->task].concurrency;
+        if (r->due <= t && conc && S->running_task[r->task] >= conc) {
+            /* due, but its task is at its concurrency: look again soon */
+            if (next == 0 || t + 0.01 < next) next = t + 0.01;
+            i++;
+        } else if (r->due <= t) {
             queue_job(S, S->retries[i]);
             S->retries[i] = S->retries[--S->nretries];
         } else {
@@ -1437,16 +1584,19 @@ static void adapt_limit(sched *S) {
         factor = f > SCHED_MAX_FACTOR ? SCHED_MAX_FACTOR : (int)f;
         if (factor < 1) factor = 1;
     }
-    S->limit = jobs * factor;
+    S->limit = jobs * (factor + 1); /* + one queued per worker: no idle gap between tasks */
 }
 
 static void sched_free(sched *S) {
     free_dead(S);
-    for (uint32_t c = 0; c < S->nchunks; c++) free(S->chunks[c]);
+    for (uint32_t c = 0; c < S->nchunks; c++)
+        free(S->chunks[c]);
     free(S->chunks);
-    for (uint32_t b = 0; b < S->nbuckets; b++) free(S->buckets[b].e);
+    for (uint32_t b = 0; b < S->nbuckets; b++)
+        free(S->buckets[b].e);
     free(S->buckets);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++) free(S->blocked[t].e);
+    for (uint32_t t = 0; t < S->p->n_tasks; t++)
+        free(S->blocked[t].e);
     free(S->blocked);
     free(S->running_task);
     free(S->skipped);
@@ -1489,7 +1639,8 @@ static void free_live_scopes(sched *S, scope *root) {
         scope *s_ = (s);                                                                           \
         while (s_ && s_ != root) {                                                                 \
             size_t i_;                                                                             \
-            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {}                                        \
+            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {                                         \
+            }                                                                                      \
             if (i_ < n) break;                                                                     \
             if (n == cap) list = xrealloc(list, (cap = cap ? cap * 2 : 16) * sizeof *list);        \
             list[n++] = s_;                                                                        \
@@ -1515,7 +1666,8 @@ static void free_live_scopes(sched *S, scope *root) {
                 list[j] = t;
             }
     drop_inflight(S);
-    for (size_t i = 0; i < n; i++) scope_free(S, list[i]);
+    for (size_t i = 0; i < n; i++)
+        scope_free(S, list[i]);
     free(list);
     scope_free(S, root);
 }
@@ -1583,7 +1735,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             if (ms < timeout) timeout = ms < 1 ? 1 : (int)ms;
         }
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
-        for (int i = 0; i < n; i++) complete(S, &S->results[i]);
+        for (int i = 0; i < n; i++)
+            complete(S, &S->results[i]);
         adapt_limit(S);
         progress(S, 0);
     }
@@ -1592,9 +1745,10 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
 
     out->n_instances = S->total;
     out->n_failed = S->failed;
-    out->n_ok = S->done - S->failed;
     out->n_attempts = S->attempts;
-    for (uint32_t t = 0; t < p->n_tasks; t++) out->n_skipped += S->skipped[t];
+    for (uint32_t t = 0; t < p->n_tasks; t++)
+        out->n_skipped += S->skipped[t];
+    out->n_ok = S->done - S->failed - out->n_skipped;
     if (interrupted) {
         out->code = 3;
         /* give running instances a moment; what is still running keeps its memory */
@@ -1616,7 +1770,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         if (S->running == 0) free_live_scopes(S, root);
     } else {
         out->code = root->failed ? 1 : 0;
-        if (!root->failed && G->ret_node != PLAN_NONE && SL(root, p, G->ret_node)->failed == FS_OK) {
+        if (!root->failed && G->ret_node != PLAN_NONE &&
+            SL(root, p, G->ret_node)->failed == FS_OK) {
             out->has_result = 1;
             out->result = SL(root, p, G->ret_node)->val;
             fv_incref(p, p->nodes[G->ret_node].type, out->result);

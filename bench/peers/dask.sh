@@ -1,7 +1,7 @@
 #!/bin/sh
 # W1 and W2 for Dask (threaded scheduler; distributed with 2 local workers for W1
 # at N = 1,000), beside flow. Installs python3-dask/python3-distributed if missing.
-. "$(dirname "$0")/../common.sh"
+. "$(dirname "$0")/../common.inc"
 [ -x "$FLOWRUN" ] && [ -f "$LIBSCHED" ] || { echo "peers: build first (make all testlibs)"; exit 1; }
 PY=/usr/bin/python3
 if ! $PY -c 'import dask, distributed' 2> /dev/null; then
@@ -9,7 +9,7 @@ if ! $PY -c 'import dask, distributed' 2> /dev/null; then
 fi
 $PY -c 'import dask, distributed' 2> /dev/null || { echo "peers dask: python3-dask is not installed"; exit 0; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/flow_figures.sh"
+. "$(dirname "$0")/flow_figures.inc"
 here=$(dirname "$0")
 runs() { # command... -> median of its printed first number over $RUNS runs
     : > "$tmp/r"; k=0

@@ -1,11 +1,11 @@
 #!/bin/sh
 # W1 and W2 for GNU make -j2 and ninja -j2, beside flow on the same machine.
 # Prints each figure (median of $RUNS) and the ratio peer / flow.
-. "$(dirname "$0")/../common.sh"
+. "$(dirname "$0")/../common.inc"
 [ -x "$FLOWRUN" ] && [ -f "$LIBSCHED" ] || { echo "peers: build first (make all testlibs)"; exit 1; }
 command -v ninja > /dev/null || { apt-get install -y -q ninja-build > /dev/null 2>&1 || true; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/flow_figures.sh"
+. "$(dirname "$0")/flow_figures.inc"
 
 w1_make() { # n -> writes $tmp/mk/Makefile
     d=$tmp/mk$1; mkdir -p "$d/out"

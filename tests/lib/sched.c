@@ -17,20 +17,33 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t inc(int64_t x) { return x + 1; }
-int64_t add(int64_t a, int64_t b) { return a + b; }
-int64_t pair(int64_t a, int64_t b) { return a * 10 + b; }
-int64_t square(int64_t x) { return x * x; }
-int64_t ident(int64_t x) { return x; }
+int64_t inc(int64_t x) {
+    return x + 1;
+}
+int64_t add(int64_t a, int64_t b) {
+    return a + b;
+}
+int64_t pair(int64_t a, int64_t b) {
+    return a * 10 + b;
+}
+int64_t square(int64_t x) {
+    return x * x;
+}
+int64_t ident(int64_t x) {
+    return x;
+}
 
 int64_t sum(flow_list xs) {
     const int64_t *v = xs.items;
     int64_t s = 0;
-    for (int64_t i = 0; i < xs.len; i++) s += v[i];
+    for (int64_t i = 0; i < xs.len; i++)
+        s += v[i];
     return s;
 }
 
-int64_t count(flow_list xs) { return xs.len; }
+int64_t count(flow_list xs) {
+    return xs.len;
+}
 
 /* Fails for odd inputs. */
 int64_t fail_odd(int64_t x) {
@@ -153,7 +166,8 @@ int64_t file_size(const char *path) {
 const char *join_strs(flow_list xs) {
     const char *const *v = xs.items;
     size_t n = 1;
-    for (int64_t i = 0; i < xs.len; i++) n += strlen(v[i]) + 1;
+    for (int64_t i = 0; i < xs.len; i++)
+        n += strlen(v[i]) + 1;
     char *s = flow_alloc(n);
     s[0] = 0;
     for (int64_t i = 0; i < xs.len; i++) {
@@ -181,7 +195,9 @@ flow_bytes to_bytes(const char *s) {
     return b;
 }
 
-int64_t bytes_len(flow_bytes b) { return b.len; }
+int64_t bytes_len(flow_bytes b) {
+    return b.len;
+}
 
 /* Writes text to a fresh output file and returns its path. */
 const char *write_text(const char *name, const char *text) {
@@ -199,7 +215,8 @@ const char *write_text(const char *name, const char *text) {
 /* A list of n ints 0..n-1 made by a task (a run-time length). */
 flow_list upto(int64_t n) {
     flow_list l = flow_list_new(n, sizeof(int64_t));
-    for (int64_t i = 0; i < n; i++) ((int64_t *)l.items)[i] = i;
+    for (int64_t i = 0; i < n; i++)
+        ((int64_t *)l.items)[i] = i;
     return l;
 }
 
@@ -281,7 +298,8 @@ static const char *copy_out(const char *src, const char *name, int upper) {
         return "";
     }
     int c;
-    while ((c = fgetc(in)) != EOF) fputc(upper && c >= 'a' && c <= 'z' ? c - 32 : c, out);
+    while ((c = fgetc(in)) != EOF)
+        fputc(upper && c >= 'a' && c <= 'z' ? c - 32 : c, out);
     fclose(in);
     fclose(out);
     return dst;
@@ -294,12 +312,18 @@ const char *resize_image(const char *src, int64_t width) {
     return copy_out(src, name, 0);
 }
 
-const char *thumb(const char *src) { return copy_out(src, "thumb.out", 0); }
+const char *thumb(const char *src) {
+    return copy_out(src, "thumb.out", 0);
+}
 
 /* "Cleaning" upper-cases the text into a new output file. */
-const char *strip(const char *f) { return copy_out(f, "clean.txt", 1); }
+const char *strip(const char *f) {
+    return copy_out(f, "clean.txt", 1);
+}
 
-flow_bytes fetch(const char *url) { return to_bytes(url); }
+flow_bytes fetch(const char *url) {
+    return to_bytes(url);
+}
 
 void store(flow_bytes data, const char *dst) {
     FILE *f = fopen(dst, "a");
@@ -319,7 +343,8 @@ typedef struct page {
 
 page unpack(flow_bytes b) {
     int64_t n = 0;
-    while (n < b.len && b.data[n] != '/') n++;
+    while (n < b.len && b.data[n] != '/')
+        n++;
     char *t = flow_alloc((size_t)n + 1);
     memcpy(t, b.data, (size_t)n);
     t[n] = 0;
@@ -327,6 +352,10 @@ page unpack(flow_bytes b) {
     return p;
 }
 
-int64_t index_page(page p) { return p.size * 1000 + (int64_t)strlen(p.title); }
+int64_t index_page(page p) {
+    return p.size * 1000 + (int64_t)strlen(p.title);
+}
 
-int64_t index_doc(flow_bytes doc, const char *lang) { return doc.len * 100 + (int64_t)strlen(lang); }
+int64_t index_doc(flow_bytes doc, const char *lang) {
+    return doc.len * 100 + (int64_t)strlen(lang);
+}

@@ -17,7 +17,7 @@ expect_code() { # name want
 expect_err() { # name text
     if grep -qF -- "$2" "$tmp/err"; then pass "$1"; else fail "$1: stderr lacks '$2'" "$tmp/err"; fi; }
 
-for p in failure max_map zip_mismatch depth_first several_flows interrupt params expand_reduce; do
+for p in failure max_map zip_mismatch depth_first depth_first_map map_stream several_flows interrupt params expand_reduce; do
     compile $p
 done
 
@@ -35,23 +35,28 @@ for ex in inline process; do
     expect_err "max_map names task, size, limit [$ex]" "'square' would expand to 5 instances, more than max_map 3"
     run s zip_mismatch.plan --executor $ex --progress none
     expect_err "zip names both lengths [$ex]" 'lists have different lengths (3 and 4)'
+    run s map_stream.plan --executor $ex --progress none
+    expect_err "a map's lambda error fails its element [$ex]" "inc[2]: division by zero in '/'"
 
     # depth-first: element 0's third stage before element 19's first stage
+    # (also through maps between the stages, evaluated per element)
+    for prog in depth_first depth_first_map; do
     for sched in depth breadth; do
         rm -f "$tmp/order.log"
-        run s depth_first.plan --executor $ex --progress none -j 2 --schedule $sched \
+        run s $prog.plan --executor $ex --progress none -j 2 --schedule $sched \
             --param log="$tmp/order.log" --param ms=5
         c0=$(grep -n '^c 0 ' "$tmp/order.log" | cut -d: -f1)
         a19=$(grep -n '^a 19 ' "$tmp/order.log" | cut -d: -f1)
         if [ "$code" != 0 ] || [ -z "$c0" ] || [ -z "$a19" ]; then
-            fail "$sched-first run [$ex]: exit $code" "$tmp/err"
+            fail "$prog $sched-first run [$ex]: exit $code" "$tmp/err"
         elif [ $sched = depth ] && [ "$c0" -lt "$a19" ]; then
-            pass "depth-first: first chain done (line $c0) before the last first stage (line $a19) [$ex]"
+            pass "$prog: first chain done (line $c0) before the last first stage (line $a19) [$ex]"
         elif [ $sched = breadth ] && [ "$c0" -gt "$a19" ]; then
-            pass "breadth-first: every first stage (line $a19) before a third (line $c0) [$ex]"
+            pass "$prog breadth-first: every first stage (line $a19) before a third (line $c0) [$ex]"
         else
-            fail "$sched-first order [$ex]: c 0 at line $c0, a 19 at line $a19" "$tmp/order.log"
+            fail "$prog $sched-first order [$ex]: c 0 at line $c0, a 19 at line $a19" "$tmp/order.log"
         fi
+    done
     done
 
     # SIGINT: stop cleanly, exit 3. (The inline executor's wait may run a queued task
@@ -69,6 +74,22 @@ for ex in inline process; do
     if [ $((t1 - t0)) -le 5 ]; then pass "SIGINT stops promptly [$ex]"; else fail "SIGINT took $((t1 - t0)) s [$ex]"; fi
     expect_err "interrupt summary [$ex]" "interrupted"
 done
+
+# timeout (enforced by the process executor): the instance fails with a timeout,
+# a retry runs it again, the summary names it
+cat > "$tmp/timeout.flow" <<FLOW
+task nap(x: int) -> str = sh "sleep {x}; echo {x}" with {timeout: 300ms, retries: 1}
+flow main() -> [str] {
+    return nap.expand(x = [0, 5])
+}
+FLOW
+"$FLOWC" -o "$tmp/timeout.plan" "$tmp/timeout.flow" 2> "$tmp/flowc.err" || fail "flowc timeout" "$tmp/flowc.err"
+t0=$(date +%s)
+run s timeout.plan --executor process --progress none
+t1=$(date +%s)
+expect_code "timeout fails the run [process]" 1
+expect_err "timeout names the instance [process]" "nap[1]"
+[ $((t1 - t0)) -le 4 ] && pass "timeout cuts the task short [process]" || fail "timeout took $((t1 - t0)) s"
 
 # flow choice
 run s several_flows.plan --progress none
@@ -120,3 +141,52 @@ run s expand_reduce.plan --progress plain --executor inline
     && pass "--progress plain" || fail "--progress plain" "$tmp/err"
 run s expand_reduce.plan --progress none --executor inline
 [ -s "$tmp/err" ] && fail "--progress none is silent" "$tmp/err" || pass "--progress none is silent"
+
+# embedding: a C program links libflow, opens the plan that flowc --emit=c wrote,
+# binds the tasks to its own functions (no library loaded) and runs the flow
+if [ "$SANITIZED" != 1 ]; then
+    LIBDIR=$(dirname "$FLOWRUN")/../lib
+    INC=$(cd "$(dirname "$0")/../.." && pwd)/runtime/include
+    "$FLOWC" --emit=c "$RUN/expand_reduce.flow" > "$tmp/plan.c" 2> "$tmp/flowc.err"
+    cat > "$tmp/host.c" <<'C'
+#include <flow.h>
+#include <stdio.h>
+extern const unsigned char flow_plan_data[];
+extern const size_t flow_plan_size;
+static int64_t my_square(int64_t x) { return x * x; }
+static int64_t my_inc(int64_t x) { return x + 1000; }
+static int64_t my_sum(flow_list xs) {
+    int64_t s = 0;
+    for (int64_t i = 0; i < xs.len; i++) s += ((int64_t *)xs.items)[i];
+    return s;
+}
+int main(void) {
+    char err[300];
+    flow_program *fp = flow_program_open_bytes(flow_plan_data, flow_plan_size, NULL, err, sizeof err);
+    if (!fp) { fprintf(stderr, "%s\n", err); return 2; }
+    if (flow_program_register(fp, "s", "square", (void *)my_square, err, sizeof err) ||
+        flow_program_register(fp, "s", "inc", (void *)my_inc, err, sizeof err) ||
+        flow_program_register(fp, "s", "sum", (void *)my_sum, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    flow_run_options o = {.executor = "inline", .jobs = 2};
+    flow_outcome *out;
+    int code = flow_program_run(fp, &o, &out);
+    int64_t v = 0;
+    if (code == 0 && flow_outcome_int(out, &v) == 0) printf("%lld %s\n", (long long)v, flow_outcome_json(out));
+    flow_outcome_free(out);
+    flow_program_close(fp);
+    return code;
+}
+C
+    if cc -o "$tmp/host" -I"$INC" "$tmp/host.c" "$tmp/plan.c" -L"$LIBDIR" -lflow \
+        -Wl,-rpath,"$LIBDIR" 2> "$tmp/cc.err"; then
+        (cd "$tmp" && ./host > "$tmp/out" 2> "$tmp/err"); code=$?
+        # sum over x < 10 of (x*x + 1000)
+        [ "$code" = 0 ] && [ "$(cat "$tmp/out")" = "10285 10285" ] && pass "embedding: plan bytes + registered functions" ||
+            fail "embedding: exit $code, output '$(cat "$tmp/out")'" "$tmp/err"
+    else
+        fail "embedding: host program does not build" "$tmp/cc.err"
+    fi
+fi

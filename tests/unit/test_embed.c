@@ -16,10 +16,13 @@
 #include "flow.h"
 #include "plan.h"
 
-static int64_t my_triple(int64_t x) { return 3 * x; }
+static int64_t my_triple(int64_t x) {
+    return 3 * x;
+}
 static int64_t my_total(flow_list xs) {
     int64_t s = 0;
-    for (int64_t i = 0; i < xs.len; i++) s += ((int64_t *)xs.items)[i];
+    for (int64_t i = 0; i < xs.len; i++)
+        s += ((int64_t *)xs.items)[i];
     return s;
 }
 static int64_t my_picky(int64_t x) {
@@ -140,11 +143,16 @@ static flow_program *open_registered(void) {
     flow_program *fp = flow_program_open_bytes(bytes, len, NULL, err, sizeof err);
     free(bytes);
     assert_non_null(fp);
-    assert_int_equal(flow_program_register(fp, "mylib", "my_triple", (void *)my_triple, err, sizeof err), 0);
-    assert_int_equal(flow_program_register(fp, "mylib", "my_total", (void *)my_total, err, sizeof err), 0);
-    assert_int_equal(flow_program_register(fp, "mylib", "my_picky", (void *)my_picky, err, sizeof err), 0);
-    assert_int_equal(flow_program_register(fp, "mylib", "my_hello", (void *)my_hello, err, sizeof err), 0);
-    assert_int_equal(flow_program_register(fp, "mylib", "absent", (void *)my_hello, err, sizeof err), -1);
+    assert_int_equal(
+        flow_program_register(fp, "mylib", "my_triple", (void *)my_triple, err, sizeof err), 0);
+    assert_int_equal(
+        flow_program_register(fp, "mylib", "my_total", (void *)my_total, err, sizeof err), 0);
+    assert_int_equal(
+        flow_program_register(fp, "mylib", "my_picky", (void *)my_picky, err, sizeof err), 0);
+    assert_int_equal(
+        flow_program_register(fp, "mylib", "my_hello", (void *)my_hello, err, sizeof err), 0);
+    assert_int_equal(
+        flow_program_register(fp, "mylib", "absent", (void *)my_hello, err, sizeof err), -1);
     assert_non_null(strstr(err, "no task of the plan is bound to mylib.absent"));
     return fp;
 }
@@ -179,7 +187,8 @@ static void test_embed_run(void **state) {
         assert_int_equal(flow_program_select(fp, "picky", err, sizeof err), 0);
         assert_int_equal(flow_program_set_str(fp, "n", "4", err, sizeof err), 0);
         assert_int_equal(flow_program_run(fp, &o, &out), 1);
-        assert_non_null(strstr(flow_outcome_error(out), "my_picky[2]: two is not welcome (embed.flow:3:5)"));
+        assert_non_null(
+            strstr(flow_outcome_error(out), "my_picky[2]: two is not welcome (embed.flow:3:5)"));
         assert_string_equal(flow_outcome_json(out), "");
         flow_outcome_free(out);
 

@@ -909,6 +909,61 @@ static void test_structural_records(void **state) {
     }
 }
 
+/* group a(x) { b(x) }, group b(x) { a(x) }: every node is fine, the calls are a cycle */
+static void test_group_cycle(void **state) {
+    (void)state;
+    flow_plan *p = plan_new();
+    uint32_t t_int = plan_type_basic(p, PT_INT);
+    for (uint32_t g = 0; g < 2; g++) {
+        uint32_t pa = param(p, "x", t_int, PLAN_NONE);
+        graph(p, g ? "b" : "a", PG_GROUP, pa, 1, t_int);
+        uint32_t x = node(p, PN_PARAM, t_int, PLAN_NONE, 0, NULL);
+        uint32_t c = node(p, PN_GROUP_CALL, t_int, 1 - g, 0, NULL);
+        arg(p, c, x, PA_SCALAR, 0);
+        graph_end(p, g, c);
+    }
+    expect_bad(p, "groups call each other in a cycle");
+}
+
+/* Shared structure must not make the views explode: a list of 100 copies of a list of
+ * 100 copies of ... (100^12 leaves), and records of 50 fields of records of 50 fields. */
+static void test_explosive_views(void **state) {
+    (void)state;
+    flow_plan *p = plan_new();
+    uint32_t t = plan_type_basic(p, PT_INT);
+    uint32_t v = vint(p, t, 7);
+    uint32_t same[100];
+    for (int level = 0; level < 12; level++) {
+        t = plan_type_list(p, t);
+        for (int j = 0; j < 100; j++) same[j] = v;
+        v = vagg(p, t, same, 100);
+    }
+    uint32_t r = plan_type_basic(p, PT_STR);
+    for (int level = 0; level < 30; level++) {
+        plan_field f[50];
+        for (int j = 0; j < 50; j++) {
+            char name[16];
+            snprintf(name, sizeof name, "f%d", j);
+            f[j] = (plan_field){plan_intern_str(p, name), r};
+        }
+        r = plan_type_record(p, PLAN_NONE, f, 50);
+    }
+    size_t n;
+    uint8_t *b = bytes_of(p, &n);
+    flow_plan *q = read_bytes(b, n);
+    if (!q) fail_msg("refused: %s", err);
+    size_t len;
+    char *j = emit_to_string(q, PLAN_EMIT_JSON, &len);
+    assert_true(len < 64u << 20); /* bounded, not 100^12 */
+    free(j);
+    char text[200];
+    plan_type_text(q, r, text, sizeof text);
+    assert_int_equal(strlen(text), sizeof text - 1);
+    free(b);
+    plan_free(q);
+    plan_free(p);
+}
+
 /* An expansion of a task with no result may be typed void (as flowc does) or [void]. */
 static void test_void_expand(void **state) {
     (void)state;
@@ -1056,6 +1111,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),
+        cmocka_unit_test(test_group_cycle),
+        cmocka_unit_test(test_explosive_views),
         cmocka_unit_test(test_structural_records),
         cmocka_unit_test(test_files),
     };
