@@ -446,39 +446,43 @@ int store_verify(flow_store *st, const flow_hash *h) {
     return 0;
 }
 
-static void make_readonly_tree(const char *path, int depth) {
+/* Visit a tree bottom-up: fn(path, is_dir) for every entry below path, children
+ * before their directory, then for path itself. Depth-bounded. */
+static void visit_tree(const char *path, int depth, void (*fn)(const char *, int)) {
     if (depth > STORE_DIR_DEPTH) return;
-    DIR *d = opendir(path);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char sub[STORE_PATH_MAX];
-        pathf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        struct stat sb;
-        if (!lstat(sub, &sb) && S_ISDIR(sb.st_mode)) make_readonly_tree(sub, depth + 1);
-    }
-    closedir(d);
-    chmod(path, 0555);
-}
-
-static void remove_tree(const char *path, int depth) {
-    if (depth > STORE_DIR_DEPTH) return;
-    chmod(path, 0755);
+    chmod(path, 0755); /* so a read-only tree can be listed and emptied */
     DIR *d = opendir(path);
     if (d) {
         struct dirent *de;
         while ((de = readdir(d))) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
             char sub[STORE_PATH_MAX];
-            pathf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            if (pathf(sub, sizeof sub, "%s/%s", path, de->d_name)) continue;
             struct stat sb;
-            if (!lstat(sub, &sb) && S_ISDIR(sb.st_mode)) remove_tree(sub, depth + 1);
-            else unlink(sub);
+            if (lstat(sub, &sb)) continue;
+            if (S_ISDIR(sb.st_mode)) visit_tree(sub, depth + 1, fn);
+            else fn(sub, 0);
         }
         closedir(d);
     }
-    rmdir(path);
+    fn(path, 1);
+}
+
+static void make_readonly(const char *path, int is_dir) {
+    if (is_dir) chmod(path, 0555);
+}
+
+static void remove_entry(const char *path, int is_dir) {
+    if (is_dir) rmdir(path);
+    else unlink(path);
+}
+
+static void make_readonly_tree(const char *path, int depth) {
+    visit_tree(path, depth, make_readonly);
+}
+
+static void remove_tree(const char *path, int depth) {
+    visit_tree(path, depth, remove_entry);
 }
 
 int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
