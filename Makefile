@@ -117,7 +117,7 @@ $(FLOWRUN): $(BUILD)/obj/runtime/main.o $(LIBA)
 # --- tests -------------------------------------------------------------------
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(LIBA) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
 
 # test task libraries are built without sanitizers: they are dlopened by flowrun
 tests/lib/lib%.so: tests/lib/%.c runtime/include/flow.h

@@ -25,6 +25,7 @@
 #define EXPR_MAX_DEPTH 64   /* nesting of sub-expressions inside one lambda */
 #define EXPR_MAX_STACK 256  /* operand-stack slots one lambda may need at run time */
 #define EXPR_MAX_CODE 65536 /* instructions in one lambda */
+#define EXPR_MAX_PARAMS 32  /* parameters of one lambda (an sh command: with `out`) */
 
 typedef struct expr_ctx {
     flow_plan *plan;  /* where lambdas, code, constants, types and locs are appended */

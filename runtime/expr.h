@@ -18,7 +18,7 @@
 /* Bounds the interpreter relies on (the compiler never emits more; expr_verify
  * rejects code that would need more). */
 #define EXPR_RT_MAX_STACK 256 /* operand-stack slots */
-#define EXPR_RT_MAX_LOCALS 64 /* parameters + local slots */
+#define EXPR_RT_MAX_PARAMS 64 /* parameters of one lambda */
 
 typedef struct expr_error {
     uint32_t loc;   /* plan loc of the failing instruction (PLAN_NONE if unknown) */
@@ -41,5 +41,14 @@ char *expr_error_format(const flow_plan *p, const expr_error *err, char *buf, si
  * For plans read from disk (call once per lambda after plan_read). 0 when fine, else
  * -1 and one line in err. */
 int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen);
+
+/* The types of the values on the operand stack just before instruction pc (relative)
+ * of lambda lam: types[0..*n), bottom first. Scalars may be given as EXPR_TY_WORD
+ * (an int, bool or duration) or EXPR_TY_FLOAT instead of a plan type. Used to release
+ * the stack after a run-time error, and by expr_verify. 0, or -1 if pc is unreachable
+ * or the code is malformed. */
+#define EXPR_TY_WORD (UINT32_MAX - 1)
+#define EXPR_TY_FLOAT (UINT32_MAX - 2)
+int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n);
 
 #endif /* FLOW_EXPR_RT_H */

@@ -98,20 +98,27 @@ typedef enum flow_expr_op {
 } flow_expr_op;
 
 /* Built-ins of language.md §8 callable from lambdas, as written in source:
- * X(name, doc). The compiler lowers each to the opcode(s) for its argument types. */
+ * X(NAME, "name", number of arguments, doc). The compiler lowers each call to the
+ * opcode(s) for its argument types. */
 #define FLOW_EXPR_BUILTINS(X)                                                                  \
-    X(LEN, "len(str|list) -> int") X(BASENAME, "basename(str-like) -> str")                   \
-        X(DIRNAME, "dirname(str-like) -> str") X(STEM, "stem(str-like) -> str")                \
-            X(EXT, "ext(str-like) -> str") X(JOIN, "join(a, b) -> path / join([str], sep) -> str") \
-                X(STR, "str(scalar) -> str") X(INT, "int(int|float|str) -> int")               \
-                    X(FLOAT, "float(int|float|str) -> float") X(UPPER, "upper(str) -> str")    \
-                        X(LOWER, "lower(str) -> str") X(REPLACE, "replace(s, old, new) -> str") \
-                            X(CONTAINS, "contains(s, sub) -> bool")                            \
-                                X(STARTS_WITH, "starts_with(s, prefix) -> bool")               \
-                                    X(ENDS_WITH, "ends_with(s, suffix) -> bool")
+    X(LEN, "len", 1, "len(str | [T]) -> int")                                                  \
+    X(BASENAME, "basename", 1, "basename(str-like) -> str")                                    \
+    X(DIRNAME, "dirname", 1, "dirname(str-like) -> str")                                       \
+    X(STEM, "stem", 1, "stem(str-like) -> str")                                                \
+    X(EXT, "ext", 1, "ext(str-like) -> str")                                                   \
+    X(JOIN, "join", 2, "join(str-like, str-like) -> path | join([str-like], str) -> str")      \
+    X(STR, "str", 1, "str(int | float | bool | str-like) -> str")                              \
+    X(INT, "int", 1, "int(int | float | bool | str-like) -> int")                              \
+    X(FLOAT, "float", 1, "float(int | float | str-like) -> float")                             \
+    X(UPPER, "upper", 1, "upper(str-like) -> str")                                             \
+    X(LOWER, "lower", 1, "lower(str-like) -> str")                                             \
+    X(REPLACE, "replace", 3, "replace(s, old, new) -> str")                                    \
+    X(CONTAINS, "contains", 2, "contains(s, sub) -> bool")                                     \
+    X(STARTS_WITH, "starts_with", 2, "starts_with(s, prefix) -> bool")                         \
+    X(ENDS_WITH, "ends_with", 2, "ends_with(s, suffix) -> bool")
 
 typedef enum flow_expr_builtin {
-#define X(name, doc) EB_##name,
+#define X(name, text, nargs, doc) EB_##name,
     FLOW_EXPR_BUILTINS(X)
 #undef X
         EB__COUNT

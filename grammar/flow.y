@@ -1,0 +1,716 @@
+/*
+ * flow.y — the grammar of .flow files (language.md; summary in docs/syntax.md).
+ *
+ * DESIGN
+ * A pure (reentrant) LALR(1) parser: all state lives in a flow_parser passed
+ * down from flow_parse() (grammar/flow.l, beside the scanner). Actions only
+ * build the AST (compiler/ast.h) in the compilation's arena; they never check
+ * meaning, except the few things that are syntax in disguise (a library path
+ * may not interpolate) and the nesting bound (PARSE_MAX_DEPTH).
+ *
+ * Terminators: the scanner turns a newline into a terminator only when the
+ * line's last token can end a statement and no ( [ or string interpolation is
+ * open. At bracket depth 0 it sends TERM0, inside { } it sends TERM, so
+ * declarations are separated by TERM0 and statements, record fields, record
+ * type fields and `with` options by TERM (or ','). The distinction lets
+ * declaration-level error recovery skip a whole broken flow body: it resumes
+ * only at the next top-level terminator.
+ *
+ * Syntax errors: `parse.error custom` with LAC, so the expected set is exact;
+ * yyreport_syntax_error names tokens as a user writes them, folds the many
+ * tokens that can start an expression into "expression", and adds hints.
+ * Errors found by the scanner are reported there and reach the parser as
+ * LEXERR, which is never reported twice.
+ */
+%define api.pure full
+%define api.prefix {flow_yy}
+%define api.location.type {flow_span}
+%define parse.error custom
+%define parse.lac full
+%locations
+%expect 0
+%parse-param {flow_parser *p}
+%lex-param {flow_parser *p}
+
+%code requires {
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ast.h"
+#include "diag.h"
+
+/* Deepest nesting accepted: open brackets (scanner) and expression/type tree
+ * depth (parser). Beyond it one clear error, never a stack overflow later. */
+#define PARSE_MAX_DEPTH 200
+/* The parser's own stack (right-recursive chains such as `- - - x`). */
+#define PARSE_MAX_STACK 10000
+
+typedef struct flow_lexer flow_lexer;
+
+/* The state of one parse, shared by scanner and parser (no globals). */
+typedef struct flow_parser {
+    ast_arena *ar;         /* where every node goes */
+    flow_diag *diag;       /* where errors go */
+    void *scanner;         /* the flex scanner (yyscan_t) */
+    flow_lexer *lx;        /* the scanner's extra state (brackets, strings) */
+    flow_node *program;    /* the result */
+    int depth_reported;    /* the nesting-depth error was given once already */
+} flow_parser;
+
+/* Text of one run of string characters (escapes decoded; may hold NUL). */
+typedef struct flow_text {
+    const char *s;
+    size_t n;
+} flow_text;
+}
+
+%code provides {
+/* Implemented in flow.l: the scanner and what the error reporter asks it. */
+int flow_lex_next(FLOW_YYSTYPE *lval, flow_span *lloc, flow_parser *p);
+/* Innermost open bracket ('(' '[' '{' or 'I' for a string interpolation)
+ * and where it opened; 0 when none is open. */
+int flow_lex_open_bracket(const flow_parser *p, flow_span *where);
+/* When the closer at `at` did not match the open bracket, that bracket. */
+int flow_lex_mismatch(const flow_parser *p, flow_span at, flow_span *opened);
+/* The last declaration keyword seen at depth 0 (TASK, FLOW...) or 0. */
+int flow_lex_last_decl(const flow_parser *p);
+/* A new node of the parse (every node the scanner or parser makes comes from here). */
+flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp);
+/* Whether the terminator token at `at` was a ';' (else a newline). */
+int flow_lex_is_semicolon(const flow_parser *p, flow_span at);
+}
+
+%code {
+#include <string.h>
+
+#define YYMAXDEPTH PARSE_MAX_STACK
+
+#define YYLLOC_DEFAULT(Cur, Rhs, N)                                                                \
+    do {                                                                                           \
+        if (N) {                                                                                   \
+            (Cur).line = YYRHSLOC(Rhs, 1).line;                                                    \
+            (Cur).col = YYRHSLOC(Rhs, 1).col;                                                      \
+            (Cur).end_line = YYRHSLOC(Rhs, N).end_line;                                            \
+            (Cur).end_col = YYRHSLOC(Rhs, N).end_col;                                              \
+        } else {                                                                                   \
+            (Cur).line = (Cur).end_line = YYRHSLOC(Rhs, 0).end_line;                               \
+            (Cur).col = (Cur).end_col = YYRHSLOC(Rhs, 0).end_col;                                  \
+        }                                                                                          \
+    } while (0)
+
+static int flow_yylex(FLOW_YYSTYPE *lval, flow_span *lloc, flow_parser *p) {
+    return flow_lex_next(lval, lloc, p);
+}
+static void flow_yyerror(flow_span *loc, flow_parser *p, const char *msg);
+
+/* Every node the parser makes carries its subtree depth beside it (the AST
+ * has no field for it): nodes are allocated as pnode, flow_node first. */
+typedef struct pnode {
+    flow_node n; /* the node itself (must stay first) */
+    int depth;   /* 1 + the deepest child */
+} pnode;
+
+static int depth_of(const flow_node *n) {
+    return n ? ((const pnode *)n)->depth : 0;
+}
+
+flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp) {
+    pnode *pn = ast_alloc(p->ar, sizeof *pn);
+    pn->n.kind = kind;
+    pn->n.span = sp;
+    pn->n.nspan = sp;
+    pn->depth = 1;
+    return &pn->n;
+}
+
+/* A node with children a, b, c (any may be NULL), depth-checked. */
+#define mk flow_parse_node
+
+static flow_node *mk3(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
+                      flow_node *b, flow_node *c) {
+    flow_node *n = mk(p, kind, sp);
+    n->a = a;
+    n->b = b;
+    n->c = c;
+    int d = depth_of(a);
+    if (depth_of(b) > d) d = depth_of(b);
+    if (depth_of(c) > d) d = depth_of(c);
+    ((pnode *)n)->depth = d + 1;
+    if (d + 1 > PARSE_MAX_DEPTH && !p->depth_reported) {
+        p->depth_reported = 1;
+        diag_error(p->diag, sp, "split it with 'let' bindings",
+                   "expression nested too deeply (more than %d levels)", PARSE_MAX_DEPTH);
+    }
+    return n;
+}
+
+static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
+                        flow_span nsp) {
+    flow_node *n = mk(p, kind, sp);
+    n->name = name;
+    n->nspan = nsp;
+    return n;
+}
+
+/* A node that owns a list: its depth is 1 + the deepest element. */
+static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
+    n->list = list;
+    int d = 0;
+    for (int i = 0; i < list.len; i++)
+        if (depth_of(list.items[i]) > d) d = depth_of(list.items[i]);
+    if (d + 1 > ((pnode *)n)->depth) ((pnode *)n)->depth = d + 1;
+    if (d + 1 > PARSE_MAX_DEPTH && !p->depth_reported) {
+        p->depth_reported = 1;
+        diag_error(p->diag, n->span, "split it with 'let' bindings",
+                   "expression nested too deeply (more than %d levels)", PARSE_MAX_DEPTH);
+    }
+    return n;
+}
+
+static flow_nodes one(flow_parser *p, flow_node *n) {
+    flow_nodes l = {0};
+    ast_push(p->ar, &l, n);
+    return l;
+}
+
+static flow_nodes more(flow_parser *p, flow_nodes l, flow_node *n) {
+    ast_push(p->ar, &l, n);
+    return l;
+}
+
+static flow_node *binary(flow_parser *p, flow_span sp, int op, flow_node *a, flow_node *b) {
+    flow_node *n = mk3(p, AST_BINARY, sp, a, b, NULL);
+    n->op = op;
+    return n;
+}
+
+static flow_node *unary(flow_parser *p, flow_span sp, int op, flow_node *a) {
+    flow_node *n = mk3(p, AST_UNARY, sp, a, NULL, NULL);
+    n->op = op;
+    return n;
+}
+
+/* A string literal's text when it has no interpolation; else NULL and an error. */
+static const char *const_string(flow_parser *p, flow_node *str, const char *what) {
+    size_t total = 0;
+    for (int i = 0; i < str->list.len; i++) {
+        flow_node *part = str->list.items[i];
+        if (part->kind != AST_STRPART) {
+            diag_error(p->diag, part->span, NULL, "%s cannot interpolate an expression", what);
+            return NULL;
+        }
+        total += (size_t)part->ival;
+    }
+    char *s = ast_alloc(p->ar, total + 1);
+    size_t at = 0;
+    for (int i = 0; i < str->list.len; i++) {
+        flow_node *part = str->list.items[i];
+        memcpy(s + at, part->sval, (size_t)part->ival);
+        at += (size_t)part->ival;
+    }
+    return s;
+}
+}
+
+%union {
+    flow_node *node;
+    flow_nodes list;
+    const char *id;
+}
+
+/* Token names are what a user would write; yyreport_syntax_error prints them. */
+%token LEXERR "invalid token"
+%token TERM "newline"
+%token TERM0 "end of line"
+%token <id> IDENT "identifier"
+%token <node> INT "number" FLOAT "float" DURATION "duration" DATE "date"
+%token <node> STR_TEXT "string text"
+%token STR_BEGIN "string" STR_END "end of string"
+%token INTERP_BEGIN "'{' in a string" INTERP_END "'}' of an interpolation"
+%token LIBRARY "'library'" TASK "'task'" FLOW "'flow'" GROUP "'group'" TYPE "'type'"
+%token LET "'let'" RETURN "'return'" WITH "'with'" SH "'sh'" SCHEDULE "'schedule'"
+%token AFTER "'after'" TRUE "'true'" FALSE "'false'" IF "'if'" THEN "'then'" ELSE "'else'"
+%token AND "'and'" OR "'or'" NOT "'not'"
+%token ARROW "'->'" FATARROW "'=>'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
+%token LPAREN_LAMBDA "'(' of a lambda"
+%token PLUS "'+'"
+%token MINUS "'-'"
+%token STAR "'*'"
+%token SLASH "'/'"
+%token PERCENT "'%'"
+%token LT "'<'"
+%token GT "'>'"
+%token DOT "'.'"
+%token COMMA "','"
+%token COLON "':'"
+%token ASSIGN "'='"
+%token LPAREN "'('"
+%token RPAREN "')'"
+%token LBRACKET "'['"
+%token RBRACKET "']'"
+%token LBRACE "'{'"
+%token RBRACE "'}'"
+
+%type <node> program decl task_decl binding task_opts flow_decl group_decl opt_ret opt_schedule
+%type <node> param type fielddecl stmt expr with_expr or_expr and_expr not_expr cmp_expr
+%type <node> add_expr mul_expr unary_expr postfix primary string option arg fieldinit lambda
+%type <node> lparam name_ref
+%type <list> decls params opt_params fielddecls fielddecl_list body stmts stmt_seq opt_after
+%type <list> names options option_list args opt_args exprs opt_exprs fieldinits fieldinit_list
+%type <list> str_parts lparams opt_lparams
+
+%%
+
+program
+    : opt_terms0                       { p->program = with_list(p, mk(p, AST_PROGRAM, @$), (flow_nodes){0}); $$ = p->program; }
+    | opt_terms0 decls opt_terms0      { p->program = with_list(p, mk(p, AST_PROGRAM, @2), $2); $$ = p->program; }
+    ;
+
+opt_terms0: %empty | terms0 ;
+terms0: TERM0 | terms0 TERM0 ;
+opt_terms: %empty | terms ;
+terms: TERM | terms TERM ;
+
+decls
+    : decl                             { $$ = one(p, $1); }
+    | decls terms0 decl                { $$ = more(p, $1, $3); }
+    ;
+
+decl
+    : LIBRARY IDENT ASSIGN string
+        {
+            $$ = named(p, AST_LIBRARY, @$, $2, @2);
+            $$->sval = const_string(p, $4, "a library path");
+        }
+    | task_decl
+    | TYPE IDENT ASSIGN type              { $$ = mk3(p, AST_TYPEDECL, @$, $4, NULL, NULL); $$->name = $2; $$->nspan = @2; }
+    | flow_decl
+    | group_decl
+    | error                            { $$ = mk(p, AST_PROGRAM, @$); }
+    ;
+
+/* task NAME ( params ) [-> type] = binding [with { options }] */
+task_decl
+    : TASK IDENT LPAREN opt_params RPAREN opt_ret ASSIGN binding task_opts
+        {
+            $$ = with_list(p, mk3(p, AST_TASK, @$, $6, $8, NULL), $4);
+            $$->name = $2;
+            $$->nspan = @2;
+            if ($9) $$->list2 = $9->list;
+        }
+    ;
+
+binding
+    : IDENT DOT IDENT                  { $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1); $$->sval = $3; }
+    | SH string                        { $$ = mk3(p, AST_BIND_SH, @$, $2, NULL, NULL); }
+    ;
+
+task_opts
+    : %empty                           { $$ = NULL; }
+    | WITH LBRACE options RBRACE             { $$ = with_list(p, mk(p, AST_WITH, @$), $3); }
+    ;
+
+opt_ret
+    : %empty                           { $$ = NULL; }
+    | ARROW type                       { $$ = $2; }
+    ;
+
+/* flow NAME ( params ) [-> type] [schedule "cron"] { statements } */
+flow_decl
+    : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule body
+        {
+            $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, NULL), $4);
+            $$->name = $2;
+            $$->nspan = @2;
+            $$->list2 = $8;
+        }
+    ;
+
+opt_schedule
+    : %empty                           { $$ = NULL; }
+    | SCHEDULE string                  { $$ = $2; }
+    ;
+
+/* group NAME ( params ) [-> type] { statements } */
+group_decl
+    : GROUP IDENT LPAREN opt_params RPAREN opt_ret body
+        {
+            $$ = with_list(p, mk3(p, AST_GROUP, @$, $6, NULL, NULL), $4);
+            $$->name = $2;
+            $$->nspan = @2;
+            $$->list2 = $7;
+        }
+    ;
+
+opt_params
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | params                           { $$ = $1; }
+    | params COMMA                       { $$ = $1; }
+    ;
+
+params
+    : param                            { $$ = one(p, $1); }
+    | params COMMA param                 { $$ = more(p, $1, $3); }
+    ;
+
+/* NAME : type [= default] */
+param
+    : IDENT COLON type                   { $$ = mk3(p, AST_PARAM, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    | IDENT COLON type ASSIGN expr          { $$ = mk3(p, AST_PARAM, @$, $3, $5, NULL); $$->name = $1; $$->nspan = @1; }
+    ;
+
+/* ---- types: int | [T] | {a: T, b: U} | Name ---- */
+type
+    : IDENT                            { $$ = named(p, AST_TNAME, @$, $1, @1); }
+    | LBRACKET type RBRACKET                     { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
+    | LBRACE fielddecls RBRACE               { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
+    ;
+
+/* Record fields, record type fields and options share one layout: items
+ * separated by COMMA or terminators (newlines inside { }), with an optional
+ * trailing separator and optional leading terminators. */
+fielddecls
+    : opt_terms                        { $$ = (flow_nodes){0}; }
+    | opt_terms fielddecl_list opt_sep { $$ = $2; }
+    ;
+fielddecl_list
+    : fielddecl                        { $$ = one(p, $1); }
+    | fielddecl_list sep fielddecl     { $$ = more(p, $1, $3); }
+    ;
+fielddecl
+    : IDENT COLON type                   { $$ = mk3(p, AST_FIELDDECL, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    ;
+
+sep: COMMA | terms | COMMA terms ;
+opt_sep: %empty | sep ;
+
+options
+    : opt_terms                        { $$ = (flow_nodes){0}; }
+    | opt_terms option_list opt_sep    { $$ = $2; }
+    ;
+option_list
+    : option                           { $$ = one(p, $1); }
+    | option_list sep option           { $$ = more(p, $1, $3); }
+    ;
+/* NAME : value */
+option
+    : IDENT COLON expr                   { $$ = mk3(p, AST_OPTION, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    ;
+
+/* ---- statements ---- */
+body
+    : LBRACE stmts RBRACE                    { $$ = $2; }
+    ;
+
+stmts
+    : opt_terms                        { $$ = (flow_nodes){0}; }
+    | opt_terms stmt_seq opt_terms     { $$ = $2; }
+    ;
+
+stmt_seq
+    : stmt                             { $$ = one(p, $1); }
+    | stmt_seq terms stmt              { $$ = more(p, $1, $3); }
+    ;
+
+stmt
+    : LET IDENT ASSIGN expr opt_after
+        {
+            $$ = with_list(p, mk3(p, AST_LET, @$, $4, NULL, NULL), $5);
+            $$->name = $2;
+            $$->nspan = @2;
+        }
+    | RETURN expr                      { $$ = mk3(p, AST_RETURN, @$, $2, NULL, NULL); }
+    | expr opt_after                   { $$ = with_list(p, mk3(p, AST_EXPRSTMT, @$, $1, NULL, NULL), $2); }
+    | error                            { $$ = mk(p, AST_EXPRSTMT, @$); }
+    ;
+
+opt_after
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | AFTER names                      { $$ = $2; }
+    ;
+
+names
+    : name_ref                         { $$ = one(p, $1); }
+    | names COMMA name_ref               { $$ = more(p, $1, $3); }
+    ;
+
+name_ref
+    : IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
+    ;
+
+/* ---- expressions, loosest first ---- */
+expr
+    : with_expr
+    | lambda
+    | IF expr THEN expr ELSE expr      { $$ = mk3(p, AST_IF, @$, $2, $4, $6); }
+    ;
+
+/* x => body | (a, b) => body */
+lambda
+    : lparam FATARROW expr             { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $3, NULL, NULL), one(p, $1)); }
+    | LPAREN_LAMBDA opt_lparams RPAREN FATARROW expr
+                                       { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $5, NULL, NULL), $2); }
+    ;
+lparam
+    : IDENT                            { $$ = named(p, AST_LPARAM, @$, $1, @1); }
+    ;
+opt_lparams
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | lparams                          { $$ = $1; }
+    | lparams COMMA                      { $$ = $1; }
+    ;
+lparams
+    : lparam                           { $$ = one(p, $1); }
+    | lparams COMMA lparam               { $$ = more(p, $1, $3); }
+    ;
+
+/* e with { options } — options for a combined task */
+with_expr
+    : or_expr
+    | with_expr WITH LBRACE options RBRACE   { $$ = with_list(p, mk3(p, AST_WITH, @$, $1, NULL, NULL), $4); }
+    ;
+
+or_expr
+    : and_expr
+    | or_expr OR and_expr              { $$ = binary(p, @$, OP_OR, $1, $3); }
+    ;
+and_expr
+    : not_expr
+    | and_expr AND not_expr            { $$ = binary(p, @$, OP_AND, $1, $3); }
+    ;
+not_expr
+    : cmp_expr
+    | NOT not_expr                     { $$ = unary(p, @$, OP_NOT, $2); }
+    ;
+/* comparisons do not chain: a < b < c is a syntax error */
+cmp_expr
+    : add_expr
+    | add_expr EQ add_expr             { $$ = binary(p, @$, OP_EQ, $1, $3); }
+    | add_expr NE add_expr             { $$ = binary(p, @$, OP_NE, $1, $3); }
+    | add_expr LT add_expr            { $$ = binary(p, @$, OP_LT, $1, $3); }
+    | add_expr LE add_expr             { $$ = binary(p, @$, OP_LE, $1, $3); }
+    | add_expr GT add_expr            { $$ = binary(p, @$, OP_GT, $1, $3); }
+    | add_expr GE add_expr             { $$ = binary(p, @$, OP_GE, $1, $3); }
+    ;
+add_expr
+    : mul_expr
+    | add_expr PLUS mul_expr            { $$ = binary(p, @$, OP_ADD, $1, $3); }
+    | add_expr MINUS mul_expr            { $$ = binary(p, @$, OP_SUB, $1, $3); }
+    ;
+mul_expr
+    : unary_expr
+    | mul_expr STAR unary_expr          { $$ = binary(p, @$, OP_MUL, $1, $3); }
+    | mul_expr SLASH unary_expr          { $$ = binary(p, @$, OP_DIV, $1, $3); }
+    | mul_expr PERCENT unary_expr          { $$ = binary(p, @$, OP_MOD, $1, $3); }
+    ;
+unary_expr
+    : postfix
+    | MINUS unary_expr                   { $$ = unary(p, @$, OP_NEG, $2); }
+    ;
+
+/* f(args) | x.name | xs[i] */
+postfix
+    : primary
+    | postfix LPAREN opt_args RPAREN         { $$ = with_list(p, mk3(p, AST_CALL, @$, $1, NULL, NULL), $3); }
+    | postfix DOT IDENT                { $$ = mk3(p, AST_MEMBER, @$, $1, NULL, NULL); $$->name = $3; $$->nspan = @3; }
+    | postfix LBRACKET expr RBRACKET             { $$ = mk3(p, AST_INDEX, @$, $1, $3, NULL); }
+    ;
+
+opt_args
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | args                             { $$ = $1; }
+    | args COMMA                         { $$ = $1; }
+    ;
+args
+    : arg                              { $$ = one(p, $1); }
+    | args COMMA arg                     { $$ = more(p, $1, $3); }
+    ;
+/* value | name = value */
+arg
+    : expr                             { $$ = mk3(p, AST_ARG, @$, $1, NULL, NULL); }
+    | IDENT ASSIGN expr                   { $$ = mk3(p, AST_ARG, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    ;
+
+primary
+    : INT
+    | FLOAT
+    | DURATION
+    | DATE
+    | TRUE                             { $$ = mk(p, AST_BOOL, @$); $$->ival = 1; }
+    | FALSE                            { $$ = mk(p, AST_BOOL, @$); $$->ival = 0; }
+    | string
+    | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
+    | LBRACKET opt_exprs RBRACKET                { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
+    | LBRACE fieldinits RBRACE               { $$ = with_list(p, mk(p, AST_RECORD, @$), $2); }
+    | LPAREN expr RPAREN                     { $$ = $2; }
+    ;
+
+opt_exprs
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | exprs                            { $$ = $1; }
+    | exprs COMMA                        { $$ = $1; }
+    ;
+exprs
+    : expr                             { $$ = one(p, $1); }
+    | exprs COMMA expr                   { $$ = more(p, $1, $3); }
+    ;
+
+fieldinits
+    : opt_terms                        { $$ = (flow_nodes){0}; }
+    | opt_terms fieldinit_list opt_sep { $$ = $2; }
+    ;
+fieldinit_list
+    : fieldinit                        { $$ = one(p, $1); }
+    | fieldinit_list sep fieldinit     { $$ = more(p, $1, $3); }
+    ;
+/* NAME = value */
+fieldinit
+    : IDENT ASSIGN expr                   { $$ = mk3(p, AST_FIELDINIT, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    ;
+
+/* "text {expr} text" */
+string
+    : STR_BEGIN str_parts STR_END
+        {
+            $$ = with_list(p, mk(p, AST_STR, @$), $2);
+            if ($2.len == 0) { /* "" still has its one (empty) literal part */
+                flow_node *part = mk(p, AST_STRPART, @$);
+                part->sval = "";
+                ast_push(p->ar, &$$->list, part);
+            }
+        }
+    ;
+str_parts
+    : %empty                           { $$ = (flow_nodes){0}; }
+    | str_parts STR_TEXT               { $$ = more(p, $1, $2); }
+    | str_parts INTERP_BEGIN expr INTERP_END
+                                       { $$ = more(p, $1, $3); }
+    ;
+
+%%
+
+/* ---- syntax errors ---- */
+
+static int has(const yysymbol_kind_t *set, int n, yysymbol_kind_t k) {
+    for (int i = 0; i < n; i++)
+        if (set[i] == k) return 1;
+    return 0;
+}
+
+/* Tokens that may start an expression: listed as one "expression". */
+static int starts_expr(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_DURATION: case YYSYMBOL_DATE:
+    case YYSYMBOL_STR_BEGIN: case YYSYMBOL_TRUE: case YYSYMBOL_FALSE: case YYSYMBOL_IDENT:
+    case YYSYMBOL_LPAREN_LAMBDA: case YYSYMBOL_IF: case YYSYMBOL_NOT: case YYSYMBOL_LPAREN:
+    case YYSYMBOL_LBRACKET: case YYSYMBOL_LBRACE: case YYSYMBOL_MINUS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static const char *token_text(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_TERM: case YYSYMBOL_TERM0: return "newline";
+    case YYSYMBOL_YYEOF: return "end of file";
+    default: return yysymbol_name(k);
+    }
+}
+
+static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
+    yysymbol_kind_t la = yypcontext_token(yc);
+    if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
+    flow_span at = *yypcontext_location(yc);
+
+    yysymbol_kind_t exp[YYNTOKENS];
+    int n = yypcontext_expected_tokens(yc, exp, YYNTOKENS);
+    if (n < 0) n = 0;
+
+    /* the expected list as a user reads it */
+    const char *words[YYNTOKENS];
+    int nw = 0, expr_done = 0, term_done = 0;
+    int want_expr = has(exp, n, YYSYMBOL_INT);
+    int want_type = !want_expr && has(exp, n, YYSYMBOL_IDENT) && has(exp, n, YYSYMBOL_LBRACKET) &&
+                    has(exp, n, YYSYMBOL_LBRACE);
+    for (int i = 0; i < n; i++) {
+        yysymbol_kind_t k = exp[i];
+        if (want_expr && starts_expr(k)) {
+            if (!expr_done) words[nw++] = "expression";
+            expr_done = 1;
+            continue;
+        }
+        if (want_type && (k == YYSYMBOL_IDENT || k == YYSYMBOL_LBRACKET || k == YYSYMBOL_LBRACE)) {
+            if (!expr_done) words[nw++] = "type";
+            expr_done = 1;
+            continue;
+        }
+        if (k == YYSYMBOL_TERM || k == YYSYMBOL_TERM0) {
+            if (term_done) continue;
+            term_done = 1;
+        }
+        if (k == YYSYMBOL_LEXERR || k == YYSYMBOL_STR_TEXT || k == YYSYMBOL_INTERP_BEGIN) continue;
+        words[nw++] = token_text(k);
+    }
+
+    char what[160];
+    if (la == YYSYMBOL_IDENT) {
+        snprintf(what, sizeof what, "identifier");
+    } else if ((la == YYSYMBOL_TERM || la == YYSYMBOL_TERM0) && flow_lex_is_semicolon(p, at)) {
+        snprintf(what, sizeof what, "';'");
+    } else {
+        snprintf(what, sizeof what, "%s", token_text(la));
+    }
+
+    char msg[512];
+    int len = snprintf(msg, sizeof msg, "unexpected %s", what);
+    if (nw > 0 && nw <= 4) {
+        len += snprintf(msg + len, sizeof msg - (size_t)len, ", expected ");
+        for (int i = 0; i < nw && len < (int)sizeof msg - 40; i++)
+            len += snprintf(msg + len, sizeof msg - (size_t)len, "%s%s",
+                            i == 0 ? "" : i == nw - 1 ? " or " : ", ", words[i]);
+    }
+
+    /* hints for the usual mistakes */
+    char hint[256];
+    const char *h = NULL;
+    flow_span open;
+    int ob = flow_lex_open_bracket(p, &open);
+    int mm = flow_lex_mismatch(p, at, &open);
+    if (mm) {
+        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed", mm == 'I' ? '{' : mm,
+                 open.line, open.col);
+        h = hint;
+    } else if (la == YYSYMBOL_YYEOF && ob) {
+        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is never closed",
+                 ob == 'I' ? '{' : ob, open.line, open.col);
+        h = hint;
+    } else if (la == YYSYMBOL_EQ && has(exp, n, YYSYMBOL_ASSIGN)) {
+        h = "'==' compares two values; use '=' here";
+    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_EQ)) {
+        h = "to compare two values, write '=='";
+    } else if (la == YYSYMBOL_COLON && has(exp, n, YYSYMBOL_ASSIGN)) {
+        h = "record literals are written {name = value}; ':' is for types and 'with' options";
+    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_COLON)) {
+        h = "parameters, record types and 'with' options are written 'name: ...'";
+    } else if (has(exp, n, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
+        h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
+    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(exp, n, YYSYMBOL_IDENT)) {
+        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name", yysymbol_name(la));
+        h = hint;
+    } else if (ob && ob != '{' && at.line != open.line) {
+        snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed yet",
+                 ob == 'I' ? '{' : ob, open.line, open.col);
+        h = hint;
+    }
+    diag_error(p->diag, at, h, "%s", msg);
+    return 0;
+}
+
+static void flow_yyerror(flow_span *loc, flow_parser *p, const char *msg) {
+    if (strstr(msg, "exhausted"))
+        diag_error(p->diag, *loc, "split it with 'let' bindings",
+                   "the program is nested too deeply to parse");
+    else
+        diag_error(p->diag, *loc, NULL, "%s", msg);
+}
