@@ -30,9 +30,7 @@
 #define STORE_IO_CHUNK (1u << 20) /* read/write granularity */
 #define STORE_DIR_DEPTH 64        /* deepest directory we store */
 
-/* Format a path; -1 when it does not fit (callers treat that as an error). */
-static int pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int pathf(char *buf, size_t len, const char *fmt, ...) {
+int store_pathf(char *buf, size_t len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, len, fmt, ap);
@@ -65,16 +63,16 @@ flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int n = pathf(st->root, sizeof st->root, "%s/store", state_dir);
+    int n = store_pathf(st->root, sizeof st->root, "%s/store", state_dir);
     if (n < 0 || (size_t)n >= sizeof st->root - 80) {
         snprintf(err, errlen, "state directory path too long");
         free(st);
         return NULL;
     }
-    const char *subs[] = {"objects", "tmp", "trees"};
-    for (int i = 0; i < 3; i++) {
+    const char *subs[] = {"objects", "tmp", "trees", "named"};
+    for (int i = 0; i < 4; i++) {
         char p[STORE_PATH_MAX];
-        pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
+        store_pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
         if (mkdir_p(p, 0755)) {
             snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
             free(st);
@@ -172,7 +170,7 @@ int hash_file(const char *path, flow_hash *out, char *err, size_t errlen) {
 void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size_t len) {
     char hex[65];
     hash_hex(h, hex);
-    pathf(buf, len, "%s/objects/%.2s/%s", st->root, hex, hex + 2);
+    store_pathf(buf, len, "%s/objects/%.2s/%s", st->root, hex, hex + 2);
 }
 
 int store_has(const flow_store *st, const flow_hash *h) {
@@ -185,7 +183,7 @@ int store_has(const flow_store *st, const flow_hash *h) {
 static int install(flow_store *st, const char *tmp, const flow_hash *h, char *err, size_t errlen) {
     char dst[STORE_PATH_MAX], dir[STORE_PATH_MAX];
     store_object_path(st, h, dst, sizeof dst);
-    pathf(dir, sizeof dir, "%s", dst);
+    store_pathf(dir, sizeof dir, "%s", dst);
     *strrchr(dir, '/') = 0;
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
@@ -202,7 +200,7 @@ static int install(flow_store *st, const char *tmp, const flow_hash *h, char *er
 }
 
 static int tmp_file(flow_store *st, char *path, size_t len, char *err, size_t errlen) {
-    pathf(path, len, "%s/tmp/obj-XXXXXX", st->root);
+    store_pathf(path, len, "%s/tmp/obj-XXXXXX", st->root);
     int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0) snprintf(err, errlen, "cannot create a file in %s/tmp: %s", st->root, strerror(errno));
     return fd;
@@ -265,7 +263,7 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
         close(fd);
         if (synced == 0) {
             char tmp[STORE_PATH_MAX];
-            pathf(tmp, sizeof tmp, "%s/tmp/mv-XXXXXX", st->root);
+            store_pathf(tmp, sizeof tmp, "%s/tmp/mv-XXXXXX", st->root);
             int tfd = mkostemp(tmp, O_CLOEXEC);
             if (tfd >= 0) {
                 close(tfd);
@@ -324,7 +322,7 @@ static int walk(flow_store *st, const char *root, const char *rel, int depth, in
         return -1;
     }
     char path[STORE_PATH_MAX];
-    pathf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    store_pathf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(path);
     if (!d) {
         snprintf(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
@@ -335,13 +333,13 @@ static int walk(flow_store *st, const char *root, const char *rel, int depth, in
     while (rc == 0 && (de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
         char sub[STORE_PATH_MAX], full[STORE_PATH_MAX];
-        int n = pathf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+        int n = store_pathf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
         if (n < 0 || (size_t)n >= sizeof sub - 1) {
             snprintf(err, errlen, "path too long below %s", root);
             rc = -1;
             break;
         }
-        pathf(full, sizeof full, "%s/%s", root, sub);
+        store_pathf(full, sizeof full, "%s/%s", root, sub);
         struct stat sb;
         if (lstat(full, &sb)) {
             snprintf(err, errlen, "cannot stat %s: %s", full, strerror(errno));
@@ -457,7 +455,7 @@ static void visit_tree(const char *path, int depth, void (*fn)(const char *, int
         while ((de = readdir(d))) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
             char sub[STORE_PATH_MAX];
-            if (pathf(sub, sizeof sub, "%s/%s", path, de->d_name)) continue;
+            if (store_pathf(sub, sizeof sub, "%s/%s", path, de->d_name)) continue;
             struct stat sb;
             if (lstat(sub, &sb)) continue;
             if (S_ISDIR(sb.st_mode)) visit_tree(sub, depth + 1, fn);
@@ -489,7 +487,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
                size_t errlen) {
     char hex[65];
     hash_hex(manifest, hex);
-    pathf(buf, len, "%s/trees/%s", st->root, hex);
+    store_pathf(buf, len, "%s/trees/%s", st->root, hex);
     if (access(buf, F_OK) == 0) return 0;
     uint8_t *m;
     size_t mlen;
@@ -498,7 +496,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
         return -1;
     }
     char tmp[STORE_PATH_MAX];
-    pathf(tmp, sizeof tmp, "%s/tmp/tree-XXXXXX", st->root);
+    store_pathf(tmp, sizeof tmp, "%s/tmp/tree-XXXXXX", st->root);
     if (!mkdtemp(tmp)) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         free(m);
@@ -521,7 +519,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
         name++;
         char obj[STORE_PATH_MAX], dst[STORE_PATH_MAX];
         store_object_path(st, &h, obj, sizeof obj);
-        pathf(dst, sizeof dst, "%s/%s", tmp, name);
+        store_pathf(dst, sizeof dst, "%s/%s", tmp, name);
         char *slash = strrchr(dst, '/');
         *slash = 0;
         mkdir_p(dst, 0755);
@@ -547,6 +545,29 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     return 0;
 }
 
+int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf, size_t len,
+                char *err, size_t errlen) {
+    char hex[65], dir[STORE_PATH_MAX], obj[STORE_PATH_MAX];
+    hash_hex(h, hex);
+    if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) name = "data";
+    if (store_pathf(dir, sizeof dir, "%s/named/%s", st->root, hex) ||
+        store_pathf(buf, len, "%s/%s", dir, name)) {
+        snprintf(err, errlen, "output name too long: %s", name);
+        return -1;
+    }
+    if (access(buf, F_OK) == 0) return 0;
+    store_object_path(st, h, obj, sizeof obj);
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (link(obj, buf) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot link %s: %s", buf, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int cmp_hash(const void *a, const void *b) {
     return memcmp(a, b, 32);
 }
@@ -559,13 +580,13 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
     long removed = 0;
     uint64_t freed = 0;
     char objs[STORE_PATH_MAX];
-    pathf(objs, sizeof objs, "%s/objects", st->root);
+    store_pathf(objs, sizeof objs, "%s/objects", st->root);
     DIR *top = opendir(objs);
     struct dirent *de;
     while (top && (de = readdir(top))) {
         if (strlen(de->d_name) != 2) continue;
         char sub[STORE_PATH_MAX];
-        pathf(sub, sizeof sub, "%s/%s", objs, de->d_name);
+        store_pathf(sub, sizeof sub, "%s/%s", objs, de->d_name);
         DIR *d = opendir(sub);
         struct dirent *fe;
         while (d && (fe = readdir(d))) {
@@ -576,7 +597,7 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
             if (hash_from_hex(hex, &h)) continue;
             if (bsearch(&h, k, nkeep, sizeof *k, cmp_hash)) continue;
             char p[STORE_PATH_MAX];
-            pathf(p, sizeof p, "%s/%s", sub, fe->d_name);
+            store_pathf(p, sizeof p, "%s/%s", sub, fe->d_name);
             struct stat sb;
             if (!stat(p, &sb)) freed += (uint64_t)sb.st_size;
             if (!unlink(p)) removed++;
@@ -586,19 +607,19 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
     }
     if (top) closedir(top);
     /* trees of manifests no longer kept, and leftovers in tmp/ */
-    const char *dirs[] = {"trees", "tmp"};
-    for (int i = 0; i < 2; i++) {
+    const char *dirs[] = {"trees", "tmp", "named"};
+    for (int i = 0; i < 3; i++) {
         char p[STORE_PATH_MAX];
-        pathf(p, sizeof p, "%s/%s", st->root, dirs[i]);
+        store_pathf(p, sizeof p, "%s/%s", st->root, dirs[i]);
         DIR *d = opendir(p);
         while (d && (de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
             flow_hash h;
-            if (i == 0 && strlen(de->d_name) == 64 && !hash_from_hex(de->d_name, &h) &&
+            if (i != 1 && strlen(de->d_name) == 64 && !hash_from_hex(de->d_name, &h) &&
                 bsearch(&h, k, nkeep, sizeof *k, cmp_hash))
                 continue;
             char sub[STORE_PATH_MAX];
-            pathf(sub, sizeof sub, "%s/%s", p, de->d_name);
+            store_pathf(sub, sizeof sub, "%s/%s", p, de->d_name);
             struct stat sb;
             if (lstat(sub, &sb)) continue;
             /* a temp file younger than an hour may belong to a run in progress */

@@ -3,6 +3,8 @@
  *
  *   objects/ab/cdef…   one file per distinct content, named by its SHA-256,
  *                      read-only (0444), never modified after it is renamed in
+ *   named/<hash>/NAME  a stored file under the name it was produced with (a hard
+ *                      link to its object), so downstream tasks see its name
  *   trees/<hash>/      a stored directory materialised as a read-only tree of
  *                      hard links to its objects (built on first use)
  *   tmp/               where objects are written before fsync + rename
@@ -33,6 +35,9 @@ flow_store *store_open(const char *state_dir, char *err, size_t errlen);
 void store_close(flow_store *st);
 const char *store_root(const flow_store *st);
 
+/* snprintf for paths: 0, or -1 when the result does not fit (then treat it as an error). */
+int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 void hash_hex(const flow_hash *h, char out[65]);
 int hash_from_hex(const char *hex, flow_hash *out); /* 0 ok, -1 malformed */
 void hash_bytes(const void *data, size_t len, flow_hash *out);
@@ -61,6 +66,12 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len);
 /* A read-only directory tree for a stored manifest; path written to buf. -1 with err. */
 int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
                size_t errlen);
+
+/* A read-only path with the given base name whose content is object h:
+ * <store>/named/<hash>/<name>, a hard link to the object (made on first use).
+ * Outputs keep their file names this way (downstream tasks may look at them). */
+int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf, size_t len,
+                char *err, size_t errlen);
 
 /* Remove every object (and tree) whose hash is not in keep[0..nkeep) (sorted or not).
  * Returns the number of objects removed, -1 on error. */
