@@ -319,11 +319,17 @@ int plan_write(const flow_plan *p, uint8_t **out, size_t *len);
 flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen);
 flow_plan *plan_read_file(const char *path, char *err, size_t errlen);
 int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen);
+/* Recompute the checksum of plan bytes in place (tests and fuzzers that edit bytes). */
+void plan_reseal(uint8_t *buf, size_t len);
 
 /* ---- views for people and tools (also `flowrun inspect`) ---- */
 typedef enum plan_emit_format { PLAN_EMIT_JSON, PLAN_EMIT_YAML, PLAN_EMIT_DOT, PLAN_EMIT_C } plan_emit_format;
 int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file /* FILE* */);
 /* A type written as in the language: "[{file: path, n: int}]" or its record name. */
 void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len);
+/* The same, but a named record shows its fields: "{file: path, n: int}". */
+void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t len);
+/* A constant on one line, as in the language: 42, "a b", [1, 2], {file: "x", n: 3}. */
+void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len);
 
 #endif /* FLOW_PLAN_H */

@@ -1,0 +1,333 @@
+/* test_value.c — run-time values (runtime/value.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "value.h"
+
+/* A plan holding the types the tests use. */
+typedef struct tplan {
+    flow_plan *p;
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_bytes, t_dur;
+    uint32_t t_lint, t_lstr, t_llint, t_hit, t_lhit, t_outer, t_empty;
+} tplan;
+
+static tplan mk(void) {
+    tplan t;
+    flow_plan *p = t.p = plan_new();
+    t.t_int = plan_type_basic(p, PT_INT);
+    t.t_float = plan_type_basic(p, PT_FLOAT);
+    t.t_bool = plan_type_basic(p, PT_BOOL);
+    t.t_str = plan_type_basic(p, PT_STR);
+    t.t_path = plan_type_basic(p, PT_PATH);
+    t.t_date = plan_type_basic(p, PT_DATE);
+    t.t_bytes = plan_type_basic(p, PT_BYTES);
+    t.t_dur = plan_type_basic(p, PT_DURATION);
+    t.t_lint = plan_type_list(p, t.t_int);
+    t.t_lstr = plan_type_list(p, t.t_str);
+    t.t_llint = plan_type_list(p, t.t_lint);
+    plan_field hf[] = {{plan_intern_str(p, "file"), t.t_path}, {plan_intern_str(p, "n"), t.t_int}};
+    t.t_hit = plan_type_record(p, plan_intern_str(p, "Hit"), hf, 2);
+    t.t_lhit = plan_type_list(p, t.t_hit);
+    plan_field of[] = {{plan_intern_str(p, "name"), t.t_str},
+                       {plan_intern_str(p, "hits"), t.t_lhit},
+                       {plan_intern_str(p, "best"), t.t_hit},
+                       {plan_intern_str(p, "w"), t.t_float},
+                       {plan_intern_str(p, "ok"), t.t_bool}};
+    t.t_outer = plan_type_record(p, PLAN_NONE, of, 5);
+    t.t_empty = plan_type_record(p, PLAN_NONE, NULL, 0);
+    return t;
+}
+
+static char *json(const flow_plan *p, uint32_t type, flow_val v) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    fv_print_json(p, type, v, f);
+    fclose(f);
+    return buf;
+}
+
+static void check_json(const flow_plan *p, uint32_t type, flow_val v, const char *want) {
+    char *got = json(p, type, v);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static flow_val hit(tplan *t, const char *file, int64_t n) {
+    flow_val r = fv_rec_new(t->p, t->t_hit);
+    fv_as_rec(r)->fields[0] = fv_str_cstr(t->p, t->t_path, file);
+    fv_as_rec(r)->fields[1].i = n;
+    return r;
+}
+
+static flow_val outer(tplan *t) {
+    flow_val o = fv_rec_new(t->p, t->t_outer);
+    fv_rec *r = fv_as_rec(o);
+    r->fields[0] = fv_str_cstr(t->p, t->t_str, "a \"q\"\n");
+    r->fields[1] = fv_list_new(t->p, t->t_lhit, 2);
+    fv_as_list(r->fields[1])->items[0] = hit(t, "x.txt", 3);
+    fv_as_list(r->fields[1])->items[1] = hit(t, "y.txt", -4);
+    r->fields[2] = hit(t, "best", 9);
+    r->fields[3].f = 0.1;
+    r->fields[4].i = 1;
+    return o;
+}
+
+static void test_refcount_nested(void **state) {
+    (void)state;
+    tplan t = mk();
+    flow_val o = outer(&t);
+    fv_incref(t.p, t.t_outer, o);
+    assert_int_equal(atomic_load(&o.o->refs), 2);
+    fv_decref(t.p, t.t_outer, o);
+    assert_int_equal(atomic_load(&o.o->refs), 1);
+    /* a child kept alive past its parent */
+    flow_val hits = fv_as_rec(o)->fields[1];
+    fv_incref(t.p, t.t_lhit, hits);
+    fv_decref(t.p, t.t_outer, o);
+    assert_int_equal(fv_as_list(hits)->len, 2);
+    assert_string_equal(fv_as_str(fv_as_rec(fv_as_list(hits)->items[1])->fields[0])->data,
+                        "y.txt");
+    fv_decref(t.p, t.t_lhit, hits);
+    /* scalars are no-ops; a half-built list (NULL items) is released safely */
+    fv_incref(t.p, t.t_int, (flow_val){.i = 5});
+    fv_decref(t.p, t.t_int, (flow_val){.i = 5});
+    fv_decref(t.p, t.t_lstr, fv_list_new(t.p, t.t_lstr, 3));
+    assert_true(fv_is_heap(t.p, t.t_date));
+    assert_false(fv_is_heap(t.p, t.t_dur));
+    plan_free(t.p);
+}
+
+static void test_equal_hash(void **state) {
+    (void)state;
+    tplan t = mk();
+    flow_val a = outer(&t), b = outer(&t);
+    assert_true(fv_equal(t.p, t.t_outer, a, b));
+    assert_int_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
+    fv_as_list(fv_as_rec(b)->fields[1])->items[1].o->refs = 1; /* still unique */
+    fv_as_rec(fv_as_list(fv_as_rec(b)->fields[1])->items[1])->fields[1].i = 5;
+    assert_false(fv_equal(t.p, t.t_outer, a, b));
+    assert_int_not_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
+    fv_decref(t.p, t.t_outer, a);
+    fv_decref(t.p, t.t_outer, b);
+    /* floats: -0.0 == 0.0 and NaN == NaN, with equal hashes */
+    flow_val z = {.f = 0.0}, nz = {.f = -0.0}, n1 = {.f = NAN}, n2 = {.f = -NAN};
+    assert_true(fv_equal(t.p, t.t_float, z, nz));
+    assert_int_equal(fv_hash(t.p, t.t_float, z), fv_hash(t.p, t.t_float, nz));
+    assert_true(fv_equal(t.p, t.t_float, n1, n2));
+    assert_int_equal(fv_hash(t.p, t.t_float, n1), fv_hash(t.p, t.t_float, n2));
+    /* strings of different lengths, bytes */
+    flow_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"), s2 = fv_str_cstr(t.p, t.t_str, "abcdefghi");
+    assert_false(fv_equal(t.p, t.t_str, s1, s2));
+    assert_int_not_equal(fv_hash(t.p, t.t_str, s1), fv_hash(t.p, t.t_str, s2));
+    fv_decref(t.p, t.t_str, s1);
+    fv_decref(t.p, t.t_str, s2);
+    plan_free(t.p);
+}
+
+static void test_print_json(void **state) {
+    (void)state;
+    tplan t = mk();
+    check_json(t.p, t.t_int, (flow_val){.i = -42}, "-42");
+    check_json(t.p, t.t_float, (flow_val){.f = 0.1}, "0.1");
+    check_json(t.p, t.t_float, (flow_val){.f = 2.0}, "2.0");
+    check_json(t.p, t.t_float, (flow_val){.f = 1e300}, "1e+300");
+    check_json(t.p, t.t_float, (flow_val){.f = 1.0 / 3}, "0.3333333333333333");
+    check_json(t.p, t.t_float, (flow_val){.f = INFINITY}, "null");
+    check_json(t.p, t.t_bool, (flow_val){.i = 1}, "true");
+    check_json(t.p, t.t_dur, (flow_val){.i = 1500}, "1500");
+    flow_val s = fv_str_cstr(t.p, t.t_str, "tab\there \x01 \\ é");
+    check_json(t.p, t.t_str, s, "\"tab\\there \\u0001 \\\\ é\"");
+    fv_decref(t.p, t.t_str, s);
+    const char *inputs[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"\"\"", "\"Zg==\"", "\"Zm8=\"", "\"Zm9v\"", "\"Zm9vYg==\"",
+                          "\"Zm9vYmE=\"", "\"Zm9vYmFy\""};
+    for (int i = 0; i < 7; i++) {
+        flow_val b = fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)inputs[i],
+                                  (int64_t)strlen(inputs[i]));
+        check_json(t.p, t.t_bytes, b, want[i]);
+        fv_decref(t.p, t.t_bytes, b);
+    }
+    flow_val o = outer(&t);
+    check_json(t.p, t.t_outer, o,
+               "{\"name\":\"a \\\"q\\\"\\n\",\"hits\":[{\"file\":\"x.txt\",\"n\":3},"
+               "{\"file\":\"y.txt\",\"n\":-4}],\"best\":{\"file\":\"best\",\"n\":9},"
+               "\"w\":0.1,\"ok\":true}");
+    fv_decref(t.p, t.t_outer, o);
+    flow_val e = fv_list_new(t.p, t.t_lint, 0);
+    check_json(t.p, t.t_lint, e, "[]");
+    fv_decref(t.p, t.t_lint, e);
+    plan_free(t.p);
+}
+
+static void parse_ok(tplan *t, uint32_t type, const char *text, const char *want_json) {
+    flow_val v;
+    char err[200] = "";
+    int rc = fv_parse(t->p, type, text, &v, err, sizeof err);
+    if (rc) fail_msg("parse '%s': %s", text, err);
+    check_json(t->p, type, v, want_json);
+    fv_decref(t->p, type, v);
+}
+
+static void parse_bad(tplan *t, uint32_t type, const char *text, const char *want_err) {
+    flow_val v;
+    char err[200] = "";
+    assert_int_equal(fv_parse(t->p, type, text, &v, err, sizeof err), -1);
+    if (!strstr(err, want_err)) fail_msg("parse '%s': error '%s' lacks '%s'", text, err, want_err);
+}
+
+static void test_parse(void **state) {
+    (void)state;
+    tplan t = mk();
+    parse_ok(&t, t.t_int, " 42 ", "42");
+    parse_ok(&t, t.t_int, "1_000_000", "1000000");
+    parse_ok(&t, t.t_int, "0x2a", "42");
+    parse_ok(&t, t.t_int, "-010", "-10");
+    parse_ok(&t, t.t_float, "2.5e1", "25.0");
+    parse_ok(&t, t.t_float, "3", "3.0");
+    parse_ok(&t, t.t_bool, "true", "true");
+    parse_ok(&t, t.t_bool, "No", "false");
+    parse_ok(&t, t.t_str, "  spaced \"as is\" ", "\"  spaced \\\"as is\\\" \"");
+    parse_ok(&t, t.t_path, "data/a b.txt", "\"data/a b.txt\"");
+    parse_ok(&t, t.t_date, "2024-02-29", "\"2024-02-29\"");
+    parse_ok(&t, t.t_dur, "5m", "300000");
+    parse_ok(&t, t.t_dur, "250", "250");
+    parse_ok(&t, t.t_bytes, "Zm9vYg==", "\"Zm9vYg==\"");
+    parse_ok(&t, t.t_lint, "[1, 2 ,3]", "[1,2,3]");
+    parse_ok(&t, t.t_lint, " [ ] ", "[]");
+    parse_ok(&t, t.t_llint, "[[1],[],[2,3]]", "[[1],[],[2,3]]");
+    parse_ok(&t, t.t_lstr, "[\"a,b\", plain, \"\\u00e9\\n\"]", "[\"a,b\",\"plain\",\"é\\n\"]");
+    parse_ok(&t, t.t_lhit, "[{\"n\": 2, \"file\": \"f\"}, {file: g, n: 3}]",
+             "[{\"file\":\"f\",\"n\":2},{\"file\":\"g\",\"n\":3}]");
+    parse_ok(&t, t.t_outer,
+             "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}",
+             "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}");
+    parse_ok(&t, t.t_empty, "{}", "{}");
+
+    parse_bad(&t, t.t_int, "abc", "expected an int, got 'abc'");
+    parse_bad(&t, t.t_int, "99999999999999999999", "expected an int");
+    parse_bad(&t, t.t_int, "", "expected an int");
+    parse_bad(&t, t.t_float, "1.5x", "expected a float");
+    parse_bad(&t, t.t_bool, "maybe", "expected a bool");
+    parse_bad(&t, t.t_date, "2023-02-29", "expected a date (YYYY-MM-DD), got '2023-02-29'");
+    parse_bad(&t, t.t_date, "2023-13-01", "expected a date");
+    parse_bad(&t, t.t_date, "23-01-01", "expected a date");
+    parse_bad(&t, t.t_lint, "[1, x]", "expected an int, got 'x'");
+    parse_bad(&t, t.t_lint, "[1, 2", "expected ',' or ']'");
+    parse_bad(&t, t.t_lint, "1, 2", "expected '['");
+    parse_bad(&t, t.t_lint, "[1] 2", "unexpected text after the value");
+    parse_bad(&t, t.t_hit, "{\"file\": \"f\"}", "missing field 'n'");
+    parse_bad(&t, t.t_hit, "{\"file\": \"f\", \"n\": 1, \"z\": 2}", "no field 'z'");
+    parse_bad(&t, t.t_hit, "{\"n\": 1, \"n\": 1}", "given twice");
+    parse_bad(&t, t.t_lstr, "[\"abc]", "unterminated string");
+    parse_bad(&t, t.t_bytes, "!!", "expected base64");
+    /* deep nesting is refused, not a stack overflow */
+    uint32_t deep = t.t_int;
+    for (int i = 0; i < 80; i++) deep = plan_type_list(t.p, deep);
+    char text[200];
+    memset(text, '[', 80);
+    text[80] = 0;
+    parse_bad(&t, deep, text, "nested too deeply");
+    plan_free(t.p);
+}
+
+static void push_item(flow_plan *p, uint32_t v) {
+    uint32_t i = PLAN_PUSH(p, items);
+    p->items[i] = v;
+}
+
+static void test_from_const(void **state) {
+    (void)state;
+    tplan t = mk();
+    flow_plan *p = t.p;
+    uint32_t a = PLAN_PUSH(p, values);
+    p->values[a] = (plan_value){.type = t.t_path, .u.s = plan_intern_str(p, "in.txt")};
+    uint32_t b = PLAN_PUSH(p, values);
+    p->values[b] = (plan_value){.type = t.t_int, .u.i = 7};
+    uint32_t h = PLAN_PUSH(p, values);
+    p->values[h] = (plan_value){.type = t.t_hit, .n = 2, .u.first = p->n_items};
+    push_item(p, a);
+    push_item(p, b);
+    uint32_t l = PLAN_PUSH(p, values);
+    p->values[l] = (plan_value){.type = t.t_lhit, .n = 2, .u.first = p->n_items};
+    push_item(p, h);
+    push_item(p, h);
+    uint32_t f = PLAN_PUSH(p, values);
+    p->values[f] = (plan_value){.type = t.t_float, .u.f = -1.25};
+    flow_val v = fv_from_const(p, l);
+    check_json(p, t.t_lhit, v, "[{\"file\":\"in.txt\",\"n\":7},{\"file\":\"in.txt\",\"n\":7}]");
+    fv_decref(p, t.t_lhit, v);
+    v = fv_from_const(p, f);
+    assert_true(v.f == -1.25);
+    plan_free(p);
+}
+
+static void roundtrip(tplan *t, uint32_t type, flow_val v) {
+    fv_buf b = {0}, b2 = {0};
+    fv_encode(t->p, type, v, &b);
+    flow_val w;
+    size_t used = 0;
+    assert_int_equal(fv_decode(t->p, type, b.data, b.len, &used, &w), 0);
+    assert_int_equal(used, b.len);
+    assert_true(fv_equal(t->p, type, v, w));
+    fv_encode(t->p, type, w, &b2);
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.data, b2.data, b.len);
+    fv_decref(t->p, type, w);
+    /* every truncation is refused cleanly */
+    for (size_t n = 0; n < b.len; n++) {
+        flow_val x;
+        if (fv_decode(t->p, type, b.data, n, NULL, &x) == 0) {
+            /* only possible when the prefix is itself a whole value: never for these */
+            fv_decref(t->p, type, x);
+            fail_msg("truncated to %zu of %zu bytes decoded", n, b.len);
+        }
+    }
+    free(b.data);
+    free(b2.data);
+}
+
+static void test_encode_decode(void **state) {
+    (void)state;
+    tplan t = mk();
+    flow_val o = outer(&t);
+    roundtrip(&t, t.t_outer, o);
+    fv_decref(t.p, t.t_outer, o);
+    roundtrip(&t, t.t_int, (flow_val){.i = INT64_MIN});
+    roundtrip(&t, t.t_float, (flow_val){.f = -0.0});
+    flow_val by = fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)"\0\1\2", 3);
+    roundtrip(&t, t.t_bytes, by);
+    fv_decref(t.p, t.t_bytes, by);
+    flow_val ll = fv_list_new(t.p, t.t_llint, 2);
+    fv_as_list(ll)->items[0] = fv_list_new(t.p, t.t_lint, 0);
+    fv_as_list(ll)->items[1] = fv_list_new(t.p, t.t_lint, 3);
+    for (int i = 0; i < 3; i++) fv_as_list(fv_as_list(ll)->items[1])->items[i].i = i * 1000;
+    roundtrip(&t, t.t_llint, ll);
+    fv_decref(t.p, t.t_llint, ll);
+
+    /* hostile input: a huge count, a bad bool, a string longer than the buffer */
+    uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    flow_val x;
+    assert_int_equal(fv_decode(t.p, t.t_lint, huge, sizeof huge, NULL, &x), -1);
+    assert_int_equal(fv_decode(t.p, t.t_str, huge, sizeof huge, NULL, &x), -1);
+    uint8_t two = 2;
+    assert_int_equal(fv_decode(t.p, t.t_bool, &two, 1, NULL, &x), -1);
+    uint32_t lempty = plan_type_list(t.p, t.t_empty);
+    assert_int_equal(fv_decode(t.p, lempty, huge, 8, NULL, &x), -1);
+    plan_free(t.p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_refcount_nested), cmocka_unit_test(test_equal_hash),
+        cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
