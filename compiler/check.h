@@ -52,8 +52,8 @@ typedef struct chk_decl {
     const flow_node *ast; /* its declaration */
     uint32_t index;       /* LIB: plan lib; TASK: plan task; FLOW/GROUP: plan graph;
                              TYPE: resolved type (PLAN_NONE until resolved) */
-    int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed;
-                             GROUP: 0 body not walked yet, 1 walking, 2 walked */
+    int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed */
+    bool reported;        /* GROUP: its body was walked with the real diag (errors shown) */
     bool bad;             /* its declaration or body had errors (callers stay quiet) */
     bool inlining;        /* GROUP: being inlined right now (recursion check) */
     struct elf_symtab *syms; /* LIB: symbols when the file was found and read */

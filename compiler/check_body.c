@@ -84,6 +84,11 @@ static uint32_t elem_of(chk_ctx *c, uint32_t t) { return c->plan->types[t].elem;
 
 /* v must be a value (not a task); reports otherwise */
 static bool want_node(chk_ctx *c, const chk_val *v, const flow_node *e) {
+    if (v->kind == CV_NODE && (v->node == PLAN_NONE || ty_is(c->plan, v->type, PT_VOID))) {
+        diag_error(c->d, e->span, "a task or group without -> T runs for its effect only",
+                   "this produces no value");
+        return false;
+    }
     if (v->kind == CV_NODE) return true;
     if (v->kind == CV_ERR) return false;
     diag_error(c->d, e->span, "call it, or use .expand / .partial",
@@ -142,6 +147,24 @@ static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t wa
                chk_type_text(c, got, b, sizeof b));
 }
 
+/* a record field (expand_kwargs row, stitch result) feeding parameter i of s:
+ * it must not be bound already and must have the parameter's type */
+static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_t ftype,
+                        flow_span at, flow_span tspan) {
+    const char *name = pname(c, s, (uint32_t)i);
+    if (bound) {
+        diag_error(c->d, at, NULL, "parameter '%s' of '%s' is already bound by .partial", name,
+                   s->name);
+        return false;
+    }
+    uint32_t want = c->plan->params[s->first + (uint32_t)i].type;
+    if (ty_same(c->plan, want, ftype)) return true;
+    char ctx[200];
+    snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", name, s->name);
+    type_mismatch(c, tspan, ctx, want, ftype, NULL);
+    return false;
+}
+
 /* inline a plain group call: walk its body with its parameters bound to nodes */
 static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, const flow_node *at) {
     chk_decl *g = &c->decls[gdecl];
@@ -166,16 +189,14 @@ static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, c
         scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
     }
     flow_diag *saved = c->d;
-    bool first_walk = g->state == 0;
-    if (!first_walk) c->d = &c->mute;
+    if (g->reported) c->d = &c->mute; /* its errors were shown once already */
     int before = c->d->errors;
     g->inlining = true;
-    g->state = 1;
     c->inline_depth++;
     chk_val r = walk(c, &sc, &g->ast->list2, pg->ret, "group", g->ast);
     c->inline_depth--;
     g->inlining = false;
-    g->state = 2;
+    if (c->d == c->diag) g->reported = true;
     if (c->d->errors != before) g->bad = true;
     c->d = saved;
     scope_free(&sc);
@@ -234,17 +255,9 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                 ok = false;
                 continue;
             }
-            if (set[i]) {
-                diag_error(c->d, ae->span, NULL, "parameter '%s' of '%s' is already bound by .partial",
-                           fname, s.name);
+            if (!field_feeds(c, &s, set[i], i, fd.type, ae->span, ae->span)) {
                 ok = false;
                 continue;
-            }
-            uint32_t want = p->params[s.first + (uint32_t)i].type;
-            if (!ty_same(p, want, fd.type)) {
-                snprintf(ctx, sizeof ctx, "field '%s' (parameter of '%s')", fname, s.name);
-                type_mismatch(c, ae->span, ctx, want, fd.type, NULL);
-                ok = false;
             }
             set[i] = true;
             pa[i] = (plan_arg){rows.node, PA_FIELD, k};
@@ -351,8 +364,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                    nmissing == 1 ? "parameter" : "parameters", missing);
         return ERR;
     }
-    bool is_void = ty_is(p, s.ret, PT_VOID);
-    uint32_t lt = is_void || mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
+    /* an expansion yields [R]; of a task without a result, [void] (the plan reader's rule) */
+    uint32_t lt = mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
     if (f.kind == CV_GROUP) {
         uint32_t graph = c->decls[f.ref].index;
         if (mode == M_KWARGS) {
@@ -437,7 +450,6 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
         filled[i] = false;
     }
     uint32_t lam = PLAN_NONE;
-    char ctx[200];
     if (!stitch) {
         uint32_t k = 0;
         while (k < ss.n && sb[k]) k++;
@@ -486,17 +498,8 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
                 ok = false;
                 continue;
             }
-            if (sb[i]) {
-                diag_error(c->d, sp, NULL, "parameter '%s' of '%s' is already bound by .partial",
-                           fname, ss.name);
-                ok = false;
-                continue;
-            }
-            uint32_t want = p->params[ss.first + (uint32_t)i].type;
-            if (!ty_same(p, want, fd.type)) {
-                snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", fname, ss.name);
-                type_mismatch(c, at->kind == AST_FIELDINIT ? at->a->span : sp, ctx, want, fd.type,
-                              NULL);
+            if (!field_feeds(c, &ss, sb[i], i, fd.type, sp,
+                             at->kind == AST_FIELDINIT ? at->a->span : sp)) {
                 ok = false;
                 continue;
             }
@@ -766,7 +769,7 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, boo
         return ERR;
     }
     pa[k] = (plan_arg){xs.node, PA_AXIS, 0};
-    uint32_t lt = ty_is(p, s.ret, PT_VOID) ? c->t_void : plan_type_list(p, s.ret);
+    uint32_t lt = plan_type_list(p, s.ret);
     return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
 }
 
@@ -1025,9 +1028,17 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
     int n = 0;
     for (int i = 0; i < st->list.len && n < CHK_MAX_ARGS; i++) {
         const flow_node *nm = st->list.items[i];
+        if (st->kind == AST_LET && !strcmp(nm->name, st->name)) {
+            diag_error(c->d, nm->span, NULL, "'%s' cannot run after itself", nm->name);
+            continue;
+        }
         chk_local *l = scope_get(sc, nm->name);
         if (l) {
-            if (l->val.kind == CV_NODE) got[n++] = l->val.node;
+            if (l->val.kind == CV_NODE && l->val.node == PLAN_NONE)
+                diag_error(c->d, nm->span, "give the group a result, or wait for a step inside it",
+                           "'%s' is a group call without a result; nothing to wait for",
+                           nm->name);
+            else if (l->val.kind == CV_NODE) got[n++] = l->val.node;
             else if (l->val.kind != CV_ERR)
                 diag_error(c->d, nm->span, NULL, "'%s' is a task, not a step that runs", nm->name);
             continue;
@@ -1082,17 +1093,18 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
             chk_local *prev = scope_get(sc, st->name);
-            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
             chk_val v = eval(c, sc, st->a, PLAN_NONE);
+            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
             if (prev) {
                 diag_error(c->d, st->nspan, "each name is bound once; choose another name",
                            "'%s' is already bound", st->name);
                 diag_note(c->d, prev->span, "'%s' was first bound here", st->name);
                 continue;
             }
-            if (v.kind == CV_NODE && v.node >= fresh && p->nodes[v.node].name == PLAN_NONE)
-                name_node(c, sc, v.node, st->name);
-            set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
+            bool made = v.kind == CV_NODE && v.node != PLAN_NONE && v.node >= fresh;
+            if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
+            if (v.kind != CV_ERR)
+                set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
             scope_add(sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const flow_node *e = st->a;
@@ -1100,7 +1112,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             if (v.kind == CV_TASK || v.kind == CV_GROUP) {
                 diag_error(c->d, e->span, "call it, or .expand it, to run it",
                            "this makes a task but does not run it");
-            } else if (v.kind == CV_NODE && v.node < fresh) {
+            } else if (v.kind == CV_NODE && v.node != PLAN_NONE && v.node < fresh) {
                 diag_error(c->d, e->span, "a statement on its own runs a task for its effect",
                            "this statement does nothing");
             } else if (v.kind == CV_NODE) {
@@ -1144,7 +1156,8 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
                 continue;
             }
             result = v;
-            if (v.node >= fresh && p->nodes[v.node].name == PLAN_NONE && !sc->prefix)
+            if (v.node != PLAN_NONE && v.node >= fresh && p->nodes[v.node].name == PLAN_NONE &&
+                !sc->prefix)
                 name_node(c, sc, v.node, "return");
         } else {
             diag_error(c->d, st->span, NULL, "expected a statement");
@@ -1170,7 +1183,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
 void chk_body(chk_ctx *c, chk_decl *dc) {
     flow_plan *p = c->plan;
     flow_diag *saved = c->d;
-    bool quiet = dc->kind == DK_GROUP && dc->state == 2;
+    bool quiet = dc->kind == DK_GROUP && dc->reported;
     if (quiet) c->d = &c->mute;
     int before = c->d->errors;
     uint32_t gi = dc->index;
@@ -1185,15 +1198,12 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         p->nodes[n].name = p->params[fp + i].name;
         if (!scope_get(&sc, pa->name)) scope_add(&sc, pa->name, pa->nspan, node_val(n, t));
     }
-    if (dc->kind == DK_GROUP) {
-        dc->state = 1;
-        dc->inlining = true;
-    }
+    if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,
                      dc->kind == DK_FLOW ? "flow" : "group", dc->ast);
     if (dc->kind == DK_GROUP) {
-        dc->state = 2;
         dc->inlining = false;
+        dc->reported = true;
     }
     p->graphs[gi].nnodes = p->n_nodes - p->graphs[gi].first_node;
     p->graphs[gi].ret_node = r.kind == CV_NODE ? r.node : PLAN_NONE;

@@ -810,6 +810,23 @@ static void check_library(chk_ctx *c, chk_decl *dc) {
 }
 
 /* ---- tasks ---------------------------------------------------------------------------------- */
+static const char *decl_what(chk_decl_kind k) {
+    static const char *const w[] = {"library", "task", "type", "flow", "group"};
+    return w[k];
+}
+
+/* parameters and result type of a task, flow or group; PLAN_NONE when the type is bad */
+static uint32_t signature(chk_ctx *c, const flow_node *d, const char *what, uint32_t *first,
+                          uint32_t *n) {
+    chk_params(c, &d->list, first, n);
+    uint32_t ret = d->a ? chk_resolve_type(c, d->a) : c->t_void;
+    if (ret != PLAN_NONE && ty_is(c->plan, ret, PT_DURATION)) {
+        diag_error(c->d, d->a->span, NULL, "a %s cannot return a duration", what);
+        ret = PLAN_NONE;
+    }
+    return ret;
+}
+
 static void check_task(chk_ctx *c, chk_decl *dc) {
     const flow_node *tk = dc->ast;
     flow_plan *p = c->plan;
@@ -817,12 +834,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
     dc->index = ti;
     int before = c->d->errors;
     uint32_t first, n;
-    chk_params(c, &tk->list, &first, &n);
-    uint32_t ret = tk->a ? chk_resolve_type(c, tk->a) : c->t_void;
-    if (ret != PLAN_NONE && ty_is(p, ret, PT_DURATION)) {
-        diag_error(c->d, tk->a->span, NULL, "a task cannot return a duration");
-        ret = PLAN_NONE;
-    }
+    uint32_t ret = signature(c, tk, "task", &first, &n);
     plan_task *t = &p->tasks[ti];
     t->name = plan_intern_str(p, tk->name);
     t->first_param = first;
@@ -885,11 +897,6 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
 }
 
 /* ---- the driver -------------------------------------------------------------------------- */
-static const char *decl_what(chk_decl_kind k) {
-    static const char *const w[] = {"library", "task", "type", "flow", "group"};
-    return w[k];
-}
-
 static void collect(chk_ctx *c, const flow_node *prog) {
     c->decls = calloc((size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
     if (!c->decls) {
@@ -929,13 +936,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     dc->index = gi;
     int before = c->d->errors;
     uint32_t first, n;
-    chk_params(c, &g->list, &first, &n);
-    uint32_t ret = g->a ? chk_resolve_type(c, g->a) : c->t_void;
-    if (ret != PLAN_NONE && ty_is(p, ret, PT_DURATION)) {
-        diag_error(c->d, g->a->span, NULL, "a %s cannot return a duration",
-                   decl_what(dc->kind));
-        ret = PLAN_NONE;
-    }
+    uint32_t ret = signature(c, g, decl_what(dc->kind), &first, &n);
     plan_graph *pg = &p->graphs[gi];
     pg->name = plan_intern_str(p, g->name);
     pg->kind = dc->kind == DK_FLOW ? PG_FLOW : PG_GROUP;
@@ -992,6 +993,11 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     for (int i = 0; i < c.ndecls; i++)
         if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) chk_body(&c, &c.decls[i]);
 
+    /* a safety net: nothing may fail quietly without an error shown */
+    for (int i = 0; i < c.ndecls && !diag->errors; i++)
+        if (c.decls[i].bad)
+            diag_error(diag, c.decls[i].ast->nspan, NULL, "%s '%s' has errors",
+                       decl_what(c.decls[i].kind), c.decls[i].ast->name);
     bool any_flow = false;
     for (int i = 0; i < c.ndecls; i++) any_flow |= c.decls[i].kind == DK_FLOW;
     if (!any_flow && !diag->errors)

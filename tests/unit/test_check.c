@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -330,6 +331,28 @@ static void test_errors_are_all_reported(void **state) {
     done(&c);
 }
 
+/* the plan reader (which bounds-checks every index and the dependency order)
+ * accepts what the checker lowers */
+static void test_plans_read_back(void **state) {
+    (void)state;
+    const char *srcs[] = {wordcount, combine_src, group_src};
+    for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) {
+        compiled c = compile_text(srcs[i]);
+        assert_non_null(c.plan);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(plan_write(c.plan, &buf, &len), 0);
+        char err[256] = "";
+        flow_plan *back = plan_read(buf, len, err, sizeof err);
+        if (!back) fail_msg("program %zu: %s", i, err);
+        assert_int_equal(back->n_nodes, c.plan->n_nodes);
+        assert_int_equal(back->n_tasks, c.plan->n_tasks);
+        plan_free(back);
+        free(buf);
+        done(&c);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wordcount),
@@ -342,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_map_filter_builtins),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_errors_are_all_reported),
+        cmocka_unit_test(test_plans_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
