@@ -27,7 +27,7 @@ SANITIZE ?= 0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -Iruntime -Icompiler -I$(BUILD)/gen
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -iquote runtime -iquote compiler -I$(BUILD)/gen
 LDLIBS   := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
 
 ifeq ($(SANITIZE),1)
@@ -117,7 +117,7 @@ $(FLOWRUN): $(BUILD)/obj/runtime/main.o $(LIBA)
 # --- tests -------------------------------------------------------------------
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(LIBA) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
 
 # test task libraries are built without sanitizers: they are dlopened by flowrun
 tests/lib/lib%.so: tests/lib/%.c runtime/include/flow.h

@@ -305,6 +305,12 @@ static int run(vm *m, uint32_t upto, vstack *out) {
             st.n -= 2;
             PUSH(p->types[a].elem);
             break;
+        case EOP_SHQUOTE_L:
+            NEED(1);
+            WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
+            WANT(compat(p, a, TOPT, 0), "list operand");
+            TOPT = p->types[a].elem;
+            break;
         case EOP_LEN_L:
             NEED(1);
             WANT(a_type && kind(p, a) == PT_LIST && compat(p, a, TOPT, 0), "list operand");

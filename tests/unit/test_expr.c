@@ -469,6 +469,15 @@ static void test_records_lists(void **state) {
              t->t_bool);
     assert_true(run(t, li, &l).i);
     fv_decref(t->p, t->t_lstr, l);
+    /* floats inside lists compare as IEEE numbers, as they do alone */
+    li = lam(t, "f => [f] == [f]", &t->t_float, 1, t->t_bool);
+    flow_val fa = {.f = __builtin_nan("")};
+    assert_false(run(t, li, &fa).i);
+    fa.f = 1.5;
+    assert_true(run(t, li, &fa).i);
+    li = lam(t, "f => {x = f} == {x = 0.0 - f}", &t->t_float, 1, t->t_bool);
+    fa.f = 0.0;
+    assert_true(run(t, li, &fa).i);
     /* mixed int/float list literal becomes [float] */
     li = lam(t, "x => [x, 2.5, 3]", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->types[t->p->lambdas[li].ret].elem, t->t_float);
@@ -476,6 +485,13 @@ static void test_records_lists(void **state) {
     out = run(t, li, &a);
     assert_true(fv_as_list(out)->items[0].f == 1.0 && fv_as_list(out)->items[2].f == 3.0);
     fv_decref(t->p, t->p->lambdas[li].ret, out);
+    /* [int] literal where [float] is wanted */
+    uint32_t t_lf = plan_type_list(t->p, t->t_float);
+    li = lam(t, "x => [x, 2]", &t->t_int, 1, t_lf);
+    a.i = 7;
+    out = run(t, li, &a);
+    assert_true(fv_as_list(out)->items[0].f == 7.0 && fv_as_list(out)->items[1].f == 2.0);
+    fv_decref(t->p, t_lf, out);
     /* an empty list where the type is known */
     li = lam(t, "x => if x > 0 then [x] else []", &t->t_int, 1, PLAN_NONE);
     a.i = 0;
@@ -664,6 +680,27 @@ static void test_sh(void **state) {
     assert_non_null(strstr(t->errs, "unknown name 'nmae': a command can use only the task's "
                                     "parameters"));
     assert_non_null(strstr(t->errs, "did you mean 'name'?"));
+    /* a list of paths: one quoted word each; an empty list: nothing */
+    uint32_t lp[] = {t->t_lpath};
+    li = sh_cmd(t, "task g(parts: [path]) -> path = sh \"cat {parts} > {out}\"\n", lp, true);
+    assert_int_not_equal(li, PLAN_NONE);
+    flow_val la[2] = {fv_list_new(t->p, t->t_lpath, 2), fv_str_cstr(t->p, t->t_str, "o")};
+    fv_as_list(la[0])->items[0] = fv_str_cstr(t->p, t->t_path, "a b");
+    fv_as_list(la[0])->items[1] = fv_str_cstr(t->p, t->t_path, "c'd");
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat 'a b' 'c'\\''d' > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    la[0] = fv_list_new(t->p, t->t_lpath, 0);
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat  > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    fv_decref(t->p, t->t_str, la[1]);
+    /* a list of ints cannot be interpolated */
+    li = sh_cmd(t, "task g(ns: [int]) -> str = sh \"echo {ns}\"\n", &t->t_lint, false);
+    assert_int_equal(li, PLAN_NONE);
+    assert_non_null(strstr(t->errs, "cannot turn a value of type [int] into a string"));
     /* a command without interpolation, and literal text kept as written */
     li = sh_cmd(t, "task g() -> str = sh \"echo '$HOME' \\\"x\\\"\"\n", pt, false);
     flow_val out_arg = fv_str_cstr(t->p, t->t_str, "");

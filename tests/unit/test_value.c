@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "value.h"
+#include "value_json.h"
 
 /* A plan holding the types the tests use. */
 typedef struct tplan {
@@ -42,15 +43,6 @@ static tplan mk(void) {
     t.t_outer = plan_type_record(p, PLAN_NONE, of, 5);
     t.t_empty = plan_type_record(p, PLAN_NONE, NULL, 0);
     return t;
-}
-
-static char *json(const flow_plan *p, uint32_t type, flow_val v) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    fv_print_json(p, type, v, f);
-    fclose(f);
-    return buf;
 }
 
 static void check_json(const flow_plan *p, uint32_t type, flow_val v, const char *want) {

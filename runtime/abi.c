@@ -1,0 +1,300 @@
+/*
+ * abi.c — the functions a task calls from inside (flow.h), and the
+ * per-instance context they work through.
+ *
+ * DESIGN
+ *   rt_call_task makes an rt_ictx the calling thread's current instance (one
+ *   thread-local pointer: the C ABI has no other way to reach it) for the
+ *   duration of the call. flow_fail only records its message and returns; the
+ *   task returns normally and the runtime, seeing `failed`, ignores the return
+ *   value — nothing ever longjmps through user frames. flow_alloc memory comes
+ *   from a chunked bump arena that rt_ictx_leave frees after the result has
+ *   been copied into run-time values, so a task that allocates nothing costs
+ *   nothing here.
+ *
+ *   Called outside a task, every function prints one clear line on stderr and
+ *   returns something safe (heap memory the caller may keep, -1, NULL paths).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rtcore.h"
+
+/* Default size of an arena chunk; larger requests get a chunk of their own. */
+#define RT_CHUNK_BYTES 4096
+/* Largest instance log kept; later lines are dropped with a note. */
+#define RT_MAX_LOG (4u << 20)
+/* Longest single flow_fail / flow_log message kept. */
+#define RT_MAX_MSG 4096
+
+struct rt_chunk {
+    rt_chunk *next;      /* older chunk */
+    size_t used;         /* bytes handed out */
+    size_t cap;          /* bytes in data */
+    max_align_t data[];  /* the memory */
+};
+
+static __thread rt_ictx *cur_ictx; /* the instance this thread is running, or NULL */
+
+/* getpid() is a system call; results carry the pid of every instance, so it is
+ * cached, and refreshed in a forked child (process identity is per process). */
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_refresh(void) {
+    cached_pid = getpid();
+}
+static void pid_init(void) {
+    pid_refresh();
+    pthread_atfork(NULL, NULL, pid_refresh);
+}
+int rt_pid(void) {
+    pthread_once(&pid_once, pid_init);
+    return cached_pid;
+}
+
+static void oom(void) {
+    fputs("flow: out of memory\n", stderr);
+    exit(2);
+}
+
+double rt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void rt_ictx_enter(rt_ictx *c, rt_runtime *rt, const rt_job *job) {
+    memset(c, 0, sizeof *c);
+    c->rt = rt;
+    c->job = job;
+    c->prev = cur_ictx;
+    cur_ictx = c;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void rt_ictx_leave(rt_ictx *c) {
+    for (rt_chunk *k = c->arena, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
+    c->arena = NULL;
+    if (c->own_scratch_dir) {
+        nftw(c->own_scratch_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(c->own_scratch_dir);
+        c->own_scratch_dir = NULL;
+    }
+    free(c->own_out_dir); /* the directory stays: results may live in it */
+    c->own_out_dir = NULL;
+    cur_ictx = c->prev;
+}
+
+rt_ictx *rt_ictx_current(void) {
+    return cur_ictx;
+}
+
+void *rt_arena_alloc(rt_ictx *c, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    if (!n) n = 16;
+    rt_chunk *k = c->arena;
+    if (!k || k->cap - k->used < n) {
+        size_t cap = n > RT_CHUNK_BYTES / 2 ? n : RT_CHUNK_BYTES;
+        rt_chunk *nk = malloc(sizeof *nk + cap);
+        if (!nk) oom();
+        nk->used = 0;
+        nk->cap = cap;
+        if (k && cap == n && k->cap - k->used >= 16) {
+            /* a big one-off: keep filling the current chunk afterwards */
+            nk->next = k->next;
+            k->next = nk;
+            nk->used = n;
+            return nk->data;
+        }
+        nk->next = k;
+        c->arena = k = nk;
+    }
+    void *q = (char *)k->data + k->used;
+    k->used += n;
+    return q;
+}
+
+static void fail_v(rt_ictx *c, const char *fmt, va_list ap) {
+    if (c->failed) return; /* the first failure is the cause */
+    c->failed = 1;
+    char *m = malloc(RT_MAX_MSG);
+    if (!m) oom();
+    vsnprintf(m, RT_MAX_MSG, fmt ? fmt : "(no message)", ap);
+    c->fail_msg = m;
+}
+
+void rt_ictx_fail(rt_ictx *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, fmt, ap);
+    va_end(ap);
+}
+
+void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
+    static const char dropped[] = "[flow: log truncated]\n";
+    if (c->log_len >= RT_MAX_LOG) return;
+    bool nl = n && text[n - 1] == '\n';
+    size_t need = c->log_len + n + 1 + sizeof dropped + 1;
+    if (need > c->log_cap) {
+        size_t cap = c->log_cap ? c->log_cap : 256;
+        while (cap < need) cap *= 2;
+        char *q = realloc(c->log, cap);
+        if (!q) oom();
+        c->log = q;
+        c->log_cap = cap;
+    }
+    memcpy(c->log + c->log_len, text, n);
+    c->log_len += n;
+    if (!nl) c->log[c->log_len++] = '\n';
+    if (c->log_len >= RT_MAX_LOG) {
+        memcpy(c->log + c->log_len, dropped, sizeof dropped - 1);
+        c->log_len += sizeof dropped - 1;
+    }
+    c->log[c->log_len] = 0;
+}
+
+/* A new temporary directory (malloc'ed path) or NULL. */
+static char *make_tmp_dir(const char *what) {
+    const char *tmp = getenv("TMPDIR");
+    char *path;
+    if (asprintf(&path, "%s/flow-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what) < 0) oom();
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
+    const char *dir = c->job ? c->job->out_dir : NULL;
+    if (!dir) {
+        if (!c->own_out_dir && !(c->own_out_dir = make_tmp_dir("out"))) {
+            rt_ictx_fail(c, "cannot create an output directory: %s", strerror(errno));
+            return NULL;
+        }
+        dir = c->own_out_dir;
+    }
+    if (!name || !*name) name = "out";
+    const char *base = strrchr(name, '/'); /* stay inside the output directory */
+    if (base) name = base[1] ? base + 1 : "out";
+    if (!strcmp(name, ".") || !strcmp(name, "..")) name = "out";
+    size_t n = strlen(dir) + strlen(name) + 24;
+    char *path = rt_arena_alloc(c, n);
+    struct stat st;
+    snprintf(path, n, "%s/%s", dir, name);
+    while (lstat(path, &st) == 0 || c->out_seq == UINT32_MAX)
+        snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
+    return path;
+}
+
+/* ---- flow.h ---- */
+
+static rt_ictx *need_ctx(const char *fn) {
+    rt_ictx *c = cur_ictx;
+    if (!c) fprintf(stderr, "flow: %s() called outside a running task\n", fn);
+    return c;
+}
+
+void flow_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    rt_ictx *c = need_ctx("flow_fail");
+    if (c) {
+        fail_v(c, fmt, ap);
+    } else {
+        fputs("flow: failure: ", stderr);
+        vfprintf(stderr, fmt ? fmt : "(no message)", ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+}
+
+void flow_log(const char *fmt, ...) {
+    char buf[RT_MAX_MSG];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt ? fmt : "", ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+    rt_ictx *c = cur_ictx;
+    if (c) {
+        rt_ictx_log(c, buf, (size_t)n);
+    } else {
+        fprintf(stderr, "flow: log (outside a task): %s\n", buf);
+    }
+}
+
+void *flow_alloc(size_t n) {
+    rt_ictx *c = need_ctx("flow_alloc");
+    if (!c) {
+        void *q = calloc(1, n ? n : 1); /* never freed: there is no instance to free it with */
+        if (!q) oom();
+        return q;
+    }
+    return rt_arena_alloc(c, n);
+}
+
+char *flow_strdup(const char *s) {
+    if (!s) s = "";
+    size_t n = strlen(s) + 1;
+    char *q = flow_alloc(n);
+    memcpy(q, s, n);
+    return q;
+}
+
+flow_list flow_list_new(int64_t len, size_t item_size) {
+    flow_list l = {0, NULL};
+    if (len <= 0) return l;
+    if (item_size && (uint64_t)len > SIZE_MAX / 2 / item_size) {
+        flow_fail("flow_list_new: %lld items of %zu bytes is too large", (long long)len,
+                  item_size);
+        return l;
+    }
+    size_t n = (size_t)len * item_size;
+    l.items = flow_alloc(n);
+    memset(l.items, 0, n);
+    l.len = len;
+    return l;
+}
+
+const char *flow_out_path(const char *name) {
+    rt_ictx *c = need_ctx("flow_out_path");
+    return c ? rt_ictx_out_path(c, name) : NULL;
+}
+
+const char *flow_scratch_dir(void) {
+    rt_ictx *c = need_ctx("flow_scratch_dir");
+    if (!c) return NULL;
+    if (c->job && c->job->scratch_dir) return c->job->scratch_dir;
+    if (!c->own_scratch_dir && !(c->own_scratch_dir = make_tmp_dir("scratch"))) {
+        rt_ictx_fail(c, "cannot create a scratch directory: %s", strerror(errno));
+        return NULL;
+    }
+    return c->own_scratch_dir;
+}
+
+int64_t flow_map_index(void) {
+    rt_ictx *c = cur_ictx;
+    return c && c->job ? c->job->map_index : -1;
+}

@@ -1,0 +1,251 @@
+/*
+ * exec_inline.c — the inline executor: task instances run in threads of
+ * flowrun itself.
+ *
+ * DESIGN
+ *   One queue of submitted jobs and one list of finished results, under one
+ *   mutex. A runner (a worker thread, or the scheduler's own thread while it is
+ *   inside wait) takes a RUN of jobs per lock — as many as fit in a time budget
+ *   given the average job duration seen so far (RUN_BUDGET_NS), at most
+ *   RUN_MAX, and no more than its share of what is queued — runs them without
+ *   the lock, and hands all their results back under one lock. So trivial jobs
+ *   cost one lock per few hundred, and slow jobs (sh commands) are spread one
+ *   at a time across runners.
+ *
+ *   Nobody is woken per job: submit signals the work condvar only when a
+ *   worker sleeps on it, and a finished run signals the done condvar only when
+ *   the scheduler sleeps on it. nthreads - 1 worker threads are started; the
+ *   scheduler's thread is the nth runner whenever it waits, so with
+ *   nthreads == 1 there are no threads at all and every job runs in wait()
+ *   with no hand-over between threads.
+ *
+ *   A wait with nothing queued, nothing running and nothing finished returns 0
+ *   at once (nothing could ever complete).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rtcore.h"
+
+/* Most jobs one runner takes per lock. */
+#define RUN_MAX 512
+/* A run is sized to take about this long, from the average job duration. */
+#define RUN_BUDGET_NS 200000.0
+/* Most threads an inline executor starts. */
+#define INLINE_MAX_THREADS 256
+
+typedef struct done_item {
+    rt_result r;   /* the result */
+    uint32_t task; /* its job's task (to release the value on destroy) */
+} done_item;
+
+typedef struct inline_ex {
+    rt_executor base;        /* ops (must be first) */
+    rt_runtime *rt;          /* runs the jobs */
+    int nthreads;            /* runners, the waiting scheduler included */
+    pthread_mutex_t mu;      /* guards everything below */
+    pthread_cond_t work_cv;  /* workers sleep here when the queue is empty */
+    pthread_cond_t done_cv;  /* the scheduler sleeps here in wait */
+    rt_job *q;               /* queued jobs: q[qhead .. qtail) */
+    size_t qhead, qtail;     /* queue bounds */
+    size_t qcap;             /* allocated slots in q */
+    done_item *done;         /* finished, not yet returned: done[dhead .. ndone) */
+    size_t dhead;            /* first result not yet returned */
+    size_t ndone, capdone;   /* end of the results / slots allocated */
+    size_t running;          /* jobs taken by runners, not yet finished */
+    int sleeping;            /* workers waiting on work_cv */
+    int waiting;             /* 1 while the scheduler waits on done_cv */
+    int stop;                /* destroy was called */
+    double avg_ns;           /* running average of one job's duration */
+    pthread_t *threads;      /* nthreads - 1 workers */
+    int nstarted;            /* how many were started */
+} inline_ex;
+
+static void oom(void) {
+    fputs("flow: out of memory\n", stderr);
+    exit(2);
+}
+
+/* How many jobs a runner takes now (mu held, queue not empty). */
+static size_t run_size(const inline_ex *ex) {
+    size_t avail = ex->qtail - ex->qhead;
+    double by_time = ex->avg_ns > 0 ? RUN_BUDGET_NS / ex->avg_ns : 64;
+    size_t k = by_time < 1 ? 1 : by_time > RUN_MAX ? RUN_MAX : (size_t)by_time;
+    size_t share = (avail + (size_t)ex->nthreads - 1) / (size_t)ex->nthreads;
+    if (k > share) k = share;
+    if (k > avail) k = avail;
+    return k ? k : 1;
+}
+
+/* Take a run (mu held), run it (mu released meanwhile), store the results
+ * (mu held again). */
+static void take_and_run(inline_ex *ex) {
+    rt_job jobs[RUN_MAX];
+    done_item res[RUN_MAX];
+    size_t k = run_size(ex);
+    memcpy(jobs, ex->q + ex->qhead, k * sizeof *jobs);
+    ex->qhead += k;
+    ex->running += k;
+    pthread_mutex_unlock(&ex->mu);
+
+    double t0 = rt_now(), at = t0;
+    size_t ran = 0;
+    for (; ran < k; ran++) {
+        if (ran && __atomic_load_n(&ex->stop, __ATOMIC_RELAXED)) break;
+        rt_call_task_from(ex->rt, &jobs[ran], &res[ran].r, at);
+        res[ran].task = jobs[ran].task;
+        at = res[ran].r.end;
+    }
+    double per = ran ? (at - t0) * 1e9 / (double)ran : 0;
+
+    pthread_mutex_lock(&ex->mu);
+    ex->avg_ns = ex->avg_ns > 0 ? ex->avg_ns * 0.75 + per * 0.25 : per;
+    if (ex->dhead == ex->ndone) ex->dhead = ex->ndone = 0;
+    if (ex->ndone + ran > ex->capdone && ex->dhead) { /* slide down before growing */
+        memmove(ex->done, ex->done + ex->dhead, (ex->ndone - ex->dhead) * sizeof *ex->done);
+        ex->ndone -= ex->dhead;
+        ex->dhead = 0;
+    }
+    if (ex->ndone + ran > ex->capdone) {
+        size_t cap = ex->capdone ? ex->capdone : 1024;
+        while (cap < ex->ndone + ran) cap *= 2;
+        done_item *d = realloc(ex->done, cap * sizeof *d);
+        if (!d) oom();
+        ex->done = d;
+        ex->capdone = cap;
+    }
+    memcpy(ex->done + ex->ndone, res, ran * sizeof *res);
+    ex->ndone += ran;
+    ex->running -= k;
+    if (ex->waiting) pthread_cond_signal(&ex->done_cv);
+}
+
+static void *worker_main(void *arg) {
+    inline_ex *ex = arg;
+    pthread_mutex_lock(&ex->mu);
+    while (!ex->stop) {
+        if (ex->qhead == ex->qtail) {
+            ex->sleeping++;
+            pthread_cond_wait(&ex->work_cv, &ex->mu);
+            ex->sleeping--;
+            continue;
+        }
+        take_and_run(ex);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
+    inline_ex *ex = (inline_ex *)base;
+    if (n <= 0) return 0;
+    pthread_mutex_lock(&ex->mu);
+    if (ex->qhead == ex->qtail) ex->qhead = ex->qtail = 0;
+    if (ex->qtail + (size_t)n > ex->qcap) {
+        if (ex->qhead) { /* slide the queue down before growing it */
+            memmove(ex->q, ex->q + ex->qhead, (ex->qtail - ex->qhead) * sizeof *ex->q);
+            ex->qtail -= ex->qhead;
+            ex->qhead = 0;
+        }
+        if (ex->qtail + (size_t)n > ex->qcap) {
+            size_t cap = ex->qcap ? ex->qcap : 1024;
+            while (cap < ex->qtail + (size_t)n) cap *= 2;
+            rt_job *q = realloc(ex->q, cap * sizeof *q);
+            if (!q) oom();
+            ex->q = q;
+            ex->qcap = cap;
+        }
+    }
+    memcpy(ex->q + ex->qtail, jobs, (size_t)n * sizeof *jobs);
+    ex->qtail += (size_t)n;
+    if (ex->sleeping) {
+        if (n > 1) pthread_cond_broadcast(&ex->work_cv);
+        else pthread_cond_signal(&ex->work_cv);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return 0;
+}
+
+static int inline_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
+    inline_ex *ex = (inline_ex *)base;
+    if (max <= 0) return 0;
+    struct timespec until = {0, 0};
+    if (timeout_ms > 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
+    int got = 0;
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        if (ex->dhead < ex->ndone) {
+            size_t k = ex->ndone - ex->dhead;
+            if (k > (size_t)max) k = (size_t)max;
+            for (size_t i = 0; i < k; i++) out[i] = ex->done[ex->dhead + i].r;
+            ex->dhead += k;
+            got = (int)k;
+            break;
+        }
+        if (ex->qhead < ex->qtail) { /* be a runner while waiting */
+            take_and_run(ex);
+            continue;
+        }
+        if (!ex->running || timeout_ms == 0) break;
+        ex->waiting = 1;
+        int rc = timeout_ms > 0 ? pthread_cond_timedwait(&ex->done_cv, &ex->mu, &until)
+                                : pthread_cond_wait(&ex->done_cv, &ex->mu);
+        ex->waiting = 0;
+        if (rc == ETIMEDOUT && ex->dhead == ex->ndone) break;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return got;
+}
+
+static void inline_destroy(rt_executor *base) {
+    inline_ex *ex = (inline_ex *)base;
+    if (!ex) return;
+    pthread_mutex_lock(&ex->mu);
+    __atomic_store_n(&ex->stop, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&ex->work_cv);
+    pthread_mutex_unlock(&ex->mu);
+    for (int i = 0; i < ex->nstarted; i++) pthread_join(ex->threads[i], NULL);
+    const flow_plan *p = rt_plan(ex->rt);
+    for (size_t i = ex->dhead; i < ex->ndone; i++) rt_result_clear(p, ex->done[i].task, &ex->done[i].r);
+    free(ex->done);
+    free(ex->q);
+    free(ex->threads);
+    pthread_mutex_destroy(&ex->mu);
+    pthread_cond_destroy(&ex->work_cv);
+    pthread_cond_destroy(&ex->done_cv);
+    free(ex);
+}
+
+static const rt_executor_ops inline_ops = {"inline", inline_submit, inline_wait, inline_destroy};
+
+rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads) {
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > INLINE_MAX_THREADS) nthreads = INLINE_MAX_THREADS;
+    inline_ex *ex = calloc(1, sizeof *ex);
+    if (!ex) oom();
+    ex->base.ops = &inline_ops;
+    ex->rt = rt;
+    ex->nthreads = nthreads;
+    pthread_mutex_init(&ex->mu, NULL);
+    pthread_cond_init(&ex->work_cv, NULL);
+    pthread_cond_init(&ex->done_cv, NULL);
+    ex->threads = calloc((size_t)nthreads, sizeof *ex->threads);
+    if (!ex->threads) oom();
+    for (int i = 0; i < nthreads - 1; i++) {
+        if (pthread_create(&ex->threads[i], NULL, worker_main, ex) != 0) break;
+        ex->nstarted++;
+    }
+    return &ex->base;
+}

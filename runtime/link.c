@@ -1,0 +1,380 @@
+/*
+ * link.c — rt_open: find and open the plan's libraries, check their content
+ * hashes, resolve every C task's symbol and prepare its libffi call interface,
+ * all before any task runs, so a run never fails half-way for a missing symbol.
+ *
+ * DESIGN
+ *   Library search, first hit wins: the plan's path (relative to the plan
+ *   file's folder, or absolute); then FOLDER/basename for each FOLDER of
+ *   FLOW_LIBRARY_PATH; then dlopen(basename) (LD_LIBRARY_PATH, the system).
+ *   The file found is hashed (SHA-256) and compared with the plan's hash,
+ *   unless that is all zero (flowc did not find the library).
+ *
+ *   C layout of plan types (docs/runtime-abi.md): int/duration int64_t,
+ *   float double, bool C bool (one byte), str/path/dir/date const char *,
+ *   bytes and lists the two-word structs of flow.h, records C structs with
+ *   the fields in order (nested records inline). Each type gets one ffi_type,
+ *   built recursively and laid out by libffi (ffi_get_struct_offsets), so the
+ *   marshalling in call.c uses exactly the offsets the C compiler uses.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rtcore.h"
+
+/* Longest path built while searching for a library. */
+#define RT_MAX_PATH 4096
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void *xcalloc(size_t n, size_t size) {
+    void *q = calloc(n ? n : 1, size ? size : 1);
+    if (!q) {
+        fputs("flow: out of memory\n", stderr);
+        exit(2);
+    }
+    return q;
+}
+
+/* ---- C layout of plan types ---- */
+
+static void init_pair(rt_runtime *rt) {
+    rt->list_el[0] = &ffi_type_sint64;
+    rt->list_el[1] = &ffi_type_pointer;
+    rt->list_el[2] = NULL;
+    rt->list_ft = (ffi_type){0, 0, FFI_TYPE_STRUCT, rt->list_el};
+    rt->bytes_el[0] = &ffi_type_pointer;
+    rt->bytes_el[1] = &ffi_type_sint64;
+    rt->bytes_el[2] = NULL;
+    rt->bytes_ft = (ffi_type){0, 0, FFI_TYPE_STRUCT, rt->bytes_el};
+    ffi_get_struct_offsets(FFI_DEFAULT_ABI, &rt->list_ft, NULL);
+    ffi_get_struct_offsets(FFI_DEFAULT_ABI, &rt->bytes_ft, NULL);
+}
+
+/* Build rt->ctypes[type] (and everything below it). 0, or -1 with err. */
+static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size_t errlen) {
+    const flow_plan *p = rt->plan;
+    rt_ctype *ct = &rt->ctypes[type];
+    if (ct->ft) return 0;
+    if (depth > 64) {
+        set_err(err, errlen, "type nested too deeply for the C ABI");
+        return -1;
+    }
+    const plan_type *t = &p->types[type];
+    switch (t->kind) {
+        case PT_VOID: ct->ft = &ffi_type_void; break;
+        case PT_INT:
+        case PT_DURATION: ct->ft = &ffi_type_sint64; break;
+        case PT_FLOAT: ct->ft = &ffi_type_double; break;
+        case PT_BOOL: ct->ft = sizeof(bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32; break;
+        case PT_STR:
+        case PT_PATH:
+        case PT_DIR:
+        case PT_DATE: ct->ft = &ffi_type_pointer; break;
+        case PT_BYTES: ct->ft = &rt->bytes_ft; break;
+        case PT_LIST:
+            if (build_ctype(rt, t->elem, depth + 1, err, errlen)) return -1;
+            ct->ft = &rt->list_ft;
+            break;
+        case PT_RECORD: {
+            if (t->n == 0) {
+                set_err(err, errlen, "an empty record has no C layout");
+                return -1;
+            }
+            ffi_type **el = xcalloc(t->n + 1, sizeof *el);
+            for (uint32_t i = 0; i < t->n; i++) {
+                uint32_t ft = p->fields[t->first + i].type;
+                if (build_ctype(rt, ft, depth + 1, err, errlen)) {
+                    free(el);
+                    return -1;
+                }
+                el[i] = rt->ctypes[ft].ft;
+            }
+            ffi_type *st = xcalloc(1, sizeof *st);
+            st->type = FFI_TYPE_STRUCT;
+            st->elements = el;
+            ct->offsets = xcalloc(t->n, sizeof *ct->offsets);
+            if (ffi_get_struct_offsets(FFI_DEFAULT_ABI, st, ct->offsets) != FFI_OK) {
+                free(el);
+                free(st);
+                free(ct->offsets);
+                ct->offsets = NULL;
+                set_err(err, errlen, "libffi cannot lay out a record type");
+                return -1;
+            }
+            ct->ft = st;
+            break;
+        }
+        default:
+            set_err(err, errlen, "type kind %u has no C layout", t->kind);
+            return -1;
+    }
+    ct->size = ct->ft->size;
+    ct->align = ct->ft->alignment;
+    return 0;
+}
+
+static void free_ctypes(rt_runtime *rt) {
+    if (!rt->ctypes) return;
+    for (uint32_t i = 0; i < rt->plan->n_types; i++) {
+        rt_ctype *ct = &rt->ctypes[i];
+        if (ct->offsets) { /* a record: its ffi_type is ours */
+            free(ct->ft->elements);
+            free(ct->ft);
+            free(ct->offsets);
+        }
+    }
+    free(rt->ctypes);
+}
+
+/* ---- finding libraries ---- */
+
+static int sha256_file(const char *path, uint8_t out[32]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) ? 0 : -1;
+    unsigned char buf[65536];
+    size_t n;
+    while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (!EVP_DigestUpdate(md, buf, n)) rc = -1;
+    if (ferror(f)) rc = -1;
+    unsigned len = 0;
+    if (!rc && !EVP_DigestFinal_ex(md, out, &len)) rc = -1;
+    EVP_MD_CTX_free(md);
+    fclose(f);
+    return rc;
+}
+
+static bool all_zero(const uint8_t *h, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (h[i]) return false;
+    return true;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* The first task that uses library `lib`, for error messages ("" when none). */
+static const char *lib_user(const flow_plan *p, uint32_t lib, char *buf, size_t n) {
+    for (uint32_t i = 0; i < p->n_tasks; i++)
+        if (p->tasks[i].kind == TK_C && p->tasks[i].lib == lib) {
+            snprintf(buf, n, "task %s: ", plan_str(p, p->tasks[i].name));
+            return buf;
+        }
+    return "";
+}
+
+/* Try to dlopen one candidate file; 1 opened, 0 absent, -1 present but failed. */
+static int try_open(const char *path, rt_lib *out, char *why, size_t whylen) {
+    if (access(path, F_OK) != 0) return 0;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, whylen, "%s", dlerror());
+        return -1;
+    }
+    out->handle = h;
+    out->path = strdup(path);
+    return 1;
+}
+
+static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err, size_t errlen) {
+    const flow_plan *p = rt->plan;
+    const plan_lib *pl = &p->libs[li];
+    const char *name = plan_str(p, pl->name), *lpath = plan_str(p, pl->path);
+    rt_lib *out = &rt->libs[li];
+    char cand[RT_MAX_PATH], why[512] = "", who[256];
+    lib_user(p, li, who, sizeof who);
+    if (!*lpath) {
+        set_err(err, errlen, "%slibrary %s has no path", who, name);
+        return -1;
+    }
+    int rc = 0;
+    if (lpath[0] == '/' || !plan_dir || !*plan_dir)
+        snprintf(cand, sizeof cand, "%s", lpath);
+    else
+        snprintf(cand, sizeof cand, "%s/%s", plan_dir, lpath);
+    rc = try_open(cand, out, why, sizeof why);
+    const char *fpath = getenv("FLOW_LIBRARY_PATH");
+    for (const char *s = fpath; !rc && s && *s;) {
+        const char *e = strchr(s, ':');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n) {
+            snprintf(cand, sizeof cand, "%.*s/%s", (int)n, s, base_name(lpath));
+            rc = try_open(cand, out, why, sizeof why);
+        }
+        s = e ? e + 1 : s + n;
+    }
+    if (!rc) { /* dlopen's own search, by name */
+        void *h = dlopen(base_name(lpath), RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            struct link_map *lm = NULL;
+            out->handle = h;
+            out->path = strdup(dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0]
+                                   ? lm->l_name
+                                   : base_name(lpath));
+            rc = 1;
+        } else {
+            snprintf(why, sizeof why, "%s", dlerror());
+        }
+    }
+    if (rc != 1) {
+        if (rc < 0)
+            set_err(err, errlen, "%slibrary %s (%s): cannot load %s: %s", who, name, lpath, cand,
+                    why);
+        else
+            set_err(err, errlen,
+                    "%slibrary %s (%s): not found (looked beside the plan, on "
+                    "FLOW_LIBRARY_PATH, and by name)",
+                    who, name, lpath);
+        return -1;
+    }
+    if (!out->path) {
+        fputs("flow: out of memory\n", stderr);
+        exit(2);
+    }
+    if (all_zero(pl->sha256, 32)) return 0; /* flowc did not see it: nothing to compare */
+    uint8_t h[32];
+    if (sha256_file(out->path, h) != 0) {
+        set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
+                lpath, out->path);
+        return rt->strict ? -1 : 0;
+    }
+    if (memcmp(h, pl->sha256, 32) != 0) {
+        if (rt->strict) {
+            set_err(err, errlen,
+                    "%slibrary %s (%s): %s differs from the library the plan was compiled "
+                    "against (content hash mismatch)",
+                    who, name, lpath, out->path);
+            return -1;
+        }
+        fprintf(stderr,
+                "flowrun: warning: library %s (%s): %s differs from the library the plan was "
+                "compiled against (content hash mismatch)\n",
+                name, lpath, out->path);
+    }
+    return 0;
+}
+
+/* ---- tasks ---- */
+
+static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
+    const flow_plan *p = rt->plan;
+    const plan_task *t = &p->tasks[ti];
+    const char *tname = plan_str(p, t->name);
+    char why[256] = "";
+    if (t->nparams > RT_MAX_PARAMS) {
+        set_err(err, errlen, "task %s: %u parameters (at most %d)", tname, t->nparams,
+                RT_MAX_PARAMS);
+        return -1;
+    }
+    if (t->kind == TK_COMBINE) {
+        if (t->first >= p->n_tasks || t->second >= p->n_tasks) {
+            set_err(err, errlen, "task %s: bad combine halves", tname);
+            return -1;
+        }
+        return 0;
+    }
+    if (t->kind != TK_C) return 0;
+    if (t->lib >= p->n_libs) {
+        set_err(err, errlen, "task %s: no library", tname);
+        return -1;
+    }
+    const plan_lib *pl = &p->libs[t->lib];
+    rt_ctask *ct = &rt->tasks[ti];
+    const char *sym = plan_str(p, t->symbol);
+    dlerror();
+    ct->fn = dlsym(rt->libs[t->lib].handle, sym);
+    if (!ct->fn) {
+        set_err(err, errlen, "task %s: library %s (%s): no symbol '%s'", tname,
+                plan_str(p, pl->name), plan_str(p, pl->path), sym);
+        return -1;
+    }
+    ct->atypes = xcalloc(t->nparams + 1, sizeof *ct->atypes);
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        uint32_t ty = p->params[t->first_param + i].type;
+        if (build_ctype(rt, ty, 0, why, sizeof why)) {
+            set_err(err, errlen, "task %s: parameter %s: %s", tname,
+                    plan_str(p, p->params[t->first_param + i].name), why);
+            return -1;
+        }
+        ct->atypes[i] = rt->ctypes[ty].ft;
+    }
+    if (build_ctype(rt, t->ret, 0, why, sizeof why)) {
+        set_err(err, errlen, "task %s: result: %s", tname, why);
+        return -1;
+    }
+    if (ffi_prep_cif(&ct->cif, FFI_DEFAULT_ABI, t->nparams, rt->ctypes[t->ret].ft, ct->atypes) !=
+        FFI_OK) {
+        set_err(err, errlen, "task %s: libffi cannot prepare a call of '%s'", tname, sym);
+        return -1;
+    }
+    return 0;
+}
+
+rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, char *err,
+                    size_t errlen) {
+    rt_runtime *rt = xcalloc(1, sizeof *rt);
+    rt->plan = plan;
+    rt->strict = strict;
+    rt->libs = xcalloc(plan->n_libs, sizeof *rt->libs);
+    rt->tasks = xcalloc(plan->n_tasks, sizeof *rt->tasks);
+    rt->ctypes = xcalloc(plan->n_types, sizeof *rt->ctypes);
+    init_pair(rt);
+    char *dir = NULL;
+    if (plan_path) {
+        dir = strdup(plan_path);
+        if (!dir) {
+            fputs("flow: out of memory\n", stderr);
+            exit(2);
+        }
+        char *slash = strrchr(dir, '/');
+        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+        else dir[0] = 0; /* the plan is in the working directory */
+    }
+    for (uint32_t i = 0; i < plan->n_libs; i++)
+        if (open_lib(rt, i, dir, err, errlen)) goto fail;
+    for (uint32_t i = 0; i < plan->n_tasks; i++)
+        if (link_task(rt, i, err, errlen)) goto fail;
+    free(dir);
+    return rt;
+fail:
+    free(dir);
+    rt_close(rt);
+    return NULL;
+}
+
+void rt_close(rt_runtime *rt) {
+    if (!rt) return;
+    for (uint32_t i = 0; i < rt->plan->n_tasks; i++) free(rt->tasks[i].atypes);
+    free(rt->tasks);
+    free_ctypes(rt);
+    for (uint32_t i = 0; i < rt->plan->n_libs; i++) {
+        if (rt->libs[i].handle) dlclose(rt->libs[i].handle);
+        free(rt->libs[i].path);
+    }
+    free(rt->libs);
+    free(rt);
+}
+
+const flow_plan *rt_plan(const rt_runtime *rt) {
+    return rt->plan;
+}
