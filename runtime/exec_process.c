@@ -44,6 +44,10 @@
  *   start in px_ctl with its timeout and kills the worker's process group
  *   (the worker and whatever it started) when it passes.
  *
+ *   run_as (when flowrun is root): the worker forks a child per such job that
+ *   switches identity, runs the job and sends the result itself; if the child
+ *   dies first, the worker sends the failure for it, so the worker survives.
+ *
  *   Ownership: the parent owns slots, frames and the results it has not yet
  *   returned; a result returned by wait() belongs to the caller. In a worker
  *   the only process-wide state is px_child, the pointer the fatal-signal and
@@ -55,7 +59,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -82,6 +90,7 @@
 #define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
 #define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
 #define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
+#define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
 
 /* ---- the wire ---- */
 
@@ -104,6 +113,7 @@ typedef struct px_reshdr {
     uint32_t slot;       /* the job's slot */
     uint64_t id;         /* the job's id */
     int32_t ok;          /* rt_result.ok */
+    int32_t term_signal; /* rt_result.term_signal (a run_as child's death) */
     uint32_t nvalue;     /* bytes of the encoded value */
     uint32_t nerror;     /* bytes of the error text */
     uint32_t nlog;       /* bytes of the log */
@@ -116,6 +126,7 @@ typedef struct px_ctl {
     _Atomic uint32_t running;    /* slot + 1 of the job being run; 0 between jobs */
     _Atomic int64_t start_mono;  /* its start, CLOCK_MONOTONIC ns (set before running) */
     _Atomic int64_t start_wall;  /* its start, CLOCK_REALTIME ns */
+    _Atomic int answered;        /* a run_as child has sent its job's result */
 } px_ctl;
 
 typedef struct px_bytes {
@@ -263,6 +274,20 @@ static void px_fmt_duration(char *buf, size_t len, int64_t ms) {
         snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
 }
 
+/* Why a process ended, as an instance's error ("worker killed by signal 11
+ * (Segmentation fault)", "task called exit(3)"); *sig gets the signal or 0. */
+static void px_status_text(int status, char *buf, size_t len, int *sig) {
+    *sig = 0;
+    if (WIFSIGNALED(status)) {
+        *sig = WTERMSIG(status);
+        snprintf(buf, len, "worker killed by signal %d (%s)", *sig, px_signame(*sig));
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, len, "task called exit(%d)", WEXITSTATUS(status));
+    } else {
+        snprintf(buf, len, "worker ended with status %#x", (unsigned)status);
+    }
+}
+
 /* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a malloc'ed
  * string (NULL when empty), saying how much was dropped before the tail. */
 static char *px_read_tail(int fd, off_t size) {
@@ -296,9 +321,12 @@ typedef struct px_child_state {
     size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
     pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
     pid_t parent;      /* flowrun */
+    int root;          /* running as root: run_as switches identity */
     fv_buf enc;        /* scratch for the result value */
     flow_val *args;    /* decoded arguments, max_params of them */
     int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;       /* peak RSS last read, KiB */
+    volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -333,6 +361,17 @@ static void px_child_onexit(int status, void *arg) {
     _exit(status);
 }
 
+/* In the child of any fork() made while a task runs in this worker. */
+static void px_child_atfork(void) {
+    if (px_child) px_child->forked = 1;
+}
+
+/* Reap children a task started and left behind (once per batch, not per job). */
+static void px_child_reap(void) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
     struct rlimit nocore = {0, 0};
@@ -365,10 +404,13 @@ static void px_child_setup(px_child_state *cs) {
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
+    pthread_atfork(NULL, NULL, px_child_atfork);
 }
 
-/* Run one job frame; append its result frame to cs->out. */
-static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body) {
+/* Run one job frame (or, when fail is given, only report that it failed with that
+ * message and signal) and append its result frame to cs->out. */
+static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                         const char *fail, int fail_signal) {
     const flow_plan *p = cs->ex->plan;
     const plan_task *t = &p->tasks[h->task];
     const uint8_t *q = body;
@@ -396,21 +438,22 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     }
     rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
 
-    atomic_store_explicit(&cs->ctl->start_wall, px_now(CLOCK_REALTIME), memory_order_relaxed);
-    atomic_store_explicit(&cs->ctl->start_mono, px_now(CLOCK_MONOTONIC), memory_order_relaxed);
+    int64_t wall0 = px_now(CLOCK_REALTIME), mono0 = px_now(CLOCK_MONOTONIC);
+    atomic_store_explicit(&cs->ctl->start_wall, wall0, memory_order_relaxed);
+    atomic_store_explicit(&cs->ctl->start_mono, mono0, memory_order_relaxed);
     atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
-    double start = (double)px_now(CLOCK_REALTIME) / 1e9;
-    if (bad) {
+    double start = (double)wall0 / 1e9;
+    if (fail || bad) {
         res.ok = 0;
-        res.error = strdup("process executor: arguments could not be decoded");
+        res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
+        res.term_signal = fail_signal;
     } else {
         cs->ex->run(cs->ex->run_ctx, &job, &res);
     }
-    double end = (double)px_now(CLOCK_REALTIME) / 1e9;
+    int64_t wall1 = px_now(CLOCK_REALTIME);
+    double end = (double)wall1 / 1e9;
     atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
-    if (getpid() != cs->pid) _exit(0); /* a task forked and its child came back here */
-    while (waitpid(-1, NULL, WNOHANG) > 0) { /* children the task left behind */
-    }
+    if (cs->forked) _exit(0); /* a task forked and its child came back here */
 
     /* what the job printed */
     fflush(stdout);
@@ -422,11 +465,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
+    /* peak RSS only grows, and a job of a few µs cannot grow it much: ask again
+     * only after jobs long enough for one more system call not to matter */
     struct rusage ru;
-    int64_t rss = 0;
-    if (!getrusage(RUSAGE_SELF, &ru)) rss = ru.ru_maxrss;
-    if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > rss)
-        rss = ru.ru_maxrss;
+    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || t->kind == TK_SH) {
+        if (!getrusage(RUSAGE_SELF, &ru) && ru.ru_maxrss > cs->rss) cs->rss = ru.ru_maxrss;
+        if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > cs->rss)
+            cs->rss = ru.ru_maxrss;
+    }
+    int64_t rss = cs->rss;
 
     cs->enc.len = 0;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
@@ -455,6 +502,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     rh.slot = h->slot;
     rh.id = h->id;
     rh.ok = res.ok;
+    rh.term_signal = res.term_signal;
     rh.nvalue = (uint32_t)cs->enc.len;
     rh.nerror = (uint32_t)nerr;
     rh.nlog = (uint32_t)(nnote + nlog1 + (size_t)sep + nlog2);
@@ -478,6 +526,77 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         fv_decref(p, p->params[t->first_param + i].type, cs->args[i]);
     free(out_dir);
     free(scratch);
+}
+
+/* In a run_as child (as root): take the identity of `user` for the job, giving it
+ * the job's directories. 0, or -1 with why. */
+static int px_become(const char *user, const px_jobhdr *h, const uint8_t *body, char *why,
+                     size_t len) {
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(why, len, "run_as: no such user '%s'", user);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    const uint8_t *q = body;
+    for (int k = 0; k < 2; k++) {
+        uint32_t n = k ? h->nscratch : h->nout;
+        if (n == UINT32_MAX) continue;
+        if (n < sizeof dir) {
+            memcpy(dir, q, n);
+            dir[n] = 0;
+            if (chown(dir, pw->pw_uid, pw->pw_gid)) {
+                snprintf(why, len, "run_as %s: cannot hand over %.200s: %s", user, dir,
+                         strerror(errno));
+                return -1;
+            }
+        }
+        q += n;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+        snprintf(why, len, "run_as %s: cannot switch identity: %s", user, strerror(errno));
+        return -1;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of identity clears it */
+    setenv("HOME", pw->pw_dir, 1);
+    setenv("USER", pw->pw_name, 1);
+    setenv("LOGNAME", pw->pw_name, 1);
+    return 0;
+}
+
+/* A job of a task with run_as, when flowrun runs as root: run it in a child of the
+ * worker that has switched identity. The child sends its own result; if it dies
+ * first, the worker answers for it, so the worker itself survives the crash. */
+static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                            const char *user) {
+    px_child_flush(cs); /* the child starts with an empty buffer */
+    atomic_store(&cs->ctl->answered, 0);
+    pid_t worker = cs->pid, pid = fork();
+    if (pid == 0) {
+        char why[256] = "";
+        cs->pid = getpid();
+        cs->forked = 0; /* this fork is ours */
+        int bad = px_become(user, h, body, why, sizeof why);
+        px_child_job(cs, h, body, bad ? why : NULL, 0);
+        px_child_flush(cs);
+        atomic_store(&cs->ctl->answered, 1);
+        _exit(0);
+    }
+    if (pid < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "run_as %s: cannot fork: %s", user, strerror(errno));
+        px_child_job(cs, h, body, why, 0);
+        return;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    cs->pid = worker;
+    if (atomic_load(&cs->ctl->answered)) return;
+    char msg[200];
+    int sig;
+    px_status_text(status, msg, sizeof msg, &sig);
+    px_child_job(cs, h, body, msg, sig);
 }
 
 /* The worker's loop: read job frames, run them in order, send results. */
@@ -505,7 +624,12 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
                 px_child_flush(cs);
                 last_flush = now;
             }
-            px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h);
+            const plan_task *t = &cs->ex->plan->tasks[h.task];
+            if (t->run_as != PLAN_NONE && cs->root)
+                px_child_job_as(cs, &h, cs->in.d + cs->in.off + sizeof h,
+                                plan_str(cs->ex->plan, t->run_as));
+            else
+                px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h, NULL, 0);
             int64_t took = px_now(CLOCK_MONOTONIC) - now;
             *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
             if (*avg <= 0) *avg = 1;
@@ -513,6 +637,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         }
         px_compact(&cs->in);
         px_child_flush(cs);
+        px_child_reap();
         last_flush = px_now(CLOCK_MONOTONIC);
         /* then wait for more */
         if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
@@ -578,6 +703,7 @@ static int px_spawn(px_exec *ex, int i) {
         cs.ctl = w->ctl;
         cs.pid = getpid();
         cs.parent = parent;
+        cs.root = geteuid() == 0;
         cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
         if (!cs.task_ns) _exit(125);
@@ -730,6 +856,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
         if (!h.ok) r.error = strndup((const char *)b + h.nvalue, h.nerror);
         if (h.nlog) r.log = strndup((const char *)b + h.nvalue + h.nerror, h.nlog);
         r.worker_pid = (int)w->pid;
+        r.term_signal = h.term_signal;
         r.start = h.start;
         r.end = h.end;
         r.peak_rss_kb = h.peak_rss_kb;
@@ -838,13 +965,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
         px_fmt_duration(d, sizeof d, ex->slots[running - 1].timeout_ms);
         snprintf(msg, sizeof msg, "timed out after %s", d);
         sig = SIGKILL;
-    } else if (WIFSIGNALED(status)) {
-        sig = WTERMSIG(status);
-        snprintf(msg, sizeof msg, "worker killed by signal %d (%s)", sig, px_signame(sig));
-    } else if (WIFEXITED(status)) {
-        snprintf(msg, sizeof msg, "task called exit(%d)", WEXITSTATUS(status));
     } else {
-        snprintf(msg, sizeof msg, "worker ended with status %#x", (unsigned)status);
+        px_status_text(status, msg, sizeof msg, &sig);
     }
     if (!running && w->fcount && !w->bad_frame && ++w->deaths >= PX_DEATHS_MAX)
         running = w->fifo[w->fhead] + 1; /* it keeps dying on this one: stop retrying it */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,4 +112,19 @@ int64_t crash_total(flow_list xs) {
     int64_t s = 0;
     for (int64_t i = 0; i < xs.len; i++) s += v[i];
     return s;
+}
+
+/* the real user id the task runs as (run_as tests); x is ignored */
+int64_t crash_uid(int64_t x) {
+    (void)x;
+    return (int64_t)getuid();
+}
+
+/* forks; the child returns from the task too (it must not carry on as a worker) */
+int64_t crash_fork(int64_t x) {
+    pid_t p = fork();
+    if (p == 0) return -x;
+    int st = 0;
+    if (p > 0) waitpid(p, &st, 0);
+    return x;
 }

@@ -20,9 +20,9 @@ compile() {
 
 # run NAME ARGS...: exit code in $code, output in $T/NAME.out and .err
 run() {
-    n=$1; shift
-    "$FLOWRUN" "$T/$n.plan" --executor process -j 2 --progress none "$@" \
-        > "$T/$n.out" 2> "$T/$n.err"
+    prog=$1; shift
+    "$FLOWRUN" "$T/$prog.plan" --executor process -j 2 --progress none "$@" \
+        > "$T/$prog.out" 2> "$T/$prog.err"
     code=$?
 }
 
@@ -59,7 +59,9 @@ if compile print; then
     why=""
     [ "$code" = 0 ] || why="exit code $code"
     [ -z "$why" ] && [ "$(cat "$T/print.out")" != "[41,42]" ] && why="result '$(cat "$T/print.out")'"
-    if [ -z "$why" ]; then
+    if [ -z "$why" ] && "$FLOWRUN" logs 2>&1 | grep -q "not available in this build"; then
+        echo "   (flowrun logs is not built: the captured output is not checked here)"
+    elif [ -z "$why" ]; then
         id=$("$FLOWRUN" runs --json 2> /dev/null | sed -n 's/.*"id": *"\{0,1\}\([^",]*\).*/\1/p' | head -1)
         "$FLOWRUN" logs "$id" "show[1]" > "$T/log1" 2>&1 || why="flowrun logs $id show[1] failed: $(head -2 "$T/log1")"
         [ -z "$why" ] && ! has "$T/log1" "out 42" && why="log of show[1] lacks 'out 42'"
@@ -80,4 +82,34 @@ if compile many; then
     want=$((n * n))
     if [ "$code" = 0 ] && [ "$(cat "$T/many.out")" = "$want" ]; then pass many
     else fail many "exit $code, result '$(cat "$T/many.out")', want $want"; tail -3 "$T/many.err"; fi
+fi
+
+# 5. flowrun interrupted (SIGINT), or killed (SIGKILL): no worker outlives it
+# workers_of PID: the worker processes of flowrun PID (its children)
+workers_of() { pgrep -P "$1" 2> /dev/null | tr '\n' ' '; }
+if compile hang; then
+    for sig in INT KILL; do
+        "$FLOWRUN" "$T/hang.plan" --executor process -j 2 --progress none \
+            > "$T/hang.out" 2> "$T/hang.err" &
+        pid=$!
+        ws=""; i=0
+        while [ $i -lt 50 ]; do # up to 5 s for both workers to be running
+            ws=$(workers_of $pid); set -- $ws; [ $# -ge 2 ] && break
+            sleep 0.1; i=$((i + 1))
+        done
+        sleep 0.3
+        kill -$sig $pid; wait $pid; code=$?
+        sleep 0.3
+        left=""
+        for w in $ws; do # a zombie left to init (which may not reap here) is dead
+            st=$(ps -o stat= -p "$w" 2> /dev/null)
+            [ -n "$st" ] && [ "${st#Z}" = "$st" ] && left="$left $w"
+        done
+        why=""
+        [ -z "$ws" ] && why="no workers seen"
+        [ -z "$why" ] && [ -n "$left" ] && why="workers still alive:$left"
+        [ -z "$why" ] && [ $sig = INT ] && [ $code != 3 ] && why="exit code $code after SIGINT, want 3"
+        if [ -z "$why" ]; then pass "interrupt-$sig"; else fail "interrupt-$sig" "$why"; fi
+        for w in $left; do kill -9 "$w" 2> /dev/null; done
+    done
 fi

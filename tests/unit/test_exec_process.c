@@ -5,8 +5,8 @@
  *
  * The pool is driven with a job runner that calls the tasks of
  * tests/lib/libcrash.so by symbol (rt_executor_process_with), so these tests
- * exercise the pool itself; the tests at the end go through rt_open and
- * rt_call_task as flowrun does.
+ * exercise the pool itself; the tests at the end go through rt_open,
+ * rt_call_task and the inline executor as flowrun does.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,13 +38,13 @@ typedef struct fixture {
 
 /* tasks of the fixture plan, in this order */
 enum {
-    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE, T_GREET,
-    T__N
+    T_OK, T_SEGV, T_ABORT, T_EXIT, T_HANG, T_PRINT, T_FLOOD, T_ALLOC, T_FPE, T_RECURSE,
+    T_UID_AS, T_SEGV_AS, T_FORK, T_GREET, T__N /* T_*_AS: with run_as "nobody" */
 };
 static const char *const task_sym[T__N] = {
     "crash_ok",    "crash_segv",  "crash_abort", "crash_exit", "crash_hang",
     "crash_print", "crash_flood", "crash_alloc", "crash_fpe",  "crash_recurse",
-    "crash_greet"};
+    "crash_uid",   "crash_segv",  "crash_fork",  "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
     flow_plan *p = plan_new();
@@ -58,7 +60,10 @@ static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
         p->params[par].def = PLAN_NONE;
         uint32_t t = PLAN_PUSH(p, tasks);
         plan_task *task = &p->tasks[t];
-        task->name = plan_intern_str(p, task_sym[k] + 6);
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", task_sym[k] + 6,
+                 k == T_UID_AS || k == T_SEGV_AS ? "_as" : "");
+        task->name = plan_intern_str(p, name);
         task->kind = TK_C;
         task->first_param = par;
         task->nparams = 1;
@@ -68,6 +73,7 @@ static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
         task->cache = 1;
         task->stitch = task->label = task->version = task->run_as = task->image = PLAN_NONE;
         task->cmd = task->first = task->second = PLAN_NONE;
+        if (k == T_UID_AS || k == T_SEGV_AS) task->run_as = plan_intern_str(p, "nobody");
     }
     *t_int = ti;
     *t_str = ts;
@@ -152,6 +158,15 @@ static void run_jobs(rt_executor *ex, const flow_plan *p, int n, const uint32_t 
     free(jobs);
 }
 
+/* Jobs i = 0..n-1 of task T_OK with argument i and no timeout (timeout may be NULL). */
+static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
+    for (int i = 0; i < n; i++) {
+        task[i] = T_OK;
+        args[i].i = i;
+        if (timeout) timeout[i] = 0;
+    }
+}
+
 static void free_collected(const flow_plan *p, const uint32_t *task, collected *c) {
     for (int i = 0; i < c->n; i++) rt_result_clear(p, task[i], &c->r[i]);
     free(c->r);
@@ -174,10 +189,7 @@ static void many_trivial_jobs(void **state) {
     assert_non_null(ex);
     uint32_t *task = malloc(sizeof *task * N);
     flow_val *args = malloc(sizeof *args * N);
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-    }
+    fill_ok(N, task, args, NULL);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     collected c;
@@ -207,22 +219,20 @@ static void crashes_fail_only_their_instance(void **state) {
     assert_non_null(ex);
     uint32_t task[N];
     flow_val args[N];
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-    }
+    fill_ok(N, task, args, NULL);
     task[10] = T_SEGV;
     task[20] = T_ABORT;
     task[30] = T_EXIT;
     task[40] = T_FPE;
     task[41] = T_SEGV; /* two deaths in a row */
     task[50] = T_RECURSE; /* a stack overflow */
+    task[55] = T_FORK;    /* its child returns into the worker, and must end there */
     collected c;
     run_jobs(ex, f->plan, N, task, args, NULL, &c);
     for (int i = 0; i < N; i++) {
-        if (task[i] == T_OK) {
+        if (task[i] == T_OK || task[i] == T_FORK) {
             assert_true(c.r[i].ok);
-            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+            assert_int_equal(c.r[i].value.i, task[i] == T_FORK ? i : 2 * i + 1);
             continue;
         }
         assert_false(c.r[i].ok);
@@ -253,11 +263,7 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     uint32_t task[N];
     flow_val args[N];
     int64_t timeout[N];
-    for (int i = 0; i < N; i++) {
-        task[i] = T_OK;
-        args[i].i = i;
-        timeout[i] = 0;
-    }
+    fill_ok(N, task, args, timeout);
     task[1] = T_HANG;
     args[1].i = 60000;
     timeout[1] = 250;
@@ -498,6 +504,59 @@ static void external_kill_requeues_the_rest(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* run_as, when running as root: the task runs as that user in a child of the
+ * worker, gets its directories, and its crash leaves the worker alive */
+static void run_as_switches_identity(void **state) {
+    fixture *f = *state;
+    if (geteuid() != 0 || !getpwnam("nobody")) {
+        skip();
+        return;
+    }
+    uid_t nobody = getpwnam("nobody")->pw_uid;
+    char dir[] = "/tmp/flow-px-XXXXXX", out[64], scr[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(scr, sizeof scr, "%s/scratch", dir);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(mkdir(scr, 0755), 0);
+    rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
+    assert_non_null(ex);
+    enum { N = 4 };
+    uint32_t task[N] = {T_UID_AS, T_SEGV_AS, T_UID_AS, T_OK};
+    flow_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
+    rt_job jobs[N];
+    for (int i = 0; i < N; i++)
+        jobs[i] = (rt_job){.id = (uint64_t)i, .task = task[i], .map_index = -1,
+                           .args = &args[i], .out_dir = i ? NULL : out,
+                           .scratch_dir = i ? NULL : scr};
+    assert_int_equal(ex->ops->submit(ex, jobs, N), 0);
+    rt_result r[N];
+    int got = 0;
+    while (got < N) {
+        rt_result b;
+        assert_int_equal(ex->ops->wait(ex, &b, 1, 10000), 1);
+        r[b.id] = b;
+        got++;
+    }
+    assert_true(r[0].ok);
+    assert_int_equal(r[0].value.i, (int64_t)nobody);
+    assert_false(r[1].ok);
+    assert_string_equal(r[1].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_int_equal(r[1].term_signal, SIGSEGV);
+    assert_true(r[2].ok);
+    assert_int_equal(r[2].value.i, (int64_t)nobody);
+    assert_true(r[3].ok); /* without run_as: as root, in the same worker, which survived */
+    assert_int_equal(r[3].worker_pid, r[0].worker_pid);
+    struct stat st;
+    assert_int_equal(stat(out, &st), 0);
+    assert_int_equal(st.st_uid, nobody);
+    for (int i = 0; i < N; i++) rt_result_clear(f->plan, task[i], &r[i]);
+    ex->ops->destroy(ex);
+    rmdir(out);
+    rmdir(scr);
+    rmdir(dir);
+}
+
 /* a quick job's result is not held back by a slow job queued after it */
 static void results_are_not_held_back(void **state) {
     fixture *f = *state;
@@ -539,6 +598,101 @@ static void wait_edges(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* ---- through rt_open and rt_call_task, as flowrun runs them ---- */
+
+static rt_runtime *open_runtime(fixture *f) {
+    char path[4096], err[512];
+    if (!getcwd(path, sizeof path - 64)) return NULL;
+    strcat(path, "/tests/lib/crash.plan"); /* libcrash.so is found next to it */
+    rt_runtime *rt = rt_open(f->plan, path, 0, err, sizeof err);
+    if (!rt) fprintf(stderr, "rt_open: %s\n", err);
+    return rt;
+}
+
+/* the real path: the same crashes, isolated, with flow_* working in the worker */
+static void real_tasks_crash_in_isolation(void **state) {
+    fixture *f = *state;
+    rt_runtime *rt = open_runtime(f);
+    assert_non_null(rt);
+    rt_executor *ex = rt_executor_process(rt, 2);
+    assert_non_null(ex);
+    assert_string_equal(ex->ops->name, "process");
+    enum { N = 40 };
+    uint32_t task[N];
+    flow_val args[N];
+    int64_t timeout[N];
+    fill_ok(N, task, args, timeout);
+    task[3] = T_SEGV;
+    task[5] = T_EXIT;
+    task[6] = T_ABORT;
+    task[9] = T_HANG;
+    args[9].i = 60000;
+    timeout[9] = 1000;
+    task[12] = T_PRINT;
+    task[20] = T_GREET;
+    args[20] = fv_str_cstr(f->plan, f->t_str, "world");
+    collected c;
+    run_jobs(ex, f->plan, N, task, args, timeout, &c);
+    for (int i = 0; i < N; i++)
+        if (task[i] == T_OK) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+        }
+    assert_string_equal(c.r[3].error, "worker killed by signal 11 (Segmentation fault)");
+    assert_string_equal(c.r[5].error, "task called exit(3)");
+    assert_string_equal(c.r[6].error, "worker killed by signal 6 (Aborted)");
+    assert_string_equal(c.r[9].error, "timed out after 1s");
+    assert_true(c.r[12].ok);
+    assert_non_null(c.r[12].log);
+    assert_non_null(strstr(c.r[12].log, "out 12\n"));
+    assert_non_null(strstr(c.r[12].log, "child\n"));
+    assert_true(c.r[20].ok);
+    assert_string_equal(fv_as_str(c.r[20].value)->data, "hello, world");
+    fv_decref(f->plan, f->t_str, args[20]);
+    free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+    rt_close(rt);
+}
+
+/* many jobs: the process executor gives what the inline executor gives */
+static void results_match_inline(void **state) {
+    fixture *f = *state;
+    rt_runtime *rt = open_runtime(f);
+    assert_non_null(rt);
+    enum { N = 5000 };
+    uint32_t *task = malloc(sizeof *task * N);
+    flow_val *args = malloc(sizeof *args * N);
+    for (int i = 0; i < N; i++) {
+        task[i] = T_OK;
+        args[i].i = (int64_t)i * 7919 - 1000000;
+    }
+    rt_executor *in = rt_executor_inline(rt, 2), *px = rt_executor_process(rt, 2);
+    assert_non_null(in);
+    assert_non_null(px);
+    collected a, b;
+    run_jobs(in, f->plan, N, task, args, NULL, &a);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run_jobs(px, f->plan, N, task, args, NULL, &b);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("# process executor through rt_call_task: %d jobs, 2 workers: %.3f s (%.2f us/job)\n",
+           N, s, s * 1e6 / N);
+    for (int i = 0; i < N; i++) {
+        assert_true(a.r[i].ok);
+        assert_true(b.r[i].ok);
+        assert_int_equal(a.r[i].value.i, b.r[i].value.i);
+        assert_int_not_equal(b.r[i].worker_pid, (int)getpid());
+    }
+    free_collected(f->plan, task, &a);
+    free_collected(f->plan, task, &b);
+    in->ops->destroy(in);
+    px->ops->destroy(px);
+    rt_close(rt);
+    free(task);
+    free(args);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_trivial_jobs),
@@ -551,26 +705,11 @@ int main(void) {
         cmocka_unit_test(destroy_leaves_no_processes),
         cmocka_unit_test(external_kill_requeues_the_rest),
         cmocka_unit_test(results_are_not_held_back),
+        cmocka_unit_test(run_as_switches_identity),
         cmocka_unit_test(wait_edges),
+        cmocka_unit_test(real_tasks_crash_in_isolation),
+        cmocka_unit_test(results_match_inline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
 
-/* TEMPORARY until rtcore's call.c/link.c land: weak stand-ins (never called here
- * except rt_result_clear, which frees as exec.h describes). */
-__attribute__((weak)) void rt_result_clear(const flow_plan *p, uint32_t task, rt_result *r) {
-    if (r->ok && p->tasks[task].ret != PLAN_NONE) fv_decref(p, p->tasks[task].ret, r->value);
-    free(r->error);
-    free(r->log);
-    r->error = r->log = NULL;
-    r->value.i = 0;
-}
-__attribute__((weak)) void rt_call_task(rt_runtime *rt, const rt_job *job, rt_result *res) {
-    (void)rt;
-    (void)job;
-    res->ok = 0;
-}
-__attribute__((weak)) const flow_plan *rt_plan(const rt_runtime *rt) {
-    (void)rt;
-    return NULL;
-}
