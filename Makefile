@@ -27,7 +27,7 @@ SANITIZE ?= 0
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -Iruntime -Icompiler -I$(BUILD)/gen
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -iquote runtime -iquote compiler -I$(BUILD)/gen
 LDLIBS   := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
 
 ifeq ($(SANITIZE),1)

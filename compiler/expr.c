@@ -254,11 +254,19 @@ static uint32_t lower_str(lw *w, const flow_node *e) {
             if (push_str(w, part->sval, len, w->t_str, part->span) == PLAN_NONE) ok = false;
         } else {
             uint32_t t = lower(w, part, PLAN_NONE);
-            if (t == PLAN_NONE || to_str(w, t, part->span) == PLAN_NONE) {
+            if (t == PLAN_NONE) {
                 ok = false;
                 continue;
             }
-            if (w->sh) emit(w, EOP_SHQUOTE, (int32_t)w->t_str, 0, part->span, 0);
+            if (w->sh && is_k(w, t, PT_LIST) && is_str(w, w->p->types[t].elem)) {
+                /* a list of paths/strings: one quoted word per element */
+                emit(w, EOP_SHQUOTE_L, (int32_t)t, 0, part->span, 0);
+            } else if (to_str(w, t, part->span) == PLAN_NONE) {
+                ok = false;
+                continue;
+            } else if (w->sh) {
+                emit(w, EOP_SHQUOTE, (int32_t)w->t_str, 0, part->span, 0);
+            }
         }
         if (++n == EXPR_INTERP_CHUNK) {
             emit(w, EOP_INTERP, (int32_t)w->t_str, (uint32_t)n, e->span, 1 - n);
@@ -386,7 +394,8 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
 
 static uint32_t lower_unary(lw *w, const flow_node *e) {
     char b1[128];
-    if (e->op == OP_NEG && e->a && e->a->kind == AST_INT) { /* a negative literal */
+    if (e->op == OP_NEG && e->a && e->a->kind == AST_INT && e->a->ival != INT64_MIN) {
+        /* a negative literal */
         push_int(w, -e->a->ival, w->t_int, e->span);
         return w->t_int;
     }
@@ -493,6 +502,7 @@ static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
         }
     }
     if (!ok) return PLAN_NONE;
+    if (is_k(w, elem, PT_INT) && is_k(w, elem_hint, PT_FLOAT)) elem = elem_hint;
     if (is_k(w, elem, PT_FLOAT)) /* promote the int elements, in place on the stack */
         for (int i = 0; i < n; i++)
             if (is_k(w, ts[i], PT_INT)) emit(w, EOP_I2F, n - 1 - i, 0, e->list.items[i]->span, 0);
@@ -904,9 +914,11 @@ static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32
     }
     int k = lambda->list.len;
     if (prefix ? (k < 1 || k > nparams) : k != nparams) {
-        if (prefix)
+        if (prefix && k < 1)
+            diag_error(cx->diag, lambda->span, NULL, "this lambda needs at least one parameter");
+        else if (prefix)
             diag_error(cx->diag, lambda->span, NULL,
-                       "this lambda takes %d parameter%s, but only 1 to %d can be given here",
+                       "this lambda takes %d parameter%s, but at most %d can be given here",
                        k, k == 1 ? "" : "s", nparams);
         else
             diag_error(cx->diag, lambda->span, NULL,

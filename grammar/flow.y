@@ -31,6 +31,7 @@
 %expect 0
 %parse-param {flow_parser *p}
 %lex-param {flow_parser *p}
+%initial-action { @$ = (flow_span){1, 1, 1, 1}; }
 
 %code requires {
 #include <stddef.h>
@@ -55,13 +56,9 @@ typedef struct flow_parser {
     flow_lexer *lx;        /* the scanner's extra state (brackets, strings) */
     flow_node *program;    /* the result */
     int depth_reported;    /* the nesting-depth error was given once already */
+    const char *src;       /* the source text (borrowed) */
+    size_t len;            /* its length */
 } flow_parser;
-
-/* Text of one run of string characters (escapes decoded; may hold NUL). */
-typedef struct flow_text {
-    const char *s;
-    size_t n;
-} flow_text;
 }
 
 %code provides {
@@ -76,6 +73,8 @@ int flow_lex_mismatch(const flow_parser *p, flow_span at, flow_span *opened);
 int flow_lex_last_decl(const flow_parser *p);
 /* A new node of the parse (every node the scanner or parser makes comes from here). */
 flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp);
+/* Whether the scanner reported an error earlier on the line of `at`. */
+int flow_lex_error_before(const flow_parser *p, flow_span at);
 /* Whether the terminator token at `at` was a ';' (else a newline). */
 int flow_lex_is_semicolon(const flow_parser *p, flow_span at);
 }
@@ -152,6 +151,15 @@ static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const 
     return n;
 }
 
+/* A node with a name (spanning nsp) and one child. */
+static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
+                         flow_span nsp, flow_node *a) {
+    flow_node *n = mk3(p, kind, sp, a, NULL, NULL);
+    n->name = name;
+    n->nspan = nsp;
+    return n;
+}
+
 /* A node that owns a list: its depth is 1 + the deepest element. */
 static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
     n->list = list;
@@ -165,6 +173,12 @@ static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
                    "expression nested too deeply (more than %d levels)", PARSE_MAX_DEPTH);
     }
     return n;
+}
+
+/* A node with one child a and a list. */
+static flow_node *listed(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
+                         flow_nodes list) {
+    return with_list(p, mk3(p, kind, sp, a, NULL, NULL), list);
 }
 
 static flow_nodes one(flow_parser *p, flow_node *n) {
@@ -262,8 +276,8 @@ static const char *const_string(flow_parser *p, flow_node *str, const char *what
 %%
 
 program
-    : opt_terms0                       { p->program = with_list(p, mk(p, AST_PROGRAM, @$), (flow_nodes){0}); $$ = p->program; }
-    | opt_terms0 decls opt_terms0      { p->program = with_list(p, mk(p, AST_PROGRAM, @2), $2); $$ = p->program; }
+    : opt_terms0                       { $$ = p->program = mk(p, AST_PROGRAM, @$); }
+    | opt_terms0 decls opt_terms0      { $$ = p->program = listed(p, AST_PROGRAM, @2, NULL, $2); }
     ;
 
 opt_terms0: %empty | terms0 ;
@@ -283,7 +297,7 @@ decl
             $$->sval = const_string(p, $4, "a library path");
         }
     | task_decl
-    | TYPE IDENT ASSIGN type              { $$ = mk3(p, AST_TYPEDECL, @$, $4, NULL, NULL); $$->name = $2; $$->nspan = @2; }
+    | TYPE IDENT ASSIGN type           { $$ = named1(p, AST_TYPEDECL, @$, $2, @2, $4); }
     | flow_decl
     | group_decl
     | error                            { $$ = mk(p, AST_PROGRAM, @$); }
@@ -301,13 +315,17 @@ task_decl
     ;
 
 binding
-    : IDENT DOT IDENT                  { $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1); $$->sval = $3; }
+    : IDENT DOT IDENT
+        {
+            $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1);
+            $$->sval = $3;
+        }
     | SH string                        { $$ = mk3(p, AST_BIND_SH, @$, $2, NULL, NULL); }
     ;
 
 task_opts
     : %empty                           { $$ = NULL; }
-    | WITH LBRACE options RBRACE             { $$ = with_list(p, mk(p, AST_WITH, @$), $3); }
+    | WITH LBRACE options RBRACE       { $$ = with_list(p, mk(p, AST_WITH, @$), $3); }
     ;
 
 opt_ret
@@ -345,25 +363,25 @@ group_decl
 opt_params
     : %empty                           { $$ = (flow_nodes){0}; }
     | params                           { $$ = $1; }
-    | params COMMA                       { $$ = $1; }
+    | params COMMA                     { $$ = $1; }
     ;
 
 params
     : param                            { $$ = one(p, $1); }
-    | params COMMA param                 { $$ = more(p, $1, $3); }
+    | params COMMA param               { $$ = more(p, $1, $3); }
     ;
 
 /* NAME : type [= default] */
 param
-    : IDENT COLON type                   { $$ = mk3(p, AST_PARAM, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
-    | IDENT COLON type ASSIGN expr          { $$ = mk3(p, AST_PARAM, @$, $3, $5, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON type                 { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); }
+    | IDENT COLON type ASSIGN expr     { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); $$->b = $5; }
     ;
 
 /* ---- types: int | [T] | {a: T, b: U} | Name ---- */
 type
     : IDENT                            { $$ = named(p, AST_TNAME, @$, $1, @1); }
-    | LBRACKET type RBRACKET                     { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
-    | LBRACE fielddecls RBRACE               { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
+    | LBRACKET type RBRACKET           { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
+    | LBRACE fielddecls RBRACE         { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
     ;
 
 /* Record fields, record type fields and options share one layout: items
@@ -378,7 +396,7 @@ fielddecl_list
     | fielddecl_list sep fielddecl     { $$ = more(p, $1, $3); }
     ;
 fielddecl
-    : IDENT COLON type                   { $$ = mk3(p, AST_FIELDDECL, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON type                 { $$ = named1(p, AST_FIELDDECL, @$, $1, @1, $3); }
     ;
 
 sep: COMMA | terms | COMMA terms ;
@@ -394,12 +412,12 @@ option_list
     ;
 /* NAME : value */
 option
-    : IDENT COLON expr                   { $$ = mk3(p, AST_OPTION, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT COLON expr                 { $$ = named1(p, AST_OPTION, @$, $1, @1, $3); }
     ;
 
 /* ---- statements ---- */
 body
-    : LBRACE stmts RBRACE                    { $$ = $2; }
+    : LBRACE stmts RBRACE              { $$ = $2; }
     ;
 
 stmts
@@ -420,7 +438,7 @@ stmt
             $$->nspan = @2;
         }
     | RETURN expr                      { $$ = mk3(p, AST_RETURN, @$, $2, NULL, NULL); }
-    | expr opt_after                   { $$ = with_list(p, mk3(p, AST_EXPRSTMT, @$, $1, NULL, NULL), $2); }
+    | expr opt_after                   { $$ = listed(p, AST_EXPRSTMT, @$, $1, $2); }
     | error                            { $$ = mk(p, AST_EXPRSTMT, @$); }
     ;
 
@@ -431,7 +449,7 @@ opt_after
 
 names
     : name_ref                         { $$ = one(p, $1); }
-    | names COMMA name_ref               { $$ = more(p, $1, $3); }
+    | names COMMA name_ref             { $$ = more(p, $1, $3); }
     ;
 
 name_ref
@@ -447,9 +465,9 @@ expr
 
 /* x => body | (a, b) => body */
 lambda
-    : lparam FATARROW expr             { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $3, NULL, NULL), one(p, $1)); }
+    : lparam FATARROW expr             { $$ = listed(p, AST_LAMBDA, @$, $3, one(p, $1)); }
     | LPAREN_LAMBDA opt_lparams RPAREN FATARROW expr
-                                       { $$ = with_list(p, mk3(p, AST_LAMBDA, @$, $5, NULL, NULL), $2); }
+                                       { $$ = listed(p, AST_LAMBDA, @$, $5, $2); }
     ;
 lparam
     : IDENT                            { $$ = named(p, AST_LPARAM, @$, $1, @1); }
@@ -457,17 +475,17 @@ lparam
 opt_lparams
     : %empty                           { $$ = (flow_nodes){0}; }
     | lparams                          { $$ = $1; }
-    | lparams COMMA                      { $$ = $1; }
+    | lparams COMMA                    { $$ = $1; }
     ;
 lparams
     : lparam                           { $$ = one(p, $1); }
-    | lparams COMMA lparam               { $$ = more(p, $1, $3); }
+    | lparams COMMA lparam             { $$ = more(p, $1, $3); }
     ;
 
 /* e with { options } — options for a combined task */
 with_expr
     : or_expr
-    | with_expr WITH LBRACE options RBRACE   { $$ = with_list(p, mk3(p, AST_WITH, @$, $1, NULL, NULL), $4); }
+    | with_expr WITH LBRACE options RBRACE { $$ = listed(p, AST_WITH, @$, $1, $4); }
     ;
 
 or_expr
@@ -487,48 +505,48 @@ cmp_expr
     : add_expr
     | add_expr EQ add_expr             { $$ = binary(p, @$, OP_EQ, $1, $3); }
     | add_expr NE add_expr             { $$ = binary(p, @$, OP_NE, $1, $3); }
-    | add_expr LT add_expr            { $$ = binary(p, @$, OP_LT, $1, $3); }
+    | add_expr LT add_expr             { $$ = binary(p, @$, OP_LT, $1, $3); }
     | add_expr LE add_expr             { $$ = binary(p, @$, OP_LE, $1, $3); }
-    | add_expr GT add_expr            { $$ = binary(p, @$, OP_GT, $1, $3); }
+    | add_expr GT add_expr             { $$ = binary(p, @$, OP_GT, $1, $3); }
     | add_expr GE add_expr             { $$ = binary(p, @$, OP_GE, $1, $3); }
     ;
 add_expr
     : mul_expr
-    | add_expr PLUS mul_expr            { $$ = binary(p, @$, OP_ADD, $1, $3); }
-    | add_expr MINUS mul_expr            { $$ = binary(p, @$, OP_SUB, $1, $3); }
+    | add_expr PLUS mul_expr           { $$ = binary(p, @$, OP_ADD, $1, $3); }
+    | add_expr MINUS mul_expr          { $$ = binary(p, @$, OP_SUB, $1, $3); }
     ;
 mul_expr
     : unary_expr
-    | mul_expr STAR unary_expr          { $$ = binary(p, @$, OP_MUL, $1, $3); }
-    | mul_expr SLASH unary_expr          { $$ = binary(p, @$, OP_DIV, $1, $3); }
-    | mul_expr PERCENT unary_expr          { $$ = binary(p, @$, OP_MOD, $1, $3); }
+    | mul_expr STAR unary_expr         { $$ = binary(p, @$, OP_MUL, $1, $3); }
+    | mul_expr SLASH unary_expr        { $$ = binary(p, @$, OP_DIV, $1, $3); }
+    | mul_expr PERCENT unary_expr      { $$ = binary(p, @$, OP_MOD, $1, $3); }
     ;
 unary_expr
     : postfix
-    | MINUS unary_expr                   { $$ = unary(p, @$, OP_NEG, $2); }
+    | MINUS unary_expr                 { $$ = unary(p, @$, OP_NEG, $2); }
     ;
 
 /* f(args) | x.name | xs[i] */
 postfix
     : primary
-    | postfix LPAREN opt_args RPAREN         { $$ = with_list(p, mk3(p, AST_CALL, @$, $1, NULL, NULL), $3); }
-    | postfix DOT IDENT                { $$ = mk3(p, AST_MEMBER, @$, $1, NULL, NULL); $$->name = $3; $$->nspan = @3; }
-    | postfix LBRACKET expr RBRACKET             { $$ = mk3(p, AST_INDEX, @$, $1, $3, NULL); }
+    | postfix LPAREN opt_args RPAREN   { $$ = listed(p, AST_CALL, @$, $1, $3); }
+    | postfix DOT IDENT                { $$ = named1(p, AST_MEMBER, @$, $3, @3, $1); }
+    | postfix LBRACKET expr RBRACKET   { $$ = mk3(p, AST_INDEX, @$, $1, $3, NULL); }
     ;
 
 opt_args
     : %empty                           { $$ = (flow_nodes){0}; }
     | args                             { $$ = $1; }
-    | args COMMA                         { $$ = $1; }
+    | args COMMA                       { $$ = $1; }
     ;
 args
     : arg                              { $$ = one(p, $1); }
-    | args COMMA arg                     { $$ = more(p, $1, $3); }
+    | args COMMA arg                   { $$ = more(p, $1, $3); }
     ;
 /* value | name = value */
 arg
     : expr                             { $$ = mk3(p, AST_ARG, @$, $1, NULL, NULL); }
-    | IDENT ASSIGN expr                   { $$ = mk3(p, AST_ARG, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    | IDENT ASSIGN expr                { $$ = named1(p, AST_ARG, @$, $1, @1, $3); }
     ;
 
 primary
@@ -540,19 +558,19 @@ primary
     | FALSE                            { $$ = mk(p, AST_BOOL, @$); $$->ival = 0; }
     | string
     | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
-    | LBRACKET opt_exprs RBRACKET                { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
-    | LBRACE fieldinits RBRACE               { $$ = with_list(p, mk(p, AST_RECORD, @$), $2); }
-    | LPAREN expr RPAREN                     { $$ = $2; }
+    | LBRACKET opt_exprs RBRACKET      { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
+    | LBRACE fieldinits RBRACE         { $$ = with_list(p, mk(p, AST_RECORD, @$), $2); }
+    | LPAREN expr RPAREN               { $$ = $2; }
     ;
 
 opt_exprs
     : %empty                           { $$ = (flow_nodes){0}; }
     | exprs                            { $$ = $1; }
-    | exprs COMMA                        { $$ = $1; }
+    | exprs COMMA                      { $$ = $1; }
     ;
 exprs
     : expr                             { $$ = one(p, $1); }
-    | exprs COMMA expr                   { $$ = more(p, $1, $3); }
+    | exprs COMMA expr                 { $$ = more(p, $1, $3); }
     ;
 
 fieldinits
@@ -565,7 +583,7 @@ fieldinit_list
     ;
 /* NAME = value */
 fieldinit
-    : IDENT ASSIGN expr                   { $$ = mk3(p, AST_FIELDINIT, @$, $3, NULL, NULL); $$->name = $1; $$->nspan = @1; }
+    : IDENT ASSIGN expr                { $$ = named1(p, AST_FIELDINIT, @$, $1, @1, $3); }
     ;
 
 /* "text {expr} text" */
@@ -610,6 +628,20 @@ static int starts_expr(yysymbol_kind_t k) {
     }
 }
 
+/* Tokens that would continue an expression (operators, postfix): left out of
+ * a long expected list, where they only hide the useful ',' or ')'. */
+static int continues_expr(yysymbol_kind_t k) {
+    switch (k) {
+    case YYSYMBOL_PLUS: case YYSYMBOL_MINUS: case YYSYMBOL_STAR: case YYSYMBOL_SLASH:
+    case YYSYMBOL_PERCENT: case YYSYMBOL_LT: case YYSYMBOL_GT: case YYSYMBOL_EQ: case YYSYMBOL_NE:
+    case YYSYMBOL_LE: case YYSYMBOL_GE: case YYSYMBOL_AND: case YYSYMBOL_OR: case YYSYMBOL_WITH:
+    case YYSYMBOL_DOT: case YYSYMBOL_LPAREN: case YYSYMBOL_LBRACKET: case YYSYMBOL_AFTER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static const char *token_text(yysymbol_kind_t k) {
     switch (k) {
     case YYSYMBOL_TERM: case YYSYMBOL_TERM0: return "newline";
@@ -622,6 +654,7 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     yysymbol_kind_t la = yypcontext_token(yc);
     if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
     flow_span at = *yypcontext_location(yc);
+    if (flow_lex_error_before(p, at)) return 0; /* most likely a consequence of it */
 
     yysymbol_kind_t exp[YYNTOKENS];
     int n = yypcontext_expected_tokens(yc, exp, YYNTOKENS);
@@ -631,6 +664,16 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     const char *words[YYNTOKENS];
     int nw = 0, expr_done = 0, term_done = 0;
     int want_expr = has(exp, n, YYSYMBOL_INT);
+    yysymbol_kind_t all[YYNTOKENS]; /* the whole set, for the hints */
+    int nall = n;
+    memcpy(all, exp, sizeof all);
+    if (!want_expr && n > 1) { /* drop what would merely continue an expression */
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (exp[i] != YYSYMBOL_FATARROW && (n <= 4 || !continues_expr(exp[i])))
+                exp[k++] = exp[i];
+        n = k;
+    }
     int want_type = !want_expr && has(exp, n, YYSYMBOL_IDENT) && has(exp, n, YYSYMBOL_LBRACKET) &&
                     has(exp, n, YYSYMBOL_LBRACE);
     for (int i = 0; i < n; i++) {
@@ -685,18 +728,28 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
         snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is never closed",
                  ob == 'I' ? '{' : ob, open.line, open.col);
         h = hint;
-    } else if (la == YYSYMBOL_EQ && has(exp, n, YYSYMBOL_ASSIGN)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_AFTER)) {
+        h = "a name is bound with 'let name = value'";
+    } else if ((la == YYSYMBOL_LT || la == YYSYMBOL_GT || la == YYSYMBOL_LE || la == YYSYMBOL_GE ||
+                la == YYSYMBOL_EQ || la == YYSYMBOL_NE) && !has(all, nall, la) &&
+               has(all, nall, YYSYMBOL_PLUS)) {
+        h = "comparisons do not chain: write a < b and b < c";
+    } else if (la == YYSYMBOL_EQ && has(all, nall, YYSYMBOL_ASSIGN)) {
         h = "'==' compares two values; use '=' here";
-    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_EQ)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_EQ)) {
         h = "to compare two values, write '=='";
-    } else if (la == YYSYMBOL_COLON && has(exp, n, YYSYMBOL_ASSIGN)) {
+    } else if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN)) {
         h = "record literals are written {name = value}; ':' is for types and 'with' options";
-    } else if (la == YYSYMBOL_ASSIGN && has(exp, n, YYSYMBOL_COLON)) {
+    } else if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_COLON)) {
         h = "parameters, record types and 'with' options are written 'name: ...'";
-    } else if (has(exp, n, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
+    } else if (has(all, nall, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
         h = "a task is bound with '= lib.symbol' or '= sh \"command\"'";
-    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(exp, n, YYSYMBOL_IDENT)) {
-        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name", yysymbol_name(la));
+    } else if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
+        h = "statements belong inside the { } of a flow or group";
+    } else if (la >= YYSYMBOL_LIBRARY && la <= YYSYMBOL_NOT && has(all, nall, YYSYMBOL_IDENT) &&
+               !want_expr) {
+        snprintf(hint, sizeof hint, "%s is a keyword and cannot be used as a name",
+                 yysymbol_name(la));
         h = hint;
     } else if (ob && ob != '{' && at.line != open.line) {
         snprintf(hint, sizeof hint, "the '%c' opened at %d:%d is not closed yet",

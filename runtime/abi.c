@@ -36,11 +36,16 @@
 /* Longest single flow_fail / flow_log message kept. */
 #define RT_MAX_MSG 4096
 
+struct rt_given {
+    rt_given *next;   /* handed out before this one */
+    const char *path; /* the path (arena memory) */
+};
+
 struct rt_chunk {
-    rt_chunk *next;      /* older chunk */
-    size_t used;         /* bytes handed out */
-    size_t cap;          /* bytes in data */
-    max_align_t data[];  /* the memory */
+    rt_chunk *next;     /* older chunk */
+    size_t used;        /* bytes handed out */
+    size_t cap;         /* bytes in data */
+    max_align_t data[]; /* the memory */
 };
 
 static __thread rt_ictx *cur_ictx; /* the instance this thread is running, or NULL */
@@ -95,6 +100,7 @@ void rt_ictx_leave(rt_ictx *c) {
         free(k);
     }
     c->arena = NULL;
+    c->given = NULL; /* it lived in the arena */
     if (c->own_scratch_dir) {
         nftw(c->own_scratch_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         free(c->own_scratch_dir);
@@ -157,7 +163,8 @@ void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
     size_t need = c->log_len + n + 1 + sizeof dropped + 1;
     if (need > c->log_cap) {
         size_t cap = c->log_cap ? c->log_cap : 256;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         char *q = realloc(c->log, cap);
         if (!q) oom();
         c->log = q;
@@ -185,6 +192,14 @@ static char *make_tmp_dir(const char *what) {
     return path;
 }
 
+/* A path handed out before in this instance (even if not created yet), or existing. */
+static bool path_taken(const rt_ictx *c, const char *path) {
+    struct stat st;
+    for (const rt_given *g = c->given; g; g = g->next)
+        if (!strcmp(g->path, path)) return true;
+    return lstat(path, &st) == 0;
+}
+
 const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     const char *dir = c->job ? c->job->out_dir : NULL;
     if (!dir) {
@@ -200,10 +215,13 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     if (!strcmp(name, ".") || !strcmp(name, "..")) name = "out";
     size_t n = strlen(dir) + strlen(name) + 24;
     char *path = rt_arena_alloc(c, n);
-    struct stat st;
     snprintf(path, n, "%s/%s", dir, name);
-    while (lstat(path, &st) == 0 || c->out_seq == UINT32_MAX)
+    while (path_taken(c, path))
         snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
+    rt_given *g = rt_arena_alloc(c, sizeof *g);
+    g->path = path;
+    g->next = c->given;
+    c->given = g;
     return path;
 }
 
@@ -267,8 +285,7 @@ flow_list flow_list_new(int64_t len, size_t item_size) {
     flow_list l = {0, NULL};
     if (len <= 0) return l;
     if (item_size && (uint64_t)len > SIZE_MAX / 2 / item_size) {
-        flow_fail("flow_list_new: %lld items of %zu bytes is too large", (long long)len,
-                  item_size);
+        flow_fail("flow_list_new: %lld items of %zu bytes is too large", (long long)len, item_size);
         return l;
     }
     size_t n = (size_t)len * item_size;

@@ -27,7 +27,6 @@
 #include "expr.h"
 #include "rtcore.h"
 
-
 /* Bytes of C result kept on the stack; larger results go to the arena. */
 #define RT_LOCAL_RET 64
 
@@ -85,7 +84,8 @@ static void to_c(rt_ictx *c, uint32_t type, flow_val v, void *dst) {
             } else if (l->len) {
                 size_t es = rt_ctype_of(rt, t->elem)->size;
                 char *items = rt_arena_alloc(c, (size_t)l->len * es);
-                for (int64_t i = 0; i < l->len; i++) to_c(c, t->elem, l->items[i], items + i * es);
+                for (int64_t i = 0; i < l->len; i++)
+                    to_c(c, t->elem, l->items[i], items + i * es);
                 cl.items = items;
             }
             memcpy(dst, &cl, sizeof cl);
@@ -131,8 +131,8 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
             flow_bytes b;
             memcpy(&b, src, sizeof b);
             if (b.len < 0 || (b.len && !b.data)) {
-                rt_ictx_fail(c, "task returned bytes with %s", b.len < 0 ? "a negative length"
-                                                                          : "a NULL data pointer");
+                rt_ictx_fail(c, "task returned bytes with %s",
+                             b.len < 0 ? "a negative length" : "a NULL data pointer");
                 return -1;
             }
             *out = fv_bytes_new(p, type, b.data, b.len);
@@ -178,10 +178,15 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
             const char *s;
             memcpy(&s, src, sizeof s);
             if (!s) {
-                rt_ictx_fail(c, "task returned a NULL %s", t->kind == PT_STR    ? "str"
-                                                           : t->kind == PT_PATH ? "path"
-                                                           : t->kind == PT_DIR  ? "dir"
-                                                                                : "date");
+                rt_ictx_fail(c, "task returned a NULL %s",
+                             t->kind == PT_STR    ? "str"
+                             : t->kind == PT_PATH ? "path"
+                             : t->kind == PT_DIR  ? "dir"
+                                                  : "date");
+                return -1;
+            }
+            if (t->kind == PT_DATE && !fv_date_valid(s, strlen(s))) {
+                rt_ictx_fail(c, "task returned an invalid date '%.40s' (want YYYY-MM-DD)", s);
                 return -1;
             }
             *out = fv_str_cstr(p, type, s);
@@ -265,8 +270,7 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
         fv_decref(p, fret, fo.v);
         if (rc) {
             char buf[300];
-            rt_ictx_fail(c, "stitch: %s",
-                         expr_error_format(p, &ee, buf, sizeof buf));
+            rt_ictx_fail(c, "stitch: %s", expr_error_format(p, &ee, buf, sizeof buf));
             return -1;
         }
         fo.v.i = 0;
@@ -278,16 +282,17 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
         const plan_bind *b = &p->binds[t->first_bind + j];
         sargs[j].i = 0;
         if (b->kind == PB_RESULT) {
-            if (fo.raw) over = (int)j;
-            else sargs[j] = fo.v;
+            if (fo.raw)
+                over = (int)j;
+            else
+                sargs[j] = fo.v;
         } else if (b->kind == PB_STITCH) {
             sargs[j] = fv_as_rec(rec)->fields[b->index];
         } else {
             sargs[j] = args[b->index];
         }
     }
-    int rc = run_unit(c, t->second, sargs, over, fo.raw ? fo.cbuf : NULL, want_raw, depth + 1,
-                      out);
+    int rc = run_unit(c, t->second, sargs, over, fo.raw ? fo.cbuf : NULL, want_raw, depth + 1, out);
     if (rc) name_half(c, p, t->second);
     if (!fo.raw) fv_decref(p, fret, fo.v);
     if (rec_type != PLAN_NONE) fv_decref(p, rec_type, rec);

@@ -44,25 +44,25 @@ typedef struct done_item {
 } done_item;
 
 typedef struct inline_ex {
-    rt_executor base;        /* ops (must be first) */
-    rt_runtime *rt;          /* runs the jobs */
-    int nthreads;            /* runners, the waiting scheduler included */
-    pthread_mutex_t mu;      /* guards everything below */
-    pthread_cond_t work_cv;  /* workers sleep here when the queue is empty */
-    pthread_cond_t done_cv;  /* the scheduler sleeps here in wait */
-    rt_job *q;               /* queued jobs: q[qhead .. qtail) */
-    size_t qhead, qtail;     /* queue bounds */
-    size_t qcap;             /* allocated slots in q */
-    done_item *done;         /* finished, not yet returned: done[dhead .. ndone) */
-    size_t dhead;            /* first result not yet returned */
-    size_t ndone, capdone;   /* end of the results / slots allocated */
-    size_t running;          /* jobs taken by runners, not yet finished */
-    int sleeping;            /* workers waiting on work_cv */
-    int waiting;             /* 1 while the scheduler waits on done_cv */
-    int stop;                /* destroy was called */
-    double avg_ns;           /* running average of one job's duration */
-    pthread_t *threads;      /* nthreads - 1 workers */
-    int nstarted;            /* how many were started */
+    rt_executor base;       /* ops (must be first) */
+    rt_runtime *rt;         /* runs the jobs */
+    int nthreads;           /* runners, the waiting scheduler included */
+    pthread_mutex_t mu;     /* guards everything below */
+    pthread_cond_t work_cv; /* workers sleep here when the queue is empty */
+    pthread_cond_t done_cv; /* the scheduler sleeps here in wait */
+    rt_job *q;              /* queued jobs: q[qhead .. qtail) */
+    size_t qhead, qtail;    /* queue bounds */
+    size_t qcap;            /* allocated slots in q */
+    done_item *done;        /* finished, not yet returned: done[dhead .. ndone) */
+    size_t dhead;           /* first result not yet returned */
+    size_t ndone, capdone;  /* end of the results / slots allocated */
+    size_t running;         /* jobs taken by runners, not yet finished */
+    int sleeping;           /* workers waiting on work_cv */
+    int waiting;            /* 1 while the scheduler waits on done_cv */
+    int stop;               /* destroy was called */
+    double avg_ns;          /* running average of one job's duration */
+    pthread_t *threads;     /* nthreads - 1 workers */
+    int nstarted;           /* how many were started */
 } inline_ex;
 
 static void oom(void) {
@@ -112,7 +112,8 @@ static void take_and_run(inline_ex *ex) {
     }
     if (ex->ndone + ran > ex->capdone) {
         size_t cap = ex->capdone ? ex->capdone : 1024;
-        while (cap < ex->ndone + ran) cap *= 2;
+        while (cap < ex->ndone + ran)
+            cap *= 2;
         done_item *d = realloc(ex->done, cap * sizeof *d);
         if (!d) oom();
         ex->done = d;
@@ -153,7 +154,8 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
         }
         if (ex->qtail + (size_t)n > ex->qcap) {
             size_t cap = ex->qcap ? ex->qcap : 1024;
-            while (cap < ex->qtail + (size_t)n) cap *= 2;
+            while (cap < ex->qtail + (size_t)n)
+                cap *= 2;
             rt_job *q = realloc(ex->q, cap * sizeof *q);
             if (!q) oom();
             ex->q = q;
@@ -163,8 +165,10 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     memcpy(ex->q + ex->qtail, jobs, (size_t)n * sizeof *jobs);
     ex->qtail += (size_t)n;
     if (ex->sleeping) {
-        if (n > 1) pthread_cond_broadcast(&ex->work_cv);
-        else pthread_cond_signal(&ex->work_cv);
+        if (n > 1)
+            pthread_cond_broadcast(&ex->work_cv);
+        else
+            pthread_cond_signal(&ex->work_cv);
     }
     pthread_mutex_unlock(&ex->mu);
     return 0;
@@ -189,7 +193,8 @@ static int inline_wait(rt_executor *base, rt_result *out, int max, int timeout_m
         if (ex->dhead < ex->ndone) {
             size_t k = ex->ndone - ex->dhead;
             if (k > (size_t)max) k = (size_t)max;
-            for (size_t i = 0; i < k; i++) out[i] = ex->done[ex->dhead + i].r;
+            for (size_t i = 0; i < k; i++)
+                out[i] = ex->done[ex->dhead + i].r;
             ex->dhead += k;
             got = (int)k;
             break;
@@ -216,9 +221,11 @@ static void inline_destroy(rt_executor *base) {
     __atomic_store_n(&ex->stop, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&ex->work_cv);
     pthread_mutex_unlock(&ex->mu);
-    for (int i = 0; i < ex->nstarted; i++) pthread_join(ex->threads[i], NULL);
+    for (int i = 0; i < ex->nstarted; i++)
+        pthread_join(ex->threads[i], NULL);
     const flow_plan *p = rt_plan(ex->rt);
-    for (size_t i = ex->dhead; i < ex->ndone; i++) rt_result_clear(p, ex->done[i].task, &ex->done[i].r);
+    for (size_t i = ex->dhead; i < ex->ndone; i++)
+        rt_result_clear(p, ex->done[i].task, &ex->done[i].r);
     free(ex->done);
     free(ex->q);
     free(ex->threads);

@@ -15,7 +15,7 @@
  * free of any bookkeeping.
  *
  * The semantics of every opcode here are the contract a JIT must reproduce; the
- * string built-ins live in plain helper functions (expr_str_*) a JIT can call.
+ * string and path built-ins are plain helper functions (str_*) over fv_str.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -171,28 +171,48 @@ static flow_val str_replace(const flow_plan *p, uint32_t t, const fv_str *s, con
 }
 
 /* POSIX single quotes: 'it'\''s' — one word whatever the content. */
+static void sb_shquote(sbuf *sb, const fv_str *s) {
+    sb_put(sb, "'", 1);
+    for (int64_t i = 0; i < s->len; i++) {
+        if (s->data[i] == '\'') sb_put(sb, "'\\''", 4);
+        else sb_put(sb, &s->data[i], 1);
+    }
+    sb_put(sb, "'", 1);
+}
+
 static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
     sbuf sb;
     sb_init(&sb);
-    sb_put(&sb, "'", 1);
-    for (int64_t i = 0; i < s->len; i++) {
-        if (s->data[i] == '\'') sb_put(&sb, "'\\''", 4);
-        else sb_put(&sb, &s->data[i], 1);
-    }
-    sb_put(&sb, "'", 1);
+    sb_shquote(&sb, s);
     return sb_done(p, t, &sb);
 }
 
-/* Shortest "%.Ng" that reads back as the same double; ".0" added when the text
- * would read as an integer; "nan", "inf", "-inf". */
+/* The elements of a list of strings as quoted words separated by spaces. */
+static flow_val str_shquote_list(const flow_plan *p, uint32_t t, const fv_list *xs) {
+    sbuf sb;
+    sb_init(&sb);
+    for (int64_t i = 0; i < xs->len; i++) {
+        if (i) sb_put(&sb, " ", 1);
+        sb_shquote(&sb, S(xs->items[i]));
+    }
+    return sb_done(p, t, &sb);
+}
+
+/* Python's repr of a float: the fewest significant digits that read back as the same
+ * double; fixed notation for decimal exponents -4..15, else d.ddde+XX; ".0" added when
+ * the text would read as an integer; "nan", "inf", "-inf". */
 static int fmt_float(double d, char *buf, size_t len) {
     if (isnan(d)) return snprintf(buf, len, "nan");
     if (isinf(d)) return snprintf(buf, len, d < 0 ? "-inf" : "inf");
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(buf, len, "%.*g", prec, d);
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(buf, len, "%.*e", prec - 1, d);
         if (strtod(buf, NULL) == d) break;
     }
+    const char *e = strchr(buf, 'e');
+    int exp10 = e ? atoi(e + 1) : 0;
+    if (exp10 >= -4 && exp10 < 16 && prec < exp10 + 1) prec = exp10 + 1;
+    int n = snprintf(buf, len, "%.*g", prec, d);
     if (!strpbrk(buf, ".e") && (size_t)n + 2 < len) n += snprintf(buf + n, len - (size_t)n, ".0");
     return n;
 }
@@ -218,6 +238,40 @@ static void excerpt(const fv_str *s, char *buf, size_t len) {
     for (size_t i = 0; i < n; i++) buf[k++] = (s->data[i] >= 32 && s->data[i] < 127) ? s->data[i] : '?';
     if ((size_t)s->len > n) buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
     buf[k] = 0;
+}
+
+/* `==` of two lists or records: element by element with the language's `==`, so
+ * floats compare as IEEE numbers at any depth (nan != nan, -0.0 == 0.0), unlike the
+ * value model's fv_equal, which is identity of values for caching. */
+static bool deep_eq(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
+    const plan_type *t = &p->types[type];
+    switch ((plan_type_kind)t->kind) {
+    case PT_FLOAT:
+        return a.f == b.f;
+    case PT_STR:
+    case PT_PATH:
+    case PT_DIR:
+    case PT_DATE:
+        return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
+    case PT_BYTES:
+        return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&
+               memcmp(fv_as_bytes(a)->data, fv_as_bytes(b)->data, (size_t)fv_as_bytes(a)->len) == 0;
+    case PT_LIST: {
+        const fv_list *x = fv_as_list(a), *y = fv_as_list(b);
+        if (x->len != y->len) return false;
+        for (int64_t i = 0; i < x->len; i++)
+            if (!deep_eq(p, t->elem, x->items[i], y->items[i])) return false;
+        return true;
+    }
+    case PT_RECORD:
+        for (uint32_t i = 0; i < t->n; i++)
+            if (!deep_eq(p, p->fields[t->first + i].type, fv_as_rec(a)->fields[i],
+                         fv_as_rec(b)->fields[i]))
+                return false;
+        return true;
+    default: /* int, bool, duration */
+        return a.i == b.i;
+    }
 }
 
 /* ---- the loop ---- */
@@ -420,7 +474,7 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
             break;
         case EOP_EQ_V:
         case EOP_NE_V: {
-            bool eq = fv_equal(p, (uint32_t)in->a, NEXT, TOP);
+            bool eq = deep_eq(p, (uint32_t)in->a, NEXT, TOP);
             fv_decref(p, (uint32_t)in->a, NEXT);
             fv_decref(p, (uint32_t)in->a, TOP);
             sp--;
@@ -566,6 +620,13 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
             default: v = str_case(p, t, s, false); break;
             }
             fv_decref(p, t, TOP);
+            TOP = v;
+            break;
+        }
+        case EOP_SHQUOTE_L: {
+            uint32_t et = p->types[in->a].elem;
+            flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
+            fv_decref(p, (uint32_t)in->a, TOP);
             TOP = v;
             break;
         }

@@ -75,6 +75,7 @@
     X(TOSTR_F, 1, 1, "float -> str (shortest round-trip, see docs)")                           \
     X(TOSTR_B, 1, 1, "bool -> \"true\" / \"false\"")                                           \
     X(SHQUOTE, 1, 1, "str -> one POSIX shell word in single quotes")                           \
+    X(SHQUOTE_L, 1, 1, "list of type L=a of str-like -> its elements as quoted words, spaced")\
     X(LEN_S, 1, 1, "len(str) -> int (bytes)")                                                  \
     X(BASENAME, 1, 1, "basename(s): last component (pathlib name)")                            \
     X(DIRNAME, 1, 1, "dirname(s): all but the last component (pathlib parent)")                \

@@ -24,16 +24,16 @@ typedef struct vstack {
     int n;                         /* height */
 } vstack;
 
-typedef struct pending {
-    uint32_t target; /* instruction the state flows to */
-    vstack st;       /* the stack there */
-} pending;
+/* Most type words the states recorded at jump targets may take (64 MB). */
+#define VERIFY_MAX_POOL (1u << 24)
 
 typedef struct vm {
     const flow_plan *p;        /* the plan */
     const plan_lambda *l;      /* the lambda */
-    pending *pend;             /* states recorded by jumps (malloc'ed) */
-    int npend, cappend;        /* count, capacity */
+    uint32_t *at;              /* per instruction: where in pool the state that jumps
+                                  carry there starts, or PLAN_NONE (malloc'ed) */
+    uint32_t *pool;            /* recorded states: height, then the types (malloc'ed) */
+    uint32_t npool, cappool;   /* words used, capacity */
     char *err;                 /* message buffer */
     size_t errlen;             /* its size */
 } vm;
@@ -88,25 +88,39 @@ static bool compat(const flow_plan *p, uint32_t a, uint32_t b, int depth) {
 
 /* ---- the abstract run ---- */
 
+static bool same_stack(const flow_plan *p, const vstack *a, const uint32_t *b);
+
+/* A jump carries the stack st to target: the first one there records it, the others
+ * must agree with it. */
 static int record(vm *m, uint32_t pc, uint32_t target, const vstack *st) {
     if (target <= pc || target >= m->l->ncode) return bad(m, pc, "jump to %u", target);
-    if (m->npend == m->cappend) {
-        int cap = m->cappend ? m->cappend * 2 : 8;
-        pending *q = realloc(m->pend, (size_t)cap * sizeof *q);
-        if (!q) return bad(m, pc, "out of memory");
-        m->pend = q;
-        m->cappend = cap;
+    if (m->at[target] != PLAN_NONE) {
+        if (!same_stack(m->p, st, m->pool + m->at[target]))
+            return bad(m, pc, "stacks disagree where paths meet at %u", target);
+        return 0;
     }
-    m->pend[m->npend].target = target;
-    m->pend[m->npend].st = *st;
-    m->npend++;
+    uint32_t need = (uint32_t)st->n + 1;
+    if (m->npool + need > VERIFY_MAX_POOL) return bad(m, pc, "too many branches");
+    if (m->npool + need > m->cappool) {
+        uint32_t cap = m->cappool ? m->cappool : 1024;
+        while (cap < m->npool + need) cap *= 2;
+        uint32_t *q = realloc(m->pool, (size_t)cap * sizeof *q);
+        if (!q) return bad(m, pc, "out of memory");
+        m->pool = q;
+        m->cappool = cap;
+    }
+    m->at[target] = m->npool;
+    m->pool[m->npool] = (uint32_t)st->n;
+    memcpy(m->pool + m->npool + 1, st->t, (size_t)st->n * sizeof *st->t);
+    m->npool += need;
     return 0;
 }
 
-static bool same_stack(const flow_plan *p, const vstack *a, const vstack *b) {
-    if (a->n != b->n) return false;
+/* b: a recorded state (height, then types) */
+static bool same_stack(const flow_plan *p, const vstack *a, const uint32_t *b) {
+    if ((uint32_t)a->n != b[0]) return false;
     for (int i = 0; i < a->n; i++)
-        if (!compat(p, a->t[i], b->t[i], 0)) return false;
+        if (!compat(p, a->t[i], b[1 + i], 0)) return false;
     return true;
 }
 
@@ -142,13 +156,15 @@ static int run(vm *m, uint32_t upto, vstack *out) {
     bool live = true; /* the previous instruction falls through */
     for (uint32_t pc = 0; pc < l->ncode; pc++) {
         /* join the states jumps carry here */
-        for (int k = 0; k < m->npend; k++) {
-            if (m->pend[k].target != pc) continue;
-            if (!live) st = m->pend[k].st, live = true;
-            else if (!same_stack(p, &st, &m->pend[k].st))
+        if (m->at[pc] != PLAN_NONE) {
+            const uint32_t *rec = m->pool + m->at[pc];
+            if (!live) {
+                st.n = (int)rec[0];
+                memcpy(st.t, rec + 1, rec[0] * sizeof *rec);
+                live = true;
+            } else if (!same_stack(p, &st, rec)) {
                 return bad(m, pc, "stacks disagree where paths meet");
-            m->pend[k] = m->pend[--m->npend];
-            k--;
+            }
         }
         if (!live) return bad(m, pc, "unreachable instruction");
         if (pc == upto) {
@@ -289,6 +305,12 @@ static int run(vm *m, uint32_t upto, vstack *out) {
             st.n -= 2;
             PUSH(p->types[a].elem);
             break;
+        case EOP_SHQUOTE_L:
+            NEED(1);
+            WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
+            WANT(compat(p, a, TOPT, 0), "list operand");
+            TOPT = p->types[a].elem;
+            break;
         case EOP_LEN_L:
             NEED(1);
             WANT(a_type && kind(p, a) == PT_LIST && compat(p, a, TOPT, 0), "list operand");
@@ -360,22 +382,36 @@ static int start(const flow_plan *p, uint32_t lam, vm *m, char *err, size_t errl
     for (uint32_t i = 0; i < l->nparams; i++)
         if (p->typelist[l->first_ptype + i] >= p->n_types) return bad(m, 0, "parameter type");
     if (l->ret >= p->n_types) return bad(m, 0, "result type");
+    m->at = malloc((size_t)l->ncode * sizeof *m->at);
+    if (!m->at) return bad(m, 0, "out of memory");
+    for (uint32_t i = 0; i < l->ncode; i++) m->at[i] = PLAN_NONE;
     return 0;
+}
+
+static void finish(vm *m) {
+    free(m->at);
+    free(m->pool);
 }
 
 int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen) {
     vm m;
-    if (start(p, lam, &m, err, errlen)) return -1;
+    if (start(p, lam, &m, err, errlen)) {
+        finish(&m);
+        return -1;
+    }
     vstack unused;
     int r = run(&m, PLAN_NONE, &unused);
-    free(m.pend);
+    finish(&m);
     return r;
 }
 
 int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n) {
     vm m;
     *n = 0;
-    if (start(p, lam, &m, NULL, 0)) return -1;
+    if (start(p, lam, &m, NULL, 0)) {
+        finish(&m);
+        return -1;
+    }
     vstack *st = malloc(sizeof *st);
     if (!st) return -1;
     int r = run(&m, pc, st);
@@ -384,6 +420,6 @@ int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *ty
         *n = st->n;
     }
     free(st);
-    free(m.pend);
+    finish(&m);
     return r;
 }

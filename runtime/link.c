@@ -78,16 +78,28 @@ static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size
     }
     const plan_type *t = &p->types[type];
     switch (t->kind) {
-        case PT_VOID: ct->ft = &ffi_type_void; break;
+        case PT_VOID:
+            ct->ft = &ffi_type_void;
+            break;
         case PT_INT:
-        case PT_DURATION: ct->ft = &ffi_type_sint64; break;
-        case PT_FLOAT: ct->ft = &ffi_type_double; break;
-        case PT_BOOL: ct->ft = sizeof(bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32; break;
+        case PT_DURATION:
+            ct->ft = &ffi_type_sint64;
+            break;
+        case PT_FLOAT:
+            ct->ft = &ffi_type_double;
+            break;
+        case PT_BOOL:
+            ct->ft = sizeof(bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32;
+            break;
         case PT_STR:
         case PT_PATH:
         case PT_DIR:
-        case PT_DATE: ct->ft = &ffi_type_pointer; break;
-        case PT_BYTES: ct->ft = &rt->bytes_ft; break;
+        case PT_DATE:
+            ct->ft = &ffi_type_pointer;
+            break;
+        case PT_BYTES:
+            ct->ft = &rt->bytes_ft;
+            break;
         case PT_LIST:
             if (build_ctype(rt, t->elem, depth + 1, err, errlen)) return -1;
             ct->ft = &rt->list_ft;
@@ -201,15 +213,17 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
     const plan_lib *pl = &p->libs[li];
     const char *name = plan_str(p, pl->name), *lpath = plan_str(p, pl->path);
     rt_lib *out = &rt->libs[li];
-    char cand[RT_MAX_PATH], why[512] = "", who[256];
-    lib_user(p, li, who, sizeof who);
+    char cand[RT_MAX_PATH], why[512] = "", whobuf[256];
+    const char *who = lib_user(p, li, whobuf, sizeof whobuf);
     if (!*lpath) {
         set_err(err, errlen, "%slibrary %s has no path", who, name);
         return -1;
     }
     int rc = 0;
-    if (lpath[0] == '/' || !plan_dir || !*plan_dir)
+    if (lpath[0] == '/')
         snprintf(cand, sizeof cand, "%s", lpath);
+    else if (!plan_dir || !*plan_dir) /* "./": dlopen searches for a name without a slash */
+        snprintf(cand, sizeof cand, "./%s", lpath);
     else
         snprintf(cand, sizeof cand, "%s/%s", plan_dir, lpath);
     rc = try_open(cand, out, why, sizeof why);
@@ -254,9 +268,14 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
     if (all_zero(pl->sha256, 32)) return 0; /* flowc did not see it: nothing to compare */
     uint8_t h[32];
     if (sha256_file(out->path, h) != 0) {
-        set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
-                lpath, out->path);
-        return rt->strict ? -1 : 0;
+        if (rt->strict) {
+            set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
+                    lpath, out->path);
+            return -1;
+        }
+        fprintf(stderr, "flowrun: warning: library %s (%s): cannot read %s to check its hash\n",
+                name, lpath, out->path);
+        return 0;
     }
     if (memcmp(h, pl->sha256, 32) != 0) {
         if (rt->strict) {
@@ -347,11 +366,18 @@ rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, ch
             exit(2);
         }
         char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        else dir[0] = 0; /* the plan is in the working directory */
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = 0;
+        else
+            dir[0] = 0; /* the plan is in the working directory */
     }
-    for (uint32_t i = 0; i < plan->n_libs; i++)
-        if (open_lib(rt, i, dir, err, errlen)) goto fail;
+    for (uint32_t i = 0; i < plan->n_libs; i++) {
+        if (!open_lib(rt, i, dir, err, errlen)) continue;
+        char who[8];
+        if (*lib_user(plan, i, who, sizeof who)) goto fail;
+        /* no task uses it: nothing can go wrong for want of it */
+        fprintf(stderr, "flowrun: warning: %s\n", err);
+    }
     for (uint32_t i = 0; i < plan->n_tasks; i++)
         if (link_task(rt, i, err, errlen)) goto fail;
     free(dir);
@@ -364,7 +390,8 @@ fail:
 
 void rt_close(rt_runtime *rt) {
     if (!rt) return;
-    for (uint32_t i = 0; i < rt->plan->n_tasks; i++) free(rt->tasks[i].atypes);
+    for (uint32_t i = 0; i < rt->plan->n_tasks; i++)
+        free(rt->tasks[i].atypes);
     free(rt->tasks);
     free_ctypes(rt);
     for (uint32_t i = 0; i < rt->plan->n_libs; i++) {

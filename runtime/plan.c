@@ -38,7 +38,8 @@ typedef struct plan_intern {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -110,7 +111,8 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
         for (uint32_t i = 0; i < in->cap; i++)
             if (in->slots[i]) {
                 uint32_t j = (uint32_t)hash_str(plan_str(p, in->slots[i] - 1)) & (cap - 1);
-                while (slots[j]) j = (j + 1) & (cap - 1);
+                while (slots[j])
+                    j = (j + 1) & (cap - 1);
                 slots[j] = in->slots[i];
             }
         free(in->slots);
@@ -132,8 +134,7 @@ static uint32_t find_type(flow_plan *p, const plan_type *t, const plan_field *f)
         const plan_type *u = &p->types[i];
         if (u->kind != t->kind || u->elem != t->elem || u->n != t->n || u->name != t->name)
             continue;
-        if (t->kind == PT_RECORD &&
-            memcmp(&p->fields[u->first], f, (size_t)t->n * sizeof *f) != 0)
+        if (t->kind == PT_RECORD && memcmp(&p->fields[u->first], f, (size_t)t->n * sizeof *f) != 0)
             continue;
         return i;
     }
@@ -206,41 +207,45 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
  * (32 raw bytes) vpay (a constant's payload, 8 bytes, meaning by its type's kind). */
 #define PLAN_REC_strtext(F) F(u8, *r)
 #define PLAN_REC_u32(F) F(u32, *r)
-#define PLAN_REC_types(F) F(u32, r->kind) F(u32, r->elem) F(u32, r->first) F(u32, r->n) \
-    F(u32, r->name)
+#define PLAN_REC_types(F)                                                                          \
+    F(u32, r->kind) F(u32, r->elem) F(u32, r->first) F(u32, r->n) F(u32, r->name)
 #define PLAN_REC_fields(F) F(u32, r->name) F(u32, r->type)
 #define PLAN_REC_values(F) F(u32, r->type) F(u32, r->n) F(vpay, r->u.i)
 #define PLAN_REC_libs(F) F(u32, r->name) F(u32, r->path) F(h256, r->sha256)
 #define PLAN_REC_params(F) F(u32, r->name) F(u32, r->type) F(u32, r->def) F(u32, r->loc)
 #define PLAN_REC_binds(F) F(u32, r->kind) F(u32, r->index)
-#define PLAN_REC_tasks(F)                                                                  \
-    F(u32, r->name) F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams)             \
-    F(u32, r->ret) F(u32, r->lib) F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first)        \
-    F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind) F(u32, r->retries)           \
-    F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)                 \
-    F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)              \
-    F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
-#define PLAN_REC_graphs(F)                                                                 \
-    F(u32, r->name) F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams)             \
-    F(u32, r->ret) F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node)           \
-    F(u32, r->nnodes) F(u32, r->loc)
-#define PLAN_REC_nodes(F)                                                                  \
-    F(u32, r->kind) F(u32, r->type) F(u32, r->ref) F(u32, r->aux) F(u32, r->first_arg)    \
-    F(u32, r->nargs) F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) F(u32, r->loc)
+#define PLAN_REC_tasks(F)                                                                          \
+    F(u32, r->name)                                                                                \
+    F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams) F(u32, r->ret) F(u32, r->lib)        \
+        F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch)      \
+            F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency)                        \
+                F(i64, r->retry_delay_ms) F(i64, r->timeout_ms) F(i64, r->max_map)                 \
+                    F(u32, r->cache) F(u32, r->trigger) F(u32, r->version) F(u32, r->run_as)       \
+                        F(u32, r->image) F(u32, r->label) F(u32, r->loc)
+#define PLAN_REC_graphs(F)                                                                         \
+    F(u32, r->name)                                                                                \
+    F(u32, r->kind) F(u32, r->first_param) F(u32, r->nparams) F(u32, r->ret) F(u32, r->ret_node)   \
+        F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
+#define PLAN_REC_nodes(F)                                                                          \
+    F(u32, r->kind)                                                                                \
+    F(u32, r->type) F(u32, r->ref) F(u32, r->aux) F(u32, r->first_arg) F(u32, r->nargs)            \
+        F(u32, r->first_after) F(u32, r->nafter) F(u32, r->name) F(u32, r->loc)
 #define PLAN_REC_args(F) F(u32, r->node) F(u32, r->mode) F(u32, r->aux)
-#define PLAN_REC_lambdas(F)                                                                \
-    F(u32, r->first_ptype) F(u32, r->nparams) F(u32, r->ret) F(u32, r->first_code)         \
-    F(u32, r->ncode) F(u32, r->nlocals) F(u32, r->loc)
+#define PLAN_REC_lambdas(F)                                                                        \
+    F(u32, r->first_ptype)                                                                         \
+    F(u32, r->nparams) F(u32, r->ret) F(u32, r->first_code) F(u32, r->ncode) F(u32, r->nlocals)    \
+        F(u32, r->loc)
 #define PLAN_REC_code(F) F(u16, r->op) F(u16, r->b) F(i32, r->a) F(u32, r->loc)
 #define PLAN_REC_locs(F) F(u32, r->line) F(u32, r->col) F(u32, r->end_line) F(u32, r->end_col)
 
 /* S(id, array, record list): the sections in file order; ids are never reused. */
-#define PLAN_SECTIONS(S)                                                                   \
-    S(1, strtext, strtext) S(2, stroff, u32) S(3, types, types) S(4, fields, fields)      \
-    S(5, values, values) S(6, items, u32) S(7, libs, libs) S(8, params, params)           \
-    S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes)      \
-    S(13, args, args) S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas)     \
-    S(17, code, code) S(18, locs, locs)
+#define PLAN_SECTIONS(S)                                                                           \
+    S(1, strtext, strtext)                                                                         \
+    S(2, stroff, u32) S(3, types, types) S(4, fields, fields) S(5, values, values)                 \
+        S(6, items, u32) S(7, libs, libs) S(8, params, params) S(9, binds, binds)                  \
+            S(10, tasks, tasks) S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args)        \
+                S(14, afters, u32) S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code)  \
+                    S(18, locs, locs)
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -264,34 +269,37 @@ enum {
  * source_sha256 32, section count 4 */
 #define PLAN_HEADER_SIZE 96u
 #define PLAN_SUM_OFF 24u
-#define PLAN_SECENT_SIZE 24u        /* id 4, element size 4, count 4, reserved 4, offset 8 */
-#define PLAN_MAX_BYTES (1u << 30)   /* a plan larger than 1 GiB is refused */
-#define PLAN_MAX_LOCALS 65535u      /* local slots of one lambda */
-#define PLAN_MAX_STACK 4096         /* operand stack depth of one lambda */
-#define PLAN_MAX_CALL_ARGS 16       /* arguments of one built-in call */
-#define PLAN_TEXT_DEPTH 32          /* nesting shown by plan_type_text */
+#define PLAN_SECENT_SIZE 24u      /* id 4, element size 4, count 4, reserved 4, offset 8 */
+#define PLAN_MAX_BYTES (1u << 30) /* a plan larger than 1 GiB is refused */
+#define PLAN_MAX_LOCALS 65535u    /* local slots of one lambda */
+#define PLAN_MAX_STACK 4096       /* operand stack depth of one lambda */
+#define PLAN_MAX_CALL_ARGS 16     /* arguments of one built-in call */
+#define PLAN_TEXT_DEPTH 32        /* nesting shown by plan_type_text */
 
 /* ---- writing ---- */
 typedef struct plan_buf {
-    uint8_t *p;  /* bytes */
-    size_t n;    /* used */
-    size_t cap;  /* allocated */
+    uint8_t *p; /* bytes */
+    size_t n;   /* used */
+    size_t cap; /* allocated */
 } plan_buf;
 
 static void buf_need(plan_buf *b, size_t k) {
     if (b->n + k <= b->cap) return;
     size_t c = b->cap ? b->cap : 4096;
-    while (c < b->n + k) c *= 2;
+    while (c < b->n + k)
+        c *= 2;
     b->p = xrealloc(b->p, c);
     b->cap = c;
 }
 static void put_u64(plan_buf *b, uint64_t v) {
     buf_need(b, 8);
-    for (int i = 0; i < 8; i++) b->p[b->n++] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b->p[b->n++] = (uint8_t)(v >> (8 * i));
 }
 static void put_u32(plan_buf *b, uint32_t v) {
     buf_need(b, 4);
-    for (int i = 0; i < 4; i++) b->p[b->n++] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b->p[b->n++] = (uint8_t)(v >> (8 * i));
 }
 static void put_u16(plan_buf *b, uint16_t v) {
     buf_need(b, 2);
@@ -370,22 +378,22 @@ int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
     put_bytes(&b, p->source_sha256, 32);
     put_u32(&b, PLAN_NSECTIONS);
     uint64_t off = PLAN_HEADER_SIZE + (uint64_t)PLAN_NSECTIONS * PLAN_SECENT_SIZE;
-#define S(id, arr, rec)                                                                    \
-    {                                                                                      \
-        uint32_t esz = 0 PLAN_REC_##rec(PLAN_FIELD_SIZE);                                 \
-        put_u32(&b, id);                                                                   \
-        put_u32(&b, esz);                                                                  \
-        put_u32(&b, p->n_##arr);                                                           \
-        put_u32(&b, 0);                                                                    \
-        put_u64(&b, off);                                                                  \
-        off += (uint64_t)esz * p->n_##arr;                                                 \
+#define S(id, arr, rec)                                                                            \
+    {                                                                                              \
+        uint32_t esz = 0 PLAN_REC_##rec(PLAN_FIELD_SIZE);                                          \
+        put_u32(&b, id);                                                                           \
+        put_u32(&b, esz);                                                                          \
+        put_u32(&b, p->n_##arr);                                                                   \
+        put_u32(&b, 0);                                                                            \
+        put_u64(&b, off);                                                                          \
+        off += (uint64_t)esz * p->n_##arr;                                                         \
     }
     PLAN_SECTIONS(S)
 #undef S
-#define S(id, arr, rec)                                                                    \
-    for (uint32_t i = 0; i < p->n_##arr; i++) {                                           \
-        const __typeof__(*p->arr) *r = &p->arr[i];                                         \
-        PLAN_REC_##rec(PLAN_PUT_FIELD)                                                     \
+#define S(id, arr, rec)                                                                            \
+    for (uint32_t i = 0; i < p->n_##arr; i++) {                                                    \
+        const __typeof__(*p->arr) *r = &p->arr[i];                                                 \
+        PLAN_REC_##rec(PLAN_PUT_FIELD)                                                             \
     }
     PLAN_SECTIONS(S)
 #undef S
@@ -400,11 +408,15 @@ int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
 }
 
 /* ---- reading: the envelope ---- */
-static uint16_t rd16(const uint8_t *s) { return (uint16_t)(s[0] | s[1] << 8); }
+static uint16_t rd16(const uint8_t *s) {
+    return (uint16_t)(s[0] | s[1] << 8);
+}
 static uint32_t rd32(const uint8_t *s) {
     return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
 }
-static uint64_t rd64(const uint8_t *s) { return rd32(s) | (uint64_t)rd32(s + 4) << 32; }
+static uint64_t rd64(const uint8_t *s) {
+    return rd32(s) | (uint64_t)rd32(s + 4) << 32;
+}
 
 #define GET_u8(lv) (lv) = (__typeof__(lv))*c, c += 1;
 #define GET_u16(lv) (lv) = rd16(c), c += 2;
@@ -445,9 +457,8 @@ static int check_envelope(const uint8_t *buf, size_t len, char *err, size_t errl
         return fail(err, errlen, "truncated (%zu of at least %u bytes)", len, PLAN_HEADER_SIZE);
     uint32_t version = rd32(buf + 8);
     if (version > PLAN_VERSION)
-        return fail(err, errlen,
-                    "plan format version %u is newer than this flowrun supports (%d)", version,
-                    PLAN_VERSION);
+        return fail(err, errlen, "plan format version %u is newer than this flowrun supports (%d)",
+                    version, PLAN_VERSION);
     if (version == 0) return fail(err, errlen, "bad plan: format version 0");
     if (len < PLAN_HEADER_SIZE)
         return fail(err, errlen, "truncated (%zu of at least %u bytes)", len, PLAN_HEADER_SIZE);
@@ -455,8 +466,8 @@ static int check_envelope(const uint8_t *buf, size_t len, char *err, size_t errl
         return fail(err, errlen, "bad plan: header size %u, expected %u", rd32(buf + 12),
                     PLAN_HEADER_SIZE);
     uint64_t total = rd64(buf + 16);
-    if (total > len) return fail(err, errlen, "truncated (%zu of %llu bytes)", len,
-                                 (unsigned long long)total);
+    if (total > len)
+        return fail(err, errlen, "truncated (%zu of %llu bytes)", len, (unsigned long long)total);
     if (total < len)
         return fail(err, errlen, "%zu bytes of trailing garbage after the plan (%llu bytes)",
                     len - (size_t)total, (unsigned long long)total);
@@ -500,50 +511,51 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
     memcpy(p->source_sha256, buf + 60, 32);
     uint64_t prev_end = table_end;
     const uint8_t *ent = buf + PLAN_HEADER_SIZE;
-#define S(sid, arr, rec)                                                                   \
-    {                                                                                      \
-        uint32_t esz = 0 PLAN_REC_##rec(PLAN_FIELD_SIZE);                                 \
-        uint32_t id = rd32(ent), size = rd32(ent + 4), count = rd32(ent + 8);             \
-        uint64_t off = rd64(ent + 16);                                                     \
-        ent += PLAN_SECENT_SIZE;                                                           \
-        if (id != sid) {                                                                   \
-            fail(err, errlen, "bad plan: section %u is %u, expected %u (%s)",              \
-                 (unsigned)(sid - 1), id, (unsigned)sid, #arr);                            \
-            goto bad;                                                                      \
-        }                                                                                  \
-        if (size != esz) {                                                                 \
-            fail(err, errlen, "bad plan: section %s has %u-byte records, expected %u",     \
-                 #arr, size, esz);                                                         \
-            goto bad;                                                                      \
-        }                                                                                  \
-        if (rd32(ent - PLAN_SECENT_SIZE + 12) != 0) {                                      \
-            fail(err, errlen, "bad plan: section %s: reserved field is not zero", #arr);   \
-            goto bad;                                                                      \
-        }                                                                                  \
-        if (count == PLAN_NONE) {                                                          \
-            fail(err, errlen, "bad plan: section %s: too many records", #arr);             \
-            goto bad;                                                                      \
-        }                                                                                  \
-        if (off < prev_end || off > len || (uint64_t)count * esz > len - off) {            \
-            fail(err, errlen,                                                              \
-                 "bad plan: section %s (offset %llu, %u records) lies outside the file",   \
-                 #arr, (unsigned long long)off, count);                                    \
-            goto bad;                                                                      \
-        }                                                                                  \
-        prev_end = off + (uint64_t)count * esz;                                            \
-        if (count) {                                                                       \
-            p->arr = calloc(count, sizeof *p->arr);                                        \
-            if (!p->arr) {                                                                 \
-                fail(err, errlen, "out of memory");                                        \
-                goto bad;                                                                  \
-            }                                                                              \
-        }                                                                                  \
-        p->n_##arr = p->cap_##arr = count;                                                 \
-        const uint8_t *c = buf + off;                                                      \
-        for (uint32_t i = 0; i < count; i++) {                                             \
-            __typeof__(*p->arr) *r = &p->arr[i];                                           \
-            PLAN_REC_##rec(PLAN_GET_FIELD)                                                 \
-        }                                                                                  \
+#define S(sid, arr, rec)                                                                           \
+    {                                                                                              \
+        uint32_t esz = 0 PLAN_REC_##rec(PLAN_FIELD_SIZE);                                          \
+        uint32_t id = rd32(ent), size = rd32(ent + 4), count = rd32(ent + 8);                      \
+        uint64_t off = rd64(ent + 16);                                                             \
+        ent += PLAN_SECENT_SIZE;                                                                   \
+        if (id != sid) {                                                                           \
+            fail(err, errlen, "bad plan: section %u is %u, expected %u (%s)", (unsigned)(sid - 1), \
+                 id, (unsigned)sid, #arr);                                                         \
+            goto bad;                                                                              \
+        }                                                                                          \
+        if (size != esz) {                                                                         \
+            fail(err, errlen, "bad plan: section %s has %u-byte records, expected %u", #arr, size, \
+                 esz);                                                                             \
+            goto bad;                                                                              \
+        }                                                                                          \
+        if (rd32(ent - PLAN_SECENT_SIZE + 12) != 0) {                                              \
+            fail(err, errlen, "bad plan: section %s: reserved field is not zero", #arr);           \
+            goto bad;                                                                              \
+        }                                                                                          \
+        if (count == PLAN_NONE) {                                                                  \
+            fail(err, errlen, "bad plan: section %s: too many records", #arr);                     \
+            goto bad;                                                                              \
+        }                                                                                          \
+        if (off < prev_end || off > len || (uint64_t)count * esz > len - off) {                    \
+            fail(err, errlen,                                                                      \
+                 "bad plan: section %s (offset %llu, %u records) overlaps "                        \
+                 "another or runs past the end",                                                   \
+                 #arr, (unsigned long long)off, count);                                            \
+            goto bad;                                                                              \
+        }                                                                                          \
+        prev_end = off + (uint64_t)count * esz;                                                    \
+        if (count) {                                                                               \
+            p->arr = calloc(count, sizeof *p->arr);                                                \
+            if (!p->arr) {                                                                         \
+                fail(err, errlen, "out of memory");                                                \
+                goto bad;                                                                          \
+            }                                                                                      \
+        }                                                                                          \
+        p->n_##arr = p->cap_##arr = count;                                                         \
+        const uint8_t *c = buf + off;                                                              \
+        for (uint32_t i = 0; i < count; i++) {                                                     \
+            __typeof__(*p->arr) *r = &p->arr[i];                                                   \
+            PLAN_REC_##rec(PLAN_GET_FIELD)                                                         \
+        }                                                                                          \
     }
     PLAN_SECTIONS(S)
 #undef S
@@ -562,7 +574,7 @@ bad:
 typedef struct plan_check {
     flow_plan *p;    /* the plan being checked (values are fixed up in place) */
     char *err;       /* where the one-line message goes */
-    size_t errlen;
+    size_t errlen;   /* its size */
     uint32_t *owner; /* graph owning each node (PLAN_NONE: none yet) */
 } plan_check;
 
@@ -587,26 +599,45 @@ static int chk_loc(plan_check *k, uint32_t l, const char *what, uint32_t i) {
     return 0;
 }
 static int chk_lambda(plan_check *k, uint32_t l, const char *what, uint32_t i) {
-    if (l >= k->p->n_lambdas) BAD("%s %u refers to lambda %u of %u", what, i, l,
-                                  k->p->n_lambdas);
+    if (l >= k->p->n_lambdas) BAD("%s %u refers to lambda %u of %u", what, i, l, k->p->n_lambdas);
     return 0;
 }
-static uint32_t kind_of(const flow_plan *p, uint32_t t) { return p->types[t].kind; }
+static uint32_t kind_of(const flow_plan *p, uint32_t t) {
+    return p->types[t].kind;
+}
 
-#define TRY(x)                                                                             \
-    do {                                                                                   \
-        if ((x) < 0) return -1;                                                            \
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((x) < 0) return -1;                                                                    \
     } while (0)
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF), or 0. `left` bytes are available. */
+static uint32_t utf8_len(const unsigned char *s, uint32_t left) {
+    if (s[0] < 0x80) return 1;
+    uint32_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || s[0] > 0xf4 || n > left) return 0;
+    for (uint32_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
 
 static int chk_strings(plan_check *k) {
     flow_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_strtext;) {
+        uint32_t n = utf8_len((const unsigned char *)p->strtext + i, p->n_strtext - i);
+        if (!n) BAD("the string text is not UTF-8 at byte %u", i);
+        i += n;
+    }
     if (p->n_strtext == 0 || p->strtext[p->n_strtext - 1] != '\0')
         BAD("the string text does not end with a NUL byte");
     if (p->n_stroff == 0) BAD("no strings (string 0 must be \"\")");
     for (uint32_t i = 0; i < p->n_stroff; i++)
         if (p->stroff[i] >= p->n_strtext)
-            BAD("string %u starts at %u, past the text (%u bytes)", i, p->stroff[i],
-                p->n_strtext);
+            BAD("string %u starts at %u, past the text (%u bytes)", i, p->stroff[i], p->n_strtext);
     if (p->strtext[p->stroff[0]] != '\0') BAD("string 0 is not \"\"");
     return chk_str(k, p->source, false, "source name", 0);
 }
@@ -621,8 +652,8 @@ static int chk_types(plan_check *k) {
         const plan_type *t = &p->types[i];
         if (t->kind >= PT__COUNT) BAD("type %u has unknown kind %u", i, t->kind);
         if (t->kind == PT_LIST) {
-            if (t->elem >= i) BAD("list type %u has element type %u (must come before it)", i,
-                                  t->elem);
+            if (t->elem >= i)
+                BAD("list type %u has element type %u (must come before it)", i, t->elem);
         } else if (t->elem != PLAN_NONE) {
             BAD("type %u is not a list but has an element type", i);
         }
@@ -651,51 +682,54 @@ static int chk_values(plan_check *k) {
         if (t->kind != PT_LIST && t->kind != PT_RECORD && v->n != 0)
             BAD("constant %u is a scalar but has %u items", i, v->n);
         switch (t->kind) {
-        case PT_INT:
-        case PT_DURATION:
-            break;
-        case PT_BOOL:
-            if (raw > 1) BAD("constant %u is a bool but holds %llu", i, (unsigned long long)raw);
-            break;
-        case PT_FLOAT:
-            memcpy(&v->u.f, &raw, 8);
-            break;
-        case PT_STR:
-        case PT_PATH:
-        case PT_DIR:
-        case PT_DATE:
-            if (raw >= p->n_stroff) BAD("constant %u refers to string %llu of %u", i,
-                                        (unsigned long long)raw, p->n_stroff);
-            v->u.i = 0;
-            v->u.s = (uint32_t)raw;
-            break;
-        case PT_LIST:
-        case PT_RECORD:
-            if (raw > UINT32_MAX || !in_range((uint32_t)raw, v->n, p->n_items))
-                BAD("constant %u has items %llu..+%u of %u", i, (unsigned long long)raw, v->n,
-                    p->n_items);
-            v->u.i = 0;
-            v->u.first = (uint32_t)raw;
-            if (t->kind == PT_RECORD && v->n != t->n)
-                BAD("record constant %u has %u items for %u fields", i, v->n, t->n);
-            for (uint32_t j = 0; j < v->n; j++) {
-                uint32_t it = p->items[v->u.first + j];
-                if (it >= i) BAD("constant %u item %u refers to constant %u (must come before it)",
-                                 i, j, it);
-                uint32_t want = t->kind == PT_LIST ? t->elem : p->fields[t->first + j].type;
-                if (p->values[it].type != want)
-                    BAD("constant %u item %u has type %u, expected %u", i, j,
-                        p->values[it].type, want);
-            }
-            break;
-        default:
-            BAD("constant %u has type %u of kind %s, which cannot be a constant", i, v->type,
-                t->kind == PT_VOID ? "void" : "bytes");
+            case PT_INT:
+            case PT_DURATION:
+                break;
+            case PT_BOOL:
+                if (raw > 1)
+                    BAD("constant %u is a bool but holds %llu", i, (unsigned long long)raw);
+                break;
+            case PT_FLOAT:
+                memcpy(&v->u.f, &raw, 8);
+                break;
+            case PT_STR:
+            case PT_PATH:
+            case PT_DIR:
+            case PT_DATE:
+                if (raw >= p->n_stroff)
+                    BAD("constant %u refers to string %llu of %u", i, (unsigned long long)raw,
+                        p->n_stroff);
+                v->u.i = 0;
+                v->u.s = (uint32_t)raw;
+                break;
+            case PT_LIST:
+            case PT_RECORD:
+                if (raw > UINT32_MAX || !in_range((uint32_t)raw, v->n, p->n_items))
+                    BAD("constant %u has items %llu..+%u of %u", i, (unsigned long long)raw, v->n,
+                        p->n_items);
+                v->u.i = 0;
+                v->u.first = (uint32_t)raw;
+                if (t->kind == PT_RECORD && v->n != t->n)
+                    BAD("record constant %u has %u items for %u fields", i, v->n, t->n);
+                for (uint32_t j = 0; j < v->n; j++) {
+                    uint32_t it = p->items[v->u.first + j];
+                    if (it >= i)
+                        BAD("constant %u item %u refers to constant %u (must come before it)", i, j,
+                            it);
+                    uint32_t want = t->kind == PT_LIST ? t->elem : p->fields[t->first + j].type;
+                    if (p->values[it].type != want)
+                        BAD("constant %u item %u has type %u, expected %u", i, j,
+                            p->values[it].type, want);
+                }
+                break;
+            default:
+                BAD("constant %u has type %u of kind %s, which cannot be a constant", i, v->type,
+                    t->kind == PT_VOID ? "void" : "bytes");
         }
     }
     for (uint32_t i = 0; i < p->n_items; i++)
-        if (p->items[i] >= p->n_values) BAD("item %u refers to constant %u of %u", i,
-                                             p->items[i], p->n_values);
+        if (p->items[i] >= p->n_values)
+            BAD("item %u refers to constant %u of %u", i, p->items[i], p->n_values);
     return 0;
 }
 
@@ -726,8 +760,8 @@ static int chk_params(plan_check *k) {
 static int chk_lambdas(plan_check *k) {
     flow_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_code; i++) {
-        if (p->code[i].op >= EOP__COUNT) BAD("instruction %u has unknown opcode %u", i,
-                                             p->code[i].op);
+        if (p->code[i].op >= EOP__COUNT)
+            BAD("instruction %u has unknown opcode %u", i, p->code[i].op);
         TRY(chk_loc(k, p->code[i].loc, "instruction", i));
     }
     for (uint32_t i = 0; i < p->n_lambdas; i++) {
@@ -739,12 +773,13 @@ static int chk_lambdas(plan_check *k) {
         TRY(chk_loc(k, l->loc, "lambda", i));
         if (l->ncode == 0 || !in_range(l->first_code, l->ncode, p->n_code))
             BAD("lambda %u has code %u..+%u of %u", i, l->first_code, l->ncode, p->n_code);
-        if (l->nlocals > PLAN_MAX_LOCALS) BAD("lambda %u has %u local slots (at most %u)", i,
-                                              l->nlocals, PLAN_MAX_LOCALS);
+        if (l->nlocals > PLAN_MAX_LOCALS)
+            BAD("lambda %u has %u local slots (at most %u)", i, l->nlocals, PLAN_MAX_LOCALS);
         /* operands, jumps, stack bounds and operand types: the expression module's
          * verifier (the opcode list and its typing rules are owned there) */
         char why[200];
-        if (expr_verify(p, i, why, sizeof why) != 0) BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
+        if (expr_verify(p, i, why, sizeof why) != 0)
+            BAD("lambda %u has a bad operand or ill-typed code: %s", i, why);
     }
     return 0;
 }
@@ -761,63 +796,63 @@ static bool lambda_takes(const flow_plan *p, uint32_t li, uint32_t first_param, 
 static int chk_tasks(plan_check *k) {
     flow_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_binds; i++)
-        if (p->binds[i].kind >= PB__COUNT) BAD("bind %u has unknown kind %u", i,
-                                                p->binds[i].kind);
+        if (p->binds[i].kind >= PB__COUNT) BAD("bind %u has unknown kind %u", i, p->binds[i].kind);
     for (uint32_t i = 0; i < p->n_tasks; i++) {
         const plan_task *t = &p->tasks[i];
         TRY(chk_str(k, t->name, false, "task", i));
         if (t->kind >= TK__COUNT) BAD("task %u has unknown kind %u", i, t->kind);
         if (!in_range(t->first_param, t->nparams, p->n_params))
-            BAD("task %u has parameters %u..+%u of %u", i, t->first_param, t->nparams,
-                p->n_params);
+            BAD("task %u has parameters %u..+%u of %u", i, t->first_param, t->nparams, p->n_params);
         TRY(chk_type(k, t->ret, "task", i));
         TRY(chk_loc(k, t->loc, "task", i));
         switch ((plan_task_kind)t->kind) {
-        case TK_C:
-            if (t->lib >= p->n_libs) BAD("task %u refers to library %u of %u", i, t->lib,
-                                         p->n_libs);
-            TRY(chk_str(k, t->symbol, false, "task", i));
-            if (!plan_str(p, t->symbol)[0]) BAD("task %u has an empty symbol name", i);
-            break;
-        case TK_SH: {
-            TRY(chk_lambda(k, t->cmd, "task", i));
-            const plan_lambda *l = &p->lambdas[t->cmd];
-            if (l->nparams != t->nparams + 1 || !lambda_takes(p, t->cmd, t->first_param,
-                                                              t->nparams) ||
-                kind_of(p, p->typelist[l->first_ptype + t->nparams]) != PT_STR ||
-                kind_of(p, l->ret) != PT_STR)
-                BAD("task %u command lambda %u does not take (params..., out: str) -> str", i,
-                    t->cmd);
-            break;
-        }
-        case TK_COMBINE: {
-            if (t->first >= i || t->second >= i)
-                BAD("combine task %u refers to tasks %u and %u (must come before it)", i,
-                    t->first, t->second);
-            const plan_task *a = &p->tasks[t->first], *b = &p->tasks[t->second];
-            uint32_t nfields = 0;
-            if (t->stitch != PLAN_NONE) {
-                TRY(chk_lambda(k, t->stitch, "combine task", i));
-                const plan_lambda *l = &p->lambdas[t->stitch];
-                if (l->nparams != 1 || p->typelist[l->first_ptype] != a->ret ||
-                    kind_of(p, l->ret) != PT_RECORD)
-                    BAD("combine task %u stitch lambda %u does not take the first result to "
-                        "a record", i, t->stitch);
-                nfields = p->types[l->ret].n;
+            case TK_C:
+                if (t->lib >= p->n_libs)
+                    BAD("task %u refers to library %u of %u", i, t->lib, p->n_libs);
+                TRY(chk_str(k, t->symbol, false, "task", i));
+                if (!plan_str(p, t->symbol)[0]) BAD("task %u has an empty symbol name", i);
+                break;
+            case TK_SH: {
+                TRY(chk_lambda(k, t->cmd, "task", i));
+                const plan_lambda *l = &p->lambdas[t->cmd];
+                if (l->nparams != t->nparams + 1 ||
+                    !lambda_takes(p, t->cmd, t->first_param, t->nparams) ||
+                    kind_of(p, p->typelist[l->first_ptype + t->nparams]) != PT_STR ||
+                    kind_of(p, l->ret) != PT_STR)
+                    BAD("task %u command lambda %u does not take (params..., out: str) -> str", i,
+                        t->cmd);
+                break;
             }
-            if (!in_range(t->first_bind, b->nparams, p->n_binds))
-                BAD("combine task %u has binds %u..+%u of %u", i, t->first_bind, b->nparams,
-                    p->n_binds);
-            for (uint32_t j = 0; j < b->nparams; j++) {
-                const plan_bind *bd = &p->binds[t->first_bind + j];
-                if ((bd->kind == PB_STITCH && bd->index >= nfields) ||
-                    (bd->kind == PB_PARAM && bd->index >= t->nparams))
-                    BAD("combine task %u bind %u (%s %u) is out of range", i, j,
-                        bd->kind == PB_STITCH ? "stitch field" : "parameter", bd->index);
+            case TK_COMBINE: {
+                if (t->first >= i || t->second >= i)
+                    BAD("combine task %u refers to tasks %u and %u (must come before it)", i,
+                        t->first, t->second);
+                const plan_task *a = &p->tasks[t->first], *b = &p->tasks[t->second];
+                uint32_t nfields = 0;
+                if (t->stitch != PLAN_NONE) {
+                    TRY(chk_lambda(k, t->stitch, "combine task", i));
+                    const plan_lambda *l = &p->lambdas[t->stitch];
+                    if (l->nparams != 1 || p->typelist[l->first_ptype] != a->ret ||
+                        kind_of(p, l->ret) != PT_RECORD)
+                        BAD("combine task %u stitch lambda %u does not take the first result to "
+                            "a record",
+                            i, t->stitch);
+                    nfields = p->types[l->ret].n;
+                }
+                if (!in_range(t->first_bind, b->nparams, p->n_binds))
+                    BAD("combine task %u has binds %u..+%u of %u", i, t->first_bind, b->nparams,
+                        p->n_binds);
+                for (uint32_t j = 0; j < b->nparams; j++) {
+                    const plan_bind *bd = &p->binds[t->first_bind + j];
+                    if ((bd->kind == PB_STITCH && bd->index >= nfields) ||
+                        (bd->kind == PB_PARAM && bd->index >= t->nparams))
+                        BAD("combine task %u bind %u (%s %u) is out of range", i, j,
+                            bd->kind == PB_STITCH ? "stitch field" : "parameter", bd->index);
+                }
+                break;
             }
-            break;
-        }
-        default: break;
+            default:
+                break;
         }
         if (t->trigger >= TRIG__COUNT) BAD("task %u has unknown trigger %u", i, t->trigger);
         if (t->cache > 1) BAD("task %u has cache %u (not a bool)", i, t->cache);
@@ -837,7 +872,13 @@ static int chk_tasks(plan_check *k) {
     return 0;
 }
 
-static bool is_list(const flow_plan *p, uint32_t t) { return kind_of(p, t) == PT_LIST; }
+static bool is_list(const flow_plan *p, uint32_t t) {
+    return kind_of(p, t) == PT_LIST;
+}
+/* type of field j of record type r (both already validated) */
+static uint32_t field_type(const flow_plan *p, uint32_t r, uint32_t j) {
+    return p->fields[p->types[r].first + j].type;
+}
 
 /* One node, knowing its graph g: kind, type, reference, arguments, afters. */
 static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
@@ -870,94 +911,117 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             BAD("node %u waits for node %u (must be earlier in graph %u)", i, a, g);
         }
     }
-    const plan_arg *args = p->args + n->first_arg;
+    const plan_arg *args = n->nargs ? p->args + n->first_arg : NULL; /* NULL + 0 is UB */
     uint32_t nparams = 0, first_param = 0, ret = 0;
     switch ((plan_node_kind)n->kind) {
-    case PN_CONST:
-        if (n->aux >= p->n_values) BAD("node %u refers to constant %u of %u", i, n->aux,
-                                       p->n_values);
-        if (p->values[n->aux].type != n->type) BAD("node %u constant has another type", i);
-        break;
-    case PN_PARAM:
-        if (n->aux >= gr->nparams) BAD("node %u refers to parameter %u of %u", i, n->aux,
-                                       gr->nparams);
-        if (p->params[gr->first_param + n->aux].type != n->type)
-            BAD("node %u has another type than its parameter", i);
-        break;
-    case PN_CALL:
-    case PN_EXPAND:
-    case PN_EXPAND_KWARGS:
-        if (n->ref >= p->n_tasks) BAD("node %u refers to task %u of %u", i, n->ref, p->n_tasks);
-        nparams = p->tasks[n->ref].nparams;
-        first_param = p->tasks[n->ref].first_param;
-        ret = p->tasks[n->ref].ret;
-        break;
-    case PN_GROUP_CALL:
-    case PN_GROUP_EXPAND:
-        if (n->ref >= p->n_graphs || p->graphs[n->ref].kind != PG_GROUP)
-            BAD("node %u refers to graph %u, which is not a group", i, n->ref);
-        if (n->ref == g) BAD("node %u: group %u calls itself", i, g);
-        nparams = p->graphs[n->ref].nparams;
-        first_param = p->graphs[n->ref].first_param;
-        ret = p->graphs[n->ref].ret;
-        break;
-    case PN_MAP:
-    case PN_FILTER: {
-        TRY(chk_lambda(k, n->ref, "node", i));
-        const plan_lambda *l = &p->lambdas[n->ref];
-        if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) || l->nparams != 1 ||
-            p->typelist[l->first_ptype] != p->types[p->nodes[args[0].node].type].elem)
-            BAD("node %u: %s needs one list argument and a lambda over its elements", i,
-                n->kind == PN_MAP ? "map" : "filter");
-        if (!is_list(p, n->type)) BAD("node %u: %s must produce a list", i,
-                                      n->kind == PN_MAP ? "map" : "filter");
-        if (n->kind == PN_FILTER && kind_of(p, l->ret) != PT_BOOL)
-            BAD("node %u: filter lambda %u does not return bool", i, n->ref);
-        break;
-    }
-    case PN_RANGE:
-        if (n->nargs < 1 || n->nargs > 2) BAD("node %u: range takes 1 or 2 arguments", i);
-        for (uint32_t j = 0; j < n->nargs; j++)
-            if (kind_of(p, p->nodes[args[j].node].type) != PT_INT)
-                BAD("node %u: range argument %u is not an int", i, j);
-        if (!is_list(p, n->type)) BAD("node %u: range must produce a list", i);
-        break;
-    case PN_ZIP:
-        if (n->nargs < 1 || !is_list(p, n->type) ||
-            kind_of(p, p->types[n->type].elem) != PT_RECORD ||
-            p->types[p->types[n->type].elem].n != n->nargs)
-            BAD("node %u: zip must produce a list of records, one field per argument", i);
-        for (uint32_t j = 0; j < n->nargs; j++)
-            if (!is_list(p, p->nodes[args[j].node].type))
-                BAD("node %u: zip argument %u is not a list", i, j);
-        break;
-    case PN_FILES:
-        if (n->nargs != 2 || !is_list(p, n->type)) BAD("node %u: files takes (dir, glob)", i);
-        break;
-    case PN_FLATTEN:
-        if (n->nargs != 1 || !is_list(p, n->type) || !is_list(p, p->nodes[args[0].node].type) ||
-            !is_list(p, p->types[p->nodes[args[0].node].type].elem))
-            BAD("node %u: flatten takes a list of lists", i);
-        break;
-    case PN_LEN:
-        if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type))
-            BAD("node %u: len takes one list", i);
-        break;
-    case PN_LIST:
-        if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
-        break;
-    case PN_RECORD:
-        if (kind_of(p, n->type) != PT_RECORD || p->types[n->type].n != n->nargs)
-            BAD("node %u: record node needs one argument per field", i);
-        break;
-    default: break;
+        case PN_CONST:
+            if (n->aux >= p->n_values)
+                BAD("node %u refers to constant %u of %u", i, n->aux, p->n_values);
+            if (p->values[n->aux].type != n->type) BAD("node %u constant has another type", i);
+            break;
+        case PN_PARAM:
+            if (n->aux >= gr->nparams)
+                BAD("node %u refers to parameter %u of %u", i, n->aux, gr->nparams);
+            if (p->params[gr->first_param + n->aux].type != n->type)
+                BAD("node %u has another type than its parameter", i);
+            break;
+        case PN_CALL:
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
+            if (n->ref >= p->n_tasks) BAD("node %u refers to task %u of %u", i, n->ref, p->n_tasks);
+            nparams = p->tasks[n->ref].nparams;
+            first_param = p->tasks[n->ref].first_param;
+            ret = p->tasks[n->ref].ret;
+            break;
+        case PN_GROUP_CALL:
+        case PN_GROUP_EXPAND:
+            if (n->ref >= p->n_graphs || p->graphs[n->ref].kind != PG_GROUP)
+                BAD("node %u refers to graph %u, which is not a group", i, n->ref);
+            if (n->ref == g) BAD("node %u: group %u calls itself", i, g);
+            nparams = p->graphs[n->ref].nparams;
+            first_param = p->graphs[n->ref].first_param;
+            ret = p->graphs[n->ref].ret;
+            break;
+        case PN_MAP:
+        case PN_FILTER: {
+            TRY(chk_lambda(k, n->ref, "node", i));
+            const plan_lambda *l = &p->lambdas[n->ref];
+            if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) || l->nparams != 1 ||
+                p->typelist[l->first_ptype] != p->types[p->nodes[args[0].node].type].elem)
+                BAD("node %u: %s needs one list argument and a lambda over its elements", i,
+                    n->kind == PN_MAP ? "map" : "filter");
+            if (!is_list(p, n->type))
+                BAD("node %u: %s must produce a list", i, n->kind == PN_MAP ? "map" : "filter");
+            if (n->kind == PN_FILTER &&
+                (kind_of(p, l->ret) != PT_BOOL || n->type != p->nodes[args[0].node].type))
+                BAD("node %u: filter needs a lambda to bool and keeps its list's type", i);
+            if (n->kind == PN_MAP && p->types[n->type].elem != l->ret)
+                BAD("node %u: map produces a list of another type than its lambda's result", i);
+            break;
+        }
+        case PN_RANGE:
+            if (n->nargs < 1 || n->nargs > 2) BAD("node %u: range takes 1 or 2 arguments", i);
+            for (uint32_t j = 0; j < n->nargs; j++)
+                if (kind_of(p, p->nodes[args[j].node].type) != PT_INT)
+                    BAD("node %u: range argument %u is not an int", i, j);
+            if (!is_list(p, n->type) || kind_of(p, p->types[n->type].elem) != PT_INT)
+                BAD("node %u: range must produce [int]", i);
+            break;
+        case PN_ZIP:
+            if (n->nargs < 1 || !is_list(p, n->type) ||
+                kind_of(p, p->types[n->type].elem) != PT_RECORD ||
+                p->types[p->types[n->type].elem].n != n->nargs)
+                BAD("node %u: zip must produce a list of records, one field per argument", i);
+            for (uint32_t j = 0; j < n->nargs; j++) {
+                uint32_t at = p->nodes[args[j].node].type;
+                if (!is_list(p, at) ||
+                    p->types[at].elem != field_type(p, p->types[n->type].elem, j))
+                    BAD("node %u: zip argument %u is not a list of its field's type", i, j);
+            }
+            break;
+        case PN_FILES:
+            if (n->nargs != 2 || !is_list(p, n->type) ||
+                kind_of(p, p->types[n->type].elem) != PT_PATH)
+                BAD("node %u: files takes (dir, glob) and produces [path]", i);
+            for (uint32_t j = 0; j < 2; j++)
+                if (!kind_is_strlike(kind_of(p, p->nodes[args[j].node].type)))
+                    BAD("node %u: files argument %u is not a string", i, j);
+            break;
+        case PN_FLATTEN:
+            if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
+                p->types[p->nodes[args[0].node].type].elem != n->type || !is_list(p, n->type))
+                BAD("node %u: flatten takes a list of lists of its own type", i);
+            break;
+        case PN_LEN:
+            if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
+                kind_of(p, n->type) != PT_INT)
+                BAD("node %u: len takes one list and gives an int", i);
+            break;
+        case PN_LIST:
+            if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
+            for (uint32_t j = 0; j < n->nargs; j++)
+                if (p->nodes[args[j].node].type != p->types[n->type].elem)
+                    BAD("node %u: list element %u has another type than the list's", i, j);
+            break;
+        case PN_RECORD:
+            if (kind_of(p, n->type) != PT_RECORD || p->types[n->type].n != n->nargs)
+                BAD("node %u: record node needs one argument per field", i);
+            for (uint32_t j = 0; j < n->nargs; j++)
+                if (p->nodes[args[j].node].type != field_type(p, n->type, j))
+                    BAD("node %u: record field %u has another type than the record's", i, j);
+            break;
+        default:
+            break;
     }
     if (n->kind == PN_CALL || n->kind == PN_EXPAND || n->kind == PN_EXPAND_KWARGS ||
         n->kind == PN_GROUP_CALL || n->kind == PN_GROUP_EXPAND) {
         bool mapped = n->kind != PN_CALL && n->kind != PN_GROUP_CALL;
-        if (n->nargs != nparams) BAD("node %u has %u arguments for %u parameters", i, n->nargs,
-                                     nparams);
-        if (mapped ? (!is_list(p, n->type) || p->types[n->type].elem != ret) : n->type != ret)
+        if (n->nargs != nparams)
+            BAD("node %u has %u arguments for %u parameters", i, n->nargs, nparams);
+        /* a mapped effect (callee returns void) may produce void rather than [void] */
+        bool mapped_ok = (is_list(p, n->type) && p->types[n->type].elem == ret) ||
+                         (kind_of(p, ret) == PT_VOID && kind_of(p, n->type) == PT_VOID);
+        if (mapped ? !mapped_ok : n->type != ret)
             BAD("node %u has type %u, which does not match its callee's result", i, n->type);
         uint32_t naxis = n->kind == PN_EXPAND_KWARGS ? 0 : n->aux;
         if (mapped && n->kind != PN_EXPAND_KWARGS && naxis == 0)
@@ -966,7 +1030,8 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             const plan_arg *a = &args[j];
             uint32_t at = p->nodes[a->node].type;
             bool ok = true;
-            if (a->mode == PA_SCALAR) ok = true;
+            if (a->mode == PA_SCALAR)
+                ok = true;
             else if (a->mode == PA_AXIS)
                 ok = (n->kind == PN_EXPAND || n->kind == PN_GROUP_EXPAND) && a->aux < naxis &&
                      is_list(p, at);
@@ -975,7 +1040,21 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
                      kind_of(p, p->types[at].elem) == PT_RECORD &&
                      a->aux < p->types[p->types[at].elem].n;
             if (!ok) BAD("node %u argument %u has a bad mode or axis/field", i, j);
-            (void)first_param;
+            /* the value handed to the callee has the parameter's type (libffi trusts it) */
+            uint32_t given = a->mode == PA_SCALAR ? at
+                             : a->mode == PA_AXIS ? p->types[at].elem
+                                                  : field_type(p, p->types[at].elem, a->aux);
+            if (given != p->params[first_param + j].type)
+                BAD("node %u argument %u has type %u, parameter %s wants %u", i, j, given,
+                    plan_str(p, p->params[first_param + j].name), p->params[first_param + j].type);
+        }
+        /* axes 0 .. naxis-1 are each named by exactly one argument */
+        if (naxis > n->nargs) BAD("node %u has %u axes but %u arguments", i, naxis, n->nargs);
+        for (uint32_t ax = 0; ax < naxis; ax++) {
+            uint32_t uses = 0;
+            for (uint32_t j = 0; j < n->nargs; j++)
+                uses += args[j].mode == PA_AXIS && args[j].aux == ax;
+            if (uses != 1) BAD("node %u axis %u is named by %u arguments", i, ax, uses);
         }
     } else {
         for (uint32_t j = 0; j < n->nargs; j++)
@@ -986,7 +1065,8 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
 
 static int chk_graphs(plan_check *k) {
     flow_plan *p = k->p;
-    for (uint32_t i = 0; i < p->n_nodes; i++) k->owner[i] = PLAN_NONE;
+    for (uint32_t i = 0; i < p->n_nodes; i++)
+        k->owner[i] = PLAN_NONE;
     for (uint32_t g = 0; g < p->n_graphs; g++) {
         const plan_graph *gr = &p->graphs[g];
         TRY(chk_str(k, gr->name, false, "graph", g));
@@ -1014,7 +1094,8 @@ static int chk_graphs(plan_check *k) {
     }
     for (uint32_t i = 0; i < p->n_nodes; i++)
         if (k->owner[i] == PLAN_NONE) BAD("node %u belongs to no graph", i);
-    for (uint32_t i = 0; i < p->n_nodes; i++) TRY(chk_node(k, k->owner[i], i));
+    for (uint32_t i = 0; i < p->n_nodes; i++)
+        TRY(chk_node(k, k->owner[i], i));
     /* groups may call groups, but never in a cycle: repeatedly retire graphs whose
      * callees are all retired (few graphs; quadratic is fine) */
     uint8_t *done = calloc(p->n_graphs ? p->n_graphs : 1, 1);
@@ -1049,8 +1130,8 @@ static int plan_validate(flow_plan *p, char *err, size_t errlen) {
     k.owner = malloc((p->n_nodes ? p->n_nodes : 1) * sizeof *k.owner);
     if (!k.owner) return fail(err, errlen, "out of memory");
     int rc = 0;
-    if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) ||
-        chk_lambdas(&k) || chk_tasks(&k) || chk_graphs(&k))
+    if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) || chk_lambdas(&k) ||
+        chk_tasks(&k) || chk_graphs(&k))
         rc = -1;
     free(k.owner);
     return rc;
@@ -1075,14 +1156,14 @@ flow_plan *plan_read_file(const char *path, char *err, size_t errlen) {
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, S_ISDIR(st.st_mode) ? "is a directory, not a plan"
-                                              : "not a regular file");
+        fail(err, errlen,
+             S_ISDIR(st.st_mode) ? "is a directory, not a plan" : "not a regular file");
         close(fd);
         return NULL;
     }
     if ((uint64_t)st.st_size > PLAN_MAX_BYTES) {
-        fail(err, errlen, "too large for a plan (%lld bytes; at most %u)",
-             (long long)st.st_size, PLAN_MAX_BYTES);
+        fail(err, errlen, "too large for a plan (%lld bytes; at most %u)", (long long)st.st_size,
+             PLAN_MAX_BYTES);
         close(fd);
         return NULL;
     }
@@ -1131,10 +1212,9 @@ int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errl
         done += (size_t)w;
     }
     free(bytes);
-    if (!rc && fchmod(fd, 0644) != 0) rc = fail(err, errlen, "cannot write %s: %s", path,
-                                               strerror(errno));
-    if (close(fd) != 0 && !rc) rc = fail(err, errlen, "cannot write %s: %s", path,
-                                        strerror(errno));
+    if (!rc && fchmod(fd, 0644) != 0)
+        rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    if (close(fd) != 0 && !rc) rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
     if (rc) unlink(tmp);
@@ -1143,9 +1223,9 @@ int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errl
 
 /* ---- a type as written in the language ---- */
 typedef struct plan_text {
-    char *s;     /* output */
-    size_t len;  /* capacity */
-    size_t n;    /* used (may exceed len: output is cut, still NUL-terminated) */
+    char *s;    /* output */
+    size_t len; /* capacity */
+    size_t n;   /* used (may exceed len: output is cut, still NUL-terminated) */
 } plan_text;
 
 static void text_put(plan_text *t, const char *s) {
@@ -1165,32 +1245,35 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
     }
     const plan_type *y = &p->types[ty];
     switch (y->kind) {
-    case PT_LIST:
-        text_put(t, "[");
-        type_text(p, y->elem, t, depth + 1, false);
-        text_put(t, "]");
-        return;
-    case PT_RECORD:
-        if (y->name != PLAN_NONE && !expand) {
-            text_put(t, plan_str(p, y->name));
+        case PT_LIST:
+            text_put(t, "[");
+            type_text(p, y->elem, t, depth + 1, false);
+            text_put(t, "]");
             return;
-        }
-        text_put(t, "{");
-        for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields; f++) {
-            if (f) text_put(t, ", ");
-            text_put(t, plan_str(p, p->fields[y->first + f].name));
-            text_put(t, ": ");
-            type_text(p, p->fields[y->first + f].type, t, depth + 1, false);
-        }
-        text_put(t, "}");
+        case PT_RECORD:
+            if (y->name != PLAN_NONE && !expand) {
+                text_put(t, plan_str(p, y->name));
+                return;
+            }
+            text_put(t, "{");
+            for (uint32_t f = 0; f < y->n && y->first + f < p->n_fields; f++) {
+                if (f) text_put(t, ", ");
+                text_put(t, plan_str(p, p->fields[y->first + f].name));
+                text_put(t, ": ");
+                type_text(p, p->fields[y->first + f].type, t, depth + 1, false);
+            }
+            text_put(t, "}");
+            return;
+        default:
+            switch (y->kind) {
+#define X(kk, s)                                                                                   \
+    case PT_##kk:                                                                                  \
+        text_put(t, s);                                                                            \
         return;
-    default:
-        switch (y->kind) {
-#define X(kk, s) case PT_##kk: text_put(t, s); return;
-            PLAN_TYPE_KINDS(X)
+                PLAN_TYPE_KINDS(X)
 #undef X
-        }
-        text_put(t, "?");
+            }
+            text_put(t, "?");
     }
 }
 

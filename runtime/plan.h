@@ -329,5 +329,7 @@ int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file /* FILE* */);
 void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len);
 /* The same, but a named record shows its fields: "{file: path, n: int}". */
 void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t len);
+/* A constant on one line, as in the language: 42, "a b", [1, 2], {file: "x", n: 3}. */
+void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len);
 
 #endif /* FLOW_PLAN_H */

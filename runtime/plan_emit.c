@@ -25,7 +25,7 @@
 #include "expr_ops.h"
 #include "plan.h"
 
-#define EMIT_MAX_DEPTH 64 /* nesting of the JSON/YAML document (constants are cut below) */
+#define EMIT_MAX_DEPTH 64   /* nesting of the JSON/YAML document (constants are cut below) */
 #define EMIT_VALUE_DEPTH 24 /* nesting shown for a constant value */
 
 static const char *const task_kind_names[] = {
@@ -68,13 +68,13 @@ static const char *const op_names[] = {
 
 /* ---- the tree writer ---------------------------------------------------------------- */
 typedef struct emit_tree {
-    FILE *f;                     /* output */
-    bool yaml;                   /* libyaml events instead of JSON text */
-    int depth;                   /* open containers */
-    bool empty[EMIT_MAX_DEPTH];  /* JSON: container at this depth has no item yet */
-    bool after_key;              /* JSON: a key was just written */
-    yaml_emitter_t em;           /* YAML emitter */
-    int failed;                  /* a write or an emitter call failed */
+    FILE *f;                    /* output */
+    bool yaml;                  /* libyaml events instead of JSON text */
+    int depth;                  /* open containers */
+    bool empty[EMIT_MAX_DEPTH]; /* JSON: container at this depth has no item yet */
+    bool after_key;             /* JSON: a key was just written */
+    yaml_emitter_t em;          /* YAML emitter */
+    int failed;                 /* a write or an emitter call failed */
 } emit_tree;
 
 static void y_emit(emit_tree *t, yaml_event_t *ev, int ok) {
@@ -90,21 +90,34 @@ static void j_item(emit_tree *t) {
     if (t->depth == 0) return;
     fputs(t->empty[t->depth - 1] ? "\n" : ",\n", t->f);
     t->empty[t->depth - 1] = false;
-    for (int i = 0; i < t->depth; i++) fputs("  ", t->f);
+    for (int i = 0; i < t->depth; i++)
+        fputs("  ", t->f);
 }
 
 static void j_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         switch (*c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\r': fputs("\\r", f); break;
-        default:
-            if (*c < 0x20 || *c == 0x7f) fprintf(f, "\\u%04x", *c);
-            else fputc(*c, f);
+            case '"':
+                fputs("\\\"", f);
+                break;
+            case '\\':
+                fputs("\\\\", f);
+                break;
+            case '\n':
+                fputs("\\n", f);
+                break;
+            case '\t':
+                fputs("\\t", f);
+                break;
+            case '\r':
+                fputs("\\r", f);
+                break;
+            default:
+                if (*c < 0x20 || *c == 0x7f)
+                    fprintf(f, "\\u%04x", *c);
+                else
+                    fputc(*c, f);
         }
     }
     fputc('"', f);
@@ -114,11 +127,13 @@ static void t_open(emit_tree *t, bool map) {
     if (t->yaml) {
         yaml_event_t ev;
         if (map)
-            y_emit(t, &ev, yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                                               YAML_BLOCK_MAPPING_STYLE));
+            y_emit(
+                t, &ev,
+                yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
         else
-            y_emit(t, &ev, yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                                YAML_BLOCK_SEQUENCE_STYLE));
+            y_emit(t, &ev,
+                   yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                        YAML_BLOCK_SEQUENCE_STYLE));
     } else {
         j_item(t);
         fputc(map ? '{' : '[', t->f);
@@ -131,13 +146,16 @@ static void t_close(emit_tree *t, bool map) {
     t->depth--;
     if (t->yaml) {
         yaml_event_t ev;
-        if (map) y_emit(t, &ev, yaml_mapping_end_event_initialize(&ev));
-        else y_emit(t, &ev, yaml_sequence_end_event_initialize(&ev));
+        if (map)
+            y_emit(t, &ev, yaml_mapping_end_event_initialize(&ev));
+        else
+            y_emit(t, &ev, yaml_sequence_end_event_initialize(&ev));
         return;
     }
     if (!t->empty[t->depth]) {
         fputc('\n', t->f);
-        for (int i = 0; i < t->depth; i++) fputs("  ", t->f);
+        for (int i = 0; i < t->depth; i++)
+            fputs("  ", t->f);
     }
     fputc(map ? '}' : ']', t->f);
 }
@@ -148,8 +166,8 @@ static void t_close(emit_tree *t, bool map) {
 
 /* a string that YAML would read back as something else must be quoted */
 static bool yaml_needs_quotes(const char *s) {
-    static const char *const words[] = {"true", "false", "null", "yes", "no", "on", "off", "~",
-                                        "y", "n"};
+    static const char *const words[] = {"true", "false", "null", "yes", "no",
+                                        "on",   "off",   "~",    "y",   "n"};
     if (!*s) return true;
     if (strchr("0123456789-+.", *s)) return true;
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
@@ -160,9 +178,10 @@ static bool yaml_needs_quotes(const char *s) {
 static void y_scalar(emit_tree *t, const char *s, bool is_string) {
     yaml_event_t ev;
     bool quote = is_string && yaml_needs_quotes(s);
-    y_emit(t, &ev, yaml_scalar_event_initialize(
-                       &ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), !quote, quote,
-                       quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE));
+    y_emit(t, &ev,
+           yaml_scalar_event_initialize(
+               &ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), !quote, is_string,
+               quote ? YAML_DOUBLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE));
 }
 
 static void t_key(emit_tree *t, const char *k) {
@@ -200,8 +219,12 @@ static void t_int(emit_tree *t, int64_t v) {
     snprintf(b, sizeof b, "%" PRId64, v);
     t_raw(t, b);
 }
-static void t_bool(emit_tree *t, bool v) { t_raw(t, v ? "true" : "false"); }
-static void t_null(emit_tree *t) { t_raw(t, "null"); }
+static void t_bool(emit_tree *t, bool v) {
+    t_raw(t, v ? "true" : "false");
+}
+static void t_null(emit_tree *t) {
+    t_raw(t, "null");
+}
 static void t_float(emit_tree *t, double v) {
     char b[40];
     if (!isfinite(v)) {
@@ -219,8 +242,12 @@ static void t_float(emit_tree *t, double v) {
 }
 
 /* key + value shorthands */
-static void kv_str(emit_tree *t, const char *k, const char *v) { t_key(t, k), t_str(t, v); }
-static void kv_int(emit_tree *t, const char *k, int64_t v) { t_key(t, k), t_int(t, v); }
+static void kv_str(emit_tree *t, const char *k, const char *v) {
+    t_key(t, k), t_str(t, v);
+}
+static void kv_int(emit_tree *t, const char *k, int64_t v) {
+    t_key(t, k), t_int(t, v);
+}
 
 /* ---- plan lookups that never read past an array -------------------------------------- */
 typedef struct emit_ctx {
@@ -256,17 +283,22 @@ static void kv_loc(emit_ctx *c, const char *k, uint32_t loc) {
 
 static void kv_optstr(emit_ctx *c, const char *k, uint32_t s) {
     t_key(c->t, k);
-    if (s == PLAN_NONE) t_null(c->t);
-    else t_str(c->t, str_of(c->p, s));
+    if (s == PLAN_NONE)
+        t_null(c->t);
+    else
+        t_str(c->t, str_of(c->p, s));
 }
 static void kv_optidx(emit_ctx *c, const char *k, uint32_t i) {
     t_key(c->t, k);
-    if (i == PLAN_NONE) t_null(c->t);
-    else t_int(c->t, i);
+    if (i == PLAN_NONE)
+        t_null(c->t);
+    else
+        t_int(c->t, i);
 }
 
 static void hex(const uint8_t *h, char out[65]) {
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
 /* a constant as a native JSON/YAML value (list: sequence; record: map) */
@@ -280,31 +312,37 @@ static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
     const plan_value *v = &p->values[vi];
     const plan_type *ty = &p->types[v->type];
     switch (ty->kind) {
-    case PT_INT:
-    case PT_DURATION: t_int(t, v->u.i); return;
-    case PT_BOOL: t_bool(t, v->u.i != 0); return;
-    case PT_FLOAT: t_float(t, v->u.f); return;
-    case PT_LIST:
-    case PT_RECORD: {
-        bool rec = ty->kind == PT_RECORD;
-        t_open(t, rec);
-        for (uint32_t j = 0; j < v->n; j++) {
-            if ((uint64_t)v->u.first + j >= p->n_items) break;
-            if (rec) {
-                uint32_t f = ty->first + j;
-                t_key(t, j < ty->n && f < p->n_fields ? str_of(p, p->fields[f].name) : "?");
+        case PT_INT:
+        case PT_DURATION:
+            t_int(t, v->u.i);
+            return;
+        case PT_BOOL:
+            t_bool(t, v->u.i != 0);
+            return;
+        case PT_FLOAT:
+            t_float(t, v->u.f);
+            return;
+        case PT_LIST:
+        case PT_RECORD: {
+            bool rec = ty->kind == PT_RECORD;
+            t_open(t, rec);
+            for (uint32_t j = 0; j < v->n; j++) {
+                if ((uint64_t)v->u.first + j >= p->n_items) break;
+                if (rec) {
+                    uint32_t f = ty->first + j;
+                    t_key(t, j < ty->n && f < p->n_fields ? str_of(p, p->fields[f].name) : "?");
+                }
+                value_tree(c, p->items[v->u.first + j], depth + 1);
             }
-            value_tree(c, p->items[v->u.first + j], depth + 1);
+            t_close(t, rec);
+            return;
         }
-        t_close(t, rec);
-        return;
-    }
-    default:
-        if (ty->kind == PT_STR || ty->kind == PT_PATH || ty->kind == PT_DIR ||
-            ty->kind == PT_DATE)
-            t_str(t, str_of(p, v->u.s));
-        else
-            t_null(t);
+        default:
+            if (ty->kind == PT_STR || ty->kind == PT_PATH || ty->kind == PT_DIR ||
+                ty->kind == PT_DATE)
+                t_str(t, str_of(p, v->u.s));
+            else
+                t_null(t);
     }
 }
 
@@ -318,24 +356,42 @@ static void value_line(const flow_plan *p, uint32_t vi, char *out, size_t len, i
     const plan_value *v = &p->values[vi];
     const plan_type *ty = &p->types[v->type];
     switch (ty->kind) {
-    case PT_INT: snprintf(out, len, "%" PRId64, v->u.i); break;
-    case PT_DURATION: snprintf(out, len, "%" PRId64 "ms", v->u.i); break;
-    case PT_BOOL: snprintf(out, len, "%s", v->u.i ? "true" : "false"); break;
-    case PT_FLOAT: snprintf(out, len, "%g", v->u.f); break;
-    case PT_LIST:
-    case PT_RECORD: {
-        size_t n = (size_t)snprintf(out, len, "%c", ty->kind == PT_LIST ? '[' : '{');
-        for (uint32_t j = 0; j < v->n && n + 8 < len; j++) {
-            char item[128];
-            if ((uint64_t)v->u.first + j >= p->n_items) break;
-            value_line(p, p->items[v->u.first + j], item, sizeof item, depth + 1);
-            n += (size_t)snprintf(out + n, len - n, "%s%s", j ? ", " : "", item);
+        case PT_INT:
+            snprintf(out, len, "%" PRId64, v->u.i);
+            break;
+        case PT_DURATION:
+            snprintf(out, len, "%" PRId64 "ms", v->u.i);
+            break;
+        case PT_BOOL:
+            snprintf(out, len, "%s", v->u.i ? "true" : "false");
+            break;
+        case PT_FLOAT:
+            snprintf(out, len, "%g", v->u.f);
+            break;
+        case PT_LIST:
+        case PT_RECORD: {
+            size_t n = (size_t)snprintf(out, len, "%c", ty->kind == PT_LIST ? '[' : '{');
+            for (uint32_t j = 0; j < v->n && n + 8 < len; j++) {
+                char item[128];
+                if ((uint64_t)v->u.first + j >= p->n_items) break;
+                value_line(p, p->items[v->u.first + j], item, sizeof item, depth + 1);
+                const char *fname = "";
+                if (ty->kind == PT_RECORD && j < ty->n && (uint64_t)ty->first + j < p->n_fields)
+                    fname = str_of(p, p->fields[ty->first + j].name);
+                n += (size_t)snprintf(out + n, len - n, "%s%s%s%s", j ? ", " : "", fname,
+                                      fname[0] ? ": " : "", item);
+            }
+            if (n + 2 < len) snprintf(out + n, len - n, "%c", ty->kind == PT_LIST ? ']' : '}');
+            break;
         }
-        if (n + 2 < len) snprintf(out + n, len - n, "%c", ty->kind == PT_LIST ? ']' : '}');
-        break;
+        default:
+            snprintf(out, len, "\"%.60s\"", str_of(p, v->u.s));
+            break;
     }
-    default: snprintf(out, len, "\"%.60s\"", str_of(p, v->u.s)); break;
-    }
+}
+
+void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len) {
+    if (len) value_line(p, value, buf, len, 0);
 }
 
 /* one instruction as text: "3 CONST 2  # 1.5 @4:7" */
@@ -344,24 +400,27 @@ static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, ch
     char note[160] = "";
     bool show_b = false;
     switch ((flow_expr_op)in->op) {
-    case EOP_CONST_I:
-    case EOP_CONST_F:
-    case EOP_CONST_S:
-    case EOP_CONST_V: value_line(p, (uint32_t)in->a, note, sizeof note, 0); break;
-    case EOP_MAKE_LIST:
-    case EOP_FIELD:
-    case EOP_INTERP: /* b: element count / field number / part count */
-        show_b = true;
-        /* fall through */
-    case EOP_MAKE_RECORD:
-    case EOP_INDEX:
-    case EOP_LEN_L:
-    case EOP_JOIN_L:
-    case EOP_EQ_V:
-    case EOP_NE_V:
-        if (in->op != EOP_INTERP) plan_type_text(p, (uint32_t)in->a, note, sizeof note);
-        break;
-    default: break;
+        case EOP_CONST_I:
+        case EOP_CONST_F:
+        case EOP_CONST_S:
+        case EOP_CONST_V:
+            value_line(p, (uint32_t)in->a, note, sizeof note, 0);
+            break;
+        case EOP_MAKE_LIST:
+        case EOP_FIELD:
+        case EOP_INTERP: /* b: element count / field number / part count */
+            show_b = true;
+            /* fall through */
+        case EOP_MAKE_RECORD:
+        case EOP_INDEX:
+        case EOP_LEN_L:
+        case EOP_JOIN_L:
+        case EOP_EQ_V:
+        case EOP_NE_V:
+            if (in->op != EOP_INTERP) plan_type_text(p, (uint32_t)in->a, note, sizeof note);
+            break;
+        default:
+            break;
     }
     int n = snprintf(out, len, "%u %s %d", pc, NAME_OF(op_names, in->op), in->a);
     if (show_b && n > 0 && (size_t)n < len) n += snprintf(out + n, len - (size_t)n, " %u", in->b);
@@ -416,12 +475,12 @@ static void emit_task(emit_ctx *c, uint32_t i) {
             const plan_task *b = &p->tasks[k->second];
             uint32_t rec = PLAN_NONE;
             if (k->stitch < p->n_lambdas) rec = p->lambdas[k->stitch].ret;
-            for (uint32_t j = 0; j < b->nparams && (uint64_t)k->first_bind + j < p->n_binds;
-                 j++) {
+            for (uint32_t j = 0; j < b->nparams && (uint64_t)k->first_bind + j < p->n_binds; j++) {
                 const plan_bind *bd = &p->binds[k->first_bind + j];
                 char from[300];
                 const char *pn = (uint64_t)b->first_param + j < p->n_params
-                                     ? str_of(p, p->params[b->first_param + j].name) : "?";
+                                     ? str_of(p, p->params[b->first_param + j].name)
+                                     : "?";
                 if (bd->kind == PB_RESULT) {
                     snprintf(from, sizeof from, "result");
                 } else if (bd->kind == PB_STITCH) {
@@ -431,10 +490,10 @@ static void emit_task(emit_ctx *c, uint32_t i) {
                         fname = str_of(p, p->fields[p->types[rec].first + bd->index].name);
                     snprintf(from, sizeof from, "stitch.%s", fname);
                 } else {
-                    const char *q = bd->index < k->nparams &&
-                                            (uint64_t)k->first_param + bd->index < p->n_params
-                                        ? str_of(p, p->params[k->first_param + bd->index].name)
-                                        : "?";
+                    const char *q =
+                        bd->index < k->nparams && (uint64_t)k->first_param + bd->index < p->n_params
+                            ? str_of(p, p->params[k->first_param + bd->index].name)
+                            : "?";
                     snprintf(from, sizeof from, "param %s", q);
                 }
                 t_map(t);
@@ -465,6 +524,16 @@ static void emit_task(emit_ctx *c, uint32_t i) {
     t_end_map(t);
 }
 
+/* the row field an ARG_FIELD argument takes */
+static const char *arg_field_name(const flow_plan *p, const plan_arg *a) {
+    if (a->node >= p->n_nodes || p->nodes[a->node].type >= p->n_types) return "?";
+    uint32_t rt = p->types[p->nodes[a->node].type].elem;
+    if (rt >= p->n_types || a->aux >= p->types[rt].n ||
+        (uint64_t)p->types[rt].first + a->aux >= p->n_fields)
+        return "?";
+    return str_of(p, p->fields[p->types[rt].first + a->aux].name);
+}
+
 static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
     const flow_plan *p = c->p;
     const plan_node *n = &p->nodes[i];
@@ -476,31 +545,37 @@ static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
     kv_str(t, "type", type_str(c, n->type));
     uint32_t pfirst = 0, pn = 0;
     switch ((plan_node_kind)n->kind) {
-    case PN_CONST:
-        t_key(t, "value");
-        value_tree(c, n->aux, 0);
-        break;
-    case PN_PARAM:
-        kv_str(t, "param", n->aux < g->nparams && (uint64_t)g->first_param + n->aux < p->n_params
-                               ? str_of(p, p->params[g->first_param + n->aux].name) : "?");
-        break;
-    case PN_CALL:
-    case PN_EXPAND:
-    case PN_EXPAND_KWARGS:
-        kv_str(t, "task", task_name(p, n->ref));
-        if (n->ref < p->n_tasks) pfirst = p->tasks[n->ref].first_param, pn = p->tasks[n->ref].nparams;
-        if (n->kind == PN_EXPAND) kv_int(t, "axes", n->aux);
-        break;
-    case PN_GROUP_CALL:
-    case PN_GROUP_EXPAND:
-        kv_str(t, "group", graph_name(p, n->ref));
-        if (n->ref < p->n_graphs)
-            pfirst = p->graphs[n->ref].first_param, pn = p->graphs[n->ref].nparams;
-        if (n->kind == PN_GROUP_EXPAND) kv_int(t, "axes", n->aux);
-        break;
-    case PN_MAP:
-    case PN_FILTER: kv_int(t, "lambda", n->ref); break;
-    default: break;
+        case PN_CONST:
+            t_key(t, "value");
+            value_tree(c, n->aux, 0);
+            break;
+        case PN_PARAM:
+            kv_str(t, "param",
+                   n->aux < g->nparams && (uint64_t)g->first_param + n->aux < p->n_params
+                       ? str_of(p, p->params[g->first_param + n->aux].name)
+                       : "?");
+            break;
+        case PN_CALL:
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
+            kv_str(t, "task", task_name(p, n->ref));
+            if (n->ref < p->n_tasks)
+                pfirst = p->tasks[n->ref].first_param, pn = p->tasks[n->ref].nparams;
+            if (n->kind == PN_EXPAND) kv_int(t, "axes", n->aux);
+            break;
+        case PN_GROUP_CALL:
+        case PN_GROUP_EXPAND:
+            kv_str(t, "group", graph_name(p, n->ref));
+            if (n->ref < p->n_graphs)
+                pfirst = p->graphs[n->ref].first_param, pn = p->graphs[n->ref].nparams;
+            if (n->kind == PN_GROUP_EXPAND) kv_int(t, "axes", n->aux);
+            break;
+        case PN_MAP:
+        case PN_FILTER:
+            kv_int(t, "lambda", n->ref);
+            break;
+        default:
+            break;
     }
     t_key(t, "args");
     t_seq(t);
@@ -512,16 +587,7 @@ static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
         kv_int(t, "node", a->node);
         kv_str(t, "mode", NAME_OF(arg_mode_names, a->mode));
         if (a->mode == PA_AXIS) kv_int(t, "axis", a->aux);
-        if (a->mode == PA_FIELD) {
-            const char *fname = "?";
-            if (a->node < p->n_nodes && p->nodes[a->node].type < p->n_types) {
-                uint32_t lt = p->nodes[a->node].type, rt = p->types[lt].elem;
-                if (rt < p->n_types && a->aux < p->types[rt].n &&
-                    (uint64_t)p->types[rt].first + a->aux < p->n_fields)
-                    fname = str_of(p, p->fields[p->types[rt].first + a->aux].name);
-            }
-            kv_str(t, "field", fname);
-        }
+        if (a->mode == PA_FIELD) kv_str(t, "field", arg_field_name(p, a));
         t_end_map(t);
     }
     t_end_seq(t);
@@ -551,7 +617,8 @@ static void emit_doc(emit_ctx *c) {
         char full[512];
         plan_type_text_full(p, i, full, sizeof full);
         const char *name = p->types[i].kind == PT_RECORD && p->types[i].name != PLAN_NONE
-                               ? str_of(p, p->types[i].name) : NULL;
+                               ? str_of(p, p->types[i].name)
+                               : NULL;
         if (name) {
             char both[600];
             snprintf(both, sizeof both, "%s = %s", name, full);
@@ -576,7 +643,8 @@ static void emit_doc(emit_ctx *c) {
 
     t_key(t, "tasks");
     t_seq(t);
-    for (uint32_t i = 0; i < p->n_tasks; i++) emit_task(c, i);
+    for (uint32_t i = 0; i < p->n_tasks; i++)
+        emit_task(c, i);
     t_end_seq(t);
 
     t_key(t, "graphs");
@@ -672,8 +740,10 @@ static int emit_yaml(const flow_plan *p, FILE *f) {
 static void dot_escape(FILE *f, const char *s) {
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') fputc('\\', f);
-        if (*s == '\n') fputs("\\n", f);
-        else if ((unsigned char)*s >= 0x20) fputc(*s, f);
+        if (*s == '\n')
+            fputs("\\n", f);
+        else if ((unsigned char)*s >= 0x20)
+            fputc(*s, f);
     }
 }
 
@@ -682,42 +752,49 @@ static void dot_node(const flow_plan *p, const plan_graph *g, uint32_t i, FILE *
     char what[200] = "", val[120];
     const char *shape = "box", *fill = "#e8f0fe", *extra = "";
     switch ((plan_node_kind)n->kind) {
-    case PN_CONST:
-        value_line(p, n->aux, val, sizeof val, 0);
-        snprintf(what, sizeof what, "%s", val);
-        shape = "note", fill = "#fafafa";
-        break;
-    case PN_PARAM:
-        snprintf(what, sizeof what, "param %s",
-                 n->aux < g->nparams && (uint64_t)g->first_param + n->aux < p->n_params
-                     ? str_of(p, p->params[g->first_param + n->aux].name) : "?");
-        shape = "invhouse", fill = "#fff7e0";
-        break;
-    case PN_CALL: snprintf(what, sizeof what, "%s()", task_name(p, n->ref)); break;
-    case PN_EXPAND:
-    case PN_EXPAND_KWARGS:
-        snprintf(what, sizeof what, "%s() x%s", task_name(p, n->ref),
-                 n->kind == PN_EXPAND ? " expand" : " expand_kwargs");
-        shape = "box3d";
-        break;
-    case PN_GROUP_CALL:
-        snprintf(what, sizeof what, "group %s", graph_name(p, n->ref));
-        shape = "component", fill = "#e6f4ea";
-        break;
-    case PN_GROUP_EXPAND:
-        snprintf(what, sizeof what, "group %s x expand", graph_name(p, n->ref));
-        shape = "box3d", fill = "#e6f4ea";
-        break;
-    default:
-        snprintf(what, sizeof what, "%s", NAME_OF(node_kind_names, n->kind));
-        if (n->kind == PN_MAP || n->kind == PN_FILTER)
-            snprintf(what, sizeof what, "%s (lambda %u)", NAME_OF(node_kind_names, n->kind), n->ref);
-        shape = "ellipse", fill = "#f3e8fd";
-        break;
+        case PN_CONST:
+            value_line(p, n->aux, val, sizeof val, 0);
+            snprintf(what, sizeof what, "%s", val);
+            shape = "note", fill = "#fafafa";
+            break;
+        case PN_PARAM:
+            snprintf(what, sizeof what, "param %s",
+                     n->aux < g->nparams && (uint64_t)g->first_param + n->aux < p->n_params
+                         ? str_of(p, p->params[g->first_param + n->aux].name)
+                         : "?");
+            shape = "invhouse", fill = "#fff7e0";
+            break;
+        case PN_CALL:
+            snprintf(what, sizeof what, "%s()", task_name(p, n->ref));
+            break;
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
+            snprintf(what, sizeof what, "%s() x%s", task_name(p, n->ref),
+                     n->kind == PN_EXPAND ? " expand" : " expand_kwargs");
+            shape = "box3d";
+            break;
+        case PN_GROUP_CALL:
+            snprintf(what, sizeof what, "group %s", graph_name(p, n->ref));
+            shape = "component", fill = "#e6f4ea";
+            break;
+        case PN_GROUP_EXPAND:
+            snprintf(what, sizeof what, "group %s x expand", graph_name(p, n->ref));
+            shape = "box3d", fill = "#e6f4ea";
+            break;
+        default:
+            snprintf(what, sizeof what, "%s", NAME_OF(node_kind_names, n->kind));
+            if (n->kind == PN_MAP || n->kind == PN_FILTER)
+                snprintf(what, sizeof what, "%s (lambda %u)", NAME_OF(node_kind_names, n->kind),
+                         n->ref);
+            shape = "ellipse", fill = "#f3e8fd";
+            break;
     }
     if (i == g->ret_node) extra = ", peripheries=2";
     fprintf(f, "    n%u [label=\"", i);
-    if (n->name != PLAN_NONE) {
+    bool same = n->kind == PN_PARAM && n->name != PLAN_NONE && n->aux < g->nparams &&
+                (uint64_t)g->first_param + n->aux < p->n_params &&
+                p->params[g->first_param + n->aux].name == n->name;
+    if (n->name != PLAN_NONE && !same) {
         dot_escape(f, str_of(p, n->name));
         fputs("\\n", f);
     }
@@ -740,8 +817,7 @@ static int emit_dot(const flow_plan *p, FILE *f) {
                 NAME_OF(graph_kind_names, gr->kind));
         dot_escape(f, str_of(p, gr->name));
         fputs("(", f);
-        for (uint32_t j = 0; j < gr->nparams && (uint64_t)gr->first_param + j < p->n_params;
-             j++) {
+        for (uint32_t j = 0; j < gr->nparams && (uint64_t)gr->first_param + j < p->n_params; j++) {
             const plan_param *a = &p->params[gr->first_param + j];
             plan_type_text(p, a->type, ty, sizeof ty);
             fprintf(f, "%s", j ? ", " : "");
@@ -768,8 +844,13 @@ static int emit_dot(const flow_plan *p, FILE *f) {
         for (uint32_t j = 0; j < n->nargs && (uint64_t)n->first_arg + j < p->n_args; j++) {
             const plan_arg *a = &p->args[n->first_arg + j];
             fprintf(f, "  n%u -> n%u", a->node, i);
-            if (a->mode == PA_AXIS) fprintf(f, " [label=\"axis %u\", penwidth=2]", a->aux);
-            else if (a->mode == PA_FIELD) fprintf(f, " [label=\"field %u\", penwidth=2]", a->aux);
+            if (a->mode == PA_AXIS)
+                fprintf(f, " [label=\"axis %u\", penwidth=2]", a->aux);
+            else if (a->mode == PA_FIELD) {
+                fputs(" [label=\"", f);
+                dot_escape(f, arg_field_name(p, a));
+                fputs("\", penwidth=2]", f);
+            }
             fputs(";\n", f);
         }
         for (uint32_t j = 0; j < n->nafter && (uint64_t)n->first_after + j < p->n_afters; j++)
@@ -788,13 +869,14 @@ static int emit_c(const flow_plan *p, FILE *f) {
     fputs("/* A flow plan compiled from ", f);
     for (const char *s = str_of(p, p->source); *s; s++) /* never close the comment early */
         fputc(*s == '*' && s[1] == '/' ? '_' : ((unsigned char)*s < 0x20 ? '?' : *s), f);
-    fprintf(f, " (plan format %d, %zu bytes).\n"
-               " * Generated by flowc --emit=c; link with libflow and load it with the runtime's\n"
-               " * plan reader (plan_read(flow_plan_data, flow_plan_size, ...)). */\n"
-               "#include <stddef.h>\n\n"
-               "extern const unsigned char flow_plan_data[];\n"
-               "extern const size_t flow_plan_size;\n\n"
-               "const unsigned char flow_plan_data[] = {",
+    fprintf(f,
+            " (plan format %d, %zu bytes).\n"
+            " * Generated by flowc --emit=c; link with libflow and load it with the runtime's\n"
+            " * plan reader (plan_read(flow_plan_data, flow_plan_size, ...)). */\n"
+            "#include <stddef.h>\n\n"
+            "extern const unsigned char flow_plan_data[];\n"
+            "extern const size_t flow_plan_size;\n\n"
+            "const unsigned char flow_plan_data[] = {",
             PLAN_VERSION, len);
     for (size_t i = 0; i < len; i++)
         fprintf(f, "%s0x%02x,", i % 12 ? " " : "\n    ", bytes[i]);
@@ -806,10 +888,14 @@ static int emit_c(const flow_plan *p, FILE *f) {
 int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file) {
     FILE *f = file;
     switch (fmt) {
-    case PLAN_EMIT_JSON: return emit_json(p, f);
-    case PLAN_EMIT_YAML: return emit_yaml(p, f);
-    case PLAN_EMIT_DOT: return emit_dot(p, f);
-    case PLAN_EMIT_C: return emit_c(p, f);
+        case PLAN_EMIT_JSON:
+            return emit_json(p, f);
+        case PLAN_EMIT_YAML:
+            return emit_yaml(p, f);
+        case PLAN_EMIT_DOT:
+            return emit_dot(p, f);
+        case PLAN_EMIT_C:
+            return emit_c(p, f);
     }
     return -1;
 }

@@ -22,10 +22,10 @@
 
 /* How a plan type is laid out in C (flow.h, docs/runtime-abi.md). */
 typedef struct rt_ctype {
-    ffi_type *ft;     /* libffi's description (NULL: not built yet) */
-    size_t size;      /* sizeof in C, tail padding included */
-    size_t align;     /* alignof in C */
-    size_t *offsets;  /* RECORD: offset of each field; else NULL */
+    ffi_type *ft;    /* libffi's description (NULL: not built yet) */
+    size_t size;     /* sizeof in C, tail padding included */
+    size_t align;    /* alignof in C */
+    size_t *offsets; /* RECORD: offset of each field; else NULL */
 } rt_ctype;
 
 typedef struct rt_lib {
@@ -59,6 +59,7 @@ static inline const rt_ctype *rt_ctype_of(const rt_runtime *rt, uint32_t type) {
 /* ---- the per-instance context (abi.c) ---- */
 
 typedef struct rt_chunk rt_chunk; /* arena chunk */
+typedef struct rt_given rt_given; /* an output path handed out */
 
 typedef struct rt_ictx {
     rt_runtime *rt;        /* the runtime running the instance */
@@ -72,6 +73,7 @@ typedef struct rt_ictx {
     char *own_out_dir;     /* temporary out dir made for a job without one */
     char *own_scratch_dir; /* temporary scratch dir made for a job without one (removed) */
     uint32_t out_seq;      /* counter for fresh output names */
+    rt_given *given;       /* output paths handed out so far (arena memory) */
     struct rt_ictx *prev;  /* the context this one interrupted (nested calls) */
 } rt_ictx;
 

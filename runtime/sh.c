@@ -30,7 +30,6 @@
 #include "expr.h"
 #include "rtcore.h"
 
-
 extern char **environ;
 
 /* Most stdout kept for a result (more fails the instance). */
@@ -42,12 +41,12 @@ extern char **environ;
 #define SH_TAIL_BYTES 2048
 
 typedef struct sh_buf {
-    char *d;      /* bytes (malloc'ed), NUL-terminated when len < cap */
-    size_t len;   /* bytes kept */
-    size_t cap;   /* bytes allocated */
-    size_t limit; /* most bytes kept */
-    int keep_tail;/* over the limit: 1 drop the oldest bytes, 0 drop the newest */
-    int overflow; /* bytes were dropped */
+    char *d;       /* bytes (malloc'ed), NUL-terminated when len < cap */
+    size_t len;    /* bytes kept */
+    size_t cap;    /* bytes allocated */
+    size_t limit;  /* most bytes kept */
+    int keep_tail; /* over the limit: 1 drop the oldest bytes, 0 drop the newest */
+    int overflow;  /* bytes were dropped */
 } sh_buf;
 
 static void buf_add(sh_buf *b, const char *s, size_t n) {
@@ -67,7 +66,8 @@ static void buf_add(sh_buf *b, const char *s, size_t n) {
     }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *q = realloc(b->d, cap);
         if (!q) {
             fputs("flow: out of memory\n", stderr);
@@ -90,7 +90,8 @@ static double mono_ms(void) {
 /* The last SH_TAIL_LINES lines / SH_TAIL_BYTES bytes of s (without the final newline). */
 static const char *tail_of(const char *s, size_t *n) {
     size_t len = *n;
-    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
+    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+        len--;
     size_t start = len > SH_TAIL_BYTES ? len - SH_TAIL_BYTES : 0;
     int lines = 0;
     for (size_t i = len; i > start; i--)
@@ -103,11 +104,11 @@ static const char *tail_of(const char *s, size_t *n) {
 }
 
 typedef struct sh_run {
-    pid_t pid;      /* the shell (also its process group) */
-    int status;     /* waitpid status */
-    int timed_out;  /* killed for the timeout */
-    sh_buf out;     /* stdout */
-    sh_buf err;     /* stderr (the tail) */
+    pid_t pid;     /* the shell (also its process group) */
+    int status;    /* waitpid status */
+    int timed_out; /* killed for the timeout */
+    sh_buf out;    /* stdout */
+    sh_buf err;    /* stderr (the tail) */
 } sh_run;
 
 /* Spawn and wait, reading both pipes; 0, or -1 with errno-ish text in why. */
@@ -191,8 +192,10 @@ static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why
             return -1;
         }
         if (w == 0) {
-            if (mono_ms() >= deadline) r->timed_out = 1;
-            else nanosleep(&(struct timespec){0, 1000000}, NULL);
+            if (mono_ms() >= deadline)
+                r->timed_out = 1;
+            else
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
     }
     if (r->timed_out) kill(-r->pid, SIGKILL); /* anything left in the group */
@@ -205,9 +208,12 @@ syserr0:
 static int parse_number(rt_ictx *c, uint32_t kind, const char *text, flow_val *out) {
     char *end;
     errno = 0;
-    if (kind == PT_INT) out->i = strtoll(text, &end, 10);
-    else out->f = strtod(text, &end);
-    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') end++;
+    if (kind == PT_INT)
+        out->i = strtoll(text, &end, 10);
+    else
+        out->f = strtod(text, &end);
+    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+        end++;
     if (end == text || *end || errno) {
         char shown[64];
         snprintf(shown, sizeof shown, "%s", text);
@@ -254,8 +260,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     fv_decref(p, str_t, largs[t->nparams]);
     if (rc) {
         char buf[300];
-        rt_ictx_fail(c, "command: %s",
-                     expr_error_format(p, &ee, buf, sizeof buf));
+        rt_ictx_fail(c, "command: %s", expr_error_format(p, &ee, buf, sizeof buf));
         return -1;
     }
     sh_run r = {0};
@@ -275,14 +280,14 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     if (rc) {
         rt_ictx_fail(c, "%s", why);
     } else if (r.timed_out) {
-        rt_ictx_fail(c, "command timed out after %lld ms%s%.*s", (long long)timeout, sep,
-                     (int)tn, tail);
+        rt_ictx_fail(c, "command timed out after %lld ms%s%.*s", (long long)timeout, sep, (int)tn,
+                     tail);
     } else if (WIFSIGNALED(r.status)) {
         rt_ictx_fail(c, "command killed by signal %d (%s)%s%.*s", WTERMSIG(r.status),
                      strsignal(WTERMSIG(r.status)), sep, (int)tn, tail);
     } else if (WEXITSTATUS(r.status) != 0) {
-        rt_ictx_fail(c, "command exited with status %d%s%.*s", WEXITSTATUS(r.status), sep,
-                     (int)tn, tail);
+        rt_ictx_fail(c, "command exited with status %d%s%.*s", WEXITSTATUS(r.status), sep, (int)tn,
+                     tail);
     } else if (r.out.overflow && result_is_stdout) {
         rt_ictx_fail(c, "command output is larger than %u bytes", SH_MAX_STDOUT);
     } else {

@@ -12,7 +12,7 @@
  *
  *   Encoding (fv_encode): little-endian, no padding, no type tags (the reader
  *   knows the type):
- *     int, duration, float  8 bytes (float: its IEEE bits; -0.0 and NaN kept)
+ *     int, duration, float  8 bytes (float: its IEEE bits, every NaN as one quiet NaN)
  *     bool                  1 byte, 0 or 1
  *     str/path/dir/date     u64 length, then the bytes (no NUL)
  *     bytes                 u64 length, then the bytes
@@ -61,19 +61,13 @@ static inline const plan_type *ty(const flow_plan *p, uint32_t type) {
     return &p->types[type];
 }
 
+#define HEAP_KINDS                                                                                 \
+    ((1u << PT_STR) | (1u << PT_PATH) | (1u << PT_DIR) | (1u << PT_DATE) | (1u << PT_BYTES) |      \
+     (1u << PT_LIST) | (1u << PT_RECORD))
+
 bool fv_is_heap(const flow_plan *p, uint32_t type) {
-    switch (ty(p, type)->kind) {
-        case PT_STR:
-        case PT_PATH:
-        case PT_DIR:
-        case PT_DATE:
-        case PT_BYTES:
-        case PT_LIST:
-        case PT_RECORD:
-            return true;
-        default:
-            return false;
-    }
+    uint32_t k = ty(p, type)->kind;
+    return k < 32 && (HEAP_KINDS >> k & 1u);
 }
 
 static inline bool is_text(uint32_t kind) {
@@ -145,7 +139,8 @@ void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
     const plan_type *t = ty(p, type);
     if (t->kind == PT_LIST && fv_is_heap(p, t->elem)) {
         fv_list *l = fv_as_list(v);
-        for (int64_t i = 0; i < l->len; i++) fv_decref(p, t->elem, l->items[i]);
+        for (int64_t i = 0; i < l->len; i++)
+            fv_decref(p, t->elem, l->items[i]);
     } else if (t->kind == PT_RECORD) {
         fv_rec *r = fv_as_rec(v);
         for (uint32_t i = 0; i < t->n; i++)
@@ -156,8 +151,18 @@ void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
 
 /* ---- equality and hashing ---- */
 
+/* Floats compare as values, not as IEEE operands: every NaN equals every NaN,
+ * and -0.0 differs from 0.0 (they print and encode differently). So equal values
+ * have equal hashes and equal encodings. */
+static uint64_t float_bits(double f) {
+    uint64_t w;
+    if (isnan(f)) return 0x7ff8000000000000ull;
+    memcpy(&w, &f, 8);
+    return w;
+}
+
 static bool float_eq(double a, double b) {
-    return a == b || (isnan(a) && isnan(b));
+    return float_bits(a) == float_bits(b);
 }
 
 bool fv_equal(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
@@ -217,7 +222,8 @@ static uint64_t hash_bytes(const uint8_t *d, int64_t n) {
         h = mix64(h ^ w) + 0x632be59bd9b4e019ull;
     }
     uint64_t tail = 0;
-    for (int k = 0; i < n; i++, k++) tail |= (uint64_t)d[i] << (8 * k);
+    for (int k = 0; i < n; i++, k++)
+        tail |= (uint64_t)d[i] << (8 * k);
     return mix64(h ^ tail);
 }
 
@@ -226,14 +232,8 @@ uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
     switch (t->kind) {
         case PT_VOID:
             return 0;
-        case PT_FLOAT: {
-            double f = v.f;
-            if (f == 0) f = 0; /* -0.0 equals 0.0 */
-            uint64_t w;
-            if (isnan(f)) w = 0x7ff8000000000000ull;
-            else memcpy(&w, &f, 8);
-            return mix64(w);
-        }
+        case PT_FLOAT:
+            return mix64(float_bits(v.f));
         case PT_INT:
         case PT_DURATION:
             return mix64((uint64_t)v.i);
@@ -244,7 +244,8 @@ uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
         case PT_LIST: {
             fv_list *l = fv_as_list(v);
             uint64_t h = mix64(0x4c495354ull + (uint64_t)l->len);
-            for (int64_t i = 0; i < l->len; i++) h = mix64(h ^ fv_hash(p, t->elem, l->items[i]));
+            for (int64_t i = 0; i < l->len; i++)
+                h = mix64(h ^ fv_hash(p, t->elem, l->items[i]));
             return h;
         }
         case PT_RECORD: {
@@ -299,25 +300,20 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
 
 static void json_string(const char *s, int64_t n, FILE *out) {
     static const char hex[] = "0123456789abcdef";
+    static const char esc_from[] = "\"\\\n\r\t\b\f", esc_to[] = "\"\\nrtbf";
     putc('"', out);
     for (int64_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        switch (c) {
-            case '"': fputs("\\\"", out); break;
-            case '\\': fputs("\\\\", out); break;
-            case '\n': fputs("\\n", out); break;
-            case '\r': fputs("\\r", out); break;
-            case '\t': fputs("\\t", out); break;
-            case '\b': fputs("\\b", out); break;
-            case '\f': fputs("\\f", out); break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    fputs("\\u00", out);
-                    putc(hex[c >> 4], out);
-                    putc(hex[c & 15], out);
-                } else {
-                    putc(c, out);
-                }
+        const char *e = c ? strchr(esc_from, c) : NULL;
+        if (e) {
+            putc('\\', out);
+            putc(esc_to[e - esc_from], out);
+        } else if (c < 0x20 || c == 0x7f) {
+            fputs("\\u00", out);
+            putc(hex[c >> 4], out);
+            putc(hex[c & 15], out);
+        } else {
+            putc(c, out);
         }
     }
     putc('"', out);
@@ -439,7 +435,8 @@ static int perr(fv_parser *ps, const char *fmt, ...) {
 }
 
 static void skip_ws(fv_parser *ps) {
-    while (ps->s < ps->end && isspace((unsigned char)*ps->s)) ps->s++;
+    while (ps->s < ps->end && isspace((unsigned char)*ps->s))
+        ps->s++;
 }
 
 static const char *kind_name(uint32_t kind) {
@@ -511,8 +508,7 @@ static int parse_bool_text(const char *s, const char *e, int64_t *out) {
     return -1;
 }
 
-/* A calendar day "YYYY-MM-DD" (years 0001-9999). */
-static bool valid_date(const char *s, size_t n) {
+bool fv_date_valid(const char *s, size_t n) {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (n != 10 || s[4] != '-' || s[7] != '-') return false;
     for (size_t i = 0; i < 10; i++)
@@ -552,7 +548,8 @@ static int b64_val(int c) {
 static int parse_base64(const char *s, const char *e, flow_val *out, const flow_plan *p,
                         uint32_t type) {
     size_t n = (size_t)(e - s);
-    while (n && s[n - 1] == '=') n--;
+    while (n && s[n - 1] == '=')
+        n--;
     uint8_t *buf = fv_alloc(n * 3 / 4 + 3);
     size_t k = 0;
     uint32_t acc = 0;
@@ -575,8 +572,7 @@ static int parse_base64(const char *s, const char *e, flow_val *out, const flow_
     return 0;
 }
 
-static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e,
-                        flow_val *out) {
+static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e, flow_val *out) {
     uint32_t kind = ty(ps->p, type)->kind;
     char buf[48];
     int bad = 0;
@@ -594,14 +590,15 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             bad = parse_bool_text(s, e, &out->i);
             break;
         case PT_DATE:
-            if (!valid_date(s, (size_t)(e - s)))
+            if (!fv_date_valid(s, (size_t)(e - s)))
                 return perr(ps, "expected a date (YYYY-MM-DD), got '%s'",
                             snippet(s, e, buf, sizeof buf));
             *out = fv_str_new(ps->p, type, s, e - s);
             return 0;
         case PT_BYTES:
             bad = parse_base64(s, e, out, ps->p, type);
-            if (bad) return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
+            if (bad)
+                return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
             return 0;
         case PT_STR:
         case PT_PATH:
@@ -667,12 +664,26 @@ static char *json_unquote(fv_parser *ps, size_t *n) {
         c = *ps->s++;
         uint32_t cp;
         switch (c) {
-            case 'n': b[k++] = '\n'; break;
-            case 't': b[k++] = '\t'; break;
-            case 'r': b[k++] = '\r'; break;
-            case 'b': b[k++] = '\b'; break;
-            case 'f': b[k++] = '\f'; break;
-            case '/': case '\\': case '"': b[k++] = c; break;
+            case 'n':
+                b[k++] = '\n';
+                break;
+            case 't':
+                b[k++] = '\t';
+                break;
+            case 'r':
+                b[k++] = '\r';
+                break;
+            case 'b':
+                b[k++] = '\b';
+                break;
+            case 'f':
+                b[k++] = '\f';
+                break;
+            case '/':
+            case '\\':
+            case '"':
+                b[k++] = c;
+                break;
             case 'u':
                 if (read_hex4(ps, &cp)) goto bad;
                 if (cp >= 0xd800 && cp < 0xdc00 && ps->end - ps->s >= 6 && ps->s[0] == '\\' &&
@@ -706,9 +717,11 @@ bad:
 /* A token that is not a quoted string: up to a delimiter of the JSON-like syntax. */
 static void bare_token(fv_parser *ps, const char **s, const char **e) {
     *s = ps->s;
-    while (ps->s < ps->end && !strchr(",]}:\"", *ps->s)) ps->s++;
+    while (ps->s < ps->end && !strchr(",]}:\"", *ps->s))
+        ps->s++;
     *e = ps->s;
-    while (*e > *s && isspace((unsigned char)(*e)[-1])) (*e)--;
+    while (*e > *s && isspace((unsigned char)(*e)[-1]))
+        (*e)--;
 }
 
 /* After an item of a list or record: 0 at ',' (more follow), 1 at the closing
@@ -745,7 +758,8 @@ static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
     free(items);
     return 0;
 fail:
-    for (size_t i = 0; i < n; i++) fv_decref(ps->p, elem, items[i]);
+    for (size_t i = 0; i < n; i++)
+        fv_decref(ps->p, elem, items[i]);
     free(items);
     return -1;
 }
@@ -776,7 +790,8 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
                 name[nlen] = 0;
             }
             uint32_t f = 0;
-            while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name)) f++;
+            while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name))
+                f++;
             if (f == t->n || seen[f]) {
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
                      name);
@@ -849,7 +864,8 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
         /* a scalar: the whole text, trimmed (a JSON-quoted form is accepted too) */
         skip_ws(&ps);
         const char *e = ps.end;
-        while (e > ps.s && isspace((unsigned char)e[-1])) e--;
+        while (e > ps.s && isspace((unsigned char)e[-1]))
+            e--;
         if (e - ps.s >= 2 && *ps.s == '"' && e[-1] == '"') {
             ps.end = e;
             return parse_value(&ps, type, out);
@@ -872,7 +888,8 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 static void buf_put(fv_buf *b, const void *d, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         b->data = fv_realloc(b->data, cap);
         b->cap = cap;
     }
@@ -882,7 +899,8 @@ static void buf_put(fv_buf *b, const void *d, size_t n) {
 
 static void put_u64(fv_buf *b, uint64_t v) {
     uint8_t w[8];
-    for (int i = 0; i < 8; i++) w[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        w[i] = (uint8_t)(v >> (8 * i));
     buf_put(b, w, 8);
 }
 
@@ -893,8 +911,10 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
             return;
         case PT_INT:
         case PT_DURATION:
-        case PT_FLOAT: /* the union's bits: i and f share them */
             put_u64(out, (uint64_t)v.i);
+            return;
+        case PT_FLOAT: /* its bits, NaNs made one */
+            put_u64(out, float_bits(v.f));
             return;
         case PT_BOOL: {
             uint8_t c = v.i != 0;
@@ -908,7 +928,8 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
         case PT_LIST: {
             fv_list *l = fv_as_list(v);
             put_u64(out, (uint64_t)l->len);
-            for (int64_t i = 0; i < l->len; i++) fv_encode(p, t->elem, l->items[i], out);
+            for (int64_t i = 0; i < l->len; i++)
+                fv_encode(p, t->elem, l->items[i], out);
             return;
         }
         case PT_RECORD:
@@ -923,15 +944,16 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
 }
 
 typedef struct fv_reader {
-    const flow_plan *p;  /* types */
-    const uint8_t *d;    /* the buffer */
-    size_t len, pos;     /* its size and the cursor */
+    const flow_plan *p; /* types */
+    const uint8_t *d;   /* the buffer */
+    size_t len, pos;    /* its size and the cursor */
 } fv_reader;
 
 static int get_u64(fv_reader *r, uint64_t *v) {
     if (r->len - r->pos < 8) return -1;
     *v = 0;
-    for (int i = 0; i < 8; i++) *v |= (uint64_t)r->d[r->pos + i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        *v |= (uint64_t)r->d[r->pos + i] << (8 * i);
     r->pos += 8;
     return 0;
 }

@@ -100,6 +100,9 @@ void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out);
 int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out, char *err,
              size_t errlen);
 
+/* Is s[0..n) a calendar day written YYYY-MM-DD (years 0001-9999)? */
+bool fv_date_valid(const char *s, size_t n);
+
 /* Serialise to / from a byte buffer (process workers, the store). Deterministic:
  * equal values give equal bytes. fv_decode returns -1 on malformed input. */
 typedef struct fv_buf {

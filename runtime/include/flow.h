@@ -56,6 +56,81 @@ const char *flow_scratch_dir(void);
 /* This instance's map index; -1 when the instance is not mapped. */
 int64_t flow_map_index(void);
 
+
+/* ==== embedding the runtime (libflow) ========================================
+ * A C program that links libflow can run plans itself:
+ *
+ *     char err[256];
+ *     flow_program *fp = flow_program_open("wc.plan", err, sizeof err);
+ *     flow_program_register(fp, "wc", "count_words", (void *)my_count_words);
+ *     flow_program_set_param(fp, "root", "/srv/corpus", err, sizeof err);
+ *     flow_outcome *out;
+ *     int code = flow_program_run(fp, NULL, &out);       // 0, 1, 2 or 3 as flowrun
+ *     if (code == 0) puts(flow_outcome_json(out));
+ *     flow_outcome_free(out);
+ *     flow_program_close(fp);
+ *
+ * Handles are opaque. A flow_program owns its plan, parameters, registered
+ * symbols and linked libraries; flow_program_close frees all of it. A
+ * flow_outcome is independent of its program (it may outlive it) and is freed
+ * with flow_outcome_free. Strings returned by these functions belong to the
+ * handle they came from and live until it is freed. Functions returning int
+ * return 0 on success and -1 with one line in err (when err is not NULL). */
+
+typedef struct flow_program flow_program; /* a plan opened for running */
+typedef struct flow_outcome flow_outcome; /* the result of one run */
+
+/* Open a plan file; libraries are found beside it, then on FLOW_LIBRARY_PATH. */
+flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen);
+/* Open a plan from bytes (the array `flowc --emit=c` writes; copied).
+ * lib_dir: the folder relative library paths are taken from (NULL: the
+ * working directory). */
+flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir,
+                                      char *err, size_t errlen);
+/* Run `library.symbol` with fn instead of loading it (the library need not
+ * exist). fn must have the C signature the task declares. Before the first run. */
+int flow_program_register(flow_program *fp, const char *library, const char *symbol, void *fn,
+                          char *err, size_t errlen);
+/* Choose the flow (required when the plan has several). */
+int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen);
+/* Set a parameter of the selected flow from text, as `--param name=text`. */
+int flow_program_set_param(flow_program *fp, const char *name, const char *text, char *err,
+                           size_t errlen);
+int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen);
+int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
+                           size_t errlen);
+int flow_program_set_bool(flow_program *fp, const char *name, bool v, char *err, size_t errlen);
+int flow_program_set_str(flow_program *fp, const char *name, const char *v, char *err,
+                         size_t errlen);
+
+typedef struct flow_run_options {
+    const char *executor; /* "inline" (default here) or "process" */
+    int jobs;             /* parallel instances; 0: the number of CPUs */
+    int64_t max_map;      /* largest expansion for tasks that set none; 0: 100000 */
+    int breadth_first;    /* 1: breadth-first order instead of depth-first */
+    const char *work_dir; /* where instance output folders go; NULL: ".flow/work/embed" */
+    int quiet;            /* 1: no failure summary on stderr (it is in the outcome anyway) */
+} flow_run_options;
+
+/* Run the selected flow (options may be NULL). Returns the exit code flowrun
+ * would give: 0 result produced, 1 a task failed, 2 plan/parameter/library
+ * error, 3 interrupted. *out is set whenever it is not NULL (free it). */
+int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcome **out);
+
+int flow_outcome_code(const flow_outcome *o);
+/* The flow's result as one line of JSON, "" when there is none. */
+const char *flow_outcome_json(const flow_outcome *o);
+/* What went wrong: the failure summary or the error line ("" when none). */
+const char *flow_outcome_error(const flow_outcome *o);
+/* Typed reads of a scalar result: 0, or -1 when the result has another type. */
+int flow_outcome_int(const flow_outcome *o, int64_t *v);
+int flow_outcome_float(const flow_outcome *o, double *v);
+int flow_outcome_bool(const flow_outcome *o, bool *v);
+/* str, path, dir and date results; NULL for other types. */
+const char *flow_outcome_str(const flow_outcome *o);
+void flow_outcome_free(flow_outcome *o);
+void flow_program_close(flow_program *fp);
+
 #ifdef __cplusplus
 }
 #endif

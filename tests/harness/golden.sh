@@ -5,10 +5,12 @@
 #   tests/run/X.flow     expects X.out : stdout of `flowrun` on its plan, and X.code (exit,
 #                        default 0); X.args holds extra flowrun arguments (one line).
 #                        Runs under every executor in $EXECUTORS (default "inline process").
+#                        X.args may name files beside the test as $SRCDIR/...
 # Paths are given relative to the repository root, as the expectation files show them.
 mode=$1; f=$2
 BUILD=${BUILD:-build}
 FLOWC=${FLOWC:-$BUILD/bin/flowc}; FLOWRUN=${FLOWRUN:-$BUILD/bin/flowrun}
+case $FLOWRUN in /*) ;; *) FLOWRUN=$(pwd)/$FLOWRUN ;; esac   # run tests cd into a temporary folder
 dir=$(dirname "$f"); base=${f%.flow}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 check() { # name expected actual
@@ -28,6 +30,7 @@ case "$dir" in
     "$FLOWC" -o "$tmp/p.plan" "$f" 2> "$tmp/err" || { echo "FAIL $f: flowc failed"; head -5 "$tmp/err"; exit 0; }
     cp "$dir"/lib*.so "$tmp/" 2>/dev/null
     args=""; [ -f "$base.args" ] && args=$(cat "$base.args")
+    SRCDIR=$(cd "$dir" && pwd)
     want=0; [ -f "$base.code" ] && want=$(cat "$base.code")
     for ex in ${EXECUTORS:-inline process}; do
         (cd "$tmp" && eval "\"$FLOWRUN\" p.plan --executor $ex --progress none --state \"$tmp/state-$ex\" $args") \

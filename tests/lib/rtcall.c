@@ -7,10 +7,18 @@
 #include <flow.h>
 
 /* ---- scalars ---- */
-int64_t add_int(int64_t a, int64_t b) { return a + b; }
-double mul_float(double a, double b) { return a * b; }
-bool not_bool(bool b) { return !b; }
-int64_t trivial(int64_t x) { return x + 1; }
+int64_t add_int(int64_t a, int64_t b) {
+    return a + b;
+}
+double mul_float(double a, double b) {
+    return a * b;
+}
+bool not_bool(bool b) {
+    return !b;
+}
+int64_t trivial(int64_t x) {
+    return x + 1;
+}
 void noop(void) {}
 
 /* mixed scalar arguments in an order that uses both register classes */
@@ -21,7 +29,8 @@ double mix_args(int64_t a, double b, bool c, const char *d, int64_t e, double f)
 /* ---- text ---- */
 const char *upper_str(const char *s) {
     char *r = flow_strdup(s);
-    for (char *c = r; *c; c++) *c = (char)toupper((unsigned char)*c);
+    for (char *c = r; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
     return r;
 }
 const char *join_path(const char *dir, const char *name) {
@@ -30,36 +39,47 @@ const char *join_path(const char *dir, const char *name) {
     snprintf(r, n, "%s/%s", dir, name);
     return r;
 }
-const char *same_date(const char *d) { return flow_strdup(d); }
-const char *static_str(void) { return "static text"; }
-const char *null_str(void) { return NULL; }
+const char *same_date(const char *d) {
+    return flow_strdup(d);
+}
+const char *static_str(void) {
+    return "static text";
+}
+const char *null_str(void) {
+    return NULL;
+}
 
 /* ---- bytes ---- */
 flow_bytes rev_bytes(flow_bytes b) {
     uint8_t *d = flow_alloc((size_t)b.len);
-    for (int64_t i = 0; i < b.len; i++) d[i] = b.data[b.len - 1 - i];
+    for (int64_t i = 0; i < b.len; i++)
+        d[i] = b.data[b.len - 1 - i];
     return (flow_bytes){d, b.len};
 }
 
 /* ---- lists ---- */
 flow_list range_list(int64_t n) {
     flow_list l = flow_list_new(n, sizeof(int64_t));
-    for (int64_t i = 0; i < n; i++) ((int64_t *)l.items)[i] = i * i;
+    for (int64_t i = 0; i < n; i++)
+        ((int64_t *)l.items)[i] = i * i;
     return l;
 }
 int64_t sum_list(flow_list l) {
     int64_t s = 0;
-    for (int64_t i = 0; i < l.len; i++) s += ((const int64_t *)l.items)[i];
+    for (int64_t i = 0; i < l.len; i++)
+        s += ((const int64_t *)l.items)[i];
     return s;
 }
 flow_list scale_floats(flow_list l, double k) {
     flow_list r = flow_list_new(l.len, sizeof(double));
-    for (int64_t i = 0; i < l.len; i++) ((double *)r.items)[i] = ((const double *)l.items)[i] * k;
+    for (int64_t i = 0; i < l.len; i++)
+        ((double *)r.items)[i] = ((const double *)l.items)[i] * k;
     return r;
 }
 flow_list not_bools(flow_list l) {
     flow_list r = flow_list_new(l.len, sizeof(bool));
-    for (int64_t i = 0; i < l.len; i++) ((bool *)r.items)[i] = !((const bool *)l.items)[i];
+    for (int64_t i = 0; i < l.len; i++)
+        ((bool *)r.items)[i] = !((const bool *)l.items)[i];
     return r;
 }
 flow_list upper_strs(flow_list l) {
@@ -86,7 +106,9 @@ flow_list inc_nested(flow_list l) {
     }
     return r;
 }
-flow_list bad_list(void) { return (flow_list){3, NULL}; }
+flow_list bad_list(void) {
+    return (flow_list){3, NULL};
+}
 
 /* ---- records ---- */
 typedef struct Hit {
@@ -109,7 +131,9 @@ typedef struct Mixed2 {
 Hit make_hit(const char *file, int64_t n) {
     return (Hit){flow_strdup(file), n};
 }
-int64_t hit_n(Hit h) { return h.n * 2 + (int64_t)strlen(h.file); }
+int64_t hit_n(Hit h) {
+    return h.n * 2 + (int64_t)strlen(h.file);
+}
 
 Mixed2 bump_mixed(Mixed2 m) {
     Mixed2 r = m;
@@ -134,7 +158,8 @@ flow_list make_hits(flow_list files) {
 }
 int64_t total_hits(flow_list hits) {
     int64_t s = 0;
-    for (int64_t i = 0; i < hits.len; i++) s += ((const Hit *)hits.items)[i].n;
+    for (int64_t i = 0; i < hits.len; i++)
+        s += ((const Hit *)hits.items)[i].n;
     return s;
 }
 
@@ -166,21 +191,27 @@ const char *write_out(const char *content) {
     fclose(f);
     return path;
 }
-/* two fresh paths for the same name differ */
+/* fresh paths for the same name differ, created or not, and stay in the folder */
 bool fresh_paths(void) {
     const char *a = flow_out_path("x"), *b = flow_out_path("x");
     FILE *f = fopen(a, "w");
     if (f) fclose(f);
-    const char *c = flow_out_path("x");
-    return a && b && c && strcmp(a, c) != 0;
+    const char *c = flow_out_path("sub/x"), *d = flow_out_path("..");
+    return a && b && c && d && strcmp(a, b) && strcmp(a, c) && strcmp(b, c) && !strstr(c, "sub/") &&
+           !strstr(d, "/..");
 }
-const char *scratch(void) { return flow_scratch_dir(); }
-int64_t map_idx(void) { return flow_map_index(); }
+const char *scratch(void) {
+    return flow_scratch_dir();
+}
+int64_t map_idx(void) {
+    return flow_map_index();
+}
 int64_t big_alloc(int64_t n) {
     char *p = flow_alloc((size_t)n);
     memset(p, 7, (size_t)n);
     int64_t s = 0;
-    for (int64_t i = 0; i < n; i += 4096) s += p[i];
+    for (int64_t i = 0; i < n; i += 4096)
+        s += p[i];
     return s;
 }
 
@@ -226,4 +257,27 @@ const char *get_scratch(const char *dir_seen) {
     }
     fclose(f);
     return flow_strdup(buf);
+}
+
+/* {name: str, hits: [Hit], scores: [float]}: hits reversed, scores summed into one */
+typedef struct Group {
+    const char *name;
+    flow_list hits;
+    flow_list scores;
+} Group;
+Group regroup(Group g) {
+    Group r = {upper_str(g.name), flow_list_new(g.hits.len, sizeof(Hit)),
+               flow_list_new(1, sizeof(double))};
+    for (int64_t i = 0; i < g.hits.len; i++)
+        ((Hit *)r.hits.items)[i] = ((const Hit *)g.hits.items)[g.hits.len - 1 - i];
+    for (int64_t i = 0; i < g.scores.len; i++)
+        ((double *)r.scores.items)[0] += ((const double *)g.scores.items)[i];
+    return r;
+}
+/* [Group] -> [int]: the number of hits of each */
+flow_list group_sizes(flow_list groups) {
+    flow_list r = flow_list_new(groups.len, sizeof(int64_t));
+    for (int64_t i = 0; i < groups.len; i++)
+        ((int64_t *)r.items)[i] = ((const Group *)groups.items)[i].hits.len;
+    return r;
 }

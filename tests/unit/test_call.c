@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+/* cmocka.h needs the three above first */
 #include <cmocka.h>
 
 #include <limits.h>
@@ -15,8 +16,8 @@
 #include <unistd.h>
 
 #include "exec.h"
-#include "flow.h"
 #include "expr_ops.h"
+#include "flow.h"
 #include "value.h"
 #include "value_json.h"
 
@@ -103,7 +104,8 @@ static uint32_t ctask(T *t, const char *sym, uint32_t ret, int n, ...) {
     uint32_t types[MAXP];
     va_list ap;
     va_start(ap, n);
-    for (int i = 0; i < n; i++) types[i] = va_arg(ap, uint32_t);
+    for (int i = 0; i < n; i++)
+        types[i] = va_arg(ap, uint32_t);
     va_end(ap);
     uint32_t k = new_task(t->p, sym, TK_C, ret, n, types);
     t->p->tasks[k].lib = t->lib;
@@ -119,7 +121,8 @@ static uint32_t combine(T *t, uint32_t first, uint32_t second, uint32_t stitch, 
     int n = 0;
     for (uint32_t i = 0; i < p->tasks[first].nparams; i++)
         types[n++] = p->params[p->tasks[first].first_param + i].type;
-    for (int i = 0; i < nextra; i++) types[n++] = extra_types[i];
+    for (int i = 0; i < nextra; i++)
+        types[n++] = extra_types[i];
     char name[128];
     snprintf(name, sizeof name, "combine(%s,%s)", plan_str(p, p->tasks[first].name),
              plan_str(p, p->tasks[second].name));
@@ -171,7 +174,8 @@ static uint32_t shtask(T *t, const char *name, uint32_t ret, int n, const char *
     flow_plan *p = t->p;
     if (!p->n_locs) plan_add_loc(p, 1, 1, 1, 1);
     uint32_t types[MAXP + 1];
-    for (int i = 0; i < n; i++) types[i] = t->t_str;
+    for (int i = 0; i < n; i++)
+        types[i] = t->t_str;
     types[n] = t->t_str;
     uint32_t first = p->n_code;
     int parts = 0;
@@ -231,8 +235,8 @@ static void expect(rt_runtime *rt, uint32_t k, const flow_val *args, const char 
     const flow_plan *p = rt_plan(rt);
     flow_val v = call_ok(rt, k, args, &res);
     char *got = json(p, p->tasks[k].ret, v);
-    if (strcmp(got, want)) fail_msg("task %s: got %s, want %s", plan_str(p, p->tasks[k].name),
-                                    got, want);
+    if (strcmp(got, want))
+        fail_msg("task %s: got %s, want %s", plan_str(p, p->tasks[k].name), got, want);
     free(got);
     rt_result_clear(p, k, &res);
 }
@@ -273,6 +277,9 @@ static void test_scalars_and_text(void **state) {
     expect(rt, jp, (flow_val[]){d, s}, "\"/data/abcd\"");
     flow_val day = fv_str_cstr(t->p, t->t_date, "2026-01-31");
     expect(rt, sd, &day, "\"2026-01-31\"");
+    flow_val badday = fv_str_cstr(t->p, t->t_date, "2026-02-30"); /* as if a task made it */
+    call_fails(rt, sd, &badday, "task returned an invalid date '2026-02-30' (want YYYY-MM-DD)");
+    fv_decref(t->p, t->t_date, badday);
     expect(rt, ss, NULL, "\"static text\"");
     call_fails(rt, ns, NULL, "task returned a NULL str");
     expect(rt, nop, NULL, "");
@@ -302,7 +309,38 @@ static void test_lists_and_records(void **state) {
     uint32_t bm = ctask(t, "bump_mixed", t->t_mixed, 1, t->t_mixed);
     uint32_t mhs = ctask(t, "make_hits", t->t_lhit, 1, t->t_lstr);
     uint32_t th = ctask(t, "total_hits", t->t_int, 1, t->t_lhit);
+    flow_plan *p = t->p;
+    plan_field gf[] = {{plan_intern_str(p, "name"), t->t_str},
+                       {plan_intern_str(p, "hits"), t->t_lhit},
+                       {plan_intern_str(p, "scores"), t->t_lfloat}};
+    uint32_t t_group = plan_type_record(p, plan_intern_str(p, "Group"), gf, 3);
+    uint32_t t_lgroup = plan_type_list(p, t_group);
+    uint32_t rg = ctask(t, "regroup", t_group, 1, t_group);
+    uint32_t gs = ctask(t, "group_sizes", t->t_lint, 1, t_lgroup);
+    /* the other text types share str's C type */
+    uint32_t t_lpath = plan_type_list(p, t->t_path), t_ldate = plan_type_list(p, t->t_date);
+    uint32_t t_ldir = plan_type_list(p, t->t_dir);
+    uint32_t up_paths = ctask(t, "upper_strs", t_ldir, 1, t_lpath);
+    uint32_t same_dates = ctask(t, "upper_strs", t_ldate, 1, t_ldate);
     rt_runtime *rt = open_ok(t);
+    flow_val g = parse(t, t_group,
+                       "{\"name\": \"g\", \"hits\": [{\"file\": \"a\", \"n\": 1}, {\"file\": "
+                       "\"b\", \"n\": 2}], \"scores\": [0.5, 0.25]}");
+    expect(rt, rg, &g,
+           "{\"name\":\"G\",\"hits\":[{\"file\":\"b\",\"n\":2},{\"file\":\"a\",\"n\":1}],"
+           "\"scores\":[0.75]}");
+    flow_val lg = parse(t, t_lgroup,
+                        "[{\"name\": \"x\", \"hits\": [], \"scores\": []}, {\"name\": \"y\", "
+                        "\"hits\": [{\"file\": \"f\", \"n\": 0}], \"scores\": [1]}]");
+    expect(rt, gs, &lg, "[0,1]");
+    flow_val lp = parse(t, t_lpath, "[\"a/b.txt\"]");
+    expect(rt, up_paths, &lp, "[\"A/B.TXT\"]");
+    flow_val ld = parse(t, t_ldate, "[\"2026-01-02\"]");
+    expect(rt, same_dates, &ld, "[\"2026-01-02\"]");
+    fv_decref(p, t_group, g);
+    fv_decref(p, t_lgroup, lg);
+    fv_decref(p, t_lpath, lp);
+    fv_decref(p, t_ldate, ld);
 
     expect(rt, rl, (flow_val[]){{.i = 5}}, "[0,1,4,9,16]");
     expect(rt, rl, (flow_val[]){{.i = 0}}, "[]");
@@ -331,7 +369,8 @@ static void test_lists_and_records(void **state) {
     expect(rt, bm, &m,
            "{\"flag\":false,\"w\":2.5,\"small\":true,\"s\":\"HI\",\"b\":\"AgE=\",\"tags\":[\"X\","
            "\"YZ\"],\"hit\":{\"file\":\"f/x\",\"n\":2},\"last\":false}");
-    expect(rt, mhs, &ls, "[{\"file\":\"ab\",\"n\":0},{\"file\":\"\",\"n\":1},{\"file\":\"c d\",\"n\":2}]");
+    expect(rt, mhs, &ls,
+           "[{\"file\":\"ab\",\"n\":0},{\"file\":\"\",\"n\":1},{\"file\":\"c d\",\"n\":2}]");
     flow_val lh = parse(t, t->t_lhit, "[{\"file\": \"a\", \"n\": 5}, {\"file\": \"b\", \"n\": 6}]");
     expect(rt, th, &lh, "11");
 
@@ -385,7 +424,11 @@ static void test_abi(void **state) {
     assert_int_equal(mkdir(outd, 0777), 0);
     assert_int_equal(mkdir(scr, 0777), 0);
     flow_val content = fv_str_cstr(t->p, t->t_str, "hello");
-    rt_job job = {.id = 1, .task = wo, .map_index = 17, .args = &content, .out_dir = outd,
+    rt_job job = {.id = 1,
+                  .task = wo,
+                  .map_index = 17,
+                  .args = &content,
+                  .out_dir = outd,
                   .scratch_dir = scr};
     rt_call_task(rt, &job, &res);
     assert_int_equal(res.ok, 1);
@@ -454,7 +497,8 @@ static void sha256_of(const char *path, uint8_t out[32]) {
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     unsigned char buf[8192];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(md, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        EVP_DigestUpdate(md, buf, n);
     unsigned len;
     EVP_DigestFinal_ex(md, out, &len);
     EVP_MD_CTX_free(md);
@@ -470,7 +514,8 @@ static void test_link_errors(void **state) {
     uint32_t k = ctask(t, "count_words", t->t_int, 1, t->t_path);
     t->p->tasks[k].symbol = plan_intern_str(t->p, "count_words");
     assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
-    assert_string_equal(err, "task count_words: library rt (librtcall.so): no symbol 'count_words'");
+    assert_string_equal(err,
+                        "task count_words: library rt (librtcall.so): no symbol 'count_words'");
     done(t);
     /* missing library */
     t = mk();
@@ -478,6 +523,14 @@ static void test_link_errors(void **state) {
     t->p->libs[t->lib].path = plan_intern_str(t->p, "libnothere.so");
     assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
     assert_non_null(strstr(err, "task add_int: library rt (libnothere.so): not found"));
+    done(t);
+    /* a missing library no task uses: a warning only */
+    t = mk();
+    ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
+    uint32_t extra = PLAN_PUSH(t->p, libs);
+    t->p->libs[extra].name = plan_intern_str(t->p, "unused");
+    t->p->libs[extra].path = plan_intern_str(t->p, "libunused.so");
+    rt_close(open_ok(t));
     done(t);
     /* FLOW_LIBRARY_PATH: the plan sits elsewhere */
     t = mk();
@@ -491,6 +544,12 @@ static void test_link_errors(void **state) {
     expect(rt, add, (flow_val[]){{.i = 2}, {.i = 3}}, "5");
     rt_close(rt);
     unsetenv("FLOW_LIBRARY_PATH");
+    /* a plan in the working directory, named without a folder */
+    assert_int_equal(chdir(LIBDIR), 0);
+    rt = rt_open(t->p, "test.plan", 0, err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    if (!rt) fail_msg("rt_open: %s", err);
+    rt_close(rt);
     /* hash: right -> fine even when strict; wrong -> warning, or an error when strict */
     strcpy(t->plan_path, LIBDIR "/test.plan"); /* relative plan path */
     sha256_of(LIBDIR "/librtcall.so", t->p->libs[t->lib].sha256);
@@ -525,8 +584,8 @@ static void test_combine(void **state) {
     uint32_t pg = combine(t, put, get, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
     uint32_t chain = combine(t, pg, up, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
     /* a failing first half; the second's extra parameter comes from the combine */
-    uint32_t nf = combine(t, neg, add, PLAN_NONE, 1, &t->t_int,
-                          (plan_bind[]){{PB_PARAM, 1}, {PB_RESULT, 0}});
+    uint32_t nf =
+        combine(t, neg, add, PLAN_NONE, 1, &t->t_int, (plan_bind[]){{PB_PARAM, 1}, {PB_RESULT, 0}});
     /* bytes through two C halves then into a third: combine(combine(fetch, rev_bytes), store) */
     uint32_t fr = combine(t, fetch, rb, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
     uint32_t frs = combine(t, fr, store, PLAN_NONE, 1, &t->t_str,
@@ -755,7 +814,8 @@ static void test_benchmark(void **state) {
     rt_job job = {.id = 1, .task = k, .map_index = -1, .args = &a};
     rt_result res;
     double t0 = now_ns();
-    for (int i = 0; i < n; i++) rt_call_task(rt, &job, &res);
+    for (int i = 0; i < n; i++)
+        rt_call_task(rt, &job, &res);
     double per_call = (now_ns() - t0) / n;
     for (int threads = 1; threads <= 2; threads++) {
         rt_executor *ex = rt_executor_inline(rt, threads);
@@ -773,10 +833,14 @@ static void test_benchmark(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars_and_text), cmocka_unit_test(test_lists_and_records),
-        cmocka_unit_test(test_abi),              cmocka_unit_test(test_link_errors),
-        cmocka_unit_test(test_combine),          cmocka_unit_test(test_sh),
-        cmocka_unit_test(test_stitch),           cmocka_unit_test(test_inline_executor),
+        cmocka_unit_test(test_scalars_and_text),
+        cmocka_unit_test(test_lists_and_records),
+        cmocka_unit_test(test_abi),
+        cmocka_unit_test(test_link_errors),
+        cmocka_unit_test(test_combine),
+        cmocka_unit_test(test_sh),
+        cmocka_unit_test(test_stitch),
+        cmocka_unit_test(test_inline_executor),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -340,7 +340,9 @@ static void test_float_text(void **state) {
         const char *s;
     } cases[] = {{0.1, "0.1"},     {1.0, "1.0"},       {-0.0, "-0.0"},      {1e16, "1e+16"},
                  {123.0, "123.0"}, {0.3, "0.3"},       {1.0 / 3, "0.3333333333333333"},
-                 {2.5e-7, "2.5e-07"}, {1e300 * 1e300, "inf"}};
+                 {2.5e-7, "2.5e-07"}, {1e300 * 1e300, "inf"}, {100.0, "100.0"},
+                 {1e15, "1000000000000000.0"}, {0.0001, "0.0001"}, {1.5e300, "1.5e+300"},
+                 {-1234.5678, "-1234.5678"}, {5e-324, "5e-324"}, {0.1 + 0.2, "0.30000000000000004"}};
     uint32_t li = lam(t, "f => str(f)", &t->t_float, 1, t->t_str);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         flow_val a = {.f = cases[i].f};
@@ -467,6 +469,15 @@ static void test_records_lists(void **state) {
              t->t_bool);
     assert_true(run(t, li, &l).i);
     fv_decref(t->p, t->t_lstr, l);
+    /* floats inside lists compare as IEEE numbers, as they do alone */
+    li = lam(t, "f => [f] == [f]", &t->t_float, 1, t->t_bool);
+    flow_val fa = {.f = __builtin_nan("")};
+    assert_false(run(t, li, &fa).i);
+    fa.f = 1.5;
+    assert_true(run(t, li, &fa).i);
+    li = lam(t, "f => {x = f} == {x = 0.0 - f}", &t->t_float, 1, t->t_bool);
+    fa.f = 0.0;
+    assert_true(run(t, li, &fa).i);
     /* mixed int/float list literal becomes [float] */
     li = lam(t, "x => [x, 2.5, 3]", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->types[t->p->lambdas[li].ret].elem, t->t_float);
@@ -474,6 +485,13 @@ static void test_records_lists(void **state) {
     out = run(t, li, &a);
     assert_true(fv_as_list(out)->items[0].f == 1.0 && fv_as_list(out)->items[2].f == 3.0);
     fv_decref(t->p, t->p->lambdas[li].ret, out);
+    /* [int] literal where [float] is wanted */
+    uint32_t t_lf = plan_type_list(t->p, t->t_float);
+    li = lam(t, "x => [x, 2]", &t->t_int, 1, t_lf);
+    a.i = 7;
+    out = run(t, li, &a);
+    assert_true(fv_as_list(out)->items[0].f == 7.0 && fv_as_list(out)->items[1].f == 2.0);
+    fv_decref(t->p, t_lf, out);
     /* an empty list where the type is known */
     li = lam(t, "x => if x > 0 then [x] else []", &t->t_int, 1, PLAN_NONE);
     a.i = 0;
@@ -595,7 +613,7 @@ static void test_call_errors(void **state) {
     assert_int_equal(t->p->lambdas[li].nparams, 2);
     li = lam_ex(t, "(a, b, c, d) => a", three, 3, S, true);
     assert_int_equal(li, PLAN_NONE);
-    assert_non_null(strstr(t->errs, "but only 1 to 3 can be given here"));
+    assert_non_null(strstr(t->errs, "but at most 3 can be given here"));
     tx_free(t);
 }
 
@@ -662,6 +680,27 @@ static void test_sh(void **state) {
     assert_non_null(strstr(t->errs, "unknown name 'nmae': a command can use only the task's "
                                     "parameters"));
     assert_non_null(strstr(t->errs, "did you mean 'name'?"));
+    /* a list of paths: one quoted word each; an empty list: nothing */
+    uint32_t lp[] = {t->t_lpath};
+    li = sh_cmd(t, "task g(parts: [path]) -> path = sh \"cat {parts} > {out}\"\n", lp, true);
+    assert_int_not_equal(li, PLAN_NONE);
+    flow_val la[2] = {fv_list_new(t->p, t->t_lpath, 2), fv_str_cstr(t->p, t->t_str, "o")};
+    fv_as_list(la[0])->items[0] = fv_str_cstr(t->p, t->t_path, "a b");
+    fv_as_list(la[0])->items[1] = fv_str_cstr(t->p, t->t_path, "c'd");
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat 'a b' 'c'\\''d' > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    la[0] = fv_list_new(t->p, t->t_lpath, 0);
+    r = run(t, li, la);
+    assert_string_equal(fv_as_str(r)->data, "cat  > 'o'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_lpath, la[0]);
+    fv_decref(t->p, t->t_str, la[1]);
+    /* a list of ints cannot be interpolated */
+    li = sh_cmd(t, "task g(ns: [int]) -> str = sh \"echo {ns}\"\n", &t->t_lint, false);
+    assert_int_equal(li, PLAN_NONE);
+    assert_non_null(strstr(t->errs, "cannot turn a value of type [int] into a string"));
     /* a command without interpolation, and literal text kept as written */
     li = sh_cmd(t, "task g() -> str = sh \"echo '$HOME' \\\"x\\\"\"\n", pt, false);
     flow_val out_arg = fv_str_cstr(t->p, t->t_str, "");
@@ -711,6 +750,57 @@ static void test_verify(void **state) {
     tx_free(t);
 }
 
+/* Mutated code: whatever expr_verify accepts must run without harm (ASan/UBSan
+ * builds check that), and what it rejects is never run. */
+static void test_verify_mutations(void **state) {
+    (void)state;
+    tx *t = tx_new();
+    uint32_t pt[] = {t->t_int, t->t_str, t->t_lint};
+    const char *srcs[] = {
+        "(i, s, xs) => if i > 2 and len(s) < 9 then \"{s}-{i * 2}\" else upper(s) + str(xs[0])",
+        "(i, s, xs) => [len(xs), i % 3, int(\"4\")][1] == 0 or contains(s, \"a\")",
+        "(i, s, xs) => {a = i, b = basename(s)}.b + join([s, s], \",\")",
+    };
+    uint32_t seed = 12345;
+    int accepted = 0, rejected = 0;
+    for (int k = 0; k < 3; k++) {
+        uint32_t li = lam(t, srcs[k], pt, 3, PLAN_NONE);
+        assert_int_not_equal(li, PLAN_NONE);
+        const plan_lambda *l = &t->p->lambdas[li];
+        plan_instr *code = t->p->code + l->first_code;
+        for (int round = 0; round < 1500; round++) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t at = (seed >> 8) % l->ncode;
+            plan_instr save = code[at];
+            seed = seed * 1103515245u + 12345u;
+            switch ((seed >> 8) % 3) {
+            case 0: code[at].op = (uint16_t)((seed >> 12) % (EOP__COUNT + 2)); break;
+            case 1: code[at].a = (int32_t)((seed >> 12) % 40) - 4; break;
+            default: code[at].b = (uint16_t)((seed >> 12) % 6); break;
+            }
+            char why[256];
+            if (expr_verify(t->p, li, why, sizeof why) == 0) {
+                accepted++;
+                int64_t xs[] = {5};
+                flow_val args[3] = {{.i = 3}, fv_str_cstr(t->p, t->t_str, "abc"),
+                                    list_int(t, 1, xs)};
+                flow_val out;
+                expr_error e;
+                if (expr_eval(t->p, li, args, &out, &e) == 0)
+                    fv_decref(t->p, t->p->lambdas[li].ret, out);
+                fv_decref(t->p, t->t_str, args[1]);
+                fv_decref(t->p, t->t_lint, args[2]);
+            } else {
+                rejected++;
+            }
+            code[at] = save;
+        }
+    }
+    printf("# verifier: %d mutants accepted and run, %d rejected\n", accepted, rejected);
+    assert_true(rejected > 1000);
+    tx_free(t);
+}
+
 /* ---- speed (a figure, not an assertion) ---- */
 
 static void test_speed(void **state) {
@@ -722,14 +812,14 @@ static void test_speed(void **state) {
         const int n = 2000000;
         struct timespec a, b;
         int64_t sum = 0;
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
         for (int i = 0; i < n; i++) {
             flow_val x = {.i = i}, out;
             expr_error e;
             expr_eval(t->p, li, &x, &out, &e);
             sum += out.i;
         }
-        clock_gettime(CLOCK_MONOTONIC, &b);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
         double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n;
         printf("# interpreter: %-18s %6.1f ns/element (checksum %lld)\n", srcs[k], ns,
                (long long)sum);
@@ -747,7 +837,8 @@ int main(void) {
         cmocka_unit_test(test_records_lists),  cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_type_errors),    cmocka_unit_test(test_call_errors),
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_sh),
-        cmocka_unit_test(test_verify),         cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_verify),         cmocka_unit_test(test_verify_mutations),
+        cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+/* cmocka.h needs the three above first */
 #include <cmocka.h>
 
 #include <math.h>
@@ -84,8 +85,7 @@ static void test_refcount_nested(void **state) {
     fv_incref(t.p, t.t_lhit, hits);
     fv_decref(t.p, t.t_outer, o);
     assert_int_equal(fv_as_list(hits)->len, 2);
-    assert_string_equal(fv_as_str(fv_as_rec(fv_as_list(hits)->items[1])->fields[0])->data,
-                        "y.txt");
+    assert_string_equal(fv_as_str(fv_as_rec(fv_as_list(hits)->items[1])->fields[0])->data, "y.txt");
     fv_decref(t.p, t.t_lhit, hits);
     /* scalars are no-ops; a half-built list (NULL items) is released safely */
     fv_incref(t.p, t.t_int, (flow_val){.i = 5});
@@ -108,14 +108,20 @@ static void test_equal_hash(void **state) {
     assert_int_not_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
     fv_decref(t.p, t.t_outer, a);
     fv_decref(t.p, t.t_outer, b);
-    /* floats: -0.0 == 0.0 and NaN == NaN, with equal hashes */
+    /* floats compare as values: NaN equals NaN (equal hashes, equal bytes), -0.0 is not 0.0 */
     flow_val z = {.f = 0.0}, nz = {.f = -0.0}, n1 = {.f = NAN}, n2 = {.f = -NAN};
-    assert_true(fv_equal(t.p, t.t_float, z, nz));
-    assert_int_equal(fv_hash(t.p, t.t_float, z), fv_hash(t.p, t.t_float, nz));
+    assert_false(fv_equal(t.p, t.t_float, z, nz));
+    fv_buf e1 = {0}, e2 = {0};
+    fv_encode(t.p, t.t_float, n1, &e1);
+    fv_encode(t.p, t.t_float, n2, &e2);
+    assert_memory_equal(e1.data, e2.data, 8);
+    free(e1.data);
+    free(e2.data);
     assert_true(fv_equal(t.p, t.t_float, n1, n2));
     assert_int_equal(fv_hash(t.p, t.t_float, n1), fv_hash(t.p, t.t_float, n2));
     /* strings of different lengths, bytes */
-    flow_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"), s2 = fv_str_cstr(t.p, t.t_str, "abcdefghi");
+    flow_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"),
+             s2 = fv_str_cstr(t.p, t.t_str, "abcdefghi");
     assert_false(fv_equal(t.p, t.t_str, s1, s2));
     assert_int_not_equal(fv_hash(t.p, t.t_str, s1), fv_hash(t.p, t.t_str, s2));
     fv_decref(t.p, t.t_str, s1);
@@ -138,11 +144,11 @@ static void test_print_json(void **state) {
     check_json(t.p, t.t_str, s, "\"tab\\there \\u0001 \\\\ é\"");
     fv_decref(t.p, t.t_str, s);
     const char *inputs[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    const char *want[] = {"\"\"", "\"Zg==\"", "\"Zm8=\"", "\"Zm9v\"", "\"Zm9vYg==\"",
-                          "\"Zm9vYmE=\"", "\"Zm9vYmFy\""};
+    const char *want[] = {"\"\"",         "\"Zg==\"",     "\"Zm8=\"",    "\"Zm9v\"",
+                          "\"Zm9vYg==\"", "\"Zm9vYmE=\"", "\"Zm9vYmFy\""};
     for (int i = 0; i < 7; i++) {
-        flow_val b = fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)inputs[i],
-                                  (int64_t)strlen(inputs[i]));
+        flow_val b =
+            fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)inputs[i], (int64_t)strlen(inputs[i]));
         check_json(t.p, t.t_bytes, b, want[i]);
         fv_decref(t.p, t.t_bytes, b);
     }
@@ -197,9 +203,10 @@ static void test_parse(void **state) {
     parse_ok(&t, t.t_lstr, "[\"a,b\", plain, \"\\u00e9\\n\"]", "[\"a,b\",\"plain\",\"é\\n\"]");
     parse_ok(&t, t.t_lhit, "[{\"n\": 2, \"file\": \"f\"}, {file: g, n: 3}]",
              "[{\"file\":\"f\",\"n\":2},{\"file\":\"g\",\"n\":3}]");
-    parse_ok(&t, t.t_outer,
-             "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}",
-             "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}");
+    parse_ok(
+        &t, t.t_outer,
+        "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}",
+        "{\"name\":\"x\",\"hits\":[],\"best\":{\"file\":\"b\",\"n\":1},\"w\":1.5,\"ok\":false}");
     parse_ok(&t, t.t_empty, "{}", "{}");
 
     parse_bad(&t, t.t_int, "abc", "expected an int, got 'abc'");
@@ -221,7 +228,8 @@ static void test_parse(void **state) {
     parse_bad(&t, t.t_bytes, "!!", "expected base64");
     /* deep nesting is refused, not a stack overflow */
     uint32_t deep = t.t_int;
-    for (int i = 0; i < 80; i++) deep = plan_type_list(t.p, deep);
+    for (int i = 0; i < 80; i++)
+        deep = plan_type_list(t.p, deep);
     char text[200];
     memset(text, '[', 80);
     text[80] = 0;
@@ -299,7 +307,8 @@ static void test_encode_decode(void **state) {
     flow_val ll = fv_list_new(t.p, t.t_llint, 2);
     fv_as_list(ll)->items[0] = fv_list_new(t.p, t.t_lint, 0);
     fv_as_list(ll)->items[1] = fv_list_new(t.p, t.t_lint, 3);
-    for (int i = 0; i < 3; i++) fv_as_list(fv_as_list(ll)->items[1])->items[i].i = i * 1000;
+    for (int i = 0; i < 3; i++)
+        fv_as_list(fv_as_list(ll)->items[1])->items[i].i = i * 1000;
     roundtrip(&t, t.t_llint, ll);
     fv_decref(t.p, t.t_llint, ll);
 
@@ -315,11 +324,56 @@ static void test_encode_decode(void **state) {
     plan_free(t.p);
 }
 
+/* Random and mutated inputs never crash the decoder or the parser (run under ASan). */
+static void test_hostile_inputs(void **state) {
+    (void)state;
+    tplan t = mk();
+    uint32_t types[] = {t.t_outer, t.t_lhit, t.t_llint, t.t_bytes, t.t_date, t.t_lstr};
+    flow_val o = outer(&t);
+    fv_buf good = {0};
+    fv_encode(t.p, t.t_outer, o, &good);
+    fv_decref(t.p, t.t_outer, o);
+    uint64_t seed = 0x1234567u;
+    uint8_t buf[256];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n;
+        if (iter % 2) { /* a valid encoding with a few bytes changed */
+            n = good.len < sizeof buf ? good.len : sizeof buf;
+            memcpy(buf, good.data, n);
+            for (int k = 0; k < 3; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                buf[(seed >> 33) % n] = (uint8_t)(seed >> 20);
+            }
+        } else {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            n = (seed >> 33) % sizeof buf;
+            for (size_t k = 0; k < n; k++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                buf[k] = (uint8_t)(seed >> 40);
+                if (k < 8 && (seed >> 60) < 12) buf[k] = 0; /* small lengths now and then */
+            }
+        }
+        uint32_t ty = types[iter % 6];
+        flow_val v;
+        if (fv_decode(t.p, ty, buf, n, NULL, &v) == 0) fv_decref(t.p, ty, v);
+        /* the same bytes as text */
+        char text[257];
+        for (size_t k = 0; k < n; k++)
+            text[k] = (char)(buf[k] ? buf[k] : ' ');
+        text[n] = 0;
+        char err[100];
+        if (fv_parse(t.p, ty, text, &v, err, sizeof err) == 0) fv_decref(t.p, ty, v);
+    }
+    free(good.data);
+    plan_free(t.p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refcount_nested), cmocka_unit_test(test_equal_hash),
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_hostile_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

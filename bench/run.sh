@@ -1,0 +1,10 @@
+#!/bin/sh
+# run.sh — `make bench`: runs every other bench/*.sh in name order and prints their output.
+here=$(dirname "$0")
+status=0
+for b in "$here"/*.sh; do
+    [ "$(basename "$b")" = run.sh ] && continue
+    echo "== $(basename "$b" .sh)"
+    sh "$b" || status=1
+done
+exit $status

@@ -1,0 +1,126 @@
+/*
+ * check.h — the checker's internal context, shared by compile.c (declarations,
+ * types, constants, options, libraries) and check_body.c (flow and group bodies:
+ * expressions, calls, mapping, combine, lowering to graph nodes).
+ *
+ * DESIGN
+ * Checking and lowering are one walk: each expression is type-checked and, when
+ * it holds a run-time value, emitted at once as a plan node (its arguments were
+ * emitted before it, so a graph's nodes are in dependency order by construction).
+ * Expressions that denote a task rather than a value (`t`, `t.partial(...)`,
+ * `combine(...)`) evaluate to a *callable*: a task or group plus the nodes its
+ * partial application has bound so far. A plain group call is inlined by walking
+ * the group's body again in a fresh scope (fresh nodes); the first walk of a group
+ * body reports its errors, later walks are silent (ctx->d points at a mute diag).
+ * Types are plan type indexes; names are looked up in hash maps (chk_map), so the
+ * checker stays linear in the size of the program.
+ */
+#ifndef FLOW_CHECK_H
+#define FLOW_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ast.h"
+#include "compile.h"
+#include "diag.h"
+#include "expr.h"
+#include "plan.h"
+
+#define CHK_MAX_INLINE_DEPTH 32 /* groups inlined inside groups */
+#define CHK_MAX_PARAMS 256      /* parameters of one task, group or flow */
+#define CHK_MAX_ARGS 256        /* arguments of one call */
+#define CHK_MAX_EXPR_DEPTH 200  /* nesting of flow-level expressions */
+#define CHK_MAX_LIB_BYTES (1u << 30) /* a larger library file is not read */
+
+/* string -> int map, open addressing; keys are borrowed */
+typedef struct chk_map {
+    const char **keys; /* NULL: empty slot */
+    int *vals;         /* value of each slot */
+    int cap, n;        /* slots (power of two), entries */
+} chk_map;
+
+void chk_map_put(chk_map *m, const char *key, int val);
+int chk_map_get(const chk_map *m, const char *key); /* -1 when absent */
+void chk_map_free(chk_map *m);
+
+/* a top-level declaration */
+typedef enum chk_decl_kind { DK_LIB, DK_TASK, DK_TYPE, DK_FLOW, DK_GROUP } chk_decl_kind;
+
+typedef struct chk_decl {
+    chk_decl_kind kind;   /* what it declares */
+    const flow_node *ast; /* its declaration */
+    uint32_t index;       /* LIB: plan lib; TASK: plan task; FLOW/GROUP: plan graph;
+                             TYPE: resolved type (PLAN_NONE until resolved) */
+    int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed */
+    bool reported;        /* GROUP: its body was walked with the real diag (errors shown) */
+    bool bad;             /* its declaration or body had errors (callers stay quiet) */
+    bool inlining;        /* GROUP: being inlined right now (recursion check) */
+    struct elf_symtab *syms; /* LIB: symbols when the file was found and read */
+} chk_decl;
+
+/* what an expression evaluates to */
+typedef enum chk_val_kind { CV_ERR, CV_NODE, CV_TASK, CV_GROUP } chk_val_kind;
+
+typedef struct chk_val {
+    chk_val_kind kind; /* CV_ERR: already reported */
+    uint32_t type;     /* NODE: the value's type */
+    uint32_t node;     /* NODE: plan node */
+    uint32_t ref;      /* TASK: plan task; GROUP: index into ctx->decls */
+    uint32_t *bound;   /* TASK/GROUP: per parameter, the node bound by .partial, or
+                          PLAN_NONE (arena array of nparams), or NULL: nothing bound */
+    bool fresh;        /* TASK: a combine made by the expression just evaluated */
+} chk_val;
+
+/* one name visible in a body */
+typedef struct chk_local {
+    const char *name;  /* the name */
+    flow_span span;    /* where it was bound */
+    chk_val val;       /* its value */
+} chk_local;
+
+typedef struct chk_scope {
+    chk_local *items;  /* malloc'ed */
+    int n, cap;        /* used, allocated */
+    chk_map map;       /* name -> index in items */
+    chk_map later;     /* let names of this body not bound yet -> statement index */
+    const flow_nodes *stmts; /* the body's statements (for notes) */
+    const char *prefix;/* inlined group: "group." prefixed to node names, else NULL */
+} chk_scope;
+
+typedef struct chk_ctx {
+    flow_plan *plan;            /* the plan being built */
+    flow_diag *diag;            /* the real diagnostics */
+    flow_diag mute;             /* diagnostics of silent re-walks (output discarded) */
+    flow_diag *d;               /* current: diag or &mute */
+    const flowc_options *opt;   /* command line */
+    ast_arena *ar;              /* scratch memory of the compilation */
+    expr_ctx ex;                /* for the expression module (diag follows d) */
+    chk_decl *decls;            /* top-level declarations in source order (malloc'ed) */
+    int ndecls;                 /* their number */
+    chk_map names;              /* declaration name -> index in decls */
+    chk_map combines;           /* generated combine name -> how many more share it */
+    const char **cand;          /* scratch for "did you mean" candidate lists */
+    int ncand, capcand;         /* used, allocated */
+    int depth;                  /* expression nesting (bounded) */
+    int inline_depth;           /* groups being inlined */
+    uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
+} chk_ctx;
+
+/* compile.c */
+void chk_cand_reset(chk_ctx *c);
+void chk_cand_add(chk_ctx *c, const char *name);
+const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len);
+const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
+uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t);
+uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
+bool chk_is_const(const flow_node *e);
+uint32_t chk_loc(chk_ctx *c, flow_span sp);
+void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n);
+chk_decl *chk_find_decl(chk_ctx *c, const char *name);
+
+/* check_body.c */
+void chk_body(chk_ctx *c, chk_decl *dc);
+
+#endif

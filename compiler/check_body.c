@@ -1,0 +1,1213 @@
+/*
+ * check_body.c — flow and group bodies: names, calls, partial/expand/expand_kwargs,
+ * map/filter, the built-ins, combine, and their lowering to graph nodes.
+ * Design: check.h (one walk checks and emits; callables; group inlining).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "types.h"
+
+typedef enum call_mode { M_CALL, M_PARTIAL, M_EXPAND, M_KWARGS } call_mode;
+
+static const char *const mode_text[] = {"call", ".partial", ".expand", ".expand_kwargs"};
+static const char *const builtins[] = {"combine", "zip", "range", "files", "flatten", "len"};
+static const char *const members[] = {"partial", "expand", "expand_kwargs", "map", "filter"};
+#define N_BUILTINS ((int)(sizeof builtins / sizeof *builtins))
+#define N_MEMBERS ((int)(sizeof members / sizeof *members))
+
+static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want);
+static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t ret,
+                    const char *what, const flow_node *decl);
+
+static const chk_val ERR = {CV_ERR, 0, 0, 0, NULL, false};
+
+static chk_val node_val(uint32_t node, uint32_t type) {
+    chk_val v = ERR;
+    v.kind = CV_NODE;
+    v.node = node;
+    v.type = type;
+    return v;
+}
+
+/* ---- scopes ------------------------------------------------------------------------------ */
+static void scope_add(chk_scope *sc, const char *name, flow_span sp, chk_val v) {
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 16;
+        sc->items = realloc(sc->items, (size_t)sc->cap * sizeof *sc->items);
+        if (!sc->items) {
+            fputs("flowc: out of memory\n", stderr);
+            exit(2);
+        }
+    }
+    sc->items[sc->n] = (chk_local){name, sp, v};
+    chk_map_put(&sc->map, name, sc->n++);
+}
+
+static chk_local *scope_get(chk_scope *sc, const char *name) {
+    int i = chk_map_get(&sc->map, name);
+    return i < 0 ? NULL : &sc->items[i];
+}
+
+static void scope_free(chk_scope *sc) {
+    free(sc->items);
+    chk_map_free(&sc->map);
+    chk_map_free(&sc->later);
+}
+
+/* ---- nodes ------------------------------------------------------------------------------- */
+static uint32_t emit(chk_ctx *c, plan_node_kind k, uint32_t type, uint32_t ref, uint32_t aux,
+                     const plan_arg *args, int nargs, flow_span sp) {
+    flow_plan *p = c->plan;
+    uint32_t first = p->n_args;
+    for (int i = 0; i < nargs; i++) {
+        uint32_t a = PLAN_PUSH(p, args);
+        p->args[a] = args[i];
+    }
+    uint32_t n = PLAN_PUSH(p, nodes);
+    p->nodes[n] = (plan_node){(uint32_t)k, type, ref, aux, first, (uint32_t)nargs,
+                              p->n_afters, 0, PLAN_NONE, chk_loc(c, sp)};
+    return n;
+}
+
+static uint32_t emit_const(chk_ctx *c, uint32_t value, flow_span sp) {
+    return emit(c, PN_CONST, c->plan->values[value].type, PLAN_NONE, value, NULL, 0, sp);
+}
+
+static plan_arg scalar(uint32_t node) { return (plan_arg){node, PA_SCALAR, 0}; }
+
+/* ---- type checks ------------------------------------------------------------------------- */
+static bool is_list(chk_ctx *c, uint32_t t) { return ty_is(c->plan, t, PT_LIST); }
+static uint32_t elem_of(chk_ctx *c, uint32_t t) { return c->plan->types[t].elem; }
+
+/* v must be a value (not a task); reports otherwise */
+static bool want_node(chk_ctx *c, const chk_val *v, const flow_node *e) {
+    if (v->kind == CV_NODE && (v->node == PLAN_NONE || ty_is(c->plan, v->type, PT_VOID))) {
+        diag_error(c->d, e->span, "a task or group without -> T runs for its effect only",
+                   "this produces no value");
+        return false;
+    }
+    if (v->kind == CV_NODE) return true;
+    if (v->kind == CV_ERR) return false;
+    diag_error(c->d, e->span, "call it, or use .expand / .partial",
+               "expected a value, found a %s", v->kind == CV_GROUP ? "group" : "task");
+    return false;
+}
+
+/* ---- callables ---------------------------------------------------------------------------- */
+typedef struct chk_sig {
+    uint32_t first, n; /* parameters in plan->params */
+    uint32_t ret;      /* result type */
+    const char *name;  /* for messages */
+} chk_sig;
+
+static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
+    flow_plan *p = c->plan;
+    chk_sig s;
+    if (f->kind == CV_TASK) {
+        const plan_task *t = &p->tasks[f->ref];
+        s = (chk_sig){t->first_param, t->nparams, t->ret, plan_str(p, t->name)};
+    } else {
+        const plan_graph *g = &p->graphs[c->decls[f->ref].index];
+        s = (chk_sig){g->first_param, g->nparams, g->ret, plan_str(p, g->name)};
+    }
+    return s;
+}
+
+static const char *pname(chk_ctx *c, const chk_sig *s, uint32_t i) {
+    return plan_str(c->plan, c->plan->params[s->first + i].name);
+}
+
+static int find_param(chk_ctx *c, const chk_sig *s, const char *name) {
+    for (uint32_t i = 0; i < s->n; i++)
+        if (!strcmp(pname(c, s, i), name)) return (int)i;
+    return -1;
+}
+
+static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_span sp) {
+    char hb[160];
+    chk_cand_reset(c);
+    for (uint32_t i = 0; i < s->n; i++) chk_cand_add(c, pname(c, s, i));
+    const char *h = chk_hint_closest(c, name, hb, sizeof hb);
+    if (!h && s->n) {
+        size_t o = (size_t)snprintf(hb, sizeof hb, "its parameters:");
+        for (uint32_t i = 0; i < s->n && o < sizeof hb; i++)
+            o += (size_t)snprintf(hb + o, sizeof hb - o, " %s", pname(c, s, i));
+        h = hb;
+    }
+    diag_error(c->d, sp, h, "'%s' has no parameter '%s'", s->name, name);
+}
+
+static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t want, uint32_t got,
+                          const char *hint) {
+    char a[128], b[128];
+    diag_error(c->d, sp, hint, "%s expects %s, found %s", ctx, chk_type_text(c, want, a, sizeof a),
+               chk_type_text(c, got, b, sizeof b));
+}
+
+/* a record field (expand_kwargs row, stitch result) feeding parameter i of s:
+ * it must not be bound already and must have the parameter's type */
+static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_t ftype,
+                        flow_span at, flow_span tspan) {
+    const char *name = pname(c, s, (uint32_t)i);
+    if (bound) {
+        diag_error(c->d, at, NULL, "parameter '%s' of '%s' is already bound by .partial", name,
+                   s->name);
+        return false;
+    }
+    uint32_t want = c->plan->params[s->first + (uint32_t)i].type;
+    if (ty_same(c->plan, want, ftype)) return true;
+    char ctx[200];
+    snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", name, s->name);
+    type_mismatch(c, tspan, ctx, want, ftype, NULL);
+    return false;
+}
+
+/* inline a plain group call: walk its body with its parameters bound to nodes */
+static chk_val inline_group(chk_ctx *c, uint32_t gdecl, const uint32_t *nodes, const flow_node *at) {
+    chk_decl *g = &c->decls[gdecl];
+    if (g->bad) return ERR;
+    if (g->inlining) {
+        diag_error(c->d, at->span, "a group cannot call itself, directly or through other groups",
+                   "group '%s' is called recursively", g->ast->name);
+        g->bad = true;
+        return ERR;
+    }
+    if (c->inline_depth >= CHK_MAX_INLINE_DEPTH) {
+        diag_error(c->d, at->span, NULL, "groups nested more than %d deep", CHK_MAX_INLINE_DEPTH);
+        return ERR;
+    }
+    flow_plan *p = c->plan;
+    const plan_graph *pg = &p->graphs[g->index];
+    chk_scope sc;
+    memset(&sc, 0, sizeof sc);
+    sc.prefix = g->ast->name;
+    for (uint32_t i = 0; i < pg->nparams; i++) {
+        const flow_node *pa = g->ast->list.items[i];
+        scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
+    }
+    flow_diag *saved = c->d;
+    if (g->reported) c->d = &c->mute; /* its errors were shown once already */
+    int before = c->d->errors;
+    g->inlining = true;
+    c->inline_depth++;
+    chk_val r = walk(c, &sc, &g->ast->list2, pg->ret, "group", g->ast);
+    c->inline_depth--;
+    g->inlining = false;
+    if (c->d == c->diag) g->reported = true;
+    if (c->d->errors != before) g->bad = true;
+    c->d = saved;
+    scope_free(&sc);
+    if (g->bad) return ERR;
+    return r;
+}
+
+/*
+ * Apply f to a call's arguments: a call, .partial, .expand or .expand_kwargs.
+ * Every parameter is bound exactly once (partial, argument, default); then the
+ * node is emitted (or, for .partial, a new callable returned).
+ */
+static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call, call_mode mode) {
+    flow_plan *p = c->plan;
+    chk_sig s = sig_of(c, &f);
+    uint32_t n = s.n;
+    const flow_nodes *args = &call->list;
+    if (args->len > CHK_MAX_ARGS) {
+        diag_error(c->d, call->span, NULL, "more than %d arguments", CHK_MAX_ARGS);
+        return ERR;
+    }
+    plan_arg pa[CHK_MAX_PARAMS];
+    const flow_node *by[CHK_MAX_PARAMS]; /* the argument that bound each parameter */
+    bool set[CHK_MAX_PARAMS], ok = true;
+    for (uint32_t i = 0; i < n; i++) {
+        set[i] = f.bound && f.bound[i] != PLAN_NONE;
+        pa[i] = scalar(set[i] ? f.bound[i] : PLAN_NONE);
+        by[i] = NULL;
+    }
+    uint32_t naxes = 0;
+    char ctx[200];
+    if (mode == M_KWARGS) {
+        if (args->len != 1 || args->items[0]->name) {
+            diag_error(c->d, call->span, "e.g. t.expand_kwargs(zip(a = xs, b = ys))",
+                       ".expand_kwargs takes one list of records");
+            return ERR;
+        }
+        const flow_node *ae = args->items[0]->a;
+        chk_val rows = eval(c, sc, ae, PLAN_NONE);
+        if (!want_node(c, &rows, ae)) return ERR;
+        uint32_t rt = is_list(c, rows.type) ? elem_of(c, rows.type) : PLAN_NONE;
+        if (rt == PLAN_NONE || !ty_is(p, rt, PT_RECORD)) {
+            char tb[128];
+            diag_error(c->d, ae->span, "its records' fields name the task's parameters",
+                       ".expand_kwargs needs a list of records, found %s",
+                       chk_type_text(c, rows.type, tb, sizeof tb));
+            return ERR;
+        }
+        const plan_type *rty = &p->types[rt];
+        for (uint32_t k = 0; k < rty->n; k++) {
+            plan_field fd = p->fields[p->types[rt].first + k];
+            const char *fname = plan_str(p, fd.name);
+            int i = find_param(c, &s, fname);
+            if (i < 0) {
+                unknown_param(c, &s, fname, ae->span);
+                ok = false;
+                continue;
+            }
+            if (!field_feeds(c, &s, set[i], i, fd.type, ae->span, ae->span)) {
+                ok = false;
+                continue;
+            }
+            set[i] = true;
+            pa[i] = (plan_arg){rows.node, PA_FIELD, k};
+            by[i] = ae;
+        }
+    } else {
+        uint32_t next = 0;
+        for (int ai = 0; ai < args->len; ai++) {
+            const flow_node *a = args->items[ai];
+            int i;
+            if (a->name) {
+                i = find_param(c, &s, a->name);
+                if (i < 0) {
+                    unknown_param(c, &s, a->name, a->nspan);
+                    ok = false;
+                    eval(c, sc, a->a, PLAN_NONE);
+                    continue;
+                }
+            } else {
+                if (mode != M_CALL) {
+                    diag_error(c->d, a->span, mode == M_PARTIAL ? "e.g. t.partial(width = 200)"
+                               : "e.g. t.expand(file = files)",
+                               "%s takes named arguments (name = value)", mode_text[mode]);
+                    ok = false;
+                    continue;
+                }
+                while (next < n && set[next]) next++;
+                if (next >= n) {
+                    diag_error(c->d, a->span, NULL, "too many arguments: '%s' takes %u", s.name,
+                               n);
+                    ok = false;
+                    break;
+                }
+                i = (int)next;
+            }
+            if (set[i]) {
+                if (by[i]) {
+                    diag_error(c->d, a->span, NULL, "parameter '%s' of '%s' is bound twice",
+                               pname(c, &s, (uint32_t)i), s.name);
+                    diag_note(c->d, by[i]->span, "first bound here");
+                } else {
+                    diag_error(c->d, a->span, NULL,
+                               "parameter '%s' of '%s' is already bound by .partial",
+                               pname(c, &s, (uint32_t)i), s.name);
+                }
+                ok = false;
+                continue;
+            }
+            uint32_t pt = p->params[s.first + (uint32_t)i].type;
+            uint32_t want = mode == M_EXPAND ? plan_type_list(p, pt) : pt;
+            set[i] = true;
+            by[i] = a;
+            chk_val v = eval(c, sc, a->a, want);
+            if (!want_node(c, &v, a->a)) {
+                ok = false;
+                continue;
+            }
+            if (!ty_same(p, want, v.type)) {
+                snprintf(ctx, sizeof ctx, "%s '%s' of '%s'",
+                         mode == M_EXPAND ? "expanding parameter" : "parameter",
+                         pname(c, &s, (uint32_t)i), s.name);
+                type_mismatch(c, a->a->span, ctx, want, v.type,
+                              mode == M_EXPAND ? "an expanded argument is a list of the "
+                                                 "parameter's type" : NULL);
+                ok = false;
+                continue;
+            }
+            pa[i] = mode == M_EXPAND ? (plan_arg){v.node, PA_AXIS, naxes++} : scalar(v.node);
+        }
+    }
+    if (!ok) return ERR;
+    if (mode == M_PARTIAL) {
+        chk_val r = f;
+        r.fresh = false;
+        r.bound = ast_alloc(c->ar, (n ? n : 1) * sizeof *r.bound);
+        for (uint32_t i = 0; i < n; i++) r.bound[i] = set[i] ? pa[i].node : PLAN_NONE;
+        return r;
+    }
+    if (mode == M_EXPAND && naxes == 0) {
+        diag_error(c->d, call->span, "e.g. t.expand(file = files)",
+                   ".expand needs at least one list argument");
+        return ERR;
+    }
+    /* defaults, then the missing ones */
+    char missing[256];
+    size_t mo = 0;
+    int nmissing = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (set[i]) continue;
+        const plan_param *pp = &p->params[s.first + i];
+        if (pp->def != PLAN_NONE) {
+            pa[i] = scalar(emit_const(c, pp->def, call->span));
+            continue;
+        }
+        if (mo < sizeof missing)
+            mo += (size_t)snprintf(missing + mo, sizeof missing - mo, "%s'%s'", nmissing ? ", " : "",
+                                   plan_str(p, pp->name));
+        nmissing++;
+    }
+    if (nmissing) {
+        diag_error(c->d, call->span, mode == M_CALL ? NULL
+                   : "bind every parameter by .partial, the expansion or a default",
+                   "%s of '%s' is missing %s %s", mode_text[mode], s.name,
+                   nmissing == 1 ? "parameter" : "parameters", missing);
+        return ERR;
+    }
+    /* an expansion yields [R]; of a task without a result, [void] (the plan reader's rule) */
+    uint32_t lt = mode == M_CALL ? c->t_void : plan_type_list(p, s.ret);
+    if (f.kind == CV_GROUP) {
+        uint32_t graph = c->decls[f.ref].index;
+        if (mode == M_KWARGS) {
+            diag_error(c->d, call->span, "expand it by name: g.expand(a = xs)",
+                       ".expand_kwargs applies to tasks, not groups");
+            return ERR;
+        }
+        if (mode == M_EXPAND) {
+            if (c->decls[f.ref].bad) return ERR;
+            return node_val(emit(c, PN_GROUP_EXPAND, lt, graph, naxes, pa, (int)n, call->span), lt);
+        }
+        uint32_t nodes[CHK_MAX_PARAMS];
+        for (uint32_t i = 0; i < n; i++) nodes[i] = pa[i].node;
+        return inline_group(c, f.ref, nodes, call);
+    }
+    if (mode == M_CALL)
+        return node_val(emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span), s.ret);
+    if (mode == M_EXPAND)
+        return node_val(emit(c, PN_EXPAND, lt, f.ref, naxes, pa, (int)n, call->span), lt);
+    return node_val(emit(c, PN_EXPAND_KWARGS, lt, f.ref, 0, pa, (int)n, call->span), lt);
+}
+
+/* ---- combine ------------------------------------------------------------------------------ */
+static const flow_node *stitch_field_span(const flow_node *lam, const char *name) {
+    const flow_node *b = lam->a;
+    if (b && b->kind == AST_RECORD)
+        for (int i = 0; i < b->list.len; i++)
+            if (!strcmp(b->list.items[i]->name, name)) return b->list.items[i];
+    return lam;
+}
+
+static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
+    flow_plan *p = c->plan;
+    const flow_node *halves[2] = {NULL, NULL}, *stitch = NULL;
+    int npos = 0;
+    bool ok = true;
+    for (int i = 0; i < call->list.len; i++) {
+        const flow_node *a = call->list.items[i];
+        if (!a->name) {
+            if (npos < 2) halves[npos] = a->a;
+            npos++;
+        } else if (!strcmp(a->name, "stitch")) {
+            stitch = a->a;
+        } else {
+            diag_error(c->d, a->nspan, "combine(first, second) or combine(first, second, stitch = "
+                                       "r => {...})",
+                       "combine has no argument '%s'", a->name);
+            ok = false;
+        }
+    }
+    if (npos != 2) {
+        diag_error(c->d, call->span, "combine(first, second)",
+                   "combine takes two tasks, found %d", npos);
+        return ERR;
+    }
+    chk_val fv[2];
+    for (int h = 0; h < 2; h++) {
+        fv[h] = eval(c, sc, halves[h], PLAN_NONE);
+        if (fv[h].kind == CV_ERR) ok = false;
+        else if (fv[h].kind != CV_TASK) {
+            diag_error(c->d, halves[h]->span, NULL, "combine takes tasks, found a %s",
+                       fv[h].kind == CV_GROUP ? "group" : "value");
+            ok = false;
+        }
+    }
+    if (!ok) return ERR;
+    chk_sig fs = sig_of(c, &fv[0]), ss = sig_of(c, &fv[1]);
+    if (fs.n + ss.n > CHK_MAX_PARAMS) {
+        diag_error(c->d, call->span, NULL, "too many parameters in one combine");
+        return ERR;
+    }
+    if (ty_is(p, fs.ret, PT_VOID)) {
+        diag_error(c->d, halves[0]->span, NULL, "'%s' returns nothing to hand to '%s'", fs.name,
+                   ss.name);
+        return ERR;
+    }
+    bool sb[CHK_MAX_PARAMS]; /* second's parameter bound by .partial */
+    plan_bind binds[CHK_MAX_PARAMS];
+    bool filled[CHK_MAX_PARAMS];
+    for (uint32_t i = 0; i < ss.n; i++) {
+        sb[i] = fv[1].bound && fv[1].bound[i] != PLAN_NONE;
+        filled[i] = false;
+    }
+    uint32_t lam = PLAN_NONE;
+    if (!stitch) {
+        uint32_t k = 0;
+        while (k < ss.n && sb[k]) k++;
+        if (k == ss.n) {
+            diag_error(c->d, halves[1]->span, NULL, "'%s' has no unbound parameter to take "
+                       "'%s''s result", ss.name, fs.name);
+            return ERR;
+        }
+        uint32_t want = p->params[ss.first + k].type;
+        if (!ty_same(p, want, fs.ret)) {
+            char a[128], b[128];
+            diag_error(c->d, call->span,
+                       "use stitch = r => {...} to say which parameters the result fills",
+                       "'%s' returns %s, but '%s' takes %s as '%s'", fs.name,
+                       chk_type_text(c, fs.ret, a, sizeof a), ss.name,
+                       chk_type_text(c, want, b, sizeof b), pname(c, &ss, k));
+            return ERR;
+        }
+        filled[k] = true;
+        binds[k] = (plan_bind){PB_RESULT, 0};
+    } else {
+        if (stitch->kind != AST_LAMBDA) {
+            diag_error(c->d, stitch->span, "e.g. stitch = r => {data = r, size = 1}",
+                       "stitch must be a lambda");
+            return ERR;
+        }
+        uint32_t rt = PLAN_NONE;
+        c->ex.diag = c->d;
+        lam = expr_lower_lambda(&c->ex, stitch, &fs.ret, 1, PLAN_NONE, &rt);
+        if (lam == PLAN_NONE) return ERR;
+        if (!ty_is(p, rt, PT_RECORD)) {
+            char tb[128];
+            diag_error(c->d, stitch->a->span, "its fields name parameters of the second task",
+                       "stitch must return a record, found %s", chk_type_text(c, rt, tb, sizeof tb));
+            return ERR;
+        }
+        const plan_type *rty = &p->types[rt];
+        for (uint32_t k = 0; k < rty->n; k++) {
+            plan_field fd = p->fields[p->types[rt].first + k];
+            const char *fname = plan_str(p, fd.name);
+            const flow_node *at = stitch_field_span(stitch, fname);
+            flow_span sp = at->kind == AST_FIELDINIT ? at->nspan : at->span;
+            int i = find_param(c, &ss, fname);
+            if (i < 0) {
+                unknown_param(c, &ss, fname, sp);
+                ok = false;
+                continue;
+            }
+            if (!field_feeds(c, &ss, sb[i], i, fd.type, sp,
+                             at->kind == AST_FIELDINIT ? at->a->span : sp)) {
+                ok = false;
+                continue;
+            }
+            filled[i] = true;
+            binds[i] = (plan_bind){PB_STITCH, k};
+        }
+        if (!ok) return ERR;
+    }
+    /* the combined task's parameters: first's, then second's that are not filled */
+    plan_param cp[CHK_MAX_PARAMS];
+    uint32_t cb[CHK_MAX_PARAMS]; /* partial binding carried over, per combined parameter */
+    uint32_t nc = 0;
+    for (uint32_t i = 0; i < fs.n; i++) {
+        cp[nc] = p->params[fs.first + i];
+        cb[nc++] = fv[0].bound ? fv[0].bound[i] : PLAN_NONE;
+    }
+    for (uint32_t i = 0; i < ss.n; i++) {
+        if (filled[i]) continue;
+        plan_param q = p->params[ss.first + i];
+        for (uint32_t j = 0; j < fs.n; j++) {
+            if (cp[j].name != q.name) continue;
+            char nb[300], hb[300];
+            const char *nm = plan_str(p, q.name);
+            if (cb[j] == PLAN_NONE && !sb[i]) {
+                snprintf(hb, sizeof hb, "bind one of them first, e.g. combine(%s, %s.partial(%s = "
+                         "...))", fs.name, ss.name, nm);
+                diag_error(c->d, call->span, hb, "'%s' and '%s' both have a parameter '%s'",
+                           fs.name, ss.name, nm);
+                ok = false;
+            } else if (sb[i]) { /* already bound: keep it apart under a qualified name */
+                snprintf(nb, sizeof nb, "%s.%s", ss.name, nm);
+                q.name = plan_intern_str(p, nb);
+            } else {
+                snprintf(nb, sizeof nb, "%s.%s", fs.name, nm);
+                cp[j].name = plan_intern_str(p, nb);
+            }
+        }
+        binds[i] = (plan_bind){PB_PARAM, nc};
+        cp[nc] = q;
+        cb[nc++] = sb[i] ? fv[1].bound[i] : PLAN_NONE;
+    }
+    if (!ok) return ERR;
+    uint32_t first_param = p->n_params;
+    for (uint32_t i = 0; i < nc; i++) {
+        uint32_t k = PLAN_PUSH(p, params);
+        p->params[k] = cp[i];
+    }
+    uint32_t first_bind = p->n_binds;
+    for (uint32_t i = 0; i < ss.n; i++) {
+        uint32_t k = PLAN_PUSH(p, binds);
+        p->binds[k] = binds[i];
+    }
+    char name[300];
+    snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
+    int same = chk_map_get(&c->combines, name);
+    if (same >= 0) { /* a second combine of the same halves: keep task names unique */
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+        size_t o = strlen(name);
+        snprintf(name + o, sizeof name - o, "#%d", same + 2);
+    } else {
+        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+    }
+    uint32_t ti = PLAN_PUSH(p, tasks);
+    plan_task *t = &p->tasks[ti];
+    t->name = plan_intern_str(p, name);
+    t = &p->tasks[ti];
+    t->kind = TK_COMBINE;
+    t->first_param = first_param;
+    t->nparams = nc;
+    t->ret = ss.ret;
+    t->lib = t->symbol = t->cmd = PLAN_NONE;
+    t->first = fv[0].ref;
+    t->second = fv[1].ref;
+    t->stitch = lam;
+    t->first_bind = first_bind;
+    t->cache = 1;
+    t->trigger = TRIG_ALL_SUCCESS;
+    t->version = t->run_as = t->image = t->label = PLAN_NONE;
+    t->loc = chk_loc(c, call->span);
+    chk_val r = ERR;
+    r.kind = CV_TASK;
+    r.ref = ti;
+    r.fresh = true;
+    bool any = false;
+    for (uint32_t i = 0; i < nc; i++) any |= cb[i] != PLAN_NONE;
+    if (any) {
+        r.bound = ast_alloc(c->ar, nc * sizeof *r.bound);
+        memcpy(r.bound, cb, nc * sizeof *r.bound);
+    }
+    return r;
+}
+
+/* ---- built-ins and list methods ------------------------------------------------------------ */
+static bool positional(chk_ctx *c, const flow_node *call, const char *fn, int lo, int hi) {
+    for (int i = 0; i < call->list.len; i++)
+        if (call->list.items[i]->name) {
+            diag_error(c->d, call->list.items[i]->nspan, NULL, "%s takes no named arguments", fn);
+            return false;
+        }
+    if (call->list.len < lo || call->list.len > hi) {
+        if (lo == hi)
+            diag_error(c->d, call->span, NULL, "%s takes %d argument%s, found %d", fn, lo,
+                       lo == 1 ? "" : "s", call->list.len);
+        else
+            diag_error(c->d, call->span, NULL, "%s takes %d to %d arguments, found %d", fn, lo, hi,
+                       call->list.len);
+        return false;
+    }
+    return true;
+}
+
+/* evaluate argument i as a value of type want (PLAN_NONE: any) */
+static bool arg_value(chk_ctx *c, chk_scope *sc, const flow_node *call, int i, uint32_t want,
+                      const char *what, chk_val *out) {
+    const flow_node *e = call->list.items[i]->a;
+    *out = eval(c, sc, e, want);
+    if (!want_node(c, out, e)) return false;
+    if (want != PLAN_NONE && !ty_same(c->plan, want, out->type)) {
+        type_mismatch(c, e->span, what, want, out->type, NULL);
+        return false;
+    }
+    return true;
+}
+
+static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const char *fn) {
+    chk_val v = eval(c, sc, e, PLAN_NONE);
+    if (!want_node(c, &v, e)) return ERR;
+    if (!is_list(c, v.type)) {
+        char tb[128];
+        diag_error(c->d, e->span, NULL, "%s needs a list, found %s", fn,
+                   chk_type_text(c, v.type, tb, sizeof tb));
+        return ERR;
+    }
+    return v;
+}
+
+static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_node *call) {
+    flow_plan *p = c->plan;
+    chk_val a, b;
+    plan_arg args[CHK_MAX_ARGS];
+    if (!strcmp(fn, "combine")) return combine(c, sc, call);
+    if (!strcmp(fn, "range")) {
+        if (!positional(c, call, "range", 1, 2)) return ERR;
+        if (!arg_value(c, sc, call, 0, c->t_int, "range", &a)) return ERR;
+        args[0] = scalar(a.node);
+        if (call->list.len == 2) {
+            if (!arg_value(c, sc, call, 1, c->t_int, "range", &b)) return ERR;
+            args[1] = scalar(b.node);
+        }
+        uint32_t t = plan_type_list(p, c->t_int);
+        return node_val(emit(c, PN_RANGE, t, PLAN_NONE, 0, args, call->list.len, call->span), t);
+    }
+    if (!strcmp(fn, "files")) {
+        if (!positional(c, call, "files", 2, 2)) return ERR;
+        if (!arg_value(c, sc, call, 0, c->t_dir, "files(dir, glob)", &a)) return ERR;
+        if (!arg_value(c, sc, call, 1, c->t_str, "the glob of files(dir, glob)", &b)) return ERR;
+        args[0] = scalar(a.node);
+        args[1] = scalar(b.node);
+        uint32_t t = plan_type_list(p, c->t_path);
+        return node_val(emit(c, PN_FILES, t, PLAN_NONE, 0, args, 2, call->span), t);
+    }
+    if (!strcmp(fn, "flatten") || !strcmp(fn, "len")) {
+        if (!positional(c, call, fn, 1, 1)) return ERR;
+        a = list_arg(c, sc, call->list.items[0]->a, fn);
+        if (a.kind == CV_ERR) return ERR;
+        args[0] = scalar(a.node);
+        if (fn[0] == 'l')
+            return node_val(emit(c, PN_LEN, c->t_int, PLAN_NONE, 0, args, 1, call->span), c->t_int);
+        uint32_t inner = elem_of(c, a.type);
+        if (!is_list(c, inner)) {
+            char tb[128];
+            diag_error(c->d, call->list.items[0]->span, NULL,
+                       "flatten needs a list of lists, found %s",
+                       chk_type_text(c, a.type, tb, sizeof tb));
+            return ERR;
+        }
+        return node_val(emit(c, PN_FLATTEN, inner, PLAN_NONE, 0, args, 1, call->span), inner);
+    }
+    /* zip(a = xs, b = ys) */
+    plan_field fs[CHK_MAX_ARGS];
+    int n = call->list.len;
+    bool ok = true;
+    if (n == 0) {
+        diag_error(c->d, call->span, "e.g. zip(a = xs, b = ys)", "zip needs at least one list");
+        return ERR;
+    }
+    for (int i = 0; i < n; i++) {
+        const flow_node *ar = call->list.items[i];
+        if (!ar->name) {
+            diag_error(c->d, ar->span, "e.g. zip(a = xs, b = ys): the names become the fields",
+                       "zip takes named lists");
+            ok = false;
+            continue;
+        }
+        for (int j = 0; j < i; j++)
+            if (call->list.items[j]->name && !strcmp(call->list.items[j]->name, ar->name)) {
+                diag_error(c->d, ar->nspan, NULL, "zip field '%s' is given twice", ar->name);
+                ok = false;
+            }
+        a = list_arg(c, sc, ar->a, "zip");
+        if (a.kind == CV_ERR) {
+            ok = false;
+            continue;
+        }
+        fs[i] = (plan_field){plan_intern_str(p, ar->name), elem_of(c, a.type)};
+        args[i] = scalar(a.node);
+    }
+    if (!ok) return ERR;
+    uint32_t t = plan_type_list(p, plan_type_record(p, PLAN_NONE, fs, (uint32_t)n));
+    return node_val(emit(c, PN_ZIP, t, PLAN_NONE, 0, args, n, call->span), t);
+}
+
+/* xs.map(f) / xs.filter(f) */
+static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, bool is_map) {
+    flow_plan *p = c->plan;
+    const char *fn = is_map ? ".map" : ".filter";
+    chk_val xs = list_arg(c, sc, call->a->a, fn);
+    if (xs.kind == CV_ERR) return ERR;
+    if (!positional(c, call, fn, 1, 1)) return ERR;
+    const flow_node *f = call->list.items[0]->a;
+    uint32_t et = elem_of(c, xs.type);
+    plan_arg arg = scalar(xs.node);
+    if (f->kind == AST_LAMBDA) {
+        uint32_t rt = PLAN_NONE;
+        c->ex.diag = c->d;
+        uint32_t lam = expr_lower_lambda(&c->ex, f, &et, 1, is_map ? PLAN_NONE : c->t_bool, &rt);
+        if (lam == PLAN_NONE) return ERR;
+        uint32_t t = is_map ? plan_type_list(p, rt) : xs.type;
+        return node_val(emit(c, is_map ? PN_MAP : PN_FILTER, t, lam, 0, &arg, 1, call->span), t);
+    }
+    if (!is_map) {
+        diag_error(c->d, f->span, "e.g. xs.filter(x => len(x) > 0)", ".filter takes a lambda");
+        return ERR;
+    }
+    /* xs.map(task): the task's first unbound parameter takes each element (an expansion) */
+    chk_val t = eval(c, sc, f, PLAN_NONE);
+    if (t.kind == CV_ERR) return ERR;
+    if (t.kind != CV_TASK) {
+        diag_error(c->d, f->span, "e.g. xs.map(x => \"{x}.txt\") or xs.map(task)",
+                   ".map takes a lambda or a one-parameter task");
+        return ERR;
+    }
+    chk_sig s = sig_of(c, &t);
+    plan_arg pa[CHK_MAX_PARAMS];
+    int k = -1;
+    for (uint32_t i = 0; i < s.n; i++) {
+        const plan_param *pp = &p->params[s.first + i];
+        if (t.bound && t.bound[i] != PLAN_NONE) pa[i] = scalar(t.bound[i]);
+        else if (k < 0) k = (int)i;
+        else if (pp->def != PLAN_NONE) pa[i] = scalar(emit_const(c, pp->def, call->span));
+        else {
+            diag_error(c->d, f->span, "bind the others with .partial",
+                       ".map needs a task with one unbound parameter; '%s' also needs '%s'",
+                       s.name, plan_str(p, pp->name));
+            return ERR;
+        }
+    }
+    if (k < 0) {
+        diag_error(c->d, f->span, NULL, "'%s' has no unbound parameter to map over", s.name);
+        return ERR;
+    }
+    uint32_t want = p->params[s.first + (uint32_t)k].type;
+    if (!ty_same(p, want, et)) {
+        char ctx[200];
+        snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", pname(c, &s, (uint32_t)k), s.name);
+        type_mismatch(c, call->a->a->span, ctx, want, et, "the list's elements feed it");
+        return ERR;
+    }
+    pa[k] = (plan_arg){xs.node, PA_AXIS, 0};
+    uint32_t lt = plan_type_list(p, s.ret);
+    return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
+}
+
+/* ---- names -------------------------------------------------------------------------------- */
+static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
+    const char *name = e->name;
+    chk_local *l = scope_get(sc, name);
+    if (l) return l->val;
+    int later = chk_map_get(&sc->later, name);
+    if (later >= 0) {
+        diag_error(c->d, e->span, "statements run in data order, but a name must be bound "
+                                  "before it is used",
+                   "'%s' is used before it is bound", name);
+        diag_note(c->d, sc->stmts->items[later]->nspan, "'%s' is bound here", name);
+        return ERR;
+    }
+    chk_decl *dc = chk_find_decl(c, name);
+    if (dc) {
+        chk_val v = ERR;
+        switch (dc->kind) {
+        case DK_TASK:
+            if (dc->bad) return ERR;
+            v.kind = CV_TASK;
+            v.ref = dc->index;
+            return v;
+        case DK_GROUP:
+            v.kind = CV_GROUP;
+            v.ref = (uint32_t)(dc - c->decls);
+            return v;
+        case DK_FLOW:
+            diag_error(c->d, e->span, "to reuse a sub-pipeline, declare it as a group",
+                       "'%s' is a flow; flows cannot be called", name);
+            return ERR;
+        case DK_LIB:
+            diag_error(c->d, e->span, "declare a task: task t(...) = %s.symbol",
+                       "'%s' is a library, not a task", name);
+            return ERR;
+        case DK_TYPE:
+            diag_error(c->d, e->span, NULL, "'%s' is a type, not a value", name);
+            return ERR;
+        }
+    }
+    for (int i = 0; i < N_BUILTINS; i++)
+        if (!strcmp(name, builtins[i])) {
+            diag_error(c->d, e->span, NULL, "'%s' is a built-in function; call it", name);
+            return ERR;
+        }
+    char hb[160];
+    chk_cand_reset(c);
+    for (int i = 0; i < sc->n; i++) chk_cand_add(c, sc->items[i].name);
+    for (int i = 0; i < c->ndecls; i++)
+        if (c->decls[i].kind == DK_TASK || c->decls[i].kind == DK_GROUP)
+            chk_cand_add(c, c->decls[i].ast->name);
+    for (int i = 0; i < N_BUILTINS; i++) chk_cand_add(c, builtins[i]);
+    diag_error(c->d, e->span, chk_hint_closest(c, name, hb, sizeof hb), "unknown name '%s'", name);
+    return ERR;
+}
+
+static bool is_builtin_call(chk_ctx *c, chk_scope *sc, const char *name) {
+    if (scope_get(sc, name) || chk_map_get(&sc->later, name) >= 0 || chk_find_decl(c, name))
+        return false;
+    for (int i = 0; i < N_BUILTINS; i++)
+        if (!strcmp(name, builtins[i])) return true;
+    return false;
+}
+
+/* ---- expressions --------------------------------------------------------------------------- */
+static chk_val eval_call(chk_ctx *c, chk_scope *sc, const flow_node *e) {
+    const flow_node *callee = e->a;
+    if (callee->kind == AST_NAME && is_builtin_call(c, sc, callee->name))
+        return builtin(c, sc, callee->name, e);
+    if (callee->kind == AST_MEMBER) {
+        const char *m = callee->name;
+        if (!strcmp(m, "map") || !strcmp(m, "filter")) return list_method(c, sc, e, m[0] == 'm');
+        call_mode mode = !strcmp(m, "partial") ? M_PARTIAL : !strcmp(m, "expand") ? M_EXPAND
+                         : !strcmp(m, "expand_kwargs") ? M_KWARGS : M_CALL;
+        if (mode == M_CALL) {
+            char hb[160];
+            chk_cand_reset(c);
+            for (int i = 0; i < N_MEMBERS; i++) chk_cand_add(c, members[i]);
+            const char *h = chk_hint_closest(c, m, hb, sizeof hb);
+            diag_error(c->d, callee->nspan, h ? h : "methods: partial expand expand_kwargs map "
+                                                    "filter",
+                       "unknown method '%s'", m);
+            return ERR;
+        }
+        chk_val f = eval(c, sc, callee->a, PLAN_NONE);
+        if (f.kind == CV_ERR) return ERR;
+        if (f.kind == CV_NODE) {
+            char tb[128];
+            diag_error(c->d, callee->nspan, NULL, ".%s applies to a task or group, found a "
+                       "value of type %s", m, chk_type_text(c, f.type, tb, sizeof tb));
+            return ERR;
+        }
+        return apply(c, sc, f, e, mode);
+    }
+    chk_val f = eval(c, sc, callee, PLAN_NONE);
+    if (f.kind == CV_ERR) return ERR;
+    if (f.kind == CV_NODE) {
+        char tb[128];
+        diag_error(c->d, callee->span, NULL, "a value of type %s cannot be called",
+                   chk_type_text(c, f.type, tb, sizeof tb));
+        return ERR;
+    }
+    return apply(c, sc, f, e, M_CALL);
+}
+
+static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+    flow_plan *p = c->plan;
+    uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
+    int n = e->list.len;
+    if (n > CHK_MAX_ARGS) {
+        diag_error(c->d, e->span, "build long lists with range, files or a task",
+                   "a list literal with more than %d non-constant elements", CHK_MAX_ARGS);
+        return ERR;
+    }
+    plan_arg args[CHK_MAX_ARGS];
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        const flow_node *x = e->list.items[i];
+        chk_val v = eval(c, sc, x, et);
+        if (!want_node(c, &v, x)) {
+            ok = false;
+            continue;
+        }
+        if (et == PLAN_NONE) et = v.type;
+        else if (!ty_same(p, et, v.type)) {
+            type_mismatch(c, x->span, "a list element", et, v.type,
+                          "all elements of a list have one type");
+            ok = false;
+        }
+        args[i] = scalar(v.node);
+    }
+    if (!ok) return ERR;
+    uint32_t t = plan_type_list(p, et);
+    return node_val(emit(c, PN_LIST, t, PLAN_NONE, 0, args, n, e->span), t);
+}
+
+static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+    flow_plan *p = c->plan;
+    int n = e->list.len;
+    if (n > CHK_MAX_PARAMS) {
+        diag_error(c->d, e->span, NULL, "a record with more than %d fields", CHK_MAX_PARAMS);
+        return ERR;
+    }
+    const plan_type *wt = want != PLAN_NONE && ty_is(p, want, PT_RECORD) ? &p->types[want] : NULL;
+    /* with an expected record type of the same field names, follow its order */
+    int order[CHK_MAX_PARAMS];
+    bool follow = wt && (int)wt->n == n;
+    for (int k = 0; follow && k < n; k++) {
+        const char *fname = plan_str(p, p->fields[wt->first + (uint32_t)k].name);
+        order[k] = -1;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(e->list.items[i]->name, fname)) order[k] = i;
+        if (order[k] < 0) follow = false;
+    }
+    plan_arg args[CHK_MAX_PARAMS];
+    plan_field fs[CHK_MAX_PARAMS];
+    bool ok = true;
+    for (int k = 0; k < n; k++) {
+        int i = follow ? order[k] : k;
+        const flow_node *fi = e->list.items[i];
+        for (int j = 0; j < i && !follow; j++)
+            if (!strcmp(e->list.items[j]->name, fi->name)) {
+                diag_error(c->d, fi->nspan, NULL, "field '%s' is given twice", fi->name);
+                ok = false;
+            }
+        uint32_t ft = follow ? p->fields[p->types[want].first + (uint32_t)k].type : PLAN_NONE;
+        chk_val v = eval(c, sc, fi->a, ft);
+        if (!want_node(c, &v, fi->a)) {
+            ok = false;
+            continue;
+        }
+        fs[k] = (plan_field){plan_intern_str(p, fi->name), v.type};
+        args[k] = scalar(v.node);
+    }
+    if (!ok) return ERR;
+    uint32_t t = plan_type_record(p, PLAN_NONE, fs, (uint32_t)n);
+    if (follow && ty_same(p, t, want)) t = want;
+    return node_val(emit(c, PN_RECORD, t, PLAN_NONE, 0, args, n, e->span), t);
+}
+
+static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+    switch (e->kind) {
+    case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_DURATION:
+    case AST_UNARY: case AST_LIST: case AST_RECORD:
+        if (chk_is_const(e)) {
+            if (e->kind == AST_DURATION) {
+                diag_error(c->d, e->span, NULL, "durations are only used in task options");
+                return ERR;
+            }
+            uint32_t v = PLAN_NONE;
+            if (want != PLAN_NONE) v = chk_const_value(c, e, want, false);
+            if (v == PLAN_NONE) v = chk_const_value(c, e, PLAN_NONE, true);
+            if (v == PLAN_NONE) return ERR;
+            return node_val(emit_const(c, v, e->span), c->plan->values[v].type);
+        }
+        if (e->kind == AST_LIST) return eval_list(c, sc, e, want);
+        if (e->kind == AST_RECORD) return eval_record(c, sc, e, want);
+        if (e->kind == AST_STR) return chk_const_value(c, e, PLAN_NONE, true), ERR;
+        break;
+    case AST_NAME:
+        return lookup(c, sc, e);
+    case AST_CALL:
+        return eval_call(c, sc, e);
+    case AST_WITH: {
+        chk_val f = eval(c, sc, e->a, PLAN_NONE);
+        if (f.kind == CV_ERR) return ERR;
+        if (f.kind != CV_TASK || !f.fresh) {
+            diag_error(c->d, e->span, "give a task's options in its declaration: task t(...) = "
+                                      "... with {...}",
+                       "`with {...}` in a flow applies only to combine(...)");
+            return ERR;
+        }
+        chk_task_options(c, f.ref, &e->list);
+        f.fresh = false;
+        return f;
+    }
+    case AST_LAMBDA:
+        diag_error(c->d, e->span, "lambdas are arguments of map, filter, stitch and label",
+                   "a lambda cannot stand here");
+        return ERR;
+    case AST_MEMBER:
+        diag_error(c->d, e->span, "call a method: .partial(...), .expand(...), .map(...); field "
+                                  "access is for lambdas",
+                   "'.%s' is not a value here", e->name);
+        return ERR;
+    default:
+        break;
+    }
+    diag_error(c->d, e->span, "operators are for lambdas: xs.map(x => ...)",
+               "this expression is not allowed in a flow body");
+    return ERR;
+}
+
+static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+    if (c->depth >= CHK_MAX_EXPR_DEPTH) {
+        diag_error(c->d, e->span, NULL, "expression nested more than %d deep", CHK_MAX_EXPR_DEPTH);
+        return ERR;
+    }
+    c->depth++;
+    chk_val v = eval_inner(c, sc, e, want);
+    c->depth--;
+    return v;
+}
+
+/* ---- statements ---------------------------------------------------------------------------- */
+static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t node, uint32_t fresh) {
+    flow_plan *p = c->plan;
+    if (!st->list.len) return;
+    if (node == PLAN_NONE || node < fresh) {
+        diag_error(c->d, st->span, NULL, "`after` needs a statement that runs a task");
+        return;
+    }
+    uint32_t got[CHK_MAX_ARGS];
+    int n = 0;
+    for (int i = 0; i < st->list.len && n < CHK_MAX_ARGS; i++) {
+        const flow_node *nm = st->list.items[i];
+        if (st->kind == AST_LET && !strcmp(nm->name, st->name)) {
+            diag_error(c->d, nm->span, NULL, "'%s' cannot run after itself", nm->name);
+            continue;
+        }
+        chk_local *l = scope_get(sc, nm->name);
+        if (l) {
+            if (l->val.kind == CV_NODE && l->val.node == PLAN_NONE)
+                diag_error(c->d, nm->span, "give the group a result, or wait for a step inside it",
+                           "'%s' is a group call without a result; nothing to wait for",
+                           nm->name);
+            else if (l->val.kind == CV_NODE) got[n++] = l->val.node;
+            else if (l->val.kind != CV_ERR)
+                diag_error(c->d, nm->span, NULL, "'%s' is a task, not a step that runs", nm->name);
+            continue;
+        }
+        int later = chk_map_get(&sc->later, nm->name);
+        if (later >= 0) {
+            diag_error(c->d, nm->span, "`after` can only name statements above it",
+                       "'%s' is bound later, at line %d", nm->name,
+                       sc->stmts->items[later]->span.line);
+            continue;
+        }
+        char hb[160];
+        chk_cand_reset(c);
+        for (int k = 0; k < sc->n; k++) chk_cand_add(c, sc->items[k].name);
+        diag_error(c->d, nm->span, chk_hint_closest(c, nm->name, hb, sizeof hb),
+                   "unknown name '%s' after `after`", nm->name);
+    }
+    p->nodes[node].first_after = p->n_afters;
+    p->nodes[node].nafter = (uint32_t)n;
+    for (int i = 0; i < n; i++) {
+        uint32_t k = PLAN_PUSH(p, afters);
+        p->afters[k] = got[i];
+    }
+}
+
+static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name) {
+    if (sc->prefix) {
+        char buf[300];
+        snprintf(buf, sizeof buf, "%s.%s", sc->prefix, name);
+        c->plan->nodes[node].name = plan_intern_str(c->plan, buf);
+    } else {
+        c->plan->nodes[node].name = plan_intern_str(c->plan, name);
+    }
+}
+
+/* Walk a body's statements; returns the value of its `return` (a void node value
+ * when it has none). ret: the declared result type. */
+static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t ret,
+                    const char *what, const flow_node *decl) {
+    flow_plan *p = c->plan;
+    sc->stmts = stmts;
+    for (int i = 0; i < stmts->len; i++) {
+        const flow_node *st = stmts->items[i];
+        if (st->kind == AST_LET && chk_map_get(&sc->later, st->name) < 0 && !scope_get(sc, st->name))
+            chk_map_put(&sc->later, st->name, i);
+    }
+    chk_val result = ERR;
+    const flow_node *returned = NULL;
+    bool bad = false;
+    for (int i = 0; i < stmts->len; i++) {
+        const flow_node *st = stmts->items[i];
+        uint32_t fresh = p->n_nodes;
+        if (st->kind == AST_LET) {
+            chk_local *prev = scope_get(sc, st->name);
+            chk_val v = eval(c, sc, st->a, PLAN_NONE);
+            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
+            if (prev) {
+                diag_error(c->d, st->nspan, "each name is bound once; choose another name",
+                           "'%s' is already bound", st->name);
+                diag_note(c->d, prev->span, "'%s' was first bound here", st->name);
+                continue;
+            }
+            bool made = v.kind == CV_NODE && v.node != PLAN_NONE && v.node >= fresh;
+            if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
+            if (v.kind != CV_ERR)
+                set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
+            scope_add(sc, st->name, st->nspan, v);
+        } else if (st->kind == AST_EXPRSTMT) {
+            const flow_node *e = st->a;
+            chk_val v = eval(c, sc, e, PLAN_NONE);
+            if (v.kind == CV_TASK || v.kind == CV_GROUP) {
+                diag_error(c->d, e->span, "call it, or .expand it, to run it",
+                           "this makes a task but does not run it");
+            } else if (v.kind == CV_NODE && v.node != PLAN_NONE && v.node < fresh) {
+                diag_error(c->d, e->span, "a statement on its own runs a task for its effect",
+                           "this statement does nothing");
+            } else if (v.kind == CV_NODE) {
+                set_afters(c, sc, st, v.node, fresh);
+            }
+        } else if (st->kind == AST_RETURN) {
+            if (returned) {
+                diag_error(c->d, st->span, NULL, "a %s returns once", what);
+                diag_note(c->d, returned->span, "first return here");
+                continue;
+            }
+            returned = st;
+            if (ty_is(p, ret, PT_VOID)) {
+                if (st->a) {
+                    eval(c, sc, st->a, PLAN_NONE);
+                    diag_error(c->d, st->a->span, "declare its result type: (...) -> T",
+                               "%s '%s' has no result type but returns a value", what, decl->name);
+                    bad = true;
+                }
+                continue;
+            }
+            if (!st->a) {
+                diag_error(c->d, st->span, NULL, "%s '%s' must return a value", what, decl->name);
+                bad = true;
+                continue;
+            }
+            chk_val v = eval(c, sc, st->a, ret);
+            if (!want_node(c, &v, st->a)) {
+                bad = true;
+                continue;
+            }
+            if (!ty_same(p, ret, v.type)) {
+                char ctx[200];
+                snprintf(ctx, sizeof ctx, "%s '%s' returns %s; its result",
+                         what, decl->name, "a value");
+                char a[128], b[128];
+                diag_error(c->d, st->a->span, NULL, "%s '%s' returns %s, but this is %s", what,
+                           decl->name, chk_type_text(c, ret, a, sizeof a),
+                           chk_type_text(c, v.type, b, sizeof b));
+                bad = true;
+                continue;
+            }
+            result = v;
+            if (v.node != PLAN_NONE && v.node >= fresh && p->nodes[v.node].name == PLAN_NONE &&
+                !sc->prefix)
+                name_node(c, sc, v.node, "return");
+        } else {
+            diag_error(c->d, st->span, NULL, "expected a statement");
+        }
+    }
+    if (!returned && !ty_is(p, ret, PT_VOID)) {
+        char a[128];
+        diag_error(c->d, decl->nspan, "end the body with: return EXPR",
+                   "%s '%s' declares -> %s but never returns a value", what, decl->name,
+                   chk_type_text(c, ret, a, sizeof a));
+        bad = true;
+    }
+    if (ty_is(p, ret, PT_VOID) && !bad) {
+        result = ERR;
+        result.kind = CV_NODE;
+        result.node = PLAN_NONE;
+        result.type = c->t_void;
+    }
+    return result;
+}
+
+/* A flow's or group's own graph: PARAM nodes, then its statements. */
+void chk_body(chk_ctx *c, chk_decl *dc) {
+    flow_plan *p = c->plan;
+    flow_diag *saved = c->d;
+    bool quiet = dc->kind == DK_GROUP && dc->reported;
+    if (quiet) c->d = &c->mute;
+    int before = c->d->errors;
+    uint32_t gi = dc->index;
+    p->graphs[gi].first_node = p->n_nodes;
+    chk_scope sc;
+    memset(&sc, 0, sizeof sc);
+    uint32_t np = p->graphs[gi].nparams, fp = p->graphs[gi].first_param;
+    for (uint32_t i = 0; i < np; i++) {
+        const flow_node *pa = dc->ast->list.items[i];
+        uint32_t t = p->params[fp + i].type;
+        uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
+        p->nodes[n].name = p->params[fp + i].name;
+        if (!scope_get(&sc, pa->name)) scope_add(&sc, pa->name, pa->nspan, node_val(n, t));
+    }
+    if (dc->kind == DK_GROUP) dc->inlining = true;
+    chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,
+                     dc->kind == DK_FLOW ? "flow" : "group", dc->ast);
+    if (dc->kind == DK_GROUP) {
+        dc->inlining = false;
+        dc->reported = true;
+    }
+    p->graphs[gi].nnodes = p->n_nodes - p->graphs[gi].first_node;
+    p->graphs[gi].ret_node = r.kind == CV_NODE ? r.node : PLAN_NONE;
+    if (c->d->errors != before) dc->bad = true;
+    c->d = saved;
+    scope_free(&sc);
+}

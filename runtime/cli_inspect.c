@@ -1,0 +1,284 @@
+/*
+ * cli_inspect.c — `flowrun inspect PLAN [--json|--yaml|--dot]` and `flowrun verify PLAN`.
+ *
+ * Both read the plan through plan_read_file, so a damaged, foreign or newer plan gives
+ * exactly one line on stderr naming the file, and exit 2. inspect prints a summary for
+ * people (or one of plan_emit's views); verify also finds each library the plan names
+ * (beside the plan, then along FLOW_LIBRARY_PATH) and compares its SHA-256 with the one
+ * flowc recorded.
+ */
+#define _GNU_SOURCE /* dlinfo */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+
+#include "cli.h"
+#include "plan.h"
+
+#define INSPECT_TEXT 256 /* room for one type or constant in the summary */
+
+/*
+ * Where the runtime's linker checks symbols: a strong definition anywhere in libflow
+ * (dlopen each library, dlsym each C task's symbol) replaces this weak one. It gets the
+ * plan, the resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0,
+ * or -1 with one line in err.
+ */
+int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
+__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
+                                              char *err, size_t errlen) {
+    (void)p, (void)lib_paths, (void)err, (void)errlen;
+    return 0;
+}
+
+static flow_plan *load(const char *cmd, const char *path) {
+    char err[512];
+    flow_plan *p = plan_read_file(path, err, sizeof err);
+    if (!p) fprintf(stderr, "flowrun %s: %s: %s\n", cmd, path, err);
+    return p;
+}
+
+static void print_params(const flow_plan *p, uint32_t first, uint32_t n, FILE *f) {
+    char ty[INSPECT_TEXT], val[INSPECT_TEXT];
+    fputc('(', f);
+    for (uint32_t j = 0; j < n; j++) {
+        const plan_param *a = &p->params[first + j];
+        plan_type_text(p, a->type, ty, sizeof ty);
+        fprintf(f, "%s%s: %s", j ? ", " : "", plan_str(p, a->name), ty);
+        if (a->def != PLAN_NONE) {
+            plan_value_text(p, a->def, val, sizeof val);
+            fprintf(f, " = %s", val);
+        }
+    }
+    fputc(')', f);
+}
+
+static void print_graphs(const flow_plan *p, plan_graph_kind kind, const char *title, FILE *f) {
+    char ty[INSPECT_TEXT];
+    bool any = false;
+    for (uint32_t g = 0; g < p->n_graphs; g++) {
+        const plan_graph *gr = &p->graphs[g];
+        if (gr->kind != (uint32_t)kind) continue;
+        if (!any) fprintf(f, "%s:\n", title);
+        any = true;
+        fprintf(f, "  %s", plan_str(p, gr->name));
+        print_params(p, gr->first_param, gr->nparams, f);
+        plan_type_text(p, gr->ret, ty, sizeof ty);
+        fprintf(f, " -> %s", ty);
+        if (gr->schedule != PLAN_NONE) fprintf(f, "  schedule %s", plan_str(p, gr->schedule));
+        fprintf(f, "  (%u nodes)\n", gr->nnodes);
+    }
+}
+
+static void hex(const uint8_t *h, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static void summary(const flow_plan *p, const char *path, FILE *f) {
+    char ty[INSPECT_TEXT], h[65];
+    struct stat st;
+    long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    hex(p->source_sha256, 32, h);
+    fprintf(f, "plan %s: format %d, %lld bytes, compiled from %s (sha256 %.16s...)\n", path,
+            PLAN_VERSION, size, plan_str(p, p->source), h);
+    print_graphs(p, PG_FLOW, "flows", f);
+    print_graphs(p, PG_GROUP, "groups", f);
+    if (p->n_tasks) fputs("tasks:\n", f);
+    for (uint32_t i = 0; i < p->n_tasks; i++) {
+        const plan_task *t = &p->tasks[i];
+        fprintf(f, "  %s", plan_str(p, t->name));
+        print_params(p, t->first_param, t->nparams, f);
+        plan_type_text(p, t->ret, ty, sizeof ty);
+        fprintf(f, " -> %s  ", ty);
+        if (t->kind == TK_C)
+            fprintf(f, "[c %s:%s]", plan_str(p, p->libs[t->lib].name), plan_str(p, t->symbol));
+        else if (t->kind == TK_SH)
+            fprintf(f, "[sh, lambda %u]", t->cmd);
+        else
+            fprintf(f, "[combine %s then %s]", plan_str(p, p->tasks[t->first].name),
+                    plan_str(p, p->tasks[t->second].name));
+        fputc('\n', f);
+    }
+    if (p->n_libs) fputs("libraries:\n", f);
+    for (uint32_t i = 0; i < p->n_libs; i++) {
+        hex(p->libs[i].sha256, 32, h);
+        fprintf(f, "  %s = \"%s\"  sha256 %.16s...\n", plan_str(p, p->libs[i].name),
+                plan_str(p, p->libs[i].path), h);
+    }
+    fprintf(f,
+            "counts: %u types, %u constants, %u libraries, %u tasks, %u graphs, %u nodes, "
+            "%u lambdas (%u instructions), %u strings, %u source locations\n",
+            p->n_types, p->n_values, p->n_libs, p->n_tasks, p->n_graphs, p->n_nodes, p->n_lambdas,
+            p->n_code, p->n_stroff, p->n_locs);
+}
+
+int flowrun_cmd_inspect(int argc, char **argv) {
+    const char *path = NULL;
+    int fmt = -1; /* -1: the summary */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            fmt = PLAN_EMIT_JSON;
+        else if (!strcmp(argv[i], "--yaml"))
+            fmt = PLAN_EMIT_YAML;
+        else if (!strcmp(argv[i], "--dot"))
+            fmt = PLAN_EMIT_DOT;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "flowrun inspect: unknown option '%s' (--json, --yaml, --dot)\n",
+                    argv[i]);
+            return 2;
+        } else if (path) {
+            fputs("flowrun inspect: one plan at a time\n", stderr);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        fputs("usage: flowrun inspect PLAN [--json|--yaml|--dot]\n", stderr);
+        return 2;
+    }
+    flow_plan *p = load("inspect", path);
+    if (!p) return 2;
+    int rc = 0;
+    if (fmt < 0)
+        summary(p, path, stdout);
+    else
+        rc = plan_emit(p, (plan_emit_format)fmt, stdout) ? 2 : 0;
+    if (fflush(stdout) != 0) rc = 2;
+    if (rc)
+        fprintf(stderr, "flowrun inspect: %s: cannot write the view: %s\n", path,
+                ferror(stdout) ? strerror(errno) : "the emitter failed");
+    plan_free(p);
+    return rc;
+}
+
+/* SHA-256 of a file; 0 on success. */
+static int file_sha256(const char *path, uint8_t out[32]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    unsigned char buf[65536];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        ok = EVP_DigestUpdate(c, buf, n);
+    unsigned len = 0;
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, out, &len);
+    EVP_MD_CTX_free(c);
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A library path from the plan: absolute as is; else beside the plan, then in each
+ * FLOW_LIBRARY_PATH folder (by its path, then by its file name). */
+static bool find_library(const char *plan_path, const char *lib, char *out, size_t len) {
+    if (lib[0] == '/') {
+        snprintf(out, len, "%s", lib);
+        return is_file(out);
+    }
+    const char *slash = strrchr(plan_path, '/');
+    int dirlen = slash ? (int)(slash - plan_path) : 1;
+    if ((size_t)snprintf(out, len, "%.*s/%s", dirlen, slash ? plan_path : ".", lib) < len &&
+        is_file(out))
+        return true;
+    const char *env = getenv("FLOW_LIBRARY_PATH");
+    const char *base = strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib;
+    while (env && *env) {
+        const char *end = strchr(env, ':');
+        int n = end ? (int)(end - env) : (int)strlen(env);
+        if (n > 0) {
+            if ((size_t)snprintf(out, len, "%.*s/%s", n, env, lib) < len && is_file(out))
+                return true;
+            if ((size_t)snprintf(out, len, "%.*s/%s", n, env, base) < len && is_file(out))
+                return true;
+        }
+        env = end ? end + 1 : NULL;
+    }
+    /* a bare name ("libm.so.6") may be the system loader's to find, as at run time */
+    if (!strchr(lib, '/')) {
+        void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
+        char origin[PATH_MAX] = ""; /* the folder the loader took it from */
+        bool ok = h && dlinfo(h, RTLD_DI_ORIGIN, origin) == 0 &&
+                  (size_t)snprintf(out, len, "%s/%s", origin, lib) < len && is_file(out);
+        if (h) dlclose(h);
+        return ok;
+    }
+    return false;
+}
+
+int flowrun_cmd_verify(int argc, char **argv) {
+    if (argc != 2 || argv[1][0] == '-') {
+        fputs("usage: flowrun verify PLAN\n", stderr);
+        return 2;
+    }
+    const char *path = argv[1];
+    flow_plan *p = load("verify", path);
+    if (!p) return 2;
+    int rc = 0;
+    char **found = calloc(p->n_libs ? p->n_libs : 1, sizeof *found);
+    if (!found) {
+        fprintf(stderr, "flowrun verify: %s: out of memory\n", path);
+        plan_free(p);
+        return 2;
+    }
+    static const uint8_t zero[32];
+    for (uint32_t i = 0; i < p->n_libs && !rc; i++) {
+        const char *name = plan_str(p, p->libs[i].name), *lib = plan_str(p, p->libs[i].path);
+        char where[PATH_MAX];
+        uint8_t h[32];
+        if (!find_library(path, lib, where, sizeof where)) {
+            fprintf(stderr,
+                    "flowrun verify: %s: library %s (\"%s\") not found beside the plan or in "
+                    "FLOW_LIBRARY_PATH\n",
+                    path, name, lib);
+            rc = 2;
+            break;
+        }
+        if (file_sha256(where, h) != 0) {
+            fprintf(stderr, "flowrun verify: %s: library %s: cannot read %s: %s\n", path, name,
+                    where, strerror(errno));
+            rc = 2;
+            break;
+        }
+        if (!memcmp(p->libs[i].sha256, zero, 32)) {
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s: the plan holds no hash for "
+                    "it (flowc did not find it), found %s\n",
+                    name, where);
+        } else if (memcmp(p->libs[i].sha256, h, 32) != 0) {
+            char want[65], got[65];
+            hex(p->libs[i].sha256, 32, want);
+            hex(h, 32, got);
+            fprintf(stderr,
+                    "flowrun verify: warning: library %s (%s) has changed since the "
+                    "plan was compiled (sha256 %.12s..., plan has %.12s...)\n",
+                    name, where, got, want);
+        }
+        found[i] = strdup(where);
+        if (!found[i]) rc = 2;
+    }
+    if (!rc) {
+        char err[512] = "";
+        if (flowrun_verify_link(p, (const char *const *)found, err, sizeof err) != 0) {
+            fprintf(stderr, "flowrun verify: %s: %s\n", path, err);
+            rc = 2;
+        }
+    }
+    if (!rc) printf("%s: ok\n", path);
+    for (uint32_t i = 0; i < p->n_libs; i++)
+        free(found[i]);
+    free(found);
+    plan_free(p);
+    return rc;
+}

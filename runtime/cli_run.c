@@ -1,0 +1,286 @@
+/*
+ * cli_run.c — `flowrun run PLAN [options]` (runtime.md §3).
+ *
+ * Reads and checks the plan, picks the flow, checks the parameters, links the
+ * libraries, starts the executor and hands everything to the scheduler; prints
+ * the flow's result as one line of JSON. Exit codes: 0 ok, 1 a task failed,
+ * 2 usage / plan / parameter error, 3 interrupted.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "exec.h"
+#include "expr.h"
+#include "flow_sched.h"
+
+#define RUN_MAX_JOBS 4096
+#define RUN_MAX_PARAMS 1024 /* --param options on one command line */
+
+/* The one piece of process-wide state: a signal handler can only reach a
+ * static. The scheduler polls it through sched_opts.stop. */
+static volatile sig_atomic_t run_stop_flag;
+
+static void run_on_signal(int sig) {
+    (void)sig;
+    run_stop_flag = 1;
+}
+
+typedef struct run_args {
+    const char *plan;       /* plan file */
+    const char *flow;       /* --flow */
+    char *params[RUN_MAX_PARAMS]; /* --param texts */
+    int nparams;
+    const char *params_file; /* --params */
+    int jobs;               /* -j */
+    const char *executor;   /* --executor */
+    const char *env;        /* --env (recorded later by the state module) */
+    const char *state;      /* --state */
+    int no_cache, no_jit, strict; /* flags accepted now; see docs/scheduler.md */
+    const char *progress;   /* --progress */
+    int64_t max_map;        /* --max-map */
+    int breadth;            /* --schedule breadth */
+} run_args;
+
+static int usage_error(const char *fmt, const char *a) {
+    fputs("flowrun run: ", stderr);
+    fprintf(stderr, fmt, a);
+    fputs(" (see flowrun --help)\n", stderr);
+    return 2;
+}
+
+static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Options take their value as the next word or after '=': --flow NAME, --flow=NAME. */
+static int parse_args(int argc, char **argv, run_args *a) {
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        if (arg[0] != '-' || !strcmp(arg, "-")) {
+            if (a->plan) return usage_error("unexpected argument '%s'", arg);
+            a->plan = arg;
+            continue;
+        }
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(arg, '=');
+        if (arg[1] == '-' && eq) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+            val = eq + 1;
+        } else if (!strncmp(arg, "-j", 2) && arg[2]) {
+            snprintf(name, sizeof name, "-j");
+            val = arg + 2;
+        } else {
+            snprintf(name, sizeof name, "%s", arg);
+        }
+        int flag = !strcmp(name, "--no-cache") || !strcmp(name, "--no-jit") ||
+                   !strcmp(name, "--strict");
+        if (flag) {
+            if (val) return usage_error("option '%s' takes no value", name);
+            if (!strcmp(name, "--no-cache")) a->no_cache = 1;
+            else if (!strcmp(name, "--no-jit")) a->no_jit = 1;
+            else a->strict = 1;
+            continue;
+        }
+        static const char *const valued[] = {"--flow", "--param", "--params", "-j", "--jobs",
+                                             "--executor", "--env", "--state", "--progress",
+                                             "--max-map", "--schedule"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(name, valued[k]);
+        if (!known) return usage_error("unknown option '%s'", arg);
+        if (!val) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", name);
+            val = argv[++i];
+        }
+        int64_t n;
+        if (!strcmp(name, "--flow")) a->flow = val;
+        else if (!strcmp(name, "--param")) {
+            if (a->nparams >= RUN_MAX_PARAMS) return usage_error("more than %s --param options", "1024");
+            a->params[a->nparams++] = (char *)val;
+        } else if (!strcmp(name, "--params")) a->params_file = val;
+        else if (!strcmp(name, "-j") || !strcmp(name, "--jobs")) {
+            if (parse_count(val, 1, RUN_MAX_JOBS, &n))
+                return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
+            a->jobs = (int)n;
+        } else if (!strcmp(name, "--executor")) {
+            if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes"))
+                return usage_error("--executor expects inline, process or kubernetes, got '%s'", val);
+            a->executor = val;
+        } else if (!strcmp(name, "--env")) a->env = val;
+        else if (!strcmp(name, "--state")) a->state = val;
+        else if (!strcmp(name, "--progress")) {
+            if (strcmp(val, "auto") && strcmp(val, "plain") && strcmp(val, "none"))
+                return usage_error("--progress expects auto, plain or none, got '%s'", val);
+            a->progress = val;
+        } else if (!strcmp(name, "--max-map")) {
+            if (parse_count(val, 1, INT64_MAX, &n))
+                return usage_error("--max-map expects a positive number, got '%s'", val);
+            a->max_map = n;
+        } else if (!strcmp(name, "--schedule")) {
+            if (strcmp(val, "depth") && strcmp(val, "breadth"))
+                return usage_error("--schedule expects depth or breadth, got '%s'", val);
+            a->breadth = !strcmp(val, "breadth");
+        }
+    }
+    if (!a->plan) return usage_error("%s", "missing the PLAN file");
+    return 0;
+}
+
+/* The flow to run: --flow NAME, or the only flow of the plan. */
+static int pick_flow(const flow_plan *p, const char *want, uint32_t *out) {
+    char names[600] = "";
+    size_t n = 0;
+    uint32_t nflows = 0, found = PLAN_NONE;
+    for (uint32_t g = 0; g < p->n_graphs; g++) {
+        if (p->graphs[g].kind != PG_FLOW) continue;
+        const char *name = plan_str(p, p->graphs[g].name);
+        if (n < sizeof names)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", nflows ? ", " : "", name);
+        nflows++;
+        if (want ? !strcmp(want, name) : 1) found = g;
+    }
+    if (nflows == 0) {
+        fputs("flowrun: the plan has no flow to run\n", stderr);
+        return -1;
+    }
+    if (want && found == PLAN_NONE) {
+        fprintf(stderr, "flowrun: no flow named '%s' in the plan (flows: %s)\n", want, names);
+        return -1;
+    }
+    if (!want && nflows > 1) {
+        fprintf(stderr, "flowrun: the plan has several flows (%s): choose one with --flow NAME\n",
+                names);
+        return -1;
+    }
+    *out = found;
+    return 0;
+}
+
+static int ncpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > RUN_MAX_JOBS ? RUN_MAX_JOBS : (int)n;
+}
+
+int flowrun_cmd_run(int argc, char **argv) {
+    run_args a;
+    memset(&a, 0, sizeof a);
+    if (parse_args(argc, argv, &a)) return 2;
+
+    char err[1024];
+    flow_plan *p = plan_read_file(a.plan, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "flowrun: %s: %s\n", a.plan, err);
+        return 2;
+    }
+    for (uint32_t l = 0; l < p->n_lambdas; l++)
+        if (expr_verify(p, l, err, sizeof err) != 0) {
+            fprintf(stderr, "flowrun: %s: damaged plan: %s\n", a.plan, err);
+            plan_free(p);
+            return 2;
+        }
+    uint32_t g;
+    if (pick_flow(p, a.flow, &g)) {
+        plan_free(p);
+        return 2;
+    }
+    const plan_graph *G = &p->graphs[g];
+    flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
+    if (!params || params_resolve(p, g, a.params, a.nparams, a.params_file, params, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
+        free(params);
+        plan_free(p);
+        return 2;
+    }
+    int code = 2;
+    rt_runtime *rt = NULL;
+    rt_executor *ex = NULL;
+    const char *exname = a.executor ? a.executor : "process";
+    if (!strcmp(exname, "kubernetes")) {
+        fputs("flowrun: the kubernetes executor is not available in this build\n", stderr);
+        goto out;
+    }
+    rt = rt_open(p, a.plan, a.strict, err, sizeof err);
+    if (!rt) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        goto out;
+    }
+    int jobs = a.jobs ? a.jobs : ncpus();
+    ex = !strcmp(exname, "inline") ? rt_executor_inline(rt, jobs) : rt_executor_process(rt, jobs);
+    if (!ex) {
+        fprintf(stderr, "flowrun: cannot start the %s executor: %s\n", exname, strerror(errno));
+        goto out;
+    }
+
+    /* where instances write their files: STATE/work/<time>-<pid> */
+    const char *state = a.state ? a.state : getenv("FLOW_STATE");
+    if (!state || !*state) state = ".flow";
+    char work[PATH_MAX];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(work, sizeof work, "%s/work/%04d%02d%02d-%02d%02d%02d-%ld", state, tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)getpid());
+
+    sched_opts o;
+    memset(&o, 0, sizeof o);
+    o.jobs = jobs;
+    o.max_map = a.max_map;
+    o.breadth = a.breadth;
+    const char *prog = a.progress ? a.progress : "auto";
+    o.progress = !strcmp(prog, "none")    ? SCHED_PROGRESS_NONE
+                 : !strcmp(prog, "plain") ? SCHED_PROGRESS_PLAIN
+                 : isatty(2)              ? SCHED_PROGRESS_LIVE
+                                          : SCHED_PROGRESS_PLAIN;
+    o.work_dir = work;
+    o.stop = &run_stop_flag;
+    o.err = stderr;
+
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = run_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    sched_outcome res;
+    code = sched_run(p, ex, g, params, &o, &res);
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (code == 0 && res.has_result) {
+        fv_print_json(p, G->ret, res.result, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (res.has_result) fv_decref(p, G->ret, res.result);
+    if (code == 3) {
+        /* Interrupted: instances may still be running. Process workers are stopped;
+         * inline tasks (threads of this process) cannot be, so leave without
+         * waiting for them or freeing what they may still read. */
+        if (strcmp(exname, "inline")) ex->ops->destroy(ex);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(3);
+    }
+
+out:
+    if (ex) ex->ops->destroy(ex);
+    if (rt) rt_close(rt);
+    for (uint32_t i = 0; i < G->nparams; i++) fv_decref(p, p->params[G->first_param + i].type, params[i]);
+    free(params);
+    plan_free(p);
+    return code;
+}

@@ -1,0 +1,1222 @@
+/*
+ * exec_process.c — the process executor: a prefork pool of worker processes.
+ *
+ * DESIGN
+ *   Workers are forked from flowrun after rt_open, so every library is already
+ *   loaded and every libffi call interface prepared: a worker needs no exec and
+ *   starts in well under a millisecond. Each worker is joined to the parent by
+ *   a socketpair (stream, close-on-exec; MSG_NOSIGNAL on every send, so neither
+ *   side can be killed by SIGPIPE and no process-wide signal setting is
+ *   needed), one shared page (px_ctl) and a capture file (memfd) that is the
+ *   worker's fd 1 and fd 2.
+ *
+ *   Jobs. submit() encodes each job at once into a frame (header, out/scratch
+ *   dirs, the arguments fv_encode'd with the task's parameter types) held in a
+ *   slot, and queues the slot on `pending`. dispatch() hands pending slots to
+ *   workers in batches: a worker holds at most `limit` jobs, where limit is the
+ *   smaller of a fair share of all outstanding work and about PX_BATCH_NS of
+ *   work at the recent mean job duration, and is refilled when it falls to half
+ *   of that, so it never runs dry while the refill is in the pipe. A refill is
+ *   one send of many frames. Each worker's jobs are remembered in a FIFO in the
+ *   order sent; the worker runs them in that order and answers in that order.
+ *
+ *   Results. The worker runs a job, reads what the job printed from the capture
+ *   file (the tail, at most PX_LOG_MAX bytes) and truncates it, and appends a
+ *   result frame to an output buffer. It sends the buffer before blocking for
+ *   more jobs, when it is large, when PX_FLUSH_NS has passed since the last
+ *   send, and before a job that may be slow (one with a timeout, or of a task
+ *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
+ *   results per system call when jobs are short, and no result held back by a
+ *   long job after it. The parent reads results in large chunks, matches each with the
+ *   head of that worker's FIFO and queues a finished rt_result for wait().
+ *
+ *   Failure. Before each job the worker stores the job's slot and start time
+ *   in px_ctl; after it, it clears them. So when a worker dies the parent
+ *   knows which job was running: that job fails, with a message built from the
+ *   wait status ("worker killed by signal 11 (Segmentation fault)", "task
+ *   called exit(3)") and, as its log, what it printed before dying. Jobs
+ *   queued behind it go back to the front of `pending` and run elsewhere. A
+ *   fatal signal handler and an exit handler in the worker send buffered
+ *   results before it dies, so finished jobs are not lost; only a SIGKILL from
+ *   outside can lose some, and those run again. Deaths are seen through a
+ *   pidfd per worker, reaped with waitpid on that pid only, and the worker is
+ *   replaced by a fresh fork. Timeouts: wait() compares the running job's
+ *   start in px_ctl with its timeout and kills the worker's process group
+ *   (the worker and whatever it started) when it passes.
+ *
+ *   run_as (when flowrun is root): the worker forks a child per such job that
+ *   switches identity, runs the job and sends the result itself; if the child
+ *   dies first, the worker sends the failure for it, so the worker survives.
+ *
+ *   Ownership: the parent owns slots, frames and the results it has not yet
+ *   returned; a result returned by wait() belongs to the caller. In a worker
+ *   the only process-wide state is px_child, the pointer the fatal-signal and
+ *   exit handlers need (a signal handler has no other way in); it is set
+ *   only in worker processes.
+ */
+#define _GNU_SOURCE
+#include "exec_process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PX_MAX_WORKERS 256         /* -j above this is clamped */
+#define PX_BATCH_MAX 1024          /* most jobs in flight on one worker */
+#define PX_BATCH_START 16          /* in flight per worker before durations are known */
+#define PX_BATCH_NS 2000000        /* aim for about this much queued work per worker */
+#define PX_FLUSH_NS 100000         /* a worker sends results at least this often */
+#define PX_FLUSH_BYTES (64 * 1024) /* ... and whenever this many are buffered */
+#define PX_LOG_MAX (64 * 1024)     /* captured output kept per instance: the tail */
+#define PX_FRAME_MAX (1u << 30)    /* largest frame either side accepts */
+#define PX_ERROR_MAX 4096          /* bytes of an error message sent back */
+#define PX_READ_CHUNK (256 * 1024) /* bytes read per recv */
+#define PX_DEATHS_MAX 5            /* deaths in a row with no job to blame: give up on it */
+#define PX_ALTSTACK (64 * 1024)    /* signal stack of a worker (stack overflows) */
+#define PX_RSS_NS 20000            /* jobs shorter than this reuse the last peak RSS read */
+
+/* ---- the wire ---- */
+
+/* parent -> worker, followed by out_dir, scratch_dir and the arguments */
+typedef struct px_jobhdr {
+    uint32_t len;        /* bytes after this field */
+    uint32_t slot;       /* parent's slot, echoed */
+    uint64_t id;         /* rt_job.id */
+    uint32_t task;       /* plan task */
+    uint32_t nout;       /* bytes of out_dir; UINT32_MAX for NULL */
+    uint32_t nscratch;   /* bytes of scratch_dir; UINT32_MAX for NULL */
+    uint32_t nargs;      /* bytes of encoded arguments */
+    int64_t map_index;   /* rt_job.map_index */
+    int64_t timeout_ms;  /* rt_job.timeout_ms */
+} px_jobhdr;
+
+/* worker -> parent, followed by the encoded value, the error and the log */
+typedef struct px_reshdr {
+    uint32_t len;        /* bytes after this field */
+    uint32_t slot;       /* the job's slot */
+    uint64_t id;         /* the job's id */
+    int32_t ok;          /* rt_result.ok */
+    int32_t term_signal; /* rt_result.term_signal (a run_as child's death) */
+    uint32_t nvalue;     /* bytes of the encoded value */
+    uint32_t nerror;     /* bytes of the error text */
+    uint32_t nlog;       /* bytes of the log */
+    double start, end;   /* rt_result.start, .end */
+    int64_t peak_rss_kb; /* rt_result.peak_rss_kb */
+} px_reshdr;
+
+/* One page shared by a worker (writer) and the parent (reader). */
+typedef struct px_ctl {
+    _Atomic uint32_t running;    /* slot + 1 of the job being run; 0 between jobs */
+    _Atomic int64_t start_mono;  /* its start, CLOCK_MONOTONIC ns (set before running) */
+    _Atomic int64_t start_wall;  /* its start, CLOCK_REALTIME ns */
+    _Atomic int answered;        /* a run_as child has sent its job's result */
+} px_ctl;
+
+typedef struct px_bytes {
+    uint8_t *d;      /* malloc'ed */
+    size_t len, cap; /* used, allocated */
+    size_t off;      /* consumed from the front (sent or parsed) */
+} px_bytes;
+
+/* ---- the parent's records ---- */
+
+typedef struct px_slot {
+    uint64_t id;        /* the job's id */
+    uint32_t task;      /* its task */
+    int64_t timeout_ms; /* its timeout (0: none) */
+    uint8_t *frame;     /* its encoded job frame (sent again after a worker death) */
+    size_t nframe;      /* bytes of frame */
+    uint32_t next_free; /* free list link */
+} px_slot;
+
+typedef struct px_worker {
+    pid_t pid;           /* 0: not running */
+    int sock;            /* parent end of the socketpair (non-blocking) */
+    int pidfd;           /* readable when the worker has exited */
+    int capfd;           /* the worker's fd 1/2 (read after a death) */
+    px_ctl *ctl;         /* shared page */
+    uint32_t fifo[PX_BATCH_MAX]; /* slots sent, oldest first (a ring) */
+    uint32_t fhead;      /* index of the oldest in fifo */
+    uint32_t fcount;     /* slots in fifo */
+    px_bytes out;        /* frames not yet sent */
+    px_bytes in;         /* bytes received, not yet parsed */
+    int eof;             /* the socket reported end of file */
+    uint32_t killed;     /* slot + 1 killed for its timeout, or 0 */
+    int bad_frame;       /* it sent something malformed; it was killed for that */
+    int deaths;          /* deaths in a row with no job to blame */
+} px_worker;
+
+typedef struct px_exec {
+    rt_executor base;      /* ops; must be first */
+    const flow_plan *plan; /* types of arguments and results */
+    rt_job_runner run;     /* how a worker runs one job */
+    void *run_ctx;         /* its first argument */
+    int nworkers;          /* size of w */
+    px_worker *w;          /* the pool */
+    px_slot *slots;        /* every job held, by slot */
+    uint32_t nslots, cap_slots; /* used, allocated */
+    uint32_t free_slot;    /* head of the free list, UINT32_MAX when empty */
+    uint32_t *pend;        /* ring of slots waiting for a worker */
+    uint32_t pend_head, pend_count, pend_cap; /* oldest, count, size (a power of two) */
+    rt_result *ready;      /* finished results not yet returned */
+    uint32_t *ready_task;  /* the task of each ready result (to free them) */
+    size_t ready_head, ready_count, ready_cap; /* a ring */
+    uint64_t inflight;     /* slots sitting in some worker's fifo */
+    uint64_t timed;        /* slots held whose job has a timeout */
+    int64_t avg_ns;        /* moving mean of job durations; 0 until one is known */
+    fv_buf enc;            /* scratch for encoding arguments */
+    struct pollfd *pfd;    /* scratch for poll: 2 per worker */
+    uint32_t max_params;   /* most parameters of any task (workers size their arrays) */
+    char spawn_err[160];   /* why the last fork failed */
+} px_exec;
+
+/* ---- small helpers ---- */
+
+static int64_t px_now(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *px_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fputs("flowrun: out of memory (process executor)\n", stderr);
+        abort();
+    }
+    return q;
+}
+
+static void px_put(px_bytes *b, const void *d, size_t n) {
+    if (b->off && b->off == b->len) b->off = b->len = 0;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        b->d = px_xrealloc(b->d, cap);
+        b->cap = cap;
+    }
+    if (n) memcpy(b->d + b->len, d, n);
+    b->len += n;
+}
+
+/* Drop consumed bytes from the front once they are half the buffer. */
+static void px_compact(px_bytes *b) {
+    if (b->off == b->len) {
+        b->off = b->len = 0;
+    } else if (b->off > b->cap / 2) {
+        memmove(b->d, b->d + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+}
+
+static void px_bytes_free(px_bytes *b) {
+    free(b->d);
+    memset(b, 0, sizeof *b);
+}
+
+/* Send everything, blocking (worker side). -1 when the parent is gone. */
+static int px_send_all(int fd, const uint8_t *d, size_t n) {
+    while (n) {
+        ssize_t k = send(fd, d, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        d += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static const char *px_signame(int sig) {
+    switch (sig) {
+        case SIGSEGV: return "Segmentation fault";
+        case SIGABRT: return "Aborted";
+        case SIGBUS: return "Bus error";
+        case SIGFPE: return "Floating point exception";
+        case SIGILL: return "Illegal instruction";
+        case SIGKILL: return "Killed";
+        case SIGTERM: return "Terminated";
+        case SIGINT: return "Interrupt";
+        case SIGPIPE: return "Broken pipe";
+        case SIGSYS: return "Bad system call";
+        case SIGTRAP: return "Trace/breakpoint trap";
+        case SIGXCPU: return "CPU time limit exceeded";
+        case SIGXFSZ: return "File size limit exceeded";
+        default: return "signal";
+    }
+}
+
+static void px_fmt_duration(char *buf, size_t len, int64_t ms) {
+    if (ms % 1000 == 0)
+        snprintf(buf, len, "%llds", (long long)(ms / 1000));
+    else if (ms < 1000)
+        snprintf(buf, len, "%lldms", (long long)ms);
+    else
+        snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
+}
+
+/* Why a process ended, as an instance's error ("worker killed by signal 11
+ * (Segmentation fault)", "task called exit(3)"); *sig gets the signal or 0. */
+static void px_status_text(int status, char *buf, size_t len, int *sig) {
+    *sig = 0;
+    if (WIFSIGNALED(status)) {
+        *sig = WTERMSIG(status);
+        snprintf(buf, len, "worker killed by signal %d (%s)", *sig, px_signame(*sig));
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, len, "task called exit(%d)", WEXITSTATUS(status));
+    } else {
+        snprintf(buf, len, "worker ended with status %#x", (unsigned)status);
+    }
+}
+
+/* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a malloc'ed
+ * string (NULL when empty), saying how much was dropped before the tail. */
+static char *px_read_tail(int fd, off_t size) {
+    if (size <= 0) return NULL;
+    size_t keep = size > PX_LOG_MAX ? PX_LOG_MAX : (size_t)size;
+    char note[80] = "";
+    if ((off_t)keep < size)
+        snprintf(note, sizeof note, "[... %lld bytes of output dropped; the last %zu follow]\n",
+                 (long long)(size - (off_t)keep), keep);
+    size_t nn = strlen(note);
+    char *s = px_xrealloc(NULL, nn + keep + 1);
+    memcpy(s, note, nn);
+    ssize_t got = pread(fd, s + nn, keep, size - (off_t)keep);
+    if (got <= 0 && !nn) {
+        free(s);
+        return NULL;
+    }
+    s[nn + (got > 0 ? (size_t)got : 0)] = 0;
+    return s;
+}
+
+/* ---- the worker ---- */
+
+typedef struct px_child_state {
+    px_exec *ex;       /* the executor as it was at fork */
+    int sock;          /* worker end of the socketpair (blocking) */
+    int capfd;         /* capture file (also fd 1 and 2) */
+    px_ctl *ctl;       /* shared page */
+    px_bytes in;       /* job bytes received */
+    px_bytes out;      /* result frames not yet sent */
+    size_t whole;      /* bytes of out that are complete frames (the handlers send these) */
+    pid_t pid;         /* this worker (a task's fork that returns is told apart by this) */
+    pid_t parent;      /* flowrun */
+    int root;          /* running as root: run_as switches identity */
+    fv_buf enc;        /* scratch for the result value */
+    flow_val *args;    /* decoded arguments, max_params of them */
+    int64_t *task_ns;  /* per task: moving mean of its durations here; 0 = not seen yet */
+    int64_t rss;       /* peak RSS last read, KiB */
+    volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
+} px_child_state;
+
+/* Set only in a worker process: the handlers below reach its state through it. */
+static px_child_state *px_child;
+
+static void px_child_flush(px_child_state *cs) {
+    if (cs->whole > cs->out.off) {
+        if (px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off)) _exit(0);
+    }
+    cs->out.off = cs->out.len = cs->whole = 0;
+}
+
+/* Fatal signal in a task: send the finished results, then die of the signal. */
+static void px_child_fatal(int sig) {
+    px_child_state *cs = px_child;
+    if (cs && cs->whole > cs->out.off)
+        (void)px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* exit() in a task: send the finished results and end with the task's status
+ * at once, so that the parent's inherited exit handlers (and a leak checker's)
+ * never run in the worker and the parent sees exactly the task's exit code. */
+static void px_child_onexit(int status, void *arg) {
+    px_child_state *cs = px_child;
+    (void)arg;
+    if (!cs || cs->pid != getpid()) return;
+    fflush(stdout); /* what the task printed before exiting goes to its log */
+    fflush(stderr);
+    px_child_flush(cs);
+    _exit(status);
+}
+
+/* In the child of any fork() made while a task runs in this worker. */
+static void px_child_atfork(void) {
+    if (px_child) px_child->forked = 1;
+}
+
+/* Reap children a task started and left behind (once per batch, not per job). */
+static void px_child_reap(void) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+}
+
+static void px_child_setup(px_child_state *cs) {
+    setpgid(0, 0);
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore); /* a crashing task leaves no core files behind */
+    int null = open("/dev/null", O_RDONLY);
+    if (null >= 0) {
+        dup2(null, 0);
+        if (null > 2) close(null);
+    }
+    dup2(cs->capfd, 1);
+    dup2(cs->capfd, 2);
+    stack_t ss = {.ss_sp = malloc(PX_ALTSTACK), .ss_size = PX_ALTSTACK, .ss_flags = 0};
+    if (ss.ss_sp) sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = px_child_fatal;
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) sigaction(fatal[i], &sa, NULL);
+    /* the task gets a plain process: default dispositions for what flowrun may have
+     * caught or ignored (ignored ones would even survive exec), nothing blocked */
+    const int plain[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) signal(plain[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* die with flowrun (see docs/executors.md for the thread this ties us to) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != cs->parent) _exit(0);
+    px_child = cs;
+    on_exit(px_child_onexit, NULL);
+    pthread_atfork(NULL, NULL, px_child_atfork);
+}
+
+/* Run one job frame (or, when fail is given, only report that it failed with that
+ * message and signal) and append its result frame to cs->out. */
+static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                         const char *fail, int fail_signal) {
+    const flow_plan *p = cs->ex->plan;
+    const plan_task *t = &p->tasks[h->task];
+    const uint8_t *q = body;
+    size_t nout = h->nout == UINT32_MAX ? 0 : h->nout;
+    size_t nscr = h->nscratch == UINT32_MAX ? 0 : h->nscratch;
+    char *out_dir = h->nout == UINT32_MAX ? NULL : strndup((const char *)q, nout);
+    q += nout;
+    char *scratch = h->nscratch == UINT32_MAX ? NULL : strndup((const char *)q, nscr);
+    q += nscr;
+
+    rt_result res;
+    memset(&res, 0, sizeof res);
+    res.id = h->id;
+    uint32_t decoded = 0;
+    size_t pos = 0;
+    int bad = 0;
+    for (; decoded < t->nparams; decoded++) {
+        size_t used = 0;
+        uint32_t ty = p->params[t->first_param + decoded].type;
+        if (fv_decode(p, ty, q + pos, h->nargs - pos, &used, &cs->args[decoded])) {
+            bad = 1;
+            break;
+        }
+        pos += used;
+    }
+    rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
+
+    int64_t wall0 = px_now(CLOCK_REALTIME), mono0 = px_now(CLOCK_MONOTONIC);
+    atomic_store_explicit(&cs->ctl->start_wall, wall0, memory_order_relaxed);
+    atomic_store_explicit(&cs->ctl->start_mono, mono0, memory_order_relaxed);
+    atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
+    double start = (double)wall0 / 1e9;
+    if (fail || bad) {
+        res.ok = 0;
+        res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
+        res.term_signal = fail_signal;
+    } else {
+        cs->ex->run(cs->ex->run_ctx, &job, &res);
+    }
+    int64_t wall1 = px_now(CLOCK_REALTIME);
+    double end = (double)wall1 / 1e9;
+    atomic_store_explicit(&cs->ctl->running, 0, memory_order_release);
+    if (cs->forked) _exit(0); /* a task forked and its child came back here */
+
+    /* what the job printed */
+    fflush(stdout);
+    fflush(stderr);
+    off_t size = lseek(cs->capfd, 0, SEEK_END);
+    char *captured = NULL;
+    if (size > 0) {
+        captured = px_read_tail(cs->capfd, size);
+        if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
+        }
+    }
+    /* peak RSS only grows, and a job of a few µs cannot grow it much: ask again
+     * only after jobs long enough for one more system call not to matter */
+    struct rusage ru;
+    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || t->kind == TK_SH) {
+        if (!getrusage(RUSAGE_SELF, &ru) && ru.ru_maxrss > cs->rss) cs->rss = ru.ru_maxrss;
+        if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > cs->rss)
+            cs->rss = ru.ru_maxrss;
+    }
+    int64_t rss = cs->rss;
+
+    cs->enc.len = 0;
+    if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
+        fv_encode(p, t->ret, res.value, &cs->enc);
+    const char *err = res.ok ? NULL : res.error ? res.error : "task failed";
+    size_t nerr = err ? strnlen(err, PX_ERROR_MAX) : 0;
+    /* the log: the runtime's lines (flow_log), then what was printed; tails only */
+    const char *log1 = res.log ? res.log : "";
+    size_t nlog1 = strlen(log1), nlog2 = captured ? strlen(captured) : 0;
+    char note[96] = "";
+    if (nlog1 > PX_LOG_MAX) {
+        snprintf(note, sizeof note, "[... %zu bytes of log dropped; the last %d follow]\n",
+                 nlog1 - PX_LOG_MAX, PX_LOG_MAX);
+        log1 += nlog1 - PX_LOG_MAX;
+        nlog1 = PX_LOG_MAX;
+    }
+    size_t nnote = strlen(note);
+    int sep = nlog1 && nlog2 && log1[nlog1 - 1] != '\n';
+    if (cs->enc.len > PX_FRAME_MAX - PX_LOG_MAX * 3 - PX_ERROR_MAX - sizeof(px_reshdr)) {
+        cs->enc.len = 0;
+        res.ok = 0;
+        err = "the result is too large for the process executor (over 1 GiB encoded)";
+        nerr = strlen(err);
+    }
+    px_reshdr rh = {0};
+    rh.slot = h->slot;
+    rh.id = h->id;
+    rh.ok = res.ok;
+    rh.term_signal = res.term_signal;
+    rh.nvalue = (uint32_t)cs->enc.len;
+    rh.nerror = (uint32_t)nerr;
+    rh.nlog = (uint32_t)(nnote + nlog1 + (size_t)sep + nlog2);
+    rh.start = start;
+    rh.end = end;
+    rh.peak_rss_kb = rss;
+    rh.len = (uint32_t)(sizeof rh - sizeof rh.len + rh.nvalue + rh.nerror + rh.nlog);
+    px_put(&cs->out, &rh, sizeof rh);
+    px_put(&cs->out, cs->enc.data, cs->enc.len);
+    px_put(&cs->out, err, nerr);
+    px_put(&cs->out, note, nnote);
+    px_put(&cs->out, log1, nlog1);
+    px_put(&cs->out, "\n", (size_t)sep);
+    px_put(&cs->out, captured, nlog2);
+    cs->whole = cs->out.len;
+
+    free(captured);
+    if (!res.ok) res.value.i = 0; /* rt_result_clear ignores value then */
+    rt_result_clear(p, h->task, &res);
+    for (uint32_t i = 0; i < decoded; i++)
+        fv_decref(p, p->params[t->first_param + i].type, cs->args[i]);
+    free(out_dir);
+    free(scratch);
+}
+
+/* In a run_as child (as root): take the identity of `user` for the job, giving it
+ * the job's directories. 0, or -1 with why. */
+static int px_become(const char *user, const px_jobhdr *h, const uint8_t *body, char *why,
+                     size_t len) {
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(why, len, "run_as: no such user '%s'", user);
+        return -1;
+    }
+    char dir[PATH_MAX];
+    const uint8_t *q = body;
+    for (int k = 0; k < 2; k++) {
+        uint32_t n = k ? h->nscratch : h->nout;
+        if (n == UINT32_MAX) continue;
+        if (n < sizeof dir) {
+            memcpy(dir, q, n);
+            dir[n] = 0;
+            if (chown(dir, pw->pw_uid, pw->pw_gid)) {
+                snprintf(why, len, "run_as %s: cannot hand over %.200s: %s", user, dir,
+                         strerror(errno));
+                return -1;
+            }
+        }
+        q += n;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) || setuid(pw->pw_uid)) {
+        snprintf(why, len, "run_as %s: cannot switch identity: %s", user, strerror(errno));
+        return -1;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of identity clears it */
+    setenv("HOME", pw->pw_dir, 1);
+    setenv("USER", pw->pw_name, 1);
+    setenv("LOGNAME", pw->pw_name, 1);
+    return 0;
+}
+
+/* A job of a task with run_as, when flowrun runs as root: run it in a child of the
+ * worker that has switched identity. The child sends its own result; if it dies
+ * first, the worker answers for it, so the worker itself survives the crash. */
+static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
+                            const char *user) {
+    px_child_flush(cs); /* the child starts with an empty buffer */
+    atomic_store(&cs->ctl->answered, 0);
+    pid_t worker = cs->pid, pid = fork();
+    if (pid == 0) {
+        char why[256] = "";
+        cs->pid = getpid();
+        cs->forked = 0; /* this fork is ours */
+        int bad = px_become(user, h, body, why, sizeof why);
+        px_child_job(cs, h, body, bad ? why : NULL, 0);
+        px_child_flush(cs);
+        atomic_store(&cs->ctl->answered, 1);
+        _exit(0);
+    }
+    if (pid < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "run_as %s: cannot fork: %s", user, strerror(errno));
+        px_child_job(cs, h, body, why, 0);
+        return;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    cs->pid = worker;
+    if (atomic_load(&cs->ctl->answered)) return;
+    char msg[200];
+    int sig;
+    px_status_text(status, msg, sizeof msg, &sig);
+    px_child_job(cs, h, body, msg, sig);
+}
+
+/* The worker's loop: read job frames, run them in order, send results. */
+static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
+    px_child_setup(cs);
+    int64_t last_flush = px_now(CLOCK_MONOTONIC);
+    for (;;) {
+        /* run every whole frame we have */
+        while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
+            px_jobhdr h;
+            memcpy(&h, cs->in.d + cs->in.off, sizeof h);
+            size_t whole = sizeof h.len + (size_t)h.len;
+            size_t body = (size_t)(h.nout == UINT32_MAX ? 0 : h.nout) +
+                          (h.nscratch == UINT32_MAX ? 0 : h.nscratch) + h.nargs;
+            if (h.len > PX_FRAME_MAX || whole != sizeof h + body ||
+                h.task >= cs->ex->plan->n_tasks)
+                _exit(125); /* the parent sent garbage: it will notice the exit */
+            if (cs->in.len - cs->in.off < whole) break;
+            /* send what is done before a job that may take a while, so its results
+             * are not held back by it */
+            int64_t now = px_now(CLOCK_MONOTONIC), *avg = &cs->task_ns[h.task];
+            int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
+            if (cs->whole &&
+                (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
+                px_child_flush(cs);
+                last_flush = now;
+            }
+            const plan_task *t = &cs->ex->plan->tasks[h.task];
+            if (t->run_as != PLAN_NONE && cs->root)
+                px_child_job_as(cs, &h, cs->in.d + cs->in.off + sizeof h,
+                                plan_str(cs->ex->plan, t->run_as));
+            else
+                px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h, NULL, 0);
+            int64_t took = px_now(CLOCK_MONOTONIC) - now;
+            *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
+            if (*avg <= 0) *avg = 1;
+            cs->in.off += whole;
+        }
+        px_compact(&cs->in);
+        px_child_flush(cs);
+        px_child_reap();
+        last_flush = px_now(CLOCK_MONOTONIC);
+        /* then wait for more */
+        if (cs->in.cap - cs->in.len < PX_READ_CHUNK) {
+            cs->in.cap = cs->in.len + PX_READ_CHUNK;
+            cs->in.d = px_xrealloc(cs->in.d, cs->in.cap);
+        }
+        ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) _exit(0); /* the parent closed the pool */
+        cs->in.len += (size_t)k;
+    }
+}
+
+/* ---- the parent: workers ---- */
+
+static void px_worker_close(px_worker *w) {
+    if (w->sock >= 0) close(w->sock);
+    if (w->pidfd >= 0) close(w->pidfd);
+    if (w->capfd >= 0) close(w->capfd);
+    if (w->ctl) munmap(w->ctl, sizeof *w->ctl);
+    w->sock = w->pidfd = w->capfd = -1;
+    w->ctl = NULL;
+    w->pid = 0;
+    w->eof = 0;
+    w->killed = 0;
+    w->bad_frame = 0;
+    w->out.off = w->out.len = 0;
+    w->in.off = w->in.len = 0;
+}
+
+/* Fork worker i. 0 on success; -1 with ex->spawn_err set. */
+static int px_spawn(px_exec *ex, int i) {
+    px_worker *w = &ex->w[i];
+    int sv[2] = {-1, -1};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) goto fail;
+    w->capfd = memfd_create("flow-capture", MFD_CLOEXEC);
+    if (w->capfd < 0) goto fail;
+    fcntl(w->capfd, F_SETFL, O_APPEND);
+    w->ctl = mmap(NULL, sizeof *w->ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w->ctl == MAP_FAILED) {
+        w->ctl = NULL;
+        goto fail;
+    }
+    fflush(stdout); /* or the child would print the parent's buffered output again */
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) goto fail;
+    if (pid == 0) {
+        close(sv[0]);
+        for (int j = 0; j < ex->nworkers; j++) {
+            if (j == i) continue;
+            px_worker *o = &ex->w[j];
+            if (o->sock >= 0) close(o->sock);
+            if (o->pidfd >= 0) close(o->pidfd);
+            if (o->capfd >= 0) close(o->capfd);
+        }
+        px_child_state cs;
+        memset(&cs, 0, sizeof cs);
+        cs.ex = ex;
+        cs.sock = sv[1];
+        cs.capfd = w->capfd;
+        cs.ctl = w->ctl;
+        cs.pid = getpid();
+        cs.parent = parent;
+        cs.root = geteuid() == 0;
+        cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
+        cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
+        if (!cs.task_ns) _exit(125);
+        px_child_main(&cs);
+    }
+    setpgid(pid, pid); /* also done by the child; whichever runs first */
+    close(sv[1]);
+    w->pid = pid;
+    w->sock = sv[0];
+    fcntl(w->sock, F_SETFL, O_NONBLOCK);
+    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return 0;
+fail:
+    snprintf(ex->spawn_err, sizeof ex->spawn_err, "cannot start a worker process: %s",
+             strerror(errno));
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    w->sock = -1;
+    px_worker_close(w);
+    return -1;
+}
+
+/* ---- the parent: slots, queues, results ---- */
+
+static uint32_t px_slot_new(px_exec *ex) {
+    if (ex->free_slot != UINT32_MAX) {
+        uint32_t s = ex->free_slot;
+        ex->free_slot = ex->slots[s].next_free;
+        return s;
+    }
+    if (ex->nslots == ex->cap_slots) {
+        ex->cap_slots = ex->cap_slots ? ex->cap_slots * 2 : 256;
+        ex->slots = px_xrealloc(ex->slots, sizeof *ex->slots * ex->cap_slots);
+    }
+    return ex->nslots++;
+}
+
+static void px_slot_free(px_exec *ex, uint32_t s) {
+    if (ex->slots[s].timeout_ms > 0) ex->timed--;
+    free(ex->slots[s].frame);
+    ex->slots[s].frame = NULL;
+    ex->slots[s].next_free = ex->free_slot;
+    ex->free_slot = s;
+}
+
+static void px_pend_grow(px_exec *ex) {
+    if (ex->pend_count < ex->pend_cap) return;
+    uint32_t cap = ex->pend_cap ? ex->pend_cap * 2 : 1024;
+    uint32_t *n = px_xrealloc(NULL, sizeof *n * cap);
+    for (uint32_t i = 0; i < ex->pend_count; i++)
+        n[i] = ex->pend[(ex->pend_head + i) & (ex->pend_cap - 1)];
+    free(ex->pend);
+    ex->pend = n;
+    ex->pend_cap = cap;
+    ex->pend_head = 0;
+}
+
+static void px_pend_push_back(px_exec *ex, uint32_t s) {
+    px_pend_grow(ex);
+    ex->pend[(ex->pend_head + ex->pend_count++) & (ex->pend_cap - 1)] = s;
+}
+
+static void px_pend_push_front(px_exec *ex, uint32_t s) {
+    px_pend_grow(ex);
+    ex->pend_head = (ex->pend_head - 1) & (ex->pend_cap - 1);
+    ex->pend[ex->pend_head] = s;
+    ex->pend_count++;
+}
+
+static uint32_t px_pend_pop(px_exec *ex) {
+    uint32_t s = ex->pend[ex->pend_head];
+    ex->pend_head = (ex->pend_head + 1) & (ex->pend_cap - 1);
+    ex->pend_count--;
+    return s;
+}
+
+/* Queue a finished result for wait(); frees the slot. */
+static void px_ready(px_exec *ex, uint32_t slot, rt_result *r) {
+    if (ex->ready_count == ex->ready_cap) {
+        size_t cap = ex->ready_cap ? ex->ready_cap * 2 : 256;
+        rt_result *n = px_xrealloc(NULL, sizeof *n * cap);
+        uint32_t *nt = px_xrealloc(NULL, sizeof *nt * cap);
+        for (size_t i = 0; i < ex->ready_count; i++) {
+            size_t k = (ex->ready_head + i) % (ex->ready_cap ? ex->ready_cap : 1);
+            n[i] = ex->ready[k];
+            nt[i] = ex->ready_task[k];
+        }
+        free(ex->ready);
+        free(ex->ready_task);
+        ex->ready = n;
+        ex->ready_task = nt;
+        ex->ready_cap = cap;
+        ex->ready_head = 0;
+    }
+    size_t k = (ex->ready_head + ex->ready_count++) % ex->ready_cap;
+    r->id = ex->slots[slot].id;
+    ex->ready[k] = *r;
+    ex->ready_task[k] = ex->slots[slot].task;
+    px_slot_free(ex, slot);
+}
+
+static void px_fail(px_exec *ex, uint32_t slot, const char *msg, char *log, int sig, pid_t pid,
+                    double start) {
+    rt_result r;
+    memset(&r, 0, sizeof r);
+    r.ok = 0;
+    r.error = strdup(msg);
+    r.log = log;
+    r.term_signal = sig;
+    r.worker_pid = (int)pid;
+    r.end = (double)px_now(CLOCK_REALTIME) / 1e9;
+    r.start = start > 0 ? start : r.end;
+    px_ready(ex, slot, &r);
+}
+
+static uint32_t px_fifo_pop(px_worker *w) {
+    uint32_t s = w->fifo[w->fhead];
+    w->fhead = (w->fhead + 1) % PX_BATCH_MAX;
+    w->fcount--;
+    return s;
+}
+
+/* Parse the result frames in w->in. -1 when one is malformed. */
+static int px_parse(px_exec *ex, px_worker *w) {
+    const flow_plan *p = ex->plan;
+    while (w->in.len - w->in.off >= sizeof(px_reshdr)) {
+        px_reshdr h;
+        memcpy(&h, w->in.d + w->in.off, sizeof h);
+        size_t whole = sizeof h.len + (size_t)h.len;
+        if (h.len > PX_FRAME_MAX ||
+            whole != sizeof h + (size_t)h.nvalue + h.nerror + h.nlog || !w->fcount ||
+            w->fifo[w->fhead] != h.slot)
+            return -1;
+        if (w->in.len - w->in.off < whole) break;
+        const uint8_t *b = w->in.d + w->in.off + sizeof h;
+        px_slot *sl = &ex->slots[h.slot];
+        const plan_task *t = &p->tasks[sl->task];
+        rt_result r;
+        memset(&r, 0, sizeof r);
+        r.ok = h.ok;
+        if (h.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID) {
+            size_t used = 0;
+            if (fv_decode(p, t->ret, b, h.nvalue, &used, &r.value) || used != h.nvalue) {
+                if (used != h.nvalue && used) fv_decref(p, t->ret, r.value);
+                r.ok = 0;
+                r.value.i = 0;
+                r.error = strdup("process executor: the result could not be decoded");
+            }
+        }
+        if (!h.ok) r.error = strndup((const char *)b + h.nvalue, h.nerror);
+        if (h.nlog) r.log = strndup((const char *)b + h.nvalue + h.nerror, h.nlog);
+        r.worker_pid = (int)w->pid;
+        r.term_signal = h.term_signal;
+        r.start = h.start;
+        r.end = h.end;
+        r.peak_rss_kb = h.peak_rss_kb;
+        int64_t dur = (int64_t)((h.end - h.start) * 1e9);
+        ex->avg_ns = ex->avg_ns ? ex->avg_ns + (dur - ex->avg_ns) / 8 : (dur > 0 ? dur : 1);
+        if (ex->avg_ns <= 0) ex->avg_ns = 1;
+        px_fifo_pop(w);
+        ex->inflight--;
+        w->deaths = 0;
+        px_ready(ex, h.slot, &r);
+        w->in.off += whole;
+    }
+    px_compact(&w->in);
+    return 0;
+}
+
+/* Read what the worker sent. Sets w->eof at end of file. */
+static void px_read(px_exec *ex, px_worker *w) {
+    for (;;) {
+        if (w->in.cap - w->in.len < PX_READ_CHUNK) {
+            w->in.cap = w->in.len + PX_READ_CHUNK;
+            w->in.d = px_xrealloc(w->in.d, w->in.cap);
+        }
+        ssize_t k = recv(w->sock, w->in.d + w->in.len, w->in.cap - w->in.len, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            w->eof = 1;
+            break;
+        }
+        if (k < 0) break;
+        w->in.len += (size_t)k;
+        if (px_parse(ex, w)) {
+            if (!w->bad_frame) kill(-w->pid, SIGKILL);
+            w->bad_frame = 1;
+            w->in.off = w->in.len = 0;
+            break;
+        }
+        if ((size_t)k < PX_READ_CHUNK) break;
+    }
+}
+
+/* Send queued frames without blocking. */
+static void px_write(px_worker *w) {
+    while (w->out.off < w->out.len) {
+        ssize_t k = send(w->sock, w->out.d + w->out.off, w->out.len - w->out.off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            break; /* EAGAIN: later; EPIPE: the death is handled through the pidfd */
+        }
+        w->out.off += (size_t)k;
+    }
+    px_compact(&w->out);
+}
+
+static int px_alive(const px_exec *ex) {
+    int n = 0;
+    for (int i = 0; i < ex->nworkers; i++) n += ex->w[i].pid > 0;
+    return n;
+}
+
+/* Give pending jobs to workers that are running low. */
+static void px_dispatch(px_exec *ex) {
+    if (!ex->pend_count) return;
+    int alive = px_alive(ex);
+    if (!alive) return;
+    uint64_t total = ex->pend_count + ex->inflight;
+    uint64_t limit = (total + (uint64_t)alive - 1) / (uint64_t)alive;
+    uint64_t by_time = ex->avg_ns ? (uint64_t)(PX_BATCH_NS / ex->avg_ns) : PX_BATCH_START;
+    if (by_time < 2) by_time = 2;
+    if (limit > by_time) limit = by_time;
+    if (limit > PX_BATCH_MAX) limit = PX_BATCH_MAX;
+    if (limit < 1) limit = 1;
+    for (int i = 0; i < ex->nworkers && ex->pend_count; i++) {
+        px_worker *w = &ex->w[i];
+        if (w->pid <= 0 || w->eof || w->fcount > limit / 2) continue;
+        while (w->fcount < limit && ex->pend_count) {
+            uint32_t s = px_pend_pop(ex);
+            px_put(&w->out, ex->slots[s].frame, ex->slots[s].nframe);
+            w->fifo[(w->fhead + w->fcount++) % PX_BATCH_MAX] = s;
+            ex->inflight++;
+        }
+        px_write(w);
+    }
+}
+
+/* A worker has died (or is dying): account for its jobs, reap it, replace it. */
+static void px_reap(px_exec *ex, int i, int respawn) {
+    px_worker *w = &ex->w[i];
+    if (!w->eof && !w->bad_frame) px_read(ex, w); /* results it sent before dying */
+    if (!w->eof) kill(-w->pid, SIGKILL); /* the socket is not closed: make sure */
+    int status = 0;
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
+    double start = (double)atomic_load_explicit(&w->ctl->start_wall, memory_order_relaxed) / 1e9;
+    if (w->killed && w->killed != running) running = 0; /* it finished as we killed it */
+
+    char msg[200];
+    int sig = 0;
+    if (w->bad_frame) {
+        snprintf(msg, sizeof msg, "process executor: worker %d sent a malformed result",
+                 (int)w->pid);
+    } else if (w->killed && running) {
+        char d[32];
+        px_fmt_duration(d, sizeof d, ex->slots[running - 1].timeout_ms);
+        snprintf(msg, sizeof msg, "timed out after %s", d);
+        sig = SIGKILL;
+    } else {
+        px_status_text(status, msg, sizeof msg, &sig);
+    }
+    if (!running && w->fcount && !w->bad_frame && ++w->deaths >= PX_DEATHS_MAX)
+        running = w->fifo[w->fhead] + 1; /* it keeps dying on this one: stop retrying it */
+    if (w->bad_frame && !running && w->fcount) running = w->fifo[w->fhead] + 1;
+
+    /* back to the front of the queue in their original order, except the one to blame */
+    uint32_t back[PX_BATCH_MAX], nback = 0;
+    while (w->fcount) {
+        uint32_t s = px_fifo_pop(w);
+        ex->inflight--;
+        if (s + 1 == running) {
+            off_t size = lseek(w->capfd, 0, SEEK_END);
+            px_fail(ex, s, msg, px_read_tail(w->capfd, size), sig, w->pid, start);
+            w->deaths = 0;
+        } else {
+            back[nback++] = s;
+        }
+    }
+    while (nback) px_pend_push_front(ex, back[--nback]);
+    px_worker_close(w);
+    if (respawn) px_spawn(ex, i);
+}
+
+/* Kill the workers whose running job has passed its deadline. Returns the ms until
+ * the next deadline that could pass (INT64_MAX: none). */
+static int64_t px_deadlines(px_exec *ex) {
+    int64_t now = px_now(CLOCK_MONOTONIC), next = INT64_MAX;
+    if (!ex->timed) return next;
+    for (int i = 0; i < ex->nworkers; i++) {
+        px_worker *w = &ex->w[i];
+        if (w->pid <= 0 || w->killed || !w->fcount) continue;
+        uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
+        int64_t start = atomic_load_explicit(&w->ctl->start_mono, memory_order_relaxed);
+        if (running) {
+            int64_t to = ex->slots[running - 1].timeout_ms;
+            if (to > 0) {
+                int64_t left = start + to * 1000000 - now;
+                if (left <= 0) {
+                    w->killed = running;
+                    kill(-w->pid, SIGKILL);
+                    continue;
+                }
+                if (left / 1000000 + 1 < next) next = left / 1000000 + 1;
+            }
+        }
+        /* a job still queued cannot time out sooner than its own timeout from now */
+        for (uint32_t k = 0; k < w->fcount; k++) {
+            int64_t to = ex->slots[w->fifo[(w->fhead + k) % PX_BATCH_MAX]].timeout_ms;
+            if (to > 0 && to < next) next = to;
+        }
+    }
+    return next;
+}
+
+/* Workers that could not be started: try again; with none at all, fail what waits. */
+static void px_keep_pool(px_exec *ex) {
+    for (int i = 0; i < ex->nworkers; i++)
+        if (ex->w[i].pid <= 0) px_spawn(ex, i);
+    if (px_alive(ex)) return;
+    while (ex->pend_count) px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
+}
+
+/* ---- the executor interface ---- */
+
+static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
+    px_exec *ex = (px_exec *)base;
+    const flow_plan *p = ex->plan;
+    for (int j = 0; j < n; j++) {
+        const rt_job *job = &jobs[j];
+        if (job->task >= p->n_tasks) return -1;
+        const plan_task *t = &p->tasks[job->task];
+        ex->enc.len = 0;
+        for (uint32_t k = 0; k < t->nparams; k++)
+            fv_encode(p, p->params[t->first_param + k].type, job->args[k], &ex->enc);
+        px_jobhdr h = {0};
+        size_t nout = job->out_dir ? strlen(job->out_dir) : 0;
+        size_t nscr = job->scratch_dir ? strlen(job->scratch_dir) : 0;
+        uint32_t s = px_slot_new(ex);
+        h.slot = s;
+        h.id = job->id;
+        h.task = job->task;
+        h.nout = job->out_dir ? (uint32_t)nout : UINT32_MAX;
+        h.nscratch = job->scratch_dir ? (uint32_t)nscr : UINT32_MAX;
+        h.nargs = (uint32_t)ex->enc.len;
+        h.map_index = job->map_index;
+        h.timeout_ms = job->timeout_ms;
+        size_t total = sizeof h + nout + nscr + ex->enc.len;
+        px_slot *sl = &ex->slots[s];
+        sl->id = job->id;
+        sl->task = job->task;
+        sl->timeout_ms = job->timeout_ms;
+        sl->frame = NULL;
+        if (job->timeout_ms > 0) ex->timed++;
+        if (total > PX_FRAME_MAX) {
+            px_fail(ex, s, "the arguments are too large for the process executor (over 1 GiB "
+                           "encoded)", NULL, 0, 0, 0);
+            continue;
+        }
+        h.len = (uint32_t)(total - sizeof h.len);
+        uint8_t *f = px_xrealloc(NULL, total);
+        memcpy(f, &h, sizeof h);
+        if (nout) memcpy(f + sizeof h, job->out_dir, nout);
+        if (nscr) memcpy(f + sizeof h + nout, job->scratch_dir, nscr);
+        if (ex->enc.len) memcpy(f + sizeof h + nout + nscr, ex->enc.data, ex->enc.len);
+        sl = &ex->slots[s];
+        sl->frame = f;
+        sl->nframe = total;
+        px_pend_push_back(ex, s);
+    }
+    /* start idle workers now; busy ones are refilled in bulk by wait() */
+    for (int i = 0; i < ex->nworkers; i++)
+        if (ex->w[i].pid > 0 && !ex->w[i].fcount) {
+            px_dispatch(ex);
+            break;
+        }
+    return 0;
+}
+
+static int px_take(px_exec *ex, rt_result *out, int max) {
+    int n = 0;
+    while (n < max && ex->ready_count) {
+        out[n++] = ex->ready[ex->ready_head];
+        ex->ready_head = (ex->ready_head + 1) % ex->ready_cap;
+        ex->ready_count--;
+    }
+    return n;
+}
+
+static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
+    px_exec *ex = (px_exec *)base;
+    if (max <= 0) return 0;
+    int64_t until = timeout_ms < 0 ? INT64_MAX : px_now(CLOCK_MONOTONIC) + timeout_ms * 1000000LL;
+    for (;;) {
+        if (ex->ready_count) return px_take(ex, out, max);
+        if (!ex->pend_count && !ex->inflight) return 0;
+        if (px_alive(ex) < ex->nworkers) px_keep_pool(ex);
+        px_dispatch(ex);
+        if (ex->ready_count) continue;
+
+        int64_t next = px_deadlines(ex);
+        int64_t now = px_now(CLOCK_MONOTONIC);
+        int64_t wait_ms = until == INT64_MAX ? -1 : (until - now + 999999) / 1000000;
+        if (wait_ms < -1) wait_ms = 0;
+        if (next != INT64_MAX && (wait_ms < 0 || next < wait_ms)) wait_ms = next;
+        if (wait_ms > INT32_MAX) wait_ms = INT32_MAX;
+
+        int nfd = 0;
+        for (int i = 0; i < ex->nworkers; i++) {
+            px_worker *w = &ex->w[i];
+            struct pollfd *a = &ex->pfd[2 * i], *b = &ex->pfd[2 * i + 1];
+            a->fd = w->pid > 0 && !w->eof ? w->sock : -1;
+            a->events = POLLIN | (w->out.off < w->out.len ? POLLOUT : 0);
+            a->revents = 0;
+            b->fd = w->pid > 0 ? w->pidfd : -1;
+            b->events = POLLIN;
+            b->revents = 0;
+            nfd += 2;
+        }
+        int r = poll(ex->pfd, (nfds_t)nfd, (int)wait_ms);
+        if (r < 0 && errno != EINTR) return 0;
+        for (int i = 0; r > 0 && i < ex->nworkers; i++) {
+            px_worker *w = &ex->w[i];
+            short ra = ex->pfd[2 * i].revents, rb = ex->pfd[2 * i + 1].revents;
+            if (w->pid <= 0) continue;
+            if (ra & (POLLIN | POLLHUP | POLLERR)) px_read(ex, w);
+            if ((ra & POLLOUT) && w->pid > 0) px_write(w);
+            if ((rb & POLLIN) || (w->eof && w->pidfd < 0)) px_reap(ex, i, 1);
+        }
+        px_deadlines(ex);
+        if (!ex->ready_count && px_now(CLOCK_MONOTONIC) >= until) return 0;
+    }
+}
+
+static void px_destroy(rt_executor *base) {
+    px_exec *ex = (px_exec *)base;
+    if (!ex) return;
+    for (int i = 0; i < ex->nworkers; i++)
+        if (ex->w[i].pid > 0) kill(-ex->w[i].pid, SIGKILL);
+    for (int i = 0; i < ex->nworkers; i++) {
+        px_worker *w = &ex->w[i];
+        if (w->pid > 0)
+            while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+        w->fcount = 0;
+        px_worker_close(w);
+        px_bytes_free(&w->in);
+        px_bytes_free(&w->out);
+    }
+    while (ex->ready_count) {
+        size_t k = ex->ready_head;
+        rt_result_clear(ex->plan, ex->ready_task[k], &ex->ready[k]);
+        ex->ready_head = (ex->ready_head + 1) % ex->ready_cap;
+        ex->ready_count--;
+    }
+    for (uint32_t s = 0; s < ex->nslots; s++) free(ex->slots[s].frame);
+    free(ex->slots);
+    free(ex->pend);
+    free(ex->ready);
+    free(ex->ready_task);
+    free(ex->enc.data);
+    free(ex->pfd);
+    free(ex->w);
+    free(ex);
+}
+
+static const rt_executor_ops px_ops = {"process", px_submit, px_wait, px_destroy};
+
+static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
+    rt_call_task((rt_runtime *)ctx, job, res);
+}
+
+rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
+                                      void *ctx) {
+    if (!plan || !run) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (nworkers < 1) nworkers = 1;
+    if (nworkers > PX_MAX_WORKERS) nworkers = PX_MAX_WORKERS;
+    px_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) return NULL;
+    ex->base.ops = &px_ops;
+    ex->plan = plan;
+    ex->run = run;
+    ex->run_ctx = ctx;
+    ex->nworkers = nworkers;
+    ex->free_slot = UINT32_MAX;
+    ex->w = px_xrealloc(NULL, sizeof *ex->w * (size_t)nworkers);
+    memset(ex->w, 0, sizeof *ex->w * (size_t)nworkers);
+    ex->pfd = px_xrealloc(NULL, sizeof *ex->pfd * 2 * (size_t)nworkers);
+    for (uint32_t t = 0; t < plan->n_tasks; t++)
+        if (plan->tasks[t].nparams > ex->max_params) ex->max_params = plan->tasks[t].nparams;
+    for (int i = 0; i < nworkers; i++) {
+        px_worker *w = &ex->w[i];
+        w->sock = w->pidfd = w->capfd = -1;
+    }
+    for (int i = 0; i < nworkers; i++) px_spawn(ex, i);
+    if (!px_alive(ex)) {
+        int e = errno;
+        px_destroy(&ex->base);
+        errno = e;
+        return NULL;
+    }
+    return &ex->base;
+}
+
+rt_executor *rt_executor_process(rt_runtime *rt, int nworkers) {
+    if (!rt) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return rt_executor_process_with(rt_plan(rt), nworkers, px_run_call_task, rt);
+}

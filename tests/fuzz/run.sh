@@ -1,0 +1,71 @@
+#!/bin/sh
+# Fuzz every tests/fuzz/fuzz_*.c with libFuzzer for SECONDS each (default 60).
+#
+#   sh tests/fuzz/run.sh [SECONDS]          (make fuzz runs it with 600)
+#
+# Objects come from the Makefile, built with clang, ASan+UBSan and fuzzer
+# coverage into $FUZZ_BUILD (default build/fuzz); each target links them
+# except the two main()s. A target's corpus (kept between runs, in
+# $FUZZ_BUILD/corpus-NAME) is seeded from tests/fuzz/seeds-NAME/ when that
+# folder exists, else from every tests/**/*.flow; tests/fuzz/NAME.dict, when
+# present, is its libFuzzer dictionary. Prints one line per target:
+#   PASS fuzz_NAME: R runs in S s (E exec/s), corpus C
+#   FAIL fuzz_NAME: crash, reproducer in ...
+# and exits 1 when any target failed.
+secs=${1:-60}
+FB=${FUZZ_BUILD:-build/fuzz}
+CC=${FUZZ_CC:-clang}
+JOBS=${FUZZ_MAKE_JOBS:-2}
+command -v "$CC" >/dev/null 2>&1 || { echo "SKIP fuzz: $CC not found"; exit 0; }
+
+FLAGS="-O1 -g -fsanitize=fuzzer-no-link -fno-omit-frame-pointer"
+if ! make --no-print-directory -j"$JOBS" BUILD="$FB" CC="$CC" SANITIZE=1 CFLAGS="$FLAGS" \
+        "$FB/bin/flowc" "$FB/lib/libflow.a" > "$FB.make.log" 2>&1; then
+    echo "FAIL fuzz: the build failed (see $FB.make.log)"; tail -5 "$FB.make.log"; exit 1
+fi
+
+LIBS="-lffi -lyaml -lsqlite3 -lcrypto -ldl -lm -lpthread"
+LLVM_CONFIG=$(command -v llvm-config-14 || command -v llvm-config)
+if [ "${LLVM:-1}" = 1 ] && [ -n "$LLVM_CONFIG" ]; then
+    LIBS="$LIBS -L$($LLVM_CONFIG --libdir) -lLLVM-14"
+fi
+OBJS=$(ls "$FB"/obj/compiler/*.o "$FB"/obj/gen/*.o 2>/dev/null | grep -v '/compiler/main\.o$')
+
+status=0
+for src in tests/fuzz/fuzz_*.c; do
+    [ -f "$src" ] || continue
+    name=$(basename "$src" .c)
+    bin="$FB/$name"
+    if ! $CC $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+            -Icompiler -Iruntime -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
+            "$FB/lib/libflow.a" $LIBS > "$FB/$name.build.log" 2>&1; then
+        echo "FAIL $name: does not build (see $FB/$name.build.log)"; head -5 "$FB/$name.build.log"
+        status=1; continue
+    fi
+    corpus="$FB/corpus-$name"; art="$FB/artifacts-$name"
+    mkdir -p "$corpus" "$art"
+    if [ -d "tests/fuzz/seeds-${name#fuzz_}" ]; then
+        seeds="tests/fuzz/seeds-${name#fuzz_}"
+    else
+        seeds="$FB/seeds-$name"; rm -rf "$seeds"; mkdir -p "$seeds"
+        find tests -name '*.flow' | while read -r f; do
+            cp "$f" "$seeds/$(echo "$f" | tr / _)"; done
+    fi
+    dict=""; [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
+    log="$FB/$name.log"
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 $dict \
+        -print_final_stats=1 -artifact_prefix="$art/" "$corpus" "$seeds" > "$log" 2>&1
+    code=$?
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    size=$(ls "$corpus" | wc -l)
+    if [ "$code" -ne 0 ]; then
+        crash=$(ls -t "$art" 2>/dev/null | head -1)
+        echo "FAIL $name: exit $code after ${runs:-?} runs, reproducer $art/$crash (log $log)"
+        grep -m3 -E 'ERROR|SUMMARY|runtime error|abort' "$log" | sed 's/^/    /'
+        status=1
+    else
+        echo "PASS $name: ${runs:-?} runs in ${secs}s (${rate:-?} exec/s), corpus $size"
+    fi
+done
+exit $status
