@@ -65,16 +65,11 @@ static flow_state *open_state(const cli_args *a, const char *cmd) {
     return st;
 }
 
-static int newest(const state_run *r, void *ctx) {
-    *(int64_t *)ctx = r->id;
-    return 1;
-}
-
 /* RUN: a positive id or `last`. -1 with a message when there is no such run. */
 static int64_t run_id(flow_state *st, const char *text, const char *cmd) {
     int64_t id = 0;
     if (!strcmp(text, "last") || !strcmp(text, "latest")) {
-        state_runs_each(st, newest, &id);
+        id = state_run_latest(st);
         if (!id) fprintf(stderr, "flowrun %s: no runs recorded yet\n", cmd);
         return id ? id : -1;
     }

@@ -28,6 +28,8 @@
 
 typedef enum sched_progress { SCHED_PROGRESS_NONE, SCHED_PROGRESS_PLAIN, SCHED_PROGRESS_LIVE } sched_progress;
 
+struct hist; /* history.h: history, cache and stored outputs; NULL runs without state */
+
 typedef struct sched_opts {
     int jobs;                      /* instances running at once (-j); <= 0: 1 */
     int64_t max_map;               /* default largest expansion when a task sets none; 0: 100000 */
@@ -36,6 +38,7 @@ typedef struct sched_opts {
     const char *work_dir;          /* where instance output/scratch folders go; NULL: none made */
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     FILE *err;                     /* progress and summary; NULL: stderr */
+    struct hist *hist;             /* record, cache and resume through this; NULL: none */
 } sched_opts;
 
 typedef struct sched_outcome {
@@ -47,6 +50,7 @@ typedef struct sched_outcome {
     uint64_t n_failed;      /* instances that failed (after their retries) */
     uint64_t n_skipped;     /* instances not run because an upstream failed */
     uint64_t n_attempts;    /* executions, retries included */
+    uint64_t n_served;      /* instances served from the cache or a resumed run */
 } sched_outcome;
 
 /* Run graph `graph` (a flow) of plan p with the parameter values params[0 ..

@@ -40,6 +40,7 @@ typedef struct done_entry {
     uint8_t *result; /* encoded result */
     size_t len;
     int used;        /* 1 while occupied */
+    int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
 } done_entry;
 
 typedef struct objvec {
@@ -72,7 +73,8 @@ static uint64_t key_hash(uint32_t node, const char *idx) {
 
 static int load_done(const state_inst *r, void *ctx) {
     hist *h = ctx;
-    if (strcmp(r->state, "succeeded") && strcmp(r->state, "cached")) return 0;
+    int cleared = !strcmp(r->state, "cleared");
+    if (strcmp(r->state, "succeeded") && strcmp(r->state, "cached") && !cleared) return 0;
     if ((size_t)h->stats.served_resume * 2 + 2 >= h->ndone_cap) {
         size_t cap = h->ndone_cap ? h->ndone_cap * 2 : 1024;
         done_entry *n = calloc(cap, sizeof *n);
@@ -90,6 +92,7 @@ static int load_done(const state_inst *r, void *ctx) {
     while (h->done[j].used) j = (j + 1) & (h->ndone_cap - 1);
     done_entry *e = &h->done[j];
     e->used = 1;
+    e->cleared = cleared;
     e->node = r->node;
     e->idx = strdup(r->idx);
     e->len = r->result_len;
@@ -128,6 +131,8 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         r.flow = o->flow;
         r.env = o->env;
         r.params_json = o->params_json;
+        r.params_blob = o->params_blob;
+        r.params_blob_len = o->params_blob_len;
         r.plan_path = o->plan_path;
         r.pid = (int)getpid();
         char e2[256];
@@ -293,11 +298,16 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     const flow_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     ii->has_key = 0;
+    int cleared = 0;
     if (h->ndone_cap) { /* resume: what this run already finished */
         size_t j = key_hash(ii->node, ii->idx) & (h->ndone_cap - 1);
         for (; h->done[j].used; j = (j + 1) & (h->ndone_cap - 1)) {
             done_entry *e = &h->done[j];
             if (e->node != ii->node || strcmp(e->idx, ii->idx)) continue;
+            if (e->cleared) {
+                cleared = 1;
+                break;
+            }
             size_t used;
             if (T->ret == PLAN_NONE || p->types[T->ret].kind == PT_VOID) {
                 out->i = 0;
@@ -319,6 +329,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     if (ck_instance_key(&h->ck, ii->task, args, &ii->key, err, sizeof err))
         return 0; /* an unreadable input: let the task meet it and fail clearly */
     ii->has_key = 1;
+    if (cleared) return 0; /* its new result replaces the cached one */
     uint8_t *val;
     size_t len, used;
     if (state_cache_get(h->st, &ii->key, &val, &len) != 1) return 0;

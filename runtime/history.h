@@ -37,7 +37,9 @@ typedef struct hist_opts {
     const char *plan_path;    /* as given to flowrun */
     const char *flow;         /* the flow's name */
     const char *env;          /* "prod" by default */
-    const char *params_json;  /* the run's parameters */
+    const char *params_json;  /* the run's parameters, as JSON */
+    const void *params_blob;  /* and encoded (fv_encode, one after another) */
+    size_t params_blob_len;
     int no_cache;             /* --no-cache: neither read nor write the cache */
     int64_t resume_run;       /* > 0: resume this run instead of starting one */
 } hist_opts;

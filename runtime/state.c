@@ -19,13 +19,13 @@
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
-                  "exit_code, pid) VALUES(?,?,?,?,?,'running',?,-1,?)")                            \
+                  "exit_code, pid, params_blob) VALUES(?,?,?,?,?,'running',?,-1,?,?)")             \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
     X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1 WHERE id=?")   \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
-               "coalesce(ended,0), exit_code, result, error, pid FROM runs WHERE id=?")            \
+               "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs WHERE id=?")            \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
-                "coalesce(ended,0), exit_code, result, error, pid FROM runs ORDER BY id DESC")     \
+                "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
     X(inst_put, "INSERT OR REPLACE INTO instances(run, node, idx, task, label, state, attempts, "  \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
@@ -73,7 +73,7 @@ static const char *const schema[] = {
     "CREATE TABLE runs(id INTEGER PRIMARY KEY, flow TEXT NOT NULL, env TEXT NOT NULL,"
     " params TEXT NOT NULL, plan_path TEXT, plan_hash BLOB, state TEXT NOT NULL,"
     " started REAL NOT NULL, ended REAL, exit_code INTEGER, result TEXT, error TEXT,"
-    " pid INTEGER);"
+    " pid INTEGER, params_blob BLOB);"
     "CREATE TABLE instances(run INTEGER NOT NULL, node INTEGER NOT NULL, idx TEXT NOT NULL,"
     " task TEXT NOT NULL, label TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL,"
     " cache_key BLOB, cache_hit INTEGER NOT NULL, started REAL, ended REAL,"
@@ -265,6 +265,7 @@ int state_run_begin(flow_state *st, state_run *r) {
     bind_hash(s, 5, &r->plan_hash);
     sqlite3_bind_double(s, 6, r->started ? r->started : now());
     sqlite3_bind_int(s, 7, r->pid);
+    if (r->params_blob) sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
     if (step_write(st, s)) return -1;
     r->id = sqlite3_last_insert_rowid(st->db);
     return state_commit(st);
@@ -315,6 +316,12 @@ static void read_run(sqlite3_stmt *s, state_run *r) {
     r->result_json = col_dup(s, 10);
     r->error = col_dup(s, 11);
     r->pid = sqlite3_column_int(s, 12);
+    r->params_blob_len = (size_t)sqlite3_column_bytes(s, 13);
+    if (r->params_blob_len) {
+        void *b = malloc(r->params_blob_len);
+        memcpy(b, sqlite3_column_blob(s, 13), r->params_blob_len);
+        r->params_blob = b;
+    }
 }
 
 void state_run_free(state_run *r) {
@@ -325,6 +332,7 @@ void state_run_free(state_run *r) {
     free((char *)r->state);
     free((char *)r->result_json);
     free((char *)r->error);
+    free((void *)r->params_blob);
     memset(r, 0, sizeof *r);
 }
 
@@ -339,6 +347,17 @@ int state_run_get(flow_state *st, int64_t run, state_run *r) {
     }
     sqlite3_reset(s);
     return rc;
+}
+
+static int take_first(const state_run *r, void *ctx) {
+    *(int64_t *)ctx = r->id;
+    return 1;
+}
+
+int64_t state_run_latest(flow_state *st) {
+    int64_t id = 0;
+    state_runs_each(st, take_first, &id);
+    return id;
 }
 
 int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx) {

@@ -43,7 +43,9 @@ typedef struct state_run {
     int64_t id;
     const char *flow;
     const char *env;         /* "prod" by default */
-    const char *params_json; /* the parameters as a JSON object */
+    const char *params_json; /* the parameters as a JSON object (for people) */
+    const void *params_blob; /* the parameter values, fv_encode'd one after another (resume) */
+    size_t params_blob_len;
     const char *plan_path;   /* absolute path of the plan */
     flow_hash plan_hash;     /* SHA-256 of the plan's bytes */
     const char *state;       /* running | succeeded | failed | interrupted */
@@ -64,6 +66,8 @@ int state_run_reopen(flow_state *st, int64_t run, int pid);
 /* Load one run; strings are malloc'ed into *r (free with state_run_free). -1 if none. */
 int state_run_get(flow_state *st, int64_t run, state_run *r);
 void state_run_free(state_run *r);
+/* The newest run's id, or 0 when there is none. */
+int64_t state_run_latest(flow_state *st);
 /* Runs newest first; calls fn for each; stops when fn returns nonzero. */
 int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx);
 
