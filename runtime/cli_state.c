@@ -128,7 +128,7 @@ static int print_run(const state_run *r, void *ctx) {
     iso_time(r->ended, ended, sizeof ended);
     double dur = r->ended > 0 ? r->ended - r->started : -1;
     if (c->json) {
-        printf("%s{\"id\":%lld,\"flow\":", c->n ? "," : "", (long long)r->id);
+        printf("%s{\"id\":%lld,\"flow\":", c->n ? ",\n" : "\n", (long long)r->id);
         json_str(stdout, r->flow);
         printf(",\"env\":");
         json_str(stdout, r->env);
@@ -169,7 +169,7 @@ int flowrun_cmd_runs(int argc, char **argv) {
     runs_ctx c = {a.json, 0};
     if (a.json) putchar('[');
     state_runs_each(st, print_run, &c);
-    if (a.json) puts("]");
+    if (a.json) puts(c.n ? "\n]" : "]"); /* one run a line */
     else if (!c.n) fprintf(stderr, "no runs recorded in %s\n", state_dir_default(a.state));
     state_close(st);
     return 0;

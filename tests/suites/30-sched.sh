@@ -39,7 +39,7 @@ for ex in inline process; do
     # depth-first: element 0's third stage before element 19's first stage
     for sched in depth breadth; do
         rm -f "$tmp/order.log"
-        run s depth_first.plan --executor $ex --progress none -j 2 --schedule $sched \
+        run s depth_first.plan --executor $ex --progress none -j 2 --schedule $sched --no-cache \
             --param log="$tmp/order.log" --param ms=5
         c0=$(grep -n '^c 0$' "$tmp/order.log" | cut -d: -f1)
         a19=$(grep -n '^a 19$' "$tmp/order.log" | cut -d: -f1)
