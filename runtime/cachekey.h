@@ -29,7 +29,13 @@ typedef struct ck_ctx {
     const flow_hash *lib_hash; /* per plan library: hash of the library loaded, or NULL (plan's) */
     long files_hashed;         /* statistics: files read to hash them */
     long files_known;          /* statistics: files recognised by the index */
+    /* caches, filled on first use and freed by ck_free */
+    flow_hash *ident;          /* per task: its identity hash */
+    uint8_t *ident_done;       /* per task: ident computed */
+    void *md, *mdctx;          /* the SHA-256 method, fetched once, and a reusable context */
 } ck_ctx;
+
+void ck_free(ck_ctx *cx);
 
 /* The key of task `task` on args (its parameter types). 0, or -1 with err (an
  * unreadable input file). */

@@ -63,6 +63,7 @@ struct hist {
     objvec objs;              /* objects referred to by the result being recorded */
     fv_buf enc;               /* encoding buffer, reused */
     hist_stats stats;         /* counts for the summary */
+    int cache_empty;          /* the cache held nothing when the run began */
 };
 
 static uint64_t key_hash(uint32_t node, const char *idx) {
@@ -89,8 +90,13 @@ static int load_done(const state_inst *r, void *ctx) {
         h->ndone_cap = cap;
     }
     size_t j = key_hash(r->node, r->idx) & (h->ndone_cap - 1);
-    while (h->done[j].used) j = (j + 1) & (h->ndone_cap - 1);
+    while (h->done[j].used && (h->done[j].node != r->node || strcmp(h->done[j].idx, r->idx)))
+        j = (j + 1) & (h->ndone_cap - 1);
     done_entry *e = &h->done[j];
+    if (e->used) { /* a later record of the same instance replaces it */
+        free(e->idx);
+        free(e->result);
+    }
     e->used = 1;
     e->cleared = cleared;
     e->node = r->node;
@@ -113,6 +119,10 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         return NULL;
     }
     h->store_root_len = strlen(store_root(h->store));
+    /* instances, cache entries and file identities are written by a writer thread;
+     * an empty cache needs no lookups at all */
+    state_async(h->st);
+    h->cache_empty = !state_cache_any(h->st);
     /* the libraries as loaded: their content is part of every C task's identity */
     h->lib_hash = calloc(h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
     for (uint32_t i = 0; i < h->p->n_libs; i++) {
@@ -120,7 +130,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         char e2[256];
         if (o->rt && o->rt->libs[i].path) hash_file(o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
     }
-    h->ck = (ck_ctx){h->p, h->st, h->lib_hash, 0, 0};
+    h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
     if (o->resume_run > 0) {
         h->run = o->resume_run;
         state_insts_each(h->st, h->run, load_done, h);
@@ -329,7 +339,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     if (ck_instance_key(&h->ck, ii->task, args, &ii->key, err, sizeof err))
         return 0; /* an unreadable input: let the task meet it and fail clearly */
     ii->has_key = 1;
-    if (cleared) return 0; /* its new result replaces the cached one */
+    if (cleared || h->cache_empty) return 0; /* cleared: its new result replaces the cached one */
     uint8_t *val;
     size_t len, used;
     if (state_cache_get(h->st, &ii->key, &val, &len) != 1) return 0;
@@ -433,6 +443,7 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
                 const char *error) {
     if (!h) return;
     if (h->st && state && h->run) state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    ck_free(&h->ck);
     state_close(h->st);
     store_close(h->store);
     for (size_t i = 0; i < h->ndone_cap; i++)

@@ -466,19 +466,44 @@ static char *label_of(sched *S, uint32_t t, const flow_val *args) {
     return label;
 }
 
+/* Append the decimal digits of v (>= 0) at buf[n]; returns the new length. */
+static size_t put_dec(char *buf, size_t n, size_t len, uint64_t v) {
+    char tmp[24];
+    int k = 0;
+    do tmp[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 24);
+    while (k && n + 1 < len) buf[n++] = tmp[--k];
+    buf[n] = 0;
+    return n;
+}
+
 /* The instance's index path in the history: the element indices of the expanded
- * groups around it ("c<node>" for a plain group call), then its own; "" when none. */
-static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
+ * groups around it ("c<node>" for a plain group call), then its own; "" when none.
+ * (On the hot path: no snprintf.) */
+static size_t hist_index_at(scope *sc, int64_t k, char *buf, size_t len) {
     size_t n = 0;
     buf[0] = 0;
     if (sc && sc->parent) {
-        hist_index(S, sc->parent, -1, buf, len);
-        n = strlen(buf);
-        if (sc->pk >= 0) snprintf(buf + n, len - n, "%s%" PRId64, n ? "/" : "", sc->pk);
-        else snprintf(buf + n, len - n, "%sc%u", n ? "/" : "", sc->pnode);
-        n = strlen(buf);
+        n = hist_index_at(sc->parent, -1, buf, len);
+        if (n && n + 1 < len) buf[n++] = '/';
+        if (sc->pk >= 0) {
+            n = put_dec(buf, n, len, (uint64_t)sc->pk);
+        } else {
+            if (n + 1 < len) buf[n++] = 'c';
+            n = put_dec(buf, n, len, sc->pnode);
+        }
     }
-    if (k >= 0) snprintf(buf + n, len - n, "%s%" PRId64, n ? "/" : "", k);
+    if (k >= 0) {
+        if (n && n + 1 < len) buf[n++] = '/';
+        n = put_dec(buf, n, len, (uint64_t)k);
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
+    (void)S;
+    hist_index_at(sc, k, buf, len);
 }
 
 /* Fill a history record for instance r. */

@@ -6,6 +6,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,19 +27,20 @@
                "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs WHERE id=?")            \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
                 "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
-    X(inst_put, "INSERT OR REPLACE INTO instances(run, node, idx, task, label, state, attempts, "  \
+    X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
     X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
     X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
                  "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result "             \
-                 "FROM instances WHERE run=? ORDER BY node, length(idx), idx")                     \
+                 "FROM instances WHERE id IN (SELECT max(id) FROM instances WHERE run=?1 "         \
+                 "GROUP BY node, idx) ORDER BY node, length(idx), idx")                            \
     X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=?")     \
     X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=?")               \
-    X(cache_get, "SELECT value FROM cache WHERE key=?")                                            \
-    X(cache_put, "INSERT OR REPLACE INTO cache(key, value, run, created) VALUES(?,?,?,?)")         \
+    X(cache_get, "SELECT key, value FROM cache WHERE k=?")                                         \
+    X(cache_put, "INSERT OR REPLACE INTO cache(k, key, value, run, created) VALUES(?,?,?,?,?)")    \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
-    X(cache_drop, "DELETE FROM cache WHERE key=?")                                                 \
+    X(cache_drop, "DELETE FROM cache WHERE k=?")                                                   \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
@@ -58,11 +60,34 @@ static const char *const stmt_sql[] = {
 #undef X
 };
 
-struct flow_state {
-    sqlite3 *db;                /* the connection (used by one thread) */
+/* One SQLite connection and its statements; used by one thread at a time. */
+typedef struct conn {
+    sqlite3 *db;                 /* the connection */
     sqlite3_stmt *st[ST__COUNT]; /* prepared once, on first use */
-    int in_tx;                  /* a batch transaction is open */
-    long pending;               /* writes in the open transaction */
+    int in_tx;                   /* a batch transaction is open */
+    long pending;                /* writes in the open transaction */
+    const char *path;            /* state.db path, for messages */
+} conn;
+
+/* A batch of buffered writes, replayed in order by the writer thread. */
+typedef struct wbatch {
+    struct wbatch *next;
+    uint8_t *data;   /* records, one after another (see q_* / replay) */
+    size_t len, cap;
+} wbatch;
+
+struct flow_state {
+    conn main;                  /* the caller's connection: reads, runs */
+    conn w;                     /* the writer thread's connection (async mode) */
+    int async;                  /* instance/cache/file writes go through the writer */
+    wbatch *cur;                /* the batch being filled by the caller */
+    pthread_t writer;           /* the writer thread */
+    pthread_mutex_t mu;         /* guards the queue below */
+    pthread_cond_t cv;          /* the writer waits for work; state_sync waits for idle */
+    wbatch *qhead, *qtail;      /* batches handed over, oldest first */
+    int busy;                   /* the writer is replaying a batch */
+    int stop;                   /* the writer should finish and exit */
+    int failed;                 /* the writer hit an error (reported once) */
     char path[4096];            /* state.db path, for messages */
 };
 
@@ -74,16 +99,17 @@ static const char *const schema[] = {
     " params TEXT NOT NULL, plan_path TEXT, plan_hash BLOB, state TEXT NOT NULL,"
     " started REAL NOT NULL, ended REAL, exit_code INTEGER, result TEXT, error TEXT,"
     " pid INTEGER, params_blob BLOB);"
-    "CREATE TABLE instances(run INTEGER NOT NULL, node INTEGER NOT NULL, idx TEXT NOT NULL,"
-    " task TEXT NOT NULL, label TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL,"
-    " cache_key BLOB, cache_hit INTEGER NOT NULL, started REAL, ended REAL,"
-    " exit_status INTEGER, signal INTEGER, error TEXT, worker_pid INTEGER,"
-    " peak_rss_kb INTEGER, result BLOB, PRIMARY KEY(run, node, idx)) WITHOUT ROWID;"
+    "CREATE TABLE instances(id INTEGER PRIMARY KEY, run INTEGER NOT NULL,"
+    " node INTEGER NOT NULL, idx TEXT NOT NULL, task TEXT NOT NULL, label TEXT,"
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL, cache_key BLOB,"
+    " cache_hit INTEGER NOT NULL, started REAL, ended REAL, exit_status INTEGER,"
+    " signal INTEGER, error TEXT, worker_pid INTEGER, peak_rss_kb INTEGER, result BLOB);"
+    "CREATE INDEX instances_run ON instances(run);"
     "CREATE TABLE events(run INTEGER NOT NULL, node INTEGER NOT NULL, idx TEXT NOT NULL,"
     " at REAL NOT NULL, state TEXT NOT NULL);"
     "CREATE INDEX events_run ON events(run);"
-    "CREATE TABLE cache(key BLOB PRIMARY KEY, value BLOB NOT NULL, run INTEGER,"
-    " created REAL) WITHOUT ROWID;"
+    "CREATE TABLE cache(k INTEGER PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL,"
+    " run INTEGER, created REAL);"
     "CREATE TABLE cache_objects(key BLOB NOT NULL, object BLOB NOT NULL,"
     " PRIMARY KEY(key, object)) WITHOUT ROWID;"
     "CREATE TABLE files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
@@ -98,18 +124,18 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static sqlite3_stmt *stmt(flow_state *st, int which) {
-    if (!st->st[which] &&
-        sqlite3_prepare_v2(st->db, stmt_sql[which], -1, &st->st[which], NULL) != SQLITE_OK) {
-        fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->db));
+static sqlite3_stmt *stmt(conn *c, int which) {
+    if (!c->st[which] &&
+        sqlite3_prepare_v2(c->db, stmt_sql[which], -1, &c->st[which], NULL) != SQLITE_OK) {
+        fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
         return NULL;
     }
-    sqlite3_reset(st->st[which]);
-    sqlite3_clear_bindings(st->st[which]);
-    return st->st[which];
+    sqlite3_reset(c->st[which]);
+    sqlite3_clear_bindings(c->st[which]);
+    return c->st[which];
 }
 
-static int exec(flow_state *st, const char *sql, char *err, size_t errlen) {
+static int exec(conn *st, const char *sql, char *err, size_t errlen) {
     char *msg = NULL;
     if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         const char *why = msg ? msg : sqlite3_errmsg(st->db);
@@ -120,7 +146,7 @@ static int exec(flow_state *st, const char *sql, char *err, size_t errlen) {
     return 0;
 }
 
-static int meta_int(flow_state *st, const char *key, int *out) {
+static int meta_int(conn *st, const char *key, int *out) {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key=?", -1, &s, NULL) != SQLITE_OK)
         return -1;
@@ -131,7 +157,7 @@ static int meta_int(flow_state *st, const char *key, int *out) {
 }
 
 /* Bring the schema to STATE_SCHEMA_VERSION, or refuse a newer one we cannot read. */
-static int migrate(flow_state *st, char *err, size_t errlen) {
+static int migrate(conn *st, char *err, size_t errlen) {
     if (exec(st, "BEGIN IMMEDIATE", err, errlen)) return -1;
     int version = 0;
     sqlite3_stmt *s;
@@ -167,6 +193,25 @@ static int migrate(flow_state *st, char *err, size_t errlen) {
     return exec(st, "COMMIT", err, errlen);
 }
 
+static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
+    c->path = path;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
+    return exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, errlen);
+}
+
+static void conn_close(conn *c) {
+    if (!c->db) return;
+    for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
 flow_state *state_open(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
@@ -178,17 +223,7 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
         return NULL;
     }
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
-    if (sqlite3_open_v2(st->path, &st->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", st->path,
-                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        state_close(st);
-        return NULL;
-    }
-    sqlite3_busy_timeout(st->db, STATE_BUSY_MS);
-    if (exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, errlen) ||
-        migrate(st, err, errlen)) {
+    if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
         state_close(st);
         return NULL;
     }
@@ -197,15 +232,26 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
 
 void state_close(flow_state *st) {
     if (!st) return;
-    if (st->db) {
-        state_commit(st);
-        for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(st->st[i]);
-        sqlite3_close(st->db);
+    if (st->async) {
+        state_sync(st);
+        pthread_mutex_lock(&st->mu);
+        st->stop = 1;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->writer, NULL);
+        conn_close(&st->w);
+        st->async = 0;
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+        if (st->cur) free(st->cur->data);
+        free(st->cur);
     }
+    if (st->main.db) state_commit(st);
+    conn_close(&st->main);
     free(st);
 }
 
-static int begin(flow_state *st) {
+static int begin(conn *st) {
     if (st->in_tx) return 0;
     char err[4700];
     if (exec(st, "BEGIN IMMEDIATE", err, sizeof err)) {
@@ -217,7 +263,7 @@ static int begin(flow_state *st) {
     return 0;
 }
 
-int state_commit(flow_state *st) {
+static int conn_commit(conn *st) {
     if (!st->in_tx) return 0;
     char err[4700];
     st->in_tx = 0;
@@ -230,7 +276,7 @@ int state_commit(flow_state *st) {
 }
 
 /* A write inside the batch transaction. */
-static int step_write(flow_state *st, sqlite3_stmt *s) {
+static int step_write(conn *st, sqlite3_stmt *s) {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
@@ -238,7 +284,7 @@ static int step_write(flow_state *st, sqlite3_stmt *s) {
         return -1;
     }
     if (++st->pending >= STATE_AUTOCOMMIT) {
-        if (state_commit(st)) return -1;
+        if (conn_commit(st)) return -1;
         return begin(st);
     }
     return 0;
@@ -254,9 +300,218 @@ static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
     else sqlite3_bind_null(s, i);
 }
 
+/* ---- the writer thread ----------------------------------------------------------
+ * In async mode the caller's writes of instances, cache entries and file
+ * identities are appended as records to st->cur; state_commit hands that batch to
+ * the writer, which replays batches in order, each in a transaction on its own
+ * connection. Records: a kind byte, then the fields (u64 little-endian numbers,
+ * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL). */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
+
+static void wb_put(flow_state *st, const void *p, size_t n) {
+    if (!st->cur) st->cur = calloc(1, sizeof *st->cur);
+    wbatch *b = st->cur;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+        while (cap < b->len + n) cap *= 2;
+        b->data = realloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+static void wb_u64(flow_state *st, uint64_t v) { wb_put(st, &v, 8); }
+static void wb_f64(flow_state *st, double v) { wb_put(st, &v, 8); }
+static void wb_blob(flow_state *st, const void *p, size_t n, int present) {
+    wb_u64(st, present ? n : UINT64_MAX);
+    if (present && n) wb_put(st, p, n);
+}
+static void wb_str(flow_state *st, const char *s) { wb_blob(st, s, s ? strlen(s) + 1 : 0, s != NULL); }
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+static uint64_t rd_u64(rd *r) {
+    uint64_t v = 0;
+    if (r->end - r->p >= 8) memcpy(&v, r->p, 8);
+    r->p += 8;
+    return v;
+}
+static double rd_f64(rd *r) {
+    double v = 0;
+    if (r->end - r->p >= 8) memcpy(&v, r->p, 8);
+    r->p += 8;
+    return v;
+}
+static const void *rd_blob(rd *r, size_t *n) {
+    uint64_t len = rd_u64(r);
+    if (len == UINT64_MAX) {
+        *n = 0;
+        return NULL;
+    }
+    const void *p = r->p;
+    r->p += len;
+    *n = (size_t)len;
+    return p;
+}
+static const char *rd_str(rd *r) {
+    size_t n;
+    return rd_blob(r, &n);
+}
+
+static int apply_inst(conn *c, const state_inst *r);
+static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
+                           const flow_hash *objs, size_t nobjs);
+static int apply_cache_drop(conn *c, const flow_hash *key);
+static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h);
+
+static int replay(conn *c, const wbatch *b) {
+    rd r = {b->data, b->data + b->len};
+    int rc = 0;
+    while (r.p < r.end && rc == 0) {
+        uint8_t kind = *r.p++;
+        size_t n;
+        if (kind == REC_INST) {
+            state_inst x = {0};
+            flow_hash key;
+            x.run = (int64_t)rd_u64(&r);
+            x.node = (uint32_t)rd_u64(&r);
+            x.idx = rd_str(&r);
+            x.task = rd_str(&r);
+            x.label = rd_str(&r);
+            x.state = rd_str(&r);
+            x.attempts = (int)rd_u64(&r);
+            const void *k = rd_blob(&r, &n);
+            if (k && n == 32) {
+                memcpy(key.b, k, 32);
+                x.cache_key = &key;
+            }
+            x.cache_hit = (int)rd_u64(&r);
+            x.started = rd_f64(&r);
+            x.ended = rd_f64(&r);
+            x.exit_status = (int)(int64_t)rd_u64(&r);
+            x.term_signal = (int)rd_u64(&r);
+            x.error = rd_str(&r);
+            x.worker_pid = (int)rd_u64(&r);
+            x.peak_rss_kb = (int64_t)rd_u64(&r);
+            x.result = rd_blob(&r, &x.result_len);
+            rc = apply_inst(c, &x);
+        } else if (kind == REC_CACHE_PUT) {
+            flow_hash key;
+            const void *k = rd_blob(&r, &n);
+            if (n == 32) memcpy(key.b, k, 32);
+            size_t vlen;
+            const void *val = rd_blob(&r, &vlen);
+            int64_t run = (int64_t)rd_u64(&r);
+            size_t olen;
+            const void *objs = rd_blob(&r, &olen);
+            rc = apply_cache_put(c, &key, val, vlen, run, objs, olen / sizeof(flow_hash));
+        } else if (kind == REC_CACHE_DROP) {
+            flow_hash key;
+            const void *k = rd_blob(&r, &n);
+            if (n == 32) memcpy(key.b, k, 32);
+            rc = apply_cache_drop(c, &key);
+        } else if (kind == REC_FILE) {
+            const char *path = rd_str(&r);
+            state_file_id id;
+            id.size = (int64_t)rd_u64(&r);
+            id.mtime_ns = (int64_t)rd_u64(&r);
+            id.inode = (int64_t)rd_u64(&r);
+            id.ctime_ns = (int64_t)rd_u64(&r);
+            flow_hash h;
+            const void *hb = rd_blob(&r, &n);
+            if (n == 32) memcpy(h.b, hb, 32);
+            rc = apply_file(c, path, &id, &h);
+        } else {
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static void *writer_main(void *arg) {
+    flow_state *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->qhead && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
+        if (!st->qhead && st->stop) break;
+        wbatch *list = st->qhead; /* take everything queued: one transaction */
+        st->qhead = st->qtail = NULL;
+        st->busy = 1;
+        pthread_mutex_unlock(&st->mu);
+        int rc = begin(&st->w);
+        for (wbatch *b = list, *next; b; b = next) {
+            next = b->next;
+            if (rc == 0) rc = replay(&st->w, b);
+            free(b->data);
+            free(b);
+        }
+        if (rc == 0) rc = conn_commit(&st->w);
+        else conn_commit(&st->w);
+        pthread_mutex_lock(&st->mu);
+        if (rc && !st->failed) {
+            st->failed = 1;
+            fprintf(stderr, "flowrun: %s: recording history failed; later writes may be lost\n",
+                    st->path);
+        }
+        st->busy = 0;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int state_async(flow_state *st) {
+    if (st->async) return 0;
+    char err[4700];
+    if (conn_open(&st->w, st->path, err, sizeof err) ||
+        exec(&st->w, "PRAGMA cache_size=-65536", err, sizeof err)) { /* 64 MiB of pages */
+        fprintf(stderr, "flowrun: %s\n", err);
+        conn_close(&st->w);
+        return -1;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    if (pthread_create(&st->writer, NULL, writer_main, st)) {
+        conn_close(&st->w);
+        return -1;
+    }
+    st->async = 1;
+    return 0;
+}
+
+int state_commit(flow_state *st) {
+    if (st->async) {
+        if (st->cur && st->cur->len) {
+            pthread_mutex_lock(&st->mu);
+            if (st->qtail) st->qtail->next = st->cur;
+            else st->qhead = st->cur;
+            st->qtail = st->cur;
+            pthread_cond_signal(&st->cv);
+            pthread_mutex_unlock(&st->mu);
+            st->cur = NULL;
+        }
+        return st->failed ? -1 : 0;
+    }
+    return conn_commit(&st->main);
+}
+
+int state_sync(flow_state *st) {
+    int rc = state_commit(st);
+    if (st->async) {
+        pthread_mutex_lock(&st->mu);
+        while (st->qhead || st->busy) pthread_cond_wait(&st->cv, &st->mu);
+        rc = st->failed ? -1 : 0;
+        pthread_mutex_unlock(&st->mu);
+    }
+    return rc;
+}
+
+/* ---- runs (always synchronous, on the caller's connection) ---- */
 int state_run_begin(flow_state *st, state_run *r) {
-    if (state_commit(st) || begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_run_insert);
+    conn *c = &st->main;
+    if (state_sync(st) || conn_commit(c) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_insert);
     if (!s) return -1;
     bind_text(s, 1, r->flow);
     bind_text(s, 2, r->env ? r->env : "prod");
@@ -265,16 +520,18 @@ int state_run_begin(flow_state *st, state_run *r) {
     bind_hash(s, 5, &r->plan_hash);
     sqlite3_bind_double(s, 6, r->started ? r->started : now());
     sqlite3_bind_int(s, 7, r->pid);
-    if (r->params_blob) sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
-    if (step_write(st, s)) return -1;
-    r->id = sqlite3_last_insert_rowid(st->db);
-    return state_commit(st);
+    if (r->params_blob)
+        sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
+    if (step_write(c, s)) return -1;
+    r->id = sqlite3_last_insert_rowid(c->db);
+    return conn_commit(c);
 }
 
 int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
                   const char *result_json, const char *error) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_run_end);
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_end);
     if (!s) return -1;
     bind_text(s, 1, state);
     sqlite3_bind_int(s, 2, exit_code);
@@ -282,18 +539,19 @@ int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
     bind_text(s, 4, error);
     sqlite3_bind_double(s, 5, now());
     sqlite3_bind_int64(s, 6, run);
-    if (step_write(st, s)) return -1;
-    return state_commit(st);
+    if (step_write(c, s)) return -1;
+    return conn_commit(c);
 }
 
 int state_run_reopen(flow_state *st, int64_t run, int pid) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_run_reopen);
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_reopen);
     if (!s) return -1;
     sqlite3_bind_int(s, 1, pid);
     sqlite3_bind_int64(s, 2, run);
-    if (step_write(st, s)) return -1;
-    return state_commit(st);
+    if (step_write(c, s)) return -1;
+    return conn_commit(c);
 }
 
 static char *col_dup(sqlite3_stmt *s, int i) {
@@ -337,7 +595,7 @@ void state_run_free(state_run *r) {
 }
 
 int state_run_get(flow_state *st, int64_t run, state_run *r) {
-    sqlite3_stmt *s = stmt(st, ST_run_get);
+    sqlite3_stmt *s = stmt(&st->main, ST_run_get);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
     int rc = -1;
@@ -361,7 +619,7 @@ int64_t state_run_latest(flow_state *st) {
 }
 
 int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx) {
-    sqlite3_stmt *s = stmt(st, ST_run_list);
+    sqlite3_stmt *s = stmt(&st->main, ST_run_list);
     if (!s) return -1;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -375,43 +633,71 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
     return rc == SQLITE_ERROR ? -1 : 0;
 }
 
-int state_inst_put(flow_state *st, const state_inst *r) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_inst_put);
+/* ---- instances ---- */
+static int apply_inst(conn *c, const state_inst *r) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_inst_put);
     if (!s) return -1;
     const char *idx = r->idx ? r->idx : "";
     sqlite3_bind_int64(s, 1, r->run);
     sqlite3_bind_int(s, 2, (int)r->node);
-    sqlite3_bind_text(s, 3, idx, -1, SQLITE_TRANSIENT);
-    bind_text(s, 4, r->task);
-    bind_text(s, 5, r->label);
-    bind_text(s, 6, r->state);
+    sqlite3_bind_text(s, 3, idx, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->task, -1, SQLITE_STATIC);
+    if (r->label) sqlite3_bind_text(s, 5, r->label, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, r->state, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 7, r->attempts);
-    bind_hash(s, 8, r->cache_key);
+    if (r->cache_key) sqlite3_bind_blob(s, 8, r->cache_key->b, 32, SQLITE_STATIC);
     sqlite3_bind_int(s, 9, r->cache_hit);
     if (r->started) sqlite3_bind_double(s, 10, r->started);
     if (r->ended) sqlite3_bind_double(s, 11, r->ended);
     if (r->exit_status >= 0) sqlite3_bind_int(s, 12, r->exit_status);
     if (r->term_signal) sqlite3_bind_int(s, 13, r->term_signal);
-    bind_text(s, 14, r->error);
+    if (r->error) sqlite3_bind_text(s, 14, r->error, -1, SQLITE_STATIC);
     if (r->worker_pid) sqlite3_bind_int(s, 15, r->worker_pid);
     if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
-    if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_TRANSIENT);
-    if (step_write(st, s)) return -1;
-    s = stmt(st, ST_event_put);
+    if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
+    if (step_write(c, s)) return -1;
+    /* the row holds the final state and its times; other transitions (a failure,
+     * a clear) are also kept as events */
+    if (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached")) return 0;
+    s = stmt(c, ST_event_put);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, r->run);
     sqlite3_bind_int(s, 2, (int)r->node);
-    sqlite3_bind_text(s, 3, idx, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, idx, -1, SQLITE_STATIC);
     sqlite3_bind_double(s, 4, r->ended ? r->ended : r->started ? r->started : now());
-    bind_text(s, 5, r->state);
-    return step_write(st, s);
+    sqlite3_bind_text(s, 5, r->state, -1, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
+int state_inst_put(flow_state *st, const state_inst *r) {
+    if (!st->async) return apply_inst(&st->main, r);
+    uint8_t kind = REC_INST;
+    wb_put(st, &kind, 1);
+    wb_u64(st, (uint64_t)r->run);
+    wb_u64(st, r->node);
+    wb_str(st, r->idx ? r->idx : "");
+    wb_str(st, r->task);
+    wb_str(st, r->label);
+    wb_str(st, r->state);
+    wb_u64(st, (uint64_t)r->attempts);
+    wb_blob(st, r->cache_key ? r->cache_key->b : NULL, 32, r->cache_key != NULL);
+    wb_u64(st, (uint64_t)r->cache_hit);
+    wb_f64(st, r->started);
+    wb_f64(st, r->ended);
+    wb_u64(st, (uint64_t)(int64_t)r->exit_status);
+    wb_u64(st, (uint64_t)r->term_signal);
+    wb_str(st, r->error);
+    wb_u64(st, (uint64_t)r->worker_pid);
+    wb_u64(st, (uint64_t)r->peak_rss_kb);
+    wb_blob(st, r->result, r->result_len, r->result != NULL);
+    return 0;
 }
 
 int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
                      void *ctx) {
-    if (state_commit(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_inst_list);
+    if (state_sync(st) || conn_commit(&st->main)) return -1;
+    sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
     int rc;
@@ -446,27 +732,38 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
 }
 
 int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, idx ? ST_inst_clear_one : ST_inst_clear_all);
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, idx ? ST_inst_clear_one : ST_inst_clear_all);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
     bind_text(s, 2, task);
     if (idx) bind_text(s, 3, idx);
-    if (step_write(st, s)) return -1;
-    int n = sqlite3_changes(st->db);
-    return state_commit(st) ? -1 : n;
+    if (step_write(c, s)) return -1;
+    int n = sqlite3_changes(c->db);
+    return conn_commit(c) ? -1 : n;
+}
+
+/* ---- cache ---- */
+/* The cache's integer key: the first 8 bytes of the instance key (the whole key is
+ * stored beside it and compared on every hit). */
+static int64_t cache_k(const flow_hash *key) {
+    int64_t k;
+    memcpy(&k, key->b, 8);
+    return k;
 }
 
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
-    sqlite3_stmt *s = stmt(st, ST_cache_get);
+    sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
     if (!s) return -1;
-    bind_hash(s, 1, key);
+    sqlite3_bind_int64(s, 1, cache_k(key));
     int rc = sqlite3_step(s);
     int found = 0;
-    if (rc == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
+        !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) {
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
         *val = malloc(n ? n : 1);
-        if (n) memcpy(*val, sqlite3_column_blob(s, 0), n);
+        if (n) memcpy(*val, sqlite3_column_blob(s, 1), n);
         *len = n;
         found = 1;
     }
@@ -474,41 +771,71 @@ int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t 
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
 }
 
-int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
-                    int64_t run, const flow_hash *objs, size_t nobjs) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_cache_put);
+static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
+                           const flow_hash *objs, size_t nobjs) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_cache_put);
     if (!s) return -1;
-    bind_hash(s, 1, key);
-    sqlite3_bind_blob(s, 2, len ? val : "", (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 3, run);
-    sqlite3_bind_double(s, 4, now());
-    if (step_write(st, s)) return -1;
+    sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, len ? val : "", (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, run);
+    sqlite3_bind_double(s, 5, now());
+    if (step_write(c, s)) return -1;
     for (size_t i = 0; i < nobjs; i++) {
-        s = stmt(st, ST_cache_obj);
+        s = stmt(c, ST_cache_obj);
         if (!s) return -1;
-        bind_hash(s, 1, key);
-        bind_hash(s, 2, &objs[i]);
-        if (step_write(st, s)) return -1;
+        sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, objs[i].b, 32, SQLITE_STATIC);
+        if (step_write(c, s)) return -1;
     }
     return 0;
 }
 
+int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
+                    int64_t run, const flow_hash *objs, size_t nobjs) {
+    if (!st->async) return apply_cache_put(&st->main, key, val, len, run, objs, nobjs);
+    uint8_t kind = REC_CACHE_PUT;
+    wb_put(st, &kind, 1);
+    wb_blob(st, key->b, 32, 1);
+    wb_blob(st, val, len, 1);
+    wb_u64(st, (uint64_t)run);
+    wb_blob(st, objs, nobjs * sizeof *objs, 1);
+    return 0;
+}
+
+static int apply_cache_drop(conn *c, const flow_hash *key) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_cache_drop);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, cache_k(key));
+    if (step_write(c, s)) return -1;
+    s = stmt(c, ST_cache_drop_objs);
+    if (!s) return -1;
+    sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
 int state_cache_drop(flow_state *st, const flow_hash *key) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_cache_drop);
-    if (!s) return -1;
-    bind_hash(s, 1, key);
-    if (step_write(st, s)) return -1;
-    s = stmt(st, ST_cache_drop_objs);
-    if (!s) return -1;
-    bind_hash(s, 1, key);
-    return step_write(st, s);
+    if (!st->async) return apply_cache_drop(&st->main, key);
+    uint8_t kind = REC_CACHE_DROP;
+    wb_put(st, &kind, 1);
+    wb_blob(st, key->b, 32, 1);
+    return 0;
+}
+
+int state_cache_any(flow_state *st) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+        return 1;
+    int any = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return any;
 }
 
 int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
-    if (state_commit(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_live_objects);
+    if (state_sync(st) || conn_commit(&st->main)) return -1;
+    sqlite3_stmt *s = stmt(&st->main, ST_live_objects);
     if (!s) return -1;
     size_t cap = 64, len = 0;
     flow_hash *v = malloc(cap * sizeof *v);
@@ -524,8 +851,9 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* ---- the file-identity index ---- */
 int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h) {
-    sqlite3_stmt *s = stmt(st, ST_file_get);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     int found = 0;
@@ -539,15 +867,28 @@ int state_file_lookup(flow_state *st, const char *path, const state_file_id *id,
     return found;
 }
 
-int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h) {
-    if (begin(st)) return -1;
-    sqlite3_stmt *s = stmt(st, ST_file_put);
+static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_file_put);
     if (!s) return -1;
-    sqlite3_bind_text(s, 1, path, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, id->size);
     sqlite3_bind_int64(s, 3, id->mtime_ns);
     sqlite3_bind_int64(s, 4, id->inode);
     sqlite3_bind_int64(s, 5, id->ctime_ns);
-    bind_hash(s, 6, h);
-    return step_write(st, s);
+    sqlite3_bind_blob(s, 6, h->b, 32, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
+int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h) {
+    if (!st->async) return apply_file(&st->main, path, id, h);
+    uint8_t kind = REC_FILE;
+    wb_put(st, &kind, 1);
+    wb_str(st, path);
+    wb_u64(st, (uint64_t)id->size);
+    wb_u64(st, (uint64_t)id->mtime_ns);
+    wb_u64(st, (uint64_t)id->inode);
+    wb_u64(st, (uint64_t)id->ctime_ns);
+    wb_blob(st, h->b, 32, 1);
+    return 0;
 }

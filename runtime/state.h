@@ -35,8 +35,17 @@ typedef struct flow_state flow_state;
  * (including "state.db schema version 7 is newer than this flowrun reads (1)"). */
 flow_state *state_open(const char *dir, char *err, size_t errlen);
 void state_close(flow_state *st); /* commits what is pending */
-/* Commit buffered writes now. 0 ok, -1 with the error printed once on stderr. */
+/* Commit buffered writes now (in async mode: hand them to the writer thread, which
+ * commits them in order). 0 ok, -1 with the error printed once on stderr. */
 int state_commit(flow_state *st);
+/* Switch instance, cache and file-index writes to a writer thread with its own
+ * connection: the caller only appends records, the writer replays them in order,
+ * a batch per transaction. Reads on the caller's side see what was committed. */
+int state_async(flow_state *st);
+/* Wait until every write handed over so far is committed. */
+int state_sync(flow_state *st);
+/* Is the cache empty? 0 when it holds no entry at all (lookups can be skipped). */
+int state_cache_any(flow_state *st);
 
 /* ---- runs ---- */
 typedef struct state_run {

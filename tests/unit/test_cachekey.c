@@ -91,7 +91,7 @@ static void test_key_follows_content(void **state) {
     char path[128];
     snprintf(path, sizeof path, "%s/a.txt", f->dir);
     write_file(path, "one two three\n");
-    ck_ctx cx = {f->p, f->st, NULL, 0, 0};
+    ck_ctx cx = {.plan = f->p, .state = f->st};
     flow_hash k1 = key(f, &cx, path, 5);
     flow_hash k2 = key(f, &cx, path, 5);
     assert_memory_equal(k1.b, k2.b, 32);
@@ -108,6 +108,7 @@ static void test_key_follows_content(void **state) {
     write_file(path, "one two three\n"); /* back to the first content, new mtime */
     flow_hash k5 = key(f, &cx, path, 5);
     assert_memory_equal(k1.b, k5.b, 32);
+    ck_free(&cx);
 }
 
 static void test_key_follows_identity(void **state) {
@@ -115,31 +116,38 @@ static void test_key_follows_identity(void **state) {
     char path[128];
     snprintf(path, sizeof path, "%s/b.txt", f->dir);
     write_file(path, "x");
-    ck_ctx cx = {f->p, NULL, NULL, 0, 0};
+    ck_ctx cx = {.plan = f->p};
     flow_hash k1 = key(f, &cx, path, 1);
     flow_hash libs[1];
     memset(libs[0].b, 9, 32); /* a rebuilt library */
-    ck_ctx cx2 = {f->p, NULL, libs, 0, 0};
+    ck_ctx cx2 = {.plan = f->p, .lib_hash = libs};
     flow_hash k2 = key(f, &cx2, path, 1);
     assert_memory_not_equal(k1.b, k2.b, 32);
-    /* with a version, the library's hash no longer matters */
+    /* with a version, the library's hash no longer matters (a task's identity is
+     * computed once per context, so new contexts see the changed plan) */
     f->p->tasks[f->task].version = plan_intern_str(f->p, "2");
-    flow_hash k3 = key(f, &cx, path, 1);
-    flow_hash k4 = key(f, &cx2, path, 1);
+    ck_ctx cx3 = {.plan = f->p}, cx4 = {.plan = f->p, .lib_hash = libs};
+    flow_hash k3 = key(f, &cx3, path, 1);
+    flow_hash k4 = key(f, &cx4, path, 1);
     assert_memory_equal(k3.b, k4.b, 32);
     assert_memory_not_equal(k1.b, k3.b, 32);
     f->p->tasks[f->task].version = PLAN_NONE;
+    ck_free(&cx);
+    ck_free(&cx2);
+    ck_free(&cx3);
+    ck_free(&cx4);
 }
 
 static void test_missing_input_file(void **state) {
     fixture *f = *state;
-    ck_ctx cx = {f->p, f->st, NULL, 0, 0};
+    ck_ctx cx = {.plan = f->p, .state = f->st};
     flow_val args[2] = {fv_str_cstr(f->p, f->t_path, "/nonexistent/file"), {.i = 1}};
     flow_hash h;
     char err[256];
     assert_int_equal(ck_instance_key(&cx, f->task, args, &h, err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/file"));
     fv_decref(f->p, f->t_path, args[0]);
+    ck_free(&cx);
 }
 
 static void test_dir_manifest_matches_store(void **state) {
@@ -149,13 +157,14 @@ static void test_dir_manifest_matches_store(void **state) {
     mkdir(d, 0755);
     snprintf(p1, sizeof p1, "%s/x.csv", d);
     write_file(p1, "a,b\n");
-    ck_ctx cx = {f->p, f->st, NULL, 0, 0};
+    ck_ctx cx = {.plan = f->p, .state = f->st};
     flow_hash h1, h2;
     assert_int_equal(ck_dir_hash(&cx, d, &h1, err, sizeof err), 0);
     flow_store *store = store_open(f->dir, err, sizeof err);
     assert_int_equal(store_put_dir(store, d, 0, &h2, err, sizeof err), 0);
     assert_memory_equal(h1.b, h2.b, 32); /* a stored dir and a referenced one agree */
     store_close(store);
+    ck_free(&cx);
 }
 
 int main(void) {
