@@ -204,6 +204,7 @@ typedef struct failure {
 } failure;
 
 typedef struct sched {
+    int pid;                 /* flowrun's pid (served instances ran "here") */
     rt_result *served;       /* instances served by the history, to complete */
     uint32_t nserved, capserved;
     uint64_t nserved_total;  /* served instances completed */
@@ -1417,7 +1418,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
             double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
             S->served[S->nserved++] = (rt_result){.id = id, .ok = 1, .value = v, .start = t,
-                                                  .end = t, .worker_pid = (int)getpid()};
+                                                  .end = t, .worker_pid = S->pid};
             S->running++;
             S->running_task[r->task]++;
             return;
@@ -1648,6 +1649,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     S->o = opts;
     S->err = opts->err ? opts->err : stderr;
     S->mean_task = -1;
+    S->pid = (int)getpid();
     S->t0 = now_s();
     S->last_progress = S->t0;
     analyse(S);

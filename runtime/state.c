@@ -193,7 +193,16 @@ static int migrate(conn *st, char *err, size_t errlen) {
     return exec(st, "COMMIT", err, errlen);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation, which two
+ * threads using SQLite at once (the scheduler reading, the writer writing) turn
+ * into futex traffic; we never read them. Set once, before SQLite starts. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_setup(void) {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
+    pthread_once(&sqlite_once, sqlite_setup);
     c->path = path;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
