@@ -208,6 +208,7 @@ typedef struct sched {
     rt_result *served;       /* instances served by the history, to complete */
     uint32_t nserved, capserved;
     uint64_t nserved_total;  /* served instances completed */
+    uint64_t nserved_pending; /* served, not yet completed */
     const flow_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */
     const sched_opts *o;     /* options */
@@ -1419,8 +1420,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
             S->served[S->nserved++] = (rt_result){.id = id, .ok = 1, .value = v, .start = t,
                                                   .end = t, .worker_pid = S->pid};
-            S->running++;
-            S->running_task[r->task]++;
+            S->nserved_pending++; /* keeps the flow open; takes no executor capacity */
             return;
         }
     }
@@ -1540,7 +1540,13 @@ static int complete_served(sched *S) {
         uint32_t n = S->nserved;
         S->served = NULL;
         S->nserved = S->capserved = 0;
-        for (uint32_t i = 0; i < n; i++) complete(S, &batch[i]);
+        for (uint32_t i = 0; i < n; i++) {
+            inst *r = rec_at(S, (uint32_t)batch[i].id);
+            S->running++; /* complete() counts it out like an executor's result */
+            S->running_task[r->task]++;
+            S->nserved_pending--;
+            complete(S, &batch[i]);
+        }
         free(batch);
         any = 1;
     }

@@ -65,9 +65,12 @@ typedef struct conn {
     sqlite3 *db;                 /* the connection */
     sqlite3_stmt *st[ST__COUNT]; /* prepared once, on first use */
     int in_tx;                   /* a batch transaction is open */
+    int in_read;                 /* a read transaction is open (reads batched per round) */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
 } conn;
+
+static void read_end(conn *c);
 
 /* A batch of buffered writes, replayed in order by the writer thread. */
 typedef struct wbatch {
@@ -211,7 +214,9 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
         return -1;
     }
     sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
-    return exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, errlen);
+    /* pages read through a memory map and a 64 MiB cache: lookups make no system calls */
+    return exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                   "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", err, errlen);
 }
 
 static void conn_close(conn *c) {
@@ -256,11 +261,27 @@ void state_close(flow_state *st) {
         free(st->cur);
     }
     if (st->main.db) state_commit(st);
+    read_end(&st->main);
+    if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     conn_close(&st->main);
     free(st);
 }
 
+static void read_end(conn *c) {
+    if (!c->in_read) return;
+    c->in_read = 0;
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* Reads between two state_commit calls share one read transaction: one set of
+ * locks and one snapshot per scheduler round instead of one per lookup. */
+static void read_begin(conn *c) {
+    if (c->in_read || c->in_tx) return;
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) c->in_read = 1;
+}
+
 static int begin(conn *st) {
+    read_end(st);
     if (st->in_tx) return 0;
     char err[4700];
     if (exec(st, "BEGIN IMMEDIATE", err, sizeof err)) {
@@ -474,7 +495,9 @@ int state_async(flow_state *st) {
     if (st->async) return 0;
     char err[4700];
     if (conn_open(&st->w, st->path, err, sizeof err) ||
-        exec(&st->w, "PRAGMA cache_size=-65536", err, sizeof err)) { /* 64 MiB of pages */
+        /* checkpoints every 40 MiB of log (a checkpoint that empties
+         * the log must wait for the reader's round to end, so not too often) */
+        exec(&st->w, "PRAGMA wal_autocheckpoint=10000", err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         conn_close(&st->w);
         return -1;
@@ -490,6 +513,7 @@ int state_async(flow_state *st) {
 }
 
 int state_commit(flow_state *st) {
+    read_end(&st->main); /* the next round reads a fresh snapshot */
     if (st->async) {
         if (st->cur && st->cur->len) {
             pthread_mutex_lock(&st->mu);
@@ -763,6 +787,7 @@ static int64_t cache_k(const flow_hash *key) {
 }
 
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
+    read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, cache_k(key));
@@ -862,6 +887,7 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
 
 /* ---- the file-identity index ---- */
 int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h) {
+    read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
