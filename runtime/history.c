@@ -410,8 +410,9 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
-    if (res->ok && !served && ii->has_key && !h->no_cache && T->cache)
-        state_cache_put(h->st, &ii->key, h->enc.data, h->enc.len, h->run, h->objs.v, h->objs.n);
+    int cacheable = res->ok && !served && ii->has_key && !h->no_cache && T->cache;
+    if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
+        state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
     if (res->log && *res->log) write_log(h, ii, task, res->log);
     state_inst r = {0};
     r.run = h->run;
@@ -432,6 +433,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     r.peak_rss_kb = res->peak_rss_kb;
     r.result = res->ok && !is_void ? h->enc.data : NULL;
     r.result_len = res->ok && !is_void ? h->enc.len : 0;
+    r.cache_store = cacheable;
+    if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
     state_inst_put(h->st, &r);
 }
 

@@ -29,7 +29,7 @@
                 "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
-                "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
+                "peak_rss_kb, result, ck) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")            \
     X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
     X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
                  "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result "             \
@@ -37,10 +37,9 @@
                  "GROUP BY node, idx) ORDER BY node, length(idx), idx")                            \
     X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=?")     \
     X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=?")               \
-    X(cache_get, "SELECT key, value FROM cache WHERE k=?")                                         \
-    X(cache_put, "INSERT OR REPLACE INTO cache(k, key, value, run, created) VALUES(?,?,?,?,?)")    \
+    X(cache_get, "SELECT cache_key, result FROM instances WHERE ck=? ORDER BY id DESC LIMIT 1")  \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
-    X(cache_drop, "DELETE FROM cache WHERE k=?")                                                   \
+    X(cache_drop, "UPDATE instances SET ck=NULL WHERE ck=?")                                       \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
@@ -106,13 +105,13 @@ static const char *const schema[] = {
     " node INTEGER NOT NULL, idx TEXT NOT NULL, task TEXT NOT NULL, label TEXT,"
     " state TEXT NOT NULL, attempts INTEGER NOT NULL, cache_key BLOB,"
     " cache_hit INTEGER NOT NULL, started REAL, ended REAL, exit_status INTEGER,"
-    " signal INTEGER, error TEXT, worker_pid INTEGER, peak_rss_kb INTEGER, result BLOB);"
+    " signal INTEGER, error TEXT, worker_pid INTEGER, peak_rss_kb INTEGER, result BLOB,"
+    " ck INTEGER);"
     "CREATE INDEX instances_run ON instances(run);"
+    "CREATE INDEX instances_ck ON instances(ck) WHERE ck IS NOT NULL;"
     "CREATE TABLE events(run INTEGER NOT NULL, node INTEGER NOT NULL, idx TEXT NOT NULL,"
     " at REAL NOT NULL, state TEXT NOT NULL);"
     "CREATE INDEX events_run ON events(run);"
-    "CREATE TABLE cache(k INTEGER PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL,"
-    " run INTEGER, created REAL);"
     "CREATE TABLE cache_objects(key BLOB NOT NULL, object BLOB NOT NULL,"
     " PRIMARY KEY(key, object)) WITHOUT ROWID;"
     "CREATE TABLE files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
@@ -425,6 +424,7 @@ static int replay(conn *c, const wbatch *b) {
             x.worker_pid = (int)rd_u64(&r);
             x.peak_rss_kb = (int64_t)rd_u64(&r);
             x.result = rd_blob(&r, &x.result_len);
+            x.cache_store = (int)rd_u64(&r);
             rc = apply_inst(c, &x);
         } else if (kind == REC_CACHE_PUT) {
             flow_hash key;
@@ -495,9 +495,9 @@ int state_async(flow_state *st) {
     if (st->async) return 0;
     char err[4700];
     if (conn_open(&st->w, st->path, err, sizeof err) ||
-        /* checkpoints every 40 MiB of log (a checkpoint that empties
-         * the log must wait for the reader's round to end, so not too often) */
-        exec(&st->w, "PRAGMA wal_autocheckpoint=10000", err, sizeof err)) {
+        /* no checkpoints while the run writes: one that empties the log must wait for
+         * the reader's round to end; state_close checkpoints once, at the end */
+        exec(&st->w, "PRAGMA wal_autocheckpoint=0", err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         conn_close(&st->w);
         return -1;
@@ -667,6 +667,12 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
 }
 
 /* ---- instances ---- */
+static int64_t cache_k(const flow_hash *key) {
+    int64_t k;
+    memcpy(&k, key->b, 8);
+    return k;
+}
+
 static int apply_inst(conn *c, const state_inst *r) {
     if (begin(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_inst_put);
@@ -689,6 +695,7 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->worker_pid) sqlite3_bind_int(s, 15, r->worker_pid);
     if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
+    if (r->cache_store && r->cache_key) sqlite3_bind_int64(s, 18, cache_k(r->cache_key));
     if (step_write(c, s)) return -1;
     /* the row holds the final state and its times; other transitions (a failure,
      * a clear) are also kept as events */
@@ -724,6 +731,7 @@ int state_inst_put(flow_state *st, const state_inst *r) {
     wb_u64(st, (uint64_t)r->worker_pid);
     wb_u64(st, (uint64_t)r->peak_rss_kb);
     wb_blob(st, r->result, r->result_len, r->result != NULL);
+    wb_u64(st, (uint64_t)r->cache_store);
     return 0;
 }
 
@@ -777,14 +785,10 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
     return conn_commit(c) ? -1 : n;
 }
 
-/* ---- cache ---- */
-/* The cache's integer key: the first 8 bytes of the instance key (the whole key is
- * stored beside it and compared on every hit). */
-static int64_t cache_k(const flow_hash *key) {
-    int64_t k;
-    memcpy(&k, key->b, 8);
-    return k;
-}
+/* ---- cache ----
+ * The cache is an index over instance rows: a computed instance's row carries ck,
+ * the first 8 bytes of its key, and a lookup takes the newest row with that ck
+ * whose whole key matches. */
 
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
     read_begin(&st->main);
@@ -794,7 +798,7 @@ int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t 
     int rc = sqlite3_step(s);
     int found = 0;
     if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
-        !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) {
+        !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) { /* the whole key, not just ck */
         size_t n = (size_t)sqlite3_column_bytes(s, 1);
         *val = malloc(n ? n : 1);
         if (n) memcpy(*val, sqlite3_column_blob(s, 1), n);
@@ -807,17 +811,12 @@ int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t 
 
 static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
                            const flow_hash *objs, size_t nobjs) {
+    (void)val;
+    (void)len;
+    (void)run;
     if (begin(c)) return -1;
-    sqlite3_stmt *s = stmt(c, ST_cache_put);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(key));
-    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, len ? val : "", (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, run);
-    sqlite3_bind_double(s, 5, now());
-    if (step_write(c, s)) return -1;
     for (size_t i = 0; i < nobjs; i++) {
-        s = stmt(c, ST_cache_obj);
+        sqlite3_stmt *s = stmt(c, ST_cache_obj);
         if (!s) return -1;
         sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
         sqlite3_bind_blob(s, 2, objs[i].b, 32, SQLITE_STATIC);
@@ -860,7 +859,8 @@ int state_cache_drop(flow_state *st, const flow_hash *key) {
 
 int state_cache_any(flow_state *st) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache LIMIT 1", -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM instances WHERE ck IS NOT NULL LIMIT 1", -1,
+                           &s, NULL) != SQLITE_OK)
         return 1;
     int any = sqlite3_step(s) == SQLITE_ROW;
     sqlite3_finalize(s);

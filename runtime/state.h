@@ -99,6 +99,7 @@ typedef struct state_inst {
     int64_t peak_rss_kb;
     const void *result;   /* encoded result value (fv_encode), or NULL */
     size_t result_len;
+    int cache_store;      /* 1: this computed result serves later lookups of cache_key */
 } state_inst;
 
 /* Insert or replace an instance's row (buffered) and record the state change in
@@ -112,9 +113,11 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
 int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx);
 
 /* ---- cache ---- */
-/* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error. */
+/* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.
+ * (Entries are the instance rows written with state_inst.cache_store.) */
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len);
-/* objs: the store objects the result refers to (kept alive by gc). Buffered. */
+/* Record the store objects the result under key refers to (kept alive by gc);
+ * val, len and run are unused. Buffered. */
 int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
                     int64_t run, const flow_hash *objs, size_t nobjs);
 int state_cache_drop(flow_state *st, const flow_hash *key);
