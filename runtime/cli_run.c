@@ -20,6 +20,8 @@
 #include "exec.h"
 #include "expr.h"
 #include "flow_sched.h"
+#include "history.h"
+#include "state.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -44,10 +46,13 @@ typedef struct run_args {
     const char *env;              /* --env (recorded later by the state module) */
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* flags accepted now; see docs/scheduler.md */
-    const char *progress;         /* --progress */
-    int64_t max_map;              /* --max-map */
-    int breadth;                  /* --schedule breadth */
+    const char *progress;   /* --progress */
+    int64_t max_map;        /* --max-map */
+    int breadth;            /* --schedule breadth */
+    int64_t resume;         /* flowrun resume: the run to finish; 0 for a new run */
 } run_args;
+
+const char *state_dir_default(const char *given); /* cli_state.c */
 
 static int usage_error(const char *fmt, const char *a) {
     fputs("flowrun run: ", stderr);
@@ -184,11 +189,85 @@ static int ncpus(void) {
     return n < 1 ? 1 : n > RUN_MAX_JOBS ? RUN_MAX_JOBS : (int)n;
 }
 
+/* The parameters as a JSON object (for the history) and encoded (for resume). */
+static void params_record(const flow_plan *p, const plan_graph *G, const flow_val *params,
+                          char **json, fv_buf *blob) {
+    size_t len = 0;
+    FILE *f = open_memstream(json, &len);
+    fputc('{', f);
+    for (uint32_t i = 0; i < G->nparams; i++) {
+        const plan_param *P = &p->params[G->first_param + i];
+        fprintf(f, "%s\"%s\":", i ? "," : "", plan_str(p, P->name));
+        fv_print_json(p, P->type, params[i], f);
+        fv_encode(p, P->type, params[i], blob);
+    }
+    fputc('}', f);
+    fclose(f);
+}
+
+/* A resumed run's parameters, decoded from its record. */
+static int params_from_blob(const flow_plan *p, const plan_graph *G, const uint8_t *b, size_t n,
+                            flow_val *out) {
+    size_t off = 0;
+    for (uint32_t i = 0; i < G->nparams; i++) {
+        size_t used = 0;
+        if (fv_decode(p, p->params[G->first_param + i].type, b + off, n - off, &used, &out[i]))
+            return -1;
+        off += used;
+    }
+    return 0;
+}
+
+static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len);
+
 int flowrun_cmd_run(int argc, char **argv) {
     run_args a;
     memset(&a, 0, sizeof a);
     if (parse_args(argc, argv, &a)) return 2;
+    return run_main(&a, NULL, 0);
+}
 
+/* flowrun resume RUN [options]: the same run again, in the same run record; what it
+ * finished is served from its record, the rest runs (history.c). */
+int flowrun_cmd_resume(int argc, char **argv) {
+    run_args a;
+    memset(&a, 0, sizeof a);
+    if (parse_args(argc, argv, &a)) return 2;
+    if (a.nparams || a.params_file || a.flow)
+        return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
+    char err[1024];
+    const char *dir = state_dir_default(a.state);
+    flow_state *st = state_open(dir, err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "flowrun resume: %s\n", err);
+        return 2;
+    }
+    char *end;
+    long long id = strtoll(a.plan, &end, 10);
+    state_run r;
+    if (!strcmp(a.plan, "last") || !strcmp(a.plan, "latest")) {
+        id = state_run_latest(st);
+    } else if (*end || id <= 0) {
+        id = -1;
+    }
+    if (id <= 0 || state_run_get(st, id, &r)) {
+        fprintf(stderr, "flowrun resume: no run '%s' in %s\n", a.plan, dir);
+        state_close(st);
+        return 2;
+    }
+    state_close(st);
+    a.plan = r.plan_path;
+    a.flow = r.flow;
+    a.env = r.env;
+    a.state = dir;
+    a.resume = id;
+    int code = run_main(&a, r.params_blob, r.params_blob_len);
+    state_run_free(&r);
+    return code;
+}
+
+static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
+    run_args a = *a_;
     char err[1024];
     flow_plan *p = plan_read_file(a.plan, err, sizeof err);
     if (!p) {
@@ -208,14 +287,18 @@ int flowrun_cmd_run(int argc, char **argv) {
     }
     const plan_graph *G = &p->graphs[g];
     flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
-    if (!params ||
-        params_resolve(p, g, a.params, a.nparams, a.params_file, params, err, sizeof err)) {
+    if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
+                                  : params_resolve(p, g, a.params, a.nparams, a.params_file,
+                                                   params, err, sizeof err))) {
+        if (resume_params) snprintf(err, sizeof err, "run %lld: its parameters no longer fit the plan",
+                                    (long long)a.resume);
         fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
         free(params);
         plan_free(p);
         return 2;
     }
     int code = 2;
+    hist *h = NULL;
     rt_runtime *rt = NULL;
     rt_executor *ex = NULL;
     const char *exname = a.executor ? a.executor : "process";
@@ -236,8 +319,24 @@ int flowrun_cmd_run(int argc, char **argv) {
     }
 
     /* where instances write their files: STATE/work/<time>-<pid> */
-    const char *state = a.state ? a.state : getenv("FLOW_STATE");
-    if (!state || !*state) state = ".flow";
+    const char *state = state_dir_default(a.state);
+
+    /* the history: this run's record, the cache, the store */
+    char *pjson = NULL;
+    fv_buf pblob = {0};
+    params_record(p, G, params, &pjson, &pblob);
+    char plan_abs[PATH_MAX];
+    if (!realpath(a.plan, plan_abs)) snprintf(plan_abs, sizeof plan_abs, "%s", a.plan);
+    hist_opts ho = {p, rt, state, plan_abs, plan_str(p, G->name), a.env ? a.env : "prod", pjson,
+                    pblob.data, pblob.len, a.no_cache, a.resume};
+    h = hist_open(&ho, err, sizeof err);
+    free(pjson);
+    free(pblob.data);
+    if (!h) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        code = 2;
+        goto out;
+    }
     char work[PATH_MAX];
     time_t now = time(NULL);
     struct tm tm;
@@ -258,6 +357,7 @@ int flowrun_cmd_run(int argc, char **argv) {
     o.work_dir = work;
     o.stop = &run_stop_flag;
     o.err = stderr;
+    o.hist = h;
 
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -271,11 +371,23 @@ int flowrun_cmd_run(int argc, char **argv) {
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    char *rjson = NULL;
     if (code == 0 && res.has_result) {
-        fv_print_json(p, G->ret, res.result, stdout);
-        fputc('\n', stdout);
+        size_t rlen = 0;
+        FILE *rf = open_memstream(&rjson, &rlen);
+        fv_print_json(p, G->ret, res.result, rf);
+        fclose(rf);
+        puts(rjson);
         fflush(stdout);
     }
+    if (o.progress != SCHED_PROGRESS_NONE && res.n_served)
+        fprintf(stderr, "flowrun: run %lld: %llu of %llu instances served from the %s\n",
+                (long long)hist_run_id(h), (unsigned long long)res.n_served,
+                (unsigned long long)res.n_instances, a.resume ? "run's record or cache" : "cache");
+    hist_close(h, code == 0 ? "succeeded" : code == 3 ? "interrupted" : "failed", code, rjson,
+               code == 1 ? "a task failed" : NULL);
+    h = NULL;
+    free(rjson);
     if (res.has_result) fv_decref(p, G->ret, res.result);
     if (code == 3) {
         /* Interrupted: instances may still be running. Process workers are stopped;
@@ -288,6 +400,7 @@ int flowrun_cmd_run(int argc, char **argv) {
     }
 
 out:
+    if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);
     if (rt) rt_close(rt);
     for (uint32_t i = 0; i < G->nparams; i++)

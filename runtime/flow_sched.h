@@ -33,25 +33,29 @@ typedef enum sched_progress {
     SCHED_PROGRESS_LIVE
 } sched_progress;
 
+struct hist; /* history.h: history, cache and stored outputs; NULL runs without state */
+
 typedef struct sched_opts {
-    int jobs;                    /* instances running at once (-j); <= 0: 1 */
-    int64_t max_map;             /* default largest expansion when a task sets none; 0: 100000 */
-    int breadth;                 /* 1: breadth-first order (--schedule breadth) */
-    sched_progress progress;     /* progress lines on err */
-    const char *work_dir;        /* where instance output/scratch folders go; NULL: none made */
-    volatile sig_atomic_t *stop; /* set (by a signal handler) to stop the run; may be NULL */
-    FILE *err;                   /* progress and summary; NULL: stderr */
+    int jobs;                      /* instances running at once (-j); <= 0: 1 */
+    int64_t max_map;               /* default largest expansion when a task sets none; 0: 100000 */
+    int breadth;                   /* 1: breadth-first order (--schedule breadth) */
+    sched_progress progress;       /* progress lines on err */
+    const char *work_dir;          /* where instance output/scratch folders go; NULL: none made */
+    volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
+    FILE *err;                     /* progress and summary; NULL: stderr */
+    struct hist *hist;             /* record, cache and resume through this; NULL: none */
 } sched_opts;
 
 typedef struct sched_outcome {
-    int code;             /* 0 result produced, 1 a task failed, 3 interrupted */
-    int has_result;       /* 1: result holds the flow's return value */
-    flow_val result;      /* new reference (graph's ret type) when has_result */
-    uint64_t n_instances; /* task instances created */
-    uint64_t n_ok;        /* instances that succeeded */
-    uint64_t n_failed;    /* instances that failed (after their retries) */
-    uint64_t n_skipped;   /* instances not run because an upstream failed */
-    uint64_t n_attempts;  /* executions, retries included */
+    int code;               /* 0 result produced, 1 a task failed, 3 interrupted */
+    int has_result;         /* 1: result holds the flow's return value */
+    flow_val result;        /* new reference (graph's ret type) when has_result */
+    uint64_t n_instances;   /* task instances created */
+    uint64_t n_ok;          /* instances that succeeded */
+    uint64_t n_failed;      /* instances that failed (after their retries) */
+    uint64_t n_skipped;     /* instances not run because an upstream failed */
+    uint64_t n_attempts;    /* executions, retries included */
+    uint64_t n_served;      /* instances served from the cache or a resumed run */
 } sched_outcome;
 
 /* Run graph `graph` (a flow) of plan p with the parameter values params[0 ..

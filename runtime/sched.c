@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "history.h"
 
 #define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
@@ -186,16 +187,19 @@ typedef struct deque {
 } deque;
 
 typedef struct inst {
-    scope *sc;                       /* scope of the node */
-    uint32_t node;                   /* node (absolute) */
-    uint32_t task;                   /* task */
-    int64_t k;                       /* element index, -1 for a call */
-    uint32_t attempt;                /* 0 for the first run */
-    uint32_t nargs;                  /* arguments */
-    flow_val *args;                  /* inl or malloc'ed */
-    uint32_t next_free;              /* free list link */
-    double due;                      /* retry: when to run again */
-    char *dir;                       /* instance folder (out/ and scratch/ below it), or NULL */
+    scope *sc;          /* scope of the node */
+    uint32_t node;      /* node (absolute) */
+    uint32_t task;      /* task */
+    int64_t k;          /* element index, -1 for a call */
+    uint32_t attempt;   /* 0 for the first run */
+    uint32_t nargs;     /* arguments */
+    flow_val *args;     /* inl or malloc'ed */
+    uint32_t next_free; /* free list link */
+    double due;         /* retry: when to run again */
+    char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
+    uint8_t served;     /* 1: served by the history (cache or resume), not run */
+    uint8_t has_key;    /* key holds the cache key computed by hist_lookup */
+    flow_hash key;      /* the instance's cache key */
     flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
 } inst;
 
@@ -207,22 +211,27 @@ typedef struct failure {
 } failure;
 
 typedef struct sched {
-    const flow_plan *p;     /* the plan */
-    rt_executor *ex;        /* where instances run */
-    const sched_opts *o;    /* options */
-    FILE *err;              /* progress and summary */
-    node_info *info;        /* per plan node */
-    sc_edge *edges;         /* consumer edges of every node */
-    uint32_t *gdepth;       /* per graph: its deepest node's depth + 1 */
-    deque *buckets;         /* ready entries by depth */
-    uint32_t nbuckets;      /* allocated buckets */
-    uint32_t top;           /* every bucket above is empty */
-    deque *blocked;         /* per task: entries waiting for its concurrency */
-    uint32_t *running_task; /* per task: instances with the executor */
-    inst **chunks;          /* instance pool */
-    uint32_t nchunks;       /* chunks allocated */
-    uint32_t free_head;     /* first free record + 1 (0: none) */
-    uint32_t *retries;      /* records waiting for their retry_delay */
+    int pid;                 /* flowrun's pid (served instances ran "here") */
+    rt_result *served;       /* instances served by the history, to complete */
+    uint32_t nserved, capserved;
+    uint64_t nserved_total;  /* served instances completed */
+    uint64_t nserved_pending; /* served, not yet completed */
+    const flow_plan *p;      /* the plan */
+    rt_executor *ex;         /* where instances run */
+    const sched_opts *o;     /* options */
+    FILE *err;               /* progress and summary */
+    node_info *info;         /* per plan node */
+    sc_edge *edges;          /* consumer edges of every node */
+    uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
+    deque *buckets;          /* ready entries by depth */
+    uint32_t nbuckets;       /* allocated buckets */
+    uint32_t top;            /* every bucket above is empty */
+    deque *blocked;          /* per task: entries waiting for its concurrency */
+    uint32_t *running_task;  /* per task: instances with the executor */
+    inst **chunks;           /* instance pool */
+    uint32_t nchunks;        /* chunks allocated */
+    uint32_t free_head;      /* first free record + 1 (0: none) */
+    uint32_t *retries;       /* records waiting for their retry_delay */
     uint32_t nretries, capretries;
     rt_job *batch; /* jobs to submit */
     int nbatch;
@@ -466,17 +475,10 @@ static void scope_path(sched *S, scope *sc, char *buf, size_t len) {
         snprintf(buf + n, len - n, "%s > ", gname);
 }
 
-static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
-                           const flow_val *args, const char *error) {
+/* The label lambda's text for an instance of task t (malloc'ed), or NULL. */
+static char *label_of(sched *S, uint32_t t, const flow_val *args) {
     const flow_plan *p = S->p;
-    char path[512], name[700];
-    scope_path(S, sc, path, sizeof path);
-    if (k >= 0)
-        snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
-    else
-        snprintf(name, sizeof name, "%s%s", path, what);
     char *label = NULL;
-    uint32_t t = S->info[node].task;
     if (t != PLAN_NONE && args && p->tasks[t].label != PLAN_NONE) {
         flow_val lv;
         expr_error ee;
@@ -490,6 +492,70 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
             fv_decref(p, rt, lv);
         }
     }
+    return label;
+}
+
+/* Append the decimal digits of v (>= 0) at buf[n]; returns the new length. */
+static size_t put_dec(char *buf, size_t n, size_t len, uint64_t v) {
+    char tmp[24];
+    int k = 0;
+    do tmp[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 24);
+    while (k && n + 1 < len) buf[n++] = tmp[--k];
+    buf[n] = 0;
+    return n;
+}
+
+/* The instance's index path in the history: the element indices of the expanded
+ * groups around it ("c<node>" for a plain group call), then its own; "" when none.
+ * (On the hot path: no snprintf.) */
+static size_t hist_index_at(scope *sc, int64_t k, char *buf, size_t len) {
+    size_t n = 0;
+    buf[0] = 0;
+    if (sc && sc->parent) {
+        n = hist_index_at(sc->parent, -1, buf, len);
+        if (n && n + 1 < len) buf[n++] = '/';
+        if (sc->pk >= 0) {
+            n = put_dec(buf, n, len, (uint64_t)sc->pk);
+        } else {
+            if (n + 1 < len) buf[n++] = 'c';
+            n = put_dec(buf, n, len, sc->pnode);
+        }
+    }
+    if (k >= 0) {
+        if (n && n + 1 < len) buf[n++] = '/';
+        n = put_dec(buf, n, len, (uint64_t)k);
+    }
+    buf[n] = 0;
+    return n;
+}
+
+static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
+    (void)S;
+    hist_index_at(sc, k, buf, len);
+}
+
+/* Fill a history record for instance r. */
+static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, size_t len) {
+    hist_index(S, r->sc, r->k, idx, len);
+    memset(ii, 0, sizeof *ii);
+    ii->node = r->node;
+    ii->task = r->task;
+    ii->idx = idx;
+    ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
+    ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
+    ii->has_key = r->has_key;
+    ii->key = r->key;
+}
+
+static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
+                           const flow_val *args, const char *error) {
+    const flow_plan *p = S->p;
+    char path[512], name[700];
+    scope_path(S, sc, path, sizeof path);
+    if (k >= 0) snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
+    else snprintf(name, sizeof name, "%s%s", path, what);
+    char *label = label_of(S, S->info[node].task, args);
     if (S->nfails == S->capfails) {
         S->capfails = S->capfails ? S->capfails * 2 : 16;
         S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
@@ -1473,6 +1539,31 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
         return;
     }
+    r->served = 0;
+    r->has_key = 0;
+    if (S->o->hist) {
+        char idx[256];
+        hist_inst ii;
+        hist_prepare(S, r, &ii, idx, sizeof idx);
+        flow_val v;
+        int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
+        r->has_key = (uint8_t)ii.has_key;
+        r->key = ii.key;
+        if (hit) { /* completed by the main loop, like an executor's result */
+            r->served = 1;
+            if (S->nserved == S->capserved) {
+                S->capserved = S->capserved ? S->capserved * 2 : 256;
+                S->served = xrealloc(S->served, S->capserved * sizeof *S->served);
+            }
+            struct timespec wall;
+            clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
+            double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
+            S->served[S->nserved++] = (rt_result){.id = id, .ok = 1, .value = v, .start = t,
+                                                  .end = t, .worker_pid = S->pid};
+            S->nserved_pending++; /* keeps the flow open; takes no executor capacity */
+            return;
+        }
+    }
     if (S->o->work_dir && task_needs_dir(p, r->task)) make_inst_dir(S, r, id);
     queue_job(S, id);
 }
@@ -1554,6 +1645,16 @@ static void complete(sched *S, rt_result *res) {
         retry_push(S, id);
         return;
     }
+    if (S->o->hist) {
+        char idx[256];
+        hist_inst ii;
+        hist_prepare(S, r, &ii, idx, sizeof idx);
+        char *label = label_of(S, r->task, r->args);
+        ii.label = label;
+        hist_finished(S->o->hist, &ii, r->args, res, r->served);
+        free(label);
+        if (r->served) S->nserved_total++;
+    }
     scope *sc = r->sc;
     uint32_t node = r->node;
     int64_t k = r->k;
@@ -1574,6 +1675,27 @@ static void complete(sched *S, rt_result *res) {
     } else {
         elem_settle(S, sc, node, k, ok, v);
     }
+}
+
+/* Complete the instances the history served (completing may serve more). */
+static int complete_served(sched *S) {
+    int any = 0;
+    while (S->nserved) {
+        rt_result *batch = S->served;
+        uint32_t n = S->nserved;
+        S->served = NULL;
+        S->nserved = S->capserved = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            inst *r = rec_at(S, (uint32_t)batch[i].id);
+            S->running++; /* complete() counts it out like an executor's result */
+            S->running_task[r->task]++;
+            S->nserved_pending--;
+            complete(S, &batch[i]);
+        }
+        free(batch);
+        any = 1;
+    }
+    return any;
 }
 
 static void adapt_limit(sched *S) {
@@ -1603,6 +1725,7 @@ static void sched_free(sched *S) {
     free(S->retries);
     free(S->batch);
     free(S->results);
+    free(S->served);
     for (uint32_t i = 0; i < S->nfails; i++) {
         free(S->fails[i].what);
         free(S->fails[i].label);
@@ -1682,6 +1805,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     S->o = opts;
     S->err = opts->err ? opts->err : stderr;
     S->mean_task = -1;
+    S->pid = (int)getpid();
     S->t0 = now_s();
     S->last_progress = S->t0;
     analyse(S);
@@ -1712,6 +1836,11 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
+        if (complete_served(S)) {
+            hist_commit(S->o->hist); /* recorded before the next round acts on it */
+            free_dead(S);
+            continue;
+        }
         free_dead(S);
         if (root->pending == 0) break;
         if (S->running == 0) {
@@ -1737,6 +1866,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
         for (int i = 0; i < n; i++)
             complete(S, &S->results[i]);
+        if (n) hist_commit(S->o->hist); /* recorded before the next round acts on it */
         adapt_limit(S);
         progress(S, 0);
     }
@@ -1746,6 +1876,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     out->n_instances = S->total;
     out->n_failed = S->failed;
     out->n_attempts = S->attempts;
+    out->n_served = S->nserved_total;
     for (uint32_t t = 0; t < p->n_tasks; t++)
         out->n_skipped += S->skipped[t];
     out->n_ok = S->done - S->failed - out->n_skipped;

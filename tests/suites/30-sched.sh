@@ -43,7 +43,7 @@ for ex in inline process; do
     for prog in depth_first depth_first_map; do
     for sched in depth breadth; do
         rm -f "$tmp/order.log"
-        run s $prog.plan --executor $ex --progress none -j 2 --schedule $sched \
+        run s $prog.plan --executor $ex --progress none -j 2 --schedule $sched --no-cache \
             --param log="$tmp/order.log" --param ms=5
         c0=$(grep -n '^c 0 ' "$tmp/order.log" | cut -d: -f1)
         a19=$(grep -n '^a 19 ' "$tmp/order.log" | cut -d: -f1)

@@ -1,0 +1,334 @@
+/* cachekey.c — instance cache keys (see cachekey.h). */
+#define _GNU_SOURCE
+#include "cachekey.h"
+#include "expr_ops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CK_DIR_DEPTH 64   /* deepest directory hashed */
+#define CK_PATH_MAX 4096
+
+static void put(EVP_MD_CTX *m, const void *p, size_t n) {
+    EVP_DigestUpdate(m, p, n);
+}
+
+static void put_u64(EVP_MD_CTX *m, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+    put(m, b, 8);
+}
+
+static void put_str(EVP_MD_CTX *m, const char *s, size_t n) {
+    put_u64(m, n);
+    put(m, s, n);
+}
+
+int ck_file_hash(ck_ctx *cx, const char *path, flow_hash *out, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb)) {
+        snprintf(err, errlen, "input file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    state_file_id id = {(int64_t)sb.st_size,
+                        (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec,
+                        (int64_t)sb.st_ino,
+                        (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec};
+    if (cx->state && state_file_lookup(cx->state, path, &id, out) == 1) {
+        cx->files_known++;
+        return 0;
+    }
+    if (hash_file(path, out, err, errlen)) return -1;
+    cx->files_hashed++;
+    if (cx->state) state_file_put(cx->state, path, &id, out);
+    return 0;
+}
+
+typedef struct manifest_line {
+    char *name; /* relative path */
+    char text[64 + 1 + 4 + 1];
+} manifest_line;
+
+typedef struct manifest {
+    manifest_line *v;
+    size_t n, cap;
+} manifest;
+
+static int walk(ck_ctx *cx, const char *root, const char *rel, int depth, manifest *m, char *err,
+                size_t errlen) {
+    if (depth > CK_DIR_DEPTH) {
+        snprintf(err, errlen, "%s: directories nested deeper than %d", root, CK_DIR_DEPTH);
+        return -1;
+    }
+    char path[CK_PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", root, rel) >= sizeof path) {
+        snprintf(err, errlen, "path too long below %s", root);
+        return -1;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, errlen, "input directory %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char sub[CK_PATH_MAX], full[CK_PATH_MAX + 8];
+        if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
+            sizeof sub) {
+            snprintf(err, errlen, "path too long below %s", root);
+            rc = -1;
+            break;
+        }
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        struct stat sb;
+        if (stat(full, &sb)) continue; /* vanished or a dangling link: not content */
+        if (S_ISDIR(sb.st_mode)) {
+            rc = walk(cx, root, sub, depth + 1, m, err, errlen);
+        } else if (S_ISREG(sb.st_mode)) {
+            flow_hash h;
+            if ((rc = ck_file_hash(cx, full, &h, err, errlen))) break;
+            if (m->n == m->cap) {
+                m->cap = m->cap ? m->cap * 2 : 64;
+                m->v = realloc(m->v, m->cap * sizeof *m->v);
+            }
+            manifest_line *l = &m->v[m->n++];
+            l->name = strdup(sub);
+            char hex[65];
+            hash_hex(&h, hex);
+            snprintf(l->text, sizeof l->text, "%s %o", hex, (sb.st_mode & 0111) ? 0555 : 0444);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const manifest_line *)a)->name, ((const manifest_line *)b)->name);
+}
+
+int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t errlen) {
+    manifest m = {0};
+    int rc = walk(cx, dir, "", 0, &m, err, errlen);
+    if (rc == 0) {
+        qsort(m.v, m.n, sizeof *m.v, by_name);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (size_t i = 0; i < m.n; i++) {
+            put(md, m.v[i].text, strlen(m.v[i].text));
+            put(md, " ", 1);
+            put(md, m.v[i].name, strlen(m.v[i].name));
+            put(md, "\n", 1);
+        }
+        unsigned int n = 32;
+        EVP_DigestFinal_ex(md, out->b, &n);
+        EVP_MD_CTX_free(md);
+    }
+    for (size_t i = 0; i < m.n; i++) free(m.v[i].name);
+    free(m.v);
+    return rc;
+}
+
+static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, flow_val v, char *err,
+                     size_t errlen) {
+    const flow_plan *p = cx->plan;
+    const plan_type *t = &p->types[type];
+    switch (t->kind) {
+    case PT_INT:
+    case PT_DURATION:
+    case PT_BOOL:
+        put_u64(m, (uint64_t)v.i);
+        return 0;
+    case PT_FLOAT: {
+        uint64_t bits;
+        memcpy(&bits, &v.f, 8);
+        put_u64(m, bits);
+        return 0;
+    }
+    case PT_STR:
+    case PT_DATE:
+        put_str(m, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
+        return 0;
+    case PT_PATH:
+    case PT_DIR: {
+        const fv_str *s = fv_as_str(v);
+        flow_hash h;
+        put_str(m, s->data, (size_t)s->len);
+        int rc = t->kind == PT_PATH ? ck_file_hash(cx, s->data, &h, err, errlen)
+                                    : ck_dir_hash(cx, s->data, &h, err, errlen);
+        if (rc) return -1;
+        put(m, h.b, 32);
+        return 0;
+    }
+    case PT_BYTES:
+        put_str(m, (const char *)fv_as_bytes(v)->data, (size_t)fv_as_bytes(v)->len);
+        return 0;
+    case PT_LIST: {
+        const fv_list *l = fv_as_list(v);
+        put_u64(m, (uint64_t)l->len);
+        for (int64_t i = 0; i < l->len; i++)
+            if (put_value(cx, m, t->elem, l->items[i], err, errlen)) return -1;
+        return 0;
+    }
+    case PT_RECORD:
+        for (uint32_t i = 0; i < t->n; i++)
+            if (put_value(cx, m, p->fields[t->first + i].type, fv_as_rec(v)->fields[i], err,
+                          errlen))
+                return -1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* A plan constant by content: its type and payload, lists and records item by item. */
+static void put_const(const flow_plan *p, EVP_MD_CTX *m, uint32_t id, int depth) {
+    const plan_value *c = &p->values[id];
+    char buf[256];
+    plan_type_text(p, c->type, buf, sizeof buf);
+    put_str(m, buf, strlen(buf));
+    switch (p->types[c->type].kind) {
+    case PT_STR:
+    case PT_PATH:
+    case PT_DIR:
+    case PT_DATE: {
+        const char *s = plan_str(p, c->u.s);
+        put_str(m, s, strlen(s));
+        break;
+    }
+    case PT_LIST:
+    case PT_RECORD:
+        put_u64(m, c->n);
+        for (uint32_t i = 0; i < c->n && depth < 64; i++)
+            put_const(p, m, p->items[c->u.first + i], depth + 1);
+        break;
+    default:
+        put_u64(m, (uint64_t)c->u.i);
+    }
+}
+
+static void put_lambda(const flow_plan *p, EVP_MD_CTX *m, uint32_t lam) {
+    if (lam == PLAN_NONE) {
+        put_u64(m, 0);
+        return;
+    }
+    const plan_lambda *l = &p->lambdas[lam];
+    put_u64(m, l->ncode);
+    for (uint32_t i = 0; i < l->ncode; i++) {
+        const plan_instr *in = &p->code[l->first_code + i];
+        put_u64(m, in->op);
+        put_u64(m, in->b);
+        put_u64(m, (uint64_t)(int64_t)in->a);
+        /* a constant operand: hash the constant, not its index */
+        if ((in->op == EOP_CONST_I || in->op == EOP_CONST_F || in->op == EOP_CONST_S ||
+             in->op == EOP_CONST_V) &&
+            (uint32_t)in->a < p->n_values)
+            put_const(p, m, (uint32_t)in->a, 0);
+    }
+}
+
+static void put_signature(const flow_plan *p, EVP_MD_CTX *m, const plan_task *t) {
+    char buf[512];
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        plan_type_text(p, p->params[t->first_param + i].type, buf, sizeof buf);
+        put_str(m, buf, strlen(buf));
+    }
+    plan_type_text(p, t->ret, buf, sizeof buf);
+    put_str(m, buf, strlen(buf));
+}
+
+static void put_identity(ck_ctx *cx, EVP_MD_CTX *m, uint32_t task, int depth) {
+    const flow_plan *p = cx->plan;
+    const plan_task *t = &p->tasks[task];
+    put_u64(m, t->kind);
+    if (t->version != PLAN_NONE) {
+        const char *v = plan_str(p, t->version);
+        put_str(m, "version", 7);
+        put_str(m, v, strlen(v));
+    }
+    put_signature(p, m, t);
+    switch (t->kind) {
+    case TK_C: {
+        const char *sym = plan_str(p, t->symbol);
+        put_str(m, sym, strlen(sym));
+        if (t->version == PLAN_NONE)
+            put(m, cx->lib_hash ? cx->lib_hash[t->lib].b : p->libs[t->lib].sha256, 32);
+        break;
+    }
+    case TK_SH:
+        if (t->version == PLAN_NONE) put_lambda(p, m, t->cmd);
+        break;
+    case TK_COMBINE:
+        if (depth < 64) {
+            put_identity(cx, m, t->first, depth + 1);
+            put_identity(cx, m, t->second, depth + 1);
+        }
+        put_lambda(p, m, t->stitch);
+        for (uint32_t i = 0; i < p->tasks[t->second].nparams; i++) {
+            put_u64(m, p->binds[t->first_bind + i].kind);
+            put_u64(m, p->binds[t->first_bind + i].index);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void ck_free(ck_ctx *cx) {
+    free(cx->ident);
+    free(cx->ident_done);
+    EVP_MD_CTX_free(cx->mdctx);
+    EVP_MD_free(cx->md);
+    cx->ident = NULL;
+    cx->ident_done = NULL;
+    cx->mdctx = cx->md = NULL;
+}
+
+/* The digest context, reset for a new hash. Fetching SHA-256 explicitly once
+ * avoids OpenSSL 3's implicit fetch on every hash (about a microsecond). */
+static EVP_MD_CTX *md_begin(ck_ctx *cx) {
+    if (!cx->md) {
+        cx->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        cx->mdctx = EVP_MD_CTX_new();
+    }
+    EVP_DigestInit_ex(cx->mdctx, cx->md, NULL);
+    return cx->mdctx;
+}
+
+static const flow_hash *task_ident(ck_ctx *cx, uint32_t task) {
+    const flow_plan *p = cx->plan;
+    if (!cx->ident) {
+        cx->ident = calloc(p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
+        cx->ident_done = calloc(p->n_tasks ? p->n_tasks : 1, 1);
+    }
+    if (!cx->ident_done[task]) {
+        EVP_MD_CTX *m = md_begin(cx);
+        put_str(m, "flow-instance-key-1", 19);
+        put_identity(cx, m, task, 0);
+        unsigned int n = 32;
+        EVP_DigestFinal_ex(m, cx->ident[task].b, &n);
+        cx->ident_done[task] = 1;
+    }
+    return &cx->ident[task];
+}
+
+int ck_instance_key(ck_ctx *cx, uint32_t task, const flow_val *args, flow_hash *out, char *err,
+                    size_t errlen) {
+    const flow_plan *p = cx->plan;
+    const plan_task *t = &p->tasks[task];
+    const flow_hash *id = task_ident(cx, task);
+    EVP_MD_CTX *m = md_begin(cx);
+    put(m, id->b, 32);
+    int rc = 0;
+    for (uint32_t i = 0; i < t->nparams && rc == 0; i++)
+        rc = put_value(cx, m, p->params[t->first_param + i].type, args[i], err, errlen);
+    unsigned int n = 32;
+    EVP_DigestFinal_ex(m, out->b, &n);
+    return rc;
+}

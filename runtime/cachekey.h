@@ -1,0 +1,49 @@
+/*
+ * cachekey.h — the cache key of a task instance (language.md §9).
+ *
+ * key = SHA-256 over
+ *   the task's identity: for a C task its `version` option if set, else the
+ *     content hash of the library actually loaded, and the symbol and signature;
+ *     for an sh task its version or its command (the command's expression code);
+ *     for a combine both halves' identities, the stitch code and the hand-over;
+ *   and every argument's value, by type: scalars and strings by their bytes;
+ *     a `path` by its name and its file's content hash; a `dir` by its name and
+ *     the hash of its manifest (the same manifest the store writes for a stored
+ *     directory); lists and records element by element.
+ *
+ * File content hashes go through the file-identity index of state.db: a file
+ * whose (size, mtime_ns, inode, ctime_ns) is unchanged since it was hashed is
+ * not read again.
+ */
+#ifndef FLOW_CACHEKEY_H
+#define FLOW_CACHEKEY_H
+
+#include "plan.h"
+#include "state.h"
+#include "store.h"
+#include "value.h"
+
+typedef struct ck_ctx {
+    const flow_plan *plan;     /* the plan */
+    flow_state *state;         /* file-identity index, or NULL (then files are always read) */
+    const flow_hash *lib_hash; /* per plan library: hash of the library loaded, or NULL (plan's) */
+    long files_hashed;         /* statistics: files read to hash them */
+    long files_known;          /* statistics: files recognised by the index */
+    /* caches, filled on first use and freed by ck_free */
+    flow_hash *ident;          /* per task: its identity hash */
+    uint8_t *ident_done;       /* per task: ident computed */
+    void *md, *mdctx;          /* the SHA-256 method, fetched once, and a reusable context */
+} ck_ctx;
+
+void ck_free(ck_ctx *cx);
+
+/* The key of task `task` on args (its parameter types). 0, or -1 with err (an
+ * unreadable input file). */
+int ck_instance_key(ck_ctx *cx, uint32_t task, const flow_val *args, flow_hash *out, char *err,
+                    size_t errlen);
+/* Content hash of one file, through the index. */
+int ck_file_hash(ck_ctx *cx, const char *path, flow_hash *out, char *err, size_t errlen);
+/* Manifest hash of a directory, through the index for its files. */
+int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,462 @@
+/*
+ * history.c — history, cache, stored outputs and logs of a run (see history.h).
+ *
+ * DESIGN. Everything here runs in the scheduler's thread, between the executor
+ * and the scheduler's bookkeeping, and writes go into one SQLite transaction
+ * per completion batch (hist_commit), so a million instances cost a million
+ * prepared-statement steps and a few hundred commits.
+ *
+ * Served instances. On resume the run's finished instances are loaded once
+ * into a hash table keyed by (node, index path); each is served from its
+ * recorded result without running. Otherwise, for a task with caching on, the
+ * instance's key (cachekey.c) is looked up in the cache. A cached result that
+ * refers to stored files is served only after those files are re-hashed and
+ * found intact; a damaged one drops the entry and the instance runs again.
+ *
+ * Outputs. A path or dir in a result that lies inside the instance's output
+ * directory moves into the store (store.c) and the value is rewritten to a
+ * read-only store path that keeps the file's name. Identical outputs are
+ * stored once, so a re-run producing the same bytes gives the same path and
+ * every downstream key stays the same (early cutoff).
+ */
+#define _GNU_SOURCE
+#include "history.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cachekey.h"
+#include "rtcore.h"
+
+#define HIST_PATH_MAX 4096
+
+typedef struct done_entry {
+    uint32_t node;   /* plan node */
+    char *idx;       /* index path */
+    uint8_t *result; /* encoded result */
+    size_t len;
+    int used;        /* 1 while occupied */
+    int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
+} done_entry;
+
+typedef struct objvec {
+    flow_hash *v;
+    size_t n, cap;
+} objvec;
+
+struct hist {
+    const flow_plan *p;       /* the plan */
+    flow_state *st;           /* state.db */
+    flow_store *store;        /* store/ */
+    ck_ctx ck;                /* cache-key context */
+    flow_hash *lib_hash;      /* per plan library, as loaded */
+    int64_t run;              /* this run's id */
+    int no_cache;             /* --no-cache */
+    char dir[HIST_PATH_MAX];  /* the state directory */
+    size_t store_root_len;    /* strlen(store_root(store)) */
+    done_entry *done;         /* resume: finished instances (open addressing) */
+    size_t ndone_cap;         /* its capacity (a power of two), 0 when not resuming */
+    objvec objs;              /* objects referred to by the result being recorded */
+    fv_buf enc;               /* encoding buffer, reused */
+    hist_stats stats;         /* counts for the summary */
+    int cache_empty;          /* the cache held nothing when the run began */
+};
+
+static uint64_t key_hash(uint32_t node, const char *idx) {
+    uint64_t h = 1469598103934665603ull ^ node;
+    for (; *idx; idx++) h = (h ^ (unsigned char)*idx) * 1099511628211ull;
+    return h * 0x9E3779B97F4A7C15ull;
+}
+
+static int load_done(const state_inst *r, void *ctx) {
+    hist *h = ctx;
+    int cleared = !strcmp(r->state, "cleared");
+    if (strcmp(r->state, "succeeded") && strcmp(r->state, "cached") && !cleared) return 0;
+    if ((size_t)h->stats.served_resume * 2 + 2 >= h->ndone_cap) {
+        size_t cap = h->ndone_cap ? h->ndone_cap * 2 : 1024;
+        done_entry *n = calloc(cap, sizeof *n);
+        for (size_t i = 0; i < h->ndone_cap; i++)
+            if (h->done[i].used) {
+                size_t j = key_hash(h->done[i].node, h->done[i].idx) & (cap - 1);
+                while (n[j].used) j = (j + 1) & (cap - 1);
+                n[j] = h->done[i];
+            }
+        free(h->done);
+        h->done = n;
+        h->ndone_cap = cap;
+    }
+    size_t j = key_hash(r->node, r->idx) & (h->ndone_cap - 1);
+    while (h->done[j].used && (h->done[j].node != r->node || strcmp(h->done[j].idx, r->idx)))
+        j = (j + 1) & (h->ndone_cap - 1);
+    done_entry *e = &h->done[j];
+    if (e->used) { /* a later record of the same instance replaces it */
+        free(e->idx);
+        free(e->result);
+    }
+    e->used = 1;
+    e->cleared = cleared;
+    e->node = r->node;
+    e->idx = strdup(r->idx);
+    e->len = r->result_len;
+    e->result = malloc(r->result_len ? r->result_len : 1);
+    if (r->result_len) memcpy(e->result, r->result, r->result_len);
+    h->stats.served_resume++; /* counts loaded entries until the run starts */
+    return 0;
+}
+
+hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
+    hist *h = calloc(1, sizeof *h);
+    h->p = o->plan;
+    h->no_cache = o->no_cache;
+    snprintf(h->dir, sizeof h->dir, "%s", o->state_dir ? o->state_dir : ".flow");
+    if (!(h->st = state_open(h->dir, err, errlen)) ||
+        !(h->store = store_open(h->dir, err, errlen))) {
+        hist_close(h, NULL, 0, NULL, NULL);
+        return NULL;
+    }
+    h->store_root_len = strlen(store_root(h->store));
+    /* instances, cache entries and file identities are written by a writer thread;
+     * an empty cache needs no lookups at all */
+    state_async(h->st);
+    h->cache_empty = !state_cache_any(h->st);
+    /* the libraries as loaded: their content is part of every C task's identity */
+    h->lib_hash = calloc(h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
+    for (uint32_t i = 0; i < h->p->n_libs; i++) {
+        memcpy(h->lib_hash[i].b, h->p->libs[i].sha256, 32);
+        char e2[256];
+        if (o->rt && o->rt->libs[i].path) hash_file(o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
+    }
+    h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
+    if (o->resume_run > 0) {
+        h->run = o->resume_run;
+        state_insts_each(h->st, h->run, load_done, h);
+        h->stats.served_resume = 0;
+        state_run_reopen(h->st, h->run, (int)getpid());
+    } else {
+        state_run r = {0};
+        r.flow = o->flow;
+        r.env = o->env;
+        r.params_json = o->params_json;
+        r.params_blob = o->params_blob;
+        r.params_blob_len = o->params_blob_len;
+        r.plan_path = o->plan_path;
+        r.pid = (int)getpid();
+        char e2[256];
+        if (o->plan_path) hash_file(o->plan_path, &r.plan_hash, e2, sizeof e2);
+        if (state_run_begin(h->st, &r)) {
+            snprintf(err, errlen, "cannot record the run in %s/state.db", h->dir);
+            hist_close(h, NULL, 0, NULL, NULL);
+            return NULL;
+        }
+        h->run = r.id;
+    }
+    return h;
+}
+
+int64_t hist_run_id(const hist *h) {
+    return h ? h->run : 0;
+}
+
+const char *hist_state_dir(const hist *h) {
+    return h ? h->dir : NULL;
+}
+
+void hist_get_stats(const hist *h, hist_stats *s) {
+    memset(s, 0, sizeof *s);
+    if (!h) return;
+    *s = h->stats;
+    s->files_hashed = h->ck.files_hashed;
+    s->files_known = h->ck.files_known;
+}
+
+/* ---- values that refer to stored files ---- */
+static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
+    const plan_type *T = &p->types[t];
+    if (depth > 32) return 0;
+    if (T->kind == PT_PATH || T->kind == PT_DIR) return 1;
+    if (T->kind == PT_LIST) return type_has_files(p, T->elem, depth + 1);
+    if (T->kind == PT_RECORD)
+        for (uint32_t i = 0; i < T->n; i++)
+            if (type_has_files(p, p->fields[T->first + i].type, depth + 1)) return 1;
+    return 0;
+}
+
+static void obj_push(objvec *o, const flow_hash *x) {
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 8;
+        o->v = realloc(o->v, o->cap * sizeof *o->v);
+    }
+    o->v[o->n++] = *x;
+}
+
+/* The object behind a store path (named/<hash>/name or trees/<hash>), or -1. */
+static int store_hash_of(hist *h, const char *path, flow_hash *out, int *is_tree) {
+    const char *root = store_root(h->store);
+    if (strncmp(path, root, h->store_root_len) || path[h->store_root_len] != '/') return -1;
+    const char *rest = path + h->store_root_len + 1;
+    if (!strncmp(rest, "named/", 6)) *is_tree = 0, rest += 6;
+    else if (!strncmp(rest, "trees/", 6)) *is_tree = 1, rest += 6;
+    else return -1;
+    if (strlen(rest) < 64 || (rest[64] && rest[64] != '/')) return -1;
+    return hash_from_hex(rest, out);
+}
+
+/* Every stored file a value refers to is intact (re-hashed), and listed in h->objs. */
+static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
+    const flow_plan *p = h->p;
+    const plan_type *T = &p->types[type];
+    if (depth > 32) return 0;
+    if (T->kind == PT_PATH || T->kind == PT_DIR) {
+        flow_hash x;
+        int tree;
+        if (store_hash_of(h, fv_as_str(v)->data, &x, &tree)) return 0; /* a reference */
+        obj_push(&h->objs, &x);
+        if (store_verify(h->store, &x)) return -1;
+        if (tree) { /* every file of the directory too */
+            uint8_t *m;
+            size_t n;
+            if (store_read(h->store, &x, &m, &n)) return -1;
+            int rc = 0;
+            for (char *l = (char *)m, *end = (char *)m + n; l + 64 <= end && rc == 0;) {
+                flow_hash f;
+                if (hash_from_hex(l, &f) == 0) {
+                    obj_push(&h->objs, &f);
+                    rc = store_verify(h->store, &f);
+                }
+                char *nl = memchr(l, '\n', (size_t)(end - l));
+                l = nl ? nl + 1 : end;
+            }
+            free(m);
+            return rc;
+        }
+        return 0;
+    }
+    if (T->kind == PT_LIST)
+        for (int64_t i = 0; i < fv_as_list(v)->len; i++)
+            if (check_stored(h, T->elem, fv_as_list(v)->items[i], depth + 1)) return -1;
+    if (T->kind == PT_RECORD)
+        for (uint32_t i = 0; i < T->n; i++)
+            if (check_stored(h, p->fields[T->first + i].type, fv_as_rec(v)->fields[i], depth + 1))
+                return -1;
+    return 0;
+}
+
+/* Move outputs inside out_dir into the store; returns the value to keep (a new
+ * reference; v itself, increfed, when nothing changed). */
+static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, int depth,
+                       int *failed, char *err, size_t errlen) {
+    const flow_plan *p = h->p;
+    const plan_type *T = &p->types[type];
+    size_t olen = strlen(out_dir);
+    if (depth > 32 || *failed) {
+        fv_incref(p, type, v);
+        return v;
+    }
+    if (T->kind == PT_PATH || T->kind == PT_DIR) {
+        const char *s = fv_as_str(v)->data;
+        if (strncmp(s, out_dir, olen) || (s[olen] != '/' && s[olen] != 0)) {
+            fv_incref(p, type, v); /* a reference: left where it is */
+            return v;
+        }
+        flow_hash x;
+        char dst[HIST_PATH_MAX];
+        const char *base = strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
+        int rc;
+        if (T->kind == PT_PATH) {
+            rc = store_put_file(h->store, s, 1, &x, err, errlen);
+            if (rc == 0) rc = store_named(h->store, &x, base, dst, sizeof dst, err, errlen);
+        } else {
+            rc = store_put_dir(h->store, s, 1, &x, err, errlen);
+            if (rc == 0) rc = store_tree(h->store, &x, dst, sizeof dst, err, errlen);
+        }
+        if (rc) {
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
+        obj_push(&h->objs, &x);
+        h->stats.stored_outputs++;
+        return fv_str_cstr(p, type, dst);
+    }
+    if (T->kind == PT_LIST && type_has_files(p, T->elem, 0)) {
+        const fv_list *l = fv_as_list(v);
+        flow_val n = fv_list_new(p, type, l->len);
+        for (int64_t i = 0; i < l->len; i++)
+            fv_as_list(n)->items[i] = ingest(h, T->elem, l->items[i], out_dir, depth + 1, failed,
+                                             err, errlen);
+        return n;
+    }
+    if (T->kind == PT_RECORD && type_has_files(p, type, 0)) {
+        flow_val n = fv_rec_new(p, type);
+        for (uint32_t i = 0; i < T->n; i++)
+            fv_as_rec(n)->fields[i] = ingest(h, p->fields[T->first + i].type,
+                                             fv_as_rec(v)->fields[i], out_dir, depth + 1, failed,
+                                             err, errlen);
+        return n;
+    }
+    fv_incref(p, type, v);
+    return v;
+}
+
+/* ---- the hooks ---- */
+int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
+    if (!h) return 0;
+    const flow_plan *p = h->p;
+    const plan_task *T = &p->tasks[ii->task];
+    ii->has_key = 0;
+    int cleared = 0;
+    if (h->ndone_cap) { /* resume: what this run already finished */
+        size_t j = key_hash(ii->node, ii->idx) & (h->ndone_cap - 1);
+        for (; h->done[j].used; j = (j + 1) & (h->ndone_cap - 1)) {
+            done_entry *e = &h->done[j];
+            if (e->node != ii->node || strcmp(e->idx, ii->idx)) continue;
+            if (e->cleared) {
+                cleared = 1;
+                break;
+            }
+            size_t used;
+            if (T->ret == PLAN_NONE || p->types[T->ret].kind == PT_VOID) {
+                out->i = 0;
+            } else if (fv_decode(p, T->ret, e->result, e->len, &used, out)) {
+                break; /* unreadable: run it again */
+            } else {
+                h->objs.n = 0;
+                if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
+                    fv_decref(p, T->ret, *out);
+                    break;
+                }
+            }
+            h->stats.served_resume++;
+            return 1;
+        }
+    }
+    if (h->no_cache || !T->cache) return 0;
+    char err[512];
+    if (ck_instance_key(&h->ck, ii->task, args, &ii->key, err, sizeof err))
+        return 0; /* an unreadable input: let the task meet it and fail clearly */
+    ii->has_key = 1;
+    if (cleared || h->cache_empty) return 0; /* cleared: its new result replaces the cached one */
+    uint8_t *val;
+    size_t len, used;
+    if (state_cache_get(h->st, &ii->key, &val, &len) != 1) return 0;
+    int ok = 1;
+    if (p->types[T->ret].kind == PT_VOID) {
+        out->i = 0;
+    } else if (fv_decode(p, T->ret, val, len, &used, out)) {
+        ok = 0;
+    } else {
+        h->objs.n = 0;
+        if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
+            fv_decref(p, T->ret, *out); /* a stored file is damaged: recompute it */
+            ok = 0;
+        }
+    }
+    free(val);
+    if (!ok) {
+        state_cache_drop(h->st, &ii->key);
+        return 0;
+    }
+    h->stats.served_cache++;
+    return 1;
+}
+
+static void write_log(hist *h, const hist_inst *ii, const char *task, const char *log) {
+    char path[HIST_PATH_MAX];
+    if (store_pathf(path, sizeof path - 64, "%s/logs/%lld/%s", h->dir, (long long)h->run, task))
+        return;
+    for (char *q = path + strlen(h->dir) + 1; *q; q++)
+        if (*q == '/') {
+            *q = 0;
+            mkdir(path, 0755);
+            *q = '/';
+        }
+    mkdir(path, 0755);
+    size_t n = strlen(path);
+    snprintf(path + n, sizeof path - n, "/%s.log", *ii->idx ? ii->idx : "-");
+    for (char *q = path + n + 1; *q; q++)
+        if (*q == '/') *q = '.'; /* "2/5" -> "2.5.log" */
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fputs(log, f);
+    fclose(f);
+}
+
+void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served) {
+    if (!h) return;
+    (void)args;
+    const flow_plan *p = h->p;
+    const plan_task *T = &p->tasks[ii->task];
+    const char *task = plan_str(p, T->name);
+    int is_void = p->types[T->ret].kind == PT_VOID;
+    h->objs.n = 0;
+    char err[512] = "";
+    if (res->ok && !served && !is_void && ii->out_dir && type_has_files(p, T->ret, 0)) {
+        int failed = 0;
+        flow_val nv = ingest(h, T->ret, res->value, ii->out_dir, 0, &failed, err, sizeof err);
+        fv_decref(p, T->ret, res->value);
+        res->value = nv;
+        if (failed) {
+            res->ok = 0;
+            free(res->error);
+            res->error = malloc(strlen(err) + 40);
+            sprintf(res->error, "storing the output failed: %s", err);
+        }
+    } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
+        check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
+    }
+    h->enc.len = 0;
+    if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
+    int cacheable = res->ok && !served && ii->has_key && !h->no_cache && T->cache;
+    if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
+        state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
+    if (res->log && *res->log) write_log(h, ii, task, res->log);
+    state_inst r = {0};
+    r.run = h->run;
+    r.node = ii->node;
+    r.idx = ii->idx;
+    r.task = task;
+    r.label = ii->label;
+    r.state = res->ok ? (served ? "cached" : "succeeded") : "failed";
+    r.attempts = ii->attempts;
+    r.cache_key = ii->has_key ? &ii->key : NULL;
+    r.cache_hit = served;
+    r.started = res->start;
+    r.ended = res->end;
+    r.exit_status = -1;
+    r.term_signal = res->term_signal;
+    r.error = res->ok ? NULL : res->error;
+    r.worker_pid = res->worker_pid;
+    r.peak_rss_kb = res->peak_rss_kb;
+    r.result = res->ok && !is_void ? h->enc.data : NULL;
+    r.result_len = res->ok && !is_void ? h->enc.len : 0;
+    r.cache_store = cacheable;
+    if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
+    state_inst_put(h->st, &r);
+}
+
+void hist_commit(hist *h) {
+    if (h) state_commit(h->st);
+}
+
+void hist_close(hist *h, const char *state, int exit_code, const char *result_json,
+                const char *error) {
+    if (!h) return;
+    if (h->st && state && h->run) state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    ck_free(&h->ck);
+    state_close(h->st);
+    store_close(h->store);
+    for (size_t i = 0; i < h->ndone_cap; i++)
+        if (h->done[i].used) {
+            free(h->done[i].idx);
+            free(h->done[i].result);
+        }
+    free(h->done);
+    free(h->lib_hash);
+    free(h->objs.v);
+    free(h->enc.data);
+    free(h);
+}

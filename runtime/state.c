@@ -1,0 +1,929 @@
+/*
+ * state.c — the state database (see state.h for what it holds and why it
+ * commits in batches).
+ */
+#define _GNU_SOURCE
+#include "state.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define STATE_BUSY_MS 30000     /* how long a writer waits for another flowrun's lock */
+#define STATE_AUTOCOMMIT 100000 /* buffered writes before a commit is forced */
+
+/* Every prepared statement, listed once: X(name, sql) */
+#define STATE_STMTS(X)                                                                             \
+    X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
+                  "exit_code, pid, params_blob) VALUES(?,?,?,?,?,'running',?,-1,?,?)")             \
+    X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
+    X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1 WHERE id=?")   \
+    X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
+               "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs WHERE id=?")            \
+    X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
+                "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
+    X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
+                "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
+                "peak_rss_kb, result, ck) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")            \
+    X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
+    X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
+                 "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result "             \
+                 "FROM instances WHERE id IN (SELECT max(id) FROM instances WHERE run=?1 "         \
+                 "GROUP BY node, idx) ORDER BY node, length(idx), idx")                            \
+    X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=?")     \
+    X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=?")               \
+    X(cache_get, "SELECT cache_key, result FROM instances WHERE ck=? ORDER BY id DESC LIMIT 1")  \
+    X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
+    X(cache_drop, "UPDATE instances SET ck=NULL WHERE ck=?")                                       \
+    X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
+    X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
+    X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
+    X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
+                "VALUES(?,?,?,?,?,?)")
+
+enum {
+#define X(name, sql) ST_##name,
+    STATE_STMTS(X)
+#undef X
+        ST__COUNT
+};
+
+static const char *const stmt_sql[] = {
+#define X(name, sql) sql,
+    STATE_STMTS(X)
+#undef X
+};
+
+/* One SQLite connection and its statements; used by one thread at a time. */
+typedef struct conn {
+    sqlite3 *db;                 /* the connection */
+    sqlite3_stmt *st[ST__COUNT]; /* prepared once, on first use */
+    int in_tx;                   /* a batch transaction is open */
+    int in_read;                 /* a read transaction is open (reads batched per round) */
+    long pending;                /* writes in the open transaction */
+    const char *path;            /* state.db path, for messages */
+} conn;
+
+static void read_end(conn *c);
+
+/* A batch of buffered writes, replayed in order by the writer thread. */
+typedef struct wbatch {
+    struct wbatch *next;
+    uint8_t *data;   /* records, one after another (see q_* / replay) */
+    size_t len, cap;
+} wbatch;
+
+struct flow_state {
+    conn main;                  /* the caller's connection: reads, runs */
+    conn w;                     /* the writer thread's connection (async mode) */
+    int async;                  /* instance/cache/file writes go through the writer */
+    wbatch *cur;                /* the batch being filled by the caller */
+    pthread_t writer;           /* the writer thread */
+    pthread_mutex_t mu;         /* guards the queue below */
+    pthread_cond_t cv;          /* the writer waits for work; state_sync waits for idle */
+    wbatch *qhead, *qtail;      /* batches handed over, oldest first */
+    int busy;                   /* the writer is replaying a batch */
+    int stop;                   /* the writer should finish and exit */
+    int failed;                 /* the writer hit an error (reported once) */
+    char path[4096];            /* state.db path, for messages */
+};
+
+/* Migrations: schema[v-1] takes a database from version v-1 to v. */
+static const char *const schema[] = {
+    /* 1 */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE runs(id INTEGER PRIMARY KEY, flow TEXT NOT NULL, env TEXT NOT NULL,"
+    " params TEXT NOT NULL, plan_path TEXT, plan_hash BLOB, state TEXT NOT NULL,"
+    " started REAL NOT NULL, ended REAL, exit_code INTEGER, result TEXT, error TEXT,"
+    " pid INTEGER, params_blob BLOB);"
+    "CREATE TABLE instances(id INTEGER PRIMARY KEY, run INTEGER NOT NULL,"
+    " node INTEGER NOT NULL, idx TEXT NOT NULL, task TEXT NOT NULL, label TEXT,"
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL, cache_key BLOB,"
+    " cache_hit INTEGER NOT NULL, started REAL, ended REAL, exit_status INTEGER,"
+    " signal INTEGER, error TEXT, worker_pid INTEGER, peak_rss_kb INTEGER, result BLOB,"
+    " ck INTEGER);"
+    "CREATE INDEX instances_run ON instances(run);"
+    "CREATE INDEX instances_ck ON instances(ck) WHERE ck IS NOT NULL;"
+    "CREATE TABLE events(run INTEGER NOT NULL, node INTEGER NOT NULL, idx TEXT NOT NULL,"
+    " at REAL NOT NULL, state TEXT NOT NULL);"
+    "CREATE INDEX events_run ON events(run);"
+    "CREATE TABLE cache_objects(key BLOB NOT NULL, object BLOB NOT NULL,"
+    " PRIMARY KEY(key, object)) WITHOUT ROWID;"
+    "CREATE TABLE files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+    " inode INTEGER, ctime_ns INTEGER, hash BLOB) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES('oldest_reader', 1);",
+};
+#define STATE_OLDEST_READER 1 /* the oldest schema version a reader of ours understands */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static sqlite3_stmt *stmt(conn *c, int which) {
+    if (!c->st[which] &&
+        sqlite3_prepare_v2(c->db, stmt_sql[which], -1, &c->st[which], NULL) != SQLITE_OK) {
+        fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+        return NULL;
+    }
+    sqlite3_reset(c->st[which]);
+    sqlite3_clear_bindings(c->st[which]);
+    return c->st[which];
+}
+
+static int exec(conn *st, const char *sql, char *err, size_t errlen) {
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        const char *why = msg ? msg : sqlite3_errmsg(st->db);
+        snprintf(err, errlen, "%.*s: %s", (int)(errlen / 2), st->path, why);
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int meta_int(conn *st, const char *key, int *out) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key=?", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s) == SQLITE_ROW ? (*out = sqlite3_column_int(s, 0), 0) : -1;
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Bring the schema to STATE_SCHEMA_VERSION, or refuse a newer one we cannot read. */
+static int migrate(conn *st, char *err, size_t errlen) {
+    if (exec(st, "BEGIN IMMEDIATE", err, errlen)) return -1;
+    int version = 0;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+    }
+    if (version > STATE_SCHEMA_VERSION) {
+        int oldest = version;
+        meta_int(st, "oldest_reader", &oldest);
+        exec(st, "ROLLBACK", err, errlen);
+        if (oldest > STATE_SCHEMA_VERSION) {
+            snprintf(err, errlen,
+                     "%s: schema version %d is newer than this flowrun reads (%d); use a newer "
+                     "flowrun or another --state directory",
+                     st->path, version, STATE_SCHEMA_VERSION);
+            return -1;
+        }
+        return 0; /* newer but still readable by us */
+    }
+    for (int v = version; v < STATE_SCHEMA_VERSION; v++)
+        if (exec(st, schema[v], err, errlen)) {
+            char e2[64];
+            exec(st, "ROLLBACK", e2, sizeof e2);
+            return -1;
+        }
+    if (version < STATE_SCHEMA_VERSION) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d; UPDATE meta SET value=%d WHERE key="
+                 "'oldest_reader'", STATE_SCHEMA_VERSION, STATE_OLDEST_READER);
+        if (exec(st, sql, err, errlen)) return -1;
+    }
+    return exec(st, "COMMIT", err, errlen);
+}
+
+/* SQLite's memory statistics take a global mutex on every allocation, which two
+ * threads using SQLite at once (the scheduler reading, the writer writing) turn
+ * into futex traffic; we never read them. Set once, before SQLite starts. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_setup(void) {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
+    pthread_once(&sqlite_once, sqlite_setup);
+    c->path = path;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
+    /* pages read through a memory map and a 64 MiB cache: lookups make no system calls */
+    return exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                   "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", err, errlen);
+}
+
+static void conn_close(conn *c) {
+    if (!c->db) return;
+    for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+flow_state *state_open(const char *dir, char *err, size_t errlen) {
+    if (mkdir(dir, 0755) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    flow_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(st->path, sizeof st->path, "%s/state.db", dir);
+    if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
+        state_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+void state_close(flow_state *st) {
+    if (!st) return;
+    if (st->async) {
+        state_sync(st);
+        pthread_mutex_lock(&st->mu);
+        st->stop = 1;
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->writer, NULL);
+        conn_close(&st->w);
+        st->async = 0;
+        pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cv);
+        if (st->cur) free(st->cur->data);
+        free(st->cur);
+    }
+    if (st->main.db) state_commit(st);
+    read_end(&st->main);
+    if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
+    conn_close(&st->main);
+    free(st);
+}
+
+static void read_end(conn *c) {
+    if (!c->in_read) return;
+    c->in_read = 0;
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* Reads between two state_commit calls share one read transaction: one set of
+ * locks and one snapshot per scheduler round instead of one per lookup. */
+static void read_begin(conn *c) {
+    if (c->in_read || c->in_tx) return;
+    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) c->in_read = 1;
+}
+
+static int begin(conn *st) {
+    read_end(st);
+    if (st->in_tx) return 0;
+    char err[4700];
+    if (exec(st, "BEGIN IMMEDIATE", err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        return -1;
+    }
+    st->in_tx = 1;
+    st->pending = 0;
+    return 0;
+}
+
+static int conn_commit(conn *st) {
+    if (!st->in_tx) return 0;
+    char err[4700];
+    st->in_tx = 0;
+    if (exec(st, "COMMIT", err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        exec(st, "ROLLBACK", err, sizeof err);
+        return -1;
+    }
+    return 0;
+}
+
+/* A write inside the batch transaction. */
+static int step_write(conn *st, sqlite3_stmt *s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    if (++st->pending >= STATE_AUTOCOMMIT) {
+        if (conn_commit(st)) return -1;
+        return begin(st);
+    }
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *t) {
+    if (t) sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(s, i);
+}
+
+static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
+    if (h) sqlite3_bind_blob(s, i, h->b, 32, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(s, i);
+}
+
+/* ---- the writer thread ----------------------------------------------------------
+ * In async mode the caller's writes of instances, cache entries and file
+ * identities are appended as records to st->cur; state_commit hands that batch to
+ * the writer, which replays batches in order, each in a transaction on its own
+ * connection. Records: a kind byte, then the fields (u64 little-endian numbers,
+ * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL). */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
+
+static void wb_put(flow_state *st, const void *p, size_t n) {
+    if (!st->cur) st->cur = calloc(1, sizeof *st->cur);
+    wbatch *b = st->cur;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+        while (cap < b->len + n) cap *= 2;
+        b->data = realloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+static void wb_u64(flow_state *st, uint64_t v) { wb_put(st, &v, 8); }
+static void wb_f64(flow_state *st, double v) { wb_put(st, &v, 8); }
+static void wb_blob(flow_state *st, const void *p, size_t n, int present) {
+    wb_u64(st, present ? n : UINT64_MAX);
+    if (present && n) wb_put(st, p, n);
+}
+static void wb_str(flow_state *st, const char *s) { wb_blob(st, s, s ? strlen(s) + 1 : 0, s != NULL); }
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+static uint64_t rd_u64(rd *r) {
+    uint64_t v = 0;
+    if (r->end - r->p >= 8) memcpy(&v, r->p, 8);
+    r->p += 8;
+    return v;
+}
+static double rd_f64(rd *r) {
+    double v = 0;
+    if (r->end - r->p >= 8) memcpy(&v, r->p, 8);
+    r->p += 8;
+    return v;
+}
+static const void *rd_blob(rd *r, size_t *n) {
+    uint64_t len = rd_u64(r);
+    if (len == UINT64_MAX) {
+        *n = 0;
+        return NULL;
+    }
+    const void *p = r->p;
+    r->p += len;
+    *n = (size_t)len;
+    return p;
+}
+static const char *rd_str(rd *r) {
+    size_t n;
+    return rd_blob(r, &n);
+}
+
+static int apply_inst(conn *c, const state_inst *r);
+static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
+                           const flow_hash *objs, size_t nobjs);
+static int apply_cache_drop(conn *c, const flow_hash *key);
+static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h);
+
+static int replay(conn *c, const wbatch *b) {
+    rd r = {b->data, b->data + b->len};
+    int rc = 0;
+    while (r.p < r.end && rc == 0) {
+        uint8_t kind = *r.p++;
+        size_t n;
+        if (kind == REC_INST) {
+            state_inst x = {0};
+            flow_hash key;
+            x.run = (int64_t)rd_u64(&r);
+            x.node = (uint32_t)rd_u64(&r);
+            x.idx = rd_str(&r);
+            x.task = rd_str(&r);
+            x.label = rd_str(&r);
+            x.state = rd_str(&r);
+            x.attempts = (int)rd_u64(&r);
+            const void *k = rd_blob(&r, &n);
+            if (k && n == 32) {
+                memcpy(key.b, k, 32);
+                x.cache_key = &key;
+            }
+            x.cache_hit = (int)rd_u64(&r);
+            x.started = rd_f64(&r);
+            x.ended = rd_f64(&r);
+            x.exit_status = (int)(int64_t)rd_u64(&r);
+            x.term_signal = (int)rd_u64(&r);
+            x.error = rd_str(&r);
+            x.worker_pid = (int)rd_u64(&r);
+            x.peak_rss_kb = (int64_t)rd_u64(&r);
+            x.result = rd_blob(&r, &x.result_len);
+            x.cache_store = (int)rd_u64(&r);
+            rc = apply_inst(c, &x);
+        } else if (kind == REC_CACHE_PUT) {
+            flow_hash key;
+            const void *k = rd_blob(&r, &n);
+            if (n == 32) memcpy(key.b, k, 32);
+            size_t vlen;
+            const void *val = rd_blob(&r, &vlen);
+            int64_t run = (int64_t)rd_u64(&r);
+            size_t olen;
+            const void *objs = rd_blob(&r, &olen);
+            rc = apply_cache_put(c, &key, val, vlen, run, objs, olen / sizeof(flow_hash));
+        } else if (kind == REC_CACHE_DROP) {
+            flow_hash key;
+            const void *k = rd_blob(&r, &n);
+            if (n == 32) memcpy(key.b, k, 32);
+            rc = apply_cache_drop(c, &key);
+        } else if (kind == REC_FILE) {
+            const char *path = rd_str(&r);
+            state_file_id id;
+            id.size = (int64_t)rd_u64(&r);
+            id.mtime_ns = (int64_t)rd_u64(&r);
+            id.inode = (int64_t)rd_u64(&r);
+            id.ctime_ns = (int64_t)rd_u64(&r);
+            flow_hash h;
+            const void *hb = rd_blob(&r, &n);
+            if (n == 32) memcpy(h.b, hb, 32);
+            rc = apply_file(c, path, &id, &h);
+        } else {
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static void *writer_main(void *arg) {
+    flow_state *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->qhead && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
+        if (!st->qhead && st->stop) break;
+        wbatch *list = st->qhead; /* take everything queued: one transaction */
+        st->qhead = st->qtail = NULL;
+        st->busy = 1;
+        pthread_mutex_unlock(&st->mu);
+        int rc = begin(&st->w);
+        for (wbatch *b = list, *next; b; b = next) {
+            next = b->next;
+            if (rc == 0) rc = replay(&st->w, b);
+            free(b->data);
+            free(b);
+        }
+        if (rc == 0) rc = conn_commit(&st->w);
+        else conn_commit(&st->w);
+        pthread_mutex_lock(&st->mu);
+        if (rc && !st->failed) {
+            st->failed = 1;
+            fprintf(stderr, "flowrun: %s: recording history failed; later writes may be lost\n",
+                    st->path);
+        }
+        st->busy = 0;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+int state_async(flow_state *st) {
+    if (st->async) return 0;
+    char err[4700];
+    if (conn_open(&st->w, st->path, err, sizeof err) ||
+        /* no checkpoints while the run writes: one that empties the log must wait for
+         * the reader's round to end; state_close checkpoints once, at the end */
+        exec(&st->w, "PRAGMA wal_autocheckpoint=0", err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        conn_close(&st->w);
+        return -1;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    if (pthread_create(&st->writer, NULL, writer_main, st)) {
+        conn_close(&st->w);
+        return -1;
+    }
+    st->async = 1;
+    return 0;
+}
+
+int state_commit(flow_state *st) {
+    read_end(&st->main); /* the next round reads a fresh snapshot */
+    if (st->async) {
+        if (st->cur && st->cur->len) {
+            pthread_mutex_lock(&st->mu);
+            if (st->qtail) st->qtail->next = st->cur;
+            else st->qhead = st->cur;
+            st->qtail = st->cur;
+            pthread_cond_signal(&st->cv);
+            pthread_mutex_unlock(&st->mu);
+            st->cur = NULL;
+        }
+        return st->failed ? -1 : 0;
+    }
+    return conn_commit(&st->main);
+}
+
+int state_sync(flow_state *st) {
+    int rc = state_commit(st);
+    if (st->async) {
+        pthread_mutex_lock(&st->mu);
+        while (st->qhead || st->busy) pthread_cond_wait(&st->cv, &st->mu);
+        rc = st->failed ? -1 : 0;
+        pthread_mutex_unlock(&st->mu);
+    }
+    return rc;
+}
+
+/* ---- runs (always synchronous, on the caller's connection) ---- */
+int state_run_begin(flow_state *st, state_run *r) {
+    conn *c = &st->main;
+    if (state_sync(st) || conn_commit(c) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_insert);
+    if (!s) return -1;
+    bind_text(s, 1, r->flow);
+    bind_text(s, 2, r->env ? r->env : "prod");
+    bind_text(s, 3, r->params_json ? r->params_json : "{}");
+    bind_text(s, 4, r->plan_path);
+    bind_hash(s, 5, &r->plan_hash);
+    sqlite3_bind_double(s, 6, r->started ? r->started : now());
+    sqlite3_bind_int(s, 7, r->pid);
+    if (r->params_blob)
+        sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
+    if (step_write(c, s)) return -1;
+    r->id = sqlite3_last_insert_rowid(c->db);
+    return conn_commit(c);
+}
+
+int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
+                  const char *result_json, const char *error) {
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_end);
+    if (!s) return -1;
+    bind_text(s, 1, state);
+    sqlite3_bind_int(s, 2, exit_code);
+    bind_text(s, 3, result_json);
+    bind_text(s, 4, error);
+    sqlite3_bind_double(s, 5, now());
+    sqlite3_bind_int64(s, 6, run);
+    if (step_write(c, s)) return -1;
+    return conn_commit(c);
+}
+
+int state_run_reopen(flow_state *st, int64_t run, int pid) {
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_reopen);
+    if (!s) return -1;
+    sqlite3_bind_int(s, 1, pid);
+    sqlite3_bind_int64(s, 2, run);
+    if (step_write(c, s)) return -1;
+    return conn_commit(c);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i) {
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static void read_run(sqlite3_stmt *s, state_run *r) {
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(s, 0);
+    r->flow = col_dup(s, 1);
+    r->env = col_dup(s, 2);
+    r->params_json = col_dup(s, 3);
+    r->plan_path = col_dup(s, 4);
+    if (sqlite3_column_bytes(s, 5) == 32) memcpy(r->plan_hash.b, sqlite3_column_blob(s, 5), 32);
+    r->state = col_dup(s, 6);
+    r->started = sqlite3_column_double(s, 7);
+    r->ended = sqlite3_column_double(s, 8);
+    r->exit_code = sqlite3_column_int(s, 9);
+    r->result_json = col_dup(s, 10);
+    r->error = col_dup(s, 11);
+    r->pid = sqlite3_column_int(s, 12);
+    r->params_blob_len = (size_t)sqlite3_column_bytes(s, 13);
+    if (r->params_blob_len) {
+        void *b = malloc(r->params_blob_len);
+        memcpy(b, sqlite3_column_blob(s, 13), r->params_blob_len);
+        r->params_blob = b;
+    }
+}
+
+void state_run_free(state_run *r) {
+    free((char *)r->flow);
+    free((char *)r->env);
+    free((char *)r->params_json);
+    free((char *)r->plan_path);
+    free((char *)r->state);
+    free((char *)r->result_json);
+    free((char *)r->error);
+    free((void *)r->params_blob);
+    memset(r, 0, sizeof *r);
+}
+
+int state_run_get(flow_state *st, int64_t run, state_run *r) {
+    sqlite3_stmt *s = stmt(&st->main, ST_run_get);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    int rc = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        read_run(s, r);
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int take_first(const state_run *r, void *ctx) {
+    *(int64_t *)ctx = r->id;
+    return 1;
+}
+
+int64_t state_run_latest(flow_state *st) {
+    int64_t id = 0;
+    state_runs_each(st, take_first, &id);
+    return id;
+}
+
+int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx) {
+    sqlite3_stmt *s = stmt(&st->main, ST_run_list);
+    if (!s) return -1;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_run r;
+        read_run(s, &r);
+        int stop = fn(&r, ctx);
+        state_run_free(&r);
+        if (stop) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ERROR ? -1 : 0;
+}
+
+/* ---- instances ---- */
+static int64_t cache_k(const flow_hash *key) {
+    int64_t k;
+    memcpy(&k, key->b, 8);
+    return k;
+}
+
+static int apply_inst(conn *c, const state_inst *r) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_inst_put);
+    if (!s) return -1;
+    const char *idx = r->idx ? r->idx : "";
+    sqlite3_bind_int64(s, 1, r->run);
+    sqlite3_bind_int(s, 2, (int)r->node);
+    sqlite3_bind_text(s, 3, idx, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->task, -1, SQLITE_STATIC);
+    if (r->label) sqlite3_bind_text(s, 5, r->label, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, r->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 7, r->attempts);
+    if (r->cache_key) sqlite3_bind_blob(s, 8, r->cache_key->b, 32, SQLITE_STATIC);
+    sqlite3_bind_int(s, 9, r->cache_hit);
+    if (r->started) sqlite3_bind_double(s, 10, r->started);
+    if (r->ended) sqlite3_bind_double(s, 11, r->ended);
+    if (r->exit_status >= 0) sqlite3_bind_int(s, 12, r->exit_status);
+    if (r->term_signal) sqlite3_bind_int(s, 13, r->term_signal);
+    if (r->error) sqlite3_bind_text(s, 14, r->error, -1, SQLITE_STATIC);
+    if (r->worker_pid) sqlite3_bind_int(s, 15, r->worker_pid);
+    if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
+    if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
+    if (r->cache_store && r->cache_key) sqlite3_bind_int64(s, 18, cache_k(r->cache_key));
+    if (step_write(c, s)) return -1;
+    /* the row holds the final state and its times; other transitions (a failure,
+     * a clear) are also kept as events */
+    if (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached")) return 0;
+    s = stmt(c, ST_event_put);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, r->run);
+    sqlite3_bind_int(s, 2, (int)r->node);
+    sqlite3_bind_text(s, 3, idx, -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 4, r->ended ? r->ended : r->started ? r->started : now());
+    sqlite3_bind_text(s, 5, r->state, -1, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
+int state_inst_put(flow_state *st, const state_inst *r) {
+    if (!st->async) return apply_inst(&st->main, r);
+    uint8_t kind = REC_INST;
+    wb_put(st, &kind, 1);
+    wb_u64(st, (uint64_t)r->run);
+    wb_u64(st, r->node);
+    wb_str(st, r->idx ? r->idx : "");
+    wb_str(st, r->task);
+    wb_str(st, r->label);
+    wb_str(st, r->state);
+    wb_u64(st, (uint64_t)r->attempts);
+    wb_blob(st, r->cache_key ? r->cache_key->b : NULL, 32, r->cache_key != NULL);
+    wb_u64(st, (uint64_t)r->cache_hit);
+    wb_f64(st, r->started);
+    wb_f64(st, r->ended);
+    wb_u64(st, (uint64_t)(int64_t)r->exit_status);
+    wb_u64(st, (uint64_t)r->term_signal);
+    wb_str(st, r->error);
+    wb_u64(st, (uint64_t)r->worker_pid);
+    wb_u64(st, (uint64_t)r->peak_rss_kb);
+    wb_blob(st, r->result, r->result_len, r->result != NULL);
+    wb_u64(st, (uint64_t)r->cache_store);
+    return 0;
+}
+
+int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
+                     void *ctx) {
+    if (state_sync(st) || conn_commit(&st->main)) return -1;
+    sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_inst r = {0};
+        flow_hash key;
+        r.run = run;
+        r.node = (uint32_t)sqlite3_column_int(s, 0);
+        r.idx = (const char *)sqlite3_column_text(s, 1);
+        r.task = (const char *)sqlite3_column_text(s, 2);
+        r.label = (const char *)sqlite3_column_text(s, 3);
+        r.state = (const char *)sqlite3_column_text(s, 4);
+        r.attempts = sqlite3_column_int(s, 5);
+        if (sqlite3_column_bytes(s, 6) == 32) {
+            memcpy(key.b, sqlite3_column_blob(s, 6), 32);
+            r.cache_key = &key;
+        }
+        r.cache_hit = sqlite3_column_int(s, 7);
+        r.started = sqlite3_column_double(s, 8);
+        r.ended = sqlite3_column_double(s, 9);
+        r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
+        r.term_signal = sqlite3_column_int(s, 11);
+        r.error = (const char *)sqlite3_column_text(s, 12);
+        r.worker_pid = sqlite3_column_int(s, 13);
+        r.peak_rss_kb = sqlite3_column_int64(s, 14);
+        r.result = sqlite3_column_blob(s, 15);
+        r.result_len = (size_t)sqlite3_column_bytes(s, 15);
+        if (fn(&r, ctx)) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ERROR ? -1 : 0;
+}
+
+int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx) {
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, idx ? ST_inst_clear_one : ST_inst_clear_all);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    bind_text(s, 2, task);
+    if (idx) bind_text(s, 3, idx);
+    if (step_write(c, s)) return -1;
+    int n = sqlite3_changes(c->db);
+    return conn_commit(c) ? -1 : n;
+}
+
+/* ---- cache ----
+ * The cache is an index over instance rows: a computed instance's row carries ck,
+ * the first 8 bytes of its key, and a lookup takes the newest row with that ck
+ * whose whole key matches. */
+
+int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, cache_k(key));
+    int rc = sqlite3_step(s);
+    int found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
+        !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) { /* the whole key, not just ck */
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        *val = malloc(n ? n : 1);
+        if (n) memcpy(*val, sqlite3_column_blob(s, 1), n);
+        *len = n;
+        found = 1;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
+}
+
+static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
+                           const flow_hash *objs, size_t nobjs) {
+    (void)val;
+    (void)len;
+    (void)run;
+    if (begin(c)) return -1;
+    for (size_t i = 0; i < nobjs; i++) {
+        sqlite3_stmt *s = stmt(c, ST_cache_obj);
+        if (!s) return -1;
+        sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, objs[i].b, 32, SQLITE_STATIC);
+        if (step_write(c, s)) return -1;
+    }
+    return 0;
+}
+
+int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
+                    int64_t run, const flow_hash *objs, size_t nobjs) {
+    if (!st->async) return apply_cache_put(&st->main, key, val, len, run, objs, nobjs);
+    uint8_t kind = REC_CACHE_PUT;
+    wb_put(st, &kind, 1);
+    wb_blob(st, key->b, 32, 1);
+    wb_blob(st, val, len, 1);
+    wb_u64(st, (uint64_t)run);
+    wb_blob(st, objs, nobjs * sizeof *objs, 1);
+    return 0;
+}
+
+static int apply_cache_drop(conn *c, const flow_hash *key) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_cache_drop);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, cache_k(key));
+    if (step_write(c, s)) return -1;
+    s = stmt(c, ST_cache_drop_objs);
+    if (!s) return -1;
+    sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
+int state_cache_drop(flow_state *st, const flow_hash *key) {
+    if (!st->async) return apply_cache_drop(&st->main, key);
+    uint8_t kind = REC_CACHE_DROP;
+    wb_put(st, &kind, 1);
+    wb_blob(st, key->b, 32, 1);
+    return 0;
+}
+
+int state_cache_any(flow_state *st) {
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM instances WHERE ck IS NOT NULL LIMIT 1", -1,
+                           &s, NULL) != SQLITE_OK)
+        return 1;
+    int any = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return any;
+}
+
+int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
+    if (state_sync(st) || conn_commit(&st->main)) return -1;
+    sqlite3_stmt *s = stmt(&st->main, ST_live_objects);
+    if (!s) return -1;
+    size_t cap = 64, len = 0;
+    flow_hash *v = malloc(cap * sizeof *v);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(s, 0) != 32) continue;
+        if (len == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+        memcpy(v[len++].b, sqlite3_column_blob(s, 0), 32);
+    }
+    sqlite3_reset(s);
+    *out = v;
+    *n = len;
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- the file-identity index ---- */
+int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_get);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    int found = 0;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) == id->size &&
+        sqlite3_column_int64(s, 1) == id->mtime_ns && sqlite3_column_int64(s, 2) == id->inode &&
+        sqlite3_column_int64(s, 3) == id->ctime_ns && sqlite3_column_bytes(s, 4) == 32) {
+        memcpy(h->b, sqlite3_column_blob(s, 4), 32);
+        found = 1;
+    }
+    sqlite3_reset(s);
+    return found;
+}
+
+static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h) {
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_file_put);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, id->size);
+    sqlite3_bind_int64(s, 3, id->mtime_ns);
+    sqlite3_bind_int64(s, 4, id->inode);
+    sqlite3_bind_int64(s, 5, id->ctime_ns);
+    sqlite3_bind_blob(s, 6, h->b, 32, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
+int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h) {
+    if (!st->async) return apply_file(&st->main, path, id, h);
+    uint8_t kind = REC_FILE;
+    wb_put(st, &kind, 1);
+    wb_str(st, path);
+    wb_u64(st, (uint64_t)id->size);
+    wb_u64(st, (uint64_t)id->mtime_ns);
+    wb_u64(st, (uint64_t)id->inode);
+    wb_u64(st, (uint64_t)id->ctime_ns);
+    wb_blob(st, h->b, 32, 1);
+    return 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * state.h — the state database: .flow/state.db (SQLite, WAL).
+ *
+ * What it holds: runs (one row per flowrun run), instances (one row per task
+ * instance of a run: state, attempts, timings, cache key and hit, error, worker
+ * pid, peak RSS, label), events (every state change with its time), the cache
+ * (instance key -> encoded result), the objects each cached result refers to
+ * (for gc), and the file-identity index (path, size, mtime_ns, inode, ctime_ns
+ * -> content hash) that lets unchanged files go unread.
+ *
+ * Writes are buffered and committed in batches (state_commit), so recording a
+ * million instances costs one prepared-statement step each, not one commit
+ * each. The caller commits before it acts on what it recorded (the scheduler
+ * commits a batch of completions before releasing their dependants), so a
+ * flowrun killed at any moment leaves a consistent database: whatever was not
+ * committed is simply not done, and is done again on resume.
+ *
+ * The schema carries a version and the oldest version whose readers can still
+ * use it; opening a database from a newer flowrun that we cannot read gives a
+ * clear error, an older one is migrated in place.
+ */
+#ifndef FLOW_STATE_H
+#define FLOW_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define STATE_SCHEMA_VERSION 1 /* what this flowrun writes */
+
+typedef struct flow_state flow_state;
+
+/* Open or create dir/state.db (creating dir). NULL + one line in err on failure
+ * (including "state.db schema version 7 is newer than this flowrun reads (1)"). */
+flow_state *state_open(const char *dir, char *err, size_t errlen);
+void state_close(flow_state *st); /* commits what is pending */
+/* Commit buffered writes now (in async mode: hand them to the writer thread, which
+ * commits them in order). 0 ok, -1 with the error printed once on stderr. */
+int state_commit(flow_state *st);
+/* Switch instance, cache and file-index writes to a writer thread with its own
+ * connection: the caller only appends records, the writer replays them in order,
+ * a batch per transaction. Reads on the caller's side see what was committed. */
+int state_async(flow_state *st);
+/* Wait until every write handed over so far is committed. */
+int state_sync(flow_state *st);
+/* Is the cache empty? 0 when it holds no entry at all (lookups can be skipped). */
+int state_cache_any(flow_state *st);
+
+/* ---- runs ---- */
+typedef struct state_run {
+    int64_t id;
+    const char *flow;
+    const char *env;         /* "prod" by default */
+    const char *params_json; /* the parameters as a JSON object (for people) */
+    const void *params_blob; /* the parameter values, fv_encode'd one after another (resume) */
+    size_t params_blob_len;
+    const char *plan_path;   /* absolute path of the plan */
+    flow_hash plan_hash;     /* SHA-256 of the plan's bytes */
+    const char *state;       /* running | succeeded | failed | interrupted */
+    double started, ended;   /* seconds since the epoch; ended 0 while running */
+    int exit_code;           /* -1 while running */
+    const char *result_json; /* the flow's result, or NULL */
+    const char *error;       /* why it failed, or NULL */
+    int pid;                 /* flowrun's pid */
+} state_run;
+
+/* Start a run: fills r->id. Committed at once. */
+int state_run_begin(flow_state *st, state_run *r);
+/* Finish (or re-finish, after resume) a run. Committed at once. */
+int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
+                  const char *result_json, const char *error);
+/* Mark a run as running again (resume): new pid, state running. */
+int state_run_reopen(flow_state *st, int64_t run, int pid);
+/* Load one run; strings are malloc'ed into *r (free with state_run_free). -1 if none. */
+int state_run_get(flow_state *st, int64_t run, state_run *r);
+void state_run_free(state_run *r);
+/* The newest run's id, or 0 when there is none. */
+int64_t state_run_latest(flow_state *st);
+/* Runs newest first; calls fn for each; stops when fn returns nonzero. */
+int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx);
+
+/* ---- instances ---- */
+typedef struct state_inst {
+    int64_t run;
+    uint32_t node;        /* plan node of the call */
+    const char *idx;      /* map index path: "" unmapped, "3", "2/5" inside an expanded group */
+    const char *task;     /* task name */
+    const char *label;    /* label lambda's value, or NULL */
+    const char *state;    /* pending running succeeded failed upstream_failed cached skipped */
+    int attempts;
+    const flow_hash *cache_key; /* or NULL */
+    int cache_hit;
+    double started, ended;
+    int exit_status;      /* -1 when not applicable */
+    int term_signal;      /* 0 when none */
+    const char *error;    /* or NULL */
+    int worker_pid;
+    int64_t peak_rss_kb;
+    const void *result;   /* encoded result value (fv_encode), or NULL */
+    size_t result_len;
+    int cache_store;      /* 1: this computed result serves later lookups of cache_key */
+} state_inst;
+
+/* Insert or replace an instance's row (buffered) and record the state change in
+ * events. Strings are copied by SQLite at once: nothing is borrowed past the call. */
+int state_inst_put(flow_state *st, const state_inst *r);
+/* Instances of a run in (node, idx) order. Fields point to SQLite memory valid during fn. */
+int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
+                     void *ctx);
+/* Mark instances to run again on resume: one (idx non-NULL) or every instance of the
+ * task (idx NULL). Returns the number cleared. */
+int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx);
+
+/* ---- cache ---- */
+/* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.
+ * (Entries are the instance rows written with state_inst.cache_store.) */
+int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len);
+/* Record the store objects the result under key refers to (kept alive by gc);
+ * val, len and run are unused. Buffered. */
+int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
+                    int64_t run, const flow_hash *objs, size_t nobjs);
+int state_cache_drop(flow_state *st, const flow_hash *key);
+/* Every object some cache entry or run refers to (for gc); *out malloc'ed. */
+int state_live_objects(flow_state *st, flow_hash **out, size_t *n);
+
+/* ---- the file-identity index ---- */
+typedef struct state_file_id {
+    int64_t size, mtime_ns, inode, ctime_ns;
+} state_file_id;
+/* The content hash of path when its identity is unchanged since it was hashed:
+ * 1 (hash in *h), 0 unknown or changed, -1 error. */
+int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h);
+int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h);
+
+#endif /* FLOW_STATE_H */

@@ -1,0 +1,80 @@
+/*
+ * store.h — the content-addressed store: .flow/store/
+ *
+ *   objects/ab/cdef…   one file per distinct content, named by its SHA-256,
+ *                      read-only (0444), never modified after it is renamed in
+ *   named/<hash>/NAME  a stored file under the name it was produced with (a hard
+ *                      link to its object), so downstream tasks see its name
+ *   trees/<hash>/      a stored directory materialised as a read-only tree of
+ *                      hard links to its objects (built on first use)
+ *   tmp/               where objects are written before fsync + rename
+ *
+ * A directory is stored as its files' objects plus a manifest object: one line
+ * per regular file, sorted by relative name: "<sha256-hex> <mode-octal> <name>\n".
+ * The manifest's hash is the directory's content hash.
+ *
+ * Every object is written to tmp/, fsynced, made read-only and renamed into
+ * place, so a crash at any moment leaves either no object or a whole one.
+ * Readers that care (store_read, store_verify) re-hash: a damaged object is
+ * detected, removed, and reported as missing, never served.
+ */
+#ifndef FLOW_STORE_H
+#define FLOW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct flow_hash {
+    uint8_t b[32]; /* SHA-256 */
+} flow_hash;
+
+typedef struct flow_store flow_store;
+
+/* Open (creating as needed) the store under state_dir/store. NULL + err on failure. */
+flow_store *store_open(const char *state_dir, char *err, size_t errlen);
+void store_close(flow_store *st);
+const char *store_root(const flow_store *st);
+
+/* snprintf for paths: 0, or -1 when the result does not fit (then treat it as an error). */
+int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void hash_hex(const flow_hash *h, char out[65]);
+int hash_from_hex(const char *hex, flow_hash *out); /* 0 ok, -1 malformed */
+void hash_bytes(const void *data, size_t len, flow_hash *out);
+/* Stream a file through SHA-256. 0 ok; -1 with err. */
+int hash_file(const char *path, flow_hash *out, char *err, size_t errlen);
+
+/* Store bytes. 0 ok (object exists afterwards); -1 with err. */
+int store_put_bytes(flow_store *st, const void *data, size_t len, flow_hash *out, char *err,
+                    size_t errlen);
+/* Store a file. With move, the file is renamed into the store when it is on the
+ * same file system (no copy) and removed otherwise; identical content is kept once. */
+int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, char *err,
+                   size_t errlen);
+/* Store every regular file below dir (recursively) and the manifest; *out is the
+ * manifest's hash. With move, the files are moved in and dir is removed. */
+int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, char *err,
+                  size_t errlen);
+
+/* Path of an object (whether or not it exists). */
+void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size_t len);
+int store_has(const flow_store *st, const flow_hash *h);
+/* Re-hash an object. 0 when intact; -1 when missing or damaged (a damaged one is removed). */
+int store_verify(flow_store *st, const flow_hash *h);
+/* Read a whole object (malloc'ed), verifying its hash. -1 when missing or damaged. */
+int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len);
+/* A read-only directory tree for a stored manifest; path written to buf. -1 with err. */
+int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
+               size_t errlen);
+
+/* A read-only path with the given base name whose content is object h:
+ * <store>/named/<hash>/<name>, a hard link to the object (made on first use).
+ * Outputs keep their file names this way (downstream tasks may look at them). */
+int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf, size_t len,
+                char *err, size_t errlen);
+
+/* Remove every object (and tree) whose hash is not in keep[0..nkeep) (sorted or not).
+ * Returns the number of objects removed, -1 on error. */
+long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed);
+
+#endif /* FLOW_STORE_H */

@@ -1,0 +1,149 @@
+#!/bin/sh
+# State, cache and resume, end to end (issue: nothing lost, nothing redone).
+# Every task of tests/lib/statetasks.c appends "task arg" to $FLOW_TEST_LOG when it
+# really runs, so each check counts executions.
+ROOT=$(pwd)
+T=$(mktemp -d /tmp/flow-state-XXXXXX)
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+cp tests/state/*.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL state: setup"; exit 0; }
+cd "$T" || exit 0
+for f in chain cutoff files; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL state: flowc $f"; cat flowc.err; }; done
+export FLOW_TEST_LOG="$T/log"
+: > "$FLOW_TEST_LOG"
+ST="$T/st"
+run() { "$FLOWRUN" "$@" --progress none --state "$ST" 2>> "$T/stderr"; }
+count() { # executions of task $1 (with argument $2 exactly, when given)
+    if [ $# -ge 2 ]; then grep -cx "$1 $2" "$FLOW_TEST_LOG"; else grep -c "^$1 " "$FLOW_TEST_LOG"; fi; }
+check() { # name condition-result
+    if [ "$2" = 0 ]; then echo "PASS state: $1"; else echo "FAIL state: $1"; tail -5 "$T/stderr" | sed 's/^/    /'; fi
+}
+expect() { # name want got
+    if [ "$2" = "$3" ]; then echo "PASS state: $1"; else echo "FAIL state: $1: want '$2', got '$3'"; tail -3 "$T/stderr" | sed 's/^/    /'; fi
+}
+
+# ---- the cache hit/miss matrix ----
+expect "first run computes" 550 "$(run chain.plan --param n=10)"
+expect "first run ran every instance" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
+expect "second run: same result" 550 "$(run chain.plan --param n=10)"
+expect "second run: nothing ran" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
+expect "--no-cache: result" 550 "$(run chain.plan --param n=10 --no-cache)"
+expect "--no-cache: everything ran" "20 20 2" "$(count slow_inc) $(count times_ten) $(count sum)"
+expect "wider map: result" 780 "$(run chain.plan --param n=12)"
+expect "wider map: only new elements and the reduce ran" "22 22 3" "$(count slow_inc) $(count times_ten) $(count sum)"
+expect "process executor shares the cache" 780 "$(run chain.plan --param n=12 --executor process)"
+expect "process executor: nothing ran" "22 22 3" "$(count slow_inc) $(count times_ten) $(count sum)"
+
+# ---- early cutoff, and cache: false (a fresh state and log) ----
+ST="$T/st-cutoff"; : > "$FLOW_TEST_LOG"
+expect "cutoff first run" 10 "$(run cutoff.plan --param x=3)"
+expect "cutoff: x=5 gives the same parity" 10 "$(run cutoff.plan --param x=5)"
+expect "cutoff: parity re-ran, times_ten did not, side_effect (cache: false) did" "2 1 2" \
+    "$(count parity) $(count times_ten) $(count side_effect)"
+expect "cutoff: x=4 changes parity" 0 "$(run cutoff.plan --param x=4)"
+expect "cutoff: times_ten re-ran for the new parity" "3 1" "$(count parity) $(count times_ten 0)"
+
+# ---- incremental directories ----
+ST="$T/st"
+mkdir -p d/sub
+for i in 1 2 3 4; do printf 'line %s\nmore\n' $i > d/f$i.txt; done
+printf 'a\nb\nc\n' > d/sub/g.txt
+echo ignored > d/notes.md
+expect "files: first run" 11 "$(run files.plan --flow lines --param root=d)"
+expect "files: one instance per file" 5 "$(count count_lines)"
+expect "files: no-op re-run" 11 "$(run files.plan --flow lines --param root=d)"
+expect "files: no-op re-run ran nothing" 5 "$(count count_lines)"
+touch d/f2.txt
+expect "files: touched (same content)" 11 "$(run files.plan --flow lines --param root=d)"
+expect "files: touched file not re-run (content unchanged)" 5 "$(count count_lines)"
+printf 'line 3\nmore\nand more\n' > d/f3.txt
+expect "files: one file changed" 12 "$(run files.plan --flow lines --param root=d)"
+expect "files: only the changed file re-ran" "6 2" "$(count count_lines) $(count count_lines d/f3.txt)"
+printf 'new\n' > d/f5.txt
+expect "files: a file added" 13 "$(run files.plan --flow lines --param root=d)"
+expect "files: only the new file ran" "7 1" "$(count count_lines) $(count count_lines d/f5.txt)"
+
+# ---- outputs in the store; a damaged object is recomputed, never served ----
+expect "store: outputs" 34 "$(run files.plan --flow heads --param root=d)"
+n0=$(count first_line)
+expect "store: re-run served from the cache" 34 "$(run files.plan --flow heads --param root=d)"
+expect "store: nothing ran" "$n0" "$(count first_line)"
+ro=$(find "$ST/store/named" -type f -name first.txt | head -1)
+[ -n "$ro" ] && [ ! -w "$ro" ] || [ "$(id -u)" = 0 ] && stat -c %a "$ro" | grep -q 444
+check "store: outputs are read-only, keep their name" $?
+obj=$(find "$ST/store/objects" -type f -size -12c | head -1)
+chmod u+w "$obj"; printf 'X' | dd of="$obj" bs=1 count=1 conv=notrunc 2>/dev/null
+expect "store: a flipped byte: same result" 34 "$(run files.plan --flow heads --param root=d)"
+expect "store: the damaged output was recomputed" "$((n0 + 1))" "$(count first_line)"
+
+# ---- history, logs, clear ----
+"$FLOWRUN" runs --json --state "$ST" > runs.json 2>> stderr
+python3 -c "import json,sys; r=json.load(open('runs.json')); assert len(r) >= 10 and r[0]['id'] > r[-1]['id'] and r[0]['state']=='succeeded', r[0]" 2>> stderr
+check "runs --json: newest first" $?
+last=$(python3 -c "import json; print(json.load(open('runs.json'))[0]['id'])")
+"$FLOWRUN" show "$last" --json --state "$ST" > show.json 2>> stderr
+python3 -c "import json; s=json.load(open('show.json')); i=s['instances']; assert any(x['task']=='first_line' and x['cache_hit'] for x in i), i" 2>> stderr
+check "show --json: instances with cache hits" $?
+chain_run=$(python3 -c "import json; print([r['id'] for r in json.load(open('runs.json')) if r['flow']=='chain'][0])")
+"$FLOWRUN" clear "$chain_run" "slow_inc[3]" --state "$ST" > /dev/null 2>> stderr
+check "clear one instance" $?
+before=$(count slow_inc 3)
+expect "resume after clear: result" 780 "$("$FLOWRUN" resume "$chain_run" --progress none --state "$ST" 2>> stderr)"
+expect "resume after clear: the cleared instance ran again" "$((before + 1))" "$(count slow_inc 3)"
+"$FLOWRUN" show "$chain_run" --state "$ST" > /dev/null 2>> stderr
+check "show (table)" $?
+
+# ---- SIGKILL at random moments, then resume: nothing finished runs twice ----
+i=0
+while [ $i -lt 20 ]; do
+    i=$((i + 1))
+    S="$T/kill$i"; L="$T/kill$i.log"; : > "$L"
+    ex=inline; [ $((i % 2)) = 0 ] && ex=process
+    delay=$(python3 -c "import random; print(round(random.uniform(0.02, 0.5), 3))")
+    FLOW_TEST_LOG="$L" FLOW_TEST_NAP_MS=15 "$FLOWRUN" chain.plan --param n=30 -j 2 --executor $ex \
+        --progress none --state "$S" > /dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    sleep 0.1 # orphaned process workers notice and exit
+    id=$("$FLOWRUN" runs --json --state "$S" 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['id'])" 2>/dev/null)
+    if [ -z "$id" ]; then echo "PASS state: kill $i at ${delay}s ($ex): killed before the run was recorded"; continue; fi
+    "$FLOWRUN" show "$id" --json --state "$S" 2>/dev/null > done$i.json
+    got=$(FLOW_TEST_LOG="$L" "$FLOWRUN" resume "$id" --progress none --state "$S" 2>> stderr)
+    bad=$(python3 - "$L" done$i.json <<'PY'
+import json, sys
+log = [l.split() for l in open(sys.argv[1])]
+done = json.load(open(sys.argv[2]))["instances"]
+finished = [(d["task"], d["index"]) for d in done if d["state"] in ("succeeded", "cached")]
+runs = {}
+for l in log:
+    runs[(l[0], l[1] if len(l) > 1 else None)] = runs.get((l[0], l[1] if len(l) > 1 else None), 0) + 1
+bad = []
+for task, idx in finished:
+    arg = None
+    if task == "slow_inc": arg = idx
+    elif task == "sum": arg = None
+    else: continue
+    if runs.get((task, arg), 0) > 1: bad.append(f"{task}[{idx}] ran {runs[(task, arg)]} times")
+print("; ".join(bad))
+PY
+)
+    if [ "$got" = 4650 ] && [ -z "$bad" ]; then echo "PASS state: kill $i at ${delay}s ($ex), resume"
+    else echo "FAIL state: kill $i at ${delay}s ($ex): result '$got' ${bad}"; tail -3 stderr | sed 's/^/    /'; fi
+done
+
+# ---- two flowruns sharing one state directory ----
+FLOW_TEST_NAP_MS=5 run chain.plan --param n=20 --executor inline > c1.out &
+p1=$!
+FLOW_TEST_NAP_MS=5 run chain.plan --param n=21 --executor process > c2.out &
+p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+expect "concurrent runs" "0 0 2100 2310" "$r1 $r2 $(cat c1.out) $(cat c2.out)"
+
+# ---- a state.db from a newer flowrun ----
+mkdir -p newer && "$FLOWRUN" runs --state newer > /dev/null 2>&1
+python3 -c "
+import sqlite3; c = sqlite3.connect('newer/state.db')
+c.execute('PRAGMA user_version=99'); c.execute(\"UPDATE meta SET value=99 WHERE key='oldest_reader'\"); c.commit()"
+"$FLOWRUN" runs --state newer > /dev/null 2> newer.err; code=$?
+expect "newer schema: exit 2" 2 "$code"
+grep -q "schema version 99 is newer than this flowrun reads" newer.err
+check "newer schema: clear message" $?

@@ -1,0 +1,298 @@
+/* test_store.c — the content-addressed store and the state database. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state.h"
+#include "store.h"
+
+static char *tmpdir(void) {
+    char *d = strdup("/tmp/flow-store-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rm_rf(const char *d) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' 2>/dev/null; rm -rf '%s'", d, d);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_bytes_roundtrip(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_store *st = store_open(d, err, sizeof err);
+    assert_non_null(st);
+    flow_hash h, h2;
+    assert_int_equal(store_put_bytes(st, "hello", 5, &h, err, sizeof err), 0);
+    char hex[65];
+    hash_hex(&h, hex);
+    /* SHA-256("hello") */
+    assert_string_equal(hex, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    assert_int_equal(hash_from_hex(hex, &h2), 0);
+    assert_memory_equal(h.b, h2.b, 32);
+    assert_true(store_has(st, &h));
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(store_read(st, &h, &data, &len), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "hello", 5);
+    free(data);
+    /* objects are read-only */
+    char p[4096];
+    store_object_path(st, &h, p, sizeof p);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0444);
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_damaged_object_is_never_served(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_store *st = store_open(d, err, sizeof err);
+    flow_hash h;
+    assert_int_equal(store_put_bytes(st, "some content", 12, &h, err, sizeof err), 0);
+    char p[4096];
+    store_object_path(st, &h, p, sizeof p);
+    chmod(p, 0644);
+    int fd = open(p, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "S", 1, 0), 1); /* flip the first byte */
+    close(fd);
+    uint8_t *data = NULL;
+    size_t len;
+    assert_int_equal(store_read(st, &h, &data, &len), -1);
+    assert_false(store_has(st, &h)); /* removed, to be recomputed */
+    assert_int_equal(store_put_bytes(st, "some content", 12, &h, err, sizeof err), 0);
+    assert_int_equal(store_verify(st, &h), 0);
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_move_file_and_dedup(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], a[4200], b[4200];
+    flow_store *st = store_open(d, err, sizeof err);
+    snprintf(a, sizeof a, "%s/a.txt", d);
+    snprintf(b, sizeof b, "%s/b.txt", d);
+    write_file(a, "same bytes\n");
+    write_file(b, "same bytes\n");
+    flow_hash ha, hb;
+    assert_int_equal(store_put_file(st, a, 1, &ha, err, sizeof err), 0);
+    assert_int_equal(store_put_file(st, b, 0, &hb, err, sizeof err), 0);
+    assert_memory_equal(ha.b, hb.b, 32);
+    assert_int_not_equal(access(a, F_OK), 0); /* moved */
+    assert_int_equal(access(b, F_OK), 0);     /* copied: the original stays */
+    assert_int_equal(store_put_file(st, "/nonexistent/x", 0, &ha, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/x"));
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_dir_manifest_and_tree(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], p[4200];
+    flow_store *st = store_open(d, err, sizeof err);
+    snprintf(p, sizeof p, "%s/out", d);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/out/sub", d);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/out/z.txt", d);
+    write_file(p, "zz");
+    snprintf(p, sizeof p, "%s/out/sub/a.txt", d);
+    write_file(p, "aa");
+    snprintf(p, sizeof p, "%s/out", d);
+    flow_hash m1, m2;
+    assert_int_equal(store_put_dir(st, p, 0, &m1, err, sizeof err), 0);
+    assert_int_equal(store_put_dir(st, p, 1, &m2, err, sizeof err), 0); /* same content */
+    assert_memory_equal(m1.b, m2.b, 32);
+    assert_int_not_equal(access(p, F_OK), 0); /* moved away */
+    uint8_t *m;
+    size_t n;
+    assert_int_equal(store_read(st, &m1, &m, &n), 0);
+    /* sorted by name: sub/a.txt before z.txt */
+    assert_non_null(strstr((char *)m, " 444 sub/a.txt\n"));
+    assert_true(strstr((char *)m, "sub/a.txt") < strstr((char *)m, "z.txt"));
+    free(m);
+    char tree[4096];
+    assert_int_equal(store_tree(st, &m1, tree, sizeof tree, err, sizeof err), 0);
+    snprintf(p, sizeof p, "%s/sub/a.txt", tree);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    char buf[8] = {0};
+    assert_int_equal(fread(buf, 1, 2, f), 2);
+    fclose(f);
+    assert_string_equal(buf, "aa");
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 0222, 0); /* read-only */
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_gc_keeps_live(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_store *st = store_open(d, err, sizeof err);
+    flow_hash keep, drop;
+    store_put_bytes(st, "keep", 4, &keep, err, sizeof err);
+    store_put_bytes(st, "drop", 4, &drop, err, sizeof err);
+    uint64_t freed = 0;
+    assert_int_equal(store_gc(st, &keep, 1, &freed), 1);
+    assert_int_equal(freed, 4);
+    assert_true(store_has(st, &keep));
+    assert_false(store_has(st, &drop));
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+/* ---- state.db ---- */
+static int count_inst(const state_inst *r, void *ctx) {
+    (void)r;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_state_runs_instances_cache(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_state *st = state_open(d, err, sizeof err);
+    assert_non_null(st);
+    state_run r = {.flow = "wordcount", .params_json = "{\"root\":\"data\"}", .pid = 42};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    assert_true(r.id > 0);
+    for (int i = 0; i < 1000; i++) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        state_inst in = {.run = r.id, .node = 3, .idx = idx, .task = "count_words",
+                         .state = "succeeded", .attempts = 1, .exit_status = -1};
+        assert_int_equal(state_inst_put(st, &in), 0);
+    }
+    assert_int_equal(state_commit(st), 0);
+    int n = 0;
+    assert_int_equal(state_insts_each(st, r.id, count_inst, &n), 0);
+    assert_int_equal(n, 1000);
+    assert_int_equal(state_inst_clear(st, r.id, "count_words", "7"), 1);
+    assert_int_equal(state_inst_clear(st, r.id, "count_words", NULL), 1000);
+    assert_int_equal(state_run_end(st, r.id, "succeeded", 0, "42", NULL), 0);
+    state_run g;
+    assert_int_equal(state_run_get(st, r.id, &g), 0);
+    assert_string_equal(g.state, "succeeded");
+    assert_string_equal(g.result_json, "42");
+    assert_string_equal(g.env, "prod");
+    state_run_free(&g);
+
+    flow_hash key, obj;
+    hash_bytes("k", 1, &key);
+    hash_bytes("o", 1, &obj);
+    uint8_t *v;
+    size_t len;
+    assert_int_equal(state_cache_get(st, &key, &v, &len), 0);
+    state_inst cin = {.run = r.id, .node = 9, .idx = "", .task = "t", .state = "succeeded",
+                      .attempts = 1, .exit_status = -1, .cache_key = &key, .result = "abc",
+                      .result_len = 3, .cache_store = 1};
+    assert_int_equal(state_inst_put(st, &cin), 0);
+    assert_int_equal(state_cache_put(st, &key, NULL, 0, r.id, &obj, 1), 0);
+    assert_int_equal(state_commit(st), 0);
+    assert_int_equal(state_cache_get(st, &key, &v, &len), 1);
+    assert_int_equal(len, 3);
+    assert_memory_equal(v, "abc", 3);
+    free(v);
+    flow_hash other = key;
+    other.b[31] ^= 1; /* same first 8 bytes, another key: not a hit */
+    assert_int_equal(state_cache_get(st, &other, &v, &len), 0);
+    flow_hash *live;
+    size_t nlive;
+    assert_int_equal(state_live_objects(st, &live, &nlive), 0);
+    assert_int_equal(nlive, 1);
+    assert_memory_equal(live[0].b, obj.b, 32);
+    free(live);
+    assert_int_equal(state_cache_drop(st, &key), 0);
+    assert_int_equal(state_commit(st), 0);
+    assert_int_equal(state_cache_get(st, &key, &v, &len), 0);
+
+    state_file_id id = {10, 123456789, 77, 987654321};
+    flow_hash fh;
+    assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 0);
+    assert_int_equal(state_file_put(st, "/x/a.csv", &id, &obj), 0);
+    assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 1);
+    id.mtime_ns++;
+    assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 0);
+    state_close(st);
+
+    /* reopening keeps everything */
+    st = state_open(d, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(state_run_get(st, r.id, &g), 0);
+    state_run_free(&g);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_state_newer_schema_refused(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[512], cmd[600];
+    flow_state *st = state_open(d, err, sizeof err);
+    state_close(st);
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s/state.db' \"PRAGMA user_version=7; UPDATE meta SET value=5 WHERE "
+             "key='oldest_reader'\" 2>/dev/null || python3 -c \"import sqlite3; "
+             "c=sqlite3.connect('%s/state.db'); c.execute('PRAGMA user_version=7'); "
+             "c.execute(\\\"UPDATE meta SET value=5 WHERE key='oldest_reader'\\\"); c.commit()\"",
+             d, d);
+    assert_int_equal(system(cmd), 0);
+    st = state_open(d, err, sizeof err);
+    assert_null(st);
+    assert_non_null(strstr(err, "schema version 7 is newer than this flowrun reads (1)"));
+    rm_rf(d);
+    free(d);
+}
+
+static void test_state_not_a_database(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[512], p[4200];
+    snprintf(p, sizeof p, "%s/state.db", d);
+    write_file(p, "this is not a database, just text that is long enough to matter......");
+    flow_state *st = state_open(d, err, sizeof err);
+    assert_null(st);
+    assert_non_null(strstr(err, "state.db"));
+    rm_rf(d);
+    free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_roundtrip),
+        cmocka_unit_test(test_damaged_object_is_never_served),
+        cmocka_unit_test(test_move_file_and_dedup),
+        cmocka_unit_test(test_dir_manifest_and_tree),
+        cmocka_unit_test(test_gc_keeps_live),
+        cmocka_unit_test(test_state_runs_instances_cache),
+        cmocka_unit_test(test_state_newer_schema_refused),
+        cmocka_unit_test(test_state_not_a_database),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
