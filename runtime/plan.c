@@ -221,11 +221,11 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->nparams)                                                                             \
     F(u32, r->ret)                                                                                 \
     F(u32, r->lib)                                                                                 \
-    F(u32, r->symbol) F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch)          \
-        F(u32, r->first_bind) F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms)  \
-            F(i64, r->timeout_ms) F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger)           \
-                F(u32, r->version) F(u32, r->run_as) F(u32, r->image) F(u32, r->label)             \
-                    F(u32, r->loc)
+    F(u32, r->symbol)                                                                              \
+    F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind)      \
+        F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)  \
+            F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)              \
+                F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
@@ -256,9 +256,10 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(4, fields, fields)                                                                           \
     S(5, values, values)                                                                           \
     S(6, items, u32)                                                                               \
-    S(7, libs, libs) S(8, params, params) S(9, binds, binds) S(10, tasks, tasks)                   \
-        S(11, graphs, graphs) S(12, nodes, nodes) S(13, args, args) S(14, afters, u32)             \
-            S(15, typelist, u32) S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
+    S(7, libs, libs)                                                                               \
+    S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)              \
+        S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)              \
+            S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -558,12 +559,11 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
             goto bad;                                                                              \
         }                                                                                          \
         prev_end = off + (uint64_t)count * esz;                                                    \
-        if (count) {                                                                               \
-            p->arr = calloc(count, sizeof *p->arr);                                                \
-            if (!p->arr) {                                                                         \
-                fail(err, errlen, "out of memory");                                                \
-                goto bad;                                                                          \
-            }                                                                                      \
+        /* never NULL, even when empty: code may form `arr + first` for an empty range */          \
+        p->arr = calloc(count ? count : 1, sizeof *p->arr);                                        \
+        if (!p->arr) {                                                                             \
+            fail(err, errlen, "out of memory");                                                    \
+            goto bad;                                                                              \
         }                                                                                          \
         p->n_##arr = p->cap_##arr = count;                                                         \
         const uint8_t *c = buf + off;                                                              \
