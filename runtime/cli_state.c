@@ -275,6 +275,17 @@ static void log_path(const char *state, int64_t run, const char *task, const cha
              idx && *idx ? idx : "-");
 }
 
+typedef struct find_ctx {
+    const char *task, *idx; /* what to look for */
+    int found;              /* set when the run has it */
+} find_ctx;
+
+static int find_inst(const state_inst *r, void *ctx) {
+    find_ctx *c = ctx;
+    if (!strcmp(r->task, c->task) && !strcmp(r->idx, c->idx)) c->found = 1;
+    return c->found;
+}
+
 int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
     if (parse(argc, argv, &a, 2, 0)) return 2;
@@ -291,13 +302,19 @@ int flowrun_cmd_logs(int argc, char **argv) {
     flow_state *st = open_state(&a, "logs");
     if (!st) return 2;
     int64_t id = run_id(st, a.pos[0], "logs");
+    find_ctx fc = {task, has_idx ? idx : "", 0};
+    if (id >= 0) state_insts_each(st, id, find_inst, &fc);
     state_close(st);
     if (id < 0) return 2;
     char path[4096];
     log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
     FILE *f = fopen(path, "r");
+    if (!f && fc.found) { /* it ran and printed nothing */
+        fprintf(stderr, "flowrun logs: %s of run %lld wrote no output\n", a.pos[1], (long long)id);
+        return 0;
+    }
     if (!f) {
-        fprintf(stderr, "flowrun logs: no log for %s in run %lld%s\n", a.pos[1], (long long)id,
+        fprintf(stderr, "flowrun logs: run %lld has no instance %s%s\n", (long long)id, a.pos[1],
                 has_idx ? "" : " (a mapped task needs an index: TASK[3])");
         return 2;
     }
