@@ -608,8 +608,9 @@ static void progress(sched *S, int final) {
     S->last_progress = t;
     if (S->o->progress == SCHED_PROGRESS_LIVE) {
         fprintf(S->err,
-                "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs",
-                S->done, S->total, S->running, S->failed, t - S->t0);
+                "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
+                " cached, %.1fs",
+                S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
         S->live_drawn = 1;
         if (final) {
             fputc('\n', S->err);
@@ -617,8 +618,9 @@ static void progress(sched *S, int final) {
         }
     } else if (!final || S->total > 0) {
         fprintf(S->err,
-                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %.1fs\n",
-                S->done, S->total, S->running, S->failed, t - S->t0);
+                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
+                " cached, %.1fs\n",
+                S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
     }
     fflush(S->err);
 }
