@@ -286,22 +286,31 @@ static int find_inst(const state_inst *r, void *ctx) {
     return c->found;
 }
 
+/* The arguments of `flowrun CMD RUN TASK[INDEX]`: the state opened, the run's id
+ * (-1 when there is none), the task and index. NULL after a usage error. */
+static flow_state *instance_args(int argc, char **argv, cli_args *a, char *task, size_t tlen,
+                                 char *idx, size_t ilen, int *has_idx, int64_t *id) {
+    if (parse(argc, argv, a, 2, 0)) return NULL;
+    if (a->npos != 2) {
+        fprintf(stderr, "usage: flowrun %s RUN TASK[INDEX] [--state DIR]\n", argv[0]);
+        return NULL;
+    }
+    if (split_instance(a->pos[1], task, tlen, idx, ilen, has_idx)) {
+        fprintf(stderr, "flowrun %s: '%s' is not TASK or TASK[INDEX]\n", argv[0], a->pos[1]);
+        return NULL;
+    }
+    flow_state *st = open_state(a, argv[0]);
+    if (st) *id = run_id(st, a->pos[0], argv[0]);
+    return st;
+}
+
 int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
-    if (parse(argc, argv, &a, 2, 0)) return 2;
-    if (a.npos != 2) {
-        fputs("usage: flowrun logs RUN TASK[INDEX] [--state DIR]\n", stderr);
-        return 2;
-    }
     char task[256], idx[64] = "";
     int has_idx;
-    if (split_instance(a.pos[1], task, sizeof task, idx, sizeof idx, &has_idx)) {
-        fprintf(stderr, "flowrun logs: '%s' is not TASK or TASK[INDEX]\n", a.pos[1]);
-        return 2;
-    }
-    flow_state *st = open_state(&a, "logs");
+    int64_t id = -1;
+    flow_state *st = instance_args(argc, argv, &a, task, sizeof task, idx, sizeof idx, &has_idx, &id);
     if (!st) return 2;
-    int64_t id = run_id(st, a.pos[0], "logs");
     find_ctx fc = {task, has_idx ? idx : "", 0};
     if (id >= 0) state_insts_each(st, id, find_inst, &fc);
     state_close(st);
@@ -327,20 +336,11 @@ int flowrun_cmd_logs(int argc, char **argv) {
 
 int flowrun_cmd_clear(int argc, char **argv) {
     cli_args a;
-    if (parse(argc, argv, &a, 2, 0)) return 2;
-    if (a.npos != 2) {
-        fputs("usage: flowrun clear RUN TASK[INDEX] [--state DIR]\n", stderr);
-        return 2;
-    }
     char task[256], idx[64] = "";
     int has_idx;
-    if (split_instance(a.pos[1], task, sizeof task, idx, sizeof idx, &has_idx)) {
-        fprintf(stderr, "flowrun clear: '%s' is not TASK or TASK[INDEX]\n", a.pos[1]);
-        return 2;
-    }
-    flow_state *st = open_state(&a, "clear");
+    int64_t id = -1;
+    flow_state *st = instance_args(argc, argv, &a, task, sizeof task, idx, sizeof idx, &has_idx, &id);
     if (!st) return 2;
-    int64_t id = run_id(st, a.pos[0], "clear");
     int n = id < 0 ? -1 : state_inst_clear(st, id, task, has_idx ? idx : NULL);
     state_close(st);
     if (id < 0 || n < 0) return 2;
