@@ -77,17 +77,15 @@ static void limit_err(lw *w, flow_span sp, const char *fmt, int limit) {
 }
 
 static bool same_span(flow_span a, flow_span b) {
-    return a.line == b.line && a.col == b.col && a.end_line == b.end_line &&
-           a.end_col == b.end_col;
+    return a.line == b.line && a.col == b.col && a.end_line == b.end_line && a.end_col == b.end_col;
 }
 
 static uint32_t loc_for(lw *w, flow_span sp) {
     if (w->loc != PLAN_NONE && same_span(sp, w->loc_span)) return w->loc;
     w->loc_span = sp;
-    w->loc = plan_add_loc(w->p, (uint32_t)(sp.line > 0 ? sp.line : 0),
-                          (uint32_t)(sp.col > 0 ? sp.col : 0),
-                          (uint32_t)(sp.end_line > 0 ? sp.end_line : 0),
-                          (uint32_t)(sp.end_col > 0 ? sp.end_col : 0));
+    w->loc = plan_add_loc(
+        w->p, (uint32_t)(sp.line > 0 ? sp.line : 0), (uint32_t)(sp.col > 0 ? sp.col : 0),
+        (uint32_t)(sp.end_line > 0 ? sp.end_line : 0), (uint32_t)(sp.end_col > 0 ? sp.end_col : 0));
     return w->loc;
 }
 
@@ -109,7 +107,9 @@ static uint32_t emit(lw *w, flow_expr_op op, int32_t a, uint32_t b, flow_span sp
     return rel;
 }
 
-static uint32_t here(lw *w) { return w->p->n_code - w->first; }
+static uint32_t here(lw *w) {
+    return w->p->n_code - w->first;
+}
 
 static void patch(lw *w, uint32_t at, uint32_t target) {
     if (w->first + at < w->p->n_code) w->p->code[w->first + at].a = (int32_t)target;
@@ -121,12 +121,17 @@ static uint32_t new_value(lw *w, uint32_t type) {
     return v;
 }
 
-static bool is_k(lw *w, uint32_t t, plan_type_kind k) { return ty_is(w->p, t, k); }
-static bool is_str(lw *w, uint32_t t) { return ty_is_strlike(w->p, t); }
-static bool is_num(lw *w, uint32_t t) { return is_k(w, t, PT_INT) || is_k(w, t, PT_FLOAT); }
+static bool is_k(lw *w, uint32_t t, plan_type_kind k) {
+    return ty_is(w->p, t, k);
+}
+static bool is_str(lw *w, uint32_t t) {
+    return ty_is_strlike(w->p, t);
+}
+static bool is_num(lw *w, uint32_t t) {
+    return is_k(w, t, PT_INT) || is_k(w, t, PT_FLOAT);
+}
 static bool is_heap(lw *w, uint32_t t) {
-    return is_str(w, t) || is_k(w, t, PT_BYTES) || is_k(w, t, PT_LIST) ||
-           is_k(w, t, PT_RECORD);
+    return is_str(w, t) || is_k(w, t, PT_BYTES) || is_k(w, t, PT_LIST) || is_k(w, t, PT_RECORD);
 }
 
 /* Push a string constant (text of n bytes). */
@@ -215,9 +220,12 @@ static uint32_t lower_name(lw *w, const flow_node *e) {
 static uint32_t to_str(lw *w, uint32_t t, flow_span sp) {
     char b[128];
     if (is_str(w, t)) return w->t_str;
-    if (is_k(w, t, PT_INT)) emit(w, EOP_TOSTR_I, (int32_t)w->t_str, 0, sp, 0);
-    else if (is_k(w, t, PT_FLOAT)) emit(w, EOP_TOSTR_F, (int32_t)w->t_str, 0, sp, 0);
-    else if (is_k(w, t, PT_BOOL)) emit(w, EOP_TOSTR_B, (int32_t)w->t_str, 0, sp, 0);
+    if (is_k(w, t, PT_INT))
+        emit(w, EOP_TOSTR_I, (int32_t)w->t_str, 0, sp, 0);
+    else if (is_k(w, t, PT_FLOAT))
+        emit(w, EOP_TOSTR_F, (int32_t)w->t_str, 0, sp, 0);
+    else if (is_k(w, t, PT_BOOL))
+        emit(w, EOP_TOSTR_B, (int32_t)w->t_str, 0, sp, 0);
     else {
         err(w, sp, is_k(w, t, PT_LIST) ? "join the elements first: join(xs, \" \")" : NULL,
             "cannot turn a value of type %s into a string: only int, float, bool and "
@@ -320,75 +328,82 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
         if (is_k(w, tb, PT_INT)) emit(w, EOP_I2F, 0, 0, e->b->span, 0);
     }
     switch (e->op) {
-    case OP_ADD:
-        if (is_str(w, ta) && is_str(w, tb)) {
-            emit(w, EOP_CONCAT, (int32_t)w->t_str, 0, e->span, -1);
-            return w->t_str;
+        case OP_ADD:
+            if (is_str(w, ta) && is_str(w, tb)) {
+                emit(w, EOP_CONCAT, (int32_t)w->t_str, 0, e->span, -1);
+                return w->t_str;
+            }
+            /* fall through */
+        case OP_SUB:
+        case OP_MUL:
+        case OP_DIV:
+        case OP_MOD: {
+            if (!num) {
+                const char *hint = NULL;
+                if (e->op == OP_ADD && (is_str(w, ta) || is_str(w, tb)))
+                    hint = "turn the other operand into a string with str(...), or use "
+                           "interpolation: \"{a}{b}\"";
+                if (e->op == OP_ADD)
+                    err(w, e->span, hint, "'+' needs two numbers or two strings, not %s and %s",
+                        tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
+                else
+                    err(w, e->span, NULL, "'%s' needs numbers, not %s and %s", op,
+                        tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
+                return PLAN_NONE;
+            }
+            if ((e->op == OP_DIV || e->op == OP_MOD) && !flt && e->b->kind == AST_INT &&
+                e->b->ival == 0)
+                diag_warning(w->cx->diag, e->b->span, NULL,
+                             "%s by zero: this fails whenever it is evaluated",
+                             e->op == OP_DIV ? "division" : "modulo");
+            static const flow_expr_op ai[] = {EOP_ADD_I, EOP_SUB_I, EOP_MUL_I, EOP_DIV_I,
+                                              EOP_MOD_I};
+            static const flow_expr_op af[] = {EOP_ADD_F, EOP_SUB_F, EOP_MUL_F, EOP_DIV_F,
+                                              EOP_MOD_F};
+            int k = e->op - OP_ADD;
+            emit(w, flt ? af[k] : ai[k], 0, 0, e->span, -1);
+            return flt ? w->t_float : w->t_int;
         }
-        /* fall through */
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_MOD: {
-        if (!num) {
-            const char *hint = NULL;
-            if (e->op == OP_ADD && (is_str(w, ta) || is_str(w, tb)))
-                hint = "turn the other operand into a string with str(...), or use "
-                       "interpolation: \"{a}{b}\"";
-            if (e->op == OP_ADD)
-                err(w, e->span, hint,
-                    "'+' needs two numbers or two strings, not %s and %s",
-                    tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
+        case OP_EQ:
+        case OP_NE:
+        case OP_LT:
+        case OP_LE:
+        case OP_GT:
+        case OP_GE: {
+            int k = e->op - OP_EQ;
+            bool eq = e->op == OP_EQ || e->op == OP_NE;
+            if (num) {
+                emit(w, flt ? cmp_f[k] : cmp_i[k], 0, 0, e->span, -1);
+                return w->t_bool;
+            }
+            if (is_str(w, ta) && is_str(w, tb)) {
+                emit(w, cmp_s[k], (int32_t)w->t_str, 0, e->span, -1);
+                return w->t_bool;
+            }
+            if (is_k(w, ta, PT_DURATION) && is_k(w, tb, PT_DURATION)) {
+                emit(w, cmp_i[k], 0, 0, e->span, -1);
+                return w->t_bool;
+            }
+            if (eq && is_k(w, ta, PT_BOOL) && is_k(w, tb, PT_BOOL)) {
+                emit(w, cmp_i[k], 0, 0, e->span, -1);
+                return w->t_bool;
+            }
+            if (eq && (is_k(w, ta, PT_LIST) || is_k(w, ta, PT_RECORD)) && ty_same(w->p, ta, tb)) {
+                emit(w, e->op == OP_EQ ? EOP_EQ_V : EOP_NE_V, (int32_t)ta, 0, e->span, -1);
+                return w->t_bool;
+            }
+            if (eq)
+                err(w, e->span, NULL,
+                    "cannot compare %s with %s: '%s' needs two values of one type",
+                    tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2), op);
             else
-                err(w, e->span, NULL, "'%s' needs numbers, not %s and %s", op,
+                err(w, e->span, NULL, "'%s' compares two numbers or two strings, not %s and %s", op,
                     tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
             return PLAN_NONE;
         }
-        static const flow_expr_op ai[] = {EOP_ADD_I, EOP_SUB_I, EOP_MUL_I, EOP_DIV_I, EOP_MOD_I};
-        static const flow_expr_op af[] = {EOP_ADD_F, EOP_SUB_F, EOP_MUL_F, EOP_DIV_F, EOP_MOD_F};
-        int k = e->op - OP_ADD;
-        emit(w, flt ? af[k] : ai[k], 0, 0, e->span, -1);
-        return flt ? w->t_float : w->t_int;
-    }
-    case OP_EQ:
-    case OP_NE:
-    case OP_LT:
-    case OP_LE:
-    case OP_GT:
-    case OP_GE: {
-        int k = e->op - OP_EQ;
-        bool eq = e->op == OP_EQ || e->op == OP_NE;
-        if (num) {
-            emit(w, flt ? cmp_f[k] : cmp_i[k], 0, 0, e->span, -1);
-            return w->t_bool;
-        }
-        if (is_str(w, ta) && is_str(w, tb)) {
-            emit(w, cmp_s[k], (int32_t)w->t_str, 0, e->span, -1);
-            return w->t_bool;
-        }
-        if (is_k(w, ta, PT_DURATION) && is_k(w, tb, PT_DURATION)) {
-            emit(w, cmp_i[k], 0, 0, e->span, -1);
-            return w->t_bool;
-        }
-        if (eq && is_k(w, ta, PT_BOOL) && is_k(w, tb, PT_BOOL)) {
-            emit(w, cmp_i[k], 0, 0, e->span, -1);
-            return w->t_bool;
-        }
-        if (eq && (is_k(w, ta, PT_LIST) || is_k(w, ta, PT_RECORD)) && ty_same(w->p, ta, tb)) {
-            emit(w, e->op == OP_EQ ? EOP_EQ_V : EOP_NE_V, (int32_t)ta, 0, e->span, -1);
-            return w->t_bool;
-        }
-        if (eq)
-            err(w, e->span, NULL, "cannot compare %s with %s: '%s' needs two values of one type",
-                tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2), op);
-        else
-            err(w, e->span, NULL, "'%s' compares two numbers or two strings, not %s and %s", op,
-                tname(w, ta, b1, sizeof b1), tname(w, tb, b2, sizeof b2));
-        return PLAN_NONE;
-    }
-    default:
-        err(w, e->span, NULL, "operator '%s' cannot be used here", op);
-        return PLAN_NONE;
+        default:
+            err(w, e->span, NULL, "operator '%s' cannot be used here", op);
+            return PLAN_NONE;
     }
 }
 
@@ -415,8 +430,10 @@ static uint32_t lower_unary(lw *w, const flow_node *e) {
         emit(w, EOP_NOT, 0, 0, e->span, 0);
         return t;
     }
-    if (is_k(w, t, PT_INT)) emit(w, EOP_NEG_I, 0, 0, e->span, 0);
-    else if (is_k(w, t, PT_FLOAT)) emit(w, EOP_NEG_F, 0, 0, e->span, 0);
+    if (is_k(w, t, PT_INT))
+        emit(w, EOP_NEG_I, 0, 0, e->span, 0);
+    else if (is_k(w, t, PT_FLOAT))
+        emit(w, EOP_NEG_F, 0, 0, e->span, 0);
     else {
         err(w, e->span, NULL, "'-' needs a number, not %s", tname(w, t, b1, sizeof b1));
         return PLAN_NONE;
@@ -491,9 +508,11 @@ static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
             ok = false;
             continue;
         }
-        if (elem == PLAN_NONE) elem = t;
+        if (elem == PLAN_NONE)
+            elem = t;
         else if (ty_same(w->p, elem, t)) {
-        } else if (is_k(w, elem, PT_INT) && is_k(w, t, PT_FLOAT)) elem = t;
+        } else if (is_k(w, elem, PT_INT) && is_k(w, t, PT_FLOAT))
+            elem = t;
         else if (is_k(w, elem, PT_FLOAT) && is_k(w, t, PT_INT)) {
         } else {
             err(w, x->span, NULL, "list elements must have one type: %s here, %s before",
@@ -575,8 +594,8 @@ static uint32_t lower_member(lw *w, const flow_node *e) {
     uint32_t t = lower(w, e->a, PLAN_NONE);
     if (t == PLAN_NONE) return PLAN_NONE;
     if (!is_k(w, t, PT_RECORD)) {
-        err(w, e->nspan, is_k(w, t, PT_LIST) ? "inside a lambda, lists have only len(xs) and xs[i]"
-                                              : NULL,
+        err(w, e->nspan,
+            is_k(w, t, PT_LIST) ? "inside a lambda, lists have only len(xs) and xs[i]" : NULL,
             "a value of type %s has no field '%s'", tname(w, t, b1, sizeof b1), e->name);
         return PLAN_NONE;
     }
@@ -626,7 +645,7 @@ static uint32_t lower_index(lw *w, const flow_node *e) {
 /* ---- built-in calls ----------------------------------------------------------------- */
 
 static uint32_t lower_call(lw *w, const flow_node *e) {
-    char b1[128], b2[128];
+    char b1[128];
     const flow_node *callee = e->a;
     if (!callee || callee->kind != AST_NAME) {
         err(w, e->span, NULL, "only the built-in functions can be called inside a lambda");
@@ -651,8 +670,7 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
     int n = e->list.len;
     for (int i = 0; i < n; i++)
         if (e->list.items[i]->name) {
-            err(w, e->list.items[i]->nspan, NULL, "%s() takes no named arguments",
-                callee->name);
+            err(w, e->list.items[i]->nspan, NULL, "%s() takes no named arguments", callee->name);
             return PLAN_NONE;
         }
     if (n != arity[id]) {
@@ -673,83 +691,97 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
     const char *want = NULL; /* what it should have been */
     uint32_t res = PLAN_NONE;
     switch ((flow_expr_builtin)id) {
-    case EB_LEN:
-        if (is_str(w, t[0])) emit(w, EOP_LEN_S, S, 0, e->span, 0);
-        else if (is_k(w, t[0], PT_LIST)) emit(w, EOP_LEN_L, (int32_t)t[0], 0, e->span, 0);
-        else bad = 0, want = "a string or a list";
-        res = w->t_int;
-        break;
-    case EB_BASENAME:
-    case EB_DIRNAME:
-    case EB_STEM:
-    case EB_EXT:
-    case EB_UPPER:
-    case EB_LOWER: {
-        static const flow_expr_op ops[] = {
-            [EB_BASENAME] = EOP_BASENAME, [EB_DIRNAME] = EOP_DIRNAME, [EB_STEM] = EOP_STEM,
-            [EB_EXT] = EOP_EXT,           [EB_UPPER] = EOP_UPPER,     [EB_LOWER] = EOP_LOWER};
-        if (is_str(w, t[0])) emit(w, ops[id], S, 0, e->span, 0);
-        else bad = 0, want = "a string";
-        res = w->t_str;
-        break;
-    }
-    case EB_JOIN:
-        if (is_k(w, t[0], PT_LIST) && is_str(w, w->p->types[t[0]].elem)) {
-            if (is_str(w, t[1])) emit(w, EOP_JOIN_L, (int32_t)t[0], 0, e->span, -1);
-            else bad = 1, want = "a string (the separator)";
+        case EB_LEN:
+            if (is_str(w, t[0]))
+                emit(w, EOP_LEN_S, S, 0, e->span, 0);
+            else if (is_k(w, t[0], PT_LIST))
+                emit(w, EOP_LEN_L, (int32_t)t[0], 0, e->span, 0);
+            else
+                bad = 0, want = "a string or a list";
+            res = w->t_int;
+            break;
+        case EB_BASENAME:
+        case EB_DIRNAME:
+        case EB_STEM:
+        case EB_EXT:
+        case EB_UPPER:
+        case EB_LOWER: {
+            static const flow_expr_op ops[] = {
+                [EB_BASENAME] = EOP_BASENAME, [EB_DIRNAME] = EOP_DIRNAME, [EB_STEM] = EOP_STEM,
+                [EB_EXT] = EOP_EXT,           [EB_UPPER] = EOP_UPPER,     [EB_LOWER] = EOP_LOWER};
+            if (is_str(w, t[0]))
+                emit(w, ops[id], S, 0, e->span, 0);
+            else
+                bad = 0, want = "a string";
             res = w->t_str;
-        } else if (is_str(w, t[0])) {
-            if (is_str(w, t[1])) emit(w, EOP_JOIN_P, (int32_t)w->t_path, 0, e->span, -1);
-            else bad = 1, want = "a string or path";
-            res = w->t_path;
-        } else
-            bad = 0, want = "a path, or a list of strings";
-        break;
-    case EB_STR:
-        res = to_str(w, t[0], e->list.items[0]->a->span);
-        break;
-    case EB_INT:
-        if (is_k(w, t[0], PT_INT) || is_k(w, t[0], PT_BOOL)) {
-        } else if (is_k(w, t[0], PT_FLOAT)) emit(w, EOP_INT_F, 0, 0, e->span, 0);
-        else if (is_str(w, t[0])) emit(w, EOP_INT_S, S, 0, e->span, 0);
-        else bad = 0, want = "an int, float, bool or string";
-        res = w->t_int;
-        break;
-    case EB_FLOAT:
-        if (is_k(w, t[0], PT_FLOAT)) {
-        } else if (is_k(w, t[0], PT_INT)) emit(w, EOP_I2F, 0, 0, e->span, 0);
-        else if (is_str(w, t[0])) emit(w, EOP_FLOAT_S, S, 0, e->span, 0);
-        else bad = 0, want = "an int, float or string";
-        res = w->t_float;
-        break;
-    case EB_REPLACE:
-        for (int i = 0; i < 3 && bad < 0; i++)
-            if (!is_str(w, t[i])) bad = i, want = "a string";
-        if (bad < 0) emit(w, EOP_REPLACE, S, 0, e->span, -2);
-        res = w->t_str;
-        break;
-    case EB_CONTAINS:
-    case EB_STARTS_WITH:
-    case EB_ENDS_WITH: {
-        static const flow_expr_op ops[] = {[EB_CONTAINS] = EOP_CONTAINS,
-                                           [EB_STARTS_WITH] = EOP_STARTS_WITH,
-                                           [EB_ENDS_WITH] = EOP_ENDS_WITH};
-        for (int i = 0; i < 2 && bad < 0; i++)
-            if (!is_str(w, t[i])) bad = i, want = "a string";
-        if (bad < 0) emit(w, ops[id], S, 0, e->span, -1);
-        res = w->t_bool;
-        break;
-    }
-    default:
-        res = PLAN_NONE;
-        break;
+            break;
+        }
+        case EB_JOIN:
+            if (is_k(w, t[0], PT_LIST) && is_str(w, w->p->types[t[0]].elem)) {
+                if (is_str(w, t[1]))
+                    emit(w, EOP_JOIN_L, (int32_t)t[0], 0, e->span, -1);
+                else
+                    bad = 1, want = "a string (the separator)";
+                res = w->t_str;
+            } else if (is_str(w, t[0])) {
+                if (is_str(w, t[1]))
+                    emit(w, EOP_JOIN_P, (int32_t)w->t_path, 0, e->span, -1);
+                else
+                    bad = 1, want = "a string or path";
+                res = w->t_path;
+            } else
+                bad = 0, want = "a path, or a list of strings";
+            break;
+        case EB_STR:
+            res = to_str(w, t[0], e->list.items[0]->a->span);
+            break;
+        case EB_INT:
+            if (is_k(w, t[0], PT_INT) || is_k(w, t[0], PT_BOOL)) {
+            } else if (is_k(w, t[0], PT_FLOAT))
+                emit(w, EOP_INT_F, 0, 0, e->span, 0);
+            else if (is_str(w, t[0]))
+                emit(w, EOP_INT_S, S, 0, e->span, 0);
+            else
+                bad = 0, want = "an int, float, bool or string";
+            res = w->t_int;
+            break;
+        case EB_FLOAT:
+            if (is_k(w, t[0], PT_FLOAT)) {
+            } else if (is_k(w, t[0], PT_INT))
+                emit(w, EOP_I2F, 0, 0, e->span, 0);
+            else if (is_str(w, t[0]))
+                emit(w, EOP_FLOAT_S, S, 0, e->span, 0);
+            else
+                bad = 0, want = "an int, float or string";
+            res = w->t_float;
+            break;
+        case EB_REPLACE:
+            for (int i = 0; i < 3 && bad < 0; i++)
+                if (!is_str(w, t[i])) bad = i, want = "a string";
+            if (bad < 0) emit(w, EOP_REPLACE, S, 0, e->span, -2);
+            res = w->t_str;
+            break;
+        case EB_CONTAINS:
+        case EB_STARTS_WITH:
+        case EB_ENDS_WITH: {
+            static const flow_expr_op ops[] = {[EB_CONTAINS] = EOP_CONTAINS,
+                                               [EB_STARTS_WITH] = EOP_STARTS_WITH,
+                                               [EB_ENDS_WITH] = EOP_ENDS_WITH};
+            for (int i = 0; i < 2 && bad < 0; i++)
+                if (!is_str(w, t[i])) bad = i, want = "a string";
+            if (bad < 0) emit(w, ops[id], S, 0, e->span, -1);
+            res = w->t_bool;
+            break;
+        }
+        default:
+            res = PLAN_NONE;
+            break;
     }
     if (bad >= 0) {
         err(w, e->list.items[bad]->span, NULL, "argument %d of %s() must be %s, not %s", bad + 1,
             name, want, tname(w, t[bad], b1, sizeof b1));
         return PLAN_NONE;
     }
-    (void)b2;
     return res;
 }
 
@@ -758,72 +790,72 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
 static uint32_t lower(lw *w, const flow_node *e, uint32_t hint) {
     if (!e) return PLAN_NONE;
     if (++w->depth > EXPR_MAX_DEPTH) {
-        limit_err(w, e->span, "expression nested too deeply (more than %d levels)",
-                  EXPR_MAX_DEPTH);
+        limit_err(w, e->span, "expression nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
         w->depth--;
         return PLAN_NONE;
     }
     uint32_t t = PLAN_NONE;
     switch (e->kind) {
-    case AST_INT:
-        push_int(w, e->ival, w->t_int, e->span);
-        t = w->t_int;
-        break;
-    case AST_FLOAT: {
-        uint32_t v = new_value(w, w->t_float);
-        w->p->values[v].u.f = e->fval;
-        emit(w, EOP_CONST_F, (int32_t)v, 0, e->span, 1);
-        t = w->t_float;
-        break;
-    }
-    case AST_BOOL:
-        emit(w, EOP_IMM, e->ival ? 1 : 0, 0, e->span, 1);
-        t = w->t_bool;
-        break;
-    case AST_DURATION:
-        push_int(w, e->ival, w->t_dur, e->span);
-        t = w->t_dur;
-        break;
-    case AST_DATE:
-        t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_date,
-                     e->span);
-        break;
-    case AST_STR:
-        t = lower_str(w, e);
-        break;
-    case AST_NAME:
-        t = lower_name(w, e);
-        break;
-    case AST_LIST:
-        t = lower_list(w, e, hint);
-        break;
-    case AST_RECORD:
-        t = lower_record(w, e, hint);
-        break;
-    case AST_MEMBER:
-        t = lower_member(w, e);
-        break;
-    case AST_INDEX:
-        t = lower_index(w, e);
-        break;
-    case AST_BINARY:
-        t = lower_binary(w, e);
-        break;
-    case AST_UNARY:
-        t = lower_unary(w, e);
-        break;
-    case AST_IF:
-        t = lower_if(w, e, hint);
-        break;
-    case AST_CALL:
-        t = lower_call(w, e);
-        break;
-    case AST_LAMBDA:
-        err(w, e->span, NULL, "a lambda cannot contain another lambda");
-        break;
-    default:
-        err(w, e->span, NULL, "this is not allowed inside a lambda (%s)", ast_kind_name(e->kind));
-        break;
+        case AST_INT:
+            push_int(w, e->ival, w->t_int, e->span);
+            t = w->t_int;
+            break;
+        case AST_FLOAT: {
+            uint32_t v = new_value(w, w->t_float);
+            w->p->values[v].u.f = e->fval;
+            emit(w, EOP_CONST_F, (int32_t)v, 0, e->span, 1);
+            t = w->t_float;
+            break;
+        }
+        case AST_BOOL:
+            emit(w, EOP_IMM, e->ival ? 1 : 0, 0, e->span, 1);
+            t = w->t_bool;
+            break;
+        case AST_DURATION:
+            push_int(w, e->ival, w->t_dur, e->span);
+            t = w->t_dur;
+            break;
+        case AST_DATE:
+            t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_date,
+                         e->span);
+            break;
+        case AST_STR:
+            t = lower_str(w, e);
+            break;
+        case AST_NAME:
+            t = lower_name(w, e);
+            break;
+        case AST_LIST:
+            t = lower_list(w, e, hint);
+            break;
+        case AST_RECORD:
+            t = lower_record(w, e, hint);
+            break;
+        case AST_MEMBER:
+            t = lower_member(w, e);
+            break;
+        case AST_INDEX:
+            t = lower_index(w, e);
+            break;
+        case AST_BINARY:
+            t = lower_binary(w, e);
+            break;
+        case AST_UNARY:
+            t = lower_unary(w, e);
+            break;
+        case AST_IF:
+            t = lower_if(w, e, hint);
+            break;
+        case AST_CALL:
+            t = lower_call(w, e);
+            break;
+        case AST_LAMBDA:
+            err(w, e->span, NULL, "a lambda cannot contain another lambda");
+            break;
+        default:
+            err(w, e->span, NULL, "this is not allowed inside a lambda (%s)",
+                ast_kind_name(e->kind));
+            break;
     }
     w->depth--;
     return t;
@@ -918,8 +950,8 @@ static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32
             diag_error(cx->diag, lambda->span, NULL, "this lambda needs at least one parameter");
         else if (prefix)
             diag_error(cx->diag, lambda->span, NULL,
-                       "this lambda takes %d parameter%s, but at most %d can be given here",
-                       k, k == 1 ? "" : "s", nparams);
+                       "this lambda takes %d parameter%s, but at most %d can be given here", k,
+                       k == 1 ? "" : "s", nparams);
         else
             diag_error(cx->diag, lambda->span, NULL,
                        "this lambda takes %d parameter%s, but %d %s given here", k,
@@ -977,7 +1009,8 @@ uint32_t expr_lower_sh(expr_ctx *cx, const flow_node *cmd, const char *const *pn
     plan_marks m = mark(cx->plan);
     lw w;
     lw_init(&w, cx);
-    for (int i = 0; i < nparams; i++) names[i] = pnames[i], types[i] = ptypes[i];
+    for (int i = 0; i < nparams; i++)
+        names[i] = pnames[i], types[i] = ptypes[i];
     names[nparams] = has_out ? "out" : NULL;
     types[nparams] = w.t_str;
     w.names = names;

@@ -28,8 +28,8 @@
 #define EXPR_MAX_PARAMS 32  /* parameters of one lambda (an sh command: with `out`) */
 
 typedef struct expr_ctx {
-    flow_plan *plan;  /* where lambdas, code, constants, types and locs are appended */
-    flow_diag *diag;  /* where errors go */
+    flow_plan *plan; /* where lambdas, code, constants, types and locs are appended */
+    flow_diag *diag; /* where errors go */
 } expr_ctx;
 
 /* Type-check an AST_LAMBDA whose parameter types come from context (ptypes[0..nparams)),

@@ -251,7 +251,7 @@ void flow_log(const char *fmt, ...) {
     char buf[RT_MAX_MSG];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt ? fmt : "", ap);
+    int n = fmt ? vsnprintf(buf, sizeof buf, fmt, ap) : 0;
     va_end(ap);
     if (n < 0) return;
     if ((size_t)n >= sizeof buf) n = sizeof buf - 1;

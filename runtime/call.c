@@ -27,6 +27,11 @@
 #include "expr.h"
 #include "rtcore.h"
 
+/* Sanity bounds on a task's result: beyond them the length is garbage (an
+ * uninitialised flow_list, say), and trusting it would read wild memory. */
+#define RT_MAX_RESULT_ITEMS (INT64_C(1) << 32)
+#define RT_MAX_RESULT_BYTES (INT64_C(1) << 40)
+
 /* Bytes of C result kept on the stack; larger results go to the arena. */
 #define RT_LOCAL_RET 64
 
@@ -130,9 +135,10 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
         case PT_BYTES: {
             flow_bytes b;
             memcpy(&b, src, sizeof b);
-            if (b.len < 0 || (b.len && !b.data)) {
-                rt_ictx_fail(c, "task returned bytes with %s",
-                             b.len < 0 ? "a negative length" : "a NULL data pointer");
+            if (b.len < 0 || b.len > RT_MAX_RESULT_BYTES || (b.len && !b.data)) {
+                rt_ictx_fail(c, "task returned bytes with %s (length %lld)",
+                             b.len && b.data ? "an impossible length" : "a NULL data pointer",
+                             (long long)b.len);
                 return -1;
             }
             *out = fv_bytes_new(p, type, b.data, b.len);
@@ -141,9 +147,10 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
         case PT_LIST: {
             flow_list l;
             memcpy(&l, src, sizeof l);
-            if (l.len < 0 || (l.len && !l.items)) {
-                rt_ictx_fail(c, "task returned a list with %s",
-                             l.len < 0 ? "a negative length" : "NULL items");
+            if (l.len < 0 || l.len > RT_MAX_RESULT_ITEMS || (l.len && !l.items)) {
+                rt_ictx_fail(c, "task returned a list with %s (length %lld)",
+                             l.len && l.items ? "an impossible length" : "NULL items",
+                             (long long)l.len);
                 return -1;
             }
             flow_val lv = fv_list_new(p, type, l.len);
@@ -370,6 +377,7 @@ void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double
     }
     res->log = c.log;
     c.log = NULL;
+    res->peak_rss_kb = c.peak_rss_kb;
     rt_ictx_leave(&c);
     res->end = rt_now();
 }

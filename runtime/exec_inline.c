@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "rtcore.h"
@@ -101,6 +102,10 @@ static void take_and_run(inline_ex *ex) {
         at = res[ran].r.end;
     }
     double per = ran ? (at - t0) * 1e9 / (double)ran : 0;
+    struct rusage ru; /* the worker is flowrun itself: its peak, once per run */
+    long rss = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+    for (size_t i = 0; i < ran; i++)
+        if (!res[i].r.peak_rss_kb) res[i].r.peak_rss_kb = rss;
 
     pthread_mutex_lock(&ex->mu);
     ex->avg_ns = ex->avg_ns > 0 ? ex->avg_ns * 0.75 + per * 0.25 : per;

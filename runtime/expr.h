@@ -21,8 +21,8 @@
 #define EXPR_RT_MAX_PARAMS 64 /* parameters of one lambda */
 
 typedef struct expr_error {
-    uint32_t loc;   /* plan loc of the failing instruction (PLAN_NONE if unknown) */
-    char msg[200];  /* e.g. "integer overflow in '*'" */
+    uint32_t loc;  /* plan loc of the failing instruction (PLAN_NONE if unknown) */
+    char msg[200]; /* e.g. "integer overflow in '*'" */
 } expr_error;
 
 /* Run lambda `lam` on args (borrowed; of the lambda's parameter types, one per

@@ -32,8 +32,8 @@
 /* ---- a string builder with inline storage (spills to the heap when long) ---- */
 
 typedef struct sbuf {
-    char *data;      /* inline or malloc'ed */
-    size_t len, cap; /* bytes used, capacity */
+    char *data;        /* inline or malloc'ed */
+    size_t len, cap;   /* bytes used, capacity */
     char inline_[256]; /* storage for short strings */
 } sbuf;
 
@@ -46,7 +46,8 @@ static void sb_init(sbuf *b) {
 static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap * 2;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         char *d = malloc(cap);
         if (!d) {
             fputs("flow: out of memory\n", stderr);
@@ -70,12 +71,15 @@ static flow_val sb_done(const flow_plan *p, uint32_t t, sbuf *b) {
 
 /* ---- string and path helpers (pure; each returns a new string value) ---- */
 
-static fv_str *S(flow_val v) { return fv_as_str(v); }
+static fv_str *S(flow_val v) {
+    return fv_as_str(v);
+}
 
 /* [start, end) of s without trailing slashes; "/" for a string of slashes only. */
 static size_t trim_slashes(const char *s, size_t n) {
     size_t e = n;
-    while (e > 1 && s[e - 1] == '/') e--;
+    while (e > 1 && s[e - 1] == '/')
+        e--;
     return e;
 }
 
@@ -84,7 +88,8 @@ static void base_range(const char *s, size_t n, size_t *b, size_t *e) {
     *e = trim_slashes(s, n);
     if (*e == 1 && s[0] == '/') *e = 0;
     size_t i = *e;
-    while (i > 0 && s[i - 1] != '/') i--;
+    while (i > 0 && s[i - 1] != '/')
+        i--;
     *b = i;
 }
 
@@ -92,7 +97,8 @@ static void base_range(const char *s, size_t n, size_t *b, size_t *e) {
  * (no dot, a leading dot only as in ".bashrc", or a trailing dot as in "a."). */
 static size_t ext_start(const char *name, size_t n) {
     size_t i = n;
-    while (i > 0 && name[i - 1] != '.') i--;
+    while (i > 0 && name[i - 1] != '.')
+        i--;
     if (i <= 1 || i == n) return n; /* no dot, dot first, or dot last */
     return i - 1;
 }
@@ -108,9 +114,11 @@ static flow_val str_dirname(const flow_plan *p, uint32_t t, const fv_str *s) {
     size_t e = trim_slashes(d, (size_t)s->len);
     if (e == 0) return fv_str_new(p, t, ".", 1);
     if (e == 1 && d[0] == '/') return fv_str_new(p, t, "/", 1);
-    while (e > 0 && d[e - 1] != '/') e--; /* drop the last component */
+    while (e > 0 && d[e - 1] != '/')
+        e--; /* drop the last component */
     if (e == 0) return fv_str_new(p, t, ".", 1);
-    while (e > 1 && d[e - 1] == '/') e--; /* and the slashes before it */
+    while (e > 1 && d[e - 1] == '/')
+        e--; /* and the slashes before it */
     return fv_str_new(p, t, d, (int64_t)e);
 }
 
@@ -174,8 +182,10 @@ static flow_val str_replace(const flow_plan *p, uint32_t t, const fv_str *s, con
 static void sb_shquote(sbuf *sb, const fv_str *s) {
     sb_put(sb, "'", 1);
     for (int64_t i = 0; i < s->len; i++) {
-        if (s->data[i] == '\'') sb_put(sb, "'\\''", 4);
-        else sb_put(sb, &s->data[i], 1);
+        if (s->data[i] == '\'')
+            sb_put(sb, "'\\''", 4);
+        else
+            sb_put(sb, &s->data[i], 1);
     }
     sb_put(sb, "'", 1);
 }
@@ -217,13 +227,17 @@ static int fmt_float(double d, char *buf, size_t len) {
     return n;
 }
 
-static bool blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool blank(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* Copy s without surrounding blanks into buf (NUL-terminated); false when too long. */
 static bool trimmed(const fv_str *s, char *buf, size_t len) {
     const char *b = s->data, *e = s->data + s->len;
-    while (b < e && blank(*b)) b++;
-    while (e > b && blank(e[-1])) e--;
+    while (b < e && blank(*b))
+        b++;
+    while (e > b && blank(e[-1]))
+        e--;
     if ((size_t)(e - b) >= len) return false;
     memcpy(buf, b, (size_t)(e - b));
     buf[e - b] = 0;
@@ -235,7 +249,8 @@ static void excerpt(const fv_str *s, char *buf, size_t len) {
     size_t n = (size_t)s->len < len - 4 ? (size_t)s->len : len - 4;
     if (n > 40) n = 40;
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) buf[k++] = (s->data[i] >= 32 && s->data[i] < 127) ? s->data[i] : '?';
+    for (size_t i = 0; i < n; i++)
+        buf[k++] = (s->data[i] >= 32 && s->data[i] < 127) ? s->data[i] : '?';
     if ((size_t)s->len > n) buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
     buf[k] = 0;
 }
@@ -246,31 +261,32 @@ static void excerpt(const fv_str *s, char *buf, size_t len) {
 static bool deep_eq(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
     const plan_type *t = &p->types[type];
     switch ((plan_type_kind)t->kind) {
-    case PT_FLOAT:
-        return a.f == b.f;
-    case PT_STR:
-    case PT_PATH:
-    case PT_DIR:
-    case PT_DATE:
-        return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
-    case PT_BYTES:
-        return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&
-               memcmp(fv_as_bytes(a)->data, fv_as_bytes(b)->data, (size_t)fv_as_bytes(a)->len) == 0;
-    case PT_LIST: {
-        const fv_list *x = fv_as_list(a), *y = fv_as_list(b);
-        if (x->len != y->len) return false;
-        for (int64_t i = 0; i < x->len; i++)
-            if (!deep_eq(p, t->elem, x->items[i], y->items[i])) return false;
-        return true;
-    }
-    case PT_RECORD:
-        for (uint32_t i = 0; i < t->n; i++)
-            if (!deep_eq(p, p->fields[t->first + i].type, fv_as_rec(a)->fields[i],
-                         fv_as_rec(b)->fields[i]))
-                return false;
-        return true;
-    default: /* int, bool, duration */
-        return a.i == b.i;
+        case PT_FLOAT:
+            return a.f == b.f;
+        case PT_STR:
+        case PT_PATH:
+        case PT_DIR:
+        case PT_DATE:
+            return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
+        case PT_BYTES:
+            return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&
+                   memcmp(fv_as_bytes(a)->data, fv_as_bytes(b)->data,
+                          (size_t)fv_as_bytes(a)->len) == 0;
+        case PT_LIST: {
+            const fv_list *x = fv_as_list(a), *y = fv_as_list(b);
+            if (x->len != y->len) return false;
+            for (int64_t i = 0; i < x->len; i++)
+                if (!deep_eq(p, t->elem, x->items[i], y->items[i])) return false;
+            return true;
+        }
+        case PT_RECORD:
+            for (uint32_t i = 0; i < t->n; i++)
+                if (!deep_eq(p, p->fields[t->first + i].type, fv_as_rec(a)->fields[i],
+                             fv_as_rec(b)->fields[i]))
+                    return false;
+            return true;
+        default: /* int, bool, duration */
+            return a.i == b.i;
     }
 }
 
@@ -302,25 +318,25 @@ static int fail(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, int
 #define TOP st[sp - 1]
 #define NEXT st[sp - 2]
 #define FAIL(...) return fail(p, lam, pc, st, sp, err, __VA_ARGS__)
-#define BIN_I(OPNAME, BUILTIN)                                                                  \
-    do {                                                                                        \
-        int64_t r_;                                                                             \
-        if (BUILTIN(NEXT.i, TOP.i, &r_)) FAIL("integer overflow in '" OPNAME "'");              \
-        NEXT.i = r_;                                                                            \
-        sp--;                                                                                   \
+#define BIN_I(OPNAME, BUILTIN)                                                                     \
+    do {                                                                                           \
+        int64_t r_;                                                                                \
+        if (BUILTIN(NEXT.i, TOP.i, &r_)) FAIL("integer overflow in '" OPNAME "'");                 \
+        NEXT.i = r_;                                                                               \
+        sp--;                                                                                      \
     } while (0)
-#define CMP(FIELD, OP)                                                                          \
-    do {                                                                                        \
-        NEXT.i = NEXT.FIELD OP TOP.FIELD;                                                       \
-        sp--;                                                                                   \
+#define CMP(FIELD, OP)                                                                             \
+    do {                                                                                           \
+        NEXT.i = NEXT.FIELD OP TOP.FIELD;                                                          \
+        sp--;                                                                                      \
     } while (0)
-#define CMP_S(OP)                                                                               \
-    do {                                                                                        \
-        int c_ = str_cmp(S(NEXT), S(TOP));                                                      \
-        fv_decref(p, (uint32_t)in->a, NEXT);                                                    \
-        fv_decref(p, (uint32_t)in->a, TOP);                                                     \
-        sp--;                                                                                   \
-        TOP.i = c_ OP 0;                                                                        \
+#define CMP_S(OP)                                                                                  \
+    do {                                                                                           \
+        int c_ = str_cmp(S(NEXT), S(TOP));                                                         \
+        fv_decref(p, (uint32_t)in->a, NEXT);                                                       \
+        fv_decref(p, (uint32_t)in->a, TOP);                                                        \
+        sp--;                                                                                      \
+        TOP.i = c_ OP 0;                                                                           \
     } while (0)
 
 static int str_cmp(const fv_str *a, const fv_str *b) {
@@ -341,369 +357,392 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
     for (;;) {
         const plan_instr *in = &code[pc];
         switch ((flow_expr_op)in->op) {
-        /* ---- operands ---- */
-        case EOP_IMM:
-            st[sp++].i = in->a;
-            break;
-        case EOP_CONST_I:
-            st[sp++].i = p->values[in->a].u.i;
-            break;
-        case EOP_CONST_F:
-            st[sp++].f = p->values[in->a].u.f;
-            break;
-        case EOP_CONST_S: {
-            const plan_value *v = &p->values[in->a];
-            st[sp++] = fv_str_cstr(p, v->type, plan_str(p, v->u.s));
-            break;
-        }
-        case EOP_CONST_V:
-            st[sp++] = fv_from_const(p, (uint32_t)in->a);
-            break;
-        case EOP_PARAM:
-            st[sp++] = args[in->a];
-            break;
-        case EOP_PARAM_REF:
-            fv_incref(p, ptypes[in->a], args[in->a]);
-            st[sp++] = args[in->a];
-            break;
-        /* ---- arithmetic ---- */
-        case EOP_ADD_I:
-            BIN_I("+", __builtin_add_overflow);
-            break;
-        case EOP_SUB_I:
-            BIN_I("-", __builtin_sub_overflow);
-            break;
-        case EOP_MUL_I:
-            BIN_I("*", __builtin_mul_overflow);
-            break;
-        case EOP_DIV_I:
-            if (TOP.i == 0) FAIL("division by zero in '/'");
-            if (TOP.i == -1 && NEXT.i == INT64_MIN) FAIL("integer overflow in '/'");
-            NEXT.i /= TOP.i;
-            sp--;
-            break;
-        case EOP_MOD_I:
-            if (TOP.i == 0) FAIL("modulo by zero in '%%'");
-            NEXT.i = TOP.i == -1 ? 0 : NEXT.i % TOP.i;
-            sp--;
-            break;
-        case EOP_NEG_I:
-            if (TOP.i == INT64_MIN) FAIL("integer overflow in '-'");
-            TOP.i = -TOP.i;
-            break;
-        case EOP_ADD_F:
-            NEXT.f += TOP.f;
-            sp--;
-            break;
-        case EOP_SUB_F:
-            NEXT.f -= TOP.f;
-            sp--;
-            break;
-        case EOP_MUL_F:
-            NEXT.f *= TOP.f;
-            sp--;
-            break;
-        case EOP_DIV_F:
-            NEXT.f /= TOP.f;
-            sp--;
-            break;
-        case EOP_MOD_F:
-            NEXT.f = fmod(NEXT.f, TOP.f);
-            sp--;
-            break;
-        case EOP_NEG_F:
-            TOP.f = -TOP.f;
-            break;
-        case EOP_I2F:
-            st[sp - 1 - in->a].f = (double)st[sp - 1 - in->a].i;
-            break;
-        /* ---- comparison ---- */
-        case EOP_EQ_I:
-            CMP(i, ==);
-            break;
-        case EOP_NE_I:
-            CMP(i, !=);
-            break;
-        case EOP_LT_I:
-            CMP(i, <);
-            break;
-        case EOP_LE_I:
-            CMP(i, <=);
-            break;
-        case EOP_GT_I:
-            CMP(i, >);
-            break;
-        case EOP_GE_I:
-            CMP(i, >=);
-            break;
-        case EOP_EQ_F:
-            CMP(f, ==);
-            break;
-        case EOP_NE_F:
-            CMP(f, !=);
-            break;
-        case EOP_LT_F:
-            CMP(f, <);
-            break;
-        case EOP_LE_F:
-            CMP(f, <=);
-            break;
-        case EOP_GT_F:
-            CMP(f, >);
-            break;
-        case EOP_GE_F:
-            CMP(f, >=);
-            break;
-        case EOP_EQ_S:
-            CMP_S(==);
-            break;
-        case EOP_NE_S:
-            CMP_S(!=);
-            break;
-        case EOP_LT_S:
-            CMP_S(<);
-            break;
-        case EOP_LE_S:
-            CMP_S(<=);
-            break;
-        case EOP_GT_S:
-            CMP_S(>);
-            break;
-        case EOP_GE_S:
-            CMP_S(>=);
-            break;
-        case EOP_EQ_V:
-        case EOP_NE_V: {
-            bool eq = deep_eq(p, (uint32_t)in->a, NEXT, TOP);
-            fv_decref(p, (uint32_t)in->a, NEXT);
-            fv_decref(p, (uint32_t)in->a, TOP);
-            sp--;
-            TOP.i = in->op == EOP_EQ_V ? eq : !eq;
-            break;
-        }
-        case EOP_NOT:
-            TOP.i = !TOP.i;
-            break;
-        /* ---- control ---- */
-        case EOP_JUMP:
-            pc = (uint32_t)in->a;
-            continue;
-        case EOP_JUMP_IF_FALSE:
-            if (!st[--sp].i) {
+            /* ---- operands ---- */
+            case EOP_IMM:
+                st[sp++].i = in->a;
+                break;
+            case EOP_CONST_I:
+                st[sp++].i = p->values[in->a].u.i;
+                break;
+            case EOP_CONST_F:
+                st[sp++].f = p->values[in->a].u.f;
+                break;
+            case EOP_CONST_S: {
+                const plan_value *v = &p->values[in->a];
+                st[sp++] = fv_str_cstr(p, v->type, plan_str(p, v->u.s));
+                break;
+            }
+            case EOP_CONST_V:
+                st[sp++] = fv_from_const(p, (uint32_t)in->a);
+                break;
+            case EOP_PARAM:
+                st[sp++] = args[in->a];
+                break;
+            case EOP_PARAM_REF:
+                fv_incref(p, ptypes[in->a], args[in->a]);
+                st[sp++] = args[in->a];
+                break;
+            /* ---- arithmetic ---- */
+            case EOP_ADD_I:
+                BIN_I("+", __builtin_add_overflow);
+                break;
+            case EOP_SUB_I:
+                BIN_I("-", __builtin_sub_overflow);
+                break;
+            case EOP_MUL_I:
+                BIN_I("*", __builtin_mul_overflow);
+                break;
+            case EOP_DIV_I:
+                if (TOP.i == 0) FAIL("division by zero in '/'");
+                if (TOP.i == -1 && NEXT.i == INT64_MIN) FAIL("integer overflow in '/'");
+                NEXT.i /= TOP.i;
+                sp--;
+                break;
+            case EOP_MOD_I:
+                if (TOP.i == 0) FAIL("modulo by zero in '%%'");
+                NEXT.i = TOP.i == -1 ? 0 : NEXT.i % TOP.i;
+                sp--;
+                break;
+            case EOP_NEG_I:
+                if (TOP.i == INT64_MIN) FAIL("integer overflow in '-'");
+                TOP.i = -TOP.i;
+                break;
+            case EOP_ADD_F:
+                NEXT.f += TOP.f;
+                sp--;
+                break;
+            case EOP_SUB_F:
+                NEXT.f -= TOP.f;
+                sp--;
+                break;
+            case EOP_MUL_F:
+                NEXT.f *= TOP.f;
+                sp--;
+                break;
+            case EOP_DIV_F:
+                NEXT.f /= TOP.f;
+                sp--;
+                break;
+            case EOP_MOD_F:
+                NEXT.f = fmod(NEXT.f, TOP.f);
+                sp--;
+                break;
+            case EOP_NEG_F:
+                TOP.f = -TOP.f;
+                break;
+            case EOP_I2F:
+                st[sp - 1 - in->a].f = (double)st[sp - 1 - in->a].i;
+                break;
+            /* ---- comparison ---- */
+            case EOP_EQ_I:
+                CMP(i, ==);
+                break;
+            case EOP_NE_I:
+                CMP(i, !=);
+                break;
+            case EOP_LT_I:
+                CMP(i, <);
+                break;
+            case EOP_LE_I:
+                CMP(i, <=);
+                break;
+            case EOP_GT_I:
+                CMP(i, >);
+                break;
+            case EOP_GE_I:
+                CMP(i, >=);
+                break;
+            case EOP_EQ_F:
+                CMP(f, ==);
+                break;
+            case EOP_NE_F:
+                CMP(f, !=);
+                break;
+            case EOP_LT_F:
+                CMP(f, <);
+                break;
+            case EOP_LE_F:
+                CMP(f, <=);
+                break;
+            case EOP_GT_F:
+                CMP(f, >);
+                break;
+            case EOP_GE_F:
+                CMP(f, >=);
+                break;
+            case EOP_EQ_S:
+                CMP_S(==);
+                break;
+            case EOP_NE_S:
+                CMP_S(!=);
+                break;
+            case EOP_LT_S:
+                CMP_S(<);
+                break;
+            case EOP_LE_S:
+                CMP_S(<=);
+                break;
+            case EOP_GT_S:
+                CMP_S(>);
+                break;
+            case EOP_GE_S:
+                CMP_S(>=);
+                break;
+            case EOP_EQ_V:
+            case EOP_NE_V: {
+                bool eq = deep_eq(p, (uint32_t)in->a, NEXT, TOP);
+                fv_decref(p, (uint32_t)in->a, NEXT);
+                fv_decref(p, (uint32_t)in->a, TOP);
+                sp--;
+                TOP.i = in->op == EOP_EQ_V ? eq : !eq;
+                break;
+            }
+            case EOP_NOT:
+                TOP.i = !TOP.i;
+                break;
+            /* ---- control ---- */
+            case EOP_JUMP:
                 pc = (uint32_t)in->a;
                 continue;
+            case EOP_JUMP_IF_FALSE:
+                if (!st[--sp].i) {
+                    pc = (uint32_t)in->a;
+                    continue;
+                }
+                break;
+            case EOP_JUMP_IF_TRUE:
+                if (st[--sp].i) {
+                    pc = (uint32_t)in->a;
+                    continue;
+                }
+                break;
+            case EOP_RET:
+                *out = st[--sp];
+                return 0;
+            /* ---- records and lists ---- */
+            case EOP_FIELD: {
+                const plan_type *rt = &p->types[in->a];
+                uint32_t ft = p->fields[rt->first + in->b].type;
+                flow_val v = fv_as_rec(TOP)->fields[in->b];
+                fv_incref(p, ft, v);
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP = v;
+                break;
             }
-            break;
-        case EOP_JUMP_IF_TRUE:
-            if (st[--sp].i) {
-                pc = (uint32_t)in->a;
-                continue;
+            case EOP_MAKE_RECORD: {
+                uint32_t n = p->types[in->a].n;
+                flow_val r = fv_rec_new(p, (uint32_t)in->a);
+                sp -= (int)n;
+                if (n) memcpy(fv_as_rec(r)->fields, &st[sp], n * sizeof(flow_val));
+                st[sp++] = r;
+                break;
             }
-            break;
-        case EOP_RET:
-            *out = st[--sp];
-            return 0;
-        /* ---- records and lists ---- */
-        case EOP_FIELD: {
-            const plan_type *rt = &p->types[in->a];
-            uint32_t ft = p->fields[rt->first + in->b].type;
-            flow_val v = fv_as_rec(TOP)->fields[in->b];
-            fv_incref(p, ft, v);
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP = v;
-            break;
-        }
-        case EOP_MAKE_RECORD: {
-            uint32_t n = p->types[in->a].n;
-            flow_val r = fv_rec_new(p, (uint32_t)in->a);
-            sp -= (int)n;
-            if (n) memcpy(fv_as_rec(r)->fields, &st[sp], n * sizeof(flow_val));
-            st[sp++] = r;
-            break;
-        }
-        case EOP_MAKE_LIST: {
-            uint32_t n = in->b;
-            flow_val v = fv_list_new(p, (uint32_t)in->a, n);
-            sp -= (int)n;
-            if (n) memcpy(fv_as_list(v)->items, &st[sp], n * sizeof(flow_val));
-            st[sp++] = v;
-            break;
-        }
-        case EOP_INDEX: {
-            fv_list *xs = fv_as_list(NEXT);
-            int64_t i = TOP.i;
-            if (i < 0 || i >= xs->len)
-                FAIL("index %" PRId64 " out of range for a list of length %" PRId64, i, xs->len);
-            uint32_t et = p->types[in->a].elem;
-            flow_val v = xs->items[i];
-            fv_incref(p, et, v);
-            fv_decref(p, (uint32_t)in->a, NEXT);
-            sp--;
-            TOP = v;
-            break;
-        }
-        case EOP_LEN_L: {
-            int64_t n = fv_as_list(TOP)->len;
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP.i = n;
-            break;
-        }
-        case EOP_JOIN_L: {
-            uint32_t et = p->types[in->a].elem;
-            fv_list *xs = fv_as_list(NEXT);
-            fv_str *sep = S(TOP);
-            sbuf sb;
-            sb_init(&sb);
-            for (int64_t i = 0; i < xs->len; i++) {
-                if (i) sb_put(&sb, sep->data, (size_t)sep->len);
-                sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
+            case EOP_MAKE_LIST: {
+                uint32_t n = in->b;
+                flow_val v = fv_list_new(p, (uint32_t)in->a, n);
+                sp -= (int)n;
+                if (n) memcpy(fv_as_list(v)->items, &st[sp], n * sizeof(flow_val));
+                st[sp++] = v;
+                break;
             }
-            flow_val v = sb_done(p, et, &sb);
-            fv_decref(p, et, TOP);
-            fv_decref(p, (uint32_t)in->a, NEXT);
-            sp--;
-            TOP = v;
-            break;
-        }
-        /* ---- strings ---- */
-        case EOP_CONCAT:
-        case EOP_INTERP: {
-            int n = in->op == EOP_CONCAT ? 2 : (int)in->b;
-            sbuf sb;
-            sb_init(&sb);
-            for (int k = sp - n; k < sp; k++) sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
-            flow_val v = sb_done(p, (uint32_t)in->a, &sb);
-            for (int k = sp - n; k < sp; k++) fv_decref(p, (uint32_t)in->a, st[k]);
-            sp -= n;
-            st[sp++] = v;
-            break;
-        }
-        case EOP_TOSTR_I: {
-            char buf[32];
-            int n = snprintf(buf, sizeof buf, "%" PRId64, TOP.i);
-            TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
-            break;
-        }
-        case EOP_TOSTR_F: {
-            char buf[40];
-            int n = fmt_float(TOP.f, buf, sizeof buf);
-            TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
-            break;
-        }
-        case EOP_TOSTR_B:
-            TOP = TOP.i ? fv_str_new(p, (uint32_t)in->a, "true", 4)
-                        : fv_str_new(p, (uint32_t)in->a, "false", 5);
-            break;
-        case EOP_LEN_S: {
-            int64_t n = S(TOP)->len;
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP.i = n;
-            break;
-        }
-        case EOP_SHQUOTE:
-        case EOP_BASENAME:
-        case EOP_DIRNAME:
-        case EOP_STEM:
-        case EOP_EXT:
-        case EOP_UPPER:
-        case EOP_LOWER: {
-            uint32_t t = (uint32_t)in->a;
-            const fv_str *s = S(TOP);
-            flow_val v;
-            switch (in->op) {
-            case EOP_SHQUOTE: v = str_shquote(p, t, s); break;
-            case EOP_BASENAME: v = str_basename(p, t, s); break;
-            case EOP_DIRNAME: v = str_dirname(p, t, s); break;
-            case EOP_STEM: v = str_stem_or_ext(p, t, s, true); break;
-            case EOP_EXT: v = str_stem_or_ext(p, t, s, false); break;
-            case EOP_UPPER: v = str_case(p, t, s, true); break;
-            default: v = str_case(p, t, s, false); break;
+            case EOP_INDEX: {
+                fv_list *xs = fv_as_list(NEXT);
+                int64_t i = TOP.i;
+                if (i < 0 || i >= xs->len)
+                    FAIL("index %" PRId64 " out of range for a list of length %" PRId64, i,
+                         xs->len);
+                uint32_t et = p->types[in->a].elem;
+                flow_val v = xs->items[i];
+                fv_incref(p, et, v);
+                fv_decref(p, (uint32_t)in->a, NEXT);
+                sp--;
+                TOP = v;
+                break;
             }
-            fv_decref(p, t, TOP);
-            TOP = v;
-            break;
-        }
-        case EOP_SHQUOTE_L: {
-            uint32_t et = p->types[in->a].elem;
-            flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP = v;
-            break;
-        }
-        case EOP_JOIN_P: {
-            flow_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
-            fv_decref(p, (uint32_t)in->a, NEXT);
-            fv_decref(p, (uint32_t)in->a, TOP);
-            sp--;
-            TOP = v;
-            break;
-        }
-        case EOP_REPLACE: {
-            uint32_t t = (uint32_t)in->a;
-            flow_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
-            for (int k = sp - 3; k < sp; k++) fv_decref(p, t, st[k]);
-            sp -= 2;
-            TOP = v;
-            break;
-        }
-        case EOP_CONTAINS:
-        case EOP_STARTS_WITH:
-        case EOP_ENDS_WITH: {
-            const fv_str *s = S(NEXT), *x = S(TOP);
-            bool r;
-            if (in->op == EOP_CONTAINS) r = x->len == 0 || find(s, 0, x) != NULL;
-            else if (x->len > s->len) r = false;
-            else if (in->op == EOP_STARTS_WITH) r = memcmp(s->data, x->data, (size_t)x->len) == 0;
-            else r = memcmp(s->data + s->len - x->len, x->data, (size_t)x->len) == 0;
-            fv_decref(p, (uint32_t)in->a, NEXT);
-            fv_decref(p, (uint32_t)in->a, TOP);
-            sp--;
-            TOP.i = r;
-            break;
-        }
-        case EOP_INT_S: {
-            char buf[64], ex[48];
-            char *end = buf;
-            long long v = 0;
-            errno = 0;
-            if (trimmed(S(TOP), buf, sizeof buf)) {
-                const char *d = buf + (buf[0] == '-' || buf[0] == '+');
-                if (*d >= '0' && *d <= '9') v = strtoll(buf, &end, 10);
+            case EOP_LEN_L: {
+                int64_t n = fv_as_list(TOP)->len;
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP.i = n;
+                break;
             }
-            if (end == buf || *end || errno == ERANGE) {
-                excerpt(S(TOP), ex, sizeof ex);
-                FAIL(errno == ERANGE ? "int(): '%s' is out of range"
-                                     : "int(): '%s' is not an integer", ex);
+            case EOP_JOIN_L: {
+                uint32_t et = p->types[in->a].elem;
+                fv_list *xs = fv_as_list(NEXT);
+                fv_str *sep = S(TOP);
+                sbuf sb;
+                sb_init(&sb);
+                for (int64_t i = 0; i < xs->len; i++) {
+                    if (i) sb_put(&sb, sep->data, (size_t)sep->len);
+                    sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
+                }
+                flow_val v = sb_done(p, et, &sb);
+                fv_decref(p, et, TOP);
+                fv_decref(p, (uint32_t)in->a, NEXT);
+                sp--;
+                TOP = v;
+                break;
             }
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP.i = v;
-            break;
-        }
-        case EOP_INT_F: {
-            double f = TOP.f;
-            if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0)) {
+            /* ---- strings ---- */
+            case EOP_CONCAT:
+            case EOP_INTERP: {
+                int n = in->op == EOP_CONCAT ? 2 : (int)in->b;
+                sbuf sb;
+                sb_init(&sb);
+                for (int k = sp - n; k < sp; k++)
+                    sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
+                flow_val v = sb_done(p, (uint32_t)in->a, &sb);
+                for (int k = sp - n; k < sp; k++)
+                    fv_decref(p, (uint32_t)in->a, st[k]);
+                sp -= n;
+                st[sp++] = v;
+                break;
+            }
+            case EOP_TOSTR_I: {
+                char buf[32];
+                int n = snprintf(buf, sizeof buf, "%" PRId64, TOP.i);
+                TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
+                break;
+            }
+            case EOP_TOSTR_F: {
                 char buf[40];
-                fmt_float(f, buf, sizeof buf);
-                FAIL("int(): %s is out of range", buf);
+                int n = fmt_float(TOP.f, buf, sizeof buf);
+                TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
+                break;
             }
-            TOP.i = (int64_t)f;
-            break;
-        }
-        case EOP_FLOAT_S: {
-            char buf[128], ex[48];
-            char *end = buf;
-            double v = 0;
-            if (trimmed(S(TOP), buf, sizeof buf)) v = strtod(buf, &end);
-            if (end == buf || *end) {
-                excerpt(S(TOP), ex, sizeof ex);
-                FAIL("float(): '%s' is not a number", ex);
+            case EOP_TOSTR_B:
+                TOP = TOP.i ? fv_str_new(p, (uint32_t)in->a, "true", 4)
+                            : fv_str_new(p, (uint32_t)in->a, "false", 5);
+                break;
+            case EOP_LEN_S: {
+                int64_t n = S(TOP)->len;
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP.i = n;
+                break;
             }
-            fv_decref(p, (uint32_t)in->a, TOP);
-            TOP.f = v;
-            break;
-        }
-        default:
-            FAIL("bad instruction %u", (unsigned)in->op);
+            case EOP_SHQUOTE:
+            case EOP_BASENAME:
+            case EOP_DIRNAME:
+            case EOP_STEM:
+            case EOP_EXT:
+            case EOP_UPPER:
+            case EOP_LOWER: {
+                uint32_t t = (uint32_t)in->a;
+                const fv_str *s = S(TOP);
+                flow_val v;
+                switch (in->op) {
+                    case EOP_SHQUOTE:
+                        v = str_shquote(p, t, s);
+                        break;
+                    case EOP_BASENAME:
+                        v = str_basename(p, t, s);
+                        break;
+                    case EOP_DIRNAME:
+                        v = str_dirname(p, t, s);
+                        break;
+                    case EOP_STEM:
+                        v = str_stem_or_ext(p, t, s, true);
+                        break;
+                    case EOP_EXT:
+                        v = str_stem_or_ext(p, t, s, false);
+                        break;
+                    case EOP_UPPER:
+                        v = str_case(p, t, s, true);
+                        break;
+                    default:
+                        v = str_case(p, t, s, false);
+                        break;
+                }
+                fv_decref(p, t, TOP);
+                TOP = v;
+                break;
+            }
+            case EOP_SHQUOTE_L: {
+                uint32_t et = p->types[in->a].elem;
+                flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP = v;
+                break;
+            }
+            case EOP_JOIN_P: {
+                flow_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
+                fv_decref(p, (uint32_t)in->a, NEXT);
+                fv_decref(p, (uint32_t)in->a, TOP);
+                sp--;
+                TOP = v;
+                break;
+            }
+            case EOP_REPLACE: {
+                uint32_t t = (uint32_t)in->a;
+                flow_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
+                for (int k = sp - 3; k < sp; k++)
+                    fv_decref(p, t, st[k]);
+                sp -= 2;
+                TOP = v;
+                break;
+            }
+            case EOP_CONTAINS:
+            case EOP_STARTS_WITH:
+            case EOP_ENDS_WITH: {
+                const fv_str *s = S(NEXT), *x = S(TOP);
+                bool r;
+                if (in->op == EOP_CONTAINS)
+                    r = x->len == 0 || find(s, 0, x) != NULL;
+                else if (x->len > s->len)
+                    r = false;
+                else if (in->op == EOP_STARTS_WITH)
+                    r = memcmp(s->data, x->data, (size_t)x->len) == 0;
+                else
+                    r = memcmp(s->data + s->len - x->len, x->data, (size_t)x->len) == 0;
+                fv_decref(p, (uint32_t)in->a, NEXT);
+                fv_decref(p, (uint32_t)in->a, TOP);
+                sp--;
+                TOP.i = r;
+                break;
+            }
+            case EOP_INT_S: {
+                char buf[64], ex[48];
+                char *end = buf;
+                long long v = 0;
+                errno = 0;
+                if (trimmed(S(TOP), buf, sizeof buf)) {
+                    const char *d = buf + (buf[0] == '-' || buf[0] == '+');
+                    if (*d >= '0' && *d <= '9') v = strtoll(buf, &end, 10);
+                }
+                if (end == buf || *end || errno == ERANGE) {
+                    excerpt(S(TOP), ex, sizeof ex);
+                    FAIL(errno == ERANGE ? "int(): '%s' is out of range"
+                                         : "int(): '%s' is not an integer",
+                         ex);
+                }
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP.i = v;
+                break;
+            }
+            case EOP_INT_F: {
+                double f = TOP.f;
+                if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0)) {
+                    char buf[40];
+                    fmt_float(f, buf, sizeof buf);
+                    FAIL("int(): %s is out of range", buf);
+                }
+                TOP.i = (int64_t)f;
+                break;
+            }
+            case EOP_FLOAT_S: {
+                char buf[128], ex[48];
+                char *end = buf;
+                double v = 0;
+                if (trimmed(S(TOP), buf, sizeof buf)) v = strtod(buf, &end);
+                if (end == buf || *end) {
+                    excerpt(S(TOP), ex, sizeof ex);
+                    FAIL("float(): '%s' is not a number", ex);
+                }
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP.f = v;
+                break;
+            }
+            default:
+                FAIL("bad instruction %u", (unsigned)in->op);
         }
         pc++;
     }

@@ -28,14 +28,14 @@ typedef struct vstack {
 #define VERIFY_MAX_POOL (1u << 24)
 
 typedef struct vm {
-    const flow_plan *p;        /* the plan */
-    const plan_lambda *l;      /* the lambda */
-    uint32_t *at;              /* per instruction: where in pool the state that jumps
-                                  carry there starts, or PLAN_NONE (malloc'ed) */
-    uint32_t *pool;            /* recorded states: height, then the types (malloc'ed) */
-    uint32_t npool, cappool;   /* words used, capacity */
-    char *err;                 /* message buffer */
-    size_t errlen;             /* its size */
+    const flow_plan *p;      /* the plan */
+    const plan_lambda *l;    /* the lambda */
+    uint32_t *at;            /* per instruction: where in pool the state that jumps
+                                carry there starts, or PLAN_NONE (malloc'ed) */
+    uint32_t *pool;          /* recorded states: height, then the types (malloc'ed) */
+    uint32_t npool, cappool; /* words used, capacity */
+    char *err;               /* message buffer */
+    size_t errlen;           /* its size */
 } vm;
 
 static int bad(vm *m, uint32_t pc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -103,7 +103,8 @@ static int record(vm *m, uint32_t pc, uint32_t target, const vstack *st) {
     if (m->npool + need > VERIFY_MAX_POOL) return bad(m, pc, "too many branches");
     if (m->npool + need > m->cappool) {
         uint32_t cap = m->cappool ? m->cappool : 1024;
-        while (cap < m->npool + need) cap *= 2;
+        while (cap < m->npool + need)
+            cap *= 2;
         uint32_t *q = realloc(m->pool, (size_t)cap * sizeof *q);
         if (!q) return bad(m, pc, "out of memory");
         m->pool = q;
@@ -124,18 +125,18 @@ static bool same_stack(const flow_plan *p, const vstack *a, const uint32_t *b) {
     return true;
 }
 
-#define NEED(k)                                                                                \
-    do {                                                                                       \
-        if (st.n < (k)) return bad(m, pc, "%s needs %d operands", name, (k));                  \
+#define NEED(k)                                                                                    \
+    do {                                                                                           \
+        if (st.n < (k)) return bad(m, pc, "%s needs %d operands", name, (k));                      \
     } while (0)
-#define WANT(cond, what)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) return bad(m, pc, "%s: %s", name, what);                                  \
+#define WANT(cond, what)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) return bad(m, pc, "%s: %s", name, what);                                      \
     } while (0)
-#define PUSH(ty)                                                                               \
-    do {                                                                                       \
-        if (st.n >= EXPR_RT_MAX_STACK) return bad(m, pc, "stack overflow");                   \
-        st.t[st.n++] = (ty);                                                                   \
+#define PUSH(ty)                                                                                   \
+    do {                                                                                           \
+        if (st.n >= EXPR_RT_MAX_STACK) return bad(m, pc, "stack overflow");                        \
+        st.t[st.n++] = (ty);                                                                       \
     } while (0)
 #define TOPT st.t[st.n - 1]
 
@@ -178,187 +179,219 @@ static int run(vm *m, uint32_t upto, vstack *out) {
         uint32_t a = (uint32_t)in->a;
         bool a_type = a < p->n_types, a_val = a < p->n_values;
         switch ((flow_expr_op)in->op) {
-        case EOP_IMM:
-            PUSH(EXPR_TY_WORD);
-            break;
-        case EOP_CONST_I:
-        case EOP_CONST_F:
-        case EOP_CONST_S:
-        case EOP_CONST_V: {
-            WANT(a_val, "no such constant");
-            uint32_t t = p->values[a].type;
-            if (in->op == EOP_CONST_I) WANT(is_word(p, t), "not an int constant");
-            if (in->op == EOP_CONST_F) WANT(is_flt(p, t), "not a float constant");
-            if (in->op == EOP_CONST_S) WANT(is_s(p, t), "not a string constant");
-            if (in->op == EOP_CONST_V)
-                WANT(kind(p, t) == PT_LIST || kind(p, t) == PT_RECORD, "not a list/record");
-            PUSH(t);
-            break;
-        }
-        case EOP_PARAM:
-        case EOP_PARAM_REF: {
-            WANT(a < l->nparams, "no such parameter");
-            uint32_t t = ptypes[a];
-            bool scalar = is_word(p, t) || is_flt(p, t);
-            WANT(in->op == EOP_PARAM ? scalar : !scalar && t < p->n_types, "wrong variant");
-            PUSH(t);
-            break;
-        }
-        case EOP_ADD_I: case EOP_SUB_I: case EOP_MUL_I: case EOP_DIV_I: case EOP_MOD_I:
-        case EOP_EQ_I: case EOP_NE_I: case EOP_LT_I: case EOP_LE_I: case EOP_GT_I:
-        case EOP_GE_I:
-            NEED(2);
-            WANT(is_word(p, st.t[st.n - 1]) && is_word(p, st.t[st.n - 2]), "int operands");
-            st.n -= 2;
-            PUSH(EXPR_TY_WORD);
-            break;
-        case EOP_ADD_F: case EOP_SUB_F: case EOP_MUL_F: case EOP_DIV_F: case EOP_MOD_F:
-        case EOP_EQ_F: case EOP_NE_F: case EOP_LT_F: case EOP_LE_F: case EOP_GT_F:
-        case EOP_GE_F: {
-            NEED(2);
-            WANT(is_flt(p, st.t[st.n - 1]) && is_flt(p, st.t[st.n - 2]), "float operands");
-            bool cmp = in->op >= EOP_EQ_F;
-            st.n -= 2;
-            PUSH(cmp ? EXPR_TY_WORD : EXPR_TY_FLOAT);
-            break;
-        }
-        case EOP_NEG_I:
-        case EOP_NOT:
-            NEED(1);
-            WANT(is_word(p, TOPT), "int operand");
-            TOPT = EXPR_TY_WORD;
-            break;
-        case EOP_NEG_F:
-            NEED(1);
-            WANT(is_flt(p, TOPT), "float operand");
-            break;
-        case EOP_I2F:
-            WANT(in->a >= 0 && in->a < st.n, "slot out of range");
-            WANT(is_word(p, st.t[st.n - 1 - in->a]), "int operand");
-            st.t[st.n - 1 - in->a] = EXPR_TY_FLOAT;
-            break;
-        case EOP_EQ_S: case EOP_NE_S: case EOP_LT_S: case EOP_LE_S: case EOP_GT_S:
-        case EOP_GE_S: case EOP_CONTAINS: case EOP_STARTS_WITH: case EOP_ENDS_WITH:
-            NEED(2);
-            WANT(is_s(p, a), "operand a must be a string type");
-            WANT(is_s(p, st.t[st.n - 1]) && is_s(p, st.t[st.n - 2]), "string operands");
-            st.n -= 2;
-            PUSH(EXPR_TY_WORD);
-            break;
-        case EOP_EQ_V:
-        case EOP_NE_V:
-            NEED(2);
-            WANT(a_type && (kind(p, a) == PT_LIST || kind(p, a) == PT_RECORD), "type a");
-            WANT(compat(p, a, st.t[st.n - 1], 0) && compat(p, a, st.t[st.n - 2], 0),
-                 "operands of type a");
-            st.n -= 2;
-            PUSH(EXPR_TY_WORD);
-            break;
-        case EOP_JUMP:
-            if (record(m, pc, a, &st)) return -1;
-            live = false;
-            break;
-        case EOP_JUMP_IF_FALSE:
-        case EOP_JUMP_IF_TRUE:
-            NEED(1);
-            WANT(is_word(p, TOPT), "bool operand");
-            st.n--;
-            if (record(m, pc, a, &st)) return -1;
-            break;
-        case EOP_RET:
-            WANT(st.n == 1, "the stack must hold exactly the result");
-            WANT(compat(p, l->ret, st.t[0], 0), "result of the lambda's type");
-            st.n = 0;
-            live = false;
-            break;
-        case EOP_FIELD:
-            NEED(1);
-            WANT(a_type && kind(p, a) == PT_RECORD && in->b < p->types[a].n, "record field");
-            WANT(compat(p, a, TOPT, 0), "record operand");
-            TOPT = p->fields[p->types[a].first + in->b].type;
-            break;
-        case EOP_MAKE_RECORD: {
-            WANT(a_type && kind(p, a) == PT_RECORD, "record type");
-            int n = (int)p->types[a].n;
-            NEED(n);
-            for (int i = 0; i < n; i++)
-                WANT(compat(p, p->fields[p->types[a].first + i].type, st.t[st.n - n + i], 0),
-                     "field types");
-            st.n -= n;
-            PUSH(a);
-            break;
-        }
-        case EOP_MAKE_LIST: {
-            WANT(a_type && kind(p, a) == PT_LIST, "list type");
-            int n = in->b;
-            NEED(n);
-            for (int i = 0; i < n; i++)
-                WANT(compat(p, p->types[a].elem, st.t[st.n - n + i], 0), "element types");
-            st.n -= n;
-            PUSH(a);
-            break;
-        }
-        case EOP_INDEX:
-            NEED(2);
-            WANT(a_type && kind(p, a) == PT_LIST, "list type");
-            WANT(compat(p, a, st.t[st.n - 2], 0) && is_word(p, TOPT), "list and int");
-            st.n -= 2;
-            PUSH(p->types[a].elem);
-            break;
-        case EOP_SHQUOTE_L:
-            NEED(1);
-            WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
-            WANT(compat(p, a, TOPT, 0), "list operand");
-            TOPT = p->types[a].elem;
-            break;
-        case EOP_LEN_L:
-            NEED(1);
-            WANT(a_type && kind(p, a) == PT_LIST && compat(p, a, TOPT, 0), "list operand");
-            TOPT = EXPR_TY_WORD;
-            break;
-        case EOP_JOIN_L:
-            NEED(2);
-            WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
-            WANT(compat(p, a, st.t[st.n - 2], 0) && is_s(p, TOPT), "list and separator");
-            st.n -= 2;
-            PUSH(p->types[a].elem);
-            break;
-        case EOP_CONCAT:
-        case EOP_JOIN_P:
-        case EOP_REPLACE:
-        case EOP_INTERP: {
-            int n = in->op == EOP_REPLACE ? 3 : in->op == EOP_INTERP ? (int)in->b : 2;
-            WANT(n >= 1, "at least one part");
-            NEED(n);
-            WANT(is_s(p, a), "operand a must be a string type");
-            for (int i = 1; i <= n; i++) WANT(is_s(p, st.t[st.n - i]), "string operands");
-            st.n -= n;
-            PUSH(a);
-            break;
-        }
-        case EOP_TOSTR_I:
-        case EOP_TOSTR_B:
-        case EOP_TOSTR_F:
-            NEED(1);
-            WANT(is_s(p, a), "operand a must be a string type");
-            WANT(in->op == EOP_TOSTR_F ? is_flt(p, TOPT) : is_word(p, TOPT), "scalar operand");
-            TOPT = a;
-            break;
-        case EOP_SHQUOTE: case EOP_BASENAME: case EOP_DIRNAME: case EOP_STEM: case EOP_EXT:
-        case EOP_UPPER: case EOP_LOWER: case EOP_LEN_S: case EOP_INT_S: case EOP_FLOAT_S:
-            NEED(1);
-            WANT(is_s(p, a) && is_s(p, TOPT), "string operand");
-            TOPT = in->op == EOP_LEN_S || in->op == EOP_INT_S ? EXPR_TY_WORD
-                   : in->op == EOP_FLOAT_S                    ? EXPR_TY_FLOAT
-                                                              : a;
-            break;
-        case EOP_INT_F:
-            NEED(1);
-            WANT(is_flt(p, TOPT), "float operand");
-            TOPT = EXPR_TY_WORD;
-            break;
-        default:
-            return bad(m, pc, "opcode %u", in->op);
+            case EOP_IMM:
+                PUSH(EXPR_TY_WORD);
+                break;
+            case EOP_CONST_I:
+            case EOP_CONST_F:
+            case EOP_CONST_S:
+            case EOP_CONST_V: {
+                WANT(a_val, "no such constant");
+                uint32_t t = p->values[a].type;
+                if (in->op == EOP_CONST_I) WANT(is_word(p, t), "not an int constant");
+                if (in->op == EOP_CONST_F) WANT(is_flt(p, t), "not a float constant");
+                if (in->op == EOP_CONST_S) WANT(is_s(p, t), "not a string constant");
+                if (in->op == EOP_CONST_V)
+                    WANT(kind(p, t) == PT_LIST || kind(p, t) == PT_RECORD, "not a list/record");
+                PUSH(t);
+                break;
+            }
+            case EOP_PARAM:
+            case EOP_PARAM_REF: {
+                WANT(a < l->nparams, "no such parameter");
+                uint32_t t = ptypes[a];
+                bool scalar = is_word(p, t) || is_flt(p, t);
+                WANT(in->op == EOP_PARAM ? scalar : !scalar && t < p->n_types, "wrong variant");
+                PUSH(t);
+                break;
+            }
+            case EOP_ADD_I:
+            case EOP_SUB_I:
+            case EOP_MUL_I:
+            case EOP_DIV_I:
+            case EOP_MOD_I:
+            case EOP_EQ_I:
+            case EOP_NE_I:
+            case EOP_LT_I:
+            case EOP_LE_I:
+            case EOP_GT_I:
+            case EOP_GE_I:
+                NEED(2);
+                WANT(is_word(p, st.t[st.n - 1]) && is_word(p, st.t[st.n - 2]), "int operands");
+                st.n -= 2;
+                PUSH(EXPR_TY_WORD);
+                break;
+            case EOP_ADD_F:
+            case EOP_SUB_F:
+            case EOP_MUL_F:
+            case EOP_DIV_F:
+            case EOP_MOD_F:
+            case EOP_EQ_F:
+            case EOP_NE_F:
+            case EOP_LT_F:
+            case EOP_LE_F:
+            case EOP_GT_F:
+            case EOP_GE_F: {
+                NEED(2);
+                WANT(is_flt(p, st.t[st.n - 1]) && is_flt(p, st.t[st.n - 2]), "float operands");
+                bool cmp = in->op >= EOP_EQ_F;
+                st.n -= 2;
+                PUSH(cmp ? EXPR_TY_WORD : EXPR_TY_FLOAT);
+                break;
+            }
+            case EOP_NEG_I:
+            case EOP_NOT:
+                NEED(1);
+                WANT(is_word(p, TOPT), "int operand");
+                TOPT = EXPR_TY_WORD;
+                break;
+            case EOP_NEG_F:
+                NEED(1);
+                WANT(is_flt(p, TOPT), "float operand");
+                break;
+            case EOP_I2F:
+                WANT(in->a >= 0 && in->a < st.n, "slot out of range");
+                WANT(is_word(p, st.t[st.n - 1 - in->a]), "int operand");
+                st.t[st.n - 1 - in->a] = EXPR_TY_FLOAT;
+                break;
+            case EOP_EQ_S:
+            case EOP_NE_S:
+            case EOP_LT_S:
+            case EOP_LE_S:
+            case EOP_GT_S:
+            case EOP_GE_S:
+            case EOP_CONTAINS:
+            case EOP_STARTS_WITH:
+            case EOP_ENDS_WITH:
+                NEED(2);
+                WANT(is_s(p, a), "operand a must be a string type");
+                WANT(is_s(p, st.t[st.n - 1]) && is_s(p, st.t[st.n - 2]), "string operands");
+                st.n -= 2;
+                PUSH(EXPR_TY_WORD);
+                break;
+            case EOP_EQ_V:
+            case EOP_NE_V:
+                NEED(2);
+                WANT(a_type && (kind(p, a) == PT_LIST || kind(p, a) == PT_RECORD), "type a");
+                WANT(compat(p, a, st.t[st.n - 1], 0) && compat(p, a, st.t[st.n - 2], 0),
+                     "operands of type a");
+                st.n -= 2;
+                PUSH(EXPR_TY_WORD);
+                break;
+            case EOP_JUMP:
+                if (record(m, pc, a, &st)) return -1;
+                live = false;
+                break;
+            case EOP_JUMP_IF_FALSE:
+            case EOP_JUMP_IF_TRUE:
+                NEED(1);
+                WANT(is_word(p, TOPT), "bool operand");
+                st.n--;
+                if (record(m, pc, a, &st)) return -1;
+                break;
+            case EOP_RET:
+                WANT(st.n == 1, "the stack must hold exactly the result");
+                WANT(compat(p, l->ret, st.t[0], 0), "result of the lambda's type");
+                st.n = 0;
+                live = false;
+                break;
+            case EOP_FIELD:
+                NEED(1);
+                WANT(a_type && kind(p, a) == PT_RECORD && in->b < p->types[a].n, "record field");
+                WANT(compat(p, a, TOPT, 0), "record operand");
+                TOPT = p->fields[p->types[a].first + in->b].type;
+                break;
+            case EOP_MAKE_RECORD: {
+                WANT(a_type && kind(p, a) == PT_RECORD, "record type");
+                int n = (int)p->types[a].n;
+                NEED(n);
+                for (int i = 0; i < n; i++)
+                    WANT(compat(p, p->fields[p->types[a].first + i].type, st.t[st.n - n + i], 0),
+                         "field types");
+                st.n -= n;
+                PUSH(a);
+                break;
+            }
+            case EOP_MAKE_LIST: {
+                WANT(a_type && kind(p, a) == PT_LIST, "list type");
+                int n = in->b;
+                NEED(n);
+                for (int i = 0; i < n; i++)
+                    WANT(compat(p, p->types[a].elem, st.t[st.n - n + i], 0), "element types");
+                st.n -= n;
+                PUSH(a);
+                break;
+            }
+            case EOP_INDEX:
+                NEED(2);
+                WANT(a_type && kind(p, a) == PT_LIST, "list type");
+                WANT(compat(p, a, st.t[st.n - 2], 0) && is_word(p, TOPT), "list and int");
+                st.n -= 2;
+                PUSH(p->types[a].elem);
+                break;
+            case EOP_SHQUOTE_L:
+                NEED(1);
+                WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
+                WANT(compat(p, a, TOPT, 0), "list operand");
+                TOPT = p->types[a].elem;
+                break;
+            case EOP_LEN_L:
+                NEED(1);
+                WANT(a_type && kind(p, a) == PT_LIST && compat(p, a, TOPT, 0), "list operand");
+                TOPT = EXPR_TY_WORD;
+                break;
+            case EOP_JOIN_L:
+                NEED(2);
+                WANT(a_type && kind(p, a) == PT_LIST && is_s(p, p->types[a].elem), "list type");
+                WANT(compat(p, a, st.t[st.n - 2], 0) && is_s(p, TOPT), "list and separator");
+                st.n -= 2;
+                PUSH(p->types[a].elem);
+                break;
+            case EOP_CONCAT:
+            case EOP_JOIN_P:
+            case EOP_REPLACE:
+            case EOP_INTERP: {
+                int n = in->op == EOP_REPLACE ? 3 : in->op == EOP_INTERP ? (int)in->b : 2;
+                WANT(n >= 1, "at least one part");
+                NEED(n);
+                WANT(is_s(p, a), "operand a must be a string type");
+                for (int i = 1; i <= n; i++)
+                    WANT(is_s(p, st.t[st.n - i]), "string operands");
+                st.n -= n;
+                PUSH(a);
+                break;
+            }
+            case EOP_TOSTR_I:
+            case EOP_TOSTR_B:
+            case EOP_TOSTR_F:
+                NEED(1);
+                WANT(is_s(p, a), "operand a must be a string type");
+                WANT(in->op == EOP_TOSTR_F ? is_flt(p, TOPT) : is_word(p, TOPT), "scalar operand");
+                TOPT = a;
+                break;
+            case EOP_SHQUOTE:
+            case EOP_BASENAME:
+            case EOP_DIRNAME:
+            case EOP_STEM:
+            case EOP_EXT:
+            case EOP_UPPER:
+            case EOP_LOWER:
+            case EOP_LEN_S:
+            case EOP_INT_S:
+            case EOP_FLOAT_S:
+                NEED(1);
+                WANT(is_s(p, a) && is_s(p, TOPT), "string operand");
+                TOPT = in->op == EOP_LEN_S || in->op == EOP_INT_S ? EXPR_TY_WORD
+                       : in->op == EOP_FLOAT_S                    ? EXPR_TY_FLOAT
+                                                                  : a;
+                break;
+            case EOP_INT_F:
+                NEED(1);
+                WANT(is_flt(p, TOPT), "float operand");
+                TOPT = EXPR_TY_WORD;
+                break;
+            default:
+                return bad(m, pc, "opcode %u", in->op);
         }
     }
     if (live) return bad(m, l->ncode, "the code does not end in RET");
@@ -384,7 +417,8 @@ static int start(const flow_plan *p, uint32_t lam, vm *m, char *err, size_t errl
     if (l->ret >= p->n_types) return bad(m, 0, "result type");
     m->at = malloc((size_t)l->ncode * sizeof *m->at);
     if (!m->at) return bad(m, 0, "out of memory");
-    for (uint32_t i = 0; i < l->ncode; i++) m->at[i] = PLAN_NONE;
+    for (uint32_t i = 0; i < l->ncode; i++)
+        m->at[i] = PLAN_NONE;
     return 0;
 }
 

@@ -295,6 +295,39 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
 
 /* ---- tasks ---- */
 
+/* What call.c relies on in a combine: halves, binds and stitch in range. The plan
+ * reader checks indexes; this checks that they fit together. */
+static int check_combine(const flow_plan *p, const plan_task *t, const char *tname, char *err,
+                         size_t errlen) {
+    const char *why = NULL;
+    if (t->first >= p->n_tasks || t->second >= p->n_tasks) {
+        why = "its halves are not tasks";
+    } else {
+        const plan_task *first = &p->tasks[t->first], *second = &p->tasks[t->second];
+        uint32_t rec_n = 0;
+        if (t->stitch != PLAN_NONE) {
+            const plan_lambda *l = t->stitch < p->n_lambdas ? &p->lambdas[t->stitch] : NULL;
+            if (!l || l->nparams != 1 || p->types[l->ret].kind != PT_RECORD)
+                why = "its stitch is not a lambda from the first result to a record";
+            else
+                rec_n = p->types[l->ret].n;
+        }
+        if (first->nparams > t->nparams) why = "it has fewer parameters than its first half";
+        if ((uint64_t)t->first_bind + second->nparams > p->n_binds) why = "its binds are missing";
+        for (uint32_t j = 0; !why && j < second->nparams; j++) {
+            const plan_bind *b = &p->binds[t->first_bind + j];
+            if (b->kind == PB_RESULT   ? p->types[first->ret].kind == PT_VOID
+                : b->kind == PB_STITCH ? b->index >= rec_n
+                : b->kind == PB_PARAM  ? b->index >= t->nparams
+                                       : 1)
+                why = "a bind of its second half is out of range";
+        }
+    }
+    if (!why) return 0;
+    set_err(err, errlen, "task %s: bad combine in the plan: %s", tname, why);
+    return -1;
+}
+
 static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
     const flow_plan *p = rt->plan;
     const plan_task *t = &p->tasks[ti];
@@ -305,14 +338,22 @@ static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
                 RT_MAX_PARAMS);
         return -1;
     }
-    if (t->kind == TK_COMBINE) {
-        if (t->first >= p->n_tasks || t->second >= p->n_tasks) {
-            set_err(err, errlen, "task %s: bad combine halves", tname);
+    if (t->kind == TK_COMBINE) return check_combine(p, t, tname, err, errlen);
+    if (t->kind == TK_SH) {
+        const plan_lambda *l = t->cmd < p->n_lambdas ? &p->lambdas[t->cmd] : NULL;
+        if (!l || l->nparams != t->nparams + 1 ||
+            p->types[p->typelist[l->first_ptype + t->nparams]].kind != PT_STR ||
+            p->types[l->ret].kind != PT_STR) {
+            set_err(err, errlen, "task %s: the plan's command is not a (params..., out) -> str",
+                    tname);
             return -1;
         }
         return 0;
     }
-    if (t->kind != TK_C) return 0;
+    if (t->kind != TK_C) {
+        set_err(err, errlen, "task %s: unknown task kind %u", tname, t->kind);
+        return -1;
+    }
     if (t->lib >= p->n_libs) {
         set_err(err, errlen, "task %s: no library", tname);
         return -1;

@@ -74,6 +74,7 @@ typedef struct rt_ictx {
     char *own_scratch_dir; /* temporary scratch dir made for a job without one (removed) */
     uint32_t out_seq;      /* counter for fresh output names */
     rt_given *given;       /* output paths handed out so far (arena memory) */
+    long peak_rss_kb;      /* largest peak memory of a command it ran (sh), or 0 */
     struct rt_ictx *prev;  /* the context this one interrupted (nested calls) */
 } rt_ictx;
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -106,6 +107,7 @@ static const char *tail_of(const char *s, size_t *n) {
 typedef struct sh_run {
     pid_t pid;     /* the shell (also its process group) */
     int status;    /* waitpid status */
+    long rss_kb;   /* the command's peak resident memory (wait4), or 0 */
     int timed_out; /* killed for the timeout */
     sh_buf out;    /* stdout */
     sh_buf err;    /* stderr (the tail) */
@@ -185,10 +187,14 @@ static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why
     /* the pipes are closed; the shell may still be running */
     for (;;) {
         if (r->timed_out) kill(-r->pid, SIGKILL);
-        pid_t w = waitpid(r->pid, &r->status, r->timed_out || !deadline ? 0 : WNOHANG);
-        if (w == r->pid) break;
+        struct rusage ru;
+        pid_t w = wait4(r->pid, &r->status, r->timed_out || !deadline ? 0 : WNOHANG, &ru);
+        if (w == r->pid) {
+            r->rss_kb = ru.ru_maxrss;
+            break;
+        }
         if (w < 0 && errno != EINTR) {
-            snprintf(why, whylen, "waitpid: %s", strerror(errno));
+            snprintf(why, whylen, "wait4: %s", strerror(errno));
             return -1;
         }
         if (w == 0) {
@@ -271,6 +277,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     int64_t timeout = c->job && c->job->timeout_ms > 0 ? c->job->timeout_ms : t->timeout_ms;
     rc = run_command(fv_as_str(cmdv)->data, timeout, &r, why, sizeof why);
     fv_decref(p, p->lambdas[t->cmd].ret, cmdv);
+    if (r.rss_kb > c->peak_rss_kb) c->peak_rss_kb = r.rss_kb;
     int result_is_stdout = rkind == PT_STR || rkind == PT_INT || rkind == PT_FLOAT;
     if (!result_is_stdout && r.out.len) rt_ictx_log(c, r.out.d, r.out.len);
     if (r.err.len) rt_ictx_log(c, r.err.d, r.err.len);

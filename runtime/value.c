@@ -70,10 +70,6 @@ bool fv_is_heap(const flow_plan *p, uint32_t type) {
     return k < 32 && (HEAP_KINDS >> k & 1u);
 }
 
-static inline bool is_text(uint32_t kind) {
-    return kind == PT_STR || kind == PT_PATH || kind == PT_DIR || kind == PT_DATE;
-}
-
 /* ---- constructors ---- */
 
 static void obj_init(fv_obj *o, uint32_t type) {
@@ -453,7 +449,8 @@ static const char *snippet(const char *s, const char *e, char *buf, size_t n) {
     size_t len = (size_t)(e - s);
     if (len > 40) len = 40;
     if (len >= n) len = n - 1;
-    memcpy(buf, s, len);
+    for (size_t i = 0; i < len; i++) /* one line, printable */
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     buf[len] = 0;
     return buf;
 }
@@ -793,8 +790,9 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
             while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name))
                 f++;
             if (f == t->n || seen[f]) {
+                char shown[48];
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
-                     name);
+                     snippet(name, name + nlen, shown, sizeof shown));
                 free(name);
                 goto fail;
             }

@@ -109,6 +109,10 @@ flow_list inc_nested(flow_list l) {
 flow_list bad_list(void) {
     return (flow_list){3, NULL};
 }
+flow_list wild_list(void) { /* a garbage length, as from an uninitialised flow_list */
+    static int64_t one = 1;
+    return (flow_list){INT64_C(1) << 50, &one};
+}
 
 /* ---- records ---- */
 typedef struct Hit {

@@ -304,6 +304,7 @@ static void test_lists_and_records(void **state) {
     uint32_t rbl = ctask(t, "rev_bytes_list", t->t_lbytes, 1, t->t_lbytes);
     uint32_t inn = ctask(t, "inc_nested", t->t_llint, 1, t->t_llint);
     uint32_t bad = ctask(t, "bad_list", t->t_lint, 0);
+    uint32_t wild = ctask(t, "wild_list", t->t_lstr, 0);
     uint32_t mh = ctask(t, "make_hit", t->t_hit, 2, t->t_str, t->t_int);
     uint32_t hn = ctask(t, "hit_n", t->t_int, 1, t->t_hit);
     uint32_t bm = ctask(t, "bump_mixed", t->t_mixed, 1, t->t_mixed);
@@ -356,7 +357,8 @@ static void test_lists_and_records(void **state) {
     expect(rt, rbl, &lby, "[\"cmFib29m\",\"\"]");
     flow_val lli = parse(t, t->t_llint, "[[1, 2], [], [3]]");
     expect(rt, inn, &lli, "[[2,3],[],[4]]");
-    call_fails(rt, bad, NULL, "task returned a list with NULL items");
+    call_fails(rt, bad, NULL, "task returned a list with NULL items (length 3)");
+    call_fails(rt, wild, NULL, "task returned a list with an impossible length");
 
     flow_val s = fv_str_cstr(t->p, t->t_str, "a.txt");
     expect(rt, mh, (flow_val[]){s, {.i = 4}}, "{\"file\":\"a.txt\",\"n\":4}");
@@ -524,6 +526,20 @@ static void test_link_errors(void **state) {
     assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
     assert_non_null(strstr(err, "task add_int: library rt (libnothere.so): not found"));
     done(t);
+    /* plans whose parts do not fit together are refused before anything runs */
+    t = mk();
+    uint32_t a1 = ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
+    combine(t, a1, a1, PLAN_NONE, 1, &t->t_int, (plan_bind[]){{PB_RESULT, 0}, {PB_PARAM, 5}});
+    assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
+    assert_string_equal(err, "task combine(add_int,add_int): bad combine in the plan: a bind of "
+                             "its second half is out of range");
+    done(t);
+    t = mk();
+    uint32_t sh = shtask(t, "echo", t->t_str, 1, "echo {0}");
+    t->p->lambdas[t->p->tasks[sh].cmd].nparams = 1; /* no {out} parameter */
+    assert_null(rt_open(t->p, t->plan_path, 0, err, sizeof err));
+    assert_non_null(strstr(err, "task echo: the plan's command is not"));
+    done(t);
     /* a missing library no task uses: a warning only */
     t = mk();
     ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
@@ -666,6 +682,7 @@ static void test_sh(void **state) {
 
     call_ok(rt, vd, NULL, &res);
     assert_string_equal(res.log, "to the log\nerr\n");
+    assert_true(res.peak_rss_kb > 0); /* the shell's, from wait4 */
     rt_result_clear(t->p, vd, &res);
 
     job = (rt_job){.id = 4, .task = bad, .map_index = -1};
@@ -761,6 +778,7 @@ static void pump(rt_executor *ex, const flow_plan *p, uint32_t k, int n, int bat
             assert_true(out[i].id < (uint64_t)n && !seen[out[i].id]);
             seen[out[i].id] = 1;
             assert_int_equal(out[i].value.i, (int64_t)out[i].id + 1);
+            assert_true(out[i].peak_rss_kb > 0);
             rt_result_clear(p, k, &out[i]);
         }
         got += r;
@@ -803,6 +821,35 @@ static void test_inline_executor(void **state) {
     done(t);
 }
 
+/* A slow job on a worker thread: wait honours its timeout, then delivers. */
+static void test_inline_wait_timeout(void **state) {
+    (void)state;
+    T *t = mk();
+    uint32_t slow = shtask(t, "slow", t->t_str, 0, "sleep 0.3; echo done");
+    rt_runtime *rt = open_ok(t);
+    rt_executor *ex = rt_executor_inline(rt, 2);
+    rt_job j = {.id = 42, .task = slow, .map_index = -1};
+    rt_result r;
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    /* the worker thread has taken it, or this wait runs it itself: either way */
+    int n = ex->ops->wait(ex, &r, 1, 50);
+    if (n == 0) {
+        /* 0 results: it returned at the timeout, not when the job ended */
+        n = ex->ops->wait(ex, &r, 1, -1);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(r.id, 42);
+    assert_true(r.ok);
+    assert_string_equal(fv_as_str(r.value)->data, "done");
+    rt_result_clear(t->p, slow, &r);
+    /* destroy while a job runs: it finishes its call, nothing leaks */
+    assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+    ex->ops->destroy(ex);
+    rt_close(rt);
+    done(t);
+}
+
 /* Figures, not assertions: the machine is shared. */
 static void test_benchmark(void **state) {
     (void)state;
@@ -841,6 +888,7 @@ int main(void) {
         cmocka_unit_test(test_sh),
         cmocka_unit_test(test_stitch),
         cmocka_unit_test(test_inline_executor),
+        cmocka_unit_test(test_inline_wait_timeout),
         cmocka_unit_test(test_benchmark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

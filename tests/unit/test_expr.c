@@ -24,15 +24,15 @@
 #include "types.h"
 
 typedef struct tx {
-    flow_plan *p;      /* the plan lambdas go to */
-    ast_arena *ar;     /* parse trees */
-    char *src;         /* the last program text */
-    char *errs;        /* diagnostics of the last compile (memstream) */
-    size_t nerrs;      /* their length */
+    flow_plan *p;  /* the plan lambdas go to */
+    ast_arena *ar; /* parse trees */
+    char *src;     /* the last program text */
+    char *errs;    /* diagnostics of the last compile (memstream) */
+    size_t nerrs;  /* their length */
     uint32_t t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* basic types */
-    uint32_t t_lint, t_lstr, t_lpath, t_llint; /* lists */
-    uint32_t t_row;    /* Row = {file: path, n: int} */
-    uint32_t t_pair;   /* {a: int, b: str} */
+    uint32_t t_lint, t_lstr, t_lpath, t_llint;                            /* lists */
+    uint32_t t_row;  /* Row = {file: path, n: int} */
+    uint32_t t_pair; /* {a: int, b: str} */
 } tx;
 
 static tx *tx_new(void) {
@@ -53,7 +53,8 @@ static tx *tx_new(void) {
     t->t_lstr = plan_type_list(p, t->t_str);
     t->t_lpath = plan_type_list(p, t->t_path);
     t->t_llint = plan_type_list(p, t->t_lint);
-    plan_field rf[] = {{plan_intern_str(p, "file"), t->t_path}, {plan_intern_str(p, "n"), t->t_int}};
+    plan_field rf[] = {{plan_intern_str(p, "file"), t->t_path},
+                       {plan_intern_str(p, "n"), t->t_int}};
     t->t_row = plan_type_record(p, plan_intern_str(p, "Row"), rf, 2);
     plan_field pf[] = {{plan_intern_str(p, "a"), t->t_int}, {plan_intern_str(p, "b"), t->t_str}};
     t->t_pair = plan_type_record(p, PLAN_NONE, pf, 2);
@@ -198,13 +199,15 @@ static bool ev_sb(tx *t, const char *src, const char *x) {
 
 static flow_val list_int(tx *t, int n, const int64_t *xs) {
     flow_val v = fv_list_new(t->p, t->t_lint, n);
-    for (int i = 0; i < n; i++) fv_as_list(v)->items[i].i = xs[i];
+    for (int i = 0; i < n; i++)
+        fv_as_list(v)->items[i].i = xs[i];
     return v;
 }
 
 static flow_val list_str(tx *t, int n, const char *const *xs) {
     flow_val v = fv_list_new(t->p, t->t_lstr, n);
-    for (int i = 0; i < n; i++) fv_as_list(v)->items[i] = fv_str_cstr(t->p, t->t_str, xs[i]);
+    for (int i = 0; i < n; i++)
+        fv_as_list(v)->items[i] = fv_str_cstr(t->p, t->t_str, xs[i]);
     return v;
 }
 
@@ -223,8 +226,8 @@ static void test_int_arith(void **state) {
     assert_int_equal(ev_i(t, "x => x * 3 + 1", 5), 16);
     assert_int_equal(ev_i(t, "x => x - 10", 3), -7);
     assert_int_equal(ev_i(t, "x => x / 2", 7), 3);
-    assert_int_equal(ev_i(t, "x => x / 2", -7), -3);  /* truncates */
-    assert_int_equal(ev_i(t, "x => x % 3", -7), -1);  /* sign of the dividend */
+    assert_int_equal(ev_i(t, "x => x / 2", -7), -3); /* truncates */
+    assert_int_equal(ev_i(t, "x => x % 3", -7), -1); /* sign of the dividend */
     assert_int_equal(ev_i(t, "x => x % 3", 7), 1);
     assert_int_equal(ev_i(t, "x => -x", 4), -4);
     assert_int_equal(ev_i(t, "x => -(x + 1) * 2", 4), -10);
@@ -306,8 +309,7 @@ static void test_strings(void **state) {
     assert_string_equal(ev_s(t, "x => \"\"", t->t_str, "!"), "");
     assert_string_equal(ev_s(t, "x => \"{x}\"", t->t_str, "same"), "same");
     assert_string_equal(ev_s(t, "x => upper(x) + lower(\"ABC\")", t->t_str, "aé"), "Aéabc");
-    assert_string_equal(ev_s(t, "x => replace(x, \"a\", \"xy\")", t->t_str, "banana"),
-                        "bxynxynxy");
+    assert_string_equal(ev_s(t, "x => replace(x, \"a\", \"xy\")", t->t_str, "banana"), "bxynxynxy");
     assert_string_equal(ev_s(t, "x => replace(x, \"\", \"-\")", t->t_str, "ab"), "ab");
     assert_string_equal(ev_s(t, "x => replace(x, \"aa\", \"b\")", t->t_str, "aaa"), "ba");
     assert_true(ev_sb(t, "s => contains(s, \"nan\")", "banana"));
@@ -325,7 +327,8 @@ static void test_strings(void **state) {
     fv_decref(t->p, t->t_str, r);
     /* a long interpolation is folded in chunks */
     char src[2048] = "x => \"";
-    for (int i = 0; i < 80; i++) strcat(src, "{x}.");
+    for (int i = 0; i < 80; i++)
+        strcat(src, "{x}.");
     strcat(src, "\"");
     const char *s = ev_s(t, src, t->t_str, "ab");
     assert_int_equal(strlen(s), 80 * 3);
@@ -338,11 +341,22 @@ static void test_float_text(void **state) {
     static const struct {
         double f;
         const char *s;
-    } cases[] = {{0.1, "0.1"},     {1.0, "1.0"},       {-0.0, "-0.0"},      {1e16, "1e+16"},
-                 {123.0, "123.0"}, {0.3, "0.3"},       {1.0 / 3, "0.3333333333333333"},
-                 {2.5e-7, "2.5e-07"}, {1e300 * 1e300, "inf"}, {100.0, "100.0"},
-                 {1e15, "1000000000000000.0"}, {0.0001, "0.0001"}, {1.5e300, "1.5e+300"},
-                 {-1234.5678, "-1234.5678"}, {5e-324, "5e-324"}, {0.1 + 0.2, "0.30000000000000004"}};
+    } cases[] = {{0.1, "0.1"},
+                 {1.0, "1.0"},
+                 {-0.0, "-0.0"},
+                 {1e16, "1e+16"},
+                 {123.0, "123.0"},
+                 {0.3, "0.3"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {2.5e-7, "2.5e-07"},
+                 {1e300 * 1e300, "inf"},
+                 {100.0, "100.0"},
+                 {1e15, "1000000000000000.0"},
+                 {0.0001, "0.0001"},
+                 {1.5e300, "1.5e+300"},
+                 {-1234.5678, "-1234.5678"},
+                 {5e-324, "5e-324"},
+                 {0.1 + 0.2, "0.30000000000000004"}};
     uint32_t li = lam(t, "f => str(f)", &t->t_float, 1, t->t_str);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         flow_val a = {.f = cases[i].f};
@@ -562,8 +576,7 @@ static void test_type_errors(void **state) {
             "t.flow:3:9: error: the condition of 'if' must be a bool, not int");
     bad_lam(t, "x => if x > 1 then 1 else \"a\"", &I, 1, PLAN_NONE,
             "t.flow:3:27: error: the branches of 'if' have different types: int and str");
-    bad_lam(t, "r => r.nn", &t->t_row, 1, PLAN_NONE,
-            "t.flow:3:8: error: Row has no field 'nn'");
+    bad_lam(t, "r => r.nn", &t->t_row, 1, PLAN_NONE, "t.flow:3:8: error: Row has no field 'nn'");
     bad_lam(t, "r => r.nn", &t->t_row, 1, PLAN_NONE, "hint: did you mean 'n'?");
     bad_lam(t, "x => x.f", &I, 1, PLAN_NONE, "a value of type int has no field 'f'");
     bad_lam(t, "x => x[0]", &I, 1, PLAN_NONE, "only lists can be indexed, not int");
@@ -576,6 +589,11 @@ static void test_type_errors(void **state) {
             "cannot turn a value of type [int] into a string");
     bad_lam(t, "x => x + 1", &I, 1, S,
             "t.flow:3:6: error: this lambda gives int, but str is needed here");
+    bad_lam(t, "x => \"a\\u{0}b\"", &I, 1, PLAN_NONE,
+            "a string in an expression cannot hold a NUL character");
+    /* a literal zero divisor compiles, with a warning */
+    assert_int_not_equal(lam(t, "x => if x > 0 then x / 0 else 1", &I, 1, PLAN_NONE), PLAN_NONE);
+    assert_non_null(strstr(t->errs, "t.flow:3:24: warning: division by zero: this fails"));
     tx_free(t);
 }
 
@@ -622,9 +640,11 @@ static void test_limits(void **state) {
     tx *t = tx_new();
     /* nesting deeper than EXPR_MAX_DEPTH */
     char src[1024] = "x => ";
-    for (int i = 0; i < EXPR_MAX_DEPTH + 5; i++) strcat(src, "(");
+    for (int i = 0; i < EXPR_MAX_DEPTH + 5; i++)
+        strcat(src, "(");
     strcat(src, "x");
-    for (int i = 0; i < EXPR_MAX_DEPTH + 5; i++) strcat(src, "+1)");
+    for (int i = 0; i < EXPR_MAX_DEPTH + 5; i++)
+        strcat(src, "+1)");
     uint32_t li = lam(t, src, &t->t_int, 1, PLAN_NONE);
     assert_int_equal(li, PLAN_NONE);
     assert_non_null(strstr(t->errs, "expression nested too deeply (more than 64 levels)"));
@@ -644,7 +664,8 @@ static uint32_t sh_cmd(tx *t, const char *decl, const uint32_t *ptypes, bool has
     const flow_node *task = parse_find(t, decl, AST_TASK, &d, &f);
     const char *names[8];
     int n = task->list.len;
-    for (int i = 0; i < n; i++) names[i] = task->list.items[i]->name;
+    for (int i = 0; i < n; i++)
+        names[i] = task->list.items[i]->name;
     expr_ctx cx = {t->p, &d};
     uint32_t li = expr_lower_sh(&cx, task->b->a, names, ptypes, n, has_out);
     fclose(f);
@@ -659,18 +680,22 @@ static void test_sh(void **state) {
     (void)state;
     tx *t = tx_new();
     uint32_t pt[] = {t->t_str, t->t_int, t->t_path};
-    uint32_t li = sh_cmd(t, "task g(a: str, n: int, f: path) -> path = sh \"grep -c {a} {f} "
-                            "| head -n {n} > {out}\"\n", pt, true);
+    uint32_t li = sh_cmd(t,
+                         "task g(a: str, n: int, f: path) -> path = sh \"grep -c {a} {f} "
+                         "| head -n {n} > {out}\"\n",
+                         pt, true);
     assert_int_not_equal(li, PLAN_NONE);
     assert_int_equal(t->p->lambdas[li].nparams, 4);
-    flow_val args[4] = {fv_str_cstr(t->p, t->t_str, "a b; rm -rf /"), {.i = 3},
+    flow_val args[4] = {fv_str_cstr(t->p, t->t_str, "a b; rm -rf /"),
+                        {.i = 3},
                         fv_str_cstr(t->p, t->t_path, "it's.txt"),
                         fv_str_cstr(t->p, t->t_str, "/tmp/o")};
     flow_val r = run(t, li, args);
     assert_string_equal(fv_as_str(r)->data,
                         "grep -c 'a b; rm -rf /' 'it'\\''s.txt' | head -n '3' > '/tmp/o'");
     fv_decref(t->p, t->t_str, r);
-    for (int i = 0; i < 4; i++) fv_decref(t->p, i == 1 ? t->t_int : t->t_str, args[i]);
+    for (int i = 0; i < 4; i++)
+        fv_decref(t->p, i == 1 ? t->t_int : t->t_str, args[i]);
     /* no `out` for a task returning str */
     li = sh_cmd(t, "task g(a: str) -> str = sh \"echo {a} > {out}\"\n", pt, false);
     assert_int_equal(li, PLAN_NONE);
@@ -717,8 +742,7 @@ static void test_verify(void **state) {
     (void)state;
     tx *t = tx_new();
     char why[256];
-    uint32_t li = lam(t, "x => if x > 1 and x < 5 then x * 2 else 0 - x", &t->t_int, 1,
-                      t->t_int);
+    uint32_t li = lam(t, "x => if x > 1 and x < 5 then x * 2 else 0 - x", &t->t_int, 1, t->t_int);
     const plan_lambda *l = &t->p->lambdas[li];
     plan_instr *code = t->p->code + l->first_code;
     assert_int_equal(expr_verify(t->p, li, why, sizeof why), 0);
@@ -774,16 +798,22 @@ static void test_verify_mutations(void **state) {
             plan_instr save = code[at];
             seed = seed * 1103515245u + 12345u;
             switch ((seed >> 8) % 3) {
-            case 0: code[at].op = (uint16_t)((seed >> 12) % (EOP__COUNT + 2)); break;
-            case 1: code[at].a = (int32_t)((seed >> 12) % 40) - 4; break;
-            default: code[at].b = (uint16_t)((seed >> 12) % 6); break;
+                case 0:
+                    code[at].op = (uint16_t)((seed >> 12) % (EOP__COUNT + 2));
+                    break;
+                case 1:
+                    code[at].a = (int32_t)((seed >> 12) % 40) - 4;
+                    break;
+                default:
+                    code[at].b = (uint16_t)((seed >> 12) % 6);
+                    break;
             }
             char why[256];
             if (expr_verify(t->p, li, why, sizeof why) == 0) {
                 accepted++;
                 int64_t xs[] = {5};
-                flow_val args[3] = {{.i = 3}, fv_str_cstr(t->p, t->t_str, "abc"),
-                                    list_int(t, 1, xs)};
+                flow_val args[3] = {
+                    {.i = 3}, fv_str_cstr(t->p, t->t_str, "abc"), list_int(t, 1, xs)};
                 flow_val out;
                 expr_error e;
                 if (expr_eval(t->p, li, args, &out, &e) == 0)
@@ -830,14 +860,14 @@ static void test_speed(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_int_arith),      cmocka_unit_test(test_float_arith),
-        cmocka_unit_test(test_compare_logic),  cmocka_unit_test(test_if_types),
-        cmocka_unit_test(test_strings),        cmocka_unit_test(test_float_text),
-        cmocka_unit_test(test_paths),          cmocka_unit_test(test_conversions),
-        cmocka_unit_test(test_records_lists),  cmocka_unit_test(test_runtime_errors),
-        cmocka_unit_test(test_type_errors),    cmocka_unit_test(test_call_errors),
-        cmocka_unit_test(test_limits),         cmocka_unit_test(test_sh),
-        cmocka_unit_test(test_verify),         cmocka_unit_test(test_verify_mutations),
+        cmocka_unit_test(test_int_arith),     cmocka_unit_test(test_float_arith),
+        cmocka_unit_test(test_compare_logic), cmocka_unit_test(test_if_types),
+        cmocka_unit_test(test_strings),       cmocka_unit_test(test_float_text),
+        cmocka_unit_test(test_paths),         cmocka_unit_test(test_conversions),
+        cmocka_unit_test(test_records_lists), cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_type_errors),   cmocka_unit_test(test_call_errors),
+        cmocka_unit_test(test_limits),        cmocka_unit_test(test_sh),
+        cmocka_unit_test(test_verify),        cmocka_unit_test(test_verify_mutations),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,6 +226,9 @@ static void test_parse(void **state) {
     parse_bad(&t, t.t_hit, "{\"n\": 1, \"n\": 1}", "given twice");
     parse_bad(&t, t.t_lstr, "[\"abc]", "unterminated string");
     parse_bad(&t, t.t_bytes, "!!", "expected base64");
+    /* errors stay on one line whatever the input holds */
+    parse_bad(&t, t.t_lint, "[ \x10\n [", "expected an int, got '?? ['");
+    parse_bad(&t, t.t_hit, "{\"a\\nb\": 1}", "no field 'a?b' in this record");
     /* deep nesting is refused, not a stack overflow */
     uint32_t deep = t.t_int;
     for (int i = 0; i < 80; i++)
