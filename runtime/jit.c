@@ -1,0 +1,634 @@
+/*
+ * jit.c — compiling the plan's expression code to native code with LLVM (jit.h).
+ *
+ * DESIGN
+ * Stack to SSA. The code is a typed stack machine whose stack depth before every
+ * instruction is known statically (expr_stack_types, shared with the verifier).
+ * The compiler walks each lambda once, simulating the stack with one LLVM value
+ * per slot (every slot an i64: floats are bitcast, heap values are pointers as
+ * integers). Every jump target, and every instruction after a jump or RET, starts
+ * a basic block whose incoming stack is a row of phi nodes; each branch adds its
+ * current stack as incoming values. LLVM's passes then remove what is not needed.
+ *
+ * Native and helper instructions. Scalar instructions (constants, parameters, int
+ * and float arithmetic, comparisons, conversions, jumps) become inline IR: integer
+ * overflow through llvm.s*.with.overflow, division checks as compares. Every other
+ * instruction (strings, lists, records, built-ins: anything that allocates or
+ * releases) is handed to the interpreter's own expr_step: the live stack is stored
+ * into a stack array in the frame, expr_step runs that one instruction on it, and
+ * the result slot is loaded back. So both engines share one definition of every
+ * non-scalar instruction.
+ *
+ * Error paths. A failing check in native code (overflow, division by zero,
+ * int(nan)) branches to a cold block that stores the stack as it was before the
+ * instruction and runs that instruction through expr_step, which fails the same
+ * way the interpreter does: same message, same loc, and the stack released. The
+ * native function then returns -1.
+ *
+ * Calls into the runtime are constants (the address of expr_step and of the plan
+ * are known at compile time), so the module needs no symbol resolution except
+ * libm's fmod for float '%', found through the process's symbols.
+ *
+ * One module holds every lambda of the plan; it is optimised with the new pass
+ * manager ("default<O2>") and compiled by one LLJIT, kept for the plan's life.
+ */
+#include "jit.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "expr_ops.h"
+
+typedef int (*jit_fn)(const flow_val *args, flow_val *out, expr_error *err);
+
+struct expr_jit {
+    jit_fn *fn;       /* fn[lam]: native code, or NULL (interpreted) */
+    uint32_t n;       /* lambdas */
+    void *lljit;      /* the LLVMOrcLLJITRef that owns the code */
+    jit_stats stats;  /* figures of the compilation */
+};
+
+int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+             expr_error *err) {
+    const struct expr_jit *j = p->jit;
+    if (j) {
+        jit_fn f = lam < j->n ? j->fn[lam] : NULL;
+        if (f) return f(args, out, err);
+    }
+    return expr_eval(p, lam, args, out, err);
+}
+
+#if FLOW_HAVE_LLVM
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+int jit_available(void) {
+    return 1;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The state of compiling one plan (module-wide) and one lambda (per function). */
+typedef struct gen {
+    const flow_plan *p;    /* the plan */
+    LLVMContextRef C;      /* context of the module */
+    LLVMModuleRef M;       /* the module of every lambda */
+    LLVMBuilderRef B;      /* the builder */
+    LLVMTypeRef i1, i32, i64, f64, i8p, i64p, i32p; /* types */
+    LLVMTypeRef fn_ty;     /* i32 (i64* args, i64* out, i8* err) */
+    LLVMTypeRef step_ty;   /* expr_step's type */
+    LLVMValueRef step;     /* expr_step, a constant address */
+    LLVMValueRef plan;     /* the plan, a constant address */
+    LLVMTypeRef ovf_ty;    /* {i64, i1} (i64, i64) */
+    LLVMValueRef ovf[3];   /* llvm.sadd/ssub/smul.with.overflow.i64 */
+    uint32_t helper_ops;   /* instructions handed to expr_step */
+    /* per lambda */
+    uint32_t lam;          /* its index */
+    LLVMValueRef fn;       /* its function */
+    LLVMValueRef args, out, err; /* the function's parameters */
+    LLVMValueRef st, spv;  /* the frame's stack array (i64*) and its depth, for expr_step */
+    int *depth;            /* depth[pc]: stack depth before pc, -1 unreachable */
+    LLVMBasicBlockRef *bb; /* bb[pc]: the block a leader starts, else NULL */
+    LLVMValueRef *phi;     /* phi[pc * EXPR_RT_MAX_STACK + k] for leaders */
+    LLVMValueRef stack[EXPR_RT_MAX_STACK]; /* the simulated stack */
+    int sp;                /* its depth */
+} gen;
+
+static LLVMValueRef ci64(gen *g, int64_t v) {
+    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
+}
+static LLVMValueRef ci32(gen *g, uint32_t v) {
+    return LLVMConstInt(g->i32, v, 0);
+}
+static LLVMValueRef as_f(gen *g, LLVMValueRef v) {
+    return LLVMBuildBitCast(g->B, v, g->f64, "");
+}
+static LLVMValueRef as_i(gen *g, LLVMValueRef v) {
+    return LLVMBuildBitCast(g->B, v, g->i64, "");
+}
+static LLVMValueRef slot_ptr(gen *g, int k) {
+    LLVMValueRef idx = ci64(g, k);
+    return LLVMBuildInBoundsGEP2(g->B, g->i64, g->st, &idx, 1, "");
+}
+
+/* Store the simulated stack into the frame's array and run instruction pc there. */
+static LLVMValueRef call_step(gen *g, uint32_t pc) {
+    for (int k = 0; k < g->sp; k++)
+        LLVMBuildStore(g->B, g->stack[k], slot_ptr(g, k));
+    LLVMBuildStore(g->B, ci32(g, (uint32_t)g->sp), g->spv);
+    LLVMValueRef a[7] = {g->plan, ci32(g, g->lam), ci32(g, pc), g->args, g->st, g->spv, g->err};
+    return LLVMBuildCall2(g->B, g->step_ty, g->step, a, 7, "");
+}
+
+/* Branch to a cold block when `bad`: the instruction is rerun by expr_step, which
+ * reports the error exactly as the interpreter does; then return -1. */
+static void check(gen *g, uint32_t pc, LLVMValueRef bad) {
+    LLVMBasicBlockRef cold = LLVMAppendBasicBlockInContext(g->C, g->fn, "fail");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(g->C, g->fn, "ok");
+    LLVMValueRef br = LLVMBuildCondBr(g->B, bad, cold, ok);
+    (void)br;
+    LLVMPositionBuilderAtEnd(g->B, cold);
+    call_step(g, pc);
+    LLVMBuildRet(g->B, LLVMConstInt(g->i32, (unsigned long long)-1, 1));
+    LLVMPositionBuilderAtEnd(g->B, ok);
+}
+
+/* Add the current stack as the incoming values of leader `to`. */
+static void flow_into(gen *g, uint32_t to) {
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(g->B);
+    for (int k = 0; k < g->sp; k++)
+        LLVMAddIncoming(g->phi[(size_t)to * EXPR_RT_MAX_STACK + (size_t)k], &g->stack[k], &from, 1);
+}
+
+static void helper(gen *g, uint32_t pc) {
+    g->helper_ops++;
+    LLVMValueRef r = call_step(g, pc);
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(g->C, g->fn, "ok");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(g->C, g->fn, "err");
+    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntNE, r, ci32(g, 0), ""), bad, ok);
+    LLVMPositionBuilderAtEnd(g->B, bad);
+    LLVMBuildRet(g->B, LLVMConstInt(g->i32, (unsigned long long)-1, 1));
+    LLVMPositionBuilderAtEnd(g->B, ok);
+    int nd = g->depth[pc + 1];
+    /* every helper instruction pushes one value and touches nothing below its operands */
+    g->sp = nd;
+    g->stack[nd - 1] = LLVMBuildLoad2(g->B, g->i64, slot_ptr(g, nd - 1), "");
+}
+
+#define TOP g->stack[g->sp - 1]
+#define NEXT g->stack[g->sp - 2]
+
+static void bin_ovf(gen *g, uint32_t pc, int which) {
+    LLVMValueRef a[2] = {NEXT, TOP};
+    LLVMValueRef r = LLVMBuildCall2(g->B, g->ovf_ty, g->ovf[which], a, 2, "");
+    check(g, pc, LLVMBuildExtractValue(g->B, r, 1, ""));
+    g->sp--;
+    TOP = LLVMBuildExtractValue(g->B, r, 0, "");
+}
+
+static void cmp_i(gen *g, LLVMIntPredicate pr) {
+    LLVMValueRef c = LLVMBuildICmp(g->B, pr, NEXT, TOP, "");
+    g->sp--;
+    TOP = LLVMBuildZExt(g->B, c, g->i64, "");
+}
+
+static void cmp_f(gen *g, LLVMRealPredicate pr) {
+    LLVMValueRef c = LLVMBuildFCmp(g->B, pr, as_f(g, NEXT), as_f(g, TOP), "");
+    g->sp--;
+    TOP = LLVMBuildZExt(g->B, c, g->i64, "");
+}
+
+static void bin_f(gen *g, LLVMOpcode op) {
+    LLVMValueRef r = LLVMBuildBinOp(g->B, op, as_f(g, NEXT), as_f(g, TOP), "");
+    g->sp--;
+    TOP = as_i(g, r);
+}
+
+/* Compile lambda lam into function "lam<N>". 0, or -1 when it cannot be (it is
+ * then interpreted). */
+static int gen_lambda(gen *g, uint32_t lam) {
+    const flow_plan *p = g->p;
+    const plan_lambda *l = &p->lambdas[lam];
+    const plan_instr *code = p->code + l->first_code;
+    uint32_t n = l->ncode;
+    if (n == 0 || n > JIT_MAX_CODE) return -1;
+    int rc = -1;
+    g->lam = lam;
+    g->depth = malloc((n + 1) * sizeof *g->depth);
+    g->bb = calloc(n + 1, sizeof *g->bb);
+    bool *leader = calloc(n + 1, sizeof *leader);
+    g->phi = NULL;
+    uint32_t *types = malloc(EXPR_RT_MAX_STACK * sizeof *types);
+    if (!g->depth || !g->bb || !leader || !types) goto out;
+    for (uint32_t pc = 0; pc < n; pc++) {
+        int d = 0;
+        g->depth[pc] = expr_stack_types(p, lam, pc, types, &d) == 0 ? d : -1;
+    }
+    g->depth[n] = -1;
+    leader[0] = true;
+    for (uint32_t pc = 0; pc < n; pc++) {
+        switch ((flow_expr_op)code[pc].op) {
+            case EOP_JUMP:
+            case EOP_JUMP_IF_FALSE:
+            case EOP_JUMP_IF_TRUE:
+                if ((uint32_t)code[pc].a >= n) goto out;
+                leader[code[pc].a] = true;
+                leader[pc + 1] = true;
+                break;
+            case EOP_RET:
+                leader[pc + 1] = true;
+                break;
+            default:
+                break;
+        }
+    }
+    g->phi = calloc((size_t)n * EXPR_RT_MAX_STACK, sizeof *g->phi);
+    if (!g->phi) goto out;
+
+    char name[32];
+    snprintf(name, sizeof name, "lam%u", lam);
+    g->fn = LLVMAddFunction(g->M, name, g->fn_ty);
+    g->args = LLVMGetParam(g->fn, 0);
+    g->out = LLVMGetParam(g->fn, 1);
+    g->err = LLVMGetParam(g->fn, 2);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->C, g->fn, "entry");
+    for (uint32_t pc = 0; pc < n; pc++) {
+        if (!leader[pc] || g->depth[pc] < 0) continue;
+        snprintf(name, sizeof name, "pc%u", pc);
+        g->bb[pc] = LLVMAppendBasicBlockInContext(g->C, g->fn, name);
+        LLVMPositionBuilderAtEnd(g->B, g->bb[pc]);
+        for (int k = 0; k < g->depth[pc]; k++)
+            g->phi[(size_t)pc * EXPR_RT_MAX_STACK + (size_t)k] = LLVMBuildPhi(g->B, g->i64, "");
+    }
+    LLVMPositionBuilderAtEnd(g->B, entry);
+    g->st = LLVMBuildArrayAlloca(g->B, g->i64, ci32(g, EXPR_RT_MAX_STACK), "st");
+    g->spv = LLVMBuildAlloca(g->B, g->i32, "sp");
+    LLVMBuildBr(g->B, g->bb[0]);
+    g->sp = 0;
+    bool open = false;
+    for (uint32_t pc = 0; pc < n; pc++) {
+        const plan_instr *in = &code[pc];
+        if (leader[pc]) {
+            if (open) {
+                if (g->depth[pc] != g->sp) goto out;
+                flow_into(g, pc);
+                LLVMBuildBr(g->B, g->bb[pc]);
+            }
+            open = g->bb[pc] != NULL;
+            if (open) {
+                LLVMPositionBuilderAtEnd(g->B, g->bb[pc]);
+                g->sp = g->depth[pc];
+                for (int k = 0; k < g->sp; k++)
+                    g->stack[k] = g->phi[(size_t)pc * EXPR_RT_MAX_STACK + (size_t)k];
+            }
+        }
+        if (!open) continue;
+        if (g->depth[pc] != g->sp) goto out; /* cannot happen for verified code */
+        switch ((flow_expr_op)in->op) {
+            case EOP_IMM:
+                g->stack[g->sp++] = ci64(g, in->a);
+                break;
+            case EOP_CONST_I:
+                g->stack[g->sp++] = ci64(g, p->values[in->a].u.i);
+                break;
+            case EOP_CONST_F: {
+                union {
+                    double f;
+                    int64_t i;
+                } u = {.f = p->values[in->a].u.f};
+                g->stack[g->sp++] = ci64(g, u.i);
+                break;
+            }
+            case EOP_PARAM: {
+                LLVMValueRef idx = ci64(g, in->a);
+                LLVMValueRef ptr = LLVMBuildInBoundsGEP2(g->B, g->i64, g->args, &idx, 1, "");
+                g->stack[g->sp++] = LLVMBuildLoad2(g->B, g->i64, ptr, "");
+                break;
+            }
+            case EOP_ADD_I:
+                bin_ovf(g, pc, 0);
+                break;
+            case EOP_SUB_I:
+                bin_ovf(g, pc, 1);
+                break;
+            case EOP_MUL_I:
+                bin_ovf(g, pc, 2);
+                break;
+            case EOP_DIV_I: {
+                LLVMValueRef z = LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, 0), "");
+                LLVMValueRef m1 = LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, -1), "");
+                LLVMValueRef mn = LLVMBuildICmp(g->B, LLVMIntEQ, NEXT, ci64(g, INT64_MIN), "");
+                check(g, pc, LLVMBuildOr(g->B, z, LLVMBuildAnd(g->B, m1, mn, ""), ""));
+                LLVMValueRef r = LLVMBuildSDiv(g->B, NEXT, TOP, "");
+                g->sp--;
+                TOP = r;
+                break;
+            }
+            case EOP_MOD_I: {
+                check(g, pc, LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, 0), ""));
+                /* x % -1 is 0, and srem(INT64_MIN, -1) is undefined: divide by 1 */
+                LLVMValueRef m1 = LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, -1), "");
+                LLVMValueRef d = LLVMBuildSelect(g->B, m1, ci64(g, 1), TOP, "");
+                LLVMValueRef r = LLVMBuildSRem(g->B, NEXT, d, "");
+                g->sp--;
+                TOP = r;
+                break;
+            }
+            case EOP_NEG_I:
+                check(g, pc, LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, INT64_MIN), ""));
+                TOP = LLVMBuildSub(g->B, ci64(g, 0), TOP, "");
+                break;
+            case EOP_ADD_F:
+                bin_f(g, LLVMFAdd);
+                break;
+            case EOP_SUB_F:
+                bin_f(g, LLVMFSub);
+                break;
+            case EOP_MUL_F:
+                bin_f(g, LLVMFMul);
+                break;
+            case EOP_DIV_F:
+                bin_f(g, LLVMFDiv);
+                break;
+            case EOP_MOD_F:
+                bin_f(g, LLVMFRem); /* fmod */
+                break;
+            case EOP_NEG_F:
+                TOP = as_i(g, LLVMBuildFNeg(g->B, as_f(g, TOP), ""));
+                break;
+            case EOP_I2F: {
+                if (in->a < 0 || in->a >= g->sp) goto out;
+                LLVMValueRef *s = &g->stack[g->sp - 1 - in->a];
+                *s = as_i(g, LLVMBuildSIToFP(g->B, *s, g->f64, ""));
+                break;
+            }
+            case EOP_EQ_I:
+                cmp_i(g, LLVMIntEQ);
+                break;
+            case EOP_NE_I:
+                cmp_i(g, LLVMIntNE);
+                break;
+            case EOP_LT_I:
+                cmp_i(g, LLVMIntSLT);
+                break;
+            case EOP_LE_I:
+                cmp_i(g, LLVMIntSLE);
+                break;
+            case EOP_GT_I:
+                cmp_i(g, LLVMIntSGT);
+                break;
+            case EOP_GE_I:
+                cmp_i(g, LLVMIntSGE);
+                break;
+            case EOP_EQ_F:
+                cmp_f(g, LLVMRealOEQ);
+                break;
+            case EOP_NE_F:
+                cmp_f(g, LLVMRealUNE);
+                break;
+            case EOP_LT_F:
+                cmp_f(g, LLVMRealOLT);
+                break;
+            case EOP_LE_F:
+                cmp_f(g, LLVMRealOLE);
+                break;
+            case EOP_GT_F:
+                cmp_f(g, LLVMRealOGT);
+                break;
+            case EOP_GE_F:
+                cmp_f(g, LLVMRealOGE);
+                break;
+            case EOP_NOT:
+                TOP = LLVMBuildZExt(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, TOP, ci64(g, 0), ""),
+                                    g->i64, "");
+                break;
+            case EOP_INT_F: {
+                LLVMValueRef f = as_f(g, TOP);
+                LLVMValueRef lo =
+                    LLVMBuildFCmp(g->B, LLVMRealOGE, f, LLVMConstReal(g->f64, -9223372036854775808.0), "");
+                LLVMValueRef hi =
+                    LLVMBuildFCmp(g->B, LLVMRealOLT, f, LLVMConstReal(g->f64, 9223372036854775808.0), "");
+                check(g, pc, LLVMBuildNot(g->B, LLVMBuildAnd(g->B, lo, hi, ""), ""));
+                TOP = LLVMBuildFPToSI(g->B, f, g->i64, "");
+                break;
+            }
+            case EOP_JUMP:
+                flow_into(g, (uint32_t)in->a);
+                LLVMBuildBr(g->B, g->bb[in->a]);
+                open = false;
+                break;
+            case EOP_JUMP_IF_FALSE:
+            case EOP_JUMP_IF_TRUE: {
+                LLVMValueRef c = LLVMBuildICmp(g->B, LLVMIntNE, TOP, ci64(g, 0), "");
+                g->sp--;
+                if (!g->bb[pc + 1] || !g->bb[in->a]) goto out;
+                flow_into(g, (uint32_t)in->a);
+                flow_into(g, pc + 1);
+                if (in->op == EOP_JUMP_IF_TRUE)
+                    LLVMBuildCondBr(g->B, c, g->bb[in->a], g->bb[pc + 1]);
+                else
+                    LLVMBuildCondBr(g->B, c, g->bb[pc + 1], g->bb[in->a]);
+                open = false;
+                break;
+            }
+            case EOP_RET:
+                LLVMBuildStore(g->B, TOP, g->out);
+                LLVMBuildRet(g->B, ci32(g, 0));
+                open = false;
+                break;
+            default:
+                if (in->op >= EOP__COUNT || pc + 1 >= n || g->depth[pc + 1] < 1) goto out;
+                helper(g, pc);
+                break;
+        }
+    }
+    if (open) goto out; /* fell off the end: not verified code */
+    rc = 0;
+out:
+    if (rc != 0 && g->fn) {
+        LLVMDeleteFunction(g->fn);
+    }
+    g->fn = NULL;
+    free(g->depth);
+    free(g->bb);
+    free(g->phi);
+    free(leader);
+    free(types);
+    return rc;
+}
+
+static void set_err(char *err, size_t errlen, const char *what, LLVMErrorRef e) {
+    char *m = e ? LLVMGetErrorMessage(e) : NULL;
+    snprintf(err, errlen, "JIT: %s%s%s", what, m ? ": " : "", m ? m : "");
+    if (m) LLVMDisposeErrorMessage(m);
+}
+
+static void gen_types(gen *g) {
+    LLVMContextRef C = g->C;
+    g->i1 = LLVMInt1TypeInContext(C);
+    g->i32 = LLVMInt32TypeInContext(C);
+    g->i64 = LLVMInt64TypeInContext(C);
+    g->f64 = LLVMDoubleTypeInContext(C);
+    g->i8p = LLVMPointerType(LLVMInt8TypeInContext(C), 0);
+    g->i64p = LLVMPointerType(g->i64, 0);
+    g->i32p = LLVMPointerType(g->i32, 0);
+    LLVMTypeRef fp[3] = {g->i64p, g->i64p, g->i8p};
+    g->fn_ty = LLVMFunctionType(g->i32, fp, 3, 0);
+    LLVMTypeRef sp[7] = {g->i8p, g->i32, g->i32, g->i64p, g->i64p, g->i32p, g->i8p};
+    g->step_ty = LLVMFunctionType(g->i32, sp, 7, 0);
+    g->step = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)&expr_step, 0),
+                                LLVMPointerType(g->step_ty, 0));
+    g->plan = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)g->p, 0), g->i8p);
+    LLVMTypeRef pair[2] = {g->i64, g->i1};
+    LLVMTypeRef two[2] = {g->i64, g->i64};
+    g->ovf_ty = LLVMFunctionType(LLVMStructTypeInContext(C, pair, 2, 0), two, 2, 0);
+    const char *names[3] = {"llvm.sadd.with.overflow.i64", "llvm.ssub.with.overflow.i64",
+                            "llvm.smul.with.overflow.i64"};
+    for (int i = 0; i < 3; i++)
+        g->ovf[i] = LLVMAddFunction(g->M, names[i], g->ovf_ty);
+}
+
+int jit_attach(flow_plan *p, char *err, size_t errlen) {
+    if (p->jit) return 0;
+    if (p->n_lambdas == 0) return 0;
+    if (p->n_lambdas > JIT_MAX_LAMBDAS) {
+        snprintf(err, errlen, "JIT: more than %d lambdas", JIT_MAX_LAMBDAS);
+        return -1;
+    }
+    expr_jit *j = calloc(1, sizeof *j);
+    if (j) j->fn = calloc(p->n_lambdas, sizeof *j->fn);
+    if (!j || !j->fn) {
+        if (j) free(j);
+        snprintf(err, errlen, "JIT: out of memory");
+        return -1;
+    }
+    j->n = p->n_lambdas;
+    double t0 = now_ms();
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    LLVMOrcLLJITRef jit = NULL;
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&jit, NULL);
+    j->lljit = jit;
+    if (e) {
+        set_err(err, errlen, "cannot create the LLJIT", e);
+        free(j->fn);
+        free(j);
+        return -1;
+    }
+    double t1 = now_ms();
+    j->stats.create_ms = t1 - t0;
+
+    gen g;
+    memset(&g, 0, sizeof g);
+    g.p = p;
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    g.C = LLVMOrcThreadSafeContextGetContext(tsc);
+    g.M = LLVMModuleCreateWithNameInContext("flow-lambdas", g.C);
+    LLVMSetTarget(g.M, LLVMOrcLLJITGetTripleString(jit));
+    LLVMSetDataLayout(g.M, LLVMOrcLLJITGetDataLayoutStr(jit));
+    g.B = LLVMCreateBuilderInContext(g.C);
+    gen_types(&g);
+    bool *ok = calloc(p->n_lambdas, sizeof *ok);
+    uint32_t compiled = 0;
+    for (uint32_t lam = 0; ok && lam < p->n_lambdas; lam++) {
+        ok[lam] = gen_lambda(&g, lam) == 0;
+        compiled += ok[lam];
+    }
+    LLVMDisposeBuilder(g.B);
+    double t2 = now_ms();
+    j->stats.build_ms = t2 - t1;
+    j->stats.helper_ops = g.helper_ops;
+    char *vmsg = NULL;
+    int bad = !ok || LLVMVerifyModule(g.M, LLVMReturnStatusAction, &vmsg);
+    if (bad) {
+        snprintf(err, errlen, "JIT: invalid IR: %.300s", vmsg ? vmsg : "out of memory");
+        if (vmsg) LLVMDisposeMessage(vmsg);
+        LLVMDisposeModule(g.M);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        LLVMOrcDisposeLLJIT(jit);
+        free(ok);
+        free(j->fn);
+        free(j);
+        return -1;
+    }
+    if (vmsg) LLVMDisposeMessage(vmsg);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    e = LLVMRunPasses(g.M, "default<O2>", NULL, po);
+    LLVMDisposePassBuilderOptions(po);
+    if (e) LLVMConsumeError(e); /* unoptimised code is still right */
+    double t3 = now_ms();
+    j->stats.opt_ms = t3 - t2;
+
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(jit);
+    LLVMOrcDefinitionGeneratorRef gen_proc = NULL;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+        &gen_proc, LLVMOrcLLJITGetGlobalPrefix(jit), NULL, NULL);
+    if (!e) LLVMOrcJITDylibAddGenerator(jd, gen_proc);
+    else LLVMConsumeError(e);
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g.M, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    e = LLVMOrcLLJITAddLLVMIRModule(jit, jd, tsm);
+    if (e) {
+        set_err(err, errlen, "cannot add the module", e);
+        LLVMOrcDisposeThreadSafeModule(tsm);
+        goto fail;
+    }
+    for (uint32_t lam = 0; lam < p->n_lambdas; lam++) {
+        if (!ok[lam]) continue;
+        char name[32];
+        snprintf(name, sizeof name, "lam%u", lam);
+        LLVMOrcJITTargetAddress addr = 0;
+        e = LLVMOrcLLJITLookup(jit, &addr, name);
+        if (e) {
+            set_err(err, errlen, "cannot compile the lambdas", e);
+            goto fail;
+        }
+        j->fn[lam] = (jit_fn)(uintptr_t)addr;
+    }
+    free(ok);
+    j->stats.codegen_ms = now_ms() - t3;
+    j->stats.compiled = compiled;
+    p->jit = j;
+    return 0;
+fail:
+    free(ok);
+    LLVMOrcDisposeLLJIT(jit);
+    free(j->fn);
+    free(j);
+    return -1;
+}
+
+void jit_detach(flow_plan *p) {
+    expr_jit *j = p->jit;
+    if (!j) return;
+    p->jit = NULL;
+    LLVMErrorRef e = LLVMOrcDisposeLLJIT((LLVMOrcLLJITRef)j->lljit);
+    if (e) LLVMConsumeError(e);
+    free(j->fn);
+    free(j);
+}
+
+jit_stats jit_stats_of(const flow_plan *p) {
+    jit_stats s;
+    memset(&s, 0, sizeof s);
+    if (p->jit) s = p->jit->stats;
+    return s;
+}
+
+#else /* !FLOW_HAVE_LLVM: the interpreter runs every lambda */
+
+int jit_available(void) {
+    return 0;
+}
+
+int jit_attach(flow_plan *p, char *err, size_t errlen) {
+    (void)p;
+    snprintf(err, errlen, "built without LLVM");
+    return -1;
+}
+
+void jit_detach(flow_plan *p) {
+    (void)p;
+}
+
+jit_stats jit_stats_of(const flow_plan *p) {
+    (void)p;
+    jit_stats s;
+    memset(&s, 0, sizeof s);
+    return s;
+}
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * jit.h — native code for the plan's lambdas (LLVM ORC LLJIT), and the one entry
+ * point through which the runtime runs a lambda, compiled or interpreted.
+ *
+ * jit_attach compiles every lambda of a loaded plan into one LLVM module (one JIT
+ * per plan, once per load) and hangs the result on plan->jit; expr_run then calls
+ * the native function of a lambda when there is one and the interpreter
+ * (expr_eval) otherwise. Results, errors (message and loc) and reference counts are
+ * identical in both engines: see docs/jit.md. Built with LLVM=0, jit_attach fails
+ * with "built without LLVM" and everything is interpreted.
+ */
+#ifndef FLOW_JIT_H
+#define FLOW_JIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "expr.h"
+#include "plan.h"
+
+#define JIT_MAX_LAMBDAS 1000000 /* more lambdas than this in one plan: interpret them all */
+#define JIT_MAX_CODE 65536      /* a lambda longer than this stays interpreted */
+
+typedef struct expr_jit expr_jit;
+
+/* Figures of one compilation (for --jit-stats style reports and the benchmark). */
+typedef struct jit_stats {
+    double create_ms;   /* creating the LLJIT */
+    double build_ms;    /* building the IR of every lambda */
+    double opt_ms;      /* the optimisation pipeline */
+    double codegen_ms;  /* machine code: adding the module and looking every lambda up */
+    uint32_t compiled;  /* lambdas with native code */
+    uint32_t helper_ops; /* instructions handed to the interpreter's expr_step */
+} jit_stats;
+
+/* 1 when this build has the JIT (LLVM=1), else 0. */
+int jit_available(void);
+
+/* Compile every lambda of p (which must have passed expr_verify) and attach the
+ * result to p->jit. 0, or -1 with one line in err (p->jit stays NULL and lambdas
+ * are interpreted). */
+int jit_attach(flow_plan *p, char *err, size_t errlen);
+
+/* Detach and free p's native code (before plan_free). No-op when there is none. */
+void jit_detach(flow_plan *p);
+
+/* The figures of p's compilation; zeros when p has no JIT. */
+jit_stats jit_stats_of(const flow_plan *p);
+
+/* Run lambda `lam` on args exactly as expr_eval does (same contract), with the
+ * native code when p has it. The single dispatch point of the runtime. */
+int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+             expr_error *err);
+
+#endif /* FLOW_JIT_H */
