@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "jit.h"
 #include "rtcore.h"
 
 /* Sanity bounds on a task's result: beyond them the length is garbage (an
@@ -273,7 +274,7 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
     flow_val rec = {0};
     if (t->stitch != PLAN_NONE) {
         expr_error ee;
-        int rc = expr_eval(p, t->stitch, &fo.v, &rec, &ee);
+        int rc = expr_run(p, t->stitch, &fo.v, &rec, &ee);
         fv_decref(p, fret, fo.v);
         if (rc) {
             char buf[300];

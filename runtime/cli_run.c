@@ -20,6 +20,7 @@
 #include "exec.h"
 #include "expr.h"
 #include "flow_sched.h"
+#include "jit.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -204,6 +205,16 @@ int flowrun_cmd_run(int argc, char **argv) {
         plan_free(p);
         return 2;
     }
+    if (!a.no_jit && jit_available() && jit_attach(p, err, sizeof err) != 0)
+        fprintf(stderr, "flowrun: %s; lambdas are interpreted\n", err);
+    if (getenv("FLOW_JIT_STATS")) {
+        jit_stats js = jit_stats_of(p);
+        fprintf(stderr,
+                "flowrun: jit: %u lambdas compiled (%u helper instructions); create %.2f ms, "
+                "IR %.2f ms, optimise %.2f ms, codegen %.2f ms, total %.2f ms\n",
+                js.compiled, js.helper_ops, js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms,
+                js.create_ms + js.build_ms + js.opt_ms + js.codegen_ms);
+    }
     int code = 2;
     rt_runtime *rt = NULL;
     rt_executor *ex = NULL;
@@ -281,6 +292,7 @@ out:
     if (rt) rt_close(rt);
     for (uint32_t i = 0; i < G->nparams; i++) fv_decref(p, p->params[G->first_param + i].type, params[i]);
     free(params);
+    jit_detach(p);
     plan_free(p);
     return code;
 }

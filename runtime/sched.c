@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "jit.h"
 
 #define SCHED_MAX_FACTOR 256      /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024          /* most jobs handed to the executor at once */
@@ -453,7 +454,7 @@ static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const 
         expr_error ee;
         memset(&ee, 0, sizeof ee);
         uint32_t lam = p->tasks[t].label;
-        if (expr_eval(p, lam, args, &lv, &ee) == 0) {
+        if (expr_run(p, lam, args, &lv, &ee) == 0) {
             uint32_t rt = p->lambdas[lam].ret;
             if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST && p->types[rt].kind != PT_RECORD &&
                 p->types[rt].kind != PT_BYTES)
@@ -811,7 +812,7 @@ static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out,
     expr_error ee;
     memset(&ee, 0, sizeof ee);
     ee.loc = PLAN_NONE;
-    if (expr_eval(S->p, lam, args, out, &ee) == 0) return 0;
+    if (expr_run(S->p, lam, args, out, &ee) == 0) return 0;
     if (ee.loc != PLAN_NONE && ee.loc < S->p->n_locs)
         snprintf(err, errlen, "%s (at %u:%u)", ee.msg, S->p->locs[ee.loc].line,
                  S->p->locs[ee.loc].col);
