@@ -69,7 +69,15 @@ int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *o
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+
+#ifndef JIT_PASSES
+#define JIT_PASSES "default<O1>" /* the IR pipeline (O2: same code here, slower) */
+#endif
+#ifndef JIT_CODEGEN_LEVEL
+#define JIT_CODEGEN_LEVEL LLVMCodeGenLevelNone /* the machine-code optimisation level */
+#endif
 
 int jit_available(void) {
     return 1;
@@ -500,7 +508,29 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     LLVMOrcLLJITRef jit = NULL;
-    LLVMErrorRef e = LLVMOrcCreateLLJIT(&jit, NULL);
+    LLVMErrorRef e = NULL;
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    {
+        /* machine code through FastISel (level None): the IR is already optimised;
+         * the default level costs ~10x more per lambda and gains nothing measurable
+         * on lambda-sized functions (docs/jit.md) */
+        char *triple = LLVMGetDefaultTargetTriple();
+        char *cpu = LLVMGetHostCPUName();
+        char *feat = LLVMGetHostCPUFeatures();
+        LLVMTargetRef target = NULL;
+        char *msg = NULL;
+        if (LLVMGetTargetFromTriple(triple, &target, &msg) == 0) {
+            LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
+                target, triple, cpu, feat, JIT_CODEGEN_LEVEL, LLVMRelocDefault, LLVMCodeModelJITDefault);
+            LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+                jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+        }
+        if (msg) LLVMDisposeMessage(msg);
+        LLVMDisposeMessage(triple);
+        LLVMDisposeMessage(cpu);
+        LLVMDisposeMessage(feat);
+    }
+    e = LLVMOrcCreateLLJIT(&jit, jb);
     j->lljit = jit;
     if (e) {
         set_err(err, errlen, "cannot create the LLJIT", e);
@@ -546,7 +576,7 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     }
     if (vmsg) LLVMDisposeMessage(vmsg);
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    e = LLVMRunPasses(g.M, "default<O2>", NULL, po);
+    e = LLVMRunPasses(g.M, JIT_PASSES, NULL, po);
     LLVMDisposePassBuilderOptions(po);
     if (e) LLVMConsumeError(e); /* unoptimised code is still right */
     double t3 = now_ms();
