@@ -42,7 +42,7 @@
 
 #include "expr_ops.h"
 
-typedef int (*jit_fn)(const flow_val *args, flow_val *out, expr_error *err);
+typedef expr_native jit_fn;
 
 struct expr_jit {
     jit_fn *fn;       /* fn[lam]: native code, or NULL (interpreted) */
@@ -50,6 +50,11 @@ struct expr_jit {
     void *lljit;      /* the LLVMOrcLLJITRef that owns the code */
     jit_stats stats;  /* figures of the compilation */
 };
+
+expr_native jit_native(const flow_plan *p, uint32_t lam) {
+    const struct expr_jit *j = p->jit;
+    return j && lam < j->n ? j->fn[lam] : NULL;
+}
 
 int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
              expr_error *err) {

@@ -47,6 +47,12 @@ void jit_detach(flow_plan *p);
 /* The figures of p's compilation; zeros when p has no JIT. */
 jit_stats jit_stats_of(const flow_plan *p);
 
+/* The native code of lambda lam (same contract as expr_eval, minus the plan and the
+ * lambda index), or NULL when it has none: for loops that call one lambda many
+ * times (the scheduler's fused chains). */
+typedef int (*expr_native)(const flow_val *args, flow_val *out, expr_error *err);
+expr_native jit_native(const flow_plan *p, uint32_t lam);
+
 /* Run lambda `lam` on args exactly as expr_eval does (same contract), with the
  * native code when p has it. The single dispatch point of the runtime. */
 int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,

@@ -65,3 +65,19 @@ if cmp -s "$tmp/e1" "$tmp/e2" && cmp -s "$tmp/c1" "$tmp/c2" && grep -q "division
 else
     echo "FAIL jit-error-position:"; cat "$tmp/e1" "$tmp/e2" | head -6 | sed 's/^/    /'
 fi
+
+# a fused chain (docs/jit.md): a failing middle stage is reported under its own name
+# and position, as before fusion, both ways
+cat > "$tmp/f.flow" <<'FLOW'
+flow main(n: int = 10) -> int {
+    return len(range(n).map(x => x + 1).map(x => 100 / (x - 7)).filter(x => x > 0))
+}
+FLOW
+"$FLOWC" -o "$tmp/f.plan" "$tmp/f.flow"
+(cd "$tmp" && "$FLOWRUN" f.plan --executor inline --progress none > o1 2> e1; echo $? > c1)
+(cd "$tmp" && "$FLOWRUN" f.plan --no-jit --executor inline --progress none > o2 2> e2; echo $? > c2)
+if cmp -s "$tmp/e1" "$tmp/e2" && [ "$(cat "$tmp/c1")" = 1 ] && grep -q "map: division by zero in '/' (at 2:50)" "$tmp/e1" && grep -q '2 other steps not run' "$tmp/e1"; then
+    echo "PASS jit-fused-failure"
+else
+    echo "FAIL jit-fused-failure:"; cat "$tmp/e1" "$tmp/e2" | head -6 | sed 's/^/    /'
+fi
