@@ -47,9 +47,18 @@ typedef expr_native jit_fn;
 struct expr_jit {
     jit_fn *fn;       /* fn[lam]: native code, or NULL (interpreted) */
     uint32_t n;       /* lambdas */
+    jit_kernel *kern; /* kern[node]: fused range loop ending at node, or NULL */
+    uint8_t *kstages; /* kstages[node]: its number of stages */
     void *lljit;      /* the LLVMOrcLLJITRef that owns the code */
     jit_stats stats;  /* figures of the compilation */
 };
+
+jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages) {
+    const struct expr_jit *j = p->jit;
+    if (!j || !j->kern || node >= p->n_nodes || !j->kern[node]) return NULL;
+    *nstages = j->kstages[node];
+    return j->kern[node];
+}
 
 expr_native jit_native(const flow_plan *p, uint32_t lam) {
     const struct expr_jit *j = p->jit;
@@ -80,9 +89,10 @@ int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *o
 #ifndef JIT_PASSES
 #define JIT_PASSES "default<O1>" /* the IR pipeline (O2: same code here, slower) */
 #endif
-#ifndef JIT_CODEGEN_LEVEL
-#define JIT_CODEGEN_LEVEL LLVMCodeGenLevelNone /* the machine-code optimisation level */
-#endif
+/* Machine code: the full instruction selector and register allocator for plans of
+ * up to JIT_FAST_ISEL_ABOVE lambdas (a few ms each; loops need good registers),
+ * FastISel above that (10x cheaper per lambda, slower code). */
+#define JIT_FAST_ISEL_ABOVE 64
 
 int jit_available(void) {
     return 1;
@@ -267,7 +277,11 @@ static int gen_lambda(gen *g, uint32_t lam) {
             g->phi[(size_t)pc * EXPR_RT_MAX_STACK + (size_t)k] = LLVMBuildPhi(g->B, g->i64, "");
     }
     LLVMPositionBuilderAtEnd(g->B, entry);
-    g->st = LLVMBuildArrayAlloca(g->B, g->i64, ci32(g, EXPR_RT_MAX_STACK), "st");
+    int maxd = 1; /* the deepest stack expr_step may see, plus the slot it pushes */
+    for (uint32_t pc = 0; pc < n; pc++)
+        if (g->depth[pc] + 1 > maxd) maxd = g->depth[pc] + 1;
+    if (maxd > EXPR_RT_MAX_STACK) maxd = EXPR_RT_MAX_STACK;
+    g->st = LLVMBuildArrayAlloca(g->B, g->i64, ci32(g, (uint32_t)maxd), "st");
     g->spv = LLVMBuildAlloca(g->B, g->i32, "sp");
     LLVMBuildBr(g->B, g->bb[0]);
     g->sp = 0;
@@ -463,6 +477,137 @@ out:
     return rc;
 }
 
+
+/* ---- fused range loops ---- */
+
+#define JIT_MAX_STAGES 64 /* map/filter stages in one fused loop */
+
+static bool scalar_type(const flow_plan *p, uint32_t t) {
+    if (t >= p->n_types) return false;
+    switch ((plan_type_kind)p->types[t].kind) {
+        case PT_INT:
+        case PT_FLOAT:
+        case PT_BOOL:
+        case PT_DURATION:
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* The chain of map/filter nodes ending at `node` over a range: stage[0..*ns),
+ * innermost first. false when there is none or it is not all scalar lambdas with
+ * native code. */
+static bool range_chain(const flow_plan *p, const bool *ok, uint32_t node, uint32_t *stage,
+                        int *ns) {
+    const plan_node *N = &p->nodes[node];
+    if (!(N->kind == PN_MAP || N->kind == PN_FILTER || N->kind == PN_LEN) || N->nargs < 1)
+        return false;
+    uint32_t rev[JIT_MAX_STAGES];
+    int n = 0;
+    uint32_t cur = N->kind == PN_LEN ? p->args[N->first_arg].node : node;
+    while (cur < p->n_nodes && (p->nodes[cur].kind == PN_MAP || p->nodes[cur].kind == PN_FILTER)) {
+        const plan_node *G = &p->nodes[cur];
+        if (n == JIT_MAX_STAGES || G->nargs < 1 || G->ref >= p->n_lambdas || !ok[G->ref])
+            return false;
+        const plan_lambda *l = &p->lambdas[G->ref];
+        if (l->nparams != 1 || !scalar_type(p, p->typelist[l->first_ptype]) ||
+            !scalar_type(p, l->ret))
+            return false;
+        rev[n++] = cur;
+        cur = p->args[G->first_arg].node;
+    }
+    if (n == 0 || cur >= p->n_nodes || p->nodes[cur].kind != PN_RANGE) return false;
+    for (int i = 0; i < n; i++)
+        stage[i] = rev[n - 1 - i];
+    *ns = n;
+    return true;
+}
+
+/* Emit "kern<node>": the loop of jit.h's jit_kernel, calling (and, after
+ * inlining, containing) each stage's lambda. */
+static void gen_kernel(gen *g, uint32_t node, const uint32_t *stage, int ns) {
+    const flow_plan *p = g->p;
+    LLVMTypeRef kp[6] = {g->i64, g->i64, g->i64p, g->i64p, g->i32p, g->i8p};
+    LLVMTypeRef kty = LLVMFunctionType(g->i32, kp, 6, 0);
+    char name[32];
+    snprintf(name, sizeof name, "kern%u", node);
+    LLVMValueRef fn = LLVMAddFunction(g->M, name, kty);
+    LLVMValueRef start = LLVMGetParam(fn, 0), n = LLVMGetParam(fn, 1), kept = LLVMGetParam(fn, 2),
+                 items = LLVMGetParam(fn, 3), fstage = LLVMGetParam(fn, 4), err = LLVMGetParam(fn, 5);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->C, fn, "entry");
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->C, fn, "head");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->C, fn, "body");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->C, fn, "next");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->C, fn, "done");
+    LLVMPositionBuilderAtEnd(g->B, entry);
+    LLVMValueRef arg = LLVMBuildAlloca(g->B, g->i64, "arg");
+    LLVMValueRef res = LLVMBuildAlloca(g->B, g->i64, "res");
+    LLVMBuildBr(g->B, head);
+    LLVMPositionBuilderAtEnd(g->B, head);
+    LLVMValueRef i = LLVMBuildPhi(g->B, g->i64, "i");
+    LLVMValueRef count = LLVMBuildPhi(g->B, g->i64, "count");
+    LLVMValueRef zero = ci64(g, 0);
+    LLVMAddIncoming(i, &zero, &entry, 1);
+    LLVMAddIncoming(count, &zero, &entry, 1);
+    LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntSLT, i, n, ""), body, done);
+    LLVMPositionBuilderAtEnd(g->B, body);
+    LLVMValueRef v = LLVMBuildAdd(g->B, start, i, "");
+    LLVMValueRef nexts[JIT_MAX_STAGES + 1];
+    LLVMBasicBlockRef nextb[JIT_MAX_STAGES + 1];
+    int nn = 0;
+    LLVMAttributeRef inl =
+        LLVMCreateEnumAttribute(g->C, LLVMGetEnumAttributeKindForName("alwaysinline", 12), 0);
+    for (int k = 0; k < ns; k++) {
+        const plan_node *G = &p->nodes[stage[k]];
+        snprintf(name, sizeof name, "lam%u", G->ref);
+        LLVMValueRef lf = LLVMGetNamedFunction(g->M, name);
+        LLVMAddAttributeAtIndex(lf, LLVMAttributeFunctionIndex, inl);
+        LLVMBuildStore(g->B, v, arg);
+        LLVMValueRef a[3] = {arg, res, err};
+        LLVMValueRef rc = LLVMBuildCall2(g->B, g->fn_ty, lf, a, 3, "");
+        LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(g->C, fn, "fail");
+        LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(g->C, fn, "ok");
+        LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntNE, rc, ci32(g, 0), ""), bad, good);
+        LLVMPositionBuilderAtEnd(g->B, bad);
+        LLVMBuildStore(g->B, ci32(g, (uint32_t)k), fstage);
+        LLVMBuildStore(g->B, count, kept);
+        LLVMBuildRet(g->B, LLVMConstInt(g->i32, (unsigned long long)-1, 1));
+        LLVMPositionBuilderAtEnd(g->B, good);
+        LLVMValueRef r = LLVMBuildLoad2(g->B, g->i64, res, "");
+        if (G->kind == PN_MAP) {
+            v = r;
+        } else {
+            LLVMBasicBlockRef pass = LLVMAppendBasicBlockInContext(g->C, fn, "pass");
+            nexts[nn] = count;
+            nextb[nn++] = LLVMGetInsertBlock(g->B);
+            LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntNE, r, zero, ""), pass, next);
+            LLVMPositionBuilderAtEnd(g->B, pass);
+        }
+    }
+    /* kept: store it (unless counting only) */
+    LLVMBasicBlockRef put = LLVMAppendBasicBlockInContext(g->C, fn, "put");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(g->C, fn, "counted");
+    LLVMBuildCondBr(g->B, LLVMBuildIsNull(g->B, items, ""), after, put);
+    LLVMPositionBuilderAtEnd(g->B, put);
+    LLVMBuildStore(g->B, v, LLVMBuildInBoundsGEP2(g->B, g->i64, items, &count, 1, ""));
+    LLVMBuildBr(g->B, after);
+    LLVMPositionBuilderAtEnd(g->B, after);
+    nexts[nn] = LLVMBuildAdd(g->B, count, ci64(g, 1), "");
+    nextb[nn++] = after;
+    LLVMBuildBr(g->B, next);
+    LLVMPositionBuilderAtEnd(g->B, next);
+    LLVMValueRef c2 = LLVMBuildPhi(g->B, g->i64, "");
+    LLVMAddIncoming(c2, nexts, nextb, (unsigned)nn);
+    LLVMValueRef i2 = LLVMBuildAdd(g->B, i, ci64(g, 1), "");
+    LLVMAddIncoming(i, &i2, &next, 1);
+    LLVMAddIncoming(count, &c2, &next, 1);
+    LLVMBuildBr(g->B, head);
+    LLVMPositionBuilderAtEnd(g->B, done);
+    LLVMBuildStore(g->B, count, kept);
+    LLVMBuildRet(g->B, ci32(g, 0));
+}
+
 static void set_err(char *err, size_t errlen, const char *what, LLVMErrorRef e) {
     char *m = e ? LLVMGetErrorMessage(e) : NULL;
     snprintf(err, errlen, "JIT: %s%s%s", what, m ? ": " : "", m ? m : "");
@@ -516,9 +661,6 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     LLVMErrorRef e = NULL;
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
     {
-        /* machine code through FastISel (level None): the IR is already optimised;
-         * the default level costs ~10x more per lambda and gains nothing measurable
-         * on lambda-sized functions (docs/jit.md) */
         char *triple = LLVMGetDefaultTargetTriple();
         char *cpu = LLVMGetHostCPUName();
         char *feat = LLVMGetHostCPUFeatures();
@@ -526,7 +668,9 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         char *msg = NULL;
         if (LLVMGetTargetFromTriple(triple, &target, &msg) == 0) {
             LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
-                target, triple, cpu, feat, JIT_CODEGEN_LEVEL, LLVMRelocDefault, LLVMCodeModelJITDefault);
+                target, triple, cpu, feat,
+                p->n_lambdas > JIT_FAST_ISEL_ABOVE ? LLVMCodeGenLevelNone : LLVMCodeGenLevelDefault,
+                LLVMRelocDefault, LLVMCodeModelJITDefault);
             LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
                 jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
         }
@@ -562,6 +706,16 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         ok[lam] = gen_lambda(&g, lam) == 0;
         compiled += ok[lam];
     }
+    j->kern = ok && p->n_nodes ? calloc(p->n_nodes, sizeof *j->kern) : NULL;
+    j->kstages = j->kern ? calloc(p->n_nodes, 1) : NULL;
+    for (uint32_t node = 0; j->kstages && node < p->n_nodes; node++) {
+        uint32_t stage[JIT_MAX_STAGES];
+        int ns = 0;
+        if (!range_chain(p, ok, node, stage, &ns)) continue;
+        gen_kernel(&g, node, stage, ns);
+        j->kstages[node] = (uint8_t)ns;
+        j->stats.kernels++;
+    }
     LLVMDisposeBuilder(g.B);
     double t2 = now_ms();
     j->stats.build_ms = t2 - t1;
@@ -575,6 +729,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         LLVMOrcDisposeThreadSafeContext(tsc);
         LLVMOrcDisposeLLJIT(jit);
         free(ok);
+        free(j->kern);
+        free(j->kstages);
         free(j->fn);
         free(j);
         return -1;
@@ -586,6 +742,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     if (e) LLVMConsumeError(e); /* unoptimised code is still right */
     double t3 = now_ms();
     j->stats.opt_ms = t3 - t2;
+    const char *dump = getenv("FLOW_JIT_DUMP"); /* a file for the optimised IR (debugging) */
+    if (dump && *dump) LLVMPrintModuleToFile(g.M, dump, NULL);
 
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(jit);
     LLVMOrcDefinitionGeneratorRef gen_proc = NULL;
@@ -613,6 +771,18 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         }
         j->fn[lam] = (jit_fn)(uintptr_t)addr;
     }
+    for (uint32_t node = 0; j->kstages && node < p->n_nodes; node++) {
+        if (!j->kstages[node]) continue;
+        char name[32];
+        snprintf(name, sizeof name, "kern%u", node);
+        LLVMOrcJITTargetAddress addr = 0;
+        e = LLVMOrcLLJITLookup(jit, &addr, name);
+        if (e) {
+            set_err(err, errlen, "cannot compile the fused loops", e);
+            goto fail;
+        }
+        j->kern[node] = (jit_kernel)(uintptr_t)addr;
+    }
     free(ok);
     j->stats.codegen_ms = now_ms() - t3;
     j->stats.compiled = compiled;
@@ -621,6 +791,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
 fail:
     free(ok);
     LLVMOrcDisposeLLJIT(jit);
+    free(j->kern);
+    free(j->kstages);
     free(j->fn);
     free(j);
     return -1;
@@ -632,6 +804,8 @@ void jit_detach(flow_plan *p) {
     p->jit = NULL;
     LLVMErrorRef e = LLVMOrcDisposeLLJIT((LLVMOrcLLJITRef)j->lljit);
     if (e) LLVMConsumeError(e);
+    free(j->kern);
+    free(j->kstages);
     free(j->fn);
     free(j);
 }

@@ -31,6 +31,7 @@ typedef struct jit_stats {
     double codegen_ms;  /* machine code: adding the module and looking every lambda up */
     uint32_t compiled;  /* lambdas with native code */
     uint32_t helper_ops; /* instructions handed to the interpreter's expr_step */
+    uint32_t kernels;   /* fused range loops (jit_range_kernel) */
 } jit_stats;
 
 /* 1 when this build has the JIT (LLVM=1), else 0. */
@@ -52,6 +53,20 @@ jit_stats jit_stats_of(const flow_plan *p);
  * times (the scheduler's fused chains). */
 typedef int (*expr_native)(const flow_val *args, flow_val *out, expr_error *err);
 expr_native jit_native(const flow_plan *p, uint32_t lam);
+
+/* A fused loop over range(start, start+n) (the scheduler's fusion, sched.c): each
+ * element goes through the chain of map/filter lambdas ending at a plan node, all
+ * inlined into one native loop. The kept values are written to items (unless NULL,
+ * for len) and counted in *kept. On a lambda's run-time error: -1, err as the
+ * interpreter gives it, *fail_stage the failing stage (0 = the innermost) and
+ * *kept the values written so far; else 0. */
+typedef int (*jit_kernel)(int64_t start, int64_t n, int64_t *kept, flow_val *items,
+                          int32_t *fail_stage, expr_error *err);
+
+/* The fused loop of plan node `node` (a map, filter or len) over a chain of
+ * nstages map/filter stages whose source is a range, or NULL: built only for
+ * chains of lambdas over scalars (int, float, bool, duration). */
+jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages);
 
 /* Run lambda `lam` on args exactly as expr_eval does (same contract), with the
  * native code when p has it. The single dispatch point of the runtime. */

@@ -989,6 +989,17 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
     }
     int64_t kept = 0;
     int failed_at = -1;
+    int kns = 0;
+    jit_kernel kern = is_range ? jit_range_kernel(p, node, &kns) : NULL;
+    if (kern && kns == ns) { /* the whole chain as one native loop (scalars only) */
+        expr_error ee;
+        int32_t fs = 0;
+        if (kern(start, n, &kept, o ? o->items : NULL, &fs, &ee) != 0) {
+            lam_error(p, &ee, err, sizeof err);
+            failed_at = fs;
+        }
+        n = 0; /* done */
+    }
     for (int64_t i = 0; i < n && failed_at < 0; i++) {
         flow_val cur = is_range ? (flow_val){.i = start + i} : l->items[i];
         uint32_t ct = src_et;
