@@ -639,6 +639,21 @@ static void gen_types(gen *g) {
         g->ovf[i] = LLVMAddFunction(g->M, names[i], g->ovf_ty);
 }
 
+/* The address of function <prefix><k> (compiling the module on first use), or 0
+ * with err set. */
+static uint64_t lookup(LLVMOrcLLJITRef jit, const char *prefix, uint32_t k, char *err,
+                       size_t errlen) {
+    char name[32];
+    snprintf(name, sizeof name, "%s%u", prefix, k);
+    LLVMOrcJITTargetAddress addr = 0;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(jit, &addr, name);
+    if (e) {
+        set_err(err, errlen, "cannot compile the lambdas", e);
+        return 0;
+    }
+    return addr;
+}
+
 int jit_attach(flow_plan *p, char *err, size_t errlen) {
     if (p->jit) return 0;
     if (p->n_lambdas == 0) return 0;
@@ -761,26 +776,14 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     }
     for (uint32_t lam = 0; lam < p->n_lambdas; lam++) {
         if (!ok[lam]) continue;
-        char name[32];
-        snprintf(name, sizeof name, "lam%u", lam);
-        LLVMOrcJITTargetAddress addr = 0;
-        e = LLVMOrcLLJITLookup(jit, &addr, name);
-        if (e) {
-            set_err(err, errlen, "cannot compile the lambdas", e);
-            goto fail;
-        }
+        uint64_t addr = lookup(jit, "lam", lam, err, errlen);
+        if (!addr) goto fail;
         j->fn[lam] = (jit_fn)(uintptr_t)addr;
     }
     for (uint32_t node = 0; j->kstages && node < p->n_nodes; node++) {
         if (!j->kstages[node]) continue;
-        char name[32];
-        snprintf(name, sizeof name, "kern%u", node);
-        LLVMOrcJITTargetAddress addr = 0;
-        e = LLVMOrcLLJITLookup(jit, &addr, name);
-        if (e) {
-            set_err(err, errlen, "cannot compile the fused loops", e);
-            goto fail;
-        }
+        uint64_t addr = lookup(jit, "kern", node, err, errlen);
+        if (!addr) goto fail;
         j->kern[node] = (jit_kernel)(uintptr_t)addr;
     }
     free(ok);

@@ -32,7 +32,11 @@
 #include "expr_ops.h"
 #include "types.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define JIT_CORPUS 2000 /* under ASan (make check's second pass): a smaller corpus */
+#else
 #define JIT_CORPUS 10000 /* random expressions */
+#endif
 #define JIT_BATCH 1000   /* lambdas per plan (one JIT each) */
 #define NPARAMS 6        /* (x: int, y: int, s: str, f: float, r: Pair, xs: [int]) */
 #define NINPUTS 6        /* argument tuples each lambda runs on */
