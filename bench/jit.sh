@@ -3,8 +3,9 @@
 #   len(range(N).map(x => x * 3 + 1).filter(x => x % 7 == 0)), N = 10,000,000
 # Whole flowrun processes, medians of 5 (CPU ms); "work" = the run minus the same
 # plan at N = 0 (start-up, plan load, JIT compilation). Also: the JIT's start-up
-# cost per plan (FLOW_JIT_STATS), and the per-call cost of a trivial C function
-# through ffi_call against a direct call (ns).
+# cost per plan (FLOW_JIT_STATS), and the per-call cost of a trivial C task: a
+# direct call, ffi_call (cif prepared once) and the JIT's direct-call thunk (ns;
+# from test_jit's test_thunks).
 BUILD=${BUILD:-build}
 FLOWC=$(pwd)/$BUILD/bin/flowc; FLOWRUN=$(pwd)/$BUILD/bin/flowrun
 N=${JIT_BENCH_N:-10000000}
@@ -89,5 +90,10 @@ awk -v c="$c" -v j="$jw" -v i="$iw" 'BEGIN {
     printf "  interpreter / JIT     %.1fx (target >= 10x)\n", i / j }'
 stats=$(cd "$tmp" && FLOW_JIT_STATS=1 "$FLOWRUN" m.plan --executor inline --progress none 2>&1 >/dev/null)
 echo "  JIT start-up per plan: ${stats#flowrun: jit: }"
-set -- $("$tmp/call")
-echo "  per call of a trivial C function: direct $1 ns, ffi_call $2 ns (JIT thunks: not implemented)"
+if [ -x "$BUILD/tests/test_jit" ]; then
+    line=$(TEST_JIT_ONLY=test_thunks "$BUILD/tests/test_jit" 2>&1 | grep "per call")
+    echo "  $line"
+else
+    set -- $("$tmp/call")
+    echo "  per call of a trivial C function: direct $1 ns, ffi_call $2 ns (build the unit tests for the JIT thunk)"
+fi

@@ -49,9 +49,15 @@ struct expr_jit {
     uint32_t n;       /* lambdas */
     jit_kernel *kern; /* kern[node]: fused range loop ending at node, or NULL */
     uint8_t *kstages; /* kstages[node]: its number of stages */
+    jit_thunk *thunk; /* thunk[task]: direct-call thunk of a C task, or NULL */
     void *lljit;      /* the LLVMOrcLLJITRef that owns the code */
     jit_stats stats;  /* figures of the compilation */
 };
+
+jit_thunk jit_task_thunk(const flow_plan *p, uint32_t ti) {
+    const struct expr_jit *j = p->jit;
+    return j && j->thunk && ti < p->n_tasks ? j->thunk[ti] : NULL;
+}
 
 jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages) {
     const struct expr_jit *j = p->jit;
@@ -93,6 +99,7 @@ int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *o
  * up to JIT_FAST_ISEL_ABOVE lambdas (a few ms each; loops need good registers),
  * FastISel above that (10x cheaper per lambda, slower code). */
 #define JIT_FAST_ISEL_ABOVE 64
+#define JIT_MAX_THUNK_PARAMS 16 /* C tasks with more parameters keep libffi */
 
 int jit_available(void) {
     return 1;
@@ -478,6 +485,82 @@ out:
 }
 
 
+/* ---- direct-call thunks of C tasks ---- */
+
+/* The LLVM type of a parameter or result of C type t (flow.h's mapping), or NULL
+ * when the thunk does not handle it. *is_bool: a C bool (i8, zero-extended). */
+static LLVMTypeRef thunk_type(gen *g, uint32_t t, bool *is_bool) {
+    *is_bool = false;
+    if (t >= g->p->n_types) return NULL;
+    switch ((plan_type_kind)g->p->types[t].kind) {
+        case PT_INT:
+        case PT_DURATION:
+            return g->i64;
+        case PT_FLOAT:
+            return g->f64;
+        case PT_BOOL:
+            *is_bool = true;
+            return LLVMInt8TypeInContext(g->C);
+        case PT_STR:
+        case PT_PATH:
+        case PT_DIR:
+        case PT_DATE:
+            return g->i8p;
+        case PT_VOID:
+            return LLVMVoidTypeInContext(g->C);
+        default:
+            return NULL;
+    }
+}
+
+/* Emit "thunk<ti>" (jit_thunk) for C task ti; false when its signature is not simple. */
+static bool gen_thunk(gen *g, uint32_t ti) {
+    const flow_plan *p = g->p;
+    const plan_task *t = &p->tasks[ti];
+    if (t->kind != TK_C || t->nparams > JIT_MAX_THUNK_PARAMS) return false;
+    LLVMTypeRef at[JIT_MAX_THUNK_PARAMS];
+    bool ab[JIT_MAX_THUNK_PARAMS], rb;
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        at[i] = thunk_type(g, p->params[t->first_param + i].type, &ab[i]);
+        if (!at[i] || LLVMGetTypeKind(at[i]) == LLVMVoidTypeKind) return false;
+    }
+    LLVMTypeRef rt = thunk_type(g, t->ret, &rb);
+    if (!rt) return false;
+    LLVMTypeRef cty = LLVMFunctionType(rt, at, t->nparams, 0);
+    LLVMTypeRef i8pp = LLVMPointerType(g->i8p, 0);
+    LLVMTypeRef tp[3] = {g->i8p, g->i8p, i8pp};
+    char name[32];
+    snprintf(name, sizeof name, "thunk%u", ti);
+    LLVMValueRef fn = LLVMAddFunction(g->M, name, LLVMFunctionType(LLVMVoidTypeInContext(g->C), tp, 3, 0));
+    LLVMPositionBuilderAtEnd(g->B, LLVMAppendBasicBlockInContext(g->C, fn, "entry"));
+    LLVMValueRef target = LLVMBuildBitCast(g->B, LLVMGetParam(fn, 0), LLVMPointerType(cty, 0), "");
+    LLVMValueRef rbuf = LLVMGetParam(fn, 1), av = LLVMGetParam(fn, 2);
+    LLVMValueRef args[JIT_MAX_THUNK_PARAMS];
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        LLVMValueRef idx = ci64(g, i);
+        LLVMValueRef ptr = LLVMBuildLoad2(g->B, g->i8p, LLVMBuildInBoundsGEP2(g->B, g->i8p, av, &idx, 1, ""), "");
+        ptr = LLVMBuildBitCast(g->B, ptr, LLVMPointerType(at[i], 0), "");
+        args[i] = LLVMBuildLoad2(g->B, at[i], ptr, "");
+    }
+    LLVMValueRef call = LLVMBuildCall2(g->B, cty, target, args, t->nparams, "");
+    LLVMAttributeRef zext =
+        LLVMCreateEnumAttribute(g->C, LLVMGetEnumAttributeKindForName("zeroext", 7), 0);
+    for (uint32_t i = 0; i < t->nparams; i++)
+        if (ab[i]) LLVMAddCallSiteAttribute(call, i + 1, zext);
+    if (rb) LLVMAddCallSiteAttribute(call, LLVMAttributeReturnIndex, zext);
+    if (LLVMGetTypeKind(rt) != LLVMVoidTypeKind) {
+        LLVMValueRef v = call;
+        LLVMTypeRef st = rt;
+        if (rb) { /* as libffi: widened to ffi_arg */
+            v = LLVMBuildZExt(g->B, call, g->i64, "");
+            st = g->i64;
+        }
+        LLVMBuildStore(g->B, v, LLVMBuildBitCast(g->B, rbuf, LLVMPointerType(st, 0), ""));
+    }
+    LLVMBuildRetVoid(g->B);
+    return true;
+}
+
 /* ---- fused range loops ---- */
 
 #define JIT_MAX_STAGES 64 /* map/filter stages in one fused loop */
@@ -656,7 +739,7 @@ static uint64_t lookup(LLVMOrcLLJITRef jit, const char *prefix, uint32_t k, char
 
 int jit_attach(flow_plan *p, char *err, size_t errlen) {
     if (p->jit) return 0;
-    if (p->n_lambdas == 0) return 0;
+    if (p->n_lambdas == 0) return 0; /* no lambdas: no JIT (thunks alone do not pay for it) */
     if (p->n_lambdas > JIT_MAX_LAMBDAS) {
         snprintf(err, errlen, "JIT: more than %d lambdas", JIT_MAX_LAMBDAS);
         return -1;
@@ -731,6 +814,12 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         j->kstages[node] = (uint8_t)ns;
         j->stats.kernels++;
     }
+    j->thunk = ok && p->n_tasks ? calloc(p->n_tasks, sizeof *j->thunk) : NULL;
+    bool *has_thunk = j->thunk ? calloc(p->n_tasks, sizeof *has_thunk) : NULL;
+    for (uint32_t ti = 0; has_thunk && ti < p->n_tasks; ti++) {
+        has_thunk[ti] = gen_thunk(&g, ti);
+        j->stats.thunks += has_thunk[ti];
+    }
     LLVMDisposeBuilder(g.B);
     double t2 = now_ms();
     j->stats.build_ms = t2 - t1;
@@ -744,6 +833,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         LLVMOrcDisposeThreadSafeContext(tsc);
         LLVMOrcDisposeLLJIT(jit);
         free(ok);
+        free(has_thunk);
+        free(j->thunk);
         free(j->kern);
         free(j->kstages);
         free(j->fn);
@@ -786,6 +877,13 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         if (!addr) goto fail;
         j->kern[node] = (jit_kernel)(uintptr_t)addr;
     }
+    for (uint32_t ti = 0; has_thunk && ti < p->n_tasks; ti++) {
+        if (!has_thunk[ti]) continue;
+        uint64_t addr = lookup(jit, "thunk", ti, err, errlen);
+        if (!addr) goto fail;
+        j->thunk[ti] = (jit_thunk)(uintptr_t)addr;
+    }
+    free(has_thunk);
     free(ok);
     j->stats.codegen_ms = now_ms() - t3;
     j->stats.compiled = compiled;
@@ -793,6 +891,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     return 0;
 fail:
     free(ok);
+    free(has_thunk);
+    free(j->thunk);
     LLVMOrcDisposeLLJIT(jit);
     free(j->kern);
     free(j->kstages);
@@ -807,6 +907,7 @@ void jit_detach(flow_plan *p) {
     p->jit = NULL;
     LLVMErrorRef e = LLVMOrcDisposeLLJIT((LLVMOrcLLJITRef)j->lljit);
     if (e) LLVMConsumeError(e);
+    free(j->thunk);
     free(j->kern);
     free(j->kstages);
     free(j->fn);

@@ -32,6 +32,7 @@ typedef struct jit_stats {
     uint32_t compiled;  /* lambdas with native code */
     uint32_t helper_ops; /* instructions handed to the interpreter's expr_step */
     uint32_t kernels;   /* fused range loops (jit_range_kernel) */
+    uint32_t thunks;    /* direct-call thunks of C tasks (jit_task_thunk) */
 } jit_stats;
 
 /* 1 when this build has the JIT (LLVM=1), else 0. */
@@ -67,6 +68,14 @@ typedef int (*jit_kernel)(int64_t start, int64_t n, int64_t *kept, flow_val *ite
  * nstages map/filter stages whose source is a range, or NULL: built only for
  * chains of lambdas over scalars (int, float, bool, duration). */
 jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages);
+
+/* A direct-call thunk for C task ti: calls fn with the C arguments avalue[i] point
+ * at and stores the result in rbuf, exactly as ffi_call(&cif, fn, rbuf, avalue)
+ * with the task's prepared cif would (a bool result widened to ffi_arg). Built for
+ * tasks whose parameters and result are int, float, bool, duration or str-like
+ * (result also void); NULL for the others, which keep libffi. */
+typedef void (*jit_thunk)(void *fn, void *rbuf, void **avalue);
+jit_thunk jit_task_thunk(const flow_plan *p, uint32_t ti);
 
 /* Run lambda `lam` on args exactly as expr_eval does (same contract), with the
  * native code when p has it. The single dispatch point of the runtime. */

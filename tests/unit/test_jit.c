@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <ffi.h>
 
 #include "../../compiler/expr.h"
 #include "../../runtime/expr.h"
@@ -536,12 +537,150 @@ static void test_speed(void **state) {
     tj_free(t);
 }
 
+
+/* ---- direct-call thunks of C tasks ---- */
+
+__attribute__((noinline)) static int64_t c_add1(int64_t x) {
+    return x + 1;
+}
+__attribute__((noinline)) static const char *c_pick(double f, bool b, const char *s) {
+    return b ? s : f > 1.0 ? "big" : "small";
+}
+__attribute__((noinline)) static bool c_less(int64_t a, int64_t b) {
+    return a < b;
+}
+__attribute__((noinline)) static double c_scale(double a, int64_t k, bool neg) {
+    return neg ? -a * (double)k : a * (double)k;
+}
+static int64_t c_seen;
+__attribute__((noinline)) static void c_note(int64_t x) {
+    c_seen = x;
+}
+
+static uint32_t add_task(tj *t, const uint32_t *pt, uint32_t n, uint32_t ret) {
+    flow_plan *p = t->p;
+    uint32_t ti = PLAN_PUSH(p, tasks);
+    memset(&p->tasks[ti], 0, sizeof p->tasks[ti]);
+    p->tasks[ti].kind = TK_C;
+    p->tasks[ti].first_param = p->n_params;
+    p->tasks[ti].nparams = n;
+    p->tasks[ti].ret = ret;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = PLAN_PUSH(p, params);
+        memset(&p->params[k], 0, sizeof p->params[k]);
+        p->params[k].type = pt[i];
+    }
+    return ti;
+}
+
+static double ns_since(struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ns = (double)(t1.tv_sec - t0->tv_sec) * 1e9 + (double)(t1.tv_nsec - t0->tv_nsec);
+    *t0 = t1;
+    return ns;
+}
+
+/* Thunks give what ffi_call gives, for every simple signature; the per-call figures
+ * (direct call, ffi_call with a prepared cif, thunk) are printed. */
+static void test_thunks(void **state) {
+    (void)state;
+    if (!jit_available()) skip();
+    tj *t = tj_new();
+    uint32_t t_void = plan_type_basic(t->p, PT_VOID);
+    uint32_t p1[] = {t->t_int}, p2[] = {t->t_float, t->t_bool, t->t_str},
+             p3[] = {t->t_int, t->t_int}, p4[] = {t->t_float, t->t_int, t->t_bool};
+    uint32_t k_add = add_task(t, p1, 1, t->t_int);
+    uint32_t k_pick = add_task(t, p2, 3, t->t_str);
+    uint32_t k_less = add_task(t, p3, 2, t->t_bool);
+    uint32_t k_scale = add_task(t, p4, 3, t->t_float);
+    uint32_t k_note = add_task(t, p1, 1, t_void);
+    uint32_t k_list = add_task(t, (uint32_t[]){t->t_lint}, 1, t->t_int); /* not simple */
+    lam(t, "x + 1"); /* a plan without lambdas gets no JIT */
+    attach(t, 1);
+    assert_int_equal(jit_stats_of(t->p).thunks, 5);
+    assert_null(jit_task_thunk(t->p, k_list));
+
+    int64_t x = 41, y = 42;
+    double f = 1.5;
+    bool b = false;
+    const char *s = "given";
+    union {
+        int64_t i;
+        double f;
+        const char *s;
+        ffi_arg a;
+    } r1, r2;
+    /* add1 */
+    void *av[3] = {&x};
+    jit_task_thunk(t->p, k_add)((void *)c_add1, &r1, av);
+    assert_int_equal(r1.i, 42);
+    /* pick, both ways of b */
+    for (int k = 0; k < 2; k++) {
+        b = k;
+        void *av2[3] = {&f, &b, &s};
+        jit_task_thunk(t->p, k_pick)((void *)c_pick, &r1, av2);
+        assert_string_equal(r1.s, c_pick(f, b, s));
+    }
+    /* less: a bool result widened as libffi does */
+    ffi_cif cif;
+    ffi_type *at[2] = {&ffi_type_sint64, &ffi_type_sint64};
+    assert_int_equal(ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 2, &ffi_type_uint8, at), FFI_OK);
+    void *av3[2] = {&x, &y};
+    r1.a = r2.a = 0;
+    jit_task_thunk(t->p, k_less)((void *)c_less, &r1, av3);
+    ffi_call(&cif, FFI_FN(c_less), &r2, av3);
+    assert_int_equal(r1.a & 0xff, r2.a & 0xff);
+    assert_int_equal(r1.a & 0xff, 1);
+    /* scale */
+    b = true;
+    void *av4[3] = {&f, &x, &b};
+    jit_task_thunk(t->p, k_scale)((void *)c_scale, &r1, av4);
+    assert_true(r1.f == c_scale(f, x, b));
+    /* void */
+    jit_task_thunk(t->p, k_note)((void *)c_note, &r1, av);
+    assert_int_equal(c_seen, 41);
+
+    /* the figures */
+    enum { N = 2000000 };
+    ffi_cif c1;
+    ffi_type *a1[1] = {&ffi_type_sint64};
+    assert_int_equal(ffi_prep_cif(&c1, FFI_DEFAULT_ABI, 1, &ffi_type_sint64, a1), FFI_OK);
+    jit_thunk th = jit_task_thunk(t->p, k_add);
+    int64_t (*volatile direct)(int64_t) = c_add1;
+    int64_t sum = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t i = 0; i < N; i++)
+        sum += direct(i);
+    double nd = ns_since(&t0) / N;
+    for (int64_t i = 0; i < N; i++) {
+        void *a[1] = {&i};
+        ffi_call(&c1, FFI_FN(c_add1), &r1, a);
+        sum += r1.i;
+    }
+    double nf = ns_since(&t0) / N;
+    for (int64_t i = 0; i < N; i++) {
+        void *a[1] = {&i};
+        th((void *)c_add1, &r1, a);
+        sum += r1.i;
+    }
+    double nt = ns_since(&t0) / N;
+    assert_true(sum != 0);
+    fprintf(stderr, "per call of a trivial C task: direct %.1f ns, ffi_call %.1f ns, JIT thunk %.1f ns\n",
+            nd, nf, nt);
+    tj_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attach_edges),
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_thunks),
     };
+    const char *only = getenv("TEST_JIT_ONLY"); /* bench/jit.sh: "test_thunks" */
+    if (only && *only) cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
