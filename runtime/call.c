@@ -231,7 +231,9 @@ static void c_invoke(rt_ictx *c, uint32_t ti, const flow_val *args, int over, vo
         to_c(c, ty, args[i], dst);
         avalue[i] = dst;
     }
-    ffi_call(&ct->cif, FFI_FN(ct->fn), rbuf, avalue);
+    jit_thunk th = jit_task_thunk(p, ti); /* a direct call (docs/jit.md), else libffi */
+    if (th) th(ct->fn, rbuf, avalue);
+    else ffi_call(&ct->cif, FFI_FN(ct->fn), rbuf, avalue);
     if (ptype(p, t->ret)->kind == PT_BOOL) { /* widened to ffi_arg: back to a C bool */
         ffi_arg a;
         memcpy(&a, rbuf, sizeof a);

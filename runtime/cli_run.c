@@ -210,9 +210,10 @@ int flowrun_cmd_run(int argc, char **argv) {
     if (getenv("FLOW_JIT_STATS")) {
         jit_stats js = jit_stats_of(p);
         fprintf(stderr,
-                "flowrun: jit: %u lambdas compiled (%u helper instructions), %u fused loops; create %.2f ms, "
+                "flowrun: jit: %u lambdas compiled (%u helper instructions), %u fused loops, %u "
+                "task thunks; create %.2f ms, "
                 "IR %.2f ms, optimise %.2f ms, codegen %.2f ms, total %.2f ms\n",
-                js.compiled, js.helper_ops, js.kernels, js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms,
+                js.compiled, js.helper_ops, js.kernels, js.thunks, js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms,
                 js.create_ms + js.build_ms + js.opt_ms + js.codegen_ms);
     }
     int code = 2;
