@@ -39,7 +39,9 @@ typedef struct lw {
     const char *const *names; /* parameter names */
     const uint32_t *ptypes;   /* parameter types */
     int nparams;              /* number of parameters */
-    bool sh;                  /* lowering an sh command (interpolations are quoted) */
+    bool sh;                  /* lowering an sh command (for names and messages) */
+    bool quote;               /* the string being lowered is the command itself: its
+                                 interpolations are shell-quoted (not nested strings) */
     bool has_out;             /* sh: `out` may be used */
     int depth;                /* current nesting of lower() calls */
     int sp, maxsp;            /* operand-stack height now and at most */
@@ -261,18 +263,21 @@ static uint32_t lower_str(lw *w, const flow_node *e) {
             if (len == 0 || !part->sval) continue;
             if (push_str(w, part->sval, len, w->t_str, part->span) == PLAN_NONE) ok = false;
         } else {
+            bool quote = w->quote;
+            w->quote = false; /* strings inside the interpolation are plain */
             uint32_t t = lower(w, part, PLAN_NONE);
+            w->quote = quote;
             if (t == PLAN_NONE) {
                 ok = false;
                 continue;
             }
-            if (w->sh && is_k(w, t, PT_LIST) && is_str(w, w->p->types[t].elem)) {
+            if (quote && is_k(w, t, PT_LIST) && is_str(w, w->p->types[t].elem)) {
                 /* a list of paths/strings: one quoted word per element */
                 emit(w, EOP_SHQUOTE_L, (int32_t)t, 0, part->span, 0);
             } else if (to_str(w, t, part->span) == PLAN_NONE) {
                 ok = false;
                 continue;
-            } else if (w->sh) {
+            } else if (quote) {
                 emit(w, EOP_SHQUOTE, (int32_t)w->t_str, 0, part->span, 0);
             }
         }
@@ -1017,6 +1022,7 @@ uint32_t expr_lower_sh(expr_ctx *cx, const flow_node *cmd, const char *const *pn
     w.ptypes = types;
     w.nparams = nparams + 1;
     w.sh = true;
+    w.quote = true;
     w.has_out = has_out;
     return finish(&w, m, cmd, cmd->span, w.t_str, NULL);
 }

@@ -17,8 +17,11 @@
 
 /* Bounds the interpreter relies on (the compiler never emits more; expr_verify
  * rejects code that would need more). */
-#define EXPR_RT_MAX_STACK 256 /* operand-stack slots */
-#define EXPR_RT_MAX_PARAMS 64 /* parameters of one lambda */
+#define EXPR_RT_MAX_STACK 256                /* operand-stack slots */
+#define EXPR_RT_MAX_PARAMS 64                /* parameters of one lambda */
+#ifndef EXPR_RT_MAX_STRING                   /* (a test build may lower it) */
+#define EXPR_RT_MAX_STRING ((size_t)1 << 30) /* bytes of a string an expression builds */
+#endif
 
 typedef struct expr_error {
     uint32_t loc;  /* plan loc of the failing instruction (PLAN_NONE if unknown) */

@@ -34,6 +34,7 @@
 typedef struct sbuf {
     char *data;        /* inline or malloc'ed */
     size_t len, cap;   /* bytes used, capacity */
+    bool too_long;     /* more than EXPR_RT_MAX_STRING was put: the rest is dropped */
     char inline_[256]; /* storage for short strings */
 } sbuf;
 
@@ -41,13 +42,19 @@ static void sb_init(sbuf *b) {
     b->data = b->inline_;
     b->len = 0;
     b->cap = sizeof b->inline_;
+    b->too_long = false;
 }
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->too_long || n > EXPR_RT_MAX_STRING - b->len) {
+        b->too_long = true;
+        return;
+    }
     if (b->len + n > b->cap) {
         size_t cap = b->cap * 2;
         while (cap < b->len + n)
             cap *= 2;
+        if (cap > EXPR_RT_MAX_STRING) cap = EXPR_RT_MAX_STRING; /* len + n fits: checked above */
         char *d = malloc(cap);
         if (!d) {
             fputs("flow: out of memory\n", stderr);
@@ -62,9 +69,11 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->len += n;
 }
 
-/* The finished string as a value of type t; frees the builder's storage. */
+/* The finished string as a value of type t, or a NULL object when it grew too long;
+ * frees the builder's storage. */
 static flow_val sb_done(const flow_plan *p, uint32_t t, sbuf *b) {
-    flow_val v = fv_str_new(p, t, b->data, (int64_t)b->len);
+    flow_val v = {.o = NULL};
+    if (!b->too_long) v = fv_str_new(p, t, b->data, (int64_t)b->len);
     if (b->data != b->inline_) free(b->data);
     return v;
 }
@@ -318,6 +327,12 @@ static int fail(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, int
 #define TOP st[sp - 1]
 #define NEXT st[sp - 2]
 #define FAIL(...) return fail(p, lam, pc, st, sp, err, __VA_ARGS__)
+/* a string builder gave up: the operands are still on the stack */
+#define CHECK_LEN(v, what)                                                                         \
+    do {                                                                                           \
+        if (!(v).o)                                                                                \
+            FAIL("string longer than %zu MiB in %s", (size_t)EXPR_RT_MAX_STRING >> 20, what);      \
+    } while (0)
 #define BIN_I(OPNAME, BUILTIN)                                                                     \
     do {                                                                                           \
         int64_t r_;                                                                                \
@@ -585,6 +600,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                     sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
                 }
                 flow_val v = sb_done(p, et, &sb);
+                CHECK_LEN(v, "join()");
                 fv_decref(p, et, TOP);
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 sp--;
@@ -600,6 +616,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                 for (int k = sp - n; k < sp; k++)
                     sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
                 flow_val v = sb_done(p, (uint32_t)in->a, &sb);
+                CHECK_LEN(v, in->op == EOP_CONCAT ? "'+'" : "an interpolation");
                 for (int k = sp - n; k < sp; k++)
                     fv_decref(p, (uint32_t)in->a, st[k]);
                 sp -= n;
@@ -661,6 +678,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                         v = str_case(p, t, s, false);
                         break;
                 }
+                CHECK_LEN(v, "a command's quoting");
                 fv_decref(p, t, TOP);
                 TOP = v;
                 break;
@@ -668,12 +686,14 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             case EOP_SHQUOTE_L: {
                 uint32_t et = p->types[in->a].elem;
                 flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
+                CHECK_LEN(v, "a command's quoting");
                 fv_decref(p, (uint32_t)in->a, TOP);
                 TOP = v;
                 break;
             }
             case EOP_JOIN_P: {
                 flow_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
+                CHECK_LEN(v, "join()");
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 fv_decref(p, (uint32_t)in->a, TOP);
                 sp--;
@@ -683,6 +703,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             case EOP_REPLACE: {
                 uint32_t t = (uint32_t)in->a;
                 flow_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
+                CHECK_LEN(v, "replace()");
                 for (int k = sp - 3; k < sp; k++)
                     fv_decref(p, t, st[k]);
                 sp -= 2;

@@ -275,6 +275,18 @@ static void test_compare_logic(void **state) {
     assert_true(ev_sb(t, "s => s == \"x y\"", "x y"));
     assert_true(ev_sb(t, "s => s != \"x\"", "xx"));
     assert_true(ev_sb(t, "s => \"\" < s", "a"));
+    /* dates compare as text (ISO order), durations as milliseconds */
+    uint32_t li = lam(t, "d => d < 2026-01-31 and d >= 2025-12-01", &t->t_date, 1, t->t_bool);
+    flow_val dv = fv_str_cstr(t->p, t->t_date, "2026-01-05");
+    assert_true(run(t, li, &dv).i);
+    fv_decref(t->p, t->t_date, dv);
+    assert_int_equal(ev_i(t, "x => if 90s > 1m and 500ms != 1s then x else 0", 3), 3);
+    li = lam(t, "d => \"day {d}\" + \"/\" + d", &t->t_date, 1, t->t_str);
+    dv = fv_str_cstr(t->p, t->t_date, "2026-02-03");
+    flow_val ds = run(t, li, &dv);
+    assert_string_equal(fv_as_str(ds)->data, "day 2026-02-03/2026-02-03");
+    fv_decref(t->p, t->t_str, ds);
+    fv_decref(t->p, t->t_date, dv);
     tx_free(t);
 }
 
@@ -545,6 +557,20 @@ static void test_runtime_errors(void **state) {
     flow_val s = fv_str_cstr(t->p, t->t_str, "");
     run_err(t, li, &s, "division by zero");
     fv_decref(t->p, t->t_str, s);
+    /* a string past EXPR_RT_MAX_STRING fails (a build with a small limit shows it) */
+    li = lam(t, "s => replace(replace(s, \"a\", s), \"a\", s)", &t->t_str, 1, t->t_str);
+    char big[65];
+    memset(big, 'a', 64);
+    big[64] = 0;
+    s = fv_str_cstr(t->p, t->t_str, big); /* 64 -> 64*64 -> 64*64*64 bytes */
+    if (EXPR_RT_MAX_STRING < 64 * 64 * 64) {
+        run_err(t, li, &s, "string longer than");
+    } else {
+        flow_val r3 = run(t, li, &s);
+        assert_int_equal(fv_as_str(r3)->len, 64 * 64 * 64);
+        fv_decref(t->p, t->t_str, r3);
+    }
+    fv_decref(t->p, t->t_str, s);
     li = lam(t, "r => [r, r][len(r.file)]", &t->t_row, 1, t->t_row);
     flow_val r = row(t, "ab", 1);
     run_err(t, li, &r, "index 2 out of range");
@@ -722,6 +748,16 @@ static void test_sh(void **state) {
     fv_decref(t->p, t->t_str, r);
     fv_decref(t->p, t->t_lpath, la[0]);
     fv_decref(t->p, t->t_str, la[1]);
+    /* a string inside an interpolation is quoted once, as a whole */
+    uint32_t one[] = {t->t_str};
+    li = sh_cmd(t, "task g(a: str) -> str = sh \"echo {upper(\"x {a}\")}\"\n", one, false);
+    assert_int_not_equal(li, PLAN_NONE);
+    flow_val qa[2] = {fv_str_cstr(t->p, t->t_str, "y z"), fv_str_cstr(t->p, t->t_str, "")};
+    r = run(t, li, qa);
+    assert_string_equal(fv_as_str(r)->data, "echo 'X Y Z'");
+    fv_decref(t->p, t->t_str, r);
+    fv_decref(t->p, t->t_str, qa[0]);
+    fv_decref(t->p, t->t_str, qa[1]);
     /* a list of ints cannot be interpolated */
     li = sh_cmd(t, "task g(ns: [int]) -> str = sh \"echo {ns}\"\n", &t->t_lint, false);
     assert_int_equal(li, PLAN_NONE);
@@ -855,6 +891,22 @@ static void test_speed(void **state) {
                (long long)sum);
         assert_true(sum != 0);
     }
+    /* a string-building lambda: allocations dominate */
+    uint32_t li = lam(t, "s => \"s3://bucket/{s}\"", &t->t_str, 1, t->t_str);
+    flow_val x = fv_str_cstr(t->p, t->t_str, "some/key.csv");
+    const int n = 500000;
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    for (int i = 0; i < n; i++) {
+        flow_val out;
+        expr_error e;
+        expr_eval(t->p, li, &x, &out, &e);
+        fv_decref(t->p, t->t_str, out);
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n;
+    printf("# interpreter: %-18s %6.1f ns/element\n", "s => \"s3://bucket/{s}\"", ns);
+    fv_decref(t->p, t->t_str, x);
     tx_free(t);
 }
 
