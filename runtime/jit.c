@@ -113,28 +113,28 @@ static double now_ms(void) {
 
 /* The state of compiling one plan (module-wide) and one lambda (per function). */
 typedef struct gen {
-    const flow_plan *p;    /* the plan */
-    LLVMContextRef C;      /* context of the module */
-    LLVMModuleRef M;       /* the module of every lambda */
-    LLVMBuilderRef B;      /* the builder */
+    const flow_plan *p;                             /* the plan */
+    LLVMContextRef C;                               /* context of the module */
+    LLVMModuleRef M;                                /* the module of every lambda */
+    LLVMBuilderRef B;                               /* the builder */
     LLVMTypeRef i1, i32, i64, f64, i8p, i64p, i32p; /* types */
-    LLVMTypeRef fn_ty;     /* i32 (i64* args, i64* out, i8* err) */
-    LLVMTypeRef step_ty;   /* expr_step's type */
-    LLVMValueRef step;     /* expr_step, a constant address */
-    LLVMValueRef plan;     /* the plan, a constant address */
-    LLVMTypeRef ovf_ty;    /* {i64, i1} (i64, i64) */
-    LLVMValueRef ovf[3];   /* llvm.sadd/ssub/smul.with.overflow.i64 */
-    uint32_t helper_ops;   /* instructions handed to expr_step */
+    LLVMTypeRef fn_ty;                              /* i32 (i64* args, i64* out, i8* err) */
+    LLVMTypeRef step_ty;                            /* expr_step's type */
+    LLVMValueRef step;                              /* expr_step, a constant address */
+    LLVMValueRef plan;                              /* the plan, a constant address */
+    LLVMTypeRef ovf_ty;                             /* {i64, i1} (i64, i64) */
+    LLVMValueRef ovf[3];                            /* llvm.sadd/ssub/smul.with.overflow.i64 */
+    uint32_t helper_ops;                            /* instructions handed to expr_step */
     /* per lambda */
-    uint32_t lam;          /* its index */
-    LLVMValueRef fn;       /* its function */
+    uint32_t lam;                /* its index */
+    LLVMValueRef fn;             /* its function */
     LLVMValueRef args, out, err; /* the function's parameters */
-    LLVMValueRef st, spv;  /* the frame's stack array (i64*) and its depth, for expr_step */
-    int *depth;            /* depth[pc]: stack depth before pc, -1 unreachable */
-    LLVMBasicBlockRef *bb; /* bb[pc]: the block a leader starts, else NULL */
-    LLVMValueRef *phi;     /* phi[pc * EXPR_RT_MAX_STACK + k] for leaders */
+    LLVMValueRef st, spv;        /* the frame's stack array (i64*) and its depth, for expr_step */
+    int *depth;                  /* depth[pc]: stack depth before pc, -1 unreachable */
+    LLVMBasicBlockRef *bb;       /* bb[pc]: the block a leader starts, else NULL */
+    LLVMValueRef *phi;           /* phi[pc * EXPR_RT_MAX_STACK + k] for leaders */
     LLVMValueRef stack[EXPR_RT_MAX_STACK]; /* the simulated stack */
-    int sp;                /* its depth */
+    int sp;                                /* its depth */
 } gen;
 
 static LLVMValueRef ci64(gen *g, int64_t v) {
@@ -431,10 +431,10 @@ static int gen_lambda(gen *g, uint32_t lam) {
                 break;
             case EOP_INT_F: {
                 LLVMValueRef f = as_f(g, TOP);
-                LLVMValueRef lo =
-                    LLVMBuildFCmp(g->B, LLVMRealOGE, f, LLVMConstReal(g->f64, -9223372036854775808.0), "");
-                LLVMValueRef hi =
-                    LLVMBuildFCmp(g->B, LLVMRealOLT, f, LLVMConstReal(g->f64, 9223372036854775808.0), "");
+                LLVMValueRef lo = LLVMBuildFCmp(g->B, LLVMRealOGE, f,
+                                                LLVMConstReal(g->f64, -9223372036854775808.0), "");
+                LLVMValueRef hi = LLVMBuildFCmp(g->B, LLVMRealOLT, f,
+                                                LLVMConstReal(g->f64, 9223372036854775808.0), "");
                 check(g, pc, LLVMBuildNot(g->B, LLVMBuildAnd(g->B, lo, hi, ""), ""));
                 TOP = LLVMBuildFPToSI(g->B, f, g->i64, "");
                 break;
@@ -484,7 +484,6 @@ out:
     return rc;
 }
 
-
 /* ---- direct-call thunks of C tasks ---- */
 
 /* The LLVM type of a parameter or result of C type t (flow.h's mapping), or NULL
@@ -531,14 +530,16 @@ static bool gen_thunk(gen *g, uint32_t ti) {
     LLVMTypeRef tp[3] = {g->i8p, g->i8p, i8pp};
     char name[32];
     snprintf(name, sizeof name, "thunk%u", ti);
-    LLVMValueRef fn = LLVMAddFunction(g->M, name, LLVMFunctionType(LLVMVoidTypeInContext(g->C), tp, 3, 0));
+    LLVMValueRef fn =
+        LLVMAddFunction(g->M, name, LLVMFunctionType(LLVMVoidTypeInContext(g->C), tp, 3, 0));
     LLVMPositionBuilderAtEnd(g->B, LLVMAppendBasicBlockInContext(g->C, fn, "entry"));
     LLVMValueRef target = LLVMBuildBitCast(g->B, LLVMGetParam(fn, 0), LLVMPointerType(cty, 0), "");
     LLVMValueRef rbuf = LLVMGetParam(fn, 1), av = LLVMGetParam(fn, 2);
     LLVMValueRef args[JIT_MAX_THUNK_PARAMS];
     for (uint32_t i = 0; i < t->nparams; i++) {
         LLVMValueRef idx = ci64(g, i);
-        LLVMValueRef ptr = LLVMBuildLoad2(g->B, g->i8p, LLVMBuildInBoundsGEP2(g->B, g->i8p, av, &idx, 1, ""), "");
+        LLVMValueRef ptr =
+            LLVMBuildLoad2(g->B, g->i8p, LLVMBuildInBoundsGEP2(g->B, g->i8p, av, &idx, 1, ""), "");
         ptr = LLVMBuildBitCast(g->B, ptr, LLVMPointerType(at[i], 0), "");
         args[i] = LLVMBuildLoad2(g->B, at[i], ptr, "");
     }
@@ -617,7 +618,8 @@ static void gen_kernel(gen *g, uint32_t node, const uint32_t *stage, int ns) {
     snprintf(name, sizeof name, "kern%u", node);
     LLVMValueRef fn = LLVMAddFunction(g->M, name, kty);
     LLVMValueRef start = LLVMGetParam(fn, 0), n = LLVMGetParam(fn, 1), kept = LLVMGetParam(fn, 2),
-                 items = LLVMGetParam(fn, 3), fstage = LLVMGetParam(fn, 4), err = LLVMGetParam(fn, 5);
+                 items = LLVMGetParam(fn, 3), fstage = LLVMGetParam(fn, 4),
+                 err = LLVMGetParam(fn, 5);
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->C, fn, "entry");
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->C, fn, "head");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->C, fn, "body");
@@ -712,7 +714,8 @@ static void gen_types(gen *g) {
     g->step_ty = LLVMFunctionType(g->i32, sp, 7, 0);
     g->step = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)&expr_step, 0),
                                 LLVMPointerType(g->step_ty, 0));
-    g->plan = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)g->p, 0), g->i8p);
+    g->plan =
+        LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)g->p, 0), g->i8p);
     LLVMTypeRef pair[2] = {g->i64, g->i1};
     LLVMTypeRef two[2] = {g->i64, g->i64};
     g->ovf_ty = LLVMFunctionType(LLVMStructTypeInContext(C, pair, 2, 0), two, 2, 0);
@@ -855,8 +858,10 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     LLVMOrcDefinitionGeneratorRef gen_proc = NULL;
     e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
         &gen_proc, LLVMOrcLLJITGetGlobalPrefix(jit), NULL, NULL);
-    if (!e) LLVMOrcJITDylibAddGenerator(jd, gen_proc);
-    else LLVMConsumeError(e);
+    if (!e)
+        LLVMOrcJITDylibAddGenerator(jd, gen_proc);
+    else
+        LLVMConsumeError(e);
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(g.M, tsc);
     LLVMOrcDisposeThreadSafeContext(tsc);
     e = LLVMOrcLLJITAddLLVMIRModule(jit, jd, tsm);

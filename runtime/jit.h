@@ -25,14 +25,14 @@ typedef struct expr_jit expr_jit;
 
 /* Figures of one compilation (for --jit-stats style reports and the benchmark). */
 typedef struct jit_stats {
-    double create_ms;   /* creating the LLJIT */
-    double build_ms;    /* building the IR of every lambda */
-    double opt_ms;      /* the optimisation pipeline */
-    double codegen_ms;  /* machine code: adding the module and looking every lambda up */
-    uint32_t compiled;  /* lambdas with native code */
+    double create_ms;    /* creating the LLJIT */
+    double build_ms;     /* building the IR of every lambda */
+    double opt_ms;       /* the optimisation pipeline */
+    double codegen_ms;   /* machine code: adding the module and looking every lambda up */
+    uint32_t compiled;   /* lambdas with native code */
     uint32_t helper_ops; /* instructions handed to the interpreter's expr_step */
-    uint32_t kernels;   /* fused range loops (jit_range_kernel) */
-    uint32_t thunks;    /* direct-call thunks of C tasks (jit_task_thunk) */
+    uint32_t kernels;    /* fused range loops (jit_range_kernel) */
+    uint32_t thunks;     /* direct-call thunks of C tasks (jit_task_thunk) */
 } jit_stats;
 
 /* 1 when this build has the JIT (LLVM=1), else 0. */

@@ -38,18 +38,18 @@
 #else
 #define JIT_CORPUS 10000 /* random expressions */
 #endif
-#define JIT_BATCH 1000   /* lambdas per plan (one JIT each) */
-#define NPARAMS 6        /* (x: int, y: int, s: str, f: float, r: Pair, xs: [int]) */
-#define NINPUTS 6        /* argument tuples each lambda runs on */
+#define JIT_BATCH 1000 /* lambdas per plan (one JIT each) */
+#define NPARAMS 6      /* (x: int, y: int, s: str, f: float, r: Pair, xs: [int]) */
+#define NINPUTS 6      /* argument tuples each lambda runs on */
 
 typedef struct tj {
-    flow_plan *p;   /* the plan lambdas go to */
-    ast_arena *ar;  /* parse trees */
-    char *src;      /* the last program text */
-    char *errs;     /* diagnostics of the last compile */
-    size_t nerrs;   /* their length */
+    flow_plan *p;  /* the plan lambdas go to */
+    ast_arena *ar; /* parse trees */
+    char *src;     /* the last program text */
+    char *errs;    /* diagnostics of the last compile */
+    size_t nerrs;  /* their length */
     uint32_t t_int, t_float, t_bool, t_str, t_path, t_lint, t_lstr, t_pair; /* types */
-    uint32_t ptypes[NPARAMS];     /* the parameters of every lambda */
+    uint32_t ptypes[NPARAMS];      /* the parameters of every lambda */
     flow_val in[NINPUTS][NPARAMS]; /* inputs */
 } tj;
 
@@ -157,9 +157,9 @@ static int both(tj *t, uint32_t li, int k, const char *body) {
     if (same && ra == 0) same = fv_equal(t->p, rt, a, b);
     if (same && ra != 0) same = ea.loc == eb.loc && !strcmp(ea.msg, eb.msg);
     if (!same) {
-        fprintf(stderr, "differ on input %d: %s\n  interpreter: %d %s (loc %u)\n  jit: %d %s (loc %u)\n",
-                k, body, ra, ra ? ea.msg : "", ra ? ea.loc : 0, rb, rb ? eb.msg : "",
-                rb ? eb.loc : 0);
+        fprintf(stderr,
+                "differ on input %d: %s\n  interpreter: %d %s (loc %u)\n  jit: %d %s (loc %u)\n", k,
+                body, ra, ra ? ea.msg : "", ra ? ea.loc : 0, rb, rb ? eb.msg : "", rb ? eb.loc : 0);
         if (ra == 0 && rb == 0) {
             fv_print_json(t->p, rt, a, stderr);
             fputs(" vs ", stderr);
@@ -185,22 +185,92 @@ static void attach(tj *t, uint32_t want_compiled) {
 /* ---- hand-written cases: every opcode, every error ---- */
 
 static const char *const cases[] = {
-    "x * 3 + 1", "x - y", "x / y", "x % y", "-x", "x * y", "x + y", "-(x - y) * 2",
-    "x / 2 + x % 3", "f + 1.5", "f - 2", "f * f", "f / 0.0", "f % 2.5", "-f", "f / 3",
-    "float(x) / 4.0 - 1", "x < y", "x <= y", "x > y", "x >= y", "x == y", "x != y",
-    "f < 1.0", "f <= 1.5", "f > 0.0", "f >= -0.0", "f == 0.0", "f != f / 0.0",
-    "s == \"12\"", "s != \"\"", "s < \"b\"", "s <= r.b", "s > r.b", "s >= \"a\"",
-    "xs == [1, 2]", "xs != xs", "not (x > 1)", "x > 1 and y > 1", "x > 1 or y > 1",
-    "if x > y then x else y", "if x > 0 then s else r.b", "if f > 1.0 then 1 else 2",
-    "r.a", "r.b", "r.a + x", "len(xs)", "xs[y]", "xs[0]", "[x, y, 3][y]", "len([s, r.b])",
-    "join([s, r.b], \"-\")", "s + r.b", "\"<{x}|{s}|{f}|{x > 1}>\"", "str(x)", "str(f)",
-    "str(x > y)", "len(s)", "basename(s)", "dirname(s)", "stem(s)", "ext(s)",
-    "join(s, r.b)", "upper(s)", "lower(\"AbC\" + s)", "replace(s, \"/\", \"::\")",
-    "contains(s, \"/\")", "starts_with(s, \"a\")", "ends_with(s, \"z\")", "int(s)",
-    "int(f)", "float(s)", "int(f * 1e300)", "x * 9223372036854775807",
-    "x + 9223372036854775807", "x - 9223372036854775807 - 2", "x / 0", "x % 0",
-    "{a = x, b = s}", "{a = x, b = s}.b", "[s, \"k\"]", "[f, 1.0]", "if x > 0 then xs else [y]",
-    "int(str(x) + s)", "float(str(f))", "(x + 1) * (y - 1) / (x - y)",
+    "x * 3 + 1",
+    "x - y",
+    "x / y",
+    "x % y",
+    "-x",
+    "x * y",
+    "x + y",
+    "-(x - y) * 2",
+    "x / 2 + x % 3",
+    "f + 1.5",
+    "f - 2",
+    "f * f",
+    "f / 0.0",
+    "f % 2.5",
+    "-f",
+    "f / 3",
+    "float(x) / 4.0 - 1",
+    "x < y",
+    "x <= y",
+    "x > y",
+    "x >= y",
+    "x == y",
+    "x != y",
+    "f < 1.0",
+    "f <= 1.5",
+    "f > 0.0",
+    "f >= -0.0",
+    "f == 0.0",
+    "f != f / 0.0",
+    "s == \"12\"",
+    "s != \"\"",
+    "s < \"b\"",
+    "s <= r.b",
+    "s > r.b",
+    "s >= \"a\"",
+    "xs == [1, 2]",
+    "xs != xs",
+    "not (x > 1)",
+    "x > 1 and y > 1",
+    "x > 1 or y > 1",
+    "if x > y then x else y",
+    "if x > 0 then s else r.b",
+    "if f > 1.0 then 1 else 2",
+    "r.a",
+    "r.b",
+    "r.a + x",
+    "len(xs)",
+    "xs[y]",
+    "xs[0]",
+    "[x, y, 3][y]",
+    "len([s, r.b])",
+    "join([s, r.b], \"-\")",
+    "s + r.b",
+    "\"<{x}|{s}|{f}|{x > 1}>\"",
+    "str(x)",
+    "str(f)",
+    "str(x > y)",
+    "len(s)",
+    "basename(s)",
+    "dirname(s)",
+    "stem(s)",
+    "ext(s)",
+    "join(s, r.b)",
+    "upper(s)",
+    "lower(\"AbC\" + s)",
+    "replace(s, \"/\", \"::\")",
+    "contains(s, \"/\")",
+    "starts_with(s, \"a\")",
+    "ends_with(s, \"z\")",
+    "int(s)",
+    "int(f)",
+    "float(s)",
+    "int(f * 1e300)",
+    "x * 9223372036854775807",
+    "x + 9223372036854775807",
+    "x - 9223372036854775807 - 2",
+    "x / 0",
+    "x % 0",
+    "{a = x, b = s}",
+    "{a = x, b = s}.b",
+    "[s, \"k\"]",
+    "[f, 1.0]",
+    "if x > 0 then xs else [y]",
+    "int(str(x) + s)",
+    "float(str(f))",
+    "(x + 1) * (y - 1) / (x - y)",
 };
 
 static void test_cases(void **state) {
@@ -281,10 +351,19 @@ static void gen_call(rng *r, sb *b, const char *fn, int n, const gty *ts, int de
     put(b, ")");
 }
 
-static const char *const lit_s[] = {"\"\"", "\"a\"", "\"a/b.c\"", "\"x.tar.gz\"", "\"12\"",
-                                    "\" 7 \"", "\"/\"", "\"ab\"", "\"3.5\"", "\"nan\"", "\"-0\""};
-static const char *const lit_i[] = {"0", "1", "2", "3", "7", "-1", "100", "1000000007",
-                                    "9223372036854775807", "4611686018427387904"};
+static const char *const lit_s[] = {"\"\"",    "\"a\"",   "\"a/b.c\"", "\"x.tar.gz\"",
+                                    "\"12\"",  "\" 7 \"", "\"/\"",     "\"ab\"",
+                                    "\"3.5\"", "\"nan\"", "\"-0\""};
+static const char *const lit_i[] = {"0",
+                                    "1",
+                                    "2",
+                                    "3",
+                                    "7",
+                                    "-1",
+                                    "100",
+                                    "1000000007",
+                                    "9223372036854775807",
+                                    "4611686018427387904"};
 static const char *const lit_f[] = {"0.0", "1.5", "0.1", "2.0", "1e308", "-3.25", "1e-7"};
 
 static void gen(rng *r, sb *b, gty t, int depth) {
@@ -293,24 +372,33 @@ static void gen(rng *r, sb *b, gty t, int depth) {
         switch (t) {
             case GI: {
                 uint32_t k = rnd(r, 5);
-                if (k == 0) put(b, "x");
-                else if (k == 1) put(b, "y");
-                else if (k == 2) put(b, "r.a");
-                else put(b, "%s", lit_i[rnd(r, sizeof lit_i / sizeof *lit_i)]);
+                if (k == 0)
+                    put(b, "x");
+                else if (k == 1)
+                    put(b, "y");
+                else if (k == 2)
+                    put(b, "r.a");
+                else
+                    put(b, "%s", lit_i[rnd(r, sizeof lit_i / sizeof *lit_i)]);
                 return;
             }
             case GF:
-                if (rnd(r, 2)) put(b, "f");
-                else put(b, "%s", lit_f[rnd(r, sizeof lit_f / sizeof *lit_f)]);
+                if (rnd(r, 2))
+                    put(b, "f");
+                else
+                    put(b, "%s", lit_f[rnd(r, sizeof lit_f / sizeof *lit_f)]);
                 return;
             case GB:
                 put(b, "%s", rnd(r, 2) ? "true" : "false");
                 return;
             case GS: {
                 uint32_t k = rnd(r, 3);
-                if (k == 0) put(b, "s");
-                else if (k == 1) put(b, "r.b");
-                else put(b, "%s", lit_s[rnd(r, sizeof lit_s / sizeof *lit_s)]);
+                if (k == 0)
+                    put(b, "s");
+                else if (k == 1)
+                    put(b, "r.b");
+                else
+                    put(b, "%s", lit_s[rnd(r, sizeof lit_s / sizeof *lit_s)]);
                 return;
             }
         }
@@ -318,15 +406,37 @@ static void gen(rng *r, sb *b, gty t, int depth) {
     switch (t) {
         case GI:
             switch (rnd(r, 14)) {
-                case 0: gen2(r, b, "+", GI, GI, depth); return;
-                case 1: gen2(r, b, "-", GI, GI, depth); return;
-                case 2: gen2(r, b, "*", GI, GI, depth); return;
-                case 3: gen2(r, b, "/", GI, GI, depth); return;
-                case 4: gen2(r, b, "%", GI, GI, depth); return;
-                case 5: put(b, "(-"); gen(r, b, GI, depth - 1); put(b, ")"); return;
-                case 6: gen_call(r, b, "len", 1, SS, depth); return;
-                case 7: put(b, "len(xs)"); return;
-                case 8: put(b, "xs["); gen(r, b, GI, depth - 1); put(b, "]"); return;
+                case 0:
+                    gen2(r, b, "+", GI, GI, depth);
+                    return;
+                case 1:
+                    gen2(r, b, "-", GI, GI, depth);
+                    return;
+                case 2:
+                    gen2(r, b, "*", GI, GI, depth);
+                    return;
+                case 3:
+                    gen2(r, b, "/", GI, GI, depth);
+                    return;
+                case 4:
+                    gen2(r, b, "%", GI, GI, depth);
+                    return;
+                case 5:
+                    put(b, "(-");
+                    gen(r, b, GI, depth - 1);
+                    put(b, ")");
+                    return;
+                case 6:
+                    gen_call(r, b, "len", 1, SS, depth);
+                    return;
+                case 7:
+                    put(b, "len(xs)");
+                    return;
+                case 8:
+                    put(b, "xs[");
+                    gen(r, b, GI, depth - 1);
+                    put(b, "]");
+                    return;
                 case 9:
                     put(b, "[");
                     gen(r, b, GI, depth - 1);
@@ -345,20 +455,54 @@ static void gen(rng *r, sb *b, gty t, int depth) {
                     gen(r, b, GI, depth - 1);
                     put(b, ")");
                     return;
-                case 11: put(b, "int("); gen(r, b, GF, depth - 1); put(b, ")"); return;
-                case 12: put(b, "int("); gen(r, b, GS, depth - 1); put(b, ")"); return;
-                default: put(b, "int(str("); gen(r, b, GI, depth - 1); put(b, "))"); return;
+                case 11:
+                    put(b, "int(");
+                    gen(r, b, GF, depth - 1);
+                    put(b, ")");
+                    return;
+                case 12:
+                    put(b, "int(");
+                    gen(r, b, GS, depth - 1);
+                    put(b, ")");
+                    return;
+                default:
+                    put(b, "int(str(");
+                    gen(r, b, GI, depth - 1);
+                    put(b, "))");
+                    return;
             }
         case GF:
             switch (rnd(r, 10)) {
-                case 0: gen2(r, b, "+", GF, GF, depth); return;
-                case 1: gen2(r, b, "-", GF, GI, depth); return;
-                case 2: gen2(r, b, "*", GI, GF, depth); return;
-                case 3: gen2(r, b, "/", GF, GF, depth); return;
-                case 4: gen2(r, b, "%", GF, GF, depth); return;
-                case 5: put(b, "(-"); gen(r, b, GF, depth - 1); put(b, ")"); return;
-                case 6: put(b, "float("); gen(r, b, GI, depth - 1); put(b, ")"); return;
-                case 7: put(b, "float("); gen(r, b, GS, depth - 1); put(b, ")"); return;
+                case 0:
+                    gen2(r, b, "+", GF, GF, depth);
+                    return;
+                case 1:
+                    gen2(r, b, "-", GF, GI, depth);
+                    return;
+                case 2:
+                    gen2(r, b, "*", GI, GF, depth);
+                    return;
+                case 3:
+                    gen2(r, b, "/", GF, GF, depth);
+                    return;
+                case 4:
+                    gen2(r, b, "%", GF, GF, depth);
+                    return;
+                case 5:
+                    put(b, "(-");
+                    gen(r, b, GF, depth - 1);
+                    put(b, ")");
+                    return;
+                case 6:
+                    put(b, "float(");
+                    gen(r, b, GI, depth - 1);
+                    put(b, ")");
+                    return;
+                case 7:
+                    put(b, "float(");
+                    gen(r, b, GS, depth - 1);
+                    put(b, ")");
+                    return;
                 case 8:
                     put(b, "(if ");
                     gen(r, b, GB, depth - 1);
@@ -368,27 +512,57 @@ static void gen(rng *r, sb *b, gty t, int depth) {
                     gen(r, b, GF, depth - 1);
                     put(b, ")");
                     return;
-                default: put(b, "float(str("); gen(r, b, GF, depth - 1); put(b, "))"); return;
+                default:
+                    put(b, "float(str(");
+                    gen(r, b, GF, depth - 1);
+                    put(b, "))");
+                    return;
             }
         case GB: {
             static const char *const cmp[] = {"<", "<=", ">", ">=", "==", "!="};
             const char *c = cmp[rnd(r, 6)];
             switch (rnd(r, 10)) {
-                case 0: gen2(r, b, c, GI, GI, depth); return;
-                case 1: gen2(r, b, c, GF, GF, depth); return;
-                case 2: gen2(r, b, c, GS, GS, depth); return;
-                case 3: gen2(r, b, c, GI, GF, depth); return;
-                case 4: gen2(r, b, "and", GB, GB, depth); return;
-                case 5: gen2(r, b, "or", GB, GB, depth); return;
-                case 6: put(b, "(not "); gen(r, b, GB, depth - 1); put(b, ")"); return;
-                case 7: gen_call(r, b, "contains", 2, SS, depth); return;
-                case 8: gen_call(r, b, rnd(r, 2) ? "starts_with" : "ends_with", 2, SS, depth); return;
-                default: put(b, "(xs %s [", rnd(r, 2) ? "==" : "!="); gen(r, b, GI, depth - 1); put(b, "])"); return;
+                case 0:
+                    gen2(r, b, c, GI, GI, depth);
+                    return;
+                case 1:
+                    gen2(r, b, c, GF, GF, depth);
+                    return;
+                case 2:
+                    gen2(r, b, c, GS, GS, depth);
+                    return;
+                case 3:
+                    gen2(r, b, c, GI, GF, depth);
+                    return;
+                case 4:
+                    gen2(r, b, "and", GB, GB, depth);
+                    return;
+                case 5:
+                    gen2(r, b, "or", GB, GB, depth);
+                    return;
+                case 6:
+                    put(b, "(not ");
+                    gen(r, b, GB, depth - 1);
+                    put(b, ")");
+                    return;
+                case 7:
+                    gen_call(r, b, "contains", 2, SS, depth);
+                    return;
+                case 8:
+                    gen_call(r, b, rnd(r, 2) ? "starts_with" : "ends_with", 2, SS, depth);
+                    return;
+                default:
+                    put(b, "(xs %s [", rnd(r, 2) ? "==" : "!=");
+                    gen(r, b, GI, depth - 1);
+                    put(b, "])");
+                    return;
             }
         }
         case GS:
             switch (rnd(r, 16)) {
-                case 0: gen2(r, b, "+", GS, GS, depth); return;
+                case 0:
+                    gen2(r, b, "+", GS, GS, depth);
+                    return;
                 case 1:
                     put(b, "\"<{");
                     gen(r, b, GI, depth - 1);
@@ -398,16 +572,42 @@ static void gen(rng *r, sb *b, gty t, int depth) {
                     gen(r, b, GF, depth - 1);
                     put(b, "}>\"");
                     return;
-                case 2: put(b, "str("); gen(r, b, GI, depth - 1); put(b, ")"); return;
-                case 3: put(b, "str("); gen(r, b, GF, depth - 1); put(b, ")"); return;
-                case 4: put(b, "str("); gen(r, b, GB, depth - 1); put(b, ")"); return;
-                case 5: gen_call(r, b, "upper", 1, SS, depth); return;
-                case 6: gen_call(r, b, "lower", 1, SS, depth); return;
-                case 7: gen_call(r, b, "replace", 3, SS, depth); return;
-                case 8: gen_call(r, b, "basename", 1, SS, depth); return;
-                case 9: gen_call(r, b, "dirname", 1, SS, depth); return;
-                case 10: gen_call(r, b, "stem", 1, SS, depth); return;
-                case 11: gen_call(r, b, "ext", 1, SS, depth); return;
+                case 2:
+                    put(b, "str(");
+                    gen(r, b, GI, depth - 1);
+                    put(b, ")");
+                    return;
+                case 3:
+                    put(b, "str(");
+                    gen(r, b, GF, depth - 1);
+                    put(b, ")");
+                    return;
+                case 4:
+                    put(b, "str(");
+                    gen(r, b, GB, depth - 1);
+                    put(b, ")");
+                    return;
+                case 5:
+                    gen_call(r, b, "upper", 1, SS, depth);
+                    return;
+                case 6:
+                    gen_call(r, b, "lower", 1, SS, depth);
+                    return;
+                case 7:
+                    gen_call(r, b, "replace", 3, SS, depth);
+                    return;
+                case 8:
+                    gen_call(r, b, "basename", 1, SS, depth);
+                    return;
+                case 9:
+                    gen_call(r, b, "dirname", 1, SS, depth);
+                    return;
+                case 10:
+                    gen_call(r, b, "stem", 1, SS, depth);
+                    return;
+                case 11:
+                    gen_call(r, b, "ext", 1, SS, depth);
+                    return;
                 case 12:
                     put(b, "join([");
                     gen(r, b, GS, depth - 1);
@@ -426,8 +626,16 @@ static void gen(rng *r, sb *b, gty t, int depth) {
                     gen(r, b, GS, depth - 1);
                     put(b, ")");
                     return;
-                case 14: put(b, "[s, r.b]["); gen(r, b, GI, depth - 1); put(b, "]"); return;
-                default: put(b, "str("); gen_call(r, b, "len", 1, SS, depth - 1); put(b, ")"); return;
+                case 14:
+                    put(b, "[s, r.b][");
+                    gen(r, b, GI, depth - 1);
+                    put(b, "]");
+                    return;
+                default:
+                    put(b, "str(");
+                    gen_call(r, b, "len", 1, SS, depth - 1);
+                    put(b, ")");
+                    return;
             }
     }
     (void)II;
@@ -462,7 +670,9 @@ static void test_corpus(void **state) {
         attach(t, t->p->n_lambdas);
         jit_stats js = jit_stats_of(t->p);
         jit_ms += js.create_ms + js.build_ms + js.opt_ms + js.codegen_ms;
-        if (getenv("JIT_DEBUG")) fprintf(stderr, "batch: create %.0f build %.0f opt %.0f codegen %.0f ms\n", js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms);
+        if (getenv("JIT_DEBUG"))
+            fprintf(stderr, "batch: create %.0f build %.0f opt %.0f codegen %.0f ms\n",
+                    js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms);
         for (int i = 0; i < n; i++) {
             for (int k = 0; k < NINPUTS; k++, runs++)
                 errors += both(t, lis[i], k, bodies[i]);
@@ -536,7 +746,6 @@ static void test_speed(void **state) {
     fprintf(stderr, "map+filter lambdas per element: interpreter %.1f ns, jit %.1f ns\n", ni, nj);
     tj_free(t);
 }
-
 
 /* ---- direct-call thunks of C tasks ---- */
 
@@ -667,17 +876,16 @@ static void test_thunks(void **state) {
     }
     double nt = ns_since(&t0) / N;
     assert_true(sum != 0);
-    fprintf(stderr, "per call of a trivial C task: direct %.1f ns, ffi_call %.1f ns, JIT thunk %.1f ns\n",
+    fprintf(stderr,
+            "per call of a trivial C task: direct %.1f ns, ffi_call %.1f ns, JIT thunk %.1f ns\n",
             nd, nf, nt);
     tj_free(t);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_attach_edges),
-        cmocka_unit_test(test_cases),
-        cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_attach_edges), cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_corpus),       cmocka_unit_test(test_speed),
         cmocka_unit_test(test_thunks),
     };
     const char *only = getenv("TEST_JIT_ONLY"); /* bench/jit.sh: "test_thunks" */
