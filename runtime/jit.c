@@ -608,6 +608,33 @@ static bool range_chain(const flow_plan *p, const bool *ok, uint32_t node, uint3
     return true;
 }
 
+/* Add the uses of node's value by other nodes (arguments, afters) to uses[]; a
+ * graph's result counts as one more. */
+static void count_uses(const flow_plan *p, uint32_t node, uint32_t *uses) {
+    const plan_node *N = &p->nodes[node];
+    for (uint32_t a = 0; a < N->nargs; a++)
+        if (p->args[N->first_arg + a].node < p->n_nodes) uses[p->args[N->first_arg + a].node]++;
+    for (uint32_t a = 0; a < N->nafter; a++)
+        if (p->afters[N->first_after + a] < p->n_nodes) uses[p->afters[N->first_after + a]]++;
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        if (p->graphs[g].ret_node == node) uses[node]++;
+}
+
+/* Whether node is an inner stage of a longer fused chain (the scheduler's rule,
+ * sched.c "fusion": its only use is the list of a map, filter or len), so that no
+ * loop ends at it. Only saves compile time: a loop the scheduler does not ask for
+ * is never run. */
+static bool chain_inner(const flow_plan *p, uint32_t node, const uint32_t *uses) {
+    const plan_node *N = &p->nodes[node];
+    if (!(N->kind == PN_MAP || N->kind == PN_FILTER) || uses[node] != 1) return false;
+    for (uint32_t c = 0; c < p->n_nodes; c++) {
+        const plan_node *C = &p->nodes[c];
+        if (C->nargs >= 1 && p->args[C->first_arg].node == node)
+            return C->kind == PN_MAP || C->kind == PN_FILTER || C->kind == PN_LEN;
+    }
+    return false;
+}
+
 /* Emit "kern<node>": the loop of jit.h's jit_kernel, calling (and, after
  * inlining, containing) each stage's lambda. */
 static void gen_kernel(gen *g, uint32_t node, const uint32_t *stage, int ns) {
@@ -809,14 +836,18 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     }
     j->kern = ok && p->n_nodes ? calloc(p->n_nodes, sizeof *j->kern) : NULL;
     j->kstages = j->kern ? calloc(p->n_nodes, 1) : NULL;
-    for (uint32_t node = 0; j->kstages && node < p->n_nodes; node++) {
+    uint32_t *uses = j->kstages ? calloc(p->n_nodes, sizeof *uses) : NULL;
+    for (uint32_t node = 0; uses && node < p->n_nodes; node++)
+        count_uses(p, node, uses);
+    for (uint32_t node = 0; uses && node < p->n_nodes; node++) {
         uint32_t stage[JIT_MAX_STAGES];
         int ns = 0;
-        if (!range_chain(p, ok, node, stage, &ns)) continue;
+        if (chain_inner(p, node, uses) || !range_chain(p, ok, node, stage, &ns)) continue;
         gen_kernel(&g, node, stage, ns);
         j->kstages[node] = (uint8_t)ns;
         j->stats.kernels++;
     }
+    free(uses);
     j->thunk = ok && p->n_tasks ? calloc(p->n_tasks, sizeof *j->thunk) : NULL;
     bool *has_thunk = j->thunk ? calloc(p->n_tasks, sizeof *has_thunk) : NULL;
     for (uint32_t ti = 0; has_thunk && ti < p->n_tasks; ti++) {
