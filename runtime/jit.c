@@ -177,10 +177,14 @@ static void check(gen *g, uint32_t pc, LLVMValueRef bad) {
 }
 
 /* Add the current stack as the incoming values of leader `to`. */
-static void flow_into(gen *g, uint32_t to) {
+/* Add the current stack as the incoming values of leader `to`; false when `to` has
+ * no block or another depth (not verified code: the lambda stays interpreted). */
+static bool flow_into(gen *g, uint32_t to) {
+    if (!g->bb[to] || g->depth[to] != g->sp) return false;
     LLVMBasicBlockRef from = LLVMGetInsertBlock(g->B);
     for (int k = 0; k < g->sp; k++)
         LLVMAddIncoming(g->phi[(size_t)to * EXPR_RT_MAX_STACK + (size_t)k], &g->stack[k], &from, 1);
+    return true;
 }
 
 static void helper(gen *g, uint32_t pc) {
@@ -297,8 +301,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
         const plan_instr *in = &code[pc];
         if (leader[pc]) {
             if (open) {
-                if (g->depth[pc] != g->sp) goto out;
-                flow_into(g, pc);
+                if (!flow_into(g, pc)) goto out;
                 LLVMBuildBr(g->B, g->bb[pc]);
             }
             open = g->bb[pc] != NULL;
@@ -440,7 +443,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
                 break;
             }
             case EOP_JUMP:
-                flow_into(g, (uint32_t)in->a);
+                if (!flow_into(g, (uint32_t)in->a)) goto out;
                 LLVMBuildBr(g->B, g->bb[in->a]);
                 open = false;
                 break;
@@ -448,9 +451,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
             case EOP_JUMP_IF_TRUE: {
                 LLVMValueRef c = LLVMBuildICmp(g->B, LLVMIntNE, TOP, ci64(g, 0), "");
                 g->sp--;
-                if (!g->bb[pc + 1] || !g->bb[in->a]) goto out;
-                flow_into(g, (uint32_t)in->a);
-                flow_into(g, pc + 1);
+                if (!flow_into(g, (uint32_t)in->a) || !flow_into(g, pc + 1)) goto out;
                 if (in->op == EOP_JUMP_IF_TRUE)
                     LLVMBuildCondBr(g->B, c, g->bb[in->a], g->bb[pc + 1]);
                 else

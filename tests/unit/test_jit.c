@@ -691,6 +691,69 @@ static void test_corpus(void **state) {
     assert_true(compiled >= JIT_CORPUS * 95 / 100);
 }
 
+/* Mutated code (one operand or opcode changed): whatever expr_verify accepts is
+ * compiled (or left to the interpreter) and must behave as the interpreter does. */
+static void test_mutants(void **state) {
+    (void)state;
+    if (!jit_available()) skip();
+    static const char *const srcs[] = {
+        "if x > 2 and len(s) < 9 then \"{s}-{x * 2}\" else upper(s) + str(xs[0])",
+        "[len(xs), x % 3, int(\"4\")][1] == 0 or contains(s, \"a\")",
+        "{a = x, b = basename(s)}.b + join([s, r.b], \",\")",
+        "if f > 1.0 then x * y - 3 else -(y / (x + 1))",
+    };
+    uint32_t seed = 4242;
+    int accepted = 0, compiled = 0;
+    for (int batch = 0; batch < 3; batch++) {
+        tj *t = tj_new();
+        uint32_t lis[400];
+        int n = 0;
+        for (int m = 0; m < 400; m++) {
+            uint32_t li = lam(t, srcs[m % 4]);
+            assert_int_not_equal(li, PLAN_NONE);
+            const plan_lambda *l = &t->p->lambdas[li];
+            plan_instr *code = t->p->code + l->first_code;
+            seed = seed * 1103515245u + 12345u;
+            uint32_t at = (seed >> 8) % l->ncode;
+            plan_instr save = code[at];
+            seed = seed * 1103515245u + 12345u;
+            switch ((seed >> 8) % 3) {
+                case 0:
+                    code[at].op = (uint16_t)((seed >> 12) % (EOP__COUNT + 2));
+                    break;
+                case 1:
+                    code[at].a = (int32_t)((seed >> 12) % 40) - 4;
+                    break;
+                default:
+                    code[at].b = (uint16_t)((seed >> 12) % 6);
+                    break;
+            }
+            char why[256];
+            if (expr_verify(t->p, li, why, sizeof why) == 0) {
+                lis[n++] = li;
+                accepted++;
+            } else {
+                code[at] = save; /* rejected: the original code, still compared */
+                lis[n++] = li;
+            }
+        }
+        char err[300] = "";
+        int rc = jit_attach(t->p, err, sizeof err);
+        if (rc) fprintf(stderr, "jit_attach: %s\n", err);
+        assert_int_equal(rc, 0);
+        compiled += (int)jit_stats_of(t->p).compiled;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < NINPUTS; k++)
+                both(t, lis[i], k, srcs[i % 4]);
+        tj_free(t);
+    }
+    fprintf(
+        stderr,
+        "mutants: %d accepted by the verifier, %d of 1200 lambdas compiled, all run both ways\n",
+        accepted, compiled);
+    assert_true(accepted > 50);
+}
+
 /* A plan without lambdas attaches nothing; detaching twice is harmless; LLVM=0 says so. */
 static void test_attach_edges(void **state) {
     (void)state;
@@ -885,8 +948,8 @@ static void test_thunks(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attach_edges), cmocka_unit_test(test_cases),
-        cmocka_unit_test(test_corpus),       cmocka_unit_test(test_speed),
-        cmocka_unit_test(test_thunks),
+        cmocka_unit_test(test_corpus),       cmocka_unit_test(test_mutants),
+        cmocka_unit_test(test_speed),        cmocka_unit_test(test_thunks),
     };
     const char *only = getenv("TEST_JIT_ONLY"); /* bench/jit.sh: "test_thunks" */
     if (only && *only) cmocka_set_test_filter(only);
