@@ -691,6 +691,18 @@ static void test_corpus(void **state) {
     assert_true(compiled >= JIT_CORPUS * 95 / 100);
 }
 
+/* Change one field of an instruction: the opcode (a few out of range), operand a
+ * (a few negative) or operand b. */
+static void mutate(plan_instr *in, rng *r) {
+    uint32_t what = rnd(r, 3), v = rnd(r, 1u << 20);
+    if (what == 0)
+        in->op = (uint16_t)(v % (EOP__COUNT + 2));
+    else if (what == 1)
+        in->a = (int32_t)(v % 40) - 4;
+    else
+        in->b = (uint16_t)(v % 6);
+}
+
 /* Mutated code (one operand or opcode changed): whatever expr_verify accepts is
  * compiled (or left to the interpreter) and must behave as the interpreter does. */
 static void test_mutants(void **state) {
@@ -702,7 +714,7 @@ static void test_mutants(void **state) {
         "{a = x, b = basename(s)}.b + join([s, r.b], \",\")",
         "if f > 1.0 then x * y - 3 else -(y / (x + 1))",
     };
-    uint32_t seed = 4242;
+    rng seed = {4242};
     int accepted = 0, compiled = 0;
     for (int batch = 0; batch < 3; batch++) {
         tj *t = tj_new();
@@ -713,21 +725,9 @@ static void test_mutants(void **state) {
             assert_int_not_equal(li, PLAN_NONE);
             const plan_lambda *l = &t->p->lambdas[li];
             plan_instr *code = t->p->code + l->first_code;
-            seed = seed * 1103515245u + 12345u;
-            uint32_t at = (seed >> 8) % l->ncode;
+            uint32_t at = rnd(&seed, l->ncode);
             plan_instr save = code[at];
-            seed = seed * 1103515245u + 12345u;
-            switch ((seed >> 8) % 3) {
-                case 0:
-                    code[at].op = (uint16_t)((seed >> 12) % (EOP__COUNT + 2));
-                    break;
-                case 1:
-                    code[at].a = (int32_t)((seed >> 12) % 40) - 4;
-                    break;
-                default:
-                    code[at].b = (uint16_t)((seed >> 12) % 6);
-                    break;
-            }
+            mutate(&code[at], &seed);
             char why[256];
             if (expr_verify(t->p, li, why, sizeof why) == 0) {
                 lis[n++] = li;
