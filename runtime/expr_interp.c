@@ -363,18 +363,18 @@ static int str_cmp(const fv_str *a, const fv_str *b) {
 
 /* The loop, entered at instruction pc with the stack st[0..*spp); it stops before
  * instruction `stop` (1), at RET (0, the result in *out) or on an error (-1, the
- * stack released). Inlined into both entry points; for expr_eval, stop never
- * matches and the test folds away. */
-static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_t lam,
-                                                      uint32_t pc, uint32_t stop,
-                                                      const flow_val *args, flow_val *st,
-                                                      int *spp, flow_val *out, expr_error *err) {
+ * stack released); `stepping` false: never stops (the test folds away). Inlined
+ * into both entry points. */
+static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_t lam, uint32_t pc,
+                                                     bool stepping, uint32_t stop,
+                                                     const flow_val *args, flow_val *st, int *spp,
+                                                     flow_val *out, expr_error *err) {
     const plan_lambda *l = &p->lambdas[lam];
     const plan_instr *code = p->code + l->first_code;
     const uint32_t *ptypes = p->typelist + l->first_ptype;
     int sp = *spp;
     for (;;) {
-        if (pc == stop) {
+        if (stepping && pc == stop) {
             *spp = sp;
             return 1;
         }
@@ -782,7 +782,7 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
               expr_error *err) {
     flow_val st[EXPR_RT_MAX_STACK];
     int sp = 0;
-    return run(p, lam, 0, UINT32_MAX, args, st, &sp, out, err);
+    return run(p, lam, 0, false, 0, args, st, &sp, out, err);
 }
 
 int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args, flow_val *st,
@@ -798,7 +798,7 @@ int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *arg
                      (unsigned)in->op);
             return -1;
         default:
-            return run(p, lam, pc, pc + 1, args, st, sp, NULL, err) < 0 ? -1 : 0;
+            return run(p, lam, pc, true, pc + 1, args, st, sp, NULL, err) < 0 ? -1 : 0;
     }
 }
 
