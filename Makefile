@@ -2,7 +2,9 @@
 #
 #   make            build flowc, flowrun, libflow.{a,so}, flow.h   (into build/)
 #   make check      build, then run every test suite (tests/suites/*.sh), plain and
-#                   under ASan+UBSan; ends with one line "N passed, M failed"
+#                   under ASan+UBSan, and a subset built with LLVM=0 (build/nollvm);
+#                   ends with one line "N passed, M failed"
+#   make LLVM=0     build without LLVM: lambdas are interpreted (no JIT)
 #   make example    build, then run the word-count example
 #   make bench      benchmarks (bench/), figures and ratios against the peers
 #   make fuzz       libFuzzer targets, long (FUZZ_SECONDS each, default 600)
@@ -77,7 +79,7 @@ TESTLIBS   := $(TESTLIB_SRC:tests/lib/%.c=tests/lib/lib%.so)
 EX_SRC     := $(wildcard examples/*/*.c)
 EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
-.PHONY: all check check-plain check-sanitize example bench fuzz install clean test golden deps \
+.PHONY: all check check-plain check-sanitize check-nollvm example bench fuzz install clean test golden deps \
         unit testlibs examples-libs
 all: $(DEPS_STAMP) $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(FLOW_H)
 
@@ -137,12 +139,23 @@ check: all unit testlibs
 	@rm -f $(BUILD)/results.txt
 	@BUILD=$(BUILD) sh tests/harness/run-suites.sh $(BUILD)/results.txt
 	@$(MAKE) --no-print-directory check-sanitize
-	@sh tests/harness/summary.sh $(BUILD)/results.txt $(BUILD)/asan/results.txt
+	@$(MAKE) --no-print-directory check-nollvm
+	@sh tests/harness/summary.sh $(BUILD)/results.txt $(BUILD)/asan/results.txt \
+	    $(BUILD)/nollvm/results.txt
 
 check-sanitize:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SANITIZE=1 CFLAGS="-O1 -g" all unit
 	@rm -f $(BUILD)/asan/results.txt
 	@BUILD=$(BUILD)/asan SANITIZED=1 sh tests/harness/run-suites.sh $(BUILD)/asan/results.txt
+
+# the interpreter-only configuration (LLVM=0): a subset — the unit tests and the run
+# goldens under the inline executor
+check-nollvm:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/nollvm LLVM=0 all unit
+	@rm -f $(BUILD)/nollvm/results.txt
+	@BUILD=$(BUILD)/nollvm NOLLVM=1 EXECUTORS=inline \
+	    SUITES="tests/suites/10-unit.sh tests/suites/20-run.sh" \
+	    sh tests/harness/run-suites.sh $(BUILD)/nollvm/results.txt
 
 test: all unit testlibs
 	@BUILD=$(BUILD) sh tests/harness/one-test.sh run $(T)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "jit.h"
 #include "rtcore.h"
 
 /* Sanity bounds on a task's result: beyond them the length is garbage (an
@@ -230,7 +231,9 @@ static void c_invoke(rt_ictx *c, uint32_t ti, const flow_val *args, int over, vo
         to_c(c, ty, args[i], dst);
         avalue[i] = dst;
     }
-    ffi_call(&ct->cif, FFI_FN(ct->fn), rbuf, avalue);
+    jit_thunk th = jit_task_thunk(p, ti); /* a direct call (docs/jit.md), else libffi */
+    if (th) th(ct->fn, rbuf, avalue);
+    else ffi_call(&ct->cif, FFI_FN(ct->fn), rbuf, avalue);
     if (ptype(p, t->ret)->kind == PT_BOOL) { /* widened to ffi_arg: back to a C bool */
         ffi_arg a;
         memcpy(&a, rbuf, sizeof a);
@@ -273,7 +276,7 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
     flow_val rec = {0};
     if (t->stitch != PLAN_NONE) {
         expr_error ee;
-        int rc = expr_eval(p, t->stitch, &fo.v, &rec, &ee);
+        int rc = expr_run(p, t->stitch, &fo.v, &rec, &ee);
         fv_decref(p, fret, fo.v);
         if (rc) {
             char buf[300];

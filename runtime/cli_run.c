@@ -22,6 +22,7 @@
 #include "flow_sched.h"
 #include "history.h"
 #include "state.h"
+#include "jit.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -297,6 +298,17 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
         plan_free(p);
         return 2;
     }
+    if (!a.no_jit && jit_available() && jit_attach(p, err, sizeof err) != 0)
+        fprintf(stderr, "flowrun: %s; lambdas are interpreted\n", err);
+    if (getenv("FLOW_JIT_STATS")) {
+        jit_stats js = jit_stats_of(p);
+        fprintf(stderr,
+                "flowrun: jit: %u lambdas compiled (%u helper instructions), %u fused loops, %u "
+                "task thunks; create %.2f ms, "
+                "IR %.2f ms, optimise %.2f ms, codegen %.2f ms, total %.2f ms\n",
+                js.compiled, js.helper_ops, js.kernels, js.thunks, js.create_ms, js.build_ms, js.opt_ms, js.codegen_ms,
+                js.create_ms + js.build_ms + js.opt_ms + js.codegen_ms);
+    }
     int code = 2;
     hist *h = NULL;
     rt_runtime *rt = NULL;
@@ -406,6 +418,7 @@ out:
     for (uint32_t i = 0; i < G->nparams; i++)
         fv_decref(p, p->params[G->first_param + i].type, params[i]);
     free(params);
+    jit_detach(p);
     plan_free(p);
     return code;
 }

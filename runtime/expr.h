@@ -34,6 +34,15 @@ typedef struct expr_error {
 int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
               expr_error *err);
 
+/* Run the single instruction pc (relative; not a jump nor RET) of lambda lam on
+ * the operand stack st[0..*sp), exactly as expr_eval would: it pops its operands,
+ * pushes its result and updates *sp. On a run-time error: -1, err filled and every
+ * value on the stack released (as expr_eval does), else 0. For engines that run
+ * most instructions themselves and hand the others (and every error path) to the
+ * interpreter, so that both share one definition of each instruction. */
+int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args, flow_val *st,
+              int *sp, expr_error *err);
+
 /* Format err as "file.flow:12:7: integer overflow in '*'" (the file from
  * plan->source, the position from plan->locs[err->loc]). Returns buf. */
 char *expr_error_format(const flow_plan *p, const expr_error *err, char *buf, size_t len);

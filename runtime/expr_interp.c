@@ -361,15 +361,23 @@ static int str_cmp(const fv_str *a, const fv_str *b) {
     return (a->len > b->len) - (a->len < b->len);
 }
 
-int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
-              expr_error *err) {
+/* The loop, entered at instruction pc with the stack st[0..*spp); it stops before
+ * instruction `stop` (1), at RET (0, the result in *out) or on an error (-1, the
+ * stack released); `stepping` false: never stops (the test folds away). Inlined
+ * into both entry points. */
+static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_t lam, uint32_t pc,
+                                                     bool stepping, uint32_t stop,
+                                                     const flow_val *args, flow_val *st, int *spp,
+                                                     flow_val *out, expr_error *err) {
     const plan_lambda *l = &p->lambdas[lam];
     const plan_instr *code = p->code + l->first_code;
     const uint32_t *ptypes = p->typelist + l->first_ptype;
-    flow_val st[EXPR_RT_MAX_STACK];
-    int sp = 0;
-    uint32_t pc = 0;
+    int sp = *spp;
     for (;;) {
+        if (stepping && pc == stop) {
+            *spp = sp;
+            return 1;
+        }
         const plan_instr *in = &code[pc];
         switch ((flow_expr_op)in->op) {
             /* ---- operands ---- */
@@ -533,6 +541,7 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
                 break;
             case EOP_RET:
                 *out = st[--sp];
+                *spp = sp;
                 return 0;
             /* ---- records and lists ---- */
             case EOP_FIELD: {
@@ -766,6 +775,30 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
                 FAIL("bad instruction %u", (unsigned)in->op);
         }
         pc++;
+    }
+}
+
+int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+              expr_error *err) {
+    flow_val st[EXPR_RT_MAX_STACK];
+    int sp = 0;
+    return run(p, lam, 0, false, 0, args, st, &sp, out, err);
+}
+
+int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args, flow_val *st,
+              int *sp, expr_error *err) {
+    const plan_instr *in = &p->code[p->lambdas[lam].first_code + pc];
+    switch ((flow_expr_op)in->op) {
+        case EOP_JUMP:
+        case EOP_JUMP_IF_FALSE:
+        case EOP_JUMP_IF_TRUE:
+        case EOP_RET:
+            err->loc = in->loc;
+            snprintf(err->msg, sizeof err->msg, "expr_step: instruction %u transfers control",
+                     (unsigned)in->op);
+            return -1;
+        default:
+            return run(p, lam, pc, true, pc + 1, args, st, sp, NULL, err) < 0 ? -1 : 0;
     }
 }
 

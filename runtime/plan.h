@@ -293,6 +293,8 @@ typedef struct flow_plan {
     PLAN_ARRAY(plan_instr, code);
     PLAN_ARRAY(plan_loc, locs);
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
+    struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/jit.h), attached
+                             after loading; NULL: the interpreter runs them */
 } flow_plan;
 
 /* ---- building (flowc) ---- */

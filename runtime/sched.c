@@ -72,6 +72,7 @@
 
 #include "expr.h"
 #include "history.h"
+#include "jit.h"
 
 #define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
@@ -138,6 +139,7 @@ typedef struct node_info {
     uint8_t absorbs;     /* a partial failure here is absorbed by all_done consumers */
     uint8_t ret_void;    /* a task node whose task returns nothing */
     uint8_t is_ret;      /* the return node of its graph */
+    uint8_t fused;       /* a range/map/filter evaluated by its only consumer (see Fusion) */
 } node_info;
 
 /* ---- run-time state ---- */
@@ -459,6 +461,23 @@ static void analyse(sched *S) {
             if (p->graphs[g].ret_node == n) abs = 0, I->is_ret = 1;
         I->absorbs = (uint8_t)abs;
     }
+    /* fusion: a range, map or filter whose only use is the list input of a map,
+     * filter or len of the same graph (and which no graph returns) */
+    for (uint32_t n = 0; n < nn; n++) {
+        const plan_node *N = &p->nodes[n];
+        node_info *I = &S->info[n];
+        if (!(N->kind == PN_RANGE || N->kind == PN_MAP || N->kind == PN_FILTER) || I->ncons != 1)
+            continue;
+        const sc_edge *E = &S->edges[I->first_cons];
+        const plan_node *C = &p->nodes[E->node];
+        int ok = E->kind == EDGE_WHOLE && C->nargs >= 1 && p->args[C->first_arg].node == n &&
+                 (C->kind == PN_MAP || C->kind == PN_FILTER || C->kind == PN_LEN);
+        for (uint32_t g = 0; g < p->n_graphs && ok; g++)
+            if (p->graphs[g].ret_node == n) ok = 0;
+        for (uint32_t a = 1; a < C->nargs && ok; a++)
+            if (p->args[C->first_arg + a].node == n) ok = 0;
+        I->fused = (uint8_t)ok;
+    }
 }
 
 /* ---- failures and the summary ---- */
@@ -484,7 +503,7 @@ static char *label_of(sched *S, uint32_t t, const flow_val *args) {
         expr_error ee;
         memset(&ee, 0, sizeof ee);
         uint32_t lam = p->tasks[t].label;
-        if (expr_eval(p, lam, args, &lv, &ee) == 0) {
+        if (expr_run(p, lam, args, &lv, &ee) == 0) {
             uint32_t rt = p->lambdas[lam].ret;
             if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST &&
                 p->types[rt].kind != PT_RECORD && p->types[rt].kind != PT_BYTES)
@@ -705,13 +724,10 @@ static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
 /* A built-in or expansion that failed by itself (zip lengths, max_map, a lambda). */
 static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...) {
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    const plan_node *N = &S->p->nodes[node];
+/* Record a failure under node `as` (its name and position) and settle `node` as
+ * failed: the same node but for a fused chain (see Fusion). */
+static void node_fail_as(sched *S, scope *sc, uint32_t node, uint32_t as, const char *msg) {
+    const plan_node *N = &S->p->nodes[as];
     const char *what;
     switch (N->kind) {
         case PN_CALL:
@@ -732,9 +748,18 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
             what = N->kind < PN__COUNT ? names[N->kind] : "node";
         }
     }
-    record_failure(S, sc, node, -1, what, NULL, msg);
+    record_failure(S, sc, as, -1, what, NULL, msg);
     S->failed++;
     node_settle(S, sc, node, FS_FAILED);
+}
+
+static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...) {
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    node_fail_as(S, sc, node, node, msg);
 }
 
 /* Element k of an expansion could not start (a map's lambda failed on its input). */
@@ -980,17 +1005,22 @@ static void release_args(sched *S, uint32_t node, flow_val *args) {
 
 /* ---- built-ins computed by the scheduler ---- */
 
+/* The text of a lambda's run-time error: "msg (at line:col)". */
+static void lam_error(const flow_plan *p, const expr_error *ee, char *err, size_t errlen) {
+    if (ee->loc != PLAN_NONE && ee->loc < p->n_locs)
+        snprintf(err, errlen, "%s (at %u:%u)", ee->msg, p->locs[ee->loc].line,
+                 p->locs[ee->loc].col);
+    else
+        snprintf(err, errlen, "%s", ee->msg[0] ? ee->msg : "lambda failed");
+}
+
 static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
                     size_t errlen) {
     expr_error ee;
-    memset(&ee, 0, sizeof ee);
     ee.loc = PLAN_NONE;
-    if (expr_eval(S->p, lam, args, out, &ee) == 0) return 0;
-    if (ee.loc != PLAN_NONE && ee.loc < S->p->n_locs)
-        snprintf(err, errlen, "%s (at %u:%u)", ee.msg, S->p->locs[ee.loc].line,
-                 S->p->locs[ee.loc].col);
-    else
-        snprintf(err, errlen, "%s", ee.msg[0] ? ee.msg : "lambda failed");
+    ee.msg[0] = 0;
+    if (expr_run(S->p, lam, args, out, &ee) == 0) return 0;
+    lam_error(S->p, &ee, err, errlen);
     return -1;
 }
 
@@ -1053,6 +1083,156 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
     return rc;
 }
 
+/* ---- fusion ----
+ * A chain range(n).map(f).filter(g)... consumed by one map, filter or len is run
+ * by that consumer in one pass over the chain's source: each element goes through
+ * the stages' lambdas in turn, and only the consumer's result is built (nothing at
+ * all for len). The fused nodes (node_info.fused, chosen once per plan: the only
+ * use of their value is as the list of the next stage) settle with an empty
+ * placeholder list that nothing reads. A lambda that fails is reported under its
+ * own stage (name and position) as before fusion; the consumer then settles as
+ * failed, as it did when its producer failed. */
+
+#define SCHED_MAX_STAGES 64 /* fused stages in one chain; longer chains are split */
+
+static int range_bounds(sched *S, scope *sc, uint32_t node, int64_t *start, int64_t *count,
+                        char *err, size_t errlen) {
+    const flow_plan *p = S->p;
+    const plan_node *N = &p->nodes[node];
+    const plan_arg *A = &p->args[N->first_arg];
+    int64_t a = 0, b = SL(sc, p, A[0].node)->val.i;
+    if (N->nargs >= 2) {
+        a = SL(sc, p, A[0].node)->val.i;
+        b = SL(sc, p, A[1].node)->val.i;
+    }
+    int64_t n = b > a ? b - a : 0;
+    if (b > a && (b - a < 0 || n > SCHED_MAX_LIST)) {
+        snprintf(err, errlen, "range(%" PRId64 ", %" PRId64 ") is too large (limit %lld)", a, b,
+                 SCHED_MAX_LIST);
+        return -1;
+    }
+    *start = a;
+    *count = n;
+    return 0;
+}
+
+/* Evaluate the fused chain ending at consumer `node` (a map, filter or len). 0 with
+ * the consumer's value set, or -2: the failure is recorded and the node settled. */
+static int fuse_eval(sched *S, scope *sc, uint32_t node) {
+    const flow_plan *p = S->p;
+    const plan_node *N = &p->nodes[node];
+    uint32_t stage[SCHED_MAX_STAGES]; /* innermost first once reversed */
+    int ns = 0;
+    if (N->kind != PN_LEN) stage[ns++] = node;
+    uint32_t src = p->args[N->first_arg].node;
+    while (S->info[src].fused && p->nodes[src].kind != PN_RANGE && ns < SCHED_MAX_STAGES) {
+        stage[ns++] = src;
+        src = p->args[p->nodes[src].first_arg].node;
+    }
+    for (int i = 0; i < ns / 2; i++) {
+        uint32_t t = stage[i];
+        stage[i] = stage[ns - 1 - i];
+        stage[ns - 1 - i] = t;
+    }
+    char err[600];
+    int64_t start = 0, n = 0;
+    int is_range = S->info[src].fused && p->nodes[src].kind == PN_RANGE;
+    flow_val in = {0};
+    fv_list *l = NULL;
+    if (is_range) {
+        if (range_bounds(S, sc, src, &start, &n, err, sizeof err) != 0) { /* checked before */
+            SL(sc, p, node)->val.i = 0;
+            node_fail_as(S, sc, node, src, err);
+            return -2;
+        }
+    } else {
+        in = arg_whole(S, sc, src); /* successful elements only */
+        l = fv_as_list(in);
+        n = l->len;
+    }
+    uint32_t src_et = elem_type(p, p->nodes[src].type);
+    expr_native native[SCHED_MAX_STAGES]; /* each stage's native code, or NULL */
+    uint8_t heap[SCHED_MAX_STAGES + 1];   /* heap[k]: the values entering stage k are */
+    heap[0] = (uint8_t)fv_is_heap(p, src_et);
+    for (int k = 0; k < ns; k++) {
+        const plan_node *G = &p->nodes[stage[k]];
+        native[k] = jit_native(p, G->ref);
+        heap[k + 1] = G->kind == PN_MAP ? (uint8_t)fv_is_heap(p, elem_type(p, G->type)) : heap[k];
+    }
+    flow_val outv = {0};
+    fv_list *o = NULL;
+    if (N->kind != PN_LEN) {
+        outv = fv_list_new(p, N->type, n);
+        o = fv_as_list(outv);
+    }
+    int64_t kept = 0;
+    int failed_at = -1;
+    int kns = 0;
+    jit_kernel kern = is_range ? jit_range_kernel(p, node, &kns) : NULL;
+    if (kern && kns == ns) { /* the whole chain as one native loop (scalars only) */
+        expr_error ee;
+        int32_t fs = 0;
+        if (kern(start, n, &kept, o ? o->items : NULL, &fs, &ee) != 0) {
+            lam_error(p, &ee, err, sizeof err);
+            failed_at = fs;
+        }
+        n = 0; /* done */
+    }
+    for (int64_t i = 0; i < n && failed_at < 0; i++) {
+        flow_val cur = is_range ? (flow_val){.i = start + i} : l->items[i];
+        uint32_t ct = src_et;
+        int own = 0, keep = 1, k = 0;
+        for (; k < ns; k++) {
+            const plan_node *G = &p->nodes[stage[k]];
+            flow_val r;
+            expr_error ee;
+            if (native[k] ? native[k](&cur, &r, &ee) != 0
+                          : lam_call(S, G->ref, &cur, &r, err, sizeof err) != 0) {
+                if (native[k]) lam_error(p, &ee, err, sizeof err);
+                failed_at = k;
+                keep = 0;
+                break;
+            }
+            if (G->kind == PN_MAP) {
+                if (own && heap[k]) fv_decref(p, ct, cur);
+                cur = r;
+                own = 1;
+                ct = elem_type(p, G->type);
+            } else if (!r.i) {
+                keep = 0;
+                break;
+            }
+        }
+        if (keep && o) {
+            if (!own && heap[k]) fv_incref(p, ct, cur);
+            o->items[kept] = cur;
+            own = 0;
+        }
+        kept += keep;
+        if (own && heap[k]) fv_decref(p, ct, cur);
+    }
+    if (!is_range) fv_decref(p, p->nodes[src].type, in);
+    if (failed_at >= 0) {
+        if (o) {
+            o->len = kept;
+            fv_decref(p, N->type, outv);
+        }
+        SL(sc, p, node)->val.i = 0;
+        /* the later stages (and a len consumer) count as not run, as without fusion */
+        S->nskipped_other += (uint64_t)(ns - 1 - failed_at) + (N->kind == PN_LEN);
+        node_fail_as(S, sc, node, stage[failed_at], err);
+        return -2;
+    }
+    slot *s = SL(sc, p, node);
+    if (o) {
+        o->len = kept; /* a filter keeps fewer; the rest stays allocated, unused */
+        s->val = outv;
+    } else {
+        s->val.i = kept;
+    }
+    return 0;
+}
+
 /* Compute a built-in node whose producers are all done and fine (or partial, for
  * map/filter). 0 with s->val set, or -1 with err. */
 static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen) {
@@ -1070,18 +1250,10 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             fv_incref(p, N->type, s->val);
             return 0;
         case PN_RANGE: {
-            int64_t a = 0, b = ARGV(0).i;
-            if (N->nargs >= 2) {
-                a = ARGV(0).i;
-                b = ARGV(1).i;
-            }
-            int64_t n = b > a ? b - a : 0;
-            if (b > a && (b - a < 0 || n > SCHED_MAX_LIST)) {
-                snprintf(err, errlen, "range(%" PRId64 ", %" PRId64 ") is too large (limit %lld)",
-                         a, b, SCHED_MAX_LIST);
-                return -1;
-            }
-            s->val = fv_list_new(p, N->type, n);
+            int64_t a, n;
+            if (range_bounds(S, sc, node, &a, &n, err, errlen) != 0) return -1;
+            s->val = fv_list_new(p, N->type, S->info[node].fused ? 0 : n);
+            if (S->info[node].fused) return 0; /* its consumer iterates a .. a+n */
             fv_list *l = fv_as_list(s->val);
             for (int64_t i = 0; i < n; i++)
                 l->items[i].i = a + i;
@@ -1152,6 +1324,7 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             return 0;
         }
         case PN_LEN:
+            if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
             s->val.i = fv_as_list(ARGV(0))->len;
             return 0;
         case PN_LIST: {
@@ -1176,6 +1349,11 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
         }
         case PN_MAP:
         case PN_FILTER: {
+            if (S->info[node].fused) {
+                s->val = fv_list_new(p, N->type, 0); /* its consumer runs its lambda */
+                return 0;
+            }
+            if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
             flow_val in = arg_whole(S, sc, A[0].node); /* successful elements only */
             fv_list *l = fv_as_list(in);
             uint32_t it = elem_type(p, p->nodes[A[0].node].type);
@@ -1360,7 +1538,12 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
         }
         partial_in = SL(sc, p, p->args[N->first_arg].node)->failed == FS_PARTIAL;
     }
-    if (compute_builtin(S, sc, node, err, sizeof err) != 0) {
+    int rc = compute_builtin(S, sc, node, err, sizeof err);
+    if (rc == -2) { /* a fused chain failed: recorded under its stage */
+        s->val.i = 0;
+        return;
+    }
+    if (rc != 0) {
         s->val.i = 0;
         node_error(S, sc, node, "%s", err);
         return;

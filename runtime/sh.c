@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "jit.h"
 #include "rtcore.h"
 
 extern char **environ;
@@ -262,7 +263,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     largs[t->nparams] = fv_str_cstr(p, str_t, outp);
     flow_val cmdv;
     expr_error ee;
-    int rc = expr_eval(p, t->cmd, largs, &cmdv, &ee);
+    int rc = expr_run(p, t->cmd, largs, &cmdv, &ee);
     fv_decref(p, str_t, largs[t->nparams]);
     if (rc) {
         char buf[300];
