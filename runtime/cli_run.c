@@ -44,9 +44,9 @@ typedef struct run_args {
     const char *params_file;      /* --params */
     int jobs;                     /* -j */
     const char *executor;         /* --executor */
-    const char *env;              /* --env (recorded later by the state module) */
+    const char *env;              /* --env: recorded with the run (history) */
     const char *state;            /* --state */
-    int no_cache, no_jit, strict; /* flags accepted now; see docs/scheduler.md */
+    int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
     int64_t max_map;        /* --max-map */
     int breadth;            /* --schedule breadth */
