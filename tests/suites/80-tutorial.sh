@@ -1,0 +1,97 @@
+#!/bin/sh
+# docs/tutorial.md, run for real: every command in it, in order, in a fresh
+# temporary HOME, and every output it shows compared with what really came out.
+#
+# How the markdown is read (tests/tutorial/extract.awk):
+#   ```sh            a command block: run as is, all blocks in one shell, so
+#                    cd and export carry over from block to block (set -e).
+#   <!-- file: P --> on the line before a fenced block: the block is a file
+#                    the reader creates; it is written to P (relative to the
+#                    directory the previous commands left us in).
+#   <!-- output -->  on the line before a fenced block: what the previous
+#                    command block prints (stdout, then stderr). Compared after
+#                    normalizing timestamps, durations (any d.d), runs of blanks
+#                    and trailing blanks.
+# Any other fenced block is an error: the page must hold nothing untested.
+#
+# Two substitutions, both because the suite runs inside `make check`:
+#   - `make` (step 1) is a function that only checks flowc and flowrun exist:
+#     make check has already built them, and a nested make could rebuild.
+#   - after every block, the directory of $FLOWC is put first on PATH, so that
+#     under SANITIZED=1 the tutorial exercises the ASan+UBSan build (the task
+#     library the reader compiles is plain, as for any dlopened task library).
+# The first block runs at the top of the checkout (so FLOW is the checkout).
+ROOT=$(pwd)
+FLOWC=${FLOWC:-$ROOT/build/bin/flowc}
+FLOWRUN=${FLOWRUN:-$ROOT/build/bin/flowrun}
+DOC=$ROOT/docs/tutorial.md
+T=$(mktemp -d /tmp/flow-tutorial-XXXXXX)
+trap 'rm -rf "$T"' EXIT INT TERM
+OUT=$T/out
+mkdir -p "$OUT" "$T/home"
+
+pass() { printf 'PASS tutorial: %s\n' "$1"; }
+fail() { printf 'FAIL tutorial: %s\n' "$1"; }
+
+if ! awk -v out="$OUT" -f "$ROOT/tests/tutorial/extract.awk" "$DOC" > "$T/script.sh" 2> "$T/extract.err"; then
+    fail "docs/tutorial.md cannot be extracted: $(head -3 "$T/extract.err")"
+    exit 0
+fi
+blocks=$(cat "$OUT/blocks")
+[ "$blocks" -ge 10 ] && pass "extracted $blocks command blocks" || fail "only $blocks command blocks"
+
+# Run the page: a clean environment apart from PATH and the build.
+(
+    unset FLOW FLOW_LIBRARY_PATH
+    HOME=$T/home TUT_OUT=$OUT TUT_BIN=$(dirname "$FLOWC") FLOWC=$FLOWC FLOWRUN=$FLOWRUN \
+        sh "$T/script.sh" > "$T/script.log" 2>&1
+)
+
+normalize() { # file: the comparable form of an output
+    sed -e 's/[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z/TIME/g' \
+        -e 's/[0-9][0-9]*\.[0-9][0-9]*/N/g' -e 's/[[:blank:]][[:blank:]]*/ /g' \
+        -e 's/ $//' "$1"
+}
+
+# Every block ran to the end; every shown output is what came out.
+i=1
+while [ "$i" -le "$blocks" ]; do
+    first=$(head -1 "$OUT/$i.cmd")
+    if [ ! -f "$OUT/$i.done" ]; then
+        fail "block $i ($first) did not complete"
+        sed 's/^/    /' "$OUT/$i.out" "$OUT/$i.err" 2>/dev/null | tail -8
+        [ -s "$T/script.log" ] && tail -5 "$T/script.log" | sed 's/^/    /'
+        i=$((i + 1)); continue
+    fi
+    if [ -f "$OUT/$i.expect" ]; then
+        cat "$OUT/$i.out" "$OUT/$i.err" > "$T/got"
+        normalize "$OUT/$i.expect" > "$T/want.n"; normalize "$T/got" > "$T/got.n"
+        if cmp -s "$T/want.n" "$T/got.n"; then
+            pass "block $i ($first): output as shown"
+        else
+            fail "block $i ($first): output differs from the page"
+            diff "$T/want.n" "$T/got.n" | sed 's/^/    /' | head -20
+        fi
+    else
+        pass "block $i ($first) ran"
+    fi
+    i=$((i + 1))
+done
+
+# The key facts, checked on their own (so a page edit cannot quietly drop them).
+W=$T/home/flow-tutorial
+[ -f "$W/libcount.so" ] && pass "the reader's library was built" || fail "no libcount.so"
+[ -f "$W/count.plan" ] && pass "flowc wrote count.plan" || fail "no count.plan"
+state() { # run: "succeeded cached" counts of count_file instances
+    (cd "$W" && PATH=$(dirname "$FLOWRUN"):$PATH "$FLOWRUN" show "$1" 2>/dev/null) |
+        awk '$1 ~ /^count_file\[/ { n[$3]++ } END { printf "%d %d", n["succeeded"], n["cached"] }'
+}
+[ "$(state 1)" = "3 0" ] && pass "run 1 ran every file" || fail "run 1: want '3 0' (ran, cached), got '$(state 1)'"
+[ "$(state 2)" = "0 3" ] && pass "run 2 took every file from the cache" || fail "run 2: want '0 3', got '$(state 2)'"
+[ "$(state 3)" = "1 2" ] && pass "after one edit, exactly one file was redone" ||
+    fail "run 3: want '1 2', got '$(state 3)'"
+grep -q 'run 3: 2 of 4 instances served from the cache' "$OUT"/*.err &&
+    pass "flowrun said 2 of 4 came from the cache" || fail "no '2 of 4 instances served from the cache' line"
+res=$(cat "$OUT"/*.out | grep -c '^{"lines":7,"words":14}$')
+[ "$res" = 1 ] && pass "the re-run computed the new totals" || fail "new totals {\"lines\":7,\"words\":14} printed $res times"
+exit 0
