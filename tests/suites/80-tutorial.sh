@@ -94,4 +94,15 @@ grep -q 'run 3: 2 of 4 instances served from the cache' "$OUT"/*.err &&
     pass "flowrun said 2 of 4 came from the cache" || fail "no '2 of 4 instances served from the cache' line"
 res=$(cat "$OUT"/*.out | grep -c '^{"lines":7,"words":14}$')
 [ "$res" = 1 ] && pass "the re-run computed the new totals" || fail "new totals {\"lines\":7,\"words\":14} printed $res times"
+# The other way step 1 mentions: make install PREFIX=... and pkg-config. Not
+# sanitized: make install copies the plain build, which the pass above covers.
+if [ "${SANITIZED:-0}" != 1 ] && command -v pkg-config > /dev/null; then
+    if MAKEFLAGS= make -s -C "$ROOT" install PREFIX="$T/prefix" > "$T/install.log" 2>&1 &&
+        cflags=$(PKG_CONFIG_PATH=$T/prefix/lib/pkgconfig pkg-config --cflags flow) &&
+        (cd "$W" && cc -Wall -shared -fPIC $cflags count.c -o "$T/libcount2.so"); then
+        pass "make install PREFIX=... and pkg-config --cflags flow build the library too"
+    else
+        fail "make install PREFIX=... then pkg-config: $(tail -2 "$T/install.log")"
+    fi
+fi
 exit 0
