@@ -275,6 +275,59 @@ static void log_path(const char *state, int64_t run, const char *task, const cha
              idx && *idx ? idx : "-");
 }
 
+#define LOGS_ORIGIN_RUNS 1000 /* earlier runs searched for a cached instance's log */
+
+/* What the history says about one instance, when its log file is missing. */
+typedef struct log_probe {
+    const char *task; /* task name looked for */
+    const char *idx;  /* index looked for ("" when unmapped) */
+    int found;        /* 1: the run holds this instance */
+    int mapped;       /* 1: the run holds instances of this task with an index */
+    char state[32];   /* the instance's state */
+    int cached;       /* 1: its result came from the cache */
+    int has_key;      /* 1: key is set */
+    flow_hash key;    /* its cache key */
+    char otask[256];  /* the computing instance found in an earlier run: task */
+    char oidx[64];    /* ... its index */
+    int64_t orun;     /* ... its run (0: none found) */
+} log_probe;
+
+static int probe_instance(const state_inst *r, void *ctx) {
+    log_probe *p = ctx;
+    if (strcmp(r->task, p->task) != 0) return 0;
+    if (*r->idx) p->mapped = 1;
+    if (strcmp(r->idx, p->idx) != 0) return 0;
+    p->found = 1;
+    snprintf(p->state, sizeof p->state, "%s", r->state);
+    p->cached = r->cache_hit || !strcmp(r->state, "cached");
+    if (r->cache_key) {
+        p->key = *r->cache_key;
+        p->has_key = 1;
+    }
+    return 0;
+}
+
+/* An instance of an earlier run that computed (did not look up) p->key. */
+static int probe_origin(const state_inst *r, void *ctx) {
+    log_probe *p = ctx;
+    if (p->orun || !r->cache_key || r->cache_hit || strcmp(r->state, "succeeded") != 0) return 0;
+    if (memcmp(r->cache_key->b, p->key.b, sizeof p->key.b) != 0) return 0;
+    p->orun = r->run;
+    snprintf(p->otask, sizeof p->otask, "%s", r->task);
+    snprintf(p->oidx, sizeof p->oidx, "%s", r->idx);
+    return 0;
+}
+
+static int print_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
+    fclose(f);
+    return 0;
+}
+
 int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
     if (parse(argc, argv, &a, 2, 0)) return 2;
@@ -284,28 +337,68 @@ int flowrun_cmd_logs(int argc, char **argv) {
     }
     char task[256], idx[64] = "";
     int has_idx;
-    if (split_instance(a.pos[1], task, sizeof task, idx, sizeof idx, &has_idx)) {
+    if (split_instance(a.pos[1], task, sizeof task, idx, sizeof idx, &has_idx) ||
+        strchr(task, '/') || strchr(idx, '/') || !strcmp(task, "..") || !strcmp(idx, "..")) {
         fprintf(stderr, "flowrun logs: '%s' is not TASK or TASK[INDEX]\n", a.pos[1]);
         return 2;
     }
     flow_state *st = open_state(&a, "logs");
     if (!st) return 2;
     int64_t id = run_id(st, a.pos[0], "logs");
-    state_close(st);
-    if (id < 0) return 2;
-    char path[4096];
-    log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "flowrun logs: no log for %s in run %lld%s\n", a.pos[1], (long long)id,
-                has_idx ? "" : " (a mapped task needs an index: TASK[3])");
+    if (id < 0) {
+        state_close(st);
         return 2;
     }
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
-    fclose(f);
-    return 0;
+    char path[4096];
+    log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
+    if (print_file(path) == 0) {
+        state_close(st);
+        return 0;
+    }
+    /* No log file: say why, and for a cached instance show the log of the run
+     * that computed its result. */
+    log_probe p;
+    memset(&p, 0, sizeof p);
+    p.task = task;
+    p.idx = idx;
+    state_insts_each(st, id, probe_instance, &p);
+    if (p.found && p.cached && p.has_key) {
+        for (int64_t r = id - 1; r >= 1 && r >= id - LOGS_ORIGIN_RUNS && !p.orun; r--)
+            state_insts_each(st, r, probe_origin, &p);
+    }
+    state_close(st);
+    if (!p.found) {
+        if (p.mapped && !has_idx)
+            fprintf(stderr, "flowrun logs: %s is mapped in run %lld: name one instance, as %s[0]\n",
+                    task, (long long)id, task);
+        else
+            fprintf(stderr, "flowrun logs: run %lld has no instance %s (flowrun show %lld lists them)\n",
+                    (long long)id, a.pos[1], (long long)id);
+        return 2;
+    }
+    if (p.cached && p.orun) {
+        log_path(state_dir_default(a.state), p.orun, p.otask, p.oidx, path, sizeof path);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; this log is "
+                            "from run %lld, which computed it as %s%s%s%s\n",
+                    a.pos[1], (long long)id, (long long)p.orun, p.otask, *p.oidx ? "[" : "",
+                    p.oidx, *p.oidx ? "]" : "");
+            return print_file(path) == 0 ? 0 : 2;
+        }
+    }
+    if (p.cached && p.orun)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; run %lld computed "
+                        "it and it wrote no log\n", a.pos[1], (long long)id, (long long)p.orun);
+    else if (p.cached)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; the run that "
+                        "computed it is not in the last %d runs\n", a.pos[1], (long long)id,
+                LOGS_ORIGIN_RUNS);
+    else
+        fprintf(stderr, "flowrun logs: %s (%s in run %lld) wrote no log\n", a.pos[1], p.state,
+                (long long)id);
+    return 2;
 }
 
 int flowrun_cmd_clear(int argc, char **argv) {
