@@ -94,6 +94,17 @@ grep -q 'run 3: 2 of 4 instances served from the cache' "$OUT"/*.err &&
     pass "flowrun said 2 of 4 came from the cache" || fail "no '2 of 4 instances served from the cache' line"
 res=$(cat "$OUT"/*.out | grep -c '^{"lines":7,"words":14}$')
 [ "$res" = 1 ] && pass "the re-run computed the new totals" || fail "new totals {\"lines\":7,\"words\":14} printed $res times"
+# flowrun logs when the reader names an instance the run does not have.
+logs() { (cd "$W" && "$FLOWRUN" logs "$@" 2>&1; echo "rc=$?"); }
+logs 1 count_file | grep -q "count_file is mapped in run 1: name one instance, as count_file\[0\]" &&
+    logs 1 count_file | grep -q "^rc=2$" && pass "logs of a mapped task without an index: a hint" ||
+    fail "logs 1 count_file: $(logs 1 count_file | head -2)"
+logs 1 'nosuch[0]' | grep -q "run 1 has no instance nosuch\[0\]" && pass "logs of an unknown instance" ||
+    fail "logs 1 nosuch[0]: $(logs 1 'nosuch[0]' | head -2)"
+logs 3 'count_file[2]' | grep -q "^books/xyz.txt: 3 lines, 3 words$" &&
+    pass "logs of an instance cached twice finds the run that computed it" ||
+    fail "logs 3 count_file[2]: $(logs 3 'count_file[2]' | head -2)"
+
 # The other way step 1 mentions: make install PREFIX=... and pkg-config. Not
 # sanitized: make install copies the plain build, which the pass above covers.
 if [ "${SANITIZED:-0}" != 1 ] && command -v pkg-config > /dev/null; then
