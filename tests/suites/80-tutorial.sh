@@ -24,7 +24,7 @@
 ROOT=$(pwd)
 FLOWC=${FLOWC:-$ROOT/build/bin/flowc}
 FLOWRUN=${FLOWRUN:-$ROOT/build/bin/flowrun}
-DOC=$ROOT/docs/tutorial.md
+DOC=${TUTORIAL_DOC:-$ROOT/docs/tutorial.md} # TUTORIAL_DOC: try the suite on a draft
 T=$(mktemp -d /tmp/flow-tutorial-XXXXXX)
 trap 'rm -rf "$T"' EXIT INT TERM
 OUT=$T/out
@@ -59,9 +59,10 @@ while [ "$i" -le "$blocks" ]; do
     first=$(head -1 "$OUT/$i.cmd")
     if [ ! -f "$OUT/$i.done" ]; then
         fail "block $i ($first) did not complete"
-        sed 's/^/    /' "$OUT/$i.out" "$OUT/$i.err" 2>/dev/null | tail -8
+        cat "$OUT/$i.out" "$OUT/$i.err" 2>/dev/null | tail -8 | sed 's/^/    /'
         [ -s "$T/script.log" ] && tail -5 "$T/script.log" | sed 's/^/    /'
-        i=$((i + 1)); continue
+        [ "$i" -lt "$blocks" ] && fail "blocks $((i + 1)) to $blocks not run: block $i stopped the page"
+        break
     fi
     if [ -f "$OUT/$i.expect" ]; then
         cat "$OUT/$i.out" "$OUT/$i.err" > "$T/got"
@@ -77,6 +78,11 @@ while [ "$i" -le "$blocks" ]; do
     fi
     i=$((i + 1))
 done
+
+# The page ran the flowc and flowrun under test (the ASan ones when sanitized).
+printf '%s\n%s\n' "$FLOWC" "$FLOWRUN" > "$T/which.want"
+cmp -s "$T/which.want" "$OUT/which" && pass "the page ran the flowc and flowrun under test" ||
+    fail "the page ran $(cat "$OUT/which" 2>/dev/null | tr '\n' ' '), not $FLOWC and $FLOWRUN"
 
 # The key facts, checked on their own (so a page edit cannot quietly drop them).
 W=$T/home/flow-tutorial

@@ -58,5 +58,6 @@ infence {
 END {
     if (failed) exit 1
     if (infence) die("unterminated fenced block")
+    print "{ command -v flowc; command -v flowrun; } > \"$TUT_OUT/which\""
     print n > (out "/blocks")
 }
