@@ -111,6 +111,24 @@ logs 3 'count_file[2]' | grep -q "^books/xyz.txt: 3 lines, 3 words$" &&
     pass "logs of an instance cached twice finds the run that computed it" ||
     fail "logs 3 count_file[2]: $(logs 3 'count_file[2]' | head -2)"
 
+# The claims of the page's last paragraph, each one run: touching a file
+# changes nothing; the same counts from new bytes stop at count_file (early
+# cutoff); a new file adds one instance.
+again() { # run the page's flow once more; prints "count_file-ran count_file-cached add_up-state"
+    (cd "$W" && "$FLOWRUN" count.plan > /dev/null 2>&1 &&
+        "$FLOWRUN" show last 2>/dev/null) |
+        awk '$1 ~ /^count_file\[/ { n[$3]++ } $1 == "add_up" { a = $3 }
+             END { printf "%d %d %s", n["succeeded"], n["cached"], a }'
+}
+touch "$W/books/one.txt"
+got=$(again); [ "$got" = "0 3 cached" ] && pass "touch changes nothing" || fail "after touch: want '0 3 cached', got '$got'"
+printf 'one word more\n' > "$W/books/one.txt"
+got=$(again); [ "$got" = "1 2 cached" ] && pass "same counts from new bytes: add_up stays cached" ||
+    fail "early cutoff: want '1 2 cached', got '$got'"
+printf 'new\n' > "$W/books/new.txt"
+got=$(again); [ "$got" = "1 3 succeeded" ] && pass "a new file adds one instance, the only one that runs" ||
+    fail "new file: want '1 3 succeeded', got '$got'"
+
 # The other way step 1 mentions: make install PREFIX=... and pkg-config. Not
 # sanitized: make install copies the plain build, which the pass above covers.
 if [ "${SANITIZED:-0}" != 1 ] && command -v pkg-config > /dev/null; then
