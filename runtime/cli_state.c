@@ -372,7 +372,8 @@ int flowrun_cmd_logs(int argc, char **argv) {
             fprintf(stderr, "flowrun logs: %s is mapped in run %lld: name one instance, as %s[0]\n",
                     task, (long long)id, task);
         else
-            fprintf(stderr, "flowrun logs: run %lld has no instance %s (flowrun show %lld lists them)\n",
+            fprintf(stderr,
+                    "flowrun logs: run %lld has no instance %s (flowrun show %lld lists them)\n",
                     (long long)id, a.pos[1], (long long)id);
         return 2;
     }
@@ -391,10 +392,14 @@ int flowrun_cmd_logs(int argc, char **argv) {
     if (p.cached && p.orun)
         fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; run %lld computed "
                         "it and it wrote no log\n", a.pos[1], (long long)id, (long long)p.orun);
-    else if (p.cached)
+    else if (p.cached && p.has_key)
         fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; the run that "
-                        "computed it is not in the last %d runs\n", a.pos[1], (long long)id,
+                        "computed it is not in the %d runs before it\n", a.pos[1], (long long)id,
                 LOGS_ORIGIN_RUNS);
+    else if (p.cached)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld, which recorded "
+                        "no cache key to find the run that computed it\n", a.pos[1],
+                (long long)id);
     else
         fprintf(stderr, "flowrun logs: %s (%s in run %lld) wrote no log\n", a.pos[1], p.state,
                 (long long)id);
