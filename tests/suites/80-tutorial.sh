@@ -33,7 +33,8 @@ mkdir -p "$OUT" "$T/home"
 pass() { printf 'PASS tutorial: %s\n' "$1"; }
 fail() { printf 'FAIL tutorial: %s\n' "$1"; }
 
-if ! awk -v out="$OUT" -f "$ROOT/tests/tutorial/extract.awk" "$DOC" > "$T/script.sh" 2> "$T/extract.err"; then
+if ! awk -v out="$OUT" -f "$ROOT/tests/tutorial/extract.awk" "$DOC" > "$T/script.sh" \
+    2> "$T/extract.err"; then
     fail "docs/tutorial.md cannot be extracted: $(head -3 "$T/extract.err")"
     exit 0
 fi
@@ -61,7 +62,7 @@ while [ "$i" -le "$blocks" ]; do
         fail "block $i ($first) did not complete"
         cat "$OUT/$i.out" "$OUT/$i.err" 2>/dev/null | tail -8 | sed 's/^/    /'
         [ -s "$T/script.log" ] && tail -5 "$T/script.log" | sed 's/^/    /'
-        [ "$i" -lt "$blocks" ] && fail "blocks $((i + 1)) to $blocks not run: block $i stopped the page"
+        [ "$i" -lt "$blocks" ] && fail "blocks $((i + 1)) to $blocks not run: block $i stopped"
         break
     fi
     if [ -f "$OUT/$i.expect" ]; then
@@ -86,48 +87,44 @@ cmp -s "$T/which.want" "$OUT/which" && pass "the page ran the flowc and flowrun 
 
 # The key facts, checked on their own (so a page edit cannot quietly drop them).
 W=$T/home/flow-tutorial
-[ -f "$W/libcount.so" ] && pass "the reader's library was built" || fail "no libcount.so"
-[ -f "$W/count.plan" ] && pass "flowc wrote count.plan" || fail "no count.plan"
-state() { # run: "succeeded cached" counts of count_file instances
-    (cd "$W" && PATH=$(dirname "$FLOWRUN"):$PATH "$FLOWRUN" show "$1" 2>/dev/null) |
-        awk '$1 ~ /^count_file\[/ { n[$3]++ } END { printf "%d %d", n["succeeded"], n["cached"] }'
+expect() { # name want got
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: want '$2', got '$3'"; fi
 }
-[ "$(state 1)" = "3 0" ] && pass "run 1 ran every file" || fail "run 1: want '3 0' (ran, cached), got '$(state 1)'"
-[ "$(state 2)" = "0 3" ] && pass "run 2 took every file from the cache" || fail "run 2: want '0 3', got '$(state 2)'"
-[ "$(state 3)" = "1 2" ] && pass "after one edit, exactly one file was redone" ||
-    fail "run 3: want '1 2', got '$(state 3)'"
-grep -q 'run 3: 2 of 4 instances served from the cache' "$OUT"/*.err &&
-    pass "flowrun said 2 of 4 came from the cache" || fail "no '2 of 4 instances served from the cache' line"
-res=$(cat "$OUT"/*.out | grep -c '^{"lines":7,"words":14}$')
-[ "$res" = 1 ] && pass "the re-run computed the new totals" || fail "new totals {\"lines\":7,\"words\":14} printed $res times"
+tally() { # run: "count_file-ran count_file-cached add_up-state" from flowrun show
+    (cd "$W" && "$FLOWRUN" show "$1" 2>/dev/null) |
+        awk '$1 ~ /^count_file\[/ { n[$3]++ } $1 == "add_up" { a = $3 }
+             END { printf "%d %d %s", n["succeeded"], n["cached"], a }'
+}
+expect "the reader's library and plan exist" "yes yes" \
+    "$([ -f "$W/libcount.so" ] && echo yes) $([ -f "$W/count.plan" ] && echo yes)"
+expect "run 1 ran every file" "3 0 succeeded" "$(tally 1)"
+expect "run 2 took everything from the cache" "0 3 cached" "$(tally 2)"
+expect "after one edit, exactly one file was redone" "1 2 succeeded" "$(tally 3)"
+expect "flowrun said 2 of 4 came from the cache" 1 \
+    "$(cat "$OUT"/*.err | grep -c 'run 3: 2 of 4 instances served from the cache')"
+expect "the re-run computed the new totals" 1 "$(cat "$OUT"/*.out | grep -c '^{"lines":7,"words":14}$')"
+
 # flowrun logs when the reader names an instance the run does not have.
 logs() { (cd "$W" && "$FLOWRUN" logs "$@" 2>&1; echo "rc=$?"); }
-logs 1 count_file | grep -q "count_file is mapped in run 1: name one instance, as count_file\[0\]" &&
-    logs 1 count_file | grep -q "^rc=2$" && pass "logs of a mapped task without an index: a hint" ||
-    fail "logs 1 count_file: $(logs 1 count_file | head -2)"
-logs 1 'nosuch[0]' | grep -q "run 1 has no instance nosuch\[0\]" && pass "logs of an unknown instance" ||
-    fail "logs 1 nosuch[0]: $(logs 1 'nosuch[0]' | head -2)"
-logs 3 'count_file[2]' | grep -q "^books/xyz.txt: 3 lines, 3 words$" &&
-    pass "logs of an instance cached twice finds the run that computed it" ||
-    fail "logs 3 count_file[2]: $(logs 3 'count_file[2]' | head -2)"
+expect "logs of a mapped task without an index: a hint" \
+    "flowrun logs: count_file is mapped in run 1: name one instance, as count_file[0] rc=2" \
+    "$(logs 1 count_file | tr '\n' ' ' | sed 's/ $//')"
+expect "logs of an unknown instance" \
+    "flowrun logs: run 1 has no instance nosuch[0] (flowrun show 1 lists them) rc=2" \
+    "$(logs 1 'nosuch[0]' | tr '\n' ' ' | sed 's/ $//')"
+expect "logs of an instance cached twice: the log of run 1" "books/xyz.txt: 3 lines, 3 words" \
+    "$(logs 3 'count_file[2]' | grep '^books')"
 
 # The claims of the page's last paragraph, each one run: touching a file
 # changes nothing; the same counts from new bytes stop at count_file (early
 # cutoff); a new file adds one instance.
-again() { # run the page's flow once more; prints "count_file-ran count_file-cached add_up-state"
-    (cd "$W" && "$FLOWRUN" count.plan > /dev/null 2>&1 &&
-        "$FLOWRUN" show last 2>/dev/null) |
-        awk '$1 ~ /^count_file\[/ { n[$3]++ } $1 == "add_up" { a = $3 }
-             END { printf "%d %d %s", n["succeeded"], n["cached"], a }'
-}
+again() { (cd "$W" && "$FLOWRUN" count.plan > /dev/null 2>&1) && tally last; }
 touch "$W/books/one.txt"
-got=$(again); [ "$got" = "0 3 cached" ] && pass "touch changes nothing" || fail "after touch: want '0 3 cached', got '$got'"
+expect "touch changes nothing" "0 3 cached" "$(again)"
 printf 'one word more\n' > "$W/books/one.txt"
-got=$(again); [ "$got" = "1 2 cached" ] && pass "same counts from new bytes: add_up stays cached" ||
-    fail "early cutoff: want '1 2 cached', got '$got'"
+expect "same counts from new bytes: add_up stays cached" "1 2 cached" "$(again)"
 printf 'new\n' > "$W/books/new.txt"
-got=$(again); [ "$got" = "1 3 succeeded" ] && pass "a new file adds one instance, the only one that runs" ||
-    fail "new file: want '1 3 succeeded', got '$got'"
+expect "a new file adds one instance, the only one that runs" "1 3 succeeded" "$(again)"
 
 # The other way step 1 mentions: make install PREFIX=... and pkg-config. Not
 # sanitized: make install copies the plain build, which the pass above covers.
