@@ -42,8 +42,9 @@ blocks=$(cat "$OUT/blocks")
 [ "$blocks" -ge 10 ] && pass "extracted $blocks command blocks" || fail "only $blocks command blocks"
 
 # Run the page: a clean environment apart from PATH and the build.
+unset FLOW_STATE FLOW_LIBRARY_PATH # the page (and the checks below) use ./.flow
 (
-    unset FLOW FLOW_LIBRARY_PATH
+    unset FLOW
     HOME=$T/home TUT_OUT=$OUT TUT_BIN=$(dirname "$FLOWC") FLOWC=$FLOWC FLOWRUN=$FLOWRUN \
         sh "$T/script.sh" > "$T/script.log" 2>&1
 )
