@@ -178,7 +178,7 @@ install: all
 	install -m 644 $(FLOW_H) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(LIBA) $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
 	sed 's|@PREFIX@|$(PREFIX)|' runtime/flow.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flow.pc
-	cp -r stdlib/. $(DESTDIR)$(PREFIX)/share/flow/
+	if [ -d stdlib ]; then cp -r stdlib/. $(DESTDIR)$(PREFIX)/share/flow/; fi
 	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
 	if [ -d editors/completion ]; then install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && \
 	    cp editors/completion/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; fi

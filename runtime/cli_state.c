@@ -271,19 +271,64 @@ static int split_instance(const char *arg, char *task, size_t tlen, char *idx, s
 /* The log of one instance: <state>/logs/<run>/<task>/<index or "-">.log */
 static void log_path(const char *state, int64_t run, const char *task, const char *idx, char *buf,
                      size_t len) {
-    snprintf(buf, len, "%s/logs/%lld/%s/%s.log", state, (long long)run, task,
-             idx && *idx ? idx : "-");
+    int n = snprintf(buf, len, "%s/logs/%lld/%s/", state, (long long)run, task);
+    if (n < 0 || (size_t)n >= len) return;
+    snprintf(buf + n, len - (size_t)n, "%s.log", idx && *idx ? idx : "-");
+    for (char *q = buf + n; *q; q++)
+        if (*q == '/') *q = '.'; /* "2/5" is written as 2.5.log (history.c) */
 }
 
-typedef struct find_ctx {
-    const char *task, *idx; /* what to look for */
-    int found;              /* set when the run has it */
-} find_ctx;
+#define LOGS_ORIGIN_RUNS 1000 /* earlier runs searched for a cached instance's log */
 
-static int find_inst(const state_inst *r, void *ctx) {
-    find_ctx *c = ctx;
-    if (!strcmp(r->task, c->task) && !strcmp(r->idx, c->idx)) c->found = 1;
-    return c->found;
+/* What the history says about one instance, when its log file is missing. */
+typedef struct log_probe {
+    const char *task; /* task name looked for */
+    const char *idx;  /* index looked for ("" when unmapped) */
+    int found;        /* 1: the run holds this instance */
+    int mapped;       /* 1: the run holds instances of this task with an index */
+    char state[32];   /* the instance's state */
+    int cached;       /* 1: its result came from the cache */
+    int has_key;      /* 1: key is set */
+    flow_hash key;    /* its cache key */
+    char otask[256];  /* the computing instance found in an earlier run: task */
+    char oidx[64];    /* ... its index */
+    int64_t orun;     /* ... its run (0: none found) */
+} log_probe;
+
+static int probe_instance(const state_inst *r, void *ctx) {
+    log_probe *p = ctx;
+    if (strcmp(r->task, p->task) != 0) return 0;
+    if (*r->idx) p->mapped = 1;
+    if (strcmp(r->idx, p->idx) != 0) return 0;
+    p->found = 1;
+    snprintf(p->state, sizeof p->state, "%s", r->state);
+    p->cached = r->cache_hit || !strcmp(r->state, "cached");
+    if (r->cache_key) {
+        p->key = *r->cache_key;
+        p->has_key = 1;
+    }
+    return 0;
+}
+
+/* An instance of an earlier run that computed (did not look up) p->key. */
+static int probe_origin(const state_inst *r, void *ctx) {
+    log_probe *p = ctx;
+    if (p->orun || !r->cache_key || r->cache_hit || strcmp(r->state, "succeeded") != 0) return 0;
+    if (memcmp(r->cache_key->b, p->key.b, sizeof p->key.b) != 0) return 0;
+    p->orun = r->run;
+    snprintf(p->otask, sizeof p->otask, "%s", r->task);
+    snprintf(p->oidx, sizeof p->oidx, "%s", r->idx);
+    return 0;
+}
+
+static int print_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
+    fclose(f);
+    return 0;
 }
 
 /* The arguments of `flowrun CMD RUN TASK[INDEX]`: the state opened, the run's id
@@ -295,7 +340,10 @@ static flow_state *instance_args(int argc, char **argv, cli_args *a, char *task,
         fprintf(stderr, "usage: flowrun %s RUN TASK[INDEX] [--state DIR]\n", argv[0]);
         return NULL;
     }
-    if (split_instance(a->pos[1], task, tlen, idx, ilen, has_idx)) {
+    /* a task is a name; an index is digits, '/' between levels and 'c' for group calls:
+     * nothing that could lead a log path out of the log folder */
+    if (split_instance(a->pos[1], task, tlen, idx, ilen, has_idx) || strchr(task, '/') ||
+        !strcmp(task, "..") || !strcmp(task, ".") || strspn(idx, "0123456789/c") != strlen(idx)) {
         fprintf(stderr, "flowrun %s: '%s' is not TASK or TASK[INDEX]\n", argv[0], a->pos[1]);
         return NULL;
     }
@@ -311,27 +359,65 @@ int flowrun_cmd_logs(int argc, char **argv) {
     int64_t id = -1;
     flow_state *st = instance_args(argc, argv, &a, task, sizeof task, idx, sizeof idx, &has_idx, &id);
     if (!st) return 2;
-    find_ctx fc = {task, has_idx ? idx : "", 0};
-    if (id >= 0) state_insts_each(st, id, find_inst, &fc);
-    state_close(st);
-    if (id < 0) return 2;
-    char path[4096];
-    log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f && fc.found) { /* it ran and printed nothing */
-        fprintf(stderr, "flowrun logs: %s of run %lld wrote no output\n", a.pos[1], (long long)id);
-        return 0;
-    }
-    if (!f) {
-        fprintf(stderr, "flowrun logs: run %lld has no instance %s%s\n", (long long)id, a.pos[1],
-                has_idx ? "" : " (a mapped task needs an index: TASK[3])");
+    if (id < 0) {
+        state_close(st);
         return 2;
     }
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);
-    fclose(f);
-    return 0;
+    char path[4096];
+    log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
+    if (print_file(path) == 0) {
+        state_close(st);
+        return 0;
+    }
+    /* No log file: say why, and for a cached instance show the log of the run
+     * that computed its result. */
+    log_probe p;
+    memset(&p, 0, sizeof p);
+    p.task = task;
+    p.idx = idx;
+    state_insts_each(st, id, probe_instance, &p);
+    if (p.found && p.cached && p.has_key) {
+        for (int64_t r = id - 1; r >= 1 && r >= id - LOGS_ORIGIN_RUNS && !p.orun; r--)
+            state_insts_each(st, r, probe_origin, &p);
+    }
+    state_close(st);
+    if (!p.found) {
+        if (p.mapped && !has_idx)
+            fprintf(stderr, "flowrun logs: %s is mapped in run %lld: name one instance, as %s[0]\n",
+                    task, (long long)id, task);
+        else
+            fprintf(stderr,
+                    "flowrun logs: run %lld has no instance %s (flowrun show %lld lists them)\n",
+                    (long long)id, a.pos[1], (long long)id);
+        return 2;
+    }
+    if (p.cached && p.orun) {
+        log_path(state_dir_default(a.state), p.orun, p.otask, p.oidx, path, sizeof path);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; this log is "
+                            "from run %lld, which computed it as %s%s%s%s\n",
+                    a.pos[1], (long long)id, (long long)p.orun, p.otask, *p.oidx ? "[" : "",
+                    p.oidx, *p.oidx ? "]" : "");
+            return print_file(path) == 0 ? 0 : 2;
+        }
+    }
+    if (p.cached && p.orun)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; run %lld computed "
+                        "it and it wrote no log\n", a.pos[1], (long long)id, (long long)p.orun);
+    else if (p.cached && p.has_key)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; the run that "
+                        "computed it is not in the %d runs before it\n", a.pos[1], (long long)id,
+                LOGS_ORIGIN_RUNS);
+    else if (p.cached)
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld, which recorded "
+                        "no cache key to find the run that computed it\n", a.pos[1],
+                (long long)id);
+    else
+        fprintf(stderr, "flowrun logs: %s (%s in run %lld) wrote no log\n", a.pos[1], p.state,
+                (long long)id);
+    return 2;
 }
 
 int flowrun_cmd_clear(int argc, char **argv) {
