@@ -14,14 +14,16 @@ LIBST=$ROOT/tests/lib/libstatetasks.so
 BENCH=$BUILD/bench
 mkdir -p "$BENCH"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+. "$ROOT/bench/peers/flow_figures.inc"
 status=0
 sections=${*:-w1 dir ingest}
 
-# tm OUT CMD... — runs CMD, appends "wall user sys peak_kib" to OUT (stdout to $tmp/last)
+# tm OUT CMD... — runs CMD, appends "wall user sys peak_kib" to OUT (stdout to $tmp/last);
+# returns CMD's status
 tm() {
     out=$1; shift
     /usr/bin/time -f '%e %U %S %M' -o "$out.t" "$@" > "$tmp/last" 2>> "$out.err"
-    tail -1 "$out.t" >> "$out"
+    rc=$?; tail -1 "$out.t" >> "$out"; return $rc
 }
 col() { median $(awk -v c="$2" '{print $c}' "$1"); } # col FILE N -> median of column N
 cpu() { median $(awk '{print $2 + $3}' "$1"); }      # median user+sys
@@ -45,17 +47,9 @@ check() { # WANT LABEL — the last command's stdout must be WANT
 # ---- W1 with history on ----
 w1() {
     n=${W1_N:-1000000}
-    cat > "$tmp/w1.flow" <<FLOW
-library s = "$LIBSCHED"
-task inc(x: int) -> int = s.inc
-task sum(xs: [int]) -> int = s.sum
-flow w1(n: int = 1000) -> int {
-    return sum(inc.expand(x = range(n)))
-}
-FLOW
-    "$FLOWC" -o "$tmp/w1.plan" "$tmp/w1.flow" || { status=1; return; }
+    flow_plans || { status=1; return; } # bench/peers/flow_figures.inc: $tmp/fw1.plan, flow w1
     want=$(awk -v n="$n" 'BEGIN { printf "%.0f", n * (n - 1) / 2 + n }')
-    run() { tm "$1" "$FLOWRUN" "$tmp/w1.plan" --executor inline -j 2 --progress none \
+    run() { tm "$1" "$FLOWRUN" "$tmp/fw1.plan" --flow w1 --executor inline -j 2 --progress none \
         --max-map "$n" --param n="$n" --state "$2" $3; check "$want" "w1 $1"; }
     : > "$tmp/nc"; : > "$tmp/cold"; : > "$tmp/warm"
     i=0; while [ $i -lt "$RUNS" ]; do
@@ -148,6 +142,14 @@ dir_flow() {
     line "  flow one file changed" "$tmp/fc" "$2"
     FN=$(col "$tmp/fn" 1); FC=$(col "$tmp/fc" 1); FF=$(col "$tmp/ff" 1)
 }
+# peer_lines NAME PREFIX N — a peer's first (PREFIX f, one run), no-op (n) and one changed (c)
+# figures, each with its ratio to flow's (FF FN FC)
+peer_lines() {
+    vs() { echo "    ratio $1 / flow: $(ratio "$(col "$2" 1)" "$3")"; }
+    line "  $1 first run (1 run)" "${2}f" "$3"; vs "$1" "${2}f" "$FF"
+    line "  $1 no-op re-run" "${2}n"; vs "$1" "${2}n" "$FN"
+    line "  $1 one file changed" "${2}c"; vs "$1" "${2}c" "$FC"
+}
 # dir_make TREE N NDIRS CHANGED_FILE — make -j2 first (once: it forks a shell per file),
 # no-op and one changed, medians; prints ratios to the flow figures FF FN FC
 dir_make() {
@@ -161,12 +163,7 @@ dir_make() {
         sleep 0.01; echo "change $i" >> "$4"; tm "$tmp/mc" make -s -r -j2 -C "$d"; i=$((i + 1))
     done
     cp "$tmp/orig" "$4"
-    line "  make -j2 first run (1 run)" "$tmp/mf" "$2"
-    echo "    ratio make / flow: $(ratio "$(col "$tmp/mf" 1)" "$FF")"
-    line "  make -j2 no-op re-run" "$tmp/mn"
-    echo "    ratio make / flow: $(ratio "$(col "$tmp/mn" 1)" "$FN")"
-    line "  make -j2 one file changed" "$tmp/mc"
-    echo "    ratio make / flow: $(ratio "$(col "$tmp/mc" 1)" "$FC")"
+    peer_lines "make -j2" "$tmp/m" "$2"
     rm -rf "$d"
 }
 dir_snake() { # TREE N CHANGED_FILE
@@ -181,12 +178,7 @@ dir_snake() { # TREE N CHANGED_FILE
     cp "$3" "$tmp/orig"
     i=0; while [ $i -lt "$RUNS" ]; do sleep 0.01; echo "change $i" >> "$3"; snake "$tmp/sc" 120; i=$((i + 1)); done
     cp "$tmp/orig" "$3"
-    line "  snakemake -c 2 first run (1 run)" "$tmp/sf" "$2"
-    echo "    ratio snakemake / flow: $(ratio "$(col "$tmp/sf" 1)" "$FF")"
-    line "  snakemake -c 2 no-op re-run" "$tmp/sn"
-    echo "    ratio snakemake / flow: $(ratio "$(col "$tmp/sn" 1)" "$FN")"
-    line "  snakemake -c 2 one file changed" "$tmp/sc"
-    echo "    ratio snakemake / flow: $(ratio "$(col "$tmp/sc" 1)" "$FC")"
+    peer_lines "snakemake -c 2" "$tmp/s" "$2"
     rm -rf "$d"
 }
 dirpipe() {
