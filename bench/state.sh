@@ -7,6 +7,7 @@
 #           tree; flow, make and Snakemake at 2,000 files (Snakemake cannot do 100,000)
 #   ingest  a 512 MiB task output moved into the store, in GB/s, against cp
 # Usage: sh bench/state.sh [w1] [dir] [ingest]   (all three by default; RUNS=3 medians)
+#   env: W1_N, DIR_N, SNAKE_N (the smaller tree for Snakemake), INGEST_MIB, PEERS=0 (flow only)
 # The 100,000-file tree is made once and kept in build/bench/.
 . "$(dirname "$0")/common.inc"
 LIBST=$ROOT/tests/lib/libstatetasks.so
@@ -193,8 +194,18 @@ dirpipe() {
     opens=$(grep -c "^[0-9]* *openat(.*/d[0-9]*/f[0-9]*\.txt\"" "$tmp/strace")
     echo "    no-op re-run opens $opens of the $n data files (strace -f -e trace=openat)"
     [ "$opens" = 0 ] || status=1
-    [ -n "$SKIP_MAKE" ] || dir_make "$t" "$n" 100 "$f"
+    # one file changed: only that file is read (hashed, then counted)
+    cp "$f" "$tmp/orig"; echo "change" >> "$f"
+    strace -f -e trace=openat -o "$tmp/strace" "$FLOWRUN" "$tmp/dir.plan" --executor inline -j 2 \
+        --progress none --param root="$t" --state "$tmp/ds" > /dev/null 2>&1
+    cp "$tmp/orig" "$f"
+    opens=$(grep -c "^[0-9]* *openat(.*/d[0-9]*/f[0-9]*\.txt\"" "$tmp/strace")
+    other=$(grep "^[0-9]* *openat(.*/d[0-9]*/f[0-9]*\.txt\"" "$tmp/strace" | grep -vc "$f\"")
+    echo "    one-changed re-run opens data files $opens times, $other of them another file than the changed one"
+    [ "$other" = 0 ] || status=1
     rm -rf "$tmp/ds"
+    [ "${PEERS:-1}" = 0 ] && return
+    dir_make "$t" "$n" 100 "$f"
     # Snakemake does not finish at 100,000 (FLOOR.md): all three at a smaller size
     s=${SNAKE_N:-2000}; ts=$BENCH/tree$s
     make_tree "$ts" "$s" 20
