@@ -1060,11 +1060,19 @@ static int walk_files(const char *root, const char *rel, const char *glob, pathv
         else
             snprintf(relp, sizeof relp, "%s", de->d_name);
         snprintf(full, sizeof full, "%s/%s", root, relp);
-        struct stat st;
-        if (stat(full, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) {
+        /* the entry's type from the directory itself where the file system says it
+         * (no stat per file: the cache key stats each file once anyway); a link or
+         * an unknown type is followed with stat */
+        int is_dir = de->d_type == DT_DIR, is_reg = de->d_type == DT_REG;
+        if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
+            struct stat st;
+            if (stat(full, &st) != 0) continue;
+            is_dir = S_ISDIR(st.st_mode);
+            is_reg = S_ISREG(st.st_mode);
+        }
+        if (is_dir) {
             rc = walk_files(root, relp, glob, out, depth + 1, err, errlen);
-        } else if (S_ISREG(st.st_mode)) {
+        } else if (is_reg) {
             const char *subject = strchr(glob, '/') ? relp : de->d_name;
             if (fnmatch(glob, subject, 0) != 0) continue;
             if ((int64_t)out->n >= SCHED_MAX_LIST) {
