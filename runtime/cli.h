@@ -8,24 +8,27 @@
 #ifndef FLOW_CLI_H
 #define FLOW_CLI_H
 
-/* X(name, synopsis) */
+/* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
-    X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] [--executor "          \
-           "inline|process|kubernetes] [--env NAME] [--state DIR] [--no-cache] [--no-jit] "        \
-           "[--progress auto|plain|none] [--max-map N] [--schedule depth|breadth]")               \
-    X(resume, "RUN            finish an interrupted or failed run")                                \
-    X(backfill, "PLAN --flow F --from DATE --to DATE [--order oldest-first|newest-first] [--runs N]") \
-    X(runs, "[--json]           run history, newest first")                                      \
-    X(show, "RUN [--json]       every instance of a run")                                        \
-    X(logs, "RUN TASK[INDEX]    one instance's log")                                             \
-    X(clear, "RUN TASK[INDEX]   mark instances to run again on resume")                          \
-    X(report, "RUN -o FILE.html a page with the graph and a Gantt chart")                        \
-    X(inspect, "PLAN            print a plan")                                                   \
-    X(verify, "PLAN             check a plan and its libraries")                                 \
-    X(gc, "                     drop store objects no recorded run needs")                       \
-    X(worker, "                 (internal) serve a process pool or a container")
+    X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
+           "[--executor inline|process|kubernetes] [--env NAME] [--state DIR] [--no-cache] "       \
+           "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth]",     \
+      "run a flow")                                                                                \
+    X(resume, "RUN [--state DIR] [-j N] [--executor E]", "finish an interrupted or failed run")   \
+    X(backfill, "PLAN --flow F --from DATE --to DATE [--order oldest-first|newest-first] "         \
+                "[--runs N] [--rerun]",                                                            \
+      "run a scheduled flow once per interval (not available yet)")                                \
+    X(runs, "[--json] [--state DIR]", "run history, newest first")                                 \
+    X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
+    X(logs, "RUN TASK[INDEX] [--state DIR]", "one instance's log")                                 \
+    X(clear, "RUN TASK[INDEX] [--state DIR]", "mark instances to run again on resume")             \
+    X(report, "RUN -o FILE.html", "a page with the graph and a Gantt chart (not available yet)")   \
+    X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
+    X(verify, "PLAN", "check a plan and its libraries")                                            \
+    X(gc, "[--state DIR]", "drop store objects no recorded run needs")                             \
+    X(worker, "", "(internal) serve a container (not available yet)")
 
-#define X(name, syn) int flowrun_cmd_##name(int argc, char **argv);
+#define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);
 FLOWRUN_COMMANDS(X)
 #undef X
 

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 
-#define X(name, syn)                                                                               \
+#define X(name, args, doc)                                                                         \
     __attribute__((weak)) int flowrun_cmd_##name(int argc, char **argv) {                         \
         (void)argc;                                                                                \
         (void)argv;                                                                                \
@@ -18,21 +18,26 @@ FLOWRUN_COMMANDS(X)
 #undef X
 
 static const struct {
-    const char *name, *synopsis;
+    const char *name, *args, *doc;
     int (*fn)(int, char **);
 } commands[] = {
-#define X(name, syn) {#name, syn, flowrun_cmd_##name},
+#define X(name, args, doc) {#name, args, doc, flowrun_cmd_##name},
     FLOWRUN_COMMANDS(X)
 #undef X
 };
 
 static void usage(FILE *f) {
-    fputs("usage: flowrun PLAN [options]          run a flow (same as: flowrun run PLAN ...)\n"
-          "       flowrun COMMAND [args]\n\ncommands:\n",
+    fputs("usage: flowrun PLAN [options]     run a flow (the same as: flowrun run PLAN ...)\n"
+          "       flowrun COMMAND [args]\n"
+          "       flowrun -h | --help | --version\n\ncommands:\n",
           f);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
-    fputs("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n", f);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].doc);
+        if (*commands[i].args) fprintf(f, "  %-9s   %s %s\n", "", commands[i].name, commands[i].args);
+    }
+    fputs("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
+          "see flowrun(1): man -l docs/man/flowrun.1, or man flowrun once installed\n",
+          f);
 }
 
 int main(int argc, char **argv) {
