@@ -76,6 +76,7 @@
 
 #define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
+#define SCHED_SERVE_ROUND 8192 /* most instances served by the history in one round */
 #define SCHED_CHUNK 256        /* instance records per pool chunk */
 #define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
 #define SCHED_FAST_TASK 200e-6 /* a task of this duration or longer: factor 1 */
@@ -1765,7 +1766,8 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
 static void fill(sched *S) {
     const flow_plan *p = S->p;
     deque *d;
-    while (S->running < S->limit && (d = ready_pick(S))) {
+    while (S->running < S->limit && S->nserved_pending < SCHED_SERVE_ROUND &&
+           (d = ready_pick(S))) {
         entry *e = dq_front(d);
         uint32_t t = S->info[e->node].task;
         if (t != PLAN_NONE && p->tasks[t].concurrency &&

@@ -16,6 +16,7 @@
 
 #define STATE_BUSY_MS 30000     /* how long a writer waits for another flowrun's lock */
 #define STATE_AUTOCOMMIT 100000 /* buffered writes before a commit is forced */
+#define STATE_MAX_QUEUE (64u << 20) /* records waiting for the writer before the caller waits */
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
@@ -87,6 +88,7 @@ struct flow_state {
     pthread_mutex_t mu;         /* guards the queue below */
     pthread_cond_t cv;          /* the writer waits for work; state_sync waits for idle */
     wbatch *qhead, *qtail;      /* batches handed over, oldest first */
+    size_t qbytes;              /* bytes of records in them */
     int busy;                   /* the writer is replaying a batch */
     int stop;                   /* the writer should finish and exit */
     int failed;                 /* the writer hit an error (reported once) */
@@ -467,6 +469,7 @@ static void *writer_main(void *arg) {
         if (!st->qhead && st->stop) break;
         wbatch *list = st->qhead; /* take everything queued: one transaction */
         st->qhead = st->qtail = NULL;
+        st->qbytes = 0;
         st->busy = 1;
         pthread_mutex_unlock(&st->mu);
         int rc = begin(&st->w);
@@ -520,7 +523,10 @@ int state_commit(flow_state *st) {
             if (st->qtail) st->qtail->next = st->cur;
             else st->qhead = st->cur;
             st->qtail = st->cur;
-            pthread_cond_signal(&st->cv);
+            st->qbytes += st->cur->len;
+            pthread_cond_broadcast(&st->cv);
+            /* back-pressure: a caller far ahead of the writer waits, so memory stays bounded */
+            while (st->qbytes > STATE_MAX_QUEUE && !st->failed) pthread_cond_wait(&st->cv, &st->mu);
             pthread_mutex_unlock(&st->mu);
             st->cur = NULL;
         }
