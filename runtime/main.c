@@ -40,6 +40,35 @@ static void usage(FILE *f) {
           f);
 }
 
+/* `flowrun CMD --help`: the command's purpose and its arguments, wrapped at 80 columns. */
+static int command_help(size_t i) {
+    printf("%s\n\nusage: flowrun %s", commands[i].doc, commands[i].name);
+    int col = 14 + (int)strlen(commands[i].name);
+    const char *a = commands[i].args;
+    while (*a) {
+        const char *sp = strchr(a, ' ');
+        int n = sp ? (int)(sp - a) : (int)strlen(a);
+        /* keep "[--opt VALUE]" together: break only before a '[' */
+        if (col + n + 1 > 76 && *a == '[') {
+            fputs("\n           ", stdout);
+            col = 11;
+        }
+        printf(" %.*s", n, a);
+        col += n + 1;
+        a += n;
+        while (*a == ' ') a++;
+    }
+    puts("\n\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
+         "more: flowrun(1) (man -l docs/man/flowrun.1, or man flowrun once installed)");
+    return 0;
+}
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -54,12 +83,15 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name))
+            return wants_help(argc - 1, argv + 1) ? command_help(i)
+                                                  : commands[i].fn(argc - 1, argv + 1);
     if (argv[1][0] == '-') {
         fprintf(stderr, "flowrun: unknown option '%s' (see flowrun --help)\n", argv[1]);
         return 2;
     }
     /* flowrun PLAN ... is flowrun run PLAN ...; argv[0] becomes "run" */
+    if (wants_help(argc, argv)) return command_help(0);
     argv[0] = "run";
     return flowrun_cmd_run(argc, argv);
 }
