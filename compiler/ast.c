@@ -132,6 +132,18 @@ static void dump(const flow_node *n, FILE *f, int depth) {
     for (int i = 0; i < n->list2.len; i++) dump(n->list2.items[i], f, depth + 2);
 }
 
+const flow_node *ast_find(const flow_node *n, flow_ast_kind k) {
+    if (!n) return NULL;
+    if (n->kind == k) return n;
+    const flow_node *r;
+    if ((r = ast_find(n->a, k)) || (r = ast_find(n->b, k)) || (r = ast_find(n->c, k))) return r;
+    for (int i = 0; i < n->list.len; i++)
+        if ((r = ast_find(n->list.items[i], k))) return r;
+    for (int i = 0; i < n->list2.len; i++)
+        if ((r = ast_find(n->list2.items[i], k))) return r;
+    return NULL;
+}
+
 void ast_dump(const flow_node *n, void *file) {
     if (n) dump(n, file, 0);
 }

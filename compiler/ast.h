@@ -117,6 +117,10 @@ void ast_push(ast_arena *ar, flow_nodes *list, flow_node *n);
 const char *ast_kind_name(flow_ast_kind k);
 const char *ast_op_text(int op);
 
+/* The first node of kind k in n's tree (n itself, then a, b, c, list, list2, depth
+ * first), or NULL. */
+const flow_node *ast_find(const flow_node *n, flow_ast_kind k);
+
 /* Print the tree, one node a line, indented (for tests and --emit=ast). */
 void ast_dump(const flow_node *n, void *file /* FILE* */);
 

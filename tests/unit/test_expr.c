@@ -69,18 +69,6 @@ static void tx_free(tx *t) {
     free(t);
 }
 
-static const flow_node *find_kind(const flow_node *n, flow_ast_kind k) {
-    if (!n) return NULL;
-    if (n->kind == k) return n;
-    const flow_node *r;
-    if ((r = find_kind(n->a, k)) || (r = find_kind(n->b, k)) || (r = find_kind(n->c, k))) return r;
-    for (int i = 0; i < n->list.len; i++)
-        if ((r = find_kind(n->list.items[i], k))) return r;
-    for (int i = 0; i < n->list2.len; i++)
-        if ((r = find_kind(n->list2.items[i], k))) return r;
-    return NULL;
-}
-
 /* Parse `text` (a whole program) and run `fn` on the node of kind k; diagnostics of
  * both steps land in t->errs. */
 static const flow_node *parse_find(tx *t, const char *text, flow_ast_kind k, flow_diag *d,
@@ -93,7 +81,7 @@ static const flow_node *parse_find(tx *t, const char *text, flow_ast_kind k, flo
     diag_init(d, "t.flow", t->src, strlen(t->src), *f);
     const flow_node *prog = flow_parse(t->ar, d, t->src, strlen(t->src));
     assert_non_null(prog);
-    const flow_node *n = find_kind(prog, k);
+    const flow_node *n = ast_find(prog, k);
     assert_non_null(n);
     return n;
 }

@@ -102,18 +102,6 @@ static void tj_free(tj *t) {
     free(t);
 }
 
-static const flow_node *find_kind(const flow_node *n, flow_ast_kind k) {
-    if (!n) return NULL;
-    if (n->kind == k) return n;
-    const flow_node *r;
-    if ((r = find_kind(n->a, k)) || (r = find_kind(n->b, k)) || (r = find_kind(n->c, k))) return r;
-    for (int i = 0; i < n->list.len; i++)
-        if ((r = find_kind(n->list.items[i], k))) return r;
-    for (int i = 0; i < n->list2.len; i++)
-        if ((r = find_kind(n->list2.items[i], k))) return r;
-    return NULL;
-}
-
 /* Compile "(x, y, s, f, r, xs) => BODY" written on line 3; PLAN_NONE when the text
  * does not type-check (the generator may produce such text, rarely). */
 static uint32_t lam(tj *t, const char *body) {
@@ -128,7 +116,7 @@ static uint32_t lam(tj *t, const char *body) {
     flow_diag d;
     diag_init(&d, "t.flow", t->src, strlen(t->src), f);
     const flow_node *prog = flow_parse(t->ar, &d, t->src, strlen(t->src));
-    const flow_node *l = prog ? find_kind(prog, AST_LAMBDA) : NULL;
+    const flow_node *l = prog ? ast_find(prog, AST_LAMBDA) : NULL;
     uint32_t li = PLAN_NONE, ret;
     if (l && d.errors == 0) {
         expr_ctx cx = {t->p, &d};
