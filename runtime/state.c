@@ -17,6 +17,12 @@
 #define STATE_BUSY_MS 30000     /* how long a writer waits for another flowrun's lock */
 #define STATE_AUTOCOMMIT 100000 /* buffered writes before a commit is forced */
 #define STATE_MAX_QUEUE (64u << 20) /* records waiting for the writer before the caller waits */
+/* New cache entries the writer holds back and then writes sorted, in one go: each
+ * write dirties the leaf pages it touches, and every page dirtied costs a page in
+ * the log, so fewer, larger sorted writes cost far less than one per batch. An
+ * entry held when flowrun dies is lost, which a cache may do: the instance's own
+ * row (what resume uses) is committed with its batch as always. */
+#define STATE_CACHE_HOLD 262144
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
@@ -30,7 +36,7 @@
                 "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
-                "peak_rss_kb, result, ck) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")            \
+                "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
     X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
     X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
                  "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result "             \
@@ -38,9 +44,10 @@
                  "GROUP BY node, idx) ORDER BY node, length(idx), idx")                            \
     X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=?")     \
     X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=?")               \
-    X(cache_get, "SELECT cache_key, result FROM instances WHERE ck=? ORDER BY id DESC LIMIT 1")  \
+    X(cache_get, "SELECT key, result FROM cache WHERE ck=?")                                       \
+    X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
-    X(cache_drop, "UPDATE instances SET ck=NULL WHERE ck=?")                                       \
+    X(cache_drop, "DELETE FROM cache WHERE ck=? AND key=?")                                        \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
@@ -60,6 +67,16 @@ static const char *const stmt_sql[] = {
 #undef X
 };
 
+/* A cache entry waiting to be written: the writer inserts a transaction's new
+ * entries sorted by ck, so the B-tree is walked in order instead of at random. */
+typedef struct pend_entry {
+    int64_t ck;
+    size_t seq;           /* order of arrival: the newest entry of a ck wins */
+    flow_hash key;
+    uint8_t *result;
+    size_t len;
+} pend_entry;
+
 /* One SQLite connection and its statements; used by one thread at a time. */
 typedef struct conn {
     sqlite3 *db;                 /* the connection */
@@ -68,6 +85,9 @@ typedef struct conn {
     int in_read;                 /* a read transaction is open (reads batched per round) */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
+    int defer_cache;             /* hold cache entries until the commit (the writer) */
+    pend_entry *pend;            /* those entries */
+    size_t npend, pend_cap;
 } conn;
 
 static void read_end(conn *c);
@@ -92,6 +112,8 @@ struct flow_state {
     int busy;                   /* the writer is replaying a batch */
     int stop;                   /* the writer should finish and exit */
     int failed;                 /* the writer hit an error (reported once) */
+    int syncing;                /* callers waiting in state_sync: write everything now */
+    int held;                   /* the writer holds cache entries not yet written */
     char path[4096];            /* state.db path, for messages */
 };
 
@@ -119,8 +141,15 @@ static const char *const schema[] = {
     "CREATE TABLE files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
     " inode INTEGER, ctime_ns INTEGER, hash BLOB) WITHOUT ROWID;"
     "INSERT INTO meta VALUES('oldest_reader', 1);",
+    /* 2: the cache moves out of instances into its own table keyed by ck (an
+     * INTEGER PRIMARY KEY: one B-tree, no secondary index to keep in step) */
+    "CREATE TABLE cache(ck INTEGER PRIMARY KEY, key BLOB NOT NULL, result BLOB);"
+    "INSERT OR REPLACE INTO cache(ck, key, result) SELECT ck, cache_key, result FROM instances"
+    " WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
+    "DROP INDEX instances_ck;"
+    "UPDATE instances SET ck = NULL WHERE ck IS NOT NULL;",
 };
-#define STATE_OLDEST_READER 1 /* the oldest schema version a reader of ours understands */
+#define STATE_OLDEST_READER 2 /* the oldest schema version a reader of ours understands */
 
 static double now(void) {
     struct timespec ts;
@@ -222,6 +251,10 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
 
 static void conn_close(conn *c) {
     if (!c->db) return;
+    for (size_t i = 0; i < c->npend; i++) free(c->pend[i].result);
+    free(c->pend);
+    c->pend = NULL;
+    c->npend = c->pend_cap = 0;
     for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
     c->db = NULL;
@@ -292,6 +325,37 @@ static int begin(conn *st) {
     st->in_tx = 1;
     st->pending = 0;
     return 0;
+}
+
+static int pend_cmp(const void *a, const void *b) {
+    const pend_entry *x = a, *y = b;
+    if (x->ck != y->ck) return x->ck < y->ck ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Write the held cache entries, in ck order (inside the open transaction). */
+static int pend_flush(conn *c) {
+    int rc = 0;
+    if (c->npend > 1) qsort(c->pend, c->npend, sizeof *c->pend, pend_cmp);
+    for (size_t i = 0; i < c->npend; i++) {
+        pend_entry *e = &c->pend[i];
+        sqlite3_stmt *s = rc ? NULL : stmt(c, ST_cache_set);
+        if (s) {
+            sqlite3_bind_int64(s, 1, e->ck);
+            sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
+            if (e->result) sqlite3_bind_blob(s, 3, e->result, (int)e->len, SQLITE_STATIC);
+            if (sqlite3_step(s) != SQLITE_DONE) {
+                fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+                rc = -1;
+            }
+            sqlite3_reset(s);
+        } else {
+            rc = -1;
+        }
+        free(e->result);
+    }
+    c->npend = 0;
+    return rc;
 }
 
 static int conn_commit(conn *st) {
@@ -463,10 +527,14 @@ static int replay(conn *c, const wbatch *b) {
 
 static void *writer_main(void *arg) {
     flow_state *st = arg;
+    pthread_setname_np(pthread_self(), "flow-state");
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->qhead && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
-        if (!st->qhead && st->stop) break;
+        int flush;
+        while (!st->qhead && !(flush = (st->stop || st->syncing) && st->held) && !st->stop)
+            pthread_cond_wait(&st->cv, &st->mu);
+        if (!st->qhead && !flush && st->stop) break;
+        flush = st->stop || st->syncing;
         wbatch *list = st->qhead; /* take everything queued: one transaction */
         st->qhead = st->qtail = NULL;
         st->qbytes = 0;
@@ -479,9 +547,11 @@ static void *writer_main(void *arg) {
             free(b->data);
             free(b);
         }
+        if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD)) rc = pend_flush(&st->w);
         if (rc == 0) rc = conn_commit(&st->w);
         else conn_commit(&st->w);
         pthread_mutex_lock(&st->mu);
+        st->held = st->w.npend > 0;
         if (rc && !st->failed) {
             st->failed = 1;
             fprintf(stderr, "flowrun: %s: recording history failed; later writes may be lost\n",
@@ -505,6 +575,7 @@ int state_async(flow_state *st) {
         conn_close(&st->w);
         return -1;
     }
+    st->w.defer_cache = 1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     if (pthread_create(&st->writer, NULL, writer_main, st)) {
@@ -539,7 +610,11 @@ int state_sync(flow_state *st) {
     int rc = state_commit(st);
     if (st->async) {
         pthread_mutex_lock(&st->mu);
-        while (st->qhead || st->busy) pthread_cond_wait(&st->cv, &st->mu);
+        st->syncing++; /* the writer writes the cache entries it holds, too */
+        pthread_cond_broadcast(&st->cv);
+        while ((st->qhead || st->busy || st->held) && !st->failed)
+            pthread_cond_wait(&st->cv, &st->mu);
+        st->syncing--;
         rc = st->failed ? -1 : 0;
         pthread_mutex_unlock(&st->mu);
     }
@@ -679,6 +754,37 @@ static int64_t cache_k(const flow_hash *key) {
     return k;
 }
 
+/* Enter key -> result in the cache (held for a sorted write by the writer). */
+static int cache_set(conn *c, const flow_hash *key, const void *val, size_t len) {
+    if (c->defer_cache) {
+        if (c->npend == c->pend_cap) {
+            size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
+            pend_entry *n = realloc(c->pend, cap * sizeof *n);
+            if (!n) return -1;
+            c->pend = n;
+            c->pend_cap = cap;
+        }
+        pend_entry *e = &c->pend[c->npend];
+        e->ck = cache_k(key);
+        e->seq = c->npend;
+        e->key = *key;
+        e->len = len;
+        e->result = NULL;
+        if (val) {
+            if (!(e->result = malloc(len ? len : 1))) return -1;
+            memcpy(e->result, val, len);
+        }
+        c->npend++;
+        return 0;
+    }
+    sqlite3_stmt *s = stmt(c, ST_cache_set);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
+    if (val) sqlite3_bind_blob(s, 3, val, (int)len, SQLITE_STATIC);
+    return step_write(c, s);
+}
+
 static int apply_inst(conn *c, const state_inst *r) {
     if (begin(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_inst_put);
@@ -701,8 +807,9 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->worker_pid) sqlite3_bind_int(s, 15, r->worker_pid);
     if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
-    if (r->cache_store && r->cache_key) sqlite3_bind_int64(s, 18, cache_k(r->cache_key));
     if (step_write(c, s)) return -1;
+    if (r->cache_store && r->cache_key && cache_set(c, r->cache_key, r->result, r->result_len))
+        return -1;
     /* the row holds the final state and its times; other transitions (a failure,
      * a clear) are also kept as events */
     if (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached")) return 0;
@@ -792,9 +899,10 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
 }
 
 /* ---- cache ----
- * The cache is an index over instance rows: a computed instance's row carries ck,
- * the first 8 bytes of its key, and a lookup takes the newest row with that ck
- * whose whole key matches. */
+ * The cache table is keyed by ck, the first 8 bytes of an instance key (an
+ * INTEGER PRIMARY KEY: a lookup is one B-tree search); the whole key is kept
+ * beside the result and compared, so two keys sharing ck can never be confused
+ * (the newer simply replaces the older: a cache may forget). */
 
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
     read_begin(&st->main);
@@ -844,10 +952,11 @@ int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_
 }
 
 static int apply_cache_drop(conn *c, const flow_hash *key) {
-    if (begin(c)) return -1;
+    if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
     sqlite3_stmt *s = stmt(c, ST_cache_drop);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
     s = stmt(c, ST_cache_drop_objs);
     if (!s) return -1;
@@ -865,7 +974,7 @@ int state_cache_drop(flow_state *st, const flow_hash *key) {
 
 int state_cache_any(flow_state *st) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM instances WHERE ck IS NOT NULL LIMIT 1", -1,
+    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache LIMIT 1", -1,
                            &s, NULL) != SQLITE_OK)
         return 1;
     int any = sqlite3_step(s) == SQLITE_ROW;

@@ -27,7 +27,7 @@
 
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 1 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 2 /* what this flowrun writes */
 
 typedef struct flow_state flow_state;
 
@@ -114,7 +114,7 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
 
 /* ---- cache ---- */
 /* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.
- * (Entries are the instance rows written with state_inst.cache_store.) */
+ * (Entries are written with the instance rows that carry state_inst.cache_store.) */
 int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len);
 /* Record the store objects the result under key refers to (kept alive by gc);
  * val, len and run are unused. Buffered. */
