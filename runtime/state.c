@@ -39,11 +39,16 @@
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
     X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
     X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
-                 "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result "             \
-                 "FROM instances WHERE id IN (SELECT max(id) FROM instances WHERE run=?1 "         \
-                 "GROUP BY node, idx) ORDER BY node, length(idx), idx")                            \
-    X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=?")     \
-    X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=?")               \
+                 "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result, id, packed " \
+                 "FROM instances WHERE run=?1")                                                    \
+    X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=? "    \
+                      "AND packed IS NULL")                                                        \
+    X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=? "              \
+                      "AND packed IS NULL")                                                        \
+    X(pack_put, "INSERT INTO instances(run, node, idx, task, state, attempts, cache_hit, packed) " \
+                "VALUES(?,?,?,?,'packed',0,0,?)")                                                  \
+    X(pack_list, "SELECT id, packed FROM instances WHERE run=? AND task=? AND packed IS NOT NULL") \
+    X(pack_set, "UPDATE instances SET packed=? WHERE id=?")                                        \
     X(cache_get, "SELECT key, result FROM cache WHERE ck=?")                                       \
     X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
@@ -77,6 +82,17 @@ typedef struct pend_entry {
     size_t len;
 } pend_entry;
 
+/* Finished instances of one mapped node, packed into one row (see "packed rows"). */
+typedef struct pack {
+    int64_t run;
+    uint32_t node;
+    uint32_t n;          /* records in data */
+    char *task;          /* the task's name */
+    char *first_idx;     /* the first record's index: the row's idx */
+    uint8_t *data;       /* the row's packed blob: header, then the records */
+    size_t len, cap;
+} pack;
+
 /* One SQLite connection and its statements; used by one thread at a time. */
 typedef struct conn {
     sqlite3 *db;                 /* the connection */
@@ -85,6 +101,8 @@ typedef struct conn {
     int in_read;                 /* a read transaction is open (reads batched per round) */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
+    struct pack *packs;          /* instance records being packed, one per (run, node) */
+    size_t npacks, packs_cap;
     int defer_cache;             /* hold cache entries until the commit (the writer) */
     pend_entry *pend;            /* those entries */
     size_t npend, pend_cap;
@@ -142,8 +160,10 @@ static const char *const schema[] = {
     " inode INTEGER, ctime_ns INTEGER, hash BLOB) WITHOUT ROWID;"
     "INSERT INTO meta VALUES('oldest_reader', 1);",
     /* 2: the cache moves out of instances into its own table keyed by ck (an
-     * INTEGER PRIMARY KEY: one B-tree, no secondary index to keep in step) */
+     * INTEGER PRIMARY KEY: one B-tree, no secondary index to keep in step), and
+     * finished instances of a mapped task may be packed many to a row */
     "CREATE TABLE cache(ck INTEGER PRIMARY KEY, key BLOB NOT NULL, result BLOB);"
+    "ALTER TABLE instances ADD COLUMN packed BLOB;"
     "INSERT OR REPLACE INTO cache(ck, key, result) SELECT ck, cache_key, result FROM instances"
     " WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
     "DROP INDEX instances_ck;"
@@ -251,6 +271,14 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
 
 static void conn_close(conn *c) {
     if (!c->db) return;
+    for (size_t i = 0; i < c->npacks; i++) {
+        free(c->packs[i].task);
+        free(c->packs[i].first_idx);
+        free(c->packs[i].data);
+    }
+    free(c->packs);
+    c->packs = NULL;
+    c->npacks = c->packs_cap = 0;
     for (size_t i = 0; i < c->npend; i++) free(c->pend[i].result);
     free(c->pend);
     c->pend = NULL;
@@ -358,9 +386,16 @@ static int pend_flush(conn *c) {
     return rc;
 }
 
+static int packs_flush(conn *c);
+
 static int conn_commit(conn *st) {
     if (!st->in_tx) return 0;
     char err[4700];
+    if (packs_flush(st)) { /* the packed rows belong to this transaction */
+        st->in_tx = 0;
+        exec(st, "ROLLBACK", err, sizeof err);
+        return -1;
+    }
     st->in_tx = 0;
     if (exec(st, "COMMIT", err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
@@ -785,8 +820,207 @@ static int cache_set(conn *c, const flow_hash *key, const void *val, size_t len)
     return step_write(c, s);
 }
 
+/* ---- packed rows ----
+ * A million one-row inserts cost the writer more than everything else a run
+ * records, so the plain finished instances of a mapped task ("succeeded" or
+ * "cached", no error) are packed, up to PACK_MAX of them, into one row per
+ * (run, node) and transaction: state 'packed', idx the first record's index,
+ * and the records in the `packed` blob. Every other state change (a failure, a
+ * skip, ...) keeps a row of its own. The blob, all numbers little-endian:
+ *   u32 PACK_MAGIC, u32 count, then per record
+ *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
+ *   4 label, 8 result), u32 attempts, f64 started, f64 ended, i32 exit status,
+ *   i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index bytes,
+ *   [u32 length + label], [32-byte key], [u32 length + result].
+ * Readers expand the rows (state_insts_each): a packed row is its records, in
+ * order, and a later row of the same instance replaces an earlier one. */
+#define PACK_MAX 4096
+#define PACK_MAGIC 0x31504b46u /* "FKP1" */
+enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
+enum { PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8 };
+#define PACK_FIXED 46 /* bytes of a record up to and including its index's length */
+
+static void pk_put(pack *k, const void *p, size_t n) {
+    if (k->len + n > k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 4096;
+        while (cap < k->len + n) cap *= 2;
+        k->data = realloc(k->data, cap);
+        k->cap = cap;
+    }
+    memcpy(k->data + k->len, p, n);
+    k->len += n;
+}
+static void le_put(uint8_t *b, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t le_get(const uint8_t *b, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+static void pk_u(pack *k, uint64_t v, int n) {
+    uint8_t b[8];
+    le_put(b, v, n);
+    pk_put(k, b, (size_t)n);
+}
+static void pk_f64(pack *k, double d) {
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    pk_u(k, v, 8);
+}
+static void pk_bytes(pack *k, const void *p, size_t n) {
+    pk_u(k, n, 4);
+    pk_put(k, p, n);
+}
+
+/* Can r go into a packed row? */
+static int packable(const state_inst *r) {
+    return !r->error && r->idx && *r->idx &&
+           (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached"));
+}
+
+static int pack_write(conn *c, pack *k) {
+    if (!k->n) return 0;
+    le_put(k->data + 4, k->n, 4);
+    sqlite3_stmt *s = stmt(c, ST_pack_put);
+    int rc = -1;
+    if (s) {
+        sqlite3_bind_int64(s, 1, k->run);
+        sqlite3_bind_int(s, 2, (int)k->node);
+        sqlite3_bind_text(s, 3, k->first_idx, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, k->task, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 5, k->data, (int)k->len, SQLITE_STATIC);
+        rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+        if (rc) fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+        sqlite3_reset(s);
+    }
+    k->n = 0;
+    k->len = 0;
+    return rc;
+}
+
+static int packs_flush(conn *c) {
+    int rc = 0;
+    for (size_t i = 0; i < c->npacks; i++)
+        if (pack_write(c, &c->packs[i])) rc = -1;
+    return rc;
+}
+
+static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
+    for (size_t i = 0; i < c->npacks; i++)
+        if (c->packs[i].run == run && c->packs[i].node == node) return &c->packs[i];
+    if (!create) return NULL;
+    if (c->npacks == c->packs_cap) {
+        c->packs_cap = c->packs_cap ? c->packs_cap * 2 : 8;
+        c->packs = realloc(c->packs, c->packs_cap * sizeof *c->packs);
+    }
+    pack *k = &c->packs[c->npacks++];
+    memset(k, 0, sizeof *k);
+    k->run = run;
+    k->node = node;
+    return k;
+}
+
+static int pack_add(conn *c, const state_inst *r) {
+    pack *k = pack_of(c, r->run, r->node, 1);
+    if (k->n && strcmp(k->task, r->task) && pack_write(c, k)) return -1; /* one node, one task */
+    if (!k->n) {
+        free(k->task);
+        free(k->first_idx);
+        k->task = strdup(r->task);
+        k->first_idx = strdup(r->idx);
+        k->len = 0;
+        pk_u(k, PACK_MAGIC, 4);
+        pk_u(k, 0, 4); /* the count, set when written */
+    }
+    uint8_t flags = (r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
+                    (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0);
+    pk_u(k, strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED, 1);
+    pk_u(k, flags, 1);
+    pk_u(k, (uint32_t)r->attempts, 4);
+    pk_f64(k, r->started);
+    pk_f64(k, r->ended);
+    pk_u(k, (uint32_t)r->exit_status, 4);
+    pk_u(k, (uint32_t)r->term_signal, 4);
+    pk_u(k, (uint32_t)r->worker_pid, 4);
+    pk_u(k, (uint64_t)r->peak_rss_kb, 8);
+    pk_bytes(k, r->idx, strlen(r->idx));
+    if (r->label) pk_bytes(k, r->label, strlen(r->label));
+    if (r->cache_key) pk_put(k, r->cache_key->b, 32);
+    if (r->result) pk_bytes(k, r->result, r->result_len);
+    if (++k->n >= PACK_MAX && pack_write(c, k)) return -1;
+    if (++c->pending >= STATE_AUTOCOMMIT) {
+        if (conn_commit(c)) return -1;
+        return begin(c);
+    }
+    return 0;
+}
+
+/* One record of a packed blob at *off: fills r (result pointing into the blob,
+ * *idx and *label malloc'ed) and returns the offset of its state byte; -1 when
+ * the blob is damaged. */
+static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, flow_hash *key,
+                      char **idx, char **label) {
+    size_t o = *off;
+    *idx = *label = NULL;
+    if (o > len || len - o < PACK_FIXED) return -1;
+    long at = (long)o;
+    uint8_t st = b[o], fl = b[o + 1];
+    r->state = st == PK_CACHED ? "cached" : st == PK_SUCCEEDED ? "succeeded" : "cleared";
+    r->attempts = (int)le_get(b + o + 2, 4);
+    uint64_t v = le_get(b + o + 6, 8);
+    memcpy(&r->started, &v, 8);
+    v = le_get(b + o + 14, 8);
+    memcpy(&r->ended, &v, 8);
+    r->exit_status = (int)(int32_t)le_get(b + o + 22, 4);
+    r->term_signal = (int)(int32_t)le_get(b + o + 26, 4);
+    r->worker_pid = (int)(int32_t)le_get(b + o + 30, 4);
+    r->peak_rss_kb = (int64_t)le_get(b + o + 34, 8);
+    size_t n = (size_t)le_get(b + o + 42, 4);
+    o += PACK_FIXED;
+    if (n > len - o) return -1;
+    *idx = strndup((const char *)b + o, n);
+    o += n;
+    if (fl & PKF_LABEL) {
+        if (len - o < 4) return -1;
+        n = (size_t)le_get(b + o, 4);
+        o += 4;
+        if (n > len - o) return -1;
+        *label = strndup((const char *)b + o, n);
+        o += n;
+    }
+    r->cache_key = NULL;
+    if (fl & PKF_KEY) {
+        if (len - o < 32) return -1;
+        memcpy(key->b, b + o, 32);
+        r->cache_key = key;
+        o += 32;
+    }
+    r->cache_hit = (fl & PKF_HIT) != 0;
+    r->result = NULL;
+    r->result_len = 0;
+    if (fl & PKF_RESULT) {
+        if (len - o < 4) return -1;
+        n = (size_t)le_get(b + o, 4);
+        o += 4;
+        if (n > len - o) return -1;
+        r->result = b + o;
+        r->result_len = n;
+        o += n;
+    }
+    *off = o;
+    return at;
+}
+
 static int apply_inst(conn *c, const state_inst *r) {
     if (begin(c)) return -1;
+    if (packable(r)) {
+        if (r->cache_store && r->cache_key && cache_set(c, r->cache_key, r->result, r->result_len))
+            return -1;
+        return pack_add(c, r);
+    }
+    pack *k = pack_of(c, r->run, r->node, 0);
+    if (k && pack_write(c, k)) return -1; /* records keep their order */
     sqlite3_stmt *s = stmt(c, ST_inst_put);
     if (!s) return -1;
     const char *idx = r->idx ? r->idx : "";
@@ -848,41 +1082,196 @@ int state_inst_put(flow_state *st, const state_inst *r) {
     return 0;
 }
 
+/* One instance record read back, with its own copies of the row's data. */
+typedef struct irec {
+    state_inst r;
+    flow_hash key;
+    int64_t id;   /* the row's id */
+    uint32_t sub; /* the record's place in a packed row */
+    char *idx, *task, *label, *state, *error;
+    uint8_t *result;
+} irec;
+
+static char *dup_col(sqlite3_stmt *s, int i) {
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/* (node, index path in numeric order, then the order recorded) */
+static int irec_cmp(const void *a, const void *b) {
+    const irec *x = a, *y = b;
+    if (x->r.node != y->r.node) return x->r.node < y->r.node ? -1 : 1;
+    size_t lx = strlen(x->idx), ly = strlen(y->idx);
+    if (lx != ly) return lx < ly ? -1 : 1;
+    int c = strcmp(x->idx, y->idx);
+    if (c) return c;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->sub < y->sub ? -1 : x->sub > y->sub;
+}
+
+static void irec_free(irec *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].idx);
+        free(v[i].task);
+        free(v[i].label);
+        free(v[i].state);
+        free(v[i].error);
+        free(v[i].result);
+    }
+    free(v);
+}
+
+/* Read the current row of ST_inst_list (not packed) into e. */
+static void irec_row(sqlite3_stmt *s, irec *e) {
+    e->idx = dup_col(s, 1);
+    e->label = dup_col(s, 3);
+    e->state = dup_col(s, 4);
+    e->r.attempts = sqlite3_column_int(s, 5);
+    if (sqlite3_column_bytes(s, 6) == 32) {
+        memcpy(e->key.b, sqlite3_column_blob(s, 6), 32);
+        e->r.cache_key = &e->key;
+    }
+    e->r.cache_hit = sqlite3_column_int(s, 7);
+    e->r.started = sqlite3_column_double(s, 8);
+    e->r.ended = sqlite3_column_double(s, 9);
+    e->r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
+    e->r.term_signal = sqlite3_column_int(s, 11);
+    e->error = dup_col(s, 12);
+    e->r.worker_pid = sqlite3_column_int(s, 13);
+    e->r.peak_rss_kb = sqlite3_column_int64(s, 14);
+    e->r.result = sqlite3_column_blob(s, 15);
+    e->r.result_len = (size_t)sqlite3_column_bytes(s, 15);
+}
+
 int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
                      void *ctx) {
     if (state_sync(st) || conn_commit(&st->main)) return -1;
     sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
-    int rc;
+    irec *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc, bad = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        state_inst r = {0};
-        flow_hash key;
-        r.run = run;
-        r.node = (uint32_t)sqlite3_column_int(s, 0);
-        r.idx = (const char *)sqlite3_column_text(s, 1);
-        r.task = (const char *)sqlite3_column_text(s, 2);
-        r.label = (const char *)sqlite3_column_text(s, 3);
-        r.state = (const char *)sqlite3_column_text(s, 4);
-        r.attempts = sqlite3_column_int(s, 5);
-        if (sqlite3_column_bytes(s, 6) == 32) {
-            memcpy(key.b, sqlite3_column_blob(s, 6), 32);
-            r.cache_key = &key;
+        int64_t id = sqlite3_column_int64(s, 16);
+        const uint8_t *pk = sqlite3_column_blob(s, 17);
+        size_t pklen = (size_t)sqlite3_column_bytes(s, 17), off = 8;
+        if (pk && (pklen < 8 || le_get(pk, 4) != PACK_MAGIC)) {
+            bad = 1;
+            continue;
         }
-        r.cache_hit = sqlite3_column_int(s, 7);
-        r.started = sqlite3_column_double(s, 8);
-        r.ended = sqlite3_column_double(s, 9);
-        r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
-        r.term_signal = sqlite3_column_int(s, 11);
-        r.error = (const char *)sqlite3_column_text(s, 12);
-        r.worker_pid = sqlite3_column_int(s, 13);
-        r.peak_rss_kb = sqlite3_column_int64(s, 14);
-        r.result = sqlite3_column_blob(s, 15);
-        r.result_len = (size_t)sqlite3_column_bytes(s, 15);
-        if (fn(&r, ctx)) break;
+        for (uint32_t sub = 0; !pk || off < pklen; sub++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                v = realloc(v, cap * sizeof *v);
+            }
+            irec *e = &v[n];
+            memset(e, 0, sizeof *e);
+            e->id = id;
+            e->sub = sub;
+            e->r.run = run;
+            e->r.node = (uint32_t)sqlite3_column_int(s, 0);
+            if (pk) {
+                if (pack_next(pk, pklen, &off, &e->r, &e->key, &e->idx, &e->label) < 0) {
+                    free(e->idx);
+                    free(e->label);
+                    bad = 1;
+                    break;
+                }
+                e->state = strdup(e->r.state);
+            } else {
+                irec_row(s, e);
+            }
+            e->task = dup_col(s, 2);
+            if (e->r.result) {
+                e->result = malloc(e->r.result_len ? e->r.result_len : 1);
+                memcpy(e->result, e->r.result, e->r.result_len);
+            }
+            if (!e->idx) e->idx = strdup("");
+            if (!e->state) e->state = strdup("");
+            if (!e->task) e->task = strdup("");
+            n++;
+            if (!pk) break;
+        }
     }
     sqlite3_reset(s);
+    if (bad)
+        fprintf(stderr, "flowrun: %s: a packed instance row of run %lld is damaged; its "
+                        "instances are left out\n", st->path, (long long)run);
+    if (n > 1) qsort(v, n, sizeof *v, irec_cmp);
+    for (size_t i = 0; i < n && rc != SQLITE_ERROR; i++) {
+        irec *e = &v[i];
+        if (i + 1 < n && v[i + 1].r.node == e->r.node && !strcmp(v[i + 1].idx, e->idx))
+            continue; /* a later record of the same instance replaces this one */
+        e->r.idx = e->idx;
+        e->r.task = e->task;
+        e->r.label = e->label;
+        e->r.state = e->state;
+        e->r.error = e->error;
+        e->r.result = e->result;
+        if (e->r.cache_key) e->r.cache_key = &e->key;
+        if (fn(&e->r, ctx)) break;
+    }
+    irec_free(v, n);
     return rc == SQLITE_ERROR ? -1 : 0;
+}
+
+/* Mark records of packed rows cleared: every record of the task, or the one at
+ * idx. Returns how many. */
+static int clear_packed(conn *c, int64_t run, const char *task, const char *idx) {
+    sqlite3_stmt *s = stmt(c, ST_pack_list);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    bind_text(s, 2, task);
+    typedef struct {
+        int64_t id;
+        uint8_t *b;
+        size_t len;
+    } changed;
+    changed *ch = NULL;
+    size_t nch = 0;
+    int cleared = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 1), off = 8;
+        const uint8_t *pk = sqlite3_column_blob(s, 1);
+        if (!pk || len < 8 || le_get(pk, 4) != PACK_MAGIC) continue;
+        uint8_t *b = malloc(len);
+        memcpy(b, pk, len);
+        int any = 0;
+        while (off < len) {
+            state_inst r;
+            flow_hash key;
+            char *ridx, *label;
+            long at = pack_next(b, len, &off, &r, &key, &ridx, &label);
+            if (at >= 0 && (!idx || !strcmp(ridx, idx))) {
+                b[at] = PK_CLEARED;
+                cleared++;
+                any = 1;
+            }
+            free(ridx);
+            free(label);
+            if (at < 0) break;
+        }
+        if (any) {
+            ch = realloc(ch, (nch + 1) * sizeof *ch);
+            ch[nch++] = (changed){sqlite3_column_int64(s, 0), b, len};
+        } else {
+            free(b);
+        }
+    }
+    sqlite3_reset(s);
+    int rc = 0;
+    for (size_t i = 0; i < nch; i++) {
+        sqlite3_stmt *u = rc ? NULL : stmt(c, ST_pack_set);
+        if (u) {
+            sqlite3_bind_blob(u, 1, ch[i].b, (int)ch[i].len, SQLITE_STATIC);
+            sqlite3_bind_int64(u, 2, ch[i].id);
+            if (step_write(c, u)) rc = -1;
+        }
+        free(ch[i].b);
+    }
+    free(ch);
+    return rc ? -1 : cleared;
 }
 
 int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx) {
@@ -895,7 +1284,9 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
     if (idx) bind_text(s, 3, idx);
     if (step_write(c, s)) return -1;
     int n = sqlite3_changes(c->db);
-    return conn_commit(c) ? -1 : n;
+    int np = clear_packed(c, run, task, idx);
+    if (np < 0) return -1;
+    return conn_commit(c) ? -1 : n + np;
 }
 
 /* ---- cache ----
