@@ -43,6 +43,21 @@ typedef struct done_entry {
     int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
 } done_entry;
 
+/* A task's cache entries, read into memory in one sequential pass once the task
+ * is seen being served from the cache (see preload). */
+typedef struct task_cache {
+    long looked, hits;  /* lookups through SQLite in this run, and hits among them */
+    int state;          /* TC_SQL, TC_MEMORY, TC_NEVER */
+    int64_t count;      /* the task's entries in the cache, -1 not yet counted */
+    uint64_t *slots;    /* open addressing on the key's first 8 bytes: arena offset + 1 */
+    size_t cap;         /* slots (a power of two) */
+    uint8_t *arena;     /* entries: 32-byte key, u32 length, result */
+    size_t alen, acap;
+} task_cache;
+enum { TC_SQL, TC_MEMORY, TC_NEVER };
+#define HIST_PRELOAD_MIN 4096       /* instances left in the mapping before a preload pays */
+#define HIST_PRELOAD_MAX 8000000    /* most entries preloaded for one task */
+
 typedef struct objvec {
     flow_hash *v;
     size_t n, cap;
@@ -63,6 +78,7 @@ struct hist {
     objvec objs;              /* objects referred to by the result being recorded */
     fv_buf enc;               /* encoding buffer, reused */
     hist_stats stats;         /* counts for the summary */
+    task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
 };
 
@@ -131,6 +147,8 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         if (o->rt && o->rt->libs[i].path) hash_file(o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
     }
     h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
+    h->tc = calloc(h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
+    for (uint32_t t = 0; t < h->p->n_tasks; t++) h->tc[t].count = -1;
     if (o->resume_run > 0) {
         h->run = o->resume_run;
         state_insts_each(h->st, h->run, load_done, h);
@@ -302,6 +320,75 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
     return v;
 }
 
+/* ---- the cache of a task, in memory ----
+ * A warm run of a wide mapping asks the cache once per element, and a million
+ * B-tree searches at random places cost more than the rest of the run. So once
+ * a task is seen being served (90% of at least 64 lookups hit) with many
+ * elements still to go, and its part of the cache is not much larger than what
+ * is left, that part is read in one sequential pass (state_cache_each) into a
+ * hash table, and the task's later lookups are answered from memory. An entry
+ * another flowrun adds meanwhile is not seen: a miss, which a cache may have. */
+static uint64_t tc_hash(const flow_hash *k) {
+    uint64_t v;
+    memcpy(&v, k->b, 8);
+    return v * 0x9E3779B97F4A7C15ull;
+}
+
+static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) {
+    task_cache *c = ctx;
+    if (len > UINT32_MAX) return 0;
+    size_t need = 36 + len;
+    if (c->alen + need > c->acap) {
+        size_t cap = c->acap ? c->acap * 2 : 1 << 20;
+        while (cap < c->alen + need) cap *= 2;
+        uint8_t *a = realloc(c->arena, cap);
+        if (!a) return 1;
+        c->arena = a;
+        c->acap = cap;
+    }
+    size_t off = c->alen;
+    memcpy(c->arena + off, key->b, 32);
+    uint32_t l = (uint32_t)len;
+    memcpy(c->arena + off + 32, &l, 4);
+    if (len) memcpy(c->arena + off + 36, val, len);
+    c->alen += need;
+    size_t j = tc_hash(key) & (c->cap - 1);
+    while (c->slots[j]) j = (j + 1) & (c->cap - 1);
+    c->slots[j] = off + 1;
+    return 0;
+}
+
+/* The entry of key in a preloaded task cache: its arena offset, or -1. */
+static long tc_find(const task_cache *c, const flow_hash *key) {
+    for (size_t j = tc_hash(key) & (c->cap - 1); c->slots[j]; j = (j + 1) & (c->cap - 1))
+        if (!memcmp(c->arena + c->slots[j] - 1, key->b, 32)) return (long)(c->slots[j] - 1);
+    return -1;
+}
+
+static void preload(hist *h, uint32_t task, int64_t remaining) {
+    task_cache *c = &h->tc[task];
+    const char *name = plan_str(h->p, h->p->tasks[task].name);
+    if (c->count < 0) c->count = state_cache_count(h->st, name);
+    if (c->count < 0 || c->count > HIST_PRELOAD_MAX) {
+        c->state = TC_NEVER;
+        return;
+    }
+    if (c->count > 4 * remaining) return; /* not yet worth it */
+    c->cap = 1024;
+    while (c->cap < (size_t)c->count * 2) c->cap *= 2;
+    c->slots = calloc(c->cap, sizeof *c->slots);
+    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->alen) {
+        c->state = TC_MEMORY;
+        return;
+    }
+    free(c->slots);
+    free(c->arena);
+    c->slots = NULL;
+    c->arena = NULL;
+    c->alen = c->acap = 0;
+    c->state = TC_NEVER;
+}
+
 /* ---- the hooks ---- */
 int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     if (!h) return 0;
@@ -340,13 +427,31 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
         return 0; /* an unreadable input: let the task meet it and fail clearly */
     ii->has_key = 1;
     if (cleared || h->cache_empty) return 0; /* cleared: its new result replaces the cached one */
-    uint8_t *val;
+    uint8_t *val = NULL;
+    const uint8_t *cval;
     size_t len, used;
-    if (state_cache_get(h->st, &ii->key, &val, &len) != 1) return 0;
+    task_cache *c = &h->tc[ii->task];
+    long at = -1;
+    if (c->state == TC_MEMORY) {
+        if ((at = tc_find(c, &ii->key)) < 0) return 0;
+        uint32_t l;
+        memcpy(&l, c->arena + at + 32, 4);
+        len = l;
+        cval = c->arena + at + 36;
+    } else {
+        int got = state_cache_get(h->st, plan_str(p, T->name), &ii->key, &val, &len);
+        c->looked++;
+        c->hits += got == 1;
+        if (c->state == TC_SQL && ii->remaining >= HIST_PRELOAD_MIN && c->looked >= 64 &&
+            !(c->looked & (c->looked - 1)) && c->hits * 10 >= c->looked * 9)
+            preload(h, ii->task, ii->remaining);
+        if (got != 1) return 0;
+        cval = val;
+    }
     int ok = 1;
     if (p->types[T->ret].kind == PT_VOID) {
         out->i = 0;
-    } else if (fv_decode(p, T->ret, val, len, &used, out)) {
+    } else if (fv_decode(p, T->ret, cval, len, &used, out)) {
         ok = 0;
     } else {
         h->objs.n = 0;
@@ -357,7 +462,8 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     }
     free(val);
     if (!ok) {
-        state_cache_drop(h->st, &ii->key);
+        if (at >= 0) memset(c->arena + at, 0, 32); /* no key is all zeros: gone */
+        state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
         return 0;
     }
     h->stats.served_cache++;
@@ -456,6 +562,11 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
         }
     free(h->done);
     free(h->lib_hash);
+    for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) {
+        free(h->tc[t].slots);
+        free(h->tc[t].arena);
+    }
+    free(h->tc);
     free(h->objs.v);
     free(h->enc.data);
     free(h);

@@ -51,6 +51,7 @@ typedef struct hist_inst {
     const char *out_dir; /* the instance's output directory, or NULL */
     const char *label;   /* the label lambda's text, or NULL */
     int attempts;        /* executions so far */
+    int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
     int has_key;         /* key holds the instance's cache key */
     flow_hash key;       /* filled by hist_lookup */
 } hist_inst;

@@ -1739,6 +1739,8 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         char idx[256];
         hist_inst ii;
         hist_prepare(S, r, &ii, idx, sizeof idx);
+        int64_t len = N->kind == PN_CALL ? -1 : SL(sc, p, node)->len;
+        ii.remaining = len > k ? len - k : 1; /* lets the history preload a task's cache */
         flow_val v;
         int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
         r->has_key = (uint8_t)ii.has_key;

@@ -22,7 +22,8 @@
  * the log, so fewer, larger sorted writes cost far less than one per batch. An
  * entry held when flowrun dies is lost, which a cache may do: the instance's own
  * row (what resume uses) is committed with its batch as always. */
-#define STATE_CACHE_HOLD 262144
+#define STATE_CACHE_HOLD 1048576             /* entries */
+#define STATE_CACHE_HOLD_BYTES (64u << 20)  /* bytes of their results */
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
@@ -53,6 +54,8 @@
     X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
     X(cache_drop, "DELETE FROM cache WHERE ck=? AND key=?")                                        \
+    X(cache_count, "SELECT count(*) FROM cache WHERE ck BETWEEN ? AND ?")                          \
+    X(cache_range, "SELECT key, result FROM cache WHERE ck BETWEEN ? AND ?")                       \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
@@ -76,11 +79,14 @@ static const char *const stmt_sql[] = {
  * entries sorted by ck, so the B-tree is walked in order instead of at random. */
 typedef struct pend_entry {
     int64_t ck;
-    size_t seq;           /* order of arrival: the newest entry of a ck wins */
     flow_hash key;
-    uint8_t *result;
+    size_t off;           /* the result in pend_data, or SIZE_MAX for none */
     size_t len;
 } pend_entry;
+typedef struct pend_ord {
+    int64_t ck;
+    size_t i;             /* entry; also the order of arrival: the newest of a ck wins */
+} pend_ord;
 
 /* Finished instances of one mapped node, packed into one row (see "packed rows"). */
 typedef struct pack {
@@ -106,9 +112,13 @@ typedef struct conn {
     int defer_cache;             /* hold cache entries until the commit (the writer) */
     pend_entry *pend;            /* those entries */
     size_t npend, pend_cap;
+    uint8_t *pend_data;          /* their results, one after another */
+    size_t pend_dlen, pend_dcap;
+    pend_ord *pend_ord;          /* the order to write them in */
 } conn;
 
 static void read_end(conn *c);
+static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv);
 
 /* A batch of buffered writes, replayed in order by the writer thread. */
 typedef struct wbatch {
@@ -160,12 +170,13 @@ static const char *const schema[] = {
     " inode INTEGER, ctime_ns INTEGER, hash BLOB) WITHOUT ROWID;"
     "INSERT INTO meta VALUES('oldest_reader', 1);",
     /* 2: the cache moves out of instances into its own table keyed by ck (an
-     * INTEGER PRIMARY KEY: one B-tree, no secondary index to keep in step), and
+     * INTEGER PRIMARY KEY: one B-tree, no secondary index to keep in step; ck
+     * as cache_k below, so a task's entries lie together), and
      * finished instances of a mapped task may be packed many to a row */
     "CREATE TABLE cache(ck INTEGER PRIMARY KEY, key BLOB NOT NULL, result BLOB);"
     "ALTER TABLE instances ADD COLUMN packed BLOB;"
-    "INSERT OR REPLACE INTO cache(ck, key, result) SELECT ck, cache_key, result FROM instances"
-    " WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
+    "INSERT OR REPLACE INTO cache(ck, key, result) SELECT flow_ck(task, cache_key), cache_key,"
+    " result FROM instances WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
     "DROP INDEX instances_ck;"
     "UPDATE instances SET ck = NULL WHERE ck IS NOT NULL;",
 };
@@ -264,8 +275,10 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
         return -1;
     }
     sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
+    sqlite3_create_function(c->db, "flow_ck", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                            sql_flow_ck, NULL, NULL);
     /* pages read through a memory map and a 64 MiB cache: lookups make no system calls */
-    return exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+    return exec(c, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", err, errlen);
 }
 
@@ -279,9 +292,13 @@ static void conn_close(conn *c) {
     free(c->packs);
     c->packs = NULL;
     c->npacks = c->packs_cap = 0;
-    for (size_t i = 0; i < c->npend; i++) free(c->pend[i].result);
     free(c->pend);
+    free(c->pend_data);
+    free(c->pend_ord);
     c->pend = NULL;
+    c->pend_data = NULL;
+    c->pend_ord = NULL;
+    c->pend_dlen = c->pend_dcap = 0;
     c->npend = c->pend_cap = 0;
     for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
@@ -356,34 +373,38 @@ static int begin(conn *st) {
 }
 
 static int pend_cmp(const void *a, const void *b) {
-    const pend_entry *x = a, *y = b;
+    const pend_ord *x = a, *y = b;
     if (x->ck != y->ck) return x->ck < y->ck ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
+    return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /* Write the held cache entries, in ck order (inside the open transaction). */
 static int pend_flush(conn *c) {
     int rc = 0;
-    if (c->npend > 1) qsort(c->pend, c->npend, sizeof *c->pend, pend_cmp);
-    for (size_t i = 0; i < c->npend; i++) {
-        pend_entry *e = &c->pend[i];
-        sqlite3_stmt *s = rc ? NULL : stmt(c, ST_cache_set);
-        if (s) {
-            sqlite3_bind_int64(s, 1, e->ck);
-            sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
-            if (e->result) sqlite3_bind_blob(s, 3, e->result, (int)e->len, SQLITE_STATIC);
-            if (sqlite3_step(s) != SQLITE_DONE) {
-                fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
-                rc = -1;
-            }
-            sqlite3_reset(s);
-        } else {
+    if (!c->npend) return 0;
+    pend_ord *o = realloc(c->pend_ord, c->npend * sizeof *o);
+    if (!o) return -1;
+    c->pend_ord = o;
+    for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck, i};
+    qsort(o, c->npend, sizeof *o, pend_cmp);
+    sqlite3_stmt *s = stmt(c, ST_cache_set);
+    for (size_t i = 0; s && i < c->npend && rc == 0; i++) {
+        pend_entry *e = &c->pend[o[i].i];
+        sqlite3_bind_int64(s, 1, e->ck);
+        sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
+        if (e->off != SIZE_MAX)
+            sqlite3_bind_blob(s, 3, c->pend_data + e->off, (int)e->len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(s, 3);
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
             rc = -1;
         }
-        free(e->result);
+        sqlite3_reset(s);
     }
     c->npend = 0;
-    return rc;
+    c->pend_dlen = 0;
+    return s ? rc : -1;
 }
 
 static int packs_flush(conn *c);
@@ -492,7 +513,7 @@ static const char *rd_str(rd *r) {
 static int apply_inst(conn *c, const state_inst *r);
 static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
                            const flow_hash *objs, size_t nobjs);
-static int apply_cache_drop(conn *c, const flow_hash *key);
+static int apply_cache_drop(conn *c, const char *task, const flow_hash *key);
 static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h);
 
 static int replay(conn *c, const wbatch *b) {
@@ -539,9 +560,10 @@ static int replay(conn *c, const wbatch *b) {
             rc = apply_cache_put(c, &key, val, vlen, run, objs, olen / sizeof(flow_hash));
         } else if (kind == REC_CACHE_DROP) {
             flow_hash key;
+            const char *task = rd_str(&r);
             const void *k = rd_blob(&r, &n);
             if (n == 32) memcpy(key.b, k, 32);
-            rc = apply_cache_drop(c, &key);
+            rc = apply_cache_drop(c, task, &key);
         } else if (kind == REC_FILE) {
             const char *path = rd_str(&r);
             state_file_id id;
@@ -582,7 +604,9 @@ static void *writer_main(void *arg) {
             free(b->data);
             free(b);
         }
-        if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD)) rc = pend_flush(&st->w);
+        if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD ||
+                        st->w.pend_dlen >= STATE_CACHE_HOLD_BYTES))
+            rc = pend_flush(&st->w);
         if (rc == 0) rc = conn_commit(&st->w);
         else conn_commit(&st->w);
         pthread_mutex_lock(&st->mu);
@@ -783,14 +807,37 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
 }
 
 /* ---- instances ---- */
-static int64_t cache_k(const flow_hash *key) {
-    int64_t k;
-    memcpy(&k, key->b, 8);
-    return k;
+/* ck, the cache table's key: 16 bits from the task's name, then the first 48
+ * bits of the instance key. The entries of one task lie in one range of ck (what
+ * state_cache_each reads); the whole key is stored and compared, so tasks or keys
+ * sharing a ck are never confused: the newer entry simply replaces the older. */
+static uint64_t task_tag(const char *task) {
+    uint64_t h = 1469598103934665603ull;
+    for (const char *q = task ? task : ""; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+    return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff;
+}
+static int64_t cache_k(const char *task, const flow_hash *key) {
+    uint64_t k = task_tag(task) << 48;
+    for (int i = 0; i < 6; i++) k |= (uint64_t)key->b[i] << (40 - 8 * i);
+    return (int64_t)k;
+}
+static void cache_bounds(const char *task, int64_t *lo, int64_t *hi) {
+    uint64_t t = task_tag(task) << 48;
+    *lo = (int64_t)t;
+    *hi = (int64_t)(t | 0xffffffffffffull);
+}
+
+/* flow_ck(task, key) in SQL: the migration to schema 2 computes ck with it. */
+static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    flow_hash key = {{0}};
+    if (sqlite3_value_bytes(argv[1]) == 32) memcpy(key.b, sqlite3_value_blob(argv[1]), 32);
+    sqlite3_result_int64(cx, cache_k((const char *)sqlite3_value_text(argv[0]), &key));
 }
 
 /* Enter key -> result in the cache (held for a sorted write by the writer). */
-static int cache_set(conn *c, const flow_hash *key, const void *val, size_t len) {
+static int cache_set(conn *c, const char *task, const flow_hash *key, const void *val,
+                     size_t len) {
     if (c->defer_cache) {
         if (c->npend == c->pend_cap) {
             size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
@@ -800,21 +847,29 @@ static int cache_set(conn *c, const flow_hash *key, const void *val, size_t len)
             c->pend_cap = cap;
         }
         pend_entry *e = &c->pend[c->npend];
-        e->ck = cache_k(key);
-        e->seq = c->npend;
+        e->ck = cache_k(task, key);
         e->key = *key;
         e->len = len;
-        e->result = NULL;
+        e->off = SIZE_MAX;
         if (val) {
-            if (!(e->result = malloc(len ? len : 1))) return -1;
-            memcpy(e->result, val, len);
+            if (c->pend_dlen + len > c->pend_dcap) {
+                size_t cap = c->pend_dcap ? c->pend_dcap * 2 : 1 << 16;
+                while (cap < c->pend_dlen + len) cap *= 2;
+                uint8_t *d = realloc(c->pend_data, cap);
+                if (!d) return -1;
+                c->pend_data = d;
+                c->pend_dcap = cap;
+            }
+            memcpy(c->pend_data + c->pend_dlen, val, len);
+            e->off = c->pend_dlen;
+            c->pend_dlen += len;
         }
         c->npend++;
         return 0;
     }
     sqlite3_stmt *s = stmt(c, ST_cache_set);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_int64(s, 1, cache_k(task, key));
     sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
     if (val) sqlite3_bind_blob(s, 3, val, (int)len, SQLITE_STATIC);
     return step_write(c, s);
@@ -1015,7 +1070,7 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
 static int apply_inst(conn *c, const state_inst *r) {
     if (begin(c)) return -1;
     if (packable(r)) {
-        if (r->cache_store && r->cache_key && cache_set(c, r->cache_key, r->result, r->result_len))
+        if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len))
             return -1;
         return pack_add(c, r);
     }
@@ -1042,7 +1097,7 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
-    if (r->cache_store && r->cache_key && cache_set(c, r->cache_key, r->result, r->result_len))
+    if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len))
         return -1;
     /* the row holds the final state and its times; other transitions (a failure,
      * a clear) are also kept as events */
@@ -1295,11 +1350,12 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
  * beside the result and compared, so two keys sharing ck can never be confused
  * (the newer simply replaces the older: a cache may forget). */
 
-int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len) {
+int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint8_t **val,
+                    size_t *len) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_int64(s, 1, cache_k(task, key));
     int rc = sqlite3_step(s);
     int found = 0;
     if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
@@ -1312,6 +1368,40 @@ int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t 
     }
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
+}
+
+int64_t state_cache_count(flow_state *st, const char *task) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_cache_count);
+    if (!s) return -1;
+    int64_t lo, hi, n = -1;
+    cache_bounds(task, &lo, &hi);
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
+int state_cache_each(flow_state *st, const char *task,
+                     int (*fn)(const flow_hash *key, const void *val, size_t len, void *ctx),
+                     void *ctx) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_cache_range);
+    if (!s) return -1;
+    int64_t lo, hi;
+    cache_bounds(task, &lo, &hi);
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(s, 0) != 32) continue;
+        flow_hash key;
+        memcpy(key.b, sqlite3_column_blob(s, 0), 32);
+        if (fn(&key, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), ctx)) break;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ERROR ? -1 : 0;
 }
 
 static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
@@ -1342,11 +1432,11 @@ int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_
     return 0;
 }
 
-static int apply_cache_drop(conn *c, const flow_hash *key) {
+static int apply_cache_drop(conn *c, const char *task, const flow_hash *key) {
     if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
     sqlite3_stmt *s = stmt(c, ST_cache_drop);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(key));
+    sqlite3_bind_int64(s, 1, cache_k(task, key));
     sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
     s = stmt(c, ST_cache_drop_objs);
@@ -1355,10 +1445,11 @@ static int apply_cache_drop(conn *c, const flow_hash *key) {
     return step_write(c, s);
 }
 
-int state_cache_drop(flow_state *st, const flow_hash *key) {
-    if (!st->async) return apply_cache_drop(&st->main, key);
+int state_cache_drop(flow_state *st, const char *task, const flow_hash *key) {
+    if (!st->async) return apply_cache_drop(&st->main, task, key);
     uint8_t kind = REC_CACHE_DROP;
     wb_put(st, &kind, 1);
+    wb_str(st, task);
     wb_blob(st, key->b, 32, 1);
     return 0;
 }

@@ -115,12 +115,20 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
 /* ---- cache ---- */
 /* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.
  * (Entries are written with the instance rows that carry state_inst.cache_store.) */
-int state_cache_get(flow_state *st, const flow_hash *key, uint8_t **val, size_t *len);
+int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint8_t **val,
+                    size_t *len);
+/* How many entries the task's part of the cache holds (tasks of the same name share
+ * it, whatever their plan), and each of them (fn returns nonzero to stop). These
+ * let a task served from the cache read its entries in one sequential pass. */
+int64_t state_cache_count(flow_state *st, const char *task);
+int state_cache_each(flow_state *st, const char *task,
+                     int (*fn)(const flow_hash *key, const void *val, size_t len, void *ctx),
+                     void *ctx);
 /* Record the store objects the result under key refers to (kept alive by gc);
  * val, len and run are unused. Buffered. */
 int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
                     int64_t run, const flow_hash *objs, size_t nobjs);
-int state_cache_drop(flow_state *st, const flow_hash *key);
+int state_cache_drop(flow_state *st, const char *task, const flow_hash *key);
 /* Every object some cache entry or run refers to (for gc); *out malloc'ed. */
 int state_live_objects(flow_state *st, flow_hash **out, size_t *n);
 

@@ -138,6 +138,50 @@ p2=$!
 wait $p1; r1=$?; wait $p2; r2=$?
 expect "concurrent runs" "0 0 2100 2310" "$r1 $r2 $(cat c1.out) $(cat c2.out)"
 
+# ---- a wide mapping served from the cache: its entries are read in one pass ----
+ST="$T/st-wide"; : > "$FLOW_TEST_LOG"
+expect "wide: first run" 180030000 "$(run chain.plan --param n=6000)"
+expect "wide: a wider run" 245035000 \
+    "$("$FLOWRUN" chain.plan --param n=7000 --progress plain --state "$ST" 2> wide.err)"
+expect "wide: only the 1,000 new elements ran" "7000 7000 2" "$(count slow_inc) $(count times_ten) $(count sum)"
+grep -q "run [0-9]*: 12000 of 14001 instances served from the cache" wide.err
+check "wide: 12,000 served" $?
+# an entry whose result cannot be read is never served: that one instance runs again
+python3 -c "
+import sqlite3; c = sqlite3.connect('$ST/state.db')
+c.execute('UPDATE cache SET result = x\'\' WHERE ck = (SELECT ck FROM cache ORDER BY ck LIMIT 1 OFFSET 500)')
+c.commit()" 2>> "$T/stderr"
+expect "wide: a damaged entry: same result" 245035000 "$(run chain.plan --param n=7000)"
+expect "wide: the damaged entry's instance ran again" 14003 "$(($(count slow_inc) + $(count times_ten) + $(count sum)))"
+
+# ---- a state.db of schema 1 is migrated, its cache kept ----
+ST="$T/st-v1"; : > "$FLOW_TEST_LOG"
+expect "schema 1: a run to take the cache from" 550 "$(run chain.plan --param n=10)"
+mkdir -p v1 && python3 - "$ST/state.db" v1/state.db "$ROOT/tests/state/schema1.sql" <<'PY' 2>> "$T/stderr"
+import sqlite3, sys
+src, dst, ddl = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2]), open(sys.argv[3]).read()
+dst.executescript(ddl)
+dst.execute("INSERT INTO runs(flow, env, params, state, started) VALUES('chain', 'prod', '{}', 'succeeded', 0)")
+def tag(name): # the task's 16 bits of ck, as runtime/state.c computes them
+    h = 1469598103934665603
+    for b in name.encode(): h = ((h ^ b) * 1099511628211) % 2**64
+    return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff
+tags = {tag(t): t for t in ("slow_inc", "times_ten", "sum")}
+n = 0
+for ck, key, result in src.execute("SELECT ck, key, result FROM cache"):
+    task = tags[(ck % 2**64) >> 48]
+    dst.execute("INSERT INTO instances(run, node, idx, task, state, attempts, cache_key, cache_hit,"
+                " result, ck) VALUES(1, 0, ?, ?, 'succeeded', 1, ?, 0, ?, ?)", (str(n), task, key, result, n))
+    n += 1
+dst.commit()
+assert n == 21, n
+PY
+check "schema 1: a database made" $?
+ST="$T/v1"
+expect "schema 1: migrated, same result" 550 "$(run chain.plan --param n=10)"
+expect "schema 1: every instance served from the migrated cache" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
+expect "schema 1: now version 2" 2 "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
+
 # ---- a state.db from a newer flowrun ----
 mkdir -p newer && "$FLOWRUN" runs --state newer > /dev/null 2>&1
 python3 -c "

@@ -209,29 +209,29 @@ static void test_state_runs_instances_cache(void **state) {
     hash_bytes("o", 1, &obj);
     uint8_t *v;
     size_t len;
-    assert_int_equal(state_cache_get(st, &key, &v, &len), 0);
+    assert_int_equal(state_cache_get(st, "t", &key, &v, &len), 0);
     state_inst cin = {.run = r.id, .node = 9, .idx = "", .task = "t", .state = "succeeded",
                       .attempts = 1, .exit_status = -1, .cache_key = &key, .result = "abc",
                       .result_len = 3, .cache_store = 1};
     assert_int_equal(state_inst_put(st, &cin), 0);
     assert_int_equal(state_cache_put(st, &key, NULL, 0, r.id, &obj, 1), 0);
     assert_int_equal(state_commit(st), 0);
-    assert_int_equal(state_cache_get(st, &key, &v, &len), 1);
+    assert_int_equal(state_cache_get(st, "t", &key, &v, &len), 1);
     assert_int_equal(len, 3);
     assert_memory_equal(v, "abc", 3);
     free(v);
     flow_hash other = key;
     other.b[31] ^= 1; /* same first 8 bytes, another key: not a hit */
-    assert_int_equal(state_cache_get(st, &other, &v, &len), 0);
+    assert_int_equal(state_cache_get(st, "t", &other, &v, &len), 0);
     flow_hash *live;
     size_t nlive;
     assert_int_equal(state_live_objects(st, &live, &nlive), 0);
     assert_int_equal(nlive, 1);
     assert_memory_equal(live[0].b, obj.b, 32);
     free(live);
-    assert_int_equal(state_cache_drop(st, &key), 0);
+    assert_int_equal(state_cache_drop(st, "t", &key), 0);
     assert_int_equal(state_commit(st), 0);
-    assert_int_equal(state_cache_get(st, &key, &v, &len), 0);
+    assert_int_equal(state_cache_get(st, "t", &key, &v, &len), 0);
 
     state_file_id id = {10, 123456789, 77, 987654321};
     flow_hash fh;
