@@ -94,32 +94,7 @@ flow dirsum(root: dir) -> int {
 FLOW
     "$FLOWC" -o "$tmp/dir.plan" "$tmp/dir.flow"
 }
-# A Makefile with one rule per file (.count), a subtotal per folder and a total.
-make_makefile() { # TREE NFILES NDIRS OUTDIR
-    mkdir -p "$4"
-    awk -v t="$1" -v n="$2" -v nd="$3" 'BEGIN {
-        printf "total:"; for (d = 0; d < nd; d++) printf " out/d%02d.sub", d; printf "\n";
-        print "\t@cat out/*.sub | awk \047{s+=$$1} END {print s}\047 > total";
-        for (d = 0; d < nd; d++) { printf "out/d%02d.sub:", d;
-            for (i = d; i < n; i += nd) printf " out/d%02d/f%06d.count", d, i;
-            printf "\n\t@cat out/d%02d/*.count | awk \047{s+=$$1} END {print s}\047 > $@\n", d }
-        for (i = 0; i < n; i++) printf "out/d%02d/f%06d.count: %s/d%02d/f%06d.txt\n\t@wc -l < $< > $@\n", i % nd, i, t, i % nd, i
-        for (d = 0; d < nd; d++) printf "$(shell mkdir -p out/d%02d)", d; print "" }' > "$4/Makefile"
-}
-make_snakefile() { # TREE OUTDIR
-    mkdir -p "$2"
-    cat > "$2/Snakefile" <<SNAKE
-DS, FS = glob_wildcards("$1/{d}/{f}.txt")
-rule total:
-    input: expand("out/{d}/{f}.count", zip, d=DS, f=FS)
-    output: "total"
-    shell: "cat {input} | awk '{{s+=\$1}} END {{print s}}' > {output}"
-rule count:
-    input: "$1/{d}/{f}.txt"
-    output: "out/{d}/{f}.count"
-    shell: "wc -l < {input} > {output}"
-SNAKE
-}
+. "$ROOT/bench/peers/dir_peers.inc" # make_makefile, make_snakefile
 
 # dir_flow TREE N CHANGED_FILE LABEL — flow first / no-op / one changed, medians
 dir_flow() {
@@ -144,45 +119,6 @@ dir_flow() {
     line "  flow no-op re-run" "$tmp/fn" "$2"
     line "  flow one file changed" "$tmp/fc" "$2"
     FN=$(col "$tmp/fn" 1); FC=$(col "$tmp/fc" 1); FF=$(col "$tmp/ff" 1)
-}
-# peer_lines NAME PREFIX N — a peer's first (PREFIX f, one run), no-op (n) and one changed (c)
-# figures, each with its ratio to flow's (FF FN FC)
-peer_lines() {
-    vs() { echo "    ratio $1 / flow: $(ratio "$(col "$2" 1)" "$3")"; }
-    line "  $1 first run (1 run)" "${2}f" "$3"; vs "$1" "${2}f" "$FF"
-    line "  $1 no-op re-run" "${2}n"; vs "$1" "${2}n" "$FN"
-    line "  $1 one file changed" "${2}c"; vs "$1" "${2}c" "$FC"
-}
-# dir_make TREE N NDIRS CHANGED_FILE — make -j2 first (once: it forks a shell per file),
-# no-op and one changed, medians; prints ratios to the flow figures FF FN FC
-dir_make() {
-    d=$tmp/mk$2; rm -rf "$d"; make_makefile "$1" "$2" "$3" "$d"
-    : > "$tmp/mf"; : > "$tmp/mn"; : > "$tmp/mc"
-    tm "$tmp/mf" make -s -r -j2 -C "$d"
-    [ "$(cat "$d/total")" = "$(tree_total "$2")" ] || { echo "    make: wrong total $(cat "$d/total")"; status=1; }
-    i=0; while [ $i -lt "$RUNS" ]; do tm "$tmp/mn" make -s -r -j2 -C "$d"; i=$((i + 1)); done
-    cp "$4" "$tmp/orig"
-    i=0; while [ $i -lt "$RUNS" ]; do
-        sleep 0.01; echo "change $i" >> "$4"; tm "$tmp/mc" make -s -r -j2 -C "$d"; i=$((i + 1))
-    done
-    cp "$tmp/orig" "$4"
-    peer_lines "make -j2" "$tmp/m" "$2"
-    rm -rf "$d"
-}
-dir_snake() { # TREE N CHANGED_FILE
-    command -v snakemake > /dev/null || apt-get install -y -q snakemake > /dev/null 2>&1
-    command -v snakemake > /dev/null || { echo "  snakemake: not installed, skipped"; return; }
-    d=$tmp/sm$2; rm -rf "$d"; make_snakefile "$1" "$d"
-    snake() { tm "$1" timeout "$2" snakemake -c 2 -s "$d/Snakefile" -d "$d" --quiet; }
-    : > "$tmp/sf"; : > "$tmp/sn"; : > "$tmp/sc"
-    snake "$tmp/sf" "${SNAKE_TIMEOUT:-600}" || { echo "  snakemake first run: failed or timed out (${SNAKE_TIMEOUT:-600} s)"; return; }
-    [ "$(cat "$d/total")" = "$(tree_total "$2")" ] || { echo "    snakemake: wrong total $(cat "$d/total")"; status=1; }
-    i=0; while [ $i -lt "$RUNS" ]; do snake "$tmp/sn" 120; i=$((i + 1)); done
-    cp "$3" "$tmp/orig"
-    i=0; while [ $i -lt "$RUNS" ]; do sleep 0.01; echo "change $i" >> "$3"; snake "$tmp/sc" 120; i=$((i + 1)); done
-    cp "$tmp/orig" "$3"
-    peer_lines "snakemake -c 2" "$tmp/s" "$2"
-    rm -rf "$d"
 }
 dirpipe() {
     n=${DIR_N:-100000}; t=$BENCH/tree$n

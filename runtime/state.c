@@ -392,8 +392,10 @@ static int pend_flush(conn *c) {
         pend_entry *e = &c->pend[o[i].i];
         sqlite3_bind_int64(s, 1, e->ck);
         sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
-        if (e->off != SIZE_MAX)
+        if (e->off != SIZE_MAX && e->len)
             sqlite3_bind_blob(s, 3, c->pend_data + e->off, (int)e->len, SQLITE_STATIC);
+        else if (e->off != SIZE_MAX)
+            sqlite3_bind_zeroblob(s, 3, 0);
         else
             sqlite3_bind_null(s, 3);
         if (sqlite3_step(s) != SQLITE_DONE) {
@@ -860,7 +862,7 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
                 c->pend_data = d;
                 c->pend_dcap = cap;
             }
-            memcpy(c->pend_data + c->pend_dlen, val, len);
+            if (len) memcpy(c->pend_data + c->pend_dlen, val, len);
             e->off = c->pend_dlen;
             c->pend_dlen += len;
         }
@@ -902,7 +904,7 @@ static void pk_put(pack *k, const void *p, size_t n) {
         k->data = realloc(k->data, cap);
         k->cap = cap;
     }
-    memcpy(k->data + k->len, p, n);
+    if (n) memcpy(k->data + k->len, p, n);
     k->len += n;
 }
 static void le_put(uint8_t *b, uint64_t v, int n) {
