@@ -14,7 +14,8 @@
            "[--executor inline|process|kubernetes] [--env NAME] [--state DIR] [--no-cache] "       \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth]",     \
       "run a flow")                                                                                \
-    X(resume, "RUN [--state DIR] [-j N] [--executor E]", "finish an interrupted or failed run")   \
+    X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
+      "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --flow F --from DATE --to DATE [--order oldest-first|newest-first] "         \
                 "[--runs N] [--rerun]",                                                            \
       "run a scheduled flow once per interval (not available yet)")                                \

@@ -262,6 +262,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
     a.env = r.env;
     a.state = dir;
     a.resume = id;
+    /* the options that changed the run's outcome, unless given again here */
+    long long mm = 0;
+    int nc = 0, strict = 0;
+    if (r.options && sscanf(r.options, "max_map=%lld no_cache=%d strict=%d", &mm, &nc, &strict) == 3) {
+        if (!a.max_map) a.max_map = mm;
+        a.no_cache |= nc;
+        a.strict |= strict;
+    }
     int code = run_main(&a, r.params_blob, r.params_blob_len);
     state_run_free(&r);
     return code;
@@ -339,8 +347,13 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
     params_record(p, G, params, &pjson, &pblob);
     char plan_abs[PATH_MAX];
     if (!realpath(a.plan, plan_abs)) snprintf(plan_abs, sizeof plan_abs, "%s", a.plan);
-    hist_opts ho = {p, rt, state, plan_abs, plan_str(p, G->name), a.env ? a.env : "prod", pjson,
-                    pblob.data, pblob.len, a.no_cache, a.resume};
+    char options[96];
+    snprintf(options, sizeof options, "max_map=%lld no_cache=%d strict=%d", (long long)a.max_map,
+             a.no_cache, a.strict);
+    hist_opts ho = {.plan = p, .rt = rt, .state_dir = state, .plan_path = plan_abs,
+                    .flow = plan_str(p, G->name), .env = a.env ? a.env : "prod",
+                    .params_json = pjson, .params_blob = pblob.data, .params_blob_len = pblob.len,
+                    .options = options, .no_cache = a.no_cache, .resume_run = a.resume};
     h = hist_open(&ho, err, sizeof err);
     free(pjson);
     free(pblob.data);

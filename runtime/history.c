@@ -161,6 +161,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         r.params_json = o->params_json;
         r.params_blob = o->params_blob;
         r.params_blob_len = o->params_blob_len;
+        r.options = o->options;
         r.plan_path = o->plan_path;
         r.pid = (int)getpid();
         char e2[256];

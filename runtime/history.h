@@ -40,6 +40,7 @@ typedef struct hist_opts {
     const char *params_json;  /* the run's parameters, as JSON */
     const void *params_blob;  /* and encoded (fv_encode, one after another) */
     size_t params_blob_len;
+    const char *options;      /* recorded with the run (state_run.options) */
     int no_cache;             /* --no-cache: neither read nor write the cache */
     int64_t resume_run;       /* > 0: resume this run instead of starting one */
 } hist_opts;

@@ -28,13 +28,15 @@
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
-                  "exit_code, pid, params_blob) VALUES(?,?,?,?,?,'running',?,-1,?,?)")             \
+                  "exit_code, pid, params_blob, options) VALUES(?,?,?,?,?,'running',?,-1,?,?,?)")  \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
     X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1 WHERE id=?")   \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
-               "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs WHERE id=?")            \
+               "coalesce(ended,0), exit_code, result, error, pid, params_blob, options "       \
+               "FROM runs WHERE id=?")                                                             \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
-                "coalesce(ended,0), exit_code, result, error, pid, params_blob FROM runs ORDER BY id DESC")     \
+                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options "      \
+                "FROM runs ORDER BY id DESC")                                                      \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
@@ -175,6 +177,7 @@ static const char *const schema[] = {
      * finished instances of a mapped task may be packed many to a row */
     "CREATE TABLE cache(ck INTEGER PRIMARY KEY, key BLOB NOT NULL, result BLOB);"
     "ALTER TABLE instances ADD COLUMN packed BLOB;"
+    "ALTER TABLE runs ADD COLUMN options TEXT;"
     "INSERT OR REPLACE INTO cache(ck, key, result) SELECT flow_ck(task, cache_key), cache_key,"
     " result FROM instances WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
     "DROP INDEX instances_ck;"
@@ -697,6 +700,7 @@ int state_run_begin(flow_state *st, state_run *r) {
     sqlite3_bind_int(s, 7, r->pid);
     if (r->params_blob)
         sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
+    bind_text(s, 9, r->options);
     if (step_write(c, s)) return -1;
     r->id = sqlite3_last_insert_rowid(c->db);
     return conn_commit(c);
@@ -755,6 +759,7 @@ static void read_run(sqlite3_stmt *s, state_run *r) {
         memcpy(b, sqlite3_column_blob(s, 13), r->params_blob_len);
         r->params_blob = b;
     }
+    r->options = col_dup(s, 14);
 }
 
 void state_run_free(state_run *r) {
@@ -766,6 +771,7 @@ void state_run_free(state_run *r) {
     free((char *)r->result_json);
     free((char *)r->error);
     free((void *)r->params_blob);
+    free((char *)r->options);
     memset(r, 0, sizeof *r);
 }
 

@@ -55,6 +55,8 @@ typedef struct state_run {
     const char *params_json; /* the parameters as a JSON object (for people) */
     const void *params_blob; /* the parameter values, fv_encode'd one after another (resume) */
     size_t params_blob_len;
+    const char *options;     /* run options that change the outcome, kept for resume:
+                              * "max_map=N no_cache=0|1 strict=0|1" */
     const char *plan_path;   /* absolute path of the plan */
     flow_hash plan_hash;     /* SHA-256 of the plan's bytes */
     const char *state;       /* running | succeeded | failed | interrupted */

@@ -29,6 +29,7 @@
 #define STORE_PATH_MAX 4096
 #define STORE_IO_CHUNK (1u << 20) /* read/write granularity */
 #define STORE_DIR_DEPTH 64        /* deepest directory we store */
+#define STORE_EARLY_WRITEBACK (1u << 20) /* outputs this large start their writeback before hashing */
 
 int store_pathf(char *buf, size_t len, const char *fmt, ...) {
     va_list ap;
@@ -119,8 +120,12 @@ void hash_bytes(const void *data, size_t len, flow_hash *out) {
     EVP_Digest(data, len, out->b, &n, EVP_sha256(), NULL);
 }
 
-/* Read fd to its end through SHA-256; with wfd >= 0 also copy what is read to wfd. */
-static int hash_fd(int fd, int wfd, flow_hash *out, char *err, size_t errlen) {
+/* Read fd to its end through SHA-256; with wfd >= 0 also copy what is read to wfd.
+ * With writeback, each chunk's writeback to disk is started as soon as it has been
+ * hashed (of wfd's copy, or of fd itself): the disk writes while we hash, and the
+ * fsync that follows finds little left to do. */
+static int hash_fd(int fd, int wfd, int writeback, flow_hash *out, char *err, size_t errlen) {
+    off_t pos = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t *buf = malloc(STORE_IO_CHUNK);
     int rc = -1;
@@ -137,6 +142,7 @@ static int hash_fd(int fd, int wfd, flow_hash *out, char *err, size_t errlen) {
         }
         if (r == 0) break;
         EVP_DigestUpdate(ctx, buf, (size_t)r);
+        if (writeback && wfd < 0) sync_file_range(fd, pos, r, SYNC_FILE_RANGE_WRITE);
         for (ssize_t off = 0; wfd >= 0 && off < r;) {
             ssize_t w = write(wfd, buf + off, (size_t)(r - off));
             if (w < 0 && errno == EINTR) continue;
@@ -146,6 +152,8 @@ static int hash_fd(int fd, int wfd, flow_hash *out, char *err, size_t errlen) {
             }
             off += w;
         }
+        if (writeback && wfd >= 0) sync_file_range(wfd, pos, r, SYNC_FILE_RANGE_WRITE);
+        pos += r;
     }
     unsigned int n = 32;
     EVP_DigestFinal_ex(ctx, out->b, &n);
@@ -162,7 +170,7 @@ int hash_file(const char *path, flow_hash *out, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = hash_fd(fd, -1, out, err, errlen);
+    int rc = hash_fd(fd, -1, 0, out, err, errlen);
     close(fd);
     return rc;
 }
@@ -249,8 +257,9 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
         return -1;
     }
     if (move) {
-        /* hash in place, then rename the file itself into the store */
-        if (hash_fd(fd, -1, out, err, errlen)) {
+        /* hash in place, then rename the file itself into the store (a large fresh
+         * output is mostly unwritten: hash_fd starts its writeback as it goes) */
+        if (hash_fd(fd, -1, sb.st_size >= STORE_EARLY_WRITEBACK, out, err, errlen)) {
             close(fd);
             return -1;
         }
@@ -283,7 +292,7 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
         close(fd);
         return -1;
     }
-    int rc = hash_fd(fd, wfd, out, err, errlen);
+    int rc = hash_fd(fd, wfd, sb.st_size >= STORE_EARLY_WRITEBACK, out, err, errlen);
     close(fd);
     if (rc == 0 && fsync(wfd)) {
         snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));

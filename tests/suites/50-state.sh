@@ -182,6 +182,17 @@ expect "schema 1: migrated, same result" 550 "$(run chain.plan --param n=10)"
 expect "schema 1: every instance served from the migrated cache" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
 expect "schema 1: now version 2" 2 "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
 
+# ---- resume keeps the options that decided the run's outcome ----
+ST="$T/st-opts"
+run chain.plan --param n=10 --max-map 5 > /dev/null; code=$?
+expect "options: --max-map 5 fails a 10-wide map" 1 "$code"
+"$FLOWRUN" resume last --progress none --state "$ST" > /dev/null 2> opts.err; code=$?
+expect "options: resume keeps --max-map 5" 1 "$code"
+grep -q "more than max_map 5" opts.err
+check "options: resume says max_map 5" $?
+expect "options: resume --max-map 20 overrides it" 550 \
+    "$("$FLOWRUN" resume last --max-map 20 --progress none --state "$ST" 2>> "$T/stderr")"
+
 # ---- a state.db from a newer flowrun ----
 mkdir -p newer && "$FLOWRUN" runs --state newer > /dev/null 2>&1
 python3 -c "
