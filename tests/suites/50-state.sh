@@ -154,6 +154,21 @@ c.commit()" 2>> "$T/stderr"
 expect "wide: a damaged entry: same result" 245035000 "$(run chain.plan --param n=7000)"
 expect "wide: the damaged entry's instance ran again" 14003 "$(($(count slow_inc) + $(count times_ten) + $(count sum)))"
 
+# a packed row cut short or overwritten is reported, never read past its end
+cp -r "$ST" "$T/st-damaged"
+python3 -c "
+import sqlite3; c = sqlite3.connect('$T/st-damaged/state.db')
+ids = [r[0] for r in c.execute('SELECT id FROM instances WHERE packed IS NOT NULL AND run = (SELECT max(id) FROM runs) ORDER BY id')]
+c.execute('UPDATE instances SET packed = substr(packed, 1, 150) WHERE id = ?', (ids[0],))
+c.execute('UPDATE instances SET packed = randomblob(300) WHERE id = ?', (ids[1],))
+c.commit()" 2>> "$T/stderr"
+"$FLOWRUN" show last --json --state "$T/st-damaged" > damaged.json 2> damaged.err; code=$?
+expect "packed rows: damaged rows, show still works" 0 "$code"
+grep -q "packed instance row of run .* is damaged" damaged.err
+check "packed rows: the damage is reported" $?
+python3 -c "import json; json.load(open('damaged.json'))" 2>> "$T/stderr"
+check "packed rows: show --json is still JSON" $?
+
 # ---- a state.db of schema 1 is migrated, its cache kept ----
 ST="$T/st-v1"; : > "$FLOW_TEST_LOG"
 expect "schema 1: a run to take the cache from" 550 "$(run chain.plan --param n=10)"
