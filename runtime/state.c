@@ -1145,65 +1145,108 @@ int state_inst_put(flow_state *st, const state_inst *r) {
     return 0;
 }
 
-/* One instance record read back, with its own copies of the row's data. */
-typedef struct irec {
-    state_inst r;
+/* Reading a run's instances back. A packed row is kept as a copy of its blob and
+ * each of its records as a 24-byte reference into it, decoded only when handed to
+ * the caller; a row of its own is copied whole. (A million instances: about
+ * 125 MB, most of it the blobs.) */
+typedef struct irow {
+    char *task;
+    uint8_t *blob; /* a packed row: its records */
+    size_t len;
+    state_inst r;  /* a row of its own, with copies of its strings */
     flow_hash key;
-    int64_t id;   /* the row's id */
-    uint32_t sub; /* the record's place in a packed row */
-    char *idx, *task, *label, *state, *error;
+    char *idx, *label, *state, *error;
     uint8_t *result;
+} irow;
+
+typedef struct irec {
+    int64_t id;    /* the row's id: later rows replace earlier records */
+    uint32_t node;
+    uint32_t sub;  /* the record's place in its row */
+    uint32_t row;  /* index of its irow */
+    uint32_t off;  /* a packed record: its offset in the blob */
 } irec;
+
+typedef struct ireader {
+    irow *rows;
+    size_t nrows, caprows;
+} ireader;
 
 static char *dup_col(sqlite3_stmt *s, int i) {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? strdup((const char *)t) : NULL;
 }
 
+static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
+    const irow *w = &R->rows[e->row];
+    if (!w->blob) {
+        *len = strlen(w->idx);
+        return w->idx;
+    }
+    *len = (size_t)le_get(w->blob + e->off + PACK_FIXED - 4, 4);
+    return (const char *)w->blob + e->off + PACK_FIXED;
+}
+
+static const ireader *sort_reader; /* for irec_cmp (qsort has no context argument) */
+
 /* (node, index path in numeric order, then the order recorded) */
 static int irec_cmp(const void *a, const void *b) {
     const irec *x = a, *y = b;
-    if (x->r.node != y->r.node) return x->r.node < y->r.node ? -1 : 1;
-    size_t lx = strlen(x->idx), ly = strlen(y->idx);
+    if (x->node != y->node) return x->node < y->node ? -1 : 1;
+    size_t lx, ly;
+    const char *ix = irec_idx(sort_reader, x, &lx), *iy = irec_idx(sort_reader, y, &ly);
     if (lx != ly) return lx < ly ? -1 : 1;
-    int c = strcmp(x->idx, y->idx);
+    int c = memcmp(ix, iy, lx);
     if (c) return c;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
     return x->sub < y->sub ? -1 : x->sub > y->sub;
 }
 
-static void irec_free(irec *v, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].idx);
-        free(v[i].task);
-        free(v[i].label);
-        free(v[i].state);
-        free(v[i].error);
-        free(v[i].result);
-    }
-    free(v);
+static int same_instance(const ireader *R, const irec *x, const irec *y) {
+    size_t lx, ly;
+    const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
+    return x->node == y->node && lx == ly && !memcmp(ix, iy, lx);
 }
 
-/* Read the current row of ST_inst_list (not packed) into e. */
-static void irec_row(sqlite3_stmt *s, irec *e) {
-    e->idx = dup_col(s, 1);
-    e->label = dup_col(s, 3);
-    e->state = dup_col(s, 4);
-    e->r.attempts = sqlite3_column_int(s, 5);
+/* Copy the current row of ST_inst_list (one not packed) into w. */
+static void irow_own(sqlite3_stmt *s, irow *w) {
+    w->idx = dup_col(s, 1);
+    w->label = dup_col(s, 3);
+    w->state = dup_col(s, 4);
+    w->r.attempts = sqlite3_column_int(s, 5);
     if (sqlite3_column_bytes(s, 6) == 32) {
-        memcpy(e->key.b, sqlite3_column_blob(s, 6), 32);
-        e->r.cache_key = &e->key;
+        memcpy(w->key.b, sqlite3_column_blob(s, 6), 32);
+        w->r.cache_key = &w->key;
     }
-    e->r.cache_hit = sqlite3_column_int(s, 7);
-    e->r.started = sqlite3_column_double(s, 8);
-    e->r.ended = sqlite3_column_double(s, 9);
-    e->r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
-    e->r.term_signal = sqlite3_column_int(s, 11);
-    e->error = dup_col(s, 12);
-    e->r.worker_pid = sqlite3_column_int(s, 13);
-    e->r.peak_rss_kb = sqlite3_column_int64(s, 14);
-    e->r.result = sqlite3_column_blob(s, 15);
-    e->r.result_len = (size_t)sqlite3_column_bytes(s, 15);
+    w->r.cache_hit = sqlite3_column_int(s, 7);
+    w->r.started = sqlite3_column_double(s, 8);
+    w->r.ended = sqlite3_column_double(s, 9);
+    w->r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
+    w->r.term_signal = sqlite3_column_int(s, 11);
+    w->error = dup_col(s, 12);
+    w->r.worker_pid = sqlite3_column_int(s, 13);
+    w->r.peak_rss_kb = sqlite3_column_int64(s, 14);
+    w->r.result_len = (size_t)sqlite3_column_bytes(s, 15);
+    if (sqlite3_column_type(s, 15) != SQLITE_NULL) {
+        w->result = malloc(w->r.result_len ? w->r.result_len : 1);
+        if (w->r.result_len) memcpy(w->result, sqlite3_column_blob(s, 15), w->r.result_len);
+    }
+    if (!w->idx) w->idx = strdup("");
+    if (!w->state) w->state = strdup("");
+}
+
+static void ireader_free(ireader *R) {
+    for (size_t i = 0; i < R->nrows; i++) {
+        irow *w = &R->rows[i];
+        free(w->task);
+        free(w->blob);
+        free(w->idx);
+        free(w->label);
+        free(w->state);
+        free(w->error);
+        free(w->result);
+    }
+    free(R->rows);
 }
 
 int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
@@ -1212,70 +1255,97 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
+    ireader R = {0};
     irec *v = NULL;
     size_t n = 0, cap = 0;
     int rc, bad = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 16);
         const uint8_t *pk = sqlite3_column_blob(s, 17);
-        size_t pklen = (size_t)sqlite3_column_bytes(s, 17), off = 8;
-        if (pk && (pklen < 8 || le_get(pk, 4) != PACK_MAGIC)) {
+        size_t pklen = (size_t)sqlite3_column_bytes(s, 17);
+        if (pk && (pklen < 8 || pklen > UINT32_MAX || le_get(pk, 4) != PACK_MAGIC)) {
             bad = 1;
             continue;
         }
+        if (R.nrows == R.caprows) {
+            R.caprows = R.caprows ? R.caprows * 2 : 64;
+            R.rows = realloc(R.rows, R.caprows * sizeof *R.rows);
+        }
+        irow *w = &R.rows[R.nrows];
+        memset(w, 0, sizeof *w);
+        w->task = dup_col(s, 2);
+        if (!w->task) w->task = strdup("");
+        if (pk) {
+            w->blob = malloc(pklen);
+            memcpy(w->blob, pk, pklen);
+            w->len = pklen;
+        } else {
+            irow_own(s, w);
+        }
+        uint32_t row = (uint32_t)R.nrows++;
+        int64_t id = sqlite3_column_int64(s, 16);
+        uint32_t node = (uint32_t)sqlite3_column_int(s, 0);
+        size_t off = 8;
         for (uint32_t sub = 0; !pk || off < pklen; sub++) {
+            size_t at = off;
+            if (pk) { /* check the record whole now, so reading it later cannot fail */
+                state_inst r;
+                flow_hash key;
+                char *ridx, *label;
+                long ok = pack_next(w->blob, pklen, &off, &r, &key, &ridx, &label);
+                free(ridx);
+                free(label);
+                if (ok < 0) {
+                    bad = 1;
+                    break;
+                }
+            }
             if (n == cap) {
                 cap = cap ? cap * 2 : 256;
                 v = realloc(v, cap * sizeof *v);
             }
-            irec *e = &v[n];
-            memset(e, 0, sizeof *e);
-            e->id = id;
-            e->sub = sub;
-            e->r.run = run;
-            e->r.node = (uint32_t)sqlite3_column_int(s, 0);
-            if (pk) {
-                if (pack_next(pk, pklen, &off, &e->r, &e->key, &e->idx, &e->label) < 0) {
-                    free(e->idx);
-                    free(e->label);
-                    bad = 1;
-                    break;
-                }
-                e->state = strdup(e->r.state);
-            } else {
-                irec_row(s, e);
-            }
-            e->task = dup_col(s, 2);
-            if (e->r.result) {
-                e->result = malloc(e->r.result_len ? e->r.result_len : 1);
-                memcpy(e->result, e->r.result, e->r.result_len);
-            }
-            if (!e->idx) e->idx = strdup("");
-            if (!e->state) e->state = strdup("");
-            if (!e->task) e->task = strdup("");
-            n++;
+            v[n++] = (irec){id, node, sub, row, (uint32_t)at};
             if (!pk) break;
         }
     }
     sqlite3_reset(s);
     if (bad)
         fprintf(stderr, "flowrun: %s: a packed instance row of run %lld is damaged; its "
-                        "instances are left out\n", st->path, (long long)run);
+                        "unreadable instances are left out\n", st->path, (long long)run);
+    sort_reader = &R;
     if (n > 1) qsort(v, n, sizeof *v, irec_cmp);
     for (size_t i = 0; i < n && rc != SQLITE_ERROR; i++) {
         irec *e = &v[i];
-        if (i + 1 < n && v[i + 1].r.node == e->r.node && !strcmp(v[i + 1].idx, e->idx))
+        if (i + 1 < n && same_instance(&R, &v[i + 1], e))
             continue; /* a later record of the same instance replaces this one */
-        e->r.idx = e->idx;
-        e->r.task = e->task;
-        e->r.label = e->label;
-        e->r.state = e->state;
-        e->r.error = e->error;
-        e->r.result = e->result;
-        if (e->r.cache_key) e->r.cache_key = &e->key;
-        if (fn(&e->r, ctx)) break;
+        irow *w = &R.rows[e->row];
+        state_inst r;
+        flow_hash key;
+        char *ridx = NULL, *label = NULL;
+        if (w->blob) {
+            memset(&r, 0, sizeof r);
+            size_t off = e->off;
+            pack_next(w->blob, w->len, &off, &r, &key, &ridx, &label);
+            r.idx = ridx;
+            r.label = label;
+        } else {
+            r = w->r;
+            r.idx = w->idx;
+            r.label = w->label;
+            r.state = w->state;
+            r.error = w->error;
+            r.result = w->result;
+            if (r.cache_key) r.cache_key = &w->key;
+        }
+        r.run = run;
+        r.node = e->node;
+        r.task = w->task;
+        int stop = fn(&r, ctx);
+        free(ridx);
+        free(label);
+        if (stop) break;
     }
-    irec_free(v, n);
+    free(v);
+    ireader_free(&R);
     return rc == SQLITE_ERROR ? -1 : 0;
 }
 
