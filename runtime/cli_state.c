@@ -147,6 +147,8 @@ static int print_run(const state_run *r, void *ctx) {
         json_str(stdout, r->error);
         printf(",\"plan\":");
         json_str(stdout, r->plan_path);
+        printf(",\"options\":");
+        json_str(stdout, r->options);
         putchar('}');
     } else {
         if (!c->n) printf("%-6s %-20s %-6s %-12s %-20s %9s %4s\n", "RUN", "FLOW", "ENV", "STATE",
