@@ -1187,14 +1187,13 @@ static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
     return (const char *)w->blob + e->off + PACK_FIXED;
 }
 
-static const ireader *sort_reader; /* for irec_cmp (qsort has no context argument) */
-
 /* (node, index path in numeric order, then the order recorded) */
-static int irec_cmp(const void *a, const void *b) {
+static int irec_cmp(const void *a, const void *b, void *ctx) {
+    const ireader *R = ctx;
     const irec *x = a, *y = b;
     if (x->node != y->node) return x->node < y->node ? -1 : 1;
     size_t lx, ly;
-    const char *ix = irec_idx(sort_reader, x, &lx), *iy = irec_idx(sort_reader, y, &ly);
+    const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
     if (lx != ly) return lx < ly ? -1 : 1;
     int c = memcmp(ix, iy, lx);
     if (c) return c;
@@ -1311,8 +1310,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     if (bad)
         fprintf(stderr, "flowrun: %s: a packed instance row of run %lld is damaged; its "
                         "unreadable instances are left out\n", st->path, (long long)run);
-    sort_reader = &R;
-    if (n > 1) qsort(v, n, sizeof *v, irec_cmp);
+    if (n > 1) qsort_r(v, n, sizeof *v, irec_cmp, &R);
     for (size_t i = 0; i < n && rc != SQLITE_ERROR; i++) {
         irec *e = &v[i];
         if (i + 1 < n && same_instance(&R, &v[i + 1], e))
