@@ -23,7 +23,7 @@ for ex in inline process; do
     for order in depth breadth; do
         : > "$tmp/first"; : > "$tmp/total"
         i=0; while [ $i -lt "$RUNS" ]; do
-            rm -f "$tmp/log"
+            rm -rf "$tmp/log" "$tmp/state" # a first run: nothing cached
             t0=$(($(date +%s%N) / 1000000))
             out=$("$FLOWRUN" "$tmp/w2.plan" --executor $ex -j 2 --schedule $order --progress none \
                 --max-map 100000 --param log="$tmp/log" --param n="$N" --state "$tmp/state")
