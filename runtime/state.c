@@ -375,21 +375,41 @@ static int begin(conn *st) {
     return 0;
 }
 
-static int pend_cmp(const void *a, const void *b) {
-    const pend_ord *x = a, *y = b;
-    if (x->ck != y->ck) return x->ck < y->ck ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
+/* Sort o by ck, as signed numbers, keeping the order of arrival among equal ck: an
+ * LSD radix sort, a byte per pass, skipping the bytes all keys share (the task's
+ * tag, usually). tmp has room for n entries. Returns the sorted array (o or tmp). */
+static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
+    for (int b = 0; b < 8; b++) {
+        size_t count[257] = {0};
+        int shift = 8 * b;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t k = (uint64_t)o[i].ck ^ (1ull << 63);
+            count[((k >> shift) & 0xff) + 1]++;
+        }
+        int one = 0;
+        for (int d = 1; d <= 256; d++) one |= count[d] == n;
+        if (one) continue; /* every key has the same byte here */
+        for (int d = 1; d <= 256; d++) count[d] += count[d - 1];
+        for (size_t i = 0; i < n; i++) {
+            uint64_t k = (uint64_t)o[i].ck ^ (1ull << 63);
+            tmp[count[(k >> shift) & 0xff]++] = o[i];
+        }
+        pend_ord *t = o;
+        o = tmp;
+        tmp = t;
+    }
+    return o;
 }
 
 /* Write the held cache entries, in ck order (inside the open transaction). */
 static int pend_flush(conn *c) {
     int rc = 0;
     if (!c->npend) return 0;
-    pend_ord *o = realloc(c->pend_ord, c->npend * sizeof *o);
+    pend_ord *o = realloc(c->pend_ord, 2 * c->npend * sizeof *o);
     if (!o) return -1;
     c->pend_ord = o;
     for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck, i};
-    qsort(o, c->npend, sizeof *o, pend_cmp);
+    o = pend_sort(o, o + c->npend, c->npend);
     sqlite3_stmt *s = stmt(c, ST_cache_set);
     for (size_t i = 0; s && i < c->npend && rc == 0; i++) {
         pend_entry *e = &c->pend[o[i].i];

@@ -252,6 +252,54 @@ static void test_state_runs_instances_cache(void **state) {
     free(d);
 }
 
+/* Through the writer thread: held cache entries are written sorted at the sync;
+ * every one is found, and of two results for one key the later wins. */
+static void test_state_cache_through_writer(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_state *st = state_open(d, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(state_async(st), 0);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    enum { N = 3000 };
+    static flow_hash keys[N];
+    for (int i = 0; i < N; i++) {
+        char k[32], v[32], idx[16];
+        snprintf(k, sizeof k, "key %d", i);
+        snprintf(v, sizeof v, "value %d", i);
+        snprintf(idx, sizeof idx, "%d", i);
+        hash_bytes(k, strlen(k), &keys[i]);
+        state_inst in = {.run = r.id, .node = 1, .idx = idx, .task = "t", .state = "succeeded",
+                         .attempts = 1, .exit_status = -1, .cache_key = &keys[i], .result = v,
+                         .result_len = strlen(v), .cache_store = 1};
+        assert_int_equal(state_inst_put(st, &in), 0);
+        if (i % 500 == 499) assert_int_equal(state_commit(st), 0);
+    }
+    state_inst again = {.run = r.id, .node = 2, .idx = "", .task = "t", .state = "succeeded",
+                        .attempts = 1, .exit_status = -1, .cache_key = &keys[7],
+                        .result = "newer", .result_len = 5, .cache_store = 1};
+    assert_int_equal(state_inst_put(st, &again), 0);
+    assert_int_equal(state_sync(st), 0);
+    assert_int_equal(state_cache_count(st, "t"), N);
+    for (int i = 0; i < N; i++) {
+        uint8_t *v;
+        size_t len;
+        char want[32];
+        snprintf(want, sizeof want, i == 7 ? "newer" : "value %d", i);
+        assert_int_equal(state_cache_get(st, "t", &keys[i], &v, &len), 1);
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(v, want, len);
+        free(v);
+    }
+    int n = 0;
+    assert_int_equal(state_insts_each(st, r.id, count_inst, &n), 0);
+    assert_int_equal(n, N + 1);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 static void test_state_newer_schema_refused(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], cmd[600];
@@ -294,6 +342,7 @@ int main(void) {
         cmocka_unit_test(test_dir_manifest_and_tree),
         cmocka_unit_test(test_gc_keeps_live),
         cmocka_unit_test(test_state_runs_instances_cache),
+        cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_not_a_database),
     };
