@@ -51,8 +51,7 @@ typedef struct task_cache {
     int64_t count;      /* the task's entries in the cache, -1 not yet counted */
     uint64_t *slots;    /* open addressing on the key's first 8 bytes: arena offset + 1 */
     size_t cap;         /* slots (a power of two) */
-    uint8_t *arena;     /* entries: 32-byte key, u32 length, result */
-    size_t alen, acap;
+    fv_buf arena;       /* entries: 32-byte key, u32 length, result */
 } task_cache;
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 4096       /* instances left in the mapping before a preload pays */
@@ -338,21 +337,11 @@ static uint64_t tc_hash(const flow_hash *k) {
 static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) {
     task_cache *c = ctx;
     if (len > UINT32_MAX) return 0;
-    size_t need = 36 + len;
-    if (c->alen + need > c->acap) {
-        size_t cap = c->acap ? c->acap * 2 : 1 << 20;
-        while (cap < c->alen + need) cap *= 2;
-        uint8_t *a = realloc(c->arena, cap);
-        if (!a) return 1;
-        c->arena = a;
-        c->acap = cap;
-    }
-    size_t off = c->alen;
-    memcpy(c->arena + off, key->b, 32);
+    size_t off = c->arena.len;
     uint32_t l = (uint32_t)len;
-    memcpy(c->arena + off + 32, &l, 4);
-    if (len) memcpy(c->arena + off + 36, val, len);
-    c->alen += need;
+    fv_buf_put(&c->arena, key->b, 32);
+    fv_buf_put(&c->arena, &l, 4);
+    fv_buf_put(&c->arena, val, len);
     size_t j = tc_hash(key) & (c->cap - 1);
     while (c->slots[j]) j = (j + 1) & (c->cap - 1);
     c->slots[j] = off + 1;
@@ -362,7 +351,7 @@ static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) 
 /* The entry of key in a preloaded task cache: its arena offset, or -1. */
 static long tc_find(const task_cache *c, const flow_hash *key) {
     for (size_t j = tc_hash(key) & (c->cap - 1); c->slots[j]; j = (j + 1) & (c->cap - 1))
-        if (!memcmp(c->arena + c->slots[j] - 1, key->b, 32)) return (long)(c->slots[j] - 1);
+        if (!memcmp(c->arena.data + c->slots[j] - 1, key->b, 32)) return (long)(c->slots[j] - 1);
     return -1;
 }
 
@@ -378,15 +367,14 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
     c->cap = 1024;
     while (c->cap < (size_t)c->count * 2) c->cap *= 2;
     c->slots = calloc(c->cap, sizeof *c->slots);
-    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->alen) {
+    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len) {
         c->state = TC_MEMORY;
         return;
     }
     free(c->slots);
-    free(c->arena);
+    free(c->arena.data);
     c->slots = NULL;
-    c->arena = NULL;
-    c->alen = c->acap = 0;
+    c->arena = (fv_buf){0};
     c->state = TC_NEVER;
 }
 
@@ -436,9 +424,9 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     if (c->state == TC_MEMORY) {
         if ((at = tc_find(c, &ii->key)) < 0) return 0;
         uint32_t l;
-        memcpy(&l, c->arena + at + 32, 4);
+        memcpy(&l, c->arena.data + at + 32, 4);
         len = l;
-        cval = c->arena + at + 36;
+        cval = c->arena.data + at + 36;
     } else {
         int got = state_cache_get(h->st, plan_str(p, T->name), &ii->key, &val, &len);
         c->looked++;
@@ -463,7 +451,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     }
     free(val);
     if (!ok) {
-        if (at >= 0) memset(c->arena + at, 0, 32); /* no key is all zeros: gone */
+        if (at >= 0) memset(c->arena.data + at, 0, 32); /* no key is all zeros: gone */
         state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
         return 0;
     }
@@ -565,7 +553,7 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
     free(h->lib_hash);
     for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) {
         free(h->tc[t].slots);
-        free(h->tc[t].arena);
+        free(h->tc[t].arena.data);
     }
     free(h->tc);
     free(h->objs.v);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "state.h"
+#include "value.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -97,8 +98,7 @@ typedef struct pack {
     uint32_t n;          /* records in data */
     char *task;          /* the task's name */
     char *first_idx;     /* the first record's index: the row's idx */
-    uint8_t *data;       /* the row's packed blob: header, then the records */
-    size_t len, cap;
+    fv_buf blob;         /* the row's packed blob: header, then the records */
 } pack;
 
 /* One SQLite connection and its statements; used by one thread at a time. */
@@ -114,8 +114,7 @@ typedef struct conn {
     int defer_cache;             /* hold cache entries until the commit (the writer) */
     pend_entry *pend;            /* those entries */
     size_t npend, pend_cap;
-    uint8_t *pend_data;          /* their results, one after another */
-    size_t pend_dlen, pend_dcap;
+    fv_buf pend_data;            /* their results, one after another */
     pend_ord *pend_ord;          /* the order to write them in */
 } conn;
 
@@ -125,8 +124,7 @@ static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv);
 /* A batch of buffered writes, replayed in order by the writer thread. */
 typedef struct wbatch {
     struct wbatch *next;
-    uint8_t *data;   /* records, one after another (see q_* / replay) */
-    size_t len, cap;
+    fv_buf rec;      /* records, one after another (see wb_* / replay) */
 } wbatch;
 
 struct flow_state {
@@ -290,18 +288,17 @@ static void conn_close(conn *c) {
     for (size_t i = 0; i < c->npacks; i++) {
         free(c->packs[i].task);
         free(c->packs[i].first_idx);
-        free(c->packs[i].data);
+        free(c->packs[i].blob.data);
     }
     free(c->packs);
     c->packs = NULL;
     c->npacks = c->packs_cap = 0;
     free(c->pend);
-    free(c->pend_data);
+    free(c->pend_data.data);
     free(c->pend_ord);
     c->pend = NULL;
-    c->pend_data = NULL;
+    c->pend_data = (fv_buf){0};
     c->pend_ord = NULL;
-    c->pend_dlen = c->pend_dcap = 0;
     c->npend = c->pend_cap = 0;
     for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(c->st[i]);
     sqlite3_close(c->db);
@@ -339,7 +336,7 @@ void state_close(flow_state *st) {
         st->async = 0;
         pthread_mutex_destroy(&st->mu);
         pthread_cond_destroy(&st->cv);
-        if (st->cur) free(st->cur->data);
+        if (st->cur) free(st->cur->rec.data);
         free(st->cur);
     }
     if (st->main.db) state_commit(st);
@@ -416,7 +413,7 @@ static int pend_flush(conn *c) {
         sqlite3_bind_int64(s, 1, e->ck);
         sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
         if (e->off != SIZE_MAX && e->len)
-            sqlite3_bind_blob(s, 3, c->pend_data + e->off, (int)e->len, SQLITE_STATIC);
+            sqlite3_bind_blob(s, 3, c->pend_data.data + e->off, (int)e->len, SQLITE_STATIC);
         else if (e->off != SIZE_MAX)
             sqlite3_bind_zeroblob(s, 3, 0);
         else
@@ -428,7 +425,7 @@ static int pend_flush(conn *c) {
         sqlite3_reset(s);
     }
     c->npend = 0;
-    c->pend_dlen = 0;
+    c->pend_data.len = 0;
     return s ? rc : -1;
 }
 
@@ -486,15 +483,7 @@ enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
 
 static void wb_put(flow_state *st, const void *p, size_t n) {
     if (!st->cur) st->cur = calloc(1, sizeof *st->cur);
-    wbatch *b = st->cur;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
-        while (cap < b->len + n) cap *= 2;
-        b->data = realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
+    fv_buf_put(&st->cur->rec, p, n);
 }
 static void wb_u64(flow_state *st, uint64_t v) { wb_put(st, &v, 8); }
 static void wb_f64(flow_state *st, double v) { wb_put(st, &v, 8); }
@@ -542,7 +531,7 @@ static int apply_cache_drop(conn *c, const char *task, const flow_hash *key);
 static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h);
 
 static int replay(conn *c, const wbatch *b) {
-    rd r = {b->data, b->data + b->len};
+    rd r = {b->rec.data, b->rec.data + b->rec.len};
     int rc = 0;
     while (r.p < r.end && rc == 0) {
         uint8_t kind = *r.p++;
@@ -626,11 +615,11 @@ static void *writer_main(void *arg) {
         for (wbatch *b = list, *next; b; b = next) {
             next = b->next;
             if (rc == 0) rc = replay(&st->w, b);
-            free(b->data);
+            free(b->rec.data);
             free(b);
         }
         if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD ||
-                        st->w.pend_dlen >= STATE_CACHE_HOLD_BYTES))
+                        st->w.pend_data.len >= STATE_CACHE_HOLD_BYTES))
             rc = pend_flush(&st->w);
         if (rc == 0) rc = conn_commit(&st->w);
         else conn_commit(&st->w);
@@ -673,12 +662,12 @@ int state_async(flow_state *st) {
 int state_commit(flow_state *st) {
     read_end(&st->main); /* the next round reads a fresh snapshot */
     if (st->async) {
-        if (st->cur && st->cur->len) {
+        if (st->cur && st->cur->rec.len) {
             pthread_mutex_lock(&st->mu);
             if (st->qtail) st->qtail->next = st->cur;
             else st->qhead = st->cur;
             st->qtail = st->cur;
-            st->qbytes += st->cur->len;
+            st->qbytes += st->cur->rec.len;
             pthread_cond_broadcast(&st->cv);
             /* back-pressure: a caller far ahead of the writer waits, so memory stays bounded */
             while (st->qbytes > STATE_MAX_QUEUE && !st->failed) pthread_cond_wait(&st->cv, &st->mu);
@@ -880,17 +869,8 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
         e->len = len;
         e->off = SIZE_MAX;
         if (val) {
-            if (c->pend_dlen + len > c->pend_dcap) {
-                size_t cap = c->pend_dcap ? c->pend_dcap * 2 : 1 << 16;
-                while (cap < c->pend_dlen + len) cap *= 2;
-                uint8_t *d = realloc(c->pend_data, cap);
-                if (!d) return -1;
-                c->pend_data = d;
-                c->pend_dcap = cap;
-            }
-            if (len) memcpy(c->pend_data + c->pend_dlen, val, len);
-            e->off = c->pend_dlen;
-            c->pend_dlen += len;
+            e->off = c->pend_data.len;
+            fv_buf_put(&c->pend_data, val, len);
         }
         c->npend++;
         return 0;
@@ -923,37 +903,19 @@ enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
 enum { PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8 };
 #define PACK_FIXED 46 /* bytes of a record up to and including its index's length */
 
-static void pk_put(pack *k, const void *p, size_t n) {
-    if (k->len + n > k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 4096;
-        while (cap < k->len + n) cap *= 2;
-        k->data = realloc(k->data, cap);
-        k->cap = cap;
-    }
-    if (n) memcpy(k->data + k->len, p, n);
-    k->len += n;
-}
-static void le_put(uint8_t *b, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) b[i] = (uint8_t)(v >> (8 * i));
-}
 static uint64_t le_get(const uint8_t *b, int n) {
     uint64_t v = 0;
     for (int i = 0; i < n; i++) v |= (uint64_t)b[i] << (8 * i);
     return v;
 }
-static void pk_u(pack *k, uint64_t v, int n) {
-    uint8_t b[8];
-    le_put(b, v, n);
-    pk_put(k, b, (size_t)n);
-}
-static void pk_f64(pack *k, double d) {
+static void pk_f64(fv_buf *b, double d) {
     uint64_t v;
     memcpy(&v, &d, 8);
-    pk_u(k, v, 8);
+    fv_buf_put_le(b, v, 8);
 }
-static void pk_bytes(pack *k, const void *p, size_t n) {
-    pk_u(k, n, 4);
-    pk_put(k, p, n);
+static void pk_bytes(fv_buf *b, const void *p, size_t n) {
+    fv_buf_put_le(b, n, 4);
+    fv_buf_put(b, p, n);
 }
 
 /* Can r go into a packed row? */
@@ -964,7 +926,7 @@ static int packable(const state_inst *r) {
 
 static int pack_write(conn *c, pack *k) {
     if (!k->n) return 0;
-    le_put(k->data + 4, k->n, 4);
+    for (int i = 0; i < 4; i++) k->blob.data[4 + i] = (uint8_t)(k->n >> (8 * i)); /* the count */
     sqlite3_stmt *s = stmt(c, ST_pack_put);
     int rc = -1;
     if (s) {
@@ -972,13 +934,13 @@ static int pack_write(conn *c, pack *k) {
         sqlite3_bind_int(s, 2, (int)k->node);
         sqlite3_bind_text(s, 3, k->first_idx, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 4, k->task, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(s, 5, k->data, (int)k->len, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 5, k->blob.data, (int)k->blob.len, SQLITE_STATIC);
         rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
         if (rc) fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
         sqlite3_reset(s);
     }
     k->n = 0;
-    k->len = 0;
+    k->blob.len = 0;
     return rc;
 }
 
@@ -1012,25 +974,26 @@ static int pack_add(conn *c, const state_inst *r) {
         free(k->first_idx);
         k->task = strdup(r->task);
         k->first_idx = strdup(r->idx);
-        k->len = 0;
-        pk_u(k, PACK_MAGIC, 4);
-        pk_u(k, 0, 4); /* the count, set when written */
+        k->blob.len = 0;
+        fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
+        fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
     }
     uint8_t flags = (r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
                     (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0);
-    pk_u(k, strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED, 1);
-    pk_u(k, flags, 1);
-    pk_u(k, (uint32_t)r->attempts, 4);
-    pk_f64(k, r->started);
-    pk_f64(k, r->ended);
-    pk_u(k, (uint32_t)r->exit_status, 4);
-    pk_u(k, (uint32_t)r->term_signal, 4);
-    pk_u(k, (uint32_t)r->worker_pid, 4);
-    pk_u(k, (uint64_t)r->peak_rss_kb, 8);
-    pk_bytes(k, r->idx, strlen(r->idx));
-    if (r->label) pk_bytes(k, r->label, strlen(r->label));
-    if (r->cache_key) pk_put(k, r->cache_key->b, 32);
-    if (r->result) pk_bytes(k, r->result, r->result_len);
+    fv_buf *b = &k->blob;
+    fv_buf_put_le(b, strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED, 1);
+    fv_buf_put_le(b, flags, 1);
+    fv_buf_put_le(b, (uint32_t)r->attempts, 4);
+    pk_f64(b, r->started);
+    pk_f64(b, r->ended);
+    fv_buf_put_le(b, (uint32_t)r->exit_status, 4);
+    fv_buf_put_le(b, (uint32_t)r->term_signal, 4);
+    fv_buf_put_le(b, (uint32_t)r->worker_pid, 4);
+    fv_buf_put_le(b, (uint64_t)r->peak_rss_kb, 8);
+    pk_bytes(b, r->idx, strlen(r->idx));
+    if (r->label) pk_bytes(b, r->label, strlen(r->label));
+    if (r->cache_key) fv_buf_put(b, r->cache_key->b, 32);
+    if (r->result) pk_bytes(b, r->result, r->result_len);
     if (++k->n >= PACK_MAX && pack_write(c, k)) return -1;
     if (++c->pending >= STATE_AUTOCOMMIT) {
         if (conn_commit(c)) return -1;
@@ -1042,10 +1005,15 @@ static int pack_add(conn *c, const state_inst *r) {
 /* One record of a packed blob at *off: fills r (result pointing into the blob,
  * *idx and *label malloc'ed) and returns the offset of its state byte; -1 when
  * the blob is damaged. */
+typedef struct pk_text {
+    const char *p; /* in the blob, not NUL-terminated; NULL when absent */
+    size_t n;
+} pk_text;
+
 static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, flow_hash *key,
-                      char **idx, char **label) {
+                      pk_text *idx, pk_text *label) {
     size_t o = *off;
-    *idx = *label = NULL;
+    *idx = *label = (pk_text){NULL, 0};
     if (o > len || len - o < PACK_FIXED) return -1;
     long at = (long)o;
     uint8_t st = b[o], fl = b[o + 1];
@@ -1062,14 +1030,14 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
     size_t n = (size_t)le_get(b + o + 42, 4);
     o += PACK_FIXED;
     if (n > len - o) return -1;
-    *idx = strndup((const char *)b + o, n);
+    *idx = (pk_text){(const char *)b + o, n};
     o += n;
     if (fl & PKF_LABEL) {
         if (len - o < 4) return -1;
         n = (size_t)le_get(b + o, 4);
         o += 4;
         if (n > len - o) return -1;
-        *label = strndup((const char *)b + o, n);
+        *label = (pk_text){(const char *)b + o, n};
         o += n;
     }
     r->cache_key = NULL;
@@ -1192,11 +1160,6 @@ typedef struct ireader {
     size_t nrows, caprows;
 } ireader;
 
-static char *dup_col(sqlite3_stmt *s, int i) {
-    const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
 static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
     const irow *w = &R->rows[e->row];
     if (!w->blob) {
@@ -1229,9 +1192,9 @@ static int same_instance(const ireader *R, const irec *x, const irec *y) {
 
 /* Copy the current row of ST_inst_list (one not packed) into w. */
 static void irow_own(sqlite3_stmt *s, irow *w) {
-    w->idx = dup_col(s, 1);
-    w->label = dup_col(s, 3);
-    w->state = dup_col(s, 4);
+    w->idx = col_dup(s, 1);
+    w->label = col_dup(s, 3);
+    w->state = col_dup(s, 4);
     w->r.attempts = sqlite3_column_int(s, 5);
     if (sqlite3_column_bytes(s, 6) == 32) {
         memcpy(w->key.b, sqlite3_column_blob(s, 6), 32);
@@ -1242,7 +1205,7 @@ static void irow_own(sqlite3_stmt *s, irow *w) {
     w->r.ended = sqlite3_column_double(s, 9);
     w->r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
     w->r.term_signal = sqlite3_column_int(s, 11);
-    w->error = dup_col(s, 12);
+    w->error = col_dup(s, 12);
     w->r.worker_pid = sqlite3_column_int(s, 13);
     w->r.peak_rss_kb = sqlite3_column_int64(s, 14);
     w->r.result_len = (size_t)sqlite3_column_bytes(s, 15);
@@ -1275,6 +1238,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
     ireader R = {0};
+    fv_buf scratch = {0}; /* a packed record's index and label as C strings */
     irec *v = NULL;
     size_t n = 0, cap = 0;
     int rc, bad = 0;
@@ -1291,7 +1255,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         }
         irow *w = &R.rows[R.nrows];
         memset(w, 0, sizeof *w);
-        w->task = dup_col(s, 2);
+        w->task = col_dup(s, 2);
         if (!w->task) w->task = strdup("");
         if (pk) {
             w->blob = malloc(pklen);
@@ -1309,11 +1273,8 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             if (pk) { /* check the record whole now, so reading it later cannot fail */
                 state_inst r;
                 flow_hash key;
-                char *ridx, *label;
-                long ok = pack_next(w->blob, pklen, &off, &r, &key, &ridx, &label);
-                free(ridx);
-                free(label);
-                if (ok < 0) {
+                pk_text ridx, label;
+                if (pack_next(w->blob, pklen, &off, &r, &key, &ridx, &label) < 0) {
                     bad = 1;
                     break;
                 }
@@ -1338,13 +1299,21 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         irow *w = &R.rows[e->row];
         state_inst r;
         flow_hash key;
-        char *ridx = NULL, *label = NULL;
-        if (w->blob) {
+        if (w->blob) { /* its index and label, NUL-terminated, in the scratch buffer */
             memset(&r, 0, sizeof r);
             size_t off = e->off;
+            pk_text ridx, label;
             pack_next(w->blob, w->len, &off, &r, &key, &ridx, &label);
-            r.idx = ridx;
-            r.label = label;
+            scratch.len = 0;
+            fv_buf_put(&scratch, ridx.p, ridx.n);
+            fv_buf_put(&scratch, "", 1);
+            size_t at = scratch.len;
+            if (label.p) {
+                fv_buf_put(&scratch, label.p, label.n);
+                fv_buf_put(&scratch, "", 1);
+            }
+            r.idx = (const char *)scratch.data;
+            r.label = label.p ? (const char *)scratch.data + at : NULL;
         } else {
             r = w->r;
             r.idx = w->idx;
@@ -1357,11 +1326,9 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         r.run = run;
         r.node = e->node;
         r.task = w->task;
-        int stop = fn(&r, ctx);
-        free(ridx);
-        free(label);
-        if (stop) break;
+        if (fn(&r, ctx)) break;
     }
+    free(scratch.data);
     free(v);
     ireader_free(&R);
     return rc == SQLITE_ERROR ? -1 : 0;
@@ -1392,16 +1359,14 @@ static int clear_packed(conn *c, int64_t run, const char *task, const char *idx)
         while (off < len) {
             state_inst r;
             flow_hash key;
-            char *ridx, *label;
+            pk_text ridx, label;
             long at = pack_next(b, len, &off, &r, &key, &ridx, &label);
-            if (at >= 0 && (!idx || !strcmp(ridx, idx))) {
+            if (at < 0) break;
+            if (!idx || (ridx.n == strlen(idx) && !memcmp(ridx.p, idx, ridx.n))) {
                 b[at] = PK_CLEARED;
                 cleared++;
                 any = 1;
             }
-            free(ridx);
-            free(label);
-            if (at < 0) break;
         }
         if (any) {
             ch = realloc(ch, (nch + 1) * sizeof *ch);

@@ -883,7 +883,7 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 
 /* ---- binary encoding ---- */
 
-static void buf_put(fv_buf *b, const void *d, size_t n) {
+void fv_buf_put(fv_buf *b, const void *d, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + n)
@@ -895,11 +895,15 @@ static void buf_put(fv_buf *b, const void *d, size_t n) {
     b->len += n;
 }
 
-static void put_u64(fv_buf *b, uint64_t v) {
+void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
     uint8_t w[8];
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < n && i < 8; i++)
         w[i] = (uint8_t)(v >> (8 * i));
-    buf_put(b, w, 8);
+    fv_buf_put(b, w, (size_t)(n < 8 ? n : 8));
+}
+
+static void put_u64(fv_buf *b, uint64_t v) {
+    fv_buf_put_le(b, v, 8);
 }
 
 void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
@@ -916,12 +920,12 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
             return;
         case PT_BOOL: {
             uint8_t c = v.i != 0;
-            buf_put(out, &c, 1);
+            fv_buf_put(out, &c, 1);
             return;
         }
         case PT_BYTES:
             put_u64(out, (uint64_t)fv_as_bytes(v)->len);
-            buf_put(out, fv_as_bytes(v)->data, (size_t)fv_as_bytes(v)->len);
+            fv_buf_put(out, fv_as_bytes(v)->data, (size_t)fv_as_bytes(v)->len);
             return;
         case PT_LIST: {
             fv_list *l = fv_as_list(v);
@@ -936,7 +940,7 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
             return;
         default:
             put_u64(out, (uint64_t)fv_as_str(v)->len);
-            buf_put(out, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
+            fv_buf_put(out, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
             return;
     }
 }

@@ -110,6 +110,10 @@ typedef struct fv_buf {
     size_t len, cap;
 } fv_buf;
 void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out);
+/* Append n bytes to b (growing it; out of memory ends the process); append v as
+ * n little-endian bytes. */
+void fv_buf_put(fv_buf *b, const void *d, size_t n);
+void fv_buf_put_le(fv_buf *b, uint64_t v, int n);
 int fv_decode(const flow_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
               flow_val *out);
 
