@@ -50,7 +50,7 @@ typedef struct task_cache {
     int state;          /* TC_SQL, TC_MEMORY, TC_NEVER */
     int64_t count;      /* the task's entries in the cache, -1 not yet counted */
     uint64_t *slots;    /* open addressing on the key's first 8 bytes: arena offset + 1 */
-    size_t cap;         /* slots (a power of two) */
+    size_t cap, n;      /* slots (a power of two), and entries in them */
     fv_buf arena;       /* entries: 32-byte key, u32 length, result */
 } task_cache;
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
@@ -337,6 +337,7 @@ static uint64_t tc_hash(const flow_hash *k) {
 static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) {
     task_cache *c = ctx;
     if (len > UINT32_MAX) return 0;
+    if (++c->n > c->cap / 2) return 1; /* more than counted: stop (preload then gives up) */
     size_t off = c->arena.len;
     uint32_t l = (uint32_t)len;
     fv_buf_put(&c->arena, key->b, 32);
@@ -367,7 +368,8 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
     c->cap = 1024;
     while (c->cap < (size_t)c->count * 2) c->cap *= 2;
     c->slots = calloc(c->cap, sizeof *c->slots);
-    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len) {
+    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len &&
+        c->n <= c->cap / 2) {
         c->state = TC_MEMORY;
         return;
     }
