@@ -482,7 +482,10 @@ static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
 enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
 
 static void wb_put(flow_state *st, const void *p, size_t n) {
-    if (!st->cur) st->cur = calloc(1, sizeof *st->cur);
+    if (!st->cur) {
+        st->cur = calloc(1, sizeof *st->cur);
+        fv_buf_grow(&st->cur->rec, 1 << 16); /* a round's records: skip the small sizes */
+    }
     fv_buf_put(&st->cur->rec, p, n);
 }
 static void wb_u64(flow_state *st, uint64_t v) { wb_put(st, &v, 8); }

@@ -883,23 +883,12 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 
 /* ---- binary encoding ---- */
 
-void fv_buf_put(fv_buf *b, const void *d, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->data = fv_realloc(b->data, cap);
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, d, n);
-    b->len += n;
-}
-
-void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
-    uint8_t w[8];
-    for (int i = 0; i < n && i < 8; i++)
-        w[i] = (uint8_t)(v >> (8 * i));
-    fv_buf_put(b, w, (size_t)(n < 8 ? n : 8));
+void fv_buf_grow(fv_buf *b, size_t need) {
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->data = fv_realloc(b->data, cap);
+    b->cap = cap;
 }
 
 static void put_u64(fv_buf *b, uint64_t v) {

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "plan.h"
@@ -111,9 +112,19 @@ typedef struct fv_buf {
 } fv_buf;
 void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out);
 /* Append n bytes to b (growing it; out of memory ends the process); append v as
- * n little-endian bytes. */
-void fv_buf_put(fv_buf *b, const void *d, size_t n);
-void fv_buf_put_le(fv_buf *b, uint64_t v, int n);
+ * n (at most 8) little-endian bytes. Inline: they sit on hot paths (the history's
+ * records, one per instance). fv_buf_grow makes room for `need` bytes in all. */
+void fv_buf_grow(fv_buf *b, size_t need);
+static inline void fv_buf_put(fv_buf *b, const void *d, size_t n) {
+    if (b->len + n > b->cap) fv_buf_grow(b, b->len + n);
+    if (n) memcpy(b->data + b->len, d, n);
+    b->len += n;
+}
+static inline void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
+    uint8_t w[8];
+    for (int i = 0; i < n && i < 8; i++) w[i] = (uint8_t)(v >> (8 * i));
+    fv_buf_put(b, w, (size_t)(n < 8 ? n : 8));
+}
 int fv_decode(const flow_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
               flow_val *out);
 
