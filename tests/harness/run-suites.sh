@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run every suite in tests/suites/ (sorted). A suite is a shell script that prints
-# lines "PASS <name>" and "FAIL <name>: <why>"; anything else it prints is shown as is.
+# lines "PASS <name>", "FAIL <name>: <why>" and, for a check that cannot run on this
+# machine or in this build, "SKIP <name>: <why>"; anything else it prints is shown as is.
 # Environment given to suites: BUILD (build dir), FLOWC, FLOWRUN, SANITIZED (1 under ASan).
 # A suite that should not run sanitized (benchmarks, editors) checks SANITIZED itself.
 # SUITES (optional) lists the suite scripts to run instead of all; NOLLVM=1 marks the
@@ -16,9 +17,11 @@ for s in ${SUITES:-tests/suites/*.sh}; do
     [ -f "$s" ] || continue
     name=$(basename "$s" .sh)
     echo "== $name${SANITIZED:+ (sanitized)}${NOLLVM:+ (LLVM=0)}"
-    sh "$s" 2>&1 | tee "$BUILD/suite-$name.log" | grep -E '^(PASS|FAIL)' > "$BUILD/suite-$name.res" || true
-    grep '^FAIL' "$BUILD/suite-$name.log" | head -20
+    sh "$s" 2>&1 | tee "$BUILD/suite-$name.log" | grep -E '^(PASS|FAIL|SKIP)' > "$BUILD/suite-$name.res" || true
+    grep -E '^(FAIL|SKIP)' "$BUILD/suite-$name.log" | head -20
     n=$(grep -c '^PASS' "$BUILD/suite-$name.res"); f=$(grep -c '^FAIL' "$BUILD/suite-$name.res")
-    echo "   $name: $n passed, $f failed"
-    sed "s/^\(PASS\|FAIL\) /\1 ${SANITIZED:+asan:}${NOLLVM:+nollvm:}$name:/" "$BUILD/suite-$name.res" >> "$out"
+    k=$(grep -c '^SKIP' "$BUILD/suite-$name.res")
+    skipped=""; [ "$k" -gt 0 ] && skipped=", $k skipped"
+    echo "   $name: $n passed, $f failed$skipped"
+    sed "s/^\(PASS\|FAIL\|SKIP\) /\1 ${SANITIZED:+asan:}${NOLLVM:+nollvm:}$name:/" "$BUILD/suite-$name.res" >> "$out"
 done

@@ -88,6 +88,8 @@ cp "$tmp/libs/libwc.so" "$tmp/libwc.so"
 if command -v python3 > /dev/null && python3 -c 'import yaml' 2>/dev/null; then
     python3 -c 'import json,sys,yaml; a=json.load(open(sys.argv[1])); b=yaml.safe_load(open(sys.argv[2])); sys.exit(a!=b)' \
         "$tmp/j.json" "$tmp/y.yaml" && pass "JSON and YAML views hold the same document" || fail "JSON and YAML views differ"
+else
+    echo "SKIP plan:JSON and YAML views hold the same document: no python3 with the yaml module (make deps installs python3-yaml)"
 fi
 "$FLOWRUN" inspect "$tmp/good.plan" --dot > "$tmp/g.dot" && dot -Tsvg "$tmp/g.dot" > "$tmp/g.svg" 2> "$tmp/err" && [ ! -s "$tmp/err" ] &&
     pass "inspect --dot renders with dot -Tsvg" || fail "inspect --dot does not render: $(head -3 "$tmp/err")"

@@ -2,7 +2,7 @@
 # Checker robustness: 80 deterministic mutations of the repository's .flow programs
 # (tokens deleted, duplicated, replaced, swapped) must each give exit 0 or 1 from
 # `flowc --check` — never a crash, a sanitizer report or a hang.
-command -v python3 > /dev/null || { echo "PASS checker-fuzz (skipped: no python3)"; exit 0; }
+command -v python3 > /dev/null || { echo "SKIP checker-fuzz: no python3"; exit 0; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 FLOWC="$FLOWC" TMP="$tmp" python3 - <<'PY'
 import glob, os, random, subprocess
