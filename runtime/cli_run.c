@@ -257,6 +257,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return 2;
     }
     state_close(st);
+    if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
+        fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
+        state_run_free(&r);
+        return 2;
+    }
+    if (r.owner == STATE_OWNER_REMOTE)
+        fprintf(stderr, "flowrun resume: run %lld was running on %s (pid %d), which cannot be "
+                "checked from here; it is resumed here\n", id, r.host, r.pid);
     a.plan = r.plan_path;
     a.flow = r.flow;
     a.env = r.env;
