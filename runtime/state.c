@@ -31,19 +31,19 @@
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
-                  "exit_code, pid, params_blob, options, host, pid_start, boot_id) "              \
-                  "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                 \
+                  "exit_code, pid, params_blob, options, host, pid_start, boot_id) "               \
+                  "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                  \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
     X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1, error=NULL, " \
                   "host=?, pid_start=?, boot_id=? WHERE id=?")                                     \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
-               "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "      \
+               "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "          \
                "host, pid_start, boot_id FROM runs WHERE id=?")                                    \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
-                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "     \
+                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "         \
                 "host, pid_start, boot_id FROM runs ORDER BY id DESC")                             \
-    X(run_running, "SELECT id, pid, host, pid_start, boot_id FROM runs WHERE state='running'")    \
-    X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")    \
+    X(run_running, "SELECT id, pid, host, pid_start, boot_id FROM runs WHERE state='running'")     \
+    X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
