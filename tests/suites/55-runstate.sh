@@ -113,6 +113,22 @@ else
     fail "live" "the run was never recorded"
 fi
 
+# the default state directory: the command is just `flowrun resume N`; and a flowrun
+# whose command name holds ") " (the /proc/PID/stat field that ends in ')') is
+# still judged alive by its start time
+mkdir -p dflt && cp chain.plan libstatetasks.so dflt/ && ln -s "$FLOWRUN" "dflt/fl) ow"
+(cd dflt && unset FLOW_STATE && FLOW_TEST_NAP_MS=50 exec "./fl) ow" chain.plan --param n=200 -j 2 \
+    --progress none > ../dflt.out 2> ../dflt.err) &
+pid=$!; pids="$pids $pid"
+if wait_recorded "dflt/.flow"; then
+    expect "a command name with ') ': alive" running "$(json_field dflt/.flow 1 state)"
+    kill -INT $pid; wait $pid
+    expect "Ctrl-C, default state directory: just the run" "flowrun resume 1" \
+        "$(sed -n 's/^flowrun: resume with: //p' dflt.err)"
+else
+    fail "default state directory" "the run was never recorded"
+fi
+
 # ---- a run owned by a flowrun on another host ----
 S="$T/st-remote"
 "$FLOWRUN" nap.plan --param s=0 --progress none --state "$S" > /dev/null 2>&1
