@@ -19,7 +19,8 @@
     X(backfill, "PLAN --flow F --from DATE --to DATE [--order oldest-first|newest-first] "         \
                 "[--runs N] [--rerun]",                                                            \
       "run a scheduled flow once per interval (not available yet)")                                \
-    X(runs, "[--json] [--state DIR]", "run history, newest first")                                 \
+    X(runs, "[--json] [--state DIR]",                                                              \
+      "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
     X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
     X(logs, "RUN TASK[INDEX] [--state DIR]", "one instance's log")                                 \
     X(clear, "RUN TASK[INDEX] [--state DIR]", "mark instances to run again on resume")             \

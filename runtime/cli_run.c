@@ -221,6 +221,31 @@ static int params_from_blob(const flow_plan *p, const plan_graph *G, const uint8
 
 static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len);
 
+/* After an interrupt: the command that finishes the run, ready to paste (with
+ * --state unless the state directory is the default, quoted for the shell when
+ * it needs to be). */
+static void print_resume_hint(int64_t run, const char *state) {
+    fprintf(stderr, "flowrun: resume with: flowrun resume %lld", (long long)run);
+    if (strcmp(state, ".flow") != 0) {
+        int plain = *state != 0;
+        for (const char *q = state; *q; q++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+,:@%",
+                        *q))
+                plain = 0;
+        fputs(" --state ", stderr);
+        if (plain) {
+            fputs(state, stderr);
+        } else {
+            fputc('\'', stderr);
+            for (const char *q = state; *q; q++)
+                if (*q == '\'') fputs("'\\''", stderr);
+                else fputc(*q, stderr);
+            fputc('\'', stderr);
+        }
+    }
+    fputc('\n', stderr);
+}
+
 int flowrun_cmd_run(int argc, char **argv) {
     run_args a;
     memset(&a, 0, sizeof a);
@@ -257,6 +282,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return 2;
     }
     state_close(st);
+    if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
+        fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
+        state_run_free(&r);
+        return 2;
+    }
+    if (r.owner == STATE_OWNER_REMOTE)
+        fprintf(stderr, "flowrun resume: run %lld was running on %s (pid %d), which cannot be "
+                "checked from here; it is resumed here\n", id, r.host, r.pid);
     a.plan = r.plan_path;
     a.flow = r.flow;
     a.env = r.env;
@@ -409,8 +442,10 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fprintf(stderr, "flowrun: run %lld: %llu of %llu instances served from the %s\n",
                 (long long)hist_run_id(h), (unsigned long long)res.n_served,
                 (unsigned long long)res.n_instances, a.resume ? "run's record or cache" : "cache");
+    int64_t run_id = hist_run_id(h);
     hist_close(h, code == 0 ? "succeeded" : code == 3 ? "interrupted" : "failed", code, rjson,
                code == 1 ? "a task failed" : NULL);
+    if (code == 3) print_resume_hint(run_id, state);
     h = NULL;
     free(rjson);
     if (res.has_result) fv_decref(p, G->ret, res.result);

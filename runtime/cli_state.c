@@ -117,6 +117,14 @@ static void json_str(FILE *f, const char *s) {
 }
 
 /* ---- runs ---- */
+/* A run's state as people read it: a run owned by a flowrun on another host
+ * (which cannot be checked from here) says where it runs. */
+static const char *state_text(const state_run *r, char *buf, size_t len) {
+    if (r->owner != STATE_OWNER_REMOTE) return r->state;
+    snprintf(buf, len, "%s (on %s, pid %d)", r->state, r->host, r->pid);
+    return buf;
+}
+
 typedef struct runs_ctx {
     int json, n;
 } runs_ctx;
@@ -149,15 +157,17 @@ static int print_run(const state_run *r, void *ctx) {
         json_str(stdout, r->plan_path);
         printf(",\"options\":");
         json_str(stdout, r->options);
+        printf(",\"pid\":%d,\"host\":", r->pid);
+        json_str(stdout, r->host);
         putchar('}');
     } else {
         if (!c->n) printf("%-6s %-20s %-6s %-12s %-20s %9s %4s\n", "RUN", "FLOW", "ENV", "STATE",
                           "STARTED", "SECONDS", "EXIT");
-        char secs[32] = "-", code[16] = "-";
+        char secs[32] = "-", code[16] = "-", st[320];
         if (dur >= 0) snprintf(secs, sizeof secs, "%.2f", dur);
         if (r->exit_code >= 0) snprintf(code, sizeof code, "%d", r->exit_code);
         printf("%-6lld %-20s %-6s %-12s %-20s %9s %4s\n", (long long)r->id, r->flow, r->env,
-               r->state, started, secs, code);
+               state_text(r, st, sizeof st), started, secs, code);
     }
     c->n++;
     return 0;
@@ -241,10 +251,10 @@ int flowrun_cmd_show(int argc, char **argv) {
         print_run(&r, &one);
         printf(",\"instances\":[");
     } else {
-        char started[32];
+        char started[32], st_text[320];
         iso_time(r.started, started, sizeof started);
         printf("run %lld: flow %s (env %s), %s, started %s, params %s\n", (long long)r.id, r.flow,
-               r.env, r.state, started, r.params_json);
+               r.env, state_text(&r, st_text, sizeof st_text), started, r.params_json);
     }
     state_insts_each(st, id, print_inst, &c);
     if (a.json) puts("]}");

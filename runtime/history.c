@@ -149,10 +149,20 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     h->tc = calloc(h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
     for (uint32_t t = 0; t < h->p->n_tasks; t++) h->tc[t].count = -1;
     if (o->resume_run > 0) {
+        /* claim the run first: a run whose flowrun is still alive is refused */
+        int busy = 0, rc = state_run_reopen(h->st, o->resume_run, &busy);
+        if (rc) {
+            if (rc == STATE_RUN_BUSY)
+                snprintf(err, errlen, "run %lld is still running (pid %d)",
+                         (long long)o->resume_run, busy);
+            else
+                snprintf(err, errlen, "cannot record the run in %s/state.db", h->dir);
+            hist_close(h, NULL, 0, NULL, NULL);
+            return NULL;
+        }
         h->run = o->resume_run;
         state_insts_each(h->st, h->run, load_done, h);
         h->stats.served_resume = 0;
-        state_run_reopen(h->st, h->run, (int)getpid());
     } else {
         state_run r = {0};
         r.flow = o->flow;
@@ -162,7 +172,6 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         r.params_blob_len = o->params_blob_len;
         r.options = o->options;
         r.plan_path = o->plan_path;
-        r.pid = (int)getpid();
         char e2[256];
         if (o->plan_path) hash_file(o->plan_path, &r.plan_hash, e2, sizeof e2);
         if (state_run_begin(h->st, &r)) {

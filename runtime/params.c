@@ -5,10 +5,17 @@
  * runs; the first problem is reported as one line. Precedence: --param beats
  * the YAML file, which beats the default. A YAML value that is a sequence or a
  * mapping is rewritten as JSON-like text and parsed by fv_parse like a --param.
+ *
+ * A `dir` parameter (or a list of them) must name an existing directory, checked
+ * here with the rest, so a typo is one line and exit 2 rather than a task failing
+ * midway. `path` parameters are not checked: a path may name an output a task
+ * will create. A resumed run's parameters are taken from its record as they are.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <yaml.h>
 
@@ -205,6 +212,31 @@ static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, 
     return rc;
 }
 
+/* Every dir in v (a dir, or a list of them) is an existing directory; else one
+ * line in err naming what is missing. */
+static int dirs_exist(const flow_plan *p, uint32_t type, flow_val v, char *err, size_t errlen,
+                      int depth) {
+    const plan_type *T = &p->types[type];
+    if (T->kind == PT_LIST && depth < PARAMS_MAX_YAML_DEPTH) {
+        const fv_list *l = (const fv_list *)v.o;
+        for (int64_t k = 0; k < l->len; k++)
+            if (dirs_exist(p, T->elem, l->items[k], err, errlen, depth + 1)) return -1;
+        return 0;
+    }
+    if (T->kind != PT_DIR) return 0;
+    const char *path = fv_as_str(v)->data;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, errlen, "%s: %s", path, errno == ENOENT ? "no such directory" : strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory", path);
+        return -1;
+    }
+    return 0;
+}
+
 int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
                    const char *yaml_file, flow_val *out, char *err, size_t errlen) {
     const plan_graph *G = &p->graphs[graph];
@@ -257,6 +289,15 @@ int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
                      plan_str(p, P->name), tname, plan_str(p, G->name), plan_str(p, P->name));
             rc = -1;
         }
+    }
+    for (uint32_t i = 0; i < G->nparams && rc == 0; i++) {
+        const plan_param *P = &p->params[G->first_param + i];
+        char why[300];
+        if (dirs_exist(p, P->type, out[i], why, sizeof why, 0) == 0) continue;
+        char tname[200];
+        plan_type_text(p, P->type, tname, sizeof tname);
+        snprintf(err, errlen, "parameter '%s' (%s): %s", plan_str(p, P->name), tname, why);
+        rc = -1;
     }
     if (rc != 0) /* release what was built */
         for (uint32_t i = 0; i < nbuilt; i++)

@@ -66,6 +66,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -627,10 +628,25 @@ static void progress(sched *S, int final) {
     if (!final && t - S->last_progress < every) return;
     S->last_progress = t;
     if (S->o->progress == SCHED_PROGRESS_LIVE) {
-        fprintf(S->err,
-                "\r\033[K%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
-                " cached, %.1fs",
-                S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
+        /* The line must stay on one terminal row, or \r cannot take the cursor back
+         * to its start and every redraw scrolls: the first form that fits the
+         * width (read at each redraw, so a resized window is followed; one column
+         * spare, as writing the last column wraps on some terminals), else the
+         * shortest cut to fit. */
+        char line[3][160];
+        snprintf(line[0], sizeof line[0],
+                 "%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
+                 " cached, %.1fs",
+                 S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
+        snprintf(line[1], sizeof line[1], "%" PRIu64 "/%" PRIu64 " %d run %" PRIu64 " fail %.0fs",
+                 S->done, S->total, S->running, S->failed, t - S->t0);
+        snprintf(line[2], sizeof line[2], "%" PRIu64 "/%" PRIu64, S->done, S->total);
+        struct winsize ws;
+        size_t room = sizeof line[0] - 1;
+        if (ioctl(fileno(S->err), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1) room = ws.ws_col - 1u;
+        int pick = 0;
+        while (pick < 2 && strlen(line[pick]) > room) pick++;
+        fprintf(S->err, "\r\033[K%.*s", (int)room, line[pick]);
         S->live_drawn = 1;
         if (final) {
             fputc('\n', S->err);

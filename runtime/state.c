@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <signal.h>
 
 #define STATE_BUSY_MS 30000     /* how long a writer waits for another flowrun's lock */
 #define STATE_AUTOCOMMIT 100000 /* buffered writes before a commit is forced */
@@ -29,15 +31,19 @@
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
-                  "exit_code, pid, params_blob, options) VALUES(?,?,?,?,?,'running',?,-1,?,?,?)")  \
+                  "exit_code, pid, params_blob, options, host, pid_start, boot_id) "               \
+                  "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                  \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
-    X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1 WHERE id=?")   \
+    X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1, error=NULL, " \
+                  "host=?, pid_start=?, boot_id=? WHERE id=?")                                     \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
-               "coalesce(ended,0), exit_code, result, error, pid, params_blob, options "       \
-               "FROM runs WHERE id=?")                                                             \
+               "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "          \
+               "host, pid_start, boot_id FROM runs WHERE id=?")                                    \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
-                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options "      \
-                "FROM runs ORDER BY id DESC")                                                      \
+                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "         \
+                "host, pid_start, boot_id FROM runs ORDER BY id DESC")                             \
+    X(run_running, "SELECT id, pid, host, pid_start, boot_id FROM runs WHERE state='running'")     \
+    X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
                 "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
@@ -180,6 +186,17 @@ static const char *const schema[] = {
     " result FROM instances WHERE ck IS NOT NULL AND length(cache_key) = 32 ORDER BY id;"
     "DROP INDEX instances_ck;"
     "UPDATE instances SET ck = NULL WHERE ck IS NOT NULL;",
+    /* 3: a run's owner is its flowrun process: pid (already there), host, the
+     * process's start time and the host's boot id, so a run whose flowrun died
+     * shows as interrupted (see "run owners") */
+    "ALTER TABLE runs ADD COLUMN host TEXT;"
+    "ALTER TABLE runs ADD COLUMN pid_start INTEGER;"
+    "ALTER TABLE runs ADD COLUMN boot_id TEXT;"
+    /* a flowrun of schema 2 resuming a run sets a new pid only: forget the old
+     * owner's start time, so the new one is judged by its pid alone */
+    "CREATE TRIGGER runs_owner_reset AFTER UPDATE OF pid ON runs"
+    " WHEN NEW.pid IS NOT OLD.pid AND NEW.pid_start IS OLD.pid_start BEGIN"
+    " UPDATE runs SET host=NULL, pid_start=NULL, boot_id=NULL WHERE id=NEW.id; END;",
 };
 #define STATE_OLDEST_READER 2 /* the oldest schema version a reader of ours understands */
 
@@ -697,24 +714,145 @@ int state_sync(flow_state *st) {
     return rc;
 }
 
+/* ---- run owners ------------------------------------------------------------------
+ * A run stored as `running` belongs to the flowrun process that started (or
+ * resumed) it: its pid, host name, start time (field 22 of /proc/PID/stat, clock
+ * ticks since boot) and the host's boot id. On the owner's host we can tell when
+ * it is gone: no process with that pid, a zombie, or one that started at another
+ * time or in another boot (the pid was reused). Such a run is read as
+ * `interrupted` (state_run_get, state_runs_each), and a writer that starts or
+ * resumes a run stores that state (sweep_gone). An owner on another host cannot
+ * be checked from here: the run stays `running`, and the reader shows where.
+ * Rows written before schema 3 (or by a flowrun of schema 2) have only the pid;
+ * such an owner is gone when no process has that pid. */
+typedef struct owner {
+    int pid;
+    char host[256];
+    int64_t start;  /* clock ticks since boot; 0 unknown */
+    char boot[64];  /* boot id; "" unknown */
+} owner;
+
+static void read_line(const char *path, char *buf, size_t len) {
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (fgets(buf, (int)len, f)) buf[strcspn(buf, "\n")] = 0;
+    fclose(f);
+}
+
+/* A process's start time and whether it is a zombie, from /proc/PID/stat; -1 when
+ * there is no such process (or no /proc). */
+static int proc_start(int pid, int64_t *start, int *zombie) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
+    if (!p) return -1;
+    p++;
+    *zombie = 0;
+    *start = 0;
+    /* fields after the name: 3 state, ..., 22 starttime */
+    for (int field = 3; field <= 22; field++) {
+        while (*p == ' ') p++;
+        if (!*p) return -1;
+        if (field == 3) *zombie = *p == 'Z' || *p == 'X';
+        if (field == 22) *start = strtoll(p, NULL, 10);
+        while (*p && *p != ' ') p++;
+    }
+    return 0;
+}
+
+static void owner_self(owner *o) {
+    memset(o, 0, sizeof *o);
+    o->pid = (int)getpid();
+    if (gethostname(o->host, sizeof o->host - 1)) snprintf(o->host, sizeof o->host, "localhost");
+    int zombie;
+    if (proc_start(o->pid, &o->start, &zombie)) o->start = 0;
+    read_line("/proc/sys/kernel/random/boot_id", o->boot, sizeof o->boot);
+}
+
+/* Is the stored owner alive, gone, or on another host? */
+static int owner_status(int pid, const char *host, int64_t start, const char *boot) {
+    owner me;
+    owner_self(&me);
+    if (host && *host && strcmp(host, me.host)) return STATE_OWNER_REMOTE;
+    if (pid <= 0) return STATE_OWNER_GONE;
+    if (boot && *boot && *me.boot && strcmp(boot, me.boot)) return STATE_OWNER_GONE; /* rebooted */
+    int64_t t;
+    int zombie;
+    if (proc_start(pid, &t, &zombie) == 0) {
+        if (zombie) return STATE_OWNER_GONE;
+        return start && t != start ? STATE_OWNER_GONE : STATE_OWNER_ALIVE;
+    }
+    /* no /proc entry to read (no /proc, or hidden): ask the kernel; EPERM means the
+     * process exists. Its start time cannot be checked then. */
+    return kill(pid, 0) == 0 || errno == EPERM ? STATE_OWNER_ALIVE : STATE_OWNER_GONE;
+}
+
+static void owner_gone_error(char *buf, size_t len, int pid, const char *host) {
+    snprintf(buf, len, "its flowrun (pid %d%s%.64s) stopped before the run ended", pid,
+             host && *host ? " on " : "", host && *host ? host : "");
+}
+
+/* Store `interrupted` for every running run whose owner is gone (inside the
+ * caller's write transaction). */
+static int sweep_gone(conn *c) {
+    sqlite3_stmt *s = stmt(c, ST_run_running);
+    if (!s) return -1;
+    int64_t gone[64];
+    int ngone = 0, pids[64];
+    char hosts[64][64];
+    while (ngone < 64 && sqlite3_step(s) == SQLITE_ROW) {
+        const char *host = (const char *)sqlite3_column_text(s, 2);
+        if (owner_status(sqlite3_column_int(s, 1), host, sqlite3_column_int64(s, 3),
+                         (const char *)sqlite3_column_text(s, 4)) != STATE_OWNER_GONE)
+            continue;
+        gone[ngone] = sqlite3_column_int64(s, 0);
+        pids[ngone] = sqlite3_column_int(s, 1);
+        snprintf(hosts[ngone], sizeof hosts[ngone], "%s", host ? host : "");
+        ngone++;
+    }
+    sqlite3_reset(s);
+    for (int i = 0; i < ngone; i++) {
+        sqlite3_stmt *u = stmt(c, ST_run_gone);
+        if (!u) return -1;
+        char why[160];
+        owner_gone_error(why, sizeof why, pids[i], hosts[i]);
+        bind_text(u, 1, why);
+        sqlite3_bind_int64(u, 2, gone[i]);
+        if (step_write(c, u)) return -1;
+    }
+    return 0;
+}
+
 /* ---- runs (always synchronous, on the caller's connection) ---- */
 int state_run_begin(flow_state *st, state_run *r) {
     conn *c = &st->main;
-    if (state_sync(st) || conn_commit(c) || begin(c)) return -1;
+    if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_run_insert);
     if (!s) return -1;
+    owner me;
+    owner_self(&me);
     bind_text(s, 1, r->flow);
     bind_text(s, 2, r->env ? r->env : "prod");
     bind_text(s, 3, r->params_json ? r->params_json : "{}");
     bind_text(s, 4, r->plan_path);
     bind_hash(s, 5, &r->plan_hash);
     sqlite3_bind_double(s, 6, r->started ? r->started : now());
-    sqlite3_bind_int(s, 7, r->pid);
+    sqlite3_bind_int(s, 7, me.pid);
     if (r->params_blob)
         sqlite3_bind_blob(s, 8, r->params_blob, (int)r->params_blob_len, SQLITE_TRANSIENT);
     bind_text(s, 9, r->options);
+    bind_text(s, 10, me.host);
+    if (me.start) sqlite3_bind_int64(s, 11, me.start);
+    if (*me.boot) bind_text(s, 12, me.boot);
     if (step_write(c, s)) return -1;
     r->id = sqlite3_last_insert_rowid(c->db);
+    r->pid = me.pid;
     return conn_commit(c);
 }
 
@@ -734,13 +872,32 @@ int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
     return conn_commit(c);
 }
 
-int state_run_reopen(flow_state *st, int64_t run, int pid) {
+int state_run_reopen(flow_state *st, int64_t run, int *busy_pid) {
     conn *c = &st->main;
-    if (state_sync(st) || begin(c)) return -1;
+    if (busy_pid) *busy_pid = 0;
+    if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
+    /* the claim and the check are one transaction: two resumes cannot both win */
+    state_run cur;
+    if (state_run_get(st, run, &cur)) {
+        conn_commit(c);
+        return -1;
+    }
+    int alive = cur.owner == STATE_OWNER_ALIVE && cur.pid != (int)getpid();
+    if (alive && busy_pid) *busy_pid = cur.pid;
+    state_run_free(&cur);
+    if (alive) {
+        conn_commit(c);
+        return STATE_RUN_BUSY;
+    }
     sqlite3_stmt *s = stmt(c, ST_run_reopen);
     if (!s) return -1;
-    sqlite3_bind_int(s, 1, pid);
-    sqlite3_bind_int64(s, 2, run);
+    owner me;
+    owner_self(&me);
+    sqlite3_bind_int(s, 1, me.pid);
+    bind_text(s, 2, me.host);
+    if (me.start) sqlite3_bind_int64(s, 3, me.start);
+    if (*me.boot) bind_text(s, 4, me.boot);
+    sqlite3_bind_int64(s, 5, run);
     if (step_write(c, s)) return -1;
     return conn_commit(c);
 }
@@ -772,6 +929,22 @@ static void read_run(sqlite3_stmt *s, state_run *r) {
         r->params_blob = b;
     }
     r->options = col_dup(s, 14);
+    r->host = col_dup(s, 15);
+    r->pid_start = sqlite3_column_int64(s, 16);
+    r->boot_id = col_dup(s, 17);
+    r->owner = STATE_OWNER_NONE;
+    if (r->state && !strcmp(r->state, "running")) {
+        r->owner = owner_status(r->pid, r->host, r->pid_start, r->boot_id);
+        if (r->owner == STATE_OWNER_GONE) { /* read as what it is (see "run owners") */
+            free((char *)r->state);
+            r->state = strdup("interrupted");
+            if (!r->error) {
+                char why[160];
+                owner_gone_error(why, sizeof why, r->pid, r->host);
+                r->error = strdup(why);
+            }
+        }
+    }
 }
 
 void state_run_free(state_run *r) {
@@ -784,6 +957,8 @@ void state_run_free(state_run *r) {
     free((char *)r->error);
     free((void *)r->params_blob);
     free((char *)r->options);
+    free((char *)r->host);
+    free((char *)r->boot_id);
     memset(r, 0, sizeof *r);
 }
 

@@ -27,7 +27,7 @@
 
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 2 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 3 /* what this flowrun writes */
 
 typedef struct flow_state flow_state;
 
@@ -64,16 +64,29 @@ typedef struct state_run {
     int exit_code;           /* -1 while running */
     const char *result_json; /* the flow's result, or NULL */
     const char *error;       /* why it failed, or NULL */
-    int pid;                 /* flowrun's pid */
+    int pid;                 /* the owner: the pid of the flowrun running it (or last ran it) */
+    const char *host;        /* the owner's host name; NULL if recorded before schema 3 */
+    int64_t pid_start;       /* the owner's start time (clock ticks since boot); 0 unknown */
+    const char *boot_id;     /* the owner's host's boot id; NULL unknown */
+    int owner;               /* on read, for a run stored as running: STATE_OWNER_* */
 } state_run;
 
-/* Start a run: fills r->id. Committed at once. */
+/* A run stored as `running` is read with its owner judged (state.c, "run owners"):
+ * ALIVE, REMOTE (on another host, cannot be checked here: still `running`), or
+ * GONE (read as state `interrupted`, with an error saying so). NONE: not running. */
+enum { STATE_OWNER_NONE, STATE_OWNER_ALIVE, STATE_OWNER_REMOTE, STATE_OWNER_GONE };
+#define STATE_RUN_BUSY (-2) /* state_run_reopen: the run's owner is alive */
+
+/* Start a run: fills r->id and r->pid; the owner (this process, host, start time,
+ * boot id) is recorded. Committed at once. Runs whose owner is gone are stored as
+ * `interrupted` on the way (see "run owners" in state.c). */
 int state_run_begin(flow_state *st, state_run *r);
 /* Finish (or re-finish, after resume) a run. Committed at once. */
 int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
                   const char *result_json, const char *error);
-/* Mark a run as running again (resume): new pid, state running. */
-int state_run_reopen(flow_state *st, int64_t run, int pid);
+/* Mark a run as running again (resume), owned by this process. STATE_RUN_BUSY (and
+ * *busy_pid) when its owner on this host is still alive; -1 on error. */
+int state_run_reopen(flow_state *st, int64_t run, int *busy_pid);
 /* Load one run; strings are malloc'ed into *r (free with state_run_free). -1 if none. */
 int state_run_get(flow_state *st, int64_t run, state_run *r);
 void state_run_free(state_run *r);
