@@ -41,6 +41,8 @@ typedef struct done_entry {
     size_t len;
     int used;        /* 1 while occupied */
     int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
+    int has_key;     /* the record kept the instance's cache key */
+    flow_hash key;
 } done_entry;
 
 /* A task's cache entries, read into memory in one sequential pass once the task
@@ -114,6 +116,8 @@ static int load_done(const state_inst *r, void *ctx) {
     }
     e->used = 1;
     e->cleared = cleared;
+    e->has_key = r->cache_key != NULL;
+    if (r->cache_key) e->key = *r->cache_key;
     e->node = r->node;
     e->idx = strdup(r->idx);
     e->len = r->result_len;
@@ -409,6 +413,10 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
                 }
             }
             h->stats.served_resume++;
+            /* its cache entry is written again (hist_finished): a flowrun killed
+             * before its held entries reached the cache loses nothing for good */
+            ii->has_key = e->has_key;
+            ii->key = e->key;
             return 1;
         }
     }
@@ -507,7 +515,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
-    int cacheable = res->ok && !served && ii->has_key && !h->no_cache && T->cache;
+    /* on resume, what is served is entered in the cache again (see hist_lookup) */
+    int cacheable = res->ok && (!served || h->ndone_cap) && ii->has_key && !h->no_cache && T->cache;
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
     if (res->log && *res->log) write_log(h, ii, task, res->log);
@@ -539,10 +548,13 @@ void hist_commit(hist *h) {
     if (h) state_commit(h->st);
 }
 
-void hist_close(hist *h, const char *state, int exit_code, const char *result_json,
-                const char *error) {
-    if (!h) return;
-    if (h->st && state && h->run) state_run_end(h->st, h->run, state, exit_code, result_json, error);
+int hist_close(hist *h, const char *state, int exit_code, const char *result_json,
+               const char *error) {
+    if (!h) return 0;
+    int rc = 0;
+    if (h->st && state && h->run)
+        rc = state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    if (h->st && state_failed(h->st)) rc = -1;
     ck_free(&h->ck);
     state_close(h->st);
     store_close(h->store);
@@ -561,4 +573,5 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
     free(h->objs.v);
     free(h->enc.data);
     free(h);
+    return rc ? -1 : 0;
 }
