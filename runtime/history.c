@@ -227,6 +227,35 @@ static int store_hash_of(hist *h, const char *path, flow_hash *out, int *is_tree
     return hash_from_hex(rest, out);
 }
 
+/* A stored path recorded under another name of the state directory (it was moved,
+ * or given as another path) is re-rooted at this store. Stored paths are known by
+ * their shape (store_path_tail). A freshly decoded value is ours alone, so it is
+ * changed in place. */
+static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
+    const flow_plan *p = h->p;
+    const plan_type *T = &p->types[type];
+    if (depth > 32) return;
+    if (T->kind == PT_PATH || T->kind == PT_DIR) {
+        const char *s = fv_as_str(*v)->data, *tail = store_path_tail(s);
+        if (!tail) return;
+        const char *root = store_root(h->store);
+        char fixed[HIST_PATH_MAX];
+        if ((size_t)(tail - s) == h->store_root_len + 1 && !strncmp(s, root, h->store_root_len))
+            return; /* already this store's */
+        if (store_pathf(fixed, sizeof fixed, "%s/%s", root, tail)) return;
+        flow_val n = fv_str_cstr(p, type, fixed);
+        fv_decref(p, type, *v);
+        *v = n;
+        return;
+    }
+    if (T->kind == PT_LIST)
+        for (int64_t i = 0; i < fv_as_list(*v)->len; i++)
+            reroot(h, T->elem, &fv_as_list(*v)->items[i], depth + 1);
+    if (T->kind == PT_RECORD)
+        for (uint32_t i = 0; i < T->n; i++)
+            reroot(h, p->fields[T->first + i].type, &fv_as_rec(*v)->fields[i], depth + 1);
+}
+
 /* Every stored file a value refers to is intact (re-hashed), and listed in h->objs. */
 static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
     const flow_plan *p = h->p;
@@ -407,6 +436,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
                 break; /* unreadable: run it again */
             } else {
                 h->objs.n = 0;
+                if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
                 if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
                     fv_decref(p, T->ret, *out);
                     break;
@@ -454,6 +484,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
         ok = 0;
     } else {
         h->objs.n = 0;
+        if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
         if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
             fv_decref(p, T->ret, *out); /* a stored file is damaged: recompute it */
             ok = 0;

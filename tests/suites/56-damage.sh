@@ -86,6 +86,17 @@ else
     echo "SKIP damage:full disk: needs root to mount a small tmpfs"
 fi
 
+# ---- a moved state directory: stored paths are re-rooted, nothing breaks ----
+cp "$ROOT/tests/state/files.flow" . && "$FLOWC" files.flow 2>> flowc.err
+mkdir -p d && for i in 1 2 3; do printf 'line %s\nmore\n' $i > d/f$i.txt; done
+first=$("$FLOWRUN" files.plan --flow heads --param root=d --state here --progress none 2> moved.err)
+mv here there
+: > "$FLOW_TEST_LOG"
+again=$("$FLOWRUN" files.plan --flow heads --param root=d --state there --progress none 2>> moved.err); code=$?
+if [ "$code" = 0 ] && [ -n "$first" ] && [ "$again" = "$first" ] && [ ! -s "$FLOW_TEST_LOG" ]
+then pass "a moved state directory: its cache still serves stored outputs"
+else fail "moved state directory" "exit $code, '$first' then '$again', $(wc -l < "$FLOW_TEST_LOG") ran: $(tail -2 moved.err)"; fi
+
 # ---- a flowrun killed mid-run: the cache keeps all but its last seconds ----
 : > "$FLOW_TEST_LOG"
 FLOW_TEST_NAP_MS=20 "$FLOWRUN" chain.plan --param n=1000 --state kill --executor inline -j 2 \
