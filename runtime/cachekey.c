@@ -159,7 +159,11 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, flow_val v, char 
     case PT_DIR: {
         const fv_str *s = fv_as_str(v);
         flow_hash h;
-        put_str(m, s->data, (size_t)s->len);
+        /* a stored file is known by its place in the store, whatever the state
+         * directory is called: a moved state directory keeps every key */
+        const char *tail = store_path_tail(s->data);
+        if (tail) put_str(m, tail, strlen(tail));
+        else put_str(m, s->data, (size_t)s->len);
         int rc = t->kind == PT_PATH ? ck_file_hash(cx, s->data, &h, err, errlen)
                                     : ck_dir_hash(cx, s->data, &h, err, errlen);
         if (rc) return -1;

@@ -28,10 +28,14 @@
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--state DIR]", "drop store objects no recorded run needs")                             \
+    X(fsck, "[--state DIR]", "check state.db and the store; salvage a damaged state.db")           \
     X(worker, "", "(internal) serve a container (not available yet)")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);
 FLOWRUN_COMMANDS(X)
 #undef X
+
+/* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
+const char *state_dir_default(const char *given);
 
 #endif

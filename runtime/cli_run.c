@@ -53,7 +53,6 @@ typedef struct run_args {
     int64_t resume;         /* flowrun resume: the run to finish; 0 for a new run */
 } run_args;
 
-const char *state_dir_default(const char *given); /* cli_state.c */
 
 static int usage_error(const char *fmt, const char *a) {
     fputs("flowrun run: ", stderr);
@@ -435,18 +434,24 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
         FILE *rf = open_memstream(&rjson, &rlen);
         fv_print_json(p, G->ret, res.result, rf);
         fclose(rf);
-        puts(rjson);
-        fflush(stdout);
     }
     if (o.progress != SCHED_PROGRESS_NONE && res.n_served)
         fprintf(stderr, "flowrun: run %lld: %llu of %llu instances served from the %s\n",
                 (long long)hist_run_id(h), (unsigned long long)res.n_served,
                 (unsigned long long)res.n_instances, a.resume ? "run's record or cache" : "cache");
+    /* the run's record is complete (its instances, cache entries and end state
+     * committed) before its result is printed: a flowrun killed after printing never
+     * leaves the run `running`; history that could not be recorded is never exit 0 */
     int64_t run_id = hist_run_id(h);
-    hist_close(h, code == 0 ? "succeeded" : code == 3 ? "interrupted" : "failed", code, rjson,
-               code == 1 ? "a task failed" : NULL);
+    int recorded = hist_close(h, code == 0 ? "succeeded" : code == 3 ? "interrupted" : "failed",
+                              code, rjson, code == 1 ? "a task failed" : NULL);
     if (code == 3) print_resume_hint(run_id, state);
     h = NULL;
+    if (rjson) {
+        puts(rjson);
+        fflush(stdout);
+    }
+    if (recorded && code == 0) code = 1; /* why was said once, where it happened */
     free(rjson);
     if (res.has_result) fv_decref(p, G->ret, res.result);
     if (code == 3) {

@@ -20,8 +20,6 @@
 #include "state.h"
 #include "store.h"
 
-const char *state_dir_default(const char *given);
-
 /* The state directory: --state, then $FLOW_STATE, then ./.flow */
 const char *state_dir_default(const char *given) {
     if (given && *given) return given;
@@ -63,6 +61,14 @@ static flow_state *open_state(const cli_args *a, const char *cmd) {
     flow_state *st = state_open(state_dir_default(a->state), err, sizeof err);
     if (!st) fprintf(stderr, "flowrun %s: %s\n", cmd, err);
     return st;
+}
+
+/* Close the state; a command that met damage or an SQLite error (said once, with
+ * what to do, by state.c) never exits 0, even when it printed what it could read. */
+static int close_state(flow_state *st, int code) {
+    if (state_failed(st) && code == 0) code = 2;
+    state_close(st);
+    return code;
 }
 
 /* RUN: a positive id or `last`. -1 with a message when there is no such run. */
@@ -183,8 +189,7 @@ int flowrun_cmd_runs(int argc, char **argv) {
     state_runs_each(st, print_run, &c);
     if (a.json) puts(c.n ? "\n]" : "]"); /* one run a line */
     else if (!c.n) fprintf(stderr, "no runs recorded in %s\n", state_dir_default(a.state));
-    state_close(st);
-    return 0;
+    return close_state(st, 0);
 }
 
 /* ---- show ---- */
@@ -256,11 +261,10 @@ int flowrun_cmd_show(int argc, char **argv) {
         printf("run %lld: flow %s (env %s), %s, started %s, params %s\n", (long long)r.id, r.flow,
                r.env, state_text(&r, st_text, sizeof st_text), started, r.params_json);
     }
-    state_insts_each(st, id, print_inst, &c);
+    int rc = state_insts_each(st, id, print_inst, &c);
     if (a.json) puts("]}");
     state_run_free(&r);
-    state_close(st);
-    return 0;
+    return close_state(st, rc ? 2 : 0);
 }
 
 /* TASK or TASK[INDEX] -> task name and index text (NULL when absent). */

@@ -41,6 +41,8 @@ typedef struct done_entry {
     size_t len;
     int used;        /* 1 while occupied */
     int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
+    int has_key;     /* the record kept the instance's cache key */
+    flow_hash key;
 } done_entry;
 
 /* A task's cache entries, read into memory in one sequential pass once the task
@@ -114,6 +116,8 @@ static int load_done(const state_inst *r, void *ctx) {
     }
     e->used = 1;
     e->cleared = cleared;
+    e->has_key = r->cache_key != NULL;
+    if (r->cache_key) e->key = *r->cache_key;
     e->node = r->node;
     e->idx = strdup(r->idx);
     e->len = r->result_len;
@@ -230,6 +234,35 @@ static int store_hash_of(hist *h, const char *path, flow_hash *out, int *is_tree
     else return -1;
     if (strlen(rest) < 64 || (rest[64] && rest[64] != '/')) return -1;
     return hash_from_hex(rest, out);
+}
+
+/* A stored path recorded under another name of the state directory (it was moved,
+ * or given as another path) is re-rooted at this store. Stored paths are known by
+ * their shape (store_path_tail). A freshly decoded value is ours alone, so it is
+ * changed in place. */
+static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
+    const flow_plan *p = h->p;
+    const plan_type *T = &p->types[type];
+    if (depth > 32) return;
+    if (T->kind == PT_PATH || T->kind == PT_DIR) {
+        const char *s = fv_as_str(*v)->data, *tail = store_path_tail(s);
+        if (!tail) return;
+        const char *root = store_root(h->store);
+        char fixed[HIST_PATH_MAX];
+        if ((size_t)(tail - s) == h->store_root_len + 1 && !strncmp(s, root, h->store_root_len))
+            return; /* already this store's */
+        if (store_pathf(fixed, sizeof fixed, "%s/%s", root, tail)) return;
+        flow_val n = fv_str_cstr(p, type, fixed);
+        fv_decref(p, type, *v);
+        *v = n;
+        return;
+    }
+    if (T->kind == PT_LIST)
+        for (int64_t i = 0; i < fv_as_list(*v)->len; i++)
+            reroot(h, T->elem, &fv_as_list(*v)->items[i], depth + 1);
+    if (T->kind == PT_RECORD)
+        for (uint32_t i = 0; i < T->n; i++)
+            reroot(h, p->fields[T->first + i].type, &fv_as_rec(*v)->fields[i], depth + 1);
 }
 
 /* Every stored file a value refers to is intact (re-hashed), and listed in h->objs. */
@@ -412,12 +445,17 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
                 break; /* unreadable: run it again */
             } else {
                 h->objs.n = 0;
+                if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
                 if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
                     fv_decref(p, T->ret, *out);
                     break;
                 }
             }
             h->stats.served_resume++;
+            /* its cache entry is written again (hist_finished): a flowrun killed
+             * before its held entries reached the cache loses nothing for good */
+            ii->has_key = e->has_key;
+            ii->key = e->key;
             return 1;
         }
     }
@@ -455,6 +493,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
         ok = 0;
     } else {
         h->objs.n = 0;
+        if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
         if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
             fv_decref(p, T->ret, *out); /* a stored file is damaged: recompute it */
             ok = 0;
@@ -516,7 +555,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
-    int cacheable = res->ok && !served && ii->has_key && !h->no_cache && T->cache;
+    /* on resume, what is served is entered in the cache again (see hist_lookup) */
+    int cacheable = res->ok && (!served || h->ndone_cap) && ii->has_key && !h->no_cache && T->cache;
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
     if (res->log && *res->log) write_log(h, ii, task, res->log);
@@ -548,10 +588,13 @@ void hist_commit(hist *h) {
     if (h) state_commit(h->st);
 }
 
-void hist_close(hist *h, const char *state, int exit_code, const char *result_json,
-                const char *error) {
-    if (!h) return;
-    if (h->st && state && h->run) state_run_end(h->st, h->run, state, exit_code, result_json, error);
+int hist_close(hist *h, const char *state, int exit_code, const char *result_json,
+               const char *error) {
+    if (!h) return 0;
+    int rc = 0;
+    if (h->st && state && h->run)
+        rc = state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    if (h->st && state_failed(h->st)) rc = -1;
     ck_free(&h->ck);
     state_close(h->st);
     store_close(h->store);
@@ -570,4 +613,5 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
     free(h->objs.v);
     free(h->enc.data);
     free(h);
+    return rc ? -1 : 0;
 }

@@ -67,9 +67,11 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out);
  * may be replaced (stored outputs). served: 1 when hist_lookup served it. */
 void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served);
 void hist_commit(hist *h);
-/* Finish the run: state "succeeded" | "failed" | "interrupted", the result as JSON or NULL. */
-void hist_close(hist *h, const char *state, int exit_code, const char *result_json,
-                const char *error);
+/* Finish the run: state "succeeded" | "failed" | "interrupted", the result as JSON or NULL.
+ * Everything recorded is committed when it returns. 0, or -1 when some of the run's
+ * history could not be recorded (the reason was said on stderr). */
+int hist_close(hist *h, const char *state, int exit_code, const char *result_json,
+               const char *error);
 
 /* Statistics for the summary line. */
 typedef struct hist_stats {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,9 @@
  * row (what resume uses) is committed with its batch as always. */
 #define STATE_CACHE_HOLD 1048576             /* entries */
 #define STATE_CACHE_HOLD_BYTES (64u << 20)  /* bytes of their results */
+/* ... and never for longer than this: a flowrun killed mid-run loses at most the
+ * cache entries of its last few seconds (its instance rows are safe either way) */
+#define STATE_CACHE_HOLD_SECONDS 5.0
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
@@ -115,6 +119,7 @@ typedef struct conn {
     int in_read;                 /* a read transaction is open (reads batched per round) */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
+    int *said;                   /* the state's "an error was reported" latch */
     struct pack *packs;          /* instance records being packed, one per (run, node) */
     size_t npacks, packs_cap;
     int defer_cache;             /* hold cache entries until the commit (the writer) */
@@ -122,6 +127,7 @@ typedef struct conn {
     size_t npend, pend_cap;
     fv_buf pend_data;            /* their results, one after another */
     pend_ord *pend_ord;          /* the order to write them in */
+    double pend_since;           /* when the oldest held entry arrived */
 } conn;
 
 static void read_end(conn *c);
@@ -148,6 +154,8 @@ struct flow_state {
     int failed;                 /* the writer hit an error (reported once) */
     int syncing;                /* callers waiting in state_sync: write everything now */
     int held;                   /* the writer holds cache entries not yet written */
+    int said;                   /* an SQLite error was reported (once: see sql_fail) */
+    char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
 };
 
@@ -206,10 +214,29 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Every SQLite error of a statement ends here. It is said once per open state,
+ * whatever the number of statements that fail after it (a full disk fails them
+ * all), and the state remembers it (state_failed), so that a run whose history
+ * could not be recorded never ends with exit 0. A damaged file says what to do. */
+static int sql_fail(conn *c) {
+    int code = sqlite3_errcode(c->db) & 0xff;
+    if (c->said && __atomic_exchange_n(c->said, 1, __ATOMIC_RELAXED)) return -1;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+        fprintf(stderr, "flowrun: %s is damaged (%s); `flowrun fsck` salvages what can be read "
+                        "into a new database and keeps the damaged one\n",
+                c->path, sqlite3_errmsg(c->db));
+    else if (code == SQLITE_FULL)
+        fprintf(stderr, "flowrun: %s: the disk is full; what was recorded before is kept, and "
+                        "the run can be resumed once there is space\n", c->path);
+    else
+        fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+    return -1;
+}
+
 static sqlite3_stmt *stmt(conn *c, int which) {
     if (!c->st[which] &&
         sqlite3_prepare_v2(c->db, stmt_sql[which], -1, &c->st[which], NULL) != SQLITE_OK) {
-        fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+        sql_fail(c);
         return NULL;
     }
     sqlite3_reset(c->st[which]);
@@ -322,6 +349,82 @@ static void conn_close(conn *c) {
     c->db = NULL;
 }
 
+/* ---- opening: the file-level check, and creating a database whole ----
+ * Before SQLite sees the file, its 100-byte header and its size are checked
+ * against what SQLite and this flowrun write (docs/state.md, "Damage"): one
+ * open, one read, one fstat, whatever the database's size. What a later
+ * statement finds damaged surfaces through sql_fail. */
+static uint32_t be32(const uint8_t *b) {
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* 1: path does not exist (a new database); 0: looks sound; -1: damaged (err says how). */
+static int check_file(const char *path, const char *dir, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return 1;
+    const char *why = NULL;
+    char buf[160];
+    uint8_t h[100];
+    struct stat sb;
+    if (fd < 0) {
+        snprintf(buf, sizeof buf, "cannot be opened: %s", strerror(errno));
+        why = buf;
+    } else if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        why = "is not a regular file";
+    } else if (sb.st_size == 0) {
+        why = "is empty (0 bytes), though a database is never left empty";
+    } else if (sb.st_size < 100 || pread(fd, h, 100, 0) != 100) {
+        why = "is truncated (shorter than its header)";
+    } else if (memcmp(h, "SQLite format 3", 16)) {
+        why = "is not an SQLite database (bad header)";
+    } else {
+        uint32_t page = (uint32_t)h[16] << 8 | h[17];
+        if (page == 1) page = 65536;
+        uint32_t pages = be32(h + 28);
+        if (page < 512 || page > 65536 || (page & (page - 1)))
+            why = "has a damaged header (page size)";
+        else if (h[18] < 1 || h[18] > 2 || h[19] < 1 || h[19] > 2 || h[20] != 0 || h[21] != 64 ||
+                 h[22] != 32 || h[23] != 32)
+            why = "has a damaged header";
+        /* the size is checked only when no write-ahead log is pending: a checkpoint
+         * cut short leaves the file mid-update, and SQLite finishes it from the log */
+        char wal[4200];
+        struct stat wb;
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        int logged = !stat(wal, &wb) && wb.st_size > 0;
+        if (logged)
+            ;
+        else if (sb.st_size % page)
+            why = "is damaged (its size is not a whole number of pages)";
+        else if (be32(h + 92) == be32(h + 24) && pages && (uint64_t)sb.st_size < (uint64_t)pages * page)
+            why = "is truncated (shorter than the page count in its header)";
+    }
+    if (fd >= 0) close(fd);
+    if (!why) return 0;
+    snprintf(err, errlen, "%s %s; `flowrun fsck --state %s` salvages what can be read into a new "
+             "database and keeps this one", path, why, dir);
+    return -1;
+}
+
+/* A new state.db is made whole under another name and linked into place, so a
+ * state.db that exists always holds a schema: an empty or headless one is damage,
+ * never "new". Two flowruns creating one at once: the second link fails, and the
+ * loser opens the winner's. */
+static int create_whole(flow_state *st, char *err, size_t errlen) {
+    char tmp[sizeof st->path + 32];
+    snprintf(tmp, sizeof tmp, "%s.new-%ld", st->path, (long)getpid());
+    unlink(tmp);
+    conn c = {0};
+    int rc = conn_open(&c, tmp, err, errlen) || migrate(&c, err, errlen) ? -1 : 0;
+    conn_close(&c);
+    if (rc == 0 && link(tmp, st->path) && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", st->path, strerror(errno));
+        rc = -1;
+    }
+    unlink(tmp);
+    return rc;
+}
+
 flow_state *state_open(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
@@ -332,12 +435,23 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    snprintf(st->dir, sizeof st->dir, "%s", dir);
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
+    int fresh = check_file(st->path, dir, err, errlen);
+    if (fresh < 0 || (fresh == 1 && create_whole(st, err, errlen))) {
+        free(st);
+        return NULL;
+    }
+    st->main.said = st->w.said = &st->said;
     if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
         state_close(st);
         return NULL;
     }
     return st;
+}
+
+int state_failed(const flow_state *st) {
+    return st && (st->failed || __atomic_load_n(&st->said, __ATOMIC_RELAXED));
 }
 
 void state_close(flow_state *st) {
@@ -380,10 +494,7 @@ static int begin(conn *st) {
     read_end(st);
     if (st->in_tx) return 0;
     char err[4700];
-    if (exec(st, "BEGIN IMMEDIATE", err, sizeof err)) {
-        fprintf(stderr, "flowrun: %s\n", err);
-        return -1;
-    }
+    if (exec(st, "BEGIN IMMEDIATE", err, sizeof err)) return sql_fail(st);
     st->in_tx = 1;
     st->pending = 0;
     return 0;
@@ -435,14 +546,12 @@ static int pend_flush(conn *c) {
             sqlite3_bind_zeroblob(s, 3, 0);
         else
             sqlite3_bind_null(s, 3);
-        if (sqlite3_step(s) != SQLITE_DONE) {
-            fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
-            rc = -1;
-        }
+        if (sqlite3_step(s) != SQLITE_DONE) rc = sql_fail(c);
         sqlite3_reset(s);
     }
     c->npend = 0;
     c->pend_data.len = 0;
+    c->pend_since = 0;
     return s ? rc : -1;
 }
 
@@ -458,7 +567,7 @@ static int conn_commit(conn *st) {
     }
     st->in_tx = 0;
     if (exec(st, "COMMIT", err, sizeof err)) {
-        fprintf(stderr, "flowrun: %s\n", err);
+        sql_fail(st);
         exec(st, "ROLLBACK", err, sizeof err);
         return -1;
     }
@@ -469,10 +578,7 @@ static int conn_commit(conn *st) {
 static int step_write(conn *st, sqlite3_stmt *s) {
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->db));
-        return -1;
-    }
+    if (rc != SQLITE_DONE) return sql_fail(st);
     if (++st->pending >= STATE_AUTOCOMMIT) {
         if (conn_commit(st)) return -1;
         return begin(st);
@@ -621,11 +727,23 @@ static void *writer_main(void *arg) {
     pthread_setname_np(pthread_self(), "flow-state");
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        int flush;
-        while (!st->qhead && !(flush = (st->stop || st->syncing) && st->held) && !st->stop)
-            pthread_cond_wait(&st->cv, &st->mu);
-        if (!st->qhead && !flush && st->stop) break;
-        flush = st->stop || st->syncing;
+        int flush = 0, due = 0;
+        while (!st->qhead && !(flush = (st->stop || st->syncing) && st->held) && !st->stop) {
+            if (!st->held) {
+                pthread_cond_wait(&st->cv, &st->mu);
+                continue;
+            }
+            /* entries are held: write them when they are STATE_CACHE_HOLD_SECONDS old,
+             * even if no more work comes (a run of slow tasks) */
+            double at = st->w.pend_since + STATE_CACHE_HOLD_SECONDS;
+            struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
+            if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) == ETIMEDOUT) {
+                due = 1;
+                break;
+            }
+        }
+        if (!st->qhead && !flush && !due && st->stop) break;
+        flush = st->stop || st->syncing || due;
         wbatch *list = st->qhead; /* take everything queued: one transaction */
         st->qhead = st->qtail = NULL;
         st->qbytes = 0;
@@ -639,7 +757,8 @@ static void *writer_main(void *arg) {
             free(b);
         }
         if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD ||
-                        st->w.pend_data.len >= STATE_CACHE_HOLD_BYTES))
+                        st->w.pend_data.len >= STATE_CACHE_HOLD_BYTES ||
+                        (st->w.npend && now() - st->w.pend_since >= STATE_CACHE_HOLD_SECONDS)))
             rc = pend_flush(&st->w);
         if (rc == 0) rc = conn_commit(&st->w);
         else conn_commit(&st->w);
@@ -647,8 +766,8 @@ static void *writer_main(void *arg) {
         st->held = st->w.npend > 0;
         if (rc && !st->failed) {
             st->failed = 1;
-            fprintf(stderr, "flowrun: %s: recording history failed; later writes may be lost\n",
-                    st->path);
+            if (!__atomic_exchange_n(&st->said, 1, __ATOMIC_RELAXED))
+                fprintf(stderr, "flowrun: %s: recording history failed\n", st->path);
         }
         st->busy = 0;
         pthread_cond_broadcast(&st->cv);
@@ -966,10 +1085,13 @@ int state_run_get(flow_state *st, int64_t run, state_run *r) {
     sqlite3_stmt *s = stmt(&st->main, ST_run_get);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
-    int rc = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = -1, step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
         read_run(s, r);
         rc = 0;
+    } else if (step != SQLITE_DONE) {
+        sql_fail(&st->main);
+        rc = -2;
     }
     sqlite3_reset(s);
     return rc;
@@ -997,8 +1119,9 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
         state_run_free(&r);
         if (stop) break;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
-    return rc == SQLITE_ERROR ? -1 : 0;
+    return rc != SQLITE_ROW && rc != SQLITE_DONE ? -1 : 0;
 }
 
 /* ---- instances ---- */
@@ -1042,6 +1165,7 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
             c->pend_cap = cap;
         }
         pend_entry *e = &c->pend[c->npend];
+        if (!c->npend) c->pend_since = now();
         e->ck = cache_k(task, key);
         e->key = *key;
         e->len = len;
@@ -1113,8 +1237,7 @@ static int pack_write(conn *c, pack *k) {
         sqlite3_bind_text(s, 3, k->first_idx, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 4, k->task, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 5, k->blob.data, (int)k->blob.len, SQLITE_STATIC);
-        rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
-        if (rc) fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+        rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_fail(c);
         sqlite3_reset(s);
     }
     k->n = 0;
@@ -1465,12 +1588,15 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             if (!pk) break;
         }
     }
+    int failed = rc != SQLITE_DONE;
+    if (failed) sql_fail(&st->main);
     sqlite3_reset(s);
     if (bad)
         fprintf(stderr, "flowrun: %s: a packed instance row of run %lld is damaged; its "
-                        "unreadable instances are left out\n", st->path, (long long)run);
+                        "unreadable instances are left out (`flowrun fsck` salvages what can "
+                        "be read into a new database)\n", st->path, (long long)run);
     if (n > 1) qsort_r(v, n, sizeof *v, irec_cmp, &R);
-    for (size_t i = 0; i < n && rc != SQLITE_ERROR; i++) {
+    for (size_t i = 0; i < n && !failed; i++) {
         irec *e = &v[i];
         if (i + 1 < n && same_instance(&R, &v[i + 1], e))
             continue; /* a later record of the same instance replaces this one */
@@ -1509,7 +1635,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     free(scratch.data);
     free(v);
     ireader_free(&R);
-    return rc == SQLITE_ERROR ? -1 : 0;
+    return failed || bad ? -1 : 0;
 }
 
 /* Mark records of packed rows cleared: every record of the task, or the one at
@@ -1605,6 +1731,7 @@ int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint
         *len = n;
         found = 1;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
 }
@@ -1617,7 +1744,9 @@ int64_t state_cache_count(flow_state *st, const char *task) {
     cache_bounds(task, &lo, &hi);
     sqlite3_bind_int64(s, 1, lo);
     sqlite3_bind_int64(s, 2, hi);
-    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    else sql_fail(&st->main);
     sqlite3_reset(s);
     return n;
 }
@@ -1639,8 +1768,9 @@ int state_cache_each(flow_state *st, const char *task,
         memcpy(key.b, sqlite3_column_blob(s, 0), 32);
         if (fn(&key, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), ctx)) break;
     }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
-    return rc == SQLITE_ERROR ? -1 : 0;
+    return rc != SQLITE_ROW && rc != SQLITE_DONE ? -1 : 0;
 }
 
 static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
@@ -1715,6 +1845,7 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
         if (len == cap) v = realloc(v, (cap *= 2) * sizeof *v);
         memcpy(v[len++].b, sqlite3_column_blob(s, 0), 32);
     }
+    if (rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
     *out = v;
     *n = len;
@@ -1727,8 +1858,9 @@ int state_file_lookup(flow_state *st, const char *path, const state_file_id *id,
     sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
     sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-    int found = 0;
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) == id->size &&
+    int found = 0, rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == id->size &&
         sqlite3_column_int64(s, 1) == id->mtime_ns && sqlite3_column_int64(s, 2) == id->inode &&
         sqlite3_column_int64(s, 3) == id->ctime_ns && sqlite3_column_bytes(s, 4) == 32) {
         memcpy(h->b, sqlite3_column_blob(s, 4), 32);

@@ -44,6 +44,9 @@ int state_commit(flow_state *st);
 int state_async(flow_state *st);
 /* Wait until every write handed over so far is committed. */
 int state_sync(flow_state *st);
+/* Did any statement on this state fail (damage, a full disk, ...)? Each such
+ * error is said once on stderr when it happens, with what to do about it. */
+int state_failed(const flow_state *st);
 /* Is the cache empty? 0 when it holds no entry at all (lookups can be skipped). */
 int state_cache_any(flow_state *st);
 

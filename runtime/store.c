@@ -642,3 +642,12 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
     if (bytes_freed) *bytes_freed = freed;
     return removed;
 }
+
+const char *store_path_tail(const char *path) {
+    const char *at = NULL;
+    for (const char *q = strstr(path, "store/"); q; q = strstr(q + 1, "store/"))
+        if ((q == path || q[-1] == '/') && (!strncmp(q + 6, "named/", 6) || !strncmp(q + 6, "trees/", 6)) &&
+            strspn(q + 12, "0123456789abcdef") >= 64 && (q[76] == '/' || q[76] == 0))
+            at = q + 6; /* the last such place: the store's own */
+    return at;
+}

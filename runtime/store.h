@@ -73,6 +73,11 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
 int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf, size_t len,
                 char *err, size_t errlen);
 
+/* A path of some store's shape — ...store/named/<64 hex>/NAME or ...store/trees/<64
+ * hex>[/...] — gives its part after "store/" (the same in every state directory the
+ * store could be moved to); any other path gives NULL. */
+const char *store_path_tail(const char *path);
+
 /* Remove every object (and tree) whose hash is not in keep[0..nkeep) (sorted or not).
  * Returns the number of objects removed, -1 on error. */
 long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed);

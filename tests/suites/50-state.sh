@@ -163,7 +163,7 @@ c.execute('UPDATE instances SET packed = substr(packed, 1, 150) WHERE id = ?', (
 c.execute('UPDATE instances SET packed = randomblob(300) WHERE id = ?', (ids[1],))
 c.commit()" 2>> "$T/stderr"
 "$FLOWRUN" show last --json --state "$T/st-damaged" > damaged.json 2> damaged.err; code=$?
-expect "packed rows: damaged rows, show still works" 0 "$code"
+expect "packed rows: damaged rows, show lists the rest and exits 2 (damage is never exit 0)" 2 "$code"
 grep -q "packed instance row of run .* is damaged" damaged.err
 check "packed rows: the damage is reported" $?
 python3 -c "import json; json.load(open('damaged.json'))" 2>> "$T/stderr"
