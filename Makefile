@@ -67,7 +67,7 @@ ifeq ($(LLVM),1)
   override CFLAGS += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
   LIBS_PRIVATE += $(if $(LLVM_LIBDIR),-L$(LLVM_LIBDIR)) -lLLVM-14
 endif
-LDLIBS   += $(LIBS_PRIVATE)
+override LDLIBS += $(LIBS_PRIVATE)
 
 # config-check: before anything is compiled, what the build needs is there, or one
 # line names what is missing (and says `make deps`, or LLVM=0 for LLVM): never a
