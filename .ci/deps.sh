@@ -122,7 +122,15 @@ say() {
 }
 if [ "$check" = 1 ]; then
     set -- $missing
-    say "$1" "flow: missing" "; run 'make deps' to install what is missing"
+    if [ $# = 1 ]; then
+        say "$1" "flow: missing" "; run 'make deps' to install it"
+    else # still one line: every missing need by name, and their packages
+        p=""
+        for n in "$@"; do w=$(what "$n"); p="$p ${w#*|}"; done
+        hint=""
+        case " $* " in *" llvm "*) hint=" (for LLVM, or build with LLVM=0)" ;; esac
+        echo "flow: missing $(echo "$*" | sed 's/ /, /g') (Debian packages:$p); run 'make deps' to install them$hint" >&2
+    fi
     exit 1
 fi
 
