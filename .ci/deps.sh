@@ -128,7 +128,7 @@ if [ "$check" = 1 ]; then
         p=""
         for n in "$@"; do w=$(what "$n"); p="$p ${w#*|}"; done
         hint=""
-        case " $* " in *" llvm "*) hint=" (for LLVM, or build with LLVM=0)" ;; esac
+        case " $* " in *" llvm "*) hint=" (or, instead of LLVM, build with LLVM=0)" ;; esac
         echo "flow: missing $(echo "$*" | sed 's/ /, /g') (Debian packages:$p); run 'make deps' to install them$hint" >&2
     fi
     exit 1
