@@ -150,13 +150,14 @@ if ! has apt-get; then
 fi
 echo "deps: installing$pkgs" >&2
 log=$(mktemp /tmp/flow-deps-XXXXXX.log)
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq > "$log" 2>&1
+# (through env: sudo drops the caller's environment)
+APT="$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"
+$APT update -qq > "$log" 2>&1
 # all at once (one dpkg run); if that fails, one by one, so the line below can name
 # the package that cannot be had while the others still get installed
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq $pkgs >> "$log" 2>&1 ||
-    for p in $pkgs; do $SUDO apt-get install -y -qq "$p" >> "$log" 2>&1; done
+$APT install -y -qq $pkgs >> "$log" 2>&1 ||
+    for p in $pkgs; do $APT install -y -qq "$p" >> "$log" 2>&1; done
 for n in $missing; do
     probe "$n" && continue
     say "$n" "deps: cannot have" " (apt-get install failed or did not provide it; see $log)"
