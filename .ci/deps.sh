@@ -143,6 +143,11 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then
     has sudo && SUDO="sudo"
 fi
+if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
+    set -- $missing
+    say "$1" "deps: neither root nor sudo, cannot install" "; install it as root, or run make deps as root"
+    exit 1
+fi
 if ! has apt-get; then
     set -- $missing
     say "$1" "deps: apt-get is not available to install" "; install it by hand"
