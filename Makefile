@@ -1,16 +1,26 @@
 # flow — top-level build.
 #
-#   make            build flowc, flowrun, libflow.{a,so}, flow.h   (into build/)
-#   make check      build, then run every test suite (tests/suites/*.sh), plain and
+#   make            build flowc, flowrun, libflow.{a,so}, flow.h (into build/); installs
+#                   nothing, and stops with one line naming what is missing
+#   make deps       install (apt-get) what the build and the tests need and is missing
+#                   (.ci/deps.sh: probes commands and headers, not package names)
+#   make check      deps, build, then run every test suite (tests/suites/*.sh), plain and
 #                   under ASan+UBSan, and a subset built with LLVM=0 (build/nollvm);
 #                   ends with one line "N passed, M failed"
+#   make example    deps, build, then run the word-count example
 #   make LLVM=0     build without LLVM: lambdas are interpreted (no JIT)
-#   make example    build, then run the word-count example
 #   make bench      benchmarks (bench/), figures and ratios against the peers
 #   make fuzz       libFuzzer targets, long (FUZZ_SECONDS each, default 600)
-#   make install PREFIX=/usr/local
+#   make install   [PREFIX=/usr/local] [DESTDIR=] [BINDIR= LIBDIR= INCLUDEDIR= DATADIR= MANDIR=]
+#   make uninstall (the same variables)
 #   make test T=tests/errors/unknown_name.flow      run one golden test
 #   make golden T=tests/errors/unknown_name.flow    rewrite one expectation
+#
+# CC, CPPFLAGS, CFLAGS, LDFLAGS and LDLIBS are honoured. Header dependencies are
+# tracked (-MMD). The version is defined once, FLOW_VERSION in runtime/include/flow.h;
+# libflow.so is libflow.so.VERSION with soname libflow.so.MAJOR, and exports only the
+# flow_* API (-fvisibility=hidden, runtime/libflow.map); flowrun exports to task
+# libraries only the task ABI (runtime/flowrun.dynlist). docs/runtime-abi.md.
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
 #   grammar/flow.l grammar/flow.y   -> scanner and parser (part of flowc)
@@ -24,33 +34,45 @@
 CC       ?= cc
 BUILD    ?= build
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR  ?= $(PREFIX)/share
+MANDIR   ?= $(DATADIR)/man
 LLVM     ?= 1
 SANITIZE ?= 0
 
+# the one version number, read from flow.h
+VERSION  := $(shell sed -n 's/^.define FLOW_VERSION "\([0-9.]*\)".*/\1/p' runtime/include/flow.h)
+SONAME   := libflow.so.$(firstword $(subst ., ,$(VERSION)))
+
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-override CFLAGS += -std=gnu11 $(WARN) -fPIC -Iruntime/include -iquote runtime -iquote compiler -I$(BUILD)/gen
-LDLIBS   := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -Iruntime/include -iquote runtime \
+                   -iquote compiler -I$(BUILD)/gen
+DEPFLAGS  = -MMD -MP
+LIBS_PRIVATE := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
 
 ifeq ($(SANITIZE),1)
   override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-  override LDFLAGS += -fsanitize=address,undefined
+  SAN_LDFLAGS := -fsanitize=address,undefined
 endif
 
+# LLVM is probed here, when make reads this file: `make check` and `make example`
+# run `make deps` first and then a second make, so the probe sees what deps installed.
 ifeq ($(LLVM),1)
   LLVM_CONFIG ?= $(shell command -v llvm-config-14 || command -v llvm-config)
-  override CFLAGS += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_CONFIG),-I$(shell $(LLVM_CONFIG) --includedir))
-  LDLIBS  += $(if $(LLVM_CONFIG),-L$(shell $(LLVM_CONFIG) --libdir) -lLLVM-14)
+  LLVM_INCDIR := $(if $(LLVM_CONFIG),$(shell $(LLVM_CONFIG) --includedir 2>/dev/null))
+  LLVM_LIBDIR := $(if $(LLVM_CONFIG),$(shell $(LLVM_CONFIG) --libdir 2>/dev/null))
+  override CFLAGS += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
+  LIBS_PRIVATE += $(if $(LLVM_LIBDIR),-L$(LLVM_LIBDIR)) -lLLVM-14
 endif
+override LDLIBS += $(LIBS_PRIVATE)
 
-# --- dependencies: installed through apt-get when missing --------------------
-DEB_PACKAGES := flex bison llvm-dev libffi-dev libyaml-dev libsqlite3-dev libssl-dev \
-                libcmocka-dev pkg-config clang libclang-rt-14-dev
-DEPS_STAMP   := $(BUILD)/.deps
-
-$(DEPS_STAMP):
-	@sh .ci/deps.sh $(DEB_PACKAGES)
-	@mkdir -p $(BUILD) && touch $@
+# config-check: before anything is compiled, what the build needs is there, or one
+# line names what is missing (and says `make deps`, or LLVM=0 for LLVM): never a
+# half-configured build. Nothing is installed here.
+CHECK_ENV = LLVM=$(LLVM) LLVM_CONFIG="$(LLVM_CONFIG)" CC="$(CC)" CPPFLAGS="$(CPPFLAGS)"
 
 # --- sources -----------------------------------------------------------------
 GEN        := $(BUILD)/gen
@@ -64,12 +86,14 @@ GRAMMAR_H   := $(GEN)/parser.h
 endif
 COMP_OBJ   := $(COMP_SRC:%.c=$(BUILD)/obj/%.o) $(GRAMMAR_OBJ)
 RT_OBJ     := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS    := $(wildcard compiler/*.h runtime/*.h runtime/include/*.h)
+MAIN_OBJ   := $(BUILD)/obj/compiler/main.o $(BUILD)/obj/runtime/main.o
 
 FLOWC      := $(BUILD)/bin/flowc
 FLOWRUN    := $(BUILD)/bin/flowrun
 LIBA       := $(BUILD)/lib/libflow.a
 LIBSO      := $(BUILD)/lib/libflow.so
+LIBSO_REAL := $(BUILD)/lib/libflow.so.$(VERSION)
+LIBSO_MAJ  := $(BUILD)/lib/$(SONAME)
 FLOW_H     := $(BUILD)/include/flow.h
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -79,54 +103,69 @@ TESTLIBS   := $(TESTLIB_SRC:tests/lib/%.c=tests/lib/lib%.so)
 EX_SRC     := $(wildcard examples/*/*.c)
 EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
-.PHONY: all check check-plain check-sanitize check-nollvm example bench fuzz install clean test golden deps \
-        unit testlibs examples-libs
-all: $(DEPS_STAMP) $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(FLOW_H)
+.PHONY: all check check-plain check-sanitize check-nollvm example bench fuzz install uninstall \
+        clean test golden deps config-check unit testlibs examples-libs
+all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H)
 
-deps: $(DEPS_STAMP)
+deps:
+	@$(CHECK_ENV) sh .ci/deps.sh
 
-$(GEN)/parser.c: grammar/flow.y | $(DEPS_STAMP)
+config-check:
+	$(if $(VERSION),,$(error flow: no FLOW_VERSION "X.Y.Z" in runtime/include/flow.h))
+	$(eval CONFIG_MISSING := $(shell $(CHECK_ENV) sh .ci/deps.sh --check build 2>&1))
+	$(if $(CONFIG_MISSING),$(error $(CONFIG_MISSING)))
+
+$(GEN)/parser.c: grammar/flow.y | config-check
 	@mkdir -p $(GEN)
 	bison -Wall -Werror --defines=$(GEN)/parser.h -o $@ $<
 $(GEN)/parser.h: $(GEN)/parser.c
-$(GEN)/lexer.c: grammar/flow.l $(GEN)/parser.h | $(DEPS_STAMP)
+$(GEN)/lexer.c: grammar/flow.l $(GEN)/parser.h | config-check
 	@mkdir -p $(GEN)
 	flex --header-file=$(GEN)/lexer.h -o $@ $<
 
-$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(HEADERS) $(GEN)/parser.h
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN)/parser.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-unused-function -Wno-missing-prototypes -Wno-sign-compare -c $< -o $@
-$(BUILD)/obj/%.o: %.c $(HEADERS) $(GRAMMAR_H) | $(DEPS_STAMP)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Wno-unused-function -Wno-missing-prototypes -Wno-sign-compare -c $< -o $@
+$(BUILD)/obj/%.o: %.c $(GRAMMAR_H) | config-check
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(LIBA): $(RT_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
-$(LIBSO): $(RT_OBJ)
+# libflow.so.X.Y.Z (soname libflow.so.X), with the links libflow.so.X and libflow.so
+$(LIBSO_REAL): $(RT_OBJ) runtime/libflow.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -Wl,-soname,libflow.so -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) -Wl,-soname,$(SONAME) \
+	    -Wl,--version-script=runtime/libflow.map -o $@ $(RT_OBJ) $(LDLIBS)
+$(LIBSO_MAJ) $(LIBSO): $(LIBSO_REAL)
+	ln -sf $(notdir $<) $@
 $(FLOW_H): runtime/include/flow.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 $(FLOWC): $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
-$(FLOWRUN): $(BUILD)/obj/runtime/main.o $(LIBA)
+	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
+# flowrun's dynamic symbol table holds the task ABI and nothing else
+$(FLOWRUN): $(BUILD)/obj/runtime/main.o $(LIBA) runtime/flowrun.dynlist
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $< -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -Wl,--dynamic-list=runtime/flowrun.dynlist -o $@ $< \
+	    -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(LDLIBS)
 
 # --- tests -------------------------------------------------------------------
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(LIBA) $(HEADERS)
+# unit tests link the internal functions from libflow.a and the compiler's objects:
+# hidden visibility does not matter to a static link
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) $(SAN_LDFLAGS) -rdynamic -o $@ $< \
+	    $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
 
 # test task libraries are built without sanitizers: they are dlopened by flowrun
 tests/lib/lib%.so: tests/lib/%.c runtime/include/flow.h
-	$(CC) -O1 -g -shared -fPIC -Wall -Iruntime/include -o $@ $<
+	$(CC) $(CPPFLAGS) -O1 -g -shared -fPIC -Wall -Iruntime/include $(LDFLAGS) -o $@ $<
 define EXLIB_RULE
 $(dir $(1))lib$(notdir $(1:.c=.so)): $(1) runtime/include/flow.h
-	$$(CC) -O2 -g -shared -fPIC -Wall -Iruntime/include -o $$@ $$<
+	$$(CC) $$(CPPFLAGS) -O2 -g -shared -fPIC -Wall -Iruntime/include $$(LDFLAGS) -o $$@ $$<
 endef
 $(foreach s,$(EX_SRC),$(eval $(call EXLIB_RULE,$(s))))
 
@@ -134,8 +173,10 @@ unit: $(UNIT_BIN)
 testlibs: $(TESTLIBS) $(EX_LIBS)
 
 # check: every suite in tests/suites/ prints "PASS name" / "FAIL name" lines;
-# tests/harness/summary.sh counts them and prints the closing line.
-check: all unit testlibs
+# tests/harness/summary.sh counts them and prints the closing line. The build is a
+# second make, after deps, so that it probes what deps installed.
+check: deps
+	@$(MAKE) --no-print-directory all unit testlibs
 	@rm -f $(BUILD)/results.txt
 	@BUILD=$(BUILD) sh tests/harness/run-suites.sh $(BUILD)/results.txt
 	@$(MAKE) --no-print-directory check-sanitize
@@ -162,26 +203,50 @@ test: all unit testlibs
 golden: all unit testlibs
 	@BUILD=$(BUILD) sh tests/harness/one-test.sh update $(T)
 
-example: all testlibs
+example: deps
+	@$(MAKE) --no-print-directory all testlibs
 	@sh examples/run-example.sh $(BUILD)
 
 bench: all testlibs
 	@BUILD=$(BUILD) sh bench/run.sh
 
-fuzz: $(DEPS_STAMP)
+fuzz: deps
 	@BUILD=$(BUILD) sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),600)
 
+# --- install -----------------------------------------------------------------
+# flow.pc: Libs for linking libflow.so, Libs.private for the static libflow.a
+# (pkg-config --static); the version is FLOW_VERSION.
+MANPAGES    := $(notdir $(wildcard docs/man/*.1))
+COMPLETIONS := $(notdir $(wildcard editors/completion/*))
+COMPDIR     := $(DATADIR)/bash-completion/completions
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	    $(DESTDIR)$(PREFIX)/share/flow $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(FLOWC) $(FLOWRUN) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(FLOW_H) $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(LIBA) $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
-	sed 's|@PREFIX@|$(PREFIX)|' runtime/flow.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/flow.pc
-	if [ -d stdlib ]; then cp -r stdlib/. $(DESTDIR)$(PREFIX)/share/flow/; fi
-	for m in docs/man/*.1; do [ -f "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1/; done; true
-	if [ -d editors/completion ]; then install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions && \
-	    cp editors/completion/* $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; fi
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	    $(DESTDIR)$(DATADIR)/flow $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(FLOWC) $(FLOWRUN) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(FLOW_H) $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIBSO_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libflow.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(strip $(LIBS_PRIVATE))|' \
+	    runtime/flow.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc
+	if [ -d stdlib ]; then cp -r stdlib/. $(DESTDIR)$(DATADIR)/flow/; fi
+	for m in $(MANPAGES); do sed 's/"flow [0-9][0-9.]*"/"flow $(VERSION)"/' docs/man/$$m \
+	    > $(DESTDIR)$(MANDIR)/man1/$$m && chmod 644 $(DESTDIR)$(MANDIR)/man1/$$m || exit 1; done
+	if [ -n "$(COMPLETIONS)" ]; then install -d $(DESTDIR)$(COMPDIR) && \
+	    install -m 644 $(addprefix editors/completion/,$(COMPLETIONS)) $(DESTDIR)$(COMPDIR)/; fi
+
+# removes exactly what install put there (same variables), and share/flow
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/flowc $(DESTDIR)$(BINDIR)/flowrun $(DESTDIR)$(INCLUDEDIR)/flow.h \
+	    $(DESTDIR)$(LIBDIR)/libflow.a $(DESTDIR)$(LIBDIR)/libflow.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES)) $(addprefix $(DESTDIR)$(COMPDIR)/,$(COMPLETIONS))
+	rm -rf $(DESTDIR)$(DATADIR)/flow
 
 clean:
 	rm -rf $(BUILD) $(TESTLIBS) $(EX_LIBS)
+
+# header dependencies written by -MMD
+-include $(RT_OBJ:.o=.d) $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)

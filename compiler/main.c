@@ -14,8 +14,8 @@
 #include "compile.h"
 #include "diag.h"
 #include "plan.h"
+#include <flow.h> /* FLOW_VERSION */
 
-#define FLOWC_VERSION "0.1.0"
 #define FLOWC_MAX_SOURCE (64u << 20) /* a larger .flow file is refused */
 
 static void usage(FILE *f) {
@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("flowc %s (plan format %d)\n", FLOWC_VERSION, PLAN_VERSION);
+            printf("flowc %s (plan format %d)\n", FLOW_VERSION, PLAN_VERSION);
             return 0;
         } else if (!strcmp(a, "--check")) {
             check_only = 1;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include <flow.h> /* FLOW_VERSION */
 
 #define X(name, args, doc)                                                                         \
     __attribute__((weak)) int flowrun_cmd_##name(int argc, char **argv) {                         \
@@ -79,7 +80,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        puts("flowrun 0.1.0");
+        puts("flowrun " FLOW_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -32,29 +32,38 @@ typedef struct flow_list {
     void *items; /* items laid out as a C array of the element type */
 } flow_list;
 
+/* The version of flow this header belongs to: the one place it is defined. The
+ * Makefile reads it from here for libflow's file name and soname, flow.pc and the
+ * installed man pages; flowc and flowrun print it for --version. */
+#define FLOW_VERSION "0.1.0"
+
 #if defined(__GNUC__)
 #define FLOW_PRINTF(a, b) __attribute__((format(printf, a, b)))
+/* Marks the public API: libflow is built with -fvisibility=hidden, so only the
+ * functions declared FLOW_API here are visible outside it (docs/runtime-abi.md). */
+#define FLOW_API __attribute__((visibility("default")))
 #else
 #define FLOW_PRINTF(a, b)
+#define FLOW_API
 #endif
 
 /* ---- inside a task --------------------------------------------------------- */
 
 /* This instance failed; its return value is ignored. */
-void flow_fail(const char *fmt, ...) FLOW_PRINTF(1, 2);
+FLOW_API void flow_fail(const char *fmt, ...) FLOW_PRINTF(1, 2);
 /* A line in this instance's log. */
-void flow_log(const char *fmt, ...) FLOW_PRINTF(1, 2);
+FLOW_API void flow_log(const char *fmt, ...) FLOW_PRINTF(1, 2);
 /* Memory that lives until the runtime has stored the instance's result. */
-void *flow_alloc(size_t n);
-char *flow_strdup(const char *s);
+FLOW_API void *flow_alloc(size_t n);
+FLOW_API char *flow_strdup(const char *s);
 /* A list of len items of item_size bytes each, zero-filled, in flow_alloc memory. */
-flow_list flow_list_new(int64_t len, size_t item_size);
+FLOW_API flow_list flow_list_new(int64_t len, size_t item_size);
 /* A fresh path in this instance's output directory (the file is not created). */
-const char *flow_out_path(const char *name);
+FLOW_API const char *flow_out_path(const char *name);
 /* Scratch space for this instance, shared by the halves of a combined task. */
-const char *flow_scratch_dir(void);
+FLOW_API const char *flow_scratch_dir(void);
 /* This instance's map index; -1 when the instance is not mapped. */
-int64_t flow_map_index(void);
+FLOW_API int64_t flow_map_index(void);
 
 
 /* ==== embedding the runtime (libflow) ========================================
@@ -81,26 +90,26 @@ typedef struct flow_program flow_program; /* a plan opened for running */
 typedef struct flow_outcome flow_outcome; /* the result of one run */
 
 /* Open a plan file; libraries are found beside it, then on FLOW_LIBRARY_PATH. */
-flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen);
+FLOW_API flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen);
 /* Open a plan from bytes (the array `flowc --emit=c` writes; copied).
  * lib_dir: the folder relative library paths are taken from (NULL: the
  * working directory). */
-flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir,
+FLOW_API flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir,
                                       char *err, size_t errlen);
 /* Run `library.symbol` with fn instead of loading it (the library need not
  * exist). fn must have the C signature the task declares. Before the first run. */
-int flow_program_register(flow_program *fp, const char *library, const char *symbol, void *fn,
+FLOW_API int flow_program_register(flow_program *fp, const char *library, const char *symbol, void *fn,
                           char *err, size_t errlen);
 /* Choose the flow (required when the plan has several). */
-int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen);
+FLOW_API int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen);
 /* Set a parameter of the selected flow from text, as `--param name=text`. */
-int flow_program_set_param(flow_program *fp, const char *name, const char *text, char *err,
+FLOW_API int flow_program_set_param(flow_program *fp, const char *name, const char *text, char *err,
                            size_t errlen);
-int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen);
-int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
+FLOW_API int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen);
+FLOW_API int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
                            size_t errlen);
-int flow_program_set_bool(flow_program *fp, const char *name, bool v, char *err, size_t errlen);
-int flow_program_set_str(flow_program *fp, const char *name, const char *v, char *err,
+FLOW_API int flow_program_set_bool(flow_program *fp, const char *name, bool v, char *err, size_t errlen);
+FLOW_API int flow_program_set_str(flow_program *fp, const char *name, const char *v, char *err,
                          size_t errlen);
 
 typedef struct flow_run_options {
@@ -115,21 +124,21 @@ typedef struct flow_run_options {
 /* Run the selected flow (options may be NULL). Returns the exit code flowrun
  * would give: 0 result produced, 1 a task failed, 2 plan/parameter/library
  * error, 3 interrupted. *out is set whenever it is not NULL (free it). */
-int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcome **out);
+FLOW_API int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcome **out);
 
-int flow_outcome_code(const flow_outcome *o);
+FLOW_API int flow_outcome_code(const flow_outcome *o);
 /* The flow's result as one line of JSON, "" when there is none. */
-const char *flow_outcome_json(const flow_outcome *o);
+FLOW_API const char *flow_outcome_json(const flow_outcome *o);
 /* What went wrong: the failure summary or the error line ("" when none). */
-const char *flow_outcome_error(const flow_outcome *o);
+FLOW_API const char *flow_outcome_error(const flow_outcome *o);
 /* Typed reads of a scalar result: 0, or -1 when the result has another type. */
-int flow_outcome_int(const flow_outcome *o, int64_t *v);
-int flow_outcome_float(const flow_outcome *o, double *v);
-int flow_outcome_bool(const flow_outcome *o, bool *v);
+FLOW_API int flow_outcome_int(const flow_outcome *o, int64_t *v);
+FLOW_API int flow_outcome_float(const flow_outcome *o, double *v);
+FLOW_API int flow_outcome_bool(const flow_outcome *o, bool *v);
 /* str, path, dir and date results; NULL for other types. */
-const char *flow_outcome_str(const flow_outcome *o);
-void flow_outcome_free(flow_outcome *o);
-void flow_program_close(flow_program *fp);
+FLOW_API const char *flow_outcome_str(const flow_outcome *o);
+FLOW_API void flow_outcome_free(flow_outcome *o);
+FLOW_API void flow_program_close(flow_program *fp);
 
 #ifdef __cplusplus
 }

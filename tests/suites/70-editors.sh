@@ -24,11 +24,11 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
 
-# need COMMAND PACKAGE...: install the Debian packages when COMMAND is missing
+# need COMMAND PACKAGE...: when COMMAND is missing, .ci/deps.sh installs it (PACKAGE)
 need() {
     cmd=$1
     shift
-    command -v "$cmd" >/dev/null 2>&1 || sh .ci/deps.sh "$@" >/dev/null 2>&1
+    command -v "$cmd" >/dev/null 2>&1 || sh .ci/deps.sh "$cmd" >/dev/null 2>&1
     command -v "$cmd" >/dev/null 2>&1
 }
 
