@@ -21,6 +21,7 @@
 #include "expr.h"
 #include "flow.h"
 #include "flow_sched.h"
+#include "refuse.h"
 #include "rtcore.h"
 
 #define EMBED_MAX_REGS 4096 /* registered symbols per program */
@@ -340,6 +341,8 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
         snprintf(err, sizeof err, "the %s executor is not available in this build", exname);
         return fail_early(out, 2, err, opts->quiet);
     }
+    if (rt_refuse_undone(p, fp->graph, exname, NULL, err, sizeof err))
+        return fail_early(out, 2, err, opts->quiet);
     if (!fp->rt && link_program(fp, err, sizeof err) != 0)
         return fail_early(out, 2, err, opts->quiet);
     flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
