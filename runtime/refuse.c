@@ -48,56 +48,57 @@ static int is_self(const char *user) {
     return pw && pw->pw_uid == geteuid();
 }
 
-/* Check task t, part of unit u (t == u for the unit itself). as: the user the
- * unit's code runs as when the process executor switches to it, or NULL when it
- * runs as flowrun's own user. A combine's halves are earlier tasks (plan_read checks),
- * so the recursion ends. */
+/* run_as "want" on task t, part of unit u (t == u for the unit itself): 0 when
+ * the task's code would run as that user, else -1 with why. as: the user the
+ * unit runs as when the process executor switches to it (flowrun is root and
+ * the unit has run_as), or NULL when it runs as flowrun's own user. */
+static int refuse_run_as(const flow_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
+                         char *err, size_t errlen) {
+    const char *name = plan_str(p, p->tasks[t].name), *want = plan_str(p, p->tasks[t].run_as);
+    const char *unit = plan_str(p, p->tasks[u].name);
+    if (as ? !strcmp(as, want) : is_self(want)) return 0;
+    char self[64];
+    self_name(self, sizeof self);
+    if (as)
+        snprintf(err, errlen,
+                 "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as \"%s\" "
+                 "(refused)",
+                 name, want, unit, as);
+    else if (inline_ex)
+        snprintf(err, errlen,
+                 "task '%s' declares run_as \"%s\": the inline executor runs every task as %s "
+                 "and cannot switch identity (refused; use the process executor as root)",
+                 name, want, self);
+    else if (geteuid() == 0) /* a half: its unit has no run_as of its own */
+        snprintf(err, errlen,
+                 "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as %s "
+                 "(refused; give the combined task the run_as option)",
+                 name, want, unit, self);
+    else
+        snprintf(err, errlen,
+                 "task '%s' declares run_as \"%s\": flowrun runs as %s, not as root, and cannot "
+                 "switch identity (refused)",
+                 name, want, self);
+    return -1;
+}
+
+/* Check task t, part of unit u, and the halves of a combined t (see
+ * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
+ * checks), so the recursion ends. */
 static int check_task(const flow_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
                       char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
-    const char *name = plan_str(p, T->name);
     if (T->image != PLAN_NONE) {
         snprintf(err, errlen,
                  "task '%s' declares image \"%s\": no executor of this build runs containers, "
                  "so it would run on the host (refused; remove the option to run it here)",
-                 name, plan_str(p, T->image));
+                 plan_str(p, T->name), plan_str(p, T->image));
         return -1;
     }
-    if (T->run_as != PLAN_NONE) {
-        const char *want = plan_str(p, T->run_as);
-        char self[64];
-        self_name(self, sizeof self);
-        if (as && strcmp(as, want))
-            snprintf(err, errlen,
-                     "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as \"%s\" "
-                     "(refused)",
-                     name, want, plan_str(p, p->tasks[u].name), as);
-        else if (!as && !is_self(want) && u != t && !inline_ex && geteuid() == 0)
-            snprintf(err, errlen,
-                     "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as %s "
-                     "(refused; give the combined task the run_as option)",
-                     name, want, plan_str(p, p->tasks[u].name), self);
-        else if (!as && !is_self(want) && inline_ex)
-            snprintf(err, errlen,
-                     "task '%s' declares run_as \"%s\": the inline executor runs every task as "
-                     "%s and cannot switch identity (refused; use --executor process as root)",
-                     name, want, self);
-        else if (!as && !is_self(want))
-            snprintf(err, errlen,
-                     "task '%s' declares run_as \"%s\": flowrun runs as %s, not as root, and "
-                     "cannot switch identity (refused)",
-                     name, want, self);
-        else
-            goto halves;
-        return -1;
-    }
-halves:
-    if (T->kind == TK_COMBINE) {
-        uint32_t half[2] = {T->first, T->second};
+    if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, inline_ex, err, errlen)) return -1;
+    if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, half[h], as, inline_ex, err, errlen))
-                return -1;
-    }
+            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
     return 0;
 }
 
@@ -132,10 +133,10 @@ int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, c
                     stack[depth++] = n->ref;
                 }
             } else if ((n->kind == PN_CALL || n->kind == PN_EXPAND ||
-                        n->kind == PN_EXPAND_KWARGS) && !tseen[n->ref]) {
+                        n->kind == PN_EXPAND_KWARGS) &&
+                       !tseen[n->ref]) {
                 const plan_task *U = &p->tasks[n->ref];
-                const char *as =
-                    switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
+                const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
                 tseen[n->ref] = 1;
                 rc = check_task(p, n->ref, n->ref, as, inline_ex, err, errlen);
             }
