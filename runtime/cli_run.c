@@ -1,7 +1,8 @@
 /*
  * cli_run.c — `flowrun run PLAN [options]` (runtime.md §3).
  *
- * Reads and checks the plan, picks the flow, checks the parameters, links the
+ * Reads and checks the plan, picks the flow, refuses what the run declares but
+ * this build cannot do (refuse.c), checks the parameters, links the
  * libraries, starts the executor and hands everything to the scheduler; prints
  * the flow's result as one line of JSON. Exit codes: 0 ok, 1 a task failed,
  * 2 usage / plan / parameter error, 3 interrupted.
