@@ -1,7 +1,8 @@
 /*
  * cli_run.c — `flowrun run PLAN [options]` (runtime.md §3).
  *
- * Reads and checks the plan, picks the flow, checks the parameters, links the
+ * Reads and checks the plan, picks the flow, refuses what the run declares but
+ * this build cannot do (refuse.c), checks the parameters, links the
  * libraries, starts the executor and hands everything to the scheduler; prints
  * the flow's result as one line of JSON. Exit codes: 0 ok, 1 a task failed,
  * 2 usage / plan / parameter error, 3 interrupted.
@@ -21,6 +22,7 @@
 #include "expr.h"
 #include "flow_sched.h"
 #include "history.h"
+#include "refuse.h"
 #include "state.h"
 #include "jit.h"
 
@@ -44,7 +46,7 @@ typedef struct run_args {
     const char *params_file;      /* --params */
     int jobs;                     /* -j */
     const char *executor;         /* --executor */
-    const char *env;              /* --env: recorded with the run (history) */
+    const char *env;              /* --env: only prod for now (refuse.c) */
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
@@ -128,9 +130,8 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
             a->jobs = (int)n;
         } else if (!strcmp(name, "--executor")) {
-            if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes"))
-                return usage_error("--executor expects inline, process or kubernetes, got '%s'",
-                                   val);
+            if (strcmp(val, "inline") && strcmp(val, "process"))
+                return usage_error("--executor expects inline or process, got '%s'", val);
             a->executor = val;
         } else if (!strcmp(name, "--env"))
             a->env = val;
@@ -326,6 +327,12 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
         plan_free(p);
         return 2;
     }
+    /* what this run declares but this build cannot do: refused before anything runs */
+    if (rt_refuse_undone(p, g, a.executor, a.env, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        plan_free(p);
+        return 2;
+    }
     const plan_graph *G = &p->graphs[g];
     flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
     if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
@@ -354,10 +361,6 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
     rt_runtime *rt = NULL;
     rt_executor *ex = NULL;
     const char *exname = a.executor ? a.executor : "process";
-    if (!strcmp(exname, "kubernetes")) {
-        fputs("flowrun: the kubernetes executor is not available in this build\n", stderr);
-        goto out;
-    }
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
         fprintf(stderr, "flowrun: %s\n", err);

@@ -21,6 +21,7 @@
 #include "expr.h"
 #include "flow.h"
 #include "flow_sched.h"
+#include "refuse.h"
 #include "rtcore.h"
 
 #define EMBED_MAX_REGS 4096 /* registered symbols per program */
@@ -242,24 +243,64 @@ int flow_program_set_param(flow_program *fp, const char *name, const char *text,
     return 0;
 }
 
+/* The typed setters check the parameter's declared type at once: 0 when the
+ * parameter `name` of the selected flow has one of the kinds in `ok` (PT__COUNT
+ * ends the list), else -1 with one line naming the parameter, its type and the
+ * type given (`given`, as the setter's name says it). */
+static int check_typed(flow_program *fp, const char *name, const char *given, const uint32_t *ok,
+                       char *err, size_t errlen) {
+    const flow_plan *p = fp->plan;
+    if (fp->graph == PLAN_NONE) {
+        seterr(err, errlen, "the plan has several flows: select one first");
+        return -1;
+    }
+    const plan_graph *G = &p->graphs[fp->graph];
+    for (uint32_t i = 0; i < G->nparams; i++) {
+        const plan_param *P = &p->params[G->first_param + i];
+        if (strcmp(plan_str(p, P->name), name)) continue;
+        for (const uint32_t *k = ok; *k != PT__COUNT; k++)
+            if (p->types[P->type].kind == *k) return 0;
+        char tname[200];
+        plan_type_text(p, P->type, tname, sizeof tname);
+        seterr(err, errlen, "parameter '%s' of flow %s is %s %s, not %s %s (flow_program_set_%s)",
+               name, plan_str(p, G->name), strchr("aeiou", tname[0]) ? "an" : "a", tname,
+               strchr("aeiou", given[0]) ? "an" : "a", given, given);
+        return -1;
+    }
+    seterr(err, errlen, "unknown parameter '%s' for flow %s", name, plan_str(p, G->name));
+    return -1;
+}
+
 int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen) {
+    static const uint32_t ok[] = {PT_INT, PT_DURATION, PT__COUNT}; /* duration: milliseconds */
+    if (check_typed(fp, name, "int", ok, err, errlen)) return -1;
     char t[32];
     snprintf(t, sizeof t, "%lld", (long long)v);
     return flow_program_set_param(fp, name, t, err, errlen);
 }
 
 int flow_program_set_float(flow_program *fp, const char *name, double v, char *err, size_t errlen) {
+    static const uint32_t ok[] = {PT_FLOAT, PT__COUNT};
+    if (check_typed(fp, name, "float", ok, err, errlen)) return -1;
     char t[64];
     snprintf(t, sizeof t, "%.17g", v);
     return flow_program_set_param(fp, name, t, err, errlen);
 }
 
 int flow_program_set_bool(flow_program *fp, const char *name, bool v, char *err, size_t errlen) {
+    static const uint32_t ok[] = {PT_BOOL, PT__COUNT};
+    if (check_typed(fp, name, "bool", ok, err, errlen)) return -1;
     return flow_program_set_param(fp, name, v ? "true" : "false", err, errlen);
 }
 
 int flow_program_set_str(flow_program *fp, const char *name, const char *v, char *err,
                          size_t errlen) {
+    static const uint32_t ok[] = {PT_STR, PT_PATH, PT_DIR, PT_DATE, PT__COUNT};
+    if (check_typed(fp, name, "str", ok, err, errlen)) return -1;
+    if (!v) {
+        seterr(err, errlen, "parameter '%s': NULL is not a string", name);
+        return -1;
+    }
     return flow_program_set_param(fp, name, v, err, errlen);
 }
 
@@ -340,6 +381,8 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
         snprintf(err, sizeof err, "the %s executor is not available in this build", exname);
         return fail_early(out, 2, err, opts->quiet);
     }
+    if (rt_refuse_undone(p, fp->graph, exname, NULL, err, sizeof err))
+        return fail_early(out, 2, err, opts->quiet);
     if (!fp->rt && link_program(fp, err, sizeof err) != 0)
         return fail_early(out, 2, err, opts->quiet);
     flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include <flow.h> /* FLOW_VERSION */
@@ -89,6 +90,11 @@ int main(int argc, char **argv) {
                                                   : commands[i].fn(argc - 1, argv + 1);
     if (argv[1][0] == '-') {
         fprintf(stderr, "flowrun: unknown option '%s' (see flowrun --help)\n", argv[1]);
+        return 2;
+    }
+    /* a bare word that names no file is a mistyped (or not built) command, not a plan */
+    if (!strchr(argv[1], '/') && !strchr(argv[1], '.') && access(argv[1], F_OK) != 0) {
+        fprintf(stderr, "flowrun: unknown command '%s' (see flowrun --help)\n", argv[1]);
         return 2;
     }
     /* flowrun PLAN ... is flowrun run PLAN ...; argv[0] becomes "run" */

@@ -57,19 +57,18 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan backfill clear gc inspect logs report resume run runs show sub verify" flowrun ""
-check flowrun-subcommand "report resume" flowrun re
+check flowrun-first "b.plan clear gc inspect logs resume run runs show sub verify" flowrun ""
+check flowrun-subcommand "resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-run-options "--env --executor" flowrun b.plan --e
 check flowrun-executor "process" flowrun b.plan --executor p
 check flowrun-schedule "breadth" flowrun b.plan --schedule b
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
-check flowrun-backfill-order "newest-first" flowrun backfill b.plan --flow wordcount --order n
-check flowrun-backfill-options "--rerun --runs" flowrun backfill b.plan --r
+check flowrun-executor-all "inline process" flowrun b.plan --executor ""
+check flowrun-env "prod" flowrun b.plan --env ""
 check flowrun-inspect-plan "b.plan sub" flowrun inspect ""
 check flowrun-show-json "--json" flowrun show r1 --
-check flowrun-report-output "-o" flowrun report r1 -
 check flowrun-param-value "params.yaml" flowrun b.plan --param root = pa
 check flowrun-param-value-empty "a.flow b.plan notes.txt params.yaml sub" flowrun b.plan --param root =
 check flowrun-options-after-param "--env --executor" flowrun b.plan --param root = /x --e

@@ -67,17 +67,28 @@ FLOW_API int64_t flow_map_index(void);
 
 
 /* ==== embedding the runtime (libflow) ========================================
- * A C program that links libflow can run plans itself:
+ * A C program that links libflow can run plans itself (this example is
+ * compiled, linked and run by tests/suites/16-doc-examples.sh):
  *
- *     char err[256];
- *     flow_program *fp = flow_program_open("wc.plan", err, sizeof err);
- *     flow_program_register(fp, "wc", "count_words", (void *)my_count_words);
- *     flow_program_set_param(fp, "root", "/srv/corpus", err, sizeof err);
- *     flow_outcome *out;
- *     int code = flow_program_run(fp, NULL, &out);       // 0, 1, 2 or 3 as flowrun
- *     if (code == 0) puts(flow_outcome_json(out));
- *     flow_outcome_free(out);
- *     flow_program_close(fp);
+ *     #include <flow.h>
+ *     #include <stdio.h>
+ *
+ *     static int64_t my_count_words(const char *file) { (void)file; return 0; }
+ *
+ *     int main(void) {
+ *         char err[256];
+ *         flow_program *fp = flow_program_open("wc.plan", err, sizeof err);
+ *         if (!fp) { fprintf(stderr, "%s\n", err); return 2; }
+ *         flow_program_register(fp, "wc", "count_words", (void *)my_count_words,
+ *                               err, sizeof err);
+ *         flow_program_set_param(fp, "root", "/srv/corpus", err, sizeof err);
+ *         flow_outcome *out;
+ *         int code = flow_program_run(fp, NULL, &out);   // 0, 1, 2 or 3 as flowrun
+ *         if (code == 0) puts(flow_outcome_json(out));
+ *         flow_outcome_free(out);
+ *         flow_program_close(fp);
+ *         return code;
+ *     }
  *
  * Handles are opaque. A flow_program owns its plan, parameters, registered
  * symbols and linked libraries; flow_program_close frees all of it. A
@@ -105,6 +116,12 @@ FLOW_API int flow_program_select(flow_program *fp, const char *flow, char *err, 
 /* Set a parameter of the selected flow from text, as `--param name=text`. */
 FLOW_API int flow_program_set_param(flow_program *fp, const char *name, const char *text, char *err,
                            size_t errlen);
+/* Typed setters: each checks the parameter's declared type at once, and a
+ * parameter of another type (or an unknown name) is -1 with one line naming the
+ * parameter, its type and the type given; nothing is set then. set_int: int,
+ * or duration in milliseconds; set_float: float; set_bool: bool; set_str: str,
+ * path, dir or date (the text is then checked as set_param does). Other types
+ * (lists, records, bytes) are set from text with flow_program_set_param. */
 FLOW_API int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen);
 FLOW_API int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
                            size_t errlen);

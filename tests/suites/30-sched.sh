@@ -103,7 +103,7 @@ expect_err "unknown --flow lists the flows" "no flow named 'third' in the plan (
 # usage and plan errors: one line, exit 2
 run s expand_reduce.plan --executor kubernetes
 expect_code "kubernetes exits 2" 2
-expect_err "kubernetes is not available" "not available in this build"
+expect_err "kubernetes is not an executor of this build" "expects inline or process"
 run s expand_reduce.plan -j 0
 expect_code "-j 0 is a usage error" 2
 run s expand_reduce.plan --schedule sideways

@@ -91,8 +91,9 @@ static uint32_t add_node(flow_plan *p, uint32_t kind, uint32_t type, uint32_t re
 /* flow sums(n: int) -> int { return total(triple.expand(x = range(n))) }
  * flow picky(n: int) -> [int] { return picky.expand(x = range(n)) }
  * flow greet(who: str) -> str { return hello(who) }
- * tasks bound to "mylib.*", a library that does not exist. */
-static uint8_t *make_plan(size_t *len) {
+ * tasks bound to "mylib.*", a library that does not exist. hello_as: when not
+ * NULL, "image" or "run_as": my_hello declares that option. */
+static uint8_t *make_plan_with(size_t *len, const char *hello_as) {
     flow_plan *p = plan_new();
     p->source = plan_intern_str(p, "embed.flow");
     uint32_t ti = plan_type_basic(p, PT_INT), tli = plan_type_list(p, ti);
@@ -104,6 +105,10 @@ static uint8_t *make_plan(size_t *len) {
     uint32_t total = add_task(p, "my_total", lib, tli, ti);
     uint32_t picky = add_task(p, "my_picky", lib, ti, ti);
     uint32_t hello = add_task(p, "my_hello", lib, ts, ts);
+    if (hello_as && !strcmp(hello_as, "image"))
+        p->tasks[hello].image = plan_intern_str(p, "alpine:3.19");
+    else if (hello_as)
+        p->tasks[hello].run_as = plan_intern_str(p, "no-such-user-here");
     const char *names[] = {"sums", "picky", "greet"};
     for (int f = 0; f < 3; f++) {
         uint32_t first = p->n_params;
@@ -134,6 +139,10 @@ static uint8_t *make_plan(size_t *len) {
     assert_int_equal(plan_write(p, &buf, len), 0);
     plan_free(p);
     return buf;
+}
+
+static uint8_t *make_plan(size_t *len) {
+    return make_plan_with(len, NULL);
 }
 
 static flow_program *open_registered(void) {
@@ -185,7 +194,7 @@ static void test_embed_run(void **state) {
 
         /* a failing task: code 1, the summary in the outcome */
         assert_int_equal(flow_program_select(fp, "picky", err, sizeof err), 0);
-        assert_int_equal(flow_program_set_str(fp, "n", "4", err, sizeof err), 0);
+        assert_int_equal(flow_program_set_int(fp, "n", 4, err, sizeof err), 0);
         assert_int_equal(flow_program_run(fp, &o, &out), 1);
         assert_non_null(
             strstr(flow_outcome_error(out), "my_picky[2]: two is not welcome (embed.flow:3:5)"));
@@ -229,8 +238,80 @@ static void test_embed_errors(void **state) {
     flow_program_close(fp);
 }
 
+/* The typed setters check the declared type at once (docs/runtime-abi.md):
+ * a wrong type or an unknown name is -1 and one line, and changes nothing. */
+static void test_embed_typed_setters(void **state) {
+    (void)state;
+    flow_program *fp = open_registered();
+    char err[256];
+    assert_int_equal(flow_program_select(fp, "greet", err, sizeof err), 0);
+    err[0] = 0;
+    assert_int_equal(flow_program_set_int(fp, "who", 3, err, sizeof err), -1);
+    assert_string_equal(err, "parameter 'who' of flow greet is a str, not an int "
+                             "(flow_program_set_int)");
+    assert_int_equal(flow_program_set_float(fp, "who", 1.5, err, sizeof err), -1);
+    assert_non_null(strstr(err, "'who' of flow greet is a str, not a float"));
+    assert_int_equal(flow_program_set_bool(fp, "who", true, err, sizeof err), -1);
+    assert_non_null(strstr(err, "'who' of flow greet is a str, not a bool"));
+    assert_int_equal(flow_program_set_str(fp, "nobody", "x", err, sizeof err), -1);
+    assert_string_equal(err, "unknown parameter 'nobody' for flow greet");
+    assert_int_equal(flow_program_set_int(fp, "nobody", 1, err, sizeof err), -1);
+    assert_string_equal(err, "unknown parameter 'nobody' for flow greet");
+    assert_int_equal(flow_program_set_str(fp, "who", NULL, err, sizeof err), -1);
+    /* nothing was set by the refused calls: still missing */
+    flow_run_options o = {0};
+    o.quiet = 1;
+    flow_outcome *out;
+    assert_int_equal(flow_program_run(fp, &o, &out), 2);
+    assert_non_null(strstr(flow_outcome_error(out), "missing parameter 'who'"));
+    flow_outcome_free(out);
+    assert_int_equal(flow_program_select(fp, "sums", err, sizeof err), 0);
+    assert_int_equal(flow_program_set_str(fp, "n", "4", err, sizeof err), -1);
+    assert_string_equal(err, "parameter 'n' of flow sums is an int, not a str "
+                             "(flow_program_set_str)");
+    assert_int_equal(flow_program_set_float(fp, "n", 4.0, err, sizeof err), -1);
+    assert_int_equal(flow_program_set_int(fp, "n", 4, err, sizeof err), 0);
+    assert_int_equal(flow_program_set_param(fp, "n", "4", err, sizeof err), 0); /* text: parsed */
+    assert_int_equal(flow_program_run(fp, &o, &out), 0);
+    assert_string_equal(flow_outcome_json(out), "18");
+    flow_outcome_free(out);
+    flow_program_close(fp);
+}
+
+/* A run reaching a task whose image or run_as cannot be honoured is refused
+ * (code 2, one line naming the task and the option) before any task runs. */
+static void test_embed_refuses(void **state) {
+    (void)state;
+    const char *opts[] = {"image", "run_as"};
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        uint8_t *bytes = make_plan_with(&len, opts[k]);
+        char err[256];
+        flow_program *fp = flow_program_open_bytes(bytes, len, NULL, err, sizeof err);
+        free(bytes);
+        assert_non_null(fp);
+        assert_int_equal(
+            flow_program_register(fp, "mylib", "my_hello", (void *)my_hello, err, sizeof err), 0);
+        assert_int_equal(flow_program_select(fp, "greet", err, sizeof err), 0);
+        assert_int_equal(flow_program_set_str(fp, "who", "x", err, sizeof err), 0);
+        flow_run_options o = {0};
+        o.quiet = 1;
+        o.executor = "inline";
+        flow_outcome *out;
+        assert_int_equal(flow_program_run(fp, &o, &out), 2);
+        char want[64];
+        snprintf(want, sizeof want, "task 'my_hello' declares %s", opts[k]);
+        assert_non_null(strstr(flow_outcome_error(out), want));
+        assert_string_equal(flow_outcome_json(out), "");
+        flow_outcome_free(out);
+        flow_program_close(fp);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_embed_typed_setters),
+        cmocka_unit_test(test_embed_refuses),
         cmocka_unit_test(test_embed_run),
         cmocka_unit_test(test_embed_errors),
     };

@@ -1,0 +1,21 @@
+/*
+ * refuse.h — refuse, before anything runs, what a run declares but this build
+ * cannot do (refuse.c says which options and why). Shared by flowrun and the
+ * embedding API so both refuse the same things with the same line.
+ */
+#ifndef FLOW_REFUSE_H
+#define FLOW_REFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+/* 0 when a run of flow `graph` under `executor` ("inline" or "process"; NULL:
+ * process) in environment `env` (NULL: prod) would do what the plan and the
+ * options declare; else -1 with one line in err naming the task (or option)
+ * and the option. */
+int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, const char *env,
+                     char *err, size_t errlen);
+
+#endif
