@@ -57,7 +57,7 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan clear gc inspect logs resume run runs show sub verify" flowrun ""
+check flowrun-first "b.plan clear fsck gc inspect logs resume run runs show sub verify" flowrun ""
 check flowrun-subcommand "resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-run-options "--env --executor" flowrun b.plan --e
