@@ -308,7 +308,25 @@ int flowrun_cmd_resume(int argc, char **argv) {
     return code;
 }
 
-static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
+static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
+
+/* Ctrl-C and SIGTERM are caught from the start, before the plan, its libraries and
+ * the JIT are loaded: a stop asked for while it starts up is a stop (exit 3), never
+ * lost (a shell starts background jobs with SIGINT ignored). */
+static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len) {
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = run_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int code = run_body(a, resume_params, resume_len);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return code;
+}
+
+static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
     flow_plan *p = plan_read_file(a.plan, err, sizeof err);
@@ -419,18 +437,9 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
     o.err = stderr;
     o.hist = h;
 
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = run_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
 
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     char *rjson = NULL;
     if (code == 0 && res.has_result) {
         size_t rlen = 0;
