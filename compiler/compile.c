@@ -568,6 +568,11 @@ void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts) {
         } else if (!strcmp(name, "retry_delay") || !strcmp(name, "timeout")) {
             if (!opt_const(c, o, c->t_dur, &v)) continue;
             t = &p->tasks[task];
+            if (v.u.i > PLAN_MAX_DURATION_MS) {
+                diag_error(c->d, o->a->span, "the longest is 365d (8760h)",
+                           "option '%s' is longer than 365 days", name);
+                continue;
+            }
             if (name[1] == 'e') t->retry_delay_ms = v.u.i;
             else t->timeout_ms = v.u.i;
         } else if (!strcmp(name, "cache")) {

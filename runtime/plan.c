@@ -902,6 +902,8 @@ static int chk_tasks(plan_check *k) {
         if (t->cache > 1) BAD("task %u has cache %u (not a bool)", i, t->cache);
         if (t->retry_delay_ms < 0 || t->timeout_ms < 0 || t->max_map < 0)
             BAD("task %u has a negative retry_delay, timeout or max_map", i);
+        if (t->retry_delay_ms > PLAN_MAX_DURATION_MS || t->timeout_ms > PLAN_MAX_DURATION_MS)
+            BAD("task %u has a retry_delay or timeout longer than 365d", i);
         TRY(chk_str(k, t->version, true, "task", i));
         TRY(chk_str(k, t->run_as, true, "task", i));
         TRY(chk_str(k, t->image, true, "task", i));

@@ -31,6 +31,10 @@
 
 #define PLAN_NONE UINT32_MAX
 #define PLAN_VERSION 1
+/* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
+ * ones with a source position and plan_read refuses a plan that carries one, so every
+ * consumer (poll timeouts, ns deadlines) can compute with it without overflow. */
+#define PLAN_MAX_DURATION_MS (365LL * 86400 * 1000)
 
 /* ---- types ---------------------------------------------------------------- */
 #define PLAN_TYPE_KINDS(X)                                                                         \
