@@ -1,0 +1,69 @@
+#!/bin/sh
+# Bad input and crash windows (issue 11 point 5): parameters that must be refused
+# with their name (a repeated --param or YAML key, a NUL inside a YAML string, a
+# float that is not finite); a long duration that used to overflow; a task that
+# crashes or calls exit() under the inline executor; the memory: and max_procs:
+# limits under the process executor. Programs in tests/crash/, task library
+# tests/lib/libcrash.so.
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+export FLOW_STATE="$T/state"
+
+pass() { echo "PASS crash:$1"; }
+fail() { echo "FAIL crash:$1: $2"; }
+skip() { echo "SKIP crash:$1: $2"; }
+has() { grep -qF -- "$2" "$1"; }
+
+# compile NAME: tests/crash/NAME.flow -> $T/NAME.plan
+compile() {
+    if ! "$FLOWC" tests/crash/$1.flow -o "$T/$1.plan" 2> "$T/$1.cerr"; then
+        fail "$1" "flowc: $(head -3 "$T/$1.cerr")"
+        return 1
+    fi
+}
+
+# run NAME ARGS...: exit code in $code, output in $T/NAME.out and .err
+run() {
+    prog=$1; shift
+    "$FLOWRUN" "$T/$prog.plan" --progress none "$@" > "$T/$prog.out" 2> "$T/$prog.err"
+    code=$?
+}
+
+# expect_refused NAME MESSAGE ARGS...: flowrun exits 2 and says MESSAGE
+expect_refused() {
+    name=$1; msg=$2; shift 2
+    run params "$@"
+    if [ "$code" = 2 ] && has "$T/params.err" "$msg"; then pass "params $name"
+    else fail "params $name" "exit $code, want 2 and '$msg': $(head -2 "$T/params.err")"; fi
+}
+
+# 1. parameters
+if compile params; then
+    expect_refused "repeated --param" "parameter 's' given twice" --param s=a --param s=b
+    expect_refused "nan" "parameter 'x' (float): expected a finite float, got 'nan'" --param x=nan
+    expect_refused "inf" "parameter 'x' (float): expected a finite float" --param x=-inf
+    expect_refused "1e999" "parameter 'x' (float): expected a finite float, got '1e999'" --param x=1e999
+    expect_refused "1e999 in a list" "parameter 'xs' ([float]): expected a finite float" --param 'xs=[1, 1e999]'
+    printf 's: "a\\0b; touch x"\n' > "$T/nul.yaml"
+    expect_refused "NUL in YAML" "nul.yaml:1: parameter 's': a string holds a NUL byte" --params "$T/nul.yaml"
+    printf 'xs: [1.0, "a\\0b"]\n' > "$T/nul2.yaml"
+    expect_refused "NUL in a YAML list" "nul2.yaml:1: parameter 'xs': a string holds a NUL byte" --params "$T/nul2.yaml"
+    printf 's: one\nx: 2.5\ns: two\n' > "$T/dup.yaml"
+    expect_refused "duplicate YAML key" "dup.yaml:3: parameter 's' given twice (first on line 1)" --params "$T/dup.yaml"
+    printf 'x: 1e999\n' > "$T/nan.yaml"
+    expect_refused "1e999 in YAML" "parameter 'x' (float): expected a finite float" --params "$T/nan.yaml"
+    # what stays allowed: --param beats the file, a plain value passes
+    printf 's: file\n' > "$T/one.yaml"
+    run params --params "$T/one.yaml" --param s=cli --param x=2.5
+    if [ "$code" = 0 ] && [ "$(cat "$T/params.out")" = '"cli"' ]; then pass "params --param beats the file"
+    else fail "params --param beats the file" "exit $code, out $(cat "$T/params.out")"; fi
+fi
+
+# 2. an sh task's timeout past an int of milliseconds (2^31 ms) runs normally
+if compile sh_timeout; then
+    for ex in inline process; do
+        run sh_timeout --executor $ex
+        if [ "$code" = 0 ] && [ "$(cat "$T/sh_timeout.out")" = '"hi"' ]; then pass "sh timeout 2147483648ms ($ex)"
+        else fail "sh timeout 2147483648ms ($ex)" "exit $code: $(head -3 "$T/sh_timeout.err")"; fi
+    done
+fi
