@@ -391,8 +391,18 @@ static int run_main(run_args *a_, const uint8_t *resume_params, size_t resume_le
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
+    /* a task that crashes flowrun itself still fails the run (exec_inline.c) */
+    int armed = 0;
+    if (!strcmp(exname, "inline")) {
+        char marker[PATH_MAX];
+        snprintf(marker, sizeof marker, "%s/" STATE_CRASH_MARKER "%lld", state,
+                 (long long)hist_run_id(h));
+        armed = rt_inline_crash_arm(marker, hist_run_id(h)) == 0;
+    }
+
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
+    if (armed) rt_inline_crash_disarm();
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

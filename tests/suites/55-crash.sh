@@ -46,8 +46,8 @@ if compile params; then
     expect_refused "1e999 in a list" "parameter 'xs' ([float]): expected a finite float" --param 'xs=[1, 1e999]'
     printf 's: "a\\0b; touch x"\n' > "$T/nul.yaml"
     expect_refused "NUL in YAML" "nul.yaml:1: parameter 's': a string holds a NUL byte" --params "$T/nul.yaml"
-    printf 'xs: [1.0, "a\\0b"]\n' > "$T/nul2.yaml"
-    expect_refused "NUL in a YAML list" "nul2.yaml:1: parameter 'xs': a string holds a NUL byte" --params "$T/nul2.yaml"
+    printf 'ss: ["ok", "a\\0b"]\n' > "$T/nul2.yaml"
+    expect_refused "NUL in a YAML list" "nul2.yaml:1: parameter 'ss': a string holds a NUL byte" --params "$T/nul2.yaml"
     printf 's: one\nx: 2.5\ns: two\n' > "$T/dup.yaml"
     expect_refused "duplicate YAML key" "dup.yaml:3: parameter 's' given twice (first on line 1)" --params "$T/dup.yaml"
     printf 'x: 1e999\n' > "$T/nan.yaml"
@@ -67,3 +67,28 @@ if compile sh_timeout; then
         else fail "sh timeout 2147483648ms ($ex)" "exit $code: $(head -3 "$T/sh_timeout.err")"; fi
     done
 fi
+
+# 3. a task that segfaults or calls exit(3) under the inline executor: exit 1 (not 139,
+#    not 3, the code for "interrupted"), a line naming the instance, the run failed
+inline_crash() { # NAME PROG MESSAGE RUN-ERROR
+    name=$1; prog=$2; msg=$3; rerr=$4
+    compile "$prog" || return
+    run "$prog" --executor inline -j 2
+    why=""
+    [ "$code" = 1 ] || why="exit code $code, want 1"
+    [ -z "$why" ] && ! has "$T/$prog.err" "$msg" && why="stderr does not say '$msg'"
+    if [ -z "$why" ]; then
+        "$FLOWRUN" runs --json > "$T/runs.json" 2> "$T/runs.err"
+        id=$(sed -n 's/.*flowrun: run \([0-9]*\):.*/\1/p' "$T/$prog.err" | head -1)
+        grep "\"id\":$id," "$T/runs.json" > "$T/run.json"
+        has "$T/run.json" '"state":"failed"' || why="run $id is not failed in flowrun runs: $(cat "$T/run.json")"
+        [ -z "$why" ] && ! has "$T/run.json" "\"error\":\"$rerr" && why="run $id's error does not name the instance: $(cat "$T/run.json")"
+        [ -z "$why" ] && ls "$FLOW_STATE" | grep -q '^inline-crash' && why="the crash marker was not removed"
+    fi
+    if [ -z "$why" ]; then pass "$name"; else fail "$name" "$why"; tail -3 "$T/$prog.err"; fi
+}
+inline_crash "inline segfault" inline_segv \
+    "task pick[3] crashed flowrun (signal 11, Segmentation fault) under the inline executor" \
+    "task pick[3] crashed flowrun (signal 11"
+inline_crash "inline exit(3)" inline_exit "task quit called exit() under the inline executor" \
+    "task quit called exit()"
