@@ -167,3 +167,22 @@ int64_t crash_redirect(int64_t x) {
     fclose(f);
     return x;
 }
+
+/* tries n forks whose children live 300 ms; returns how many fork() calls failed
+ * (tests/suites/55-crash.sh: max_procs:). Bounded: at most n attempts. */
+int64_t crash_forks(int64_t n) {
+    int64_t failed = 0;
+    for (int64_t i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            failed++;
+        } else if (pid == 0) {
+            struct timespec ts = {0, 300000000};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+    }
+    while (wait(NULL) > 0) {
+    }
+    return failed;
+}

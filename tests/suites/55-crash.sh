@@ -92,3 +92,35 @@ inline_crash "inline segfault" inline_segv \
     "task pick[3] crashed flowrun (signal 11"
 inline_crash "inline exit(3)" inline_exit "task quit called exit() under the inline executor" \
     "task quit called exit()"
+
+# 4. memory: and max_procs: (cgroups) under the process executor; refused under inline
+if compile limits; then
+    run limits --executor inline
+    if [ "$code" = 2 ] && has "$T/limits.err" "task big sets memory:, which the inline executor cannot enforce"; then
+        pass "limits refused under inline"
+    else fail "limits refused under inline" "exit $code: $(head -2 "$T/limits.err")"; fi
+    if [ -n "$SANITIZED" ]; then
+        skip "memory limit" "ASan reserves terabytes of address space and its own memory"
+        skip "max_procs limit" "not run under ASan (with the memory limit test)"
+    else
+        run limits --executor process -j 1 --no-cache
+        if [ "$code" = 2 ] && has "$T/limits.err" "gives flowrun no cgroup"; then
+            why=$(sed -n 's/.*(\(.*\)); it is not run.*/\1/p' "$T/limits.err")
+            skip "memory limit" "no cgroup here: $why"
+            skip "max_procs limit" "no cgroup here: $why"
+        else
+            # [sum of the big instances that fit (8 + 16), fork failures, 128 unlimited]
+            out=$(cat "$T/limits.out")
+            why=""
+            [ "$code" = 0 ] || why="exit code $code, want 0 (all_done reduce)"
+            [ -z "$why" ] && ! has "$T/limits.err" "big[1]: exceeded memory limit (64 MiB)" && why="no 'big[1]: exceeded memory limit (64 MiB)' on stderr"
+            [ -z "$why" ] && case "$out" in "[24,"*",128]") ;; *) why="result $out, want [24,N,128]" ;; esac
+            if [ -z "$why" ]; then pass "memory limit"; else fail "memory limit" "$why"; tail -3 "$T/limits.err"; fi
+            n=$(echo "$out" | sed -n 's/^\[24,\([0-9]*\),128\]$/\1/p')
+            if [ -n "$n" ] && [ "$n" -ge 90 ] && [ "$n" -le 100 ]; then pass "max_procs limit ($n of 100 forks refused)"
+            else fail "max_procs limit" "result $out: want about 93 of 100 forks refused with max_procs: 8"; fi
+            left=$(find /sys/fs/cgroup -maxdepth 4 -name 'flow-*' 2>/dev/null | wc -l)
+            if [ "$left" = 0 ]; then pass "limits: cgroups removed"; else fail "limits: cgroups removed" "$left flow-* cgroups left"; fi
+        fi
+    fi
+fi
