@@ -129,8 +129,8 @@ int fcg_create(fcg *g, const char *name, char *why, size_t whylen) {
         char parent[FCG_PATH + 32];
         snprintf(parent, sizeof parent, FCG_ROOT "%s", strcmp(own, "/") ? own : "");
         if (put(parent, "cgroup.subtree_control", "+memory +pids")) {
-            snprintf(why, whylen, "cannot enable the memory and pids controllers in %s: %s",
-                     parent, strerror(errno));
+            snprintf(why, whylen, "cannot enable the memory and pids controllers in %s: %s", parent,
+                     strerror(errno));
             return -1;
         }
         if (mkdir_in(g->mem, NULL, own, name, why, whylen)) return -1;
@@ -153,8 +153,10 @@ int fcg_set(fcg *g, int64_t memory, uint32_t max_procs) {
     char v[32];
     int rc = 0;
     if (memory != g->memory) {
-        if (memory) snprintf(v, sizeof v, "%" PRId64, memory);
-        else snprintf(v, sizeof v, g->version == 1 ? "-1" : "max");
+        if (memory)
+            snprintf(v, sizeof v, "%" PRId64, memory);
+        else
+            snprintf(v, sizeof v, g->version == 1 ? "-1" : "max");
         if (g->version == 1) {
             /* memsw (memory + swap) must never be below the memory limit */
             int sw = exists(g->mem, "memory.memsw.limit_in_bytes");
@@ -165,15 +167,20 @@ int fcg_set(fcg *g, int64_t memory, uint32_t max_procs) {
                 rc |= put(g->mem, "memory.memsw.limit_in_bytes", v);
         } else {
             rc |= put(g->mem, "memory.max", v);
-            if (exists(g->mem, "memory.swap.max")) put(g->mem, "memory.swap.max", memory ? "0" : "max");
+            if (exists(g->mem, "memory.swap.max"))
+                put(g->mem, "memory.swap.max", memory ? "0" : "max");
         }
         if (!rc) g->memory = memory;
     }
     if (max_procs != g->max_procs) {
-        if (max_procs) snprintf(v, sizeof v, "%" PRIu32, max_procs);
-        else snprintf(v, sizeof v, "max");
-        if (put(g->pids, "pids.max", v)) rc = -1;
-        else g->max_procs = max_procs;
+        if (max_procs)
+            snprintf(v, sizeof v, "%" PRIu32, max_procs);
+        else
+            snprintf(v, sizeof v, "max");
+        if (put(g->pids, "pids.max", v))
+            rc = -1;
+        else
+            g->max_procs = max_procs;
     }
     return rc ? -1 : 0;
 }
@@ -236,6 +243,8 @@ void fcg_fmt_size(char *buf, size_t len, int64_t bytes) {
         v /= 1024;
         u++;
     }
-    if (v == (double)(int64_t)v) snprintf(buf, len, "%lld %s", (long long)v, units[u]);
-    else snprintf(buf, len, "%.1f %s", v, units[u]);
+    if (v == (double)(int64_t)v)
+        snprintf(buf, len, "%lld %s", (long long)v, units[u]);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
 }
