@@ -1,6 +1,7 @@
 /*
  * crash.c — test tasks that misbehave, for the process executor's tests
- * (tests/unit/test_exec_process.c, tests/suites/40-process.sh).
+ * (tests/unit/test_exec_process.c, tests/suites/40-process.sh) and for the inline
+ * executor's crash handling and the memory:/max_procs: limits (tests/suites/55-crash.sh).
  * Only libc is used, and flow.h (crash_logged calls flow_log and flow_map_index,
  * which the host resolves: flowrun and the unit tests are linked -rdynamic).
  */
