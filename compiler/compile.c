@@ -497,7 +497,7 @@ void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n) 
 /* ---- task options --------------------------------------------------------------------------- */
 #define TASK_OPTIONS(X)                                                                            \
     X(retries) X(retry_delay) X(timeout) X(cache) X(version) X(max_map) X(concurrency)          \
-        X(trigger) X(run_as) X(image) X(label)
+        X(trigger) X(run_as) X(image) X(label) X(memory) X(max_procs)
 
 static const char *const option_names[] = {
 #define X(o) #o,
@@ -538,7 +538,7 @@ void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts) {
             const char *h = chk_hint_closest(c, o->name, hb, sizeof hb);
             diag_error(c->d, o->nspan,
                        h ? h : "options: retries retry_delay timeout cache version max_map "
-                               "concurrency trigger run_as image label",
+                               "concurrency trigger run_as image label memory max_procs",
                        "unknown task option '%s'", o->name);
             continue;
         }
@@ -565,9 +565,30 @@ void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts) {
             if (name[0] == 'r') t->retries = (uint32_t)v.u.i;
             else if (name[0] == 'm') t->max_map = v.u.i;
             else t->concurrency = (uint32_t)v.u.i;
+        } else if (!strcmp(name, "memory")) {
+            if (!opt_const(c, o, c->t_int, &v)) continue;
+            if (v.u.i < (1 << 20)) {
+                diag_error(c->d, o->a->span, "write a size: memory: 512MiB, memory: 2GiB",
+                           "option 'memory' must be at least 1MiB");
+                continue;
+            }
+            p->tasks[task].memory = v.u.i;
+        } else if (!strcmp(name, "max_procs")) {
+            if (!opt_const(c, o, c->t_int, &v)) continue;
+            if (v.u.i < 1 || v.u.i > PLAN_MAX_PROCS) {
+                diag_error(c->d, o->a->span, NULL, "option 'max_procs' must be from 1 to %d",
+                           PLAN_MAX_PROCS);
+                continue;
+            }
+            p->tasks[task].max_procs = (uint32_t)v.u.i;
         } else if (!strcmp(name, "retry_delay") || !strcmp(name, "timeout")) {
             if (!opt_const(c, o, c->t_dur, &v)) continue;
             t = &p->tasks[task];
+            if (v.u.i > PLAN_MAX_DURATION_MS) {
+                diag_error(c->d, o->a->span, "the longest is 365d (8760h)",
+                           "option '%s' is longer than 365 days", name);
+                continue;
+            }
             if (name[1] == 'e') t->retry_delay_ms = v.u.i;
             else t->timeout_ms = v.u.i;
         } else if (!strcmp(name, "cache")) {

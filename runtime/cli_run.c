@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "exec.h"
 #include "expr.h"
@@ -308,6 +309,32 @@ int flowrun_cmd_resume(int argc, char **argv) {
     return code;
 }
 
+/* memory: and max_procs: are enforced or the run does not start (cgroup.c): the inline
+ * executor cannot limit one task inside flowrun, and without cgroups nothing can. */
+static int limits_refused(const flow_plan *p, const char *exname) {
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
+        const plan_task *T = &p->tasks[t];
+        if (!T->memory && !T->max_procs) continue;
+        const char *opt = T->memory ? "memory" : "max_procs";
+        char why[700];
+        if (!strcmp(exname, "inline")) {
+            fprintf(stderr,
+                    "flowrun: task %s sets %s:, which the inline executor cannot enforce "
+                    "(use --executor process)\n",
+                    plan_str(p, T->name), opt);
+            return 1;
+        }
+        if (fcg_probe(why, sizeof why)) {
+            fprintf(stderr,
+                    "flowrun: task %s sets %s:, but this machine gives flowrun no cgroup to "
+                    "enforce it (%s); it is not run without its limit\n",
+                    plan_str(p, T->name), opt, why);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
 
 /* Ctrl-C and SIGTERM are caught from the start, before the plan, its libraries and
@@ -384,6 +411,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fprintf(stderr, "flowrun: %s\n", err);
         goto out;
     }
+    if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
     ex = !strcmp(exname, "inline") ? rt_executor_inline(rt, jobs) : rt_executor_process(rt, jobs);
     if (!ex) {
@@ -437,8 +465,18 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     o.err = stderr;
     o.hist = h;
 
+    /* a task that crashes flowrun itself still fails the run (exec_inline.c) */
+    int armed = 0;
+    if (!strcmp(exname, "inline")) {
+        char marker[PATH_MAX];
+        snprintf(marker, sizeof marker, "%s/" STATE_CRASH_MARKER "%lld", state,
+                 (long long)hist_run_id(h));
+        armed = rt_inline_crash_arm(marker, hist_run_id(h)) == 0;
+    }
+
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
+    if (armed) rt_inline_crash_disarm();
 
     char *rjson = NULL;
     if (code == 0 && res.has_result) {

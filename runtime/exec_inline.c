@@ -21,14 +21,31 @@
  *
  *   A wait with nothing queued, nothing running and nothing finished returns 0
  *   at once (nothing could ever complete).
+ *
+ * CRASHES
+ *   A task runs inside flowrun here, so its segfault or exit() would end
+ *   flowrun with the run left `running` (and exit(3) would read as
+ *   "interrupted"). Each runner thread notes the job it is running in a
+ *   thread-local; once rt_inline_crash_arm has been called, fatal-signal
+ *   handlers and an atexit hook look at it. Inside a task they do only
+ *   async-signal-safe work: write the marker file (one line naming the
+ *   instance), write one line to stderr, _exit(1). The next state_open turns
+ *   the marker into the run's failed state. Caught: SIGSEGV SIGBUS SIGFPE SIGILL
+ *   SIGABRT SIGSYS (a stack overflow too: runners have an alternate signal
+ *   stack) and exit() with any code (it runs the atexit hooks). Not caught:
+ *   _exit(), quick_exit(), SIGKILL (the kernel's OOM killer). A forked child
+ *   of a task (another pid) is left alone. docs/executors.md says the same.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rtcore.h"
 
@@ -66,6 +83,159 @@ typedef struct inline_ex {
     int nstarted;           /* how many were started */
 } inline_ex;
 
+/* ---- crash reporting (see CRASHES above) ---------------------------------------- */
+#define CRASH_ALTSTACK (64 * 1024)
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
+#define N_CRASH_SIGNALS (int)(sizeof crash_signals / sizeof *crash_signals)
+
+static char crash_marker[4096];         /* the marker file's path; "" when not armed */
+static int64_t crash_run;               /* the run it names */
+static pid_t crash_pid;                 /* flowrun's pid (a task's forked child is not us) */
+static volatile sig_atomic_t crash_on;  /* armed */
+static struct sigaction crash_old[N_CRASH_SIGNALS];
+static int crash_atexit_set;
+static __thread const rt_job *tl_job;        /* the job this thread is running, or NULL */
+static __thread const flow_plan *tl_plan;    /* its plan */
+
+/* async-signal-safe text building */
+static size_t cs_put(char *b, size_t n, size_t cap, const char *s) {
+    while (*s && n + 1 < cap)
+        b[n++] = *s++;
+    b[n] = 0;
+    return n;
+}
+
+static size_t cs_int(char *b, size_t n, size_t cap, int64_t v) {
+    char d[24];
+    int k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        d[k++] = (char)('0' + u % 10);
+    while ((u /= 10) && k < 22);
+    if (v < 0) d[k++] = '-';
+    while (k && n + 1 < cap)
+        b[n++] = d[--k];
+    b[n] = 0;
+    return n;
+}
+
+static const char *crash_sig_name(int sig) {
+    switch (sig) {
+        case SIGSEGV: return "signal 11, Segmentation fault";
+        case SIGBUS: return "signal 7, Bus error";
+        case SIGFPE: return "signal 8, Floating point exception";
+        case SIGILL: return "signal 4, Illegal instruction";
+        case SIGABRT: return "signal 6, Aborted";
+        default: return "signal 31, Bad system call";
+    }
+}
+
+/* Write the marker and the stderr line, then end flowrun. sig 0: exit() was called. */
+static void crash_report(int sig) {
+    char m[1024];
+    size_t n = cs_put(m, 0, sizeof m, "task ");
+    n = cs_put(m, n, sizeof m, plan_str(tl_plan, tl_plan->tasks[tl_job->task].name));
+    if (tl_job->map_index >= 0) {
+        n = cs_put(m, n, sizeof m, "[");
+        n = cs_int(m, n, sizeof m, tl_job->map_index);
+        n = cs_put(m, n, sizeof m, "]");
+    }
+    if (sig) {
+        n = cs_put(m, n, sizeof m, " crashed flowrun (");
+        n = cs_put(m, n, sizeof m, crash_sig_name(sig));
+        n = cs_put(m, n, sizeof m, ") under the inline executor");
+    } else {
+        n = cs_put(m, n, sizeof m, " called exit() under the inline executor");
+    }
+    int fd = open(crash_marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        n = cs_put(m, n, sizeof m, "\n");
+        if (write(fd, m, n) < 0) {
+        }
+        close(fd);
+        m[--n] = 0;
+    }
+    char line[1200];
+    size_t k = cs_put(line, 0, sizeof line, "flowrun: run ");
+    k = cs_int(line, k, sizeof line, crash_run);
+    k = cs_put(line, k, sizeof line, ": ");
+    k = cs_put(line, k, sizeof line, m);
+    k = cs_put(line, k, sizeof line, "; the run is failed (--executor process contains crashes)\n");
+    if (write(2, line, k) < 0) {
+    }
+    _exit(1);
+}
+
+static void crash_on_signal(int sig) {
+    if (crash_on && tl_job && getpid() == crash_pid) crash_report(sig);
+    /* not a task of ours: the default action, as if we had never been here */
+    signal(sig, SIG_DFL);
+    if (sig == SIGABRT) raise(sig); /* abort() raised it: it would not come again */
+}
+
+static void crash_on_exit(void) {
+    if (crash_on && tl_job && getpid() == crash_pid) crash_report(0);
+}
+
+static char crash_main_stack[CRASH_ALTSTACK]; /* for the thread that arms (the scheduler's) */
+static int crash_main_stack_set;
+
+int rt_inline_crash_arm(const char *marker, int64_t run) {
+    if (strlen(marker) >= sizeof crash_marker) return -1;
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE)) {
+        stack_t ss = {.ss_sp = crash_main_stack, .ss_size = sizeof crash_main_stack};
+        crash_main_stack_set = sigaltstack(&ss, NULL) == 0;
+    }
+    memcpy(crash_marker, marker, strlen(marker) + 1);
+    crash_run = run;
+    crash_pid = getpid();
+    if (!crash_atexit_set && atexit(crash_on_exit) == 0) crash_atexit_set = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = crash_on_signal;
+    sa.sa_flags = SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < N_CRASH_SIGNALS; i++)
+        sigaction(crash_signals[i], &sa, &crash_old[i]);
+    crash_on = 1;
+    return 0;
+}
+
+void rt_inline_crash_disarm(void) {
+    if (!crash_on) return;
+    crash_on = 0;
+    for (int i = 0; i < N_CRASH_SIGNALS; i++)
+        sigaction(crash_signals[i], &crash_old[i], NULL);
+    if (crash_main_stack_set) {
+        stack_t ss = {.ss_flags = SS_DISABLE};
+        sigaltstack(&ss, NULL);
+        crash_main_stack_set = 0;
+    }
+}
+
+/* An alternate signal stack for this runner thread, so a task's stack overflow
+ * still reaches the handler. Returns what to free when the thread ends. */
+static void *crash_altstack(void) {
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE)) return NULL;
+    void *mem = malloc(CRASH_ALTSTACK);
+    if (!mem) return NULL;
+    stack_t ss = {.ss_sp = mem, .ss_size = CRASH_ALTSTACK, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        free(mem);
+        return NULL;
+    }
+    return mem;
+}
+
+static void crash_altstack_free(void *mem) {
+    if (!mem) return;
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(mem);
+}
+
 static void oom(void) {
     fputs("flow: out of memory\n", stderr);
     exit(2);
@@ -95,9 +265,12 @@ static void take_and_run(inline_ex *ex) {
 
     double t0 = rt_now(), at = t0;
     size_t ran = 0;
+    tl_plan = rt_plan(ex->rt);
     for (; ran < k; ran++) {
         if (ran && __atomic_load_n(&ex->stop, __ATOMIC_RELAXED)) break;
+        tl_job = &jobs[ran];
         rt_call_task_from(ex->rt, &jobs[ran], &res[ran].r, at);
+        tl_job = NULL;
         res[ran].task = jobs[ran].task;
         at = res[ran].r.end;
     }
@@ -132,6 +305,7 @@ static void take_and_run(inline_ex *ex) {
 
 static void *worker_main(void *arg) {
     inline_ex *ex = arg;
+    void *alt = crash_altstack();
     pthread_mutex_lock(&ex->mu);
     while (!ex->stop) {
         if (ex->qhead == ex->qtail) {
@@ -143,6 +317,7 @@ static void *worker_main(void *arg) {
         take_and_run(ex);
     }
     pthread_mutex_unlock(&ex->mu);
+    crash_altstack_free(alt);
     return NULL;
 }
 

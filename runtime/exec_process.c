@@ -61,6 +61,7 @@
  */
 #define _GNU_SOURCE
 #include "exec_process.h"
+#include "cgroup.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +170,7 @@ typedef struct px_worker {
     uint32_t killed;             /* slot + 1 killed for its timeout, or 0 */
     int bad_frame;               /* it sent something malformed; it was killed for that */
     int deaths;                  /* deaths in a row with no job to blame */
+    fcg cg;                      /* its cgroup (memory:, max_procs:), version 0 when none */
 } px_worker;
 
 typedef struct px_exec {
@@ -192,7 +194,9 @@ typedef struct px_exec {
     fv_buf enc;          /* scratch for encoding arguments */
     struct pollfd *pfd;  /* scratch for poll: 2 per worker */
     uint32_t max_params; /* most parameters of any task (workers size their arrays) */
-    char spawn_err[160]; /* why the last fork failed */
+    char spawn_err[600]; /* why the last fork failed */
+    int limits;          /* some task sets memory: or max_procs: (workers get cgroups) */
+    uint32_t cg_gen;     /* numbers the workers' cgroups */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -356,6 +360,7 @@ typedef struct px_child_state {
     int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
     int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
+    fcg *cg;             /* this worker's cgroup, or NULL (cgroup.c) */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -521,8 +526,24 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         res.ok = 0;
         res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
         res.term_signal = fail_signal;
+    } else if (cs->cg && fcg_set(cs->cg, t->memory, t->max_procs)) {
+        char m[200];
+        snprintf(m, sizeof m, "cannot set the task's memory/max_procs limit in its cgroup: %s",
+                 strerror(errno));
+        res.ok = 0;
+        res.error = strdup(m);
     } else {
+        int64_t oom0 = cs->cg && t->memory ? fcg_oom_kills(cs->cg) : -1;
         cs->ex->run(cs->ex->run_ctx, &job, &res);
+        if (oom0 >= 0 && !res.ok && fcg_oom_kills(cs->cg) > oom0) {
+            /* the OOM killer took a process the task started (an sh command's) */
+            char size[32], m[PX_ERROR_MAX];
+            fcg_fmt_size(size, sizeof size, t->memory);
+            snprintf(m, sizeof m, "exceeded memory limit (%s): %s", size,
+                     res.error ? res.error : "killed");
+            free(res.error);
+            res.error = strdup(m);
+        }
     }
     int64_t mono1 = px_now(CLOCK_MONOTONIC), wall1 = mono1 + cs->wall_offset;
     double end = (double)wall1 / 1e9;
@@ -736,6 +757,7 @@ static void px_worker_close(px_worker *w) {
     w->sock = w->pidfd = w->capfd = -1;
     w->ctl = NULL;
     w->pid = 0;
+    fcg_remove(&w->cg); /* its processes are gone (reaped, or never started) */
     w->eof = 0;
     w->killed = 0;
     w->bad_frame = 0;
@@ -776,6 +798,16 @@ static int px_spawn(px_exec *ex, int i) {
         w->ctl = NULL;
         goto fail;
     }
+    if (ex->limits) {
+        char name[64], why[400];
+        snprintf(name, sizeof name, "flow-%d-w%d-%u", (int)getpid(), i, ex->cg_gen++);
+        if (fcg_create(&w->cg, name, why, sizeof why)) {
+            snprintf(ex->spawn_err, sizeof ex->spawn_err,
+                     "cannot start a worker process: no cgroup for memory:/max_procs: (%s)", why);
+            errno = EPERM;
+            goto fail_set;
+        }
+    }
     fflush(stdout); /* or the child would print the parent's buffered output again */
     fflush(stderr);
     pid_t parent = getpid();
@@ -799,6 +831,7 @@ static int px_spawn(px_exec *ex, int i) {
         cs.pid = getpid();
         cs.parent = parent;
         cs.root = geteuid() == 0;
+        cs.cg = w->cg.version ? &w->cg : NULL;
         cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
         if (!cs.task_ns) _exit(125);
@@ -806,6 +839,20 @@ static int px_spawn(px_exec *ex, int i) {
     }
     setpgid(pid, pid); /* also done by the child; whichever runs first */
     close(sv[1]);
+    if (w->cg.version && fcg_attach(&w->cg, pid)) {
+        /* it would run its tasks without their limits: not at all, then */
+        int e = errno;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        close(sv[0]);
+        sv[0] = -1;
+        errno = e;
+        snprintf(ex->spawn_err, sizeof ex->spawn_err,
+                 "cannot start a worker process: cannot move it into its cgroup: %s",
+                 strerror(errno));
+        goto fail_set;
+    }
     w->pid = pid;
     w->sock = sv[0];
     fcntl(w->sock, F_SETFL, O_NONBLOCK);
@@ -814,6 +861,7 @@ static int px_spawn(px_exec *ex, int i) {
 fail:
     snprintf(ex->spawn_err, sizeof ex->spawn_err, "cannot start a worker process: %s",
              strerror(errno));
+fail_set:
     if (sv[0] >= 0) close(sv[0]);
     if (sv[1] >= 0) close(sv[1]);
     w->sock = -1;
@@ -1060,6 +1108,12 @@ static void px_reap(px_exec *ex, int i, int respawn) {
         sig = SIGKILL;
     } else {
         px_status_text(status, msg, sizeof msg, &sig);
+        const plan_task *t = running ? &ex->plan->tasks[ex->slots[running - 1].task] : NULL;
+        if (t && t->memory && sig == SIGKILL && fcg_oom_kills(&w->cg) > 0) {
+            char size[32];
+            fcg_fmt_size(size, sizeof size, t->memory);
+            snprintf(msg, sizeof msg, "exceeded memory limit (%s): the worker was killed", size);
+        }
     }
     if (!running && w->fcount && !w->bad_frame && ++w->deaths >= PX_DEATHS_MAX)
         running = w->fifo[w->fhead] + 1; /* it keeps dying on this one: stop retrying it */
@@ -1300,8 +1354,10 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
     ex->w = px_xrealloc(NULL, sizeof *ex->w * (size_t)nworkers);
     memset(ex->w, 0, sizeof *ex->w * (size_t)nworkers);
     ex->pfd = px_xrealloc(NULL, sizeof *ex->pfd * 2 * (size_t)nworkers);
-    for (uint32_t t = 0; t < plan->n_tasks; t++)
+    for (uint32_t t = 0; t < plan->n_tasks; t++) {
         if (plan->tasks[t].nparams > ex->max_params) ex->max_params = plan->tasks[t].nparams;
+        if (plan->tasks[t].memory || plan->tasks[t].max_procs) ex->limits = 1;
+    }
     for (int i = 0; i < nworkers; i++) {
         px_worker *w = &ex->w[i];
         w->sock = w->pidfd = w->capfd = -1;

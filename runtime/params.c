@@ -2,7 +2,9 @@
  * params.c — a flow's parameters from defaults, --param k=v and --params FILE.yaml.
  *
  * Every parameter is checked against the flow's declared type before anything
- * runs; the first problem is reported as one line. Precedence: --param beats
+ * runs; the first problem is reported as one line. A parameter given twice (two
+ * --param, or a repeated key in the file), a YAML string holding a NUL byte and a
+ * float that is not finite (nan, inf, 1e999) are errors that name the parameter. Precedence: --param beats
  * the YAML file, which beats the default. A YAML value that is a sequence or a
  * mapping is rewritten as JSON-like text and parsed by fv_parse like a --param.
  *
@@ -79,12 +81,15 @@ static void pt_json_string(ptext *t, const char *v) {
     pt_put(t, "\"", 1);
 }
 
-/* A YAML node as the JSON-like text fv_parse reads. top: the node is the whole value. */
+/* A YAML node as the JSON-like text fv_parse reads. top: the node is the whole value.
+ * Returns 0, -1 (not a scalar, list or mapping; too deep) or -2 (a string holds a NUL). */
 static int yaml_to_text(yaml_document_t *doc, yaml_node_t *n, ptext *t, int depth, int top) {
     if (!n || depth > PARAMS_MAX_YAML_DEPTH) return -1;
     switch (n->type) {
         case YAML_SCALAR_NODE: {
             const char *v = (const char *)n->data.scalar.value;
+            /* "a\0b" in YAML holds a NUL: C strings would silently cut the value there */
+            if (memchr(v, 0, n->data.scalar.length)) return -2;
             if (top || (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && looks_plain_json(v)))
                 pt_put(t, v, n->data.scalar.length);
             else
@@ -98,7 +103,8 @@ static int yaml_to_text(yaml_document_t *doc, yaml_node_t *n, ptext *t, int dept
                  i++) {
                 if (!first) pt_put(t, ", ", 2);
                 first = 0;
-                if (yaml_to_text(doc, yaml_document_get_node(doc, *i), t, depth + 1, 0)) return -1;
+                int r = yaml_to_text(doc, yaml_document_get_node(doc, *i), t, depth + 1, 0);
+                if (r) return r;
             }
             pt_put(t, "]", 1);
             return 0;
@@ -110,12 +116,13 @@ static int yaml_to_text(yaml_document_t *doc, yaml_node_t *n, ptext *t, int dept
                  pr++) {
                 yaml_node_t *k = yaml_document_get_node(doc, pr->key);
                 if (!k || k->type != YAML_SCALAR_NODE) return -1;
+                if (memchr(k->data.scalar.value, 0, k->data.scalar.length)) return -2;
                 if (!first) pt_put(t, ", ", 2);
                 first = 0;
                 pt_json_string(t, (const char *)k->data.scalar.value);
                 pt_put(t, ": ", 2);
-                if (yaml_to_text(doc, yaml_document_get_node(doc, pr->value), t, depth + 1, 0))
-                    return -1;
+                int r = yaml_to_text(doc, yaml_document_get_node(doc, pr->value), t, depth + 1, 0);
+                if (r) return r;
             }
             pt_put(t, "}", 1);
             return 0;
@@ -188,17 +195,32 @@ static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, 
             break;
         }
         const char *name = (const char *)k->data.scalar.value;
-        int i = find_param(p, G, name, strlen(name));
+        int i = find_param(p, G, name, k->data.scalar.length);
         if (i < 0) {
             rc = unknown(p, G, name, strlen(name), err, errlen);
             break;
         }
+        /* libyaml keeps both of two equal keys; YAML 1.2 says keys are unique */
+        for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < pr && rc == 0; q++) {
+            yaml_node_t *qk = yaml_document_get_node(&doc, q->key);
+            if (qk && qk->type == YAML_SCALAR_NODE && qk->data.scalar.length == k->data.scalar.length &&
+                !memcmp(qk->data.scalar.value, name, k->data.scalar.length)) {
+                snprintf(err, errlen, "%s:%zu: parameter '%s' given twice (first on line %zu)",
+                         file, k->start_mark.line + 1, name, qk->start_mark.line + 1);
+                rc = -1;
+            }
+        }
+        if (rc) break;
         ptext t = {0};
-        if (yaml_to_text(&doc, yaml_document_get_node(&doc, pr->value), &t, 0, 1) != 0 ||
-            t.overflow) {
-            snprintf(err, errlen,
-                     "%s: parameter '%s': value is not a scalar, list or mapping (or too large)",
-                     file, name);
+        int tr = yaml_to_text(&doc, yaml_document_get_node(&doc, pr->value), &t, 0, 1);
+        if (tr != 0 || t.overflow) {
+            if (tr == -2)
+                snprintf(err, errlen, "%s:%zu: parameter '%s': a string holds a NUL byte", file,
+                         k->start_mark.line + 1, name);
+            else
+                snprintf(err, errlen,
+                         "%s: parameter '%s': value is not a scalar, list or mapping (or too large)",
+                         file, name);
             free(t.s);
             rc = -1;
             break;
@@ -248,6 +270,17 @@ int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
         return -1;
     }
     if (yaml_file) rc = load_yaml(p, G, yaml_file, texts, err, errlen);
+    /* --param beats the file, but one --param must not silently replace another */
+    for (int j = 0; j < nkv && rc == 0; j++) {
+        const char *eq = strchr(kv[j], '=');
+        size_t n = eq ? (size_t)(eq - kv[j]) : strlen(kv[j]);
+        for (int k = 0; k < j && rc == 0; k++)
+            if (!strncmp(kv[k], kv[j], n) && kv[k][n] == '=' && eq) {
+                snprintf(err, errlen, "parameter '%.*s' given twice (--param %s and --param %s)",
+                         (int)n, kv[j], kv[k], kv[j]);
+                rc = -1;
+            }
+    }
     for (int j = 0; j < nkv && rc == 0; j++) {
         const char *eq = strchr(kv[j], '=');
         if (!eq || eq == kv[j]) {

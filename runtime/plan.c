@@ -225,7 +225,8 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->cmd) F(u32, r->first) F(u32, r->second) F(u32, r->stitch) F(u32, r->first_bind)      \
         F(u32, r->retries) F(u32, r->concurrency) F(i64, r->retry_delay_ms) F(i64, r->timeout_ms)  \
             F(i64, r->max_map) F(u32, r->cache) F(u32, r->trigger) F(u32, r->version)              \
-                F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)
+                F(u32, r->run_as) F(u32, r->image) F(u32, r->label) F(u32, r->loc)        \
+                    F(i64, r->memory) F(u32, r->max_procs)
 #define PLAN_REC_graphs(F)                                                                         \
     F(u32, r->name)                                                                                \
     F(u32, r->kind)                                                                                \
@@ -902,6 +903,10 @@ static int chk_tasks(plan_check *k) {
         if (t->cache > 1) BAD("task %u has cache %u (not a bool)", i, t->cache);
         if (t->retry_delay_ms < 0 || t->timeout_ms < 0 || t->max_map < 0)
             BAD("task %u has a negative retry_delay, timeout or max_map", i);
+        if (t->memory < 0 || t->max_procs > PLAN_MAX_PROCS)
+            BAD("task %u has a negative memory limit or too large a max_procs", i);
+        if (t->retry_delay_ms > PLAN_MAX_DURATION_MS || t->timeout_ms > PLAN_MAX_DURATION_MS)
+            BAD("task %u has a retry_delay or timeout longer than 365d", i);
         TRY(chk_str(k, t->version, true, "task", i));
         TRY(chk_str(k, t->run_as, true, "task", i));
         TRY(chk_str(k, t->image, true, "task", i));

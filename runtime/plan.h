@@ -31,6 +31,12 @@
 
 #define PLAN_NONE UINT32_MAX
 #define PLAN_VERSION 1
+/* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
+ * ones with a source position and plan_read refuses a plan that carries one, so every
+ * consumer (poll timeouts, ns deadlines) can compute with it without overflow. */
+#define PLAN_MAX_DURATION_MS (365LL * 86400 * 1000)
+/* The largest max_procs a task option may carry (the kernel's pid_max limit). */
+#define PLAN_MAX_PROCS 4194304
 
 /* ---- types ---------------------------------------------------------------- */
 #define PLAN_TYPE_KINDS(X)                                                                         \
@@ -146,6 +152,8 @@ typedef struct plan_task {
     uint32_t image;          /* string or PLAN_NONE */
     uint32_t label;          /* lambda or PLAN_NONE: takes the first k parameters */
     uint32_t loc;            /* loc of the declaration */
+    int64_t memory;          /* bytes, 0: no limit (process executor: a cgroup's limit) */
+    uint32_t max_procs;      /* 0: no limit (process executor: the cgroup's pids.max) */
 } plan_task;
 
 /* ---- graphs: flows and groups ---------------------------------------------------- */

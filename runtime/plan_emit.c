@@ -528,6 +528,8 @@ static void emit_task(emit_ctx *c, uint32_t i) {
     kv_optstr(c, "run_as", k->run_as);
     kv_optstr(c, "image", k->image);
     kv_optidx(c, "label", k->label);
+    if (k->memory) kv_int(t, "memory", k->memory); /* only when set: older dumps stay valid */
+    if (k->max_procs) kv_int(t, "max_procs", k->max_procs);
     t_end_map(t);
     kv_loc(c, "loc", k->loc);
     t_end_map(t);

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -167,7 +168,7 @@ static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why
                 r->timed_out = 1;
                 break;
             }
-            wait_ms = (int)left + 1;
+            wait_ms = left < INT_MAX - 1 ? (int)left + 1 : INT_MAX; /* poll takes an int */
         }
         int n = poll(fds, 2, wait_ms);
         if (n < 0 && errno != EINTR) break;

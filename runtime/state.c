@@ -6,7 +6,9 @@
 #include "state.h"
 #include "value.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -425,6 +427,36 @@ static int create_whole(flow_state *st, char *err, size_t errlen) {
     return rc;
 }
 
+/* Crash markers (STATE_CRASH_MARKER) left by a flowrun that a task killed under the
+ * inline executor: the run, still `running` in the database, becomes failed (exit 1)
+ * with the marker's line as its error. */
+static void apply_crash_markers(flow_state *st, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    const size_t plen = strlen(STATE_CRASH_MARKER);
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end;
+        if (strncmp(e->d_name, STATE_CRASH_MARKER, plen)) continue;
+        long long run = strtoll(e->d_name + plen, &end, 10);
+        if (*end || run <= 0) continue;
+        char path[PATH_MAX], why[1024] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (!fgets(why, sizeof why, f)) why[0] = 0;
+        fclose(f);
+        why[strcspn(why, "\n")] = 0;
+        state_run r;
+        int got = state_run_get(st, run, &r) == 0;
+        int running = got && r.state && !strcmp(r.state, "running");
+        if (got) state_run_free(&r);
+        if (!running || state_run_end(st, run, "failed", 1, NULL,
+                                      why[0] ? why : "a task crashed flowrun") == 0)
+            unlink(path);
+    }
+    closedir(d);
+}
+
 flow_state *state_open(const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
@@ -447,6 +479,7 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
         state_close(st);
         return NULL;
     }
+    apply_crash_markers(st, dir);
     return st;
 }
 

@@ -34,6 +34,9 @@ typedef struct flow_state flow_state;
 /* Open or create dir/state.db (creating dir). NULL + one line in err on failure
  * (including "state.db schema version 7 is newer than this flowrun reads (1)"). */
 flow_state *state_open(const char *dir, char *err, size_t errlen);
+/* DIR/inline-crash.<run>: written by a crash handler (exec_inline.c) as one line naming
+ * the instance that crashed flowrun; state_open marks that run failed and removes it. */
+#define STATE_CRASH_MARKER "inline-crash."
 void state_close(flow_state *st); /* commits what is pending */
 /* Commit buffered writes now (in async mode: hand them to the writer thread, which
  * commits them in order). 0 ok, -1 with the error printed once on stderr. */

@@ -582,6 +582,10 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             break;
         case PT_FLOAT:
             bad = parse_float_text(s, e, &out->f);
+            /* JSON (history, the printed result) has no NaN or infinity; 1e999 overflows */
+            if (!bad && !isfinite(out->f))
+                return perr(ps, "expected a finite float, got '%s'",
+                            snippet(s, e, buf, sizeof buf));
             break;
         case PT_BOOL:
             bad = parse_bool_text(s, e, &out->i);

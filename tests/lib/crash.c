@@ -1,6 +1,7 @@
 /*
  * crash.c — test tasks that misbehave, for the process executor's tests
- * (tests/unit/test_exec_process.c, tests/suites/40-process.sh).
+ * (tests/unit/test_exec_process.c, tests/suites/40-process.sh) and for the inline
+ * executor's crash handling and the memory:/max_procs: limits (tests/suites/55-crash.sh).
  * Only libc is used, and flow.h (crash_logged calls flow_log and flow_map_index,
  * which the host resolves: flowrun and the unit tests are linked -rdynamic).
  */
@@ -166,4 +167,23 @@ int64_t crash_redirect(int64_t x) {
     dup2(fileno(f), 2);
     fclose(f);
     return x;
+}
+
+/* tries n forks whose children live 300 ms; returns how many fork() calls failed
+ * (tests/suites/55-crash.sh: max_procs:). Bounded: at most n attempts. */
+int64_t crash_forks(int64_t n) {
+    int64_t failed = 0;
+    for (int64_t i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            failed++;
+        } else if (pid == 0) {
+            struct timespec ts = {0, 300000000};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+    }
+    while (wait(NULL) > 0) {
+    }
+    return failed;
 }

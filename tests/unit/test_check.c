@@ -257,6 +257,23 @@ static void test_options(void **state) {
     assert_string_equal(plan_str(p, t->image), "alpine");
     assert_int_not_equal(t->label, PLAN_NONE);
     assert_int_equal(p->lambdas[t->label].nparams, 1);
+    assert_int_equal(t->memory, 0);
+    assert_int_equal(t->max_procs, 0);
+    done(&c);
+
+    /* memory: takes a size (binary and decimal units, plain bytes), max_procs: an int */
+    c = compile_text(LIB "task a(n: int) -> int = chk.add with {memory: 64MiB, max_procs: 8}\n"
+                         "task b(n: int) -> int = chk.add with {memory: 2GB}\n"
+                         "task d(n: int) -> int = chk.add with {memory: 3_000_000B}\n"
+                         "task e(n: int) -> int = chk.add with {memory: 1TiB}\n"
+                         "flow f() {}\n");
+    assert_int_equal(c.errors, 0);
+    p = c.plan;
+    assert_int_equal(p->tasks[task_named(p, "a")].memory, 64LL << 20);
+    assert_int_equal(p->tasks[task_named(p, "a")].max_procs, 8);
+    assert_int_equal(p->tasks[task_named(p, "b")].memory, 2000000000LL);
+    assert_int_equal(p->tasks[task_named(p, "d")].memory, 3000000LL);
+    assert_int_equal(p->tasks[task_named(p, "e")].memory, 1LL << 40);
     done(&c);
 }
 

@@ -788,6 +788,15 @@ static void test_validator_messages(void **state) {
     p->tasks[0].trigger = 7;
     expect_bad(p, "unknown trigger");
 
+    /* a duration past the limit flowc enforces: consumers compute ns deadlines and poll
+     * timeouts from it (issue 11: 200000d overflowed into "timed out after ...s") */
+    p = rich_plan(&x);
+    p->tasks[0].timeout_ms = 200000LL * 86400 * 1000;
+    expect_bad(p, "longer than 365d");
+    p = rich_plan(&x);
+    p->tasks[0].retry_delay_ms = PLAN_MAX_DURATION_MS + 1;
+    expect_bad(p, "longer than 365d");
+
     p = rich_plan(&x);
     p->values[x.v_list].n = 1000;
     expect_bad(p, "items");
