@@ -126,9 +126,13 @@ $(GEN)/lexer.c: grammar/flow.l $(GEN)/parser.h | config-check
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN)/parser.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Wno-unused-function -Wno-missing-prototypes -Wno-sign-compare -c $< -o $@
-$(BUILD)/obj/%.o: %.c $(GRAMMAR_H) | config-check
+# an object without its .d (built before -MMD, or the .d lost) is built again:
+# otherwise a changed header would go unseen
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/%.d $(GRAMMAR_H) | config-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(BUILD)/obj/%.d: ;
+.PRECIOUS: $(BUILD)/obj/%.d
 
 $(LIBA): $(RT_OBJ)
 	@mkdir -p $(dir $@)
