@@ -30,7 +30,8 @@
 #include <stdint.h>
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 1
+#define PLAN_VERSION 2        /* 2: every call node names its instances (plan_node.name) */
+#define PLAN_OLDEST_VERSION 2 /* older plans are refused: recompile them */
 
 /* ---- types ---------------------------------------------------------------- */
 #define PLAN_TYPE_KINDS(X)                                                                         \
@@ -237,7 +238,10 @@ typedef struct plan_node {
     uint32_t nargs;
     uint32_t first_after;/* afters[first_after .. +nafter): node indexes */
     uint32_t nafter;
-    uint32_t name;       /* string: the `let` name, or PLAN_NONE */
+    uint32_t name;       /* string: the `let` name, or PLAN_NONE. A call, expand,
+                            expand_kwargs or group node always has one: the binding name
+                            its instances are named by (`a`, `add#2`, `g/square` inside an
+                            inlined group call; docs/scheduler.md "Instance names") */
     uint32_t loc;        /* loc of the expression (run-time errors point here) */
 } plan_node;
 
