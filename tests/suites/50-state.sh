@@ -195,7 +195,7 @@ check "schema 1: a database made" $?
 ST="$T/v1"
 expect "schema 1: migrated, same result" 550 "$(run chain.plan --param n=10)"
 expect "schema 1: every instance served from the migrated cache" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
-expect "schema 1: now version 2" 2 "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
+expect "schema 1: now version 3" 3 "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
 
 # ---- resume keeps the options that decided the run's outcome ----
 ST="$T/st-opts"
