@@ -62,8 +62,9 @@ static void scope_free(chk_scope *sc) {
  * Instance names (docs/scheduler.md, "Instance names"). A call's binding name is
  * the `let` name when the call is what the let binds directly (`let a = t.expand(...)`),
  * else its task's (or group's) name, numbered when one body calls it unbound more
- * than once: add, add#2, add#3 in source order (when a let of this body is itself
- * called `add`, the unbound ones start at add#2, so the two never clash). Inside an inlined
+ * than once: add, add#2, add#3 in source order. (A let named `add` cannot clash:
+ * it hides the task `add` from the statements after it, and naming it before its
+ * let is an error.) Inside an inlined
  * group call the name is prefixed with the call's own binding: `g/square`.
  * Writes the name (without the prefix) into buf.
  */
@@ -75,7 +76,6 @@ static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const
     }
     int n = chk_map_get(&sc->calls, base);
     if (n < 0) n = 0;
-    if (n == 0 && (scope_get(sc, base) || chk_map_get(&sc->later, base) >= 0)) n = 1;
     n++;
     chk_map_put(&sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
     if (n == 1) snprintf(buf, len, "%s", base);
