@@ -248,7 +248,7 @@ typedef struct sched {
     scope *dead;        /* finished child scopes to free */
     failure *fails;     /* failed instances */
     uint32_t nfails, capfails;
-    uint64_t *skipped;       /* per task: instances not run (upstream failed) */
+    uint64_t *skipped;       /* per node: instances not run (upstream failed) */
     uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
     uint64_t total, done, failed, attempts;
     uint64_t ninst_dirs;      /* instance folders made */
@@ -651,8 +651,8 @@ static void print_summary(sched *S, int interrupted) {
     FILE *f = S->err;
     if (S->nfails == 0 && !interrupted) {
         int any = S->nskipped_other > 0;
-        for (uint32_t t = 0; t < p->n_tasks && !any; t++)
-            any = S->skipped[t] > 0;
+        for (uint32_t n = 0; n < p->n_nodes && !any; n++)
+            any = S->skipped[n] > 0;
         if (!any) return;
     }
     if (interrupted)
@@ -674,10 +674,10 @@ static void print_summary(sched *S, int interrupted) {
     }
     if (S->nfails > SCHED_MAX_FAIL_LINES)
         fprintf(f, "  ... and %u more\n", S->nfails - SCHED_MAX_FAIL_LINES);
-    for (uint32_t t = 0; t < p->n_tasks; t++)
-        if (S->skipped[t])
+    for (uint32_t n = 0; n < p->n_nodes; n++) /* by binding (inside groups: all elements) */
+        if (S->skipped[n])
             fprintf(f, "  %s: %" PRIu64 " instance%s not run (upstream failed)\n",
-                    plan_str(p, p->tasks[t].name), S->skipped[t], S->skipped[t] == 1 ? "" : "s");
+                    node_stem(p, n), S->skipped[n], S->skipped[n] == 1 ? "" : "s");
     if (S->nskipped_other)
         fprintf(f, "  %" PRIu64 " other step%s not run (upstream failed)\n", S->nskipped_other,
                 S->nskipped_other == 1 ? "" : "s");
@@ -764,7 +764,7 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
     }
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE) {
-        S->skipped[t]++;
+        S->skipped[node]++;
         S->done++; /* counted in total when the expansion opened */
     } else {
         S->nskipped_other++;
@@ -776,7 +776,7 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
 static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE) {
-        S->skipped[t]++;
+        S->skipped[node]++;
         S->total++; /* one line in done/total, however many it would have had */
         S->done++;
     } else {
@@ -2050,7 +2050,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     analyse(S);
     S->blocked = xcalloc(p->n_tasks, sizeof *S->blocked);
     S->running_task = xcalloc(p->n_tasks, sizeof *S->running_task);
-    S->skipped = xcalloc(p->n_tasks, sizeof *S->skipped);
+    S->skipped = xcalloc(p->n_nodes, sizeof *S->skipped);
     S->batch = xcalloc(SCHED_BATCH, sizeof *S->batch);
     S->results = xcalloc(SCHED_BATCH, sizeof *S->results);
     adapt_limit(S);
@@ -2116,8 +2116,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     out->n_failed = S->failed;
     out->n_attempts = S->attempts;
     out->n_served = S->nserved_total;
-    for (uint32_t t = 0; t < p->n_tasks; t++)
-        out->n_skipped += S->skipped[t];
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
     if (interrupted) {
         out->code = 3;
