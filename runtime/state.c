@@ -901,8 +901,9 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
  * A million one-row inserts cost the writer more than everything else a run
  * records, so the plain finished instances of a mapped task ("succeeded" or
  * "cached", no error) are packed, up to PACK_MAX of them, into one row per
- * (run, node) and transaction: state 'packed', idx the first record's index,
- * and the records in the `packed` blob. Every other state change (a failure, a
+ * (run, node, name template) and transaction: state 'packed', idx the first
+ * record's index, name the template its records share (so names cost no bytes
+ * per record), and the records in the `packed` blob. Every other state change (a failure, a
  * skip, ...) keeps a row of its own. The blob, all numbers little-endian:
  *   u32 PACK_MAGIC, u32 count, then per record
  *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
