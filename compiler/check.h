@@ -90,7 +90,10 @@ typedef struct chk_scope {
     chk_map map;       /* name -> index in items */
     chk_map later;     /* let names of this body not bound yet -> statement index */
     const flow_nodes *stmts; /* the body's statements (for notes) */
-    const char *prefix;/* inlined group: "group." prefixed to node names, else NULL */
+    const char *prefix;/* inlined group: its binding's path ("g", "outer/inner") prefixed
+                          with '/' to node names, else NULL */
+    chk_map calls;     /* unbound calls named so far in this body: task/group name -> count
+                          (instance names add, add#2, ...; keys in the arena) */
 } chk_scope;
 
 typedef struct chk_ctx {
@@ -111,6 +114,8 @@ typedef struct chk_ctx {
     int inline_depth;           /* groups being inlined */
     uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
     const char *const_what;     /* what a constant being checked is for, or NULL */
+    const flow_node *bind_expr; /* the expression a `let` being checked binds directly ... */
+    const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;

@@ -55,6 +55,42 @@ static void scope_free(chk_scope *sc) {
     free(sc->items);
     chk_map_free(&sc->map);
     chk_map_free(&sc->later);
+    chk_map_free(&sc->calls);
+}
+
+/*
+ * Instance names (docs/scheduler.md, "Instance names"). A call's binding name is
+ * the `let` name when the call is what the let binds directly (`let a = t.expand(...)`),
+ * else its task's (or group's) name, numbered when one body calls it unbound more
+ * than once: add, add#2, add#3 in source order. (A let named `add` cannot clash:
+ * it hides the task `add` from the statements after it, and naming it before its
+ * let is an error.) Inside an inlined
+ * group call the name is prefixed with the call's own binding: `g/square`.
+ * Writes the name (without the prefix) into buf.
+ */
+static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const char *base,
+                         char *buf, size_t len) {
+    if (call && call == c->bind_expr && c->bind_name) {
+        snprintf(buf, len, "%s", c->bind_name);
+        return;
+    }
+    int n = chk_map_get(&sc->calls, base);
+    if (n < 0) n = 0;
+    n++;
+    chk_map_put(&sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
+    if (n == 1) snprintf(buf, len, "%s", base);
+    else snprintf(buf, len, "%s#%d", base, n);
+}
+
+static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name);
+
+/* Name a call node just emitted: its binding name (see binding_name). */
+static uint32_t name_call(chk_ctx *c, chk_scope *sc, uint32_t node, const flow_node *call,
+                          const char *base) {
+    char buf[300];
+    binding_name(c, sc, call, base, buf, sizeof buf);
+    name_node(c, sc, node, buf);
+    return node;
 }
 
 /* ---- nodes ------------------------------------------------------------------------------- */
@@ -166,7 +202,7 @@ static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_
 }
 
 /* inline a plain group call: walk its body with its parameters bound to nodes */
-static chk_val inline_group(chk_ctx *c, const chk_scope *caller, uint32_t gdecl,
+static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
                             const uint32_t *nodes, const flow_node *at) {
     chk_decl *g = &c->decls[gdecl];
     if (g->bad) return ERR;
@@ -191,13 +227,15 @@ static chk_val inline_group(chk_ctx *c, const chk_scope *caller, uint32_t gdecl,
     const plan_graph *pg = &p->graphs[g->index];
     chk_scope sc;
     memset(&sc, 0, sizeof sc);
-    sc.prefix = g->ast->name; /* node names: group.let, outer.inner.let when nested */
-    if (caller->prefix) {
-        size_t n = strlen(caller->prefix) + strlen(g->ast->name) + 2;
-        char *pre = ast_alloc(c->ar, n);
-        snprintf(pre, n, "%s.%s", caller->prefix, g->ast->name);
-        sc.prefix = pre;
-    }
+    /* node names: binding/let, outer/inner/let when nested (the binding: the let
+     * that binds this call, else the group's name, numbered as unbound calls are) */
+    char bname[300];
+    binding_name(c, caller, at, g->ast->name, bname, sizeof bname);
+    size_t pn = (caller->prefix ? strlen(caller->prefix) + 1 : 0) + strlen(bname) + 1;
+    char *pre = ast_alloc(c->ar, pn);
+    snprintf(pre, pn, "%s%s%s", caller->prefix ? caller->prefix : "", caller->prefix ? "/" : "",
+             bname);
+    sc.prefix = pre;
     for (uint32_t i = 0; i < pg->nparams; i++) {
         const flow_node *pa = g->ast->list.items[i];
         scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
@@ -387,22 +425,45 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                        ".expand_kwargs applies to tasks, not groups");
             return ERR;
         }
+        const char *gname = c->decls[f.ref].ast->name;
         if (mode == M_EXPAND) {
             if (c->decls[f.ref].bad) return ERR;
-            return node_val(emit(c, PN_GROUP_EXPAND, lt, graph, naxes, pa, (int)n, call->span), lt);
+            uint32_t g = emit(c, PN_GROUP_EXPAND, lt, graph, naxes, pa, (int)n, call->span);
+            return node_val(name_call(c, sc, g, call, gname), lt);
         }
         uint32_t nodes[CHK_MAX_PARAMS];
         for (uint32_t i = 0; i < n; i++) nodes[i] = pa[i].node;
         return inline_group(c, sc, f.ref, nodes, call);
     }
-    if (mode == M_CALL)
-        return node_val(emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span), s.ret);
-    if (mode == M_EXPAND)
-        return node_val(emit(c, PN_EXPAND, lt, f.ref, naxes, pa, (int)n, call->span), lt);
-    return node_val(emit(c, PN_EXPAND_KWARGS, lt, f.ref, 0, pa, (int)n, call->span), lt);
+    /* the task's name, copied: interning more strings may move the plan's text */
+    char tname[300];
+    snprintf(tname, sizeof tname, "%s", plan_str(p, p->tasks[f.ref].name));
+    if (mode == M_CALL) {
+        uint32_t k = emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span);
+        return node_val(name_call(c, sc, k, call, tname), s.ret);
+    }
+    plan_node_kind kind = mode == M_EXPAND ? PN_EXPAND : PN_EXPAND_KWARGS;
+    uint32_t k = emit(c, kind, lt, f.ref, mode == M_EXPAND ? naxes : 0, pa, (int)n, call->span);
+    return node_val(name_call(c, sc, k, call, tname), lt);
 }
 
 /* ---- combine ------------------------------------------------------------------------------ */
+/* `let m = combine(a, b)`: the combined task is named m, its stable name in the history,
+ * logs and cache (m#2, m#3 when another task of the plan is already called m). */
+static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
+    flow_plan *p = c->plan;
+    char buf[300];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (int k = 2;; k++) {
+        bool taken = chk_find_decl(c, buf) != NULL;
+        for (uint32_t t = 0; t < p->n_tasks && !taken; t++)
+            taken = t != task && !strcmp(plan_str(p, p->tasks[t].name), buf);
+        if (!taken) break;
+        snprintf(buf, sizeof buf, "%s#%d", name, k);
+    }
+    p->tasks[task].name = plan_intern_str(p, buf);
+}
+
 static const flow_node *stitch_field_span(const flow_node *lam, const char *name) {
     const flow_node *b = lam->a;
     if (b && b->kind == AST_RECORD)
@@ -1076,8 +1137,8 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
 
 static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name) {
     if (sc->prefix) {
-        char buf[300];
-        snprintf(buf, sizeof buf, "%s.%s", sc->prefix, name);
+        char buf[600];
+        snprintf(buf, sizeof buf, "%s/%s", sc->prefix, name);
         c->plan->nodes[node].name = plan_intern_str(c->plan, buf);
     } else {
         c->plan->nodes[node].name = plan_intern_str(c->plan, name);
@@ -1103,7 +1164,16 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
             chk_local *prev = scope_get(sc, st->name);
+            const flow_node *saved_expr = c->bind_expr;
+            const char *saved_name = c->bind_name;
+            c->bind_expr = st->a;
+            c->bind_name = st->name;
+            uint32_t ntasks = p->n_tasks;
             chk_val v = eval(c, sc, st->a, PLAN_NONE);
+            c->bind_expr = saved_expr;
+            c->bind_name = saved_name;
+            if (v.kind == CV_TASK && v.ref >= ntasks && p->tasks[v.ref].kind == TK_COMBINE)
+                name_combine(c, v.ref, st->name);
             if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
             if (prev) {
                 diag_error(c->d, st->nspan, "each name is bound once; choose another name",

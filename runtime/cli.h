@@ -21,8 +21,8 @@
     X(runs, "[--json] [--state DIR]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
     X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
-    X(logs, "RUN TASK[INDEX] [--state DIR]", "one instance's log")                                 \
-    X(clear, "RUN TASK[INDEX] [--state DIR]", "mark instances to run again on resume")             \
+    X(logs, "RUN INSTANCE [--state DIR]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
+    X(clear, "RUN INSTANCE [--state DIR]", "mark instances to run again on resume")                \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--state DIR]", "drop store objects no recorded run needs")                             \

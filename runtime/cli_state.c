@@ -3,8 +3,9 @@
  *
  *   flowrun runs [--json]              run history, newest first
  *   flowrun show RUN [--json]          every instance of a run
- *   flowrun logs RUN TASK[INDEX]       one instance's log
- *   flowrun clear RUN TASK[INDEX]      mark instances to run again on resume
+ *   flowrun logs RUN INSTANCE          one instance's log
+ *   flowrun clear RUN INSTANCE         mark instances to run again on resume
+ *                                      (INSTANCE: a name as `show` prints it; see below)
  *   flowrun gc                         drop store objects nothing refers to
  *
  * Each takes --state DIR (else $FLOW_STATE, else ./.flow). RUN is a run id or
@@ -195,13 +196,14 @@ int flowrun_cmd_runs(int argc, char **argv) {
 /* ---- show ---- */
 static int print_inst(const state_inst *r, void *ctx) {
     runs_ctx *c = ctx;
-    char started[32], name[512];
+    char started[32];
+    const char *name = r->name;
     iso_time(r->started, started, sizeof started);
     double dur = r->ended > 0 && r->started > 0 ? r->ended - r->started : -1;
-    if (r->idx && *r->idx) snprintf(name, sizeof name, "%s[%s]", r->task, r->idx);
-    else snprintf(name, sizeof name, "%s", r->task);
     if (c->json) {
-        printf("%s{\"task\":", c->n ? "," : "");
+        printf("%s{\"name\":", c->n ? "," : "");
+        json_str(stdout, r->name);
+        printf(",\"task\":");
         json_str(stdout, r->task);
         printf(",\"index\":");
         json_str(stdout, r->idx && *r->idx ? r->idx : NULL);
@@ -267,64 +269,17 @@ int flowrun_cmd_show(int argc, char **argv) {
     return close_state(st, rc ? 2 : 0);
 }
 
-/* TASK or TASK[INDEX] -> task name and index text (NULL when absent). */
-static int split_instance(const char *arg, char *task, size_t tlen, char *idx, size_t ilen,
-                          int *has_idx) {
-    const char *br = strchr(arg, '[');
-    *has_idx = 0;
-    if (!br) {
-        snprintf(task, tlen, "%s", arg);
-        return *task ? 0 : -1;
-    }
-    size_t n = strlen(arg);
-    if (arg[n - 1] != ']' || br == arg) return -1;
-    snprintf(task, tlen, "%.*s", (int)(br - arg), arg);
-    snprintf(idx, ilen, "%.*s", (int)(n - (size_t)(br - arg) - 2), br + 1);
-    *has_idx = 1;
-    return 0;
-}
-
-/* The log of one instance: <state>/logs/<run>/<task>/<index or "-">.log */
-static void log_path(const char *state, int64_t run, const char *task, const char *idx, char *buf,
-                     size_t len) {
-    int n = snprintf(buf, len, "%s/logs/%lld/%s/", state, (long long)run, task);
-    if (n < 0 || (size_t)n >= len) return;
-    snprintf(buf + n, len - (size_t)n, "%s.log", idx && *idx ? idx : "-");
-    for (char *q = buf + n; *q; q++)
-        if (*q == '/') *q = '.'; /* "2/5" is written as 2.5.log (history.c) */
-}
-
 #define LOGS_ORIGIN_RUNS 1000 /* earlier runs searched for a cached instance's log */
 
-/* What the history says about one instance, when its log file is missing. */
+/* The instance of an earlier run that computed a cached instance's result. */
 typedef struct log_probe {
-    const char *task; /* task name looked for */
-    const char *idx;  /* index looked for ("" when unmapped) */
-    int found;        /* 1: the run holds this instance */
-    int mapped;       /* 1: the run holds instances of this task with an index */
-    char state[32];   /* the instance's state */
-    int cached;       /* 1: its result came from the cache */
-    int has_key;      /* 1: key is set */
-    flow_hash key;    /* its cache key */
-    char otask[256];  /* the computing instance found in an earlier run: task */
-    char oidx[64];    /* ... its index */
-    int64_t orun;     /* ... its run (0: none found) */
+    flow_hash key;       /* the cached instance's key */
+    int64_t orun;        /* the run found (0: none) */
+    char otask[256];     /* its task, index, name template ("" none, else "=" + it), name */
+    char oidx[1024];
+    char otmpl[1024];
+    char oname[2048];
 } log_probe;
-
-static int probe_instance(const state_inst *r, void *ctx) {
-    log_probe *p = ctx;
-    if (strcmp(r->task, p->task) != 0) return 0;
-    if (*r->idx) p->mapped = 1;
-    if (strcmp(r->idx, p->idx) != 0) return 0;
-    p->found = 1;
-    snprintf(p->state, sizeof p->state, "%s", r->state);
-    p->cached = r->cache_hit || !strcmp(r->state, "cached");
-    if (r->cache_key) {
-        p->key = *r->cache_key;
-        p->has_key = 1;
-    }
-    return 0;
-}
 
 /* An instance of an earlier run that computed (did not look up) p->key. */
 static int probe_origin(const state_inst *r, void *ctx) {
@@ -334,6 +289,8 @@ static int probe_origin(const state_inst *r, void *ctx) {
     p->orun = r->run;
     snprintf(p->otask, sizeof p->otask, "%s", r->task);
     snprintf(p->oidx, sizeof p->oidx, "%s", r->idx);
+    if (r->tmpl) snprintf(p->otmpl, sizeof p->otmpl, "=%s", r->tmpl);
+    snprintf(p->oname, sizeof p->oname, "%s", r->name);
     return 0;
 }
 
@@ -347,109 +304,295 @@ static int print_file(const char *path) {
     return 0;
 }
 
-/* The arguments of `flowrun CMD RUN TASK[INDEX]`: the state opened, the run's id
- * (-1 when there is none), the task and index. NULL after a usage error. */
-static flow_state *instance_args(int argc, char **argv, cli_args *a, char *task, size_t tlen,
-                                 char *idx, size_t ilen, int *has_idx, int64_t *id) {
-    if (parse(argc, argv, a, 2, 0)) return NULL;
-    if (a->npos != 2) {
-        fprintf(stderr, "usage: flowrun %s RUN TASK[INDEX] [--state DIR]\n", argv[0]);
+/*
+ * Naming an instance on the command line (docs/state.md, "Naming instances"):
+ *
+ *   NAME                 an instance by its name: a[3], add#2, per_n[2]/square[1];
+ *                        or a binding, all its instances: a, per_n[2]/square
+ *   BINDING["LABEL"]     the instance of BINDING whose label is LABEL
+ *
+ * and a task's name wherever a binding's is, when it denotes exactly one binding of
+ * the run (count_words[0] for `let counts = count_words.expand(...)`); when it
+ * denotes several, the error lists them. Rows of an older flowrun are named
+ * task[idx], as that flowrun named them.
+ *
+ * The run's instances are walked once; for each, its binding (its name without the
+ * last index) and its alias (the binding with the last step named by the task) are
+ * compared with the argument. Level 0 matches names, level 1 aliases; level 1 is
+ * used only when level 0 found nothing.
+ */
+#define MAX_HITS 64 /* instances and bindings remembered per level */
+
+typedef struct hit {
+    uint32_t node;
+    char *tmpl, *task, *idx, *name, *binding;
+    char state[32];
+    int cached, has_key;
+    flow_hash key;
+} hit;
+
+typedef struct level {
+    hit one[MAX_HITS];   /* instances named one by one (a name, a label) */
+    int none;            /* how many (may exceed MAX_HITS) */
+    hit whole[MAX_HITS]; /* bindings named whole: their first instance */
+    long nwhole_inst[MAX_HITS]; /* instances of each */
+    int nwhole;
+} level;
+
+typedef struct resolver {
+    const char *arg;     /* as given */
+    char path[1024];     /* with a label selector: the binding part */
+    char label[1024];    /* the label, when the argument ends in ["..."] */
+    int has_label;
+    level lv[2];
+} resolver;
+
+static void hit_set(hit *h, const state_inst *r, const char *binding) {
+    h->node = r->node;
+    h->tmpl = r->tmpl ? strdup(r->tmpl) : NULL;
+    h->task = strdup(r->task);
+    h->idx = strdup(r->idx);
+    h->name = strdup(r->name);
+    h->binding = strdup(binding);
+    snprintf(h->state, sizeof h->state, "%s", r->state);
+    h->cached = r->cache_hit || !strcmp(r->state, "cached");
+    h->has_key = r->cache_key != NULL;
+    if (r->cache_key) h->key = *r->cache_key;
+}
+
+static void hit_free(hit *h) {
+    free(h->tmpl);
+    free(h->task);
+    free(h->idx);
+    free(h->name);
+    free(h->binding);
+}
+
+static void resolver_free(resolver *R) {
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < R->lv[l].none && i < MAX_HITS; i++) hit_free(&R->lv[l].one[i]);
+        for (int i = 0; i < R->lv[l].nwhole; i++) hit_free(&R->lv[l].whole[i]);
+    }
+}
+
+/* Same binding: node, template and binding text. */
+static int same_binding(const hit *h, const state_inst *r, const char *binding) {
+    if (h->node != r->node || strcmp(h->binding, binding)) return 0;
+    return h->tmpl && r->tmpl ? !strcmp(h->tmpl, r->tmpl) : h->tmpl == r->tmpl;
+}
+
+/* Compare r with the argument: name and binding (its real binding, or the alias) as
+ * the argument may write them; real: its real binding (remembered). */
+static void match_at(resolver *R, level *L, const state_inst *r, const char *binding,
+                     const char *name, const char *real) {
+    int mapped = r->tmpl ? strlen(r->tmpl) >= 2 && !strcmp(r->tmpl + strlen(r->tmpl) - 2, "[]")
+                         : *r->idx != 0;
+    int one = !strcmp(name, R->arg) ||
+              (R->has_label && r->label && !strcmp(binding, R->path) && !strcmp(r->label, R->label));
+    if (one) {
+        if (L->none < MAX_HITS) hit_set(&L->one[L->none], r, real);
+        L->none++;
+        return;
+    }
+    if (!mapped || strcmp(binding, R->arg) != 0) return;
+    for (int i = 0; i < L->nwhole; i++)
+        if (same_binding(&L->whole[i], r, real)) {
+            L->nwhole_inst[i]++;
+            return;
+        }
+    if (L->nwhole == MAX_HITS) return;
+    hit_set(&L->whole[L->nwhole], r, real);
+    L->nwhole_inst[L->nwhole++] = 1;
+}
+
+static int resolve_inst(const state_inst *r, void *ctx) {
+    resolver *R = ctx;
+    char binding[2048], alias[2048], aname[2304];
+    /* the binding: the name without its last index */
+    const char *last = strrchr(r->idx, '/');
+    last = last ? last + 1 : r->idx;
+    if (r->tmpl) {
+        char t[2048];
+        snprintf(t, sizeof t, "%s", r->tmpl);
+        size_t n = strlen(t);
+        if (n >= 2 && !strcmp(t + n - 2, "[]")) t[n - 2] = 0;
+        else last = NULL;
+        state_inst_name(t, r->task, r->idx, binding, sizeof binding);
+    } else {
+        snprintf(binding, sizeof binding, "%s", r->task);
+        if (!*r->idx) last = NULL;
+    }
+    match_at(R, &R->lv[0], r, binding, r->name, binding);
+    /* the alias: the last step of the binding named by the task */
+    const char *slash = strrchr(binding, '/');
+    size_t keep = slash ? (size_t)(slash - binding) + 1 : 0;
+    snprintf(alias, sizeof alias, "%.*s%s", (int)keep, binding, r->task);
+    if (last) snprintf(aname, sizeof aname, "%s[%s]", alias, last);
+    else snprintf(aname, sizeof aname, "%s", alias);
+    if (strcmp(alias, binding) != 0) match_at(R, &R->lv[1], r, alias, aname, binding);
+    return 0;
+}
+
+/* Print the candidates of an ambiguous name; always returns 2. */
+static int ambiguous(const char *cmd, const char *arg, int64_t run, const level *L) {
+    fprintf(stderr, "flowrun %s: '%s' names more than one binding in run %lld:", cmd, arg,
+            (long long)run);
+    int n = 0;
+    for (int i = 0; i < L->none && i < MAX_HITS && n < 20; i++, n++)
+        fprintf(stderr, "%s %s", n ? "," : "", L->one[i].name);
+    for (int i = 0; i < L->nwhole && n < 20; i++, n++)
+        fprintf(stderr, "%s %s", n ? "," : "", L->whole[i].binding);
+    fprintf(stderr, "; name one of them\n");
+    return 2;
+}
+
+/* The level that matched (NULL: none), after checking that it denotes one binding.
+ * *rc is set to 2 after an error message. */
+static const level *resolved(resolver *R, const char *cmd, int64_t run, int *rc) {
+    *rc = 0;
+    const level *L = R->lv[0].none || R->lv[0].nwhole ? &R->lv[0]
+                     : R->lv[1].none || R->lv[1].nwhole ? &R->lv[1] : NULL;
+    if (!L) {
+        fprintf(stderr, "flowrun %s: run %lld has no instance %s (flowrun show %lld lists them)\n",
+                cmd, (long long)run, R->arg, (long long)run);
+        *rc = 2;
         return NULL;
     }
-    /* a task is a name; an index is digits, '/' between levels and 'c' for group calls:
-     * nothing that could lead a log path out of the log folder */
-    if (split_instance(a->pos[1], task, tlen, idx, ilen, has_idx) || strchr(task, '/') ||
-        !strcmp(task, "..") || !strcmp(task, ".") || strspn(idx, "0123456789/c") != strlen(idx)) {
-        fprintf(stderr, "flowrun %s: '%s' is not TASK or TASK[INDEX]\n", argv[0], a->pos[1]);
+    /* rows of an older flowrun may share a name: they are taken together, as then */
+    int old = 1;
+    for (int i = 0; i < L->none && i < MAX_HITS; i++) old &= L->one[i].tmpl == NULL;
+    for (int i = 0; i < L->nwhole; i++) old &= L->whole[i].tmpl == NULL;
+    if (!old && (L->nwhole > 1 || (L->nwhole && L->none) ||
+                 (!L->nwhole && L->none > 1))) {
+        *rc = ambiguous(cmd, R->arg, run, L);
         return NULL;
+    }
+    return L;
+}
+
+/* The log of one instance, or of what the history says about it. */
+static int show_log(const char *dir, flow_state *st, int64_t id, const char *arg, const hit *h) {
+    char path[4096];
+    if (state_log_path(dir, id, h->tmpl, h->task, h->idx, path, sizeof path) == 0 &&
+        print_file(path) == 0)
+        return 0;
+    /* No log file: say why, and for a cached instance show the log of the run
+     * that computed its result. */
+    log_probe p;
+    memset(&p, 0, sizeof p);
+    if (h->cached && h->has_key) {
+        p.key = h->key;
+        for (int64_t r = id - 1; r >= 1 && r >= id - LOGS_ORIGIN_RUNS && !p.orun; r--)
+            state_insts_each(st, r, probe_origin, &p);
+    }
+    if (h->cached && p.orun) {
+        if (state_log_path(dir, p.orun, p.otmpl[0] ? p.otmpl + 1 : NULL, p.otask, p.oidx, path,
+                           sizeof path) == 0) {
+            FILE *f = fopen(path, "r");
+            if (f) {
+                fclose(f);
+                fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; this log "
+                                "is from run %lld, which computed it as %s\n",
+                        arg, (long long)id, (long long)p.orun, p.oname);
+                return print_file(path) == 0 ? 0 : 2;
+            }
+        }
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; run %lld computed "
+                        "it and it wrote no log\n", arg, (long long)id, (long long)p.orun);
+    } else if (h->cached && h->has_key) {
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; the run that "
+                        "computed it is not in the %d runs before it\n", arg, (long long)id,
+                LOGS_ORIGIN_RUNS);
+    } else if (h->cached) {
+        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld, which recorded "
+                        "no cache key to find the run that computed it\n", arg, (long long)id);
+    } else {
+        fprintf(stderr, "flowrun logs: %s (%s in run %lld) wrote no log\n", h->name, h->state,
+                (long long)id);
+    }
+    return 2;
+}
+
+/* The arguments of `flowrun CMD RUN INSTANCE`: the state opened, the run's id (-1
+ * when there is none), and the argument resolved against the run's instances. NULL
+ * after a usage error. */
+static flow_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R) {
+    if (parse(argc, argv, a, 2, 0)) return NULL;
+    if (a->npos != 2) {
+        fprintf(stderr, "usage: flowrun %s RUN INSTANCE [--state DIR]\n", argv[0]);
+        return NULL;
+    }
+    memset(R, 0, sizeof *R);
+    R->arg = a->pos[1];
+    size_t n = strlen(R->arg);
+    const char *lb = NULL; /* BINDING["LABEL"] */
+    for (const char *q = strstr(R->arg, "[\""); q; q = strstr(q + 1, "[\"")) lb = q;
+    if (!*R->arg || n >= sizeof R->path) {
+        fprintf(stderr, "flowrun %s: '%s' is not an instance name\n", argv[0], R->arg);
+        return NULL;
+    }
+    if (lb && n >= 4 && R->arg[n - 1] == ']' && R->arg[n - 2] == '"' && lb + 2 <= R->arg + n - 2) {
+        snprintf(R->path, sizeof R->path, "%.*s", (int)(lb - R->arg), R->arg);
+        snprintf(R->label, sizeof R->label, "%.*s", (int)(R->arg + n - 2 - (lb + 2)), lb + 2);
+        R->has_label = 1;
     }
     flow_state *st = open_state(a, argv[0]);
     if (st) *id = run_id(st, a->pos[0], argv[0]);
+    if (st && *id > 0) state_insts_each(st, *id, resolve_inst, R);
     return st;
 }
 
 int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
-    char task[256], idx[64] = "";
-    int has_idx;
     int64_t id = -1;
-    flow_state *st = instance_args(argc, argv, &a, task, sizeof task, idx, sizeof idx, &has_idx, &id);
-    if (!st) return 2;
-    if (id < 0) {
-        state_close(st);
-        return 2;
-    }
-    char path[4096];
-    log_path(state_dir_default(a.state), id, task, idx, path, sizeof path);
-    if (print_file(path) == 0) {
-        state_close(st);
-        return 0;
-    }
-    /* No log file: say why, and for a cached instance show the log of the run
-     * that computed its result. */
-    log_probe p;
-    memset(&p, 0, sizeof p);
-    p.task = task;
-    p.idx = idx;
-    state_insts_each(st, id, probe_instance, &p);
-    if (p.found && p.cached && p.has_key) {
-        for (int64_t r = id - 1; r >= 1 && r >= id - LOGS_ORIGIN_RUNS && !p.orun; r--)
-            state_insts_each(st, r, probe_origin, &p);
-    }
-    state_close(st);
-    if (!p.found) {
-        if (p.mapped && !has_idx)
-            fprintf(stderr, "flowrun logs: %s is mapped in run %lld: name one instance, as %s[0]\n",
-                    task, (long long)id, task);
-        else
-            fprintf(stderr,
-                    "flowrun logs: run %lld has no instance %s (flowrun show %lld lists them)\n",
-                    (long long)id, a.pos[1], (long long)id);
-        return 2;
-    }
-    if (p.cached && p.orun) {
-        log_path(state_dir_default(a.state), p.orun, p.otask, p.oidx, path, sizeof path);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fclose(f);
-            fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; this log is "
-                            "from run %lld, which computed it as %s%s%s%s\n",
-                    a.pos[1], (long long)id, (long long)p.orun, p.otask, *p.oidx ? "[" : "",
-                    p.oidx, *p.oidx ? "]" : "");
-            return print_file(path) == 0 ? 0 : 2;
+    resolver *R = calloc(1, sizeof *R);
+    flow_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    int rc = 2;
+    if (st && id > 0) {
+        const level *L = resolved(R, "logs", id, &rc);
+        if (L && L->nwhole) {
+            const hit *w = &L->whole[0];
+            fprintf(stderr, "flowrun logs: %s is mapped in run %lld (%ld instances): name one, as "
+                            "%s[%s]\n", R->arg, (long long)id, L->nwhole_inst[0], w->binding,
+                    strrchr(w->idx, '/') ? strrchr(w->idx, '/') + 1 : w->idx);
+            rc = 2;
+        } else if (L) {
+            rc = show_log(state_dir_default(a.state), st, id, R->arg, &L->one[0]);
         }
     }
-    if (p.cached && p.orun)
-        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; run %lld computed "
-                        "it and it wrote no log\n", a.pos[1], (long long)id, (long long)p.orun);
-    else if (p.cached && p.has_key)
-        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld; the run that "
-                        "computed it is not in the %d runs before it\n", a.pos[1], (long long)id,
-                LOGS_ORIGIN_RUNS);
-    else if (p.cached)
-        fprintf(stderr, "flowrun logs: %s was served from the cache in run %lld, which recorded "
-                        "no cache key to find the run that computed it\n", a.pos[1],
-                (long long)id);
-    else
-        fprintf(stderr, "flowrun logs: %s (%s in run %lld) wrote no log\n", a.pos[1], p.state,
-                (long long)id);
-    return 2;
+    state_close(st);
+    if (R) resolver_free(R);
+    free(R);
+    return rc;
 }
 
 int flowrun_cmd_clear(int argc, char **argv) {
     cli_args a;
-    char task[256], idx[64] = "";
-    int has_idx;
     int64_t id = -1;
-    flow_state *st = instance_args(argc, argv, &a, task, sizeof task, idx, sizeof idx, &has_idx, &id);
-    if (!st) return 2;
-    int n = id < 0 ? -1 : state_inst_clear(st, id, task, has_idx ? idx : NULL);
-    state_close(st);
-    if (id < 0 || n < 0) return 2;
-    if (n == 0) {
-        fprintf(stderr, "flowrun clear: run %lld has no instance %s\n", (long long)id, a.pos[1]);
-        return 2;
+    resolver *R = calloc(1, sizeof *R);
+    flow_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    int rc = 2, n = 0;
+    if (st && id > 0) {
+        const level *L = resolved(R, "clear", id, &rc);
+        for (int i = 0; L && i < L->nwhole && n >= 0; i++) { /* a binding: all of it */
+            const hit *w = &L->whole[i];
+            char prefix[1024];
+            const char *slash = strrchr(w->idx, '/');
+            snprintf(prefix, sizeof prefix, "%.*s", slash ? (int)(slash - w->idx) + 1 : 0, w->idx);
+            int k = state_inst_clear_at(st, id, w->node, w->tmpl, slash ? prefix : NULL);
+            n = k < 0 ? -1 : n + k;
+        }
+        for (int i = 0; L && i < L->none && i < MAX_HITS && n >= 0; i++) {
+            const hit *h = &L->one[i];
+            int k = state_inst_clear_at(st, id, h->node, h->tmpl, h->idx);
+            n = k < 0 ? -1 : n + k;
+        }
+        if (L && n >= 0) rc = 0;
     }
+    state_close(st);
+    if (R) resolver_free(R);
+    free(R);
+    if (rc) return rc;
     printf("cleared %d instance%s of run %lld; `flowrun resume %lld` runs them again\n", n,
            n == 1 ? "" : "s", (long long)id, (long long)id);
     return 0;

@@ -37,6 +37,7 @@
 typedef struct done_entry {
     uint32_t node;   /* plan node */
     char *idx;       /* index path */
+    char *tmpl;      /* name template (two call sites of one group share node and idx) */
     uint8_t *result; /* encoded result */
     size_t len;
     int used;        /* 1 while occupied */
@@ -83,6 +84,10 @@ struct hist {
     int cache_empty;          /* the cache held nothing when the run began */
 };
 
+static int tmpl_eq(const char *a, const char *b) {
+    return a && b ? !strcmp(a, b) : a == b;
+}
+
 static uint64_t key_hash(uint32_t node, const char *idx) {
     uint64_t h = 1469598103934665603ull ^ node;
     for (; *idx; idx++) h = (h ^ (unsigned char)*idx) * 1099511628211ull;
@@ -107,11 +112,13 @@ static int load_done(const state_inst *r, void *ctx) {
         h->ndone_cap = cap;
     }
     size_t j = key_hash(r->node, r->idx) & (h->ndone_cap - 1);
-    while (h->done[j].used && (h->done[j].node != r->node || strcmp(h->done[j].idx, r->idx)))
+    while (h->done[j].used && (h->done[j].node != r->node || strcmp(h->done[j].idx, r->idx) ||
+                               !tmpl_eq(h->done[j].tmpl, r->tmpl)))
         j = (j + 1) & (h->ndone_cap - 1);
     done_entry *e = &h->done[j];
     if (e->used) { /* a later record of the same instance replaces it */
         free(e->idx);
+        free(e->tmpl);
         free(e->result);
     }
     e->used = 1;
@@ -120,6 +127,7 @@ static int load_done(const state_inst *r, void *ctx) {
     if (r->cache_key) e->key = *r->cache_key;
     e->node = r->node;
     e->idx = strdup(r->idx);
+    e->tmpl = r->tmpl ? strdup(r->tmpl) : NULL;
     e->len = r->result_len;
     e->result = malloc(r->result_len ? r->result_len : 1);
     if (r->result_len) memcpy(e->result, r->result, r->result_len);
@@ -433,7 +441,8 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
         size_t j = key_hash(ii->node, ii->idx) & (h->ndone_cap - 1);
         for (; h->done[j].used; j = (j + 1) & (h->ndone_cap - 1)) {
             done_entry *e = &h->done[j];
-            if (e->node != ii->node || strcmp(e->idx, ii->idx)) continue;
+            if (e->node != ii->node || strcmp(e->idx, ii->idx) || !tmpl_eq(e->tmpl, ii->tmpl))
+                continue;
             if (e->cleared) {
                 cleared = 1;
                 break;
@@ -509,21 +518,17 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     return 1;
 }
 
+/* An instance's log: logs/RUN/NAME.log by its instance name (state_log_path), e.g.
+ * logs/4/a[3].log, logs/4/per_n[2]/square[1].log; the folders are made as needed. */
 static void write_log(hist *h, const hist_inst *ii, const char *task, const char *log) {
     char path[HIST_PATH_MAX];
-    if (store_pathf(path, sizeof path - 64, "%s/logs/%lld/%s", h->dir, (long long)h->run, task))
-        return;
+    if (state_log_path(h->dir, h->run, ii->tmpl, task, ii->idx, path, sizeof path)) return;
     for (char *q = path + strlen(h->dir) + 1; *q; q++)
         if (*q == '/') {
             *q = 0;
             mkdir(path, 0755);
             *q = '/';
         }
-    mkdir(path, 0755);
-    size_t n = strlen(path);
-    snprintf(path + n, sizeof path - n, "/%s.log", *ii->idx ? ii->idx : "-");
-    for (char *q = path + n + 1; *q; q++)
-        if (*q == '/') *q = '.'; /* "2/5" -> "2.5.log" */
     FILE *f = fopen(path, "w");
     if (!f) return;
     fputs(log, f);
@@ -565,6 +570,7 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     r.node = ii->node;
     r.idx = ii->idx;
     r.task = task;
+    r.tmpl = ii->tmpl;
     r.label = ii->label;
     r.state = res->ok ? (served ? "cached" : "succeeded") : "failed";
     r.attempts = ii->attempts;
@@ -601,6 +607,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     for (size_t i = 0; i < h->ndone_cap; i++)
         if (h->done[i].used) {
             free(h->done[i].idx);
+            free(h->done[i].tmpl);
             free(h->done[i].result);
         }
     free(h->done);

@@ -49,6 +49,7 @@ typedef struct hist_inst {
     uint32_t node;       /* plan node of the call or expansion */
     uint32_t task;       /* plan task */
     const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group */
+    const char *tmpl;    /* its name template ("per_n[]/square[]", state_inst_name), or NULL */
     const char *out_dir; /* the instance's output directory, or NULL */
     const char *label;   /* the label lambda's text, or NULL */
     int attempts;        /* executions so far */

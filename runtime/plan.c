@@ -477,6 +477,9 @@ static int check_envelope(const uint8_t *buf, size_t len, char *err, size_t errl
         return fail(err, errlen, "plan format version %u is newer than this flowrun supports (%d)",
                     version, PLAN_VERSION);
     if (version == 0) return fail(err, errlen, "bad plan: format version 0");
+    if (version < PLAN_OLDEST_VERSION) /* version 1: call nodes carried no instance names */
+        return fail(err, errlen, "plan format version %u is older than this flowrun reads (%d): "
+                    "recompile it with flowc", version, PLAN_VERSION);
     if (len < PLAN_HEADER_SIZE)
         return fail(err, errlen, "truncated (%zu of at least %u bytes)", len, PLAN_HEADER_SIZE);
     if (rd32(buf + 12) != PLAN_HEADER_SIZE)

@@ -30,7 +30,9 @@
 #include <stdint.h>
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 1
+#define PLAN_VERSION 2        /* 2: every call node names its instances (plan_node.name);
+                                 tasks carry memory and max_procs */
+#define PLAN_OLDEST_VERSION 2 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
  * consumer (poll timeouts, ns deadlines) can compute with it without overflow. */
@@ -245,7 +247,10 @@ typedef struct plan_node {
     uint32_t nargs;
     uint32_t first_after;/* afters[first_after .. +nafter): node indexes */
     uint32_t nafter;
-    uint32_t name;       /* string: the `let` name, or PLAN_NONE */
+    uint32_t name;       /* string: the `let` name, or PLAN_NONE. A call, expand,
+                            expand_kwargs or group node always has one: the binding name
+                            its instances are named by (`a`, `add#2`, `g/square` inside an
+                            inlined group call; docs/scheduler.md "Instance names") */
     uint32_t loc;        /* loc of the expression (run-time errors point here) */
 } plan_node;
 

@@ -208,10 +208,12 @@ typedef struct inst {
 } inst;
 
 typedef struct failure {
-    char *what;   /* "task[3]" or "group[1] > task" */
+    char *what;   /* the instance's name: "a[3]", "per_n[1]/square[2]" */
     char *label;  /* label lambda's text, or NULL */
     char *error;  /* message */
     uint32_t loc; /* loc of the node */
+    uint32_t node;/* its node, and index path ("1/2"): the summary's order */
+    char *idx;
 } failure;
 
 typedef struct sched {
@@ -247,7 +249,7 @@ typedef struct sched {
     scope *dead;        /* finished child scopes to free */
     failure *fails;     /* failed instances */
     uint32_t nfails, capfails;
-    uint64_t *skipped;       /* per task: instances not run (upstream failed) */
+    uint64_t *skipped;       /* per node: instances not run (upstream failed) */
     uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
     uint64_t total, done, failed, attempts;
     uint64_t ninst_dirs;      /* instance folders made */
@@ -482,18 +484,55 @@ static void analyse(sched *S) {
     }
 }
 
-/* ---- failures and the summary ---- */
+/* ---- instance names, failures and the summary ---- */
 
-static void scope_path(sched *S, scope *sc, char *buf, size_t len) {
+/* A node's binding name: its `let` name, or (flowc names every call node) else the
+ * name of what it runs, or its kind ("map"). */
+static const char *node_stem(const flow_plan *p, uint32_t node) {
+    const plan_node *N = &p->nodes[node];
+    if (N->name != PLAN_NONE) return plan_str(p, N->name);
+    switch (N->kind) {
+        case PN_CALL:
+        case PN_EXPAND:
+        case PN_EXPAND_KWARGS:
+            return plan_str(p, p->tasks[N->ref].name);
+        case PN_GROUP_CALL:
+        case PN_GROUP_EXPAND:
+            return plan_str(p, p->graphs[N->ref].name);
+        default: {
+            static const char *const names[] = {
+#define X(k, s) s,
+                PLAN_NODE_KINDS(X)
+#undef X
+            };
+            return N->kind < PN__COUNT ? names[N->kind] : "node";
+        }
+    }
+}
+
+/* Append text at buf[n]; returns the new length. */
+static size_t put_str(char *buf, size_t n, size_t len, const char *t) {
+    while (*t && n + 1 < len) buf[n++] = *t++;
+    buf[n] = 0;
+    return n;
+}
+
+/* The name template of an instance of node in scope sc (k >= 0: mapped): the
+ * bindings of the group calls around it, then its own, "[]" where an index goes
+ * ("{}" for a plain group call's "c<node>" component): "per_n[]/square[]". The
+ * history records it and composes the name with the index path (state_inst_name). */
+static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int mapped, char *buf,
+                           size_t len) {
+    size_t n = 0;
     buf[0] = 0;
-    if (!sc || !sc->parent) return;
-    scope_path(S, sc->parent, buf, len);
-    size_t n = strlen(buf);
-    const char *gname = plan_str(S->p, S->p->graphs[sc->graph].name);
-    if (sc->pk >= 0)
-        snprintf(buf + n, len - n, "%s[%" PRId64 "] > ", gname, sc->pk);
-    else
-        snprintf(buf + n, len - n, "%s > ", gname);
+    if (sc && sc->parent) {
+        n = inst_tmpl_at(p, sc->parent, sc->pnode, sc->pk >= 0, buf, len);
+        if (sc->pk < 0) n = put_str(buf, n, len, "{}");
+        n = put_str(buf, n, len, "/");
+    }
+    n = put_str(buf, n, len, node_stem(p, node));
+    if (mapped) n = put_str(buf, n, len, "[]");
+    return n;
 }
 
 /* The label lambda's text for an instance of task t (malloc'ed), or NULL. */
@@ -556,33 +595,56 @@ static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
     hist_index_at(sc, k, buf, len);
 }
 
-/* Fill a history record for instance r. */
-static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, size_t len) {
+/* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
+static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, char *tmpl, size_t len) {
     hist_index(S, r->sc, r->k, idx, len);
+    inst_tmpl_at(S->p, r->sc, r->node, r->k >= 0, tmpl, len);
     memset(ii, 0, sizeof *ii);
     ii->node = r->node;
     ii->task = r->task;
     ii->idx = idx;
+    ii->tmpl = tmpl;
     ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
     ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
     ii->has_key = r->has_key;
     ii->key = r->key;
 }
 
-static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
-                           const flow_val *args, const char *error) {
+static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_val *args,
+                           const char *error) {
     const flow_plan *p = S->p;
-    char path[512], name[700];
-    scope_path(S, sc, path, sizeof path);
-    if (k >= 0) snprintf(name, sizeof name, "%s%s[%" PRId64 "]", path, what, k);
-    else snprintf(name, sizeof name, "%s%s", path, what);
+    char idx[256], tmpl[700], name[1024];
+    hist_index(S, sc, k, idx, sizeof idx);
+    inst_tmpl_at(p, sc, node, k >= 0, tmpl, sizeof tmpl);
+    state_inst_name(tmpl, NULL, idx, name, sizeof name);
     char *label = label_of(S, S->info[node].task, args);
     if (S->nfails == S->capfails) {
         S->capfails = S->capfails ? S->capfails * 2 : 16;
         S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
     }
-    S->fails[S->nfails++] =
-        (failure){xstrdup(name), label, xstrdup(error ? error : "failed"), p->nodes[node].loc};
+    S->fails[S->nfails++] = (failure){xstrdup(name), label, xstrdup(error ? error : "failed"),
+                                      p->nodes[node].loc, node, xstrdup(idx)};
+}
+
+/* Index paths in numeric order, component by component ("2" < "10", "1/9" < "1/10"). */
+static int idx_cmp(const char *a, const char *b) {
+    while (*a || *b) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        if (la != lb) return la < lb ? -1 : 1;
+        int c = memcmp(a, b, la);
+        if (c) return c;
+        a += la + (a[la] == '/');
+        b += lb + (b[lb] == '/');
+    }
+    return 0;
+}
+
+/* The summary's order: by node (the plan's, dependency order), then by index. */
+static int fail_cmp(const void *x, const void *y) {
+    const failure *a = x, *b = y;
+    if (a->node != b->node) return a->node < b->node ? -1 : 1;
+    int c = idx_cmp(a->idx, b->idx);
+    return c ? c : strcmp(a->what, b->what);
 }
 
 static void print_summary(sched *S, int interrupted) {
@@ -590,8 +652,8 @@ static void print_summary(sched *S, int interrupted) {
     FILE *f = S->err;
     if (S->nfails == 0 && !interrupted) {
         int any = S->nskipped_other > 0;
-        for (uint32_t t = 0; t < p->n_tasks && !any; t++)
-            any = S->skipped[t] > 0;
+        for (uint32_t n = 0; n < p->n_nodes && !any; n++)
+            any = S->skipped[n] > 0;
         if (!any) return;
     }
     if (interrupted)
@@ -599,6 +661,7 @@ static void print_summary(sched *S, int interrupted) {
                 S->total);
     if (S->nfails)
         fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
+    if (S->nfails > 1) qsort(S->fails, S->nfails, sizeof *S->fails, fail_cmp);
     for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
         const failure *F = &S->fails[i];
         char where[300] = "";
@@ -612,10 +675,10 @@ static void print_summary(sched *S, int interrupted) {
     }
     if (S->nfails > SCHED_MAX_FAIL_LINES)
         fprintf(f, "  ... and %u more\n", S->nfails - SCHED_MAX_FAIL_LINES);
-    for (uint32_t t = 0; t < p->n_tasks; t++)
-        if (S->skipped[t])
+    for (uint32_t n = 0; n < p->n_nodes; n++) /* by binding (inside groups: all elements) */
+        if (S->skipped[n])
             fprintf(f, "  %s: %" PRIu64 " instance%s not run (upstream failed)\n",
-                    plan_str(p, p->tasks[t].name), S->skipped[t], S->skipped[t] == 1 ? "" : "s");
+                    node_stem(p, n), S->skipped[n], S->skipped[n] == 1 ? "" : "s");
     if (S->nskipped_other)
         fprintf(f, "  %" PRIu64 " other step%s not run (upstream failed)\n", S->nskipped_other,
                 S->nskipped_other == 1 ? "" : "s");
@@ -717,7 +780,7 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
     }
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE) {
-        S->skipped[t]++;
+        S->skipped[node]++;
         S->done++; /* counted in total when the expansion opened */
     } else {
         S->nskipped_other++;
@@ -729,7 +792,7 @@ static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) 
 static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
     uint32_t t = S->info[node].task;
     if (t != PLAN_NONE) {
-        S->skipped[t]++;
+        S->skipped[node]++;
         S->total++; /* one line in done/total, however many it would have had */
         S->done++;
     } else {
@@ -744,28 +807,7 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
 /* Record a failure under node `as` (its name and position) and settle `node` as
  * failed: the same node but for a fused chain (see Fusion). */
 static void node_fail_as(sched *S, scope *sc, uint32_t node, uint32_t as, const char *msg) {
-    const plan_node *N = &S->p->nodes[as];
-    const char *what;
-    switch (N->kind) {
-        case PN_CALL:
-        case PN_EXPAND:
-        case PN_EXPAND_KWARGS:
-            what = plan_str(S->p, S->p->tasks[N->ref].name);
-            break;
-        case PN_GROUP_CALL:
-        case PN_GROUP_EXPAND:
-            what = plan_str(S->p, S->p->graphs[N->ref].name);
-            break;
-        default: {
-            static const char *const names[] = {
-#define X(k, s) s,
-                PLAN_NODE_KINDS(X)
-#undef X
-            };
-            what = N->kind < PN__COUNT ? names[N->kind] : "node";
-        }
-    }
-    record_failure(S, sc, as, -1, what, NULL, msg);
+    record_failure(S, sc, as, -1, NULL, msg);
     S->failed++;
     node_settle(S, sc, node, FS_FAILED);
 }
@@ -780,9 +822,8 @@ static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
 }
 
 /* Element k of an expansion could not start (a map's lambda failed on its input). */
-static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *what,
-                       const char *err) {
-    record_failure(S, sc, node, k, what, NULL, err);
+static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *err) {
+    record_failure(S, sc, node, k, NULL, err);
     S->failed++;
     S->done++;
     if (S->p->nodes[node].kind == PN_CALL)
@@ -1728,7 +1769,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         flow_val *params = xcalloc(G->nparams, sizeof *params);
         if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
             free(params);
-            elem_error(S, sc, node, k, plan_str(p, G->name), err);
+            elem_error(S, sc, node, k, err);
             return;
         }
         scope *child = scope_new(S, N->ref, sc, node, k, params);
@@ -1746,15 +1787,15 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : xcalloc(N->nargs, sizeof(flow_val));
     if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
         rec_free(S, id);
-        elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
+        elem_error(S, sc, node, r->k, err);
         return;
     }
     r->served = 0;
     r->has_key = 0;
     if (S->o->hist) {
-        char idx[256];
+        char idx[1024], tmpl[1024];
         hist_inst ii;
-        hist_prepare(S, r, &ii, idx, sizeof idx);
+        hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
         int64_t len = N->kind == PN_CALL ? -1 : SL(sc, p, node)->len;
         ii.remaining = len > k ? len - k : 1; /* lets the history preload a task's cache */
         flow_val v;
@@ -1859,9 +1900,9 @@ static void complete(sched *S, rt_result *res) {
         return;
     }
     if (S->o->hist) {
-        char idx[256];
+        char idx[1024], tmpl[1024];
         hist_inst ii;
-        hist_prepare(S, r, &ii, idx, sizeof idx);
+        hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
         hist_finished(S->o->hist, &ii, r->args, res, r->served);
@@ -1876,7 +1917,7 @@ static void complete(sched *S, rt_result *res) {
     S->done++;
     if (!ok) {
         S->failed++;
-        record_failure(S, sc, node, k, plan_str(p, T->name), r->args, res->error);
+        record_failure(S, sc, node, k, r->args, res->error);
     }
     free(res->error);
     free(res->log);
@@ -1943,6 +1984,7 @@ static void sched_free(sched *S) {
         free(S->fails[i].what);
         free(S->fails[i].label);
         free(S->fails[i].error);
+        free(S->fails[i].idx);
     }
     free(S->fails);
     free(S->info);
@@ -2024,7 +2066,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     analyse(S);
     S->blocked = xcalloc(p->n_tasks, sizeof *S->blocked);
     S->running_task = xcalloc(p->n_tasks, sizeof *S->running_task);
-    S->skipped = xcalloc(p->n_tasks, sizeof *S->skipped);
+    S->skipped = xcalloc(p->n_nodes, sizeof *S->skipped);
     S->batch = xcalloc(SCHED_BATCH, sizeof *S->batch);
     S->results = xcalloc(SCHED_BATCH, sizeof *S->results);
     adapt_limit(S);
@@ -2090,8 +2132,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     out->n_failed = S->failed;
     out->n_attempts = S->attempts;
     out->n_served = S->nserved_total;
-    for (uint32_t t = 0; t < p->n_tasks; t++)
-        out->n_skipped += S->skipped[t];
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
     if (interrupted) {
         out->code = 3;

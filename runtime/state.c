@@ -52,18 +52,23 @@
     X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
                 "cache_key, cache_hit, started, ended, exit_status, signal, error, worker_pid, "   \
-                "peak_rss_kb, result) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")                  \
+                "peak_rss_kb, result, name) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")          \
     X(event_put, "INSERT INTO events(run, node, idx, at, state) VALUES(?,?,?,?,?)")                \
     X(inst_list, "SELECT node, idx, task, label, state, attempts, cache_key, cache_hit, started, " \
-                 "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result, id, packed " \
-                 "FROM instances WHERE run=?1")                                                    \
+                 "ended, exit_status, signal, error, worker_pid, peak_rss_kb, result, id, packed, "\
+                 "name FROM instances WHERE run=?1")                                               \
     X(inst_clear_one, "UPDATE instances SET state='cleared' WHERE run=? AND task=? AND idx=? "    \
                       "AND packed IS NULL")                                                        \
     X(inst_clear_all, "UPDATE instances SET state='cleared' WHERE run=? AND task=? "              \
                       "AND packed IS NULL")                                                        \
-    X(pack_put, "INSERT INTO instances(run, node, idx, task, state, attempts, cache_hit, packed) " \
-                "VALUES(?,?,?,?,'packed',0,0,?)")                                                  \
+    X(pack_put, "INSERT INTO instances(run, node, idx, task, state, attempts, cache_hit, packed, " \
+                "name) VALUES(?,?,?,?,'packed',0,0,?,?)")                                          \
     X(pack_list, "SELECT id, packed FROM instances WHERE run=? AND task=? AND packed IS NOT NULL") \
+    X(inst_clear_at, "UPDATE instances SET state='cleared' WHERE run=?1 AND node=?2 AND name IS ?3 " \
+                     "AND (?4 IS NULL OR idx=?4 OR (substr(?4,-1)='/' AND "                        \
+                     "substr(idx,1,length(?4))=?4)) AND packed IS NULL")                           \
+    X(pack_list_at, "SELECT id, packed FROM instances WHERE run=? AND node=? AND name IS ? "       \
+                    "AND packed IS NOT NULL")                                                      \
     X(pack_set, "UPDATE instances SET packed=? WHERE id=?")                                        \
     X(cache_get, "SELECT key, result FROM cache WHERE ck=?")                                       \
     X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
@@ -109,6 +114,7 @@ typedef struct pack {
     uint32_t node;
     uint32_t n;          /* records in data */
     char *task;          /* the task's name */
+    char *tmpl;          /* the records' name template (NULL: none given) */
     char *first_idx;     /* the first record's index: the row's idx */
     fv_buf blob;         /* the row's packed blob: header, then the records */
 } pack;
@@ -207,6 +213,9 @@ static const char *const schema[] = {
     "CREATE TRIGGER runs_owner_reset AFTER UPDATE OF pid ON runs"
     " WHEN NEW.pid IS NOT OLD.pid AND NEW.pid_start IS OLD.pid_start BEGIN"
     " UPDATE runs SET host=NULL, pid_start=NULL, boot_id=NULL WHERE id=NEW.id; END;",
+    /* 4: each instance row names its binding: the name template (state_inst_name),
+     * NULL in the rows written before, which keep their task[idx] names */
+    "ALTER TABLE instances ADD COLUMN name TEXT;",
 };
 #define STATE_OLDEST_READER 2 /* the oldest schema version a reader of ours understands */
 
@@ -333,6 +342,7 @@ static void conn_close(conn *c) {
     if (!c->db) return;
     for (size_t i = 0; i < c->npacks; i++) {
         free(c->packs[i].task);
+        free(c->packs[i].tmpl);
         free(c->packs[i].first_idx);
         free(c->packs[i].blob.data);
     }
@@ -702,6 +712,7 @@ static int replay(conn *c, const wbatch *b) {
             x.node = (uint32_t)rd_u64(&r);
             x.idx = rd_str(&r);
             x.task = rd_str(&r);
+            x.tmpl = rd_str(&r);
             x.label = rd_str(&r);
             x.state = rd_str(&r);
             x.attempts = (int)rd_u64(&r);
@@ -1222,8 +1233,9 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
  * A million one-row inserts cost the writer more than everything else a run
  * records, so the plain finished instances of a mapped task ("succeeded" or
  * "cached", no error) are packed, up to PACK_MAX of them, into one row per
- * (run, node) and transaction: state 'packed', idx the first record's index,
- * and the records in the `packed` blob. Every other state change (a failure, a
+ * (run, node, name template) and transaction: state 'packed', idx the first
+ * record's index, name the template its records share (so names cost no bytes
+ * per record), and the records in the `packed` blob. Every other state change (a failure, a
  * skip, ...) keeps a row of its own. The blob, all numbers little-endian:
  *   u32 PACK_MAGIC, u32 count, then per record
  *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
@@ -1270,6 +1282,7 @@ static int pack_write(conn *c, pack *k) {
         sqlite3_bind_text(s, 3, k->first_idx, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 4, k->task, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 5, k->blob.data, (int)k->blob.len, SQLITE_STATIC);
+        if (k->tmpl) sqlite3_bind_text(s, 6, k->tmpl, -1, SQLITE_STATIC);
         rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_fail(c);
         sqlite3_reset(s);
     }
@@ -1302,11 +1315,16 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
 
 static int pack_add(conn *c, const state_inst *r) {
     pack *k = pack_of(c, r->run, r->node, 1);
-    if (k->n && strcmp(k->task, r->task) && pack_write(c, k)) return -1; /* one node, one task */
+    /* one row: one node, one task, one name template */
+    int other = k->n && (strcmp(k->task, r->task) || !k->tmpl != !r->tmpl ||
+                         (k->tmpl && strcmp(k->tmpl, r->tmpl)));
+    if (other && pack_write(c, k)) return -1;
     if (!k->n) {
         free(k->task);
+        free(k->tmpl);
         free(k->first_idx);
         k->task = strdup(r->task);
+        k->tmpl = r->tmpl ? strdup(r->tmpl) : NULL;
         k->first_idx = strdup(r->idx);
         k->blob.len = 0;
         fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
@@ -1426,6 +1444,7 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->worker_pid) sqlite3_bind_int(s, 15, r->worker_pid);
     if (r->peak_rss_kb) sqlite3_bind_int64(s, 16, r->peak_rss_kb);
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
+    if (r->tmpl) sqlite3_bind_text(s, 18, r->tmpl, -1, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
     if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len))
         return -1;
@@ -1450,6 +1469,7 @@ int state_inst_put(flow_state *st, const state_inst *r) {
     wb_u64(st, r->node);
     wb_str(st, r->idx ? r->idx : "");
     wb_str(st, r->task);
+    wb_str(st, r->tmpl);
     wb_str(st, r->label);
     wb_str(st, r->state);
     wb_u64(st, (uint64_t)r->attempts);
@@ -1473,6 +1493,7 @@ int state_inst_put(flow_state *st, const state_inst *r) {
  * 125 MB, most of it the blobs.) */
 typedef struct irow {
     char *task;
+    char *tmpl;    /* the row's name template, or NULL */
     uint8_t *blob; /* a packed row: its records */
     size_t len;
     state_inst r;  /* a row of its own, with copies of its strings */
@@ -1504,11 +1525,20 @@ static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
     return (const char *)w->blob + e->off + PACK_FIXED;
 }
 
-/* (node, index path in numeric order, then the order recorded) */
+/* Two rows' name templates: NULL first, then by text. */
+static int tmpl_cmp(const ireader *R, const irec *x, const irec *y) {
+    const char *a = R->rows[x->row].tmpl, *b = R->rows[y->row].tmpl;
+    if (!a || !b) return !!a - !!b;
+    return a == b ? 0 : strcmp(a, b);
+}
+
+/* (node, name template, index path in numeric order, then the order recorded) */
 static int irec_cmp(const void *a, const void *b, void *ctx) {
     const ireader *R = ctx;
     const irec *x = a, *y = b;
     if (x->node != y->node) return x->node < y->node ? -1 : 1;
+    int t = tmpl_cmp(R, x, y);
+    if (t) return t;
     size_t lx, ly;
     const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
     if (lx != ly) return lx < ly ? -1 : 1;
@@ -1521,7 +1551,7 @@ static int irec_cmp(const void *a, const void *b, void *ctx) {
 static int same_instance(const ireader *R, const irec *x, const irec *y) {
     size_t lx, ly;
     const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
-    return x->node == y->node && lx == ly && !memcmp(ix, iy, lx);
+    return x->node == y->node && lx == ly && !memcmp(ix, iy, lx) && !tmpl_cmp(R, x, y);
 }
 
 /* Copy the current row of ST_inst_list (one not packed) into w. */
@@ -1555,6 +1585,7 @@ static void ireader_free(ireader *R) {
     for (size_t i = 0; i < R->nrows; i++) {
         irow *w = &R->rows[i];
         free(w->task);
+        free(w->tmpl);
         free(w->blob);
         free(w->idx);
         free(w->label);
@@ -1573,6 +1604,8 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     sqlite3_bind_int64(s, 1, run);
     ireader R = {0};
     fv_buf scratch = {0}; /* a packed record's index and label as C strings */
+    char *name = NULL;    /* the record's composed name */
+    size_t name_cap = 0;
     irec *v = NULL;
     size_t n = 0, cap = 0;
     int rc, bad = 0;
@@ -1591,6 +1624,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         memset(w, 0, sizeof *w);
         w->task = col_dup(s, 2);
         if (!w->task) w->task = strdup("");
+        w->tmpl = col_dup(s, 18);
         if (pk) {
             w->blob = malloc(pklen);
             memcpy(w->blob, pk, pklen);
@@ -1663,21 +1697,35 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         r.run = run;
         r.node = e->node;
         r.task = w->task;
+        r.tmpl = w->tmpl;
+        size_t need = strlen(r.idx) + (r.tmpl ? strlen(r.tmpl) : strlen(r.task)) + 8;
+        if (name_cap < need) {
+            name_cap = need * 2;
+            name = realloc(name, name_cap);
+        }
+        state_inst_name(r.tmpl, r.task, r.idx, name, name_cap);
+        r.name = name;
         if (fn(&r, ctx)) break;
     }
     free(scratch.data);
+    free(name);
     free(v);
     ireader_free(&R);
     return failed || bad ? -1 : 0;
 }
 
-/* Mark records of packed rows cleared: every record of the task, or the one at
- * idx. Returns how many. */
-static int clear_packed(conn *c, int64_t run, const char *task, const char *idx) {
-    sqlite3_stmt *s = stmt(c, ST_pack_list);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run);
-    bind_text(s, 2, task);
+/* Does a record's index match idx: NULL (all), the same text, or, when idx ends
+ * in '/', one that starts with it? */
+static int idx_match(const char *ridx, size_t n, const char *idx) {
+    if (!idx) return 1;
+    size_t k = strlen(idx);
+    if (k && idx[k - 1] == '/') return n >= k && !memcmp(ridx, idx, k);
+    return n == k && !memcmp(ridx, idx, n);
+}
+
+/* Mark records of the packed rows s (bound, selecting id and packed) lists cleared:
+ * those whose index matches idx (idx_match). Returns how many. */
+static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
     typedef struct {
         int64_t id;
         uint8_t *b;
@@ -1699,7 +1747,7 @@ static int clear_packed(conn *c, int64_t run, const char *task, const char *idx)
             pk_text ridx, label;
             long at = pack_next(b, len, &off, &r, &key, &ridx, &label);
             if (at < 0) break;
-            if (!idx || (ridx.n == strlen(idx) && !memcmp(ridx.p, idx, ridx.n))) {
+            if (idx_match(ridx.p, ridx.n, idx)) {
                 b[at] = PK_CLEARED;
                 cleared++;
                 any = 1;
@@ -1737,9 +1785,105 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
     if (idx) bind_text(s, 3, idx);
     if (step_write(c, s)) return -1;
     int n = sqlite3_changes(c->db);
-    int np = clear_packed(c, run, task, idx);
+    s = stmt(c, ST_pack_list);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    bind_text(s, 2, task);
+    int np = clear_packed(c, s, idx);
     if (np < 0) return -1;
     return conn_commit(c) ? -1 : n + np;
+}
+
+int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *tmpl,
+                        const char *idx) {
+    conn *c = &st->main;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_inst_clear_at);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    sqlite3_bind_int64(s, 2, node);
+    bind_text(s, 3, tmpl);
+    bind_text(s, 4, idx);
+    if (step_write(c, s)) return -1;
+    int n = sqlite3_changes(c->db);
+    s = stmt(c, ST_pack_list_at);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    sqlite3_bind_int64(s, 2, node);
+    bind_text(s, 3, tmpl);
+    int np = clear_packed(c, s, idx);
+    if (np < 0) return -1;
+    return conn_commit(c) ? -1 : n + np;
+}
+
+size_t state_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
+                       size_t len) {
+    if (!len) return 0;
+    size_t n = 0;
+#define PUT(ch) (n + 1 < len ? (void)(buf[n++] = (ch)) : (void)0)
+    if (!idx) idx = "";
+    if (!tmpl) {
+        for (const char *q = task ? task : ""; *q; q++) PUT(*q);
+        if (*idx) {
+            PUT('[');
+            for (const char *q = idx; *q; q++) PUT(*q);
+            PUT(']');
+        }
+        buf[n] = 0;
+        return n;
+    }
+    const char *comp = idx; /* the next component of idx */
+    for (const char *q = tmpl; *q; q++) {
+        if ((q[0] == '[' && q[1] == ']') || (q[0] == '{' && q[1] == '}')) {
+            size_t k = strcspn(comp, "/");
+            if (q[0] == '[') {
+                PUT('[');
+                if (!k) PUT('?');
+                for (size_t i = 0; i < k; i++) PUT(comp[i]);
+                PUT(']');
+            }
+            comp += k + (comp[k] == '/');
+            q++;
+        } else {
+            PUT(*q);
+        }
+    }
+#undef PUT
+    buf[n] = 0;
+    return n;
+}
+
+int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *task,
+                   const char *idx, char *buf, size_t len) {
+    char name[2048];
+    int n = snprintf(buf, len, "%s/logs/%lld/", dir, (long long)run);
+    if (n < 0 || (size_t)n >= len) return -1;
+    size_t at = (size_t)n;
+    if (!tmpl) { /* the layout of schema 2 */
+        const char *i = idx && *idx ? idx : "-";
+        if (snprintf(name, sizeof name, "%s/%s", task ? task : "", i) >= (int)sizeof name) return -1;
+        for (char *q = name + strlen(task ? task : "") + 1; *q; q++)
+            if (*q == '/') *q = '.';
+    } else if (state_inst_name(tmpl, task, idx, name, sizeof name) + 1 >= sizeof name) {
+        return -1;
+    }
+    /* each component: not empty, not "." or ".." */
+    for (const char *q = name;;) {
+        size_t k = strcspn(q, "/");
+        if (at + k + 8 >= len) return -1;
+        if (k == 0 || (k == 1 && q[0] == '.') || (k == 2 && q[0] == '.' && q[1] == '.')) {
+            buf[at++] = '_';
+        } else {
+            memcpy(buf + at, q, k);
+            at += k;
+        }
+        q += k;
+        if (!*q) break;
+        buf[at++] = '/';
+        q++;
+    }
+    memcpy(buf + at, ".log", 5);
+    return 0;
 }
 
 /* ---- cache ----

@@ -27,7 +27,7 @@
 
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 3 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 4 /* what this flowrun writes */
 
 typedef struct flow_state flow_state;
 
@@ -107,6 +107,10 @@ typedef struct state_inst {
     uint32_t node;        /* plan node of the call */
     const char *idx;      /* map index path: "" unmapped, "3", "2/5" inside an expanded group */
     const char *task;     /* task name */
+    const char *tmpl;     /* the instance's name template (state_inst_name), e.g.
+                             "per_n[]/square[]"; NULL in rows of an older flowrun */
+    const char *name;     /* read only (state_insts_each): the composed instance name,
+                             "per_n[2]/square[1]" (older rows: "task[idx]") */
     const char *label;    /* label lambda's value, or NULL */
     const char *state;    /* pending running succeeded failed upstream_failed cached skipped */
     int attempts;
@@ -132,6 +136,23 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
 /* Mark instances to run again on resume: one (idx non-NULL) or every instance of the
  * task (idx NULL). Returns the number cleared. */
 int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx);
+/* The same for one binding: the instances of node with name template tmpl (NULL: rows
+ * of an older flowrun), all of them (idx NULL), the one at idx, or, when idx ends in
+ * '/', those whose index starts with it. */
+int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *tmpl,
+                        const char *idx);
+/* An instance's name from its template and index path: each "[]" of tmpl takes the
+ * next '/'-separated component of idx ("per_n[]/square[]" + "2/1" -> "per_n[2]/square[1]"),
+ * each "{}" takes one and shows nothing (a plain group call's "c12"). tmpl NULL (a row
+ * of an older flowrun): "task[idx]", or "task" unmapped. Returns the length. */
+size_t state_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
+                       size_t len);
+/* Where an instance's log is: DIR/logs/RUN/NAME.log, NAME its instance name with any
+ * empty, "." or ".." component shown as "_" (a log never leaves its run's folder).
+ * With tmpl NULL (a row of an older flowrun): DIR/logs/RUN/TASK/IDX.log as that flowrun
+ * wrote it ("2.5" for the index "2/5", "-" unmapped). 0, or -1 when it does not fit. */
+int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *task,
+                   const char *idx, char *buf, size_t len);
 
 /* ---- cache ---- */
 /* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.

@@ -22,13 +22,13 @@ for p in failure max_map zip_mismatch depth_first depth_first_map map_stream sev
 done
 
 for ex in inline process; do
-    # the summary: task, map index, label, error and line:col of the call
+    # the summary: instance name (its let and map index), label, error and line:col of the call
     run s failure.plan --executor $ex --progress none
     expect_code "failure exits 1 [$ex]" 1
     expect_err "summary names instance, label, error, position [$ex]" \
-        'fail_odd[1] "item-1": odd input 1 ('
+        'a[1] "item-1": odd input 1 ('
     expect_err "summary gives line:col [$ex]" 'failure.flow:8:13)'
-    expect_err "summary counts upstream-failed [$ex]" 'inc: 2 instances not run (upstream failed)'
+    expect_err "summary counts upstream-failed [$ex]" 'b: 2 instances not run (upstream failed)'
     [ -s "$tmp/out" ] && fail "failure prints no result [$ex]" "$tmp/out" || pass "failure prints no result [$ex]"
 
     run s max_map.plan --executor $ex --progress none
@@ -36,7 +36,7 @@ for ex in inline process; do
     run s zip_mismatch.plan --executor $ex --progress none
     expect_err "zip names both lengths [$ex]" 'lists have different lengths (3 and 4)'
     run s map_stream.plan --executor $ex --progress none
-    expect_err "a map's lambda error fails its element [$ex]" "inc[2]: division by zero in '/'"
+    expect_err "a map's lambda error fails its element [$ex]" "b[2]: division by zero in '/'"
 
     # depth-first: element 0's third stage before element 19's first stage
     # (also through maps between the stages, evaluated per element)

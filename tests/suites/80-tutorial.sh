@@ -93,7 +93,7 @@ expect() { # name want got
 }
 tally() { # run: "count_file-ran count_file-cached add_up-state" from flowrun show
     (cd "$W" && "$FLOWRUN" show "$1" 2>/dev/null) |
-        awk '$1 ~ /^count_file\[/ { n[$3]++ } $1 == "add_up" { a = $3 }
+        awk '$1 ~ /^counts\[/ { n[$3]++ } $1 == "add_up" { a = $3 }
              END { printf "%d %d %s", n["succeeded"], n["cached"], a }'
 }
 expect "the reader's library and plan exist" "yes yes" \
@@ -108,13 +108,17 @@ expect "the re-run computed the new totals" 1 "$(cat "$OUT"/*.out | grep -c '^{"
 # flowrun logs when the reader names an instance the run does not have.
 logs() { (cd "$W" && "$FLOWRUN" logs "$@" 2>&1; echo "rc=$?"); }
 expect "logs of a mapped task without an index: a hint" \
-    "flowrun logs: count_file is mapped in run 1: name one instance, as count_file[0] rc=2" \
+    "flowrun logs: count_file is mapped in run 1 (3 instances): name one, as counts[0] rc=2" \
     "$(logs 1 count_file | tr '\n' ' ' | sed 's/ $//')"
+expect "logs by the task's name, as the README shows it" "books/cat.txt: 2 lines, 6 words" \
+    "$(logs 1 'count_file[0]' | grep '^books')"
+expect "logs by the label" "books/one.txt: 1 lines, 3 words" \
+    "$(logs 1 'counts["one.txt"]' | grep '^books')"
 expect "logs of an unknown instance" \
     "flowrun logs: run 1 has no instance nosuch[0] (flowrun show 1 lists them) rc=2" \
     "$(logs 1 'nosuch[0]' | tr '\n' ' ' | sed 's/ $//')"
 expect "logs of an instance cached twice: the log of run 1" "books/xyz.txt: 3 lines, 3 words" \
-    "$(logs 3 'count_file[2]' | grep '^books')"
+    "$(logs 3 'counts[2]' | grep '^books')"
 
 # The claims of the page's last paragraph, each one run: touching a file
 # changes nothing; the same counts from new bytes stop at count_file (early

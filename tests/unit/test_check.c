@@ -209,7 +209,9 @@ static void test_combine(void **state) {
     compiled c = compile_text(combine_src);
     assert_int_equal(c.errors, 0);
     flow_plan *p = c.plan;
-    uint32_t m = task_named(p, "combine(fetch,store)");
+    /* a combine bound by a let is named by it (its stable name in history and logs) */
+    uint32_t m = task_named(p, "mirror");
+    assert_int_equal(task_named(p, "st"), m + 1);
     const plan_task *t = &p->tasks[m];
     assert_int_equal(t->kind, TK_COMBINE);
     assert_int_equal(t->nparams, 2);
@@ -300,16 +302,13 @@ static void test_groups(void **state) {
     assert_int_equal(c.errors, 0);
     flow_plan *p = c.plan;
     uint32_t g = graph_named(p, "f");
-    /* each plain call gets fresh copies of the group's nodes, named group.let */
-    int cleans = 0;
-    const plan_graph *gr = &p->graphs[g];
-    for (uint32_t i = gr->first_node; i < gr->first_node + gr->nnodes; i++)
-        cleans += !strcmp(plan_str(p, p->nodes[i].name), "per_file.clean");
-    assert_int_equal(cleans, 2);
-    const plan_node *y = node_named(p, g, "y");
+    /* each plain call gets fresh copies of the group's nodes, named binding/let */
+    assert_int_equal(node_named(p, g, "x/clean")->kind, PN_CALL);
+    assert_int_equal(node_named(p, g, "y/clean")->kind, PN_CALL);
+    const plan_node *y = node_named(p, g, "y/count_words");
     assert_int_equal(y->kind, PN_CALL);
     assert_int_equal(y->nafter, 1);
-    assert_int_equal(p->afters[y->first_after], node_named(p, g, "x") - p->nodes);
+    assert_int_equal(p->afters[y->first_after], node_named(p, g, "x/count_words") - p->nodes);
     const plan_node *nested = node_named(p, g, "nested");
     assert_int_equal(nested->kind, PN_GROUP_EXPAND);
     assert_int_equal(nested->ref, graph_named(p, "per_dir"));
@@ -317,6 +316,7 @@ static void test_groups(void **state) {
     plan_type_text(p, nested->type, buf, sizeof buf);
     assert_string_equal(buf, "[[int]]");
     /* every node's arguments come before it */
+    const plan_graph *gr = &p->graphs[g];
     for (uint32_t i = gr->first_node; i < gr->first_node + gr->nnodes; i++)
         for (uint32_t k = 0; k < p->nodes[i].nargs; k++) {
             uint32_t a = p->args[p->nodes[i].first_arg + k].node;
@@ -406,6 +406,46 @@ static uint8_t *slurp(const char *path, size_t *len) {
 }
 
 /* the ELF reader finds defined symbols, and survives truncated and damaged files */
+/* Instance names (issue 10, point 5): every call node carries its binding's name. */
+static const char *names_src =
+    LIB "task add(x: int) -> int = chk.max_of\n"
+        "task stage(x: int, name: str) -> int = chk.add\n"
+        "group pair(x: int) -> int {\n"
+        "    add(x)\n"
+        "    return add(x)\n"
+        "}\n"
+        "flow f(xs: [int]) {\n"
+        "    let a = stage.partial(name = \"clean\").expand(x = xs)\n"
+        "    let b = stage.partial(name = \"feat\").expand(x = a)\n"
+        "    add(1)\n"
+        "    add(add(2))\n"
+        "    let p = pair(3)\n"
+        "    pair(4)\n"
+        "    let q = pair.expand(x = xs)\n"
+        "}\n";
+
+static void test_instance_names(void **state) {
+    (void)state;
+    compiled c = compile_text(names_src);
+    assert_int_equal(c.errors, 0);
+    flow_plan *p = c.plan;
+    uint32_t f = graph_named(p, "f"), pair = graph_named(p, "pair");
+    assert_int_equal(node_named(p, f, "a")->kind, PN_EXPAND);
+    assert_int_equal(node_named(p, f, "b")->kind, PN_EXPAND);
+    /* unbound calls: by task, numbered in source order (the inner call comes first) */
+    assert_int_equal(node_named(p, f, "add")->kind, PN_CALL);
+    assert_int_equal(node_named(p, f, "add#2")->kind, PN_CALL);
+    assert_int_equal(node_named(p, f, "add#3")->kind, PN_CALL);
+    /* an inlined group call: its binding, then the group's own names */
+    node_named(p, f, "p/add");
+    node_named(p, f, "p/add#2");
+    node_named(p, f, "pair/add");
+    node_named(p, f, "pair/add#2");
+    assert_int_equal(node_named(p, f, "q")->kind, PN_GROUP_EXPAND);
+    node_named(p, pair, "add#2");
+    done(&c);
+}
+
 static void test_elf_symbols(void **state) {
     (void)state;
     size_t len = 0;
@@ -456,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_errors_are_all_reported),
         cmocka_unit_test(test_plans_read_back),
         cmocka_unit_test(test_elf_symbols),
+        cmocka_unit_test(test_instance_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

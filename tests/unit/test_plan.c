@@ -697,6 +697,25 @@ static void test_newer_version(void **state) {
     plan_free(p);
 }
 
+/* A plan of format 1 (call nodes without instance names) is refused in one line
+ * that says what to do. */
+static void test_older_version(void **state) {
+    (void)state;
+    flow_plan *p = rich_plan(NULL);
+    size_t n;
+    uint8_t *b = bytes_of(p, &n);
+    put32(b + 8, 1);
+    plan_reseal(b, n);
+    assert_null(read_bytes(b, n));
+    char want[128];
+    snprintf(want, sizeof want, "plan format version 1 is older than this flowrun reads (%d): "
+             "recompile it with flowc", PLAN_VERSION);
+    assert_string_equal(err, want);
+    assert_null(strchr(err, '\n'));
+    free(b);
+    plan_free(p);
+}
+
 static void test_text_mode(void **state) {
     (void)state;
     flow_plan *p = rich_plan(NULL);
@@ -1070,6 +1089,10 @@ static int write_damaged(const char *dir) {
     put32(c + 8, PLAN_VERSION + 1);
     plan_reseal(c, n);
     rc |= write_bytes(dir, "newer.plan", c, n);
+    memcpy(c, b, n);
+    put32(c + 8, 1);
+    plan_reseal(c, n);
+    rc |= write_bytes(dir, "older.plan", c, n);
     for (size_t i = 0; i < n; i++) {
         if (b[i] == '\n') c[m++] = '\r';
         c[m++] = b[i];
@@ -1117,6 +1140,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_huge_counts),
         cmocka_unit_test(test_foreign),
         cmocka_unit_test(test_newer_version),
+        cmocka_unit_test(test_older_version),
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),

@@ -334,6 +334,38 @@ static void test_state_not_a_database(void **state) {
     free(d);
 }
 
+/* Instance names from a template and an index path, and the log file they give. */
+static void test_instance_names_and_log_paths(void **state) {
+    (void)state;
+    char b[256];
+    state_inst_name("per_n[]/square[]", "square", "2/1", b, sizeof b);
+    assert_string_equal(b, "per_n[2]/square[1]");
+    state_inst_name("g{}/x/square[]", "square", "c12/3", b, sizeof b);
+    assert_string_equal(b, "g/x/square[3]");
+    state_inst_name("add#2", "add", "", b, sizeof b);
+    assert_string_equal(b, "add#2");
+    state_inst_name("a[]", "stage", "", b, sizeof b); /* a missing index shows as ? */
+    assert_string_equal(b, "a[?]");
+    state_inst_name(NULL, "stage", "3", b, sizeof b); /* a row of an older flowrun */
+    assert_string_equal(b, "stage[3]");
+    state_inst_name(NULL, "total", "", b, sizeof b);
+    assert_string_equal(b, "total");
+    assert_int_equal(state_inst_name("per_n[]/square[]", "square", "2/1", b, 8), 7);
+    assert_string_equal(b, "per_n[2");
+    char path[512];
+    assert_int_equal(state_log_path(".flow", 4, "per_n[]/square[]", "square", "2/1", path,
+                                    sizeof path), 0);
+    assert_string_equal(path, ".flow/logs/4/per_n[2]/square[1].log");
+    assert_int_equal(state_log_path("st", 4, NULL, "stage", "2/1", path, sizeof path), 0);
+    assert_string_equal(path, "st/logs/4/stage/2.1.log");
+    assert_int_equal(state_log_path("st", 4, NULL, "total", "", path, sizeof path), 0);
+    assert_string_equal(path, "st/logs/4/total/-.log");
+    /* a hostile plan's names cannot lead out of the run's folder */
+    assert_int_equal(state_log_path("st", 4, "../../x//..", "t", "", path, sizeof path), 0);
+    assert_string_equal(path, "st/logs/4/_/_/x/_/_.log");
+    assert_int_equal(state_log_path("st", 4, "a[]", "t", "1", path, 16), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_roundtrip),
@@ -345,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_not_a_database),
+        cmocka_unit_test(test_instance_names_and_log_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
