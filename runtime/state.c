@@ -458,7 +458,9 @@ static void apply_crash_markers(flow_state *st, const char *dir) {
         why[strcspn(why, "\n")] = 0;
         state_run r;
         int got = state_run_get(st, run, &r) == 0;
-        int running = got && r.state && !strcmp(r.state, "running");
+        /* still running as recorded, or read as interrupted because its owner (the
+         * flowrun the task killed) is gone: the marker says what really happened */
+        int running = got && r.state && (!strcmp(r.state, "running") || !strcmp(r.state, "interrupted"));
         if (got) state_run_free(&r);
         if (!running || state_run_end(st, run, "failed", 1, NULL,
                                       why[0] ? why : "a task crashed flowrun") == 0)

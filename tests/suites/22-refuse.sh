@@ -110,7 +110,7 @@ ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
 if [ "$(id -u)" = 0 ]; then
     refused "run_as on a half of a combine without run_as (root)" \
-        "task 'as_daemon' declares run_as \"daemon\" but runs inside 'combine(plain,as_daemon)'" \
+        "task 'as_daemon' declares run_as \"daemon\" but runs inside 'c#2'" \
         --flow run_as_in_combine --executor process
 else
     refused "run_as, not root" "task 'as_daemon' declares run_as \"daemon\": flowrun runs as $ME, not as root" \

@@ -113,7 +113,7 @@ if compile limits; then
             out=$(cat "$T/limits.out")
             why=""
             [ "$code" = 0 ] || why="exit code $code, want 0 (all_done reduce)"
-            [ -z "$why" ] && ! has "$T/limits.err" "big[1]: exceeded memory limit (64 MiB)" && why="no 'big[1]: exceeded memory limit (64 MiB)' on stderr"
+            [ -z "$why" ] && ! has "$T/limits.err" "a[1]: exceeded memory limit (64 MiB)" && why="no 'a[1]: exceeded memory limit (64 MiB)' on stderr"
             [ -z "$why" ] && case "$out" in "[24,"*",128]") ;; *) why="result $out, want [24,N,128]" ;; esac
             if [ -z "$why" ]; then pass "memory limit"; else fail "memory limit" "$why"; tail -3 "$T/limits.err"; fi
             n=$(echo "$out" | sed -n 's/^\[24,\([0-9]*\),128\]$/\1/p')
