@@ -1745,7 +1745,8 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
         r->has_key = (uint8_t)ii.has_key;
         r->key = ii.key;
-        if (hit) { /* completed by the main loop, like an executor's result */
+        if (hit) { /* completed by the main loop, like an executor's result; hit < 0:
+                    * failed before running (a damaged stored input), not retried */
             r->served = 1;
             if (S->nserved == S->capserved) {
                 S->capserved = S->capserved ? S->capserved * 2 : 256;
@@ -1754,8 +1755,10 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             struct timespec wall;
             clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
             double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
-            S->served[S->nserved++] = (rt_result){.id = id, .ok = 1, .value = v, .start = t,
-                                                  .end = t, .worker_pid = S->pid};
+            S->served[S->nserved++] = (rt_result){.id = id, .ok = hit > 0,
+                                                  .value = hit > 0 ? v : (flow_val){0},
+                                                  .error = ii.error, .start = t, .end = t,
+                                                  .worker_pid = S->pid};
             S->nserved_pending++; /* keeps the flow open; takes no executor capacity */
             return;
         }
@@ -1834,7 +1837,7 @@ static void complete(sched *S, rt_result *res) {
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
-    if (!res->ok && r->attempt < T->retries) {
+    if (!res->ok && !r->served && r->attempt < T->retries) {
         r->attempt++;
         r->due = now_s() + (double)T->retry_delay_ms / 1000.0;
         free(res->error);
