@@ -721,19 +721,6 @@ static int make_readonly(void *ctx, const walk_ent *e, char *err, size_t errlen)
     return 0;
 }
 
-/* Remove path (a tree of ours below the store) without following links. */
-static void remove_path(const char *path) {
-    char parent[STORE_PATH_MAX];
-    store_pathf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (!slash) return;
-    *slash = 0;
-    int fd = walk_open(AT_FDCWD, parent, 0);
-    if (fd < 0) return;
-    walk_remove(fd, slash + 1);
-    close(fd);
-}
-
 /* Link every file of manifest m (length mlen, writable) below the folder tmp. */
 static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, int record) {
     for (char *line = m, *end = m + mlen; line < end;) {
@@ -786,7 +773,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     if (link_manifest(st, (char *)m, mlen, tmp, 0)) {
         snprintf(err, errlen, "directory %s: an object of its manifest is missing", hex);
         free(m);
-        remove_path(tmp);
+        walk_remove_path(tmp);
         return -1;
     }
     int tfd = walk_open(AT_FDCWD, tmp, 0);
@@ -797,10 +784,10 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     if (rename(tmp, buf) && access(buf, F_OK) != 0) {
         snprintf(err, errlen, "cannot install %s: %s", buf, strerror(errno));
         free(m);
-        remove_path(tmp);
+        walk_remove_path(tmp);
         return -1;
     }
-    if (access(tmp, F_OK) == 0) remove_path(tmp); /* lost a race: another made it */
+    if (access(tmp, F_OK) == 0) walk_remove_path(tmp); /* lost a race: another made it */
     chmod(buf, 0555);
     link_manifest(st, (char *)m, mlen, NULL, 1);
     free(m);
@@ -809,13 +796,13 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
 
 int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path) {
     if (store_check(st, manifest)) {
-        remove_path(path);
+        walk_remove_path(path);
         return -1;
     }
     uint8_t *m;
     size_t n;
     if (store_read(st, manifest, &m, &n)) {
-        remove_path(path);
+        walk_remove_path(path);
         return -1;
     }
     int tfd = walk_open(AT_FDCWD, path, 0), stale = tfd < 0, rc = 0;
@@ -848,7 +835,7 @@ int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path
     }
     free(m);
     if (tfd >= 0) close(tfd);
-    if (rc || stale) remove_path(path);
+    if (rc || stale) walk_remove_path(path);
     if (rc) return -1;
     if (stale) {
         char buf[STORE_PATH_MAX], err[256];

@@ -205,3 +205,17 @@ int walk_remove(int dirfd, const char *name) {
     close(fd);
     return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
 }
+
+int walk_remove_path(const char *path) {
+    char dir[WALK_REL_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir) return -1;
+    char *slash = strrchr(dir, '/');
+    const char *name = slash ? slash + 1 : dir;
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    int fd = walk_open(AT_FDCWD, slash ? dir : ".", 1);
+    if (fd < 0) return -1;
+    int rc = walk_remove(fd, name);
+    close(fd);
+    return rc;
+}

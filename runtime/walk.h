@@ -65,4 +65,8 @@ int walk_open(int dirfd, const char *path, int follow);
  * writable first so read-only trees go too. Best effort: 0 when it is gone. */
 int walk_remove(int dirfd, const char *name);
 
+/* walk_remove for a path: its folder is resolved (the caller's own), its last
+ * name is not followed. */
+int walk_remove_path(const char *path);
+
 #endif /* FLOW_WALK_H */

@@ -88,3 +88,13 @@ h=$(printf hello | sha256sum | cut -c1-64)
 mkdir -p "$ST/store/objects/$(echo "$h" | cut -c1-2)"
 printf EVIL > "$ST/store/objects/$(echo "$h" | cut -c1-2)/$(echo "$h" | cut -c3-)"
 expect "a planted objects/ file is not served" '"hello"' "$(run tamper.plan --flow plain)"
+
+# ---- files() on the user's input tree: links followed, a loop refused ----
+ST="$T/st7"
+mkdir -p in/real elsewhere; echo x > in/real/a.txt; echo y > elsewhere/b.txt
+ln -s ../elsewhere in/linked; ln -s real/a.txt in/alias.txt; ln -s nowhere.txt in/dangling.txt
+expect "files(): links to files and folders are followed, dangling ones skipped" \
+    "[\"in/alias.txt\",\"in/linked/b.txt\",\"in/real/a.txt\"]" "$(run escape.plan --flow listing --param root=in)"
+ln -s .. in/real/up
+run escape.plan --flow listing --param root=in > /dev/null; rc=$?
+expect "files(): a link loop is an error that says so" "1 yes" "$rc $(grep -q 'symbolic link loop' stderr && echo yes)"
