@@ -350,6 +350,11 @@ static int take_in(hist *h, int is_dir, const char *s, const char *out_dir, size
                 if (rc == 0) unlinkat(fd, comp, AT_REMOVEDIR);
             }
             if (rc == 0) rc = store_tree(h->store, x, dst, dlen, err, errlen);
+            /* an existing tree may hold names of objects since quarantined */
+            if (rc == 0 && store_check_tree(h->store, x, dst)) {
+                snprintf(err, errlen, "output %s: a stored file of it is damaged", s);
+                rc = -1;
+            }
         }
     }
     close(fd);

@@ -66,6 +66,15 @@ rm -f "$named"; printf BAD > "$named"; chmod 444 "$named"
 expect "named link replaced by another file: the cache serves the object's bytes" '"hello"' "$(run tamper.plan --flow plain)"
 expect "named link replaced: the name is the object again" "hello" "$(cat "$named")"
 
+ST="$T/st2t"
+expect "a stored folder" '"hello"' "$(run tamper.plan --flow tree)"
+f=$(find "$ST/store/trees" -name a.txt | head -1)
+chmod u+w "$f" 2>/dev/null; printf BAD > "$f"
+expect "damaged file of a stored folder, --no-cache: the fresh bytes are served" '"hello"' "$(run tamper.plan --flow tree --no-cache)"
+f=$(find "$ST/store/trees" -name a.txt | head -1)
+chmod u+w "$(dirname "$f")"; rm -f "$f"; printf BAD > "$f"
+expect "file of a stored folder replaced: the cache serves the object's bytes" '"hello"' "$(run tamper.plan --flow tree)"
+
 ST="$T/st3"
 out=$(run tamper.plan --flow rewrite --executor inline); rc=$?
 expect "inline: a task rewrote its input: the next task does not read it" "1 " "$rc $(echo "$out" | grep EVIL)"
