@@ -507,8 +507,13 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
         for (uint32_t i = 0; i < T->nparams; i++) {
             uint32_t ty = p->params[T->first_param + i].type;
             if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
-                ii->error = strdup("an input was changed or damaged in the store after it was "
-                                   "stored; it has been quarantined (run again to recompute it)");
+                const char *pn = plan_str(p, p->params[T->first_param + i].name);
+                size_t n = strlen(pn) + 160;
+                ii->error = malloc(n);
+                if (ii->error)
+                    snprintf(ii->error, n,
+                             "input '%s' was changed or damaged in the store after it was "
+                             "stored; it has been quarantined (run again to recompute it)", pn);
                 return -1;
             }
         }
