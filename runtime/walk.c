@@ -27,20 +27,19 @@
 #define WALK_REL_MAX 4096
 
 typedef struct walker {
-    int flags;                        /* WALK_* */
-    const char *what;                 /* the root, for messages */
-    walk_fn fn;                       /* the callback */
-    void *ctx;                        /* its context */
-    char rel[WALK_REL_MAX];           /* the path below the root being visited */
-    dev_t dev[WALK_DEPTH_MAX + 2];    /* following: the folders on the way down */
+    int flags;                     /* WALK_* */
+    const char *what;              /* the root, for messages */
+    walk_fn fn;                    /* the callback */
+    void *ctx;                     /* its context */
+    char rel[WALK_REL_MAX];        /* the path below the root being visited */
+    dev_t dev[WALK_DEPTH_MAX + 2]; /* following: the folders on the way down */
     ino_t ino[WALK_DEPTH_MAX + 2];
-    char *err;                        /* where messages go */
+    char *err; /* where messages go */
     size_t errlen;
 } walker;
 
 int walk_open(int dirfd, const char *path, int follow) {
-    return openat(dirfd, path,
-                  O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+    return openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 }
 
 static int type_of(mode_t m) {
@@ -79,9 +78,9 @@ static int walk_dir(walker *w, int fd, size_t rlen, int depth) {
 
         struct stat sb;
         const struct stat *st = NULL;
-        int type = de->d_type == DT_REG   ? WALK_REG
-                   : de->d_type == DT_DIR ? WALK_DIR
-                   : de->d_type == DT_LNK ? WALK_LINK
+        int type = de->d_type == DT_REG       ? WALK_REG
+                   : de->d_type == DT_DIR     ? WALK_DIR
+                   : de->d_type == DT_LNK     ? WALK_LINK
                    : de->d_type == DT_UNKNOWN ? -1
                                               : WALK_OTHER;
         if ((w->flags & WALK_STAT) || type < 0 || (follow && type == WALK_LINK)) {
@@ -129,8 +128,7 @@ static int walk_dir(walker *w, int fd, size_t rlen, int depth) {
                 w->ino[depth + 1] = ds.st_ino;
                 for (int k = 0; follow && k <= depth; k++)
                     if (w->dev[k] == ds.st_dev && w->ino[k] == ds.st_ino) {
-                        snprintf(w->err, w->errlen, "%s/%s: a symbolic link loop", w->what,
-                                 w->rel);
+                        snprintf(w->err, w->errlen, "%s/%s: a symbolic link loop", w->what, w->rel);
                         close(sub);
                         sub = -1;
                         rc = -1;
@@ -212,8 +210,10 @@ int walk_remove_path(const char *path) {
     if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir) return -1;
     char *slash = strrchr(dir, '/');
     const char *name = slash ? slash + 1 : dir;
-    if (slash == dir) slash[1] = 0;
-    else if (slash) *slash = 0;
+    if (slash == dir)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
     int fd = walk_open(AT_FDCWD, slash ? dir : ".", 1);
     if (fd < 0) return -1;
     int rc = walk_remove(fd, name);

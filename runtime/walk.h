@@ -30,9 +30,11 @@
 
 #define WALK_DEPTH_MAX 64 /* deepest folder walked; deeper is an error */
 
-enum { WALK_FOLLOW = 1, /* follow symbolic links (user input trees only) */
-       WALK_STAT = 2,   /* always fill st (else only when the type needed it) */
-       WALK_POST = 4 }; /* visit each folder again after its entries (removal) */
+enum {
+    WALK_FOLLOW = 1, /* follow symbolic links (user input trees only) */
+    WALK_STAT = 2,   /* always fill st (else only when the type needed it) */
+    WALK_POST = 4,   /* visit each folder again after its entries (removal) */
+};
 
 enum { WALK_REG, WALK_DIR, WALK_LINK, WALK_OTHER }; /* walk_ent.type */
 

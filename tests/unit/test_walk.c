@@ -1,9 +1,9 @@
 /* test_walk.c — the tree walker: links never followed by default, followed (with
  * loops refused) for input trees, and removal that removes links, not targets. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,7 +35,7 @@ static int note(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     (void)errlen;
     seen *s = ctx;
     char one[256];
-    snprintf(one, sizeof one, "%s:%c%s ", e->rel, "fdlo"[e->type], e->post ? "+" : "");
+    snprintf(one, sizeof one, "%s:%c%s ", e->rel, "fdlo"[e->type], e -> post ? "+" : "");
     strncat(s->text, one, sizeof s->text - strlen(s->text) - 1);
     return 0;
 }
@@ -44,14 +44,15 @@ static void test_nofollow_reports_links(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
     sh("mkdir -p %s/t/sub %s/outside && echo x > %s/t/sub/a && echo y > %s/outside/b && "
-       "ln -s ../outside %s/t/link && mkfifo %s/t/fifo", d);
+       "ln -s ../outside %s/t/link && mkfifo %s/t/fifo",
+       d);
     char t[512];
     snprintf(t, sizeof t, "%s/t", d);
     int fd = walk_open(AT_FDCWD, t, 0);
     assert_true(fd >= 0);
     seen s = {""};
     assert_int_equal(walk_tree(fd, t, WALK_STAT, note, &s, err, sizeof err), 0);
-    assert_non_null(strstr(s.text, "link:l "));     /* reported, not entered */
+    assert_non_null(strstr(s.text, "link:l ")); /* reported, not entered */
     assert_null(strstr(s.text, "link/b"));
     assert_non_null(strstr(s.text, "fifo:o "));
     assert_non_null(strstr(s.text, "sub/a:f "));
@@ -68,14 +69,15 @@ static void test_follow_and_loops(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
     sh("mkdir -p %s/t/sub %s/outside && echo x > %s/t/sub/a && echo y > %s/outside/b && "
-       "ln -s ../outside %s/t/link && ln -s nowhere %s/t/dangling", d);
+       "ln -s ../outside %s/t/link && ln -s nowhere %s/t/dangling",
+       d);
     char t[512];
     snprintf(t, sizeof t, "%s/t", d);
     int fd = walk_open(AT_FDCWD, t, 1);
     seen s = {""};
     assert_int_equal(walk_tree(fd, t, WALK_FOLLOW, note, &s, err, sizeof err), 0);
-    assert_non_null(strstr(s.text, "link/b:f "));  /* followed */
-    assert_null(strstr(s.text, "dangling"));       /* skipped */
+    assert_non_null(strstr(s.text, "link/b:f ")); /* followed */
+    assert_null(strstr(s.text, "dangling"));      /* skipped */
     sh("ln -s .. %s/t/sub/up", d);
     seen s2 = {""};
     assert_int_equal(walk_tree(fd, t, WALK_FOLLOW, note, &s2, err, sizeof err), -1);
@@ -89,7 +91,8 @@ static void test_post_order_and_remove(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
     sh("mkdir -p %s/t/sub/deep %s/keep && echo x > %s/t/sub/deep/a && echo y > %s/keep/b && "
-       "ln -s ../keep %s/t/sub/tokeep && chmod 555 %s/t/sub", d);
+       "ln -s ../keep %s/t/sub/tokeep && chmod 555 %s/t/sub",
+       d);
     char t[512];
     snprintf(t, sizeof t, "%s/t", d);
     int fd = walk_open(AT_FDCWD, t, 0);
