@@ -1,9 +1,9 @@
 /* test_walk.c — the tree walker: links never followed by default, followed (with
  * loops refused) for input trees, and removal that removes links, not targets. */
-#include <cmocka.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
 
 #include <fcntl.h>
 #include <stdio.h>
