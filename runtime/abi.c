@@ -17,7 +17,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "rtcore.h"
+#include "walk.h"
 
 /* Default size of an arena chunk; larger requests get a chunk of their own. */
 #define RT_CHUNK_BYTES 4096
@@ -86,14 +86,6 @@ void rt_ictx_enter(rt_ictx *c, rt_runtime *rt, const rt_job *job) {
     cur_ictx = c;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void rt_ictx_leave(rt_ictx *c) {
     for (rt_chunk *k = c->arena, *next; k; k = next) {
         next = k->next;
@@ -102,7 +94,7 @@ void rt_ictx_leave(rt_ictx *c) {
     c->arena = NULL;
     c->given = NULL; /* it lived in the arena */
     if (c->own_scratch_dir) {
-        nftw(c->own_scratch_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        walk_remove_path(c->own_scratch_dir);
         free(c->own_scratch_dir);
         c->own_scratch_dir = NULL;
     }

@@ -3,15 +3,17 @@
 #include "cachekey.h"
 #include "expr_ops.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#define CK_DIR_DEPTH 64   /* deepest directory hashed */
+#include "walk.h"
+
 #define CK_PATH_MAX 4096
 
 static void put(EVP_MD_CTX *m, const void *p, size_t n) {
@@ -59,53 +61,46 @@ typedef struct manifest {
     size_t n, cap;
 } manifest;
 
-static int walk(ck_ctx *cx, const char *root, const char *rel, int depth, manifest *m, char *err,
-                size_t errlen) {
-    if (depth > CK_DIR_DEPTH) {
-        snprintf(err, errlen, "%s: directories nested deeper than %d", root, CK_DIR_DEPTH);
+typedef struct ck_walk {
+    ck_ctx *cx;       /* for file hashes */
+    const char *root; /* the folder, as given */
+    manifest *m;      /* lines found */
+} ck_walk;
+
+/* One entry of an input folder (walk.c, following links like files() does: a
+ * dangling link is not content). */
+static int ck_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    ck_walk *w = ctx;
+    if (e->type != WALK_REG) return 0;
+    char full[CK_PATH_MAX + 8];
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", w->root, e->rel) >= sizeof full) {
+        snprintf(err, errlen, "path too long below %s", w->root);
         return -1;
     }
-    char path[CK_PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", root, rel) >= sizeof path) {
-        snprintf(err, errlen, "path too long below %s", root);
+    flow_hash h;
+    if (ck_file_hash(w->cx, full, &h, err, errlen)) return -1;
+    manifest *m = w->m;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 64;
+        m->v = realloc(m->v, m->cap * sizeof *m->v);
+    }
+    manifest_line *l = &m->v[m->n++];
+    l->name = strdup(e->rel);
+    char hex[65];
+    hash_hex(&h, hex);
+    snprintf(l->text, sizeof l->text, "%s %o", hex, (e->st->st_mode & 0111) ? 0555 : 0444);
+    return 0;
+}
+
+static int walk(ck_ctx *cx, const char *root, manifest *m, char *err, size_t errlen) {
+    int fd = walk_open(AT_FDCWD, root, 1);
+    if (fd < 0) {
+        snprintf(err, errlen, "input directory %s: %s", root, strerror(errno));
         return -1;
     }
-    DIR *d = opendir(path);
-    if (!d) {
-        snprintf(err, errlen, "input directory %s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char sub[CK_PATH_MAX], full[CK_PATH_MAX + 8];
-        if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
-            sizeof sub) {
-            snprintf(err, errlen, "path too long below %s", root);
-            rc = -1;
-            break;
-        }
-        snprintf(full, sizeof full, "%s/%s", root, sub);
-        struct stat sb;
-        if (stat(full, &sb)) continue; /* vanished or a dangling link: not content */
-        if (S_ISDIR(sb.st_mode)) {
-            rc = walk(cx, root, sub, depth + 1, m, err, errlen);
-        } else if (S_ISREG(sb.st_mode)) {
-            flow_hash h;
-            if ((rc = ck_file_hash(cx, full, &h, err, errlen))) break;
-            if (m->n == m->cap) {
-                m->cap = m->cap ? m->cap * 2 : 64;
-                m->v = realloc(m->v, m->cap * sizeof *m->v);
-            }
-            manifest_line *l = &m->v[m->n++];
-            l->name = strdup(sub);
-            char hex[65];
-            hash_hex(&h, hex);
-            snprintf(l->text, sizeof l->text, "%s %o", hex, (sb.st_mode & 0111) ? 0555 : 0444);
-        }
-    }
-    closedir(d);
+    ck_walk w = {cx, root, m};
+    int rc = walk_tree(fd, root, WALK_FOLLOW | WALK_STAT, ck_entry, &w, err, errlen);
+    close(fd);
     return rc;
 }
 
@@ -115,7 +110,7 @@ static int by_name(const void *a, const void *b) {
 
 int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t errlen) {
     manifest m = {0};
-    int rc = walk(cx, dir, "", 0, &m, err, errlen);
+    int rc = walk(cx, dir, &m, err, errlen);
     if (rc == 0) {
         qsort(m.v, m.n, sizeof *m.v, by_name);
         EVP_MD_CTX *md = EVP_MD_CTX_new();

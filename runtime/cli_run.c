@@ -24,6 +24,7 @@
 #include "flow_sched.h"
 #include "history.h"
 #include "refuse.h"
+#include "exec_process.h"
 #include "state.h"
 #include "jit.h"
 
@@ -413,7 +414,13 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
-    ex = !strcmp(exname, "inline") ? rt_executor_inline(rt, jobs) : rt_executor_process(rt, jobs);
+    if (!strcmp(exname, "inline")) {
+        ex = rt_executor_inline(rt, jobs);
+    } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
+        flow_store *sto = store_open(state_dir_default(a.state), err, sizeof err);
+        ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
+        store_close(sto);
+    }
     if (!ex) {
         fprintf(stderr, "flowrun: cannot start the %s executor: %s\n", exname, strerror(errno));
         goto out;

@@ -53,6 +53,13 @@
  *   switches identity, runs the job and sends the result itself; if the child
  *   dies first, the worker sends the failure for it, so the worker survives.
  *
+ *   Read-only store (when flowrun is root): each worker starts in a mount
+ *   namespace of its own in which the store is a read-only bind mount, so no
+ *   task it runs (nor a command they start) can write a stored object through
+ *   any path, even as root (EROFS); flowrun itself, outside, stores as before.
+ *   A deliberately hostile root task could remount it; run_as is the defence
+ *   there (see docs/state.md, "What the store trusts").
+ *
  *   Ownership: the parent owns slots, frames and the results it has not yet
  *   returned; a result returned by wait() belongs to the caller. In a worker
  *   the only process-wide state is px_child, the pointer the fatal-signal and
@@ -76,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -197,6 +205,7 @@ typedef struct px_exec {
     char spawn_err[600]; /* why the last fork failed */
     int limits;          /* some task sets memory: or max_procs: (workers get cgroups) */
     uint32_t cg_gen;     /* numbers the workers' cgroups */
+    char *ro_dir;        /* shown read-only to tasks (the store), or NULL */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -441,8 +450,20 @@ static void px_child_orphaned(int sig) {
     _exit(1);
 }
 
+/* As root: see ro_dir read-only from here on (this worker and all it starts).
+ * Where mount namespaces are not allowed (a container without CAP_SYS_ADMIN),
+ * the worker goes on without; the store's identity checks still catch writes. */
+static void px_readonly_view(const char *dir) {
+    if (!dir || geteuid() != 0 || unshare(CLONE_NEWNS)) return;
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) ||
+        mount(dir, dir, NULL, MS_BIND | MS_REC, NULL))
+        return;
+    mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}
+
 static void px_child_setup(px_child_state *cs) {
     setpgid(0, 0);
+    px_readonly_view(cs->ex->ro_dir);
     struct rlimit nocore = {0, 0};
     setrlimit(RLIMIT_CORE, &nocore); /* a crashing task leaves no core files behind */
     int null = open("/dev/null", O_RDONLY);
@@ -1326,6 +1347,7 @@ static void px_destroy(rt_executor *base) {
     free(ex->enc.data);
     free(ex->pfd);
     free(ex->w);
+    free(ex->ro_dir);
     free(ex);
 }
 
@@ -1335,8 +1357,8 @@ static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
     rt_call_task((rt_runtime *)ctx, job, res);
 }
 
-rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
-                                      void *ctx) {
+static rt_executor *px_create(const flow_plan *plan, int nworkers, rt_job_runner run, void *ctx,
+                              const char *ro_dir) {
     if (!plan || !run) {
         errno = EINVAL;
         return NULL;
@@ -1351,6 +1373,7 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
     ex->run_ctx = ctx;
     ex->nworkers = nworkers;
     ex->free_slot = UINT32_MAX;
+    ex->ro_dir = ro_dir ? strdup(ro_dir) : NULL;
     ex->w = px_xrealloc(NULL, sizeof *ex->w * (size_t)nworkers);
     memset(ex->w, 0, sizeof *ex->w * (size_t)nworkers);
     ex->pfd = px_xrealloc(NULL, sizeof *ex->pfd * 2 * (size_t)nworkers);
@@ -1373,10 +1396,19 @@ rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_jo
     return &ex->base;
 }
 
-rt_executor *rt_executor_process(rt_runtime *rt, int nworkers) {
+rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
+                                      void *ctx) {
+    return px_create(plan, nworkers, run, ctx, NULL);
+}
+
+rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir) {
     if (!rt) {
         errno = EINVAL;
         return NULL;
     }
-    return rt_executor_process_with(rt_plan(rt), nworkers, px_run_call_task, rt);
+    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir);
+}
+
+rt_executor *rt_executor_process(rt_runtime *rt, int nworkers) {
+    return rt_executor_process_ro(rt, nworkers, NULL);
 }

@@ -6,6 +6,8 @@
  * instead, in the same pool and through the same protocol: unit tests use it
  * to drive the pool with hand-written job runners (crashing, hanging,
  * printing) without building a plan for each case. Nothing else should need it.
+ * rt_executor_process_ro is what flowrun uses: the same pool, with the store
+ * shown read-only to the workers.
  */
 #ifndef FLOW_EXEC_PROCESS_H
 #define FLOW_EXEC_PROCESS_H
@@ -19,5 +21,10 @@ typedef void (*rt_job_runner)(void *ctx, const rt_job *job, rt_result *res);
  * workers call run(ctx, job, res) for each job. NULL with errno on failure. */
 rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx);
+
+/* rt_executor_process whose workers, when flowrun runs as root, see ro_dir (the
+ * store) through a read-only bind mount in a mount namespace of their own, so no
+ * task can write into it. ro_dir must exist. NULL with errno on failure. */
+rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir);
 
 #endif /* FLOW_EXEC_PROCESS_H */

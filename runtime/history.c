@@ -17,12 +17,21 @@
  * directory moves into the store (store.c) and the value is rewritten to a
  * read-only store path that keeps the file's name. Identical outputs are
  * stored once, so a re-run producing the same bytes gives the same path and
- * every downstream key stays the same (early cutoff).
+ * every downstream key stays the same (early cutoff). Taking an output in
+ * resolves nothing the task controls (take_in, store.c): a returned path that
+ * is a symbolic link, a FIFO or device, or that leaves the folder through
+ * "..", fails the instance instead.
+ *
+ * Handing out. Before an instance runs, every stored file among its arguments
+ * is checked against its identity record (one lstat each, store_check_name):
+ * a file changed since it was stored is re-hashed, and when damaged it is
+ * quarantined and the instance fails rather than read it.
  */
 #define _GNU_SOURCE
 #include "history.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +40,7 @@
 
 #include "cachekey.h"
 #include "rtcore.h"
+#include "walk.h"
 
 #define HIST_PATH_MAX 4096
 
@@ -82,6 +92,7 @@ struct hist {
     hist_stats stats;         /* counts for the summary */
     task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
+    uint8_t *file_args;       /* per plan task: 1 when a parameter's type holds files */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -135,6 +146,8 @@ static int load_done(const state_inst *r, void *ctx) {
     return 0;
 }
 
+static int type_has_files(const flow_plan *p, uint32_t t, int depth);
+
 hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     hist *h = calloc(1, sizeof *h);
     h->p = o->plan;
@@ -159,6 +172,11 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     }
     h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
     h->tc = calloc(h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
+    h->file_args = calloc(h->p->n_tasks ? h->p->n_tasks : 1, 1);
+    for (uint32_t t = 0; t < h->p->n_tasks; t++)
+        for (uint32_t i = 0; i < h->p->tasks[t].nparams; i++)
+            if (type_has_files(h->p, h->p->params[h->p->tasks[t].first_param + i].type, 0))
+                h->file_args[t] = 1;
     for (uint32_t t = 0; t < h->p->n_tasks; t++) h->tc[t].count = -1;
     if (o->resume_run > 0) {
         /* claim the run first: a run whose flowrun is still alive is refused */
@@ -273,7 +291,9 @@ static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
             reroot(h, p->fields[T->first + i].type, &fv_as_rec(*v)->fields[i], depth + 1);
 }
 
-/* Every stored file a value refers to is intact (re-hashed), and listed in h->objs. */
+/* Every stored file a value refers to is intact, and listed in h->objs. Each is
+ * checked against its identity record (store.c: one lstat per file; a re-hash
+ * only when something differs); a damaged one is quarantined and the check fails. */
 static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
     const flow_plan *p = h->p;
     const plan_type *T = &p->types[type];
@@ -281,26 +301,21 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
     if (T->kind == PT_PATH || T->kind == PT_DIR) {
         flow_hash x;
         int tree;
-        if (store_hash_of(h, fv_as_str(v)->data, &x, &tree)) return 0; /* a reference */
+        const char *path = fv_as_str(v)->data;
+        if (store_hash_of(h, path, &x, &tree)) return 0; /* a reference */
         obj_push(&h->objs, &x);
-        if (store_verify(h->store, &x)) return -1;
-        if (tree) { /* every file of the directory too */
-            uint8_t *m;
-            size_t n;
-            if (store_read(h->store, &x, &m, &n)) return -1;
-            int rc = 0;
-            for (char *l = (char *)m, *end = (char *)m + n; l + 64 <= end && rc == 0;) {
-                flow_hash f;
-                if (hash_from_hex(l, &f) == 0) {
-                    obj_push(&h->objs, &f);
-                    rc = store_verify(h->store, &f);
-                }
-                char *nl = memchr(l, '\n', (size_t)(end - l));
-                l = nl ? nl + 1 : end;
-            }
-            free(m);
-            return rc;
+        if (!tree) return store_check_name(h->store, &x, path);
+        if (store_check_tree(h->store, &x, path)) return -1;
+        uint8_t *m; /* every file of the directory, for gc */
+        size_t n;
+        if (store_read(h->store, &x, &m, &n)) return -1;
+        for (char *l = (char *)m, *end = (char *)m + n; l + 64 <= end;) {
+            flow_hash f;
+            if (hash_from_hex(l, &f) == 0) obj_push(&h->objs, &f);
+            char *nl = memchr(l, '\n', (size_t)(end - l));
+            l = nl ? nl + 1 : end;
         }
+        free(m);
         return 0;
     }
     if (T->kind == PT_LIST)
@@ -311,6 +326,89 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
             if (check_stored(h, p->fields[T->first + i].type, fv_as_rec(v)->fields[i], depth + 1))
                 return -1;
     return 0;
+}
+
+/* Take one output into the store: s, a path below out_dir (olen bytes; s[olen] is
+ * '/' or the end). Nothing is resolved by path on the task's side: the output
+ * folder is opened once with O_NOFOLLOW, every component below it is opened
+ * relative to its parent with O_NOFOLLOW, "." and ".." are refused, and store.c
+ * stores only regular files and folders it opened itself. The stored path goes
+ * to dst. 0, or -1 with err. */
+static int take_in(hist *h, int is_dir, const char *s, const char *out_dir, size_t olen,
+                   flow_hash *x, char *dst, size_t dlen, char *err, size_t errlen) {
+    int fd = walk_open(AT_FDCWD, out_dir, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "the output folder %s %s", out_dir,
+                 errno == ELOOP || errno == ENOTDIR ? "was replaced by a symbolic link or a file"
+                                                    : strerror(errno));
+        return -1;
+    }
+    const char *p = s + olen;
+    char comp[256] = "";
+    int rc = 0;
+    for (;;) {
+        while (*p == '/') p++;
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (!n) break;
+        if (n >= sizeof comp) {
+            snprintf(err, errlen, "output %s: a name in it is too long", s);
+            rc = -1;
+            break;
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        p += n;
+        if (!strcmp(comp, ".") || !strcmp(comp, "..")) {
+            snprintf(err, errlen, "output %s leaves (or goes around) the output folder %s", s,
+                     out_dir);
+            rc = -1;
+            break;
+        }
+        while (*p == '/') p++;
+        if (!*p) break; /* comp is the last name */
+        int sub = walk_open(fd, comp, 0);
+        if (sub < 0) {
+            snprintf(err, errlen, "output %s: %s %s", s, comp,
+                     errno == ELOOP ? "is a symbolic link" : strerror(errno));
+            rc = -1;
+            break;
+        }
+        close(fd);
+        fd = sub;
+    }
+    if (rc == 0 && !comp[0] && !is_dir) {
+        snprintf(err, errlen, "output %s is the output folder itself, not a file", s);
+        rc = -1;
+    }
+    if (rc == 0 && !is_dir) {
+        rc = store_put_at(h->store, fd, comp, s, 1, x, err, errlen);
+        if (rc == 0) rc = store_named(h->store, x, comp, dst, dlen, err, errlen);
+    } else if (rc == 0) {
+        int dfd = comp[0] ? walk_open(fd, comp, 0) : fd;
+        if (dfd < 0) {
+            struct stat sb;
+            snprintf(err, errlen, "output %s is %s", s,
+                     fstatat(fd, comp, &sb, AT_SYMLINK_NOFOLLOW) ? strerror(errno)
+                     : S_ISLNK(sb.st_mode) ? "a symbolic link; only regular files and folders are stored"
+                                           : "not a folder");
+            rc = -1;
+        } else {
+            rc = store_put_dir_fd(h->store, dfd, s, 1, x, err, errlen);
+            if (dfd != fd) {
+                close(dfd);
+                if (rc == 0) unlinkat(fd, comp, AT_REMOVEDIR);
+            }
+            if (rc == 0) rc = store_tree(h->store, x, dst, dlen, err, errlen);
+            /* an existing tree may hold names of objects since quarantined */
+            if (rc == 0 && store_check_tree(h->store, x, dst)) {
+                snprintf(err, errlen, "output %s: a stored file of it is damaged", s);
+                rc = -1;
+            }
+        }
+    }
+    close(fd);
+    return rc;
 }
 
 /* Move outputs inside out_dir into the store; returns the value to keep (a new
@@ -332,15 +430,7 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
         }
         flow_hash x;
         char dst[HIST_PATH_MAX];
-        const char *base = strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
-        int rc;
-        if (T->kind == PT_PATH) {
-            rc = store_put_file(h->store, s, 1, &x, err, errlen);
-            if (rc == 0) rc = store_named(h->store, &x, base, dst, sizeof dst, err, errlen);
-        } else {
-            rc = store_put_dir(h->store, s, 1, &x, err, errlen);
-            if (rc == 0) rc = store_tree(h->store, &x, dst, sizeof dst, err, errlen);
-        }
+        int rc = take_in(h, T->kind == PT_DIR, s, out_dir, olen, &x, dst, sizeof dst, err, errlen);
         if (rc) {
             *failed = 1;
             fv_incref(p, type, v);
@@ -466,6 +556,22 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
             ii->has_key = e->has_key;
             ii->key = e->key;
             return 1;
+        }
+    }
+    if (h->file_args[ii->task]) { /* stored inputs must be intact before the task reads them */
+        h->objs.n = 0;
+        for (uint32_t i = 0; i < T->nparams; i++) {
+            uint32_t ty = p->params[T->first_param + i].type;
+            if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
+                const char *pn = plan_str(p, p->params[T->first_param + i].name);
+                size_t n = strlen(pn) + 160;
+                ii->error = malloc(n);
+                if (ii->error)
+                    snprintf(ii->error, n,
+                             "input '%s' was changed or damaged in the store after it was "
+                             "stored; it has been quarantined (run again to recompute it)", pn);
+                return -1;
+            }
         }
     }
     if (h->no_cache || !T->cache) return 0;
@@ -617,6 +723,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
         free(h->tc[t].arena.data);
     }
     free(h->tc);
+    free(h->file_args);
     free(h->objs.v);
     free(h->enc.data);
     free(h);

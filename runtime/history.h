@@ -7,7 +7,9 @@
  *                  finished is served from its recorded result; otherwise, when
  *                  caching applies, an instance whose key is in the cache is
  *                  served from the cache (after checking that every stored
- *                  file the result refers to is intact). 1 = served.
+ *                  file the result refers to is intact). 1 = served;
+ *                  -1 = a stored file among its arguments is damaged (it has
+ *                  been quarantined): the instance fails with ii->error.
  *   hist_finished  after it ran (or was served): outputs inside the instance's
  *                  output directory move into the store and the result is
  *                  rewritten to point at them; the result goes into the cache
@@ -56,6 +58,7 @@ typedef struct hist_inst {
     int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
     int has_key;         /* key holds the instance's cache key */
     flow_hash key;       /* filled by hist_lookup */
+    char *error;         /* hist_lookup returned -1: why (malloc'ed, the caller frees) */
 } hist_inst;
 
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */

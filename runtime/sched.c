@@ -59,8 +59,8 @@
  */
 #include "flow_sched.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -74,6 +74,7 @@
 #include "expr.h"
 #include "history.h"
 #include "jit.h"
+#include "walk.h"
 
 #define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
@@ -1091,61 +1092,50 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Regular files under dir (rel: the part below the root) matching glob. */
-static int walk_files(const char *root, const char *rel, const char *glob, pathvec *out, int depth,
-                      char *err, size_t errlen) {
-    char dirpath[4096];
-    if (rel[0])
-        snprintf(dirpath, sizeof dirpath, "%s/%s", root, rel);
-    else
-        snprintf(dirpath, sizeof dirpath, "%s", root);
-    if (depth > 64) {
-        snprintf(err, errlen, "folders nested too deep under '%s'", root);
+/* Regular files under dir matching glob, through walk.c. The user's input tree:
+ * symbolic links are followed (to files and folders; a dangling one is skipped,
+ * a loop is an error), and an entry's type comes from readdir where the file
+ * system gives it, so only links and unknown types cost a stat. */
+typedef struct files_walk {
+    const char *root; /* as given */
+    const char *glob; /* the pattern */
+    int by_path;      /* the glob has a '/': it matches the relative path */
+    pathvec *out;     /* what was found */
+} files_walk;
+
+static int files_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    files_walk *fw = ctx;
+    if (e->type != WALK_REG) return 0;
+    if (fnmatch(fw->glob, fw->by_path ? e->rel : e->name, 0) != 0) return 0;
+    pathvec *out = fw->out;
+    if ((int64_t)out->n >= SCHED_MAX_LIST) {
+        snprintf(err, errlen, "more than %lld files under '%s'", SCHED_MAX_LIST, fw->root);
         return -1;
     }
-    DIR *d = opendir(dirpath);
-    if (!d) {
-        snprintf(err, errlen, "cannot read folder '%.400s': %s", dirpath, strerror(errno));
+    if (out->n == out->cap) {
+        out->cap = out->cap ? out->cap * 2 : 64;
+        out->v = xrealloc(out->v, out->cap * sizeof *out->v);
+    }
+    size_t rn = strlen(fw->root), n = strlen(e->rel);
+    char *full = xrealloc(NULL, rn + n + 2);
+    memcpy(full, fw->root, rn);
+    full[rn] = '/';
+    memcpy(full + rn + 1, e->rel, n + 1);
+    out->v[out->n++] = full;
+    return 0;
+}
+
+static int walk_files(const char *root, const char *glob, pathvec *out, char *err, size_t errlen) {
+    int fd = walk_open(AT_FDCWD, root, 1);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot read folder '%.400s': %s", root, strerror(errno));
         return -1;
     }
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) && rc == 0) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char relp[4096], full[8192];
-        if (rel[0])
-            snprintf(relp, sizeof relp, "%s/%s", rel, de->d_name);
-        else
-            snprintf(relp, sizeof relp, "%s", de->d_name);
-        snprintf(full, sizeof full, "%s/%s", root, relp);
-        /* the entry's type from the directory itself where the file system says it
-         * (no stat per file: the cache key stats each file once anyway); a link or
-         * an unknown type is followed with stat */
-        int is_dir = de->d_type == DT_DIR, is_reg = de->d_type == DT_REG;
-        if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
-            struct stat st;
-            if (stat(full, &st) != 0) continue;
-            is_dir = S_ISDIR(st.st_mode);
-            is_reg = S_ISREG(st.st_mode);
-        }
-        if (is_dir) {
-            rc = walk_files(root, relp, glob, out, depth + 1, err, errlen);
-        } else if (is_reg) {
-            const char *subject = strchr(glob, '/') ? relp : de->d_name;
-            if (fnmatch(glob, subject, 0) != 0) continue;
-            if ((int64_t)out->n >= SCHED_MAX_LIST) {
-                snprintf(err, errlen, "more than %lld files under '%s'", SCHED_MAX_LIST, root);
-                rc = -1;
-                break;
-            }
-            if (out->n == out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 64;
-                out->v = xrealloc(out->v, out->cap * sizeof *out->v);
-            }
-            out->v[out->n++] = xstrdup(full);
-        }
-    }
-    closedir(d);
+    files_walk fw = {root, glob, strchr(glob, '/') != NULL, out};
+    char what[512];
+    snprintf(what, sizeof what, "'%.400s'", root);
+    int rc = walk_tree(fd, what, WALK_FOLLOW, files_entry, &fw, err, errlen);
+    close(fd);
     return rc;
 }
 
@@ -1356,7 +1346,7 @@ static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t
             pathvec pv = {0};
             const char *dir = fv_as_str(ARGV(0))->data;
             const char *glob = N->nargs > 1 ? fv_as_str(ARGV(1))->data : "*";
-            if (walk_files(dir, "", glob, &pv, 0, err, errlen) != 0) {
+            if (walk_files(dir, glob, &pv, err, errlen) != 0) {
                 for (size_t i = 0; i < pv.n; i++)
                     free(pv.v[i]);
                 free(pv.v);
@@ -1639,33 +1629,17 @@ static uint32_t rec_alloc(sched *S) {
     return id;
 }
 
-static void rm_tree(const char *path, int depth) {
-    DIR *d = depth < 32 ? opendir(path) : NULL;
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-            struct stat st;
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_tree(sub, depth + 1);
-            else
-                unlink(sub);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static void rec_free(sched *S, uint32_t id) {
     inst *r = rec_at(S, id);
     if (r->args != r->inl) free(r->args);
     if (r->dir) {
-        /* outputs stay; scratch space goes */
-        char scratch[4096];
-        snprintf(scratch, sizeof scratch, "%s/scratch", r->dir);
-        rm_tree(scratch, 0);
+        /* outputs stay; scratch space goes (through descriptors: a task may have
+         * left links, or something still running may swap folders for links) */
+        int fd = walk_open(AT_FDCWD, r->dir, 0);
+        if (fd >= 0) {
+            walk_remove(fd, "scratch");
+            close(fd);
+        }
         free(r->dir);
     }
     r->dir = NULL;
@@ -1802,7 +1776,8 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
         r->has_key = (uint8_t)ii.has_key;
         r->key = ii.key;
-        if (hit) { /* completed by the main loop, like an executor's result */
+        if (hit) { /* completed by the main loop, like an executor's result; hit < 0:
+                    * failed before running (a damaged stored input), not retried */
             r->served = 1;
             if (S->nserved == S->capserved) {
                 S->capserved = S->capserved ? S->capserved * 2 : 256;
@@ -1811,8 +1786,10 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             struct timespec wall;
             clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
             double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
-            S->served[S->nserved++] = (rt_result){.id = id, .ok = 1, .value = v, .start = t,
-                                                  .end = t, .worker_pid = S->pid};
+            S->served[S->nserved++] = (rt_result){.id = id, .ok = hit > 0,
+                                                  .value = hit > 0 ? v : (flow_val){0},
+                                                  .error = ii.error, .start = t, .end = t,
+                                                  .worker_pid = S->pid};
             S->nserved_pending++; /* keeps the flow open; takes no executor capacity */
             return;
         }
@@ -1891,7 +1868,7 @@ static void complete(sched *S, rt_result *res) {
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
-    if (!res->ok && r->attempt < T->retries) {
+    if (!res->ok && !r->served && r->attempt < T->retries) {
         r->attempt++;
         r->due = now_s() + (double)T->retry_delay_ms / 1000.0;
         free(res->error);

@@ -10,9 +10,27 @@
  * Outputs that are moved in (task output files) are renamed, not copied, when
  * they live on the same file system as the store, so ingest costs one read
  * for the hash.
+ *
+ * Task output is hostile ground (docs/state.md, "What the store trusts"). It
+ * is taken in through descriptors only (store_put_at, store_put_dir_fd): each
+ * entry is opened relative to its folder with O_NOFOLLOW, must be a regular
+ * file or a folder (a link, FIFO, device or socket is refused), and is renamed
+ * in only when it is flowrun's own file with no other name; otherwise its
+ * bytes are copied from the descriptor we opened. Nothing is ever resolved
+ * twice by path on the task's side.
+ *
+ * Identity records. Every object's identity (size, inode, mtime, ctime, taken
+ * after flowrun's own links to it, since a new link changes ctime) is appended
+ * to store/identity, 64 bytes per object, and loaded into a hash table on first
+ * use. Checking an object before it is served or handed to a task is one lstat
+ * compared with its record; any difference means a re-hash, and a hash that no
+ * longer matches quarantines the object (store/quarantine/) with every name
+ * linked to it. An object without a record is trusted only after a re-hash.
  */
 #define _GNU_SOURCE
 #include "store.h"
+#include "value.h"
+#include "walk.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -28,7 +46,6 @@
 
 #define STORE_PATH_MAX 4096
 #define STORE_IO_CHUNK (1u << 20) /* read/write granularity */
-#define STORE_DIR_DEPTH 64        /* deepest directory we store */
 #define STORE_EARLY_WRITEBACK (1u << 20) /* outputs this large start their writeback before hashing */
 
 int store_pathf(char *buf, size_t len, const char *fmt, ...) {
@@ -38,10 +55,6 @@ int store_pathf(char *buf, size_t len, const char *fmt, ...) {
     va_end(ap);
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
-
-struct flow_store {
-    char root[STORE_PATH_MAX]; /* <state>/store */
-};
 
 static int mkdir_p(const char *path, mode_t mode) {
     char buf[STORE_PATH_MAX];
@@ -56,39 +69,6 @@ static int mkdir_p(const char *path, mode_t mode) {
         }
     if (mkdir(buf, mode) && errno != EEXIST) return -1;
     return 0;
-}
-
-flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
-    flow_store *st = calloc(1, sizeof *st);
-    if (!st) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    int n = store_pathf(st->root, sizeof st->root, "%s/store", state_dir);
-    if (n < 0 || (size_t)n >= sizeof st->root - 80) {
-        snprintf(err, errlen, "state directory path too long");
-        free(st);
-        return NULL;
-    }
-    const char *subs[] = {"objects", "tmp", "trees", "named"};
-    for (int i = 0; i < 4; i++) {
-        char p[STORE_PATH_MAX];
-        store_pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
-        if (mkdir_p(p, 0755)) {
-            snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
-            free(st);
-            return NULL;
-        }
-    }
-    return st;
-}
-
-void store_close(flow_store *st) {
-    free(st);
-}
-
-const char *store_root(const flow_store *st) {
-    return st->root;
 }
 
 void hash_hex(const flow_hash *h, char out[65]) {
@@ -175,19 +155,229 @@ int hash_file(const char *path, flow_hash *out, char *err, size_t errlen) {
     return rc;
 }
 
+/* ---- the store and its identity records ---- */
+
+/* One object's identity as flowrun last left it; 64 bytes on disk. */
+typedef struct ident {
+    flow_hash h;   /* the object */
+    int64_t size;  /* -1: a tombstone (quarantined) */
+    int64_t ino;
+    int64_t mtime; /* ns */
+    int64_t ctime; /* ns */
+} ident;
+
+struct flow_store {
+    char root[STORE_PATH_MAX]; /* <state>/store */
+    int idfd;                  /* store/identity (append), -1 until first use */
+    off_t id_loaded;           /* bytes of it read into the table */
+    ident *ids;                /* open addressing on the hash; size 0 = free slot */
+    size_t id_cap, id_n;       /* slots (a power of two), and used */
+};
+
+flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
+    flow_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->idfd = -1;
+    int n = store_pathf(st->root, sizeof st->root, "%s/store", state_dir);
+    if (n < 0 || strlen(st->root) >= sizeof st->root - 80) {
+        snprintf(err, errlen, "state directory path too long");
+        free(st);
+        return NULL;
+    }
+    const char *subs[] = {"objects", "tmp", "trees", "named", "quarantine"};
+    for (int i = 0; i < 5; i++) {
+        char p[STORE_PATH_MAX];
+        store_pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
+        if (mkdir_p(p, 0755)) {
+            snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+void store_close(flow_store *st) {
+    if (!st) return;
+    if (st->idfd >= 0) close(st->idfd);
+    free(st->ids);
+    free(st);
+}
+
+const char *store_root(const flow_store *st) {
+    return st->root;
+}
+
+static int64_t ns_of(struct timespec t) {
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static size_t id_slot(const flow_store *st, const flow_hash *h) {
+    uint64_t v;
+    memcpy(&v, h->b, 8);
+    size_t j = (size_t)(v * 0x9E3779B97F4A7C15ull) & (st->id_cap - 1);
+    while (st->ids[j].size && memcmp(st->ids[j].h.b, h->b, 32)) j = (j + 1) & (st->id_cap - 1);
+    return j;
+}
+
+/* Put a record into the table (a later one replaces an earlier). */
+static void id_insert(flow_store *st, const ident *r) {
+    if ((st->id_n + 1) * 2 > st->id_cap) {
+        size_t cap = st->id_cap ? st->id_cap * 2 : 1024;
+        ident *old = st->ids, *nw = calloc(cap, sizeof *nw);
+        if (!nw) return; /* a record not kept costs a re-hash later, nothing more */
+        size_t ocap = st->id_cap;
+        st->ids = nw;
+        st->id_cap = cap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].size) st->ids[id_slot(st, &old[i].h)] = old[i];
+        free(old);
+    }
+    size_t j = id_slot(st, &r->h);
+    if (!st->ids[j].size) st->id_n++;
+    st->ids[j] = *r;
+    if (!r->size) st->ids[j].size = -2; /* keep the slot used: an empty object's record */
+}
+
+/* Read what was appended to store/identity since we last looked (by us or another flowrun). */
+static void id_load(flow_store *st) {
+    if (st->idfd < 0) {
+        char p[STORE_PATH_MAX];
+        store_pathf(p, sizeof p, "%s/identity", st->root);
+        st->idfd = open(p, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (st->idfd < 0) return;
+    }
+    struct stat sb;
+    if (fstat(st->idfd, &sb) || sb.st_size <= st->id_loaded) return;
+    for (;;) {
+        ident buf[256];
+        ssize_t r = pread(st->idfd, buf, sizeof buf, st->id_loaded);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < (ssize_t)sizeof buf[0]) break; /* a torn last record is read next time */
+        size_t k = (size_t)r / sizeof buf[0];
+        for (size_t i = 0; i < k; i++) id_insert(st, &buf[i]);
+        st->id_loaded += (off_t)(k * sizeof buf[0]);
+    }
+}
+
+/* The record of h, or NULL (a tombstone counts as none). */
+static const ident *id_find(flow_store *st, const flow_hash *h) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass || st->idfd < 0) id_load(st);
+        if (st->id_cap) {
+            const ident *r = &st->ids[id_slot(st, h)];
+            if (r->size && r->size != -1) return r;
+        }
+    }
+    return NULL;
+}
+
+/* Record h's identity as sb shows it: in the table and appended to the file. */
+static void id_record(flow_store *st, const flow_hash *h, const struct stat *sb) {
+    ident r = {*h, sb ? (int64_t)sb->st_size : -1, sb ? (int64_t)sb->st_ino : 0,
+               sb ? ns_of(sb->st_mtim) : 0, sb ? ns_of(sb->st_ctim) : 0};
+    if (st->idfd < 0) id_load(st);
+    id_insert(st, &r);
+    if (st->idfd >= 0 && write(st->idfd, &r, sizeof r) != (ssize_t)sizeof r) {
+        /* not recorded on disk: a later run re-hashes the object once */
+    }
+}
+
+static int id_same(const ident *r, const struct stat *sb) {
+    int64_t size = r->size == -2 ? 0 : r->size;
+    return S_ISREG(sb->st_mode) && (int64_t)sb->st_size == size && (int64_t)sb->st_ino == r->ino &&
+           ns_of(sb->st_mtim) == r->mtime && ns_of(sb->st_ctim) == r->ctime;
+}
+
+/* After flowrun linked or installed h: its identity now (the link changed ctime). */
+static void id_refresh(flow_store *st, const flow_hash *h) {
+    char p[STORE_PATH_MAX];
+    struct stat sb;
+    store_object_path(st, h, p, sizeof p);
+    if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) id_record(st, h, &sb);
+}
+
 void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size_t len) {
     char hex[65];
     hash_hex(h, hex);
     store_pathf(buf, len, "%s/objects/%.2s/%s", st->root, hex, hex + 2);
 }
 
-int store_has(const flow_store *st, const flow_hash *h) {
-    char p[STORE_PATH_MAX];
-    store_object_path(st, h, p, sizeof p);
-    return access(p, F_OK) == 0;
+/* Set a damaged object aside (store/quarantine/<hex>), with every name linked to
+ * it (named/<hex>/), and forget its identity. */
+static void quarantine(flow_store *st, const flow_hash *h) {
+    char hex[65], obj[STORE_PATH_MAX], q[STORE_PATH_MAX], named[STORE_PATH_MAX];
+    hash_hex(h, hex);
+    store_object_path(st, h, obj, sizeof obj);
+    store_pathf(q, sizeof q, "%s/quarantine/%s", st->root, hex);
+    if (rename(obj, q)) unlink(obj);
+    store_pathf(named, sizeof named, "%s/named", st->root);
+    int nfd = walk_open(AT_FDCWD, named, 0);
+    if (nfd >= 0) {
+        walk_remove(nfd, hex);
+        close(nfd);
+    }
+    id_record(st, h, NULL); /* a tombstone */
 }
 
-/* Move a complete, fsynced temp file to the object's final name. */
+/* Hash the object at its path (never following a link); 0 when it is h. With
+ * sb, the object's status when the hash was taken (unchanged while hashing). */
+static int rehash(flow_store *st, const flow_hash *h, struct stat *sb) {
+    char p[STORE_PATH_MAX], err[256];
+    store_object_path(st, h, p, sizeof p);
+    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat a, b;
+    flow_hash check;
+    int rc = -1;
+    if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && hash_fd(fd, -1, 0, &check, err, sizeof err) == 0 &&
+        fstat(fd, &b) == 0 && !memcmp(check.b, h->b, 32))
+        rc = a.st_size == b.st_size && ns_of(a.st_mtim) == ns_of(b.st_mtim) ? 0 : -1;
+    close(fd);
+    if (rc == 0 && sb) *sb = b;
+    return rc;
+}
+
+int store_check(flow_store *st, const flow_hash *h) {
+    char p[STORE_PATH_MAX];
+    store_object_path(st, h, p, sizeof p);
+    struct stat sb;
+    if (lstat(p, &sb)) return -1; /* missing */
+    const ident *r = id_find(st, h);
+    if (r && id_same(r, &sb)) return 0;
+    if (rehash(st, h, &sb) == 0) {
+        id_record(st, h, &sb);
+        return 0;
+    }
+    quarantine(st, h);
+    return -1;
+}
+
+int store_has(flow_store *st, const flow_hash *h) {
+    return store_check(st, h) == 0;
+}
+
+int store_check_name(flow_store *st, const flow_hash *h, const char *path) {
+    struct stat sb;
+    const ident *r = id_find(st, h);
+    if (r && lstat(path, &sb) == 0 && id_same(r, &sb)) return 0; /* the common case: one lstat */
+    if (store_check(st, h)) return -1;
+    /* the object is intact; the name is missing, damaged or another file: link it afresh */
+    char obj[STORE_PATH_MAX];
+    store_object_path(st, h, obj, sizeof obj);
+    struct stat ob;
+    if (lstat(obj, &ob)) return -1;
+    if (lstat(path, &sb) == 0 && sb.st_ino == ob.st_ino && sb.st_dev == ob.st_dev) return 0;
+    unlink(path);
+    if (link(obj, path)) return -1;
+    id_refresh(st, h);
+    return 0;
+}
+
+/* Move a complete, fsynced temp file to the object's final name and record its identity. */
 static int install(flow_store *st, const char *tmp, const flow_hash *h, char *err, size_t errlen) {
     char dst[STORE_PATH_MAX], dir[STORE_PATH_MAX];
     store_object_path(st, h, dst, sizeof dst);
@@ -198,12 +388,13 @@ static int install(flow_store *st, const char *tmp, const flow_hash *h, char *er
         unlink(tmp);
         return -1;
     }
-    chmod(tmp, 0444);
+    chmod(tmp, 0444); /* our own temp file in our own folder */
     if (rename(tmp, dst)) {
         snprintf(err, errlen, "cannot store %s: %s", dst, strerror(errno));
         unlink(tmp);
         return -1;
     }
+    id_refresh(st, h);
     return 0;
 }
 
@@ -243,46 +434,81 @@ int store_put_bytes(flow_store *st, const void *data, size_t len, flow_hash *out
     return install(st, tmp, out, err, errlen);
 }
 
-int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, char *err,
-                   size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+static const char *kind_of(mode_t m) {
+    return S_ISLNK(m)    ? "a symbolic link"
+           : S_ISDIR(m)  ? "a folder"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                                      : "not a regular file";
+}
+
+int store_put_at(flow_store *st, int dirfd, const char *name, const char *what, int move,
+                 flow_hash *out, char *err, size_t errlen) {
+    struct stat sb, sb2;
+    if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
+        snprintf(err, errlen, "%s: %s", what, strerror(errno));
         return -1;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s is not a regular file", path);
-        close(fd);
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s is %s; only regular files and folders are stored", what,
+                 kind_of(sb.st_mode));
         return -1;
     }
-    if (move) {
-        /* hash in place, then rename the file itself into the store (a large fresh
-         * output is mostly unwritten: hash_fd starts its writeback as it goes) */
-        if (hash_fd(fd, -1, sb.st_size >= STORE_EARLY_WRITEBACK, out, err, errlen)) {
+    /* O_NONBLOCK: should a FIFO be swapped in meanwhile, opening it must not wait */
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb2) || sb2.st_ino != sb.st_ino || sb2.st_dev != sb.st_dev ||
+        !S_ISREG(sb2.st_mode)) {
+        snprintf(err, errlen, "%s %s", what,
+                 fd < 0 && errno == ELOOP ? "was replaced by a symbolic link"
+                                          : "changed while being stored");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    int big = sb.st_size >= STORE_EARLY_WRITEBACK;
+    /* Renamed in only when it is our own file with no other name: a hard link
+     * to anything else (state.db, a victim's file) is copied, never moved, and
+     * a file of another user (run_as) is first made ours, or copied. */
+    if (move && sb.st_nlink == 1 &&
+        (sb.st_uid == geteuid() || fchown(fd, geteuid(), getegid()) == 0)) {
+        if (hash_fd(fd, -1, big, out, err, errlen)) {
             close(fd);
             return -1;
         }
         if (store_has(st, out)) {
             close(fd);
-            unlink(path);
+            unlinkat(dirfd, name, 0);
             return 0;
         }
-        int synced = fsync(fd);
-        close(fd);
-        if (synced == 0) {
-            char tmp[STORE_PATH_MAX];
-            store_pathf(tmp, sizeof tmp, "%s/tmp/mv-XXXXXX", st->root);
-            int tfd = mkostemp(tmp, O_CLOEXEC);
-            if (tfd >= 0) {
-                close(tfd);
-                if (rename(path, tmp) == 0) return install(st, tmp, out, err, errlen);
+        char tmp[STORE_PATH_MAX];
+        store_pathf(tmp, sizeof tmp, "%s/tmp/mv-XXXXXX", st->root);
+        int tfd = mkostemp(tmp, O_CLOEXEC), moved = 0;
+        if (tfd >= 0) {
+            close(tfd);
+            if (fchmod(fd, 0444) == 0 && fsync(fd) == 0 &&
+                renameat(dirfd, name, AT_FDCWD, tmp) == 0) {
+                struct stat now, after;
+                /* what we renamed must be what we hashed, unchanged since */
+                if (lstat(tmp, &now) || now.st_ino != sb.st_ino || now.st_dev != sb.st_dev ||
+                    fstat(fd, &after) || after.st_size != sb.st_size ||
+                    ns_of(after.st_mtim) != ns_of(sb.st_mtim) || after.st_nlink != 1) {
+                    unlink(tmp);
+                    close(fd);
+                    snprintf(err, errlen, "%s changed while being stored", what);
+                    return -1;
+                }
+                moved = 1;
+            } else {
                 unlink(tmp);
             }
         }
-        fd = open(path, O_RDONLY | O_CLOEXEC); /* another file system: copy, then remove */
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (moved) {
+            close(fd);
+            return install(st, tmp, out, err, errlen);
+        }
+        if (lseek(fd, 0, SEEK_SET) != 0) { /* another file system: copy, then remove */
+            snprintf(err, errlen, "%s: %s", what, strerror(errno));
+            close(fd);
             return -1;
         }
     }
@@ -292,7 +518,8 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
         close(fd);
         return -1;
     }
-    int rc = hash_fd(fd, wfd, sb.st_size >= STORE_EARLY_WRITEBACK, out, err, errlen);
+    /* the hash is of the bytes written to our copy, whatever the source does meanwhile */
+    int rc = hash_fd(fd, wfd, big, out, err, errlen);
     close(fd);
     if (rc == 0 && fsync(wfd)) {
         snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
@@ -308,8 +535,38 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
     } else if (install(st, tmp, out, err, errlen)) {
         return -1;
     }
-    if (move) unlink(path);
+    if (move) unlinkat(dirfd, name, 0);
     return 0;
+}
+
+/* Split path into its folder (opened) and base name. -1 with err. */
+static int open_parent(const char *path, char *base, size_t blen, char *err, size_t errlen) {
+    char dir[STORE_PATH_MAX];
+    if (store_pathf(dir, sizeof dir, "%s", path)) {
+        snprintf(err, errlen, "path too long: %.200s", path);
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    const char *b = slash ? slash + 1 : dir;
+    if (!*b || store_pathf(base, blen, "%s", b)) {
+        snprintf(err, errlen, "not a file name: %.200s", path);
+        return -1;
+    }
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    int fd = walk_open(AT_FDCWD, slash ? dir : ".", 1);
+    if (fd < 0) snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, char *err,
+                   size_t errlen) {
+    char base[256];
+    int dfd = open_parent(path, base, sizeof base, err, errlen);
+    if (dfd < 0) return -1;
+    int rc = store_put_at(st, dfd, base, path, move, out, err, errlen);
+    close(dfd);
+    return rc;
 }
 
 /* ---- directories ---- */
@@ -320,99 +577,94 @@ typedef struct dir_entry {
 } dir_entry;
 
 typedef struct dir_walk {
-    dir_entry *v;
+    flow_store *st;  /* where files go */
+    const char *what; /* the folder, for messages */
+    int move;        /* move files in and remove folders */
+    dir_entry *v;    /* files stored */
     size_t n, cap;
 } dir_walk;
 
-static int walk(flow_store *st, const char *root, const char *rel, int depth, int move,
-                dir_walk *w, char *err, size_t errlen) {
-    if (depth > STORE_DIR_DEPTH) {
-        snprintf(err, errlen, "%s: directories nested deeper than %d", root, STORE_DIR_DEPTH);
+static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    dir_walk *w = ctx;
+    if (e->type == WALK_DIR) {
+        if (e->post && w->move) unlinkat(e->dirfd, e->name, AT_REMOVEDIR);
+        return 0;
+    }
+    char what[STORE_PATH_MAX];
+    store_pathf(what, sizeof what, "%s/%s", w->what, e->rel);
+    if (e->type != WALK_REG) {
+        snprintf(err, errlen, "%.3000s is %s; only regular files and folders are stored", what,
+                 e->type == WALK_LINK ? "a symbolic link" : kind_of(e->st ? e->st->st_mode : 0));
         return -1;
     }
-    char path[STORE_PATH_MAX];
-    store_pathf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d) {
-        snprintf(err, errlen, "cannot open directory %s: %s", path, strerror(errno));
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        dir_entry *v = realloc(w->v, cap * sizeof *v);
+        if (!v) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    dir_entry *d = &w->v[w->n];
+    d->name = strdup(e->rel);
+    d->mode = e->st && (e->st->st_mode & 0111) ? 0555 : 0444;
+    if (!d->name || store_put_at(w->st, e->dirfd, e->name, what, w->move, &d->h, err, errlen)) {
+        free(d->name);
         return -1;
     }
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char sub[STORE_PATH_MAX], full[STORE_PATH_MAX];
-        int n = store_pathf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-        if (n < 0 || (size_t)n >= sizeof sub - 1) {
-            snprintf(err, errlen, "path too long below %s", root);
-            rc = -1;
-            break;
-        }
-        store_pathf(full, sizeof full, "%s/%s", root, sub);
-        struct stat sb;
-        if (lstat(full, &sb)) {
-            snprintf(err, errlen, "cannot stat %s: %s", full, strerror(errno));
-            rc = -1;
-        } else if (S_ISDIR(sb.st_mode)) {
-            rc = walk(st, root, sub, depth + 1, move, w, err, errlen);
-            if (rc == 0 && move) rmdir(full);
-        } else if (S_ISREG(sb.st_mode)) {
-            if (w->n == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 64;
-                w->v = realloc(w->v, w->cap * sizeof *w->v);
-            }
-            dir_entry *e = &w->v[w->n++];
-            e->name = strdup(sub);
-            e->mode = (sb.st_mode & 0111) ? 0555 : 0444;
-            rc = store_put_file(st, full, move, &e->h, err, errlen);
-        } else {
-            snprintf(err, errlen, "%s is not a regular file or directory (links are not stored)",
-                     full);
-            rc = -1;
-        }
-    }
-    closedir(d);
-    return rc;
+    w->n++;
+    return 0;
 }
 
 static int by_name(const void *a, const void *b) {
     return strcmp(((const dir_entry *)a)->name, ((const dir_entry *)b)->name);
 }
 
-int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, char *err,
-                  size_t errlen) {
-    dir_walk w = {0};
-    int rc = walk(st, dir, "", 0, move, &w, err, errlen);
+int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow_hash *out,
+                     char *err, size_t errlen) {
+    dir_walk w = {st, what, move, NULL, 0, 0};
+    int rc = walk_tree(dirfd, what, WALK_STAT | (move ? WALK_POST : 0), put_entry, &w, err, errlen);
     if (rc == 0) {
         qsort(w.v, w.n, sizeof *w.v, by_name);
-        size_t cap = 256, len = 0;
-        char *m = malloc(cap);
+        fv_buf m = {0};
         for (size_t i = 0; i < w.n; i++) {
-            size_t need = len + 64 + 8 + strlen(w.v[i].name) + 4;
-            if (need > cap) {
-                while (need > cap) cap *= 2;
-                m = realloc(m, cap);
-            }
-            char hex[65];
-            hash_hex(&w.v[i].h, hex);
-            len += (size_t)sprintf(m + len, "%s %o %s\n", hex, w.v[i].mode, w.v[i].name);
+            char line[64 + 16];
+            hash_hex(&w.v[i].h, line);
+            int k = snprintf(line + 64, sizeof line - 64, " %o ", w.v[i].mode);
+            fv_buf_put(&m, line, 64 + (size_t)k);
+            fv_buf_put(&m, w.v[i].name, strlen(w.v[i].name));
+            fv_buf_put(&m, "\n", 1);
         }
-        rc = store_put_bytes(st, m, len, out, err, errlen);
-        free(m);
-        if (rc == 0 && move) rmdir(dir);
+        rc = store_put_bytes(st, m.data ? (const void *)m.data : "", m.len, out, err, errlen);
+        free(m.data);
     }
     for (size_t i = 0; i < w.n; i++) free(w.v[i].name);
     free(w.v);
     return rc;
 }
 
+int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, char *err,
+                  size_t errlen) {
+    int fd = walk_open(AT_FDCWD, dir, 1);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = store_put_dir_fd(st, fd, dir, move, out, err, errlen);
+    close(fd);
+    if (rc == 0 && move) rmdir(dir);
+    return rc;
+}
+
 int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) {
     char p[STORE_PATH_MAX];
     store_object_path(st, h, p, sizeof p);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat sb;
-    if (fstat(fd, &sb)) {
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
         close(fd);
         return -1;
     }
@@ -432,7 +684,7 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
     }
     hash_bytes(buf, n, &check);
     if (memcmp(check.b, h->b, 32)) {
-        unlink(p); /* damaged: never served; the producer will recompute it */
+        quarantine(st, h); /* damaged: never served; the producer will recompute it */
         free(buf);
         return -1;
     }
@@ -442,54 +694,60 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
 }
 
 int store_verify(flow_store *st, const flow_hash *h) {
-    char p[STORE_PATH_MAX], err[256];
+    struct stat sb;
+    if (rehash(st, h, &sb) == 0) {
+        id_record(st, h, &sb);
+        return 0;
+    }
+    char p[STORE_PATH_MAX];
     store_object_path(st, h, p, sizeof p);
-    flow_hash check;
-    if (hash_file(p, &check, err, sizeof err)) return -1;
-    if (memcmp(check.b, h->b, 32)) {
-        unlink(p);
-        return -1;
+    if (lstat(p, &sb) == 0) quarantine(st, h);
+    return -1;
+}
+
+/* ---- trees and names ---- */
+
+static int make_readonly(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    (void)ctx;
+    (void)err;
+    (void)errlen;
+    if (e->type == WALK_DIR && e->post) {
+        int fd = walk_open(e->dirfd, e->name, 0);
+        if (fd >= 0) {
+            fchmod(fd, 0555);
+            close(fd);
+        }
     }
     return 0;
 }
 
-/* Visit a tree bottom-up: fn(path, is_dir) for every entry below path, children
- * before their directory, then for path itself. Depth-bounded. */
-static void visit_tree(const char *path, int depth, void (*fn)(const char *, int)) {
-    if (depth > STORE_DIR_DEPTH) return;
-    chmod(path, 0755); /* so a read-only tree can be listed and emptied */
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char sub[STORE_PATH_MAX];
-            if (store_pathf(sub, sizeof sub, "%s/%s", path, de->d_name)) continue;
-            struct stat sb;
-            if (lstat(sub, &sb)) continue;
-            if (S_ISDIR(sb.st_mode)) visit_tree(sub, depth + 1, fn);
-            else fn(sub, 0);
+/* Link every file of manifest m (length mlen, writable) below the folder tmp. */
+static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, int record) {
+    for (char *line = m, *end = m + mlen; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl || nl - line < 68) return -1;
+        *nl = 0;
+        flow_hash h;
+        char *name = strchr(line + 65, ' ');
+        if (hash_from_hex(line, &h) || !name || strstr(name + 1, "..") || name[1] == '/')
+            return -1;
+        name++;
+        char obj[STORE_PATH_MAX], dst[STORE_PATH_MAX];
+        store_object_path(st, &h, obj, sizeof obj);
+        if (store_pathf(dst, sizeof dst, "%s/%s", tmp, name)) return -1;
+        if (record) {
+            id_refresh(st, &h); /* our link changed its ctime */
+        } else {
+            char *slash = strrchr(dst, '/');
+            *slash = 0;
+            mkdir_p(dst, 0755);
+            *slash = '/';
+            if (link(obj, dst)) return -1;
         }
-        closedir(d);
+        *nl = '\n';
+        line = nl + 1;
     }
-    fn(path, 1);
-}
-
-static void make_readonly(const char *path, int is_dir) {
-    if (is_dir) chmod(path, 0555);
-}
-
-static void remove_entry(const char *path, int is_dir) {
-    if (is_dir) rmdir(path);
-    else unlink(path);
-}
-
-static void make_readonly_tree(const char *path, int depth) {
-    visit_tree(path, depth, make_readonly);
-}
-
-static void remove_tree(const char *path, int depth) {
-    visit_tree(path, depth, remove_entry);
+    return 0;
 }
 
 int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
@@ -511,46 +769,78 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
         free(m);
         return -1;
     }
-    int rc = 0;
-    for (char *line = (char *)m, *end = (char *)m + mlen; rc == 0 && line < end;) {
-        char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl || nl - line < 68) {
-            rc = -1;
-            break;
-        }
-        *nl = 0;
-        flow_hash h;
-        char *name = strchr(line + 65, ' ');
-        if (hash_from_hex(line, &h) || !name || strstr(name + 1, "..")) {
-            rc = -1;
-            break;
-        }
-        name++;
-        char obj[STORE_PATH_MAX], dst[STORE_PATH_MAX];
-        store_object_path(st, &h, obj, sizeof obj);
-        store_pathf(dst, sizeof dst, "%s/%s", tmp, name);
-        char *slash = strrchr(dst, '/');
-        *slash = 0;
-        mkdir_p(dst, 0755);
-        *slash = '/';
-        if (link(obj, dst)) rc = -1;
-        line = nl + 1;
-    }
-    free(m);
-    if (rc) {
+    chmod(tmp, 0755);
+    if (link_manifest(st, (char *)m, mlen, tmp, 0)) {
         snprintf(err, errlen, "directory %s: an object of its manifest is missing", hex);
-        remove_tree(tmp, 0);
+        free(m);
+        walk_remove_path(tmp);
         return -1;
     }
-    make_readonly_tree(tmp, 0);
-    chmod(tmp, 0755);
+    int tfd = walk_open(AT_FDCWD, tmp, 0);
+    if (tfd >= 0) {
+        walk_tree(tfd, tmp, WALK_POST, make_readonly, NULL, NULL, 0);
+        close(tfd);
+    }
     if (rename(tmp, buf) && access(buf, F_OK) != 0) {
         snprintf(err, errlen, "cannot install %s: %s", buf, strerror(errno));
-        remove_tree(tmp, 0);
+        free(m);
+        walk_remove_path(tmp);
         return -1;
     }
-    if (access(tmp, F_OK) == 0) remove_tree(tmp, 0); /* lost a race: another made it */
+    if (access(tmp, F_OK) == 0) walk_remove_path(tmp); /* lost a race: another made it */
     chmod(buf, 0555);
+    link_manifest(st, (char *)m, mlen, NULL, 1);
+    free(m);
+    return 0;
+}
+
+int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path) {
+    if (store_check(st, manifest)) {
+        walk_remove_path(path);
+        return -1;
+    }
+    uint8_t *m;
+    size_t n;
+    if (store_read(st, manifest, &m, &n)) {
+        walk_remove_path(path);
+        return -1;
+    }
+    int tfd = walk_open(AT_FDCWD, path, 0), stale = tfd < 0, rc = 0;
+    for (char *l = (char *)m, *end = (char *)m + n; l < end && rc == 0;) {
+        char *nl = memchr(l, '\n', (size_t)(end - l));
+        if (!nl) nl = end;
+        flow_hash f;
+        char *name = nl - l > 68 ? memchr(l + 65, ' ', (size_t)(nl - l - 65)) : NULL;
+        if (!name || hash_from_hex(l, &f)) {
+            rc = -1;
+            break;
+        }
+        char rel[STORE_PATH_MAX];
+        snprintf(rel, sizeof rel, "%.*s", (int)(nl - name - 1), name + 1);
+        const ident *r = id_find(st, &f);
+        struct stat sb;
+        if (!stale && r && fstatat(tfd, rel, &sb, AT_SYMLINK_NOFOLLOW) == 0 && id_same(r, &sb)) {
+            l = nl + 1;
+            continue;
+        }
+        if (store_check(st, &f)) rc = -1; /* damaged: quarantined */
+        char obj[STORE_PATH_MAX];
+        struct stat ob;
+        store_object_path(st, &f, obj, sizeof obj);
+        if (rc == 0 && !stale &&
+            (fstatat(tfd, rel, &sb, AT_SYMLINK_NOFOLLOW) || lstat(obj, &ob) ||
+             sb.st_ino != ob.st_ino || sb.st_dev != ob.st_dev))
+            stale = 1; /* a file of the tree is not the object: rebuild the tree */
+        l = nl + 1;
+    }
+    free(m);
+    if (tfd >= 0) close(tfd);
+    if (rc || stale) walk_remove_path(path);
+    if (rc) return -1;
+    if (stale) {
+        char buf[STORE_PATH_MAX], err[256];
+        return store_tree(st, manifest, buf, sizeof buf, err, sizeof err);
+    }
     return 0;
 }
 
@@ -564,8 +854,18 @@ int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf,
         snprintf(err, errlen, "output name too long: %s", name);
         return -1;
     }
-    if (access(buf, F_OK) == 0) return 0;
     store_object_path(st, h, obj, sizeof obj);
+    struct stat nb, ob;
+    if (lstat(obj, &ob)) {
+        snprintf(err, errlen, "object %s is missing", hex);
+        return -1;
+    }
+    /* an existing name must be this very object (a name left from a damaged,
+     * since recomputed object is another file: it is replaced) */
+    if (lstat(buf, &nb) == 0) {
+        if (nb.st_ino == ob.st_ino && nb.st_dev == ob.st_dev) return 0;
+        unlink(buf);
+    }
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -1;
@@ -574,6 +874,7 @@ int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf,
         snprintf(err, errlen, "cannot link %s: %s", buf, strerror(errno));
         return -1;
     }
+    id_refresh(st, h);
     return 0;
 }
 
@@ -608,35 +909,65 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
             char p[STORE_PATH_MAX];
             store_pathf(p, sizeof p, "%s/%s", sub, fe->d_name);
             struct stat sb;
-            if (!stat(p, &sb)) freed += (uint64_t)sb.st_size;
+            if (!lstat(p, &sb)) freed += (uint64_t)sb.st_size;
             if (!unlink(p)) removed++;
         }
         if (d) closedir(d);
         rmdir(sub); /* only succeeds when empty */
     }
     if (top) closedir(top);
-    /* trees of manifests no longer kept, and leftovers in tmp/ */
-    const char *dirs[] = {"trees", "tmp", "named"};
-    for (int i = 0; i < 3; i++) {
+    /* trees and names of objects no longer kept, leftovers in tmp/, quarantined objects */
+    const char *dirs[] = {"trees", "tmp", "named", "quarantine"};
+    for (int i = 0; i < 4; i++) {
         char p[STORE_PATH_MAX];
         store_pathf(p, sizeof p, "%s/%s", st->root, dirs[i]);
-        DIR *d = opendir(p);
+        int dfd = walk_open(AT_FDCWD, p, 0);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d && dfd >= 0) close(dfd);
         while (d && (de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
             flow_hash h;
-            if (i != 1 && strlen(de->d_name) == 64 && !hash_from_hex(de->d_name, &h) &&
+            if ((i == 0 || i == 2) && strlen(de->d_name) == 64 && !hash_from_hex(de->d_name, &h) &&
                 bsearch(&h, k, nkeep, sizeof *k, cmp_hash))
                 continue;
-            char sub[STORE_PATH_MAX];
-            store_pathf(sub, sizeof sub, "%s/%s", p, de->d_name);
             struct stat sb;
-            if (lstat(sub, &sb)) continue;
+            if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW)) continue;
             /* a temp file younger than an hour may belong to a run in progress */
             if (i == 1 && time(NULL) - sb.st_mtime < 3600) continue;
-            if (S_ISDIR(sb.st_mode)) remove_tree(sub, 0);
-            else unlink(sub);
+            walk_remove(dirfd(d), de->d_name);
         }
         if (d) closedir(d);
+    }
+    /* the identity records: only those of objects still there (a fresh file, renamed in) */
+    id_load(st);
+    char idp[STORE_PATH_MAX], idt[STORE_PATH_MAX];
+    store_pathf(idp, sizeof idp, "%s/identity", st->root);
+    store_pathf(idt, sizeof idt, "%s/tmp/identity-XXXXXX", st->root);
+    int tfd = mkostemp(idt, O_CLOEXEC);
+    if (tfd >= 0) {
+        int ok = 1;
+        for (size_t i = 0; ok && i < st->id_cap; i++) {
+            ident *r = &st->ids[i];
+            if (!r->size || r->size == -1) continue;
+            if (!bsearch(&r->h, k, nkeep, sizeof *k, cmp_hash)) {
+                r->size = -1; /* gone */
+                continue;
+            }
+            ident w = *r;
+            if (w.size == -2) w.size = 0;
+            ok = write(tfd, &w, sizeof w) == (ssize_t)sizeof w;
+        }
+        fchmod(tfd, 0644);
+        if (ok && fsync(tfd) == 0 && rename(idt, idp) == 0) {
+            close(st->idfd); /* the file we appended to is gone: start over on the new one */
+            st->idfd = -1;
+            st->id_loaded = 0;
+            memset(st->ids, 0, st->id_cap * sizeof *st->ids);
+            st->id_n = 0;
+        } else {
+            unlink(idt);
+        }
+        close(tfd);
     }
     free(k);
     if (bytes_freed) *bytes_freed = freed;

@@ -8,6 +8,8 @@
  *   trees/<hash>/      a stored directory materialised as a read-only tree of
  *                      hard links to its objects (built on first use)
  *   tmp/               where objects are written before fsync + rename
+ *   identity           each object's identity record (size, inode, mtime, ctime)
+ *   quarantine/<hash>  objects found damaged, set aside (gc removes them)
  *
  * A directory is stored as its files' objects plus a manifest object: one line
  * per regular file, sorted by relative name: "<sha256-hex> <mode-octal> <name>\n".
@@ -15,8 +17,14 @@
  *
  * Every object is written to tmp/, fsynced, made read-only and renamed into
  * place, so a crash at any moment leaves either no object or a whole one.
- * Readers that care (store_read, store_verify) re-hash: a damaged object is
- * detected, removed, and reported as missing, never served.
+ * Before an object is served or handed to a task it is checked against its
+ * identity record (one lstat); on any difference it is re-hashed, and a damaged
+ * one is quarantined with every name linked to it and reported as missing,
+ * never served (store_check, store_check_name, store_check_tree).
+ *
+ * Task output is taken in through descriptors (store_put_at, store_put_dir_fd):
+ * nothing the task controls is resolved by path, links are never followed, and
+ * only regular files and folders are stored.
  */
 #ifndef FLOW_STORE_H
 #define FLOW_STORE_H
@@ -47,19 +55,42 @@ int hash_file(const char *path, flow_hash *out, char *err, size_t errlen);
 /* Store bytes. 0 ok (object exists afterwards); -1 with err. */
 int store_put_bytes(flow_store *st, const void *data, size_t len, flow_hash *out, char *err,
                     size_t errlen);
-/* Store a file. With move, the file is renamed into the store when it is on the
- * same file system (no copy) and removed otherwise; identical content is kept once. */
+/* Store the file name in the folder open at dirfd (what names it in messages).
+ * It must be a regular file (a symbolic link, FIFO, device or socket is refused,
+ * and nothing is followed). With move, it is renamed into the store when it is
+ * flowrun's own (or can be made so: root) with no other name, on the same file
+ * system; otherwise its bytes are copied from the descriptor opened here; the
+ * name is removed either way. Identical content is kept once. 0, or -1 with err. */
+int store_put_at(flow_store *st, int dirfd, const char *name, const char *what, int move,
+                 flow_hash *out, char *err, size_t errlen);
+/* The same for a path the caller trusts (its folders are followed, its last name is not). */
 int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, char *err,
                    size_t errlen);
-/* Store every regular file below dir (recursively) and the manifest; *out is the
- * manifest's hash. With move, the files are moved in and dir is removed. */
+/* Store every regular file below the folder open at dirfd (recursively, through
+ * walk.c, never following a link) and the manifest; *out is the manifest's hash.
+ * Any entry that is not a regular file or folder fails it. With move, the files
+ * are moved in and the folders below dirfd removed (dirfd's own folder stays). */
+int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow_hash *out,
+                     char *err, size_t errlen);
+/* The same for a path the caller trusts; with move, dir itself is removed too. */
 int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, char *err,
                   size_t errlen);
 
 /* Path of an object (whether or not it exists). */
 void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size_t len);
-int store_has(const flow_store *st, const flow_hash *h);
-/* Re-hash an object. 0 when intact; -1 when missing or damaged (a damaged one is removed). */
+/* Is object h there and intact? Its identity record decides (one lstat); without
+ * a record, or on any difference, it is re-hashed: a match is recorded, a damaged
+ * object is quarantined with its names. 0 intact; -1 missing or quarantined. */
+int store_check(flow_store *st, const flow_hash *h);
+int store_has(flow_store *st, const flow_hash *h); /* store_check(st, h) == 0 */
+/* Is path (named/<h>/NAME, a name of object h) intact and that object? One lstat
+ * in the common case; a stale name of an intact object is linked afresh. 0 / -1. */
+int store_check_name(flow_store *st, const flow_hash *h, const char *path);
+/* The same for a stored tree at path (trees/<manifest>): every file is checked; a
+ * tree with a stale file is rebuilt; -1 when an object is damaged (quarantined). */
+int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path);
+/* Re-hash an object, whatever its record says. 0 when intact; -1 when missing or
+ * damaged (a damaged one is quarantined). */
 int store_verify(flow_store *st, const flow_hash *h);
 /* Read a whole object (malloc'ed), verifying its hash. -1 when missing or damaged. */
 int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len);
@@ -78,7 +109,8 @@ int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf,
  * store could be moved to); any other path gives NULL. */
 const char *store_path_tail(const char *path);
 
-/* Remove every object (and tree) whose hash is not in keep[0..nkeep) (sorted or not).
+/* Remove every object (and tree, name, record) whose hash is not in keep[0..nkeep)
+ * (sorted or not), leftovers in tmp/ older than an hour, and quarantined objects.
  * Returns the number of objects removed, -1 on error. */
 long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed);
 

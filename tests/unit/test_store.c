@@ -366,6 +366,73 @@ static void test_instance_names_and_log_paths(void **state) {
     assert_int_equal(state_log_path("st", 4, "a[]", "t", "1", path, 16), -1);
 }
 
+/* Identity records: a rewritten object (chmod + write, same inode) is found by
+ * one lstat, re-hashed and quarantined with its names; a planted object is not
+ * trusted; a name that is another file is linked afresh; a link is never stored. */
+static void test_identity_and_quarantine(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    flow_store *st = store_open(d, err, sizeof err);
+    assert_non_null(st);
+    flow_hash h;
+    assert_int_equal(store_put_bytes(st, "content", 7, &h, err, sizeof err), 0);
+    char named[4096], obj[4096];
+    assert_int_equal(store_named(st, &h, "c.txt", named, sizeof named, err, sizeof err), 0);
+    assert_int_equal(store_check_name(st, &h, named), 0);
+    /* a name replaced by another file: linked afresh from the object */
+    unlink(named);
+    write_file(named, "CONTENT");
+    assert_int_equal(store_check_name(st, &h, named), 0);
+    FILE *f = fopen(named, "r");
+    char buf[16] = "";
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "content");
+    /* the object rewritten in place: quarantined, with its name */
+    store_object_path(st, &h, obj, sizeof obj);
+    chmod(obj, 0644);
+    write_file(obj, "CONTENT");
+    assert_int_equal(store_check_name(st, &h, named), -1);
+    assert_int_equal(access(obj, F_OK), -1);
+    assert_int_equal(access(named, F_OK), -1);
+    char q[4096], hex[65];
+    hash_hex(&h, hex);
+    snprintf(q, sizeof q, "%s/store/quarantine/%s", d, hex);
+    assert_int_equal(access(q, F_OK), 0);
+    /* planted: the right name, no record, the wrong bytes */
+    flow_hash p;
+    hash_bytes("planted", 7, &p);
+    store_object_path(st, &p, obj, sizeof obj);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", obj);
+    *strrchr(dir, '/') = 0;
+    mkdir(dir, 0755);
+    write_file(obj, "evil");
+    assert_false(store_has(st, &p));
+    flow_hash p2;
+    assert_int_equal(store_put_bytes(st, "planted", 7, &p2, err, sizeof err), 0);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(store_read(st, &p, &data, &len), 0);
+    assert_memory_equal(data, "planted", 7);
+    free(data);
+    /* a symbolic link is refused, and its target left alone */
+    char target[4096], link_path[4096];
+    snprintf(target, sizeof target, "%s/target", d);
+    snprintf(link_path, sizeof link_path, "%s/link", d);
+    write_file(target, "t");
+    chmod(target, 0600);
+    assert_int_equal(symlink(target, link_path), 0);
+    assert_int_equal(store_put_file(st, link_path, 1, &h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "symbolic link"));
+    struct stat sb;
+    assert_int_equal(stat(target, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_roundtrip),
@@ -373,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_move_file_and_dedup),
         cmocka_unit_test(test_dir_manifest_and_tree),
         cmocka_unit_test(test_gc_keeps_live),
+        cmocka_unit_test(test_identity_and_quarantine),
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),
