@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cachekey.h"
+#include "fsdir.h"
 #include "rtcore.h"
 
 #define HIST_PATH_MAX 4096
@@ -79,6 +80,7 @@ struct hist {
     hist_stats stats;         /* counts for the summary */
     task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
+    int logs_fd;              /* logs/<run>, opened at the first log (fsdir.h); -1 before */
 };
 
 static uint64_t key_hash(uint32_t node, const char *idx) {
@@ -127,6 +129,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     hist *h = calloc(1, sizeof *h);
     h->p = o->plan;
     h->no_cache = o->no_cache;
+    h->logs_fd = -1;
     snprintf(h->dir, sizeof h->dir, "%s", o->state_dir ? o->state_dir : ".flow");
     if (!(h->st = state_open(h->dir, err, errlen)) ||
         !(h->store = store_open(h->dir, err, errlen))) {
@@ -461,25 +464,41 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
     return 1;
 }
 
-static void write_log(hist *h, const hist_inst *ii, const char *task, const char *log) {
-    char path[HIST_PATH_MAX];
-    if (store_pathf(path, sizeof path - 64, "%s/logs/%lld/%s", h->dir, (long long)h->run, task))
-        return;
-    for (char *q = path + strlen(h->dir) + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            mkdir(path, 0755);
-            *q = '/';
-        }
-    mkdir(path, 0755);
-    size_t n = strlen(path);
-    snprintf(path + n, sizeof path - n, "/%s.log", *ii->idx ? ii->idx : "-");
-    for (char *q = path + n + 1; *q; q++)
+/* The instance's log, <state>/logs/<run>/<task>/<index or "-">.log, written through
+ * descriptors (fsdir.h): a link planted anywhere below the state directory is refused,
+ * never written through. 0, or -1 with a one-line reason in err. */
+static int write_log(hist *h, const hist_inst *ii, const char *task, const char *log, char *err,
+                     size_t errlen) {
+    char name[300];
+    snprintf(name, sizeof name - 4, "%s", *ii->idx ? ii->idx : "-");
+    for (char *q = name; *q; q++)
         if (*q == '/') *q = '.'; /* "2/5" -> "2.5.log" */
-    FILE *f = fopen(path, "w");
-    if (!f) return;
-    fputs(log, f);
-    fclose(f);
+    strcat(name, ".log");
+    if (h->logs_fd < 0) {
+        char path[HIST_PATH_MAX];
+        if (store_pathf(path, sizeof path, "%s/logs/%lld", h->dir, (long long)h->run))
+            return snprintf(err, errlen, "state directory path too long"), -1;
+        h->logs_fd = fsdir_open(path, strlen(h->dir), 1);
+    }
+    int dfd = h->logs_fd < 0 ? -1 : fsdir_sub(h->logs_fd, task, 1);
+    int fd = dfd < 0 ? -1 : fsdir_file(dfd, name, 0);
+    int e = errno;
+    size_t n = strlen(log), done = 0;
+    while (fd >= 0 && done < n) {
+        ssize_t w = write(fd, log + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (fd >= 0 && close(fd) != 0 && done == n) e = errno, done = 0;
+    if (dfd >= 0) close(dfd);
+    if (fd >= 0 && done == n) return 0;
+    snprintf(err, errlen, "cannot write its log logs/%lld/%.200s/%.64s in the state directory: %s",
+             (long long)h->run, task, name, strerror(e));
+    return -1;
 }
 
 void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served) {
@@ -505,12 +524,18 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
     }
+    if (res->log && *res->log && write_log(h, ii, task, res->log, err, sizeof err) && res->ok) {
+        if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
+        res->value = (flow_val){0};
+        res->ok = 0;
+        free(res->error);
+        res->error = strdup(err);
+    }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
     int cacheable = res->ok && !served && ii->has_key && !h->no_cache && T->cache;
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
-    if (res->log && *res->log) write_log(h, ii, task, res->log);
     state_inst r = {0};
     r.run = h->run;
     r.node = ii->node;
@@ -560,5 +585,6 @@ void hist_close(hist *h, const char *state, int exit_code, const char *result_js
     free(h->tc);
     free(h->objs.v);
     free(h->enc.data);
+    if (h->logs_fd >= 0) close(h->logs_fd);
     free(h);
 }
