@@ -59,33 +59,33 @@ after=$(listing)
 [ ! -e st/logs ] && [ ! -e st/work ] && pass "a refused plan leaves no logs or work folders" ||
     fail "a refused plan made $(ls st)"
 
-# ---- links planted in the state directory ----
-run() { "$FLOWRUN" run "$@" --state st --progress none --no-cache 2> err; }
-[ "$(run esc.plan)" = '"hi"' ] && [ -f st/logs/1/xxxxxxxxxxxxxxxx/-.log ] && pass "a plain run logs" ||
+# ---- links planted in the state directory (a fresh one: runs 1, 2, 3) ----
+run() { "$FLOWRUN" run "$@" --state sl --progress none --no-cache 2> err; }
+[ "$(run esc.plan)" = '"hi"' ] && [ -f sl/logs/1/xxxxxxxxxxxxxxxx/-.log ] && pass "a plain run logs" ||
     fail "plain run: $(cat err)"
 echo precious > victim
-mkdir -p st/logs/2/xxxxxxxxxxxxxxxx
-ln -s "$T/a/b/c/victim" st/logs/2/xxxxxxxxxxxxxxxx/-.log
+mkdir -p sl/logs/2/xxxxxxxxxxxxxxxx
+ln -s "$T/a/b/c/victim" sl/logs/2/xxxxxxxxxxxxxxxx/-.log
 run esc.plan > out; code=$?
 [ "$(cat victim)" = precious ] && pass "a link at logs/RUN/TASK/-.log: target untouched" ||
     fail "a link at logs/RUN/TASK/-.log: target now '$(head -c 100 victim)'"
 [ $code = 1 ] && grep -q "cannot write its log" err && pass "a link at logs/RUN/TASK/-.log fails the instance" ||
     fail "a link at logs/RUN/TASK/-.log: exit $code, $(head -c 300 err)"
 mkdir elsewhere
-ln -s "$T/a/b/c/elsewhere" st/logs/3
+ln -s "$T/a/b/c/elsewhere" sl/logs/3
 run esc.plan > out; code=$?
 [ -z "$(ls elsewhere)" ] && pass "a link at logs/RUN: nothing written through it" ||
     fail "a link at logs/RUN: its target holds $(ls -R elsewhere | tr '\n' ' ')"
 [ $code = 1 ] && grep -q "cannot write its log" err && pass "a link at logs/RUN fails the instance" ||
     fail "a link at logs/RUN: exit $code, $(head -c 300 err)"
 mkdir elsewhere2
-rm -rf st/work && ln -s "$T/a/b/c/elsewhere2" st/work
+rm -rf sl/work && ln -s "$T/a/b/c/elsewhere2" sl/work
 run esc.plan > out; code=$?
 [ -z "$(ls elsewhere2)" ] && pass "a link at work/: nothing made through it" ||
     fail "a link at work/: its target holds $(ls -R elsewhere2 | tr '\n' ' ')"
 [ $code = 1 ] && grep -q "cannot make its work folder" err && pass "a link at work/ fails the instance" ||
     fail "a link at work/: exit $code, $(head -c 300 err)"
-rm st/work
+rm sl/work
 mkdir keep && echo kept > keep/file
 run scr.plan --param k="$T/a/b/c/keep" > out; code=$?
 [ -f keep/file ] && pass "a link left in a scratch folder is removed, not followed" ||
