@@ -1116,8 +1116,9 @@ static int write_damaged(const char *dir) {
     rc |= write_bytes(dir, "badref.plan", b, n);
     free(b);
     plan_free(p);
-    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
-    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its path is odd (a
+                          * name with a newline is refused: plan_name_bad) */
+    p->libs[0].name = plan_intern_str(p, "wc");
     p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "nolib.plan-valid", b, n);
