@@ -384,7 +384,7 @@ int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, cha
     dir_walk w = {0};
     int rc = walk(st, dir, "", 0, move, &w, err, errlen);
     if (rc == 0) {
-        qsort(w.v, w.n, sizeof *w.v, by_name);
+        if (w.n) qsort(w.v, w.n, sizeof *w.v, by_name); /* an empty folder: w.v is NULL */
         size_t cap = 256, len = 0;
         char *m = malloc(cap);
         for (size_t i = 0; i < w.n; i++) {
@@ -492,6 +492,20 @@ static void remove_tree(const char *path, int depth) {
     visit_tree(path, depth, remove_entry);
 }
 
+/* A manifest's name stays inside the tree: relative, and no component empty, "." or
+ * "..". (A name merely containing "..", like "v1..2.txt", is an ordinary file.) */
+static int tree_name_ok(const char *name) {
+    if (!*name || *name == '/') return 0;
+    for (const char *c = name; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return 0;
+        c += n;
+        if (*c) c++;
+        if (!*c && c[-1] == '/') return 0;
+    }
+    return 1;
+}
+
 int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
                size_t errlen) {
     char hex[65];
@@ -521,7 +535,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
         *nl = 0;
         flow_hash h;
         char *name = strchr(line + 65, ' ');
-        if (hash_from_hex(line, &h) || !name || strstr(name + 1, "..")) {
+        if (hash_from_hex(line, &h) || !name || !tree_name_ok(name + 1)) {
             rc = -1;
             break;
         }

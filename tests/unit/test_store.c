@@ -151,6 +151,45 @@ static void test_dir_manifest_and_tree(void **state) {
     free(d);
 }
 
+/* Found by fuzz_store: a stored folder holding "v1..2.txt" could not be materialised
+ * (store_tree refused any name containing ".."), and an empty folder sorted NULL. A
+ * manifest naming "../x" is still refused. */
+static void test_tree_names_and_empty_dir(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], p[4200], tree[4096];
+    flow_store *st = store_open(d, err, sizeof err);
+    snprintf(p, sizeof p, "%s/out", d);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/out/v1..2.txt", d);
+    write_file(p, "dots");
+    snprintf(p, sizeof p, "%s/out/..x", d);
+    write_file(p, "more");
+    snprintf(p, sizeof p, "%s/out", d);
+    flow_hash h;
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
+    if (store_tree(st, &h, tree, sizeof tree, err, sizeof err)) fail_msg("store_tree: %s", err);
+    snprintf(p, sizeof p, "%s/v1..2.txt", tree);
+    assert_int_equal(access(p, R_OK), 0);
+    snprintf(p, sizeof p, "%s/empty", d); /* nothing in it: an empty manifest */
+    mkdir(p, 0755);
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
+    assert_int_equal(store_tree(st, &h, tree, sizeof tree, err, sizeof err), 0);
+    const char *hostile[] = {"../x", "a/../../x", "/etc/x", "a//b", "./x", "a/"};
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char line[200], hex[65];
+        flow_hash obj, man;
+        assert_int_equal(store_put_bytes(st, "x", 1, &obj, err, sizeof err), 0);
+        hash_hex(&obj, hex);
+        snprintf(line, sizeof line, "%s 444 %s\n", hex, hostile[i]);
+        assert_int_equal(store_put_bytes(st, line, strlen(line), &man, err, sizeof err), 0);
+        if (store_tree(st, &man, tree, sizeof tree, err, sizeof err) == 0)
+            fail_msg("a manifest naming '%s' was materialised", hostile[i]);
+    }
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 static void test_gc_keeps_live(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
@@ -340,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_object_is_never_served),
         cmocka_unit_test(test_move_file_and_dedup),
         cmocka_unit_test(test_dir_manifest_and_tree),
+        cmocka_unit_test(test_tree_names_and_empty_dir),
         cmocka_unit_test(test_gc_keeps_live),
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
