@@ -341,6 +341,12 @@ static int walk(flow_store *st, const char *root, const char *rel, int depth, in
     int rc = 0;
     while (rc == 0 && (de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (strchr(de->d_name, '\n')) { /* the manifest has a line per file */
+            snprintf(err, errlen, "%s%s%s holds a file whose name has a newline: not stored",
+                     root, *rel ? "/" : "", rel);
+            rc = -1;
+            break;
+        }
         char sub[STORE_PATH_MAX], full[STORE_PATH_MAX];
         int n = store_pathf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
         if (n < 0 || (size_t)n >= sizeof sub - 1) {

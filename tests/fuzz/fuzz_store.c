@@ -9,7 +9,8 @@
  * says. Then:
  *   - the files outside the output folder (a sentinel file and folder, the targets of
  *     the links) are untouched, whatever happened;
- *   - a folder with a link or a FIFO is refused with one line; any other is stored;
+ *   - a folder with a link, a FIFO or a name holding a newline is refused; any other
+ *     is stored;
  *   - a stored folder materialises (store_tree) as exactly its regular files, each
  *     with its content, and its manifest has one line per file.
  * The store is emptied (store_gc keeping nothing) after each input.
@@ -127,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         snprintf(path, sizeof path, "%s/%s%s%s", out, cur, *cur ? "/" : "", name);
         struct stat sb;
         if (lstat(path, &sb) == 0) continue; /* the first of two equal names wins */
+        if (strchr(name, '\n')) refused = 1; /* the manifest has a line per file */
         switch (kind) {
             case 0:
                 if (nw == MAX_FILES) break;

@@ -152,8 +152,9 @@ static void test_dir_manifest_and_tree(void **state) {
 }
 
 /* Found by fuzz_store: a stored folder holding "v1..2.txt" could not be materialised
- * (store_tree refused any name containing ".."), and an empty folder sorted NULL. A
- * manifest naming "../x" is still refused. */
+ * (store_tree refused any name containing ".."), an empty folder sorted NULL, and a
+ * file name with a newline split its manifest line. A manifest naming "../x" is still
+ * refused. */
 static void test_tree_names_and_empty_dir(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], p[4200], tree[4096];
@@ -174,6 +175,14 @@ static void test_tree_names_and_empty_dir(void **state) {
     mkdir(p, 0755);
     assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
     assert_int_equal(store_tree(st, &h, tree, sizeof tree, err, sizeof err), 0);
+    snprintf(p, sizeof p, "%s/nl", d); /* a newline would split the manifest's line */
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/nl/a\nb", d);
+    write_file(p, "x");
+    snprintf(p, sizeof p, "%s/nl", d);
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "newline"));
+    assert_null(strchr(err, '\n'));
     const char *hostile[] = {"../x", "a/../../x", "/etc/x", "a//b", "./x", "a/"};
     for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
         char line[200], hex[65];
