@@ -1541,9 +1541,15 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
         memcpy(v[len++].b, sqlite3_column_blob(s, 0), 32);
     }
     sqlite3_reset(s);
+    if (rc != SQLITE_DONE) { /* a damaged database: nothing half-read is handed out */
+        free(v);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
     *out = v;
     *n = len;
-    return rc == SQLITE_DONE ? 0 : -1;
+    return 0;
 }
 
 /* ---- the file-identity index ---- */
