@@ -7,7 +7,8 @@
 #   seeds-plan/   every .flow of tests/ and examples/ that compiles, as flowc's plan
 #                 (at most 8 KiB: run.sh's -max_len), plus test_plan --write-seeds
 #   seeds-state/  state.db files of real runs (a mapped chain run twice; an empty map)
-#                 vacuumed to 512-byte pages so they stay small
+#                 vacuumed to 512-byte pages so they stay small; reproducers of
+#                 fixed bugs found by the fuzzer are kept there too
 #   seeds-store/  tree descriptions for fuzz_store.c (its header gives the format)
 set -e
 BUILD=${BUILD:-build}
@@ -26,7 +27,7 @@ find tests examples -name '*.flow' | sort | while read -r f; do
 done
 "$BUILD/tests/test_plan" --write-seeds $D/seeds-plan > /dev/null
 
-rm -rf $D/seeds-state && mkdir -p $D/seeds-state
+mkdir -p $D/seeds-state # (other files there are reproducers of fixed bugs: kept)
 cp tests/state/chain.flow tests/lib/libstatetasks.so "$T/"
 (cd "$T" && "$FLOWC" chain.flow && export FLOW_TEST_LOG="$T/log" &&
     "$FLOWRUN" run chain.plan --param n=3 --state ok --progress none > /dev/null &&
@@ -41,7 +42,7 @@ done
 # fuzz_store: byte 0 bit 0 = move; then ops: kind byte (0 file, 1 dir and enter, 2 up,
 # 3 link, 4 fifo, 5 empty dir; kind/6 odd = executable), name length, name, and for a
 # file a content length and the content.
-rm -rf $D/seeds-store && mkdir -p $D/seeds-store
+mkdir -p $D/seeds-store
 printf '\001\000\005a.txt\003abc\006\006b.data\004\000\001\002' > $D/seeds-store/two-files
 printf '\000\001\003sub\000\001x\002hi\001\004deep\000\001y\000\002\002\000\001z\001!' > $D/seeds-store/nested
 printf '\001\000\001f\001.\003\004link' > $D/seeds-store/with-link
