@@ -317,6 +317,9 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
     }
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
     if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
+        /* SQLite's message may quote the damaged file's own text: keep it one line */
+        for (char *c = err; errlen && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         state_close(st);
         return NULL;
     }

@@ -90,4 +90,10 @@ mkdir keep && echo kept > keep/file
 run scr.plan --param k="$T/a/b/c/keep" > out; code=$?
 [ -f keep/file ] && pass "a link left in a scratch folder is removed, not followed" ||
     fail "a link left in a scratch folder: its target lost its files (exit $code, $(head -c 200 err))"
+
+# ---- a damaged state.db whose schema text holds a newline (found by fuzz_state) ----
+mkdir -p dmg && cp "$ROOT/tests/fuzz/seeds-state/crash-schema-newline.db" dmg/state.db
+"$FLOWRUN" runs --state dmg > out 2> err; code=$?
+[ $code = 2 ] && [ "$(lines err)" = 1 ] && pass "a damaged state.db is refused in one line" ||
+    fail "a damaged state.db: exit $code, $(lines err) lines: $(head -c 200 err)"
 exit 0
