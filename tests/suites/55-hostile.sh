@@ -95,5 +95,5 @@ run scr.plan --param k="$T/a/b/c/keep" > out; code=$?
 mkdir -p dmg && cp "$ROOT/tests/fuzz/seeds-state/crash-schema-newline.db" dmg/state.db
 "$FLOWRUN" runs --state dmg > out 2> err; code=$?
 [ $code = 2 ] && [ "$(lines err)" = 1 ] && pass "a damaged state.db is refused in one line" ||
-    fail "a damaged state.db: exit $code, $(lines err) lines: $(head -c 200 err)"
+    fail "a damaged state.db: exit $code, $(lines err) lines: $(head -c 200 err | tr -c "[:print:]" "?")"
 exit 0
