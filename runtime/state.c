@@ -230,6 +230,12 @@ static int migrate(conn *st, char *err, size_t errlen) {
         if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
         sqlite3_finalize(s);
     }
+    if (version < 0) { /* no flowrun writes one: a damaged or foreign file */
+        exec(st, "ROLLBACK", err, errlen);
+        snprintf(err, errlen, "%s: bad schema version %d (not a flowrun state database?)",
+                 st->path, version);
+        return -1;
+    }
     if (version > STATE_SCHEMA_VERSION) {
         int oldest = version;
         meta_int(st, "oldest_reader", &oldest);

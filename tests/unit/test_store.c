@@ -370,6 +370,23 @@ static void test_state_newer_schema_refused(void **state) {
     free(d);
 }
 
+/* Found by fuzz_state: a negative user_version indexed the migration table below 0. */
+static void test_state_negative_version_refused(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[512], cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s/state.db' 'PRAGMA user_version=-41184' 2>/dev/null || python3 -c "
+             "\"import sqlite3; c=sqlite3.connect('%s/state.db'); "
+             "c.execute('PRAGMA user_version=-41184'); c.commit()\"",
+             d, d);
+    assert_int_equal(system(cmd), 0);
+    flow_state *st = state_open(d, err, sizeof err);
+    assert_null(st);
+    assert_non_null(strstr(err, "bad schema version -41184"));
+    rm_rf(d);
+    free(d);
+}
+
 static void test_state_not_a_database(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], p[4200];
@@ -393,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),
+        cmocka_unit_test(test_state_negative_version_refused),
         cmocka_unit_test(test_state_not_a_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
