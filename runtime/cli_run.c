@@ -468,6 +468,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                  : isatty(2)              ? SCHED_PROGRESS_LIVE
                                           : SCHED_PROGRESS_PLAIN;
     o.work_dir = work;
+    o.work_root_len = strlen(state); /* work/<stamp>/... below it refuse links */
     o.stop = &run_stop_flag;
     o.err = stderr;
     o.hist = h;

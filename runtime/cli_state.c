@@ -12,10 +12,12 @@
  * `last` (the newest run).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "state.h"
@@ -294,9 +296,14 @@ static int probe_origin(const state_inst *r, void *ctx) {
     return 0;
 }
 
+/* A log is shown only if it is a file flowrun wrote: a link in its place is refused. */
 static int print_file(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
     char buf[8192];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stdout);

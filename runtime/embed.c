@@ -415,6 +415,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     so.breadth = opts->breadth_first;
     so.progress = SCHED_PROGRESS_NONE;
     so.work_dir = opts->work_dir ? opts->work_dir : ".flow/work/embed";
+    so.work_root_len = opts->work_dir ? strlen(opts->work_dir) : strlen(".flow");
     so.err = ef ? ef : stderr;
     sched_outcome res;
     int code = sched_run(p, ex, fp->graph, params, &so, &res);

@@ -41,6 +41,8 @@ typedef struct sched_opts {
     int breadth;                   /* 1: breadth-first order (--schedule breadth) */
     sched_progress progress;       /* progress lines on err */
     const char *work_dir;          /* where instance output/scratch folders go; NULL: none made */
+    size_t work_root_len;          /* its first bytes (the state directory) are resolved as usual;
+                                      folders after them are made refusing links (fsdir.h) */
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     FILE *err;                     /* progress and summary; NULL: stderr */
     struct hist *hist;             /* record, cache and resume through this; NULL: none */

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "cachekey.h"
+#include "fsdir.h"
 #include "rtcore.h"
 #include "walk.h"
 
@@ -93,6 +94,7 @@ struct hist {
     task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
     uint8_t *file_args;       /* per plan task: 1 when a parameter's type holds files */
+    int logs_fd;              /* logs/<run>, opened at the first log (fsdir.h); -1 before */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -152,6 +154,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     hist *h = calloc(1, sizeof *h);
     h->p = o->plan;
     h->no_cache = o->no_cache;
+    h->logs_fd = -1;
     snprintf(h->dir, sizeof h->dir, "%s", o->state_dir ? o->state_dir : ".flow");
     if (!(h->st = state_open(h->dir, err, errlen)) ||
         !(h->store = store_open(h->dir, err, errlen))) {
@@ -625,20 +628,42 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
 }
 
 /* An instance's log: logs/RUN/NAME.log by its instance name (state_log_path), e.g.
- * logs/4/a[3].log, logs/4/per_n[2]/square[1].log; the folders are made as needed. */
-static void write_log(hist *h, const hist_inst *ii, const char *task, const char *log) {
-    char path[HIST_PATH_MAX];
-    if (state_log_path(h->dir, h->run, ii->tmpl, task, ii->idx, path, sizeof path)) return;
-    for (char *q = path + strlen(h->dir) + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            mkdir(path, 0755);
-            *q = '/';
+ * logs/4/a[3].log, logs/4/per_n[2]/square[1].log, written through descriptors
+ * (fsdir.h): a link planted anywhere below the state directory is refused, never
+ * written through. 0, or -1 with a one-line reason in err. */
+static int write_log(hist *h, const hist_inst *ii, const char *task, const char *log, char *err,
+                     size_t errlen) {
+    char path[HIST_PATH_MAX], top[HIST_PATH_MAX];
+    int tlen = snprintf(top, sizeof top, "%s/logs/%lld", h->dir, (long long)h->run);
+    if (tlen < 0 || (size_t)tlen >= sizeof top ||
+        state_log_path(h->dir, h->run, ii->tmpl, task, ii->idx, path, sizeof path))
+        return snprintf(err, errlen, "state directory path too long"), -1;
+    if (h->logs_fd < 0) h->logs_fd = fsdir_open(top, strlen(h->dir), 1);
+    char *rel = path + tlen + 1, *slash = strrchr(rel, '/'), *name = slash ? slash + 1 : rel;
+    int dfd = h->logs_fd;
+    if (slash && dfd >= 0) { /* a name through groups: per_n[2]/square[1].log */
+        *slash = 0;
+        dfd = fsdir_walk(h->logs_fd, rel, 1);
+    }
+    int fd = dfd < 0 ? -1 : fsdir_file(dfd, name, 0);
+    int e = errno;
+    if (slash) *slash = '/';
+    size_t n = strlen(log), done = 0;
+    while (fd >= 0 && done < n) {
+        ssize_t w = write(fd, log + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
         }
-    FILE *f = fopen(path, "w");
-    if (!f) return;
-    fputs(log, f);
-    fclose(f);
+        done += (size_t)w;
+    }
+    if (fd >= 0 && close(fd) != 0 && done == n) e = errno, done = 0;
+    if (slash && dfd >= 0) close(dfd);
+    if (fd >= 0 && done == n) return 0;
+    snprintf(err, errlen, "cannot write its log logs/%lld/%.300s in the state directory: %s",
+             (long long)h->run, rel, strerror(e));
+    return -1;
 }
 
 void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served) {
@@ -664,13 +689,19 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
     }
+    if (res->log && *res->log && write_log(h, ii, task, res->log, err, sizeof err) && res->ok) {
+        if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
+        res->value = (flow_val){0};
+        res->ok = 0;
+        free(res->error);
+        res->error = strdup(err);
+    }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
     /* on resume, what is served is entered in the cache again (see hist_lookup) */
     int cacheable = res->ok && (!served || h->ndone_cap) && ii->has_key && !h->no_cache && T->cache;
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
-    if (res->log && *res->log) write_log(h, ii, task, res->log);
     state_inst r = {0};
     r.run = h->run;
     r.node = ii->node;
@@ -726,6 +757,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     free(h->file_args);
     free(h->objs.v);
     free(h->enc.data);
+    if (h->logs_fd >= 0) close(h->logs_fd);
     free(h);
     return rc ? -1 : 0;
 }

@@ -609,6 +609,27 @@ static int chk_str(plan_check *k, uint32_t s, bool optional, const char *what, u
     if (s >= k->p->n_stroff) BAD("%s %u refers to string %u of %u", what, i, s, k->p->n_stroff);
     return 0;
 }
+_Static_assert(PLAN_NAME_MAX == 200, "plan_name_bad says 200");
+const char *plan_name_bad(const char *s) {
+    if (!s[0]) return "is empty";
+    if (s[0] == '-') return "starts with '-'";
+    if (!strcmp(s, ".") || !strcmp(s, "..")) return "is '.' or '..'";
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (s[n] == '/') return "contains '/'";
+        if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) return "contains a control character";
+    }
+    if (n > PLAN_NAME_MAX) return "is longer than 200 bytes";
+    return NULL;
+}
+/* A string that names something and may become a path component (plan_name_bad). */
+static int chk_name(plan_check *k, uint32_t s, bool optional, const char *what, uint32_t i) {
+    if (chk_str(k, s, optional, what, i)) return -1;
+    if (s == PLAN_NONE) return 0;
+    const char *why = plan_name_bad(plan_str(k->p, s));
+    if (why) BAD("%s %u name '%.64s' %s", what, i, plan_str(k->p, s), why);
+    return 0;
+}
 static int chk_type(plan_check *k, uint32_t t, const char *what, uint32_t i) {
     if (t >= k->p->n_types) BAD("%s %u refers to type %u of %u", what, i, t, k->p->n_types);
     return 0;
@@ -795,7 +816,7 @@ static int chk_params(plan_check *k) {
         }
     }
     for (uint32_t i = 0; i < p->n_libs; i++) {
-        TRY(chk_str(k, p->libs[i].name, false, "library", i));
+        TRY(chk_name(k, p->libs[i].name, false, "library", i));
         TRY(chk_str(k, p->libs[i].path, false, "library", i));
     }
     for (uint32_t i = 0; i < p->n_typelist; i++)
@@ -847,7 +868,7 @@ static int chk_tasks(plan_check *k) {
         if (p->binds[i].kind >= PB__COUNT) BAD("bind %u has unknown kind %u", i, p->binds[i].kind);
     for (uint32_t i = 0; i < p->n_tasks; i++) {
         const plan_task *t = &p->tasks[i];
-        TRY(chk_str(k, t->name, false, "task", i));
+        TRY(chk_name(k, t->name, false, "task", i));
         if (t->kind >= TK__COUNT) BAD("task %u has unknown kind %u", i, t->kind);
         if (!in_range(t->first_param, t->nparams, p->n_params))
             BAD("task %u has parameters %u..+%u of %u", i, t->first_param, t->nparams, p->n_params);
@@ -939,7 +960,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
     const plan_node *n = &p->nodes[i];
     if (n->kind >= PN__COUNT) BAD("node %u has unknown kind %u", i, n->kind);
     TRY(chk_type(k, n->type, "node", i));
-    TRY(chk_str(k, n->name, true, "node", i));
+    TRY(chk_name(k, n->name, true, "node", i));
     TRY(chk_loc(k, n->loc, "node", i));
     if (!in_range(n->first_arg, n->nargs, p->n_args))
         BAD("node %u has arguments %u..+%u of %u", i, n->first_arg, n->nargs, p->n_args);
@@ -1170,7 +1191,7 @@ static int chk_graphs(plan_check *k) {
         k->owner[i] = PLAN_NONE;
     for (uint32_t g = 0; g < p->n_graphs; g++) {
         const plan_graph *gr = &p->graphs[g];
-        TRY(chk_str(k, gr->name, false, "graph", g));
+        TRY(chk_name(k, gr->name, false, "graph", g));
         if (gr->kind >= PG__COUNT) BAD("graph %u has unknown kind %u", g, gr->kind);
         if (!in_range(gr->first_param, gr->nparams, p->n_params))
             BAD("graph %u has parameters %u..+%u of %u", g, gr->first_param, gr->nparams,

@@ -336,6 +336,13 @@ flow_plan *plan_read_file(const char *path, char *err, size_t errlen);
 int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen);
 /* Recompute the checksum of plan bytes in place (tests and fuzzers that edit bytes). */
 void plan_reseal(uint8_t *buf, size_t len);
+/* Names that may become one path component (a log or work folder under the state
+ * directory): 1..PLAN_NAME_MAX bytes, no '/', no control character, not "." or "..",
+ * not starting with '-'. NULL when s is fine, else why not ("contains '/'"). plan_read
+ * holds every task, graph, node and library name to it; anything else that turns a name
+ * into a folder calls it too. */
+#define PLAN_NAME_MAX 200
+const char *plan_name_bad(const char *s);
 
 /* ---- views for people and tools (also `flowrun inspect`) ---- */
 typedef enum plan_emit_format { PLAN_EMIT_JSON, PLAN_EMIT_YAML, PLAN_EMIT_DOT, PLAN_EMIT_C } plan_emit_format;

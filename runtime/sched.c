@@ -72,6 +72,7 @@
 #include <unistd.h>
 
 #include "expr.h"
+#include "fsdir.h"
 #include "history.h"
 #include "jit.h"
 #include "walk.h"
@@ -256,7 +257,9 @@ typedef struct sched {
     uint64_t ninst_dirs;      /* instance folders made */
     double t0, last_progress; /* clock */
     int live_drawn;           /* a live progress line is on screen */
-    int work_made;            /* opts->work_dir exists */
+    int work_made;            /* opening opts->work_dir was tried */
+    int work_fd;              /* opts->work_dir, opened at the first instance folder; -1: failed */
+    int work_errno;           /* why it failed */
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -1634,8 +1637,9 @@ static void rec_free(sched *S, uint32_t id) {
     if (r->args != r->inl) free(r->args);
     if (r->dir) {
         /* outputs stay; scratch space goes (through descriptors: a task may have
-         * left links, or something still running may swap folders for links) */
-        int fd = walk_open(AT_FDCWD, r->dir, 0);
+         * left links, or something still running may swap folders for links; a link
+         * planted in the work folder is removed, never followed) */
+        int fd = fsdir_sub(S->work_fd, r->dir + strlen(S->o->work_dir) + 1, 0);
         if (fd >= 0) {
             walk_remove(fd, "scratch");
             close(fd);
@@ -1672,28 +1676,36 @@ static int task_needs_dir(const flow_plan *p, uint32_t t) {
     return T->kind != TK_C || T->retries > 0 || type_has_files(p, T->ret, 0);
 }
 
-/* mkdir -p */
-static void make_dirs(const char *path) {
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            mkdir(buf, 0777);
-            *q = '/';
-        }
-    mkdir(buf, 0777);
-}
-
-/* r->dir = "<folder>\0<folder>/out\0<folder>/scratch\0", the three made on disk. */
-static void make_inst_dir(sched *S, inst *r, uint64_t id) {
-    char dir[2048];
+/* r->dir = "<folder>\0<folder>/out\0<folder>/scratch\0", the three made on disk below
+ * the work folder through descriptors (fsdir.h), so a link planted there is refused.
+ * 0, or -1 with a one-line reason in err. */
+static int make_inst_dir(sched *S, inst *r, uint64_t id, char *err, size_t errlen) {
     if (!S->work_made) {
-        make_dirs(S->o->work_dir);
+        S->work_fd = fsdir_open(S->o->work_dir, S->o->work_root_len, 1);
         S->work_made = 1;
+        if (S->work_fd < 0) S->work_errno = errno;
     }
-    snprintf(dir, sizeof dir, "%s/%s-%" PRId64 "-%" PRIu64, S->o->work_dir,
+    char name[256];
+    snprintf(name, sizeof name, "%s-%" PRId64 "-%" PRIu64,
              plan_str(S->p, S->p->tasks[r->task].name), r->k, id);
+    int fd = -1, e = S->work_errno;
+    if (S->work_fd >= 0) {
+        fd = fsdir_sub(S->work_fd, name, 1);
+        int o = fd < 0 ? -1 : fsdir_sub(fd, "out", 1);
+        int sc = o < 0 ? -1 : fsdir_sub(fd, "scratch", 1);
+        e = errno;
+        if (o >= 0) close(o);
+        if (sc >= 0) close(sc);
+        if (fd >= 0) close(fd);
+        if (sc < 0) fd = -1;
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot make its work folder %s/%s: %s", S->o->work_dir, name,
+                 strerror(e));
+        return -1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", S->o->work_dir, name);
     size_t n = strlen(dir);
     char *b = xrealloc(NULL, 3 * n + 16);
     memcpy(b, dir, n + 1);
@@ -1701,10 +1713,8 @@ static void make_inst_dir(sched *S, inst *r, uint64_t id) {
     snprintf(o, n + 5, "%s/out", dir);
     char *sc = o + n + 5;
     snprintf(sc, n + 9, "%s/scratch", dir);
-    mkdir(dir, 0777);
-    mkdir(o, 0777);
-    mkdir(sc, 0777);
     r->dir = b;
+    return 0;
 }
 
 static void flush_batch(sched *S) {
@@ -1794,7 +1804,11 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             return;
         }
     }
-    if (S->o->work_dir && task_needs_dir(p, r->task)) make_inst_dir(S, r, id);
+    if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
+        rec_free(S, id);
+        elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
+        return;
+    }
     queue_job(S, id);
 }
 
@@ -1941,6 +1955,7 @@ static void adapt_limit(sched *S) {
 }
 
 static void sched_free(sched *S) {
+    if (S->work_made && S->work_fd >= 0) close(S->work_fd);
     free_dead(S);
     for (uint32_t c = 0; c < S->nchunks; c++)
         free(S->chunks[c]);

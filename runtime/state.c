@@ -285,6 +285,12 @@ static int migrate(conn *st, char *err, size_t errlen) {
         if (sqlite3_step(s) == SQLITE_ROW) version = sqlite3_column_int(s, 0);
         sqlite3_finalize(s);
     }
+    if (version < 0) { /* no flowrun writes one: a damaged or foreign file */
+        exec(st, "ROLLBACK", err, errlen);
+        snprintf(err, errlen, "%s: bad schema version %d (not a flowrun state database?)",
+                 st->path, version);
+        return -1;
+    }
     if (version > STATE_SCHEMA_VERSION) {
         int oldest = version;
         meta_int(st, "oldest_reader", &oldest);
@@ -488,6 +494,9 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
     }
     st->main.said = st->w.said = &st->said;
     if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
+        /* SQLite's message may quote the damaged file's own text: keep it one line */
+        for (char *c = err; errlen && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         state_close(st);
         return NULL;
     }
@@ -2026,9 +2035,15 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
     }
     if (rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
+    if (rc != SQLITE_DONE) { /* a damaged database: nothing half-read is handed out */
+        free(v);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
     *out = v;
     *n = len;
-    return rc == SQLITE_DONE ? 0 : -1;
+    return 0;
 }
 
 /* ---- the file-identity index ---- */

@@ -592,6 +592,10 @@ static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     }
     char what[STORE_PATH_MAX];
     store_pathf(what, sizeof what, "%s/%s", w->what, e->rel);
+    if (strchr(e->name, '\n')) { /* the manifest has a line per file */
+        snprintf(err, errlen, "%.3000s: a name with a newline is not stored", what);
+        return -1;
+    }
     if (e->type != WALK_REG) {
         snprintf(err, errlen, "%.3000s is %s; only regular files and folders are stored", what,
                  e->type == WALK_LINK ? "a symbolic link" : kind_of(e->st ? e->st->st_mode : 0));
@@ -627,7 +631,7 @@ int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow
     dir_walk w = {st, what, move, NULL, 0, 0};
     int rc = walk_tree(dirfd, what, WALK_STAT | (move ? WALK_POST : 0), put_entry, &w, err, errlen);
     if (rc == 0) {
-        qsort(w.v, w.n, sizeof *w.v, by_name);
+        if (w.n) qsort(w.v, w.n, sizeof *w.v, by_name); /* an empty folder: w.v is NULL */
         fv_buf m = {0};
         for (size_t i = 0; i < w.n; i++) {
             char line[64 + 16];
@@ -721,6 +725,20 @@ static int make_readonly(void *ctx, const walk_ent *e, char *err, size_t errlen)
     return 0;
 }
 
+/* A manifest's name stays inside the tree: relative, and no component empty, "." or
+ * "..". (A name merely containing "..", like "v1..2.txt", is an ordinary file.) */
+static int tree_name_ok(const char *name) {
+    if (!*name || *name == '/') return 0;
+    for (const char *c = name; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.')) return 0;
+        c += n;
+        if (*c) c++;
+        if (!*c && c[-1] == '/') return 0;
+    }
+    return 1;
+}
+
 /* Link every file of manifest m (length mlen, writable) below the folder tmp. */
 static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, int record) {
     for (char *line = m, *end = m + mlen; line < end;) {
@@ -729,8 +747,7 @@ static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, 
         *nl = 0;
         flow_hash h;
         char *name = strchr(line + 65, ' ');
-        if (hash_from_hex(line, &h) || !name || strstr(name + 1, "..") || name[1] == '/')
-            return -1;
+        if (hash_from_hex(line, &h) || !name || !tree_name_ok(name + 1)) return -1;
         name++;
         char obj[STORE_PATH_MAX], dst[STORE_PATH_MAX];
         store_object_path(st, &h, obj, sizeof obj);

@@ -8,8 +8,10 @@
 # except the two main()s. A target's corpus (kept between runs, in
 # $FUZZ_BUILD/corpus-NAME) is seeded from tests/fuzz/seeds-NAME/ when that
 # folder exists, else from every tests/**/*.flow; tests/fuzz/NAME.dict, when
-# present, is its libFuzzer dictionary. Prints one line per target:
-#   PASS fuzz_NAME: R runs in S s (E exec/s), corpus C
+# present, is its libFuzzer dictionary; a line "fuzz-max-len: N" in a target's source
+# raises its longest input from 8192 bytes. FUZZ_TARGETS="plan state" runs only those.
+# Prints one line per target:
+#   PASS fuzz_NAME: R runs in S s (E exec/s), N edges, corpus C
 #   FAIL fuzz_NAME: crash, reproducer in ...
 # and exits 1 when any target failed.
 secs=${1:-60}
@@ -35,6 +37,9 @@ status=0
 for src in tests/fuzz/fuzz_*.c; do
     [ -f "$src" ] || continue
     name=$(basename "$src" .c)
+    if [ -n "$FUZZ_TARGETS" ]; then
+        case " $FUZZ_TARGETS " in *" ${name#fuzz_} "*) ;; *) continue ;; esac
+    fi
     bin="$FB/$name"
     if ! $CC $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -Icompiler -Iruntime -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
@@ -53,19 +58,21 @@ for src in tests/fuzz/fuzz_*.c; do
     fi
     dict=""; [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
     log="$FB/$name.log"
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=8192 $dict \
+    maxlen=$(sed -n 's/.*fuzz-max-len: *\([0-9]*\).*/\1/p' "$src" | head -1)
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="${maxlen:-8192}" $dict \
         -print_final_stats=1 -artifact_prefix="$art/" "$corpus" "$seeds" > "$log" 2>&1
     code=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     size=$(ls "$corpus" | wc -l)
+    edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     if [ "$code" -ne 0 ]; then
         crash=$(ls -t "$art" 2>/dev/null | head -1)
         echo "FAIL $name: exit $code after ${runs:-?} runs, reproducer $art/$crash (log $log)"
         grep -m3 -E 'ERROR|SUMMARY|runtime error|abort' "$log" | sed 's/^/    /'
         status=1
     else
-        echo "PASS $name: ${runs:-?} runs in ${secs}s (${rate:-?} exec/s), corpus $size"
+        echo "PASS $name: ${runs:-?} runs in ${secs}s (${rate:-?} exec/s), ${edges:-?} edges, corpus $size"
     fi
 done
 exit $status

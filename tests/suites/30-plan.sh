@@ -33,9 +33,9 @@ for f in "$tmp"/bad/*.plan; do expect_refused "$(basename "$f" .plan)" "$f"; don
 expect_refused "a missing file" "$tmp/bad/missing.plan"
 expect_refused "a directory" "$tmp/bad"
 
-# a valid plan whose library (with a newline in its name) is missing: still one line
+# a valid plan whose library (with a newline in its path) is missing: still one line
 "$FLOWRUN" verify "$tmp/bad/nolib.plan-valid" > "$tmp/out" 2> "$tmp/err"; code=$?
-[ "$code" = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q 'library w?c ("no?such.so") not found' "$tmp/err" &&
+[ "$code" = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q 'library wc ("no?such.so") not found' "$tmp/err" &&
     pass "verify: a missing library is one line, whatever its name" || fail "verify nolib: exit $code $(cat "$tmp/err")"
 
 # the messages say what is wrong

@@ -631,6 +631,48 @@ static void put64(uint8_t *b, uint64_t v) {
         b[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* The names that may become a folder (plan_name_bad): what flowc makes passes,
+ * anything that could leave a folder or confuse a shell does not. */
+static void test_names(void **state) {
+    (void)state;
+    const char *good[] = {"a", "add", "g.x", "combine(a,b)", "combine(a,b)#2", "\xc3\xa9t\xc3\xa9",
+                          "_", ".hidden", "a..b", "x-1"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_null(plan_name_bad(good[i]));
+    const char *bad[] = {"", ".", "..", "../x", "a/b", "/", "-rf", "a\nb", "tab\there", "del\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_non_null(plan_name_bad(bad[i]));
+    char longest[PLAN_NAME_MAX + 2];
+    memset(longest, 'n', PLAN_NAME_MAX);
+    longest[PLAN_NAME_MAX] = 0;
+    assert_null(plan_name_bad(longest));
+    longest[PLAN_NAME_MAX] = 'n';
+    longest[PLAN_NAME_MAX + 1] = 0;
+    assert_non_null(plan_name_bad(longest));
+}
+
+/* plan_read holds the names of tasks, graphs, nodes and libraries to plan_name_bad. */
+static void test_hostile_names(void **state) {
+    (void)state;
+    for (int which = 0; which < 4; which++) {
+        flow_plan *p = rich_plan(NULL);
+        uint32_t s = plan_intern_str(p, which == 1 ? "-x" : which == 2 ? "a/b" : "..");
+        const char *what = which == 0 ? "task" : which == 1 ? "graph" : which == 2 ? "node" : "library";
+        if (which == 0) p->tasks[0].name = s;
+        if (which == 1) p->graphs[0].name = s;
+        if (which == 2) p->nodes[p->n_nodes - 1].name = s;
+        if (which == 3) p->libs[0].name = s;
+        size_t n;
+        uint8_t *b = bytes_of(p, &n);
+        flow_plan *q = read_bytes(b, n);
+        if (q) fail_msg("a %s named by string %u was accepted", what, s);
+        assert_non_null(strstr(err, what));
+        assert_non_null(strstr(err, " name '"));
+        free(b);
+        plan_free(p);
+    }
+}
+
 static void test_huge_counts(void **state) {
     (void)state;
     flow_plan *p = rich_plan(NULL);
@@ -1106,8 +1148,9 @@ static int write_damaged(const char *dir) {
     rc |= write_bytes(dir, "badref.plan", b, n);
     free(b);
     plan_free(p);
-    p = rich_plan(NULL); /* valid, but its library cannot be found, and its name is odd */
-    p->libs[0].name = plan_intern_str(p, "w\nc");
+    p = rich_plan(NULL); /* valid, but its library cannot be found, and its path is odd (a
+                          * name with a newline is refused: plan_name_bad) */
+    p->libs[0].name = plan_intern_str(p, "wc");
     p->libs[0].path = plan_intern_str(p, "no\nsuch.so");
     if (plan_write(p, &b, &n)) return 1;
     rc |= write_bytes(dir, "nolib.plan-valid", b, n);
@@ -1138,6 +1181,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_flips),
         cmocka_unit_test(test_resealed_flips),
         cmocka_unit_test(test_huge_counts),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_foreign),
         cmocka_unit_test(test_newer_version),
         cmocka_unit_test(test_older_version),

@@ -151,6 +151,54 @@ static void test_dir_manifest_and_tree(void **state) {
     free(d);
 }
 
+/* Found by fuzz_store: a stored folder holding "v1..2.txt" could not be materialised
+ * (store_tree refused any name containing ".."), an empty folder sorted NULL, and a
+ * file name with a newline split its manifest line. A manifest naming "../x" is still
+ * refused. */
+static void test_tree_names_and_empty_dir(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], p[4200], tree[4096];
+    flow_store *st = store_open(d, err, sizeof err);
+    snprintf(p, sizeof p, "%s/out", d);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/out/v1..2.txt", d);
+    write_file(p, "dots");
+    snprintf(p, sizeof p, "%s/out/..x", d);
+    write_file(p, "more");
+    snprintf(p, sizeof p, "%s/out", d);
+    flow_hash h;
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
+    if (store_tree(st, &h, tree, sizeof tree, err, sizeof err)) fail_msg("store_tree: %s", err);
+    snprintf(p, sizeof p, "%s/v1..2.txt", tree);
+    assert_int_equal(access(p, R_OK), 0);
+    snprintf(p, sizeof p, "%s/empty", d); /* nothing in it: an empty manifest */
+    mkdir(p, 0755);
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
+    assert_int_equal(store_tree(st, &h, tree, sizeof tree, err, sizeof err), 0);
+    snprintf(p, sizeof p, "%s/nl", d); /* a newline would split the manifest's line */
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/nl/a\nb", d);
+    write_file(p, "x");
+    snprintf(p, sizeof p, "%s/nl", d);
+    assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), -1);
+    assert_non_null(strstr(err, "newline"));
+    assert_null(strchr(err, '\n'));
+    const char *hostile[] = {"../x", "a/../../x", "/etc/x", "a//b", "./x", "a/"};
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        char line[200], hex[65];
+        flow_hash obj, man;
+        assert_int_equal(store_put_bytes(st, "x", 1, &obj, err, sizeof err), 0);
+        hash_hex(&obj, hex);
+        snprintf(line, sizeof line, "%s 444 %s\n", hex, hostile[i]);
+        assert_int_equal(store_put_bytes(st, line, strlen(line), &man, err, sizeof err), 0);
+        if (store_tree(st, &man, tree, sizeof tree, err, sizeof err) == 0)
+            fail_msg("a manifest naming '%s' was materialised", hostile[i]);
+    }
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 static void test_gc_keeps_live(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
@@ -322,6 +370,23 @@ static void test_state_newer_schema_refused(void **state) {
     free(d);
 }
 
+/* Found by fuzz_state: a negative user_version indexed the migration table below 0. */
+static void test_state_negative_version_refused(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[512], cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s/state.db' 'PRAGMA user_version=-41184' 2>/dev/null || python3 -c "
+             "\"import sqlite3; c=sqlite3.connect('%s/state.db'); "
+             "c.execute('PRAGMA user_version=-41184'); c.commit()\"",
+             d, d);
+    assert_int_equal(system(cmd), 0);
+    flow_state *st = state_open(d, err, sizeof err);
+    assert_null(st);
+    assert_non_null(strstr(err, "bad schema version -41184"));
+    rm_rf(d);
+    free(d);
+}
+
 static void test_state_not_a_database(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], p[4200];
@@ -439,11 +504,13 @@ int main(void) {
         cmocka_unit_test(test_damaged_object_is_never_served),
         cmocka_unit_test(test_move_file_and_dedup),
         cmocka_unit_test(test_dir_manifest_and_tree),
+        cmocka_unit_test(test_tree_names_and_empty_dir),
         cmocka_unit_test(test_gc_keeps_live),
         cmocka_unit_test(test_identity_and_quarantine),
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),
+        cmocka_unit_test(test_state_negative_version_refused),
         cmocka_unit_test(test_state_not_a_database),
         cmocka_unit_test(test_instance_names_and_log_paths),
     };
