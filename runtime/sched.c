@@ -1806,7 +1806,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     }
     if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
         rec_free(S, id);
-        elem_error(S, sc, node, r->k, plan_str(p, p->tasks[N->ref].name), err);
+        elem_error(S, sc, node, r->k, err);
         return;
     }
     queue_job(S, id);
