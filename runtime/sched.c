@@ -1605,10 +1605,14 @@ static void rec_free(sched *S, uint32_t id) {
     inst *r = rec_at(S, id);
     if (r->args != r->inl) free(r->args);
     if (r->dir) {
-        /* outputs stay; scratch space goes */
-        char scratch[4096];
-        snprintf(scratch, sizeof scratch, "%s/scratch", r->dir);
-        rm_tree(scratch, 0);
+        /* scratch space goes; so do out/ and the folder when empty (the outputs
+         * were moved into the store): what is left is output nothing took */
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/scratch", r->dir);
+        rm_tree(sub, 0);
+        snprintf(sub, sizeof sub, "%s/out", r->dir);
+        rmdir(sub);
+        rmdir(r->dir);
         free(r->dir);
     }
     r->dir = NULL;
@@ -1865,6 +1869,9 @@ static void complete(sched *S, rt_result *res) {
     free(res->error);
     free(res->log);
     release_args(S, node, r->args);
+    /* with a history, a success's returned outputs are in the store now: what is
+     * left in out/ was never returned (a combine's intermediate file, say) */
+    if (ok && S->o->hist && r->dir) rm_tree(r->dir + strlen(r->dir) + 1, 0);
     rec_free(S, id);
     if (p->nodes[node].kind == PN_CALL) {
         if (ok && !S->info[node].ret_void) SL(sc, p, node)->val = v;
@@ -2109,6 +2116,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         free_dead(S);
         scope_free(S, root);
     }
+    if (S->work_made) rmdir(S->o->work_dir); /* the run's work folder, when nothing is left */
     sched_free(S);
     return out->code;
 }
