@@ -27,7 +27,7 @@
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR]",                     \
-      "forget old runs (when asked), then drop store objects no recorded run or cache entry needs") \
+      "forget old runs if asked, drop store objects no run or cache entry needs")                   \
     X(worker, "", "(internal) serve a container (not available yet)")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);

@@ -734,7 +734,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
         printf("%s run %lld (flow %s, env %s, %s, started %s)\n", a.dry ? "would forget" : "forgot",
                (long long)g->id, g->flow, g->env, g->state, started);
     }
-    qsort(c.forget, c.nforget, sizeof *c.forget, cmp_id);
+    if (c.nforget > 1) qsort(c.forget, c.nforget, sizeof *c.forget, cmp_id);
     if (!a.dry && c.nforget) {
         if (state_runs_forget(st, c.forget, c.nforget)) goto out;
         for (size_t i = 0; i < c.nforget; i++) {

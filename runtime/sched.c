@@ -253,6 +253,11 @@ typedef struct sched {
     double t0, last_progress; /* clock */
     int live_drawn;           /* a live progress line is on screen */
     int work_made;            /* opts->work_dir exists */
+    struct gone {
+        char *dir;            /* an ended instance's folder ("<dir>\0<dir>/out\0...") */
+        int clean;            /* a success recorded by the history: empty out/ first */
+    } *gone;                  /* instance folders to remove when empty (see rec_free) */
+    size_t ngone, capgone;
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -1601,24 +1606,47 @@ static void rm_tree(const char *path, int depth) {
     rmdir(path);
 }
 
-static void rec_free(sched *S, uint32_t id) {
+/* Remove the queued instance folders that are empty now (out/ first). */
+#define SCHED_GONE_BATCH 1024
+static void gone_flush(sched *S) {
+    for (size_t i = 0; i < S->ngone; i++) {
+        const char *dir = S->gone[i].dir, *out = dir + strlen(dir) + 1;
+        if (S->gone[i].clean) rm_tree(out, 0);
+        else rmdir(out);
+        rmdir(dir);
+        free(S->gone[i].dir);
+    }
+    S->ngone = 0;
+}
+
+/* clean: the instance succeeded and the history stored its outputs, so what is
+ * left in its out/ was never returned (a combine's intermediate file, say) */
+static void rec_free_clean(sched *S, uint32_t id, int clean) {
     inst *r = rec_at(S, id);
     if (r->args != r->inl) free(r->args);
     if (r->dir) {
         /* scratch space goes; so do out/ and the folder when empty (the outputs
-         * were moved into the store): what is left is output nothing took */
+         * were moved into the store), a batch at a time rather than one by one
+         * between the store's fsyncs */
         char sub[4096];
         snprintf(sub, sizeof sub, "%s/scratch", r->dir);
         rm_tree(sub, 0);
-        snprintf(sub, sizeof sub, "%s/out", r->dir);
-        rmdir(sub);
-        rmdir(r->dir);
-        free(r->dir);
+        if (S->ngone == S->capgone) {
+            S->capgone = S->capgone ? S->capgone * 2 : 64;
+            S->gone = xrealloc(S->gone, S->capgone * sizeof *S->gone);
+        }
+        S->gone[S->ngone].dir = r->dir;
+        S->gone[S->ngone++].clean = clean;
+        if (S->ngone >= SCHED_GONE_BATCH) gone_flush(S);
     }
     r->dir = NULL;
     r->args = NULL;
     r->next_free = S->free_head;
     S->free_head = id + 1;
+}
+
+static void rec_free(sched *S, uint32_t id) {
+    rec_free_clean(S, id, 0);
 }
 
 static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
@@ -1869,10 +1897,7 @@ static void complete(sched *S, rt_result *res) {
     free(res->error);
     free(res->log);
     release_args(S, node, r->args);
-    /* with a history, a success's returned outputs are in the store now: what is
-     * left in out/ was never returned (a combine's intermediate file, say) */
-    if (ok && S->o->hist && r->dir) rm_tree(r->dir + strlen(r->dir) + 1, 0);
-    rec_free(S, id);
+    rec_free_clean(S, id, ok && S->o->hist); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
         if (ok && !S->info[node].ret_void) SL(sc, p, node)->val = v;
         node_settle(S, sc, node, ok ? FS_OK : FS_FAILED);
@@ -2116,6 +2141,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         free_dead(S);
         scope_free(S, root);
     }
+    gone_flush(S);
+    free(S->gone);
     if (S->work_made) rmdir(S->o->work_dir); /* the run's work folder, when nothing is left */
     sched_free(S);
     return out->code;
