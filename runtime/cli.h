@@ -25,7 +25,8 @@
     X(clear, "RUN INSTANCE [--state DIR]", "mark instances to run again on resume")                \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
-    X(gc, "[--state DIR]", "drop store objects no recorded run needs")                             \
+    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR]",                     \
+      "forget old runs if asked, drop store objects no run or cache entry needs")                   \
     X(fsck, "[--state DIR]", "check state.db and the store; salvage a damaged state.db")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);

@@ -6,11 +6,13 @@
  *   flowrun logs RUN INSTANCE          one instance's log
  *   flowrun clear RUN INSTANCE         mark instances to run again on resume
  *                                      (INSTANCE: a name as `show` prints it; see below)
- *   flowrun gc                         drop store objects nothing refers to
+ *   flowrun gc [--keep-runs N] [--older-than D] [--dry-run]
+ *                                      forget old runs, drop objects nothing refers to
  *
  * Each takes --state DIR (else $FLOW_STATE, else ./.flow). RUN is a run id or
  * `last` (the newest run).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 #include "cli.h"
 #include "state.h"
 #include "store.h"
+#include "walk.h"
+#include "value.h"
 
 /* The state directory: --state, then $FLOW_STATE, then ./.flow */
 const char *state_dir_default(const char *given) {
@@ -605,12 +609,254 @@ int flowrun_cmd_clear(int argc, char **argv) {
     return 0;
 }
 
+/* ---- gc ----
+ * Retention first, then collection. A run is forgotten (its rows and logs
+ * deleted) only when --keep-runs or --older-than asks and no rule keeps it:
+ *   - running or interrupted: never forgotten (resume needs it);
+ *   - among the newest N runs of its (flow, environment)        (--keep-runs N);
+ *   - ended (or, without an end, started) less than DURATION ago (--older-than);
+ *   - the newest successful run of its (flow, environment, logical date): backfill
+ *     skips the intervals that succeeded, so it needs that record;
+ *   - the newest run of its (flow, environment, logical date) when it failed: the
+ *     one `flowrun resume` would finish.
+ * Then every object is kept that a cache entry (cache_objects) or a remaining
+ * run refers to: the store paths found in its params, result, and every
+ * instance's encoded result (packed rows included), plus the files of each kept
+ * directory. gc holds the store's lock exclusively; runs hold it shared, so an
+ * object a live run has stored but not yet recorded is never collected. */
+typedef struct gc_args {
+    const char *state;
+    long long keep_runs; /* -1: not given */
+    int64_t older_ms;    /* -1: not given */
+    int dry;
+} gc_args;
+
+static int gc_value(int argc, char **argv, int *i, const char *opt, const char **val) {
+    size_t n = strlen(opt);
+    if (!strcmp(argv[*i], opt)) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "flowrun gc: %s needs a value\n", opt);
+            return -1;
+        }
+        *val = argv[++*i];
+        return 1;
+    }
+    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') {
+        *val = argv[*i] + n + 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int gc_parse(int argc, char **argv, gc_args *a) {
+    memset(a, 0, sizeof *a);
+    a->keep_runs = a->older_ms = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int got;
+        if ((got = gc_value(argc, argv, &i, "--state", &v))) {
+            if (got < 0) return -1;
+            a->state = v;
+        } else if ((got = gc_value(argc, argv, &i, "--keep-runs", &v))) {
+            if (got < 0) return -1;
+            char *end;
+            errno = 0;
+            a->keep_runs = strtoll(v, &end, 10);
+            if (errno || end == v || *end || a->keep_runs < 0 || !strchr("0123456789", *v)) {
+                fprintf(stderr, "flowrun gc: --keep-runs '%s' is not a count of runs (0, 1, 2, ...)\n",
+                        v);
+                return -1;
+            }
+        } else if ((got = gc_value(argc, argv, &i, "--older-than", &v))) {
+            if (got < 0) return -1;
+            int rc = fv_duration_parse(v, strlen(v), &a->older_ms);
+            if (rc) {
+                fprintf(stderr, "flowrun gc: --older-than '%s' is %s\n", v,
+                        rc == -2 ? "too long a duration"
+                                 : "not a duration (a whole number and a unit: 500ms 30s 5m 12h 30d)");
+                return -1;
+            }
+        } else if (!strcmp(argv[i], "--dry-run")) {
+            a->dry = 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "flowrun gc: unknown option '%s'\n", argv[i]);
+            return -1;
+        } else {
+            fprintf(stderr, "flowrun gc: unexpected argument '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One recorded run, as retention sees it. */
+typedef struct gc_run {
+    int64_t id;
+    char *flow, *env, *ldate; /* ldate: the logical date, "" for none */
+    char *state;
+    double started, ended;
+    int keep;                 /* why it is kept (a GC_KEEP_* bit set), 0: forget */
+} gc_run;
+enum { GC_KEEP_ACTIVE = 1, GC_KEEP_NEWEST = 2, GC_KEEP_YOUNG = 4, GC_KEEP_SUCCESS = 8,
+       GC_KEEP_RESUME = 16 };
+
+typedef struct gc_ctx {
+    gc_run *runs;       /* newest first */
+    size_t n, cap;
+    int64_t *forget;    /* ids forgotten, sorted ascending */
+    size_t nforget;
+    flow_hash *live;    /* objects referred to */
+    size_t nlive, caplive;
+    int dry;
+} gc_ctx;
+
+/* Runs carry no logical date yet (backfill will record one): every run has the
+ * same, "". When runs get a logical_date, return it here. */
+static const char *run_logical_date(const state_run *r) {
+    (void)r;
+    return "";
+}
+
+static char *xstrdup(const char *s) {
+    char *d = strdup(s ? s : "");
+    if (!d) {
+        fputs("flowrun gc: out of memory\n", stderr);
+        exit(2);
+    }
+    return d;
+}
+
+static int gc_collect_run(const state_run *r, void *ctx) {
+    gc_ctx *c = ctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        gc_run *m = realloc(c->runs, c->cap * sizeof *m);
+        if (!m) return 1;
+        c->runs = m;
+    }
+    gc_run *g = &c->runs[c->n++];
+    memset(g, 0, sizeof *g);
+    g->id = r->id;
+    g->flow = xstrdup(r->flow);
+    g->env = xstrdup(r->env);
+    g->ldate = xstrdup(run_logical_date(r));
+    g->state = xstrdup(r->state);
+    g->started = r->started;
+    g->ended = r->ended;
+    return 0;
+}
+
+static int same_str(const char *a, const char *b) {
+    return !strcmp(a, b);
+}
+
+/* Orders of runs for retention: by (flow, env), or by (flow, env, logical date);
+ * newest first inside each. */
+static int cmp_group(const void *x, const void *y, void *with_date) {
+    const gc_run *a = *(gc_run *const *)x, *b = *(gc_run *const *)y;
+    int d = strcmp(a->flow, b->flow);
+    if (!d) d = strcmp(a->env, b->env);
+    if (!d && with_date) d = strcmp(a->ldate, b->ldate);
+    if (d) return d;
+    return a->id > b->id ? -1 : a->id < b->id;
+}
+
+/* Mark what each run is kept for: two sorts, then one walk over each group. */
+static int gc_retain(gc_ctx *c, const gc_args *a) {
+    gc_run **v = malloc((c->n ? c->n : 1) * sizeof *v);
+    if (!v) return -1;
+    double now_s = (double)time(NULL);
+    for (size_t i = 0; i < c->n; i++) {
+        gc_run *g = v[i] = &c->runs[i];
+        if (same_str(g->state, "running") || same_str(g->state, "interrupted"))
+            g->keep |= GC_KEEP_ACTIVE;
+        double t = g->ended > 0 ? g->ended : g->started;
+        if (a->older_ms >= 0 && (now_s - t) * 1000.0 < (double)a->older_ms)
+            g->keep |= GC_KEEP_YOUNG;
+        if (a->keep_runs < 0 && a->older_ms < 0) g->keep |= GC_KEEP_NEWEST; /* no retention */
+    }
+    /* the newest N of each (flow, environment) */
+    qsort_r(v, c->n, sizeof *v, cmp_group, NULL);
+    long long rank = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (i && (strcmp(v[i - 1]->flow, v[i]->flow) || strcmp(v[i - 1]->env, v[i]->env))) rank = 0;
+        if (a->keep_runs >= 0 && rank < a->keep_runs) v[i]->keep |= GC_KEEP_NEWEST;
+        rank++;
+    }
+    /* per (flow, environment, logical date): the newest success, and the newest run
+     * when it failed */
+    qsort_r(v, c->n, sizeof *v, cmp_group, "");
+    int seen_ok = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        gc_run *g = v[i];
+        int first = !i || strcmp(v[i - 1]->flow, g->flow) || strcmp(v[i - 1]->env, g->env) ||
+                    strcmp(v[i - 1]->ldate, g->ldate);
+        if (first) seen_ok = 0;
+        if (first && same_str(g->state, "failed")) g->keep |= GC_KEEP_RESUME;
+        if (!seen_ok && same_str(g->state, "succeeded")) {
+            g->keep |= GC_KEEP_SUCCESS;
+            seen_ok = 1;
+        }
+    }
+    free(v);
+    return 0;
+}
+
+static int cmp_id(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void gc_ref(const flow_hash *h, void *ctx) {
+    gc_ctx *c = ctx;
+    if (c->nlive == c->caplive) {
+        c->caplive = c->caplive ? c->caplive * 2 : 1024;
+        flow_hash *m = realloc(c->live, c->caplive * sizeof *m);
+        if (!m) {
+            fputs("flowrun gc: out of memory\n", stderr);
+            exit(2);
+        }
+        c->live = m;
+    }
+    c->live[c->nlive++] = *h;
+}
+
+static void gc_scan(int64_t run, const void *data, size_t len, void *ctx) {
+    gc_ctx *c = ctx;
+    if (c->nforget && bsearch(&run, c->forget, c->nforget, sizeof run, cmp_id)) return;
+    store_refs_scan(data, len, gc_ref, c);
+}
+
+static int cmp_obj(const void *a, const void *b) {
+    return memcmp(a, b, sizeof(flow_hash));
+}
+
+static void gc_list_object(const flow_hash *h, uint64_t bytes, void *ctx) {
+    (void)ctx;
+    char hex[65];
+    hash_hex(h, hex);
+    printf("would remove object %s (%llu bytes)\n", hex, (unsigned long long)bytes);
+}
+
+static void gc_free(gc_ctx *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->runs[i].flow);
+        free(c->runs[i].env);
+        free(c->runs[i].ldate);
+        free(c->runs[i].state);
+    }
+    free(c->runs);
+    free(c->forget);
+    free(c->live);
+}
+
 int flowrun_cmd_gc(int argc, char **argv) {
-    cli_args a;
-    if (parse(argc, argv, &a, 0, 0)) return 2;
+    gc_args a;
+    if (gc_parse(argc, argv, &a)) return 2;
+    cli_args sa = {.state = a.state};
     const char *dir = state_dir_default(a.state);
     char err[1024];
-    flow_state *st = open_state(&a, "gc");
+    flow_state *st = open_state(&sa, "gc");
     if (!st) return 2;
     flow_store *store = store_open(dir, err, sizeof err);
     if (!store) {
@@ -618,19 +864,73 @@ int flowrun_cmd_gc(int argc, char **argv) {
         state_close(st);
         return 2;
     }
-    flow_hash *live = NULL;
-    size_t n = 0;
-    int rc = 2;
-    if (state_live_objects(st, &live, &n) == 0) {
-        uint64_t freed = 0;
-        long removed = store_gc(store, live, n, &freed);
-        if (removed >= 0) {
-            printf("removed %ld object%s (%.1f MiB); %zu referenced object%s kept\n", removed,
-                   removed == 1 ? "" : "s", freed / 1048576.0, n, n == 1 ? "" : "s");
-            rc = 0;
+    gc_ctx c = {.dry = a.dry};
+    int rc = 2, lk = store_lock(store, 1, 0);
+    if (lk) {
+        if (lk > 0)
+            fprintf(stderr, "flowrun gc: a flowrun is using %s (a run or resume in progress); "
+                            "nothing done: run gc when it has finished\n", dir);
+        else
+            fprintf(stderr, "flowrun gc: cannot lock %s/store/lock: %s\n", dir, strerror(errno));
+        rc = lk > 0 ? 1 : 2;
+        goto out;
+    }
+    if (state_runs_each(st, gc_collect_run, &c)) goto out;
+    if (gc_retain(&c, &a)) goto out;
+    for (size_t i = 0; i < c.n; i++) {
+        gc_run *g = &c.runs[i];
+        if (g->keep) continue;
+        int64_t *m = realloc(c.forget, (c.nforget + 1) * sizeof *m);
+        if (!m) goto out;
+        c.forget = m;
+        c.forget[c.nforget++] = g->id;
+        char started[32];
+        iso_time(g->started, started, sizeof started);
+        printf("%s run %lld (flow %s, env %s, %s, started %s)\n", a.dry ? "would forget" : "forgot",
+               (long long)g->id, g->flow, g->env, g->state, started);
+    }
+    if (c.nforget > 1) qsort(c.forget, c.nforget, sizeof *c.forget, cmp_id);
+    if (!a.dry && c.nforget) {
+        if (state_runs_forget(st, c.forget, c.nforget)) goto out;
+        for (size_t i = 0; i < c.nforget; i++) {
+            char logs[4096];
+            snprintf(logs, sizeof logs, "%s/logs/%lld", dir, (long long)c.forget[i]);
+            walk_remove_path(logs); /* never through a link planted there */
         }
     }
-    free(live);
+    /* what stays referred to: cache entries, then the remaining runs */
+    flow_hash *cached = NULL;
+    size_t ncached = 0;
+    if (state_live_objects(st, &cached, &ncached)) {
+        free(cached);
+        goto out;
+    }
+    for (size_t i = 0; i < ncached; i++) gc_ref(&cached[i], &c);
+    free(cached);
+    if (state_history_scan(st, gc_scan, &c)) goto out;
+    if (c.nlive > 1) {
+        qsort(c.live, c.nlive, sizeof *c.live, cmp_obj);
+        size_t u = 1;
+        for (size_t i = 1; i < c.nlive; i++)
+            if (memcmp(&c.live[i], &c.live[u - 1], sizeof *c.live)) c.live[u++] = c.live[i];
+        c.nlive = u;
+    }
+    uint64_t bytes = 0;
+    store_gc_opts o = {a.dry, a.dry ? gc_list_object : NULL, NULL};
+    long removed = store_collect(store, c.live, c.nlive, &o, &bytes);
+    if (removed < 0) {
+        fprintf(stderr, "flowrun gc: out of memory\n");
+        goto out;
+    }
+    size_t kept_runs = c.n - c.nforget;
+    printf("%s %ld object%s (%llu bytes, %.1f MiB); kept %zu referenced object%s of %zu run%s "
+           "and the cache%s\n",
+           a.dry ? "would remove" : "removed", removed, removed == 1 ? "" : "s",
+           (unsigned long long)bytes, bytes / 1048576.0, c.nlive, c.nlive == 1 ? "" : "s",
+           kept_runs, kept_runs == 1 ? "" : "s", a.dry ? " (dry run: nothing changed)" : "");
+    rc = 0;
+out:
+    gc_free(&c);
     store_close(store);
     state_close(st);
     return rc;

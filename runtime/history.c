@@ -162,6 +162,12 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         return NULL;
     }
     h->store_root_len = strlen(store_root(h->store));
+    /* held shared for the whole run: gc (exclusive) cannot collect an object this
+     * run has stored but not recorded yet */
+    if (store_lock(h->store, 0, 0) == 1) {
+        fprintf(stderr, "flowrun: waiting for a flowrun gc to finish with %s\n", h->dir);
+        store_lock(h->store, 0, 1);
+    }
     /* instances, cache entries and file identities are written by a writer thread;
      * an empty cache needs no lookups at all */
     state_async(h->st);

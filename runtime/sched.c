@@ -260,6 +260,11 @@ typedef struct sched {
     int work_made;            /* opening opts->work_dir was tried */
     int work_fd;              /* opts->work_dir, opened at the first instance folder; -1: failed */
     int work_errno;           /* why it failed */
+    struct gone {
+        char *dir;            /* an ended instance's folder ("<dir>\0<dir>/out\0...") */
+        int clean;            /* a success recorded by the history: empty out/ first */
+    } *gone;                  /* instance folders to remove when empty (see rec_free) */
+    size_t ngone, capgone;
 } sched;
 
 static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
@@ -1632,24 +1637,55 @@ static uint32_t rec_alloc(sched *S) {
     return id;
 }
 
-static void rec_free(sched *S, uint32_t id) {
+/* Remove the queued instance folders that are empty now (out/ first), through
+ * descriptors (fsdir.h, walk.c): a link a task left there is removed, never followed. */
+#define SCHED_GONE_BATCH 1024
+static void gone_flush(sched *S) {
+    for (size_t i = 0; i < S->ngone; i++) {
+        const char *rel = S->gone[i].dir + strlen(S->o->work_dir) + 1;
+        int fd = S->work_fd >= 0 ? fsdir_sub(S->work_fd, rel, 0) : -1;
+        if (fd >= 0) {
+            if (S->gone[i].clean) walk_remove(fd, "out");
+            else unlinkat(fd, "out", AT_REMOVEDIR);
+            close(fd);
+            unlinkat(S->work_fd, rel, AT_REMOVEDIR); /* only when empty */
+        }
+        free(S->gone[i].dir);
+    }
+    S->ngone = 0;
+}
+
+/* clean: the instance succeeded and the history stored its outputs, so what is
+ * left in its out/ was never returned (a combine's intermediate file, say) */
+static void rec_free_clean(sched *S, uint32_t id, int clean) {
     inst *r = rec_at(S, id);
     if (r->args != r->inl) free(r->args);
     if (r->dir) {
-        /* outputs stay; scratch space goes (through descriptors: a task may have
-         * left links, or something still running may swap folders for links; a link
-         * planted in the work folder is removed, never followed) */
-        int fd = fsdir_sub(S->work_fd, r->dir + strlen(S->o->work_dir) + 1, 0);
+        /* scratch space goes now; out/ and the folder when empty (the outputs were
+         * moved into the store), a batch at a time rather than one by one between
+         * the store's fsyncs */
+        int fd = S->work_fd >= 0 ? fsdir_sub(S->work_fd, r->dir + strlen(S->o->work_dir) + 1, 0)
+                                 : -1;
         if (fd >= 0) {
             walk_remove(fd, "scratch");
             close(fd);
         }
-        free(r->dir);
+        if (S->ngone == S->capgone) {
+            S->capgone = S->capgone ? S->capgone * 2 : 64;
+            S->gone = xrealloc(S->gone, S->capgone * sizeof *S->gone);
+        }
+        S->gone[S->ngone].dir = r->dir;
+        S->gone[S->ngone++].clean = clean;
+        if (S->ngone >= SCHED_GONE_BATCH) gone_flush(S);
     }
     r->dir = NULL;
     r->args = NULL;
     r->next_free = S->free_head;
     S->free_head = id + 1;
+}
+
+static void rec_free(sched *S, uint32_t id) {
+    rec_free_clean(S, id, 0);
 }
 
 static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
@@ -1913,7 +1949,7 @@ static void complete(sched *S, rt_result *res) {
     free(res->error);
     free(res->log);
     release_args(S, node, r->args);
-    rec_free(S, id);
+    rec_free_clean(S, id, ok && S->o->hist); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
         if (ok && !S->info[node].ret_void) SL(sc, p, node)->val = v;
         node_settle(S, sc, node, ok ? FS_OK : FS_FAILED);
@@ -2159,6 +2195,9 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         free_dead(S);
         scope_free(S, root);
     }
+    gone_flush(S);
+    free(S->gone);
+    if (S->work_made) rmdir(S->o->work_dir); /* the run's work folder, when nothing is left */
     sched_free(S);
     return out->code;
 }

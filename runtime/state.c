@@ -2089,3 +2089,72 @@ int state_file_put(flow_state *st, const char *path, const state_file_id *id, co
     wb_blob(st, h->b, 32, 1);
     return 0;
 }
+
+/* ---- gc: what the history refers to, and forgetting runs ----
+ * Kept apart from the statements above (prepared here, used once per gc). */
+
+int state_history_scan(flow_state *st,
+                       void (*fn)(int64_t run, const void *data, size_t len, void *ctx),
+                       void *ctx) {
+    if (state_sync(st) || conn_commit(&st->main)) return -1;
+    read_end(&st->main);
+    static const char *const sql[] = {
+        "SELECT id, result, params, params_blob FROM runs",
+        /* a packed row's blob holds its records' results (see "packed rows") */
+        "SELECT run, result, packed FROM instances WHERE result IS NOT NULL OR packed IS NOT NULL",
+    };
+    int rc = 0;
+    for (size_t q = 0; q < sizeof sql / sizeof *sql && rc == 0; q++) {
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(st->main.db, sql[q], -1, &s, NULL) != SQLITE_OK) {
+            fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->main.db));
+            return -1;
+        }
+        int step;
+        while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+            int64_t run = sqlite3_column_int64(s, 0);
+            for (int i = 1; i < sqlite3_column_count(s); i++) {
+                const void *b = sqlite3_column_blob(s, i);
+                int n = sqlite3_column_bytes(s, i);
+                if (b && n > 0) fn(run, b, (size_t)n, ctx);
+            }
+        }
+        if (step != SQLITE_DONE) {
+            fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->main.db));
+            rc = -1;
+        }
+        sqlite3_finalize(s);
+    }
+    return rc;
+}
+
+int state_runs_forget(flow_state *st, const int64_t *runs, size_t n) {
+    conn *c = &st->main;
+    if (!n) return 0;
+    if (state_sync(st) || begin(c)) return -1;
+    static const char *const sql[] = {"DELETE FROM events WHERE run=?",
+                                      "DELETE FROM instances WHERE run=?",
+                                      "DELETE FROM runs WHERE id=?"};
+    int rc = 0;
+    for (size_t q = 0; q < sizeof sql / sizeof *sql && rc == 0; q++) {
+        sqlite3_stmt *s;
+        if (sqlite3_prepare_v2(c->db, sql[q], -1, &s, NULL) != SQLITE_OK) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            sqlite3_reset(s);
+            sqlite3_bind_int64(s, 1, runs[i]);
+            if (sqlite3_step(s) != SQLITE_DONE) rc = -1;
+        }
+        sqlite3_finalize(s);
+    }
+    if (rc) {
+        fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(c->db));
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        c->in_tx = 0;
+        c->pending = 0;
+        return -1;
+    }
+    return conn_commit(c);
+}

@@ -174,6 +174,16 @@ int state_cache_drop(flow_state *st, const char *task, const flow_hash *key);
 /* Every object some cache entry or run refers to (for gc); *out malloc'ed. */
 int state_live_objects(flow_state *st, flow_hash **out, size_t *n);
 
+/* ---- gc ---- */
+/* Every stored text or blob of the history, for finding the store paths it holds:
+ * each run's params, params_blob and result, each instance row's result and packed
+ * records. fn(run, bytes) once per non-empty column. -1 on a database error. */
+int state_history_scan(flow_state *st,
+                       void (*fn)(int64_t run, const void *data, size_t len, void *ctx),
+                       void *ctx);
+/* Forget runs: delete their runs, instances and events rows, in one transaction. */
+int state_runs_forget(flow_state *st, const int64_t *runs, size_t n);
+
 /* ---- the file-identity index ---- */
 typedef struct state_file_id {
     int64_t size, mtime_ns, inode, ctime_ns;

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,6 +170,7 @@ typedef struct ident {
 struct flow_store {
     char root[STORE_PATH_MAX]; /* <state>/store */
     int idfd;                  /* store/identity (append), -1 until first use */
+    int lock_fd;               /* <state>/store/lock while store_lock holds it, else -1 */
     off_t id_loaded;           /* bytes of it read into the table */
     ident *ids;                /* open addressing on the hash; size 0 = free slot */
     size_t id_cap, id_n;       /* slots (a power of two), and used */
@@ -181,6 +183,7 @@ flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
         return NULL;
     }
     st->idfd = -1;
+    st->lock_fd = -1;
     int n = store_pathf(st->root, sizeof st->root, "%s/store", state_dir);
     if (n < 0 || strlen(st->root) >= sizeof st->root - 80) {
         snprintf(err, errlen, "state directory path too long");
@@ -203,12 +206,30 @@ flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
 void store_close(flow_store *st) {
     if (!st) return;
     if (st->idfd >= 0) close(st->idfd);
+    if (st->lock_fd >= 0) close(st->lock_fd); /* releases the lock */
     free(st->ids);
     free(st);
 }
 
 const char *store_root(const flow_store *st) {
     return st->root;
+}
+
+/* The lock is flock(2) on store/lock: runs hold it shared for their whole life,
+ * gc exclusively, so gc never runs while a run may be storing objects it has not
+ * recorded yet. The descriptor is close-on-exec; workers forked without exec
+ * share it, which only lengthens the hold until they exit. */
+int store_lock(flow_store *st, int exclusive, int wait) {
+    if (st->lock_fd < 0) {
+        char p[STORE_PATH_MAX];
+        if (store_pathf(p, sizeof p, "%s/lock", st->root)) return -1;
+        st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (st->lock_fd < 0) return -1;
+    }
+    int how = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+    while (flock(st->lock_fd, how))
+        if (errno != EINTR) return errno == EWOULDBLOCK ? 1 : -1;
+    return 0;
 }
 
 static int64_t ns_of(struct timespec t) {
@@ -899,10 +920,52 @@ static int cmp_hash(const void *a, const void *b) {
     return memcmp(a, b, 32);
 }
 
-long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed) {
+/* Add to *k the files listed by every kept manifest (a kept hash whose tree
+ * trees/<hash> exists): a directory's objects live as long as the directory. The
+ * manifest is read as it is, not verified, so a dry run changes nothing. */
+static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
+    size_t n0 = *n, cap = *n;
+    for (size_t i = 0; i < n0; i++) {
+        char hex[65], p[STORE_PATH_MAX];
+        hash_hex(&(*k)[i], hex);
+        struct stat sb;
+        if (store_pathf(p, sizeof p, "%s/trees/%s", st->root, hex) || stat(p, &sb) ||
+            !S_ISDIR(sb.st_mode))
+            continue;
+        store_object_path(st, &(*k)[i], p, sizeof p);
+        FILE *f = fopen(p, "re");
+        if (!f) continue;
+        char line[STORE_PATH_MAX + 80];
+        while (fgets(line, sizeof line, f)) {
+            flow_hash h;
+            if (strlen(line) < 64 || hash_from_hex(line, &h)) continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                flow_hash *m = realloc(*k, cap * sizeof *m);
+                if (!m) {
+                    fclose(f);
+                    return -1;
+                }
+                *k = m;
+            }
+            (*k)[(*n)++] = h;
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
+                   uint64_t *bytes_freed) {
+    static const store_gc_opts none = {0, NULL, NULL};
+    if (!o) o = &none;
     flow_hash *k = malloc((nkeep ? nkeep : 1) * sizeof *k);
     if (!k) return -1;
     if (nkeep) memcpy(k, keep, nkeep * sizeof *k);
+    if (keep_tree_files(st, &k, &nkeep)) {
+        free(k);
+        return -1;
+    }
     qsort(k, nkeep, sizeof *k, cmp_hash);
     long removed = 0;
     uint64_t freed = 0;
@@ -926,16 +989,19 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
             char p[STORE_PATH_MAX];
             store_pathf(p, sizeof p, "%s/%s", sub, fe->d_name);
             struct stat sb;
-            if (!lstat(p, &sb)) freed += (uint64_t)sb.st_size;
-            if (!unlink(p)) removed++;
+            uint64_t size = lstat(p, &sb) ? 0 : (uint64_t)sb.st_size;
+            if (!o->dry && unlink(p)) continue;
+            freed += size;
+            removed++;
+            if (o->each) o->each(&h, size, o->ctx);
         }
         if (d) closedir(d);
-        rmdir(sub); /* only succeeds when empty */
+        if (!o->dry) rmdir(sub); /* only succeeds when empty */
     }
     if (top) closedir(top);
     /* trees and names of objects no longer kept, leftovers in tmp/, quarantined objects */
     const char *dirs[] = {"trees", "tmp", "named", "quarantine"};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4 && !o->dry; i++) {
         char p[STORE_PATH_MAX];
         store_pathf(p, sizeof p, "%s/%s", st->root, dirs[i]);
         int dfd = walk_open(AT_FDCWD, p, 0);
@@ -955,7 +1021,13 @@ long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *byt
         }
         if (d) closedir(d);
     }
-    /* the identity records: only those of objects still there (a fresh file, renamed in) */
+    /* the identity records: only those of objects still there (a fresh file, renamed in);
+     * a dry run changes nothing */
+    if (o->dry) {
+        free(k);
+        if (bytes_freed) *bytes_freed = freed;
+        return removed;
+    }
     id_load(st);
     char idp[STORE_PATH_MAX], idt[STORE_PATH_MAX];
     store_pathf(idp, sizeof idp, "%s/identity", st->root);
@@ -998,4 +1070,33 @@ const char *store_path_tail(const char *path) {
             strspn(q + 12, "0123456789abcdef") >= 64 && (q[76] == '/' || q[76] == 0))
             at = q + 6; /* the last such place: the store's own */
     return at;
+}
+
+long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed) {
+    return store_collect(st, keep, nkeep, NULL, bytes_freed);
+}
+
+/* A store path's hash: "/named/" or "/trees/", then 64 lowercase hex digits that
+ * end the text or are followed by something else (hash_hex writes lowercase). */
+static int lower_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+void store_refs_scan(const void *data, size_t len, void (*fn)(const flow_hash *h, void *ctx),
+                     void *ctx) {
+    const char *end = (const char *)data + len, *q = data;
+    while (end - q >= 71) {
+        q = memchr(q, '/', (size_t)(end - q - 70));
+        if (!q) break;
+        int i = 7;
+        if (!memcmp(q + 1, "named/", 6) || !memcmp(q + 1, "trees/", 6))
+            while (i < 71 && lower_hex(q[i])) i++;
+        flow_hash h;
+        if (i == 71 && (q + 71 == end || !lower_hex(q[71])) && !hash_from_hex(q + 7, &h)) {
+            fn(&h, ctx);
+            q += 71;
+        } else {
+            q++;
+        }
+    }
 }

@@ -111,7 +111,28 @@ const char *store_path_tail(const char *path);
 
 /* Remove every object (and tree, name, record) whose hash is not in keep[0..nkeep)
  * (sorted or not), leftovers in tmp/ older than an hour, and quarantined objects.
+ * A kept directory manifest (one with a tree in trees/) keeps the files it lists.
  * Returns the number of objects removed, -1 on error. */
 long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed);
+typedef struct store_gc_opts {
+    int dry;                                                      /* remove nothing */
+    void (*each)(const flow_hash *h, uint64_t bytes, void *ctx); /* each object that goes */
+    void *ctx;                                                    /* for each */
+} store_gc_opts;
+/* store_gc, with a report of each object that goes, and a dry run (o may be NULL). */
+long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
+                   uint64_t *bytes_freed);
+
+/* The objects that text or an encoded value refers to through store paths
+ * (.../named/<hash>/NAME, .../trees/<hash>): fn once per occurrence. A string that
+ * merely looks like a store path counts too, which can only keep more. */
+void store_refs_scan(const void *data, size_t len, void (*fn)(const flow_hash *h, void *ctx),
+                     void *ctx);
+
+/* Hold the store's lock (flock on store/lock): shared by runs, exclusive by gc, so
+ * gc never collects what a live run has stored but not recorded yet. With wait 0
+ * it returns 1 at once when another holds it in a conflicting way. 0 held, -1
+ * error (errno). Released by store_close (and when the process ends). */
+int store_lock(flow_store *st, int exclusive, int wait);
 
 #endif /* FLOW_STORE_H */

@@ -505,6 +505,31 @@ static int parse_bool_text(const char *s, const char *e, int64_t *out) {
     return -1;
 }
 
+int fv_duration_parse(const char *s, size_t n, int64_t *ms) {
+    size_t unit = n >= 2 && s[n - 2] == 'm' && s[n - 1] == 's' ? 2 : 1;
+    if (n <= unit) return -1;
+    int64_t mul;
+    switch (s[n - 1]) {
+        case 's': mul = unit == 2 ? 1 : 1000; break;
+        case 'm': mul = 60 * 1000; break;
+        case 'h': mul = 3600 * 1000; break;
+        case 'd': mul = 86400 * 1000; break;
+        default: return -1;
+    }
+    uint64_t v = 0;
+    int big = 0;
+    for (size_t i = 0; i < n - unit; i++) {
+        char c = s[i];
+        if (c == '_' && i > 0 && i + 1 < n - unit && s[i - 1] != '_') continue;
+        if (c < '0' || c > '9') return -1;
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(c - '0')) / 10) big = 1;
+        else v = v * 10 + (uint64_t)(c - '0');
+    }
+    if (big || v > (uint64_t)(INT64_MAX / mul)) return -2;
+    *ms = (int64_t)v * mul;
+    return 0;
+}
+
 bool fv_date_valid(const char *s, size_t n) {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (n != 10 || s[4] != '-' || s[7] != '-') return false;

@@ -104,6 +104,12 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 /* Is s[0..n) a calendar day written YYYY-MM-DD (years 0001-9999)? */
 bool fv_date_valid(const char *s, size_t n);
 
+/* Is s[0..n) a duration as the language writes it: digits (with '_' between
+ * groups, as 1_000) and a unit, ms s m h d? 0 and the milliseconds in *ms; -1
+ * when it is not one; -2 when it is one but does not fit in an int64 of ms.
+ * The lexer reads duration literals with it, flowrun gc --older-than too. */
+int fv_duration_parse(const char *s, size_t n, int64_t *ms);
+
 /* Serialise to / from a byte buffer (process workers, the store). Deterministic:
  * equal values give equal bytes. fv_decode returns -1 on malformed input. */
 typedef struct fv_buf {

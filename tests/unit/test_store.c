@@ -216,6 +216,68 @@ static void test_gc_keeps_live(void **state) {
     free(d);
 }
 
+static void count_ref(const flow_hash *h, void *ctx) {
+    flow_hash *seen = ctx;
+    seen[seen[0].b[0]++ + 1] = *h;
+}
+
+/* Store paths are found in any bytes (encoded values, JSON), and nothing else is. */
+static void test_refs_scan(void **state) {
+    (void)state;
+    flow_hash a, b, seen[8];
+    hash_bytes("a", 1, &a);
+    hash_bytes("b", 1, &b);
+    char ha[65], hb[65], text[1024];
+    hash_hex(&a, ha);
+    hash_hex(&b, hb);
+    snprintf(text, sizeof text,
+             "\x05[\"/st/store/named/%s/out.csv\",\"/st/store/trees/%s\"] /named/%s0 "
+             "/named/%.63s/x /trees/%s",
+             ha, hb, ha, ha, hb);
+    memset(seen, 0, sizeof seen);
+    store_refs_scan(text, strlen(text), count_ref, seen);
+    assert_int_equal(seen[0].b[0], 3); /* the 65-digit and the 63-digit ones are not paths */
+    assert_memory_equal(seen[1].b, a.b, 32);
+    assert_memory_equal(seen[2].b, b.b, 32);
+    assert_memory_equal(seen[3].b, b.b, 32);
+}
+
+static void note_gone(const flow_hash *h, uint64_t bytes, void *ctx) {
+    (void)h;
+    *(uint64_t *)ctx += bytes;
+}
+
+/* A dry run reports what would go and removes nothing; a kept directory keeps its files. */
+static void test_collect_dry_and_trees(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], sub[4096], path[4200];
+    flow_store *st = store_open(d, err, sizeof err);
+    snprintf(sub, sizeof sub, "%s/out", d);
+    mkdir(sub, 0755);
+    snprintf(path, sizeof path, "%s/f.txt", sub);
+    FILE *f = fopen(path, "w");
+    fputs("in a directory", f);
+    fclose(f);
+    flow_hash man, drop, file;
+    assert_int_equal(store_put_dir(st, sub, 0, &man, err, sizeof err), 0);
+    assert_int_equal(store_tree(st, &man, path, sizeof path, err, sizeof err), 0);
+    hash_bytes("in a directory", 14, &file);
+    store_put_bytes(st, "drop me", 7, &drop, err, sizeof err);
+    uint64_t listed = 0, freed = 0;
+    store_gc_opts o = {1, note_gone, &listed};
+    assert_int_equal(store_collect(st, &man, 1, &o, &freed), 1);
+    assert_int_equal(listed, 7);
+    assert_int_equal(freed, 7);
+    assert_true(store_has(st, &drop));
+    assert_int_equal(store_gc(st, &man, 1, &freed), 1);
+    assert_false(store_has(st, &drop));
+    assert_true(store_has(st, &man));
+    assert_true(store_has(st, &file)); /* the directory's file, though only its manifest is kept */
+    store_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 /* ---- state.db ---- */
 static int count_inst(const state_inst *r, void *ctx) {
     (void)r;
@@ -507,6 +569,8 @@ int main(void) {
         cmocka_unit_test(test_tree_names_and_empty_dir),
         cmocka_unit_test(test_gc_keeps_live),
         cmocka_unit_test(test_identity_and_quarantine),
+        cmocka_unit_test(test_refs_scan),
+        cmocka_unit_test(test_collect_dry_and_trees),
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_newer_schema_refused),

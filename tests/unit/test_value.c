@@ -371,12 +371,34 @@ static void test_hostile_inputs(void **state) {
     plan_free(t.p);
 }
 
+/* The language's durations, as the lexer and flowrun gc --older-than read them. */
+static void test_duration_parse(void **state) {
+    (void)state;
+    int64_t ms = -1;
+    assert_int_equal(fv_duration_parse("500ms", 5, &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(fv_duration_parse("30s", 3, &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(fv_duration_parse("5m", 2, &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(fv_duration_parse("12h", 3, &ms), 0);
+    assert_int_equal(ms, 12 * 3600000LL);
+    assert_int_equal(fv_duration_parse("1_000d", 6, &ms), 0);
+    assert_int_equal(ms, 1000 * 86400000LL);
+    const char *bad[] = {"", "d", "ms", "30", "3x", "-1d", "1.5h", "_1d", "1_d", "1__0d", "1 d",
+                         "1dd"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(fv_duration_parse(bad[i], strlen(bad[i]), &ms), -1);
+    assert_int_equal(fv_duration_parse("99999999999999999999d", 21, &ms), -2);
+    assert_int_equal(fv_duration_parse("106751991167301d", 16, &ms), -2); /* > INT64_MAX ms */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refcount_nested), cmocka_unit_test(test_equal_hash),
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
-        cmocka_unit_test(test_hostile_inputs),
+        cmocka_unit_test(test_hostile_inputs),  cmocka_unit_test(test_duration_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
