@@ -630,6 +630,28 @@ static int chk_name(plan_check *k, uint32_t s, bool optional, const char *what, 
     if (why) BAD("%s %u name '%.64s' %s", what, i, plan_str(k->p, s), why);
     return 0;
 }
+/* A node's name is a binding path: the steps of an inlined group call are named
+ * through it (`x/clean`), each part a name that may become a path component. */
+static int chk_path_name(plan_check *k, uint32_t s, const char *what, uint32_t i) {
+    if (chk_str(k, s, true, what, i)) return -1;
+    if (s == PLAN_NONE) return 0;
+    const char *name = plan_str(k->p, s);
+    if (strlen(name) > 4 * PLAN_NAME_MAX) BAD("%s %u name '%.64s' is too long", what, i, name);
+    char part[PLAN_NAME_MAX + 2];
+    for (const char *c = name;;) {
+        size_t n = strcspn(c, "/");
+        const char *why = n > PLAN_NAME_MAX ? "has a part longer than 200 bytes" : NULL;
+        if (!why) {
+            memcpy(part, c, n);
+            part[n] = 0;
+            why = plan_name_bad(part);
+        }
+        if (why) BAD("%s %u name '%.64s' %s", what, i, name, why);
+        if (!c[n]) break;
+        c += n + 1;
+    }
+    return 0;
+}
 static int chk_type(plan_check *k, uint32_t t, const char *what, uint32_t i) {
     if (t >= k->p->n_types) BAD("%s %u refers to type %u of %u", what, i, t, k->p->n_types);
     return 0;
@@ -960,7 +982,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
     const plan_node *n = &p->nodes[i];
     if (n->kind >= PN__COUNT) BAD("node %u has unknown kind %u", i, n->kind);
     TRY(chk_type(k, n->type, "node", i));
-    TRY(chk_name(k, n->name, true, "node", i));
+    TRY(chk_path_name(k, n->name, "node", i));
     TRY(chk_loc(k, n->loc, "node", i));
     if (!in_range(n->first_arg, n->nargs, p->n_args))
         BAD("node %u has arguments %u..+%u of %u", i, n->first_arg, n->nargs, p->n_args);

@@ -613,8 +613,8 @@ static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     }
     char what[STORE_PATH_MAX];
     store_pathf(what, sizeof what, "%s/%s", w->what, e->rel);
-    if (strchr(e->name, '\n')) { /* the manifest has a line per file */
-        snprintf(err, errlen, "%.3000s: a name with a newline is not stored", what);
+    if (strchr(e->rel, '\n')) { /* the manifest has a line per file */
+        snprintf(err, errlen, "%.3000s holds a name with a newline: not stored", w->what);
         return -1;
     }
     if (e->type != WALK_REG) {
