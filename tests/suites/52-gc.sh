@@ -94,10 +94,13 @@ run --flow shpath --param f=in1.txt --no-cache > /dev/null                # 1 su
 run --flow shpath --param f=in2.txt --no-cache > /dev/null                # 2 succeeded (newest success)
 run --flow shpath --param f=in3.txt --param code=1 > /dev/null            # 3 failed
 run --flow shpath --param f=in4.txt --param code=1 > /dev/null            # 4 failed (newest: resumable)
-run --flow shpath --param f=in5.txt --no-cache --env test > /dev/null     # 5 another environment
+run --flow shpath --param f=in5.txt --no-cache > /dev/null                # 5 another environment (below:
+                                                                          #   --env test is refused until
+                                                                          #   environments are enforced)
 run --flow plain --param f=in6.txt --no-cache > /dev/null                 # 6 then marked running
 run --flow plain --param f=in1.txt --no-cache > /dev/null                 # 7 then marked interrupted
 run --flow plain --param f=in2.txt --no-cache > /dev/null                 # 8 newest success of plain
+sql_run 5 "env='test'"
 sql_run 6 "state='running', ended=NULL"
 sql_run 7 "state='interrupted'"
 gc --keep-runs 0 > protect.out

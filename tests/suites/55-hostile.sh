@@ -61,16 +61,16 @@ after=$(listing)
 
 # ---- links planted in the state directory (a fresh one: runs 1, 2, 3) ----
 run() { "$FLOWRUN" run "$@" --state sl --progress none --no-cache 2> err; }
-[ "$(run esc.plan)" = '"hi"' ] && [ -f sl/logs/1/xxxxxxxxxxxxxxxx/-.log ] && pass "a plain run logs" ||
+[ "$(run esc.plan)" = '"hi"' ] && [ -f sl/logs/1/xxxxxxxxxxxxxxxx.log ] && pass "a plain run logs" ||
     fail "plain run: $(cat err)"
 echo precious > victim
-mkdir -p sl/logs/2/xxxxxxxxxxxxxxxx
-ln -s "$T/a/b/c/victim" sl/logs/2/xxxxxxxxxxxxxxxx/-.log
+mkdir -p sl/logs/2
+ln -s "$T/a/b/c/victim" sl/logs/2/xxxxxxxxxxxxxxxx.log
 run esc.plan > out; code=$?
-[ "$(cat victim)" = precious ] && pass "a link at logs/RUN/TASK/-.log: target untouched" ||
-    fail "a link at logs/RUN/TASK/-.log: target now '$(head -c 100 victim)'"
-[ $code = 1 ] && grep -q "cannot write its log" err && pass "a link at logs/RUN/TASK/-.log fails the instance" ||
-    fail "a link at logs/RUN/TASK/-.log: exit $code, $(head -c 300 err)"
+[ "$(cat victim)" = precious ] && pass "a link at logs/RUN/NAME.log: target untouched" ||
+    fail "a link at logs/RUN/NAME.log: target now '$(head -c 100 victim)'"
+[ $code = 1 ] && grep -q "cannot write its log" err && pass "a link at logs/RUN/NAME.log fails the instance" ||
+    fail "a link at logs/RUN/NAME.log: exit $code, $(head -c 300 err)"
 mkdir elsewhere
 ln -s "$T/a/b/c/elsewhere" sl/logs/3
 run esc.plan > out; code=$?
