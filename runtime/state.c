@@ -410,7 +410,7 @@ static int check_file(const char *path, const char *dir, char *err, size_t errle
         struct stat wb;
         snprintf(wal, sizeof wal, "%s-wal", path);
         int logged = !stat(wal, &wb) && wb.st_size > 0;
-        if (logged)
+        if (why || logged)
             ;
         else if (sb.st_size % page)
             why = "is damaged (its size is not a whole number of pages)";

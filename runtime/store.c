@@ -1051,7 +1051,7 @@ long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const st
             close(st->idfd); /* the file we appended to is gone: start over on the new one */
             st->idfd = -1;
             st->id_loaded = 0;
-            memset(st->ids, 0, st->id_cap * sizeof *st->ids);
+            if (st->ids) memset(st->ids, 0, st->id_cap * sizeof *st->ids);
             st->id_n = 0;
         } else {
             unlink(idt);
