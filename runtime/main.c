@@ -28,6 +28,13 @@ static const struct {
 #undef X
 };
 
+/* What choosing an executor means for trust (docs/security.md), said with --help. */
+static const char executors_note[] =
+    "executors: process (the default) runs each task in a worker process: a crash\n"
+    "  fails only that instance, and tasks are untrusted toward the store and the\n"
+    "  state folder; inline runs tasks as threads inside flowrun: fastest, but it\n"
+    "  guards against accidents, not against a hostile task (docs/security.md)\n";
+
 static void usage(FILE *f) {
     fputs("usage: flowrun PLAN [options]     run a flow (the same as: flowrun run PLAN ...)\n"
           "       flowrun COMMAND [args]\n"
@@ -37,6 +44,7 @@ static void usage(FILE *f) {
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].doc);
         if (*commands[i].args) fprintf(f, "  %-9s   %s %s\n", "", commands[i].name, commands[i].args);
     }
+    fprintf(f, "\n%s", executors_note);
     fputs("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
           "see flowrun(1): man -l docs/man/flowrun.1, or man flowrun once installed\n",
           f);
@@ -60,7 +68,10 @@ static int command_help(size_t i) {
         a += n;
         while (*a == ' ') a++;
     }
-    puts("\n\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
+    putchar('\n');
+    if (!strcmp(commands[i].name, "run") || !strcmp(commands[i].name, "resume"))
+        printf("\n%s", executors_note);
+    puts("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
          "more: flowrun(1) (man -l docs/man/flowrun.1, or man flowrun once installed)");
     return 0;
 }
