@@ -30,10 +30,10 @@ static const struct {
 
 /* What choosing an executor means for trust (docs/security.md), said with --help. */
 static const char executors_note[] =
-    "executors: process (the default) runs each task in a worker process: a crash\n"
-    "  fails only that instance, and tasks are untrusted toward the store and the\n"
-    "  state folder; inline runs tasks as threads inside flowrun: fastest, but it\n"
-    "  guards against accidents, not against a hostile task (docs/security.md)\n";
+    "executors: process (the default) runs tasks in a pool of child processes: a\n"
+    "  crash fails only that instance, and tasks are untrusted toward the store and\n"
+    "  the state folder; inline runs tasks as threads inside flowrun: fastest, but\n"
+    "  it guards against accidents, not against a hostile task (docs/security.md)\n";
 
 static void usage(FILE *f) {
     fputs("usage: flowrun PLAN [options]     run a flow (the same as: flowrun run PLAN ...)\n"

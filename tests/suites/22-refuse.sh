@@ -14,12 +14,14 @@ pass() { echo "PASS refuse: $1"; }
 fail() { echo "FAIL refuse: $1: $2"; }
 
 # the user flowrun runs as when it is not root: "nobody" (dropped to with setpriv)
+. tests/harness/nobody.sh
 NOBODY_OK=0
 if [ "$(id -u)" != 0 ]; then
     ME=$(id -un)
 else
     ME=nobody
-    command -v setpriv > /dev/null && id nobody > /dev/null 2>&1 && NOBODY_OK=1
+    NOBODY_WHY=$(nobody_why)
+    [ -z "$NOBODY_WHY" ] && NOBODY_OK=1
 fi
 
 cat > "$T/r.flow" <<EOF
@@ -142,7 +144,8 @@ if [ "$NOBODY_OK" = 1 ]; then
     fi
     chmod 755 "$T"
 elif [ "$(id -u)" = 0 ]; then
-    echo "SKIP refuse: run_as, not root: no setpriv or no user nobody to drop to"
+    echo "SKIP refuse: run_as, not root: $NOBODY_WHY"
+    echo "SKIP refuse: run_as naming the user flowrun runs as (not root): $NOBODY_WHY"
 fi
 
 # resume of a run recorded with --env test (before this check existed) is refused

@@ -3,6 +3,7 @@
 # taking in output resolves nothing the task controls, and damaged or planted
 # store bytes are never served or handed to a task. Run as root (as CI is), the
 # run_as cases use the process executor and the user nobody.
+HARNESS=$(pwd)/tests/harness
 T=$(mktemp -d /tmp/flow-integrity-XXXXXX)
 trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
 chmod 755 "$T"
@@ -14,8 +15,10 @@ run() { timeout 60 "$FLOWRUN" "$@" --progress none --state "$ST" 2> "$T/stderr";
 expect() { # name want got
     if [ "$2" = "$3" ]; then echo "PASS integrity: $1"; else echo "FAIL integrity: $1: want '$2', got '$3'"; tail -3 "$T/stderr" | sed 's/^/    /'; fi
 }
-root=0; [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1 && root=1
-skip() { echo "SKIP integrity: $1: needs root and a user nobody"; }
+. "$HARNESS/nobody.sh"
+why=$(nobody_why)
+root=0; [ -z "$why" ] && root=1
+skip() { echo "SKIP integrity: $1: $why"; }
 
 # ---- 1. taking in output: `..`, links, FIFOs ----
 printf SECRET > victim; chmod 600 victim
