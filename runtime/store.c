@@ -607,16 +607,16 @@ typedef struct dir_walk {
 
 static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     dir_walk *w = ctx;
+    if (strchr(e->name, '\n')) { /* the manifest has a line per file: no name may split one */
+        snprintf(err, errlen, "%.3000s holds a name with a newline: not stored", w->what);
+        return -1;
+    }
     if (e->type == WALK_DIR) {
         if (e->post && w->move) unlinkat(e->dirfd, e->name, AT_REMOVEDIR);
         return 0;
     }
     char what[STORE_PATH_MAX];
     store_pathf(what, sizeof what, "%s/%s", w->what, e->rel);
-    if (strchr(e->rel, '\n')) { /* the manifest has a line per file */
-        snprintf(err, errlen, "%.3000s holds a name with a newline: not stored", w->what);
-        return -1;
-    }
     if (e->type != WALK_REG) {
         snprintf(err, errlen, "%.3000s is %s; only regular files and folders are stored", what,
                  e->type == WALK_LINK ? "a symbolic link" : kind_of(e->st ? e->st->st_mode : 0));

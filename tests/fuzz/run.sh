@@ -9,7 +9,8 @@
 # $FUZZ_BUILD/corpus-NAME) is seeded from tests/fuzz/seeds-NAME/ when that
 # folder exists, else from every tests/**/*.flow; tests/fuzz/NAME.dict, when
 # present, is its libFuzzer dictionary; a line "fuzz-max-len: N" in a target's source
-# raises its longest input from 8192 bytes. FUZZ_TARGETS="plan state" runs only those.
+# raises its longest input from 8192 bytes. FUZZ_TARGETS="plan state" runs only those;
+# FUZZ_SEED=N fixes libFuzzer's random seed (0, the default: a new one each run).
 # Prints one line per target:
 #   PASS fuzz_NAME: R runs in S s (E exec/s), N edges, corpus C
 #   FAIL fuzz_NAME: crash, reproducer in ...
@@ -59,7 +60,7 @@ for src in tests/fuzz/fuzz_*.c; do
     dict=""; [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
     log="$FB/$name.log"
     maxlen=$(sed -n 's/.*fuzz-max-len: *\([0-9]*\).*/\1/p' "$src" | head -1)
-    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="${maxlen:-8192}" $dict \
+    "$bin" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2048 -max_len="${maxlen:-8192}" $dict \
         -print_final_stats=1 -artifact_prefix="$art/" "$corpus" "$seeds" > "$log" 2>&1
     code=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
