@@ -17,6 +17,11 @@ void fl_ctx_init(fl_ctx *c) {
     c->log_max = FL_LOG_INFO;
 }
 
+fl_ctx *fl_ctx_default(void) {
+    static fl_ctx the = {.log_max = FL_LOG_INFO};
+    return &the;
+}
+
 static void *oom(fl_ctx *c, size_t n) {
     fl_error(c, FL_ENOMEM, NULL, "out of memory (%zu bytes)", n);
     if (c->oom)

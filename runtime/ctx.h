@@ -95,6 +95,10 @@ typedef struct fl_ctx {
 /* A context with the defaults (C allocator, no sink, system clock, log_max INFO). */
 void fl_ctx_init(fl_ctx *c);
 
+/* TRANSITIONAL: the one process-wide context, for constructors that do not take a
+ * context yet (plan_new, plan_read). Goes away when every one of them does. */
+fl_ctx *fl_ctx_default(void);
+
 /* ---- allocation ---- */
 
 void *fl_alloc_slow(fl_ctx *c, void *p, size_t n);

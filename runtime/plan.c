@@ -62,6 +62,7 @@ flow_plan *plan_new(void) {
         fputs("flow: out of memory\n", stderr);
         exit(2);
     }
+    p->ctx = fl_ctx_default();
     p->intern = calloc(1, sizeof(plan_intern));
     add_str(p, "");
     p->source = 0;
@@ -1264,6 +1265,7 @@ flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen) {
     if (check_envelope(buf, len, err, errlen)) return NULL;
     flow_plan *p = decode(buf, len, err, errlen);
     if (!p) return NULL;
+    p->ctx = fl_ctx_default();
     if (plan_validate(p, err, errlen)) {
         plan_free_arrays(p);
         return NULL;

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctx.h"
+
 #define PLAN_NONE UINT32_MAX
 #define PLAN_VERSION 2        /* 2: every call node names its instances (plan_node.name);
                                  tasks carry memory and max_procs */
@@ -306,6 +308,8 @@ typedef struct flow_plan {
     PLAN_ARRAY(plan_instr, code);
     PLAN_ARRAY(plan_loc, locs);
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
+    fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h); not
+                     serialised. Until every constructor takes one: fl_ctx_default() */
     struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/jit.h), attached
                              after loading; NULL: the interpreter runs them */
 } flow_plan;
