@@ -6,9 +6,12 @@
 /* cmocka.h needs the three above first */
 #include <cmocka.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -622,7 +625,20 @@ static void test_combine(void **state) {
     done(t);
 }
 
-static double now_ns(void);
+/* Is pid gone: no such process, or a zombie its new parent has not reaped yet? */
+static int pid_gone(int pid) {
+    if (kill(pid, 0) != 0) return errno == ESRCH;
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(st, 1, sizeof st - 1, f);
+    fclose(f);
+    st[n] = 0;
+    const char *p = strrchr(st, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
 static void test_sh(void **state) {
     (void)state;
     T *t = mk();
@@ -635,7 +651,9 @@ static void test_sh(void **state) {
     uint32_t vd = shtask(t, "void", t->t_void, 0, "echo to the log; echo err >&2");
     uint32_t bad = shtask(t, "bad", t->t_void, 0,
                           "echo oops >&2; for i in $(seq 1 30); do echo line$i >&2; done; exit 3");
-    uint32_t slow = shtask(t, "slow", t->t_str, 0, "sleep 5 & sleep 5; echo late");
+    /* writes its shell's pid and its background child's to the file {0}, then sleeps */
+    uint32_t slow = shtask(t, "slow", t->t_str, 1,
+                           "echo $$ > {0}; sleep 600 & echo $! >> {0}; sleep 600; echo late");
     uint32_t big = shtask(t, "big", t->t_str, 0,
                           "head -c 300000 /dev/zero | tr '\\0' e >&2; "
                           "head -c 1000000 /dev/zero | tr '\\0' x");
@@ -694,13 +712,33 @@ static void test_sh(void **state) {
     assert_non_null(strstr(res.log, "oops"));
     rt_result_clear(t->p, bad, &res);
 
-    job = (rt_job){.id = 5, .task = slow, .map_index = -1, .timeout_ms = 200};
-    double t0 = now_ns();
+    /* A timeout kills the command and what it started in the background, and the call
+     * returns without waiting for them: both sleep ten minutes, so had they not been
+     * killed they would still be there (no wall-clock bound: those fail under load). */
+    char pidf[] = "/tmp/flow-sh-pids-XXXXXX";
+    int pfd = mkstemp(pidf);
+    assert_true(pfd >= 0);
+    close(pfd);
+    flow_val pv = fv_str_cstr(t->p, t->t_str, pidf);
+    job = (rt_job){.id = 5, .task = slow, .map_index = -1, .args = &pv, .timeout_ms = 200};
     rt_call_task(rt, &job, &res);
     assert_false(res.ok);
     assert_string_equal(res.error, "command timed out after 200 ms");
-    assert_true(now_ns() - t0 < 3e9);
     rt_result_clear(t->p, slow, &res);
+    fv_decref(t->p, t->t_str, pv);
+    int pids[2] = {0, 0}, alive = 0;
+    FILE *pf = fopen(pidf, "r");
+    assert_non_null(pf);
+    int npids = fscanf(pf, "%d %d", &pids[0], &pids[1]);
+    fclose(pf);
+    unlink(pidf);
+    for (int i = 0; i < 2; i++)
+        if (pids[i] > 0 && !pid_gone(pids[i])) {
+            alive++;
+            kill(pids[i], SIGKILL); /* leave nothing behind when the check fails */
+        }
+    assert_int_equal(npids, 2);
+    assert_int_equal(alive, 0);
 
     flow_val v = call_ok(rt, big, NULL, &res);
     assert_int_equal(fv_as_str(v)->len, 1000000);

@@ -288,16 +288,16 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     task[2] = T_HANG; /* finishes well within its timeout */
     args[2].i = 10;
     timeout[2] = 5000;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
     collected c;
     run_jobs(ex, f->plan, N, task, args, timeout, &c);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    assert_true(s < 5.0);
     assert_false(c.r[1].ok);
     assert_string_equal(c.r[1].error, "timed out after 250ms");
-    assert_true(c.r[1].end - c.r[1].start >= 0.2);
+    assert_true(c.r[1].end - c.r[1].start >= 0.2); /* a lower bound: load cannot break it */
+    /* killed, not waited for: the worker that ran it is gone (reaped) while its task
+     * still had a minute to sleep (no wall-clock bound here: those fail under load) */
+    assert_true(c.r[1].worker_pid > 0);
+    assert_int_equal(kill(c.r[1].worker_pid, 0), -1);
+    assert_int_equal(errno, ESRCH);
     assert_true(c.r[2].ok);
     assert_int_equal(c.r[2].value.i, 10);
     for (int i = 3; i < N; i++)
@@ -653,19 +653,18 @@ static void results_are_not_held_back(void **state) {
     fixture *f = *state;
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
-    flow_val x = {.i = 5}, ms = {.i = 700};
+    flow_val x = {.i = 5}, ms = {.i = 1500};
     for (int round = 0; round < 2; round++) { /* first with the slow task unknown, then known */
         rt_job jobs[2] = {{.id = 1, .task = T_OK, .map_index = -1, .args = &x},
                           {.id = 2, .task = T_HANG, .map_index = -1, .args = &ms}};
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
         assert_int_equal(ex->ops->submit(ex, jobs, 2), 0);
         rt_result r;
         assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
-        clock_gettime(CLOCK_MONOTONIC, &b);
         assert_int_equal(r.id, 1);
-        double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-        assert_true(s < 0.5);
+        /* Not held back: the quick result came while the slow job still runs, so nothing
+         * more is ready now. Held back, both would come in one send after the slow job.
+         * (An order, not a duration: no wall-clock bound, which fails under load.) */
+        assert_int_equal(ex->ops->wait(ex, &r, 1, 0), 0);
         assert_int_equal(ex->ops->wait(ex, &r, 1, 10000), 1);
         assert_int_equal(r.id, 2);
     }
