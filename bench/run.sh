@@ -1,5 +1,7 @@
 #!/bin/sh
 # run.sh — `make bench`: runs every other bench/*.sh in name order and prints their output.
+# compare.sh runs only when BENCH_BEFORE names a build to compare with (make bench
+# BENCH_BEFORE=/path/to/before/build); otherwise it says it is skipped.
 here=$(dirname "$0")
 status=0
 for b in "$here"/*.sh; do

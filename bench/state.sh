@@ -71,17 +71,6 @@ w1() {
 }
 
 # ---- the directory pipeline ----
-make_tree() { # DIR NFILES NDIRS — small text files, file i has (i % 7) + 1 lines; made once
-    [ -f "$1/.complete" ] && return
-    rm -rf "$1" "$1.tmp"; mkdir -p "$1.tmp"
-    awk -v root="$1.tmp" -v n="$2" -v nd="$3" 'BEGIN {
-        for (d = 0; d < nd; d++) system("mkdir -p " root sprintf("/d%02d", d));
-        for (i = 0; i < n; i++) { f = sprintf("%s/d%02d/f%06d.txt", root, i % nd, i);
-            for (l = 0; l <= i % 7; l++) print "line", l, "of file", i > f; close(f) } }'
-    : > "$1.tmp/.complete"; mv "$1.tmp" "$1"
-}
-tree_total() { awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) s += i % 7 + 1; print s }'; }
-
 flow_dir_plan() {
     [ -f "$tmp/dir.plan" ] && return
     cat > "$tmp/dir.flow" <<FLOW
