@@ -687,6 +687,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
         fv_decref(p, T->ret, res->value);
         res->value = nv;
         if (failed) {
+            fv_decref(p, T->ret, res->value); /* the instance fails: no value */
+            res->value = (flow_val){0};
             res->ok = 0;
             free(res->error);
             res->error = malloc(strlen(err) + 40);

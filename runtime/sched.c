@@ -1841,6 +1841,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         }
     }
     if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
+        release_args(S, node, r->args);
         rec_free(S, id);
         elem_error(S, sc, node, r->k, err);
         return;
