@@ -24,7 +24,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
-#include "expr.h"
+#include "check_expr.h"
 #include "plan.h"
 
 #define CHK_MAX_INLINE_DEPTH 32 /* groups inlined inside groups */

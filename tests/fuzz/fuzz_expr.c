@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "ast.h"
 #include "diag.h"

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "expr_ops.h"
 #include "types.h"

@@ -27,7 +27,7 @@
 #include <cmocka.h>
 #include <ffi.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "../../runtime/jit.h"
 #include "expr_ops.h"

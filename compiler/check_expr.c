@@ -1,5 +1,6 @@
 /*
- * expr.c — type-checking and lowering of lambdas and interpolated strings (see expr.h).
+ * check_expr.c — type-checking and lowering of lambdas and interpolated strings (see
+ * check_expr.h).
  *
  * DESIGN
  * One recursive pass over the expression does both jobs: lower(e) checks e, appends
@@ -20,7 +21,7 @@
  *
  * On any error, the plan's arrays that this call appended to are rolled back.
  */
-#include "expr.h"
+#include "check_expr.h"
 
 #include <stdarg.h>
 #include <stdio.h>
