@@ -1,7 +1,9 @@
 /*
- * check.h — the checker's internal context, shared by compile.c (declarations,
- * types, constants, options, libraries) and check_body.c (flow and group bodies:
- * expressions, calls, mapping, combine, lowering to graph nodes).
+ * check.h — the checker's internal context, shared by the checker's files:
+ * compile.c (the driver, declarations, tasks, parameters), check_types.c,
+ * check_const.c (constants), check_options.c (task options), check_schedule.c,
+ * check_library.c, check_map.c (the name maps) and check_body.c (flow and group
+ * bodies: expressions, calls, mapping, combine, lowering to graph nodes).
  *
  * DESIGN
  * Checking and lowering are one walk: each expression is type-checked and, when
@@ -120,18 +122,39 @@ typedef struct chk_ctx {
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 
-/* compile.c */
-void chk_cand_reset(chk_ctx *c);
-void chk_cand_add(chk_ctx *c, const char *name);
+/* compile.c: helpers every checker file uses */
+void chk_cand_reset(chk_ctx *c);                /* empty the "did you mean" candidates */
+void chk_cand_add(chk_ctx *c, const char *name); /* add one candidate (borrowed) */
+/* "did you mean 'x'?" (written into buf) for the closest candidate, or NULL */
 const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len);
-const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
-uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t);
-uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
-bool chk_is_const(const flow_node *e);
-uint32_t chk_loc(chk_ctx *c, flow_span sp);
-void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+uint32_t chk_loc(chk_ctx *c, flow_span sp);     /* the span as a plan location */
+/* parameters of a task, flow or group appended to plan->params: [*first, *first + *n) */
 void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n);
-chk_decl *chk_find_decl(chk_ctx *c, const char *name);
+chk_decl *chk_find_decl(chk_ctx *c, const char *name); /* a top-level name, or NULL */
+
+/* check_types.c */
+/* a type as the user reads it ("nothing (void)", "[str]", "{a: int}") into buf */
+const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
+uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t); /* PLAN_NONE after an error */
+/* a declared `type`, resolved once (use: where it is used, for the cycle error) */
+uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const flow_node *use);
+
+/* check_const.c */
+bool chk_is_const(const flow_node *e); /* a literal, or a list/record of them */
+/* e as a plan value of type want (PLAN_NONE: its own type); PLAN_NONE when it does
+ * not fit (reported when report is true) */
+uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
+/* the text of a STR node without interpolation (arena memory), or NULL */
+const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report);
+
+/* check_options.c */
+void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+
+/* check_schedule.c: the schedule of flow declaration fl, stored in plan graph `graph` */
+void chk_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph);
+
+/* check_library.c: a library declaration, lowered to a plan lib (dc->index) */
+void chk_library(chk_ctx *c, chk_decl *dc);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);
