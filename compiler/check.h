@@ -47,9 +47,10 @@ typedef struct chk_map {
     int cap, n;        /* slots (power of two), entries */
 } chk_map;
 
-void chk_map_put(chk_map *m, const char *key, int val);
+/* 0, or -1 when out of memory or key is NULL (an allocation that failed) */
+int chk_map_put(fl_ctx *ctx, chk_map *m, const char *key, int val);
 int chk_map_get(const chk_map *m, const char *key); /* -1 when absent */
-void chk_map_free(chk_map *m);
+void chk_map_free(fl_ctx *ctx, chk_map *m);
 
 /* a top-level declaration */
 typedef enum chk_decl_kind { DK_LIB, DK_TASK, DK_TYPE, DK_FLOW, DK_GROUP } chk_decl_kind;
@@ -87,7 +88,7 @@ typedef struct chk_local {
 } chk_local;
 
 typedef struct chk_scope {
-    chk_local *items;  /* malloc'ed */
+    chk_local *items;  /* from the context (fl_malloc) */
     int n, cap;        /* used, allocated */
     chk_map map;       /* name -> index in items */
     chk_map later;     /* let names of this body not bound yet -> statement index */
@@ -104,9 +105,11 @@ typedef struct chk_ctx {
     flow_diag mute;             /* diagnostics of silent re-walks (output discarded) */
     flow_diag *d;               /* current: diag or &mute */
     const flowc_options *opt;   /* command line */
+    fl_ctx *ctx;                /* the compilation's context: every allocation, and out of
+                                   memory (chk_oom) */
     ast_arena *ar;              /* scratch memory of the compilation */
     expr_ctx ex;                /* for the expression module (diag follows d) */
-    chk_decl *decls;            /* top-level declarations in source order (malloc'ed) */
+    chk_decl *decls;            /* top-level declarations in source order (from ctx) */
     int ndecls;                 /* their number */
     chk_map names;              /* declaration name -> index in decls */
     chk_map combines;           /* generated combine name -> how many more share it */
@@ -121,6 +124,13 @@ typedef struct chk_ctx {
     bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
+
+/* Out of memory so far in this compilation: an allocation failed somewhere (it
+ * returned NULL, the caller gave up on that piece and reported nothing). The
+ * driver stops at the next pass; flowc_compile returns NULL. */
+static inline bool chk_oom(const chk_ctx *c) {
+    return c->ctx->errcode == FL_ENOMEM;
+}
 
 /* compile.c: helpers every checker file uses */
 void chk_cand_reset(chk_ctx *c);                /* empty the "did you mean" candidates */

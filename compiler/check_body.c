@@ -33,17 +33,18 @@ static chk_val node_val(uint32_t node, uint32_t type) {
 }
 
 /* ---- scopes ------------------------------------------------------------------------------ */
-static void scope_add(chk_scope *sc, const char *name, flow_span sp, chk_val v) {
+/* Bind name in the scope. Out of memory: the name stays unbound (the context
+ * says so and the driver stops). */
+static void scope_add(chk_ctx *c, chk_scope *sc, const char *name, flow_span sp, chk_val v) {
     if (sc->n == sc->cap) {
-        sc->cap = sc->cap ? sc->cap * 2 : 16;
-        sc->items = realloc(sc->items, (size_t)sc->cap * sizeof *sc->items);
-        if (!sc->items) {
-            fputs("flowc: out of memory\n", stderr);
-            exit(2);
-        }
+        int cap = sc->cap ? sc->cap * 2 : 16;
+        chk_local *items = fl_reallocarray(c->ctx, sc->items, (size_t)cap, sizeof *items);
+        if (!items) return;
+        sc->items = items;
+        sc->cap = cap;
     }
     sc->items[sc->n] = (chk_local){name, sp, v};
-    chk_map_put(&sc->map, name, sc->n++);
+    if (chk_map_put(c->ctx, &sc->map, name, sc->n) == 0) sc->n++;
 }
 
 static chk_local *scope_get(chk_scope *sc, const char *name) {
@@ -51,11 +52,11 @@ static chk_local *scope_get(chk_scope *sc, const char *name) {
     return i < 0 ? NULL : &sc->items[i];
 }
 
-static void scope_free(chk_scope *sc) {
-    free(sc->items);
-    chk_map_free(&sc->map);
-    chk_map_free(&sc->later);
-    chk_map_free(&sc->calls);
+static void scope_free(chk_ctx *c, chk_scope *sc) {
+    fl_free(c->ctx, sc->items);
+    chk_map_free(c->ctx, &sc->map);
+    chk_map_free(c->ctx, &sc->later);
+    chk_map_free(c->ctx, &sc->calls);
 }
 
 /*
@@ -77,7 +78,7 @@ static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const
     int n = chk_map_get(&sc->calls, base);
     if (n < 0) n = 0;
     n++;
-    chk_map_put(&sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
+    chk_map_put(c->ctx, &sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
     if (n == 1) snprintf(buf, len, "%s", base);
     else snprintf(buf, len, "%s#%d", base, n);
 }
@@ -233,12 +234,14 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     binding_name(c, caller, at, g->ast->name, bname, sizeof bname);
     size_t pn = (caller->prefix ? strlen(caller->prefix) + 1 : 0) + strlen(bname) + 1;
     char *pre = ast_alloc(c->ar, pn);
+    if (!pre) return ERR; /* out of memory */
     snprintf(pre, pn, "%s%s%s", caller->prefix ? caller->prefix : "", caller->prefix ? "/" : "",
              bname);
     sc.prefix = pre;
     for (uint32_t i = 0; i < pg->nparams; i++) {
         const flow_node *pa = g->ast->list.items[i];
-        scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
+        scope_add(c, &sc, pa->name, pa->nspan,
+                  node_val(nodes[i], p->params[pg->first_param + i].type));
     }
     flow_diag *saved = c->d;
     if (g->reported) c->d = &c->mute; /* its errors were shown once already */
@@ -251,7 +254,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     if (c->d == c->diag) g->reported = true;
     if (c->d->errors != before) g->bad = true;
     c->d = saved;
-    scope_free(&sc);
+    scope_free(c, &sc);
     if (g->bad) return ERR;
     return r;
 }
@@ -385,6 +388,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         chk_val r = f;
         r.fresh = false;
         r.bound = ast_alloc(c->ar, (n ? n : 1) * sizeof *r.bound);
+        if (!r.bound) return ERR; /* out of memory */
         for (uint32_t i = 0; i < n; i++) r.bound[i] = set[i] ? pa[i].node : PLAN_NONE;
         return r;
     }
@@ -631,11 +635,11 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
     int same = chk_map_get(&c->combines, name);
     if (same >= 0) { /* a second combine of the same halves: keep task names unique */
-        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
         size_t o = strlen(name);
         snprintf(name + o, sizeof name - o, "#%d", same + 2);
     } else {
-        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
     }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
@@ -662,6 +666,7 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     for (uint32_t i = 0; i < nc; i++) any |= cb[i] != PLAN_NONE;
     if (any) {
         r.bound = ast_alloc(c->ar, nc * sizeof *r.bound);
+        if (!r.bound) return ERR; /* out of memory */
         memcpy(r.bound, cb, nc * sizeof *r.bound);
     }
     return r;
@@ -958,6 +963,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
     plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
+    if (!args) return ERR; /* out of memory */
     bool ok = true;
     for (int i = 0; i < n; i++) {
         const flow_node *x = e->list.items[i];
@@ -1154,12 +1160,12 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
     for (int i = 0; i < stmts->len; i++) {
         const flow_node *st = stmts->items[i];
         if (st->kind == AST_LET && chk_map_get(&sc->later, st->name) < 0 && !scope_get(sc, st->name))
-            chk_map_put(&sc->later, st->name, i);
+            chk_map_put(c->ctx, &sc->later, st->name, i);
     }
     chk_val result = ERR;
     const flow_node *returned = NULL;
     bool bad = false;
-    for (int i = 0; i < stmts->len; i++) {
+    for (int i = 0; i < stmts->len && !chk_oom(c); i++) {
         const flow_node *st = stmts->items[i];
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
@@ -1174,7 +1180,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             c->bind_name = saved_name;
             if (v.kind == CV_TASK && v.ref >= ntasks && p->tasks[v.ref].kind == TK_COMBINE)
                 name_combine(c, v.ref, st->name);
-            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
+            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(c->ctx, &sc->later, st->name, -1);
             if (prev) {
                 diag_error(c->d, st->nspan, "each name is bound once; choose another name",
                            "'%s' is already bound", st->name);
@@ -1185,7 +1191,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
             if (v.kind != CV_ERR)
                 set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
-            scope_add(sc, st->name, st->nspan, v);
+            scope_add(c, sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const flow_node *e = st->a;
             chk_val v = eval(c, sc, e, PLAN_NONE);
@@ -1273,7 +1279,7 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         uint32_t t = p->params[fp + i].type;
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;
-        if (!scope_get(&sc, pa->name)) scope_add(&sc, pa->name, pa->nspan, node_val(n, t));
+        if (!scope_get(&sc, pa->name)) scope_add(c, &sc, pa->name, pa->nspan, node_val(n, t));
     }
     if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,
@@ -1286,5 +1292,5 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
     p->graphs[gi].ret_node = r.kind == CV_NODE ? r.node : PLAN_NONE;
     if (c->d->errors != before) dc->bad = true;
     c->d = saved;
-    scope_free(&sc);
+    scope_free(c, &sc);
 }

@@ -52,6 +52,7 @@ const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report) {
     size_t n = 0;
     for (int i = 0; i < e->list.len; i++) n += (size_t)e->list.items[i]->ival;
     char *s = ast_alloc(c->ar, n + 1), *p = s;
+    if (!s) return NULL; /* out of memory */
     for (int i = 0; i < e->list.len; i++) {
         const flow_node *part = e->list.items[i];
         memcpy(p, part->sval, (size_t)part->ival);
@@ -187,6 +188,7 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
             return PLAN_NONE;
         }
         uint32_t *vs = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *vs);
+        if (!vs) return PLAN_NONE; /* out of memory */
         bool inferred = et == PLAN_NONE; /* the first element gives the type */
         for (int i = 0; i < n; i++) {
             const flow_node *x = e->list.items[i];

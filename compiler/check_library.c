@@ -22,15 +22,16 @@
 #include "check.h"
 #include "elf.h"
 
-static char *dir_of(const char *path) {
+/* the folder part of path ("." when it has none), or NULL when out of memory */
+static char *dir_of(fl_ctx *ctx, const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+    if (!slash) return fl_strdup(ctx, ".");
+    if (slash == path) return fl_strdup(ctx, "/");
+    return fl_strndup(ctx, path, (size_t)(slash - path));
 }
 
 /* path of `target` relative to directory `base` (both absolute and canonical) */
-static char *relative_to(const char *base, const char *target) {
+static char *relative_to(fl_ctx *ctx, const char *base, const char *target) {
     /* longest common prefix that ends at a component boundary of both */
     size_t common = 0;
     for (size_t i = 0;; i++) {
@@ -43,7 +44,7 @@ static char *relative_to(const char *base, const char *target) {
         if (*q == '/' && q[1] && q[1] != '/') ups++;
     const char *rest = target + common;
     while (*rest == '/') rest++;
-    char *out = malloc((size_t)ups * 3 + strlen(rest) + 2);
+    char *out = fl_malloc(ctx, (size_t)ups * 3 + strlen(rest) + 2);
     if (!out) return NULL;
     out[0] = 0;
     for (int k = 0; k < ups; k++) strcat(out, "../");
@@ -51,7 +52,9 @@ static char *relative_to(const char *base, const char *target) {
     return out;
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
+/* the bytes of a regular file of at most CHK_MAX_LIB_BYTES, or NULL (not there, not
+ * readable, too large, or out of memory: the context tells that one apart) */
+static uint8_t *read_file(fl_ctx *ctx, const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     struct stat st;
@@ -59,11 +62,11 @@ static uint8_t *read_file(const char *path, size_t *len) {
         fclose(f);
         return NULL;
     }
-    uint8_t *buf = malloc((size_t)st.st_size + 1);
+    uint8_t *buf = fl_malloc(ctx, (size_t)st.st_size + 1);
     size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
     fclose(f);
     if (!buf || n != (size_t)st.st_size) {
-        free(buf);
+        fl_free(ctx, buf);
         return NULL;
     }
     *len = n;
@@ -82,15 +85,17 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
         diag_error(c->d, lib->span, NULL, "library '%s' has an empty path", lib->name);
         return;
     }
-    char *srcdir = dir_of(c->opt->source_path ? c->opt->source_path : "x");
-    char *full;
-    if (as_written[0] == '/') full = strdup(as_written);
-    else {
-        full = malloc(strlen(srcdir) + strlen(as_written) + 2);
-        sprintf(full, "%s/%s", srcdir, as_written);
+    fl_ctx *ctx = c->ctx;
+    char *srcdir = dir_of(ctx, c->opt->source_path ? c->opt->source_path : "x");
+    char *full = !srcdir ? NULL
+                 : as_written[0] == '/' ? fl_strdup(ctx, as_written)
+                                        : fl_sprintf(ctx, "%s/%s", srcdir, as_written);
+    if (!full) { /* out of memory: the driver stops */
+        fl_free(ctx, srcdir);
+        return;
     }
     size_t len = 0;
-    uint8_t *buf = read_file(full, &len);
+    uint8_t *buf = read_file(ctx, full, &len);
     bool via_env = false;
     if (!buf && as_written[0] != '/' && !strchr(as_written, '/')) {
         const char *env = getenv("FLOW_LIBRARY_PATH");
@@ -100,7 +105,7 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
             size_t n = e ? (size_t)(e - q) : strlen(q);
             if (n && (int)n < PATH_MAX - 2 &&
                 snprintf(try, sizeof try, "%.*s/%s", (int)n, q, as_written) < (int)sizeof try)
-                buf = read_file(try, &len);
+                buf = read_file(ctx, try, &len);
             q = e ? e + 1 : q + n;
         }
         via_env = buf != NULL;
@@ -109,34 +114,34 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
         diag_warning(c->d, lib->span, "flowrun looks for it next to the plan, then on "
                                       "FLOW_LIBRARY_PATH; its symbols are checked then",
                      "library file '%s' not found; symbols are not checked", as_written);
-        free(srcdir);
-        free(full);
+        fl_free(ctx, srcdir);
+        fl_free(ctx, full);
         return;
     }
     unsigned int hl = 0;
     EVP_Digest(buf, len, p->libs[li].sha256, &hl, EVP_sha256(), NULL);
-    char err[160];
-    dc->syms = calloc(1, sizeof *dc->syms);
-    if (!dc->syms || elf_dynsyms(buf, len, dc->syms, err, sizeof err)) {
+    char err[160] = "out of memory";
+    dc->syms = fl_calloc(ctx, 1, sizeof *dc->syms);
+    if (!dc->syms || elf_dynsyms(ctx, buf, len, dc->syms, err, sizeof err)) {
         diag_error(c->d, lib->span, NULL, "cannot read library '%s': %s", as_written, err);
         if (dc->syms) elf_symtab_free(dc->syms);
-        free(dc->syms);
+        fl_free(ctx, dc->syms);
         dc->syms = NULL;
         dc->bad = true;
     }
     if (!via_env && as_written[0] != '/') {
         /* store the path relative to the plan file's folder */
-        char *plandir = dir_of(c->opt->plan_path ? c->opt->plan_path
-                                                 : (c->opt->source_path ? c->opt->source_path : "x"));
+        char *plandir = dir_of(ctx, c->opt->plan_path ? c->opt->plan_path
+                                    : (c->opt->source_path ? c->opt->source_path : "x"));
         char rfull[PATH_MAX], rbase[PATH_MAX];
-        if (realpath(full, rfull) && realpath(plandir, rbase)) {
-            char *rel = relative_to(rbase, rfull);
+        if (plandir && realpath(full, rfull) && realpath(plandir, rbase)) {
+            char *rel = relative_to(ctx, rbase, rfull);
             if (rel) p->libs[li].path = plan_intern_str(p, rel);
-            free(rel);
+            fl_free(ctx, rel);
         }
-        free(plandir);
+        fl_free(ctx, plandir);
     }
-    free(buf);
-    free(srcdir);
-    free(full);
+    fl_free(ctx, buf);
+    fl_free(ctx, srcdir);
+    fl_free(ctx, full);
 }

@@ -5,10 +5,10 @@
  * Open addressing with linear probing over a power-of-two table kept at most half
  * full, FNV-1a as the hash. Keys are borrowed (they live in the AST arena or the
  * compilation's scratch arena), so the map owns only its two arrays. Entries are
- * never removed; a whole map is dropped with chk_map_free.
+ * never removed; a whole map is dropped with chk_map_free. The arrays come from
+ * the compilation's context: when they cannot grow, chk_map_put leaves the map as
+ * it was and returns -1 (the context has recorded FL_ENOMEM; the driver stops).
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -20,29 +20,38 @@ static uint64_t map_hash(const char *s) {
     return h;
 }
 
-static void map_grow(chk_map *m) {
+/* Double the table (16 slots at first) and insert every entry again; false when
+ * out of memory (the map is then as it was). */
+static bool map_grow(fl_ctx *ctx, chk_map *m) {
     chk_map old = *m;
-    m->cap = old.cap ? old.cap * 2 : 16;
-    m->keys = calloc((size_t)m->cap, sizeof *m->keys);
-    m->vals = calloc((size_t)m->cap, sizeof *m->vals);
-    if (!m->keys || !m->vals) {
-        fputs("flowc: out of memory\n", stderr);
-        exit(2);
+    int cap = old.cap ? old.cap * 2 : 16;
+    const char **keys = fl_calloc(ctx, (size_t)cap, sizeof *keys);
+    int *vals = fl_calloc(ctx, (size_t)cap, sizeof *vals);
+    if (!keys || !vals) {
+        fl_free(ctx, keys);
+        fl_free(ctx, vals);
+        return false;
     }
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
     m->n = 0;
     for (int i = 0; i < old.cap; i++)
-        if (old.keys[i]) chk_map_put(m, old.keys[i], old.vals[i]);
-    free(old.keys);
-    free(old.vals);
+        if (old.keys[i]) chk_map_put(ctx, m, old.keys[i], old.vals[i]);
+    fl_free(ctx, old.keys);
+    fl_free(ctx, old.vals);
+    return true;
 }
 
-void chk_map_put(chk_map *m, const char *key, int val) {
-    if ((m->n + 1) * 2 > m->cap) map_grow(m);
+int chk_map_put(fl_ctx *ctx, chk_map *m, const char *key, int val) {
+    if (!key) return -1; /* a key that could not be allocated */
+    if ((m->n + 1) * 2 > m->cap && !map_grow(ctx, m)) return -1;
     int i = (int)(map_hash(key) & (uint64_t)(m->cap - 1));
     while (m->keys[i] && strcmp(m->keys[i], key)) i = (i + 1) & (m->cap - 1);
     if (!m->keys[i]) m->n++;
     m->keys[i] = key;
     m->vals[i] = val;
+    return 0;
 }
 
 int chk_map_get(const chk_map *m, const char *key) {
@@ -55,8 +64,8 @@ int chk_map_get(const chk_map *m, const char *key) {
     return -1;
 }
 
-void chk_map_free(chk_map *m) {
-    free(m->keys);
-    free(m->vals);
+void chk_map_free(fl_ctx *ctx, chk_map *m) {
+    fl_free(ctx, m->keys);
+    fl_free(ctx, m->vals);
     memset(m, 0, sizeof *m);
 }

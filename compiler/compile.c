@@ -33,12 +33,11 @@ void chk_cand_reset(chk_ctx *c) { c->ncand = 0; }
 
 void chk_cand_add(chk_ctx *c, const char *name) {
     if (c->ncand == c->capcand) {
-        c->capcand = c->capcand ? c->capcand * 2 : 64;
-        c->cand = realloc(c->cand, (size_t)c->capcand * sizeof *c->cand);
-        if (!c->cand) {
-            fputs("flowc: out of memory\n", stderr);
-            exit(2);
-        }
+        int cap = c->capcand ? c->capcand * 2 : 64;
+        const char **cand = fl_reallocarray(c->ctx, c->cand, (size_t)cap, sizeof *cand);
+        if (!cand) return; /* out of memory: one hint fewer, and the driver stops */
+        c->cand = cand;
+        c->capcand = cap;
     }
     c->cand[c->ncand++] = name;
 }
@@ -196,11 +195,8 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
 
 /* ---- the driver -------------------------------------------------------------------------- */
 static void collect(chk_ctx *c, const flow_node *prog) {
-    c->decls = calloc((size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
-    if (!c->decls) {
-        fputs("flowc: out of memory\n", stderr);
-        exit(2);
-    }
+    c->decls = fl_calloc(c->ctx, (size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
+    if (!c->decls) return;
     for (int i = 0; i < prog->list.len; i++) {
         const flow_node *d = prog->list.items[i];
         chk_decl_kind k;
@@ -223,7 +219,8 @@ static void collect(chk_ctx *c, const flow_node *prog) {
         dc->kind = k;
         dc->ast = d;
         dc->index = PLAN_NONE;
-        chk_map_put(&c->names, d->name, c->ndecls++);
+        if (chk_map_put(c->ctx, &c->names, d->name, c->ndecls) < 0) return;
+        c->ndecls++;
     }
 }
 
@@ -269,13 +266,17 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
 flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt) {
     chk_ctx c;
     memset(&c, 0, sizeof c);
+    c.ctx = opt->ctx ? opt->ctx : fl_ctx_default();
+    fl_error_clear(c.ctx); /* out of memory is told by the context: start clean */
+    diag->ctx = c.ctx;
     c.plan = plan_new();
     c.diag = diag;
     c.d = diag;
     c.opt = opt;
-    c.ar = ast_arena_new();
+    c.ar = ast_arena_new(c.ctx);
     FILE *devnull = fopen("/dev/null", "w");
     diag_init(&c.mute, diag->file, diag->src, diag->len, devnull ? devnull : stderr);
+    c.mute.ctx = c.ctx;
     c.ex.plan = c.plan;
     uint64_t limit = CHK_BASE_NODES + (uint64_t)CHK_NODES_PER_BYTE * opt->len;
     c.node_limit = limit > CHK_MAX_NODES ? CHK_MAX_NODES : (uint32_t)limit;
@@ -295,44 +296,47 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     EVP_Digest(opt->src ? opt->src : "", opt->src ? opt->len : 0, p->source_sha256, &hl,
                EVP_sha256(), NULL);
 
-    collect(&c, prog);
+    /* Each pass stops as soon as an allocation has failed (chk_oom): what was
+     * checked after that would be checked on missing pieces. */
+    if (c.ar) collect(&c, prog);
     /* declarations: libraries, types, then signatures of tasks, flows and groups */
-    for (int i = 0; i < c.ndecls; i++)
+    for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
         if (c.decls[i].kind == DK_LIB) chk_library(&c, &c.decls[i]);
-    for (int i = 0; i < c.ndecls; i++)
+    for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
         if (c.decls[i].kind == DK_TYPE) chk_resolve_decl_type(&c, &c.decls[i], c.decls[i].ast);
-    for (int i = 0; i < c.ndecls; i++) {
+    for (int i = 0; i < c.ndecls && !chk_oom(&c); i++) {
         if (c.decls[i].kind == DK_TASK) check_task(&c, &c.decls[i]);
         else if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP)
             declare_graph(&c, &c.decls[i]);
     }
     /* bodies, in source order: each graph's nodes are contiguous */
-    for (int i = 0; i < c.ndecls; i++)
+    for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
         if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) chk_body(&c, &c.decls[i]);
 
+    bool oom = chk_oom(&c);
     /* a safety net: nothing may fail quietly without an error shown */
-    for (int i = 0; i < c.ndecls && !diag->errors; i++)
+    for (int i = 0; i < c.ndecls && !diag->errors && !oom; i++)
         if (c.decls[i].bad)
             diag_error(diag, c.decls[i].ast->nspan, NULL, "%s '%s' has errors",
                        decl_what(c.decls[i].kind), c.decls[i].ast->name);
     bool any_flow = false;
     for (int i = 0; i < c.ndecls; i++) any_flow |= c.decls[i].kind == DK_FLOW;
-    if (!any_flow && !diag->errors)
+    if (!any_flow && !diag->errors && !oom)
         diag_warning(diag, prog->span, "flowrun runs a flow: declare one with flow NAME() {...}",
                      "this program declares no flow");
 
     for (int i = 0; i < c.ndecls; i++)
         if (c.decls[i].syms) {
             elf_symtab_free(c.decls[i].syms);
-            free(c.decls[i].syms);
+            fl_free(c.ctx, c.decls[i].syms);
         }
-    free(c.decls);
-    free(c.cand);
-    chk_map_free(&c.names);
-    chk_map_free(&c.combines);
+    fl_free(c.ctx, c.decls);
+    fl_free(c.ctx, c.cand);
+    chk_map_free(c.ctx, &c.names);
+    chk_map_free(c.ctx, &c.combines);
     ast_arena_free(c.ar);
     if (devnull) fclose(devnull);
-    if (diag->errors) {
+    if (diag->errors || oom || !c.ar) {
         plan_free(p);
         return NULL;
     }
