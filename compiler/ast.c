@@ -25,12 +25,20 @@ typedef struct arena_chunk {
 struct ast_arena {
     arena_chunk *head; /* newest chunk first */
     fl_ctx *ctx;       /* where chunks come from */
+    size_t chunk;      /* size of a new chunk (a larger request gets its own) */
 };
 
-ast_arena *ast_arena_new(fl_ctx *ctx) {
+ast_arena *ast_arena_new_chunked(fl_ctx *ctx, size_t chunk) {
     ast_arena *ar = fl_calloc(ctx, 1, sizeof *ar);
-    if (ar) ar->ctx = ctx;
+    if (ar) {
+        ar->ctx = ctx;
+        ar->chunk = chunk;
+    }
     return ar;
+}
+
+ast_arena *ast_arena_new(fl_ctx *ctx) {
+    return ast_arena_new_chunked(ctx, ARENA_CHUNK);
 }
 
 void ast_arena_free(ast_arena *ar) {
@@ -54,7 +62,7 @@ void *ast_alloc(ast_arena *ar, size_t n) {
     n = (n + 15) & ~(size_t)15;
     arena_chunk *c = ar->head;
     if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        size_t size = n > ar->chunk ? n : ar->chunk;
         c = fl_malloc(ar->ctx, sizeof *c + size);
         if (!c) return NULL;
         c->used = 0;

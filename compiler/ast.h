@@ -115,6 +115,9 @@ struct flow_node {
 typedef struct ast_arena ast_arena;
 
 ast_arena *ast_arena_new(fl_ctx *ctx); /* NULL when out of memory */
+/* With chunks of `chunk` bytes instead of 64 KiB; 0: every allocation is its own
+ * request to the context (tests: failing allocation N then reaches every node). */
+ast_arena *ast_arena_new_chunked(fl_ctx *ctx, size_t chunk);
 void ast_arena_free(ast_arena *ar);
 fl_ctx *ast_arena_ctx(const ast_arena *ar); /* the context it allocates from */
 void *ast_alloc(ast_arena *ar, size_t n); /* zeroed; NULL when out of memory */

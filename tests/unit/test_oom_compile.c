@@ -8,7 +8,10 @@
  * knows how many blocks are live and notices a block freed twice or freed with
  * the wrong allocator. A first run counts the requests (fail_at = UINT64_MAX);
  * then request N fails, for every N when there are at most OOM_ALL of them, else
- * the first OOM_FIRST and OOM_SPREAD more spread evenly. "Cleanly" means: no
+ * the first OOM_FIRST and OOM_SPREAD more spread evenly. It is done twice: with
+ * the parse arena as flowc makes it (64 KiB chunks: few requests), and with an
+ * arena that asks the context for every node, so that a failure lands inside each
+ * kind of parser action and scanner rule. "Cleanly" means: no
  * crash, no plan, FL_ENOMEM in the context, not one diagnostic printed (the
  * program is valid: whatever the checker says after a failure is noise), and no
  * live block once the caller has freed what it owns.
@@ -111,7 +114,9 @@ typedef struct outcome {
     uint64_t nalloc; /* requests counted */
 } outcome;
 
-static outcome compile_failing(uint64_t fail_at) {
+/* chunk: the parse arena's chunk size (0: one request per node, so that failing
+ * request N lands inside every kind of parser action and scanner rule). */
+static outcome compile_failing(uint64_t fail_at, size_t chunk) {
     outcome o = {0};
     tracker t = {0};
     fl_ctx ctx;
@@ -123,7 +128,7 @@ static outcome compile_failing(uint64_t fail_at) {
     assert_non_null(sink);
     flow_diag d;
     diag_init(&d, "tests/unit/oom.flow", program, strlen(program), sink);
-    ast_arena *ar = ast_arena_new(&ctx);
+    ast_arena *ar = chunk ? ast_arena_new(&ctx) : ast_arena_new_chunked(&ctx, 0);
     flow_node *prog = ar ? flow_parse(ar, &d, program, strlen(program)) : NULL;
     flow_plan *plan = NULL;
     o.parsed = prog != NULL;
@@ -144,9 +149,8 @@ static outcome compile_failing(uint64_t fail_at) {
     return o;
 }
 
-static void test_counting_run_compiles(void **state) {
-    (void)state;
-    outcome o = compile_failing(UINT64_MAX);
+static void counting_run_compiles(size_t chunk) {
+    outcome o = compile_failing(UINT64_MAX, chunk);
     assert_true(o.planned);
     assert_false(o.enomem);
     assert_int_equal(o.printed, 0); /* the program is clean (the library was found) */
@@ -155,46 +159,78 @@ static void test_counting_run_compiles(void **state) {
     assert_true(o.nalloc >= 20); /* the arena, the scanner, maps, scopes, the library */
 }
 
-static void check_failure(uint64_t n) {
-    outcome o = compile_failing(n);
+static void check_failure(uint64_t n, size_t chunk) {
+    outcome o = compile_failing(n, chunk);
     if (o.planned || !o.enomem || o.printed || o.live || o.bad_free)
-        fail_msg("request %llu failing: plan %d, out of memory %d, %ld bytes of diagnostics, "
+        fail_msg("request %llu failing (chunk %zu): plan %d, out of memory %d, %ld bytes of diagnostics, "
                  "%ld live blocks, %ld bad frees",
-                 (unsigned long long)n, o.planned, o.enomem, o.printed, o.live, o.bad_free);
+                 (unsigned long long)n, chunk, o.planned, o.enomem, o.printed, o.live, o.bad_free);
 }
 
-static void test_every_request_fails_cleanly(void **state) {
-    (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    print_message("skipped: under ASan (its allocator is in the way of counting)\n");
-    skip();
-#endif
-    uint64_t total = compile_failing(UINT64_MAX).nalloc;
+static void every_request_fails_cleanly(size_t chunk) {
+    uint64_t total = compile_failing(UINT64_MAX, chunk).nalloc;
     assert_true(total > 0);
-    print_message("%llu allocation requests\n", (unsigned long long)total);
+    print_message("%llu allocation requests (parse arena chunk %zu)\n", (unsigned long long)total,
+                  chunk);
     if (total <= OOM_ALL) {
-        for (uint64_t n = 1; n <= total; n++) check_failure(n);
+        for (uint64_t n = 1; n <= total; n++) check_failure(n, chunk);
         return;
     }
-    for (uint64_t n = 1; n <= OOM_FIRST; n++) check_failure(n);
+    for (uint64_t n = 1; n <= OOM_FIRST; n++) check_failure(n, chunk);
     uint64_t rest = total - OOM_FIRST;
-    for (uint64_t k = 1; k <= OOM_SPREAD; k++) check_failure(OOM_FIRST + k * rest / OOM_SPREAD);
+    for (uint64_t k = 1; k <= OOM_SPREAD; k++) check_failure(OOM_FIRST + k * rest / OOM_SPREAD, chunk);
 }
 
 /* Past the last request nothing fails: the compile succeeds as in the counting run. */
-static void test_fail_past_the_end_succeeds(void **state) {
-    (void)state;
-    uint64_t total = compile_failing(UINT64_MAX).nalloc;
-    outcome o = compile_failing(total + 1);
+static void fail_past_the_end_succeeds(size_t chunk) {
+    uint64_t total = compile_failing(UINT64_MAX, chunk).nalloc;
+    outcome o = compile_failing(total + 1, chunk);
     assert_true(o.planned);
     assert_false(o.enomem);
     assert_int_equal(o.live, 0);
+}
+
+#define ASAN_SKIP()                                                                                \
+    do {                                                                                           \
+        print_message("skipped: under ASan (its allocator is in the way of counting)\n");        \
+        skip();                                                                                    \
+    } while (0)
+
+static void test_counting_run_compiles(void **state) {
+    (void)state;
+    counting_run_compiles(64 * 1024);
+    counting_run_compiles(0);
+}
+
+/* the arenas as flowc makes them: few, large chunks */
+static void test_every_request_fails_cleanly(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_SKIP();
+#endif
+    every_request_fails_cleanly(64 * 1024);
+}
+
+/* one request per node of the parse */
+static void test_every_node_fails_cleanly(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    ASAN_SKIP();
+#endif
+    every_request_fails_cleanly(0);
+}
+
+static void test_fail_past_the_end_succeeds(void **state) {
+    (void)state;
+    fail_past_the_end_succeeds(64 * 1024);
+    fail_past_the_end_succeeds(0);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counting_run_compiles),
         cmocka_unit_test(test_every_request_fails_cleanly),
+        cmocka_unit_test(test_every_node_fails_cleanly),
         cmocka_unit_test(test_fail_past_the_end_succeeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
