@@ -36,7 +36,8 @@ static void usage(FILE *f) {
           "  -h, --help    this text\n"
           "  --version     print the version\n"
           "\n"
-          "exit status: 0 compiled, 1 errors in the program, 2 usage or I/O error\n",
+          "exit status: 0 compiled, 1 errors in the program,\n"
+          "             2 usage or I/O error, or out of memory\n",
           f);
 }
 
