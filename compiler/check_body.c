@@ -1,7 +1,18 @@
 /*
  * check_body.c — flow and group bodies: names, calls, partial/expand/expand_kwargs,
  * map/filter, the built-ins, combine, and their lowering to graph nodes.
- * Design: check.h (one walk checks and emits; callables; group inlining).
+ *
+ * DESIGN (the whole of it is in check.h)
+ * walk() goes through a body's statements in order; eval() checks one expression
+ * and, for a run-time value, emits its plan node at once (arguments first, so a
+ * graph's nodes come out in dependency order). What an expression evaluates to is
+ * a chk_val: a node, or a callable (a task or group with the nodes its .partial
+ * has bound), or an error already reported. Names live in a chk_scope: the names
+ * bound so far, and the `let` names still to come (so using one too early gets
+ * its own message). apply() is the one place calls, .partial, .expand and
+ * .expand_kwargs bind arguments to parameters; a group call is inlined by walking
+ * the group's body again in a fresh scope, its node names prefixed with the
+ * call's binding. Instance names (add, add#2, g/square) are decided here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +120,7 @@ static uint32_t emit(chk_ctx *c, plan_node_kind k, uint32_t type, uint32_t ref, 
     return n;
 }
 
+/* a CONST node for plan value `value` */
 static uint32_t emit_const(chk_ctx *c, uint32_t value, flow_span sp) {
     return emit(c, PN_CONST, c->plan->values[value].type, PLAN_NONE, value, NULL, 0, sp);
 }
@@ -140,6 +152,7 @@ typedef struct chk_sig {
     const char *name;  /* for messages */
 } chk_sig;
 
+/* the parameters and result of a callable, task or group alike */
 static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
     flow_plan *p = c->plan;
     chk_sig s;
@@ -153,16 +166,19 @@ static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
     return s;
 }
 
+/* the name of parameter i of a signature */
 static const char *pname(chk_ctx *c, const chk_sig *s, uint32_t i) {
     return plan_str(c->plan, c->plan->params[s->first + i].name);
 }
 
+/* the index of the parameter called name, or -1 */
 static int find_param(chk_ctx *c, const chk_sig *s, const char *name) {
     for (uint32_t i = 0; i < s->n; i++)
         if (!strcmp(pname(c, s, i), name)) return (int)i;
     return -1;
 }
 
+/* "no parameter 'x'" with a did-you-mean among the signature's parameters */
 static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_span sp) {
     char hb[160];
     chk_cand_reset(c);
@@ -177,6 +193,7 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_s
     diag_error(c->d, sp, h, "'%s' has no parameter '%s'", s->name, name);
 }
 
+/* "<ctx> expects <want>, found <got>" */
 static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t want, uint32_t got,
                           const char *hint) {
     char a[128], b[128];
@@ -468,6 +485,7 @@ static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
     p->tasks[task].name = plan_intern_str(p, buf);
 }
 
+/* the field `name` of a stitch lambda's record body (for an error's span), or NULL */
 static const flow_node *stitch_field_span(const flow_node *lam, const char *name) {
     const flow_node *b = lam->a;
     if (b && b->kind == AST_RECORD)
@@ -476,6 +494,9 @@ static const flow_node *stitch_field_span(const flow_node *lam, const char *name
     return lam;
 }
 
+/* combine(first, second [, stitch = lambda]): a new TK_COMBINE task whose parameters
+ * are the unbound parameters of both halves (a clash is an error unless one side is
+ * bound: then it is kept under a qualified name), evaluated to a callable. */
 static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     flow_plan *p = c->plan;
     const flow_node *halves[2] = {NULL, NULL}, *stitch = NULL;
@@ -704,6 +725,7 @@ static bool arg_value(chk_ctx *c, chk_scope *sc, const flow_node *call, int i, u
     return true;
 }
 
+/* a built-in's argument that must be a list node */
 static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const char *fn) {
     chk_val v = eval(c, sc, e, PLAN_NONE);
     if (!want_node(c, &v, e)) return ERR;
@@ -716,6 +738,7 @@ static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const cha
     return v;
 }
 
+/* a call of a built-in (combine zip range files flatten len), lowered to its node */
 static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_node *call) {
     flow_plan *p = c->plan;
     chk_val a, b;
@@ -909,6 +932,7 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
     return ERR;
 }
 
+/* name is a built-in here: no binding, later let or declaration hides it */
 static bool is_builtin_call(chk_ctx *c, chk_scope *sc, const char *name) {
     if (scope_get(sc, name) || chk_map_get(&sc->later, name) >= 0 || chk_find_decl(c, name))
         return false;
@@ -958,6 +982,7 @@ static chk_val eval_call(chk_ctx *c, chk_scope *sc, const flow_node *e) {
     return apply(c, sc, f, e, M_CALL);
 }
 
+/* [a, b, ...] of run-time values: a LIST node over them (one element type) */
 static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     flow_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
@@ -985,6 +1010,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     return node_val(emit(c, PN_LIST, t, PLAN_NONE, 0, args, n, e->span), t);
 }
 
+/* {f = a, ...} of run-time values: a RECORD node (want: a record type to match) */
 static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     flow_plan *p = c->plan;
     int n = e->list.len;
@@ -1029,6 +1055,8 @@ static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32
     return node_val(emit(c, PN_RECORD, t, PLAN_NONE, 0, args, n, e->span), t);
 }
 
+/* eval() without the depth bound: one case per expression kind; a constant
+ * expression becomes one CONST node of the type wanted when it fits */
 static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     switch (e->kind) {
     case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_DURATION:
@@ -1082,6 +1110,8 @@ static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_
     return ERR;
 }
 
+/* Check e and emit what it computes; want: the type the context needs, or PLAN_NONE
+ * (it guides literals: [] and {} need it). Nesting is bounded (CHK_MAX_EXPR_DEPTH). */
 static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     if (c->depth >= CHK_MAX_EXPR_DEPTH) {
         diag_error(c->d, e->span, NULL, "expression nested more than %d deep", CHK_MAX_EXPR_DEPTH);
@@ -1141,6 +1171,7 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
     }
 }
 
+/* give a node its instance name, prefixed by the inlined group's binding path */
 static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name) {
     if (sc->prefix) {
         char buf[600];

@@ -41,6 +41,7 @@ bool chk_is_const(const flow_node *e) {
     }
 }
 
+/* a new plan value of this type (its payload is the caller's to set) */
 static uint32_t add_value(chk_ctx *c, uint32_t type) {
     uint32_t v = PLAN_PUSH(c->plan, values);
     c->plan->values[v].type = type;
@@ -66,6 +67,7 @@ const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report) {
     return s;
 }
 
+/* "YYYY-MM-DD" naming a real calendar day (leap years included) */
 static bool valid_date(const char *s) {
     int y, m, d;
     char tail;
@@ -79,6 +81,7 @@ static bool valid_date(const char *s) {
     return !(m == 2 && d == 29 && !leap);
 }
 
+/* what a literal is, for "found a string" in a mismatch message */
 static const char *literal_what(const flow_node *e) {
     static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
                                         [AST_BOOL] = "a bool",     [AST_STR] = "a string",

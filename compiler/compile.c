@@ -124,6 +124,8 @@ static uint32_t signature(chk_ctx *c, const flow_node *d, const char *what, uint
     return ret;
 }
 
+/* A task declaration: its signature, its binding (a C symbol checked against the
+ * library's symbols, or an sh command lowered by check_expr.c), its options. */
 static void check_task(chk_ctx *c, chk_decl *dc) {
     const flow_node *tk = dc->ast;
     flow_plan *p = c->plan;
@@ -194,6 +196,8 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
 }
 
 /* ---- the driver -------------------------------------------------------------------------- */
+/* The table of top-level declarations and the name map over it (out of memory:
+ * the table stays short, and the driver stops). */
 static void collect(chk_ctx *c, const flow_node *prog) {
     c->decls = fl_calloc(c->ctx, (size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
     if (!c->decls) return;
@@ -234,6 +238,8 @@ static bool has_bytes(chk_ctx *c, uint32_t t) {
     return false;
 }
 
+/* A flow's or group's signature as a plan graph (its body comes later, chk_body);
+ * a flow's schedule, and no bytes among a flow's parameters. */
 static void declare_graph(chk_ctx *c, chk_decl *dc) {
     const flow_node *g = dc->ast;
     flow_plan *p = c->plan;

@@ -23,6 +23,8 @@ typedef struct elf_reader {
     int big;            /* big-endian */
 } elf_reader;
 
+/* the size-byte unsigned field at off, in the file's byte order (the caller checked the
+ * bounds) */
 static uint64_t rd(const elf_reader *r, size_t off, int size) {
     uint64_t v = 0;
     for (int i = 0; i < size; i++) {
@@ -32,6 +34,7 @@ static uint64_t rd(const elf_reader *r, size_t off, int size) {
     return v;
 }
 
+/* [off, off + size) lies inside the file, without overflowing */
 static int in_bounds(const elf_reader *r, uint64_t off, uint64_t size) {
     return off <= r->len && size <= r->len - off;
 }
