@@ -162,8 +162,8 @@ static void counting_run_compiles(size_t chunk) {
 static void check_failure(uint64_t n, size_t chunk) {
     outcome o = compile_failing(n, chunk);
     if (o.planned || !o.enomem || o.printed || o.live || o.bad_free)
-        fail_msg("request %llu failing (chunk %zu): plan %d, out of memory %d, %ld bytes of diagnostics, "
-                 "%ld live blocks, %ld bad frees",
+        fail_msg("request %llu failing (chunk %zu): plan %d, out of memory %d, "
+                 "%ld bytes of diagnostics, %ld live blocks, %ld bad frees",
                  (unsigned long long)n, chunk, o.planned, o.enomem, o.printed, o.live, o.bad_free);
 }
 
@@ -178,7 +178,8 @@ static void every_request_fails_cleanly(size_t chunk) {
     }
     for (uint64_t n = 1; n <= OOM_FIRST; n++) check_failure(n, chunk);
     uint64_t rest = total - OOM_FIRST;
-    for (uint64_t k = 1; k <= OOM_SPREAD; k++) check_failure(OOM_FIRST + k * rest / OOM_SPREAD, chunk);
+    for (uint64_t k = 1; k <= OOM_SPREAD; k++)
+        check_failure(OOM_FIRST + k * rest / OOM_SPREAD, chunk);
 }
 
 /* Past the last request nothing fails: the compile succeeds as in the counting run. */
