@@ -1,8 +1,17 @@
-/* ast.c — the arena and node helpers of the syntax tree (see ast.h). */
+/*
+ * ast.c — the arena and node helpers of the syntax tree (see ast.h), and the
+ * --emit=ast printer.
+ *
+ * The arena is a list of chunks (64 KiB, or one exactly the size of a larger
+ * request), newest first; allocation bumps a pointer in the newest chunk, rounded
+ * to 16 bytes, and memory is only ever given back all at once. Chunks come from
+ * the compilation's context, so a failing allocation is seen (NULL, FL_ENOMEM in
+ * the context) rather than ending the process. Node lists grow by doubling inside
+ * the arena; the old array is simply left behind (lists are short).
+ */
 #include "ast.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define ARENA_CHUNK (64 * 1024)
@@ -15,36 +24,47 @@ typedef struct arena_chunk {
 
 struct ast_arena {
     arena_chunk *head; /* newest chunk first */
+    fl_ctx *ctx;       /* where chunks come from */
+    size_t chunk;      /* size of a new chunk (a larger request gets its own) */
 };
 
-ast_arena *ast_arena_new(void) {
-    ast_arena *ar = calloc(1, sizeof *ar);
-    if (!ar) {
-        fputs("flowc: out of memory\n", stderr);
-        exit(2);
+ast_arena *ast_arena_new_chunked(fl_ctx *ctx, size_t chunk) {
+    ast_arena *ar = fl_calloc(ctx, 1, sizeof *ar);
+    if (ar) {
+        ar->ctx = ctx;
+        ar->chunk = chunk;
     }
     return ar;
+}
+
+ast_arena *ast_arena_new(fl_ctx *ctx) {
+    return ast_arena_new_chunked(ctx, ARENA_CHUNK);
 }
 
 void ast_arena_free(ast_arena *ar) {
     if (!ar) return;
     for (arena_chunk *c = ar->head, *n; c; c = n) {
         n = c->next;
-        free(c);
+        fl_free(ar->ctx, c);
     }
-    free(ar);
+    fl_free(ar->ctx, ar);
+}
+
+fl_ctx *ast_arena_ctx(const ast_arena *ar) {
+    return ar->ctx;
 }
 
 void *ast_alloc(ast_arena *ar, size_t n) {
+    if (n > SIZE_MAX / 2) { /* no such request is real; refuse it before rounding */
+        fl_error(ar->ctx, FL_ENOMEM, NULL, "out of memory (%zu bytes)", n);
+        return NULL;
+    }
     n = (n + 15) & ~(size_t)15;
     arena_chunk *c = ar->head;
     if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = malloc(sizeof *c + size);
-        if (!c) {
-            fputs("flowc: out of memory\n", stderr);
-            exit(2);
-        }
+        size_t size = n > ar->chunk ? n : ar->chunk;
+        c = fl_malloc(ar->ctx, sizeof *c + size);
+        if (!c) return NULL;
         c->used = 0;
         c->size = size;
         c->next = ar->head;
@@ -58,6 +78,7 @@ void *ast_alloc(ast_arena *ar, size_t n) {
 
 char *ast_strndup(ast_arena *ar, const char *s, size_t n) {
     char *p = ast_alloc(ar, n + 1);
+    if (!p) return NULL;
     memcpy(p, s, n);
     p[n] = 0;
     return p;
@@ -65,21 +86,24 @@ char *ast_strndup(ast_arena *ar, const char *s, size_t n) {
 
 flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span) {
     flow_node *n = ast_alloc(ar, sizeof *n);
+    if (!n) return NULL;
     n->kind = kind;
     n->span = span;
     n->nspan = span;
     return n;
 }
 
-void ast_push(ast_arena *ar, flow_nodes *list, flow_node *n) {
+bool ast_push(ast_arena *ar, flow_nodes *list, flow_node *n) {
     if (list->len == list->cap) {
         int cap = list->cap ? list->cap * 2 : 4;
         flow_node **items = ast_alloc(ar, (size_t)cap * sizeof *items);
+        if (!items) return false;
         if (list->len) memcpy(items, list->items, (size_t)list->len * sizeof *items);
         list->items = items;
         list->cap = cap;
     }
     list->items[list->len++] = n;
+    return true;
 }
 
 static const char *const kind_names[] = {

@@ -11,8 +11,11 @@
 #ifndef FLOW_AST_H
 #define FLOW_AST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ctx.h"
 
 typedef struct flow_span {
     int line, col;         /* first character, 1-based (col counts bytes) */
@@ -104,16 +107,26 @@ struct flow_node {
     flow_nodes list, list2;
 };
 
-/* ---- the arena: every allocation of a compilation, freed at once ---- */
+/* ---- the arena: every allocation of a compilation, freed at once ----
+ * Chunks come from the context (fl_malloc). Out of memory: ast_arena_new and
+ * ast_alloc return NULL, the context records FL_ENOMEM (so fl_failed(ctx) tells
+ * every caller after the fact) and the arena stays valid: what it holds is freed
+ * by ast_arena_free as usual. */
 typedef struct ast_arena ast_arena;
 
-ast_arena *ast_arena_new(void);
+ast_arena *ast_arena_new(fl_ctx *ctx); /* NULL when out of memory */
+/* With chunks of `chunk` bytes instead of 64 KiB; 0: every allocation is its own
+ * request to the context (tests: failing allocation N then reaches every node). */
+ast_arena *ast_arena_new_chunked(fl_ctx *ctx, size_t chunk);
 void ast_arena_free(ast_arena *ar);
-void *ast_alloc(ast_arena *ar, size_t n); /* zeroed; aborts with a message on OOM */
-char *ast_strndup(ast_arena *ar, const char *s, size_t n);
+fl_ctx *ast_arena_ctx(const ast_arena *ar); /* the context it allocates from */
+void *ast_alloc(ast_arena *ar, size_t n); /* zeroed; NULL when out of memory */
+char *ast_strndup(ast_arena *ar, const char *s, size_t n); /* NULL when out of memory */
 
-flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span);
-void ast_push(ast_arena *ar, flow_nodes *list, flow_node *n);
+flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span); /* NULL: no memory */
+/* Append n to list (the items array grows in the arena); false when out of memory
+ * (the list is then unchanged). */
+bool ast_push(ast_arena *ar, flow_nodes *list, flow_node *n);
 const char *ast_kind_name(flow_ast_kind k);
 const char *ast_op_text(int op);
 
@@ -127,7 +140,10 @@ void ast_dump(const flow_node *n, void *file /* FILE* */);
 /* ---- the parser (grammar/flow.y) ----
  * Parses src (len bytes, need not be NUL-terminated). Syntax errors go to diag
  * (several per run, with positions); returns the PROGRAM node, or NULL when
- * any syntax error was reported. Never crashes or hangs on any input. */
+ * any syntax error was reported. Never crashes or hangs on any input.
+ * Out of memory (fl_failed(ast_arena_ctx(ar)) afterwards): NULL, with no
+ * diagnostic of its own (diag is muted from then on, see diag.h); the scanner's
+ * memory is given back either way. */
 struct flow_diag;
 flow_node *flow_parse(ast_arena *ar, struct flow_diag *diag, const char *src, size_t len);
 

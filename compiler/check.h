@@ -1,7 +1,9 @@
 /*
- * check.h — the checker's internal context, shared by compile.c (declarations,
- * types, constants, options, libraries) and check_body.c (flow and group bodies:
- * expressions, calls, mapping, combine, lowering to graph nodes).
+ * check.h — the checker's internal context, shared by the checker's files:
+ * compile.c (the driver, declarations, tasks, parameters), check_types.c,
+ * check_const.c (constants), check_options.c (task options), check_schedule.c,
+ * check_library.c, check_map.c (the name maps) and check_body.c (flow and group
+ * bodies: expressions, calls, mapping, combine, lowering to graph nodes).
  *
  * DESIGN
  * Checking and lowering are one walk: each expression is type-checked and, when
@@ -24,7 +26,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
-#include "expr.h"
+#include "check_expr.h"
 #include "plan.h"
 
 #define CHK_MAX_INLINE_DEPTH 32 /* groups inlined inside groups */
@@ -45,9 +47,10 @@ typedef struct chk_map {
     int cap, n;        /* slots (power of two), entries */
 } chk_map;
 
-void chk_map_put(chk_map *m, const char *key, int val);
+/* 0, or -1 when out of memory or key is NULL (an allocation that failed) */
+int chk_map_put(fl_ctx *ctx, chk_map *m, const char *key, int val);
 int chk_map_get(const chk_map *m, const char *key); /* -1 when absent */
-void chk_map_free(chk_map *m);
+void chk_map_free(fl_ctx *ctx, chk_map *m);
 
 /* a top-level declaration */
 typedef enum chk_decl_kind { DK_LIB, DK_TASK, DK_TYPE, DK_FLOW, DK_GROUP } chk_decl_kind;
@@ -85,7 +88,7 @@ typedef struct chk_local {
 } chk_local;
 
 typedef struct chk_scope {
-    chk_local *items;  /* malloc'ed */
+    chk_local *items;  /* from the context (fl_malloc) */
     int n, cap;        /* used, allocated */
     chk_map map;       /* name -> index in items */
     chk_map later;     /* let names of this body not bound yet -> statement index */
@@ -102,9 +105,11 @@ typedef struct chk_ctx {
     flow_diag mute;             /* diagnostics of silent re-walks (output discarded) */
     flow_diag *d;               /* current: diag or &mute */
     const flowc_options *opt;   /* command line */
+    fl_ctx *ctx;                /* the compilation's context: every allocation, and out of
+                                   memory (chk_oom) */
     ast_arena *ar;              /* scratch memory of the compilation */
     expr_ctx ex;                /* for the expression module (diag follows d) */
-    chk_decl *decls;            /* top-level declarations in source order (malloc'ed) */
+    chk_decl *decls;            /* top-level declarations in source order (from ctx) */
     int ndecls;                 /* their number */
     chk_map names;              /* declaration name -> index in decls */
     chk_map combines;           /* generated combine name -> how many more share it */
@@ -120,18 +125,46 @@ typedef struct chk_ctx {
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 
-/* compile.c */
-void chk_cand_reset(chk_ctx *c);
-void chk_cand_add(chk_ctx *c, const char *name);
+/* Out of memory so far in this compilation: an allocation failed somewhere (it
+ * returned NULL, the caller gave up on that piece and reported nothing). The
+ * driver stops at the next pass; flowc_compile returns NULL. */
+static inline bool chk_oom(const chk_ctx *c) {
+    return c->ctx->errcode == FL_ENOMEM;
+}
+
+/* compile.c: helpers every checker file uses */
+void chk_cand_reset(chk_ctx *c);                /* empty the "did you mean" candidates */
+void chk_cand_add(chk_ctx *c, const char *name); /* add one candidate (borrowed) */
+/* "did you mean 'x'?" (written into buf) for the closest candidate, or NULL */
 const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len);
-const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
-uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t);
-uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
-bool chk_is_const(const flow_node *e);
-uint32_t chk_loc(chk_ctx *c, flow_span sp);
-void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+uint32_t chk_loc(chk_ctx *c, flow_span sp);     /* the span as a plan location */
+/* parameters of a task, flow or group appended to plan->params: [*first, *first + *n) */
 void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n);
-chk_decl *chk_find_decl(chk_ctx *c, const char *name);
+chk_decl *chk_find_decl(chk_ctx *c, const char *name); /* a top-level name, or NULL */
+
+/* check_types.c */
+/* a type as the user reads it ("nothing (void)", "[str]", "{a: int}") into buf */
+const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
+uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t); /* PLAN_NONE after an error */
+/* a declared `type`, resolved once (use: where it is used, for the cycle error) */
+uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const flow_node *use);
+
+/* check_const.c */
+bool chk_is_const(const flow_node *e); /* a literal, or a list/record of them */
+/* e as a plan value of type want (PLAN_NONE: its own type); PLAN_NONE when it does
+ * not fit (reported when report is true) */
+uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
+/* the text of a STR node without interpolation (arena memory), or NULL */
+const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report);
+
+/* check_options.c */
+void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+
+/* check_schedule.c: the schedule of flow declaration fl, stored in plan graph `graph` */
+void chk_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph);
+
+/* check_library.c: a library declaration, lowered to a plan lib (dc->index) */
+void chk_library(chk_ctx *c, chk_decl *dc);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);

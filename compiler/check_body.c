@@ -1,7 +1,18 @@
 /*
  * check_body.c — flow and group bodies: names, calls, partial/expand/expand_kwargs,
  * map/filter, the built-ins, combine, and their lowering to graph nodes.
- * Design: check.h (one walk checks and emits; callables; group inlining).
+ *
+ * DESIGN (the whole of it is in check.h)
+ * walk() goes through a body's statements in order; eval() checks one expression
+ * and, for a run-time value, emits its plan node at once (arguments first, so a
+ * graph's nodes come out in dependency order). What an expression evaluates to is
+ * a chk_val: a node, or a callable (a task or group with the nodes its .partial
+ * has bound), or an error already reported. Names live in a chk_scope: the names
+ * bound so far, and the `let` names still to come (so using one too early gets
+ * its own message). apply() is the one place calls, .partial, .expand and
+ * .expand_kwargs bind arguments to parameters; a group call is inlined by walking
+ * the group's body again in a fresh scope, its node names prefixed with the
+ * call's binding. Instance names (add, add#2, g/square) are decided here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,17 +44,18 @@ static chk_val node_val(uint32_t node, uint32_t type) {
 }
 
 /* ---- scopes ------------------------------------------------------------------------------ */
-static void scope_add(chk_scope *sc, const char *name, flow_span sp, chk_val v) {
+/* Bind name in the scope. Out of memory: the name stays unbound (the context
+ * says so and the driver stops). */
+static void scope_add(chk_ctx *c, chk_scope *sc, const char *name, flow_span sp, chk_val v) {
     if (sc->n == sc->cap) {
-        sc->cap = sc->cap ? sc->cap * 2 : 16;
-        sc->items = realloc(sc->items, (size_t)sc->cap * sizeof *sc->items);
-        if (!sc->items) {
-            fputs("flowc: out of memory\n", stderr);
-            exit(2);
-        }
+        int cap = sc->cap ? sc->cap * 2 : 16;
+        chk_local *items = fl_reallocarray(c->ctx, sc->items, (size_t)cap, sizeof *items);
+        if (!items) return;
+        sc->items = items;
+        sc->cap = cap;
     }
     sc->items[sc->n] = (chk_local){name, sp, v};
-    chk_map_put(&sc->map, name, sc->n++);
+    if (chk_map_put(c->ctx, &sc->map, name, sc->n) == 0) sc->n++;
 }
 
 static chk_local *scope_get(chk_scope *sc, const char *name) {
@@ -51,11 +63,11 @@ static chk_local *scope_get(chk_scope *sc, const char *name) {
     return i < 0 ? NULL : &sc->items[i];
 }
 
-static void scope_free(chk_scope *sc) {
-    free(sc->items);
-    chk_map_free(&sc->map);
-    chk_map_free(&sc->later);
-    chk_map_free(&sc->calls);
+static void scope_free(chk_ctx *c, chk_scope *sc) {
+    fl_free(c->ctx, sc->items);
+    chk_map_free(c->ctx, &sc->map);
+    chk_map_free(c->ctx, &sc->later);
+    chk_map_free(c->ctx, &sc->calls);
 }
 
 /*
@@ -77,7 +89,7 @@ static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const
     int n = chk_map_get(&sc->calls, base);
     if (n < 0) n = 0;
     n++;
-    chk_map_put(&sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
+    chk_map_put(c->ctx, &sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
     if (n == 1) snprintf(buf, len, "%s", base);
     else snprintf(buf, len, "%s#%d", base, n);
 }
@@ -108,6 +120,7 @@ static uint32_t emit(chk_ctx *c, plan_node_kind k, uint32_t type, uint32_t ref, 
     return n;
 }
 
+/* a CONST node for plan value `value` */
 static uint32_t emit_const(chk_ctx *c, uint32_t value, flow_span sp) {
     return emit(c, PN_CONST, c->plan->values[value].type, PLAN_NONE, value, NULL, 0, sp);
 }
@@ -139,6 +152,7 @@ typedef struct chk_sig {
     const char *name;  /* for messages */
 } chk_sig;
 
+/* the parameters and result of a callable, task or group alike */
 static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
     flow_plan *p = c->plan;
     chk_sig s;
@@ -152,16 +166,19 @@ static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
     return s;
 }
 
+/* the name of parameter i of a signature */
 static const char *pname(chk_ctx *c, const chk_sig *s, uint32_t i) {
     return plan_str(c->plan, c->plan->params[s->first + i].name);
 }
 
+/* the index of the parameter called name, or -1 */
 static int find_param(chk_ctx *c, const chk_sig *s, const char *name) {
     for (uint32_t i = 0; i < s->n; i++)
         if (!strcmp(pname(c, s, i), name)) return (int)i;
     return -1;
 }
 
+/* "no parameter 'x'" with a did-you-mean among the signature's parameters */
 static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_span sp) {
     char hb[160];
     chk_cand_reset(c);
@@ -176,6 +193,7 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_s
     diag_error(c->d, sp, h, "'%s' has no parameter '%s'", s->name, name);
 }
 
+/* "<ctx> expects <want>, found <got>" */
 static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t want, uint32_t got,
                           const char *hint) {
     char a[128], b[128];
@@ -233,12 +251,14 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     binding_name(c, caller, at, g->ast->name, bname, sizeof bname);
     size_t pn = (caller->prefix ? strlen(caller->prefix) + 1 : 0) + strlen(bname) + 1;
     char *pre = ast_alloc(c->ar, pn);
+    if (!pre) return ERR; /* out of memory */
     snprintf(pre, pn, "%s%s%s", caller->prefix ? caller->prefix : "", caller->prefix ? "/" : "",
              bname);
     sc.prefix = pre;
     for (uint32_t i = 0; i < pg->nparams; i++) {
         const flow_node *pa = g->ast->list.items[i];
-        scope_add(&sc, pa->name, pa->nspan, node_val(nodes[i], p->params[pg->first_param + i].type));
+        scope_add(c, &sc, pa->name, pa->nspan,
+                  node_val(nodes[i], p->params[pg->first_param + i].type));
     }
     flow_diag *saved = c->d;
     if (g->reported) c->d = &c->mute; /* its errors were shown once already */
@@ -251,7 +271,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     if (c->d == c->diag) g->reported = true;
     if (c->d->errors != before) g->bad = true;
     c->d = saved;
-    scope_free(&sc);
+    scope_free(c, &sc);
     if (g->bad) return ERR;
     return r;
 }
@@ -385,6 +405,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
         chk_val r = f;
         r.fresh = false;
         r.bound = ast_alloc(c->ar, (n ? n : 1) * sizeof *r.bound);
+        if (!r.bound) return ERR; /* out of memory */
         for (uint32_t i = 0; i < n; i++) r.bound[i] = set[i] ? pa[i].node : PLAN_NONE;
         return r;
     }
@@ -464,6 +485,7 @@ static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
     p->tasks[task].name = plan_intern_str(p, buf);
 }
 
+/* the field `name` of a stitch lambda's record body (for an error's span), or NULL */
 static const flow_node *stitch_field_span(const flow_node *lam, const char *name) {
     const flow_node *b = lam->a;
     if (b && b->kind == AST_RECORD)
@@ -472,6 +494,9 @@ static const flow_node *stitch_field_span(const flow_node *lam, const char *name
     return lam;
 }
 
+/* combine(first, second [, stitch = lambda]): a new TK_COMBINE task whose parameters
+ * are the unbound parameters of both halves (a clash is an error unless one side is
+ * bound: then it is kept under a qualified name), evaluated to a callable. */
 static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     flow_plan *p = c->plan;
     const flow_node *halves[2] = {NULL, NULL}, *stitch = NULL;
@@ -631,11 +656,11 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
     int same = chk_map_get(&c->combines, name);
     if (same >= 0) { /* a second combine of the same halves: keep task names unique */
-        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
         size_t o = strlen(name);
         snprintf(name + o, sizeof name - o, "#%d", same + 2);
     } else {
-        chk_map_put(&c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
     }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
@@ -662,6 +687,7 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
     for (uint32_t i = 0; i < nc; i++) any |= cb[i] != PLAN_NONE;
     if (any) {
         r.bound = ast_alloc(c->ar, nc * sizeof *r.bound);
+        if (!r.bound) return ERR; /* out of memory */
         memcpy(r.bound, cb, nc * sizeof *r.bound);
     }
     return r;
@@ -699,6 +725,7 @@ static bool arg_value(chk_ctx *c, chk_scope *sc, const flow_node *call, int i, u
     return true;
 }
 
+/* a built-in's argument that must be a list node */
 static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const char *fn) {
     chk_val v = eval(c, sc, e, PLAN_NONE);
     if (!want_node(c, &v, e)) return ERR;
@@ -711,6 +738,7 @@ static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const cha
     return v;
 }
 
+/* a call of a built-in (combine zip range files flatten len), lowered to its node */
 static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_node *call) {
     flow_plan *p = c->plan;
     chk_val a, b;
@@ -904,6 +932,7 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
     return ERR;
 }
 
+/* name is a built-in here: no binding, later let or declaration hides it */
 static bool is_builtin_call(chk_ctx *c, chk_scope *sc, const char *name) {
     if (scope_get(sc, name) || chk_map_get(&sc->later, name) >= 0 || chk_find_decl(c, name))
         return false;
@@ -953,11 +982,13 @@ static chk_val eval_call(chk_ctx *c, chk_scope *sc, const flow_node *e) {
     return apply(c, sc, f, e, M_CALL);
 }
 
+/* [a, b, ...] of run-time values: a LIST node over them (one element type) */
 static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     flow_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
     plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
+    if (!args) return ERR; /* out of memory */
     bool ok = true;
     for (int i = 0; i < n; i++) {
         const flow_node *x = e->list.items[i];
@@ -979,6 +1010,7 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
     return node_val(emit(c, PN_LIST, t, PLAN_NONE, 0, args, n, e->span), t);
 }
 
+/* {f = a, ...} of run-time values: a RECORD node (want: a record type to match) */
 static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     flow_plan *p = c->plan;
     int n = e->list.len;
@@ -1023,6 +1055,8 @@ static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32
     return node_val(emit(c, PN_RECORD, t, PLAN_NONE, 0, args, n, e->span), t);
 }
 
+/* eval() without the depth bound: one case per expression kind; a constant
+ * expression becomes one CONST node of the type wanted when it fits */
 static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     switch (e->kind) {
     case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_DURATION:
@@ -1076,6 +1110,8 @@ static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_
     return ERR;
 }
 
+/* Check e and emit what it computes; want: the type the context needs, or PLAN_NONE
+ * (it guides literals: [] and {} need it). Nesting is bounded (CHK_MAX_EXPR_DEPTH). */
 static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
     if (c->depth >= CHK_MAX_EXPR_DEPTH) {
         diag_error(c->d, e->span, NULL, "expression nested more than %d deep", CHK_MAX_EXPR_DEPTH);
@@ -1135,6 +1171,7 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
     }
 }
 
+/* give a node its instance name, prefixed by the inlined group's binding path */
 static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name) {
     if (sc->prefix) {
         char buf[600];
@@ -1154,12 +1191,12 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
     for (int i = 0; i < stmts->len; i++) {
         const flow_node *st = stmts->items[i];
         if (st->kind == AST_LET && chk_map_get(&sc->later, st->name) < 0 && !scope_get(sc, st->name))
-            chk_map_put(&sc->later, st->name, i);
+            chk_map_put(c->ctx, &sc->later, st->name, i);
     }
     chk_val result = ERR;
     const flow_node *returned = NULL;
     bool bad = false;
-    for (int i = 0; i < stmts->len; i++) {
+    for (int i = 0; i < stmts->len && !chk_oom(c); i++) {
         const flow_node *st = stmts->items[i];
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
@@ -1174,7 +1211,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             c->bind_name = saved_name;
             if (v.kind == CV_TASK && v.ref >= ntasks && p->tasks[v.ref].kind == TK_COMBINE)
                 name_combine(c, v.ref, st->name);
-            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(&sc->later, st->name, -1);
+            if (chk_map_get(&sc->later, st->name) == i) chk_map_put(c->ctx, &sc->later, st->name, -1);
             if (prev) {
                 diag_error(c->d, st->nspan, "each name is bound once; choose another name",
                            "'%s' is already bound", st->name);
@@ -1185,7 +1222,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
             if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
             if (v.kind != CV_ERR)
                 set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
-            scope_add(sc, st->name, st->nspan, v);
+            scope_add(c, sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const flow_node *e = st->a;
             chk_val v = eval(c, sc, e, PLAN_NONE);
@@ -1273,7 +1310,7 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         uint32_t t = p->params[fp + i].type;
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;
-        if (!scope_get(&sc, pa->name)) scope_add(&sc, pa->name, pa->nspan, node_val(n, t));
+        if (!scope_get(&sc, pa->name)) scope_add(c, &sc, pa->name, pa->nspan, node_val(n, t));
     }
     if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,
@@ -1286,5 +1323,5 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
     p->graphs[gi].ret_node = r.kind == CV_NODE ? r.node : PLAN_NONE;
     if (c->d->errors != before) dc->bad = true;
     c->d = saved;
-    scope_free(&sc);
+    scope_free(c, &sc);
 }

@@ -1,6 +1,7 @@
 /*
  * compile.h — from a parsed program to a plan: name resolution, type checking
- * (language.md §4–§8), lowering. Owned by the checker (compiler/check*.c).
+ * (language.md §4–§8), lowering. The entry point of the checker (compile.c and
+ * compiler/check_*.c; the design is in check.h).
  */
 #ifndef FLOW_COMPILE_H
 #define FLOW_COMPILE_H
@@ -15,10 +16,15 @@ typedef struct flowc_options {
                                 relative to its folder); NULL with --check */
     const char *src;         /* the source text and its length (for the source hash) */
     size_t len;
+    fl_ctx *ctx;             /* where the compiler allocates (NULL: fl_ctx_default()); its
+                                error sink is cleared first, then records only allocation
+                                failures */
 } flowc_options;
 
 /* Check prog and lower it. Errors and warnings go to diag; returns NULL when
- * any error was reported, else a plan the caller frees with plan_free. */
+ * any error was reported, else a plan the caller frees with plan_free.
+ * Out of memory: NULL, the context's errcode is FL_ENOMEM, diag stayed silent
+ * from the failure on (diag.h), and everything the compiler allocated is freed. */
 flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt);
 
 #endif

@@ -1,7 +1,18 @@
-/* diag.c — the one diagnostic printer (see diag.h). */
+/*
+ * diag.c — the one diagnostic printer (see diag.h), and the "did you mean"
+ * search.
+ *
+ * A diagnostic is printed at once, in report order: the position line, the source
+ * line with a caret and tildes under the span (a line longer than 400 columns is
+ * cut), then the hint. Nothing is buffered, so a message is never lost, and
+ * nothing is allocated. diag_closest is a bounded Levenshtein distance over the
+ * candidates the checker collected, with a limit that grows with the name's
+ * length, so short names are not "corrected" into unrelated ones.
+ */
 #include "diag.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <string.h>
 
 void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out) {
@@ -47,8 +58,14 @@ static void report(flow_diag *d, const char *what, flow_span sp, const char *hin
     if (hint) fprintf(d->out, "hint: %s\n", hint);
 }
 
+/* The context ran out of memory: count, print nothing (see diag.h). */
+static bool muted(const flow_diag *d) {
+    return d->ctx && d->ctx->errcode == FL_ENOMEM;
+}
+
 void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
     d->errors++;
+    if (muted(d)) return;
     if (d->errors > DIAG_MAX_ERRORS) {
         if (d->errors == DIAG_MAX_ERRORS + 1)
             fprintf(d->out, "%s: too many errors, stopping here\n", d->file ? d->file : "<input>");
@@ -62,7 +79,7 @@ void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, .
 
 void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
     d->warnings++;
-    if (d->errors > DIAG_MAX_ERRORS) return;
+    if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
     va_list ap;
     va_start(ap, fmt);
     report(d, "warning", sp, hint, fmt, ap);
@@ -70,7 +87,7 @@ void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt,
 }
 
 void diag_note(flow_diag *d, flow_span sp, const char *fmt, ...) {
-    if (d->errors > DIAG_MAX_ERRORS) return;
+    if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
     va_list ap;
     va_start(ap, fmt);
     report(d, "note", sp, NULL, fmt, ap);

@@ -8,6 +8,11 @@
  *
  * Errors are printed as they are reported (in report order) and counted;
  * after DIAG_MAX_ERRORS further errors are counted but not printed.
+ *
+ * Out of memory: once the compilation's context (`ctx`, set by flow_parse and
+ * flowc_compile) has recorded FL_ENOMEM, diagnostics are still counted but no
+ * longer printed: what a checker short of memory says is not about the program,
+ * and the one message the user sees is flowc's "out of memory".
  */
 #ifndef FLOW_DIAG_H
 #define FLOW_DIAG_H
@@ -16,6 +21,7 @@
 #include <stdio.h>
 
 #include "ast.h"
+#include "ctx.h"
 
 #define DIAG_MAX_ERRORS 20
 
@@ -26,8 +32,10 @@ typedef struct flow_diag {
     FILE *out;        /* where messages go (stderr) */
     int errors;       /* errors reported so far */
     int warnings;     /* warnings reported so far */
+    const fl_ctx *ctx;/* the compilation's context: muted once it ran out of memory; NULL */
 } flow_diag;
 
+/* A diagnostics sink printing to out (NULL: stderr); ctx NULL. */
 void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out);
 
 /* hint may be NULL. The message is printf-formatted. */

@@ -3,12 +3,14 @@
  *
  * Both ELF classes are read (32- and 64-bit), little- or big-endian: each field
  * is decoded by offset with the file's own byte order, so no struct from
- * <elf.h> is laid over unaligned, untrusted bytes.
+ * <elf.h> is laid over unaligned, untrusted bytes. Only defined symbols are kept
+ * (an undefined one is an import, not something a task can bind to); their names
+ * are copied once and sorted, so elf_has is a binary search.
  */
 #include "elf.h"
 
 #include <stdio.h>
-#include <stdlib.h>
+#include <stdlib.h> /* qsort, bsearch */
 #include <string.h>
 
 #define ELF_SHT_DYNSYM 11
@@ -21,6 +23,8 @@ typedef struct elf_reader {
     int big;            /* big-endian */
 } elf_reader;
 
+/* the size-byte unsigned field at off, in the file's byte order (the caller checked the
+ * bounds) */
 static uint64_t rd(const elf_reader *r, size_t off, int size) {
     uint64_t v = 0;
     for (int i = 0; i < size; i++) {
@@ -30,6 +34,7 @@ static uint64_t rd(const elf_reader *r, size_t off, int size) {
     return v;
 }
 
+/* [off, off + size) lies inside the file, without overflowing */
 static int in_bounds(const elf_reader *r, uint64_t off, uint64_t size) {
     return off <= r->len && size <= r->len - off;
 }
@@ -43,8 +48,10 @@ static int fail(char *err, size_t errlen, const char *why) {
     return -1;
 }
 
-int elf_dynsyms(const uint8_t *buf, size_t len, elf_symtab *out, char *err, size_t errlen) {
+int elf_dynsyms(fl_ctx *ctx, const uint8_t *buf, size_t len, elf_symtab *out, char *err,
+                size_t errlen) {
     memset(out, 0, sizeof *out);
+    out->ctx = ctx;
     if (len < 52 || memcmp(buf, "\177ELF", 4) != 0)
         return fail(err, errlen, "not an ELF file");
     elf_reader r = {buf, len, buf[4] == 2, buf[5] == 2};
@@ -74,8 +81,8 @@ int elf_dynsyms(const uint8_t *buf, size_t len, elf_symtab *out, char *err, size
             return fail(err, errlen, "bad .dynstr section");
         uint64_t count = size / entsize;
         if (count > ELF_MAX_SYMBOLS) return fail(err, errlen, "too many dynamic symbols");
-        out->text = malloc((size_t)strsize + 1);
-        out->names = malloc((size_t)(count ? count : 1) * sizeof *out->names);
+        out->text = fl_malloc(ctx, (size_t)strsize + 1);
+        out->names = fl_reallocarray(ctx, NULL, (size_t)(count ? count : 1), sizeof *out->names);
         if (!out->text || !out->names) {
             elf_symtab_free(out);
             return fail(err, errlen, "out of memory");
@@ -100,7 +107,9 @@ bool elf_has(const elf_symtab *t, const char *name) {
 }
 
 void elf_symtab_free(elf_symtab *t) {
-    free(t->names);
-    free(t->text);
+    if (t->ctx) {
+        fl_free(t->ctx, t->names);
+        fl_free(t->ctx, t->text);
+    }
     memset(t, 0, sizeof *t);
 }

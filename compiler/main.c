@@ -1,9 +1,17 @@
 /*
- * flowc — compile a .flow file into a plan.
+ * main.c — flowc, the command: compile a .flow file into a plan.
  *
  *   flowc FILE [-o OUT] [--check] [--emit=plan|json|yaml|dot|c|ast]
  *
- * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors.
+ * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors, and out
+ * of memory.
+ *
+ * The stages in order: read the source (at most FLOWC_MAX_SOURCE), parse it
+ * (grammar/flow.y, into an AST arena), check and lower it (compile.c), then write
+ * the plan or print it. main owns the context every stage allocates from: when
+ * an allocation fails anywhere, the stage unwinds and frees what it made, the
+ * context records FL_ENOMEM, and main prints the one line "flowc: out of memory"
+ * and exits 2 (nothing the program said is shown after that: diag.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,28 +36,41 @@ static void usage(FILE *f) {
           "  -h, --help    this text\n"
           "  --version     print the version\n"
           "\n"
-          "exit status: 0 compiled, 1 errors in the program, 2 usage or I/O error\n",
+          "exit status: 0 compiled, 1 errors in the program,\n"
+          "             2 usage or I/O error, or out of memory\n",
           f);
 }
 
-static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
+/* The whole file, NUL-terminated, from ctx; NULL with a reason in err. */
+static char *read_all(fl_ctx *ctx, const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = fl_malloc(ctx, cap + 1);
     for (;;) {
+        if (!buf) {
+            snprintf(err, errlen, "out of memory");
+            fclose(f);
+            return NULL;
+        }
         if (n == cap) {
             if (cap >= FLOWC_MAX_SOURCE) {
                 snprintf(err, errlen, "%s is larger than %u MiB", path, FLOWC_MAX_SOURCE >> 20);
-                free(buf);
+                fl_free(ctx, buf);
                 fclose(f);
                 return NULL;
             }
+            char *more = fl_realloc(ctx, buf, cap * 2 + 1);
+            if (!more) {
+                fl_free(ctx, buf);
+                buf = NULL;
+                continue;
+            }
+            buf = more;
             cap *= 2;
-            buf = realloc(buf, cap + 1);
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         if (r == 0) break;
@@ -57,7 +78,7 @@ static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
     }
     if (ferror(f)) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        free(buf);
+        fl_free(ctx, buf);
         fclose(f);
         return NULL;
     }
@@ -118,9 +139,11 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    fl_ctx ctx;
+    fl_ctx_init(&ctx);
     char err[512];
     size_t len = 0;
-    char *src = read_all(in, &len, err, sizeof err);
+    char *src = read_all(&ctx, in, &len, err, sizeof err);
     if (!src) {
         fprintf(stderr, "flowc: %s\n", err);
         return 2;
@@ -129,24 +152,23 @@ int main(int argc, char **argv) {
     char *def_out = NULL;
     if (!out) {
         size_t n = strlen(in);
-        def_out = malloc(n + 6);
-        memcpy(def_out, in, n + 1);
-        if (n > 5 && !strcmp(in + n - 5, ".flow")) def_out[n - 5] = 0;
-        strcat(def_out, ".plan");
+        if (n > 5 && !strcmp(in + n - 5, ".flow")) n -= 5;
+        def_out = fl_sprintf(&ctx, "%.*s.plan", (int)n, in);
         out = def_out;
     }
 
     flow_diag diag;
     diag_init(&diag, in, src, len, stderr);
-    ast_arena *ar = ast_arena_new();
+    /* out is NULL here only when its name could not be allocated */
+    ast_arena *ar = out ? ast_arena_new(&ctx) : NULL;
     int rc = 0;
-    flow_node *prog = flow_parse(ar, &diag, src, len);
+    flow_node *prog = ar ? flow_parse(ar, &diag, src, len) : NULL;
     if (!prog || diag.errors) {
         rc = 1;
     } else if (!strcmp(emit, "ast")) {
         ast_dump(prog, stdout);
     } else {
-        flowc_options opt = {in, check_only ? NULL : out, src, len};
+        flowc_options opt = {in, check_only ? NULL : out, src, len, &ctx};
         flow_plan *plan = flowc_compile(prog, &diag, &opt);
         if (!plan || diag.errors) {
             rc = 1;
@@ -160,11 +182,15 @@ int main(int argc, char **argv) {
         }
         plan_free(plan);
     }
-    if (diag.errors > 1 || (diag.errors && diag.warnings))
+    if (ctx.errcode == FL_ENOMEM) {
+        fputs("flowc: out of memory\n", stderr);
+        rc = 2;
+    } else if (diag.errors > 1 || (diag.errors && diag.warnings)) {
         fprintf(stderr, "%d error%s%s\n", diag.errors, diag.errors == 1 ? "" : "s",
                 diag.warnings ? " (and warnings)" : "");
+    }
     ast_arena_free(ar);
-    free(src);
-    free(def_out);
+    fl_free(&ctx, src);
+    fl_free(&ctx, def_out);
     return rc;
 }

@@ -1,4 +1,12 @@
-/* types.c — see types.h. */
+/*
+ * types.c — type relations for the checker and check_expr.c (see types.h).
+ *
+ * Plan types are interned, so most questions are an index comparison; ty_same
+ * also accepts two record types with the same fields in the same order under
+ * different names (records are structural when checking: a declared `type Job`
+ * and a record literal of the same shape are one type). An index out of range is
+ * never the same as anything, so an error type cannot pass a check by accident.
+ */
 #include "types.h"
 
 bool ty_is(const flow_plan *p, uint32_t t, plan_type_kind k) {

@@ -1,6 +1,8 @@
-/* types.h — type relations for the checker and the expression module.
- * Types are plan type indexes (plan_type_* interns them). Records are
- * structural for checking: names are ignored, field names and types compared. */
+/*
+ * types.h — type relations for the checker and the expression module
+ * (check_expr.c). Types are plan type indexes (plan_type_* interns them). Records
+ * are structural for checking: names are ignored, field names and types compared.
+ */
 #ifndef FLOW_TYPES_H
 #define FLOW_TYPES_H
 

@@ -21,6 +21,14 @@
  * tokens that can start an expression into "expression", and adds hints.
  * Errors found by the scanner are reported there and reach the parser as
  * LEXERR, which is never reported twice.
+ *
+ * Out of memory: node helpers return NULL when the arena cannot allocate (the
+ * context then holds FL_ENOMEM) and every action tolerates a NULL child; the next
+ * reduction stops the parse (YYLLOC_DEFAULT, which bison runs before every action,
+ * checks the context and jumps to YYNOMEM), so no action ever builds on a node
+ * that was never made. flow_parse then returns NULL with no message of its own.
+ * Bison's own stacks stay on malloc (its LAC stack is grown outside yyparse, where
+ * the context cannot be reached); their exhaustion is bison's "memory exhausted".
  */
 %define api.pure full
 %define api.prefix {flow_yy}
@@ -47,6 +55,7 @@
 #define PARSE_MAX_STACK 10000
 
 typedef struct flow_lexer flow_lexer;
+struct lex_block;
 
 /* The state of one parse, shared by scanner and parser (no globals). */
 typedef struct flow_parser {
@@ -58,6 +67,9 @@ typedef struct flow_parser {
     int depth_reported;    /* the nesting-depth error was given once already */
     const char *src;       /* the source text (borrowed) */
     size_t len;            /* its length */
+    fl_ctx *ctx;           /* the compilation's context (the arena's) */
+    struct lex_block *blocks; /* every block flex holds, so a fatal error can free them */
+    void *on_fatal;        /* jmp_buf * to leave by when flex gives up (out of memory) */
 } flow_parser;
 }
 
@@ -84,8 +96,10 @@ int flow_lex_term_kind(const flow_parser *p, flow_span at);
 
 #define YYMAXDEPTH PARSE_MAX_STACK
 
+/* Also the out-of-memory check before every action (see the top of this file). */
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                                                \
     do {                                                                                           \
+        if (p->ctx->errcode == FL_ENOMEM) YYNOMEM;                                                 \
         if (N) {                                                                                   \
             (Cur).line = YYRHSLOC(Rhs, 1).line;                                                    \
             (Cur).col = YYRHSLOC(Rhs, 1).col;                                                      \
@@ -115,6 +129,7 @@ static int depth_of(const flow_node *n) {
 
 flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp) {
     pnode *pn = ast_alloc(p->ar, sizeof *pn);
+    if (!pn) return NULL;
     pn->n.kind = kind;
     pn->n.span = sp;
     pn->n.nspan = sp;
@@ -128,6 +143,7 @@ flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp) {
 static flow_node *mk3(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
                       flow_node *b, flow_node *c) {
     flow_node *n = mk(p, kind, sp);
+    if (!n) return NULL;
     n->a = a;
     n->b = b;
     n->c = c;
@@ -146,6 +162,7 @@ static flow_node *mk3(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_nod
 static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
                         flow_span nsp) {
     flow_node *n = mk(p, kind, sp);
+    if (!n) return NULL;
     n->name = name;
     n->nspan = nsp;
     return n;
@@ -155,6 +172,7 @@ static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const 
 static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
                          flow_span nsp, flow_node *a) {
     flow_node *n = mk3(p, kind, sp, a, NULL, NULL);
+    if (!n) return NULL;
     n->name = name;
     n->nspan = nsp;
     return n;
@@ -162,6 +180,7 @@ static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const
 
 /* A node that owns a list: its depth is 1 + the deepest element. */
 static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
+    if (!n) return NULL;
     n->list = list;
     int d = 0;
     for (int i = 0; i < list.len; i++)
@@ -181,32 +200,35 @@ static flow_node *listed(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_
     return with_list(p, mk3(p, kind, sp, a, NULL, NULL), list);
 }
 
+/* A list of one node / a list with one more: out of memory leaves it as it was
+ * (the context says so and the next reduction stops the parse). */
 static flow_nodes one(flow_parser *p, flow_node *n) {
     flow_nodes l = {0};
-    ast_push(p->ar, &l, n);
+    (void)ast_push(p->ar, &l, n);
     return l;
 }
 
 static flow_nodes more(flow_parser *p, flow_nodes l, flow_node *n) {
-    ast_push(p->ar, &l, n);
+    (void)ast_push(p->ar, &l, n);
     return l;
 }
 
 static flow_node *binary(flow_parser *p, flow_span sp, int op, flow_node *a, flow_node *b) {
     flow_node *n = mk3(p, AST_BINARY, sp, a, b, NULL);
-    n->op = op;
+    if (n) n->op = op;
     return n;
 }
 
 static flow_node *unary(flow_parser *p, flow_span sp, int op, flow_node *a) {
     flow_node *n = mk3(p, AST_UNARY, sp, a, NULL, NULL);
-    n->op = op;
+    if (n) n->op = op;
     return n;
 }
 
 /* A string literal's text when it has no interpolation (then it is one
  * STRPART) and no NUL byte; else NULL and an error. */
 static const char *const_string(flow_parser *p, flow_node *str, const char *what) {
+    if (!str || !str->list.len) return NULL; /* out of memory: the parse stops */
     for (int i = 0; i < str->list.len; i++) {
         flow_node *part = str->list.items[i];
         if (part->kind != AST_STRPART) {
@@ -290,7 +312,7 @@ decl
     : LIBRARY IDENT ASSIGN string
         {
             $$ = named(p, AST_LIBRARY, @$, $2, @2);
-            $$->sval = const_string(p, $4, "a library path");
+            if ($$) $$->sval = const_string(p, $4, "a library path");
         }
     | task_decl
     | TYPE IDENT ASSIGN type           { $$ = named1(p, AST_TYPEDECL, @$, $2, @2, $4); }
@@ -304,9 +326,11 @@ task_decl
     : TASK IDENT LPAREN opt_params RPAREN opt_ret ASSIGN binding task_opts
         {
             $$ = with_list(p, mk3(p, AST_TASK, @$, $6, $8, NULL), $4);
-            $$->name = $2;
-            $$->nspan = @2;
-            if ($9) $$->list2 = $9->list;
+            if ($$) {
+                $$->name = $2;
+                $$->nspan = @2;
+                if ($9) $$->list2 = $9->list;
+            }
         }
     ;
 
@@ -314,7 +338,7 @@ binding
     : IDENT DOT IDENT
         {
             $$ = named(p, AST_BIND_SYMBOL, @$, $1, @1);
-            $$->sval = $3;
+            if ($$) $$->sval = $3;
         }
     | SH string                        { $$ = mk3(p, AST_BIND_SH, @$, $2, NULL, NULL); }
     ;
@@ -334,9 +358,11 @@ flow_decl
     : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule body
         {
             $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, NULL), $4);
-            $$->name = $2;
-            $$->nspan = @2;
-            $$->list2 = $8;
+            if ($$) {
+                $$->name = $2;
+                $$->nspan = @2;
+                $$->list2 = $8;
+            }
         }
     ;
 
@@ -350,9 +376,11 @@ group_decl
     : GROUP IDENT LPAREN opt_params RPAREN opt_ret body
         {
             $$ = with_list(p, mk3(p, AST_GROUP, @$, $6, NULL, NULL), $4);
-            $$->name = $2;
-            $$->nspan = @2;
-            $$->list2 = $7;
+            if ($$) {
+                $$->name = $2;
+                $$->nspan = @2;
+                $$->list2 = $7;
+            }
         }
     ;
 
@@ -370,7 +398,10 @@ params
 /* NAME : type [= default] */
 param
     : IDENT COLON type                 { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); }
-    | IDENT COLON type ASSIGN expr     { $$ = named1(p, AST_PARAM, @$, $1, @1, $3); $$->b = $5; }
+    | IDENT COLON type ASSIGN expr     {
+                                           $$ = named1(p, AST_PARAM, @$, $1, @1, $3);
+                                           if ($$) $$->b = $5;
+                                       }
     ;
 
 /* ---- types: int | [T] | {a: T, b: U} | Name ---- */
@@ -430,8 +461,10 @@ stmt
     : LET IDENT ASSIGN expr opt_after
         {
             $$ = with_list(p, mk3(p, AST_LET, @$, $4, NULL, NULL), $5);
-            $$->name = $2;
-            $$->nspan = @2;
+            if ($$) {
+                $$->name = $2;
+                $$->nspan = @2;
+            }
         }
     | RETURN expr                      { $$ = mk3(p, AST_RETURN, @$, $2, NULL, NULL); }
     | expr opt_after                   { $$ = listed(p, AST_EXPRSTMT, @$, $1, $2); }
@@ -550,8 +583,8 @@ primary
     | FLOAT
     | DURATION
     | DATE
-    | TRUE                             { $$ = mk(p, AST_BOOL, @$); $$->ival = 1; }
-    | FALSE                            { $$ = mk(p, AST_BOOL, @$); $$->ival = 0; }
+    | TRUE                             { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 1; }
+    | FALSE                            { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 0; }
     | string
     | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
     | LBRACKET opt_exprs RBRACKET      { $$ = with_list(p, mk(p, AST_LIST, @$), $2); }
@@ -587,10 +620,12 @@ string
     : STR_BEGIN str_parts STR_END
         {
             $$ = with_list(p, mk(p, AST_STR, @$), $2);
-            if ($2.len == 0) { /* "" still has its one (empty) literal part */
+            if ($$ && $2.len == 0) { /* "" still has its one (empty) literal part */
                 flow_node *part = mk(p, AST_STRPART, @$);
-                part->sval = "";
-                ast_push(p->ar, &$$->list, part);
+                if (part) {
+                    part->sval = "";
+                    (void)ast_push(p->ar, &$$->list, part);
+                }
             }
         }
     ;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "ast.h"
 #include "diag.h"
@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(src + sizeof head - 1, data, size);
     memcpy(src + sizeof head - 1 + size, tail, sizeof tail);
 
-    ast_arena *ar = ast_arena_new();
+    ast_arena *ar = ast_arena_new(fl_ctx_default());
     flow_diag d;
     diag_init(&d, "f.flow", src, n, devnull);
     const flow_node *prog = flow_parse(ar, &d, src, n);

@@ -281,7 +281,7 @@ static void round_trip(const flow_node *prog) {
     fclose(f);
     flow_diag d;
     diag_init(&d, "round-trip.flow", text, len, stderr);
-    ast_arena *ar = ast_arena_new();
+    ast_arena *ar = ast_arena_new(fl_ctx_default());
     flow_node *again = flow_parse(ar, &d, text, len);
     if (!again || !same(prog, again)) {
         fprintf(stderr, "round trip failed; printed source:\n%s\n", text);
@@ -297,7 +297,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!devnull) devnull = fopen("/dev/null", "w");
     flow_diag d;
     diag_init(&d, "fuzz.flow", (const char *)data, size, devnull);
-    ast_arena *ar = ast_arena_new();
+    ast_arena *ar = ast_arena_new(fl_ctx_default());
     flow_node *prog = flow_parse(ar, &d, (const char *)data, size);
     if ((prog != NULL) != (d.errors == 0)) {
         fprintf(stderr, "tree returned with %d errors\n", d.errors);

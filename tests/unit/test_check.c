@@ -27,13 +27,13 @@ static compiled compile_to(const char *src, const char *plan_path);
 static compiled compile_text(const char *src) { return compile_to(src, "build/t.plan"); }
 
 static compiled compile_to(const char *src, const char *plan_path) {
-    compiled r = {ast_arena_new(), NULL, 0};
+    compiled r = {ast_arena_new(fl_ctx_default()), NULL, 0};
     flow_diag d;
     FILE *sink = fopen("/dev/null", "w");
     diag_init(&d, "tests/unit/t.flow", src, strlen(src), sink);
     flow_node *prog = flow_parse(r.ar, &d, src, strlen(src));
     if (prog && !d.errors) {
-        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src)};
+        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src), NULL};
         r.plan = flowc_compile(prog, &d, &opt);
     }
     r.errors = d.errors;
@@ -453,14 +453,14 @@ static void test_elf_symbols(void **state) {
     if (!buf) skip();
     elf_symtab t;
     char err[160];
-    assert_int_equal(elf_dynsyms(buf, len, &t, err, sizeof err), 0);
+    assert_int_equal(elf_dynsyms(fl_ctx_default(), buf, len, &t, err, sizeof err), 0);
     assert_true(elf_has(&t, "add"));
     assert_true(elf_has(&t, "count_words"));
     assert_false(elf_has(&t, "no_such_symbol"));
     assert_false(elf_has(&t, "printf")); /* undefined here: imported, not defined */
     elf_symtab_free(&t);
     for (size_t cut = 0; cut < len; cut += 1 + cut / 8) {
-        elf_dynsyms(buf, cut, &t, err, sizeof err);
+        elf_dynsyms(fl_ctx_default(), buf, cut, &t, err, sizeof err);
         elf_symtab_free(&t);
     }
     uint32_t seed = 12345;
@@ -472,11 +472,12 @@ static void test_elf_symbols(void **state) {
             size_t at = (seed >> 8) % (len < 4096 ? len : 4096); /* headers live early */
             bad[at] = (uint8_t)(seed >> 3);
         }
-        elf_dynsyms(bad, len, &t, err, sizeof err);
+        elf_dynsyms(fl_ctx_default(), bad, len, &t, err, sizeof err);
         elf_symtab_free(&t);
         free(bad);
     }
-    assert_int_equal(elf_dynsyms((const uint8_t *)"#!/bin/sh\n", 10, &t, err, sizeof err), -1);
+    assert_int_equal(
+        elf_dynsyms(fl_ctx_default(), (const uint8_t *)"#!/bin/sh\n", 10, &t, err, sizeof err), -1);
     assert_string_equal(err, "not an ELF file");
     free(buf);
 }

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "expr_ops.h"
 #include "types.h"
@@ -39,7 +39,7 @@ static tx *tx_new(void) {
     tx *t = calloc(1, sizeof *t);
     t->p = plan_new();
     t->p->source = plan_intern_str(t->p, "t.flow");
-    t->ar = ast_arena_new();
+    t->ar = ast_arena_new(fl_ctx_default());
     flow_plan *p = t->p;
     t->t_int = plan_type_basic(p, PT_INT);
     t->t_float = plan_type_basic(p, PT_FLOAT);

@@ -27,7 +27,7 @@
 #include <cmocka.h>
 #include <ffi.h>
 
-#include "../../compiler/expr.h"
+#include "../../compiler/check_expr.h"
 #include "../../runtime/expr.h"
 #include "../../runtime/jit.h"
 #include "expr_ops.h"
@@ -62,7 +62,7 @@ static tj *tj_new(void) {
     tj *t = calloc(1, sizeof *t);
     flow_plan *p = t->p = plan_new();
     p->source = plan_intern_str(p, "t.flow");
-    t->ar = ast_arena_new();
+    t->ar = ast_arena_new(fl_ctx_default());
     t->t_int = plan_type_basic(p, PT_INT);
     t->t_float = plan_type_basic(p, PT_FLOAT);
     t->t_bool = plan_type_basic(p, PT_BOOL);

@@ -36,7 +36,7 @@ static parsed parse_n(const char *src, size_t len) {
     FILE *out = open_memstream(&r.errors, &r.errors_len);
     flow_diag d;
     diag_init(&d, "<input>", src, len, out);
-    r.ar = ast_arena_new();
+    r.ar = ast_arena_new(fl_ctx_default());
     r.prog = flow_parse(r.ar, &d, src, len);
     fclose(out);
     r.nerrors = d.errors;

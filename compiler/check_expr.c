@@ -1,5 +1,6 @@
 /*
- * expr.c — type-checking and lowering of lambdas and interpolated strings (see expr.h).
+ * check_expr.c — type-checking and lowering of lambdas and interpolated strings (see
+ * check_expr.h).
  *
  * DESIGN
  * One recursive pass over the expression does both jobs: lower(e) checks e, appends
@@ -20,7 +21,7 @@
  *
  * On any error, the plan's arrays that this call appended to are rolled back.
  */
-#include "expr.h"
+#include "check_expr.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ static const char *tname(lw *w, uint32_t t, char *buf, size_t len) {
     return buf;
 }
 
+/* an error at sp; marks the lambda failed (it will be rolled back) */
 static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...) {
@@ -71,6 +73,7 @@ static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...) {
     diag_error(w->cx->diag, sp, hint, "%s", msg);
 }
 
+/* a limit was overstepped: reported once per lambda, however deep the recursion */
 static void limit_err(lw *w, flow_span sp, const char *fmt, int limit) {
     if (w->limit_reported) return;
     w->limit_reported = true;
@@ -82,6 +85,7 @@ static bool same_span(flow_span a, flow_span b) {
     return a.line == b.line && a.col == b.col && a.end_line == b.end_line && a.end_col == b.end_col;
 }
 
+/* the plan location of sp; consecutive instructions of one span share one entry */
 static uint32_t loc_for(lw *w, flow_span sp) {
     if (w->loc != PLAN_NONE && same_span(sp, w->loc_span)) return w->loc;
     w->loc_span = sp;
@@ -109,10 +113,12 @@ static uint32_t emit(lw *w, flow_expr_op op, int32_t a, uint32_t b, flow_span sp
     return rel;
 }
 
+/* the index of the next instruction, relative to the lambda's first (a jump target) */
 static uint32_t here(lw *w) {
     return w->p->n_code - w->first;
 }
 
+/* set the target of the jump emitted at `at` */
 static void patch(lw *w, uint32_t at, uint32_t target) {
     if (w->first + at < w->p->n_code) w->p->code[w->first + at].a = (int32_t)target;
 }
@@ -132,6 +138,7 @@ static bool is_str(lw *w, uint32_t t) {
 static bool is_num(lw *w, uint32_t t) {
     return is_k(w, t, PT_INT) || is_k(w, t, PT_FLOAT);
 }
+/* values of type t own memory at run time (strings, bytes, lists, records) */
 static bool is_heap(lw *w, uint32_t t) {
     return is_str(w, t) || is_k(w, t, PT_BYTES) || is_k(w, t, PT_LIST) || is_k(w, t, PT_RECORD);
 }
@@ -148,6 +155,8 @@ static uint32_t push_str(lw *w, const char *s, size_t n, uint32_t type, flow_spa
     return type;
 }
 
+/* push an int constant: an immediate when it fits in 32 bits (durations never do:
+ * they are plan values), else a plan value loaded by index */
 static void push_int(lw *w, int64_t i, uint32_t type, flow_span sp) {
     if (i >= INT32_MIN && i <= INT32_MAX && type != w->t_dur) {
         emit(w, EOP_IMM, (int32_t)i, 0, sp, 1);
@@ -873,6 +882,7 @@ typedef struct plan_marks {
     uint32_t code, values, locs, typelist, lambdas; /* n_* at the start */
 } plan_marks;
 
+/* where the plan's arrays end now, to roll back to after an error */
 static plan_marks mark(const flow_plan *p) {
     return (plan_marks){p->n_code, p->n_values, p->n_locs, p->n_typelist, p->n_lambdas};
 }
@@ -885,6 +895,7 @@ static void rollback(flow_plan *p, plan_marks m) {
     p->n_lambdas = m.lambdas;
 }
 
+/* a fresh walker over cx's plan, with the basic types looked up once */
 static void lw_init(lw *w, expr_ctx *cx) {
     memset(w, 0, sizeof *w);
     w->cx = cx;
@@ -941,6 +952,8 @@ static uint32_t finish(lw *w, plan_marks m, const flow_node *body, flow_span lsp
     return li;
 }
 
+/* expr_lower_lambda and expr_lower_lambda_prefix (prefix: fewer parameters may be
+ * declared than offered) */
 static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
                              int nparams, uint32_t want_ret, uint32_t *ret, bool prefix) {
     if (ret) *ret = PLAN_NONE;

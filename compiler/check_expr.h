@@ -1,5 +1,5 @@
 /*
- * expr.h — lambdas and interpolated strings: type-checking (language.md §8, §2,
+ * check_expr.h — lambdas and interpolated strings: type-checking (language.md §8, §2,
  * §4 sh commands) and lowering to the plan's typed stack code (runtime/expr_ops.h).
  *
  * The checker (compiler/check*.c) calls these wherever a lambda or an sh command
@@ -11,8 +11,8 @@
  * Ownership: the AST is borrowed (it lives in the compilation's arena); the plan is
  * the caller's. No state survives a call apart from what it appended to the plan.
  */
-#ifndef FLOW_EXPR_H
-#define FLOW_EXPR_H
+#ifndef FLOWC_CHECK_EXPR_H
+#define FLOWC_CHECK_EXPR_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,4 +60,4 @@ uint32_t expr_lower_sh(expr_ctx *cx, const flow_node *cmd, const char *const *pn
  * float upper lower replace contains starts_with ends_with)? */
 bool expr_is_builtin(const char *name);
 
-#endif /* FLOW_EXPR_H */
+#endif /* FLOWC_CHECK_EXPR_H */
