@@ -1,5 +1,6 @@
 #!/bin/sh
-# run.sh — `make bench`: runs every other bench/*.sh in name order and prints their output.
+# run.sh — `make bench`: runs every other bench/*.sh in name order (startup.sh among them:
+# flowrun start-up against make -q) and prints their output.
 here=$(dirname "$0")
 status=0
 for b in "$here"/*.sh; do
