@@ -8,7 +8,7 @@
 #                   under ASan+UBSan, and a subset built with LLVM=0 (build/nollvm);
 #                   ends with one line "N passed, M failed"
 #   make example    deps, build, then run the word-count example
-#   make LLVM=0     build without LLVM: lambdas are interpreted (no JIT)
+#   make LLVM=0     build without LLVM: lambdas are interpreted (no JIT module)
 #   make bench      benchmarks (bench/), figures and ratios against the peers
 #   make fuzz       libFuzzer targets, long (FUZZ_SECONDS each, default 600)
 #   make install   [PREFIX=/usr/local] [DESTDIR=] [BINDIR= LIBDIR= INCLUDEDIR= DATADIR= MANDIR=]
@@ -21,6 +21,9 @@
 # libflow.so is libflow.so.VERSION with soname libflow.so.MAJOR, and exports only the
 # flow_* API (-fvisibility=hidden, runtime/libflow.map); flowrun exports to task
 # libraries only the task ABI (runtime/flowrun.dynlist). docs/runtime-abi.md.
+# The JIT (runtime/jit.c) is the only code linked with LLVM: a module of its own,
+# $(BUILD)/lib/flow/libflow-jit.so, that libflow opens with dlopen when a plan with
+# lambdas asks for it (runtime/jit_load.c); libflow, flowrun and flow.pc need no LLVM.
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
 #   grammar/flow.l grammar/flow.y   -> scanner and parser (part of flowc)
@@ -60,12 +63,14 @@ endif
 
 # LLVM is probed here, when make reads this file: `make check` and `make example`
 # run `make deps` first and then a second make, so the probe sees what deps installed.
+# Only the JIT module (JITMOD below) is compiled with LLVM's headers and linked with
+# libLLVM; FLOW_HAVE_LLVM tells libflow that the build has a module to load.
 ifeq ($(LLVM),1)
   LLVM_CONFIG ?= $(shell command -v llvm-config-14 || command -v llvm-config)
   LLVM_INCDIR := $(if $(LLVM_CONFIG),$(shell $(LLVM_CONFIG) --includedir 2>/dev/null))
   LLVM_LIBDIR := $(if $(LLVM_CONFIG),$(shell $(LLVM_CONFIG) --libdir 2>/dev/null))
-  override CFLAGS += -DFLOW_HAVE_LLVM=1 $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
-  LIBS_PRIVATE += $(if $(LLVM_LIBDIR),-L$(LLVM_LIBDIR)) -lLLVM-14
+  override CFLAGS += -DFLOW_HAVE_LLVM=1
+  LLVM_LIBS := $(if $(LLVM_LIBDIR),-L$(LLVM_LIBDIR)) -lLLVM-14
 endif
 override LDLIBS += $(LIBS_PRIVATE)
 
@@ -79,7 +84,7 @@ GEN        := $(BUILD)/gen
 PARSER_C   := $(GEN)/parser.c
 LEXER_C    := $(GEN)/lexer.c
 COMP_SRC   := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
-RT_SRC     := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
+RT_SRC     := $(filter-out runtime/main.c runtime/jit.c,$(wildcard runtime/*.c))
 ifneq ($(wildcard grammar/flow.y),)
 GRAMMAR_OBJ := $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
 GRAMMAR_H   := $(GEN)/parser.h
@@ -95,6 +100,8 @@ LIBSO      := $(BUILD)/lib/libflow.so
 LIBSO_REAL := $(BUILD)/lib/libflow.so.$(VERSION)
 LIBSO_MAJ  := $(BUILD)/lib/$(SONAME)
 FLOW_H     := $(BUILD)/include/flow.h
+# the JIT module (runtime/jit.c, linked with LLVM), installed in $(LIBDIR)/flow/
+JITMOD     := $(if $(filter 1,$(LLVM)),$(BUILD)/lib/flow/libflow-jit.so)
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -105,7 +112,7 @@ EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
 .PHONY: all check check-plain check-sanitize check-nollvm example bench fuzz install uninstall \
         clean test golden deps config-check unit testlibs examples-libs
-all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H)
+all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H) $(JITMOD)
 
 deps:
 	@$(CHECK_ENV) sh .ci/deps.sh
@@ -147,6 +154,17 @@ $(LIBSO_MAJ) $(LIBSO): $(LIBSO_REAL)
 $(FLOW_H): runtime/include/flow.h
 	@mkdir -p $(dir $@)
 	cp $< $@
+# The JIT module: jit.c alone sees LLVM's headers; it reaches libflow only through
+# the table it is given when loaded (runtime/jit_abi.h), so it links nothing of
+# libflow, and (without sanitizers, whose runtime is the program's) must resolve
+# every symbol itself. libflow looks for it in FLOW_JIT_DIR after the places
+# beside itself (runtime/jit_load.c): the LIBDIR given when building.
+$(BUILD)/obj/runtime/jit.o: override CFLAGS += $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
+$(BUILD)/obj/runtime/jit_load.o: override CFLAGS += -DFLOW_JIT_DIR='"$(LIBDIR)/flow"'
+$(BUILD)/lib/flow/libflow-jit.so: $(BUILD)/obj/runtime/jit.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) $(if $(SAN_LDFLAGS),,-Wl,--no-undefined) -o $@ $< \
+	    $(LLVM_LIBS) -lm
 $(FLOWC): $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
@@ -173,7 +191,7 @@ $(dir $(1))lib$(notdir $(1:.c=.so)): $(1) runtime/include/flow.h
 endef
 $(foreach s,$(EX_SRC),$(eval $(call EXLIB_RULE,$(s))))
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(JITMOD)
 testlibs: $(TESTLIBS) $(EX_LIBS)
 
 # check: every suite in tests/suites/ prints "PASS name" / "FAIL name" lines;
@@ -230,6 +248,8 @@ install: all
 	install -m 644 $(FLOW_H) $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBSO_REAL) $(DESTDIR)$(LIBDIR)/
+	if [ -n "$(JITMOD)" ]; then install -d $(DESTDIR)$(LIBDIR)/flow && \
+	    install -m 755 $(JITMOD) $(DESTDIR)$(LIBDIR)/flow/; fi
 	ln -sf libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libflow.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
@@ -241,16 +261,19 @@ install: all
 	if [ -n "$(COMPLETIONS)" ]; then install -d $(DESTDIR)$(COMPDIR) && \
 	    install -m 644 $(addprefix editors/completion/,$(COMPLETIONS)) $(DESTDIR)$(COMPDIR)/; fi
 
-# removes exactly what install put there (same variables), and share/flow
+# removes exactly what install put there (same variables), share/flow, and lib/flow
+# once the module, all it held, is gone
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/flowc $(DESTDIR)$(BINDIR)/flowrun $(DESTDIR)$(INCLUDEDIR)/flow.h \
 	    $(DESTDIR)$(LIBDIR)/libflow.a $(DESTDIR)$(LIBDIR)/libflow.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES)) $(addprefix $(DESTDIR)$(COMPDIR)/,$(COMPLETIONS))
+	rm -f $(DESTDIR)$(LIBDIR)/flow/libflow-jit.so
+	if [ -d $(DESTDIR)$(LIBDIR)/flow ]; then rmdir $(DESTDIR)$(LIBDIR)/flow; fi
 	rm -rf $(DESTDIR)$(DATADIR)/flow
 
 clean:
 	rm -rf $(BUILD) $(TESTLIBS) $(EX_LIBS)
 
 # header dependencies written by -MMD
--include $(RT_OBJ:.o=.d) $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(RT_OBJ:.o=.d) $(BUILD)/obj/runtime/jit.d $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -9,6 +9,11 @@
  * the libffi call from the task's declared types; then the task's function
  * pointer is replaced by the registered one (rtcore.h's rt_ctask.fn). The
  * plan's task names, and so every message, stay as written.
+ *
+ * The JIT: at the first run, a plan with lambdas gets native code (jit.h; the
+ * module is loaded then, never for a plan without lambdas) unless the program
+ * opted out with flow_program_set_jit. A module that cannot be loaded is one
+ * warning to the plan context's log sink, and the lambdas are interpreted.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,6 +26,7 @@
 #include "expr.h"
 #include "flow.h"
 #include "flow_sched.h"
+#include "jit.h"
 #include "refuse.h"
 #include "rtcore.h"
 
@@ -41,6 +47,7 @@ struct flow_program {
     embed_reg *regs; /* registered symbols */
     uint32_t nregs, capregs;
     rt_runtime *rt; /* linked at the first run */
+    int no_jit;     /* flow_program_set_jit(fp, 0): lambdas are interpreted */
 };
 
 struct flow_outcome {
@@ -174,6 +181,15 @@ int flow_program_register(flow_program *fp, const char *library, const char *sym
         fp->regs = r;
     }
     fp->regs[fp->nregs++] = (embed_reg){dupstr(library), dupstr(symbol), fn};
+    return 0;
+}
+
+int flow_program_set_jit(flow_program *fp, int enabled, char *err, size_t errlen) {
+    if (fp->rt) {
+        seterr(err, errlen, "the JIT is chosen before the first run");
+        return -1;
+    }
+    fp->no_jit = !enabled;
     return 0;
 }
 
@@ -344,6 +360,10 @@ static int link_program(flow_program *fp, char *err, size_t errlen) {
         for (uint32_t t = 0; t < p->n_tasks; t++)
             if (reg_of[t]) fp->rt->tasks[t].fn = fp->regs[reg_of[t] - 1].fn;
     free(reg_of);
+    char jerr[600];
+    if (fp->rt && !fp->no_jit && p->n_lambdas && jit_available() &&
+        jit_attach(p, jerr, sizeof jerr) != 0)
+        fl_log(p->ctx, FL_LOG_WARN, "flow: %s; lambdas are interpreted", jerr);
     return fp->rt ? 0 : -1;
 }
 
@@ -508,6 +528,7 @@ void flow_outcome_free(flow_outcome *o) {
 void flow_program_close(flow_program *fp) {
     if (!fp) return;
     if (fp->rt) rt_close(fp->rt);
+    jit_detach(fp->plan);
     for (int i = 0; i < fp->nkv; i++)
         free(fp->kv[i]);
     free(fp->kv);

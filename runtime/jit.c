@@ -31,6 +31,17 @@
  *
  * One module holds every lambda of the plan; it is optimised with the new pass
  * manager ("default<O2>") and compiled by one LLJIT, kept for the plan's life.
+ *
+ * A separate shared object. This file alone is linked with LLVM, into
+ * libflow-jit.so (installed in LIBDIR/flow/), which libflow opens with dlopen
+ * when a plan with lambdas asks for native code (jit_load.c, jit_abi.h). It
+ * exports one function, flow_jit_module_init, and reaches the runtime only
+ * through the table libflow gives it there: expr_step (whose address the
+ * generated code holds), expr_stack_types, and the allocator of the plan's
+ * context, which holds every block this file makes (LLVM's own allocations are
+ * LLVM's). The table's ABI version is checked, and a mismatch refused.
+ *
+ * Layer: core (a module of its own).
  */
 #include "jit.h"
 
@@ -41,47 +52,23 @@
 #include <time.h>
 
 #include "expr_ops.h"
+#include "jit_abi.h"
 
 typedef expr_native jit_fn;
 
-struct expr_jit {
-    jit_fn *fn;       /* fn[lam]: native code, or NULL (interpreted) */
-    uint32_t n;       /* lambdas */
-    jit_kernel *kern; /* kern[node]: fused range loop ending at node, or NULL */
-    uint8_t *kstages; /* kstages[node]: its number of stages */
-    jit_thunk *thunk; /* thunk[task]: direct-call thunk of a C task, or NULL */
-    void *lljit;      /* the LLVMOrcLLJITRef that owns the code */
-    jit_stats stats;  /* figures of the compilation */
-};
+/* The runtime, as given by libflow when the module was loaded. */
+static const jit_rt_table *RT;
 
-jit_thunk jit_task_thunk(const flow_plan *p, uint32_t ti) {
-    const struct expr_jit *j = p->jit;
-    return j && j->thunk && ti < p->n_tasks ? j->thunk[ti] : NULL;
+static void *jmalloc(const flow_plan *p, size_t n) {
+    return RT->malloc(p->ctx, n);
+}
+static void *jcalloc(const flow_plan *p, size_t n, size_t size) {
+    return RT->calloc(p->ctx, n, size);
+}
+static void jfree(const flow_plan *p, void *q) {
+    RT->free(p->ctx, q);
 }
 
-jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages) {
-    const struct expr_jit *j = p->jit;
-    if (!j || !j->kern || node >= p->n_nodes || !j->kern[node]) return NULL;
-    *nstages = j->kstages[node];
-    return j->kern[node];
-}
-
-expr_native jit_native(const flow_plan *p, uint32_t lam) {
-    const struct expr_jit *j = p->jit;
-    return j && lam < j->n ? j->fn[lam] : NULL;
-}
-
-int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
-             expr_error *err) {
-    const struct expr_jit *j = p->jit;
-    if (j) {
-        jit_fn f = lam < j->n ? j->fn[lam] : NULL;
-        if (f) return f(args, out, err);
-    }
-    return expr_eval(p, lam, args, out, err);
-}
-
-#if FLOW_HAVE_LLVM
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -100,10 +87,6 @@ int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *o
  * FastISel above that (10x cheaper per lambda, slower code). */
 #define JIT_FAST_ISEL_ABOVE 64
 #define JIT_MAX_THUNK_PARAMS 16 /* C tasks with more parameters keep libffi */
-
-int jit_available(void) {
-    return 1;
-}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -241,15 +224,15 @@ static int gen_lambda(gen *g, uint32_t lam) {
     if (n == 0 || n > JIT_MAX_CODE) return -1;
     int rc = -1;
     g->lam = lam;
-    g->depth = malloc((n + 1) * sizeof *g->depth);
-    g->bb = calloc(n + 1, sizeof *g->bb);
-    bool *leader = calloc(n + 1, sizeof *leader);
+    g->depth = jmalloc(p, (n + 1) * sizeof *g->depth);
+    g->bb = jcalloc(p, n + 1, sizeof *g->bb);
+    bool *leader = jcalloc(p, n + 1, sizeof *leader);
     g->phi = NULL;
-    uint32_t *types = malloc(EXPR_RT_MAX_STACK * sizeof *types);
+    uint32_t *types = jmalloc(p, EXPR_RT_MAX_STACK * sizeof *types);
     if (!g->depth || !g->bb || !leader || !types) goto out;
     for (uint32_t pc = 0; pc < n; pc++) {
         int d = 0;
-        g->depth[pc] = expr_stack_types(p, lam, pc, types, &d) == 0 ? d : -1;
+        g->depth[pc] = RT->expr_stack_types(p, lam, pc, types, &d) == 0 ? d : -1;
     }
     g->depth[n] = -1;
     leader[0] = true;
@@ -269,7 +252,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
                 break;
         }
     }
-    g->phi = calloc((size_t)n * EXPR_RT_MAX_STACK, sizeof *g->phi);
+    g->phi = jcalloc(p, (size_t)n * EXPR_RT_MAX_STACK, sizeof *g->phi);
     if (!g->phi) goto out;
 
     char name[32];
@@ -477,11 +460,11 @@ out:
         LLVMDeleteFunction(g->fn);
     }
     g->fn = NULL;
-    free(g->depth);
-    free(g->bb);
-    free(g->phi);
-    free(leader);
-    free(types);
+    jfree(p, g->depth);
+    jfree(p, g->bb);
+    jfree(p, g->phi);
+    jfree(p, leader);
+    jfree(p, types);
     return rc;
 }
 
@@ -740,7 +723,7 @@ static void gen_types(gen *g) {
     g->fn_ty = LLVMFunctionType(g->i32, fp, 3, 0);
     LLVMTypeRef sp[7] = {g->i8p, g->i32, g->i32, g->i64p, g->i64p, g->i32p, g->i8p};
     g->step_ty = LLVMFunctionType(g->i32, sp, 7, 0);
-    g->step = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)&expr_step, 0),
+    g->step = LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)RT->expr_step, 0),
                                 LLVMPointerType(g->step_ty, 0));
     g->plan =
         LLVMConstIntToPtr(LLVMConstInt(g->i64, (unsigned long long)(uintptr_t)g->p, 0), g->i8p);
@@ -768,17 +751,16 @@ static uint64_t lookup(LLVMOrcLLJITRef jit, const char *prefix, uint32_t k, char
     return addr;
 }
 
-int jit_attach(flow_plan *p, char *err, size_t errlen) {
-    if (p->jit) return 0;
-    if (p->n_lambdas == 0) return 0; /* no lambdas: no JIT (thunks alone do not pay for it) */
+/* jit_module_ops.attach: the checks on the plan are jit_attach's (jit_load.c). */
+static int module_attach(flow_plan *p, expr_jit **out, char *err, size_t errlen) {
     if (p->n_lambdas > JIT_MAX_LAMBDAS) {
         snprintf(err, errlen, "JIT: more than %d lambdas", JIT_MAX_LAMBDAS);
         return -1;
     }
-    expr_jit *j = calloc(1, sizeof *j);
-    if (j) j->fn = calloc(p->n_lambdas, sizeof *j->fn);
+    expr_jit *j = jcalloc(p, 1, sizeof *j);
+    if (j) j->fn = jcalloc(p, p->n_lambdas, sizeof *j->fn);
     if (!j || !j->fn) {
-        if (j) free(j);
+        if (j) jfree(p, j);
         snprintf(err, errlen, "JIT: out of memory");
         return -1;
     }
@@ -812,8 +794,8 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     j->lljit = jit;
     if (e) {
         set_err(err, errlen, "cannot create the LLJIT", e);
-        free(j->fn);
-        free(j);
+        jfree(p, j->fn);
+        jfree(p, j);
         return -1;
     }
     double t1 = now_ms();
@@ -829,15 +811,15 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     LLVMSetDataLayout(g.M, LLVMOrcLLJITGetDataLayoutStr(jit));
     g.B = LLVMCreateBuilderInContext(g.C);
     gen_types(&g);
-    bool *ok = calloc(p->n_lambdas, sizeof *ok);
+    bool *ok = jcalloc(p, p->n_lambdas, sizeof *ok);
     uint32_t compiled = 0;
     for (uint32_t lam = 0; ok && lam < p->n_lambdas; lam++) {
         ok[lam] = gen_lambda(&g, lam) == 0;
         compiled += ok[lam];
     }
-    j->kern = ok && p->n_nodes ? calloc(p->n_nodes, sizeof *j->kern) : NULL;
-    j->kstages = j->kern ? calloc(p->n_nodes, 1) : NULL;
-    uint32_t *uses = j->kstages ? calloc(p->n_nodes, sizeof *uses) : NULL;
+    j->kern = ok && p->n_nodes ? jcalloc(p, p->n_nodes, sizeof *j->kern) : NULL;
+    j->kstages = j->kern ? jcalloc(p, p->n_nodes, 1) : NULL;
+    uint32_t *uses = j->kstages ? jcalloc(p, p->n_nodes, sizeof *uses) : NULL;
     for (uint32_t node = 0; uses && node < p->n_nodes; node++)
         count_uses(p, node, uses);
     for (uint32_t node = 0; uses && node < p->n_nodes; node++) {
@@ -848,9 +830,9 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         j->kstages[node] = (uint8_t)ns;
         j->stats.kernels++;
     }
-    free(uses);
-    j->thunk = ok && p->n_tasks ? calloc(p->n_tasks, sizeof *j->thunk) : NULL;
-    bool *has_thunk = j->thunk ? calloc(p->n_tasks, sizeof *has_thunk) : NULL;
+    jfree(p, uses);
+    j->thunk = ok && p->n_tasks ? jcalloc(p, p->n_tasks, sizeof *j->thunk) : NULL;
+    bool *has_thunk = j->thunk ? jcalloc(p, p->n_tasks, sizeof *has_thunk) : NULL;
     for (uint32_t ti = 0; has_thunk && ti < p->n_tasks; ti++) {
         has_thunk[ti] = gen_thunk(&g, ti);
         j->stats.thunks += has_thunk[ti];
@@ -867,13 +849,13 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         LLVMDisposeModule(g.M);
         LLVMOrcDisposeThreadSafeContext(tsc);
         LLVMOrcDisposeLLJIT(jit);
-        free(ok);
-        free(has_thunk);
-        free(j->thunk);
-        free(j->kern);
-        free(j->kstages);
-        free(j->fn);
-        free(j);
+        jfree(p, ok);
+        jfree(p, has_thunk);
+        jfree(p, j->thunk);
+        jfree(p, j->kern);
+        jfree(p, j->kstages);
+        jfree(p, j->fn);
+        jfree(p, j);
         return -1;
     }
     if (vmsg) LLVMDisposeMessage(vmsg);
@@ -920,65 +902,52 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
         if (!addr) goto fail;
         j->thunk[ti] = (jit_thunk)(uintptr_t)addr;
     }
-    free(has_thunk);
-    free(ok);
+    jfree(p, has_thunk);
+    jfree(p, ok);
     j->stats.codegen_ms = now_ms() - t3;
     j->stats.compiled = compiled;
-    p->jit = j;
+    *out = j;
     return 0;
 fail:
-    free(ok);
-    free(has_thunk);
-    free(j->thunk);
+    jfree(p, ok);
+    jfree(p, has_thunk);
+    jfree(p, j->thunk);
     LLVMOrcDisposeLLJIT(jit);
-    free(j->kern);
-    free(j->kstages);
-    free(j->fn);
-    free(j);
+    jfree(p, j->kern);
+    jfree(p, j->kstages);
+    jfree(p, j->fn);
+    jfree(p, j);
     return -1;
 }
 
-void jit_detach(flow_plan *p) {
-    expr_jit *j = p->jit;
-    if (!j) return;
-    p->jit = NULL;
+static void module_detach(flow_plan *p, expr_jit *j) {
     LLVMErrorRef e = LLVMOrcDisposeLLJIT((LLVMOrcLLJITRef)j->lljit);
     if (e) LLVMConsumeError(e);
-    free(j->thunk);
-    free(j->kern);
-    free(j->kstages);
-    free(j->fn);
-    free(j);
+    jfree(p, j->thunk);
+    jfree(p, j->kern);
+    jfree(p, j->kstages);
+    jfree(p, j->fn);
+    jfree(p, j);
 }
 
-jit_stats jit_stats_of(const flow_plan *p) {
-    jit_stats s;
-    memset(&s, 0, sizeof s);
-    if (p->jit) s = p->jit->stats;
-    return s;
-}
-
-#else /* !FLOW_HAVE_LLVM: the interpreter runs every lambda */
-
-int jit_available(void) {
+/* The one exported symbol (JIT_MODULE_ENTRY). */
+__attribute__((visibility("default"))) int flow_jit_module_init(const jit_rt_table *rt,
+                                                                jit_module_ops *ops, char *err,
+                                                                size_t errlen);
+int flow_jit_module_init(const jit_rt_table *rt, jit_module_ops *ops, char *err, size_t errlen) {
+    if (!rt || rt->abi != JIT_ABI_VERSION) {
+        snprintf(err, errlen, "JIT ABI version %u, but libflow gives version %u (module and libflow are from different builds of flow)",
+                 (unsigned)JIT_ABI_VERSION, rt ? (unsigned)rt->abi : 0u);
+        return -1;
+    }
+    if (rt->size != sizeof *rt || rt->plan_size != sizeof(flow_plan) ||
+        rt->jit_size != sizeof(struct expr_jit)) {
+        snprintf(err, errlen, "the runtime's table does not match this module (module and libflow are from different builds of flow)");
+        return -1;
+    }
+    RT = rt;
+    ops->abi = JIT_ABI_VERSION;
+    ops->attach = module_attach;
+    ops->detach = module_detach;
     return 0;
 }
-
-int jit_attach(flow_plan *p, char *err, size_t errlen) {
-    (void)p;
-    snprintf(err, errlen, "built without LLVM");
-    return -1;
-}
-
-void jit_detach(flow_plan *p) {
-    (void)p;
-}
-
-jit_stats jit_stats_of(const flow_plan *p) {
-    (void)p;
-    jit_stats s;
-    memset(&s, 0, sizeof s);
-    return s;
-}
-
-#endif

@@ -8,6 +8,11 @@
  * (expr_eval) otherwise. Results, errors (message and loc) and reference counts are
  * identical in both engines: see docs/jit.md. Built with LLVM=0, jit_attach fails
  * with "built without LLVM" and everything is interpreted.
+ *
+ * The code generator is a module of its own (jit.c, libflow-jit.so, linked with
+ * LLVM), opened by jit_attach (jit_load.c) the first time a plan with lambdas asks
+ * for native code; jit_abi.h is the table between them. Everything else declared
+ * here is libflow's (jit_load.c) and never loads LLVM.
  */
 #ifndef FLOW_JIT_H
 #define FLOW_JIT_H
@@ -35,12 +40,14 @@ typedef struct jit_stats {
     uint32_t thunks;     /* direct-call thunks of C tasks (jit_task_thunk) */
 } jit_stats;
 
-/* 1 when this build has the JIT (LLVM=1), else 0. */
+/* 1 when this build has the JIT (LLVM=1: a module to load), else 0. */
 int jit_available(void);
 
 /* Compile every lambda of p (which must have passed expr_verify) and attach the
  * result to p->jit. 0, or -1 with one line in err (p->jit stays NULL and lambdas
- * are interpreted). */
+ * are interpreted). A plan without lambdas: 0 at once, nothing loaded; else the
+ * JIT module is loaded first (once per process): a module that is missing or
+ * refuses is -1 with "JIT module PATH: REASON" in err. */
 int jit_attach(flow_plan *p, char *err, size_t errlen);
 
 /* Detach and free p's native code (before plan_free). No-op when there is none. */

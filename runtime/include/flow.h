@@ -111,6 +111,13 @@ FLOW_API flow_program *flow_program_open_bytes(const void *bytes, size_t len, co
  * exist). fn must have the C signature the task declares. Before the first run. */
 FLOW_API int flow_program_register(flow_program *fp, const char *library, const char *symbol, void *fn,
                           char *err, size_t errlen);
+/* Native code for the plan's lambdas (enabled: 1, the default) or the
+ * interpreter (0); the results are the same. Before the first run. With the JIT
+ * on, the first run of a plan that has lambdas loads the JIT module
+ * (libflow-jit.so, in LIBDIR/flow/ or $FLOW_JIT_MODULE), and with it libLLVM;
+ * a plan without lambdas, or a program that set 0, never loads them. A module
+ * that cannot be loaded: one warning, the lambdas are interpreted. */
+FLOW_API int flow_program_set_jit(flow_program *fp, int enabled, char *err, size_t errlen);
 /* Choose the flow (required when the plan has several). */
 FLOW_API int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen);
 /* Set a parameter of the selected flow from text, as `--param name=text`. */

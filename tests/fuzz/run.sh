@@ -27,11 +27,8 @@ if ! make --no-print-directory -j"$JOBS" BUILD="$FB" CC="$CC" SANITIZE=1 CFLAGS=
     echo "FAIL fuzz: the build failed (see $FB.make.log)"; tail -5 "$FB.make.log"; exit 1
 fi
 
+# libflow.a needs no LLVM: the JIT is a module of its own (docs/jit.md)
 LIBS="-lffi -lyaml -lsqlite3 -lcrypto -ldl -lm -lpthread"
-LLVM_CONFIG=$(command -v llvm-config-14 || command -v llvm-config)
-if [ "${LLVM:-1}" = 1 ] && [ -n "$LLVM_CONFIG" ]; then
-    LIBS="$LIBS -L$($LLVM_CONFIG --libdir) -lLLVM-14"
-fi
 OBJS=$(ls "$FB"/obj/compiler/*.o "$FB"/obj/gen/*.o 2>/dev/null | grep -v '/compiler/main\.o$')
 
 status=0

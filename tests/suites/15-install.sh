@@ -2,8 +2,9 @@
 # make install PREFIX=…: the layout of runtime.md §1, a working flow.pc, and a task
 # library built the documented way (cc -shared -fPIC $(pkg-config --cflags flow)),
 # compiled and run with the installed flowc and flowrun. Then the shared library's
-# soname and links, programs linked with pkg-config (shared, and static through
-# Libs.private), DESTDIR and LIBDIR, and make uninstall leaving nothing behind.
+# soname and links, the JIT module (installed in lib/flow/, found by the installed flowrun;
+# no LLVM needed by flowrun, libflow.so or flow.pc), programs linked with pkg-config (shared,
+# and static through Libs.private), DESTDIR and LIBDIR, and make uninstall leaving nothing behind.
 ROOT=$(pwd)
 T=$(mktemp -d /tmp/flow-install-XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -13,7 +14,8 @@ if ! make --no-print-directory install PREFIX="$P" BUILD="$BUILD" > "$T/install.
 fi
 VERSION=$(sed -n 's/^#define FLOW_VERSION "\(.*\)"$/\1/p' runtime/include/flow.h)
 MAJOR=${VERSION%%.*}
-for f in bin/flowc bin/flowrun include/flow.h lib/libflow.a lib/libflow.so lib/pkgconfig/flow.pc \
+JIT=""; [ -f "$BUILD/lib/flow/libflow-jit.so" ] && JIT=lib/flow/libflow-jit.so  # LLVM=0: no module
+for f in bin/flowc bin/flowrun include/flow.h lib/libflow.a lib/libflow.so lib/pkgconfig/flow.pc $JIT \
          lib/libflow.so.$MAJOR lib/libflow.so.$VERSION \
          share/man/man1/flowc.1 share/man/man1/flowrun.1; do
     if [ -e "$P/$f" ]; then echo "PASS install: $f"; else echo "FAIL install: $f missing"; fi
@@ -44,6 +46,24 @@ F
 cd "$T" && "$P/bin/flowc" twice.flow 2> flowc.err && out=$("$P/bin/flowrun" twice.plan --progress none --state "$T/st" 2> run.err)
 if [ "$out" = 20 ]; then echo "PASS install: installed flowc and flowrun run it"
 else echo "FAIL install: result '$out'"; head -3 "$T/flowc.err" "$T/run.err"; fi
+# the installed flowrun finds the installed JIT module (lib/flow/ beside bin/) for a plan
+# with lambdas, and the installed flowrun, libflow.so and flow.pc need no libLLVM
+if [ -n "$JIT" ]; then
+    cat > lam.flow <<'F'
+flow main(n: int = 100) -> int {
+    return len(range(n).map(x => x * 3).filter(x => x % 2 == 0))
+}
+F
+    "$P/bin/flowc" lam.flow 2> flowc.err
+    out=$(LD_DEBUG=files LD_DEBUG_OUTPUT="$T/dbg" "$P/bin/flowrun" lam.plan --executor inline --progress none --state "$T/st" 2> lam.err)
+    if [ "$out" = 50 ] && [ ! -s lam.err ] && cat "$T"/dbg.* | grep -q "file=$P/bin/../lib/flow/libflow-jit.so"; then
+        echo "PASS install: the installed flowrun loads the installed JIT module for lambdas"
+    else echo "FAIL install: lambdas: result '$out', $(head -2 lam.err), module $(cat "$T"/dbg.* | grep -o 'file=[^ ]*flow-jit[^ ]*' | head -1)"; fi
+    rm -f "$T"/dbg.*
+fi
+if ldd "$P/bin/flowrun" "$P/lib/libflow.so" | grep -q libLLVM || grep -q LLVM "$P/lib/pkgconfig/flow.pc"; then
+    echo "FAIL install: flowrun, libflow.so or flow.pc still needs LLVM"
+else echo "PASS install: flowrun, libflow.so and flow.pc need no LLVM"; fi
 cd "$ROOT" || exit 0
 
 # ---- the shared library: file name, soname, links ----------------------------------------
@@ -126,6 +146,7 @@ if make --no-print-directory install DESTDIR="$D" PREFIX=/opt/flowtest LIBDIR=/o
         BUILD="$BUILD" > "$T/dest.log" 2>&1; then
     pc=$D/opt/flowtest/lib64/pkgconfig/flow.pc
     if [ -x "$D/opt/flowtest/bin/flowrun" ] && [ -e "$D/opt/flowtest/lib64/libflow.so.$MAJOR" ] &&
+        { [ -z "$JIT" ] || [ -f "$D/opt/flowtest/lib64/flow/libflow-jit.so" ]; } &&
         [ ! -e /opt/flowtest ] && grep -qx 'libdir=/opt/flowtest/lib64' "$pc" &&
         grep -qx 'prefix=/opt/flowtest' "$pc" && ! grep -q "$D" "$pc"; then
         echo "PASS install: DESTDIR stages, LIBDIR moves the libraries, flow.pc names the final paths"
