@@ -1021,7 +1021,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
 flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt) {
     chk_ctx c;
     memset(&c, 0, sizeof c);
-    c.plan = plan_new();
+    c.plan = plan_new(fl_ctx_default());
     c.diag = diag;
     c.d = diag;
     c.opt = opt;

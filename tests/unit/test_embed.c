@@ -94,7 +94,7 @@ static uint32_t add_node(flow_plan *p, uint32_t kind, uint32_t type, uint32_t re
  * tasks bound to "mylib.*", a library that does not exist. hello_as: when not
  * NULL, "image" or "run_as": my_hello declares that option. */
 static uint8_t *make_plan_with(size_t *len, const char *hello_as) {
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "embed.flow");
     uint32_t ti = plan_type_basic(p, PT_INT), tli = plan_type_list(p, ti);
     uint32_t ts = plan_type_basic(p, PT_STR);
