@@ -20,6 +20,7 @@
  *       needs sched.c on the context: until then it is skipped with the reason.
  *
  *   Without ASan only: ASan's allocator is in the way (SANITIZED=1 skips).
+ *   Also here: the log sink gets libflow's warnings (it prints nothing itself).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -135,25 +136,28 @@ static const char oom_src[] = "library s = \"libsched.so\"\n"
 
 #define OOM_PLAN_PATH "tests/lib/oom.plan" /* libraries are found beside it */
 
-static uint8_t *compile_bytes(size_t *len) {
+static uint8_t *compile_src(const char *src, size_t *len) {
     ast_arena *ar = ast_arena_new();
     flow_diag d;
     FILE *sink = fopen("/dev/null", "w");
     assert_non_null(sink);
-    diag_init(&d, "tests/unit/oom.flow", oom_src, strlen(oom_src), sink);
-    flow_node *prog = flow_parse(ar, &d, oom_src, strlen(oom_src));
+    diag_init(&d, "tests/unit/oom.flow", src, strlen(src), sink);
+    flow_node *prog = flow_parse(ar, &d, src, strlen(src));
     assert_non_null(prog);
     assert_int_equal(d.errors, 0);
-    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, oom_src, strlen(oom_src)};
+    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src)};
     flow_plan *p = flowc_compile(prog, &d, &opt);
     assert_non_null(p);
-    assert_true(p->n_lambdas > 0);
     uint8_t *bytes = NULL;
     assert_int_equal(plan_write(p, &bytes, len), 0);
     plan_free(p);
     ast_arena_free(ar);
     fclose(sink);
     return bytes;
+}
+
+static uint8_t *compile_bytes(size_t *len) {
+    return compile_src(oom_src, len);
 }
 
 /* ---- (a) load and link ---- */
@@ -271,6 +275,35 @@ static void test_run(void **state) {
     free(bytes);
 }
 
+/* libflow prints nothing: rt_open's warning about a library no task uses goes to
+ * the context's log sink, as a warning, and nowhere else. */
+static void collect(void *ud, fl_log_level level, const char *msg) {
+    char *buf = ud;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 1024 - n, "%d %s\n", (int)level, msg);
+}
+
+static void test_log_sink(void **state) {
+    (void)state;
+    char src[1024];
+    snprintf(src, sizeof src, "%slibrary nope = \"libnope-unused.so\"\n", oom_src);
+    size_t len;
+    uint8_t *bytes = compile_src(src, &len);
+    char err[512], lines[1024] = "";
+    fl_ctx c;
+    fl_ctx_init(&c);
+    c.log = collect;
+    c.log_ud = lines;
+    flow_plan *p = plan_read(&c, bytes, len, err, sizeof err);
+    assert_non_null(p);
+    rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 0, err, sizeof err);
+    assert_non_null(rt);
+    assert_non_null(strstr(lines, "1 library nope (libnope-unused.so): not found"));
+    rt_close(rt);
+    plan_free(p);
+    free(bytes);
+}
+
 /* The allocator itself: a failed request is counted, reported and leaves nothing. */
 static void test_allocator(void **state) {
     (void)state;
@@ -296,6 +329,7 @@ static void test_allocator(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_allocator),
+        cmocka_unit_test(test_log_sink),
         cmocka_unit_test(test_load_link),
         cmocka_unit_test(test_run),
     };
