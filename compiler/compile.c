@@ -275,7 +275,7 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     c.ctx = opt->ctx ? opt->ctx : fl_ctx_default();
     fl_error_clear(c.ctx); /* out of memory is told by the context: start clean */
     diag->ctx = c.ctx;
-    c.plan = plan_new();
+    c.plan = plan_new(c.ctx);
     c.diag = diag;
     c.d = diag;
     c.opt = opt;

@@ -12,8 +12,14 @@
  *   been copied into run-time values, so a task that allocates nothing costs
  *   nothing here.
  *
- *   Called outside a task, every function prints one clear line on stderr and
- *   returns something safe (heap memory the caller may keep, -1, NULL paths).
+ *   Called outside a task, every function sends one clear line to the log of
+ *   the context the program registered with rt_abi_stray_ctx (none: dropped)
+ *   and returns something safe (heap memory the caller may keep, -1, NULL paths).
+ *
+ *   Out of memory never ends the process: arena memory comes from the plan's
+ *   context, and a failed allocation fails the instance ("out of memory") and
+ *   returns NULL (flow_alloc's documented failure). A failure message or a log
+ *   line that cannot be kept is dropped (the instance still fails: "task failed").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,9 +73,25 @@ int rt_pid(void) {
     return cached_pid;
 }
 
-static void oom(void) {
-    fputs("flow: out of memory\n", stderr);
-    exit(2);
+/* Where the lines of calls made outside a task go (rt_abi_stray_ctx). */
+static fl_ctx *_Atomic stray_ctx;
+
+void rt_abi_stray_ctx(fl_ctx *c) {
+    stray_ctx = c;
+}
+
+static void stray(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void stray(const char *fmt, ...) {
+    fl_ctx *c = stray_ctx;
+    if (!c) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fl_vlog(c, FL_LOG_ERROR, fmt, ap);
+    va_end(ap);
+}
+
+static fl_ctx *ictx_ctx(const rt_ictx *c) {
+    return c->rt->plan->ctx;
 }
 
 double rt_now(void) {
@@ -89,7 +111,7 @@ void rt_ictx_enter(rt_ictx *c, rt_runtime *rt, const rt_job *job) {
 void rt_ictx_leave(rt_ictx *c) {
     for (rt_chunk *k = c->arena, *next; k; k = next) {
         next = k->next;
-        free(k);
+        fl_free(ictx_ctx(c), k);
     }
     c->arena = NULL;
     c->given = NULL; /* it lived in the arena */
@@ -113,8 +135,11 @@ void *rt_arena_alloc(rt_ictx *c, size_t n) {
     rt_chunk *k = c->arena;
     if (!k || k->cap - k->used < n) {
         size_t cap = n > RT_CHUNK_BYTES / 2 ? n : RT_CHUNK_BYTES;
-        rt_chunk *nk = malloc(sizeof *nk + cap);
-        if (!nk) oom();
+        rt_chunk *nk = fl_malloc(ictx_ctx(c), sizeof *nk + cap);
+        if (!nk) {
+            rt_ictx_fail(c, "out of memory");
+            return NULL;
+        }
         nk->used = 0;
         nk->cap = cap;
         if (k && cap == n && k->cap - k->used >= 16) {
@@ -135,8 +160,8 @@ void *rt_arena_alloc(rt_ictx *c, size_t n) {
 static void fail_v(rt_ictx *c, const char *fmt, va_list ap) {
     if (c->failed) return; /* the first failure is the cause */
     c->failed = 1;
-    char *m = malloc(RT_MAX_MSG);
-    if (!m) oom();
+    char *m = malloc(RT_MAX_MSG); /* the result's, freed with free() */
+    if (!m) return;                 /* failed without a message: "task failed" */
     vsnprintf(m, RT_MAX_MSG, fmt ? fmt : "(no message)", ap);
     c->fail_msg = m;
 }
@@ -157,8 +182,8 @@ void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
         size_t cap = c->log_cap ? c->log_cap : 256;
         while (cap < need)
             cap *= 2;
-        char *q = realloc(c->log, cap);
-        if (!q) oom();
+        char *q = realloc(c->log, cap); /* the result's, freed with free() */
+        if (!q) return;                 /* the line is lost, not the run */
         c->log = q;
         c->log_cap = cap;
     }
@@ -176,7 +201,7 @@ void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
 static char *make_tmp_dir(const char *what) {
     const char *tmp = getenv("TMPDIR");
     char *path;
-    if (asprintf(&path, "%s/flow-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what) < 0) oom();
+    if (asprintf(&path, "%s/flow-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what) < 0) return NULL;
     if (!mkdtemp(path)) {
         free(path);
         return NULL;
@@ -207,10 +232,12 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
     if (!strcmp(name, ".") || !strcmp(name, "..")) name = "out";
     size_t n = strlen(dir) + strlen(name) + 24;
     char *path = rt_arena_alloc(c, n);
+    if (!path) return NULL;
     snprintf(path, n, "%s/%s", dir, name);
     while (path_taken(c, path))
         snprintf(path, n, "%s/%u-%s", dir, ++c->out_seq, name);
     rt_given *g = rt_arena_alloc(c, sizeof *g);
+    if (!g) return NULL;
     g->path = path;
     g->next = c->given;
     c->given = g;
@@ -221,7 +248,7 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name) {
 
 static rt_ictx *need_ctx(const char *fn) {
     rt_ictx *c = cur_ictx;
-    if (!c) fprintf(stderr, "flow: %s() called outside a running task\n", fn);
+    if (!c) stray("%s() called outside a running task", fn);
     return c;
 }
 
@@ -232,9 +259,9 @@ void flow_fail(const char *fmt, ...) {
     if (c) {
         fail_v(c, fmt, ap);
     } else {
-        fputs("flow: failure: ", stderr);
-        vfprintf(stderr, fmt ? fmt : "(no message)", ap);
-        fputc('\n', stderr);
+        char m[RT_MAX_MSG];
+        vsnprintf(m, sizeof m, fmt ? fmt : "(no message)", ap);
+        stray("failure: %s", m);
     }
     va_end(ap);
 }
@@ -251,16 +278,14 @@ void flow_log(const char *fmt, ...) {
     if (c) {
         rt_ictx_log(c, buf, (size_t)n);
     } else {
-        fprintf(stderr, "flow: log (outside a task): %s\n", buf);
+        stray("log (outside a task): %s", buf);
     }
 }
 
 void *flow_alloc(size_t n) {
     rt_ictx *c = need_ctx("flow_alloc");
     if (!c) {
-        void *q = calloc(1, n ? n : 1); /* never freed: there is no instance to free it with */
-        if (!q) oom();
-        return q;
+        return calloc(1, n ? n : 1); /* the caller's (no instance to free it with); NULL: none */
     }
     return rt_arena_alloc(c, n);
 }
@@ -269,7 +294,7 @@ char *flow_strdup(const char *s) {
     if (!s) s = "";
     size_t n = strlen(s) + 1;
     char *q = flow_alloc(n);
-    memcpy(q, s, n);
+    if (q) memcpy(q, s, n);
     return q;
 }
 
@@ -282,6 +307,7 @@ flow_list flow_list_new(int64_t len, size_t item_size) {
     }
     size_t n = (size_t)len * item_size;
     l.items = flow_alloc(n);
+    if (!l.items) return l;
     memset(l.items, 0, n);
     l.len = len;
     return l;

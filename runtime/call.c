@@ -90,6 +90,10 @@ static void to_c(rt_ictx *c, uint32_t type, flow_val v, void *dst) {
             } else if (l->len) {
                 size_t es = rt_ctype_of(rt, t->elem)->size;
                 char *items = rt_arena_alloc(c, (size_t)l->len * es);
+                if (!items) { /* the instance has failed: the call is not made */
+                    memset(dst, 0, sizeof cl);
+                    return;
+                }
                 for (int64_t i = 0; i < l->len; i++)
                     to_c(c, t->elem, l->items[i], items + i * es);
                 cl.items = items;
@@ -228,9 +232,11 @@ static void c_invoke(rt_ictx *c, uint32_t ti, const flow_val *args, int over, vo
         }
         size_t size = rt_ctype_of(rt, ty)->size;
         void *dst = size <= sizeof(rt_slot) ? (void *)&slots[i] : rt_arena_alloc(c, size);
+        if (!dst) return; /* out of memory: the instance has failed */
         to_c(c, ty, args[i], dst);
         avalue[i] = dst;
     }
+    if (c->failed) return; /* an argument could not be made: no call */
     jit_thunk th = jit_task_thunk(p, ti); /* a direct call (docs/jit.md), else libffi */
     if (th) th(ct->fn, rbuf, avalue);
     else ffi_call(&ct->cif, FFI_FN(ct->fn), rbuf, avalue);
@@ -330,6 +336,7 @@ static int run_unit(rt_ictx *c, uint32_t ti, const flow_val *args, int over, voi
             } local;
             size_t n = ret_bytes(rt, t->ret);
             void *rbuf = want_raw || n > sizeof local ? rt_arena_alloc(c, n) : (void *)&local;
+            if (!rbuf) return -1;
             c_invoke(c, ti, args, over, over_ptr, rbuf);
             if (c->failed) return -1; /* the return value is ignored */
             if (want_raw) {

@@ -33,6 +33,19 @@
 FLOWRUN_COMMANDS(X)
 #undef X
 
+/* flowrun's one context (cli_ctx.c): C allocator, a log sink writing "flowrun: ..."
+ * lines on stderr. Made on first use; main makes it before any command runs. */
+struct fl_ctx;
+struct fl_ctx *flowrun_ctx(void);
+/* The inline executor's crash handlers (cli_ctx.c; see exec_inline.c's CRASHES).
+ * Once armed, a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS) or
+ * an exit() raised by a task on an inline executor's thread writes `marker` (one
+ * line naming the instance; state_open turns it into run `run`'s failed state),
+ * says so on stderr and ends flowrun with _exit(1). A crash outside a task keeps
+ * its default action. Process-wide; -1 if marker is too long. */
+int cli_crash_arm(const char *marker, long long run);
+void cli_crash_disarm(void);
+
 /* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
 const char *state_dir_default(const char *given);
 

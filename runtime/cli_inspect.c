@@ -25,7 +25,7 @@
 
 static flow_plan *load(const char *cmd, const char *path) {
     char err[512];
-    flow_plan *p = plan_read_file(path, err, sizeof err);
+    flow_plan *p = plan_read_file(flowrun_ctx(), path, err, sizeof err);
     if (!p) fprintf(stderr, "flowrun %s: %s: %s\n", cmd, path, err);
     return p;
 }

@@ -357,7 +357,7 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
-    flow_plan *p = plan_read_file(a.plan, err, sizeof err);
+    flow_plan *p = plan_read_file(flowrun_ctx(), a.plan, err, sizeof err);
     if (!p) {
         fprintf(stderr, "flowrun: %s: %s\n", a.plan, err);
         return 2;
@@ -479,12 +479,12 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         char marker[PATH_MAX];
         snprintf(marker, sizeof marker, "%s/" STATE_CRASH_MARKER "%lld", state,
                  (long long)hist_run_id(h));
-        armed = rt_inline_crash_arm(marker, hist_run_id(h)) == 0;
+        armed = cli_crash_arm(marker, (long long)hist_run_id(h)) == 0;
     }
 
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
-    if (armed) rt_inline_crash_disarm();
+    if (armed) cli_crash_disarm();
 
     char *rjson = NULL;
     if (code == 0 && res.has_result) {

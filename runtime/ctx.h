@@ -95,8 +95,10 @@ typedef struct fl_ctx {
 /* A context with the defaults (C allocator, no sink, system clock, log_max INFO). */
 void fl_ctx_init(fl_ctx *c);
 
-/* TRANSITIONAL: the one process-wide context, for constructors that do not take a
- * context yet (plan_new, plan_read). Goes away when every one of them does. */
+/* TRANSITIONAL: the one process-wide context, for callers that have no context
+ * of their own yet: the compiler (flowc_compile's plan_new), the unit tests and
+ * fuzzers that build plans, and an fv_buf whose ctx is unset. Goes away when
+ * every one of them has one. */
 fl_ctx *fl_ctx_default(void);
 
 /* ---- allocation ---- */

@@ -14,6 +14,13 @@
  * module is loaded then, never for a plan without lambdas) unless the program
  * opted out with flow_program_set_jit. A module that cannot be loaded is one
  * warning to the plan context's log sink, and the lambdas are interpreted.
+ * Each flow_program owns a context (ctx.h) made at open: everything the program
+ * makes (plan, runtime, parameters) allocates through it, an allocation that
+ * fails comes back as an error ("out of memory", code 2 from a run) and the
+ * process goes on. Nothing here exits or prints: the failure summary of a run
+ * goes to the log function the embedding program set (flow_program_set_log),
+ * unless the run is quiet. A flow_outcome outlives its program, so it is made
+ * with the C library's allocator.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -39,6 +46,9 @@ typedef struct embed_reg {
 } embed_reg;
 
 struct flow_program {
+    fl_ctx ctx;      /* how this program allocates and reports (first: see program_alloc) */
+    flow_log_fn logfn; /* flow_program_set_log; NULL: lines are dropped */
+    void *log_ud;
     flow_plan *plan; /* owned */
     char *plan_path; /* where libraries are looked for (a file in that folder), or NULL */
     uint32_t graph;  /* selected flow, or PLAN_NONE */
@@ -69,26 +79,36 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *r = malloc(n);
-    if (!r) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
-    memcpy(r, s, n);
-    return r;
+/* The context's log sink: one line to the program's log function. */
+static void program_log(void *ud, fl_log_level level, const char *msg) {
+    (void)level;
+    flow_program *fp = ud;
+    if (fp->logfn) fp->logfn(fp->log_ud, msg);
 }
 
-static flow_program *program_new(flow_plan *p, const char *plan_path) {
+/* A program with its context and nothing else yet (the C library's memory: the
+ * context cannot allocate its own home); NULL when out of memory. */
+static flow_program *program_alloc(char *err, size_t errlen) {
     flow_program *fp = calloc(1, sizeof *fp);
     if (!fp) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
+        seterr(err, errlen, "out of memory");
+        return NULL;
     }
-    fp->plan = p;
-    fp->plan_path = plan_path ? dupstr(plan_path) : NULL;
+    fl_ctx_init(&fp->ctx);
+    fp->ctx.log = program_log;
+    fp->ctx.log_ud = fp;
     fp->graph = PLAN_NONE;
+    return fp;
+}
+
+/* Give fp its plan (owned from now on) and pick the flow when there is one. */
+static int program_init(flow_program *fp, flow_plan *p, const char *plan_path, char *err,
+                        size_t errlen) {
+    fp->plan = p;
+    if (plan_path && !(fp->plan_path = fl_strdup(&fp->ctx, plan_path))) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
     uint32_t nflows = 0, last = PLAN_NONE;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         if (p->graphs[g].kind == PG_FLOW) {
@@ -96,7 +116,16 @@ static flow_program *program_new(flow_plan *p, const char *plan_path) {
             last = g;
         }
     if (nflows == 1) fp->graph = last;
-    return fp;
+    return 0;
+}
+
+fl_ctx *embed_ctx(flow_program *fp) {
+    return &fp->ctx;
+}
+
+void flow_program_set_log(flow_program *fp, flow_log_fn fn, void *ud) {
+    fp->logfn = fn;
+    fp->log_ud = ud;
 }
 
 static int verify_lambdas(flow_plan *p, char *err, size_t errlen) {
@@ -111,34 +140,43 @@ static int verify_lambdas(flow_plan *p, char *err, size_t errlen) {
 
 flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen) {
     char why[512];
-    flow_plan *p = plan_read_file(plan_path, why, sizeof why);
+    flow_program *fp = program_alloc(err, errlen);
+    if (!fp) return NULL;
+    flow_plan *p = plan_read_file(&fp->ctx, plan_path, why, sizeof why);
     if (!p) {
         seterr(err, errlen, "%s: %s", plan_path, why);
+        free(fp);
         return NULL;
     }
-    if (verify_lambdas(p, err, errlen)) {
-        plan_free(p);
+    if (verify_lambdas(p, err, errlen) || program_init(fp, p, plan_path, err, errlen)) {
+        fp->plan = p;
+        flow_program_close(fp);
         return NULL;
     }
-    return program_new(p, plan_path);
+    return fp;
 }
 
 flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char *lib_dir, char *err,
                                       size_t errlen) {
     char why[512];
-    flow_plan *p = plan_read(bytes, len, why, sizeof why);
+    flow_program *fp = program_alloc(err, errlen);
+    if (!fp) return NULL;
+    flow_plan *p = plan_read(&fp->ctx, bytes, len, why, sizeof why);
     if (!p) {
         seterr(err, errlen, "%s", why);
-        return NULL;
-    }
-    if (verify_lambdas(p, err, errlen)) {
-        plan_free(p);
+        free(fp);
         return NULL;
     }
     /* rt_open looks beside the plan file: name one inside lib_dir */
     char path[4096];
     if (lib_dir) snprintf(path, sizeof path, "%s/embedded.plan", lib_dir);
-    return program_new(p, lib_dir ? path : NULL);
+    if (verify_lambdas(p, err, errlen) ||
+        program_init(fp, p, lib_dir ? path : NULL, err, errlen)) {
+        fp->plan = p;
+        flow_program_close(fp);
+        return NULL;
+    }
+    return fp;
 }
 
 int flow_program_register(flow_program *fp, const char *library, const char *symbol, void *fn,
@@ -172,16 +210,23 @@ int flow_program_register(flow_program *fp, const char *library, const char *sym
         return -1;
     }
     if (fp->nregs == fp->capregs) {
-        fp->capregs = fp->capregs ? fp->capregs * 2 : 8;
-        embed_reg *r = realloc(fp->regs, fp->capregs * sizeof *r);
-        if (!r) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
-        }
+        uint32_t cap = fp->capregs ? fp->capregs * 2 : 8;
+        embed_reg *r = fl_reallocarray(&fp->ctx, fp->regs, cap, sizeof *r);
+        if (!r) goto oom;
         fp->regs = r;
+        fp->capregs = cap;
     }
-    fp->regs[fp->nregs++] = (embed_reg){dupstr(library), dupstr(symbol), fn};
+    embed_reg r = {fl_strdup(&fp->ctx, library), fl_strdup(&fp->ctx, symbol), fn};
+    if (!r.lib || !r.symbol) {
+        fl_free(&fp->ctx, r.lib);
+        fl_free(&fp->ctx, r.symbol);
+        goto oom;
+    }
+    fp->regs[fp->nregs++] = r;
     return 0;
+oom:
+    seterr(err, errlen, "register %s.%s: out of memory", library, symbol);
+    return -1;
 }
 
 int flow_program_set_jit(flow_program *fp, int enabled, char *err, size_t errlen) {
@@ -199,7 +244,7 @@ int flow_program_select(flow_program *fp, const char *flow, char *err, size_t er
             !strcmp(plan_str(fp->plan, fp->plan->graphs[g].name), flow)) {
             if (fp->graph != g)
                 for (int i = 0; i < fp->nkv; i++)
-                    free(fp->kv[i]);
+                    fl_free(&fp->ctx, fp->kv[i]);
             if (fp->graph != g) fp->nkv = 0;
             fp->graph = g;
             return 0;
@@ -227,33 +272,37 @@ int flow_program_set_param(flow_program *fp, const char *name, const char *text,
     char why[300];
     uint32_t type = p->params[G->first_param + i].type;
     if (fv_parse(p, type, text, &v, why, sizeof why) != 0) {
+        if (fl_failed(&fp->ctx) && fp->ctx.errcode == FL_ENOMEM) {
+            seterr(err, errlen, "parameter '%s': out of memory", name);
+            return -1;
+        }
         char tname[200];
         plan_type_text(p, type, tname, sizeof tname);
         seterr(err, errlen, "parameter '%s' (%s): %s", name, tname, why);
         return -1;
     }
     fv_decref(p, type, v);
-    size_t n = strlen(name) + strlen(text) + 2;
-    char *kv = malloc(n);
+    char *kv = fl_sprintf(&fp->ctx, "%s=%s", name, text);
     if (!kv) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
+        seterr(err, errlen, "parameter '%s': out of memory", name);
+        return -1;
     }
-    snprintf(kv, n, "%s=%s", name, text);
     for (int j = 0; j < fp->nkv; j++)
         if (!strncmp(fp->kv[j], name, strlen(name)) && fp->kv[j][strlen(name)] == '=') {
-            free(fp->kv[j]);
+            fl_free(&fp->ctx, fp->kv[j]);
             fp->kv[j] = kv;
             return 0;
         }
     if (fp->nkv == fp->capkv) {
-        fp->capkv = fp->capkv ? fp->capkv * 2 : 8;
-        char **q = realloc(fp->kv, (size_t)fp->capkv * sizeof *q);
+        int cap = fp->capkv ? fp->capkv * 2 : 8;
+        char **q = fl_reallocarray(&fp->ctx, fp->kv, (size_t)cap, sizeof *q);
         if (!q) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
+            fl_free(&fp->ctx, kv);
+            seterr(err, errlen, "parameter '%s': out of memory", name);
+            return -1;
         }
         fp->kv = q;
+        fp->capkv = cap;
     }
     fp->kv[fp->nkv++] = kv;
     return 0;
@@ -324,14 +373,19 @@ int flow_program_set_str(flow_program *fp, const char *name, const char *v, char
  * then install the registered functions. */
 static int link_program(flow_program *fp, char *err, size_t errlen) {
     flow_plan *p = fp->plan;
-    uint32_t *reg_of = calloc(p->n_tasks ? p->n_tasks : 1, sizeof *reg_of); /* reg + 1 */
+    uint32_t *reg_of = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *reg_of); /* reg + 1 */
     if (!reg_of) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
+        seterr(err, errlen, "out of memory");
+        return -1;
     }
     if (fp->nregs) {
         uint32_t stand_sym = plan_intern_str(p, "getpid");
         uint32_t stand_lib = plan_intern_str(p, "libc.so.6");
+        if (p->oom) {
+            fl_free(p->ctx, reg_of);
+            seterr(err, errlen, "out of memory");
+            return -1;
+        }
         for (uint32_t t = 0; t < p->n_tasks; t++) {
             plan_task *T = &p->tasks[t];
             if (T->kind != TK_C) continue;
@@ -359,7 +413,7 @@ static int link_program(flow_program *fp, char *err, size_t errlen) {
     if (fp->rt)
         for (uint32_t t = 0; t < p->n_tasks; t++)
             if (reg_of[t]) fp->rt->tasks[t].fn = fp->regs[reg_of[t] - 1].fn;
-    free(reg_of);
+    fl_free(p->ctx, reg_of);
     char jerr[600];
     if (fp->rt && !fp->no_jit && p->n_lambdas && jit_available() &&
         jit_attach(p, jerr, sizeof jerr) != 0)
@@ -367,21 +421,36 @@ static int link_program(flow_program *fp, char *err, size_t errlen) {
     return fp->rt ? 0 : -1;
 }
 
+/* An outcome (the C library's memory: it may outlive the program); NULL when
+ * out of memory. */
 static flow_outcome *outcome_new(int code, const char *error) {
     flow_outcome *o = calloc(1, sizeof *o);
-    if (!o) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
+    if (!o) return NULL;
     o->code = code;
-    o->json = dupstr("");
-    o->error = dupstr(error ? error : "");
+    o->json = strdup("");
+    o->error = strdup(error ? error : "");
     o->kind = PT_VOID;
+    if (!o->json || !o->error) {
+        flow_outcome_free(o);
+        return NULL;
+    }
     return o;
 }
 
-static int fail_early(flow_outcome **out, int code, const char *msg, int quiet) {
-    if (!quiet) fprintf(stderr, "flow: %s\n", msg);
+/* Each line of text to the program's log (unless quiet). */
+static void log_lines(flow_program *fp, const char *text, int quiet) {
+    if (quiet || !fp->logfn) return;
+    for (const char *s = text; s && *s;) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        fl_log(&fp->ctx, FL_LOG_ERROR, "%.*s", (int)n, s);
+        s += n + (e != NULL);
+    }
+}
+
+static int fail_early(flow_program *fp, flow_outcome **out, int code, const char *msg,
+                      int quiet) {
+    log_lines(fp, msg, quiet);
     if (out) *out = outcome_new(code, msg);
     return code;
 }
@@ -394,25 +463,23 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     const flow_plan *p = fp->plan;
     char err[1024];
     if (fp->graph == PLAN_NONE)
-        return fail_early(out, 2, "the plan has several flows (or none): select one", opts->quiet);
+        return fail_early(fp, out, 2, "the plan has several flows (or none): select one", opts->quiet);
     const plan_graph *G = &p->graphs[fp->graph];
     const char *exname = opts->executor ? opts->executor : "inline";
     if (strcmp(exname, "inline") && strcmp(exname, "process")) {
         snprintf(err, sizeof err, "the %s executor is not available in this build", exname);
-        return fail_early(out, 2, err, opts->quiet);
+        return fail_early(fp, out, 2, err, opts->quiet);
     }
     if (rt_refuse_undone(p, fp->graph, exname, NULL, err, sizeof err))
-        return fail_early(out, 2, err, opts->quiet);
+        return fail_early(fp, out, 2, err, opts->quiet);
+    fl_error_clear(&fp->ctx);
     if (!fp->rt && link_program(fp, err, sizeof err) != 0)
-        return fail_early(out, 2, err, opts->quiet);
-    flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
-    if (!params) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
+        return fail_early(fp, out, 2, err, opts->quiet);
+    flow_val *params = fl_calloc(p->ctx, G->nparams ? G->nparams : 1, sizeof *params);
+    if (!params) return fail_early(fp, out, 2, "out of memory", opts->quiet);
     if (params_resolve(p, fp->graph, fp->kv, fp->nkv, NULL, params, err, sizeof err) != 0) {
-        free(params);
-        return fail_early(out, 2, err, opts->quiet);
+        fl_free(p->ctx, params);
+        return fail_early(fp, out, 2, err, opts->quiet);
     }
     int jobs = opts->jobs > 0 ? opts->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (jobs < 1) jobs = 1;
@@ -421,13 +488,20 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     if (!ex) {
         for (uint32_t i = 0; i < G->nparams; i++)
             fv_decref(p, p->params[G->first_param + i].type, params[i]);
-        free(params);
+        fl_free(p->ctx, params);
         snprintf(err, sizeof err, "cannot start the %s executor: %s", exname, strerror(errno));
-        return fail_early(out, 2, err, opts->quiet);
+        return fail_early(fp, out, 2, err, opts->quiet);
     }
     char *ebuf = NULL;
     size_t elen = 0;
     FILE *ef = open_memstream(&ebuf, &elen);
+    if (!ef) {
+        ex->ops->destroy(ex);
+        for (uint32_t i = 0; i < G->nparams; i++)
+            fv_decref(p, p->params[G->first_param + i].type, params[i]);
+        fl_free(p->ctx, params);
+        return fail_early(fp, out, 2, "out of memory", opts->quiet);
+    }
     sched_opts so;
     memset(&so, 0, sizeof so);
     so.jobs = jobs;
@@ -436,19 +510,20 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     so.progress = SCHED_PROGRESS_NONE;
     so.work_dir = opts->work_dir ? opts->work_dir : ".flow/work/embed";
     so.work_root_len = opts->work_dir ? strlen(opts->work_dir) : strlen(".flow");
-    so.err = ef ? ef : stderr;
+    so.err = ef;
     sched_outcome res;
     int code = sched_run(p, ex, fp->graph, params, &so, &res);
     ex->ops->destroy(ex);
     for (uint32_t i = 0; i < G->nparams; i++)
         fv_decref(p, p->params[G->first_param + i].type, params[i]);
-    free(params);
-    if (ef) fclose(ef);
-    if (ebuf && *ebuf && !opts->quiet) fputs(ebuf, stderr);
+    fl_free(p->ctx, params);
+    fclose(ef);
+    if (fl_failed(&fp->ctx) && fp->ctx.errcode == FL_ENOMEM && code == 0) code = 2;
+    if (ebuf && *ebuf) log_lines(fp, ebuf, opts->quiet);
     flow_outcome *o = outcome_new(code, ebuf);
     free(ebuf);
     if (res.has_result) {
-        if (code == 0) {
+        if (code == 0 && o) {
             char *jb = NULL;
             size_t jl = 0;
             FILE *jf = open_memstream(&jb, &jl);
@@ -470,7 +545,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
                 case PT_PATH:
                 case PT_DIR:
                 case PT_DATE:
-                    o->str = dupstr(fv_as_str(res.result)->data);
+                    o->str = strdup(fv_as_str(res.result)->data); /* NULL: out of memory */
                     break;
                 default:
                     break;
@@ -529,15 +604,16 @@ void flow_program_close(flow_program *fp) {
     if (!fp) return;
     if (fp->rt) rt_close(fp->rt);
     jit_detach(fp->plan);
+    fl_ctx *c = &fp->ctx;
     for (int i = 0; i < fp->nkv; i++)
-        free(fp->kv[i]);
-    free(fp->kv);
+        fl_free(c, fp->kv[i]);
+    fl_free(c, fp->kv);
     for (uint32_t i = 0; i < fp->nregs; i++) {
-        free(fp->regs[i].lib);
-        free(fp->regs[i].symbol);
+        fl_free(c, fp->regs[i].lib);
+        fl_free(c, fp->regs[i].symbol);
     }
-    free(fp->regs);
+    fl_free(c, fp->regs);
     plan_free(fp->plan);
-    free(fp->plan_path);
+    fl_free(c, fp->plan_path);
     free(fp);
 }

@@ -77,14 +77,14 @@ struct rt_executor {
 };
 
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads);
-/* Crash reporting for inline tasks (exec_inline.c). Once armed, a fatal signal
- * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS) or an exit() raised by a task
- * running on an inline executor's thread writes `marker` (one line naming the
- * instance; state_open turns it into run `run`'s failed state), says so on stderr
- * and ends flowrun with _exit(1). A crash outside a task keeps its default action.
- * Process-wide (signal handlers can only reach statics); -1 if marker is too long. */
-int rt_inline_crash_arm(const char *marker, int64_t run);
-void rt_inline_crash_disarm(void);
+/* Crash reporting for inline tasks (exec_inline.c), for the program's own signal
+ * and atexit handlers (flowrun's: cli_ctx.c). Async-signal-safe. When the calling
+ * thread is running a task of an inline executor, writes into marker the marker
+ * file's line naming the instance ("task sq[3] crashed flowrun (signal 11,
+ * Segmentation fault) under the inline executor\n"; sig 0: "called exit()") and
+ * into line the one stderr line for run `run`, and returns 0; else -1. */
+int rt_inline_crash_describe(int sig, int64_t run, char *marker, size_t mcap, char *line,
+                             size_t lcap);
 rt_executor *rt_executor_process(rt_runtime *rt, int nworkers);
 
 #endif /* FLOW_EXEC_H */

@@ -26,9 +26,12 @@
  *   A task runs inside flowrun here, so its segfault or exit() would end
  *   flowrun with the run left `running` (and exit(3) would read as
  *   "interrupted"). Each runner thread notes the job it is running in a
- *   thread-local; once rt_inline_crash_arm has been called, fatal-signal
- *   handlers and an atexit hook look at it. Inside a task they do only
- *   async-signal-safe work: write the marker file (one line naming the
+ *   thread-local and has an alternate signal stack. The handlers themselves
+ *   belong to the program (flowrun's are in cli_crash.c: libflow installs no
+ *   handler and never exits): once armed, fatal-signal handlers and an atexit
+ *   hook ask rt_inline_crash_describe whether the thread is inside a task and
+ *   get the marker line and the stderr line, formatted here. Inside a task they
+ *   do only async-signal-safe work: write the marker file (one line naming the
  *   instance), write one line to stderr, _exit(1). The next state_open turns
  *   the marker into the run's failed state. Caught: SIGSEGV SIGBUS SIGFPE SIGILL
  *   SIGABRT SIGSYS (a stack overflow too: runners have an alternate signal
@@ -85,15 +88,6 @@ typedef struct inline_ex {
 
 /* ---- crash reporting (see CRASHES above) ---------------------------------------- */
 #define CRASH_ALTSTACK (64 * 1024)
-static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS};
-#define N_CRASH_SIGNALS (int)(sizeof crash_signals / sizeof *crash_signals)
-
-static char crash_marker[4096];         /* the marker file's path; "" when not armed */
-static int64_t crash_run;               /* the run it names */
-static pid_t crash_pid;                 /* flowrun's pid (a task's forked child is not us) */
-static volatile sig_atomic_t crash_on;  /* armed */
-static struct sigaction crash_old[N_CRASH_SIGNALS];
-static int crash_atexit_set;
 static __thread const rt_job *tl_job;        /* the job this thread is running, or NULL */
 static __thread const flow_plan *tl_plan;    /* its plan */
 
@@ -130,88 +124,33 @@ static const char *crash_sig_name(int sig) {
     }
 }
 
-/* Write the marker and the stderr line, then end flowrun. sig 0: exit() was called. */
-static void crash_report(int sig) {
-    char m[1024];
-    size_t n = cs_put(m, 0, sizeof m, "task ");
-    n = cs_put(m, n, sizeof m, plan_str(tl_plan, tl_plan->tasks[tl_job->task].name));
-    if (tl_job->map_index >= 0) {
-        n = cs_put(m, n, sizeof m, "[");
-        n = cs_int(m, n, sizeof m, tl_job->map_index);
-        n = cs_put(m, n, sizeof m, "]");
+int rt_inline_crash_describe(int sig, int64_t run, char *marker, size_t mcap, char *line,
+                             size_t lcap) {
+    const rt_job *job = tl_job;
+    if (!job || !tl_plan || mcap < 2 || !lcap) return -1;
+    char *m = marker;
+    size_t n = cs_put(m, 0, mcap, "task ");
+    n = cs_put(m, n, mcap, plan_str(tl_plan, tl_plan->tasks[job->task].name));
+    if (job->map_index >= 0) {
+        n = cs_put(m, n, mcap, "[");
+        n = cs_int(m, n, mcap, job->map_index);
+        n = cs_put(m, n, mcap, "]");
     }
     if (sig) {
-        n = cs_put(m, n, sizeof m, " crashed flowrun (");
-        n = cs_put(m, n, sizeof m, crash_sig_name(sig));
-        n = cs_put(m, n, sizeof m, ") under the inline executor");
+        n = cs_put(m, n, mcap, " crashed flowrun (");
+        n = cs_put(m, n, mcap, crash_sig_name(sig));
+        n = cs_put(m, n, mcap, ") under the inline executor");
     } else {
-        n = cs_put(m, n, sizeof m, " called exit() under the inline executor");
+        n = cs_put(m, n, mcap, " called exit() under the inline executor");
     }
-    int fd = open(crash_marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        n = cs_put(m, n, sizeof m, "\n");
-        if (write(fd, m, n) < 0) {
-        }
-        close(fd);
-        m[--n] = 0;
-    }
-    char line[1200];
-    size_t k = cs_put(line, 0, sizeof line, "flowrun: run ");
-    k = cs_int(line, k, sizeof line, crash_run);
-    k = cs_put(line, k, sizeof line, ": ");
-    k = cs_put(line, k, sizeof line, m);
-    k = cs_put(line, k, sizeof line, "; the run is failed (--executor process contains crashes)\n");
-    if (write(2, line, k) < 0) {
-    }
-    _exit(1);
-}
-
-static void crash_on_signal(int sig) {
-    if (crash_on && tl_job && getpid() == crash_pid) crash_report(sig);
-    /* not a task of ours: the default action, as if we had never been here */
-    signal(sig, SIG_DFL);
-    if (sig == SIGABRT) raise(sig); /* abort() raised it: it would not come again */
-}
-
-static void crash_on_exit(void) {
-    if (crash_on && tl_job && getpid() == crash_pid) crash_report(0);
-}
-
-static char crash_main_stack[CRASH_ALTSTACK]; /* for the thread that arms (the scheduler's) */
-static int crash_main_stack_set;
-
-int rt_inline_crash_arm(const char *marker, int64_t run) {
-    if (strlen(marker) >= sizeof crash_marker) return -1;
-    stack_t old;
-    if (sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE)) {
-        stack_t ss = {.ss_sp = crash_main_stack, .ss_size = sizeof crash_main_stack};
-        crash_main_stack_set = sigaltstack(&ss, NULL) == 0;
-    }
-    memcpy(crash_marker, marker, strlen(marker) + 1);
-    crash_run = run;
-    crash_pid = getpid();
-    if (!crash_atexit_set && atexit(crash_on_exit) == 0) crash_atexit_set = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = crash_on_signal;
-    sa.sa_flags = SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < N_CRASH_SIGNALS; i++)
-        sigaction(crash_signals[i], &sa, &crash_old[i]);
-    crash_on = 1;
+    size_t k = cs_put(line, 0, lcap, "flowrun: run ");
+    k = cs_int(line, k, lcap, run);
+    k = cs_put(line, k, lcap, ": ");
+    k = cs_put(line, k, lcap, m);
+    k = cs_put(line, k, lcap, "; the run is failed (--executor process contains crashes)\n");
+    (void)k;
+    cs_put(m, n, mcap, "\n");
     return 0;
-}
-
-void rt_inline_crash_disarm(void) {
-    if (!crash_on) return;
-    crash_on = 0;
-    for (int i = 0; i < N_CRASH_SIGNALS; i++)
-        sigaction(crash_signals[i], &crash_old[i], NULL);
-    if (crash_main_stack_set) {
-        stack_t ss = {.ss_flags = SS_DISABLE};
-        sigaltstack(&ss, NULL);
-        crash_main_stack_set = 0;
-    }
 }
 
 /* An alternate signal stack for this runner thread, so a task's stack overflow
@@ -234,11 +173,6 @@ static void crash_altstack_free(void *mem) {
     stack_t ss = {.ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
     free(mem);
-}
-
-static void oom(void) {
-    fputs("flow: out of memory\n", stderr);
-    exit(2);
 }
 
 /* How many jobs a runner takes now (mu held, queue not empty). */
@@ -288,15 +222,7 @@ static void take_and_run(inline_ex *ex) {
         ex->ndone -= ex->dhead;
         ex->dhead = 0;
     }
-    if (ex->ndone + ran > ex->capdone) {
-        size_t cap = ex->capdone ? ex->capdone : 1024;
-        while (cap < ex->ndone + ran)
-            cap *= 2;
-        done_item *d = realloc(ex->done, cap * sizeof *d);
-        if (!d) oom();
-        ex->done = d;
-        ex->capdone = cap;
-    }
+    /* room is there: inline_submit reserved a slot for every job it queued */
     memcpy(ex->done + ex->ndone, res, ran * sizeof *res);
     ex->ndone += ran;
     ex->running -= k;
@@ -321,10 +247,35 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* Room in ex->done for `more` results beyond every one that can still come
+ * (finished, running, queued), so a runner never allocates; mu held. 0, or -1
+ * when out of memory (the context says so). */
+static int reserve_done(inline_ex *ex, size_t more) {
+    size_t need = (ex->ndone - ex->dhead) + ex->running + (ex->qtail - ex->qhead) + more;
+    if (ex->dhead && ex->ndone + ex->running + (ex->qtail - ex->qhead) + more > ex->capdone) {
+        memmove(ex->done, ex->done + ex->dhead, (ex->ndone - ex->dhead) * sizeof *ex->done);
+        ex->ndone -= ex->dhead;
+        ex->dhead = 0;
+    }
+    if (need <= ex->capdone) return 0;
+    size_t cap = ex->capdone ? ex->capdone : 1024;
+    while (cap < need)
+        cap *= 2;
+    done_item *d = fl_reallocarray(rt_plan(ex->rt)->ctx, ex->done, cap, sizeof *d);
+    if (!d) return -1;
+    ex->done = d;
+    ex->capdone = cap;
+    return 0;
+}
+
 static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     inline_ex *ex = (inline_ex *)base;
     if (n <= 0) return 0;
     pthread_mutex_lock(&ex->mu);
+    if (reserve_done(ex, (size_t)n)) {
+        pthread_mutex_unlock(&ex->mu);
+        return -1;
+    }
     if (ex->qhead == ex->qtail) ex->qhead = ex->qtail = 0;
     if (ex->qtail + (size_t)n > ex->qcap) {
         if (ex->qhead) { /* slide the queue down before growing it */
@@ -336,8 +287,11 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
             size_t cap = ex->qcap ? ex->qcap : 1024;
             while (cap < ex->qtail + (size_t)n)
                 cap *= 2;
-            rt_job *q = realloc(ex->q, cap * sizeof *q);
-            if (!q) oom();
+            rt_job *q = fl_reallocarray(rt_plan(ex->rt)->ctx, ex->q, cap, sizeof *q);
+            if (!q) {
+                pthread_mutex_unlock(&ex->mu);
+                return -1;
+            }
             ex->q = q;
             ex->qcap = cap;
         }
@@ -406,13 +360,14 @@ static void inline_destroy(rt_executor *base) {
     const flow_plan *p = rt_plan(ex->rt);
     for (size_t i = ex->dhead; i < ex->ndone; i++)
         rt_result_clear(p, ex->done[i].task, &ex->done[i].r);
-    free(ex->done);
-    free(ex->q);
-    free(ex->threads);
+    fl_ctx *c = p->ctx;
+    fl_free(c, ex->done);
+    fl_free(c, ex->q);
+    fl_free(c, ex->threads);
     pthread_mutex_destroy(&ex->mu);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
-    free(ex);
+    fl_free(c, ex);
 }
 
 static const rt_executor_ops inline_ops = {"inline", inline_submit, inline_wait, inline_destroy};
@@ -420,16 +375,20 @@ static const rt_executor_ops inline_ops = {"inline", inline_submit, inline_wait,
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads) {
     if (nthreads < 1) nthreads = 1;
     if (nthreads > INLINE_MAX_THREADS) nthreads = INLINE_MAX_THREADS;
-    inline_ex *ex = calloc(1, sizeof *ex);
-    if (!ex) oom();
+    fl_ctx *c = rt_plan(rt)->ctx;
+    inline_ex *ex = fl_calloc(c, 1, sizeof *ex);
+    if (!ex) return NULL;
+    ex->threads = fl_calloc(c, (size_t)nthreads, sizeof *ex->threads);
+    if (!ex->threads) {
+        fl_free(c, ex);
+        return NULL;
+    }
     ex->base.ops = &inline_ops;
     ex->rt = rt;
     ex->nthreads = nthreads;
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->work_cv, NULL);
     pthread_cond_init(&ex->done_cv, NULL);
-    ex->threads = calloc((size_t)nthreads, sizeof *ex->threads);
-    if (!ex->threads) oom();
     for (int i = 0; i < nthreads - 1; i++) {
         if (pthread_create(&ex->threads[i], NULL, worker_main, ex) != 0) break;
         ex->nstarted++;

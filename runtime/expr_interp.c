@@ -34,11 +34,14 @@
 typedef struct sbuf {
     char *data;        /* inline or malloc'ed */
     size_t len, cap;   /* bytes used, capacity */
-    bool too_long;     /* more than EXPR_RT_MAX_STRING was put: the rest is dropped */
+    bool too_long;     /* more than EXPR_RT_MAX_STRING was put, or memory ran out (then
+                          the context's error says so): the rest is dropped */
+    fl_ctx *ctx;       /* allocates data when it spills */
     char inline_[256]; /* storage for short strings */
 } sbuf;
 
-static void sb_init(sbuf *b) {
+static void sb_init(sbuf *b, fl_ctx *ctx) {
+    b->ctx = ctx;
     b->data = b->inline_;
     b->len = 0;
     b->cap = sizeof b->inline_;
@@ -55,13 +58,13 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
         while (cap < b->len + n)
             cap *= 2;
         if (cap > EXPR_RT_MAX_STRING) cap = EXPR_RT_MAX_STRING; /* len + n fits: checked above */
-        char *d = malloc(cap);
+        char *d = fl_malloc(b->ctx, cap);
         if (!d) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
+            b->too_long = true;
+            return;
         }
         memcpy(d, b->data, b->len);
-        if (b->data != b->inline_) free(b->data);
+        if (b->data != b->inline_) fl_free(b->ctx, b->data);
         b->data = d;
         b->cap = cap;
     }
@@ -74,7 +77,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 static flow_val sb_done(const flow_plan *p, uint32_t t, sbuf *b) {
     flow_val v = {.o = NULL};
     if (!b->too_long) v = fv_str_new(p, t, b->data, (int64_t)b->len);
-    if (b->data != b->inline_) free(b->data);
+    if (b->data != b->inline_) fl_free(b->ctx, b->data);
     return v;
 }
 
@@ -146,7 +149,7 @@ static flow_val str_join_path(const flow_plan *p, uint32_t t, const fv_str *a, c
     if (a->len == 0) return fv_str_new(p, t, b->data, b->len);
     if (b->len == 0) return fv_str_new(p, t, a->data, a->len);
     sbuf sb;
-    sb_init(&sb);
+    sb_init(&sb, p->ctx);
     size_t e = trim_slashes(a->data, (size_t)a->len);
     sb_put(&sb, a->data, e);
     if (!(e == 1 && a->data[0] == '/')) sb_put(&sb, "/", 1);
@@ -174,7 +177,7 @@ static flow_val str_replace(const flow_plan *p, uint32_t t, const fv_str *s, con
                             const fv_str *new_) {
     if (old->len == 0) return fv_str_new(p, t, s->data, s->len);
     sbuf sb;
-    sb_init(&sb);
+    sb_init(&sb, p->ctx);
     size_t at = 0;
     const char *hit;
     while ((hit = find(s, at, old))) {
@@ -201,7 +204,7 @@ static void sb_shquote(sbuf *sb, const fv_str *s) {
 
 static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
     sbuf sb;
-    sb_init(&sb);
+    sb_init(&sb, p->ctx);
     sb_shquote(&sb, s);
     return sb_done(p, t, &sb);
 }
@@ -209,7 +212,7 @@ static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
 /* The elements of a list of strings as quoted words separated by spaces. */
 static flow_val str_shquote_list(const flow_plan *p, uint32_t t, const fv_list *xs) {
     sbuf sb;
-    sb_init(&sb);
+    sb_init(&sb, p->ctx);
     for (int64_t i = 0; i < xs->len; i++) {
         if (i) sb_put(&sb, " ", 1);
         sb_shquote(&sb, S(xs->items[i]));
@@ -594,7 +597,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                 fv_list *xs = fv_as_list(NEXT);
                 fv_str *sep = S(TOP);
                 sbuf sb;
-                sb_init(&sb);
+                sb_init(&sb, p->ctx);
                 for (int64_t i = 0; i < xs->len; i++) {
                     if (i) sb_put(&sb, sep->data, (size_t)sep->len);
                     sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
@@ -612,7 +615,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             case EOP_INTERP: {
                 int n = in->op == EOP_CONCAT ? 2 : (int)in->b;
                 sbuf sb;
-                sb_init(&sb);
+                sb_init(&sb, p->ctx);
                 for (int k = sp - n; k < sp; k++)
                     sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
                 flow_val v = sb_done(p, (uint32_t)in->a, &sb);

@@ -105,7 +105,7 @@ static int record(vm *m, uint32_t pc, uint32_t target, const vstack *st) {
         uint32_t cap = m->cappool ? m->cappool : 1024;
         while (cap < m->npool + need)
             cap *= 2;
-        uint32_t *q = realloc(m->pool, (size_t)cap * sizeof *q);
+        uint32_t *q = fl_reallocarray(m->p->ctx, m->pool, cap, sizeof *q);
         if (!q) return bad(m, pc, "out of memory");
         m->pool = q;
         m->cappool = cap;
@@ -415,7 +415,7 @@ static int start(const flow_plan *p, uint32_t lam, vm *m, char *err, size_t errl
     for (uint32_t i = 0; i < l->nparams; i++)
         if (p->typelist[l->first_ptype + i] >= p->n_types) return bad(m, 0, "parameter type");
     if (l->ret >= p->n_types) return bad(m, 0, "result type");
-    m->at = malloc((size_t)l->ncode * sizeof *m->at);
+    m->at = fl_reallocarray(p->ctx, NULL, l->ncode, sizeof *m->at);
     if (!m->at) return bad(m, 0, "out of memory");
     for (uint32_t i = 0; i < l->ncode; i++)
         m->at[i] = PLAN_NONE;
@@ -423,8 +423,9 @@ static int start(const flow_plan *p, uint32_t lam, vm *m, char *err, size_t errl
 }
 
 static void finish(vm *m) {
-    free(m->at);
-    free(m->pool);
+    if (!m->p) return;
+    fl_free(m->p->ctx, m->at);
+    fl_free(m->p->ctx, m->pool);
 }
 
 int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen) {
@@ -446,14 +447,17 @@ int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *ty
         finish(&m);
         return -1;
     }
-    vstack *st = malloc(sizeof *st);
-    if (!st) return -1;
+    vstack *st = fl_malloc(p->ctx, sizeof *st);
+    if (!st) {
+        finish(&m);
+        return -1;
+    }
     int r = run(&m, pc, st);
     if (r == 0) {
         memcpy(types, st->t, (size_t)st->n * sizeof *types);
         *n = st->n;
     }
-    free(st);
+    fl_free(p->ctx, st);
     finish(&m);
     return r;
 }

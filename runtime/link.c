@@ -43,12 +43,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
-static void *xcalloc(size_t n, size_t size) {
-    void *q = calloc(n ? n : 1, size ? size : 1);
-    if (!q) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
+/* Zeroed memory from the plan's context; NULL (and "out of memory" in err)
+ * when there is none. */
+static void *zalloc(const rt_runtime *rt, size_t n, size_t size, char *err, size_t errlen) {
+    void *q = fl_calloc(rt->plan->ctx, n ? n : 1, size ? size : 1);
+    if (!q) set_err(err, errlen, "out of memory");
     return q;
 }
 
@@ -109,23 +108,30 @@ static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size
                 set_err(err, errlen, "an empty record has no C layout");
                 return -1;
             }
-            ffi_type **el = xcalloc(t->n + 1, sizeof *el);
+            fl_ctx *c = p->ctx;
+            ffi_type **el = zalloc(rt, t->n + 1, sizeof *el, err, errlen);
+            if (!el) return -1;
             for (uint32_t i = 0; i < t->n; i++) {
                 uint32_t ft = p->fields[t->first + i].type;
                 if (build_ctype(rt, ft, depth + 1, err, errlen)) {
-                    free(el);
+                    fl_free(c, el);
                     return -1;
                 }
                 el[i] = rt->ctypes[ft].ft;
             }
-            ffi_type *st = xcalloc(1, sizeof *st);
+            ffi_type *st = zalloc(rt, 1, sizeof *st, err, errlen);
+            ct->offsets = st ? zalloc(rt, t->n, sizeof *ct->offsets, err, errlen) : NULL;
+            if (!ct->offsets) {
+                fl_free(c, el);
+                fl_free(c, st);
+                return -1;
+            }
             st->type = FFI_TYPE_STRUCT;
             st->elements = el;
-            ct->offsets = xcalloc(t->n, sizeof *ct->offsets);
             if (ffi_get_struct_offsets(FFI_DEFAULT_ABI, st, ct->offsets) != FFI_OK) {
-                free(el);
-                free(st);
-                free(ct->offsets);
+                fl_free(c, el);
+                fl_free(c, st);
+                fl_free(c, ct->offsets);
                 ct->offsets = NULL;
                 set_err(err, errlen, "libffi cannot lay out a record type");
                 return -1;
@@ -147,12 +153,12 @@ static void free_ctypes(rt_runtime *rt) {
     for (uint32_t i = 0; i < rt->plan->n_types; i++) {
         rt_ctype *ct = &rt->ctypes[i];
         if (ct->offsets) { /* a record: its ffi_type is ours */
-            free(ct->ft->elements);
-            free(ct->ft);
-            free(ct->offsets);
+            fl_free(rt->plan->ctx, ct->ft->elements);
+            fl_free(rt->plan->ctx, ct->ft);
+            fl_free(rt->plan->ctx, ct->offsets);
         }
     }
-    free(rt->ctypes);
+    fl_free(rt->plan->ctx, rt->ctypes);
 }
 
 /* ---- finding libraries ---- */
@@ -196,7 +202,7 @@ static const char *lib_user(const flow_plan *p, uint32_t lib, char *buf, size_t 
 }
 
 /* Try to dlopen one candidate file; 1 opened, 0 absent, -1 present but failed. */
-static int try_open(const char *path, rt_lib *out, char *why, size_t whylen) {
+static int try_open(fl_ctx *c, const char *path, rt_lib *out, char *why, size_t whylen) {
     if (access(path, F_OK) != 0) return 0;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -204,7 +210,7 @@ static int try_open(const char *path, rt_lib *out, char *why, size_t whylen) {
         return -1;
     }
     out->handle = h;
-    out->path = strdup(path);
+    out->path = fl_strdup(c, path);
     return 1;
 }
 
@@ -226,14 +232,14 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         snprintf(cand, sizeof cand, "./%s", lpath);
     else
         snprintf(cand, sizeof cand, "%s/%s", plan_dir, lpath);
-    rc = try_open(cand, out, why, sizeof why);
+    rc = try_open(p->ctx, cand, out, why, sizeof why);
     const char *fpath = getenv("FLOW_LIBRARY_PATH");
     for (const char *s = fpath; !rc && s && *s;) {
         const char *e = strchr(s, ':');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n) {
             snprintf(cand, sizeof cand, "%.*s/%s", (int)n, s, base_name(lpath));
-            rc = try_open(cand, out, why, sizeof why);
+            rc = try_open(p->ctx, cand, out, why, sizeof why);
         }
         s = e ? e + 1 : s + n;
     }
@@ -242,7 +248,7 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         if (h) {
             struct link_map *lm = NULL;
             out->handle = h;
-            out->path = strdup(dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0]
+            out->path = fl_strdup(p->ctx, dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name[0]
                                    ? lm->l_name
                                    : base_name(lpath));
             rc = 1;
@@ -262,8 +268,8 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         return -1;
     }
     if (!out->path) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
+        set_err(err, errlen, "out of memory");
+        return -1;
     }
     if (all_zero(pl->sha256, 32)) return 0; /* flowc did not see it: nothing to compare */
     uint8_t h[32];
@@ -273,8 +279,8 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
                     lpath, out->path);
             return -1;
         }
-        fprintf(stderr, "flowrun: warning: library %s (%s): cannot read %s to check its hash\n",
-                name, lpath, out->path);
+        fl_log(p->ctx, FL_LOG_WARN, "library %s (%s): cannot read %s to check its hash", name,
+               lpath, out->path);
         return 0;
     }
     if (memcmp(h, pl->sha256, 32) != 0) {
@@ -285,10 +291,10 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
                     who, name, lpath, out->path);
             return -1;
         }
-        fprintf(stderr,
-                "flowrun: warning: library %s (%s): %s differs from the library the plan was "
-                "compiled against (content hash mismatch)\n",
-                name, lpath, out->path);
+        fl_log(p->ctx, FL_LOG_WARN,
+               "library %s (%s): %s differs from the library the plan was "
+               "compiled against (content hash mismatch)",
+               name, lpath, out->path);
     }
     return 0;
 }
@@ -368,7 +374,8 @@ static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
                 plan_str(p, pl->name), plan_str(p, pl->path), sym);
         return -1;
     }
-    ct->atypes = xcalloc(t->nparams + 1, sizeof *ct->atypes);
+    ct->atypes = zalloc(rt, t->nparams + 1, sizeof *ct->atypes, err, errlen);
+    if (!ct->atypes) return -1;
     for (uint32_t i = 0; i < t->nparams; i++) {
         uint32_t ty = p->params[t->first_param + i].type;
         if (build_ctype(rt, ty, 0, why, sizeof why)) {
@@ -392,19 +399,25 @@ static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
 
 rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, char *err,
                     size_t errlen) {
-    rt_runtime *rt = xcalloc(1, sizeof *rt);
+    fl_ctx *c = plan->ctx;
+    rt_runtime *rt = fl_calloc(c, 1, sizeof *rt);
+    if (!rt) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
     rt->plan = plan;
     rt->strict = strict;
-    rt->libs = xcalloc(plan->n_libs, sizeof *rt->libs);
-    rt->tasks = xcalloc(plan->n_tasks, sizeof *rt->tasks);
-    rt->ctypes = xcalloc(plan->n_types, sizeof *rt->ctypes);
-    init_pair(rt);
     char *dir = NULL;
+    if (!(rt->libs = zalloc(rt, plan->n_libs, sizeof *rt->libs, err, errlen)) ||
+        !(rt->tasks = zalloc(rt, plan->n_tasks, sizeof *rt->tasks, err, errlen)) ||
+        !(rt->ctypes = zalloc(rt, plan->n_types, sizeof *rt->ctypes, err, errlen)))
+        goto fail;
+    init_pair(rt);
     if (plan_path) {
-        dir = strdup(plan_path);
+        dir = fl_strdup(c, plan_path);
         if (!dir) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
+            set_err(err, errlen, "out of memory");
+            goto fail;
         }
         char *slash = strrchr(dir, '/');
         if (slash)
@@ -417,30 +430,31 @@ rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, ch
         char who[8];
         if (*lib_user(plan, i, who, sizeof who)) goto fail;
         /* no task uses it: nothing can go wrong for want of it */
-        fprintf(stderr, "flowrun: warning: %s\n", err);
+        fl_log(c, FL_LOG_WARN, "%s", err);
     }
     for (uint32_t i = 0; i < plan->n_tasks; i++)
         if (link_task(rt, i, err, errlen)) goto fail;
-    free(dir);
+    fl_free(c, dir);
     return rt;
 fail:
-    free(dir);
+    fl_free(c, dir);
     rt_close(rt);
     return NULL;
 }
 
 void rt_close(rt_runtime *rt) {
     if (!rt) return;
-    for (uint32_t i = 0; i < rt->plan->n_tasks; i++)
-        free(rt->tasks[i].atypes);
-    free(rt->tasks);
+    fl_ctx *c = rt->plan->ctx;
+    for (uint32_t i = 0; rt->tasks && i < rt->plan->n_tasks; i++)
+        fl_free(c, rt->tasks[i].atypes);
+    fl_free(c, rt->tasks);
     free_ctypes(rt);
-    for (uint32_t i = 0; i < rt->plan->n_libs; i++) {
+    for (uint32_t i = 0; rt->libs && i < rt->plan->n_libs; i++) {
         if (rt->libs[i].handle) dlclose(rt->libs[i].handle);
-        free(rt->libs[i].path);
+        fl_free(c, rt->libs[i].path);
     }
-    free(rt->libs);
-    free(rt);
+    fl_free(c, rt->libs);
+    fl_free(c, rt);
 }
 
 const flow_plan *rt_plan(const rt_runtime *rt) {

@@ -83,6 +83,7 @@ static int wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    flowrun_ctx(); /* the one context (cli_ctx.c): every command takes it from there */
     if (argc < 2) {
         usage(stderr);
         return 2;

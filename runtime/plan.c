@@ -10,19 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
-    return q;
-}
-
-uint32_t plan_grow_(void **arr, uint32_t *n, uint32_t *cap, size_t size) {
+/* The builder's growth. A failed allocation does not stop the builder: it
+ * records "out of memory" in the plan's context, sets p->oom, and the push lands
+ * on an element that already exists (plan_new gives every array room), so the
+ * compiler need not test each push; plan_write refuses a plan with p->oom.
+ * (A read plan's arrays are never NULL either: decode gives each one element.) */
+uint32_t plan_grow_(flow_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size) {
     if (*n == *cap) {
         uint32_t c = *cap ? *cap * 2 : 16;
-        *arr = xrealloc(*arr, (size_t)c * size);
+        void *q = p->oom ? NULL : fl_reallocarray(p->ctx, *arr, c, size);
+        if (!q) {
+            p->oom = true;
+            uint32_t k = *n ? *n - 1 : 0;
+            memset((char *)*arr + (size_t)k * size, 0, size);
+            return k;
+        }
+        *arr = q;
         *cap = c;
     }
     memset((char *)*arr + (size_t)*n * size, 0, size);
@@ -45,53 +48,62 @@ static uint64_t hash_str(const char *s) {
 
 static uint32_t add_str(flow_plan *p, const char *s) {
     size_t n = strlen(s) + 1;
-    while (p->n_strtext + n > p->cap_strtext) {
-        p->cap_strtext = p->cap_strtext ? p->cap_strtext * 2 : 1024;
-        p->strtext = xrealloc(p->strtext, p->cap_strtext);
+    if (p->n_strtext + n > p->cap_strtext) {
+        uint32_t c = p->cap_strtext ? p->cap_strtext : 1024;
+        while (p->n_strtext + n > c)
+            c *= 2;
+        char *q = p->oom ? NULL : fl_realloc(p->ctx, p->strtext, c);
+        if (!q) {
+            p->oom = true;
+            return 0; /* "" */
+        }
+        p->strtext = q;
+        p->cap_strtext = c;
     }
     uint32_t id = PLAN_PUSH(p, stroff);
+    if (p->oom) return 0;
     p->stroff[id] = p->n_strtext;
     memcpy(p->strtext + p->n_strtext, s, n);
     p->n_strtext += (uint32_t)n;
     return id;
 }
 
-flow_plan *plan_new(void) {
-    flow_plan *p = calloc(1, sizeof *p);
-    if (!p) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
-    p->ctx = fl_ctx_default();
-    p->intern = calloc(1, sizeof(plan_intern));
+/* Every array gets room for one record now, so a failed push later has an
+ * element to land on (plan_grow_). */
+#define PLAN_BUILDER_ARRAYS(X)                                                                     \
+    X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
+        X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs)
+
+flow_plan *plan_new(fl_ctx *ctx) {
+    flow_plan *p = fl_calloc(ctx, 1, sizeof *p);
+    if (!p) return NULL;
+    p->ctx = ctx;
+    p->intern = fl_calloc(ctx, 1, sizeof(plan_intern));
+    if (!p->intern) goto oom;
+#define X(arr)                                                                                     \
+    if (!(p->arr = fl_calloc(ctx, 1, sizeof *p->arr))) goto oom;                                   \
+    p->cap_##arr = 1;
+    PLAN_BUILDER_ARRAYS(X)
+#undef X
     add_str(p, "");
+    if (p->oom) goto oom;
     p->source = 0;
     return p;
+oom:
+    plan_free(p);
+    return NULL;
 }
 
 void plan_free(flow_plan *p) {
     if (!p) return;
-    if (p->intern) free(((plan_intern *)p->intern)->slots);
-    free(p->intern);
-    free(p->strtext);
-    free(p->stroff);
-    free(p->types);
-    free(p->fields);
-    free(p->values);
-    free(p->items);
-    free(p->libs);
-    free(p->params);
-    free(p->binds);
-    free(p->tasks);
-    free(p->graphs);
-    free(p->nodes);
-    free(p->args);
-    free(p->afters);
-    free(p->typelist);
-    free(p->lambdas);
-    free(p->code);
-    free(p->locs);
-    free(p);
+    fl_ctx *c = p->ctx;
+    if (p->intern) fl_free(c, ((plan_intern *)p->intern)->slots);
+    fl_free(c, p->intern);
+    fl_free(c, p->strtext);
+#define X(arr) fl_free(c, p->arr);
+    PLAN_BUILDER_ARRAYS(X)
+#undef X
+    fl_free(c, p);
 }
 
 const char *plan_str(const flow_plan *p, uint32_t s) {
@@ -104,10 +116,10 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
     if (!in) return add_str(p, s); /* a read plan: no table, just append */
     if (p->n_stroff * 2 >= in->cap) {
         uint32_t cap = in->cap ? in->cap * 2 : 256;
-        uint32_t *slots = calloc(cap, sizeof *slots);
+        uint32_t *slots = p->oom ? NULL : fl_calloc(p->ctx, cap, sizeof *slots);
         if (!slots) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
+            p->oom = true;
+            return 0;
         }
         for (uint32_t i = 0; i < in->cap; i++)
             if (in->slots[i]) {
@@ -116,7 +128,7 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
                     j = (j + 1) & (cap - 1);
                 slots[j] = in->slots[i];
             }
-        free(in->slots);
+        fl_free(p->ctx, in->slots);
         in->slots = slots;
         in->cap = cap;
     }
@@ -294,18 +306,19 @@ enum {
 
 /* ---- writing ---- */
 typedef struct plan_buf {
-    uint8_t *p; /* bytes */
-    size_t n;   /* used */
-    size_t cap; /* allocated */
+    uint8_t *p;  /* bytes */
+    size_t n;    /* used */
+    size_t cap;  /* allocated */
+    bool failed; /* the size table was wrong: the bytes are garbage */
 } plan_buf;
 
+/* plan_write computes the exact size first and allocates it once; running past
+ * it is a bug in the size table, caught by b->failed (the writes start over at 0,
+ * in bounds; every put is smaller than the header). */
 static void buf_need(plan_buf *b, size_t k) {
     if (b->n + k <= b->cap) return;
-    size_t c = b->cap ? b->cap : 4096;
-    while (c < b->n + k)
-        c *= 2;
-    b->p = xrealloc(b->p, c);
-    b->cap = c;
+    b->failed = true;
+    b->n = 0;
 }
 static void put_u64(plan_buf *b, uint64_t v) {
     buf_need(b, 8);
@@ -354,7 +367,7 @@ static uint64_t value_payload(const flow_plan *p, const plan_value *v) {
 #define PUT_vpay(lv) put_u64(&b, value_payload(p, r));
 #define PLAN_PUT_FIELD(enc, lv) PUT_##enc(lv)
 
-static void plan_seal(uint8_t *buf, size_t len) {
+static int plan_seal(uint8_t *buf, size_t len) {
     uint8_t zero[32] = {0}, md[32];
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -362,16 +375,17 @@ static void plan_seal(uint8_t *buf, size_t len) {
         !EVP_DigestUpdate(c, buf, PLAN_SUM_OFF) || !EVP_DigestUpdate(c, zero, 32) ||
         !EVP_DigestUpdate(c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32) ||
         !EVP_DigestFinal_ex(c, md, &mdlen)) {
-        fputs("flow: SHA-256 failed\n", stderr);
-        exit(2);
+        EVP_MD_CTX_free(c);
+        return -1;
     }
     EVP_MD_CTX_free(c);
     memcpy(buf + PLAN_SUM_OFF, md, 32);
+    return 0;
 }
 
 /* For tests and the fuzzer: recompute the checksum of (possibly edited) plan bytes. */
 void plan_reseal(uint8_t *buf, size_t len) {
-    if (len >= PLAN_HEADER_SIZE) plan_seal(buf, len);
+    if (len >= PLAN_HEADER_SIZE) (void)plan_seal(buf, len);
 }
 
 int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
@@ -383,7 +397,10 @@ int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
     *out = NULL;
     *len = 0;
     if (total > PLAN_MAX_BYTES) return -1;
-    buf_need(&b, (size_t)total);
+    if (p->oom) return fl_error(p->ctx, FL_ENOMEM, NULL, "out of memory");
+    b.p = fl_malloc(p->ctx, (size_t)total);
+    if (!b.p) return -1;
+    b.cap = (size_t)total;
     put_bytes(&b, plan_magic, 8);
     put_u32(&b, PLAN_VERSION);
     put_u32(&b, PLAN_HEADER_SIZE);
@@ -413,11 +430,10 @@ int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
     }
     PLAN_SECTIONS(S)
 #undef S
-    if (b.n != total) {
-        free(b.p);
+    if (b.failed || b.n != total || plan_seal(b.p, b.n)) {
+        fl_free(p->ctx, b.p);
         return -1;
     }
-    plan_seal(b.p, b.n);
     *out = b.p;
     *len = b.n;
     return 0;
@@ -512,7 +528,7 @@ static void plan_free_arrays(flow_plan *p) {
 }
 
 /* The section table, then every section decoded into a fresh flow_plan. */
-static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errlen) {
+static flow_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
     uint32_t nsec = rd32(buf + 92);
     if (nsec != PLAN_NSECTIONS) {
         fail(err, errlen, "bad plan: %u sections, expected %d", nsec, PLAN_NSECTIONS);
@@ -523,11 +539,12 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
         fail(err, errlen, "bad plan: the section table runs past the end of the file");
         return NULL;
     }
-    flow_plan *p = calloc(1, sizeof *p);
+    flow_plan *p = fl_calloc(ctx, 1, sizeof *p);
     if (!p) {
         fail(err, errlen, "out of memory");
         return NULL;
     }
+    p->ctx = ctx;
     p->source = rd32(buf + 56);
     memcpy(p->source_sha256, buf + 60, 32);
     uint64_t prev_end = table_end;
@@ -565,7 +582,7 @@ static flow_plan *decode(const uint8_t *buf, size_t len, char *err, size_t errle
         }                                                                                          \
         prev_end = off + (uint64_t)count * esz;                                                    \
         /* never NULL, even when empty: code may form `arr + first` for an empty range */          \
-        p->arr = calloc(count ? count : 1, sizeof *p->arr);                                        \
+        p->arr = fl_calloc(ctx, count ? count : 1, sizeof *p->arr);                                \
         if (!p->arr) {                                                                             \
             fail(err, errlen, "out of memory");                                                    \
             goto bad;                                                                              \
@@ -1150,7 +1167,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
         /* axes 0 .. naxis-1 are each named by exactly one argument */
         if (naxis > n->nargs) BAD("node %u has %u axes but %u arguments", i, naxis, n->nargs);
         if (naxis) {
-            uint32_t *uses = calloc(naxis, sizeof *uses);
+            uint32_t *uses = fl_calloc(k->p->ctx, naxis, sizeof *uses);
             if (!uses) return fail(k->err, k->errlen, "out of memory");
             for (uint32_t j = 0; j < n->nargs; j++)
                 if (args[j].mode == PA_AXIS) uses[args[j].aux]++; /* aux < naxis: checked */
@@ -1158,7 +1175,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
             while (ax < naxis && uses[ax] == 1)
                 ax++;
             uint32_t u = ax < naxis ? uses[ax] : 1;
-            free(uses);
+            fl_free(k->p->ctx, uses);
             if (ax < naxis) BAD("node %u axis %u is named by %u arguments", i, ax, u);
         }
     } else {
@@ -1173,9 +1190,9 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
 static int chk_group_cycles(plan_check *k) {
     flow_plan *p = k->p;
     uint32_t ng = p->n_graphs ? p->n_graphs : 1;
-    uint8_t *color = calloc(ng, 1);               /* 0 unseen, 1 on the path, 2 done */
-    uint32_t *next = calloc(ng, sizeof *next);    /* next node offset to look at */
-    uint32_t *stack = malloc(ng * sizeof *stack); /* the path */
+    uint8_t *color = fl_calloc(p->ctx, ng, 1);            /* 0 unseen, 1 on the path, 2 done */
+    uint32_t *next = fl_calloc(p->ctx, ng, sizeof *next);   /* next node offset to look at */
+    uint32_t *stack = fl_calloc(p->ctx, ng, sizeof *stack); /* the path */
     int rc = 0;
     if (!color || !next || !stack) rc = fail(k->err, k->errlen, "out of memory");
     for (uint32_t root = 0; root < p->n_graphs && !rc; root++) {
@@ -1204,7 +1221,7 @@ static int chk_group_cycles(plan_check *k) {
             }
         }
     }
-    free(color), free(next), free(stack);
+    fl_free(p->ctx, color), fl_free(p->ctx, next), fl_free(p->ctx, stack);
     return rc;
 }
 
@@ -1251,21 +1268,20 @@ static int plan_validate(flow_plan *p, char *err, size_t errlen) {
     plan_check k = {p, err, errlen, NULL, 0};
     k.type_steps = 1000000 + 64 * ((uint64_t)p->n_types + p->n_values + p->n_params + p->n_nodes +
                                    p->n_args + p->n_typelist);
-    k.owner = malloc((p->n_nodes ? p->n_nodes : 1) * sizeof *k.owner);
+    k.owner = fl_calloc(p->ctx, p->n_nodes ? p->n_nodes : 1, sizeof *k.owner);
     if (!k.owner) return fail(err, errlen, "out of memory");
     int rc = 0;
     if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) || chk_lambdas(&k) ||
         chk_tasks(&k) || chk_graphs(&k))
         rc = -1;
-    free(k.owner);
+    fl_free(p->ctx, k.owner);
     return rc;
 }
 
-flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen) {
+flow_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
     if (check_envelope(buf, len, err, errlen)) return NULL;
-    flow_plan *p = decode(buf, len, err, errlen);
+    flow_plan *p = decode(ctx, buf, len, err, errlen);
     if (!p) return NULL;
-    p->ctx = fl_ctx_default();
     if (plan_validate(p, err, errlen)) {
         plan_free_arrays(p);
         return NULL;
@@ -1273,7 +1289,7 @@ flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen) {
     return p;
 }
 
-flow_plan *plan_read_file(const char *path, char *err, size_t errlen) {
+flow_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fail(err, errlen, "cannot open: %s", strerror(errno));
@@ -1293,7 +1309,7 @@ flow_plan *plan_read_file(const char *path, char *err, size_t errlen) {
         return NULL;
     }
     size_t len = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(len ? len : 1);
+    uint8_t *buf = fl_malloc(ctx, len ? len : 1);
     if (!buf) {
         close(fd);
         fail(err, errlen, "out of memory");
@@ -1306,23 +1322,24 @@ flow_plan *plan_read_file(const char *path, char *err, size_t errlen) {
         got += (size_t)r;
     }
     close(fd);
-    flow_plan *p = plan_read(buf, got, err, errlen);
-    free(buf);
+    flow_plan *p = plan_read(ctx, buf, got, err, errlen);
+    fl_free(ctx, buf);
     return p;
 }
 
 int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen) {
     uint8_t *bytes;
     size_t len;
-    if (plan_write(p, &bytes, &len)) return fail(err, errlen, "plan too large to write");
+    if (plan_write(p, &bytes, &len))
+        return fail(err, errlen, p->oom || fl_failed(p->ctx) ? "out of memory" : "plan too large to write");
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= sizeof tmp) {
-        free(bytes);
+        fl_free(p->ctx, bytes);
         return fail(err, errlen, "%s: path too long", path);
     }
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        free(bytes);
+        fl_free(p->ctx, bytes);
         return fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
     }
     size_t done = 0;
@@ -1336,7 +1353,7 @@ int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errl
         }
         done += (size_t)w;
     }
-    free(bytes);
+    fl_free(p->ctx, bytes);
     if (!rc && fchmod(fd, 0644) != 0)
         rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));
     if (close(fd) != 0 && !rc) rc = fail(err, errlen, "cannot write %s: %s", path, strerror(errno));

@@ -308,14 +308,19 @@ typedef struct flow_plan {
     PLAN_ARRAY(plan_instr, code);
     PLAN_ARRAY(plan_loc, locs);
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
-    fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h); not
-                     serialised. Until every constructor takes one: fl_ctx_default() */
+    fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
+                     one plan_new / plan_read was given; not serialised */
+    bool oom;     /* builder: an allocation failed (the plan is garbage; plan_write refuses it) */
     struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/jit.h), attached
                              after loading; NULL: the interpreter runs them */
 } flow_plan;
 
 /* ---- building (flowc) ---- */
-flow_plan *plan_new(void);            /* an empty plan; string 0 is "" */
+/* An empty plan (string 0 is ""), allocating through ctx; NULL when out of memory.
+ * The builder functions below never fail one by one: an allocation failure sets
+ * p->oom (and the context's error) and later pushes land on an existing record, so
+ * a builder checks p->oom once at the end (plan_write does). */
+flow_plan *plan_new(fl_ctx *ctx);
 void plan_free(flow_plan *p);
 uint32_t plan_intern_str(flow_plan *p, const char *s);
 const char *plan_str(const flow_plan *p, uint32_t s); /* "" for PLAN_NONE */
@@ -325,18 +330,20 @@ uint32_t plan_type_list(flow_plan *p, uint32_t elem);
 uint32_t plan_type_record(flow_plan *p, uint32_t name, const plan_field *fields, uint32_t n);
 /* Append one record to an array and return its index (the arrays grow as needed):
  *   uint32_t i = PLAN_PUSH(p, tasks); p->tasks[i].name = ...;                        */
-#define PLAN_PUSH(p, arr) plan_grow_((void **)&(p)->arr, &(p)->n_##arr, &(p)->cap_##arr, sizeof *(p)->arr)
-uint32_t plan_grow_(void **arr, uint32_t *n, uint32_t *cap, size_t size);
+#define PLAN_PUSH(p, arr)                                                                          \
+    plan_grow_((p), (void **)&(p)->arr, &(p)->n_##arr, &(p)->cap_##arr, sizeof *(p)->arr)
+uint32_t plan_grow_(flow_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size);
 uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_line, uint32_t end_col);
 
 /* ---- bytes ---- */
-/* Deterministic: the same plan gives the same bytes. *out is malloc'ed. 0 on success. */
+/* Deterministic: the same plan gives the same bytes. *out is from fl_malloc(p->ctx)
+ * (fl_free it on that context). 0 on success; -1 when too large or out of memory. */
 int plan_write(const flow_plan *p, uint8_t **out, size_t *len);
 /* Validate and load. On failure returns NULL and writes one line (no newline) to err,
  * e.g. "plan is truncated (412 of 1024 bytes)", "not a flow plan (bad magic)",
  * "plan version 9 is newer than this flowrun (1)", "plan checksum mismatch". */
-flow_plan *plan_read(const uint8_t *buf, size_t len, char *err, size_t errlen);
-flow_plan *plan_read_file(const char *path, char *err, size_t errlen);
+flow_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+flow_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen);
 int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen);
 /* Recompute the checksum of plan bytes in place (tests and fuzzers that edit bytes). */
 void plan_reseal(uint8_t *buf, size_t len);

@@ -113,13 +113,15 @@ int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, c
     }
     int inline_ex = executor && !strcmp(executor, "inline");
     int switches = !inline_ex && geteuid() == 0; /* the process executor, as root */
-    unsigned char *gseen = calloc(p->n_graphs + 1, 1), *tseen = calloc(p->n_tasks + 1, 1);
-    uint32_t *stack = malloc((p->n_graphs + 1) * sizeof *stack);
-    if (!gseen || !tseen || !stack) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
+    unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);
+    unsigned char *tseen = fl_calloc(p->ctx, p->n_tasks + 1, 1);
+    uint32_t *stack = fl_calloc(p->ctx, p->n_graphs + 1, sizeof *stack);
     int rc = 0;
+    if (!gseen || !tseen || !stack) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+        goto done;
+    }
     uint32_t depth = 0;
     stack[depth++] = graph;
     gseen[graph] = 1;
@@ -142,8 +144,9 @@ int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, c
             }
         }
     }
-    free(gseen);
-    free(tseen);
-    free(stack);
+done:
+    fl_free(p->ctx, gseen);
+    fl_free(p->ctx, tseen);
+    fl_free(p->ctx, stack);
     return rc;
 }

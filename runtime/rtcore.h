@@ -83,8 +83,14 @@ typedef struct rt_ictx {
 void rt_ictx_enter(rt_ictx *c, rt_runtime *rt, const rt_job *job);
 void rt_ictx_leave(rt_ictx *c);
 rt_ictx *rt_ictx_current(void);
-/* Arena memory (16-byte aligned, not zeroed) that lives until rt_ictx_leave. */
+/* Arena memory (16-byte aligned, not zeroed) that lives until rt_ictx_leave, from
+ * the plan's context; NULL when out of memory (the instance has then failed). */
 void *rt_arena_alloc(rt_ictx *c, size_t n);
+/* The context whose log gets the lines of flow_* calls made outside any task
+ * (flowrun's, or an embedding program's); NULL: they are dropped. */
+void rt_abi_stray_ctx(fl_ctx *c);
+/* The context a flow_program owns (embed.c): tests reach the allocator through it. */
+fl_ctx *embed_ctx(flow_program *fp);
 /* Record a failure (the first message is kept). */
 void rt_ictx_fail(rt_ictx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append text (a newline is added when missing) to the instance log. */

@@ -50,6 +50,7 @@ typedef struct sh_buf {
     size_t limit;  /* most bytes kept */
     int keep_tail; /* over the limit: 1 drop the oldest bytes, 0 drop the newest */
     int overflow;  /* bytes were dropped */
+    int nomem;     /* bytes were dropped for want of memory (the instance fails) */
 } sh_buf;
 
 static void buf_add(sh_buf *b, const char *s, size_t n) {
@@ -73,8 +74,8 @@ static void buf_add(sh_buf *b, const char *s, size_t n) {
             cap *= 2;
         char *q = realloc(b->d, cap);
         if (!q) {
-            fputs("flow: out of memory\n", stderr);
-            exit(2);
+            b->nomem = 1;
+            return;
         }
         b->d = q;
         b->cap = cap;
@@ -249,6 +250,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
         if (!scratch) return -1;
         size_t n = strlen(scratch) + 32;
         char *q = rt_arena_alloc(c, n);
+        if (!q) return -1;
         snprintf(q, n, "%s/out-%u", scratch, ++c->out_seq);
         outp = q;
     }
@@ -297,6 +299,8 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
     } else if (WEXITSTATUS(r.status) != 0) {
         rt_ictx_fail(c, "command exited with status %d%s%.*s", WEXITSTATUS(r.status), sep, (int)tn,
                      tail);
+    } else if (r.out.nomem || r.err.nomem) {
+        rt_ictx_fail(c, "out of memory");
     } else if (r.out.overflow && result_is_stdout) {
         rt_ictx_fail(c, "command output is larger than %u bytes", SH_MAX_STDOUT);
     } else {
@@ -307,6 +311,10 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
             case PT_STR:
                 if (n && text[n - 1] == '\n') n--;
                 *out = fv_str_new(p, t->ret, text, (int64_t)n);
+                if (!out->o) {
+                    rt_ictx_fail(c, "out of memory");
+                    rc = -1;
+                }
                 break;
             case PT_INT:
             case PT_FLOAT:

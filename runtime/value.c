@@ -37,24 +37,15 @@
 /* Most items a decoded list of zero-size items (e.g. [{}]) may claim. */
 #define FV_MAX_EMPTY_ITEMS (1 << 20)
 
-/* ---- allocation: one entry point, out of memory ends the process ---- */
+/* ---- allocation: through the plan's context; NULL when out of memory (the
+ * context's error says so) and the caller unwinds ---- */
 
-static void *fv_alloc(size_t n) {
-    void *q = malloc(n ? n : 1);
-    if (!q) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
-    return q;
+static void *fv_alloc(const flow_plan *p, size_t n) {
+    return fl_malloc(p->ctx, n);
 }
 
-static void *fv_realloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("flow: out of memory\n", stderr);
-        exit(2);
-    }
-    return q;
+static void fv_free(const flow_plan *p, void *q) {
+    fl_free(p->ctx, q);
 }
 
 static inline const plan_type *ty(const flow_plan *p, uint32_t type) {
@@ -78,9 +69,9 @@ static void obj_init(fv_obj *o, uint32_t type) {
 }
 
 flow_val fv_str_new(const flow_plan *p, uint32_t type, const char *s, int64_t len) {
-    (void)p;
     if (len < 0) len = 0;
-    fv_str *o = fv_alloc(sizeof *o + (size_t)len + 1);
+    fv_str *o = fv_alloc(p, sizeof *o + (size_t)len + 1);
+    if (!o) return (flow_val){.o = NULL};
     obj_init(&o->h, type);
     o->len = len;
     if (len) memcpy(o->data, s, (size_t)len);
@@ -93,9 +84,9 @@ flow_val fv_str_cstr(const flow_plan *p, uint32_t type, const char *s) {
 }
 
 flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, int64_t len) {
-    (void)p;
     if (len < 0) len = 0;
-    fv_bytes *o = fv_alloc(sizeof *o + (size_t)len);
+    fv_bytes *o = fv_alloc(p, sizeof *o + (size_t)len);
+    if (!o) return (flow_val){.o = NULL};
     obj_init(&o->h, type);
     o->len = len;
     if (len) memcpy(o->data, data, (size_t)len);
@@ -103,10 +94,10 @@ flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, in
 }
 
 flow_val fv_list_new(const flow_plan *p, uint32_t type, int64_t len) {
-    (void)p;
     if (len < 0) len = 0;
     size_t n = sizeof(fv_list) + (size_t)len * sizeof(flow_val);
-    fv_list *o = fv_alloc(n);
+    fv_list *o = fv_alloc(p, n);
+    if (!o) return (flow_val){.o = NULL};
     memset(o, 0, n);
     obj_init(&o->h, type);
     o->len = len;
@@ -116,7 +107,8 @@ flow_val fv_list_new(const flow_plan *p, uint32_t type, int64_t len) {
 flow_val fv_rec_new(const flow_plan *p, uint32_t type) {
     uint32_t nf = ty(p, type)->n;
     size_t n = sizeof(fv_rec) + (size_t)nf * sizeof(flow_val);
-    fv_rec *o = fv_alloc(n);
+    fv_rec *o = fv_alloc(p, n);
+    if (!o) return (flow_val){.o = NULL};
     memset(o, 0, n);
     obj_init(&o->h, type);
     return (flow_val){.o = &o->h};
@@ -142,7 +134,7 @@ void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
         for (uint32_t i = 0; i < t->n; i++)
             fv_decref(p, p->fields[t->first + i].type, r->fields[i]);
     }
-    free(v.o);
+    fv_free(p, v.o);
 }
 
 /* ---- equality and hashing ---- */
@@ -277,14 +269,22 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
             return fv_bytes_new(p, pv->type, NULL, 0);
         case PT_LIST: {
             v = fv_list_new(p, pv->type, pv->n);
-            for (uint32_t i = 0; i < pv->n; i++)
-                fv_as_list(v)->items[i] = fv_from_const(p, p->items[pv->u.first + i]);
+            for (uint32_t i = 0; v.o && i < pv->n; i++)
+                if (!(fv_as_list(v)->items[i] = fv_from_const(p, p->items[pv->u.first + i])).o &&
+                    fv_is_heap(p, t->elem)) {
+                    fv_decref(p, pv->type, v);
+                    return (flow_val){.o = NULL};
+                }
             return v;
         }
         case PT_RECORD: {
             v = fv_rec_new(p, pv->type);
-            for (uint32_t i = 0; i < pv->n && i < t->n; i++)
-                fv_as_rec(v)->fields[i] = fv_from_const(p, p->items[pv->u.first + i]);
+            for (uint32_t i = 0; v.o && i < pv->n && i < t->n; i++)
+                if (!(fv_as_rec(v)->fields[i] = fv_from_const(p, p->items[pv->u.first + i])).o &&
+                    fv_is_heap(p, p->fields[t->first + i].type)) {
+                    fv_decref(p, pv->type, v);
+                    return (flow_val){.o = NULL};
+                }
             return v;
         }
         default:
@@ -572,14 +572,15 @@ static int parse_base64(const char *s, const char *e, flow_val *out, const flow_
     size_t n = (size_t)(e - s);
     while (n && s[n - 1] == '=')
         n--;
-    uint8_t *buf = fv_alloc(n * 3 / 4 + 3);
+    uint8_t *buf = fv_alloc(p, n * 3 / 4 + 3);
+    if (!buf) return -1;
     size_t k = 0;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
         int v = b64_val((unsigned char)s[i]);
         if (v < 0) {
-            free(buf);
+            fv_free(p, buf);
             return -1;
         }
         acc = acc << 6 | (uint32_t)v;
@@ -590,8 +591,8 @@ static int parse_base64(const char *s, const char *e, flow_val *out, const flow_
         }
     }
     *out = fv_bytes_new(p, type, buf, (int64_t)k);
-    free(buf);
-    return 0;
+    fv_free(p, buf);
+    return out->o ? 0 : -1;
 }
 
 static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e, flow_val *out) {
@@ -620,9 +621,11 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
                 return perr(ps, "expected a date (YYYY-MM-DD), got '%s'",
                             snippet(s, e, buf, sizeof buf));
             *out = fv_str_new(ps->p, type, s, e - s);
-            return 0;
+            return out->o ? 0 : perr(ps, "out of memory");
         case PT_BYTES:
             bad = parse_base64(s, e, out, ps->p, type);
+            if (bad && fl_failed(ps->p->ctx) && ps->p->ctx->errcode == FL_ENOMEM)
+                return perr(ps, "out of memory");
             if (bad)
                 return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
             return 0;
@@ -630,7 +633,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
         case PT_PATH:
         case PT_DIR:
             *out = fv_str_new(ps->p, type, s, e - s);
-            return 0;
+            return out->o ? 0 : perr(ps, "out of memory");
         default:
             return perr(ps, "a value of type %s cannot be given as text", kind_name(kind));
     }
@@ -678,7 +681,11 @@ static int read_hex4(fv_parser *ps, uint32_t *cp) {
 /* A JSON string at the cursor (just past the opening quote) into a malloc'ed
  * buffer; its decoded length in *n. */
 static char *json_unquote(fv_parser *ps, size_t *n) {
-    char *b = fv_alloc((size_t)(ps->end - ps->s) + 1); /* decoding never grows the text */
+    char *b = fv_alloc(ps->p, (size_t)(ps->end - ps->s) + 1); /* decoding never grows the text */
+    if (!b) {
+        perr(ps, "out of memory");
+        return NULL;
+    }
     size_t k = 0;
     while (ps->s < ps->end && *ps->s != '"') {
         char c = *ps->s++;
@@ -726,7 +733,7 @@ static char *json_unquote(fv_parser *ps, size_t *n) {
         }
     }
     if (ps->s >= ps->end) {
-        free(b);
+        fv_free(ps->p, b);
         perr(ps, "unterminated string");
         return NULL;
     }
@@ -735,7 +742,7 @@ static char *json_unquote(fv_parser *ps, size_t *n) {
     *n = k;
     return b;
 bad:
-    free(b);
+    fv_free(ps->p, b);
     perr(ps, "bad escape in string");
     return NULL;
 }
@@ -761,7 +768,8 @@ static int after_item(fv_parser *ps, char close, const char *what) {
 static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
     uint32_t elem = ty(ps->p, type)->elem;
     size_t cap = 8, n = 0;
-    flow_val *items = fv_alloc(cap * sizeof *items);
+    flow_val *items = fv_alloc(ps->p, cap * sizeof *items);
+    if (!items) return perr(ps, "out of memory");
     ps->s++; /* '[' */
     skip_ws(ps);
     if (ps->s < ps->end && *ps->s == ']') {
@@ -769,8 +777,13 @@ static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
     } else {
         for (;;) {
             if (n == cap) {
+                flow_val *more = fl_reallocarray(ps->p->ctx, items, cap * 2, sizeof *items);
+                if (!more) {
+                    perr(ps, "out of memory");
+                    goto fail;
+                }
+                items = more;
                 cap *= 2;
-                items = fv_realloc(items, cap * sizeof *items);
             }
             if (parse_value(ps, elem, &items[n])) goto fail;
             n++;
@@ -780,21 +793,28 @@ static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
         }
     }
     *out = fv_list_new(ps->p, type, (int64_t)n);
+    if (!out->o) {
+        perr(ps, "out of memory");
+        goto fail;
+    }
     memcpy(fv_as_list(*out)->items, items, n * sizeof *items);
-    free(items);
+    fv_free(ps->p, items);
     return 0;
 fail:
     for (size_t i = 0; i < n; i++)
         fv_decref(ps->p, elem, items[i]);
-    free(items);
+    fv_free(ps->p, items);
     return -1;
 }
 
 static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
     const plan_type *t = ty(ps->p, type);
     flow_val r = fv_rec_new(ps->p, type);
-    bool *seen = fv_alloc(t->n + 1);
-    memset(seen, 0, t->n + 1);
+    bool *seen = fl_calloc(ps->p->ctx, t->n + 1, 1);
+    if (!r.o || !seen) {
+        perr(ps, "out of memory");
+        goto fail;
+    }
     ps->s++; /* '{' */
     skip_ws(ps);
     if (ps->s < ps->end && *ps->s == '}') {
@@ -811,9 +831,10 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
                 const char *s, *e;
                 bare_token(ps, &s, &e);
                 nlen = (size_t)(e - s);
-                name = fv_alloc(nlen + 1);
-                memcpy(name, s, nlen);
-                name[nlen] = 0;
+                if (!(name = fl_strndup(ps->p->ctx, s, nlen))) {
+                    perr(ps, "out of memory");
+                    goto fail;
+                }
             }
             uint32_t f = 0;
             while (f < t->n && strcmp(plan_str(ps->p, ps->p->fields[t->first + f].name), name))
@@ -822,10 +843,10 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
                 char shown[48];
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
                      snippet(name, name + nlen, shown, sizeof shown));
-                free(name);
+                fv_free(ps->p, name);
                 goto fail;
             }
-            free(name);
+            fv_free(ps->p, name);
             skip_ws(ps);
             if (ps->s >= ps->end || (*ps->s != ':' && *ps->s != '=')) {
                 perr(ps, "expected ':' after a field name");
@@ -845,11 +866,11 @@ static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
             perr(ps, "missing field '%s'", plan_str(ps->p, ps->p->fields[t->first + f].name));
             goto fail;
         }
-    free(seen);
+    fv_free(ps->p, seen);
     *out = r;
     return 0;
 fail:
-    free(seen);
+    fv_free(ps->p, seen);
     fv_decref(ps->p, type, r);
     return -1;
 }
@@ -869,7 +890,7 @@ static int parse_value(fv_parser *ps, uint32_t type, flow_val *out) {
         size_t n;
         char *text = json_unquote(ps, &n);
         rc = text ? parse_scalar(ps, type, text, text + n, out) : -1;
-        free(text);
+        fv_free(ps->p, text);
     } else {
         const char *s, *e;
         bare_token(ps, &s, &e);
@@ -885,7 +906,8 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
     uint32_t kind = ty(p, type)->kind;
     if (kind == PT_STR || kind == PT_PATH || kind == PT_DIR) {
         *out = fv_str_cstr(p, type, text); /* as given, spaces and all */
-        return 0;
+        if (!out->o && errlen) snprintf(err, errlen, "out of memory");
+        return out->o ? 0 : -1;
     }
     if (kind != PT_LIST && kind != PT_RECORD) {
         /* a scalar: the whole text, trimmed (a JSON-quoted form is accepted too) */
@@ -912,12 +934,19 @@ int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out,
 
 /* ---- binary encoding ---- */
 
-void fv_buf_grow(fv_buf *b, size_t need) {
+bool fv_buf_grow(fv_buf *b, size_t need) {
+    if (b->failed) return false;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    b->data = fv_realloc(b->data, cap);
+    uint8_t *q = fl_realloc(b->ctx ? b->ctx : fl_ctx_default(), b->data, cap);
+    if (!q) {
+        b->failed = true;
+        return false;
+    }
+    b->data = q;
     b->cap = cap;
+    return true;
 }
 
 static void put_u64(fv_buf *b, uint64_t v) {
@@ -1022,6 +1051,7 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
             size_t each = min_size(p, t->elem, depth + 1);
             if (each ? n > (r->len - r->pos) / each : n > FV_MAX_EMPTY_ITEMS) return -1;
             flow_val l = fv_list_new(p, type, (int64_t)n);
+            if (!l.o) return -1;
             for (uint64_t i = 0; i < n; i++)
                 if (decode(r, t->elem, &fv_as_list(l)->items[i], depth + 1)) {
                     fv_decref(p, type, l);
@@ -1032,6 +1062,7 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
         }
         case PT_RECORD: {
             flow_val rec = fv_rec_new(p, type);
+            if (!rec.o) return -1;
             for (uint32_t i = 0; i < t->n; i++)
                 if (decode(r, p->fields[t->first + i].type, &fv_as_rec(rec)->fields[i],
                            depth + 1)) {
@@ -1047,6 +1078,7 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
                 *out = fv_bytes_new(p, type, r->d + r->pos, (int64_t)n);
             else
                 *out = fv_str_new(p, type, (const char *)r->d + r->pos, (int64_t)n);
+            if (!out->o) return -1;
             r->pos += n;
             return 0;
     }

@@ -69,7 +69,10 @@ bool fv_is_heap(const flow_plan *p, uint32_t type);
 
 /* Constructors. Each returns a new reference (refs = 1). Lists and records are
  * built by filling items/fields after creation (the constructor zero-fills and
- * the caller stores references it owns into them). */
+ * the caller stores references it owns into them). They allocate through
+ * p->ctx: out of memory gives a value with o == NULL (the context's error says
+ * so; fv_decref of it is a no-op), as do fv_from_const and fv_decode/fv_parse
+ * (-1, "out of memory"). */
 flow_val fv_str_new(const flow_plan *p, uint32_t type, const char *s, int64_t len);
 flow_val fv_str_cstr(const flow_plan *p, uint32_t type, const char *s);
 flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, int64_t len);
@@ -115,14 +118,18 @@ int fv_duration_parse(const char *s, size_t n, int64_t *ms);
 typedef struct fv_buf {
     uint8_t *data;
     size_t len, cap;
+    fl_ctx *ctx; /* allocates data (fl_free it there); NULL: fl_ctx_default() (transitional) */
+    bool failed; /* an allocation failed: later puts are dropped, the bytes are incomplete */
 } fv_buf;
 void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out);
-/* Append n bytes to b (growing it; out of memory ends the process); append v as
- * n (at most 8) little-endian bytes. Inline: they sit on hot paths (the history's
- * records, one per instance). fv_buf_grow makes room for `need` bytes in all. */
-void fv_buf_grow(fv_buf *b, size_t need);
+/* Append n bytes to b (growing it); append v as n (at most 8) little-endian
+ * bytes. Out of memory sets b->failed and drops this and every later put: the
+ * writer tests b->failed once at the end. Inline: they sit on hot paths (the
+ * history's records, one per instance). fv_buf_grow makes room for `need` bytes
+ * in all; false when it cannot. */
+bool fv_buf_grow(fv_buf *b, size_t need);
 static inline void fv_buf_put(fv_buf *b, const void *d, size_t n) {
-    if (b->len + n > b->cap) fv_buf_grow(b, b->len + n);
+    if (b->len + n > b->cap && !fv_buf_grow(b, b->len + n)) return;
     if (n) memcpy(b->data + b->len, d, n);
     b->len += n;
 }

@@ -53,7 +53,9 @@ typedef struct flow_list {
 FLOW_API void flow_fail(const char *fmt, ...) FLOW_PRINTF(1, 2);
 /* A line in this instance's log. */
 FLOW_API void flow_log(const char *fmt, ...) FLOW_PRINTF(1, 2);
-/* Memory that lives until the runtime has stored the instance's result. */
+/* Memory that lives until the runtime has stored the instance's result. NULL when
+ * memory ran out (the instance has then failed with "out of memory"); the same
+ * for flow_strdup, and flow_list_new gives {0, NULL}. */
 FLOW_API void *flow_alloc(size_t n);
 FLOW_API char *flow_strdup(const char *s);
 /* A list of len items of item_size bytes each, zero-filled, in flow_alloc memory. */
@@ -95,7 +97,14 @@ FLOW_API int64_t flow_map_index(void);
  * flow_outcome is independent of its program (it may outlive it) and is freed
  * with flow_outcome_free. Strings returned by these functions belong to the
  * handle they came from and live until it is freed. Functions returning int
- * return 0 on success and -1 with one line in err (when err is not NULL). */
+ * return 0 on success and -1 with one line in err (when err is not NULL).
+ *
+ * libflow never exits and never prints. Running out of memory is an error like
+ * any other ("out of memory" in err, or code 2 and that line in the outcome);
+ * the program, and the process, can go on (close it, open another). What a run
+ * has to say to a person (the failure summary) goes to the program's log
+ * function, if it set one (flow_program_set_log); otherwise it is dropped (it
+ * is in the outcome anyway). */
 
 typedef struct flow_program flow_program; /* a plan opened for running */
 typedef struct flow_outcome flow_outcome; /* the result of one run */
@@ -118,6 +127,11 @@ FLOW_API int flow_program_register(flow_program *fp, const char *library, const 
  * a plan without lambdas, or a program that set 0, never loads them. A module
  * that cannot be loaded: one warning, the lambdas are interpreted. */
 FLOW_API int flow_program_set_jit(flow_program *fp, int enabled, char *err, size_t errlen);
+/* Where the program's lines for a person go: fn(ud, line) once per line (no
+ * newline; valid for the call only), e.g. the failure summary of a run that is
+ * not quiet. NULL: dropped (the default). */
+typedef void (*flow_log_fn)(void *ud, const char *line);
+FLOW_API void flow_program_set_log(flow_program *fp, flow_log_fn fn, void *ud);
 /* Choose the flow (required when the plan has several). */
 FLOW_API int flow_program_select(flow_program *fp, const char *flow, char *err, size_t errlen);
 /* Set a parameter of the selected flow from text, as `--param name=text`. */
@@ -142,12 +156,14 @@ typedef struct flow_run_options {
     int64_t max_map;      /* largest expansion for tasks that set none; 0: 100000 */
     int breadth_first;    /* 1: breadth-first order instead of depth-first */
     const char *work_dir; /* where instance output folders go; NULL: ".flow/work/embed" */
-    int quiet;            /* 1: no failure summary on stderr (it is in the outcome anyway) */
+    int quiet;            /* 1: the failure summary is not sent to the program's log
+                             (flow_program_set_log); it is in the outcome anyway */
 } flow_run_options;
 
 /* Run the selected flow (options may be NULL). Returns the exit code flowrun
  * would give: 0 result produced, 1 a task failed, 2 plan/parameter/library
- * error, 3 interrupted. *out is set whenever it is not NULL (free it). */
+ * error (and out of memory), 3 interrupted. *out is set whenever it is not NULL
+ * (free it); it is NULL only when there was no memory even for the outcome. */
 FLOW_API int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcome **out);
 
 FLOW_API int flow_outcome_code(const flow_outcome *o);

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const flow_node *prog = flow_parse(ar, &d, src, n);
     const flow_node *lam = prog ? find_lambda(prog, 0) : NULL;
     if (lam) {
-        flow_plan *p = plan_new();
+        flow_plan *p = plan_new(fl_ctx_default());
         uint32_t t_int = plan_type_basic(p, PT_INT), t_str = plan_type_basic(p, PT_STR);
         uint32_t t_path = plan_type_basic(p, PT_PATH), t_lint = plan_type_list(p, t_int);
         plan_field rf[] = {{plan_intern_str(p, "file"), t_path}, {plan_intern_str(p, "n"), t_int}};

@@ -33,7 +33,7 @@ typedef struct fuzz_types {
 static fuzz_types *types(void) {
     static fuzz_types ft; /* built once; read-only afterwards */
     if (ft.p) return &ft;
-    flow_plan *p = ft.p = plan_new();
+    flow_plan *p = ft.p = plan_new(fl_ctx_default());
     uint32_t ti = plan_type_basic(p, PT_INT), tf = plan_type_basic(p, PT_FLOAT);
     uint32_t tb = plan_type_basic(p, PT_BOOL), ts = plan_type_basic(p, PT_STR);
     uint32_t tp = plan_type_basic(p, PT_PATH), td = plan_type_basic(p, PT_DATE);

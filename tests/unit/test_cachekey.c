@@ -22,7 +22,7 @@ typedef struct fixture {
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    f->p = plan_new();
+    f->p = plan_new(fl_ctx_default());
     flow_plan *p = f->p;
     f->t_path = plan_type_basic(p, PT_PATH);
     f->t_int = plan_type_basic(p, PT_INT);

@@ -37,7 +37,7 @@ typedef struct T {
 
 static T *mk(void) {
     T *t = calloc(1, sizeof *t);
-    flow_plan *p = t->p = plan_new();
+    flow_plan *p = t->p = plan_new(fl_ctx_default());
     t->t_void = plan_type_basic(p, PT_VOID);
     t->t_int = plan_type_basic(p, PT_INT);
     t->t_float = plan_type_basic(p, PT_FLOAT);

@@ -383,7 +383,7 @@ static void test_plans_read_back(void **state) {
         size_t len = 0;
         assert_int_equal(plan_write(c.plan, &buf, &len), 0);
         char err[256] = "";
-        flow_plan *back = plan_read(buf, len, err, sizeof err);
+        flow_plan *back = plan_read(fl_ctx_default(), buf, len, err, sizeof err);
         if (!back) fail_msg("program %zu: %s", i, err);
         assert_int_equal(back->n_nodes, c.plan->n_nodes);
         assert_int_equal(back->n_tasks, c.plan->n_tasks);

@@ -15,6 +15,7 @@
 
 #include "flow.h"
 #include "plan.h"
+#include "rtcore.h"
 
 static int64_t my_triple(int64_t x) {
     return 3 * x;
@@ -94,7 +95,7 @@ static uint32_t add_node(flow_plan *p, uint32_t kind, uint32_t type, uint32_t re
  * tasks bound to "mylib.*", a library that does not exist. hello_as: when not
  * NULL, "image" or "run_as": my_hello declares that option. */
 static uint8_t *make_plan_with(size_t *len, const char *hello_as) {
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "embed.flow");
     uint32_t ti = plan_type_basic(p, PT_INT), tli = plan_type_list(p, ti);
     uint32_t ts = plan_type_basic(p, PT_STR);
@@ -308,12 +309,78 @@ static void test_embed_refuses(void **state) {
     }
 }
 
+/* The log callback: collects the lines it is given. */
+static void collect_line(void *ud, const char *line) {
+    char *buf = ud;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 1024 - n, "%s\n", line);
+}
+
+/* An allocation that fails inside a run comes back as code 2 and "out of memory";
+ * the program and the process go on (the same program runs again, another opens
+ * and runs). A run that is not quiet sends its failure summary to the log
+ * callback, a quiet one does not. */
+static void test_embed_oom(void **state) {
+    (void)state;
+    if (getenv("SANITIZED")) skip(); /* ASan's allocator: no fail-the-Nth there */
+    flow_program *fp = open_registered();
+    char err[256];
+    flow_run_options o = {0};
+    o.jobs = 1;
+    o.quiet = 1;
+    assert_int_equal(flow_program_select(fp, "sums", err, sizeof err), 0);
+    assert_int_equal(flow_program_set_int(fp, "n", 5, err, sizeof err), 0);
+    fl_ctx *c = embed_ctx(fp);
+    c->nalloc = 0;
+    c->fail_at = 1; /* the run's first allocation */
+    flow_outcome *out;
+    assert_int_equal(flow_program_run(fp, &o, &out), 2);
+    assert_non_null(out);
+    assert_non_null(strstr(flow_outcome_error(out), "out of memory"));
+    flow_outcome_free(out);
+    c->fail_at = 0;
+    assert_int_equal(flow_program_run(fp, &o, &out), 0);
+    assert_string_equal(flow_outcome_json(out), "30");
+    flow_outcome_free(out);
+
+    /* a parameter that cannot be stored: -1 and the reason, nothing set */
+    c->nalloc = 0;
+    c->fail_at = 1;
+    assert_int_equal(flow_program_set_param(fp, "n", "6", err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of memory"));
+    c->fail_at = 0;
+
+    /* the log: the failure summary of a run that is not quiet, and only then */
+    char lines[1024] = "";
+    flow_program_set_log(fp, collect_line, lines);
+    assert_int_equal(flow_program_select(fp, "picky", err, sizeof err), 0);
+    assert_int_equal(flow_program_set_int(fp, "n", 4, err, sizeof err), 0);
+    assert_int_equal(flow_program_run(fp, &o, &out), 1);
+    flow_outcome_free(out);
+    assert_string_equal(lines, "");
+    o.quiet = 0;
+    assert_int_equal(flow_program_run(fp, &o, &out), 1);
+    flow_outcome_free(out);
+    assert_non_null(strstr(lines, "two is not welcome"));
+    flow_program_close(fp);
+
+    flow_program *again = open_registered();
+    assert_int_equal(flow_program_select(again, "sums", err, sizeof err), 0);
+    assert_int_equal(flow_program_set_int(again, "n", 3, err, sizeof err), 0);
+    o.quiet = 1;
+    assert_int_equal(flow_program_run(again, &o, &out), 0);
+    assert_string_equal(flow_outcome_json(out), "9");
+    flow_outcome_free(out);
+    flow_program_close(again);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embed_typed_setters),
         cmocka_unit_test(test_embed_refuses),
         cmocka_unit_test(test_embed_run),
         cmocka_unit_test(test_embed_errors),
+        cmocka_unit_test(test_embed_oom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

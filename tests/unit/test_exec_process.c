@@ -64,7 +64,7 @@ static const char *const task_sym[T__N] = {
     "crash_redirect", "crash_greet"};
 
 static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     uint32_t ti = plan_type_basic(p, PT_INT), ts = plan_type_basic(p, PT_STR);
     uint32_t lib = PLAN_PUSH(p, libs);
     p->libs[lib].name = plan_intern_str(p, "crash");

@@ -37,7 +37,7 @@ typedef struct tx {
 
 static tx *tx_new(void) {
     tx *t = calloc(1, sizeof *t);
-    t->p = plan_new();
+    t->p = plan_new(fl_ctx_default());
     t->p->source = plan_intern_str(t->p, "t.flow");
     t->ar = ast_arena_new(fl_ctx_default());
     flow_plan *p = t->p;

@@ -60,7 +60,7 @@ static const double in_f[NINPUTS] = {0.0, 1.5, -2.25, 1e300, -0.0, 7.0};
 
 static tj *tj_new(void) {
     tj *t = calloc(1, sizeof *t);
-    flow_plan *p = t->p = plan_new();
+    flow_plan *p = t->p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "t.flow");
     t->ar = ast_arena_new(fl_ctx_default());
     t->t_int = plan_type_basic(p, PT_INT);
@@ -745,7 +745,7 @@ static void test_mutants(void **state) {
 /* A plan without lambdas attaches nothing; detaching twice is harmless; LLVM=0 says so. */
 static void test_attach_edges(void **state) {
     (void)state;
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     char err[200] = "";
     if (jit_available()) {
         assert_int_equal(jit_attach(p, err, sizeof err), 0);

@@ -149,7 +149,7 @@ static void graph_end(flow_plan *p, uint32_t g, uint32_t ret_node) {
 }
 
 static flow_plan *rich_plan(rich_ids *id) {
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     rich_ids x;
     p->source = plan_intern_str(p, "tests/rich.flow");
     for (int i = 0; i < 32; i++)
@@ -412,7 +412,7 @@ static char err[512];
 
 static flow_plan *read_bytes(const uint8_t *b, size_t len) {
     err[0] = '\0';
-    flow_plan *p = plan_read(b, len, err, sizeof err);
+    flow_plan *p = plan_read(fl_ctx_default(), b, len, err, sizeof err);
     if (!p) {
         assert_true(err[0] != '\0');
         assert_null(strchr(err, '\n'));
@@ -710,14 +710,14 @@ static void test_huge_counts(void **state) {
 static void test_foreign(void **state) {
     (void)state;
     err[0] = '\0';
-    assert_null(plan_read_file("/proc/self/exe", err, sizeof err));
+    assert_null(plan_read_file(fl_ctx_default(), "/proc/self/exe", err, sizeof err));
     assert_string_equal(err, "not a flow plan (bad magic)");
     const char *text = "flow main() {\n  return 1\n}\n";
     assert_null(read_bytes((const uint8_t *)text, strlen(text)));
     assert_string_equal(err, "not a flow plan (bad magic)");
-    assert_null(plan_read_file("/nonexistent/x.plan", err, sizeof err));
+    assert_null(plan_read_file(fl_ctx_default(), "/nonexistent/x.plan", err, sizeof err));
     assert_non_null(strstr(err, "cannot open"));
-    assert_null(plan_read_file("/tmp", err, sizeof err));
+    assert_null(plan_read_file(fl_ctx_default(), "/tmp", err, sizeof err));
     assert_non_null(strstr(err, "directory"));
 }
 
@@ -983,7 +983,7 @@ static void test_structural_records(void **state) {
 /* group a(x) { b(x) }, group b(x) { a(x) }: every node is fine, the calls are a cycle */
 static void test_group_cycle(void **state) {
     (void)state;
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     uint32_t t_int = plan_type_basic(p, PT_INT);
     for (uint32_t g = 0; g < 2; g++) {
         uint32_t pa = param(p, "x", t_int, PLAN_NONE);
@@ -1000,7 +1000,7 @@ static void test_group_cycle(void **state) {
  * 100 copies of ... (100^12 leaves), and records of 50 fields of records of 50 fields. */
 static void test_explosive_views(void **state) {
     (void)state;
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     uint32_t t = plan_type_basic(p, PT_INT);
     uint32_t v = vint(p, t, 7);
     uint32_t same[100];
@@ -1066,7 +1066,7 @@ static void test_files(void **state) {
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/a.plan", dir);
     assert_int_equal(plan_write_file(p, path, err, sizeof err), 0);
-    flow_plan *q = plan_read_file(path, err, sizeof err);
+    flow_plan *q = plan_read_file(fl_ctx_default(), path, err, sizeof err);
     if (!q) fail_msg("%s", err);
     plan_free(q);
     unlink(path);
@@ -1087,7 +1087,7 @@ static int write_plan(flow_plan *p, const char *path) {
 }
 
 static flow_plan *small_plan(void) {
-    flow_plan *p = plan_new();
+    flow_plan *p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "small.flow");
     uint32_t t_int = plan_type_basic(p, PT_INT);
     uint32_t v = PLAN_PUSH(p, values);
@@ -1171,7 +1171,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/small.plan", argv[2]);
         if (write_plan(small_plan(), path)) return 1;
         snprintf(path, sizeof path, "%s/empty-plan.plan", argv[2]);
-        flow_plan *e = plan_new();
+        flow_plan *e = plan_new(fl_ctx_default());
         return write_plan(e, path);
     }
     const struct CMUnitTest tests[] = {

@@ -28,7 +28,7 @@ typedef struct pb {
 } pb;
 
 static void pb_init(pb *b) {
-    b->p = plan_new();
+    b->p = plan_new(fl_ctx_default());
     b->p->source = plan_intern_str(b->p, "t.flow");
     b->t_int = plan_type_basic(b->p, PT_INT);
     b->t_li = plan_type_list(b->p, b->t_int);

@@ -21,7 +21,7 @@ typedef struct tplan {
 
 static tplan mk(void) {
     tplan t;
-    flow_plan *p = t.p = plan_new();
+    flow_plan *p = t.p = plan_new(fl_ctx_default());
     t.t_int = plan_type_basic(p, PT_INT);
     t.t_float = plan_type_basic(p, PT_FLOAT);
     t.t_bool = plan_type_basic(p, PT_BOOL);
