@@ -7,7 +7,14 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ctx.h"
 #include <flow.h> /* FLOW_VERSION */
+
+/* libflow's log lines (ctx.h) as flowrun has always printed them: "flowrun: LINE". */
+static void print_log(void *ud, fl_log_level level, const char *msg) {
+    (void)ud, (void)level;
+    fprintf(stderr, "flowrun: %s\n", msg);
+}
 
 #define X(name, args, doc)                                                                         \
     __attribute__((weak)) int flowrun_cmd_##name(int argc, char **argv) {                         \
@@ -83,6 +90,7 @@ static int wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    fl_ctx_default()->log = print_log; /* TRANSITIONAL: until main makes its own context */
     if (argc < 2) {
         usage(stderr);
         return 2;
