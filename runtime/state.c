@@ -561,7 +561,7 @@ void state_close(flow_state *st) {
     read_end(&st->main);
     if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     conn_close(&st->main);
-    free(st);
+    fl_free(st->ctx, st);
 }
 
 static void read_end(conn *c) {
