@@ -979,7 +979,6 @@ static int obj_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     (void)err, (void)errlen;
     if (e->depth == 0) { /* objects/<2 hex>: anything else is not ours */
         if (e->type != WALK_DIR || strlen(e->name) != 2) return WALK_SKIP;
-        if (e->post) return w->fn(NULL, e->dirfd, e->name, w->ctx); /* the folder, done */
         memcpy(w->prefix, e->name, 3);
         return 0;
     }
@@ -1001,7 +1000,7 @@ int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
     if (fd < 0) return errno == ENOENT ? 0 : -1;
     obj_walk w = {fn, ctx, ""};
     char err[256];
-    int rc = walk_tree(fd, objs, WALK_POST, obj_entry, &w, err, sizeof err);
+    int rc = walk_tree(fd, objs, 0, obj_entry, &w, err, sizeof err);
     close(fd);
     return rc;
 }
@@ -1016,10 +1015,6 @@ typedef struct collect {
 
 static int collect_object(const flow_hash *h, int dirfd, const char *name, void *ctx) {
     collect *c = ctx;
-    if (!h) { /* a two-letter folder, after its entries */
-        if (!c->o->dry) unlinkat(dirfd, name, AT_REMOVEDIR); /* only succeeds when empty */
-        return 0;
-    }
     if (bsearch(h, c->keep, c->nkeep, sizeof *c->keep, cmp_hash)) return 0;
     struct stat sb;
     uint64_t size = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) ? 0 : (uint64_t)sb.st_size;
@@ -1066,6 +1061,11 @@ long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const st
     qsort(k, nkeep, sizeof *k, cmp_hash);
     collect c = {k, nkeep, o, 0, 0};
     store_objects_each(st, collect_object, &c);
+    if (!o->dry) { /* the two-letter folders left empty */
+        char sub[STORE_PATH_MAX];
+        for (int i = 0; i < 256; i++)
+            if (store_pathf(sub, sizeof sub, "%s/objects/%02x", st->root, i) == 0) rmdir(sub);
+    }
     long removed = c.removed;
     uint64_t freed = c.freed;
     /* trees and names of objects no longer kept, leftovers in tmp/, quarantined objects */

@@ -128,10 +128,10 @@ typedef struct store_gc_opts {
 /* store_gc, with a report of each object that goes, and a dry run (o may be NULL). */
 long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
                    uint64_t *bytes_freed);
-/* Every object file in objects/ (walked with walk.c, links not followed): fn(h, dirfd,
- * name) with the object's hash and its place (the file name in the folder open at
- * dirfd), and, after each two-letter folder's objects, fn(NULL, dirfd, name) with that
- * folder. fn returns 0 to go on, -1 to stop. 0, or -1 (stopped, or a folder unreadable). */
+/* Every object file in objects/ (walked with walk.c, links not followed, nothing
+ * changed on the way): fn(h, dirfd, name) with the object's hash and its place (the
+ * file name in the folder open at dirfd; fn may remove it). fn returns 0 to go on,
+ * -1 to stop. 0, or -1 (stopped, or a folder unreadable). */
 int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
                                                  const char *name, void *ctx),
                        void *ctx);
