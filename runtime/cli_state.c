@@ -256,7 +256,11 @@ int flowrun_cmd_show(int argc, char **argv) {
         return 2;
     }
     state_run r;
-    state_run_get(st, id, &r);
+    if (state_run_get(st, id, &r)) { /* a database error was said; memory is the other */
+        if (state_ctx(st)->errcode == FL_ENOMEM) fprintf(stderr, "flowrun: out of memory\n");
+        state_close(st);
+        return 2;
+    }
     runs_ctx c = {a.json, 0};
     if (a.json) {
         printf("{\"run\":");
