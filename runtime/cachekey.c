@@ -45,7 +45,7 @@ int ck_file_hash(ck_ctx *cx, const char *path, flow_hash *out, char *err, size_t
         cx->files_known++;
         return 0;
     }
-    if (hash_file(path, out, err, errlen)) return -1;
+    if (hash_file(cx->plan->ctx, path, out, err, errlen)) return -1;
     cx->files_hashed++;
     if (cx->state) state_file_put(cx->state, path, &id, out);
     return 0;
@@ -80,12 +80,23 @@ static int ck_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     flow_hash h;
     if (ck_file_hash(w->cx, full, &h, err, errlen)) return -1;
     manifest *m = w->m;
+    fl_ctx *c = w->cx->plan->ctx;
     if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 64;
-        m->v = realloc(m->v, m->cap * sizeof *m->v);
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        manifest_line *v = fl_reallocarray(c, m->v, cap, sizeof *v);
+        if (!v) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        m->v = v;
+        m->cap = cap;
     }
-    manifest_line *l = &m->v[m->n++];
-    l->name = strdup(e->rel);
+    manifest_line *l = &m->v[m->n];
+    if (!(l->name = fl_strdup(c, e->rel))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    m->n++;
     char hex[65];
     hash_hex(&h, hex);
     snprintf(l->text, sizeof l->text, "%s %o", hex, (e->st->st_mode & 0111) ? 0555 : 0444);
@@ -125,8 +136,8 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t e
         EVP_DigestFinal_ex(md, out->b, &n);
         EVP_MD_CTX_free(md);
     }
-    for (size_t i = 0; i < m.n; i++) free(m.v[i].name);
-    free(m.v);
+    for (size_t i = 0; i < m.n; i++) fl_free(cx->plan->ctx, m.v[i].name);
+    fl_free(cx->plan->ctx, m.v);
     return rc;
 }
 
@@ -280,8 +291,10 @@ static void put_identity(ck_ctx *cx, EVP_MD_CTX *m, uint32_t task, int depth) {
 }
 
 void ck_free(ck_ctx *cx) {
-    free(cx->ident);
-    free(cx->ident_done);
+    if (cx->plan) {
+        fl_free(cx->plan->ctx, cx->ident);
+        fl_free(cx->plan->ctx, cx->ident_done);
+    }
     EVP_MD_CTX_free(cx->mdctx);
     EVP_MD_free(cx->md);
     cx->ident = NULL;
@@ -303,8 +316,15 @@ static EVP_MD_CTX *md_begin(ck_ctx *cx) {
 static const flow_hash *task_ident(ck_ctx *cx, uint32_t task) {
     const flow_plan *p = cx->plan;
     if (!cx->ident) {
-        cx->ident = calloc(p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
-        cx->ident_done = calloc(p->n_tasks ? p->n_tasks : 1, 1);
+        cx->ident = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
+        cx->ident_done = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, 1);
+        if (!cx->ident || !cx->ident_done) {
+            fl_free(p->ctx, cx->ident);
+            fl_free(p->ctx, cx->ident_done);
+            cx->ident = NULL;
+            cx->ident_done = NULL;
+            return NULL;
+        }
     }
     if (!cx->ident_done[task]) {
         EVP_MD_CTX *m = md_begin(cx);
@@ -322,6 +342,10 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const flow_val *args, flow_hash *
     const flow_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
     const flow_hash *id = task_ident(cx, task);
+    if (!id) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     EVP_MD_CTX *m = md_begin(cx);
     put(m, id->b, 32);
     int rc = 0;

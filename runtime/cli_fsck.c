@@ -23,7 +23,6 @@
  * be (the message says why; nothing was changed then).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -201,30 +200,25 @@ static int db_damaged(const char *path, char *why, size_t len) {
 }
 
 /* Re-hash every object; store_verify removes the damaged ones. */
+typedef struct fsck_count {
+    flow_store *st;
+    long *objects, *damaged;
+} fsck_count;
+
+static int check_object(const flow_hash *h, int dirfd, const char *name, void *ctx) {
+    fsck_count *c = ctx;
+    (void)dirfd, (void)name;
+    (*c->objects)++;
+    if (store_verify(c->st, h)) (*c->damaged)++;
+    return 0;
+}
+
 static void check_store(const char *dir, long *objects, long *damaged) {
-    char err[512], path[FSCK_PATH];
-    flow_store *st = store_open(dir, err, sizeof err);
+    char err[512];
+    flow_store *st = store_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) return;
-    snprintf(path, sizeof path, "%s/objects", store_root(st));
-    DIR *top = opendir(path);
-    struct dirent *a, *b;
-    while (top && (a = readdir(top))) {
-        if (strlen(a->d_name) != 2) continue;
-        char sub[FSCK_PATH];
-        if (store_pathf(sub, sizeof sub, "%s/%s", path, a->d_name)) continue;
-        DIR *d = opendir(sub);
-        while (d && (b = readdir(d))) {
-            char hex[65];
-            flow_hash h;
-            if (strlen(b->d_name) != 62) continue;
-            snprintf(hex, sizeof hex, "%s%s", a->d_name, b->d_name);
-            if (hash_from_hex(hex, &h)) continue;
-            (*objects)++;
-            if (store_verify(st, &h)) (*damaged)++;
-        }
-        if (d) closedir(d);
-    }
-    if (top) closedir(top);
+    fsck_count c = {st, objects, damaged};
+    store_objects_each(st, check_object, &c);
     store_close(st);
 }
 
@@ -249,7 +243,7 @@ static int salvage_db(const char *dir, const char *db) {
         return 2;
     }
     mend_header(copy);
-    flow_state *fresh = state_open(tmpdir, err, sizeof err); /* tmpdir/state.db, the schema */
+    flow_state *fresh = state_open(flowrun_ctx(), tmpdir, err, sizeof err); /* tmpdir/state.db, the schema */
     if (!fresh) {
         fprintf(stderr, "flowrun fsck: %s\n", err);
         return 2;
@@ -339,7 +333,7 @@ int flowrun_cmd_fsck(int argc, char **argv) {
     }
     int code = 0;
     char err[1024];
-    flow_state *st = state_open(dir, err, sizeof err);
+    flow_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     int damaged = !st;
     if (st) {
         state_close(st);

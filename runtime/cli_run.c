@@ -265,7 +265,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
     char err[1024];
     const char *dir = state_dir_default(a.state);
-    flow_state *st = state_open(dir, err, sizeof err);
+    flow_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "flowrun resume: %s\n", err);
         return 2;
@@ -417,7 +417,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (!strcmp(exname, "inline")) {
         ex = rt_executor_inline(rt, jobs);
     } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
-        flow_store *sto = store_open(state_dir_default(a.state), err, sizeof err);
+        flow_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
         ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
         store_close(sto);
     }

@@ -65,7 +65,7 @@ static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
 
 static flow_state *open_state(const cli_args *a, const char *cmd) {
     char err[1024];
-    flow_state *st = state_open(state_dir_default(a->state), err, sizeof err);
+    flow_state *st = state_open(flowrun_ctx(), state_dir_default(a->state), err, sizeof err);
     if (!st) fprintf(stderr, "flowrun %s: %s\n", cmd, err);
     return st;
 }
@@ -256,7 +256,11 @@ int flowrun_cmd_show(int argc, char **argv) {
         return 2;
     }
     state_run r;
-    state_run_get(st, id, &r);
+    if (state_run_get(st, id, &r)) { /* a database error was said; memory is the other */
+        if (state_ctx(st)->errcode == FL_ENOMEM) fprintf(stderr, "flowrun: out of memory\n");
+        state_close(st);
+        return 2;
+    }
     runs_ctx c = {a.json, 0};
     if (a.json) {
         printf("{\"run\":");
@@ -858,7 +862,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
     char err[1024];
     flow_state *st = open_state(&sa, "gc");
     if (!st) return 2;
-    flow_store *store = store_open(dir, err, sizeof err);
+    flow_store *store = store_open(flowrun_ctx(), dir, err, sizeof err);
     if (!store) {
         fprintf(stderr, "flowrun gc: %s\n", err);
         state_close(st);
@@ -902,11 +906,11 @@ int flowrun_cmd_gc(int argc, char **argv) {
     flow_hash *cached = NULL;
     size_t ncached = 0;
     if (state_live_objects(st, &cached, &ncached)) {
-        free(cached);
+        fl_free(state_ctx(st), cached);
         goto out;
     }
     for (size_t i = 0; i < ncached; i++) gc_ref(&cached[i], &c);
-    free(cached);
+    fl_free(state_ctx(st), cached);
     if (state_history_scan(st, gc_scan, &c)) goto out;
     if (c.nlive > 1) {
         qsort(c.live, c.nlive, sizeof *c.live, cmp_obj);

@@ -77,6 +77,7 @@ typedef struct objvec {
 } objvec;
 
 struct hist {
+    fl_ctx *ctx;              /* allocation and log lines (hist_opts.ctx, or the plan's) */
     const flow_plan *p;       /* the plan */
     flow_state *st;           /* state.db */
     flow_store *store;        /* store/ */
@@ -95,6 +96,7 @@ struct hist {
     int cache_empty;          /* the cache held nothing when the run began */
     uint8_t *file_args;       /* per plan task: 1 when a parameter's type holds files */
     int logs_fd;              /* logs/<run>, opened at the first log (fsdir.h); -1 before */
+    int oom;                  /* resume: the finished instances could not all be loaded */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -113,14 +115,15 @@ static int load_done(const state_inst *r, void *ctx) {
     if (strcmp(r->state, "succeeded") && strcmp(r->state, "cached") && !cleared) return 0;
     if ((size_t)h->stats.served_resume * 2 + 2 >= h->ndone_cap) {
         size_t cap = h->ndone_cap ? h->ndone_cap * 2 : 1024;
-        done_entry *n = calloc(cap, sizeof *n);
+        done_entry *n = fl_calloc(h->ctx, cap, sizeof *n);
+        if (!n) return h->oom = 1; /* out of memory: resume is refused (hist_open) */
         for (size_t i = 0; i < h->ndone_cap; i++)
             if (h->done[i].used) {
                 size_t j = key_hash(h->done[i].node, h->done[i].idx) & (cap - 1);
                 while (n[j].used) j = (j + 1) & (cap - 1);
                 n[j] = h->done[i];
             }
-        free(h->done);
+        fl_free(h->ctx, h->done);
         h->done = n;
         h->ndone_cap = cap;
     }
@@ -130,19 +133,26 @@ static int load_done(const state_inst *r, void *ctx) {
         j = (j + 1) & (h->ndone_cap - 1);
     done_entry *e = &h->done[j];
     if (e->used) { /* a later record of the same instance replaces it */
-        free(e->idx);
-        free(e->tmpl);
-        free(e->result);
+        fl_free(h->ctx, e->idx);
+        fl_free(h->ctx, e->tmpl);
+        fl_free(h->ctx, e->result);
+    }
+    e->idx = fl_strdup(h->ctx, r->idx);
+    e->tmpl = r->tmpl ? fl_strdup(h->ctx, r->tmpl) : NULL;
+    e->result = fl_malloc(h->ctx, r->result_len);
+    if (!e->idx || (r->tmpl && !e->tmpl) || !e->result) {
+        fl_free(h->ctx, e->idx);
+        fl_free(h->ctx, e->tmpl);
+        fl_free(h->ctx, e->result);
+        e->used = 0;
+        return h->oom = 1;
     }
     e->used = 1;
     e->cleared = cleared;
     e->has_key = r->cache_key != NULL;
     if (r->cache_key) e->key = *r->cache_key;
     e->node = r->node;
-    e->idx = strdup(r->idx);
-    e->tmpl = r->tmpl ? strdup(r->tmpl) : NULL;
     e->len = r->result_len;
-    e->result = malloc(r->result_len ? r->result_len : 1);
     if (r->result_len) memcpy(e->result, r->result, r->result_len);
     h->stats.served_resume++; /* counts loaded entries until the run starts */
     return 0;
@@ -151,13 +161,19 @@ static int load_done(const state_inst *r, void *ctx) {
 static int type_has_files(const flow_plan *p, uint32_t t, int depth);
 
 hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
-    hist *h = calloc(1, sizeof *h);
+    fl_ctx *ctx = o->ctx ? o->ctx : o->plan->ctx;
+    hist *h = fl_calloc(ctx, 1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->ctx = ctx;
     h->p = o->plan;
     h->no_cache = o->no_cache;
     h->logs_fd = -1;
     snprintf(h->dir, sizeof h->dir, "%s", o->state_dir ? o->state_dir : ".flow");
-    if (!(h->st = state_open(h->dir, err, errlen)) ||
-        !(h->store = store_open(h->dir, err, errlen))) {
+    if (!(h->st = state_open(ctx, h->dir, err, errlen)) ||
+        !(h->store = store_open(ctx, h->dir, err, errlen))) {
         hist_close(h, NULL, 0, NULL, NULL);
         return NULL;
     }
@@ -165,7 +181,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     /* held shared for the whole run: gc (exclusive) cannot collect an object this
      * run has stored but not recorded yet */
     if (store_lock(h->store, 0, 0) == 1) {
-        fprintf(stderr, "flowrun: waiting for a flowrun gc to finish with %s\n", h->dir);
+        fl_log(ctx, FL_LOG_WARN, "waiting for a flowrun gc to finish with %s", h->dir);
         store_lock(h->store, 0, 1);
     }
     /* instances, cache entries and file identities are written by a writer thread;
@@ -173,15 +189,20 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     state_async(h->st);
     h->cache_empty = !state_cache_any(h->st);
     /* the libraries as loaded: their content is part of every C task's identity */
-    h->lib_hash = calloc(h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
+    h->lib_hash = fl_calloc(ctx, h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
+    h->tc = fl_calloc(ctx, h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
+    h->file_args = fl_calloc(ctx, h->p->n_tasks ? h->p->n_tasks : 1, 1);
+    if (!h->lib_hash || !h->tc || !h->file_args) {
+        snprintf(err, errlen, "out of memory");
+        hist_close(h, NULL, 0, NULL, NULL);
+        return NULL;
+    }
     for (uint32_t i = 0; i < h->p->n_libs; i++) {
         memcpy(h->lib_hash[i].b, h->p->libs[i].sha256, 32);
         char e2[256];
-        if (o->rt && o->rt->libs[i].path) hash_file(o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
+        if (o->rt && o->rt->libs[i].path) hash_file(ctx, o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
     }
     h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
-    h->tc = calloc(h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
-    h->file_args = calloc(h->p->n_tasks ? h->p->n_tasks : 1, 1);
     for (uint32_t t = 0; t < h->p->n_tasks; t++)
         for (uint32_t i = 0; i < h->p->tasks[t].nparams; i++)
             if (type_has_files(h->p, h->p->params[h->p->tasks[t].first_param + i].type, 0))
@@ -200,7 +221,11 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
             return NULL;
         }
         h->run = o->resume_run;
-        state_insts_each(h->st, h->run, load_done, h);
+        if (state_insts_each(h->st, h->run, load_done, h) || h->oom) {
+            snprintf(err, errlen, "out of memory");
+            hist_close(h, NULL, 0, NULL, NULL);
+            return NULL;
+        }
         h->stats.served_resume = 0;
     } else {
         state_run r = {0};
@@ -212,7 +237,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         r.options = o->options;
         r.plan_path = o->plan_path;
         char e2[256];
-        if (o->plan_path) hash_file(o->plan_path, &r.plan_hash, e2, sizeof e2);
+        if (o->plan_path) hash_file(ctx, o->plan_path, &r.plan_hash, e2, sizeof e2);
         if (state_run_begin(h->st, &r)) {
             snprintf(err, errlen, "cannot record the run in %s/state.db", h->dir);
             hist_close(h, NULL, 0, NULL, NULL);
@@ -251,12 +276,19 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
     return 0;
 }
 
-static void obj_push(objvec *o, const flow_hash *x) {
+/* Add x to the objects the result refers to. -1 when out of memory: the caller fails
+ * (an object left off the list could be collected by gc while still used). */
+static int obj_push(hist *h, const flow_hash *x) {
+    objvec *o = &h->objs;
     if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 8;
-        o->v = realloc(o->v, o->cap * sizeof *o->v);
+        size_t cap = o->cap ? o->cap * 2 : 8;
+        flow_hash *v = fl_reallocarray(h->ctx, o->v, cap, sizeof *v);
+        if (!v) return -1;
+        o->v = v;
+        o->cap = cap;
     }
     o->v[o->n++] = *x;
+    return 0;
 }
 
 /* The object behind a store path (named/<hash>/name or trees/<hash>), or -1. */
@@ -312,7 +344,7 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
         int tree;
         const char *path = fv_as_str(v)->data;
         if (store_hash_of(h, path, &x, &tree)) return 0; /* a reference */
-        obj_push(&h->objs, &x);
+        if (obj_push(h, &x)) return -1;
         if (!tree) return store_check_name(h->store, &x, path);
         if (store_check_tree(h->store, &x, path)) return -1;
         uint8_t *m; /* every file of the directory, for gc */
@@ -320,11 +352,14 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
         if (store_read(h->store, &x, &m, &n)) return -1;
         for (char *l = (char *)m, *end = (char *)m + n; l + 64 <= end;) {
             flow_hash f;
-            if (hash_from_hex(l, &f) == 0) obj_push(&h->objs, &f);
+            if (hash_from_hex(l, &f) == 0 && obj_push(h, &f)) {
+                fl_free(store_ctx(h->store), m);
+                return -1;
+            }
             char *nl = memchr(l, '\n', (size_t)(end - l));
             l = nl ? nl + 1 : end;
         }
-        free(m);
+        fl_free(store_ctx(h->store), m);
         return 0;
     }
     if (T->kind == PT_LIST)
@@ -445,7 +480,12 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
             fv_incref(p, type, v);
             return v;
         }
-        obj_push(&h->objs, &x);
+        if (obj_push(h, &x)) {
+            snprintf(err, errlen, "out of memory");
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
         h->stats.stored_outputs++;
         return fv_str_cstr(p, type, dst);
     }
@@ -516,14 +556,14 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
     if (c->count > 4 * remaining) return; /* not yet worth it */
     c->cap = 1024;
     while (c->cap < (size_t)c->count * 2) c->cap *= 2;
-    c->slots = calloc(c->cap, sizeof *c->slots);
+    c->slots = fl_calloc(h->ctx, c->cap, sizeof *c->slots);
     if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len &&
         c->n <= c->cap / 2) {
         c->state = TC_MEMORY;
         return;
     }
-    free(c->slots);
-    free(c->arena.data);
+    fl_free(h->ctx, c->slots);
+    free(c->arena.data); /* fv_buf: value.c's allocation */
     c->slots = NULL;
     c->arena = (fv_buf){0};
     c->state = TC_NEVER;
@@ -574,7 +614,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
             if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
                 const char *pn = plan_str(p, p->params[T->first_param + i].name);
                 size_t n = strlen(pn) + 160;
-                ii->error = malloc(n);
+                ii->error = fl_malloc(h->ctx, n);
                 if (ii->error)
                     snprintf(ii->error, n,
                              "input '%s' was changed or damaged in the store after it was "
@@ -623,7 +663,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
             ok = 0;
         }
     }
-    free(val);
+    fl_free(state_ctx(h->st), val);
     if (!ok) {
         if (at >= 0) memset(c->arena.data + at, 0, 32); /* no key is all zeros: gone */
         state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
@@ -690,9 +730,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
             fv_decref(p, T->ret, res->value); /* the instance fails: no value */
             res->value = (flow_val){0};
             res->ok = 0;
-            free(res->error);
-            res->error = malloc(strlen(err) + 40);
-            sprintf(res->error, "storing the output failed: %s", err);
+            fl_free(h->ctx, res->error);
+            res->error = fl_sprintf(h->ctx, "storing the output failed: %s", err);
         }
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
@@ -701,8 +740,8 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
         if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
         res->value = (flow_val){0};
         res->ok = 0;
-        free(res->error);
-        res->error = strdup(err);
+        fl_free(h->ctx, res->error);
+        res->error = fl_strdup(h->ctx, err);
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
@@ -749,23 +788,24 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     ck_free(&h->ck);
     state_close(h->st);
     store_close(h->store);
+    fl_ctx *c = h->ctx;
     for (size_t i = 0; i < h->ndone_cap; i++)
         if (h->done[i].used) {
-            free(h->done[i].idx);
-            free(h->done[i].tmpl);
-            free(h->done[i].result);
+            fl_free(c, h->done[i].idx);
+            fl_free(c, h->done[i].tmpl);
+            fl_free(c, h->done[i].result);
         }
-    free(h->done);
-    free(h->lib_hash);
+    fl_free(c, h->done);
+    fl_free(c, h->lib_hash);
     for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) {
-        free(h->tc[t].slots);
-        free(h->tc[t].arena.data);
+        fl_free(c, h->tc[t].slots);
+        free(h->tc[t].arena.data); /* fv_buf: value.c's allocation */
     }
-    free(h->tc);
-    free(h->file_args);
-    free(h->objs.v);
-    free(h->enc.data);
+    fl_free(c, h->tc);
+    fl_free(c, h->file_args);
+    fl_free(c, h->objs.v);
+    free(h->enc.data); /* fv_buf: value.c's allocation */
     if (h->logs_fd >= 0) close(h->logs_fd);
-    free(h);
+    fl_free(c, h);
     return rc ? -1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ctx.h"
 #include <flow.h> /* FLOW_VERSION */
 
 #define X(name, args, doc)                                                                         \

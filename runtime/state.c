@@ -4,9 +4,10 @@
  */
 #define _GNU_SOURCE
 #include "state.h"
+#include "ctx.h"
 #include "value.h"
+#include "walk.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -127,6 +128,7 @@ typedef struct conn {
     int in_read;                 /* a read transaction is open (reads batched per round) */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
+    fl_ctx *ctx;                 /* the state's context: allocation, log lines */
     int *said;                   /* the state's "an error was reported" latch */
     struct pack *packs;          /* instance records being packed, one per (run, node) */
     size_t npacks, packs_cap;
@@ -148,6 +150,7 @@ typedef struct wbatch {
 } wbatch;
 
 struct flow_state {
+    fl_ctx *ctx;                /* allocation and log lines (the caller's, kept) */
     conn main;                  /* the caller's connection: reads, runs */
     conn w;                     /* the writer thread's connection (async mode) */
     int async;                  /* instance/cache/file writes go through the writer */
@@ -163,6 +166,7 @@ struct flow_state {
     int syncing;                /* callers waiting in state_sync: write everything now */
     int held;                   /* the writer holds cache entries not yet written */
     int said;                   /* an SQLite error was reported (once: see sql_fail) */
+    int wb_oom;                 /* a batch could not be allocated: its records are lost */
     char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
 };
@@ -233,14 +237,14 @@ static int sql_fail(conn *c) {
     int code = sqlite3_errcode(c->db) & 0xff;
     if (c->said && __atomic_exchange_n(c->said, 1, __ATOMIC_RELAXED)) return -1;
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
-        fprintf(stderr, "flowrun: %s is damaged (%s); `flowrun fsck` salvages what can be read "
-                        "into a new database and keeps the damaged one\n",
-                c->path, sqlite3_errmsg(c->db));
+        fl_log(c->ctx, FL_LOG_ERROR, "%s is damaged (%s); `flowrun fsck` salvages what can be "
+               "read into a new database and keeps the damaged one",
+               c->path, sqlite3_errmsg(c->db));
     else if (code == SQLITE_FULL)
-        fprintf(stderr, "flowrun: %s: the disk is full; what was recorded before is kept, and "
-                        "the run can be resumed once there is space\n", c->path);
+        fl_log(c->ctx, FL_LOG_ERROR, "%s: the disk is full; what was recorded before is kept, "
+               "and the run can be resumed once there is space", c->path);
     else
-        fprintf(stderr, "flowrun: %s: %s\n", c->path, sqlite3_errmsg(c->db));
+        fl_log(c->ctx, FL_LOG_ERROR, "%s: %s", c->path, sqlite3_errmsg(c->db));
     return -1;
 }
 
@@ -347,17 +351,17 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
 static void conn_close(conn *c) {
     if (!c->db) return;
     for (size_t i = 0; i < c->npacks; i++) {
-        free(c->packs[i].task);
-        free(c->packs[i].tmpl);
-        free(c->packs[i].first_idx);
-        free(c->packs[i].blob.data);
+        fl_free(c->ctx, c->packs[i].task);
+        fl_free(c->ctx, c->packs[i].tmpl);
+        fl_free(c->ctx, c->packs[i].first_idx);
+        free(c->packs[i].blob.data); /* fv_buf: value.c's allocation */
     }
-    free(c->packs);
+    fl_free(c->ctx, c->packs);
     c->packs = NULL;
     c->npacks = c->packs_cap = 0;
-    free(c->pend);
-    free(c->pend_data.data);
-    free(c->pend_ord);
+    fl_free(c->ctx, c->pend);
+    free(c->pend_data.data); /* fv_buf: value.c's allocation */
+    fl_free(c->ctx, c->pend_ord);
     c->pend = NULL;
     c->pend_data = (fv_buf){0};
     c->pend_ord = NULL;
@@ -432,7 +436,7 @@ static int create_whole(flow_state *st, char *err, size_t errlen) {
     char tmp[sizeof st->path + 32];
     snprintf(tmp, sizeof tmp, "%s.new-%ld", st->path, (long)getpid());
     unlink(tmp);
-    conn c = {0};
+    conn c = {.ctx = st->ctx};
     int rc = conn_open(&c, tmp, err, errlen) || migrate(&c, err, errlen) ? -1 : 0;
     conn_close(&c);
     if (rc == 0 && link(tmp, st->path) && errno != EEXIST) {
@@ -443,53 +447,74 @@ static int create_whole(flow_state *st, char *err, size_t errlen) {
     return rc;
 }
 
-/* Crash markers (STATE_CRASH_MARKER) left by a flowrun that a task killed under the
- * inline executor: the run, still `running` in the database, becomes failed (exit 1)
- * with the marker's line as its error. */
-static void apply_crash_markers(flow_state *st, const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
+typedef struct marker_walk {
+    flow_state *st;
+    int oom;
+} marker_walk;
+
+static int crash_marker(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    marker_walk *m = ctx;
+    flow_state *st = m->st;
+    (void)err, (void)errlen;
+    if (e->type == WALK_DIR) return WALK_SKIP; /* markers lie in the state folder itself */
     const size_t plen = strlen(STATE_CRASH_MARKER);
-    for (struct dirent *e; (e = readdir(d));) {
-        char *end;
-        if (strncmp(e->d_name, STATE_CRASH_MARKER, plen)) continue;
-        long long run = strtoll(e->d_name + plen, &end, 10);
-        if (*end || run <= 0) continue;
-        char path[PATH_MAX], why[1024] = "";
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (!fgets(why, sizeof why, f)) why[0] = 0;
-        fclose(f);
-        why[strcspn(why, "\n")] = 0;
-        state_run r;
-        int got = state_run_get(st, run, &r) == 0;
-        /* still running as recorded, or read as interrupted because its owner (the
-         * flowrun the task killed) is gone: the marker says what really happened */
-        int running = got && r.state && (!strcmp(r.state, "running") || !strcmp(r.state, "interrupted"));
-        if (got) state_run_free(&r);
-        if (!running || state_run_end(st, run, "failed", 1, NULL,
-                                      why[0] ? why : "a task crashed flowrun") == 0)
-            unlink(path);
+    char *end;
+    if (e->type != WALK_REG || strncmp(e->name, STATE_CRASH_MARKER, plen)) return 0;
+    long long run = strtoll(e->name + plen, &end, 10);
+    if (*end || run <= 0) return 0;
+    char why[1024] = "";
+    int fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, why, sizeof why - 1);
+    close(fd);
+    why[n > 0 ? n : 0] = 0;
+    why[strcspn(why, "\n")] = 0;
+    state_run r;
+    int got = state_run_get(st, run, &r);
+    if (got == -2 && st->ctx->errcode == FL_ENOMEM) {
+        m->oom = 1;
+        return -1;
     }
-    closedir(d);
+    /* still running as recorded, or read as interrupted because its owner (the
+     * flowrun the task killed) is gone: the marker says what really happened */
+    int running = got == 0 && r.state && (!strcmp(r.state, "running") || !strcmp(r.state, "interrupted"));
+    if (got == 0) state_run_free(&r);
+    if (!running || state_run_end(st, run, "failed", 1, NULL,
+                                  why[0] ? why : "a task crashed flowrun") == 0)
+        unlinkat(e->dirfd, e->name, 0);
+    return 0;
 }
 
-flow_state *state_open(const char *dir, char *err, size_t errlen) {
+/* Crash markers (STATE_CRASH_MARKER) left by a flowrun that a task killed under the
+ * inline executor: the run, still `running` in the database, becomes failed (exit 1)
+ * with the marker's line as its error. The state folder's own entries only (walk.c,
+ * not descending). 0, or -1 when memory ran out (a marker left is applied next time). */
+static int apply_crash_markers(flow_state *st, const char *dir) {
+    int fd = walk_open(AT_FDCWD, dir, 1);
+    if (fd < 0) return 0;
+    marker_walk m = {st, 0};
+    char err[256];
+    walk_tree(fd, dir, 0, crash_marker, &m, err, sizeof err);
+    close(fd);
+    return m.oom ? -1 : 0;
+}
+
+flow_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
         return NULL;
     }
-    flow_state *st = calloc(1, sizeof *st);
+    flow_state *st = fl_calloc(ctx, 1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    st->ctx = st->main.ctx = st->w.ctx = ctx;
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
     int fresh = check_file(st->path, dir, err, errlen);
     if (fresh < 0 || (fresh == 1 && create_whole(st, err, errlen))) {
-        free(st);
+        fl_free(ctx, st);
         return NULL;
     }
     st->main.said = st->w.said = &st->said;
@@ -500,8 +525,16 @@ flow_state *state_open(const char *dir, char *err, size_t errlen) {
         state_close(st);
         return NULL;
     }
-    apply_crash_markers(st, dir);
+    if (apply_crash_markers(st, dir)) {
+        snprintf(err, errlen, "%s", fl_failed(ctx) ? fl_errmsg(ctx) : "out of memory");
+        state_close(st);
+        return NULL;
+    }
     return st;
+}
+
+fl_ctx *state_ctx(const flow_state *st) {
+    return st->ctx;
 }
 
 int state_failed(const flow_state *st) {
@@ -521,14 +554,14 @@ void state_close(flow_state *st) {
         st->async = 0;
         pthread_mutex_destroy(&st->mu);
         pthread_cond_destroy(&st->cv);
-        if (st->cur) free(st->cur->rec.data);
-        free(st->cur);
+        if (st->cur) free(st->cur->rec.data); /* fv_buf: value.c's allocation */
+        fl_free(st->ctx, st->cur);
     }
     if (st->main.db) state_commit(st);
     read_end(&st->main);
     if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     conn_close(&st->main);
-    free(st);
+    fl_free(st->ctx, st);
 }
 
 static void read_end(conn *c) {
@@ -584,7 +617,7 @@ static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
 static int pend_flush(conn *c) {
     int rc = 0;
     if (!c->npend) return 0;
-    pend_ord *o = realloc(c->pend_ord, 2 * c->npend * sizeof *o);
+    pend_ord *o = fl_reallocarray(c->ctx, c->pend_ord, 2 * c->npend, sizeof *o);
     if (!o) return -1;
     c->pend_ord = o;
     for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck, i};
@@ -659,8 +692,13 @@ static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
 enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
 
 static void wb_put(flow_state *st, const void *p, size_t n) {
+    if (st->wb_oom) return;
     if (!st->cur) {
-        st->cur = calloc(1, sizeof *st->cur);
+        st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
+        if (!st->cur) { /* the batch is lost: state_commit says so */
+            st->wb_oom = 1;
+            return;
+        }
         fv_buf_grow(&st->cur->rec, 1 << 16); /* a round's records: skip the small sizes */
     }
     fv_buf_put(&st->cur->rec, p, n);
@@ -808,8 +846,8 @@ static void *writer_main(void *arg) {
         for (wbatch *b = list, *next; b; b = next) {
             next = b->next;
             if (rc == 0) rc = replay(&st->w, b);
-            free(b->rec.data);
-            free(b);
+            free(b->rec.data); /* fv_buf: value.c's allocation */
+            fl_free(st->ctx, b);
         }
         if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD ||
                         st->w.pend_data.len >= STATE_CACHE_HOLD_BYTES ||
@@ -822,7 +860,7 @@ static void *writer_main(void *arg) {
         if (rc && !st->failed) {
             st->failed = 1;
             if (!__atomic_exchange_n(&st->said, 1, __ATOMIC_RELAXED))
-                fprintf(stderr, "flowrun: %s: recording history failed\n", st->path);
+                fl_log(st->ctx, FL_LOG_ERROR, "%s: recording history failed", st->path);
         }
         st->busy = 0;
         pthread_cond_broadcast(&st->cv);
@@ -838,7 +876,7 @@ int state_async(flow_state *st) {
         /* no checkpoints while the run writes: one that empties the log must wait for
          * the reader's round to end; state_close checkpoints once, at the end */
         exec(&st->w, "PRAGMA wal_autocheckpoint=0", err, sizeof err)) {
-        fprintf(stderr, "flowrun: %s\n", err);
+        fl_log(st->ctx, FL_LOG_ERROR, "%s", err);
         conn_close(&st->w);
         return -1;
     }
@@ -855,6 +893,7 @@ int state_async(flow_state *st) {
 
 int state_commit(flow_state *st) {
     read_end(&st->main); /* the next round reads a fresh snapshot */
+    if (st->wb_oom) return -1; /* records were lost: the history is incomplete */
     if (st->async) {
         if (st->cur && st->cur->rec.len) {
             pthread_mutex_lock(&st->mu);
@@ -1076,63 +1115,81 @@ int state_run_reopen(flow_state *st, int64_t run, int *busy_pid) {
     return conn_commit(c);
 }
 
-static char *col_dup(sqlite3_stmt *s, int i) {
+/* The text of column i, copied (NULL for SQL NULL); *oom set when the copy fails. */
+static char *col_dup(fl_ctx *c, sqlite3_stmt *s, int i, int *oom) {
     const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
+    if (!t) return NULL;
+    char *d = fl_strdup(c, (const char *)t);
+    if (!d) *oom = 1;
+    return d;
 }
 
-static void read_run(sqlite3_stmt *s, state_run *r) {
+/* 0, or -1 when a copy could not be allocated (r is then freed). */
+static int read_run(fl_ctx *c, sqlite3_stmt *s, state_run *r) {
     memset(r, 0, sizeof *r);
+    int oom = 0;
+    r->ctx = c;
     r->id = sqlite3_column_int64(s, 0);
-    r->flow = col_dup(s, 1);
-    r->env = col_dup(s, 2);
-    r->params_json = col_dup(s, 3);
-    r->plan_path = col_dup(s, 4);
+    r->flow = col_dup(c, s, 1, &oom);
+    r->env = col_dup(c, s, 2, &oom);
+    r->params_json = col_dup(c, s, 3, &oom);
+    r->plan_path = col_dup(c, s, 4, &oom);
     if (sqlite3_column_bytes(s, 5) == 32) memcpy(r->plan_hash.b, sqlite3_column_blob(s, 5), 32);
-    r->state = col_dup(s, 6);
+    r->state = col_dup(c, s, 6, &oom);
     r->started = sqlite3_column_double(s, 7);
     r->ended = sqlite3_column_double(s, 8);
     r->exit_code = sqlite3_column_int(s, 9);
-    r->result_json = col_dup(s, 10);
-    r->error = col_dup(s, 11);
+    r->result_json = col_dup(c, s, 10, &oom);
+    r->error = col_dup(c, s, 11, &oom);
     r->pid = sqlite3_column_int(s, 12);
     r->params_blob_len = (size_t)sqlite3_column_bytes(s, 13);
     if (r->params_blob_len) {
-        void *b = malloc(r->params_blob_len);
-        memcpy(b, sqlite3_column_blob(s, 13), r->params_blob_len);
+        void *b = fl_malloc(c, r->params_blob_len);
+        if (b) memcpy(b, sqlite3_column_blob(s, 13), r->params_blob_len);
+        else oom = 1;
         r->params_blob = b;
     }
-    r->options = col_dup(s, 14);
-    r->host = col_dup(s, 15);
+    r->options = col_dup(c, s, 14, &oom);
+    r->host = col_dup(c, s, 15, &oom);
     r->pid_start = sqlite3_column_int64(s, 16);
-    r->boot_id = col_dup(s, 17);
+    r->boot_id = col_dup(c, s, 17, &oom);
     r->owner = STATE_OWNER_NONE;
     if (r->state && !strcmp(r->state, "running")) {
         r->owner = owner_status(r->pid, r->host, r->pid_start, r->boot_id);
         if (r->owner == STATE_OWNER_GONE) { /* read as what it is (see "run owners") */
-            free((char *)r->state);
-            r->state = strdup("interrupted");
+            fl_free(c, (char *)r->state);
+            if (!(r->state = fl_strdup(c, "interrupted"))) oom = 1;
             if (!r->error) {
                 char why[160];
                 owner_gone_error(why, sizeof why, r->pid, r->host);
-                r->error = strdup(why);
+                if (!(r->error = fl_strdup(c, why))) oom = 1;
             }
         }
     }
+    if (oom) {
+        state_run_free(r);
+        return -1;
+    }
+    return 0;
 }
 
 void state_run_free(state_run *r) {
-    free((char *)r->flow);
-    free((char *)r->env);
-    free((char *)r->params_json);
-    free((char *)r->plan_path);
-    free((char *)r->state);
-    free((char *)r->result_json);
-    free((char *)r->error);
-    free((void *)r->params_blob);
-    free((char *)r->options);
-    free((char *)r->host);
-    free((char *)r->boot_id);
+    fl_ctx *c = r->ctx;
+    if (!c) { /* nothing was read into it */
+        memset(r, 0, sizeof *r);
+        return;
+    }
+    fl_free(c, (char *)r->flow);
+    fl_free(c, (char *)r->env);
+    fl_free(c, (char *)r->params_json);
+    fl_free(c, (char *)r->plan_path);
+    fl_free(c, (char *)r->state);
+    fl_free(c, (char *)r->result_json);
+    fl_free(c, (char *)r->error);
+    fl_free(c, (void *)r->params_blob);
+    fl_free(c, (char *)r->options);
+    fl_free(c, (char *)r->host);
+    fl_free(c, (char *)r->boot_id);
     memset(r, 0, sizeof *r);
 }
 
@@ -1142,8 +1199,7 @@ int state_run_get(flow_state *st, int64_t run, state_run *r) {
     sqlite3_bind_int64(s, 1, run);
     int rc = -1, step = sqlite3_step(s);
     if (step == SQLITE_ROW) {
-        read_run(s, r);
-        rc = 0;
+        rc = read_run(st->ctx, s, r) ? -2 : 0;
     } else if (step != SQLITE_DONE) {
         sql_fail(&st->main);
         rc = -2;
@@ -1169,7 +1225,10 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         state_run r;
-        read_run(s, &r);
+        if (read_run(st->ctx, s, &r)) {
+            sqlite3_reset(s);
+            return -1;
+        }
         int stop = fn(&r, ctx);
         state_run_free(&r);
         if (stop) break;
@@ -1214,7 +1273,7 @@ static int cache_set(conn *c, const char *task, const flow_hash *key, const void
     if (c->defer_cache) {
         if (c->npend == c->pend_cap) {
             size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
-            pend_entry *n = realloc(c->pend, cap * sizeof *n);
+            pend_entry *n = fl_reallocarray(c->ctx, c->pend, cap, sizeof *n);
             if (!n) return -1;
             c->pend = n;
             c->pend_cap = cap;
@@ -1314,8 +1373,11 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
         if (c->packs[i].run == run && c->packs[i].node == node) return &c->packs[i];
     if (!create) return NULL;
     if (c->npacks == c->packs_cap) {
-        c->packs_cap = c->packs_cap ? c->packs_cap * 2 : 8;
-        c->packs = realloc(c->packs, c->packs_cap * sizeof *c->packs);
+        size_t cap = c->packs_cap ? c->packs_cap * 2 : 8;
+        pack *v = fl_reallocarray(c->ctx, c->packs, cap, sizeof *v);
+        if (!v) return NULL;
+        c->packs = v;
+        c->packs_cap = cap;
     }
     pack *k = &c->packs[c->npacks++];
     memset(k, 0, sizeof *k);
@@ -1326,17 +1388,19 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
 
 static int pack_add(conn *c, const state_inst *r) {
     pack *k = pack_of(c, r->run, r->node, 1);
+    if (!k) return -1;
     /* one row: one node, one task, one name template */
     int other = k->n && (strcmp(k->task, r->task) || !k->tmpl != !r->tmpl ||
                          (k->tmpl && strcmp(k->tmpl, r->tmpl)));
     if (other && pack_write(c, k)) return -1;
     if (!k->n) {
-        free(k->task);
-        free(k->tmpl);
-        free(k->first_idx);
-        k->task = strdup(r->task);
-        k->tmpl = r->tmpl ? strdup(r->tmpl) : NULL;
-        k->first_idx = strdup(r->idx);
+        fl_free(c->ctx, k->task);
+        fl_free(c->ctx, k->tmpl);
+        fl_free(c->ctx, k->first_idx);
+        k->task = fl_strdup(c->ctx, r->task);
+        k->tmpl = r->tmpl ? fl_strdup(c->ctx, r->tmpl) : NULL;
+        k->first_idx = fl_strdup(c->ctx, r->idx);
+        if (!k->task || (r->tmpl && !k->tmpl) || !k->first_idx) return -1;
         k->blob.len = 0;
         fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
         fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
@@ -1524,6 +1588,8 @@ typedef struct irec {
 typedef struct ireader {
     irow *rows;
     size_t nrows, caprows;
+    fl_ctx *ctx;         /* the state's: every copy below is made on it */
+    int oom;             /* a copy could not be made */
 } ireader;
 
 static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
@@ -1566,10 +1632,11 @@ static int same_instance(const ireader *R, const irec *x, const irec *y) {
 }
 
 /* Copy the current row of ST_inst_list (one not packed) into w. */
-static void irow_own(sqlite3_stmt *s, irow *w) {
-    w->idx = col_dup(s, 1);
-    w->label = col_dup(s, 3);
-    w->state = col_dup(s, 4);
+static void irow_own(ireader *R, sqlite3_stmt *s, irow *w) {
+    fl_ctx *c = R->ctx;
+    w->idx = col_dup(c, s, 1, &R->oom);
+    w->label = col_dup(c, s, 3, &R->oom);
+    w->state = col_dup(c, s, 4, &R->oom);
     w->r.attempts = sqlite3_column_int(s, 5);
     if (sqlite3_column_bytes(s, 6) == 32) {
         memcpy(w->key.b, sqlite3_column_blob(s, 6), 32);
@@ -1580,31 +1647,33 @@ static void irow_own(sqlite3_stmt *s, irow *w) {
     w->r.ended = sqlite3_column_double(s, 9);
     w->r.exit_status = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 10);
     w->r.term_signal = sqlite3_column_int(s, 11);
-    w->error = col_dup(s, 12);
+    w->error = col_dup(c, s, 12, &R->oom);
     w->r.worker_pid = sqlite3_column_int(s, 13);
     w->r.peak_rss_kb = sqlite3_column_int64(s, 14);
     w->r.result_len = (size_t)sqlite3_column_bytes(s, 15);
     if (sqlite3_column_type(s, 15) != SQLITE_NULL) {
-        w->result = malloc(w->r.result_len ? w->r.result_len : 1);
-        if (w->r.result_len) memcpy(w->result, sqlite3_column_blob(s, 15), w->r.result_len);
+        w->result = fl_malloc(c, w->r.result_len);
+        if (!w->result) R->oom = 1;
+        else if (w->r.result_len) memcpy(w->result, sqlite3_column_blob(s, 15), w->r.result_len);
     }
-    if (!w->idx) w->idx = strdup("");
-    if (!w->state) w->state = strdup("");
+    if (!w->idx && !(w->idx = fl_strdup(c, ""))) R->oom = 1;
+    if (!w->state && !(w->state = fl_strdup(c, ""))) R->oom = 1;
 }
 
 static void ireader_free(ireader *R) {
+    fl_ctx *c = R->ctx;
     for (size_t i = 0; i < R->nrows; i++) {
         irow *w = &R->rows[i];
-        free(w->task);
-        free(w->tmpl);
-        free(w->blob);
-        free(w->idx);
-        free(w->label);
-        free(w->state);
-        free(w->error);
-        free(w->result);
+        fl_free(c, w->task);
+        fl_free(c, w->tmpl);
+        fl_free(c, w->blob);
+        fl_free(c, w->idx);
+        fl_free(c, w->label);
+        fl_free(c, w->state);
+        fl_free(c, w->error);
+        fl_free(c, w->result);
     }
-    free(R->rows);
+    fl_free(c, R->rows);
 }
 
 int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
@@ -1613,7 +1682,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
     sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
-    ireader R = {0};
+    ireader R = {.ctx = st->ctx};
     fv_buf scratch = {0}; /* a packed record's index and label as C strings */
     char *name = NULL;    /* the record's composed name */
     size_t name_cap = 0;
@@ -1628,22 +1697,29 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             continue;
         }
         if (R.nrows == R.caprows) {
-            R.caprows = R.caprows ? R.caprows * 2 : 64;
-            R.rows = realloc(R.rows, R.caprows * sizeof *R.rows);
+            size_t rcap = R.caprows ? R.caprows * 2 : 64;
+            irow *rows = fl_reallocarray(R.ctx, R.rows, rcap, sizeof *rows);
+            if (!rows) {
+                R.oom = 1;
+                break;
+            }
+            R.rows = rows;
+            R.caprows = rcap;
         }
         irow *w = &R.rows[R.nrows];
         memset(w, 0, sizeof *w);
-        w->task = col_dup(s, 2);
-        if (!w->task) w->task = strdup("");
-        w->tmpl = col_dup(s, 18);
+        uint32_t row = (uint32_t)R.nrows++; /* counted now: ireader_free frees it */
+        w->task = col_dup(R.ctx, s, 2, &R.oom);
+        if (!w->task && !(w->task = fl_strdup(R.ctx, ""))) R.oom = 1;
+        w->tmpl = col_dup(R.ctx, s, 18, &R.oom);
         if (pk) {
-            w->blob = malloc(pklen);
-            memcpy(w->blob, pk, pklen);
+            if ((w->blob = fl_malloc(R.ctx, pklen))) memcpy(w->blob, pk, pklen);
+            else R.oom = 1;
             w->len = pklen;
         } else {
-            irow_own(s, w);
+            irow_own(&R, s, w);
         }
-        uint32_t row = (uint32_t)R.nrows++;
+        if (R.oom) break;
         int64_t id = sqlite3_column_int64(s, 16);
         uint32_t node = (uint32_t)sqlite3_column_int(s, 0);
         size_t off = 8;
@@ -1659,20 +1735,27 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
                 }
             }
             if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                v = realloc(v, cap * sizeof *v);
+                size_t ncap = cap ? cap * 2 : 256;
+                irec *nv = fl_reallocarray(R.ctx, v, ncap, sizeof *nv);
+                if (!nv) {
+                    R.oom = 1;
+                    break;
+                }
+                v = nv;
+                cap = ncap;
             }
             v[n++] = (irec){id, node, sub, row, (uint32_t)at};
             if (!pk) break;
         }
+        if (R.oom) break;
     }
-    int failed = rc != SQLITE_DONE;
-    if (failed) sql_fail(&st->main);
+    int failed = R.oom || rc != SQLITE_DONE;
+    if (!R.oom && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
     if (bad)
-        fprintf(stderr, "flowrun: %s: a packed instance row of run %lld is damaged; its "
-                        "unreadable instances are left out (`flowrun fsck` salvages what can "
-                        "be read into a new database)\n", st->path, (long long)run);
+        fl_log(st->ctx, FL_LOG_WARN, "%s: a packed instance row of run %lld is damaged; its "
+               "unreadable instances are left out (`flowrun fsck` salvages what can be read "
+               "into a new database)", st->path, (long long)run);
     if (n > 1) qsort_r(v, n, sizeof *v, irec_cmp, &R);
     for (size_t i = 0; i < n && !failed; i++) {
         irec *e = &v[i];
@@ -1711,16 +1794,21 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
         r.tmpl = w->tmpl;
         size_t need = strlen(r.idx) + (r.tmpl ? strlen(r.tmpl) : strlen(r.task)) + 8;
         if (name_cap < need) {
+            char *nn = fl_realloc(R.ctx, name, need * 2);
+            if (!nn) {
+                failed = 1;
+                break;
+            }
+            name = nn;
             name_cap = need * 2;
-            name = realloc(name, name_cap);
         }
         state_inst_name(r.tmpl, r.task, r.idx, name, name_cap);
         r.name = name;
         if (fn(&r, ctx)) break;
     }
-    free(scratch.data);
-    free(name);
-    free(v);
+    free(scratch.data); /* fv_buf: value.c's allocation */
+    fl_free(R.ctx, name);
+    fl_free(R.ctx, v);
     ireader_free(&R);
     return failed || bad ? -1 : 0;
 }
@@ -1744,12 +1832,16 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
     } changed;
     changed *ch = NULL;
     size_t nch = 0;
-    int cleared = 0;
+    int cleared = 0, oom = 0;
     while (sqlite3_step(s) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(s, 1), off = 8;
         const uint8_t *pk = sqlite3_column_blob(s, 1);
         if (!pk || len < 8 || le_get(pk, 4) != PACK_MAGIC) continue;
-        uint8_t *b = malloc(len);
+        uint8_t *b = fl_malloc(c->ctx, len);
+        if (!b) {
+            oom = 1;
+            break;
+        }
         memcpy(b, pk, len);
         int any = 0;
         while (off < len) {
@@ -1764,15 +1856,20 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
                 any = 1;
             }
         }
-        if (any) {
-            ch = realloc(ch, (nch + 1) * sizeof *ch);
+        changed *nc = any ? fl_reallocarray(c->ctx, ch, nch + 1, sizeof *ch) : NULL;
+        if (nc) {
+            ch = nc;
             ch[nch++] = (changed){sqlite3_column_int64(s, 0), b, len};
         } else {
-            free(b);
+            fl_free(c->ctx, b);
+            if (any) {
+                oom = 1;
+                break;
+            }
         }
     }
     sqlite3_reset(s);
-    int rc = 0;
+    int rc = oom ? -1 : 0;
     for (size_t i = 0; i < nch; i++) {
         sqlite3_stmt *u = rc ? NULL : stmt(c, ST_pack_set);
         if (u) {
@@ -1780,9 +1877,9 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
             sqlite3_bind_int64(u, 2, ch[i].id);
             if (step_write(c, u)) rc = -1;
         }
-        free(ch[i].b);
+        fl_free(c->ctx, ch[i].b);
     }
-    free(ch);
+    fl_free(c->ctx, ch);
     return rc ? -1 : cleared;
 }
 
@@ -1914,7 +2011,11 @@ int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint
     if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
         !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) { /* the whole key, not just ck */
         size_t n = (size_t)sqlite3_column_bytes(s, 1);
-        *val = malloc(n ? n : 1);
+        *val = fl_malloc(st->ctx, n);
+        if (!*val) {
+            sqlite3_reset(s);
+            return -1;
+        }
         if (n) memcpy(*val, sqlite3_column_blob(s, 1), n);
         *len = n;
         found = 1;
@@ -2026,17 +2127,25 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
     sqlite3_stmt *s = stmt(&st->main, ST_live_objects);
     if (!s) return -1;
     size_t cap = 64, len = 0;
-    flow_hash *v = malloc(cap * sizeof *v);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    flow_hash *v = fl_reallocarray(st->ctx, NULL, cap, sizeof *v);
+    int rc = v ? SQLITE_ROW : SQLITE_NOMEM, oom = !v;
+    while (!oom && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(s, 0) != 32) continue;
-        if (len == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+        if (len == cap) {
+            flow_hash *nv = fl_reallocarray(st->ctx, v, cap * 2, sizeof *v);
+            if (!nv) {
+                oom = 1;
+                break;
+            }
+            v = nv;
+            cap *= 2;
+        }
         memcpy(v[len++].b, sqlite3_column_blob(s, 0), 32);
     }
-    if (rc != SQLITE_DONE) sql_fail(&st->main);
+    if (!oom && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE) { /* a damaged database: nothing half-read is handed out */
-        free(v);
+    if (oom || rc != SQLITE_DONE) { /* nothing half-read is handed out */
+        fl_free(st->ctx, v);
         *out = NULL;
         *n = 0;
         return -1;
@@ -2107,7 +2216,7 @@ int state_history_scan(flow_state *st,
     for (size_t q = 0; q < sizeof sql / sizeof *sql && rc == 0; q++) {
         sqlite3_stmt *s;
         if (sqlite3_prepare_v2(st->main.db, sql[q], -1, &s, NULL) != SQLITE_OK) {
-            fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->main.db));
+            fl_log(st->ctx, FL_LOG_ERROR, "%s: %s", st->path, sqlite3_errmsg(st->main.db));
             return -1;
         }
         int step;
@@ -2120,7 +2229,7 @@ int state_history_scan(flow_state *st,
             }
         }
         if (step != SQLITE_DONE) {
-            fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(st->main.db));
+            fl_log(st->ctx, FL_LOG_ERROR, "%s: %s", st->path, sqlite3_errmsg(st->main.db));
             rc = -1;
         }
         sqlite3_finalize(s);
@@ -2150,7 +2259,7 @@ int state_runs_forget(flow_state *st, const int64_t *runs, size_t n) {
         sqlite3_finalize(s);
     }
     if (rc) {
-        fprintf(stderr, "flowrun: %s: %s\n", st->path, sqlite3_errmsg(c->db));
+        fl_log(st->ctx, FL_LOG_ERROR, "%s: %s", st->path, sqlite3_errmsg(c->db));
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         c->in_tx = 0;
         c->pending = 0;

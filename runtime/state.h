@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctx.h"
 #include "store.h"
 
 #define STATE_SCHEMA_VERSION 4 /* what this flowrun writes */
@@ -32,14 +33,20 @@
 typedef struct flow_state flow_state;
 
 /* Open or create dir/state.db (creating dir). NULL + one line in err on failure
- * (including "state.db schema version 7 is newer than this flowrun reads (1)"). */
-flow_state *state_open(const char *dir, char *err, size_t errlen);
+ * (including "state.db schema version 7 is newer than this flowrun reads (1)", and
+ * "out of memory"). The state keeps ctx (it must outlive the state): its memory comes
+ * from ctx, and what goes wrong later (a damaged file, a full disk) is said through
+ * ctx's log sink (fl_log), once, at FL_LOG_ERROR; libflow itself never prints. */
+flow_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen);
+/* The context the state was opened with (for fl_free of what it hands out). */
+fl_ctx *state_ctx(const flow_state *st);
 /* DIR/inline-crash.<run>: written by a crash handler (exec_inline.c) as one line naming
  * the instance that crashed flowrun; state_open marks that run failed and removes it. */
 #define STATE_CRASH_MARKER "inline-crash."
 void state_close(flow_state *st); /* commits what is pending */
 /* Commit buffered writes now (in async mode: hand them to the writer thread, which
- * commits them in order). 0 ok, -1 with the error printed once on stderr. */
+ * commits them in order). 0 ok, -1 with the error said once through the log sink
+ * (or, when a batch could not be allocated, in the context's error sink). */
 int state_commit(flow_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
@@ -48,7 +55,7 @@ int state_async(flow_state *st);
 /* Wait until every write handed over so far is committed. */
 int state_sync(flow_state *st);
 /* Did any statement on this state fail (damage, a full disk, ...)? Each such
- * error is said once on stderr when it happens, with what to do about it. */
+ * error is said once through the log sink when it happens, with what to do about it. */
 int state_failed(const flow_state *st);
 /* Is the cache empty? 0 when it holds no entry at all (lookups can be skipped). */
 int state_cache_any(flow_state *st);
@@ -75,6 +82,7 @@ typedef struct state_run {
     int64_t pid_start;       /* the owner's start time (clock ticks since boot); 0 unknown */
     const char *boot_id;     /* the owner's host's boot id; NULL unknown */
     int owner;               /* on read, for a run stored as running: STATE_OWNER_* */
+    fl_ctx *ctx;             /* on read: the context its strings came from (state_run_free) */
 } state_run;
 
 /* A run stored as `running` is read with its owner judged (state.c, "run owners"):
@@ -93,7 +101,8 @@ int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
 /* Mark a run as running again (resume), owned by this process. STATE_RUN_BUSY (and
  * *busy_pid) when its owner on this host is still alive; -1 on error. */
 int state_run_reopen(flow_state *st, int64_t run, int *busy_pid);
-/* Load one run; strings are malloc'ed into *r (free with state_run_free). -1 if none. */
+/* Load one run; strings are allocated on the state's context into *r (free with
+ * state_run_free). -1 if none, -2 on a database error or out of memory. */
 int state_run_get(flow_state *st, int64_t run, state_run *r);
 void state_run_free(state_run *r);
 /* The newest run's id, or 0 when there is none. */
@@ -155,7 +164,8 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
                    const char *idx, char *buf, size_t len);
 
 /* ---- cache ---- */
-/* The encoded result stored under key; *val malloc'ed. 1 found, 0 not, -1 error.
+/* The encoded result stored under key; *val from the state's context (fl_free it on
+ * state_ctx(st)). 1 found, 0 not, -1 error (database, or out of memory).
  * (Entries are written with the instance rows that carry state_inst.cache_store.) */
 int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint8_t **val,
                     size_t *len);
@@ -171,7 +181,8 @@ int state_cache_each(flow_state *st, const char *task,
 int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
                     int64_t run, const flow_hash *objs, size_t nobjs);
 int state_cache_drop(flow_state *st, const char *task, const flow_hash *key);
-/* Every object some cache entry or run refers to (for gc); *out malloc'ed. */
+/* Every object some cache entry or run refers to (for gc); *out from the state's
+ * context (fl_free it on state_ctx(st)). -1 on a database error or out of memory. */
 int state_live_objects(flow_state *st, flow_hash **out, size_t *n);
 
 /* ---- gc ---- */

@@ -29,10 +29,10 @@
  */
 #define _GNU_SOURCE
 #include "store.h"
+#include "ctx.h"
 #include "value.h"
 #include "walk.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -105,10 +105,11 @@ void hash_bytes(const void *data, size_t len, flow_hash *out) {
  * With writeback, each chunk's writeback to disk is started as soon as it has been
  * hashed (of wfd's copy, or of fd itself): the disk writes while we hash, and the
  * fsync that follows finds little left to do. */
-static int hash_fd(int fd, int wfd, int writeback, flow_hash *out, char *err, size_t errlen) {
+static int hash_fd(fl_ctx *c, int fd, int wfd, int writeback, flow_hash *out, char *err,
+                   size_t errlen) {
     off_t pos = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t *buf = malloc(STORE_IO_CHUNK);
+    uint8_t *buf = fl_malloc(c, STORE_IO_CHUNK);
     int rc = -1;
     if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
         snprintf(err, errlen, "out of memory");
@@ -141,17 +142,17 @@ static int hash_fd(int fd, int wfd, int writeback, flow_hash *out, char *err, si
     rc = 0;
 done:
     EVP_MD_CTX_free(ctx);
-    free(buf);
+    fl_free(c, buf);
     return rc;
 }
 
-int hash_file(const char *path, flow_hash *out, char *err, size_t errlen) {
+int hash_file(fl_ctx *ctx, const char *path, flow_hash *out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = hash_fd(fd, -1, 0, out, err, errlen);
+    int rc = hash_fd(ctx, fd, -1, 0, out, err, errlen);
     close(fd);
     return rc;
 }
@@ -168,6 +169,7 @@ typedef struct ident {
 } ident;
 
 struct flow_store {
+    fl_ctx *ctx;               /* allocation (the opener's, kept) */
     char root[STORE_PATH_MAX]; /* <state>/store */
     int idfd;                  /* store/identity (append), -1 until first use */
     int lock_fd;               /* <state>/store/lock while store_lock holds it, else -1 */
@@ -176,18 +178,19 @@ struct flow_store {
     size_t id_cap, id_n;       /* slots (a power of two), and used */
 };
 
-flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
-    flow_store *st = calloc(1, sizeof *st);
+flow_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errlen) {
+    flow_store *st = fl_calloc(ctx, 1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    st->ctx = ctx;
     st->idfd = -1;
     st->lock_fd = -1;
     int n = store_pathf(st->root, sizeof st->root, "%s/store", state_dir);
     if (n < 0 || strlen(st->root) >= sizeof st->root - 80) {
         snprintf(err, errlen, "state directory path too long");
-        free(st);
+        fl_free(ctx, st);
         return NULL;
     }
     const char *subs[] = {"objects", "tmp", "trees", "named", "quarantine"};
@@ -196,7 +199,7 @@ flow_store *store_open(const char *state_dir, char *err, size_t errlen) {
         store_pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
         if (mkdir_p(p, 0755)) {
             snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
-            free(st);
+            fl_free(ctx, st);
             return NULL;
         }
     }
@@ -207,8 +210,12 @@ void store_close(flow_store *st) {
     if (!st) return;
     if (st->idfd >= 0) close(st->idfd);
     if (st->lock_fd >= 0) close(st->lock_fd); /* releases the lock */
-    free(st->ids);
-    free(st);
+    fl_free(st->ctx, st->ids);
+    fl_free(st->ctx, st);
+}
+
+fl_ctx *store_ctx(const flow_store *st) {
+    return st->ctx;
 }
 
 const char *store_root(const flow_store *st) {
@@ -248,14 +255,14 @@ static size_t id_slot(const flow_store *st, const flow_hash *h) {
 static void id_insert(flow_store *st, const ident *r) {
     if ((st->id_n + 1) * 2 > st->id_cap) {
         size_t cap = st->id_cap ? st->id_cap * 2 : 1024;
-        ident *old = st->ids, *nw = calloc(cap, sizeof *nw);
+        ident *old = st->ids, *nw = fl_calloc(st->ctx, cap, sizeof *nw);
         if (!nw) return; /* a record not kept costs a re-hash later, nothing more */
         size_t ocap = st->id_cap;
         st->ids = nw;
         st->id_cap = cap;
         for (size_t i = 0; i < ocap; i++)
             if (old[i].size) st->ids[id_slot(st, &old[i].h)] = old[i];
-        free(old);
+        fl_free(st->ctx, old);
     }
     size_t j = id_slot(st, &r->h);
     if (!st->ids[j].size) st->id_n++;
@@ -354,7 +361,7 @@ static int rehash(flow_store *st, const flow_hash *h, struct stat *sb) {
     struct stat a, b;
     flow_hash check;
     int rc = -1;
-    if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && hash_fd(fd, -1, 0, &check, err, sizeof err) == 0 &&
+    if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && hash_fd(st->ctx, fd, -1, 0, &check, err, sizeof err) == 0 &&
         fstat(fd, &b) == 0 && !memcmp(check.b, h->b, 32))
         rc = a.st_size == b.st_size && ns_of(a.st_mtim) == ns_of(b.st_mtim) ? 0 : -1;
     close(fd);
@@ -492,7 +499,7 @@ int store_put_at(flow_store *st, int dirfd, const char *name, const char *what, 
      * a file of another user (run_as) is first made ours, or copied. */
     if (move && sb.st_nlink == 1 &&
         (sb.st_uid == geteuid() || fchown(fd, geteuid(), getegid()) == 0)) {
-        if (hash_fd(fd, -1, big, out, err, errlen)) {
+        if (hash_fd(st->ctx, fd, -1, big, out, err, errlen)) {
             close(fd);
             return -1;
         }
@@ -540,7 +547,7 @@ int store_put_at(flow_store *st, int dirfd, const char *name, const char *what, 
         return -1;
     }
     /* the hash is of the bytes written to our copy, whatever the source does meanwhile */
-    int rc = hash_fd(fd, wfd, big, out, err, errlen);
+    int rc = hash_fd(st->ctx, fd, wfd, big, out, err, errlen);
     close(fd);
     if (rc == 0 && fsync(wfd)) {
         snprintf(err, errlen, "fsync %s: %s", tmp, strerror(errno));
@@ -624,7 +631,7 @@ static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     }
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;
-        dir_entry *v = realloc(w->v, cap * sizeof *v);
+        dir_entry *v = fl_reallocarray(w->st->ctx, w->v, cap, sizeof *v);
         if (!v) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -633,10 +640,14 @@ static int put_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
         w->cap = cap;
     }
     dir_entry *d = &w->v[w->n];
-    d->name = strdup(e->rel);
+    d->name = fl_strdup(w->st->ctx, e->rel);
     d->mode = e->st && (e->st->st_mode & 0111) ? 0555 : 0444;
-    if (!d->name || store_put_at(w->st, e->dirfd, e->name, what, w->move, &d->h, err, errlen)) {
-        free(d->name);
+    if (!d->name) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (store_put_at(w->st, e->dirfd, e->name, what, w->move, &d->h, err, errlen)) {
+        fl_free(w->st->ctx, d->name);
         return -1;
     }
     w->n++;
@@ -663,10 +674,10 @@ int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow
             fv_buf_put(&m, "\n", 1);
         }
         rc = store_put_bytes(st, m.data ? (const void *)m.data : "", m.len, out, err, errlen);
-        free(m.data);
+        free(m.data); /* fv_buf: value.c's allocation */
     }
-    for (size_t i = 0; i < w.n; i++) free(w.v[i].name);
-    free(w.v);
+    for (size_t i = 0; i < w.n; i++) fl_free(st->ctx, w.v[i].name);
+    fl_free(st->ctx, w.v);
     return rc;
 }
 
@@ -694,7 +705,7 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
         return -1;
     }
     size_t n = (size_t)sb.st_size, got = 0;
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *buf = fl_malloc(st->ctx, n);
     while (buf && got < n) {
         ssize_t r = read(fd, buf + got, n - got);
         if (r < 0 && errno == EINTR) continue;
@@ -704,13 +715,13 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
     close(fd);
     flow_hash check;
     if (!buf || got != n) {
-        free(buf);
+        fl_free(st->ctx, buf);
         return -1;
     }
     hash_bytes(buf, n, &check);
     if (memcmp(check.b, h->b, 32)) {
         quarantine(st, h); /* damaged: never served; the producer will recompute it */
-        free(buf);
+        fl_free(st->ctx, buf);
         return -1;
     }
     *data = buf;
@@ -804,13 +815,13 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     store_pathf(tmp, sizeof tmp, "%s/tmp/tree-XXXXXX", st->root);
     if (!mkdtemp(tmp)) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        free(m);
+        fl_free(st->ctx, m);
         return -1;
     }
     chmod(tmp, 0755);
     if (link_manifest(st, (char *)m, mlen, tmp, 0)) {
         snprintf(err, errlen, "directory %s: an object of its manifest is missing", hex);
-        free(m);
+        fl_free(st->ctx, m);
         walk_remove_path(tmp);
         return -1;
     }
@@ -821,14 +832,14 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     }
     if (rename(tmp, buf) && access(buf, F_OK) != 0) {
         snprintf(err, errlen, "cannot install %s: %s", buf, strerror(errno));
-        free(m);
+        fl_free(st->ctx, m);
         walk_remove_path(tmp);
         return -1;
     }
     if (access(tmp, F_OK) == 0) walk_remove_path(tmp); /* lost a race: another made it */
     chmod(buf, 0555);
     link_manifest(st, (char *)m, mlen, NULL, 1);
-    free(m);
+    fl_free(st->ctx, m);
     return 0;
 }
 
@@ -871,7 +882,7 @@ int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path
             stale = 1; /* a file of the tree is not the object: rebuild the tree */
         l = nl + 1;
     }
-    free(m);
+    fl_free(st->ctx, m);
     if (tfd >= 0) close(tfd);
     if (rc || stale) walk_remove_path(path);
     if (rc) return -1;
@@ -941,7 +952,7 @@ static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
             if (strlen(line) < 64 || hash_from_hex(line, &h)) continue;
             if (*n == cap) {
                 cap = cap ? cap * 2 : 64;
-                flow_hash *m = realloc(*k, cap * sizeof *m);
+                flow_hash *m = fl_reallocarray(st->ctx, *k, cap, sizeof *m);
                 if (!m) {
                     fclose(f);
                     return -1;
@@ -955,76 +966,124 @@ static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
     return 0;
 }
 
+/* ---- walking the store's own folders (walk.c) ---- */
+
+typedef struct obj_walk {
+    int (*fn)(const flow_hash *h, int dirfd, const char *name, void *ctx);
+    void *ctx;
+    char prefix[3]; /* the two-letter folder being walked */
+} obj_walk;
+
+static int obj_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    obj_walk *w = ctx;
+    (void)err, (void)errlen;
+    if (e->depth == 0) { /* objects/<2 hex>: anything else is not ours */
+        if (e->type != WALK_DIR || strlen(e->name) != 2) return WALK_SKIP;
+        memcpy(w->prefix, e->name, 3);
+        return 0;
+    }
+    if (e->type == WALK_DIR) return WALK_SKIP;
+    char hex[65];
+    flow_hash h;
+    if (strlen(e->name) != 62) return 0;
+    snprintf(hex, sizeof hex, "%s%s", w->prefix, e->name);
+    if (hash_from_hex(hex, &h)) return 0;
+    return w->fn(&h, e->dirfd, e->name, w->ctx);
+}
+
+int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
+                                                 const char *name, void *ctx),
+                       void *ctx) {
+    char objs[STORE_PATH_MAX];
+    if (store_pathf(objs, sizeof objs, "%s/objects", st->root)) return -1;
+    int fd = walk_open(AT_FDCWD, objs, 0);
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
+    obj_walk w = {fn, ctx, ""};
+    char err[256];
+    int rc = walk_tree(fd, objs, 0, obj_entry, &w, err, sizeof err);
+    close(fd);
+    return rc;
+}
+
+typedef struct collect {
+    const flow_hash *keep;
+    size_t nkeep;
+    const store_gc_opts *o;
+    long removed;
+    uint64_t freed;
+} collect;
+
+static int collect_object(const flow_hash *h, int dirfd, const char *name, void *ctx) {
+    collect *c = ctx;
+    if (bsearch(h, c->keep, c->nkeep, sizeof *c->keep, cmp_hash)) return 0;
+    struct stat sb;
+    uint64_t size = fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) ? 0 : (uint64_t)sb.st_size;
+    if (!c->o->dry && unlinkat(dirfd, name, 0)) return 0;
+    c->freed += size;
+    c->removed++;
+    if (c->o->each) c->o->each(h, size, c->o->ctx);
+    return 0;
+}
+
+typedef struct sweep {
+    int which; /* 0 trees, 1 tmp, 2 named, 3 quarantine */
+    const flow_hash *keep;
+    size_t nkeep;
+} sweep;
+
+static int sweep_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
+    sweep *w = ctx;
+    (void)err, (void)errlen;
+    if (e->name[0] == '.') return WALK_SKIP;
+    flow_hash h;
+    if ((w->which == 0 || w->which == 2) && strlen(e->name) == 64 &&
+        !hash_from_hex(e->name, &h) && bsearch(&h, w->keep, w->nkeep, sizeof *w->keep, cmp_hash))
+        return WALK_SKIP;
+    struct stat sb;
+    if (fstatat(e->dirfd, e->name, &sb, AT_SYMLINK_NOFOLLOW)) return WALK_SKIP;
+    /* a temp file younger than an hour may belong to a run in progress */
+    if (w->which == 1 && time(NULL) - sb.st_mtime < 3600) return WALK_SKIP;
+    walk_remove(e->dirfd, e->name);
+    return WALK_SKIP; /* the folder's own entries only */
+}
+
 long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
                    uint64_t *bytes_freed) {
     static const store_gc_opts none = {0, NULL, NULL};
     if (!o) o = &none;
-    flow_hash *k = malloc((nkeep ? nkeep : 1) * sizeof *k);
+    flow_hash *k = fl_reallocarray(st->ctx, NULL, nkeep ? nkeep : 1, sizeof *k);
     if (!k) return -1;
     if (nkeep) memcpy(k, keep, nkeep * sizeof *k);
     if (keep_tree_files(st, &k, &nkeep)) {
-        free(k);
+        fl_free(st->ctx, k);
         return -1;
     }
     qsort(k, nkeep, sizeof *k, cmp_hash);
-    long removed = 0;
-    uint64_t freed = 0;
-    char objs[STORE_PATH_MAX];
-    store_pathf(objs, sizeof objs, "%s/objects", st->root);
-    DIR *top = opendir(objs);
-    struct dirent *de;
-    while (top && (de = readdir(top))) {
-        if (strlen(de->d_name) != 2) continue;
+    collect c = {k, nkeep, o, 0, 0};
+    store_objects_each(st, collect_object, &c);
+    if (!o->dry) { /* the two-letter folders left empty */
         char sub[STORE_PATH_MAX];
-        store_pathf(sub, sizeof sub, "%s/%s", objs, de->d_name);
-        DIR *d = opendir(sub);
-        struct dirent *fe;
-        while (d && (fe = readdir(d))) {
-            if (strlen(fe->d_name) != 62) continue;
-            char hex[65];
-            snprintf(hex, sizeof hex, "%s%s", de->d_name, fe->d_name);
-            flow_hash h;
-            if (hash_from_hex(hex, &h)) continue;
-            if (bsearch(&h, k, nkeep, sizeof *k, cmp_hash)) continue;
-            char p[STORE_PATH_MAX];
-            store_pathf(p, sizeof p, "%s/%s", sub, fe->d_name);
-            struct stat sb;
-            uint64_t size = lstat(p, &sb) ? 0 : (uint64_t)sb.st_size;
-            if (!o->dry && unlink(p)) continue;
-            freed += size;
-            removed++;
-            if (o->each) o->each(&h, size, o->ctx);
-        }
-        if (d) closedir(d);
-        if (!o->dry) rmdir(sub); /* only succeeds when empty */
+        for (int i = 0; i < 256; i++)
+            if (store_pathf(sub, sizeof sub, "%s/objects/%02x", st->root, i) == 0) rmdir(sub);
     }
-    if (top) closedir(top);
+    long removed = c.removed;
+    uint64_t freed = c.freed;
     /* trees and names of objects no longer kept, leftovers in tmp/, quarantined objects */
     const char *dirs[] = {"trees", "tmp", "named", "quarantine"};
     for (int i = 0; i < 4 && !o->dry; i++) {
         char p[STORE_PATH_MAX];
         store_pathf(p, sizeof p, "%s/%s", st->root, dirs[i]);
         int dfd = walk_open(AT_FDCWD, p, 0);
-        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d && dfd >= 0) close(dfd);
-        while (d && (de = readdir(d))) {
-            if (de->d_name[0] == '.') continue;
-            flow_hash h;
-            if ((i == 0 || i == 2) && strlen(de->d_name) == 64 && !hash_from_hex(de->d_name, &h) &&
-                bsearch(&h, k, nkeep, sizeof *k, cmp_hash))
-                continue;
-            struct stat sb;
-            if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW)) continue;
-            /* a temp file younger than an hour may belong to a run in progress */
-            if (i == 1 && time(NULL) - sb.st_mtime < 3600) continue;
-            walk_remove(dirfd(d), de->d_name);
-        }
-        if (d) closedir(d);
+        if (dfd < 0) continue;
+        sweep w = {i, k, nkeep};
+        char err[256];
+        walk_tree(dfd, p, 0, sweep_entry, &w, err, sizeof err);
+        close(dfd);
     }
     /* the identity records: only those of objects still there (a fresh file, renamed in);
      * a dry run changes nothing */
     if (o->dry) {
-        free(k);
+        fl_free(st->ctx, k);
         if (bytes_freed) *bytes_freed = freed;
         return removed;
     }
@@ -1058,7 +1117,7 @@ long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const st
         }
         close(tfd);
     }
-    free(k);
+    fl_free(st->ctx, k);
     if (bytes_freed) *bytes_freed = freed;
     return removed;
 }

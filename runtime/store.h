@@ -32,14 +32,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctx.h"
+
 typedef struct flow_hash {
     uint8_t b[32]; /* SHA-256 */
 } flow_hash;
 
 typedef struct flow_store flow_store;
 
-/* Open (creating as needed) the store under state_dir/store. NULL + err on failure. */
-flow_store *store_open(const char *state_dir, char *err, size_t errlen);
+/* Open (creating as needed) the store under state_dir/store. NULL + err on failure
+ * (also "out of memory"). The store keeps ctx (which must outlive it) and takes its
+ * memory from it; what it hands out (store_read) is fl_free'd on store_ctx(st). */
+flow_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errlen);
+fl_ctx *store_ctx(const flow_store *st);
 void store_close(flow_store *st);
 const char *store_root(const flow_store *st);
 
@@ -49,8 +54,8 @@ int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((form
 void hash_hex(const flow_hash *h, char out[65]);
 int hash_from_hex(const char *hex, flow_hash *out); /* 0 ok, -1 malformed */
 void hash_bytes(const void *data, size_t len, flow_hash *out);
-/* Stream a file through SHA-256. 0 ok; -1 with err. */
-int hash_file(const char *path, flow_hash *out, char *err, size_t errlen);
+/* Stream a file through SHA-256 (its buffer from ctx). 0 ok; -1 with err. */
+int hash_file(fl_ctx *ctx, const char *path, flow_hash *out, char *err, size_t errlen);
 
 /* Store bytes. 0 ok (object exists afterwards); -1 with err. */
 int store_put_bytes(flow_store *st, const void *data, size_t len, flow_hash *out, char *err,
@@ -92,7 +97,8 @@ int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path
 /* Re-hash an object, whatever its record says. 0 when intact; -1 when missing or
  * damaged (a damaged one is quarantined). */
 int store_verify(flow_store *st, const flow_hash *h);
-/* Read a whole object (malloc'ed), verifying its hash. -1 when missing or damaged. */
+/* Read a whole object (from the store's context: fl_free(store_ctx(st), *data)),
+ * verifying its hash. -1 when missing, damaged, or out of memory. */
 int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len);
 /* A read-only directory tree for a stored manifest; path written to buf. -1 with err. */
 int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
@@ -122,6 +128,13 @@ typedef struct store_gc_opts {
 /* store_gc, with a report of each object that goes, and a dry run (o may be NULL). */
 long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
                    uint64_t *bytes_freed);
+/* Every object file in objects/ (walked with walk.c, links not followed, nothing
+ * changed on the way): fn(h, dirfd, name) with the object's hash and its place (the
+ * file name in the folder open at dirfd; fn may remove it). fn returns 0 to go on,
+ * -1 to stop. 0, or -1 (stopped, or a folder unreadable). */
+int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
+                                                 const char *name, void *ctx),
+                       void *ctx);
 
 /* The objects that text or an encoded value refers to through store paths
  * (.../named/<hash>/NAME, .../trees/<hash>): fn once per occurrence. A string that

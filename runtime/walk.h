@@ -2,8 +2,9 @@
  * walk.h — the one directory-tree walker of the runtime.
  *
  * Every tree flowrun walks (a task's output folder being stored, the store's
- * own trees, scratch folders being removed, input trees for files() and for
- * dir cache keys) is walked here, through directory descriptors: each folder
+ * own trees and objects for gc and fsck, scratch folders being removed, input
+ * trees for files() and for dir cache keys, the state folder's crash markers)
+ * is walked here, through directory descriptors: each folder
  * is opened with openat() relative to its parent's descriptor and each entry
  * examined with fstatat() relative to it, so no path is resolved twice and a
  * folder swapped for a symbolic link while we walk cannot send us elsewhere.
@@ -28,7 +29,13 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-#define WALK_DEPTH_MAX 64 /* deepest folder walked; deeper is an error */
+/* The one depth rule of every tree walk in flowrun: a folder WALK_DEPTH_MAX levels
+ * below the root is walked, one deeper is an error ("folders nested deeper than
+ * 64"), whatever the tree (outputs being stored, input trees, the store's own
+ * folders and the state folder for gc, fsck and crash markers, removal). At most
+ * this many descriptors are open at once. Callers that want less depth return
+ * WALK_SKIP (the store's objects/ab/ walk stops at depth 1); none goes deeper. */
+#define WALK_DEPTH_MAX 64
 
 enum {
     WALK_FOLLOW = 1, /* follow symbolic links (user input trees only) */

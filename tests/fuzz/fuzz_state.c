@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(f);
 
     char err[512] = "";
-    flow_state *st = state_open(dir, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), dir, err, sizeof err);
     if (!st) {
         if (!err[0] || strchr(err, '\n')) abort(); /* one line saying why */
         return 0;

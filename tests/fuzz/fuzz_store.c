@@ -161,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     char err[512] = "";
-    flow_store *st = store_open(st_dir, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), st_dir, err, sizeof err);
     if (!st) abort();
     flow_hash h;
     int rc = store_put_dir(st, out, move, &h, err, sizeof err);

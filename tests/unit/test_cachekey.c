@@ -51,7 +51,7 @@ static int setup(void **state) {
     strcpy(f->dir, "/tmp/flow-ck-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     char err[256];
-    f->st = state_open(f->dir, err, sizeof err);
+    f->st = state_open(fl_ctx_default(), f->dir, err, sizeof err);
     assert_non_null(f->st);
     *state = f;
     return 0;
@@ -160,7 +160,7 @@ static void test_dir_manifest_matches_store(void **state) {
     ck_ctx cx = {.plan = f->p, .state = f->st};
     flow_hash h1, h2;
     assert_int_equal(ck_dir_hash(&cx, d, &h1, err, sizeof err), 0);
-    flow_store *store = store_open(f->dir, err, sizeof err);
+    flow_store *store = store_open(fl_ctx_default(), f->dir, err, sizeof err);
     assert_int_equal(store_put_dir(store, d, 0, &h2, err, sizeof err), 0);
     assert_memory_equal(h1.b, h2.b, 32); /* a stored dir and a referenced one agree */
     store_close(store);

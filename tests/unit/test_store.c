@@ -36,7 +36,7 @@ static void write_file(const char *path, const char *text) {
 static void test_bytes_roundtrip(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     flow_hash h, h2;
     assert_int_equal(store_put_bytes(st, "hello", 5, &h, err, sizeof err), 0);
@@ -67,7 +67,7 @@ static void test_bytes_roundtrip(void **state) {
 static void test_damaged_object_is_never_served(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     flow_hash h;
     assert_int_equal(store_put_bytes(st, "some content", 12, &h, err, sizeof err), 0);
     char p[4096];
@@ -91,7 +91,7 @@ static void test_damaged_object_is_never_served(void **state) {
 static void test_move_file_and_dedup(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], a[4200], b[4200];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(a, sizeof a, "%s/a.txt", d);
     snprintf(b, sizeof b, "%s/b.txt", d);
     write_file(a, "same bytes\n");
@@ -112,7 +112,7 @@ static void test_move_file_and_dedup(void **state) {
 static void test_dir_manifest_and_tree(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], p[4200];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(p, sizeof p, "%s/out", d);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/out/sub", d);
@@ -158,7 +158,7 @@ static void test_dir_manifest_and_tree(void **state) {
 static void test_tree_names_and_empty_dir(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], p[4200], tree[4096];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(p, sizeof p, "%s/out", d);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/out/v1..2.txt", d);
@@ -202,7 +202,7 @@ static void test_tree_names_and_empty_dir(void **state) {
 static void test_gc_keeps_live(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     flow_hash keep, drop;
     store_put_bytes(st, "keep", 4, &keep, err, sizeof err);
     store_put_bytes(st, "drop", 4, &drop, err, sizeof err);
@@ -251,7 +251,7 @@ static void note_gone(const flow_hash *h, uint64_t bytes, void *ctx) {
 static void test_collect_dry_and_trees(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], sub[4096], path[4200];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(sub, sizeof sub, "%s/out", d);
     mkdir(sub, 0755);
     snprintf(path, sizeof path, "%s/f.txt", sub);
@@ -288,7 +288,7 @@ static int count_inst(const state_inst *r, void *ctx) {
 static void test_state_runs_instances_cache(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_state *st = state_open(d, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     state_run r = {.flow = "wordcount", .params_json = "{\"root\":\"data\"}", .pid = 42};
     assert_int_equal(state_run_begin(st, &r), 0);
@@ -353,7 +353,7 @@ static void test_state_runs_instances_cache(void **state) {
     state_close(st);
 
     /* reopening keeps everything */
-    st = state_open(d, err, sizeof err);
+    st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     assert_int_equal(state_run_get(st, r.id, &g), 0);
     state_run_free(&g);
@@ -367,7 +367,7 @@ static void test_state_runs_instances_cache(void **state) {
 static void test_state_cache_through_writer(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_state *st = state_open(d, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     assert_int_equal(state_async(st), 0);
     state_run r = {.flow = "f", .pid = 1};
@@ -413,7 +413,7 @@ static void test_state_cache_through_writer(void **state) {
 static void test_state_newer_schema_refused(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], cmd[600];
-    flow_state *st = state_open(d, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     state_close(st);
     snprintf(cmd, sizeof cmd,
              "sqlite3 '%s/state.db' \"PRAGMA user_version=7; UPDATE meta SET value=5 WHERE "
@@ -422,7 +422,7 @@ static void test_state_newer_schema_refused(void **state) {
              "c.execute(\\\"UPDATE meta SET value=5 WHERE key='oldest_reader'\\\"); c.commit()\"",
              d, d);
     assert_int_equal(system(cmd), 0);
-    st = state_open(d, err, sizeof err);
+    st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     char want[80];
     snprintf(want, sizeof want, "schema version 7 is newer than this flowrun reads (%d)",
@@ -442,7 +442,7 @@ static void test_state_negative_version_refused(void **state) {
              "c.execute('PRAGMA user_version=-41184'); c.commit()\"",
              d, d);
     assert_int_equal(system(cmd), 0);
-    flow_state *st = state_open(d, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     assert_non_null(strstr(err, "bad schema version -41184"));
     rm_rf(d);
@@ -454,7 +454,7 @@ static void test_state_not_a_database(void **state) {
     char *d = tmpdir(), err[512], p[4200];
     snprintf(p, sizeof p, "%s/state.db", d);
     write_file(p, "this is not a database, just text that is long enough to matter......");
-    flow_state *st = state_open(d, err, sizeof err);
+    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     assert_non_null(strstr(err, "state.db"));
     rm_rf(d);
@@ -499,7 +499,7 @@ static void test_instance_names_and_log_paths(void **state) {
 static void test_identity_and_quarantine(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(d, err, sizeof err);
+    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     flow_hash h;
     assert_int_equal(store_put_bytes(st, "content", 7, &h, err, sizeof err), 0);
