@@ -66,7 +66,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -387,102 +386,41 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_va
                                       p->nodes[node].loc, node, xstrdup(idx)};
 }
 
-/* Index paths in numeric order, component by component ("2" < "10", "1/9" < "1/10"). */
-static int idx_cmp(const char *a, const char *b) {
-    while (*a || *b) {
-        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
-        if (la != lb) return la < lb ? -1 : 1;
-        int c = memcmp(a, b, la);
-        if (c) return c;
-        a += la + (a[la] == '/');
-        b += lb + (b[lb] == '/');
-    }
-    return 0;
+/* Tell the observer how far the run is (flow_sched.h). */
+static void report_progress(sched *S, int final) {
+    const sched_observer *obs = S->o->obs;
+    if (!obs || !obs->on_progress) return;
+    sched_counts c = {S->done, S->total, S->failed, S->nserved_total, S->running,
+                      now_s() - S->t0};
+    obs->on_progress(obs->ud, &c, final);
 }
 
-/* The summary's order: by node (the plan's, dependency order), then by index. */
-static int fail_cmp(const void *x, const void *y) {
-    const failure *a = x, *b = y;
-    if (a->node != b->node) return a->node < b->node ? -1 : 1;
-    int c = idx_cmp(a->idx, b->idx);
-    return c ? c : strcmp(a->what, b->what);
-}
-
-static void print_summary(sched *S, int interrupted) {
+/* Tell the observer what failed and what was not run (flow_sched.h); error: an
+ * internal error that ended the run, or NULL. */
+static void report_summary(sched *S, int interrupted, const char *error) {
+    const sched_observer *obs = S->o->obs;
+    if (!obs || !obs->on_summary) return;
     const flow_plan *p = S->p;
-    FILE *f = S->err;
-    if (S->nfails == 0 && !interrupted) {
-        int any = S->nskipped_other > 0;
-        for (uint32_t n = 0; n < p->n_nodes && !any; n++)
-            any = S->skipped[n] > 0;
-        if (!any) return;
-    }
-    if (interrupted)
-        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n", S->done,
-                S->total);
-    if (S->nfails)
-        fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
-    if (S->nfails > 1) qsort(S->fails, S->nfails, sizeof *S->fails, fail_cmp);
-    for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
+    uint32_t nskip = 0;
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        nskip += S->skipped[n] > 0;
+    sched_failure *fl = xcalloc(S->nfails, sizeof *fl);
+    sched_skip *sk = xcalloc(nskip, sizeof *sk);
+    for (uint32_t i = 0; i < S->nfails; i++) {
         const failure *F = &S->fails[i];
-        char where[300] = "";
+        fl[i] = (sched_failure){F->what, F->label, F->error, {NULL, 0, 0}, F->node, F->idx};
         if (F->loc < p->n_locs)
-            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source),
-                     p->locs[F->loc].line, p->locs[F->loc].col);
-        if (F->label)
-            fprintf(f, "  %s \"%s\": %s%s\n", F->what, F->label, F->error, where);
-        else
-            fprintf(f, "  %s: %s%s\n", F->what, F->error, where);
+            fl[i].loc = (fl_loc){plan_str(p, p->source), p->locs[F->loc].line, p->locs[F->loc].col};
     }
-    if (S->nfails > SCHED_MAX_FAIL_LINES)
-        fprintf(f, "  ... and %u more\n", S->nfails - SCHED_MAX_FAIL_LINES);
+    sched_failures_order(fl, S->nfails);
+    nskip = 0;
     for (uint32_t n = 0; n < p->n_nodes; n++) /* by binding (inside groups: all elements) */
-        if (S->skipped[n])
-            fprintf(f, "  %s: %" PRIu64 " instance%s not run (upstream failed)\n",
-                    node_stem(p, n), S->skipped[n], S->skipped[n] == 1 ? "" : "s");
-    if (S->nskipped_other)
-        fprintf(f, "  %" PRIu64 " other step%s not run (upstream failed)\n", S->nskipped_other,
-                S->nskipped_other == 1 ? "" : "s");
-}
-
-static void progress(sched *S, int final) {
-    if (S->o->progress == SCHED_PROGRESS_NONE) return;
-    double t = now_s();
-    double every = S->o->progress == SCHED_PROGRESS_LIVE ? 0.1 : 2.0;
-    if (!final && t - S->last_progress < every) return;
-    S->last_progress = t;
-    if (S->o->progress == SCHED_PROGRESS_LIVE) {
-        /* The line must stay on one terminal row, or \r cannot take the cursor back
-         * to its start and every redraw scrolls: the first form that fits the
-         * width (read at each redraw, so a resized window is followed; one column
-         * spare, as writing the last column wraps on some terminals), else the
-         * shortest cut to fit. */
-        char line[3][160];
-        snprintf(line[0], sizeof line[0],
-                 "%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
-                 " cached, %.1fs",
-                 S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
-        snprintf(line[1], sizeof line[1], "%" PRIu64 "/%" PRIu64 " %d run %" PRIu64 " fail %.0fs",
-                 S->done, S->total, S->running, S->failed, t - S->t0);
-        snprintf(line[2], sizeof line[2], "%" PRIu64 "/%" PRIu64, S->done, S->total);
-        struct winsize ws;
-        size_t room = sizeof line[0] - 1;
-        if (ioctl(fileno(S->err), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1) room = ws.ws_col - 1u;
-        int pick = 0;
-        while (pick < 2 && strlen(line[pick]) > room) pick++;
-        fprintf(S->err, "\r\033[K%.*s", (int)room, line[pick]);
-        S->live_drawn = 1;
-        if (final) {
-            fputc('\n', S->err);
-            S->live_drawn = 0;
-        }
-    } else if (!final || S->total > 0) {
-        fprintf(S->err,
-                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
-                " cached, %.1fs\n",
-                S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
-    }
-    fflush(S->err);
+        if (S->skipped[n]) sk[nskip++] = (sched_skip){node_stem(p, n), S->skipped[n]};
+    sched_summary sum = {interrupted, S->done, S->total, fl, S->nfails, sk, nskip,
+                         S->nskipped_other, error, p->ctx};
+    obs->on_summary(obs->ud, &sum);
+    free(fl);
+    free(sk);
 }
 
 /* ---- arguments ---- */
@@ -1116,11 +1054,9 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     S->p = p;
     S->ex = ex;
     S->o = opts;
-    S->err = opts->err ? opts->err : stderr;
     S->mean_task = -1;
     S->pid = (int)getpid();
     S->t0 = now_s();
-    S->last_progress = S->t0;
     analyse(S);
     S->blocked = xcalloc(p->n_tasks, sizeof *S->blocked);
     S->running_task = xcalloc(p->n_tasks, sizeof *S->running_task);
@@ -1140,6 +1076,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     scope_start(S, root);
 
     int interrupted = 0;
+    char ierr[128] = ""; /* an internal error that ended the run */
     /* the loop: start work while there is capacity, wait for completions, record them */
     while (root->pending > 0) {
         if (opts->stop && *opts->stop) {
@@ -1158,8 +1095,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         if (root->pending == 0) break;
         if (S->running == 0) {
             if (S->nretries == 0) {
-                fprintf(S->err, "flowrun: internal error: nothing ready and %u steps pending\n",
-                        root->pending);
+                snprintf(ierr, sizeof ierr, "nothing ready and %u steps pending", root->pending);
                 root->failed = 1;
                 break;
             }
@@ -1181,10 +1117,10 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             complete(S, &S->results[i]);
         if (n) hist_commit(S->o->hist); /* recorded before the next round acts on it */
         adapt_limit(S);
-        progress(S, 0);
+        report_progress(S, 0);
     }
-    progress(S, 1);
-    print_summary(S, interrupted);
+    report_progress(S, 1);
+    report_summary(S, interrupted, ierr[0] ? ierr : NULL);
 
     out->n_instances = S->total;
     out->n_failed = S->failed;

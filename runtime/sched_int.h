@@ -164,7 +164,6 @@ typedef struct sched {
     const flow_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */
     const sched_opts *o;     /* options */
-    FILE *err;               /* progress and summary */
     node_info *info;         /* per plan node */
     sc_edge *edges;          /* consumer edges of every node */
     uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
@@ -192,8 +191,7 @@ typedef struct sched {
     uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
     uint64_t total, done, failed, attempts;
     uint64_t ninst_dirs;      /* instance folders made */
-    double t0, last_progress; /* clock */
-    int live_drawn;           /* a live progress line is on screen */
+    double t0;                /* when the run started (monotonic clock) */
     int work_made;            /* opening opts->work_dir was tried */
     int work_fd;              /* opts->work_dir, opened at the first instance folder; -1: failed */
     int work_errno;           /* why it failed */
@@ -279,6 +277,11 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_va
                     const char *error);
 flow_val arg_whole(sched *S, scope *sc, uint32_t src);
 void drop_inflight(sched *S);
+
+/* ---- sched_report.c: the summary ---- */
+
+/* Put failures in the summary's order: by node, then by index path. */
+void sched_failures_order(sched_failure *f, uint32_t n);
 
 /* ---- sched_scope.c: scopes, slots and settling ---- */
 

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cli_progress.h"
 #include "flow_sched.h"
 
 /* ---- plan building helpers ---- */
@@ -295,7 +296,9 @@ static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const flo
     char *ebuf = NULL;
     size_t elen = 0;
     FILE *ef = open_memstream(&ebuf, &elen);
-    opts.err = ef;
+    cli_progress printer; /* flowrun's summary printer (no progress lines) */
+    cli_progress_init(&printer, ef, SCHED_PROGRESS_NONE);
+    opts.obs = &printer.obs;
     int code = sched_run(b->p, &f->ex, g, params, &opts, &ro->o);
     fclose(ef);
     snprintf(ro->err, sizeof ro->err, "%s", ebuf ? ebuf : "");
