@@ -487,6 +487,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
 
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
+    if (code == 2) fprintf(stderr, "flowrun: %s\n", fl_errmsg(p->ctx)); /* out of memory */
     if (armed) rt_inline_crash_disarm();
 
     char *rjson = NULL;

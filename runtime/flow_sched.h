@@ -98,7 +98,8 @@ typedef struct sched_opts {
 } sched_opts;
 
 typedef struct sched_outcome {
-    int code;               /* 0 result produced, 1 a task failed, 3 interrupted */
+    int code;               /* 0 result produced, 1 a task failed, 2 out of memory,
+                               3 interrupted */
     int has_result;         /* 1: result holds the flow's return value */
     flow_val result;        /* new reference (graph's ret type) when has_result */
     uint64_t n_instances;   /* task instances created */
@@ -111,7 +112,13 @@ typedef struct sched_outcome {
 
 /* Run graph `graph` (a flow) of plan p with the parameter values params[0 ..
  * graph's nparams) (borrowed). Returns out->code; the progress and the summary of
- * failures go to opts->obs. Never exits the process and never prints. */
+ * failures go to opts->obs. Never exits the process and never prints.
+ *
+ * The scheduler allocates through the plan's context (p->ctx). When an allocation
+ * fails, the context's sink holds FL_ENOMEM and its message; no new work starts,
+ * the instances the executor holds are waited for (unless opts->stop is set: then
+ * as for an interrupt) and released, everything the run made is freed, and
+ * sched_run returns 2 (out->has_result 0; the counts say how far it got). */
 int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
               const sched_opts *opts, sched_outcome *out);
 

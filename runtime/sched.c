@@ -85,6 +85,15 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* TRANSITIONAL: the history's arrays (served results, retries: their code is
+ * being rewritten as a cache executor) cannot report a failed allocation yet. Through
+ * the context (its sink and oom callback hear of it), then the run cannot go on. */
+static void *hist_xrealloc(sched *S, void *q, size_t n) {
+    void *r = fl_realloc(S->ctx, q, n);
+    if (!r) abort();
+    return r;
+}
+
 /* ---- static analysis ---- */
 
 static uint32_t graph_depth(sched *S, uint32_t g, uint32_t guard);
@@ -126,19 +135,22 @@ static int is_exp_kind(uint32_t k) {
     return k == PN_EXPAND || k == PN_EXPAND_KWARGS || k == PN_GROUP_EXPAND;
 }
 
-/* Edges, stream sources, triggers and absorption for every node of the plan. */
-static void analyse(sched *S) {
+/* Edges, stream sources, triggers and absorption for every node of the plan.
+ * 0, or -1 when memory ran out (what was made is freed by sched_free). */
+static int analyse(sched *S) {
     const flow_plan *p = S->p;
     uint32_t nn = p->n_nodes;
-    S->info = xcalloc(nn, sizeof *S->info);
-    S->gdepth = xcalloc(p->n_graphs, sizeof *S->gdepth);
+    S->info = sc_calloc(S, nn, sizeof *S->info);
+    S->gdepth = sc_calloc(S, p->n_graphs, sizeof *S->gdepth);
+    if (!S->info || !S->gdepth) return -1;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         S->gdepth[g] = UINT32_MAX;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         graph_depth(S, g, 0);
 
     /* facts per node; count consumers */
-    uint32_t *ncons = xcalloc(nn + 1, sizeof *ncons);
+    uint32_t *ncons = sc_calloc(S, nn + 1, sizeof *ncons);
+    if (!ncons) return -1;
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
@@ -176,7 +188,11 @@ static void analyse(sched *S) {
         S->info[n].first_cons = total;
         total += ncons[n];
     }
-    S->edges = xcalloc(total, sizeof *S->edges);
+    S->edges = sc_calloc(S, total, sizeof *S->edges);
+    if (!S->edges) {
+        sc_free(S, ncons);
+        return -1;
+    }
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
@@ -201,7 +217,7 @@ static void analyse(sched *S) {
             I->nwait0++;
         }
     }
-    free(ncons);
+    sc_free(S, ncons);
     /* absorption, consumers first (nodes are in dependency order within a graph) */
     for (uint32_t n = nn; n-- > 0;) {
         node_info *I = &S->info[n];
@@ -242,6 +258,7 @@ static void analyse(sched *S) {
             if (p->args[C->first_arg + a].node == n) ok = 0;
         I->fused = (uint8_t)ok;
     }
+    return 0;
 }
 
 /* ---- instance names, failures and the summary ---- */
@@ -295,7 +312,7 @@ static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int map
     return n;
 }
 
-/* The label lambda's text for an instance of task t (malloc'ed), or NULL. */
+/* The label lambda's text for an instance of task t (sc_free it), or NULL. */
 static char *label_of(sched *S, uint32_t t, const flow_val *args) {
     const flow_plan *p = S->p;
     char *label = NULL;
@@ -308,7 +325,7 @@ static char *label_of(sched *S, uint32_t t, const flow_val *args) {
             uint32_t rt = p->lambdas[lam].ret;
             if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST &&
                 p->types[rt].kind != PT_RECORD && p->types[rt].kind != PT_BYTES)
-                label = xstrdup(fv_as_str(lv)->data);
+                label = sc_strdup(S, fv_as_str(lv)->data); /* NULL: no label */
             fv_decref(p, rt, lv);
         }
     }
@@ -377,13 +394,24 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_va
     hist_index(S, sc, k, idx, sizeof idx);
     inst_tmpl_at(p, sc, node, k >= 0, tmpl, sizeof tmpl);
     state_inst_name(tmpl, NULL, idx, name, sizeof name);
-    char *label = label_of(S, S->info[node].task, args);
     if (S->nfails == S->capfails) {
-        S->capfails = S->capfails ? S->capfails * 2 : 16;
-        S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
+        uint32_t cap = S->capfails ? S->capfails * 2 : 16;
+        failure *f = sc_reallocarray(S, S->fails, cap, sizeof *S->fails);
+        if (!f) return; /* the run ends with code 2 (sched_oom) */
+        S->fails = f;
+        S->capfails = cap;
     }
-    S->fails[S->nfails++] = (failure){xstrdup(name), label, xstrdup(error ? error : "failed"),
-                                      p->nodes[node].loc, node, xstrdup(idx)};
+    failure F = {sc_strdup(S, name), label_of(S, S->info[node].task, args),
+                 sc_strdup(S, error ? error : "failed"), p->nodes[node].loc, node,
+                 sc_strdup(S, idx)};
+    if (!F.what || !F.error || !F.idx) {
+        sc_free(S, F.what);
+        sc_free(S, F.label);
+        sc_free(S, F.error);
+        sc_free(S, F.idx);
+        return;
+    }
+    S->fails[S->nfails++] = F;
 }
 
 /* Tell the observer how far the run is (flow_sched.h). */
@@ -404,8 +432,16 @@ static void report_summary(sched *S, int interrupted, const char *error) {
     uint32_t nskip = 0;
     for (uint32_t n = 0; n < p->n_nodes; n++)
         nskip += S->skipped[n] > 0;
-    sched_failure *fl = xcalloc(S->nfails, sizeof *fl);
-    sched_skip *sk = xcalloc(nskip, sizeof *sk);
+    sched_failure *fl = sc_calloc(S, S->nfails, sizeof *fl);
+    sched_skip *sk = sc_calloc(S, nskip, sizeof *sk);
+    if (!fl || !sk) { /* memory ran out: the counts without the lists */
+        sc_free(S, fl);
+        sc_free(S, sk);
+        sched_summary sum = {interrupted, S->done, S->total, NULL, 0, NULL, 0,
+                             S->nskipped_other, error, p->ctx};
+        obs->on_summary(obs->ud, &sum);
+        return;
+    }
     for (uint32_t i = 0; i < S->nfails; i++) {
         const failure *F = &S->fails[i];
         fl[i] = (sched_failure){F->what, F->label, F->error, {NULL, 0, 0}, F->node, F->idx};
@@ -419,8 +455,8 @@ static void report_summary(sched *S, int interrupted, const char *error) {
     sched_summary sum = {interrupted, S->done, S->total, fl, S->nfails, sk, nskip,
                          S->nskipped_other, error, p->ctx};
     obs->on_summary(obs->ud, &sum);
-    free(fl);
-    free(sk);
+    sc_free(S, fl);
+    sc_free(S, sk);
 }
 
 /* ---- arguments ---- */
@@ -591,7 +627,8 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
         return;
     }
     s->len = len;
-    s->estate = xcalloc((size_t)(len ? len : 1), 1);
+    s->estate = sc_calloc(S, (size_t)(len ? len : 1), 1);
+    if (!s->estate) return; /* the run ends (sched_oom); the node stays open */
     if (p->types[N->type].kind == PT_LIST) s->val = fv_list_new(p, N->type, len);
     if (N->kind != PN_GROUP_EXPAND) S->total += (uint64_t)len;
     s->opened = 1;
@@ -656,9 +693,10 @@ void try_open(sched *S, scope *sc, uint32_t node) {
                 node_error(S, sc, node, "groups nested deeper than %d", SCHED_MAX_NESTING);
                 return;
             }
-            flow_val *params = xcalloc(G->nparams, sizeof *params);
+            flow_val *params = sc_calloc(S, G->nparams, sizeof *params);
+            if (!params) return; /* the run ends (sched_oom); the node stays open */
             if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
-                free(params);
+                sc_free(S, params);
                 node_error(S, sc, node, "%s", err);
                 return;
             }
@@ -732,19 +770,28 @@ static inst *rec_at(sched *S, uint32_t id) {
     return &S->chunks[id / SCHED_CHUNK][id % SCHED_CHUNK];
 }
 
+/* One more chunk of free records. 0, or -1 when memory ran out (sched_oom). */
+static int rec_grow(sched *S) {
+    inst **cs = sc_reallocarray(S, S->chunks, S->nchunks + 1, sizeof *S->chunks);
+    if (!cs) return -1;
+    S->chunks = cs;
+    inst *c = sc_calloc(S, SCHED_CHUNK, sizeof *c);
+    if (!c) return -1;
+    S->chunks[S->nchunks] = c;
+    uint32_t base = S->nchunks * SCHED_CHUNK;
+    for (uint32_t i = 0; i < SCHED_CHUNK; i++)
+        c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
+    S->free_head = base + 1;
+    S->nchunks++;
+    return 0;
+}
+
+/* A free record; never fails: a free one is kept in reserve (the pool grows when
+ * the last one is taken; when it cannot, limit is 0 and no start follows). */
 static uint32_t rec_alloc(sched *S) {
-    if (!S->free_head) {
-        S->chunks = xrealloc(S->chunks, (S->nchunks + 1) * sizeof *S->chunks);
-        inst *c = xcalloc(SCHED_CHUNK, sizeof *c);
-        S->chunks[S->nchunks] = c;
-        uint32_t base = S->nchunks * SCHED_CHUNK;
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
-            c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
-        S->free_head = base + 1;
-        S->nchunks++;
-    }
     uint32_t id = S->free_head - 1;
     S->free_head = rec_at(S, id)->next_free;
+    if (!S->free_head) rec_grow(S);
     return id;
 }
 
@@ -752,7 +799,7 @@ static uint32_t rec_alloc(sched *S) {
  * left in its out/ was never returned (a combine's intermediate file, say) */
 static void rec_free_clean(sched *S, uint32_t id, int clean) {
     inst *r = rec_at(S, id);
-    if (r->args != r->inl) free(r->args);
+    if (r->args != r->inl) args_release(S, r->args);
     if (r->dir) inst_dir_release(S, r, clean); /* sched_dirs.c */
     r->args = NULL;
     r->next_free = S->free_head;
@@ -797,9 +844,9 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     char err[600];
     if (N->kind == PN_GROUP_EXPAND) {
         const plan_graph *G = &p->graphs[N->ref];
-        flow_val *params = xcalloc(G->nparams, sizeof *params);
+        flow_val *params = args_alloc(S, G->nparams);
         if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
-            free(params);
+            args_release(S, params);
             elem_error(S, sc, node, k, err);
             return;
         }
@@ -815,7 +862,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->k = N->kind == PN_CALL ? -1 : k;
     r->attempt = 0;
     r->nargs = N->nargs;
-    r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : xcalloc(N->nargs, sizeof(flow_val));
+    r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : args_alloc(S, N->nargs);
     if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
         rec_free(S, id);
         elem_error(S, sc, node, r->k, err);
@@ -838,7 +885,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             r->served = 1;
             if (S->nserved == S->capserved) {
                 S->capserved = S->capserved ? S->capserved * 2 : 256;
-                S->served = xrealloc(S->served, S->capserved * sizeof *S->served);
+                S->served = hist_xrealloc(S, S->served, S->capserved * sizeof *S->served);
             }
             struct timespec wall;
             clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
@@ -893,7 +940,7 @@ static void unblock(sched *S, uint32_t t) {
 static void retry_push(sched *S, uint32_t id) {
     if (S->nretries == S->capretries) {
         S->capretries = S->capretries ? S->capretries * 2 : 16;
-        S->retries = xrealloc(S->retries, S->capretries * sizeof *S->retries);
+        S->retries = hist_xrealloc(S, S->retries, S->capretries * sizeof *S->retries);
     }
     S->retries[S->nretries++] = id;
 }
@@ -944,7 +991,7 @@ static void complete(sched *S, rt_result *res) {
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
         hist_finished(S->o->hist, &ii, r->args, res, r->served);
-        free(label);
+        sc_free(S, label);
         if (r->served) S->nserved_total++;
     }
     scope *sc = r->sc;
@@ -984,7 +1031,7 @@ static int complete_served(sched *S) {
             S->nserved_pending--;
             complete(S, &batch[i]);
         }
-        free(batch);
+        sc_free(S, batch);
         any = 1;
     }
     return any;
@@ -1004,47 +1051,47 @@ static void adapt_limit(sched *S) {
 static void sched_free(sched *S) {
     free_dead(S);
     for (uint32_t c = 0; c < S->nchunks; c++)
-        free(S->chunks[c]);
-    free(S->chunks);
+        sc_free(S, S->chunks[c]);
+    sc_free(S, S->chunks);
     for (uint32_t b = 0; b < S->nbuckets; b++)
-        free(S->buckets[b].e);
-    free(S->buckets);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++)
-        free(S->blocked[t].e);
-    free(S->blocked);
-    free(S->running_task);
-    free(S->skipped);
-    free(S->retries);
-    free(S->batch);
-    free(S->results);
-    free(S->served);
+        sc_free(S, S->buckets[b].e);
+    sc_free(S, S->buckets);
+    for (uint32_t t = 0; S->blocked && t < S->p->n_tasks; t++)
+        sc_free(S, S->blocked[t].e);
+    sc_free(S, S->blocked);
+    sc_free(S, S->running_task);
+    sc_free(S, S->skipped);
+    sc_free(S, S->retries);
+    sc_free(S, S->batch);
+    sc_free(S, S->results);
+    sc_free(S, S->served);
     for (uint32_t i = 0; i < S->nfails; i++) {
-        free(S->fails[i].what);
-        free(S->fails[i].label);
-        free(S->fails[i].error);
-        free(S->fails[i].idx);
+        sc_free(S, S->fails[i].what);
+        sc_free(S, S->fails[i].label);
+        sc_free(S, S->fails[i].error);
+        sc_free(S, S->fails[i].idx);
     }
-    free(S->fails);
-    free(S->info);
-    free(S->edges);
-    free(S->gdepth);
+    sc_free(S, S->fails);
+    sc_free(S, S->info);
+    sc_free(S, S->edges);
+    sc_free(S, S->gdepth);
+    sc_free(S, S->spare);
 }
 
-/* Abandoned instances (interrupt): release their records without results. */
+/* Abandoned instances (interrupt, memory): release their records without results. */
 void drop_inflight(sched *S) {
     for (uint32_t c = 0; c < S->nchunks; c++)
         for (uint32_t i = 0; i < SCHED_CHUNK; i++) {
             inst *r = &S->chunks[c][i];
             if (r->args) {
                 release_args(S, r->node, r->args);
-                if (r->args != r->inl) free(r->args);
+                if (r->args != r->inl) args_release(S, r->args);
                 r->args = NULL;
-                free(r->dir);
+                sc_free(S, r->dir);
                 r->dir = NULL;
             }
         }
 }
-
 
 int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
               const sched_opts *opts, sched_outcome *out) {
@@ -1052,26 +1099,41 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     memset(S, 0, sizeof *S);
     memset(out, 0, sizeof *out);
     S->p = p;
+    S->ctx = p->ctx;
     S->ex = ex;
     S->o = opts;
     S->mean_task = -1;
     S->pid = (int)getpid();
     S->t0 = now_s();
-    analyse(S);
-    S->blocked = xcalloc(p->n_tasks, sizeof *S->blocked);
-    S->running_task = xcalloc(p->n_tasks, sizeof *S->running_task);
-    S->skipped = xcalloc(p->n_nodes, sizeof *S->skipped);
-    S->batch = xcalloc(SCHED_BATCH, sizeof *S->batch);
-    S->results = xcalloc(SCHED_BATCH, sizeof *S->results);
-    adapt_limit(S);
-
+    S->nspare = 1;
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        if (p->nodes[n].nargs > S->nspare) S->nspare = p->nodes[n].nargs;
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        if (p->graphs[g].nparams > S->nspare) S->nspare = p->graphs[g].nparams;
     const plan_graph *G = &p->graphs[graph];
-    flow_val *pv = xcalloc(G->nparams, sizeof *pv);
-    for (uint32_t i = 0; i < G->nparams; i++) {
-        pv[i] = params[i];
-        fv_incref(p, p->params[G->first_param + i].type, pv[i]);
+    scope *root = NULL;
+    flow_val *pv = NULL;
+    if (analyse(S) == 0 && (S->blocked = sc_calloc(S, p->n_tasks, sizeof *S->blocked)) &&
+        (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
+        (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&
+        (S->batch = sc_calloc(S, SCHED_BATCH, sizeof *S->batch)) &&
+        (S->results = sc_calloc(S, SCHED_BATCH, sizeof *S->results)) &&
+        (S->spare = sc_calloc(S, S->nspare, sizeof *S->spare)) && rec_grow(S) == 0 &&
+        (pv = sc_calloc(S, G->nparams, sizeof *pv))) {
+        for (uint32_t i = 0; i < G->nparams; i++) {
+            pv[i] = params[i];
+            fv_incref(p, p->params[G->first_param + i].type, pv[i]);
+        }
+        root = scope_new(S, graph, NULL, PLAN_NONE, -1, pv); /* consumes pv */
     }
-    scope *root = scope_new(S, graph, NULL, PLAN_NONE, -1, pv);
+    if (!root) { /* memory ran out before the run started (the sink says so) */
+        sched_free(S);
+        out->code = 2;
+        return out->code;
+    }
+    for (uint32_t t = 0; t < p->n_tasks; t++)
+        S->blocked[t].owner = S;
+    adapt_limit(S);
     S->root = root;
     scope_start(S, root);
 
@@ -1083,6 +1145,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             interrupted = 1;
             break;
         }
+        if (S->oom) break;
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
@@ -1092,7 +1155,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             continue;
         }
         free_dead(S);
-        if (root->pending == 0) break;
+        if (root->pending == 0 || S->oom) break;
         if (S->running == 0) {
             if (S->nretries == 0) {
                 snprintf(ierr, sizeof ierr, "nothing ready and %u steps pending", root->pending);
@@ -1129,11 +1192,14 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     for (uint32_t n = 0; n < p->n_nodes; n++)
         out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
-    if (interrupted) {
-        out->code = 3;
-        /* give running instances a moment; what is still running keeps its memory */
+    if (interrupted || S->oom) {
+        out->code = S->oom ? 2 : 3;
+        /* interrupted: give running instances a moment; what is still running keeps
+         * its memory. Out of memory: wait for every one (unless stopped), so that
+         * everything is freed and the program can go on. */
         double until = now_s() + 1.0;
-        while (S->running > 0 && now_s() < until) {
+        while (S->running > 0 &&
+               ((S->oom && !(opts->stop && *opts->stop)) || now_s() < until)) {
             int n = ex->ops->wait(ex, S->results, SCHED_BATCH, SCHED_POLL_MS);
             for (int i = 0; i < n; i++) {
                 rt_result *res = &S->results[i];
@@ -1147,7 +1213,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
                 rec_free(S, (uint32_t)res->id);
             }
         }
-        if (S->running == 0) free_live_scopes(S, root);
+        if (S->running == 0) free_live_scopes(S);
     } else {
         out->code = root->failed ? 1 : 0;
         if (!root->failed && G->ret_node != PLAN_NONE &&

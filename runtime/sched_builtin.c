@@ -60,6 +60,7 @@ static int cmp_str(const void *a, const void *b) {
  * a loop is an error), and an entry's type comes from readdir where the file
  * system gives it, so only links and unknown types cost a stat. */
 typedef struct files_walk {
+    sched *S;         /* the run (allocations) */
     const char *root; /* as given */
     const char *glob; /* the pattern */
     int by_path;      /* the glob has a '/': it matches the relative path */
@@ -76,25 +77,32 @@ static int files_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
         return -1;
     }
     if (out->n == out->cap) {
-        out->cap = out->cap ? out->cap * 2 : 64;
-        out->v = xrealloc(out->v, out->cap * sizeof *out->v);
+        size_t cap = out->cap ? out->cap * 2 : 64;
+        char **v = sc_reallocarray(fw->S, out->v, cap, sizeof *out->v);
+        if (!v) goto oom;
+        out->v = v;
+        out->cap = cap;
     }
     size_t rn = strlen(fw->root), n = strlen(e->rel);
-    char *full = xrealloc(NULL, rn + n + 2);
+    char *full = sc_reallocarray(fw->S, NULL, rn + n + 2, 1);
+    if (!full) goto oom;
     memcpy(full, fw->root, rn);
     full[rn] = '/';
     memcpy(full + rn + 1, e->rel, n + 1);
     out->v[out->n++] = full;
     return 0;
+oom: /* the run ends with code 2 (sched_oom) */
+    snprintf(err, errlen, "out of memory");
+    return -1;
 }
 
-static int walk_files(const char *root, const char *glob, pathvec *out, char *err, size_t errlen) {
+static int walk_files(sched *S, const char *root, const char *glob, pathvec *out, char *err, size_t errlen) {
     int fd = walk_open(AT_FDCWD, root, 1);
     if (fd < 0) {
         snprintf(err, errlen, "cannot read folder '%.400s': %s", root, strerror(errno));
         return -1;
     }
-    files_walk fw = {root, glob, strchr(glob, '/') != NULL, out};
+    files_walk fw = {S, root, glob, strchr(glob, '/') != NULL, out};
     char what[512];
     snprintf(what, sizeof what, "'%.400s'", root);
     int rc = walk_tree(fd, what, WALK_FOLLOW, files_entry, &fw, err, errlen);
@@ -309,10 +317,10 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             pathvec pv = {0};
             const char *dir = fv_as_str(ARGV(0))->data;
             const char *glob = N->nargs > 1 ? fv_as_str(ARGV(1))->data : "*";
-            if (walk_files(dir, glob, &pv, err, errlen) != 0) {
+            if (walk_files(S, dir, glob, &pv, err, errlen) != 0) {
                 for (size_t i = 0; i < pv.n; i++)
-                    free(pv.v[i]);
-                free(pv.v);
+                    sc_free(S, pv.v[i]);
+                sc_free(S, pv.v);
                 return -1;
             }
             if (pv.n) qsort(pv.v, pv.n, sizeof *pv.v, cmp_str);
@@ -320,9 +328,9 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             s->val = fv_list_new(p, N->type, (int64_t)pv.n);
             for (size_t i = 0; i < pv.n; i++) {
                 fv_as_list(s->val)->items[i] = fv_str_cstr(p, et, pv.v[i]);
-                free(pv.v[i]);
+                sc_free(S, pv.v[i]);
             }
-            free(pv.v);
+            sc_free(S, pv.v);
             return 0;
         }
         case PN_FLATTEN: {

@@ -36,7 +36,7 @@ static void gone_flush(sched *S) {
             close(fd);
             unlinkat(S->work_fd, rel, AT_REMOVEDIR); /* only when empty */
         }
-        free(S->gone[i].dir);
+        sc_free(S, S->gone[i].dir);
     }
     S->ngone = 0;
 }
@@ -77,6 +77,14 @@ int make_inst_dir(sched *S, inst *r, uint64_t id, char *err, size_t errlen) {
     char name[256];
     snprintf(name, sizeof name, "%s-%" PRId64 "-%" PRIu64,
              plan_str(S->p, S->p->tasks[r->task].name), r->k, id);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", S->o->work_dir, name);
+    size_t n = strlen(dir);
+    char *b = sc_reallocarray(S, NULL, 3 * n + 16, 1); /* before anything is made on disk */
+    if (!b) {
+        snprintf(err, errlen, "out of memory"); /* the run ends with code 2 (sched_oom) */
+        return -1;
+    }
     int fd = -1, e = S->work_errno;
     if (S->work_fd >= 0) {
         fd = fsdir_sub(S->work_fd, name, 1);
@@ -91,12 +99,9 @@ int make_inst_dir(sched *S, inst *r, uint64_t id, char *err, size_t errlen) {
     if (fd < 0) {
         snprintf(err, errlen, "cannot make its work folder %s/%s: %s", S->o->work_dir, name,
                  strerror(e));
+        sc_free(S, b);
         return -1;
     }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", S->o->work_dir, name);
-    size_t n = strlen(dir);
-    char *b = xrealloc(NULL, 3 * n + 16);
     memcpy(b, dir, n + 1);
     char *o = b + n + 1;
     snprintf(o, n + 5, "%s/out", dir);
@@ -116,19 +121,33 @@ void inst_dir_release(sched *S, inst *r, int clean) {
         close(fd);
     }
     if (S->ngone == S->capgone) {
-        S->capgone = S->capgone ? S->capgone * 2 : 64;
-        S->gone = xrealloc(S->gone, S->capgone * sizeof *S->gone);
+        size_t cap = S->capgone ? S->capgone * 2 : 64;
+        struct gone *g = sc_reallocarray(S, S->gone, cap, sizeof *S->gone);
+        if (g) {
+            S->gone = g;
+            S->capgone = cap;
+        } else {
+            gone_flush(S); /* the run ends (sched_oom); room again, if there was any */
+        }
     }
-    S->gone[S->ngone].dir = r->dir;
-    S->gone[S->ngone++].clean = clean;
-    if (S->ngone >= SCHED_GONE_BATCH) gone_flush(S);
+    if (S->ngone < S->capgone) {
+        S->gone[S->ngone].dir = r->dir;
+        S->gone[S->ngone++].clean = clean;
+        if (S->ngone >= SCHED_GONE_BATCH) gone_flush(S);
+    } else { /* no room at all: this folder goes now */
+        struct gone one = {r->dir, clean}, *keep = S->gone;
+        S->gone = &one;
+        S->ngone = 1;
+        gone_flush(S);
+        S->gone = keep;
+    }
     r->dir = NULL;
 }
 
 /* The run ended: the last folders, then the run's work folder when it is empty. */
 void inst_dirs_end(sched *S) {
     gone_flush(S);
-    free(S->gone);
+    sc_free(S, S->gone);
     S->gone = NULL;
     if (S->work_made) rmdir(S->o->work_dir);
     if (S->work_made && S->work_fd >= 0) close(S->work_fd);

@@ -18,7 +18,6 @@
 #ifndef FLOW_SCHED_INT_H
 #define FLOW_SCHED_INT_H
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,33 +26,6 @@
 
 #define SCHED_CHUNK 256        /* instance records per pool chunk */
 #define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
-
-/* ---- allocation: one entry point; out of memory ends the process ---- */
-
-static inline void *xrealloc(void *q, size_t n) {
-    void *r = realloc(q, n ? n : 1);
-    if (!r) {
-        fputs("flowrun: out of memory\n", stderr);
-        exit(2);
-    }
-    return r;
-}
-
-static inline void *xcalloc(size_t n, size_t size) {
-    void *r = calloc(n ? n : 1, size ? size : 1);
-    if (!r) {
-        fputs("flowrun: out of memory\n", stderr);
-        exit(2);
-    }
-    return r;
-}
-
-static inline char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *r = xrealloc(NULL, n);
-    memcpy(r, s, n);
-    return r;
-}
 
 /* ---- static facts about the plan's nodes ---- */
 
@@ -112,6 +84,7 @@ typedef struct scope {
     uint8_t failed;          /* a node failed and was not absorbed */
     flow_val *params;        /* graph parameters (owned) */
     struct scope *next_dead; /* list of finished scopes waiting to be freed */
+    struct scope *live_prev, *live_next; /* every scope not freed yet (sched.live) */
     slot slots[];            /* one per node of the graph */
 } scope;
 
@@ -123,6 +96,7 @@ typedef struct entry {
 } entry;
 
 typedef struct deque {
+    struct sched *owner; /* the run (allocations go through its context) */
     entry *e;      /* ring buffer */
     uint32_t head; /* index of the first entry */
     uint32_t n;    /* entries held */
@@ -156,6 +130,12 @@ typedef struct failure {
 } failure;
 
 typedef struct sched {
+    fl_ctx *ctx;             /* the plan's context: allocations, errors */
+    int oom;                 /* an allocation failed: the run ends with code 2 */
+    scope *live;             /* every scope not freed yet (freed at the end of any run) */
+    flow_val *spare;         /* argument space for the one start after an allocation failed */
+    uint32_t nspare;         /* its size: the most arguments or parameters of any node */
+    int spare_used;          /* spare holds an instance's or a group element's arguments */
     int pid;                 /* flowrun's pid (served instances ran "here") */
     rt_result *served;       /* instances served by the history, to complete */
     uint32_t nserved, capserved;
@@ -210,6 +190,59 @@ static inline uint32_t elem_type(const flow_plan *p, uint32_t list_type) {
     return p->types[list_type].elem;
 }
 
+/* ---- allocation: through the plan's context ----
+ * An allocation that fails (the context's sink already says "out of memory")
+ * marks the run and stops new work: limit 0 keeps fill() from starting more, the
+ * loop ends the run at its next round with code 2, drains what the executor holds
+ * and frees everything. Code that could not allocate leaves the structures as
+ * they were (a node left open, an entry not queued): nothing waits for them. */
+
+static inline void sched_oom(sched *S) {
+    S->oom = 1;
+    S->limit = 0;
+}
+
+static inline void *sc_calloc(sched *S, size_t n, size_t size) {
+    void *q = fl_calloc(S->ctx, n ? n : 1, size ? size : 1);
+    if (!q) sched_oom(S);
+    return q;
+}
+
+static inline void *sc_reallocarray(sched *S, void *q, size_t n, size_t size) {
+    void *r = fl_reallocarray(S->ctx, q, n ? n : 1, size ? size : 1);
+    if (!r) sched_oom(S);
+    return r;
+}
+
+static inline char *sc_strdup(sched *S, const char *s) {
+    char *r = fl_strdup(S->ctx, s);
+    if (!r) sched_oom(S);
+    return r;
+}
+
+static inline void sc_free(sched *S, void *q) {
+    fl_free(S->ctx, q);
+}
+
+/* Argument (or group parameter) space for n values, zeroed. When memory has run
+ * out: the run's spare space, so the start in progress completes without a NULL
+ * (it is the last one: limit is 0). Given back with args_release. */
+static inline flow_val *args_alloc(sched *S, uint32_t n) {
+    flow_val *a = fl_calloc(S->ctx, n ? n : 1, sizeof *a);
+    if (a) return a;
+    sched_oom(S);
+    S->spare_used = 1;
+    memset(S->spare, 0, S->nspare * sizeof *S->spare);
+    return S->spare;
+}
+
+static inline void args_release(sched *S, flow_val *a) {
+    if (a == S->spare)
+        S->spare_used = 0;
+    else
+        sc_free(S, a);
+}
+
 /* ---- the ready queue ---- */
 
 static inline void dq_push(deque *d, entry e) {
@@ -222,10 +255,11 @@ static inline void dq_push(deque *d, entry e) {
     }
     if (d->n == d->cap) {
         uint32_t nc = d->cap ? d->cap * 2 : 16;
-        entry *ne = xrealloc(NULL, nc * sizeof *ne);
+        entry *ne = sc_reallocarray(d->owner, NULL, nc, sizeof *ne);
+        if (!ne) return; /* the run ends (sched_oom); the entry is dropped */
         for (uint32_t i = 0; i < d->n; i++)
             ne[i] = d->e[(d->head + i) & (d->cap - 1)];
-        free(d->e);
+        sc_free(d->owner, d->e);
         d->e = ne;
         d->cap = nc;
         d->head = 0;
@@ -249,8 +283,12 @@ static inline void ready_push(sched *S, scope *sc, uint32_t node, int64_t lo, in
         uint32_t nb = S->nbuckets ? S->nbuckets : 16;
         while (nb <= b)
             nb *= 2;
-        S->buckets = xrealloc(S->buckets, nb * sizeof *S->buckets);
+        deque *bk = sc_reallocarray(S, S->buckets, nb, sizeof *S->buckets);
+        if (!bk) return; /* the run ends (sched_oom); the entry is dropped */
+        S->buckets = bk;
         memset(S->buckets + S->nbuckets, 0, (nb - S->nbuckets) * sizeof *S->buckets);
+        for (uint32_t i = S->nbuckets; i < nb; i++)
+            S->buckets[i].owner = S;
         S->nbuckets = nb;
     }
     dq_push(&S->buckets[b], (entry){sc, node, lo, hi});
@@ -299,7 +337,7 @@ void scope_start(sched *S, scope *sc);
 void scope_free(sched *S, scope *sc);
 void scope_finished(sched *S, scope *sc);
 void free_dead(sched *S);
-void free_live_scopes(sched *S, scope *root);
+void free_live_scopes(sched *S);
 
 /* ---- sched_builtin.c: built-ins computed by the scheduler ---- */
 

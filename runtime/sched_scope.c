@@ -130,7 +130,18 @@ scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_
                  flow_val *params /* consumed */) {
     const flow_plan *p = S->p;
     const plan_graph *G = &p->graphs[graph];
-    scope *sc = xcalloc(1, sizeof *sc + G->nnodes * sizeof(slot));
+    scope *sc = fl_malloc(S->ctx, sizeof *sc + G->nnodes * sizeof(slot));
+    if (!sc) { /* the run ends (sched_oom); the parameters are released */
+        sched_oom(S);
+        for (uint32_t i = 0; i < G->nparams; i++)
+            fv_decref(p, p->params[G->first_param + i].type, params[i]);
+        args_release(S, params);
+        return NULL;
+    }
+    memset(sc, 0, sizeof *sc + G->nnodes * sizeof(slot));
+    sc->live_next = S->live;
+    if (S->live) S->live->live_prev = sc;
+    S->live = sc;
     sc->graph = graph;
     sc->parent = parent;
     sc->pnode = pnode;
@@ -146,8 +157,10 @@ scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_
     return sc;
 }
 
-/* Open every node that waits for nothing (constants, parameters, ...). */
+/* Open every node that waits for nothing (constants, parameters, ...). sc NULL
+ * (scope_new ran out of memory): nothing. */
 void scope_start(sched *S, scope *sc) {
+    if (!sc) return;
     const flow_plan *p = S->p;
     const plan_graph *G = &p->graphs[sc->graph];
     if (G->nnodes == 0) {
@@ -166,12 +179,15 @@ void scope_free(sched *S, scope *sc) {
     for (uint32_t i = 0; i < G->nnodes; i++) {
         slot *s = &sc->slots[i];
         fv_decref(p, p->nodes[G->first_node + i].type, s->val);
-        free(s->estate);
+        sc_free(S, s->estate);
     }
     for (uint32_t i = 0; i < G->nparams; i++)
         fv_decref(p, p->params[G->first_param + i].type, sc->params[i]);
-    free(sc->params);
-    free(sc);
+    args_release(S, sc->params);
+    if (sc->live_prev) sc->live_prev->live_next = sc->live_next;
+    else S->live = sc->live_next;
+    if (sc->live_next) sc->live_next->live_prev = sc->live_prev;
+    sc_free(S, sc);
 }
 
 /* Every node of sc settled: hand the result to the parent node. */
@@ -209,45 +225,13 @@ void free_dead(sched *S) {
 }
 
 
-/* Free the scopes still alive after an interrupt (the flow's and its children). */
-void free_live_scopes(sched *S, scope *root) {
-    /* children are reachable only through instances and entries; collect from both */
-    scope **list = NULL;
-    size_t n = 0, cap = 0;
-#define ADD(s)                                                                                     \
-    do {                                                                                           \
-        scope *s_ = (s);                                                                           \
-        while (s_ && s_ != root) {                                                                 \
-            size_t i_;                                                                             \
-            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {                                         \
-            }                                                                                      \
-            if (i_ < n) break;                                                                     \
-            if (n == cap) list = xrealloc(list, (cap = cap ? cap * 2 : 16) * sizeof *list);        \
-            list[n++] = s_;                                                                        \
-            s_ = s_->parent;                                                                       \
-        }                                                                                          \
-    } while (0)
-    for (uint32_t b = 0; b < S->nbuckets; b++)
-        for (uint32_t i = 0; i < S->buckets[b].n; i++)
-            ADD(S->buckets[b].e[(S->buckets[b].head + i) & (S->buckets[b].cap - 1)].sc);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++)
-        for (uint32_t i = 0; i < S->blocked[t].n; i++)
-            ADD(S->blocked[t].e[(S->blocked[t].head + i) & (S->blocked[t].cap - 1)].sc);
-    for (uint32_t c = 0; c < S->nchunks; c++)
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
-            if (S->chunks[c][i].args) ADD(S->chunks[c][i].sc);
-#undef ADD
-    /* deepest first so no parent is freed before its child is looked at */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (list[j]->level > list[i]->level) {
-                scope *t = list[i];
-                list[i] = list[j];
-                list[j] = t;
-            }
+/* Free the scopes still alive after an interrupt or a failed allocation (the
+ * flow's and its children, from the list of live scopes: a scope frees nothing of
+ * its parent, so the order does not matter), after the instance records. */
+void free_live_scopes(sched *S) {
     drop_inflight(S);
-    for (size_t i = 0; i < n; i++)
-        scope_free(S, list[i]);
-    free(list);
-    scope_free(S, root);
+    free_dead(S);
+    while (S->live)
+        scope_free(S, S->live);
+    S->root = NULL;
 }
