@@ -19,6 +19,7 @@
 
 #include "cgroup.h"
 #include "cli.h"
+#include "cli_progress.h"
 #include "exec.h"
 #include "expr.h"
 #include "flow_sched.h"
@@ -463,14 +464,16 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     o.max_map = a.max_map;
     o.breadth = a.breadth;
     const char *prog = a.progress ? a.progress : "auto";
-    o.progress = !strcmp(prog, "none")    ? SCHED_PROGRESS_NONE
-                 : !strcmp(prog, "plain") ? SCHED_PROGRESS_PLAIN
-                 : isatty(2)              ? SCHED_PROGRESS_LIVE
-                                          : SCHED_PROGRESS_PLAIN;
+    sched_progress progress = !strcmp(prog, "none")    ? SCHED_PROGRESS_NONE
+                              : !strcmp(prog, "plain") ? SCHED_PROGRESS_PLAIN
+                              : isatty(2)              ? SCHED_PROGRESS_LIVE
+                                                       : SCHED_PROGRESS_PLAIN;
+    cli_progress printer; /* progress lines and the summary on stderr */
+    cli_progress_init(&printer, stderr, progress);
     o.work_dir = work;
     o.work_root_len = strlen(state); /* work/<stamp>/... below it refuse links */
     o.stop = &run_stop_flag;
-    o.err = stderr;
+    o.obs = &printer.obs;
     o.hist = h;
 
     /* a task that crashes flowrun itself still fails the run (exec_inline.c) */
@@ -484,6 +487,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
 
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
+    if (code == 2) fprintf(stderr, "flowrun: %s\n", fl_errmsg(p->ctx)); /* out of memory */
     if (armed) cli_crash_disarm();
 
     char *rjson = NULL;
@@ -493,7 +497,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fv_print_json(p, G->ret, res.result, rf);
         fclose(rf);
     }
-    if (o.progress != SCHED_PROGRESS_NONE && res.n_served)
+    if (progress != SCHED_PROGRESS_NONE && res.n_served)
         fprintf(stderr, "flowrun: run %lld: %llu of %llu instances served from the %s\n",
                 (long long)hist_run_id(h), (unsigned long long)res.n_served,
                 (unsigned long long)res.n_instances, a.resume ? "run's record or cache" : "cache");

@@ -455,6 +455,18 @@ static int fail_early(flow_program *fp, flow_outcome **out, int code, const char
     return code;
 }
 
+/* The scheduler's observer: the failure summary, one line at a time, into the
+ * outcome's text (no progress lines). */
+static void summary_line(void *ud, const char *text) {
+    FILE *f = ud;
+    fputs(text, f);
+    fputc('\n', f);
+}
+
+static void summary_collect(void *ud, const sched_summary *s) {
+    sched_summary_lines(s, summary_line, ud);
+}
+
 int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcome **out) {
     flow_run_options def;
     memset(&def, 0, sizeof def);
@@ -507,10 +519,10 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     so.jobs = jobs;
     so.max_map = opts->max_map;
     so.breadth = opts->breadth_first;
-    so.progress = SCHED_PROGRESS_NONE;
     so.work_dir = opts->work_dir ? opts->work_dir : ".flow/work/embed";
     so.work_root_len = opts->work_dir ? strlen(opts->work_dir) : strlen(".flow");
-    so.err = ef;
+    sched_observer obs = {NULL, summary_collect, ef};
+    so.obs = &obs;
     sched_outcome res;
     int code = sched_run(p, ex, fp->graph, params, &so, &res);
     ex->ops->destroy(ex);

@@ -16,8 +16,8 @@
 
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 
+#include "ctx.h"
 #include "exec.h"
 #include "plan.h"
 #include "value.h"
@@ -27,11 +27,61 @@
 #define SCHED_MAX_NESTING 64       /* groups calling groups: deepest scope chain */
 #define SCHED_MAX_FAIL_LINES 50    /* failed instances listed one per line in the summary */
 
-typedef enum sched_progress {
-    SCHED_PROGRESS_NONE,
-    SCHED_PROGRESS_PLAIN,
-    SCHED_PROGRESS_LIVE
-} sched_progress;
+/* ---- what the scheduler reports: its observer ----
+ * The scheduler prints nothing. It tells an observer how far the run is (at
+ * every round of the loop, and once more at the end with final = 1) and, at the
+ * end, what failed; the program decides what to show (flowrun: cli_progress.c;
+ * the embedding API collects the summary into the outcome). Everything passed is
+ * borrowed for the call. */
+
+typedef struct sched_counts {
+    uint64_t done;    /* instances finished (ok, failed or not run) */
+    uint64_t total;   /* instances known so far */
+    uint64_t failed;  /* instances failed */
+    uint64_t cached;  /* instances served by the history (cache or resume) */
+    int running;      /* instances with the executor */
+    double elapsed;   /* seconds since the run started */
+} sched_counts;
+
+typedef struct sched_failure {
+    const char *what;  /* the instance's name: "a[3]", "per_n[1]/square[2]" */
+    const char *label; /* its label lambda's text, or NULL */
+    const char *error; /* the message */
+    fl_loc loc;        /* its node's place in the .flow source; file NULL: none */
+    uint32_t node;     /* its node (the summary's order: by node, then by idx) */
+    const char *idx;   /* its index path, "1/2" ("" for a call) */
+} sched_failure;
+
+typedef struct sched_skip {
+    const char *name; /* a node's binding name */
+    uint64_t n;       /* its instances not run because an upstream failed */
+} sched_skip;
+
+typedef struct sched_summary {
+    int interrupted;             /* the stop flag ended the run */
+    uint64_t done, total;        /* instances finished, known */
+    const sched_failure *fails;  /* failed instances, in the summary's order */
+    uint32_t nfails;
+    const sched_skip *skipped;   /* nodes with instances not run, in plan order */
+    uint32_t nskipped;
+    uint64_t nskipped_other;     /* built-ins not computed because an upstream failed */
+    const char *error;           /* an internal error that ended the run, or NULL */
+    fl_ctx *ctx;                 /* the plan's context (sched_summary_lines allocates there) */
+} sched_summary;
+
+typedef struct sched_observer {
+    /* may be NULL; called once per round of the loop, and with final = 1 at the end */
+    void (*on_progress)(void *ud, const sched_counts *c, int final);
+    /* may be NULL; called once at the end, before sched_run returns */
+    void (*on_summary)(void *ud, const sched_summary *s);
+    void *ud;
+} sched_observer;
+
+/* The summary as the lines flowrun prints (without their newlines), each given to
+ * line(ud, text); nothing when nothing failed, was skipped or interrupted. At most
+ * SCHED_MAX_FAIL_LINES failures are listed. (sched_report.c) */
+void sched_summary_lines(const sched_summary *s, void (*line)(void *ud, const char *text),
+                         void *ud);
 
 struct hist; /* history.h: history, cache and stored outputs; NULL runs without state */
 
@@ -39,17 +89,17 @@ typedef struct sched_opts {
     int jobs;                      /* instances running at once (-j); <= 0: 1 */
     int64_t max_map;               /* default largest expansion when a task sets none; 0: 100000 */
     int breadth;                   /* 1: breadth-first order (--schedule breadth) */
-    sched_progress progress;       /* progress lines on err */
     const char *work_dir;          /* where instance output/scratch folders go; NULL: none made */
     size_t work_root_len;          /* its first bytes (the state directory) are resolved as usual;
                                       folders after them are made refusing links (fsdir.h) */
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
-    FILE *err;                     /* progress and summary; NULL: stderr */
+    const sched_observer *obs;     /* told the progress and the summary; NULL: nobody */
     struct hist *hist;             /* record, cache and resume through this; NULL: none */
 } sched_opts;
 
 typedef struct sched_outcome {
-    int code;               /* 0 result produced, 1 a task failed, 3 interrupted */
+    int code;               /* 0 result produced, 1 a task failed, 2 out of memory,
+                               3 interrupted */
     int has_result;         /* 1: result holds the flow's return value */
     flow_val result;        /* new reference (graph's ret type) when has_result */
     uint64_t n_instances;   /* task instances created */
@@ -61,8 +111,14 @@ typedef struct sched_outcome {
 } sched_outcome;
 
 /* Run graph `graph` (a flow) of plan p with the parameter values params[0 ..
- * graph's nparams) (borrowed). Returns out->code; the summary of failures goes to
- * opts->err. Never exits the process. */
+ * graph's nparams) (borrowed). Returns out->code; the progress and the summary of
+ * failures go to opts->obs. Never exits the process and never prints.
+ *
+ * The scheduler allocates through the plan's context (p->ctx). When an allocation
+ * fails, the context's sink holds FL_ENOMEM and its message; no new work starts,
+ * the instances the executor holds are waited for (unless opts->stop is set: then
+ * as for an interrupt) and released, everything the run made is freed, and
+ * sched_run returns 2 (out->has_result 0; the counts say how far it got). */
 int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
               const sched_opts *opts, sched_outcome *out);
 

@@ -56,61 +56,28 @@
  *   complete (no instances); over a partially failed list it keeps only the
  *   successful elements so an all_done consumer downstream still sees the
  *   right data.
+ *
+ *   Files. This file is the loop, the analysis of the plan, arguments and
+ *   instance records; what the loop calls into lives next to it: scopes, slots
+ *   and settling in sched_scope.c, the built-ins in sched_builtin.c, instance
+ *   folders in sched_dirs.c, the structures they share in sched_int.h.
  */
-#include "flow_sched.h"
-
 #include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "expr.h"
-#include "fsdir.h"
-#include "history.h"
 #include "jit.h"
-#include "walk.h"
+#include "sched_int.h"
 
 #define SCHED_MAX_FACTOR 256   /* most jobs queued per executor slot for tiny tasks */
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
 #define SCHED_SERVE_ROUND 8192 /* most instances served by the history in one round */
-#define SCHED_CHUNK 256        /* instance records per pool chunk */
-#define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
 #define SCHED_FAST_TASK 200e-6 /* a task of this duration or longer: factor 1 */
 #define SCHED_POLL_MS 100      /* longest wait before looking at the stop flag */
-
-/* ---- allocation: one entry point; out of memory ends the process ---- */
-
-static void *xrealloc(void *q, size_t n) {
-    void *r = realloc(q, n ? n : 1);
-    if (!r) {
-        fputs("flowrun: out of memory\n", stderr);
-        exit(2);
-    }
-    return r;
-}
-
-static void *xcalloc(size_t n, size_t size) {
-    void *r = calloc(n ? n : 1, size ? size : 1);
-    if (!r) {
-        fputs("flowrun: out of memory\n", stderr);
-        exit(2);
-    }
-    return r;
-}
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *r = xrealloc(NULL, n);
-    memcpy(r, s, n);
-    return r;
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -118,220 +85,13 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- static facts about the plan's nodes ---- */
-
-enum { EDGE_WHOLE, EDGE_STREAM, EDGE_AFTER };
-
-typedef struct sc_edge {
-    uint32_t node; /* consumer node (absolute) */
-    uint8_t kind;  /* EDGE_WHOLE: needs the whole value; EDGE_STREAM: element-wise;
-                      EDGE_AFTER: an `after` (order only) */
-} sc_edge;
-
-typedef struct node_info {
-    uint32_t depth;      /* bucket offset inside its graph (longest path from the inputs) */
-    uint32_t out_depth;  /* depth its consumers see (a group node: + the group's depth) */
-    uint32_t first_cons; /* consumer edges: edges[first_cons .. +ncons) */
-    uint32_t ncons;
-    uint32_t nwait0;     /* dependencies to wait for when its scope starts */
-    uint32_t stream_src; /* producer read element-wise, or PLAN_NONE */
-    uint32_t stream_arg; /* the argument node that reads it: stream_src, or the top of a
-                            chain of maps over it (applied per element) */
-    uint32_t task;       /* task run by CALL/EXPAND/EXPAND_KWARGS, else PLAN_NONE */
-    uint8_t is_exp;      /* its value is built element by element */
-    uint8_t all_done;    /* a task node with trigger all_done */
-    uint8_t absorbs;     /* a partial failure here is absorbed by all_done consumers */
-    uint8_t ret_void;    /* a task node whose task returns nothing */
-    uint8_t is_ret;      /* the return node of its graph */
-    uint8_t fused;       /* a range/map/filter evaluated by its only consumer (see Fusion) */
-} node_info;
-
-/* ---- run-time state ---- */
-
-enum { SL_WAIT, SL_OPEN, SL_DONE };
-enum { EL_PENDING, EL_OK, EL_FAILED };
-enum { FS_OK, FS_FAILED, FS_PARTIAL };
-
-typedef struct slot {
-    uint8_t state;    /* SL_WAIT, SL_OPEN, SL_DONE */
-    uint8_t failed;   /* FS_OK; FS_FAILED: no value; FS_PARTIAL: some elements failed */
-    uint8_t opened;   /* length known and element-wise consumers told */
-    uint32_t nwait;   /* dependencies not yet settled (length, for an element-wise source) */
-    int64_t len;      /* expansions: number of elements once opened, else -1 */
-    int64_t nsettled; /* expansions: elements finished, ok or failed */
-    int64_t nfailed;  /* expansions: elements failed */
-    uint8_t *estate;  /* expansions: EL_* per element; NULL for a filtered partial value */
-    flow_val val;     /* the value (owned); expansions: the list being filled */
-} slot;
-
-typedef struct scope {
-    uint32_t graph;          /* plan graph */
-    struct scope *parent;    /* NULL for the flow */
-    uint32_t pnode;          /* parent's node that made this scope */
-    int64_t pk;              /* element of pnode (group expansion), or -1 */
-    uint32_t base;           /* bucket of the graph's depth 0 */
-    uint32_t level;          /* nesting depth (the flow: 0) */
-    uint32_t pending;        /* nodes not settled */
-    uint8_t failed;          /* a node failed and was not absorbed */
-    flow_val *params;        /* graph parameters (owned) */
-    struct scope *next_dead; /* list of finished scopes waiting to be freed */
-    slot slots[];            /* one per node of the graph */
-} scope;
-
-typedef struct entry {
-    scope *sc;     /* scope of the node */
-    uint32_t node; /* absolute node index */
-    int64_t lo;    /* next element to start */
-    int64_t hi;    /* one past the last element */
-} entry;
-
-typedef struct deque {
-    entry *e;      /* ring buffer */
-    uint32_t head; /* index of the first entry */
-    uint32_t n;    /* entries held */
-    uint32_t cap;  /* power of two or 0 */
-} deque;
-
-typedef struct inst {
-    scope *sc;          /* scope of the node */
-    uint32_t node;      /* node (absolute) */
-    uint32_t task;      /* task */
-    int64_t k;          /* element index, -1 for a call */
-    uint32_t attempt;   /* 0 for the first run */
-    uint32_t nargs;     /* arguments */
-    flow_val *args;     /* inl or malloc'ed */
-    uint32_t next_free; /* free list link */
-    double due;         /* retry: when to run again */
-    char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
-    uint8_t served;     /* 1: served by the history (cache or resume), not run */
-    uint8_t has_key;    /* key holds the cache key computed by hist_lookup */
-    flow_hash key;      /* the instance's cache key */
-    flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
-} inst;
-
-typedef struct failure {
-    char *what;   /* the instance's name: "a[3]", "per_n[1]/square[2]" */
-    char *label;  /* label lambda's text, or NULL */
-    char *error;  /* message */
-    uint32_t loc; /* loc of the node */
-    uint32_t node;/* its node, and index path ("1/2"): the summary's order */
-    char *idx;
-} failure;
-
-typedef struct sched {
-    int pid;                 /* flowrun's pid (served instances ran "here") */
-    rt_result *served;       /* instances served by the history, to complete */
-    uint32_t nserved, capserved;
-    uint64_t nserved_total;  /* served instances completed */
-    uint64_t nserved_pending; /* served, not yet completed */
-    const flow_plan *p;      /* the plan */
-    rt_executor *ex;         /* where instances run */
-    const sched_opts *o;     /* options */
-    FILE *err;               /* progress and summary */
-    node_info *info;         /* per plan node */
-    sc_edge *edges;          /* consumer edges of every node */
-    uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
-    deque *buckets;          /* ready entries by depth */
-    uint32_t nbuckets;       /* allocated buckets */
-    uint32_t top;            /* every bucket above is empty */
-    deque *blocked;          /* per task: entries waiting for its concurrency */
-    uint32_t *running_task;  /* per task: instances with the executor */
-    inst **chunks;           /* instance pool */
-    uint32_t nchunks;        /* chunks allocated */
-    uint32_t free_head;      /* first free record + 1 (0: none) */
-    uint32_t *retries;       /* records waiting for their retry_delay */
-    uint32_t nretries, capretries;
-    rt_job *batch; /* jobs to submit */
-    int nbatch;
-    rt_result *results; /* wait buffer */
-    int running;        /* jobs with the executor */
-    int limit;          /* most jobs with the executor */
-    double mean_task;   /* moving average of task duration (s), <0 unknown */
-    scope *root;        /* the flow's scope */
-    scope *dead;        /* finished child scopes to free */
-    failure *fails;     /* failed instances */
-    uint32_t nfails, capfails;
-    uint64_t *skipped;       /* per node: instances not run (upstream failed) */
-    uint64_t nskipped_other; /* built-ins not computed because an upstream failed */
-    uint64_t total, done, failed, attempts;
-    uint64_t ninst_dirs;      /* instance folders made */
-    double t0, last_progress; /* clock */
-    int live_drawn;           /* a live progress line is on screen */
-    int work_made;            /* opening opts->work_dir was tried */
-    int work_fd;              /* opts->work_dir, opened at the first instance folder; -1: failed */
-    int work_errno;           /* why it failed */
-    struct gone {
-        char *dir;            /* an ended instance's folder ("<dir>\0<dir>/out\0...") */
-        int clean;            /* a success recorded by the history: empty out/ first */
-    } *gone;                  /* instance folders to remove when empty (see rec_free) */
-    size_t ngone, capgone;
-} sched;
-
-static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
-    return &sc->slots[node - p->graphs[sc->graph].first_node];
-}
-
-static inline uint32_t elem_type(const flow_plan *p, uint32_t list_type) {
-    return p->types[list_type].elem;
-}
-
-/* ---- the ready queue ---- */
-
-static void dq_push(deque *d, entry e) {
-    if (d->n && d->cap) { /* extend the last entry when contiguous (element-wise releases) */
-        entry *last = &d->e[(d->head + d->n - 1) & (d->cap - 1)];
-        if (last->sc == e.sc && last->node == e.node && last->hi == e.lo) {
-            last->hi = e.hi;
-            return;
-        }
-    }
-    if (d->n == d->cap) {
-        uint32_t nc = d->cap ? d->cap * 2 : 16;
-        entry *ne = xrealloc(NULL, nc * sizeof *ne);
-        for (uint32_t i = 0; i < d->n; i++)
-            ne[i] = d->e[(d->head + i) & (d->cap - 1)];
-        free(d->e);
-        d->e = ne;
-        d->cap = nc;
-        d->head = 0;
-    }
-    d->e[(d->head + d->n) & (d->cap - 1)] = e;
-    d->n++;
-}
-
-static entry *dq_front(deque *d) {
-    return d->n ? &d->e[d->head] : NULL;
-}
-
-static void dq_pop(deque *d) {
-    d->head = (d->head + 1) & (d->cap - 1);
-    d->n--;
-}
-
-static void ready_push(sched *S, scope *sc, uint32_t node, int64_t lo, int64_t hi) {
-    uint32_t b = sc->base + S->info[node].depth;
-    if (b >= S->nbuckets) {
-        uint32_t nb = S->nbuckets ? S->nbuckets : 16;
-        while (nb <= b)
-            nb *= 2;
-        S->buckets = xrealloc(S->buckets, nb * sizeof *S->buckets);
-        memset(S->buckets + S->nbuckets, 0, (nb - S->nbuckets) * sizeof *S->buckets);
-        S->nbuckets = nb;
-    }
-    dq_push(&S->buckets[b], (entry){sc, node, lo, hi});
-    if (b + 1 > S->top) S->top = b + 1;
-}
-
-/* The bucket to take from next, or NULL when nothing is ready. */
-static deque *ready_pick(sched *S) {
-    if (S->o->breadth) {
-        for (uint32_t b = 0; b < S->top; b++)
-            if (S->buckets[b].n) return &S->buckets[b];
-        return NULL;
-    }
-    while (S->top > 0 && S->buckets[S->top - 1].n == 0)
-        S->top--;
-    return S->top ? &S->buckets[S->top - 1] : NULL;
+/* TRANSITIONAL: the history's arrays (served results, retries: their code is
+ * being rewritten as a cache executor) cannot report a failed allocation yet. Through
+ * the context (its sink and oom callback hear of it), then the run cannot go on. */
+static void *hist_xrealloc(sched *S, void *q, size_t n) {
+    void *r = fl_realloc(S->ctx, q, n);
+    if (!r) abort();
+    return r;
 }
 
 /* ---- static analysis ---- */
@@ -375,19 +135,22 @@ static int is_exp_kind(uint32_t k) {
     return k == PN_EXPAND || k == PN_EXPAND_KWARGS || k == PN_GROUP_EXPAND;
 }
 
-/* Edges, stream sources, triggers and absorption for every node of the plan. */
-static void analyse(sched *S) {
+/* Edges, stream sources, triggers and absorption for every node of the plan.
+ * 0, or -1 when memory ran out (what was made is freed by sched_free). */
+static int analyse(sched *S) {
     const flow_plan *p = S->p;
     uint32_t nn = p->n_nodes;
-    S->info = xcalloc(nn, sizeof *S->info);
-    S->gdepth = xcalloc(p->n_graphs, sizeof *S->gdepth);
+    S->info = sc_calloc(S, nn, sizeof *S->info);
+    S->gdepth = sc_calloc(S, p->n_graphs, sizeof *S->gdepth);
+    if (!S->info || !S->gdepth) return -1;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         S->gdepth[g] = UINT32_MAX;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         graph_depth(S, g, 0);
 
     /* facts per node; count consumers */
-    uint32_t *ncons = xcalloc(nn + 1, sizeof *ncons);
+    uint32_t *ncons = sc_calloc(S, nn + 1, sizeof *ncons);
+    if (!ncons) return -1;
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
@@ -425,7 +188,11 @@ static void analyse(sched *S) {
         S->info[n].first_cons = total;
         total += ncons[n];
     }
-    S->edges = xcalloc(total, sizeof *S->edges);
+    S->edges = sc_calloc(S, total, sizeof *S->edges);
+    if (!S->edges) {
+        sc_free(S, ncons);
+        return -1;
+    }
     for (uint32_t n = 0; n < nn; n++) {
         const plan_node *N = &p->nodes[n];
         node_info *I = &S->info[n];
@@ -450,7 +217,7 @@ static void analyse(sched *S) {
             I->nwait0++;
         }
     }
-    free(ncons);
+    sc_free(S, ncons);
     /* absorption, consumers first (nodes are in dependency order within a graph) */
     for (uint32_t n = nn; n-- > 0;) {
         node_info *I = &S->info[n];
@@ -491,6 +258,7 @@ static void analyse(sched *S) {
             if (p->args[C->first_arg + a].node == n) ok = 0;
         I->fused = (uint8_t)ok;
     }
+    return 0;
 }
 
 /* ---- instance names, failures and the summary ---- */
@@ -544,7 +312,7 @@ static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int map
     return n;
 }
 
-/* The label lambda's text for an instance of task t (malloc'ed), or NULL. */
+/* The label lambda's text for an instance of task t (sc_free it), or NULL. */
 static char *label_of(sched *S, uint32_t t, const flow_val *args) {
     const flow_plan *p = S->p;
     char *label = NULL;
@@ -557,7 +325,7 @@ static char *label_of(sched *S, uint32_t t, const flow_val *args) {
             uint32_t rt = p->lambdas[lam].ret;
             if (fv_is_heap(p, rt) && p->types[rt].kind != PT_LIST &&
                 p->types[rt].kind != PT_RECORD && p->types[rt].kind != PT_BYTES)
-                label = xstrdup(fv_as_str(lv)->data);
+                label = sc_strdup(S, fv_as_str(lv)->data); /* NULL: no label */
             fv_decref(p, rt, lv);
         }
     }
@@ -619,317 +387,83 @@ static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, char *tmpl
     ii->key = r->key;
 }
 
-static void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_val *args,
-                           const char *error) {
+void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_val *args,
+                    const char *error) {
     const flow_plan *p = S->p;
     char idx[256], tmpl[700], name[1024];
     hist_index(S, sc, k, idx, sizeof idx);
     inst_tmpl_at(p, sc, node, k >= 0, tmpl, sizeof tmpl);
     state_inst_name(tmpl, NULL, idx, name, sizeof name);
-    char *label = label_of(S, S->info[node].task, args);
     if (S->nfails == S->capfails) {
-        S->capfails = S->capfails ? S->capfails * 2 : 16;
-        S->fails = xrealloc(S->fails, S->capfails * sizeof *S->fails);
+        uint32_t cap = S->capfails ? S->capfails * 2 : 16;
+        failure *f = sc_reallocarray(S, S->fails, cap, sizeof *S->fails);
+        if (!f) return; /* the run ends with code 2 (sched_oom) */
+        S->fails = f;
+        S->capfails = cap;
     }
-    S->fails[S->nfails++] = (failure){xstrdup(name), label, xstrdup(error ? error : "failed"),
-                                      p->nodes[node].loc, node, xstrdup(idx)};
-}
-
-/* Index paths in numeric order, component by component ("2" < "10", "1/9" < "1/10"). */
-static int idx_cmp(const char *a, const char *b) {
-    while (*a || *b) {
-        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
-        if (la != lb) return la < lb ? -1 : 1;
-        int c = memcmp(a, b, la);
-        if (c) return c;
-        a += la + (a[la] == '/');
-        b += lb + (b[lb] == '/');
+    failure F = {sc_strdup(S, name), label_of(S, S->info[node].task, args),
+                 sc_strdup(S, error ? error : "failed"), p->nodes[node].loc, node,
+                 sc_strdup(S, idx)};
+    if (!F.what || !F.error || !F.idx) {
+        sc_free(S, F.what);
+        sc_free(S, F.label);
+        sc_free(S, F.error);
+        sc_free(S, F.idx);
+        return;
     }
-    return 0;
+    S->fails[S->nfails++] = F;
 }
 
-/* The summary's order: by node (the plan's, dependency order), then by index. */
-static int fail_cmp(const void *x, const void *y) {
-    const failure *a = x, *b = y;
-    if (a->node != b->node) return a->node < b->node ? -1 : 1;
-    int c = idx_cmp(a->idx, b->idx);
-    return c ? c : strcmp(a->what, b->what);
+/* Tell the observer how far the run is (flow_sched.h). */
+static void report_progress(sched *S, int final) {
+    const sched_observer *obs = S->o->obs;
+    if (!obs || !obs->on_progress) return;
+    sched_counts c = {S->done, S->total, S->failed, S->nserved_total, S->running,
+                      now_s() - S->t0};
+    obs->on_progress(obs->ud, &c, final);
 }
 
-static void print_summary(sched *S, int interrupted) {
+/* Tell the observer what failed and what was not run (flow_sched.h); error: an
+ * internal error that ended the run, or NULL. */
+static void report_summary(sched *S, int interrupted, const char *error) {
+    const sched_observer *obs = S->o->obs;
+    if (!obs || !obs->on_summary) return;
     const flow_plan *p = S->p;
-    FILE *f = S->err;
-    if (S->nfails == 0 && !interrupted) {
-        int any = S->nskipped_other > 0;
-        for (uint32_t n = 0; n < p->n_nodes && !any; n++)
-            any = S->skipped[n] > 0;
-        if (!any) return;
+    uint32_t nskip = 0;
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        nskip += S->skipped[n] > 0;
+    sched_failure *fl = sc_calloc(S, S->nfails, sizeof *fl);
+    sched_skip *sk = sc_calloc(S, nskip, sizeof *sk);
+    if (!fl || !sk) { /* memory ran out: the counts without the lists */
+        sc_free(S, fl);
+        sc_free(S, sk);
+        sched_summary sum = {interrupted, S->done, S->total, NULL, 0, NULL, 0,
+                             S->nskipped_other, error, p->ctx};
+        obs->on_summary(obs->ud, &sum);
+        return;
     }
-    if (interrupted)
-        fprintf(f, "flowrun: interrupted: %" PRIu64 " of %" PRIu64 " instances finished\n", S->done,
-                S->total);
-    if (S->nfails)
-        fprintf(f, "flowrun: %u instance%s failed:\n", S->nfails, S->nfails == 1 ? "" : "s");
-    if (S->nfails > 1) qsort(S->fails, S->nfails, sizeof *S->fails, fail_cmp);
-    for (uint32_t i = 0; i < S->nfails && i < SCHED_MAX_FAIL_LINES; i++) {
+    for (uint32_t i = 0; i < S->nfails; i++) {
         const failure *F = &S->fails[i];
-        char where[300] = "";
+        fl[i] = (sched_failure){F->what, F->label, F->error, {NULL, 0, 0}, F->node, F->idx};
         if (F->loc < p->n_locs)
-            snprintf(where, sizeof where, " (%s:%u:%u)", plan_str(p, p->source),
-                     p->locs[F->loc].line, p->locs[F->loc].col);
-        if (F->label)
-            fprintf(f, "  %s \"%s\": %s%s\n", F->what, F->label, F->error, where);
-        else
-            fprintf(f, "  %s: %s%s\n", F->what, F->error, where);
+            fl[i].loc = (fl_loc){plan_str(p, p->source), p->locs[F->loc].line, p->locs[F->loc].col};
     }
-    if (S->nfails > SCHED_MAX_FAIL_LINES)
-        fprintf(f, "  ... and %u more\n", S->nfails - SCHED_MAX_FAIL_LINES);
+    sched_failures_order(fl, S->nfails);
+    nskip = 0;
     for (uint32_t n = 0; n < p->n_nodes; n++) /* by binding (inside groups: all elements) */
-        if (S->skipped[n])
-            fprintf(f, "  %s: %" PRIu64 " instance%s not run (upstream failed)\n",
-                    node_stem(p, n), S->skipped[n], S->skipped[n] == 1 ? "" : "s");
-    if (S->nskipped_other)
-        fprintf(f, "  %" PRIu64 " other step%s not run (upstream failed)\n", S->nskipped_other,
-                S->nskipped_other == 1 ? "" : "s");
-}
-
-static void progress(sched *S, int final) {
-    if (S->o->progress == SCHED_PROGRESS_NONE) return;
-    double t = now_s();
-    double every = S->o->progress == SCHED_PROGRESS_LIVE ? 0.1 : 2.0;
-    if (!final && t - S->last_progress < every) return;
-    S->last_progress = t;
-    if (S->o->progress == SCHED_PROGRESS_LIVE) {
-        /* The line must stay on one terminal row, or \r cannot take the cursor back
-         * to its start and every redraw scrolls: the first form that fits the
-         * width (read at each redraw, so a resized window is followed; one column
-         * spare, as writing the last column wraps on some terminals), else the
-         * shortest cut to fit. */
-        char line[3][160];
-        snprintf(line[0], sizeof line[0],
-                 "%" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
-                 " cached, %.1fs",
-                 S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
-        snprintf(line[1], sizeof line[1], "%" PRIu64 "/%" PRIu64 " %d run %" PRIu64 " fail %.0fs",
-                 S->done, S->total, S->running, S->failed, t - S->t0);
-        snprintf(line[2], sizeof line[2], "%" PRIu64 "/%" PRIu64, S->done, S->total);
-        struct winsize ws;
-        size_t room = sizeof line[0] - 1;
-        if (ioctl(fileno(S->err), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1) room = ws.ws_col - 1u;
-        int pick = 0;
-        while (pick < 2 && strlen(line[pick]) > room) pick++;
-        fprintf(S->err, "\r\033[K%.*s", (int)room, line[pick]);
-        S->live_drawn = 1;
-        if (final) {
-            fputc('\n', S->err);
-            S->live_drawn = 0;
-        }
-    } else if (!final || S->total > 0) {
-        fprintf(S->err,
-                "flowrun: %" PRIu64 "/%" PRIu64 " done, %d running, %" PRIu64 " failed, %" PRIu64
-                " cached, %.1fs\n",
-                S->done, S->total, S->running, S->failed, S->nserved_total, t - S->t0);
-    }
-    fflush(S->err);
-}
-
-/* ---- settling nodes and elements ---- */
-
-static void try_open(sched *S, scope *sc, uint32_t node);
-static void scope_finished(sched *S, scope *sc);
-
-static int node_failed_for_scope(sched *S, uint32_t node, uint8_t failed) {
-    return failed == FS_FAILED || (failed == FS_PARTIAL && !S->info[node].absorbs);
-}
-
-/* The node has its final value (or failed): tell its consumers. */
-static void node_settle(sched *S, scope *sc, uint32_t node, uint8_t failed) {
-    const flow_plan *p = S->p;
-    slot *s = SL(sc, p, node);
-    s->state = SL_DONE;
-    s->failed = failed;
-    if (node_failed_for_scope(S, node, failed)) sc->failed = 1;
-    const node_info *I = &S->info[node];
-    for (uint32_t e = 0; e < I->ncons; e++) {
-        const sc_edge *E = &S->edges[I->first_cons + e];
-        if (E->kind == EDGE_STREAM && s->opened) continue; /* told at open */
-        slot *c = SL(sc, p, E->node);
-        if (--c->nwait == 0 && c->state == SL_WAIT) try_open(S, sc, E->node);
-    }
-    if (--sc->pending == 0) scope_finished(S, sc);
-}
-
-static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok);
-
-/* Element k of an expansion finished: store it, release element-wise consumers. */
-static void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, flow_val v) {
-    const flow_plan *p = S->p;
-    slot *s = SL(sc, p, node);
-    if (ok) {
-        if (s->val.o && !S->info[node].ret_void) fv_as_list(s->val)->items[k] = v;
-        s->estate[k] = EL_OK;
-    } else {
-        s->estate[k] = EL_FAILED;
-        s->nfailed++;
-    }
-    s->nsettled++;
-    const node_info *I = &S->info[node];
-    for (uint32_t e = 0; e < I->ncons; e++) {
-        const sc_edge *E = &S->edges[I->first_cons + e];
-        if (E->kind == EDGE_STREAM && SL(sc, p, E->node)->state == SL_OPEN)
-            release_elem(S, sc, E->node, k, ok);
-    }
-    if (s->nsettled == s->len) node_settle(S, sc, node, s->nfailed ? FS_PARTIAL : FS_OK);
-}
-
-static void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) {
-    if (ok) {
-        ready_push(S, sc, node, k, k + 1);
-        return;
-    }
-    uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) {
-        S->skipped[node]++;
-        S->done++; /* counted in total when the expansion opened */
-    } else {
-        S->nskipped_other++;
-    }
-    elem_settle(S, sc, node, k, 0, (flow_val){0});
-}
-
-/* A node that cannot run because a producer failed. */
-static void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
-    uint32_t t = S->info[node].task;
-    if (t != PLAN_NONE) {
-        S->skipped[node]++;
-        S->total++; /* one line in done/total, however many it would have had */
-        S->done++;
-    } else {
-        S->nskipped_other++;
-    }
-    node_settle(S, sc, node, FS_FAILED);
-}
-
-/* A built-in or expansion that failed by itself (zip lengths, max_map, a lambda). */
-static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Record a failure under node `as` (its name and position) and settle `node` as
- * failed: the same node but for a fused chain (see Fusion). */
-static void node_fail_as(sched *S, scope *sc, uint32_t node, uint32_t as, const char *msg) {
-    record_failure(S, sc, as, -1, NULL, msg);
-    S->failed++;
-    node_settle(S, sc, node, FS_FAILED);
-}
-
-static void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...) {
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    node_fail_as(S, sc, node, node, msg);
-}
-
-/* Element k of an expansion could not start (a map's lambda failed on its input). */
-static void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *err) {
-    record_failure(S, sc, node, k, NULL, err);
-    S->failed++;
-    S->done++;
-    if (S->p->nodes[node].kind == PN_CALL)
-        node_settle(S, sc, node, FS_FAILED);
-    else
-        elem_settle(S, sc, node, k, 0, (flow_val){0});
-}
-
-/* ---- scopes ---- */
-
-static scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_t pk,
-                        flow_val *params /* consumed */) {
-    const flow_plan *p = S->p;
-    const plan_graph *G = &p->graphs[graph];
-    scope *sc = xcalloc(1, sizeof *sc + G->nnodes * sizeof(slot));
-    sc->graph = graph;
-    sc->parent = parent;
-    sc->pnode = pnode;
-    sc->pk = pk;
-    sc->level = parent ? parent->level + 1 : 0;
-    sc->base = parent ? parent->base + S->info[pnode].depth + 1 : 0;
-    sc->pending = G->nnodes;
-    sc->params = params;
-    for (uint32_t i = 0; i < G->nnodes; i++) {
-        sc->slots[i].nwait = S->info[G->first_node + i].nwait0;
-        sc->slots[i].len = -1;
-    }
-    return sc;
-}
-
-/* Open every node that waits for nothing (constants, parameters, ...). */
-static void scope_start(sched *S, scope *sc) {
-    const flow_plan *p = S->p;
-    const plan_graph *G = &p->graphs[sc->graph];
-    if (G->nnodes == 0) {
-        scope_finished(S, sc);
-        return;
-    }
-    for (uint32_t i = 0; i < G->nnodes; i++) {
-        slot *s = &sc->slots[i];
-        if (s->state == SL_WAIT && s->nwait == 0) try_open(S, sc, G->first_node + i);
-    }
-}
-
-static void scope_free(sched *S, scope *sc) {
-    const flow_plan *p = S->p;
-    const plan_graph *G = &p->graphs[sc->graph];
-    for (uint32_t i = 0; i < G->nnodes; i++) {
-        slot *s = &sc->slots[i];
-        fv_decref(p, p->nodes[G->first_node + i].type, s->val);
-        free(s->estate);
-    }
-    for (uint32_t i = 0; i < G->nparams; i++)
-        fv_decref(p, p->params[G->first_param + i].type, sc->params[i]);
-    free(sc->params);
-    free(sc);
-}
-
-/* Every node of sc settled: hand the result to the parent node. */
-static void scope_finished(sched *S, scope *sc) {
-    const flow_plan *p = S->p;
-    if (!sc->parent) return; /* the flow: the main loop sees root->pending == 0 */
-    const plan_graph *G = &p->graphs[sc->graph];
-    int ok = !sc->failed && G->ret_node != PLAN_NONE ? SL(sc, p, G->ret_node)->failed == FS_OK
-                                                     : !sc->failed;
-    flow_val v = {0};
-    if (ok && G->ret_node != PLAN_NONE) {
-        v = SL(sc, p, G->ret_node)->val;
-        fv_incref(p, p->nodes[G->ret_node].type, v);
-    }
-    scope *parent = sc->parent;
-    uint32_t pnode = sc->pnode;
-    int64_t pk = sc->pk;
-    sc->next_dead = S->dead;
-    S->dead = sc;
-    if (pk >= 0) {
-        elem_settle(S, parent, pnode, pk, ok, v);
-    } else {
-        slot *ps = SL(parent, p, pnode);
-        ps->val = v;
-        node_settle(S, parent, pnode, ok ? FS_OK : FS_FAILED);
-    }
-}
-
-static void free_dead(sched *S) {
-    while (S->dead) {
-        scope *sc = S->dead;
-        S->dead = sc->next_dead;
-        scope_free(S, sc);
-    }
+        if (S->skipped[n]) sk[nskip++] = (sched_skip){node_stem(p, n), S->skipped[n]};
+    sched_summary sum = {interrupted, S->done, S->total, fl, S->nfails, sk, nskip,
+                         S->nskipped_other, error, p->ctx};
+    obs->on_summary(obs->ud, &sum);
+    sc_free(S, fl);
+    sc_free(S, sk);
 }
 
 /* ---- arguments ---- */
 
 /* A producer's value as an argument: for a partially failed list read by an
  * all_done consumer, the successful elements only. New reference. */
-static flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
+flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
     const flow_plan *p = S->p;
     slot *s = SL(sc, p, src);
     uint32_t type = p->nodes[src].type;
@@ -975,9 +509,6 @@ static int64_t axis_index(sched *S, scope *sc, const plan_node *N, uint32_t axis
     int64_t len = l && l->len ? l->len : 1;
     return (k / stride) % len;
 }
-
-static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
-                    size_t errlen);
 
 /* Element k of node n, where n is the element-wise source src or a map over
  * (a map over ...) it: the maps' lambdas applied in the consumer. New reference. */
@@ -1070,390 +601,6 @@ static void release_args(sched *S, uint32_t node, flow_val *args) {
     }
 }
 
-/* ---- built-ins computed by the scheduler ---- */
-
-/* The text of a lambda's run-time error: "msg (at line:col)". */
-static void lam_error(const flow_plan *p, const expr_error *ee, char *err, size_t errlen) {
-    if (ee->loc != PLAN_NONE && ee->loc < p->n_locs)
-        snprintf(err, errlen, "%s (at %u:%u)", ee->msg, p->locs[ee->loc].line,
-                 p->locs[ee->loc].col);
-    else
-        snprintf(err, errlen, "%s", ee->msg[0] ? ee->msg : "lambda failed");
-}
-
-static int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
-                    size_t errlen) {
-    expr_error ee;
-    ee.loc = PLAN_NONE;
-    ee.msg[0] = 0;
-    if (expr_run(S->p, lam, args, out, &ee) == 0) return 0;
-    lam_error(S->p, &ee, err, errlen);
-    return -1;
-}
-
-typedef struct pathvec {
-    char **v;      /* paths */
-    size_t n, cap; /* count, capacity */
-} pathvec;
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Regular files under dir matching glob, through walk.c. The user's input tree:
- * symbolic links are followed (to files and folders; a dangling one is skipped,
- * a loop is an error), and an entry's type comes from readdir where the file
- * system gives it, so only links and unknown types cost a stat. */
-typedef struct files_walk {
-    const char *root; /* as given */
-    const char *glob; /* the pattern */
-    int by_path;      /* the glob has a '/': it matches the relative path */
-    pathvec *out;     /* what was found */
-} files_walk;
-
-static int files_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
-    files_walk *fw = ctx;
-    if (e->type != WALK_REG) return 0;
-    if (fnmatch(fw->glob, fw->by_path ? e->rel : e->name, 0) != 0) return 0;
-    pathvec *out = fw->out;
-    if ((int64_t)out->n >= SCHED_MAX_LIST) {
-        snprintf(err, errlen, "more than %lld files under '%s'", SCHED_MAX_LIST, fw->root);
-        return -1;
-    }
-    if (out->n == out->cap) {
-        out->cap = out->cap ? out->cap * 2 : 64;
-        out->v = xrealloc(out->v, out->cap * sizeof *out->v);
-    }
-    size_t rn = strlen(fw->root), n = strlen(e->rel);
-    char *full = xrealloc(NULL, rn + n + 2);
-    memcpy(full, fw->root, rn);
-    full[rn] = '/';
-    memcpy(full + rn + 1, e->rel, n + 1);
-    out->v[out->n++] = full;
-    return 0;
-}
-
-static int walk_files(const char *root, const char *glob, pathvec *out, char *err, size_t errlen) {
-    int fd = walk_open(AT_FDCWD, root, 1);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot read folder '%.400s': %s", root, strerror(errno));
-        return -1;
-    }
-    files_walk fw = {root, glob, strchr(glob, '/') != NULL, out};
-    char what[512];
-    snprintf(what, sizeof what, "'%.400s'", root);
-    int rc = walk_tree(fd, what, WALK_FOLLOW, files_entry, &fw, err, errlen);
-    close(fd);
-    return rc;
-}
-
-/* ---- fusion ----
- * A chain range(n).map(f).filter(g)... consumed by one map, filter or len is run
- * by that consumer in one pass over the chain's source: each element goes through
- * the stages' lambdas in turn, and only the consumer's result is built (nothing at
- * all for len). The fused nodes (node_info.fused, chosen once per plan: the only
- * use of their value is as the list of the next stage) settle with an empty
- * placeholder list that nothing reads. A lambda that fails is reported under its
- * own stage (name and position) as before fusion; the consumer then settles as
- * failed, as it did when its producer failed. */
-
-#define SCHED_MAX_STAGES 64 /* fused stages in one chain; longer chains are split */
-
-static int range_bounds(sched *S, scope *sc, uint32_t node, int64_t *start, int64_t *count,
-                        char *err, size_t errlen) {
-    const flow_plan *p = S->p;
-    const plan_node *N = &p->nodes[node];
-    const plan_arg *A = &p->args[N->first_arg];
-    int64_t a = 0, b = SL(sc, p, A[0].node)->val.i;
-    if (N->nargs >= 2) {
-        a = SL(sc, p, A[0].node)->val.i;
-        b = SL(sc, p, A[1].node)->val.i;
-    }
-    int64_t n = b > a ? b - a : 0;
-    if (b > a && (b - a < 0 || n > SCHED_MAX_LIST)) {
-        snprintf(err, errlen, "range(%" PRId64 ", %" PRId64 ") is too large (limit %lld)", a, b,
-                 SCHED_MAX_LIST);
-        return -1;
-    }
-    *start = a;
-    *count = n;
-    return 0;
-}
-
-/* Evaluate the fused chain ending at consumer `node` (a map, filter or len). 0 with
- * the consumer's value set, or -2: the failure is recorded and the node settled. */
-static int fuse_eval(sched *S, scope *sc, uint32_t node) {
-    const flow_plan *p = S->p;
-    const plan_node *N = &p->nodes[node];
-    uint32_t stage[SCHED_MAX_STAGES]; /* innermost first once reversed */
-    int ns = 0;
-    if (N->kind != PN_LEN) stage[ns++] = node;
-    uint32_t src = p->args[N->first_arg].node;
-    while (S->info[src].fused && p->nodes[src].kind != PN_RANGE && ns < SCHED_MAX_STAGES) {
-        stage[ns++] = src;
-        src = p->args[p->nodes[src].first_arg].node;
-    }
-    for (int i = 0; i < ns / 2; i++) {
-        uint32_t t = stage[i];
-        stage[i] = stage[ns - 1 - i];
-        stage[ns - 1 - i] = t;
-    }
-    char err[600];
-    int64_t start = 0, n = 0;
-    int is_range = S->info[src].fused && p->nodes[src].kind == PN_RANGE;
-    flow_val in = {0};
-    fv_list *l = NULL;
-    if (is_range) {
-        if (range_bounds(S, sc, src, &start, &n, err, sizeof err) != 0) { /* checked before */
-            SL(sc, p, node)->val.i = 0;
-            node_fail_as(S, sc, node, src, err);
-            return -2;
-        }
-    } else {
-        in = arg_whole(S, sc, src); /* successful elements only */
-        l = fv_as_list(in);
-        n = l->len;
-    }
-    uint32_t src_et = elem_type(p, p->nodes[src].type);
-    expr_native native[SCHED_MAX_STAGES]; /* each stage's native code, or NULL */
-    uint8_t heap[SCHED_MAX_STAGES + 1];   /* heap[k]: the values entering stage k are */
-    heap[0] = (uint8_t)fv_is_heap(p, src_et);
-    for (int k = 0; k < ns; k++) {
-        const plan_node *G = &p->nodes[stage[k]];
-        native[k] = jit_native(p, G->ref);
-        heap[k + 1] = G->kind == PN_MAP ? (uint8_t)fv_is_heap(p, elem_type(p, G->type)) : heap[k];
-    }
-    flow_val outv = {0};
-    fv_list *o = NULL;
-    if (N->kind != PN_LEN) {
-        outv = fv_list_new(p, N->type, n);
-        o = fv_as_list(outv);
-    }
-    int64_t kept = 0;
-    int failed_at = -1;
-    int kns = 0;
-    jit_kernel kern = is_range ? jit_range_kernel(p, node, &kns) : NULL;
-    if (kern && kns == ns) { /* the whole chain as one native loop (scalars only) */
-        expr_error ee;
-        int32_t fs = 0;
-        if (kern(start, n, &kept, o ? o->items : NULL, &fs, &ee) != 0) {
-            lam_error(p, &ee, err, sizeof err);
-            failed_at = fs;
-        }
-        n = 0; /* done */
-    }
-    for (int64_t i = 0; i < n && failed_at < 0; i++) {
-        flow_val cur = is_range ? (flow_val){.i = start + i} : l->items[i];
-        uint32_t ct = src_et;
-        int own = 0, keep = 1, k = 0;
-        for (; k < ns; k++) {
-            const plan_node *G = &p->nodes[stage[k]];
-            flow_val r;
-            expr_error ee;
-            if (native[k] ? native[k](&cur, &r, &ee) != 0
-                          : lam_call(S, G->ref, &cur, &r, err, sizeof err) != 0) {
-                if (native[k]) lam_error(p, &ee, err, sizeof err);
-                failed_at = k;
-                keep = 0;
-                break;
-            }
-            if (G->kind == PN_MAP) {
-                if (own && heap[k]) fv_decref(p, ct, cur);
-                cur = r;
-                own = 1;
-                ct = elem_type(p, G->type);
-            } else if (!r.i) {
-                keep = 0;
-                break;
-            }
-        }
-        if (keep && o) {
-            if (!own && heap[k]) fv_incref(p, ct, cur);
-            o->items[kept] = cur;
-            own = 0;
-        }
-        kept += keep;
-        if (own && heap[k]) fv_decref(p, ct, cur);
-    }
-    if (!is_range) fv_decref(p, p->nodes[src].type, in);
-    if (failed_at >= 0) {
-        if (o) {
-            o->len = kept;
-            fv_decref(p, N->type, outv);
-        }
-        SL(sc, p, node)->val.i = 0;
-        /* the later stages (and a len consumer) count as not run, as without fusion */
-        S->nskipped_other += (uint64_t)(ns - 1 - failed_at) + (N->kind == PN_LEN);
-        node_fail_as(S, sc, node, stage[failed_at], err);
-        return -2;
-    }
-    slot *s = SL(sc, p, node);
-    if (o) {
-        o->len = kept; /* a filter keeps fewer; the rest stays allocated, unused */
-        s->val = outv;
-    } else {
-        s->val.i = kept;
-    }
-    return 0;
-}
-
-/* Compute a built-in node whose producers are all done and fine (or partial, for
- * map/filter). 0 with s->val set, or -1 with err. */
-static int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen) {
-    const flow_plan *p = S->p;
-    const plan_node *N = &p->nodes[node];
-    slot *s = SL(sc, p, node);
-    const plan_arg *A = &p->args[N->first_arg];
-#define ARGV(i) (SL(sc, p, A[i].node)->val)
-    switch (N->kind) {
-        case PN_CONST:
-            s->val = fv_from_const(p, N->aux);
-            return 0;
-        case PN_PARAM:
-            s->val = sc->params[N->aux];
-            fv_incref(p, N->type, s->val);
-            return 0;
-        case PN_RANGE: {
-            int64_t a, n;
-            if (range_bounds(S, sc, node, &a, &n, err, errlen) != 0) return -1;
-            s->val = fv_list_new(p, N->type, S->info[node].fused ? 0 : n);
-            if (S->info[node].fused) return 0; /* its consumer iterates a .. a+n */
-            fv_list *l = fv_as_list(s->val);
-            for (int64_t i = 0; i < n; i++)
-                l->items[i].i = a + i;
-            return 0;
-        }
-        case PN_ZIP: {
-            int64_t n = -1;
-            for (uint32_t i = 0; i < N->nargs; i++) {
-                int64_t li = fv_as_list(ARGV(i))->len;
-                if (n >= 0 && li != n) {
-                    snprintf(err, errlen,
-                             "lists have different lengths (%" PRId64 " and %" PRId64 ")", n, li);
-                    return -1;
-                }
-                n = li;
-            }
-            if (n < 0) n = 0;
-            uint32_t rt = elem_type(p, N->type);
-            const plan_type *R = &p->types[rt];
-            s->val = fv_list_new(p, N->type, n);
-            fv_list *l = fv_as_list(s->val);
-            for (int64_t k = 0; k < n; k++) {
-                flow_val r = fv_rec_new(p, rt);
-                for (uint32_t f = 0; f < N->nargs && f < R->n; f++) {
-                    flow_val v = fv_as_list(ARGV(f))->items[k];
-                    fv_incref(p, p->fields[R->first + f].type, v);
-                    fv_as_rec(r)->fields[f] = v;
-                }
-                l->items[k] = r;
-            }
-            return 0;
-        }
-        case PN_FILES: {
-            pathvec pv = {0};
-            const char *dir = fv_as_str(ARGV(0))->data;
-            const char *glob = N->nargs > 1 ? fv_as_str(ARGV(1))->data : "*";
-            if (walk_files(dir, glob, &pv, err, errlen) != 0) {
-                for (size_t i = 0; i < pv.n; i++)
-                    free(pv.v[i]);
-                free(pv.v);
-                return -1;
-            }
-            if (pv.n) qsort(pv.v, pv.n, sizeof *pv.v, cmp_str);
-            uint32_t et = elem_type(p, N->type);
-            s->val = fv_list_new(p, N->type, (int64_t)pv.n);
-            for (size_t i = 0; i < pv.n; i++) {
-                fv_as_list(s->val)->items[i] = fv_str_cstr(p, et, pv.v[i]);
-                free(pv.v[i]);
-            }
-            free(pv.v);
-            return 0;
-        }
-        case PN_FLATTEN: {
-            fv_list *outer = fv_as_list(ARGV(0));
-            uint32_t et = elem_type(p, N->type);
-            int64_t n = 0;
-            for (int64_t i = 0; i < outer->len; i++)
-                n += fv_as_list(outer->items[i])->len;
-            s->val = fv_list_new(p, N->type, n);
-            int64_t j = 0;
-            for (int64_t i = 0; i < outer->len; i++) {
-                fv_list *in = fv_as_list(outer->items[i]);
-                for (int64_t m = 0; m < in->len; m++) {
-                    fv_incref(p, et, in->items[m]);
-                    fv_as_list(s->val)->items[j++] = in->items[m];
-                }
-            }
-            return 0;
-        }
-        case PN_LEN:
-            if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
-            s->val.i = fv_as_list(ARGV(0))->len;
-            return 0;
-        case PN_LIST: {
-            uint32_t et = elem_type(p, N->type);
-            s->val = fv_list_new(p, N->type, N->nargs);
-            for (uint32_t i = 0; i < N->nargs; i++) {
-                flow_val v = ARGV(i);
-                fv_incref(p, et, v);
-                fv_as_list(s->val)->items[i] = v;
-            }
-            return 0;
-        }
-        case PN_RECORD: {
-            const plan_type *R = &p->types[N->type];
-            s->val = fv_rec_new(p, N->type);
-            for (uint32_t i = 0; i < N->nargs && i < R->n; i++) {
-                flow_val v = ARGV(i);
-                fv_incref(p, p->fields[R->first + i].type, v);
-                fv_as_rec(s->val)->fields[i] = v;
-            }
-            return 0;
-        }
-        case PN_MAP:
-        case PN_FILTER: {
-            if (S->info[node].fused) {
-                s->val = fv_list_new(p, N->type, 0); /* its consumer runs its lambda */
-                return 0;
-            }
-            if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
-            flow_val in = arg_whole(S, sc, A[0].node); /* successful elements only */
-            fv_list *l = fv_as_list(in);
-            uint32_t it = elem_type(p, p->nodes[A[0].node].type);
-            flow_val outv = fv_list_new(p, N->type, l->len);
-            fv_list *o = fv_as_list(outv);
-            int64_t j = 0;
-            int rc = 0;
-            for (int64_t i = 0; i < l->len; i++) {
-                flow_val r;
-                if (lam_call(S, N->ref, &l->items[i], &r, err, errlen) != 0) {
-                    rc = -1;
-                    break;
-                }
-                if (N->kind == PN_MAP) {
-                    o->items[j++] = r;
-                } else if (r.i) {
-                    fv_incref(p, it, l->items[i]);
-                    o->items[j++] = l->items[i];
-                }
-            }
-            o->len = j; /* a filter keeps fewer; the rest stays allocated, unused */
-            fv_decref(p, p->nodes[A[0].node].type, in);
-            if (rc) {
-                fv_decref(p, N->type, outv);
-                return -1;
-            }
-            s->val = outv;
-            return 0;
-        }
-        default:
-            snprintf(err, errlen, "node kind %u is not a built-in", N->kind);
-            return -1;
-    }
-#undef ARGV
-}
-
 /* ---- opening a node: all its dependencies have settled ---- */
 
 static int64_t max_map_of(sched *S, uint32_t node) {
@@ -1480,7 +627,8 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
         return;
     }
     s->len = len;
-    s->estate = xcalloc((size_t)(len ? len : 1), 1);
+    s->estate = sc_calloc(S, (size_t)(len ? len : 1), 1);
+    if (!s->estate) return; /* the run ends (sched_oom); the node stays open */
     if (p->types[N->type].kind == PT_LIST) s->val = fv_list_new(p, N->type, len);
     if (N->kind != PN_GROUP_EXPAND) S->total += (uint64_t)len;
     s->opened = 1;
@@ -1505,7 +653,7 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
     }
 }
 
-static void try_open(sched *S, scope *sc, uint32_t node) {
+void try_open(sched *S, scope *sc, uint32_t node) {
     const flow_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     const node_info *I = &S->info[node];
@@ -1545,9 +693,10 @@ static void try_open(sched *S, scope *sc, uint32_t node) {
                 node_error(S, sc, node, "groups nested deeper than %d", SCHED_MAX_NESTING);
                 return;
             }
-            flow_val *params = xcalloc(G->nparams, sizeof *params);
+            flow_val *params = sc_calloc(S, G->nparams, sizeof *params);
+            if (!params) return; /* the run ends (sched_oom); the node stays open */
             if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
-                free(params);
+                sc_free(S, params);
                 node_error(S, sc, node, "%s", err);
                 return;
             }
@@ -1621,64 +770,37 @@ static inst *rec_at(sched *S, uint32_t id) {
     return &S->chunks[id / SCHED_CHUNK][id % SCHED_CHUNK];
 }
 
-static uint32_t rec_alloc(sched *S) {
-    if (!S->free_head) {
-        S->chunks = xrealloc(S->chunks, (S->nchunks + 1) * sizeof *S->chunks);
-        inst *c = xcalloc(SCHED_CHUNK, sizeof *c);
-        S->chunks[S->nchunks] = c;
-        uint32_t base = S->nchunks * SCHED_CHUNK;
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
-            c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
-        S->free_head = base + 1;
-        S->nchunks++;
-    }
-    uint32_t id = S->free_head - 1;
-    S->free_head = rec_at(S, id)->next_free;
-    return id;
+/* One more chunk of free records. 0, or -1 when memory ran out (sched_oom). */
+static int rec_grow(sched *S) {
+    inst **cs = sc_reallocarray(S, S->chunks, S->nchunks + 1, sizeof *S->chunks);
+    if (!cs) return -1;
+    S->chunks = cs;
+    inst *c = sc_calloc(S, SCHED_CHUNK, sizeof *c);
+    if (!c) return -1;
+    S->chunks[S->nchunks] = c;
+    uint32_t base = S->nchunks * SCHED_CHUNK;
+    for (uint32_t i = 0; i < SCHED_CHUNK; i++)
+        c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
+    S->free_head = base + 1;
+    S->nchunks++;
+    return 0;
 }
 
-/* Remove the queued instance folders that are empty now (out/ first), through
- * descriptors (fsdir.h, walk.c): a link a task left there is removed, never followed. */
-#define SCHED_GONE_BATCH 1024
-static void gone_flush(sched *S) {
-    for (size_t i = 0; i < S->ngone; i++) {
-        const char *rel = S->gone[i].dir + strlen(S->o->work_dir) + 1;
-        int fd = S->work_fd >= 0 ? fsdir_sub(S->work_fd, rel, 0) : -1;
-        if (fd >= 0) {
-            if (S->gone[i].clean) walk_remove(fd, "out");
-            else unlinkat(fd, "out", AT_REMOVEDIR);
-            close(fd);
-            unlinkat(S->work_fd, rel, AT_REMOVEDIR); /* only when empty */
-        }
-        free(S->gone[i].dir);
-    }
-    S->ngone = 0;
+/* A free record; never fails: a free one is kept in reserve (the pool grows when
+ * the last one is taken; when it cannot, limit is 0 and no start follows). */
+static uint32_t rec_alloc(sched *S) {
+    uint32_t id = S->free_head - 1;
+    S->free_head = rec_at(S, id)->next_free;
+    if (!S->free_head) rec_grow(S);
+    return id;
 }
 
 /* clean: the instance succeeded and the history stored its outputs, so what is
  * left in its out/ was never returned (a combine's intermediate file, say) */
 static void rec_free_clean(sched *S, uint32_t id, int clean) {
     inst *r = rec_at(S, id);
-    if (r->args != r->inl) free(r->args);
-    if (r->dir) {
-        /* scratch space goes now; out/ and the folder when empty (the outputs were
-         * moved into the store), a batch at a time rather than one by one between
-         * the store's fsyncs */
-        int fd = S->work_fd >= 0 ? fsdir_sub(S->work_fd, r->dir + strlen(S->o->work_dir) + 1, 0)
-                                 : -1;
-        if (fd >= 0) {
-            walk_remove(fd, "scratch");
-            close(fd);
-        }
-        if (S->ngone == S->capgone) {
-            S->capgone = S->capgone ? S->capgone * 2 : 64;
-            S->gone = xrealloc(S->gone, S->capgone * sizeof *S->gone);
-        }
-        S->gone[S->ngone].dir = r->dir;
-        S->gone[S->ngone++].clean = clean;
-        if (S->ngone >= SCHED_GONE_BATCH) gone_flush(S);
-    }
-    r->dir = NULL;
+    if (r->args != r->inl) args_release(S, r->args);
+    if (r->dir) inst_dir_release(S, r, clean); /* sched_dirs.c */
     r->args = NULL;
     r->next_free = S->free_head;
     S->free_head = id + 1;
@@ -1688,70 +810,6 @@ static void rec_free(sched *S, uint32_t id) {
     rec_free_clean(S, id, 0);
 }
 
-static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
-    const plan_type *T = &p->types[t];
-    if (depth > 32) return 0;
-    switch (T->kind) {
-        case PT_PATH:
-        case PT_DIR:
-            return 1;
-        case PT_LIST:
-            return type_has_files(p, T->elem, depth + 1);
-        case PT_RECORD:
-            for (uint32_t i = 0; i < T->n; i++)
-                if (type_has_files(p, p->fields[T->first + i].type, depth + 1)) return 1;
-            return 0;
-        default:
-            return 0;
-    }
-}
-
-/* Tasks that may write files get an instance folder: out/ and scratch/. */
-static int task_needs_dir(const flow_plan *p, uint32_t t) {
-    const plan_task *T = &p->tasks[t];
-    return T->kind != TK_C || T->retries > 0 || type_has_files(p, T->ret, 0);
-}
-
-/* r->dir = "<folder>\0<folder>/out\0<folder>/scratch\0", the three made on disk below
- * the work folder through descriptors (fsdir.h), so a link planted there is refused.
- * 0, or -1 with a one-line reason in err. */
-static int make_inst_dir(sched *S, inst *r, uint64_t id, char *err, size_t errlen) {
-    if (!S->work_made) {
-        S->work_fd = fsdir_open(S->o->work_dir, S->o->work_root_len, 1);
-        S->work_made = 1;
-        if (S->work_fd < 0) S->work_errno = errno;
-    }
-    char name[256];
-    snprintf(name, sizeof name, "%s-%" PRId64 "-%" PRIu64,
-             plan_str(S->p, S->p->tasks[r->task].name), r->k, id);
-    int fd = -1, e = S->work_errno;
-    if (S->work_fd >= 0) {
-        fd = fsdir_sub(S->work_fd, name, 1);
-        int o = fd < 0 ? -1 : fsdir_sub(fd, "out", 1);
-        int sc = o < 0 ? -1 : fsdir_sub(fd, "scratch", 1);
-        e = errno;
-        if (o >= 0) close(o);
-        if (sc >= 0) close(sc);
-        if (fd >= 0) close(fd);
-        if (sc < 0) fd = -1;
-    }
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot make its work folder %s/%s: %s", S->o->work_dir, name,
-                 strerror(e));
-        return -1;
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", S->o->work_dir, name);
-    size_t n = strlen(dir);
-    char *b = xrealloc(NULL, 3 * n + 16);
-    memcpy(b, dir, n + 1);
-    char *o = b + n + 1;
-    snprintf(o, n + 5, "%s/out", dir);
-    char *sc = o + n + 5;
-    snprintf(sc, n + 9, "%s/scratch", dir);
-    r->dir = b;
-    return 0;
-}
 
 static void flush_batch(sched *S) {
     if (S->nbatch == 0) return;
@@ -1786,9 +844,9 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     char err[600];
     if (N->kind == PN_GROUP_EXPAND) {
         const plan_graph *G = &p->graphs[N->ref];
-        flow_val *params = xcalloc(G->nparams, sizeof *params);
+        flow_val *params = args_alloc(S, G->nparams);
         if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
-            free(params);
+            args_release(S, params);
             elem_error(S, sc, node, k, err);
             return;
         }
@@ -1804,7 +862,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->k = N->kind == PN_CALL ? -1 : k;
     r->attempt = 0;
     r->nargs = N->nargs;
-    r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : xcalloc(N->nargs, sizeof(flow_val));
+    r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : args_alloc(S, N->nargs);
     if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
         rec_free(S, id);
         elem_error(S, sc, node, r->k, err);
@@ -1827,7 +885,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
             r->served = 1;
             if (S->nserved == S->capserved) {
                 S->capserved = S->capserved ? S->capserved * 2 : 256;
-                S->served = xrealloc(S->served, S->capserved * sizeof *S->served);
+                S->served = hist_xrealloc(S, S->served, S->capserved * sizeof *S->served);
             }
             struct timespec wall;
             clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
@@ -1883,7 +941,7 @@ static void unblock(sched *S, uint32_t t) {
 static void retry_push(sched *S, uint32_t id) {
     if (S->nretries == S->capretries) {
         S->capretries = S->capretries ? S->capretries * 2 : 16;
-        S->retries = xrealloc(S->retries, S->capretries * sizeof *S->retries);
+        S->retries = hist_xrealloc(S, S->retries, S->capretries * sizeof *S->retries);
     }
     S->retries[S->nretries++] = id;
 }
@@ -1934,7 +992,7 @@ static void complete(sched *S, rt_result *res) {
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
         hist_finished(S->o->hist, &ii, r->args, res, r->served);
-        free(label);
+        sc_free(S, label);
         if (r->served) S->nserved_total++;
     }
     scope *sc = r->sc;
@@ -1974,7 +1032,7 @@ static int complete_served(sched *S) {
             S->nserved_pending--;
             complete(S, &batch[i]);
         }
-        free(batch);
+        sc_free(S, batch);
         any = 1;
     }
     return any;
@@ -1992,91 +1050,48 @@ static void adapt_limit(sched *S) {
 }
 
 static void sched_free(sched *S) {
-    if (S->work_made && S->work_fd >= 0) close(S->work_fd);
     free_dead(S);
     for (uint32_t c = 0; c < S->nchunks; c++)
-        free(S->chunks[c]);
-    free(S->chunks);
+        sc_free(S, S->chunks[c]);
+    sc_free(S, S->chunks);
     for (uint32_t b = 0; b < S->nbuckets; b++)
-        free(S->buckets[b].e);
-    free(S->buckets);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++)
-        free(S->blocked[t].e);
-    free(S->blocked);
-    free(S->running_task);
-    free(S->skipped);
-    free(S->retries);
-    free(S->batch);
-    free(S->results);
-    free(S->served);
+        sc_free(S, S->buckets[b].e);
+    sc_free(S, S->buckets);
+    for (uint32_t t = 0; S->blocked && t < S->p->n_tasks; t++)
+        sc_free(S, S->blocked[t].e);
+    sc_free(S, S->blocked);
+    sc_free(S, S->running_task);
+    sc_free(S, S->skipped);
+    sc_free(S, S->retries);
+    sc_free(S, S->batch);
+    sc_free(S, S->results);
+    sc_free(S, S->served);
     for (uint32_t i = 0; i < S->nfails; i++) {
-        free(S->fails[i].what);
-        free(S->fails[i].label);
-        free(S->fails[i].error);
-        free(S->fails[i].idx);
+        sc_free(S, S->fails[i].what);
+        sc_free(S, S->fails[i].label);
+        sc_free(S, S->fails[i].error);
+        sc_free(S, S->fails[i].idx);
     }
-    free(S->fails);
-    free(S->info);
-    free(S->edges);
-    free(S->gdepth);
+    sc_free(S, S->fails);
+    sc_free(S, S->info);
+    sc_free(S, S->edges);
+    sc_free(S, S->gdepth);
+    sc_free(S, S->spare);
 }
 
-/* Abandoned instances (interrupt): release their records without results. */
-static void drop_inflight(sched *S) {
+/* Abandoned instances (interrupt, memory): release their records without results. */
+void drop_inflight(sched *S) {
     for (uint32_t c = 0; c < S->nchunks; c++)
         for (uint32_t i = 0; i < SCHED_CHUNK; i++) {
             inst *r = &S->chunks[c][i];
             if (r->args) {
                 release_args(S, r->node, r->args);
-                if (r->args != r->inl) free(r->args);
+                if (r->args != r->inl) args_release(S, r->args);
                 r->args = NULL;
-                free(r->dir);
+                sc_free(S, r->dir);
                 r->dir = NULL;
             }
         }
-}
-
-/* Free the scopes still alive after an interrupt (the flow's and its children). */
-static void free_live_scopes(sched *S, scope *root) {
-    /* children are reachable only through instances and entries; collect from both */
-    scope **list = NULL;
-    size_t n = 0, cap = 0;
-#define ADD(s)                                                                                     \
-    do {                                                                                           \
-        scope *s_ = (s);                                                                           \
-        while (s_ && s_ != root) {                                                                 \
-            size_t i_;                                                                             \
-            for (i_ = 0; i_ < n && list[i_] != s_; i_++) {                                         \
-            }                                                                                      \
-            if (i_ < n) break;                                                                     \
-            if (n == cap) list = xrealloc(list, (cap = cap ? cap * 2 : 16) * sizeof *list);        \
-            list[n++] = s_;                                                                        \
-            s_ = s_->parent;                                                                       \
-        }                                                                                          \
-    } while (0)
-    for (uint32_t b = 0; b < S->nbuckets; b++)
-        for (uint32_t i = 0; i < S->buckets[b].n; i++)
-            ADD(S->buckets[b].e[(S->buckets[b].head + i) & (S->buckets[b].cap - 1)].sc);
-    for (uint32_t t = 0; t < S->p->n_tasks; t++)
-        for (uint32_t i = 0; i < S->blocked[t].n; i++)
-            ADD(S->blocked[t].e[(S->blocked[t].head + i) & (S->blocked[t].cap - 1)].sc);
-    for (uint32_t c = 0; c < S->nchunks; c++)
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++)
-            if (S->chunks[c][i].args) ADD(S->chunks[c][i].sc);
-#undef ADD
-    /* deepest first so no parent is freed before its child is looked at */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (list[j]->level > list[i]->level) {
-                scope *t = list[i];
-                list[i] = list[j];
-                list[j] = t;
-            }
-    drop_inflight(S);
-    for (size_t i = 0; i < n; i++)
-        scope_free(S, list[i]);
-    free(list);
-    scope_free(S, root);
 }
 
 int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
@@ -2085,38 +1100,53 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     memset(S, 0, sizeof *S);
     memset(out, 0, sizeof *out);
     S->p = p;
+    S->ctx = p->ctx;
     S->ex = ex;
     S->o = opts;
-    S->err = opts->err ? opts->err : stderr;
     S->mean_task = -1;
     S->pid = (int)getpid();
     S->t0 = now_s();
-    S->last_progress = S->t0;
-    analyse(S);
-    S->blocked = xcalloc(p->n_tasks, sizeof *S->blocked);
-    S->running_task = xcalloc(p->n_tasks, sizeof *S->running_task);
-    S->skipped = xcalloc(p->n_nodes, sizeof *S->skipped);
-    S->batch = xcalloc(SCHED_BATCH, sizeof *S->batch);
-    S->results = xcalloc(SCHED_BATCH, sizeof *S->results);
-    adapt_limit(S);
-
+    S->nspare = 1;
+    for (uint32_t n = 0; n < p->n_nodes; n++)
+        if (p->nodes[n].nargs > S->nspare) S->nspare = p->nodes[n].nargs;
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        if (p->graphs[g].nparams > S->nspare) S->nspare = p->graphs[g].nparams;
     const plan_graph *G = &p->graphs[graph];
-    flow_val *pv = xcalloc(G->nparams, sizeof *pv);
-    for (uint32_t i = 0; i < G->nparams; i++) {
-        pv[i] = params[i];
-        fv_incref(p, p->params[G->first_param + i].type, pv[i]);
+    scope *root = NULL;
+    flow_val *pv = NULL;
+    if (analyse(S) == 0 && (S->blocked = sc_calloc(S, p->n_tasks, sizeof *S->blocked)) &&
+        (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
+        (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&
+        (S->batch = sc_calloc(S, SCHED_BATCH, sizeof *S->batch)) &&
+        (S->results = sc_calloc(S, SCHED_BATCH, sizeof *S->results)) &&
+        (S->spare = sc_calloc(S, S->nspare, sizeof *S->spare)) && rec_grow(S) == 0 &&
+        (pv = sc_calloc(S, G->nparams, sizeof *pv))) {
+        for (uint32_t i = 0; i < G->nparams; i++) {
+            pv[i] = params[i];
+            fv_incref(p, p->params[G->first_param + i].type, pv[i]);
+        }
+        root = scope_new(S, graph, NULL, PLAN_NONE, -1, pv); /* consumes pv */
     }
-    scope *root = scope_new(S, graph, NULL, PLAN_NONE, -1, pv);
+    if (!root) { /* memory ran out before the run started (the sink says so) */
+        sched_free(S);
+        out->code = 2;
+        return out->code;
+    }
+    for (uint32_t t = 0; t < p->n_tasks; t++)
+        S->blocked[t].owner = S;
+    adapt_limit(S);
     S->root = root;
     scope_start(S, root);
 
     int interrupted = 0;
+    char ierr[128] = ""; /* an internal error that ended the run */
     /* the loop: start work while there is capacity, wait for completions, record them */
     while (root->pending > 0) {
         if (opts->stop && *opts->stop) {
             interrupted = 1;
             break;
         }
+        if (S->oom) break;
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
@@ -2126,11 +1156,10 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             continue;
         }
         free_dead(S);
-        if (root->pending == 0) break;
+        if (root->pending == 0 || S->oom) break;
         if (S->running == 0) {
             if (S->nretries == 0) {
-                fprintf(S->err, "flowrun: internal error: nothing ready and %u steps pending\n",
-                        root->pending);
+                snprintf(ierr, sizeof ierr, "nothing ready and %u steps pending", root->pending);
                 root->failed = 1;
                 break;
             }
@@ -2152,10 +1181,10 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
             complete(S, &S->results[i]);
         if (n) hist_commit(S->o->hist); /* recorded before the next round acts on it */
         adapt_limit(S);
-        progress(S, 0);
+        report_progress(S, 0);
     }
-    progress(S, 1);
-    print_summary(S, interrupted);
+    report_progress(S, 1);
+    report_summary(S, interrupted, ierr[0] ? ierr : NULL);
 
     out->n_instances = S->total;
     out->n_failed = S->failed;
@@ -2164,11 +1193,14 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     for (uint32_t n = 0; n < p->n_nodes; n++)
         out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
-    if (interrupted) {
-        out->code = 3;
-        /* give running instances a moment; what is still running keeps its memory */
+    if (interrupted || S->oom) {
+        out->code = S->oom ? 2 : 3;
+        /* interrupted: give running instances a moment; what is still running keeps
+         * its memory. Out of memory: wait for every one (unless stopped), so that
+         * everything is freed and the program can go on. */
         double until = now_s() + 1.0;
-        while (S->running > 0 && now_s() < until) {
+        while (S->running > 0 &&
+               ((S->oom && !(opts->stop && *opts->stop)) || now_s() < until)) {
             int n = ex->ops->wait(ex, S->results, SCHED_BATCH, SCHED_POLL_MS);
             for (int i = 0; i < n; i++) {
                 rt_result *res = &S->results[i];
@@ -2182,7 +1214,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
                 rec_free(S, (uint32_t)res->id);
             }
         }
-        if (S->running == 0) free_live_scopes(S, root);
+        if (S->running == 0) free_live_scopes(S);
     } else {
         out->code = root->failed ? 1 : 0;
         if (!root->failed && G->ret_node != PLAN_NONE &&
@@ -2196,9 +1228,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         free_dead(S);
         scope_free(S, root);
     }
-    gone_flush(S);
-    free(S->gone);
-    if (S->work_made) rmdir(S->o->work_dir); /* the run's work folder, when nothing is left */
+    inst_dirs_end(S); /* the last instance folders, the run's work folder when empty */
     sched_free(S);
     return out->code;
 }

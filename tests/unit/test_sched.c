@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "cli_progress.h"
 #include "flow_sched.h"
 
 /* ---- plan building helpers ---- */
@@ -295,7 +296,9 @@ static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const flo
     char *ebuf = NULL;
     size_t elen = 0;
     FILE *ef = open_memstream(&ebuf, &elen);
-    opts.err = ef;
+    cli_progress printer; /* flowrun's summary printer (no progress lines) */
+    cli_progress_init(&printer, ef, SCHED_PROGRESS_NONE);
+    opts.obs = &printer.obs;
     int code = sched_run(b->p, &f->ex, g, params, &opts, &ro->o);
     fclose(ef);
     snprintf(ro->err, sizeof ro->err, "%s", ebuf ? ebuf : "");
@@ -576,35 +579,42 @@ static void test_zip_kwargs(void **state) {
     finish(&b, f);
 }
 
+/* groups two(x) = inc(inc(x)) and upto(n) = inc.expand(range(n)); the flow returns
+ * [two.expand(range(3)), flatten(upto.expand([1, 2]))] */
+static uint32_t groups_plan(pb *b) {
+    uint32_t inc = pb_task(b, "inc", b->t_int, 1, b->t_int);
+    /* group two(x) { return inc(inc(x)) } */
+    uint32_t two = pb_graph(b, "two", PG_GROUP, b->t_int, 1);
+    uint32_t px = pb_node(b, PN_PARAM, b->t_int, PLAN_NONE, 0, 0);
+    uint32_t i1 = pb_node(b, PN_CALL, b->t_int, inc, 0, 1, px, PA_SCALAR, 0);
+    uint32_t i2 = pb_node(b, PN_CALL, b->t_int, inc, 0, 1, i1, PA_SCALAR, 0);
+    pb_end(b, two, i2);
+    /* group upto(n) { return inc.expand(range(n)) } */
+    uint32_t upto = pb_graph(b, "upto", PG_GROUP, b->t_li, 1);
+    uint32_t pn = pb_node(b, PN_PARAM, b->t_int, PLAN_NONE, 0, 0);
+    uint32_t rg = pb_node(b, PN_RANGE, b->t_li, PLAN_NONE, 0, 1, pn, PA_SCALAR, 0);
+    uint32_t ex = pb_node(b, PN_EXPAND, b->t_li, inc, 1, 1, rg, PA_AXIS, 0);
+    pb_end(b, upto, ex);
+    /* flow: [two.expand(range(3)), flatten(upto.expand([1, 2]))] as a record-free list pair */
+    uint32_t g = pb_graph(b, "main", PG_FLOW, b->t_li, 0);
+    uint32_t xs = pb_range(b, 3);
+    uint32_t ge = pb_node(b, PN_GROUP_EXPAND, b->t_li, two, 1, 1, xs, PA_AXIS, 0);
+    int64_t nv[] = {1, 2};
+    uint32_t ns = pb_list(b, 2, nv);
+    uint32_t nested = pb_node(b, PN_GROUP_EXPAND, b->t_lli, upto, 1, 1, ns, PA_AXIS, 0);
+    uint32_t fl = pb_node(b, PN_FLATTEN, b->t_li, PLAN_NONE, 0, 1, nested, PA_SCALAR, 0);
+    uint32_t both =
+        pb_node(b, PN_LIST, b->t_lli, PLAN_NONE, 0, 2, ge, PA_SCALAR, 0, fl, PA_SCALAR, 0);
+    pb_end(b, g, both);
+    b->p->graphs[g].ret = b->t_lli;
+    return g;
+}
+
 static void test_groups(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
-    /* group two(x) { return inc(inc(x)) } */
-    uint32_t two = pb_graph(&b, "two", PG_GROUP, b.t_int, 1);
-    uint32_t px = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
-    uint32_t i1 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, px, PA_SCALAR, 0);
-    uint32_t i2 = pb_node(&b, PN_CALL, b.t_int, inc, 0, 1, i1, PA_SCALAR, 0);
-    pb_end(&b, two, i2);
-    /* group upto(n) { return inc.expand(range(n)) } */
-    uint32_t upto = pb_graph(&b, "upto", PG_GROUP, b.t_li, 1);
-    uint32_t pn = pb_node(&b, PN_PARAM, b.t_int, PLAN_NONE, 0, 0);
-    uint32_t rg = pb_node(&b, PN_RANGE, b.t_li, PLAN_NONE, 0, 1, pn, PA_SCALAR, 0);
-    uint32_t ex = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, rg, PA_AXIS, 0);
-    pb_end(&b, upto, ex);
-    /* flow: [two.expand(range(3)), flatten(upto.expand([1, 2]))] as a record-free list pair */
-    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_li, 0);
-    uint32_t xs = pb_range(&b, 3);
-    uint32_t ge = pb_node(&b, PN_GROUP_EXPAND, b.t_li, two, 1, 1, xs, PA_AXIS, 0);
-    int64_t nv[] = {1, 2};
-    uint32_t ns = pb_list(&b, 2, nv);
-    uint32_t nested = pb_node(&b, PN_GROUP_EXPAND, b.t_lli, upto, 1, 1, ns, PA_AXIS, 0);
-    uint32_t fl = pb_node(&b, PN_FLATTEN, b.t_li, PLAN_NONE, 0, 1, nested, PA_SCALAR, 0);
-    uint32_t both =
-        pb_node(&b, PN_LIST, b.t_lli, PLAN_NONE, 0, 2, ge, PA_SCALAR, 0, fl, PA_SCALAR, 0);
-    pb_end(&b, g, both);
-    b.p->graphs[g].ret = b.t_lli;
+    uint32_t g = groups_plan(&b);
     fake *f = fake_new(b.p, 0.001);
     run_out ro;
     assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
@@ -726,6 +736,81 @@ static void test_interrupt(void **state) {
 }
 
 /* Scheduler overhead: a million instances through the fake executor. */
+/* ---- out of memory: fail each allocation of the scheduler in turn ---- */
+
+typedef struct counting {
+    long live; /* blocks allocated and not freed */
+} counting;
+
+static void *count_alloc(void *ud, void *p, size_t n) {
+    counting *c = ud;
+    if (n == 0) {
+        if (p) c->live--;
+        free(p);
+        return NULL;
+    }
+    void *q = realloc(p, n);
+    if (q && !p) c->live++;
+    return q;
+}
+
+/* Run graph g of b with the scheduler's Nth allocation failing, for every N until
+ * a run makes fewer: each such run returns 2 with "out of memory" in the sink and
+ * gives every block back; the last one returns `code` as usual. */
+static void oom_each(pb *b, uint32_t g, int jobs, int code, const char *json) {
+    fl_ctx *saved = b->p->ctx;
+    fl_ctx c;
+    counting cnt = {0};
+    fl_ctx_init(&c);
+    c.alloc = count_alloc;
+    c.alloc_ud = &cnt;
+    b->p->ctx = &c;
+    int failures = 0;
+    for (uint64_t n = 1; n < 100000; n++) {
+        c.fail_at = n;
+        c.nalloc = 0;
+        fl_error_clear(&c);
+        fake *f = fake_new(b->p, 0.001);
+        run_out ro;
+        int rc = run_plan(b, f, g, jobs, 0, NULL, &ro);
+        fake_destroy(&f->ex);
+        assert_int_equal(cnt.live, 0);
+        if (c.nalloc < n) { /* nothing failed: the run as without the hook */
+            assert_int_equal(rc, code);
+            if (json) assert_string_equal(ro.json, json);
+            break;
+        }
+        if (rc != 2) fprintf(stderr, "allocation %llu failed, run returned %d\n",
+                             (unsigned long long)n, rc);
+        assert_int_equal(rc, 2);
+        assert_int_equal(c.errcode, FL_ENOMEM);
+        assert_false(ro.o.has_result);
+        failures++;
+    }
+    print_message("# %d allocations failed in turn, each run ended cleanly\n", failures);
+    assert_true(failures > 3);
+    b->p->ctx = saved;
+}
+
+static void test_out_of_memory(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    uint32_t g = chain_plan(&b, 300, NULL); /* more than one chunk of records */
+    oom_each(&b, g, 2, 0, "45750");
+    plan_free(b.p);
+
+    pb_init(&b);
+    g = fail_plan(&b, 0); /* failures recorded, the summary */
+    oom_each(&b, g, 2, 1, NULL);
+    plan_free(b.p);
+
+    pb_init(&b);
+    g = groups_plan(&b); /* scopes of group calls and group elements */
+    oom_each(&b, g, 2, 0, "[[2,3,4],[1,1,2]]");
+    plan_free(b.p);
+}
+
 static void test_million(void **state) {
     (void)state;
     pb b;
@@ -760,6 +845,7 @@ int main(void) {
         cmocka_unit_test(test_stream_into_group),
         cmocka_unit_test(test_stream_kwargs),
         cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
