@@ -33,7 +33,7 @@ typedef enum sched_progress {
     SCHED_PROGRESS_LIVE
 } sched_progress;
 
-struct hist; /* history.h: history, cache and stored outputs; NULL runs without state */
+struct recorder; /* recorder.h: history, cache and stored outputs; NULL runs without state */
 
 typedef struct sched_opts {
     int jobs;                      /* instances running at once (-j); <= 0: 1 */
@@ -45,7 +45,7 @@ typedef struct sched_opts {
                                       folders after them are made refusing links (fsdir.h) */
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     FILE *err;                     /* progress and summary; NULL: stderr */
-    struct hist *hist;             /* record, cache and resume through this; NULL: none */
+    const struct recorder *rec;    /* record, cache and resume through this; NULL: none */
 } sched_opts;
 
 typedef struct sched_outcome {

@@ -73,7 +73,8 @@
 
 #include "expr.h"
 #include "fsdir.h"
-#include "history.h"
+#include "recorder.h"
+#include "state.h"
 #include "jit.h"
 #include "walk.h"
 
@@ -204,7 +205,7 @@ typedef struct inst {
     double due;         /* retry: when to run again */
     char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
     uint8_t served;     /* 1: served by the history (cache or resume), not run */
-    uint8_t has_key;    /* key holds the cache key computed by hist_lookup */
+    uint8_t has_key;    /* key holds the cache key computed by the recorder's lookup */
     flow_hash key;      /* the instance's cache key */
     flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
 } inst;
@@ -605,7 +606,7 @@ static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
 }
 
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
-static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, char *tmpl, size_t len) {
+static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
     hist_index(S, r->sc, r->k, idx, len);
     inst_tmpl_at(S->p, r->sc, r->node, r->k >= 0, tmpl, len);
     memset(ii, 0, sizeof *ii);
@@ -1812,14 +1813,14 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     }
     r->served = 0;
     r->has_key = 0;
-    if (S->o->hist) {
+    if (S->o->rec) {
         char idx[1024], tmpl[1024];
-        hist_inst ii;
+        rec_inst ii;
         hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
         int64_t len = N->kind == PN_CALL ? -1 : SL(sc, p, node)->len;
         ii.remaining = len > k ? len - k : 1; /* lets the history preload a task's cache */
         flow_val v;
-        int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
+        int hit = S->o->rec->ops->lookup(S->o->rec->self, &ii, r->args, &v);
         r->has_key = (uint8_t)ii.has_key;
         r->key = ii.key;
         if (hit) { /* completed by the main loop, like an executor's result; hit < 0:
@@ -1926,13 +1927,13 @@ static void complete(sched *S, rt_result *res) {
         retry_push(S, id);
         return;
     }
-    if (S->o->hist) {
+    if (S->o->rec) {
         char idx[1024], tmpl[1024];
-        hist_inst ii;
+        rec_inst ii;
         hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
-        hist_finished(S->o->hist, &ii, r->args, res, r->served);
+        S->o->rec->ops->finished(S->o->rec->self, &ii, r->args, res, r->served);
         free(label);
         if (r->served) S->nserved_total++;
     }
@@ -1949,7 +1950,7 @@ static void complete(sched *S, rt_result *res) {
     free(res->error);
     free(res->log);
     release_args(S, node, r->args);
-    rec_free_clean(S, id, ok && S->o->hist); /* a success's outputs are in the store */
+    rec_free_clean(S, id, ok && S->o->rec); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
         if (ok && !S->info[node].ret_void) SL(sc, p, node)->val = v;
         node_settle(S, sc, node, ok ? FS_OK : FS_FAILED);
@@ -2120,7 +2121,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         fill(S);
         flush_batch(S);
         if (complete_served(S)) {
-            hist_commit(S->o->hist); /* recorded before the next round acts on it */
+            if (S->o->rec) /* queued before the next round acts on it (recorder.h) */
+                S->o->rec->ops->queue_batch(S->o->rec->self);
             free_dead(S);
             continue;
         }
@@ -2149,7 +2151,8 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
         for (int i = 0; i < n; i++)
             complete(S, &S->results[i]);
-        if (n) hist_commit(S->o->hist); /* recorded before the next round acts on it */
+        if (n && S->o->rec) /* queued before the next round acts on it (recorder.h) */
+            S->o->rec->ops->queue_batch(S->o->rec->self);
         adapt_limit(S);
         progress(S, 0);
     }
