@@ -474,7 +474,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     o.work_root_len = strlen(state); /* work/<stamp>/... below it refuse links */
     o.stop = &run_stop_flag;
     o.obs = &printer.obs;
-    o.hist = h;
+    recorder rec = h ? hist_recorder(h) : (recorder){0};
+    o.rec = h ? &rec : NULL;
 
     /* a task that crashes flowrun itself still fails the run (exec_inline.c) */
     int armed = 0;

@@ -37,6 +37,7 @@ typedef struct rt_job {
     const char *out_dir;     /* this instance's output directory (exists), or NULL */
     const char *scratch_dir; /* this instance's scratch directory (exists), or NULL */
     int64_t timeout_ms;      /* 0: none (the process executor enforces it) */
+    uint32_t attempt;        /* 0 the first run, n the nth retry (exec_cache.c looks up only 0) */
 } rt_job;
 
 typedef struct rt_result {

@@ -539,7 +539,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         }
         pos += used;
     }
-    rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms};
+    rt_job job = {h->id, h->task, h->map_index, cs->args, out_dir, scratch, h->timeout_ms, 0};
 
     /* two clock reads per job (they are not cheap on every machine): monotonic,
      * turned into wall time with the offset taken once per batch */

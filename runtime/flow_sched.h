@@ -83,7 +83,7 @@ typedef struct sched_observer {
 void sched_summary_lines(const sched_summary *s, void (*line)(void *ud, const char *text),
                          void *ud);
 
-struct hist; /* history.h: history, cache and stored outputs; NULL runs without state */
+struct recorder; /* recorder.h: history, cache and stored outputs; NULL runs without state */
 
 typedef struct sched_opts {
     int jobs;                      /* instances running at once (-j); <= 0: 1 */
@@ -94,7 +94,7 @@ typedef struct sched_opts {
                                       folders after them are made refusing links (fsdir.h) */
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     const sched_observer *obs;     /* told the progress and the summary; NULL: nobody */
-    struct hist *hist;             /* record, cache and resume through this; NULL: none */
+    const struct recorder *rec;    /* record, cache and resume through this; NULL: none */
 } sched_opts;
 
 typedef struct sched_outcome {

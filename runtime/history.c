@@ -3,7 +3,7 @@
  *
  * DESIGN. Everything here runs in the scheduler's thread, between the executor
  * and the scheduler's bookkeeping, and writes go into one SQLite transaction
- * per completion batch (hist_commit), so a million instances cost a million
+ * per completion batch (queue_batch, recorder.h), so a million instances cost a million
  * prepared-statement steps and a few hundred commits.
  *
  * Served instances. On resume the run's finished instances are loaded once
@@ -569,9 +569,9 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
     c->state = TC_NEVER;
 }
 
-/* ---- the hooks ---- */
-int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
-    if (!h) return 0;
+/* ---- the recorder interface (recorder.h) ---- */
+static int hist_lookup(void *self, rec_inst *ii, const flow_val *args, flow_val *out) {
+    hist *h = self;
     const flow_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     ii->has_key = 0;
@@ -677,7 +677,7 @@ int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out) {
  * logs/4/a[3].log, logs/4/per_n[2]/square[1].log, written through descriptors
  * (fsdir.h): a link planted anywhere below the state directory is refused, never
  * written through. 0, or -1 with a one-line reason in err. */
-static int write_log(hist *h, const hist_inst *ii, const char *task, const char *log, char *err,
+static int write_log(hist *h, const rec_inst *ii, const char *task, const char *log, char *err,
                      size_t errlen) {
     char path[HIST_PATH_MAX], top[HIST_PATH_MAX];
     int tlen = snprintf(top, sizeof top, "%s/logs/%lld", h->dir, (long long)h->run);
@@ -712,8 +712,9 @@ static int write_log(hist *h, const hist_inst *ii, const char *task, const char 
     return -1;
 }
 
-void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served) {
-    if (!h) return;
+static void hist_finished(void *self, rec_inst *ii, const flow_val *args, rt_result *res,
+                          int served) {
+    hist *h = self;
     (void)args;
     const flow_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
@@ -774,8 +775,27 @@ void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res,
     state_inst_put(h->st, &r);
 }
 
-void hist_commit(hist *h) {
-    if (h) state_commit(h->st);
+/* state_commit: in async mode (always, after hist_open) it only queues the batch. */
+static int hist_queue_batch(void *self) {
+    hist *h = self;
+    return state_commit(h->st);
+}
+
+static int hist_sync(void *self) {
+    hist *h = self;
+    return state_sync(h->st);
+}
+
+static const rec_ops hist_ops = {
+    .name = "history",
+    .lookup = hist_lookup,
+    .finished = hist_finished,
+    .queue_batch = hist_queue_batch,
+    .sync = hist_sync,
+};
+
+recorder hist_recorder(hist *h) {
+    return (recorder){.ops = &hist_ops, .self = h};
 }
 
 int hist_close(hist *h, const char *state, int exit_code, const char *result_json,

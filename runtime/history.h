@@ -1,23 +1,17 @@
 /*
  * history.h — what a run leaves behind: history, cache, stored outputs, logs.
+ * Layer: recorder. The one implementation of the recorder interface
+ * (recorder.h, which says what each call does and what is on disk when it
+ * returns): hist_open makes a hist, hist_recorder hands out its interface,
+ * hist_close ends the run and frees it.
  *
- * The scheduler calls three hooks around every instance:
- *
- *   hist_lookup    before it runs: on resume, an instance the run already
- *                  finished is served from its recorded result; otherwise, when
- *                  caching applies, an instance whose key is in the cache is
- *                  served from the cache (after checking that every stored
- *                  file the result refers to is intact). 1 = served;
- *                  -1 = a stored file among its arguments is damaged (it has
- *                  been quarantined): the instance fails with ii->error.
- *   hist_finished  after it ran (or was served): outputs inside the instance's
- *                  output directory move into the store and the result is
- *                  rewritten to point at them; the result goes into the cache
- *                  and the instance's row into state.db; its log into logs/.
- *   hist_commit    after each batch of completions, before the scheduler acts
- *                  on them (releases dependants): one transaction per batch.
- *
- * With hist == NULL every hook is a no-op, so the scheduler runs without state.
+ *   lookup       (hist_lookup) on resume, an instance the run already finished is
+ *                served from its recorded result; otherwise, when caching
+ *                applies, from the cache.
+ *   finished     outputs move into the store; the result goes into the cache and
+ *                the instance's row into state.db (buffered); its log into logs/.
+ *   queue_batch  hands the buffered rows to state.c's writer thread, in order.
+ *   sync         waits until they are committed.
  */
 #ifndef FLOW_HISTORY_H
 #define FLOW_HISTORY_H
@@ -26,6 +20,7 @@
 
 #include "exec.h"
 #include "plan.h"
+#include "recorder.h"
 #include "state.h"
 #include "store.h"
 #include "value.h"
@@ -48,33 +43,17 @@ typedef struct hist_opts {
     int64_t resume_run;       /* > 0: resume this run instead of starting one */
 } hist_opts;
 
-typedef struct hist_inst {
-    uint32_t node;       /* plan node of the call or expansion */
-    uint32_t task;       /* plan task */
-    const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group */
-    const char *tmpl;    /* its name template ("per_n[]/square[]", state_inst_name), or NULL */
-    const char *out_dir; /* the instance's output directory, or NULL */
-    const char *label;   /* the label lambda's text, or NULL */
-    int attempts;        /* executions so far */
-    int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
-    int has_key;         /* key holds the instance's cache key */
-    flow_hash key;       /* filled by hist_lookup */
-    char *error;         /* hist_lookup returned -1: why (malloc'ed, the caller frees) */
-} hist_inst;
-
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */
 hist *hist_open(const hist_opts *o, char *err, size_t errlen);
 int64_t hist_run_id(const hist *h);
 const char *hist_state_dir(const hist *h);
 
-int hist_lookup(hist *h, hist_inst *ii, const flow_val *args, flow_val *out);
-/* res: the executor's result (ok or failed after its retries). On success its value
- * may be replaced (stored outputs). served: 1 when hist_lookup served it. */
-void hist_finished(hist *h, hist_inst *ii, const flow_val *args, rt_result *res, int served);
-void hist_commit(hist *h);
+/* The recorder interface of h (recorder.h); valid until hist_close. */
+recorder hist_recorder(hist *h);
 /* Finish the run: state "succeeded" | "failed" | "interrupted", the result as JSON or NULL.
- * Everything recorded is committed when it returns. 0, or -1 when some of the run's
- * history could not be recorded (the reason was said on stderr). */
+ * Everything queued is committed when it returns, the run's end state with it, and
+ * state.db is checkpointed. 0, or -1 when some of the run's history could not be
+ * recorded (the reason was said on stderr). */
 int hist_close(hist *h, const char *state, int exit_code, const char *result_json,
                const char *error);
 

@@ -69,7 +69,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec_cache.h"
 #include "expr.h"
+#include "recorder.h"
+#include "state.h"
 #include "jit.h"
 #include "sched_int.h"
 
@@ -373,7 +376,7 @@ static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
 }
 
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
-static void hist_prepare(sched *S, inst *r, hist_inst *ii, char *idx, char *tmpl, size_t len) {
+static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
     hist_index(S, r->sc, r->k, idx, len);
     inst_tmpl_at(S->p, r->sc, r->node, r->k >= 0, tmpl, len);
     memset(ii, 0, sizeof *ii);
@@ -832,6 +835,7 @@ static void queue_job(sched *S, uint32_t id) {
         j->scratch_dir = j->out_dir + strlen(j->out_dir) + 1;
     }
     j->timeout_ms = S->p->tasks[r->task].timeout_ms;
+    j->attempt = r->attempt;
     S->running++;
     S->running_task[r->task]++;
     S->attempts++;
@@ -870,33 +874,10 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     }
     r->served = 0;
     r->has_key = 0;
-    if (S->o->hist) {
-        char idx[1024], tmpl[1024];
-        hist_inst ii;
-        hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
-        int64_t len = N->kind == PN_CALL ? -1 : SL(sc, p, node)->len;
-        ii.remaining = len > k ? len - k : 1; /* lets the history preload a task's cache */
-        flow_val v;
-        int hit = hist_lookup(S->o->hist, &ii, r->args, &v);
-        r->has_key = (uint8_t)ii.has_key;
-        r->key = ii.key;
-        if (hit) { /* completed by the main loop, like an executor's result; hit < 0:
-                    * failed before running (a damaged stored input), not retried */
-            r->served = 1;
-            if (S->nserved == S->capserved) {
-                S->capserved = S->capserved ? S->capserved * 2 : 256;
-                S->served = hist_xrealloc(S, S->served, S->capserved * sizeof *S->served);
-            }
-            struct timespec wall;
-            clock_gettime(CLOCK_REALTIME, &wall); /* rt_result times are wall-clock */
-            double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
-            S->served[S->nserved++] = (rt_result){.id = id, .ok = hit > 0,
-                                                  .value = hit > 0 ? v : (flow_val){0},
-                                                  .error = ii.error, .start = t, .end = t,
-                                                  .worker_pid = S->pid};
-            S->nserved_pending++; /* keeps the flow open; takes no executor capacity */
-            return;
-        }
+    if (S->o->rec) { /* the cache executor asks the recorder first; a miss gets its
+                      * folder then (rec_looked_up): a served instance never has one */
+        queue_job(S, id);
+        return;
     }
     if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
         release_args(S, node, r->args);
@@ -907,16 +888,65 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     queue_job(S, id);
 }
 
-/* Take ready work while there is capacity. */
+/* The cache executor's questions (exec_cache.h). Describe instance job->id for the
+ * recorder's lookup. */
+static void rec_describe(void *ud, const rt_job *job, rec_inst *ii, char *idx, char *tmpl,
+                         size_t len) {
+    sched *S = ud;
+    inst *r = rec_at(S, (uint32_t)job->id);
+    hist_prepare(S, r, ii, idx, tmpl, len);
+    int64_t n = r->k < 0 ? -1 : SL(r->sc, S->p, r->node)->len;
+    ii->remaining = n > r->k ? n - r->k : 1; /* lets the history preload a task's cache */
+}
+
+/* Its answer: keep the key; an answered instance holds no worker (nor a place in its
+ * task's concurrency) until its result is completed; a miss gets its folder now. */
+static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, char *err,
+                         size_t errlen) {
+    sched *S = ud;
+    uint32_t id = (uint32_t)job->id;
+    inst *r = rec_at(S, id);
+    r->has_key = (uint8_t)ii->has_key;
+    r->key = ii->key;
+    if (!hit && S->o->work_dir && task_needs_dir(S->p, r->task)) {
+        if (make_inst_dir(S, r, id, err, errlen) == 0) {
+            job->out_dir = r->dir + strlen(r->dir) + 1;
+            job->scratch_dir = job->out_dir + strlen(job->out_dir) + 1;
+            return 0;
+        }
+        r->served = 2; /* failed without running, not retried, not recorded */
+    } else if (!hit) {
+        return 0;
+    } else {
+        r->served = 1; /* hit < 0 (a damaged stored input) too: failed, not retried */
+    }
+    S->nserved_pending++;
+    S->running_task[r->task]--;
+    return r->served == 2 ? -1 : 0;
+}
+
+/* Take ready work while there is capacity. Jobs the recorder answers take none:
+ * with a recorder, a full batch is handed over (and looked up) before giving up,
+ * but no more than SCHED_SERVE_ROUND answers wait to be completed at once. */
 static void fill(sched *S) {
     const flow_plan *p = S->p;
     deque *d;
-    while (S->running < S->limit && S->nserved_pending < SCHED_SERVE_ROUND &&
-           (d = ready_pick(S))) {
+    for (;;) {
+        if (S->running - (int64_t)S->nserved_pending >= S->limit ||
+            S->nserved_pending >= SCHED_SERVE_ROUND) {
+            if (!S->o->rec || !S->nbatch) break;
+            flush_batch(S);
+            continue;
+        }
+        if (!(d = ready_pick(S))) break;
         entry *e = dq_front(d);
         uint32_t t = S->info[e->node].task;
         if (t != PLAN_NONE && p->tasks[t].concurrency &&
             S->running_task[t] >= p->tasks[t].concurrency) {
+            if (S->o->rec && S->nbatch) { /* answered ones give their place back */
+                flush_batch(S);
+                continue;
+            }
             dq_push(&S->blocked[t], *e); /* back when one of its instances finishes */
             dq_pop(d);
             continue;
@@ -973,7 +1003,8 @@ static void complete(sched *S, rt_result *res) {
     inst *r = rec_at(S, id);
     const plan_task *T = &p->tasks[r->task];
     S->running--;
-    S->running_task[r->task]--;
+    if (r->served) S->nserved_pending--; /* its task's count went down when answered */
+    else S->running_task[r->task]--;
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
@@ -985,13 +1016,13 @@ static void complete(sched *S, rt_result *res) {
         retry_push(S, id);
         return;
     }
-    if (S->o->hist) {
+    if (S->o->rec && r->served != 2) {
         char idx[1024], tmpl[1024];
-        hist_inst ii;
+        rec_inst ii;
         hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
-        hist_finished(S->o->hist, &ii, r->args, res, r->served);
+        S->o->rec->ops->finished(S->o->rec->self, &ii, r->args, res, r->served);
         sc_free(S, label);
         if (r->served) S->nserved_total++;
     }
@@ -1008,34 +1039,13 @@ static void complete(sched *S, rt_result *res) {
     free(res->error);
     free(res->log);
     release_args(S, node, r->args);
-    rec_free_clean(S, id, ok && S->o->hist); /* a success's outputs are in the store */
+    rec_free_clean(S, id, ok && S->o->rec); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
         if (ok && !S->info[node].ret_void) SL(sc, p, node)->val = v;
         node_settle(S, sc, node, ok ? FS_OK : FS_FAILED);
     } else {
         elem_settle(S, sc, node, k, ok, v);
     }
-}
-
-/* Complete the instances the history served (completing may serve more). */
-static int complete_served(sched *S) {
-    int any = 0;
-    while (S->nserved) {
-        rt_result *batch = S->served;
-        uint32_t n = S->nserved;
-        S->served = NULL;
-        S->nserved = S->capserved = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            inst *r = rec_at(S, (uint32_t)batch[i].id);
-            S->running++; /* complete() counts it out like an executor's result */
-            S->running_task[r->task]++;
-            S->nserved_pending--;
-            complete(S, &batch[i]);
-        }
-        sc_free(S, batch);
-        any = 1;
-    }
-    return any;
 }
 
 static void adapt_limit(sched *S) {
@@ -1065,7 +1075,6 @@ static void sched_free(sched *S) {
     sc_free(S, S->retries);
     sc_free(S, S->batch);
     sc_free(S, S->results);
-    sc_free(S, S->served);
     for (uint32_t i = 0; i < S->nfails; i++) {
         sc_free(S, S->fails[i].what);
         sc_free(S, S->fails[i].label);
@@ -1099,6 +1108,15 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     sched st, *S = &st;
     memset(S, 0, sizeof *S);
     memset(out, 0, sizeof *out);
+    rt_executor *cex = NULL; /* with a recorder: the cache executor around ex */
+    if (opts->rec) {
+        rt_cache_hooks hooks = {.describe = rec_describe, .looked_up = rec_looked_up, .ud = S};
+        if (!(cex = rt_executor_cache(ex, p, opts->rec, &hooks))) {
+            out->code = 2; /* out of memory: the context's sink says so */
+            return out->code;
+        }
+        ex = cex;
+    }
     S->p = p;
     S->ctx = p->ctx;
     S->ex = ex;
@@ -1150,11 +1168,6 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
-        if (complete_served(S)) {
-            hist_commit(S->o->hist); /* recorded before the next round acts on it */
-            free_dead(S);
-            continue;
-        }
         free_dead(S);
         if (root->pending == 0 || S->oom) break;
         if (S->running == 0) {
@@ -1179,7 +1192,12 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
         for (int i = 0; i < n; i++)
             complete(S, &S->results[i]);
-        if (n) hist_commit(S->o->hist); /* recorded before the next round acts on it */
+        if (n && S->o->rec) /* queued before the next round acts on it (recorder.h) */
+            S->o->rec->ops->queue_batch(S->o->rec->self);
+        if (S->nserved_pending) { /* answers are waiting: complete them first */
+            free_dead(S);
+            continue;
+        }
         adapt_limit(S);
         report_progress(S, 0);
     }
@@ -1230,5 +1248,6 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
     }
     inst_dirs_end(S); /* the last instance folders, the run's work folder when empty */
     sched_free(S);
+    if (cex) cex->ops->destroy(cex); /* not ex's inner executor: the caller's */
     return out->code;
 }

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "flow_sched.h"
-#include "history.h"
+#include "recorder.h"
 
 #define SCHED_CHUNK 256        /* instance records per pool chunk */
 #define SCHED_INLINE_ARGS 6    /* arguments stored inside an instance record */
@@ -114,7 +114,8 @@ typedef struct inst {
     uint32_t next_free; /* free list link */
     double due;         /* retry: when to run again */
     char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
-    uint8_t served;     /* 1: served by the history (cache or resume), not run */
+    uint8_t served;     /* 1: answered by the recorder (cache or resume), not run;
+                           2: refused before running (its folder could not be made) */
     uint8_t has_key;    /* key holds the cache key computed by hist_lookup */
     flow_hash key;      /* the instance's cache key */
     flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
@@ -137,8 +138,6 @@ typedef struct sched {
     uint32_t nspare;         /* its size: the most arguments or parameters of any node */
     int spare_used;          /* spare holds an instance's or a group element's arguments */
     int pid;                 /* flowrun's pid (served instances ran "here") */
-    rt_result *served;       /* instances served by the history, to complete */
-    uint32_t nserved, capserved;
     uint64_t nserved_total;  /* served instances completed */
     uint64_t nserved_pending; /* served, not yet completed */
     const flow_plan *p;      /* the plan */

@@ -137,7 +137,7 @@ static const char oom_src[] = "library s = \"libsched.so\"\n"
 #define OOM_PLAN_PATH "tests/lib/oom.plan" /* libraries are found beside it */
 
 static uint8_t *compile_src(const char *src, size_t *len) {
-    ast_arena *ar = ast_arena_new();
+    ast_arena *ar = ast_arena_new(fl_ctx_default());
     flow_diag d;
     FILE *sink = fopen("/dev/null", "w");
     assert_non_null(sink);
@@ -145,7 +145,7 @@ static uint8_t *compile_src(const char *src, size_t *len) {
     flow_node *prog = flow_parse(ar, &d, src, strlen(src));
     assert_non_null(prog);
     assert_int_equal(d.errors, 0);
-    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src)};
+    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src), NULL};
     flow_plan *p = flowc_compile(prog, &d, &opt);
     assert_non_null(p);
     uint8_t *bytes = NULL;
@@ -221,19 +221,16 @@ static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *re
     rt_executor *ex = rt ? rt_executor_inline(rt, 1) : NULL;
     int code = -1;
     if (ex) {
-        FILE *sink = fopen("/dev/null", "w");
         flow_val n = {.i = 3};
         sched_opts so;
         memset(&so, 0, sizeof so);
         so.jobs = 1;
-        so.err = sink;
         sched_outcome res;
         code = sched_run(p, ex, 0, &n, &so, &res);
         if (res.has_result) {
             *result = res.result.i;
             fv_decref(p, p->graphs[0].ret, res.result);
         }
-        fclose(sink);
         ex->ops->destroy(ex);
     }
     rt_close(rt);

@@ -1,0 +1,183 @@
+/*
+ * exec_cache.c — the cache executor: answers from the recorder what it already
+ * knows, and passes the rest to the executor it wraps. Layer: core (an executor;
+ * it reaches the history only through the recorder interface, recorder.h).
+ *
+ * DESIGN
+ *   A wrapper around any executor (inline, process, later distributed ones), with
+ *   the executor contract of exec.h: every job submitted comes back as exactly one
+ *   result of wait. On submit, each first attempt (job->attempt == 0) is described
+ *   by its owner (hooks.describe: the instance's node, index path and name, which
+ *   only the scheduler knows) and looked up in the recorder:
+ *     - a hit (a cached result, or on resume one the run already has) is answered
+ *       by the wrapper itself: a result with ok = 1 and the recorded value, kept
+ *       in a queue until the next wait;
+ *     - a refusal (lookup -1: a stored input is damaged) is answered the same way,
+ *       as a failed result with the recorder's message;
+ *     - a miss goes on to the inner executor, in one submit per batch.
+ *   The owner hears every answer (hooks.looked_up: the key the recorder computed,
+ *   and whether it served the job); on a miss it may still prepare the job (its
+ *   folders: a served instance never gets one) or refuse it with a message, which
+ *   is then answered as a failed result too. Retries (attempt > 0) go straight to
+ *   the inner executor: a failed instance is not looked up again.
+ *
+ *   wait returns queued answers first, without blocking, then whatever the inner
+ *   executor has finished by then (timeout 0); only with no answer queued does it
+ *   block in the inner wait. The scheduler counts no result specially: running
+ *   jobs are the jobs submitted here, served or not.
+ *
+ *   A run with no recorder has no wrapper: the scheduler talks to its executor
+ *   directly and pays nothing for any of this.
+ */
+#define _GNU_SOURCE
+#include "exec_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CACHE_SUBMIT_MAX 1024 /* misses handed to the inner executor at once */
+#define CACHE_NAME_MAX 1024   /* index path and name template buffers */
+
+typedef struct answer {
+    rt_result res; /* the result to hand out */
+    uint32_t task; /* its task (to release the value if never handed out) */
+} answer;
+
+typedef struct cache_ex {
+    rt_executor base;         /* ops (must be first) */
+    rt_executor *inner;       /* where misses run (not owned) */
+    const flow_plan *p;       /* the plan */
+    const recorder *rec;      /* asked for every first attempt */
+    rt_cache_hooks hooks;     /* the owner's side */
+    answer *q;                /* answers not yet handed out: a ring */
+    size_t qhead, qn, qcap;   /* first, count, capacity (a power of two) */
+    rt_job *fwd;              /* misses of one submit, passed on together */
+    int64_t inner_out;        /* jobs with the inner executor */
+    int pid;                  /* flowrun's pid: served results ran "here" */
+} cache_ex;
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* rt_result times are wall-clock */
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 0, or -1 when the queue cannot grow (out of memory). */
+static int q_push(cache_ex *c, const rt_result *r, uint32_t task) {
+    if (c->qn == c->qcap) {
+        size_t cap = c->qcap ? c->qcap * 2 : 256;
+        answer *n = fl_reallocarray(c->p->ctx, NULL, cap, sizeof *n);
+        if (!n) return -1;
+        for (size_t i = 0; i < c->qn; i++) n[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
+        fl_free(c->p->ctx, c->q);
+        c->q = n;
+        c->qcap = cap;
+        c->qhead = 0;
+    }
+    answer *a = &c->q[(c->qhead + c->qn++) & (c->qcap - 1)];
+    a->res = *r;
+    a->task = task;
+    return 0;
+}
+
+static int pass_on(cache_ex *c, int *nfwd) {
+    if (!*nfwd) return 0;
+    int rc = c->inner->ops->submit(c->inner, c->fwd, *nfwd);
+    c->inner_out += *nfwd;
+    *nfwd = 0;
+    return rc;
+}
+
+static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
+    cache_ex *c = (cache_ex *)ex;
+    int nfwd = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        const rt_job *j = &jobs[i];
+        if (nfwd == CACHE_SUBMIT_MAX && pass_on(c, &nfwd)) rc = -1;
+        if (j->attempt > 0) { /* a retry: it ran and failed, the recorder has no answer */
+            c->fwd[nfwd++] = *j;
+            continue;
+        }
+        char idx[CACHE_NAME_MAX], tmpl[CACHE_NAME_MAX], err[600] = "";
+        rec_inst ii;
+        memset(&ii, 0, sizeof ii);
+        c->hooks.describe(c->hooks.ud, j, &ii, idx, tmpl, sizeof idx);
+        flow_val v = {0};
+        int hit = c->rec->ops->lookup(c->rec->self, &ii, j->args, &v);
+        rt_job *fj = &c->fwd[nfwd];
+        *fj = *j;
+        int refused = c->hooks.looked_up(c->hooks.ud, fj, &ii, hit, err, sizeof err);
+        if (hit == 0 && !refused) {
+            nfwd++;
+            continue;
+        }
+        double t = wall_now();
+        rt_result r = {.id = j->id, .ok = hit > 0, .value = hit > 0 ? v : (flow_val){0},
+                       .start = t, .end = t, .worker_pid = c->pid};
+        if (hit < 0) {
+            r.error = ii.error;
+        } else if (hit == 0) {
+            r.error = strdup(err[0] ? err : "refused before running"); /* rt_result: malloc'ed */
+        }
+        if (q_push(c, &r, j->task)) {
+            rt_result_clear(c->p, j->task, &r);
+            rc = -1;
+        }
+    }
+    if (pass_on(c, &nfwd)) rc = -1;
+    return rc;
+}
+
+static int cache_wait(rt_executor *ex, rt_result *out, int max, int timeout_ms) {
+    cache_ex *c = (cache_ex *)ex;
+    int n = 0;
+    while (n < max && c->qn) {
+        out[n++] = c->q[c->qhead].res;
+        c->qhead = (c->qhead + 1) & (c->qcap - 1);
+        c->qn--;
+    }
+    if (n < max && c->inner_out > 0) {
+        int got = c->inner->ops->wait(c->inner, out + n, max - n, n ? 0 : timeout_ms);
+        if (got > 0) {
+            c->inner_out -= got;
+            n += got;
+        }
+    }
+    return n;
+}
+
+static void cache_destroy(rt_executor *ex) {
+    cache_ex *c = (cache_ex *)ex;
+    for (; c->qn; c->qn--, c->qhead = (c->qhead + 1) & (c->qcap - 1))
+        rt_result_clear(c->p, c->q[c->qhead].task, &c->q[c->qhead].res);
+    fl_free(c->p->ctx, c->q);
+    fl_free(c->p->ctx, c->fwd);
+    fl_free(c->p->ctx, c);
+}
+
+static const rt_executor_ops cache_ops = {
+    .name = "cache",
+    .submit = cache_submit,
+    .wait = cache_wait,
+    .destroy = cache_destroy,
+};
+
+rt_executor *rt_executor_cache(rt_executor *inner, const flow_plan *p, const recorder *rec,
+                               const rt_cache_hooks *hooks) {
+    cache_ex *c = fl_calloc(p->ctx, 1, sizeof *c);
+    if (!c) return NULL;
+    c->fwd = fl_reallocarray(p->ctx, NULL, CACHE_SUBMIT_MAX, sizeof *c->fwd);
+    if (!c->fwd) {
+        fl_free(p->ctx, c);
+        return NULL;
+    }
+    c->base.ops = &cache_ops;
+    c->inner = inner;
+    c->p = p;
+    c->rec = rec;
+    c->hooks = *hooks;
+    c->pid = (int)getpid();
+    return &c->base;
+}

@@ -1,0 +1,99 @@
+/*
+ * recorder.h — the recorder interface: what the scheduler (and any executor that
+ * serves results without running them) asks of whatever keeps a run's history.
+ * Layer: recorder (the interface); history.c is its one implementation today
+ * (state.db + store + cache), opened with hist_open and closed with hist_close.
+ *
+ * DESIGN
+ *   A recorder is an instance pointer and a table of four functions, in the
+ *   manner of rt_executor (exec.h). The scheduler holds one (NULL: the run keeps
+ *   no history, and nothing below is called: no per-instance cost). The cache
+ *   wrapper (exec_cache.c) calls lookup for each job it is given; the scheduler
+ *   calls finished for each instance that ends, queue_batch after each batch of
+ *   completions, and the owner calls sync (or the implementation's close) at the
+ *   end. All four are called from one thread, the scheduler's.
+ *
+ * DURABILITY — what is on disk when each call returns (history.c over state.c):
+ *   lookup       nothing new. It reads; a damaged cache entry it finds is dropped
+ *                by a write queued with the next batch, and a damaged stored file
+ *                is quarantined in the store at once (a rename).
+ *   finished     the instance's outputs are in the store, each object fsynced and
+ *                renamed into place before it returns; its log file is written (not
+ *                fsynced). Its row and cache entry are only buffered in memory:
+ *                NOT on disk, and not yet queued.
+ *   queue_batch  the rows buffered since the last call are handed, as one batch,
+ *                to state.c's writer thread; it returns before they are written
+ *                (it waits only when more than 64 MiB are queued). What it
+ *                guarantees is ORDER: the writer applies batches in the order they
+ *                were queued, each inside a committed transaction, so state.db
+ *                always holds a prefix of the queued batches. The scheduler queues
+ *                a batch before it releases the dependants of its instances, so a
+ *                flowrun killed at any moment leaves no instance recorded without
+ *                the producers it read; what was queued but not written is done
+ *                again on resume. New cache entries may be held by the writer for
+ *                up to 5 seconds (written sorted); one lost to a kill is a miss.
+ *   sync         everything queued so far, held cache entries included, is
+ *                committed to state.db (its write-ahead log): it survives flowrun
+ *                being killed. state.db runs with synchronous=NORMAL, so a power
+ *                loss may still undo the last transactions until a checkpoint
+ *                (hist_close checkpoints).
+ *   Where these say "on disk" they mean "in the file system": survives the
+ *   process, not necessarily the machine, except where fsync is named.
+ *
+ * Ownership: rec_inst strings are borrowed for the call; lookup's *out is a new
+ * reference the caller owns; finished may replace res->value and res->error (the
+ * result stays owned by the caller).
+ */
+#ifndef FLOW_RECORDER_H
+#define FLOW_RECORDER_H
+
+#include <stdint.h>
+
+#include "exec.h"
+#include "plan.h"
+#include "store.h"
+#include "value.h"
+
+/* One instance as the recorder sees it. */
+typedef struct rec_inst {
+    uint32_t node;       /* plan node of the call or expansion */
+    uint32_t task;       /* plan task */
+    const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group */
+    const char *tmpl;    /* its name template ("per_n[]/square[]", state_inst_name), or NULL */
+    const char *out_dir; /* the instance's output directory, or NULL */
+    const char *label;   /* the label lambda's text, or NULL */
+    int attempts;        /* executions so far */
+    int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
+    int has_key;         /* key holds the instance's cache key */
+    flow_hash key;       /* filled by lookup */
+    char *error;         /* lookup returned -1: why (malloc'ed, the caller frees) */
+} rec_inst;
+
+typedef struct rec_ops {
+    const char *name;
+    /* Before an instance runs: serve it from what was recorded. On resume, an
+     * instance the run already finished is served from its recorded result;
+     * otherwise, when caching applies, from the cache (every stored file the result
+     * refers to checked intact first). Sets ii->has_key/key when a key applies.
+     * 1 served (*out holds the value); 0 run it; -1 a stored file among its
+     * arguments is damaged (quarantined): the instance fails with ii->error. */
+    int (*lookup)(void *self, rec_inst *ii, const flow_val *args, flow_val *out);
+    /* After it ran (ok, or failed after its retries) or was served (served = 1):
+     * outputs inside ii->out_dir move into the store and res->value is rewritten to
+     * point at them (a failure to store fails res); the row and cache entry are
+     * buffered; the log goes to the log file. */
+    void (*finished)(void *self, rec_inst *ii, const flow_val *args, rt_result *res,
+                     int served);
+    /* End of a batch of completions: queue what finished buffered (see above).
+     * 0, or -1 when the history can no longer be written (said once). */
+    int (*queue_batch)(void *self);
+    /* Wait until everything queued is committed. 0, or -1 as queue_batch. */
+    int (*sync)(void *self);
+} rec_ops;
+
+typedef struct recorder {
+    const rec_ops *ops;
+    void *self; /* the implementation's instance (history.c: a hist) */
+} recorder;
+
+#endif /* FLOW_RECORDER_H */
