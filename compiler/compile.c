@@ -13,15 +13,10 @@
 
 #include "check.h"
 #include "elf.h"
+#include "hash.h"
 #include "types.h"
 
 /* ---- string -> int map -------------------------------------------------------------- */
-static uint64_t map_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static void map_grow(chk_map *m) {
     chk_map old = *m;
     m->cap = old.cap ? old.cap * 2 : 16;
@@ -40,7 +35,7 @@ static void map_grow(chk_map *m) {
 
 void chk_map_put(chk_map *m, const char *key, int val) {
     if ((m->n + 1) * 2 > m->cap) map_grow(m);
-    int i = (int)(map_hash(key) & (uint64_t)(m->cap - 1));
+    int i = (int)(fl_hash_str(key) & (uint64_t)(m->cap - 1));
     while (m->keys[i] && strcmp(m->keys[i], key)) i = (i + 1) & (m->cap - 1);
     if (!m->keys[i]) m->n++;
     m->keys[i] = key;
@@ -49,7 +44,7 @@ void chk_map_put(chk_map *m, const char *key, int val) {
 
 int chk_map_get(const chk_map *m, const char *key) {
     if (!m->cap || !key) return -1;
-    int i = (int)(map_hash(key) & (uint64_t)(m->cap - 1));
+    int i = (int)(fl_hash_str(key) & (uint64_t)(m->cap - 1));
     while (m->keys[i]) {
         if (!strcmp(m->keys[i], key)) return m->vals[i];
         i = (i + 1) & (m->cap - 1);
