@@ -153,6 +153,96 @@ static void test_print_json(void **state) {
         fv_decref(t.p, t.t_bytes, b);
     }
     flow_val o = outer(&t);
+    fv_incref(t.p, t.t_outer, o);
+    assert_int_equal(atomic_load(&o.o->refs), 2);
+    fv_decref(t.p, t.t_outer, o);
+    assert_int_equal(atomic_load(&o.o->refs), 1);
+    /* a child kept alive past its parent */
+    flow_val hits = fv_as_rec(o)->fields[1];
+    fv_incref(t.p, t.t_lhit, hits);
+    fv_decref(t.p, t.t_outer, o);
+    assert_int_equal(fv_as_list(hits)->len, 2);
+    assert_string_equal(fv_as_str(fv_as_rec(fv_as_list(hits)->items[1])->fields[0])->data, "y.txt");
+    fv_decref(t.p, t.t_lhit, hits);
+    /* scalars are no-ops; a half-built list (NULL items) is released safely */
+    fv_incref(t.p, t.t_int, (flow_val){.i = 5});
+    fv_decref(t.p, t.t_int, (flow_val){.i = 5});
+    fv_decref(t.p, t.t_lstr, fv_list_new(t.p, t.t_lstr, 3));
+    assert_true(fv_is_heap(t.p, t.t_date));
+    assert_false(fv_is_heap(t.p, t.t_dur));
+    plan_free(t.p);
+}
+
+static void test_equal_hash(void **state) {
+    (void)state;
+    tplan t = mk();
+    flow_val a = outer(&t), b = outer(&t);
+    assert_true(fv_equal(t.p, t.t_outer, a, b));
+    assert_int_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
+    fv_as_list(fv_as_rec(b)->fields[1])->items[1].o->refs = 1; /* still unique */
+    fv_as_rec(fv_as_list(fv_as_rec(b)->fields[1])->items[1])->fields[1].i = 5;
+    assert_false(fv_equal(t.p, t.t_outer, a, b));
+    assert_int_not_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
+    fv_decref(t.p, t.t_outer, a);
+    fv_decref(t.p, t.t_outer, b);
+    /* floats compare as values: NaN equals NaN (equal hashes, equal bytes), -0.0 is not 0.0 */
+    flow_val z = {.f = 0.0}, nz = {.f = -0.0}, n1 = {.f = NAN}, n2 = {.f = -NAN};
+    assert_false(fv_equal(t.p, t.t_float, z, nz));
+    fv_buf e1 = {0}, e2 = {0};
+    fv_encode(t.p, t.t_float, n1, &e1);
+    fv_encode(t.p, t.t_float, n2, &e2);
+    assert_memory_equal(e1.data, e2.data, 8);
+    free(e1.data);
+    free(e2.data);
+    assert_true(fv_equal(t.p, t.t_float, n1, n2));
+    assert_int_equal(fv_hash(t.p, t.t_float, n1), fv_hash(t.p, t.t_float, n2));
+    /* strings of different lengths, bytes */
+    flow_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"),
+             s2 = fv_str_cstr(t.p, t.t_str, "abcdefghi");
+    assert_false(fv_equal(t.p, t.t_str, s1, s2));
+    assert_int_not_equal(fv_hash(t.p, t.t_str, s1), fv_hash(t.p, t.t_str, s2));
+    fv_decref(t.p, t.t_str, s1);
+    fv_decref(t.p, t.t_str, s2);
+    plan_free(t.p);
+}
+
+static void test_print_json(void **state) {
+    (void)state;
+    tplan t = mk();
+    check_json(t.p, t.t_int, (flow_val){.i = -42}, "-42");
+    check_json(t.p, t.t_float, (flow_val){.f = 0.1}, "0.1");
+    check_json(t.p, t.t_float, (flow_val){.f = 2.0}, "2.0");
+    check_json(t.p, t.t_float, (flow_val){.f = 1e300}, "1e+300");
+    check_json(t.p, t.t_float, (flow_val){.f = 1.0 / 3}, "0.3333333333333333");
+    check_json(t.p, t.t_float, (flow_val){.f = INFINITY}, "null");
+    check_json(t.p, t.t_bool, (flow_val){.i = 1}, "true");
+    check_json(t.p, t.t_dur, (flow_val){.i = 1500}, "1500");
+    flow_val s = fv_str_cstr(t.p, t.t_str, "tab\there \x01 \\ é");
+    check_json(t.p, t.t_str, s, "\"tab\\there \\u0001 \\\\ é\"");
+    fv_decref(t.p, t.t_str, s);
+    const char *inputs[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"\"\"",         "\"Zg==\"",     "\"Zm8=\"",    "\"Zm9v\"",
+                          "\"Zm9vYg==\"", "\"Zm9vYmE=\"", "\"Zm9vYmFy\""};
+    for (int i = 0; i < 7; i++) {
+        flow_val b =
+            fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)inputs[i], (int64_t)strlen(inputs[i]));
+        check_json(t.p, t.t_bytes, b, want[i]);
+        fv_decref(t.p, t.t_bytes, b);
+    }
+    /* longer than one encoding chunk (value.c): the chunks join into one text */
+    size_t nz = 3 * 2048 + 1;
+    uint8_t *zeros = calloc(nz, 1);
+    char *want_z = malloc(4 * 2048 + 7);
+    want_z[0] = '"';
+    for (int i = 0; i < 2048; i++)
+        memcpy(want_z + 1 + 4 * i, "AAAA", 4);
+    strcpy(want_z + 1 + 4 * 2048, "AA==\"");
+    flow_val z = fv_bytes_new(t.p, t.t_bytes, zeros, (int64_t)nz);
+    check_json(t.p, t.t_bytes, z, want_z);
+    fv_decref(t.p, t.t_bytes, z);
+    free(zeros);
+    free(want_z);
+    flow_val o = outer(&t);
     check_json(t.p, t.t_outer, o,
                "{\"name\":\"a \\\"q\\\"\\n\",\"hits\":[{\"file\":\"x.txt\",\"n\":3},"
                "{\"file\":\"y.txt\",\"n\":-4}],\"best\":{\"file\":\"best\",\"n\":9},"
@@ -162,6 +252,30 @@ static void test_print_json(void **state) {
     check_json(t.p, t.t_lint, e, "[]");
     fv_decref(t.p, t.t_lint, e);
     plan_free(t.p);
+}
+
+/* The one JSON string rule (fv_json_escape): what each kind of byte becomes. */
+static void test_json_string(void **state) {
+    (void)state;
+    char e[8];
+    for (int c = 0; c < 256; c++) {
+        size_t k = fv_json_escape((unsigned char)c, e);
+        if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' ||
+            c == '\f')
+            assert_int_equal(k, 2);
+        else if (c < 0x20 || c == 0x7f)
+            assert_int_equal(k, 6);
+        else
+            assert_int_equal(k, 1); /* UTF-8 and invalid UTF-8 alike pass through */
+    }
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    static const char in[] = "q\"b\\\r\b\f\x1f\x7f\0\xff\xc3\xa9/";
+    fv_json_string(f, in, sizeof in - 1);
+    fclose(f);
+    assert_string_equal(buf, "\"q\\\"b\\\\\\r\\b\\f\\u001f\\u007f\\u0000\xff\xc3\xa9/\"");
+    free(buf);
 }
 
 static void parse_ok(tplan *t, uint32_t type, const char *text, const char *want_json) {
@@ -399,6 +513,7 @@ int main(void) {
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_hostile_inputs),  cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_json_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
