@@ -3,7 +3,7 @@
  * names, the names visible in a body, generated combine names, call counts.
  *
  * Open addressing with linear probing over a power-of-two table kept at most half
- * full, FNV-1a as the hash. Keys are borrowed (they live in the AST arena or the
+ * full, the project's one hash (hash.h). Keys are borrowed (they live in the AST arena or the
  * compilation's scratch arena), so the map owns only its two arrays. Entries are
  * never removed; a whole map is dropped with chk_map_free. The arrays come from
  * the compilation's context: when they cannot grow, chk_map_put leaves the map as
@@ -12,14 +12,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "hash.h"
 
 /* ---- string -> int map -------------------------------------------------------------- */
-static uint64_t map_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* Double the table (16 slots at first) and insert every entry again; false when
  * out of memory (the map is then as it was). */
 static bool map_grow(fl_ctx *ctx, chk_map *m) {
@@ -46,7 +41,7 @@ static bool map_grow(fl_ctx *ctx, chk_map *m) {
 int chk_map_put(fl_ctx *ctx, chk_map *m, const char *key, int val) {
     if (!key) return -1; /* a key that could not be allocated */
     if ((m->n + 1) * 2 > m->cap && !map_grow(ctx, m)) return -1;
-    int i = (int)(map_hash(key) & (uint64_t)(m->cap - 1));
+    int i = (int)(fl_hash_str(key) & (uint64_t)(m->cap - 1));
     while (m->keys[i] && strcmp(m->keys[i], key)) i = (i + 1) & (m->cap - 1);
     if (!m->keys[i]) m->n++;
     m->keys[i] = key;
@@ -56,7 +51,7 @@ int chk_map_put(fl_ctx *ctx, chk_map *m, const char *key, int val) {
 
 int chk_map_get(const chk_map *m, const char *key) {
     if (!m->cap || !key) return -1;
-    int i = (int)(map_hash(key) & (uint64_t)(m->cap - 1));
+    int i = (int)(fl_hash_str(key) & (uint64_t)(m->cap - 1));
     while (m->keys[i]) {
         if (!strcmp(m->keys[i], key)) return m->vals[i];
         i = (i + 1) & (m->cap - 1);

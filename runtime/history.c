@@ -40,6 +40,7 @@
 
 #include "cachekey.h"
 #include "fsdir.h"
+#include "hash.h"
 #include "rtcore.h"
 #include "walk.h"
 
@@ -104,9 +105,7 @@ static int tmpl_eq(const char *a, const char *b) {
 }
 
 static uint64_t key_hash(uint32_t node, const char *idx) {
-    uint64_t h = 1469598103934665603ull ^ node;
-    for (; *idx; idx++) h = (h ^ (unsigned char)*idx) * 1099511628211ull;
-    return h * 0x9E3779B97F4A7C15ull;
+    return fl_hash_str_from(FL_HASH_BASIS ^ node, idx) * 0x9E3779B97F4A7C15ull;
 }
 
 static int load_done(const state_inst *r, void *ctx) {

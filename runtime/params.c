@@ -66,17 +66,7 @@ static void pt_json_string(ptext *t, const char *v) {
     pt_put(t, "\"", 1);
     for (; *v; v++) {
         char esc[8];
-        unsigned char c = (unsigned char)*v;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            pt_put(t, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            pt_put(t, esc, 6);
-        } else {
-            pt_put(t, (const char *)&c, 1);
-        }
+        pt_put(t, esc, fv_json_escape((unsigned char)*v, esc));
     }
     pt_put(t, "\"", 1);
 }

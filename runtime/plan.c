@@ -5,6 +5,7 @@
  * YAML, DOT, C) are in plan_emit.c.
  */
 #include "plan.h"
+#include "hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +39,6 @@ typedef struct plan_intern {
     uint32_t *slots; /* string id + 1, 0 = empty */
     uint32_t cap;
 } plan_intern;
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 static uint32_t add_str(flow_plan *p, const char *s) {
     size_t n = strlen(s) + 1;
@@ -123,7 +117,7 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
         }
         for (uint32_t i = 0; i < in->cap; i++)
             if (in->slots[i]) {
-                uint32_t j = (uint32_t)hash_str(plan_str(p, in->slots[i] - 1)) & (cap - 1);
+                uint32_t j = (uint32_t)fl_hash_str(plan_str(p, in->slots[i] - 1)) & (cap - 1);
                 while (slots[j])
                     j = (j + 1) & (cap - 1);
                 slots[j] = in->slots[i];
@@ -132,7 +126,7 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
         in->slots = slots;
         in->cap = cap;
     }
-    uint32_t j = (uint32_t)hash_str(s) & (in->cap - 1);
+    uint32_t j = (uint32_t)fl_hash_str(s) & (in->cap - 1);
     while (in->slots[j]) {
         if (!strcmp(plan_str(p, in->slots[j] - 1), s)) return in->slots[j] - 1;
         j = (j + 1) & (in->cap - 1);

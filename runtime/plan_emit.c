@@ -24,6 +24,7 @@
 
 #include "expr_ops.h"
 #include "plan.h"
+#include "value.h"
 
 #define EMIT_MAX_DEPTH 64   /* nesting of the JSON/YAML document (constants are cut below) */
 #define EMIT_VALUE_DEPTH 24 /* nesting shown for a constant value */
@@ -97,32 +98,7 @@ static void j_item(emit_tree *t) {
 }
 
 static void j_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
-            case '"':
-                fputs("\\\"", f);
-                break;
-            case '\\':
-                fputs("\\\\", f);
-                break;
-            case '\n':
-                fputs("\\n", f);
-                break;
-            case '\t':
-                fputs("\\t", f);
-                break;
-            case '\r':
-                fputs("\\r", f);
-                break;
-            default:
-                if (*c < 0x20 || *c == 0x7f)
-                    fprintf(f, "\\u%04x", *c);
-                else
-                    fputc(*c, f);
-        }
-    }
-    fputc('"', f);
+    fv_json_string(f, s, strlen(s));
 }
 
 static void t_open(emit_tree *t, bool map) {

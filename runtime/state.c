@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "state.h"
 #include "ctx.h"
+#include "hash.h"
 #include "value.h"
 #include "walk.h"
 
@@ -1244,8 +1245,7 @@ int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), vo
  * state_cache_each reads); the whole key is stored and compared, so tasks or keys
  * sharing a ck are never confused: the newer entry simply replaces the older. */
 static uint64_t task_tag(const char *task) {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *q = task ? task : ""; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ull;
+    uint64_t h = fl_hash_str(task ? task : "");
     return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff;
 }
 static int64_t cache_k(const char *task, const flow_hash *key) {

@@ -294,23 +294,40 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
 
 /* ---- JSON output ---- */
 
-static void json_string(const char *s, int64_t n, FILE *out) {
+/* The one JSON string rule of flow (RFC 8259): " and \\ are escaped with a
+ * backslash; \n \t \r \b \f by their short escapes; every other control byte
+ * (below 0x20, and DEL 0x7f, which terminals also act on) as \u00XX. Every other
+ * byte is copied as it is: UTF-8 passes through, and so do bytes that are not
+ * valid UTF-8 (a task's output is not checked; a reader that insists on UTF-8
+ * sees the same bytes the task wrote). */
+size_t fv_json_escape(unsigned char c, char out[8]) {
     static const char hex[] = "0123456789abcdef";
     static const char esc_from[] = "\"\\\n\r\t\b\f", esc_to[] = "\"\\nrtbf";
+    const char *e = c ? strchr(esc_from, c) : NULL;
+    if (e) {
+        out[0] = '\\';
+        out[1] = esc_to[e - esc_from];
+        return 2;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 15];
+        return 6;
+    }
+    out[0] = (char)c;
+    return 1;
+}
+
+void fv_json_string(FILE *out, const char *s, size_t n) {
+    char e[8];
     putc('"', out);
-    for (int64_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *e = c ? strchr(esc_from, c) : NULL;
-        if (e) {
-            putc('\\', out);
-            putc(esc_to[e - esc_from], out);
-        } else if (c < 0x20 || c == 0x7f) {
-            fputs("\\u00", out);
-            putc(hex[c >> 4], out);
-            putc(hex[c & 15], out);
-        } else {
-            putc(c, out);
-        }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = fv_json_escape((unsigned char)s[i], e);
+        if (k == 1)
+            putc(e[0], out);
+        else
+            fwrite(e, 1, k, out);
     }
     putc('"', out);
 }
@@ -394,7 +411,7 @@ void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out) {
                 const plan_field *f = &p->fields[t->first + i];
                 if (i) putc(',', out);
                 const char *name = plan_str(p, f->name);
-                json_string(name, (int64_t)strlen(name), out);
+                fv_json_string(out, name, strlen(name));
                 putc(':', out);
                 fv_print_json(p, f->type, r->fields[i], out);
             }
@@ -402,7 +419,7 @@ void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out) {
             return;
         }
         default:
-            json_string(fv_as_str(v)->data, fv_as_str(v)->len, out);
+            fv_json_string(out, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
             return;
     }
 }

@@ -98,6 +98,12 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id);
  * records as objects, dates as "YYYY-MM-DD", durations as milliseconds). */
 void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out);
 
+/* A JSON string: the one escaping rule of flow (value.c says it). fv_json_escape
+ * writes the text of one byte into out (1, 2 or 6 bytes, not NUL-terminated) and
+ * returns its length; fv_json_string writes n bytes of s quoted to out. */
+size_t fv_json_escape(unsigned char c, char out[8]);
+void fv_json_string(FILE *out, const char *s, size_t n);
+
 /* Parse a text (a --param value or a YAML scalar) as a value of `type`.
  * Returns 0 and a new reference in *out, or -1 with one line in err. Lists and
  * records are written as JSON-like text: [1, 2], {"a": 1}. */

@@ -164,6 +164,30 @@ static void test_print_json(void **state) {
     plan_free(t.p);
 }
 
+/* The one JSON string rule (fv_json_escape): what each kind of byte becomes. */
+static void test_json_string(void **state) {
+    (void)state;
+    char e[8];
+    for (int c = 0; c < 256; c++) {
+        size_t k = fv_json_escape((unsigned char)c, e);
+        if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' ||
+            c == '\f')
+            assert_int_equal(k, 2);
+        else if (c < 0x20 || c == 0x7f)
+            assert_int_equal(k, 6);
+        else
+            assert_int_equal(k, 1); /* UTF-8 and invalid UTF-8 alike pass through */
+    }
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    static const char in[] = "q\"b\\\r\b\f\x1f\x7f\0\xff\xc3\xa9/";
+    fv_json_string(f, in, sizeof in - 1);
+    fclose(f);
+    assert_string_equal(buf, "\"q\\\"b\\\\\\r\\b\\f\\u001f\\u007f\\u0000\xff\xc3\xa9/\"");
+    free(buf);
+}
+
 static void parse_ok(tplan *t, uint32_t type, const char *text, const char *want_json) {
     flow_val v;
     char err[200] = "";
@@ -399,6 +423,7 @@ int main(void) {
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_hostile_inputs),  cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_json_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
