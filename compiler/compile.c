@@ -276,6 +276,7 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     fl_error_clear(c.ctx); /* out of memory is told by the context: start clean */
     diag->ctx = c.ctx;
     c.plan = plan_new(c.ctx);
+    if (!c.plan) return NULL; /* out of memory: the context says so */
     c.diag = diag;
     c.d = diag;
     c.opt = opt;

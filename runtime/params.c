@@ -29,7 +29,7 @@
 typedef struct ptext {
     char *s;       /* text (malloc'ed) */
     size_t n, cap; /* length, capacity */
-    int overflow;  /* the text grew past PARAMS_MAX_TEXT */
+    int overflow;  /* the text grew past PARAMS_MAX_TEXT (1) or memory ran out (2) */
 } ptext;
 
 static void pt_put(ptext *t, const char *s, size_t n) {
@@ -44,8 +44,8 @@ static void pt_put(ptext *t, const char *s, size_t n) {
             c *= 2;
         char *q = realloc(t->s, c);
         if (!q) {
-            fputs("flowrun: out of memory\n", stderr);
-            exit(2);
+            t->overflow = 2;
+            return;
         }
         t->s = q;
         t->cap = c;
@@ -207,6 +207,8 @@ static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, 
             if (tr == -2)
                 snprintf(err, errlen, "%s:%zu: parameter '%s': a string holds a NUL byte", file,
                          k->start_mark.line + 1, name);
+            else if (t.overflow == 2)
+                snprintf(err, errlen, "out of memory");
             else
                 snprintf(err, errlen,
                          "%s: parameter '%s': value is not a scalar, list or mapping (or too large)",
@@ -287,8 +289,9 @@ int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
         size_t n = strlen(eq + 1) + 1;
         texts[i] = malloc(n);
         if (!texts[i]) {
-            fputs("flowrun: out of memory\n", stderr);
-            exit(2);
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
         }
         memcpy(texts[i], eq + 1, n);
     }

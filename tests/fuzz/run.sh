@@ -29,7 +29,10 @@ fi
 
 # libflow.a needs no LLVM: the JIT is a module of its own (docs/jit.md)
 LIBS="-lffi -lyaml -lsqlite3 -lcrypto -ldl -lm -lpthread"
-OBJS=$(ls "$FB"/obj/compiler/*.o "$FB"/obj/gen/*.o 2>/dev/null | grep -v '/compiler/main\.o$')
+# the compiler's objects named after today's sources (an object of a renamed source may
+# linger in an old build folder)
+OBJS=$(for c in compiler/*.c; do n=$(basename "$c" .c); [ "$n" = main ] || echo "$FB/obj/compiler/$n.o"; done
+       ls "$FB"/obj/gen/*.o 2>/dev/null)
 
 status=0
 for src in tests/fuzz/fuzz_*.c; do
