@@ -10,10 +10,13 @@
  *
  * Writes are buffered and committed in batches (state_commit), so recording a
  * million instances costs one prepared-statement step each, not one commit
- * each. The caller commits before it acts on what it recorded (the scheduler
- * commits a batch of completions before releasing their dependants), so a
- * flowrun killed at any moment leaves a consistent database: whatever was not
- * committed is simply not done, and is done again on resume.
+ * each. In async mode state_commit only QUEUES the batch for the writer thread:
+ * when it returns, nothing new need be on disk. What is promised is order: the
+ * writer commits the queued batches one transaction each, in the order queued,
+ * so state.db always holds a prefix of them, and a flowrun killed at any moment
+ * leaves a consistent database: whatever was not committed is simply not done,
+ * and is done again on resume. state_sync waits until everything queued is
+ * committed. recorder.h says what each recorder call leaves on disk.
  *
  * The schema carries a version and the oldest version whose readers can still
  * use it; opening a database from a newer flowrun that we cannot read gives a
