@@ -21,14 +21,15 @@
 # libflow.so is libflow.so.VERSION with soname libflow.so.MAJOR, and exports only the
 # flow_* API (-fvisibility=hidden, runtime/libflow.map); flowrun exports to task
 # libraries only the task ABI (runtime/flowrun.dynlist). docs/runtime-abi.md.
-# The JIT (runtime/jit.c) is the only code linked with LLVM: a module of its own,
+# The JIT (runtime/core/jit.c) is the only code linked with LLVM: a module of its own,
 # $(BUILD)/lib/flow/libflow-jit.so, that libflow opens with dlopen when a plan with
-# lambdas asks for it (runtime/jit_load.c); libflow, flowrun and flow.pc need no LLVM.
+# lambdas asks for it (runtime/core/jit_load.c); libflow, flowrun and flow.pc need no LLVM.
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
 #   grammar/flow.l grammar/flow.y   -> scanner and parser (part of flowc)
 #   compiler/*.c                    -> flowc (compiler/main.c holds main)
-#   runtime/*.c                     -> libflow (runtime/main.c holds flowrun's main)
+#   runtime/core/*.c runtime/recorder/*.c -> libflow (the two layers of the library)
+#   runtime/app/*.c                 -> flowrun only (runtime/app/main.c holds its main)
 #   tests/unit/test_*.c             -> one cmocka binary each
 #   tests/lib/*.c                   -> tests/lib/lib<name>.so (test task libraries)
 #   examples/*/*.c                  -> examples/<ex>/lib<name>.so (beside the .flow)
@@ -51,8 +52,7 @@ SONAME   := libflow.so.$(firstword $(subst ., ,$(VERSION)))
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
-override CFLAGS += -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -Iruntime/include -iquote runtime \
-                   -iquote compiler -I$(BUILD)/gen
+override CFLAGS += -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -Iruntime/include -I$(BUILD)/gen
 DEPFLAGS  = -MMD -MP
 LIBS_PRIVATE := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
 
@@ -84,14 +84,30 @@ GEN        := $(BUILD)/gen
 PARSER_C   := $(GEN)/parser.c
 LEXER_C    := $(GEN)/lexer.c
 COMP_SRC   := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
-RT_SRC     := $(filter-out runtime/main.c runtime/jit.c,$(wildcard runtime/*.c))
+# libflow: the core and the recorder; the app layer (the command line) is flowrun's
+RT_SRC     := $(filter-out runtime/core/jit.c,$(wildcard runtime/core/*.c runtime/recorder/*.c))
+APP_SRC    := $(filter-out runtime/app/main.c,$(wildcard runtime/app/*.c))
 ifneq ($(wildcard grammar/flow.y),)
 GRAMMAR_OBJ := $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
 GRAMMAR_H   := $(GEN)/parser.h
 endif
 COMP_OBJ   := $(COMP_SRC:%.c=$(BUILD)/obj/%.o) $(GRAMMAR_OBJ)
 RT_OBJ     := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
-MAIN_OBJ   := $(BUILD)/obj/compiler/main.o $(BUILD)/obj/runtime/main.o
+APP_OBJ    := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ   := $(BUILD)/obj/compiler/main.o $(BUILD)/obj/runtime/app/main.o
+
+# The layers, enforced by what each may include: the core sees only itself, the
+# recorder the core, the app and the compiler what they use, tests everything.
+# (docs/library.md, "Layers")
+INC_CORE   := -iquote runtime/core
+INC_REC    := $(INC_CORE) -iquote runtime/recorder
+INC_APP    := $(INC_REC) -iquote runtime/app
+$(BUILD)/obj/runtime/core/%.o: override CPPFLAGS += $(INC_CORE)
+$(BUILD)/obj/runtime/recorder/%.o: override CPPFLAGS += $(INC_REC)
+$(BUILD)/obj/runtime/app/%.o: override CPPFLAGS += $(INC_APP)
+$(BUILD)/obj/compiler/%.o: override CPPFLAGS += -iquote compiler $(INC_CORE)
+$(BUILD)/obj/gen/%.o: override CPPFLAGS += -iquote compiler $(INC_CORE)
+$(BUILD)/tests/%: override CPPFLAGS += -iquote compiler -iquote tests/unit $(INC_APP)
 
 FLOWC      := $(BUILD)/bin/flowc
 FLOWRUN    := $(BUILD)/bin/flowrun
@@ -100,7 +116,7 @@ LIBSO      := $(BUILD)/lib/libflow.so
 LIBSO_REAL := $(BUILD)/lib/libflow.so.$(VERSION)
 LIBSO_MAJ  := $(BUILD)/lib/$(SONAME)
 FLOW_H     := $(BUILD)/include/flow.h
-# the JIT module (runtime/jit.c, linked with LLVM), installed in $(LIBDIR)/flow/
+# the JIT module (runtime/core/jit.c, linked with LLVM), installed in $(LIBDIR)/flow/
 JITMOD     := $(if $(filter 1,$(LLVM)),$(BUILD)/lib/flow/libflow-jit.so)
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -147,40 +163,41 @@ $(LIBA): $(RT_OBJ)
 # libflow.so.X.Y.Z (soname libflow.so.X), with the links libflow.so.X and libflow.so
 $(LIBSO_REAL): $(RT_OBJ) runtime/libflow.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) -Wl,-soname,$(SONAME) \
+	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) $(if $(SAN_LDFLAGS),,-Wl,-z,defs) -Wl,-soname,$(SONAME) \
 	    -Wl,--version-script=runtime/libflow.map -o $@ $(RT_OBJ) $(LDLIBS)
 $(LIBSO_MAJ) $(LIBSO): $(LIBSO_REAL)
 	ln -sf $(notdir $<) $@
 $(FLOW_H): runtime/include/flow.h
 	@mkdir -p $(dir $@)
 	cp $< $@
-# The JIT module: jit.c alone sees LLVM's headers; it reaches libflow only through
-# the table it is given when loaded (runtime/jit_abi.h), so it links nothing of
+# The JIT module: core/jit.c alone sees LLVM's headers; it reaches libflow only through
+# the table it is given when loaded (runtime/core/jit_abi.h), so it links nothing of
 # libflow, and (without sanitizers, whose runtime is the program's) must resolve
 # every symbol itself. libflow looks for it in FLOW_JIT_DIR after the places
-# beside itself (runtime/jit_load.c): the LIBDIR given when building.
-$(BUILD)/obj/runtime/jit.o: override CFLAGS += $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
-$(BUILD)/obj/runtime/jit_load.o: override CFLAGS += -DFLOW_JIT_DIR='"$(LIBDIR)/flow"'
-$(BUILD)/lib/flow/libflow-jit.so: $(BUILD)/obj/runtime/jit.o
+# beside itself (runtime/core/jit_load.c): the LIBDIR given when building.
+$(BUILD)/obj/runtime/core/jit.o: override CFLAGS += $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
+$(BUILD)/obj/runtime/core/jit_load.o: override CFLAGS += -DFLOW_JIT_DIR='"$(LIBDIR)/flow"'
+$(BUILD)/lib/flow/libflow-jit.so: $(BUILD)/obj/runtime/core/jit.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) $(if $(SAN_LDFLAGS),,-Wl,--no-undefined) -o $@ $< \
 	    $(LLVM_LIBS) -lm
 $(FLOWC): $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
-# flowrun's dynamic symbol table holds the task ABI and nothing else
-$(FLOWRUN): $(BUILD)/obj/runtime/main.o $(LIBA) runtime/flowrun.dynlist
+# flowrun: the app layer over all of libflow.a; its dynamic symbol table holds the
+# task ABI and nothing else
+$(FLOWRUN): $(BUILD)/obj/runtime/app/main.o $(APP_OBJ) $(LIBA) runtime/flowrun.dynlist
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -Wl,--dynamic-list=runtime/flowrun.dynlist -o $@ $< \
-	    -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(LDLIBS)
+	    $(APP_OBJ) -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(LDLIBS)
 
 # --- tests -------------------------------------------------------------------
-# unit tests link the internal functions from libflow.a and the compiler's objects:
-# hidden visibility does not matter to a static link
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(LIBA)
+# unit tests link the internal functions from libflow.a, the app layer's objects and
+# the compiler's: hidden visibility does not matter to a static link
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(APP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) $(SAN_LDFLAGS) -rdynamic -o $@ $< \
-	    $(COMP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
+	    $(COMP_OBJ) $(APP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
 
 # test task libraries are built without sanitizers: they are dlopened by flowrun
 tests/lib/lib%.so: tests/lib/%.c runtime/include/flow.h
@@ -276,4 +293,4 @@ clean:
 	rm -rf $(BUILD) $(TESTLIBS) $(EX_LIBS)
 
 # header dependencies written by -MMD
--include $(RT_OBJ:.o=.d) $(BUILD)/obj/runtime/jit.d $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(RT_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BUILD)/obj/runtime/core/jit.d $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -146,7 +146,7 @@ dirpipe() {
 # ---- store ingest of a large output ----
 ingest() {
     mib=${INGEST_MIB:-512}
-    cc -O2 -I"$ROOT/runtime" -I"$ROOT/runtime/include" "$ROOT/bench/state/ingest.c" \
+    cc -O2 -I"$ROOT/runtime/core" -I"$ROOT/runtime/recorder" -I"$ROOT/runtime/include" "$ROOT/bench/state/ingest.c" \
         "$BUILD/lib/libflow.a" -lcrypto -lpthread -o "$BENCH/ingest" &&
     cc -O2 -shared -fPIC -I"$ROOT/runtime/include" "$ROOT/bench/state/tasks.c" \
         -o "$BENCH/libstatebench.so" || { status=1; return; }

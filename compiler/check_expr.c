@@ -4,7 +4,7 @@
  *
  * DESIGN
  * One recursive pass over the expression does both jobs: lower(e) checks e, appends
- * its code to plan->code (typed opcodes of runtime/expr_ops.h) and returns its type,
+ * its code to plan->code (typed opcodes of runtime/core/expr_ops.h) and returns its type,
  * or PLAN_NONE after reporting an error (callers then stay quiet, so one mistake
  * gives one message). The pass tracks the operand-stack height of the code it
  * emits, so the lambda's stack need is known exactly and bounded (EXPR_MAX_STACK),

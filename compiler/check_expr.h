@@ -1,6 +1,6 @@
 /*
  * check_expr.h — lambdas and interpolated strings: type-checking (language.md §8, §2,
- * §4 sh commands) and lowering to the plan's typed stack code (runtime/expr_ops.h).
+ * §4 sh commands) and lowering to the plan's typed stack code (runtime/core/expr_ops.h).
  *
  * The checker (compiler/check*.c) calls these wherever a lambda or an sh command
  * appears: map, filter, stitch, label, `= sh "..."`. Each call appends one

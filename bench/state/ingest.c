@@ -3,7 +3,7 @@
  *   ingest STATE_DIR FILE   prints "hash_s put_s": SHA-256 of FILE alone (second pass), then
  *                           store_put_file(move) — hash, fsync, rename into
  *                           STATE_DIR/store — as the runtime does for a task output.
- * Links against build/lib/libflow.a (runtime/store.h). */
+ * Links against build/lib/libflow.a (runtime/recorder/store.h). */
 #include "store.h"
 #include <stdio.h>
 #include <time.h>

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../compiler/check_expr.h"
-#include "../../runtime/expr.h"
+#include "check_expr.h"
+#include "expr.h"
 #include "ast.h"
 #include "diag.h"
 

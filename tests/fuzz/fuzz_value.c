@@ -1,6 +1,6 @@
 /*
  * fuzz_value.c — libFuzzer target for the value decoder and the text parser
- * (runtime/value.c).
+ * (runtime/core/value.c).
  *
  * The first input byte picks one of a fixed set of types (lists, records,
  * nested ones); the rest is, in turn, an encoding to decode and a text to

@@ -43,7 +43,7 @@ for src in tests/fuzz/fuzz_*.c; do
     fi
     bin="$FB/$name"
     if ! $CC $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-            -Icompiler -Iruntime -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
+            -Icompiler -Iruntime/core -Iruntime/recorder -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
             "$FB/lib/libflow.a" $LIBS > "$FB/$name.build.log" 2>&1; then
         echo "FAIL $name: does not build (see $FB/$name.build.log)"; head -5 "$FB/$name.build.log"
         status=1; continue

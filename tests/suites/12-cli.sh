@@ -2,7 +2,7 @@
 # The command lines: --help on flowc and on every flowrun subcommand (exit 0, a usage
 # line, nothing on stderr); --version; an unknown subcommand option is exit 2.
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-for c in $(sed -n 's/^ *X(\([a-z]*\),.*/\1/p' runtime/cli.h); do
+for c in $(sed -n 's/^ *X(\([a-z]*\),.*/\1/p' runtime/app/cli.h); do
     for h in --help -h; do
         "$FLOWRUN" "$c" $h > "$T/out" 2> "$T/err"; code=$?
         if [ "$code" = 0 ] && grep -q "^usage: flowrun $c" "$T/out" && [ ! -s "$T/err" ]; then

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Declared means done, or refused (runtime/refuse.c): `image:`, a `run_as:` that
+# Declared means done, or refused (runtime/core/refuse.c): `image:`, a `run_as:` that
 # cannot be honoured and `--env` other than prod end a run before anything runs,
 # exit 2, one line naming the task and the option; no task ran and no run was
 # recorded. Options this build does not have are not advertised (--help, the

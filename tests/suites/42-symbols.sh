@@ -47,7 +47,7 @@ if [ -e "$so" ]; then
 fi
 
 # ---- 2. a task library named like flowrun's insides ----------------------------------------
-objs=$(ls "$BUILD"/obj/runtime/*.o "$BUILD"/obj/compiler/*.o "$BUILD"/obj/gen/*.o 2> /dev/null)
+objs=$(ls "$BUILD"/obj/runtime/*/*.o "$BUILD"/obj/compiler/*.o "$BUILD"/obj/gen/*.o 2> /dev/null)
 [ -n "$objs" ] || { fail "setup" "no object files under $BUILD/obj"; exit 0; }
 # what flowrun's shared libraries define: not ours to hide
 for l in $(ldd "$FLOWRUN" 2> /dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do

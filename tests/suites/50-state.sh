@@ -177,7 +177,7 @@ import sqlite3, sys
 src, dst, ddl = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2]), open(sys.argv[3]).read()
 dst.executescript(ddl)
 dst.execute("INSERT INTO runs(flow, env, params, state, started) VALUES('chain', 'prod', '{}', 'succeeded', 0)")
-def tag(name): # the task's 16 bits of ck, as runtime/state.c computes them
+def tag(name): # the task's 16 bits of ck, as runtime/recorder/state.c computes them
     h = 1469598103934665603
     for b in name.encode(): h = ((h ^ b) * 1099511628211) % 2**64
     return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff
@@ -195,7 +195,7 @@ check "schema 1: a database made" $?
 ST="$T/v1"
 expect "schema 1: migrated, same result" 550 "$(run chain.plan --param n=10)"
 expect "schema 1: every instance served from the migrated cache" "10 10 1" "$(count slow_inc) $(count times_ten) $(count sum)"
-expect "schema 1: now the current version" "$(sed -n 's/^#define STATE_SCHEMA_VERSION \([0-9]*\).*/\1/p' "$ROOT/runtime/state.h")" "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
+expect "schema 1: now the current version" "$(sed -n 's/^#define STATE_SCHEMA_VERSION \([0-9]*\).*/\1/p' "$ROOT/runtime/recorder/state.h")" "$(python3 -c "import sqlite3; print(sqlite3.connect('$ST/state.db').execute('PRAGMA user_version').fetchone()[0])")"
 
 # ---- resume keeps the options that decided the run's outcome ----
 ST="$T/st-opts"

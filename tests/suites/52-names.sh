@@ -132,7 +132,7 @@ echo "total 3" > v2/logs/1/total/-.log
 got=$("$FLOWRUN" show 1 --state v2 2>&1 | awk 'NR > 2 { print $1 "=" $3 }' | tr '\n' ' ')
 expect "schema 2: the old run shows as that flowrun named it" \
     "stage[0]=succeeded stage[1]=succeeded stage[2]=succeeded stage[0]=succeeded stage[1]=succeeded stage[2]=succeeded total=succeeded " "$got"
-expect "schema 2: migrated to the current version" "$(sed -n 's/^#define STATE_SCHEMA_VERSION \([0-9]*\).*/\1/p' "$ROOT/runtime/state.h")" \
+expect "schema 2: migrated to the current version" "$(sed -n 's/^#define STATE_SCHEMA_VERSION \([0-9]*\).*/\1/p' "$ROOT/runtime/recorder/state.h")" \
     "$(python3 -c "import sqlite3; print(sqlite3.connect('v2/state.db').execute('PRAGMA user_version').fetchone()[0])")"
 expect "schema 2: logs of an old instance" "log feat 1 rc=0" \
     "$("$FLOWRUN" logs 1 'stage[1]' --state v2 2>&1 | tr '\n' ' '; echo "rc=$?")"

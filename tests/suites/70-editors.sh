@@ -403,16 +403,16 @@ if need groff groff-base; then
         done
         pass "$name:sections"
     done
-    # every subcommand of flowrun (runtime/cli.h) has its entry in flowrun.1
+    # every subcommand of flowrun (runtime/app/cli.h) has its entry in flowrun.1
     missing=""
-    for c in $(sed -n 's/^ *X(\([a-z]*\),.*/\1/p' runtime/cli.h); do
+    for c in $(sed -n 's/^ *X(\([a-z]*\),.*/\1/p' runtime/app/cli.h); do
         grep -q "^\.BI\{0,1\} \"\{0,1\}flowrun $c\b" docs/man/flowrun.1 || missing="$missing $c"
     done
     if [ -z "$missing" ]; then pass "man:flowrun.1:every-subcommand"
     else fail "man:flowrun.1:every-subcommand" "not described:$missing"; fi
-    # every option of run (runtime/cli.h) is in flowrun.1
+    # every option of run (runtime/app/cli.h) is in flowrun.1
     missing=""
-    for o in $(grep -o '\[-[-a-z]*' runtime/cli.h | tr -d '[' | sort -u); do
+    for o in $(grep -o '\[-[-a-z]*' runtime/app/cli.h | tr -d '[' | sort -u); do
         grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" docs/man/flowrun.1 || missing="$missing $o"
     done
     if [ -z "$missing" ]; then pass "man:flowrun.1:every-option"

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "../../compiler/check_expr.h"
-#include "../../runtime/expr.h"
+#include "check_expr.h"
+#include "expr.h"
 #include "expr_ops.h"
 #include "types.h"
 

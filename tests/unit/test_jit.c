@@ -27,9 +27,9 @@
 #include <cmocka.h>
 #include <ffi.h>
 
-#include "../../compiler/check_expr.h"
-#include "../../runtime/expr.h"
-#include "../../runtime/jit.h"
+#include "check_expr.h"
+#include "expr.h"
+#include "jit.h"
 #include "expr_ops.h"
 #include "types.h"
 

@@ -37,7 +37,7 @@
 #include "diag.h"
 #include "exec.h"
 #include "expr.h"
-#include "flow_sched.h"
+#include "scheduler.h"
 #include "plan.h"
 #include "rtcore.h"
 

@@ -3,7 +3,7 @@
  * parsed and checked in-process with every allocation request made to fail in
  * turn, and each time the compile must give up cleanly.
  *
- * The compiler allocates through a context (runtime/ctx.h). Here the context gets
+ * The compiler allocates through a context (runtime/core/ctx.h). Here the context gets
  * a tracking allocator: each block carries a header with a magic word, so the test
  * knows how many blocks are live and notices a block freed twice or freed with
  * the wrong allocator. A first run counts the requests (fail_at = UINT64_MAX);
@@ -16,7 +16,7 @@
  * program is valid: whatever the checker says after a failure is noise), and no
  * live block once the caller has freed what it owns.
  *
- * Only what goes through the context is counted: the plan builder (runtime/plan.c)
+ * Only what goes through the context is counted: the plan builder (runtime/core/plan.c)
  * still uses malloc until its constructors take a context, and bison's stacks
  * stay on malloc (grammar/flow.y says why). Under ASan the test is skipped: ASan's
  * allocator is in the way of counting, and a failure path is run there anyway by

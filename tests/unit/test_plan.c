@@ -206,7 +206,7 @@ static flow_plan *rich_plan(rich_ids *id) {
     p->libs[lib].path = plan_intern_str(p, "libwc.so");
     memset(p->libs[lib].sha256, 0xab, 32);
 
-    /* lambdas (typed opcodes: runtime/expr_ops.h) */
+    /* lambdas (typed opcodes: runtime/core/expr_ops.h) */
     uint32_t c0 = p->n_code;
     op(p, EOP_CONST_S, (int32_t)v_curl, 0);
     op(p, EOP_PARAM_REF, 1, 0);

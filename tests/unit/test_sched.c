@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "cli_progress.h"
-#include "flow_sched.h"
+#include "scheduler.h"
 
 /* ---- plan building helpers ---- */
 

@@ -465,19 +465,19 @@ static void test_state_not_a_database(void **state) {
 static void test_instance_names_and_log_paths(void **state) {
     (void)state;
     char b[256];
-    state_inst_name("per_n[]/square[]", "square", "2/1", b, sizeof b);
+    plan_inst_name("per_n[]/square[]", "square", "2/1", b, sizeof b);
     assert_string_equal(b, "per_n[2]/square[1]");
-    state_inst_name("g{}/x/square[]", "square", "c12/3", b, sizeof b);
+    plan_inst_name("g{}/x/square[]", "square", "c12/3", b, sizeof b);
     assert_string_equal(b, "g/x/square[3]");
-    state_inst_name("add#2", "add", "", b, sizeof b);
+    plan_inst_name("add#2", "add", "", b, sizeof b);
     assert_string_equal(b, "add#2");
-    state_inst_name("a[]", "stage", "", b, sizeof b); /* a missing index shows as ? */
+    plan_inst_name("a[]", "stage", "", b, sizeof b); /* a missing index shows as ? */
     assert_string_equal(b, "a[?]");
-    state_inst_name(NULL, "stage", "3", b, sizeof b); /* a row of an older flowrun */
+    plan_inst_name(NULL, "stage", "3", b, sizeof b); /* a row of an older flowrun */
     assert_string_equal(b, "stage[3]");
-    state_inst_name(NULL, "total", "", b, sizeof b);
+    plan_inst_name(NULL, "total", "", b, sizeof b);
     assert_string_equal(b, "total");
-    assert_int_equal(state_inst_name("per_n[]/square[]", "square", "2/1", b, 8), 7);
+    assert_int_equal(plan_inst_name("per_n[]/square[]", "square", "2/1", b, 8), 7);
     assert_string_equal(b, "per_n[2");
     char path[512];
     assert_int_equal(state_log_path(".flow", 4, "per_n[]/square[]", "square", "2/1", path,

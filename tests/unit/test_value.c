@@ -1,4 +1,4 @@
-/* test_value.c — run-time values (runtime/value.c). */
+/* test_value.c — run-time values (runtime/core/value.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

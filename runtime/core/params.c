@@ -21,7 +21,7 @@
 
 #include <yaml.h>
 
-#include "flow_sched.h"
+#include "scheduler.h"
 
 #define PARAMS_MAX_YAML_DEPTH 32
 #define PARAMS_MAX_TEXT (16u << 20) /* longest value text built from YAML */

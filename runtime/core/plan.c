@@ -1426,3 +1426,40 @@ void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t le
     if (len) buf[0] = '\0';
     type_text(p, type, &t, 0, true);
 }
+
+size_t plan_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
+                       size_t len) {
+    if (!len) return 0;
+    size_t n = 0;
+#define PUT(ch) (n + 1 < len ? (void)(buf[n++] = (ch)) : (void)0)
+    if (!idx) idx = "";
+    if (!tmpl) {
+        for (const char *q = task ? task : ""; *q; q++) PUT(*q);
+        if (*idx) {
+            PUT('[');
+            for (const char *q = idx; *q; q++) PUT(*q);
+            PUT(']');
+        }
+        buf[n] = 0;
+        return n;
+    }
+    const char *comp = idx; /* the next component of idx */
+    for (const char *q = tmpl; *q; q++) {
+        if ((q[0] == '[' && q[1] == ']') || (q[0] == '{' && q[1] == '}')) {
+            size_t k = strcspn(comp, "/");
+            if (q[0] == '[') {
+                PUT('[');
+                if (!k) PUT('?');
+                for (size_t i = 0; i < k; i++) PUT(comp[i]);
+                PUT(']');
+            }
+            comp += k + (comp[k] == '/');
+            q++;
+        } else {
+            PUT(*q);
+        }
+    }
+#undef PUT
+    buf[n] = 0;
+    return n;
+}

@@ -32,7 +32,7 @@
 #include "exec.h"
 #include "expr.h"
 #include "flow.h"
-#include "flow_sched.h"
+#include "scheduler.h"
 #include "jit.h"
 #include "refuse.h"
 #include "rtcore.h"

@@ -258,8 +258,8 @@ typedef struct plan_node {
 
 /* ---- lambdas: portable typed expression code -------------------------------------- */
 /* A lambda is a flat array of instructions for a stack machine, run by the
- * interpreter (runtime/expr_interp.c) and compiled by the JIT from the same array.
- * Opcodes and operand meanings: runtime/expr_ops.h. */
+ * interpreter (runtime/core/expr_interp.c) and compiled by the JIT from the same array.
+ * Opcodes and operand meanings: runtime/core/expr_ops.h. */
 typedef struct plan_instr {
     uint16_t op;  /* expr opcode (expr_ops.h) */
     uint16_t b;   /* second operand (by opcode) */
@@ -311,7 +311,7 @@ typedef struct flow_plan {
     fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
                      one plan_new / plan_read was given; not serialised */
     bool oom;     /* builder: an allocation failed (the plan is garbage; plan_write refuses it) */
-    struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/jit.h), attached
+    struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/core/jit.h), attached
                              after loading; NULL: the interpreter runs them */
 } flow_plan;
 
@@ -364,5 +364,12 @@ void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len);
 void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t len);
 /* A constant on one line, as in the language: 42, "a b", [1, 2], {file: "x", n: 3}. */
 void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len);
+
+/* An instance's name from its template and index path: each "[]" of tmpl takes the
+ * next '/'-separated component of idx ("per_n[]/square[]" + "2/1" -> "per_n[2]/square[1]"),
+ * each "{}" takes one and shows nothing (a plain group call's "c12"). tmpl NULL (a row
+ * of an older flowrun): "task[idx]", or "task" unmapped. Returns the length. */
+size_t plan_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
+                       size_t len);
 
 #endif /* FLOW_PLAN_H */

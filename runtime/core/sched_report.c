@@ -2,7 +2,7 @@
  * sched_report.c — the run's summary as text: what failed, what was not run.
  *
  * DESIGN
- *   The scheduler prints nothing (flow_sched.h: the observer). At the end of a
+ *   The scheduler prints nothing (scheduler.h: the observer). At the end of a
  *   run it hands its observer a sched_summary: the failed instances, put in the
  *   summary's order here (by node, the plan's dependency order, then by index
  *   path compared number by number), and the nodes with instances not run. This

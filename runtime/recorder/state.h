@@ -119,7 +119,7 @@ typedef struct state_inst {
     uint32_t node;        /* plan node of the call */
     const char *idx;      /* map index path: "" unmapped, "3", "2/5" inside an expanded group */
     const char *task;     /* task name */
-    const char *tmpl;     /* the instance's name template (state_inst_name), e.g.
+    const char *tmpl;     /* the instance's name template (plan_inst_name), e.g.
                              "per_n[]/square[]"; NULL in rows of an older flowrun */
     const char *name;     /* read only (state_insts_each): the composed instance name,
                              "per_n[2]/square[1]" (older rows: "task[idx]") */
@@ -153,12 +153,6 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
  * '/', those whose index starts with it. */
 int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *tmpl,
                         const char *idx);
-/* An instance's name from its template and index path: each "[]" of tmpl takes the
- * next '/'-separated component of idx ("per_n[]/square[]" + "2/1" -> "per_n[2]/square[1]"),
- * each "{}" takes one and shows nothing (a plain group call's "c12"). tmpl NULL (a row
- * of an older flowrun): "task[idx]", or "task" unmapped. Returns the length. */
-size_t state_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
-                       size_t len);
 /* Where an instance's log is: DIR/logs/RUN/NAME.log, NAME its instance name with any
  * empty, "." or ".." component shown as "_" (a log never leaves its run's folder).
  * With tmpl NULL (a row of an older flowrun): DIR/logs/RUN/TASK/IDX.log as that flowrun

@@ -1,5 +1,5 @@
 /*
- * cli.h — flowrun's subcommands. One table; runtime/main.c dispatches on it.
+ * cli.h — flowrun's subcommands. One table; runtime/app/main.c dispatches on it.
  * Each subcommand lives in its own file as `int flowrun_cmd_NAME(int argc, char **argv)`
  * (argv[0] is the subcommand name; for `run`, argv[1] is the plan) and returns
  * the exit code (runtime.md §3: 0 ok, 1 task failed, 2 usage/plan/parameter, 3 interrupted).

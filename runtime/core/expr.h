@@ -1,7 +1,7 @@
 /*
  * expr.h — running the plan's expression code (lambdas and sh commands).
  *
- * The interpreter (expr_interp.c) is the reference semantics of runtime/expr_ops.h;
+ * The interpreter (expr_interp.c) is the reference semantics of runtime/core/expr_ops.h;
  * the JIT must give identical results. It is reentrant and thread-safe (no state
  * outside the call; the plan is only read), keeps its operand stack on the C stack,
  * and allocates nothing for lambdas over scalars.

@@ -22,7 +22,7 @@
 #include "cli_progress.h"
 #include "exec.h"
 #include "expr.h"
-#include "flow_sched.h"
+#include "scheduler.h"
 #include "history.h"
 #include "refuse.h"
 #include "exec_process.h"

@@ -15,7 +15,7 @@
  * Full semantics (overflow, ranges, formats): docs/expressions.md.
  *
  * One list; the enum, names, the interpreter's dispatch and the JIT all come from it.
- * Owned by the expression module (compiler/expr.c lowers, runtime/expr_interp.c runs).
+ * Owned by the expression module (compiler/expr.c lowers, runtime/core/expr_interp.c runs).
  */
 #ifndef FLOW_EXPR_OPS_H
 #define FLOW_EXPR_OPS_H

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "flow_sched.h"
+#include "scheduler.h"
 
 typedef enum sched_progress {
     SCHED_PROGRESS_NONE,  /* no progress lines (the summary is still printed) */

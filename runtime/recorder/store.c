@@ -72,35 +72,6 @@ static int mkdir_p(const char *path, mode_t mode) {
     return 0;
 }
 
-void hash_hex(const flow_hash *h, char out[65]) {
-    static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hx[h->b[i] >> 4];
-        out[2 * i + 1] = hx[h->b[i] & 15];
-    }
-    out[64] = 0;
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-int hash_from_hex(const char *hex, flow_hash *out) {
-    for (int i = 0; i < 32; i++) {
-        int a = hexval(hex[2 * i]), b = a < 0 ? -1 : hexval(hex[2 * i + 1]);
-        if (a < 0 || b < 0) return -1;
-        out->b[i] = (uint8_t)(a << 4 | b);
-    }
-    return 0;
-}
-
-void hash_bytes(const void *data, size_t len, flow_hash *out) {
-    unsigned int n = 32;
-    EVP_Digest(data, len, out->b, &n, EVP_sha256(), NULL);
-}
-
 /* Read fd to its end through SHA-256; with wfd >= 0 also copy what is read to wfd.
  * With writeback, each chunk's writeback to disk is started as soon as it has been
  * hashed (of wfd's copy, or of fd itself): the disk writes while we hash, and the

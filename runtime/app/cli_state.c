@@ -424,7 +424,7 @@ static int resolve_inst(const state_inst *r, void *ctx) {
         size_t n = strlen(t);
         if (n >= 2 && !strcmp(t + n - 2, "[]")) t[n - 2] = 0;
         else last = NULL;
-        state_inst_name(t, r->task, r->idx, binding, sizeof binding);
+        plan_inst_name(t, r->task, r->idx, binding, sizeof binding);
     } else {
         snprintf(binding, sizeof binding, "%s", r->task);
         if (!*r->idx) last = NULL;

@@ -51,7 +51,7 @@
 
 #include "exec.h"
 #include "plan.h"
-#include "store.h"
+#include "digest.h"
 #include "value.h"
 
 /* One instance as the recorder sees it. */
@@ -59,7 +59,7 @@ typedef struct rec_inst {
     uint32_t node;       /* plan node of the call or expansion */
     uint32_t task;       /* plan task */
     const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group */
-    const char *tmpl;    /* its name template ("per_n[]/square[]", state_inst_name), or NULL */
+    const char *tmpl;    /* its name template ("per_n[]/square[]", plan_inst_name), or NULL */
     const char *out_dir; /* the instance's output directory, or NULL */
     const char *label;   /* the label lambda's text, or NULL */
     int attempts;        /* executions so far */

@@ -72,7 +72,6 @@
 #include "exec_cache.h"
 #include "expr.h"
 #include "recorder.h"
-#include "state.h"
 #include "jit.h"
 #include "sched_int.h"
 
@@ -300,7 +299,7 @@ static size_t put_str(char *buf, size_t n, size_t len, const char *t) {
 /* The name template of an instance of node in scope sc (k >= 0: mapped): the
  * bindings of the group calls around it, then its own, "[]" where an index goes
  * ("{}" for a plain group call's "c<node>" component): "per_n[]/square[]". The
- * history records it and composes the name with the index path (state_inst_name). */
+ * history records it and composes the name with the index path (plan_inst_name). */
 static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int mapped, char *buf,
                            size_t len) {
     size_t n = 0;
@@ -396,7 +395,7 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_va
     char idx[256], tmpl[700], name[1024];
     hist_index(S, sc, k, idx, sizeof idx);
     inst_tmpl_at(p, sc, node, k >= 0, tmpl, sizeof tmpl);
-    state_inst_name(tmpl, NULL, idx, name, sizeof name);
+    plan_inst_name(tmpl, NULL, idx, name, sizeof name);
     if (S->nfails == S->capfails) {
         uint32_t cap = S->capfails ? S->capfails * 2 : 16;
         failure *f = sc_reallocarray(S, S->fails, cap, sizeof *S->fails);
@@ -417,7 +416,7 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_va
     S->fails[S->nfails++] = F;
 }
 
-/* Tell the observer how far the run is (flow_sched.h). */
+/* Tell the observer how far the run is (scheduler.h). */
 static void report_progress(sched *S, int final) {
     const sched_observer *obs = S->o->obs;
     if (!obs || !obs->on_progress) return;
@@ -426,7 +425,7 @@ static void report_progress(sched *S, int final) {
     obs->on_progress(obs->ud, &c, final);
 }
 
-/* Tell the observer what failed and what was not run (flow_sched.h); error: an
+/* Tell the observer what failed and what was not run (scheduler.h); error: an
  * internal error that ended the run, or NULL. */
 static void report_summary(sched *S, int interrupted, const char *error) {
     const sched_observer *obs = S->o->obs;

@@ -1,5 +1,5 @@
 /*
- * flow_sched.h — the scheduler (not "sched.h": that name would hide the system <sched.h>): runs one
+ * scheduler.h — the scheduler (not "sched.h": that name would hide the system <sched.h>): runs one
  * flow of a plan on an executor.
  *
  * The scheduler decides WHAT runs and WHEN (instances created as upstream

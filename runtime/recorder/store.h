@@ -33,10 +33,7 @@
 #include <stdint.h>
 
 #include "ctx.h"
-
-typedef struct flow_hash {
-    uint8_t b[32]; /* SHA-256 */
-} flow_hash;
+#include "digest.h"
 
 typedef struct flow_store flow_store;
 
@@ -51,9 +48,6 @@ const char *store_root(const flow_store *st);
 /* snprintf for paths: 0, or -1 when the result does not fit (then treat it as an error). */
 int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-void hash_hex(const flow_hash *h, char out[65]);
-int hash_from_hex(const char *hex, flow_hash *out); /* 0 ok, -1 malformed */
-void hash_bytes(const void *data, size_t len, flow_hash *out);
 /* Stream a file through SHA-256 (its buffer from ctx). 0 ok; -1 with err. */
 int hash_file(fl_ctx *ctx, const char *path, flow_hash *out, char *err, size_t errlen);
 

@@ -218,7 +218,7 @@ static const char *const schema[] = {
     "CREATE TRIGGER runs_owner_reset AFTER UPDATE OF pid ON runs"
     " WHEN NEW.pid IS NOT OLD.pid AND NEW.pid_start IS OLD.pid_start BEGIN"
     " UPDATE runs SET host=NULL, pid_start=NULL, boot_id=NULL WHERE id=NEW.id; END;",
-    /* 4: each instance row names its binding: the name template (state_inst_name),
+    /* 4: each instance row names its binding: the name template (plan_inst_name),
      * NULL in the rows written before, which keep their task[idx] names */
     "ALTER TABLE instances ADD COLUMN name TEXT;",
 };
@@ -1802,7 +1802,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             name = nn;
             name_cap = need * 2;
         }
-        state_inst_name(r.tmpl, r.task, r.idx, name, name_cap);
+        plan_inst_name(r.tmpl, r.task, r.idx, name, name_cap);
         r.name = name;
         if (fn(&r, ctx)) break;
     }
@@ -1924,43 +1924,6 @@ int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *
     return conn_commit(c) ? -1 : n + np;
 }
 
-size_t state_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
-                       size_t len) {
-    if (!len) return 0;
-    size_t n = 0;
-#define PUT(ch) (n + 1 < len ? (void)(buf[n++] = (ch)) : (void)0)
-    if (!idx) idx = "";
-    if (!tmpl) {
-        for (const char *q = task ? task : ""; *q; q++) PUT(*q);
-        if (*idx) {
-            PUT('[');
-            for (const char *q = idx; *q; q++) PUT(*q);
-            PUT(']');
-        }
-        buf[n] = 0;
-        return n;
-    }
-    const char *comp = idx; /* the next component of idx */
-    for (const char *q = tmpl; *q; q++) {
-        if ((q[0] == '[' && q[1] == ']') || (q[0] == '{' && q[1] == '}')) {
-            size_t k = strcspn(comp, "/");
-            if (q[0] == '[') {
-                PUT('[');
-                if (!k) PUT('?');
-                for (size_t i = 0; i < k; i++) PUT(comp[i]);
-                PUT(']');
-            }
-            comp += k + (comp[k] == '/');
-            q++;
-        } else {
-            PUT(*q);
-        }
-    }
-#undef PUT
-    buf[n] = 0;
-    return n;
-}
-
 int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *task,
                    const char *idx, char *buf, size_t len) {
     char name[2048];
@@ -1972,7 +1935,7 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
         if (snprintf(name, sizeof name, "%s/%s", task ? task : "", i) >= (int)sizeof name) return -1;
         for (char *q = name + strlen(task ? task : "") + 1; *q; q++)
             if (*q == '/') *q = '.';
-    } else if (state_inst_name(tmpl, task, idx, name, sizeof name) + 1 >= sizeof name) {
+    } else if (plan_inst_name(tmpl, task, idx, name, sizeof name) + 1 >= sizeof name) {
         return -1;
     }
     /* each component: not empty, not "." or ".." */

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flow_sched.h"
+#include "scheduler.h"
 #include "recorder.h"
 
 #define SCHED_CHUNK 256        /* instance records per pool chunk */

@@ -4,7 +4,7 @@
  *
  * DESIGN
  *   The scheduler prints nothing; at every round of its loop it hands its
- *   observer the counts (flow_sched.h), and at the end the summary. This file
+ *   observer the counts (scheduler.h), and at the end the summary. This file
  *   decides how often to draw (plain: a line every 2 s; live: one line redrawn in
  *   place every 0.1 s, cut to the terminal's width) and prints the summary lines
  *   sched_summary_lines formats (sched_report.c, shared with the embedding API).
