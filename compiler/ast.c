@@ -84,8 +84,8 @@ char *ast_strndup(ast_arena *ar, const char *s, size_t n) {
     return p;
 }
 
-flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span) {
-    flow_node *n = ast_alloc(ar, sizeof *n);
+fl_node *ast_node(ast_arena *ar, fl_ast_kind kind, fl_span span) {
+    fl_node *n = ast_alloc(ar, sizeof *n);
     if (!n) return NULL;
     n->kind = kind;
     n->span = span;
@@ -93,10 +93,10 @@ flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span) {
     return n;
 }
 
-bool ast_push(ast_arena *ar, flow_nodes *list, flow_node *n) {
+bool ast_push(ast_arena *ar, fl_nodes *list, fl_node *n) {
     if (list->len == list->cap) {
         int cap = list->cap ? list->cap * 2 : 4;
-        flow_node **items = ast_alloc(ar, (size_t)cap * sizeof *items);
+        fl_node **items = ast_alloc(ar, (size_t)cap * sizeof *items);
         if (!items) return false;
         if (list->len) memcpy(items, list->items, (size_t)list->len * sizeof *items);
         list->items = items;
@@ -117,7 +117,7 @@ static const char *const op_texts[] = {
 #undef X
 };
 
-const char *ast_kind_name(flow_ast_kind k) {
+const char *ast_kind_name(fl_ast_kind k) {
     return (unsigned)k < AST__COUNT ? kind_names[k] : "?";
 }
 
@@ -125,7 +125,7 @@ const char *ast_op_text(int op) {
     return (unsigned)op < OP__COUNT ? op_texts[op] : "?";
 }
 
-static void dump(const flow_node *n, FILE *f, int depth) {
+static void dump(const fl_node *n, FILE *f, int depth) {
     if (depth > 200) return;
     fprintf(f, "%*s%s %d:%d", depth * 2, "", ast_kind_name(n->kind), n->span.line, n->span.col);
     if (n->name) fprintf(f, " name=%s", n->name);
@@ -143,7 +143,7 @@ static void dump(const flow_node *n, FILE *f, int depth) {
     if (n->kind == AST_FLOAT) fprintf(f, " fval=%.17g", n->fval);
     if (n->kind == AST_BINARY || n->kind == AST_UNARY) fprintf(f, " op=%s", ast_op_text(n->op));
     fputc('\n', f);
-    const flow_node *kids[3] = {n->a, n->b, n->c};
+    const fl_node *kids[3] = {n->a, n->b, n->c};
     static const char *const tags[3] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++)
         if (kids[i]) {
@@ -156,10 +156,10 @@ static void dump(const flow_node *n, FILE *f, int depth) {
     for (int i = 0; i < n->list2.len; i++) dump(n->list2.items[i], f, depth + 2);
 }
 
-const flow_node *ast_find(const flow_node *n, flow_ast_kind k) {
+const fl_node *ast_find(const fl_node *n, fl_ast_kind k) {
     if (!n) return NULL;
     if (n->kind == k) return n;
-    const flow_node *r;
+    const fl_node *r;
     if ((r = ast_find(n->a, k)) || (r = ast_find(n->b, k)) || (r = ast_find(n->c, k))) return r;
     for (int i = 0; i < n->list.len; i++)
         if ((r = ast_find(n->list.items[i], k))) return r;
@@ -168,6 +168,6 @@ const flow_node *ast_find(const flow_node *n, flow_ast_kind k) {
     return NULL;
 }
 
-void ast_dump(const flow_node *n, void *file) {
+void ast_dump(const fl_node *n, void *file) {
     if (n) dump(n, file, 0);
 }

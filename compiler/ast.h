@@ -17,10 +17,10 @@
 
 #include "ctx.h"
 
-typedef struct flow_span {
+typedef struct fl_span {
     int line, col;         /* first character, 1-based (col counts bytes) */
     int end_line, end_col; /* last character, inclusive */
-} flow_span;
+} fl_span;
 
 /* X(kind, description of the fields it uses) */
 #define FLOW_AST_KINDS(X)                                                                          \
@@ -68,43 +68,43 @@ typedef struct flow_span {
     X(LPARAM, "name")                                                                              \
     X(WITH, "a: expression (e.g. combine(...)); list: OPTIONs")
 
-typedef enum flow_ast_kind {
+typedef enum fl_ast_kind {
 #define X(k, doc) AST_##k,
     FLOW_AST_KINDS(X)
 #undef X
         AST__COUNT
-} flow_ast_kind;
+} fl_ast_kind;
 
 #define FLOW_AST_OPS(X)                                                                            \
     X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(MOD, "%") X(EQ, "==") X(NE, "!=")            \
         X(LT, "<") X(LE, "<=") X(GT, ">") X(GE, ">=") X(AND, "and") X(OR, "or") X(NOT, "not")      \
             X(NEG, "-")
 
-typedef enum flow_ast_op {
+typedef enum fl_ast_op {
 #define X(o, s) OP_##o,
     FLOW_AST_OPS(X)
 #undef X
         OP__COUNT
-} flow_ast_op;
+} fl_ast_op;
 
-typedef struct flow_node flow_node;
+typedef struct fl_node fl_node;
 
-typedef struct flow_nodes {
-    flow_node **items; /* arena memory */
+typedef struct fl_nodes {
+    fl_node **items; /* arena memory */
     int len, cap;
-} flow_nodes;
+} fl_nodes;
 
-struct flow_node {
-    flow_ast_kind kind;
-    flow_span span;   /* the whole construct */
-    flow_span nspan;  /* span of `name` where the node has one (else = span) */
+struct fl_node {
+    fl_ast_kind kind;
+    fl_span span;   /* the whole construct */
+    fl_span nspan;  /* span of `name` where the node has one (else = span) */
     const char *name; /* identifier (see the kind's description) */
     const char *sval; /* string payload */
     int64_t ival;     /* integer payload */
     double fval;      /* float payload */
-    int op;           /* flow_ast_op for BINARY / UNARY */
-    flow_node *a, *b, *c;
-    flow_nodes list, list2;
+    int op;           /* fl_ast_op for BINARY / UNARY */
+    fl_node *a, *b, *c;
+    fl_nodes list, list2;
 };
 
 /* ---- the arena: every allocation of a compilation, freed at once ----
@@ -123,19 +123,19 @@ fl_ctx *ast_arena_ctx(const ast_arena *ar); /* the context it allocates from */
 void *ast_alloc(ast_arena *ar, size_t n); /* zeroed; NULL when out of memory */
 char *ast_strndup(ast_arena *ar, const char *s, size_t n); /* NULL when out of memory */
 
-flow_node *ast_node(ast_arena *ar, flow_ast_kind kind, flow_span span); /* NULL: no memory */
+fl_node *ast_node(ast_arena *ar, fl_ast_kind kind, fl_span span); /* NULL: no memory */
 /* Append n to list (the items array grows in the arena); false when out of memory
  * (the list is then unchanged). */
-bool ast_push(ast_arena *ar, flow_nodes *list, flow_node *n);
-const char *ast_kind_name(flow_ast_kind k);
+bool ast_push(ast_arena *ar, fl_nodes *list, fl_node *n);
+const char *ast_kind_name(fl_ast_kind k);
 const char *ast_op_text(int op);
 
 /* The first node of kind k in n's tree (n itself, then a, b, c, list, list2, depth
  * first), or NULL. */
-const flow_node *ast_find(const flow_node *n, flow_ast_kind k);
+const fl_node *ast_find(const fl_node *n, fl_ast_kind k);
 
 /* Print the tree, one node a line, indented (for tests and --emit=ast). */
-void ast_dump(const flow_node *n, void *file /* FILE* */);
+void ast_dump(const fl_node *n, void *file /* FILE* */);
 
 /* ---- the parser (grammar/flow.y) ----
  * Parses src (len bytes, need not be NUL-terminated). Syntax errors go to diag
@@ -144,7 +144,7 @@ void ast_dump(const flow_node *n, void *file /* FILE* */);
  * Out of memory (fl_failed(ast_arena_ctx(ar)) afterwards): NULL, with no
  * diagnostic of its own (diag is muted from then on, see diag.h); the scanner's
  * memory is given back either way. */
-struct flow_diag;
-flow_node *flow_parse(ast_arena *ar, struct flow_diag *diag, const char *src, size_t len);
+struct fl_diag;
+fl_node *fl_parse(ast_arena *ar, struct fl_diag *diag, const char *src, size_t len);
 
 #endif /* FLOW_AST_H */

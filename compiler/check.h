@@ -57,7 +57,7 @@ typedef enum chk_decl_kind { DK_LIB, DK_TASK, DK_TYPE, DK_FLOW, DK_GROUP } chk_d
 
 typedef struct chk_decl {
     chk_decl_kind kind;   /* what it declares */
-    const flow_node *ast; /* its declaration */
+    const fl_node *ast; /* its declaration */
     uint32_t index;       /* LIB: plan lib; TASK: plan task; FLOW/GROUP: plan graph;
                              TYPE: resolved type (PLAN_NONE until resolved) */
     int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed */
@@ -83,7 +83,7 @@ typedef struct chk_val {
 /* one name visible in a body */
 typedef struct chk_local {
     const char *name;  /* the name */
-    flow_span span;    /* where it was bound */
+    fl_span span;    /* where it was bound */
     chk_val val;       /* its value */
 } chk_local;
 
@@ -92,7 +92,7 @@ typedef struct chk_scope {
     int n, cap;        /* used, allocated */
     chk_map map;       /* name -> index in items */
     chk_map later;     /* let names of this body not bound yet -> statement index */
-    const flow_nodes *stmts; /* the body's statements (for notes) */
+    const fl_nodes *stmts; /* the body's statements (for notes) */
     const char *prefix;/* inlined group: its binding's path ("g", "outer/inner") prefixed
                           with '/' to node names, else NULL */
     chk_map calls;     /* unbound calls named so far in this body: task/group name -> count
@@ -100,10 +100,10 @@ typedef struct chk_scope {
 } chk_scope;
 
 typedef struct chk_ctx {
-    flow_plan *plan;            /* the plan being built */
-    flow_diag *diag;            /* the real diagnostics */
-    flow_diag mute;             /* diagnostics of silent re-walks (output discarded) */
-    flow_diag *d;               /* current: diag or &mute */
+    fl_plan *plan;            /* the plan being built */
+    fl_diag *diag;            /* the real diagnostics */
+    fl_diag mute;             /* diagnostics of silent re-walks (output discarded) */
+    fl_diag *d;               /* current: diag or &mute */
     const flowc_options *opt;   /* command line */
     fl_ctx *ctx;                /* the compilation's context: every allocation, and out of
                                    memory (chk_oom) */
@@ -119,7 +119,7 @@ typedef struct chk_ctx {
     int inline_depth;           /* groups being inlined */
     uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
     const char *const_what;     /* what a constant being checked is for, or NULL */
-    const flow_node *bind_expr; /* the expression a `let` being checked binds directly ... */
+    const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
@@ -137,31 +137,31 @@ void chk_cand_reset(chk_ctx *c);                /* empty the "did you mean" cand
 void chk_cand_add(chk_ctx *c, const char *name); /* add one candidate (borrowed) */
 /* "did you mean 'x'?" (written into buf) for the closest candidate, or NULL */
 const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len);
-uint32_t chk_loc(chk_ctx *c, flow_span sp);     /* the span as a plan location */
+uint32_t chk_loc(chk_ctx *c, fl_span sp);     /* the span as a plan location */
 /* parameters of a task, flow or group appended to plan->params: [*first, *first + *n) */
-void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n);
+void chk_params(chk_ctx *c, const fl_nodes *ps, uint32_t *first, uint32_t *n);
 chk_decl *chk_find_decl(chk_ctx *c, const char *name); /* a top-level name, or NULL */
 
 /* check_types.c */
 /* a type as the user reads it ("nothing (void)", "[str]", "{a: int}") into buf */
 const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len);
-uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t); /* PLAN_NONE after an error */
+uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t); /* PLAN_NONE after an error */
 /* a declared `type`, resolved once (use: where it is used, for the cycle error) */
-uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const flow_node *use);
+uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const fl_node *use);
 
 /* check_const.c */
-bool chk_is_const(const flow_node *e); /* a literal, or a list/record of them */
+bool chk_is_const(const fl_node *e); /* a literal, or a list/record of them */
 /* e as a plan value of type want (PLAN_NONE: its own type); PLAN_NONE when it does
  * not fit (reported when report is true) */
-uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report);
+uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool report);
 /* the text of a STR node without interpolation (arena memory), or NULL */
-const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report);
+const char *chk_str_text(chk_ctx *c, const fl_node *e, bool report);
 
 /* check_options.c */
-void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts);
+void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts);
 
 /* check_schedule.c: the schedule of flow declaration fl, stored in plan graph `graph` */
-void chk_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph);
+void chk_schedule(chk_ctx *c, const fl_node *fl, uint32_t graph);
 
 /* check_library.c: a library declaration, lowered to a plan lib (dc->index) */
 void chk_library(chk_ctx *c, chk_decl *dc);

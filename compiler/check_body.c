@@ -29,9 +29,9 @@ static const char *const members[] = {"partial", "expand", "expand_kwargs", "map
 #define N_BUILTINS ((int)(sizeof builtins / sizeof *builtins))
 #define N_MEMBERS ((int)(sizeof members / sizeof *members))
 
-static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want);
-static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t ret,
-                    const char *what, const flow_node *decl);
+static chk_val eval(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want);
+static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t ret,
+                    const char *what, const fl_node *decl);
 
 static const chk_val ERR = {CV_ERR, 0, 0, 0, NULL, false};
 
@@ -46,7 +46,7 @@ static chk_val node_val(uint32_t node, uint32_t type) {
 /* ---- scopes ------------------------------------------------------------------------------ */
 /* Bind name in the scope. Out of memory: the name stays unbound (the context
  * says so and the driver stops). */
-static void scope_add(chk_ctx *c, chk_scope *sc, const char *name, flow_span sp, chk_val v) {
+static void scope_add(chk_ctx *c, chk_scope *sc, const char *name, fl_span sp, chk_val v) {
     if (sc->n == sc->cap) {
         int cap = sc->cap ? sc->cap * 2 : 16;
         chk_local *items = fl_reallocarray(c->ctx, sc->items, (size_t)cap, sizeof *items);
@@ -80,7 +80,7 @@ static void scope_free(chk_ctx *c, chk_scope *sc) {
  * group call the name is prefixed with the call's own binding: `g/square`.
  * Writes the name (without the prefix) into buf.
  */
-static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const char *base,
+static void binding_name(chk_ctx *c, chk_scope *sc, const fl_node *call, const char *base,
                          char *buf, size_t len) {
     if (call && call == c->bind_expr && c->bind_name) {
         snprintf(buf, len, "%s", c->bind_name);
@@ -97,7 +97,7 @@ static void binding_name(chk_ctx *c, chk_scope *sc, const flow_node *call, const
 static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name);
 
 /* Name a call node just emitted: its binding name (see binding_name). */
-static uint32_t name_call(chk_ctx *c, chk_scope *sc, uint32_t node, const flow_node *call,
+static uint32_t name_call(chk_ctx *c, chk_scope *sc, uint32_t node, const fl_node *call,
                           const char *base) {
     char buf[300];
     binding_name(c, sc, call, base, buf, sizeof buf);
@@ -107,8 +107,8 @@ static uint32_t name_call(chk_ctx *c, chk_scope *sc, uint32_t node, const flow_n
 
 /* ---- nodes ------------------------------------------------------------------------------- */
 static uint32_t emit(chk_ctx *c, plan_node_kind k, uint32_t type, uint32_t ref, uint32_t aux,
-                     const plan_arg *args, int nargs, flow_span sp) {
-    flow_plan *p = c->plan;
+                     const plan_arg *args, int nargs, fl_span sp) {
+    fl_plan *p = c->plan;
     uint32_t first = p->n_args;
     for (int i = 0; i < nargs; i++) {
         uint32_t a = PLAN_PUSH(p, args);
@@ -121,7 +121,7 @@ static uint32_t emit(chk_ctx *c, plan_node_kind k, uint32_t type, uint32_t ref, 
 }
 
 /* a CONST node for plan value `value` */
-static uint32_t emit_const(chk_ctx *c, uint32_t value, flow_span sp) {
+static uint32_t emit_const(chk_ctx *c, uint32_t value, fl_span sp) {
     return emit(c, PN_CONST, c->plan->values[value].type, PLAN_NONE, value, NULL, 0, sp);
 }
 
@@ -132,7 +132,7 @@ static bool is_list(chk_ctx *c, uint32_t t) { return ty_is(c->plan, t, PT_LIST);
 static uint32_t elem_of(chk_ctx *c, uint32_t t) { return c->plan->types[t].elem; }
 
 /* v must be a value (not a task); reports otherwise */
-static bool want_node(chk_ctx *c, const chk_val *v, const flow_node *e) {
+static bool want_node(chk_ctx *c, const chk_val *v, const fl_node *e) {
     if (v->kind == CV_NODE && (v->node == PLAN_NONE || ty_is(c->plan, v->type, PT_VOID))) {
         diag_error(c->d, e->span, "a task or group without -> T runs for its effect only",
                    "this produces no value");
@@ -154,7 +154,7 @@ typedef struct chk_sig {
 
 /* the parameters and result of a callable, task or group alike */
 static chk_sig sig_of(chk_ctx *c, const chk_val *f) {
-    flow_plan *p = c->plan;
+    fl_plan *p = c->plan;
     chk_sig s;
     if (f->kind == CV_TASK) {
         const plan_task *t = &p->tasks[f->ref];
@@ -179,7 +179,7 @@ static int find_param(chk_ctx *c, const chk_sig *s, const char *name) {
 }
 
 /* "no parameter 'x'" with a did-you-mean among the signature's parameters */
-static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_span sp) {
+static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, fl_span sp) {
     char hb[160];
     chk_cand_reset(c);
     for (uint32_t i = 0; i < s->n; i++) chk_cand_add(c, pname(c, s, i));
@@ -194,7 +194,7 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, flow_s
 }
 
 /* "<ctx> expects <want>, found <got>" */
-static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t want, uint32_t got,
+static void type_mismatch(chk_ctx *c, fl_span sp, const char *ctx, uint32_t want, uint32_t got,
                           const char *hint) {
     char a[128], b[128];
     diag_error(c->d, sp, hint, "%s expects %s, found %s", ctx, chk_type_text(c, want, a, sizeof a),
@@ -204,7 +204,7 @@ static void type_mismatch(chk_ctx *c, flow_span sp, const char *ctx, uint32_t wa
 /* a record field (expand_kwargs row, stitch result) feeding parameter i of s:
  * it must not be bound already and must have the parameter's type */
 static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_t ftype,
-                        flow_span at, flow_span tspan) {
+                        fl_span at, fl_span tspan) {
     const char *name = pname(c, s, (uint32_t)i);
     if (bound) {
         diag_error(c->d, at, NULL, "parameter '%s' of '%s' is already bound by .partial", name,
@@ -221,7 +221,7 @@ static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_
 
 /* inline a plain group call: walk its body with its parameters bound to nodes */
 static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
-                            const uint32_t *nodes, const flow_node *at) {
+                            const uint32_t *nodes, const fl_node *at) {
     chk_decl *g = &c->decls[gdecl];
     if (g->bad) return ERR;
     if (g->inlining) {
@@ -234,7 +234,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
         diag_error(c->d, at->span, NULL, "groups nested more than %d deep", CHK_MAX_INLINE_DEPTH);
         return ERR;
     }
-    flow_plan *p = c->plan;
+    fl_plan *p = c->plan;
     if (p->n_nodes >= c->node_limit) { /* groups calling groups several times multiply */
         if (!c->too_big)
             diag_error(c->diag, at->span, "every call of a group inlines a copy of its body",
@@ -256,11 +256,11 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
              bname);
     sc.prefix = pre;
     for (uint32_t i = 0; i < pg->nparams; i++) {
-        const flow_node *pa = g->ast->list.items[i];
+        const fl_node *pa = g->ast->list.items[i];
         scope_add(c, &sc, pa->name, pa->nspan,
                   node_val(nodes[i], p->params[pg->first_param + i].type));
     }
-    flow_diag *saved = c->d;
+    fl_diag *saved = c->d;
     if (g->reported) c->d = &c->mute; /* its errors were shown once already */
     int before = c->d->errors;
     g->inlining = true;
@@ -281,17 +281,17 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
  * Every parameter is bound exactly once (partial, argument, default); then the
  * node is emitted (or, for .partial, a new callable returned).
  */
-static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call, call_mode mode) {
-    flow_plan *p = c->plan;
+static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, call_mode mode) {
+    fl_plan *p = c->plan;
     chk_sig s = sig_of(c, &f);
     uint32_t n = s.n;
-    const flow_nodes *args = &call->list;
+    const fl_nodes *args = &call->list;
     if (args->len > CHK_MAX_ARGS) {
         diag_error(c->d, call->span, NULL, "more than %d arguments", CHK_MAX_ARGS);
         return ERR;
     }
     plan_arg pa[CHK_MAX_PARAMS];
-    const flow_node *by[CHK_MAX_PARAMS]; /* the argument that bound each parameter */
+    const fl_node *by[CHK_MAX_PARAMS]; /* the argument that bound each parameter */
     bool set[CHK_MAX_PARAMS], ok = true;
     for (uint32_t i = 0; i < n; i++) {
         set[i] = f.bound && f.bound[i] != PLAN_NONE;
@@ -306,7 +306,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
                        ".expand_kwargs takes one list of records");
             return ERR;
         }
-        const flow_node *ae = args->items[0]->a;
+        const fl_node *ae = args->items[0]->a;
         chk_val rows = eval(c, sc, ae, PLAN_NONE);
         if (!want_node(c, &rows, ae)) return ERR;
         uint32_t rt = is_list(c, rows.type) ? elem_of(c, rows.type) : PLAN_NONE;
@@ -338,7 +338,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
     } else {
         uint32_t next = 0;
         for (int ai = 0; ai < args->len; ai++) {
-            const flow_node *a = args->items[ai];
+            const fl_node *a = args->items[ai];
             int i;
             if (a->name) {
                 i = find_param(c, &s, a->name);
@@ -472,7 +472,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const flow_node *call
 /* `let m = combine(a, b)`: the combined task is named m, its stable name in the history,
  * logs and cache (m#2, m#3 when another task of the plan is already called m). */
 static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
-    flow_plan *p = c->plan;
+    fl_plan *p = c->plan;
     char buf[300];
     snprintf(buf, sizeof buf, "%s", name);
     for (int k = 2;; k++) {
@@ -486,8 +486,8 @@ static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
 }
 
 /* the field `name` of a stitch lambda's record body (for an error's span), or NULL */
-static const flow_node *stitch_field_span(const flow_node *lam, const char *name) {
-    const flow_node *b = lam->a;
+static const fl_node *stitch_field_span(const fl_node *lam, const char *name) {
+    const fl_node *b = lam->a;
     if (b && b->kind == AST_RECORD)
         for (int i = 0; i < b->list.len; i++)
             if (!strcmp(b->list.items[i]->name, name)) return b->list.items[i];
@@ -497,13 +497,13 @@ static const flow_node *stitch_field_span(const flow_node *lam, const char *name
 /* combine(first, second [, stitch = lambda]): a new TK_COMBINE task whose parameters
  * are the unbound parameters of both halves (a clash is an error unless one side is
  * bound: then it is kept under a qualified name), evaluated to a callable. */
-static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
-    flow_plan *p = c->plan;
-    const flow_node *halves[2] = {NULL, NULL}, *stitch = NULL;
+static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
+    fl_plan *p = c->plan;
+    const fl_node *halves[2] = {NULL, NULL}, *stitch = NULL;
     int npos = 0;
     bool ok = true;
     for (int i = 0; i < call->list.len; i++) {
-        const flow_node *a = call->list.items[i];
+        const fl_node *a = call->list.items[i];
         if (!a->name) {
             if (npos < 2) halves[npos] = a->a;
             npos++;
@@ -590,8 +590,8 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
         for (uint32_t k = 0; k < rty->n; k++) {
             plan_field fd = p->fields[p->types[rt].first + k];
             const char *fname = plan_str(p, fd.name);
-            const flow_node *at = stitch_field_span(stitch, fname);
-            flow_span sp = at->kind == AST_FIELDINIT ? at->nspan : at->span;
+            const fl_node *at = stitch_field_span(stitch, fname);
+            fl_span sp = at->kind == AST_FIELDINIT ? at->nspan : at->span;
             int i = find_param(c, &ss, fname);
             if (i < 0) {
                 unknown_param(c, &ss, fname, sp);
@@ -694,7 +694,7 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const flow_node *call) {
 }
 
 /* ---- built-ins and list methods ------------------------------------------------------------ */
-static bool positional(chk_ctx *c, const flow_node *call, const char *fn, int lo, int hi) {
+static bool positional(chk_ctx *c, const fl_node *call, const char *fn, int lo, int hi) {
     for (int i = 0; i < call->list.len; i++)
         if (call->list.items[i]->name) {
             diag_error(c->d, call->list.items[i]->nspan, NULL, "%s takes no named arguments", fn);
@@ -713,9 +713,9 @@ static bool positional(chk_ctx *c, const flow_node *call, const char *fn, int lo
 }
 
 /* evaluate argument i as a value of type want (PLAN_NONE: any) */
-static bool arg_value(chk_ctx *c, chk_scope *sc, const flow_node *call, int i, uint32_t want,
+static bool arg_value(chk_ctx *c, chk_scope *sc, const fl_node *call, int i, uint32_t want,
                       const char *what, chk_val *out) {
-    const flow_node *e = call->list.items[i]->a;
+    const fl_node *e = call->list.items[i]->a;
     *out = eval(c, sc, e, want);
     if (!want_node(c, out, e)) return false;
     if (want != PLAN_NONE && !ty_same(c->plan, want, out->type)) {
@@ -726,7 +726,7 @@ static bool arg_value(chk_ctx *c, chk_scope *sc, const flow_node *call, int i, u
 }
 
 /* a built-in's argument that must be a list node */
-static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const char *fn) {
+static chk_val list_arg(chk_ctx *c, chk_scope *sc, const fl_node *e, const char *fn) {
     chk_val v = eval(c, sc, e, PLAN_NONE);
     if (!want_node(c, &v, e)) return ERR;
     if (!is_list(c, v.type)) {
@@ -739,8 +739,8 @@ static chk_val list_arg(chk_ctx *c, chk_scope *sc, const flow_node *e, const cha
 }
 
 /* a call of a built-in (combine zip range files flatten len), lowered to its node */
-static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_node *call) {
-    flow_plan *p = c->plan;
+static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const fl_node *call) {
+    fl_plan *p = c->plan;
     chk_val a, b;
     plan_arg args[CHK_MAX_ARGS];
     if (!strcmp(fn, "combine")) return combine(c, sc, call);
@@ -790,7 +790,7 @@ static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_nod
         return ERR;
     }
     for (int i = 0; i < n; i++) {
-        const flow_node *ar = call->list.items[i];
+        const fl_node *ar = call->list.items[i];
         if (!ar->name) {
             diag_error(c->d, ar->span, "e.g. zip(a = xs, b = ys): the names become the fields",
                        "zip takes named lists");
@@ -816,13 +816,13 @@ static chk_val builtin(chk_ctx *c, chk_scope *sc, const char *fn, const flow_nod
 }
 
 /* xs.map(f) / xs.filter(f) */
-static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, bool is_map) {
-    flow_plan *p = c->plan;
+static chk_val list_method(chk_ctx *c, chk_scope *sc, const fl_node *call, bool is_map) {
+    fl_plan *p = c->plan;
     const char *fn = is_map ? ".map" : ".filter";
     chk_val xs = list_arg(c, sc, call->a->a, fn);
     if (xs.kind == CV_ERR) return ERR;
     if (!positional(c, call, fn, 1, 1)) return ERR;
-    const flow_node *f = call->list.items[0]->a;
+    const fl_node *f = call->list.items[0]->a;
     uint32_t et = elem_of(c, xs.type);
     plan_arg arg = scalar(xs.node);
     if (f->kind == AST_LAMBDA) {
@@ -877,7 +877,7 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const flow_node *call, boo
 }
 
 /* ---- names -------------------------------------------------------------------------------- */
-static chk_val lookup(chk_ctx *c, chk_scope *sc, const flow_node *e) {
+static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     const char *name = e->name;
     chk_local *l = scope_get(sc, name);
     if (l) return l->val;
@@ -942,8 +942,8 @@ static bool is_builtin_call(chk_ctx *c, chk_scope *sc, const char *name) {
 }
 
 /* ---- expressions --------------------------------------------------------------------------- */
-static chk_val eval_call(chk_ctx *c, chk_scope *sc, const flow_node *e) {
-    const flow_node *callee = e->a;
+static chk_val eval_call(chk_ctx *c, chk_scope *sc, const fl_node *e) {
+    const fl_node *callee = e->a;
     if (callee->kind == AST_NAME && is_builtin_call(c, sc, callee->name))
         return builtin(c, sc, callee->name, e);
     if (callee->kind == AST_MEMBER) {
@@ -983,15 +983,15 @@ static chk_val eval_call(chk_ctx *c, chk_scope *sc, const flow_node *e) {
 }
 
 /* [a, b, ...] of run-time values: a LIST node over them (one element type) */
-static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
-    flow_plan *p = c->plan;
+static chk_val eval_list(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) {
+    fl_plan *p = c->plan;
     uint32_t et = want != PLAN_NONE && is_list(c, want) ? elem_of(c, want) : PLAN_NONE;
     int n = e->list.len;
     plan_arg *args = ast_alloc(c->ar, (size_t)(n ? n : 1) * sizeof *args);
     if (!args) return ERR; /* out of memory */
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        const flow_node *x = e->list.items[i];
+        const fl_node *x = e->list.items[i];
         chk_val v = eval(c, sc, x, et);
         if (!want_node(c, &v, x)) {
             ok = false;
@@ -1011,8 +1011,8 @@ static chk_val eval_list(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t
 }
 
 /* {f = a, ...} of run-time values: a RECORD node (want: a record type to match) */
-static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
-    flow_plan *p = c->plan;
+static chk_val eval_record(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) {
+    fl_plan *p = c->plan;
     int n = e->list.len;
     if (n > CHK_MAX_PARAMS) {
         diag_error(c->d, e->span, NULL, "a record with more than %d fields", CHK_MAX_PARAMS);
@@ -1034,7 +1034,7 @@ static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32
     bool ok = true;
     for (int k = 0; k < n; k++) {
         int i = follow ? order[k] : k;
-        const flow_node *fi = e->list.items[i];
+        const fl_node *fi = e->list.items[i];
         for (int j = 0; j < i && !follow; j++)
             if (!strcmp(e->list.items[j]->name, fi->name)) {
                 diag_error(c->d, fi->nspan, NULL, "field '%s' is given twice", fi->name);
@@ -1057,7 +1057,7 @@ static chk_val eval_record(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32
 
 /* eval() without the depth bound: one case per expression kind; a constant
  * expression becomes one CONST node of the type wanted when it fits */
-static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) {
     switch (e->kind) {
     case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_DURATION:
     case AST_UNARY: case AST_LIST: case AST_RECORD:
@@ -1112,7 +1112,7 @@ static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_
 
 /* Check e and emit what it computes; want: the type the context needs, or PLAN_NONE
  * (it guides literals: [] and {} need it). Nesting is bounded (CHK_MAX_EXPR_DEPTH). */
-static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want) {
+static chk_val eval(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) {
     if (c->depth >= CHK_MAX_EXPR_DEPTH) {
         diag_error(c->d, e->span, NULL, "expression nested more than %d deep", CHK_MAX_EXPR_DEPTH);
         return ERR;
@@ -1124,8 +1124,8 @@ static chk_val eval(chk_ctx *c, chk_scope *sc, const flow_node *e, uint32_t want
 }
 
 /* ---- statements ---------------------------------------------------------------------------- */
-static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t node, uint32_t fresh) {
-    flow_plan *p = c->plan;
+static void set_afters(chk_ctx *c, chk_scope *sc, const fl_node *st, uint32_t node, uint32_t fresh) {
+    fl_plan *p = c->plan;
     if (!st->list.len) return;
     if (node == PLAN_NONE || node < fresh) {
         diag_error(c->d, st->span, NULL, "`after` needs a statement that runs a task");
@@ -1134,7 +1134,7 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const flow_node *st, uint32_t 
     uint32_t got[CHK_MAX_ARGS];
     int n = 0;
     for (int i = 0; i < st->list.len && n < CHK_MAX_ARGS; i++) {
-        const flow_node *nm = st->list.items[i];
+        const fl_node *nm = st->list.items[i];
         if (st->kind == AST_LET && !strcmp(nm->name, st->name)) {
             diag_error(c->d, nm->span, NULL, "'%s' cannot run after itself", nm->name);
             continue;
@@ -1184,24 +1184,24 @@ static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name
 
 /* Walk a body's statements; returns the value of its `return` (a void node value
  * when it has none). ret: the declared result type. */
-static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t ret,
-                    const char *what, const flow_node *decl) {
-    flow_plan *p = c->plan;
+static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t ret,
+                    const char *what, const fl_node *decl) {
+    fl_plan *p = c->plan;
     sc->stmts = stmts;
     for (int i = 0; i < stmts->len; i++) {
-        const flow_node *st = stmts->items[i];
+        const fl_node *st = stmts->items[i];
         if (st->kind == AST_LET && chk_map_get(&sc->later, st->name) < 0 && !scope_get(sc, st->name))
             chk_map_put(c->ctx, &sc->later, st->name, i);
     }
     chk_val result = ERR;
-    const flow_node *returned = NULL;
+    const fl_node *returned = NULL;
     bool bad = false;
     for (int i = 0; i < stmts->len && !chk_oom(c); i++) {
-        const flow_node *st = stmts->items[i];
+        const fl_node *st = stmts->items[i];
         uint32_t fresh = p->n_nodes;
         if (st->kind == AST_LET) {
             chk_local *prev = scope_get(sc, st->name);
-            const flow_node *saved_expr = c->bind_expr;
+            const fl_node *saved_expr = c->bind_expr;
             const char *saved_name = c->bind_name;
             c->bind_expr = st->a;
             c->bind_name = st->name;
@@ -1224,7 +1224,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
                 set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
             scope_add(c, sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
-            const flow_node *e = st->a;
+            const fl_node *e = st->a;
             chk_val v = eval(c, sc, e, PLAN_NONE);
             if (v.kind == CV_TASK || v.kind == CV_GROUP) {
                 diag_error(c->d, e->span, "call it, or .expand it, to run it",
@@ -1295,8 +1295,8 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const flow_nodes *stmts, uint32_t
 
 /* A flow's or group's own graph: PARAM nodes, then its statements. */
 void chk_body(chk_ctx *c, chk_decl *dc) {
-    flow_plan *p = c->plan;
-    flow_diag *saved = c->d;
+    fl_plan *p = c->plan;
+    fl_diag *saved = c->d;
     bool quiet = dc->kind == DK_GROUP && dc->reported;
     if (quiet) c->d = &c->mute;
     int before = c->d->errors;
@@ -1306,7 +1306,7 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
     memset(&sc, 0, sizeof sc);
     uint32_t np = p->graphs[gi].nparams, fp = p->graphs[gi].first_param;
     for (uint32_t i = 0; i < np; i++) {
-        const flow_node *pa = dc->ast->list.items[i];
+        const fl_node *pa = dc->ast->list.items[i];
         uint32_t t = p->params[fp + i].type;
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;

@@ -18,7 +18,7 @@
 #include "check.h"
 #include "types.h"
 
-bool chk_is_const(const flow_node *e) {
+bool chk_is_const(const fl_node *e) {
     switch (e->kind) {
     case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_DATE: case AST_DURATION:
         return true;
@@ -49,13 +49,13 @@ static uint32_t add_value(chk_ctx *c, uint32_t type) {
 }
 
 /* the text of a STR without interpolation (NUL bytes are refused) */
-const char *chk_str_text(chk_ctx *c, const flow_node *e, bool report) {
+const char *chk_str_text(chk_ctx *c, const fl_node *e, bool report) {
     size_t n = 0;
     for (int i = 0; i < e->list.len; i++) n += (size_t)e->list.items[i]->ival;
     char *s = ast_alloc(c->ar, n + 1), *p = s;
     if (!s) return NULL; /* out of memory */
     for (int i = 0; i < e->list.len; i++) {
-        const flow_node *part = e->list.items[i];
+        const fl_node *part = e->list.items[i];
         memcpy(p, part->sval, (size_t)part->ival);
         p += part->ival;
     }
@@ -82,7 +82,7 @@ static bool valid_date(const char *s) {
 }
 
 /* what a literal is, for "found a string" in a mismatch message */
-static const char *literal_what(const flow_node *e) {
+static const char *literal_what(const fl_node *e) {
     static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
                                         [AST_BOOL] = "a bool",     [AST_STR] = "a string",
                                         [AST_DURATION] = "a duration", [AST_DATE] = "a date",
@@ -93,7 +93,7 @@ static const char *literal_what(const flow_node *e) {
 }
 
 /* c->const_what names what the constant is for ("the default of 'x'"), when known */
-static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want) {
+static void const_mismatch(chk_ctx *c, const fl_node *e, uint32_t want) {
     char tb[128];
     const char *hint = e->kind == AST_STR && ty_is(c->plan, want, PT_DURATION)
                            ? "a duration is written without quotes: 500ms 30s 5m 2h 1d" : NULL;
@@ -110,8 +110,8 @@ static void const_mismatch(chk_ctx *c, const flow_node *e, uint32_t want) {
  * its own type when want is PLAN_NONE. Conversions a literal allows: a string to
  * path/dir, a "YYYY-MM-DD" string to date, an int to float.
  */
-uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool report) {
-    flow_plan *p = c->plan;
+uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool report) {
+    fl_plan *p = c->plan;
     plan_type_kind wk = want == PLAN_NONE ? PT__COUNT : (plan_type_kind)p->types[want].kind;
     uint32_t v;
     switch (e->kind) {
@@ -194,7 +194,7 @@ uint32_t chk_const_value(chk_ctx *c, const flow_node *e, uint32_t want, bool rep
         if (!vs) return PLAN_NONE; /* out of memory */
         bool inferred = et == PLAN_NONE; /* the first element gives the type */
         for (int i = 0; i < n; i++) {
-            const flow_node *x = e->list.items[i];
+            const fl_node *x = e->list.items[i];
             vs[i] = chk_const_value(c, x, et, report && !(inferred && i > 0));
             if (vs[i] == PLAN_NONE && report && inferred && i > 0) {
                 char tb[128];

@@ -35,7 +35,7 @@
 
 typedef struct lw {
     expr_ctx *cx;             /* the caller's context */
-    flow_plan *p;             /* = cx->plan */
+    fl_plan *p;             /* = cx->plan */
     uint32_t first;           /* index in plan->code of the lambda's first instruction */
     const char *const *names; /* parameter names */
     const uint32_t *ptypes;   /* parameter types */
@@ -48,7 +48,7 @@ typedef struct lw {
     int sp, maxsp;            /* operand-stack height now and at most */
     bool failed;              /* an error was reported */
     bool limit_reported;      /* a limit error was reported (only one) */
-    flow_span loc_span;       /* span of the last loc added (to share it) */
+    fl_span loc_span;       /* span of the last loc added (to share it) */
     uint32_t loc;             /* that loc, or PLAN_NONE */
     uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_dur; /* basic types */
 } lw;
@@ -61,9 +61,9 @@ static const char *tname(lw *w, uint32_t t, char *buf, size_t len) {
 }
 
 /* an error at sp; marks the lambda failed (it will be rolled back) */
-static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...)
+static void err(lw *w, fl_span sp, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...) {
+static void err(lw *w, fl_span sp, const char *hint, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -74,19 +74,19 @@ static void err(lw *w, flow_span sp, const char *hint, const char *fmt, ...) {
 }
 
 /* a limit was overstepped: reported once per lambda, however deep the recursion */
-static void limit_err(lw *w, flow_span sp, const char *fmt, int limit) {
+static void limit_err(lw *w, fl_span sp, const char *fmt, int limit) {
     if (w->limit_reported) return;
     w->limit_reported = true;
     w->failed = true;
     diag_error(w->cx->diag, sp, NULL, fmt, limit);
 }
 
-static bool same_span(flow_span a, flow_span b) {
+static bool same_span(fl_span a, fl_span b) {
     return a.line == b.line && a.col == b.col && a.end_line == b.end_line && a.end_col == b.end_col;
 }
 
 /* the plan location of sp; consecutive instructions of one span share one entry */
-static uint32_t loc_for(lw *w, flow_span sp) {
+static uint32_t loc_for(lw *w, fl_span sp) {
     if (w->loc != PLAN_NONE && same_span(sp, w->loc_span)) return w->loc;
     w->loc_span = sp;
     w->loc = plan_add_loc(
@@ -97,7 +97,7 @@ static uint32_t loc_for(lw *w, flow_span sp) {
 
 /* Append one instruction; delta = pushes - pops. Returns its index relative to the
  * lambda's first instruction. */
-static uint32_t emit(lw *w, flow_expr_op op, int32_t a, uint32_t b, flow_span sp, int delta) {
+static uint32_t emit(lw *w, fl_expr_op op, int32_t a, uint32_t b, fl_span sp, int delta) {
     uint32_t rel = w->p->n_code - w->first;
     if (rel >= EXPR_MAX_CODE) {
         limit_err(w, sp, "expression is too large (more than %d instructions)", EXPR_MAX_CODE);
@@ -144,7 +144,7 @@ static bool is_heap(lw *w, uint32_t t) {
 }
 
 /* Push a string constant (text of n bytes). */
-static uint32_t push_str(lw *w, const char *s, size_t n, uint32_t type, flow_span sp) {
+static uint32_t push_str(lw *w, const char *s, size_t n, uint32_t type, fl_span sp) {
     if (memchr(s, 0, n)) {
         err(w, sp, NULL, "a string in an expression cannot hold a NUL character");
         return PLAN_NONE;
@@ -157,7 +157,7 @@ static uint32_t push_str(lw *w, const char *s, size_t n, uint32_t type, flow_spa
 
 /* push an int constant: an immediate when it fits in 32 bits (durations never do:
  * they are plan values), else a plan value loaded by index */
-static void push_int(lw *w, int64_t i, uint32_t type, flow_span sp) {
+static void push_int(lw *w, int64_t i, uint32_t type, fl_span sp) {
     if (i >= INT32_MIN && i <= INT32_MAX && type != w->t_dur) {
         emit(w, EOP_IMM, (int32_t)i, 0, sp, 1);
         return;
@@ -167,7 +167,7 @@ static void push_int(lw *w, int64_t i, uint32_t type, flow_span sp) {
     emit(w, EOP_CONST_I, (int32_t)v, 0, sp, 1);
 }
 
-static uint32_t lower(lw *w, const flow_node *e, uint32_t hint);
+static uint32_t lower(lw *w, const fl_node *e, uint32_t hint);
 
 /* ---- names -------------------------------------------------------------------- */
 
@@ -195,7 +195,7 @@ static int builtin_id(const char *name) {
     return -1;
 }
 
-static uint32_t lower_name(lw *w, const flow_node *e) {
+static uint32_t lower_name(lw *w, const fl_node *e) {
     for (int i = 0; i < w->nparams; i++)
         if (w->names[i] && !strcmp(w->names[i], e->name)) {
             uint32_t t = w->ptypes[i];
@@ -228,7 +228,7 @@ static uint32_t lower_name(lw *w, const flow_node *e) {
 /* ---- conversions ---------------------------------------------------------------- */
 
 /* Convert the value on top of the stack (type t) to str for interpolation. */
-static uint32_t to_str(lw *w, uint32_t t, flow_span sp) {
+static uint32_t to_str(lw *w, uint32_t t, fl_span sp) {
     char b[128];
     if (is_str(w, t)) return w->t_str;
     if (is_k(w, t, PT_INT))
@@ -249,7 +249,7 @@ static uint32_t to_str(lw *w, uint32_t t, flow_span sp) {
 
 /* Make the value of type `have` on the stack, `below` slots under the top, fit `want`
  * (int -> float promotion only). Returns false when it does not fit. */
-static bool coerce(lw *w, uint32_t have, uint32_t want, int below, flow_span sp) {
+static bool coerce(lw *w, uint32_t have, uint32_t want, int below, fl_span sp) {
     if (ty_same(w->p, have, want)) return true;
     if (is_k(w, have, PT_INT) && is_k(w, want, PT_FLOAT)) {
         emit(w, EOP_I2F, below, 0, sp, 0);
@@ -262,11 +262,11 @@ static bool coerce(lw *w, uint32_t have, uint32_t want, int below, flow_span sp)
 
 /* An AST_STR: literal parts and interpolated expressions, concatenated. In sh mode
  * each interpolated value is shell-quoted. */
-static uint32_t lower_str(lw *w, const flow_node *e) {
+static uint32_t lower_str(lw *w, const fl_node *e) {
     int n = 0; /* parts on the stack */
     bool ok = true;
     for (int i = 0; i < e->list.len; i++) {
-        const flow_node *part = e->list.items[i];
+        const fl_node *part = e->list.items[i];
         if (part->kind == AST_STRPART) {
             size_t len = part->ival > 0 ? (size_t)part->ival : 0;
             if (len == 0 || !part->sval) continue;
@@ -303,7 +303,7 @@ static uint32_t lower_str(lw *w, const flow_node *e) {
 
 /* ---- operators ------------------------------------------------------------------ */
 
-static uint32_t lower_and_or(lw *w, const flow_node *e) {
+static uint32_t lower_and_or(lw *w, const fl_node *e) {
     char b1[128];
     bool is_and = e->op == OP_AND;
     uint32_t ta = lower(w, e->a, w->t_bool);
@@ -324,11 +324,11 @@ static uint32_t lower_and_or(lw *w, const flow_node *e) {
     return w->t_bool;
 }
 
-static const flow_expr_op cmp_i[] = {EOP_EQ_I, EOP_NE_I, EOP_LT_I, EOP_LE_I, EOP_GT_I, EOP_GE_I};
-static const flow_expr_op cmp_f[] = {EOP_EQ_F, EOP_NE_F, EOP_LT_F, EOP_LE_F, EOP_GT_F, EOP_GE_F};
-static const flow_expr_op cmp_s[] = {EOP_EQ_S, EOP_NE_S, EOP_LT_S, EOP_LE_S, EOP_GT_S, EOP_GE_S};
+static const fl_expr_op cmp_i[] = {EOP_EQ_I, EOP_NE_I, EOP_LT_I, EOP_LE_I, EOP_GT_I, EOP_GE_I};
+static const fl_expr_op cmp_f[] = {EOP_EQ_F, EOP_NE_F, EOP_LT_F, EOP_LE_F, EOP_GT_F, EOP_GE_F};
+static const fl_expr_op cmp_s[] = {EOP_EQ_S, EOP_NE_S, EOP_LT_S, EOP_LE_S, EOP_GT_S, EOP_GE_S};
 
-static uint32_t lower_binary(lw *w, const flow_node *e) {
+static uint32_t lower_binary(lw *w, const fl_node *e) {
     char b1[128], b2[128];
     if (e->op == OP_AND || e->op == OP_OR) return lower_and_or(w, e);
     uint32_t ta = lower(w, e->a, PLAN_NONE);
@@ -370,9 +370,9 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
                 diag_warning(w->cx->diag, e->b->span, NULL,
                              "%s by zero: this fails whenever it is evaluated",
                              e->op == OP_DIV ? "division" : "modulo");
-            static const flow_expr_op ai[] = {EOP_ADD_I, EOP_SUB_I, EOP_MUL_I, EOP_DIV_I,
+            static const fl_expr_op ai[] = {EOP_ADD_I, EOP_SUB_I, EOP_MUL_I, EOP_DIV_I,
                                               EOP_MOD_I};
-            static const flow_expr_op af[] = {EOP_ADD_F, EOP_SUB_F, EOP_MUL_F, EOP_DIV_F,
+            static const fl_expr_op af[] = {EOP_ADD_F, EOP_SUB_F, EOP_MUL_F, EOP_DIV_F,
                                               EOP_MOD_F};
             int k = e->op - OP_ADD;
             emit(w, flt ? af[k] : ai[k], 0, 0, e->span, -1);
@@ -421,7 +421,7 @@ static uint32_t lower_binary(lw *w, const flow_node *e) {
     }
 }
 
-static uint32_t lower_unary(lw *w, const flow_node *e) {
+static uint32_t lower_unary(lw *w, const fl_node *e) {
     char b1[128];
     if (e->op == OP_NEG && e->a && e->a->kind == AST_INT && e->a->ival != INT64_MIN) {
         /* a negative literal */
@@ -455,7 +455,7 @@ static uint32_t lower_unary(lw *w, const flow_node *e) {
     return t;
 }
 
-static uint32_t lower_if(lw *w, const flow_node *e, uint32_t hint) {
+static uint32_t lower_if(lw *w, const fl_node *e, uint32_t hint) {
     char b1[128], b2[128];
     uint32_t tc = lower(w, e->a, w->t_bool);
     if (tc != PLAN_NONE && !is_k(w, tc, PT_BOOL)) {
@@ -495,7 +495,7 @@ static uint32_t lower_if(lw *w, const flow_node *e, uint32_t hint) {
 
 /* ---- records and lists ------------------------------------------------------------ */
 
-static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
+static uint32_t lower_list(lw *w, const fl_node *e, uint32_t hint) {
     char b1[128], b2[128];
     uint32_t elem_hint = is_k(w, hint, PT_LIST) ? w->p->types[hint].elem : PLAN_NONE;
     int n = e->list.len;
@@ -515,7 +515,7 @@ static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
     uint32_t elem = PLAN_NONE, ts[EXPR_MAX_STACK];
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        const flow_node *x = e->list.items[i];
+        const fl_node *x = e->list.items[i];
         uint32_t t = lower(w, x, elem != PLAN_NONE ? elem : elem_hint);
         ts[i] = t;
         if (t == PLAN_NONE) {
@@ -544,7 +544,7 @@ static uint32_t lower_list(lw *w, const flow_node *e, uint32_t hint) {
     return lt;
 }
 
-static uint32_t lower_record(lw *w, const flow_node *e, uint32_t hint) {
+static uint32_t lower_record(lw *w, const fl_node *e, uint32_t hint) {
     char b1[128], b2[128];
     int n = e->list.len;
     if (n > EXPR_MAX_STACK) {
@@ -573,7 +573,7 @@ static uint32_t lower_record(lw *w, const flow_node *e, uint32_t hint) {
         if (match) {
             bool ok = true;
             for (int k = 0; k < n; k++) {
-                const flow_node *fi = e->list.items[order[k]];
+                const fl_node *fi = e->list.items[order[k]];
                 uint32_t ft = w->p->fields[w->p->types[hint].first + k].type;
                 uint32_t t = lower(w, fi->a, ft);
                 if (t == PLAN_NONE) {
@@ -592,7 +592,7 @@ static uint32_t lower_record(lw *w, const flow_node *e, uint32_t hint) {
     plan_field fields[EXPR_MAX_STACK];
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        const flow_node *fi = e->list.items[i];
+        const fl_node *fi = e->list.items[i];
         uint32_t t = lower(w, fi->a, PLAN_NONE);
         if (t == PLAN_NONE) ok = false;
         fields[i] = (plan_field){plan_intern_str(w->p, fi->name), t};
@@ -603,7 +603,7 @@ static uint32_t lower_record(lw *w, const flow_node *e, uint32_t hint) {
     return rt;
 }
 
-static uint32_t lower_member(lw *w, const flow_node *e) {
+static uint32_t lower_member(lw *w, const fl_node *e) {
     char b1[128];
     uint32_t t = lower(w, e->a, PLAN_NONE);
     if (t == PLAN_NONE) return PLAN_NONE;
@@ -638,7 +638,7 @@ static uint32_t lower_member(lw *w, const flow_node *e) {
     return PLAN_NONE;
 }
 
-static uint32_t lower_index(lw *w, const flow_node *e) {
+static uint32_t lower_index(lw *w, const fl_node *e) {
     char b1[128];
     uint32_t tl = lower(w, e->a, PLAN_NONE);
     uint32_t ti = lower(w, e->b, w->t_int);
@@ -658,9 +658,9 @@ static uint32_t lower_index(lw *w, const flow_node *e) {
 
 /* ---- built-in calls ----------------------------------------------------------------- */
 
-static uint32_t lower_call(lw *w, const flow_node *e) {
+static uint32_t lower_call(lw *w, const fl_node *e) {
     char b1[128];
-    const flow_node *callee = e->a;
+    const fl_node *callee = e->a;
     if (!callee || callee->kind != AST_NAME) {
         err(w, e->span, NULL, "only the built-in functions can be called inside a lambda");
         return PLAN_NONE;
@@ -704,7 +704,7 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
     int bad = -1;            /* the first argument of a wrong type */
     const char *want = NULL; /* what it should have been */
     uint32_t res = PLAN_NONE;
-    switch ((flow_expr_builtin)id) {
+    switch ((fl_expr_builtin)id) {
         case EB_LEN:
             if (is_str(w, t[0]))
                 emit(w, EOP_LEN_S, S, 0, e->span, 0);
@@ -720,7 +720,7 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
         case EB_EXT:
         case EB_UPPER:
         case EB_LOWER: {
-            static const flow_expr_op ops[] = {
+            static const fl_expr_op ops[] = {
                 [EB_BASENAME] = EOP_BASENAME, [EB_DIRNAME] = EOP_DIRNAME, [EB_STEM] = EOP_STEM,
                 [EB_EXT] = EOP_EXT,           [EB_UPPER] = EOP_UPPER,     [EB_LOWER] = EOP_LOWER};
             if (is_str(w, t[0]))
@@ -778,7 +778,7 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
         case EB_CONTAINS:
         case EB_STARTS_WITH:
         case EB_ENDS_WITH: {
-            static const flow_expr_op ops[] = {[EB_CONTAINS] = EOP_CONTAINS,
+            static const fl_expr_op ops[] = {[EB_CONTAINS] = EOP_CONTAINS,
                                                [EB_STARTS_WITH] = EOP_STARTS_WITH,
                                                [EB_ENDS_WITH] = EOP_ENDS_WITH};
             for (int i = 0; i < 2 && bad < 0; i++)
@@ -801,7 +801,7 @@ static uint32_t lower_call(lw *w, const flow_node *e) {
 
 /* ---- the dispatcher ----------------------------------------------------------------- */
 
-static uint32_t lower(lw *w, const flow_node *e, uint32_t hint) {
+static uint32_t lower(lw *w, const fl_node *e, uint32_t hint) {
     if (!e) return PLAN_NONE;
     if (++w->depth > EXPR_MAX_DEPTH) {
         limit_err(w, e->span, "expression nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
@@ -883,11 +883,11 @@ typedef struct plan_marks {
 } plan_marks;
 
 /* where the plan's arrays end now, to roll back to after an error */
-static plan_marks mark(const flow_plan *p) {
+static plan_marks mark(const fl_plan *p) {
     return (plan_marks){p->n_code, p->n_values, p->n_locs, p->n_typelist, p->n_lambdas};
 }
 
-static void rollback(flow_plan *p, plan_marks m) {
+static void rollback(fl_plan *p, plan_marks m) {
     p->n_code = m.code;
     p->n_values = m.values;
     p->n_locs = m.locs;
@@ -912,7 +912,7 @@ static void lw_init(lw *w, expr_ctx *cx) {
 }
 
 /* Lower `body` (already set up in w) and append the plan lambda. */
-static uint32_t finish(lw *w, plan_marks m, const flow_node *body, flow_span lspan,
+static uint32_t finish(lw *w, plan_marks m, const fl_node *body, fl_span lspan,
                        uint32_t want_ret, uint32_t *ret) {
     char b1[128], b2[128];
     uint32_t t = lower(w, body, want_ret);
@@ -954,11 +954,11 @@ static uint32_t finish(lw *w, plan_marks m, const flow_node *body, flow_span lsp
 
 /* expr_lower_lambda and expr_lower_lambda_prefix (prefix: fewer parameters may be
  * declared than offered) */
-static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
+static uint32_t lower_lambda(expr_ctx *cx, const fl_node *lambda, const uint32_t *ptypes,
                              int nparams, uint32_t want_ret, uint32_t *ret, bool prefix) {
     if (ret) *ret = PLAN_NONE;
     if (!lambda || lambda->kind != AST_LAMBDA) {
-        flow_span sp = lambda ? lambda->span : (flow_span){0, 0, 0, 0};
+        fl_span sp = lambda ? lambda->span : (fl_span){0, 0, 0, 0};
         diag_error(cx->diag, sp, "write a lambda such as x => x + 1", "a lambda is needed here");
         return PLAN_NONE;
     }
@@ -1000,20 +1000,20 @@ static uint32_t lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32
     return finish(&w, m, lambda->a, lambda->span, want_ret, ret);
 }
 
-uint32_t expr_lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
+uint32_t expr_lower_lambda(expr_ctx *cx, const fl_node *lambda, const uint32_t *ptypes,
                            int nparams, uint32_t want_ret, uint32_t *ret) {
     return lower_lambda(cx, lambda, ptypes, nparams, want_ret, ret, false);
 }
 
-uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
+uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const fl_node *lambda, const uint32_t *ptypes,
                                   int nparams, uint32_t want_ret, uint32_t *ret) {
     return lower_lambda(cx, lambda, ptypes, nparams, want_ret, ret, true);
 }
 
-uint32_t expr_lower_sh(expr_ctx *cx, const flow_node *cmd, const char *const *pnames,
+uint32_t expr_lower_sh(expr_ctx *cx, const fl_node *cmd, const char *const *pnames,
                        const uint32_t *ptypes, int nparams, bool has_out) {
     if (!cmd || cmd->kind != AST_STR) {
-        diag_error(cx->diag, cmd ? cmd->span : (flow_span){0, 0, 0, 0}, NULL,
+        diag_error(cx->diag, cmd ? cmd->span : (fl_span){0, 0, 0, 0}, NULL,
                    "an sh command must be a string");
         return PLAN_NONE;
     }

@@ -28,8 +28,8 @@
 #define EXPR_MAX_PARAMS 32  /* parameters of one lambda (an sh command: with `out`) */
 
 typedef struct expr_ctx {
-    flow_plan *plan; /* where lambdas, code, constants, types and locs are appended */
-    flow_diag *diag; /* where errors go */
+    fl_plan *plan; /* where lambdas, code, constants, types and locs are appended */
+    fl_diag *diag; /* where errors go */
 } expr_ctx;
 
 /* Type-check an AST_LAMBDA whose parameter types come from context (ptypes[0..nparams)),
@@ -37,14 +37,14 @@ typedef struct expr_ctx {
  * infer it. The lambda must declare exactly nparams parameters (else an arity error).
  * Returns the plan lambda index and *ret = its result type (ret may be NULL); on error
  * reports through diag and returns PLAN_NONE. */
-uint32_t expr_lower_lambda(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
+uint32_t expr_lower_lambda(expr_ctx *cx, const fl_node *lambda, const uint32_t *ptypes,
                            int nparams, uint32_t want_ret, uint32_t *ret);
 
 /* As expr_lower_lambda, but the lambda may declare only the FIRST k of the offered
  * parameters, 1 <= k <= nparams (a task's `label`: it receives the instance's arguments
  * in parameter order). The plan lambda has k parameters: call it with the first k
  * arguments. More than nparams (or zero) declared parameters is an arity error. */
-uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const flow_node *lambda, const uint32_t *ptypes,
+uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const fl_node *lambda, const uint32_t *ptypes,
                                   int nparams, uint32_t want_ret, uint32_t *ret);
 
 /* An sh command (an AST_STR): interpolations may use the task's parameters
@@ -53,7 +53,7 @@ uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const flow_node *lambda, const u
  * parts are kept as written. Returns a lambda over (params..., out: str) -> str (the
  * `out` parameter is always present, the last one, even when !has_out), or PLAN_NONE
  * after reporting an error. */
-uint32_t expr_lower_sh(expr_ctx *cx, const flow_node *cmd, const char *const *pnames,
+uint32_t expr_lower_sh(expr_ctx *cx, const fl_node *cmd, const char *const *pnames,
                        const uint32_t *ptypes, int nparams, bool has_out);
 
 /* Is `name` one of the lambda built-ins (len basename dirname stem ext join str int

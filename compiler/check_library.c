@@ -74,8 +74,8 @@ static uint8_t *read_file(fl_ctx *ctx, const char *path, size_t *len) {
 }
 
 void chk_library(chk_ctx *c, chk_decl *dc) {
-    const flow_node *lib = dc->ast;
-    flow_plan *p = c->plan;
+    const fl_node *lib = dc->ast;
+    fl_plan *p = c->plan;
     uint32_t li = PLAN_PUSH(p, libs);
     dc->index = li;
     p->libs[li].name = plan_intern_str(p, lib->name);

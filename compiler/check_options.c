@@ -27,7 +27,7 @@ static const char *const option_names[] = {
 #undef X
 };
 
-static bool opt_const(chk_ctx *c, const flow_node *o, uint32_t want, plan_value *out) {
+static bool opt_const(chk_ctx *c, const fl_node *o, uint32_t want, plan_value *out) {
     if (!chk_is_const(o->a)) {
         char tb[64];
         diag_error(c->d, o->a->span, NULL, "option '%s' must be a constant %s", o->name,
@@ -45,11 +45,11 @@ static bool opt_const(chk_ctx *c, const flow_node *o, uint32_t want, plan_value 
     return true;
 }
 
-void chk_task_options(chk_ctx *c, uint32_t task, const flow_nodes *opts) {
-    flow_plan *p = c->plan;
+void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
+    fl_plan *p = c->plan;
     char hb[160];
     for (int i = 0; i < opts->len; i++) {
-        const flow_node *o = opts->items[i];
+        const fl_node *o = opts->items[i];
         int which = -1;
         for (size_t k = 0; k < sizeof option_names / sizeof *option_names; k++)
             if (!strcmp(o->name, option_names[k])) which = (int)k;

@@ -75,8 +75,8 @@ static const char *cron_field(const char *s, int field) {
     }
 }
 
-void chk_schedule(chk_ctx *c, const flow_node *fl, uint32_t graph) {
-    const flow_node *e = fl->b;
+void chk_schedule(chk_ctx *c, const fl_node *fl, uint32_t graph) {
+    const fl_node *e = fl->b;
     const char *s = e->kind == AST_STR ? chk_str_text(c, e, false) : NULL;
     if (!s || !chk_is_const(e)) {
         diag_error(c->d, e->span, NULL, "a schedule must be a constant string");

@@ -26,7 +26,7 @@ static const char *const basic_names[] = {"int", "float", "bool", "str", "path",
 static const plan_type_kind basic_kinds[] = {PT_INT, PT_FLOAT, PT_BOOL, PT_STR, PT_PATH,
                                              PT_DIR, PT_BYTES, PT_DATE, PT_DURATION};
 
-uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t) {
+uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
     char hb[160];
     switch (t->kind) {
     case AST_TNAME: {
@@ -63,7 +63,7 @@ uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t) {
         plan_field fs[CHK_MAX_PARAMS];
         bool ok = true;
         for (int i = 0; i < n; i++) {
-            const flow_node *f = t->list.items[i];
+            const fl_node *f = t->list.items[i];
             for (int j = 0; j < i; j++)
                 if (!strcmp(t->list.items[j]->name, f->name)) {
                     diag_error(c->d, f->nspan, NULL, "field '%s' is declared twice", f->name);
@@ -89,7 +89,7 @@ uint32_t chk_resolve_type(chk_ctx *c, const flow_node *t) {
 }
 
 /* A declared type: records get their declared name; recursion is an error. */
-uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const flow_node *use) {
+uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const fl_node *use) {
     if (dc->state == 2) return dc->index;
     if (dc->state == 3) return PLAN_NONE;
     if (dc->state == 1) {

@@ -50,7 +50,7 @@ const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len
     return buf;
 }
 
-uint32_t chk_loc(chk_ctx *c, flow_span sp) {
+uint32_t chk_loc(chk_ctx *c, fl_span sp) {
     return plan_add_loc(c->plan, (uint32_t)sp.line, (uint32_t)sp.col, (uint32_t)sp.end_line,
                         (uint32_t)sp.end_col);
 }
@@ -62,8 +62,8 @@ chk_decl *chk_find_decl(chk_ctx *c, const char *name) {
 
 
 /* ---- parameters ----------------------------------------------------------------------------- */
-void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n) {
-    flow_plan *p = c->plan;
+void chk_params(chk_ctx *c, const fl_nodes *ps, uint32_t *first, uint32_t *n) {
+    fl_plan *p = c->plan;
     *first = p->n_params;
     *n = 0;
     if (ps->len > CHK_MAX_PARAMS) {
@@ -72,7 +72,7 @@ void chk_params(chk_ctx *c, const flow_nodes *ps, uint32_t *first, uint32_t *n) 
         return;
     }
     for (int i = 0; i < ps->len; i++) {
-        const flow_node *pa = ps->items[i];
+        const fl_node *pa = ps->items[i];
         for (int j = 0; j < i; j++)
             if (!strcmp(ps->items[j]->name, pa->name)) {
                 diag_error(c->d, pa->nspan, NULL, "parameter '%s' is declared twice", pa->name);
@@ -113,7 +113,7 @@ static const char *decl_what(chk_decl_kind k) {
 }
 
 /* parameters and result type of a task, flow or group; PLAN_NONE when the type is bad */
-static uint32_t signature(chk_ctx *c, const flow_node *d, const char *what, uint32_t *first,
+static uint32_t signature(chk_ctx *c, const fl_node *d, const char *what, uint32_t *first,
                           uint32_t *n) {
     chk_params(c, &d->list, first, n);
     uint32_t ret = d->a ? chk_resolve_type(c, d->a) : c->t_void;
@@ -127,8 +127,8 @@ static uint32_t signature(chk_ctx *c, const flow_node *d, const char *what, uint
 /* A task declaration: its signature, its binding (a C symbol checked against the
  * library's symbols, or an sh command lowered by check_expr.c), its options. */
 static void check_task(chk_ctx *c, chk_decl *dc) {
-    const flow_node *tk = dc->ast;
-    flow_plan *p = c->plan;
+    const fl_node *tk = dc->ast;
+    fl_plan *p = c->plan;
     uint32_t ti = PLAN_PUSH(p, tasks);
     dc->index = ti;
     int before = c->d->errors;
@@ -144,7 +144,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
     t->trigger = TRIG_ALL_SUCCESS;
     t->version = t->run_as = t->image = t->label = PLAN_NONE;
     t->loc = chk_loc(c, tk->span);
-    const flow_node *b = tk->b;
+    const fl_node *b = tk->b;
     char hb[160];
     if (b && b->kind == AST_BIND_SYMBOL) {
         t->kind = TK_C;
@@ -198,11 +198,11 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
 /* ---- the driver -------------------------------------------------------------------------- */
 /* The table of top-level declarations and the name map over it (out of memory:
  * the table stays short, and the driver stops). */
-static void collect(chk_ctx *c, const flow_node *prog) {
+static void collect(chk_ctx *c, const fl_node *prog) {
     c->decls = fl_calloc(c->ctx, (size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
     if (!c->decls) return;
     for (int i = 0; i < prog->list.len; i++) {
-        const flow_node *d = prog->list.items[i];
+        const fl_node *d = prog->list.items[i];
         chk_decl_kind k;
         switch (d->kind) {
         case AST_LIBRARY: k = DK_LIB; break;
@@ -241,8 +241,8 @@ static bool has_bytes(chk_ctx *c, uint32_t t) {
 /* A flow's or group's signature as a plan graph (its body comes later, chk_body);
  * a flow's schedule, and no bytes among a flow's parameters. */
 static void declare_graph(chk_ctx *c, chk_decl *dc) {
-    const flow_node *g = dc->ast;
-    flow_plan *p = c->plan;
+    const fl_node *g = dc->ast;
+    fl_plan *p = c->plan;
     uint32_t gi = PLAN_PUSH(p, graphs);
     dc->index = gi;
     int before = c->d->errors;
@@ -260,7 +260,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->loc = chk_loc(c, g->span);
     if (dc->kind == DK_FLOW && g->b) chk_schedule(c, g, gi);
     for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
-        const flow_node *pa = g->list.items[i];
+        const fl_node *pa = g->list.items[i];
         if (has_bytes(c, p->params[first + i].type))
             diag_error(c->d, pa->a->span, "bytes pass between tasks (see combine); a flow's "
                                           "parameters come from --param or YAML",
@@ -269,7 +269,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     if (c->d->errors != before || ret == PLAN_NONE) dc->bad = true;
 }
 
-flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt) {
+fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *opt) {
     chk_ctx c;
     memset(&c, 0, sizeof c);
     c.ctx = opt->ctx ? opt->ctx : fl_ctx_default();
@@ -288,7 +288,7 @@ flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_opt
     uint64_t limit = CHK_BASE_NODES + (uint64_t)CHK_NODES_PER_BYTE * opt->len;
     c.node_limit = limit > CHK_MAX_NODES ? CHK_MAX_NODES : (uint32_t)limit;
     c.ex.diag = diag;
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     c.t_void = plan_type_basic(p, PT_VOID);
     c.t_int = plan_type_basic(p, PT_INT);
     c.t_float = plan_type_basic(p, PT_FLOAT);

@@ -25,6 +25,6 @@ typedef struct flowc_options {
  * any error was reported, else a plan the caller frees with plan_free.
  * Out of memory: NULL, the context's errcode is FL_ENOMEM, diag stayed silent
  * from the failure on (diag.h), and everything the compiler allocated is freed. */
-flow_plan *flowc_compile(const flow_node *prog, flow_diag *diag, const flowc_options *opt);
+fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *opt);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out) {
+void diag_init(fl_diag *d, const char *file, const char *src, size_t len, FILE *out) {
     memset(d, 0, sizeof *d);
     d->file = file;
     d->src = src;
@@ -24,7 +24,7 @@ void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE
 }
 
 /* Print source line `line` and a caret/underline under [col, end) on it. */
-static void show_line(flow_diag *d, flow_span sp) {
+static void show_line(fl_diag *d, fl_span sp) {
     if (!d->src || sp.line <= 0) return;
     const char *p = d->src, *end = d->src + d->len;
     for (int l = 1; l < sp.line && p < end; p++)
@@ -49,7 +49,7 @@ static void show_line(flow_diag *d, flow_span sp) {
     fputc('\n', d->out);
 }
 
-static void report(flow_diag *d, const char *what, flow_span sp, const char *hint, const char *fmt,
+static void report(fl_diag *d, const char *what, fl_span sp, const char *hint, const char *fmt,
                    va_list ap) {
     fprintf(d->out, "%s:%d:%d: %s: ", d->file ? d->file : "<input>", sp.line, sp.col, what);
     vfprintf(d->out, fmt, ap);
@@ -59,11 +59,11 @@ static void report(flow_diag *d, const char *what, flow_span sp, const char *hin
 }
 
 /* The context ran out of memory: count, print nothing (see diag.h). */
-static bool muted(const flow_diag *d) {
+static bool muted(const fl_diag *d) {
     return d->ctx && d->ctx->errcode == FL_ENOMEM;
 }
 
-void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
+void diag_error(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...) {
     d->errors++;
     if (muted(d)) return;
     if (d->errors > DIAG_MAX_ERRORS) {
@@ -77,7 +77,7 @@ void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, .
     va_end(ap);
 }
 
-void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...) {
+void diag_warning(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...) {
     d->warnings++;
     if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
     va_list ap;
@@ -86,7 +86,7 @@ void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt,
     va_end(ap);
 }
 
-void diag_note(flow_diag *d, flow_span sp, const char *fmt, ...) {
+void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) {
     if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
     va_list ap;
     va_start(ap, fmt);

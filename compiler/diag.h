@@ -9,7 +9,7 @@
  * Errors are printed as they are reported (in report order) and counted;
  * after DIAG_MAX_ERRORS further errors are counted but not printed.
  *
- * Out of memory: once the compilation's context (`ctx`, set by flow_parse and
+ * Out of memory: once the compilation's context (`ctx`, set by fl_parse and
  * flowc_compile) has recorded FL_ENOMEM, diagnostics are still counted but no
  * longer printed: what a checker short of memory says is not about the program,
  * and the one message the user sees is flowc's "out of memory".
@@ -25,7 +25,7 @@
 
 #define DIAG_MAX_ERRORS 20
 
-typedef struct flow_diag {
+typedef struct fl_diag {
     const char *file; /* name shown in messages (borrowed) */
     const char *src;  /* source text (borrowed), for the quoted line */
     size_t len;       /* its length */
@@ -33,18 +33,18 @@ typedef struct flow_diag {
     int errors;       /* errors reported so far */
     int warnings;     /* warnings reported so far */
     const fl_ctx *ctx;/* the compilation's context: muted once it ran out of memory; NULL */
-} flow_diag;
+} fl_diag;
 
 /* A diagnostics sink printing to out (NULL: stderr); ctx NULL. */
-void diag_init(flow_diag *d, const char *file, const char *src, size_t len, FILE *out);
+void diag_init(fl_diag *d, const char *file, const char *src, size_t len, FILE *out);
 
 /* hint may be NULL. The message is printf-formatted. */
-void diag_error(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...)
+void diag_error(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void diag_warning(flow_diag *d, flow_span sp, const char *hint, const char *fmt, ...)
+void diag_warning(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* A note attached to the previous diagnostic ("note: 'x' was bound here"). */
-void diag_note(flow_diag *d, flow_span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The closest candidate to name by edit distance, or NULL when none is close
  * enough to suggest ("did you mean"). */

@@ -157,19 +157,19 @@ int main(int argc, char **argv) {
         out = def_out;
     }
 
-    flow_diag diag;
+    fl_diag diag;
     diag_init(&diag, in, src, len, stderr);
     /* out is NULL here only when its name could not be allocated */
     ast_arena *ar = out ? ast_arena_new(&ctx) : NULL;
     int rc = 0;
-    flow_node *prog = ar ? flow_parse(ar, &diag, src, len) : NULL;
+    fl_node *prog = ar ? fl_parse(ar, &diag, src, len) : NULL;
     if (!prog || diag.errors) {
         rc = 1;
     } else if (!strcmp(emit, "ast")) {
         ast_dump(prog, stdout);
     } else {
         flowc_options opt = {in, check_only ? NULL : out, src, len, &ctx};
-        flow_plan *plan = flowc_compile(prog, &diag, &opt);
+        fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (!plan || diag.errors) {
             rc = 1;
         } else if (check_only) {

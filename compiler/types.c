@@ -9,16 +9,16 @@
  */
 #include "types.h"
 
-bool ty_is(const flow_plan *p, uint32_t t, plan_type_kind k) {
+bool ty_is(const fl_plan *p, uint32_t t, plan_type_kind k) {
     return t < p->n_types && p->types[t].kind == (uint32_t)k;
 }
 
-bool ty_is_strlike(const flow_plan *p, uint32_t t) {
+bool ty_is_strlike(const fl_plan *p, uint32_t t) {
     return ty_is(p, t, PT_STR) || ty_is(p, t, PT_PATH) || ty_is(p, t, PT_DIR) ||
            ty_is(p, t, PT_DATE);
 }
 
-bool ty_same(const flow_plan *p, uint32_t a, uint32_t b) {
+bool ty_same(const fl_plan *p, uint32_t a, uint32_t b) {
     if (a == b) return true;
     if (a >= p->n_types || b >= p->n_types) return false;
     const plan_type *x = &p->types[a], *y = &p->types[b];

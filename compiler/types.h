@@ -10,8 +10,8 @@
 
 #include "plan.h"
 
-bool ty_same(const flow_plan *p, uint32_t a, uint32_t b);
-bool ty_is(const flow_plan *p, uint32_t t, plan_type_kind k);
+bool ty_same(const fl_plan *p, uint32_t a, uint32_t b);
+bool ty_is(const fl_plan *p, uint32_t t, plan_type_kind k);
 /* str-like: str, path, dir, date (all const char * in C) */
-bool ty_is_strlike(const flow_plan *p, uint32_t t);
+bool ty_is_strlike(const fl_plan *p, uint32_t t);
 #endif

@@ -2,8 +2,8 @@
  * flow.y — the grammar of .flow files (language.md; summary in docs/syntax.md).
  *
  * DESIGN
- * A pure (reentrant) LALR(1) parser: all state lives in a flow_parser passed
- * down from flow_parse() (grammar/flow.l, beside the scanner). Actions only
+ * A pure (reentrant) LALR(1) parser: all state lives in a fl_parser passed
+ * down from fl_parse() (grammar/flow.l, beside the scanner). Actions only
  * build the AST (compiler/ast.h) in the compilation's arena; they never check
  * meaning, except the few things that are syntax in disguise (a library path
  * may not interpolate) and the nesting bound (PARSE_MAX_DEPTH).
@@ -26,20 +26,20 @@
  * context then holds FL_ENOMEM) and every action tolerates a NULL child; the next
  * reduction stops the parse (YYLLOC_DEFAULT, which bison runs before every action,
  * checks the context and jumps to YYNOMEM), so no action ever builds on a node
- * that was never made. flow_parse then returns NULL with no message of its own.
+ * that was never made. fl_parse then returns NULL with no message of its own.
  * Bison's own stacks stay on malloc (its LAC stack is grown outside yyparse, where
  * the context cannot be reached); their exhaustion is bison's "memory exhausted".
  */
 %define api.pure full
-%define api.prefix {flow_yy}
-%define api.location.type {flow_span}
+%define api.prefix {fl_yy}
+%define api.location.type {fl_span}
 %define parse.error custom
 %define parse.lac full
 %locations
 %expect 0
-%parse-param {flow_parser *p}
-%lex-param {flow_parser *p}
-%initial-action { @$ = (flow_span){1, 1, 1, 1}; }
+%parse-param {fl_parser *p}
+%lex-param {fl_parser *p}
+%initial-action { @$ = (fl_span){1, 1, 1, 1}; }
 
 %code requires {
 #include <stddef.h>
@@ -54,41 +54,41 @@
 /* The parser's own stack (right-recursive chains such as `- - - x`). */
 #define PARSE_MAX_STACK 10000
 
-typedef struct flow_lexer flow_lexer;
+typedef struct fl_lexer fl_lexer;
 struct lex_block;
 
 /* The state of one parse, shared by scanner and parser (no globals). */
-typedef struct flow_parser {
+typedef struct fl_parser {
     ast_arena *ar;         /* where every node goes */
-    flow_diag *diag;       /* where errors go */
+    fl_diag *diag;       /* where errors go */
     void *scanner;         /* the flex scanner (yyscan_t) */
-    flow_lexer *lx;        /* the scanner's extra state (brackets, strings) */
-    flow_node *program;    /* the result */
+    fl_lexer *lx;        /* the scanner's extra state (brackets, strings) */
+    fl_node *program;    /* the result */
     int depth_reported;    /* the nesting-depth error was given once already */
     const char *src;       /* the source text (borrowed) */
     size_t len;            /* its length */
     fl_ctx *ctx;           /* the compilation's context (the arena's) */
     struct lex_block *blocks; /* every block flex holds, so a fatal error can free them */
     void *on_fatal;        /* jmp_buf * to leave by when flex gives up (out of memory) */
-} flow_parser;
+} fl_parser;
 }
 
 %code provides {
 /* Implemented in flow.l: the scanner and what the error reporter asks it. */
-int flow_lex_next(FLOW_YYSTYPE *lval, flow_span *lloc, flow_parser *p);
+int fl_lex_next(FL_YYSTYPE *lval, fl_span *lloc, fl_parser *p);
 /* Innermost open bracket ('(' '[' '{' or 'I' for a string interpolation)
  * and where it opened; 0 when none is open. */
-int flow_lex_open_bracket(const flow_parser *p, flow_span *where);
+int fl_lex_open_bracket(const fl_parser *p, fl_span *where);
 /* When the closer at `at` did not match the open bracket, that bracket. */
-int flow_lex_mismatch(const flow_parser *p, flow_span at, flow_span *opened);
+int fl_lex_mismatch(const fl_parser *p, fl_span at, fl_span *opened);
 /* The last declaration keyword seen at depth 0 (TASK, FLOW...) or 0. */
-int flow_lex_last_decl(const flow_parser *p);
+int fl_lex_last_decl(const fl_parser *p);
 /* A new node of the parse (every node the scanner or parser makes comes from here). */
-flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp);
+fl_node *fl_parse_node(fl_parser *p, fl_ast_kind kind, fl_span sp);
 /* Whether the scanner reported an error earlier on the line of `at`. */
-int flow_lex_error_before(const flow_parser *p, flow_span at);
+int fl_lex_error_before(const fl_parser *p, fl_span at);
 /* What made the terminator token at `at`: ';', '\n', or 0 for the end of the file. */
-int flow_lex_term_kind(const flow_parser *p, flow_span at);
+int fl_lex_term_kind(const fl_parser *p, fl_span at);
 }
 
 %code {
@@ -111,23 +111,23 @@ int flow_lex_term_kind(const flow_parser *p, flow_span at);
         }                                                                                          \
     } while (0)
 
-static int flow_yylex(FLOW_YYSTYPE *lval, flow_span *lloc, flow_parser *p) {
-    return flow_lex_next(lval, lloc, p);
+static int fl_yylex(FL_YYSTYPE *lval, fl_span *lloc, fl_parser *p) {
+    return fl_lex_next(lval, lloc, p);
 }
-static void flow_yyerror(flow_span *loc, flow_parser *p, const char *msg);
+static void fl_yyerror(fl_span *loc, fl_parser *p, const char *msg);
 
 /* Every node the parser makes carries its subtree depth beside it (the AST
- * has no field for it): nodes are allocated as pnode, flow_node first. */
+ * has no field for it): nodes are allocated as pnode, fl_node first. */
 typedef struct pnode {
-    flow_node n; /* the node itself (must stay first) */
+    fl_node n; /* the node itself (must stay first) */
     int depth;   /* 1 + the deepest child */
 } pnode;
 
-static int depth_of(const flow_node *n) {
+static int depth_of(const fl_node *n) {
     return n ? ((const pnode *)n)->depth : 0;
 }
 
-flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp) {
+fl_node *fl_parse_node(fl_parser *p, fl_ast_kind kind, fl_span sp) {
     pnode *pn = ast_alloc(p->ar, sizeof *pn);
     if (!pn) return NULL;
     pn->n.kind = kind;
@@ -138,11 +138,11 @@ flow_node *flow_parse_node(flow_parser *p, flow_ast_kind kind, flow_span sp) {
 }
 
 /* A node with children a, b, c (any may be NULL), depth-checked. */
-#define mk flow_parse_node
+#define mk fl_parse_node
 
-static flow_node *mk3(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
-                      flow_node *b, flow_node *c) {
-    flow_node *n = mk(p, kind, sp);
+static fl_node *mk3(fl_parser *p, fl_ast_kind kind, fl_span sp, fl_node *a,
+                      fl_node *b, fl_node *c) {
+    fl_node *n = mk(p, kind, sp);
     if (!n) return NULL;
     n->a = a;
     n->b = b;
@@ -159,9 +159,9 @@ static flow_node *mk3(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_nod
     return n;
 }
 
-static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
-                        flow_span nsp) {
-    flow_node *n = mk(p, kind, sp);
+static fl_node *named(fl_parser *p, fl_ast_kind kind, fl_span sp, const char *name,
+                        fl_span nsp) {
+    fl_node *n = mk(p, kind, sp);
     if (!n) return NULL;
     n->name = name;
     n->nspan = nsp;
@@ -169,9 +169,9 @@ static flow_node *named(flow_parser *p, flow_ast_kind kind, flow_span sp, const 
 }
 
 /* A node with a name (spanning nsp) and one child. */
-static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const char *name,
-                         flow_span nsp, flow_node *a) {
-    flow_node *n = mk3(p, kind, sp, a, NULL, NULL);
+static fl_node *named1(fl_parser *p, fl_ast_kind kind, fl_span sp, const char *name,
+                         fl_span nsp, fl_node *a) {
+    fl_node *n = mk3(p, kind, sp, a, NULL, NULL);
     if (!n) return NULL;
     n->name = name;
     n->nspan = nsp;
@@ -179,7 +179,7 @@ static flow_node *named1(flow_parser *p, flow_ast_kind kind, flow_span sp, const
 }
 
 /* A node that owns a list: its depth is 1 + the deepest element. */
-static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
+static fl_node *with_list(fl_parser *p, fl_node *n, fl_nodes list) {
     if (!n) return NULL;
     n->list = list;
     int d = 0;
@@ -195,42 +195,42 @@ static flow_node *with_list(flow_parser *p, flow_node *n, flow_nodes list) {
 }
 
 /* A node with one child a and a list. */
-static flow_node *listed(flow_parser *p, flow_ast_kind kind, flow_span sp, flow_node *a,
-                         flow_nodes list) {
+static fl_node *listed(fl_parser *p, fl_ast_kind kind, fl_span sp, fl_node *a,
+                         fl_nodes list) {
     return with_list(p, mk3(p, kind, sp, a, NULL, NULL), list);
 }
 
 /* A list of one node / a list with one more: out of memory leaves it as it was
  * (the context says so and the next reduction stops the parse). */
-static flow_nodes one(flow_parser *p, flow_node *n) {
-    flow_nodes l = {0};
+static fl_nodes one(fl_parser *p, fl_node *n) {
+    fl_nodes l = {0};
     (void)ast_push(p->ar, &l, n);
     return l;
 }
 
-static flow_nodes more(flow_parser *p, flow_nodes l, flow_node *n) {
+static fl_nodes more(fl_parser *p, fl_nodes l, fl_node *n) {
     (void)ast_push(p->ar, &l, n);
     return l;
 }
 
-static flow_node *binary(flow_parser *p, flow_span sp, int op, flow_node *a, flow_node *b) {
-    flow_node *n = mk3(p, AST_BINARY, sp, a, b, NULL);
+static fl_node *binary(fl_parser *p, fl_span sp, int op, fl_node *a, fl_node *b) {
+    fl_node *n = mk3(p, AST_BINARY, sp, a, b, NULL);
     if (n) n->op = op;
     return n;
 }
 
-static flow_node *unary(flow_parser *p, flow_span sp, int op, flow_node *a) {
-    flow_node *n = mk3(p, AST_UNARY, sp, a, NULL, NULL);
+static fl_node *unary(fl_parser *p, fl_span sp, int op, fl_node *a) {
+    fl_node *n = mk3(p, AST_UNARY, sp, a, NULL, NULL);
     if (n) n->op = op;
     return n;
 }
 
 /* A string literal's text when it has no interpolation (then it is one
  * STRPART) and no NUL byte; else NULL and an error. */
-static const char *const_string(flow_parser *p, flow_node *str, const char *what) {
+static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
     if (!str || !str->list.len) return NULL; /* out of memory: the parse stops */
     for (int i = 0; i < str->list.len; i++) {
-        flow_node *part = str->list.items[i];
+        fl_node *part = str->list.items[i];
         if (part->kind != AST_STRPART) {
             diag_error(p->diag, part->span, NULL, "%s cannot interpolate an expression", what);
             return NULL;
@@ -245,8 +245,8 @@ static const char *const_string(flow_parser *p, flow_node *str, const char *what
 }
 
 %union {
-    flow_node *node;
-    flow_nodes list;
+    fl_node *node;
+    fl_nodes list;
     const char *id;
 }
 
@@ -385,7 +385,7 @@ group_decl
     ;
 
 opt_params
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | params                           { $$ = $1; }
     | params COMMA                     { $$ = $1; }
     ;
@@ -415,7 +415,7 @@ type
  * separated by COMMA or terminators (newlines inside { }), with an optional
  * trailing separator and optional leading terminators. */
 fielddecls
-    : opt_terms                        { $$ = (flow_nodes){0}; }
+    : opt_terms                        { $$ = (fl_nodes){0}; }
     | opt_terms fielddecl_list opt_sep { $$ = $2; }
     ;
 fielddecl_list
@@ -430,7 +430,7 @@ sep: COMMA | terms | COMMA terms ;
 opt_sep: %empty | sep ;
 
 options
-    : opt_terms                        { $$ = (flow_nodes){0}; }
+    : opt_terms                        { $$ = (fl_nodes){0}; }
     | opt_terms option_list opt_sep    { $$ = $2; }
     ;
 option_list
@@ -448,7 +448,7 @@ body
     ;
 
 stmts
-    : opt_terms                        { $$ = (flow_nodes){0}; }
+    : opt_terms                        { $$ = (fl_nodes){0}; }
     | opt_terms stmt_seq opt_terms     { $$ = $2; }
     ;
 
@@ -472,7 +472,7 @@ stmt
     ;
 
 opt_after
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | AFTER names                      { $$ = $2; }
     ;
 
@@ -502,7 +502,7 @@ lparam
     : IDENT                            { $$ = named(p, AST_LPARAM, @$, $1, @1); }
     ;
 opt_lparams
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | lparams                          { $$ = $1; }
     | lparams COMMA                    { $$ = $1; }
     ;
@@ -564,7 +564,7 @@ postfix
     ;
 
 opt_args
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | args                             { $$ = $1; }
     | args COMMA                       { $$ = $1; }
     ;
@@ -593,7 +593,7 @@ primary
     ;
 
 opt_exprs
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | exprs                            { $$ = $1; }
     | exprs COMMA                      { $$ = $1; }
     ;
@@ -603,7 +603,7 @@ exprs
     ;
 
 fieldinits
-    : opt_terms                        { $$ = (flow_nodes){0}; }
+    : opt_terms                        { $$ = (fl_nodes){0}; }
     | opt_terms fieldinit_list opt_sep { $$ = $2; }
     ;
 fieldinit_list
@@ -621,7 +621,7 @@ string
         {
             $$ = with_list(p, mk(p, AST_STR, @$), $2);
             if ($$ && $2.len == 0) { /* "" still has its one (empty) literal part */
-                flow_node *part = mk(p, AST_STRPART, @$);
+                fl_node *part = mk(p, AST_STRPART, @$);
                 if (part) {
                     part->sval = "";
                     (void)ast_push(p->ar, &$$->list, part);
@@ -630,7 +630,7 @@ string
         }
     ;
 str_parts
-    : %empty                           { $$ = (flow_nodes){0}; }
+    : %empty                           { $$ = (fl_nodes){0}; }
     | str_parts STR_TEXT               { $$ = more(p, $1, $2); }
     | str_parts INTERP_BEGIN expr INTERP_END
                                        { $$ = more(p, $1, $3); }
@@ -682,12 +682,12 @@ static const char *token_text(yysymbol_kind_t k) {
 }
 
 /* A hint for the usual mistakes, or NULL. `all` is the whole expected set. */
-static const char *syntax_hint(const flow_parser *p, yysymbol_kind_t la, flow_span at,
+static const char *syntax_hint(const fl_parser *p, yysymbol_kind_t la, fl_span at,
                                const yysymbol_kind_t *all, int nall, int want_expr, char *hint,
                                size_t size) {
-    flow_span open, opened;
-    int ob = flow_lex_open_bracket(p, &open);
-    int mm = flow_lex_mismatch(p, at, &opened);
+    fl_span open, opened;
+    int ob = fl_lex_open_bracket(p, &open);
+    int mm = fl_lex_mismatch(p, at, &opened);
     if (mm) {
         snprintf(hint, size, "the '%c' opened at %d:%d is not closed", mm == 'I' ? '{' : mm,
                  opened.line, opened.col);
@@ -731,7 +731,7 @@ static const char *syntax_hint(const flow_parser *p, yysymbol_kind_t la, flow_sp
     if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_COLON)) {
         return "parameters, record types and 'with' options are written 'name: ...'";
     }
-    if (has(all, nall, YYSYMBOL_ASSIGN) && flow_lex_last_decl(p) == TASK && !ob) {
+    if (has(all, nall, YYSYMBOL_ASSIGN) && fl_lex_last_decl(p) == TASK && !ob) {
         return "a task is bound with '= lib.symbol' or '= sh \"command\"'";
     }
     if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
@@ -745,11 +745,11 @@ static const char *syntax_hint(const flow_parser *p, yysymbol_kind_t la, flow_sp
     return NULL;
 }
 
-static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
+static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
     yysymbol_kind_t la = yypcontext_token(yc);
     if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
-    flow_span at = *yypcontext_location(yc);
-    if (flow_lex_error_before(p, at)) return 0; /* most likely a consequence of it */
+    fl_span at = *yypcontext_location(yc);
+    if (fl_lex_error_before(p, at)) return 0; /* most likely a consequence of it */
 
     yysymbol_kind_t exp[YYNTOKENS];
     int n = yypcontext_expected_tokens(yc, exp, YYNTOKENS);
@@ -795,7 +795,7 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     if (la == YYSYMBOL_IDENT) {
         snprintf(what, sizeof what, "identifier");
     } else if (la == YYSYMBOL_TERM || la == YYSYMBOL_TERM0) {
-        int kind = flow_lex_term_kind(p, at);
+        int kind = fl_lex_term_kind(p, at);
         snprintf(what, sizeof what, "%s", kind == ';' ? "';'" : kind ? "newline" : "end of file");
     } else {
         snprintf(what, sizeof what, "%s", token_text(la));
@@ -816,7 +816,7 @@ static int yyreport_syntax_error(const yypcontext_t *yc, flow_parser *p) {
     return 0;
 }
 
-static void flow_yyerror(flow_span *loc, flow_parser *p, const char *msg) {
+static void fl_yyerror(fl_span *loc, fl_parser *p, const char *msg) {
     if (strstr(msg, "exhausted"))
         diag_error(p->diag, *loc, "split it with 'let' bindings",
                    "the program is nested too deeply to parse");

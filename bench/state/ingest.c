@@ -20,12 +20,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     char err[512];
-    flow_store *st = store_open(argv[1], err, sizeof err);
+    fl_store *st = store_open(argv[1], err, sizeof err);
     if (!st) {
         fprintf(stderr, "ingest: %s\n", err);
         return 1;
     }
-    flow_hash h1, h2;
+    fl_digest h1, h2;
     if (hash_file(argv[2], &h1, err, sizeof err)) { /* a first pass warms the library */
         fprintf(stderr, "ingest: %s\n", err);
         return 1;

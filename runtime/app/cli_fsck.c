@@ -201,11 +201,11 @@ static int db_damaged(const char *path, char *why, size_t len) {
 
 /* Re-hash every object; store_verify removes the damaged ones. */
 typedef struct fsck_count {
-    flow_store *st;
+    fl_store *st;
     long *objects, *damaged;
 } fsck_count;
 
-static int check_object(const flow_hash *h, int dirfd, const char *name, void *ctx) {
+static int check_object(const fl_digest *h, int dirfd, const char *name, void *ctx) {
     fsck_count *c = ctx;
     (void)dirfd, (void)name;
     (*c->objects)++;
@@ -215,7 +215,7 @@ static int check_object(const flow_hash *h, int dirfd, const char *name, void *c
 
 static void check_store(const char *dir, long *objects, long *damaged) {
     char err[512];
-    flow_store *st = store_open(flowrun_ctx(), dir, err, sizeof err);
+    fl_store *st = store_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) return;
     fsck_count c = {st, objects, damaged};
     store_objects_each(st, check_object, &c);
@@ -243,7 +243,7 @@ static int salvage_db(const char *dir, const char *db) {
         return 2;
     }
     mend_header(copy);
-    flow_state *fresh = state_open(flowrun_ctx(), tmpdir, err, sizeof err); /* tmpdir/state.db, the schema */
+    fl_state *fresh = state_open(flowrun_ctx(), tmpdir, err, sizeof err); /* tmpdir/state.db, the schema */
     if (!fresh) {
         fprintf(stderr, "flowrun fsck: %s\n", err);
         return 2;
@@ -333,7 +333,7 @@ int flowrun_cmd_fsck(int argc, char **argv) {
     }
     int code = 0;
     char err[1024];
-    flow_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
+    fl_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     int damaged = !st;
     if (st) {
         state_close(st);

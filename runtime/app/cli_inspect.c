@@ -23,14 +23,14 @@
 
 #define INSPECT_TEXT 256 /* room for one type or constant in the summary */
 
-static flow_plan *load(const char *cmd, const char *path) {
+static fl_plan *load(const char *cmd, const char *path) {
     char err[512];
-    flow_plan *p = plan_read_file(flowrun_ctx(), path, err, sizeof err);
+    fl_plan *p = plan_read_file(flowrun_ctx(), path, err, sizeof err);
     if (!p) fprintf(stderr, "flowrun %s: %s: %s\n", cmd, path, err);
     return p;
 }
 
-static void print_params(const flow_plan *p, uint32_t first, uint32_t n, FILE *f) {
+static void print_params(const fl_plan *p, uint32_t first, uint32_t n, FILE *f) {
     char ty[INSPECT_TEXT], val[INSPECT_TEXT];
     fputc('(', f);
     for (uint32_t j = 0; j < n; j++) {
@@ -45,7 +45,7 @@ static void print_params(const flow_plan *p, uint32_t first, uint32_t n, FILE *f
     fputc(')', f);
 }
 
-static void print_graphs(const flow_plan *p, plan_graph_kind kind, const char *title, FILE *f) {
+static void print_graphs(const fl_plan *p, plan_graph_kind kind, const char *title, FILE *f) {
     char ty[INSPECT_TEXT];
     bool any = false;
     for (uint32_t g = 0; g < p->n_graphs; g++) {
@@ -67,7 +67,7 @@ static void hex(const uint8_t *h, size_t n, char *out) {
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-static void summary(const flow_plan *p, const char *path, FILE *f) {
+static void summary(const fl_plan *p, const char *path, FILE *f) {
     char ty[INSPECT_TEXT], h[65];
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
@@ -130,7 +130,7 @@ int flowrun_cmd_inspect(int argc, char **argv) {
         fputs("usage: flowrun inspect PLAN [--json|--yaml|--dot]\n", stderr);
         return 2;
     }
-    flow_plan *p = load("inspect", path);
+    fl_plan *p = load("inspect", path);
     if (!p) return 2;
     int rc = 0;
     if (fmt < 0)
@@ -179,8 +179,8 @@ static const char *one_line(const char *s, char *buf, size_t len) {
  * resolved path of each library (lib_paths[i] for p->libs[i]) and returns 0, or -1 with
  * one line in err.
  */
-int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths, char *err, size_t errlen);
-__attribute__((weak)) int flowrun_verify_link(const flow_plan *p, const char *const *lib_paths,
+int flowrun_verify_link(const fl_plan *p, const char *const *lib_paths, char *err, size_t errlen);
+__attribute__((weak)) int flowrun_verify_link(const fl_plan *p, const char *const *lib_paths,
                                               char *err, size_t errlen) {
     int rc = 0;
     char a[256], b[1024];
@@ -258,7 +258,7 @@ int flowrun_cmd_verify(int argc, char **argv) {
         return 2;
     }
     const char *path = argv[1];
-    flow_plan *p = load("verify", path);
+    fl_plan *p = load("verify", path);
     if (!p) return 2;
     int rc = 0;
     char **found = calloc(p->n_libs ? p->n_libs : 1, sizeof *found);

@@ -159,7 +159,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
 }
 
 /* The flow to run: --flow NAME, or the only flow of the plan. */
-static int pick_flow(const flow_plan *p, const char *want, uint32_t *out) {
+static int pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
     char names[600] = "";
     size_t n = 0;
     uint32_t nflows = 0, found = PLAN_NONE;
@@ -194,7 +194,7 @@ static int ncpus(void) {
 }
 
 /* The parameters as a JSON object (for the history) and encoded (for resume). */
-static void params_record(const flow_plan *p, const plan_graph *G, const flow_val *params,
+static void params_record(const fl_plan *p, const plan_graph *G, const fl_val *params,
                           char **json, fv_buf *blob) {
     size_t len = 0;
     FILE *f = open_memstream(json, &len);
@@ -210,8 +210,8 @@ static void params_record(const flow_plan *p, const plan_graph *G, const flow_va
 }
 
 /* A resumed run's parameters, decoded from its record. */
-static int params_from_blob(const flow_plan *p, const plan_graph *G, const uint8_t *b, size_t n,
-                            flow_val *out) {
+static int params_from_blob(const fl_plan *p, const plan_graph *G, const uint8_t *b, size_t n,
+                            fl_val *out) {
     size_t off = 0;
     for (uint32_t i = 0; i < G->nparams; i++) {
         size_t used = 0;
@@ -266,7 +266,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
     char err[1024];
     const char *dir = state_dir_default(a.state);
-    flow_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
+    fl_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "flowrun resume: %s\n", err);
         return 2;
@@ -313,7 +313,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
 
 /* memory: and max_procs: are enforced or the run does not start (cgroup.c): the inline
  * executor cannot limit one task inside flowrun, and without cgroups nothing can. */
-static int limits_refused(const flow_plan *p, const char *exname) {
+static int limits_refused(const fl_plan *p, const char *exname) {
     for (uint32_t t = 0; t < p->n_tasks; t++) {
         const plan_task *T = &p->tasks[t];
         if (!T->memory && !T->max_procs) continue;
@@ -358,7 +358,7 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
-    flow_plan *p = plan_read_file(flowrun_ctx(), a.plan, err, sizeof err);
+    fl_plan *p = plan_read_file(flowrun_ctx(), a.plan, err, sizeof err);
     if (!p) {
         fprintf(stderr, "flowrun: %s: %s\n", a.plan, err);
         return 2;
@@ -381,7 +381,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         return 2;
     }
     const plan_graph *G = &p->graphs[g];
-    flow_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
+    fl_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
     if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
                                   : params_resolve(p, g, a.params, a.nparams, a.params_file,
                                                    params, err, sizeof err))) {
@@ -418,7 +418,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (!strcmp(exname, "inline")) {
         ex = rt_executor_inline(rt, jobs);
     } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
-        flow_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
+        fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
         ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
         store_close(sto);
     }

@@ -63,23 +63,23 @@ static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
     return 0;
 }
 
-static flow_state *open_state(const cli_args *a, const char *cmd) {
+static fl_state *open_state(const cli_args *a, const char *cmd) {
     char err[1024];
-    flow_state *st = state_open(flowrun_ctx(), state_dir_default(a->state), err, sizeof err);
+    fl_state *st = state_open(flowrun_ctx(), state_dir_default(a->state), err, sizeof err);
     if (!st) fprintf(stderr, "flowrun %s: %s\n", cmd, err);
     return st;
 }
 
 /* Close the state; a command that met damage or an SQLite error (said once, with
  * what to do, by state.c) never exits 0, even when it printed what it could read. */
-static int close_state(flow_state *st, int code) {
+static int close_state(fl_state *st, int code) {
     if (state_failed(st) && code == 0) code = 2;
     state_close(st);
     return code;
 }
 
 /* RUN: a positive id or `last`. -1 with a message when there is no such run. */
-static int64_t run_id(flow_state *st, const char *text, const char *cmd) {
+static int64_t run_id(fl_state *st, const char *text, const char *cmd) {
     int64_t id = 0;
     if (!strcmp(text, "last") || !strcmp(text, "latest")) {
         id = state_run_latest(st);
@@ -181,7 +181,7 @@ static int print_run(const state_run *r, void *ctx) {
 int flowrun_cmd_runs(int argc, char **argv) {
     cli_args a;
     if (parse(argc, argv, &a, 0, 1)) return 2;
-    flow_state *st = open_state(&a, "runs");
+    fl_state *st = open_state(&a, "runs");
     if (!st) return 2;
     runs_ctx c = {a.json, 0};
     if (a.json) putchar('[');
@@ -240,7 +240,7 @@ int flowrun_cmd_show(int argc, char **argv) {
         fputs("usage: flowrun show RUN [--json] [--state DIR]\n", stderr);
         return 2;
     }
-    flow_state *st = open_state(&a, "show");
+    fl_state *st = open_state(&a, "show");
     if (!st) return 2;
     int64_t id = run_id(st, a.pos[0], "show");
     if (id < 0) {
@@ -275,7 +275,7 @@ int flowrun_cmd_show(int argc, char **argv) {
 
 /* The instance of an earlier run that computed a cached instance's result. */
 typedef struct log_probe {
-    flow_hash key;       /* the cached instance's key */
+    fl_digest key;       /* the cached instance's key */
     int64_t orun;        /* the run found (0: none) */
     char otask[256];     /* its task, index, name template ("" none, else "=" + it), name */
     char oidx[1024];
@@ -335,7 +335,7 @@ typedef struct hit {
     char *tmpl, *task, *idx, *name, *binding;
     char state[32];
     int cached, has_key;
-    flow_hash key;
+    fl_digest key;
 } hit;
 
 typedef struct level {
@@ -478,7 +478,7 @@ static const level *resolved(resolver *R, const char *cmd, int64_t run, int *rc)
 }
 
 /* The log of one instance, or of what the history says about it. */
-static int show_log(const char *dir, flow_state *st, int64_t id, const char *arg, const hit *h) {
+static int show_log(const char *dir, fl_state *st, int64_t id, const char *arg, const hit *h) {
     char path[4096];
     if (state_log_path(dir, id, h->tmpl, h->task, h->idx, path, sizeof path) == 0 &&
         print_file(path) == 0)
@@ -523,7 +523,7 @@ static int show_log(const char *dir, flow_state *st, int64_t id, const char *arg
 /* The arguments of `flowrun CMD RUN INSTANCE`: the state opened, the run's id (-1
  * when there is none), and the argument resolved against the run's instances. NULL
  * after a usage error. */
-static flow_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R) {
+static fl_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R) {
     if (parse(argc, argv, a, 2, 0)) return NULL;
     if (a->npos != 2) {
         fprintf(stderr, "usage: flowrun %s RUN INSTANCE [--state DIR]\n", argv[0]);
@@ -543,7 +543,7 @@ static flow_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id
         snprintf(R->label, sizeof R->label, "%.*s", (int)(R->arg + n - 2 - (lb + 2)), lb + 2);
         R->has_label = 1;
     }
-    flow_state *st = open_state(a, argv[0]);
+    fl_state *st = open_state(a, argv[0]);
     if (st) *id = run_id(st, a->pos[0], argv[0]);
     if (st && *id > 0) state_insts_each(st, *id, resolve_inst, R);
     return st;
@@ -553,7 +553,7 @@ int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
     int64_t id = -1;
     resolver *R = calloc(1, sizeof *R);
-    flow_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    fl_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
     int rc = 2;
     if (st && id > 0) {
         const level *L = resolved(R, "logs", id, &rc);
@@ -577,7 +577,7 @@ int flowrun_cmd_clear(int argc, char **argv) {
     cli_args a;
     int64_t id = -1;
     resolver *R = calloc(1, sizeof *R);
-    flow_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    fl_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
     int rc = 2, n = 0;
     if (st && id > 0) {
         const level *L = resolved(R, "clear", id, &rc);
@@ -701,7 +701,7 @@ typedef struct gc_ctx {
     size_t n, cap;
     int64_t *forget;    /* ids forgotten, sorted ascending */
     size_t nforget;
-    flow_hash *live;    /* objects referred to */
+    fl_digest *live;    /* objects referred to */
     size_t nlive, caplive;
     int dry;
 } gc_ctx;
@@ -803,11 +803,11 @@ static int cmp_id(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-static void gc_ref(const flow_hash *h, void *ctx) {
+static void gc_ref(const fl_digest *h, void *ctx) {
     gc_ctx *c = ctx;
     if (c->nlive == c->caplive) {
         c->caplive = c->caplive ? c->caplive * 2 : 1024;
-        flow_hash *m = realloc(c->live, c->caplive * sizeof *m);
+        fl_digest *m = realloc(c->live, c->caplive * sizeof *m);
         if (!m) {
             fputs("flowrun gc: out of memory\n", stderr);
             exit(2);
@@ -824,10 +824,10 @@ static void gc_scan(int64_t run, const void *data, size_t len, void *ctx) {
 }
 
 static int cmp_obj(const void *a, const void *b) {
-    return memcmp(a, b, sizeof(flow_hash));
+    return memcmp(a, b, sizeof(fl_digest));
 }
 
-static void gc_list_object(const flow_hash *h, uint64_t bytes, void *ctx) {
+static void gc_list_object(const fl_digest *h, uint64_t bytes, void *ctx) {
     (void)ctx;
     char hex[65];
     hash_hex(h, hex);
@@ -852,9 +852,9 @@ int flowrun_cmd_gc(int argc, char **argv) {
     cli_args sa = {.state = a.state};
     const char *dir = state_dir_default(a.state);
     char err[1024];
-    flow_state *st = open_state(&sa, "gc");
+    fl_state *st = open_state(&sa, "gc");
     if (!st) return 2;
-    flow_store *store = store_open(flowrun_ctx(), dir, err, sizeof err);
+    fl_store *store = store_open(flowrun_ctx(), dir, err, sizeof err);
     if (!store) {
         fprintf(stderr, "flowrun gc: %s\n", err);
         state_close(st);
@@ -895,7 +895,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
         }
     }
     /* what stays referred to: cache entries, then the remaining runs */
-    flow_hash *cached = NULL;
+    fl_digest *cached = NULL;
     size_t ncached = 0;
     if (state_live_objects(st, &cached, &ncached)) {
         fl_free(state_ctx(st), cached);

@@ -3,7 +3,7 @@
  * a combine of two units) in the calling thread.
  *
  * DESIGN
- *   Arguments go from flow_val words to their C representation (to_c): scalars
+ *   Arguments go from fl_val words to their C representation (to_c): scalars
  *   point straight at the argument words (int64 and double share the word's
  *   layout), strings pass their data pointers, lists become C arrays in the
  *   instance arena (lists of int and float are passed without copying: an
@@ -52,18 +52,18 @@ typedef union rt_slot {
 typedef struct rt_unit_out {
     int raw;    /* 1: cbuf holds the C result; 0: v holds a new reference */
     void *cbuf; /* raw: arena memory of the C layout of the unit's result type */
-    flow_val v; /* !raw: the result (PT_VOID: 0) */
+    fl_val v; /* !raw: the result (PT_VOID: 0) */
 } rt_unit_out;
 
-static inline const plan_type *ptype(const flow_plan *p, uint32_t type) {
+static inline const plan_type *ptype(const fl_plan *p, uint32_t type) {
     return &p->types[type];
 }
 
-/* ---- flow_val -> C ---- */
+/* ---- fl_val -> C ---- */
 
-static void to_c(rt_ictx *c, uint32_t type, flow_val v, void *dst) {
+static void to_c(rt_ictx *c, uint32_t type, fl_val v, void *dst) {
     const rt_runtime *rt = c->rt;
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_type *t = ptype(p, type);
     switch (t->kind) {
         case PT_INT:
@@ -119,11 +119,11 @@ static void to_c(rt_ictx *c, uint32_t type, flow_val v, void *dst) {
     }
 }
 
-/* ---- C -> flow_val (copying) ---- */
+/* ---- C -> fl_val (copying) ---- */
 
-static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
+static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
     const rt_runtime *rt = c->rt;
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_type *t = ptype(p, type);
     out->i = 0;
     switch (t->kind) {
@@ -158,7 +158,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
                              (long long)l.len);
                 return -1;
             }
-            flow_val lv = fv_list_new(p, type, l.len);
+            fl_val lv = fv_list_new(p, type, l.len);
             uint32_t ek = ptype(p, t->elem)->kind;
             if (ek == PT_INT || ek == PT_FLOAT || ek == PT_DURATION) {
                 if (l.len) memcpy(fv_as_list(lv)->items, l.items, (size_t)l.len * 8);
@@ -176,7 +176,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
         }
         case PT_RECORD: {
             const rt_ctype *ct = rt_ctype_of(rt, type);
-            flow_val rv = fv_rec_new(p, type);
+            fl_val rv = fv_rec_new(p, type);
             for (uint32_t i = 0; i < t->n; i++)
                 if (from_c(c, p->fields[t->first + i].type, (const char *)src + ct->offsets[i],
                            &fv_as_rec(rv)->fields[i])) {
@@ -211,10 +211,10 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, flow_val *out) {
 
 /* Call C task ti on args (argument `over` replaced by the C value at over_ptr,
  * unless over < 0); the C result goes to rbuf (at least max(size, ffi_arg)). */
-static void c_invoke(rt_ictx *c, uint32_t ti, const flow_val *args, int over, void *over_ptr,
+static void c_invoke(rt_ictx *c, uint32_t ti, const fl_val *args, int over, void *over_ptr,
                      void *rbuf) {
     rt_runtime *rt = c->rt;
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_task *t = &p->tasks[ti];
     rt_ctask *ct = &rt->tasks[ti];
     void *avalue[RT_MAX_PARAMS];
@@ -253,7 +253,7 @@ static size_t ret_bytes(const rt_runtime *rt, uint32_t type) {
 }
 
 /* Prefix the recorded failure with the name of the half that failed. */
-static void name_half(rt_ictx *c, const flow_plan *p, uint32_t half) {
+static void name_half(rt_ictx *c, const fl_plan *p, uint32_t half) {
     if (!c->fail_msg || p->tasks[half].kind == TK_COMBINE) return;
     const char *name = plan_str(p, p->tasks[half].name);
     size_t n = strlen(name) + strlen(c->fail_msg) + 3;
@@ -264,12 +264,12 @@ static void name_half(rt_ictx *c, const flow_plan *p, uint32_t half) {
     c->fail_msg = m;
 }
 
-static int run_unit(rt_ictx *c, uint32_t ti, const flow_val *args, int over, void *over_ptr,
+static int run_unit(rt_ictx *c, uint32_t ti, const fl_val *args, int over, void *over_ptr,
                     int want_raw, int depth, rt_unit_out *out);
 
-static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_raw, int depth,
+static int run_combine(rt_ictx *c, uint32_t ti, const fl_val *args, int want_raw, int depth,
                        rt_unit_out *out) {
-    const flow_plan *p = c->rt->plan;
+    const fl_plan *p = c->rt->plan;
     const plan_task *t = &p->tasks[ti];
     const plan_task *second = &p->tasks[t->second];
     int hand_raw = t->stitch == PLAN_NONE && second->kind == TK_C;
@@ -279,7 +279,7 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
         return -1;
     }
     uint32_t fret = p->tasks[t->first].ret;
-    flow_val rec = {0};
+    fl_val rec = {0};
     if (t->stitch != PLAN_NONE) {
         expr_error ee;
         int rc = expr_run(p, t->stitch, &fo.v, &rec, &ee);
@@ -292,7 +292,7 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
         fo.v.i = 0;
     }
     uint32_t rec_type = t->stitch != PLAN_NONE ? p->lambdas[t->stitch].ret : PLAN_NONE;
-    flow_val sargs[RT_MAX_PARAMS];
+    fl_val sargs[RT_MAX_PARAMS];
     int over = -1;
     for (uint32_t j = 0; j < second->nparams; j++) {
         const plan_bind *b = &p->binds[t->first_bind + j];
@@ -315,10 +315,10 @@ static int run_combine(rt_ictx *c, uint32_t ti, const flow_val *args, int want_r
     return rc;
 }
 
-static int run_unit(rt_ictx *c, uint32_t ti, const flow_val *args, int over, void *over_ptr,
+static int run_unit(rt_ictx *c, uint32_t ti, const fl_val *args, int over, void *over_ptr,
                     int want_raw, int depth, rt_unit_out *out) {
     rt_runtime *rt = c->rt;
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_task *t = &p->tasks[ti];
     out->raw = 0;
     out->cbuf = NULL;
@@ -366,7 +366,7 @@ void rt_call_task(rt_runtime *rt, const rt_job *job, rt_result *res) {
 }
 
 void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double start) {
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     memset(res, 0, sizeof *res);
     res->id = job->id;
     res->worker_pid = rt_pid();
@@ -392,7 +392,7 @@ void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double
     res->end = rt_now();
 }
 
-void rt_result_clear(const flow_plan *p, uint32_t task, rt_result *r) {
+void rt_result_clear(const fl_plan *p, uint32_t task, rt_result *r) {
     if (r->ok && task < p->n_tasks) fv_decref(p, p->tasks[task].ret, r->value);
     free(r->error);
     free(r->log);

@@ -9,7 +9,7 @@
 
 #include "digest.h"
 
-void hash_hex(const flow_hash *h, char out[65]) {
+void hash_hex(const fl_digest *h, char out[65]) {
     static const char hx[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hx[h->b[i] >> 4];
@@ -24,7 +24,7 @@ static int hexval(char c) {
     return -1;
 }
 
-int hash_from_hex(const char *hex, flow_hash *out) {
+int hash_from_hex(const char *hex, fl_digest *out) {
     for (int i = 0; i < 32; i++) {
         int a = hexval(hex[2 * i]), b = a < 0 ? -1 : hexval(hex[2 * i + 1]);
         if (a < 0 || b < 0) return -1;
@@ -33,7 +33,7 @@ int hash_from_hex(const char *hex, flow_hash *out) {
     return 0;
 }
 
-void hash_bytes(const void *data, size_t len, flow_hash *out) {
+void hash_bytes(const void *data, size_t len, fl_digest *out) {
     unsigned int n = 32;
     EVP_Digest(data, len, out->b, &n, EVP_sha256(), NULL);
 }

@@ -2,7 +2,7 @@
  * digest.h — content digests: the SHA-256 of bytes, as 32 bytes or 64 hex digits.
  *
  * DESIGN
- *   A flow_hash names content: a cache key (recorder/cachekey.c), a stored object
+ *   A fl_digest names content: a cache key (recorder/cachekey.c), a stored object
  *   (recorder/store.c), a plan (the plan hash). It is a plain 32-byte value, copied
  *   and compared with memcpy/memcmp; the core holds keys in its instances without
  *   knowing how the recorder makes them, which is why the type lives here and not
@@ -15,12 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct flow_hash {
+typedef struct fl_digest {
     uint8_t b[32]; /* SHA-256 */
-} flow_hash;
+} fl_digest;
 
-void hash_hex(const flow_hash *h, char out[65]);
-int hash_from_hex(const char *hex, flow_hash *out); /* 0 ok, -1 malformed */
-void hash_bytes(const void *data, size_t len, flow_hash *out);
+void hash_hex(const fl_digest *h, char out[65]);
+int hash_from_hex(const char *hex, fl_digest *out); /* 0 ok, -1 malformed */
+void hash_bytes(const void *data, size_t len, fl_digest *out);
 
 #endif /* FLOW_DIGEST_H */

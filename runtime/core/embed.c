@@ -49,7 +49,7 @@ struct flow_program {
     fl_ctx ctx;      /* how this program allocates and reports (first: see program_alloc) */
     flow_log_fn logfn; /* flow_program_set_log; NULL: lines are dropped */
     void *log_ud;
-    flow_plan *plan; /* owned */
+    fl_plan *plan; /* owned */
     char *plan_path; /* where libraries are looked for (a file in that folder), or NULL */
     uint32_t graph;  /* selected flow, or PLAN_NONE */
     char **kv;       /* "name=text" parameter settings (owned) */
@@ -65,7 +65,7 @@ struct flow_outcome {
     char *json;      /* result as JSON, "" when none */
     char *error;     /* summary or error line, "" when none */
     uint32_t kind;   /* plan_type_kind of the result, PT_VOID when none */
-    flow_val scalar; /* int / float / bool result */
+    fl_val scalar; /* int / float / bool result */
     char *str;       /* text result (str, path, dir, date), else NULL */
 };
 
@@ -102,7 +102,7 @@ static flow_program *program_alloc(char *err, size_t errlen) {
 }
 
 /* Give fp its plan (owned from now on) and pick the flow when there is one. */
-static int program_init(flow_program *fp, flow_plan *p, const char *plan_path, char *err,
+static int program_init(flow_program *fp, fl_plan *p, const char *plan_path, char *err,
                         size_t errlen) {
     fp->plan = p;
     if (plan_path && !(fp->plan_path = fl_strdup(&fp->ctx, plan_path))) {
@@ -128,7 +128,7 @@ void flow_program_set_log(flow_program *fp, flow_log_fn fn, void *ud) {
     fp->log_ud = ud;
 }
 
-static int verify_lambdas(flow_plan *p, char *err, size_t errlen) {
+static int verify_lambdas(fl_plan *p, char *err, size_t errlen) {
     char why[300];
     for (uint32_t l = 0; l < p->n_lambdas; l++)
         if (expr_verify(p, l, why, sizeof why) != 0) {
@@ -142,7 +142,7 @@ flow_program *flow_program_open(const char *plan_path, char *err, size_t errlen)
     char why[512];
     flow_program *fp = program_alloc(err, errlen);
     if (!fp) return NULL;
-    flow_plan *p = plan_read_file(&fp->ctx, plan_path, why, sizeof why);
+    fl_plan *p = plan_read_file(&fp->ctx, plan_path, why, sizeof why);
     if (!p) {
         seterr(err, errlen, "%s: %s", plan_path, why);
         free(fp);
@@ -161,7 +161,7 @@ flow_program *flow_program_open_bytes(const void *bytes, size_t len, const char 
     char why[512];
     flow_program *fp = program_alloc(err, errlen);
     if (!fp) return NULL;
-    flow_plan *p = plan_read(&fp->ctx, bytes, len, why, sizeof why);
+    fl_plan *p = plan_read(&fp->ctx, bytes, len, why, sizeof why);
     if (!p) {
         seterr(err, errlen, "%s", why);
         free(fp);
@@ -255,7 +255,7 @@ int flow_program_select(flow_program *fp, const char *flow, char *err, size_t er
 
 int flow_program_set_param(flow_program *fp, const char *name, const char *text, char *err,
                            size_t errlen) {
-    const flow_plan *p = fp->plan;
+    const fl_plan *p = fp->plan;
     if (fp->graph == PLAN_NONE) {
         seterr(err, errlen, "the plan has several flows: select one first");
         return -1;
@@ -268,7 +268,7 @@ int flow_program_set_param(flow_program *fp, const char *name, const char *text,
         seterr(err, errlen, "unknown parameter '%s' for flow %s", name, plan_str(p, G->name));
         return -1;
     }
-    flow_val v;
+    fl_val v;
     char why[300];
     uint32_t type = p->params[G->first_param + i].type;
     if (fv_parse(p, type, text, &v, why, sizeof why) != 0) {
@@ -314,7 +314,7 @@ int flow_program_set_param(flow_program *fp, const char *name, const char *text,
  * type given (`given`, as the setter's name says it). */
 static int check_typed(flow_program *fp, const char *name, const char *given, const uint32_t *ok,
                        char *err, size_t errlen) {
-    const flow_plan *p = fp->plan;
+    const fl_plan *p = fp->plan;
     if (fp->graph == PLAN_NONE) {
         seterr(err, errlen, "the plan has several flows: select one first");
         return -1;
@@ -372,7 +372,7 @@ int flow_program_set_str(flow_program *fp, const char *name, const char *v, char
 /* Point registered tasks (and libraries only they use) at stand-ins, rt_open,
  * then install the registered functions. */
 static int link_program(flow_program *fp, char *err, size_t errlen) {
-    flow_plan *p = fp->plan;
+    fl_plan *p = fp->plan;
     uint32_t *reg_of = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *reg_of); /* reg + 1 */
     if (!reg_of) {
         seterr(err, errlen, "out of memory");
@@ -472,7 +472,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     memset(&def, 0, sizeof def);
     if (!opts) opts = &def;
     if (out) *out = NULL;
-    const flow_plan *p = fp->plan;
+    const fl_plan *p = fp->plan;
     char err[1024];
     if (fp->graph == PLAN_NONE)
         return fail_early(fp, out, 2, "the plan has several flows (or none): select one", opts->quiet);
@@ -487,7 +487,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     fl_error_clear(&fp->ctx);
     if (!fp->rt && link_program(fp, err, sizeof err) != 0)
         return fail_early(fp, out, 2, err, opts->quiet);
-    flow_val *params = fl_calloc(p->ctx, G->nparams ? G->nparams : 1, sizeof *params);
+    fl_val *params = fl_calloc(p->ctx, G->nparams ? G->nparams : 1, sizeof *params);
     if (!params) return fail_early(fp, out, 2, "out of memory", opts->quiet);
     if (params_resolve(p, fp->graph, fp->kv, fp->nkv, NULL, params, err, sizeof err) != 0) {
         fl_free(p->ctx, params);

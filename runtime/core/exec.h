@@ -24,16 +24,16 @@ typedef struct rt_runtime rt_runtime; /* a loaded plan with its libraries linked
  * FLOW_LIBRARY_PATH), compare content hashes (a warning; strict: an error),
  * resolve every symbol and prepare every libffi call interface. NULL with one
  * line in err (naming task, library and symbol) on failure. */
-rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, char *err,
+rt_runtime *rt_open(const fl_plan *plan, const char *plan_path, int strict, char *err,
                     size_t errlen);
 void rt_close(rt_runtime *rt);
-const flow_plan *rt_plan(const rt_runtime *rt);
+const fl_plan *rt_plan(const rt_runtime *rt);
 
 typedef struct rt_job {
     uint64_t id;             /* the scheduler's instance id, echoed in the result */
     uint32_t task;           /* plan task */
     int64_t map_index;       /* -1 when not mapped (flow_map_index()) */
-    const flow_val *args;    /* the task's nparams arguments (borrowed until the result) */
+    const fl_val *args;    /* the task's nparams arguments (borrowed until the result) */
     const char *out_dir;     /* this instance's output directory (exists), or NULL */
     const char *scratch_dir; /* this instance's scratch directory (exists), or NULL */
     int64_t timeout_ms;      /* 0: none (the process executor enforces it) */
@@ -43,7 +43,7 @@ typedef struct rt_job {
 typedef struct rt_result {
     uint64_t id;       /* the job's id */
     int ok;            /* 1: value holds the result; 0: error holds why */
-    flow_val value;    /* new reference, of the task's return type (ignored for void) */
+    fl_val value;    /* new reference, of the task's return type (ignored for void) */
     char *error;       /* malloc'ed one-line message when !ok */
     char *log;         /* malloc'ed captured log (flow_log lines, stdout, stderr) or NULL */
     int term_signal;   /* signal that ended the worker, or 0 */
@@ -52,7 +52,7 @@ typedef struct rt_result {
     int64_t peak_rss_kb; /* of the worker, where known; else 0 */
 } rt_result;
 
-void rt_result_clear(const flow_plan *p, uint32_t task, rt_result *r);
+void rt_result_clear(const fl_plan *p, uint32_t task, rt_result *r);
 
 /* Run one unit in the calling thread. Fills res (res->id = job->id). Never longjmps
  * out; a flow_fail() in the task gives res->ok = 0 with its message. */

@@ -48,7 +48,7 @@ typedef struct answer {
 typedef struct cache_ex {
     rt_executor base;         /* ops (must be first) */
     rt_executor *inner;       /* where misses run (not owned) */
-    const flow_plan *p;       /* the plan */
+    const fl_plan *p;       /* the plan */
     const recorder *rec;      /* asked for every first attempt */
     rt_cache_hooks hooks;     /* the owner's side */
     answer *q;                /* answers not yet handed out: a ring */
@@ -104,7 +104,7 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
         rec_inst ii;
         memset(&ii, 0, sizeof ii);
         c->hooks.describe(c->hooks.ud, j, &ii, idx, tmpl, sizeof idx);
-        flow_val v = {0};
+        fl_val v = {0};
         int hit = c->rec->ops->lookup(c->rec->self, &ii, j->args, &v);
         rt_job *fj = &c->fwd[nfwd];
         *fj = *j;
@@ -114,7 +114,7 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
             continue;
         }
         double t = wall_now();
-        rt_result r = {.id = j->id, .ok = hit > 0, .value = hit > 0 ? v : (flow_val){0},
+        rt_result r = {.id = j->id, .ok = hit > 0, .value = hit > 0 ? v : (fl_val){0},
                        .start = t, .end = t, .worker_pid = c->pid};
         if (hit < 0) {
             r.error = ii.error;
@@ -164,7 +164,7 @@ static const rt_executor_ops cache_ops = {
     .destroy = cache_destroy,
 };
 
-rt_executor *rt_executor_cache(rt_executor *inner, const flow_plan *p, const recorder *rec,
+rt_executor *rt_executor_cache(rt_executor *inner, const fl_plan *p, const recorder *rec,
                                const rt_cache_hooks *hooks) {
     cache_ex *c = fl_calloc(p->ctx, 1, sizeof *c);
     if (!c) return NULL;

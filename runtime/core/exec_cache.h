@@ -32,7 +32,7 @@ typedef struct rt_cache_hooks {
 } rt_cache_hooks;
 
 /* The wrapper around inner; NULL when out of memory. */
-rt_executor *rt_executor_cache(rt_executor *inner, const flow_plan *p, const recorder *rec,
+rt_executor *rt_executor_cache(rt_executor *inner, const fl_plan *p, const recorder *rec,
                                const rt_cache_hooks *hooks);
 
 #endif /* FLOW_EXEC_CACHE_H */

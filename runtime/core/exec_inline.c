@@ -89,7 +89,7 @@ typedef struct inline_ex {
 /* ---- crash reporting (see CRASHES above) ---------------------------------------- */
 #define CRASH_ALTSTACK (64 * 1024)
 static __thread const rt_job *tl_job;        /* the job this thread is running, or NULL */
-static __thread const flow_plan *tl_plan;    /* its plan */
+static __thread const fl_plan *tl_plan;    /* its plan */
 
 /* async-signal-safe text building */
 static size_t cs_put(char *b, size_t n, size_t cap, const char *s) {
@@ -357,7 +357,7 @@ static void inline_destroy(rt_executor *base) {
     pthread_mutex_unlock(&ex->mu);
     for (int i = 0; i < ex->nstarted; i++)
         pthread_join(ex->threads[i], NULL);
-    const flow_plan *p = rt_plan(ex->rt);
+    const fl_plan *p = rt_plan(ex->rt);
     for (size_t i = ex->dhead; i < ex->ndone; i++)
         rt_result_clear(p, ex->done[i].task, &ex->done[i].r);
     fl_ctx *c = p->ctx;

@@ -183,7 +183,7 @@ typedef struct px_worker {
 
 typedef struct px_exec {
     rt_executor base;                          /* ops; must be first */
-    const flow_plan *plan;                     /* types of arguments and results */
+    const fl_plan *plan;                     /* types of arguments and results */
     rt_job_runner run;                         /* how a worker runs one job */
     void *run_ctx;                             /* its first argument */
     int nworkers;                              /* size of w */
@@ -369,7 +369,7 @@ typedef struct px_child_state {
     pid_t parent;        /* flowrun */
     int root;            /* running as root: run_as switches identity */
     fv_buf enc;          /* scratch for the result value */
-    flow_val *args;      /* decoded arguments, max_params of them */
+    fl_val *args;      /* decoded arguments, max_params of them */
     int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
     int64_t rss;         /* peak RSS last read, KiB */
     int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
@@ -514,7 +514,7 @@ static void px_child_setup(px_child_state *cs) {
  * message and signal) and append its result frame to cs->out. */
 static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *body,
                          const char *fail, int fail_signal) {
-    const flow_plan *p = cs->ex->plan;
+    const fl_plan *p = cs->ex->plan;
     const plan_task *t = &p->tasks[h->task];
     const uint8_t *q = body;
     size_t nout = h->nout == UINT32_MAX ? 0 : h->nout;
@@ -856,7 +856,7 @@ static int px_spawn(px_exec *ex, int i) {
         cs.parent = parent;
         cs.root = geteuid() == 0;
         cs.cg = w->cg.version ? &w->cg : NULL;
-        cs.args = px_xrealloc(NULL, sizeof(flow_val) * (ex->max_params + 1));
+        cs.args = px_xrealloc(NULL, sizeof(fl_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
         if (!cs.task_ns) _exit(125);
         px_child_main(&cs);
@@ -995,7 +995,7 @@ static uint32_t px_fifo_pop(px_worker *w) {
 
 /* Parse the result frames in w->in. -1 when one is malformed. */
 static int px_parse(px_exec *ex, px_worker *w) {
-    const flow_plan *p = ex->plan;
+    const fl_plan *p = ex->plan;
     while (w->in.len - w->in.off >= sizeof(px_reshdr)) {
         px_reshdr h;
         memcpy(&h, w->in.d + w->in.off, sizeof h);
@@ -1211,7 +1211,7 @@ static void px_keep_pool(px_exec *ex) {
 
 static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
     px_exec *ex = (px_exec *)base;
-    const flow_plan *p = ex->plan;
+    const fl_plan *p = ex->plan;
     for (int j = 0; j < n; j++) {
         const rt_job *job = &jobs[j];
         if (job->task >= p->n_tasks) return -1;
@@ -1360,7 +1360,7 @@ static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
     rt_call_task((rt_runtime *)ctx, job, res);
 }
 
-static rt_executor *px_create(const flow_plan *plan, int nworkers, rt_job_runner run, void *ctx,
+static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner run, void *ctx,
                               const char *ro_dir) {
     if (!plan || !run) {
         errno = EINVAL;
@@ -1408,7 +1408,7 @@ static rt_executor *px_create(const flow_plan *plan, int nworkers, rt_job_runner
     return &ex->base;
 }
 
-rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
+rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx) {
     return px_create(plan, nworkers, run, ctx, NULL);
 }

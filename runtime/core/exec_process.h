@@ -19,7 +19,7 @@ typedef void (*rt_job_runner)(void *ctx, const rt_job *job, rt_result *res);
 
 /* A process pool over `plan` (argument and result types come from it) whose
  * workers call run(ctx, job, res) for each job. NULL with errno on failure. */
-rt_executor *rt_executor_process_with(const flow_plan *plan, int nworkers, rt_job_runner run,
+rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx);
 
 /* rt_executor_process whose workers, when flowrun runs as root, see ro_dir (the

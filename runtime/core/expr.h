@@ -31,7 +31,7 @@ typedef struct expr_error {
 /* Run lambda `lam` on args (borrowed; of the lambda's parameter types, one per
  * parameter). Returns 0 and a new reference in *out, or -1 with err filled (and
  * *out untouched). Thread-safe; no allocation for scalar-only lambdas. */
-int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+int expr_eval(const fl_plan *p, uint32_t lam, const fl_val *args, fl_val *out,
               expr_error *err);
 
 /* Run the single instruction pc (relative; not a jump nor RET) of lambda lam on
@@ -40,19 +40,19 @@ int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *
  * value on the stack released (as expr_eval does), else 0. For engines that run
  * most instructions themselves and hand the others (and every error path) to the
  * interpreter, so that both share one definition of each instruction. */
-int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args, flow_val *st,
+int expr_step(const fl_plan *p, uint32_t lam, uint32_t pc, const fl_val *args, fl_val *st,
               int *sp, expr_error *err);
 
 /* Format err as "file.flow:12:7: integer overflow in '*'" (the file from
  * plan->source, the position from plan->locs[err->loc]). Returns buf. */
-char *expr_error_format(const flow_plan *p, const expr_error *err, char *buf, size_t len);
+char *expr_error_format(const fl_plan *p, const expr_error *err, char *buf, size_t len);
 
 /* Check that lambda `lam` is well-formed code the interpreter may run: opcodes and
  * operands in range, jumps inside the lambda, operand types consistent along every
  * path, stack within EXPR_RT_MAX_STACK, ends in RET of the lambda's result type.
  * For plans read from disk (call once per lambda after plan_read). 0 when fine, else
  * -1 and one line in err. */
-int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen);
+int expr_verify(const fl_plan *p, uint32_t lam, char *err, size_t errlen);
 
 /* The types of the values on the operand stack just before instruction pc (relative)
  * of lambda lam: types[0..*n), bottom first. Scalars may be given as EXPR_TY_WORD
@@ -61,6 +61,6 @@ int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen);
  * or the code is malformed. */
 #define EXPR_TY_WORD (UINT32_MAX - 1)
 #define EXPR_TY_FLOAT (UINT32_MAX - 2)
-int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n);
+int expr_stack_types(const fl_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n);
 
 #endif /* FLOW_EXPR_RT_H */

@@ -74,8 +74,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
 
 /* The finished string as a value of type t, or a NULL object when it grew too long;
  * frees the builder's storage. */
-static flow_val sb_done(const flow_plan *p, uint32_t t, sbuf *b) {
-    flow_val v = {.o = NULL};
+static fl_val sb_done(const fl_plan *p, uint32_t t, sbuf *b) {
+    fl_val v = {.o = NULL};
     if (!b->too_long) v = fv_str_new(p, t, b->data, (int64_t)b->len);
     if (b->data != b->inline_) fl_free(b->ctx, b->data);
     return v;
@@ -83,7 +83,7 @@ static flow_val sb_done(const flow_plan *p, uint32_t t, sbuf *b) {
 
 /* ---- string and path helpers (pure; each returns a new string value) ---- */
 
-static fv_str *S(flow_val v) {
+static fv_str *S(fl_val v) {
     return fv_as_str(v);
 }
 
@@ -115,13 +115,13 @@ static size_t ext_start(const char *name, size_t n) {
     return i - 1;
 }
 
-static flow_val str_basename(const flow_plan *p, uint32_t t, const fv_str *s) {
+static fl_val str_basename(const fl_plan *p, uint32_t t, const fv_str *s) {
     size_t b, e;
     base_range(s->data, (size_t)s->len, &b, &e);
     return fv_str_new(p, t, s->data + b, (int64_t)(e - b));
 }
 
-static flow_val str_dirname(const flow_plan *p, uint32_t t, const fv_str *s) {
+static fl_val str_dirname(const fl_plan *p, uint32_t t, const fv_str *s) {
     const char *d = s->data;
     size_t e = trim_slashes(d, (size_t)s->len);
     if (e == 0) return fv_str_new(p, t, ".", 1);
@@ -134,7 +134,7 @@ static flow_val str_dirname(const flow_plan *p, uint32_t t, const fv_str *s) {
     return fv_str_new(p, t, d, (int64_t)e);
 }
 
-static flow_val str_stem_or_ext(const flow_plan *p, uint32_t t, const fv_str *s, bool stem) {
+static fl_val str_stem_or_ext(const fl_plan *p, uint32_t t, const fv_str *s, bool stem) {
     size_t b, e;
     base_range(s->data, (size_t)s->len, &b, &e);
     size_t x = b + ext_start(s->data + b, e - b);
@@ -144,7 +144,7 @@ static flow_val str_stem_or_ext(const flow_plan *p, uint32_t t, const fv_str *s,
 
 /* join(a, b) -> path: b when absolute or a empty; a when b empty; else a "/" b
  * with a's trailing slashes folded into one. */
-static flow_val str_join_path(const flow_plan *p, uint32_t t, const fv_str *a, const fv_str *b) {
+static fl_val str_join_path(const fl_plan *p, uint32_t t, const fv_str *a, const fv_str *b) {
     if (b->len > 0 && b->data[0] == '/') return fv_str_new(p, t, b->data, b->len);
     if (a->len == 0) return fv_str_new(p, t, b->data, b->len);
     if (b->len == 0) return fv_str_new(p, t, a->data, a->len);
@@ -157,8 +157,8 @@ static flow_val str_join_path(const flow_plan *p, uint32_t t, const fv_str *a, c
     return sb_done(p, t, &sb);
 }
 
-static flow_val str_case(const flow_plan *p, uint32_t t, const fv_str *s, bool up) {
-    flow_val v = fv_str_new(p, t, s->data, s->len);
+static fl_val str_case(const fl_plan *p, uint32_t t, const fv_str *s, bool up) {
+    fl_val v = fv_str_new(p, t, s->data, s->len);
     char *d = fv_as_str(v)->data;
     for (int64_t i = 0; i < s->len; i++) {
         unsigned char c = (unsigned char)d[i];
@@ -173,7 +173,7 @@ static const char *find(const fv_str *s, size_t from, const fv_str *sub) {
     return memmem(s->data + from, (size_t)s->len - from, sub->data, (size_t)sub->len);
 }
 
-static flow_val str_replace(const flow_plan *p, uint32_t t, const fv_str *s, const fv_str *old,
+static fl_val str_replace(const fl_plan *p, uint32_t t, const fv_str *s, const fv_str *old,
                             const fv_str *new_) {
     if (old->len == 0) return fv_str_new(p, t, s->data, s->len);
     sbuf sb;
@@ -202,7 +202,7 @@ static void sb_shquote(sbuf *sb, const fv_str *s) {
     sb_put(sb, "'", 1);
 }
 
-static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
+static fl_val str_shquote(const fl_plan *p, uint32_t t, const fv_str *s) {
     sbuf sb;
     sb_init(&sb, p->ctx);
     sb_shquote(&sb, s);
@@ -210,7 +210,7 @@ static flow_val str_shquote(const flow_plan *p, uint32_t t, const fv_str *s) {
 }
 
 /* The elements of a list of strings as quoted words separated by spaces. */
-static flow_val str_shquote_list(const flow_plan *p, uint32_t t, const fv_list *xs) {
+static fl_val str_shquote_list(const fl_plan *p, uint32_t t, const fv_list *xs) {
     sbuf sb;
     sb_init(&sb, p->ctx);
     for (int64_t i = 0; i < xs->len; i++) {
@@ -270,7 +270,7 @@ static void excerpt(const fv_str *s, char *buf, size_t len) {
 /* `==` of two lists or records: element by element with the language's `==`, so
  * floats compare as IEEE numbers at any depth (nan != nan, -0.0 == 0.0), unlike the
  * value model's fv_equal, which is identity of values for caching. */
-static bool deep_eq(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
+static bool deep_eq(const fl_plan *p, uint32_t type, fl_val a, fl_val b) {
     const plan_type *t = &p->types[type];
     switch ((plan_type_kind)t->kind) {
         case PT_FLOAT:
@@ -305,7 +305,7 @@ static bool deep_eq(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
 /* ---- the loop ---- */
 
 /* Release the values on the stack when instruction pc fails (see DESIGN). */
-static void unwind(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, int sp) {
+static void unwind(const fl_plan *p, uint32_t lam, uint32_t pc, fl_val *st, int sp) {
     uint32_t types[EXPR_RT_MAX_STACK];
     int n = 0;
     if (expr_stack_types(p, lam, pc, types, &n) != 0 || n != sp) return; /* cannot happen */
@@ -313,9 +313,9 @@ static void unwind(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, 
         if (types[i] < p->n_types) fv_decref(p, types[i], st[i]);
 }
 
-static int fail(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, int sp,
+static int fail(const fl_plan *p, uint32_t lam, uint32_t pc, fl_val *st, int sp,
                 expr_error *err, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static int fail(const flow_plan *p, uint32_t lam, uint32_t pc, flow_val *st, int sp,
+static int fail(const fl_plan *p, uint32_t lam, uint32_t pc, fl_val *st, int sp,
                 expr_error *err, const char *fmt, ...) {
     const plan_lambda *l = &p->lambdas[lam];
     err->loc = p->code[l->first_code + pc].loc;
@@ -368,10 +368,10 @@ static int str_cmp(const fv_str *a, const fv_str *b) {
  * instruction `stop` (1), at RET (0, the result in *out) or on an error (-1, the
  * stack released); `stepping` false: never stops (the test folds away). Inlined
  * into both entry points. */
-static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_t lam, uint32_t pc,
+static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t lam, uint32_t pc,
                                                      bool stepping, uint32_t stop,
-                                                     const flow_val *args, flow_val *st, int *spp,
-                                                     flow_val *out, expr_error *err) {
+                                                     const fl_val *args, fl_val *st, int *spp,
+                                                     fl_val *out, expr_error *err) {
     const plan_lambda *l = &p->lambdas[lam];
     const plan_instr *code = p->code + l->first_code;
     const uint32_t *ptypes = p->typelist + l->first_ptype;
@@ -382,7 +382,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             return 1;
         }
         const plan_instr *in = &code[pc];
-        switch ((flow_expr_op)in->op) {
+        switch ((fl_expr_op)in->op) {
             /* ---- operands ---- */
             case EOP_IMM:
                 st[sp++].i = in->a;
@@ -550,7 +550,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             case EOP_FIELD: {
                 const plan_type *rt = &p->types[in->a];
                 uint32_t ft = p->fields[rt->first + in->b].type;
-                flow_val v = fv_as_rec(TOP)->fields[in->b];
+                fl_val v = fv_as_rec(TOP)->fields[in->b];
                 fv_incref(p, ft, v);
                 fv_decref(p, (uint32_t)in->a, TOP);
                 TOP = v;
@@ -558,17 +558,17 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             }
             case EOP_MAKE_RECORD: {
                 uint32_t n = p->types[in->a].n;
-                flow_val r = fv_rec_new(p, (uint32_t)in->a);
+                fl_val r = fv_rec_new(p, (uint32_t)in->a);
                 sp -= (int)n;
-                if (n) memcpy(fv_as_rec(r)->fields, &st[sp], n * sizeof(flow_val));
+                if (n) memcpy(fv_as_rec(r)->fields, &st[sp], n * sizeof(fl_val));
                 st[sp++] = r;
                 break;
             }
             case EOP_MAKE_LIST: {
                 uint32_t n = in->b;
-                flow_val v = fv_list_new(p, (uint32_t)in->a, n);
+                fl_val v = fv_list_new(p, (uint32_t)in->a, n);
                 sp -= (int)n;
-                if (n) memcpy(fv_as_list(v)->items, &st[sp], n * sizeof(flow_val));
+                if (n) memcpy(fv_as_list(v)->items, &st[sp], n * sizeof(fl_val));
                 st[sp++] = v;
                 break;
             }
@@ -579,7 +579,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                     FAIL("index %" PRId64 " out of range for a list of length %" PRId64, i,
                          xs->len);
                 uint32_t et = p->types[in->a].elem;
-                flow_val v = xs->items[i];
+                fl_val v = xs->items[i];
                 fv_incref(p, et, v);
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 sp--;
@@ -602,7 +602,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                     if (i) sb_put(&sb, sep->data, (size_t)sep->len);
                     sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
                 }
-                flow_val v = sb_done(p, et, &sb);
+                fl_val v = sb_done(p, et, &sb);
                 CHECK_LEN(v, "join()");
                 fv_decref(p, et, TOP);
                 fv_decref(p, (uint32_t)in->a, NEXT);
@@ -618,7 +618,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
                 sb_init(&sb, p->ctx);
                 for (int k = sp - n; k < sp; k++)
                     sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
-                flow_val v = sb_done(p, (uint32_t)in->a, &sb);
+                fl_val v = sb_done(p, (uint32_t)in->a, &sb);
                 CHECK_LEN(v, in->op == EOP_CONCAT ? "'+'" : "an interpolation");
                 for (int k = sp - n; k < sp; k++)
                     fv_decref(p, (uint32_t)in->a, st[k]);
@@ -657,7 +657,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             case EOP_LOWER: {
                 uint32_t t = (uint32_t)in->a;
                 const fv_str *s = S(TOP);
-                flow_val v;
+                fl_val v;
                 switch (in->op) {
                     case EOP_SHQUOTE:
                         v = str_shquote(p, t, s);
@@ -688,14 +688,14 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             }
             case EOP_SHQUOTE_L: {
                 uint32_t et = p->types[in->a].elem;
-                flow_val v = str_shquote_list(p, et, fv_as_list(TOP));
+                fl_val v = str_shquote_list(p, et, fv_as_list(TOP));
                 CHECK_LEN(v, "a command's quoting");
                 fv_decref(p, (uint32_t)in->a, TOP);
                 TOP = v;
                 break;
             }
             case EOP_JOIN_P: {
-                flow_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
+                fl_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
                 CHECK_LEN(v, "join()");
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 fv_decref(p, (uint32_t)in->a, TOP);
@@ -705,7 +705,7 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
             }
             case EOP_REPLACE: {
                 uint32_t t = (uint32_t)in->a;
-                flow_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
+                fl_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
                 CHECK_LEN(v, "replace()");
                 for (int k = sp - 3; k < sp; k++)
                     fv_decref(p, t, st[k]);
@@ -781,17 +781,17 @@ static inline __attribute__((always_inline)) int run(const flow_plan *p, uint32_
     }
 }
 
-int expr_eval(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+int expr_eval(const fl_plan *p, uint32_t lam, const fl_val *args, fl_val *out,
               expr_error *err) {
-    flow_val st[EXPR_RT_MAX_STACK];
+    fl_val st[EXPR_RT_MAX_STACK];
     int sp = 0;
     return run(p, lam, 0, false, 0, args, st, &sp, out, err);
 }
 
-int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args, flow_val *st,
+int expr_step(const fl_plan *p, uint32_t lam, uint32_t pc, const fl_val *args, fl_val *st,
               int *sp, expr_error *err) {
     const plan_instr *in = &p->code[p->lambdas[lam].first_code + pc];
-    switch ((flow_expr_op)in->op) {
+    switch ((fl_expr_op)in->op) {
         case EOP_JUMP:
         case EOP_JUMP_IF_FALSE:
         case EOP_JUMP_IF_TRUE:
@@ -805,7 +805,7 @@ int expr_step(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *arg
     }
 }
 
-char *expr_error_format(const flow_plan *p, const expr_error *err, char *buf, size_t len) {
+char *expr_error_format(const fl_plan *p, const expr_error *err, char *buf, size_t len) {
     const char *file = plan_str(p, p->source);
     if (!file[0]) file = "<plan>";
     if (err->loc < p->n_locs)

@@ -91,12 +91,12 @@
     X(INT_F, 1, 1, "int(float): truncates; nan or out of range is a run-time error")          \
     X(FLOAT_S, 1, 1, "float(str); not a number is a run-time error")
 
-typedef enum flow_expr_op {
+typedef enum fl_expr_op {
 #define X(name, pops, pushes, doc) EOP_##name,
     FLOW_EXPR_OPS(X)
 #undef X
         EOP__COUNT
-} flow_expr_op;
+} fl_expr_op;
 
 /* Built-ins of language.md §8 callable from lambdas, as written in source:
  * X(NAME, "name", number of arguments, doc). The compiler lowers each call to the
@@ -118,11 +118,11 @@ typedef enum flow_expr_op {
     X(STARTS_WITH, "starts_with", 2, "starts_with(s, prefix) -> bool")                         \
     X(ENDS_WITH, "ends_with", 2, "ends_with(s, suffix) -> bool")
 
-typedef enum flow_expr_builtin {
+typedef enum fl_expr_builtin {
 #define X(name, text, nargs, doc) EB_##name,
     FLOW_EXPR_BUILTINS(X)
 #undef X
         EB__COUNT
-} flow_expr_builtin;
+} fl_expr_builtin;
 
 #endif

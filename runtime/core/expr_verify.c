@@ -28,7 +28,7 @@ typedef struct vstack {
 #define VERIFY_MAX_POOL (1u << 24)
 
 typedef struct vm {
-    const flow_plan *p;      /* the plan */
+    const fl_plan *p;      /* the plan */
     const plan_lambda *l;    /* the lambda */
     uint32_t *at;            /* per instruction: where in pool the state that jumps
                                 carry there starts, or PLAN_NONE (malloc'ed) */
@@ -52,23 +52,23 @@ static int bad(vm *m, uint32_t pc, const char *fmt, ...) {
 
 /* ---- type classes ---- */
 
-static uint32_t kind(const flow_plan *p, uint32_t t) {
+static uint32_t kind(const fl_plan *p, uint32_t t) {
     return t < p->n_types ? p->types[t].kind : PT__COUNT;
 }
-static bool is_word(const flow_plan *p, uint32_t t) {
+static bool is_word(const fl_plan *p, uint32_t t) {
     uint32_t k = kind(p, t);
     return t == EXPR_TY_WORD || k == PT_INT || k == PT_BOOL || k == PT_DURATION;
 }
-static bool is_flt(const flow_plan *p, uint32_t t) {
+static bool is_flt(const fl_plan *p, uint32_t t) {
     return t == EXPR_TY_FLOAT || kind(p, t) == PT_FLOAT;
 }
-static bool is_s(const flow_plan *p, uint32_t t) {
+static bool is_s(const fl_plan *p, uint32_t t) {
     uint32_t k = kind(p, t);
     return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE;
 }
 
 /* Same layout: what matters for reading and releasing a value. */
-static bool compat(const flow_plan *p, uint32_t a, uint32_t b, int depth) {
+static bool compat(const fl_plan *p, uint32_t a, uint32_t b, int depth) {
     if (a == b) return true;
     if (depth > 64) return false;
     if (is_word(p, a)) return is_word(p, b);
@@ -88,7 +88,7 @@ static bool compat(const flow_plan *p, uint32_t a, uint32_t b, int depth) {
 
 /* ---- the abstract run ---- */
 
-static bool same_stack(const flow_plan *p, const vstack *a, const uint32_t *b);
+static bool same_stack(const fl_plan *p, const vstack *a, const uint32_t *b);
 
 /* A jump carries the stack st to target: the first one there records it, the others
  * must agree with it. */
@@ -118,7 +118,7 @@ static int record(vm *m, uint32_t pc, uint32_t target, const vstack *st) {
 }
 
 /* b: a recorded state (height, then types) */
-static bool same_stack(const flow_plan *p, const vstack *a, const uint32_t *b) {
+static bool same_stack(const fl_plan *p, const vstack *a, const uint32_t *b) {
     if ((uint32_t)a->n != b[0]) return false;
     for (int i = 0; i < a->n; i++)
         if (!compat(p, a->t[i], b[1 + i], 0)) return false;
@@ -149,7 +149,7 @@ static const char *const op_names[] = {
 /* Run the types up to instruction `upto` (its state goes to *out) or, with
  * upto = PLAN_NONE, through the whole lambda. */
 static int run(vm *m, uint32_t upto, vstack *out) {
-    const flow_plan *p = m->p;
+    const fl_plan *p = m->p;
     const plan_lambda *l = m->l;
     const plan_instr *code = p->code + l->first_code;
     const uint32_t *ptypes = p->typelist + l->first_ptype;
@@ -178,7 +178,7 @@ static int run(vm *m, uint32_t upto, vstack *out) {
         const char *name = op_names[in->op];
         uint32_t a = (uint32_t)in->a;
         bool a_type = a < p->n_types, a_val = a < p->n_values;
-        switch ((flow_expr_op)in->op) {
+        switch ((fl_expr_op)in->op) {
             case EOP_IMM:
                 PUSH(EXPR_TY_WORD);
                 break;
@@ -399,7 +399,7 @@ static int run(vm *m, uint32_t upto, vstack *out) {
     return 0;
 }
 
-static int start(const flow_plan *p, uint32_t lam, vm *m, char *err, size_t errlen) {
+static int start(const fl_plan *p, uint32_t lam, vm *m, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     m->p = p;
     m->err = err;
@@ -428,7 +428,7 @@ static void finish(vm *m) {
     fl_free(m->p->ctx, m->pool);
 }
 
-int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen) {
+int expr_verify(const fl_plan *p, uint32_t lam, char *err, size_t errlen) {
     vm m;
     if (start(p, lam, &m, err, errlen)) {
         finish(&m);
@@ -440,7 +440,7 @@ int expr_verify(const flow_plan *p, uint32_t lam, char *err, size_t errlen) {
     return r;
 }
 
-int expr_stack_types(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n) {
+int expr_stack_types(const fl_plan *p, uint32_t lam, uint32_t pc, uint32_t *types, int *n) {
     vm m;
     *n = 0;
     if (start(p, lam, &m, NULL, 0)) {

@@ -59,13 +59,13 @@ typedef expr_native jit_fn;
 /* The runtime, as given by libflow when the module was loaded. */
 static const jit_rt_table *RT;
 
-static void *jmalloc(const flow_plan *p, size_t n) {
+static void *jmalloc(const fl_plan *p, size_t n) {
     return RT->malloc(p->ctx, n);
 }
-static void *jcalloc(const flow_plan *p, size_t n, size_t size) {
+static void *jcalloc(const fl_plan *p, size_t n, size_t size) {
     return RT->calloc(p->ctx, n, size);
 }
-static void jfree(const flow_plan *p, void *q) {
+static void jfree(const fl_plan *p, void *q) {
     RT->free(p->ctx, q);
 }
 
@@ -96,7 +96,7 @@ static double now_ms(void) {
 
 /* The state of compiling one plan (module-wide) and one lambda (per function). */
 typedef struct gen {
-    const flow_plan *p;                             /* the plan */
+    const fl_plan *p;                             /* the plan */
     LLVMContextRef C;                               /* context of the module */
     LLVMModuleRef M;                                /* the module of every lambda */
     LLVMBuilderRef B;                               /* the builder */
@@ -217,7 +217,7 @@ static void bin_f(gen *g, LLVMOpcode op) {
 /* Compile lambda lam into function "lam<N>". 0, or -1 when it cannot be (it is
  * then interpreted). */
 static int gen_lambda(gen *g, uint32_t lam) {
-    const flow_plan *p = g->p;
+    const fl_plan *p = g->p;
     const plan_lambda *l = &p->lambdas[lam];
     const plan_instr *code = p->code + l->first_code;
     uint32_t n = l->ncode;
@@ -237,7 +237,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
     g->depth[n] = -1;
     leader[0] = true;
     for (uint32_t pc = 0; pc < n; pc++) {
-        switch ((flow_expr_op)code[pc].op) {
+        switch ((fl_expr_op)code[pc].op) {
             case EOP_JUMP:
             case EOP_JUMP_IF_FALSE:
             case EOP_JUMP_IF_TRUE:
@@ -297,7 +297,7 @@ static int gen_lambda(gen *g, uint32_t lam) {
         }
         if (!open) continue;
         if (g->depth[pc] != g->sp) goto out; /* cannot happen for verified code */
-        switch ((flow_expr_op)in->op) {
+        switch ((fl_expr_op)in->op) {
             case EOP_IMM:
                 g->stack[g->sp++] = ci64(g, in->a);
                 break;
@@ -498,7 +498,7 @@ static LLVMTypeRef thunk_type(gen *g, uint32_t t, bool *is_bool) {
 
 /* Emit "thunk<ti>" (jit_thunk) for C task ti; false when its signature is not simple. */
 static bool gen_thunk(gen *g, uint32_t ti) {
-    const flow_plan *p = g->p;
+    const fl_plan *p = g->p;
     const plan_task *t = &p->tasks[ti];
     if (t->kind != TK_C || t->nparams > JIT_MAX_THUNK_PARAMS) return false;
     LLVMTypeRef at[JIT_MAX_THUNK_PARAMS];
@@ -550,7 +550,7 @@ static bool gen_thunk(gen *g, uint32_t ti) {
 
 #define JIT_MAX_STAGES 64 /* map/filter stages in one fused loop */
 
-static bool scalar_type(const flow_plan *p, uint32_t t) {
+static bool scalar_type(const fl_plan *p, uint32_t t) {
     if (t >= p->n_types) return false;
     switch ((plan_type_kind)p->types[t].kind) {
         case PT_INT:
@@ -566,7 +566,7 @@ static bool scalar_type(const flow_plan *p, uint32_t t) {
 /* The chain of map/filter nodes ending at `node` over a range: stage[0..*ns),
  * innermost first. false when there is none or it is not all scalar lambdas with
  * native code. */
-static bool range_chain(const flow_plan *p, const bool *ok, uint32_t node, uint32_t *stage,
+static bool range_chain(const fl_plan *p, const bool *ok, uint32_t node, uint32_t *stage,
                         int *ns) {
     const plan_node *N = &p->nodes[node];
     if (!(N->kind == PN_MAP || N->kind == PN_FILTER || N->kind == PN_LEN) || N->nargs < 1)
@@ -594,7 +594,7 @@ static bool range_chain(const flow_plan *p, const bool *ok, uint32_t node, uint3
 
 /* Add the uses of node's value by other nodes (arguments, afters) to uses[]; a
  * graph's result counts as one more. */
-static void count_uses(const flow_plan *p, uint32_t node, uint32_t *uses) {
+static void count_uses(const fl_plan *p, uint32_t node, uint32_t *uses) {
     const plan_node *N = &p->nodes[node];
     for (uint32_t a = 0; a < N->nargs; a++)
         if (p->args[N->first_arg + a].node < p->n_nodes) uses[p->args[N->first_arg + a].node]++;
@@ -608,7 +608,7 @@ static void count_uses(const flow_plan *p, uint32_t node, uint32_t *uses) {
  * sched.c "fusion": its only use is the list of a map, filter or len), so that no
  * loop ends at it. Only saves compile time: a loop the scheduler does not ask for
  * is never run. */
-static bool chain_inner(const flow_plan *p, uint32_t node, const uint32_t *uses) {
+static bool chain_inner(const fl_plan *p, uint32_t node, const uint32_t *uses) {
     const plan_node *N = &p->nodes[node];
     if (!(N->kind == PN_MAP || N->kind == PN_FILTER) || uses[node] != 1) return false;
     for (uint32_t c = 0; c < p->n_nodes; c++) {
@@ -622,7 +622,7 @@ static bool chain_inner(const flow_plan *p, uint32_t node, const uint32_t *uses)
 /* Emit "kern<node>": the loop of jit.h's jit_kernel, calling (and, after
  * inlining, containing) each stage's lambda. */
 static void gen_kernel(gen *g, uint32_t node, const uint32_t *stage, int ns) {
-    const flow_plan *p = g->p;
+    const fl_plan *p = g->p;
     LLVMTypeRef kp[6] = {g->i64, g->i64, g->i64p, g->i64p, g->i32p, g->i8p};
     LLVMTypeRef kty = LLVMFunctionType(g->i32, kp, 6, 0);
     char name[32];
@@ -752,7 +752,7 @@ static uint64_t lookup(LLVMOrcLLJITRef jit, const char *prefix, uint32_t k, char
 }
 
 /* jit_module_ops.attach: the checks on the plan are jit_attach's (jit_load.c). */
-static int module_attach(flow_plan *p, expr_jit **out, char *err, size_t errlen) {
+static int module_attach(fl_plan *p, expr_jit **out, char *err, size_t errlen) {
     if (p->n_lambdas > JIT_MAX_LAMBDAS) {
         snprintf(err, errlen, "JIT: more than %d lambdas", JIT_MAX_LAMBDAS);
         return -1;
@@ -920,7 +920,7 @@ fail:
     return -1;
 }
 
-static void module_detach(flow_plan *p, expr_jit *j) {
+static void module_detach(fl_plan *p, expr_jit *j) {
     LLVMErrorRef e = LLVMOrcDisposeLLJIT((LLVMOrcLLJITRef)j->lljit);
     if (e) LLVMConsumeError(e);
     jfree(p, j->thunk);
@@ -940,7 +940,7 @@ int flow_jit_module_init(const jit_rt_table *rt, jit_module_ops *ops, char *err,
                  (unsigned)JIT_ABI_VERSION, rt ? (unsigned)rt->abi : 0u);
         return -1;
     }
-    if (rt->size != sizeof *rt || rt->plan_size != sizeof(flow_plan) ||
+    if (rt->size != sizeof *rt || rt->plan_size != sizeof(fl_plan) ||
         rt->jit_size != sizeof(struct expr_jit)) {
         snprintf(err, errlen, "the runtime's table does not match this module (module and libflow are from different builds of flow)");
         return -1;

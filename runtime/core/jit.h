@@ -48,19 +48,19 @@ int jit_available(void);
  * are interpreted). A plan without lambdas: 0 at once, nothing loaded; else the
  * JIT module is loaded first (once per process): a module that is missing or
  * refuses is -1 with "JIT module PATH: REASON" in err. */
-int jit_attach(flow_plan *p, char *err, size_t errlen);
+int jit_attach(fl_plan *p, char *err, size_t errlen);
 
 /* Detach and free p's native code (before plan_free). No-op when there is none. */
-void jit_detach(flow_plan *p);
+void jit_detach(fl_plan *p);
 
 /* The figures of p's compilation; zeros when p has no JIT. */
-jit_stats jit_stats_of(const flow_plan *p);
+jit_stats jit_stats_of(const fl_plan *p);
 
 /* The native code of lambda lam (same contract as expr_eval, minus the plan and the
  * lambda index), or NULL when it has none: for loops that call one lambda many
  * times (the scheduler's fused chains). */
-typedef int (*expr_native)(const flow_val *args, flow_val *out, expr_error *err);
-expr_native jit_native(const flow_plan *p, uint32_t lam);
+typedef int (*expr_native)(const fl_val *args, fl_val *out, expr_error *err);
+expr_native jit_native(const fl_plan *p, uint32_t lam);
 
 /* A fused loop over range(start, start+n) (the scheduler's fusion, sched.c): each
  * element goes through the chain of map/filter lambdas ending at a plan node, all
@@ -68,13 +68,13 @@ expr_native jit_native(const flow_plan *p, uint32_t lam);
  * for len) and counted in *kept. On a lambda's run-time error: -1, err as the
  * interpreter gives it, *fail_stage the failing stage (0 = the innermost) and
  * *kept the values written so far; else 0. */
-typedef int (*jit_kernel)(int64_t start, int64_t n, int64_t *kept, flow_val *items,
+typedef int (*jit_kernel)(int64_t start, int64_t n, int64_t *kept, fl_val *items,
                           int32_t *fail_stage, expr_error *err);
 
 /* The fused loop of plan node `node` (a map, filter or len) over a chain of
  * nstages map/filter stages whose source is a range, or NULL: built only for
  * chains of lambdas over scalars (int, float, bool, duration). */
-jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages);
+jit_kernel jit_range_kernel(const fl_plan *p, uint32_t node, int *nstages);
 
 /* A direct-call thunk for C task ti: calls fn with the C arguments avalue[i] point
  * at and stores the result in rbuf, exactly as ffi_call(&cif, fn, rbuf, avalue)
@@ -82,11 +82,11 @@ jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages);
  * tasks whose parameters and result are int, float, bool, duration or str-like
  * (result also void); NULL for the others, which keep libffi. */
 typedef void (*jit_thunk)(void *fn, void *rbuf, void **avalue);
-jit_thunk jit_task_thunk(const flow_plan *p, uint32_t ti);
+jit_thunk jit_task_thunk(const fl_plan *p, uint32_t ti);
 
 /* Run lambda `lam` on args exactly as expr_eval does (same contract), with the
  * native code when p has it. The single dispatch point of the runtime. */
-int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+int expr_run(const fl_plan *p, uint32_t lam, const fl_val *args, fl_val *out,
              expr_error *err);
 
 #endif /* FLOW_JIT_H */

@@ -15,7 +15,7 @@
  *
  *   Both sides are built from the same headers (plan.h, expr.h); the ABI version
  *   changes whenever this table, struct expr_jit or the plan's layout changes in a
- *   way the other side would misread. sizeof(flow_plan) and sizeof(struct
+ *   way the other side would misread. sizeof(fl_plan) and sizeof(struct
  *   expr_jit) travel in the table as a second check against a module from another
  *   build.
  *
@@ -55,13 +55,13 @@ struct expr_jit {
 typedef struct jit_rt_table {
     uint32_t abi;       /* JIT_ABI_VERSION */
     uint32_t size;      /* sizeof(jit_rt_table) */
-    uint32_t plan_size; /* sizeof(flow_plan) */
+    uint32_t plan_size; /* sizeof(fl_plan) */
     uint32_t jit_size;  /* sizeof(struct expr_jit) */
     /* the interpreter: one instruction (called by the generated code), and the
      * static stack types before an instruction (expr.h) */
-    int (*expr_step)(const flow_plan *p, uint32_t lam, uint32_t pc, const flow_val *args,
-                     flow_val *st, int *sp, expr_error *err);
-    int (*expr_stack_types)(const flow_plan *p, uint32_t lam, uint32_t pc, uint32_t *types,
+    int (*expr_step)(const fl_plan *p, uint32_t lam, uint32_t pc, const fl_val *args,
+                     fl_val *st, int *sp, expr_error *err);
+    int (*expr_stack_types)(const fl_plan *p, uint32_t lam, uint32_t pc, uint32_t *types,
                             int *n);
     /* the allocator of a context (ctx.h's fl_malloc, fl_calloc, fl_free) */
     void *(*malloc)(fl_ctx *c, size_t n);
@@ -74,9 +74,9 @@ typedef struct jit_module_ops {
     uint32_t abi; /* JIT_ABI_VERSION */
     /* Compile every lambda of p (verified) into a new expr_jit: 0 and *out, or -1
      * with one line in err. */
-    int (*attach)(flow_plan *p, expr_jit **out, char *err, size_t errlen);
+    int (*attach)(fl_plan *p, expr_jit **out, char *err, size_t errlen);
     /* Free what attach made (p is the plan it was made for). */
-    void (*detach)(flow_plan *p, expr_jit *j);
+    void (*detach)(fl_plan *p, expr_jit *j);
 } jit_module_ops;
 
 /* The module's one exported function (named JIT_MODULE_ENTRY): keeps rt (which

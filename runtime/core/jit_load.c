@@ -48,24 +48,24 @@
 #define FLOW_JIT_DIR "/usr/local/lib/flow"
 #endif
 
-expr_native jit_native(const flow_plan *p, uint32_t lam) {
+expr_native jit_native(const fl_plan *p, uint32_t lam) {
     const struct expr_jit *j = p->jit;
     return j && lam < j->n ? j->fn[lam] : NULL;
 }
 
-jit_kernel jit_range_kernel(const flow_plan *p, uint32_t node, int *nstages) {
+jit_kernel jit_range_kernel(const fl_plan *p, uint32_t node, int *nstages) {
     const struct expr_jit *j = p->jit;
     if (!j || !j->kern || node >= p->n_nodes || !j->kern[node]) return NULL;
     *nstages = j->kstages[node];
     return j->kern[node];
 }
 
-jit_thunk jit_task_thunk(const flow_plan *p, uint32_t ti) {
+jit_thunk jit_task_thunk(const fl_plan *p, uint32_t ti) {
     const struct expr_jit *j = p->jit;
     return j && j->thunk && ti < p->n_tasks ? j->thunk[ti] : NULL;
 }
 
-int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *out,
+int expr_run(const fl_plan *p, uint32_t lam, const fl_val *args, fl_val *out,
              expr_error *err) {
     const struct expr_jit *j = p->jit;
     if (j) {
@@ -75,7 +75,7 @@ int expr_run(const flow_plan *p, uint32_t lam, const flow_val *args, flow_val *o
     return expr_eval(p, lam, args, out, err);
 }
 
-jit_stats jit_stats_of(const flow_plan *p) {
+jit_stats jit_stats_of(const fl_plan *p) {
     jit_stats s;
     memset(&s, 0, sizeof s);
     if (p->jit) s = p->jit->stats;
@@ -103,7 +103,7 @@ static void rt_free(fl_ctx *c, void *q) {
 static const jit_rt_table rt_table = {
     .abi = JIT_ABI_VERSION,
     .size = sizeof(jit_rt_table),
-    .plan_size = sizeof(flow_plan),
+    .plan_size = sizeof(fl_plan),
     .jit_size = sizeof(struct expr_jit),
     .expr_step = expr_step,
     .expr_stack_types = expr_stack_types,
@@ -195,7 +195,7 @@ static void load_module(void) {
              JIT_MODULE_NAME, FLOW_JIT_DIR);
 }
 
-int jit_attach(flow_plan *p, char *err, size_t errlen) {
+int jit_attach(fl_plan *p, char *err, size_t errlen) {
     if (p->jit) return 0;
     if (p->n_lambdas == 0) return 0; /* no lambdas: no JIT, and LLVM is not loaded */
     if (p->n_lambdas > JIT_MAX_LAMBDAS) {
@@ -213,7 +213,7 @@ int jit_attach(flow_plan *p, char *err, size_t errlen) {
     return 0;
 }
 
-void jit_detach(flow_plan *p) {
+void jit_detach(fl_plan *p) {
     expr_jit *j = p->jit;
     if (!j) return;
     p->jit = NULL;
@@ -226,13 +226,13 @@ int jit_available(void) {
     return 0;
 }
 
-int jit_attach(flow_plan *p, char *err, size_t errlen) {
+int jit_attach(fl_plan *p, char *err, size_t errlen) {
     (void)p;
     snprintf(err, errlen, "built without LLVM");
     return -1;
 }
 
-void jit_detach(flow_plan *p) {
+void jit_detach(fl_plan *p) {
     (void)p;
 }
 

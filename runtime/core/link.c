@@ -68,7 +68,7 @@ static void init_pair(rt_runtime *rt) {
 
 /* Build rt->ctypes[type] (and everything below it). 0, or -1 with err. */
 static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size_t errlen) {
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     rt_ctype *ct = &rt->ctypes[type];
     if (ct->ft) return 0;
     if (depth > 64) {
@@ -192,7 +192,7 @@ static const char *base_name(const char *path) {
 }
 
 /* The first task that uses library `lib`, for error messages ("" when none). */
-static const char *lib_user(const flow_plan *p, uint32_t lib, char *buf, size_t n) {
+static const char *lib_user(const fl_plan *p, uint32_t lib, char *buf, size_t n) {
     for (uint32_t i = 0; i < p->n_tasks; i++)
         if (p->tasks[i].kind == TK_C && p->tasks[i].lib == lib) {
             snprintf(buf, n, "task %s: ", plan_str(p, p->tasks[i].name));
@@ -215,7 +215,7 @@ static int try_open(fl_ctx *c, const char *path, rt_lib *out, char *why, size_t 
 }
 
 static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err, size_t errlen) {
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_lib *pl = &p->libs[li];
     const char *name = plan_str(p, pl->name), *lpath = plan_str(p, pl->path);
     rt_lib *out = &rt->libs[li];
@@ -303,7 +303,7 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
 
 /* What call.c relies on in a combine: halves, binds and stitch in range. The plan
  * reader checks indexes; this checks that they fit together. */
-static int check_combine(const flow_plan *p, const plan_task *t, const char *tname, char *err,
+static int check_combine(const fl_plan *p, const plan_task *t, const char *tname, char *err,
                          size_t errlen) {
     const char *why = NULL;
     if (t->first >= p->n_tasks || t->second >= p->n_tasks) {
@@ -335,7 +335,7 @@ static int check_combine(const flow_plan *p, const plan_task *t, const char *tna
 }
 
 static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
-    const flow_plan *p = rt->plan;
+    const fl_plan *p = rt->plan;
     const plan_task *t = &p->tasks[ti];
     const char *tname = plan_str(p, t->name);
     char why[256] = "";
@@ -397,7 +397,7 @@ static int link_task(rt_runtime *rt, uint32_t ti, char *err, size_t errlen) {
     return 0;
 }
 
-rt_runtime *rt_open(const flow_plan *plan, const char *plan_path, int strict, char *err,
+rt_runtime *rt_open(const fl_plan *plan, const char *plan_path, int strict, char *err,
                     size_t errlen) {
     fl_ctx *c = plan->ctx;
     rt_runtime *rt = fl_calloc(c, 1, sizeof *rt);
@@ -457,6 +457,6 @@ void rt_close(rt_runtime *rt) {
     fl_free(c, rt);
 }
 
-const flow_plan *rt_plan(const rt_runtime *rt) {
+const fl_plan *rt_plan(const rt_runtime *rt) {
     return rt->plan;
 }

@@ -122,7 +122,7 @@ static int yaml_to_text(yaml_document_t *doc, yaml_node_t *n, ptext *t, int dept
     }
 }
 
-static void list_names(const flow_plan *p, const plan_graph *G, char *buf, size_t len) {
+static void list_names(const fl_plan *p, const plan_graph *G, char *buf, size_t len) {
     buf[0] = 0;
     size_t n = 0;
     for (uint32_t i = 0; i < G->nparams && n < len; i++)
@@ -130,7 +130,7 @@ static void list_names(const flow_plan *p, const plan_graph *G, char *buf, size_
                               plan_str(p, p->params[G->first_param + i].name));
 }
 
-static int find_param(const flow_plan *p, const plan_graph *G, const char *name, size_t len) {
+static int find_param(const fl_plan *p, const plan_graph *G, const char *name, size_t len) {
     for (uint32_t i = 0; i < G->nparams; i++) {
         const char *pn = plan_str(p, p->params[G->first_param + i].name);
         if (strlen(pn) == len && !strncmp(pn, name, len)) return (int)i;
@@ -138,7 +138,7 @@ static int find_param(const flow_plan *p, const plan_graph *G, const char *name,
     return -1;
 }
 
-static int unknown(const flow_plan *p, const plan_graph *G, const char *name, size_t len, char *err,
+static int unknown(const fl_plan *p, const plan_graph *G, const char *name, size_t len, char *err,
                    size_t errlen) {
     char names[400];
     list_names(p, G, names, sizeof names);
@@ -152,7 +152,7 @@ static int unknown(const flow_plan *p, const plan_graph *G, const char *name, si
 }
 
 /* texts[i]: the text given for parameter i (borrowed or owned per owned[i]), or NULL. */
-static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, char **texts,
+static int load_yaml(const fl_plan *p, const plan_graph *G, const char *file, char **texts,
                      char *err, size_t errlen) {
     FILE *f = fopen(file, "rb");
     if (!f) {
@@ -228,7 +228,7 @@ static int load_yaml(const flow_plan *p, const plan_graph *G, const char *file, 
 
 /* Every dir in v (a dir, or a list of them) is an existing directory; else one
  * line in err naming what is missing. */
-static int dirs_exist(const flow_plan *p, uint32_t type, flow_val v, char *err, size_t errlen,
+static int dirs_exist(const fl_plan *p, uint32_t type, fl_val v, char *err, size_t errlen,
                       int depth) {
     const plan_type *T = &p->types[type];
     if (T->kind == PT_LIST && depth < PARAMS_MAX_YAML_DEPTH) {
@@ -251,8 +251,8 @@ static int dirs_exist(const flow_plan *p, uint32_t type, flow_val v, char *err, 
     return 0;
 }
 
-int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
-                   const char *yaml_file, flow_val *out, char *err, size_t errlen) {
+int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
+                   const char *yaml_file, fl_val *out, char *err, size_t errlen) {
     const plan_graph *G = &p->graphs[graph];
     char **texts = calloc(G->nparams ? G->nparams : 1, sizeof *texts);
     int rc = 0;

@@ -16,7 +16,7 @@
  * on an element that already exists (plan_new gives every array room), so the
  * compiler need not test each push; plan_write refuses a plan with p->oom.
  * (A read plan's arrays are never NULL either: decode gives each one element.) */
-uint32_t plan_grow_(flow_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size) {
+uint32_t plan_grow_(fl_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size) {
     if (*n == *cap) {
         uint32_t c = *cap ? *cap * 2 : 16;
         void *q = p->oom ? NULL : fl_reallocarray(p->ctx, *arr, c, size);
@@ -40,7 +40,7 @@ typedef struct plan_intern {
     uint32_t cap;
 } plan_intern;
 
-static uint32_t add_str(flow_plan *p, const char *s) {
+static uint32_t add_str(fl_plan *p, const char *s) {
     size_t n = strlen(s) + 1;
     if (p->n_strtext + n > p->cap_strtext) {
         uint32_t c = p->cap_strtext ? p->cap_strtext : 1024;
@@ -68,8 +68,8 @@ static uint32_t add_str(flow_plan *p, const char *s) {
     X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
         X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs)
 
-flow_plan *plan_new(fl_ctx *ctx) {
-    flow_plan *p = fl_calloc(ctx, 1, sizeof *p);
+fl_plan *plan_new(fl_ctx *ctx) {
+    fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
     if (!p) return NULL;
     p->ctx = ctx;
     p->intern = fl_calloc(ctx, 1, sizeof(plan_intern));
@@ -88,7 +88,7 @@ oom:
     return NULL;
 }
 
-void plan_free(flow_plan *p) {
+void plan_free(fl_plan *p) {
     if (!p) return;
     fl_ctx *c = p->ctx;
     if (p->intern) fl_free(c, ((plan_intern *)p->intern)->slots);
@@ -100,12 +100,12 @@ void plan_free(flow_plan *p) {
     fl_free(c, p);
 }
 
-const char *plan_str(const flow_plan *p, uint32_t s) {
+const char *plan_str(const fl_plan *p, uint32_t s) {
     if (s == PLAN_NONE || s >= p->n_stroff) return "";
     return p->strtext + p->stroff[s];
 }
 
-uint32_t plan_intern_str(flow_plan *p, const char *s) {
+uint32_t plan_intern_str(fl_plan *p, const char *s) {
     plan_intern *in = p->intern;
     if (!in) return add_str(p, s); /* a read plan: no table, just append */
     if (p->n_stroff * 2 >= in->cap) {
@@ -136,7 +136,7 @@ uint32_t plan_intern_str(flow_plan *p, const char *s) {
     return id;
 }
 
-static uint32_t find_type(flow_plan *p, const plan_type *t, const plan_field *f) {
+static uint32_t find_type(fl_plan *p, const plan_type *t, const plan_field *f) {
     for (uint32_t i = 0; i < p->n_types; i++) {
         const plan_type *u = &p->types[i];
         if (u->kind != t->kind || u->elem != t->elem || u->n != t->n || u->name != t->name)
@@ -148,7 +148,7 @@ static uint32_t find_type(flow_plan *p, const plan_type *t, const plan_field *f)
     return PLAN_NONE;
 }
 
-uint32_t plan_type_basic(flow_plan *p, plan_type_kind k) {
+uint32_t plan_type_basic(fl_plan *p, plan_type_kind k) {
     plan_type t = {(uint32_t)k, PLAN_NONE, 0, 0, PLAN_NONE};
     uint32_t i = find_type(p, &t, NULL);
     if (i != PLAN_NONE) return i;
@@ -157,7 +157,7 @@ uint32_t plan_type_basic(flow_plan *p, plan_type_kind k) {
     return i;
 }
 
-uint32_t plan_type_list(flow_plan *p, uint32_t elem) {
+uint32_t plan_type_list(fl_plan *p, uint32_t elem) {
     plan_type t = {PT_LIST, elem, 0, 0, PLAN_NONE};
     uint32_t i = find_type(p, &t, NULL);
     if (i != PLAN_NONE) return i;
@@ -166,7 +166,7 @@ uint32_t plan_type_list(flow_plan *p, uint32_t elem) {
     return i;
 }
 
-uint32_t plan_type_record(flow_plan *p, uint32_t name, const plan_field *fields, uint32_t n) {
+uint32_t plan_type_record(fl_plan *p, uint32_t name, const plan_field *fields, uint32_t n) {
     plan_type t = {PT_RECORD, PLAN_NONE, 0, n, name};
     uint32_t i = find_type(p, &t, fields);
     if (i != PLAN_NONE) return i;
@@ -180,7 +180,7 @@ uint32_t plan_type_record(flow_plan *p, uint32_t name, const plan_field *fields,
     return i;
 }
 
-uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_line,
+uint32_t plan_add_loc(fl_plan *p, uint32_t line, uint32_t col, uint32_t end_line,
                       uint32_t end_col) {
     uint32_t i = PLAN_PUSH(p, locs);
     p->locs[i] = (plan_loc){line, col, end_line, end_col};
@@ -190,7 +190,7 @@ uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_li
 /* ==== the bytes ==========================================================================
  *
  * DESIGN. A plan file is a fixed header, a section table and one section per array of
- * flow_plan, all little-endian, written field by field (never raw structs, so no padding
+ * fl_plan, all little-endian, written field by field (never raw structs, so no padding
  * and no host layout leaks into the file). Each record kind's fields are listed ONCE
  * below (PLAN_REC_*); the writer, the reader and the element sizes all come from those
  * lists. The reader first checks the envelope (magic, version, length, checksum, section
@@ -340,7 +340,7 @@ static bool kind_is_strlike(uint32_t k) {
 }
 
 /* A constant's payload as 8 bytes, by its type's kind (so unused union bytes never leak). */
-static uint64_t value_payload(const flow_plan *p, const plan_value *v) {
+static uint64_t value_payload(const fl_plan *p, const plan_value *v) {
     uint32_t k = v->type < p->n_types ? p->types[v->type].kind : PT_INT;
     if (k == PT_FLOAT) {
         uint64_t bits;
@@ -382,7 +382,7 @@ void plan_reseal(uint8_t *buf, size_t len) {
     if (len >= PLAN_HEADER_SIZE) (void)plan_seal(buf, len);
 }
 
-int plan_write(const flow_plan *p, uint8_t **out, size_t *len) {
+int plan_write(const fl_plan *p, uint8_t **out, size_t *len) {
     plan_buf b = {0};
     uint64_t total = PLAN_HEADER_SIZE + (uint64_t)PLAN_NSECTIONS * PLAN_SECENT_SIZE;
 #define S(id, arr, rec) total += (uint64_t)p->n_##arr * (0 PLAN_REC_##rec(PLAN_FIELD_SIZE));
@@ -516,13 +516,13 @@ static int check_envelope(const uint8_t *buf, size_t len, char *err, size_t errl
     return 0;
 }
 
-static void plan_free_arrays(flow_plan *p) {
+static void plan_free_arrays(fl_plan *p) {
     p->intern = NULL;
     plan_free(p);
 }
 
-/* The section table, then every section decoded into a fresh flow_plan. */
-static flow_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
+/* The section table, then every section decoded into a fresh fl_plan. */
+static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
     uint32_t nsec = rd32(buf + 92);
     if (nsec != PLAN_NSECTIONS) {
         fail(err, errlen, "bad plan: %u sections, expected %d", nsec, PLAN_NSECTIONS);
@@ -533,7 +533,7 @@ static flow_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err,
         fail(err, errlen, "bad plan: the section table runs past the end of the file");
         return NULL;
     }
-    flow_plan *p = fl_calloc(ctx, 1, sizeof *p);
+    fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
     if (!p) {
         fail(err, errlen, "out of memory");
         return NULL;
@@ -603,7 +603,7 @@ bad:
 
 /* ---- reading: the cross-references ---- */
 typedef struct plan_check {
-    flow_plan *p;        /* the plan being checked (values are fixed up in place) */
+    fl_plan *p;        /* the plan being checked (values are fixed up in place) */
     char *err;           /* where the one-line message goes */
     size_t errlen;       /* its size */
     uint32_t *owner;     /* graph owning each node (PLAN_NONE: none yet) */
@@ -677,7 +677,7 @@ static int chk_lambda(plan_check *k, uint32_t l, const char *what, uint32_t i) {
     if (l >= k->p->n_lambdas) BAD("%s %u refers to lambda %u of %u", what, i, l, k->p->n_lambdas);
     return 0;
 }
-static uint32_t kind_of(const flow_plan *p, uint32_t t) {
+static uint32_t kind_of(const fl_plan *p, uint32_t t) {
     return p->types[t].kind;
 }
 
@@ -686,7 +686,7 @@ static uint32_t kind_of(const flow_plan *p, uint32_t t) {
  * comparisons slow (deep, distinct, equal shapes compared again and again), so they
  * share one step budget per plan, proportional to its size; a plan that spends it all is
  * refused. Real plans compare interned types: equal indexes, no steps. */
-static bool same_type_b(const flow_plan *p, uint32_t a, uint32_t b, uint64_t *steps) {
+static bool same_type_b(const fl_plan *p, uint32_t a, uint32_t b, uint64_t *steps) {
     if (a == b) return true;
     if (*steps == 0) return false;
     --*steps;
@@ -727,7 +727,7 @@ static uint32_t utf8_len(const unsigned char *s, uint32_t left) {
 }
 
 static int chk_strings(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_strtext;) {
         uint32_t n = utf8_len((const unsigned char *)p->strtext + i, p->n_strtext - i);
         if (!n) BAD("the string text is not UTF-8 at byte %u", i);
@@ -744,7 +744,7 @@ static int chk_strings(plan_check *k) {
 }
 
 static int chk_types(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_fields; i++) {
         TRY(chk_str(k, p->fields[i].name, false, "field", i));
         TRY(chk_type(k, p->fields[i].type, "field", i));
@@ -774,7 +774,7 @@ static int chk_types(plan_check *k) {
 }
 
 static int chk_values(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_values; i++) {
         plan_value *v = &p->values[i];
         TRY(chk_type(k, v->type, "constant", i));
@@ -835,7 +835,7 @@ static int chk_values(plan_check *k) {
 }
 
 static int chk_params(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_params; i++) {
         const plan_param *a = &p->params[i];
         TRY(chk_str(k, a->name, false, "parameter", i));
@@ -859,7 +859,7 @@ static int chk_params(plan_check *k) {
 }
 
 static int chk_lambdas(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_code; i++) {
         if (p->code[i].op >= EOP__COUNT)
             BAD("instruction %u has unknown opcode %u", i, p->code[i].op);
@@ -887,7 +887,7 @@ static int chk_lambdas(plan_check *k) {
 
 /* A lambda's parameter types are (types[0..n)) of some params range, in order. */
 static bool lambda_takes(plan_check *k, uint32_t li, uint32_t first_param, uint32_t n) {
-    const flow_plan *p = k->p;
+    const fl_plan *p = k->p;
     const plan_lambda *l = &p->lambdas[li];
     if (l->nparams < n) return false;
     for (uint32_t j = 0; j < n; j++)
@@ -897,7 +897,7 @@ static bool lambda_takes(plan_check *k, uint32_t li, uint32_t first_param, uint3
 }
 
 static int chk_tasks(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_binds; i++)
         if (p->binds[i].kind >= PB__COUNT) BAD("bind %u has unknown kind %u", i, p->binds[i].kind);
     for (uint32_t i = 0; i < p->n_tasks; i++) {
@@ -979,17 +979,17 @@ static int chk_tasks(plan_check *k) {
     return 0;
 }
 
-static bool is_list(const flow_plan *p, uint32_t t) {
+static bool is_list(const fl_plan *p, uint32_t t) {
     return kind_of(p, t) == PT_LIST;
 }
 /* type of field j of record type r (both already validated) */
-static uint32_t field_type(const flow_plan *p, uint32_t r, uint32_t j) {
+static uint32_t field_type(const fl_plan *p, uint32_t r, uint32_t j) {
     return p->fields[p->types[r].first + j].type;
 }
 
 /* One node, knowing its graph g: kind, type, reference, arguments, afters. */
 static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     const plan_graph *gr = &p->graphs[g];
     const plan_node *n = &p->nodes[i];
     if (n->kind >= PN__COUNT) BAD("node %u has unknown kind %u", i, n->kind);
@@ -1182,7 +1182,7 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
 /* Groups may call groups, but never in a cycle: a depth-first walk over the graphs,
  * each graph's nodes scanned once (linear in the plan, whatever its shape). */
 static int chk_group_cycles(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     uint32_t ng = p->n_graphs ? p->n_graphs : 1;
     uint8_t *color = fl_calloc(p->ctx, ng, 1);            /* 0 unseen, 1 on the path, 2 done */
     uint32_t *next = fl_calloc(p->ctx, ng, sizeof *next);   /* next node offset to look at */
@@ -1220,7 +1220,7 @@ static int chk_group_cycles(plan_check *k) {
 }
 
 static int chk_graphs(plan_check *k) {
-    flow_plan *p = k->p;
+    fl_plan *p = k->p;
     for (uint32_t i = 0; i < p->n_nodes; i++)
         k->owner[i] = PLAN_NONE;
     for (uint32_t g = 0; g < p->n_graphs; g++) {
@@ -1258,7 +1258,7 @@ static int chk_graphs(plan_check *k) {
     return chk_group_cycles(k);
 }
 
-static int plan_validate(flow_plan *p, char *err, size_t errlen) {
+static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     plan_check k = {p, err, errlen, NULL, 0};
     k.type_steps = 1000000 + 64 * ((uint64_t)p->n_types + p->n_values + p->n_params + p->n_nodes +
                                    p->n_args + p->n_typelist);
@@ -1272,9 +1272,9 @@ static int plan_validate(flow_plan *p, char *err, size_t errlen) {
     return rc;
 }
 
-flow_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
+fl_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
     if (check_envelope(buf, len, err, errlen)) return NULL;
-    flow_plan *p = decode(ctx, buf, len, err, errlen);
+    fl_plan *p = decode(ctx, buf, len, err, errlen);
     if (!p) return NULL;
     if (plan_validate(p, err, errlen)) {
         plan_free_arrays(p);
@@ -1283,7 +1283,7 @@ flow_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, siz
     return p;
 }
 
-flow_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen) {
+fl_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fail(err, errlen, "cannot open: %s", strerror(errno));
@@ -1316,12 +1316,12 @@ flow_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errle
         got += (size_t)r;
     }
     close(fd);
-    flow_plan *p = plan_read(ctx, buf, got, err, errlen);
+    fl_plan *p = plan_read(ctx, buf, got, err, errlen);
     fl_free(ctx, buf);
     return p;
 }
 
-int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen) {
+int plan_write_file(const fl_plan *p, const char *path, char *err, size_t errlen) {
     uint8_t *bytes;
     size_t len;
     if (plan_write(p, &bytes, &len))
@@ -1370,7 +1370,7 @@ static void text_put(plan_text *t, const char *s) {
     if (t->len) t->s[t->n + 1 < t->len ? t->n : t->len - 1] = '\0';
 }
 
-static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, bool expand) {
+static void type_text(const fl_plan *p, uint32_t ty, plan_text *t, int depth, bool expand) {
     if (ty >= p->n_types) {
         text_put(t, "?");
         return;
@@ -1414,14 +1414,14 @@ static void type_text(const flow_plan *p, uint32_t ty, plan_text *t, int depth, 
     }
 }
 
-void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len) {
+void plan_type_text(const fl_plan *p, uint32_t type, char *buf, size_t len) {
     plan_text t = {buf, len, 0};
     if (len) buf[0] = '\0';
     type_text(p, type, &t, 0, false);
 }
 
 /* The fields of a record type even when it has a name: "{a: int, b: str}". */
-void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t len) {
+void plan_type_text_full(const fl_plan *p, uint32_t type, char *buf, size_t len) {
     plan_text t = {buf, len, 0};
     if (len) buf[0] = '\0';
     type_text(p, type, &t, 0, true);

@@ -284,7 +284,7 @@ typedef struct plan_loc {
 /* ---- the plan ---------------------------------------------------------------------- */
 #define PLAN_ARRAY(T, name) T *name; uint32_t n_##name, cap_##name
 
-typedef struct flow_plan {
+typedef struct fl_plan {
     uint32_t source;   /* string: the .flow file name as given to flowc */
     uint8_t source_sha256[32]; /* hash of the .flow source */
     /* strings: text of string i is strtext + stroff[i], NUL-terminated */
@@ -313,38 +313,38 @@ typedef struct flow_plan {
     bool oom;     /* builder: an allocation failed (the plan is garbage; plan_write refuses it) */
     struct expr_jit *jit; /* runtime only: native code of the lambdas (runtime/core/jit.h), attached
                              after loading; NULL: the interpreter runs them */
-} flow_plan;
+} fl_plan;
 
 /* ---- building (flowc) ---- */
 /* An empty plan (string 0 is ""), allocating through ctx; NULL when out of memory.
  * The builder functions below never fail one by one: an allocation failure sets
  * p->oom (and the context's error) and later pushes land on an existing record, so
  * a builder checks p->oom once at the end (plan_write does). */
-flow_plan *plan_new(fl_ctx *ctx);
-void plan_free(flow_plan *p);
-uint32_t plan_intern_str(flow_plan *p, const char *s);
-const char *plan_str(const flow_plan *p, uint32_t s); /* "" for PLAN_NONE */
-uint32_t plan_type_basic(flow_plan *p, plan_type_kind k);
-uint32_t plan_type_list(flow_plan *p, uint32_t elem);
+fl_plan *plan_new(fl_ctx *ctx);
+void plan_free(fl_plan *p);
+uint32_t plan_intern_str(fl_plan *p, const char *s);
+const char *plan_str(const fl_plan *p, uint32_t s); /* "" for PLAN_NONE */
+uint32_t plan_type_basic(fl_plan *p, plan_type_kind k);
+uint32_t plan_type_list(fl_plan *p, uint32_t elem);
 /* fields: n (name, type) pairs; name = PLAN_NONE for an anonymous record */
-uint32_t plan_type_record(flow_plan *p, uint32_t name, const plan_field *fields, uint32_t n);
+uint32_t plan_type_record(fl_plan *p, uint32_t name, const plan_field *fields, uint32_t n);
 /* Append one record to an array and return its index (the arrays grow as needed):
  *   uint32_t i = PLAN_PUSH(p, tasks); p->tasks[i].name = ...;                        */
 #define PLAN_PUSH(p, arr)                                                                          \
     plan_grow_((p), (void **)&(p)->arr, &(p)->n_##arr, &(p)->cap_##arr, sizeof *(p)->arr)
-uint32_t plan_grow_(flow_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size);
-uint32_t plan_add_loc(flow_plan *p, uint32_t line, uint32_t col, uint32_t end_line, uint32_t end_col);
+uint32_t plan_grow_(fl_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t size);
+uint32_t plan_add_loc(fl_plan *p, uint32_t line, uint32_t col, uint32_t end_line, uint32_t end_col);
 
 /* ---- bytes ---- */
 /* Deterministic: the same plan gives the same bytes. *out is from fl_malloc(p->ctx)
  * (fl_free it on that context). 0 on success; -1 when too large or out of memory. */
-int plan_write(const flow_plan *p, uint8_t **out, size_t *len);
+int plan_write(const fl_plan *p, uint8_t **out, size_t *len);
 /* Validate and load. On failure returns NULL and writes one line (no newline) to err,
  * e.g. "plan is truncated (412 of 1024 bytes)", "not a flow plan (bad magic)",
  * "plan version 9 is newer than this flowrun (1)", "plan checksum mismatch". */
-flow_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
-flow_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen);
-int plan_write_file(const flow_plan *p, const char *path, char *err, size_t errlen);
+fl_plan *plan_read(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen);
+fl_plan *plan_read_file(fl_ctx *ctx, const char *path, char *err, size_t errlen);
+int plan_write_file(const fl_plan *p, const char *path, char *err, size_t errlen);
 /* Recompute the checksum of plan bytes in place (tests and fuzzers that edit bytes). */
 void plan_reseal(uint8_t *buf, size_t len);
 /* Names that may become one path component (a log or work folder under the state
@@ -357,13 +357,13 @@ const char *plan_name_bad(const char *s);
 
 /* ---- views for people and tools (also `flowrun inspect`) ---- */
 typedef enum plan_emit_format { PLAN_EMIT_JSON, PLAN_EMIT_YAML, PLAN_EMIT_DOT, PLAN_EMIT_C } plan_emit_format;
-int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file /* FILE* */);
+int plan_emit(const fl_plan *p, plan_emit_format fmt, void *file /* FILE* */);
 /* A type written as in the language: "[{file: path, n: int}]" or its record name. */
-void plan_type_text(const flow_plan *p, uint32_t type, char *buf, size_t len);
+void plan_type_text(const fl_plan *p, uint32_t type, char *buf, size_t len);
 /* The same, but a named record shows its fields: "{file: path, n: int}". */
-void plan_type_text_full(const flow_plan *p, uint32_t type, char *buf, size_t len);
+void plan_type_text_full(const fl_plan *p, uint32_t type, char *buf, size_t len);
 /* A constant on one line, as in the language: 42, "a b", [1, 2], {file: "x", n: 3}. */
-void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len);
+void plan_value_text(const fl_plan *p, uint32_t value, char *buf, size_t len);
 
 /* An instance's name from its template and index path: each "[]" of tmpl takes the
  * next '/'-separated component of idx ("per_n[]/square[]" + "2/1" -> "per_n[2]/square[1]"),

@@ -229,7 +229,7 @@ static void kv_int(emit_tree *t, const char *k, int64_t v) {
 
 /* ---- plan lookups that never read past an array -------------------------------------- */
 typedef struct emit_ctx {
-    const flow_plan *p;   /* the plan shown */
+    const fl_plan *p;   /* the plan shown */
     emit_tree *t;         /* where the document goes */
     char buf[512];        /* scratch for type text */
     uint64_t values_left; /* constants still to show: a hostile plan could share one list
@@ -240,13 +240,13 @@ static const char *type_str(emit_ctx *c, uint32_t ty) {
     plan_type_text(c->p, ty, c->buf, sizeof c->buf);
     return c->buf;
 }
-static const char *str_of(const flow_plan *p, uint32_t s) {
+static const char *str_of(const fl_plan *p, uint32_t s) {
     return s < p->n_stroff ? plan_str(p, s) : "?";
 }
-static const char *task_name(const flow_plan *p, uint32_t i) {
+static const char *task_name(const fl_plan *p, uint32_t i) {
     return i < p->n_tasks ? str_of(p, p->tasks[i].name) : "?";
 }
-static const char *graph_name(const flow_plan *p, uint32_t i) {
+static const char *graph_name(const fl_plan *p, uint32_t i) {
     return i < p->n_graphs ? str_of(p, p->graphs[i].name) : "?";
 }
 
@@ -283,7 +283,7 @@ static void hex(const uint8_t *h, char out[65]) {
 
 /* a constant as a native JSON/YAML value (list: sequence; record: map) */
 static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
-    const flow_plan *p = c->p;
+    const fl_plan *p = c->p;
     emit_tree *t = c->t;
     if (vi >= p->n_values || p->values[vi].type >= p->n_types || depth > EMIT_VALUE_DEPTH) {
         t_str(t, "?");
@@ -332,7 +332,7 @@ static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
 }
 
 /* a constant as one line of text, for disassembly comments and DOT labels */
-static void value_line(const flow_plan *p, uint32_t vi, char *out, size_t len, int depth) {
+static void value_line(const fl_plan *p, uint32_t vi, char *out, size_t len, int depth) {
     out[0] = '\0';
     if (vi >= p->n_values || p->values[vi].type >= p->n_types || depth > 3) {
         snprintf(out, len, "...");
@@ -375,16 +375,16 @@ static void value_line(const flow_plan *p, uint32_t vi, char *out, size_t len, i
     }
 }
 
-void plan_value_text(const flow_plan *p, uint32_t value, char *buf, size_t len) {
+void plan_value_text(const fl_plan *p, uint32_t value, char *buf, size_t len) {
     if (len) value_line(p, value, buf, len, 0);
 }
 
 /* one instruction as text: "3 CONST 2  # 1.5 @4:7" */
-static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, char *out,
+static void instr_line(const fl_plan *p, uint32_t pc, const plan_instr *in, char *out,
                        size_t len) {
     char note[160] = "";
     bool show_b = false;
-    switch ((flow_expr_op)in->op) {
+    switch ((fl_expr_op)in->op) {
         case EOP_CONST_I:
         case EOP_CONST_F:
         case EOP_CONST_S:
@@ -417,7 +417,7 @@ static void instr_line(const flow_plan *p, uint32_t pc, const plan_instr *in, ch
 
 /* ---- the document --------------------------------------------------------------------- */
 static void emit_params(emit_ctx *c, uint32_t first, uint32_t n) {
-    const flow_plan *p = c->p;
+    const fl_plan *p = c->p;
     t_seq(c->t);
     for (uint32_t j = 0; j < n && (uint64_t)first + j < p->n_params; j++) {
         const plan_param *a = &p->params[first + j];
@@ -435,7 +435,7 @@ static void emit_params(emit_ctx *c, uint32_t first, uint32_t n) {
 }
 
 static void emit_task(emit_ctx *c, uint32_t i) {
-    const flow_plan *p = c->p;
+    const fl_plan *p = c->p;
     const plan_task *k = &p->tasks[i];
     emit_tree *t = c->t;
     t_map(t);
@@ -512,7 +512,7 @@ static void emit_task(emit_ctx *c, uint32_t i) {
 }
 
 /* the row field an ARG_FIELD argument takes */
-static const char *arg_field_name(const flow_plan *p, const plan_arg *a) {
+static const char *arg_field_name(const fl_plan *p, const plan_arg *a) {
     if (a->node >= p->n_nodes || p->nodes[a->node].type >= p->n_types) return "?";
     uint32_t rt = p->types[p->nodes[a->node].type].elem;
     if (rt >= p->n_types || a->aux >= p->types[rt].n ||
@@ -522,7 +522,7 @@ static const char *arg_field_name(const flow_plan *p, const plan_arg *a) {
 }
 
 static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
-    const flow_plan *p = c->p;
+    const fl_plan *p = c->p;
     const plan_node *n = &p->nodes[i];
     emit_tree *t = c->t;
     t_map(t);
@@ -588,7 +588,7 @@ static void emit_node(emit_ctx *c, const plan_graph *g, uint32_t i) {
 }
 
 static void emit_doc(emit_ctx *c) {
-    const flow_plan *p = c->p;
+    const fl_plan *p = c->p;
     emit_tree *t = c->t;
     char h[65];
     t_map(t);
@@ -697,7 +697,7 @@ static void emit_doc(emit_ctx *c) {
     t_end_map(t);
 }
 
-static int emit_json(const flow_plan *p, FILE *f) {
+static int emit_json(const fl_plan *p, FILE *f) {
     emit_tree t = {.f = f};
     emit_ctx c = {.p = p, .t = &t, .values_left = EMIT_VALUE_BUDGET(p)};
     emit_doc(&c);
@@ -705,7 +705,7 @@ static int emit_json(const flow_plan *p, FILE *f) {
     return ferror(f) ? -1 : 0;
 }
 
-static int emit_yaml(const flow_plan *p, FILE *f) {
+static int emit_yaml(const fl_plan *p, FILE *f) {
     emit_tree t = {.f = f, .yaml = true};
     emit_ctx c = {.p = p, .t = &t, .values_left = EMIT_VALUE_BUDGET(p)};
     yaml_event_t ev;
@@ -734,7 +734,7 @@ static void dot_escape(FILE *f, const char *s) {
     }
 }
 
-static void dot_node(const flow_plan *p, const plan_graph *g, uint32_t i, FILE *f) {
+static void dot_node(const fl_plan *p, const plan_graph *g, uint32_t i, FILE *f) {
     const plan_node *n = &p->nodes[i];
     char what[200] = "", val[120];
     const char *shape = "box", *fill = "#e8f0fe", *extra = "";
@@ -789,7 +789,7 @@ static void dot_node(const flow_plan *p, const plan_graph *g, uint32_t i, FILE *
     fprintf(f, "\", shape=%s, fillcolor=\"%s\"%s];\n", shape, fill, extra);
 }
 
-static int emit_dot(const flow_plan *p, FILE *f) {
+static int emit_dot(const fl_plan *p, FILE *f) {
     char ty[256];
     fputs("digraph plan {\n", f);
     fputs("  graph [fontname=\"Helvetica\", fontsize=12, rankdir=TB, labelloc=t, label=\"", f);
@@ -849,7 +849,7 @@ static int emit_dot(const flow_plan *p, FILE *f) {
 }
 
 /* ---- C ---------------------------------------------------------------------------------- */
-static int emit_c(const flow_plan *p, FILE *f) {
+static int emit_c(const fl_plan *p, FILE *f) {
     uint8_t *bytes;
     size_t len;
     if (plan_write(p, &bytes, &len)) return -1;
@@ -872,7 +872,7 @@ static int emit_c(const flow_plan *p, FILE *f) {
     return ferror(f) ? -1 : 0;
 }
 
-int plan_emit(const flow_plan *p, plan_emit_format fmt, void *file) {
+int plan_emit(const fl_plan *p, plan_emit_format fmt, void *file) {
     FILE *f = file;
     switch (fmt) {
         case PLAN_EMIT_JSON:

@@ -65,7 +65,7 @@ typedef struct rec_inst {
     int attempts;        /* executions so far */
     int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
     int has_key;         /* key holds the instance's cache key */
-    flow_hash key;       /* filled by lookup */
+    fl_digest key;       /* filled by lookup */
     char *error;         /* lookup returned -1: why (malloc'ed, the caller frees) */
 } rec_inst;
 
@@ -77,12 +77,12 @@ typedef struct rec_ops {
      * refers to checked intact first). Sets ii->has_key/key when a key applies.
      * 1 served (*out holds the value); 0 run it; -1 a stored file among its
      * arguments is damaged (quarantined): the instance fails with ii->error. */
-    int (*lookup)(void *self, rec_inst *ii, const flow_val *args, flow_val *out);
+    int (*lookup)(void *self, rec_inst *ii, const fl_val *args, fl_val *out);
     /* After it ran (ok, or failed after its retries) or was served (served = 1):
      * outputs inside ii->out_dir move into the store and res->value is rewritten to
      * point at them (a failure to store fails res); the row and cache entry are
      * buffered; the log goes to the log file. */
-    void (*finished)(void *self, rec_inst *ii, const flow_val *args, rt_result *res,
+    void (*finished)(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                      int served);
     /* End of a batch of completions: queue what finished buffered (see above).
      * 0, or -1 when the history can no longer be written (said once). */

@@ -52,7 +52,7 @@ static int is_self(const char *user) {
  * the task's code would run as that user, else -1 with why. as: the user the
  * unit runs as when the process executor switches to it (flowrun is root and
  * the unit has run_as), or NULL when it runs as flowrun's own user. */
-static int refuse_run_as(const flow_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
+static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
                          char *err, size_t errlen) {
     const char *name = plan_str(p, p->tasks[t].name), *want = plan_str(p, p->tasks[t].run_as);
     const char *unit = plan_str(p, p->tasks[u].name);
@@ -85,7 +85,7 @@ static int refuse_run_as(const flow_plan *p, uint32_t u, uint32_t t, const char 
 /* Check task t, part of unit u, and the halves of a combined t (see
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
-static int check_task(const flow_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
+static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
                       char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
@@ -102,7 +102,7 @@ static int check_task(const flow_plan *p, uint32_t u, uint32_t t, const char *as
     return 0;
 }
 
-int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, const char *env,
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, const char *env,
                      char *err, size_t errlen) {
     if (env && strcmp(env, "prod")) {
         snprintf(err, errlen,

@@ -15,7 +15,7 @@
  * process) in environment `env` (NULL: prod) would do what the plan and the
  * options declare; else -1 with one line in err naming the task (or option)
  * and the option. */
-int rt_refuse_undone(const flow_plan *p, uint32_t graph, const char *executor, const char *env,
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, const char *env,
                      char *err, size_t errlen);
 
 #endif

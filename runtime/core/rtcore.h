@@ -40,7 +40,7 @@ typedef struct rt_ctask {
 } rt_ctask;
 
 struct rt_runtime {
-    const flow_plan *plan; /* borrowed; outlives the runtime */
+    const fl_plan *plan; /* borrowed; outlives the runtime */
     int strict;            /* hash mismatch is an error, not a warning */
     rt_lib *libs;          /* one per plan library */
     rt_ctask *tasks;       /* one per plan task */
@@ -102,7 +102,7 @@ const char *rt_ictx_out_path(rt_ictx *c, const char *name);
 /* ---- sh tasks (sh.c) ---- */
 /* Run sh task `task` on args; on success 0 and a new reference in *out, else -1
  * with the failure recorded in c. */
-int rt_sh_run(rt_ictx *c, uint32_t task, const flow_val *args, flow_val *out);
+int rt_sh_run(rt_ictx *c, uint32_t task, const fl_val *args, fl_val *out);
 
 /* rt_call_task with the start time given (a runner running jobs back to back
  * takes one clock reading per job: each job starts when the previous ended). */

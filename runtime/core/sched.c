@@ -101,7 +101,7 @@ static void *hist_xrealloc(sched *S, void *q, size_t n) {
 static uint32_t graph_depth(sched *S, uint32_t g, uint32_t guard);
 
 static void analyse_graph(sched *S, uint32_t g, uint32_t guard) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_graph *G = &p->graphs[g];
     uint32_t maxd = 0;
     for (uint32_t n = G->first_node; n < G->first_node + G->nnodes; n++) {
@@ -140,7 +140,7 @@ static int is_exp_kind(uint32_t k) {
 /* Edges, stream sources, triggers and absorption for every node of the plan.
  * 0, or -1 when memory ran out (what was made is freed by sched_free). */
 static int analyse(sched *S) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     uint32_t nn = p->n_nodes;
     S->info = sc_calloc(S, nn, sizeof *S->info);
     S->gdepth = sc_calloc(S, p->n_graphs, sizeof *S->gdepth);
@@ -267,7 +267,7 @@ static int analyse(sched *S) {
 
 /* A node's binding name: its `let` name, or (flowc names every call node) else the
  * name of what it runs, or its kind ("map"). */
-static const char *node_stem(const flow_plan *p, uint32_t node) {
+static const char *node_stem(const fl_plan *p, uint32_t node) {
     const plan_node *N = &p->nodes[node];
     if (N->name != PLAN_NONE) return plan_str(p, N->name);
     switch (N->kind) {
@@ -300,7 +300,7 @@ static size_t put_str(char *buf, size_t n, size_t len, const char *t) {
  * bindings of the group calls around it, then its own, "[]" where an index goes
  * ("{}" for a plain group call's "c<node>" component): "per_n[]/square[]". The
  * history records it and composes the name with the index path (plan_inst_name). */
-static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int mapped, char *buf,
+static size_t inst_tmpl_at(const fl_plan *p, scope *sc, uint32_t node, int mapped, char *buf,
                            size_t len) {
     size_t n = 0;
     buf[0] = 0;
@@ -315,11 +315,11 @@ static size_t inst_tmpl_at(const flow_plan *p, scope *sc, uint32_t node, int map
 }
 
 /* The label lambda's text for an instance of task t (sc_free it), or NULL. */
-static char *label_of(sched *S, uint32_t t, const flow_val *args) {
-    const flow_plan *p = S->p;
+static char *label_of(sched *S, uint32_t t, const fl_val *args) {
+    const fl_plan *p = S->p;
     char *label = NULL;
     if (t != PLAN_NONE && args && p->tasks[t].label != PLAN_NONE) {
-        flow_val lv;
+        fl_val lv;
         expr_error ee;
         memset(&ee, 0, sizeof ee);
         uint32_t lam = p->tasks[t].label;
@@ -389,9 +389,9 @@ static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl,
     ii->key = r->key;
 }
 
-void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_val *args,
+void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val *args,
                     const char *error) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     char idx[256], tmpl[700], name[1024];
     hist_index(S, sc, k, idx, sizeof idx);
     inst_tmpl_at(p, sc, node, k >= 0, tmpl, sizeof tmpl);
@@ -430,7 +430,7 @@ static void report_progress(sched *S, int final) {
 static void report_summary(sched *S, int interrupted, const char *error) {
     const sched_observer *obs = S->o->obs;
     if (!obs || !obs->on_summary) return;
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     uint32_t nskip = 0;
     for (uint32_t n = 0; n < p->n_nodes; n++)
         nskip += S->skipped[n] > 0;
@@ -465,8 +465,8 @@ static void report_summary(sched *S, int interrupted, const char *error) {
 
 /* A producer's value as an argument: for a partially failed list read by an
  * all_done consumer, the successful elements only. New reference. */
-flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
-    const flow_plan *p = S->p;
+fl_val arg_whole(sched *S, scope *sc, uint32_t src) {
+    const fl_plan *p = S->p;
     slot *s = SL(sc, p, src);
     uint32_t type = p->nodes[src].type;
     if (s->failed == FS_PARTIAL && s->estate && p->types[type].kind == PT_LIST) {
@@ -475,7 +475,7 @@ flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
         int64_t nok = 0;
         for (int64_t i = 0; i < l->len; i++)
             nok += s->estate[i] == EL_OK;
-        flow_val out = fv_list_new(p, type, nok);
+        fl_val out = fv_list_new(p, type, nok);
         fv_list *o = fv_as_list(out);
         int64_t j = 0;
         for (int64_t i = 0; i < l->len; i++)
@@ -491,7 +491,7 @@ flow_val arg_whole(sched *S, scope *sc, uint32_t src) {
 
 /* Length of axis `axis` of an EXPAND / GROUP_EXPAND node, and its list. */
 static fv_list *axis_list(sched *S, scope *sc, const plan_node *N, uint32_t axis) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     for (uint32_t a = 0; a < N->nargs; a++) {
         const plan_arg *A = &p->args[N->first_arg + a];
         if (A->mode == PA_AXIS && A->aux == axis) return fv_as_list(SL(sc, p, A->node)->val);
@@ -514,9 +514,9 @@ static int64_t axis_index(sched *S, scope *sc, const plan_node *N, uint32_t axis
 
 /* Element k of node n, where n is the element-wise source src or a map over
  * (a map over ...) it: the maps' lambdas applied in the consumer. New reference. */
-static int map_elem(sched *S, scope *sc, uint32_t n, uint32_t src, int64_t k, flow_val *out,
+static int map_elem(sched *S, scope *sc, uint32_t n, uint32_t src, int64_t k, fl_val *out,
                     char *err, size_t errlen, int depth) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     if (n == src || depth > 64) {
         *out = fv_as_list(SL(sc, p, src)->val)->items[k];
         fv_incref(p, elem_type(p, p->nodes[src].type), *out);
@@ -524,20 +524,20 @@ static int map_elem(sched *S, scope *sc, uint32_t n, uint32_t src, int64_t k, fl
     }
     const plan_node *M = &p->nodes[n];
     uint32_t inner = p->args[M->first_arg].node;
-    flow_val in;
+    fl_val in;
     if (map_elem(S, sc, inner, src, k, &in, err, errlen, depth + 1)) return -1;
     int rc = lam_call(S, M->ref, &in, out, err, errlen);
     fv_decref(p, elem_type(p, p->nodes[inner].type), in);
     return rc;
 }
 
-static void release_args(sched *S, uint32_t node, flow_val *args);
+static void release_args(sched *S, uint32_t node, fl_val *args);
 
 /* Fill out[0 .. nargs) for element k (-1: not mapped) of a task or group node.
  * New references. -1 with err when a map's lambda failed (nothing to release). */
-static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *out, char *err,
+static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, fl_val *out, char *err,
                       size_t errlen) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     const node_info *I = &S->info[node];
     for (uint32_t i = 0; i < N->nargs; i++) {
@@ -562,7 +562,7 @@ static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *o
                 uint32_t rt = elem_type(p, st);
                 uint32_t ft = p->fields[p->types[rt].first + A->aux].type;
                 if (via_map) {
-                    flow_val row;
+                    fl_val row;
                     if (map_elem(S, sc, A->node, I->stream_src, k, &row, err, errlen, 0)) goto fail;
                     out[i] = fv_as_rec(row)->fields[A->aux];
                     fv_incref(p, ft, out[i]);
@@ -588,8 +588,8 @@ static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, flow_val *o
     return 0;
 }
 
-static void release_args(sched *S, uint32_t node, flow_val *args) {
-    const flow_plan *p = S->p;
+static void release_args(sched *S, uint32_t node, fl_val *args) {
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     for (uint32_t i = 0; i < N->nargs; i++) {
         const plan_arg *A = &p->args[N->first_arg + i];
@@ -615,7 +615,7 @@ static int64_t max_map_of(sched *S, uint32_t node) {
 
 /* Length known: allocate the result, tell element-wise consumers, release work. */
 static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     const node_info *I = &S->info[node];
     slot *s = SL(sc, p, node);
@@ -656,7 +656,7 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
 }
 
 void try_open(sched *S, scope *sc, uint32_t node) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     const node_info *I = &S->info[node];
     slot *s = SL(sc, p, node);
@@ -695,7 +695,7 @@ void try_open(sched *S, scope *sc, uint32_t node) {
                 node_error(S, sc, node, "groups nested deeper than %d", SCHED_MAX_NESTING);
                 return;
             }
-            flow_val *params = sc_calloc(S, G->nparams, sizeof *params);
+            fl_val *params = sc_calloc(S, G->nparams, sizeof *params);
             if (!params) return; /* the run ends (sched_oom); the node stays open */
             if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
                 sc_free(S, params);
@@ -842,12 +842,12 @@ static void queue_job(sched *S, uint32_t id) {
 
 /* Start element k of a task node (or make the scope of a group element). */
 static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     char err[600];
     if (N->kind == PN_GROUP_EXPAND) {
         const plan_graph *G = &p->graphs[N->ref];
-        flow_val *params = args_alloc(S, G->nparams);
+        fl_val *params = args_alloc(S, G->nparams);
         if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
             args_release(S, params);
             elem_error(S, sc, node, k, err);
@@ -928,7 +928,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
  * with a recorder, a full batch is handed over (and looked up) before giving up,
  * but no more than SCHED_SERVE_ROUND answers wait to be completed at once. */
 static void fill(sched *S) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     deque *d;
     for (;;) {
         if (S->running - (int64_t)S->nserved_pending >= S->limit ||
@@ -997,7 +997,7 @@ static double retries_due(sched *S, double t) {
 }
 
 static void complete(sched *S, rt_result *res) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     uint32_t id = (uint32_t)res->id;
     inst *r = rec_at(S, id);
     const plan_task *T = &p->tasks[r->task];
@@ -1029,7 +1029,7 @@ static void complete(sched *S, rt_result *res) {
     uint32_t node = r->node;
     int64_t k = r->k;
     int ok = res->ok;
-    flow_val v = ok ? res->value : (flow_val){0};
+    fl_val v = ok ? res->value : (fl_val){0};
     S->done++;
     if (!ok) {
         S->failed++;
@@ -1102,7 +1102,7 @@ void drop_inflight(sched *S) {
         }
 }
 
-int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
+int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *params,
               const sched_opts *opts, sched_outcome *out) {
     sched st, *S = &st;
     memset(S, 0, sizeof *S);
@@ -1130,7 +1130,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
         if (p->graphs[g].nparams > S->nspare) S->nspare = p->graphs[g].nparams;
     const plan_graph *G = &p->graphs[graph];
     scope *root = NULL;
-    flow_val *pv = NULL;
+    fl_val *pv = NULL;
     if (analyse(S) == 0 && (S->blocked = sc_calloc(S, p->n_tasks, sizeof *S->blocked)) &&
         (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
         (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&

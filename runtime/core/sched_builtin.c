@@ -28,7 +28,7 @@
 #include "walk.h"
 
 /* The text of a lambda's run-time error: "msg (at line:col)". */
-static void lam_error(const flow_plan *p, const expr_error *ee, char *err, size_t errlen) {
+static void lam_error(const fl_plan *p, const expr_error *ee, char *err, size_t errlen) {
     if (ee->loc != PLAN_NONE && ee->loc < p->n_locs)
         snprintf(err, errlen, "%s (at %u:%u)", ee->msg, p->locs[ee->loc].line,
                  p->locs[ee->loc].col);
@@ -36,7 +36,7 @@ static void lam_error(const flow_plan *p, const expr_error *ee, char *err, size_
         snprintf(err, errlen, "%s", ee->msg[0] ? ee->msg : "lambda failed");
 }
 
-int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
+int lam_call(sched *S, uint32_t lam, const fl_val *args, fl_val *out, char *err,
              size_t errlen) {
     expr_error ee;
     ee.loc = PLAN_NONE;
@@ -124,7 +124,7 @@ static int walk_files(sched *S, const char *root, const char *glob, pathvec *out
 
 static int range_bounds(sched *S, scope *sc, uint32_t node, int64_t *start, int64_t *count,
                         char *err, size_t errlen) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     const plan_arg *A = &p->args[N->first_arg];
     int64_t a = 0, b = SL(sc, p, A[0].node)->val.i;
@@ -146,7 +146,7 @@ static int range_bounds(sched *S, scope *sc, uint32_t node, int64_t *start, int6
 /* Evaluate the fused chain ending at consumer `node` (a map, filter or len). 0 with
  * the consumer's value set, or -2: the failure is recorded and the node settled. */
 static int fuse_eval(sched *S, scope *sc, uint32_t node) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     uint32_t stage[SCHED_MAX_STAGES]; /* innermost first once reversed */
     int ns = 0;
@@ -164,7 +164,7 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
     char err[600];
     int64_t start = 0, n = 0;
     int is_range = S->info[src].fused && p->nodes[src].kind == PN_RANGE;
-    flow_val in = {0};
+    fl_val in = {0};
     fv_list *l = NULL;
     if (is_range) {
         if (range_bounds(S, sc, src, &start, &n, err, sizeof err) != 0) { /* checked before */
@@ -186,7 +186,7 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
         native[k] = jit_native(p, G->ref);
         heap[k + 1] = G->kind == PN_MAP ? (uint8_t)fv_is_heap(p, elem_type(p, G->type)) : heap[k];
     }
-    flow_val outv = {0};
+    fl_val outv = {0};
     fv_list *o = NULL;
     if (N->kind != PN_LEN) {
         outv = fv_list_new(p, N->type, n);
@@ -206,12 +206,12 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
         n = 0; /* done */
     }
     for (int64_t i = 0; i < n && failed_at < 0; i++) {
-        flow_val cur = is_range ? (flow_val){.i = start + i} : l->items[i];
+        fl_val cur = is_range ? (fl_val){.i = start + i} : l->items[i];
         uint32_t ct = src_et;
         int own = 0, keep = 1, k = 0;
         for (; k < ns; k++) {
             const plan_node *G = &p->nodes[stage[k]];
-            flow_val r;
+            fl_val r;
             expr_error ee;
             if (native[k] ? native[k](&cur, &r, &ee) != 0
                           : lam_call(S, G->ref, &cur, &r, err, sizeof err) != 0) {
@@ -263,7 +263,7 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
 /* Compute a built-in node whose producers are all done and fine (or partial, for
  * map/filter). 0 with s->val set, or -1 with err. */
 int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
     slot *s = SL(sc, p, node);
     const plan_arg *A = &p->args[N->first_arg];
@@ -303,9 +303,9 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             s->val = fv_list_new(p, N->type, n);
             fv_list *l = fv_as_list(s->val);
             for (int64_t k = 0; k < n; k++) {
-                flow_val r = fv_rec_new(p, rt);
+                fl_val r = fv_rec_new(p, rt);
                 for (uint32_t f = 0; f < N->nargs && f < R->n; f++) {
-                    flow_val v = fv_as_list(ARGV(f))->items[k];
+                    fl_val v = fv_as_list(ARGV(f))->items[k];
                     fv_incref(p, p->fields[R->first + f].type, v);
                     fv_as_rec(r)->fields[f] = v;
                 }
@@ -358,7 +358,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             uint32_t et = elem_type(p, N->type);
             s->val = fv_list_new(p, N->type, N->nargs);
             for (uint32_t i = 0; i < N->nargs; i++) {
-                flow_val v = ARGV(i);
+                fl_val v = ARGV(i);
                 fv_incref(p, et, v);
                 fv_as_list(s->val)->items[i] = v;
             }
@@ -368,7 +368,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             const plan_type *R = &p->types[N->type];
             s->val = fv_rec_new(p, N->type);
             for (uint32_t i = 0; i < N->nargs && i < R->n; i++) {
-                flow_val v = ARGV(i);
+                fl_val v = ARGV(i);
                 fv_incref(p, p->fields[R->first + i].type, v);
                 fv_as_rec(s->val)->fields[i] = v;
             }
@@ -381,15 +381,15 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
                 return 0;
             }
             if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
-            flow_val in = arg_whole(S, sc, A[0].node); /* successful elements only */
+            fl_val in = arg_whole(S, sc, A[0].node); /* successful elements only */
             fv_list *l = fv_as_list(in);
             uint32_t it = elem_type(p, p->nodes[A[0].node].type);
-            flow_val outv = fv_list_new(p, N->type, l->len);
+            fl_val outv = fv_list_new(p, N->type, l->len);
             fv_list *o = fv_as_list(outv);
             int64_t j = 0;
             int rc = 0;
             for (int64_t i = 0; i < l->len; i++) {
-                flow_val r;
+                fl_val r;
                 if (lam_call(S, N->ref, &l->items[i], &r, err, errlen) != 0) {
                     rc = -1;
                     break;

@@ -41,7 +41,7 @@ static void gone_flush(sched *S) {
     S->ngone = 0;
 }
 
-static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
+static int type_has_files(const fl_plan *p, uint32_t t, int depth) {
     const plan_type *T = &p->types[t];
     if (depth > 32) return 0;
     switch (T->kind) {
@@ -60,7 +60,7 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
 }
 
 /* Tasks that may write files get an instance folder: out/ and scratch/. */
-int task_needs_dir(const flow_plan *p, uint32_t t) {
+int task_needs_dir(const fl_plan *p, uint32_t t) {
     const plan_task *T = &p->tasks[t];
     return T->kind != TK_C || T->retries > 0 || type_has_files(p, T->ret, 0);
 }

@@ -70,7 +70,7 @@ typedef struct slot {
     int64_t nsettled; /* expansions: elements finished, ok or failed */
     int64_t nfailed;  /* expansions: elements failed */
     uint8_t *estate;  /* expansions: EL_* per element; NULL for a filtered partial value */
-    flow_val val;     /* the value (owned); expansions: the list being filled */
+    fl_val val;     /* the value (owned); expansions: the list being filled */
 } slot;
 
 typedef struct scope {
@@ -82,7 +82,7 @@ typedef struct scope {
     uint32_t level;          /* nesting depth (the flow: 0) */
     uint32_t pending;        /* nodes not settled */
     uint8_t failed;          /* a node failed and was not absorbed */
-    flow_val *params;        /* graph parameters (owned) */
+    fl_val *params;        /* graph parameters (owned) */
     struct scope *next_dead; /* list of finished scopes waiting to be freed */
     struct scope *live_prev, *live_next; /* every scope not freed yet (sched.live) */
     slot slots[];            /* one per node of the graph */
@@ -110,15 +110,15 @@ typedef struct inst {
     int64_t k;          /* element index, -1 for a call */
     uint32_t attempt;   /* 0 for the first run */
     uint32_t nargs;     /* arguments */
-    flow_val *args;     /* inl or malloc'ed */
+    fl_val *args;     /* inl or malloc'ed */
     uint32_t next_free; /* free list link */
     double due;         /* retry: when to run again */
     char *dir;          /* instance folder (out/ and scratch/ below it), or NULL */
     uint8_t served;     /* 1: answered by the recorder (cache or resume), not run;
                            2: refused before running (its folder could not be made) */
     uint8_t has_key;    /* key holds the cache key computed by hist_lookup */
-    flow_hash key;      /* the instance's cache key */
-    flow_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
+    fl_digest key;      /* the instance's cache key */
+    fl_val inl[SCHED_INLINE_ARGS]; /* argument storage for small tasks */
 } inst;
 
 typedef struct failure {
@@ -134,13 +134,13 @@ typedef struct sched {
     fl_ctx *ctx;             /* the plan's context: allocations, errors */
     int oom;                 /* an allocation failed: the run ends with code 2 */
     scope *live;             /* every scope not freed yet (freed at the end of any run) */
-    flow_val *spare;         /* argument space for the one start after an allocation failed */
+    fl_val *spare;         /* argument space for the one start after an allocation failed */
     uint32_t nspare;         /* its size: the most arguments or parameters of any node */
     int spare_used;          /* spare holds an instance's or a group element's arguments */
     int pid;                 /* flowrun's pid (served instances ran "here") */
     uint64_t nserved_total;  /* served instances completed */
     uint64_t nserved_pending; /* served, not yet completed */
-    const flow_plan *p;      /* the plan */
+    const fl_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */
     const sched_opts *o;     /* options */
     node_info *info;         /* per plan node */
@@ -181,11 +181,11 @@ typedef struct sched {
     size_t ngone, capgone;
 } sched;
 
-static inline slot *SL(scope *sc, const flow_plan *p, uint32_t node) {
+static inline slot *SL(scope *sc, const fl_plan *p, uint32_t node) {
     return &sc->slots[node - p->graphs[sc->graph].first_node];
 }
 
-static inline uint32_t elem_type(const flow_plan *p, uint32_t list_type) {
+static inline uint32_t elem_type(const fl_plan *p, uint32_t list_type) {
     return p->types[list_type].elem;
 }
 
@@ -226,8 +226,8 @@ static inline void sc_free(sched *S, void *q) {
 /* Argument (or group parameter) space for n values, zeroed. When memory has run
  * out: the run's spare space, so the start in progress completes without a NULL
  * (it is the last one: limit is 0). Given back with args_release. */
-static inline flow_val *args_alloc(sched *S, uint32_t n) {
-    flow_val *a = fl_calloc(S->ctx, n ? n : 1, sizeof *a);
+static inline fl_val *args_alloc(sched *S, uint32_t n) {
+    fl_val *a = fl_calloc(S->ctx, n ? n : 1, sizeof *a);
     if (a) return a;
     sched_oom(S);
     S->spare_used = 1;
@@ -235,7 +235,7 @@ static inline flow_val *args_alloc(sched *S, uint32_t n) {
     return S->spare;
 }
 
-static inline void args_release(sched *S, flow_val *a) {
+static inline void args_release(sched *S, fl_val *a) {
     if (a == S->spare)
         S->spare_used = 0;
     else
@@ -310,9 +310,9 @@ static inline deque *ready_pick(sched *S) {
 /* ---- sched.c: the loop, arguments, instances ---- */
 
 void try_open(sched *S, scope *sc, uint32_t node);
-void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const flow_val *args,
+void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val *args,
                     const char *error);
-flow_val arg_whole(sched *S, scope *sc, uint32_t src);
+fl_val arg_whole(sched *S, scope *sc, uint32_t src);
 void drop_inflight(sched *S);
 
 /* ---- sched_report.c: the summary ---- */
@@ -323,7 +323,7 @@ void sched_failures_order(sched_failure *f, uint32_t n);
 /* ---- sched_scope.c: scopes, slots and settling ---- */
 
 void node_settle(sched *S, scope *sc, uint32_t node, uint8_t failed);
-void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, flow_val v);
+void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, fl_val v);
 void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok);
 void node_upstream_failed(sched *S, scope *sc, uint32_t node);
 void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
@@ -331,7 +331,7 @@ void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
 void node_fail_as(sched *S, scope *sc, uint32_t node, uint32_t as, const char *msg);
 void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *err);
 scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_t pk,
-                 flow_val *params /* consumed */);
+                 fl_val *params /* consumed */);
 void scope_start(sched *S, scope *sc);
 void scope_free(sched *S, scope *sc);
 void scope_finished(sched *S, scope *sc);
@@ -340,13 +340,13 @@ void free_live_scopes(sched *S);
 
 /* ---- sched_builtin.c: built-ins computed by the scheduler ---- */
 
-int lam_call(sched *S, uint32_t lam, const flow_val *args, flow_val *out, char *err,
+int lam_call(sched *S, uint32_t lam, const fl_val *args, fl_val *out, char *err,
              size_t errlen);
 int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen);
 
 /* ---- sched_dirs.c: instance folders ---- */
 
-int task_needs_dir(const flow_plan *p, uint32_t t);
+int task_needs_dir(const fl_plan *p, uint32_t t);
 int make_inst_dir(sched *S, inst *r, uint64_t id, char *err, size_t errlen);
 void inst_dir_release(sched *S, inst *r, int clean);
 void inst_dirs_end(sched *S);

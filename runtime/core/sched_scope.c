@@ -30,7 +30,7 @@ static int node_failed_for_scope(sched *S, uint32_t node, uint8_t failed) {
 
 /* The node has its final value (or failed): tell its consumers. */
 void node_settle(sched *S, scope *sc, uint32_t node, uint8_t failed) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     slot *s = SL(sc, p, node);
     s->state = SL_DONE;
     s->failed = failed;
@@ -47,8 +47,8 @@ void node_settle(sched *S, scope *sc, uint32_t node, uint8_t failed) {
 
 
 /* Element k of an expansion finished: store it, release element-wise consumers. */
-void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, flow_val v) {
-    const flow_plan *p = S->p;
+void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, fl_val v) {
+    const fl_plan *p = S->p;
     slot *s = SL(sc, p, node);
     if (ok) {
         if (s->val.o && !S->info[node].ret_void) fv_as_list(s->val)->items[k] = v;
@@ -79,7 +79,7 @@ void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) {
     } else {
         S->nskipped_other++;
     }
-    elem_settle(S, sc, node, k, 0, (flow_val){0});
+    elem_settle(S, sc, node, k, 0, (fl_val){0});
 }
 
 /* A node that cannot run because a producer failed. */
@@ -121,14 +121,14 @@ void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *err) 
     if (S->p->nodes[node].kind == PN_CALL)
         node_settle(S, sc, node, FS_FAILED);
     else
-        elem_settle(S, sc, node, k, 0, (flow_val){0});
+        elem_settle(S, sc, node, k, 0, (fl_val){0});
 }
 
 /* ---- scopes ---- */
 
 scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_t pk,
-                 flow_val *params /* consumed */) {
-    const flow_plan *p = S->p;
+                 fl_val *params /* consumed */) {
+    const fl_plan *p = S->p;
     const plan_graph *G = &p->graphs[graph];
     scope *sc = fl_malloc(S->ctx, sizeof *sc + G->nnodes * sizeof(slot));
     if (!sc) { /* the run ends (sched_oom); the parameters are released */
@@ -161,7 +161,7 @@ scope *scope_new(sched *S, uint32_t graph, scope *parent, uint32_t pnode, int64_
  * (scope_new ran out of memory): nothing. */
 void scope_start(sched *S, scope *sc) {
     if (!sc) return;
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_graph *G = &p->graphs[sc->graph];
     if (G->nnodes == 0) {
         scope_finished(S, sc);
@@ -174,7 +174,7 @@ void scope_start(sched *S, scope *sc) {
 }
 
 void scope_free(sched *S, scope *sc) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     const plan_graph *G = &p->graphs[sc->graph];
     for (uint32_t i = 0; i < G->nnodes; i++) {
         slot *s = &sc->slots[i];
@@ -192,12 +192,12 @@ void scope_free(sched *S, scope *sc) {
 
 /* Every node of sc settled: hand the result to the parent node. */
 void scope_finished(sched *S, scope *sc) {
-    const flow_plan *p = S->p;
+    const fl_plan *p = S->p;
     if (!sc->parent) return; /* the flow: the main loop sees root->pending == 0 */
     const plan_graph *G = &p->graphs[sc->graph];
     int ok = !sc->failed && G->ret_node != PLAN_NONE ? SL(sc, p, G->ret_node)->failed == FS_OK
                                                      : !sc->failed;
-    flow_val v = {0};
+    fl_val v = {0};
     if (ok && G->ret_node != PLAN_NONE) {
         v = SL(sc, p, G->ret_node)->val;
         fv_incref(p, p->nodes[G->ret_node].type, v);

@@ -101,7 +101,7 @@ typedef struct sched_outcome {
     int code;               /* 0 result produced, 1 a task failed, 2 out of memory,
                                3 interrupted */
     int has_result;         /* 1: result holds the flow's return value */
-    flow_val result;        /* new reference (graph's ret type) when has_result */
+    fl_val result;        /* new reference (graph's ret type) when has_result */
     uint64_t n_instances;   /* task instances created */
     uint64_t n_ok;          /* instances that succeeded */
     uint64_t n_failed;      /* instances that failed (after their retries) */
@@ -119,7 +119,7 @@ typedef struct sched_outcome {
  * the instances the executor holds are waited for (unless opts->stop is set: then
  * as for an interrupt) and released, everything the run made is freed, and
  * sched_run returns 2 (out->has_result 0; the counts say how far it got). */
-int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_val *params,
+int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *params,
               const sched_opts *opts, sched_outcome *out);
 
 /* ---- parameters (params.c) ---- */
@@ -129,7 +129,7 @@ int sched_run(const flow_plan *p, rt_executor *ex, uint32_t graph, const flow_va
  * NULL), then the declared defaults. Each is parsed and checked against its
  * type. 0 with out[0 .. nparams) filled (new references), or -1 with one line in
  * err and nothing to release. */
-int params_resolve(const flow_plan *p, uint32_t graph, char *const *kv, int nkv,
-                   const char *yaml_file, flow_val *out, char *err, size_t errlen);
+int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
+                   const char *yaml_file, fl_val *out, char *err, size_t errlen);
 
 #endif /* FLOW_SCHED_H */

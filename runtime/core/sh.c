@@ -214,7 +214,7 @@ syserr0:
     return -1;
 }
 
-static int parse_number(rt_ictx *c, uint32_t kind, const char *text, flow_val *out) {
+static int parse_number(rt_ictx *c, uint32_t kind, const char *text, fl_val *out) {
     char *end;
     errno = 0;
     if (kind == PT_INT)
@@ -236,8 +236,8 @@ static int parse_number(rt_ictx *c, uint32_t kind, const char *text, flow_val *o
     return 0;
 }
 
-int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
-    const flow_plan *p = c->rt->plan;
+int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
+    const fl_plan *p = c->rt->plan;
     const plan_task *t = &p->tasks[ti];
     uint32_t rkind = p->types[t->ret].kind;
     out->i = 0;
@@ -260,11 +260,11 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const flow_val *args, flow_val *out) {
         return -1;
     }
     /* the command text */
-    flow_val largs[RT_MAX_PARAMS + 1];
+    fl_val largs[RT_MAX_PARAMS + 1];
     if (t->nparams) memcpy(largs, args, t->nparams * sizeof *largs);
     uint32_t str_t = p->typelist[p->lambdas[t->cmd].first_ptype + t->nparams];
     largs[t->nparams] = fv_str_cstr(p, str_t, outp);
-    flow_val cmdv;
+    fl_val cmdv;
     expr_error ee;
     int rc = expr_run(p, t->cmd, largs, &cmdv, &ee);
     fv_decref(p, str_t, largs[t->nparams]);

@@ -4,7 +4,7 @@
  * encoding used by process workers and the store.
  *
  * DESIGN
- *   A flow_val is an untagged word; every function here takes the plan type
+ *   A fl_val is an untagged word; every function here takes the plan type
  *   alongside the value and dispatches on plan->types[type].kind, recursing
  *   into list elements and record fields. Heap objects are immutable after
  *   construction, so the only shared mutable state is the reference count,
@@ -40,15 +40,15 @@
 /* ---- allocation: through the plan's context; NULL when out of memory (the
  * context's error says so) and the caller unwinds ---- */
 
-static void *fv_alloc(const flow_plan *p, size_t n) {
+static void *fv_alloc(const fl_plan *p, size_t n) {
     return fl_malloc(p->ctx, n);
 }
 
-static void fv_free(const flow_plan *p, void *q) {
+static void fv_free(const fl_plan *p, void *q) {
     fl_free(p->ctx, q);
 }
 
-static inline const plan_type *ty(const flow_plan *p, uint32_t type) {
+static inline const plan_type *ty(const fl_plan *p, uint32_t type) {
     return &p->types[type];
 }
 
@@ -56,7 +56,7 @@ static inline const plan_type *ty(const flow_plan *p, uint32_t type) {
     ((1u << PT_STR) | (1u << PT_PATH) | (1u << PT_DIR) | (1u << PT_DATE) | (1u << PT_BYTES) |      \
      (1u << PT_LIST) | (1u << PT_RECORD))
 
-bool fv_is_heap(const flow_plan *p, uint32_t type) {
+bool fv_is_heap(const fl_plan *p, uint32_t type) {
     uint32_t k = ty(p, type)->kind;
     return k < 32 && (HEAP_KINDS >> k & 1u);
 }
@@ -68,60 +68,60 @@ static void obj_init(fv_obj *o, uint32_t type) {
     o->type = type;
 }
 
-flow_val fv_str_new(const flow_plan *p, uint32_t type, const char *s, int64_t len) {
+fl_val fv_str_new(const fl_plan *p, uint32_t type, const char *s, int64_t len) {
     if (len < 0) len = 0;
     fv_str *o = fv_alloc(p, sizeof *o + (size_t)len + 1);
-    if (!o) return (flow_val){.o = NULL};
+    if (!o) return (fl_val){.o = NULL};
     obj_init(&o->h, type);
     o->len = len;
     if (len) memcpy(o->data, s, (size_t)len);
     o->data[len] = 0;
-    return (flow_val){.o = &o->h};
+    return (fl_val){.o = &o->h};
 }
 
-flow_val fv_str_cstr(const flow_plan *p, uint32_t type, const char *s) {
+fl_val fv_str_cstr(const fl_plan *p, uint32_t type, const char *s) {
     return fv_str_new(p, type, s ? s : "", s ? (int64_t)strlen(s) : 0);
 }
 
-flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, int64_t len) {
+fl_val fv_bytes_new(const fl_plan *p, uint32_t type, const uint8_t *data, int64_t len) {
     if (len < 0) len = 0;
     fv_bytes *o = fv_alloc(p, sizeof *o + (size_t)len);
-    if (!o) return (flow_val){.o = NULL};
+    if (!o) return (fl_val){.o = NULL};
     obj_init(&o->h, type);
     o->len = len;
     if (len) memcpy(o->data, data, (size_t)len);
-    return (flow_val){.o = &o->h};
+    return (fl_val){.o = &o->h};
 }
 
-flow_val fv_list_new(const flow_plan *p, uint32_t type, int64_t len) {
+fl_val fv_list_new(const fl_plan *p, uint32_t type, int64_t len) {
     if (len < 0) len = 0;
-    size_t n = sizeof(fv_list) + (size_t)len * sizeof(flow_val);
+    size_t n = sizeof(fv_list) + (size_t)len * sizeof(fl_val);
     fv_list *o = fv_alloc(p, n);
-    if (!o) return (flow_val){.o = NULL};
+    if (!o) return (fl_val){.o = NULL};
     memset(o, 0, n);
     obj_init(&o->h, type);
     o->len = len;
-    return (flow_val){.o = &o->h};
+    return (fl_val){.o = &o->h};
 }
 
-flow_val fv_rec_new(const flow_plan *p, uint32_t type) {
+fl_val fv_rec_new(const fl_plan *p, uint32_t type) {
     uint32_t nf = ty(p, type)->n;
-    size_t n = sizeof(fv_rec) + (size_t)nf * sizeof(flow_val);
+    size_t n = sizeof(fv_rec) + (size_t)nf * sizeof(fl_val);
     fv_rec *o = fv_alloc(p, n);
-    if (!o) return (flow_val){.o = NULL};
+    if (!o) return (fl_val){.o = NULL};
     memset(o, 0, n);
     obj_init(&o->h, type);
-    return (flow_val){.o = &o->h};
+    return (fl_val){.o = &o->h};
 }
 
 /* ---- reference counts ---- */
 
-void fv_incref(const flow_plan *p, uint32_t type, flow_val v) {
+void fv_incref(const fl_plan *p, uint32_t type, fl_val v) {
     if (!fv_is_heap(p, type) || !v.o) return;
     atomic_fetch_add_explicit(&v.o->refs, 1, memory_order_relaxed);
 }
 
-void fv_decref(const flow_plan *p, uint32_t type, flow_val v) {
+void fv_decref(const fl_plan *p, uint32_t type, fl_val v) {
     if (!fv_is_heap(p, type) || !v.o) return; /* NULL: a half-built list or record */
     if (atomic_fetch_sub_explicit(&v.o->refs, 1, memory_order_acq_rel) != 1) return;
     const plan_type *t = ty(p, type);
@@ -153,7 +153,7 @@ static bool float_eq(double a, double b) {
     return float_bits(a) == float_bits(b);
 }
 
-bool fv_equal(const flow_plan *p, uint32_t type, flow_val a, flow_val b) {
+bool fv_equal(const fl_plan *p, uint32_t type, fl_val a, fl_val b) {
     const plan_type *t = ty(p, type);
     switch (t->kind) {
         case PT_VOID:
@@ -215,7 +215,7 @@ static uint64_t hash_bytes(const uint8_t *d, int64_t n) {
     return mix64(h ^ tail);
 }
 
-uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
+uint64_t fv_hash(const fl_plan *p, uint32_t type, fl_val v) {
     const plan_type *t = ty(p, type);
     switch (t->kind) {
         case PT_VOID:
@@ -250,10 +250,10 @@ uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v) {
 
 /* ---- plan constants ---- */
 
-flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
+fl_val fv_from_const(const fl_plan *p, uint32_t value_id) {
     const plan_value *pv = &p->values[value_id];
     const plan_type *t = ty(p, pv->type);
-    flow_val v = {0};
+    fl_val v = {0};
     switch (t->kind) {
         case PT_FLOAT:
             v.f = pv->u.f;
@@ -273,7 +273,7 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
                 if (!(fv_as_list(v)->items[i] = fv_from_const(p, p->items[pv->u.first + i])).o &&
                     fv_is_heap(p, t->elem)) {
                     fv_decref(p, pv->type, v);
-                    return (flow_val){.o = NULL};
+                    return (fl_val){.o = NULL};
                 }
             return v;
         }
@@ -283,7 +283,7 @@ flow_val fv_from_const(const flow_plan *p, uint32_t value_id) {
                 if (!(fv_as_rec(v)->fields[i] = fv_from_const(p, p->items[pv->u.first + i])).o &&
                     fv_is_heap(p, p->fields[t->first + i].type)) {
                     fv_decref(p, pv->type, v);
-                    return (flow_val){.o = NULL};
+                    return (fl_val){.o = NULL};
                 }
             return v;
         }
@@ -376,7 +376,7 @@ static void json_float(double f, FILE *out) {
     if (!strpbrk(buf, ".eE")) fputs(".0", out);
 }
 
-void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out) {
+void fv_print_json(const fl_plan *p, uint32_t type, fl_val v, FILE *out) {
     const plan_type *t = ty(p, type);
     switch (t->kind) {
         case PT_VOID:
@@ -427,7 +427,7 @@ void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out) {
 /* ---- parsing text (--param values, YAML scalars) ---- */
 
 typedef struct fv_parser {
-    const flow_plan *p; /* types */
+    const fl_plan *p; /* types */
     const char *s;      /* cursor */
     const char *end;    /* end of the text */
     char *err;          /* where the one-line error goes */
@@ -584,7 +584,7 @@ static int b64_val(int c) {
     return q ? (int)(q - b64) : -1;
 }
 
-static int parse_base64(const char *s, const char *e, flow_val *out, const flow_plan *p,
+static int parse_base64(const char *s, const char *e, fl_val *out, const fl_plan *p,
                         uint32_t type) {
     size_t n = (size_t)(e - s);
     while (n && s[n - 1] == '=')
@@ -612,7 +612,7 @@ static int parse_base64(const char *s, const char *e, flow_val *out, const flow_
     return out->o ? 0 : -1;
 }
 
-static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e, flow_val *out) {
+static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char *e, fl_val *out) {
     uint32_t kind = ty(ps->p, type)->kind;
     char buf[48];
     int bad = 0;
@@ -660,7 +660,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
     return 0;
 }
 
-static int parse_value(fv_parser *ps, uint32_t type, flow_val *out);
+static int parse_value(fv_parser *ps, uint32_t type, fl_val *out);
 
 static unsigned hexval(int c) {
     return isdigit(c) ? (unsigned)(c - '0') : (unsigned)(tolower(c) - 'a' + 10);
@@ -782,10 +782,10 @@ static int after_item(fv_parser *ps, char close, const char *what) {
     return perr(ps, "expected ',' or '%c' in a %s", close, what);
 }
 
-static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
+static int parse_list(fv_parser *ps, uint32_t type, fl_val *out) {
     uint32_t elem = ty(ps->p, type)->elem;
     size_t cap = 8, n = 0;
-    flow_val *items = fv_alloc(ps->p, cap * sizeof *items);
+    fl_val *items = fv_alloc(ps->p, cap * sizeof *items);
     if (!items) return perr(ps, "out of memory");
     ps->s++; /* '[' */
     skip_ws(ps);
@@ -794,7 +794,7 @@ static int parse_list(fv_parser *ps, uint32_t type, flow_val *out) {
     } else {
         for (;;) {
             if (n == cap) {
-                flow_val *more = fl_reallocarray(ps->p->ctx, items, cap * 2, sizeof *items);
+                fl_val *more = fl_reallocarray(ps->p->ctx, items, cap * 2, sizeof *items);
                 if (!more) {
                     perr(ps, "out of memory");
                     goto fail;
@@ -824,9 +824,9 @@ fail:
     return -1;
 }
 
-static int parse_record(fv_parser *ps, uint32_t type, flow_val *out) {
+static int parse_record(fv_parser *ps, uint32_t type, fl_val *out) {
     const plan_type *t = ty(ps->p, type);
-    flow_val r = fv_rec_new(ps->p, type);
+    fl_val r = fv_rec_new(ps->p, type);
     bool *seen = fl_calloc(ps->p->ctx, t->n + 1, 1);
     if (!r.o || !seen) {
         perr(ps, "out of memory");
@@ -892,7 +892,7 @@ fail:
     return -1;
 }
 
-static int parse_value(fv_parser *ps, uint32_t type, flow_val *out) {
+static int parse_value(fv_parser *ps, uint32_t type, fl_val *out) {
     uint32_t kind = ty(ps->p, type)->kind;
     skip_ws(ps);
     if (ps->s >= ps->end) return perr(ps, "expected a value of type %s", kind_name(kind));
@@ -917,7 +917,7 @@ static int parse_value(fv_parser *ps, uint32_t type, flow_val *out) {
     return rc;
 }
 
-int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out, char *err,
+int fv_parse(const fl_plan *p, uint32_t type, const char *text, fl_val *out, char *err,
              size_t errlen) {
     fv_parser ps = {p, text, text + strlen(text), err, errlen, 0};
     uint32_t kind = ty(p, type)->kind;
@@ -970,7 +970,7 @@ static void put_u64(fv_buf *b, uint64_t v) {
     fv_buf_put_le(b, v, 8);
 }
 
-void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
+void fv_encode(const fl_plan *p, uint32_t type, fl_val v, fv_buf *out) {
     const plan_type *t = ty(p, type);
     switch (t->kind) {
         case PT_VOID:
@@ -1010,7 +1010,7 @@ void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out) {
 }
 
 typedef struct fv_reader {
-    const flow_plan *p; /* types */
+    const fl_plan *p; /* types */
     const uint8_t *d;   /* the buffer */
     size_t len, pos;    /* its size and the cursor */
 } fv_reader;
@@ -1025,7 +1025,7 @@ static int get_u64(fv_reader *r, uint64_t *v) {
 }
 
 /* Fewest bytes one value of the type encodes to (bounds list counts). */
-static size_t min_size(const flow_plan *p, uint32_t type, int depth) {
+static size_t min_size(const fl_plan *p, uint32_t type, int depth) {
     const plan_type *t = ty(p, type);
     if (depth > FV_MAX_DEPTH) return 0;
     switch (t->kind) {
@@ -1044,8 +1044,8 @@ static size_t min_size(const flow_plan *p, uint32_t type, int depth) {
     }
 }
 
-static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
-    const flow_plan *p = r->p;
+static int decode(fv_reader *r, uint32_t type, fl_val *out, int depth) {
+    const fl_plan *p = r->p;
     const plan_type *t = ty(p, type);
     uint64_t n;
     out->i = 0;
@@ -1067,7 +1067,7 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
             if (get_u64(r, &n)) return -1;
             size_t each = min_size(p, t->elem, depth + 1);
             if (each ? n > (r->len - r->pos) / each : n > FV_MAX_EMPTY_ITEMS) return -1;
-            flow_val l = fv_list_new(p, type, (int64_t)n);
+            fl_val l = fv_list_new(p, type, (int64_t)n);
             if (!l.o) return -1;
             for (uint64_t i = 0; i < n; i++)
                 if (decode(r, t->elem, &fv_as_list(l)->items[i], depth + 1)) {
@@ -1078,7 +1078,7 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
             return 0;
         }
         case PT_RECORD: {
-            flow_val rec = fv_rec_new(p, type);
+            fl_val rec = fv_rec_new(p, type);
             if (!rec.o) return -1;
             for (uint32_t i = 0; i < t->n; i++)
                 if (decode(r, p->fields[t->first + i].type, &fv_as_rec(rec)->fields[i],
@@ -1101,8 +1101,8 @@ static int decode(fv_reader *r, uint32_t type, flow_val *out, int depth) {
     }
 }
 
-int fv_decode(const flow_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
-              flow_val *out) {
+int fv_decode(const fl_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
+              fl_val *out) {
     fv_reader r = {p, data, len, 0};
     if (decode(&r, type, out, 0)) return -1;
     if (used) *used = r.pos;

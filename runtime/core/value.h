@@ -14,8 +14,8 @@
  * the plan type, so releasing a list of records of strings frees everything
  * below it without per-object type tags.
  *
- * Ownership: a function that returns a flow_val returns a new reference unless
- * its comment says "borrowed". Functions that take a flow_val borrow it unless
+ * Ownership: a function that returns a fl_val returns a new reference unless
+ * its comment says "borrowed". Functions that take a fl_val borrow it unless
  * their comment says "consumes".
  */
 #ifndef FLOW_VALUE_H
@@ -35,11 +35,11 @@ typedef struct fv_obj {
     uint32_t type;   /* plan type of this object (diagnostics, encoders) */
 } fv_obj;
 
-typedef union flow_val {
+typedef union fl_val {
     int64_t i;
     double f;
     fv_obj *o; /* NULL never occurs for a heap type */
-} flow_val;
+} fl_val;
 
 typedef struct fv_str {
     fv_obj h;
@@ -56,16 +56,16 @@ typedef struct fv_bytes {
 typedef struct fv_list {
     fv_obj h;
     int64_t len;
-    flow_val items[];
+    fl_val items[];
 } fv_list;
 
 typedef struct fv_rec {
     fv_obj h;
-    flow_val fields[]; /* in the record type's field order */
+    fl_val fields[]; /* in the record type's field order */
 } fv_rec;
 
 /* Is a value of this plan type a heap object (reference counted)? */
-bool fv_is_heap(const flow_plan *p, uint32_t type);
+bool fv_is_heap(const fl_plan *p, uint32_t type);
 
 /* Constructors. Each returns a new reference (refs = 1). Lists and records are
  * built by filling items/fields after creation (the constructor zero-fills and
@@ -73,30 +73,30 @@ bool fv_is_heap(const flow_plan *p, uint32_t type);
  * p->ctx: out of memory gives a value with o == NULL (the context's error says
  * so; fv_decref of it is a no-op), as do fv_from_const and fv_decode/fv_parse
  * (-1, "out of memory"). */
-flow_val fv_str_new(const flow_plan *p, uint32_t type, const char *s, int64_t len);
-flow_val fv_str_cstr(const flow_plan *p, uint32_t type, const char *s);
-flow_val fv_bytes_new(const flow_plan *p, uint32_t type, const uint8_t *data, int64_t len);
-flow_val fv_list_new(const flow_plan *p, uint32_t type, int64_t len);
-flow_val fv_rec_new(const flow_plan *p, uint32_t type);
+fl_val fv_str_new(const fl_plan *p, uint32_t type, const char *s, int64_t len);
+fl_val fv_str_cstr(const fl_plan *p, uint32_t type, const char *s);
+fl_val fv_bytes_new(const fl_plan *p, uint32_t type, const uint8_t *data, int64_t len);
+fl_val fv_list_new(const fl_plan *p, uint32_t type, int64_t len);
+fl_val fv_rec_new(const fl_plan *p, uint32_t type);
 
-static inline fv_str *fv_as_str(flow_val v) { return (fv_str *)v.o; }
-static inline fv_bytes *fv_as_bytes(flow_val v) { return (fv_bytes *)v.o; }
-static inline fv_list *fv_as_list(flow_val v) { return (fv_list *)v.o; }
-static inline fv_rec *fv_as_rec(flow_val v) { return (fv_rec *)v.o; }
+static inline fv_str *fv_as_str(fl_val v) { return (fv_str *)v.o; }
+static inline fv_bytes *fv_as_bytes(fl_val v) { return (fv_bytes *)v.o; }
+static inline fv_list *fv_as_list(fl_val v) { return (fv_list *)v.o; }
+static inline fv_rec *fv_as_rec(fl_val v) { return (fv_rec *)v.o; }
 
-void fv_incref(const flow_plan *p, uint32_t type, flow_val v); /* no-op for scalars */
-void fv_decref(const flow_plan *p, uint32_t type, flow_val v); /* frees at zero, recursively */
+void fv_incref(const fl_plan *p, uint32_t type, fl_val v); /* no-op for scalars */
+void fv_decref(const fl_plan *p, uint32_t type, fl_val v); /* frees at zero, recursively */
 
 /* Deep equality and a 64-bit hash consistent with it. */
-bool fv_equal(const flow_plan *p, uint32_t type, flow_val a, flow_val b);
-uint64_t fv_hash(const flow_plan *p, uint32_t type, flow_val v);
+bool fv_equal(const fl_plan *p, uint32_t type, fl_val a, fl_val b);
+uint64_t fv_hash(const fl_plan *p, uint32_t type, fl_val v);
 
 /* A plan constant (plan->values[id]) as a run-time value (new reference). */
-flow_val fv_from_const(const flow_plan *p, uint32_t value_id);
+fl_val fv_from_const(const fl_plan *p, uint32_t value_id);
 
 /* Print as one line of JSON (runtime.md §3: paths as strings, bytes as base64,
  * records as objects, dates as "YYYY-MM-DD", durations as milliseconds). */
-void fv_print_json(const flow_plan *p, uint32_t type, flow_val v, FILE *out);
+void fv_print_json(const fl_plan *p, uint32_t type, fl_val v, FILE *out);
 
 /* A JSON string: the one escaping rule of flow (value.c says it). fv_json_escape
  * writes the text of one byte into out (1, 2 or 6 bytes, not NUL-terminated) and
@@ -107,7 +107,7 @@ void fv_json_string(FILE *out, const char *s, size_t n);
 /* Parse a text (a --param value or a YAML scalar) as a value of `type`.
  * Returns 0 and a new reference in *out, or -1 with one line in err. Lists and
  * records are written as JSON-like text: [1, 2], {"a": 1}. */
-int fv_parse(const flow_plan *p, uint32_t type, const char *text, flow_val *out, char *err,
+int fv_parse(const fl_plan *p, uint32_t type, const char *text, fl_val *out, char *err,
              size_t errlen);
 
 /* Is s[0..n) a calendar day written YYYY-MM-DD (years 0001-9999)? */
@@ -127,7 +127,7 @@ typedef struct fv_buf {
     fl_ctx *ctx; /* allocates data (fl_free it there); NULL: fl_ctx_default() (transitional) */
     bool failed; /* an allocation failed: later puts are dropped, the bytes are incomplete */
 } fv_buf;
-void fv_encode(const flow_plan *p, uint32_t type, flow_val v, fv_buf *out);
+void fv_encode(const fl_plan *p, uint32_t type, fl_val v, fv_buf *out);
 /* Append n bytes to b (growing it); append v as n (at most 8) little-endian
  * bytes. Out of memory sets b->failed and drops this and every later put: the
  * writer tests b->failed once at the end. Inline: they sit on hot paths (the
@@ -144,7 +144,7 @@ static inline void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
     for (int i = 0; i < n && i < 8; i++) w[i] = (uint8_t)(v >> (8 * i));
     fv_buf_put(b, w, (size_t)(n < 8 ? n : 8));
 }
-int fv_decode(const flow_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
-              flow_val *out);
+int fv_decode(const fl_plan *p, uint32_t type, const uint8_t *data, size_t len, size_t *used,
+              fl_val *out);
 
 #endif /* FLOW_VALUE_H */

@@ -31,7 +31,7 @@ static void put_str(EVP_MD_CTX *m, const char *s, size_t n) {
     put(m, s, n);
 }
 
-int ck_file_hash(ck_ctx *cx, const char *path, flow_hash *out, char *err, size_t errlen) {
+int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen) {
     struct stat sb;
     if (stat(path, &sb)) {
         snprintf(err, errlen, "input file %s: %s", path, strerror(errno));
@@ -77,7 +77,7 @@ static int ck_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
         snprintf(err, errlen, "path too long below %s", w->root);
         return -1;
     }
-    flow_hash h;
+    fl_digest h;
     if (ck_file_hash(w->cx, full, &h, err, errlen)) return -1;
     manifest *m = w->m;
     fl_ctx *c = w->cx->plan->ctx;
@@ -119,7 +119,7 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const manifest_line *)a)->name, ((const manifest_line *)b)->name);
 }
 
-int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t errlen) {
+int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t errlen) {
     manifest m = {0};
     int rc = walk(cx, dir, &m, err, errlen);
     if (rc == 0) {
@@ -141,9 +141,9 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t e
     return rc;
 }
 
-static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, flow_val v, char *err,
+static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, fl_val v, char *err,
                      size_t errlen) {
-    const flow_plan *p = cx->plan;
+    const fl_plan *p = cx->plan;
     const plan_type *t = &p->types[type];
     switch (t->kind) {
     case PT_INT:
@@ -164,7 +164,7 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, flow_val v, char 
     case PT_PATH:
     case PT_DIR: {
         const fv_str *s = fv_as_str(v);
-        flow_hash h;
+        fl_digest h;
         /* a stored file is known by its place in the store, whatever the state
          * directory is called: a moved state directory keeps every key */
         const char *tail = store_path_tail(s->data);
@@ -198,7 +198,7 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, flow_val v, char 
 }
 
 /* A plan constant by content: its type and payload, lists and records item by item. */
-static void put_const(const flow_plan *p, EVP_MD_CTX *m, uint32_t id, int depth) {
+static void put_const(const fl_plan *p, EVP_MD_CTX *m, uint32_t id, int depth) {
     const plan_value *c = &p->values[id];
     char buf[256];
     plan_type_text(p, c->type, buf, sizeof buf);
@@ -223,7 +223,7 @@ static void put_const(const flow_plan *p, EVP_MD_CTX *m, uint32_t id, int depth)
     }
 }
 
-static void put_lambda(const flow_plan *p, EVP_MD_CTX *m, uint32_t lam) {
+static void put_lambda(const fl_plan *p, EVP_MD_CTX *m, uint32_t lam) {
     if (lam == PLAN_NONE) {
         put_u64(m, 0);
         return;
@@ -243,7 +243,7 @@ static void put_lambda(const flow_plan *p, EVP_MD_CTX *m, uint32_t lam) {
     }
 }
 
-static void put_signature(const flow_plan *p, EVP_MD_CTX *m, const plan_task *t) {
+static void put_signature(const fl_plan *p, EVP_MD_CTX *m, const plan_task *t) {
     char buf[512];
     for (uint32_t i = 0; i < t->nparams; i++) {
         plan_type_text(p, p->params[t->first_param + i].type, buf, sizeof buf);
@@ -254,7 +254,7 @@ static void put_signature(const flow_plan *p, EVP_MD_CTX *m, const plan_task *t)
 }
 
 static void put_identity(ck_ctx *cx, EVP_MD_CTX *m, uint32_t task, int depth) {
-    const flow_plan *p = cx->plan;
+    const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
     put_u64(m, t->kind);
     if (t->version != PLAN_NONE) {
@@ -313,8 +313,8 @@ static EVP_MD_CTX *md_begin(ck_ctx *cx) {
     return cx->mdctx;
 }
 
-static const flow_hash *task_ident(ck_ctx *cx, uint32_t task) {
-    const flow_plan *p = cx->plan;
+static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
+    const fl_plan *p = cx->plan;
     if (!cx->ident) {
         cx->ident = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
         cx->ident_done = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, 1);
@@ -337,11 +337,11 @@ static const flow_hash *task_ident(ck_ctx *cx, uint32_t task) {
     return &cx->ident[task];
 }
 
-int ck_instance_key(ck_ctx *cx, uint32_t task, const flow_val *args, flow_hash *out, char *err,
+int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen) {
-    const flow_plan *p = cx->plan;
+    const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    const flow_hash *id = task_ident(cx, task);
+    const fl_digest *id = task_ident(cx, task);
     if (!id) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -24,13 +24,13 @@
 #include "value.h"
 
 typedef struct ck_ctx {
-    const flow_plan *plan;     /* the plan */
-    flow_state *state;         /* file-identity index, or NULL (then files are always read) */
-    const flow_hash *lib_hash; /* per plan library: hash of the library loaded, or NULL (plan's) */
+    const fl_plan *plan;     /* the plan */
+    fl_state *state;         /* file-identity index, or NULL (then files are always read) */
+    const fl_digest *lib_hash; /* per plan library: hash of the library loaded, or NULL (plan's) */
     long files_hashed;         /* statistics: files read to hash them */
     long files_known;          /* statistics: files recognised by the index */
     /* caches, filled on first use and freed by ck_free */
-    flow_hash *ident;          /* per task: its identity hash */
+    fl_digest *ident;          /* per task: its identity hash */
     uint8_t *ident_done;       /* per task: ident computed */
     void *md, *mdctx;          /* the SHA-256 method, fetched once, and a reusable context */
 } ck_ctx;
@@ -39,11 +39,11 @@ void ck_free(ck_ctx *cx);
 
 /* The key of task `task` on args (its parameter types). 0, or -1 with err (an
  * unreadable input file). */
-int ck_instance_key(ck_ctx *cx, uint32_t task, const flow_val *args, flow_hash *out, char *err,
+int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen);
 /* Content hash of one file, through the index. */
-int ck_file_hash(ck_ctx *cx, const char *path, flow_hash *out, char *err, size_t errlen);
+int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen);
 /* Manifest hash of a directory, through the index for its files. */
-int ck_dir_hash(ck_ctx *cx, const char *dir, flow_hash *out, char *err, size_t errlen);
+int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t errlen);
 
 #endif

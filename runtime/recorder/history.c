@@ -55,7 +55,7 @@ typedef struct done_entry {
     int used;        /* 1 while occupied */
     int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
     int has_key;     /* the record kept the instance's cache key */
-    flow_hash key;
+    fl_digest key;
 } done_entry;
 
 /* A task's cache entries, read into memory in one sequential pass once the task
@@ -73,17 +73,17 @@ enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MAX 8000000    /* most entries preloaded for one task */
 
 typedef struct objvec {
-    flow_hash *v;
+    fl_digest *v;
     size_t n, cap;
 } objvec;
 
 struct hist {
     fl_ctx *ctx;              /* allocation and log lines (hist_opts.ctx, or the plan's) */
-    const flow_plan *p;       /* the plan */
-    flow_state *st;           /* state.db */
-    flow_store *store;        /* store/ */
+    const fl_plan *p;       /* the plan */
+    fl_state *st;           /* state.db */
+    fl_store *store;        /* store/ */
     ck_ctx ck;                /* cache-key context */
-    flow_hash *lib_hash;      /* per plan library, as loaded */
+    fl_digest *lib_hash;      /* per plan library, as loaded */
     int64_t run;              /* this run's id */
     int no_cache;             /* --no-cache */
     char dir[HIST_PATH_MAX];  /* the state directory */
@@ -157,7 +157,7 @@ static int load_done(const state_inst *r, void *ctx) {
     return 0;
 }
 
-static int type_has_files(const flow_plan *p, uint32_t t, int depth);
+static int type_has_files(const fl_plan *p, uint32_t t, int depth);
 
 hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     fl_ctx *ctx = o->ctx ? o->ctx : o->plan->ctx;
@@ -264,7 +264,7 @@ void hist_get_stats(const hist *h, hist_stats *s) {
 }
 
 /* ---- values that refer to stored files ---- */
-static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
+static int type_has_files(const fl_plan *p, uint32_t t, int depth) {
     const plan_type *T = &p->types[t];
     if (depth > 32) return 0;
     if (T->kind == PT_PATH || T->kind == PT_DIR) return 1;
@@ -277,11 +277,11 @@ static int type_has_files(const flow_plan *p, uint32_t t, int depth) {
 
 /* Add x to the objects the result refers to. -1 when out of memory: the caller fails
  * (an object left off the list could be collected by gc while still used). */
-static int obj_push(hist *h, const flow_hash *x) {
+static int obj_push(hist *h, const fl_digest *x) {
     objvec *o = &h->objs;
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 8;
-        flow_hash *v = fl_reallocarray(h->ctx, o->v, cap, sizeof *v);
+        fl_digest *v = fl_reallocarray(h->ctx, o->v, cap, sizeof *v);
         if (!v) return -1;
         o->v = v;
         o->cap = cap;
@@ -291,7 +291,7 @@ static int obj_push(hist *h, const flow_hash *x) {
 }
 
 /* The object behind a store path (named/<hash>/name or trees/<hash>), or -1. */
-static int store_hash_of(hist *h, const char *path, flow_hash *out, int *is_tree) {
+static int store_hash_of(hist *h, const char *path, fl_digest *out, int *is_tree) {
     const char *root = store_root(h->store);
     if (strncmp(path, root, h->store_root_len) || path[h->store_root_len] != '/') return -1;
     const char *rest = path + h->store_root_len + 1;
@@ -306,8 +306,8 @@ static int store_hash_of(hist *h, const char *path, flow_hash *out, int *is_tree
  * or given as another path) is re-rooted at this store. Stored paths are known by
  * their shape (store_path_tail). A freshly decoded value is ours alone, so it is
  * changed in place. */
-static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
-    const flow_plan *p = h->p;
+static void reroot(hist *h, uint32_t type, fl_val *v, int depth) {
+    const fl_plan *p = h->p;
     const plan_type *T = &p->types[type];
     if (depth > 32) return;
     if (T->kind == PT_PATH || T->kind == PT_DIR) {
@@ -318,7 +318,7 @@ static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
         if ((size_t)(tail - s) == h->store_root_len + 1 && !strncmp(s, root, h->store_root_len))
             return; /* already this store's */
         if (store_pathf(fixed, sizeof fixed, "%s/%s", root, tail)) return;
-        flow_val n = fv_str_cstr(p, type, fixed);
+        fl_val n = fv_str_cstr(p, type, fixed);
         fv_decref(p, type, *v);
         *v = n;
         return;
@@ -334,12 +334,12 @@ static void reroot(hist *h, uint32_t type, flow_val *v, int depth) {
 /* Every stored file a value refers to is intact, and listed in h->objs. Each is
  * checked against its identity record (store.c: one lstat per file; a re-hash
  * only when something differs); a damaged one is quarantined and the check fails. */
-static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
-    const flow_plan *p = h->p;
+static int check_stored(hist *h, uint32_t type, fl_val v, int depth) {
+    const fl_plan *p = h->p;
     const plan_type *T = &p->types[type];
     if (depth > 32) return 0;
     if (T->kind == PT_PATH || T->kind == PT_DIR) {
-        flow_hash x;
+        fl_digest x;
         int tree;
         const char *path = fv_as_str(v)->data;
         if (store_hash_of(h, path, &x, &tree)) return 0; /* a reference */
@@ -350,7 +350,7 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
         size_t n;
         if (store_read(h->store, &x, &m, &n)) return -1;
         for (char *l = (char *)m, *end = (char *)m + n; l + 64 <= end;) {
-            flow_hash f;
+            fl_digest f;
             if (hash_from_hex(l, &f) == 0 && obj_push(h, &f)) {
                 fl_free(store_ctx(h->store), m);
                 return -1;
@@ -378,7 +378,7 @@ static int check_stored(hist *h, uint32_t type, flow_val v, int depth) {
  * stores only regular files and folders it opened itself. The stored path goes
  * to dst. 0, or -1 with err. */
 static int take_in(hist *h, int is_dir, const char *s, const char *out_dir, size_t olen,
-                   flow_hash *x, char *dst, size_t dlen, char *err, size_t errlen) {
+                   fl_digest *x, char *dst, size_t dlen, char *err, size_t errlen) {
     int fd = walk_open(AT_FDCWD, out_dir, 0);
     if (fd < 0) {
         snprintf(err, errlen, "the output folder %s %s", out_dir,
@@ -456,9 +456,9 @@ static int take_in(hist *h, int is_dir, const char *s, const char *out_dir, size
 
 /* Move outputs inside out_dir into the store; returns the value to keep (a new
  * reference; v itself, increfed, when nothing changed). */
-static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, int depth,
+static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int depth,
                        int *failed, char *err, size_t errlen) {
-    const flow_plan *p = h->p;
+    const fl_plan *p = h->p;
     const plan_type *T = &p->types[type];
     size_t olen = strlen(out_dir);
     if (depth > 32 || *failed) {
@@ -471,7 +471,7 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
             fv_incref(p, type, v); /* a reference: left where it is */
             return v;
         }
-        flow_hash x;
+        fl_digest x;
         char dst[HIST_PATH_MAX];
         int rc = take_in(h, T->kind == PT_DIR, s, out_dir, olen, &x, dst, sizeof dst, err, errlen);
         if (rc) {
@@ -490,14 +490,14 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
     }
     if (T->kind == PT_LIST && type_has_files(p, T->elem, 0)) {
         const fv_list *l = fv_as_list(v);
-        flow_val n = fv_list_new(p, type, l->len);
+        fl_val n = fv_list_new(p, type, l->len);
         for (int64_t i = 0; i < l->len; i++)
             fv_as_list(n)->items[i] = ingest(h, T->elem, l->items[i], out_dir, depth + 1, failed,
                                              err, errlen);
         return n;
     }
     if (T->kind == PT_RECORD && type_has_files(p, type, 0)) {
-        flow_val n = fv_rec_new(p, type);
+        fl_val n = fv_rec_new(p, type);
         for (uint32_t i = 0; i < T->n; i++)
             fv_as_rec(n)->fields[i] = ingest(h, p->fields[T->first + i].type,
                                              fv_as_rec(v)->fields[i], out_dir, depth + 1, failed,
@@ -516,13 +516,13 @@ static flow_val ingest(hist *h, uint32_t type, flow_val v, const char *out_dir, 
  * is left, that part is read in one sequential pass (state_cache_each) into a
  * hash table, and the task's later lookups are answered from memory. An entry
  * another flowrun adds meanwhile is not seen: a miss, which a cache may have. */
-static uint64_t tc_hash(const flow_hash *k) {
+static uint64_t tc_hash(const fl_digest *k) {
     uint64_t v;
     memcpy(&v, k->b, 8);
     return v * 0x9E3779B97F4A7C15ull;
 }
 
-static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) {
+static int tc_add(const fl_digest *key, const void *val, size_t len, void *ctx) {
     task_cache *c = ctx;
     if (len > UINT32_MAX) return 0;
     if (++c->n > c->cap / 2) return 1; /* more than counted: stop (preload then gives up) */
@@ -538,7 +538,7 @@ static int tc_add(const flow_hash *key, const void *val, size_t len, void *ctx) 
 }
 
 /* The entry of key in a preloaded task cache: its arena offset, or -1. */
-static long tc_find(const task_cache *c, const flow_hash *key) {
+static long tc_find(const task_cache *c, const fl_digest *key) {
     for (size_t j = tc_hash(key) & (c->cap - 1); c->slots[j]; j = (j + 1) & (c->cap - 1))
         if (!memcmp(c->arena.data + c->slots[j] - 1, key->b, 32)) return (long)(c->slots[j] - 1);
     return -1;
@@ -569,9 +569,9 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
 }
 
 /* ---- the recorder interface (recorder.h) ---- */
-static int hist_lookup(void *self, rec_inst *ii, const flow_val *args, flow_val *out) {
+static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out) {
     hist *h = self;
-    const flow_plan *p = h->p;
+    const fl_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     ii->has_key = 0;
     int cleared = 0;
@@ -711,11 +711,11 @@ static int write_log(hist *h, const rec_inst *ii, const char *task, const char *
     return -1;
 }
 
-static void hist_finished(void *self, rec_inst *ii, const flow_val *args, rt_result *res,
+static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                           int served) {
     hist *h = self;
     (void)args;
-    const flow_plan *p = h->p;
+    const fl_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     const char *task = plan_str(p, T->name);
     int is_void = p->types[T->ret].kind == PT_VOID;
@@ -723,12 +723,12 @@ static void hist_finished(void *self, rec_inst *ii, const flow_val *args, rt_res
     char err[512] = "";
     if (res->ok && !served && !is_void && ii->out_dir && type_has_files(p, T->ret, 0)) {
         int failed = 0;
-        flow_val nv = ingest(h, T->ret, res->value, ii->out_dir, 0, &failed, err, sizeof err);
+        fl_val nv = ingest(h, T->ret, res->value, ii->out_dir, 0, &failed, err, sizeof err);
         fv_decref(p, T->ret, res->value);
         res->value = nv;
         if (failed) {
             fv_decref(p, T->ret, res->value); /* the instance fails: no value */
-            res->value = (flow_val){0};
+            res->value = (fl_val){0};
             res->ok = 0;
             fl_free(h->ctx, res->error);
             res->error = fl_sprintf(h->ctx, "storing the output failed: %s", err);
@@ -738,7 +738,7 @@ static void hist_finished(void *self, rec_inst *ii, const flow_val *args, rt_res
     }
     if (res->log && *res->log && write_log(h, ii, task, res->log, err, sizeof err) && res->ok) {
         if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
-        res->value = (flow_val){0};
+        res->value = (fl_val){0};
         res->ok = 0;
         fl_free(h->ctx, res->error);
         res->error = fl_strdup(h->ctx, err);

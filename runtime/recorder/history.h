@@ -29,7 +29,7 @@ typedef struct hist hist;
 
 typedef struct hist_opts {
     fl_ctx *ctx;              /* allocation and log lines; NULL: the plan's (plan->ctx) */
-    const flow_plan *plan;    /* the plan being run */
+    const fl_plan *plan;    /* the plan being run */
     rt_runtime *rt;           /* for the loaded libraries' hashes (may be NULL) */
     const char *state_dir;    /* .flow by default */
     const char *plan_path;    /* as given to flowrun */

@@ -101,7 +101,7 @@ static const char *const stmt_sql[] = {
  * entries sorted by ck, so the B-tree is walked in order instead of at random. */
 typedef struct pend_entry {
     int64_t ck;
-    flow_hash key;
+    fl_digest key;
     size_t off;           /* the result in pend_data, or SIZE_MAX for none */
     size_t len;
 } pend_entry;
@@ -150,7 +150,7 @@ typedef struct wbatch {
     fv_buf rec;      /* records, one after another (see wb_* / replay) */
 } wbatch;
 
-struct flow_state {
+struct fl_state {
     fl_ctx *ctx;                /* allocation and log lines (the caller's, kept) */
     conn main;                  /* the caller's connection: reads, runs */
     conn w;                     /* the writer thread's connection (async mode) */
@@ -433,7 +433,7 @@ static int check_file(const char *path, const char *dir, char *err, size_t errle
  * state.db that exists always holds a schema: an empty or headless one is damage,
  * never "new". Two flowruns creating one at once: the second link fails, and the
  * loser opens the winner's. */
-static int create_whole(flow_state *st, char *err, size_t errlen) {
+static int create_whole(fl_state *st, char *err, size_t errlen) {
     char tmp[sizeof st->path + 32];
     snprintf(tmp, sizeof tmp, "%s.new-%ld", st->path, (long)getpid());
     unlink(tmp);
@@ -449,13 +449,13 @@ static int create_whole(flow_state *st, char *err, size_t errlen) {
 }
 
 typedef struct marker_walk {
-    flow_state *st;
+    fl_state *st;
     int oom;
 } marker_walk;
 
 static int crash_marker(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     marker_walk *m = ctx;
-    flow_state *st = m->st;
+    fl_state *st = m->st;
     (void)err, (void)errlen;
     if (e->type == WALK_DIR) return WALK_SKIP; /* markers lie in the state folder itself */
     const size_t plen = strlen(STATE_CRASH_MARKER);
@@ -490,7 +490,7 @@ static int crash_marker(void *ctx, const walk_ent *e, char *err, size_t errlen) 
  * inline executor: the run, still `running` in the database, becomes failed (exit 1)
  * with the marker's line as its error. The state folder's own entries only (walk.c,
  * not descending). 0, or -1 when memory ran out (a marker left is applied next time). */
-static int apply_crash_markers(flow_state *st, const char *dir) {
+static int apply_crash_markers(fl_state *st, const char *dir) {
     int fd = walk_open(AT_FDCWD, dir, 1);
     if (fd < 0) return 0;
     marker_walk m = {st, 0};
@@ -500,12 +500,12 @@ static int apply_crash_markers(flow_state *st, const char *dir) {
     return m.oom ? -1 : 0;
 }
 
-flow_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
+fl_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
     if (mkdir(dir, 0755) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
         return NULL;
     }
-    flow_state *st = fl_calloc(ctx, 1, sizeof *st);
+    fl_state *st = fl_calloc(ctx, 1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -534,15 +534,15 @@ flow_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
     return st;
 }
 
-fl_ctx *state_ctx(const flow_state *st) {
+fl_ctx *state_ctx(const fl_state *st) {
     return st->ctx;
 }
 
-int state_failed(const flow_state *st) {
+int state_failed(const fl_state *st) {
     return st && (st->failed || __atomic_load_n(&st->said, __ATOMIC_RELAXED));
 }
 
-void state_close(flow_state *st) {
+void state_close(fl_state *st) {
     if (!st) return;
     if (st->async) {
         state_sync(st);
@@ -679,7 +679,7 @@ static void bind_text(sqlite3_stmt *s, int i, const char *t) {
     else sqlite3_bind_null(s, i);
 }
 
-static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
+static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
     if (h) sqlite3_bind_blob(s, i, h->b, 32, SQLITE_TRANSIENT);
     else sqlite3_bind_null(s, i);
 }
@@ -692,7 +692,7 @@ static void bind_hash(sqlite3_stmt *s, int i, const flow_hash *h) {
  * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL). */
 enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
 
-static void wb_put(flow_state *st, const void *p, size_t n) {
+static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
     if (!st->cur) {
         st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
@@ -704,13 +704,13 @@ static void wb_put(flow_state *st, const void *p, size_t n) {
     }
     fv_buf_put(&st->cur->rec, p, n);
 }
-static void wb_u64(flow_state *st, uint64_t v) { wb_put(st, &v, 8); }
-static void wb_f64(flow_state *st, double v) { wb_put(st, &v, 8); }
-static void wb_blob(flow_state *st, const void *p, size_t n, int present) {
+static void wb_u64(fl_state *st, uint64_t v) { wb_put(st, &v, 8); }
+static void wb_f64(fl_state *st, double v) { wb_put(st, &v, 8); }
+static void wb_blob(fl_state *st, const void *p, size_t n, int present) {
     wb_u64(st, present ? n : UINT64_MAX);
     if (present && n) wb_put(st, p, n);
 }
-static void wb_str(flow_state *st, const char *s) { wb_blob(st, s, s ? strlen(s) + 1 : 0, s != NULL); }
+static void wb_str(fl_state *st, const char *s) { wb_blob(st, s, s ? strlen(s) + 1 : 0, s != NULL); }
 
 typedef struct rd {
     const uint8_t *p, *end;
@@ -744,10 +744,10 @@ static const char *rd_str(rd *r) {
 }
 
 static int apply_inst(conn *c, const state_inst *r);
-static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
-                           const flow_hash *objs, size_t nobjs);
-static int apply_cache_drop(conn *c, const char *task, const flow_hash *key);
-static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h);
+static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
+                           const fl_digest *objs, size_t nobjs);
+static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
+static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h);
 
 static int replay(conn *c, const wbatch *b) {
     rd r = {b->rec.data, b->rec.data + b->rec.len};
@@ -757,7 +757,7 @@ static int replay(conn *c, const wbatch *b) {
         size_t n;
         if (kind == REC_INST) {
             state_inst x = {0};
-            flow_hash key;
+            fl_digest key;
             x.run = (int64_t)rd_u64(&r);
             x.node = (uint32_t)rd_u64(&r);
             x.idx = rd_str(&r);
@@ -783,7 +783,7 @@ static int replay(conn *c, const wbatch *b) {
             x.cache_store = (int)rd_u64(&r);
             rc = apply_inst(c, &x);
         } else if (kind == REC_CACHE_PUT) {
-            flow_hash key;
+            fl_digest key;
             const void *k = rd_blob(&r, &n);
             if (n == 32) memcpy(key.b, k, 32);
             size_t vlen;
@@ -791,9 +791,9 @@ static int replay(conn *c, const wbatch *b) {
             int64_t run = (int64_t)rd_u64(&r);
             size_t olen;
             const void *objs = rd_blob(&r, &olen);
-            rc = apply_cache_put(c, &key, val, vlen, run, objs, olen / sizeof(flow_hash));
+            rc = apply_cache_put(c, &key, val, vlen, run, objs, olen / sizeof(fl_digest));
         } else if (kind == REC_CACHE_DROP) {
-            flow_hash key;
+            fl_digest key;
             const char *task = rd_str(&r);
             const void *k = rd_blob(&r, &n);
             if (n == 32) memcpy(key.b, k, 32);
@@ -805,7 +805,7 @@ static int replay(conn *c, const wbatch *b) {
             id.mtime_ns = (int64_t)rd_u64(&r);
             id.inode = (int64_t)rd_u64(&r);
             id.ctime_ns = (int64_t)rd_u64(&r);
-            flow_hash h;
+            fl_digest h;
             const void *hb = rd_blob(&r, &n);
             if (n == 32) memcpy(h.b, hb, 32);
             rc = apply_file(c, path, &id, &h);
@@ -817,7 +817,7 @@ static int replay(conn *c, const wbatch *b) {
 }
 
 static void *writer_main(void *arg) {
-    flow_state *st = arg;
+    fl_state *st = arg;
     pthread_setname_np(pthread_self(), "flow-state");
     pthread_mutex_lock(&st->mu);
     for (;;) {
@@ -870,7 +870,7 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-int state_async(flow_state *st) {
+int state_async(fl_state *st) {
     if (st->async) return 0;
     char err[4700];
     if (conn_open(&st->w, st->path, err, sizeof err) ||
@@ -892,7 +892,7 @@ int state_async(flow_state *st) {
     return 0;
 }
 
-int state_commit(flow_state *st) {
+int state_commit(fl_state *st) {
     read_end(&st->main); /* the next round reads a fresh snapshot */
     if (st->wb_oom) return -1; /* records were lost: the history is incomplete */
     if (st->async) {
@@ -913,7 +913,7 @@ int state_commit(flow_state *st) {
     return conn_commit(&st->main);
 }
 
-int state_sync(flow_state *st) {
+int state_sync(fl_state *st) {
     int rc = state_commit(st);
     if (st->async) {
         pthread_mutex_lock(&st->mu);
@@ -1044,7 +1044,7 @@ static int sweep_gone(conn *c) {
 }
 
 /* ---- runs (always synchronous, on the caller's connection) ---- */
-int state_run_begin(flow_state *st, state_run *r) {
+int state_run_begin(fl_state *st, state_run *r) {
     conn *c = &st->main;
     if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_run_insert);
@@ -1070,7 +1070,7 @@ int state_run_begin(flow_state *st, state_run *r) {
     return conn_commit(c);
 }
 
-int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
+int state_run_end(fl_state *st, int64_t run, const char *state, int exit_code,
                   const char *result_json, const char *error) {
     conn *c = &st->main;
     if (state_sync(st) || begin(c)) return -1;
@@ -1086,7 +1086,7 @@ int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
     return conn_commit(c);
 }
 
-int state_run_reopen(flow_state *st, int64_t run, int *busy_pid) {
+int state_run_reopen(fl_state *st, int64_t run, int *busy_pid) {
     conn *c = &st->main;
     if (busy_pid) *busy_pid = 0;
     if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
@@ -1194,7 +1194,7 @@ void state_run_free(state_run *r) {
     memset(r, 0, sizeof *r);
 }
 
-int state_run_get(flow_state *st, int64_t run, state_run *r) {
+int state_run_get(fl_state *st, int64_t run, state_run *r) {
     sqlite3_stmt *s = stmt(&st->main, ST_run_get);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run);
@@ -1214,13 +1214,13 @@ static int take_first(const state_run *r, void *ctx) {
     return 1;
 }
 
-int64_t state_run_latest(flow_state *st) {
+int64_t state_run_latest(fl_state *st) {
     int64_t id = 0;
     state_runs_each(st, take_first, &id);
     return id;
 }
 
-int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx) {
+int state_runs_each(fl_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx) {
     sqlite3_stmt *s = stmt(&st->main, ST_run_list);
     if (!s) return -1;
     int rc;
@@ -1248,7 +1248,7 @@ static uint64_t task_tag(const char *task) {
     uint64_t h = fl_hash_str(task ? task : "");
     return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff;
 }
-static int64_t cache_k(const char *task, const flow_hash *key) {
+static int64_t cache_k(const char *task, const fl_digest *key) {
     uint64_t k = task_tag(task) << 48;
     for (int i = 0; i < 6; i++) k |= (uint64_t)key->b[i] << (40 - 8 * i);
     return (int64_t)k;
@@ -1262,13 +1262,13 @@ static void cache_bounds(const char *task, int64_t *lo, int64_t *hi) {
 /* flow_ck(task, key) in SQL: the migration to schema 2 computes ck with it. */
 static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv) {
     (void)argc;
-    flow_hash key = {{0}};
+    fl_digest key = {{0}};
     if (sqlite3_value_bytes(argv[1]) == 32) memcpy(key.b, sqlite3_value_blob(argv[1]), 32);
     sqlite3_result_int64(cx, cache_k((const char *)sqlite3_value_text(argv[0]), &key));
 }
 
 /* Enter key -> result in the cache (held for a sorted write by the writer). */
-static int cache_set(conn *c, const char *task, const flow_hash *key, const void *val,
+static int cache_set(conn *c, const char *task, const fl_digest *key, const void *val,
                      size_t len) {
     if (c->defer_cache) {
         if (c->npend == c->pend_cap) {
@@ -1437,7 +1437,7 @@ typedef struct pk_text {
     size_t n;
 } pk_text;
 
-static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, flow_hash *key,
+static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
                       pk_text *idx, pk_text *label) {
     size_t o = *off;
     *idx = *label = (pk_text){NULL, 0};
@@ -1536,7 +1536,7 @@ static int apply_inst(conn *c, const state_inst *r) {
     return step_write(c, s);
 }
 
-int state_inst_put(flow_state *st, const state_inst *r) {
+int state_inst_put(fl_state *st, const state_inst *r) {
     if (!st->async) return apply_inst(&st->main, r);
     uint8_t kind = REC_INST;
     wb_put(st, &kind, 1);
@@ -1572,7 +1572,7 @@ typedef struct irow {
     uint8_t *blob; /* a packed row: its records */
     size_t len;
     state_inst r;  /* a row of its own, with copies of its strings */
-    flow_hash key;
+    fl_digest key;
     char *idx, *label, *state, *error;
     uint8_t *result;
 } irow;
@@ -1676,7 +1676,7 @@ static void ireader_free(ireader *R) {
     fl_free(c, R->rows);
 }
 
-int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
+int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
                      void *ctx) {
     if (state_sync(st) || conn_commit(&st->main)) return -1;
     sqlite3_stmt *s = stmt(&st->main, ST_inst_list);
@@ -1727,7 +1727,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             size_t at = off;
             if (pk) { /* check the record whole now, so reading it later cannot fail */
                 state_inst r;
-                flow_hash key;
+                fl_digest key;
                 pk_text ridx, label;
                 if (pack_next(w->blob, pklen, &off, &r, &key, &ridx, &label) < 0) {
                     bad = 1;
@@ -1763,7 +1763,7 @@ int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r,
             continue; /* a later record of the same instance replaces this one */
         irow *w = &R.rows[e->row];
         state_inst r;
-        flow_hash key;
+        fl_digest key;
         if (w->blob) { /* its index and label, NUL-terminated, in the scratch buffer */
             memset(&r, 0, sizeof r);
             size_t off = e->off;
@@ -1846,7 +1846,7 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
         int any = 0;
         while (off < len) {
             state_inst r;
-            flow_hash key;
+            fl_digest key;
             pk_text ridx, label;
             long at = pack_next(b, len, &off, &r, &key, &ridx, &label);
             if (at < 0) break;
@@ -1883,7 +1883,7 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
     return rc ? -1 : cleared;
 }
 
-int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx) {
+int state_inst_clear(fl_state *st, int64_t run, const char *task, const char *idx) {
     conn *c = &st->main;
     if (state_sync(st) || begin(c)) return -1;
     sqlite3_stmt *s = stmt(c, idx ? ST_inst_clear_one : ST_inst_clear_all);
@@ -1902,7 +1902,7 @@ int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *
     return conn_commit(c) ? -1 : n + np;
 }
 
-int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *tmpl,
+int state_inst_clear_at(fl_state *st, int64_t run, uint32_t node, const char *tmpl,
                         const char *idx) {
     conn *c = &st->main;
     if (state_sync(st) || begin(c)) return -1;
@@ -1963,7 +1963,7 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
  * beside the result and compared, so two keys sharing ck can never be confused
  * (the newer simply replaces the older: a cache may forget). */
 
-int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint8_t **val,
+int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
@@ -1988,7 +1988,7 @@ int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
 }
 
-int64_t state_cache_count(flow_state *st, const char *task) {
+int64_t state_cache_count(fl_state *st, const char *task) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_count);
     if (!s) return -1;
@@ -2003,8 +2003,8 @@ int64_t state_cache_count(flow_state *st, const char *task) {
     return n;
 }
 
-int state_cache_each(flow_state *st, const char *task,
-                     int (*fn)(const flow_hash *key, const void *val, size_t len, void *ctx),
+int state_cache_each(fl_state *st, const char *task,
+                     int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
                      void *ctx) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_range);
@@ -2016,7 +2016,7 @@ int state_cache_each(flow_state *st, const char *task,
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(s, 0) != 32) continue;
-        flow_hash key;
+        fl_digest key;
         memcpy(key.b, sqlite3_column_blob(s, 0), 32);
         if (fn(&key, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), ctx)) break;
     }
@@ -2025,8 +2025,8 @@ int state_cache_each(flow_state *st, const char *task,
     return rc != SQLITE_ROW && rc != SQLITE_DONE ? -1 : 0;
 }
 
-static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_t len, int64_t run,
-                           const flow_hash *objs, size_t nobjs) {
+static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
+                           const fl_digest *objs, size_t nobjs) {
     (void)val;
     (void)len;
     (void)run;
@@ -2041,8 +2041,8 @@ static int apply_cache_put(conn *c, const flow_hash *key, const void *val, size_
     return 0;
 }
 
-int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
-                    int64_t run, const flow_hash *objs, size_t nobjs) {
+int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t len,
+                    int64_t run, const fl_digest *objs, size_t nobjs) {
     if (!st->async) return apply_cache_put(&st->main, key, val, len, run, objs, nobjs);
     uint8_t kind = REC_CACHE_PUT;
     wb_put(st, &kind, 1);
@@ -2053,7 +2053,7 @@ int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_
     return 0;
 }
 
-static int apply_cache_drop(conn *c, const char *task, const flow_hash *key) {
+static int apply_cache_drop(conn *c, const char *task, const fl_digest *key) {
     if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
     sqlite3_stmt *s = stmt(c, ST_cache_drop);
     if (!s) return -1;
@@ -2066,7 +2066,7 @@ static int apply_cache_drop(conn *c, const char *task, const flow_hash *key) {
     return step_write(c, s);
 }
 
-int state_cache_drop(flow_state *st, const char *task, const flow_hash *key) {
+int state_cache_drop(fl_state *st, const char *task, const fl_digest *key) {
     if (!st->async) return apply_cache_drop(&st->main, task, key);
     uint8_t kind = REC_CACHE_DROP;
     wb_put(st, &kind, 1);
@@ -2075,7 +2075,7 @@ int state_cache_drop(flow_state *st, const char *task, const flow_hash *key) {
     return 0;
 }
 
-int state_cache_any(flow_state *st) {
+int state_cache_any(fl_state *st) {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache LIMIT 1", -1,
                            &s, NULL) != SQLITE_OK)
@@ -2085,17 +2085,17 @@ int state_cache_any(flow_state *st) {
     return any;
 }
 
-int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
+int state_live_objects(fl_state *st, fl_digest **out, size_t *n) {
     if (state_sync(st) || conn_commit(&st->main)) return -1;
     sqlite3_stmt *s = stmt(&st->main, ST_live_objects);
     if (!s) return -1;
     size_t cap = 64, len = 0;
-    flow_hash *v = fl_reallocarray(st->ctx, NULL, cap, sizeof *v);
+    fl_digest *v = fl_reallocarray(st->ctx, NULL, cap, sizeof *v);
     int rc = v ? SQLITE_ROW : SQLITE_NOMEM, oom = !v;
     while (!oom && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(s, 0) != 32) continue;
         if (len == cap) {
-            flow_hash *nv = fl_reallocarray(st->ctx, v, cap * 2, sizeof *v);
+            fl_digest *nv = fl_reallocarray(st->ctx, v, cap * 2, sizeof *v);
             if (!nv) {
                 oom = 1;
                 break;
@@ -2119,7 +2119,7 @@ int state_live_objects(flow_state *st, flow_hash **out, size_t *n) {
 }
 
 /* ---- the file-identity index ---- */
-int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h) {
+int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
@@ -2136,7 +2136,7 @@ int state_file_lookup(flow_state *st, const char *path, const state_file_id *id,
     return found;
 }
 
-static int apply_file(conn *c, const char *path, const state_file_id *id, const flow_hash *h) {
+static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h) {
     if (begin(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_file_put);
     if (!s) return -1;
@@ -2149,7 +2149,7 @@ static int apply_file(conn *c, const char *path, const state_file_id *id, const 
     return step_write(c, s);
 }
 
-int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h) {
+int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h) {
     if (!st->async) return apply_file(&st->main, path, id, h);
     uint8_t kind = REC_FILE;
     wb_put(st, &kind, 1);
@@ -2165,7 +2165,7 @@ int state_file_put(flow_state *st, const char *path, const state_file_id *id, co
 /* ---- gc: what the history refers to, and forgetting runs ----
  * Kept apart from the statements above (prepared here, used once per gc). */
 
-int state_history_scan(flow_state *st,
+int state_history_scan(fl_state *st,
                        void (*fn)(int64_t run, const void *data, size_t len, void *ctx),
                        void *ctx) {
     if (state_sync(st) || conn_commit(&st->main)) return -1;
@@ -2200,7 +2200,7 @@ int state_history_scan(flow_state *st,
     return rc;
 }
 
-int state_runs_forget(flow_state *st, const int64_t *runs, size_t n) {
+int state_runs_forget(fl_state *st, const int64_t *runs, size_t n) {
     conn *c = &st->main;
     if (!n) return 0;
     if (state_sync(st) || begin(c)) return -1;

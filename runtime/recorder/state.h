@@ -33,35 +33,35 @@
 
 #define STATE_SCHEMA_VERSION 4 /* what this flowrun writes */
 
-typedef struct flow_state flow_state;
+typedef struct fl_state fl_state;
 
 /* Open or create dir/state.db (creating dir). NULL + one line in err on failure
  * (including "state.db schema version 7 is newer than this flowrun reads (1)", and
  * "out of memory"). The state keeps ctx (it must outlive the state): its memory comes
  * from ctx, and what goes wrong later (a damaged file, a full disk) is said through
  * ctx's log sink (fl_log), once, at FL_LOG_ERROR; libflow itself never prints. */
-flow_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen);
+fl_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen);
 /* The context the state was opened with (for fl_free of what it hands out). */
-fl_ctx *state_ctx(const flow_state *st);
+fl_ctx *state_ctx(const fl_state *st);
 /* DIR/inline-crash.<run>: written by a crash handler (exec_inline.c) as one line naming
  * the instance that crashed flowrun; state_open marks that run failed and removes it. */
 #define STATE_CRASH_MARKER "inline-crash."
-void state_close(flow_state *st); /* commits what is pending */
+void state_close(fl_state *st); /* commits what is pending */
 /* Commit buffered writes now (in async mode: hand them to the writer thread, which
  * commits them in order). 0 ok, -1 with the error said once through the log sink
  * (or, when a batch could not be allocated, in the context's error sink). */
-int state_commit(flow_state *st);
+int state_commit(fl_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
  * a batch per transaction. Reads on the caller's side see what was committed. */
-int state_async(flow_state *st);
+int state_async(fl_state *st);
 /* Wait until every write handed over so far is committed. */
-int state_sync(flow_state *st);
+int state_sync(fl_state *st);
 /* Did any statement on this state fail (damage, a full disk, ...)? Each such
  * error is said once through the log sink when it happens, with what to do about it. */
-int state_failed(const flow_state *st);
+int state_failed(const fl_state *st);
 /* Is the cache empty? 0 when it holds no entry at all (lookups can be skipped). */
-int state_cache_any(flow_state *st);
+int state_cache_any(fl_state *st);
 
 /* ---- runs ---- */
 typedef struct state_run {
@@ -74,7 +74,7 @@ typedef struct state_run {
     const char *options;     /* run options that change the outcome, kept for resume:
                               * "max_map=N no_cache=0|1 strict=0|1" */
     const char *plan_path;   /* absolute path of the plan */
-    flow_hash plan_hash;     /* SHA-256 of the plan's bytes */
+    fl_digest plan_hash;     /* SHA-256 of the plan's bytes */
     const char *state;       /* running | succeeded | failed | interrupted */
     double started, ended;   /* seconds since the epoch; ended 0 while running */
     int exit_code;           /* -1 while running */
@@ -97,21 +97,21 @@ enum { STATE_OWNER_NONE, STATE_OWNER_ALIVE, STATE_OWNER_REMOTE, STATE_OWNER_GONE
 /* Start a run: fills r->id and r->pid; the owner (this process, host, start time,
  * boot id) is recorded. Committed at once. Runs whose owner is gone are stored as
  * `interrupted` on the way (see "run owners" in state.c). */
-int state_run_begin(flow_state *st, state_run *r);
+int state_run_begin(fl_state *st, state_run *r);
 /* Finish (or re-finish, after resume) a run. Committed at once. */
-int state_run_end(flow_state *st, int64_t run, const char *state, int exit_code,
+int state_run_end(fl_state *st, int64_t run, const char *state, int exit_code,
                   const char *result_json, const char *error);
 /* Mark a run as running again (resume), owned by this process. STATE_RUN_BUSY (and
  * *busy_pid) when its owner on this host is still alive; -1 on error. */
-int state_run_reopen(flow_state *st, int64_t run, int *busy_pid);
+int state_run_reopen(fl_state *st, int64_t run, int *busy_pid);
 /* Load one run; strings are allocated on the state's context into *r (free with
  * state_run_free). -1 if none, -2 on a database error or out of memory. */
-int state_run_get(flow_state *st, int64_t run, state_run *r);
+int state_run_get(fl_state *st, int64_t run, state_run *r);
 void state_run_free(state_run *r);
 /* The newest run's id, or 0 when there is none. */
-int64_t state_run_latest(flow_state *st);
+int64_t state_run_latest(fl_state *st);
 /* Runs newest first; calls fn for each; stops when fn returns nonzero. */
-int state_runs_each(flow_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx);
+int state_runs_each(fl_state *st, int (*fn)(const state_run *r, void *ctx), void *ctx);
 
 /* ---- instances ---- */
 typedef struct state_inst {
@@ -126,7 +126,7 @@ typedef struct state_inst {
     const char *label;    /* label lambda's value, or NULL */
     const char *state;    /* pending running succeeded failed upstream_failed cached skipped */
     int attempts;
-    const flow_hash *cache_key; /* or NULL */
+    const fl_digest *cache_key; /* or NULL */
     int cache_hit;
     double started, ended;
     int exit_status;      /* -1 when not applicable */
@@ -141,17 +141,17 @@ typedef struct state_inst {
 
 /* Insert or replace an instance's row (buffered) and record the state change in
  * events. Strings are copied by SQLite at once: nothing is borrowed past the call. */
-int state_inst_put(flow_state *st, const state_inst *r);
+int state_inst_put(fl_state *st, const state_inst *r);
 /* Instances of a run in (node, idx) order. Fields point to SQLite memory valid during fn. */
-int state_insts_each(flow_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
+int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
                      void *ctx);
 /* Mark instances to run again on resume: one (idx non-NULL) or every instance of the
  * task (idx NULL). Returns the number cleared. */
-int state_inst_clear(flow_state *st, int64_t run, const char *task, const char *idx);
+int state_inst_clear(fl_state *st, int64_t run, const char *task, const char *idx);
 /* The same for one binding: the instances of node with name template tmpl (NULL: rows
  * of an older flowrun), all of them (idx NULL), the one at idx, or, when idx ends in
  * '/', those whose index starts with it. */
-int state_inst_clear_at(flow_state *st, int64_t run, uint32_t node, const char *tmpl,
+int state_inst_clear_at(fl_state *st, int64_t run, uint32_t node, const char *tmpl,
                         const char *idx);
 /* Where an instance's log is: DIR/logs/RUN/NAME.log, NAME its instance name with any
  * empty, "." or ".." component shown as "_" (a log never leaves its run's folder).
@@ -164,33 +164,33 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
 /* The encoded result stored under key; *val from the state's context (fl_free it on
  * state_ctx(st)). 1 found, 0 not, -1 error (database, or out of memory).
  * (Entries are written with the instance rows that carry state_inst.cache_store.) */
-int state_cache_get(flow_state *st, const char *task, const flow_hash *key, uint8_t **val,
+int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len);
 /* How many entries the task's part of the cache holds (tasks of the same name share
  * it, whatever their plan), and each of them (fn returns nonzero to stop). These
  * let a task served from the cache read its entries in one sequential pass. */
-int64_t state_cache_count(flow_state *st, const char *task);
-int state_cache_each(flow_state *st, const char *task,
-                     int (*fn)(const flow_hash *key, const void *val, size_t len, void *ctx),
+int64_t state_cache_count(fl_state *st, const char *task);
+int state_cache_each(fl_state *st, const char *task,
+                     int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
                      void *ctx);
 /* Record the store objects the result under key refers to (kept alive by gc);
  * val, len and run are unused. Buffered. */
-int state_cache_put(flow_state *st, const flow_hash *key, const void *val, size_t len,
-                    int64_t run, const flow_hash *objs, size_t nobjs);
-int state_cache_drop(flow_state *st, const char *task, const flow_hash *key);
+int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t len,
+                    int64_t run, const fl_digest *objs, size_t nobjs);
+int state_cache_drop(fl_state *st, const char *task, const fl_digest *key);
 /* Every object some cache entry or run refers to (for gc); *out from the state's
  * context (fl_free it on state_ctx(st)). -1 on a database error or out of memory. */
-int state_live_objects(flow_state *st, flow_hash **out, size_t *n);
+int state_live_objects(fl_state *st, fl_digest **out, size_t *n);
 
 /* ---- gc ---- */
 /* Every stored text or blob of the history, for finding the store paths it holds:
  * each run's params, params_blob and result, each instance row's result and packed
  * records. fn(run, bytes) once per non-empty column. -1 on a database error. */
-int state_history_scan(flow_state *st,
+int state_history_scan(fl_state *st,
                        void (*fn)(int64_t run, const void *data, size_t len, void *ctx),
                        void *ctx);
 /* Forget runs: delete their runs, instances and events rows, in one transaction. */
-int state_runs_forget(flow_state *st, const int64_t *runs, size_t n);
+int state_runs_forget(fl_state *st, const int64_t *runs, size_t n);
 
 /* ---- the file-identity index ---- */
 typedef struct state_file_id {
@@ -198,7 +198,7 @@ typedef struct state_file_id {
 } state_file_id;
 /* The content hash of path when its identity is unchanged since it was hashed:
  * 1 (hash in *h), 0 unknown or changed, -1 error. */
-int state_file_lookup(flow_state *st, const char *path, const state_file_id *id, flow_hash *h);
-int state_file_put(flow_state *st, const char *path, const state_file_id *id, const flow_hash *h);
+int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h);
+int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h);
 
 #endif /* FLOW_STATE_H */

@@ -76,7 +76,7 @@ static int mkdir_p(const char *path, mode_t mode) {
  * With writeback, each chunk's writeback to disk is started as soon as it has been
  * hashed (of wfd's copy, or of fd itself): the disk writes while we hash, and the
  * fsync that follows finds little left to do. */
-static int hash_fd(fl_ctx *c, int fd, int wfd, int writeback, flow_hash *out, char *err,
+static int hash_fd(fl_ctx *c, int fd, int wfd, int writeback, fl_digest *out, char *err,
                    size_t errlen) {
     off_t pos = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -117,7 +117,7 @@ done:
     return rc;
 }
 
-int hash_file(fl_ctx *ctx, const char *path, flow_hash *out, char *err, size_t errlen) {
+int hash_file(fl_ctx *ctx, const char *path, fl_digest *out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -132,14 +132,14 @@ int hash_file(fl_ctx *ctx, const char *path, flow_hash *out, char *err, size_t e
 
 /* One object's identity as flowrun last left it; 64 bytes on disk. */
 typedef struct ident {
-    flow_hash h;   /* the object */
+    fl_digest h;   /* the object */
     int64_t size;  /* -1: a tombstone (quarantined) */
     int64_t ino;
     int64_t mtime; /* ns */
     int64_t ctime; /* ns */
 } ident;
 
-struct flow_store {
+struct fl_store {
     fl_ctx *ctx;               /* allocation (the opener's, kept) */
     char root[STORE_PATH_MAX]; /* <state>/store */
     int idfd;                  /* store/identity (append), -1 until first use */
@@ -149,8 +149,8 @@ struct flow_store {
     size_t id_cap, id_n;       /* slots (a power of two), and used */
 };
 
-flow_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errlen) {
-    flow_store *st = fl_calloc(ctx, 1, sizeof *st);
+fl_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errlen) {
+    fl_store *st = fl_calloc(ctx, 1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -177,7 +177,7 @@ flow_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t err
     return st;
 }
 
-void store_close(flow_store *st) {
+void store_close(fl_store *st) {
     if (!st) return;
     if (st->idfd >= 0) close(st->idfd);
     if (st->lock_fd >= 0) close(st->lock_fd); /* releases the lock */
@@ -185,11 +185,11 @@ void store_close(flow_store *st) {
     fl_free(st->ctx, st);
 }
 
-fl_ctx *store_ctx(const flow_store *st) {
+fl_ctx *store_ctx(const fl_store *st) {
     return st->ctx;
 }
 
-const char *store_root(const flow_store *st) {
+const char *store_root(const fl_store *st) {
     return st->root;
 }
 
@@ -197,7 +197,7 @@ const char *store_root(const flow_store *st) {
  * gc exclusively, so gc never runs while a run may be storing objects it has not
  * recorded yet. The descriptor is close-on-exec; workers forked without exec
  * share it, which only lengthens the hold until they exit. */
-int store_lock(flow_store *st, int exclusive, int wait) {
+int store_lock(fl_store *st, int exclusive, int wait) {
     if (st->lock_fd < 0) {
         char p[STORE_PATH_MAX];
         if (store_pathf(p, sizeof p, "%s/lock", st->root)) return -1;
@@ -214,7 +214,7 @@ static int64_t ns_of(struct timespec t) {
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static size_t id_slot(const flow_store *st, const flow_hash *h) {
+static size_t id_slot(const fl_store *st, const fl_digest *h) {
     uint64_t v;
     memcpy(&v, h->b, 8);
     size_t j = (size_t)(v * 0x9E3779B97F4A7C15ull) & (st->id_cap - 1);
@@ -223,7 +223,7 @@ static size_t id_slot(const flow_store *st, const flow_hash *h) {
 }
 
 /* Put a record into the table (a later one replaces an earlier). */
-static void id_insert(flow_store *st, const ident *r) {
+static void id_insert(fl_store *st, const ident *r) {
     if ((st->id_n + 1) * 2 > st->id_cap) {
         size_t cap = st->id_cap ? st->id_cap * 2 : 1024;
         ident *old = st->ids, *nw = fl_calloc(st->ctx, cap, sizeof *nw);
@@ -242,7 +242,7 @@ static void id_insert(flow_store *st, const ident *r) {
 }
 
 /* Read what was appended to store/identity since we last looked (by us or another flowrun). */
-static void id_load(flow_store *st) {
+static void id_load(fl_store *st) {
     if (st->idfd < 0) {
         char p[STORE_PATH_MAX];
         store_pathf(p, sizeof p, "%s/identity", st->root);
@@ -263,7 +263,7 @@ static void id_load(flow_store *st) {
 }
 
 /* The record of h, or NULL (a tombstone counts as none). */
-static const ident *id_find(flow_store *st, const flow_hash *h) {
+static const ident *id_find(fl_store *st, const fl_digest *h) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass || st->idfd < 0) id_load(st);
         if (st->id_cap) {
@@ -275,7 +275,7 @@ static const ident *id_find(flow_store *st, const flow_hash *h) {
 }
 
 /* Record h's identity as sb shows it: in the table and appended to the file. */
-static void id_record(flow_store *st, const flow_hash *h, const struct stat *sb) {
+static void id_record(fl_store *st, const fl_digest *h, const struct stat *sb) {
     ident r = {*h, sb ? (int64_t)sb->st_size : -1, sb ? (int64_t)sb->st_ino : 0,
                sb ? ns_of(sb->st_mtim) : 0, sb ? ns_of(sb->st_ctim) : 0};
     if (st->idfd < 0) id_load(st);
@@ -292,14 +292,14 @@ static int id_same(const ident *r, const struct stat *sb) {
 }
 
 /* After flowrun linked or installed h: its identity now (the link changed ctime). */
-static void id_refresh(flow_store *st, const flow_hash *h) {
+static void id_refresh(fl_store *st, const fl_digest *h) {
     char p[STORE_PATH_MAX];
     struct stat sb;
     store_object_path(st, h, p, sizeof p);
     if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) id_record(st, h, &sb);
 }
 
-void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size_t len) {
+void store_object_path(const fl_store *st, const fl_digest *h, char *buf, size_t len) {
     char hex[65];
     hash_hex(h, hex);
     store_pathf(buf, len, "%s/objects/%.2s/%s", st->root, hex, hex + 2);
@@ -307,7 +307,7 @@ void store_object_path(const flow_store *st, const flow_hash *h, char *buf, size
 
 /* Set a damaged object aside (store/quarantine/<hex>), with every name linked to
  * it (named/<hex>/), and forget its identity. */
-static void quarantine(flow_store *st, const flow_hash *h) {
+static void quarantine(fl_store *st, const fl_digest *h) {
     char hex[65], obj[STORE_PATH_MAX], q[STORE_PATH_MAX], named[STORE_PATH_MAX];
     hash_hex(h, hex);
     store_object_path(st, h, obj, sizeof obj);
@@ -324,13 +324,13 @@ static void quarantine(flow_store *st, const flow_hash *h) {
 
 /* Hash the object at its path (never following a link); 0 when it is h. With
  * sb, the object's status when the hash was taken (unchanged while hashing). */
-static int rehash(flow_store *st, const flow_hash *h, struct stat *sb) {
+static int rehash(fl_store *st, const fl_digest *h, struct stat *sb) {
     char p[STORE_PATH_MAX], err[256];
     store_object_path(st, h, p, sizeof p);
     int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat a, b;
-    flow_hash check;
+    fl_digest check;
     int rc = -1;
     if (fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && hash_fd(st->ctx, fd, -1, 0, &check, err, sizeof err) == 0 &&
         fstat(fd, &b) == 0 && !memcmp(check.b, h->b, 32))
@@ -340,7 +340,7 @@ static int rehash(flow_store *st, const flow_hash *h, struct stat *sb) {
     return rc;
 }
 
-int store_check(flow_store *st, const flow_hash *h) {
+int store_check(fl_store *st, const fl_digest *h) {
     char p[STORE_PATH_MAX];
     store_object_path(st, h, p, sizeof p);
     struct stat sb;
@@ -355,11 +355,11 @@ int store_check(flow_store *st, const flow_hash *h) {
     return -1;
 }
 
-int store_has(flow_store *st, const flow_hash *h) {
+int store_has(fl_store *st, const fl_digest *h) {
     return store_check(st, h) == 0;
 }
 
-int store_check_name(flow_store *st, const flow_hash *h, const char *path) {
+int store_check_name(fl_store *st, const fl_digest *h, const char *path) {
     struct stat sb;
     const ident *r = id_find(st, h);
     if (r && lstat(path, &sb) == 0 && id_same(r, &sb)) return 0; /* the common case: one lstat */
@@ -377,7 +377,7 @@ int store_check_name(flow_store *st, const flow_hash *h, const char *path) {
 }
 
 /* Move a complete, fsynced temp file to the object's final name and record its identity. */
-static int install(flow_store *st, const char *tmp, const flow_hash *h, char *err, size_t errlen) {
+static int install(fl_store *st, const char *tmp, const fl_digest *h, char *err, size_t errlen) {
     char dst[STORE_PATH_MAX], dir[STORE_PATH_MAX];
     store_object_path(st, h, dst, sizeof dst);
     store_pathf(dir, sizeof dir, "%s", dst);
@@ -397,14 +397,14 @@ static int install(flow_store *st, const char *tmp, const flow_hash *h, char *er
     return 0;
 }
 
-static int tmp_file(flow_store *st, char *path, size_t len, char *err, size_t errlen) {
+static int tmp_file(fl_store *st, char *path, size_t len, char *err, size_t errlen) {
     store_pathf(path, len, "%s/tmp/obj-XXXXXX", st->root);
     int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0) snprintf(err, errlen, "cannot create a file in %s/tmp: %s", st->root, strerror(errno));
     return fd;
 }
 
-int store_put_bytes(flow_store *st, const void *data, size_t len, flow_hash *out, char *err,
+int store_put_bytes(fl_store *st, const void *data, size_t len, fl_digest *out, char *err,
                     size_t errlen) {
     hash_bytes(data, len, out);
     if (store_has(st, out)) return 0;
@@ -442,8 +442,8 @@ static const char *kind_of(mode_t m) {
                                       : "not a regular file";
 }
 
-int store_put_at(flow_store *st, int dirfd, const char *name, const char *what, int move,
-                 flow_hash *out, char *err, size_t errlen) {
+int store_put_at(fl_store *st, int dirfd, const char *name, const char *what, int move,
+                 fl_digest *out, char *err, size_t errlen) {
     struct stat sb, sb2;
     if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
         snprintf(err, errlen, "%s: %s", what, strerror(errno));
@@ -558,7 +558,7 @@ static int open_parent(const char *path, char *base, size_t blen, char *err, siz
     return fd;
 }
 
-int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, char *err,
+int store_put_file(fl_store *st, const char *path, int move, fl_digest *out, char *err,
                    size_t errlen) {
     char base[256];
     int dfd = open_parent(path, base, sizeof base, err, errlen);
@@ -571,12 +571,12 @@ int store_put_file(flow_store *st, const char *path, int move, flow_hash *out, c
 /* ---- directories ---- */
 typedef struct dir_entry {
     char *name; /* relative path */
-    flow_hash h;
+    fl_digest h;
     unsigned mode;
 } dir_entry;
 
 typedef struct dir_walk {
-    flow_store *st;  /* where files go */
+    fl_store *st;  /* where files go */
     const char *what; /* the folder, for messages */
     int move;        /* move files in and remove folders */
     dir_entry *v;    /* files stored */
@@ -629,7 +629,7 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const dir_entry *)a)->name, ((const dir_entry *)b)->name);
 }
 
-int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow_hash *out,
+int store_put_dir_fd(fl_store *st, int dirfd, const char *what, int move, fl_digest *out,
                      char *err, size_t errlen) {
     dir_walk w = {st, what, move, NULL, 0, 0};
     int rc = walk_tree(dirfd, what, WALK_STAT | (move ? WALK_POST : 0), put_entry, &w, err, errlen);
@@ -652,7 +652,7 @@ int store_put_dir_fd(flow_store *st, int dirfd, const char *what, int move, flow
     return rc;
 }
 
-int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, char *err,
+int store_put_dir(fl_store *st, const char *dir, int move, fl_digest *out, char *err,
                   size_t errlen) {
     int fd = walk_open(AT_FDCWD, dir, 1);
     if (fd < 0) {
@@ -665,7 +665,7 @@ int store_put_dir(flow_store *st, const char *dir, int move, flow_hash *out, cha
     return rc;
 }
 
-int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) {
+int store_read(fl_store *st, const fl_digest *h, uint8_t **data, size_t *len) {
     char p[STORE_PATH_MAX];
     store_object_path(st, h, p, sizeof p);
     int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -684,7 +684,7 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
         got += (size_t)r;
     }
     close(fd);
-    flow_hash check;
+    fl_digest check;
     if (!buf || got != n) {
         fl_free(st->ctx, buf);
         return -1;
@@ -700,7 +700,7 @@ int store_read(flow_store *st, const flow_hash *h, uint8_t **data, size_t *len) 
     return 0;
 }
 
-int store_verify(flow_store *st, const flow_hash *h) {
+int store_verify(fl_store *st, const fl_digest *h) {
     struct stat sb;
     if (rehash(st, h, &sb) == 0) {
         id_record(st, h, &sb);
@@ -743,12 +743,12 @@ static int tree_name_ok(const char *name) {
 }
 
 /* Link every file of manifest m (length mlen, writable) below the folder tmp. */
-static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, int record) {
+static int link_manifest(fl_store *st, char *m, size_t mlen, const char *tmp, int record) {
     for (char *line = m, *end = m + mlen; line < end;) {
         char *nl = memchr(line, '\n', (size_t)(end - line));
         if (!nl || nl - line < 68) return -1;
         *nl = 0;
-        flow_hash h;
+        fl_digest h;
         char *name = strchr(line + 65, ' ');
         if (hash_from_hex(line, &h) || !name || !tree_name_ok(name + 1)) return -1;
         name++;
@@ -770,7 +770,7 @@ static int link_manifest(flow_store *st, char *m, size_t mlen, const char *tmp, 
     return 0;
 }
 
-int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len, char *err,
+int store_tree(fl_store *st, const fl_digest *manifest, char *buf, size_t len, char *err,
                size_t errlen) {
     char hex[65];
     hash_hex(manifest, hex);
@@ -814,7 +814,7 @@ int store_tree(flow_store *st, const flow_hash *manifest, char *buf, size_t len,
     return 0;
 }
 
-int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path) {
+int store_check_tree(fl_store *st, const fl_digest *manifest, const char *path) {
     if (store_check(st, manifest)) {
         walk_remove_path(path);
         return -1;
@@ -829,7 +829,7 @@ int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path
     for (char *l = (char *)m, *end = (char *)m + n; l < end && rc == 0;) {
         char *nl = memchr(l, '\n', (size_t)(end - l));
         if (!nl) nl = end;
-        flow_hash f;
+        fl_digest f;
         char *name = nl - l > 68 ? memchr(l + 65, ' ', (size_t)(nl - l - 65)) : NULL;
         if (!name || hash_from_hex(l, &f)) {
             rc = -1;
@@ -864,7 +864,7 @@ int store_check_tree(flow_store *st, const flow_hash *manifest, const char *path
     return 0;
 }
 
-int store_named(flow_store *st, const flow_hash *h, const char *name, char *buf, size_t len,
+int store_named(fl_store *st, const fl_digest *h, const char *name, char *buf, size_t len,
                 char *err, size_t errlen) {
     char hex[65], dir[STORE_PATH_MAX], obj[STORE_PATH_MAX];
     hash_hex(h, hex);
@@ -905,7 +905,7 @@ static int cmp_hash(const void *a, const void *b) {
 /* Add to *k the files listed by every kept manifest (a kept hash whose tree
  * trees/<hash> exists): a directory's objects live as long as the directory. The
  * manifest is read as it is, not verified, so a dry run changes nothing. */
-static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
+static int keep_tree_files(fl_store *st, fl_digest **k, size_t *n) {
     size_t n0 = *n, cap = *n;
     for (size_t i = 0; i < n0; i++) {
         char hex[65], p[STORE_PATH_MAX];
@@ -919,11 +919,11 @@ static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
         if (!f) continue;
         char line[STORE_PATH_MAX + 80];
         while (fgets(line, sizeof line, f)) {
-            flow_hash h;
+            fl_digest h;
             if (strlen(line) < 64 || hash_from_hex(line, &h)) continue;
             if (*n == cap) {
                 cap = cap ? cap * 2 : 64;
-                flow_hash *m = fl_reallocarray(st->ctx, *k, cap, sizeof *m);
+                fl_digest *m = fl_reallocarray(st->ctx, *k, cap, sizeof *m);
                 if (!m) {
                     fclose(f);
                     return -1;
@@ -940,7 +940,7 @@ static int keep_tree_files(flow_store *st, flow_hash **k, size_t *n) {
 /* ---- walking the store's own folders (walk.c) ---- */
 
 typedef struct obj_walk {
-    int (*fn)(const flow_hash *h, int dirfd, const char *name, void *ctx);
+    int (*fn)(const fl_digest *h, int dirfd, const char *name, void *ctx);
     void *ctx;
     char prefix[3]; /* the two-letter folder being walked */
 } obj_walk;
@@ -955,14 +955,14 @@ static int obj_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     }
     if (e->type == WALK_DIR) return WALK_SKIP;
     char hex[65];
-    flow_hash h;
+    fl_digest h;
     if (strlen(e->name) != 62) return 0;
     snprintf(hex, sizeof hex, "%s%s", w->prefix, e->name);
     if (hash_from_hex(hex, &h)) return 0;
     return w->fn(&h, e->dirfd, e->name, w->ctx);
 }
 
-int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
+int store_objects_each(fl_store *st, int (*fn)(const fl_digest *h, int dirfd,
                                                  const char *name, void *ctx),
                        void *ctx) {
     char objs[STORE_PATH_MAX];
@@ -977,14 +977,14 @@ int store_objects_each(flow_store *st, int (*fn)(const flow_hash *h, int dirfd,
 }
 
 typedef struct collect {
-    const flow_hash *keep;
+    const fl_digest *keep;
     size_t nkeep;
     const store_gc_opts *o;
     long removed;
     uint64_t freed;
 } collect;
 
-static int collect_object(const flow_hash *h, int dirfd, const char *name, void *ctx) {
+static int collect_object(const fl_digest *h, int dirfd, const char *name, void *ctx) {
     collect *c = ctx;
     if (bsearch(h, c->keep, c->nkeep, sizeof *c->keep, cmp_hash)) return 0;
     struct stat sb;
@@ -998,7 +998,7 @@ static int collect_object(const flow_hash *h, int dirfd, const char *name, void 
 
 typedef struct sweep {
     int which; /* 0 trees, 1 tmp, 2 named, 3 quarantine */
-    const flow_hash *keep;
+    const fl_digest *keep;
     size_t nkeep;
 } sweep;
 
@@ -1006,7 +1006,7 @@ static int sweep_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     sweep *w = ctx;
     (void)err, (void)errlen;
     if (e->name[0] == '.') return WALK_SKIP;
-    flow_hash h;
+    fl_digest h;
     if ((w->which == 0 || w->which == 2) && strlen(e->name) == 64 &&
         !hash_from_hex(e->name, &h) && bsearch(&h, w->keep, w->nkeep, sizeof *w->keep, cmp_hash))
         return WALK_SKIP;
@@ -1018,11 +1018,11 @@ static int sweep_entry(void *ctx, const walk_ent *e, char *err, size_t errlen) {
     return WALK_SKIP; /* the folder's own entries only */
 }
 
-long store_collect(flow_store *st, const flow_hash *keep, size_t nkeep, const store_gc_opts *o,
+long store_collect(fl_store *st, const fl_digest *keep, size_t nkeep, const store_gc_opts *o,
                    uint64_t *bytes_freed) {
     static const store_gc_opts none = {0, NULL, NULL};
     if (!o) o = &none;
-    flow_hash *k = fl_reallocarray(st->ctx, NULL, nkeep ? nkeep : 1, sizeof *k);
+    fl_digest *k = fl_reallocarray(st->ctx, NULL, nkeep ? nkeep : 1, sizeof *k);
     if (!k) return -1;
     if (nkeep) memcpy(k, keep, nkeep * sizeof *k);
     if (keep_tree_files(st, &k, &nkeep)) {
@@ -1102,7 +1102,7 @@ const char *store_path_tail(const char *path) {
     return at;
 }
 
-long store_gc(flow_store *st, const flow_hash *keep, size_t nkeep, uint64_t *bytes_freed) {
+long store_gc(fl_store *st, const fl_digest *keep, size_t nkeep, uint64_t *bytes_freed) {
     return store_collect(st, keep, nkeep, NULL, bytes_freed);
 }
 
@@ -1112,7 +1112,7 @@ static int lower_hex(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
-void store_refs_scan(const void *data, size_t len, void (*fn)(const flow_hash *h, void *ctx),
+void store_refs_scan(const void *data, size_t len, void (*fn)(const fl_digest *h, void *ctx),
                      void *ctx) {
     const char *end = (const char *)data + len, *q = data;
     while (end - q >= 71) {
@@ -1121,7 +1121,7 @@ void store_refs_scan(const void *data, size_t len, void (*fn)(const flow_hash *h
         int i = 7;
         if (!memcmp(q + 1, "named/", 6) || !memcmp(q + 1, "trees/", 6))
             while (i < 71 && lower_hex(q[i])) i++;
-        flow_hash h;
+        fl_digest h;
         if (i == 71 && (q + 71 == end || !lower_hex(q[71])) && !hash_from_hex(q + 7, &h)) {
             fn(&h, ctx);
             q += 71;

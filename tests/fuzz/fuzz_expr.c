@@ -18,10 +18,10 @@
 
 static FILE *devnull; /* where diagnostics go: opened once, kept for the process */
 
-static const flow_node *find_lambda(const flow_node *n, int depth) {
+static const fl_node *find_lambda(const fl_node *n, int depth) {
     if (!n || depth > 400) return NULL;
     if (n->kind == AST_LAMBDA) return n;
-    const flow_node *r;
+    const fl_node *r;
     if ((r = find_lambda(n->a, depth + 1)) || (r = find_lambda(n->b, depth + 1)) ||
         (r = find_lambda(n->c, depth + 1)))
         return r;
@@ -44,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(src + sizeof head - 1 + size, tail, sizeof tail);
 
     ast_arena *ar = ast_arena_new(fl_ctx_default());
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "f.flow", src, n, devnull);
-    const flow_node *prog = flow_parse(ar, &d, src, n);
-    const flow_node *lam = prog ? find_lambda(prog, 0) : NULL;
+    const fl_node *prog = fl_parse(ar, &d, src, n);
+    const fl_node *lam = prog ? find_lambda(prog, 0) : NULL;
     if (lam) {
-        flow_plan *p = plan_new(fl_ctx_default());
+        fl_plan *p = plan_new(fl_ctx_default());
         uint32_t t_int = plan_type_basic(p, PT_INT), t_str = plan_type_basic(p, PT_STR);
         uint32_t t_path = plan_type_basic(p, PT_PATH), t_lint = plan_type_list(p, t_int);
         plan_field rf[] = {{plan_intern_str(p, "file"), t_path}, {plan_intern_str(p, "n"), t_int}};
@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fprintf(stderr, "compiled code fails verification: %s\n", why);
                 abort();
             }
-            flow_val args[4];
+            fl_val args[4];
             args[0].i = 7;
             args[1] = fv_str_cstr(p, t_str, "a/b.tar.gz");
             args[2] = fv_list_new(p, t_lint, 3);
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             args[3] = fv_rec_new(p, t_row);
             fv_as_rec(args[3])->fields[0] = fv_str_cstr(p, t_path, "/x/y");
             fv_as_rec(args[3])->fields[1].i = -3;
-            flow_val out;
+            fl_val out;
             expr_error e;
             if (expr_eval(p, li, args, &out, &e) == 0) fv_decref(p, ret, out);
             for (int i = 1; i < 4; i++)

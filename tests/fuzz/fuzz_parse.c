@@ -1,7 +1,7 @@
 /*
  * fuzz_parse.c — libFuzzer target for the scanner and parser.
  *
- * Any byte string goes through flow_parse(); diagnostics go to /dev/null
+ * Any byte string goes through fl_parse(); diagnostics go to /dev/null
  * (opened once). Besides "no crash, no leak, no UB", it checks what the
  * parser promises: a tree is returned exactly when no error was reported,
  * every node has a sane span, and no tree is deeper than the nesting limit
@@ -27,7 +27,7 @@
 
 static FILE *devnull; /* where diagnostics go: opened once, kept for the process */
 
-static void check_tree(const flow_node *n, int depth) {
+static void check_tree(const fl_node *n, int depth) {
     if (!n) return;
     if (depth > FUZZ_MAX_TREE) {
         fprintf(stderr, "tree deeper than %d\n", FUZZ_MAX_TREE);
@@ -55,16 +55,16 @@ static void check_tree(const flow_node *n, int depth) {
  * could pass the bracket limit. */
 #define FUZZ_ROUND_TRIP_DEPTH 60
 
-static void print_node(const flow_node *n, FILE *f);
+static void print_node(const fl_node *n, FILE *f);
 
-static void print_list(const flow_nodes *l, const char *sep, FILE *f) {
+static void print_list(const fl_nodes *l, const char *sep, FILE *f) {
     for (int i = 0; i < l->len; i++) {
         if (i) fputs(sep, f);
         print_node(l->items[i], f);
     }
 }
 
-static void print_text(const flow_node *part, FILE *f) {
+static void print_text(const fl_node *part, FILE *f) {
     static const char special[] = "\"\\{}\n\t";
     static const char *const escaped[] = {"\\\"", "\\\\", "\\{", "\\}", "\\n", "\\t"};
     for (int64_t i = 0; i < part->ival; i++) {
@@ -79,24 +79,24 @@ static void print_text(const flow_node *part, FILE *f) {
     }
 }
 
-static void print_after(const flow_node *n, FILE *f) {
+static void print_after(const fl_node *n, FILE *f) {
     if (n->list.len) fputs(" after ", f), print_list(&n->list, ", ", f);
 }
 
-static void print_header(const char *kw, const flow_node *n, FILE *f) {
+static void print_header(const char *kw, const fl_node *n, FILE *f) {
     fprintf(f, "%s %s(", kw, n->name);
     print_list(&n->list, ", ", f);
     fputc(')', f);
     if (n->a) fputs(" -> ", f), print_node(n->a, f);
 }
 
-static void print_node(const flow_node *n, FILE *f) {
+static void print_node(const fl_node *n, FILE *f) {
     switch (n->kind) {
         case AST_PROGRAM:
             print_list(&n->list, "\n", f);
             break;
         case AST_LIBRARY: {
-            flow_node part = {.sval = n->sval, .ival = (int64_t)strlen(n->sval)};
+            fl_node part = {.sval = n->sval, .ival = (int64_t)strlen(n->sval)};
             fprintf(f, "library %s = \"", n->name);
             print_text(&part, f);
             fputc('"', f);
@@ -170,7 +170,7 @@ static void print_node(const flow_node *n, FILE *f) {
         case AST_STR:
             fputc('"', f);
             for (int i = 0; i < n->list.len; i++) {
-                const flow_node *part = n->list.items[i];
+                const fl_node *part = n->list.items[i];
                 if (part->kind == AST_STRPART)
                     print_text(part, f);
                 else
@@ -234,16 +234,16 @@ static int same_str(const char *a, const char *b) {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static int same(const flow_node *x, const flow_node *y);
+static int same(const fl_node *x, const fl_node *y);
 
-static int same_list(const flow_nodes *a, const flow_nodes *b) {
+static int same_list(const fl_nodes *a, const fl_nodes *b) {
     if (a->len != b->len) return 0;
     for (int i = 0; i < a->len; i++)
         if (!same(a->items[i], b->items[i])) return 0;
     return 1;
 }
 
-static int same(const flow_node *x, const flow_node *y) {
+static int same(const fl_node *x, const fl_node *y) {
     if (!x || !y) return x == y;
     if (x->kind != y->kind || !same_str(x->name, y->name) || x->ival != y->ival || x->op != y->op ||
         memcmp(&x->fval, &y->fval, sizeof x->fval) != 0)
@@ -257,7 +257,7 @@ static int same(const flow_node *x, const flow_node *y) {
            same_list(&x->list, &y->list) && same_list(&x->list2, &y->list2);
 }
 
-static int tree_depth(const flow_node *n) {
+static int tree_depth(const fl_node *n) {
     if (!n) return 0;
     int d = tree_depth(n->a);
     int k = tree_depth(n->b);
@@ -271,7 +271,7 @@ static int tree_depth(const flow_node *n) {
     return d + 1;
 }
 
-static void round_trip(const flow_node *prog) {
+static void round_trip(const fl_node *prog) {
     if (tree_depth(prog) > FUZZ_ROUND_TRIP_DEPTH) return;
     char *text = NULL;
     size_t len = 0;
@@ -279,10 +279,10 @@ static void round_trip(const flow_node *prog) {
     print_node(prog, f);
     fputc('\n', f);
     fclose(f);
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "round-trip.flow", text, len, stderr);
     ast_arena *ar = ast_arena_new(fl_ctx_default());
-    flow_node *again = flow_parse(ar, &d, text, len);
+    fl_node *again = fl_parse(ar, &d, text, len);
     if (!again || !same(prog, again)) {
         fprintf(stderr, "round trip failed; printed source:\n%s\n", text);
         abort();
@@ -295,10 +295,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!devnull) devnull = fopen("/dev/null", "w");
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "fuzz.flow", (const char *)data, size, devnull);
     ast_arena *ar = ast_arena_new(fl_ctx_default());
-    flow_node *prog = flow_parse(ar, &d, (const char *)data, size);
+    fl_node *prog = fl_parse(ar, &d, (const char *)data, size);
     if ((prog != NULL) != (d.errors == 0)) {
         fprintf(stderr, "tree returned with %d errors\n", d.errors);
         abort();

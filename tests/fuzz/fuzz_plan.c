@@ -108,14 +108,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(buf, data, size);
     plan_reseal(buf, size); /* does nothing below the header size */
     char err[256];
-    flow_plan *p = plan_read(fl_ctx_default(), buf, size, err, sizeof err);
+    fl_plan *p = plan_read(fl_ctx_default(), buf, size, err, sizeof err);
     if (!p) {
         if (!err[0] || strchr(err, '\n')) abort(); /* always exactly one line */
     } else {
         uint8_t *out;
         size_t len;
         if (plan_write(p, &out, &len) != 0) abort();
-        flow_plan *q = plan_read(fl_ctx_default(), out, len, err, sizeof err);
+        fl_plan *q = plan_read(fl_ctx_default(), out, len, err, sizeof err);
         if (!q) abort(); /* what was accepted and written must read again */
         uint8_t *again;
         size_t len2;

@@ -62,7 +62,7 @@ static int on_inst(const state_inst *r, void *ctx) {
     return 0;
 }
 
-static int on_cache(const flow_hash *key, const void *val, size_t len, void *ctx) {
+static int on_cache(const fl_digest *key, const void *val, size_t len, void *ctx) {
     (void)ctx;
     touched += key->b[0];
     for (size_t i = 0; val && i < len; i++) touched += ((const uint8_t *)val)[i];
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(f);
 
     char err[512] = "";
-    flow_state *st = state_open(fl_ctx_default(), dir, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), dir, err, sizeof err);
     if (!st) {
         if (!err[0] || strchr(err, '\n')) abort(); /* one line saying why */
         return 0;
@@ -114,13 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     state_insts_each(st, latest > 0 ? latest : 1, on_inst, &z);
     for (int i = 0; i < z.ntasks; i++) {
         if (state_cache_count(st, z.tasks[i]) > 0) state_cache_each(st, z.tasks[i], on_cache, NULL);
-        flow_hash key = {{0}};
+        fl_digest key = {{0}};
         uint8_t *val = NULL;
         size_t len = 0;
         if (state_cache_get(st, z.tasks[i], &key, &val, &len) == 1) free(val);
     }
     state_cache_any(st);
-    flow_hash *live = NULL;
+    fl_digest *live = NULL;
     size_t nlive = 0;
     if (state_live_objects(st, &live, &nlive) == 0) free(live);
     state_close(st);

@@ -161,9 +161,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     char err[512] = "";
-    flow_store *st = store_open(fl_ctx_default(), st_dir, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), st_dir, err, sizeof err);
     if (!st) abort();
-    flow_hash h;
+    fl_digest h;
     int rc = store_put_dir(st, out, move, &h, err, sizeof err);
     /* nothing outside the output folder changed, whatever happened */
     snprintf(path, sizeof path, "%s/file", outside);

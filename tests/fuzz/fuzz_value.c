@@ -26,14 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NTYPES 8
 
 typedef struct fuzz_types {
-    flow_plan *p;       /* holds the types */
+    fl_plan *p;       /* holds the types */
     uint32_t t[NTYPES]; /* the types inputs choose from */
 } fuzz_types;
 
 static fuzz_types *types(void) {
     static fuzz_types ft; /* built once; read-only afterwards */
     if (ft.p) return &ft;
-    flow_plan *p = ft.p = plan_new(fl_ctx_default());
+    fl_plan *p = ft.p = plan_new(fl_ctx_default());
     uint32_t ti = plan_type_basic(p, PT_INT), tf = plan_type_basic(p, PT_FLOAT);
     uint32_t tb = plan_type_basic(p, PT_BOOL), ts = plan_type_basic(p, PT_STR);
     uint32_t tp = plan_type_basic(p, PT_PATH), td = plan_type_basic(p, PT_DATE);
@@ -57,7 +57,7 @@ static fuzz_types *types(void) {
 }
 
 /* Does v hold a float that JSON cannot carry? */
-static int has_nonfinite(const flow_plan *p, uint32_t type, flow_val v) {
+static int has_nonfinite(const fl_plan *p, uint32_t type, fl_val v) {
     const plan_type *t = &p->types[type];
     if (t->kind == PT_FLOAT) return !isfinite(v.f);
     if (t->kind == PT_LIST) {
@@ -70,14 +70,14 @@ static int has_nonfinite(const flow_plan *p, uint32_t type, flow_val v) {
     return 0;
 }
 
-static void check_decode(const flow_plan *p, uint32_t type, const uint8_t *d, size_t n) {
-    flow_val v;
+static void check_decode(const fl_plan *p, uint32_t type, const uint8_t *d, size_t n) {
+    fl_val v;
     size_t used;
     if (fv_decode(p, type, d, n, &used, &v) != 0) return;
     if (used > n) abort();
     fv_buf a = {0}, b = {0};
     fv_encode(p, type, v, &a);
-    flow_val w;
+    fl_val w;
     if (fv_decode(p, type, a.data, a.len, &used, &w) != 0 || used != a.len) abort();
     if (!fv_equal(p, type, v, w) || fv_hash(p, type, v) != fv_hash(p, type, w)) abort();
     fv_encode(p, type, w, &b);
@@ -88,13 +88,13 @@ static void check_decode(const flow_plan *p, uint32_t type, const uint8_t *d, si
     free(b.data);
 }
 
-static void check_parse(const flow_plan *p, uint32_t type, const uint8_t *d, size_t n) {
+static void check_parse(const fl_plan *p, uint32_t type, const uint8_t *d, size_t n) {
     char *text = malloc(n + 1);
     if (!text) return;
     for (size_t i = 0; i < n; i++)
         text[i] = d[i] ? (char)d[i] : ' ';
     text[n] = 0;
-    flow_val v;
+    fl_val v;
     char err[200] = "";
     if (fv_parse(p, type, text, &v, err, sizeof err) != 0) {
         if (!err[0] || strchr(err, '\n')) abort(); /* one line, always */
@@ -112,7 +112,7 @@ static void check_parse(const flow_plan *p, uint32_t type, const uint8_t *d, siz
     if (!f) abort();
     fv_print_json(p, type, v, f);
     fclose(f);
-    flow_val w;
+    fl_val w;
     if (fv_parse(p, type, json, &w, err, sizeof err) != 0) abort(); /* output is valid input */
     if (!fv_equal(p, type, v, w)) abort();
     fv_decref(p, type, v);

@@ -14,16 +14,16 @@
 #include "cachekey.h"
 
 typedef struct fixture {
-    flow_plan *p;
+    fl_plan *p;
     uint32_t task, t_path, t_int;
     char dir[64];
-    flow_state *st;
+    fl_state *st;
 } fixture;
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->p = plan_new(fl_ctx_default());
-    flow_plan *p = f->p;
+    fl_plan *p = f->p;
     f->t_path = plan_type_basic(p, PT_PATH);
     f->t_int = plan_type_basic(p, PT_INT);
     uint32_t lib = PLAN_PUSH(p, libs);
@@ -75,11 +75,11 @@ static void write_file(const char *path, const char *text) {
     fclose(fp);
 }
 
-static flow_hash key(fixture *f, ck_ctx *cx, const char *path, int64_t n) {
-    flow_val args[2];
+static fl_digest key(fixture *f, ck_ctx *cx, const char *path, int64_t n) {
+    fl_val args[2];
     args[0] = fv_str_cstr(f->p, f->t_path, path);
     args[1].i = n;
-    flow_hash h;
+    fl_digest h;
     char err[256];
     assert_int_equal(ck_instance_key(cx, f->task, args, &h, err, sizeof err), 0);
     fv_decref(f->p, f->t_path, args[0]);
@@ -92,21 +92,21 @@ static void test_key_follows_content(void **state) {
     snprintf(path, sizeof path, "%s/a.txt", f->dir);
     write_file(path, "one two three\n");
     ck_ctx cx = {.plan = f->p, .state = f->st};
-    flow_hash k1 = key(f, &cx, path, 5);
-    flow_hash k2 = key(f, &cx, path, 5);
+    fl_digest k1 = key(f, &cx, path, 5);
+    fl_digest k2 = key(f, &cx, path, 5);
     assert_memory_equal(k1.b, k2.b, 32);
     assert_int_equal(cx.files_hashed, 1); /* second time: recognised by the index */
     assert_int_equal(cx.files_known, 1);
-    flow_hash k3 = key(f, &cx, path, 6); /* another value */
+    fl_digest k3 = key(f, &cx, path, 6); /* another value */
     assert_memory_not_equal(k1.b, k3.b, 32);
     usleep(20000);
     write_file(path, "one two four\n"); /* another content */
-    flow_hash k4 = key(f, &cx, path, 5);
+    fl_digest k4 = key(f, &cx, path, 5);
     assert_memory_not_equal(k1.b, k4.b, 32);
     assert_int_equal(cx.files_hashed, 2);
     usleep(20000);
     write_file(path, "one two three\n"); /* back to the first content, new mtime */
-    flow_hash k5 = key(f, &cx, path, 5);
+    fl_digest k5 = key(f, &cx, path, 5);
     assert_memory_equal(k1.b, k5.b, 32);
     ck_free(&cx);
 }
@@ -117,18 +117,18 @@ static void test_key_follows_identity(void **state) {
     snprintf(path, sizeof path, "%s/b.txt", f->dir);
     write_file(path, "x");
     ck_ctx cx = {.plan = f->p};
-    flow_hash k1 = key(f, &cx, path, 1);
-    flow_hash libs[1];
+    fl_digest k1 = key(f, &cx, path, 1);
+    fl_digest libs[1];
     memset(libs[0].b, 9, 32); /* a rebuilt library */
     ck_ctx cx2 = {.plan = f->p, .lib_hash = libs};
-    flow_hash k2 = key(f, &cx2, path, 1);
+    fl_digest k2 = key(f, &cx2, path, 1);
     assert_memory_not_equal(k1.b, k2.b, 32);
     /* with a version, the library's hash no longer matters (a task's identity is
      * computed once per context, so new contexts see the changed plan) */
     f->p->tasks[f->task].version = plan_intern_str(f->p, "2");
     ck_ctx cx3 = {.plan = f->p}, cx4 = {.plan = f->p, .lib_hash = libs};
-    flow_hash k3 = key(f, &cx3, path, 1);
-    flow_hash k4 = key(f, &cx4, path, 1);
+    fl_digest k3 = key(f, &cx3, path, 1);
+    fl_digest k4 = key(f, &cx4, path, 1);
     assert_memory_equal(k3.b, k4.b, 32);
     assert_memory_not_equal(k1.b, k3.b, 32);
     f->p->tasks[f->task].version = PLAN_NONE;
@@ -141,8 +141,8 @@ static void test_key_follows_identity(void **state) {
 static void test_missing_input_file(void **state) {
     fixture *f = *state;
     ck_ctx cx = {.plan = f->p, .state = f->st};
-    flow_val args[2] = {fv_str_cstr(f->p, f->t_path, "/nonexistent/file"), {.i = 1}};
-    flow_hash h;
+    fl_val args[2] = {fv_str_cstr(f->p, f->t_path, "/nonexistent/file"), {.i = 1}};
+    fl_digest h;
     char err[256];
     assert_int_equal(ck_instance_key(&cx, f->task, args, &h, err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/file"));
@@ -158,9 +158,9 @@ static void test_dir_manifest_matches_store(void **state) {
     snprintf(p1, sizeof p1, "%s/x.csv", d);
     write_file(p1, "a,b\n");
     ck_ctx cx = {.plan = f->p, .state = f->st};
-    flow_hash h1, h2;
+    fl_digest h1, h2;
     assert_int_equal(ck_dir_hash(&cx, d, &h1, err, sizeof err), 0);
-    flow_store *store = store_open(fl_ctx_default(), f->dir, err, sizeof err);
+    fl_store *store = store_open(fl_ctx_default(), f->dir, err, sizeof err);
     assert_int_equal(store_put_dir(store, d, 0, &h2, err, sizeof err), 0);
     assert_memory_equal(h1.b, h2.b, 32); /* a stored dir and a referenced one agree */
     store_close(store);

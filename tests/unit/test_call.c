@@ -28,7 +28,7 @@
 #define MAXP 8
 
 typedef struct T {
-    flow_plan *p;
+    fl_plan *p;
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_bytes;
     uint32_t t_lint, t_lfloat, t_lbool, t_lstr, t_lbytes, t_llint, t_hit, t_lhit, t_mixed;
     uint32_t lib;
@@ -37,7 +37,7 @@ typedef struct T {
 
 static T *mk(void) {
     T *t = calloc(1, sizeof *t);
-    flow_plan *p = t->p = plan_new(fl_ctx_default());
+    fl_plan *p = t->p = plan_new(fl_ctx_default());
     t->t_void = plan_type_basic(p, PT_VOID);
     t->t_int = plan_type_basic(p, PT_INT);
     t->t_float = plan_type_basic(p, PT_FLOAT);
@@ -75,7 +75,7 @@ static void done(T *t) {
     free(t);
 }
 
-static uint32_t add_params(flow_plan *p, int n, const uint32_t *types) {
+static uint32_t add_params(fl_plan *p, int n, const uint32_t *types) {
     uint32_t first = p->n_params;
     for (int i = 0; i < n; i++) {
         char name[16];
@@ -86,7 +86,7 @@ static uint32_t add_params(flow_plan *p, int n, const uint32_t *types) {
     return first;
 }
 
-static uint32_t new_task(flow_plan *p, const char *name, uint32_t kind, uint32_t ret, int n,
+static uint32_t new_task(fl_plan *p, const char *name, uint32_t kind, uint32_t ret, int n,
                          const uint32_t *types) {
     uint32_t first = add_params(p, n, types);
     uint32_t k = PLAN_PUSH(p, tasks);
@@ -119,7 +119,7 @@ static uint32_t ctask(T *t, const char *sym, uint32_t ret, int n, ...) {
 /* combine(first, second): binds given as (kind, index) pairs, one per param of second */
 static uint32_t combine(T *t, uint32_t first, uint32_t second, uint32_t stitch, int nextra,
                         const uint32_t *extra_types, const plan_bind *binds) {
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     uint32_t types[MAXP];
     int n = 0;
     for (uint32_t i = 0; i < p->tasks[first].nparams; i++)
@@ -143,7 +143,7 @@ static uint32_t combine(T *t, uint32_t first, uint32_t second, uint32_t stitch, 
 
 /* ---- hand-assembled lambdas (the compiler is not needed to test the runtime) ---- */
 
-static void emit(flow_plan *p, uint16_t op, int32_t a, uint16_t b) {
+static void emit(fl_plan *p, uint16_t op, int32_t a, uint16_t b) {
     uint32_t i = PLAN_PUSH(p, code);
     p->code[i] = (plan_instr){op, b, a, 0};
 }
@@ -156,7 +156,7 @@ static uint32_t str_const(T *t, const char *s, size_t n) {
     return v;
 }
 
-static uint32_t new_lambda(flow_plan *p, int n, const uint32_t *ptypes, uint32_t ret,
+static uint32_t new_lambda(fl_plan *p, int n, const uint32_t *ptypes, uint32_t ret,
                            uint32_t first_code) {
     uint32_t l = PLAN_PUSH(p, lambdas);
     p->lambdas[l].first_ptype = p->n_typelist;
@@ -174,7 +174,7 @@ static uint32_t new_lambda(flow_plan *p, int n, const uint32_t *ptypes, uint32_t
 /* An sh task: tmpl is the command text with {0}..{9} for the (str) parameters and
  * {out}, each interpolated shell-quoted, as the compiler lowers them. */
 static uint32_t shtask(T *t, const char *name, uint32_t ret, int n, const char *tmpl) {
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     if (!p->n_locs) plan_add_loc(p, 1, 1, 1, 1);
     uint32_t types[MAXP + 1];
     for (int i = 0; i < n; i++)
@@ -212,7 +212,7 @@ static rt_runtime *open_ok(T *t) {
 }
 
 /* Run task k on args; expect success; return the result (caller releases). */
-static flow_val call_ok(rt_runtime *rt, uint32_t k, const flow_val *args, rt_result *res) {
+static fl_val call_ok(rt_runtime *rt, uint32_t k, const fl_val *args, rt_result *res) {
     rt_job job = {.id = 7, .task = k, .map_index = -1, .args = args};
     rt_call_task(rt, &job, res);
     if (!res->ok) fail_msg("task %u failed: %s", k, res->error);
@@ -222,7 +222,7 @@ static flow_val call_ok(rt_runtime *rt, uint32_t k, const flow_val *args, rt_res
     return res->value;
 }
 
-static void call_fails(rt_runtime *rt, uint32_t k, const flow_val *args, const char *want) {
+static void call_fails(rt_runtime *rt, uint32_t k, const fl_val *args, const char *want) {
     rt_job job = {.id = 1, .task = k, .map_index = -1, .args = args};
     rt_result res;
     rt_call_task(rt, &job, &res);
@@ -233,10 +233,10 @@ static void call_fails(rt_runtime *rt, uint32_t k, const flow_val *args, const c
 }
 
 /* Call and compare the JSON of the result. */
-static void expect(rt_runtime *rt, uint32_t k, const flow_val *args, const char *want) {
+static void expect(rt_runtime *rt, uint32_t k, const fl_val *args, const char *want) {
     rt_result res;
-    const flow_plan *p = rt_plan(rt);
-    flow_val v = call_ok(rt, k, args, &res);
+    const fl_plan *p = rt_plan(rt);
+    fl_val v = call_ok(rt, k, args, &res);
     char *got = json(p, p->tasks[k].ret, v);
     if (strcmp(got, want))
         fail_msg("task %s: got %s, want %s", plan_str(p, p->tasks[k].name), got, want);
@@ -244,8 +244,8 @@ static void expect(rt_runtime *rt, uint32_t k, const flow_val *args, const char 
     rt_result_clear(p, k, &res);
 }
 
-static flow_val parse(T *t, uint32_t type, const char *text) {
-    flow_val v;
+static fl_val parse(T *t, uint32_t type, const char *text) {
+    fl_val v;
     char err[200];
     if (fv_parse(t->p, type, text, &v, err, sizeof err)) fail_msg("parse %s: %s", text, err);
     return v;
@@ -268,25 +268,25 @@ static void test_scalars_and_text(void **state) {
     uint32_t rb = ctask(t, "rev_bytes", t->t_bytes, 1, t->t_bytes);
     rt_runtime *rt = open_ok(t);
 
-    expect(rt, add, (flow_val[]){{.i = INT64_MAX - 5}, {.i = 5}}, "9223372036854775807");
-    expect(rt, mul, (flow_val[]){{.f = 1.5}, {.f = -4}}, "-6.0");
-    expect(rt, nb, (flow_val[]){{.i = 0}}, "true");
-    expect(rt, nb, (flow_val[]){{.i = 1}}, "false");
-    flow_val s = fv_str_cstr(t->p, t->t_str, "abcd");
-    expect(rt, mix, (flow_val[]){{.i = 1}, {.f = 0.5}, {.i = 1}, s, {.i = 2}, {.f = 0.25}},
+    expect(rt, add, (fl_val[]){{.i = INT64_MAX - 5}, {.i = 5}}, "9223372036854775807");
+    expect(rt, mul, (fl_val[]){{.f = 1.5}, {.f = -4}}, "-6.0");
+    expect(rt, nb, (fl_val[]){{.i = 0}}, "true");
+    expect(rt, nb, (fl_val[]){{.i = 1}}, "false");
+    fl_val s = fv_str_cstr(t->p, t->t_str, "abcd");
+    expect(rt, mix, (fl_val[]){{.i = 1}, {.f = 0.5}, {.i = 1}, s, {.i = 2}, {.f = 0.25}},
            "24101.75");
     expect(rt, up, &s, "\"ABCD\"");
-    flow_val d = fv_str_cstr(t->p, t->t_dir, "/data");
-    expect(rt, jp, (flow_val[]){d, s}, "\"/data/abcd\"");
-    flow_val day = fv_str_cstr(t->p, t->t_date, "2026-01-31");
+    fl_val d = fv_str_cstr(t->p, t->t_dir, "/data");
+    expect(rt, jp, (fl_val[]){d, s}, "\"/data/abcd\"");
+    fl_val day = fv_str_cstr(t->p, t->t_date, "2026-01-31");
     expect(rt, sd, &day, "\"2026-01-31\"");
-    flow_val badday = fv_str_cstr(t->p, t->t_date, "2026-02-30"); /* as if a task made it */
+    fl_val badday = fv_str_cstr(t->p, t->t_date, "2026-02-30"); /* as if a task made it */
     call_fails(rt, sd, &badday, "task returned an invalid date '2026-02-30' (want YYYY-MM-DD)");
     fv_decref(t->p, t->t_date, badday);
     expect(rt, ss, NULL, "\"static text\"");
     call_fails(rt, ns, NULL, "task returned a NULL str");
     expect(rt, nop, NULL, "");
-    flow_val by = fv_bytes_new(t->p, t->t_bytes, (const uint8_t *)"\x01\x02\x03", 3);
+    fl_val by = fv_bytes_new(t->p, t->t_bytes, (const uint8_t *)"\x01\x02\x03", 3);
     expect(rt, rb, &by, "\"AwIB\"");
     fv_decref(t->p, t->t_str, s);
     fv_decref(t->p, t->t_dir, d);
@@ -313,7 +313,7 @@ static void test_lists_and_records(void **state) {
     uint32_t bm = ctask(t, "bump_mixed", t->t_mixed, 1, t->t_mixed);
     uint32_t mhs = ctask(t, "make_hits", t->t_lhit, 1, t->t_lstr);
     uint32_t th = ctask(t, "total_hits", t->t_int, 1, t->t_lhit);
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     plan_field gf[] = {{plan_intern_str(p, "name"), t->t_str},
                        {plan_intern_str(p, "hits"), t->t_lhit},
                        {plan_intern_str(p, "scores"), t->t_lfloat}};
@@ -327,47 +327,47 @@ static void test_lists_and_records(void **state) {
     uint32_t up_paths = ctask(t, "upper_strs", t_ldir, 1, t_lpath);
     uint32_t same_dates = ctask(t, "upper_strs", t_ldate, 1, t_ldate);
     rt_runtime *rt = open_ok(t);
-    flow_val g = parse(t, t_group,
+    fl_val g = parse(t, t_group,
                        "{\"name\": \"g\", \"hits\": [{\"file\": \"a\", \"n\": 1}, {\"file\": "
                        "\"b\", \"n\": 2}], \"scores\": [0.5, 0.25]}");
     expect(rt, rg, &g,
            "{\"name\":\"G\",\"hits\":[{\"file\":\"b\",\"n\":2},{\"file\":\"a\",\"n\":1}],"
            "\"scores\":[0.75]}");
-    flow_val lg = parse(t, t_lgroup,
+    fl_val lg = parse(t, t_lgroup,
                         "[{\"name\": \"x\", \"hits\": [], \"scores\": []}, {\"name\": \"y\", "
                         "\"hits\": [{\"file\": \"f\", \"n\": 0}], \"scores\": [1]}]");
     expect(rt, gs, &lg, "[0,1]");
-    flow_val lp = parse(t, t_lpath, "[\"a/b.txt\"]");
+    fl_val lp = parse(t, t_lpath, "[\"a/b.txt\"]");
     expect(rt, up_paths, &lp, "[\"A/B.TXT\"]");
-    flow_val ld = parse(t, t_ldate, "[\"2026-01-02\"]");
+    fl_val ld = parse(t, t_ldate, "[\"2026-01-02\"]");
     expect(rt, same_dates, &ld, "[\"2026-01-02\"]");
     fv_decref(p, t_group, g);
     fv_decref(p, t_lgroup, lg);
     fv_decref(p, t_lpath, lp);
     fv_decref(p, t_ldate, ld);
 
-    expect(rt, rl, (flow_val[]){{.i = 5}}, "[0,1,4,9,16]");
-    expect(rt, rl, (flow_val[]){{.i = 0}}, "[]");
-    flow_val li = parse(t, t->t_lint, "[1, 2, 3, 40]");
+    expect(rt, rl, (fl_val[]){{.i = 5}}, "[0,1,4,9,16]");
+    expect(rt, rl, (fl_val[]){{.i = 0}}, "[]");
+    fl_val li = parse(t, t->t_lint, "[1, 2, 3, 40]");
     expect(rt, sl, &li, "46");
-    flow_val lf = parse(t, t->t_lfloat, "[0.5, -1, 3]");
-    expect(rt, sf, (flow_val[]){lf, {.f = 2}}, "[1.0,-2.0,6.0]");
-    flow_val lb = parse(t, t->t_lbool, "[true, false, false]");
+    fl_val lf = parse(t, t->t_lfloat, "[0.5, -1, 3]");
+    expect(rt, sf, (fl_val[]){lf, {.f = 2}}, "[1.0,-2.0,6.0]");
+    fl_val lb = parse(t, t->t_lbool, "[true, false, false]");
     expect(rt, nbs, &lb, "[false,true,true]");
-    flow_val ls = parse(t, t->t_lstr, "[\"ab\", \"\", \"c d\"]");
+    fl_val ls = parse(t, t->t_lstr, "[\"ab\", \"\", \"c d\"]");
     expect(rt, us, &ls, "[\"AB\",\"\",\"C D\"]");
-    flow_val lby = parse(t, t->t_lbytes, "[\"Zm9vYmFy\", \"\"]");
+    fl_val lby = parse(t, t->t_lbytes, "[\"Zm9vYmFy\", \"\"]");
     expect(rt, rbl, &lby, "[\"cmFib29m\",\"\"]");
-    flow_val lli = parse(t, t->t_llint, "[[1, 2], [], [3]]");
+    fl_val lli = parse(t, t->t_llint, "[[1, 2], [], [3]]");
     expect(rt, inn, &lli, "[[2,3],[],[4]]");
     call_fails(rt, bad, NULL, "task returned a list with NULL items (length 3)");
     call_fails(rt, wild, NULL, "task returned a list with an impossible length");
 
-    flow_val s = fv_str_cstr(t->p, t->t_str, "a.txt");
-    expect(rt, mh, (flow_val[]){s, {.i = 4}}, "{\"file\":\"a.txt\",\"n\":4}");
-    flow_val h = parse(t, t->t_hit, "{\"file\": \"abc\", \"n\": 10}");
+    fl_val s = fv_str_cstr(t->p, t->t_str, "a.txt");
+    expect(rt, mh, (fl_val[]){s, {.i = 4}}, "{\"file\":\"a.txt\",\"n\":4}");
+    fl_val h = parse(t, t->t_hit, "{\"file\": \"abc\", \"n\": 10}");
     expect(rt, hn, &h, "23");
-    flow_val m = parse(t, t->t_mixed,
+    fl_val m = parse(t, t->t_mixed,
                        "{\"flag\": true, \"w\": 1.25, \"small\": false, \"s\": \"hi\", \"b\": "
                        "\"AQI=\", \"tags\": [\"x\", \"yz\"], \"hit\": {\"file\": \"f\", \"n\": 1}, "
                        "\"last\": true}");
@@ -376,7 +376,7 @@ static void test_lists_and_records(void **state) {
            "\"YZ\"],\"hit\":{\"file\":\"f/x\",\"n\":2},\"last\":false}");
     expect(rt, mhs, &ls,
            "[{\"file\":\"ab\",\"n\":0},{\"file\":\"\",\"n\":1},{\"file\":\"c d\",\"n\":2}]");
-    flow_val lh = parse(t, t->t_lhit, "[{\"file\": \"a\", \"n\": 5}, {\"file\": \"b\", \"n\": 6}]");
+    fl_val lh = parse(t, t->t_lhit, "[{\"file\": \"a\", \"n\": 5}, {\"file\": \"b\", \"n\": 6}]");
     expect(rt, th, &lh, "11");
 
     fv_decref(t->p, t->t_lint, li);
@@ -412,12 +412,12 @@ static void test_abi(void **state) {
     uint32_t ba = ctask(t, "big_alloc", t->t_int, 1, t->t_int);
     rt_runtime *rt = open_ok(t);
 
-    expect(rt, fn, (flow_val[]){{.i = 3}}, "3");
-    call_fails(rt, fn, (flow_val[]){{.i = -2}}, "negative input -2");
+    expect(rt, fn, (fl_val[]){{.i = 3}}, "3");
+    call_fails(rt, fn, (fl_val[]){{.i = -2}}, "negative input -2");
     call_fails(rt, fs, NULL, "no string today");
 
     rt_result res;
-    call_ok(rt, lt, (flow_val[]){{.i = 9}}, &res);
+    call_ok(rt, lt, (fl_val[]){{.i = 9}}, &res);
     assert_string_equal(res.log, "first x=9\nsecond line\n");
     rt_result_clear(t->p, lt, &res);
 
@@ -428,7 +428,7 @@ static void test_abi(void **state) {
     snprintf(scr, sizeof scr, "%s/scratch", tmpl);
     assert_int_equal(mkdir(outd, 0777), 0);
     assert_int_equal(mkdir(scr, 0777), 0);
-    flow_val content = fv_str_cstr(t->p, t->t_str, "hello");
+    fl_val content = fv_str_cstr(t->p, t->t_str, "hello");
     rt_job job = {.id = 1,
                   .task = wo,
                   .map_index = 17,
@@ -467,7 +467,7 @@ static void test_abi(void **state) {
     rt_result_clear(t->p, mi, &res);
     /* no out_dir / scratch_dir: temporary ones; our scratch is removed afterwards */
     expect(rt, mi, NULL, "-1");
-    flow_val v = call_ok(rt, sc, NULL, &res);
+    fl_val v = call_ok(rt, sc, NULL, &res);
     struct stat st;
     assert_int_not_equal(stat(fv_as_str(v)->data, &st), 0);
     rt_result_clear(t->p, sc, &res);
@@ -478,7 +478,7 @@ static void test_abi(void **state) {
     rm_rf(tmpout);
     free(tmpout);
     rt_result_clear(t->p, wo, &res);
-    expect(rt, ba, (flow_val[]){{.i = 1 << 20}}, "1792");
+    expect(rt, ba, (fl_val[]){{.i = 1 << 20}}, "1792");
     fv_decref(t->p, t->t_str, content);
     rm_rf(tmpl);
 
@@ -560,7 +560,7 @@ static void test_link_errors(void **state) {
     snprintf(fpath, sizeof fpath, "/nowhere:%s/" LIBDIR, cwd);
     setenv("FLOW_LIBRARY_PATH", fpath, 1);
     rt_runtime *rt = open_ok(t);
-    expect(rt, add, (flow_val[]){{.i = 2}, {.i = 3}}, "5");
+    expect(rt, add, (fl_val[]){{.i = 2}, {.i = 3}}, "5");
     rt_close(rt);
     unsetenv("FLOW_LIBRARY_PATH");
     /* a plan in the working directory, named without a folder */
@@ -610,14 +610,14 @@ static void test_combine(void **state) {
     uint32_t frs = combine(t, fr, store, PLAN_NONE, 1, &t->t_str,
                            (plan_bind[]){{PB_RESULT, 0}, {PB_PARAM, 1}});
     rt_runtime *rt = open_ok(t);
-    flow_val url = fv_str_cstr(t->p, t->t_str, "u1"), dst = fv_str_cstr(t->p, t->t_str, "gs://b");
+    fl_val url = fv_str_cstr(t->p, t->t_str, "u1"), dst = fv_str_cstr(t->p, t->t_str, "gs://b");
     /* len("got:u1") = 6, + 6 * 100, + 100000 when store saw fetch's very bytes */
-    expect(rt, mirror, (flow_val[]){url, dst}, "100606");
-    expect(rt, frs, (flow_val[]){url, dst}, "606");
-    flow_val text = fv_str_cstr(t->p, t->t_str, "shared note");
+    expect(rt, mirror, (fl_val[]){url, dst}, "100606");
+    expect(rt, frs, (fl_val[]){url, dst}, "606");
+    fl_val text = fv_str_cstr(t->p, t->t_str, "shared note");
     expect(rt, chain, &text, "\"SHARED NOTE\"");
-    expect(rt, nf, (flow_val[]){{.i = 4}, {.i = 10}}, "14");
-    call_fails(rt, nf, (flow_val[]){{.i = -4}, {.i = 10}}, "fail_if_neg: negative input -4");
+    expect(rt, nf, (fl_val[]){{.i = 4}, {.i = 10}}, "14");
+    call_fails(rt, nf, (fl_val[]){{.i = -4}, {.i = 10}}, "fail_if_neg: negative input -4");
     fv_decref(t->p, t->t_str, url);
     fv_decref(t->p, t->t_str, dst);
     fv_decref(t->p, t->t_str, text);
@@ -659,10 +659,10 @@ static void test_sh(void **state) {
                           "head -c 1000000 /dev/zero | tr '\\0' x");
     uint32_t sig = shtask(t, "sig", t->t_str, 0, "kill -9 $$");
     rt_runtime *rt = open_ok(t);
-    flow_val q = fv_str_cstr(t->p, t->t_str, "it's a \"b\" $HOME");
+    fl_val q = fv_str_cstr(t->p, t->t_str, "it's a \"b\" $HOME");
     expect(rt, echo, &q, "\"it's a \\\"b\\\" $HOME\\n\"");
-    flow_val n42 = fv_str_cstr(t->p, t->t_str, "42"), nab = fv_str_cstr(t->p, t->t_str, "abc");
-    flow_val f25 = fv_str_cstr(t->p, t->t_str, "2.5");
+    fl_val n42 = fv_str_cstr(t->p, t->t_str, "42"), nab = fv_str_cstr(t->p, t->t_str, "abc");
+    fl_val f25 = fv_str_cstr(t->p, t->t_str, "2.5");
     expect(rt, num, &n42, "42");
     call_fails(rt, num, &nab, "command output is not an int: 'abc'");
     expect(rt, flt, &f25, "2.5");
@@ -719,7 +719,7 @@ static void test_sh(void **state) {
     int pfd = mkstemp(pidf);
     assert_true(pfd >= 0);
     close(pfd);
-    flow_val pv = fv_str_cstr(t->p, t->t_str, pidf);
+    fl_val pv = fv_str_cstr(t->p, t->t_str, pidf);
     job = (rt_job){.id = 5, .task = slow, .map_index = -1, .args = &pv, .timeout_ms = 200};
     rt_call_task(rt, &job, &res);
     assert_false(res.ok);
@@ -740,7 +740,7 @@ static void test_sh(void **state) {
     assert_int_equal(npids, 2);
     assert_int_equal(alive, 0);
 
-    flow_val v = call_ok(rt, big, NULL, &res);
+    fl_val v = call_ok(rt, big, NULL, &res);
     assert_int_equal(fv_as_str(v)->len, 1000000);
     assert_true(strlen(res.log) >= 300000);
     rt_result_clear(t->p, big, &res);
@@ -757,7 +757,7 @@ static void test_sh(void **state) {
 static void test_stitch(void **state) {
     (void)state;
     T *t = mk();
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     if (!p->n_locs) plan_add_loc(p, 1, 1, 1, 1);
     uint32_t mh = ctask(t, "make_hit", t->t_hit, 2, t->t_str, t->t_int);
     uint32_t add = ctask(t, "add_int", t->t_int, 2, t->t_int, t->t_int);
@@ -778,8 +778,8 @@ static void test_stitch(void **state) {
     uint32_t c2 = combine(t, up, echo, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
     uint32_t c3 = combine(t, c2, up, PLAN_NONE, 0, NULL, (plan_bind[]){{PB_RESULT, 0}});
     rt_runtime *rt = open_ok(t);
-    flow_val s = fv_str_cstr(p, t->t_str, "f");
-    expect(rt, c1, (flow_val[]){s, {.i = 5}}, "15");
+    fl_val s = fv_str_cstr(p, t->t_str, "f");
+    expect(rt, c1, (fl_val[]){s, {.i = 5}}, "15");
     expect(rt, c2, &s, "\"F-F\"");
     expect(rt, c3, &s, "\"F-F\"");
     fv_decref(p, t->t_str, s);
@@ -794,8 +794,8 @@ static double now_ns(void) {
 }
 
 /* Push n jobs of task k (arg i -> i) through ex in batches; check every result. */
-static void pump(rt_executor *ex, const flow_plan *p, uint32_t k, int n, int batch) {
-    flow_val *args = malloc((size_t)n * sizeof *args);
+static void pump(rt_executor *ex, const fl_plan *p, uint32_t k, int n, int batch) {
+    fl_val *args = malloc((size_t)n * sizeof *args);
     rt_job *jobs = malloc((size_t)n * sizeof *jobs);
     char *seen = calloc((size_t)n, 1);
     rt_result out[256];
@@ -840,7 +840,7 @@ static void test_inline_executor(void **state) {
         pump(ex, t->p, k, 20000, 1000);
         pump(ex, t->p, k, 3000, 1);
         /* failures come back as results too */
-        flow_val a = {.i = -1};
+        fl_val a = {.i = -1};
         rt_job j = {.id = 99, .task = neg, .map_index = -1, .args = &a};
         ex->ops->submit(ex, &j, 1);
         rt_result r;
@@ -849,7 +849,7 @@ static void test_inline_executor(void **state) {
         assert_string_equal(r.error, "negative input -1");
         rt_result_clear(t->p, neg, &r);
         /* destroy with results not collected: released, no leak */
-        flow_val b = {.i = 1};
+        fl_val b = {.i = 1};
         j.args = &b;
         ex->ops->submit(ex, &j, 1);
         if (threads == 1) assert_int_equal(ex->ops->wait(ex, &r, 0, 0), 0);
@@ -895,7 +895,7 @@ static void test_benchmark(void **state) {
     uint32_t k = ctask(t, "trivial", t->t_int, 1, t->t_int);
     rt_runtime *rt = open_ok(t);
     int n = getenv("SANITIZED") ? 20000 : 300000;
-    flow_val a = {.i = 1};
+    fl_val a = {.i = 1};
     rt_job job = {.id = 1, .task = k, .map_index = -1, .args = &a};
     rt_result res;
     double t0 = now_ns();

@@ -18,7 +18,7 @@
 
 typedef struct compiled {
     ast_arena *ar;    /* the syntax tree's memory */
-    flow_plan *plan;  /* NULL when the program had errors */
+    fl_plan *plan;  /* NULL when the program had errors */
     int errors;       /* errors reported */
 } compiled;
 
@@ -28,10 +28,10 @@ static compiled compile_text(const char *src) { return compile_to(src, "build/t.
 
 static compiled compile_to(const char *src, const char *plan_path) {
     compiled r = {ast_arena_new(fl_ctx_default()), NULL, 0};
-    flow_diag d;
+    fl_diag d;
     FILE *sink = fopen("/dev/null", "w");
     diag_init(&d, "tests/unit/t.flow", src, strlen(src), sink);
-    flow_node *prog = flow_parse(r.ar, &d, src, strlen(src));
+    fl_node *prog = fl_parse(r.ar, &d, src, strlen(src));
     if (prog && !d.errors) {
         flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src), NULL};
         r.plan = flowc_compile(prog, &d, &opt);
@@ -46,14 +46,14 @@ static void done(compiled *c) {
     ast_arena_free(c->ar);
 }
 
-static uint32_t graph_named(const flow_plan *p, const char *name) {
+static uint32_t graph_named(const fl_plan *p, const char *name) {
     for (uint32_t i = 0; i < p->n_graphs; i++)
         if (!strcmp(plan_str(p, p->graphs[i].name), name)) return i;
     fail_msg("no graph %s", name);
     return PLAN_NONE;
 }
 
-static const plan_node *node_named(const flow_plan *p, uint32_t g, const char *name) {
+static const plan_node *node_named(const fl_plan *p, uint32_t g, const char *name) {
     const plan_graph *gr = &p->graphs[g];
     for (uint32_t i = gr->first_node; i < gr->first_node + gr->nnodes; i++)
         if (!strcmp(plan_str(p, p->nodes[i].name), name)) return &p->nodes[i];
@@ -61,7 +61,7 @@ static const plan_node *node_named(const flow_plan *p, uint32_t g, const char *n
     return NULL;
 }
 
-static uint32_t task_named(const flow_plan *p, const char *name) {
+static uint32_t task_named(const fl_plan *p, const char *name) {
     for (uint32_t i = 0; i < p->n_tasks; i++)
         if (!strcmp(plan_str(p, p->tasks[i].name), name)) return i;
     fail_msg("no task %s", name);
@@ -84,7 +84,7 @@ static void test_wordcount(void **state) {
     (void)state;
     compiled c = compile_text(wordcount);
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     assert_non_null(p);
     uint32_t g = graph_named(p, "wc");
     assert_int_equal(p->graphs[g].nnodes, 4);
@@ -130,7 +130,7 @@ static void test_cartesian_axes_in_order_named(void **state) {
                                   "    return s\n"
                                   "}\n");
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     const plan_node *s = node_named(p, graph_named(p, "sweep"), "s");
     assert_int_equal(s->kind, PN_EXPAND);
     assert_int_equal(s->aux, 2);
@@ -151,7 +151,7 @@ static void test_partial_and_default(void **state) {
                                   "    return small\n"
                                   "}\n");
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     uint32_t g = graph_named(p, "f");
     const plan_node *small = node_named(p, g, "small");
     const plan_arg *w = &p->args[small->first_arg + 1];
@@ -177,7 +177,7 @@ static void test_expand_kwargs_zip(void **state) {
                                   "    return sums\n"
                                   "}\n");
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     uint32_t g = graph_named(p, "f");
     const plan_node *rows = node_named(p, g, "rows");
     assert_int_equal(rows->kind, PN_ZIP);
@@ -208,7 +208,7 @@ static void test_combine(void **state) {
     (void)state;
     compiled c = compile_text(combine_src);
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     /* a combine bound by a let is named by it (its stable name in history and logs) */
     uint32_t m = task_named(p, "mirror");
     assert_int_equal(task_named(p, "st"), m + 1);
@@ -245,7 +245,7 @@ static void test_options(void **state) {
             "    trigger: \"all_done\", run_as: \"bob\", image: \"alpine\", label: f => basename(f)}\n"
             "flow f() {}\n");
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     const plan_task *t = &p->tasks[task_named(p, "t")];
     assert_int_equal(t->retries, 2);
     assert_int_equal(t->retry_delay_ms, 500);
@@ -300,7 +300,7 @@ static void test_groups(void **state) {
     (void)state;
     compiled c = compile_text(group_src);
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     uint32_t g = graph_named(p, "f");
     /* each plain call gets fresh copies of the group's nodes, named binding/let */
     assert_int_equal(node_named(p, g, "x/clean")->kind, PN_CALL);
@@ -337,7 +337,7 @@ static void test_map_filter_builtins(void **state) {
                                   "    return len(flat)\n"
                                   "}\n");
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     uint32_t g = graph_named(p, "f");
     assert_int_equal(node_named(p, g, "fs")->kind, PN_FILES);
     assert_int_equal(node_named(p, g, "big")->kind, PN_FILTER);
@@ -383,7 +383,7 @@ static void test_plans_read_back(void **state) {
         size_t len = 0;
         assert_int_equal(plan_write(c.plan, &buf, &len), 0);
         char err[256] = "";
-        flow_plan *back = plan_read(fl_ctx_default(), buf, len, err, sizeof err);
+        fl_plan *back = plan_read(fl_ctx_default(), buf, len, err, sizeof err);
         if (!back) fail_msg("program %zu: %s", i, err);
         assert_int_equal(back->n_nodes, c.plan->n_nodes);
         assert_int_equal(back->n_tasks, c.plan->n_tasks);
@@ -428,7 +428,7 @@ static void test_instance_names(void **state) {
     (void)state;
     compiled c = compile_text(names_src);
     assert_int_equal(c.errors, 0);
-    flow_plan *p = c.plan;
+    fl_plan *p = c.plan;
     uint32_t f = graph_named(p, "f"), pair = graph_named(p, "pair");
     assert_int_equal(node_named(p, f, "a")->kind, PN_EXPAND);
     assert_int_equal(node_named(p, f, "b")->kind, PN_EXPAND);

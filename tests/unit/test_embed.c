@@ -37,7 +37,7 @@ static const char *my_hello(const char *who) {
     return s;
 }
 
-static uint32_t add_param(flow_plan *p, const char *name, uint32_t type) {
+static uint32_t add_param(fl_plan *p, const char *name, uint32_t type) {
     uint32_t k = PLAN_PUSH(p, params);
     p->params[k].name = plan_intern_str(p, name);
     p->params[k].type = type;
@@ -46,7 +46,7 @@ static uint32_t add_param(flow_plan *p, const char *name, uint32_t type) {
     return k;
 }
 
-static uint32_t add_task(flow_plan *p, const char *name, uint32_t lib, uint32_t ptype,
+static uint32_t add_task(fl_plan *p, const char *name, uint32_t lib, uint32_t ptype,
                          uint32_t ret) {
     uint32_t first = p->n_params;
     add_param(p, "x", ptype);
@@ -66,7 +66,7 @@ static uint32_t add_task(flow_plan *p, const char *name, uint32_t lib, uint32_t 
     return t;
 }
 
-static uint32_t add_node(flow_plan *p, uint32_t kind, uint32_t type, uint32_t ref, uint32_t aux,
+static uint32_t add_node(fl_plan *p, uint32_t kind, uint32_t type, uint32_t ref, uint32_t aux,
                          uint32_t arg, uint32_t mode) {
     uint32_t first = p->n_args;
     if (arg != PLAN_NONE) {
@@ -95,7 +95,7 @@ static uint32_t add_node(flow_plan *p, uint32_t kind, uint32_t type, uint32_t re
  * tasks bound to "mylib.*", a library that does not exist. hello_as: when not
  * NULL, "image" or "run_as": my_hello declares that option. */
 static uint8_t *make_plan_with(size_t *len, const char *hello_as) {
-    flow_plan *p = plan_new(fl_ctx_default());
+    fl_plan *p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "embed.flow");
     uint32_t ti = plan_type_basic(p, PT_INT), tli = plan_type_list(p, ti);
     uint32_t ts = plan_type_basic(p, PT_STR);

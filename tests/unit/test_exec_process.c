@@ -31,7 +31,7 @@
 #define LIBCRASH "tests/lib/libcrash.so"
 
 typedef struct fixture {
-    flow_plan *plan;       /* one task per crash_* function */
+    fl_plan *plan;       /* one task per crash_* function */
     void *lib;             /* libcrash.so */
     uint32_t t_int, t_str; /* types */
 } fixture;
@@ -63,8 +63,8 @@ static const char *const task_sym[T__N] = {
     "crash_uid",      "crash_segv",  "crash_fork",  "crash_spawn_hang", "crash_logged",
     "crash_redirect", "crash_greet"};
 
-static flow_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
-    flow_plan *p = plan_new(fl_ctx_default());
+static fl_plan *build_plan(uint32_t *t_int, uint32_t *t_str) {
+    fl_plan *p = plan_new(fl_ctx_default());
     uint32_t ti = plan_type_basic(p, PT_INT), ts = plan_type_basic(p, PT_STR);
     uint32_t lib = PLAN_PUSH(p, libs);
     p->libs[lib].name = plan_intern_str(p, "crash");
@@ -147,8 +147,8 @@ typedef struct collected {
 } collected;
 
 /* Submit n jobs (task[i], arg x[i], timeout 0 unless given) and wait for all of them. */
-static void run_jobs(rt_executor *ex, const flow_plan *p, int n, const uint32_t *task,
-                     const flow_val *args, const int64_t *timeout, collected *c) {
+static void run_jobs(rt_executor *ex, const fl_plan *p, int n, const uint32_t *task,
+                     const fl_val *args, const int64_t *timeout, collected *c) {
     rt_job *jobs = calloc((size_t)n, sizeof *jobs);
     for (int i = 0; i < n; i++) {
         jobs[i].id = (uint64_t)i;
@@ -176,7 +176,7 @@ static void run_jobs(rt_executor *ex, const flow_plan *p, int n, const uint32_t 
 }
 
 /* Jobs i = 0..n-1 of task T_OK with argument i and no timeout (timeout may be NULL). */
-static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
+static void fill_ok(int n, uint32_t *task, fl_val *args, int64_t *timeout) {
     for (int i = 0; i < n; i++) {
         task[i] = T_OK;
         args[i].i = i;
@@ -184,7 +184,7 @@ static void fill_ok(int n, uint32_t *task, flow_val *args, int64_t *timeout) {
     }
 }
 
-static void free_collected(const flow_plan *p, const uint32_t *task, collected *c) {
+static void free_collected(const fl_plan *p, const uint32_t *task, collected *c) {
     for (int i = 0; i < c->n; i++)
         rt_result_clear(p, task[i], &c->r[i]);
     free(c->r);
@@ -206,7 +206,7 @@ static void many_trivial_jobs(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_direct, f);
     assert_non_null(ex);
     uint32_t *task = malloc(sizeof *task * N);
-    flow_val *args = malloc(sizeof *args * N);
+    fl_val *args = malloc(sizeof *args * N);
     fill_ok(N, task, args, NULL);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
@@ -236,7 +236,7 @@ static void crashes_fail_only_their_instance(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
     uint32_t task[N];
-    flow_val args[N];
+    fl_val args[N];
     fill_ok(N, task, args, NULL);
     task[10] = T_SEGV;
     task[20] = T_ABORT;
@@ -279,7 +279,7 @@ static void timeout_kills_only_the_hung_instance(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_direct, f);
     assert_non_null(ex);
     uint32_t task[N];
-    flow_val args[N];
+    fl_val args[N];
     int64_t timeout[N];
     fill_ok(N, task, args, timeout);
     task[1] = T_HANG;
@@ -313,7 +313,7 @@ static void output_is_captured_per_instance(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_direct, f);
     assert_non_null(ex);
     uint32_t task[N];
-    flow_val args[N];
+    fl_val args[N];
     for (int i = 0; i < N; i++) {
         task[i] = i % 2 ? T_PRINT : T_OK;
         args[i].i = i;
@@ -350,7 +350,7 @@ static void redirected_output_is_restored(void **state) {
     fixture *f = *state;
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
-    flow_val x = {.i = 5};
+    fl_val x = {.i = 5};
     rt_job j = {.id = 1, .task = T_REDIRECT, .map_index = -1, .args = &x};
     rt_result r;
     assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
@@ -373,7 +373,7 @@ static void capture_keeps_the_tail(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
     uint32_t task[2] = {T_FLOOD, T_PRINT};
-    flow_val args[2] = {{.i = 1 << 20}, {.i = 7}};
+    fl_val args[2] = {{.i = 1 << 20}, {.i = 7}};
     collected c;
     run_jobs(ex, f->plan, 2, task, args, NULL, &c);
     assert_true(c.r[0].ok);
@@ -394,12 +394,12 @@ static void values_cross_the_boundary(void **state) {
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_direct, f);
     assert_non_null(ex);
     uint32_t task[N];
-    flow_val args[N];
+    fl_val args[N];
     char name[32];
     for (int i = 0; i < N; i++) {
         task[i] = i == N - 1 ? T_ALLOC : T_GREET;
         snprintf(name, sizeof name, "n%d", i);
-        args[i] = i == N - 1 ? (flow_val){.i = 64} : fv_str_cstr(f->plan, f->t_str, name);
+        args[i] = i == N - 1 ? (fl_val){.i = 64} : fv_str_cstr(f->plan, f->t_str, name);
     }
     collected c;
     run_jobs(ex, f->plan, N, task, args, NULL, &c);
@@ -433,8 +433,8 @@ static void job_fields_reach_the_worker(void **state) {
     fixture *f = *state;
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_echo_job, f);
     assert_non_null(ex);
-    flow_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
-    flow_val e = fv_str_cstr(f->plan, f->t_str, "");
+    fl_val a = fv_str_cstr(f->plan, f->t_str, "arg \"quoted\" é");
+    fl_val e = fv_str_cstr(f->plan, f->t_str, "");
     rt_job jobs[2] = {
         {.id = 1ull << 40,
          .task = T_GREET,
@@ -485,7 +485,7 @@ static void large_values_cross(void **state) {
     char *big = malloc(LEN);
     for (int i = 0; i < LEN; i++)
         big[i] = (char)('a' + i % 26);
-    flow_val a = fv_str_new(f->plan, f->t_str, big, LEN);
+    fl_val a = fv_str_new(f->plan, f->t_str, big, LEN);
     rt_executor *ex = rt_executor_process_with(f->plan, 2, run_twice, f);
     assert_non_null(ex);
     rt_job jobs[3];
@@ -525,7 +525,7 @@ static void destroy_leaves_no_processes(void **state) {
     assert_non_null(ex);
     /* learn the worker pids from quick jobs, then leave long ones running */
     uint32_t task[6] = {T_OK, T_OK, T_OK, T_OK, T_OK, T_OK};
-    flow_val args[6] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}, {.i = 4}, {.i = 5}};
+    fl_val args[6] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}, {.i = 4}, {.i = 5}};
     collected c;
     run_jobs(ex, f->plan, 6, task, args, NULL, &c);
     int pids[6];
@@ -533,7 +533,7 @@ static void destroy_leaves_no_processes(void **state) {
         pids[i] = c.r[i].worker_pid;
     free_collected(f->plan, task, &c);
     rt_job hang[3];
-    flow_val ms = {.i = 60000};
+    fl_val ms = {.i = 60000};
     for (int i = 0; i < 3; i++)
         hang[i] = (rt_job){.id = 100 + (uint64_t)i, .task = T_HANG, .map_index = -1, .args = &ms};
     assert_int_equal(ex->ops->submit(ex, hang, 3), 0);
@@ -553,7 +553,7 @@ static void external_kill_requeues_the_rest(void **state) {
     fixture *f = *state;
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
-    flow_val ms = {.i = 30000}, x[20];
+    fl_val ms = {.i = 30000}, x[20];
     rt_job jobs[21];
     jobs[0] = (rt_job){.id = 0, .task = T_HANG, .map_index = -1, .args = &ms};
     for (int i = 1; i < 21; i++) {
@@ -610,7 +610,7 @@ static void run_as_switches_identity(void **state) {
     assert_non_null(ex);
     enum { N = 4 };
     uint32_t task[N] = {T_UID_AS, T_SEGV_AS, T_UID_AS, T_OK};
-    flow_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
+    fl_val args[N] = {{.i = 0}, {.i = 1}, {.i = 2}, {.i = 3}};
     rt_job jobs[N];
     for (int i = 0; i < N; i++)
         jobs[i] = (rt_job){.id = (uint64_t)i,
@@ -653,7 +653,7 @@ static void results_are_not_held_back(void **state) {
     fixture *f = *state;
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex);
-    flow_val x = {.i = 5}, ms = {.i = 1500};
+    fl_val x = {.i = 5}, ms = {.i = 1500};
     for (int round = 0; round < 2; round++) { /* first with the slow task unknown, then known */
         rt_job jobs[2] = {{.id = 1, .task = T_OK, .map_index = -1, .args = &x},
                           {.id = 2, .task = T_HANG, .map_index = -1, .args = &ms}};
@@ -700,7 +700,7 @@ static void crash_storm(void **state) {
     fixture *f = *state;
     enum { N = 3000 };
     uint32_t *task = malloc(sizeof *task * N);
-    flow_val *args = malloc(sizeof *args * N);
+    fl_val *args = malloc(sizeof *args * N);
     fill_ok(N, task, args, NULL);
     const uint32_t bad[] = {T_SEGV, T_ABORT, T_EXIT, T_FPE};
     uint64_t seed = 42;
@@ -737,7 +737,7 @@ static void kills_reach_the_task_s_children(void **state) {
     setenv("CRASH_PIDFILE", pidfile, 1);
     rt_executor *ex = rt_executor_process_with(f->plan, 1, run_direct, f);
     assert_non_null(ex); /* (workers forked later, after a kill, need it too) */
-    flow_val ms = {.i = 60000};
+    fl_val ms = {.i = 60000};
     rt_job j = {.id = 1, .task = T_SPAWN, .map_index = -1, .args = &ms, .timeout_ms = 300};
     rt_result r;
     assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
@@ -770,7 +770,7 @@ static void wait_edges(void **state) {
     assert_non_null(ex);
     rt_result r;
     assert_int_equal(ex->ops->wait(ex, &r, 1, -1), 0);
-    flow_val ms = {.i = 300};
+    fl_val ms = {.i = 300};
     rt_job j = {.id = 7, .task = T_HANG, .map_index = -1, .args = &ms};
     assert_int_equal(ex->ops->submit(ex, &j, 1), 0);
     assert_int_equal(ex->ops->wait(ex, &r, 1, 10), 0);
@@ -801,7 +801,7 @@ static void real_tasks_crash_in_isolation(void **state) {
     assert_string_equal(ex->ops->name, "process");
     enum { N = 40 };
     uint32_t task[N];
-    flow_val args[N];
+    fl_val args[N];
     int64_t timeout[N];
     fill_ok(N, task, args, timeout);
     task[3] = T_SEGV;
@@ -851,7 +851,7 @@ static void results_match_inline(void **state) {
     assert_non_null(rt);
     enum { N = 5000 };
     uint32_t *task = malloc(sizeof *task * N);
-    flow_val *args = malloc(sizeof *args * N);
+    fl_val *args = malloc(sizeof *args * N);
     for (int i = 0; i < N; i++) {
         task[i] = T_OK;
         args[i].i = (int64_t)i * 7919 - 1000000;

@@ -24,7 +24,7 @@
 #include "types.h"
 
 typedef struct tx {
-    flow_plan *p;  /* the plan lambdas go to */
+    fl_plan *p;  /* the plan lambdas go to */
     ast_arena *ar; /* parse trees */
     char *src;     /* the last program text */
     char *errs;    /* diagnostics of the last compile (memstream) */
@@ -40,7 +40,7 @@ static tx *tx_new(void) {
     t->p = plan_new(fl_ctx_default());
     t->p->source = plan_intern_str(t->p, "t.flow");
     t->ar = ast_arena_new(fl_ctx_default());
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     t->t_int = plan_type_basic(p, PT_INT);
     t->t_float = plan_type_basic(p, PT_FLOAT);
     t->t_bool = plan_type_basic(p, PT_BOOL);
@@ -71,7 +71,7 @@ static void tx_free(tx *t) {
 
 /* Parse `text` (a whole program) and run `fn` on the node of kind k; diagnostics of
  * both steps land in t->errs. */
-static const flow_node *parse_find(tx *t, const char *text, flow_ast_kind k, flow_diag *d,
+static const fl_node *parse_find(tx *t, const char *text, fl_ast_kind k, fl_diag *d,
                                    FILE **f) {
     free(t->src);
     free(t->errs);
@@ -79,9 +79,9 @@ static const flow_node *parse_find(tx *t, const char *text, flow_ast_kind k, flo
     t->src = strdup(text);
     *f = open_memstream(&t->errs, &t->nerrs);
     diag_init(d, "t.flow", t->src, strlen(t->src), *f);
-    const flow_node *prog = flow_parse(t->ar, d, t->src, strlen(t->src));
+    const fl_node *prog = fl_parse(t->ar, d, t->src, strlen(t->src));
     assert_non_null(prog);
-    const flow_node *n = ast_find(prog, k);
+    const fl_node *n = ast_find(prog, k);
     assert_non_null(n);
     return n;
 }
@@ -91,9 +91,9 @@ static uint32_t lam_ex(tx *t, const char *lsrc, const uint32_t *ptypes, int n, u
                        bool prefix) {
     char text[4096];
     snprintf(text, sizeof text, "flow f() {\n    let y = q.map(\n%s)\n}\n", lsrc);
-    flow_diag d;
+    fl_diag d;
     FILE *f;
-    const flow_node *l = parse_find(t, text, AST_LAMBDA, &d, &f);
+    const fl_node *l = parse_find(t, text, AST_LAMBDA, &d, &f);
     expr_ctx cx = {t->p, &d};
     uint32_t ret;
     uint32_t li = prefix ? expr_lower_lambda_prefix(&cx, l, ptypes, n, want, &ret)
@@ -124,8 +124,8 @@ static void bad_lam(tx *t, const char *lsrc, const uint32_t *ptypes, int n, uint
     assert_non_null(strstr(t->errs, want));
 }
 
-static flow_val run(tx *t, uint32_t li, const flow_val *args) {
-    flow_val out;
+static fl_val run(tx *t, uint32_t li, const fl_val *args) {
+    fl_val out;
     expr_error e;
     int r = expr_eval(t->p, li, args, &out, &e);
     if (r) fprintf(stderr, "run: %s\n", e.msg);
@@ -134,8 +134,8 @@ static flow_val run(tx *t, uint32_t li, const flow_val *args) {
 }
 
 /* A run-time error; returns its formatted text in a static buffer of the caller. */
-static void run_err(tx *t, uint32_t li, const flow_val *args, const char *want) {
-    flow_val out;
+static void run_err(tx *t, uint32_t li, const fl_val *args, const char *want) {
+    fl_val out;
     expr_error e;
     assert_int_equal(expr_eval(t->p, li, args, &out, &e), -1);
     char buf[300];
@@ -148,14 +148,14 @@ static void run_err(tx *t, uint32_t li, const flow_val *args, const char *want) 
 static int64_t ev_i(tx *t, const char *src, int64_t x) {
     uint32_t li = lam(t, src, &t->t_int, 1, PLAN_NONE);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val a = {.i = x};
+    fl_val a = {.i = x};
     return run(t, li, &a).i;
 }
 
 static double ev_f(tx *t, const char *src, double x) {
     uint32_t li = lam(t, src, &t->t_float, 1, t->t_float);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val a = {.f = x};
+    fl_val a = {.f = x};
     return run(t, li, &a).f;
 }
 
@@ -166,8 +166,8 @@ static const char *ev_s(tx *t, const char *src, uint32_t pt, const char *x) {
     static int k;
     uint32_t li = lam(t, src, &pt, 1, PLAN_NONE);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val a = fv_str_cstr(t->p, pt, x);
-    flow_val r = run(t, li, &a);
+    fl_val a = fv_str_cstr(t->p, pt, x);
+    fl_val r = run(t, li, &a);
     assert_true(ty_is_strlike(t->p, t->p->lambdas[li].ret));
     char *b = ring[k++ % 8];
     snprintf(b, 512, "%s", fv_as_str(r)->data);
@@ -179,28 +179,28 @@ static const char *ev_s(tx *t, const char *src, uint32_t pt, const char *x) {
 static bool ev_sb(tx *t, const char *src, const char *x) {
     uint32_t li = lam(t, src, &t->t_str, 1, t->t_bool);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val a = fv_str_cstr(t->p, t->t_str, x);
-    flow_val r = run(t, li, &a);
+    fl_val a = fv_str_cstr(t->p, t->t_str, x);
+    fl_val r = run(t, li, &a);
     fv_decref(t->p, t->t_str, a);
     return r.i != 0;
 }
 
-static flow_val list_int(tx *t, int n, const int64_t *xs) {
-    flow_val v = fv_list_new(t->p, t->t_lint, n);
+static fl_val list_int(tx *t, int n, const int64_t *xs) {
+    fl_val v = fv_list_new(t->p, t->t_lint, n);
     for (int i = 0; i < n; i++)
         fv_as_list(v)->items[i].i = xs[i];
     return v;
 }
 
-static flow_val list_str(tx *t, int n, const char *const *xs) {
-    flow_val v = fv_list_new(t->p, t->t_lstr, n);
+static fl_val list_str(tx *t, int n, const char *const *xs) {
+    fl_val v = fv_list_new(t->p, t->t_lstr, n);
     for (int i = 0; i < n; i++)
         fv_as_list(v)->items[i] = fv_str_cstr(t->p, t->t_str, xs[i]);
     return v;
 }
 
-static flow_val row(tx *t, const char *file, int64_t n) {
-    flow_val r = fv_rec_new(t->p, t->t_row);
+static fl_val row(tx *t, const char *file, int64_t n) {
+    fl_val r = fv_rec_new(t->p, t->t_row);
     fv_as_rec(r)->fields[0] = fv_str_cstr(t->p, t->t_path, file);
     fv_as_rec(r)->fields[1].i = n;
     return r;
@@ -237,7 +237,7 @@ static void test_float_arith(void **state) {
     assert_true(ev_f(t, "x => -x", 2.0) == -2.0);
     /* an int lambda where a float is wanted is promoted */
     uint32_t li = lam(t, "x => x + 1", &t->t_int, 1, t->t_float);
-    flow_val a = {.i = 2};
+    fl_val a = {.i = 2};
     assert_true(run(t, li, &a).f == 3.0);
     assert_int_equal(t->p->lambdas[li].ret, t->t_float);
     tx_free(t);
@@ -265,13 +265,13 @@ static void test_compare_logic(void **state) {
     assert_true(ev_sb(t, "s => \"\" < s", "a"));
     /* dates compare as text (ISO order), durations as milliseconds */
     uint32_t li = lam(t, "d => d < 2026-01-31 and d >= 2025-12-01", &t->t_date, 1, t->t_bool);
-    flow_val dv = fv_str_cstr(t->p, t->t_date, "2026-01-05");
+    fl_val dv = fv_str_cstr(t->p, t->t_date, "2026-01-05");
     assert_true(run(t, li, &dv).i);
     fv_decref(t->p, t->t_date, dv);
     assert_int_equal(ev_i(t, "x => if 90s > 1m and 500ms != 1s then x else 0", 3), 3);
     li = lam(t, "d => \"day {d}\" + \"/\" + d", &t->t_date, 1, t->t_str);
     dv = fv_str_cstr(t->p, t->t_date, "2026-02-03");
-    flow_val ds = run(t, li, &dv);
+    fl_val ds = run(t, li, &dv);
     assert_string_equal(fv_as_str(ds)->data, "day 2026-02-03/2026-02-03");
     fv_decref(t->p, t->t_str, ds);
     fv_decref(t->p, t->t_date, dv);
@@ -284,7 +284,7 @@ static void test_if_types(void **state) {
     /* branches int and float: the int one is converted (both orders) */
     uint32_t li = lam(t, "x => if x > 0 then 1 else 2.5", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->lambdas[li].ret, t->t_float);
-    flow_val a = {.i = 1};
+    fl_val a = {.i = 1};
     assert_true(run(t, li, &a).f == 1.0);
     a.i = -1;
     assert_true(run(t, li, &a).f == 2.5);
@@ -321,8 +321,8 @@ static void test_strings(void **state) {
     /* interpolating numbers and bools */
     uint32_t pt[] = {t->t_int, t->t_float, t->t_bool};
     uint32_t li = lam(t, "(i, f, b) => \"{i}|{f}|{b}|{str(i)}\"", pt, 3, t->t_str);
-    flow_val a[] = {{.i = -42}, {.f = 0.1}, {.i = 1}};
-    flow_val r = run(t, li, a);
+    fl_val a[] = {{.i = -42}, {.f = 0.1}, {.i = 1}};
+    fl_val r = run(t, li, a);
     assert_string_equal(fv_as_str(r)->data, "-42|0.1|true|-42");
     fv_decref(t->p, t->t_str, r);
     /* a long interpolation is folded in chunks */
@@ -359,8 +359,8 @@ static void test_float_text(void **state) {
                  {0.1 + 0.2, "0.30000000000000004"}};
     uint32_t li = lam(t, "f => str(f)", &t->t_float, 1, t->t_str);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        flow_val a = {.f = cases[i].f};
-        flow_val r = run(t, li, &a);
+        fl_val a = {.f = cases[i].f};
+        fl_val r = run(t, li, &a);
         assert_string_equal(fv_as_str(r)->data, cases[i].s);
         fv_decref(t->p, t->t_str, r);
     }
@@ -401,7 +401,7 @@ static void test_conversions(void **state) {
     (void)state;
     tx *t = tx_new();
     uint32_t li = lam(t, "s => int(s)", &t->t_str, 1, t->t_int);
-    flow_val a = fv_str_cstr(t->p, t->t_str, " -12\n");
+    fl_val a = fv_str_cstr(t->p, t->t_str, " -12\n");
     assert_int_equal(run(t, li, &a).i, -12);
     fv_decref(t->p, t->t_str, a);
     a = fv_str_cstr(t->p, t->t_str, "12x");
@@ -423,7 +423,7 @@ static void test_conversions(void **state) {
     fv_decref(t->p, t->t_str, a);
 
     li = lam(t, "f => int(f)", &t->t_float, 1, t->t_int);
-    flow_val f = {.f = -2.9};
+    fl_val f = {.f = -2.9};
     assert_int_equal(run(t, li, &f).i, -2);
     f.f = 1e19;
     run_err(t, li, &f, "int(): 1e+19 is out of range");
@@ -440,8 +440,8 @@ static void test_records_lists(void **state) {
     tx *t = tx_new();
     /* field access */
     uint32_t li = lam(t, "r => \"{basename(r.file)}:{r.n * 2}\"", &t->t_row, 1, t->t_str);
-    flow_val r = row(t, "/d/a.txt", 21);
-    flow_val out = run(t, li, &r);
+    fl_val r = row(t, "/d/a.txt", 21);
+    fl_val out = run(t, li, &r);
     assert_string_equal(fv_as_str(out)->data, "a.txt:42");
     fv_decref(t->p, t->t_str, out);
     /* a record literal, built in the wanted type's field order */
@@ -465,7 +465,7 @@ static void test_records_lists(void **state) {
     assert_int_equal(ev_i(t, "x => if [x, 2] == [1, 2] then 1 else 0", 1), 1);
     assert_int_equal(ev_i(t, "x => if [[x]] != [[1]] then 1 else 0", 1), 0);
     int64_t xs[] = {10, 20, 30};
-    flow_val l = list_int(t, 3, xs);
+    fl_val l = list_int(t, 3, xs);
     li = lam(t, "xs => xs[1] + len(xs)", &t->t_lint, 1, t->t_int);
     assert_int_equal(run(t, li, &l).i, 23);
     li = lam(t, "xs => xs[3]", &t->t_lint, 1, t->t_int);
@@ -485,7 +485,7 @@ static void test_records_lists(void **state) {
     fv_decref(t->p, t->t_lstr, l);
     /* floats inside lists compare as IEEE numbers, as they do alone */
     li = lam(t, "f => [f] == [f]", &t->t_float, 1, t->t_bool);
-    flow_val fa = {.f = __builtin_nan("")};
+    fl_val fa = {.f = __builtin_nan("")};
     assert_false(run(t, li, &fa).i);
     fa.f = 1.5;
     assert_true(run(t, li, &fa).i);
@@ -495,7 +495,7 @@ static void test_records_lists(void **state) {
     /* mixed int/float list literal becomes [float] */
     li = lam(t, "x => [x, 2.5, 3]", &t->t_int, 1, PLAN_NONE);
     assert_int_equal(t->p->types[t->p->lambdas[li].ret].elem, t->t_float);
-    flow_val a = {.i = 1};
+    fl_val a = {.i = 1};
     out = run(t, li, &a);
     assert_true(fv_as_list(out)->items[0].f == 1.0 && fv_as_list(out)->items[2].f == 3.0);
     fv_decref(t->p, t->p->lambdas[li].ret, out);
@@ -521,7 +521,7 @@ static void test_runtime_errors(void **state) {
     (void)state;
     tx *t = tx_new();
     uint32_t li = lam(t, "x => x * 3 + 1", &t->t_int, 1, t->t_int);
-    flow_val a = {.i = INT64_MAX / 2};
+    fl_val a = {.i = INT64_MAX / 2};
     run_err(t, li, &a, "t.flow:3:6: integer overflow in '*'");
     li = lam(t, "x =>   1 + x", &t->t_int, 1, t->t_int);
     a.i = INT64_MAX;
@@ -542,7 +542,7 @@ static void test_runtime_errors(void **state) {
     run_err(t, li, &a, "integer overflow in '/'");
     /* an error with strings on the stack releases them (ASan checks the leak) */
     li = lam(t, "s => s + \"-\" + str(10 / len(s))", &t->t_str, 1, t->t_str);
-    flow_val s = fv_str_cstr(t->p, t->t_str, "");
+    fl_val s = fv_str_cstr(t->p, t->t_str, "");
     run_err(t, li, &s, "division by zero");
     fv_decref(t->p, t->t_str, s);
     /* a string past EXPR_RT_MAX_STRING fails (a build with a small limit shows it) */
@@ -554,13 +554,13 @@ static void test_runtime_errors(void **state) {
     if (EXPR_RT_MAX_STRING < 64 * 64 * 64) {
         run_err(t, li, &s, "string longer than");
     } else {
-        flow_val r3 = run(t, li, &s);
+        fl_val r3 = run(t, li, &s);
         assert_int_equal(fv_as_str(r3)->len, 64 * 64 * 64);
         fv_decref(t->p, t->t_str, r3);
     }
     fv_decref(t->p, t->t_str, s);
     li = lam(t, "r => [r, r][len(r.file)]", &t->t_row, 1, t->t_row);
-    flow_val r = row(t, "ab", 1);
+    fl_val r = row(t, "ab", 1);
     run_err(t, li, &r, "index 2 out of range");
     fv_decref(t->p, t->t_row, r);
     tx_free(t);
@@ -673,9 +673,9 @@ static void test_limits(void **state) {
 /* ---- sh commands ---- */
 
 static uint32_t sh_cmd(tx *t, const char *decl, const uint32_t *ptypes, bool has_out) {
-    flow_diag d;
+    fl_diag d;
     FILE *f;
-    const flow_node *task = parse_find(t, decl, AST_TASK, &d, &f);
+    const fl_node *task = parse_find(t, decl, AST_TASK, &d, &f);
     const char *names[8];
     int n = task->list.len;
     for (int i = 0; i < n; i++)
@@ -700,11 +700,11 @@ static void test_sh(void **state) {
                          pt, true);
     assert_int_not_equal(li, PLAN_NONE);
     assert_int_equal(t->p->lambdas[li].nparams, 4);
-    flow_val args[4] = {fv_str_cstr(t->p, t->t_str, "a b; rm -rf /"),
+    fl_val args[4] = {fv_str_cstr(t->p, t->t_str, "a b; rm -rf /"),
                         {.i = 3},
                         fv_str_cstr(t->p, t->t_path, "it's.txt"),
                         fv_str_cstr(t->p, t->t_str, "/tmp/o")};
-    flow_val r = run(t, li, args);
+    fl_val r = run(t, li, args);
     assert_string_equal(fv_as_str(r)->data,
                         "grep -c 'a b; rm -rf /' 'it'\\''s.txt' | head -n '3' > '/tmp/o'");
     fv_decref(t->p, t->t_str, r);
@@ -723,7 +723,7 @@ static void test_sh(void **state) {
     uint32_t lp[] = {t->t_lpath};
     li = sh_cmd(t, "task g(parts: [path]) -> path = sh \"cat {parts} > {out}\"\n", lp, true);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val la[2] = {fv_list_new(t->p, t->t_lpath, 2), fv_str_cstr(t->p, t->t_str, "o")};
+    fl_val la[2] = {fv_list_new(t->p, t->t_lpath, 2), fv_str_cstr(t->p, t->t_str, "o")};
     fv_as_list(la[0])->items[0] = fv_str_cstr(t->p, t->t_path, "a b");
     fv_as_list(la[0])->items[1] = fv_str_cstr(t->p, t->t_path, "c'd");
     r = run(t, li, la);
@@ -740,7 +740,7 @@ static void test_sh(void **state) {
     uint32_t one[] = {t->t_str};
     li = sh_cmd(t, "task g(a: str) -> str = sh \"echo {upper(\"x {a}\")}\"\n", one, false);
     assert_int_not_equal(li, PLAN_NONE);
-    flow_val qa[2] = {fv_str_cstr(t->p, t->t_str, "y z"), fv_str_cstr(t->p, t->t_str, "")};
+    fl_val qa[2] = {fv_str_cstr(t->p, t->t_str, "y z"), fv_str_cstr(t->p, t->t_str, "")};
     r = run(t, li, qa);
     assert_string_equal(fv_as_str(r)->data, "echo 'X Y Z'");
     fv_decref(t->p, t->t_str, r);
@@ -752,7 +752,7 @@ static void test_sh(void **state) {
     assert_non_null(strstr(t->errs, "cannot turn a value of type [int] into a string"));
     /* a command without interpolation, and literal text kept as written */
     li = sh_cmd(t, "task g() -> str = sh \"echo '$HOME' \\\"x\\\"\"\n", pt, false);
-    flow_val out_arg = fv_str_cstr(t->p, t->t_str, "");
+    fl_val out_arg = fv_str_cstr(t->p, t->t_str, "");
     r = run(t, li, &out_arg);
     assert_string_equal(fv_as_str(r)->data, "echo '$HOME' \"x\"");
     fv_decref(t->p, t->t_str, r);
@@ -836,9 +836,9 @@ static void test_verify_mutations(void **state) {
             if (expr_verify(t->p, li, why, sizeof why) == 0) {
                 accepted++;
                 int64_t xs[] = {5};
-                flow_val args[3] = {
+                fl_val args[3] = {
                     {.i = 3}, fv_str_cstr(t->p, t->t_str, "abc"), list_int(t, 1, xs)};
-                flow_val out;
+                fl_val out;
                 expr_error e;
                 if (expr_eval(t->p, li, args, &out, &e) == 0)
                     fv_decref(t->p, t->p->lambdas[li].ret, out);
@@ -868,7 +868,7 @@ static void test_speed(void **state) {
         int64_t sum = 0;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
         for (int i = 0; i < n; i++) {
-            flow_val x = {.i = i}, out;
+            fl_val x = {.i = i}, out;
             expr_error e;
             expr_eval(t->p, li, &x, &out, &e);
             sum += out.i;
@@ -881,12 +881,12 @@ static void test_speed(void **state) {
     }
     /* a string-building lambda: allocations dominate */
     uint32_t li = lam(t, "s => \"s3://bucket/{s}\"", &t->t_str, 1, t->t_str);
-    flow_val x = fv_str_cstr(t->p, t->t_str, "some/key.csv");
+    fl_val x = fv_str_cstr(t->p, t->t_str, "some/key.csv");
     const int n = 500000;
     struct timespec a, b;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
     for (int i = 0; i < n; i++) {
-        flow_val out;
+        fl_val out;
         expr_error e;
         expr_eval(t->p, li, &x, &out, &e);
         fv_decref(t->p, t->t_str, out);

@@ -43,14 +43,14 @@
 #define NINPUTS 6      /* argument tuples each lambda runs on */
 
 typedef struct tj {
-    flow_plan *p;  /* the plan lambdas go to */
+    fl_plan *p;  /* the plan lambdas go to */
     ast_arena *ar; /* parse trees */
     char *src;     /* the last program text */
     char *errs;    /* diagnostics of the last compile */
     size_t nerrs;  /* their length */
     uint32_t t_int, t_float, t_bool, t_str, t_path, t_lint, t_lstr, t_pair; /* types */
     uint32_t ptypes[NPARAMS];      /* the parameters of every lambda */
-    flow_val in[NINPUTS][NPARAMS]; /* inputs */
+    fl_val in[NINPUTS][NPARAMS]; /* inputs */
 } tj;
 
 static const char *const in_s[NINPUTS] = {"", "a/b.tar.gz", "12", " -7 ", "x'y/", "3.5e1"};
@@ -60,7 +60,7 @@ static const double in_f[NINPUTS] = {0.0, 1.5, -2.25, 1e300, -0.0, 7.0};
 
 static tj *tj_new(void) {
     tj *t = calloc(1, sizeof *t);
-    flow_plan *p = t->p = plan_new(fl_ctx_default());
+    fl_plan *p = t->p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "t.flow");
     t->ar = ast_arena_new(fl_ctx_default());
     t->t_int = plan_type_basic(p, PT_INT);
@@ -75,7 +75,7 @@ static tj *tj_new(void) {
     uint32_t pt[NPARAMS] = {t->t_int, t->t_int, t->t_str, t->t_float, t->t_pair, t->t_lint};
     memcpy(t->ptypes, pt, sizeof pt);
     for (int k = 0; k < NINPUTS; k++) {
-        flow_val *a = t->in[k];
+        fl_val *a = t->in[k];
         a[0].i = in_x[k];
         a[1].i = in_y[k];
         a[2] = fv_str_cstr(p, t->t_str, in_s[k]);
@@ -113,10 +113,10 @@ static uint32_t lam(tj *t, const char *body) {
     t->errs = NULL;
     t->src = text;
     FILE *f = open_memstream(&t->errs, &t->nerrs);
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "t.flow", t->src, strlen(t->src), f);
-    const flow_node *prog = flow_parse(t->ar, &d, t->src, strlen(t->src));
-    const flow_node *l = prog ? ast_find(prog, AST_LAMBDA) : NULL;
+    const fl_node *prog = fl_parse(t->ar, &d, t->src, strlen(t->src));
+    const fl_node *l = prog ? ast_find(prog, AST_LAMBDA) : NULL;
     uint32_t li = PLAN_NONE, ret;
     if (l && d.errors == 0) {
         expr_ctx cx = {t->p, &d};
@@ -134,7 +134,7 @@ static uint32_t lam(tj *t, const char *body) {
 
 /* Run lambda li on input k through both engines; fail the test on any difference. */
 static int both(tj *t, uint32_t li, int k, const char *body) {
-    flow_val a, b;
+    fl_val a, b;
     expr_error ea, eb;
     memset(&ea, 0, sizeof ea);
     memset(&eb, 0, sizeof eb);
@@ -745,7 +745,7 @@ static void test_mutants(void **state) {
 /* A plan without lambdas attaches nothing; detaching twice is harmless; LLVM=0 says so. */
 static void test_attach_edges(void **state) {
     (void)state;
-    flow_plan *p = plan_new(fl_ctx_default());
+    fl_plan *p = plan_new(fl_ctx_default());
     char err[200] = "";
     if (jit_available()) {
         assert_int_equal(jit_attach(p, err, sizeof err), 0);
@@ -767,7 +767,7 @@ static void test_speed(void **state) {
     uint32_t li = lam(t, "x * 3 + 1");
     uint32_t lf = lam(t, "x % 7 == 0");
     attach(t, 2);
-    flow_val a[NPARAMS], out;
+    fl_val a[NPARAMS], out;
     memcpy(a, t->in[0], sizeof a);
     expr_error e;
     enum { N = 2000000 };
@@ -818,7 +818,7 @@ __attribute__((noinline)) static void c_note(int64_t x) {
 }
 
 static uint32_t add_task(tj *t, const uint32_t *pt, uint32_t n, uint32_t ret) {
-    flow_plan *p = t->p;
+    fl_plan *p = t->p;
     uint32_t ti = PLAN_PUSH(p, tasks);
     memset(&p->tasks[ti], 0, sizeof p->tasks[ti]);
     p->tasks[ti].kind = TK_C;

@@ -138,15 +138,15 @@ static const char oom_src[] = "library s = \"libsched.so\"\n"
 
 static uint8_t *compile_src(const char *src, size_t *len) {
     ast_arena *ar = ast_arena_new(fl_ctx_default());
-    flow_diag d;
+    fl_diag d;
     FILE *sink = fopen("/dev/null", "w");
     assert_non_null(sink);
     diag_init(&d, "tests/unit/oom.flow", src, strlen(src), sink);
-    flow_node *prog = flow_parse(ar, &d, src, strlen(src));
+    fl_node *prog = fl_parse(ar, &d, src, strlen(src));
     assert_non_null(prog);
     assert_int_equal(d.errors, 0);
     flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src), NULL};
-    flow_plan *p = flowc_compile(prog, &d, &opt);
+    fl_plan *p = flowc_compile(prog, &d, &opt);
     assert_non_null(p);
     uint8_t *bytes = NULL;
     assert_int_equal(plan_write(p, &bytes, len), 0);
@@ -164,7 +164,7 @@ static uint8_t *compile_bytes(size_t *len) {
 
 /* 0 loaded and linked, -1 failed (err says why); everything freed either way. */
 static int load_and_link(fl_ctx *c, const uint8_t *bytes, size_t len, char *err, size_t errlen) {
-    flow_plan *p = plan_read(c, bytes, len, err, errlen);
+    fl_plan *p = plan_read(c, bytes, len, err, errlen);
     if (!p) return -1;
     int rc = 0;
     for (uint32_t l = 0; l < p->n_lambdas && !rc; l++)
@@ -215,13 +215,13 @@ static void test_load_link(void **state) {
 /* 0 ran with code 0 (*result the flow's value), else the code or -1; all freed. */
 static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *result, char *err,
                         size_t errlen) {
-    flow_plan *p = plan_read(c, bytes, len, err, errlen);
+    fl_plan *p = plan_read(c, bytes, len, err, errlen);
     if (!p) return -1;
     rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 1, err, errlen);
     rt_executor *ex = rt ? rt_executor_inline(rt, 1) : NULL;
     int code = -1;
     if (ex) {
-        flow_val n = {.i = 3};
+        fl_val n = {.i = 3};
         sched_opts so;
         memset(&so, 0, sizeof so);
         so.jobs = 1;
@@ -291,7 +291,7 @@ static void test_log_sink(void **state) {
     fl_ctx_init(&c);
     c.log = collect;
     c.log_ud = lines;
-    flow_plan *p = plan_read(&c, bytes, len, err, sizeof err);
+    fl_plan *p = plan_read(&c, bytes, len, err, sizeof err);
     assert_non_null(p);
     rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 0, err, sizeof err);
     assert_non_null(rt);

@@ -105,7 +105,7 @@ static void *track_alloc(void *ud, void *p, size_t n) {
 /* ---- one compile ---- */
 
 typedef struct outcome {
-    int parsed;      /* flow_parse returned a program */
+    int parsed;      /* fl_parse returned a program */
     int planned;     /* flowc_compile returned a plan */
     int enomem;      /* the context says out of memory */
     long printed;    /* bytes of diagnostics printed */
@@ -126,11 +126,11 @@ static outcome compile_failing(uint64_t fail_at, size_t chunk) {
     ctx.fail_at = fail_at;
     FILE *sink = tmpfile();
     assert_non_null(sink);
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "tests/unit/oom.flow", program, strlen(program), sink);
     ast_arena *ar = chunk ? ast_arena_new(&ctx) : ast_arena_new_chunked(&ctx, 0);
-    flow_node *prog = ar ? flow_parse(ar, &d, program, strlen(program)) : NULL;
-    flow_plan *plan = NULL;
+    fl_node *prog = ar ? fl_parse(ar, &d, program, strlen(program)) : NULL;
+    fl_plan *plan = NULL;
     o.parsed = prog != NULL;
     if (prog && !d.errors) {
         flowc_options opt = {"tests/unit/oom.flow", "build/oom.plan", program, strlen(program),

@@ -25,7 +25,7 @@
 
 typedef struct parsed {
     ast_arena *ar;   /* the tree's memory */
-    flow_node *prog; /* NULL on errors */
+    fl_node *prog; /* NULL on errors */
     char *errors;    /* everything diag printed */
     size_t errors_len;
     int nerrors; /* diag's error count */
@@ -34,10 +34,10 @@ typedef struct parsed {
 static parsed parse_n(const char *src, size_t len) {
     parsed r = {0};
     FILE *out = open_memstream(&r.errors, &r.errors_len);
-    flow_diag d;
+    fl_diag d;
     diag_init(&d, "<input>", src, len, out);
     r.ar = ast_arena_new(fl_ctx_default());
-    r.prog = flow_parse(r.ar, &d, src, len);
+    r.prog = fl_parse(r.ar, &d, src, len);
     fclose(out);
     r.nerrors = d.errors;
     return r;
@@ -58,9 +58,9 @@ typedef struct sbuf {
     FILE *f;
 } sbuf;
 
-static void sexpr(const flow_node *n, FILE *f);
+static void sexpr(const fl_node *n, FILE *f);
 
-static void sexpr_list(const flow_nodes *l, FILE *f) {
+static void sexpr_list(const fl_nodes *l, FILE *f) {
     for (int i = 0; i < l->len; i++) {
         fputc(' ', f);
         sexpr(l->items[i], f);
@@ -68,7 +68,7 @@ static void sexpr_list(const flow_nodes *l, FILE *f) {
 }
 
 /* (KIND name "sval" ival a b c list... | list2...) — only what is set. */
-static void sexpr(const flow_node *n, FILE *f) {
+static void sexpr(const fl_node *n, FILE *f) {
     if (!n) {
         fputs("nil", f);
         return;
@@ -88,7 +88,7 @@ static void sexpr(const flow_node *n, FILE *f) {
     fputc(')', f);
 }
 
-static char *to_sexpr(const flow_node *n) {
+static char *to_sexpr(const fl_node *n) {
     sbuf b = {0};
     b.f = open_memstream(&b.s, &b.len);
     sexpr(n, b.f);
@@ -103,7 +103,7 @@ static void expect_stmt(const char *body, const char *want) {
     parsed r = parse(src);
     if (!r.prog) fprintf(stderr, "parse failed: %s\n%s", body, r.errors);
     assert_non_null(r.prog);
-    flow_node *flow = r.prog->list.items[0];
+    fl_node *flow = r.prog->list.items[0];
     assert_true(flow->list2.len >= 1);
     char *got = to_sexpr(flow->list2.items[0]);
     if (strcmp(got, want) != 0)
@@ -138,7 +138,7 @@ static void expect_error(const char *src, size_t len, const char *want) {
 
 #define ERR(src, want) expect_error(src, sizeof(src) - 1, want)
 
-static void expect_span(flow_span s, int l, int c, int el, int ec) {
+static void expect_span(fl_span s, int l, int c, int el, int ec) {
     if (s.line != l || s.col != c || s.end_line != el || s.end_col != ec)
         fprintf(stderr, "span %d:%d-%d:%d, want %d:%d-%d:%d\n", s.line, s.col, s.end_line,
                 s.end_col, l, c, el, ec);
@@ -399,7 +399,7 @@ static void test_strings(void **state) {
     const char src[] = "flow f() {\n  let s = \"a\\u{0}b\"\n}\n";
     parsed r = parse(src);
     assert_non_null(r.prog);
-    flow_node *str = r.prog->list.items[0]->list2.items[0]->a;
+    fl_node *str = r.prog->list.items[0]->list2.items[0]->a;
     assert_int_equal(str->kind, AST_STR);
     assert_int_equal(str->list.items[0]->ival, 3);
     assert_memory_equal(str->list.items[0]->sval, "a\0b", 3);
@@ -417,27 +417,27 @@ static void test_spans(void **state) {
                        "}\n";
     parsed r = parse(src);
     assert_non_null(r.prog);
-    flow_node *task = r.prog->list.items[0];
+    fl_node *task = r.prog->list.items[0];
     expect_span(task->span, 1, 1, 1, 29);
     expect_span(task->nspan, 1, 6, 1, 6);
     expect_span(task->list.items[0]->span, 1, 8, 1, 13); /* a: int */
     expect_span(task->list.items[0]->nspan, 1, 8, 1, 8);
     expect_span(task->b->span, 1, 25, 1, 29); /* lib.f */
-    flow_node *flow = r.prog->list.items[1];
+    fl_node *flow = r.prog->list.items[1];
     expect_span(flow->span, 2, 1, 5, 1);
-    flow_node *let = flow->list2.items[0];
+    fl_node *let = flow->list2.items[0];
     expect_span(let->span, 3, 5, 3, 28);
     expect_span(let->nspan, 3, 9, 3, 9);
-    flow_node *call = let->a;
+    fl_node *call = let->a;
     expect_span(call->span, 3, 13, 3, 28);
-    flow_node *arg = call->list.items[1];
+    fl_node *arg = call->list.items[1];
     expect_span(arg->span, 3, 18, 3, 27);
     expect_span(arg->nspan, 3, 18, 3, 18);
-    flow_node *str = arg->a;
+    fl_node *str = arg->a;
     expect_span(str->span, 3, 22, 3, 27);
     expect_span(str->list.items[0]->span, 3, 23, 3, 23); /* s */
     expect_span(str->list.items[1]->span, 3, 25, 3, 25); /* y */
-    flow_node *ret = flow->list2.items[1];
+    fl_node *ret = flow->list2.items[1];
     expect_span(ret->span, 4, 5, 4, 14);
     expect_span(ret->a->nspan, 4, 14, 4, 14); /* m of x.m */
     done(&r);

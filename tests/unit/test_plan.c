@@ -30,36 +30,36 @@ typedef struct rich_ids {
         v_rows, v_zero; /* constants */
 } rich_ids;
 
-static uint32_t loc(flow_plan *p, uint32_t line, uint32_t col) {
+static uint32_t loc(fl_plan *p, uint32_t line, uint32_t col) {
     return plan_add_loc(p, line, col, line, col + 5);
 }
 
-static uint32_t param(flow_plan *p, const char *name, uint32_t type, uint32_t def) {
+static uint32_t param(fl_plan *p, const char *name, uint32_t type, uint32_t def) {
     uint32_t i = PLAN_PUSH(p, params);
     p->params[i] = (plan_param){plan_intern_str(p, name), type, def, loc(p, 2, i + 1)};
     return i;
 }
 
-static uint32_t value(flow_plan *p, uint32_t type) {
+static uint32_t value(fl_plan *p, uint32_t type) {
     uint32_t i = PLAN_PUSH(p, values);
     p->values[i].type = type;
     return i;
 }
 
-static uint32_t vstr(flow_plan *p, uint32_t type, const char *s) {
+static uint32_t vstr(fl_plan *p, uint32_t type, const char *s) {
     uint32_t v = value(p, type);
     p->values[v].u.s = plan_intern_str(p, s);
     return v;
 }
 
-static uint32_t vint(flow_plan *p, uint32_t type, int64_t i) {
+static uint32_t vint(fl_plan *p, uint32_t type, int64_t i) {
     uint32_t v = value(p, type);
     p->values[v].u.i = i;
     return v;
 }
 
 /* a container constant over already-built item values */
-static uint32_t vagg(flow_plan *p, uint32_t type, const uint32_t *items, uint32_t n) {
+static uint32_t vagg(fl_plan *p, uint32_t type, const uint32_t *items, uint32_t n) {
     uint32_t first = p->n_items;
     for (uint32_t j = 0; j < n; j++) {
         uint32_t k = PLAN_PUSH(p, items);
@@ -71,12 +71,12 @@ static uint32_t vagg(flow_plan *p, uint32_t type, const uint32_t *items, uint32_
     return v;
 }
 
-static void op(flow_plan *p, flow_expr_op o, int32_t a, uint16_t b) {
+static void op(fl_plan *p, fl_expr_op o, int32_t a, uint16_t b) {
     uint32_t i = PLAN_PUSH(p, code);
     p->code[i] = (plan_instr){(uint16_t)o, b, a, loc(p, 9, i)};
 }
 
-static uint32_t lambda(flow_plan *p, const uint32_t *ptypes, uint32_t n, uint32_t ret,
+static uint32_t lambda(fl_plan *p, const uint32_t *ptypes, uint32_t n, uint32_t ret,
                        uint32_t nlocals, uint32_t first_code) {
     uint32_t first = p->n_typelist;
     for (uint32_t j = 0; j < n; j++) {
@@ -89,7 +89,7 @@ static uint32_t lambda(flow_plan *p, const uint32_t *ptypes, uint32_t n, uint32_
     return l;
 }
 
-static uint32_t task(flow_plan *p, const char *name, plan_task_kind kind, uint32_t first_param,
+static uint32_t task(fl_plan *p, const char *name, plan_task_kind kind, uint32_t first_param,
                      uint32_t nparams, uint32_t ret) {
     uint32_t t = PLAN_PUSH(p, tasks);
     plan_task *k = &p->tasks[t];
@@ -106,7 +106,7 @@ static uint32_t task(flow_plan *p, const char *name, plan_task_kind kind, uint32
     return t;
 }
 
-static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref, uint32_t aux,
+static uint32_t node(fl_plan *p, plan_node_kind kind, uint32_t type, uint32_t ref, uint32_t aux,
                      const char *name) {
     uint32_t n = PLAN_PUSH(p, nodes);
     p->nodes[n] = (plan_node){kind,        type,      ref,
@@ -116,19 +116,19 @@ static uint32_t node(flow_plan *p, plan_node_kind kind, uint32_t type, uint32_t 
     return n;
 }
 
-static void arg(flow_plan *p, uint32_t n, uint32_t from, plan_arg_mode mode, uint32_t aux) {
+static void arg(fl_plan *p, uint32_t n, uint32_t from, plan_arg_mode mode, uint32_t aux) {
     uint32_t a = PLAN_PUSH(p, args);
     p->args[a] = (plan_arg){from, mode, aux};
     p->nodes[n].nargs++;
 }
 
-static void after(flow_plan *p, uint32_t n, uint32_t before) {
+static void after(fl_plan *p, uint32_t n, uint32_t before) {
     uint32_t a = PLAN_PUSH(p, afters);
     p->afters[a] = before;
     p->nodes[n].nafter++;
 }
 
-static uint32_t graph(flow_plan *p, const char *name, plan_graph_kind kind, uint32_t first_param,
+static uint32_t graph(fl_plan *p, const char *name, plan_graph_kind kind, uint32_t first_param,
                       uint32_t nparams, uint32_t ret) {
     uint32_t g = PLAN_PUSH(p, graphs);
     p->graphs[g] = (plan_graph){plan_intern_str(p, name),
@@ -143,13 +143,13 @@ static uint32_t graph(flow_plan *p, const char *name, plan_graph_kind kind, uint
                                 loc(p, 4, g)};
     return g;
 }
-static void graph_end(flow_plan *p, uint32_t g, uint32_t ret_node) {
+static void graph_end(fl_plan *p, uint32_t g, uint32_t ret_node) {
     p->graphs[g].nnodes = p->n_nodes - p->graphs[g].first_node;
     p->graphs[g].ret_node = ret_node;
 }
 
-static flow_plan *rich_plan(rich_ids *id) {
-    flow_plan *p = plan_new(fl_ctx_default());
+static fl_plan *rich_plan(rich_ids *id) {
+    fl_plan *p = plan_new(fl_ctx_default());
     rich_ids x;
     p->source = plan_intern_str(p, "tests/rich.flow");
     for (int i = 0; i < 32; i++)
@@ -402,7 +402,7 @@ static flow_plan *rich_plan(rich_ids *id) {
 }
 
 /* ---- helpers ---- */
-static uint8_t *bytes_of(const flow_plan *p, size_t *len) {
+static uint8_t *bytes_of(const fl_plan *p, size_t *len) {
     uint8_t *b;
     assert_int_equal(plan_write(p, &b, len), 0);
     return b;
@@ -410,9 +410,9 @@ static uint8_t *bytes_of(const flow_plan *p, size_t *len) {
 
 static char err[512];
 
-static flow_plan *read_bytes(const uint8_t *b, size_t len) {
+static fl_plan *read_bytes(const uint8_t *b, size_t len) {
     err[0] = '\0';
-    flow_plan *p = plan_read(fl_ctx_default(), b, len, err, sizeof err);
+    fl_plan *p = plan_read(fl_ctx_default(), b, len, err, sizeof err);
     if (!p) {
         assert_true(err[0] != '\0');
         assert_null(strchr(err, '\n'));
@@ -420,7 +420,7 @@ static flow_plan *read_bytes(const uint8_t *b, size_t len) {
     return p;
 }
 
-static void use_plan(const flow_plan *p) {
+static void use_plan(const fl_plan *p) {
     FILE *f = fopen("/dev/null", "w");
     assert_non_null(f);
     assert_int_equal(plan_emit(p, PLAN_EMIT_JSON, f), 0);
@@ -442,10 +442,10 @@ static void use_plan(const flow_plan *p) {
 /* ---- tests ---- */
 static void test_roundtrip(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n1, n2;
     uint8_t *b1 = bytes_of(p, &n1);
-    flow_plan *q = read_bytes(b1, n1);
+    fl_plan *q = read_bytes(b1, n1);
     if (!q) fail_msg("rich plan refused: %s", err);
     assert_null(q->intern);
     uint8_t *b2 = bytes_of(q, &n2);
@@ -483,7 +483,7 @@ static void test_roundtrip(void **state) {
 static void test_type_text(void **state) {
     (void)state;
     rich_ids x;
-    flow_plan *p = rich_plan(&x);
+    fl_plan *p = rich_plan(&x);
     char b[128];
     plan_type_text(p, x.t_zip, b, sizeof b);
     assert_string_equal(b, "[{file: path, count: int}]");
@@ -501,7 +501,7 @@ static void test_type_text(void **state) {
     plan_free(p);
 }
 
-static char *emit_to_string(const flow_plan *p, plan_emit_format fmt, size_t *len) {
+static char *emit_to_string(const fl_plan *p, plan_emit_format fmt, size_t *len) {
     char *s = NULL;
     FILE *f = open_memstream(&s, len);
     assert_non_null(f);
@@ -512,10 +512,10 @@ static char *emit_to_string(const flow_plan *p, plan_emit_format fmt, size_t *le
 
 static void test_emit(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
-    flow_plan *q = read_bytes(b, n);
+    fl_plan *q = read_bytes(b, n);
     assert_non_null(q);
     size_t l1, l2;
     char *j1 = emit_to_string(p, PLAN_EMIT_JSON, &l1);
@@ -564,7 +564,7 @@ static void test_emit(void **state) {
 
 static void test_empty_and_truncated(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
     assert_null(read_bytes(b, 0));
@@ -584,7 +584,7 @@ static void test_empty_and_truncated(void **state) {
  * reseal the checksum is recomputed, so the validator must refuse the damage or the plan
  * must still be usable (written, emitted), never crash. */
 static size_t flip_all(const uint8_t *masks, size_t nmasks, bool reseal) {
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n, accepted = 0;
     uint8_t *b = bytes_of(p, &n);
     uint8_t *c = malloc(n);
@@ -593,7 +593,7 @@ static size_t flip_all(const uint8_t *masks, size_t nmasks, bool reseal) {
             memcpy(c, b, n);
             c[i] ^= masks[m];
             if (reseal) plan_reseal(c, n);
-            flow_plan *q = read_bytes(c, n);
+            fl_plan *q = read_bytes(c, n);
             if (q) {
                 use_plan(q);
                 plan_free(q);
@@ -615,7 +615,7 @@ static void test_resealed_flips(void **state) {
     (void)state;
     static const uint8_t masks[] = {0x01, 0x10, 0xff};
     size_t n;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     free(bytes_of(p, &n));
     plan_free(p);
     /* most damage is caught; some (a constant's value, a location) is harmless */
@@ -655,7 +655,7 @@ static void test_names(void **state) {
 static void test_hostile_names(void **state) {
     (void)state;
     for (int which = 0; which < 4; which++) {
-        flow_plan *p = rich_plan(NULL);
+        fl_plan *p = rich_plan(NULL);
         /* a node's name is a binding path (x/clean): a part of it may not be ".." */
         uint32_t s = plan_intern_str(p, which == 1 ? "-x" : which == 2 ? "a/../b" : "..");
         const char *what = which == 0 ? "task" : which == 1 ? "graph" : which == 2 ? "node" : "library";
@@ -665,7 +665,7 @@ static void test_hostile_names(void **state) {
         if (which == 3) p->libs[0].name = s;
         size_t n;
         uint8_t *b = bytes_of(p, &n);
-        flow_plan *q = read_bytes(b, n);
+        fl_plan *q = read_bytes(b, n);
         if (q) fail_msg("a %s named by string %u was accepted", what, s);
         assert_non_null(strstr(err, what));
         assert_non_null(strstr(err, " name '"));
@@ -676,7 +676,7 @@ static void test_hostile_names(void **state) {
 
 static void test_huge_counts(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
     uint8_t *c = malloc(n);
@@ -723,7 +723,7 @@ static void test_foreign(void **state) {
 
 static void test_newer_version(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
     put32(b + 8, PLAN_VERSION + 1);
@@ -744,7 +744,7 @@ static void test_newer_version(void **state) {
  * that says what to do. */
 static void test_older_version(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
     put32(b + 8, 1);
@@ -761,7 +761,7 @@ static void test_older_version(void **state) {
 
 static void test_text_mode(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n, m = 0;
     uint8_t *b = bytes_of(p, &n);
     uint8_t *c = malloc(2 * n);
@@ -785,17 +785,17 @@ static void test_text_mode(void **state) {
 }
 
 /* A plan built wrong is refused with a message that says where. */
-static void expect_bad(flow_plan *p, const char *want) {
+static void expect_bad(fl_plan *p, const char *want) {
     size_t n;
     uint8_t *b = bytes_of(p, &n);
-    flow_plan *q = read_bytes(b, n);
+    fl_plan *q = read_bytes(b, n);
     if (q) fail_msg("accepted a bad plan (wanted: %s)", want);
     if (!strstr(err, want)) fail_msg("message '%s' lacks '%s'", err, want);
     free(b);
     plan_free(p);
 }
 
-static uint32_t node_named(const flow_plan *p, const char *name) {
+static uint32_t node_named(const fl_plan *p, const char *name) {
     for (uint32_t i = 0; i < p->n_nodes; i++)
         if (p->nodes[i].name != PLAN_NONE && !strcmp(plan_str(p, p->nodes[i].name), name)) return i;
     fail_msg("no node %s", name);
@@ -805,7 +805,7 @@ static uint32_t node_named(const flow_plan *p, const char *name) {
 static void test_validator_messages(void **state) {
     (void)state;
     rich_ids x;
-    flow_plan *p = rich_plan(&x);
+    fl_plan *p = rich_plan(&x);
     p->args[p->nodes[node_named(p, "stored")].first_arg].node = 0; /* a node of group prep */
     expect_bad(p, "argument refers to node 0 of another graph");
 
@@ -947,7 +947,7 @@ static void test_validator_messages(void **state) {
     plan_intern_str(p, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
     size_t len;
     uint8_t *b = bytes_of(p, &len);
-    flow_plan *q = read_bytes(b, len);
+    fl_plan *q = read_bytes(b, len);
     if (!q) fail_msg("refused UTF-8 text: %s", err);
     plan_free(q);
     free(b);
@@ -960,7 +960,7 @@ static void test_structural_records(void **state) {
     (void)state;
     for (int rename = 0; rename < 2; rename++) {
         rich_ids x;
-        flow_plan *p = rich_plan(&x);
+        fl_plan *p = rich_plan(&x);
         plan_field f[] = {{plan_intern_str(p, rename ? "path" : "file"), x.t_path},
                           {plan_intern_str(p, "n"), x.t_int}};
         uint32_t anon = plan_type_record(p, PLAN_NONE, f, 2);
@@ -968,7 +968,7 @@ static void test_structural_records(void **state) {
         p->values[x.v_row].type = anon; /* an item of [Row], and a Row node's constant */
         size_t len;
         uint8_t *b = bytes_of(p, &len);
-        flow_plan *q = read_bytes(b, len);
+        fl_plan *q = read_bytes(b, len);
         if (rename) {
             assert_null(q);
         } else {
@@ -983,7 +983,7 @@ static void test_structural_records(void **state) {
 /* group a(x) { b(x) }, group b(x) { a(x) }: every node is fine, the calls are a cycle */
 static void test_group_cycle(void **state) {
     (void)state;
-    flow_plan *p = plan_new(fl_ctx_default());
+    fl_plan *p = plan_new(fl_ctx_default());
     uint32_t t_int = plan_type_basic(p, PT_INT);
     for (uint32_t g = 0; g < 2; g++) {
         uint32_t pa = param(p, "x", t_int, PLAN_NONE);
@@ -1000,7 +1000,7 @@ static void test_group_cycle(void **state) {
  * 100 copies of ... (100^12 leaves), and records of 50 fields of records of 50 fields. */
 static void test_explosive_views(void **state) {
     (void)state;
-    flow_plan *p = plan_new(fl_ctx_default());
+    fl_plan *p = plan_new(fl_ctx_default());
     uint32_t t = plan_type_basic(p, PT_INT);
     uint32_t v = vint(p, t, 7);
     uint32_t same[100];
@@ -1021,7 +1021,7 @@ static void test_explosive_views(void **state) {
     }
     size_t n;
     uint8_t *b = bytes_of(p, &n);
-    flow_plan *q = read_bytes(b, n);
+    fl_plan *q = read_bytes(b, n);
     if (!q) fail_msg("refused: %s", err);
     size_t len;
     char *j = emit_to_string(q, PLAN_EMIT_JSON, &len);
@@ -1040,7 +1040,7 @@ static void test_void_expand(void **state) {
     (void)state;
     for (int as_list = 0; as_list < 2; as_list++) {
         rich_ids x;
-        flow_plan *p = rich_plan(&x);
+        fl_plan *p = rich_plan(&x);
         uint32_t t = task(p, "touch", TK_C, 0, 2, x.t_void);
         p->tasks[t].lib = 0;
         p->tasks[t].symbol = plan_intern_str(p, "touch");
@@ -1051,7 +1051,7 @@ static void test_void_expand(void **state) {
         p->graphs[1].nnodes++; /* main's nodes end where this one was added */
         size_t len;
         uint8_t *b = bytes_of(p, &len);
-        flow_plan *q = read_bytes(b, len);
+        fl_plan *q = read_bytes(b, len);
         if (!q) fail_msg("refused: %s", err);
         plan_free(q);
         free(b);
@@ -1061,12 +1061,12 @@ static void test_void_expand(void **state) {
 
 static void test_files(void **state) {
     (void)state;
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     char dir[] = "/tmp/test_planXXXXXX", path[64];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/a.plan", dir);
     assert_int_equal(plan_write_file(p, path, err, sizeof err), 0);
-    flow_plan *q = plan_read_file(fl_ctx_default(), path, err, sizeof err);
+    fl_plan *q = plan_read_file(fl_ctx_default(), path, err, sizeof err);
     if (!q) fail_msg("%s", err);
     plan_free(q);
     unlink(path);
@@ -1078,7 +1078,7 @@ static void test_files(void **state) {
 }
 
 /* ---- tools for the suite and the fuzzer ---- */
-static int write_plan(flow_plan *p, const char *path) {
+static int write_plan(fl_plan *p, const char *path) {
     char e[256];
     int rc = plan_write_file(p, path, e, sizeof e);
     if (rc) fprintf(stderr, "test_plan: %s\n", e);
@@ -1086,8 +1086,8 @@ static int write_plan(flow_plan *p, const char *path) {
     return rc ? 1 : 0;
 }
 
-static flow_plan *small_plan(void) {
-    flow_plan *p = plan_new(fl_ctx_default());
+static fl_plan *small_plan(void) {
+    fl_plan *p = plan_new(fl_ctx_default());
     p->source = plan_intern_str(p, "small.flow");
     uint32_t t_int = plan_type_basic(p, PT_INT);
     uint32_t v = PLAN_PUSH(p, values);
@@ -1113,7 +1113,7 @@ static int write_bytes(const char *dir, const char *name, const uint8_t *b, size
 
 /* Damaged plans for tests/suites/30-plan.sh, each refused for its own reason. */
 static int write_damaged(const char *dir) {
-    flow_plan *p = rich_plan(NULL);
+    fl_plan *p = rich_plan(NULL);
     size_t n, m = 0;
     uint8_t *b;
     int rc = 0;
@@ -1171,7 +1171,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/small.plan", argv[2]);
         if (write_plan(small_plan(), path)) return 1;
         snprintf(path, sizeof path, "%s/empty-plan.plan", argv[2]);
-        flow_plan *e = plan_new(fl_ctx_default());
+        fl_plan *e = plan_new(fl_ctx_default());
         return write_plan(e, path);
     }
     const struct CMUnitTest tests[] = {

@@ -101,7 +101,7 @@ static int count_inst(const state_inst *r, void *ctx) {
  * thread, read it back, close. */
 static int record_finished(fl_ctx *c, const char *dir) {
     char err[512] = "";
-    flow_state *st = state_open(c, dir, err, sizeof err);
+    fl_state *st = state_open(c, dir, err, sizeof err);
     if (!st) {
         assert_true(err[0] != 0); /* a failed open says why */
         return -1;
@@ -110,7 +110,7 @@ static int record_finished(fl_ctx *c, const char *dir) {
                    .plan_path = "/nonexistent/f.plan"};
     int rc = state_run_begin(st, &r);
     if (rc == 0) rc = state_async(st);
-    flow_hash key;
+    fl_digest key;
     memset(key.b, 7, sizeof key.b);
     state_inst in = {.run = r.id, .node = 1, .idx = "", .task = "t", .tmpl = "t",
                      .state = "succeeded", .attempts = 1, .cache_key = &key,
@@ -136,7 +136,7 @@ static int record_finished(fl_ctx *c, const char *dir) {
 /* Open a store, store a small folder and some bytes, read them back, collect. */
 static int store_round(fl_ctx *c, const char *dir) {
     char err[512] = "", sub[4200], file[4300];
-    flow_store *st = store_open(c, dir, err, sizeof err);
+    fl_store *st = store_open(c, dir, err, sizeof err);
     if (!st) {
         assert_true(err[0] != 0);
         return -1;
@@ -150,7 +150,7 @@ static int store_round(fl_ctx *c, const char *dir) {
         fprintf(f, "file %d\n", i);
         fclose(f);
     }
-    flow_hash h, m;
+    fl_digest h, m;
     uint8_t *data = NULL;
     size_t len;
     int rc = store_put_bytes(st, "hello", 5, &h, err, sizeof err);

@@ -20,7 +20,7 @@
 /* ---- plan building helpers ---- */
 
 typedef struct pb {
-    flow_plan *p;   /* plan being built */
+    fl_plan *p;   /* plan being built */
     uint32_t t_int; /* int */
     uint32_t t_li;  /* [int] */
     uint32_t t_lli; /* [[int]] */
@@ -40,7 +40,7 @@ static void pb_init(pb *b) {
 
 /* task NAME(types...) -> ret, parameters named a, b, c... */
 static uint32_t pb_task(pb *b, const char *name, uint32_t ret, int n, ...) {
-    flow_plan *p = b->p;
+    fl_plan *p = b->p;
     va_list ap;
     va_start(ap, n);
     uint32_t first = p->n_params;
@@ -70,7 +70,7 @@ static uint32_t pb_task(pb *b, const char *name, uint32_t ret, int n, ...) {
 }
 
 static uint32_t pb_graph(pb *b, const char *name, uint32_t kind, uint32_t ret, int nparams) {
-    flow_plan *p = b->p;
+    fl_plan *p = b->p;
     uint32_t first = p->n_params;
     for (int i = 0; i < nparams; i++) {
         uint32_t k = PLAN_PUSH(p, params);
@@ -102,7 +102,7 @@ static void pb_end(pb *b, uint32_t g, uint32_t ret_node) {
 /* node(kind, type, ref, aux, nargs, then (node, mode, aux) triples) */
 static uint32_t pb_node(pb *b, uint32_t kind, uint32_t type, uint32_t ref, uint32_t aux, int nargs,
                         ...) {
-    flow_plan *p = b->p;
+    fl_plan *p = b->p;
     va_list ap;
     va_start(ap, nargs);
     uint32_t first = p->n_args;
@@ -143,7 +143,7 @@ static uint32_t pb_list(pb *b, int n, const int64_t *v) {
     uint32_t c[8];
     for (int i = 0; i < n; i++)
         c[i] = pb_int(b, v[i]);
-    flow_plan *p = b->p;
+    fl_plan *p = b->p;
     uint32_t first = p->n_args;
     for (int i = 0; i < n; i++) {
         uint32_t a = PLAN_PUSH(p, args);
@@ -161,7 +161,7 @@ static uint32_t pb_list(pb *b, int n, const int64_t *v) {
 #define MAXLOG 4096
 typedef struct fake {
     rt_executor ex;       /* the interface */
-    const flow_plan *p;   /* plan */
+    const fl_plan *p;   /* plan */
     rt_job *q;            /* queued jobs */
     int head, n, cap;     /* queue */
     double dur;           /* duration reported per task */
@@ -202,7 +202,7 @@ static char *msg(const char *s) {
 }
 
 static void fake_run(fake *f, const rt_job *j, rt_result *r) {
-    const flow_plan *p = f->p;
+    const fl_plan *p = f->p;
     const char *name = plan_str(p, p->tasks[j->task].name);
     memset(r, 0, sizeof *r);
     r->id = j->id;
@@ -270,7 +270,7 @@ static void fake_destroy(rt_executor *ex) {
 
 static const rt_executor_ops fake_ops = {"fake", fake_submit, fake_wait, fake_destroy};
 
-static fake *fake_new(const flow_plan *p, double dur) {
+static fake *fake_new(const fl_plan *p, double dur) {
     fake *f = calloc(1, sizeof *f);
     f->ex.ops = &fake_ops;
     f->p = p;
@@ -285,7 +285,7 @@ typedef struct run_out {
     char err[4096];  /* summary text */
 } run_out;
 
-static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const flow_val *params,
+static int run_plan(pb *b, fake *f, uint32_t g, int jobs, int breadth, const fl_val *params,
                     run_out *ro) {
     sched_opts opts = {0};
     volatile sig_atomic_t stop = 0;
@@ -547,7 +547,7 @@ static void test_zip_kwargs(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    flow_plan *p = b.p;
+    fl_plan *p = b.p;
     uint32_t mul = pb_task(&b, "mul", b.t_int, 2, b.t_int, b.t_int);
     plan_field fl[2] = {{plan_intern_str(p, "a"), b.t_int}, {plan_intern_str(p, "b"), b.t_int}};
     uint32_t rt = plan_type_record(p, PLAN_NONE, fl, 2);
@@ -626,7 +626,7 @@ static void test_after_and_params(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    flow_plan *p = b.p;
+    fl_plan *p = b.p;
     uint32_t eff = pb_task(&b, "effect", b.t_void, 1, b.t_int);
     uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
     uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 1);
@@ -640,7 +640,7 @@ static void test_after_and_params(void **state) {
     pb_end(&b, g, r);
     fake *f = fake_new(b.p, 0);
     run_out ro;
-    flow_val pv = {.i = 41};
+    fl_val pv = {.i = 41};
     assert_int_equal(run_plan(&b, f, g, 4, 0, &pv, &ro), 0);
     assert_string_equal(ro.json, "42");
     assert_true(log_pos(f, "effect[-1]", 0) < log_pos(f, "inc[-1]", 0));
@@ -684,7 +684,7 @@ static void test_stream_kwargs(void **state) {
     (void)state;
     pb b;
     pb_init(&b);
-    flow_plan *p = b.p;
+    fl_plan *p = b.p;
     uint32_t mul = pb_task(&b, "mul", b.t_int, 2, b.t_int, b.t_int);
     plan_field fl[2] = {{plan_intern_str(p, "a"), b.t_int}, {plan_intern_str(p, "b"), b.t_int}};
     uint32_t rt = plan_type_record(p, PLAN_NONE, fl, 2);

@@ -36,9 +36,9 @@ static void write_file(const char *path, const char *text) {
 static void test_bytes_roundtrip(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
-    flow_hash h, h2;
+    fl_digest h, h2;
     assert_int_equal(store_put_bytes(st, "hello", 5, &h, err, sizeof err), 0);
     char hex[65];
     hash_hex(&h, hex);
@@ -67,8 +67,8 @@ static void test_bytes_roundtrip(void **state) {
 static void test_damaged_object_is_never_served(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
-    flow_hash h;
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_digest h;
     assert_int_equal(store_put_bytes(st, "some content", 12, &h, err, sizeof err), 0);
     char p[4096];
     store_object_path(st, &h, p, sizeof p);
@@ -91,12 +91,12 @@ static void test_damaged_object_is_never_served(void **state) {
 static void test_move_file_and_dedup(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], a[4200], b[4200];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(a, sizeof a, "%s/a.txt", d);
     snprintf(b, sizeof b, "%s/b.txt", d);
     write_file(a, "same bytes\n");
     write_file(b, "same bytes\n");
-    flow_hash ha, hb;
+    fl_digest ha, hb;
     assert_int_equal(store_put_file(st, a, 1, &ha, err, sizeof err), 0);
     assert_int_equal(store_put_file(st, b, 0, &hb, err, sizeof err), 0);
     assert_memory_equal(ha.b, hb.b, 32);
@@ -112,7 +112,7 @@ static void test_move_file_and_dedup(void **state) {
 static void test_dir_manifest_and_tree(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], p[4200];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(p, sizeof p, "%s/out", d);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/out/sub", d);
@@ -122,7 +122,7 @@ static void test_dir_manifest_and_tree(void **state) {
     snprintf(p, sizeof p, "%s/out/sub/a.txt", d);
     write_file(p, "aa");
     snprintf(p, sizeof p, "%s/out", d);
-    flow_hash m1, m2;
+    fl_digest m1, m2;
     assert_int_equal(store_put_dir(st, p, 0, &m1, err, sizeof err), 0);
     assert_int_equal(store_put_dir(st, p, 1, &m2, err, sizeof err), 0); /* same content */
     assert_memory_equal(m1.b, m2.b, 32);
@@ -158,7 +158,7 @@ static void test_dir_manifest_and_tree(void **state) {
 static void test_tree_names_and_empty_dir(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], p[4200], tree[4096];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(p, sizeof p, "%s/out", d);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/out/v1..2.txt", d);
@@ -166,7 +166,7 @@ static void test_tree_names_and_empty_dir(void **state) {
     snprintf(p, sizeof p, "%s/out/..x", d);
     write_file(p, "more");
     snprintf(p, sizeof p, "%s/out", d);
-    flow_hash h;
+    fl_digest h;
     assert_int_equal(store_put_dir(st, p, 0, &h, err, sizeof err), 0);
     if (store_tree(st, &h, tree, sizeof tree, err, sizeof err)) fail_msg("store_tree: %s", err);
     snprintf(p, sizeof p, "%s/v1..2.txt", tree);
@@ -186,7 +186,7 @@ static void test_tree_names_and_empty_dir(void **state) {
     const char *hostile[] = {"../x", "a/../../x", "/etc/x", "a//b", "./x", "a/"};
     for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
         char line[200], hex[65];
-        flow_hash obj, man;
+        fl_digest obj, man;
         assert_int_equal(store_put_bytes(st, "x", 1, &obj, err, sizeof err), 0);
         hash_hex(&obj, hex);
         snprintf(line, sizeof line, "%s 444 %s\n", hex, hostile[i]);
@@ -202,8 +202,8 @@ static void test_tree_names_and_empty_dir(void **state) {
 static void test_gc_keeps_live(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
-    flow_hash keep, drop;
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_digest keep, drop;
     store_put_bytes(st, "keep", 4, &keep, err, sizeof err);
     store_put_bytes(st, "drop", 4, &drop, err, sizeof err);
     uint64_t freed = 0;
@@ -216,15 +216,15 @@ static void test_gc_keeps_live(void **state) {
     free(d);
 }
 
-static void count_ref(const flow_hash *h, void *ctx) {
-    flow_hash *seen = ctx;
+static void count_ref(const fl_digest *h, void *ctx) {
+    fl_digest *seen = ctx;
     seen[seen[0].b[0]++ + 1] = *h;
 }
 
 /* Store paths are found in any bytes (encoded values, JSON), and nothing else is. */
 static void test_refs_scan(void **state) {
     (void)state;
-    flow_hash a, b, seen[8];
+    fl_digest a, b, seen[8];
     hash_bytes("a", 1, &a);
     hash_bytes("b", 1, &b);
     char ha[65], hb[65], text[1024];
@@ -242,7 +242,7 @@ static void test_refs_scan(void **state) {
     assert_memory_equal(seen[3].b, b.b, 32);
 }
 
-static void note_gone(const flow_hash *h, uint64_t bytes, void *ctx) {
+static void note_gone(const fl_digest *h, uint64_t bytes, void *ctx) {
     (void)h;
     *(uint64_t *)ctx += bytes;
 }
@@ -251,14 +251,14 @@ static void note_gone(const flow_hash *h, uint64_t bytes, void *ctx) {
 static void test_collect_dry_and_trees(void **state) {
     (void)state;
     char *d = tmpdir(), err[256], sub[4096], path[4200];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     snprintf(sub, sizeof sub, "%s/out", d);
     mkdir(sub, 0755);
     snprintf(path, sizeof path, "%s/f.txt", sub);
     FILE *f = fopen(path, "w");
     fputs("in a directory", f);
     fclose(f);
-    flow_hash man, drop, file;
+    fl_digest man, drop, file;
     assert_int_equal(store_put_dir(st, sub, 0, &man, err, sizeof err), 0);
     assert_int_equal(store_tree(st, &man, path, sizeof path, err, sizeof err), 0);
     hash_bytes("in a directory", 14, &file);
@@ -288,7 +288,7 @@ static int count_inst(const state_inst *r, void *ctx) {
 static void test_state_runs_instances_cache(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     state_run r = {.flow = "wordcount", .params_json = "{\"root\":\"data\"}", .pid = 42};
     assert_int_equal(state_run_begin(st, &r), 0);
@@ -314,7 +314,7 @@ static void test_state_runs_instances_cache(void **state) {
     assert_string_equal(g.env, "prod");
     state_run_free(&g);
 
-    flow_hash key, obj;
+    fl_digest key, obj;
     hash_bytes("k", 1, &key);
     hash_bytes("o", 1, &obj);
     uint8_t *v;
@@ -330,10 +330,10 @@ static void test_state_runs_instances_cache(void **state) {
     assert_int_equal(len, 3);
     assert_memory_equal(v, "abc", 3);
     free(v);
-    flow_hash other = key;
+    fl_digest other = key;
     other.b[31] ^= 1; /* same first 8 bytes, another key: not a hit */
     assert_int_equal(state_cache_get(st, "t", &other, &v, &len), 0);
-    flow_hash *live;
+    fl_digest *live;
     size_t nlive;
     assert_int_equal(state_live_objects(st, &live, &nlive), 0);
     assert_int_equal(nlive, 1);
@@ -344,7 +344,7 @@ static void test_state_runs_instances_cache(void **state) {
     assert_int_equal(state_cache_get(st, "t", &key, &v, &len), 0);
 
     state_file_id id = {10, 123456789, 77, 987654321};
-    flow_hash fh;
+    fl_digest fh;
     assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 0);
     assert_int_equal(state_file_put(st, "/x/a.csv", &id, &obj), 0);
     assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 1);
@@ -367,13 +367,13 @@ static void test_state_runs_instances_cache(void **state) {
 static void test_state_cache_through_writer(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
     assert_int_equal(state_async(st), 0);
     state_run r = {.flow = "f", .pid = 1};
     assert_int_equal(state_run_begin(st, &r), 0);
     enum { N = 3000 };
-    static flow_hash keys[N];
+    static fl_digest keys[N];
     for (int i = 0; i < N; i++) {
         char k[32], v[32], idx[16];
         snprintf(k, sizeof k, "key %d", i);
@@ -413,7 +413,7 @@ static void test_state_cache_through_writer(void **state) {
 static void test_state_newer_schema_refused(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], cmd[600];
-    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     state_close(st);
     snprintf(cmd, sizeof cmd,
              "sqlite3 '%s/state.db' \"PRAGMA user_version=7; UPDATE meta SET value=5 WHERE "
@@ -442,7 +442,7 @@ static void test_state_negative_version_refused(void **state) {
              "c.execute('PRAGMA user_version=-41184'); c.commit()\"",
              d, d);
     assert_int_equal(system(cmd), 0);
-    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     assert_non_null(strstr(err, "bad schema version -41184"));
     rm_rf(d);
@@ -454,7 +454,7 @@ static void test_state_not_a_database(void **state) {
     char *d = tmpdir(), err[512], p[4200];
     snprintf(p, sizeof p, "%s/state.db", d);
     write_file(p, "this is not a database, just text that is long enough to matter......");
-    flow_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     assert_non_null(strstr(err, "state.db"));
     rm_rf(d);
@@ -499,9 +499,9 @@ static void test_instance_names_and_log_paths(void **state) {
 static void test_identity_and_quarantine(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
-    flow_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
+    fl_store *st = store_open(fl_ctx_default(), d, err, sizeof err);
     assert_non_null(st);
-    flow_hash h;
+    fl_digest h;
     assert_int_equal(store_put_bytes(st, "content", 7, &h, err, sizeof err), 0);
     char named[4096], obj[4096];
     assert_int_equal(store_named(st, &h, "c.txt", named, sizeof named, err, sizeof err), 0);
@@ -527,7 +527,7 @@ static void test_identity_and_quarantine(void **state) {
     snprintf(q, sizeof q, "%s/store/quarantine/%s", d, hex);
     assert_int_equal(access(q, F_OK), 0);
     /* planted: the right name, no record, the wrong bytes */
-    flow_hash p;
+    fl_digest p;
     hash_bytes("planted", 7, &p);
     store_object_path(st, &p, obj, sizeof obj);
     char dir[4096];
@@ -536,7 +536,7 @@ static void test_identity_and_quarantine(void **state) {
     mkdir(dir, 0755);
     write_file(obj, "evil");
     assert_false(store_has(st, &p));
-    flow_hash p2;
+    fl_digest p2;
     assert_int_equal(store_put_bytes(st, "planted", 7, &p2, err, sizeof err), 0);
     uint8_t *data;
     size_t len;

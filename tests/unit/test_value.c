@@ -14,14 +14,14 @@
 
 /* A plan holding the types the tests use. */
 typedef struct tplan {
-    flow_plan *p;
+    fl_plan *p;
     uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_bytes, t_dur;
     uint32_t t_lint, t_lstr, t_llint, t_hit, t_lhit, t_outer, t_empty;
 } tplan;
 
 static tplan mk(void) {
     tplan t;
-    flow_plan *p = t.p = plan_new(fl_ctx_default());
+    fl_plan *p = t.p = plan_new(fl_ctx_default());
     t.t_int = plan_type_basic(p, PT_INT);
     t.t_float = plan_type_basic(p, PT_FLOAT);
     t.t_bool = plan_type_basic(p, PT_BOOL);
@@ -46,21 +46,21 @@ static tplan mk(void) {
     return t;
 }
 
-static void check_json(const flow_plan *p, uint32_t type, flow_val v, const char *want) {
+static void check_json(const fl_plan *p, uint32_t type, fl_val v, const char *want) {
     char *got = json(p, type, v);
     assert_string_equal(got, want);
     free(got);
 }
 
-static flow_val hit(tplan *t, const char *file, int64_t n) {
-    flow_val r = fv_rec_new(t->p, t->t_hit);
+static fl_val hit(tplan *t, const char *file, int64_t n) {
+    fl_val r = fv_rec_new(t->p, t->t_hit);
     fv_as_rec(r)->fields[0] = fv_str_cstr(t->p, t->t_path, file);
     fv_as_rec(r)->fields[1].i = n;
     return r;
 }
 
-static flow_val outer(tplan *t) {
-    flow_val o = fv_rec_new(t->p, t->t_outer);
+static fl_val outer(tplan *t) {
+    fl_val o = fv_rec_new(t->p, t->t_outer);
     fv_rec *r = fv_as_rec(o);
     r->fields[0] = fv_str_cstr(t->p, t->t_str, "a \"q\"\n");
     r->fields[1] = fv_list_new(t->p, t->t_lhit, 2);
@@ -75,21 +75,21 @@ static flow_val outer(tplan *t) {
 static void test_refcount_nested(void **state) {
     (void)state;
     tplan t = mk();
-    flow_val o = outer(&t);
+    fl_val o = outer(&t);
     fv_incref(t.p, t.t_outer, o);
     assert_int_equal(atomic_load(&o.o->refs), 2);
     fv_decref(t.p, t.t_outer, o);
     assert_int_equal(atomic_load(&o.o->refs), 1);
     /* a child kept alive past its parent */
-    flow_val hits = fv_as_rec(o)->fields[1];
+    fl_val hits = fv_as_rec(o)->fields[1];
     fv_incref(t.p, t.t_lhit, hits);
     fv_decref(t.p, t.t_outer, o);
     assert_int_equal(fv_as_list(hits)->len, 2);
     assert_string_equal(fv_as_str(fv_as_rec(fv_as_list(hits)->items[1])->fields[0])->data, "y.txt");
     fv_decref(t.p, t.t_lhit, hits);
     /* scalars are no-ops; a half-built list (NULL items) is released safely */
-    fv_incref(t.p, t.t_int, (flow_val){.i = 5});
-    fv_decref(t.p, t.t_int, (flow_val){.i = 5});
+    fv_incref(t.p, t.t_int, (fl_val){.i = 5});
+    fv_decref(t.p, t.t_int, (fl_val){.i = 5});
     fv_decref(t.p, t.t_lstr, fv_list_new(t.p, t.t_lstr, 3));
     assert_true(fv_is_heap(t.p, t.t_date));
     assert_false(fv_is_heap(t.p, t.t_dur));
@@ -99,7 +99,7 @@ static void test_refcount_nested(void **state) {
 static void test_equal_hash(void **state) {
     (void)state;
     tplan t = mk();
-    flow_val a = outer(&t), b = outer(&t);
+    fl_val a = outer(&t), b = outer(&t);
     assert_true(fv_equal(t.p, t.t_outer, a, b));
     assert_int_equal(fv_hash(t.p, t.t_outer, a), fv_hash(t.p, t.t_outer, b));
     fv_as_list(fv_as_rec(b)->fields[1])->items[1].o->refs = 1; /* still unique */
@@ -109,7 +109,7 @@ static void test_equal_hash(void **state) {
     fv_decref(t.p, t.t_outer, a);
     fv_decref(t.p, t.t_outer, b);
     /* floats compare as values: NaN equals NaN (equal hashes, equal bytes), -0.0 is not 0.0 */
-    flow_val z = {.f = 0.0}, nz = {.f = -0.0}, n1 = {.f = NAN}, n2 = {.f = -NAN};
+    fl_val z = {.f = 0.0}, nz = {.f = -0.0}, n1 = {.f = NAN}, n2 = {.f = -NAN};
     assert_false(fv_equal(t.p, t.t_float, z, nz));
     fv_buf e1 = {0}, e2 = {0};
     fv_encode(t.p, t.t_float, n1, &e1);
@@ -120,7 +120,7 @@ static void test_equal_hash(void **state) {
     assert_true(fv_equal(t.p, t.t_float, n1, n2));
     assert_int_equal(fv_hash(t.p, t.t_float, n1), fv_hash(t.p, t.t_float, n2));
     /* strings of different lengths, bytes */
-    flow_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"),
+    fl_val s1 = fv_str_cstr(t.p, t.t_str, "abcdefghij"),
              s2 = fv_str_cstr(t.p, t.t_str, "abcdefghi");
     assert_false(fv_equal(t.p, t.t_str, s1, s2));
     assert_int_not_equal(fv_hash(t.p, t.t_str, s1), fv_hash(t.p, t.t_str, s2));
@@ -132,33 +132,33 @@ static void test_equal_hash(void **state) {
 static void test_print_json(void **state) {
     (void)state;
     tplan t = mk();
-    check_json(t.p, t.t_int, (flow_val){.i = -42}, "-42");
-    check_json(t.p, t.t_float, (flow_val){.f = 0.1}, "0.1");
-    check_json(t.p, t.t_float, (flow_val){.f = 2.0}, "2.0");
-    check_json(t.p, t.t_float, (flow_val){.f = 1e300}, "1e+300");
-    check_json(t.p, t.t_float, (flow_val){.f = 1.0 / 3}, "0.3333333333333333");
-    check_json(t.p, t.t_float, (flow_val){.f = INFINITY}, "null");
-    check_json(t.p, t.t_bool, (flow_val){.i = 1}, "true");
-    check_json(t.p, t.t_dur, (flow_val){.i = 1500}, "1500");
-    flow_val s = fv_str_cstr(t.p, t.t_str, "tab\there \x01 \\ é");
+    check_json(t.p, t.t_int, (fl_val){.i = -42}, "-42");
+    check_json(t.p, t.t_float, (fl_val){.f = 0.1}, "0.1");
+    check_json(t.p, t.t_float, (fl_val){.f = 2.0}, "2.0");
+    check_json(t.p, t.t_float, (fl_val){.f = 1e300}, "1e+300");
+    check_json(t.p, t.t_float, (fl_val){.f = 1.0 / 3}, "0.3333333333333333");
+    check_json(t.p, t.t_float, (fl_val){.f = INFINITY}, "null");
+    check_json(t.p, t.t_bool, (fl_val){.i = 1}, "true");
+    check_json(t.p, t.t_dur, (fl_val){.i = 1500}, "1500");
+    fl_val s = fv_str_cstr(t.p, t.t_str, "tab\there \x01 \\ é");
     check_json(t.p, t.t_str, s, "\"tab\\there \\u0001 \\\\ é\"");
     fv_decref(t.p, t.t_str, s);
     const char *inputs[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     const char *want[] = {"\"\"",         "\"Zg==\"",     "\"Zm8=\"",    "\"Zm9v\"",
                           "\"Zm9vYg==\"", "\"Zm9vYmE=\"", "\"Zm9vYmFy\""};
     for (int i = 0; i < 7; i++) {
-        flow_val b =
+        fl_val b =
             fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)inputs[i], (int64_t)strlen(inputs[i]));
         check_json(t.p, t.t_bytes, b, want[i]);
         fv_decref(t.p, t.t_bytes, b);
     }
-    flow_val o = outer(&t);
+    fl_val o = outer(&t);
     check_json(t.p, t.t_outer, o,
                "{\"name\":\"a \\\"q\\\"\\n\",\"hits\":[{\"file\":\"x.txt\",\"n\":3},"
                "{\"file\":\"y.txt\",\"n\":-4}],\"best\":{\"file\":\"best\",\"n\":9},"
                "\"w\":0.1,\"ok\":true}");
     fv_decref(t.p, t.t_outer, o);
-    flow_val e = fv_list_new(t.p, t.t_lint, 0);
+    fl_val e = fv_list_new(t.p, t.t_lint, 0);
     check_json(t.p, t.t_lint, e, "[]");
     fv_decref(t.p, t.t_lint, e);
     plan_free(t.p);
@@ -189,7 +189,7 @@ static void test_json_string(void **state) {
 }
 
 static void parse_ok(tplan *t, uint32_t type, const char *text, const char *want_json) {
-    flow_val v;
+    fl_val v;
     char err[200] = "";
     int rc = fv_parse(t->p, type, text, &v, err, sizeof err);
     if (rc) fail_msg("parse '%s': %s", text, err);
@@ -198,7 +198,7 @@ static void parse_ok(tplan *t, uint32_t type, const char *text, const char *want
 }
 
 static void parse_bad(tplan *t, uint32_t type, const char *text, const char *want_err) {
-    flow_val v;
+    fl_val v;
     char err[200] = "";
     assert_int_equal(fv_parse(t->p, type, text, &v, err, sizeof err), -1);
     if (!strstr(err, want_err)) fail_msg("parse '%s': error '%s' lacks '%s'", text, err, want_err);
@@ -264,7 +264,7 @@ static void test_parse(void **state) {
     plan_free(t.p);
 }
 
-static void push_item(flow_plan *p, uint32_t v) {
+static void push_item(fl_plan *p, uint32_t v) {
     uint32_t i = PLAN_PUSH(p, items);
     p->items[i] = v;
 }
@@ -272,7 +272,7 @@ static void push_item(flow_plan *p, uint32_t v) {
 static void test_from_const(void **state) {
     (void)state;
     tplan t = mk();
-    flow_plan *p = t.p;
+    fl_plan *p = t.p;
     uint32_t a = PLAN_PUSH(p, values);
     p->values[a] = (plan_value){.type = t.t_path, .u.s = plan_intern_str(p, "in.txt")};
     uint32_t b = PLAN_PUSH(p, values);
@@ -287,7 +287,7 @@ static void test_from_const(void **state) {
     push_item(p, h);
     uint32_t f = PLAN_PUSH(p, values);
     p->values[f] = (plan_value){.type = t.t_float, .u.f = -1.25};
-    flow_val v = fv_from_const(p, l);
+    fl_val v = fv_from_const(p, l);
     check_json(p, t.t_lhit, v, "[{\"file\":\"in.txt\",\"n\":7},{\"file\":\"in.txt\",\"n\":7}]");
     fv_decref(p, t.t_lhit, v);
     v = fv_from_const(p, f);
@@ -295,10 +295,10 @@ static void test_from_const(void **state) {
     plan_free(p);
 }
 
-static void roundtrip(tplan *t, uint32_t type, flow_val v) {
+static void roundtrip(tplan *t, uint32_t type, fl_val v) {
     fv_buf b = {0}, b2 = {0};
     fv_encode(t->p, type, v, &b);
-    flow_val w;
+    fl_val w;
     size_t used = 0;
     assert_int_equal(fv_decode(t->p, type, b.data, b.len, &used, &w), 0);
     assert_int_equal(used, b.len);
@@ -309,7 +309,7 @@ static void roundtrip(tplan *t, uint32_t type, flow_val v) {
     fv_decref(t->p, type, w);
     /* every truncation is refused cleanly */
     for (size_t n = 0; n < b.len; n++) {
-        flow_val x;
+        fl_val x;
         if (fv_decode(t->p, type, b.data, n, NULL, &x) == 0) {
             /* only possible when the prefix is itself a whole value: never for these */
             fv_decref(t->p, type, x);
@@ -323,15 +323,15 @@ static void roundtrip(tplan *t, uint32_t type, flow_val v) {
 static void test_encode_decode(void **state) {
     (void)state;
     tplan t = mk();
-    flow_val o = outer(&t);
+    fl_val o = outer(&t);
     roundtrip(&t, t.t_outer, o);
     fv_decref(t.p, t.t_outer, o);
-    roundtrip(&t, t.t_int, (flow_val){.i = INT64_MIN});
-    roundtrip(&t, t.t_float, (flow_val){.f = -0.0});
-    flow_val by = fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)"\0\1\2", 3);
+    roundtrip(&t, t.t_int, (fl_val){.i = INT64_MIN});
+    roundtrip(&t, t.t_float, (fl_val){.f = -0.0});
+    fl_val by = fv_bytes_new(t.p, t.t_bytes, (const uint8_t *)"\0\1\2", 3);
     roundtrip(&t, t.t_bytes, by);
     fv_decref(t.p, t.t_bytes, by);
-    flow_val ll = fv_list_new(t.p, t.t_llint, 2);
+    fl_val ll = fv_list_new(t.p, t.t_llint, 2);
     fv_as_list(ll)->items[0] = fv_list_new(t.p, t.t_lint, 0);
     fv_as_list(ll)->items[1] = fv_list_new(t.p, t.t_lint, 3);
     for (int i = 0; i < 3; i++)
@@ -341,7 +341,7 @@ static void test_encode_decode(void **state) {
 
     /* hostile input: a huge count, a bad bool, a string longer than the buffer */
     uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
-    flow_val x;
+    fl_val x;
     assert_int_equal(fv_decode(t.p, t.t_lint, huge, sizeof huge, NULL, &x), -1);
     assert_int_equal(fv_decode(t.p, t.t_str, huge, sizeof huge, NULL, &x), -1);
     uint8_t two = 2;
@@ -356,7 +356,7 @@ static void test_hostile_inputs(void **state) {
     (void)state;
     tplan t = mk();
     uint32_t types[] = {t.t_outer, t.t_lhit, t.t_llint, t.t_bytes, t.t_date, t.t_lstr};
-    flow_val o = outer(&t);
+    fl_val o = outer(&t);
     fv_buf good = {0};
     fv_encode(t.p, t.t_outer, o, &good);
     fv_decref(t.p, t.t_outer, o);
@@ -381,7 +381,7 @@ static void test_hostile_inputs(void **state) {
             }
         }
         uint32_t ty = types[iter % 6];
-        flow_val v;
+        fl_val v;
         if (fv_decode(t.p, ty, buf, n, NULL, &v) == 0) fv_decref(t.p, ty, v);
         /* the same bytes as text */
         char text[257];

@@ -6,7 +6,7 @@
 
 #include "value.h"
 
-static inline char *json(const flow_plan *p, uint32_t type, flow_val v) {
+static inline char *json(const fl_plan *p, uint32_t type, fl_val v) {
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
