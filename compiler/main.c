@@ -14,6 +14,7 @@
  * and exits 2 (nothing the program said is shown after that: diag.h).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,43 +89,91 @@ static char *read_all(fl_ctx *ctx, const char *path, size_t *len, char *err, siz
     return buf;
 }
 
+enum { O_CHECK = 256, O_EMIT, O_VERSION };
+
+static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                        {"version", no_argument, NULL, O_VERSION},
+                                        {"check", no_argument, NULL, O_CHECK},
+                                        {"emit", required_argument, NULL, O_EMIT},
+                                        {NULL, 0, NULL, 0}};
+
+/* word is --name or --name=VALUE (getopt_long also takes a unique prefix of name;
+ * flowc does not: such a word is an unknown option) */
+static int long_word_is(const char *word, const char *name) {
+    size_t n = strlen(name);
+    return !strncmp(word, "--", 2) && !strncmp(word + 2, name, n) &&
+           (word[2 + n] == 0 || word[2 + n] == '=');
+}
+
+/* The input file and the options, read with getopt_long in any order (flowrun's
+ * runtime/app/cli_opts.c reads its command lines the same way; flowc cannot see
+ * that layer). The optstring starts with '-': each argument comes back in its
+ * place as 1, argv is never reordered, so the word getopt reads when a call starts
+ * is argv[optind]; ':' and opterr = 0 leave the messages to flowc. 0 to go on;
+ * 2 after a usage error (said); -1 after --help or --version (exit 0). */
+static int parse_args(int argc, char **argv, const char **in, const char **out,
+                      const char **emit, int *check_only) {
+    optind = 0; /* glibc: a fresh start */
+    opterr = 0;
+    for (;;) {
+        const char *word = argv[optind > 0 ? optind : 1];
+        int longindex = -1;
+        int c = getopt_long(argc, argv, "-:ho:", options, &longindex);
+        if (c == -1) break;
+        int is_long = word && !strncmp(word, "--", 2);
+        if (longindex >= 0 && !long_word_is(word, options[longindex].name)) c = '?';
+        if (c == ':' && is_long && !long_word_is(word, "emit")) c = '?';
+        switch (c) {
+            case 'h':
+                usage(stdout);
+                return -1;
+            case O_VERSION:
+                printf("flowc %s (plan format %d)\n", FLOW_VERSION, PLAN_VERSION);
+                return -1;
+            case O_CHECK:
+                *check_only = 1;
+                break;
+            case 'o':
+                *out = optarg;
+                break;
+            case O_EMIT:
+                *emit = optarg;
+                break;
+            case 1: /* an argument */
+                if (*in) {
+                    fprintf(stderr, "flowc: one input file at a time ('%s' and '%s')\n", *in,
+                            optarg);
+                    return 2;
+                }
+                *in = optarg;
+                break;
+            case ':':
+                fputs(is_long ? "flowc: --emit needs a format\n" : "flowc: -o needs a file name\n",
+                      stderr);
+                return 2;
+            default: /* '?' */
+                if (is_long)
+                    fprintf(stderr, "flowc: unknown option '%s' (see flowc --help)\n", word);
+                else
+                    fprintf(stderr, "flowc: unknown option '-%c' (see flowc --help)\n", optopt);
+                return 2;
+        }
+    }
+    for (int i = optind; i < argc; i++) { /* after `--`: arguments only */
+        if (*in) {
+            fprintf(stderr, "flowc: one input file at a time ('%s' and '%s')\n", *in, argv[i]);
+            return 2;
+        }
+        *in = argv[i];
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *emit = "plan";
     int check_only = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("flowc %s (plan format %d)\n", FLOW_VERSION, PLAN_VERSION);
-            return 0;
-        } else if (!strcmp(a, "--check")) {
-            check_only = 1;
-        } else if (!strcmp(a, "-o")) {
-            if (++i >= argc) {
-                fputs("flowc: -o needs a file name\n", stderr);
-                return 2;
-            }
-            out = argv[i];
-        } else if (!strncmp(a, "--emit=", 7)) {
-            emit = a + 7;
-        } else if (!strcmp(a, "--emit")) {
-            if (++i >= argc) {
-                fputs("flowc: --emit needs a format\n", stderr);
-                return 2;
-            }
-            emit = argv[i];
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "flowc: unknown option '%s' (see flowc --help)\n", a);
-            return 2;
-        } else if (in) {
-            fprintf(stderr, "flowc: one input file at a time ('%s' and '%s')\n", in, a);
-            return 2;
-        } else {
-            in = a;
-        }
-    }
+    int rc0 = parse_args(argc, argv, &in, &out, &emit, &check_only);
+    if (rc0) return rc0 < 0 ? 0 : rc0;
     if (!in) {
         usage(stderr);
         return 2;

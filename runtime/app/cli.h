@@ -10,6 +10,8 @@
 #ifndef FLOW_CLI_H
 #define FLOW_CLI_H
 
+#include <getopt.h> /* struct option, for cli_line */
+
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
@@ -48,5 +50,44 @@ void cli_crash_disarm(void);
 
 /* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
 const char *state_dir_default(const char *given);
+
+/* ---- reading a command line (cli_opts.c) ----
+ * Every flowrun command line is read with getopt_long through cli_next, so each
+ * command accepts the same forms: --name VALUE, --name=VALUE, -j VALUE, -jVALUE,
+ * a flag --name (--name=x is refused), `--` ends the options. A long option is
+ * known by its full name only (getopt_long's abbreviations are refused). A mistake
+ * is one line on stderr, "WHO: unknown option 'X'HINT" (or "option 'X' needs a
+ * value", "takes no value"), and the command exits 2.
+ *
+ *   static const struct option opts[] = {{"state", required_argument, NULL, O_STATE},
+ *                                        {"json", no_argument, NULL, O_JSON}, {0}};
+ *   cli_line l;
+ *   cli_line_init(&l, argc, argv, "flowrun runs", "", "", opts, 0);
+ *   for (int c; (c = cli_next(&l, &val)) != CLI_END;) switch (c) { ... }
+ *
+ * Option ids (struct option's val) are short letters or values from 256 up; 1
+ * is CLI_ARG. Parsing uses getopt's process-wide state: one line at a time. */
+
+enum { CLI_END = -1, CLI_ERROR = -2, CLI_ARG = 1 };
+
+typedef struct cli_line {
+    int argc;
+    char **argv;                /* argv[0] names the command; never reordered */
+    const char *who, *hint;     /* begin and end each message about an option */
+    const struct option *longs; /* ends with an entry of NULL name */
+    char optstring[24];         /* ordering, ':', the short options */
+    int started, rest;          /* rest: after the options, the next word */
+    int stop_at_arg;            /* 1: the options end at the first argument */
+} cli_line;
+
+/* shorts: getopt's short options ("j:"); stop_at_arg 0: options and arguments in
+ * any order (each argument returned in its place), 1: the options end at the first
+ * word that is not one (flowrun's own, before the command), which is then
+ * argv[l->rest]. */
+void cli_line_init(cli_line *l, int argc, char **argv, const char *who, const char *hint,
+                   const char *shorts, const struct option *longs, int stop_at_arg);
+/* The next option's id, with *value its value (NULL for a flag); CLI_ARG with
+ * *value the argument; CLI_END when nothing is left; CLI_ERROR after saying why. */
+int cli_next(cli_line *l, const char **value);
 
 #endif

@@ -313,15 +313,21 @@ static int salvage_db(const char *dir, const char *db) {
 }
 
 int flowrun_cmd_fsck(int argc, char **argv) {
-    const char *state = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--state") && i + 1 < argc) state = argv[++i];
-        else if (!strncmp(argv[i], "--state=", 8)) state = argv[i] + 8;
-        else {
+    enum { O_STATE = 256 };
+    static const struct option opts[] = {{"state", required_argument, NULL, O_STATE},
+                                         {NULL, 0, NULL, 0}};
+    const char *state = NULL, *val;
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun fsck", " (usage: flowrun fsck [--state DIR])", "",
+                  opts, 0);
+    for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
+        if (c == CLI_ERROR) return 2;
+        if (c == CLI_ARG) {
             fprintf(stderr, "flowrun fsck: unexpected argument '%s' (usage: flowrun fsck "
-                            "[--state DIR])\n", argv[i]);
+                            "[--state DIR])\n", val);
             return 2;
         }
+        state = val; /* --state */
     }
     const char *dir = state_dir_default(state);
     char db[FSCK_PATH], why[512] = "";

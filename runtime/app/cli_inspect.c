@@ -106,24 +106,24 @@ static void summary(const fl_plan *p, const char *path, FILE *f) {
 }
 
 int flowrun_cmd_inspect(int argc, char **argv) {
-    const char *path = NULL;
+    enum { O_JSON = 256, O_YAML, O_DOT }; /* ids from 256 (cli.h); the formats start at 0 */
+    static const struct option opts[] = {{"json", no_argument, NULL, O_JSON},
+                                         {"yaml", no_argument, NULL, O_YAML},
+                                         {"dot", no_argument, NULL, O_DOT},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = NULL, *val;
     int fmt = -1; /* -1: the summary */
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            fmt = PLAN_EMIT_JSON;
-        else if (!strcmp(argv[i], "--yaml"))
-            fmt = PLAN_EMIT_YAML;
-        else if (!strcmp(argv[i], "--dot"))
-            fmt = PLAN_EMIT_DOT;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "flowrun inspect: unknown option '%s' (--json, --yaml, --dot)\n",
-                    argv[i]);
-            return 2;
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun inspect", " (--json, --yaml, --dot)", "", opts, 0);
+    for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
+        if (c == CLI_ERROR) return 2;
+        if (c != CLI_ARG) { /* the last of --json, --yaml, --dot wins */
+            fmt = c == O_JSON ? PLAN_EMIT_JSON : c == O_YAML ? PLAN_EMIT_YAML : PLAN_EMIT_DOT;
         } else if (path) {
             fputs("flowrun inspect: one plan at a time\n", stderr);
             return 2;
         } else {
-            path = argv[i];
+            path = val;
         }
     }
     if (!path) {
@@ -253,11 +253,18 @@ static bool find_library(const char *plan_path, const char *lib, char *out, size
 }
 
 int flowrun_cmd_verify(int argc, char **argv) {
-    if (argc != 2 || argv[1][0] == '-') {
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    const char *path = NULL, *val;
+    int n = 0, c;
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun verify", " (usage: flowrun verify PLAN)", "", none, 0);
+    while ((c = cli_next(&l, &val)) == CLI_ARG)
+        if (n++ == 0) path = val;
+    if (c == CLI_ERROR) return 2;
+    if (n != 1) {
         fputs("usage: flowrun verify PLAN\n", stderr);
         return 2;
     }
-    const char *path = argv[1];
     fl_plan *p = load("verify", path);
     if (!p) return 2;
     int rc = 0;

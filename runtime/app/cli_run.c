@@ -75,83 +75,91 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     return 0;
 }
 
-/* Options take their value as the next word or after '=': --flow NAME, --flow=NAME. */
+enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
+       O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT };
+
+static const struct option run_options[] = {
+    {"flow", required_argument, NULL, O_FLOW},
+    {"param", required_argument, NULL, O_PARAM},
+    {"params", required_argument, NULL, O_PARAMS},
+    {"jobs", required_argument, NULL, 'j'},
+    {"executor", required_argument, NULL, O_EXECUTOR},
+    {"env", required_argument, NULL, O_ENV},
+    {"state", required_argument, NULL, O_STATE},
+    {"progress", required_argument, NULL, O_PROGRESS},
+    {"max-map", required_argument, NULL, O_MAX_MAP},
+    {"schedule", required_argument, NULL, O_SCHEDULE},
+    {"no-cache", no_argument, NULL, O_NO_CACHE},
+    {"no-jit", no_argument, NULL, O_NO_JIT},
+    {"strict", no_argument, NULL, O_STRICT},
+    {NULL, 0, NULL, 0}};
+
+/* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
+ * any order around the one PLAN (for resume, the RUN). */
 static int parse_args(int argc, char **argv, run_args *a) {
-    for (int i = 1; i < argc; i++) {
-        char *arg = argv[i];
-        if (arg[0] != '-' || !strcmp(arg, "-")) {
-            if (a->plan) return usage_error("unexpected argument '%s'", arg);
-            a->plan = arg;
-            continue;
-        }
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(arg, '=');
-        if (arg[1] == '-' && eq) {
-            snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
-            val = eq + 1;
-        } else if (!strncmp(arg, "-j", 2) && arg[2]) {
-            snprintf(name, sizeof name, "-j");
-            val = arg + 2;
-        } else {
-            snprintf(name, sizeof name, "%s", arg);
-        }
-        int flag =
-            !strcmp(name, "--no-cache") || !strcmp(name, "--no-jit") || !strcmp(name, "--strict");
-        if (flag) {
-            if (val) return usage_error("option '%s' takes no value", name);
-            if (!strcmp(name, "--no-cache"))
-                a->no_cache = 1;
-            else if (!strcmp(name, "--no-jit"))
-                a->no_jit = 1;
-            else
-                a->strict = 1;
-            continue;
-        }
-        static const char *const valued[] = {"--flow",     "--param",    "--params",  "-j",
-                                             "--jobs",     "--executor", "--env",     "--state",
-                                             "--progress", "--max-map",  "--schedule"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
-            known |= !strcmp(name, valued[k]);
-        if (!known) return usage_error("unknown option '%s'", arg);
-        if (!val) {
-            if (i + 1 >= argc) return usage_error("option '%s' needs a value", name);
-            val = argv[++i];
-        }
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", run_options, 0);
+    const char *val;
+    for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         int64_t n;
-        if (!strcmp(name, "--flow"))
-            a->flow = val;
-        else if (!strcmp(name, "--param")) {
-            if (a->nparams >= RUN_MAX_PARAMS)
-                return usage_error("more than %s --param options", "1024");
-            a->params[a->nparams++] = (char *)val;
-        } else if (!strcmp(name, "--params"))
-            a->params_file = val;
-        else if (!strcmp(name, "-j") || !strcmp(name, "--jobs")) {
-            if (parse_count(val, 1, RUN_MAX_JOBS, &n))
-                return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
-            a->jobs = (int)n;
-        } else if (!strcmp(name, "--executor")) {
-            if (strcmp(val, "inline") && strcmp(val, "process"))
-                return usage_error("--executor expects inline or process, got '%s'", val);
-            a->executor = val;
-        } else if (!strcmp(name, "--env"))
-            a->env = val;
-        else if (!strcmp(name, "--state"))
-            a->state = val;
-        else if (!strcmp(name, "--progress")) {
-            if (strcmp(val, "auto") && strcmp(val, "plain") && strcmp(val, "none"))
-                return usage_error("--progress expects auto, plain or none, got '%s'", val);
-            a->progress = val;
-        } else if (!strcmp(name, "--max-map")) {
-            if (parse_count(val, 1, INT64_MAX, &n))
-                return usage_error("--max-map expects a positive number, got '%s'", val);
-            a->max_map = n;
-        } else if (!strcmp(name, "--schedule")) {
-            if (strcmp(val, "depth") && strcmp(val, "breadth"))
-                return usage_error("--schedule expects depth or breadth, got '%s'", val);
-            a->breadth = !strcmp(val, "breadth");
+        switch (c) {
+            case CLI_ERROR:
+                return 2;
+            case CLI_ARG:
+                if (a->plan) return usage_error("unexpected argument '%s'", val);
+                a->plan = val;
+                break;
+            case O_FLOW:
+                a->flow = val;
+                break;
+            case O_PARAM:
+                if (a->nparams >= RUN_MAX_PARAMS)
+                    return usage_error("more than %s --param options", "1024");
+                a->params[a->nparams++] = (char *)val;
+                break;
+            case O_PARAMS:
+                a->params_file = val;
+                break;
+            case 'j':
+                if (parse_count(val, 1, RUN_MAX_JOBS, &n))
+                    return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
+                a->jobs = (int)n;
+                break;
+            case O_EXECUTOR:
+                if (strcmp(val, "inline") && strcmp(val, "process"))
+                    return usage_error("--executor expects inline or process, got '%s'", val);
+                a->executor = val;
+                break;
+            case O_ENV:
+                a->env = val;
+                break;
+            case O_STATE:
+                a->state = val;
+                break;
+            case O_PROGRESS:
+                if (strcmp(val, "auto") && strcmp(val, "plain") && strcmp(val, "none"))
+                    return usage_error("--progress expects auto, plain or none, got '%s'", val);
+                a->progress = val;
+                break;
+            case O_MAX_MAP:
+                if (parse_count(val, 1, INT64_MAX, &n))
+                    return usage_error("--max-map expects a positive number, got '%s'", val);
+                a->max_map = n;
+                break;
+            case O_SCHEDULE:
+                if (strcmp(val, "depth") && strcmp(val, "breadth"))
+                    return usage_error("--schedule expects depth or breadth, got '%s'", val);
+                a->breadth = !strcmp(val, "breadth");
+                break;
+            case O_NO_CACHE:
+                a->no_cache = 1;
+                break;
+            case O_NO_JIT:
+                a->no_jit = 1;
+                break;
+            case O_STRICT:
+                a->strict = 1;
+                break;
         }
     }
     if (!a->plan) return usage_error("%s", "missing the PLAN file");

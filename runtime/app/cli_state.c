@@ -41,22 +41,31 @@ typedef struct cli_args {
     int npos;
 } cli_args;
 
+enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN };
+
+/* --json first: the commands without it read from the second entry on */
+static const struct option state_options[] = {{"json", no_argument, NULL, O_JSON},
+                                              {"state", required_argument, NULL, O_STATE},
+                                              {NULL, 0, NULL, 0}};
+
+/* --state DIR, --json where json_ok, and at most maxpos arguments, in any order */
 static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
     memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--state") && i + 1 < argc) {
-            a->state = argv[++i];
-        } else if (!strncmp(argv[i], "--state=", 8)) {
-            a->state = argv[i] + 8;
-        } else if (json_ok && !strcmp(argv[i], "--json")) {
+    char who[64];
+    snprintf(who, sizeof who, "flowrun %s", argv[0]);
+    cli_line l;
+    cli_line_init(&l, argc, argv, who, "", "", json_ok ? state_options : state_options + 1, 0);
+    const char *val;
+    for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
+        if (c == CLI_ERROR) return -1;
+        if (c == O_STATE) {
+            a->state = val;
+        } else if (c == O_JSON) {
             a->json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "flowrun %s: unknown option '%s'\n", argv[0], argv[i]);
-            return -1;
-        } else if (a->npos < maxpos) {
-            a->pos[a->npos++] = argv[i];
+        } else if (a->npos < maxpos) { /* CLI_ARG */
+            a->pos[a->npos++] = val;
         } else {
-            fprintf(stderr, "flowrun %s: unexpected argument '%s'\n", argv[0], argv[i]);
+            fprintf(stderr, "%s: unexpected argument '%s'\n", who, val);
             return -1;
         }
     }
@@ -627,59 +636,53 @@ typedef struct gc_args {
     int dry;
 } gc_args;
 
-static int gc_value(int argc, char **argv, int *i, const char *opt, const char **val) {
-    size_t n = strlen(opt);
-    if (!strcmp(argv[*i], opt)) {
-        if (*i + 1 >= argc) {
-            fprintf(stderr, "flowrun gc: %s needs a value\n", opt);
-            return -1;
-        }
-        *val = argv[++*i];
-        return 1;
-    }
-    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') {
-        *val = argv[*i] + n + 1;
-        return 1;
-    }
-    return 0;
-}
-
 static int gc_parse(int argc, char **argv, gc_args *a) {
+    static const struct option opts[] = {{"state", required_argument, NULL, O_STATE},
+                                          {"keep-runs", required_argument, NULL, O_KEEP_RUNS},
+                                          {"older-than", required_argument, NULL, O_OLDER_THAN},
+                                          {"dry-run", no_argument, NULL, O_DRY_RUN},
+                                          {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->keep_runs = a->older_ms = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int got;
-        if ((got = gc_value(argc, argv, &i, "--state", &v))) {
-            if (got < 0) return -1;
-            a->state = v;
-        } else if ((got = gc_value(argc, argv, &i, "--keep-runs", &v))) {
-            if (got < 0) return -1;
-            char *end;
-            errno = 0;
-            a->keep_runs = strtoll(v, &end, 10);
-            if (errno || end == v || *end || a->keep_runs < 0 || !strchr("0123456789", *v)) {
-                fprintf(stderr, "flowrun gc: --keep-runs '%s' is not a count of runs (0, 1, 2, ...)\n",
-                        v);
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun gc", "", "", opts, 0);
+    const char *v;
+    for (int c; (c = cli_next(&l, &v)) != CLI_END;) {
+        switch (c) {
+            case CLI_ERROR:
                 return -1;
-            }
-        } else if ((got = gc_value(argc, argv, &i, "--older-than", &v))) {
-            if (got < 0) return -1;
-            int rc = fv_duration_parse(v, strlen(v), &a->older_ms);
-            if (rc) {
-                fprintf(stderr, "flowrun gc: --older-than '%s' is %s\n", v,
-                        rc == -2 ? "too long a duration"
-                                 : "not a duration (a whole number and a unit: 500ms 30s 5m 12h 30d)");
+            case CLI_ARG:
+                fprintf(stderr, "flowrun gc: unexpected argument '%s'\n", v);
                 return -1;
+            case O_STATE:
+                a->state = v;
+                break;
+            case O_KEEP_RUNS: {
+                char *end;
+                errno = 0;
+                a->keep_runs = strtoll(v, &end, 10);
+                if (errno || end == v || *end || a->keep_runs < 0 || !strchr("0123456789", *v)) {
+                    fprintf(stderr,
+                            "flowrun gc: --keep-runs '%s' is not a count of runs (0, 1, 2, ...)\n",
+                            v);
+                    return -1;
+                }
+                break;
             }
-        } else if (!strcmp(argv[i], "--dry-run")) {
-            a->dry = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "flowrun gc: unknown option '%s'\n", argv[i]);
-            return -1;
-        } else {
-            fprintf(stderr, "flowrun gc: unexpected argument '%s'\n", argv[i]);
-            return -1;
+            case O_OLDER_THAN: {
+                int rc = fv_duration_parse(v, strlen(v), &a->older_ms);
+                if (rc) {
+                    fprintf(stderr, "flowrun gc: --older-than '%s' is %s\n", v,
+                            rc == -2 ? "too long a duration"
+                                     : "not a duration (a whole number and a unit: 500ms 30s 5m "
+                                       "12h 30d)");
+                    return -1;
+                }
+                break;
+            }
+            case O_DRY_RUN:
+                a->dry = 1;
+                break;
         }
     }
     return 0;

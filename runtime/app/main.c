@@ -1,6 +1,8 @@
 /*
  * flowrun — run plans, and look after their history and store.
- * The subcommands are listed once, in cli.h; this file only dispatches.
+ * The subcommands are listed once, in cli.h; this file reads flowrun's own options
+ * (-h, --help, --version: through cli_next, which stops at the command) and
+ * dispatches to the command, which reads the rest.
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,34 +79,49 @@ static int command_help(size_t i) {
     return 0;
 }
 
+/* -h or --help anywhere among a command's words, before any `--`: the command's
+ * help, whatever else is there (a mistake elsewhere on the line included). */
 static int wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
     return 0;
 }
 
+enum { O_VERSION = 256 };
+
 int main(int argc, char **argv) {
     flowrun_ctx(); /* the one context (cli_ctx.c): every command takes it from there */
-    if (argc < 2) {
+    /* flowrun's own options, before the command (or the plan): -h, --help, --version */
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, O_VERSION},
+                                         {NULL, 0, NULL, 0}};
+    cli_line l;
+    cli_line_init(&l, argc, argv, "flowrun", " (see flowrun --help)", "h", opts, 1);
+    const char *val;
+    for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
+        if (c == CLI_ERROR) return 2;
+        if (c == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        puts("flowrun " FLOW_VERSION); /* O_VERSION */
+        return 0;
+    }
+    if (l.rest >= argc) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    /* what follows the options: COMMAND ARGS..., or PLAN ARGS... */
+    argc -= l.rest - 1;
+    argv += l.rest - 1;
+    if (!strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--version")) {
-        puts("flowrun " FLOW_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name))
             return wants_help(argc - 1, argv + 1) ? command_help(i)
                                                   : commands[i].fn(argc - 1, argv + 1);
-    if (argv[1][0] == '-') {
-        fprintf(stderr, "flowrun: unknown option '%s' (see flowrun --help)\n", argv[1]);
-        return 2;
-    }
     /* a bare word that names no file is a mistyped (or not built) command, not a plan */
     if (!strchr(argv[1], '/') && !strchr(argv[1], '.') && access(argv[1], F_OK) != 0) {
         fprintf(stderr, "flowrun: unknown command '%s' (see flowrun --help)\n", argv[1]);
