@@ -165,6 +165,40 @@ static void test_print_json(void **state) {
 }
 
 /* The one JSON string rule (fv_json_escape): what each kind of byte becomes. */
+/* Bytes of every length around EVP_EncodeBlock's chunk (3072 bytes in value.c):
+ * the text has 4 characters for each 3 bytes begun, '=' only at its end, and reads
+ * back (through value.c's own decoder) as the same bytes. */
+static void test_base64_lengths(void **state) {
+    (void)state;
+    tplan t = mk();
+    static const int64_t lens[] = {0, 1, 2, 3, 4, 3070, 3071, 3072, 3073, 3074, 6144, 6145, 10000};
+    uint8_t *data = malloc(10000);
+    assert_non_null(data);
+    for (int i = 0; i < 10000; i++) data[i] = (uint8_t)(i * 131 + (i >> 8));
+    for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+        int64_t n = lens[k];
+        fl_val b = fv_bytes_new(t.p, t.t_bytes, data, n);
+        char *text = json(t.p, t.t_bytes, b);
+        size_t len = strlen(text);
+        assert_int_equal(len, (size_t)((n + 2) / 3 * 4 + 2)); /* and the quotes */
+        size_t pad = n % 3 ? 3 - (size_t)(n % 3) : 0;
+        for (size_t i = 1; i + 1 < len; i++)
+            if ((text[i] == '=') != (i >= len - 1 - pad))
+                fail_msg("length %lld: '%c' at %zu of %zu", (long long)n, text[i], i, len);
+        fl_val back;
+        char err[200] = "";
+        if (fv_parse(t.p, t.t_bytes, text, &back, err, sizeof err))
+            fail_msg("length %lld: %s", (long long)n, err);
+        assert_int_equal(fv_as_bytes(back)->len, n);
+        if (n) assert_memory_equal(fv_as_bytes(back)->data, data, (size_t)n);
+        fv_decref(t.p, t.t_bytes, back);
+        fv_decref(t.p, t.t_bytes, b);
+        free(text);
+    }
+    free(data);
+    plan_free(t.p);
+}
+
 static void test_json_string(void **state) {
     (void)state;
     char e[8];
@@ -250,6 +284,16 @@ static void test_parse(void **state) {
     parse_bad(&t, t.t_hit, "{\"n\": 1, \"n\": 1}", "given twice");
     parse_bad(&t, t.t_lstr, "[\"abc]", "unterminated string");
     parse_bad(&t, t.t_bytes, "!!", "expected base64");
+    /* base64 as value.c reads it (its own reader: EVP_DecodeBlock would refuse the
+     * unpadded forms and take the blanks inside the quotes) */
+    parse_ok(&t, t.t_bytes, "", "\"\"");
+    parse_ok(&t, t.t_bytes, "Zg", "\"Zg==\"");
+    parse_ok(&t, t.t_bytes, "Zm8", "\"Zm8=\"");
+    parse_ok(&t, t.t_bytes, "Zm8=", "\"Zm8=\"");
+    parse_ok(&t, t.t_bytes, "\"Zm9v\"", "\"Zm9v\"");
+    parse_bad(&t, t.t_bytes, "Zg=g", "expected base64");
+    parse_bad(&t, t.t_bytes, "Zm 9v", "expected base64");
+    parse_bad(&t, t.t_bytes, "\" Zm9v\"", "expected base64");
     /* errors stay on one line whatever the input holds */
     parse_bad(&t, t.t_lint, "[ \x10\n [", "expected an int, got '?? ['");
     parse_bad(&t, t.t_hit, "{\"a\\nb\": 1}", "no field 'a?b' in this record");
@@ -423,7 +467,7 @@ int main(void) {
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_hostile_inputs),  cmocka_unit_test(test_duration_parse),
-        cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_json_string),     cmocka_unit_test(test_base64_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
