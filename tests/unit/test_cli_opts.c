@@ -33,7 +33,8 @@ static outcome parse(const char *who, int stop_at_arg, char **argv) {
     outcome o;
     memset(&o, 0, sizeof o);
     int argc = 0;
-    while (argv[argc]) argc++;
+    while (argv[argc])
+        argc++;
     FILE *cap = tmpfile();
     assert_non_null(cap);
     fflush(stderr);
@@ -48,19 +49,18 @@ static outcome parse(const char *who, int stop_at_arg, char **argv) {
     size_t n = 0;
     do {
         c = cli_next(&l, &val);
-        const char *name = c == CLI_ARG       ? "ARG"
-                           : c == CLI_END     ? "END"
-                           : c == CLI_ERROR   ? "ERROR"
-                           : c == O_STATE     ? "STATE"
-                           : c == O_JSON      ? "JSON"
-                           : c == 'j'         ? "j"
-                           : c == 'J'         ? "J"
-                                              : "?";
+        const char *name = c == CLI_ARG     ? "ARG"
+                           : c == CLI_END   ? "END"
+                           : c == CLI_ERROR ? "ERROR"
+                           : c == O_STATE   ? "STATE"
+                           : c == O_JSON    ? "JSON"
+                           : c == 'j'       ? "j"
+                           : c == 'J'       ? "J"
+                                            : "?";
         n += (size_t)snprintf(o.seen + n, sizeof o.seen - n, "%s%s", n ? " " : "", name);
         if (val) n += (size_t)snprintf(o.seen + n, sizeof o.seen - n, "(%s)", val);
     } while (c != CLI_END && c != CLI_ERROR && n < sizeof o.seen - 64);
-    if (stop_at_arg && c == CLI_END)
-        snprintf(o.seen + n, sizeof o.seen - n, " rest=%d", l.rest);
+    if (stop_at_arg && c == CLI_END) snprintf(o.seen + n, sizeof o.seen - n, " rest=%d", l.rest);
 
     fflush(stderr);
     dup2(saved, 2);
@@ -77,8 +77,9 @@ static outcome parse(const char *who, int stop_at_arg, char **argv) {
 
 static void test_forms(void **state) {
     (void)state;
-    outcome o = parse("t", 0, LINE("cmd", "--state", "d1", "--state=d2", "--state=", "-j", "4",
-                                   "-j5", "--jobs=6", "--jobs", "7", "--json"));
+    outcome o = parse("t", 0,
+                      LINE("cmd", "--state", "d1", "--state=d2", "--state=", "-j", "4", "-j5",
+                           "--jobs=6", "--jobs", "7", "--json"));
     assert_string_equal(o.seen, "STATE(d1) STATE(d2) STATE() j(4) j(5) j(6) j(7) JSON END");
     assert_string_equal(o.said, "");
     /* a value is the next word whatever it looks like */
@@ -88,13 +89,15 @@ static void test_forms(void **state) {
 
 static void test_arguments_in_place(void **state) {
     (void)state;
-    char *argv[] = {"cmd", "a", "--json", "b", "-", "--state", "d", "c", "--", "--json", "-j", NULL};
+    char *argv[] = {"cmd", "a", "--json", "b",      "-",  "--state",
+                    "d",   "c", "--",     "--json", "-j", NULL};
     char *copy[12];
     memcpy(copy, argv, sizeof argv);
     outcome o = parse("t", 0, argv);
     assert_string_equal(o.seen,
                         "ARG(a) JSON ARG(b) ARG(-) STATE(d) ARG(c) ARG(--json) ARG(-j) END");
-    for (int i = 0; i < 12; i++) assert_ptr_equal(argv[i], copy[i]); /* never reordered */
+    for (int i = 0; i < 12; i++)
+        assert_ptr_equal(argv[i], copy[i]); /* never reordered */
 }
 
 static void test_posixly_correct_ignored(void **state) {
