@@ -14,9 +14,10 @@
  *   end. All four are called from one thread, the scheduler's.
  *
  * DURABILITY — what is on disk when each call returns (history.c over state.c):
- *   lookup       nothing new. It reads; a damaged cache entry it finds is dropped
- *                by a write queued with the next batch, and a damaged stored file
- *                is quarantined in the store at once (a rename).
+ *   lookup       nothing new in state.db. It reads; what it learns is buffered
+ *                and queued with the next batch (a damaged cache entry it found is
+ *                dropped, an input file it hashed has its identity noted), and a
+ *                damaged stored file is quarantined in the store at once (a rename).
  *   finished     the instance's outputs are in the store, each object fsynced and
  *                renamed into place before it returns; its log file is written (not
  *                fsynced). Its row and cache entry are only buffered in memory:
@@ -32,17 +33,19 @@
  *                the producers it read; what was queued but not written is done
  *                again on resume. New cache entries may be held by the writer for
  *                up to 5 seconds (written sorted); one lost to a kill is a miss.
- *   sync         everything queued so far, held cache entries included, is
- *                committed to state.db (its write-ahead log): it survives flowrun
- *                being killed. state.db runs with synchronous=NORMAL, so a power
- *                loss may still undo the last transactions until a checkpoint
- *                (hist_close checkpoints).
+ *   sync         queues what finished buffered since the last batch (as
+ *                queue_batch does), then waits: everything queued, held cache
+ *                entries included, is committed to state.db (its write-ahead
+ *                log): it survives flowrun being killed. state.db runs with
+ *                synchronous=NORMAL, so a power loss may still undo the last
+ *                transactions until a checkpoint (hist_close checkpoints).
  *   Where these say "on disk" they mean "in the file system": survives the
  *   process, not necessarily the machine, except where fsync is named.
  *
  * Ownership: rec_inst strings are borrowed for the call; lookup's *out is a new
  * reference the caller owns; finished may replace res->value and res->error (the
- * result stays owned by the caller).
+ * result stays owned by the caller; an error it writes is malloc'ed, as exec.h
+ * says of rt_result, and so is lookup's ii->error).
  */
 #ifndef FLOW_RECORDER_H
 #define FLOW_RECORDER_H
@@ -87,7 +90,8 @@ typedef struct rec_ops {
     /* End of a batch of completions: queue what finished buffered (see above).
      * 0, or -1 when the history can no longer be written (said once). */
     int (*queue_batch)(void *self);
-    /* Wait until everything queued is committed. 0, or -1 as queue_batch. */
+    /* Queue what finished buffered (as queue_batch), then wait until everything
+     * queued is committed. 0, or -1 as queue_batch. */
     int (*sync)(void *self);
 } rec_ops;
 

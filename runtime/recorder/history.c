@@ -611,13 +611,13 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         for (uint32_t i = 0; i < T->nparams; i++) {
             uint32_t ty = p->params[T->first_param + i].type;
             if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
-                const char *pn = plan_str(p, p->params[T->first_param + i].name);
-                size_t n = strlen(pn) + 160;
-                ii->error = fl_malloc(h->ctx, n);
-                if (ii->error)
-                    snprintf(ii->error, n,
+                /* malloc'ed, not from h->ctx: it becomes an rt_result's error (exec.h),
+                 * which the scheduler frees with free() */
+                if (asprintf(&ii->error,
                              "input '%s' was changed or damaged in the store after it was "
-                             "stored; it has been quarantined (run again to recompute it)", pn);
+                             "stored; it has been quarantined (run again to recompute it)",
+                             plan_str(p, p->params[T->first_param + i].name)) < 0)
+                    ii->error = NULL;
                 return -1;
             }
         }
@@ -730,8 +730,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
             fv_decref(p, T->ret, res->value); /* the instance fails: no value */
             res->value = (fl_val){0};
             res->ok = 0;
-            fl_free(h->ctx, res->error);
-            res->error = fl_sprintf(h->ctx, "storing the output failed: %s", err);
+            free(res->error); /* rt_result's strings are malloc'ed (exec.h), not h->ctx's */
+            if (asprintf(&res->error, "storing the output failed: %s", err) < 0) res->error = NULL;
         }
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
@@ -740,8 +740,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
         res->value = (fl_val){0};
         res->ok = 0;
-        fl_free(h->ctx, res->error);
-        res->error = fl_strdup(h->ctx, err);
+        free(res->error);
+        res->error = strdup(err);
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
