@@ -228,16 +228,20 @@ static int salvage_db(const char *dir, const char *db) {
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    snprintf(tmpdir, sizeof tmpdir, "%s/fsck-%ld", dir, (long)getpid());
-    snprintf(copy, sizeof copy, "%s/damaged.db", tmpdir);
-    snprintf(kept, sizeof kept, "%s.damaged-%04d%02d%02d-%02d%02d%02d", db, tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    /* every path is built before anything is touched: one too long stops here */
+    if (store_pathf(tmpdir, sizeof tmpdir, "%s/fsck-%ld", dir, (long)getpid()) ||
+        store_pathf(copy, sizeof copy, "%s/damaged.db", tmpdir) ||
+        store_pathf(kept, sizeof kept, "%s.damaged-%04d%02d%02d-%02d%02d%02d", db,
+                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                    tm.tm_sec) ||
+        store_pathf(w1, sizeof w1, "%s-wal", db) || store_pathf(w2, sizeof w2, "%s-wal", copy)) {
+        fprintf(stderr, "flowrun fsck: the path of %s is too long\n", db);
+        return 2;
+    }
     if (mkdir(tmpdir, 0700)) {
         fprintf(stderr, "flowrun fsck: cannot create %s: %s\n", tmpdir, strerror(errno));
         return 2;
     }
-    snprintf(w1, sizeof w1, "%s-wal", db);
-    snprintf(w2, sizeof w2, "%s-wal", copy);
     if (copy_file(db, copy) || copy_file(w1, w2) < 0) {
         fprintf(stderr, "flowrun fsck: cannot copy %s into %s: %s\n", db, tmpdir, strerror(errno));
         return 2;
@@ -250,7 +254,7 @@ static int salvage_db(const char *dir, const char *db) {
     }
     state_close(fresh);
     char newdb[FSCK_PATH];
-    snprintf(newdb, sizeof newdb, "%s/state.db", tmpdir);
+    store_pathf(newdb, sizeof newdb, "%s/state.db", tmpdir); /* shorter than copy */
     salvage S = {0};
     if (sqlite3_open(newdb, &S.db) != SQLITE_OK) {
         fprintf(stderr, "flowrun fsck: %s: %s\n", newdb, sqlite3_errmsg(S.db));
@@ -284,7 +288,7 @@ static int salvage_db(const char *dir, const char *db) {
     char kw[FSCK_PATH + 8], ks[FSCK_PATH + 8], shm[FSCK_PATH];
     snprintf(kw, sizeof kw, "%s-wal", kept);
     snprintf(ks, sizeof ks, "%s-shm", kept);
-    snprintf(shm, sizeof shm, "%s-shm", db);
+    store_pathf(shm, sizeof shm, "%s-shm", db); /* as long as w1, which fitted */
     if (rename(db, kept)) {
         fprintf(stderr, "flowrun fsck: cannot rename %s: %s\n", db, strerror(errno));
         return 2;
@@ -345,7 +349,7 @@ int flowrun_cmd_fsck(int argc, char **argv) {
         state_close(st);
         damaged = db_damaged(db, why, sizeof why);
     } else {
-        snprintf(why, sizeof why, "%s", err);
+        snprintf(why, sizeof why, "%.*s", (int)sizeof why - 1, err);
     }
     for (char *c = why; *c; c++)
         if (*c == '\n') *c = ' ';
