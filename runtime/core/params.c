@@ -89,6 +89,11 @@ static int scalar_text(yaml_in *y, const yaml_node_t *n, const char **s, size_t 
     return -1;
 }
 
+static int too_many(yaml_in *y, const yaml_node_t *n) {
+    return yerr(y, n, "the file holds more than %u values (an alias counts once per use)",
+                PARAMS_MAX_NODES);
+}
+
 static const char *node_kind(const yaml_node_t *n) {
     return n->type == YAML_SEQUENCE_NODE ? "sequence" : "mapping";
 }
@@ -101,6 +106,7 @@ static int from_sequence(yaml_in *y, uint32_t type, yaml_node_t *n, int depth, f
     uint32_t elem = p->types[type].elem;
     yaml_node_item_t *first = n->data.sequence.items.start;
     int64_t len = n->data.sequence.items.top - first;
+    if ((uint64_t)len > PARAMS_MAX_NODES - y->nodes) return too_many(y, n); /* before allocating */
     fl_val l = fv_list_new(p, type, len);
     if (!l.o) return yerr(y, n, "out of memory");
     for (int64_t k = 0; k < len; k++)
@@ -163,9 +169,8 @@ static int from_node(yaml_in *y, uint32_t type, yaml_node_t *n, int depth, fl_va
     const fl_plan *p = y->p;
     uint32_t kind = p->types[type].kind;
     if (!n) return yerr(y, yaml_document_get_root_node(&y->doc), "a node of the file is missing");
-    if (++y->nodes > PARAMS_MAX_NODES)
-        return yerr(y, n, "the file holds more than %u values (an alias counts once per use)",
-                    PARAMS_MAX_NODES);
+    if (y->nodes >= PARAMS_MAX_NODES) return too_many(y, n);
+    y->nodes++;
     if (depth > PARAMS_MAX_YAML_DEPTH) return yerr(y, n, "value nested too deeply");
     char why[300];
     switch (n->type) {

@@ -147,6 +147,22 @@ static void test_alias(void **state) {
     /* an alias inside its own anchor is a value without end: the type stops it */
     expect_error(fx, "n: 1\nxs: &c [*c]\n", -1,
                  ":2:5: parameter 'xs' ([[int]]): expected a value of type int, got a YAML sequence");
+    /* a few kilobytes of aliases asking for 2048 copies of a list of 2049: refused
+     * at the copy that would pass 4194304 values, before its list is allocated
+     * (the place is the anchor's: an alias is its node) */
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t)snprintf(text + n, cap - n, "n: 1\nxs: [&a [0");
+    for (int i = 1; i < 2049; i++) n += (size_t)snprintf(text + n, cap - n, ",%d", i % 10);
+    n += (size_t)snprintf(text + n, cap - n, "]");
+    for (int i = 1; i < 2048; i++) n += (size_t)snprintf(text + n, cap - n, ", *a");
+    snprintf(text + n, cap - n, "]\n");
+    assert_true(n < cap - 8);
+    expect_error(fx, text, -1,
+                 ":2:6: parameter 'xs' ([[int]]): the file holds more than 4194304 values (an "
+                 "alias counts once per use)");
+    free(text);
 }
 
 static void test_wrong_type(void **state) {
