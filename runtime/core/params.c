@@ -127,8 +127,8 @@ static int from_mapping(yaml_in *y, uint32_t type, yaml_node_t *n, int depth, fl
     bool *seen = fl_calloc(p->ctx, t->n + 1, 1);
     int rc = 0;
     if (!r.o || !seen) rc = yerr(y, n, "out of memory");
-    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; rc == 0 && pr < n->data.mapping.pairs.top;
-         pr++) {
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+         rc == 0 && pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(&y->doc, pr->key);
         const char *name;
         size_t len;
@@ -153,7 +153,8 @@ static int from_mapping(yaml_in *y, uint32_t type, yaml_node_t *n, int depth, fl
         seen[f] = true;
     }
     for (uint32_t f = 0; rc == 0 && f < t->n; f++)
-        if (!seen[f]) rc = yerr(y, n, "missing field '%s'", plan_str(p, p->fields[t->first + f].name));
+        if (!seen[f])
+            rc = yerr(y, n, "missing field '%s'", plan_str(p, p->fields[t->first + f].name));
     fl_free(p->ctx, seen);
     if (rc) {
         fv_decref(p, type, r); /* fields not yet read are zero: nothing to release */
@@ -233,8 +234,7 @@ static int unknown(const fl_plan *p, const plan_graph *G, const char *where, con
  * distinct parameter names. given[i]: the file's key and value of parameter i,
  * or NULL. 0, or -1 with err set; once loaded (*loaded = 1) the document is to
  * be deleted either way. */
-static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **given,
-                     int *loaded) {
+static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **given, int *loaded) {
     const fl_plan *p = y->p;
     FILE *f = fopen(y->file, "rb");
     if (!f) {
@@ -269,8 +269,8 @@ static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **g
         yaml_node_t *k = yaml_document_get_node(&y->doc, pr->key);
         if (!k || k->type != YAML_SCALAR_NODE) {
             const yaml_node_t *at = k ? k : root;
-            snprintf(y->err, y->errlen, "%s:%zu:%zu: a parameter name must be a plain word", y->file,
-                     at->start_mark.line + 1, at->start_mark.column + 1);
+            snprintf(y->err, y->errlen, "%s:%zu:%zu: a parameter name must be a plain word",
+                     y->file, at->start_mark.line + 1, at->start_mark.column + 1);
             return -1;
         }
         const char *name = (const char *)k->data.scalar.value;
@@ -308,7 +308,8 @@ static int dirs_exist(const fl_plan *p, uint32_t type, fl_val v, char *err, size
     const char *path = fv_as_str(v)->data;
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        snprintf(err, errlen, "%s: %s", path, errno == ENOENT ? "no such directory" : strerror(errno));
+        snprintf(err, errlen, "%s: %s", path,
+                 errno == ENOENT ? "no such directory" : strerror(errno));
         return -1;
     }
     if (!S_ISDIR(sb.st_mode)) {

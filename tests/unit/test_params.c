@@ -141,12 +141,15 @@ static void test_nested(void **state) {
 static void test_alias(void **state) {
     fixture *fx = *state;
     /* an alias reads as a copy of its anchor's node */
-    expect_values(fx, "n: &one 1\nr: {a: *one, b: &bs [u, v]}\nrs: [{a: 2, b: *bs}, &r3 {a: 3, b: []}, *r3]\n",
-                  "1 [] {\"a\":1,\"b\":[\"u\",\"v\"]} "
-                  "[{\"a\":2,\"b\":[\"u\",\"v\"]},{\"a\":3,\"b\":[]},{\"a\":3,\"b\":[]}] \"\" 0.0");
+    expect_values(
+        fx,
+        "n: &one 1\nr: {a: *one, b: &bs [u, v]}\nrs: [{a: 2, b: *bs}, &r3 {a: 3, b: []}, *r3]\n",
+        "1 [] {\"a\":1,\"b\":[\"u\",\"v\"]} "
+        "[{\"a\":2,\"b\":[\"u\",\"v\"]},{\"a\":3,\"b\":[]},{\"a\":3,\"b\":[]}] \"\" 0.0");
     /* an alias inside its own anchor is a value without end: the type stops it */
-    expect_error(fx, "n: 1\nxs: &c [*c]\n", -1,
-                 ":2:5: parameter 'xs' ([[int]]): expected a value of type int, got a YAML sequence");
+    expect_error(
+        fx, "n: 1\nxs: &c [*c]\n", -1,
+        ":2:5: parameter 'xs' ([[int]]): expected a value of type int, got a YAML sequence");
     /* a few kilobytes of aliases asking for 2048 copies of a list of 2049: refused
      * at the copy that would pass 4194304 values, before its list is allocated
      * (the place is the anchor's: an alias is its node) */
@@ -154,9 +157,11 @@ static void test_alias(void **state) {
     char *text = malloc(cap);
     assert_non_null(text);
     n += (size_t)snprintf(text + n, cap - n, "n: 1\nxs: [&a [0");
-    for (int i = 1; i < 2049; i++) n += (size_t)snprintf(text + n, cap - n, ",%d", i % 10);
+    for (int i = 1; i < 2049; i++)
+        n += (size_t)snprintf(text + n, cap - n, ",%d", i % 10);
     n += (size_t)snprintf(text + n, cap - n, "]");
-    for (int i = 1; i < 2048; i++) n += (size_t)snprintf(text + n, cap - n, ", *a");
+    for (int i = 1; i < 2048; i++)
+        n += (size_t)snprintf(text + n, cap - n, ", *a");
     snprintf(text + n, cap - n, "]\n");
     assert_true(n < cap - 8);
     expect_error(fx, text, -1,
@@ -177,16 +182,20 @@ static void test_wrong_type(void **state) {
     expect_error(fx, "n: 1\nr: {a: 1, a: 2, b: []}\n", -1,
                  ":2:11: parameter 'r' (R): field 'a' given twice");
     expect_error(fx, "n: 1\nr: {a: 1}\n", -1, ":2:4: parameter 'r' (R): missing field 'b'");
-    expect_error(fx, "n: 1\nrs: [[1]]\n", -1, ":2:6: parameter 'rs' ([R]): expected '{' for a record");
-    expect_error(fx, "n: 1\nxs: [5]\n", -1, ":2:6: parameter 'xs' ([[int]]): expected '[' for a list");
+    expect_error(fx, "n: 1\nrs: [[1]]\n", -1,
+                 ":2:6: parameter 'rs' ([R]): expected '{' for a record");
+    expect_error(fx, "n: 1\nxs: [5]\n", -1,
+                 ":2:6: parameter 'xs' ([[int]]): expected '[' for a list");
     /* a sequence or mapping is never a str: no text is made up for it */
     expect_error(fx, "n: 1\ns: [a, b]\n", -1,
                  ":2:4: parameter 's' (str): expected a value of type str, got a YAML sequence");
     expect_error(fx, "n: 1\ns: {a: b}\n", -1,
                  ":2:4: parameter 's' (str): expected a value of type str, got a YAML mapping");
-    expect_error(fx, "colour: red\n", -1,
-                 ":1:1: unknown parameter 'colour' for flow main (its parameters: n, xs, r, rs, s, f)");
-    expect_error(fx, "s: one\nn: 2\ns: two\n", -1, ":3: parameter 's' given twice (first on line 1)");
+    expect_error(
+        fx, "colour: red\n", -1,
+        ":1:1: unknown parameter 'colour' for flow main (its parameters: n, xs, r, rs, s, f)");
+    expect_error(fx, "s: one\nn: 2\ns: two\n", -1,
+                 ":3: parameter 's' given twice (first on line 1)");
     expect_error(fx, "n: 1\nr: {a: 1, b: [\"ok\", \"a\\0b\"]}\n", -1,
                  ":2: parameter 'r': a string holds a NUL byte");
 }
@@ -229,10 +238,8 @@ static void test_precedence(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nested),
-        cmocka_unit_test(test_alias),
-        cmocka_unit_test(test_wrong_type),
-        cmocka_unit_test(test_empty_and_not_yaml),
+        cmocka_unit_test(test_nested),     cmocka_unit_test(test_alias),
+        cmocka_unit_test(test_wrong_type), cmocka_unit_test(test_empty_and_not_yaml),
         cmocka_unit_test(test_precedence),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
