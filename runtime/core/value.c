@@ -302,7 +302,7 @@ fl_val fv_from_const(const fl_plan *p, uint32_t value_id) {
  * byte is copied as it is: UTF-8 passes through, and so do bytes that are not
  * valid UTF-8 (a task's output is not checked; a reader that insists on UTF-8
  * sees the same bytes the task wrote). */
-size_t fv_json_escape(unsigned char c, char out[8]) {
+static size_t json_escape(unsigned char c, char out[8]) {
     static const char hex[] = "0123456789abcdef";
     static const char esc_from[] = "\"\\\n\r\t\b\f", esc_to[] = "\"\\nrtbf";
     const char *e = c ? strchr(esc_from, c) : NULL;
@@ -325,7 +325,7 @@ void fv_json_string(FILE *out, const char *s, size_t n) {
     char e[8];
     putc('"', out);
     for (size_t i = 0; i < n; i++) {
-        size_t k = fv_json_escape((unsigned char)s[i], e);
+        size_t k = json_escape((unsigned char)s[i], e);
         if (k == 1)
             putc(e[0], out);
         else
@@ -415,7 +415,7 @@ void fv_print_json(const fl_plan *p, uint32_t type, fl_val v, FILE *out) {
     }
 }
 
-/* ---- parsing text (--param values, YAML scalars) ---- */
+/* ---- parsing text (--param values and YAML scalars) ---- */
 
 typedef struct fv_parser {
     const fl_plan *p; /* types */
@@ -452,8 +452,7 @@ static const char *kind_name(uint32_t kind) {
     return kind < PT__COUNT ? names[kind] : "?";
 }
 
-/* Quote at most 40 bytes of [s, e) for an error message. */
-static const char *snippet(const char *s, const char *e, char *buf, size_t n) {
+const char *fv_snippet(const char *s, const char *e, char *buf, size_t n) {
     size_t len = (size_t)(e - s);
     if (len > 40) len = 40;
     if (len >= n) len = n - 1;
@@ -627,7 +626,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             /* JSON (history, the printed result) has no NaN or infinity; 1e999 overflows */
             if (!bad && !isfinite(out->f))
                 return perr(ps, "expected a finite float, got '%s'",
-                            snippet(s, e, buf, sizeof buf));
+                            fv_snippet(s, e, buf, sizeof buf));
             break;
         case PT_BOOL:
             bad = parse_bool_text(s, e, &out->i);
@@ -635,7 +634,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
         case PT_DATE:
             if (!fv_date_valid(s, (size_t)(e - s)))
                 return perr(ps, "expected a date (YYYY-MM-DD), got '%s'",
-                            snippet(s, e, buf, sizeof buf));
+                            fv_snippet(s, e, buf, sizeof buf));
             *out = fv_str_new(ps->p, type, s, e - s);
             return out->o ? 0 : perr(ps, "out of memory");
         case PT_BYTES:
@@ -643,7 +642,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
             if (bad && fl_failed(ps->p->ctx) && ps->p->ctx->errcode == FL_ENOMEM)
                 return perr(ps, "out of memory");
             if (bad)
-                return perr(ps, "expected base64 bytes, got '%s'", snippet(s, e, buf, sizeof buf));
+                return perr(ps, "expected base64 bytes, got '%s'", fv_snippet(s, e, buf, sizeof buf));
             return 0;
         case PT_STR:
         case PT_PATH:
@@ -655,7 +654,7 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
     }
     if (bad)
         return perr(ps, "expected %s %s, got '%s'", kind == PT_INT ? "an" : "a", kind_name(kind),
-                    snippet(s, e, buf, sizeof buf));
+                    fv_snippet(s, e, buf, sizeof buf));
     return 0;
 }
 
@@ -858,7 +857,7 @@ static int parse_record(fv_parser *ps, uint32_t type, fl_val *out) {
             if (f == t->n || seen[f]) {
                 char shown[48];
                 perr(ps, f == t->n ? "no field '%s' in this record" : "field '%s' given twice",
-                     snippet(name, name + nlen, shown, sizeof shown));
+                     fv_snippet(name, name + nlen, shown, sizeof shown));
                 fv_free(ps->p, name);
                 goto fail;
             }
@@ -943,9 +942,18 @@ int fv_parse(const fl_plan *p, uint32_t type, const char *text, fl_val *out, cha
         char buf[48];
         fv_decref(p, type, *out);
         return perr(&ps, "unexpected text after the value: '%s'",
-                    snippet(ps.s, ps.end, buf, sizeof buf));
+                    fv_snippet(ps.s, ps.end, buf, sizeof buf));
     }
     return 0;
+}
+
+int fv_parse_scalar(const fl_plan *p, uint32_t type, const char *s, size_t n, fl_val *out,
+                    char *err, size_t errlen) {
+    fv_parser ps = {p, s, s + n, err, errlen, 0};
+    uint32_t kind = ty(p, type)->kind;
+    if (kind == PT_LIST) return perr(&ps, "expected '[' for a list");
+    if (kind == PT_RECORD) return perr(&ps, "expected '{' for a record");
+    return parse_scalar(&ps, type, s, s + n, out);
 }
 
 /* ---- binary encoding ---- */

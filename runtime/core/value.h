@@ -98,17 +98,28 @@ fl_val fv_from_const(const fl_plan *p, uint32_t value_id);
  * records as objects, dates as "YYYY-MM-DD", durations as milliseconds). */
 void fv_print_json(const fl_plan *p, uint32_t type, fl_val v, FILE *out);
 
-/* A JSON string: the one escaping rule of flow (value.c says it). fv_json_escape
- * writes the text of one byte into out (1, 2 or 6 bytes, not NUL-terminated) and
- * returns its length; fv_json_string writes n bytes of s quoted to out. */
-size_t fv_json_escape(unsigned char c, char out[8]);
+/* A JSON string: the one escaping rule of flow (value.c says it).
+ * fv_json_string writes n bytes of s quoted to out. */
 void fv_json_string(FILE *out, const char *s, size_t n);
 
-/* Parse a text (a --param value or a YAML scalar) as a value of `type`.
- * Returns 0 and a new reference in *out, or -1 with one line in err. Lists and
- * records are written as JSON-like text: [1, 2], {"a": 1}. */
+/* Parse a text (a --param value, or a YAML scalar given as a whole parameter)
+ * as a value of `type`. Returns 0 and a new reference in *out, or -1 with one
+ * line in err. Lists and records are written as JSON-like text: [1, 2],
+ * {"a": 1}; a scalar's text is trimmed and may be JSON-quoted ("5"), except a
+ * str, path or dir's, which is taken as it stands. */
 int fv_parse(const fl_plan *p, uint32_t type, const char *text, fl_val *out, char *err,
              size_t errlen);
+
+/* Parse exactly s[0 .. n) (no trimming, no quotes; it may hold no NUL) as a
+ * scalar of `type`, by the rules of fv_parse: how params.c reads a YAML scalar
+ * inside a list or record. A list or record type is refused ("expected '['
+ * for a list"). Returns as fv_parse. */
+int fv_parse_scalar(const fl_plan *p, uint32_t type, const char *s, size_t n, fl_val *out,
+                    char *err, size_t errlen);
+
+/* At most 40 bytes of [s, e) for an error message: into buf (size n), control
+ * bytes shown as '?'. Returns buf. */
+const char *fv_snippet(const char *s, const char *e, char *buf, size_t n);
 
 /* Is s[0..n) a calendar day written YYYY-MM-DD (years 0001-9999)? */
 bool fv_date_valid(const char *s, size_t n);

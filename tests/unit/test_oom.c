@@ -18,6 +18,9 @@
  *       the test context.
  *   (b) a three-task run through sched_run (no history, inline executor). It
  *       needs sched.c on the context: until then it is skipped with the reason.
+ *   (c) parameters: plan_read, then params_resolve with a --param and a YAML
+ *       file of nested lists, records and an alias (params.c builds the values
+ *       on the plan's context; libyaml's own memory is its business).
  *
  *   Without ASan only: ASan's allocator is in the way (SANITIZED=1 skips).
  *   Also here: the log sink gets libflow's warnings (it prints nothing itself).
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -272,6 +276,70 @@ static void test_run(void **state) {
     free(bytes);
 }
 
+/* ---- (c) parameters ---- */
+
+static const char params_src[] = "type R = {a: int, b: [str]}\n"
+                                 "flow main(n: int, rs: [R], s: str = \"x\") -> int {\n"
+                                 "    return n\n"
+                                 "}\n";
+
+/* 0 resolved (values checked and released), -1 failed; everything freed. */
+static int load_and_resolve(fl_ctx *c, const uint8_t *bytes, size_t len, const char *yaml,
+                            char *err, size_t errlen) {
+    fl_plan *p = plan_read(c, bytes, len, err, errlen);
+    if (!p) return -1;
+    char *kv[] = {"s=from the command line"};
+    fl_val out[3];
+    int rc = params_resolve(p, 0, kv, 1, yaml, out, err, errlen);
+    if (rc == 0) {
+        const plan_graph *G = &p->graphs[0];
+        assert_int_equal(G->nparams, 3);
+        assert_int_equal(out[0].i, 3);
+        assert_int_equal(fv_as_list(out[1])->len, 3);
+        assert_string_equal(fv_as_str(out[2])->data, "from the command line");
+        for (uint32_t i = 0; i < G->nparams; i++)
+            fv_decref(p, p->params[G->first_param + i].type, out[i]);
+    }
+    plan_free(p);
+    return rc;
+}
+
+static void test_params(void **state) {
+    (void)state;
+    if (getenv("SANITIZED")) skip();
+    size_t len;
+    uint8_t *bytes = compile_src(params_src, &len);
+    char yaml[] = "/tmp/flow-oom-params-XXXXXX";
+    int fd = mkstemp(yaml);
+    assert_true(fd >= 0);
+    static const char text[] = "n: 3\ns: file\nrs:\n  - {a: 1, b: [x, y]}\n"
+                               "  - &two {a: 2, b: [z]}\n  - *two\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    char err[512];
+    track t;
+    fl_ctx c;
+    track_init(&t, &c, UINT64_MAX);
+    if (load_and_resolve(&c, bytes, len, yaml, err, sizeof err) != 0) fail_msg("refused: %s", err);
+    assert_int_equal(t.live, 0);
+    uint64_t total = c.nalloc;
+    track_done(&t);
+    for (uint64_t k = 0; k < n_picks(total); k++) {
+        uint64_t n = pick_n(total, k);
+        track_init(&t, &c, n);
+        err[0] = 0;
+        int rc = load_and_resolve(&c, bytes, len, yaml, err, sizeof err);
+        if (rc == 0 || !fl_failed(&c) || c.errcode != FL_ENOMEM || !strstr(err, "out of memory") ||
+            t.live != 0 || t.bad_free)
+            fail_msg("request %llu of %llu: rc %d, error '%s' (%s), %zu blocks live%s",
+                     (unsigned long long)n, (unsigned long long)total, rc, err, fl_errmsg(&c),
+                     t.live, t.bad_free ? ", a foreign free" : "");
+        track_done(&t);
+    }
+    unlink(yaml);
+    free(bytes);
+}
+
 /* libflow prints nothing: rt_open's warning about a library no task uses goes to
  * the context's log sink, as a warning, and nowhere else. */
 static void collect(void *ud, fl_log_level level, const char *msg) {
@@ -329,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_log_sink),
         cmocka_unit_test(test_load_link),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
