@@ -12,11 +12,10 @@
 
 #include <string.h>
 
-int fl_htab_reserve(fl_ctx *ctx, fl_htab *t, size_t k) {
+int fl_htab_grow_(fl_ctx *ctx, fl_htab *t, size_t k) {
     size_t cap = t->slots ? t->mask + 1 : 16;
     if (k > SIZE_MAX / 4 - t->n) return fl_error(ctx, FL_ENOMEM, NULL, "out of memory");
     size_t need = t->n + k;
-    if (t->slots && need <= cap / 2) return 0;
     unsigned bits = 0;
     while (((size_t)1 << bits) < cap) bits++;
     while (cap / 2 < need) {
@@ -26,9 +25,11 @@ int fl_htab_reserve(fl_ctx *ctx, fl_htab *t, size_t k) {
     fl_htab_slot *s = fl_calloc(ctx, cap, sizeof *s); /* checks cap * size for overflow */
     if (!s) return -1;
     fl_htab grown = {s, cap - 1, 0, 64 - bits};
-    for (size_t i = 0; t->slots && i <= t->mask; i++)
-        if (t->slots[i].hash) fl_htab_add(&grown, t->slots[i].hash, t->slots[i].val);
-    fl_free(ctx, t->slots);
+    if (t->slots) {
+        for (size_t i = 0; i <= t->mask; i++)
+            if (t->slots[i].hash) fl_htab_add(&grown, t->slots[i].hash, t->slots[i].val);
+        fl_free(ctx, t->slots);
+    }
     *t = grown;
     return 0;
 }

@@ -101,9 +101,13 @@ static inline size_t fl_htab_room(const fl_htab *t) {
     return t->slots ? (t->mask + 1) / 2 - t->n : 0;
 }
 
+int fl_htab_grow_(fl_ctx *ctx, fl_htab *t, size_t k); /* htab.c: fl_htab_reserve's slow path */
+
 /* Make room for k more entries: 0, or -1 when out of memory (recorded in ctx; the
  * table is unchanged). Growing moves the slots: a slot pointer from before is stale. */
-int fl_htab_reserve(fl_ctx *ctx, fl_htab *t, size_t k);
+static inline int fl_htab_reserve(fl_ctx *ctx, fl_htab *t, size_t k) {
+    return k <= fl_htab_room(t) ? 0 : fl_htab_grow_(ctx, t, k);
+}
 
 /* Empty the table, keeping its slots. */
 void fl_htab_clear(fl_htab *t);
