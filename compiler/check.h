@@ -43,10 +43,9 @@
 
 /* string -> int map on the one hash table (htab.h); keys are borrowed */
 typedef struct chk_map {
-    const char **keys; /* the entries' keys, in the order added */
-    int *vals;         /* and their values */
-    int cap, n;        /* room in keys and vals, entries */
-    fl_htab tab;       /* a key's hash -> its index in keys */
+    struct chk_entry { const char *key; int val; } *e; /* the entries, in the order added */
+    int cap, n;                                         /* room in e, entries */
+    fl_htab tab;                                        /* a key's hash -> its index in e */
 } chk_map;
 
 /* 0, or -1 when out of memory or key is NULL (an allocation that failed) */
