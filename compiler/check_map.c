@@ -18,9 +18,11 @@
 
 /* The slot of key's entry, or the empty slot where it would go; NULL when the
  * map has no table yet. */
-static inline __attribute__((always_inline)) fl_htab_slot *map_slot(const chk_map *m, const char *key, uint64_t h) {
+static inline __attribute__((always_inline)) fl_htab_slot *map_slot(const chk_map *m,
+                                                                    const char *key, uint64_t h) {
     fl_htab_slot *s = fl_htab_find(&m->tab, h);
-    while (s && s->hash && strcmp(m->e[s->val].key, key)) s = fl_htab_next(&m->tab, s, h);
+    while (s && s->hash && strcmp(m->e[s->val].key, key))
+        s = fl_htab_next(&m->tab, s, h);
     return s;
 }
 

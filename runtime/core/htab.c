@@ -17,7 +17,8 @@ int fl_htab_grow_(fl_ctx *ctx, fl_htab *t, size_t k) {
     if (k > SIZE_MAX / 4 - t->n) return fl_error(ctx, FL_ENOMEM, NULL, "out of memory");
     size_t need = t->n + k;
     unsigned bits = 0;
-    while (((size_t)1 << bits) < cap) bits++;
+    while (((size_t)1 << bits) < cap)
+        bits++;
     while (cap / 2 < need) {
         cap *= 2;
         bits++;

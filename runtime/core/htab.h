@@ -92,7 +92,8 @@ static inline void fl_htab_fill(fl_htab *t, fl_htab_slot *s, uint64_t h, uint64_
 /* Put (h, val) in without looking for an equal key (room reserved first). */
 static inline void fl_htab_add(fl_htab *t, uint64_t h, uint64_t val) {
     size_t i = (size_t)(((h | 1) * FL_HTAB_MIX) >> t->shift);
-    while (t->slots[i].hash) i = (i + 1) & t->mask;
+    while (t->slots[i].hash)
+        i = (i + 1) & t->mask;
     fl_htab_fill(t, &t->slots[i], h, val);
 }
 

@@ -227,7 +227,8 @@ static uint64_t id_hash(const fl_digest *h) {
 /* The record of h in the table (a tombstone too), or NULL. */
 static ident *id_lookup(const fl_store *st, const fl_digest *h) {
     uint64_t k = id_hash(h);
-    for (fl_htab_slot *s = fl_htab_find(&st->id_tab, k); s && s->hash; s = fl_htab_next(&st->id_tab, s, k))
+    for (fl_htab_slot *s = fl_htab_find(&st->id_tab, k); s && s->hash;
+         s = fl_htab_next(&st->id_tab, s, k))
         if (!memcmp(st->ids[s->val].h.b, h->b, 32)) return &st->ids[s->val];
     return NULL;
 }
@@ -294,8 +295,9 @@ static void id_record(fl_store *st, const fl_digest *h, const struct stat *sb) {
 }
 
 static int id_same(const ident *r, const struct stat *sb) {
-    return S_ISREG(sb->st_mode) && (int64_t)sb->st_size == r->size && (int64_t)sb->st_ino == r->ino &&
-           ns_of(sb->st_mtim) == r->mtime && ns_of(sb->st_ctim) == r->ctime;
+    return S_ISREG(sb->st_mode) && (int64_t)sb->st_size == r->size &&
+           (int64_t)sb->st_ino == r->ino && ns_of(sb->st_mtim) == r->mtime &&
+           ns_of(sb->st_ctim) == r->ctime;
 }
 
 /* After flowrun linked or installed h: its identity now (the link changed ctime). */
