@@ -109,9 +109,9 @@ static uint64_t key_hash(uint32_t node, const char *idx) {
     return fl_hash_str_from(FL_HASH_BASIS ^ node, idx);
 }
 
-/* The finished instance (node, idx, tmpl), or NULL. */
-static done_entry *done_find(const hist *h, uint32_t node, const char *idx, const char *tmpl) {
-    uint64_t k = key_hash(node, idx);
+/* The finished instance (node, idx, tmpl) whose key_hash is k, or NULL. */
+static done_entry *done_find(const hist *h, uint64_t k, uint32_t node, const char *idx,
+                             const char *tmpl) {
     for (fl_htab_slot *s = fl_htab_find(&h->done_tab, k); s && s->hash;
          s = fl_htab_next(&h->done_tab, s, k)) {
         done_entry *e = &h->done[s->val];
@@ -142,13 +142,14 @@ static int load_done(const state_inst *r, void *ctx) {
         fl_free(h->ctx, result);
         return h->oom = 1;
     }
-    done_entry *e = done_find(h, r->node, r->idx, r->tmpl);
+    uint64_t k = key_hash(r->node, r->idx);
+    done_entry *e = done_find(h, k, r->node, r->idx, r->tmpl);
     if (e) { /* a later record of the same instance replaces it */
         fl_free(h->ctx, e->idx);
         fl_free(h->ctx, e->tmpl);
         fl_free(h->ctx, e->result);
     } else {
-        fl_htab_add(&h->done_tab, key_hash(r->node, r->idx), h->ndone);
+        fl_htab_add(&h->done_tab, k, h->ndone);
         e = &h->done[h->ndone++];
     }
     e->idx = idx;
@@ -596,7 +597,8 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     ii->has_key = 0;
     int cleared = 0;
     /* resume: what this run already finished, unless cleared, unreadable or damaged */
-    done_entry *e = h->ndone ? done_find(h, ii->node, ii->idx, ii->tmpl) : NULL;
+    done_entry *e =
+        h->ndone ? done_find(h, key_hash(ii->node, ii->idx), ii->node, ii->idx, ii->tmpl) : NULL;
     if (e && e->cleared) cleared = 1;
     if (e && !e->cleared && serve_done(h, T, e, out)) {
         h->stats.served_resume++;
