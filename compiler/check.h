@@ -27,6 +27,7 @@
 #include "compile.h"
 #include "diag.h"
 #include "check_expr.h"
+#include "htab.h"
 #include "plan.h"
 
 #define CHK_MAX_INLINE_DEPTH 32 /* groups inlined inside groups */
@@ -40,11 +41,11 @@
 #define CHK_MAX_NODES 10000000u
 #define CHK_MAX_LIB_BYTES (1u << 30) /* a larger library file is not read */
 
-/* string -> int map, open addressing; keys are borrowed */
+/* string -> int map on the one hash table (htab.h); keys are borrowed */
 typedef struct chk_map {
-    const char **keys; /* NULL: empty slot */
-    int *vals;         /* value of each slot */
-    int cap, n;        /* slots (power of two), entries */
+    struct chk_entry { const char *key; int val; } *e; /* the entries, in the order added */
+    int cap, n;                                         /* room in e, entries */
+    fl_htab tab;                                        /* a key's hash -> its index in e */
 } chk_map;
 
 /* 0, or -1 when out of memory or key is NULL (an allocation that failed) */

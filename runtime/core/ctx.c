@@ -42,9 +42,19 @@ void *fl_alloc_slow(fl_ctx *c, void *p, size_t n) {
 void *fl_calloc(fl_ctx *c, size_t n, size_t size) {
     if (size && n > SIZE_MAX / size)
         return oom(c, SIZE_MAX);
-    void *q = fl_malloc(c, n * size);
+    size_t bytes = n * size;
+    if (!bytes)
+        bytes = 1;
+    /* the C library's calloc does not clear pages fresh from the system (a large
+     * table), so it is the fast path, as malloc is for fl_malloc */
+    if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
+        void *q = calloc(1, bytes);
+        if (__builtin_expect(q != NULL, 1))
+            return q;
+    }
+    void *q = fl_alloc_slow(c, NULL, bytes);
     if (q)
-        memset(q, 0, n * size);
+        memset(q, 0, bytes);
     return q;
 }
 

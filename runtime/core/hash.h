@@ -8,8 +8,8 @@
  *   prime) started from a fixed basis. The basis is 1469598103934665603, not the
  *   published 14695981039346656037: flow has always used this value, and the
  *   state database stores a tag derived from it (state.c, cache_k), so it must
- *   not change. It mixes well enough for short names; callers that take the low
- *   bits of the hash for a power-of-two table may fold the high bits in.
+ *   not change. It mixes well enough for short names; the hash table (htab.h)
+ *   spreads a hash over its slots itself, so callers pass this one as it is.
  *   fl_hash_bytes_from continues a hash, so a prefix (a node number) can be
  *   mixed in before the string.
  */

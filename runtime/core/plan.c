@@ -6,6 +6,7 @@
  */
 #include "plan.h"
 #include "hash.h"
+#include "htab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +34,10 @@ uint32_t plan_grow_(fl_plan *p, void **arr, uint32_t *n, uint32_t *cap, size_t s
     return (*n)++;
 }
 
-/* Builder-only interning: a simple open-addressing table of string ids and a
- * linear scan for types (plans hold few types). */
+/* Builder-only interning: the strings by hash (htab.h; a slot's value is the
+ * string id) and a linear scan for types (plans hold few types). */
 typedef struct plan_intern {
-    uint32_t *slots; /* string id + 1, 0 = empty */
-    uint32_t cap;
+    fl_htab tab;
 } plan_intern;
 
 static uint32_t add_str(fl_plan *p, const char *s) {
@@ -91,7 +91,7 @@ oom:
 void plan_free(fl_plan *p) {
     if (!p) return;
     fl_ctx *c = p->ctx;
-    if (p->intern) fl_free(c, ((plan_intern *)p->intern)->slots);
+    if (p->intern) fl_htab_free(c, &((plan_intern *)p->intern)->tab);
     fl_free(c, p->intern);
     fl_free(c, p->strtext);
 #define X(arr) fl_free(c, p->arr);
@@ -108,31 +108,16 @@ const char *plan_str(const fl_plan *p, uint32_t s) {
 uint32_t plan_intern_str(fl_plan *p, const char *s) {
     plan_intern *in = p->intern;
     if (!in) return add_str(p, s); /* a read plan: no table, just append */
-    if (p->n_stroff * 2 >= in->cap) {
-        uint32_t cap = in->cap ? in->cap * 2 : 256;
-        uint32_t *slots = p->oom ? NULL : fl_calloc(p->ctx, cap, sizeof *slots);
-        if (!slots) {
-            p->oom = true;
-            return 0;
-        }
-        for (uint32_t i = 0; i < in->cap; i++)
-            if (in->slots[i]) {
-                uint32_t j = (uint32_t)fl_hash_str(plan_str(p, in->slots[i] - 1)) & (cap - 1);
-                while (slots[j])
-                    j = (j + 1) & (cap - 1);
-                slots[j] = in->slots[i];
-            }
-        fl_free(p->ctx, in->slots);
-        in->slots = slots;
-        in->cap = cap;
+    if (!fl_htab_room(&in->tab) && (p->oom || fl_htab_reserve(p->ctx, &in->tab, 1))) {
+        p->oom = true;
+        return 0;
     }
-    uint32_t j = (uint32_t)fl_hash_str(s) & (in->cap - 1);
-    while (in->slots[j]) {
-        if (!strcmp(plan_str(p, in->slots[j] - 1), s)) return in->slots[j] - 1;
-        j = (j + 1) & (in->cap - 1);
-    }
+    uint64_t h = fl_hash_str(s);
+    fl_htab_slot *e = fl_htab_find(&in->tab, h);
+    for (; e->hash; e = fl_htab_next(&in->tab, e, h))
+        if (!strcmp(plan_str(p, (uint32_t)e->val), s)) return (uint32_t)e->val;
     uint32_t id = s[0] ? add_str(p, s) : 0;
-    in->slots[j] = id + 1;
+    fl_htab_fill(&in->tab, e, h, id);
     return id;
 }
 

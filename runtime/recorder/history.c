@@ -41,6 +41,7 @@
 #include "cachekey.h"
 #include "fsdir.h"
 #include "hash.h"
+#include "htab.h"
 #include "rtcore.h"
 #include "walk.h"
 
@@ -52,7 +53,6 @@ typedef struct done_entry {
     char *tmpl;      /* name template (two call sites of one group share node and idx) */
     uint8_t *result; /* encoded result */
     size_t len;
-    int used;        /* 1 while occupied */
     int cleared;     /* `flowrun clear` marked it: run it again, bypassing the cache */
     int has_key;     /* the record kept the instance's cache key */
     fl_digest key;
@@ -64,8 +64,8 @@ typedef struct task_cache {
     long looked, hits;  /* lookups through SQLite in this run, and hits among them */
     int state;          /* TC_SQL, TC_MEMORY, TC_NEVER */
     int64_t count;      /* the task's entries in the cache, -1 not yet counted */
-    uint64_t *slots;    /* open addressing on the key's first 8 bytes: arena offset + 1 */
-    size_t cap, n;      /* slots (a power of two), and entries in them */
+    fl_htab tab;        /* a key's first 8 bytes -> its entry's offset in arena (htab.h) */
+    int full;           /* preload: more entries than counted (it then gives up) */
     fv_buf arena;       /* entries: 32-byte key, u32 length, result */
 } task_cache;
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
@@ -88,8 +88,9 @@ struct hist {
     int no_cache;             /* --no-cache */
     char dir[HIST_PATH_MAX];  /* the state directory */
     size_t store_root_len;    /* strlen(store_root(store)) */
-    done_entry *done;         /* resume: finished instances (open addressing) */
-    size_t ndone_cap;         /* its capacity (a power of two), 0 when not resuming */
+    done_entry *done;         /* resume: finished instances, 0 of them when not resuming */
+    size_t ndone, done_cap;   /* entries in done, and room */
+    fl_htab done_tab;         /* key_hash(node, idx) -> index in done (htab.h) */
     objvec objs;              /* objects referred to by the result being recorded */
     fv_buf enc;               /* encoding buffer, reused */
     hist_stats stats;         /* counts for the summary */
@@ -105,55 +106,61 @@ static int tmpl_eq(const char *a, const char *b) {
 }
 
 static uint64_t key_hash(uint32_t node, const char *idx) {
-    return fl_hash_str_from(FL_HASH_BASIS ^ node, idx) * 0x9E3779B97F4A7C15ull;
+    return fl_hash_str_from(FL_HASH_BASIS ^ node, idx);
+}
+
+/* The finished instance (node, idx, tmpl) whose key_hash is k, or NULL. */
+static done_entry *done_find(const hist *h, uint64_t k, uint32_t node, const char *idx,
+                             const char *tmpl) {
+    for (fl_htab_slot *s = fl_htab_find(&h->done_tab, k); s && s->hash;
+         s = fl_htab_next(&h->done_tab, s, k)) {
+        done_entry *e = &h->done[s->val];
+        if (e->node == node && !strcmp(e->idx, idx) && tmpl_eq(e->tmpl, tmpl)) return e;
+    }
+    return NULL;
 }
 
 static int load_done(const state_inst *r, void *ctx) {
     hist *h = ctx;
     int cleared = !strcmp(r->state, "cleared");
     if (strcmp(r->state, "succeeded") && strcmp(r->state, "cached") && !cleared) return 0;
-    if ((size_t)h->stats.served_resume * 2 + 2 >= h->ndone_cap) {
-        size_t cap = h->ndone_cap ? h->ndone_cap * 2 : 1024;
-        done_entry *n = fl_calloc(h->ctx, cap, sizeof *n);
-        if (!n) return h->oom = 1; /* out of memory: resume is refused (hist_open) */
-        for (size_t i = 0; i < h->ndone_cap; i++)
-            if (h->done[i].used) {
-                size_t j = key_hash(h->done[i].node, h->done[i].idx) & (cap - 1);
-                while (n[j].used) j = (j + 1) & (cap - 1);
-                n[j] = h->done[i];
-            }
-        fl_free(h->ctx, h->done);
-        h->done = n;
-        h->ndone_cap = cap;
+    /* out of memory: resume is refused (hist_open) */
+    if (h->ndone == h->done_cap) {
+        size_t cap = h->done_cap ? h->done_cap * 2 : 256;
+        done_entry *v = fl_reallocarray(h->ctx, h->done, cap, sizeof *v);
+        if (!v) return h->oom = 1;
+        h->done = v;
+        h->done_cap = cap;
     }
-    size_t j = key_hash(r->node, r->idx) & (h->ndone_cap - 1);
-    while (h->done[j].used && (h->done[j].node != r->node || strcmp(h->done[j].idx, r->idx) ||
-                               !tmpl_eq(h->done[j].tmpl, r->tmpl)))
-        j = (j + 1) & (h->ndone_cap - 1);
-    done_entry *e = &h->done[j];
-    if (e->used) { /* a later record of the same instance replaces it */
-        fl_free(h->ctx, e->idx);
-        fl_free(h->ctx, e->tmpl);
-        fl_free(h->ctx, e->result);
-    }
-    e->idx = fl_strdup(h->ctx, r->idx);
-    e->tmpl = r->tmpl ? fl_strdup(h->ctx, r->tmpl) : NULL;
-    e->result = fl_malloc(h->ctx, r->result_len);
-    if (!e->idx || (r->tmpl && !e->tmpl) || !e->result) {
-        fl_free(h->ctx, e->idx);
-        fl_free(h->ctx, e->tmpl);
-        fl_free(h->ctx, e->result);
-        e->used = 0;
+    if (fl_htab_reserve(h->ctx, &h->done_tab, 1)) return h->oom = 1;
+    char *idx = fl_strdup(h->ctx, r->idx);
+    char *tmpl = r->tmpl ? fl_strdup(h->ctx, r->tmpl) : NULL;
+    uint8_t *result = fl_malloc(h->ctx, r->result_len);
+    if (!idx || (r->tmpl && !tmpl) || !result) {
+        fl_free(h->ctx, idx);
+        fl_free(h->ctx, tmpl);
+        fl_free(h->ctx, result);
         return h->oom = 1;
     }
-    e->used = 1;
+    uint64_t k = key_hash(r->node, r->idx);
+    done_entry *e = done_find(h, k, r->node, r->idx, r->tmpl);
+    if (e) { /* a later record of the same instance replaces it */
+        fl_free(h->ctx, e->idx);
+        fl_free(h->ctx, e->tmpl);
+        fl_free(h->ctx, e->result);
+    } else {
+        fl_htab_add(&h->done_tab, k, h->ndone);
+        e = &h->done[h->ndone++];
+    }
+    e->idx = idx;
+    e->tmpl = tmpl;
+    e->result = result;
     e->cleared = cleared;
     e->has_key = r->cache_key != NULL;
     if (r->cache_key) e->key = *r->cache_key;
     e->node = r->node;
     e->len = r->result_len;
     if (r->result_len) memcpy(e->result, r->result, r->result_len);
-    h->stats.served_resume++; /* counts loaded entries until the run starts */
     return 0;
 }
 
@@ -225,7 +232,6 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
             hist_close(h, NULL, 0, NULL, NULL);
             return NULL;
         }
-        h->stats.served_resume = 0;
     } else {
         state_run r = {0};
         r.flow = o->flow;
@@ -519,28 +525,27 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
 static uint64_t tc_hash(const fl_digest *k) {
     uint64_t v;
     memcpy(&v, k->b, 8);
-    return v * 0x9E3779B97F4A7C15ull;
+    return v;
 }
 
 static int tc_add(const fl_digest *key, const void *val, size_t len, void *ctx) {
     task_cache *c = ctx;
     if (len > UINT32_MAX) return 0;
-    if (++c->n > c->cap / 2) return 1; /* more than counted: stop (preload then gives up) */
+    if (!fl_htab_room(&c->tab)) return c->full = 1; /* more than counted: stop */
     size_t off = c->arena.len;
     uint32_t l = (uint32_t)len;
     fv_buf_put(&c->arena, key->b, 32);
     fv_buf_put(&c->arena, &l, 4);
     fv_buf_put(&c->arena, val, len);
-    size_t j = tc_hash(key) & (c->cap - 1);
-    while (c->slots[j]) j = (j + 1) & (c->cap - 1);
-    c->slots[j] = off + 1;
+    fl_htab_add(&c->tab, tc_hash(key), off);
     return 0;
 }
 
 /* The entry of key in a preloaded task cache: its arena offset, or -1. */
 static long tc_find(const task_cache *c, const fl_digest *key) {
-    for (size_t j = tc_hash(key) & (c->cap - 1); c->slots[j]; j = (j + 1) & (c->cap - 1))
-        if (!memcmp(c->arena.data + c->slots[j] - 1, key->b, 32)) return (long)(c->slots[j] - 1);
+    uint64_t k = tc_hash(key);
+    for (fl_htab_slot *s = fl_htab_find(&c->tab, k); s && s->hash; s = fl_htab_next(&c->tab, s, k))
+        if (!memcmp(c->arena.data + s->val, key->b, 32)) return (long)s->val;
     return -1;
 }
 
@@ -553,19 +558,35 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
         return;
     }
     if (c->count > 4 * remaining) return; /* not yet worth it */
-    c->cap = 1024;
-    while (c->cap < (size_t)c->count * 2) c->cap *= 2;
-    c->slots = fl_calloc(h->ctx, c->cap, sizeof *c->slots);
-    if (c->slots && state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len &&
-        c->n <= c->cap / 2) {
+    /* room for what was counted, and for at least 512 */
+    if (fl_htab_reserve(h->ctx, &c->tab, c->count < 512 ? 512 : (size_t)c->count) == 0 &&
+        state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len && !c->full) {
         c->state = TC_MEMORY;
         return;
     }
-    fl_free(h->ctx, c->slots);
+    fl_htab_free(h->ctx, &c->tab);
     free(c->arena.data); /* fv_buf: value.c's allocation */
-    c->slots = NULL;
     c->arena = (fv_buf){0};
     c->state = TC_NEVER;
+}
+
+/* Decode a finished instance's result into *out: 1, or 0 when it cannot be
+ * served (unreadable, or its stored files changed) and must run again. */
+static int serve_done(hist *h, const plan_task *T, const done_entry *e, fl_val *out) {
+    const fl_plan *p = h->p;
+    size_t used;
+    if (T->ret == PLAN_NONE || p->types[T->ret].kind == PT_VOID) {
+        out->i = 0;
+        return 1;
+    }
+    if (fv_decode(p, T->ret, e->result, e->len, &used, out)) return 0;
+    h->objs.n = 0;
+    if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
+    if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
+        fv_decref(p, T->ret, *out);
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- the recorder interface (recorder.h) ---- */
@@ -575,36 +596,17 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     const plan_task *T = &p->tasks[ii->task];
     ii->has_key = 0;
     int cleared = 0;
-    if (h->ndone_cap) { /* resume: what this run already finished */
-        size_t j = key_hash(ii->node, ii->idx) & (h->ndone_cap - 1);
-        for (; h->done[j].used; j = (j + 1) & (h->ndone_cap - 1)) {
-            done_entry *e = &h->done[j];
-            if (e->node != ii->node || strcmp(e->idx, ii->idx) || !tmpl_eq(e->tmpl, ii->tmpl))
-                continue;
-            if (e->cleared) {
-                cleared = 1;
-                break;
-            }
-            size_t used;
-            if (T->ret == PLAN_NONE || p->types[T->ret].kind == PT_VOID) {
-                out->i = 0;
-            } else if (fv_decode(p, T->ret, e->result, e->len, &used, out)) {
-                break; /* unreadable: run it again */
-            } else {
-                h->objs.n = 0;
-                if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
-                if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
-                    fv_decref(p, T->ret, *out);
-                    break;
-                }
-            }
-            h->stats.served_resume++;
-            /* its cache entry is written again (hist_finished): a flowrun killed
-             * before its held entries reached the cache loses nothing for good */
-            ii->has_key = e->has_key;
-            ii->key = e->key;
-            return 1;
-        }
+    /* resume: what this run already finished, unless cleared, unreadable or damaged */
+    done_entry *e =
+        h->ndone ? done_find(h, key_hash(ii->node, ii->idx), ii->node, ii->idx, ii->tmpl) : NULL;
+    if (e && e->cleared) cleared = 1;
+    if (e && !e->cleared && serve_done(h, T, e, out)) {
+        h->stats.served_resume++;
+        /* its cache entry is written again (hist_finished): a flowrun killed
+         * before its held entries reached the cache loses nothing for good */
+        ii->has_key = e->has_key;
+        ii->key = e->key;
+        return 1;
     }
     if (h->file_args[ii->task]) { /* stored inputs must be intact before the task reads them */
         h->objs.n = 0;
@@ -746,7 +748,7 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
     /* on resume, what is served is entered in the cache again (see hist_lookup) */
-    int cacheable = res->ok && (!served || h->ndone_cap) && ii->has_key && !h->no_cache && T->cache;
+    int cacheable = res->ok && (!served || h->ndone) && ii->has_key && !h->no_cache && T->cache;
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
     state_inst r = {0};
@@ -808,16 +810,16 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     state_close(h->st);
     store_close(h->store);
     fl_ctx *c = h->ctx;
-    for (size_t i = 0; i < h->ndone_cap; i++)
-        if (h->done[i].used) {
-            fl_free(c, h->done[i].idx);
-            fl_free(c, h->done[i].tmpl);
-            fl_free(c, h->done[i].result);
-        }
+    for (size_t i = 0; i < h->ndone; i++) {
+        fl_free(c, h->done[i].idx);
+        fl_free(c, h->done[i].tmpl);
+        fl_free(c, h->done[i].result);
+    }
     fl_free(c, h->done);
+    fl_htab_free(c, &h->done_tab);
     fl_free(c, h->lib_hash);
     for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) {
-        fl_free(c, h->tc[t].slots);
+        fl_htab_free(c, &h->tc[t].tab);
         free(h->tc[t].arena.data); /* fv_buf: value.c's allocation */
     }
     fl_free(c, h->tc);

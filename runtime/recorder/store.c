@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include "store.h"
 #include "ctx.h"
+#include "htab.h"
 #include "value.h"
 #include "walk.h"
 
@@ -145,8 +146,9 @@ struct fl_store {
     int idfd;                  /* store/identity (append), -1 until first use */
     int lock_fd;               /* <state>/store/lock while store_lock holds it, else -1 */
     off_t id_loaded;           /* bytes of it read into the table */
-    ident *ids;                /* open addressing on the hash; size 0 = free slot */
-    size_t id_cap, id_n;       /* slots (a power of two), and used */
+    ident *ids;                /* the records, one per object, in the order first seen */
+    size_t id_cap, id_n;       /* room in ids, and records in it */
+    fl_htab id_tab;            /* an object's digest -> its index in ids (htab.h) */
 };
 
 fl_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errlen) {
@@ -182,6 +184,7 @@ void store_close(fl_store *st) {
     if (st->idfd >= 0) close(st->idfd);
     if (st->lock_fd >= 0) close(st->lock_fd); /* releases the lock */
     fl_free(st->ctx, st->ids);
+    fl_htab_free(st->ctx, &st->id_tab);
     fl_free(st->ctx, st);
 }
 
@@ -214,31 +217,39 @@ static int64_t ns_of(struct timespec t) {
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static size_t id_slot(const fl_store *st, const fl_digest *h) {
+/* A digest's hash for the table: its first 8 bytes (SHA-256 is spread already). */
+static uint64_t id_hash(const fl_digest *h) {
     uint64_t v;
     memcpy(&v, h->b, 8);
-    size_t j = (size_t)(v * 0x9E3779B97F4A7C15ull) & (st->id_cap - 1);
-    while (st->ids[j].size && memcmp(st->ids[j].h.b, h->b, 32)) j = (j + 1) & (st->id_cap - 1);
-    return j;
+    return v;
 }
 
-/* Put a record into the table (a later one replaces an earlier). */
+/* The record of h in the table (a tombstone too), or NULL. */
+static ident *id_lookup(const fl_store *st, const fl_digest *h) {
+    uint64_t k = id_hash(h);
+    for (fl_htab_slot *s = fl_htab_find(&st->id_tab, k); s && s->hash;
+         s = fl_htab_next(&st->id_tab, s, k))
+        if (!memcmp(st->ids[s->val].h.b, h->b, 32)) return &st->ids[s->val];
+    return NULL;
+}
+
+/* Put a record into the table (a later one replaces an earlier). Out of memory,
+ * the record is not kept: that costs a re-hash later, nothing more. */
 static void id_insert(fl_store *st, const ident *r) {
-    if ((st->id_n + 1) * 2 > st->id_cap) {
-        size_t cap = st->id_cap ? st->id_cap * 2 : 1024;
-        ident *old = st->ids, *nw = fl_calloc(st->ctx, cap, sizeof *nw);
-        if (!nw) return; /* a record not kept costs a re-hash later, nothing more */
-        size_t ocap = st->id_cap;
-        st->ids = nw;
-        st->id_cap = cap;
-        for (size_t i = 0; i < ocap; i++)
-            if (old[i].size) st->ids[id_slot(st, &old[i].h)] = old[i];
-        fl_free(st->ctx, old);
+    ident *e = id_lookup(st, &r->h);
+    if (!e) {
+        if (st->id_n == st->id_cap) {
+            size_t cap = st->id_cap ? st->id_cap * 2 : 256;
+            ident *v = fl_reallocarray(st->ctx, st->ids, cap, sizeof *v);
+            if (!v) return;
+            st->ids = v;
+            st->id_cap = cap;
+        }
+        if (fl_htab_reserve(st->ctx, &st->id_tab, 1)) return;
+        fl_htab_add(&st->id_tab, id_hash(&r->h), st->id_n);
+        e = &st->ids[st->id_n++];
     }
-    size_t j = id_slot(st, &r->h);
-    if (!st->ids[j].size) st->id_n++;
-    st->ids[j] = *r;
-    if (!r->size) st->ids[j].size = -2; /* keep the slot used: an empty object's record */
+    *e = *r;
 }
 
 /* Read what was appended to store/identity since we last looked (by us or another flowrun). */
@@ -266,10 +277,8 @@ static void id_load(fl_store *st) {
 static const ident *id_find(fl_store *st, const fl_digest *h) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass || st->idfd < 0) id_load(st);
-        if (st->id_cap) {
-            const ident *r = &st->ids[id_slot(st, h)];
-            if (r->size && r->size != -1) return r;
-        }
+        const ident *r = id_lookup(st, h);
+        if (r && r->size != -1) return r;
     }
     return NULL;
 }
@@ -286,9 +295,9 @@ static void id_record(fl_store *st, const fl_digest *h, const struct stat *sb) {
 }
 
 static int id_same(const ident *r, const struct stat *sb) {
-    int64_t size = r->size == -2 ? 0 : r->size;
-    return S_ISREG(sb->st_mode) && (int64_t)sb->st_size == size && (int64_t)sb->st_ino == r->ino &&
-           ns_of(sb->st_mtim) == r->mtime && ns_of(sb->st_ctim) == r->ctime;
+    return S_ISREG(sb->st_mode) && (int64_t)sb->st_size == r->size &&
+           (int64_t)sb->st_ino == r->ino && ns_of(sb->st_mtim) == r->mtime &&
+           ns_of(sb->st_ctim) == r->ctime;
 }
 
 /* After flowrun linked or installed h: its identity now (the link changed ctime). */
@@ -1065,23 +1074,21 @@ long store_collect(fl_store *st, const fl_digest *keep, size_t nkeep, const stor
     int tfd = mkostemp(idt, O_CLOEXEC);
     if (tfd >= 0) {
         int ok = 1;
-        for (size_t i = 0; ok && i < st->id_cap; i++) {
+        for (size_t i = 0; ok && i < st->id_n; i++) {
             ident *r = &st->ids[i];
-            if (!r->size || r->size == -1) continue;
+            if (r->size == -1) continue;
             if (!bsearch(&r->h, k, nkeep, sizeof *k, cmp_hash)) {
                 r->size = -1; /* gone */
                 continue;
             }
-            ident w = *r;
-            if (w.size == -2) w.size = 0;
-            ok = write(tfd, &w, sizeof w) == (ssize_t)sizeof w;
+            ok = write(tfd, r, sizeof *r) == (ssize_t)sizeof *r;
         }
         fchmod(tfd, 0644);
         if (ok && fsync(tfd) == 0 && rename(idt, idp) == 0) {
             close(st->idfd); /* the file we appended to is gone: start over on the new one */
             st->idfd = -1;
             st->id_loaded = 0;
-            if (st->ids) memset(st->ids, 0, st->id_cap * sizeof *st->ids);
+            fl_htab_clear(&st->id_tab);
             st->id_n = 0;
         } else {
             unlink(idt);
