@@ -119,7 +119,7 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
         if (hit < 0) {
             r.error = ii.error;
         } else if (hit == 0) {
-            r.error = strdup(err[0] ? err : "refused before running"); /* rt_result: malloc'ed */
+            r.error = fl_strdup(c->p->ctx, err[0] ? err : "refused before running"); /* exec.h */
         }
         if (q_push(c, &r, j->task)) {
             rt_result_clear(c->p, j->task, &r);

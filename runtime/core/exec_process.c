@@ -340,10 +340,10 @@ static void px_status_text(int status, char *buf, size_t len, int *sig) {
     }
 }
 
-/* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a malloc'ed
- * string (NULL when empty, or when memory ran out: the log is lost, not the
- * result), saying how much was dropped before the tail. */
-static char *px_read_tail(int fd, off_t size) {
+/* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a string of
+ * ctx (a result's log, exec.h; NULL when empty, or when memory ran out: the log is
+ * lost, not the result), saying how much was dropped before the tail. */
+static char *px_read_tail(fl_ctx *ctx, int fd, off_t size) {
     if (size <= 0) return NULL;
     size_t keep = size > PX_LOG_MAX ? PX_LOG_MAX : (size_t)size;
     char note[80] = "";
@@ -351,12 +351,12 @@ static char *px_read_tail(int fd, off_t size) {
         snprintf(note, sizeof note, "[... %lld bytes of output dropped; the last %zu follow]\n",
                  (long long)(size - (off_t)keep), keep);
     size_t nn = strlen(note);
-    char *s = malloc(nn + keep + 1);
+    char *s = fl_malloc(ctx, nn + keep + 1);
     if (!s) return NULL;
     memcpy(s, note, nn);
     ssize_t got = pread(fd, s + nn, keep, size - (off_t)keep);
     if (got <= 0 && !nn) {
-        free(s);
+        fl_free(ctx, s);
         return NULL;
     }
     s[nn + (got > 0 ? (size_t)got : 0)] = 0;
@@ -572,14 +572,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     double start = (double)wall0 / 1e9;
     if (fail || bad) {
         res.ok = 0;
-        res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
+        res.error =
+            fl_strdup(p->ctx, fail ? fail : "process executor: arguments could not be decoded");
         res.term_signal = fail_signal;
     } else if (cs->cg && fcg_set(cs->cg, t->memory, t->max_procs)) {
         char m[200];
         snprintf(m, sizeof m, "cannot set the task's memory/max_procs limit in its cgroup: %s",
                  strerror(errno));
         res.ok = 0;
-        res.error = strdup(m);
+        res.error = fl_strdup(p->ctx, m);
     } else {
         int64_t oom0 = cs->cg && t->memory ? fcg_oom_kills(cs->cg) : -1;
         cs->ex->run(cs->ex->run_ctx, &job, &res);
@@ -589,8 +590,8 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
             fcg_fmt_size(size, sizeof size, t->memory);
             snprintf(m, sizeof m, "exceeded memory limit (%s): %s", size,
                      res.error ? res.error : "killed");
-            free(res.error);
-            res.error = strdup(m);
+            fl_free(p->ctx, res.error);
+            res.error = fl_strdup(p->ctx, m);
         }
     }
     int64_t mono1 = px_now(CLOCK_MONOTONIC), wall1 = mono1 + cs->wall_offset;
@@ -604,7 +605,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     off_t size = lseek(cs->capfd, 0, SEEK_END);
     char *captured = NULL;
     if (size > 0) {
-        captured = px_read_tail(cs->capfd, size);
+        captured = px_read_tail(p->ctx, cs->capfd, size);
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
@@ -622,7 +623,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     cs->enc.failed = false;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
         fv_encode(p, t->ret, res.value, &cs->enc);
-    const char *err = res.ok ? NULL : res.error ? res.error : "task failed";
+    const char *err = res.ok ? NULL : res.error ? res.error : PX_NOMEM_MSG; /* exec.h */
     size_t nerr = err ? strnlen(err, PX_ERROR_MAX) : 0;
     /* the log: the runtime's lines (flow_log), then what was printed; tails only */
     const char *log1 = res.log ? res.log : "";
@@ -667,7 +668,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     px_put(&cs->out, captured, nlog2);
     cs->whole = cs->out.len;
 
-    free(captured);
+    fl_free(p->ctx, captured);
     if (!res.ok) res.value.i = 0; /* rt_result_clear ignores value then */
     rt_result_clear(p, h->task, &res);
     for (uint32_t i = 0; i < decoded; i++)
@@ -1028,7 +1029,7 @@ static void px_fail(px_exec *ex, uint32_t slot, const char *msg, char *log, int 
     rt_result r;
     memset(&r, 0, sizeof r);
     r.ok = 0;
-    r.error = strdup(msg);
+    r.error = fl_strdup(ex->plan->ctx, msg); /* NULL: out of memory (exec.h) */
     r.log = log;
     r.term_signal = sig;
     r.worker_pid = (int)pid;
@@ -1067,11 +1068,12 @@ static int px_parse(px_exec *ex, px_worker *w) {
                 if (used != h.nvalue && used) fv_decref(p, t->ret, r.value);
                 r.ok = 0;
                 r.value.i = 0;
-                r.error = strdup("process executor: the result could not be decoded");
+                r.error =
+                    fl_strdup(p->ctx, "process executor: the result could not be decoded");
             }
         }
-        if (!h.ok) r.error = strndup((const char *)b + h.nvalue, h.nerror);
-        if (h.nlog) r.log = strndup((const char *)b + h.nvalue + h.nerror, h.nlog);
+        if (!h.ok) r.error = fl_strndup(p->ctx, (const char *)b + h.nvalue, h.nerror);
+        if (h.nlog) r.log = fl_strndup(p->ctx, (const char *)b + h.nvalue + h.nerror, h.nlog);
         r.worker_pid = (int)w->pid;
         r.term_signal = h.term_signal;
         r.start = h.start;
@@ -1217,7 +1219,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
         ex->inflight--;
         if (s + 1 == running) {
             off_t size = lseek(w->capfd, 0, SEEK_END);
-            px_fail(ex, s, msg, px_read_tail(w->capfd, size), sig, w->pid, start);
+            char *log = px_read_tail(ex->plan->ctx, w->capfd, size);
+            px_fail(ex, s, msg, log, sig, w->pid, start);
             w->deaths = 0;
         } else {
             back[nback++] = s;

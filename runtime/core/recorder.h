@@ -66,7 +66,7 @@ typedef struct rec_inst {
     int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
     int has_key;         /* key holds the instance's cache key */
     fl_digest key;       /* filled by lookup */
-    char *error;         /* lookup returned -1: why (malloc'ed, the caller frees) */
+    char *error;         /* lookup returned -1: why (the plan's context, as a result's error) */
 } rec_inst;
 
 typedef struct rec_ops {

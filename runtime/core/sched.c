@@ -1027,14 +1027,15 @@ static void complete(sched *S, rt_result *res) {
     S->running--;
     if (r->served) S->nserved_pending--; /* its task's count went down when answered */
     else S->running_task[r->task]--;
+    if (!res->ok && !res->error) sched_oom(S); /* not even its message could be made (exec.h) */
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
     if (!res->ok && !r->served && r->attempt < T->retries) {
         r->attempt++;
         r->due = now_s() + (double)T->retry_delay_ms / 1000.0;
-        free(res->error);
-        free(res->log);
+        sc_free(S, res->error);
+        sc_free(S, res->log);
         retry_push(S, id);
         return;
     }
@@ -1058,8 +1059,8 @@ static void complete(sched *S, rt_result *res) {
         S->failed++;
         record_failure(S, sc, node, k, r->args, res->error);
     }
-    free(res->error);
-    free(res->log);
+    sc_free(S, res->error);
+    sc_free(S, res->log);
     release_args(S, node, r->args);
     rec_free_clean(S, id, ok && S->o->rec); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
@@ -1248,8 +1249,8 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
                 S->running--;
                 if (res->ok && !S->info[r->node].ret_void)
                     fv_decref(p, p->tasks[r->task].ret, res->value);
-                free(res->error);
-                free(res->log);
+                sc_free(S, res->error);
+                sc_free(S, res->log);
                 release_args(S, r->node, r->args);
                 rec_free(S, (uint32_t)res->id);
             }

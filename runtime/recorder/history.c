@@ -319,6 +319,7 @@ static void reroot(hist *h, uint32_t type, fl_val *v, int depth) {
             return; /* already this store's */
         if (store_pathf(fixed, sizeof fixed, "%s/%s", root, tail)) return;
         fl_val n = fv_str_cstr(p, type, fixed);
+        if (!n.o) return; /* out of memory: the recorded path stays, check_stored judges it */
         fv_decref(p, type, *v);
         *v = n;
         return;
@@ -486,11 +487,22 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
             return v;
         }
         h->stats.stored_outputs++;
-        return fv_str_cstr(p, type, dst);
+        fl_val n = fv_str_cstr(p, type, dst);
+        if (n.o) return n;
+        snprintf(err, errlen, "out of memory");
+        *failed = 1;
+        fv_incref(p, type, v);
+        return v;
     }
     if (T->kind == PT_LIST && type_has_files(p, T->elem, 0)) {
         const fv_list *l = fv_as_list(v);
         fl_val n = fv_list_new(p, type, l->len);
+        if (!n.o) {
+            snprintf(err, errlen, "out of memory");
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
         for (int64_t i = 0; i < l->len; i++)
             fv_as_list(n)->items[i] = ingest(h, T->elem, l->items[i], out_dir, depth + 1, failed,
                                              err, errlen);
@@ -498,6 +510,12 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
     }
     if (T->kind == PT_RECORD && type_has_files(p, type, 0)) {
         fl_val n = fv_rec_new(p, type);
+        if (!n.o) {
+            snprintf(err, errlen, "out of memory");
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
         for (uint32_t i = 0; i < T->n; i++)
             fv_as_rec(n)->fields[i] = ingest(h, p->fields[T->first + i].type,
                                              fv_as_rec(v)->fields[i], out_dir, depth + 1, failed,
@@ -613,7 +631,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
             if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
                 const char *pn = plan_str(p, p->params[T->first_param + i].name);
                 size_t n = strlen(pn) + 160;
-                ii->error = fl_malloc(h->ctx, n);
+                ii->error = fl_malloc(p->ctx, n); /* a result's error (exec.h) */
                 if (ii->error)
                     snprintf(ii->error, n,
                              "input '%s' was changed or damaged in the store after it was "
@@ -730,8 +748,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
             fv_decref(p, T->ret, res->value); /* the instance fails: no value */
             res->value = (fl_val){0};
             res->ok = 0;
-            fl_free(h->ctx, res->error);
-            res->error = fl_sprintf(h->ctx, "storing the output failed: %s", err);
+            fl_free(p->ctx, res->error); /* the result's strings: the plan's context */
+            res->error = fl_sprintf(p->ctx, "storing the output failed: %s", err);
         }
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
@@ -740,8 +758,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
         res->value = (fl_val){0};
         res->ok = 0;
-        fl_free(h->ctx, res->error);
-        res->error = fl_strdup(h->ctx, err);
+        fl_free(p->ctx, res->error);
+        res->error = fl_strdup(p->ctx, err);
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
