@@ -67,7 +67,8 @@ typedef struct rt_executor_ops {
     const char *name;
     /* Queue n jobs; never blocks for long. The executor copies what it keeps of
      * each job struct; the args arrays stay valid until the job's result is
-     * returned by wait. */
+     * returned by wait. 0, or -1 (out of memory) when it took none of them: all
+     * or nothing, so the caller knows which jobs will come back. */
     int (*submit)(rt_executor *ex, const rt_job *jobs, int n);
     /* Wait up to timeout_ms (-1: until one completes) for finished jobs; store up
      * to max of them in out and return how many (0 on timeout). */

@@ -818,17 +818,15 @@ static void rec_free(sched *S, uint32_t id) {
 
 
 /* Hand the batch to the executor. When it cannot take it (out of memory: the
- * context says so), the run ends (sched_oom) and the batch's jobs count as never
- * submitted: their records keep their arguments, released by drop_inflight. With
- * a recorder the cache executor may have answered some jobs before failing; those
- * come back from wait and are drained as usual. */
+ * context says so; an executor takes all of a batch or none), the run ends
+ * (sched_oom) and the batch's jobs count as never submitted: their records keep
+ * their arguments, released by drop_inflight. */
 static void flush_batch(sched *S) {
     if (S->nbatch == 0) return;
     int n = S->nbatch;
     S->nbatch = 0;
     if (S->ex->ops->submit(S->ex, S->batch, n) == 0) return;
     sched_oom(S);
-    if (S->o->rec) return; /* what the cache executor took comes back from wait */
     for (int i = 0; i < n; i++) {
         S->running--;
         S->running_task[S->batch[i].task]--;

@@ -17,7 +17,10 @@
  *       bytes, then plan_read + expr_verify + rt_open + rt_close + plan_free on
  *       the test context.
  *   (b) a three-task run through sched_run (no history, inline executor): the
- *       run ends with a code other than 0 and "out of memory" in the sink.
+ *       run ends with a code other than 0 and "out of memory" in the sink (or,
+ *       when the request that failed had a fallback, as without the failure).
+ *   (c) the same with values on the heap: strings, lists and records made by
+ *       tasks, lambdas and the scheduler's built-ins.
  *
  *   Without ASan only: ASan's allocator is in the way (SANITIZED=1 skips).
  *   Also here: the log sink gets libflow's warnings (it prints nothing itself).
@@ -210,11 +213,13 @@ static void test_load_link(void **state) {
     free(bytes);
 }
 
-/* ---- (b) a three-task run ---- */
+/* ---- (b) and (c): runs ---- */
 
-/* 0 ran with code 0 (*result the flow's value), else the code or -1; all freed. */
-static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *result, char *err,
-                        size_t errlen) {
+/* Load, link and run graph 0 with n = 3. The code (0 ran), or -1 when the plan did
+ * not load or link; the flow's value as JSON in json (when it has one). All freed. */
+static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, char *json, size_t jsonlen,
+                        char *err, size_t errlen) {
+    json[0] = 0;
     fl_plan *p = plan_read(c, bytes, len, err, errlen);
     if (!p) return -1;
     rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 1, err, errlen);
@@ -228,7 +233,10 @@ static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *re
         sched_outcome res;
         code = sched_run(p, ex, 0, &n, &so, &res);
         if (res.has_result) {
-            *result = res.result.i;
+            FILE *f = fmemopen(json, jsonlen, "w");
+            assert_non_null(f);
+            fv_print_json(p, p->graphs[0].ret, res.result, f);
+            fclose(f);
             fv_decref(p, p->graphs[0].ret, res.result);
         }
         ex->ops->destroy(ex);
@@ -238,38 +246,75 @@ static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *re
     return code;
 }
 
-static void test_run(void **state) {
-    (void)state;
+/* Run src once counting its requests (it must give `want`), then once for every
+ * request picked (pick_n) with that request failing: each run ends with a code
+ * other than 0 and "out of memory" in the sink, or, when what failed had a
+ * fallback, as the counting run did; nothing is left allocated either way. */
+static void run_each(const char *src, const char *want) {
     if (getenv("SANITIZED")) {
         print_message("skipped: under ASan (its allocator is in the way of counting)\n");
         skip();
     }
     size_t len;
-    uint8_t *bytes = compile_bytes(&len);
-    char err[512];
+    uint8_t *bytes = compile_src(src, &len);
+    char err[512], json[1024];
     track t;
     fl_ctx c;
     track_init(&t, &c, UINT64_MAX);
-    int64_t r = 0;
-    assert_int_equal(load_and_run(&c, bytes, len, &r, err, sizeof err), 0);
-    assert_int_equal(r, 0 + 1 + 4 + 3 + 1); /* 0²+1²+2² + one per item, + 1 */
+    assert_int_equal(load_and_run(&c, bytes, len, json, sizeof json, err, sizeof err), 0);
+    assert_string_equal(json, want);
     assert_int_equal(t.live, 0);
     uint64_t total = c.nalloc;
     track_done(&t);
+    uint64_t same = 0; /* runs that came through a failed request unharmed */
     for (uint64_t k = 0; k < n_picks(total); k++) {
         uint64_t n = pick_n(total, k);
         track_init(&t, &c, n);
-        int rc = load_and_run(&c, bytes, len, &r, err, sizeof err);
-        if (rc == 0 || !fl_failed(&c) || c.errcode != FL_ENOMEM ||
-            !strstr(fl_errmsg(&c), "out of memory") || t.live != 0 || t.bad_free)
-            fail_msg("request %llu of %llu: code %d (%s), %zu blocks live%s", (unsigned long long)n,
-                     (unsigned long long)total, rc, fl_errmsg(&c), t.live,
-                     t.bad_free ? ", a foreign free" : "");
+        int rc = load_and_run(&c, bytes, len, json, sizeof json, err, sizeof err);
+        int clean = rc == 0 ? !strcmp(json, want)
+                            : c.errcode == FL_ENOMEM && strstr(fl_errmsg(&c), "out of memory");
+        if (!clean || t.live != 0 || t.bad_free)
+            fail_msg("request %llu of %llu: code %d (%s), %s, %zu blocks live%s",
+                     (unsigned long long)n, (unsigned long long)total, rc, fl_errmsg(&c), json,
+                     t.live, t.bad_free ? ", a foreign free" : "");
+        same += rc == 0;
         track_done(&t);
     }
-    print_message("# a run of %llu requests: %llu of them failed in turn, each ended cleanly\n",
-                  (unsigned long long)total, (unsigned long long)n_picks(total));
+    print_message("# a run of %llu requests: %llu of them failed in turn, each ended cleanly "
+                  "(%llu with the run's own result)\n",
+                  (unsigned long long)total, (unsigned long long)n_picks(total),
+                  (unsigned long long)same);
     free(bytes);
+}
+
+/* (b) three tasks over ints: the scheduler, the built-ins, a scalar lambda */
+static void test_run(void **state) {
+    (void)state;
+    run_each(oom_src, "9"); /* 0²+1²+2² + one per item, + 1 */
+}
+
+/* (c) values on the heap: strings and records made by tasks (the C results), by
+ * lambdas (interpolation, a field) and by built-ins (a list constant, a record
+ * literal, a map read whole), a mapped string streamed into an expansion */
+static const char oom_values_src[] =
+    "library s = \"libsched.so\"\n"
+    "type Word = {text: str, n: int}\n"
+    "task square(x: int) -> int = s.square\n"
+    "task greet(name: str) -> str = s.greet\n"
+    "task measure(text: str) -> Word = s.measure\n"
+    "task join_strs(xs: [str]) -> str = s.join_strs\n"
+    "type Out = {names: str, words: [Word], lens: [int]}\n"
+    "flow main(n: int) -> Out {\n"
+    "    let sq = square.expand(x = range(n))\n"
+    "    let hi = greet.expand(name = sq.map(x => \"n{x}\"))\n"
+    "    let ws = measure.expand(text = [\"ab\", \"cde\"])\n"
+    "    return {names = join_strs(hi), words = ws, lens = ws.map(w => w.n)}\n"
+    "}\n";
+
+static void test_run_values(void **state) {
+    (void)state;
+    run_each(oom_values_src, "{\"names\":\"hello n0,hello n1,hello n4\",\"words\":[{\"text\":"
+                             "\"ab\",\"n\":2},{\"text\":\"cde\",\"n\":3}],\"lens\":[2,3]}");
 }
 
 /* libflow prints nothing: rt_open's warning about a library no task uses goes to
@@ -329,6 +374,7 @@ int main(void) {
         cmocka_unit_test(test_log_sink),
         cmocka_unit_test(test_load_link),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_run_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
