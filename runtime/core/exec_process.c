@@ -148,7 +148,7 @@ typedef struct px_ctl {
 } px_ctl;
 
 typedef struct px_bytes {
-    uint8_t *d;      /* malloc'ed */
+    uint8_t *d;      /* from the plan's context */
     size_t len, cap; /* used, allocated */
     size_t off;      /* consumed from the front (sent or parsed) */
 } px_bytes;
@@ -233,12 +233,12 @@ static int px_nomem(const px_exec *ex) {
 
 /* Room for n more bytes after len (the buffer at least doubles when it grows).
  * 0, or -1 when it cannot grow (the buffer is as it was). */
-static int px_reserve(px_bytes *b, size_t n) {
+static int px_reserve(fl_ctx *ctx, px_bytes *b, size_t n) {
     if (b->len + n <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n)
         cap *= 2;
-    uint8_t *d = realloc(b->d, cap);
+    uint8_t *d = fl_realloc(ctx, b->d, cap);
     if (!d) return -1;
     b->d = d;
     b->cap = cap;
@@ -246,9 +246,9 @@ static int px_reserve(px_bytes *b, size_t n) {
 }
 
 /* Append n bytes; 0, or -1 when there is no room (nothing appended). */
-static int px_put(px_bytes *b, const void *d, size_t n) {
+static int px_put(fl_ctx *ctx, px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    if (px_reserve(b, n)) return -1;
+    if (px_reserve(ctx, b, n)) return -1;
     if (n) memcpy(b->d + b->len, d, n);
     b->len += n;
     return 0;
@@ -265,8 +265,8 @@ static void px_compact(px_bytes *b) {
     }
 }
 
-static void px_bytes_free(px_bytes *b) {
-    free(b->d);
+static void px_bytes_free(fl_ctx *ctx, px_bytes *b) {
+    fl_free(ctx, b->d);
     memset(b, 0, sizeof *b);
 }
 
@@ -391,14 +391,14 @@ static px_child_state *px_child;
 
 /* The worker cannot allocate what it needs to go on (a buffer for jobs or results):
  * it sends the results it has finished, says why on its shared page and in its
- * log, and ends; the parent fails the job it was running with "out of memory" and
- * starts a fresh worker. */
+ * capture file (the log of the job it was running; never flowrun's stderr), and
+ * ends; the parent fails that job with "out of memory" and starts a fresh worker. */
 static void __attribute__((noreturn)) px_child_nomem(px_child_state *cs) {
     static const char line[] = "flow: " PX_NOMEM_MSG "\n";
     if (cs->whole > cs->out.off)
         (void)px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off);
     atomic_store(&cs->ctl->nomem, 1);
-    if (write(2, line, sizeof line - 1) < 0) {
+    if (write(cs->capfd, line, sizeof line - 1) < 0) {
     }
     _exit(125);
 }
@@ -655,17 +655,18 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     rh.end = end;
     rh.peak_rss_kb = rss;
     rh.len = (uint32_t)(sizeof rh - sizeof rh.len + rh.nvalue + rh.nerror + rh.nlog);
-    if (cs->enc.failed || px_reserve(&cs->out, sizeof rh + rh.nvalue + rh.nerror + rh.nlog)) {
+    size_t frame = sizeof rh + rh.nvalue + rh.nerror + rh.nlog;
+    if (cs->enc.failed || px_reserve(p->ctx, &cs->out, frame)) {
         atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
         px_child_nomem(cs); /* running again: this job is the one failed */
     }
-    px_put(&cs->out, &rh, sizeof rh); /* room is there: none of these fails */
-    px_put(&cs->out, cs->enc.data, cs->enc.len);
-    px_put(&cs->out, err, nerr);
-    px_put(&cs->out, note, nnote);
-    px_put(&cs->out, log1, nlog1);
-    px_put(&cs->out, "\n", (size_t)sep);
-    px_put(&cs->out, captured, nlog2);
+    px_put(p->ctx, &cs->out, &rh, sizeof rh); /* room is there: none of these fails */
+    px_put(p->ctx, &cs->out, cs->enc.data, cs->enc.len);
+    px_put(p->ctx, &cs->out, err, nerr);
+    px_put(p->ctx, &cs->out, note, nnote);
+    px_put(p->ctx, &cs->out, log1, nlog1);
+    px_put(p->ctx, &cs->out, "\n", (size_t)sep);
+    px_put(p->ctx, &cs->out, captured, nlog2);
     cs->whole = cs->out.len;
 
     fl_free(p->ctx, captured);
@@ -790,7 +791,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         px_child_flush(cs);
         px_child_tidy(cs);
         /* then wait for more */
-        if (px_reserve(&cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
+        if (px_reserve(cs->ex->plan->ctx, &cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
@@ -884,6 +885,7 @@ static int px_spawn(px_exec *ex, int i) {
         cs.parent = parent;
         cs.root = geteuid() == 0;
         cs.cg = w->cg.version ? &w->cg : NULL;
+        cs.enc.ctx = ex->plan->ctx;
         cs.args = malloc(sizeof(fl_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
         if (!cs.args || !cs.task_ns) px_child_nomem(&cs);
@@ -928,13 +930,14 @@ fail_set:
  * and each ends as one result). After it, nothing below allocates for a job. 0, or
  * -1 when memory ran out (what grew stays, nothing else changed). */
 static int px_hold(px_exec *ex, uint32_t n) {
+    fl_ctx *ctx = ex->plan->ctx;
     uint64_t held = (uint64_t)ex->pend_count + ex->inflight + n;
     if ((uint64_t)ex->nslots + n > ex->cap_slots) {
         uint64_t cap = ex->cap_slots ? ex->cap_slots : 256;
         while (cap < (uint64_t)ex->nslots + n)
             cap *= 2;
         if (cap > UINT32_MAX / 2) return -1;
-        px_slot *ns = realloc(ex->slots, sizeof *ns * cap);
+        px_slot *ns = fl_reallocarray(ctx, ex->slots, cap, sizeof *ns);
         if (!ns) return -1;
         ex->slots = ns;
         ex->cap_slots = (uint32_t)cap;
@@ -944,11 +947,11 @@ static int px_hold(px_exec *ex, uint32_t n) {
         while (cap < held)
             cap *= 2;
         if (cap > UINT32_MAX / 2) return -1;
-        uint32_t *np = malloc(sizeof *np * cap);
+        uint32_t *np = fl_reallocarray(ctx, NULL, cap, sizeof *np);
         if (!np) return -1;
         for (uint32_t i = 0; i < ex->pend_count; i++)
             np[i] = ex->pend[(ex->pend_head + i) & (ex->pend_cap - 1)];
-        free(ex->pend);
+        fl_free(ctx, ex->pend);
         ex->pend = np;
         ex->pend_cap = (uint32_t)cap;
         ex->pend_head = 0;
@@ -957,11 +960,10 @@ static int px_hold(px_exec *ex, uint32_t n) {
         size_t cap = ex->ready_cap ? ex->ready_cap : 256;
         while (cap < ex->ready_count + held)
             cap *= 2;
-        rt_result *nr = malloc(sizeof *nr * cap);
-        uint32_t *nt = malloc(sizeof *nt * cap);
-        if (!nr || !nt) {
-            free(nr);
-            free(nt);
+        rt_result *nr = fl_reallocarray(ctx, NULL, cap, sizeof *nr);
+        uint32_t *nt = nr ? fl_reallocarray(ctx, NULL, cap, sizeof *nt) : NULL;
+        if (!nt) {
+            fl_free(ctx, nr);
             return -1;
         }
         for (size_t i = 0; i < ex->ready_count; i++) {
@@ -969,8 +971,8 @@ static int px_hold(px_exec *ex, uint32_t n) {
             nr[i] = ex->ready[k];
             nt[i] = ex->ready_task[k];
         }
-        free(ex->ready);
-        free(ex->ready_task);
+        fl_free(ctx, ex->ready);
+        fl_free(ctx, ex->ready_task);
         ex->ready = nr;
         ex->ready_task = nt;
         ex->ready_cap = cap;
@@ -991,7 +993,7 @@ static uint32_t px_slot_new(px_exec *ex) {
 
 static void px_slot_free(px_exec *ex, uint32_t s) {
     if (ex->slots[s].timeout_ms > 0) ex->timed--;
-    free(ex->slots[s].frame);
+    fl_free(ex->plan->ctx, ex->slots[s].frame);
     ex->slots[s].frame = NULL;
     ex->slots[s].next_free = ex->free_slot;
     ex->free_slot = s;
@@ -1095,7 +1097,7 @@ static int px_parse(px_exec *ex, px_worker *w) {
 /* Read what the worker sent. Sets w->eof at end of file. */
 static void px_read(px_exec *ex, px_worker *w) {
     for (;;) {
-        if (px_reserve(&w->in, PX_READ_CHUNK)) { /* cannot read it: as a malformed frame */
+        if (px_reserve(ex->plan->ctx, &w->in, PX_READ_CHUNK)) { /* as a malformed frame */
             px_nomem(ex);
             if (!w->bad_frame) px_kill_tree(w->pid);
             w->bad_frame = PX_NOMEM;
@@ -1158,7 +1160,7 @@ static void px_dispatch(px_exec *ex) {
         if (w->pid <= 0 || w->eof || w->fcount > limit / 2) continue;
         while (w->fcount < limit && ex->pend_count) {
             uint32_t s = px_pend_pop(ex);
-            if (px_put(&w->out, ex->slots[s].frame, ex->slots[s].nframe)) {
+            if (px_put(ex->plan->ctx, &w->out, ex->slots[s].frame, ex->slots[s].nframe)) {
                 px_nomem(ex);
                 if (w->fcount || w->out.len > w->out.off) {
                     px_pend_push_front(ex, s); /* later, when the buffer has drained */
@@ -1320,7 +1322,7 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
             continue;
         }
         h.len = (uint32_t)(total - sizeof h.len);
-        uint8_t *f = ex->enc.failed ? NULL : malloc(total);
+        uint8_t *f = ex->enc.failed ? NULL : fl_malloc(p->ctx, total);
         if (!f) { /* this job fails; the others go on */
             px_nomem(ex);
             px_fail(ex, s, PX_NOMEM_MSG, NULL, 0, 0, 0);
@@ -1402,6 +1404,7 @@ static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
 static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
+    fl_ctx *c = ex->plan->ctx;
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
     for (int i = 0; i < ex->nworkers; i++) {
@@ -1411,8 +1414,8 @@ static void px_destroy(rt_executor *base) {
             }
         w->fcount = 0;
         px_worker_close(w);
-        px_bytes_free(&w->in);
-        px_bytes_free(&w->out);
+        px_bytes_free(c, &w->in);
+        px_bytes_free(c, &w->out);
     }
     while (ex->ready_count) {
         size_t k = ex->ready_head;
@@ -1421,16 +1424,16 @@ static void px_destroy(rt_executor *base) {
         ex->ready_count--;
     }
     for (uint32_t s = 0; s < ex->nslots; s++)
-        free(ex->slots[s].frame);
-    free(ex->slots);
-    free(ex->pend);
-    free(ex->ready);
-    free(ex->ready_task);
-    free(ex->enc.data);
-    free(ex->pfd);
-    free(ex->w);
-    free(ex->ro_dir);
-    free(ex);
+        fl_free(c, ex->slots[s].frame);
+    fl_free(c, ex->slots);
+    fl_free(c, ex->pend);
+    fl_free(c, ex->ready);
+    fl_free(c, ex->ready_task);
+    fl_free(c, ex->enc.data);
+    fl_free(c, ex->pfd);
+    fl_free(c, ex->w);
+    fl_free(c, ex->ro_dir);
+    fl_free(c, ex);
 }
 
 static const rt_executor_ops px_ops = {"process", px_submit, px_wait, px_destroy};
@@ -1447,22 +1450,23 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     }
     if (nworkers < 1) nworkers = 1;
     if (nworkers > PX_MAX_WORKERS) nworkers = PX_MAX_WORKERS;
-    px_exec *ex = calloc(1, sizeof *ex);
+    fl_ctx *c = plan->ctx;
+    px_exec *ex = fl_calloc(c, 1, sizeof *ex);
     if (!ex) return NULL;
     ex->plan = plan;
     ex->run = run;
     ex->run_ctx = ctx;
     ex->nworkers = nworkers;
     ex->free_slot = UINT32_MAX;
-    ex->ro_dir = ro_dir ? strdup(ro_dir) : NULL;
-    ex->w = calloc((size_t)nworkers, sizeof *ex->w);
-    ex->pfd = calloc(2 * (size_t)nworkers, sizeof *ex->pfd);
+    ex->enc.ctx = c;
+    ex->ro_dir = ro_dir ? fl_strdup(c, ro_dir) : NULL;
+    ex->w = fl_calloc(c, (size_t)nworkers, sizeof *ex->w);
+    ex->pfd = fl_calloc(c, 2 * (size_t)nworkers, sizeof *ex->pfd);
     if ((ro_dir && !ex->ro_dir) || !ex->w || !ex->pfd) {
-        free(ex->ro_dir);
-        free(ex->w);
-        free(ex->pfd);
-        free(ex);
-        fl_error(plan->ctx, FL_ENOMEM, NULL, "out of memory");
+        fl_free(c, ex->ro_dir);
+        fl_free(c, ex->w);
+        fl_free(c, ex->pfd);
+        fl_free(c, ex);
         errno = ENOMEM;
         return NULL;
     }

@@ -21,6 +21,9 @@
  *       when the request that failed had a fallback, as without the failure).
  *   (c) the same with values on the heap: strings, lists and records made by
  *       tasks, lambdas and the scheduler's built-ins.
+ *   (d) (b) on the process executor, one worker: the worker is a fork of this
+ *       process, so it fails a request too when its own count reaches N; its
+ *       failures show as failed instances whose message says "out of memory".
  *
  *   Without ASan only: ASan's allocator is in the way (SANITIZED=1 skips).
  *   Also here: the log sink gets libflow's warnings (it prints nothing itself).
@@ -215,21 +218,34 @@ static void test_load_link(void **state) {
 
 /* ---- (b) and (c): runs ---- */
 
-/* Load, link and run graph 0 with n = 3. The code (0 ran), or -1 when the plan did
- * not load or link; the flow's value as JSON in json (when it has one). All freed. */
-static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, char *json, size_t jsonlen,
-                        char *err, size_t errlen) {
+/* The failed instances' messages say "out of memory" (set by the observer). */
+static void note_oom(void *ud, const sched_summary *s) {
+    int *said = ud;
+    for (uint32_t i = 0; i < s->nfails; i++)
+        if (s->fails[i].error && strstr(s->fails[i].error, "out of memory")) *said = 1;
+}
+
+/* Load, link and run graph 0 with n = 3, on the inline executor or (process) on
+ * one worker process. The code (0 ran), or -1 when the plan did not load or link;
+ * the flow's value as JSON in json (when it has one); *inst_oom: a failed
+ * instance's message says "out of memory" (a worker's request failed: the worker
+ * is a copy of this process, its context too). All freed. */
+static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int process, char *json,
+                        size_t jsonlen, int *inst_oom, char *err, size_t errlen) {
     json[0] = 0;
+    *inst_oom = 0;
     fl_plan *p = plan_read(c, bytes, len, err, errlen);
     if (!p) return -1;
     rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 1, err, errlen);
-    rt_executor *ex = rt ? rt_executor_inline(rt, 1) : NULL;
+    rt_executor *ex = !rt ? NULL : process ? rt_executor_process(rt, 1) : rt_executor_inline(rt, 1);
     int code = -1;
     if (ex) {
         fl_val n = {.i = 3};
+        sched_observer obs = {NULL, note_oom, inst_oom};
         sched_opts so;
         memset(&so, 0, sizeof so);
         so.jobs = 1;
+        so.obs = &obs;
         sched_outcome res;
         code = sched_run(p, ex, 0, &n, &so, &res);
         if (res.has_result) {
@@ -248,9 +264,10 @@ static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, char *json,
 
 /* Run src once counting its requests (it must give `want`), then once for every
  * request picked (pick_n) with that request failing: each run ends with a code
- * other than 0 and "out of memory" in the sink, or, when what failed had a
- * fallback, as the counting run did; nothing is left allocated either way. */
-static void run_each(const char *src, const char *want) {
+ * other than 0 and "out of memory" in the sink (or, with worker processes, in a
+ * failed instance's message), or, when what failed had a fallback, as the
+ * counting run did; nothing is left allocated either way. */
+static void run_each(const char *src, int process, const char *want) {
     if (getenv("SANITIZED")) {
         print_message("skipped: under ASan (its allocator is in the way of counting)\n");
         skip();
@@ -261,7 +278,9 @@ static void run_each(const char *src, const char *want) {
     track t;
     fl_ctx c;
     track_init(&t, &c, UINT64_MAX);
-    assert_int_equal(load_and_run(&c, bytes, len, json, sizeof json, err, sizeof err), 0);
+    int inst_oom;
+    assert_int_equal(
+        load_and_run(&c, bytes, len, process, json, sizeof json, &inst_oom, err, sizeof err), 0);
     assert_string_equal(json, want);
     assert_int_equal(t.live, 0);
     uint64_t total = c.nalloc;
@@ -270,9 +289,11 @@ static void run_each(const char *src, const char *want) {
     for (uint64_t k = 0; k < n_picks(total); k++) {
         uint64_t n = pick_n(total, k);
         track_init(&t, &c, n);
-        int rc = load_and_run(&c, bytes, len, json, sizeof json, err, sizeof err);
+        int rc = load_and_run(&c, bytes, len, process, json, sizeof json, &inst_oom, err,
+                              sizeof err);
         int clean = rc == 0 ? !strcmp(json, want)
-                            : c.errcode == FL_ENOMEM && strstr(fl_errmsg(&c), "out of memory");
+                            : (c.errcode == FL_ENOMEM && strstr(fl_errmsg(&c), "out of memory")) ||
+                                  (process && inst_oom);
         if (!clean || t.live != 0 || t.bad_free)
             fail_msg("request %llu of %llu: code %d (%s), %s, %zu blocks live%s",
                      (unsigned long long)n, (unsigned long long)total, rc, fl_errmsg(&c), json,
@@ -290,7 +311,15 @@ static void run_each(const char *src, const char *want) {
 /* (b) three tasks over ints: the scheduler, the built-ins, a scalar lambda */
 static void test_run(void **state) {
     (void)state;
-    run_each(oom_src, "9"); /* 0²+1²+2² + one per item, + 1 */
+    run_each(oom_src, 0, "9"); /* 0²+1²+2² + one per item, + 1 */
+}
+
+/* (d) the same run on a worker process: the process executor's queues and buffers,
+ * and the worker's own requests (it fails the request of the same number, counted
+ * from the fork) */
+static void test_run_process(void **state) {
+    (void)state;
+    run_each(oom_src, 1, "9");
 }
 
 /* (c) values on the heap: strings and records made by tasks (the C results), by
@@ -313,7 +342,7 @@ static const char oom_values_src[] =
 
 static void test_run_values(void **state) {
     (void)state;
-    run_each(oom_values_src, "{\"names\":\"hello n0,hello n1,hello n4\",\"words\":[{\"text\":"
+    run_each(oom_values_src, 0, "{\"names\":\"hello n0,hello n1,hello n4\",\"words\":[{\"text\":"
                              "\"ab\",\"n\":2},{\"text\":\"cde\",\"n\":3}],\"lens\":[2,3]}");
 }
 
@@ -375,6 +404,7 @@ int main(void) {
         cmocka_unit_test(test_load_link),
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_run_values),
+        cmocka_unit_test(test_run_process),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
