@@ -28,6 +28,10 @@
  *
  *   A run with no recorder has no wrapper: the scheduler talks to its executor
  *   directly and pays nothing for any of this.
+ *
+ *   Out of memory: submit first makes room for an answer to every job, so it
+ *   takes a batch whole or refuses it whole (exec.h); misses the inner executor
+ *   cannot take are answered here as failed with no error text (out of memory).
  */
 #define _GNU_SOURCE
 #include "exec_cache.h"

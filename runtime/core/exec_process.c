@@ -65,6 +65,11 @@
  *   the only process-wide state is px_child, the pointer the fatal-signal and
  *   exit handlers need (a signal handler has no other way in); it is set
  *   only in worker processes.
+ *
+ *   Memory comes from the plan's context (in a worker, its copy). Running out
+ *   never ends flowrun: submit reserves what every job will need in the queues
+ *   (all of a batch or none of it), and a job whose frame cannot be made, sent or
+ *   read fails with "out of memory" (px_nomem, below).
  */
 #define _GNU_SOURCE
 #include "exec_process.h"
