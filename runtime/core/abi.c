@@ -18,8 +18,10 @@
  *
  *   Out of memory never ends the process: arena memory comes from the plan's
  *   context, and a failed allocation fails the instance ("out of memory") and
- *   returns NULL (flow_alloc's documented failure). A failure message or a log
- *   line that cannot be kept is dropped (the instance still fails: "task failed").
+ *   returns NULL (flow_alloc's documented failure). A log line that cannot be
+ *   kept is dropped; a failure message that cannot be kept leaves the result with
+ *   no error text, which exec.h reads as out of memory (the run ends). The
+ *   result's strings come from the plan's context too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -160,8 +162,8 @@ void *rt_arena_alloc(rt_ictx *c, size_t n) {
 static void fail_v(rt_ictx *c, const char *fmt, va_list ap) {
     if (c->failed) return; /* the first failure is the cause */
     c->failed = 1;
-    char *m = malloc(RT_MAX_MSG); /* the result's, freed with free() */
-    if (!m) return;                 /* failed without a message: "task failed" */
+    char *m = fl_malloc(ictx_ctx(c), RT_MAX_MSG); /* the result's (exec.h) */
+    if (!m) return; /* failed without a message: out of memory (exec.h) */
     vsnprintf(m, RT_MAX_MSG, fmt ? fmt : "(no message)", ap);
     c->fail_msg = m;
 }
@@ -182,8 +184,8 @@ void rt_ictx_log(rt_ictx *c, const char *text, size_t n) {
         size_t cap = c->log_cap ? c->log_cap : 256;
         while (cap < need)
             cap *= 2;
-        char *q = realloc(c->log, cap); /* the result's, freed with free() */
-        if (!q) return;                 /* the line is lost, not the run */
+        char *q = fl_realloc(ictx_ctx(c), c->log, cap); /* the result's (exec.h) */
+        if (!q) return; /* the line is lost, not the run */
         c->log = q;
         c->log_cap = cap;
     }

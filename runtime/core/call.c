@@ -121,6 +121,12 @@ static void to_c(rt_ictx *c, uint32_t type, fl_val v, void *dst) {
 
 /* ---- C -> fl_val (copying) ---- */
 
+/* A value of the result could not be made: the instance fails with that message. */
+static int from_c_oom(rt_ictx *c) {
+    rt_ictx_fail(c, "out of memory");
+    return -1;
+}
+
 static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
     const rt_runtime *rt = c->rt;
     const fl_plan *p = rt->plan;
@@ -147,7 +153,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
                 return -1;
             }
             *out = fv_bytes_new(p, type, b.data, b.len);
-            return 0;
+            return out->o ? 0 : from_c_oom(c);
         }
         case PT_LIST: {
             flow_list l;
@@ -159,6 +165,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
                 return -1;
             }
             fl_val lv = fv_list_new(p, type, l.len);
+            if (!lv.o) return from_c_oom(c);
             uint32_t ek = ptype(p, t->elem)->kind;
             if (ek == PT_INT || ek == PT_FLOAT || ek == PT_DURATION) {
                 if (l.len) memcpy(fv_as_list(lv)->items, l.items, (size_t)l.len * 8);
@@ -177,6 +184,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
         case PT_RECORD: {
             const rt_ctype *ct = rt_ctype_of(rt, type);
             fl_val rv = fv_rec_new(p, type);
+            if (!rv.o) return from_c_oom(c);
             for (uint32_t i = 0; i < t->n; i++)
                 if (from_c(c, p->fields[t->first + i].type, (const char *)src + ct->offsets[i],
                            &fv_as_rec(rv)->fields[i])) {
@@ -202,7 +210,7 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
                 return -1;
             }
             *out = fv_str_cstr(p, type, s);
-            return 0;
+            return out->o ? 0 : from_c_oom(c);
         }
     }
 }
@@ -257,10 +265,11 @@ static void name_half(rt_ictx *c, const fl_plan *p, uint32_t half) {
     if (!c->fail_msg || p->tasks[half].kind == TK_COMBINE) return;
     const char *name = plan_str(p, p->tasks[half].name);
     size_t n = strlen(name) + strlen(c->fail_msg) + 3;
-    char *m = malloc(n);
+    fl_ctx *ctx = p->ctx;
+    char *m = fl_malloc(ctx, n);
     if (!m) return;
     snprintf(m, n, "%s: %s", name, c->fail_msg);
-    free(c->fail_msg);
+    fl_free(ctx, c->fail_msg);
     c->fail_msg = m;
 }
 
@@ -382,7 +391,7 @@ void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double
     } else {
         if (rc == 0) fv_decref(p, p->tasks[job->task].ret, o.v); /* failed after all */
         res->ok = 0;
-        res->error = c.fail_msg ? c.fail_msg : strdup("task failed");
+        res->error = c.fail_msg ? c.fail_msg : fl_strdup(p->ctx, "task failed");
         c.fail_msg = NULL;
     }
     res->log = c.log;
@@ -394,8 +403,8 @@ void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double
 
 void rt_result_clear(const fl_plan *p, uint32_t task, rt_result *r) {
     if (r->ok && task < p->n_tasks) fv_decref(p, p->tasks[task].ret, r->value);
-    free(r->error);
-    free(r->log);
+    fl_free(p->ctx, r->error);
+    fl_free(p->ctx, r->log);
     r->value.i = 0;
     r->error = NULL;
     r->log = NULL;

@@ -44,14 +44,17 @@ typedef struct rt_result {
     uint64_t id;       /* the job's id */
     int ok;            /* 1: value holds the result; 0: error holds why */
     fl_val value;    /* new reference, of the task's return type (ignored for void) */
-    char *error;       /* malloc'ed one-line message when !ok */
-    char *log;         /* malloc'ed captured log (flow_log lines, stdout, stderr) or NULL */
+    char *error;       /* one-line message when !ok; NULL when even that could not be
+                          allocated (out of memory: the scheduler ends the run) */
+    char *log;         /* captured log (flow_log lines, stdout, stderr) or NULL */
     int term_signal;   /* signal that ended the worker, or 0 */
     int worker_pid;    /* process that ran it (flowrun itself when inline) */
     double start, end; /* wall clock, seconds since the epoch */
     int64_t peak_rss_kb; /* of the worker, where known; else 0 */
 } rt_result;
 
+/* error and log are allocated through the plan's context (p->ctx): whoever ends up
+ * owning a result gives them back there, as rt_result_clear does. */
 void rt_result_clear(const fl_plan *p, uint32_t task, rt_result *r);
 
 /* Run one unit in the calling thread. Fills res (res->id = job->id). Never longjmps
@@ -64,7 +67,8 @@ typedef struct rt_executor_ops {
     const char *name;
     /* Queue n jobs; never blocks for long. The executor copies what it keeps of
      * each job struct; the args arrays stay valid until the job's result is
-     * returned by wait. */
+     * returned by wait. 0, or -1 (out of memory) when it took none of them: all
+     * or nothing, so the caller knows which jobs will come back. */
     int (*submit)(rt_executor *ex, const rt_job *jobs, int n);
     /* Wait up to timeout_ms (-1: until one completes) for finished jobs; store up
      * to max of them in out and return how many (0 on timeout). */

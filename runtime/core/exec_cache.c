@@ -28,6 +28,10 @@
  *
  *   A run with no recorder has no wrapper: the scheduler talks to its executor
  *   directly and pays nothing for any of this.
+ *
+ *   Out of memory: submit first makes room for an answer to every job, so it
+ *   takes a batch whole or refuses it whole (exec.h); misses the inner executor
+ *   cannot take are answered here as failed with no error text (out of memory).
  */
 #define _GNU_SOURCE
 #include "exec_cache.h"
@@ -64,38 +68,56 @@ static double wall_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* 0, or -1 when the queue cannot grow (out of memory). */
-static int q_push(cache_ex *c, const rt_result *r, uint32_t task) {
-    if (c->qn == c->qcap) {
-        size_t cap = c->qcap ? c->qcap * 2 : 256;
-        answer *n = fl_reallocarray(c->p->ctx, NULL, cap, sizeof *n);
-        if (!n) return -1;
-        for (size_t i = 0; i < c->qn; i++) n[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
-        fl_free(c->p->ctx, c->q);
-        c->q = n;
-        c->qcap = cap;
-        c->qhead = 0;
-    }
-    answer *a = &c->q[(c->qhead + c->qn++) & (c->qcap - 1)];
-    a->res = *r;
-    a->task = task;
+/* Room in the queue for `more` answers: 0, or -1 when it cannot grow (out of
+ * memory; the queue is as it was). */
+static int q_reserve(cache_ex *c, size_t more) {
+    if (c->qn + more <= c->qcap) return 0;
+    size_t cap = c->qcap ? c->qcap : 256;
+    while (cap < c->qn + more)
+        cap *= 2;
+    answer *n = fl_reallocarray(c->p->ctx, NULL, cap, sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < c->qn; i++) n[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
+    fl_free(c->p->ctx, c->q);
+    c->q = n;
+    c->qcap = cap;
+    c->qhead = 0;
     return 0;
 }
 
-static int pass_on(cache_ex *c, int *nfwd) {
-    if (!*nfwd) return 0;
-    int rc = c->inner->ops->submit(c->inner, c->fwd, *nfwd);
-    c->inner_out += *nfwd;
-    *nfwd = 0;
-    return rc;
+/* Queue an answer (cache_submit reserved the room). */
+static void q_push(cache_ex *c, const rt_result *r, uint32_t task) {
+    answer *a = &c->q[(c->qhead + c->qn++) & (c->qcap - 1)];
+    a->res = *r;
+    a->task = task;
 }
 
+/* Hand the misses to the inner executor. When it cannot take them (out of memory:
+ * it takes all or none), each is answered here as failed with no error text, which
+ * exec.h reads as out of memory, so every job still comes back once. */
+static void pass_on(cache_ex *c, int *nfwd) {
+    if (!*nfwd) return;
+    if (c->inner->ops->submit(c->inner, c->fwd, *nfwd) == 0) {
+        c->inner_out += *nfwd;
+    } else {
+        double t = wall_now();
+        for (int i = 0; i < *nfwd; i++) {
+            rt_result r = {.id = c->fwd[i].id, .ok = 0, .start = t, .end = t, .worker_pid = c->pid};
+            q_push(c, &r, c->fwd[i].task);
+        }
+    }
+    *nfwd = 0;
+}
+
+/* All or nothing: -1 (out of memory) takes none of the jobs; after the room for an
+ * answer to each is made, every job comes back from wait exactly once. */
 static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
     cache_ex *c = (cache_ex *)ex;
-    int nfwd = 0, rc = 0;
+    int nfwd = 0;
+    if (n > 0 && q_reserve(c, (size_t)n)) return -1;
     for (int i = 0; i < n; i++) {
         const rt_job *j = &jobs[i];
-        if (nfwd == CACHE_SUBMIT_MAX && pass_on(c, &nfwd)) rc = -1;
+        if (nfwd == CACHE_SUBMIT_MAX) pass_on(c, &nfwd);
         if (j->attempt > 0) { /* a retry: it ran and failed, the recorder has no answer */
             c->fwd[nfwd++] = *j;
             continue;
@@ -119,15 +141,12 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
         if (hit < 0) {
             r.error = ii.error;
         } else if (hit == 0) {
-            r.error = strdup(err[0] ? err : "refused before running"); /* rt_result: malloc'ed */
+            r.error = fl_strdup(c->p->ctx, err[0] ? err : "refused before running"); /* exec.h */
         }
-        if (q_push(c, &r, j->task)) {
-            rt_result_clear(c->p, j->task, &r);
-            rc = -1;
-        }
+        q_push(c, &r, j->task);
     }
-    if (pass_on(c, &nfwd)) rc = -1;
-    return rc;
+    pass_on(c, &nfwd);
+    return 0;
 }
 
 static int cache_wait(rt_executor *ex, rt_result *out, int max, int timeout_ms) {

@@ -65,6 +65,11 @@
  *   the only process-wide state is px_child, the pointer the fatal-signal and
  *   exit handlers need (a signal handler has no other way in); it is set
  *   only in worker processes.
+ *
+ *   Memory comes from the plan's context (in a worker, its copy). Running out
+ *   never ends flowrun: submit reserves what every job will need in the queues
+ *   (all of a batch or none of it), and a job whose frame cannot be made, sent or
+ *   read fails with "out of memory" (px_nomem, below).
  */
 #define _GNU_SOURCE
 #include "exec_process.h"
@@ -144,10 +149,11 @@ typedef struct px_ctl {
     _Atomic int64_t start_mono; /* its start, CLOCK_MONOTONIC ns (set before running) */
     _Atomic int64_t start_wall; /* its start, CLOCK_REALTIME ns */
     _Atomic int answered;       /* a run_as child has sent its job's result */
+    _Atomic int nomem;          /* the worker ran out of memory and ended (px_child_nomem) */
 } px_ctl;
 
 typedef struct px_bytes {
-    uint8_t *d;      /* malloc'ed */
+    uint8_t *d;      /* from the plan's context */
     size_t len, cap; /* used, allocated */
     size_t off;      /* consumed from the front (sent or parsed) */
 } px_bytes;
@@ -176,7 +182,8 @@ typedef struct px_worker {
     px_bytes in;                 /* bytes received, not yet parsed */
     int eof;                     /* the socket reported end of file */
     uint32_t killed;             /* slot + 1 killed for its timeout, or 0 */
-    int bad_frame;               /* it sent something malformed; it was killed for that */
+    int bad_frame;               /* it was killed for what it sent: 1 malformed, 2 (PX_NOMEM)
+                                    there was no memory to read it */
     int deaths;                  /* deaths in a row with no job to blame */
     fcg cg;                      /* its cgroup (memory:, max_procs:), version 0 when none */
 } px_worker;
@@ -216,36 +223,40 @@ static int64_t px_now(clockid_t c) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* The context of the executor last made (its log gets the out-of-memory line). */
-static fl_ctx *px_ctx;
+/* Out of memory. In the parent every allocation is checked: the slots, queues and
+ * result ring are reserved for every job when it is submitted (px_hold), so the
+ * poll loop only allocates byte buffers; when one cannot grow, the job that needed
+ * it fails with "out of memory" (the context's sink says so too) and the pool goes
+ * on. A worker that cannot allocate marks its shared page and ends
+ * (px_child_nomem): the parent fails its running job with "out of memory". */
+#define PX_NOMEM 2 /* px_worker.bad_frame: the parent could not read what it sent */
+#define PX_NOMEM_MSG "out of memory (process executor)"
 
-/* TRANSITIONAL: the executor's buffers and queues in its poll loop have no error
- * path yet, so running out of memory there still ends the process (abort, after
- * one line on the context's log); the constructor fails cleanly. */
-static void *px_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        if (px_ctx) fl_log(px_ctx, FL_LOG_ERROR, "out of memory (process executor)");
-        abort();
-    }
-    return q;
+static int px_nomem(const px_exec *ex) {
+    return fl_error(ex->plan->ctx, FL_ENOMEM, NULL, PX_NOMEM_MSG);
 }
 
-/* Room for n more bytes after len (the buffer at least doubles when it grows). */
-static void px_reserve(px_bytes *b, size_t n) {
-    if (b->len + n <= b->cap) return;
+/* Room for n more bytes after len (the buffer at least doubles when it grows).
+ * 0, or -1 when it cannot grow (the buffer is as it was). */
+static int px_reserve(fl_ctx *ctx, px_bytes *b, size_t n) {
+    if (b->len + n <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n)
         cap *= 2;
-    b->d = px_xrealloc(b->d, cap);
+    uint8_t *d = fl_realloc(ctx, b->d, cap);
+    if (!d) return -1;
+    b->d = d;
     b->cap = cap;
+    return 0;
 }
 
-static void px_put(px_bytes *b, const void *d, size_t n) {
+/* Append n bytes; 0, or -1 when there is no room (nothing appended). */
+static int px_put(fl_ctx *ctx, px_bytes *b, const void *d, size_t n) {
     if (b->off && b->off == b->len) b->off = b->len = 0;
-    px_reserve(b, n);
+    if (px_reserve(ctx, b, n)) return -1;
     if (n) memcpy(b->d + b->len, d, n);
     b->len += n;
+    return 0;
 }
 
 /* Drop consumed bytes from the front once they are half the buffer. */
@@ -259,8 +270,8 @@ static void px_compact(px_bytes *b) {
     }
 }
 
-static void px_bytes_free(px_bytes *b) {
-    free(b->d);
+static void px_bytes_free(fl_ctx *ctx, px_bytes *b) {
+    fl_free(ctx, b->d);
     memset(b, 0, sizeof *b);
 }
 
@@ -334,9 +345,10 @@ static void px_status_text(int status, char *buf, size_t len, int *sig) {
     }
 }
 
-/* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a malloc'ed
- * string (NULL when empty), saying how much was dropped before the tail. */
-static char *px_read_tail(int fd, off_t size) {
+/* The last at most PX_LOG_MAX bytes of fd's first `size` bytes, as a string of
+ * ctx (a result's log, exec.h; NULL when empty, or when memory ran out: the log is
+ * lost, not the result), saying how much was dropped before the tail. */
+static char *px_read_tail(fl_ctx *ctx, int fd, off_t size) {
     if (size <= 0) return NULL;
     size_t keep = size > PX_LOG_MAX ? PX_LOG_MAX : (size_t)size;
     char note[80] = "";
@@ -344,11 +356,12 @@ static char *px_read_tail(int fd, off_t size) {
         snprintf(note, sizeof note, "[... %lld bytes of output dropped; the last %zu follow]\n",
                  (long long)(size - (off_t)keep), keep);
     size_t nn = strlen(note);
-    char *s = px_xrealloc(NULL, nn + keep + 1);
+    char *s = fl_malloc(ctx, nn + keep + 1);
+    if (!s) return NULL;
     memcpy(s, note, nn);
     ssize_t got = pread(fd, s + nn, keep, size - (off_t)keep);
     if (got <= 0 && !nn) {
-        free(s);
+        fl_free(ctx, s);
         return NULL;
     }
     s[nn + (got > 0 ? (size_t)got : 0)] = 0;
@@ -380,6 +393,20 @@ typedef struct px_child_state {
 
 /* Set only in a worker process: the handlers below reach its state through it. */
 static px_child_state *px_child;
+
+/* The worker cannot allocate what it needs to go on (a buffer for jobs or results):
+ * it sends the results it has finished, says why on its shared page and in its
+ * capture file (the log of the job it was running; never flowrun's stderr), and
+ * ends; the parent fails that job with "out of memory" and starts a fresh worker. */
+static void __attribute__((noreturn)) px_child_nomem(px_child_state *cs) {
+    static const char line[] = "flow: " PX_NOMEM_MSG "\n";
+    if (cs->whole > cs->out.off)
+        (void)px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off);
+    atomic_store(&cs->ctl->nomem, 1);
+    if (write(cs->capfd, line, sizeof line - 1) < 0) {
+    }
+    _exit(125);
+}
 
 static void px_child_flush(px_child_state *cs) {
     if (cs->whole > cs->out.off) {
@@ -550,14 +577,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     double start = (double)wall0 / 1e9;
     if (fail || bad) {
         res.ok = 0;
-        res.error = strdup(fail ? fail : "process executor: arguments could not be decoded");
+        res.error =
+            fl_strdup(p->ctx, fail ? fail : "process executor: arguments could not be decoded");
         res.term_signal = fail_signal;
     } else if (cs->cg && fcg_set(cs->cg, t->memory, t->max_procs)) {
         char m[200];
         snprintf(m, sizeof m, "cannot set the task's memory/max_procs limit in its cgroup: %s",
                  strerror(errno));
         res.ok = 0;
-        res.error = strdup(m);
+        res.error = fl_strdup(p->ctx, m);
     } else {
         int64_t oom0 = cs->cg && t->memory ? fcg_oom_kills(cs->cg) : -1;
         cs->ex->run(cs->ex->run_ctx, &job, &res);
@@ -567,8 +595,8 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
             fcg_fmt_size(size, sizeof size, t->memory);
             snprintf(m, sizeof m, "exceeded memory limit (%s): %s", size,
                      res.error ? res.error : "killed");
-            free(res.error);
-            res.error = strdup(m);
+            fl_free(p->ctx, res.error);
+            res.error = fl_strdup(p->ctx, m);
         }
     }
     int64_t mono1 = px_now(CLOCK_MONOTONIC), wall1 = mono1 + cs->wall_offset;
@@ -582,7 +610,7 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     off_t size = lseek(cs->capfd, 0, SEEK_END);
     char *captured = NULL;
     if (size > 0) {
-        captured = px_read_tail(cs->capfd, size);
+        captured = px_read_tail(p->ctx, cs->capfd, size);
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
@@ -597,9 +625,10 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     int64_t rss = cs->rss;
 
     cs->enc.len = 0;
+    cs->enc.failed = false;
     if (res.ok && t->ret != PLAN_NONE && p->types[t->ret].kind != PT_VOID)
         fv_encode(p, t->ret, res.value, &cs->enc);
-    const char *err = res.ok ? NULL : res.error ? res.error : "task failed";
+    const char *err = res.ok ? NULL : res.error ? res.error : PX_NOMEM_MSG; /* exec.h */
     size_t nerr = err ? strnlen(err, PX_ERROR_MAX) : 0;
     /* the log: the runtime's lines (flow_log), then what was printed; tails only */
     const char *log1 = res.log ? res.log : "";
@@ -631,16 +660,21 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     rh.end = end;
     rh.peak_rss_kb = rss;
     rh.len = (uint32_t)(sizeof rh - sizeof rh.len + rh.nvalue + rh.nerror + rh.nlog);
-    px_put(&cs->out, &rh, sizeof rh);
-    px_put(&cs->out, cs->enc.data, cs->enc.len);
-    px_put(&cs->out, err, nerr);
-    px_put(&cs->out, note, nnote);
-    px_put(&cs->out, log1, nlog1);
-    px_put(&cs->out, "\n", (size_t)sep);
-    px_put(&cs->out, captured, nlog2);
+    size_t frame = sizeof rh + rh.nvalue + rh.nerror + rh.nlog;
+    if (cs->enc.failed || px_reserve(p->ctx, &cs->out, frame)) {
+        atomic_store_explicit(&cs->ctl->running, h->slot + 1, memory_order_release);
+        px_child_nomem(cs); /* running again: this job is the one failed */
+    }
+    px_put(p->ctx, &cs->out, &rh, sizeof rh); /* room is there: none of these fails */
+    px_put(p->ctx, &cs->out, cs->enc.data, cs->enc.len);
+    px_put(p->ctx, &cs->out, err, nerr);
+    px_put(p->ctx, &cs->out, note, nnote);
+    px_put(p->ctx, &cs->out, log1, nlog1);
+    px_put(p->ctx, &cs->out, "\n", (size_t)sep);
+    px_put(p->ctx, &cs->out, captured, nlog2);
     cs->whole = cs->out.len;
 
-    free(captured);
+    fl_free(p->ctx, captured);
     if (!res.ok) res.value.i = 0; /* rt_result_clear ignores value then */
     rt_result_clear(p, h->task, &res);
     for (uint32_t i = 0; i < decoded; i++)
@@ -762,7 +796,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         px_child_flush(cs);
         px_child_tidy(cs);
         /* then wait for more */
-        px_reserve(&cs->in, PX_READ_CHUNK);
+        if (px_reserve(cs->ex->plan->ctx, &cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) _exit(0); /* the parent closed the pool */
@@ -856,9 +890,10 @@ static int px_spawn(px_exec *ex, int i) {
         cs.parent = parent;
         cs.root = geteuid() == 0;
         cs.cg = w->cg.version ? &w->cg : NULL;
-        cs.args = px_xrealloc(NULL, sizeof(fl_val) * (ex->max_params + 1));
+        cs.enc.ctx = ex->plan->ctx;
+        cs.args = malloc(sizeof(fl_val) * (ex->max_params + 1));
         cs.task_ns = calloc(ex->plan->n_tasks + 1, sizeof *cs.task_ns);
-        if (!cs.task_ns) _exit(125);
+        if (!cs.args || !cs.task_ns) px_child_nomem(&cs);
         px_child_main(&cs);
     }
     setpgid(pid, pid); /* also done by the child; whichever runs first */
@@ -895,46 +930,86 @@ fail_set:
 
 /* ---- the parent: slots, queues, results ---- */
 
+/* Room for n more jobs: a slot each, and room in the pending ring and the result
+ * ring for every job held (any of them may go back to pending when its worker dies,
+ * and each ends as one result). After it, nothing below allocates for a job. 0, or
+ * -1 when memory ran out (what grew stays, nothing else changed). */
+static int px_hold(px_exec *ex, uint32_t n) {
+    fl_ctx *ctx = ex->plan->ctx;
+    uint64_t held = (uint64_t)ex->pend_count + ex->inflight + n;
+    if ((uint64_t)ex->nslots + n > ex->cap_slots) {
+        uint64_t cap = ex->cap_slots ? ex->cap_slots : 256;
+        while (cap < (uint64_t)ex->nslots + n)
+            cap *= 2;
+        if (cap > UINT32_MAX / 2) return -1;
+        px_slot *ns = fl_reallocarray(ctx, ex->slots, cap, sizeof *ns);
+        if (!ns) return -1;
+        ex->slots = ns;
+        ex->cap_slots = (uint32_t)cap;
+    }
+    if (held > ex->pend_cap) {
+        uint64_t cap = ex->pend_cap ? ex->pend_cap : 1024;
+        while (cap < held)
+            cap *= 2;
+        if (cap > UINT32_MAX / 2) return -1;
+        uint32_t *np = fl_reallocarray(ctx, NULL, cap, sizeof *np);
+        if (!np) return -1;
+        for (uint32_t i = 0; i < ex->pend_count; i++)
+            np[i] = ex->pend[(ex->pend_head + i) & (ex->pend_cap - 1)];
+        fl_free(ctx, ex->pend);
+        ex->pend = np;
+        ex->pend_cap = (uint32_t)cap;
+        ex->pend_head = 0;
+    }
+    if (ex->ready_count + held > ex->ready_cap) {
+        size_t cap = ex->ready_cap ? ex->ready_cap : 256;
+        while (cap < ex->ready_count + held)
+            cap *= 2;
+        rt_result *nr = fl_reallocarray(ctx, NULL, cap, sizeof *nr);
+        uint32_t *nt = nr ? fl_reallocarray(ctx, NULL, cap, sizeof *nt) : NULL;
+        if (!nt) {
+            fl_free(ctx, nr);
+            return -1;
+        }
+        for (size_t i = 0; i < ex->ready_count; i++) {
+            size_t k = (ex->ready_head + i) % ex->ready_cap;
+            nr[i] = ex->ready[k];
+            nt[i] = ex->ready_task[k];
+        }
+        fl_free(ctx, ex->ready);
+        fl_free(ctx, ex->ready_task);
+        ex->ready = nr;
+        ex->ready_task = nt;
+        ex->ready_cap = cap;
+        ex->ready_head = 0;
+    }
+    return 0;
+}
+
+/* A free slot (px_hold made room). */
 static uint32_t px_slot_new(px_exec *ex) {
     if (ex->free_slot != UINT32_MAX) {
         uint32_t s = ex->free_slot;
         ex->free_slot = ex->slots[s].next_free;
         return s;
     }
-    if (ex->nslots == ex->cap_slots) {
-        ex->cap_slots = ex->cap_slots ? ex->cap_slots * 2 : 256;
-        ex->slots = px_xrealloc(ex->slots, sizeof *ex->slots * ex->cap_slots);
-    }
     return ex->nslots++;
 }
 
 static void px_slot_free(px_exec *ex, uint32_t s) {
     if (ex->slots[s].timeout_ms > 0) ex->timed--;
-    free(ex->slots[s].frame);
+    fl_free(ex->plan->ctx, ex->slots[s].frame);
     ex->slots[s].frame = NULL;
     ex->slots[s].next_free = ex->free_slot;
     ex->free_slot = s;
 }
 
-static void px_pend_grow(px_exec *ex) {
-    if (ex->pend_count < ex->pend_cap) return;
-    uint32_t cap = ex->pend_cap ? ex->pend_cap * 2 : 1024;
-    uint32_t *n = px_xrealloc(NULL, sizeof *n * cap);
-    for (uint32_t i = 0; i < ex->pend_count; i++)
-        n[i] = ex->pend[(ex->pend_head + i) & (ex->pend_cap - 1)];
-    free(ex->pend);
-    ex->pend = n;
-    ex->pend_cap = cap;
-    ex->pend_head = 0;
-}
-
+/* The pending ring has room for every job held (px_hold). */
 static void px_pend_push_back(px_exec *ex, uint32_t s) {
-    px_pend_grow(ex);
     ex->pend[(ex->pend_head + ex->pend_count++) & (ex->pend_cap - 1)] = s;
 }
 
 static void px_pend_push_front(px_exec *ex, uint32_t s) {
-    px_pend_grow(ex);
     ex->pend_head = (ex->pend_head - 1) & (ex->pend_cap - 1);
     ex->pend[ex->pend_head] = s;
     ex->pend_count++;
@@ -947,24 +1022,8 @@ static uint32_t px_pend_pop(px_exec *ex) {
     return s;
 }
 
-/* Queue a finished result for wait(); frees the slot. */
+/* Queue a finished result for wait() (the ring has room: px_hold); frees the slot. */
 static void px_ready(px_exec *ex, uint32_t slot, rt_result *r) {
-    if (ex->ready_count == ex->ready_cap) {
-        size_t cap = ex->ready_cap ? ex->ready_cap * 2 : 256;
-        rt_result *n = px_xrealloc(NULL, sizeof *n * cap);
-        uint32_t *nt = px_xrealloc(NULL, sizeof *nt * cap);
-        for (size_t i = 0; i < ex->ready_count; i++) {
-            size_t k = (ex->ready_head + i) % (ex->ready_cap ? ex->ready_cap : 1);
-            n[i] = ex->ready[k];
-            nt[i] = ex->ready_task[k];
-        }
-        free(ex->ready);
-        free(ex->ready_task);
-        ex->ready = n;
-        ex->ready_task = nt;
-        ex->ready_cap = cap;
-        ex->ready_head = 0;
-    }
     size_t k = (ex->ready_head + ex->ready_count++) % ex->ready_cap;
     r->id = ex->slots[slot].id;
     ex->ready[k] = *r;
@@ -977,7 +1036,7 @@ static void px_fail(px_exec *ex, uint32_t slot, const char *msg, char *log, int 
     rt_result r;
     memset(&r, 0, sizeof r);
     r.ok = 0;
-    r.error = strdup(msg);
+    r.error = fl_strdup(ex->plan->ctx, msg); /* NULL: out of memory (exec.h) */
     r.log = log;
     r.term_signal = sig;
     r.worker_pid = (int)pid;
@@ -1016,11 +1075,12 @@ static int px_parse(px_exec *ex, px_worker *w) {
                 if (used != h.nvalue && used) fv_decref(p, t->ret, r.value);
                 r.ok = 0;
                 r.value.i = 0;
-                r.error = strdup("process executor: the result could not be decoded");
+                r.error =
+                    fl_strdup(p->ctx, "process executor: the result could not be decoded");
             }
         }
-        if (!h.ok) r.error = strndup((const char *)b + h.nvalue, h.nerror);
-        if (h.nlog) r.log = strndup((const char *)b + h.nvalue + h.nerror, h.nlog);
+        if (!h.ok) r.error = fl_strndup(p->ctx, (const char *)b + h.nvalue, h.nerror);
+        if (h.nlog) r.log = fl_strndup(p->ctx, (const char *)b + h.nvalue + h.nerror, h.nlog);
         r.worker_pid = (int)w->pid;
         r.term_signal = h.term_signal;
         r.start = h.start;
@@ -1042,7 +1102,13 @@ static int px_parse(px_exec *ex, px_worker *w) {
 /* Read what the worker sent. Sets w->eof at end of file. */
 static void px_read(px_exec *ex, px_worker *w) {
     for (;;) {
-        px_reserve(&w->in, PX_READ_CHUNK);
+        if (px_reserve(ex->plan->ctx, &w->in, PX_READ_CHUNK)) { /* as a malformed frame */
+            px_nomem(ex);
+            if (!w->bad_frame) px_kill_tree(w->pid);
+            w->bad_frame = PX_NOMEM;
+            w->in.off = w->in.len = 0;
+            break;
+        }
         ssize_t k = recv(w->sock, w->in.d + w->in.len, w->in.cap - w->in.len, 0);
         if (k < 0 && errno == EINTR) continue;
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -1099,7 +1165,15 @@ static void px_dispatch(px_exec *ex) {
         if (w->pid <= 0 || w->eof || w->fcount > limit / 2) continue;
         while (w->fcount < limit && ex->pend_count) {
             uint32_t s = px_pend_pop(ex);
-            px_put(&w->out, ex->slots[s].frame, ex->slots[s].nframe);
+            if (px_put(ex->plan->ctx, &w->out, ex->slots[s].frame, ex->slots[s].nframe)) {
+                px_nomem(ex);
+                if (w->fcount || w->out.len > w->out.off) {
+                    px_pend_push_front(ex, s); /* later, when the buffer has drained */
+                } else {
+                    px_fail(ex, s, PX_NOMEM_MSG, NULL, 0, 0, 0); /* it would never go */
+                }
+                break;
+            }
             w->fifo[(w->fhead + w->fcount++) % PX_BATCH_MAX] = s;
             ex->inflight++;
         }
@@ -1122,7 +1196,9 @@ static void px_reap(px_exec *ex, int i, int respawn) {
 
     char msg[200];
     int sig = 0;
-    if (w->bad_frame) {
+    if (w->bad_frame == PX_NOMEM || atomic_load(&w->ctl->nomem)) {
+        snprintf(msg, sizeof msg, "%s", PX_NOMEM_MSG);
+    } else if (w->bad_frame) {
         snprintf(msg, sizeof msg, "process executor: worker %d sent a malformed result",
                  (int)w->pid);
     } else if (w->killed && running) {
@@ -1150,7 +1226,8 @@ static void px_reap(px_exec *ex, int i, int respawn) {
         ex->inflight--;
         if (s + 1 == running) {
             off_t size = lseek(w->capfd, 0, SEEK_END);
-            px_fail(ex, s, msg, px_read_tail(w->capfd, size), sig, w->pid, start);
+            char *log = px_read_tail(ex->plan->ctx, w->capfd, size);
+            px_fail(ex, s, msg, log, sig, w->pid, start);
             w->deaths = 0;
         } else {
             back[nback++] = s;
@@ -1209,14 +1286,18 @@ static void px_keep_pool(px_exec *ex) {
 
 /* ---- the executor interface ---- */
 
+/* All or nothing: -1 (out of memory, or a job of no task) takes none of the jobs. */
 static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
     px_exec *ex = (px_exec *)base;
     const fl_plan *p = ex->plan;
+    for (int j = 0; j < n; j++)
+        if (jobs[j].task >= p->n_tasks) return -1;
+    if (n > 0 && px_hold(ex, (uint32_t)n)) return px_nomem(ex);
     for (int j = 0; j < n; j++) {
         const rt_job *job = &jobs[j];
-        if (job->task >= p->n_tasks) return -1;
         const plan_task *t = &p->tasks[job->task];
         ex->enc.len = 0;
+        ex->enc.failed = false;
         for (uint32_t k = 0; k < t->nparams; k++)
             fv_encode(p, p->params[t->first_param + k].type, job->args[k], &ex->enc);
         px_jobhdr h = {0};
@@ -1246,7 +1327,12 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
             continue;
         }
         h.len = (uint32_t)(total - sizeof h.len);
-        uint8_t *f = px_xrealloc(NULL, total);
+        uint8_t *f = ex->enc.failed ? NULL : fl_malloc(p->ctx, total);
+        if (!f) { /* this job fails; the others go on */
+            px_nomem(ex);
+            px_fail(ex, s, PX_NOMEM_MSG, NULL, 0, 0, 0);
+            continue;
+        }
         memcpy(f, &h, sizeof h);
         if (nout) memcpy(f + sizeof h, job->out_dir, nout);
         if (nscr) memcpy(f + sizeof h + nout, job->scratch_dir, nscr);
@@ -1323,6 +1409,7 @@ static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
 static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
+    fl_ctx *c = ex->plan->ctx;
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
     for (int i = 0; i < ex->nworkers; i++) {
@@ -1332,8 +1419,8 @@ static void px_destroy(rt_executor *base) {
             }
         w->fcount = 0;
         px_worker_close(w);
-        px_bytes_free(&w->in);
-        px_bytes_free(&w->out);
+        px_bytes_free(c, &w->in);
+        px_bytes_free(c, &w->out);
     }
     while (ex->ready_count) {
         size_t k = ex->ready_head;
@@ -1342,16 +1429,16 @@ static void px_destroy(rt_executor *base) {
         ex->ready_count--;
     }
     for (uint32_t s = 0; s < ex->nslots; s++)
-        free(ex->slots[s].frame);
-    free(ex->slots);
-    free(ex->pend);
-    free(ex->ready);
-    free(ex->ready_task);
-    free(ex->enc.data);
-    free(ex->pfd);
-    free(ex->w);
-    free(ex->ro_dir);
-    free(ex);
+        fl_free(c, ex->slots[s].frame);
+    fl_free(c, ex->slots);
+    fl_free(c, ex->pend);
+    fl_free(c, ex->ready);
+    fl_free(c, ex->ready_task);
+    fl_free(c, ex->enc.data);
+    fl_free(c, ex->pfd);
+    fl_free(c, ex->w);
+    fl_free(c, ex->ro_dir);
+    fl_free(c, ex);
 }
 
 static const rt_executor_ops px_ops = {"process", px_submit, px_wait, px_destroy};
@@ -1368,23 +1455,23 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     }
     if (nworkers < 1) nworkers = 1;
     if (nworkers > PX_MAX_WORKERS) nworkers = PX_MAX_WORKERS;
-    px_exec *ex = calloc(1, sizeof *ex);
+    fl_ctx *c = plan->ctx;
+    px_exec *ex = fl_calloc(c, 1, sizeof *ex);
     if (!ex) return NULL;
-    px_ctx = plan->ctx;
     ex->plan = plan;
     ex->run = run;
     ex->run_ctx = ctx;
     ex->nworkers = nworkers;
     ex->free_slot = UINT32_MAX;
-    ex->ro_dir = ro_dir ? strdup(ro_dir) : NULL;
-    ex->w = calloc((size_t)nworkers, sizeof *ex->w);
-    ex->pfd = calloc(2 * (size_t)nworkers, sizeof *ex->pfd);
+    ex->enc.ctx = c;
+    ex->ro_dir = ro_dir ? fl_strdup(c, ro_dir) : NULL;
+    ex->w = fl_calloc(c, (size_t)nworkers, sizeof *ex->w);
+    ex->pfd = fl_calloc(c, 2 * (size_t)nworkers, sizeof *ex->pfd);
     if ((ro_dir && !ex->ro_dir) || !ex->w || !ex->pfd) {
-        free(ex->ro_dir);
-        free(ex->w);
-        free(ex->pfd);
-        free(ex);
-        fl_error(plan->ctx, FL_ENOMEM, NULL, "out of memory");
+        fl_free(c, ex->ro_dir);
+        fl_free(c, ex->w);
+        fl_free(c, ex->pfd);
+        fl_free(c, ex);
         errno = ENOMEM;
         return NULL;
     }

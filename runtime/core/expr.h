@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "plan.h"
 #include "value.h"
@@ -27,6 +28,14 @@ typedef struct expr_error {
     uint32_t loc;  /* plan loc of the failing instruction (PLAN_NONE if unknown) */
     char msg[200]; /* e.g. "integer overflow in '*'" */
 } expr_error;
+
+/* The message of an instruction that could not allocate its value (the plan's
+ * context says so too): not the lambda's fault, so callers end the run rather than
+ * fail the instance. */
+#define EXPR_OOM_MSG "out of memory"
+static inline int expr_error_is_oom(const expr_error *e) {
+    return strcmp(e->msg, EXPR_OOM_MSG) == 0;
+}
 
 /* Run lambda `lam` on args (borrowed; of the lambda's parameter types, one per
  * parameter). Returns 0 and a new reference in *out, or -1 with err filled (and

@@ -34,8 +34,9 @@
 typedef struct sbuf {
     char *data;        /* inline or malloc'ed */
     size_t len, cap;   /* bytes used, capacity */
-    bool too_long;     /* more than EXPR_RT_MAX_STRING was put, or memory ran out (then
-                          the context's error says so): the rest is dropped */
+    bool too_long;     /* more than EXPR_RT_MAX_STRING was put, or memory ran out: the
+                          rest is dropped */
+    bool nomem;        /* ... and it was memory (the context's error says so) */
     fl_ctx *ctx;       /* allocates data when it spills */
     char inline_[256]; /* storage for short strings */
 } sbuf;
@@ -46,6 +47,7 @@ static void sb_init(sbuf *b, fl_ctx *ctx) {
     b->len = 0;
     b->cap = sizeof b->inline_;
     b->too_long = false;
+    b->nomem = false;
 }
 
 static void sb_put(sbuf *b, const char *s, size_t n) {
@@ -60,7 +62,7 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
         if (cap > EXPR_RT_MAX_STRING) cap = EXPR_RT_MAX_STRING; /* len + n fits: checked above */
         char *d = fl_malloc(b->ctx, cap);
         if (!d) {
-            b->too_long = true;
+            b->too_long = b->nomem = true;
             return;
         }
         memcpy(d, b->data, b->len);
@@ -72,16 +74,19 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->len += n;
 }
 
-/* The finished string as a value of type t, or a NULL object when it grew too long;
- * frees the builder's storage. */
-static fl_val sb_done(const fl_plan *p, uint32_t t, sbuf *b) {
+/* The finished string as a value of type t, or a NULL object when it grew too long
+ * (*too_long set) or memory ran out; frees the builder's storage. */
+static fl_val sb_done(const fl_plan *p, uint32_t t, sbuf *b, bool *too_long) {
     fl_val v = {.o = NULL};
     if (!b->too_long) v = fv_str_new(p, t, b->data, (int64_t)b->len);
+    *too_long = b->too_long && !b->nomem;
     if (b->data != b->inline_) fl_free(b->ctx, b->data);
     return v;
 }
 
-/* ---- string and path helpers (pure; each returns a new string value) ---- */
+/* ---- string and path helpers (pure; each returns a new string value, or a NULL
+ * object when memory ran out or, for those with a too_long flag, when the string
+ * would be longer than EXPR_RT_MAX_STRING, the flag then set) ---- */
 
 static fv_str *S(fl_val v) {
     return fv_as_str(v);
@@ -144,7 +149,8 @@ static fl_val str_stem_or_ext(const fl_plan *p, uint32_t t, const fv_str *s, boo
 
 /* join(a, b) -> path: b when absolute or a empty; a when b empty; else a "/" b
  * with a's trailing slashes folded into one. */
-static fl_val str_join_path(const fl_plan *p, uint32_t t, const fv_str *a, const fv_str *b) {
+static fl_val str_join_path(const fl_plan *p, uint32_t t, const fv_str *a, const fv_str *b,
+                            bool *too_long) {
     if (b->len > 0 && b->data[0] == '/') return fv_str_new(p, t, b->data, b->len);
     if (a->len == 0) return fv_str_new(p, t, b->data, b->len);
     if (b->len == 0) return fv_str_new(p, t, a->data, a->len);
@@ -154,11 +160,12 @@ static fl_val str_join_path(const fl_plan *p, uint32_t t, const fv_str *a, const
     sb_put(&sb, a->data, e);
     if (!(e == 1 && a->data[0] == '/')) sb_put(&sb, "/", 1);
     sb_put(&sb, b->data, (size_t)b->len);
-    return sb_done(p, t, &sb);
+    return sb_done(p, t, &sb, too_long);
 }
 
 static fl_val str_case(const fl_plan *p, uint32_t t, const fv_str *s, bool up) {
     fl_val v = fv_str_new(p, t, s->data, s->len);
+    if (!v.o) return v;
     char *d = fv_as_str(v)->data;
     for (int64_t i = 0; i < s->len; i++) {
         unsigned char c = (unsigned char)d[i];
@@ -174,7 +181,7 @@ static const char *find(const fv_str *s, size_t from, const fv_str *sub) {
 }
 
 static fl_val str_replace(const fl_plan *p, uint32_t t, const fv_str *s, const fv_str *old,
-                            const fv_str *new_) {
+                            const fv_str *new_, bool *too_long) {
     if (old->len == 0) return fv_str_new(p, t, s->data, s->len);
     sbuf sb;
     sb_init(&sb, p->ctx);
@@ -187,7 +194,7 @@ static fl_val str_replace(const fl_plan *p, uint32_t t, const fv_str *s, const f
         at = h + (size_t)old->len;
     }
     sb_put(&sb, s->data + at, (size_t)s->len - at);
-    return sb_done(p, t, &sb);
+    return sb_done(p, t, &sb, too_long);
 }
 
 /* POSIX single quotes: 'it'\''s' — one word whatever the content. */
@@ -202,22 +209,23 @@ static void sb_shquote(sbuf *sb, const fv_str *s) {
     sb_put(sb, "'", 1);
 }
 
-static fl_val str_shquote(const fl_plan *p, uint32_t t, const fv_str *s) {
+static fl_val str_shquote(const fl_plan *p, uint32_t t, const fv_str *s, bool *too_long) {
     sbuf sb;
     sb_init(&sb, p->ctx);
     sb_shquote(&sb, s);
-    return sb_done(p, t, &sb);
+    return sb_done(p, t, &sb, too_long);
 }
 
 /* The elements of a list of strings as quoted words separated by spaces. */
-static fl_val str_shquote_list(const fl_plan *p, uint32_t t, const fv_list *xs) {
+static fl_val str_shquote_list(const fl_plan *p, uint32_t t, const fv_list *xs,
+                               bool *too_long) {
     sbuf sb;
     sb_init(&sb, p->ctx);
     for (int64_t i = 0; i < xs->len; i++) {
         if (i) sb_put(&sb, " ", 1);
         sb_shquote(&sb, S(xs->items[i]));
     }
-    return sb_done(p, t, &sb);
+    return sb_done(p, t, &sb, too_long);
 }
 
 /* Python's repr of a float: the fewest significant digits that read back as the same
@@ -330,11 +338,18 @@ static int fail(const fl_plan *p, uint32_t lam, uint32_t pc, fl_val *st, int sp,
 #define TOP st[sp - 1]
 #define NEXT st[sp - 2]
 #define FAIL(...) return fail(p, lam, pc, st, sp, err, __VA_ARGS__)
-/* a string builder gave up: the operands are still on the stack */
-#define CHECK_LEN(v, what)                                                                         \
+/* a string builder or helper gave up (too long, or out of memory): the operands
+ * are still on the stack */
+#define CHECK_LEN(v, too_long, what)                                                               \
     do {                                                                                           \
-        if (!(v).o)                                                                                \
+        if (!(v).o && (too_long))                                                                  \
             FAIL("string longer than %zu MiB in %s", (size_t)EXPR_RT_MAX_STRING >> 20, what);      \
+        if (!(v).o) FAIL(EXPR_OOM_MSG);                                                            \
+    } while (0)
+/* a constructor gave no object: the stack is as before the instruction */
+#define CHECK_MEM(v)                                                                               \
+    do {                                                                                           \
+        if (!(v).o) FAIL(EXPR_OOM_MSG);                                                            \
     } while (0)
 #define BIN_I(OPNAME, BUILTIN)                                                                     \
     do {                                                                                           \
@@ -395,12 +410,17 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                 break;
             case EOP_CONST_S: {
                 const plan_value *v = &p->values[in->a];
-                st[sp++] = fv_str_cstr(p, v->type, plan_str(p, v->u.s));
+                fl_val sv = fv_str_cstr(p, v->type, plan_str(p, v->u.s));
+                CHECK_MEM(sv);
+                st[sp++] = sv;
                 break;
             }
-            case EOP_CONST_V:
-                st[sp++] = fv_from_const(p, (uint32_t)in->a);
+            case EOP_CONST_V: {
+                fl_val cv = fv_from_const(p, (uint32_t)in->a);
+                if (!cv.o && fv_is_heap(p, p->values[in->a].type)) FAIL(EXPR_OOM_MSG);
+                st[sp++] = cv;
                 break;
+            }
             case EOP_PARAM:
                 st[sp++] = args[in->a];
                 break;
@@ -559,6 +579,7 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
             case EOP_MAKE_RECORD: {
                 uint32_t n = p->types[in->a].n;
                 fl_val r = fv_rec_new(p, (uint32_t)in->a);
+                CHECK_MEM(r); /* the fields are still on the stack */
                 sp -= (int)n;
                 if (n) memcpy(fv_as_rec(r)->fields, &st[sp], n * sizeof(fl_val));
                 st[sp++] = r;
@@ -567,6 +588,7 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
             case EOP_MAKE_LIST: {
                 uint32_t n = in->b;
                 fl_val v = fv_list_new(p, (uint32_t)in->a, n);
+                CHECK_MEM(v); /* the items are still on the stack */
                 sp -= (int)n;
                 if (n) memcpy(fv_as_list(v)->items, &st[sp], n * sizeof(fl_val));
                 st[sp++] = v;
@@ -602,8 +624,9 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                     if (i) sb_put(&sb, sep->data, (size_t)sep->len);
                     sb_put(&sb, S(xs->items[i])->data, (size_t)S(xs->items[i])->len);
                 }
-                fl_val v = sb_done(p, et, &sb);
-                CHECK_LEN(v, "join()");
+                bool too_long;
+                fl_val v = sb_done(p, et, &sb, &too_long);
+                CHECK_LEN(v, too_long, "join()");
                 fv_decref(p, et, TOP);
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 sp--;
@@ -618,8 +641,9 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                 sb_init(&sb, p->ctx);
                 for (int k = sp - n; k < sp; k++)
                     sb_put(&sb, S(st[k])->data, (size_t)S(st[k])->len);
-                fl_val v = sb_done(p, (uint32_t)in->a, &sb);
-                CHECK_LEN(v, in->op == EOP_CONCAT ? "'+'" : "an interpolation");
+                bool too_long;
+                fl_val v = sb_done(p, (uint32_t)in->a, &sb, &too_long);
+                CHECK_LEN(v, too_long, in->op == EOP_CONCAT ? "'+'" : "an interpolation");
                 for (int k = sp - n; k < sp; k++)
                     fv_decref(p, (uint32_t)in->a, st[k]);
                 sp -= n;
@@ -629,19 +653,26 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
             case EOP_TOSTR_I: {
                 char buf[32];
                 int n = snprintf(buf, sizeof buf, "%" PRId64, TOP.i);
-                TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
+                fl_val v = fv_str_new(p, (uint32_t)in->a, buf, n);
+                CHECK_MEM(v);
+                TOP = v;
                 break;
             }
             case EOP_TOSTR_F: {
                 char buf[40];
                 int n = fmt_float(TOP.f, buf, sizeof buf);
-                TOP = fv_str_new(p, (uint32_t)in->a, buf, n);
+                fl_val v = fv_str_new(p, (uint32_t)in->a, buf, n);
+                CHECK_MEM(v);
+                TOP = v;
                 break;
             }
-            case EOP_TOSTR_B:
-                TOP = TOP.i ? fv_str_new(p, (uint32_t)in->a, "true", 4)
-                            : fv_str_new(p, (uint32_t)in->a, "false", 5);
+            case EOP_TOSTR_B: {
+                fl_val v = TOP.i ? fv_str_new(p, (uint32_t)in->a, "true", 4)
+                                 : fv_str_new(p, (uint32_t)in->a, "false", 5);
+                CHECK_MEM(v);
+                TOP = v;
                 break;
+            }
             case EOP_LEN_S: {
                 int64_t n = S(TOP)->len;
                 fv_decref(p, (uint32_t)in->a, TOP);
@@ -658,9 +689,10 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                 uint32_t t = (uint32_t)in->a;
                 const fv_str *s = S(TOP);
                 fl_val v;
+                bool too_long = false;
                 switch (in->op) {
                     case EOP_SHQUOTE:
-                        v = str_shquote(p, t, s);
+                        v = str_shquote(p, t, s, &too_long);
                         break;
                     case EOP_BASENAME:
                         v = str_basename(p, t, s);
@@ -681,22 +713,24 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                         v = str_case(p, t, s, false);
                         break;
                 }
-                CHECK_LEN(v, "a command's quoting");
+                CHECK_LEN(v, too_long, "a command's quoting");
                 fv_decref(p, t, TOP);
                 TOP = v;
                 break;
             }
             case EOP_SHQUOTE_L: {
                 uint32_t et = p->types[in->a].elem;
-                fl_val v = str_shquote_list(p, et, fv_as_list(TOP));
-                CHECK_LEN(v, "a command's quoting");
+                bool too_long = false;
+                fl_val v = str_shquote_list(p, et, fv_as_list(TOP), &too_long);
+                CHECK_LEN(v, too_long, "a command's quoting");
                 fv_decref(p, (uint32_t)in->a, TOP);
                 TOP = v;
                 break;
             }
             case EOP_JOIN_P: {
-                fl_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP));
-                CHECK_LEN(v, "join()");
+                bool too_long = false;
+                fl_val v = str_join_path(p, (uint32_t)in->a, S(NEXT), S(TOP), &too_long);
+                CHECK_LEN(v, too_long, "join()");
                 fv_decref(p, (uint32_t)in->a, NEXT);
                 fv_decref(p, (uint32_t)in->a, TOP);
                 sp--;
@@ -705,8 +739,9 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
             }
             case EOP_REPLACE: {
                 uint32_t t = (uint32_t)in->a;
-                fl_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP));
-                CHECK_LEN(v, "replace()");
+                bool too_long = false;
+                fl_val v = str_replace(p, t, S(st[sp - 3]), S(NEXT), S(TOP), &too_long);
+                CHECK_LEN(v, too_long, "replace()");
                 for (int k = sp - 3; k < sp; k++)
                     fv_decref(p, t, st[k]);
                 sp -= 2;

@@ -44,8 +44,8 @@
  *
  * Ownership: rec_inst strings are borrowed for the call; lookup's *out is a new
  * reference the caller owns; finished may replace res->value and res->error (the
- * result stays owned by the caller; an error it writes is malloc'ed, as exec.h
- * says of rt_result, and so is lookup's ii->error).
+ * result stays owned by the caller; an error it writes comes from the plan's
+ * context, as exec.h says of rt_result, and so does lookup's ii->error).
  */
 #ifndef FLOW_RECORDER_H
 #define FLOW_RECORDER_H
@@ -69,7 +69,7 @@ typedef struct rec_inst {
     int64_t remaining;   /* elements of its mapping from this one to the end (1 if unmapped) */
     int has_key;         /* key holds the instance's cache key */
     fl_digest key;       /* filled by lookup */
-    char *error;         /* lookup returned -1: why (malloc'ed, the caller frees) */
+    char *error;         /* lookup returned -1: why (the plan's context, as a result's error) */
 } rec_inst;
 
 typedef struct rec_ops {

@@ -66,8 +66,8 @@ typedef struct rt_ictx {
     const rt_job *job;     /* the job (map index, out and scratch dirs) */
     rt_chunk *arena;       /* flow_alloc memory, freed by rt_ictx_leave */
     int failed;            /* flow_fail was called */
-    char *fail_msg;        /* its message (malloc'ed), the first one wins */
-    char *log;             /* flow_log lines (malloc'ed) or NULL */
+    char *fail_msg;        /* its message (the plan's context), the first one wins */
+    char *log;             /* flow_log lines (the plan's context) or NULL */
     size_t log_len;        /* bytes used in log */
     size_t log_cap;        /* bytes allocated for log */
     char *own_out_dir;     /* temporary out dir made for a job without one */

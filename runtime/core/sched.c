@@ -87,15 +87,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* TRANSITIONAL: the history's arrays (served results, retries: their code is
- * being rewritten as a cache executor) cannot report a failed allocation yet. Through
- * the context (its sink and oom callback hear of it), then the run cannot go on. */
-static void *hist_xrealloc(sched *S, void *q, size_t n) {
-    void *r = fl_realloc(S->ctx, q, n);
-    if (!r) abort();
-    return r;
-}
-
 /* ---- static analysis ---- */
 
 static uint32_t graph_depth(sched *S, uint32_t g, uint32_t guard);
@@ -464,7 +455,8 @@ static void report_summary(sched *S, int interrupted, const char *error) {
 /* ---- arguments ---- */
 
 /* A producer's value as an argument: for a partially failed list read by an
- * all_done consumer, the successful elements only. New reference. */
+ * all_done consumer, the successful elements only. New reference; o == NULL when
+ * memory ran out (sched_oom called). */
 fl_val arg_whole(sched *S, scope *sc, uint32_t src) {
     const fl_plan *p = S->p;
     slot *s = SL(sc, p, src);
@@ -476,6 +468,10 @@ fl_val arg_whole(sched *S, scope *sc, uint32_t src) {
         for (int64_t i = 0; i < l->len; i++)
             nok += s->estate[i] == EL_OK;
         fl_val out = fv_list_new(p, type, nok);
+        if (!out.o) {
+            sched_oom(S); /* the run ends; callers see o == NULL (builtin_oom) */
+            return out;
+        }
         fv_list *o = fv_as_list(out);
         int64_t j = 0;
         for (int64_t i = 0; i < l->len; i++)
@@ -576,6 +572,10 @@ static int build_args(sched *S, scope *sc, uint32_t node, int64_t k, fl_val *out
             }
             default:
                 out[i] = arg_whole(S, sc, A->node);
+                if (!out[i].o && fv_is_heap(p, st)) {
+                    builtin_oom(S, err, errlen);
+                    goto fail;
+                }
         }
         continue;
     fail:
@@ -631,7 +631,10 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
     s->len = len;
     s->estate = sc_calloc(S, (size_t)(len ? len : 1), 1);
     if (!s->estate) return; /* the run ends (sched_oom); the node stays open */
-    if (p->types[N->type].kind == PT_LIST) s->val = fv_list_new(p, N->type, len);
+    if (p->types[N->type].kind == PT_LIST && !(s->val = fv_list_new(p, N->type, len)).o) {
+        sched_oom(S); /* the run ends; the node stays open (scope_free frees estate) */
+        return;
+    }
     if (N->kind != PN_GROUP_EXPAND) S->total += (uint64_t)len;
     s->opened = 1;
     /* element-wise consumers may open now */
@@ -699,7 +702,7 @@ void try_open(sched *S, scope *sc, uint32_t node) {
             if (!params) return; /* the run ends (sched_oom); the node stays open */
             if (build_args(S, sc, node, -1, params, err, sizeof err) != 0) {
                 sc_free(S, params);
-                node_error(S, sc, node, "%s", err);
+                if (!S->oom) node_error(S, sc, node, "%s", err); /* else it stays open */
                 return;
             }
             scope *child = scope_new(S, N->ref, sc, node, -1, params);
@@ -760,6 +763,7 @@ void try_open(sched *S, scope *sc, uint32_t node) {
     }
     if (rc != 0) {
         s->val.i = 0;
+        if (S->oom) return; /* the run ends (builtin_oom); the node stays open */
         node_error(S, sc, node, "%s", err);
         return;
     }
@@ -813,10 +817,21 @@ static void rec_free(sched *S, uint32_t id) {
 }
 
 
+/* Hand the batch to the executor. When it cannot take it (out of memory: the
+ * context says so; an executor takes all of a batch or none), the run ends
+ * (sched_oom) and the batch's jobs count as never submitted: their records keep
+ * their arguments, released by drop_inflight. */
 static void flush_batch(sched *S) {
     if (S->nbatch == 0) return;
-    S->ex->ops->submit(S->ex, S->batch, S->nbatch);
+    int n = S->nbatch;
     S->nbatch = 0;
+    if (S->ex->ops->submit(S->ex, S->batch, n) == 0) return;
+    sched_oom(S);
+    for (int i = 0; i < n; i++) {
+        S->running--;
+        S->running_task[S->batch[i].task]--;
+        S->attempts--;
+    }
 }
 
 static void queue_job(sched *S, uint32_t id) {
@@ -850,7 +865,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         fl_val *params = args_alloc(S, G->nparams);
         if (build_args(S, sc, node, k, params, err, sizeof err) != 0) {
             args_release(S, params);
-            elem_error(S, sc, node, k, err);
+            if (!S->oom) elem_error(S, sc, node, k, err); /* else the run ends, k unsettled */
             return;
         }
         scope *child = scope_new(S, N->ref, sc, node, k, params);
@@ -868,7 +883,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     r->args = N->nargs <= SCHED_INLINE_ARGS ? r->inl : args_alloc(S, N->nargs);
     if (build_args(S, sc, node, k, r->args, err, sizeof err) != 0) {
         rec_free(S, id);
-        elem_error(S, sc, node, r->k, err);
+        if (!S->oom) elem_error(S, sc, node, r->k, err); /* else the run ends, k unsettled */
         return;
     }
     r->served = 0;
@@ -967,10 +982,16 @@ static void unblock(sched *S, uint32_t t) {
     }
 }
 
+/* Put instance id on the list of those waiting for their retry_delay. When the
+ * list cannot grow the run ends (sched_oom): the instance keeps its record, whose
+ * arguments drop_inflight releases at the end. */
 static void retry_push(sched *S, uint32_t id) {
     if (S->nretries == S->capretries) {
-        S->capretries = S->capretries ? S->capretries * 2 : 16;
-        S->retries = hist_xrealloc(S, S->retries, S->capretries * sizeof *S->retries);
+        uint32_t cap = S->capretries ? S->capretries * 2 : 16;
+        uint32_t *r = sc_reallocarray(S, S->retries, cap, sizeof *S->retries);
+        if (!r) return;
+        S->retries = r;
+        S->capretries = cap;
     }
     S->retries[S->nretries++] = id;
 }
@@ -1004,14 +1025,15 @@ static void complete(sched *S, rt_result *res) {
     S->running--;
     if (r->served) S->nserved_pending--; /* its task's count went down when answered */
     else S->running_task[r->task]--;
+    if (!res->ok && !res->error) sched_oom(S); /* not even its message could be made (exec.h) */
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
     if (!res->ok && !r->served && r->attempt < T->retries) {
         r->attempt++;
         r->due = now_s() + (double)T->retry_delay_ms / 1000.0;
-        free(res->error);
-        free(res->log);
+        sc_free(S, res->error);
+        sc_free(S, res->log);
         retry_push(S, id);
         return;
     }
@@ -1035,8 +1057,8 @@ static void complete(sched *S, rt_result *res) {
         S->failed++;
         record_failure(S, sc, node, k, r->args, res->error);
     }
-    free(res->error);
-    free(res->log);
+    sc_free(S, res->error);
+    sc_free(S, res->log);
     release_args(S, node, r->args);
     rec_free_clean(S, id, ok && S->o->rec); /* a success's outputs are in the store */
     if (p->nodes[node].kind == PN_CALL) {
@@ -1225,8 +1247,8 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
                 S->running--;
                 if (res->ok && !S->info[r->node].ret_void)
                     fv_decref(p, p->tasks[r->task].ret, res->value);
-                free(res->error);
-                free(res->log);
+                sc_free(S, res->error);
+                sc_free(S, res->log);
                 release_args(S, r->node, r->args);
                 rec_free(S, (uint32_t)res->id);
             }

@@ -42,6 +42,7 @@ int lam_call(sched *S, uint32_t lam, const fl_val *args, fl_val *out, char *err,
     ee.loc = PLAN_NONE;
     ee.msg[0] = 0;
     if (expr_run(S->p, lam, args, out, &ee) == 0) return 0;
+    if (expr_error_is_oom(&ee)) return builtin_oom(S, err, errlen);
     lam_error(S->p, &ee, err, errlen);
     return -1;
 }
@@ -144,7 +145,8 @@ static int range_bounds(sched *S, scope *sc, uint32_t node, int64_t *start, int6
 }
 
 /* Evaluate the fused chain ending at consumer `node` (a map, filter or len). 0 with
- * the consumer's value set, or -2: the failure is recorded and the node settled. */
+ * the consumer's value set, or -2: the failure is recorded and the node settled, or
+ * -1 when memory ran out (sched_oom; nothing recorded, the node left open). */
 static int fuse_eval(sched *S, scope *sc, uint32_t node) {
     const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
@@ -174,6 +176,7 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
         }
     } else {
         in = arg_whole(S, sc, src); /* successful elements only */
+        if (!in.o) return builtin_oom(S, err, sizeof err);
         l = fv_as_list(in);
         n = l->len;
     }
@@ -190,6 +193,10 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
     fv_list *o = NULL;
     if (N->kind != PN_LEN) {
         outv = fv_list_new(p, N->type, n);
+        if (!outv.o) {
+            if (!is_range) fv_decref(p, p->nodes[src].type, in);
+            return builtin_oom(S, err, sizeof err);
+        }
         o = fv_as_list(outv);
     }
     int64_t kept = 0;
@@ -200,7 +207,10 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
         expr_error ee;
         int32_t fs = 0;
         if (kern(start, n, &kept, o ? o->items : NULL, &fs, &ee) != 0) {
-            lam_error(p, &ee, err, sizeof err);
+            if (expr_error_is_oom(&ee))
+                builtin_oom(S, err, sizeof err);
+            else
+                lam_error(p, &ee, err, sizeof err);
             failed_at = fs;
         }
         n = 0; /* done */
@@ -215,7 +225,10 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
             expr_error ee;
             if (native[k] ? native[k](&cur, &r, &ee) != 0
                           : lam_call(S, G->ref, &cur, &r, err, sizeof err) != 0) {
-                if (native[k]) lam_error(p, &ee, err, sizeof err);
+                if (native[k] && expr_error_is_oom(&ee))
+                    builtin_oom(S, err, sizeof err);
+                else if (native[k])
+                    lam_error(p, &ee, err, sizeof err);
                 failed_at = k;
                 keep = 0;
                 break;
@@ -245,6 +258,7 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
             fv_decref(p, N->type, outv);
         }
         SL(sc, p, node)->val.i = 0;
+        if (S->oom) return -1; /* out of memory: the node stays open (try_open) */
         /* the later stages (and a len consumer) count as not run, as without fusion */
         S->nskipped_other += (uint64_t)(ns - 1 - failed_at) + (N->kind == PN_LEN);
         node_fail_as(S, sc, node, stage[failed_at], err);
@@ -261,7 +275,8 @@ static int fuse_eval(sched *S, scope *sc, uint32_t node) {
 }
 
 /* Compute a built-in node whose producers are all done and fine (or partial, for
- * map/filter). 0 with s->val set, or -1 with err. */
+ * map/filter). 0 with s->val set, or -1 with err (s->val unset; when memory ran out,
+ * sched_oom was called and err says "out of memory"), or -2 (fuse_eval). */
 int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen) {
     const fl_plan *p = S->p;
     const plan_node *N = &p->nodes[node];
@@ -271,6 +286,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
     switch (N->kind) {
         case PN_CONST:
             s->val = fv_from_const(p, N->aux);
+            if (!s->val.o && fv_is_heap(p, N->type)) return builtin_oom(S, err, errlen);
             return 0;
         case PN_PARAM:
             s->val = sc->params[N->aux];
@@ -280,6 +296,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             int64_t a, n;
             if (range_bounds(S, sc, node, &a, &n, err, errlen) != 0) return -1;
             s->val = fv_list_new(p, N->type, S->info[node].fused ? 0 : n);
+            if (!s->val.o) return builtin_oom(S, err, errlen);
             if (S->info[node].fused) return 0; /* its consumer iterates a .. a+n */
             fv_list *l = fv_as_list(s->val);
             for (int64_t i = 0; i < n; i++)
@@ -301,9 +318,15 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             uint32_t rt = elem_type(p, N->type);
             const plan_type *R = &p->types[rt];
             s->val = fv_list_new(p, N->type, n);
+            if (!s->val.o) return builtin_oom(S, err, errlen);
             fv_list *l = fv_as_list(s->val);
             for (int64_t k = 0; k < n; k++) {
                 fl_val r = fv_rec_new(p, rt);
+                if (!r.o) { /* the items not made yet are empty: released as nothing */
+                    fv_decref(p, N->type, s->val);
+                    s->val.i = 0;
+                    return builtin_oom(S, err, errlen);
+                }
                 for (uint32_t f = 0; f < N->nargs && f < R->n; f++) {
                     fl_val v = fv_as_list(ARGV(f))->items[k];
                     fv_incref(p, p->fields[R->first + f].type, v);
@@ -326,11 +349,18 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             if (pv.n) qsort(pv.v, pv.n, sizeof *pv.v, cmp_str);
             uint32_t et = elem_type(p, N->type);
             s->val = fv_list_new(p, N->type, (int64_t)pv.n);
+            int made = s->val.o != NULL;
             for (size_t i = 0; i < pv.n; i++) {
-                fv_as_list(s->val)->items[i] = fv_str_cstr(p, et, pv.v[i]);
+                if (made && !(fv_as_list(s->val)->items[i] = fv_str_cstr(p, et, pv.v[i])).o)
+                    made = 0;
                 sc_free(S, pv.v[i]);
             }
             sc_free(S, pv.v);
+            if (!made) {
+                fv_decref(p, N->type, s->val);
+                s->val.i = 0;
+                return builtin_oom(S, err, errlen);
+            }
             return 0;
         }
         case PN_FLATTEN: {
@@ -340,6 +370,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             for (int64_t i = 0; i < outer->len; i++)
                 n += fv_as_list(outer->items[i])->len;
             s->val = fv_list_new(p, N->type, n);
+            if (!s->val.o) return builtin_oom(S, err, errlen);
             int64_t j = 0;
             for (int64_t i = 0; i < outer->len; i++) {
                 fv_list *in = fv_as_list(outer->items[i]);
@@ -357,6 +388,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
         case PN_LIST: {
             uint32_t et = elem_type(p, N->type);
             s->val = fv_list_new(p, N->type, N->nargs);
+            if (!s->val.o) return builtin_oom(S, err, errlen);
             for (uint32_t i = 0; i < N->nargs; i++) {
                 fl_val v = ARGV(i);
                 fv_incref(p, et, v);
@@ -367,6 +399,7 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
         case PN_RECORD: {
             const plan_type *R = &p->types[N->type];
             s->val = fv_rec_new(p, N->type);
+            if (!s->val.o) return builtin_oom(S, err, errlen);
             for (uint32_t i = 0; i < N->nargs && i < R->n; i++) {
                 fl_val v = ARGV(i);
                 fv_incref(p, p->fields[R->first + i].type, v);
@@ -378,13 +411,18 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
         case PN_FILTER: {
             if (S->info[node].fused) {
                 s->val = fv_list_new(p, N->type, 0); /* its consumer runs its lambda */
-                return 0;
+                return s->val.o ? 0 : builtin_oom(S, err, errlen);
             }
             if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
             fl_val in = arg_whole(S, sc, A[0].node); /* successful elements only */
+            if (!in.o) return builtin_oom(S, err, errlen);
             fv_list *l = fv_as_list(in);
             uint32_t it = elem_type(p, p->nodes[A[0].node].type);
             fl_val outv = fv_list_new(p, N->type, l->len);
+            if (!outv.o) {
+                fv_decref(p, p->nodes[A[0].node].type, in);
+                return builtin_oom(S, err, errlen);
+            }
             fv_list *o = fv_as_list(outv);
             int64_t j = 0;
             int rc = 0;

@@ -18,6 +18,7 @@
 #ifndef FLOW_SCHED_INT_H
 #define FLOW_SCHED_INT_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +200,16 @@ static inline uint32_t elem_type(const fl_plan *p, uint32_t list_type) {
 static inline void sched_oom(sched *S) {
     S->oom = 1;
     S->limit = 0;
+}
+
+/* A value could not be made (a constructor gave o == NULL, an allocation or a
+ * lambda ran out of memory): the run ends as above. -1 with "out of memory" in
+ * err, for the built-ins' and arguments' error paths: what meets it with S->oom
+ * set leaves its node or element as it is (nothing recorded as a failure). */
+static inline int builtin_oom(sched *S, char *err, size_t errlen) {
+    sched_oom(S);
+    snprintf(err, errlen, "out of memory");
+    return -1;
 }
 
 static inline void *sc_calloc(sched *S, size_t n, size_t size) {

@@ -264,6 +264,10 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
     if (t->nparams) memcpy(largs, args, t->nparams * sizeof *largs);
     uint32_t str_t = p->typelist[p->lambdas[t->cmd].first_ptype + t->nparams];
     largs[t->nparams] = fv_str_cstr(p, str_t, outp);
+    if (!largs[t->nparams].o) {
+        rt_ictx_fail(c, "out of memory");
+        return -1;
+    }
     fl_val cmdv;
     expr_error ee;
     int rc = expr_run(p, t->cmd, largs, &cmdv, &ee);
@@ -329,8 +333,9 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
                     rt_ictx_fail(c, "command output %s is %s", outp,
                                  rkind == PT_DIR ? "not a directory" : "a directory");
                     rc = -1;
-                } else {
-                    *out = fv_str_cstr(p, t->ret, outp);
+                } else if (!(*out = fv_str_cstr(p, t->ret, outp)).o) {
+                    rt_ictx_fail(c, "out of memory");
+                    rc = -1;
                 }
                 break;
             default:

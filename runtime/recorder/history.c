@@ -325,6 +325,7 @@ static void reroot(hist *h, uint32_t type, fl_val *v, int depth) {
             return; /* already this store's */
         if (store_pathf(fixed, sizeof fixed, "%s/%s", root, tail)) return;
         fl_val n = fv_str_cstr(p, type, fixed);
+        if (!n.o) return; /* out of memory: the recorded path stays, check_stored judges it */
         fv_decref(p, type, *v);
         *v = n;
         return;
@@ -492,11 +493,22 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
             return v;
         }
         h->stats.stored_outputs++;
-        return fv_str_cstr(p, type, dst);
+        fl_val n = fv_str_cstr(p, type, dst);
+        if (n.o) return n;
+        snprintf(err, errlen, "out of memory");
+        *failed = 1;
+        fv_incref(p, type, v);
+        return v;
     }
     if (T->kind == PT_LIST && type_has_files(p, T->elem, 0)) {
         const fv_list *l = fv_as_list(v);
         fl_val n = fv_list_new(p, type, l->len);
+        if (!n.o) {
+            snprintf(err, errlen, "out of memory");
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
         for (int64_t i = 0; i < l->len; i++)
             fv_as_list(n)->items[i] = ingest(h, T->elem, l->items[i], out_dir, depth + 1, failed,
                                              err, errlen);
@@ -504,6 +516,12 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
     }
     if (T->kind == PT_RECORD && type_has_files(p, type, 0)) {
         fl_val n = fv_rec_new(p, type);
+        if (!n.o) {
+            snprintf(err, errlen, "out of memory");
+            *failed = 1;
+            fv_incref(p, type, v);
+            return v;
+        }
         for (uint32_t i = 0; i < T->n; i++)
             fv_as_rec(n)->fields[i] = ingest(h, p->fields[T->first + i].type,
                                              fv_as_rec(v)->fields[i], out_dir, depth + 1, failed,
@@ -613,13 +631,12 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         for (uint32_t i = 0; i < T->nparams; i++) {
             uint32_t ty = p->params[T->first_param + i].type;
             if (type_has_files(p, ty, 0) && check_stored(h, ty, args[i], 0)) {
-                /* malloc'ed, not from h->ctx: it becomes an rt_result's error (exec.h),
-                 * which the scheduler frees with free() */
-                if (asprintf(&ii->error,
-                             "input '%s' was changed or damaged in the store after it was "
-                             "stored; it has been quarantined (run again to recompute it)",
-                             plan_str(p, p->params[T->first_param + i].name)) < 0)
-                    ii->error = NULL;
+                /* a result's error: the plan's context (exec.h) */
+                ii->error = fl_sprintf(p->ctx,
+                                       "input '%s' was changed or damaged in the store after it "
+                                       "was stored; it has been quarantined (run again to "
+                                       "recompute it)",
+                                       plan_str(p, p->params[T->first_param + i].name));
                 return -1;
             }
         }
@@ -732,8 +749,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
             fv_decref(p, T->ret, res->value); /* the instance fails: no value */
             res->value = (fl_val){0};
             res->ok = 0;
-            free(res->error); /* rt_result's strings are malloc'ed (exec.h), not h->ctx's */
-            if (asprintf(&res->error, "storing the output failed: %s", err) < 0) res->error = NULL;
+            fl_free(p->ctx, res->error); /* the result's strings: the plan's context */
+            res->error = fl_sprintf(p->ctx, "storing the output failed: %s", err);
         }
     } else if (res->ok && served && !is_void && type_has_files(p, T->ret, 0)) {
         check_stored(h, T->ret, res->value, 0); /* lists the objects it refers to */
@@ -742,8 +759,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         if (!is_void) fv_decref(p, T->ret, res->value); /* the instance fails: no value */
         res->value = (fl_val){0};
         res->ok = 0;
-        free(res->error);
-        res->error = strdup(err);
+        fl_free(p->ctx, res->error);
+        res->error = fl_strdup(p->ctx, err);
     }
     h->enc.len = 0;
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);

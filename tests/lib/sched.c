@@ -1,7 +1,10 @@
 /*
  * libsched.so — C tasks for the scheduler's golden programs (tests/run/).
  * Each task is tiny and deterministic; the ones that observe scheduling
- * (order, attempts, concurrency) write small files.
+ * (order, attempts, concurrency) write small files. They check what flow_alloc
+ * gives, as a task must: NULL means the instance has already failed ("out of
+ * memory"; test_oom fails each allocation in turn), and what they return then is
+ * ignored.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -153,6 +156,7 @@ int64_t touched(int64_t x) {
 const char *greet(const char *name) {
     size_t n = strlen(name) + 8;
     char *s = flow_alloc(n);
+    if (!s) return NULL;
     snprintf(s, n, "hello %s", name);
     return s;
 }
@@ -169,6 +173,7 @@ const char *join_strs(flow_list xs) {
     for (int64_t i = 0; i < xs.len; i++)
         n += strlen(v[i]) + 1;
     char *s = flow_alloc(n);
+    if (!s) return NULL;
     s[0] = 0;
     for (int64_t i = 0; i < xs.len; i++) {
         if (i) strcat(s, ",");
@@ -190,6 +195,7 @@ word measure(const char *text) {
 flow_bytes to_bytes(const char *s) {
     size_t n = strlen(s);
     uint8_t *d = flow_alloc(n ? n : 1);
+    if (!d) return (flow_bytes){NULL, 0};
     memcpy(d, s, n);
     flow_bytes b = {d, (int64_t)n};
     return b;
@@ -346,6 +352,7 @@ page unpack(flow_bytes b) {
     while (n < b.len && b.data[n] != '/')
         n++;
     char *t = flow_alloc((size_t)n + 1);
+    if (!t) return (page){NULL, 0};
     memcpy(t, b.data, (size_t)n);
     t[n] = 0;
     page p = {t, b.len};

@@ -105,7 +105,7 @@ static void run_direct(void *ctx, const rt_job *job, rt_result *res) {
     res->id = job->id;
     if (!fn) {
         res->ok = 0;
-        res->error = strdup("no such symbol");
+        res->error = fl_strdup(f->plan->ctx, "no such symbol"); /* exec.h */
         return;
     }
     if (job->task == T_GREET) {

@@ -16,9 +16,15 @@
  *       allocations are not under test: it runs on a plain context), written to
  *       bytes, then plan_read + expr_verify + rt_open + rt_close + plan_free on
  *       the test context.
- *   (b) a three-task run through sched_run (no history, inline executor). It
- *       needs sched.c on the context: until then it is skipped with the reason.
- *   (c) parameters: plan_read, then params_resolve with a --param and a YAML
+ *   (b) a three-task run through sched_run (no history, inline executor): the
+ *       run ends with a code other than 0 and "out of memory" in the sink (or,
+ *       when the request that failed had a fallback, as without the failure).
+ *   (c) the same with values on the heap: strings, lists and records made by
+ *       tasks, lambdas and the scheduler's built-ins.
+ *   (d) (b) on the process executor, one worker: the worker is a fork of this
+ *       process, so it fails a request too when its own count reaches N; its
+ *       failures show as failed instances whose message says "out of memory".
+ *   (e) parameters: plan_read, then params_resolve with a --param and a YAML
  *       file of nested lists, records and an alias (params.c builds the values
  *       on the plan's context; libyaml's own memory is its business).
  *
@@ -214,25 +220,43 @@ static void test_load_link(void **state) {
     free(bytes);
 }
 
-/* ---- (b) a three-task run ---- */
+/* ---- (b) and (c): runs ---- */
 
-/* 0 ran with code 0 (*result the flow's value), else the code or -1; all freed. */
-static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *result, char *err,
-                        size_t errlen) {
+/* The failed instances' messages say "out of memory" (set by the observer). */
+static void note_oom(void *ud, const sched_summary *s) {
+    int *said = ud;
+    for (uint32_t i = 0; i < s->nfails; i++)
+        if (s->fails[i].error && strstr(s->fails[i].error, "out of memory")) *said = 1;
+}
+
+/* Load, link and run graph 0 with n = 3, on the inline executor or (process) on
+ * one worker process. The code (0 ran), or -1 when the plan did not load or link;
+ * the flow's value as JSON in json (when it has one); *inst_oom: a failed
+ * instance's message says "out of memory" (a worker's request failed: the worker
+ * is a copy of this process, its context too). All freed. */
+static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int process, char *json,
+                        size_t jsonlen, int *inst_oom, char *err, size_t errlen) {
+    json[0] = 0;
+    *inst_oom = 0;
     fl_plan *p = plan_read(c, bytes, len, err, errlen);
     if (!p) return -1;
     rt_runtime *rt = rt_open(p, OOM_PLAN_PATH, 1, err, errlen);
-    rt_executor *ex = rt ? rt_executor_inline(rt, 1) : NULL;
+    rt_executor *ex = !rt ? NULL : process ? rt_executor_process(rt, 1) : rt_executor_inline(rt, 1);
     int code = -1;
     if (ex) {
         fl_val n = {.i = 3};
+        sched_observer obs = {NULL, note_oom, inst_oom};
         sched_opts so;
         memset(&so, 0, sizeof so);
         so.jobs = 1;
+        so.obs = &obs;
         sched_outcome res;
         code = sched_run(p, ex, 0, &n, &so, &res);
         if (res.has_result) {
-            *result = res.result.i;
+            FILE *f = fmemopen(json, jsonlen, "w");
+            assert_non_null(f);
+            fv_print_json(p, p->graphs[0].ret, res.result, f);
+            fclose(f);
             fv_decref(p, p->graphs[0].ret, res.result);
         }
         ex->ops->destroy(ex);
@@ -242,41 +266,91 @@ static int load_and_run(fl_ctx *c, const uint8_t *bytes, size_t len, int64_t *re
     return code;
 }
 
-static void test_run(void **state) {
-    (void)state;
-    if (getenv("SANITIZED")) skip();
-    if (!getenv("FLOW_OOM_ALL")) {
-        /* skipped: the scheduler is on the context now, but the built-ins do not
-         * check what the value constructors return when memory runs out: failing
-         * every request crashes. FLOW_OOM_ALL=1 runs it. */
+/* Run src once counting its requests (it must give `want`), then once for every
+ * request picked (pick_n) with that request failing: each run ends with a code
+ * other than 0 and "out of memory" in the sink (or, with worker processes, in a
+ * failed instance's message), or, when what failed had a fallback, as the
+ * counting run did; nothing is left allocated either way. */
+static void run_each(const char *src, int process, const char *want) {
+    if (getenv("SANITIZED")) {
+        print_message("skipped: under ASan (its allocator is in the way of counting)\n");
         skip();
     }
     size_t len;
-    uint8_t *bytes = compile_bytes(&len);
-    char err[512];
+    uint8_t *bytes = compile_src(src, &len);
+    char err[512], json[1024];
     track t;
     fl_ctx c;
     track_init(&t, &c, UINT64_MAX);
-    int64_t r = 0;
-    assert_int_equal(load_and_run(&c, bytes, len, &r, err, sizeof err), 0);
-    assert_int_equal(r, 0 + 1 + 4 + 3 + 1); /* 0²+1²+2² + one per item, + 1 */
+    int inst_oom;
+    assert_int_equal(
+        load_and_run(&c, bytes, len, process, json, sizeof json, &inst_oom, err, sizeof err), 0);
+    assert_string_equal(json, want);
     assert_int_equal(t.live, 0);
     uint64_t total = c.nalloc;
     track_done(&t);
+    uint64_t same = 0; /* runs that came through a failed request unharmed */
     for (uint64_t k = 0; k < n_picks(total); k++) {
         uint64_t n = pick_n(total, k);
         track_init(&t, &c, n);
-        int rc = load_and_run(&c, bytes, len, &r, err, sizeof err);
-        if (rc == 0 || !fl_failed(&c) || c.errcode != FL_ENOMEM || t.live != 0 || t.bad_free)
-            fail_msg("request %llu of %llu: code %d (%s), %zu blocks live%s", (unsigned long long)n,
-                     (unsigned long long)total, rc, fl_errmsg(&c), t.live,
-                     t.bad_free ? ", a foreign free" : "");
+        int rc = load_and_run(&c, bytes, len, process, json, sizeof json, &inst_oom, err,
+                              sizeof err);
+        int clean = rc == 0 ? !strcmp(json, want)
+                            : (c.errcode == FL_ENOMEM && strstr(fl_errmsg(&c), "out of memory")) ||
+                                  (process && inst_oom);
+        if (!clean || t.live != 0 || t.bad_free)
+            fail_msg("request %llu of %llu: code %d (%s), %s, %zu blocks live%s",
+                     (unsigned long long)n, (unsigned long long)total, rc, fl_errmsg(&c), json,
+                     t.live, t.bad_free ? ", a foreign free" : "");
+        same += rc == 0;
         track_done(&t);
     }
+    print_message("# a run of %llu requests: %llu of them failed in turn, each ended cleanly "
+                  "(%llu with the run's own result)\n",
+                  (unsigned long long)total, (unsigned long long)n_picks(total),
+                  (unsigned long long)same);
     free(bytes);
 }
 
-/* ---- (c) parameters ---- */
+/* (b) three tasks over ints: the scheduler, the built-ins, a scalar lambda */
+static void test_run(void **state) {
+    (void)state;
+    run_each(oom_src, 0, "9"); /* 0²+1²+2² + one per item, + 1 */
+}
+
+/* (d) the same run on a worker process: the process executor's queues and buffers,
+ * and the worker's own requests (it fails the request of the same number, counted
+ * from the fork) */
+static void test_run_process(void **state) {
+    (void)state;
+    run_each(oom_src, 1, "9");
+}
+
+/* (c) values on the heap: strings and records made by tasks (the C results), by
+ * lambdas (interpolation, a field) and by built-ins (a list constant, a record
+ * literal, a map read whole), a mapped string streamed into an expansion */
+static const char oom_values_src[] =
+    "library s = \"libsched.so\"\n"
+    "type Word = {text: str, n: int}\n"
+    "task square(x: int) -> int = s.square\n"
+    "task greet(name: str) -> str = s.greet\n"
+    "task measure(text: str) -> Word = s.measure\n"
+    "task join_strs(xs: [str]) -> str = s.join_strs\n"
+    "type Out = {names: str, words: [Word], lens: [int]}\n"
+    "flow main(n: int) -> Out {\n"
+    "    let sq = square.expand(x = range(n))\n"
+    "    let hi = greet.expand(name = sq.map(x => \"n{x}\"))\n"
+    "    let ws = measure.expand(text = [\"ab\", \"cde\"])\n"
+    "    return {names = join_strs(hi), words = ws, lens = ws.map(w => w.n)}\n"
+    "}\n";
+
+static void test_run_values(void **state) {
+    (void)state;
+    run_each(oom_values_src, 0, "{\"names\":\"hello n0,hello n1,hello n4\",\"words\":[{\"text\":"
+                             "\"ab\",\"n\":2},{\"text\":\"cde\",\"n\":3}],\"lens\":[2,3]}");
+}
+
+/* ---- (e) parameters ---- */
 
 static const char params_src[] = "type R = {a: int, b: [str]}\n"
                                  "flow main(n: int, rs: [R], s: str = \"x\") -> int {\n"
@@ -397,6 +471,8 @@ int main(void) {
         cmocka_unit_test(test_log_sink),
         cmocka_unit_test(test_load_link),
         cmocka_unit_test(test_run),
+        cmocka_unit_test(test_run_values),
+        cmocka_unit_test(test_run_process),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,7 +160,7 @@ static void finish_int(recorder r, rec_inst *ii, const fl_val *args, int64_t v, 
     r.ops->finished(r.self, ii, args, &res, served);
     assert_int_equal(res.ok, 1);
     assert_int_equal(res.value.i, v);
-    free(res.error);
+    assert_null(res.error);
 }
 
 /* square(a) in node, looked up and, when not served, run. Returns lookup's answer. */
@@ -463,11 +463,11 @@ static void test_failed_result_not_cached(void **state) {
     assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0);
     assert_int_equal(ii.has_key, 1);
     fl_digest key = ii.key;
-    rt_result res = {.ok = 0, .error = strdup("boom"), .start = 1, .end = 2};
+    rt_result res = {.ok = 0, .error = fl_strdup(f->p->ctx, "boom"), .start = 1, .end = 2};
     r.ops->finished(r.self, &ii, args, &res, 0);
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.error, "boom");
-    free(res.error);
+    fl_free(f->p->ctx, res.error);
     assert_int_equal(r.ops->queue_batch(r.self), 0);
     assert_int_equal(r.ops->sync(r.self), 0);
     rows rs;
@@ -582,7 +582,7 @@ static void test_outputs_move_into_store(void **state) {
 }
 
 /* An output the store refuses (a symbolic link) fails the instance: no value, an
- * error (malloc'ed, as exec.h says), recorded as failed and not cached. */
+ * error (from the plan's context, as exec.h says), recorded as failed and not cached. */
 static void test_output_not_stored_fails(void **state) {
     fx *f = *state;
     hist *h = open_hist(f, 0, 0);
@@ -601,7 +601,7 @@ static void test_output_not_stored_fails(void **state) {
     assert_int_equal(res.ok, 0);
     assert_non_null(res.error);
     assert_non_null(strstr(res.error, "storing the output failed"));
-    free(res.error); /* rt_result.error: malloc'ed */
+    fl_free(f->p->ctx, res.error); /* rt_result.error: the plan's context (exec.h) */
     assert_int_equal(r.ops->sync(r.self), 0);
     rows rs;
     read_rows(f, run, &rs);
@@ -632,7 +632,7 @@ static void test_damaged_input_refused(void **state) {
     assert_non_null(ii.error);
     assert_non_null(strstr(ii.error, "'a'"));
     assert_non_null(strstr(ii.error, "quarantined"));
-    free(ii.error); /* recorder.h: malloc'ed, the caller frees */
+    fl_free(f->p->ctx, ii.error); /* recorder.h: the plan's context, the caller frees */
     snprintf(q, sizeof q, "%s/store/quarantine/%s", f->state, hex);
     assert_true(exists(q));
     assert_false(exists(stored));
