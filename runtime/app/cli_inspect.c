@@ -16,9 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/evp.h>
 
 #include "cli.h"
+#include "digest.h"
 #include "plan.h"
 
 #define INSPECT_TEXT 256 /* room for one type or constant in the summary */
@@ -62,16 +62,18 @@ static void print_graphs(const fl_plan *p, plan_graph_kind kind, const char *tit
     }
 }
 
-static void hex(const uint8_t *h, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
+/* A plan's 32-byte SHA-256 field as 64 hex digits (digest.h). */
+static void hex(const uint8_t h[32], char out[65]) {
+    fl_digest d;
+    memcpy(d.b, h, 32);
+    hash_hex(&d, out);
 }
 
 static void summary(const fl_plan *p, const char *path, FILE *f) {
     char ty[INSPECT_TEXT], h[65];
     struct stat st;
     long long size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
-    hex(p->source_sha256, 32, h);
+    hex(p->source_sha256, h);
     fprintf(f, "plan %s: format %d, %lld bytes, compiled from %s (sha256 %.16s...)\n", path,
             PLAN_VERSION, size, plan_str(p, p->source), h);
     print_graphs(p, PG_FLOW, "flows", f);
@@ -94,7 +96,7 @@ static void summary(const fl_plan *p, const char *path, FILE *f) {
     }
     if (p->n_libs) fputs("libraries:\n", f);
     for (uint32_t i = 0; i < p->n_libs; i++) {
-        hex(p->libs[i].sha256, 32, h);
+        hex(p->libs[i].sha256, h);
         fprintf(f, "  %s = \"%s\"  sha256 %.16s...\n", plan_str(p, p->libs[i].name),
                 plan_str(p, p->libs[i].path), h);
     }
@@ -143,23 +145,6 @@ int flowrun_cmd_inspect(int argc, char **argv) {
                 ferror(stdout) ? strerror(errno) : "the emitter failed");
     plan_free(p);
     return rc;
-}
-
-/* SHA-256 of a file; 0 on success. */
-static int file_sha256(const char *path, uint8_t out[32]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    unsigned char buf[65536];
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        ok = EVP_DigestUpdate(c, buf, n);
-    unsigned len = 0;
-    ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, out, &len);
-    EVP_MD_CTX_free(c);
-    fclose(f);
-    return ok ? 0 : -1;
 }
 
 /* A plan's text in a one-line message: control characters become '?'. */
@@ -280,7 +265,8 @@ int flowrun_cmd_verify(int argc, char **argv) {
         const char *lib = plan_str(p, p->libs[i].path);
         const char *name = one_line(plan_str(p, p->libs[i].name), nbuf, sizeof nbuf);
         char where[PATH_MAX];
-        uint8_t h[32];
+        fl_digest h;
+        char herr[PATH_MAX + 64];
         if (!find_library(path, lib, where, sizeof where)) {
             fprintf(stderr,
                     "flowrun verify: %s: library %s (\"%s\") not found beside the plan or in "
@@ -291,7 +277,7 @@ int flowrun_cmd_verify(int argc, char **argv) {
         }
         char wbuf[PATH_MAX];
         const char *shown = one_line(where, wbuf, sizeof wbuf); /* where, for messages */
-        if (file_sha256(where, h) != 0) {
+        if (hash_file(p->ctx, where, &h, herr, sizeof herr) != 0) {
             fprintf(stderr, "flowrun verify: %s: library %s: cannot read %s: %s\n", path, name,
                     shown, strerror(errno));
             rc = 2;
@@ -302,10 +288,10 @@ int flowrun_cmd_verify(int argc, char **argv) {
                     "flowrun verify: warning: library %s: the plan holds no hash for "
                     "it (flowc did not find it), found %s\n",
                     name, shown);
-        } else if (memcmp(p->libs[i].sha256, h, 32) != 0) {
+        } else if (memcmp(p->libs[i].sha256, h.b, 32) != 0) {
             char want[65], got[65];
-            hex(p->libs[i].sha256, 32, want);
-            hex(h, 32, got);
+            hex(p->libs[i].sha256, want);
+            hash_hex(&h, got);
             fprintf(stderr,
                     "flowrun verify: warning: library %s (%s) has changed since the "
                     "plan was compiled (sha256 %.12s..., plan has %.12s...)\n",

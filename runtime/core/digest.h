@@ -6,8 +6,8 @@
  *   (recorder/store.c), a plan (the plan hash). It is a plain 32-byte value, copied
  *   and compared with memcpy/memcmp; the core holds keys in its instances without
  *   knowing how the recorder makes them, which is why the type lives here and not
- *   in the store. The digest itself is OpenSSL's (EVP); streaming a file through it
- *   is the store's business (hash_file in store.h).
+ *   in the store. The digest itself is OpenSSL's (EVP); files are streamed through it
+ *   by hash_fd/hash_file, the one file digest (the store copies while it hashes).
  */
 #ifndef FLOW_DIGEST_H
 #define FLOW_DIGEST_H
@@ -22,5 +22,14 @@ typedef struct fl_digest {
 void hash_hex(const fl_digest *h, char out[65]);
 int hash_from_hex(const char *hex, fl_digest *out); /* 0 ok, -1 malformed */
 void hash_bytes(const void *data, size_t len, fl_digest *out);
+
+typedef struct fl_ctx fl_ctx;
+
+/* Read fd to its end through SHA-256 (a buffer from c); with wfd >= 0 also copy what is
+ * read to wfd; with writeback, start each chunk's writeback to disk once hashed. 0 ok;
+ * -1 with err ("out of memory", "read: ...", "write: ..."). */
+int hash_fd(fl_ctx *c, int fd, int wfd, int writeback, fl_digest *out, char *err, size_t errlen);
+/* Stream a file through SHA-256. 0 ok; -1 with err ("cannot open PATH: ..."). */
+int hash_file(fl_ctx *ctx, const char *path, fl_digest *out, char *err, size_t errlen);
 
 #endif /* FLOW_DIGEST_H */

@@ -21,13 +21,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "rtcore.h"
 
 /* Longest path built while searching for a library. */
@@ -163,23 +163,6 @@ static void free_ctypes(rt_runtime *rt) {
 
 /* ---- finding libraries ---- */
 
-static int sha256_file(const char *path, uint8_t out[32]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) ? 0 : -1;
-    unsigned char buf[65536];
-    size_t n;
-    while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (!EVP_DigestUpdate(md, buf, n)) rc = -1;
-    if (ferror(f)) rc = -1;
-    unsigned len = 0;
-    if (!rc && !EVP_DigestFinal_ex(md, out, &len)) rc = -1;
-    EVP_MD_CTX_free(md);
-    fclose(f);
-    return rc;
-}
-
 static bool all_zero(const uint8_t *h, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (h[i]) return false;
@@ -272,8 +255,9 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         return -1;
     }
     if (all_zero(pl->sha256, 32)) return 0; /* flowc did not see it: nothing to compare */
-    uint8_t h[32];
-    if (sha256_file(out->path, h) != 0) {
+    fl_digest h;
+    char herr[256];
+    if (hash_file(p->ctx, out->path, &h, herr, sizeof herr) != 0) {
         if (rt->strict) {
             set_err(err, errlen, "%slibrary %s (%s): cannot read %s to check its hash", who, name,
                     lpath, out->path);
@@ -283,7 +267,7 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
                lpath, out->path);
         return 0;
     }
-    if (memcmp(h, pl->sha256, 32) != 0) {
+    if (memcmp(h.b, pl->sha256, 32) != 0) {
         if (rt->strict) {
             set_err(err, errlen,
                     "%slibrary %s (%s): %s differs from the library the plan was compiled "

@@ -346,18 +346,23 @@ static uint64_t value_payload(const fl_plan *p, const plan_value *v) {
 #define PUT_vpay(lv) put_u64(&b, value_payload(p, r));
 #define PLAN_PUT_FIELD(enc, lv) PUT_##enc(lv)
 
-static int plan_seal(uint8_t *buf, size_t len) {
-    uint8_t zero[32] = {0}, md[32];
+/* The plan's checksum: SHA-256 of the bytes with the checksum field read as zeros.
+ * 0 ok, -1 when OpenSSL fails. */
+static int plan_sum(const uint8_t *buf, size_t len, uint8_t md[32]) {
+    uint8_t zero[32] = {0};
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(c, buf, PLAN_SUM_OFF) || !EVP_DigestUpdate(c, zero, 32) ||
-        !EVP_DigestUpdate(c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32) ||
-        !EVP_DigestFinal_ex(c, md, &mdlen)) {
-        EVP_MD_CTX_free(c);
-        return -1;
-    }
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, buf, PLAN_SUM_OFF) && EVP_DigestUpdate(c, zero, 32) &&
+             EVP_DigestUpdate(c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32) &&
+             EVP_DigestFinal_ex(c, md, &mdlen);
     EVP_MD_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+static int plan_seal(uint8_t *buf, size_t len) {
+    uint8_t md[32];
+    if (plan_sum(buf, len, md)) return -1;
     memcpy(buf + PLAN_SUM_OFF, md, 32);
     return 0;
 }
@@ -487,15 +492,8 @@ static int check_envelope(const uint8_t *buf, size_t len, char *err, size_t errl
     if (total < len)
         return fail(err, errlen, "%zu bytes of trailing garbage after the plan (%llu bytes)",
                     len - (size_t)total, (unsigned long long)total);
-    uint8_t zero[32] = {0}, md[32];
-    unsigned mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(c, buf, PLAN_SUM_OFF) && EVP_DigestUpdate(c, zero, 32) &&
-             EVP_DigestUpdate(c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32) &&
-             EVP_DigestFinal_ex(c, md, &mdlen);
-    EVP_MD_CTX_free(c);
-    if (!ok) return fail(err, errlen, "cannot compute SHA-256 (OpenSSL failed)");
+    uint8_t md[32];
+    if (plan_sum(buf, len, md)) return fail(err, errlen, "cannot compute SHA-256 (OpenSSL failed)");
     if (memcmp(md, buf + PLAN_SUM_OFF, 32) != 0)
         return fail(err, errlen, "checksum mismatch: the file is damaged");
     return 0;

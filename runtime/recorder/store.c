@@ -73,62 +73,6 @@ static int mkdir_p(const char *path, mode_t mode) {
     return 0;
 }
 
-/* Read fd to its end through SHA-256; with wfd >= 0 also copy what is read to wfd.
- * With writeback, each chunk's writeback to disk is started as soon as it has been
- * hashed (of wfd's copy, or of fd itself): the disk writes while we hash, and the
- * fsync that follows finds little left to do. */
-static int hash_fd(fl_ctx *c, int fd, int wfd, int writeback, fl_digest *out, char *err,
-                   size_t errlen) {
-    off_t pos = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t *buf = fl_malloc(c, STORE_IO_CHUNK);
-    int rc = -1;
-    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf, STORE_IO_CHUNK);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            snprintf(err, errlen, "read: %s", strerror(errno));
-            goto done;
-        }
-        if (r == 0) break;
-        EVP_DigestUpdate(ctx, buf, (size_t)r);
-        if (writeback && wfd < 0) sync_file_range(fd, pos, r, SYNC_FILE_RANGE_WRITE);
-        for (ssize_t off = 0; wfd >= 0 && off < r;) {
-            ssize_t w = write(wfd, buf + off, (size_t)(r - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) {
-                snprintf(err, errlen, "write: %s", strerror(errno));
-                goto done;
-            }
-            off += w;
-        }
-        if (writeback && wfd >= 0) sync_file_range(wfd, pos, r, SYNC_FILE_RANGE_WRITE);
-        pos += r;
-    }
-    unsigned int n = 32;
-    EVP_DigestFinal_ex(ctx, out->b, &n);
-    rc = 0;
-done:
-    EVP_MD_CTX_free(ctx);
-    fl_free(c, buf);
-    return rc;
-}
-
-int hash_file(fl_ctx *ctx, const char *path, fl_digest *out, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = hash_fd(ctx, fd, -1, 0, out, err, errlen);
-    close(fd);
-    return rc;
-}
-
 /* ---- the store and its identity records ---- */
 
 /* One object's identity as flowrun last left it; 64 bytes on disk. */

@@ -48,9 +48,6 @@ const char *store_root(const fl_store *st);
 /* snprintf for paths: 0, or -1 when the result does not fit (then treat it as an error). */
 int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Stream a file through SHA-256 (its buffer from ctx). 0 ok; -1 with err. */
-int hash_file(fl_ctx *ctx, const char *path, fl_digest *out, char *err, size_t errlen);
-
 /* Store bytes. 0 ok (object exists afterwards); -1 with err. */
 int store_put_bytes(fl_store *st, const void *data, size_t len, fl_digest *out, char *err,
                     size_t errlen);
