@@ -110,14 +110,26 @@ typedef struct pend_ord {
     size_t i;             /* entry; also the order of arrival: the newest of a ck wins */
 } pend_ord;
 
+/* The (run, node, task, name template) of packed records, interned: a record names
+ * it by its number (see "packed rows"), so no record carries or compares strings. */
+typedef struct pk_name {
+    int64_t run;
+    uint32_t node;
+    char *task;          /* the task's name */
+    char *tmpl;          /* the records' name template (NULL: none given) */
+} pk_name;
+typedef struct pk_names {
+    pk_name *v;
+    size_t n, cap;
+    size_t last;         /* the one found last: a run's records come node by node */
+} pk_names;
+
 /* Finished instances of one mapped node, packed into one row (see "packed rows"). */
 typedef struct pack {
     int64_t run;
     uint32_t node;
     uint32_t n;          /* records in data */
-    char *task;          /* the task's name */
-    char *tmpl;          /* the records' name template (NULL: none given) */
-    char *first_idx;     /* the first record's index: the row's idx */
+    uint32_t name;       /* the records' name (conn.names): task and template */
     fv_buf blob;         /* the row's packed blob: header, then the records */
 } pack;
 
@@ -133,6 +145,9 @@ typedef struct conn {
     int *said;                   /* the state's "an error was reported" latch */
     struct pack *packs;          /* instance records being packed, one per (run, node) */
     size_t npacks, packs_cap;
+    pk_names names;              /* the packs' names, by number (the writer: as the
+                                  * caller numbered them, REC_NAME) */
+    fv_buf scratch;              /* a record being encoded (synchronous mode) */
     int defer_cache;             /* hold cache entries until the commit (the writer) */
     pend_entry *pend;            /* those entries */
     size_t npend, pend_cap;
@@ -168,6 +183,7 @@ struct fl_state {
     int held;                   /* the writer holds cache entries not yet written */
     int said;                   /* an SQLite error was reported (once: see sql_fail) */
     int wb_oom;                 /* a batch could not be allocated: its records are lost */
+    pk_names names;             /* async: the names the caller has numbered (REC_NAME) */
     char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
 };
@@ -349,14 +365,22 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
                    "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", err, errlen);
 }
 
+static void names_free(fl_ctx *ctx, pk_names *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        fl_free(ctx, t->v[i].task);
+        fl_free(ctx, t->v[i].tmpl);
+    }
+    fl_free(ctx, t->v);
+    *t = (pk_names){0};
+}
+
 static void conn_close(conn *c) {
     if (!c->db) return;
-    for (size_t i = 0; i < c->npacks; i++) {
-        fl_free(c->ctx, c->packs[i].task);
-        fl_free(c->ctx, c->packs[i].tmpl);
-        fl_free(c->ctx, c->packs[i].first_idx);
+    for (size_t i = 0; i < c->npacks; i++)
         free(c->packs[i].blob.data); /* fv_buf: value.c's allocation */
-    }
+    names_free(c->ctx, &c->names);
+    free(c->scratch.data); /* fv_buf: value.c's allocation */
+    c->scratch = (fv_buf){0};
     fl_free(c->ctx, c->packs);
     c->packs = NULL;
     c->npacks = c->packs_cap = 0;
@@ -558,6 +582,7 @@ void state_close(fl_state *st) {
         if (st->cur) free(st->cur->rec.data); /* fv_buf: value.c's allocation */
         fl_free(st->ctx, st->cur);
     }
+    names_free(st->ctx, &st->names);
     if (st->main.db) state_commit(st);
     read_end(&st->main);
     if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
@@ -689,8 +714,14 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * identities are appended as records to st->cur; state_commit hands that batch to
  * the writer, which replays batches in order, each in a transaction on its own
  * connection. Records: a kind byte, then the fields (u64 little-endian numbers,
- * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL). */
-enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE };
+ * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL).
+ * Two kinds carry the packed instance records (see "packed rows") that make up
+ * nearly all of a wide run's history: REC_PACK is one record already encoded by the
+ * caller in its final form (u32 name, u8 cache_store, u32 length, the record's
+ * bytes), which the writer appends to its pack as it is; REC_NAME numbers a name
+ * (u32 number, u64 run, u32 node, task, template), sent once before the first
+ * record that uses it. */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK };
 
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
@@ -744,6 +775,9 @@ static const char *rd_str(rd *r) {
 }
 
 static int apply_inst(conn *c, const state_inst *r);
+static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store);
+static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
+                     const char *task, const char *tmpl);
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
                            const fl_digest *objs, size_t nobjs);
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
@@ -755,7 +789,25 @@ static int replay(conn *c, const wbatch *b) {
     while (r.p < r.end && rc == 0) {
         uint8_t kind = *r.p++;
         size_t n;
-        if (kind == REC_INST) {
+        if (kind == REC_PACK) { /* the hot path: a record appended as it is */
+            uint32_t name, len;
+            if (r.end - r.p < 9) return -1;
+            memcpy(&name, r.p, 4);
+            uint8_t cache_store = r.p[4];
+            memcpy(&len, r.p + 5, 4);
+            r.p += 9;
+            if ((size_t)(r.end - r.p) < len) return -1;
+            rc = apply_packed(c, name, r.p, len, cache_store);
+            r.p += len;
+        } else if (kind == REC_NAME) {
+            uint32_t id = (uint32_t)rd_u64(&r);
+            int64_t run = (int64_t)rd_u64(&r);
+            uint32_t node = (uint32_t)rd_u64(&r);
+            const char *task = rd_str(&r);
+            const char *tmpl = rd_str(&r);
+            if (r.p > r.end || !task) return -1;
+            rc = names_set(c->ctx, &c->names, id, run, node, task, tmpl);
+        } else if (kind == REC_INST) {
             state_inst x = {0};
             fl_digest key;
             x.run = (int64_t)rd_u64(&r);
@@ -1325,34 +1377,127 @@ static uint64_t le_get(const uint8_t *b, int n) {
     for (int i = 0; i < n; i++) v |= (uint64_t)b[i] << (8 * i);
     return v;
 }
-static void pk_f64(fv_buf *b, double d) {
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    fv_buf_put_le(b, v, 8);
-}
-static void pk_bytes(fv_buf *b, const void *p, size_t n) {
-    fv_buf_put_le(b, n, 4);
-    fv_buf_put(b, p, n);
-}
-
 /* Can r go into a packed row? */
 static int packable(const state_inst *r) {
     return !r->error && r->idx && *r->idx &&
            (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached"));
 }
 
+static int tmpl_same(const char *a, const char *b) {
+    return a && b ? !strcmp(a, b) : a == b;
+}
+
+/* Number id is (run, node, task, tmpl) in t (the writer's table: as the caller
+ * numbered it). 0, or -1 when out of memory. */
+static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
+                     const char *task, const char *tmpl) {
+    if (id >= t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        while (cap <= id) cap *= 2;
+        pk_name *v = fl_reallocarray(ctx, t->v, cap, sizeof *v);
+        if (!v) return -1;
+        memset(v + t->cap, 0, (cap - t->cap) * sizeof *v);
+        t->v = v;
+        t->cap = cap;
+    }
+    pk_name *e = &t->v[id];
+    fl_free(ctx, e->task);
+    fl_free(ctx, e->tmpl);
+    e->run = run;
+    e->node = node;
+    e->task = fl_strdup(ctx, task);
+    e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
+    if (id >= t->n) t->n = id + 1;
+    return e->task && (!tmpl || e->tmpl) ? 0 : -1;
+}
+
+/* The number of r's (run, node, task, tmpl) in t, numbering it when new (*fresh = 1);
+ * -1 when out of memory. The last one found is tried first: per instance, this is
+ * one comparison of the template, no copy. */
+static int name_is(const pk_name *e, const state_inst *r) {
+    return e->node == r->node && e->run == r->run && tmpl_same(e->tmpl, r->tmpl) &&
+           (e->task == r->task || !strcmp(e->task, r->task));
+}
+
+static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh) {
+    *fresh = 0;
+    if (t->n && name_is(&t->v[t->last], r)) return (long)t->last;
+    for (size_t i = 0; i < t->n; i++)
+        if (name_is(&t->v[i], r)) return (long)(t->last = i);
+    if (t->n >= UINT32_MAX ||
+        names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl))
+        return -1;
+    *fresh = 1;
+    t->last = t->n - 1;
+    return (long)t->last;
+}
+
+/* v's n low bytes at d, little-endian (one store on a little-endian machine). */
+static inline void le_put(uint8_t *d, uint64_t v, int n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(d, &v, (size_t)n);
+#else
+    for (int i = 0; i < n; i++) d[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
+/* The bytes of r's packed record (r packable; idx_len and label_len its strings'). */
+static size_t pack_rec_len(const state_inst *r, size_t idx_len, size_t label_len) {
+    return PACK_FIXED + idx_len + (r->label ? 4 + label_len : 0) + (r->cache_key ? 32 : 0) +
+           (r->result ? 4 + r->result_len : 0);
+}
+
+/* Encode r's packed record, in its final form, at d (pack_rec_len bytes). */
+static void pack_rec_put(uint8_t *d, const state_inst *r, size_t idx_len, size_t label_len) {
+    uint64_t v;
+    d[0] = strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED;
+    d[1] = (uint8_t)((r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
+                     (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0));
+    le_put(d + 2, (uint32_t)r->attempts, 4);
+    memcpy(&v, &r->started, 8);
+    le_put(d + 6, v, 8);
+    memcpy(&v, &r->ended, 8);
+    le_put(d + 14, v, 8);
+    le_put(d + 22, (uint32_t)r->exit_status, 4);
+    le_put(d + 26, (uint32_t)r->term_signal, 4);
+    le_put(d + 30, (uint32_t)r->worker_pid, 4);
+    le_put(d + 34, (uint64_t)r->peak_rss_kb, 8);
+    le_put(d + 42, idx_len, 4);
+    d += PACK_FIXED;
+    memcpy(d, r->idx, idx_len);
+    d += idx_len;
+    if (r->label) {
+        le_put(d, label_len, 4);
+        memcpy(d + 4, r->label, label_len);
+        d += 4 + label_len;
+    }
+    if (r->cache_key) {
+        memcpy(d, r->cache_key->b, 32);
+        d += 32;
+    }
+    if (r->result) {
+        le_put(d, r->result_len, 4);
+        if (r->result_len) memcpy(d + 4, r->result, r->result_len);
+    }
+}
+
 static int pack_write(conn *c, pack *k) {
     if (!k->n) return 0;
     for (int i = 0; i < 4; i++) k->blob.data[4 + i] = (uint8_t)(k->n >> (8 * i)); /* the count */
     sqlite3_stmt *s = stmt(c, ST_pack_put);
+    const pk_name *nm = &c->names.v[k->name];
     int rc = -1;
     if (s) {
+        /* the row's idx: its first record's, in place in the blob */
+        const uint8_t *first = k->blob.data + 8;
         sqlite3_bind_int64(s, 1, k->run);
         sqlite3_bind_int(s, 2, (int)k->node);
-        sqlite3_bind_text(s, 3, k->first_idx, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, k->task, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, (const char *)first + PACK_FIXED, (int)le_get(first + 42, 4),
+                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, nm->task, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 5, k->blob.data, (int)k->blob.len, SQLITE_STATIC);
-        if (k->tmpl) sqlite3_bind_text(s, 6, k->tmpl, -1, SQLITE_STATIC);
+        if (nm->tmpl) sqlite3_bind_text(s, 6, nm->tmpl, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(s, 6);
         rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_fail(c);
         sqlite3_reset(s);
     }
@@ -1386,41 +1531,41 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
     return k;
 }
 
-static int pack_add(conn *c, const state_inst *r) {
-    pack *k = pack_of(c, r->run, r->node, 1);
+/* A text inside a packed record. */
+typedef struct pk_text {
+    const char *p; /* in the blob, not NUL-terminated; NULL when absent */
+    size_t n;
+} pk_text;
+static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
+                      pk_text *idx, pk_text *label);
+
+/* Append one encoded record (pack_rec_put) of name number `name` to its pack;
+ * cache_store: its key and result also go into the cache. */
+static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store) {
+    if (name >= c->names.n || !c->names.v[name].task) return -1;
+    if (begin(c)) return -1;
+    const pk_name *nm = &c->names.v[name];
+    pack *k = pack_of(c, nm->run, nm->node, 1);
     if (!k) return -1;
     /* one row: one node, one task, one name template */
-    int other = k->n && (strcmp(k->task, r->task) || !k->tmpl != !r->tmpl ||
-                         (k->tmpl && strcmp(k->tmpl, r->tmpl)));
-    if (other && pack_write(c, k)) return -1;
+    if (k->n && k->name != name && pack_write(c, k)) return -1;
+    if (cache_store) {
+        state_inst r;
+        fl_digest key;
+        pk_text idx, label;
+        size_t off = 0;
+        if (pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
+        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len)) return -1;
+    }
     if (!k->n) {
-        fl_free(c->ctx, k->task);
-        fl_free(c->ctx, k->tmpl);
-        fl_free(c->ctx, k->first_idx);
-        k->task = fl_strdup(c->ctx, r->task);
-        k->tmpl = r->tmpl ? fl_strdup(c->ctx, r->tmpl) : NULL;
-        k->first_idx = fl_strdup(c->ctx, r->idx);
-        if (!k->task || (r->tmpl && !k->tmpl) || !k->first_idx) return -1;
+        k->name = name;
         k->blob.len = 0;
         fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
         fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
     }
-    uint8_t flags = (r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
-                    (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0);
-    fv_buf *b = &k->blob;
-    fv_buf_put_le(b, strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED, 1);
-    fv_buf_put_le(b, flags, 1);
-    fv_buf_put_le(b, (uint32_t)r->attempts, 4);
-    pk_f64(b, r->started);
-    pk_f64(b, r->ended);
-    fv_buf_put_le(b, (uint32_t)r->exit_status, 4);
-    fv_buf_put_le(b, (uint32_t)r->term_signal, 4);
-    fv_buf_put_le(b, (uint32_t)r->worker_pid, 4);
-    fv_buf_put_le(b, (uint64_t)r->peak_rss_kb, 8);
-    pk_bytes(b, r->idx, strlen(r->idx));
-    if (r->label) pk_bytes(b, r->label, strlen(r->label));
-    if (r->cache_key) fv_buf_put(b, r->cache_key->b, 32);
-    if (r->result) pk_bytes(b, r->result, r->result_len);
+    size_t at = k->blob.len;
+    fv_buf_put(&k->blob, rec, len);
+    if (k->blob.len != at + len) return -1; /* out of memory */
     if (++k->n >= PACK_MAX && pack_write(c, k)) return -1;
     if (++c->pending >= STATE_AUTOCOMMIT) {
         if (conn_commit(c)) return -1;
@@ -1432,11 +1577,6 @@ static int pack_add(conn *c, const state_inst *r) {
 /* One record of a packed blob at *off: fills r (result pointing into the blob,
  * *idx and *label malloc'ed) and returns the offset of its state byte; -1 when
  * the blob is damaged. */
-typedef struct pk_text {
-    const char *p; /* in the blob, not NUL-terminated; NULL when absent */
-    size_t n;
-} pk_text;
-
 static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
                       pk_text *idx, pk_text *label) {
     size_t o = *off;
@@ -1491,12 +1631,16 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
 }
 
 static int apply_inst(conn *c, const state_inst *r) {
-    if (begin(c)) return -1;
-    if (packable(r)) {
-        if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len))
-            return -1;
-        return pack_add(c, r);
+    if (packable(r)) { /* synchronous mode: encoded here, numbered in c's own table */
+        int fresh;
+        long name = names_find(c->ctx, &c->names, r, &fresh);
+        size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t n = pack_rec_len(r, il, ll);
+        if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
+        pack_rec_put(c->scratch.data, r, il, ll);
+        return apply_packed(c, (uint32_t)name, c->scratch.data, n, r->cache_store);
     }
+    if (begin(c)) return -1;
     pack *k = pack_of(c, r->run, r->node, 0);
     if (k && pack_write(c, k)) return -1; /* records keep their order */
     sqlite3_stmt *s = stmt(c, ST_inst_put);
@@ -1536,8 +1680,8 @@ static int apply_inst(conn *c, const state_inst *r) {
     return step_write(c, s);
 }
 
-int state_inst_put(fl_state *st, const state_inst *r) {
-    if (!st->async) return apply_inst(&st->main, r);
+/* r as a REC_INST record: every field, for the writer's apply_inst. */
+static int apply_inst_rec(fl_state *st, const state_inst *r) {
     uint8_t kind = REC_INST;
     wb_put(st, &kind, 1);
     wb_u64(st, (uint64_t)r->run);
@@ -1560,6 +1704,59 @@ int state_inst_put(fl_state *st, const state_inst *r) {
     wb_blob(st, r->result, r->result_len, r->result != NULL);
     wb_u64(st, (uint64_t)r->cache_store);
     return 0;
+}
+
+/* Room for n more bytes in the batch being filled: where they go, or NULL (out of
+ * memory: the batch is lost, and state_commit says so). */
+static uint8_t *wb_reserve(fl_state *st, size_t n) {
+    if (st->wb_oom) return NULL;
+    if (!st->cur || st->cur->rec.len + n > st->cur->rec.cap) {
+        wb_put(st, NULL, 0); /* the batch, when there is none */
+        if (st->wb_oom || !fv_buf_grow(&st->cur->rec, st->cur->rec.len + n)) {
+            st->wb_oom = 1;
+            return NULL;
+        }
+    }
+    uint8_t *d = st->cur->rec.data + st->cur->rec.len;
+    st->cur->rec.len += n;
+    return d;
+}
+
+int state_inst_put(fl_state *st, const state_inst *r) {
+    if (!st->async) return apply_inst(&st->main, r);
+    if (packable(r)) {
+        /* the hot path: the record is encoded once, here, in the form it has in its
+         * packed row; the writer appends it as it is (REC_PACK) */
+        int fresh;
+        long name = names_find(st->ctx, &st->names, r, &fresh);
+        if (name < 0) {
+            st->wb_oom = 1;
+            return -1;
+        }
+        if (fresh) { /* numbered for the writer before its first use */
+            uint8_t kind = REC_NAME;
+            wb_put(st, &kind, 1);
+            wb_u64(st, (uint64_t)name);
+            wb_u64(st, (uint64_t)r->run);
+            wb_u64(st, r->node);
+            wb_str(st, r->task);
+            wb_str(st, r->tmpl);
+        }
+        size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t n = pack_rec_len(r, il, ll);
+        /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */
+        uint8_t *d = n > UINT32_MAX ? NULL : wb_reserve(st, 10 + n);
+        if (n > UINT32_MAX) st->wb_oom = 1;
+        if (!d) return -1;
+        uint32_t id = (uint32_t)name, len = (uint32_t)n;
+        d[0] = REC_PACK;
+        memcpy(d + 1, &id, 4);
+        d[5] = (uint8_t)(r->cache_store != 0);
+        memcpy(d + 6, &len, 4);
+        pack_rec_put(d + 10, r, il, ll);
+        return 0;
+    }
+    return apply_inst_rec(st, r);
 }
 
 /* Reading a run's instances back. A packed row is kept as a copy of its blob and
