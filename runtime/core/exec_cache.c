@@ -122,7 +122,8 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
             c->fwd[nfwd++] = *j;
             continue;
         }
-        char idx[CACHE_NAME_MAX], tmpl[CACHE_NAME_MAX], err[600] = "";
+        char idx[CACHE_NAME_MAX], tmpl[CACHE_NAME_MAX], err[600];
+        err[0] = 0; /* (one byte: this runs per instance) */
         rec_inst ii;
         memset(&ii, 0, sizeof ii);
         c->hooks.describe(c->hooks.ud, j, &ii, idx, tmpl, sizeof idx);

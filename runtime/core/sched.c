@@ -135,7 +135,8 @@ static int analyse(sched *S) {
     uint32_t nn = p->n_nodes;
     S->info = sc_calloc(S, nn, sizeof *S->info);
     S->gdepth = sc_calloc(S, p->n_graphs, sizeof *S->gdepth);
-    if (!S->info || !S->gdepth) return -1;
+    S->top_tmpl = sc_calloc(S, 2 * (size_t)nn, sizeof *S->top_tmpl);
+    if (!S->info || !S->gdepth || !S->top_tmpl) return -1;
     for (uint32_t g = 0; g < p->n_graphs; g++)
         S->gdepth[g] = UINT32_MAX;
     for (uint32_t g = 0; g < p->n_graphs; g++)
@@ -327,11 +328,22 @@ static char *label_of(sched *S, uint32_t t, const fl_val *args) {
 
 /* Append the decimal digits of v (>= 0) at buf[n]; returns the new length. */
 static size_t put_dec(char *buf, size_t n, size_t len, uint64_t v) {
-    char tmp[24];
-    int k = 0;
-    do tmp[k++] = (char)('0' + v % 10);
-    while ((v /= 10) && k < 24);
-    while (k && n + 1 < len) buf[n++] = tmp[--k];
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
+    char tmp[20];
+    size_t k = sizeof tmp;
+    while (v >= 100) { /* two digits a division: this runs for every instance, twice */
+        memcpy(tmp + (k -= 2), pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) memcpy(tmp + (k -= 2), pairs + 2 * v, 2);
+    else tmp[--k] = (char)('0' + v);
+    size_t m = sizeof tmp - k;
+    if (n + m >= len) m = n + 1 < len ? len - n - 1 : 0;
+    memcpy(buf + n, tmp + k, m);
+    n += m;
     buf[n] = 0;
     return n;
 }
@@ -365,15 +377,30 @@ static void hist_index(sched *S, scope *sc, int64_t k, char *buf, size_t len) {
     hist_index_at(sc, k, buf, len);
 }
 
+/* The name template of r: made in tmpl (len bytes), or, outside any group, made once
+ * per node and kept (the same for all its instances). */
+static const char *inst_tmpl(sched *S, const inst *r, char *tmpl, size_t len) {
+    if (r->sc && r->sc->parent) {
+        inst_tmpl_at(S->p, r->sc, r->node, r->k >= 0, tmpl, len);
+        return tmpl;
+    }
+    size_t at = 2 * (size_t)r->node + (r->k >= 0);
+    if (S->top_tmpl[at]) return S->top_tmpl[at];
+    inst_tmpl_at(S->p, NULL, r->node, r->k >= 0, tmpl, len);
+    S->top_tmpl[at] = sc_strdup(S, tmpl); /* NULL: the run ends (sched_oom) */
+    return S->top_tmpl[at] ? S->top_tmpl[at] : tmpl;
+}
+
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
 static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
-    hist_index(S, r->sc, r->k, idx, len);
-    inst_tmpl_at(S->p, r->sc, r->node, r->k >= 0, tmpl, len);
     memset(ii, 0, sizeof *ii);
+    if (r->sc && r->sc->parent) hist_index(S, r->sc, r->k, idx, len);
+    else if (r->k >= 0) put_dec(idx, 0, len, (uint64_t)r->k);
+    else idx[0] = 0;
     ii->node = r->node;
     ii->task = r->task;
     ii->idx = idx;
-    ii->tmpl = tmpl;
+    ii->tmpl = inst_tmpl(S, r, tmpl, len);
     ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
     ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
     ii->has_key = r->has_key;
@@ -1103,6 +1130,9 @@ static void sched_free(sched *S) {
         sc_free(S, S->fails[i].idx);
     }
     sc_free(S, S->fails);
+    for (size_t i = 0; S->top_tmpl && i < 2 * (size_t)S->p->n_nodes; i++)
+        sc_free(S, S->top_tmpl[i]);
+    sc_free(S, S->top_tmpl);
     sc_free(S, S->info);
     sc_free(S, S->edges);
     sc_free(S, S->gdepth);

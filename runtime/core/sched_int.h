@@ -145,6 +145,8 @@ typedef struct sched {
     rt_executor *ex;         /* where instances run */
     const sched_opts *o;     /* options */
     node_info *info;         /* per plan node */
+    char **top_tmpl;         /* per plan node and mapped (2 n + k >= 0): the name template
+                                of its instances outside any group, made once (hist_prepare) */
     sc_edge *edges;          /* consumer edges of every node */
     uint32_t *gdepth;        /* per graph: its deepest node's depth + 1 */
     deque *buckets;          /* ready entries by depth */
