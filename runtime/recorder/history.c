@@ -2,9 +2,11 @@
  * history.c — history, cache, stored outputs and logs of a run (see history.h).
  *
  * DESIGN. Everything here runs in the scheduler's thread, between the executor
- * and the scheduler's bookkeeping, and writes go into one SQLite transaction
- * per completion batch (queue_batch, recorder.h), so a million instances cost a million
- * prepared-statement steps and a few hundred commits.
+ * and the scheduler's bookkeeping. An instance's row is encoded once into the
+ * batch being filled (state_inst_put: a plain finished instance of a mapped task as
+ * its packed record, in its final form) and the batches go to state.c's writer
+ * thread (queue_batch, recorder.h), which appends the records to packed rows and
+ * commits them: a million instances cost a few hundred row inserts and commits.
  *
  * Served instances. On resume the run's finished instances are loaded once
  * into a hash table keyed by (node, index path); each is served from its
@@ -739,7 +741,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     const char *task = plan_str(p, T->name);
     int is_void = p->types[T->ret].kind == PT_VOID;
     h->objs.n = 0;
-    char err[512] = "";
+    char err[512];
+    err[0] = 0; /* (one byte: this runs per instance) */
     if (res->ok && !served && !is_void && ii->out_dir && type_has_files(p, T->ret, 0)) {
         int failed = 0;
         fl_val nv = ingest(h, T->ret, res->value, ii->out_dir, 0, &failed, err, sizeof err);

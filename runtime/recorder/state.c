@@ -6,6 +6,7 @@
 #include "state.h"
 #include "ctx.h"
 #include "hash.h"
+#include "htab.h"
 #include "value.h"
 #include "walk.h"
 
@@ -122,6 +123,7 @@ typedef struct pk_names {
     pk_name *v;
     size_t n, cap;
     size_t last;         /* the one found last: a run's records come node by node */
+    fl_htab by_node;     /* the caller's table: hash of the node -> number (htab.h) */
 } pk_names;
 
 /* Finished instances of one mapped node, packed into one row (see "packed rows"). */
@@ -371,6 +373,7 @@ static void names_free(fl_ctx *ctx, pk_names *t) {
         fl_free(ctx, t->v[i].tmpl);
     }
     fl_free(ctx, t->v);
+    fl_htab_free(ctx, &t->by_node);
     *t = (pk_names){0};
 }
 
@@ -1365,7 +1368,14 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
  *   i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index bytes,
  *   [u32 length + label], [32-byte key], [u32 length + result].
  * Readers expand the rows (state_insts_each): a packed row is its records, in
- * order, and a later row of the same instance replaces an earlier one. */
+ * order, and a later row of the same instance replaces an earlier one.
+ * A record is encoded once, by the caller (state_inst_put, on the scheduler's
+ * thread), straight into this form (pack_rec_put: one reservation in the batch, the
+ * fixed part stored field by field, no per-field checks); the writer appends its
+ * bytes to the pack without reading them (apply_packed; it reads only the key and
+ * result of a record that also goes into the cache). The pack's task and template
+ * are numbered once per (run, node, template) (pk_names): no record carries or
+ * compares them past the caller's one comparison of the template. */
 #define PACK_MAX 4096
 #define PACK_MAGIC 0x31504b46u /* "FKP1" */
 enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
@@ -1377,10 +1387,12 @@ static uint64_t le_get(const uint8_t *b, int n) {
     for (int i = 0; i < n; i++) v |= (uint64_t)b[i] << (8 * i);
     return v;
 }
-/* Can r go into a packed row? */
+/* Can r go into a packed row? Its record's state byte (PK_SUCCEEDED, PK_CACHED) when
+ * it can, else -1. */
 static int packable(const state_inst *r) {
-    return !r->error && r->idx && *r->idx &&
-           (!strcmp(r->state, "succeeded") || !strcmp(r->state, "cached"));
+    if (r->error || !r->idx || !*r->idx) return -1;
+    if (!strcmp(r->state, "succeeded")) return PK_SUCCEEDED;
+    return strcmp(r->state, "cached") ? -1 : PK_CACHED;
 }
 
 static int tmpl_same(const char *a, const char *b) {
@@ -1419,14 +1431,21 @@ static int name_is(const pk_name *e, const state_inst *r) {
            (e->task == r->task || !strcmp(e->task, r->task));
 }
 
+static uint64_t node_hash(int64_t run, uint32_t node) {
+    return ((uint64_t)run << 32 ^ node) * FL_HTAB_MIX;
+}
+
 static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh) {
     *fresh = 0;
     if (t->n && name_is(&t->v[t->last], r)) return (long)t->last;
-    for (size_t i = 0; i < t->n; i++)
-        if (name_is(&t->v[i], r)) return (long)(t->last = i);
-    if (t->n >= UINT32_MAX ||
+    uint64_t h = node_hash(r->run, r->node);
+    for (fl_htab_slot *s = fl_htab_find(&t->by_node, h); s && s->hash;
+         s = fl_htab_next(&t->by_node, s, h))
+        if (name_is(&t->v[s->val], r)) return (long)(t->last = s->val);
+    if (t->n >= UINT32_MAX || fl_htab_reserve(ctx, &t->by_node, 1) ||
         names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl))
         return -1;
+    fl_htab_add(&t->by_node, h, t->n - 1);
     *fresh = 1;
     t->last = t->n - 1;
     return (long)t->last;
@@ -1447,10 +1466,12 @@ static size_t pack_rec_len(const state_inst *r, size_t idx_len, size_t label_len
            (r->result ? 4 + r->result_len : 0);
 }
 
-/* Encode r's packed record, in its final form, at d (pack_rec_len bytes). */
-static void pack_rec_put(uint8_t *d, const state_inst *r, size_t idx_len, size_t label_len) {
+/* Encode r's packed record, in its final form, at d (pack_rec_len bytes); state is
+ * what packable said. */
+static void pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t idx_len,
+                         size_t label_len) {
     uint64_t v;
-    d[0] = strcmp(r->state, "cached") ? PK_SUCCEEDED : PK_CACHED;
+    d[0] = (uint8_t)state;
     d[1] = (uint8_t)((r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
                      (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0));
     le_put(d + 2, (uint32_t)r->attempts, 4);
@@ -1631,13 +1652,14 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
 }
 
 static int apply_inst(conn *c, const state_inst *r) {
-    if (packable(r)) { /* synchronous mode: encoded here, numbered in c's own table */
+    int pk = packable(r);
+    if (pk >= 0) { /* synchronous mode: encoded here, numbered in c's own table */
         int fresh;
         long name = names_find(c->ctx, &c->names, r, &fresh);
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
-        pack_rec_put(c->scratch.data, r, il, ll);
+        pack_rec_put(c->scratch.data, r, pk, il, ll);
         return apply_packed(c, (uint32_t)name, c->scratch.data, n, r->cache_store);
     }
     if (begin(c)) return -1;
@@ -1724,7 +1746,8 @@ static uint8_t *wb_reserve(fl_state *st, size_t n) {
 
 int state_inst_put(fl_state *st, const state_inst *r) {
     if (!st->async) return apply_inst(&st->main, r);
-    if (packable(r)) {
+    int pk = packable(r);
+    if (pk >= 0) {
         /* the hot path: the record is encoded once, here, in the form it has in its
          * packed row; the writer appends it as it is (REC_PACK) */
         int fresh;
@@ -1753,7 +1776,7 @@ int state_inst_put(fl_state *st, const state_inst *r) {
         memcpy(d + 1, &id, 4);
         d[5] = (uint8_t)(r->cache_store != 0);
         memcpy(d + 6, &len, 4);
-        pack_rec_put(d + 10, r, il, ll);
+        pack_rec_put(d + 10, r, pk, il, ll);
         return 0;
     }
     return apply_inst_rec(st, r);

@@ -411,6 +411,111 @@ static void test_state_cache_through_writer(void **state) {
     free(d);
 }
 
+/* Packed records, encoded by the caller in their final form (state_inst_put), come
+ * back field for field, in both modes (through the writer, and synchronous):
+ * records of two nodes and of two templates of one node interleaved, more than a
+ * packed row holds, labels, keys, results (an empty one too), cached ones, and a
+ * failure (a row of its own) among them; the cached results reach the cache. */
+enum { PK_N = 9000 };
+typedef struct pk_seen {
+    int n, bad;
+    char seen[PK_N];
+} pk_seen;
+
+static const char *const pk_tmpl[3] = {"a[]", "b[]", "c[]"};
+
+static void pk_make(int i, state_inst *in, fl_digest *key, char *idx, char *label, char *res) {
+    snprintf(idx, 16, "%d", i);
+    snprintf(label, 32, "item-%d", i);
+    snprintf(res, 32, "r%d", i);
+    hash_bytes(idx, strlen(idx), key);
+    *in = (state_inst){.run = in->run, .node = i % 3 == 2 ? 2 : 1, .idx = idx, .task = "t",
+                       .tmpl = pk_tmpl[i % 3], .label = i % 5 == 0 ? label : NULL,
+                       .state = i % 7 == 0 ? "cached" : "succeeded", .attempts = 1 + i % 3,
+                       .cache_key = i % 2 ? key : NULL, .cache_hit = i % 7 == 0,
+                       .started = 1e9 + i / 8.0, .ended = 1e9 + i / 8.0 + 1e-6,
+                       .exit_status = i % 11 == 0 ? 3 : -1, .term_signal = i % 13 == 0 ? 9 : 0,
+                       .worker_pid = 100 + i % 4, .peak_rss_kb = 1000 + i,
+                       .result = i % 17 == 0 ? "" : res,
+                       .result_len = i % 17 == 0 ? 0 : strlen(res),
+                       .cache_store = i % 2 && i % 7 != 0};
+    if (i == 4321) /* a failure: a row of its own, never cached */
+        in->state = "failed", in->error = "boom", in->result = NULL, in->result_len = 0,
+        in->cache_store = 0;
+}
+
+static int pk_check(const state_inst *r, void *ctx) {
+    pk_seen *S = ctx;
+    int i = atoi(r->idx);
+    state_inst w = {.run = r->run};
+    fl_digest key;
+    char idx[16], label[32], res[32];
+    if (i < 0 || i >= PK_N) return S->bad++, 0;
+    pk_make(i, &w, &key, idx, label, res);
+    S->n++;
+    S->seen[i]++;
+    int ok = r->node == w.node && !strcmp(r->task, "t") && r->tmpl && !strcmp(r->tmpl, w.tmpl) &&
+             !strcmp(r->state, w.state) && r->attempts == w.attempts &&
+             r->cache_hit == w.cache_hit && r->started == w.started && r->ended == w.ended &&
+             r->exit_status == w.exit_status && r->term_signal == w.term_signal &&
+             r->worker_pid == w.worker_pid && r->peak_rss_kb == w.peak_rss_kb &&
+             !r->label == !w.label && (!w.label || !strcmp(r->label, w.label)) &&
+             !r->cache_key == !w.cache_key &&
+             (!w.cache_key || !memcmp(r->cache_key->b, key.b, 32)) &&
+             !r->result == !w.result && r->result_len == w.result_len &&
+             (!w.result_len || !memcmp(r->result, w.result, w.result_len)) &&
+             !r->error == !w.error;
+    if (!ok) S->bad++;
+    return 0;
+}
+
+static void pk_roundtrip(int async) {
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    if (async) assert_int_equal(state_async(st), 0);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    for (int i = 0; i < PK_N; i++) {
+        state_inst in = {.run = r.id};
+        fl_digest key;
+        char idx[16], label[32], res[32];
+        pk_make(i, &in, &key, idx, label, res);
+        assert_int_equal(state_inst_put(st, &in), 0);
+        if (i % 1000 == 999) assert_int_equal(state_commit(st), 0);
+    }
+    assert_int_equal(state_sync(st), 0);
+    static pk_seen S;
+    memset(&S, 0, sizeof S);
+    assert_int_equal(state_insts_each(st, r.id, pk_check, &S), 0);
+    assert_int_equal(S.bad, 0);
+    assert_int_equal(S.n, PK_N);
+    for (int i = 0; i < PK_N; i++) assert_int_equal(S.seen[i], 1);
+    for (int i = 1; i < PK_N; i += 2) { /* the stored ones are in the cache */
+        state_inst w = {.run = r.id};
+        fl_digest key;
+        char idx[16], label[32], res[32];
+        uint8_t *v;
+        size_t len;
+        pk_make(i, &w, &key, idx, label, res);
+        assert_int_equal(state_cache_get(st, "t", &key, &v, &len), w.cache_store && !w.error);
+        if (w.cache_store && !w.error) {
+            assert_int_equal(len, w.result_len);
+            assert_memory_equal(v, w.result, len);
+            free(v);
+        }
+    }
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_state_packed_records(void **state) {
+    (void)state;
+    pk_roundtrip(1);
+    pk_roundtrip(0);
+}
+
 static void test_state_newer_schema_refused(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], cmd[600];
@@ -574,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_collect_dry_and_trees),
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
+        cmocka_unit_test(test_state_packed_records),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_negative_version_refused),
         cmocka_unit_test(test_state_not_a_database),
