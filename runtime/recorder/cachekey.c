@@ -1,6 +1,22 @@
-/* cachekey.c — instance cache keys (see cachekey.h). */
+/*
+ * cachekey.c — instance cache keys (see cachekey.h for what a key covers).
+ *
+ * DESIGN
+ *   A key is SHA-256 over a concatenation of fields, and a digest does not depend
+ *   on how its input is split into updates. So the fields of one key are encoded,
+ *   little-endian as cachekey.h lays them out, into one buffer the ck_ctx owns and
+ *   reuses (grown as needed, never shrunk), and the buffer is hashed with a single
+ *   update through one EVP context and one fetched SHA-256, both kept in the ck_ctx
+ *   for the life of the run: per instance no allocation and no OpenSSL set-up, only
+ *   the compression rounds. Keys are bit for bit those of the first implementation,
+ *   which updated the digest field by field (tests/unit/test_cachekey.c holds keys
+ *   recorded from it). A task's identity is hashed once, on first use, the same way;
+ *   a directory's manifest hash streams through a context of its own, since it is
+ *   computed while an instance's key is being encoded.
+ */
 #define _GNU_SOURCE
 #include "cachekey.h"
+#include "ctx.h"
 #include "expr_ops.h"
 
 #include <errno.h>
@@ -16,19 +32,34 @@
 
 #define CK_PATH_MAX 4096
 
-static void put(EVP_MD_CTX *m, const void *p, size_t n) {
-    EVP_DigestUpdate(m, p, n);
+/* Append n bytes to the key being encoded; a failed growth is remembered (oom)
+ * and reported when the key is finished. */
+static void put(ck_ctx *cx, const void *p, size_t n) {
+    if (cx->len + n > cx->cap) {
+        if (cx->oom) return;
+        size_t cap = cx->cap ? cx->cap : 256;
+        while (cap < cx->len + n) cap *= 2;
+        uint8_t *b = fl_realloc(cx->plan->ctx, cx->buf, cap);
+        if (!b) {
+            cx->oom = 1;
+            return;
+        }
+        cx->buf = b;
+        cx->cap = cap;
+    }
+    memcpy(cx->buf + cx->len, p, n);
+    cx->len += n;
 }
 
-static void put_u64(EVP_MD_CTX *m, uint64_t v) {
+static void put_u64(ck_ctx *cx, uint64_t v) {
     uint8_t b[8];
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
-    put(m, b, 8);
+    put(cx, b, 8);
 }
 
-static void put_str(EVP_MD_CTX *m, const char *s, size_t n) {
-    put_u64(m, n);
-    put(m, s, n);
+static void put_str(ck_ctx *cx, const char *s, size_t n) {
+    put_u64(cx, n);
+    put(cx, s, n);
 }
 
 int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen) {
@@ -125,15 +156,17 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t e
     if (rc == 0) {
         qsort(m.v, m.n, sizeof *m.v, by_name);
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (size_t i = 0; i < m.n; i++) {
-            put(md, m.v[i].text, strlen(m.v[i].text));
-            put(md, " ", 1);
-            put(md, m.v[i].name, strlen(m.v[i].name));
-            put(md, "\n", 1);
-        }
         unsigned int n = 32;
-        EVP_DigestFinal_ex(md, out->b, &n);
+        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        for (size_t i = 0; ok && i < m.n; i++)
+            ok = EVP_DigestUpdate(md, m.v[i].text, strlen(m.v[i].text)) &&
+                 EVP_DigestUpdate(md, " ", 1) &&
+                 EVP_DigestUpdate(md, m.v[i].name, strlen(m.v[i].name)) &&
+                 EVP_DigestUpdate(md, "\n", 1);
+        if (!ok || !EVP_DigestFinal_ex(md, out->b, &n)) {
+            snprintf(err, errlen, "input directory %s: cannot hash its manifest", dir);
+            rc = -1;
+        }
         EVP_MD_CTX_free(md);
     }
     for (size_t i = 0; i < m.n; i++) fl_free(cx->plan->ctx, m.v[i].name);
@@ -141,7 +174,7 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t e
     return rc;
 }
 
-static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, fl_val v, char *err,
+static int put_value(ck_ctx *cx, uint32_t type, fl_val v, char *err,
                      size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_type *t = &p->types[type];
@@ -149,17 +182,17 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, fl_val v, char *e
     case PT_INT:
     case PT_DURATION:
     case PT_BOOL:
-        put_u64(m, (uint64_t)v.i);
+        put_u64(cx, (uint64_t)v.i);
         return 0;
     case PT_FLOAT: {
         uint64_t bits;
         memcpy(&bits, &v.f, 8);
-        put_u64(m, bits);
+        put_u64(cx, bits);
         return 0;
     }
     case PT_STR:
     case PT_DATE:
-        put_str(m, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
+        put_str(cx, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
         return 0;
     case PT_PATH:
     case PT_DIR: {
@@ -168,27 +201,27 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, fl_val v, char *e
         /* a stored file is known by its place in the store, whatever the state
          * directory is called: a moved state directory keeps every key */
         const char *tail = store_path_tail(s->data);
-        if (tail) put_str(m, tail, strlen(tail));
-        else put_str(m, s->data, (size_t)s->len);
+        if (tail) put_str(cx, tail, strlen(tail));
+        else put_str(cx, s->data, (size_t)s->len);
         int rc = t->kind == PT_PATH ? ck_file_hash(cx, s->data, &h, err, errlen)
                                     : ck_dir_hash(cx, s->data, &h, err, errlen);
         if (rc) return -1;
-        put(m, h.b, 32);
+        put(cx, h.b, 32);
         return 0;
     }
     case PT_BYTES:
-        put_str(m, (const char *)fv_as_bytes(v)->data, (size_t)fv_as_bytes(v)->len);
+        put_str(cx, (const char *)fv_as_bytes(v)->data, (size_t)fv_as_bytes(v)->len);
         return 0;
     case PT_LIST: {
         const fv_list *l = fv_as_list(v);
-        put_u64(m, (uint64_t)l->len);
+        put_u64(cx, (uint64_t)l->len);
         for (int64_t i = 0; i < l->len; i++)
-            if (put_value(cx, m, t->elem, l->items[i], err, errlen)) return -1;
+            if (put_value(cx, t->elem, l->items[i], err, errlen)) return -1;
         return 0;
     }
     case PT_RECORD:
         for (uint32_t i = 0; i < t->n; i++)
-            if (put_value(cx, m, p->fields[t->first + i].type, fv_as_rec(v)->fields[i], err,
+            if (put_value(cx, p->fields[t->first + i].type, fv_as_rec(v)->fields[i], err,
                           errlen))
                 return -1;
         return 0;
@@ -198,91 +231,94 @@ static int put_value(ck_ctx *cx, EVP_MD_CTX *m, uint32_t type, fl_val v, char *e
 }
 
 /* A plan constant by content: its type and payload, lists and records item by item. */
-static void put_const(const fl_plan *p, EVP_MD_CTX *m, uint32_t id, int depth) {
+static void put_const(ck_ctx *cx, uint32_t id, int depth) {
+    const fl_plan *p = cx->plan;
     const plan_value *c = &p->values[id];
     char buf[256];
     plan_type_text(p, c->type, buf, sizeof buf);
-    put_str(m, buf, strlen(buf));
+    put_str(cx, buf, strlen(buf));
     switch (p->types[c->type].kind) {
     case PT_STR:
     case PT_PATH:
     case PT_DIR:
     case PT_DATE: {
         const char *s = plan_str(p, c->u.s);
-        put_str(m, s, strlen(s));
+        put_str(cx, s, strlen(s));
         break;
     }
     case PT_LIST:
     case PT_RECORD:
-        put_u64(m, c->n);
+        put_u64(cx, c->n);
         for (uint32_t i = 0; i < c->n && depth < 64; i++)
-            put_const(p, m, p->items[c->u.first + i], depth + 1);
+            put_const(cx, p->items[c->u.first + i], depth + 1);
         break;
     default:
-        put_u64(m, (uint64_t)c->u.i);
+        put_u64(cx, (uint64_t)c->u.i);
     }
 }
 
-static void put_lambda(const fl_plan *p, EVP_MD_CTX *m, uint32_t lam) {
+static void put_lambda(ck_ctx *cx, uint32_t lam) {
+    const fl_plan *p = cx->plan;
     if (lam == PLAN_NONE) {
-        put_u64(m, 0);
+        put_u64(cx, 0);
         return;
     }
     const plan_lambda *l = &p->lambdas[lam];
-    put_u64(m, l->ncode);
+    put_u64(cx, l->ncode);
     for (uint32_t i = 0; i < l->ncode; i++) {
         const plan_instr *in = &p->code[l->first_code + i];
-        put_u64(m, in->op);
-        put_u64(m, in->b);
-        put_u64(m, (uint64_t)(int64_t)in->a);
+        put_u64(cx, in->op);
+        put_u64(cx, in->b);
+        put_u64(cx, (uint64_t)(int64_t)in->a);
         /* a constant operand: hash the constant, not its index */
         if ((in->op == EOP_CONST_I || in->op == EOP_CONST_F || in->op == EOP_CONST_S ||
              in->op == EOP_CONST_V) &&
             (uint32_t)in->a < p->n_values)
-            put_const(p, m, (uint32_t)in->a, 0);
+            put_const(cx, (uint32_t)in->a, 0);
     }
 }
 
-static void put_signature(const fl_plan *p, EVP_MD_CTX *m, const plan_task *t) {
+static void put_signature(ck_ctx *cx, const plan_task *t) {
+    const fl_plan *p = cx->plan;
     char buf[512];
     for (uint32_t i = 0; i < t->nparams; i++) {
         plan_type_text(p, p->params[t->first_param + i].type, buf, sizeof buf);
-        put_str(m, buf, strlen(buf));
+        put_str(cx, buf, strlen(buf));
     }
     plan_type_text(p, t->ret, buf, sizeof buf);
-    put_str(m, buf, strlen(buf));
+    put_str(cx, buf, strlen(buf));
 }
 
-static void put_identity(ck_ctx *cx, EVP_MD_CTX *m, uint32_t task, int depth) {
+static void put_identity(ck_ctx *cx, uint32_t task, int depth) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    put_u64(m, t->kind);
+    put_u64(cx, t->kind);
     if (t->version != PLAN_NONE) {
         const char *v = plan_str(p, t->version);
-        put_str(m, "version", 7);
-        put_str(m, v, strlen(v));
+        put_str(cx, "version", 7);
+        put_str(cx, v, strlen(v));
     }
-    put_signature(p, m, t);
+    put_signature(cx, t);
     switch (t->kind) {
     case TK_C: {
         const char *sym = plan_str(p, t->symbol);
-        put_str(m, sym, strlen(sym));
+        put_str(cx, sym, strlen(sym));
         if (t->version == PLAN_NONE)
-            put(m, cx->lib_hash ? cx->lib_hash[t->lib].b : p->libs[t->lib].sha256, 32);
+            put(cx, cx->lib_hash ? cx->lib_hash[t->lib].b : p->libs[t->lib].sha256, 32);
         break;
     }
     case TK_SH:
-        if (t->version == PLAN_NONE) put_lambda(p, m, t->cmd);
+        if (t->version == PLAN_NONE) put_lambda(cx, t->cmd);
         break;
     case TK_COMBINE:
         if (depth < 64) {
-            put_identity(cx, m, t->first, depth + 1);
-            put_identity(cx, m, t->second, depth + 1);
+            put_identity(cx, t->first, depth + 1);
+            put_identity(cx, t->second, depth + 1);
         }
-        put_lambda(p, m, t->stitch);
+        put_lambda(cx, t->stitch);
         for (uint32_t i = 0; i < p->tasks[t->second].nparams; i++) {
-            put_u64(m, p->binds[t->first_bind + i].kind);
-            put_u64(m, p->binds[t->first_bind + i].index);
+            put_u64(cx, p->binds[t->first_bind + i].kind);
+            put_u64(cx, p->binds[t->first_bind + i].index);
         }
         break;
     default:
@@ -294,23 +330,39 @@ void ck_free(ck_ctx *cx) {
     if (cx->plan) {
         fl_free(cx->plan->ctx, cx->ident);
         fl_free(cx->plan->ctx, cx->ident_done);
+        fl_free(cx->plan->ctx, cx->buf);
     }
     EVP_MD_CTX_free(cx->mdctx);
     EVP_MD_free(cx->md);
     cx->ident = NULL;
     cx->ident_done = NULL;
+    cx->buf = NULL;
+    cx->len = cx->cap = 0;
+    cx->oom = 0;
     cx->mdctx = cx->md = NULL;
 }
 
-/* The digest context, reset for a new hash. Fetching SHA-256 explicitly once
- * avoids OpenSSL 3's implicit fetch on every hash (about a microsecond). */
-static EVP_MD_CTX *md_begin(ck_ctx *cx) {
+/* Hash the encoded key (cx->buf) into out with one update, and empty the buffer.
+ * SHA-256 is fetched once and its context kept: OpenSSL 3 would otherwise look the
+ * method up and set a context up for every key. 0, or -1 (out of memory, or
+ * OpenSSL refused). */
+static int digest(ck_ctx *cx, fl_digest *out) {
+    size_t len = cx->len;
+    int oom = cx->oom;
+    cx->len = 0;
+    cx->oom = 0;
+    if (oom) return -1;
     if (!cx->md) {
         cx->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        cx->mdctx = EVP_MD_CTX_new();
+        if (!cx->md) return -1;
     }
-    EVP_DigestInit_ex(cx->mdctx, cx->md, NULL);
-    return cx->mdctx;
+    if (!cx->mdctx && !(cx->mdctx = EVP_MD_CTX_new())) return -1;
+    unsigned int n = 32;
+    if (!EVP_DigestInit_ex2(cx->mdctx, cx->md, NULL) ||
+        !EVP_DigestUpdate(cx->mdctx, cx->buf, len) ||
+        !EVP_DigestFinal_ex(cx->mdctx, out->b, &n))
+        return -1;
+    return 0;
 }
 
 static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
@@ -327,11 +379,10 @@ static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
         }
     }
     if (!cx->ident_done[task]) {
-        EVP_MD_CTX *m = md_begin(cx);
-        put_str(m, "flow-instance-key-1", 19);
-        put_identity(cx, m, task, 0);
-        unsigned int n = 32;
-        EVP_DigestFinal_ex(m, cx->ident[task].b, &n);
+        cx->len = 0;
+        put_str(cx, "flow-instance-key-1", 19);
+        put_identity(cx, task, 0);
+        if (digest(cx, &cx->ident[task])) return NULL;
         cx->ident_done[task] = 1;
     }
     return &cx->ident[task];
@@ -346,12 +397,19 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    EVP_MD_CTX *m = md_begin(cx);
-    put(m, id->b, 32);
+    cx->len = 0;
+    put(cx, id->b, 32);
     int rc = 0;
     for (uint32_t i = 0; i < t->nparams && rc == 0; i++)
-        rc = put_value(cx, m, p->params[t->first_param + i].type, args[i], err, errlen);
-    unsigned int n = 32;
-    EVP_DigestFinal_ex(m, out->b, &n);
-    return rc;
+        rc = put_value(cx, p->params[t->first_param + i].type, args[i], err, errlen);
+    if (rc) {
+        cx->len = 0;
+        cx->oom = 0;
+        return -1;
+    }
+    if (digest(cx, out)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }

@@ -11,6 +11,24 @@
  *     the hash of its manifest (the same manifest the store writes for a stored
  *     directory); lists and records element by element.
  *
+ * Encoding, all integers as 8 bytes little-endian (u64), a string as its length
+ * (u64) then its bytes (str):
+ *   identity = SHA-256( str "flow-instance-key-1", u64 kind,
+ *                       [str "version", str VERSION],
+ *                       str TYPE-TEXT of each parameter, str TYPE-TEXT of the result,
+ *                       C: str SYMBOL, [32-byte library hash unless versioned];
+ *                       sh: [its command's code unless versioned];
+ *                       combine: both identities' fields, the stitch code, the
+ *                       hand-over (u64 kind, u64 index per parameter) )
+ *   key      = SHA-256( 32-byte identity, then each argument:
+ *                       int, bool, duration: u64; float: u64 of its bits;
+ *                       str, date, bytes: str; path: str NAME (a stored file's
+ *                       tail below the store), 32-byte content hash; dir: str
+ *                       NAME, 32-byte manifest hash; list: u64 length, then its
+ *                       items; record: its fields in order )
+ * The bytes are a format: a key that changed would miss every cache entry
+ * written before (tests/unit/test_cachekey.c pins them).
+ *
  * File content hashes go through the file-identity index of state.db: a file
  * whose (size, mtime_ns, inode, ctime_ns) is unchanged since it was hashed is
  * not read again.
@@ -33,6 +51,9 @@ typedef struct ck_ctx {
     fl_digest *ident;          /* per task: its identity hash */
     uint8_t *ident_done;       /* per task: ident computed */
     void *md, *mdctx;          /* the SHA-256 method, fetched once, and a reusable context */
+    uint8_t *buf;              /* the key being encoded (the plan's context; reused) */
+    size_t len, cap;           /* its bytes, its room */
+    int oom;                   /* growing buf failed: the key cannot be finished */
 } ck_ctx;
 
 void ck_free(ck_ctx *cx);

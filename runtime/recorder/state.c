@@ -37,6 +37,16 @@
  * cache entries of its last few seconds (its instance rows are safe either way) */
 #define STATE_CACHE_HOLD_SECONDS 5.0
 
+/* Held cache entries are written PEND_ROWS to a statement: each execution of a
+ * statement costs as much as a row or two (opening the cursor, halting), so one
+ * execution per row spent a third of an entry's cost on that; rows of one
+ * statement are applied in order, as separate statements would be. */
+#define PEND_ROWS 64
+#define PEND_ROW1 "(?,?,?)"
+#define PEND_ROW4 PEND_ROW1 "," PEND_ROW1 "," PEND_ROW1 "," PEND_ROW1
+#define PEND_ROW16 PEND_ROW4 "," PEND_ROW4 "," PEND_ROW4 "," PEND_ROW4
+#define PEND_ROWS_SQL PEND_ROW16 "," PEND_ROW16 "," PEND_ROW16 "," PEND_ROW16
+
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
@@ -75,6 +85,7 @@
     X(pack_set, "UPDATE instances SET packed=? WHERE id=?")                                        \
     X(cache_get, "SELECT key, result FROM cache WHERE ck=?")                                       \
     X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
+    X(cache_set_many, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES" PEND_ROWS_SQL)        \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
     X(cache_drop, "DELETE FROM cache WHERE ck=? AND key=?")                                        \
     X(cache_count, "SELECT count(*) FROM cache WHERE ck BETWEEN ? AND ?")                          \
@@ -642,7 +653,20 @@ static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
     return o;
 }
 
-/* Write the held cache entries, in ck order (inside the open transaction). */
+/* Bind held entry e as the row of statement s whose first parameter is at. */
+static void pend_bind(conn *c, sqlite3_stmt *s, int at, const pend_entry *e) {
+    sqlite3_bind_int64(s, at, e->ck);
+    sqlite3_bind_blob(s, at + 1, e->key.b, 32, SQLITE_STATIC);
+    if (e->off != SIZE_MAX && e->len)
+        sqlite3_bind_blob(s, at + 2, c->pend_data.data + e->off, (int)e->len, SQLITE_STATIC);
+    else if (e->off != SIZE_MAX)
+        sqlite3_bind_zeroblob(s, at + 2, 0);
+    else
+        sqlite3_bind_null(s, at + 2);
+}
+
+/* Write the held cache entries, in ck order (inside the open transaction):
+ * PEND_ROWS to a statement, the rest one by one. */
 static int pend_flush(conn *c) {
     int rc = 0;
     if (!c->npend) return 0;
@@ -651,24 +675,25 @@ static int pend_flush(conn *c) {
     c->pend_ord = o;
     for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck, i};
     o = pend_sort(o, o + c->npend, c->npend);
-    sqlite3_stmt *s = stmt(c, ST_cache_set);
-    for (size_t i = 0; s && i < c->npend && rc == 0; i++) {
-        pend_entry *e = &c->pend[o[i].i];
-        sqlite3_bind_int64(s, 1, e->ck);
-        sqlite3_bind_blob(s, 2, e->key.b, 32, SQLITE_STATIC);
-        if (e->off != SIZE_MAX && e->len)
-            sqlite3_bind_blob(s, 3, c->pend_data.data + e->off, (int)e->len, SQLITE_STATIC);
-        else if (e->off != SIZE_MAX)
-            sqlite3_bind_zeroblob(s, 3, 0);
-        else
-            sqlite3_bind_null(s, 3);
+    size_t i = 0;
+    sqlite3_stmt *s = c->npend >= PEND_ROWS ? stmt(c, ST_cache_set_many) : NULL;
+    if (c->npend >= PEND_ROWS && !s) rc = -1;
+    for (; s && i + PEND_ROWS <= c->npend && rc == 0; i += PEND_ROWS) {
+        for (int r = 0; r < PEND_ROWS; r++) pend_bind(c, s, 3 * r + 1, &c->pend[o[i + r].i]);
+        if (sqlite3_step(s) != SQLITE_DONE) rc = sql_fail(c);
+        sqlite3_reset(s);
+    }
+    s = rc == 0 && i < c->npend ? stmt(c, ST_cache_set) : NULL;
+    if (rc == 0 && i < c->npend && !s) rc = -1;
+    for (; s && i < c->npend && rc == 0; i++) {
+        pend_bind(c, s, 1, &c->pend[o[i].i]);
         if (sqlite3_step(s) != SQLITE_DONE) rc = sql_fail(c);
         sqlite3_reset(s);
     }
     c->npend = 0;
     c->pend_data.len = 0;
     c->pend_since = 0;
-    return s ? rc : -1;
+    return rc;
 }
 
 static int packs_flush(conn *c);

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,12 +168,129 @@ static void test_dir_manifest_matches_store(void **state) {
     ck_free(&cx);
 }
 
+/* ---- key stability: the bytes of a key are a format ----
+ * Caches written by earlier flowruns are found only if every key comes out bit
+ * for bit the same. Two checks, independent of each other: keys of fixed inputs
+ * against digests recorded from the first implementation (one EVP update per
+ * field), and a key against SHA-256 over the bytes cachekey.h documents, laid out
+ * here by hand. */
+
+/* A task mix(n: int, s: str, xs: [float], flag: bool) -> int in f's plan. */
+static uint32_t add_mix(fixture *f) {
+    fl_plan *p = f->p;
+    uint32_t t_str = plan_type_basic(p, PT_STR), t_bool = plan_type_basic(p, PT_BOOL);
+    uint32_t t_fl = plan_type_list(p, plan_type_basic(p, PT_FLOAT));
+    uint32_t first = p->n_params;
+    const char *names[] = {"n", "s", "xs", "flag"};
+    uint32_t types[] = {f->t_int, t_str, t_fl, t_bool};
+    for (int i = 0; i < 4; i++) {
+        uint32_t k = PLAN_PUSH(p, params);
+        p->params[k] = (plan_param){plan_intern_str(p, names[i]), types[i], PLAN_NONE, 0};
+    }
+    uint32_t task = PLAN_PUSH(p, tasks);
+    plan_task *t = &p->tasks[task];
+    *t = p->tasks[f->task];
+    t->name = plan_intern_str(p, "mix");
+    t->symbol = plan_intern_str(p, "mix");
+    t->first_param = first;
+    t->nparams = 4;
+    return task;
+}
+
+static void mix_key(fixture *f, ck_ctx *cx, uint32_t task, int64_t n, const char *s,
+                    const double *xs, int nx, int flag, char hex[65]) {
+    fl_plan *p = f->p;
+    const plan_task *t = &p->tasks[task];
+    fl_val args[4];
+    args[0].i = n;
+    args[1] = fv_str_cstr(p, p->params[t->first_param + 1].type, s);
+    uint32_t t_fl = p->params[t->first_param + 2].type;
+    args[2] = fv_list_new(p, t_fl, nx);
+    for (int i = 0; i < nx; i++) fv_as_list(args[2])->items[i].f = xs[i];
+    args[3].i = flag;
+    fl_digest h;
+    char err[256];
+    assert_int_equal(ck_instance_key(cx, task, args, &h, err, sizeof err), 0);
+    hash_hex(&h, hex);
+    fv_decref(p, p->params[t->first_param + 1].type, args[1]);
+    fv_decref(p, t_fl, args[2]);
+}
+
+static void test_key_bytes_are_stable(void **state) {
+    fixture *f = *state;
+    uint32_t task = add_mix(f);
+    ck_ctx cx = {.plan = f->p};
+    char hex[65];
+    const double xs[] = {0.5, -2.25, 1e300};
+    mix_key(f, &cx, task, 0, "", NULL, 0, 0, hex);
+    assert_string_equal(hex, "eb7bae7866a771829976025b6e97c11e2ba55cb197e3c80537f43a4b8680d82b");
+    mix_key(f, &cx, task, -5, "hello, world", xs, 3, 1, hex);
+    assert_string_equal(hex, "80cdb9f1568d404042b7a9755d24745d072406e4b8817d028b69bcae8b6ac63c");
+    mix_key(f, &cx, task, INT64_MAX, "\xc3\xa9t\xc3\xa9", xs, 1, 1, hex);
+    assert_string_equal(hex, "debb6a54861ec0b5fbdaaec1102257d4f32a1b4aafb604bc24890ef97f2db0e8");
+    ck_free(&cx);
+}
+
+/* the documented layout, byte by byte (cachekey.h) */
+typedef struct kb {
+    uint8_t b[1024];
+    size_t n;
+} kb;
+static void kb_put(kb *k, const void *p, size_t n) {
+    assert_true(k->n + n <= sizeof k->b);
+    memcpy(k->b + k->n, p, n);
+    k->n += n;
+}
+static void kb_u64(kb *k, uint64_t v) {
+    for (int i = 0; i < 8; i++) k->b[k->n++] = (uint8_t)(v >> (8 * i));
+}
+static void kb_str(kb *k, const char *s) {
+    kb_u64(k, strlen(s));
+    kb_put(k, s, strlen(s));
+}
+
+static void test_key_is_documented_bytes(void **state) {
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/c.txt", f->dir);
+    write_file(path, "some content\n");
+    ck_ctx cx = {.plan = f->p};
+    fl_digest got = key(f, &cx, path, 42);
+    /* the task's identity: tag, kind, signature, symbol, library hash */
+    kb id = {0};
+    kb_str(&id, "flow-instance-key-1");
+    kb_u64(&id, TK_C);
+    kb_str(&id, "path");
+    kb_str(&id, "int");
+    kb_str(&id, "int");
+    kb_str(&id, "count_words");
+    uint8_t lib[32];
+    memset(lib, 7, 32);
+    kb_put(&id, lib, 32);
+    fl_digest ident;
+    hash_bytes(id.b, id.n, &ident);
+    /* the instance: identity, then the path's name and content hash, then n */
+    kb k = {0};
+    kb_put(&k, ident.b, 32);
+    kb_str(&k, path);
+    fl_digest content;
+    hash_bytes("some content\n", 13, &content);
+    kb_put(&k, content.b, 32);
+    kb_u64(&k, 42);
+    fl_digest want;
+    hash_bytes(k.b, k.n, &want);
+    assert_memory_equal(got.b, want.b, 32);
+    ck_free(&cx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_key_follows_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_follows_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_input_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_manifest_matches_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_bytes_are_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_is_documented_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
