@@ -10,8 +10,9 @@
  *   no history, and nothing below is called: no per-instance cost). The cache
  *   wrapper (exec_cache.c) calls lookup for each job it is given; the scheduler
  *   calls finished for each instance that ends, queue_batch after each batch of
- *   completions, and the owner calls sync (or the implementation's close) at the
- *   end. All four are called from one thread, the scheduler's.
+ *   completions, sync before an effect (see DURABILITY), and the owner calls sync
+ *   (or the implementation's close) at the end. All four are called from one
+ *   thread, the scheduler's.
  *
  * DURABILITY — what is on disk when each call returns (history.c over state.c):
  *   lookup       nothing new in state.db. It reads; what it learns is buffered
@@ -26,19 +27,33 @@
  *                to state.c's writer thread; it returns before they are written
  *                (it waits only when more than 64 MiB are queued). What it
  *                guarantees is ORDER: the writer applies batches in the order they
- *                were queued, each inside a committed transaction, so state.db
- *                always holds a prefix of the queued batches. The scheduler queues
- *                a batch before it releases the dependants of its instances, so a
- *                flowrun killed at any moment leaves no instance recorded without
- *                the producers it read; what was queued but not written is done
- *                again on resume. New cache entries may be held by the writer for
- *                up to 5 seconds (written sorted); one lost to a kill is a miss.
+ *                were queued, inside committed transactions, so state.db always
+ *                holds a prefix of the queued batches. Commits are GROUPED BY TIME:
+ *                the writer begins a transaction at most every 50 ms (unless a
+ *                sync waits, or 32 MiB are queued) and takes every batch queued
+ *                meanwhile into it, so a batch may stay unwritten for about 50 ms
+ *                plus one transaction. The scheduler queues a batch before it
+ *                releases the dependants of its instances, so a flowrun killed at
+ *                any moment leaves no instance recorded without the producers it
+ *                read; what was queued but not written is done again on resume
+ *                (at most the last ~50 ms of finished instances, and only those
+ *                no effect has read: see sync). New cache entries may be held by
+ *                the writer for up to 5 seconds (written sorted); one lost to a
+ *                kill is a miss.
  *   sync         queues what finished buffered since the last batch (as
  *                queue_batch does), then waits: everything queued, held cache
  *                entries included, is committed to state.db (its write-ahead
  *                log): it survives flowrun being killed. state.db runs with
  *                synchronous=NORMAL, so a power loss may still undo the last
  *                transactions until a checkpoint (hist_close checkpoints).
+ *                DURABLE BEFORE AN EFFECT: the scheduler calls sync before it
+ *                starts an instance of a task that is not cached (`cache: false`:
+ *                an effect on the world) whenever it has told finished of
+ *                instances since its last sync, so the results an effect reads
+ *                are committed before it starts: a kill can never make them run
+ *                again against an effect already done. (A task run outside this
+ *                machine would be held to the same rule; no executor does that
+ *                today.) The owner also calls sync at the end of a run.
  *   Where these say "on disk" they mean "in the file system": survives the
  *   process, not necessarily the machine, except where fsync is named.
  *

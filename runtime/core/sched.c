@@ -861,9 +861,22 @@ static void flush_batch(sched *S) {
     }
 }
 
+/* Durable before an effect (recorder.h): an instance of a task that is not cached
+ * (`cache: false`: it acts on the world) starts only once every result recorded so
+ * far is committed, those of the producers it reads among them; a flowrun killed
+ * while it runs, or after, cannot lose them and run them again on resume against an
+ * effect already done. Other instances start at once: their producers' rows are
+ * queued in order, and the writer commits them grouped by time. */
+static void sync_before_effect(sched *S, uint32_t task) {
+    if (!S->rec_unsynced || S->p->tasks[task].cache) return;
+    S->o->rec->ops->sync(S->o->rec->self); /* a failure is said by the recorder, once */
+    S->rec_unsynced = 0;
+}
+
 static void queue_job(sched *S, uint32_t id) {
     inst *r = rec_at(S, id);
     if (S->nbatch == SCHED_BATCH) flush_batch(S);
+    sync_before_effect(S, r->task);
     rt_job *j = &S->batch[S->nbatch++];
     j->id = id;
     j->task = r->task;
@@ -1071,6 +1084,7 @@ static void complete(sched *S, rt_result *res) {
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
         S->o->rec->ops->finished(S->o->rec->self, &ii, r->args, res, r->served);
+        S->rec_unsynced = 1;
         sc_free(S, label);
         if (r->served) S->nserved_total++;
     }

@@ -140,6 +140,7 @@ typedef struct sched {
     int spare_used;          /* spare holds an instance's or a group element's arguments */
     int pid;                 /* flowrun's pid (served instances ran "here") */
     uint64_t nserved_total;  /* served instances completed */
+    int rec_unsynced;        /* the recorder was told of instances not yet synced */
     uint64_t nserved_pending; /* served, not yet completed */
     const fl_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */

@@ -36,6 +36,13 @@
 /* ... and never for longer than this: a flowrun killed mid-run loses at most the
  * cache entries of its last few seconds (its instance rows are safe either way) */
 #define STATE_CACHE_HOLD_SECONDS 5.0
+/* Commits grouped by time: the writer starts a transaction at most this often, taking
+ * every batch queued meanwhile into it, unless a caller waits in state_sync (a result
+ * must be durable before an effect reads it: recorder.h) or the queue grows past
+ * STATE_GROUP_BYTES. With slow tasks a scheduler round holds about one instance, and a
+ * transaction per round (its WAL frames, its locks) cost more than the instance. */
+#define STATE_GROUP_SECONDS 0.05
+#define STATE_GROUP_BYTES (STATE_MAX_QUEUE / 2) /* write now: the caller must not wait */
 
 /* Held cache entries are written PEND_ROWS to a statement: each execution of a
  * statement costs as much as a row or two (opening the cursor, halting), so one
@@ -194,6 +201,8 @@ struct fl_state {
     int failed;                 /* the writer hit an error (reported once) */
     int syncing;                /* callers waiting in state_sync: write everything now */
     int held;                   /* the writer holds cache entries not yet written */
+    double last_tx;             /* when the writer last began a transaction (now()) */
+    int grouping;               /* the writer waits for STATE_GROUP_SECONDS to pass */
     int said;                   /* an SQLite error was reported (once: see sql_fail) */
     int wb_oom;                 /* a batch could not be allocated: its records are lost */
     pk_names names;             /* async: the names the caller has numbered (REC_NAME) */
@@ -901,27 +910,41 @@ static void *writer_main(void *arg) {
     pthread_setname_np(pthread_self(), "flow-state");
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        int flush = 0, due = 0;
-        while (!st->qhead && !(flush = (st->stop || st->syncing) && st->held) && !st->stop) {
-            if (!st->held) {
+        int due = 0;
+        for (;;) { /* wait until there is something to write, and it is time */
+            int urgent = st->stop || st->syncing || st->qbytes >= STATE_GROUP_BYTES;
+            double at;
+            if (st->qhead) {
+                /* batches are queued: group them with what comes within
+                 * STATE_GROUP_SECONDS of the last transaction, unless asked now */
+                at = st->last_tx + STATE_GROUP_SECONDS;
+                if (urgent || now() >= at) break;
+            } else if (st->held) {
+                /* cache entries are held: write them when they are
+                 * STATE_CACHE_HOLD_SECONDS old, even if no more work comes */
+                if (urgent) break;
+                at = st->w.pend_since + STATE_CACHE_HOLD_SECONDS;
+            } else {
+                if (st->stop) break;
                 pthread_cond_wait(&st->cv, &st->mu);
                 continue;
             }
-            /* entries are held: write them when they are STATE_CACHE_HOLD_SECONDS old,
-             * even if no more work comes (a run of slow tasks) */
-            double at = st->w.pend_since + STATE_CACHE_HOLD_SECONDS;
             struct timespec ts = {(time_t)at, (long)((at - (double)(time_t)at) * 1e9)};
-            if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) == ETIMEDOUT) {
+            st->grouping = st->qhead != NULL;
+            int rc = pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+            st->grouping = 0;
+            if (rc == ETIMEDOUT && !st->qhead) {
                 due = 1;
                 break;
             }
         }
-        if (!st->qhead && !flush && !due && st->stop) break;
-        flush = st->stop || st->syncing || due;
+        if (!st->qhead && !st->held && st->stop) break;
+        int flush = st->stop || st->syncing || due;
         wbatch *list = st->qhead; /* take everything queued: one transaction */
         st->qhead = st->qtail = NULL;
         st->qbytes = 0;
         st->busy = 1;
+        st->last_tx = now();
         pthread_mutex_unlock(&st->mu);
         int rc = begin(&st->w);
         for (wbatch *b = list, *next; b; b = next) {
@@ -982,7 +1005,11 @@ int state_commit(fl_state *st) {
             else st->qhead = st->cur;
             st->qtail = st->cur;
             st->qbytes += st->cur->rec.len;
-            pthread_cond_broadcast(&st->cv);
+            /* wake the writer unless it is busy or grouping (then it looks at the
+             * queue when it is done, or when its time comes): a wake-up per round
+             * would cost as much as the round with slow tasks */
+            if (!(st->busy || st->grouping) || st->qbytes >= STATE_GROUP_BYTES)
+                pthread_cond_broadcast(&st->cv);
             /* back-pressure: a caller far ahead of the writer waits, so memory stays bounded */
             while (st->qbytes > STATE_MAX_QUEUE && !st->failed) pthread_cond_wait(&st->cv, &st->mu);
             pthread_mutex_unlock(&st->mu);

@@ -12,8 +12,10 @@
  * million instances costs one prepared-statement step each, not one commit
  * each. In async mode state_commit only QUEUES the batch for the writer thread:
  * when it returns, nothing new need be on disk. What is promised is order: the
- * writer commits the queued batches one transaction each, in the order queued,
- * so state.db always holds a prefix of them, and a flowrun killed at any moment
+ * writer commits the queued batches in the order queued, every batch queued since
+ * its last transaction in one (it begins one at most every 50 ms unless state_sync
+ * waits: commits are grouped by time), so state.db always holds a prefix of them,
+ * and a flowrun killed at any moment
  * leaves a consistent database: whatever was not committed is simply not done,
  * and is done again on resume. state_sync waits until everything queued is
  * committed. recorder.h says what each recorder call leaves on disk.
@@ -53,7 +55,8 @@ void state_close(fl_state *st); /* commits what is pending */
 int state_commit(fl_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
- * a batch per transaction. Reads on the caller's side see what was committed. */
+ * the batches of up to 50 ms per transaction. Reads on the caller's side see what
+ * was committed. */
 int state_async(fl_state *st);
 /* Wait until every write handed over so far is committed. */
 int state_sync(fl_state *st);

@@ -7,6 +7,7 @@
  * ignored.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <flow.h>
 #include <libgen.h>
@@ -89,6 +90,15 @@ int64_t flaky(int64_t x) {
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* A slow task that uses no CPU: sleeps us microseconds, returns x (bench/slow.sh,
+ * bench/pool.c: flowrun's own cost per instance is what is left of its CPU time). */
+int64_t nap(int64_t x, int64_t us) {
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
+    while (us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return x;
 }
 
 /* A pipeline stage: sleeps ms, appends "name x wall-clock-ms" to the log file, returns x. */

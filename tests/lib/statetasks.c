@@ -110,3 +110,18 @@ int64_t side_effect(int64_t x) {
     note("side_effect", buf);
     return x;
 }
+
+/* An effect that is caught in the act: notes its run, creates the file named by
+ * $FLOW_TEST_MARK (the test's cue to kill flowrun), then waits up to 10 s to be
+ * killed. For the "durable before an effect" test (tests/suites/50-state.sh). */
+int64_t effect_wait(int64_t x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)x);
+    note("effect_wait", buf);
+    const char *mark = getenv("FLOW_TEST_MARK");
+    FILE *f = mark ? fopen(mark, "w") : NULL;
+    if (f) fclose(f);
+    for (int i = 0; mark && i < 1000; i++)
+        nap_ms(10);
+    return x;
+}

@@ -7,7 +7,7 @@ T=$(mktemp -d /tmp/flow-state-XXXXXX)
 trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
 cp tests/state/*.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL state: setup"; exit 0; }
 cd "$T" || exit 0
-for f in chain cutoff files; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL state: flowc $f"; cat flowc.err; }; done
+for f in chain cutoff files effect; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL state: flowc $f"; cat flowc.err; }; done
 export FLOW_TEST_LOG="$T/log"
 : > "$FLOW_TEST_LOG"
 ST="$T/st"
@@ -128,6 +128,27 @@ PY
 )
     if [ "$got" = 4650 ] && [ -z "$bad" ]; then echo "PASS state: kill $i at ${delay}s ($ex), resume"
     else echo "FAIL state: kill $i at ${delay}s ($ex): result '$got' ${bad}"; tail -3 stderr | sed 's/^/    /'; fi
+done
+
+# ---- durable before an effect: SIGKILL as soon as an effect (cache: false) starts ----
+# Results are committed grouped by time, but those an effect reads are committed before
+# it starts (recorder.h): killed the moment effect_wait begins, state.db must hold every
+# slow_inc and the sum it read.
+for i in 1 2 3 4; do
+    S="$T/effect$i"; M="$T/effect$i.mark"; ex=inline; [ $((i % 2)) = 0 ] && ex=process
+    FLOW_TEST_MARK="$M" FLOW_TEST_LOG="$T/effect$i.log" "$FLOWRUN" effect.plan --param n=20 -j 2 \
+        --executor $ex --progress none --state "$S" > /dev/null 2>&1 &
+    pid=$!
+    k=0; while [ ! -e "$M" ] && [ $k -lt 2000 ]; do sleep 0.005; k=$((k + 1)); done
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    sleep 0.1 # orphaned process workers notice and exit
+    got=$("$FLOWRUN" show last --json --state "$S" 2>> stderr | python3 -c "
+import json, sys
+i = json.load(sys.stdin)['instances']
+ok = lambda t: sum(1 for x in i if x['task'] == t and x['state'] == 'succeeded')
+print(ok('slow_inc'), ok('sum'))" 2>> stderr)
+    expect "effect $i ($ex): killed as the effect started, its producers are in state.db" \
+        "yes 20 1" "$([ -e "$M" ] && echo yes || echo no) $got"
 done
 
 # ---- two flowruns sharing one state directory ----
