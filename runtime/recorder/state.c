@@ -6,6 +6,7 @@
 #include "state.h"
 #include "ctx.h"
 #include "hash.h"
+#include "htab.h"
 #include "value.h"
 #include "walk.h"
 
@@ -82,7 +83,9 @@
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
     X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
-                "VALUES(?,?,?,?,?,?)")
+                "VALUES(?,?,?,?,?,?)")                                                             \
+    X(file_range, "SELECT path, size, mtime_ns, inode, ctime_ns, hash FROM files "                 \
+                  "WHERE path >= ?1 AND path < ?2")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -144,6 +147,17 @@ typedef struct conn {
 static void read_end(conn *c);
 static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv);
 
+/* The file-identity rows of whole folders, in memory (see "the file-identity index"). */
+typedef struct fid_cache {
+    long looked, hits; /* lookups through SQLite, and hits among them */
+    int on;            /* they hit: load a file's folder at its first lookup */
+    int off;           /* memory ran out or a folder was too big: SQLite only from now on */
+    fl_htab files;     /* hash of a path -> its entry's offset in arena */
+    fl_htab dirs;      /* hash of a folder ("a/b/") -> its offset in arena */
+    fv_buf arena;      /* file: state_file_id, 32-byte hash, u32 length, path;
+                        * folder: u32 length, path */
+} fid_cache;
+
 /* A batch of buffered writes, replayed in order by the writer thread. */
 typedef struct wbatch {
     struct wbatch *next;
@@ -170,6 +184,7 @@ struct fl_state {
     int wb_oom;                 /* a batch could not be allocated: its records are lost */
     char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
+    fid_cache fid;              /* file identities read a folder at a time (caller's thread) */
 };
 
 /* Migrations: schema[v-1] takes a database from version v-1 to v. */
@@ -510,7 +525,7 @@ fl_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    st->ctx = st->main.ctx = st->w.ctx = ctx;
+    st->ctx = st->main.ctx = st->w.ctx = st->fid.arena.ctx = ctx;
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
     int fresh = check_file(st->path, dir, err, errlen);
@@ -562,6 +577,9 @@ void state_close(fl_state *st) {
     read_end(&st->main);
     if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     conn_close(&st->main);
+    fl_htab_free(st->ctx, &st->fid.files);
+    fl_htab_free(st->ctx, &st->fid.dirs);
+    fl_free(st->ctx, st->fid.arena.data);
     fl_free(st->ctx, st);
 }
 
@@ -2118,8 +2136,117 @@ int state_live_objects(fl_state *st, fl_digest **out, size_t *n) {
     return 0;
 }
 
-/* ---- the file-identity index ---- */
+/* ---- the file-identity index ----
+ * A re-run over a folder of inputs asks the index once per file, and each question
+ * through SQLite is a B-tree search costing about as much as the rest of the
+ * instance's lookup. So once the lookups are seen to hit (90% of the first 64),
+ * the first lookup of a file in a folder reads the rows of the whole folder in one
+ * range scan (path >= "DIR/" and < "DIR0"; rows deeper down are passed over) into a
+ * hash table, and the folder's later lookups are answered from memory. What this
+ * run puts (state_file_put) into a folder read so is added there too; a row another
+ * flowrun writes meanwhile is not seen: a miss, and the file is hashed again, which
+ * the index may do. Identities are compared as always, so a row read early can
+ * make a file be hashed again, never make a changed file pass for unchanged. A
+ * folder of more than FID_FOLDER_MAX rows, or memory running out, turns the
+ * folders off for the rest of the run (SQLite answers, as before). */
+#define FID_MIN_LOOKUPS 64
+#define FID_FOLDER_MAX 262144 /* rows scanned for one folder before the run gives up on
+                               * memory (a lookup of one file in a huge folder stays cheap) */
+
+/* The entry of path (length n) in table t, whose entries hold their u32 length and
+ * path head bytes into the entry: its arena offset, or -1. */
+static long fid_find(const fid_cache *f, const fl_htab *t, uint64_t hv, const char *path,
+                     size_t n, size_t head) {
+    for (fl_htab_slot *s = fl_htab_find(t, hv); s && s->hash; s = fl_htab_next(t, s, hv)) {
+        uint32_t len;
+        memcpy(&len, f->arena.data + s->val + head, 4);
+        if (len == n && !memcmp(f->arena.data + s->val + head + 4, path, n)) return (long)s->val;
+    }
+    return -1;
+}
+
+/* Enter (or update) one file's row in memory. 0, or -1 when memory ran out. */
+static int fid_add(fid_cache *f, fl_ctx *ctx, const char *path, size_t n,
+                   const state_file_id *id, const uint8_t *h) {
+    uint64_t hv = fl_hash_bytes(path, n);
+    long at = fid_find(f, &f->files, hv, path, n, sizeof *id + 32);
+    if (at >= 0) {
+        memcpy(f->arena.data + at, id, sizeof *id);
+        memcpy(f->arena.data + at + sizeof *id, h, 32);
+        return 0;
+    }
+    if (n > UINT32_MAX || fl_htab_reserve(ctx, &f->files, 1)) return -1;
+    size_t off = f->arena.len;
+    uint32_t len = (uint32_t)n;
+    fv_buf_put(&f->arena, id, sizeof *id);
+    fv_buf_put(&f->arena, h, 32);
+    fv_buf_put(&f->arena, &len, 4);
+    fv_buf_put(&f->arena, path, n);
+    if (f->arena.failed) return -1;
+    fl_htab_add(&f->files, hv, off);
+    return 0;
+}
+
+/* Make sure the rows of path's folder (its first dlen bytes, ending in '/') are in
+ * memory. 1 they are; 0 they cannot be (SQLite answers). */
+static int fid_folder(fl_state *st, const char *path, size_t dlen) {
+    fid_cache *f = &st->fid;
+    uint64_t hv = fl_hash_bytes(path, dlen);
+    if (fid_find(f, &f->dirs, hv, path, dlen, 0) >= 0) return 1;
+    if (dlen > 4000 || fl_htab_reserve(st->ctx, &f->dirs, 1)) return (f->off = 1), 0;
+    char lo[4096], hi[4096];
+    memcpy(lo, path, dlen);
+    memcpy(hi, path, dlen);
+    hi[dlen - 1] = '/' + 1;
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_range);
+    if (!s) return (f->off = 1), 0;
+    sqlite3_bind_text(s, 1, lo, (int)dlen, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hi, (int)dlen, SQLITE_STATIC);
+    int rc = SQLITE_DONE, oom = 0;
+    long rows = 0;
+    while (!oom && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (++rows > FID_FOLDER_MAX) {
+            oom = 1; /* not memory, but as good as: give up */
+            break;
+        }
+        const char *p = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        if (!p || n <= dlen || memchr(p + dlen, '/', n - dlen) || sqlite3_column_bytes(s, 5) != 32)
+            continue; /* deeper down, or not a whole row */
+        state_file_id id = {sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                            sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4)};
+        oom = fid_add(f, st->ctx, p, n, &id, sqlite3_column_blob(s, 5));
+    }
+    if (!oom && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    if (oom || rc != SQLITE_DONE) return (f->off = 1), 0; /* what was added is never read */
+    size_t off = f->arena.len;
+    uint32_t len = (uint32_t)dlen;
+    fv_buf_put(&f->arena, &len, 4);
+    fv_buf_put(&f->arena, path, dlen);
+    if (f->arena.failed) return (f->off = 1), 0;
+    fl_htab_add(&f->dirs, hv, off);
+    return 1;
+}
+
+/* The length of path's folder with its '/', or 0 when the folder cannot be read
+ * from memory (no folder in the path, or the folders are off). */
+static size_t fid_dir_len(const fl_state *st, const char *path) {
+    const char *slash = strrchr(path, '/');
+    return st->fid.off || !slash ? 0 : (size_t)(slash - path) + 1;
+}
+
 int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h) {
+    fid_cache *f = &st->fid;
+    size_t dlen = fid_dir_len(st, path);
+    if (dlen && f->on && fid_folder(st, path, dlen)) {
+        size_t n = strlen(path);
+        long at = fid_find(f, &f->files, fl_hash_bytes(path, n), path, n, sizeof *id + 32);
+        if (at < 0 || memcmp(f->arena.data + at, id, sizeof *id)) return 0;
+        memcpy(h->b, f->arena.data + at + sizeof *id, 32);
+        return 1;
+    }
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
@@ -2133,6 +2260,9 @@ int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, f
         found = 1;
     }
     sqlite3_reset(s);
+    f->looked++;
+    f->hits += found;
+    if (f->looked >= FID_MIN_LOOKUPS && f->hits * 10 >= f->looked * 9) f->on = 1;
     return found;
 }
 
@@ -2150,6 +2280,11 @@ static int apply_file(conn *c, const char *path, const state_file_id *id, const 
 }
 
 int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h) {
+    size_t dlen = fid_dir_len(st, path);
+    if (dlen && st->fid.dirs.n &&
+        fid_find(&st->fid, &st->fid.dirs, fl_hash_bytes(path, dlen), path, dlen, 0) >= 0 &&
+        fid_add(&st->fid, st->ctx, path, strlen(path), id, h->b))
+        st->fid.off = 1; /* memory ran out: the folder is no longer whole there */
     if (!st->async) return apply_file(&st->main, path, id, h);
     uint8_t kind = REC_FILE;
     wb_put(st, &kind, 1);
