@@ -80,19 +80,7 @@ w1() {
 }
 
 # ---- the directory pipeline ----
-flow_dir_plan() {
-    [ -f "$tmp/dir.plan" ] && return
-    cat > "$tmp/dir.flow" <<FLOW
-library s = "$LIBST"
-task count_lines(f: path) -> int = s.count_lines with {max_map: 100000}
-task sum(xs: [int]) -> int = s.sum
-flow dirsum(root: dir) -> int {
-    return sum(count_lines.expand(f = files(root, "*.txt")))
-}
-FLOW
-    "$FLOWC" -o "$tmp/dir.plan" "$tmp/dir.flow"
-}
-. "$ROOT/bench/peers/dir_peers.inc" # make_makefile, make_snakefile
+. "$ROOT/bench/peers/dir_peers.inc" # flow_dir_plan, make_makefile, make_snakefile, dir_make, dir_snake
 
 # dir_flow TREE N CHANGED_FILE LABEL — flow first / no-op / one changed, medians
 dir_flow() {

@@ -71,7 +71,8 @@ typedef struct task_cache {
     fv_buf arena;       /* entries: 32-byte key, u32 length, result */
 } task_cache;
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
-#define HIST_PRELOAD_MIN 4096       /* instances left in the mapping before a preload pays */
+#define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
+                                     * range scan costs about a third of a B-tree search a row */
 #define HIST_PRELOAD_MAX 8000000    /* most entries preloaded for one task */
 
 typedef struct objvec {

@@ -101,7 +101,9 @@
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
     X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
-                "VALUES(?,?,?,?,?,?)")
+                "VALUES(?,?,?,?,?,?)")                                                             \
+    X(file_range, "SELECT path, size, mtime_ns, inode, ctime_ns, hash FROM files "                 \
+                  "WHERE path >= ?1 AND path < ?2")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -179,6 +181,17 @@ typedef struct conn {
 static void read_end(conn *c);
 static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv);
 
+/* The file-identity rows of whole folders, in memory (see "the file-identity index"). */
+typedef struct fid_cache {
+    long looked, hits; /* lookups through SQLite, and hits among them */
+    int on;            /* they hit: load a file's folder at its first lookup */
+    int off;           /* memory ran out or a folder was too big: SQLite only from now on */
+    fl_htab files;     /* hash of a path -> its entry's offset in arena */
+    fl_htab dirs;      /* hash of a folder ("a/b/") -> its offset in arena */
+    fv_buf arena;      /* file: state_file_id, 32-byte hash, u32 length, path;
+                        * folder: u32 length, path */
+} fid_cache;
+
 /* A batch of buffered writes, replayed in order by the writer thread. */
 typedef struct wbatch {
     struct wbatch *next;
@@ -208,6 +221,7 @@ struct fl_state {
     pk_names names;             /* async: the names the caller has numbered (REC_NAME) */
     char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
+    fid_cache fid;              /* file identities read a folder at a time (caller's thread) */
 };
 
 /* Migrations: schema[v-1] takes a database from version v-1 to v. */
@@ -370,7 +384,9 @@ static void sqlite_setup(void) {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
+/* whole: a database being made whole under another name (create_whole): no journal
+ * and no syncing while its schema is written, since no other process opens it. */
+static int conn_open(conn *c, const char *path, int whole, char *err, size_t errlen) {
     pthread_once(&sqlite_once, sqlite_setup);
     c->path = path;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -382,6 +398,9 @@ static int conn_open(conn *c, const char *path, char *err, size_t errlen) {
     sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
     sqlite3_create_function(c->db, "flow_ck", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                             sql_flow_ck, NULL, NULL);
+    if (whole)
+        return exec(c, "PRAGMA page_size=16384; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;",
+                    err, errlen);
     /* pages read through a memory map and a 64 MiB cache: lookups make no system calls */
     return exec(c, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536;", err, errlen);
@@ -485,8 +504,19 @@ static int create_whole(fl_state *st, char *err, size_t errlen) {
     snprintf(tmp, sizeof tmp, "%s.new-%ld", st->path, (long)getpid());
     unlink(tmp);
     conn c = {.ctx = st->ctx};
-    int rc = conn_open(&c, tmp, err, errlen) || migrate(&c, err, errlen) ? -1 : 0;
+    /* written without a journal or a sync (nobody else opens this name), switched
+     * to WAL, then synced once before it is linked into place: a fresh state costs
+     * one fdatasync instead of a journal's create, syncs and delete, and the state.db
+     * that appears is as whole on disk as before */
+    int rc = conn_open(&c, tmp, 1, err, errlen) || migrate(&c, err, errlen) ||
+             exec(&c, "PRAGMA journal_mode=WAL", err, errlen) ? -1 : 0;
     conn_close(&c);
+    int fd = rc ? -1 : open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc == 0 && (fd < 0 || fdatasync(fd))) {
+        snprintf(err, errlen, "cannot create %s: %s", st->path, strerror(errno));
+        rc = -1;
+    }
+    if (fd >= 0) close(fd);
     if (rc == 0 && link(tmp, st->path) && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", st->path, strerror(errno));
         rc = -1;
@@ -557,7 +587,7 @@ fl_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    st->ctx = st->main.ctx = st->w.ctx = ctx;
+    st->ctx = st->main.ctx = st->w.ctx = st->fid.arena.ctx = ctx;
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     snprintf(st->path, sizeof st->path, "%s/state.db", dir);
     int fresh = check_file(st->path, dir, err, errlen);
@@ -566,7 +596,7 @@ fl_state *state_open(fl_ctx *ctx, const char *dir, char *err, size_t errlen) {
         return NULL;
     }
     st->main.said = st->w.said = &st->said;
-    if (conn_open(&st->main, st->path, err, errlen) || migrate(&st->main, err, errlen)) {
+    if (conn_open(&st->main, st->path, 0, err, errlen) || migrate(&st->main, err, errlen)) {
         /* SQLite's message may quote the damaged file's own text: keep it one line */
         for (char *c = err; errlen && *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
@@ -610,6 +640,9 @@ void state_close(fl_state *st) {
     read_end(&st->main);
     if (st->main.db) sqlite3_exec(st->main.db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL);
     conn_close(&st->main);
+    fl_htab_free(st->ctx, &st->fid.files);
+    fl_htab_free(st->ctx, &st->fid.dirs);
+    fl_free(st->ctx, st->fid.arena.data);
     fl_free(st->ctx, st);
 }
 
@@ -976,7 +1009,7 @@ static void *writer_main(void *arg) {
 int state_async(fl_state *st) {
     if (st->async) return 0;
     char err[4700];
-    if (conn_open(&st->w, st->path, err, sizeof err) ||
+    if (conn_open(&st->w, st->path, 0, err, sizeof err) ||
         /* no checkpoints while the run writes: one that empties the log must wait for
          * the reader's round to end; state_close checkpoints once, at the end */
         exec(&st->w, "PRAGMA wal_autocheckpoint=0", err, sizeof err)) {
@@ -2390,8 +2423,117 @@ int state_live_objects(fl_state *st, fl_digest **out, size_t *n) {
     return 0;
 }
 
-/* ---- the file-identity index ---- */
+/* ---- the file-identity index ----
+ * A re-run over a folder of inputs asks the index once per file, and each question
+ * through SQLite is a B-tree search costing about as much as the rest of the
+ * instance's lookup. So once the lookups are seen to hit (90% of the first 64),
+ * the first lookup of a file in a folder reads the rows of the whole folder in one
+ * range scan (path >= "DIR/" and < "DIR0"; rows deeper down are passed over) into a
+ * hash table, and the folder's later lookups are answered from memory. What this
+ * run puts (state_file_put) into a folder read so is added there too; a row another
+ * flowrun writes meanwhile is not seen: a miss, and the file is hashed again, which
+ * the index may do. Identities are compared as always, so a row read early can
+ * make a file be hashed again, never make a changed file pass for unchanged. A
+ * folder of more than FID_FOLDER_MAX rows, or memory running out, turns the
+ * folders off for the rest of the run (SQLite answers, as before). */
+#define FID_MIN_LOOKUPS 64
+#define FID_FOLDER_MAX 262144 /* rows scanned for one folder before the run gives up on
+                               * memory (a lookup of one file in a huge folder stays cheap) */
+
+/* The entry of path (length n) in table t, whose entries hold their u32 length and
+ * path head bytes into the entry: its arena offset, or -1. */
+static long fid_find(const fid_cache *f, const fl_htab *t, uint64_t hv, const char *path,
+                     size_t n, size_t head) {
+    for (fl_htab_slot *s = fl_htab_find(t, hv); s && s->hash; s = fl_htab_next(t, s, hv)) {
+        uint32_t len;
+        memcpy(&len, f->arena.data + s->val + head, 4);
+        if (len == n && !memcmp(f->arena.data + s->val + head + 4, path, n)) return (long)s->val;
+    }
+    return -1;
+}
+
+/* Enter (or update) one file's row in memory. 0, or -1 when memory ran out. */
+static int fid_add(fid_cache *f, fl_ctx *ctx, const char *path, size_t n,
+                   const state_file_id *id, const uint8_t *h) {
+    uint64_t hv = fl_hash_bytes(path, n);
+    long at = fid_find(f, &f->files, hv, path, n, sizeof *id + 32);
+    if (at >= 0) {
+        memcpy(f->arena.data + at, id, sizeof *id);
+        memcpy(f->arena.data + at + sizeof *id, h, 32);
+        return 0;
+    }
+    if (n > UINT32_MAX || fl_htab_reserve(ctx, &f->files, 1)) return -1;
+    size_t off = f->arena.len;
+    uint32_t len = (uint32_t)n;
+    fv_buf_put(&f->arena, id, sizeof *id);
+    fv_buf_put(&f->arena, h, 32);
+    fv_buf_put(&f->arena, &len, 4);
+    fv_buf_put(&f->arena, path, n);
+    if (f->arena.failed) return -1;
+    fl_htab_add(&f->files, hv, off);
+    return 0;
+}
+
+/* Make sure the rows of path's folder (its first dlen bytes, ending in '/') are in
+ * memory. 1 they are; 0 they cannot be (SQLite answers). */
+static int fid_folder(fl_state *st, const char *path, size_t dlen) {
+    fid_cache *f = &st->fid;
+    uint64_t hv = fl_hash_bytes(path, dlen);
+    if (fid_find(f, &f->dirs, hv, path, dlen, 0) >= 0) return 1;
+    if (dlen > 4000 || fl_htab_reserve(st->ctx, &f->dirs, 1)) return (f->off = 1), 0;
+    char lo[4096], hi[4096];
+    memcpy(lo, path, dlen);
+    memcpy(hi, path, dlen);
+    hi[dlen - 1] = '/' + 1;
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_range);
+    if (!s) return (f->off = 1), 0;
+    sqlite3_bind_text(s, 1, lo, (int)dlen, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, hi, (int)dlen, SQLITE_STATIC);
+    int rc = SQLITE_DONE, oom = 0;
+    long rows = 0;
+    while (!oom && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (++rows > FID_FOLDER_MAX) {
+            oom = 1; /* not memory, but as good as: give up */
+            break;
+        }
+        const char *p = (const char *)sqlite3_column_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        if (!p || n <= dlen || memchr(p + dlen, '/', n - dlen) || sqlite3_column_bytes(s, 5) != 32)
+            continue; /* deeper down, or not a whole row */
+        state_file_id id = {sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+                            sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4)};
+        oom = fid_add(f, st->ctx, p, n, &id, sqlite3_column_blob(s, 5));
+    }
+    if (!oom && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    if (oom || rc != SQLITE_DONE) return (f->off = 1), 0; /* what was added is never read */
+    size_t off = f->arena.len;
+    uint32_t len = (uint32_t)dlen;
+    fv_buf_put(&f->arena, &len, 4);
+    fv_buf_put(&f->arena, path, dlen);
+    if (f->arena.failed) return (f->off = 1), 0;
+    fl_htab_add(&f->dirs, hv, off);
+    return 1;
+}
+
+/* The length of path's folder with its '/', or 0 when the folder cannot be read
+ * from memory (no folder in the path, or the folders are off). */
+static size_t fid_dir_len(const fl_state *st, const char *path) {
+    const char *slash = strrchr(path, '/');
+    return st->fid.off || !slash ? 0 : (size_t)(slash - path) + 1;
+}
+
 int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h) {
+    fid_cache *f = &st->fid;
+    size_t dlen = fid_dir_len(st, path);
+    if (dlen && f->on && fid_folder(st, path, dlen)) {
+        size_t n = strlen(path);
+        long at = fid_find(f, &f->files, fl_hash_bytes(path, n), path, n, sizeof *id + 32);
+        if (at < 0 || memcmp(f->arena.data + at, id, sizeof *id)) return 0;
+        memcpy(h->b, f->arena.data + at + sizeof *id, 32);
+        return 1;
+    }
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_file_get);
     if (!s) return -1;
@@ -2405,6 +2547,9 @@ int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, f
         found = 1;
     }
     sqlite3_reset(s);
+    f->looked++;
+    f->hits += found;
+    if (f->looked >= FID_MIN_LOOKUPS && f->hits * 10 >= f->looked * 9) f->on = 1;
     return found;
 }
 
@@ -2422,6 +2567,11 @@ static int apply_file(conn *c, const char *path, const state_file_id *id, const 
 }
 
 int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h) {
+    size_t dlen = fid_dir_len(st, path);
+    if (dlen && st->fid.dirs.n &&
+        fid_find(&st->fid, &st->fid.dirs, fl_hash_bytes(path, dlen), path, dlen, 0) >= 0 &&
+        fid_add(&st->fid, st->ctx, path, strlen(path), id, h->b))
+        st->fid.off = 1; /* memory ran out: the folder is no longer whole there */
     if (!st->async) return apply_file(&st->main, path, id, h);
     uint8_t kind = REC_FILE;
     wb_put(st, &kind, 1);

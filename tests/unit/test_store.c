@@ -363,6 +363,69 @@ static void test_state_runs_instances_cache(void **state) {
     free(d);
 }
 
+/* The file-identity index read a folder at a time: once lookups hit, a folder's
+ * rows come from memory, and they say exactly what SQLite would have said: a known
+ * identity hits, a changed one misses, a file of a deeper folder or of another
+ * folder with the same prefix is not taken for one of this folder, and a row put
+ * during the run is seen at once. Checked against a second state that never
+ * reaches the threshold (SQLite answers every lookup). */
+static void test_state_file_folders(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    char path[64];
+    fl_digest h = {{0}}, got;
+    for (int i = 0; i < 200; i++) {
+        state_file_id id = {i, 1000 + i, 7, 2000 + i};
+        h.b[0] = (uint8_t)i;
+        snprintf(path, sizeof path, "/t/d%d/f%03d", i % 2, i);
+        assert_int_equal(state_file_put(st, path, &id, &h), 0);
+    }
+    state_file_id deep = {1, 1, 1, 1};
+    h.b[0] = 99;
+    assert_int_equal(state_file_put(st, "/t/d0/sub/f000", &deep, &h), 0);
+    assert_int_equal(state_file_put(st, "/t/d00/f000", &deep, &h), 0);
+    assert_int_equal(state_commit(st), 0);
+    state_close(st);
+    st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    /* 64 hits in d1 through SQLite turn the folders on; then d0 is read whole */
+    for (int i = 1; i < 130; i += 2) {
+        state_file_id id = {i, 1000 + i, 7, 2000 + i};
+        snprintf(path, sizeof path, "/t/d1/f%03d", i);
+        assert_int_equal(state_file_lookup(st, path, &id, &got), 1);
+        assert_int_equal(got.b[0], i);
+    }
+    for (int i = 0; i < 200; i += 2) {
+        state_file_id id = {i, 1000 + i, 7, 2000 + i};
+        snprintf(path, sizeof path, "/t/d0/f%03d", i);
+        assert_int_equal(state_file_lookup(st, path, &id, &got), 1);
+        assert_int_equal(got.b[0], i);
+        id.ctime_ns++; /* changed: a miss, from memory as from SQLite */
+        assert_int_equal(state_file_lookup(st, path, &id, &got), 0);
+    }
+    state_file_id id0 = {0, 1000, 7, 2000};
+    /* a deeper folder's row and a sibling folder's are their own, not d0's */
+    assert_int_equal(state_file_lookup(st, "/t/d0/sub/f000", &id0, &got), 0);
+    assert_int_equal(state_file_lookup(st, "/t/d0/sub/f000", &deep, &got), 1);
+    assert_int_equal(got.b[0], 99);
+    assert_int_equal(state_file_lookup(st, "/t/d00/f000", &deep, &got), 1);
+    assert_int_equal(state_file_lookup(st, "/t/d0/nothere", &id0, &got), 0);
+    /* put during the run: seen at once, and a new identity replaces the old */
+    state_file_id nid = {5, 5, 5, 5};
+    h.b[0] = 42;
+    assert_int_equal(state_file_put(st, "/t/d0/f000", &nid, &h), 0);
+    assert_int_equal(state_file_put(st, "/t/d0/new", &nid, &h), 0);
+    assert_int_equal(state_file_lookup(st, "/t/d0/f000", &nid, &got), 1);
+    assert_int_equal(got.b[0], 42);
+    assert_int_equal(state_file_lookup(st, "/t/d0/f000", &id0, &got), 0);
+    assert_int_equal(state_file_lookup(st, "/t/d0/new", &nid, &got), 1);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 /* Through the writer thread: held cache entries are written sorted at the sync;
  * every one is found, and of two results for one key the later wins. */
 static void test_state_cache_through_writer(void **state) {
@@ -680,6 +743,7 @@ int main(void) {
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_packed_records),
+        cmocka_unit_test(test_state_file_folders),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_negative_version_refused),
         cmocka_unit_test(test_state_not_a_database),
