@@ -25,14 +25,7 @@ command -v valgrind > /dev/null && command -v callgrind_annotate > /dev/null ||
 SMALL=${CG_SMALL:-10000}; LARGE=${CG_LARGE:-100000}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
-cat > "$tmp/w1.flow" <<FLOW
-library s = "$LIBSCHED"
-task inc(x: int) -> int = s.inc
-task sum(xs: [int]) -> int = s.sum
-flow w1(n: int = 1000) -> int {
-    return sum(inc.expand(x = range(n)))
-}
-FLOW
+w1_flow "$LIBSCHED" > "$tmp/w1.flow"
 "$FLOWC" -o "$tmp/w1.plan" "$tmp/w1.flow" || exit 1
 ${CC:-cc} -O2 -o "$tmp/floor" "$ROOT/bench/floor.c" -lffi -ldl || exit 1
 

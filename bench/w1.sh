@@ -9,14 +9,7 @@
 . "$(dirname "$0")/common.inc"
 [ -x "$FLOWRUN" ] && [ -f "$LIBSCHED" ] || { echo "w1: build first (make all testlibs)"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/w1.flow" <<FLOW
-library s = "$LIBSCHED"
-task inc(x: int) -> int = s.inc
-task sum(xs: [int]) -> int = s.sum
-flow w1(n: int = 1000) -> int {
-    return sum(inc.expand(x = range(n)))
-}
-FLOW
+w1_flow "$LIBSCHED" > "$tmp/w1.flow"
 "$FLOWC" -o "$tmp/w1.plan" "$tmp/w1.flow" || exit 1
 status=0
 w1_case() { # executor n target_s
