@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 4 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 5 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -170,8 +170,10 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
 int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len);
 /* How many entries the task's part of the cache holds (tasks of the same name share
- * it, whatever their plan), and each of them (fn returns nonzero to stop). These
- * let a task served from the cache read its entries in one sequential pass. */
+ * it, whatever their plan; older copies of a key and dropped entries are counted
+ * until their packs go), and each live one, in the order they were produced, oldest
+ * pack first (fn returns nonzero to stop). These let a task served from the cache
+ * read its entries in one sequential pass. */
 int64_t state_cache_count(fl_state *st, const char *task);
 int state_cache_each(fl_state *st, const char *task,
                      int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
