@@ -584,10 +584,11 @@ static int tc_index(fl_ctx *ctx, task_cache *c) {
 }
 
 /* The entry of key in a preloaded task cache: its arena offset, or -1 (not there,
- * or no memory for the hash table). */
-static long tc_find(fl_ctx *ctx, task_cache *c, const fl_digest *key) {
-    if (c->next + 36 <= c->arena.len && !memcmp(c->arena.data + c->next, key->b, 32))
-        return (long)c->next;
+ * or no memory for the hash table); *next set when it was the entry after the last
+ * hit. */
+static long tc_find(fl_ctx *ctx, task_cache *c, const fl_digest *key, int *next) {
+    *next = c->next + 36 <= c->arena.len && !memcmp(c->arena.data + c->next, key->b, 32);
+    if (*next) return (long)c->next;
     if (tc_index(ctx, c)) return -1;
     uint64_t k = tc_hash(key);
     for (fl_htab_slot *s = fl_htab_find(&c->tab, k); s && s->hash; s = fl_htab_next(&c->tab, s, k))
@@ -678,7 +679,9 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     task_cache *c = &h->tc[ii->task];
     long at = -1;
     if (c->state == TC_MEMORY) {
-        if ((at = tc_find(h->ctx, c, &ii->key)) < 0) return 0;
+        int next;
+        if ((at = tc_find(h->ctx, c, &ii->key, &next)) < 0) return 0;
+        h->stats.served_next += next;
         uint32_t l;
         memcpy(&l, c->arena.data + at + 32, 4);
         len = l;

@@ -165,6 +165,7 @@ typedef struct conn {
     pend_ord *pend_ord;          /* the order to write them in */
     double pend_since;           /* when the oldest held entry arrived */
     fv_buf cpack;                /* a cache pack being encoded */
+    int cpack_said;              /* a damaged cache pack was reported (once) */
 } conn;
 
 static void read_end(conn *c);
@@ -2386,10 +2387,11 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
  * A lookup searches the task's packs newest first (cache_pack_tag), each by a
  * binary search of its index read through sqlite3_blob_read, so a point lookup
  * reads a few slots and one entry of a pack, never a whole body. A pack that is
- * not what it should be (damaged) is reported once and skipped: never read past
- * its end. */
+ * not what it should be (damaged) is reported once, as a warning, and skipped:
+ * never read past its end. Its entries are misses (computed again), which a cache
+ * may have, so the run is not failed for it; `flowrun fsck` salvages the file. */
 static void cpack_bad(conn *c, int64_t id) {
-    if (c->said && __atomic_exchange_n(c->said, 1, __ATOMIC_RELAXED)) return;
+    if (c->cpack_said++) return;
     fl_log(c->ctx, FL_LOG_WARN, "%s: cache pack %lld is damaged and is skipped (its entries "
            "are computed again); `flowrun fsck` checks the whole file", c->path, (long long)id);
 }

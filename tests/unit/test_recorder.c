@@ -390,6 +390,46 @@ static void test_fresh_run_durability(void **state) {
     state_run_free(&got);
 }
 
+/* A wide mapping served from the cache: once the task is preloaded, a re-run in
+ * the order the entries were produced is answered by the entry after the last hit;
+ * in another order (reversed) through the hash table, every one still served. */
+static long wide_run(fx *f, int reverse, long *next) {
+    enum { N = 1000 };
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    long hits = 0;
+    for (int j = 0; j < N; j++) {
+        int i = reverse ? N - 1 - j : j;
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        rec_inst ii = inst(1, f->square, idx, "square[]", NULL);
+        ii.remaining = N - j;
+        fl_val args[1] = {{.i = i}}, out = {0};
+        int hit = r.ops->lookup(r.self, &ii, args, &out);
+        if (hit) assert_int_equal(out.i, (int64_t)i * i);
+        hits += hit;
+        finish_int(r, &ii, args, (int64_t)i * i, hit);
+    }
+    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    hist_stats s;
+    hist_get_stats(h, &s);
+    *next = s.served_next;
+    close_hist(f, h, "succeeded");
+    return hits;
+}
+
+static void test_cache_follows_last_hit(void **state) {
+    fx *f = *state;
+    long next;
+    assert_int_equal(wide_run(f, 0, &next), 0); /* cold */
+    assert_int_equal(next, 0);
+    assert_int_equal(wide_run(f, 0, &next), 1000); /* the same order */
+    assert_true(next >= 1000 - 64 - 1);           /* all but the lookups before the preload */
+    assert_int_equal(wide_run(f, 1, &next), 1000); /* reversed: the hash table */
+    assert_true(next < 10);
+}
+
 /* A second run serves the first run's result from the cache, with the same key;
  * a changed argument is not served; --no-cache neither reads nor keys. */
 static void test_cache_serves_second_run(void **state) {
@@ -798,6 +838,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_run_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_serves_second_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outputs_move_into_store, setup, teardown),
