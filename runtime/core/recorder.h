@@ -53,7 +53,9 @@
  *                are committed before it starts: a kill can never make them run
  *                again against an effect already done. (A task run outside this
  *                machine would be held to the same rule; no executor does that
- *                today.) The owner also calls sync at the end of a run.
+ *                today.) When sync fails (-1, said by the recorder once) the
+ *                effect does not start and the run ends with code 1.
+ *                The owner also calls sync at the end of a run.
  *   Where these say "on disk" they mean "in the file system": survives the
  *   process, not necessarily the machine, except where fsync is named.
  *

@@ -867,16 +867,25 @@ static void flush_batch(sched *S) {
  * while it runs, or after, cannot lose them and run them again on resume against an
  * effect already done. Other instances start at once: their producers' rows are
  * queued in order, and the writer commits them grouped by time. */
-static void sync_before_effect(sched *S, uint32_t task) {
-    if (!S->rec_unsynced || S->p->tasks[task].cache) return;
-    S->o->rec->ops->sync(S->o->rec->self); /* a failure is said by the recorder, once */
+/* When the sync fails (a full disk, an I/O error: the recorder says so, once) the
+ * effect does not start and the run ends with code 1 (S->rec_failed): the instance
+ * keeps its record, whose arguments drop_inflight releases; what was committed
+ * before stays, and the run can be resumed. -1 then, else 0. */
+static int sync_before_effect(sched *S, uint32_t task) {
+    if (!S->rec_unsynced || S->p->tasks[task].cache) return 0;
+    if (S->o->rec->ops->sync(S->o->rec->self)) {
+        S->rec_failed = 1;
+        S->limit = 0;
+        return -1;
+    }
     S->rec_unsynced = 0;
+    return 0;
 }
 
 static void queue_job(sched *S, uint32_t id) {
     inst *r = rec_at(S, id);
     if (S->nbatch == SCHED_BATCH) flush_batch(S);
-    sync_before_effect(S, r->task);
+    if (sync_before_effect(S, r->task)) return;
     rt_job *j = &S->batch[S->nbatch++];
     j->id = id;
     j->task = r->task;
@@ -1229,12 +1238,12 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
             interrupted = 1;
             break;
         }
-        if (S->oom) break;
+        if (S->oom || S->rec_failed) break;
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
         free_dead(S);
-        if (root->pending == 0 || S->oom) break;
+        if (root->pending == 0 || S->oom || S->rec_failed) break;
         if (S->running == 0) {
             if (S->nretries == 0) {
                 snprintf(ierr, sizeof ierr, "nothing ready and %u steps pending", root->pending);
@@ -1276,14 +1285,14 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     for (uint32_t n = 0; n < p->n_nodes; n++)
         out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
-    if (interrupted || S->oom) {
-        out->code = S->oom ? 2 : 3;
+    if (interrupted || S->oom || S->rec_failed) {
+        out->code = S->oom ? 2 : interrupted ? 3 : 1;
         /* interrupted: give running instances a moment; what is still running keeps
-         * its memory. Out of memory: wait for every one (unless stopped), so that
-         * everything is freed and the program can go on. */
+         * its memory. Out of memory or a failed sync before an effect: wait for every
+         * one (unless stopped), so that everything is freed and the program can go on. */
         double until = now_s() + 1.0;
         while (S->running > 0 &&
-               ((S->oom && !(opts->stop && *opts->stop)) || now_s() < until)) {
+               (((S->oom || S->rec_failed) && !(opts->stop && *opts->stop)) || now_s() < until)) {
             int n = ex->ops->wait(ex, S->results, SCHED_BATCH, SCHED_POLL_MS);
             for (int i = 0; i < n; i++) {
                 rt_result *res = &S->results[i];

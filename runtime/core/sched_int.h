@@ -141,6 +141,7 @@ typedef struct sched {
     int pid;                 /* flowrun's pid (served instances ran "here") */
     uint64_t nserved_total;  /* served instances completed */
     int rec_unsynced;        /* the recorder was told of instances not yet synced */
+    int rec_failed;          /* a sync before an effect failed: the run ends, code 1 */
     uint64_t nserved_pending; /* served, not yet completed */
     const fl_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */
