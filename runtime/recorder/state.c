@@ -56,6 +56,8 @@
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
+    X(read_begin, "BEGIN")       /* a round's read transaction (read_begin): prepared once */      \
+    X(read_commit, "COMMIT")                                                                       \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
                   "exit_code, pid, params_blob, options, host, pid_start, boot_id) "               \
                   "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                  \
@@ -649,14 +651,22 @@ void state_close(fl_state *st) {
 static void read_end(conn *c) {
     if (!c->in_read) return;
     c->in_read = 0;
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_stmt *s = stmt(c, ST_read_commit);
+    if (s) {
+        sqlite3_step(s);
+        sqlite3_reset(s);
+    }
 }
 
 /* Reads between two state_commit calls share one read transaction: one set of
- * locks and one snapshot per scheduler round instead of one per lookup. */
+ * locks and one snapshot per scheduler round instead of one per lookup. BEGIN and
+ * COMMIT are prepared statements: with slow tasks a round holds about one
+ * instance, and parsing the two per round cost more than the lookup itself. */
 static void read_begin(conn *c) {
     if (c->in_read || c->in_tx) return;
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) c->in_read = 1;
+    sqlite3_stmt *s = stmt(c, ST_read_begin);
+    if (s && sqlite3_step(s) == SQLITE_DONE) c->in_read = 1;
+    if (s) sqlite3_reset(s);
 }
 
 static int begin(conn *st) {
