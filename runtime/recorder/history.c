@@ -797,10 +797,11 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     state_inst_put(h->st, &r);
 }
 
-/* state_commit: in async mode (always, after hist_open) it only queues the batch. */
+/* state_commit_round: in async mode (always, after hist_open) it only queues the
+ * batch, and the lookups' read snapshot lasts several rounds (state.h). */
 static int hist_queue_batch(void *self) {
     hist *h = self;
-    return state_commit(h->st);
+    return state_commit_round(h->st);
 }
 
 static int hist_sync(void *self) {

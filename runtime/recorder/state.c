@@ -43,6 +43,13 @@
  * transaction per round (its WAL frames, its locks) cost more than the instance. */
 #define STATE_GROUP_SECONDS 0.05
 #define STATE_GROUP_BYTES (STATE_MAX_QUEUE / 2) /* write now: the caller must not wait */
+/* The caller's reads (cache and file lookups) share one read transaction, kept across
+ * scheduler rounds for at most this long: a BEGIN and a COMMIT are two lock system
+ * calls and a snapshot, and with slow tasks a round holds about one instance. A
+ * snapshot this old misses only entries committed in its last moments, which a cache
+ * may (the writer holds new entries for seconds anyway); a write on the caller's
+ * connection (begin) ends it first. */
+#define STATE_READ_SECONDS 0.05
 
 /* Held cache entries are written PEND_ROWS to a statement: each execution of a
  * statement costs as much as a row or two (opening the cursor, halting), so one
@@ -163,6 +170,7 @@ typedef struct conn {
     sqlite3_stmt *st[ST__COUNT]; /* prepared once, on first use */
     int in_tx;                   /* a batch transaction is open */
     int in_read;                 /* a read transaction is open (reads batched per round) */
+    double read_since;           /* when it began (now()): state_commit ends it when old */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
     fl_ctx *ctx;                 /* the state's context: allocation, log lines */
@@ -658,14 +666,18 @@ static void read_end(conn *c) {
     }
 }
 
-/* Reads between two state_commit calls share one read transaction: one set of
- * locks and one snapshot per scheduler round instead of one per lookup. BEGIN and
+/* Reads share one read transaction, ended by state_commit (and begin, state_close),
+ * and by state_commit_round (a scheduler round's) once STATE_READ_SECONDS old: one
+ * set of locks and one snapshot per 50 ms of rounds instead of one per lookup. BEGIN and
  * COMMIT are prepared statements: with slow tasks a round holds about one
  * instance, and parsing the two per round cost more than the lookup itself. */
 static void read_begin(conn *c) {
     if (c->in_read || c->in_tx) return;
     sqlite3_stmt *s = stmt(c, ST_read_begin);
-    if (s && sqlite3_step(s) == SQLITE_DONE) c->in_read = 1;
+    if (s && sqlite3_step(s) == SQLITE_DONE) {
+        c->in_read = 1;
+        c->read_since = now();
+    }
     if (s) sqlite3_reset(s);
 }
 
@@ -1038,8 +1050,20 @@ int state_async(fl_state *st) {
     return 0;
 }
 
+static int commit_queue(fl_state *st);
+
 int state_commit(fl_state *st) {
-    read_end(&st->main); /* the next round reads a fresh snapshot */
+    read_end(&st->main); /* the next reads see a fresh snapshot */
+    return commit_queue(st);
+}
+
+int state_commit_round(fl_state *st) {
+    /* a later round reads a fresh snapshot once this one is STATE_READ_SECONDS old */
+    if (st->main.in_read && now() - st->main.read_since >= STATE_READ_SECONDS) read_end(&st->main);
+    return commit_queue(st);
+}
+
+static int commit_queue(fl_state *st) {
     if (st->wb_oom) return -1; /* records were lost: the history is incomplete */
     if (st->async) {
         if (st->cur && st->cur->rec.len) {
