@@ -866,8 +866,8 @@ static void flush_batch(sched *S) {
  * far is committed, those of the producers it reads among them; a flowrun killed
  * while it runs, or after, cannot lose them and run them again on resume against an
  * effect already done. Other instances start at once: their producers' rows are
- * queued in order, and the writer commits them grouped by time. */
-/* When the sync fails (a full disk, an I/O error: the recorder says so, once) the
+ * queued in order, and the writer commits them grouped by time.
+ * When the sync fails (a full disk, an I/O error: the recorder says so, once) the
  * effect does not start and the run ends with code 1 (S->rec_failed): the instance
  * keeps its record, whose arguments drop_inflight releases; what was committed
  * before stays, and the run can be resumed. -1 then, else 0. */
