@@ -6,12 +6,11 @@
  *   on how its input is split into updates. So the fields of one key are encoded,
  *   little-endian as cachekey.h lays them out, into one buffer the ck_ctx owns and
  *   reuses (grown as needed, never shrunk), and the buffer is hashed with a single
- *   update through one EVP context and one fetched SHA-256, both kept in the ck_ctx
- *   for the life of the run: per instance no allocation and no OpenSSL set-up, only
- *   the compression rounds. Keys are bit for bit those of the first implementation,
+ *   call of digest.c's hash_bytes (OpenSSL's SHA-256 without EVP): per instance no
+ *   allocation and no OpenSSL set-up, only the compression rounds. Keys are bit for bit those of the first implementation,
  *   which updated the digest field by field (tests/unit/test_cachekey.c holds keys
  *   recorded from it). A task's identity is hashed once, on first use, the same way;
- *   a directory's manifest hash streams through a context of its own, since it is
+ *   a directory's manifest hash streams through an fl_sha256 of its own, since it is
  *   computed while an instance's key is being encoded.
  */
 #define _GNU_SOURCE
@@ -21,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,19 +153,15 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t e
     int rc = walk(cx, dir, &m, err, errlen);
     if (rc == 0) {
         qsort(m.v, m.n, sizeof *m.v, by_name);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        unsigned int n = 32;
-        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (size_t i = 0; ok && i < m.n; i++)
-            ok = EVP_DigestUpdate(md, m.v[i].text, strlen(m.v[i].text)) &&
-                 EVP_DigestUpdate(md, " ", 1) &&
-                 EVP_DigestUpdate(md, m.v[i].name, strlen(m.v[i].name)) &&
-                 EVP_DigestUpdate(md, "\n", 1);
-        if (!ok || !EVP_DigestFinal_ex(md, out->b, &n)) {
-            snprintf(err, errlen, "input directory %s: cannot hash its manifest", dir);
-            rc = -1;
+        fl_sha256 md;
+        sha256_init(&md);
+        for (size_t i = 0; i < m.n; i++) {
+            sha256_update(&md, m.v[i].text, strlen(m.v[i].text));
+            sha256_update(&md, " ", 1);
+            sha256_update(&md, m.v[i].name, strlen(m.v[i].name));
+            sha256_update(&md, "\n", 1);
         }
-        EVP_MD_CTX_free(md);
+        sha256_final(&md, out);
     }
     for (size_t i = 0; i < m.n; i++) fl_free(cx->plan->ctx, m.v[i].name);
     fl_free(cx->plan->ctx, m.v);
@@ -332,36 +326,23 @@ void ck_free(ck_ctx *cx) {
         fl_free(cx->plan->ctx, cx->ident_done);
         fl_free(cx->plan->ctx, cx->buf);
     }
-    EVP_MD_CTX_free(cx->mdctx);
-    EVP_MD_free(cx->md);
     cx->ident = NULL;
     cx->ident_done = NULL;
     cx->buf = NULL;
     cx->len = cx->cap = 0;
     cx->oom = 0;
-    cx->mdctx = cx->md = NULL;
 }
 
-/* Hash the encoded key (cx->buf) into out with one update, and empty the buffer.
- * SHA-256 is fetched once and its context kept: OpenSSL 3 would otherwise look the
- * method up and set a context up for every key. 0, or -1 (out of memory, or
- * OpenSSL refused). */
+/* Hash the encoded key (cx->buf) into out with one call (digest.c's hash_bytes:
+ * no EVP method or context per key), and empty the buffer. 0, or -1 (out of memory
+ * while encoding). */
 static int digest(ck_ctx *cx, fl_digest *out) {
     size_t len = cx->len;
     int oom = cx->oom;
     cx->len = 0;
     cx->oom = 0;
     if (oom) return -1;
-    if (!cx->md) {
-        cx->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!cx->md) return -1;
-    }
-    if (!cx->mdctx && !(cx->mdctx = EVP_MD_CTX_new())) return -1;
-    unsigned int n = 32;
-    if (!EVP_DigestInit_ex2(cx->mdctx, cx->md, NULL) ||
-        !EVP_DigestUpdate(cx->mdctx, cx->buf, len) ||
-        !EVP_DigestFinal_ex(cx->mdctx, out->b, &n))
-        return -1;
+    hash_bytes(cx->buf, len, out);
     return 0;
 }
 
