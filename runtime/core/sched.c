@@ -928,8 +928,9 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     }
     r->served = 0;
     r->has_key = 0;
-    if (S->o->rec) { /* the cache executor asks the recorder first; a miss gets its
-                      * folder then (rec_looked_up): a served instance never has one */
+    if (S->o->rec && S->look[r->task]) { /* the cache executor asks the recorder first;
+                      * a miss gets its folder then (rec_looked_up): a served instance
+                      * never has one */
         queue_job(S, id);
         return;
     }
@@ -1151,6 +1152,7 @@ static void sched_free(sched *S) {
     sc_free(S, S->edges);
     sc_free(S, S->gdepth);
     sc_free(S, S->spare);
+    sc_free(S, S->look);
 }
 
 /* Abandoned instances (interrupt, memory): release their records without results. */
@@ -1173,17 +1175,28 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     sched st, *S = &st;
     memset(S, 0, sizeof *S);
     memset(out, 0, sizeof *out);
+    S->p = p;
+    S->ctx = p->ctx;
     rt_executor *cex = NULL; /* with a recorder: the cache executor around ex */
     if (opts->rec) {
-        rt_cache_hooks hooks = {.describe = rec_describe, .looked_up = rec_looked_up, .ud = S};
+        /* which tasks' instances the recorder may answer: asked once per task, so
+         * the others pay nothing per instance for the lookup (recorder.h) */
+        const rec_ops *ro = opts->rec->ops;
+        if (!(S->look = sc_calloc(S, p->n_tasks ? p->n_tasks : 1, 1))) {
+            out->code = 2;
+            return out->code;
+        }
+        for (uint32_t t = 0; t < p->n_tasks; t++)
+            S->look[t] = !ro->lookup_needed || ro->lookup_needed(opts->rec->self, t);
+        rt_cache_hooks hooks = {.describe = rec_describe, .looked_up = rec_looked_up,
+                                .look = S->look, .ud = S};
         if (!(cex = rt_executor_cache(ex, p, opts->rec, &hooks))) {
+            sc_free(S, S->look);
             out->code = 2; /* out of memory: the context's sink says so */
             return out->code;
         }
         ex = cex;
     }
-    S->p = p;
-    S->ctx = p->ctx;
     S->ex = ex;
     S->o = opts;
     S->mean_task = -1;
