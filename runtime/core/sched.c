@@ -393,7 +393,10 @@ static const char *inst_tmpl(sched *S, const inst *r, char *tmpl, size_t len) {
 
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
 static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
-    memset(ii, 0, sizeof *ii);
+    /* every field set, none zeroed first: this runs for every instance */
+    ii->label = NULL;
+    ii->remaining = 0;
+    ii->error = NULL;
     if (r->sc && r->sc->parent) hist_index(S, r->sc, r->k, idx, len);
     else if (r->k >= 0) put_dec(idx, 0, len, (uint64_t)r->k);
     else idx[0] = 0;
@@ -404,7 +407,7 @@ static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl,
     ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
     ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
     ii->has_key = r->has_key;
-    ii->key = r->key;
+    if (r->has_key) ii->key = r->key; /* (not read without has_key) */
 }
 
 void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val *args,

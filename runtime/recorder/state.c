@@ -137,6 +137,9 @@ typedef struct pk_name {
     int64_t run;
     uint32_t node;
     char *task;          /* the task's name */
+    const char *task_from; /* the caller's pointer it was copied from (the plan's
+                            * string, the same for every instance: compared before
+                            * the text; never read through) */
     char *tmpl;          /* the records' name template (NULL: none given) */
 } pk_name;
 typedef struct pk_names {
@@ -1476,8 +1479,10 @@ static uint64_t le_get(const uint8_t *b, int n) {
  * it can, else -1. */
 static int packable(const state_inst *r) {
     if (r->error || !r->idx || !*r->idx) return -1;
-    if (!strcmp(r->state, "succeeded")) return PK_SUCCEEDED;
-    return strcmp(r->state, "cached") ? -1 : PK_CACHED;
+    /* the first letter tells the two states apart from every other (state.h) before
+     * one comparison: this runs for every instance */
+    if (r->state[0] == 's') return strcmp(r->state, "succeeded") ? -1 : PK_SUCCEEDED;
+    return r->state[0] != 'c' || strcmp(r->state, "cached") ? -1 : PK_CACHED;
 }
 
 static int tmpl_same(const char *a, const char *b) {
@@ -1503,6 +1508,7 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
     e->run = run;
     e->node = node;
     e->task = fl_strdup(ctx, task);
+    e->task_from = NULL; /* set by names_find, for the caller's table only */
     e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
     if (id >= t->n) t->n = id + 1;
     return e->task && (!tmpl || e->tmpl) ? 0 : -1;
@@ -1512,8 +1518,8 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
  * -1 when out of memory. The last one found is tried first: per instance, this is
  * one comparison of the template, no copy. */
 static int name_is(const pk_name *e, const state_inst *r) {
-    return e->node == r->node && e->run == r->run && tmpl_same(e->tmpl, r->tmpl) &&
-           (e->task == r->task || !strcmp(e->task, r->task));
+    return e->node == r->node && e->run == r->run &&
+           (e->task_from == r->task || !strcmp(e->task, r->task)) && tmpl_same(e->tmpl, r->tmpl);
 }
 
 static uint64_t node_hash(int64_t run, uint32_t node) {
@@ -1531,6 +1537,7 @@ static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh
         names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl))
         return -1;
     fl_htab_add(&t->by_node, h, t->n - 1);
+    t->v[t->n - 1].task_from = r->task;
     *fresh = 1;
     t->last = t->n - 1;
     return (long)t->last;
