@@ -1677,35 +1677,17 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
  * cache_store: its key and result also go into the cache. */
 static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store) {
     if (name >= c->names.n || !c->names.v[name].task) return -1;
-    if (begin(c)) return -1;
-    const pk_name *nm = &c->names.v[name];
-    pack *k = pack_of(c, nm->run, nm->node, 1);
-    if (!k) return -1;
-    /* one row: one node, one task, one name template */
-    if (k->n && k->name != name && pack_write(c, k)) return -1;
     if (cache_store) {
         state_inst r;
         fl_digest key;
         pk_text idx, label;
         size_t off = 0;
-        if (pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
-        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len)) return -1;
+        if (begin(c) || pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
+        if (r.cache_key &&
+            cache_set(c, c->names.v[name].task, r.cache_key, r.result, r.result_len))
+            return -1;
     }
-    if (!k->n) {
-        k->name = name;
-        k->blob.len = 0;
-        fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
-        fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
-    }
-    size_t at = k->blob.len;
-    fv_buf_put(&k->blob, rec, len);
-    if (k->blob.len != at + len) return -1; /* out of memory */
-    if (++k->n >= PACK_MAX && pack_write(c, k)) return -1;
-    if (++c->pending >= STATE_AUTOCOMMIT) {
-        if (conn_commit(c)) return -1;
-        return begin(c);
-    }
-    return 0;
+    return apply_packed_run(c, name, rec, len, 1);
 }
 
 /* Append a run of count encoded records of name number `name` (none going into
