@@ -937,7 +937,7 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
         queue_job(S, id);
         return;
     }
-    if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
+    if (S->o->work_dir && S->needs_dir[r->task] && make_inst_dir(S, r, id, err, sizeof err)) {
         release_args(S, node, r->args);
         rec_free(S, id);
         elem_error(S, sc, node, r->k, err);
@@ -966,7 +966,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     inst *r = rec_at(S, id);
     r->has_key = (uint8_t)ii->has_key;
     r->key = ii->key;
-    if (!hit && S->o->work_dir && task_needs_dir(S->p, r->task)) {
+    if (!hit && S->o->work_dir && S->needs_dir[r->task]) {
         if (make_inst_dir(S, r, id, err, errlen) == 0) {
             job->out_dir = r->dir + strlen(r->dir) + 1;
             job->scratch_dir = job->out_dir + strlen(job->out_dir) + 1;
@@ -1156,6 +1156,7 @@ static void sched_free(sched *S) {
     sc_free(S, S->gdepth);
     sc_free(S, S->spare);
     sc_free(S, S->look);
+    sc_free(S, S->needs_dir);
 }
 
 /* Abandoned instances (interrupt, memory): release their records without results. */
@@ -1215,6 +1216,7 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     fl_val *pv = NULL;
     if (analyse(S) == 0 && (S->blocked = sc_calloc(S, p->n_tasks, sizeof *S->blocked)) &&
         (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
+        (S->needs_dir = sc_calloc(S, p->n_tasks, 1)) &&
         (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&
         (S->batch = sc_calloc(S, SCHED_BATCH, sizeof *S->batch)) &&
         (S->results = sc_calloc(S, SCHED_BATCH, sizeof *S->results)) &&
@@ -1231,8 +1233,10 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
         out->code = 2;
         return out->code;
     }
-    for (uint32_t t = 0; t < p->n_tasks; t++)
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
         S->blocked[t].owner = S;
+        S->needs_dir[t] = (uint8_t)task_needs_dir(p, t); /* asked once, not per instance */
+    }
     adapt_limit(S);
     S->root = root;
     scope_start(S, root);

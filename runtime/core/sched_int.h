@@ -143,6 +143,7 @@ typedef struct sched {
     int rec_unsynced;        /* the recorder was told of instances not yet synced */
     uint8_t *look;           /* per task, with a recorder: its instances are looked up
                                 (rec_ops.lookup_needed, asked once; exec_cache.h) */
+    uint8_t *needs_dir;      /* per task: task_needs_dir, asked once */
     uint64_t nserved_pending; /* served, not yet completed */
     const fl_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */
