@@ -41,6 +41,7 @@ ${CC:-cc} -O2 -o "$tmp/pool" "$ROOT/bench/pool.c" -ldl -lpthread || exit 1
 ${CC:-cc} -O2 -o "$tmp/cputime" "$ROOT/bench/cputime.c" || exit 1
 
 status=0
+verdict=""
 one() { # RUNNER N — one run; appends "wall cpu" to $tmp/RUNNER.N
     who=$1; n=$2
     case $who in
@@ -91,6 +92,10 @@ for who in $runners; do
     printf '  %-14s %9.3f %9.3f %14s %14s %9s\n' "$name" "$wall" "$cpu" \
         "$(awk -v w="$wall1" -v c="$cpu1" 'BEGIN { printf "%.1f/%.1f", w * 1000, c * 1000 }')" \
         "$own" "$(awk -v a="$wall" -v b="$pool_wall" 'BEGIN { printf "%.3f", a / b }')"
+    case $who in pool) ;; *) verdict="$verdict $name: $(awk -v o="$own" -v a="$wall" -v b="$pool_wall" \
+        'BEGIN { printf "%s/%s;", (o <= 10 ? "met" : "NOT met"), (a / b <= 1.05 ? "met" : "NOT met") }')" ;; esac
 done
 echo "  (own us/inst: flowrun's CPU per instance beyond the pool's, which is the tasks' own, in parentheses)"
+echo "  target (issue 13, 4): own CPU <= 10 us/inst under both executors, wall <= 1.05x pool"
+echo "  own/wall:$verdict"
 exit $status

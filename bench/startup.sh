@@ -11,11 +11,12 @@
 # The commands run in turn, one of each per round (interleaved, so that drift of the
 # machine's speed touches every row alike), ROUNDS rounds after one warm-up round;
 # wall-clock ms per bare process (no shell around it), medians, and each row's ratio to make -q. With
-# FLOWRUN_BEFORE=/path/to/an/older/flowrun its rows are measured in the same rounds
+# FLOWRUN_BEFORE=/path/to/an/older/flowrun (or BEFORE=an older build dir) its rows are measured in the same rounds
 # (before/after on the same machine at the same time). Then each flowrun row's peak RSS
 # (/usr/bin/time) and whether LLVM was loaded (LD_DEBUG=files), and the targets of
 # issue 13: a one-task plan starts in <= 3x make -q's time, in <= 15 MiB.
 . "$(dirname "$0")/common.inc"
+FLOWRUN_BEFORE=${FLOWRUN_BEFORE:-${BEFORE:+$BEFORE/bin/flowrun}} # BEFORE=DIR: a build dir, as bench/slow.sh
 ROUNDS=${ROUNDS:-21}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 

@@ -12,10 +12,12 @@
 # /usr/bin/time (peak RSS). Printed: medians, flow's ratio to make -r (the targets of
 # issue 13: no-op <= 0.8x, one changed <= 0.7x) and to ninja, and the load average.
 #   env: W3_N (2000), W3_DIRS (20), ROUNDS (7), FIRST_ROUNDS, FLOWRUN_BEFORE=/path/to/an
-#   older flowrun (its rows measured in the same rounds, for a before/after)
+#   older flowrun or BEFORE=an older build dir (its rows measured in the same rounds,
+#   for a before/after)
 # The tree is made once and kept in $BUILD/bench/. Exit 1 when a result is wrong; a
 # missed target is printed, not an error (wall times on a shared machine vary).
 . "$(dirname "$0")/common.inc"
+FLOWRUN_BEFORE=${FLOWRUN_BEFORE:-${BEFORE:+$BEFORE/bin/flowrun}} # BEFORE=DIR: a build dir, as bench/slow.sh
 N=${W3_N:-2000}
 ND=${W3_DIRS:-20}
 ROUNDS=${ROUNDS:-7}

@@ -6,8 +6,10 @@
  *   (recorder/store.c), a plan (the plan hash). It is a plain 32-byte value, copied
  *   and compared with memcpy/memcmp; the core holds keys in its instances without
  *   knowing how the recorder makes them, which is why the type lives here and not
- *   in the store. The digest itself is OpenSSL's (EVP); files are streamed through it
- *   by hash_fd/hash_file, the one file digest (the store copies while it hashes).
+ *   in the store. The digest itself is OpenSSL's SHA-256 (its low-level functions,
+ *   not EVP: digest.c says why), through fl_sha256 or hash_bytes, the runtime's one
+ *   way to hash; files are streamed through it by hash_fd/hash_file, the one file
+ *   digest (the store copies while it hashes).
  */
 #ifndef FLOW_DIGEST_H
 #define FLOW_DIGEST_H
@@ -22,6 +24,15 @@ typedef struct fl_digest {
 void hash_hex(const fl_digest *h, char out[65]);
 int hash_from_hex(const char *hex, fl_digest *out); /* 0 ok, -1 malformed */
 void hash_bytes(const void *data, size_t len, fl_digest *out);
+
+/* A SHA-256 in progress (OpenSSL's SHA256_CTX inside; a plain value, no allocation,
+ * nothing to free). init, any number of updates, final; none can fail. */
+typedef struct fl_sha256 {
+    _Alignas(8) unsigned char opaque[112];
+} fl_sha256;
+void sha256_init(fl_sha256 *s);
+void sha256_update(fl_sha256 *s, const void *data, size_t len);
+void sha256_final(fl_sha256 *s, fl_digest *out);
 
 typedef struct fl_ctx fl_ctx;
 

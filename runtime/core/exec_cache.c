@@ -19,7 +19,11 @@
  *   and whether it served the job); on a miss it may still prepare the job (its
  *   folders: a served instance never gets one) or refuse it with a message, which
  *   is then answered as a failed result too. Retries (attempt > 0) go straight to
- *   the inner executor: a failed instance is not looked up again.
+ *   the inner executor: a failed instance is not looked up again. So do the jobs
+ *   of a task the recorder said it can do nothing for (hooks.look, from its
+ *   lookup_needed: --no-cache, or `cache: false`, with nothing to resume); a
+ *   batch made only of such jobs is handed to the inner executor as it is, with
+ *   no copy: the hot path of a run with history but no cache costs one scan.
  *
  *   wait returns queued answers first, without blocking, then whatever the inner
  *   executor has finished by then (timeout 0); only with no answer queued does it
@@ -109,16 +113,31 @@ static void pass_on(cache_ex *c, int *nfwd) {
     *nfwd = 0;
 }
 
+/* Is job looked up? Not a retry (it ran and failed: the recorder has no answer),
+ * nor a job of a task the recorder can do nothing for. */
+static int looks_up(const cache_ex *c, const rt_job *j) {
+    return j->attempt == 0 && (!c->hooks.look || c->hooks.look[j->task]);
+}
+
 /* All or nothing: -1 (out of memory) takes none of the jobs; after the room for an
  * answer to each is made, every job comes back from wait exactly once. */
 static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
     cache_ex *c = (cache_ex *)ex;
-    int nfwd = 0;
+    int nfwd = 0, first = 0;
     if (n > 0 && q_reserve(c, (size_t)n)) return -1;
+    while (first < n && !looks_up(c, &jobs[first])) first++;
+    if (first == n) { /* nothing to look up: the batch goes on as it is */
+        if (n > 0 && c->inner->ops->submit(c->inner, jobs, n) == 0) {
+            c->inner_out += n;
+            return 0;
+        }
+        /* the inner executor took none: pass_on below tries once more, then answers
+         * each as failed */
+    }
     for (int i = 0; i < n; i++) {
         const rt_job *j = &jobs[i];
         if (nfwd == CACHE_SUBMIT_MAX) pass_on(c, &nfwd);
-        if (j->attempt > 0) { /* a retry: it ran and failed, the recorder has no answer */
+        if (!looks_up(c, j)) {
             c->fwd[nfwd++] = *j;
             continue;
         }

@@ -11,6 +11,7 @@
 #define FLOW_EXEC_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "exec.h"
 #include "plan.h"
@@ -28,6 +29,11 @@ typedef struct rt_cache_hooks {
      * with one line in err: the job is answered as failed instead. */
     int (*looked_up)(void *ud, rt_job *job, const rec_inst *ii, int hit, char *err,
                      size_t errlen);
+    /* Per plan task: 1 when its jobs are looked up (the recorder's lookup_needed),
+     * 0 when they go straight to the inner executor, neither described nor
+     * looked up nor told to looked_up (the owner prepares them itself). NULL:
+     * every task's jobs are looked up. Borrowed for the wrapper's life. */
+    const uint8_t *look;
     void *ud;
 } rt_cache_hooks;
 

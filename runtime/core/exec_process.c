@@ -112,7 +112,9 @@
 #define PX_ALTSTACK (64 * 1024)      /* signal stack of a worker (stack overflows) */
 #define PX_SH_GRACE_MS 500           /* extra time before the pool kills a running sh task */
 #define PX_ORPHAN_SIG (SIGRTMIN + 3) /* parent-death signal of the workers */
-#define PX_RSS_NS 20000              /* jobs shorter than this reuse the last peak RSS read */
+#define PX_RSS_NS 2000000            /* jobs shorter than this reuse the last peak RSS read, */
+#define PX_RSS_EVERY_NS 100000000    /* ... unless it is older than this */
+#define PX_REAP_NS 100000000         /* children left behind are reaped at least this often */
 
 /* ---- the wire ---- */
 
@@ -385,6 +387,11 @@ typedef struct px_child_state {
     fl_val *args;      /* decoded arguments, max_params of them */
     int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
     int64_t rss;         /* peak RSS last read, KiB */
+    int64_t rss_at;      /* CLOCK_MONOTONIC when it was read */
+    int64_t reaped_at;   /* CLOCK_MONOTONIC of the last look for children to reap */
+    dev_t cap_dev;       /* the capture file's identity, taken once (px_child_tidy) */
+    ino_t cap_ino;
+    volatile int spawned; /* a task forked (pthread_atfork): reap at the next tidy */
     int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns, read once per batch */
     int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
@@ -441,19 +448,32 @@ static void px_child_atfork(void) {
     if (px_child) px_child->forked = 1;
 }
 
+/* In the worker, before any fork() a task makes: it may leave a child to reap. */
+static void px_child_prefork(void) {
+    if (px_child) px_child->spawned = 1;
+}
+
 /* Between batches: reap children a task started and left behind, unblock signals
  * a task blocked, and point fds 1 and 2 back at the capture file if a task
- * closed or redirected them. */
-static void px_child_tidy(px_child_state *cs) {
-    while (waitpid(-1, NULL, WNOHANG) > 0) {
+ * closed or redirected them. With slow tasks a batch is one job, so this runs per
+ * job: the capture file's identity is taken once, and children are looked for
+ * only after a fork seen by pthread_atfork, an sh task, or PX_REAP_NS (a child
+ * made without the atfork handlers, by posix_spawn or a raw clone, stays a zombie
+ * at most that long). Three system calls, not seven. */
+static void px_child_tidy(px_child_state *cs, int sh) {
+    int64_t now = cs->job_end;
+    if (cs->spawned || sh || now - cs->reaped_at >= PX_REAP_NS) {
+        cs->spawned = 0;
+        cs->reaped_at = now;
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
     }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    struct stat cap, st;
-    if (fstat(cs->capfd, &cap)) return;
+    struct stat st;
     for (int fd = 1; fd <= 2; fd++)
-        if (fstat(fd, &st) || st.st_ino != cap.st_ino || st.st_dev != cap.st_dev)
+        if (fstat(fd, &st) || st.st_ino != cs->cap_ino || st.st_dev != cs->cap_dev)
             dup2(cs->capfd, fd);
 }
 
@@ -505,6 +525,11 @@ static void px_child_setup(px_child_state *cs) {
     }
     dup2(cs->capfd, 1);
     dup2(cs->capfd, 2);
+    struct stat cap;
+    if (fstat(cs->capfd, &cap) == 0) {
+        cs->cap_dev = cap.st_dev;
+        cs->cap_ino = cap.st_ino;
+    }
     stack_t ss = {.ss_sp = malloc(PX_ALTSTACK), .ss_size = PX_ALTSTACK, .ss_flags = 0};
     if (ss.ss_sp) sigaltstack(&ss, NULL);
     struct sigaction sa;
@@ -534,7 +559,7 @@ static void px_child_setup(px_child_state *cs) {
     if (getppid() != cs->parent) _exit(0);
     px_child = cs;
     on_exit(px_child_onexit, NULL);
-    pthread_atfork(NULL, NULL, px_child_atfork);
+    pthread_atfork(px_child_prefork, NULL, px_child_atfork);
 }
 
 /* Run one job frame (or, when fail is given, only report that it failed with that
@@ -614,10 +639,15 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         if (ftruncate(cs->capfd, 0)) { /* keeps growing; the tail is still right */
         }
     }
-    /* peak RSS only grows, and a job of a few µs cannot grow it much: ask again
-     * only after jobs long enough for one more system call not to matter */
+    /* peak RSS only grows, and a job shorter than PX_RSS_NS cannot grow it by more
+     * than a few MiB (page faults are not faster): ask again only after a longer
+     * job, or when the last figure is PX_RSS_EVERY_NS old (as the inline executor
+     * does); a 1 ms task costs no getrusage of its own. sh commands' own peaks come
+     * from wait4 (sh.c). */
     struct rusage ru;
-    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || t->kind == TK_SH) {
+    if (!cs->rss || wall1 - wall0 >= PX_RSS_NS || mono1 - cs->rss_at >= PX_RSS_EVERY_NS ||
+        t->kind == TK_SH) {
+        cs->rss_at = mono1;
         if (!getrusage(RUSAGE_SELF, &ru) && ru.ru_maxrss > cs->rss) cs->rss = ru.ru_maxrss;
         if (t->kind == TK_SH && !getrusage(RUSAGE_CHILDREN, &ru) && ru.ru_maxrss > cs->rss)
             cs->rss = ru.ru_maxrss;
@@ -761,6 +791,8 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     int64_t last_flush = px_now(CLOCK_MONOTONIC);
     cs->wall_offset = px_now(CLOCK_REALTIME) - last_flush;
     cs->job_end = last_flush;
+    cs->reaped_at = last_flush;
+    int sh = 0; /* an sh task ran since the last tidy */
     for (;;) {
         /* run every whole frame we have */
         while (cs->in.len - cs->in.off >= sizeof(px_jobhdr)) {
@@ -782,6 +814,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
                 last_flush = now;
             }
             const plan_task *t = &cs->ex->plan->tasks[h.task];
+            sh |= t->kind == TK_SH;
             if (t->run_as != PLAN_NONE && cs->root)
                 px_child_job_as(cs, &h, cs->in.d + cs->in.off + sizeof h,
                                 plan_str(cs->ex->plan, t->run_as));
@@ -794,7 +827,8 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
         }
         px_compact(&cs->in);
         px_child_flush(cs);
-        px_child_tidy(cs);
+        px_child_tidy(cs, sh);
+        sh = 0;
         /* then wait for more */
         if (px_reserve(cs->ex->plan->ctx, &cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
         ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);

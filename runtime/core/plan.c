@@ -188,8 +188,7 @@ uint32_t plan_add_loc(fl_plan *p, uint32_t line, uint32_t col, uint32_t end_line
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "digest.h"
 #include "expr.h"
 #include "expr_ops.h"
 
@@ -346,18 +345,19 @@ static uint64_t value_payload(const fl_plan *p, const plan_value *v) {
 #define PUT_vpay(lv) put_u64(&b, value_payload(p, r));
 #define PLAN_PUT_FIELD(enc, lv) PUT_##enc(lv)
 
-/* The plan's checksum: SHA-256 of the bytes with the checksum field read as zeros.
- * 0 ok, -1 when OpenSSL fails. */
+/* The plan's checksum: SHA-256 of the bytes with the checksum field read as zeros
+ * (digest.c's fl_sha256: no OpenSSL initialisation at start-up). Always 0. */
 static int plan_sum(const uint8_t *buf, size_t len, uint8_t md[32]) {
-    uint8_t zero[32] = {0};
-    unsigned mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(c, buf, PLAN_SUM_OFF) && EVP_DigestUpdate(c, zero, 32) &&
-             EVP_DigestUpdate(c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32) &&
-             EVP_DigestFinal_ex(c, md, &mdlen);
-    EVP_MD_CTX_free(c);
-    return ok ? 0 : -1;
+    static const uint8_t zero[32];
+    fl_sha256 c;
+    fl_digest d;
+    sha256_init(&c);
+    sha256_update(&c, buf, PLAN_SUM_OFF);
+    sha256_update(&c, zero, 32);
+    sha256_update(&c, buf + PLAN_SUM_OFF + 32, len - PLAN_SUM_OFF - 32);
+    sha256_final(&c, &d);
+    memcpy(md, d.b, 32);
+    return 0;
 }
 
 static int plan_seal(uint8_t *buf, size_t len) {

@@ -5,10 +5,11 @@
  * (state.db + store + cache), opened with hist_open and closed with hist_close.
  *
  * DESIGN
- *   A recorder is an instance pointer and a table of four functions, in the
+ *   A recorder is an instance pointer and a table of five functions, in the
  *   manner of rt_executor (exec.h). The scheduler holds one (NULL: the run keeps
- *   no history, and nothing below is called: no per-instance cost). The cache
- *   wrapper (exec_cache.c) calls lookup for each job it is given; the scheduler
+ *   no history, and nothing below is called: no per-instance cost). When the run
+ *   begins the scheduler asks lookup_needed once per task; the cache wrapper
+ *   (exec_cache.c) calls lookup for each job of a task that needs it; the scheduler
  *   calls finished for each instance that ends, queue_batch after each batch of
  *   completions, sync before an effect (see DURABILITY), and the owner calls sync
  *   (or the implementation's close) at the end. All four are called from one
@@ -53,7 +54,9 @@
  *                are committed before it starts: a kill can never make them run
  *                again against an effect already done. (A task run outside this
  *                machine would be held to the same rule; no executor does that
- *                today.) The owner also calls sync at the end of a run.
+ *                today.) When sync fails (-1, said by the recorder once) the
+ *                effect does not start and the run ends with code 1.
+ *                The owner also calls sync at the end of a run.
  *   Where these say "on disk" they mean "in the file system": survives the
  *   process, not necessarily the machine, except where fsync is named.
  *
@@ -89,6 +92,13 @@ typedef struct rec_inst {
 
 typedef struct rec_ops {
     const char *name;
+    /* Asked once per plan task when the run begins: can lookup do anything for
+     * this task's instances in this run (serve one, compute a key, refuse one)?
+     * 0: lookup would answer 0 with no key for every instance of it, and is not
+     * called for them (a `cache: false` task, or --no-cache, with nothing to
+     * resume and no stored file among its parameters: the hot path then pays
+     * nothing for the lookup). 1: lookup is called for each first attempt. */
+    int (*lookup_needed)(void *self, uint32_t task);
     /* Before an instance runs: serve it from what was recorded. On resume, an
      * instance the run already finished is served from its recorded result;
      * otherwise, when caching applies, from the cache (every stored file the result

@@ -393,7 +393,10 @@ static const char *inst_tmpl(sched *S, const inst *r, char *tmpl, size_t len) {
 
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
 static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
-    memset(ii, 0, sizeof *ii);
+    /* every field set, none zeroed first: this runs for every instance */
+    ii->label = NULL;
+    ii->remaining = 0;
+    ii->error = NULL;
     if (r->sc && r->sc->parent) hist_index(S, r->sc, r->k, idx, len);
     else if (r->k >= 0) put_dec(idx, 0, len, (uint64_t)r->k);
     else idx[0] = 0;
@@ -404,7 +407,7 @@ static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl,
     ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
     ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
     ii->has_key = r->has_key;
-    ii->key = r->key;
+    if (r->has_key) ii->key = r->key; /* (not read without has_key) */
 }
 
 void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val *args,
@@ -866,17 +869,26 @@ static void flush_batch(sched *S) {
  * far is committed, those of the producers it reads among them; a flowrun killed
  * while it runs, or after, cannot lose them and run them again on resume against an
  * effect already done. Other instances start at once: their producers' rows are
- * queued in order, and the writer commits them grouped by time. */
-static void sync_before_effect(sched *S, uint32_t task) {
-    if (!S->rec_unsynced || S->p->tasks[task].cache) return;
-    S->o->rec->ops->sync(S->o->rec->self); /* a failure is said by the recorder, once */
+ * queued in order, and the writer commits them grouped by time.
+ * When the sync fails (a full disk, an I/O error: the recorder says so, once) the
+ * effect does not start and the run ends with code 1 (S->rec_failed): the instance
+ * keeps its record, whose arguments drop_inflight releases; what was committed
+ * before stays, and the run can be resumed. -1 then, else 0. */
+static int sync_before_effect(sched *S, uint32_t task) {
+    if (!S->rec_unsynced || S->p->tasks[task].cache) return 0;
+    if (S->o->rec->ops->sync(S->o->rec->self)) {
+        S->rec_failed = 1;
+        S->limit = 0;
+        return -1;
+    }
     S->rec_unsynced = 0;
+    return 0;
 }
 
 static void queue_job(sched *S, uint32_t id) {
     inst *r = rec_at(S, id);
     if (S->nbatch == SCHED_BATCH) flush_batch(S);
-    sync_before_effect(S, r->task);
+    if (sync_before_effect(S, r->task)) return;
     rt_job *j = &S->batch[S->nbatch++];
     j->id = id;
     j->task = r->task;
@@ -928,12 +940,13 @@ static void start_one(sched *S, scope *sc, uint32_t node, int64_t k) {
     }
     r->served = 0;
     r->has_key = 0;
-    if (S->o->rec) { /* the cache executor asks the recorder first; a miss gets its
-                      * folder then (rec_looked_up): a served instance never has one */
+    if (S->o->rec && S->look[r->task]) { /* the cache executor asks the recorder first;
+                      * a miss gets its folder then (rec_looked_up): a served instance
+                      * never has one */
         queue_job(S, id);
         return;
     }
-    if (S->o->work_dir && task_needs_dir(p, r->task) && make_inst_dir(S, r, id, err, sizeof err)) {
+    if (S->o->work_dir && S->needs_dir[r->task] && make_inst_dir(S, r, id, err, sizeof err)) {
         release_args(S, node, r->args);
         rec_free(S, id);
         elem_error(S, sc, node, r->k, err);
@@ -962,7 +975,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     inst *r = rec_at(S, id);
     r->has_key = (uint8_t)ii->has_key;
     r->key = ii->key;
-    if (!hit && S->o->work_dir && task_needs_dir(S->p, r->task)) {
+    if (!hit && S->o->work_dir && S->needs_dir[r->task]) {
         if (make_inst_dir(S, r, id, err, errlen) == 0) {
             job->out_dir = r->dir + strlen(r->dir) + 1;
             job->scratch_dir = job->out_dir + strlen(job->out_dir) + 1;
@@ -1151,6 +1164,8 @@ static void sched_free(sched *S) {
     sc_free(S, S->edges);
     sc_free(S, S->gdepth);
     sc_free(S, S->spare);
+    sc_free(S, S->look);
+    sc_free(S, S->needs_dir);
 }
 
 /* Abandoned instances (interrupt, memory): release their records without results. */
@@ -1173,17 +1188,28 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     sched st, *S = &st;
     memset(S, 0, sizeof *S);
     memset(out, 0, sizeof *out);
+    S->p = p;
+    S->ctx = p->ctx;
     rt_executor *cex = NULL; /* with a recorder: the cache executor around ex */
     if (opts->rec) {
-        rt_cache_hooks hooks = {.describe = rec_describe, .looked_up = rec_looked_up, .ud = S};
+        /* which tasks' instances the recorder may answer: asked once per task, so
+         * the others pay nothing per instance for the lookup (recorder.h) */
+        const rec_ops *ro = opts->rec->ops;
+        if (!(S->look = sc_calloc(S, p->n_tasks ? p->n_tasks : 1, 1))) {
+            out->code = 2;
+            return out->code;
+        }
+        for (uint32_t t = 0; t < p->n_tasks; t++)
+            S->look[t] = !ro->lookup_needed || ro->lookup_needed(opts->rec->self, t);
+        rt_cache_hooks hooks = {.describe = rec_describe, .looked_up = rec_looked_up,
+                                .look = S->look, .ud = S};
         if (!(cex = rt_executor_cache(ex, p, opts->rec, &hooks))) {
+            sc_free(S, S->look);
             out->code = 2; /* out of memory: the context's sink says so */
             return out->code;
         }
         ex = cex;
     }
-    S->p = p;
-    S->ctx = p->ctx;
     S->ex = ex;
     S->o = opts;
     S->mean_task = -1;
@@ -1199,6 +1225,7 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     fl_val *pv = NULL;
     if (analyse(S) == 0 && (S->blocked = sc_calloc(S, p->n_tasks, sizeof *S->blocked)) &&
         (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
+        (S->needs_dir = sc_calloc(S, p->n_tasks, 1)) &&
         (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&
         (S->batch = sc_calloc(S, SCHED_BATCH, sizeof *S->batch)) &&
         (S->results = sc_calloc(S, SCHED_BATCH, sizeof *S->results)) &&
@@ -1215,8 +1242,10 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
         out->code = 2;
         return out->code;
     }
-    for (uint32_t t = 0; t < p->n_tasks; t++)
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
         S->blocked[t].owner = S;
+        S->needs_dir[t] = (uint8_t)task_needs_dir(p, t); /* asked once, not per instance */
+    }
     adapt_limit(S);
     S->root = root;
     scope_start(S, root);
@@ -1229,12 +1258,12 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
             interrupted = 1;
             break;
         }
-        if (S->oom) break;
+        if (S->oom || S->rec_failed) break;
         double next_retry = S->nretries ? retries_due(S, now_s()) : 0;
         fill(S);
         flush_batch(S);
         free_dead(S);
-        if (root->pending == 0 || S->oom) break;
+        if (root->pending == 0 || S->oom || S->rec_failed) break;
         if (S->running == 0) {
             if (S->nretries == 0) {
                 snprintf(ierr, sizeof ierr, "nothing ready and %u steps pending", root->pending);
@@ -1276,14 +1305,14 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     for (uint32_t n = 0; n < p->n_nodes; n++)
         out->n_skipped += S->skipped[n];
     out->n_ok = S->done - S->failed - out->n_skipped;
-    if (interrupted || S->oom) {
-        out->code = S->oom ? 2 : 3;
+    if (interrupted || S->oom || S->rec_failed) {
+        out->code = S->oom ? 2 : interrupted ? 3 : 1;
         /* interrupted: give running instances a moment; what is still running keeps
-         * its memory. Out of memory: wait for every one (unless stopped), so that
-         * everything is freed and the program can go on. */
+         * its memory. Out of memory or a failed sync before an effect: wait for every
+         * one (unless stopped), so that everything is freed and the program can go on. */
         double until = now_s() + 1.0;
         while (S->running > 0 &&
-               ((S->oom && !(opts->stop && *opts->stop)) || now_s() < until)) {
+               (((S->oom || S->rec_failed) && !(opts->stop && *opts->stop)) || now_s() < until)) {
             int n = ex->ops->wait(ex, S->results, SCHED_BATCH, SCHED_POLL_MS);
             for (int i = 0; i < n; i++) {
                 rt_result *res = &S->results[i];

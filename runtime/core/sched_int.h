@@ -141,6 +141,10 @@ typedef struct sched {
     int pid;                 /* flowrun's pid (served instances ran "here") */
     uint64_t nserved_total;  /* served instances completed */
     int rec_unsynced;        /* the recorder was told of instances not yet synced */
+    int rec_failed;          /* a sync before an effect failed: the run ends, code 1 */
+    uint8_t *look;           /* per task, with a recorder: its instances are looked up
+                                (rec_ops.lookup_needed, asked once; exec_cache.h) */
+    uint8_t *needs_dir;      /* per task: task_needs_dir, asked once */
     uint64_t nserved_pending; /* served, not yet completed */
     const fl_plan *p;      /* the plan */
     rt_executor *ex;         /* where instances run */

@@ -151,6 +151,13 @@ static inline void fv_buf_put(fv_buf *b, const void *d, size_t n) {
     b->len += n;
 }
 static inline void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n >= 0 && n <= 8 && b->len + 8 <= b->cap) { /* one store: a result's int, per instance */
+        memcpy(b->data + b->len, &v, 8);              /* (8 bytes written, n kept) */
+        b->len += (size_t)n;
+        return;
+    }
+#endif
     uint8_t w[8];
     for (int i = 0; i < n && i < 8; i++) w[i] = (uint8_t)(v >> (8 * i));
     fv_buf_put(b, w, (size_t)(n < 8 ? n : 8));

@@ -6,12 +6,11 @@
  *   on how its input is split into updates. So the fields of one key are encoded,
  *   little-endian as cachekey.h lays them out, into one buffer the ck_ctx owns and
  *   reuses (grown as needed, never shrunk), and the buffer is hashed with a single
- *   update through one EVP context and one fetched SHA-256, both kept in the ck_ctx
- *   for the life of the run: per instance no allocation and no OpenSSL set-up, only
- *   the compression rounds. Keys are bit for bit those of the first implementation,
+ *   call of digest.c's hash_bytes (OpenSSL's SHA-256 without EVP): per instance no
+ *   allocation and no OpenSSL set-up, only the compression rounds. Keys are bit for bit those of the first implementation,
  *   which updated the digest field by field (tests/unit/test_cachekey.c holds keys
  *   recorded from it). A task's identity is hashed once, on first use, the same way;
- *   a directory's manifest hash streams through a context of its own, since it is
+ *   a directory's manifest hash streams through an fl_sha256 of its own, since it is
  *   computed while an instance's key is being encoded.
  */
 #define _GNU_SOURCE
@@ -21,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +60,44 @@ static void put_str(ck_ctx *cx, const char *s, size_t n) {
     put(cx, s, n);
 }
 
+/* stat(path), through the folder kept open in cx when path is in it: fstatat then
+ * looks up one name instead of every component of the path again (the kernel's
+ * path walk was half of the no-op re-run's stat cost, at 2,000 files). The folder
+ * is opened (O_PATH: search permission is enough, as for stat) when a second file
+ * in a row is asked for in it, since files() lists a folder's files together; a
+ * file in a folder of its own costs the one stat it did. A folder renamed or
+ * replaced during the run is still seen as it was opened: the same as a run that
+ * examined its files a moment earlier. */
+static int ck_stat(ck_ctx *cx, const char *path, struct stat *sb) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || !cx->plan) return stat(path, sb);
+    size_t dlen = (size_t)(slash - path);
+    if (cx->dir && cx->dirlen == dlen && !memcmp(cx->dir, path, dlen)) {
+        if (!cx->dir_open) {
+            int fd = open(cx->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) return stat(path, sb);
+            cx->dirfd = fd;
+            cx->dir_open = 1;
+        }
+        return fstatat(cx->dirfd, slash + 1, sb, 0);
+    }
+    if (cx->dir_open) close(cx->dirfd);
+    cx->dir_open = 0;
+    if (dlen + 1 > cx->dircap) {
+        char *d = fl_realloc(cx->plan->ctx, cx->dir, dlen + 1);
+        if (!d) return stat(path, sb); /* the folder is not kept: one stat, as before */
+        cx->dir = d;
+        cx->dircap = dlen + 1;
+    }
+    memcpy(cx->dir, path, dlen);
+    cx->dir[dlen] = 0;
+    cx->dirlen = dlen;
+    return stat(path, sb);
+}
+
 int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen) {
     struct stat sb;
-    if (stat(path, &sb)) {
+    if (ck_stat(cx, path, &sb)) {
         snprintf(err, errlen, "input file %s: %s", path, strerror(errno));
         return -1;
     }
@@ -155,19 +188,15 @@ int ck_dir_hash(ck_ctx *cx, const char *dir, fl_digest *out, char *err, size_t e
     int rc = walk(cx, dir, &m, err, errlen);
     if (rc == 0) {
         qsort(m.v, m.n, sizeof *m.v, by_name);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        unsigned int n = 32;
-        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        for (size_t i = 0; ok && i < m.n; i++)
-            ok = EVP_DigestUpdate(md, m.v[i].text, strlen(m.v[i].text)) &&
-                 EVP_DigestUpdate(md, " ", 1) &&
-                 EVP_DigestUpdate(md, m.v[i].name, strlen(m.v[i].name)) &&
-                 EVP_DigestUpdate(md, "\n", 1);
-        if (!ok || !EVP_DigestFinal_ex(md, out->b, &n)) {
-            snprintf(err, errlen, "input directory %s: cannot hash its manifest", dir);
-            rc = -1;
+        fl_sha256 md;
+        sha256_init(&md);
+        for (size_t i = 0; i < m.n; i++) {
+            sha256_update(&md, m.v[i].text, strlen(m.v[i].text));
+            sha256_update(&md, " ", 1);
+            sha256_update(&md, m.v[i].name, strlen(m.v[i].name));
+            sha256_update(&md, "\n", 1);
         }
-        EVP_MD_CTX_free(md);
+        sha256_final(&md, out);
     }
     for (size_t i = 0; i < m.n; i++) fl_free(cx->plan->ctx, m.v[i].name);
     fl_free(cx->plan->ctx, m.v);
@@ -331,37 +360,29 @@ void ck_free(ck_ctx *cx) {
         fl_free(cx->plan->ctx, cx->ident);
         fl_free(cx->plan->ctx, cx->ident_done);
         fl_free(cx->plan->ctx, cx->buf);
+        fl_free(cx->plan->ctx, cx->dir);
     }
-    EVP_MD_CTX_free(cx->mdctx);
-    EVP_MD_free(cx->md);
+    if (cx->dir_open) close(cx->dirfd);
+    cx->dir = NULL;
+    cx->dirlen = cx->dircap = 0;
+    cx->dir_open = 0;
     cx->ident = NULL;
     cx->ident_done = NULL;
     cx->buf = NULL;
     cx->len = cx->cap = 0;
     cx->oom = 0;
-    cx->mdctx = cx->md = NULL;
 }
 
-/* Hash the encoded key (cx->buf) into out with one update, and empty the buffer.
- * SHA-256 is fetched once and its context kept: OpenSSL 3 would otherwise look the
- * method up and set a context up for every key. 0, or -1 (out of memory, or
- * OpenSSL refused). */
+/* Hash the encoded key (cx->buf) into out with one call (digest.c's hash_bytes:
+ * no EVP method or context per key), and empty the buffer. 0, or -1 (out of memory
+ * while encoding). */
 static int digest(ck_ctx *cx, fl_digest *out) {
     size_t len = cx->len;
     int oom = cx->oom;
     cx->len = 0;
     cx->oom = 0;
     if (oom) return -1;
-    if (!cx->md) {
-        cx->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!cx->md) return -1;
-    }
-    if (!cx->mdctx && !(cx->mdctx = EVP_MD_CTX_new())) return -1;
-    unsigned int n = 32;
-    if (!EVP_DigestInit_ex2(cx->mdctx, cx->md, NULL) ||
-        !EVP_DigestUpdate(cx->mdctx, cx->buf, len) ||
-        !EVP_DigestFinal_ex(cx->mdctx, out->b, &n))
-        return -1;
+    hash_bytes(cx->buf, len, out);
     return 0;
 }
 

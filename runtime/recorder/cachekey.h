@@ -50,7 +50,9 @@ typedef struct ck_ctx {
     /* caches, filled on first use and freed by ck_free */
     fl_digest *ident;          /* per task: its identity hash */
     uint8_t *ident_done;       /* per task: ident computed */
-    void *md, *mdctx;          /* the SHA-256 method, fetched once, and a reusable context */
+    char *dir;                 /* the folder of the last input file (no '/'), or NULL */
+    size_t dirlen, dircap;     /* its length, its room */
+    int dirfd, dir_open;       /* dir_open: dirfd is dir, opened O_PATH (ck_file_hash) */
     uint8_t *buf;              /* the key being encoded (the plan's context; reused) */
     size_t len, cap;           /* its bytes, its room */
     int oom;                   /* growing buf failed: the key cannot be finished */

@@ -634,6 +634,15 @@ static int serve_done(hist *h, const plan_task *T, const done_entry *e, fl_val *
 }
 
 /* ---- the recorder interface (recorder.h) ---- */
+
+/* What hist_lookup can do for task's instances: serve them on resume, check their
+ * stored inputs, compute their keys (and serve from the cache). None of it: 0. */
+static int hist_lookup_needed(void *self, uint32_t task) {
+    hist *h = self;
+    if (task >= h->p->n_tasks) return 1;
+    return h->ndone || h->file_args[task] || (!h->no_cache && h->p->tasks[task].cache);
+}
+
 static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out) {
     hist *h = self;
     const fl_plan *p = h->p;
@@ -823,10 +832,11 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     state_inst_put(h->st, &r);
 }
 
-/* state_commit: in async mode (always, after hist_open) it only queues the batch. */
+/* state_commit_round: in async mode (always, after hist_open) it only queues the
+ * batch, and the lookups' read snapshot lasts several rounds (state.h). */
 static int hist_queue_batch(void *self) {
     hist *h = self;
-    return state_commit(h->st);
+    return state_commit_round(h->st);
 }
 
 static int hist_sync(void *self) {
@@ -836,6 +846,7 @@ static int hist_sync(void *self) {
 
 static const rec_ops hist_ops = {
     .name = "history",
+    .lookup_needed = hist_lookup_needed,
     .lookup = hist_lookup,
     .finished = hist_finished,
     .queue_batch = hist_queue_batch,

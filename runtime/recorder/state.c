@@ -43,9 +43,18 @@
  * transaction per round (its WAL frames, its locks) cost more than the instance. */
 #define STATE_GROUP_SECONDS 0.05
 #define STATE_GROUP_BYTES (STATE_MAX_QUEUE / 2) /* write now: the caller must not wait */
+/* The caller's reads (cache and file lookups) share one read transaction, kept across
+ * scheduler rounds for at most this long: a BEGIN and a COMMIT are two lock system
+ * calls and a snapshot, and with slow tasks a round holds about one instance. A
+ * snapshot this old misses only entries committed in its last moments, which a cache
+ * may (the writer holds new entries for seconds anyway); a write on the caller's
+ * connection (begin) ends it first. */
+#define STATE_READ_SECONDS 0.05
 
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
+    X(read_begin, "BEGIN")       /* a round's read transaction (read_begin): prepared once */      \
+    X(read_commit, "COMMIT")                                                                       \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
                   "exit_code, pid, params_blob, options, host, pid_start, boot_id) "               \
                   "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                  \
@@ -125,6 +134,9 @@ typedef struct pk_name {
     int64_t run;
     uint32_t node;
     char *task;          /* the task's name */
+    const char *task_from; /* the caller's pointer it was copied from (the plan's
+                            * string, the same for every instance: compared before
+                            * the text; never read through) */
     char *tmpl;          /* the records' name template (NULL: none given) */
 } pk_name;
 typedef struct pk_names {
@@ -149,6 +161,7 @@ typedef struct conn {
     sqlite3_stmt *st[ST__COUNT]; /* prepared once, on first use */
     int in_tx;                   /* a batch transaction is open */
     int in_read;                 /* a read transaction is open (reads batched per round) */
+    double read_since;           /* when it began (now()): state_commit ends it when old */
     long pending;                /* writes in the open transaction */
     const char *path;            /* state.db path, for messages */
     fl_ctx *ctx;                 /* the state's context: allocation, log lines */
@@ -211,6 +224,8 @@ struct fl_state {
     int said;                   /* an SQLite error was reported (once: see sql_fail) */
     int wb_oom;                 /* a batch could not be allocated: its records are lost */
     pk_names names;             /* async: the names the caller has numbered (REC_NAME) */
+    wbatch *run_in;             /* the batch holding the last REC_PACKS run, */
+    size_t run_at, run_end;     /* its header's offset there, and where the run ends */
     char dir[4096];             /* the state directory, for messages */
     char path[4096];            /* state.db path, for messages */
     fid_cache fid;              /* file identities read a folder at a time (caller's thread) */
@@ -656,14 +671,26 @@ void state_close(fl_state *st) {
 static void read_end(conn *c) {
     if (!c->in_read) return;
     c->in_read = 0;
-    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_stmt *s = stmt(c, ST_read_commit);
+    if (s) {
+        sqlite3_step(s);
+        sqlite3_reset(s);
+    }
 }
 
-/* Reads between two state_commit calls share one read transaction: one set of
- * locks and one snapshot per scheduler round instead of one per lookup. */
+/* Reads share one read transaction, ended by state_commit (and begin, state_close),
+ * and by state_commit_round (a scheduler round's) once STATE_READ_SECONDS old: one
+ * set of locks and one snapshot per 50 ms of rounds instead of one per lookup. BEGIN and
+ * COMMIT are prepared statements: with slow tasks a round holds about one
+ * instance, and parsing the two per round cost more than the lookup itself. */
 static void read_begin(conn *c) {
     if (c->in_read || c->in_tx) return;
-    if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) c->in_read = 1;
+    sqlite3_stmt *s = stmt(c, ST_read_begin);
+    if (s && sqlite3_step(s) == SQLITE_DONE) {
+        c->in_read = 1;
+        c->read_since = now();
+    }
+    if (s) sqlite3_reset(s);
 }
 
 static int begin(conn *st) {
@@ -920,13 +947,18 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * caller in its final form (u32 name, u8 cache_store, u32 length, the record's
  * bytes), which the writer appends to its pack as it is; REC_NAME numbers a name
  * (u32 number, u64 run, u32 node, task, template), sent once before the first
- * record that uses it. */
-enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK };
+ * record that uses it. REC_PACKS is a run of such records of one name that go
+ * only into their pack, not into the cache (u32 name, u32 count, u32 length, the
+ * records' bytes one after another): the caller extends the run while the records
+ * it encodes follow one another in the batch, and the writer appends the run to its
+ * pack in one copy, paying nothing per record. */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS };
 
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
     if (!st->cur) {
         st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
+        st->run_in = NULL;
         if (!st->cur) { /* the batch is lost: state_commit says so */
             st->wb_oom = 1;
             return;
@@ -976,6 +1008,8 @@ static const char *rd_str(rd *r) {
 
 static int apply_inst(conn *c, const state_inst *r);
 static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store);
+static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t len,
+                            uint32_t count);
 static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
                      const char *task, const char *tmpl);
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
@@ -998,6 +1032,16 @@ static int replay(conn *c, const wbatch *b) {
             r.p += 9;
             if ((size_t)(r.end - r.p) < len) return -1;
             rc = apply_packed(c, name, r.p, len, cache_store);
+            r.p += len;
+        } else if (kind == REC_PACKS) {
+            uint32_t name, count, len;
+            if (r.end - r.p < 12) return -1;
+            memcpy(&name, r.p, 4);
+            memcpy(&count, r.p + 4, 4);
+            memcpy(&len, r.p + 8, 4);
+            r.p += 12;
+            if ((size_t)(r.end - r.p) < len) return -1;
+            rc = apply_packed_run(c, name, r.p, len, count);
             r.p += len;
         } else if (kind == REC_NAME) {
             uint32_t id = (uint32_t)rd_u64(&r);
@@ -1158,8 +1202,20 @@ int state_async(fl_state *st) {
     return 0;
 }
 
+static int commit_queue(fl_state *st);
+
 int state_commit(fl_state *st) {
-    read_end(&st->main); /* the next round reads a fresh snapshot */
+    read_end(&st->main); /* the next reads see a fresh snapshot */
+    return commit_queue(st);
+}
+
+int state_commit_round(fl_state *st) {
+    /* a later round reads a fresh snapshot once this one is STATE_READ_SECONDS old */
+    if (st->main.in_read && now() - st->main.read_since >= STATE_READ_SECONDS) read_end(&st->main);
+    return commit_queue(st);
+}
+
+static int commit_queue(fl_state *st) {
     if (st->wb_oom) return -1; /* records were lost: the history is incomplete */
     if (st->async) {
         if (st->cur && st->cur->rec.len) {
@@ -1177,6 +1233,7 @@ int state_commit(fl_state *st) {
             while (st->qbytes > STATE_MAX_QUEUE && !st->failed) pthread_cond_wait(&st->cv, &st->mu);
             pthread_mutex_unlock(&st->mu);
             st->cur = NULL;
+            st->run_in = NULL; /* the next record starts a run of its own */
         }
         return st->failed ? -1 : 0;
     }
@@ -1561,7 +1618,8 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
 /* ---- packed rows ----
  * A million one-row inserts cost the writer more than everything else a run
  * records, so the plain finished instances of a mapped task ("succeeded" or
- * "cached", no error) are packed, up to PACK_MAX of them, into one row per
+ * "cached", no error) are packed, PACK_MAX of them (and up to one REC_PACKS run
+ * more: the writer closes a row once it holds PACK_MAX), into one row per
  * (run, node, name template) and transaction: state 'packed', idx the first
  * record's index, name the template its records share (so names cost no bytes
  * per record), and the records in the `packed` blob. Every other state change (a failure, a
@@ -1595,8 +1653,10 @@ static uint64_t le_get(const uint8_t *b, int n) {
  * it can, else -1. */
 static int packable(const state_inst *r) {
     if (r->error || !r->idx || !*r->idx) return -1;
-    if (!strcmp(r->state, "succeeded")) return PK_SUCCEEDED;
-    return strcmp(r->state, "cached") ? -1 : PK_CACHED;
+    /* the first letter tells the two states apart from every other (state.h) before
+     * one comparison: this runs for every instance */
+    if (r->state[0] == 's') return strcmp(r->state, "succeeded") ? -1 : PK_SUCCEEDED;
+    return r->state[0] != 'c' || strcmp(r->state, "cached") ? -1 : PK_CACHED;
 }
 
 static int tmpl_same(const char *a, const char *b) {
@@ -1622,6 +1682,7 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
     e->run = run;
     e->node = node;
     e->task = fl_strdup(ctx, task);
+    e->task_from = NULL; /* set by names_find, for the caller's table only */
     e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
     if (id >= t->n) t->n = id + 1;
     return e->task && (!tmpl || e->tmpl) ? 0 : -1;
@@ -1631,8 +1692,8 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
  * -1 when out of memory. The last one found is tried first: per instance, this is
  * one comparison of the template, no copy. */
 static int name_is(const pk_name *e, const state_inst *r) {
-    return e->node == r->node && e->run == r->run && tmpl_same(e->tmpl, r->tmpl) &&
-           (e->task == r->task || !strcmp(e->task, r->task));
+    return e->node == r->node && e->run == r->run &&
+           (e->task_from == r->task || !strcmp(e->task, r->task)) && tmpl_same(e->tmpl, r->tmpl);
 }
 
 static uint64_t node_hash(int64_t run, uint32_t node) {
@@ -1650,6 +1711,7 @@ static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh
         names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl))
         return -1;
     fl_htab_add(&t->by_node, h, t->n - 1);
+    t->v[t->n - 1].task_from = r->task;
     *fresh = 1;
     t->last = t->n - 1;
     return (long)t->last;
@@ -1768,21 +1830,30 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
  * cache_store: its key and result also go into the cache. */
 static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store) {
     if (name >= c->names.n || !c->names.v[name].task) return -1;
-    if (begin(c)) return -1;
-    const pk_name *nm = &c->names.v[name];
-    pack *k = pack_of(c, nm->run, nm->node, 1);
-    if (!k) return -1;
-    /* one row: one node, one task, one name template */
-    if (k->n && k->name != name && pack_write(c, k)) return -1;
     if (cache_store) {
         state_inst r;
         fl_digest key;
         pk_text idx, label;
         size_t off = 0;
-        if (pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
-        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len,
-                                          nm->run)) return -1;
+        const pk_name *nm = &c->names.v[name];
+        if (begin(c) || pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
+        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len, nm->run))
+            return -1;
     }
+    return apply_packed_run(c, name, rec, len, 1);
+}
+
+/* Append a run of count encoded records of name number `name` (none going into
+ * the cache) to its pack in one copy. The pack is written once it holds PACK_MAX
+ * records or more: a row may hold up to one run (one batch) more than PACK_MAX. */
+static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t len,
+                            uint32_t count) {
+    if (name >= c->names.n || !c->names.v[name].task || !count) return -1;
+    if (begin(c)) return -1;
+    const pk_name *nm = &c->names.v[name];
+    pack *k = pack_of(c, nm->run, nm->node, 1);
+    if (!k) return -1;
+    if (k->n && k->name != name && pack_write(c, k)) return -1;
     if (!k->n) {
         k->name = name;
         k->blob.len = 0;
@@ -1790,10 +1861,11 @@ static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, 
         fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
     }
     size_t at = k->blob.len;
-    fv_buf_put(&k->blob, rec, len);
+    fv_buf_put(&k->blob, recs, len);
     if (k->blob.len != at + len) return -1; /* out of memory */
-    if (++k->n >= PACK_MAX && pack_write(c, k)) return -1;
-    if (++c->pending >= STATE_AUTOCOMMIT) {
+    k->n += count;
+    if (k->n >= PACK_MAX && pack_write(c, k)) return -1;
+    if ((c->pending += count) >= STATE_AUTOCOMMIT) {
         if (conn_commit(c)) return -1;
         return begin(c);
     }
@@ -1973,16 +2045,54 @@ int state_inst_put(fl_state *st, const state_inst *r) {
         }
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
-        /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */
-        uint8_t *d = n > UINT32_MAX ? NULL : wb_reserve(st, 10 + n);
-        if (n > UINT32_MAX) st->wb_oom = 1;
-        if (!d) return -1;
         uint32_t id = (uint32_t)name, len = (uint32_t)n;
-        d[0] = REC_PACK;
-        memcpy(d + 1, &id, 4);
-        d[5] = (uint8_t)(r->cache_store != 0);
-        memcpy(d + 6, &len, 4);
-        pack_rec_put(d + 10, r, pk, il, ll);
+        /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */
+        if (n > UINT32_MAX) {
+            st->wb_oom = 1;
+            return -1;
+        }
+        if (r->cache_store) { /* the writer reads it: a record of its own */
+            uint8_t *d = wb_reserve(st, 10 + n);
+            if (!d) return -1;
+            d[0] = REC_PACK;
+            memcpy(d + 1, &id, 4);
+            d[5] = 1;
+            memcpy(d + 6, &len, 4);
+            pack_rec_put(d + 10, r, pk, il, ll);
+            return 0;
+        }
+        /* the record right after the last of a run of its name: the run grows */
+        uint8_t *h = NULL;
+        if (st->cur && st->run_in == st->cur && st->run_end == st->cur->rec.len) {
+            h = st->cur->rec.data + st->run_at;
+            uint32_t hid, hlen;
+            memcpy(&hid, h + 1, 4);
+            memcpy(&hlen, h + 9, 4);
+            if (hid != id || (uint64_t)hlen + n > UINT32_MAX) h = NULL;
+        }
+        uint8_t *d = wb_reserve(st, (h ? 0 : 13) + n);
+        if (!d) return -1;
+        if (h) {
+            h = st->cur->rec.data + st->run_at; /* (wb_reserve may have moved the batch) */
+            uint32_t hcount, hlen;
+            memcpy(&hcount, h + 5, 4);
+            memcpy(&hlen, h + 9, 4);
+            hcount++;
+            hlen += len;
+            memcpy(h + 5, &hcount, 4);
+            memcpy(h + 9, &hlen, 4);
+        } else {
+            uint32_t one = 1;
+            st->run_in = st->cur;
+            st->run_at = (size_t)(d - st->cur->rec.data);
+            d[0] = REC_PACKS;
+            memcpy(d + 1, &id, 4);
+            memcpy(d + 5, &one, 4);
+            memcpy(d + 9, &len, 4);
+            d += 13;
+        }
+        pack_rec_put(d, r, pk, il, ll);
+        st->run_end = st->cur->rec.len;
         return 0;
     }
     return apply_inst_rec(st, r);

@@ -53,6 +53,9 @@ void state_close(fl_state *st); /* commits what is pending */
  * commits them in order). 0 ok, -1 with the error said once through the log sink
  * (or, when a batch could not be allocated, in the context's error sink). */
 int state_commit(fl_state *st);
+/* The same, for a scheduler round: the caller's read snapshot (its cache and file
+ * lookups) is kept for the next rounds until it is 50 ms old, instead of ended now. */
+int state_commit_round(fl_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
  * the batches of up to 50 ms per transaction. Reads on the caller's side see what

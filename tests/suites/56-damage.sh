@@ -5,7 +5,7 @@
 # (Issue: integrity, point 4 and the state half of point 5.)
 ROOT=$(pwd)
 T=$(mktemp -d /tmp/flow-damage-XXXXXX)
-cleanup() { umount "$T/small" 2>/dev/null; rm -rf "$T"; }
+cleanup() { umount "$T/small" 2>/dev/null; umount "$T/fx" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 cp tests/state/chain.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL damage: setup"; exit 0; }
 cd "$T" || exit 0
@@ -89,6 +89,37 @@ if [ "$(id -u)" = 0 ] && mkdir small && mount -t tmpfs -o size=900k tmpfs small 
 else
     echo "SKIP damage:full disk: needs root to mount a small tmpfs"
 fi
+
+# ---- durable before an effect, and the disk full before it: the effect never starts ----
+# effect.flow: effect_wait (cache: false) reads the sum of n slow_inc. The state is made,
+# then the disk filled to within 96 KiB, far less than n=5000 results need: the sync
+# before the effect fails, so the effect must not start (one line, exit 1, no result),
+# and the run resumes once there is space, the effect running once then.
+cp "$ROOT/tests/state/effect.flow" . && "$FLOWC" effect.flow 2>> flowc.err
+for ex in inline process; do
+    if [ "$(id -u)" = 0 ] && mkdir -p fx && mount -t tmpfs -o size=900k tmpfs fx 2>/dev/null; then
+        "$FLOWRUN" effect.plan --param n=0 --state fx/st --progress none > /dev/null 2>&1
+        free=$(df -k --output=avail fx | tail -1)
+        dd if=/dev/zero of=fx/fill bs=4k count=$((free / 4 - 24)) 2> /dev/null
+        : > "$FLOW_TEST_LOG"
+        "$FLOWRUN" effect.plan --param n=5000 --executor $ex -j 2 --state fx/st --progress none \
+            > fx.out 2> fx.err; code=$?
+        effects=$(grep -c '^effect_wait' "$FLOW_TEST_LOG")
+        if [ "$code" = 1 ] && [ "$effects" = 0 ] && [ ! -s fx.out ] && [ "$(wc -l < fx.err)" = 1 ] &&
+            grep -q "disk is full" fx.err
+        then pass "full before an effect ($ex): the effect does not start, one line, exit 1"
+        else fail "full before an effect ($ex)" "exit $code, effect ran $effects times, out '$(cat fx.out)': $(head -3 fx.err)"; fi
+        rm -rf fxbig; cp -a fx/st fxbig; umount fx
+        : > "$FLOW_TEST_LOG"
+        "$FLOWRUN" resume 2 --state fxbig --progress none > fxr.out 2> fxr.err; code=$?
+        effects=$(grep -c '^effect_wait' "$FLOW_TEST_LOG")
+        [ "$code" = 0 ] && [ "$(cat fxr.out)" = 12502500 ] && [ "$effects" = 1 ] &&
+            pass "full before an effect ($ex): resumed with space, the effect runs once" ||
+            fail "full before an effect: resume ($ex)" "exit $code, '$(cat fxr.out)', effect ran $effects times: $(head -2 fxr.err)"
+    else
+        echo "SKIP damage:full before an effect: needs root to mount a small tmpfs"
+    fi
+done
 
 # ---- a moved state directory: stored paths are re-rooted, nothing breaks ----
 cp "$ROOT/tests/state/files.flow" . && "$FLOWC" files.flow 2>> flowc.err

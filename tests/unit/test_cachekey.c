@@ -151,6 +151,60 @@ static void test_missing_input_file(void **state) {
     ck_free(&cx);
 }
 
+/* ck_file_hash keeps the folder of the files it is asked about open (fstatat by
+ * name): same names in two folders, a file changed in the folder kept open, a file
+ * gone from it, and a relative path without a folder, all as with stat(). */
+static void test_files_in_a_kept_folder(void **state) {
+    fixture *f = *state;
+    char a[128], b[128], ax[160], ay[160], bx[160];
+    snprintf(a, sizeof a, "%s/a", f->dir);
+    snprintf(b, sizeof b, "%s/b", f->dir);
+    assert_int_equal(mkdir(a, 0755), 0);
+    assert_int_equal(mkdir(b, 0755), 0);
+    snprintf(ax, sizeof ax, "%s/x", a);
+    snprintf(ay, sizeof ay, "%s/y", a);
+    snprintf(bx, sizeof bx, "%s/x", b);
+    write_file(ax, "in a\n");
+    write_file(ay, "also in a\n");
+    write_file(bx, "in b\n");
+    ck_ctx cx = {.plan = f->p, .state = f->st};
+    fl_digest kax = key(f, &cx, ax, 1), kay = key(f, &cx, ay, 1); /* a/ is kept open */
+    fl_digest kbx = key(f, &cx, bx, 1);
+    assert_memory_not_equal(kax.b, kbx.b, 32); /* x of b/, not x of a/ */
+    assert_memory_not_equal(kax.b, kay.b, 32);
+    fl_digest kbx2 = key(f, &cx, bx, 1); /* b/ kept now */
+    assert_memory_equal(kbx.b, kbx2.b, 32);
+    fl_digest kax2 = key(f, &cx, ax, 1), kay2 = key(f, &cx, ay, 1);
+    assert_memory_equal(kax.b, kax2.b, 32);
+    assert_memory_equal(kay.b, kay2.b, 32);
+    assert_int_equal(cx.files_hashed, 3); /* each identity seen through the kept folder */
+    assert_int_equal(cx.files_known, 3);  /* is the file's own: recognised, not read */
+    usleep(20000);
+    write_file(ay, "changed\n"); /* while a/ is open */
+    fl_digest kay3 = key(f, &cx, ay, 1);
+    assert_memory_not_equal(kay.b, kay3.b, 32);
+    assert_int_equal(unlink(ax), 0);
+    fl_val args[2] = {fv_str_cstr(f->p, f->t_path, ax), {.i = 1}};
+    fl_digest h;
+    char err[256];
+    assert_int_equal(ck_instance_key(&cx, f->task, args, &h, err, sizeof err), -1);
+    assert_non_null(strstr(err, ax));
+    fv_decref(f->p, f->t_path, args[0]);
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(b), 0);
+    fl_digest krel = key(f, &cx, "x", 1); /* no folder in the path: stat() */
+    write_file("x", "changed in b\n");
+    ck_ctx cx2 = {.plan = f->p};
+    fl_digest krel2 = key(f, &cx2, "x", 1), krel3 = key(f, &cx, "x", 1);
+    assert_int_equal(chdir(cwd), 0);
+    assert_memory_not_equal(krel.b, krel2.b, 32);
+    assert_memory_equal(krel2.b, krel3.b, 32);
+    ck_free(&cx2);
+    ck_free(&cx);
+    assert_int_equal(cx.dir_open, 0);
+}
+
 static void test_dir_manifest_matches_store(void **state) {
     fixture *f = *state;
     char d[128], p1[160], err[256];
@@ -288,6 +342,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_follows_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_follows_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_input_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_in_a_kept_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_manifest_matches_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_bytes_are_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_is_documented_bytes, setup, teardown),

@@ -568,6 +568,39 @@ static void test_resume_serves_finished(void **state) {
     assert_int_equal(row_int(f, find_row(&rs, 3, "1")), 64);
 }
 
+/* lookup_needed (asked once per task): with --no-cache, a task whose parameters hold
+ * no stored file has nothing to look up on a fresh run, and the scheduler then skips
+ * lookup for its instances; a task reading paths still has its stored inputs checked;
+ * with the cache on, a cached task is looked up and a `cache: false` one is not; on
+ * resume every task is (what the run finished is served). */
+static void test_lookup_needed(void **state) {
+    fx *f = *state;
+    hist *h = open_hist(f, 0, 1);
+    recorder r = hist_recorder(h);
+    int64_t run = hist_run_id(h);
+    assert_non_null(r.ops->lookup_needed);
+    assert_int_equal(r.ops->lookup_needed(r.self, f->square), 0);
+    assert_int_equal(r.ops->lookup_needed(r.self, f->emit), 0);
+    assert_int_equal(r.ops->lookup_needed(r.self, f->size), 1); /* a path parameter */
+    assert_int_equal(square(f, r, 1, "", 3, NULL), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "interrupted");
+
+    h = open_hist(f, 0, 0); /* the cache on */
+    r = hist_recorder(h);
+    assert_int_equal(r.ops->lookup_needed(r.self, f->square), 1);
+    f->p->tasks[f->square].cache = 0;
+    assert_int_equal(r.ops->lookup_needed(r.self, f->square), 0);
+    f->p->tasks[f->square].cache = 1;
+    close_hist(f, h, "succeeded");
+
+    h = open_hist(f, run, 1); /* resume, --no-cache: square[""] is served */
+    r = hist_recorder(h);
+    assert_int_equal(r.ops->lookup_needed(r.self, f->square), 1);
+    assert_int_equal(square(f, r, 1, "", 3, NULL), 1);
+    close_hist(f, h, "succeeded");
+}
+
 /* Outputs inside the output folder move into the store and the value points there;
  * a path outside it is a reference and stays as it is. */
 static void test_outputs_move_into_store(void **state) {
@@ -841,6 +874,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_needed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outputs_move_into_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_not_stored_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_input_refused, setup, teardown),
