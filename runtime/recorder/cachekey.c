@@ -17,6 +17,7 @@
 #include "cachekey.h"
 #include "ctx.h"
 #include "expr_ops.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -432,5 +433,30 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    return 0;
+}
+
+int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
+                 uint64_t *inputs, char *err, size_t errlen) {
+    const fl_plan *p = cx->plan;
+    const plan_task *t = &p->tasks[task];
+    const fl_digest *id = task_ident(cx, task);
+    if (!id) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(ident, id->b, 8);
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        cx->len = 0;
+        int rc = put_value(cx, p->params[t->first_param + i].type, args[i], err, errlen);
+        if (rc || cx->oom) {
+            if (!rc) snprintf(err, errlen, "out of memory");
+            cx->len = 0;
+            cx->oom = 0;
+            return -1;
+        }
+        inputs[i] = fl_hash_bytes(cx->buf, cx->len);
+    }
+    cx->len = 0;
     return 0;
 }

@@ -100,6 +100,8 @@ struct hist {
     fl_htab done_tab;         /* key_hash(node, idx) -> index in done (htab.h) */
     objvec objs;              /* objects referred to by the result being recorded */
     fv_buf enc;               /* encoding buffer, reused */
+    uint64_t *inputs;         /* a cache entry's input hashes (ck_key_parts), reused */
+    uint32_t inputs_cap;
     hist_stats stats;         /* counts for the summary */
     task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
@@ -768,6 +770,20 @@ static int write_log(hist *h, const rec_inst *ii, const char *task, const char *
     return -1;
 }
 
+/* The parts of a cache entry's key (ck_key_parts) into h->inputs and *ident: 1, or
+ * 0 when they cannot be had (the entry then says "unknown"). */
+static int key_parts(hist *h, uint32_t task, const fl_val *args, uint64_t *ident) {
+    uint32_t n = h->p->tasks[task].nparams;
+    if (n > h->inputs_cap) {
+        uint64_t *v = fl_reallocarray(h->ctx, h->inputs, n, sizeof *v);
+        if (!v) return 0;
+        h->inputs = v;
+        h->inputs_cap = n;
+    }
+    char err[256];
+    return ck_key_parts(&h->ck, task, args, ident, h->inputs, err, sizeof err) == 0;
+}
+
 static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                           int served) {
     hist *h = self;
@@ -829,6 +845,10 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     r.result_len = res->ok && !is_void ? h->enc.len : 0;
     r.cache_store = cacheable;
     if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
+    if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
+        r.cache_inputs = h->inputs;
+        r.cache_ninputs = T->nparams;
+    }
     state_inst_put(h->st, &r);
 }
 
@@ -884,6 +904,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     fl_free(c, h->file_args);
     fl_free(c, h->objs.v);
     free(h->enc.data); /* fv_buf: value.c's allocation */
+    fl_free(h->ctx, h->inputs);
     if (h->logs_fd >= 0) close(h->logs_fd);
     fl_free(c, h);
     return rc ? -1 : 0;

@@ -119,6 +119,9 @@ static const char *const stmt_sql[] = {
 typedef struct pend_entry {
     int64_t ck;           /* the task's tag (task_tag) */
     int64_t run;          /* the run that produced it */
+    uint64_t ident;       /* its key's parts (state_inst.cache_ident, cache_inputs) */
+    uint32_t nin;         /* input hashes, at in_off in pend_data */
+    size_t in_off;
     fl_digest key;
     size_t off;           /* the result in pend_data, or SIZE_MAX for none */
     size_t len;
@@ -178,6 +181,13 @@ typedef struct conn {
     pend_ord *pend_ord;          /* the order to write them in */
     double pend_since;           /* when the oldest held entry arrived */
     fv_buf cpack;                /* a cache pack being encoded */
+    struct {                     /* the key parts of the next cache entry (REC_KEYPARTS) */
+        int set;
+        fl_digest key;
+        uint64_t ident;
+        uint32_t n;
+        uint64_t in[255];
+    } parts;
     int cpack_said;              /* a damaged cache pack was reported (once) */
 } conn;
 
@@ -740,8 +750,9 @@ static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
  *   n entries in production order: key[32], identity[8], environment u32, run u32,
  *   u8 k, k input hashes of 8 bytes, varint (result length + 1, 0: no result),
  *   the result's bytes.
- * Identity and input hashes are written as zeros (unknown) until the recorder is
- * given them; environments come with issue 15. A dropped entry (a damaged stored
+ * Identity and input hashes come from the key's computation (cachekey.h,
+ * ck_key_parts, handed over as state_inst.cache_ident/cache_inputs): zero and none
+ * when unknown (migrated entries); environments come with issue 15 (0 now). A dropped entry (a damaged stored
  * file) has its key overwritten with zeros in place: no key is all zeros. */
 #define CPACK_MAX 4096
 #define CPACK_HEAD 8
@@ -775,16 +786,19 @@ static size_t get_varint(const uint8_t *p, size_t n, uint64_t *v) {
     return 0;
 }
 
-/* Encode one entry at d (room for CPACK_FIXED + 10 + len bytes): its size. val
- * NULL: no result. */
-static size_t cpack_entry(uint8_t *d, const fl_digest *key, int64_t run, const void *val,
-                          size_t len) {
+/* Encode one entry at d (room for CPACK_FIXED + 8 * nin + 10 + len bytes): its
+ * size. in: nin input hashes; val NULL: no result. */
+static size_t cpack_entry(uint8_t *d, const fl_digest *key, uint64_t ident, const void *in,
+                          uint32_t nin, int64_t run, const void *val, size_t len) {
     memcpy(d, key->b, 32);
-    memset(d + 32, 0, 12); /* identity, environment: unknown */
+    memcpy(d + 32, &ident, 8);
+    memset(d + 40, 0, 4); /* environment: unknown */
     uint32_t r = (uint32_t)run;
     memcpy(d + 44, &r, 4);
-    d[48] = 0; /* no input hashes */
-    size_t at = CPACK_FIXED + put_varint(d + CPACK_FIXED, val ? (uint64_t)len + 1 : 0);
+    d[48] = (uint8_t)nin;
+    if (nin) memcpy(d + CPACK_FIXED, in, 8 * (size_t)nin);
+    size_t at = CPACK_FIXED + 8 * (size_t)nin;
+    at += put_varint(d + at, val ? (uint64_t)len + 1 : 0);
     if (val && len) memcpy(d + at, val, len);
     return at + (val ? len : 0);
 }
@@ -803,7 +817,8 @@ static void cpack_finish(uint8_t *d, cpack_slot *ix, size_t n) {
 /* Write held entries o[0..n) (one tag, in order of arrival) as one pack. */
 static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t n) {
     size_t size = CPACK_HEAD + 8 * n;
-    for (size_t i = 0; i < n; i++) size += CPACK_FIXED + 10 + c->pend[o[i].i].len;
+    for (size_t i = 0; i < n; i++)
+        size += CPACK_FIXED + 8 * (size_t)c->pend[o[i].i].nin + 10 + c->pend[o[i].i].len;
     c->cpack.len = 0;
     if (size > INT32_MAX || !fv_buf_grow(&c->cpack, size)) return -1;
     uint8_t *d = c->cpack.data;
@@ -812,8 +827,9 @@ static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const pend_entry *e = &c->pend[o[i].i];
         ix[i] = (cpack_slot){key_prefix(e->key.b), (uint32_t)at};
-        at += cpack_entry(d + at, &e->key, e->run,
-                          e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off, e->len);
+        at += cpack_entry(d + at, &e->key, e->ident, e->nin ? c->pend_data.data + e->in_off : NULL, e->nin,
+                          e->run, e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off,
+                          e->len);
     }
     cpack_finish(d, ix, n);
     sqlite3_stmt *s = stmt(c, ST_cache_set);
@@ -849,7 +865,7 @@ static void sql_pack_step(sqlite3_context *cx, int argc, sqlite3_value **argv) {
     }
     cpack_slot sl = {key_prefix(key.b), (uint32_t)g->ent.len};
     fv_buf_put(&g->slots, &sl, sizeof sl);
-    g->ent.len += cpack_entry(g->ent.data + g->ent.len, &key, 0, val, len);
+    g->ent.len += cpack_entry(g->ent.data + g->ent.len, &key, 0, NULL, 0, 0, val, len);
 }
 static void sql_pack_final(sqlite3_context *cx) {
     cpack_agg *g = sqlite3_aggregate_context(cx, 0);
@@ -951,8 +967,11 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * only into their pack, not into the cache (u32 name, u32 count, u32 length, the
  * records' bytes one after another): the caller extends the run while the records
  * it encodes follow one another in the batch, and the writer appends the run to its
- * pack in one copy, paying nothing per record. */
-enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS };
+ * pack in one copy, paying nothing per record. REC_KEYPARTS (32-byte key, u64
+ * identity, u32 n, n u64 input hashes) goes right before a record that enters the
+ * cache: its key's parts, for that cache entry (conn.parts). */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS,
+       REC_KEYPARTS };
 
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
@@ -1043,6 +1062,17 @@ static int replay(conn *c, const wbatch *b) {
             if ((size_t)(r.end - r.p) < len) return -1;
             rc = apply_packed_run(c, name, r.p, len, count);
             r.p += len;
+        } else if (kind == REC_KEYPARTS) {
+            uint32_t nin;
+            if (r.end - r.p < 44) return -1;
+            memcpy(&nin, r.p + 40, 4);
+            if (nin > 255 || (size_t)(r.end - r.p) < 44 + 8 * (size_t)nin) return -1;
+            memcpy(c->parts.key.b, r.p, 32);
+            memcpy(&c->parts.ident, r.p + 32, 8);
+            c->parts.n = nin;
+            if (nin) memcpy(c->parts.in, r.p + 44, 8 * (size_t)nin);
+            c->parts.set = 1;
+            r.p += 44 + 8 * (size_t)nin;
         } else if (kind == REC_NAME) {
             uint32_t id = (uint32_t)rd_u64(&r);
             int64_t run = (int64_t)rd_u64(&r);
@@ -1607,6 +1637,16 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
     e->key = *key;
     e->len = len;
     e->off = SIZE_MAX;
+    e->ident = 0;
+    e->nin = 0;
+    e->in_off = 0;
+    if (c->parts.set && !memcmp(c->parts.key.b, key->b, 32)) { /* its key's parts */
+        e->ident = c->parts.ident;
+        e->nin = c->parts.n;
+        e->in_off = c->pend_data.len;
+        fv_buf_put(&c->pend_data, c->parts.in, 8 * (size_t)e->nin);
+    }
+    c->parts.set = 0;
     if (val) {
         e->off = c->pend_data.len;
         fv_buf_put(&c->pend_data, val, len);
@@ -2022,7 +2062,30 @@ static uint8_t *wb_reserve(fl_state *st, size_t n) {
     return d;
 }
 
+/* The parts of r's cache key for its cache entry (REC_KEYPARTS): for the writer
+ * (async), or for the entry apply_inst makes next. */
+static void keyparts_put(fl_state *st, const state_inst *r) {
+    uint32_t n = r->cache_inputs && r->cache_ninputs <= 255 ? r->cache_ninputs : 0;
+    if (!st->async) {
+        conn *c = &st->main;
+        c->parts.key = *r->cache_key;
+        c->parts.ident = r->cache_ident;
+        c->parts.n = n;
+        if (n) memcpy(c->parts.in, r->cache_inputs, 8 * (size_t)n);
+        c->parts.set = 1;
+        return;
+    }
+    uint8_t *d = wb_reserve(st, 45 + 8 * (size_t)n);
+    if (!d) return;
+    d[0] = REC_KEYPARTS;
+    memcpy(d + 1, r->cache_key->b, 32);
+    memcpy(d + 33, &r->cache_ident, 8);
+    memcpy(d + 41, &n, 4);
+    if (n) memcpy(d + 45, r->cache_inputs, 8 * (size_t)n);
+}
+
 int state_inst_put(fl_state *st, const state_inst *r) {
+    if (r->cache_store && r->cache_key) keyparts_put(st, r);
     if (!st->async) return apply_inst(&st->main, r);
     int pk = packable(r);
     if (pk >= 0) {
@@ -2580,6 +2643,7 @@ static int cpack_each(conn *c, const char *task, int writable,
 typedef struct cget {
     const fl_digest *key;
     fl_state *st;
+    state_cache_entry *e; /* the entry's parts are wanted too, or NULL */
     uint8_t *val;
     size_t len;
     int found; /* 1; -1 out of memory; -2 the entry is damaged */
@@ -2591,6 +2655,16 @@ static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
     int64_t size = sqlite3_blob_bytes(b);
     if (blob_at(b, f, CPACK_FIXED, off)) return g->found = -2;
     int64_t at = off + CPACK_FIXED + 8 * (int64_t)f[48];
+    if (g->e) {
+        uint32_t run;
+        memcpy(&g->e->identity, f + 32, 8);
+        memcpy(&g->e->environment, f + 40, 4);
+        memcpy(&run, f + 44, 4);
+        g->e->run = run;
+        g->e->ninputs = f[48];
+        if (f[48] && blob_at(b, g->e->inputs, 8 * f[48], off + CPACK_FIXED))
+            return g->found = -2;
+    }
     uint8_t v[10];
     int vn = (int)(size - at < 10 ? size - at : 10);
     uint64_t l;
@@ -2621,16 +2695,29 @@ static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
     return g->found != 0;
 }
 
-int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
-                    size_t *len) {
+static int cache_get(fl_state *st, const char *task, const fl_digest *key,
+                     state_cache_entry *e, uint8_t **val, size_t *len) {
     read_begin(&st->main);
-    cget g = {key, st, NULL, 0, 0};
+    cget g = {key, st, e, NULL, 0, 0};
     if (cpack_each(&st->main, task, 0, cget_pack, &g) || g.found < 0) return -1;
     if (g.found == 1) {
         *val = g.val;
         *len = g.len;
     }
     return g.found == 1;
+}
+
+int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
+                    size_t *len) {
+    return cache_get(st, task, key, NULL, val, len);
+}
+
+int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
+                          state_cache_entry *e) {
+    memset(e, 0, sizeof *e);
+    int got = cache_get(st, task, key, e, &e->val, &e->len);
+    if (got != 1) memset(e, 0, sizeof *e); /* (a result is handed over only when found) */
+    return got;
 }
 
 int64_t state_cache_count(fl_state *st, const char *task) {

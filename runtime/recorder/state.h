@@ -143,6 +143,12 @@ typedef struct state_inst {
     const void *result;   /* encoded result value (fv_encode), or NULL */
     size_t result_len;
     int cache_store;      /* 1: this computed result serves later lookups of cache_key */
+    /* with cache_store, the key's parts kept in the cache entry (cachekey.h,
+     * ck_key_parts): the task identity's first 8 bytes, one hash per argument
+     * (cache_inputs NULL, or more than 255: unknown, written as none) */
+    uint64_t cache_ident;
+    const uint64_t *cache_inputs;
+    uint32_t cache_ninputs;
 } state_inst;
 
 /* Insert or replace an instance's row (buffered) and record the state change in
@@ -172,6 +178,20 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
  * (Entries are written with the instance rows that carry state_inst.cache_store.) */
 int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len);
+/* A cache entry with the parts of its key (what `flowrun why` and --dry-run read:
+ * "input x changed"); zeros where unknown (entries of an older flowrun). */
+typedef struct state_cache_entry {
+    uint64_t identity;     /* the first 8 bytes of the task's identity hash */
+    uint32_t environment;  /* 0 until environments (issue 15) */
+    int64_t run;           /* runs.id of the run that produced it */
+    uint32_t ninputs;      /* one hash per argument, in parameter order */
+    uint64_t inputs[255];
+    uint8_t *val;          /* the encoded result, from state_ctx(st) (fl_free it) */
+    size_t len;
+} state_cache_entry;
+/* The newest entry of key: 1 found (*e filled), 0 not, -1 error. */
+int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
+                          state_cache_entry *e);
 /* How many entries the task's part of the cache holds (tasks of the same name share
  * it, whatever their plan; older copies of a key and dropped entries are counted
  * until their packs go), and each live one, in the order they were produced, oldest

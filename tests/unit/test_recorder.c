@@ -430,6 +430,58 @@ static void test_cache_follows_last_hit(void **state) {
     assert_true(next < 10);
 }
 
+/* A cache entry keeps its key's parts: the task identity's first 8 bytes and one
+ * hash per argument; a changed argument changes its own input hash, no other. */
+static void test_cache_entry_key_parts(void **state) {
+    fx *f = *state;
+    uint32_t t = add_task(f->p, "add3", f->t_int, f->t_int);
+    for (int i = 1; i < 3; i++) { /* two more int parameters, after the first */
+        uint32_t k = PLAN_PUSH(f->p, params);
+        f->p->params[k] = (plan_param){.name = plan_intern_str(f->p, i == 1 ? "b" : "c"),
+                                       .type = f->t_int, .def = PLAN_NONE, .loc = PLAN_NONE};
+    }
+    f->p->tasks[t].nparams = 3;
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    static const int64_t in[2][3] = {{1, 2, 3}, {1, 5, 3}};
+    fl_digest keys[2];
+    for (int j = 0; j < 2; j++) {
+        rec_inst ii = inst(7, t, j ? "1" : "0", "add3[]", NULL);
+        fl_val args[3] = {{.i = in[j][0]}, {.i = in[j][1]}, {.i = in[j][2]}}, out = {0};
+        assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0);
+        finish_int(r, &ii, args, in[j][0] + in[j][1] + in[j][2], 0);
+        keys[j] = ii.key;
+    }
+    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    fl_state *st = reader(f);
+    static state_cache_entry e[2];
+    for (int j = 0; j < 2; j++) {
+        assert_int_equal(state_cache_entry_get(st, "add3", &keys[j], &e[j]), 1);
+        assert_int_equal(e[j].ninputs, 3);
+        assert_true(e[j].run > 0);
+        assert_int_equal(e[j].environment, 0);
+        fl_val x;
+        size_t used;
+        assert_int_equal(fv_decode(f->p, f->t_int, e[j].val, e[j].len, &used, &x), 0);
+        assert_int_equal(x.i, in[j][0] + in[j][1] + in[j][2]);
+        fl_free(state_ctx(st), e[j].val);
+    }
+    assert_true(e[0].identity != 0);
+    assert_true(e[0].identity == e[1].identity); /* one task */
+    assert_true(e[0].inputs[0] == e[1].inputs[0]);
+    assert_true(e[0].inputs[1] != e[1].inputs[1]); /* b changed: 2 -> 5 */
+    assert_true(e[0].inputs[2] == e[1].inputs[2]);
+    /* the hash is of the value: a = 1 and c = 3 differ */
+    assert_true(e[0].inputs[0] != e[0].inputs[2]);
+    fl_digest none;
+    memset(none.b, 0xab, 32);
+    assert_int_equal(state_cache_entry_get(st, "add3", &none, &e[0]), 0);
+    assert_null(e[0].val);
+    assert_int_equal(e[0].ninputs, 0);
+}
+
 /* A second run serves the first run's result from the cache, with the same key;
  * a changed argument is not served; --no-cache neither reads nor keys. */
 static void test_cache_serves_second_run(void **state) {
@@ -872,6 +924,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fresh_run_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_serves_second_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_entry_key_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_needed, setup, teardown),
