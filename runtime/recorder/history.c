@@ -276,6 +276,8 @@ void hist_get_stats(const hist *h, hist_stats *s) {
     *s = h->stats;
     s->files_hashed = h->ck.files_hashed;
     s->files_known = h->ck.files_known;
+    long packs;
+    state_cache_lookup_stats(h->st, &s->cache_gets, &packs, &s->cache_packs_most);
 }
 
 /* ---- values that refer to stored files ---- */
@@ -683,7 +685,12 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     if (ck_instance_key(&h->ck, ii->task, args, &ii->key, err, sizeof err))
         return 0; /* an unreadable input: let the task meet it and fail clearly */
     ii->has_key = 1;
-    if (cleared || h->cache_empty) return 0; /* cleared: its new result replaces the cached one */
+    if (h->cache_empty) return 0;
+    if (cleared) { /* its new result replaces the cached one: the old is dropped first, so
+                    * no older copy of the key is left to be served (state.h) */
+        state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
+        return 0;
+    }
     uint8_t *val = NULL;
     const uint8_t *cval;
     size_t len, used;

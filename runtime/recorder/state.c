@@ -90,6 +90,9 @@
                     "AND packed IS NOT NULL")                                                      \
     X(pack_set, "UPDATE instances SET packed=? WHERE id=?")                                        \
     X(cache_packs, "SELECT id FROM cache_pack WHERE tag=? ORDER BY id DESC")                       \
+    X(cache_tail, "SELECT id, n, body FROM cache_pack WHERE tag=? ORDER BY id DESC LIMIT 16")      \
+    X(cache_unpack, "DELETE FROM cache_pack WHERE id=?")                                           \
+    X(cache_uncount, "UPDATE cache_pack SET n=max(n-?,0) WHERE id=?")                              \
     X(cache_set, "INSERT INTO cache_pack(tag, n, body) VALUES(?,?,?)")                             \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
     X(cache_count, "SELECT total(n) FROM cache_pack WHERE tag=?")                                  \
@@ -181,6 +184,11 @@ typedef struct conn {
     pend_ord *pend_ord;          /* the order to write them in */
     double pend_since;           /* when the oldest held entry arrived */
     fv_buf cpack;                /* a cache pack being encoded */
+    fv_buf absorb;               /* the bodies of the small packs a flush absorbs */
+    struct cpack_raw *raw;       /* their live entries, oldest first */
+    size_t nraw, raw_cap;
+    int64_t absorbed[16];        /* their ids (cpack_absorb) */
+    int nabsorbed;
     struct {                     /* the key parts of the next cache entry (REC_KEYPARTS) */
         int set;
         fl_digest key;
@@ -189,6 +197,8 @@ typedef struct conn {
         uint64_t in[255];
     } parts;
     int cpack_said;              /* a damaged cache pack was reported (once) */
+    long gets, gets_packs, gets_most; /* point lookups, the packs they searched, the most
+                                       * one searched (state_cache_lookup_stats) */
 } conn;
 
 static void read_end(conn *c);
@@ -460,6 +470,11 @@ static void conn_close(conn *c) {
     free(c->pend_data.data); /* fv_buf: value.c's allocation */
     free(c->cpack.data);
     c->cpack = (fv_buf){0};
+    free(c->absorb.data);
+    c->absorb = (fv_buf){0};
+    fl_free(c->ctx, c->raw);
+    c->raw = NULL;
+    c->nraw = c->raw_cap = 0;
     fl_free(c->ctx, c->pend_ord);
     c->pend = NULL;
     c->pend_data = (fv_buf){0};
@@ -814,22 +829,71 @@ static void cpack_finish(uint8_t *d, cpack_slot *ix, size_t n) {
     memcpy(d + 4, &nn, 4);
 }
 
-/* Write held entries o[0..n) (one tag, in order of arrival) as one pack. */
-static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t n) {
+/* Is the entry at e live (not dropped: its key overwritten with zeros)? */
+static int cpack_live(const uint8_t *e) {
+    static const uint8_t zero[32];
+    return memcmp(e, zero, 32) != 0;
+}
+
+/* Walk pack body p[0..size): fn(entry, its size, its result, the result's length,
+ * ctx) for each entry in production order, dropped ones included. 0, 1 when fn
+ * stopped, or -1 when the body is damaged (the entries before the damage were
+ * given); nothing is read past p + size. */
+typedef int (*cpack_fn)(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                        void *ctx);
+static int cpack_walk(const uint8_t *p, size_t size, cpack_fn fn, void *ctx) {
+    uint32_t n;
+    if (!p || size < CPACK_HEAD || p[0] != 'K' || p[1] != 1) return -1;
+    memcpy(&n, p + 4, 4);
+    if (n == 0 || n > CPACK_MAX || CPACK_HEAD + 8 * (size_t)n > size) return -1;
+    size_t at = CPACK_HEAD + 8 * (size_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (size - at < CPACK_FIXED || size - at - CPACK_FIXED < 8 * (size_t)p[at + 48])
+            return -1;
+        const uint8_t *e = p + at;
+        at += CPACK_FIXED + 8 * (size_t)e[48];
+        uint64_t l;
+        size_t used = get_varint(p + at, size - at, &l);
+        if (!used || (l && l - 1 > size - at - used)) return -1;
+        at += used;
+        size_t len = l ? (size_t)l - 1 : 0;
+        if (fn(e, (size_t)(p + at + len - e), p + at, len, ctx)) return 1;
+        at += len;
+    }
+    return 0;
+}
+
+/* An entry of an absorbed pack, as it is encoded: at off in conn.absorb. */
+typedef struct cpack_raw {
+    size_t off, len;
+} cpack_raw;
+
+/* Entries first..first+n of one tag's flush as one pack: the absorbed packs' live
+ * entries (c->raw) come first, then the held entries o[] in order of arrival. */
+static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t first, size_t n) {
     size_t size = CPACK_HEAD + 8 * n;
-    for (size_t i = 0; i < n; i++)
-        size += CPACK_FIXED + 8 * (size_t)c->pend[o[i].i].nin + 10 + c->pend[o[i].i].len;
+    for (size_t i = first; i < first + n; i++) {
+        const pend_entry *e = i < c->nraw ? NULL : &c->pend[o[i - c->nraw].i];
+        size += e ? CPACK_FIXED + 8 * (size_t)e->nin + 10 + e->len : c->raw[i].len;
+    }
     c->cpack.len = 0;
     if (size > INT32_MAX || !fv_buf_grow(&c->cpack, size)) return -1;
     uint8_t *d = c->cpack.data;
     cpack_slot *ix = (cpack_slot *)(d + CPACK_HEAD);
     size_t at = CPACK_HEAD + 8 * n;
-    for (size_t i = 0; i < n; i++) {
-        const pend_entry *e = &c->pend[o[i].i];
-        ix[i] = (cpack_slot){key_prefix(e->key.b), (uint32_t)at};
-        at += cpack_entry(d + at, &e->key, e->ident, e->nin ? c->pend_data.data + e->in_off : NULL, e->nin,
-                          e->run, e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off,
-                          e->len);
+    for (size_t i = first; i < first + n; i++) {
+        if (i < c->nraw) { /* as it was encoded */
+            const uint8_t *r = c->absorb.data + c->raw[i].off;
+            ix[i - first] = (cpack_slot){key_prefix(r), (uint32_t)at};
+            memcpy(d + at, r, c->raw[i].len);
+            at += c->raw[i].len;
+            continue;
+        }
+        const pend_entry *e = &c->pend[o[i - c->nraw].i];
+        ix[i - first] = (cpack_slot){key_prefix(e->key.b), (uint32_t)at};
+        at += cpack_entry(d + at, &e->key, e->ident,
+                          e->nin ? c->pend_data.data + e->in_off : NULL, e->nin, e->run,
+                          e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off, e->len);
     }
     cpack_finish(d, ix, n);
     sqlite3_stmt *s = stmt(c, ST_cache_set);
@@ -840,6 +904,87 @@ static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t n) {
     int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_fail(c);
     sqlite3_reset(s);
     return rc;
+}
+
+static void cpack_bad(conn *c, int64_t id);
+static int cpack_none(const uint8_t *e, size_t elen, const uint8_t *val, size_t len, void *ctx) {
+    (void)e, (void)elen, (void)val, (void)len, (void)ctx;
+    return 0;
+}
+static int cpack_raw_add(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                         void *ctx) {
+    (void)val, (void)len;
+    conn *c = ctx;
+    if (!cpack_live(e)) return 0; /* dropped: it goes */
+    if (c->nraw == c->raw_cap) {
+        size_t cap = c->raw_cap ? 2 * c->raw_cap : 256;
+        cpack_raw *v = fl_reallocarray(c->ctx, c->raw, cap, sizeof *v);
+        if (!v) return 1;
+        c->raw = v;
+        c->raw_cap = cap;
+    }
+    c->raw[c->nraw++] = (cpack_raw){(size_t)(e - c->absorb.data), elen};
+    return 0;
+}
+
+/* A flush of m new entries of tag absorbs the tag's newest packs while each is not
+ * full and holds at most twice the entries gathered so far (the new ones and those
+ * of the packs absorbed before it): their live entries are written again, before
+ * the new ones, and the packs deleted (cpack_unpack). So the packs that are not
+ * full, oldest to newest, each hold more than twice the next: at most 12 of them
+ * (log2 CPACK_MAX) per tag, however many small flushes (state_sync, short runs)
+ * wrote them, and an entry is written again about as often as a binary counter's
+ * bit flips. They are the tag's newest packs, so their entries stay newer than
+ * every other pack's, and newest-first lookups stay right. A damaged pack is not
+ * absorbed (it stays, skipped by readers). 0, or -1. */
+static int cpack_absorb(conn *c, int64_t tag, size_t m) {
+    c->nraw = 0;
+    c->absorb.len = 0;
+    c->nabsorbed = 0;
+    sqlite3_stmt *s = stmt(c, ST_cache_tail);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, tag);
+    size_t seg[16][2], g = m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && c->nabsorbed < 16) {
+        int64_t id = sqlite3_column_int64(s, 0), n = sqlite3_column_int64(s, 1);
+        if (n >= CPACK_MAX || (n > 0 && (uint64_t)n > 2 * (uint64_t)g)) break;
+        const uint8_t *p = sqlite3_column_blob(s, 2);
+        size_t size = (size_t)sqlite3_column_bytes(s, 2);
+        if (cpack_walk(p, size, cpack_none, NULL)) {
+            cpack_bad(c, id);
+            break;
+        }
+        seg[c->nabsorbed][0] = c->absorb.len;
+        fv_buf_put(&c->absorb, p, size);
+        if (c->absorb.len != seg[c->nabsorbed][0] + size) {
+            sqlite3_reset(s);
+            return -1;
+        }
+        seg[c->nabsorbed][1] = size;
+        c->absorbed[c->nabsorbed++] = id;
+        g += (size_t)n;
+    }
+    int err = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    sqlite3_reset(s);
+    if (err) return sql_fail(c);
+    for (int k = c->nabsorbed - 1; k >= 0; k--) /* oldest first */
+        if (cpack_walk(c->absorb.data + seg[k][0], seg[k][1], cpack_raw_add, c)) return -1;
+    return 0;
+}
+
+/* Delete the packs cpack_absorb absorbed (their entries are written again). */
+static int cpack_unpack(conn *c) {
+    sqlite3_stmt *s = c->nabsorbed ? stmt(c, ST_cache_unpack) : NULL;
+    if (c->nabsorbed && !s) return -1;
+    for (int k = 0; k < c->nabsorbed; k++) {
+        sqlite3_bind_int64(s, 1, c->absorbed[k]);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) return sql_fail(c);
+    }
+    c->nabsorbed = 0;
+    return 0;
 }
 
 /* flow_pack(key, result) in SQL, an aggregate: the migration to schema 5 packs the
@@ -902,8 +1047,12 @@ static int pend_flush(conn *c) {
     o = pend_sort(o, o + c->npend, c->npend); /* by tag, then arrival */
     for (size_t i = 0, j; i < c->npend && rc == 0; i = j) {
         int64_t tag = c->pend[o[i].i].ck;
-        for (j = i; j < c->npend && j - i < CPACK_MAX && c->pend[o[j].i].ck == tag; j++) {}
-        rc = cpack_write(c, tag, o + i, j - i);
+        for (j = i; j < c->npend && c->pend[o[j].i].ck == tag; j++) {}
+        rc = cpack_absorb(c, tag, j - i);
+        size_t total = c->nraw + (j - i);
+        for (size_t k = 0; k < total && rc == 0; k += CPACK_MAX)
+            rc = cpack_write(c, tag, o + i, k, total - k < CPACK_MAX ? total - k : CPACK_MAX);
+        if (rc == 0) rc = cpack_unpack(c);
     }
     c->npend = 0;
     c->pend_data.len = 0;
@@ -2644,6 +2793,7 @@ typedef struct cget {
     const fl_digest *key;
     fl_state *st;
     state_cache_entry *e; /* the entry's parts are wanted too, or NULL */
+    long packs;           /* packs searched */
     uint8_t *val;
     size_t len;
     int found; /* 1; -1 out of memory; -2 the entry is damaged */
@@ -2685,6 +2835,7 @@ static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
 
 static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
     cget *g = ctx;
+    g->packs++;
     int r = cpack_find(b, g->key, cget_entry, g);
     if (g->found == -1) return -1;
     if (r < 0 || g->found == -2) {
@@ -2698,8 +2849,13 @@ static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
 static int cache_get(fl_state *st, const char *task, const fl_digest *key,
                      state_cache_entry *e, uint8_t **val, size_t *len) {
     read_begin(&st->main);
-    cget g = {key, st, e, NULL, 0, 0};
-    if (cpack_each(&st->main, task, 0, cget_pack, &g) || g.found < 0) return -1;
+    cget g = {key, st, e, 0, NULL, 0, 0};
+    int rc = cpack_each(&st->main, task, 0, cget_pack, &g);
+    conn *c = &st->main;
+    c->gets++;
+    c->gets_packs += g.packs;
+    if (g.packs > c->gets_most) c->gets_most = g.packs;
+    if (rc || g.found < 0) return -1;
     if (g.found == 1) {
         *val = g.val;
         *len = g.len;
@@ -2710,6 +2866,12 @@ static int cache_get(fl_state *st, const char *task, const fl_digest *key,
 int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len) {
     return cache_get(st, task, key, NULL, val, len);
+}
+
+void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, long *most) {
+    *lookups = st->main.gets;
+    *packs = st->main.gets_packs;
+    *most = st->main.gets_most;
 }
 
 int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
@@ -2736,31 +2898,23 @@ int64_t state_cache_count(fl_state *st, const char *task) {
 /* Decode pack body p[0..size), calling fn on each live entry in production order:
  * 0, 1 when fn stopped, or -1 when the body is damaged (the entries before the
  * damage were given). */
+typedef struct cdecode {
+    int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx);
+    void *ctx;
+} cdecode;
+static int cdecode_entry(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                         void *ctx) {
+    (void)elen;
+    cdecode *d = ctx;
+    fl_digest key;
+    memcpy(key.b, e, 32);
+    return cpack_live(e) && d->fn(&key, val, len, d->ctx);
+}
 static int cpack_decode(const uint8_t *p, size_t size,
                         int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
                         void *ctx) {
-    uint32_t n;
-    if (!p || size < CPACK_HEAD || p[0] != 'K' || p[1] != 1) return -1;
-    memcpy(&n, p + 4, 4);
-    if (n == 0 || n > CPACK_MAX || CPACK_HEAD + 8 * (size_t)n > size) return -1;
-    size_t at = CPACK_HEAD + 8 * (size_t)n;
-    static const uint8_t zero[32];
-    for (uint32_t i = 0; i < n; i++) {
-        if (size - at < CPACK_FIXED || size - at - CPACK_FIXED < 8 * (size_t)p[at + 48])
-            return -1;
-        const uint8_t *e = p + at;
-        at += CPACK_FIXED + 8 * (size_t)e[48];
-        uint64_t l;
-        size_t used = get_varint(p + at, size - at, &l);
-        if (!used || (l && l - 1 > size - at - used)) return -1;
-        at += used;
-        size_t len = l ? (size_t)l - 1 : 0;
-        fl_digest key;
-        memcpy(key.b, e, 32);
-        if (memcmp(e, zero, 32) && fn(&key, p + at, len, ctx)) return 1;
-        at += len;
-    }
-    return 0;
+    cdecode d = {fn, ctx};
+    return cpack_walk(p, size, cdecode_entry, &d);
 }
 
 int state_cache_each(fl_state *st, const char *task,
@@ -2810,25 +2964,45 @@ int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t 
     return 0;
 }
 
-/* Dropping an entry overwrites its key, in every pack that holds it, with zeros. */
+/* Dropping an entry overwrites its key, in every pack that holds it, with zeros,
+ * and takes it off the pack's count n (state_cache_count counts live entries). */
+typedef struct cdrop {
+    const fl_digest *key;
+    int err;
+    int npacks;            /* packs that held a copy (the first 16) */
+    int64_t id[16], n[16]; /* and how many copies each */
+} cdrop;
 static int cdrop_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
     static const uint8_t zero[32];
-    if (sqlite3_blob_write(b, zero, 32, (int)off) != SQLITE_OK) *(int *)ctx = -1;
+    cdrop *d = ctx;
+    if (sqlite3_blob_write(b, zero, 32, (int)off) != SQLITE_OK) d->err = -1;
+    else if (d->npacks <= 16 && d->npacks > 0) d->n[d->npacks - 1]++;
     return 0; /* every copy */
 }
 static int cdrop_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
-    const fl_digest *key = ((const void **)ctx)[0];
-    int *err = ((void **)ctx)[1];
-    if (cpack_find(b, key, cdrop_entry, err) < 0) cpack_bad(c, id);
-    return *err ? sql_fail(c) : 0;
+    cdrop *d = ctx;
+    if (d->npacks < 16) {
+        d->id[d->npacks] = id;
+        d->n[d->npacks] = 0;
+    }
+    d->npacks++;
+    if (cpack_find(b, d->key, cdrop_entry, d) < 0) cpack_bad(c, id);
+    return d->err ? sql_fail(c) : 0;
 }
 
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key) {
     if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
-    int err = 0;
-    void *args[2] = {(void *)key, &err};
-    if (cpack_each(c, task, 1, cdrop_pack, args)) return -1;
-    sqlite3_stmt *s = stmt(c, ST_cache_drop_objs);
+    cdrop d = {.key = key};
+    if (cpack_each(c, task, 1, cdrop_pack, &d)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_cache_uncount);
+    for (int i = 0; i < d.npacks && i < 16; i++) {
+        if (!d.n[i]) continue;
+        if (!s) return -1;
+        sqlite3_bind_int64(s, 1, d.n[i]);
+        sqlite3_bind_int64(s, 2, d.id[i]);
+        if (step_write(c, s)) return -1;
+    }
+    s = stmt(c, ST_cache_drop_objs);
     if (!s) return -1;
     sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
     return step_write(c, s);

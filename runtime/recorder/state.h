@@ -192,11 +192,18 @@ typedef struct state_cache_entry {
 /* The newest entry of key: 1 found (*e filled), 0 not, -1 error. */
 int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
                           state_cache_entry *e);
+/* Point lookups (state_cache_get, state_cache_entry_get) on this state so far, the
+ * cache packs they searched in all, and the most one lookup searched: a lookup
+ * searches the task's packs newest first, at most one per 4,096 of its entries plus
+ * 12 (docs/state.md, "The cache entry record"). */
+void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, long *most);
 /* How many entries the task's part of the cache holds (tasks of the same name share
- * it, whatever their plan; older copies of a key and dropped entries are counted
- * until their packs go), and each live one, in the order they were produced, oldest
- * pack first (fn returns nonzero to stop). These let a task served from the cache
- * read its entries in one sequential pass. */
+ * it, whatever their plan): the entries stored and not dropped, a key stored twice
+ * counted twice (a resume enters what it served again; two flowruns may compute the
+ * same instance; such copies hold results of the same computation), so an upper
+ * bound of the keys it holds. And each live entry, in the order they were produced,
+ * oldest pack first (fn returns nonzero to stop). These let a task served from the
+ * cache read its entries in one sequential pass. */
 int64_t state_cache_count(fl_state *st, const char *task);
 int state_cache_each(fl_state *st, const char *task,
                      int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),

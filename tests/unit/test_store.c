@@ -537,8 +537,9 @@ static void test_cache_pack_fields(void **state) {
     free(d);
 }
 
-/* Point lookups across several packs (the synchronous state writes a pack per
- * entry): the newest entry of a key wins; a drop removes every copy. */
+/* The synchronous state writes each entry at once: each write absorbs the pack
+ * before it (cpack_absorb), so one pack holds both copies of a; the newest entry of
+ * a key wins; a drop removes every copy and takes them off the count. */
 static void test_cache_newest_pack_wins(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
@@ -557,7 +558,7 @@ static void test_cache_newest_pack_wins(void **state) {
     sqlite3_stmt *q;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM cache_pack", -1, &q, NULL), 0);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
     sqlite3_finalize(q);
     sqlite3_close(db);
     uint8_t *v;
@@ -573,10 +574,82 @@ static void test_cache_newest_pack_wins(void **state) {
     assert_int_equal(state_cache_drop(st, "t", &a), 0);
     assert_int_equal(state_commit(st), 0);
     assert_int_equal(state_cache_get(st, "t", &a, &v, &len), 0); /* neither copy */
+    assert_int_equal(state_cache_count(st, "t"), 1);
     seen w = {0};
     assert_int_equal(state_cache_each(st, "t", seen_add, &w), 0);
     assert_int_equal(w.n, 1);
     assert_string_equal(w.vals[0], "bee");
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
+static int64_t packs_of(const char *dir, int full) {
+    sqlite3 *db = open_db(dir);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, full ? "SELECT count(*) FROM cache_pack WHERE n = 4096"
+                                                 : "SELECT count(*) FROM cache_pack WHERE n < 4096",
+                                        -1, &q, NULL), 0);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Many small flushes of one task (a run of one instance each, state_sync after each:
+ * what sync mode and short runs do) do not leave a pack per flush: the packs that are
+ * not full stay at most 12, a lookup searches at most one pack per 4,096 entries
+ * plus 12, and the newest copy of a key still wins, across a full pack too. */
+static void test_cache_packs_bounded(void **state) {
+    (void)state;
+    enum { N = 5000 };
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(state_async(st), 0);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    fl_digest a, k;
+    hash_bytes("a", 1, &a);
+    long most_small = 0;
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        if (i == 10 || i == N - 3) put_cached(st, r.id, 1, &a, v); /* a, twice */
+        hash_bytes(&i, sizeof i, &k);
+        put_cached(st, r.id, 2, &k, v);
+        assert_int_equal(state_sync(st), 0);
+        if (i % 97 == 0) {
+            int64_t small = packs_of(d, 0);
+            assert_true(small <= 12);
+            if (small > most_small) most_small = small;
+        }
+    }
+    assert_true(most_small >= 4); /* (the bound is reached for real) */
+    assert_int_equal(packs_of(d, 1), 1);
+    assert_true(packs_of(d, 0) <= 12);
+    uint8_t *v;
+    size_t len;
+    char want[16];
+    snprintf(want, sizeof want, "%d", N - 3);
+    assert_int_equal(state_cache_get(st, "t", &a, &v, &len), 1);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(v, want, len); /* the newest, not the copy in the full pack */
+    free(v);
+    fl_digest none;
+    hash_bytes("none", 4, &none);
+    assert_int_equal(state_cache_get(st, "t", &none, &v, &len), 0);
+    long lookups, packs, most;
+    state_cache_lookup_stats(st, &lookups, &packs, &most);
+    assert_int_equal(lookups, 2);
+    assert_true(most >= 2 && most <= 1 + 12); /* the miss searched every pack of t */
+    int i = 123;
+    hash_bytes(&i, sizeof i, &k);
+    assert_int_equal(state_cache_get(st, "t", &k, &v, &len), 1);
+    assert_memory_equal(v, "123", 3);
+    free(v);
+    assert_int_equal(state_cache_count(st, "t"), N + 2); /* both copies of a */
     state_close(st);
     rm_rf(d);
     free(d);
@@ -1036,6 +1109,7 @@ int main(void) {
         cmocka_unit_test(test_state_runs_instances_cache),
         cmocka_unit_test(test_cache_pack_fields),
         cmocka_unit_test(test_cache_newest_pack_wins),
+        cmocka_unit_test(test_cache_packs_bounded),
         cmocka_unit_test(test_cache_pack_damaged),
         cmocka_unit_test(test_cache_migrated_from_schema4),
         cmocka_unit_test(test_state_cache_through_writer),
