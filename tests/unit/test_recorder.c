@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "history.h"
 #include "walk.h"
 
@@ -473,8 +474,12 @@ static void test_cache_entry_key_parts(void **state) {
     assert_true(e[0].inputs[0] == e[1].inputs[0]);
     assert_true(e[0].inputs[1] != e[1].inputs[1]); /* b changed: 2 -> 5 */
     assert_true(e[0].inputs[2] == e[1].inputs[2]);
-    /* the hash is of the value: a = 1 and c = 3 differ */
+    /* the hash is of the value: a = 1 and c = 3 differ; it is FNV-1a over the 8
+     * bytes the key encodes for an int (cachekey.h) */
     assert_true(e[0].inputs[0] != e[0].inputs[2]);
+    const uint8_t one[8] = {1}, five[8] = {5};
+    assert_true(e[0].inputs[0] == fl_hash_bytes(one, 8));
+    assert_true(e[1].inputs[1] == fl_hash_bytes(five, 8));
     fl_digest none;
     memset(none.b, 0xab, 32);
     assert_int_equal(state_cache_entry_get(st, "add3", &none, &e[0]), 0);
@@ -618,6 +623,47 @@ static void test_resume_serves_finished(void **state) {
     assert_int_equal(rs.n, 4);
     assert_non_null(find_row(&rs, 2, ""));
     assert_int_equal(row_int(f, find_row(&rs, 3, "1")), 64);
+}
+
+static int count_key(const fl_digest *key, const void *val, size_t len, void *ctx) {
+    (void)val, (void)len;
+    void **a = ctx;
+    if (!memcmp(key->b, ((const fl_digest *)a[0])->b, 32)) (*(int *)a[1])++;
+    return 0;
+}
+
+/* Clear, then resume: the cleared instance runs again and its new result replaces
+ * its cache entry; the old one is dropped first, so no copy of it is left to serve
+ * (a warm run may serve any copy of a key). */
+static void test_cleared_drops_old_entry(void **state) {
+    fx *f = *state;
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    int64_t run = hist_run_id(h);
+    fl_digest key;
+    assert_int_equal(square(f, r, 1, "", 3, &key), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    fl_state *st = reader(f);
+    assert_int_equal(state_inst_clear(st, run, "square", NULL), 1);
+    assert_int_equal(state_commit(st), 0);
+
+    h = open_hist(f, run, 0);
+    r = hist_recorder(h);
+    rec_inst ii = inst(1, f->square, "", "square", NULL);
+    fl_val args[1] = {{.i = 3}}, out = {0};
+    assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0); /* cleared: it runs */
+    finish_int(r, &ii, args, 10, 0); /* a new result (not 9) */
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    int64_t v;
+    assert_int_equal(cached(f, f->square, &key, &v), 1);
+    assert_int_equal(v, 10);
+    int copies = 0;
+    void *a[2] = {&key, &copies};
+    assert_int_equal(state_cache_each(reader(f), "square", count_key, a), 0);
+    assert_int_equal(copies, 1);
+    assert_int_equal(state_cache_count(reader(f), "square"), 1);
 }
 
 /* lookup_needed (asked once per task): with --no-cache, a task whose parameters hold
@@ -927,6 +973,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_entry_key_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleared_drops_old_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_needed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outputs_move_into_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_not_stored_fails, setup, teardown),
