@@ -92,6 +92,7 @@
     X(cache_packs, "SELECT id FROM cache_pack WHERE tag=? ORDER BY id DESC")                       \
     X(cache_tail, "SELECT id, n, body FROM cache_pack WHERE tag=? ORDER BY id DESC LIMIT 16")      \
     X(cache_unpack, "DELETE FROM cache_pack WHERE id=?")                                           \
+    X(cache_after, "SELECT id FROM cache_pack WHERE tag=? AND id>? ORDER BY id LIMIT 1")           \
     X(cache_uncount, "UPDATE cache_pack SET n=max(n-?,0) WHERE id=?")                              \
     X(cache_set, "INSERT INTO cache_pack(tag, n, body) VALUES(?,?,?)")                             \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
@@ -197,6 +198,11 @@ typedef struct conn {
         uint64_t in[255];
     } parts;
     int cpack_said;              /* a damaged cache pack was reported (once) */
+    struct {                     /* the entry after the last point lookup's hit */
+        int set;
+        int64_t tag, pack;
+        uint32_t next;           /* its offset; 0: the pack's first entry */
+    } follow;
     long gets, gets_packs, gets_most; /* point lookups, the packs they searched, the most
                                        * one searched (state_cache_lookup_stats) */
 } conn;
@@ -2794,6 +2800,8 @@ typedef struct cget {
     fl_state *st;
     state_cache_entry *e; /* the entry's parts are wanted too, or NULL */
     long packs;           /* packs searched */
+    int64_t pack;         /* the pack being searched */
+    uint32_t end;         /* where the entry found ends */
     uint8_t *val;
     size_t len;
     int found; /* 1; -1 out of memory; -2 the entry is damaged */
@@ -2823,6 +2831,7 @@ static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
         l > (uint64_t)(size - at - (int64_t)used) + 1)
         return g->found = -2;
     g->len = l ? (size_t)l - 1 : 0;
+    g->end = (uint32_t)(at + (int64_t)used + (int64_t)g->len);
     g->val = fl_malloc(state_ctx(g->st), g->len ? g->len : 1);
     if (!g->val) return g->found = -1;
     if (g->len && blob_at(b, g->val, (int)g->len, at + (int64_t)used)) {
@@ -2836,6 +2845,7 @@ static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
 static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
     cget *g = ctx;
     g->packs++;
+    g->pack = id;
     int r = cpack_find(b, g->key, cget_entry, g);
     if (g->found == -1) return -1;
     if (r < 0 || g->found == -2) {
@@ -2846,12 +2856,75 @@ static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
     return g->found != 0;
 }
 
+/* A point lookup first tries the entry after the last hit of the same tag (in its
+ * pack, or the first of the tag's next pack): a re-run of a mapping asks in the
+ * order the entries were produced, so a task that is not read into memory (more
+ * than 8 million entries, or its first 64 lookups) is answered with a read or two
+ * of one blob instead of a search of its packs. It may find an older copy of a key
+ * than the search would: either may be served (docs/state.md, "Copies of a key").
+ * 1 answered (g filled), 0 not (search), -1 out of memory. */
+static int cget_follow(conn *c, int64_t tag, cget *g) {
+    if (!c->follow.set || c->follow.tag != tag) return 0;
+    for (int step = 0; step < 2; step++) {
+        sqlite3_blob *b;
+        if (sqlite3_blob_open(c->db, "main", "cache_pack", "body", c->follow.pack, 0, &b) !=
+            SQLITE_OK)
+            return c->follow.set = 0;
+        int64_t size = sqlite3_blob_bytes(b);
+        uint8_t h[CPACK_HEAD], k[32];
+        uint32_t n;
+        if (c->follow.next == 0) { /* the pack's first entry: after its index */
+            if (blob_at(b, h, CPACK_HEAD, 0) || h[0] != 'K' || h[1] != 1) {
+                sqlite3_blob_close(b);
+                return c->follow.set = 0;
+            }
+            memcpy(&n, h + 4, 4);
+            c->follow.next = n <= CPACK_MAX ? CPACK_HEAD + 8 * n : UINT32_MAX;
+        }
+        if (c->follow.next < size) {
+            int r = 0;
+            if (!blob_at(b, k, 32, c->follow.next) && !memcmp(k, g->key->b, 32)) {
+                cget_entry(b, c->follow.next, g);
+                if (g->found == 1) c->follow.next = g->end;
+                r = g->found == -1 ? -1 : g->found == 1;
+                if (g->found != 1) g->found = 0;
+            }
+            sqlite3_blob_close(b);
+            return r;
+        }
+        sqlite3_blob_close(b);
+        sqlite3_stmt *s = step ? NULL : stmt(c, ST_cache_after); /* the tag's next pack */
+        if (!s) return 0;
+        sqlite3_bind_int64(s, 1, tag);
+        sqlite3_bind_int64(s, 2, c->follow.pack);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            c->follow.pack = sqlite3_column_int64(s, 0);
+            c->follow.next = 0;
+        }
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW) return 0;
+    }
+    return 0;
+}
+
 static int cache_get(fl_state *st, const char *task, const fl_digest *key,
                      state_cache_entry *e, uint8_t **val, size_t *len) {
     read_begin(&st->main);
-    cget g = {key, st, e, 0, NULL, 0, 0};
-    int rc = cpack_each(&st->main, task, 0, cget_pack, &g);
+    cget g = {key, st, e, 0, 0, 0, NULL, 0, 0};
     conn *c = &st->main;
+    int64_t tag = (int64_t)task_tag(task);
+    int rc = cget_follow(c, tag, &g);
+    if (rc == 1) {
+        c->gets++;
+        *val = g.val;
+        *len = g.len;
+        return 1;
+    }
+    if (rc < 0) return -1;
+    rc = cpack_each(c, task, 0, cget_pack, &g);
+    if (rc == 0 && g.found == 1) c->follow.set = 1, c->follow.tag = tag,
+                                 c->follow.pack = g.pack, c->follow.next = g.end;
     c->gets++;
     c->gets_packs += g.packs;
     if (g.packs > c->gets_most) c->gets_most = g.packs;

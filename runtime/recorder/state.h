@@ -194,8 +194,9 @@ int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
                           state_cache_entry *e);
 /* Point lookups (state_cache_get, state_cache_entry_get) on this state so far, the
  * cache packs they searched in all, and the most one lookup searched: a lookup
- * searches the task's packs newest first, at most one per 4,096 of its entries plus
- * 12 (docs/state.md, "The cache entry record"). */
+ * first tries the entry after the task's last hit (no search), then searches the
+ * task's packs newest first, at most one per 4,096 of its entries plus 12
+ * (docs/state.md, "The cache entry record"). */
 void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, long *most);
 /* How many entries the task's part of the cache holds (tasks of the same name share
  * it, whatever their plan): the entries stored and not dropped, a key stored twice
