@@ -387,7 +387,8 @@ static int digest(ck_ctx *cx, fl_digest *out) {
     return 0;
 }
 
-static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
+/* The task's identity hash (computed once per run), or NULL (out of memory). */
+static const fl_digest *ident_of(ck_ctx *cx, uint32_t task) {
     const fl_plan *p = cx->plan;
     if (!cx->ident) {
         cx->ident = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
@@ -409,16 +410,18 @@ static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
     }
     return &cx->ident[task];
 }
+static const fl_digest *task_ident(ck_ctx *cx, uint32_t task, char *err, size_t errlen) {
+    const fl_digest *id = ident_of(cx, task);
+    if (!id) snprintf(err, errlen, "out of memory");
+    return id;
+}
 
 int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    const fl_digest *id = task_ident(cx, task);
-    if (!id) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    const fl_digest *id = task_ident(cx, task, err, errlen);
+    if (!id) return -1;
     cx->len = 0;
     put(cx, id->b, 32);
     int rc = 0;
@@ -440,11 +443,8 @@ int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
                  uint64_t *inputs, char *err, size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    const fl_digest *id = task_ident(cx, task);
-    if (!id) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    const fl_digest *id = task_ident(cx, task, err, errlen);
+    if (!id) return -1;
     memcpy(ident, id->b, 8);
     for (uint32_t i = 0; i < t->nparams; i++) {
         uint32_t ty = p->params[t->first_param + i].type;
