@@ -55,6 +55,10 @@ check() { # WANT LABEL — the last command's stdout must be WANT
     [ "$(cat "$tmp/last")" = "$1" ] || { echo "    $2: wrong result $(cat "$tmp/last") (want $1)"; status=1; }
 }
 
+# entry_bytes STATE_DB — the cache's bytes on disk per entry besides the result (issue 13:
+# <= 96, identity, inputs, environment and run included): tests/harness/cachepacks.py
+entry_bytes() { printf '    '; python3 "$ROOT/tests/harness/cachepacks.py" bytes "$1"; }
+
 # ---- W1 with history on ----
 w1() {
     n=${W1_N:-1000000}
@@ -66,6 +70,7 @@ w1() {
     i=0; while [ $i -lt "$RUNS" ]; do
         rm -rf "$tmp/s"; run "$tmp/nc" "$tmp/s" --no-cache
         rm -rf "$tmp/s"; run "$tmp/cold" "$tmp/s"
+        [ $i -eq 0 ] && entry_bytes "$tmp/s/state.db" > "$tmp/bytes"
         run "$tmp/warm" "$tmp/s"
         i=$((i + 1))
     done
@@ -74,6 +79,7 @@ w1() {
     line "  cold cache (fresh --state)" "$tmp/cold" "$n"
     line "  warm cache (all served)" "$tmp/warm" "$n"
     echo "    state dir after a cold and a warm run: $(du -sm "$tmp/s" | cut -f1) MiB, $(du -sb "$tmp/s" | awk -v n="$n" '{ printf "%.0f", $1 / n }') bytes per instance (two runs of history, one cache entry each)"
+    cat "$tmp/bytes"
     target "--no-cache" "$tmp/nc" 4; target "cold" "$tmp/cold" 4; target "warm" "$tmp/warm" 4
     rel "cold" "$tmp/cold" "$tmp/nc" 1.6; rel "warm" "$tmp/warm" "$tmp/nc" 1.3
     rm -rf "$tmp/s"

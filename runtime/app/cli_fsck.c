@@ -269,7 +269,7 @@ static int salvage_db(const char *dir, const char *db) {
     }
     sqlite3_exec(S.db, "BEGIN", NULL, NULL, NULL);
     static const struct { const char *t; int rowid; } tables[] = {
-        {"runs", 1}, {"instances", 1}, {"events", 1}, {"cache", 1},
+        {"runs", 1}, {"instances", 1}, {"events", 1}, {"cache_pack", 1},
         {"cache_objects", 0}, {"files", 0},
     };
     for (size_t i = 0; S.old && i < sizeof tables / sizeof tables[0]; i++)

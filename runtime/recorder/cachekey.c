@@ -17,6 +17,7 @@
 #include "cachekey.h"
 #include "ctx.h"
 #include "expr_ops.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -386,7 +387,8 @@ static int digest(ck_ctx *cx, fl_digest *out) {
     return 0;
 }
 
-static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
+/* The task's identity hash (computed once per run), or NULL (out of memory). */
+static const fl_digest *ident_of(ck_ctx *cx, uint32_t task) {
     const fl_plan *p = cx->plan;
     if (!cx->ident) {
         cx->ident = fl_calloc(p->ctx, p->n_tasks ? p->n_tasks : 1, sizeof *cx->ident);
@@ -408,16 +410,18 @@ static const fl_digest *task_ident(ck_ctx *cx, uint32_t task) {
     }
     return &cx->ident[task];
 }
+static const fl_digest *task_ident(ck_ctx *cx, uint32_t task, char *err, size_t errlen) {
+    const fl_digest *id = ident_of(cx, task);
+    if (!id) snprintf(err, errlen, "out of memory");
+    return id;
+}
 
 int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    const fl_digest *id = task_ident(cx, task);
-    if (!id) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    const fl_digest *id = task_ident(cx, task, err, errlen);
+    if (!id) return -1;
     cx->len = 0;
     put(cx, id->b, 32);
     int rc = 0;
@@ -432,5 +436,43 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    return 0;
+}
+
+int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
+                 uint64_t *inputs, char *err, size_t errlen) {
+    const fl_plan *p = cx->plan;
+    const plan_task *t = &p->tasks[task];
+    const fl_digest *id = task_ident(cx, task, err, errlen);
+    if (!id) return -1;
+    memcpy(ident, id->b, 8);
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        uint32_t ty = p->params[t->first_param + i].type;
+        int k = p->types[ty].kind;
+        if (k == PT_INT || k == PT_DURATION || k == PT_BOOL || k == PT_FLOAT) {
+            /* put_value's 8 bytes, without the buffer: the common case, cheaply */
+            uint64_t v;
+            uint8_t b[8];
+            if (k == PT_FLOAT) memcpy(&v, &args[i].f, 8);
+            else v = (uint64_t)args[i].i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(b, &v, 8);
+#else
+            for (int j = 0; j < 8; j++) b[j] = (uint8_t)(v >> (8 * j));
+#endif
+            inputs[i] = fl_hash_bytes(b, 8);
+            continue;
+        }
+        cx->len = 0;
+        int rc = put_value(cx, ty, args[i], err, errlen);
+        if (rc || cx->oom) {
+            if (!rc) snprintf(err, errlen, "out of memory");
+            cx->len = 0;
+            cx->oom = 0;
+            return -1;
+        }
+        inputs[i] = fl_hash_bytes(cx->buf, cx->len);
+    }
+    cx->len = 0;
     return 0;
 }

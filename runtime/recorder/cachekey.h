@@ -64,6 +64,12 @@ void ck_free(ck_ctx *cx);
  * unreadable input file). */
 int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen);
+/* The parts of that key `flowrun why` and --dry-run compare: the first 8 bytes of
+ * the task's identity hash at *ident, and one 64-bit hash (hash.h's fl_hash_bytes)
+ * per argument, over the bytes the key encodes for it, at inputs[0..nparams). They
+ * never decide a hit (the key does). 0, or -1 with err. */
+int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
+                 uint64_t *inputs, char *err, size_t errlen);
 /* Content hash of one file, through the index. */
 int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen);
 /* Manifest hash of a directory, through the index for its files. */

@@ -66,9 +66,13 @@ typedef struct task_cache {
     long looked, hits;  /* lookups through SQLite in this run, and hits among them */
     int state;          /* TC_SQL, TC_MEMORY, TC_NEVER */
     int64_t count;      /* the task's entries in the cache, -1 not yet counted */
-    fl_htab tab;        /* a key's first 8 bytes -> its entry's offset in arena (htab.h) */
+    fl_htab tab;        /* a key's first 8 bytes -> its entry's offset in arena (htab.h),
+                         * built at the first lookup the entry after the last hit misses */
     int full;           /* preload: more entries than counted (it then gives up) */
-    fv_buf arena;       /* entries: 32-byte key, u32 length, result */
+    int indexed;        /* tab is built */
+    int64_t n;          /* entries in arena */
+    size_t next;        /* the entry after the last hit: the likely next one */
+    fv_buf arena;       /* entries in the order produced: 32-byte key, u32 length, result */
 } task_cache;
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
@@ -96,6 +100,8 @@ struct hist {
     fl_htab done_tab;         /* key_hash(node, idx) -> index in done (htab.h) */
     objvec objs;              /* objects referred to by the result being recorded */
     fv_buf enc;               /* encoding buffer, reused */
+    uint64_t *inputs;         /* a cache entry's input hashes (ck_key_parts), reused */
+    uint32_t inputs_cap;
     hist_stats stats;         /* counts for the summary */
     task_cache *tc;           /* per plan task */
     int cache_empty;          /* the cache held nothing when the run began */
@@ -270,6 +276,8 @@ void hist_get_stats(const hist *h, hist_stats *s) {
     *s = h->stats;
     s->files_hashed = h->ck.files_hashed;
     s->files_known = h->ck.files_known;
+    long packs;
+    state_cache_lookup_stats(h->st, &s->cache_gets, &packs, &s->cache_packs_most);
 }
 
 /* ---- values that refer to stored files ---- */
@@ -537,12 +545,16 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
 
 /* ---- the cache of a task, in memory ----
  * A warm run of a wide mapping asks the cache once per element, and a million
- * B-tree searches at random places cost more than the rest of the run. So once
- * a task is seen being served (90% of at least 64 lookups hit) with many
- * elements still to go, and its part of the cache is not much larger than what
- * is left, that part is read in one sequential pass (state_cache_each) into a
- * hash table, and the task's later lookups are answered from memory. An entry
- * another flowrun adds meanwhile is not seen: a miss, which a cache may have. */
+ * lookups at random places cost more than the rest of the run. So once a task is
+ * seen being served (90% of at least 64 lookups hit) with many elements still to
+ * go, and its part of the cache is not much larger than what is left, that part is
+ * read in one sequential pass (state_cache_each: the order the entries were
+ * produced) into an arena, and the task's later lookups are answered from memory.
+ * A re-run of a mapping asks in the order the earlier run produced, so a lookup
+ * first compares the entry that follows the last hit (sequential memory, one
+ * 32-byte compare); only when that misses is a hash table over the arena built
+ * (once) and searched. An entry another flowrun adds meanwhile is not seen: a
+ * miss, which a cache may have. */
 static uint64_t tc_hash(const fl_digest *k) {
     uint64_t v;
     memcpy(&v, k->b, 8);
@@ -552,18 +564,36 @@ static uint64_t tc_hash(const fl_digest *k) {
 static int tc_add(const fl_digest *key, const void *val, size_t len, void *ctx) {
     task_cache *c = ctx;
     if (len > UINT32_MAX) return 0;
-    if (!fl_htab_room(&c->tab)) return c->full = 1; /* more than counted: stop */
-    size_t off = c->arena.len;
+    if (c->n >= HIST_PRELOAD_MAX) return c->full = 1; /* more than may be loaded: stop */
     uint32_t l = (uint32_t)len;
     fv_buf_put(&c->arena, key->b, 32);
     fv_buf_put(&c->arena, &l, 4);
     fv_buf_put(&c->arena, val, len);
-    fl_htab_add(&c->tab, tc_hash(key), off);
+    c->n++;
     return 0;
 }
 
-/* The entry of key in a preloaded task cache: its arena offset, or -1. */
-static long tc_find(const task_cache *c, const fl_digest *key) {
+/* The hash table over a preloaded arena: 0, or -1 out of memory. */
+static int tc_index(fl_ctx *ctx, task_cache *c) {
+    if (c->indexed) return 0;
+    if (fl_htab_reserve(ctx, &c->tab, c->n < 512 ? 512 : (size_t)c->n)) return -1;
+    c->indexed = 1;
+    for (size_t off = 0; off + 36 <= c->arena.len;) {
+        uint32_t l;
+        memcpy(&l, c->arena.data + off + 32, 4);
+        fl_htab_add(&c->tab, tc_hash((const fl_digest *)(c->arena.data + off)), off);
+        off += 36 + (size_t)l;
+    }
+    return 0;
+}
+
+/* The entry of key in a preloaded task cache: its arena offset, or -1 (not there,
+ * or no memory for the hash table); *next set when it was the entry after the last
+ * hit. */
+static long tc_find(fl_ctx *ctx, task_cache *c, const fl_digest *key, int *next) {
+    *next = c->next + 36 <= c->arena.len && !memcmp(c->arena.data + c->next, key->b, 32);
+    if (*next) return (long)c->next;
+    if (tc_index(ctx, c)) return -1;
     uint64_t k = tc_hash(key);
     for (fl_htab_slot *s = fl_htab_find(&c->tab, k); s && s->hash; s = fl_htab_next(&c->tab, s, k))
         if (!memcmp(c->arena.data + s->val, key->b, 32)) return (long)s->val;
@@ -579,13 +609,10 @@ static void preload(hist *h, uint32_t task, int64_t remaining) {
         return;
     }
     if (c->count > 4 * remaining) return; /* not yet worth it */
-    /* room for what was counted, and for at least 512 */
-    if (fl_htab_reserve(h->ctx, &c->tab, c->count < 512 ? 512 : (size_t)c->count) == 0 &&
-        state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len && !c->full) {
+    if (state_cache_each(h->st, name, tc_add, c) == 0 && c->arena.len && !c->full) {
         c->state = TC_MEMORY;
         return;
     }
-    fl_htab_free(h->ctx, &c->tab);
     free(c->arena.data); /* fv_buf: value.c's allocation */
     c->arena = (fv_buf){0};
     c->state = TC_NEVER;
@@ -658,18 +685,26 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     if (ck_instance_key(&h->ck, ii->task, args, &ii->key, err, sizeof err))
         return 0; /* an unreadable input: let the task meet it and fail clearly */
     ii->has_key = 1;
-    if (cleared || h->cache_empty) return 0; /* cleared: its new result replaces the cached one */
+    if (h->cache_empty) return 0;
+    if (cleared) { /* its new result replaces the cached one: the old is dropped first, so
+                    * no older copy of the key is left to be served (state.h) */
+        state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
+        return 0;
+    }
     uint8_t *val = NULL;
     const uint8_t *cval;
     size_t len, used;
     task_cache *c = &h->tc[ii->task];
     long at = -1;
     if (c->state == TC_MEMORY) {
-        if ((at = tc_find(c, &ii->key)) < 0) return 0;
+        int next;
+        if ((at = tc_find(h->ctx, c, &ii->key, &next)) < 0) return 0;
+        h->stats.served_next += next;
         uint32_t l;
         memcpy(&l, c->arena.data + at + 32, 4);
         len = l;
         cval = c->arena.data + at + 36;
+        c->next = (size_t)at + 36 + len;
     } else {
         int got = state_cache_get(h->st, plan_str(p, T->name), &ii->key, &val, &len);
         c->looked++;
@@ -742,6 +777,20 @@ static int write_log(hist *h, const rec_inst *ii, const char *task, const char *
     return -1;
 }
 
+/* The parts of a cache entry's key (ck_key_parts) into h->inputs and *ident: 1, or
+ * 0 when they cannot be had (the entry then says "unknown"). */
+static int key_parts(hist *h, uint32_t task, const fl_val *args, uint64_t *ident) {
+    uint32_t n = h->p->tasks[task].nparams;
+    if (n > h->inputs_cap) {
+        uint64_t *v = fl_reallocarray(h->ctx, h->inputs, n, sizeof *v);
+        if (!v) return 0;
+        h->inputs = v;
+        h->inputs_cap = n;
+    }
+    char err[256];
+    return ck_key_parts(&h->ck, task, args, ident, h->inputs, err, sizeof err) == 0;
+}
+
 static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                           int served) {
     hist *h = self;
@@ -803,6 +852,10 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     r.result_len = res->ok && !is_void ? h->enc.len : 0;
     r.cache_store = cacheable;
     if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
+    if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
+        r.cache_inputs = h->inputs;
+        r.cache_ninputs = T->nparams;
+    }
     state_inst_put(h->st, &r);
 }
 
@@ -858,6 +911,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     fl_free(c, h->file_args);
     fl_free(c, h->objs.v);
     free(h->enc.data); /* fv_buf: value.c's allocation */
+    fl_free(h->ctx, h->inputs);
     if (h->logs_fd >= 0) close(h->logs_fd);
     fl_free(c, h);
     return rc ? -1 : 0;

@@ -51,16 +51,6 @@
  * connection (begin) ends it first. */
 #define STATE_READ_SECONDS 0.05
 
-/* Held cache entries are written PEND_ROWS to a statement: each execution of a
- * statement costs as much as a row or two (opening the cursor, halting), so one
- * execution per row spent a third of an entry's cost on that; rows of one
- * statement are applied in order, as separate statements would be. */
-#define PEND_ROWS 64
-#define PEND_ROW1 "(?,?,?)"
-#define PEND_ROW4 PEND_ROW1 "," PEND_ROW1 "," PEND_ROW1 "," PEND_ROW1
-#define PEND_ROW16 PEND_ROW4 "," PEND_ROW4 "," PEND_ROW4 "," PEND_ROW4
-#define PEND_ROWS_SQL PEND_ROW16 "," PEND_ROW16 "," PEND_ROW16 "," PEND_ROW16
-
 /* Every prepared statement, listed once: X(name, sql) */
 #define STATE_STMTS(X)                                                                             \
     X(read_begin, "BEGIN")       /* a round's read transaction (read_begin): prepared once */      \
@@ -99,13 +89,15 @@
     X(pack_list_at, "SELECT id, packed FROM instances WHERE run=? AND node=? AND name IS ? "       \
                     "AND packed IS NOT NULL")                                                      \
     X(pack_set, "UPDATE instances SET packed=? WHERE id=?")                                        \
-    X(cache_get, "SELECT key, result FROM cache WHERE ck=?")                                       \
-    X(cache_set, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES(?,?,?)")                    \
-    X(cache_set_many, "INSERT OR REPLACE INTO cache(ck, key, result) VALUES" PEND_ROWS_SQL)        \
+    X(cache_packs, "SELECT id FROM cache_pack WHERE tag=? ORDER BY id DESC")                       \
+    X(cache_tail, "SELECT id, n, body FROM cache_pack WHERE tag=? ORDER BY id DESC LIMIT 16")      \
+    X(cache_unpack, "DELETE FROM cache_pack WHERE id=?")                                           \
+    X(cache_after, "SELECT id FROM cache_pack WHERE tag=? AND id>? ORDER BY id LIMIT 1")           \
+    X(cache_uncount, "UPDATE cache_pack SET n=max(n-?,0) WHERE id=?")                              \
+    X(cache_set, "INSERT INTO cache_pack(tag, n, body) VALUES(?,?,?)")                             \
     X(cache_obj, "INSERT OR IGNORE INTO cache_objects(key, object) VALUES(?,?)")                   \
-    X(cache_drop, "DELETE FROM cache WHERE ck=? AND key=?")                                        \
-    X(cache_count, "SELECT count(*) FROM cache WHERE ck BETWEEN ? AND ?")                          \
-    X(cache_range, "SELECT key, result FROM cache WHERE ck BETWEEN ? AND ?")                       \
+    X(cache_count, "SELECT total(n) FROM cache_pack WHERE tag=?")                                  \
+    X(cache_range, "SELECT id, body FROM cache_pack WHERE tag=? ORDER BY id")                      \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
@@ -127,17 +119,20 @@ static const char *const stmt_sql[] = {
 #undef X
 };
 
-/* A cache entry waiting to be written: the writer inserts a transaction's new
- * entries sorted by ck, so the B-tree is walked in order instead of at random. */
+/* A cache entry waiting to be written into a pack ("cache packs" below). */
 typedef struct pend_entry {
-    int64_t ck;
+    int64_t ck;           /* the task's tag (task_tag) */
+    int64_t run;          /* the run that produced it */
+    uint64_t ident;       /* its key's parts (state_inst.cache_ident, cache_inputs) */
+    uint32_t nin;         /* input hashes, at in_off in pend_data */
+    size_t in_off;
     fl_digest key;
     size_t off;           /* the result in pend_data, or SIZE_MAX for none */
     size_t len;
 } pend_entry;
 typedef struct pend_ord {
     int64_t ck;
-    size_t i;             /* entry; also the order of arrival: the newest of a ck wins */
+    size_t i;             /* entry; also the order of arrival */
 } pend_ord;
 
 /* The (run, node, task, name template) of packed records, interned: a record names
@@ -189,10 +184,33 @@ typedef struct conn {
     fv_buf pend_data;            /* their results, one after another */
     pend_ord *pend_ord;          /* the order to write them in */
     double pend_since;           /* when the oldest held entry arrived */
+    fv_buf cpack;                /* a cache pack being encoded */
+    fv_buf absorb;               /* the bodies of the small packs a flush absorbs */
+    struct cpack_raw *raw;       /* their live entries, oldest first */
+    size_t nraw, raw_cap;
+    int64_t absorbed[16];        /* their ids (cpack_absorb) */
+    int nabsorbed;
+    struct {                     /* the key parts of the next cache entry (REC_KEYPARTS) */
+        int set;
+        fl_digest key;
+        uint64_t ident;
+        uint32_t n;
+        uint64_t in[255];
+    } parts;
+    int cpack_said;              /* a damaged cache pack was reported (once) */
+    struct {                     /* the entry after the last point lookup's hit */
+        int set;
+        int64_t tag, pack;
+        uint32_t next;           /* its offset; 0: the pack's first entry */
+    } follow;
+    long gets, gets_packs, gets_most; /* point lookups, the packs they searched, the most
+                                       * one searched (state_cache_lookup_stats) */
 } conn;
 
 static void read_end(conn *c);
 static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv);
+static void sql_pack_step(sqlite3_context *cx, int argc, sqlite3_value **argv);
+static void sql_pack_final(sqlite3_context *cx);
 
 /* The file-identity rows of whole folders, in memory (see "the file-identity index"). */
 typedef struct fid_cache {
@@ -288,8 +306,19 @@ static const char *const schema[] = {
     /* 4: each instance row names its binding: the name template (plan_inst_name),
      * NULL in the rows written before, which keep their task[idx] names */
     "ALTER TABLE instances ADD COLUMN name TEXT;",
+    /* 5: the cache is kept in packs, a task's entries in the order they were
+     * produced (see "cache packs"); the cache table's entries are packed, 4,096 to
+     * a pack, in ck order, their run, identity and inputs unknown (zeros) */
+    "CREATE TABLE cache_pack(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " body BLOB NOT NULL);"
+    "CREATE INDEX cache_pack_tag ON cache_pack(tag, id);"
+    "INSERT INTO cache_pack(tag, n, body) SELECT tag, count(*), flow_pack(key, result) FROM"
+    " (SELECT (ck >> 48) & 65535 AS tag, (row_number() OVER (PARTITION BY (ck >> 48) & 65535"
+    " ORDER BY ck) - 1) / 4096 AS g, key, result FROM cache WHERE length(key) = 32)"
+    " GROUP BY tag, g ORDER BY tag, g;"
+    "DROP TABLE cache;",
 };
-#define STATE_OLDEST_READER 2 /* the oldest schema version a reader of ours understands */
+#define STATE_OLDEST_READER 5 /* the oldest schema version a reader of ours understands */
 
 static double now(void) {
     struct timespec ts;
@@ -413,6 +442,8 @@ static int conn_open(conn *c, const char *path, int whole, char *err, size_t err
     sqlite3_busy_timeout(c->db, STATE_BUSY_MS);
     sqlite3_create_function(c->db, "flow_ck", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                             sql_flow_ck, NULL, NULL);
+    sqlite3_create_function(c->db, "flow_pack", 2, SQLITE_UTF8, NULL, NULL, sql_pack_step,
+                            sql_pack_final);
     if (whole)
         return exec(c, "PRAGMA page_size=16384; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;",
                     err, errlen);
@@ -443,6 +474,13 @@ static void conn_close(conn *c) {
     c->npacks = c->packs_cap = 0;
     fl_free(c->ctx, c->pend);
     free(c->pend_data.data); /* fv_buf: value.c's allocation */
+    free(c->cpack.data);
+    c->cpack = (fv_buf){0};
+    free(c->absorb.data);
+    c->absorb = (fv_buf){0};
+    fl_free(c->ctx, c->raw);
+    c->raw = NULL;
+    c->nraw = c->raw_cap = 0;
     fl_free(c->ctx, c->pend_ord);
     c->pend = NULL;
     c->pend_data = (fv_buf){0};
@@ -722,42 +760,305 @@ static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
     return o;
 }
 
-/* Bind held entry e as the row of statement s whose first parameter is at. */
-static void pend_bind(conn *c, sqlite3_stmt *s, int at, const pend_entry *e) {
-    sqlite3_bind_int64(s, at, e->ck);
-    sqlite3_bind_blob(s, at + 1, e->key.b, 32, SQLITE_STATIC);
-    if (e->off != SIZE_MAX && e->len)
-        sqlite3_bind_blob(s, at + 2, c->pend_data.data + e->off, (int)e->len, SQLITE_STATIC);
-    else if (e->off != SIZE_MAX)
-        sqlite3_bind_zeroblob(s, at + 2, 0);
-    else
-        sqlite3_bind_null(s, at + 2);
+/* ---- cache packs ----
+ * A task's new cache entries go, in the order they were produced, into packs of
+ * up to CPACK_MAX: one row of cache_pack(id, tag, n, body) each (docs/state.md,
+ * "The cache entry record"). The body, little-endian:
+ *   u8 'K', u8 version 1, u16 0, u32 n;
+ *   n index slots {u32 the key's first 4 bytes read big-endian, u32 the entry's
+ *   offset in the body}, sorted by key prefix (then offset), so one key is found by
+ *   a binary search that reads a few slots of the blob, not the whole pack;
+ *   n entries in production order: key[32], identity[8], environment u32, run u32,
+ *   u8 k, k input hashes of 8 bytes, varint (result length + 1, 0: no result),
+ *   the result's bytes.
+ * Identity and input hashes come from the key's computation (cachekey.h,
+ * ck_key_parts, handed over as state_inst.cache_ident/cache_inputs): zero and none
+ * when unknown (migrated entries); environments come with issue 15 (0 now). A dropped entry (a damaged stored
+ * file) has its key overwritten with zeros in place: no key is all zeros. */
+#define CPACK_MAX 4096
+#define CPACK_HEAD 8
+#define CPACK_FIXED 49 /* key, identity, environment, run, k */
+
+typedef struct cpack_slot {
+    uint32_t prefix, off;
+} cpack_slot;
+
+static uint32_t key_prefix(const uint8_t *k) {
+    return (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+}
+static int slot_cmp(const void *x, const void *y) {
+    const cpack_slot *a = x, *b = y;
+    if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
+    return a->off < b->off ? -1 : a->off > b->off;
+}
+static size_t put_varint(uint8_t *d, uint64_t v) {
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) d[n++] = (uint8_t)(v | 0x80);
+    d[n++] = (uint8_t)v;
+    return n;
+}
+/* A varint of at most 10 bytes from p[0..n): its length, or 0 when it runs past n. */
+static size_t get_varint(const uint8_t *p, size_t n, uint64_t *v) {
+    *v = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) return i + 1;
+    }
+    return 0;
 }
 
-/* Write the held cache entries, in ck order (inside the open transaction):
- * PEND_ROWS to a statement, the rest one by one. */
+/* Encode one entry at d (room for CPACK_FIXED + 8 * nin + 10 + len bytes): its
+ * size. in: nin input hashes; val NULL: no result. */
+static size_t cpack_entry(uint8_t *d, const fl_digest *key, uint64_t ident, const void *in,
+                          uint32_t nin, int64_t run, const void *val, size_t len) {
+    memcpy(d, key->b, 32);
+    memcpy(d + 32, &ident, 8);
+    memset(d + 40, 0, 4); /* environment: unknown */
+    uint32_t r = (uint32_t)run;
+    memcpy(d + 44, &r, 4);
+    d[48] = (uint8_t)nin;
+    if (nin) memcpy(d + CPACK_FIXED, in, 8 * (size_t)nin);
+    size_t at = CPACK_FIXED + 8 * (size_t)nin;
+    at += put_varint(d + at, val ? (uint64_t)len + 1 : 0);
+    if (val && len) memcpy(d + at, val, len);
+    return at + (val ? len : 0);
+}
+
+/* Finish a body of n entries: its header, and its index ix (at d + CPACK_HEAD,
+ * offsets already set) sorted. */
+static void cpack_finish(uint8_t *d, cpack_slot *ix, size_t n) {
+    qsort(ix, n, sizeof *ix, slot_cmp);
+    d[0] = 'K';
+    d[1] = 1;
+    d[2] = d[3] = 0;
+    uint32_t nn = (uint32_t)n;
+    memcpy(d + 4, &nn, 4);
+}
+
+/* Is the entry at e live (not dropped: its key overwritten with zeros)? */
+static int cpack_live(const uint8_t *e) {
+    static const uint8_t zero[32];
+    return memcmp(e, zero, 32) != 0;
+}
+
+/* Walk pack body p[0..size): fn(entry, its size, its result, the result's length,
+ * ctx) for each entry in production order, dropped ones included. 0, 1 when fn
+ * stopped, or -1 when the body is damaged (the entries before the damage were
+ * given); nothing is read past p + size. */
+typedef int (*cpack_fn)(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                        void *ctx);
+static int cpack_walk(const uint8_t *p, size_t size, cpack_fn fn, void *ctx) {
+    uint32_t n;
+    if (!p || size < CPACK_HEAD || p[0] != 'K' || p[1] != 1) return -1;
+    memcpy(&n, p + 4, 4);
+    if (n == 0 || n > CPACK_MAX || CPACK_HEAD + 8 * (size_t)n > size) return -1;
+    size_t at = CPACK_HEAD + 8 * (size_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (size - at < CPACK_FIXED || size - at - CPACK_FIXED < 8 * (size_t)p[at + 48])
+            return -1;
+        const uint8_t *e = p + at;
+        at += CPACK_FIXED + 8 * (size_t)e[48];
+        uint64_t l;
+        size_t used = get_varint(p + at, size - at, &l);
+        if (!used || (l && l - 1 > size - at - used)) return -1;
+        at += used;
+        size_t len = l ? (size_t)l - 1 : 0;
+        if (fn(e, (size_t)(p + at + len - e), p + at, len, ctx)) return 1;
+        at += len;
+    }
+    return 0;
+}
+
+/* An entry of an absorbed pack, as it is encoded: at off in conn.absorb. */
+typedef struct cpack_raw {
+    size_t off, len;
+} cpack_raw;
+
+/* Entries first..first+n of one tag's flush as one pack: the absorbed packs' live
+ * entries (c->raw) come first, then the held entries o[] in order of arrival. */
+static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t first, size_t n) {
+    size_t size = CPACK_HEAD + 8 * n;
+    for (size_t i = first; i < first + n; i++) {
+        const pend_entry *e = i < c->nraw ? NULL : &c->pend[o[i - c->nraw].i];
+        size += e ? CPACK_FIXED + 8 * (size_t)e->nin + 10 + e->len : c->raw[i].len;
+    }
+    c->cpack.len = 0;
+    if (size > INT32_MAX || !fv_buf_grow(&c->cpack, size)) return -1;
+    uint8_t *d = c->cpack.data;
+    cpack_slot *ix = (cpack_slot *)(d + CPACK_HEAD);
+    size_t at = CPACK_HEAD + 8 * n;
+    for (size_t i = first; i < first + n; i++) {
+        if (i < c->nraw) { /* as it was encoded */
+            const uint8_t *r = c->absorb.data + c->raw[i].off;
+            ix[i - first] = (cpack_slot){key_prefix(r), (uint32_t)at};
+            memcpy(d + at, r, c->raw[i].len);
+            at += c->raw[i].len;
+            continue;
+        }
+        const pend_entry *e = &c->pend[o[i - c->nraw].i];
+        ix[i - first] = (cpack_slot){key_prefix(e->key.b), (uint32_t)at};
+        at += cpack_entry(d + at, &e->key, e->ident,
+                          e->nin ? c->pend_data.data + e->in_off : NULL, e->nin, e->run,
+                          e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off, e->len);
+    }
+    cpack_finish(d, ix, n);
+    sqlite3_stmt *s = stmt(c, ST_cache_set);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, tag);
+    sqlite3_bind_int64(s, 2, (int64_t)n);
+    sqlite3_bind_blob(s, 3, d, (int)at, SQLITE_STATIC);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : sql_fail(c);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static void cpack_bad(conn *c, int64_t id);
+static int cpack_none(const uint8_t *e, size_t elen, const uint8_t *val, size_t len, void *ctx) {
+    (void)e, (void)elen, (void)val, (void)len, (void)ctx;
+    return 0;
+}
+static int cpack_raw_add(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                         void *ctx) {
+    (void)val, (void)len;
+    conn *c = ctx;
+    if (!cpack_live(e)) return 0; /* dropped: it goes */
+    if (c->nraw == c->raw_cap) {
+        size_t cap = c->raw_cap ? 2 * c->raw_cap : 256;
+        cpack_raw *v = fl_reallocarray(c->ctx, c->raw, cap, sizeof *v);
+        if (!v) return 1;
+        c->raw = v;
+        c->raw_cap = cap;
+    }
+    c->raw[c->nraw++] = (cpack_raw){(size_t)(e - c->absorb.data), elen};
+    return 0;
+}
+
+/* A flush of m new entries of tag absorbs the tag's newest packs while each is not
+ * full and holds at most twice the entries gathered so far (the new ones and those
+ * of the packs absorbed before it): their live entries are written again, before
+ * the new ones, and the packs deleted (cpack_unpack). So the packs that are not
+ * full, oldest to newest, each hold more than twice the next: at most 12 of them
+ * (log2 CPACK_MAX) per tag, however many small flushes (state_sync, short runs)
+ * wrote them, and an entry is written again about as often as a binary counter's
+ * bit flips. They are the tag's newest packs, so their entries stay newer than
+ * every other pack's, and newest-first lookups stay right. A damaged pack is not
+ * absorbed (it stays, skipped by readers). 0, or -1. */
+static int cpack_absorb(conn *c, int64_t tag, size_t m) {
+    c->nraw = 0;
+    c->absorb.len = 0;
+    c->nabsorbed = 0;
+    sqlite3_stmt *s = stmt(c, ST_cache_tail);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, tag);
+    size_t seg[16][2], g = m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && c->nabsorbed < 16) {
+        int64_t id = sqlite3_column_int64(s, 0), n = sqlite3_column_int64(s, 1);
+        if (n >= CPACK_MAX || (n > 0 && (uint64_t)n > 2 * (uint64_t)g)) break;
+        const uint8_t *p = sqlite3_column_blob(s, 2);
+        size_t size = (size_t)sqlite3_column_bytes(s, 2);
+        if (cpack_walk(p, size, cpack_none, NULL)) {
+            cpack_bad(c, id);
+            break;
+        }
+        seg[c->nabsorbed][0] = c->absorb.len;
+        fv_buf_put(&c->absorb, p, size);
+        if (c->absorb.len != seg[c->nabsorbed][0] + size) {
+            sqlite3_reset(s);
+            return -1;
+        }
+        seg[c->nabsorbed][1] = size;
+        c->absorbed[c->nabsorbed++] = id;
+        g += (size_t)n;
+    }
+    int err = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    sqlite3_reset(s);
+    if (err) return sql_fail(c);
+    for (int k = c->nabsorbed - 1; k >= 0; k--) /* oldest first */
+        if (cpack_walk(c->absorb.data + seg[k][0], seg[k][1], cpack_raw_add, c)) return -1;
+    return 0;
+}
+
+/* Delete the packs cpack_absorb absorbed (their entries are written again). */
+static int cpack_unpack(conn *c) {
+    sqlite3_stmt *s = c->nabsorbed ? stmt(c, ST_cache_unpack) : NULL;
+    if (c->nabsorbed && !s) return -1;
+    for (int k = 0; k < c->nabsorbed; k++) {
+        sqlite3_bind_int64(s, 1, c->absorbed[k]);
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) return sql_fail(c);
+    }
+    c->nabsorbed = 0;
+    return 0;
+}
+
+/* flow_pack(key, result) in SQL, an aggregate: the migration to schema 5 packs the
+ * cache table's entries with it (run unknown: 0). */
+typedef struct cpack_agg {
+    fv_buf ent;        /* the entries, encoded */
+    fv_buf slots;      /* their cpack_slot, offsets into ent */
+    int failed;
+} cpack_agg;
+static void sql_pack_step(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    cpack_agg *g = sqlite3_aggregate_context(cx, sizeof *g);
+    if (!g || g->failed || sqlite3_value_bytes(argv[0]) != 32) return;
+    fl_digest key;
+    memcpy(key.b, sqlite3_value_blob(argv[0]), 32);
+    size_t len = (size_t)sqlite3_value_bytes(argv[1]);
+    const void *val = sqlite3_value_type(argv[1]) == SQLITE_NULL ? NULL
+                      : len ? sqlite3_value_blob(argv[1]) : "";
+    if (!fv_buf_grow(&g->ent, g->ent.len + CPACK_FIXED + 10 + len) ||
+        !fv_buf_grow(&g->slots, g->slots.len + sizeof(cpack_slot))) {
+        g->failed = 1;
+        return;
+    }
+    cpack_slot sl = {key_prefix(key.b), (uint32_t)g->ent.len};
+    fv_buf_put(&g->slots, &sl, sizeof sl);
+    g->ent.len += cpack_entry(g->ent.data + g->ent.len, &key, 0, NULL, 0, 0, val, len);
+}
+static void sql_pack_final(sqlite3_context *cx) {
+    cpack_agg *g = sqlite3_aggregate_context(cx, 0);
+    size_t n = g ? g->slots.len / sizeof(cpack_slot) : 0;
+    size_t head = CPACK_HEAD + 8 * n, size = head + (g ? g->ent.len : 0);
+    uint8_t *d = n && !g->failed && size <= INT32_MAX ? sqlite3_malloc64(size) : NULL;
+    if (d) {
+        cpack_slot *ix = (cpack_slot *)(d + CPACK_HEAD);
+        memcpy(ix, g->slots.data, 8 * n);
+        for (size_t i = 0; i < n; i++) ix[i].off += (uint32_t)head;
+        memcpy(d + head, g->ent.data, g->ent.len);
+        cpack_finish(d, ix, n);
+        sqlite3_result_blob64(cx, d, size, sqlite3_free);
+    } else if (n) {
+        sqlite3_result_error_nomem(cx);
+    } else {
+        sqlite3_result_null(cx);
+    }
+    if (g) {
+        free(g->ent.data); /* fv_buf: value.c's allocation */
+        free(g->slots.data);
+    }
+}
+
+/* Write the held cache entries (inside the open transaction): grouped by task
+ * tag, each group in order of arrival, CPACK_MAX to a pack. */
 static int pend_flush(conn *c) {
     int rc = 0;
     if (!c->npend) return 0;
     pend_ord *o = fl_reallocarray(c->ctx, c->pend_ord, 2 * c->npend, sizeof *o);
     if (!o) return -1;
     c->pend_ord = o;
-    for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck, i};
-    o = pend_sort(o, o + c->npend, c->npend);
-    size_t i = 0;
-    sqlite3_stmt *s = c->npend >= PEND_ROWS ? stmt(c, ST_cache_set_many) : NULL;
-    if (c->npend >= PEND_ROWS && !s) rc = -1;
-    for (; s && i + PEND_ROWS <= c->npend && rc == 0; i += PEND_ROWS) {
-        for (int r = 0; r < PEND_ROWS; r++) pend_bind(c, s, 3 * r + 1, &c->pend[o[i + r].i]);
-        if (sqlite3_step(s) != SQLITE_DONE) rc = sql_fail(c);
-        sqlite3_reset(s);
-    }
-    s = rc == 0 && i < c->npend ? stmt(c, ST_cache_set) : NULL;
-    if (rc == 0 && i < c->npend && !s) rc = -1;
-    for (; s && i < c->npend && rc == 0; i++) {
-        pend_bind(c, s, 1, &c->pend[o[i].i]);
-        if (sqlite3_step(s) != SQLITE_DONE) rc = sql_fail(c);
-        sqlite3_reset(s);
+    for (size_t i = 0; i < c->npend; i++) o[i] = (pend_ord){c->pend[i].ck << 32 | (int64_t)i, i};
+    o = pend_sort(o, o + c->npend, c->npend); /* by tag, then arrival */
+    for (size_t i = 0, j; i < c->npend && rc == 0; i = j) {
+        int64_t tag = c->pend[o[i].i].ck;
+        for (j = i; j < c->npend && c->pend[o[j].i].ck == tag; j++) {}
+        rc = cpack_absorb(c, tag, j - i);
+        size_t total = c->nraw + (j - i);
+        for (size_t k = 0; k < total && rc == 0; k += CPACK_MAX)
+            rc = cpack_write(c, tag, o + i, k, total - k < CPACK_MAX ? total - k : CPACK_MAX);
+        if (rc == 0) rc = cpack_unpack(c);
     }
     c->npend = 0;
     c->pend_data.len = 0;
@@ -821,8 +1122,11 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * only into their pack, not into the cache (u32 name, u32 count, u32 length, the
  * records' bytes one after another): the caller extends the run while the records
  * it encodes follow one another in the batch, and the writer appends the run to its
- * pack in one copy, paying nothing per record. */
-enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS };
+ * pack in one copy, paying nothing per record. REC_KEYPARTS (32-byte key, u64
+ * identity, u32 n, n u64 input hashes) goes right before a record that enters the
+ * cache: its key's parts, for that cache entry (conn.parts). */
+enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS,
+       REC_KEYPARTS };
 
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
@@ -913,6 +1217,17 @@ static int replay(conn *c, const wbatch *b) {
             if ((size_t)(r.end - r.p) < len) return -1;
             rc = apply_packed_run(c, name, r.p, len, count);
             r.p += len;
+        } else if (kind == REC_KEYPARTS) {
+            uint32_t nin;
+            if (r.end - r.p < 44) return -1;
+            memcpy(&nin, r.p + 40, 4);
+            if (nin > 255 || (size_t)(r.end - r.p) < 44 + 8 * (size_t)nin) return -1;
+            memcpy(c->parts.key.b, r.p, 32);
+            memcpy(&c->parts.ident, r.p + 32, 8);
+            c->parts.n = nin;
+            if (nin) memcpy(c->parts.in, r.p + 44, 8 * (size_t)nin);
+            c->parts.set = 1;
+            r.p += 44 + 8 * (size_t)nin;
         } else if (kind == REC_NAME) {
             uint32_t id = (uint32_t)rd_u64(&r);
             int64_t run = (int64_t)rd_u64(&r);
@@ -1450,11 +1765,6 @@ static int64_t cache_k(const char *task, const fl_digest *key) {
     for (int i = 0; i < 6; i++) k |= (uint64_t)key->b[i] << (40 - 8 * i);
     return (int64_t)k;
 }
-static void cache_bounds(const char *task, int64_t *lo, int64_t *hi) {
-    uint64_t t = task_tag(task) << 48;
-    *lo = (int64_t)t;
-    *hi = (int64_t)(t | 0xffffffffffffull);
-}
 
 /* flow_ck(task, key) in SQL: the migration to schema 2 computes ck with it. */
 static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv) {
@@ -1464,36 +1774,40 @@ static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv) {
     sqlite3_result_int64(cx, cache_k((const char *)sqlite3_value_text(argv[0]), &key));
 }
 
-/* Enter key -> result in the cache (held for a sorted write by the writer). */
+/* Enter key -> result in the cache: held by the writer for its next pack
+ * (pend_flush), written at once otherwise. */
 static int cache_set(conn *c, const char *task, const fl_digest *key, const void *val,
-                     size_t len) {
-    if (c->defer_cache) {
-        if (c->npend == c->pend_cap) {
-            size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
-            pend_entry *n = fl_reallocarray(c->ctx, c->pend, cap, sizeof *n);
-            if (!n) return -1;
-            c->pend = n;
-            c->pend_cap = cap;
-        }
-        pend_entry *e = &c->pend[c->npend];
-        if (!c->npend) c->pend_since = now();
-        e->ck = cache_k(task, key);
-        e->key = *key;
-        e->len = len;
-        e->off = SIZE_MAX;
-        if (val) {
-            e->off = c->pend_data.len;
-            fv_buf_put(&c->pend_data, val, len);
-        }
-        c->npend++;
-        return 0;
+                     size_t len, int64_t run) {
+    if (c->npend == c->pend_cap) {
+        size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
+        pend_entry *n = fl_reallocarray(c->ctx, c->pend, cap, sizeof *n);
+        if (!n) return -1;
+        c->pend = n;
+        c->pend_cap = cap;
     }
-    sqlite3_stmt *s = stmt(c, ST_cache_set);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(task, key));
-    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
-    if (val) sqlite3_bind_blob(s, 3, val, (int)len, SQLITE_STATIC);
-    return step_write(c, s);
+    pend_entry *e = &c->pend[c->npend];
+    if (!c->npend) c->pend_since = now();
+    e->ck = (int64_t)task_tag(task);
+    e->run = run;
+    e->key = *key;
+    e->len = len;
+    e->off = SIZE_MAX;
+    e->ident = 0;
+    e->nin = 0;
+    e->in_off = 0;
+    if (c->parts.set && !memcmp(c->parts.key.b, key->b, 32)) { /* its key's parts */
+        e->ident = c->parts.ident;
+        e->nin = c->parts.n;
+        e->in_off = c->pend_data.len;
+        fv_buf_put(&c->pend_data, c->parts.in, 8 * (size_t)e->nin);
+    }
+    c->parts.set = 0;
+    if (val) {
+        e->off = c->pend_data.len;
+        fv_buf_put(&c->pend_data, val, len);
+    }
+    c->npend++;
+    return c->defer_cache ? 0 : pend_flush(c);
 }
 
 /* ---- packed rows ----
@@ -1716,9 +2030,9 @@ static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, 
         fl_digest key;
         pk_text idx, label;
         size_t off = 0;
+        const pk_name *nm = &c->names.v[name];
         if (begin(c) || pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
-        if (r.cache_key &&
-            cache_set(c, c->names.v[name].task, r.cache_key, r.result, r.result_len))
+        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len, nm->run))
             return -1;
     }
     return apply_packed_run(c, name, rec, len, 1);
@@ -1845,7 +2159,8 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
     if (r->tmpl) sqlite3_bind_text(s, 18, r->tmpl, -1, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
-    if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len))
+    if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len,
+                                                     r->run))
         return -1;
     /* the row holds the final state and its times; other transitions (a failure,
      * a clear) are also kept as events */
@@ -1902,7 +2217,30 @@ static uint8_t *wb_reserve(fl_state *st, size_t n) {
     return d;
 }
 
+/* The parts of r's cache key for its cache entry (REC_KEYPARTS): for the writer
+ * (async), or for the entry apply_inst makes next. */
+static void keyparts_put(fl_state *st, const state_inst *r) {
+    uint32_t n = r->cache_inputs && r->cache_ninputs <= 255 ? r->cache_ninputs : 0;
+    if (!st->async) {
+        conn *c = &st->main;
+        c->parts.key = *r->cache_key;
+        c->parts.ident = r->cache_ident;
+        c->parts.n = n;
+        if (n) memcpy(c->parts.in, r->cache_inputs, 8 * (size_t)n);
+        c->parts.set = 1;
+        return;
+    }
+    uint8_t *d = wb_reserve(st, 45 + 8 * (size_t)n);
+    if (!d) return;
+    d[0] = REC_KEYPARTS;
+    memcpy(d + 1, r->cache_key->b, 32);
+    memcpy(d + 33, &r->cache_ident, 8);
+    memcpy(d + 41, &n, 4);
+    if (n) memcpy(d + 45, r->cache_inputs, 8 * (size_t)n);
+}
+
 int state_inst_put(fl_state *st, const state_inst *r) {
+    if (r->cache_store && r->cache_key) keyparts_put(st, r);
     if (!st->async) return apply_inst(&st->main, r);
     int pk = packable(r);
     if (pk >= 0) {
@@ -2374,49 +2712,282 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
 }
 
 /* ---- cache ----
- * The cache table is keyed by ck, the first 8 bytes of an instance key (an
- * INTEGER PRIMARY KEY: a lookup is one B-tree search); the whole key is kept
- * beside the result and compared, so two keys sharing ck can never be confused
- * (the newer simply replaces the older: a cache may forget). */
+ * A lookup searches the task's packs newest first (cache_pack_tag), each by a
+ * binary search of its index read through sqlite3_blob_read, so a point lookup
+ * reads a few slots and one entry of a pack, never a whole body. A pack that is
+ * not what it should be (damaged) is reported once, as a warning, and skipped:
+ * never read past its end. Its entries are misses (computed again), which a cache
+ * may have, so the run is not failed for it; `flowrun fsck` salvages the file. */
+static void cpack_bad(conn *c, int64_t id) {
+    if (c->cpack_said++) return;
+    fl_log(c->ctx, FL_LOG_WARN, "%s: cache pack %lld is damaged and is skipped (its entries "
+           "are computed again); `flowrun fsck` checks the whole file", c->path, (long long)id);
+}
+
+static int blob_at(sqlite3_blob *b, void *d, int n, int64_t off) {
+    return off < 0 || off + n > sqlite3_blob_bytes(b) ||
+           sqlite3_blob_read(b, d, n, (int)off) != SQLITE_OK;
+}
+
+/* Find key in the open pack blob b: calls fn for each entry of that key, newest
+ * first, with its offset, until fn returns nonzero. 1 found, 0 not, -1 damaged. */
+static int cpack_find(sqlite3_blob *b, const fl_digest *key,
+                      int (*fn)(sqlite3_blob *b, uint32_t off, void *ctx), void *ctx) {
+    uint8_t h[CPACK_HEAD];
+    if (blob_at(b, h, CPACK_HEAD, 0) || h[0] != 'K' || h[1] != 1) return -1;
+    uint32_t n;
+    memcpy(&n, h + 4, 4);
+    int64_t size = sqlite3_blob_bytes(b);
+    if (n == 0 || n > CPACK_MAX || CPACK_HEAD + 8 * (int64_t)n > size) return -1;
+    uint32_t want = key_prefix(key->b), lo = 0, hi = n;
+    cpack_slot sl;
+    while (lo < hi) { /* the first slot whose prefix >= want */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (blob_at(b, &sl, 8, CPACK_HEAD + 8 * (int64_t)mid)) return -1;
+        if (sl.prefix < want) lo = mid + 1;
+        else hi = mid;
+    }
+    uint32_t offs[64];
+    int m = 0;
+    for (uint32_t i = lo; i < n && m < 64; i++) { /* slots of this prefix, by offset */
+        if (blob_at(b, &sl, 8, CPACK_HEAD + 8 * (int64_t)i)) return -1;
+        if (sl.prefix != want) break;
+        offs[m++] = sl.off;
+    }
+    int found = 0;
+    for (int i = m - 1; i >= 0; i--) { /* newest first */
+        uint8_t k[32];
+        if (offs[i] < CPACK_HEAD + 8 * n || blob_at(b, k, 32, offs[i])) return -1;
+        if (memcmp(k, key->b, 32)) continue;
+        found = 1;
+        if (fn(b, offs[i], ctx)) break;
+    }
+    return found;
+}
+
+/* Call fn for the packs of task's tag, newest first, until it returns nonzero. */
+static int cpack_each(conn *c, const char *task, int writable,
+                      int (*fn)(conn *c, sqlite3_blob *b, int64_t id, void *ctx), void *ctx) {
+    sqlite3_stmt *s = stmt(c, ST_cache_packs);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, (int64_t)task_tag(task));
+    int rc, r = 0;
+    sqlite3_blob *b = NULL;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        int orc = b ? sqlite3_blob_reopen(b, id)
+                    : sqlite3_blob_open(c->db, "main", "cache_pack", "body", id, writable, &b);
+        if (orc != SQLITE_OK) {
+            if (b) sqlite3_blob_close(b);
+            b = NULL;
+            if ((sqlite3_errcode(c->db) & 0xff) == SQLITE_CORRUPT) {
+                cpack_bad(c, id);
+                continue;
+            }
+            r = sql_fail(c);
+            break;
+        }
+        r = fn(c, b, id, ctx);
+    }
+    if (b) sqlite3_blob_close(b);
+    if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) r = sql_fail(c);
+    sqlite3_reset(s);
+    return r < 0 ? -1 : 0;
+}
+
+typedef struct cget {
+    const fl_digest *key;
+    fl_state *st;
+    state_cache_entry *e; /* the entry's parts are wanted too, or NULL */
+    long packs;           /* packs searched */
+    int64_t pack;         /* the pack being searched */
+    uint32_t end;         /* where the entry found ends */
+    uint8_t *val;
+    size_t len;
+    int found; /* 1; -1 out of memory; -2 the entry is damaged */
+} cget;
+
+static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
+    cget *g = ctx;
+    uint8_t f[CPACK_FIXED];
+    int64_t size = sqlite3_blob_bytes(b);
+    if (blob_at(b, f, CPACK_FIXED, off)) return g->found = -2;
+    int64_t at = off + CPACK_FIXED + 8 * (int64_t)f[48];
+    if (g->e) {
+        uint32_t run;
+        memcpy(&g->e->identity, f + 32, 8);
+        memcpy(&g->e->environment, f + 40, 4);
+        memcpy(&run, f + 44, 4);
+        g->e->run = run;
+        g->e->ninputs = f[48];
+        if (f[48] && blob_at(b, g->e->inputs, 8 * f[48], off + CPACK_FIXED))
+            return g->found = -2;
+    }
+    uint8_t v[10];
+    int vn = (int)(size - at < 10 ? size - at : 10);
+    uint64_t l;
+    size_t used;
+    if (vn <= 0 || blob_at(b, v, vn, at) || !(used = get_varint(v, (size_t)vn, &l)) ||
+        l > (uint64_t)(size - at - (int64_t)used) + 1)
+        return g->found = -2;
+    g->len = l ? (size_t)l - 1 : 0;
+    g->end = (uint32_t)(at + (int64_t)used + (int64_t)g->len);
+    g->val = fl_malloc(state_ctx(g->st), g->len ? g->len : 1);
+    if (!g->val) return g->found = -1;
+    if (g->len && blob_at(b, g->val, (int)g->len, at + (int64_t)used)) {
+        fl_free(state_ctx(g->st), g->val);
+        g->val = NULL;
+        return g->found = -2;
+    }
+    return g->found = 1;
+}
+
+static int cget_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
+    cget *g = ctx;
+    g->packs++;
+    g->pack = id;
+    int r = cpack_find(b, g->key, cget_entry, g);
+    if (g->found == -1) return -1;
+    if (r < 0 || g->found == -2) {
+        cpack_bad(c, id);
+        g->found = 0;
+        return 0;
+    }
+    return g->found != 0;
+}
+
+/* A point lookup first tries the entry after the last hit of the same tag (in its
+ * pack, or the first of the tag's next pack): a re-run of a mapping asks in the
+ * order the entries were produced, so a task that is not read into memory (more
+ * than 8 million entries, or its first 64 lookups) is answered with a read or two
+ * of one blob instead of a search of its packs. It may find an older copy of a key
+ * than the search would: either may be served (docs/state.md, "Copies of a key").
+ * 1 answered (g filled), 0 not (search), -1 out of memory. */
+static int cget_follow(conn *c, int64_t tag, cget *g) {
+    if (!c->follow.set || c->follow.tag != tag) return 0;
+    for (int step = 0; step < 2; step++) {
+        sqlite3_blob *b;
+        if (sqlite3_blob_open(c->db, "main", "cache_pack", "body", c->follow.pack, 0, &b) !=
+            SQLITE_OK)
+            return c->follow.set = 0;
+        int64_t size = sqlite3_blob_bytes(b);
+        uint8_t h[CPACK_HEAD], k[32];
+        uint32_t n;
+        if (c->follow.next == 0) { /* the pack's first entry: after its index */
+            if (blob_at(b, h, CPACK_HEAD, 0) || h[0] != 'K' || h[1] != 1) {
+                sqlite3_blob_close(b);
+                return c->follow.set = 0;
+            }
+            memcpy(&n, h + 4, 4);
+            c->follow.next = n <= CPACK_MAX ? CPACK_HEAD + 8 * n : UINT32_MAX;
+        }
+        if (c->follow.next < size) {
+            int r = 0;
+            if (!blob_at(b, k, 32, c->follow.next) && !memcmp(k, g->key->b, 32)) {
+                cget_entry(b, c->follow.next, g);
+                if (g->found == 1) c->follow.next = g->end;
+                r = g->found == -1 ? -1 : g->found == 1;
+                if (g->found != 1) g->found = 0;
+            }
+            sqlite3_blob_close(b);
+            return r;
+        }
+        sqlite3_blob_close(b);
+        sqlite3_stmt *s = step ? NULL : stmt(c, ST_cache_after); /* the tag's next pack */
+        if (!s) return 0;
+        sqlite3_bind_int64(s, 1, tag);
+        sqlite3_bind_int64(s, 2, c->follow.pack);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            c->follow.pack = sqlite3_column_int64(s, 0);
+            c->follow.next = 0;
+        }
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW) return 0;
+    }
+    return 0;
+}
+
+static int cache_get(fl_state *st, const char *task, const fl_digest *key,
+                     state_cache_entry *e, uint8_t **val, size_t *len) {
+    read_begin(&st->main);
+    cget g = {key, st, e, 0, 0, 0, NULL, 0, 0};
+    conn *c = &st->main;
+    int64_t tag = (int64_t)task_tag(task);
+    int rc = cget_follow(c, tag, &g);
+    if (rc == 1) {
+        c->gets++;
+        *val = g.val;
+        *len = g.len;
+        return 1;
+    }
+    if (rc < 0) return -1;
+    rc = cpack_each(c, task, 0, cget_pack, &g);
+    if (rc == 0 && g.found == 1) c->follow.set = 1, c->follow.tag = tag,
+                                 c->follow.pack = g.pack, c->follow.next = g.end;
+    c->gets++;
+    c->gets_packs += g.packs;
+    if (g.packs > c->gets_most) c->gets_most = g.packs;
+    if (rc || g.found < 0) return -1;
+    if (g.found == 1) {
+        *val = g.val;
+        *len = g.len;
+    }
+    return g.found == 1;
+}
 
 int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len) {
-    read_begin(&st->main);
-    sqlite3_stmt *s = stmt(&st->main, ST_cache_get);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(task, key));
-    int rc = sqlite3_step(s);
-    int found = 0;
-    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 32 &&
-        !memcmp(sqlite3_column_blob(s, 0), key->b, 32)) { /* the whole key, not just ck */
-        size_t n = (size_t)sqlite3_column_bytes(s, 1);
-        *val = fl_malloc(st->ctx, n);
-        if (!*val) {
-            sqlite3_reset(s);
-            return -1;
-        }
-        if (n) memcpy(*val, sqlite3_column_blob(s, 1), n);
-        *len = n;
-        found = 1;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
+    return cache_get(st, task, key, NULL, val, len);
+}
+
+void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, long *most) {
+    *lookups = st->main.gets;
+    *packs = st->main.gets_packs;
+    *most = st->main.gets_most;
+}
+
+int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
+                          state_cache_entry *e) {
+    memset(e, 0, sizeof *e);
+    int got = cache_get(st, task, key, e, &e->val, &e->len);
+    if (got != 1) memset(e, 0, sizeof *e); /* (a result is handed over only when found) */
+    return got;
 }
 
 int64_t state_cache_count(fl_state *st, const char *task) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_count);
     if (!s) return -1;
-    int64_t lo, hi, n = -1;
-    cache_bounds(task, &lo, &hi);
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
+    int64_t n = -1;
+    sqlite3_bind_int64(s, 1, (int64_t)task_tag(task));
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    if (rc == SQLITE_ROW) n = (int64_t)sqlite3_column_double(s, 0);
     else sql_fail(&st->main);
     sqlite3_reset(s);
     return n;
+}
+
+/* Decode pack body p[0..size), calling fn on each live entry in production order:
+ * 0, 1 when fn stopped, or -1 when the body is damaged (the entries before the
+ * damage were given). */
+typedef struct cdecode {
+    int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx);
+    void *ctx;
+} cdecode;
+static int cdecode_entry(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
+                         void *ctx) {
+    (void)elen;
+    cdecode *d = ctx;
+    fl_digest key;
+    memcpy(key.b, e, 32);
+    return cpack_live(e) && d->fn(&key, val, len, d->ctx);
+}
+static int cpack_decode(const uint8_t *p, size_t size,
+                        int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
+                        void *ctx) {
+    cdecode d = {fn, ctx};
+    return cpack_walk(p, size, cdecode_entry, &d);
 }
 
 int state_cache_each(fl_state *st, const char *task,
@@ -2425,16 +2996,13 @@ int state_cache_each(fl_state *st, const char *task,
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_range);
     if (!s) return -1;
-    int64_t lo, hi;
-    cache_bounds(task, &lo, &hi);
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
+    sqlite3_bind_int64(s, 1, (int64_t)task_tag(task));
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(s, 0) != 32) continue;
-        fl_digest key;
-        memcpy(key.b, sqlite3_column_blob(s, 0), 32);
-        if (fn(&key, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), ctx)) break;
+        int r = cpack_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), fn,
+                             ctx);
+        if (r < 0) cpack_bad(&st->main, sqlite3_column_int64(s, 0));
+        if (r > 0) break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
@@ -2469,13 +3037,44 @@ int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t 
     return 0;
 }
 
+/* Dropping an entry overwrites its key, in every pack that holds it, with zeros,
+ * and takes it off the pack's count n (state_cache_count counts live entries). */
+typedef struct cdrop {
+    const fl_digest *key;
+    int err;
+    int npacks;            /* packs that held a copy (the first 16) */
+    int64_t id[16], n[16]; /* and how many copies each */
+} cdrop;
+static int cdrop_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
+    static const uint8_t zero[32];
+    cdrop *d = ctx;
+    if (sqlite3_blob_write(b, zero, 32, (int)off) != SQLITE_OK) d->err = -1;
+    else if (d->npacks <= 16 && d->npacks > 0) d->n[d->npacks - 1]++;
+    return 0; /* every copy */
+}
+static int cdrop_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
+    cdrop *d = ctx;
+    if (d->npacks < 16) {
+        d->id[d->npacks] = id;
+        d->n[d->npacks] = 0;
+    }
+    d->npacks++;
+    if (cpack_find(b, d->key, cdrop_entry, d) < 0) cpack_bad(c, id);
+    return d->err ? sql_fail(c) : 0;
+}
+
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key) {
     if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
-    sqlite3_stmt *s = stmt(c, ST_cache_drop);
-    if (!s) return -1;
-    sqlite3_bind_int64(s, 1, cache_k(task, key));
-    sqlite3_bind_blob(s, 2, key->b, 32, SQLITE_STATIC);
-    if (step_write(c, s)) return -1;
+    cdrop d = {.key = key};
+    if (cpack_each(c, task, 1, cdrop_pack, &d)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_cache_uncount);
+    for (int i = 0; i < d.npacks && i < 16; i++) {
+        if (!d.n[i]) continue;
+        if (!s) return -1;
+        sqlite3_bind_int64(s, 1, d.n[i]);
+        sqlite3_bind_int64(s, 2, d.id[i]);
+        if (step_write(c, s)) return -1;
+    }
     s = stmt(c, ST_cache_drop_objs);
     if (!s) return -1;
     sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);
@@ -2493,7 +3092,7 @@ int state_cache_drop(fl_state *st, const char *task, const fl_digest *key) {
 
 int state_cache_any(fl_state *st) {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache LIMIT 1", -1,
+    if (sqlite3_prepare_v2(st->main.db, "SELECT 1 FROM cache_pack LIMIT 1", -1,
                            &s, NULL) != SQLITE_OK)
         return 1;
     int any = sqlite3_step(s) == SQLITE_ROW;

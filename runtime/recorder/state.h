@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 4 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 5 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -143,6 +143,12 @@ typedef struct state_inst {
     const void *result;   /* encoded result value (fv_encode), or NULL */
     size_t result_len;
     int cache_store;      /* 1: this computed result serves later lookups of cache_key */
+    /* with cache_store, the key's parts kept in the cache entry (cachekey.h,
+     * ck_key_parts): the task identity's first 8 bytes, one hash per argument
+     * (cache_inputs NULL, or more than 255: unknown, written as none) */
+    uint64_t cache_ident;
+    const uint64_t *cache_inputs;
+    uint32_t cache_ninputs;
 } state_inst;
 
 /* Insert or replace an instance's row (buffered) and record the state change in
@@ -172,9 +178,33 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
  * (Entries are written with the instance rows that carry state_inst.cache_store.) */
 int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_t **val,
                     size_t *len);
+/* A cache entry with the parts of its key (what `flowrun why` and --dry-run read:
+ * "input x changed"); zeros where unknown (entries of an older flowrun). */
+typedef struct state_cache_entry {
+    uint64_t identity;     /* the first 8 bytes of the task's identity hash */
+    uint32_t environment;  /* 0 until environments (issue 15) */
+    int64_t run;           /* runs.id of the run that produced it */
+    uint32_t ninputs;      /* one hash per argument, in parameter order */
+    uint64_t inputs[255];
+    uint8_t *val;          /* the encoded result, from state_ctx(st) (fl_free it) */
+    size_t len;
+} state_cache_entry;
+/* The newest entry of key: 1 found (*e filled), 0 not, -1 error. */
+int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
+                          state_cache_entry *e);
+/* Point lookups (state_cache_get, state_cache_entry_get) on this state so far, the
+ * cache packs they searched in all, and the most one lookup searched: a lookup
+ * first tries the entry after the task's last hit (no search), then searches the
+ * task's packs newest first, at most one per 4,096 of its entries plus 12
+ * (docs/state.md, "The cache entry record"). */
+void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, long *most);
 /* How many entries the task's part of the cache holds (tasks of the same name share
- * it, whatever their plan), and each of them (fn returns nonzero to stop). These
- * let a task served from the cache read its entries in one sequential pass. */
+ * it, whatever their plan): the entries stored and not dropped, a key stored twice
+ * counted twice (a resume enters what it served again; two flowruns may compute the
+ * same instance; such copies hold results of the same computation), so an upper
+ * bound of the keys it holds. And each live entry, in the order they were produced,
+ * oldest pack first (fn returns nonzero to stop). These let a task served from the
+ * cache read its entries in one sequential pass. */
 int64_t state_cache_count(fl_state *st, const char *task);
 int state_cache_each(fl_state *st, const char *task,
                      int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),

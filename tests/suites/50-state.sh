@@ -168,10 +168,7 @@ expect "wide: only the 1,000 new elements ran" "7000 7000 2" "$(count slow_inc) 
 grep -q "run [0-9]*: 12000 of 14001 instances served from the cache" wide.err
 check "wide: 12,000 served" $?
 # an entry whose result cannot be read is never served: that one instance runs again
-python3 -c "
-import sqlite3; c = sqlite3.connect('$ST/state.db')
-c.execute('UPDATE cache SET result = x\'\' WHERE ck = (SELECT ck FROM cache ORDER BY ck LIMIT 1 OFFSET 500)')
-c.commit()" 2>> "$T/stderr"
+python3 "$ROOT/tests/harness/cachepacks.py" empty "$ST/state.db" 500 2>> "$T/stderr"
 expect "wide: a damaged entry: same result" 245035000 "$(run chain.plan --param n=7000)"
 expect "wide: the damaged entry's instance ran again" 14003 "$(($(count slow_inc) + $(count times_ten) + $(count sum)))"
 
@@ -193,7 +190,7 @@ check "packed rows: show --json is still JSON" $?
 # ---- a state.db of schema 1 is migrated, its cache kept ----
 ST="$T/st-v1"; : > "$FLOW_TEST_LOG"
 expect "schema 1: a run to take the cache from" 550 "$(run chain.plan --param n=10)"
-mkdir -p v1 && python3 - "$ST/state.db" v1/state.db "$ROOT/tests/state/schema1.sql" <<'PY' 2>> "$T/stderr"
+mkdir -p v1 && python3 - "$ST/state.db" v1/state.db "$ROOT/tests/state/schema1.sql" "$ROOT/tests/harness/cachepacks.py" <<'PY' 2>> "$T/stderr"
 import sqlite3, sys
 src, dst, ddl = sqlite3.connect(sys.argv[1]), sqlite3.connect(sys.argv[2]), open(sys.argv[3]).read()
 dst.executescript(ddl)
@@ -204,8 +201,12 @@ def tag(name): # the task's 16 bits of ck, as runtime/recorder/state.c computes 
     return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff
 tags = {tag(t): t for t in ("slow_inc", "times_ten", "sum")}
 n = 0
-for ck, key, result in src.execute("SELECT ck, key, result FROM cache"):
-    task = tags[(ck % 2**64) >> 48]
+import subprocess # the current cache, read through the one reader of its packs
+dump = subprocess.run([sys.executable, sys.argv[4], "dump", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+for line in dump.split("\n")[:-1]:
+    t, key, result = line.split()
+    key, result = bytes.fromhex(key), None if result == "-" else bytes.fromhex(result)
+    task = tags[int(t)]
     dst.execute("INSERT INTO instances(run, node, idx, task, state, attempts, cache_key, cache_hit,"
                 " result, ck) VALUES(1, 0, ?, ?, 'succeeded', 1, ?, 0, ?, ?)", (str(n), task, key, result, n))
     n += 1

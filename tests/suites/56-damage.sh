@@ -140,13 +140,13 @@ pid=$!
 sleep 7
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
-cached=$(db kill/state.db "SELECT count(*) FROM cache")
+cached=$(python3 "$ROOT/tests/harness/cachepacks.py" count kill/state.db 2>/dev/null)
 ran=$(grep -c '^slow_inc' "$FLOW_TEST_LOG")
 if [ -n "$cached" ] && [ "$cached" -gt 0 ] && [ "$ran" -lt 1000 ]
 then pass "SIGKILL mid-run: $cached cache entries of $ran finished instances survive"
 else fail "SIGKILL mid-run" "cache entries '$cached' after $ran instances ran (want some)"; fi
 FLOW_TEST_NAP_MS=0 "$FLOWRUN" resume 1 --state kill --progress none > kres.out 2> kres.err; code=$?
-all=$(db kill/state.db "SELECT count(*) FROM cache")
+all=$(python3 "$ROOT/tests/harness/cachepacks.py" count kill/state.db 2>/dev/null)
 if [ "$code" = 0 ] && [ "$all" = 2001 ]
 then pass "resume enters every finished instance in the cache again (2001 entries)"
 else fail "resume refills the cache" "exit $code, $all entries: $(head -2 kres.err)"; fi

@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "history.h"
 #include "walk.h"
 
@@ -390,6 +391,102 @@ static void test_fresh_run_durability(void **state) {
     state_run_free(&got);
 }
 
+/* A wide mapping served from the cache: once the task is preloaded, a re-run in
+ * the order the entries were produced is answered by the entry after the last hit;
+ * in another order (reversed) through the hash table, every one still served. */
+static long wide_run(fx *f, int reverse, long *next) {
+    enum { N = 1000 };
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    long hits = 0;
+    for (int j = 0; j < N; j++) {
+        int i = reverse ? N - 1 - j : j;
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        rec_inst ii = inst(1, f->square, idx, "square[]", NULL);
+        ii.remaining = N - j;
+        fl_val args[1] = {{.i = i}}, out = {0};
+        int hit = r.ops->lookup(r.self, &ii, args, &out);
+        if (hit) assert_int_equal(out.i, (int64_t)i * i);
+        hits += hit;
+        finish_int(r, &ii, args, (int64_t)i * i, hit);
+    }
+    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    hist_stats s;
+    hist_get_stats(h, &s);
+    *next = s.served_next;
+    close_hist(f, h, "succeeded");
+    return hits;
+}
+
+static void test_cache_follows_last_hit(void **state) {
+    fx *f = *state;
+    long next;
+    assert_int_equal(wide_run(f, 0, &next), 0); /* cold */
+    assert_int_equal(next, 0);
+    assert_int_equal(wide_run(f, 0, &next), 1000); /* the same order */
+    assert_true(next >= 1000 - 64 - 1);           /* all but the lookups before the preload */
+    assert_int_equal(wide_run(f, 1, &next), 1000); /* reversed: the hash table */
+    assert_true(next < 10);
+}
+
+/* A cache entry keeps its key's parts: the task identity's first 8 bytes and one
+ * hash per argument; a changed argument changes its own input hash, no other. */
+static void test_cache_entry_key_parts(void **state) {
+    fx *f = *state;
+    uint32_t t = add_task(f->p, "add3", f->t_int, f->t_int);
+    for (int i = 1; i < 3; i++) { /* two more int parameters, after the first */
+        uint32_t k = PLAN_PUSH(f->p, params);
+        f->p->params[k] = (plan_param){.name = plan_intern_str(f->p, i == 1 ? "b" : "c"),
+                                       .type = f->t_int, .def = PLAN_NONE, .loc = PLAN_NONE};
+    }
+    f->p->tasks[t].nparams = 3;
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    static const int64_t in[2][3] = {{1, 2, 3}, {1, 5, 3}};
+    fl_digest keys[2];
+    for (int j = 0; j < 2; j++) {
+        rec_inst ii = inst(7, t, j ? "1" : "0", "add3[]", NULL);
+        fl_val args[3] = {{.i = in[j][0]}, {.i = in[j][1]}, {.i = in[j][2]}}, out = {0};
+        assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0);
+        finish_int(r, &ii, args, in[j][0] + in[j][1] + in[j][2], 0);
+        keys[j] = ii.key;
+    }
+    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    fl_state *st = reader(f);
+    static state_cache_entry e[2];
+    for (int j = 0; j < 2; j++) {
+        assert_int_equal(state_cache_entry_get(st, "add3", &keys[j], &e[j]), 1);
+        assert_int_equal(e[j].ninputs, 3);
+        assert_true(e[j].run > 0);
+        assert_int_equal(e[j].environment, 0);
+        fl_val x;
+        size_t used;
+        assert_int_equal(fv_decode(f->p, f->t_int, e[j].val, e[j].len, &used, &x), 0);
+        assert_int_equal(x.i, in[j][0] + in[j][1] + in[j][2]);
+        fl_free(state_ctx(st), e[j].val);
+    }
+    assert_true(e[0].identity != 0);
+    assert_true(e[0].identity == e[1].identity); /* one task */
+    assert_true(e[0].inputs[0] == e[1].inputs[0]);
+    assert_true(e[0].inputs[1] != e[1].inputs[1]); /* b changed: 2 -> 5 */
+    assert_true(e[0].inputs[2] == e[1].inputs[2]);
+    /* the hash is of the value: a = 1 and c = 3 differ; it is FNV-1a over the 8
+     * bytes the key encodes for an int (cachekey.h) */
+    assert_true(e[0].inputs[0] != e[0].inputs[2]);
+    const uint8_t one[8] = {1}, five[8] = {5};
+    assert_true(e[0].inputs[0] == fl_hash_bytes(one, 8));
+    assert_true(e[1].inputs[1] == fl_hash_bytes(five, 8));
+    fl_digest none;
+    memset(none.b, 0xab, 32);
+    assert_int_equal(state_cache_entry_get(st, "add3", &none, &e[0]), 0);
+    assert_null(e[0].val);
+    assert_int_equal(e[0].ninputs, 0);
+}
+
 /* A second run serves the first run's result from the cache, with the same key;
  * a changed argument is not served; --no-cache neither reads nor keys. */
 static void test_cache_serves_second_run(void **state) {
@@ -526,6 +623,47 @@ static void test_resume_serves_finished(void **state) {
     assert_int_equal(rs.n, 4);
     assert_non_null(find_row(&rs, 2, ""));
     assert_int_equal(row_int(f, find_row(&rs, 3, "1")), 64);
+}
+
+static int count_key(const fl_digest *key, const void *val, size_t len, void *ctx) {
+    (void)val, (void)len;
+    void **a = ctx;
+    if (!memcmp(key->b, ((const fl_digest *)a[0])->b, 32)) (*(int *)a[1])++;
+    return 0;
+}
+
+/* Clear, then resume: the cleared instance runs again and its new result replaces
+ * its cache entry; the old one is dropped first, so no copy of it is left to serve
+ * (a warm run may serve any copy of a key). */
+static void test_cleared_drops_old_entry(void **state) {
+    fx *f = *state;
+    hist *h = open_hist(f, 0, 0);
+    recorder r = hist_recorder(h);
+    int64_t run = hist_run_id(h);
+    fl_digest key;
+    assert_int_equal(square(f, r, 1, "", 3, &key), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    fl_state *st = reader(f);
+    assert_int_equal(state_inst_clear(st, run, "square", NULL), 1);
+    assert_int_equal(state_commit(st), 0);
+
+    h = open_hist(f, run, 0);
+    r = hist_recorder(h);
+    rec_inst ii = inst(1, f->square, "", "square", NULL);
+    fl_val args[1] = {{.i = 3}}, out = {0};
+    assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0); /* cleared: it runs */
+    finish_int(r, &ii, args, 10, 0); /* a new result (not 9) */
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    int64_t v;
+    assert_int_equal(cached(f, f->square, &key, &v), 1);
+    assert_int_equal(v, 10);
+    int copies = 0;
+    void *a[2] = {&key, &copies};
+    assert_int_equal(state_cache_each(reader(f), "square", count_key, a), 0);
+    assert_int_equal(copies, 1);
+    assert_int_equal(state_cache_count(reader(f), "square"), 1);
 }
 
 /* lookup_needed (asked once per task): with --no-cache, a task whose parameters hold
@@ -831,8 +969,11 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fresh_run_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_serves_second_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_entry_key_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleared_drops_old_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_needed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outputs_move_into_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_not_stored_fails, setup, teardown),
