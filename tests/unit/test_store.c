@@ -288,6 +288,63 @@ static int count_inst(const state_inst *r, void *ctx) {
     return 0;
 }
 
+static long long wal_size(const char *d) {
+    char p[4200];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/state.db-wal", d);
+    return stat(p, &sb) ? -1 : (long long)sb.st_size;
+}
+
+/* A small run leaves its write-ahead log for the next run (no checkpoint and no
+ * fsync at close, no new log at open); a log past STATE_WAL_KEEP (4 MiB) is
+ * checkpointed and emptied at close. What is in a kept log is read back. */
+static void test_state_wal_kept_when_small(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    state_run r = {.flow = "small", .params_json = "{}", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    assert_int_equal(state_run_end(st, r.id, "succeeded", 0, "1", NULL), 0);
+    state_close(st);
+    long long small = wal_size(d);
+    assert_true(small > 0); /* kept, not checkpointed */
+    st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    state_run g;
+    assert_int_equal(state_run_get(st, r.id, &g), 0); /* read from the kept log */
+    assert_string_equal(g.result_json, "1");
+    state_run_free(&g);
+    /* a run that writes past 4 MiB: the log is checkpointed and emptied at close */
+    state_run big = {.flow = "big", .params_json = "{}", .pid = 1};
+    assert_int_equal(state_run_begin(st, &big), 0);
+    char *blob = malloc(1 << 20);
+    assert_non_null(blob);
+    memset(blob, 'x', 1 << 20);
+    for (int i = 0; i < 6; i++) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        blob[0] = (char)('a' + i);
+        state_inst in = {.run = big.id, .node = 1, .idx = idx, .task = "t",
+                         .state = "failed", .attempts = 1, .exit_status = 1,
+                         .error = blob};
+        blob[(1 << 20) - 1] = 0;
+        assert_int_equal(state_inst_put(st, &in), 0);
+        assert_int_equal(state_commit(st), 0);
+    }
+    free(blob);
+    assert_true(wal_size(d) > (4 << 20));
+    state_close(st);
+    assert_int_equal(wal_size(d), 0);
+    st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    int n = 0;
+    assert_int_equal(state_insts_each(st, big.id, count_inst, &n), 0);
+    assert_int_equal(n, 6);
+    state_close(st);
+    rm_rf(d);
+}
+
 static void test_state_runs_instances_cache(void **state) {
     (void)state;
     char *d = tmpdir(), err[256];
@@ -697,7 +754,8 @@ static void test_cache_pack_damaged(void **state) {
     };
     for (size_t t = 0; t < sizeof damage / sizeof *damage; t++) {
         char *d2 = tmpdir(), cmd[1300];
-        snprintf(cmd, sizeof cmd, "cp '%s/state.db' '%s/state.db'", d, d2);
+        /* the database and the log a small run leaves beside it */
+        snprintf(cmd, sizeof cmd, "cp '%s/state.db' '%s/state.db-wal' '%s/'", d, d, d2);
         assert_int_equal(system(cmd), 0);
         sqlite3 *db = open_db(d2);
         assert_int_equal(sqlite3_exec(db, damage[t].sql, NULL, NULL, NULL), SQLITE_OK);
@@ -1126,6 +1184,7 @@ int main(void) {
         cmocka_unit_test(test_refs_scan),
         cmocka_unit_test(test_collect_dry_and_trees),
         cmocka_unit_test(test_state_runs_instances_cache),
+        cmocka_unit_test(test_state_wal_kept_when_small),
         cmocka_unit_test(test_cache_pack_fields),
         cmocka_unit_test(test_cache_newest_pack_wins),
         cmocka_unit_test(test_cache_packs_bounded),
