@@ -54,7 +54,7 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -Iruntime/include -I$(BUILD)/gen
 DEPFLAGS  = -MMD -MP
-LIBS_PRIVATE := -lffi -lyaml -lsqlite3 -lcrypto -lpthread -ldl -lm
+LIBS_PRIVATE := -lffi -lyaml -lsqlite3 -lnettle -lpthread -ldl -lm
 
 ifeq ($(SANITIZE),1)
   override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

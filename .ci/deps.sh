@@ -20,7 +20,7 @@
 # and its package — no silent skip. Environment: LLVM=0 drops the LLVM need (as
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
-BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 openssl llvm"
+BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
 TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm"
 CC=${CC:-cc}
 
@@ -34,7 +34,7 @@ what() {
     libffi) echo "the libffi headers (ffi.h)|libffi-dev" ;;
     libyaml) echo "the libyaml headers (yaml.h)|libyaml-dev" ;;
     sqlite3) echo "the SQLite headers (sqlite3.h)|libsqlite3-dev" ;;
-    openssl) echo "the OpenSSL headers (openssl/evp.h)|libssl-dev" ;;
+    nettle) echo "the Nettle headers (nettle/sha2.h: SHA-256, base64)|nettle-dev" ;;
     llvm) echo "LLVM 14 (llvm-config-14, its llvm-c headers and libLLVM-14.so; or build with LLVM=0)|llvm-14-dev" ;;
     cmocka) echo "the cmocka headers (cmocka.h, the unit tests)|libcmocka-dev" ;;
     nm) echo "nm (binutils, the exported-symbols test)|binutils" ;;
@@ -78,7 +78,7 @@ probe() {
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
     sqlite3) hdr sqlite3.h ;;
-    openssl) hdr openssl/evp.h ;;
+    nettle) hdr nettle/sha2.h ;;
     cmocka) printf '#include <stdarg.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <cmocka.h>\n' |
         $CC $CPPFLAGS -E -x c - > /dev/null 2>&1 ;;
     llvm)

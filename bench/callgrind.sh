@@ -12,7 +12,7 @@
 # and for each the part spent in the recorder layer: the inclusive cost of the history's
 # entry points (hist_lookup, hist_finished, hist_queue_batch, hist_sync) and of the
 # writer thread (writer_main), from callgrind_annotate --inclusive. These do not nest in
-# each other, so their sum counts every function of the recorder once (SQLite, libcrypto
+# each other, so their sum counts every function of the recorder once (SQLite, Nettle
 # and the allocator included as far as the recorder calls them).
 # The floor: a C loop calling the same inc through ffi_call, N times (bench/floor.c,
 # built here), measured the same way.

@@ -150,7 +150,7 @@ dirpipe() {
 ingest() {
     mib=${INGEST_MIB:-512}
     cc -O2 -I"$ROOT/runtime/core" -I"$ROOT/runtime/recorder" -I"$ROOT/runtime/include" "$ROOT/bench/state/ingest.c" \
-        "$BUILD/lib/libflow.a" -lcrypto -lpthread -o "$BENCH/ingest" &&
+        "$BUILD/lib/libflow.a" -lnettle -lpthread -o "$BENCH/ingest" &&
     cc -O2 -shared -fPIC -I"$ROOT/runtime/include" "$ROOT/bench/state/tasks.c" \
         -o "$BENCH/libstatebench.so" || { status=1; return; }
     avail=$(df -Pm "$tmp" | awk 'NR == 2 { print $4 }')

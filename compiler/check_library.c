@@ -13,13 +13,13 @@
  * move together.
  */
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "check.h"
+#include "digest.h"
 #include "elf.h"
 
 /* the folder part of path ("." when it has none), or NULL when out of memory */
@@ -118,8 +118,9 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
         fl_free(ctx, full);
         return;
     }
-    unsigned int hl = 0;
-    EVP_Digest(buf, len, p->libs[li].sha256, &hl, EVP_sha256(), NULL);
+    fl_digest lh;
+    hash_bytes(buf, len, &lh);
+    memcpy(p->libs[li].sha256, lh.b, sizeof lh.b);
     char err[160] = "out of memory";
     dc->syms = fl_calloc(ctx, 1, sizeof *dc->syms);
     if (!dc->syms || elf_dynsyms(ctx, buf, len, dc->syms, err, sizeof err)) {

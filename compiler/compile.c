@@ -22,9 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
 
 #include "check.h"
+#include "digest.h"
 #include "elf.h"
 #include "types.h"
 
@@ -299,9 +299,9 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.t_date = plan_type_basic(p, PT_DATE);
     c.t_dur = plan_type_basic(p, PT_DURATION);
     p->source = plan_intern_str(p, opt->source_path ? opt->source_path : "");
-    unsigned int hl = 0;
-    EVP_Digest(opt->src ? opt->src : "", opt->src ? opt->len : 0, p->source_sha256, &hl,
-               EVP_sha256(), NULL);
+    fl_digest sh;
+    hash_bytes(opt->src ? opt->src : "", opt->src ? opt->len : 0, &sh);
+    memcpy(p->source_sha256, sh.b, sizeof sh.b);
 
     /* Each pass stops as soon as an allocation has failed (chk_oom): what was
      * checked after that would be checked on missing pieces. */

@@ -4,15 +4,16 @@
  * DESIGN
  *   Every SHA-256 of the runtime goes through fl_sha256 (init, update, final) or
  *   the one-shot hash_bytes: the plan's checksum, cache keys and dir manifests,
- *   files. It is OpenSSL's SHA256_Init/Update/Final, the same compression code as
- *   EVP's (SHA-NI or AVX2 picked at load by OPENSSL_cpuid_setup), without EVP:
- *   an EVP digest needs the method fetched from a provider, and the first fetch of a
- *   process initialises OpenSSL (its config file, the default provider, the name
- *   tables: 5.3 M instructions, a tenth of a no-op re-run of 2,000 files), and each
- *   EVP context costs an init of ~550 instructions. These functions are deprecated
- *   in OpenSSL 3 (not removed: they are exported by libcrypto.so.3), hence
- *   OPENSSL_SUPPRESS_DEPRECATED here and nowhere else; should they go, this file is
- *   the one place to change. They cannot fail. The hex conversions are table-free
+ *   files. It is Nettle's sha256 (libnettle, Debian's nettle-dev), whose "fat"
+ *   build picks the SHA-NI compression at load where the CPU has it: as fast as
+ *   OpenSSL's (1.63 against 1.80 GB/s on 1 MiB, 73 against 71 ns on a 100-byte key,
+ *   measured here), with no context to allocate and no initialisation. It replaced
+ *   OpenSSL's SHA256_* because of what libcrypto costs a process at start: its
+ *   ~3,400 symbol relocations were 60 % of a one-task re-run's instructions, and a
+ *   program linking libnettle instead starts 0.5 ms sooner (1.32 against 1.82 ms,
+ *   perf stat -r 200). Nettle's names are macros (sha256_init is nettle_sha256_init),
+ *   so its header is read first and the three names this file defines are
+ *   undefined after it. None of these functions can fail. The hex conversions are table-free
  *   loops; malformed hex is refused, never half-parsed. Files are streamed a 1 MiB
  *   chunk at a time (hash_fd), the one file digest of the project: the store's
  *   ingest (which copies while it hashes), the cache key's input files, the library
@@ -21,8 +22,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co.: see DESIGN */
-#include <openssl/sha.h>
+#include <nettle/sha2.h>
+#undef sha256_init /* Nettle's macros for its own names: see DESIGN */
+#undef sha256_update
+#undef sha256_digest
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,19 +35,19 @@
 
 #define DIGEST_IO_CHUNK (1u << 20) /* read/write granularity */
 
-_Static_assert(sizeof(SHA256_CTX) <= sizeof(fl_sha256), "fl_sha256 too small for SHA256_CTX");
-_Static_assert(_Alignof(SHA256_CTX) <= _Alignof(fl_sha256), "fl_sha256 misaligned");
+_Static_assert(sizeof(struct sha256_ctx) <= sizeof(fl_sha256), "fl_sha256 too small");
+_Static_assert(_Alignof(struct sha256_ctx) <= _Alignof(fl_sha256), "fl_sha256 misaligned");
 
 void sha256_init(fl_sha256 *s) {
-    SHA256_Init((SHA256_CTX *)s->opaque);
+    nettle_sha256_init((struct sha256_ctx *)s->opaque);
 }
 
 void sha256_update(fl_sha256 *s, const void *data, size_t len) {
-    SHA256_Update((SHA256_CTX *)s->opaque, data, len);
+    nettle_sha256_update((struct sha256_ctx *)s->opaque, len, data);
 }
 
 void sha256_final(fl_sha256 *s, fl_digest *out) {
-    SHA256_Final(out->b, (SHA256_CTX *)s->opaque);
+    nettle_sha256_digest((struct sha256_ctx *)s->opaque, SHA256_DIGEST_SIZE, out->b);
 }
 
 void hash_hex(const fl_digest *h, char out[65]) {
@@ -71,7 +74,6 @@ int hash_from_hex(const char *hex, fl_digest *out) {
     return 0;
 }
 
-/* Not OpenSSL's SHA256(): in OpenSSL 3 that one-shot is EVP_Q_digest, a fetch per call. */
 void hash_bytes(const void *data, size_t len, fl_digest *out) {
     fl_sha256 s;
     sha256_init(&s);

@@ -6,8 +6,7 @@
  *   (recorder/store.c), a plan (the plan hash). It is a plain 32-byte value, copied
  *   and compared with memcpy/memcmp; the core holds keys in its instances without
  *   knowing how the recorder makes them, which is why the type lives here and not
- *   in the store. The digest itself is OpenSSL's SHA-256 (its low-level functions,
- *   not EVP: digest.c says why), through fl_sha256 or hash_bytes, the runtime's one
+ *   in the store. The digest itself is Nettle's SHA-256 (digest.c says why), through fl_sha256 or hash_bytes, the runtime's one
  *   way to hash; files are streamed through it by hash_fd/hash_file, the one file
  *   digest (the store copies while it hashes).
  */
@@ -25,7 +24,7 @@ void hash_hex(const fl_digest *h, char out[65]);
 int hash_from_hex(const char *hex, fl_digest *out); /* 0 ok, -1 malformed */
 void hash_bytes(const void *data, size_t len, fl_digest *out);
 
-/* A SHA-256 in progress (OpenSSL's SHA256_CTX inside; a plain value, no allocation,
+/* A SHA-256 in progress (Nettle's sha256_ctx inside; a plain value, no allocation,
  * nothing to free). init, any number of updates, final; none can fail. */
 typedef struct fl_sha256 {
     _Alignas(8) unsigned char opaque[112];

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h> /* EVP_EncodeBlock: base64 for bytes in JSON */
+#include <nettle/base64.h> /* base64_encode_raw: base64 for bytes in JSON */
 
 /* Deepest nesting of lists/records accepted by the text parser and the decoder. */
 #define FV_MAX_DEPTH 64
@@ -335,17 +335,17 @@ void fv_json_string(FILE *out, const char *s, size_t n) {
 }
 
 /* Bytes in JSON: standard base64 (RFC 4648 alphabet, '=' padding, no line
- * breaks), written by OpenSSL's EVP_EncodeBlock a chunk at a time: a chunk is a
+ * breaks), written by Nettle's base64_encode_raw a chunk at a time: a chunk is a
  * multiple of 3 bytes, so only the last one is padded, and a value of any size
- * (EVP_EncodeBlock takes an int) needs only this buffer. */
+ * needs only this buffer. */
 static void json_base64(const uint8_t *d, int64_t n, FILE *out) {
     enum { CHUNK = 3 * 1024 };
-    unsigned char text[CHUNK / 3 * 4 + 1]; /* EVP_EncodeBlock ends it with a NUL */
+    char text[BASE64_ENCODE_RAW_LENGTH(CHUNK)];
     putc('"', out);
     for (int64_t i = 0; i < n; i += CHUNK) {
-        int len = n - i < CHUNK ? (int)(n - i) : CHUNK;
-        int k = EVP_EncodeBlock(text, d + i, len);
-        fwrite(text, 1, (size_t)k, out);
+        size_t len = n - i < CHUNK ? (size_t)(n - i) : CHUNK;
+        base64_encode_raw(text, len, d + i);
+        fwrite(text, 1, BASE64_ENCODE_RAW_LENGTH(len), out);
     }
     putc('"', out);
 }
@@ -569,10 +569,10 @@ static int parse_duration_text(const char *s, const char *e, int64_t *out) {
     return parse_int_text(s, e, out) || *out < 0 ? -1 : 0;
 }
 
-/* Base64 text to bytes. Written here rather than with OpenSSL's EVP_DecodeBlock,
+/* Base64 text to bytes. Written here rather than with a library's decoder,
  * which would change what a bytes parameter accepts: this reader takes the text
  * with or without its '=' padding ("Zg" is "f"), and only the alphabet in between,
- * while EVP_DecodeBlock wants a multiple of 4 characters (so "Zg" is refused), lets
+ * while OpenSSL's EVP_DecodeBlock, for one, wants a multiple of 4 characters (so "Zg" is refused), lets
  * blanks and line breaks through around the text, and leaves the padding's zero
  * bytes in its output for the caller to take off again. */
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

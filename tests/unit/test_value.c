@@ -164,7 +164,7 @@ static void test_print_json(void **state) {
     plan_free(t.p);
 }
 
-/* Bytes of every length around EVP_EncodeBlock's chunk (3072 bytes in value.c):
+/* Bytes of every length around the base64 encoder's chunk (3072 bytes in value.c):
  * the text has 4 characters for each 3 bytes begun, '=' only at its end, and reads
  * back (through value.c's own decoder) as the same bytes. */
 static void test_base64_lengths(void **state) {
