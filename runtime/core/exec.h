@@ -79,6 +79,10 @@ typedef struct rt_executor_ops {
 
 struct rt_executor {
     const rt_executor_ops *ops;
+    /* Instances per worker it wants queued behind the running one when tasks
+     * take under about 5 ms (0 counts as 1): the process executor answers those
+     * in pairs, so it needs more in hand (exec_process.c, px_child_should_flush). */
+    int queued;
 };
 
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads);

@@ -213,6 +213,7 @@ rt_executor *rt_executor_cache(rt_executor *inner, const fl_plan *p, const recor
         return NULL;
     }
     c->base.ops = &cache_ops;
+    c->base.queued = inner->queued;
     c->inner = inner;
     c->p = p;
     c->rec = rec;

@@ -25,9 +25,11 @@
  *   result frame to an output buffer. It sends the buffer before blocking for
  *   more jobs, when it is large, when PX_FLUSH_NS has passed since the last
  *   send, and before a job that may be slow (one with a timeout, or of a task
- *   whose mean duration in this worker is unknown or over PX_FLUSH_NS/2): many
+ *   whose mean duration in this worker is unknown or PX_HOLD_NS or more): many
  *   results per system call when jobs are short, and no result held back by a
- *   long job after it. The parent reads results in large chunks, matches each
+ *   long job after it. Jobs between PX_FLUSH_NS/2 and PX_HOLD_NS go in pairs
+ *   (px_child_should_flush): a worker holds PX_DEPTH of them and answers two
+ *   at a time, so flowrun wakes and refills once per two jobs. The parent reads results in large chunks, matches each
  *   with the head of that worker's FIFO and queues a finished rt_result for
  *   wait().
  *
@@ -104,6 +106,8 @@
 #define PX_BATCH_NS 2000000          /* aim for about this much queued work per worker */
 #define PX_FLUSH_NS 100000           /* a worker sends results at least this often */
 #define PX_FLUSH_BYTES (64 * 1024)   /* ... and whenever this many are buffered */
+#define PX_HOLD_NS 5000000           /* jobs shorter than this (and not fast) go in pairs: */
+#define PX_DEPTH 4                   /* ... a worker holds this many, answers two at a time */
 #define PX_LOG_MAX (64 * 1024)       /* captured output kept per instance: the tail */
 #define PX_FRAME_MAX (1u << 30)      /* largest frame either side accepts */
 #define PX_ERROR_MAX 4096            /* bytes of an error message sent back */
@@ -396,6 +400,8 @@ typedef struct px_child_state {
     int64_t job_end;     /* CLOCK_MONOTONIC at the end of the last job */
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
     fcg *cg;             /* this worker's cgroup, or NULL (cgroup.c) */
+    int nheld;           /* results in out not yet sent */
+    int held_effect;     /* one of them is of a cache: false task: send before the next job */
 } px_child_state;
 
 /* Set only in a worker process: the handlers below reach its state through it. */
@@ -420,6 +426,7 @@ static void px_child_flush(px_child_state *cs) {
         if (px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off)) _exit(0);
     }
     cs->out.off = cs->out.len = cs->whole = 0;
+    cs->nheld = cs->held_effect = 0;
 }
 
 /* Fatal signal in a task: send the finished results, then die of the signal. */
@@ -785,6 +792,55 @@ static void px_child_job_as(px_child_state *cs, const px_jobhdr *h, const uint8_
     px_child_job(cs, h, body, msg, sig);
 }
 
+/* Receive job bytes (flags: 0 blocks, MSG_DONTWAIT does not). 1: got some; 0:
+ * none ready; ends the worker when the parent has closed the pool. */
+static int px_child_recv(px_child_state *cs, int flags) {
+    px_compact(&cs->in);
+    if (px_reserve(cs->ex->plan->ctx, &cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
+    ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, flags);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (k <= 0) _exit(0); /* the parent closed the pool */
+    cs->in.len += (size_t)k;
+    return 1;
+}
+
+/* Whole job frames in hand from in.off, counting up to max. */
+static int px_child_ahead(const px_child_state *cs, int max) {
+    size_t off = cs->in.off;
+    int n = 0;
+    while (n < max && cs->in.len - off >= sizeof(px_jobhdr)) {
+        px_jobhdr h;
+        memcpy(&h, cs->in.d + off, sizeof h);
+        size_t whole = sizeof h.len + (size_t)h.len;
+        if (h.len > PX_FRAME_MAX || cs->in.len - off < whole) break;
+        off += whole;
+        n++;
+    }
+    return n;
+}
+
+/* Send what is done before job h starts? Fast jobs (mean under PX_FLUSH_NS/2)
+ * send every PX_FLUSH_NS or PX_FLUSH_BYTES. Jobs of up to PX_HOLD_NS send in
+ * pairs: a result waits for at most one such job, and only while the worker has
+ * a further job in hand (looked for without blocking), so it never runs dry
+ * waiting for a refill the parent could not yet send. A job that is slow, of
+ * unknown duration or with a timeout, and any result of a cache: false task,
+ * is sent at once: nothing is held behind a long job, and a SIGKILLed worker
+ * never takes a finished effect's result with it. */
+static int px_child_should_flush(px_child_state *cs, const px_jobhdr *h, int64_t last_flush) {
+    if (!cs->whole) return 0;
+    int64_t now = cs->job_end, avg = cs->task_ns[h->task];
+    if (avg == 0 || avg >= PX_HOLD_NS || h->timeout_ms > 0 || cs->held_effect) return 1;
+    if (now - last_flush >= (avg < PX_FLUSH_NS / 2 ? PX_FLUSH_NS : PX_HOLD_NS) ||
+        cs->whole >= PX_FLUSH_BYTES)
+        return 1;
+    if (avg < PX_FLUSH_NS / 2) return 0;
+    if (cs->nheld >= 2) return 1;
+    if (px_child_ahead(cs, 2) < 2 && (!px_child_recv(cs, MSG_DONTWAIT) || px_child_ahead(cs, 2) < 2))
+        return 1;
+    return 0;
+}
+
 /* The worker's loop: read job frames, run them in order, send results. */
 static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
     px_child_setup(cs);
@@ -804,37 +860,32 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             if (h.len > PX_FRAME_MAX || whole != sizeof h + body || h.task >= cs->ex->plan->n_tasks)
                 _exit(125); /* the parent sent garbage: it will notice the exit */
             if (cs->in.len - cs->in.off < whole) break;
-            /* send what is done before a job that may take a while, so its results
-             * are not held back by it */
             int64_t now = cs->job_end, *avg = &cs->task_ns[h.task];
-            int slow = *avg == 0 || *avg >= PX_FLUSH_NS / 2 || h.timeout_ms > 0;
-            if (cs->whole &&
-                (slow || now - last_flush >= PX_FLUSH_NS || cs->whole >= PX_FLUSH_BYTES)) {
+            if (px_child_should_flush(cs, &h, last_flush)) {
                 px_child_flush(cs);
                 last_flush = now;
+                px_child_tidy(cs, sh); /* a worker kept busy still tidies */
+                sh = 0;
             }
             const plan_task *t = &cs->ex->plan->tasks[h.task];
+            const uint8_t *jb = cs->in.d + cs->in.off + sizeof h; /* px_child_recv may move in */
             sh |= t->kind == TK_SH;
             if (t->run_as != PLAN_NONE && cs->root)
-                px_child_job_as(cs, &h, cs->in.d + cs->in.off + sizeof h,
-                                plan_str(cs->ex->plan, t->run_as));
+                px_child_job_as(cs, &h, jb, plan_str(cs->ex->plan, t->run_as));
             else
-                px_child_job(cs, &h, cs->in.d + cs->in.off + sizeof h, NULL, 0);
+                px_child_job(cs, &h, jb, NULL, 0);
+            cs->nheld++;
+            if (!t->cache) cs->held_effect = 1;
             int64_t took = cs->job_end - now;
             *avg = *avg ? *avg + (took - *avg) / 4 : (took > 0 ? took : 1);
             if (*avg <= 0) *avg = 1;
             cs->in.off += whole;
         }
-        px_compact(&cs->in);
         px_child_flush(cs);
         px_child_tidy(cs, sh);
         sh = 0;
         /* then wait for more */
-        if (px_reserve(cs->ex->plan->ctx, &cs->in, PX_READ_CHUNK)) px_child_nomem(cs);
-        ssize_t k = recv(cs->sock, cs->in.d + cs->in.len, cs->in.cap - cs->in.len, 0);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) _exit(0); /* the parent closed the pool */
-        cs->in.len += (size_t)k;
+        if (!px_child_recv(cs, 0)) continue;
         last_flush = cs->job_end = px_now(CLOCK_MONOTONIC);
         cs->wall_offset = px_now(CLOCK_REALTIME) - cs->job_end;
     }
@@ -1191,6 +1242,7 @@ static void px_dispatch(px_exec *ex) {
     uint64_t limit = (total + (uint64_t)alive - 1) / (uint64_t)alive;
     uint64_t by_time = ex->avg_ns ? (uint64_t)(PX_BATCH_NS / ex->avg_ns) : PX_BATCH_START;
     if (by_time < 2) by_time = 2;
+    if (by_time < PX_DEPTH && ex->avg_ns && ex->avg_ns < PX_HOLD_NS) by_time = PX_DEPTH;
     if (limit > by_time) limit = by_time;
     if (limit > PX_BATCH_MAX) limit = PX_BATCH_MAX;
     if (limit < 1) limit = 1;
@@ -1510,6 +1562,7 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
         return NULL;
     }
     ex->base.ops = &px_ops;
+    ex->base.queued = PX_DEPTH - 1;
     for (uint32_t t = 0; t < plan->n_tasks; t++) {
         if (plan->tasks[t].nparams > ex->max_params) ex->max_params = plan->tasks[t].nparams;
         if (plan->tasks[t].memory || plan->tasks[t].max_procs) ex->limits = 1;

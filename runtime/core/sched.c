@@ -44,7 +44,9 @@
  *   Capacity. At most `limit` instances are with the executor: jobs × (a
  *   factor adapted to the measured task time, + 1). For slow tasks the factor
  *   is 1: each worker has one instance running and one queued, so it never
- *   waits for the scheduler and the order above is kept within one instance;
+ *   waits for the scheduler and the order above is kept within one instance
+ *   (tasks under SCHED_DEEP_TASK: as many queued as the executor asks, three
+ *   for the process executor, which answers those in pairs);
  *   for tasks of microseconds it grows to SCHED_MAX_FACTOR, so batches pay for
  *   the hand-over to the worker threads.
  *
@@ -79,6 +81,7 @@
 #define SCHED_BATCH 1024       /* most jobs handed to the executor at once */
 #define SCHED_SERVE_ROUND 8192 /* most instances served by the history in one round */
 #define SCHED_FAST_TASK 200e-6 /* a task of this duration or longer: factor 1 */
+#define SCHED_DEEP_TASK 5e-3   /* under this, the executor's own queue depth (rt_executor) */
 #define SCHED_POLL_MS 100      /* longest wait before looking at the stop flag */
 
 static double now_s(void) {
@@ -1131,7 +1134,12 @@ static void adapt_limit(sched *S) {
         factor = f > SCHED_MAX_FACTOR ? SCHED_MAX_FACTOR : (int)f;
         if (factor < 1) factor = 1;
     }
-    S->limit = jobs * (factor + 1); /* + one queued per worker: no idle gap between tasks */
+    /* + one queued per worker (or what the executor asks for, when tasks are under
+     * SCHED_DEEP_TASK): no idle gap between tasks */
+    int behind = 1;
+    if (S->mean_task >= 0 && S->mean_task < SCHED_DEEP_TASK && S->ex->queued > 1)
+        behind = S->ex->queued;
+    S->limit = jobs * (factor + behind);
 }
 
 static void sched_free(sched *S) {

@@ -119,3 +119,33 @@ for prog in hang hang_sh; do
         for w in $left; do kill -9 "$w" 2> /dev/null; done
     done
 done
+
+# 6. a worker SIGKILLed from outside while it holds queued jobs (tasks of 2 ms go
+#    four to a worker, answered in pairs): only the instance it was running fails;
+#    the queued ones run elsewhere; no instance runs more than twice and at most
+#    one (a finished result the worker had not sent yet) runs twice
+if compile killq; then
+    log="$T/killq.log"; rm -f "$log"
+    "$FLOWRUN" "$T/killq.plan" --executor process -j 2 --progress none --no-cache \
+        --param log="$log" > "$T/killq.out" 2> "$T/killq.err" &
+    pid=$!
+    i=0
+    while [ $i -lt 100 ] && [ "$(cat "$log" 2> /dev/null | wc -l)" -lt 40 ]; do
+        sleep 0.05; i=$((i + 1))
+    done
+    victim=$(pgrep -P $pid | head -1)
+    [ -n "$victim" ] && kill -9 "$victim"
+    wait $pid; code=$?
+    uniq=$(awk '{ print $2 }' "$log" | sort -n | uniq | wc -l)
+    twice=$(awk '{ print $2 }' "$log" | sort -n | uniq -d | wc -l)
+    sum=$(awk '{ print $2 }' "$log" | sort -n | uniq | awk '{ s += $1 } END { print s + 0 }')
+    why=""
+    [ -z "$victim" ] && why="no worker to kill"
+    [ -z "$why" ] && ! has "$T/killq.err" "worker killed by signal 9" && why="stderr lacks 'worker killed by signal 9'"
+    [ -z "$why" ] && [ "$(grep -c 'worker killed by signal 9' "$T/killq.err")" != 1 ] && why="more than one instance failed: $(grep -c 'signal 9' "$T/killq.err")"
+    [ -z "$why" ] && [ "$uniq" != 299 ] && why="$uniq instances ran, want 299 (all but the one killed)"
+    echo "   killq: $uniq instances ran, $twice twice"
+    [ -z "$why" ] && [ "$twice" -gt 1 ] && why="$twice instances ran twice, want at most 1"
+    [ -z "$why" ] && [ "$(cat "$T/killq.out")" != "$sum" ] && why="result '$(cat "$T/killq.out")', want $sum"
+    if [ -z "$why" ]; then pass killq; else fail killq "$why"; tail -3 "$T/killq.err"; fi
+fi
