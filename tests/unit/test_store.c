@@ -343,6 +343,7 @@ static void test_state_wal_kept_when_small(void **state) {
     assert_int_equal(n, 6);
     state_close(st);
     rm_rf(d);
+    free(d);
 }
 
 static void test_state_runs_instances_cache(void **state) {
