@@ -50,7 +50,7 @@ typedef struct lw {
     bool limit_reported;      /* a limit error was reported (only one) */
     fl_span loc_span;       /* span of the last loc added (to share it) */
     uint32_t loc;             /* that loc, or PLAN_NONE */
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_dur; /* basic types */
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_time, t_dur; /* basic types */
 } lw;
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -389,6 +389,15 @@ static uint32_t lower_binary(lw *w, const fl_node *e) {
             if (num) {
                 emit(w, flt ? cmp_f[k] : cmp_i[k], 0, 0, e->span, -1);
                 return w->t_bool;
+            }
+            if (is_str(w, ta) && is_str(w, tb) && is_k(w, ta, PT_TIME) != is_k(w, tb, PT_TIME)) {
+                bool day = is_k(w, ta, PT_DATE) || is_k(w, tb, PT_DATE);
+                err(w, e->span,
+                    day ? "date(t) is the UTC day of a time t: compare date(t) with the date"
+                        : "a time compares only with a time, e.g. 2026-01-31T13:00:00Z",
+                    "cannot compare %s with %s", tname(w, ta, b1, sizeof b1),
+                    tname(w, tb, b2, sizeof b2));
+                return PLAN_NONE;
             }
             if (is_str(w, ta) && is_str(w, tb)) {
                 emit(w, cmp_s[k], (int32_t)w->t_str, 0, e->span, -1);
@@ -833,6 +842,10 @@ static uint32_t lower(lw *w, const fl_node *e, uint32_t hint) {
             t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_date,
                          e->span);
             break;
+        case AST_TIME:
+            t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_time,
+                         e->span);
+            break;
         case AST_STR:
             t = lower_str(w, e);
             break;
@@ -908,6 +921,7 @@ static void lw_init(lw *w, expr_ctx *cx) {
     w->t_str = plan_type_basic(w->p, PT_STR);
     w->t_path = plan_type_basic(w->p, PT_PATH);
     w->t_date = plan_type_basic(w->p, PT_DATE);
+    w->t_time = plan_type_basic(w->p, PT_TIME);
     w->t_dur = plan_type_basic(w->p, PT_DURATION);
 }
 

@@ -297,6 +297,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.t_path = plan_type_basic(p, PT_PATH);
     c.t_dir = plan_type_basic(p, PT_DIR);
     c.t_date = plan_type_basic(p, PT_DATE);
+    c.t_time = plan_type_basic(p, PT_TIME);
     c.t_dur = plan_type_basic(p, PT_DURATION);
     p->source = plan_intern_str(p, opt->source_path ? opt->source_path : "");
     unsigned int hl = 0;

@@ -255,7 +255,7 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 %token TERM "newline"
 %token TERM0 "end of line"
 %token <id> IDENT "identifier"
-%token <node> INT "number" FLOAT "float" DURATION "duration" DATE "date"
+%token <node> INT "number" FLOAT "float" DURATION "duration" DATE "date" TIME "time"
 %token <node> STR_TEXT "string text"
 %token STR_BEGIN "string" STR_END "end of string"
 %token INTERP_BEGIN "'{' in a string" INTERP_END "'}' of an interpolation"
@@ -583,6 +583,7 @@ primary
     | FLOAT
     | DURATION
     | DATE
+    | TIME
     | TRUE                             { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 1; }
     | FALSE                            { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 0; }
     | string
@@ -649,7 +650,7 @@ static int has(const yysymbol_kind_t *set, int n, yysymbol_kind_t k) {
 /* Tokens that may start an expression: listed as one "expression". */
 static int starts_expr(yysymbol_kind_t k) {
     switch (k) {
-    case YYSYMBOL_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_DURATION: case YYSYMBOL_DATE:
+    case YYSYMBOL_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_DURATION: case YYSYMBOL_DATE: case YYSYMBOL_TIME:
     case YYSYMBOL_STR_BEGIN: case YYSYMBOL_TRUE: case YYSYMBOL_FALSE: case YYSYMBOL_IDENT:
     case YYSYMBOL_LPAREN_LAMBDA: case YYSYMBOL_IF: case YYSYMBOL_NOT: case YYSYMBOL_LPAREN:
     case YYSYMBOL_LBRACKET: case YYSYMBOL_LBRACE: case YYSYMBOL_MINUS:

@@ -287,6 +287,7 @@ static bool deep_eq(const fl_plan *p, uint32_t type, fl_val a, fl_val b) {
         case PT_PATH:
         case PT_DIR:
         case PT_DATE:
+        case PT_TIME:
             return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
         case PT_BYTES:
             return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&

@@ -64,7 +64,7 @@ static bool is_flt(const fl_plan *p, uint32_t t) {
 }
 static bool is_s(const fl_plan *p, uint32_t t) {
     uint32_t k = kind(p, t);
-    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE;
+    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE || k == PT_TIME;
 }
 
 /* Same layout: what matters for reading and releasing a value. */

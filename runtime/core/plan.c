@@ -320,7 +320,7 @@ static void put_bytes(plan_buf *b, const void *s, size_t k) {
 }
 
 static bool kind_is_strlike(uint32_t k) {
-    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE;
+    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE || k == PT_TIME;
 }
 
 /* A constant's payload as 8 bytes, by its type's kind (so unused union bytes never leak). */
@@ -780,6 +780,7 @@ static int chk_values(plan_check *k) {
             case PT_PATH:
             case PT_DIR:
             case PT_DATE:
+            case PT_TIME:
                 if (raw >= p->n_stroff)
                     BAD("constant %u refers to string %llu of %u", i, (unsigned long long)raw,
                         p->n_stroff);

@@ -32,8 +32,8 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 2        /* 2: every call node names its instances (plan_node.name);
-                                 tasks carry memory and max_procs */
+#define PLAN_VERSION 3        /* 2: every call node names its instances (plan_node.name);
+                                 tasks carry memory and max_procs. 3: type kind time */
 #define PLAN_OLDEST_VERSION 2 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
@@ -47,7 +47,7 @@
     X(VOID, "void")                                                                                \
     X(INT, "int") X(FLOAT, "float") X(BOOL, "bool") X(STR, "str") X(PATH, "path") X(DIR, "dir")    \
         X(BYTES, "bytes") X(DATE, "date") X(DURATION, "duration") X(LIST, "list")                  \
-            X(RECORD, "record")
+            X(RECORD, "record") X(TIME, "time")
 
 typedef enum plan_type_kind {
 #define X(k, s) PT_##k,

@@ -324,7 +324,7 @@ static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
         }
         default:
             if (ty->kind == PT_STR || ty->kind == PT_PATH || ty->kind == PT_DIR ||
-                ty->kind == PT_DATE)
+                ty->kind == PT_DATE || ty->kind == PT_TIME)
                 t_str(t, str_of(p, v->u.s));
             else
                 t_null(t);
