@@ -758,6 +758,13 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         case EB_STR:
             res = to_str(w, t[0], e->list.items[0]->a->span);
             break;
+        case EB_DATE:
+            if (is_k(w, t[0], PT_TIME))
+                emit(w, EOP_DAY_T, (int32_t)w->t_date, 0, e->span, 0);
+            else
+                bad = 0, want = "a time";
+            res = w->t_date;
+            break;
         case EB_INT:
             if (is_k(w, t[0], PT_INT) || is_k(w, t[0], PT_BOOL)) {
             } else if (is_k(w, t[0], PT_FLOAT))

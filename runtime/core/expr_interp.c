@@ -719,6 +719,14 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                 TOP = v;
                 break;
             }
+            case EOP_DAY_T: { /* a verified time: at least "YYYY-MM-DD" */
+                const fv_str *s = S(TOP);
+                fl_val v = fv_str_new(p, (uint32_t)in->a, s->data, s->len < 10 ? s->len : 10);
+                CHECK_MEM(v);
+                fv_decref(p, (uint32_t)in->a, TOP);
+                TOP = v;
+                break;
+            }
             case EOP_SHQUOTE_L: {
                 uint32_t et = p->types[in->a].elem;
                 bool too_long = false;

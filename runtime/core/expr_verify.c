@@ -385,6 +385,11 @@ static int run(vm *m, uint32_t upto, vstack *out) {
                        : in->op == EOP_FLOAT_S                    ? EXPR_TY_FLOAT
                                                                   : a;
                 break;
+            case EOP_DAY_T:
+                NEED(1);
+                WANT(kind(p, a) == PT_DATE && kind(p, TOPT) == PT_TIME, "a time operand, a date result");
+                TOPT = a;
+                break;
             case EOP_INT_F:
                 NEED(1);
                 WANT(is_flt(p, TOPT), "float operand");
