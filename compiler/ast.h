@@ -32,7 +32,8 @@ typedef struct fl_span {
     X(BIND_SYMBOL, "name: library name; sval: C symbol")                                           \
     X(BIND_SH, "a: the command, a STR node (may interpolate)")                                     \
     X(TYPEDECL, "name; a: the type")                                                               \
-    X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body")    \
+    X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body; "  \
+            "c: NULL or a WITH of OPTIONs: the clauses start, tz, watch")                        \
     X(GROUP, "name; list: PARAMs; a: return type or NULL; list2: body")                            \
     X(PARAM, "name; a: type; b: default expression or NULL")                                       \
     X(OPTION, "name; a: value expression (an entry of `with {name: value}`)")                      \

@@ -123,7 +123,7 @@ typedef struct chk_ctx {
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     bool too_big;               /* node_limit was reached (reported once) */
-    uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_time, t_dur; /* types */
+    uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 
 /* Out of memory so far in this compilation: an allocation failed somewhere (it

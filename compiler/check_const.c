@@ -161,7 +161,7 @@ uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool repor
         return v;
     case AST_TIME:
         if (wk != PT__COUNT && wk != PT_TIME) break;
-        v = add_value(c, c->t_time);
+        v = add_value(c, plan_type_basic(p, PT_TIME)); /* added on first use */
         p->values[v].u.s = plan_intern_str(p, e->sval);
         return v;
     case AST_STR: {

@@ -50,7 +50,7 @@ typedef struct lw {
     bool limit_reported;      /* a limit error was reported (only one) */
     fl_span loc_span;       /* span of the last loc added (to share it) */
     uint32_t loc;             /* that loc, or PLAN_NONE */
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_time, t_dur; /* basic types */
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_dur; /* basic types */
 } lw;
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -850,7 +850,8 @@ static uint32_t lower(lw *w, const fl_node *e, uint32_t hint) {
                          e->span);
             break;
         case AST_TIME:
-            t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_time,
+            t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0,
+                         plan_type_basic(w->p, PT_TIME), /* added on first use */
                          e->span);
             break;
         case AST_STR:
@@ -928,7 +929,6 @@ static void lw_init(lw *w, expr_ctx *cx) {
     w->t_str = plan_type_basic(w->p, PT_STR);
     w->t_path = plan_type_basic(w->p, PT_PATH);
     w->t_date = plan_type_basic(w->p, PT_DATE);
-    w->t_time = plan_type_basic(w->p, PT_TIME);
     w->t_dur = plan_type_basic(w->p, PT_DURATION);
 }
 

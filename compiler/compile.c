@@ -256,9 +256,10 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->ret = ret == PLAN_NONE ? c->t_void : ret;
     pg->ret_node = PLAN_NONE;
     pg->schedule = PLAN_NONE;
+    pg->start = pg->tz = pg->watch = PLAN_NONE;
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
-    if (dc->kind == DK_FLOW && g->b) chk_schedule(c, g, gi);
+    if (dc->kind == DK_FLOW && (g->b || g->c)) chk_schedule(c, g, gi);
     for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
         const fl_node *pa = g->list.items[i];
         if (has_bytes(c, p->params[first + i].type))
@@ -297,7 +298,6 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.t_path = plan_type_basic(p, PT_PATH);
     c.t_dir = plan_type_basic(p, PT_DIR);
     c.t_date = plan_type_basic(p, PT_DATE);
-    c.t_time = plan_type_basic(p, PT_TIME);
     c.t_dur = plan_type_basic(p, PT_DURATION);
     p->source = plan_intern_str(p, opt->source_path ? opt->source_path : "");
     unsigned int hl = 0;

@@ -284,12 +284,13 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 %token RBRACE "'}'"
 
 %type <node> program decl task_decl binding task_opts flow_decl group_decl opt_ret opt_schedule
+%type <node> flow_clause clause_value
 %type <node> param type fielddecl stmt expr with_expr or_expr and_expr not_expr cmp_expr
 %type <node> add_expr mul_expr unary_expr postfix primary string option arg fieldinit lambda
 %type <node> lparam name_ref
 %type <list> decls params opt_params fielddecls fielddecl_list body stmts stmt_seq opt_after
 %type <list> names options option_list args opt_args exprs opt_exprs fieldinits fieldinit_list
-%type <list> str_parts lparams opt_lparams
+%type <list> str_parts lparams opt_lparams flow_clauses
 
 %%
 
@@ -353,17 +354,34 @@ opt_ret
     | ARROW type                       { $$ = $2; }
     ;
 
-/* flow NAME ( params ) [-> type] [schedule "cron"] { statements } */
+/* flow NAME ( params ) [-> type] [schedule "cron" [start D] [tz "Zone"]] [watch P]
+ * { statements }. start, tz and watch are contextual: any name parses here as a
+ * clause, and the checker (check_schedule.c) says which names are clauses. */
 flow_decl
-    : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule body
+    : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule flow_clauses body
         {
-            $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, NULL), $4);
+            fl_node *cl = $8.len ? with_list(p, mk(p, AST_WITH, @8), $8) : NULL;
+            $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, cl), $4);
             if ($$) {
                 $$->name = $2;
                 $$->nspan = @2;
-                $$->list2 = $8;
+                $$->list2 = $9;
             }
         }
+    ;
+
+flow_clauses
+    : %empty                           { $$ = (fl_nodes){0}; }
+    | flow_clauses flow_clause         { $$ = more(p, $1, $2); }
+    ;
+flow_clause
+    : IDENT clause_value               { $$ = named1(p, AST_OPTION, @$, $1, @1, $2); }
+    ;
+clause_value
+    : DATE
+    | TIME
+    | string
+    | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
     ;
 
 opt_schedule
