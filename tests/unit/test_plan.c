@@ -1140,6 +1140,10 @@ static int write_damaged(const char *dir) {
     put32(c + 8, 1);
     plan_reseal(c, n);
     rc |= write_bytes(dir, "older.plan", c, n);
+    memcpy(c, b, n);
+    put32(c + 8, 2); /* version 2: graph records without start, tz, watch */
+    plan_reseal(c, n);
+    rc |= write_bytes(dir, "older2.plan", c, n);
     for (size_t i = 0; i < n; i++) {
         if (b[i] == '\n') c[m++] = '\r';
         c[m++] = b[i];
