@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -50,6 +50,7 @@ what() {
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
+    tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
 }
@@ -91,6 +92,7 @@ probe() {
             LINKCC=clang links -fsanitize=fuzzer,address,undefined ;;
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
+    tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     esac
 }
 

@@ -32,12 +32,13 @@ typedef struct fl_span {
     X(BIND_SYMBOL, "name: library name; sval: C symbol")                                           \
     X(BIND_SH, "a: the command, a STR node (may interpolate)")                                     \
     X(TYPEDECL, "name; a: the type")                                                               \
-    X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body")    \
+    X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body; "  \
+            "c: NULL or a WITH of OPTIONs: the clauses start, tz, watch")                        \
     X(GROUP, "name; list: PARAMs; a: return type or NULL; list2: body")                            \
     X(PARAM, "name; a: type; b: default expression or NULL")                                       \
     X(OPTION, "name; a: value expression (an entry of `with {name: value}`)")                      \
     /* ---- types ---- */                                                                          \
-    X(TNAME, "name: int float bool str path dir bytes date duration, or a declared type")          \
+    X(TNAME, "name: int float bool str path dir bytes date time duration, or a declared type")          \
     X(TLIST, "a: element type")                                                                    \
     X(TRECORD, "list: FIELDDECLs")                                                                 \
     X(FIELDDECL, "name; a: type")                                                                  \
@@ -53,6 +54,7 @@ typedef struct fl_span {
     X(STRPART, "sval: literal text, escapes decoded; ival: its byte length (may hold NUL)")        \
     X(DURATION, "ival: milliseconds; sval: the literal as written")                                \
     X(DATE, "sval: \"YYYY-MM-DD\" (validated as a real calendar day by the scanner)")              \
+    X(TIME, "sval: \"YYYY-MM-DDTHH:MM:SSZ\" (validated by the scanner: fv_time_problem)")     \
     X(NAME, "name")                                                                                \
     X(LIST, "list: elements")                                                                      \
     X(RECORD, "list: FIELDINITs")                                                                  \

@@ -1059,7 +1059,8 @@ static chk_val eval_record(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t
  * expression becomes one CONST node of the type wanted when it fits */
 static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) {
     switch (e->kind) {
-    case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_DURATION:
+    case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_STR: case AST_DATE: case AST_TIME:
+    case AST_DURATION:
     case AST_UNARY: case AST_LIST: case AST_RECORD:
         if (chk_is_const(e)) {
             if (e->kind == AST_DURATION) {

@@ -17,10 +17,12 @@
 
 #include "check.h"
 #include "types.h"
+#include "value.h"
 
 bool chk_is_const(const fl_node *e) {
     switch (e->kind) {
-    case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_DATE: case AST_DURATION:
+    case AST_INT: case AST_FLOAT: case AST_BOOL: case AST_DATE: case AST_TIME:
+    case AST_DURATION:
         return true;
     case AST_STR:
         for (int i = 0; i < e->list.len; i++)
@@ -85,7 +87,7 @@ static bool valid_date(const char *s) {
 static const char *literal_what(const fl_node *e) {
     static const char *const found[] = {[AST_INT] = "an int",      [AST_FLOAT] = "a float",
                                         [AST_BOOL] = "a bool",     [AST_STR] = "a string",
-                                        [AST_DURATION] = "a duration", [AST_DATE] = "a date",
+                                        [AST_DURATION] = "a duration", [AST_DATE] = "a date", [AST_TIME] = "a time",
                                         [AST_LIST] = "a list",     [AST_RECORD] = "a record",
                                         [AST_UNARY] = "a number"};
     return (size_t)e->kind < sizeof found / sizeof *found && found[e->kind] ? found[e->kind]
@@ -157,8 +159,14 @@ uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool repor
         v = add_value(c, c->t_date);
         p->values[v].u.s = plan_intern_str(p, e->sval);
         return v;
+    case AST_TIME:
+        if (wk != PT__COUNT && wk != PT_TIME) break;
+        v = add_value(c, plan_type_basic(p, PT_TIME)); /* added on first use */
+        p->values[v].u.s = plan_intern_str(p, e->sval);
+        return v;
     case AST_STR: {
-        if (wk != PT__COUNT && wk != PT_STR && wk != PT_PATH && wk != PT_DIR && wk != PT_DATE)
+        if (wk != PT__COUNT && wk != PT_STR && wk != PT_PATH && wk != PT_DIR && wk != PT_DATE &&
+            wk != PT_TIME)
             break;
         for (int i = 0; i < e->list.len; i++)
             if (e->list.items[i]->kind != AST_STRPART) {
@@ -174,6 +182,11 @@ uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool repor
             if (report)
                 diag_error(c->d, e->span, "write a calendar day as YYYY-MM-DD, e.g. 2026-01-31",
                            "\"%s\" is not a valid date", s);
+            return PLAN_NONE;
+        }
+        const char *why = wk == PT_TIME ? fv_time_problem(s, strlen(s)) : NULL;
+        if (why) {
+            if (report) diag_error(c->d, e->span, why, "\"%s\" is not a valid time", s);
             return PLAN_NONE;
         }
         v = add_value(c, wk == PT__COUNT ? c->t_str : want);

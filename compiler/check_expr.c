@@ -390,6 +390,15 @@ static uint32_t lower_binary(lw *w, const fl_node *e) {
                 emit(w, flt ? cmp_f[k] : cmp_i[k], 0, 0, e->span, -1);
                 return w->t_bool;
             }
+            if (is_str(w, ta) && is_str(w, tb) && is_k(w, ta, PT_TIME) != is_k(w, tb, PT_TIME)) {
+                bool day = is_k(w, ta, PT_DATE) || is_k(w, tb, PT_DATE);
+                err(w, e->span,
+                    day ? "date(t) is the UTC day of a time t: compare date(t) with the date"
+                        : "a time compares only with a time, e.g. 2026-01-31T13:00:00Z",
+                    "cannot compare %s with %s", tname(w, ta, b1, sizeof b1),
+                    tname(w, tb, b2, sizeof b2));
+                return PLAN_NONE;
+            }
             if (is_str(w, ta) && is_str(w, tb)) {
                 emit(w, cmp_s[k], (int32_t)w->t_str, 0, e->span, -1);
                 return w->t_bool;
@@ -749,6 +758,13 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         case EB_STR:
             res = to_str(w, t[0], e->list.items[0]->a->span);
             break;
+        case EB_DATE:
+            if (is_k(w, t[0], PT_TIME))
+                emit(w, EOP_DAY_T, (int32_t)w->t_date, 0, e->span, 0);
+            else
+                bad = 0, want = "a time";
+            res = w->t_date;
+            break;
         case EB_INT:
             if (is_k(w, t[0], PT_INT) || is_k(w, t[0], PT_BOOL)) {
             } else if (is_k(w, t[0], PT_FLOAT))
@@ -831,6 +847,11 @@ static uint32_t lower(lw *w, const fl_node *e, uint32_t hint) {
             break;
         case AST_DATE:
             t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0, w->t_date,
+                         e->span);
+            break;
+        case AST_TIME:
+            t = push_str(w, e->sval ? e->sval : "", e->sval ? strlen(e->sval) : 0,
+                         plan_type_basic(w->p, PT_TIME), /* added on first use */
                          e->span);
             break;
         case AST_STR:

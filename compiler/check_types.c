@@ -1,6 +1,6 @@
 /*
  * check_types.c — types as written in a .flow file, resolved to plan types:
- * the basic names (int float bool str path dir bytes date duration), lists,
+ * the basic names (int float bool str path dir bytes date time duration), lists,
  * record types, and declared `type` names (language.md §3).
  *
  * Types are plan type indexes, interned by plan_type_* (so two equal types are one
@@ -22,9 +22,9 @@ const char *chk_type_text(chk_ctx *c, uint32_t t, char *buf, size_t len) {
 }
 
 static const char *const basic_names[] = {"int", "float", "bool", "str", "path",
-                                          "dir", "bytes", "date", "duration"};
+                                          "dir", "bytes", "date", "time", "duration"};
 static const plan_type_kind basic_kinds[] = {PT_INT, PT_FLOAT, PT_BOOL, PT_STR, PT_PATH,
-                                             PT_DIR, PT_BYTES, PT_DATE, PT_DURATION};
+                                             PT_DIR, PT_BYTES, PT_DATE, PT_TIME, PT_DURATION};
 
 uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
     char hb[160];

@@ -256,9 +256,10 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->ret = ret == PLAN_NONE ? c->t_void : ret;
     pg->ret_node = PLAN_NONE;
     pg->schedule = PLAN_NONE;
+    pg->start = pg->tz = pg->watch = PLAN_NONE;
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
-    if (dc->kind == DK_FLOW && g->b) chk_schedule(c, g, gi);
+    if (dc->kind == DK_FLOW && (g->b || g->c)) chk_schedule(c, g, gi);
     for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
         const fl_node *pa = g->list.items[i];
         if (has_bytes(c, p->params[first + i].type))

@@ -15,7 +15,7 @@ bool ty_is(const fl_plan *p, uint32_t t, plan_type_kind k) {
 
 bool ty_is_strlike(const fl_plan *p, uint32_t t) {
     return ty_is(p, t, PT_STR) || ty_is(p, t, PT_PATH) || ty_is(p, t, PT_DIR) ||
-           ty_is(p, t, PT_DATE);
+           ty_is(p, t, PT_DATE) || ty_is(p, t, PT_TIME);
 }
 
 bool ty_same(const fl_plan *p, uint32_t a, uint32_t b) {

@@ -255,7 +255,7 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 %token TERM "newline"
 %token TERM0 "end of line"
 %token <id> IDENT "identifier"
-%token <node> INT "number" FLOAT "float" DURATION "duration" DATE "date"
+%token <node> INT "number" FLOAT "float" DURATION "duration" DATE "date" TIME "time"
 %token <node> STR_TEXT "string text"
 %token STR_BEGIN "string" STR_END "end of string"
 %token INTERP_BEGIN "'{' in a string" INTERP_END "'}' of an interpolation"
@@ -284,12 +284,13 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 %token RBRACE "'}'"
 
 %type <node> program decl task_decl binding task_opts flow_decl group_decl opt_ret opt_schedule
+%type <node> flow_clause clause_value
 %type <node> param type fielddecl stmt expr with_expr or_expr and_expr not_expr cmp_expr
 %type <node> add_expr mul_expr unary_expr postfix primary string option arg fieldinit lambda
 %type <node> lparam name_ref
 %type <list> decls params opt_params fielddecls fielddecl_list body stmts stmt_seq opt_after
 %type <list> names options option_list args opt_args exprs opt_exprs fieldinits fieldinit_list
-%type <list> str_parts lparams opt_lparams
+%type <list> str_parts lparams opt_lparams flow_clauses
 
 %%
 
@@ -353,17 +354,34 @@ opt_ret
     | ARROW type                       { $$ = $2; }
     ;
 
-/* flow NAME ( params ) [-> type] [schedule "cron"] { statements } */
+/* flow NAME ( params ) [-> type] [schedule "cron" [start D] [tz "Zone"]] [watch P]
+ * { statements }. start, tz and watch are contextual: any name parses here as a
+ * clause, and the checker (check_schedule.c) says which names are clauses. */
 flow_decl
-    : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule body
+    : FLOW IDENT LPAREN opt_params RPAREN opt_ret opt_schedule flow_clauses body
         {
-            $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, NULL), $4);
+            fl_node *cl = $8.len ? with_list(p, mk(p, AST_WITH, @8), $8) : NULL;
+            $$ = with_list(p, mk3(p, AST_FLOW, @$, $6, $7, cl), $4);
             if ($$) {
                 $$->name = $2;
                 $$->nspan = @2;
-                $$->list2 = $8;
+                $$->list2 = $9;
             }
         }
+    ;
+
+flow_clauses
+    : %empty                           { $$ = (fl_nodes){0}; }
+    | flow_clauses flow_clause         { $$ = more(p, $1, $2); }
+    ;
+flow_clause
+    : IDENT clause_value               { $$ = named1(p, AST_OPTION, @$, $1, @1, $2); }
+    ;
+clause_value
+    : DATE
+    | TIME
+    | string
+    | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
     ;
 
 opt_schedule
@@ -583,6 +601,7 @@ primary
     | FLOAT
     | DURATION
     | DATE
+    | TIME
     | TRUE                             { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 1; }
     | FALSE                            { $$ = mk(p, AST_BOOL, @$); if ($$) $$->ival = 0; }
     | string
@@ -649,7 +668,7 @@ static int has(const yysymbol_kind_t *set, int n, yysymbol_kind_t k) {
 /* Tokens that may start an expression: listed as one "expression". */
 static int starts_expr(yysymbol_kind_t k) {
     switch (k) {
-    case YYSYMBOL_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_DURATION: case YYSYMBOL_DATE:
+    case YYSYMBOL_INT: case YYSYMBOL_FLOAT: case YYSYMBOL_DURATION: case YYSYMBOL_DATE: case YYSYMBOL_TIME:
     case YYSYMBOL_STR_BEGIN: case YYSYMBOL_TRUE: case YYSYMBOL_FALSE: case YYSYMBOL_IDENT:
     case YYSYMBOL_LPAREN_LAMBDA: case YYSYMBOL_IF: case YYSYMBOL_NOT: case YYSYMBOL_LPAREN:
     case YYSYMBOL_LBRACKET: case YYSYMBOL_LBRACE: case YYSYMBOL_MINUS:

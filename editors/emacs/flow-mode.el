@@ -90,7 +90,7 @@
   "Other keywords.")
 
 (defconst flow-types
-  '("int" "float" "bool" "str" "path" "dir" "bytes" "date" "duration")
+  '("int" "float" "bool" "str" "path" "dir" "bytes" "date" "time" "duration")
   "Built-in type names.")
 
 (defconst flow-mapping-methods '("partial" "expand" "expand_kwargs" "map" "filter")
@@ -106,7 +106,7 @@
 
 (defconst flow-builtins
   '("range" "files" "len" "basename" "dirname" "stem" "ext" "join" "str" "int"
-    "float" "upper" "lower" "replace" "contains" "starts_with" "ends_with")
+    "float" "upper" "lower" "replace" "contains" "starts_with" "ends_with" "date")
   "Built-in functions.")
 
 (defconst flow--ident "[A-Za-z_][A-Za-z0-9_]*")
@@ -196,7 +196,7 @@ Sets group 0 to the whole of it, 1 and 3 to the braces, 2 to the code."
       (goto-char (match-end 0))
       (0 font-lock-variable-name-face)))
     ;; literals: dates and durations before plain numbers
-    ("\\_<[0-9]\\{4\\}-[0-9]\\{2\\}-[0-9]\\{2\\}\\_>" . 'flow-date-face)
+    ("\\_<[0-9]\\{4\\}-[0-9]\\{2\\}-[0-9]\\{2\\}\\(T[0-9]\\{2\\}:[0-9]\\{2\\}:[0-9]\\{2\\}Z\\)?\\_>" . 'flow-date-face)
     ("\\_<[0-9][0-9_]*\\(?:ms\\|s\\|m\\|h\\|d\\)\\_>" . 'flow-duration-face)
     ("\\_<0[xX][0-9A-Fa-f_]+\\_>" . 'flow-number-face)
     ("\\_<[0-9][0-9_]*\\(?:\\.[0-9][0-9_]*\\)?\\(?:[eE][-+]?[0-9]+\\)?\\_>" . 'flow-number-face)

@@ -111,7 +111,7 @@ static void to_c(rt_ictx *c, uint32_t type, fl_val v, void *dst) {
         }
         case PT_VOID:
             return;
-        default: { /* str, path, dir, date */
+        default: { /* str, path, dir, date, time */
             const char *s = fv_as_str(v)->data;
             memcpy(dst, &s, sizeof s);
             return;
@@ -202,11 +202,17 @@ static int from_c(rt_ictx *c, uint32_t type, const void *src, fl_val *out) {
                              t->kind == PT_STR    ? "str"
                              : t->kind == PT_PATH ? "path"
                              : t->kind == PT_DIR  ? "dir"
+                             : t->kind == PT_TIME ? "time"
                                                   : "date");
                 return -1;
             }
             if (t->kind == PT_DATE && !fv_date_valid(s, strlen(s))) {
                 rt_ictx_fail(c, "task returned an invalid date '%.40s' (want YYYY-MM-DD)", s);
+                return -1;
+            }
+            if (t->kind == PT_TIME && !fv_time_valid(s, strlen(s))) {
+                rt_ictx_fail(c, "task returned an invalid time '%.40s' (want YYYY-MM-DDTHH:MM:SSZ)",
+                             s);
                 return -1;
             }
             *out = fv_str_cstr(p, type, s);

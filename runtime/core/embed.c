@@ -360,7 +360,7 @@ int flow_program_set_bool(flow_program *fp, const char *name, bool v, char *err,
 
 int flow_program_set_str(flow_program *fp, const char *name, const char *v, char *err,
                          size_t errlen) {
-    static const uint32_t ok[] = {PT_STR, PT_PATH, PT_DIR, PT_DATE, PT__COUNT};
+    static const uint32_t ok[] = {PT_STR, PT_PATH, PT_DIR, PT_DATE, PT_TIME, PT__COUNT};
     if (check_typed(fp, name, "str", ok, err, errlen)) return -1;
     if (!v) {
         seterr(err, errlen, "parameter '%s': NULL is not a string", name);
@@ -557,6 +557,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
                 case PT_PATH:
                 case PT_DIR:
                 case PT_DATE:
+                case PT_TIME:
                     o->str = strdup(fv_as_str(res.result)->data); /* NULL: out of memory */
                     break;
                 default:

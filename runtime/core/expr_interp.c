@@ -287,6 +287,7 @@ static bool deep_eq(const fl_plan *p, uint32_t type, fl_val a, fl_val b) {
         case PT_PATH:
         case PT_DIR:
         case PT_DATE:
+        case PT_TIME:
             return S(a)->len == S(b)->len && memcmp(S(a)->data, S(b)->data, (size_t)S(a)->len) == 0;
         case PT_BYTES:
             return fv_as_bytes(a)->len == fv_as_bytes(b)->len &&
@@ -715,6 +716,14 @@ static inline __attribute__((always_inline)) int run(const fl_plan *p, uint32_t 
                 }
                 CHECK_LEN(v, too_long, "a command's quoting");
                 fv_decref(p, t, TOP);
+                TOP = v;
+                break;
+            }
+            case EOP_DAY_T: { /* a verified time: at least "YYYY-MM-DD" */
+                const fv_str *s = S(TOP);
+                fl_val v = fv_str_new(p, (uint32_t)in->a, s->data, s->len < 10 ? s->len : 10);
+                CHECK_MEM(v);
+                fv_decref(p, (uint32_t)in->a, TOP);
                 TOP = v;
                 break;
             }

@@ -9,7 +9,7 @@
  * value: an instruction releases what it pops and pushes a new reference.
  *
  * Conventions for operands:
- *   S   = a str-like type index (str, path, dir or date): the type of a string the
+ *   S   = a str-like type index (str, path, dir, date or time): the type of a string the
  *         instruction creates, also used to release the strings it pops
  *   L   = a list type index; R = a record type index
  * Full semantics (overflow, ranges, formats): docs/expressions.md.
@@ -89,7 +89,8 @@
     X(ENDS_WITH, 2, 1, "ends_with(s, suffix) -> bool")                                         \
     X(INT_S, 1, 1, "int(str): decimal, surrounding blanks allowed; else a run-time error")    \
     X(INT_F, 1, 1, "int(float): truncates; nan or out of range is a run-time error")          \
-    X(FLOAT_S, 1, 1, "float(str); not a number is a run-time error")
+    X(FLOAT_S, 1, 1, "float(str); not a number is a run-time error")                           \
+    X(DAY_T, 1, 1, "date(time) -> its UTC day, the first 10 bytes (a: the date type)")
 
 typedef enum fl_expr_op {
 #define X(name, pops, pushes, doc) EOP_##name,
@@ -116,7 +117,8 @@ typedef enum fl_expr_op {
     X(REPLACE, "replace", 3, "replace(s, old, new) -> str")                                    \
     X(CONTAINS, "contains", 2, "contains(s, sub) -> bool")                                     \
     X(STARTS_WITH, "starts_with", 2, "starts_with(s, prefix) -> bool")                         \
-    X(ENDS_WITH, "ends_with", 2, "ends_with(s, suffix) -> bool")
+    X(ENDS_WITH, "ends_with", 2, "ends_with(s, suffix) -> bool")                               \
+    X(DATE, "date", 1, "date(time) -> date (the UTC day)")
 
 typedef enum fl_expr_builtin {
 #define X(name, text, nargs, doc) EB_##name,

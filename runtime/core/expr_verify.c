@@ -64,7 +64,7 @@ static bool is_flt(const fl_plan *p, uint32_t t) {
 }
 static bool is_s(const fl_plan *p, uint32_t t) {
     uint32_t k = kind(p, t);
-    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE;
+    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE || k == PT_TIME;
 }
 
 /* Same layout: what matters for reading and releasing a value. */
@@ -384,6 +384,11 @@ static int run(vm *m, uint32_t upto, vstack *out) {
                 TOPT = in->op == EOP_LEN_S || in->op == EOP_INT_S ? EXPR_TY_WORD
                        : in->op == EOP_FLOAT_S                    ? EXPR_TY_FLOAT
                                                                   : a;
+                break;
+            case EOP_DAY_T:
+                NEED(1);
+                WANT(kind(p, a) == PT_DATE && kind(p, TOPT) == PT_TIME, "a time operand, a date result");
+                TOPT = a;
                 break;
             case EOP_INT_F:
                 NEED(1);

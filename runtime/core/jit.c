@@ -488,6 +488,7 @@ static LLVMTypeRef thunk_type(gen *g, uint32_t t, bool *is_bool) {
         case PT_PATH:
         case PT_DIR:
         case PT_DATE:
+        case PT_TIME:
             return g->i8p;
         case PT_VOID:
             return LLVMVoidTypeInContext(g->C);

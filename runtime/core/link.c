@@ -94,6 +94,7 @@ static int build_ctype(rt_runtime *rt, uint32_t type, int depth, char *err, size
         case PT_PATH:
         case PT_DIR:
         case PT_DATE:
+        case PT_TIME:
             ct->ft = &ffi_type_pointer;
             break;
         case PT_BYTES:

@@ -224,7 +224,8 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->first_param)                                                                         \
     F(u32, r->nparams)                                                                             \
     F(u32, r->ret)                                                                                 \
-    F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
+    F(u32, r->ret_node) F(u32, r->schedule) F(u32, r->start) F(u32, r->tz) F(u32, r->watch)     \
+        F(u32, r->first_node) F(u32, r->nnodes) F(u32, r->loc)
 #define PLAN_REC_nodes(F)                                                                          \
     F(u32, r->kind)                                                                                \
     F(u32, r->type)                                                                                \
@@ -320,7 +321,7 @@ static void put_bytes(plan_buf *b, const void *s, size_t k) {
 }
 
 static bool kind_is_strlike(uint32_t k) {
-    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE;
+    return k == PT_STR || k == PT_PATH || k == PT_DIR || k == PT_DATE || k == PT_TIME;
 }
 
 /* A constant's payload as 8 bytes, by its type's kind (so unused union bytes never leak). */
@@ -780,6 +781,7 @@ static int chk_values(plan_check *k) {
             case PT_PATH:
             case PT_DIR:
             case PT_DATE:
+            case PT_TIME:
                 if (raw >= p->n_stroff)
                     BAD("constant %u refers to string %llu of %u", i, (unsigned long long)raw,
                         p->n_stroff);
@@ -1215,6 +1217,14 @@ static int chk_graphs(plan_check *k) {
                 p->n_params);
         TRY(chk_type(k, gr->ret, "graph", g));
         TRY(chk_str(k, gr->schedule, true, "graph", g));
+        TRY(chk_str(k, gr->start, true, "graph", g));
+        TRY(chk_str(k, gr->tz, true, "graph", g));
+        if ((gr->start != PLAN_NONE || gr->tz != PLAN_NONE) && gr->schedule == PLAN_NONE)
+            BAD("graph %u has a start or tz but no schedule", g);
+        if (gr->watch != PLAN_NONE &&
+            (gr->watch >= gr->nparams ||
+             p->types[p->params[gr->first_param + gr->watch].type].kind != PT_DIR))
+            BAD("graph %u watches parameter %u, not a dir parameter", g, gr->watch);
         TRY(chk_loc(k, gr->loc, "graph", g));
         if (!in_range(gr->first_node, gr->nnodes, p->n_nodes))
             BAD("graph %u has nodes %u..+%u of %u", g, gr->first_node, gr->nnodes, p->n_nodes);

@@ -32,9 +32,10 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 2        /* 2: every call node names its instances (plan_node.name);
-                                 tasks carry memory and max_procs */
-#define PLAN_OLDEST_VERSION 2 /* older plans are refused: recompile them */
+#define PLAN_VERSION 3        /* 2: every call node names its instances (plan_node.name);
+                                 tasks carry memory and max_procs. 3: type kind time; graphs
+                                 carry start, tz, watch */
+#define PLAN_OLDEST_VERSION 3 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
  * consumer (poll timeouts, ns deadlines) can compute with it without overflow. */
@@ -47,7 +48,7 @@
     X(VOID, "void")                                                                                \
     X(INT, "int") X(FLOAT, "float") X(BOOL, "bool") X(STR, "str") X(PATH, "path") X(DIR, "dir")    \
         X(BYTES, "bytes") X(DATE, "date") X(DURATION, "duration") X(LIST, "list")                  \
-            X(RECORD, "record")
+            X(RECORD, "record") X(TIME, "time")
 
 typedef enum plan_type_kind {
 #define X(k, s) PT_##k,
@@ -177,6 +178,11 @@ typedef struct plan_graph {
     uint32_t ret;         /* type (PT_VOID when none) */
     uint32_t ret_node;    /* node whose value is the result, or PLAN_NONE */
     uint32_t schedule;    /* string ("@daily", a cron line) or PLAN_NONE */
+    uint32_t start;       /* the schedule's `start`: a date or time string, or PLAN_NONE */
+    uint32_t tz;          /* the schedule's `tz`: a zone name string, or PLAN_NONE (UTC) */
+    uint32_t watch;       /* `watch P`: P's index among the graph's params (a dir), or
+                             PLAN_NONE. start, tz and watch are checked and stored; flowrun
+                             does not use them yet */
     uint32_t first_node;  /* nodes[first_node .. +nnodes): in dependency order (every
                              node's arguments and `after`s come before it) */
     uint32_t nnodes;

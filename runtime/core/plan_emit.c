@@ -324,7 +324,7 @@ static void value_tree(emit_ctx *c, uint32_t vi, int depth) {
         }
         default:
             if (ty->kind == PT_STR || ty->kind == PT_PATH || ty->kind == PT_DIR ||
-                ty->kind == PT_DATE)
+                ty->kind == PT_DATE || ty->kind == PT_TIME)
                 t_str(t, str_of(p, v->u.s));
             else
                 t_null(t);
@@ -647,6 +647,10 @@ static void emit_doc(emit_ctx *c) {
         kv_str(t, "returns", type_str(c, gr->ret));
         kv_optidx(c, "result", gr->ret_node);
         kv_optstr(c, "schedule", gr->schedule);
+        kv_optstr(c, "start", gr->start);
+        kv_optstr(c, "tz", gr->tz);
+        if (gr->watch != PLAN_NONE && gr->first_param + gr->watch < p->n_params)
+            kv_str(t, "watch", str_of(p, p->params[gr->first_param + gr->watch].name));
         kv_loc(c, "loc", gr->loc);
         t_key(t, "nodes");
         t_seq(t);

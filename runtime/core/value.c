@@ -56,7 +56,7 @@ static inline const plan_type *ty(const fl_plan *p, uint32_t type) {
 
 #define HEAP_KINDS                                                                                 \
     ((1u << PT_STR) | (1u << PT_PATH) | (1u << PT_DIR) | (1u << PT_DATE) | (1u << PT_BYTES) |      \
-     (1u << PT_LIST) | (1u << PT_RECORD))
+     (1u << PT_LIST) | (1u << PT_RECORD) | (1u << PT_TIME))
 
 bool fv_is_heap(const fl_plan *p, uint32_t type) {
     uint32_t k = ty(p, type)->kind;
@@ -550,6 +550,35 @@ bool fv_date_valid(const char *s, size_t n) {
     return !(m == 2 && d == 29 && !leap);
 }
 
+/* YYYY-MM-DDTHH:MM:SSZ: a day as fv_date_valid, hours 00-23, minutes and seconds
+ * 00-59 (no leap second), then Z. Offsets and fractions are refused with a reason,
+ * so that every time has one spelling (the canonical text is the value, and text
+ * order is time order). */
+const char *fv_time_problem(const char *s, size_t n) {
+    static const char want[] = "DDDD-DD-DDTDD:DD:DD";
+    static const char form[] = "a time is written YYYY-MM-DDTHH:MM:SSZ, e.g. 2026-01-31T13:00:00Z";
+    if (n < 19) return form;
+    for (size_t i = 0; i < 19; i++)
+        if (want[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != want[i]) return form;
+    if (!fv_date_valid(s, 10)) return "its day is not a calendar day";
+    int h = (s[11] - '0') * 10 + (s[12] - '0');
+    int mi = (s[14] - '0') * 10 + (s[15] - '0');
+    int se = (s[17] - '0') * 10 + (s[18] - '0');
+    if (h > 23) return "hours run from 00 to 23";
+    if (mi > 59) return "minutes run from 00 to 59";
+    if (se > 59) return "seconds run from 00 to 59 (no leap second)";
+    if (n > 19 && (s[19] == '.' || s[19] == ','))
+        return "fractional seconds are not accepted: a time has whole seconds";
+    if (n > 19 && (s[19] == '+' || s[19] == '-'))
+        return "offsets are not accepted: write the instant in UTC with Z";
+    if (n != 20 || s[19] != 'Z') return "a time ends with Z (UTC), e.g. 2026-01-31T13:00:00Z";
+    return NULL;
+}
+
+bool fv_time_valid(const char *s, size_t n) {
+    return fv_time_problem(s, n) == NULL;
+}
+
 /* 500ms 30s 5m 2h 1d, or a bare number of milliseconds. */
 static int parse_duration_text(const char *s, const char *e, int64_t *out) {
     static const struct {
@@ -637,6 +666,14 @@ static int parse_scalar(fv_parser *ps, uint32_t type, const char *s, const char 
                             fv_snippet(s, e, buf, sizeof buf));
             *out = fv_str_new(ps->p, type, s, e - s);
             return out->o ? 0 : perr(ps, "out of memory");
+        case PT_TIME: {
+            const char *why = fv_time_problem(s, (size_t)(e - s));
+            if (why)
+                return perr(ps, "expected a time (YYYY-MM-DDTHH:MM:SSZ), got '%s': %s",
+                            fv_snippet(s, e, buf, sizeof buf), why);
+            *out = fv_str_new(ps->p, type, s, e - s);
+            return out->o ? 0 : perr(ps, "out of memory");
+        }
         case PT_BYTES:
             bad = parse_base64(s, e, out, ps->p, type);
             if (bad && fl_failed(ps->p->ctx) && ps->p->ctx->errcode == FL_ENOMEM)

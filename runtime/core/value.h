@@ -6,7 +6,7 @@
  * word and the hot path never dispatches on a run-time type.
  *
  *   int, duration -> v.i        float -> v.f        bool -> v.i (0/1)
- *   str, path, dir, date -> v.o points to an fv_str
+ *   str, path, dir, date, time -> v.o points to an fv_str
  *   bytes -> an fv_bytes        [T] -> an fv_list    record -> an fv_rec
  *
  * Heap values are immutable once built and reference-counted (atomically: they
@@ -123,6 +123,11 @@ const char *fv_snippet(const char *s, const char *e, char *buf, size_t n);
 
 /* Is s[0..n) a calendar day written YYYY-MM-DD (years 0001-9999)? */
 bool fv_date_valid(const char *s, size_t n);
+
+/* Is s[0..n) a time written YYYY-MM-DDTHH:MM:SSZ (UTC, whole seconds)? NULL when
+ * it is, else why not (one phrase, static text). fv_time_valid: the same as a bool. */
+const char *fv_time_problem(const char *s, size_t n);
+bool fv_time_valid(const char *s, size_t n);
 
 /* Is s[0..n) a duration as the language writes it: digits (with '_' between
  * groups, as 1_000) and a unit, ms s m h d? 0 and the milliseconds in *ms; -1

@@ -3,7 +3,7 @@
  *
  * A task is an ordinary C function whose parameter and return types follow
  * the table in docs/language.md (int -> int64_t, float -> double, bool -> bool,
- * str/path/dir/date -> const char *, bytes -> flow_bytes, [T] -> flow_list,
+ * str/path/dir/date/time -> const char *, bytes -> flow_bytes, [T] -> flow_list,
  * records -> C structs with the fields in declaration order).
  *
  * Ownership: arguments are borrowed for the duration of the call and must not
@@ -141,7 +141,7 @@ FLOW_API int flow_program_set_param(flow_program *fp, const char *name, const ch
  * parameter of another type (or an unknown name) is -1 with one line naming the
  * parameter, its type and the type given; nothing is set then. set_int: int,
  * or duration in milliseconds; set_float: float; set_bool: bool; set_str: str,
- * path, dir or date (the text is then checked as set_param does). Other types
+ * path, dir, date or time (the text is then checked as set_param does). Other types
  * (lists, records, bytes) are set from text with flow_program_set_param. */
 FLOW_API int flow_program_set_int(flow_program *fp, const char *name, int64_t v, char *err, size_t errlen);
 FLOW_API int flow_program_set_float(flow_program *fp, const char *name, double v, char *err,
@@ -175,7 +175,7 @@ FLOW_API const char *flow_outcome_error(const flow_outcome *o);
 FLOW_API int flow_outcome_int(const flow_outcome *o, int64_t *v);
 FLOW_API int flow_outcome_float(const flow_outcome *o, double *v);
 FLOW_API int flow_outcome_bool(const flow_outcome *o, bool *v);
-/* str, path, dir and date results; NULL for other types. */
+/* str, path, dir, date and time results; NULL for other types. */
 FLOW_API const char *flow_outcome_str(const flow_outcome *o);
 FLOW_API void flow_outcome_free(flow_outcome *o);
 FLOW_API void flow_program_close(flow_program *fp);

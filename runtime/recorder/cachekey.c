@@ -222,6 +222,7 @@ static int put_value(ck_ctx *cx, uint32_t type, fl_val v, char *err,
     }
     case PT_STR:
     case PT_DATE:
+    case PT_TIME:
         put_str(cx, fv_as_str(v)->data, (size_t)fv_as_str(v)->len);
         return 0;
     case PT_PATH:

@@ -121,6 +121,11 @@ static void print_node(const fl_node *n, FILE *f) {
         case AST_GROUP:
             print_header(n->kind == AST_FLOW ? "flow" : "group", n, f);
             if (n->b) fputs(" schedule ", f), print_node(n->b, f);
+            if (n->kind == AST_FLOW && n->c) /* the clauses start, tz, watch */
+                for (int i = 0; i < n->c->list.len; i++) {
+                    const fl_node *o = n->c->list.items[i];
+                    fprintf(f, " %s ", o->name), print_node(o->a, f);
+                }
             fputs(" {\n", f);
             print_list(&n->list2, "\n", f);
             fputs("\n}", f);
@@ -183,6 +188,7 @@ static void print_node(const fl_node *n, FILE *f) {
             break;
         case AST_DURATION:
         case AST_DATE:
+        case AST_TIME:
             fputs(n->sval, f);
             break;
         case AST_LIST:

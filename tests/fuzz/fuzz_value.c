@@ -38,13 +38,15 @@ static fuzz_types *types(void) {
     uint32_t tb = plan_type_basic(p, PT_BOOL), ts = plan_type_basic(p, PT_STR);
     uint32_t tp = plan_type_basic(p, PT_PATH), td = plan_type_basic(p, PT_DATE);
     uint32_t ty = plan_type_basic(p, PT_BYTES), tu = plan_type_basic(p, PT_DURATION);
+    uint32_t tt = plan_type_basic(p, PT_TIME);
     plan_field hf[] = {{plan_intern_str(p, "file"), tp}, {plan_intern_str(p, "n"), ti}};
     uint32_t hit = plan_type_record(p, plan_intern_str(p, "Hit"), hf, 2);
     uint32_t lhit = plan_type_list(p, hit);
     plan_field mf[] = {{plan_intern_str(p, "b"), tb},      {plan_intern_str(p, "w"), tf},
                        {plan_intern_str(p, "d"), td},      {plan_intern_str(p, "raw"), ty},
-                       {plan_intern_str(p, "hits"), lhit}, {plan_intern_str(p, "t"), tu}};
-    uint32_t mixed = plan_type_record(p, PLAN_NONE, mf, 6);
+                       {plan_intern_str(p, "hits"), lhit}, {plan_intern_str(p, "t"), tu},
+                       {plan_intern_str(p, "at"), tt}};
+    uint32_t mixed = plan_type_record(p, PLAN_NONE, mf, 7);
     ft.t[0] = plan_type_list(p, ti);
     ft.t[1] = plan_type_list(p, tf);
     ft.t[2] = plan_type_list(p, ts);

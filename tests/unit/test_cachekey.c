@@ -285,6 +285,23 @@ static void test_key_bytes_are_stable(void **state) {
     ck_free(&cx);
 }
 
+/* A time enters the key by its text, as a date does: the same instant gives the
+ * same key, another instant another key. */
+static void test_key_of_time(void **state) {
+    fixture *f = *state;
+    uint32_t task = add_mix(f);
+    fl_plan *p = f->p;
+    p->params[p->tasks[task].first_param + 1].type = plan_type_basic(p, PT_TIME);
+    ck_ctx cx = {.plan = p};
+    char a[65], b[65], c[65];
+    mix_key(f, &cx, task, 1, "2026-01-31T13:00:00Z", NULL, 0, 0, a);
+    mix_key(f, &cx, task, 1, "2026-01-31T13:00:00Z", NULL, 0, 0, b);
+    mix_key(f, &cx, task, 1, "2026-01-31T13:00:01Z", NULL, 0, 0, c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    ck_free(&cx);
+}
+
 /* the documented layout, byte by byte (cachekey.h) */
 typedef struct kb {
     uint8_t b[1024];
@@ -345,6 +362,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_files_in_a_kept_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_manifest_matches_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_bytes_are_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_of_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_is_documented_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

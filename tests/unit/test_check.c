@@ -350,10 +350,25 @@ static void test_map_filter_builtins(void **state) {
 
 static void test_schedule(void **state) {
     (void)state;
-    compiled c = compile_text("flow daily(day: date) schedule \"*/15 0-6 1,15 jan-jun mon-fri\" {}\n");
+    compiled c = compile_text("flow often(at: time) schedule \"*/15 0-6 1,15 jan-jun mon-fri\" {}\n");
     assert_int_equal(c.errors, 0);
     assert_string_equal(plan_str(c.plan, c.plan->graphs[0].schedule),
                         "*/15 0-6 1,15 jan-jun mon-fri");
+    assert_int_equal(c.plan->graphs[0].start, PLAN_NONE);
+    assert_int_equal(c.plan->graphs[0].tz, PLAN_NONE);
+    assert_int_equal(c.plan->graphs[0].watch, PLAN_NONE);
+    done(&c);
+    /* start, tz and watch are stored; a daily cron line suits a date */
+    c = compile_text("flow daily(day: date, root: dir = \"in\") schedule \"30 2 * * *\" "
+                     "start 2026-01-01 tz \"Europe/Berlin\" watch root {}\n");
+    assert_int_equal(c.errors, 0);
+    assert_string_equal(plan_str(c.plan, c.plan->graphs[0].start), "2026-01-01");
+    assert_string_equal(plan_str(c.plan, c.plan->graphs[0].tz), "Europe/Berlin");
+    assert_int_equal(c.plan->graphs[0].watch, 1);
+    done(&c);
+    /* the same cron line every 15 minutes on a date flow: refused */
+    c = compile_text("flow daily(day: date) schedule \"*/15 2 * * *\" {}\n");
+    assert_int_equal(c.errors, 1);
     done(&c);
 }
 

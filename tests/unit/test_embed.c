@@ -120,6 +120,7 @@ static uint8_t *make_plan_with(size_t *len, const char *hello_as) {
         p->graphs[g].first_param = first;
         p->graphs[g].nparams = 1;
         p->graphs[g].schedule = PLAN_NONE;
+        p->graphs[g].start = p->graphs[g].tz = p->graphs[g].watch = PLAN_NONE;
         p->graphs[g].loc = PLAN_NONE;
         p->graphs[g].first_node = p->n_nodes;
         uint32_t par = add_node(p, PN_PARAM, f == 2 ? ts : ti, PLAN_NONE, 0, PLAN_NONE, 0);

@@ -138,6 +138,9 @@ static uint32_t graph(fl_plan *p, const char *name, plan_graph_kind kind, uint32
                                 ret,
                                 PLAN_NONE,
                                 PLAN_NONE,
+                                PLAN_NONE,
+                                PLAN_NONE,
+                                PLAN_NONE,
                                 p->n_nodes,
                                 0,
                                 loc(p, 4, g)};
@@ -1094,7 +1097,8 @@ static fl_plan *small_plan(void) {
     p->values[v] = (plan_value){t_int, 0, {.i = 7}};
     uint32_t g = PLAN_PUSH(p, graphs);
     p->graphs[g] = (plan_graph){
-        plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE, 0, 1, PLAN_NONE};
+        plan_intern_str(p, "main"), PG_FLOW, 0, 0, t_int, 0, PLAN_NONE, PLAN_NONE, PLAN_NONE,
+        PLAN_NONE, 0, 1, PLAN_NONE};
     uint32_t n = PLAN_PUSH(p, nodes);
     p->nodes[n] = (plan_node){PN_CONST, t_int, PLAN_NONE, v, 0, 0, 0, 0, PLAN_NONE, PLAN_NONE};
     return p;
@@ -1136,6 +1140,10 @@ static int write_damaged(const char *dir) {
     put32(c + 8, 1);
     plan_reseal(c, n);
     rc |= write_bytes(dir, "older.plan", c, n);
+    memcpy(c, b, n);
+    put32(c + 8, 2); /* version 2: graph records without start, tz, watch */
+    plan_reseal(c, n);
+    rc |= write_bytes(dir, "older2.plan", c, n);
     for (size_t i = 0; i < n; i++) {
         if (b[i] == '\n') c[m++] = '\r';
         c[m++] = b[i];

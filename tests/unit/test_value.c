@@ -15,7 +15,7 @@
 /* A plan holding the types the tests use. */
 typedef struct tplan {
     fl_plan *p;
-    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_bytes, t_dur;
+    uint32_t t_int, t_float, t_bool, t_str, t_path, t_date, t_time, t_bytes, t_dur;
     uint32_t t_lint, t_lstr, t_llint, t_hit, t_lhit, t_outer, t_empty;
 } tplan;
 
@@ -28,6 +28,7 @@ static tplan mk(void) {
     t.t_str = plan_type_basic(p, PT_STR);
     t.t_path = plan_type_basic(p, PT_PATH);
     t.t_date = plan_type_basic(p, PT_DATE);
+    t.t_time = plan_type_basic(p, PT_TIME);
     t.t_bytes = plan_type_basic(p, PT_BYTES);
     t.t_dur = plan_type_basic(p, PT_DURATION);
     t.t_lint = plan_type_list(p, t.t_int);
@@ -92,6 +93,7 @@ static void test_refcount_nested(void **state) {
     fv_decref(t.p, t.t_int, (fl_val){.i = 5});
     fv_decref(t.p, t.t_lstr, fv_list_new(t.p, t.t_lstr, 3));
     assert_true(fv_is_heap(t.p, t.t_date));
+    assert_true(fv_is_heap(t.p, t.t_time));
     assert_false(fv_is_heap(t.p, t.t_dur));
     plan_free(t.p);
 }
@@ -244,6 +246,37 @@ static void parse_bad(tplan *t, uint32_t type, const char *text, const char *wan
     if (!strstr(err, want_err)) fail_msg("parse '%s': error '%s' lacks '%s'", text, err, want_err);
 }
 
+/* The ISO 8601 form a time takes, and the reasons for each refusal. */
+static void test_time_text(void **state) {
+    (void)state;
+    static const char *const ok[] = {"2026-01-31T13:00:00Z", "2028-02-29T00:00:00Z",
+                                     "2000-02-29T23:59:59Z", "0001-01-01T00:00:00Z",
+                                     "9999-12-31T23:59:59Z"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (fv_time_problem(ok[i], strlen(ok[i]))) fail_msg("'%s' refused", ok[i]);
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"2026-02-29T00:00:00Z", "calendar day"}, {"1900-02-29T00:00:00Z", "calendar day"},
+        {"2026-04-31T00:00:00Z", "calendar day"}, {"2026-01-31T24:00:00Z", "hours"},
+        {"2026-01-31T13:60:00Z", "minutes"},      {"2026-01-31T13:00:60Z", "leap second"},
+        {"2026-01-31T13:00:00.5Z", "fractional"}, {"2026-01-31T13:00:00+01:00", "offsets"},
+        {"2026-01-31T13:00:00-00:00", "offsets"}, {"2026-01-31T13:00:00", "ends with Z"},
+        {"2026-01-31T13:00:00z", "ends with Z"},  {"2026-01-31T13:00:00ZZ", "ends with Z"},
+        {"2026-01-31 13:00:00Z", "written"},      {"2026-1-31T13:00:00Z", "written"},
+        {"2026-01-31", "written"},                {"", "written"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *why = fv_time_problem(bad[i].text, strlen(bad[i].text));
+        if (!why || !strstr(why, bad[i].why))
+            fail_msg("'%s': got '%s', want '%s'", bad[i].text, why ? why : "(accepted)",
+                     bad[i].why);
+    }
+    /* a length shorter than the text: the bytes beyond n are not read */
+    assert_non_null(fv_time_problem("2026-01-31T13:00:00Z", 19));
+    assert_true(fv_time_valid("2026-01-31T13:00:00Z", 20));
+}
+
 static void test_parse(void **state) {
     (void)state;
     tplan t = mk();
@@ -258,6 +291,7 @@ static void test_parse(void **state) {
     parse_ok(&t, t.t_str, "  spaced \"as is\" ", "\"  spaced \\\"as is\\\" \"");
     parse_ok(&t, t.t_path, "data/a b.txt", "\"data/a b.txt\"");
     parse_ok(&t, t.t_date, "2024-02-29", "\"2024-02-29\"");
+    parse_ok(&t, t.t_time, "2028-02-29T23:59:59Z", "\"2028-02-29T23:59:59Z\"");
     parse_ok(&t, t.t_dur, "5m", "300000");
     parse_ok(&t, t.t_dur, "250", "250");
     parse_ok(&t, t.t_bytes, "Zm9vYg==", "\"Zm9vYg==\"");
@@ -281,6 +315,9 @@ static void test_parse(void **state) {
     parse_bad(&t, t.t_date, "2023-02-29", "expected a date (YYYY-MM-DD), got '2023-02-29'");
     parse_bad(&t, t.t_date, "2023-13-01", "expected a date");
     parse_bad(&t, t.t_date, "23-01-01", "expected a date");
+    parse_bad(&t, t.t_time, "2026-02-29T00:00:00Z", "expected a time");
+    parse_bad(&t, t.t_time, "2026-01-31T24:00:00Z", "hours run from 00 to 23");
+    parse_bad(&t, t.t_time, "2026-01-31", "expected a time");
     parse_bad(&t, t.t_lint, "[1, x]", "expected an int, got 'x'");
     parse_bad(&t, t.t_lint, "[1, 2", "expected ',' or ']'");
     parse_bad(&t, t.t_lint, "1, 2", "expected '['");
@@ -473,7 +510,7 @@ int main(void) {
         cmocka_unit_test(test_print_json),      cmocka_unit_test(test_parse),
         cmocka_unit_test(test_from_const),      cmocka_unit_test(test_encode_decode),
         cmocka_unit_test(test_hostile_inputs),  cmocka_unit_test(test_duration_parse),
-        cmocka_unit_test(test_json_string),     cmocka_unit_test(test_base64_lengths),
+        cmocka_unit_test(test_json_string),     cmocka_unit_test(test_time_text),     cmocka_unit_test(test_base64_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,10 +50,10 @@ syn match   flowParamSep  /,/ contained
 syn match   flowOption    /\<\%(retries\|retry_delay\|timeout\|cache\|version\|max_map\|concurrency\|trigger\|run_as\|image\|label\)\ze\s*:/
 
 " types (not when called: int(x) is a conversion)
-syn match   flowType      /\<\%(int\|float\|bool\|str\|path\|dir\|bytes\|date\|duration\)\>\%(\s*(\)\@!/
+syn match   flowType      /\<\%(int\|float\|bool\|str\|path\|dir\|bytes\|date\|time\|duration\)\>\%(\s*(\)\@!/
 
 " built-in functions, when called
-syn match   flowBuiltin   /\<\%(range\|files\|len\|basename\|dirname\|stem\|ext\|join\|str\|int\|float\|upper\|lower\|replace\|contains\|starts_with\|ends_with\)\ze\s*(/
+syn match   flowBuiltin   /\<\%(range\|files\|len\|basename\|dirname\|stem\|ext\|join\|str\|int\|float\|upper\|lower\|replace\|contains\|starts_with\|ends_with\|date\)\ze\s*(/
 
 " mapping operations: methods after a dot, and the combinators when called
 syn match   flowMapping   /\.\@1<=\<\%(partial\|expand\|expand_kwargs\|map\|filter\)\>/
@@ -65,7 +65,7 @@ syn match   flowNumber    /\<0[xX]\x[0-9a-fA-F_]*\>/
 syn match   flowFloat     /\<\d[0-9_]*\.\d[0-9_]*\%([eE][+-]\=\d\+\)\=\>/
 syn match   flowFloat     /\<\d[0-9_]*[eE][+-]\=\d\+\>/
 syn match   flowDuration  /\<\d[0-9_]*\%(ms\|s\|m\|h\|d\)\>/
-syn match   flowDate      /\<\d\{4}-\d\d-\d\d\>/
+syn match   flowDate      /\<\d\{4}-\d\d-\d\d\%(T\d\d:\d\d:\d\dZ\)\=\>/
 
 syn match   flowEscape    /\\[nt\\"{}]/ contained
 syn match   flowEscape    /\\u{\x\{1,6}}/ contained
