@@ -2466,7 +2466,8 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
         int64_t id = sqlite3_column_int64(s, 16);
         uint32_t node = (uint32_t)sqlite3_column_int(s, 0);
         size_t off = head;
-        for (uint32_t sub = 0; !pk || off < pklen; sub++) {
+        uint32_t sub = 0;
+        for (; !pk || off < pklen; sub++) {
             size_t at = off;
             if (pk) { /* check the record whole now, so reading it later cannot fail */
                 state_inst r;
@@ -2491,6 +2492,8 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             if (!pk) break;
         }
         if (R.oom) break;
+        if (pk && off >= pklen && sub != (uint32_t)le_get(w->blob + 4, 4))
+            bad = 1; /* cut at a record's end: fewer records than its count */
     }
     int failed = R.oom || rc != SQLITE_DONE;
     if (!R.oom && rc != SQLITE_DONE) sql_fail(&st->main);
