@@ -140,6 +140,8 @@ typedef struct pk_name {
     char *tmpl;          /* the records' name template (NULL: none given) */
     double base;         /* its first record's start: FKP2 records' starts are deltas */
     int32_t pid;         /* its first record's worker pid: the common case's */
+    int64_t rss;         /* the common case's peak RSS (pk_rss_step) */
+    int64_t last_rss;    /* the caller's: the last record's peak RSS */
 } pk_name;
 typedef struct pk_names {
     pk_name *v;
@@ -1010,10 +1012,13 @@ static const char *rd_str(rd *r) {
 
 static int apply_inst(conn *c, const state_inst *r);
 static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store);
+static int pack_write(conn *c, pack *k);
+static pack *pack_of(conn *c, int64_t run, uint32_t node, int create);
 static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t len,
                             uint32_t count);
 static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
-                     const char *task, const char *tmpl, double base, int32_t pid);
+                     const char *task, const char *tmpl, double base, int32_t pid,
+                     int64_t rss);
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
                            const fl_digest *objs, size_t nobjs);
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
@@ -1053,10 +1058,13 @@ static int replay(conn *c, const wbatch *b) {
             const char *tmpl = rd_str(&r);
             uint64_t bits = rd_u64(&r);
             int32_t pid = (int32_t)rd_u64(&r);
+            int64_t rss = (int64_t)rd_u64(&r);
             double base;
             memcpy(&base, &bits, 8);
             if (r.p > r.end || !task) return -1;
-            rc = names_set(c->ctx, &c->names, id, run, node, task, tmpl, base, pid);
+            pack *k = pack_of(c, run, node, 0); /* renumbered: its open row is closed */
+            if (k && k->n && k->name == id && pack_write(c, k)) return -1;
+            rc = names_set(c->ctx, &c->names, id, run, node, task, tmpl, base, pid, rss);
         } else if (kind == REC_INST) {
             state_inst x = {0};
             fl_digest key;
@@ -1632,14 +1640,15 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
  * skip, ...) keeps a row of its own. The blob (docs/state.md "Packed rows"), fixed
  * numbers little-endian, "varint" LEB128 (put_varint), "zigzag" a signed varint:
  *   "FKP2", u32 count, f64 base (the name's first start), i32 pid (its first
- *   worker pid), then per record
+ *   worker pid), i64 rss (the name's common peak RSS, pk_rss_step), then per record
  *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
- *   4 label, 8 result, 16 integer index, 32 odd), the index: a varint (flag 16:
- *   a plain decimal integer, its text "%llu") or varint length + text,
+ *   4 label, 8 result, 16 integer index, 32 odd, 64 RSS), the index: a varint
+ *   (flag 16: a plain decimal integer, its text "%llu") or varint length + text,
  *   zigzag (started - base) in microseconds, zigzag (ended - started) in
  *   microseconds, [odd: varint attempts, zigzag exit status, zigzag signal,
- *   zigzag worker pid, varint peak RSS KiB; without it: 1, 0, 0, the row's pid, 0],
- *   [varint length + label], [32-byte key], [varint length + result].
+ *   zigzag worker pid; without it: 1, -1, 0, the row's pid], [RSS: zigzag peak
+ *   RSS KiB; without it the row's], [varint length + label], [32-byte key],
+ *   [varint length + result].
  * Rows written before it ("FKP1", still read): u32 count, then per record u8
  * state, u8 flags (1..8 as above), u32 attempts, f64 started, f64 ended, i32
  * exit status, i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index,
@@ -1656,9 +1665,12 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
 #define PACK_MAX 4096
 #define PACK_MAGIC1 0x31504b46u /* "FKP1" */
 #define PACK_MAGIC 0x32504b46u  /* "FKP2" */
-#define PACK_HEAD 20            /* FKP2: magic, count, base, pid */
+#define PACK_HEAD 28            /* FKP2: magic, count, base, pid, rss */
 enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
-enum { PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8, PKF_INT = 16, PKF_ODD = 32 };
+enum {
+    PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8, PKF_INT = 16, PKF_ODD = 32,
+    PKF_RSS = 64
+};
 #define PACK_FIXED 46 /* FKP1: bytes of a record up to and including its index's length */
 
 static uint64_t le_get(const uint8_t *b, int n) {
@@ -1683,7 +1695,8 @@ static int tmpl_same(const char *a, const char *b) {
 /* Number id is (run, node, task, tmpl) in t (the writer's table: as the caller
  * numbered it). 0, or -1 when out of memory. */
 static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
-                     const char *task, const char *tmpl, double base, int32_t pid) {
+                     const char *task, const char *tmpl, double base, int32_t pid,
+                     int64_t rss) {
     if (id >= t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
         while (cap <= id) cap *= 2;
@@ -1703,6 +1716,7 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
     e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
     e->base = base;
     e->pid = pid;
+    e->rss = e->last_rss = rss;
     if (id >= t->n) t->n = id + 1;
     return e->task && (!tmpl || e->tmpl) ? 0 : -1;
 }
@@ -1719,6 +1733,18 @@ static uint64_t node_hash(int64_t run, uint32_t node) {
     return ((uint64_t)run << 32 ^ node) * FL_HTAB_MIX;
 }
 
+/* The caller's side of a name's common peak RSS: a record of another RSS than the
+ * name's carries its own (PKF_RSS); when two records in a row have the same new
+ * one (the inline executor reads flowrun's peak now and then: a step), it becomes
+ * the name's (1: the caller sends the name again, and its open row is closed, so
+ * a row's header holds the RSS its records were encoded against). */
+static int pk_rss_step(pk_name *e, const state_inst *r) {
+    int step = r->peak_rss_kb != e->rss && r->peak_rss_kb == e->last_rss;
+    e->last_rss = r->peak_rss_kb;
+    if (step) e->rss = r->peak_rss_kb;
+    return step;
+}
+
 static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh) {
     *fresh = 0;
     if (t->n && name_is(&t->v[t->last], r)) return (long)t->last;
@@ -1728,7 +1754,7 @@ static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh
         if (name_is(&t->v[s->val], r)) return (long)(t->last = s->val);
     if (t->n >= UINT32_MAX || fl_htab_reserve(ctx, &t->by_node, 1) ||
         names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl, r->started,
-                  (int32_t)r->worker_pid))
+                  (int32_t)r->worker_pid, r->peak_rss_kb))
         return -1;
     fl_htab_add(&t->by_node, h, t->n - 1);
     t->v[t->n - 1].task_from = r->task;
@@ -1757,6 +1783,7 @@ typedef struct pk_hdr {
     int ver;
     double base;
     int32_t pid;
+    int64_t rss;
 } pk_hdr;
 static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off, state_inst *r,
                       fl_digest *key, pk_text *idx, pk_text *label);
@@ -1767,7 +1794,7 @@ static size_t pack_head(const uint8_t *b, size_t len, pk_hdr *h) {
     if (!b || len < 8 || len > UINT32_MAX) return 0;
     uint32_t m = (uint32_t)le_get(b, 4);
     if (m == PACK_MAGIC1) {
-        *h = (pk_hdr){1, 0, 0};
+        *h = (pk_hdr){1, 0, 0, 0};
         return 8;
     }
     if (m != PACK_MAGIC || len < PACK_HEAD) return 0;
@@ -1775,6 +1802,7 @@ static size_t pack_head(const uint8_t *b, size_t len, pk_hdr *h) {
     h->ver = 2;
     memcpy(&h->base, &bits, 8);
     h->pid = (int32_t)le_get(b + 16, 4);
+    h->rss = (int64_t)le_get(b + 20, 8);
     return PACK_HEAD;
 }
 
@@ -1816,12 +1844,13 @@ static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t id
                            size_t label_len, const pk_name *nm) {
     uint64_t iv = 0;
     int isint = idx_int(r->idx, idx_len, &iv);
-    int odd = r->attempts != 1 || r->exit_status != 0 || r->term_signal != 0 ||
-              r->worker_pid != nm->pid || r->peak_rss_kb != 0;
+    int odd = r->attempts != 1 || r->exit_status != -1 || r->term_signal != 0 ||
+              r->worker_pid != nm->pid;
+    int rss = r->peak_rss_kb != nm->rss;
     d[0] = (uint8_t)state;
     d[1] = (uint8_t)((r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
                      (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0) |
-                     (isint ? PKF_INT : 0) | (odd ? PKF_ODD : 0));
+                     (isint ? PKF_INT : 0) | (odd ? PKF_ODD : 0) | (rss ? PKF_RSS : 0));
     size_t o = 2;
     if (isint) {
         o += put_varint(d + o, iv);
@@ -1837,8 +1866,8 @@ static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t id
         o += put_varint(d + o, zig(r->exit_status));
         o += put_varint(d + o, zig(r->term_signal));
         o += put_varint(d + o, zig(r->worker_pid));
-        o += put_varint(d + o, (uint64_t)r->peak_rss_kb);
     }
+    if (rss) o += put_varint(d + o, zig(r->peak_rss_kb));
     if (r->label) {
         o += put_varint(d + o, label_len);
         memcpy(d + o, r->label, label_len);
@@ -1864,7 +1893,7 @@ static int pack_write(conn *c, pack *k) {
     int rc = -1;
     if (s) {
         /* the row's idx: its first record's */
-        pk_hdr h = {2, nm->base, nm->pid};
+        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
         size_t off = PACK_HEAD;
         state_inst r;
         fl_digest key;
@@ -1922,7 +1951,7 @@ static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, 
         pk_text idx, label;
         size_t off = 0;
         const pk_name *nm = &c->names.v[name];
-        pk_hdr h = {2, nm->base, nm->pid};
+        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
         if (begin(c) || pack_next(&h, rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
         if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len, nm->run))
             return -1;
@@ -1950,6 +1979,7 @@ static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t 
         fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
         fv_buf_put_le(&k->blob, bits, 8);
         fv_buf_put_le(&k->blob, (uint32_t)nm->pid, 4);
+        fv_buf_put_le(&k->blob, (uint64_t)nm->rss, 8);
     }
     size_t at = k->blob.len;
     fv_buf_put(&k->blob, recs, len);
@@ -2062,20 +2092,23 @@ static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off
     r->started = h->base + (double)unzig(v) / 1e6;
     r->ended = r->started + (double)unzig(w) / 1e6;
     r->attempts = 1;
-    r->exit_status = 0;
+    r->exit_status = -1;
     r->term_signal = 0;
     r->worker_pid = h->pid;
-    r->peak_rss_kb = 0;
+    r->peak_rss_kb = h->rss;
     if (fl & PKF_ODD) {
-        uint64_t a, e, sg, p, k;
+        uint64_t a, e, sg, p;
         if (pk_varint(b, len, &o, &a) || pk_varint(b, len, &o, &e) ||
-            pk_varint(b, len, &o, &sg) || pk_varint(b, len, &o, &p) || pk_varint(b, len, &o, &k))
+            pk_varint(b, len, &o, &sg) || pk_varint(b, len, &o, &p))
             return -1;
         r->attempts = (int)a;
         r->exit_status = (int)unzig(e);
         r->term_signal = (int)unzig(sg);
         r->worker_pid = (int)unzig(p);
-        r->peak_rss_kb = (int64_t)k;
+    }
+    if (fl & PKF_RSS) {
+        if (pk_varint(b, len, &o, &v)) return -1;
+        r->peak_rss_kb = unzig(v);
     }
     if ((fl & PKF_LABEL) && pk_vtext(b, len, &o, label)) return -1;
     r->cache_key = NULL;
@@ -2103,6 +2136,10 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (pk >= 0) { /* synchronous mode: encoded here, numbered in c's own table */
         int fresh;
         long name = names_find(c->ctx, &c->names, r, &fresh);
+        if (name >= 0 && !fresh && pk_rss_step(&c->names.v[name], r)) {
+            pack *k = pack_of(c, r->run, r->node, 0); /* its open row keeps the old RSS */
+            if (k && k->n && k->name == (uint32_t)name && pack_write(c, k)) return -1;
+        }
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
@@ -2204,7 +2241,8 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             st->wb_oom = 1;
             return -1;
         }
-        if (fresh) { /* numbered for the writer before its first use */
+        if (fresh || pk_rss_step(&st->names.v[name], r)) {
+            /* numbered for the writer before its first use, or its RSS changed */
             uint8_t kind = REC_NAME;
             wb_put(st, &kind, 1);
             wb_u64(st, (uint64_t)name);
@@ -2217,6 +2255,7 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             memcpy(&bits, &nm->base, 8);
             wb_u64(st, bits);
             wb_u64(st, (uint64_t)(uint32_t)nm->pid);
+            wb_u64(st, (uint64_t)nm->rss);
         }
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
@@ -2432,7 +2471,7 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const uint8_t *pk = sqlite3_column_blob(s, 17);
         size_t pklen = (size_t)sqlite3_column_bytes(s, 17);
-        pk_hdr hd = {0, 0, 0};
+        pk_hdr hd = {0, 0, 0, 0};
         size_t head = pk ? pack_head(pk, pklen, &hd) : 0;
         if (pk && !head) {
             bad = 1;

@@ -874,8 +874,9 @@ static void test_state_packed_records(void **state) {
 }
 
 /* The compact record (FKP2): indexes that are plain integers and ones that are not
- * ("007", paths, 20 digits), the common case (attempts 1, exit 0, the row's pid, no
- * RSS) and its exceptions, no result, a label: each comes back as it went in. */
+ * ("007", paths, 20 digits), the common case (attempts 1, no exit status, the row's
+ * pid and RSS) and its exceptions, an RSS that steps (a new row), one that comes
+ * and goes, no result, a label: each comes back as it went in. */
 typedef struct pk2_case {
     const char *idx, *label;
     int attempts, exit_status, signal, pid;
@@ -883,11 +884,11 @@ typedef struct pk2_case {
     const char *result;
 } pk2_case;
 static const pk2_case pk2_cases[] = {
-    {"0", NULL, 1, 0, 0, 77, 0, "x"},       {"1", NULL, 1, 0, 0, 77, 0, NULL},
-    {"127", NULL, 1, 0, 0, 77, 0, ""},      {"128", "lab", 1, 0, 0, 77, 0, "yy"},
-    {"007", NULL, 1, 0, 0, 77, 0, "z"},     {"1/2", NULL, 3, 0, 0, 77, 0, "z"},
-    {"c12/3", NULL, 1, -1, 0, 77, 0, "z"},  {"12345678901234567890", NULL, 1, 0, 9, 77, 0, "z"},
-    {"999999999999999999", NULL, 1, 0, 0, 78, 5000, "z"}, {"-4", NULL, 2, 3, 0, -1, 0, NULL},
+    {"0", NULL, 1, -1, 0, 77, 900, "x"},     {"1", NULL, 1, -1, 0, 77, 900, NULL},
+    {"127", NULL, 1, -1, 0, 77, 900, ""},    {"128", "lab", 1, -1, 0, 77, 900, "yy"},
+    {"007", NULL, 1, -1, 0, 77, 950, "z"},   {"1/2", NULL, 3, -1, 0, 77, 950, "z"},
+    {"c12/3", NULL, 1, 0, 0, 77, 950, "z"},  {"12345678901234567890", NULL, 1, -1, 9, 77, 0, "z"},
+    {"999999999999999999", NULL, 1, -1, 0, 78, 5000, "z"}, {"-4", NULL, 2, 3, 0, -1, 900, NULL},
 };
 enum { PK2_N = sizeof pk2_cases / sizeof pk2_cases[0] };
 
@@ -949,9 +950,13 @@ static void test_state_compact_record(void **state) {
         const uint8_t *b = sqlite3_column_blob(s, 0);
         assert_memory_equal(b, "FKP2", 4);
         assert_string_equal((const char *)sqlite3_column_text(s, 1), "0");
-        /* header 20; record "0": state, flags, idx 1, start 1, duration 3, result 2 */
-        assert_int_equal(b[20 + 1], 8 | 16);
-        assert_true(sqlite3_column_bytes(s, 0) < 20 + PK2_N * 40);
+        /* header 28; "0": state, flags (result, integer index), idx, start, duration 2,
+         * result 2; "1" a 3-byte start, no result; "127" an empty result; "128" a 2-byte
+         * index and a label; "007" its text and its RSS */
+        assert_int_equal(b[28 + 1], 8 | 16);
+        assert_int_equal(sqlite3_column_bytes(s, 0), 28 + 8 + 8 + 9 + 16 + 15);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW); /* RSS 950 twice: a new row */
+        assert_string_equal((const char *)sqlite3_column_text(s, 1), "1/2");
         sqlite3_finalize(s);
         sqlite3_close(db);
         state_close(st);
