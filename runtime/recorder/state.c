@@ -1776,8 +1776,19 @@ static inline void le_put(uint8_t *d, uint64_t v, int n) {
 typedef struct pk_text {
     const char *p; /* in the blob or in num, not NUL-terminated; NULL when absent */
     size_t n;
-    char num[24];  /* an integer index's text */
+    uint64_t v;    /* an integer index (FKP2 flag 16): its value, p NULL until pk_fmt */
+    int isint;
+    char num[24];  /* an integer index's text (pk_fmt) */
 } pk_text;
+
+/* An index's text: an integer one is formatted here, not when decoded (the writer
+ * decodes a record that enters the cache for its key and result alone). */
+static void pk_fmt(pk_text *t) {
+    if (t->isint && !t->p) {
+        t->n = (size_t)snprintf(t->num, sizeof t->num, "%llu", (unsigned long long)t->v);
+        t->p = t->num;
+    }
+}
 /* A packed blob's header: its version (1 "FKP1", 2 "FKP2") and FKP2's base and pid. */
 typedef struct pk_hdr {
     int ver;
@@ -1899,7 +1910,8 @@ static int pack_write(conn *c, pack *k) {
         fl_digest key;
         pk_text idx, label;
         if (pack_next(&h, k->blob.data, k->blob.len, &off, &r, &key, &idx, &label) < 0)
-            idx = (pk_text){"", 0, {0}};
+            idx = (pk_text){"", 0, 0, 0, {0}};
+        pk_fmt(&idx);
         sqlite3_bind_int64(s, 1, k->run);
         sqlite3_bind_int(s, 2, (int)k->node);
         sqlite3_bind_text(s, 3, idx.p, (int)idx.n, SQLITE_TRANSIENT);
@@ -2073,6 +2085,7 @@ static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off
                       fl_digest *key, pk_text *idx, pk_text *label) {
     idx->p = label->p = NULL;
     idx->n = label->n = 0;
+    idx->isint = 0;
     if (h->ver == 1) return pack_next1(b, len, off, r, key, idx, label);
     size_t o = *off;
     if (o > len || len - o < 2) return -1;
@@ -2083,8 +2096,8 @@ static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off
     uint64_t v, w;
     if (fl & PKF_INT) {
         if (pk_varint(b, len, &o, &v)) return -1;
-        idx->n = (size_t)snprintf(idx->num, sizeof idx->num, "%llu", (unsigned long long)v);
-        idx->p = idx->num;
+        idx->isint = 1;
+        idx->v = v;
     } else if (pk_vtext(b, len, &o, idx)) {
         return -1;
     }
@@ -2370,7 +2383,7 @@ static void irec_idx(const ireader *R, const irec *e, pk_text *t) {
         t->p = t->num;
     } else {
         size_t o = e->off + 2;
-        if (pk_vtext(w->blob, w->len, &o, t)) *t = (pk_text){"", 0, {0}};
+        if (pk_vtext(w->blob, w->len, &o, t)) *t = (pk_text){"", 0, 0, 0, {0}};
     }
 }
 
@@ -2555,6 +2568,7 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             pk_text ridx, label;
             pack_next(&w->h, w->blob, w->len, &off, &r, &key, &ridx, &label);
             scratch.len = 0;
+            pk_fmt(&ridx);
             fv_buf_put(&scratch, ridx.p, ridx.n);
             fv_buf_put(&scratch, "", 1);
             size_t at = scratch.len;
@@ -2637,6 +2651,7 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
             pk_text ridx, label;
             long at = pack_next(&hd, b, len, &off, &r, &key, &ridx, &label);
             if (at < 0) break;
+            pk_fmt(&ridx);
             if (idx_match(ridx.p, ridx.n, idx)) {
                 b[at] = PK_CLEARED;
                 cleared++;
