@@ -146,6 +146,10 @@ typedef struct pk_name {
                             * string, the same for every instance: compared before
                             * the text; never read through) */
     char *tmpl;          /* the records' name template (NULL: none given) */
+    double base;         /* its first record's start: FKP2 records' starts are deltas */
+    int32_t pid;         /* its first record's worker pid: the common case's */
+    int64_t rss;         /* the common case's peak RSS (pk_rss_step) */
+    int64_t last_rss;    /* the caller's: the last record's peak RSS */
 } pk_name;
 typedef struct pk_names {
     pk_name *v;
@@ -1195,10 +1199,13 @@ static const char *rd_str(rd *r) {
 
 static int apply_inst(conn *c, const state_inst *r);
 static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store);
+static int pack_write(conn *c, pack *k);
+static pack *pack_of(conn *c, int64_t run, uint32_t node, int create);
 static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t len,
                             uint32_t count);
 static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
-                     const char *task, const char *tmpl);
+                     const char *task, const char *tmpl, double base, int32_t pid,
+                     int64_t rss);
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
                            const fl_digest *objs, size_t nobjs);
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
@@ -1247,8 +1254,15 @@ static int replay(conn *c, const wbatch *b) {
             uint32_t node = (uint32_t)rd_u64(&r);
             const char *task = rd_str(&r);
             const char *tmpl = rd_str(&r);
+            uint64_t bits = rd_u64(&r);
+            int32_t pid = (int32_t)rd_u64(&r);
+            int64_t rss = (int64_t)rd_u64(&r);
+            double base;
+            memcpy(&base, &bits, 8);
             if (r.p > r.end || !task) return -1;
-            rc = names_set(c->ctx, &c->names, id, run, node, task, tmpl);
+            pack *k = pack_of(c, run, node, 0); /* renumbered: its open row is closed */
+            if (k && k->n && k->name == id && pack_write(c, k)) return -1;
+            rc = names_set(c->ctx, &c->names, id, run, node, task, tmpl, base, pid, rss);
         } else if (kind == REC_INST) {
             state_inst x = {0};
             fl_digest key;
@@ -1831,12 +1845,22 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
  * (run, node, name template) and transaction: state 'packed', idx the first
  * record's index, name the template its records share (so names cost no bytes
  * per record), and the records in the `packed` blob. Every other state change (a failure, a
- * skip, ...) keeps a row of its own. The blob, all numbers little-endian:
- *   u32 PACK_MAGIC, u32 count, then per record
+ * skip, ...) keeps a row of its own. The blob (docs/state.md "Packed rows"), fixed
+ * numbers little-endian, "varint" LEB128 (put_varint), "zigzag" a signed varint:
+ *   "FKP2", u32 count, f64 base (the name's first start), i32 pid (its first
+ *   worker pid), i64 rss (the name's common peak RSS, pk_rss_step), then per record
  *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
- *   4 label, 8 result), u32 attempts, f64 started, f64 ended, i32 exit status,
- *   i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index bytes,
- *   [u32 length + label], [32-byte key], [u32 length + result].
+ *   4 label, 8 result, 16 integer index, 32 odd, 64 RSS), the index: a varint
+ *   (flag 16: a plain decimal integer, its text "%llu") or varint length + text,
+ *   zigzag (started - base) in microseconds, zigzag (ended - started) in
+ *   microseconds, [odd: varint attempts, zigzag exit status, zigzag signal,
+ *   zigzag worker pid; without it: 1, -1, 0, the row's pid], [RSS: zigzag peak
+ *   RSS KiB; without it the row's], [varint length + label], [32-byte key],
+ *   [varint length + result].
+ * Rows written before it ("FKP1", still read): u32 count, then per record u8
+ * state, u8 flags (1..8 as above), u32 attempts, f64 started, f64 ended, i32
+ * exit status, i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index,
+ * [u32 length + label], [32-byte key], [u32 length + result].
  * Readers expand the rows (state_insts_each): a packed row is its records, in
  * order, and a later row of the same instance replaces an earlier one.
  * A record is encoded once, by the caller (state_inst_put, on the scheduler's
@@ -1847,10 +1871,15 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
  * are numbered once per (run, node, template) (pk_names): no record carries or
  * compares them past the caller's one comparison of the template. */
 #define PACK_MAX 4096
-#define PACK_MAGIC 0x31504b46u /* "FKP1" */
+#define PACK_MAGIC1 0x31504b46u /* "FKP1" */
+#define PACK_MAGIC 0x32504b46u  /* "FKP2" */
+#define PACK_HEAD 28            /* FKP2: magic, count, base, pid, rss */
 enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
-enum { PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8 };
-#define PACK_FIXED 46 /* bytes of a record up to and including its index's length */
+enum {
+    PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8, PKF_INT = 16, PKF_ODD = 32,
+    PKF_RSS = 64
+};
+#define PACK_FIXED 46 /* FKP1: bytes of a record up to and including its index's length */
 
 static uint64_t le_get(const uint8_t *b, int n) {
     uint64_t v = 0;
@@ -1874,7 +1903,8 @@ static int tmpl_same(const char *a, const char *b) {
 /* Number id is (run, node, task, tmpl) in t (the writer's table: as the caller
  * numbered it). 0, or -1 when out of memory. */
 static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_t node,
-                     const char *task, const char *tmpl) {
+                     const char *task, const char *tmpl, double base, int32_t pid,
+                     int64_t rss) {
     if (id >= t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
         while (cap <= id) cap *= 2;
@@ -1892,6 +1922,9 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
     e->task = fl_strdup(ctx, task);
     e->task_from = NULL; /* set by names_find, for the caller's table only */
     e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
+    e->base = base;
+    e->pid = pid;
+    e->rss = e->last_rss = rss;
     if (id >= t->n) t->n = id + 1;
     return e->task && (!tmpl || e->tmpl) ? 0 : -1;
 }
@@ -1908,6 +1941,18 @@ static uint64_t node_hash(int64_t run, uint32_t node) {
     return ((uint64_t)run << 32 ^ node) * FL_HTAB_MIX;
 }
 
+/* The caller's side of a name's common peak RSS: a record of another RSS than the
+ * name's carries its own (PKF_RSS); when two records in a row have the same new
+ * one (the inline executor reads flowrun's peak now and then: a step), it becomes
+ * the name's (1: the caller sends the name again, and its open row is closed, so
+ * a row's header holds the RSS its records were encoded against). */
+static int pk_rss_step(pk_name *e, const state_inst *r) {
+    int step = r->peak_rss_kb != e->rss && r->peak_rss_kb == e->last_rss;
+    e->last_rss = r->peak_rss_kb;
+    if (step) e->rss = r->peak_rss_kb;
+    return step;
+}
+
 static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh) {
     *fresh = 0;
     if (t->n && name_is(&t->v[t->last], r)) return (long)t->last;
@@ -1916,7 +1961,8 @@ static long names_find(fl_ctx *ctx, pk_names *t, const state_inst *r, int *fresh
          s = fl_htab_next(&t->by_node, s, h))
         if (name_is(&t->v[s->val], r)) return (long)(t->last = s->val);
     if (t->n >= UINT32_MAX || fl_htab_reserve(ctx, &t->by_node, 1) ||
-        names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl))
+        names_set(ctx, t, (uint32_t)t->n, r->run, r->node, r->task, r->tmpl, r->started,
+                  (int32_t)r->worker_pid, r->peak_rss_kb))
         return -1;
     fl_htab_add(&t->by_node, h, t->n - 1);
     t->v[t->n - 1].task_from = r->task;
@@ -1934,46 +1980,128 @@ static inline void le_put(uint8_t *d, uint64_t v, int n) {
 #endif
 }
 
-/* The bytes of r's packed record (r packable; idx_len and label_len its strings'). */
-static size_t pack_rec_len(const state_inst *r, size_t idx_len, size_t label_len) {
-    return PACK_FIXED + idx_len + (r->label ? 4 + label_len : 0) + (r->cache_key ? 32 : 0) +
-           (r->result ? 4 + r->result_len : 0);
+/* A text inside a packed record. */
+typedef struct pk_text {
+    const char *p; /* in the blob or in num, not NUL-terminated; NULL when absent */
+    size_t n;
+    uint64_t v;    /* an integer index (FKP2 flag 16): its value, p NULL until pk_fmt */
+    int isint;
+    char num[24];  /* an integer index's text (pk_fmt) */
+} pk_text;
+
+/* An index's text: an integer one is formatted here, not when decoded (the writer
+ * decodes a record that enters the cache for its key and result alone). */
+static void pk_fmt(pk_text *t) {
+    if (t->isint && !t->p) {
+        t->n = (size_t)snprintf(t->num, sizeof t->num, "%llu", (unsigned long long)t->v);
+        t->p = t->num;
+    }
+}
+/* A packed blob's header: its version (1 "FKP1", 2 "FKP2") and FKP2's base and pid. */
+typedef struct pk_hdr {
+    int ver;
+    double base;
+    int32_t pid;
+    int64_t rss;
+} pk_hdr;
+static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off, state_inst *r,
+                      fl_digest *key, pk_text *idx, pk_text *label);
+
+/* The header of the packed blob b (len bytes) in *h: its size (the offset of its
+ * first record), or 0 when it is not one. */
+static size_t pack_head(const uint8_t *b, size_t len, pk_hdr *h) {
+    if (!b || len < 8 || len > UINT32_MAX) return 0;
+    uint32_t m = (uint32_t)le_get(b, 4);
+    if (m == PACK_MAGIC1) {
+        *h = (pk_hdr){1, 0, 0, 0};
+        return 8;
+    }
+    if (m != PACK_MAGIC || len < PACK_HEAD) return 0;
+    uint64_t bits = le_get(b + 8, 8);
+    h->ver = 2;
+    memcpy(&h->base, &bits, 8);
+    h->pid = (int32_t)le_get(b + 16, 4);
+    h->rss = (int64_t)le_get(b + 20, 8);
+    return PACK_HEAD;
 }
 
-/* Encode r's packed record, in its final form, at d (pack_rec_len bytes); state is
- * what packable said. */
-static void pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t idx_len,
-                         size_t label_len) {
-    uint64_t v;
+/* An upper bound of the bytes of r's packed record (r packable; idx_len and
+ * label_len its strings'): 2 + index 10 + times 20 + odd 50, and the rest. */
+static size_t pack_rec_len(const state_inst *r, size_t idx_len, size_t label_len) {
+    return 82 + idx_len + (r->label ? 10 + label_len : 0) + (r->cache_key ? 32 : 0) +
+           (r->result ? 10 + r->result_len : 0);
+}
+
+static uint64_t zig(int64_t v) { return v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1; }
+static int64_t unzig(uint64_t v) { return v & 1 ? (int64_t)~(v >> 1) : (int64_t)(v >> 1); }
+
+/* Seconds as whole microseconds (0 for what is not a finite time; clamped). */
+static int64_t usec(double s) {
+    double u = s * 1e6;
+    if (!(u > -4e18 && u < 4e18)) return 0;
+    return (int64_t)(u < 0 ? u - 0.5 : u + 0.5);
+}
+
+/* Is idx[0..n) a plain decimal integer that "%llu" gives back (no sign, no leading
+ * zero, at most 18 digits)? Its value in *v when it is. */
+static int idx_int(const char *idx, size_t n, uint64_t *v) {
+    if (!n || n > 18 || (idx[0] == '0' && n > 1)) return 0;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)(unsigned char)idx[i] - '0';
+        if (d > 9) return 0;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 1;
+}
+
+/* Encode r's packed record, in its final form, at d (room for pack_rec_len bytes):
+ * its size. state is what packable said; nm the name it goes under (its base and
+ * pid). */
+static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t idx_len,
+                           size_t label_len, const pk_name *nm) {
+    uint64_t iv = 0;
+    int isint = idx_int(r->idx, idx_len, &iv);
+    int odd = r->attempts != 1 || r->exit_status != -1 || r->term_signal != 0 ||
+              r->worker_pid != nm->pid;
+    int rss = r->peak_rss_kb != nm->rss;
     d[0] = (uint8_t)state;
     d[1] = (uint8_t)((r->cache_key ? PKF_KEY : 0) | (r->cache_hit ? PKF_HIT : 0) |
-                     (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0));
-    le_put(d + 2, (uint32_t)r->attempts, 4);
-    memcpy(&v, &r->started, 8);
-    le_put(d + 6, v, 8);
-    memcpy(&v, &r->ended, 8);
-    le_put(d + 14, v, 8);
-    le_put(d + 22, (uint32_t)r->exit_status, 4);
-    le_put(d + 26, (uint32_t)r->term_signal, 4);
-    le_put(d + 30, (uint32_t)r->worker_pid, 4);
-    le_put(d + 34, (uint64_t)r->peak_rss_kb, 8);
-    le_put(d + 42, idx_len, 4);
-    d += PACK_FIXED;
-    memcpy(d, r->idx, idx_len);
-    d += idx_len;
+                     (r->label ? PKF_LABEL : 0) | (r->result ? PKF_RESULT : 0) |
+                     (isint ? PKF_INT : 0) | (odd ? PKF_ODD : 0) | (rss ? PKF_RSS : 0));
+    size_t o = 2;
+    if (isint) {
+        o += put_varint(d + o, iv);
+    } else {
+        o += put_varint(d + o, idx_len);
+        memcpy(d + o, r->idx, idx_len);
+        o += idx_len;
+    }
+    o += put_varint(d + o, zig(usec(r->started - nm->base)));
+    o += put_varint(d + o, zig(usec(r->ended - r->started)));
+    if (odd) {
+        o += put_varint(d + o, (uint32_t)r->attempts);
+        o += put_varint(d + o, zig(r->exit_status));
+        o += put_varint(d + o, zig(r->term_signal));
+        o += put_varint(d + o, zig(r->worker_pid));
+    }
+    if (rss) o += put_varint(d + o, zig(r->peak_rss_kb));
     if (r->label) {
-        le_put(d, label_len, 4);
-        memcpy(d + 4, r->label, label_len);
-        d += 4 + label_len;
+        o += put_varint(d + o, label_len);
+        memcpy(d + o, r->label, label_len);
+        o += label_len;
     }
     if (r->cache_key) {
-        memcpy(d, r->cache_key->b, 32);
-        d += 32;
+        memcpy(d + o, r->cache_key->b, 32);
+        o += 32;
     }
     if (r->result) {
-        le_put(d, r->result_len, 4);
-        if (r->result_len) memcpy(d + 4, r->result, r->result_len);
+        o += put_varint(d + o, r->result_len);
+        if (r->result_len) memcpy(d + o, r->result, r->result_len);
+        o += r->result_len;
     }
+    return o;
 }
 
 static int pack_write(conn *c, pack *k) {
@@ -1983,12 +2111,18 @@ static int pack_write(conn *c, pack *k) {
     const pk_name *nm = &c->names.v[k->name];
     int rc = -1;
     if (s) {
-        /* the row's idx: its first record's, in place in the blob */
-        const uint8_t *first = k->blob.data + 8;
+        /* the row's idx: its first record's */
+        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
+        size_t off = PACK_HEAD;
+        state_inst r;
+        fl_digest key;
+        pk_text idx, label;
+        if (pack_next(&h, k->blob.data, k->blob.len, &off, &r, &key, &idx, &label) < 0)
+            idx = (pk_text){"", 0, 0, 0, {0}};
+        pk_fmt(&idx);
         sqlite3_bind_int64(s, 1, k->run);
         sqlite3_bind_int(s, 2, (int)k->node);
-        sqlite3_bind_text(s, 3, (const char *)first + PACK_FIXED, (int)le_get(first + 42, 4),
-                          SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, idx.p, (int)idx.n, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 4, nm->task, -1, SQLITE_STATIC);
         sqlite3_bind_blob(s, 5, k->blob.data, (int)k->blob.len, SQLITE_STATIC);
         if (nm->tmpl) sqlite3_bind_text(s, 6, nm->tmpl, -1, SQLITE_STATIC);
@@ -2026,13 +2160,6 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
     return k;
 }
 
-/* A text inside a packed record. */
-typedef struct pk_text {
-    const char *p; /* in the blob, not NUL-terminated; NULL when absent */
-    size_t n;
-} pk_text;
-static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
-                      pk_text *idx, pk_text *label);
 
 /* Append one encoded record (pack_rec_put) of name number `name` to its pack;
  * cache_store: its key and result also go into the cache. */
@@ -2044,7 +2171,8 @@ static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, 
         pk_text idx, label;
         size_t off = 0;
         const pk_name *nm = &c->names.v[name];
-        if (begin(c) || pack_next(rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
+        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
+        if (begin(c) || pack_next(&h, rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
         if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len, nm->run))
             return -1;
     }
@@ -2065,8 +2193,13 @@ static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t 
     if (!k->n) {
         k->name = name;
         k->blob.len = 0;
+        uint64_t bits;
+        memcpy(&bits, &nm->base, 8);
         fv_buf_put_le(&k->blob, PACK_MAGIC, 4);
         fv_buf_put_le(&k->blob, 0, 4); /* the count, set when written */
+        fv_buf_put_le(&k->blob, bits, 8);
+        fv_buf_put_le(&k->blob, (uint32_t)nm->pid, 4);
+        fv_buf_put_le(&k->blob, (uint64_t)nm->rss, 8);
     }
     size_t at = k->blob.len;
     fv_buf_put(&k->blob, recs, len);
@@ -2080,13 +2213,27 @@ static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t 
     return 0;
 }
 
-/* One record of a packed blob at *off: fills r (result pointing into the blob,
- * *idx and *label malloc'ed) and returns the offset of its state byte; -1 when
- * the blob is damaged. */
-static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
-                      pk_text *idx, pk_text *label) {
+/* A varint at b[*o..len) in *v, *o past it; -1 when it runs past len. */
+static int pk_varint(const uint8_t *b, size_t len, size_t *o, uint64_t *v) {
+    size_t n = get_varint(b + *o, len - *o, v);
+    *o += n;
+    return n ? 0 : -1;
+}
+
+/* A varint length and that many bytes at b[*o..len): the text in *t. */
+static int pk_vtext(const uint8_t *b, size_t len, size_t *o, pk_text *t) {
+    uint64_t n;
+    if (pk_varint(b, len, o, &n) || n > len - *o) return -1;
+    t->p = (const char *)b + *o;
+    t->n = (size_t)n;
+    *o += (size_t)n;
+    return 0;
+}
+
+/* An FKP1 record (pack_next). */
+static long pack_next1(const uint8_t *b, size_t len, size_t *off, state_inst *r, fl_digest *key,
+                       pk_text *idx, pk_text *label) {
     size_t o = *off;
-    *idx = *label = (pk_text){NULL, 0};
     if (o > len || len - o < PACK_FIXED) return -1;
     long at = (long)o;
     uint8_t st = b[o], fl = b[o + 1];
@@ -2103,14 +2250,16 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
     size_t n = (size_t)le_get(b + o + 42, 4);
     o += PACK_FIXED;
     if (n > len - o) return -1;
-    *idx = (pk_text){(const char *)b + o, n};
+    idx->p = (const char *)b + o;
+    idx->n = n;
     o += n;
     if (fl & PKF_LABEL) {
         if (len - o < 4) return -1;
         n = (size_t)le_get(b + o, 4);
         o += 4;
         if (n > len - o) return -1;
-        *label = (pk_text){(const char *)b + o, n};
+        label->p = (const char *)b + o;
+        label->n = n;
         o += n;
     }
     r->cache_key = NULL;
@@ -2136,15 +2285,86 @@ static long pack_next(const uint8_t *b, size_t len, size_t *off, state_inst *r, 
     return at;
 }
 
+/* One record of a packed blob (header h, pack_head) at *off: fills r (result
+ * pointing into the blob), *idx and *label (in the blob, or idx in its own num) and
+ * returns the offset of its state byte, *off past it; -1 when the blob is damaged
+ * (nothing past b[len) is read). */
+static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off, state_inst *r,
+                      fl_digest *key, pk_text *idx, pk_text *label) {
+    idx->p = label->p = NULL;
+    idx->n = label->n = 0;
+    idx->isint = 0;
+    if (h->ver == 1) return pack_next1(b, len, off, r, key, idx, label);
+    size_t o = *off;
+    if (o > len || len - o < 2) return -1;
+    long at = (long)o;
+    uint8_t st = b[o], fl = b[o + 1];
+    o += 2;
+    r->state = st == PK_CACHED ? "cached" : st == PK_SUCCEEDED ? "succeeded" : "cleared";
+    uint64_t v, w;
+    if (fl & PKF_INT) {
+        if (pk_varint(b, len, &o, &v)) return -1;
+        idx->isint = 1;
+        idx->v = v;
+    } else if (pk_vtext(b, len, &o, idx)) {
+        return -1;
+    }
+    if (pk_varint(b, len, &o, &v) || pk_varint(b, len, &o, &w)) return -1;
+    r->started = h->base + (double)unzig(v) / 1e6;
+    r->ended = r->started + (double)unzig(w) / 1e6;
+    r->attempts = 1;
+    r->exit_status = -1;
+    r->term_signal = 0;
+    r->worker_pid = h->pid;
+    r->peak_rss_kb = h->rss;
+    if (fl & PKF_ODD) {
+        uint64_t a, e, sg, p;
+        if (pk_varint(b, len, &o, &a) || pk_varint(b, len, &o, &e) ||
+            pk_varint(b, len, &o, &sg) || pk_varint(b, len, &o, &p))
+            return -1;
+        r->attempts = (int)a;
+        r->exit_status = (int)unzig(e);
+        r->term_signal = (int)unzig(sg);
+        r->worker_pid = (int)unzig(p);
+    }
+    if (fl & PKF_RSS) {
+        if (pk_varint(b, len, &o, &v)) return -1;
+        r->peak_rss_kb = unzig(v);
+    }
+    if ((fl & PKF_LABEL) && pk_vtext(b, len, &o, label)) return -1;
+    r->cache_key = NULL;
+    if (fl & PKF_KEY) {
+        if (len - o < 32) return -1;
+        memcpy(key->b, b + o, 32);
+        r->cache_key = key;
+        o += 32;
+    }
+    r->cache_hit = (fl & PKF_HIT) != 0;
+    r->result = NULL;
+    r->result_len = 0;
+    if (fl & PKF_RESULT) {
+        pk_text t;
+        if (pk_vtext(b, len, &o, &t)) return -1;
+        r->result = (const uint8_t *)t.p;
+        r->result_len = t.n;
+    }
+    *off = o;
+    return at;
+}
+
 static int apply_inst(conn *c, const state_inst *r) {
     int pk = packable(r);
     if (pk >= 0) { /* synchronous mode: encoded here, numbered in c's own table */
         int fresh;
         long name = names_find(c->ctx, &c->names, r, &fresh);
+        if (name >= 0 && !fresh && pk_rss_step(&c->names.v[name], r)) {
+            pack *k = pack_of(c, r->run, r->node, 0); /* its open row keeps the old RSS */
+            if (k && k->n && k->name == (uint32_t)name && pack_write(c, k)) return -1;
+        }
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
-        pack_rec_put(c->scratch.data, r, pk, il, ll);
+        n = pack_rec_put(c->scratch.data, r, pk, il, ll, &c->names.v[name]);
         return apply_packed(c, (uint32_t)name, c->scratch.data, n, r->cache_store);
     }
     if (begin(c)) return -1;
@@ -2265,7 +2485,8 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             st->wb_oom = 1;
             return -1;
         }
-        if (fresh) { /* numbered for the writer before its first use */
+        if (fresh || pk_rss_step(&st->names.v[name], r)) {
+            /* numbered for the writer before its first use, or its RSS changed */
             uint8_t kind = REC_NAME;
             wb_put(st, &kind, 1);
             wb_u64(st, (uint64_t)name);
@@ -2273,6 +2494,12 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             wb_u64(st, r->node);
             wb_str(st, r->task);
             wb_str(st, r->tmpl);
+            const pk_name *nm = &st->names.v[name];
+            uint64_t bits;
+            memcpy(&bits, &nm->base, 8);
+            wb_u64(st, bits);
+            wb_u64(st, (uint64_t)(uint32_t)nm->pid);
+            wb_u64(st, (uint64_t)nm->rss);
         }
         size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
@@ -2285,11 +2512,13 @@ int state_inst_put(fl_state *st, const state_inst *r) {
         if (r->cache_store) { /* the writer reads it: a record of its own */
             uint8_t *d = wb_reserve(st, 10 + n);
             if (!d) return -1;
+            size_t m = pack_rec_put(d + 10, r, pk, il, ll, &st->names.v[name]);
+            st->cur->rec.len -= n - m; /* the bound reserved, less what it took */
+            len = (uint32_t)m;
             d[0] = REC_PACK;
             memcpy(d + 1, &id, 4);
             d[5] = 1;
             memcpy(d + 6, &len, 4);
-            pack_rec_put(d + 10, r, pk, il, ll);
             return 0;
         }
         /* the record right after the last of a run of its name: the run grows */
@@ -2303,6 +2532,9 @@ int state_inst_put(fl_state *st, const state_inst *r) {
         }
         uint8_t *d = wb_reserve(st, (h ? 0 : 13) + n);
         if (!d) return -1;
+        size_t m = pack_rec_put(d + (h ? 0 : 13), r, pk, il, ll, &st->names.v[name]);
+        st->cur->rec.len -= n - m; /* the bound reserved, less what it took */
+        len = (uint32_t)m;
         if (h) {
             h = st->cur->rec.data + st->run_at; /* (wb_reserve may have moved the batch) */
             uint32_t hcount, hlen;
@@ -2320,9 +2552,7 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             memcpy(d + 1, &id, 4);
             memcpy(d + 5, &one, 4);
             memcpy(d + 9, &len, 4);
-            d += 13;
         }
-        pack_rec_put(d, r, pk, il, ll);
         st->run_end = st->cur->rec.len;
         return 0;
     }
@@ -2338,6 +2568,7 @@ typedef struct irow {
     char *tmpl;    /* the row's name template, or NULL */
     uint8_t *blob; /* a packed row: its records */
     size_t len;
+    pk_hdr h;      /* its header */
     state_inst r;  /* a row of its own, with copies of its strings */
     fl_digest key;
     char *idx, *label, *state, *error;
@@ -2359,14 +2590,44 @@ typedef struct ireader {
     int oom;             /* a copy could not be made */
 } ireader;
 
-static const char *irec_idx(const ireader *R, const irec *e, size_t *len) {
+/* A record's index as an integer (*v) when it is stored as one (an FKP2 record of
+ * flag PKF_INT): 1, else 0. (The record was checked whole when read.) */
+static int irec_int(const ireader *R, const irec *e, uint64_t *v) {
     const irow *w = &R->rows[e->row];
+    if (!w->blob || w->h.ver == 1 || !(w->blob[e->off + 1] & PKF_INT)) return 0;
+    size_t o = e->off + 2;
+    return pk_varint(w->blob, w->len, &o, v) == 0;
+}
+
+/* A record's index text in *t (in the row, or t->num). */
+static void irec_idx(const ireader *R, const irec *e, pk_text *t) {
+    const irow *w = &R->rows[e->row];
+    uint64_t v;
     if (!w->blob) {
-        *len = strlen(w->idx);
-        return w->idx;
+        t->p = w->idx;
+        t->n = strlen(w->idx);
+    } else if (w->h.ver == 1) {
+        t->n = (size_t)le_get(w->blob + e->off + PACK_FIXED - 4, 4);
+        t->p = (const char *)w->blob + e->off + PACK_FIXED;
+    } else if (irec_int(R, e, &v)) {
+        t->n = (size_t)snprintf(t->num, sizeof t->num, "%llu", (unsigned long long)v);
+        t->p = t->num;
+    } else {
+        size_t o = e->off + 2;
+        if (pk_vtext(w->blob, w->len, &o, t)) *t = (pk_text){"", 0, 0, 0, {0}};
     }
-    *len = (size_t)le_get(w->blob + e->off + PACK_FIXED - 4, 4);
-    return (const char *)w->blob + e->off + PACK_FIXED;
+}
+
+/* Two records' indexes: by length, then bytes (numeric order of plain integers);
+ * two integer indexes by value, the same order without their texts. */
+static int idx_cmp(const ireader *R, const irec *x, const irec *y) {
+    uint64_t a, b;
+    if (irec_int(R, x, &a) && irec_int(R, y, &b)) return a < b ? -1 : a > b;
+    pk_text tx, ty;
+    irec_idx(R, x, &tx);
+    irec_idx(R, y, &ty);
+    if (tx.n != ty.n) return tx.n < ty.n ? -1 : 1;
+    return memcmp(tx.p, ty.p, tx.n);
 }
 
 /* Two rows' name templates: NULL first, then by text. */
@@ -2383,19 +2644,14 @@ static int irec_cmp(const void *a, const void *b, void *ctx) {
     if (x->node != y->node) return x->node < y->node ? -1 : 1;
     int t = tmpl_cmp(R, x, y);
     if (t) return t;
-    size_t lx, ly;
-    const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
-    if (lx != ly) return lx < ly ? -1 : 1;
-    int c = memcmp(ix, iy, lx);
+    int c = idx_cmp(R, x, y);
     if (c) return c;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
     return x->sub < y->sub ? -1 : x->sub > y->sub;
 }
 
 static int same_instance(const ireader *R, const irec *x, const irec *y) {
-    size_t lx, ly;
-    const char *ix = irec_idx(R, x, &lx), *iy = irec_idx(R, y, &ly);
-    return x->node == y->node && lx == ly && !memcmp(ix, iy, lx) && !tmpl_cmp(R, x, y);
+    return x->node == y->node && !idx_cmp(R, x, y) && !tmpl_cmp(R, x, y);
 }
 
 /* Copy the current row of ST_inst_list (one not packed) into w. */
@@ -2459,7 +2715,9 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const uint8_t *pk = sqlite3_column_blob(s, 17);
         size_t pklen = (size_t)sqlite3_column_bytes(s, 17);
-        if (pk && (pklen < 8 || pklen > UINT32_MAX || le_get(pk, 4) != PACK_MAGIC)) {
+        pk_hdr hd = {0, 0, 0, 0};
+        size_t head = pk ? pack_head(pk, pklen, &hd) : 0;
+        if (pk && !head) {
             bad = 1;
             continue;
         }
@@ -2483,20 +2741,22 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             if ((w->blob = fl_malloc(R.ctx, pklen))) memcpy(w->blob, pk, pklen);
             else R.oom = 1;
             w->len = pklen;
+            w->h = hd;
         } else {
             irow_own(&R, s, w);
         }
         if (R.oom) break;
         int64_t id = sqlite3_column_int64(s, 16);
         uint32_t node = (uint32_t)sqlite3_column_int(s, 0);
-        size_t off = 8;
-        for (uint32_t sub = 0; !pk || off < pklen; sub++) {
+        size_t off = head;
+        uint32_t sub = 0;
+        for (; !pk || off < pklen; sub++) {
             size_t at = off;
             if (pk) { /* check the record whole now, so reading it later cannot fail */
                 state_inst r;
                 fl_digest key;
                 pk_text ridx, label;
-                if (pack_next(w->blob, pklen, &off, &r, &key, &ridx, &label) < 0) {
+                if (pack_next(&hd, w->blob, pklen, &off, &r, &key, &ridx, &label) < 0) {
                     bad = 1;
                     break;
                 }
@@ -2515,6 +2775,8 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             if (!pk) break;
         }
         if (R.oom) break;
+        if (pk && off >= pklen && sub != (uint32_t)le_get(w->blob + 4, 4))
+            bad = 1; /* cut at a record's end: fewer records than its count */
     }
     int failed = R.oom || rc != SQLITE_DONE;
     if (!R.oom && rc != SQLITE_DONE) sql_fail(&st->main);
@@ -2535,8 +2797,9 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             memset(&r, 0, sizeof r);
             size_t off = e->off;
             pk_text ridx, label;
-            pack_next(w->blob, w->len, &off, &r, &key, &ridx, &label);
+            pack_next(&w->h, w->blob, w->len, &off, &r, &key, &ridx, &label);
             scratch.len = 0;
+            pk_fmt(&ridx);
             fv_buf_put(&scratch, ridx.p, ridx.n);
             fv_buf_put(&scratch, "", 1);
             size_t at = scratch.len;
@@ -2601,9 +2864,11 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
     size_t nch = 0;
     int cleared = 0, oom = 0;
     while (sqlite3_step(s) == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(s, 1), off = 8;
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
         const uint8_t *pk = sqlite3_column_blob(s, 1);
-        if (!pk || len < 8 || le_get(pk, 4) != PACK_MAGIC) continue;
+        pk_hdr hd;
+        size_t off = pack_head(pk, len, &hd);
+        if (!off) continue;
         uint8_t *b = fl_malloc(c->ctx, len);
         if (!b) {
             oom = 1;
@@ -2615,8 +2880,9 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
             state_inst r;
             fl_digest key;
             pk_text ridx, label;
-            long at = pack_next(b, len, &off, &r, &key, &ridx, &label);
+            long at = pack_next(&hd, b, len, &off, &r, &key, &ridx, &label);
             if (at < 0) break;
+            pk_fmt(&ridx);
             if (idx_match(ridx.p, ridx.n, idx)) {
                 b[at] = PK_CLEARED;
                 cleared++;

@@ -47,9 +47,13 @@ fresh cut; truncate -s 40000 cut/state.db
     fail "truncated state.db" "exit $code: $(head -2 cut.err)"
 
 # ---- damage found later: never exit 0 ----
-# the page zeroed is the instances table's third page, a leaf (page 26 when SQLite's dbstat
-# cannot say): where the rows lie depends on how the writer grouped its commits
-pg=$(db good/state.db "SELECT pageno FROM dbstat WHERE name = 'instances' ORDER BY pageno LIMIT 1 OFFSET 2")
+# the page zeroed holds some of the instances table's rows, never all (page 26 when
+# SQLite's dbstat cannot say): where the rows lie depends on how the writer grouped its
+# commits. A packed row's blob spans overflow pages: the first page of a chain of two or
+# more (zeroed, the chain breaks: SQLite's integrity check sees it; a zeroed last page
+# it does not see), else the last of several leaves
+pg=$(db good/state.db "SELECT a.pageno FROM dbstat a WHERE a.name = 'instances' AND a.path LIKE '%+000000' AND EXISTS (SELECT 1 FROM dbstat b WHERE b.name = 'instances' AND b.path = substr(a.path, 1, length(a.path) - 6) || '000001') ORDER BY a.pageno DESC LIMIT 1")
+case $pg in ''|*[!0-9]*) pg=$(db good/state.db "SELECT pageno FROM dbstat WHERE name = 'instances' AND pagetype = 'leaf' ORDER BY pageno DESC LIMIT 1") ;; esac
 case $pg in ''|*[!0-9]*) pg=26 ;; esac
 fresh zero; dd if=/dev/zero of=zero/state.db bs=16384 seek=$((pg - 1)) count=1 conv=notrunc 2>/dev/null
 "$FLOWRUN" show 1 --json --state zero > zero.json 2> zero.err; code=$?

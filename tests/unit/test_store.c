@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1023,6 +1024,217 @@ static void test_state_packed_records(void **state) {
     pk_roundtrip(0);
 }
 
+/* The compact record (FKP2): indexes that are plain integers and ones that are not
+ * ("007", paths, 20 digits), the common case (attempts 1, no exit status, the row's
+ * pid and RSS) and its exceptions, an RSS that steps (a new row), one that comes
+ * and goes, no result, a label: each comes back as it went in. */
+typedef struct pk2_case {
+    const char *idx, *label;
+    int attempts, exit_status, signal, pid;
+    long long rss;
+    const char *result;
+} pk2_case;
+static const pk2_case pk2_cases[] = {
+    {"0", NULL, 1, -1, 0, 77, 900, "x"},     {"1", NULL, 1, -1, 0, 77, 900, NULL},
+    {"127", NULL, 1, -1, 0, 77, 900, ""},    {"128", "lab", 1, -1, 0, 77, 900, "yy"},
+    {"007", NULL, 1, -1, 0, 77, 950, "z"},   {"1/2", NULL, 3, -1, 0, 77, 950, "z"},
+    {"c12/3", NULL, 1, 0, 0, 77, 950, "z"},  {"12345678901234567890", NULL, 1, -1, 9, 77, 0, "z"},
+    {"999999999999999999", NULL, 1, -1, 0, 78, 5000, "z"}, {"-4", NULL, 2, 3, 0, -1, 900, NULL},
+};
+enum { PK2_N = sizeof pk2_cases / sizeof pk2_cases[0] };
+
+static int pk2_check(const state_inst *r, void *ctx) {
+    int *seen_by = ctx;
+    for (int i = 0; i < PK2_N; i++) {
+        const pk2_case *c = &pk2_cases[i];
+        if (strcmp(r->idx, c->idx)) continue;
+        double st = 1.7e9 + i * 0.25;
+        int ok = !strcmp(r->state, "succeeded") && r->attempts == c->attempts &&
+                 r->exit_status == c->exit_status && r->term_signal == c->signal &&
+                 r->worker_pid == c->pid && r->peak_rss_kb == c->rss &&
+                 fabs(r->started - st) < 1e-6 && fabs(r->ended - (st + 0.003)) < 1e-6 &&
+                 !r->label == !c->label && (!c->label || !strcmp(r->label, c->label)) &&
+                 !r->cache_key && !r->result == !c->result &&
+                 (!c->result || (r->result_len == strlen(c->result) &&
+                                 !memcmp(r->result, c->result, r->result_len)));
+        seen_by[i] += ok ? 1 : 100;
+        return 0;
+    }
+    seen_by[PK2_N] = 1;
+    return 0;
+}
+
+static void test_state_compact_record(void **state) {
+    (void)state;
+    for (int async = 0; async < 2; async++) {
+        char *d = tmpdir(), err[256];
+        fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+        assert_non_null(st);
+        if (async) assert_int_equal(state_async(st), 0);
+        state_run r = {.flow = "f", .pid = 1};
+        assert_int_equal(state_run_begin(st, &r), 0);
+        for (int i = 0; i < PK2_N; i++) {
+            const pk2_case *c = &pk2_cases[i];
+            double t = 1.7e9 + i * 0.25;
+            state_inst in = {.run = r.id, .node = 1, .idx = c->idx, .task = "t", .tmpl = "t[]",
+                             .label = c->label, .state = "succeeded", .attempts = c->attempts,
+                             .started = t, .ended = t + 0.003, .exit_status = c->exit_status,
+                             .term_signal = c->signal, .worker_pid = c->pid,
+                             .peak_rss_kb = c->rss, .result = c->result,
+                             .result_len = c->result ? strlen(c->result) : 0};
+            assert_int_equal(state_inst_put(st, &in), 0);
+        }
+        assert_int_equal(state_sync(st), 0);
+        int hits[PK2_N + 1] = {0};
+        assert_int_equal(state_insts_each(st, r.id, pk2_check, hits), 0);
+        for (int i = 0; i < PK2_N; i++) assert_int_equal(hits[i], 1);
+        assert_int_equal(hits[PK2_N], 0);
+        /* the row's bytes: the common records are a few bytes each */
+        sqlite3 *db;
+        char p[4200];
+        snprintf(p, sizeof p, "%s/state.db", d);
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT packed, idx FROM instances WHERE "
+                                            "packed IS NOT NULL", -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        const uint8_t *b = sqlite3_column_blob(s, 0);
+        assert_memory_equal(b, "FKP2", 4);
+        assert_string_equal((const char *)sqlite3_column_text(s, 1), "0");
+        /* header 28; "0": state, flags (result, integer index), idx, start, duration 2,
+         * result 2; "1" a 3-byte start, no result; "127" an empty result; "128" a 2-byte
+         * index and a label; "007" its text and its RSS */
+        assert_int_equal(b[28 + 1], 8 | 16);
+        assert_int_equal(sqlite3_column_bytes(s, 0), 28 + 8 + 8 + 9 + 16 + 15);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW); /* RSS 950 twice: a new row */
+        assert_string_equal((const char *)sqlite3_column_text(s, 1), "1/2");
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        state_close(st);
+        rm_rf(d);
+        free(d);
+    }
+}
+
+/* Rows packed before the compact record ("FKP1") are still read, and a damaged
+ * FKP2 blob, cut anywhere or with a varint that never ends, is reported and never
+ * read past its end (ASan: the reader copies the blob at its exact length). */
+static void pk_put_le(uint8_t *d, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) d[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int pk_count(const state_inst *r, void *ctx) {
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int pk1_check(const state_inst *r, void *ctx) {
+    int *ok = ctx;
+    if (!strcmp(r->idx, "5") && !strcmp(r->state, "succeeded") && r->attempts == 2 &&
+        r->started == 1e9 && r->ended == 1e9 + 0.5 && r->exit_status == 0 &&
+        r->worker_pid == 42 && r->peak_rss_kb == 900 && r->label && !strcmp(r->label, "L") &&
+        r->result_len == 2 && !memcmp(r->result, "ok", 2) && !strcmp(r->name, "t[5]"))
+        *ok += 1;
+    else if (!strcmp(r->idx, "12") && !strcmp(r->state, "cached") && !r->label && !r->result)
+        *ok += 10;
+    else
+        *ok += 1000;
+    return 0;
+}
+
+static void test_state_fkp1_and_damaged_fkp2(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], p[4200];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    for (int i = 0; i < 3; i++) {
+        state_inst in = {.run = r.id, .node = 2, .idx = i == 1 ? "x/1" : "7", .task = "u",
+                         .tmpl = "u[]", .state = "succeeded", .attempts = 1,
+                         .started = 5.0 + i, .ended = 6.0 + i, .worker_pid = 3,
+                         .result = "abc", .result_len = 3};
+        if (i == 2) in.idx = "8";
+        assert_int_equal(state_inst_put(st, &in), 0);
+    }
+    assert_int_equal(state_sync(st), 0);
+    snprintf(p, sizeof p, "%s/state.db", d);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    /* an FKP1 row: two records, by hand, byte by byte */
+    uint8_t b1[256];
+    size_t n = 0;
+    pk_put_le(b1, 0x31504b46u, 4), pk_put_le(b1 + 4, 2, 4), n = 8;
+    uint64_t bits;
+    double t0 = 1e9, t1 = 1e9 + 0.5;
+    b1[n] = 1, b1[n + 1] = 4 | 8; /* succeeded; label, result */
+    pk_put_le(b1 + n + 2, 2, 4);
+    memcpy(&bits, &t0, 8), pk_put_le(b1 + n + 6, bits, 8);
+    memcpy(&bits, &t1, 8), pk_put_le(b1 + n + 14, bits, 8);
+    pk_put_le(b1 + n + 22, 0, 4), pk_put_le(b1 + n + 26, 0, 4), pk_put_le(b1 + n + 30, 42, 4);
+    pk_put_le(b1 + n + 34, 900, 8), pk_put_le(b1 + n + 42, 1, 4);
+    n += 46;
+    b1[n++] = '5';
+    pk_put_le(b1 + n, 1, 4), b1[n + 4] = 'L', n += 5;
+    pk_put_le(b1 + n, 2, 4), memcpy(b1 + n + 4, "ok", 2), n += 6;
+    b1[n] = 2, b1[n + 1] = 0; /* cached, nothing more */
+    memset(b1 + n + 2, 0, 40);
+    pk_put_le(b1 + n + 42, 2, 4);
+    n += 46;
+    b1[n++] = '1', b1[n++] = '2';
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO instances(run, node, idx, task, state, "
+                                        "attempts, cache_hit, packed, name) VALUES(?, 1, '5', "
+                                        "'t', 'packed', 1, 0, ?, 't[]')", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(s, 1, r.id);
+    sqlite3_bind_blob(s, 2, b1, (int)n, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    int ok = 0;
+    assert_int_equal(state_insts_each(st, r.id, pk1_check, &ok), 0);
+    assert_int_equal(ok, 1 + 10 + 3 * 1000); /* (node 2's three are the thousands) */
+    /* clear finds records of both forms: an FKP1 index, an FKP2 integer, a path prefix */
+    assert_int_equal(state_inst_clear(st, r.id, "t", "12"), 1);
+    assert_int_equal(state_inst_clear(st, r.id, "u", "8"), 1);
+    assert_int_equal(state_inst_clear(st, r.id, "u", "x/"), 1);
+    assert_int_equal(state_inst_clear(st, r.id, "u", "9"), 0);
+    /* the FKP2 row of node 2, cut at every length, then with a runaway varint */
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, packed FROM instances WHERE node=2",
+                                        -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t id = sqlite3_column_int64(s, 0);
+    size_t len = (size_t)sqlite3_column_bytes(s, 1);
+    uint8_t *full = malloc(len + 16);
+    memcpy(full, sqlite3_column_blob(s, 1), len);
+    sqlite3_finalize(s);
+    assert_memory_equal(full, "FKP2", 4);
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE instances SET packed=? WHERE id=?", -1, &s,
+                                        NULL), SQLITE_OK);
+    for (size_t cut = 1; cut <= len + 1; cut++) {
+        uint8_t *b = full;
+        size_t bl = cut;
+        if (cut == len) /* the last record's result length a varint that never ends */
+            memset(full + len - 4, 0xff, 4), bl = len;
+        if (cut == len + 1) bl = len, full[len - 4] = 0x7f; /* a length past the end */
+        sqlite3_bind_blob(s, 1, b, (int)bl, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, id);
+        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_reset(s);
+        int count = 0;
+        assert_int_equal(state_insts_each(st, r.id, pk_count, &count), -1);
+        assert_true(count >= 2 && count < 5); /* FKP1's two and what could be read */
+        assert_true(state_inst_clear(st, r.id, "u", "7") >= 0);
+    }
+    sqlite3_finalize(s);
+    free(full);
+    sqlite3_close(db);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 static void test_state_newer_schema_refused(void **state) {
     (void)state;
     char *d = tmpdir(), err[512], cmd[600];
@@ -1193,6 +1405,8 @@ int main(void) {
         cmocka_unit_test(test_cache_migrated_from_schema4),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_packed_records),
+        cmocka_unit_test(test_state_compact_record),
+        cmocka_unit_test(test_state_fkp1_and_damaged_fkp2),
         cmocka_unit_test(test_state_file_folders),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_negative_version_refused),
