@@ -1,0 +1,149 @@
+#!/bin/sh
+# flowrun run --dry-run [--json] [--exact] (issue 14, deliverable 3; docs/dryrun.md):
+# what the dry run says matches what the following real run then does (instances run,
+# instances cached) for a cold cache, a warm one and one changed file of a folder; the
+# reasons (no entry, the code changed: version or library, input `x` changed, file
+# metadata changed, cache: false); "depends on" rows; and nothing is written: the
+# state directory's files and `flowrun runs --json` are the same before and after.
+# Every task of tests/lib/statetasks.c appends "task arg" to $FLOW_TEST_LOG when it
+# really runs, so the real run's executions are counted.
+ROOT=$(pwd)
+T=$(mktemp -d /tmp/flow-dryrun-XXXXXX)
+trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
+cp tests/state/chain.flow tests/state/files.flow tests/state/cutoff.flow tests/lib/libstatetasks.so \
+    "$T/" || { echo "FAIL dryrun: setup"; exit 0; }
+cd "$T" || exit 0
+for f in chain files cutoff; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL dryrun: flowc $f"; cat flowc.err; }; done
+export FLOW_TEST_LOG="$T/log"
+: > "$FLOW_TEST_LOG"
+ST="$T/st"
+run() { "$FLOWRUN" "$@" --progress none --state "$ST" 2>> "$T/stderr"; }
+dry() { "$FLOWRUN" "$@" --dry-run --json --state "$ST" 2>> "$T/stderr"; }
+count() { grep -c "^$1 " "$FLOW_TEST_LOG"; }
+expect() { # name want got
+    if [ "$2" = "$3" ]; then echo "PASS dryrun: $1"; else echo "FAIL dryrun: $1: want '$2', got '$3'"; tail -3 "$T/stderr" | sed 's/^/    /'; fi
+}
+# q FILE EXPR: a python expression over the report j (and rows: name -> row)
+q() { python3 -c "
+import json, sys
+j = json.load(open(sys.argv[1])); rows = {r['name']: r for r in j['tasks']}
+def R(n, k): return rows[n][k] if n in rows else 0
+def reasons(n): return ' '.join(i['reason'] + ':' + str(i['param']) for i in rows[n]['instances']) if n in rows else ''
+print($2)" "$1" 2>&1; }
+# snap: every file of the state directory with its content hash, and the run list
+snap() { (cd "$ST" 2>/dev/null && find . -type f ! -name 'state.db-shm' -exec md5sum {} + | sort; find . | sort) | md5sum
+         "$FLOWRUN" runs --json --state "$ST" 2>/dev/null | md5sum; }
+
+# ---- a cold cache: no state directory at all ----
+dry chain.plan --param n=3 > cold.json
+expect "cold: --json parses, a runs 3, b and sum depend on what runs" "3 0 3 a 1 b" \
+    "$(q cold.json "R('a','runs'), R('a','cached'), R('b','depends'), R('b','depends_on'), R('sum','depends'), R('sum','depends_on')")"
+expect "cold: the reason is no entry" "no_entry:None no_entry:None no_entry:None" "$(q cold.json "reasons('a')")"
+expect "cold: no state directory was made" no "$([ -e "$ST" ] && echo yes || echo no)"
+expect "cold: the real run" 60 "$(run chain.plan --param n=3)"
+expect "cold: the real run ran what the dry run said (a), and what depended on it" "3 3 1" \
+    "$(count slow_inc) $(count times_ten) $(count sum)"
+
+# ---- warm: everything cached ----
+dry chain.plan --param n=3 > warm.json
+expect "warm: nothing runs, 7 cached" "0 7 0" "$(q warm.json "j['runs'], j['cached'], j['depends']")"
+: > "$FLOW_TEST_LOG"
+run chain.plan --param n=3 > /dev/null
+expect "warm: the real run ran nothing" 0 "$(wc -l < "$FLOW_TEST_LOG" | tr -d ' ')"
+
+# ---- a wider map: the new elements run, their consumers depend on them ----
+dry chain.plan --param n=5 > wide.json
+expect "wider: a runs 2 (no entry), 3 cached; b: 2 depend on a; sum depends on b" "2 3 3 2 a 1 b" \
+    "$(q wide.json "R('a','runs'), R('a','cached'), R('b','cached'), R('b','depends'), R('b','depends_on'), R('sum','depends'), R('sum','depends_on')")"
+expect "wider: the instances named" "a[3] a[4]" "$(q wide.json "' '.join(i['name'] for i in rows['a']['instances'])")"
+: > "$FLOW_TEST_LOG"
+run chain.plan --param n=5 > /dev/null
+expect "wider: the real run ran a's 2 and what depended on them" "2 2 1" \
+    "$(count slow_inc) $(count times_ten) $(count sum)"
+
+# ---- nothing written ----
+before=$(snap)
+dry chain.plan --param n=9 > /dev/null
+dry files.plan --flow lines --param root=. > /dev/null
+"$FLOWRUN" run chain.plan --param n=9 --dry-run --exact --state "$ST" > /dev/null 2>&1
+"$FLOWRUN" run chain.plan --param n=9 --dry-run --state "$ST" > /dev/null 2>&1
+expect "--dry-run writes nothing (state files and runs --json unchanged)" "$before" "$(snap)"
+
+# ---- a parameter changed; cache: false ----
+run cutoff.plan --param x=3 > /dev/null
+dry cutoff.plan --param x=4 > param.json
+expect "parameter changed: input x changed, q and s depend on it" "input_changed:x 1 p" \
+    "$(q param.json "reasons('p'), R('q','depends'), R('q','depends_on')")"
+expect "parameter changed: the text names it" "input \`x\` changed" "$(q param.json "rows['p']['instances'][0]['text']")"
+dry cutoff.plan --param x=3 > effect.json
+expect "cache: false runs every time, the rest cached" "not_cached:None 1 1" \
+    "$(q effect.json "reasons('s'), R('p','cached'), R('q','cached')")"
+
+# ---- a folder of several files, one changed ----
+mkdir -p d/sub
+for i in 1 2 3 4 5 6; do printf 'line %s\nmore\n' $i > d/f$i.txt; done
+printf 'a\nb\nc\n' > d/sub/g.txt
+run files.plan --flow lines --param root=d > /dev/null
+dry files.plan --flow lines --param root=d > dir0.json
+expect "folder: a re-run would run nothing" "0 7" "$(q dir0.json "R('counts','runs'), R('counts','cached')")"
+sleep 0.01
+printf 'line 3\nmore\nand more\n' > d/f3.txt
+dry files.plan --flow lines --param root=d > dir1.json
+expect "folder, one changed: 1 runs (file metadata changed: d/f3.txt), 6 cached, sum depends" \
+    "1 6 file_metadata_changed:f True 1 counts" \
+    "$(q dir1.json "R('counts','runs'), R('counts','cached'), reasons('counts'), 'd/f3.txt' in rows['counts']['instances'][0]['text'], R('sum','depends'), R('sum','depends_on')")"
+"$FLOWRUN" run files.plan --flow lines --param root=d --dry-run --exact --json --state "$ST" > dir2.json 2>> "$T/stderr"
+expect "folder, one changed, --exact: input f changed (its content), the file named" \
+    "1 6 input_changed:f True" \
+    "$(q dir2.json "R('counts','runs'), R('counts','cached'), reasons('counts'), 'd/f3.txt' in rows['counts']['instances'][0]['text']")"
+: > "$FLOW_TEST_LOG"
+run files.plan --flow lines --param root=d > /dev/null
+expect "folder, one changed: the real run ran that one file and the sum" "1 1 1" \
+    "$(count count_lines) $(grep -c 'count_lines d/f3.txt' "$FLOW_TEST_LOG") $(count sum)"
+touch d/f5.txt
+dry files.plan --flow lines --param root=d > dir3.json
+"$FLOWRUN" run files.plan --flow lines --param root=d --dry-run --exact --json --state "$ST" > dir4.json 2>> "$T/stderr"
+expect "folder, touched: metadata changed without --exact, cached with it" "1 0 7" \
+    "$(q dir3.json "R('counts','runs')") $(q dir4.json "R('counts','runs'), R('counts','cached')")"
+: > "$FLOW_TEST_LOG"
+run files.plan --flow lines --param root=d > /dev/null
+expect "folder, touched: the real run ran nothing (as --exact said)" 0 "$(wc -l < "$FLOW_TEST_LOG" | tr -d ' ')"
+
+# ---- the code changed: `version`, and a rebuilt library ----
+cat > v.c << 'EOF'
+#include <stdint.h>
+static const char tag[] __attribute__((used)) = TAG;
+int64_t twice(int64_t x) { return 2 * x; }
+EOF
+build_lib() { ${CC:-cc} -shared -fPIC -DTAG="\"$1\"" -o libv.so v.c; }
+build_lib one
+ver() { cat > v.flow << EOF
+library v = "libv.so"
+task twice(x: int) -> int = v.twice$1
+flow f(n: int = 2) -> [int] {
+    return twice.expand(x = range(n))
+}
+EOF
+"$FLOWC" v.flow 2>> "$T/stderr"; }
+ver ""
+run v.plan > /dev/null
+dry v.plan > v0.json
+expect "code: unchanged, cached" "0 2" "$(q v0.json "j['runs'], j['cached']")"
+build_lib two
+dry v.plan > v1.json
+expect "code: rebuilt library, the code changed (library)" "code_changed:None code_changed:None True" \
+    "$(q v1.json "reasons('twice'), 'library' in rows['twice']['instances'][0]['text']")"
+run v.plan > /dev/null
+ver ' with {version: "1"}'
+run v.plan > /dev/null
+ver ' with {version: "2"}'
+dry v.plan > v2.json
+expect "code: version bumped, the code changed (version \"2\")" "code_changed:None True" \
+    "$(q v2.json "reasons('twice').split()[0], 'version' in rows['twice']['instances'][0]['text'] and '\"2\"' in rows['twice']['instances'][0]['text']")"
+
+# ---- usage and text ----
+"$FLOWRUN" run chain.plan --json --state "$ST" > /dev/null 2>&1
+expect "--json without --dry-run: usage error" 2 $?
+"$FLOWRUN" run chain.plan --param n=30 --dry-run --state "$ST" > text.txt 2>> "$T/stderr"
+expect "text: exit 0, one line per task, the long list capped" "0 True True" \
+    "$? $(grep -c '^  [a-z]*: ' text.txt | python3 -c 'import sys; print(int(sys.stdin.read()) == 3)') $(grep -q '\.\.\. and 5 more' text.txt && echo True || echo False)"
