@@ -236,9 +236,8 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
         out->param = (int)i;
         if (r->cx->unread) {
             out->kind = RSN_FILE_META;
-            snprintf(out->text, sizeof out->text, "input `%s`: file metadata changed: %.400s%s",
-                     param_name(p, ii->task, (int)i), r->cx->unread_names,
-                     r->cx->unread > 1 ? " ..." : "");
+            snprintf(out->text, sizeof out->text, "input `%s`: file metadata changed: %.400s",
+                     param_name(p, ii->task, (int)i), r->cx->unread_names);
             if (r->cx->unread > 1) /* how many, when more than one */
                 snprintf(out->text + strlen(out->text), sizeof out->text - strlen(out->text),
                          " (%ld files)", r->cx->unread);

@@ -114,6 +114,7 @@ cat > v.c << 'EOF'
 #include <stdint.h>
 static const char tag[] __attribute__((used)) = TAG;
 int64_t twice(int64_t x) { return 2 * x; }
+int64_t one(const char *d) { (void)d; return 1; }
 EOF
 build_lib() { ${CC:-cc} -shared -fPIC -DTAG="\"$1\"" -o libv.so v.c; }
 build_lib one
@@ -140,6 +141,26 @@ ver ' with {version: "2"}'
 dry v.plan > v2.json
 expect "code: version bumped, the code changed (version \"2\")" "code_changed:None True" \
     "$(q v2.json "reasons('twice').split()[0], 'version' in rows['twice']['instances'][0]['text'] and '\"2\"' in rows['twice']['instances'][0]['text']")"
+
+# ---- a task whose input is a folder: which files changed ----
+mkdir -p dd
+for i in 1 2 3 4; do echo "x $i" > dd/h$i.txt; done
+cat > dt.flow << 'EOF'
+library v = "libv.so"
+task one(d: dir) -> int = v.one
+flow g(d: dir) -> int {
+    return one(d)
+}
+EOF
+"$FLOWC" dt.flow 2>> "$T/stderr"
+run dt.plan --param d=dd > /dev/null
+sleep 0.01
+echo changed >> dd/h2.txt; echo new > dd/h5.txt
+dry dt.plan --param d=dd > dt.json
+expect "folder input: file metadata changed, both files named" "file_metadata_changed:d True True" \
+    "$(q dt.json "reasons('one'), 'dd/h2.txt' in rows['one']['instances'][0]['text'], 'dd/h5.txt' in rows['one']['instances'][0]['text']")"
+"$FLOWRUN" run dt.plan --param d=dd --dry-run --exact --json --state "$ST" > dt2.json 2>> "$T/stderr"
+expect "folder input, --exact: input d changed" "input_changed:d" "$(q dt2.json "reasons('one')")"
 
 # ---- usage and text ----
 "$FLOWRUN" run chain.plan --json --state "$ST" > /dev/null 2>&1
