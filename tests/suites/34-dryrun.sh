@@ -101,8 +101,10 @@ run files.plan --flow lines --param root=d > /dev/null
 expect "folder, one changed: the real run ran that one file and the sum" "1 1 1" \
     "$(count count_lines) $(grep -c 'count_lines d/f3.txt' "$FLOW_TEST_LOG") $(count sum)"
 touch d/f5.txt
+before=$(snap)
 dry files.plan --flow lines --param root=d > dir3.json
 "$FLOWRUN" run files.plan --flow lines --param root=d --dry-run --exact --json --state "$ST" > dir4.json 2>> "$T/stderr"
+expect "--dry-run --exact hashing a touched file writes nothing either (no file-index note)" "$before" "$(snap)"
 expect "folder, touched: metadata changed without --exact, cached with it" "1 0 7" \
     "$(q dir3.json "R('counts','runs')") $(q dir4.json "R('counts','runs'), R('counts','cached')")"
 : > "$FLOW_TEST_LOG"
