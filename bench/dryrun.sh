@@ -54,6 +54,10 @@ med=$(median $times)
 verdict=$(awk -v m="$med" 'BEGIN { print (m <= 1000) ? "met" : "MISSED" }')
 echo "--dry-run, one file of $N changed: median $med ms over $ROUNDS runs ($times ms); target <= 1000 ms: $verdict; load:$(uptime | sed 's/.*load average://')"
 
+if command -v perf > /dev/null && perf stat -x, -e task-clock true > /dev/null 2>&1; then
+    cpu() { perf stat -x, -r 3 -e task-clock "$@" 2>&1 > /dev/null | awk -F, '/task-clock/ { printf "%.0f", $1 }'; }
+    echo "CPU (perf stat -r 3 task-clock, load-independent): --dry-run $(cpu $FLOWRUN $fl --dry-run) ms"
+fi
 if command -v strace > /dev/null; then
     opened() { # the tree's files the command opened
         strace -f -qq -e trace=open,openat -o "$tmp/trace" "$@" > /dev/null 2>&1

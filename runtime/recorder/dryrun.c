@@ -223,7 +223,15 @@ static const rt_executor_ops none_ops = {"dry-run", none_submit, none_wait, none
 
 /* ---- "depends on X" ---- */
 
-static int would_run(const dry_report *r, uint32_t n) {
+/* Would node n run, or wait on what would? A group: some node of its graph would. */
+static int would_run(const fl_plan *p, const dry_report *r, uint32_t n, int depth) {
+    const plan_node *N = &p->nodes[n];
+    if ((N->kind == PN_GROUP_CALL || N->kind == PN_GROUP_EXPAND) && depth < 16) {
+        const plan_graph *G = &p->graphs[N->ref];
+        for (uint32_t k = G->first_node; k < G->first_node + G->nnodes; k++)
+            if (would_run(p, r, k, depth + 1)) return 1;
+        return 0;
+    }
     return r->rows[n] && (r->rows[n]->runs || r->rows[n]->depends);
 }
 
@@ -238,7 +246,7 @@ static void producers(const fl_plan *p, const dry_report *r, uint32_t node, char
         int k = p->nodes[src].kind;
         if (k == PN_CALL || k == PN_EXPAND || k == PN_EXPAND_KWARGS || k == PN_GROUP_CALL ||
             k == PN_GROUP_EXPAND) {
-            if (!would_run(r, src)) continue;
+            if (!would_run(p, r, src, 0)) continue;
             const char *nm = sched_node_stem(p, src);
             size_t l = strlen(buf), nl = strlen(nm);
             int seen = 0; /* each name once */

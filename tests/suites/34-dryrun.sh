@@ -164,6 +164,23 @@ expect "folder input: file metadata changed, both files named" "file_metadata_ch
 "$FLOWRUN" run dt.plan --param d=dd --dry-run --exact --json --state "$ST" > dt2.json 2>> "$T/stderr"
 expect "folder input, --exact: input d changed" "input_changed:d" "$(q dt2.json "reasons('one')")"
 
+# ---- a group, an sh task, an all_done reduce (examples/grouped) ----
+mkdir -p g/data
+cp "$ROOT/examples/grouped/grouped.flow" "$ROOT/examples/grouped/libgrouped.so" g/
+for i in 1 2 3 4; do echo "Hello world $i foo bar" > g/data/f$i.txt; done
+(cd g && "$FLOWC" grouped.flow 2>> "$T/stderr")
+gr() { (cd g && "$FLOWRUN" run grouped.plan --state "$T/st-g" "$@" 2>> "$T/stderr"); }
+gr --progress none > /dev/null
+sleep 0.01
+echo "new words" >> g/data/f2.txt
+gr --dry-run --json > g.json
+expect "group: the changed file's first step runs, its chain and the all_done total depend" \
+    "1 3 1 words 1 1 counts input_changed:src" \
+    "$(q g.json "R('words','runs'), R('words','cached'), R('unique','depends'), R('unique','depends_on'), R('count_lines','depends'), R('total','depends'), R('total','depends_on')") $(gr --dry-run --exact --json | python3 -c "import json,sys; j=json.load(sys.stdin); print(' '.join(i['reason']+':'+str(i['param']) for r in j['tasks'] for i in r['instances']))")"
+gr --progress plain > /dev/null
+expect "group: the real run served the 9 the dry run said were cached" "9 of 13" \
+    "$(sed -n 's/.*: \([0-9]* of [0-9]*\) instances served.*/\1/p' "$T/stderr" | tail -1)"
+
 # ---- usage and text ----
 "$FLOWRUN" run chain.plan --json --state "$ST" > /dev/null 2>&1
 expect "--json without --dry-run: usage error" 2 $?
