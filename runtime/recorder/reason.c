@@ -194,15 +194,22 @@ void rsn_compare(rsn_ctx *r, uint32_t task, const rsn_parts *now, const rsn_part
         code_text(p, task, out->text, sizeof out->text);
         return;
     }
+    size_t len = 0;
     for (uint32_t i = 0; i < now->ninputs && i < then->ninputs; i++) {
         if (now->inputs[i] == then->inputs[i]) continue;
-        out->kind = RSN_INPUT;
-        out->param = (int)i;
         int k = p->types[p->params[p->tasks[task].first_param + i].type].kind;
-        snprintf(out->text, sizeof out->text, "input `%s` changed%s", param_name(p, task, (int)i),
-                 k == PT_PATH ? " (the file's content)" : k == PT_DIR ? " (its files)" : "");
-        return;
+        const char *what = k == PT_PATH ? " (the file's content)" : k == PT_DIR ? " (its files)" : "";
+        if (out->param < 0) { /* the first: the answer; any other is named after it */
+            out->kind = RSN_INPUT;
+            out->param = (int)i;
+            len = (size_t)snprintf(out->text, sizeof out->text, "input `%s` changed%s",
+                                   param_name(p, task, (int)i), what);
+        } else if (len + 64 < sizeof out->text) {
+            len += (size_t)snprintf(out->text + len, sizeof out->text - len, ", and `%s`%s",
+                                    param_name(p, task, (int)i), what);
+        }
     }
+    if (out->param >= 0) return;
     if (now->ninputs != then->ninputs) {
         out->kind = RSN_CODE;
         snprintf(out->text, sizeof out->text, "the code changed: the task's parameters");
@@ -263,7 +270,7 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
     /* (3) compare */
     rsn_parts then = {e.identity, e.ninputs, e.inputs};
     rsn_compare(r, ii->task, &now, &then, out);
-    if (out->kind == RSN_INPUT &&
+    if (out->kind == RSN_INPUT && !strstr(out->text, ", and `") &&
         p->types[p->params[T->first_param + (uint32_t)out->param].type].kind == PT_PATH) {
         size_t n = strlen(out->text); /* which file */
         snprintf(out->text + n, sizeof out->text - n, ": %.400s",

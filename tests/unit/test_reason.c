@@ -138,6 +138,12 @@ static void test_no_entry_then_input_changed(void **state) {
     assert_int_equal(why.param, 1); /* b, and not a or c */
     assert_true(why.prev_run > 0);
     assert_non_null(strstr(why.text, "input `b` changed"));
+    /* two arguments changed: the first is the answer, the other named with it */
+    fl_val a3[3] = {{.i = 1}, {.i = 5}, {.i = 4}};
+    explain(f, 1, f->add3, "0", "add3[]", a3, &why);
+    assert_int_equal(why.kind, RSN_INPUT);
+    assert_int_equal(why.param, 1);
+    assert_string_equal(why.text, "input `b` changed, and `c`");
     /* another instance (index 1) has no earlier record */
     explain(f, 1, f->add3, "1", "add3[]", a2, &why);
     assert_int_equal(why.kind, RSN_NO_ENTRY);
