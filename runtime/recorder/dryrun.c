@@ -109,6 +109,7 @@ void dry_report_free(dry_report *r) {
         }
         fl_free(r->ctx, w->v);
         fl_free(r->ctx, w->depends_on);
+        fl_free(r->ctx, w->error);
         fl_free(r->ctx, w);
     }
     fl_free(r->ctx, r->rows);
@@ -232,7 +233,7 @@ static int would_run(const fl_plan *p, const dry_report *r, uint32_t n, int dept
             if (would_run(p, r, k, depth + 1)) return 1;
         return 0;
     }
-    return r->rows[n] && (r->rows[n]->runs || r->rows[n]->depends);
+    return r->rows[n] && (r->rows[n]->runs || r->rows[n]->depends || r->rows[n]->fails);
 }
 
 /* Append to buf the producers of node that would run (or wait on one), looking through
@@ -261,6 +262,23 @@ static void producers(const fl_plan *p, const dry_report *r, uint32_t node, char
 
 static void on_summary(void *ud, const sched_summary *s) {
     dry_rec *d = ud;
+    for (uint32_t i = 0; i < s->nfails; i++) { /* what the run itself would fail */
+        const char *e = s->fails[i].error;
+        if (!e || e[0] == DRY_MARK) continue; /* an instance that would run */
+        dry_row *w = row_of(d, s->fails[i].node);
+        if (!w) {
+            d->oom = 1;
+            return;
+        }
+        if (w->runs && w->n && !w->fails) { /* counted by finished as a refusal: not one */
+            int same = 0;
+            for (size_t k = 0; k < w->n && !same; k++) same = !strcmp(w->v[k].text, e);
+            if (same) continue;
+        }
+        w->fails++;
+        d->rep->fails++;
+        if (!w->error && !(w->error = fl_strdup(d->rep->ctx, e))) d->oom = 1;
+    }
     for (uint32_t i = 0; i < s->nskipped; i++) {
         dry_row *w = row_of(d, s->skipped[i].node);
         if (!w) {
@@ -345,10 +363,10 @@ void dry_report_print(const fl_plan *p, const dry_report *r, FILE *f, int json, 
         fprintf(f, "{\"flow\":");
         json_str(f, r->flow);
         fprintf(f, ",\"has_state\":%s,\"exact\":%s,\"runs\":%llu,\"cached\":%llu,\"depends\":%llu,"
-                   "\"tasks\":[",
+                   "\"fails\":%llu,\"tasks\":[",
                 r->has_state ? "true" : "false", r->exact ? "true" : "false",
                 (unsigned long long)r->runs, (unsigned long long)r->cached,
-                (unsigned long long)r->depends);
+                (unsigned long long)r->depends, (unsigned long long)r->fails);
         int first = 1;
         for (uint32_t n = 0; n < r->nnodes; n++) {
             const dry_row *w = r->rows[n];
@@ -363,6 +381,9 @@ void dry_report_print(const fl_plan *p, const dry_report *r, FILE *f, int json, 
                     (unsigned long long)w->runs, (unsigned long long)w->cached,
                     (unsigned long long)w->depends);
             if (w->depends_on) json_str(f, w->depends_on);
+            else fprintf(f, "null");
+            fprintf(f, ",\"fails\":%llu,\"error\":", (unsigned long long)w->fails);
+            if (w->error) json_str(f, w->error);
             else fprintf(f, "null");
             fprintf(f, ",\"instances\":[");
             for (size_t i = 0; i < w->n; i++) {
@@ -383,10 +404,11 @@ void dry_report_print(const fl_plan *p, const dry_report *r, FILE *f, int json, 
         fprintf(f, "]}\n");
         return;
     }
-    fprintf(f, "dry run of %s%s: %llu would run, %llu cached, %llu depend on what would run%s\n",
+    fprintf(f, "dry run of %s%s: %llu would run, %llu cached, %llu depend on what would run",
             r->flow, r->has_state ? "" : " (no state yet)", (unsigned long long)r->runs,
-            (unsigned long long)r->cached, (unsigned long long)r->depends,
-            r->exact ? " (--exact)" : "");
+            (unsigned long long)r->cached, (unsigned long long)r->depends);
+    if (r->fails) fprintf(f, ", %llu would fail", (unsigned long long)r->fails);
+    fprintf(f, "%s\n", r->exact ? " (--exact)" : "");
     for (uint32_t n = 0; n < r->nnodes; n++) {
         const dry_row *w = r->rows[n];
         if (!w) continue;
@@ -394,6 +416,7 @@ void dry_report_print(const fl_plan *p, const dry_report *r, FILE *f, int json, 
                 (unsigned long long)w->cached);
         if (w->depends)
             fprintf(f, ", %llu depend on %s", (unsigned long long)w->depends, w->depends_on);
+        if (w->fails) fprintf(f, ", %llu would fail: %s", (unsigned long long)w->fails, w->error);
         fputc('\n', f);
         for (size_t i = 0; i < w->n && (!cap || i < cap); i++)
             fprintf(f, "    %s: runs: %s\n", w->v[i].name, w->v[i].text);

@@ -37,6 +37,9 @@ typedef struct dry_row {
     uint64_t cached;     /* instances served from the cache */
     uint64_t depends;    /* instances (as far as known) waiting on an upstream that would run */
     char *depends_on;    /* those upstreams' names, ", "-separated, or NULL */
+    uint64_t fails;      /* failures the run would meet before running anything here (an
+                          * expansion over max_map, a zip of unequal lengths, ...) */
+    char *error;         /* the first of them, or NULL */
     dry_inst *v;         /* the instances that would run, in the order met */
     size_t n, cap;
 } dry_row;
@@ -48,7 +51,7 @@ typedef struct dry_report {
     int exact;            /* --exact: changed files were hashed */
     dry_row **rows;       /* by plan node; NULL where the node has no row */
     uint32_t nnodes;
-    uint64_t runs, cached, depends; /* totals */
+    uint64_t runs, cached, depends, fails; /* totals */
 } dry_report;
 
 typedef struct dry_opts {

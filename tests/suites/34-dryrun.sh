@@ -181,6 +181,11 @@ gr --progress plain > /dev/null
 expect "group: the real run served the 9 the dry run said were cached" "9 of 13" \
     "$(sed -n 's/.*: \([0-9]* of [0-9]*\) instances served.*/\1/p' "$T/stderr" | tail -1)"
 
+# ---- what the run itself would fail (no instance to run) ----
+dry chain.plan --param n=10 --max-map 5 > fail.json
+expect "an expansion over max_map: a would fail (the error), b depends on a" "1 True 1 a 1" \
+    "$(q fail.json "R('a','fails'), 'max_map' in rows['a']['error'], R('b','depends'), R('b','depends_on'), j['fails']")"
+
 # ---- usage and text ----
 "$FLOWRUN" run chain.plan --json --state "$ST" > /dev/null 2>&1
 expect "--json without --dry-run: usage error" 2 $?
