@@ -9,7 +9,8 @@
 #   3. under strace: the files of the tree the dry run opened (reading a file's
 #      content needs an open; stat does not): 0 wanted; the same for --exact (it hashes
 #      the one changed file: 1);
-#   4. the real run after it: it ran what the dry run said (1 instance and the sum).
+#   4. the real run after it: it ran what the dry run said (1 instance and the sum);
+#   5. for scale, the dry run when every instance misses (count_lines' `version` bumped).
 #   env: DRY_N (100000 files, in 100 folders; the tree is made once and kept in
 #   $BUILD/bench/), ROUNDS (5)
 # Exit 1 when an answer is wrong; a missed target is printed, not an error.
@@ -75,4 +76,10 @@ $FLOWRUN $fl --progress plain > /dev/null 2> "$tmp/err"
 served=$(sed -n 's/.*: \([0-9]*\) of \([0-9]*\) instances served.*/\1 \2/p' "$tmp/err")
 echo "the real run after it: served/instances $served (the dry run said: 1 runs, $((N - 1)) cached, the sum depends)"
 [ "$served" = "$((N - 1)) $((N + 1))" ] || { echo "dryrun: the real run did not do what the dry run said"; status=1; }
+# every instance a miss: count_lines' `version` bumped (no target: for scale)
+sed 's/max_map: 100000}/max_map: 100000, version: "2"}/' "$tmp/dir.flow" > "$tmp/dir2.flow"
+"$FLOWC" -o "$tmp/dir.plan" "$tmp/dir2.flow" || exit 1
+t0=$(date +%s%N); n=$($FLOWRUN $fl --dry-run --json 2> "$tmp/err" | python3 -c "import json,sys; print(json.load(sys.stdin)['runs'])"); t1=$(date +%s%N)
+echo "--dry-run with every instance a miss (version bumped): $n would run (code changed), $(ms "$t0" "$t1") ms (no target: the reason engine's cost per miss)"
+[ "$n" = "$N" ] || { echo "dryrun: want $N instances to run after the version bump, got $n"; status=1; }
 exit $status
