@@ -58,7 +58,8 @@ struct rsn_ctx {
 
 static const char *const kind_names[] = {"no_entry",   "code_changed", "input_changed",
                                          "file_metadata_changed", "input_unreadable",
-                                         "not_cached", "no_cache", "refused", "key_changed"};
+                                         "not_cached", "no_cache", "refused", "key_changed",
+                                         "new_file"};
 
 const char *rsn_kind_name(rsn_kind k) {
     return (unsigned)k < sizeof kind_names / sizeof *kind_names ? kind_names[k] : "unknown";
@@ -231,9 +232,20 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
         r->now = v;
         r->now_cap = T->nparams;
     }
-    /* (1) the parts now; an argument that cannot be had is the answer */
+    /* (1) the parts now; an argument that cannot be had is the answer, and so is a
+     * file never hashed before (the instance at this index had another file) */
     rsn_parts now = {0, T->nparams, r->now};
     if (ck_ident8(r->cx, ii->task, &now.identity, err, sizeof err)) goto nomem;
+    for (uint32_t i = 0; i < T->nparams; i++) {
+        if (p->types[p->params[T->first_param + i].type].kind != PT_PATH) continue;
+        const char *path = fv_as_str(args[i])->data;
+        if (state_file_known(r->st, path) != 0) continue;
+        out->kind = RSN_NEW_FILE;
+        out->param = (int)i;
+        snprintf(out->text, sizeof out->text, "input `%s`: a new file: %.500s",
+                 param_name(p, ii->task, (int)i), path);
+        return;
+    }
     for (uint32_t i = 0; i < T->nparams; i++) {
         r->cx->unread = 0;
         r->cx->unread_names[0] = 0;

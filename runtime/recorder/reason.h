@@ -41,7 +41,8 @@ typedef enum rsn_kind {
     RSN_NOT_CACHED,   /* `cache: false` */
     RSN_NO_CACHE,     /* --no-cache */
     RSN_REFUSED,      /* the recorder refused it (a damaged stored input) */
-    RSN_UNKNOWN       /* the key differs but the entry has no parts (older flowrun) */
+    RSN_UNKNOWN,      /* the key differs but the entry has no parts (older flowrun) */
+    RSN_NEW_FILE      /* a `path` argument names a file never hashed before */
 } rsn_kind;
 
 /* The names of the kinds as --json writes them ("no_entry", "code_changed", ...). */

@@ -111,6 +111,17 @@ expect "folder, touched: metadata changed without --exact, cached with it" "1 0 
 run files.plan --flow lines --param root=d > /dev/null
 expect "folder, touched: the real run ran nothing (as --exact said)" 0 "$(wc -l < "$FLOW_TEST_LOG" | tr -d ' ')"
 
+# ---- a new file in the folder (sorted first: every index after it shifts) ----
+printf 'brand\nnew\n' > d/f0.txt
+dry files.plan --flow lines --param root=d > new.json
+expect "folder, a new file first: it runs (a new file), the 7 others are cached (keys hold no index)" \
+    "1 7 new_file:f True" \
+    "$(q new.json "R('counts','runs'), R('counts','cached'), reasons('counts'), 'd/f0.txt' in rows['counts']['instances'][0]['text']")"
+: > "$FLOW_TEST_LOG"
+run files.plan --flow lines --param root=d > /dev/null
+expect "folder, a new file: the real run ran it and the sum" "1 1 1" \
+    "$(count count_lines) $(grep -c 'count_lines d/f0.txt' "$FLOW_TEST_LOG") $(count sum)"
+
 # ---- the code changed: `version`, and a rebuilt library ----
 cat > v.c << 'EOF'
 #include <stdint.h>

@@ -183,6 +183,17 @@ static void test_file_metadata_versus_exact(void **state) {
     explain(f, 1, f->size, "", "size", a, &why);
     assert_int_equal(why.kind, RSN_FILE_META);
     fv_decref(f->p, f->t_path, a[0]);
+    /* a file never hashed, at the same instance: a new file, not "changed" */
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.txt", f->root);
+    fp = fopen(other, "w");
+    fputs("x\n", fp);
+    fclose(fp);
+    a[0] = fv_str_cstr(f->p, f->t_path, other);
+    explain(f, 2, f->size, "", "size", a, &why);
+    assert_int_equal(why.kind, RSN_NEW_FILE);
+    assert_non_null(strstr(why.text, "other.txt"));
+    fv_decref(f->p, f->t_path, a[0]);
 }
 
 static void test_compare(void **state) {
