@@ -51,6 +51,7 @@ struct rsn_ctx {
     const char *flow;
     prev_run runs[RSN_RUNS]; /* newest first */
     int nruns, listed;       /* runs found, and whether they were listed yet */
+    int64_t before;          /* listed: the runs older than this one (0: all) */
     int oom;
     uint64_t *now;           /* the instance's argument parts, reused */
     uint32_t now_cap;
@@ -140,12 +141,14 @@ static const prev_inst *run_find(rsn_ctx *r, prev_run *pr, const char *name) {
 
 int rsn_before(rsn_ctx *r, const char *task, const char *tmpl, const char *idx, int64_t before,
                state_cache_entry *e, int64_t *run) {
-    if (!r->listed || before) { /* `before` (why): list the runs older than it */
+    if (!r->listed || r->before != before) { /* listed once per `before` (why: older runs) */
         for (int i = 0; i < r->nruns; i++) run_free(r, &r->runs[i]);
         r->nruns = 0;
+        r->listed = 0;
         list_ctx l = {r, before};
         if (state_runs_each(r->st, list_run, &l)) return -1;
-        r->listed = !before;
+        r->listed = 1;
+        r->before = before;
     }
     char *name = inst_name(r->ctx, tmpl, idx);
     if (!name) return -1;

@@ -196,6 +196,36 @@ static void test_file_metadata_versus_exact(void **state) {
     fv_decref(f->p, f->t_path, a[0]);
 }
 
+/* The `why` path: the entry an instance of run 2 wrote, compared with the one it had
+ * in an older run (rsn_before with `before`). */
+static void test_before_a_run(void **state) {
+    fx *f = *state;
+    fl_val a1[3] = {{.i = 1}, {.i = 2}, {.i = 3}}, a2[3] = {{.i = 1}, {.i = 2}, {.i = 9}};
+    record(f, f->add3, "4", "add3[]", a1);
+    record(f, f->add3, "4", "add3[]", a2);
+    hist *h = open_hist(f, 1);
+    rsn_ctx *e = rsn_open(f->p->ctx, f->p, hist_state(h), hist_ck(h), "t");
+    state_cache_entry now, then;
+    int64_t run_now = 0, run_then = 0;
+    assert_int_equal(rsn_before(e, "add3", "add3[]", "4", 0, &now, &run_now), 1);
+    assert_int_equal(rsn_before(e, "add3", "add3[]", "4", run_now, &then, &run_then), 1);
+    assert_true(run_then < run_now);
+    fl_free(state_ctx(hist_state(h)), then.val);
+    int64_t oldest = run_then;
+    assert_int_equal(rsn_before(e, "add3", "add3[]", "4", oldest, &then, &run_then), 0);
+    assert_int_equal(rsn_before(e, "add3", "add3[]", "4", run_now, &then, &run_then), 1);
+    rsn_parts pn = {now.identity, now.ninputs, now.inputs}, pt = {then.identity, then.ninputs,
+                                                                  then.inputs};
+    rsn_reason why;
+    rsn_compare(e, f->add3, &pn, &pt, &why);
+    assert_int_equal(why.kind, RSN_INPUT);
+    assert_int_equal(why.param, 2); /* c: 3 -> 9 */
+    fl_free(state_ctx(hist_state(h)), now.val);
+    fl_free(state_ctx(hist_state(h)), then.val);
+    rsn_close(e);
+    assert_int_equal(hist_close(h, NULL, 0, NULL, NULL), 0);
+}
+
 static void test_compare(void **state) {
     fx *f = *state;
     hist *h = open_hist(f, 1);
@@ -220,6 +250,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_no_entry_then_input_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_metadata_versus_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_before_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
