@@ -285,11 +285,27 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
     /* (3) compare */
     rsn_parts then = {e.identity, e.ninputs, e.inputs};
     rsn_compare(r, ii->task, &now, &then, out);
-    if (out->kind == RSN_INPUT && !strstr(out->text, ", and `") &&
-        p->types[p->params[T->first_param + (uint32_t)out->param].type].kind == PT_PATH) {
-        size_t n = strlen(out->text); /* which file */
+    int k = -1; /* the kind of the one argument that changed */
+    if (out->kind == RSN_INPUT && !strstr(out->text, ", and `"))
+        k = (int)p->types[p->params[T->first_param + (uint32_t)out->param].type].kind;
+    size_t n = strlen(out->text);
+    if (k == PT_PATH) { /* which file */
         snprintf(out->text + n, sizeof out->text - n, ": %.400s",
                  fv_as_str(args[out->param])->data);
+    } else if (k == PT_DIR) {
+        /* which files: those whose identity differs from the index's record (under
+         * --exact nothing was noted, so the record is still the one hashed before);
+         * walked without hashing. A removed file is not seen (no manifest is kept). */
+        int no_read = r->cx->no_read;
+        uint64_t part;
+        r->cx->no_read = 1;
+        r->cx->unread = 0;
+        r->cx->unread_names[0] = 0;
+        ck_arg_part(r->cx, p->params[T->first_param + (uint32_t)out->param].type,
+                    args[out->param], &part, err, sizeof err);
+        r->cx->no_read = no_read;
+        if (r->cx->unread)
+            snprintf(out->text + n, sizeof out->text - n, ": %.400s", r->cx->unread_names);
     }
     return;
 nomem:

@@ -173,7 +173,8 @@ dry dt.plan --param d=dd > dt.json
 expect "folder input: file metadata changed, both files named" "file_metadata_changed:d True True" \
     "$(q dt.json "reasons('one'), 'dd/h2.txt' in rows['one']['instances'][0]['text'], 'dd/h5.txt' in rows['one']['instances'][0]['text']")"
 "$FLOWRUN" run dt.plan --param d=dd --dry-run --exact --json --state "$ST" > dt2.json 2>> "$T/stderr"
-expect "folder input, --exact: input d changed" "input_changed:d" "$(q dt2.json "reasons('one')")"
+expect "folder input, --exact: input d changed, its changed and new files named" "input_changed:d True True" \
+    "$(q dt2.json "reasons('one'), 'dd/h2.txt' in rows['one']['instances'][0]['text'], 'dd/h5.txt' in rows['one']['instances'][0]['text']")"
 
 # ---- a group, an sh task, an all_done reduce (examples/grouped) ----
 mkdir -p g/data
