@@ -193,6 +193,12 @@ gr --progress plain > /dev/null
 expect "group: the real run served the 9 the dry run said were cached" "9 of 13" \
     "$(sed -n 's/.*: \([0-9]* of [0-9]*\) instances served.*/\1/p' "$T/stderr" | tail -1)"
 
+sed -i "s/tr -cs 'A-Za-z'/tr -cs 'A-Za-z0-9'/" g/grouped.flow
+(cd g && "$FLOWC" grouped.flow 2>> "$T/stderr")
+gr --dry-run --json > g2.json
+expect "group: an sh task's command edited: the code changed (the command), for each file" "4 True" \
+    "$(q g2.json "R('words','runs'), all(i['reason'] == 'code_changed' and 'command' in i['text'] for i in rows['words']['instances'])")"
+
 # ---- what the run itself would fail (no instance to run) ----
 dry chain.plan --param n=10 --max-map 5 > fail.json
 expect "an expansion over max_map: a would fail (the error), b depends on a" "1 True 1 a 1" \
