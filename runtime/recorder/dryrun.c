@@ -20,6 +20,8 @@
  *       producers (through built-ins such as map, files, len) that would run.
  *   The recorder's finished sees every instance that ended: served ok is cached,
  *   a refusal is a row "runs" with its reason. queue_batch and sync do nothing.
+ *   A failure the scheduler meets with no instance (an expansion over max_map, a
+ *   zip of unequal lengths) comes with the summary: a row's "would fail".
  *   `cache: false` tasks and --no-cache are answered without the history's lookup
  *   (it would compute nothing for them). Without a state.db there is no history:
  *   every instance is "no entry" and nothing is created.

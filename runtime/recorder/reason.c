@@ -13,7 +13,11 @@
  *   fl_htab by name template and index path; state_insts_each is one pass over the
  *   run's packed rows); (3) reads that record's cache entry and compares: identity
  *   first (the code), then each argument in parameter order. The first difference
- *   is the answer. The cost is paid only for instances that miss.
+ *   is the answer. Before (2), a `path` argument whose file the file-identity index
+ *   has never seen is "a new file" (a file added to a folder takes the index of
+ *   another). For a `dir` that changed, the files whose identity differs from the
+ *   index are named (walked without hashing). The cost is paid only for instances
+ *   that miss.
  *
  *   The identity is one 8-byte hash, so which part of it changed is told from the
  *   task as it is now: a versioned task's `version`, an unversioned C task's library

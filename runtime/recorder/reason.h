@@ -5,7 +5,8 @@
  * An answer is one of: no entry (the instance never ran, or its earlier entry is
  * gone); the code changed (the task's identity differs from its earlier entry's:
  * `version`, library, command); input `x` changed (the hash of that argument
- * differs; for a file or folder, the files); file metadata changed (a file's size or
+ * differs; for a file or folder, the files); a new file (a `path` never hashed
+ * before); file metadata changed (a file's size or
  * times differ from the file-identity index and --dry-run did not hash it); and the
  * answers that need no comparison: `cache: false`, --no-cache.
  *

@@ -2,8 +2,9 @@
 # flowrun run --dry-run [--json] [--exact] (issue 14, deliverable 3; docs/dryrun.md):
 # what the dry run says matches what the following real run then does (instances run,
 # instances cached) for a cold cache, a warm one and one changed file of a folder; the
-# reasons (no entry, the code changed: version or library, input `x` changed, file
-# metadata changed, cache: false); "depends on" rows; and nothing is written: the
+# reasons (no entry, the code changed: version, library or sh command, input `x`
+# changed, file metadata changed, a new file, cache: false); "depends on" rows (through
+# groups and an all_done reduce); "would fail" (max_map); and nothing is written: the
 # state directory's files and `flowrun runs --json` are the same before and after.
 # Every task of tests/lib/statetasks.c appends "task arg" to $FLOW_TEST_LOG when it
 # really runs, so the real run's executions are counted.
