@@ -23,6 +23,7 @@
 #include "exec.h"
 #include "expr.h"
 #include "scheduler.h"
+#include "dryrun.h"
 #include "history.h"
 #include "refuse.h"
 #include "exec_process.h"
@@ -56,6 +57,7 @@ typedef struct run_args {
     int64_t max_map;        /* --max-map */
     int breadth;            /* --schedule breadth */
     int64_t resume;         /* flowrun resume: the run to finish; 0 for a new run */
+    int dry_run, json, exact; /* --dry-run [--json] [--exact] (dryrun.h) */
 } run_args;
 
 
@@ -76,7 +78,7 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 }
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
-       O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT };
+       O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT };
 
 static const struct option run_options[] = {
     {"flow", required_argument, NULL, O_FLOW},
@@ -92,6 +94,9 @@ static const struct option run_options[] = {
     {"no-cache", no_argument, NULL, O_NO_CACHE},
     {"no-jit", no_argument, NULL, O_NO_JIT},
     {"strict", no_argument, NULL, O_STRICT},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    {"json", no_argument, NULL, O_JSON},
+    {"exact", no_argument, NULL, O_EXACT},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -160,9 +165,20 @@ static int parse_args(int argc, char **argv, run_args *a) {
             case O_STRICT:
                 a->strict = 1;
                 break;
+            case O_DRY_RUN:
+                a->dry_run = 1;
+                break;
+            case O_JSON:
+                a->json = 1;
+                break;
+            case O_EXACT:
+                a->exact = 1;
+                break;
         }
     }
     if (!a->plan) return usage_error("%s", "missing the PLAN file");
+    if ((a->json || a->exact) && !a->dry_run)
+        return usage_error("%s needs --dry-run", a->json ? "--json" : "--exact");
     return 0;
 }
 
@@ -272,6 +288,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
     if (parse_args(argc, argv, &a)) return 2;
     if (a.nparams || a.params_file || a.flow)
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
+    if (a.dry_run) return usage_error("%s", "--dry-run is an option of run, not of resume");
     char err[1024];
     const char *dir = state_dir_default(a.state);
     fl_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
@@ -419,6 +436,16 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
         fprintf(stderr, "flowrun: %s\n", err);
+        goto out;
+    }
+    if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
+        dry_opts d = {.state_dir = state_dir_default(a.state), .rt = rt, .no_cache = a.no_cache,
+                      .exact = a.exact, .max_map = a.max_map};
+        dry_report rep;
+        code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
+        if (code) fprintf(stderr, "flowrun: dry run: %s\n", err);
+        else dry_report_print(p, &rep, stdout, a.json, 20);
+        dry_report_free(&rep);
         goto out;
     }
     if (limits_refused(p, exname)) goto out;

@@ -262,7 +262,7 @@ static int analyse(sched *S) {
 
 /* A node's binding name: its `let` name, or (flowc names every call node) else the
  * name of what it runs, or its kind ("map"). */
-static const char *node_stem(const fl_plan *p, uint32_t node) {
+const char *sched_node_stem(const fl_plan *p, uint32_t node) {
     const plan_node *N = &p->nodes[node];
     if (N->name != PLAN_NONE) return plan_str(p, N->name);
     switch (N->kind) {
@@ -304,7 +304,7 @@ static size_t inst_tmpl_at(const fl_plan *p, scope *sc, uint32_t node, int mappe
         if (sc->pk < 0) n = put_str(buf, n, len, "{}");
         n = put_str(buf, n, len, "/");
     }
-    n = put_str(buf, n, len, node_stem(p, node));
+    n = put_str(buf, n, len, sched_node_stem(p, node));
     if (mapped) n = put_str(buf, n, len, "[]");
     return n;
 }
@@ -477,7 +477,7 @@ static void report_summary(sched *S, int interrupted, const char *error) {
     sched_failures_order(fl, S->nfails);
     nskip = 0;
     for (uint32_t n = 0; n < p->n_nodes; n++) /* by binding (inside groups: all elements) */
-        if (S->skipped[n]) sk[nskip++] = (sched_skip){node_stem(p, n), S->skipped[n]};
+        if (S->skipped[n]) sk[nskip++] = (sched_skip){sched_node_stem(p, n), S->skipped[n], n};
     sched_summary sum = {interrupted, S->done, S->total, fl, S->nfails, sk, nskip,
                          S->nskipped_other, error, p->ctx};
     obs->on_summary(obs->ud, &sum);
@@ -708,12 +708,12 @@ void try_open(sched *S, scope *sc, uint32_t node) {
         } else if (ps->failed == FS_FAILED) {
             upfail = 1;
         } else if (ps->failed == FS_PARTIAL) {
-            upfail = !(I->all_done || N->kind == PN_MAP || N->kind == PN_FILTER);
+            upfail = S->o->dry_run || !(I->all_done || N->kind == PN_MAP || N->kind == PN_FILTER);
         }
     }
     for (uint32_t a = 0; a < N->nafter && !upfail; a++) {
         slot *ps = SL(sc, p, p->afters[N->first_after + a]);
-        if (ps->failed != FS_OK && !I->all_done) upfail = 1;
+        if (ps->failed != FS_OK && (!I->all_done || S->o->dry_run)) upfail = 1;
     }
     if (upfail) {
         node_upstream_failed(S, sc, node);
@@ -1085,7 +1085,7 @@ static void complete(sched *S, rt_result *res) {
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
     if (dur >= 0) S->mean_task = S->mean_task < 0 ? dur : 0.9 * S->mean_task + 0.1 * dur;
-    if (!res->ok && !r->served && r->attempt < T->retries) {
+    if (!res->ok && !r->served && r->attempt < T->retries && !S->o->dry_run) {
         r->attempt++;
         r->due = now_s() + (double)T->retry_delay_ms / 1000.0;
         sc_free(S, res->error);

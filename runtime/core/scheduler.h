@@ -55,6 +55,7 @@ typedef struct sched_failure {
 typedef struct sched_skip {
     const char *name; /* a node's binding name */
     uint64_t n;       /* its instances not run because an upstream failed */
+    uint32_t node;    /* the node */
 } sched_skip;
 
 typedef struct sched_summary {
@@ -95,6 +96,10 @@ typedef struct sched_opts {
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     const sched_observer *obs;     /* told the progress and the summary; NULL: nobody */
     const struct recorder *rec;    /* record, cache and resume through this; NULL: none */
+    int dry_run;                   /* --dry-run (dryrun.c): a failed instance stands for one
+                                      that would run, its value unknown: no retries, and
+                                      whatever reads it (an all_done task, a map or filter
+                                      over a partly failed list) settles as upstream failed */
 } sched_opts;
 
 typedef struct sched_outcome {
@@ -121,6 +126,9 @@ typedef struct sched_outcome {
  * sched_run returns 2 (out->has_result 0; the counts say how far it got). */
 int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *params,
               const sched_opts *opts, sched_outcome *out);
+
+/* A node's name as the summary gives it (its binding, or its task or group). */
+const char *sched_node_stem(const fl_plan *p, uint32_t node);
 
 /* ---- parameters (params.c) ---- */
 

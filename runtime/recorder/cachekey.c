@@ -110,9 +110,18 @@ int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t
         cx->files_known++;
         return 0;
     }
+    if (cx->no_read) { /* dry run: its size or times changed since it was hashed */
+        size_t n = strlen(cx->unread_names);
+        if (n + 3 < sizeof cx->unread_names)
+            snprintf(cx->unread_names + n, sizeof cx->unread_names - n, "%s%s", n ? "; " : "",
+                     path);
+        cx->unread++;
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
     if (hash_file(cx->plan->ctx, path, out, err, errlen)) return -1;
     cx->files_hashed++;
-    if (cx->state) state_file_put(cx->state, path, &id, out);
+    if (cx->state && !cx->no_write) state_file_put(cx->state, path, &id, out);
     return 0;
 }
 
@@ -426,8 +435,13 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
     cx->len = 0;
     put(cx, id->b, 32);
     int rc = 0;
+    long unread = cx->unread;
     for (uint32_t i = 0; i < t->nparams && rc == 0; i++)
         rc = put_value(cx, p->params[t->first_param + i].type, args[i], err, errlen);
+    if (rc == 0 && cx->unread != unread) { /* no_read: a file not hashed, no key */
+        snprintf(err, errlen, "file metadata changed: %s", cx->unread_names);
+        rc = -1;
+    }
     if (rc) {
         cx->len = 0;
         cx->oom = 0;
@@ -440,40 +454,51 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
     return 0;
 }
 
+int ck_ident8(ck_ctx *cx, uint32_t task, uint64_t *ident, char *err, size_t errlen) {
+    const fl_digest *id = task_ident(cx, task, err, errlen);
+    if (!id) return -1;
+    memcpy(ident, id->b, 8);
+    return 0;
+}
+
+int ck_arg_part(ck_ctx *cx, uint32_t ty, fl_val v, uint64_t *out, char *err, size_t errlen) {
+    int k = cx->plan->types[ty].kind;
+    if (k == PT_INT || k == PT_DURATION || k == PT_BOOL || k == PT_FLOAT) {
+        /* put_value's 8 bytes, without the buffer: the common case, cheaply */
+        uint64_t x;
+        uint8_t b[8];
+        if (k == PT_FLOAT) memcpy(&x, &v.f, 8);
+        else x = (uint64_t)v.i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(b, &x, 8);
+#else
+        for (int j = 0; j < 8; j++) b[j] = (uint8_t)(x >> (8 * j));
+#endif
+        *out = fl_hash_bytes(b, 8);
+        return 0;
+    }
+    long unread = cx->unread;
+    cx->len = 0;
+    int rc = put_value(cx, ty, v, err, errlen);
+    if (rc || cx->oom || cx->unread != unread) {
+        if (!rc && cx->oom) snprintf(err, errlen, "out of memory");
+        else if (!rc) snprintf(err, errlen, "file metadata changed: %s", cx->unread_names);
+        cx->len = 0;
+        cx->oom = 0;
+        return -1;
+    }
+    *out = fl_hash_bytes(cx->buf, cx->len);
+    cx->len = 0;
+    return 0;
+}
+
 int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
                  uint64_t *inputs, char *err, size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
-    const fl_digest *id = task_ident(cx, task, err, errlen);
-    if (!id) return -1;
-    memcpy(ident, id->b, 8);
-    for (uint32_t i = 0; i < t->nparams; i++) {
-        uint32_t ty = p->params[t->first_param + i].type;
-        int k = p->types[ty].kind;
-        if (k == PT_INT || k == PT_DURATION || k == PT_BOOL || k == PT_FLOAT) {
-            /* put_value's 8 bytes, without the buffer: the common case, cheaply */
-            uint64_t v;
-            uint8_t b[8];
-            if (k == PT_FLOAT) memcpy(&v, &args[i].f, 8);
-            else v = (uint64_t)args[i].i;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            memcpy(b, &v, 8);
-#else
-            for (int j = 0; j < 8; j++) b[j] = (uint8_t)(v >> (8 * j));
-#endif
-            inputs[i] = fl_hash_bytes(b, 8);
-            continue;
-        }
-        cx->len = 0;
-        int rc = put_value(cx, ty, args[i], err, errlen);
-        if (rc || cx->oom) {
-            if (!rc) snprintf(err, errlen, "out of memory");
-            cx->len = 0;
-            cx->oom = 0;
+    if (ck_ident8(cx, task, ident, err, errlen)) return -1;
+    for (uint32_t i = 0; i < t->nparams; i++)
+        if (ck_arg_part(cx, p->params[t->first_param + i].type, args[i], &inputs[i], err, errlen))
             return -1;
-        }
-        inputs[i] = fl_hash_bytes(cx->buf, cx->len);
-    }
-    cx->len = 0;
     return 0;
 }

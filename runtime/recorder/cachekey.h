@@ -56,6 +56,13 @@ typedef struct ck_ctx {
     uint8_t *buf;              /* the key being encoded (the plan's context; reused) */
     size_t len, cap;           /* its bytes, its room */
     int oom;                   /* growing buf failed: the key cannot be finished */
+    /* --dry-run (reason.c, dryrun.c): no_write keeps the file-identity index as it is
+     * (nothing is noted); no_read hashes no file the index does not know: such a file
+     * counts in `unread` (its first names in unread_names, "; "-separated) and hashes
+     * as zeros, and the key or part being computed fails with "file metadata changed" */
+    int no_read, no_write;
+    long unread;               /* files not read since the last reset (the caller's) */
+    char unread_names[512];    /* the first of them */
 } ck_ctx;
 
 void ck_free(ck_ctx *cx);
@@ -70,6 +77,11 @@ int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *ou
  * never decide a hit (the key does). 0, or -1 with err. */
 int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
                  uint64_t *inputs, char *err, size_t errlen);
+/* The first 8 bytes of task's identity hash (ck_key_parts' *ident): 0, or -1 with err. */
+int ck_ident8(ck_ctx *cx, uint32_t task, uint64_t *ident, char *err, size_t errlen);
+/* The part of one argument of type `type` (one of ck_key_parts' inputs): 0, or -1
+ * with err (with no_read, cx->unread > 0 says a file was not read). */
+int ck_arg_part(ck_ctx *cx, uint32_t type, fl_val v, uint64_t *out, char *err, size_t errlen);
 /* Content hash of one file, through the index. */
 int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen);
 /* Manifest hash of a directory, through the index for its files. */

@@ -93,6 +93,7 @@ struct hist {
     fl_digest *lib_hash;      /* per plan library, as loaded */
     int64_t run;              /* this run's id */
     int no_cache;             /* --no-cache */
+    int dry;                  /* --dry-run: nothing written (hist_opts.dry_run) */
     char dir[HIST_PATH_MAX];  /* the state directory */
     size_t store_root_len;    /* strlen(store_root(store)) */
     done_entry *done;         /* resume: finished instances, 0 of them when not resuming */
@@ -185,6 +186,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     h->ctx = ctx;
     h->p = o->plan;
     h->no_cache = o->no_cache;
+    h->dry = o->dry_run != 0;
     h->logs_fd = -1;
     snprintf(h->dir, sizeof h->dir, "%s", o->state_dir ? o->state_dir : ".flow");
     if (!(h->st = state_open(ctx, h->dir, err, errlen)) ||
@@ -195,13 +197,13 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     h->store_root_len = strlen(store_root(h->store));
     /* held shared for the whole run: gc (exclusive) cannot collect an object this
      * run has stored but not recorded yet */
-    if (store_lock(h->store, 0, 0) == 1) {
+    if (!h->dry && store_lock(h->store, 0, 0) == 1) {
         fl_log(ctx, FL_LOG_WARN, "waiting for a flowrun gc to finish with %s", h->dir);
         store_lock(h->store, 0, 1);
     }
     /* instances, cache entries and file identities are written by a writer thread;
      * an empty cache needs no lookups at all */
-    state_async(h->st);
+    if (!h->dry) state_async(h->st);
     h->cache_empty = !state_cache_any(h->st);
     /* the libraries as loaded: their content is part of every C task's identity */
     h->lib_hash = fl_calloc(ctx, h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
@@ -217,12 +219,14 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         char e2[256];
         if (o->rt && o->rt->libs[i].path) hash_file(ctx, o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
     }
-    h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash};
+    h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash,
+                     .no_read = o->dry_run == 1, .no_write = h->dry};
     for (uint32_t t = 0; t < h->p->n_tasks; t++)
         for (uint32_t i = 0; i < h->p->tasks[t].nparams; i++)
             if (type_has_files(h->p, h->p->params[h->p->tasks[t].first_param + i].type, 0))
                 h->file_args[t] = 1;
     for (uint32_t t = 0; t < h->p->n_tasks; t++) h->tc[t].count = -1;
+    if (h->dry) return h; /* no run: nothing is recorded */
     if (o->resume_run > 0) {
         /* claim the run first: a run whose flowrun is still alive is refused */
         int busy = 0, rc = state_run_reopen(h->st, o->resume_run, &busy);
@@ -264,6 +268,14 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
 
 int64_t hist_run_id(const hist *h) {
     return h ? h->run : 0;
+}
+
+fl_state *hist_state(hist *h) {
+    return h->st;
+}
+
+ck_ctx *hist_ck(hist *h) {
+    return &h->ck;
 }
 
 const char *hist_state_dir(const hist *h) {
@@ -688,7 +700,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     if (h->cache_empty) return 0;
     if (cleared) { /* its new result replaces the cached one: the old is dropped first, so
                     * no older copy of the key is left to be served (state.h) */
-        state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
+        if (!h->dry) state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
         return 0;
     }
     uint8_t *val = NULL;
@@ -731,7 +743,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     fl_free(state_ctx(h->st), val);
     if (!ok) {
         if (at >= 0) memset(c->arena.data + at, 0, 32); /* no key is all zeros: gone */
-        state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
+        if (!h->dry) state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
         return 0;
     }
     h->stats.served_cache++;

@@ -21,6 +21,7 @@
 #include "exec.h"
 #include "plan.h"
 #include "recorder.h"
+#include "cachekey.h"
 #include "state.h"
 #include "store.h"
 #include "value.h"
@@ -41,6 +42,10 @@ typedef struct hist_opts {
     const char *options;      /* recorded with the run (state_run.options) */
     int no_cache;             /* --no-cache: neither read nor write the cache */
     int64_t resume_run;       /* > 0: resume this run instead of starting one */
+    int dry_run;              /* 1: --dry-run (dryrun.c): no run is begun and nothing is
+                               * written (no file index note, no cache entry dropped, no
+                               * store lock); lookup hashes no file the index does not
+                               * know (a miss); 2: --dry-run --exact: it hashes them */
 } hist_opts;
 
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */
@@ -48,6 +53,9 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen);
 int64_t hist_run_id(const hist *h);
 const char *hist_state_dir(const hist *h);
 
+/* What the reason engine (reason.h) reads: h's state and its cache-key context. */
+fl_state *hist_state(hist *h);
+ck_ctx *hist_ck(hist *h);
 /* The recorder interface of h (recorder.h); valid until hist_close. */
 recorder hist_recorder(hist *h);
 /* Finish the run: state "succeeded" | "failed" | "interrupted", the result as JSON or NULL.

@@ -3542,6 +3542,17 @@ int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, f
     return found;
 }
 
+int state_file_known(fl_state *st, const char *path) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_get);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h) {
     if (begin(c)) return -1;
     sqlite3_stmt *s = stmt(c, ST_file_put);

@@ -236,5 +236,8 @@ typedef struct state_file_id {
  * 1 (hash in *h), 0 unknown or changed, -1 error. */
 int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h);
 int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h);
+/* Has path ever been hashed (a record, whatever its identity)? 1, 0, -1 error. (The
+ * reason engine: a file never seen is "a new file", not "changed".) */
+int state_file_known(fl_state *st, const char *path);
 
 #endif /* FLOW_STATE_H */
