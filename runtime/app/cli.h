@@ -20,6 +20,9 @@
       "run a flow")                                                                                \
     X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
       "finish an interrupted or failed run")                                                      \
+    X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
+             "[--param k=v]... [-j N] [--executor inline|process]",                               \
+      "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--state DIR]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
     X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
