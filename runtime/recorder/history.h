@@ -41,6 +41,7 @@ typedef struct hist_opts {
     const char *options;      /* recorded with the run (state_run.options) */
     int no_cache;             /* --no-cache: neither read nor write the cache */
     int64_t resume_run;       /* > 0: resume this run instead of starting one */
+    const char *logical;      /* a scheduled flow's logical date or time (state_run.logical) */
 } hist_opts;
 
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */
