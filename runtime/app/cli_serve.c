@@ -65,13 +65,10 @@
 #define SERVE_MAX_FLOWS 256
 #define SERVE_MAX_PARAMS 256
 
-/* Until the interval claim of `flowrun run` lands (branch backfill): the exit codes a
- * claiming run gives for an interval that already succeeded / is held elsewhere. */
-#ifndef FLOWRUN_EXIT_ALREADY
-#define FLOWRUN_EXIT_ALREADY 10
-#define FLOWRUN_EXIT_BUSY 11
-#define SERVE_NO_CLAIM 1
-#endif
+/* `flowrun run --interval`'s exit codes beyond runtime.md's (cli_run.c): the interval
+ * had already succeeded / another flowrun is running it. */
+#define FLOWRUN_EXIT_ALREADY 4
+#define FLOWRUN_EXIT_BUSY 5
 
 /* ---- signals: flags and a self-pipe that wakes poll() ---- */
 static volatile sig_atomic_t sig_stop, sig_hup;
@@ -180,6 +177,8 @@ typedef struct serve_flow {
     int64_t next_start; /* the next interval to run starts here (a firing) */
     int64_t next_end;   /* ... and ends here: it runs when the clock reaches it */
     double retry_at;    /* busy interval: real monotonic time to try again */
+    char (*done)[24];   /* logical dates that succeeded when serve looked (sorted) */
+    size_t ndone;
     /* watched */
     char *watch_dir;
     fw_watch *w;
@@ -222,6 +221,7 @@ static void flow_free(serve_flow *f) {
     free(f->start_text);
     free(f->first_param);
     free(f->watch_dir);
+    free(f->done);
     fw_close(f->w);
     memset(f, 0, sizeof *f);
 }
@@ -318,6 +318,56 @@ static int read_plan(serve *s, int pi, serve_flow *out, int max, int *n) {
     return rc;
 }
 
+/* The logical dates of (flow, env) that have a successful run, read once when the
+ * flow starts being served: catch-up passes over them without starting a process.
+ * (The claim in the child is what makes an interval run once; this only saves the
+ * child for intervals known to be done.) */
+typedef struct done_scan {
+    serve_flow *f;
+    const char *env;
+    size_t cap;
+} done_scan;
+
+static int run_logical(const state_run *r, const serve_flow *f, char *out) {
+    (void)f;
+    if (!r->logical || !*r->logical || strlen(r->logical) >= 24) return -1;
+    snprintf(out, 24, "%s", r->logical);
+    return 0;
+}
+
+static int done_fn(const state_run *r, void *ctx) {
+    done_scan *d = ctx;
+    serve_flow *f = d->f;
+    if (strcmp(r->state, "succeeded") || strcmp(r->flow, f->name) || strcmp(r->env, d->env))
+        return 0;
+    char lg[24];
+    if (run_logical(r, f, lg)) return 0;
+    if (f->ndone == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        char(*nd)[24] = realloc(f->done, cap * sizeof *nd);
+        if (!nd) return 1;
+        f->done = nd;
+        d->cap = cap;
+    }
+    memcpy(f->done[f->ndone++], lg, 24);
+    return 0;
+}
+
+static int cmp_logical(const void *a, const void *b) { return strcmp(a, b); }
+
+static void done_load(serve *s, serve_flow *f) {
+    free(f->done);
+    f->done = NULL;
+    f->ndone = 0;
+    done_scan d = {f, s->o.env, 0};
+    state_runs_each(s->st, done_fn, &d);
+    if (f->ndone) qsort(f->done, f->ndone, sizeof *f->done, cmp_logical);
+}
+
+static int is_done(const serve_flow *f, const char *logical) {
+    return f->ndone && bsearch(logical, f->done, f->ndone, sizeof *f->done, cmp_logical);
+}
+
 /* ---- scheduled flows: where the intervals start ---- */
 
 /* The first interval at or after `origin`: next_start is the first firing >= origin. */
@@ -340,18 +390,17 @@ static int sched_init(serve *s, serve_flow *f) {
             return -1;
         }
     } else {
-#ifndef SERVE_NO_CLAIM
-        char err[512];
-        if (state_first_seen(s->st, f->name, s->o.env, now, &origin, err, sizeof err)) {
-            fprintf(stderr, "flowrun serve: %s\n", err);
+        if (state_first_seen(s->st, f->name, s->o.env, now, &origin)) {
+            fprintf(stderr, "flowrun serve: flow %s: cannot read or record when serve first saw "
+                    "it in %s/state.db\n", f->name, s->o.state);
             return -1;
         }
-#endif
     }
     if (sched_from(f, origin)) {
         fprintf(stderr, "flowrun serve: flow %s: schedule '%s' never fires\n", f->name, f->schedule);
         return -1;
     }
+    done_load(s, f);
     if (s->o.no_catchup && f->next_end <= now) { /* only the latest interval that ended */
         int64_t end, start;
         if (cron_prev(&f->cron, now + 1, &end) == 0 && cron_prev(&f->cron, end, &start) == 0 &&
@@ -372,7 +421,6 @@ static int sched_advance(serve_flow *f) {
 
 static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     char *argv[32 + SERVE_MAX_PARAMS * 2];
-    char param[256];
     int n = 0;
     argv[n++] = "flowrun";
     argv[n++] = "run";
@@ -385,17 +433,10 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     if (s->o.state) argv[n++] = "--state", argv[n++] = (char *)s->o.state;
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
-    if (logical && f->first_param) {
-        snprintf(param, sizeof param, "%s=%s", f->first_param, logical);
-        argv[n++] = "--param";
-        argv[n++] = param;
-    }
-#ifndef SERVE_NO_CLAIM
-    if (logical) {
+    if (logical) { /* sets the first parameter and claims the interval (cli_run.c) */
         argv[n++] = "--interval";
         argv[n++] = (char *)logical;
     }
-#endif
     for (int i = 0; i < s->o.nparams; i++) {
         /* a scheduled flow's first parameter is the interval's, not the command line's */
         if (logical && f->first_param) {
@@ -639,6 +680,11 @@ static double start_due(serve *s) {
                 char logical[32];
                 cron_logical(&f->cron, f->next_start, f->as_time, logical);
                 f->retry_at = 0;
+                if (is_done(f, logical)) { /* known to have succeeded: next one */
+                    sched_advance(f);
+                    i--;
+                    continue;
+                }
                 if (spawn_run(s, f, logical) > 0) continue;
                 f->retry_at = mnow + 1;
             } else {
