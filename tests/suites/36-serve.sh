@@ -156,3 +156,18 @@ expect "watch: the 10,000 files ran 10,000 instances, in one run" 10001 "$n0"
 expect "watch: the changed file's run did one instance, the changed file's" "1 count_lines in/f5.txt" \
     "$(($(grep -c '^count_lines ' "$FLOW_TEST_LOG") - n0)) $(grep '^count_lines ' "$FLOW_TEST_LOG" | tail -1)"
 expect "watch: SIGTERM exits 0" 0 $rc
+
+# ---- examples/watch: the example as its README runs it ----
+mkdir ex && cp "$ROOT/examples/watch/watch.flow" ex/ && cd ex
+if "$FLOWC" watch.flow 2> flowc.err; then
+    mkdir inbox
+    "$FLOWRUN" serve watch.plan --param root=inbox --state st --debounce 200ms 2> serve.err & p=$!; pids=$p
+    sleep 0.5; echo "three little words" > inbox/a.txt; sleep 1; echo "two more" > inbox/b.txt; sleep 1
+    kill -TERM $p; wait $p; rc=$?; pids=""
+    expect "examples/watch: serve exits 0" 0 $rc
+    expect "examples/watch: the last run counted both files" "[3,2]" \
+        "$("$FLOWRUN" runs --json --state st | jq -c '.[0].result')"
+else
+    echo "FAIL serve: examples/watch: flowc: $(head -2 flowc.err)"
+fi
+cd "$T"
