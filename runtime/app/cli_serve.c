@@ -229,8 +229,11 @@ static void flow_free(serve_flow *f) {
 static void log_line(serve *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(serve *s, const char *fmt, ...) {
     char when[32];
-    cron_fmt_time((int64_t)clock_now(&s->clock), when);
-    fprintf(stderr, "flowrun serve: %s%s ", when, s->clock.fake ? " (fake)" : "");
+    double now = clock_now(&s->clock);
+    int64_t secs = (int64_t)floor(now);
+    cron_fmt_time(secs, when); /* ...SSZ, with the milliseconds put before the Z */
+    fprintf(stderr, "flowrun serve: %.*s.%03dZ%s ", (int)strlen(when) - 1, when,
+            (int)((now - (double)secs) * 1000), s->clock.fake ? " (fake)" : "");
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -575,8 +578,11 @@ static void watch_open(serve *s, serve_flow *f) {
 
 static void watch_drain(serve *s, serve_flow *f) {
     char err[512] = "";
+    long over = fw_overflows(f->w);
     int n = fw_drain(f->w, err, sizeof err);
     if (*err) log_line(s, "%s: %s", f->name, err);
+    if (n >= 0 && fw_overflows(f->w) != over)
+        log_line(s, "%s: the inotify queue overflowed; %s walked again", f->name, f->watch_dir);
     if (n != 0) {
         f->dirty = 1;
         f->last_event = mono_now();
