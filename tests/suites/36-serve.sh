@@ -11,7 +11,7 @@ cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
 cp tests/serve/*.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL serve: setup"; exit 0; }
 cd "$T" || exit 0
-for f in daily quarter watch slow; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL serve: flowc $f"; cat flowc.err; }; done
+for f in daily quarter watch slow nostart; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL serve: flowc $f"; cat flowc.err; }; done
 check() { # name condition-result
     if [ "$2" = 0 ]; then echo "PASS serve: $1"; else echo "FAIL serve: $1"; tail -5 "$T/serve.err" | sed 's/^/    /'; fi
 }
@@ -94,6 +94,15 @@ expect "catch-up: serve started on Jan 10 runs Jan 1 .. Jan 9 (start 2026-01-01)
 expect "catch-up again: nothing to run" 0 "$(grep -c 'started' again.err)"
 "$FLOWRUN" serve daily.plan --state st-nocatch --no-catchup 2>> serve.err
 expect "--no-catchup: only the latest interval (Jan 9)" "2026-01-09" "$(succeeded st-nocatch daily | tr '\n' ' ' | sed 's/ $//')"
+unfake
+# without `start`: from the first time serve saw the flow (Jan 10, 12:00): Jan 11 onwards
+fake 2026-01-10T12:00:00Z 1 2026-01-10T12:00:00Z
+"$FLOWRUN" serve nostart.plan --state st-fresh 2>> serve.err
+expect "no start: the first serve (Jan 10, 12:00) runs nothing" "" "$(succeeded st-fresh fresh)"
+fake 2026-01-14T00:00:00Z 1 2026-01-14T00:00:00Z
+"$FLOWRUN" serve nostart.plan --state st-fresh 2>> serve.err
+expect "no start: back on Jan 14, catch-up from the first sighting: Jan 11 .. 13" \
+    "2026-01-11 2026-01-12 2026-01-13" "$(succeeded st-fresh fresh | tr '\n' ' ' | sed 's/ $//')"
 unfake
 
 # ---- SIGTERM: the running run finishes, serve exits 0; twice: the run stops, exit 3 ----
