@@ -56,6 +56,7 @@
 #include "cli.h"
 #include "cron.h"
 #include "plan.h"
+#include "refuse.h"
 #include "scheduler.h"
 #include "state.h"
 #include "value.h"
@@ -283,6 +284,12 @@ static int read_plan(serve *s, int pi, serve_flow *out, int max, int *n) {
         if (G->kind != PG_FLOW || (G->schedule == PLAN_NONE && G->watch == PLAN_NONE)) continue;
         if (*n >= max) {
             fprintf(stderr, "flowrun serve: more than %d flows to serve\n", max);
+            rc = -1;
+            break;
+        }
+        /* what its runs would refuse (refuse.c) is refused now, not at each interval */
+        if (rt_refuse_undone(p, g, s->o.executor, s->o.env, err, sizeof err)) {
+            fprintf(stderr, "flowrun serve: %s: flow %s: %s\n", path, plan_str(p, G->name), err);
             rc = -1;
             break;
         }
