@@ -186,7 +186,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
 }
 
 /* The flow to run: --flow NAME, or the only flow of the plan. */
-static int pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
+int cli_pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
     char names[600] = "";
     size_t n = 0;
     uint32_t nflows = 0, found = PLAN_NONE;
@@ -459,7 +459,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             return 2;
         }
     uint32_t g;
-    if (pick_flow(p, a.flow, &g)) {
+    if (cli_pick_flow(p, a.flow, &g)) {
         plan_free(p);
         return 2;
     }
