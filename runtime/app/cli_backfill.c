@@ -341,6 +341,11 @@ static int run_all(const bf_args *a, const char *flow, interval *iv, size_t n) {
             running--;
             iv[i].secs = mono() - iv[i].t0;
             iv[i].code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+            /* a child stopped by the signal before its handler was set: interrupted too
+             * (its claim, if made, has a dead owner: the next backfill resumes it) */
+            if (bf_stop && WIFSIGNALED(ws) &&
+                (WTERMSIG(ws) == SIGINT || WTERMSIG(ws) == SIGTERM))
+                iv[i].code = 3;
             iv[i].status = iv[i].code == 0 ? BF_SUCCEEDED : iv[i].code == 3 ? BF_INTERRUPTED
                          : iv[i].code == 4 ? BF_SKIPPED : iv[i].code == 5 ? BF_BUSY : BF_FAILED;
             if (iv[i].status == BF_SKIPPED)
