@@ -177,6 +177,36 @@ c = collections.Counter(x['logical_date'] for x in r if x['state'] == 'succeeded
 print(len(c), max(c.values()))")
 expect "two backfills at once: each interval succeeded once" "12 1" "$got"
 
+# ---- a claimer killed mid-run: the next claim resumes its run, no second record ----
+"$FLOWRUN" run d.plan --flow slow --state st --interval 2026-07-01 --progress none > /dev/null 2>&1 &
+pid=$!; pids="$pids $pid"
+n=0
+while [ $n -lt 50 ] && ! "$FLOWRUN" runs --state st 2>/dev/null | grep -q "running .*2026-07-01$"; do
+    sleep 0.05; n=$((n + 1))
+done
+kill -9 $pid; wait $pid 2>/dev/null
+"$FLOWRUN" run d.plan --flow slow --state st --interval 2026-07-01 --progress none > /dev/null 2> kill.err
+expect "SIGKILLed claimer: the next claim succeeds" 0 $?
+grep -q "resuming run" kill.err && pass "SIGKILLed claimer: its run is resumed" ||
+    fail "SIGKILLed claimer: its run is resumed" "$(cat kill.err)"
+got=$("$FLOWRUN" runs --state st --json | "$PY" -c "
+import json,sys; print([x['state'] for x in json.load(sys.stdin) if x['logical_date'] == '2026-07-01'])")
+expect "SIGKILLed claimer: one run record, succeeded" "['succeeded']" "$got"
+
+# ---- a schema-5 state.db migrates: its runs have no logical date, backfill works on it ----
+mkdir old
+"$FLOWRUN" run d.plan --flow daily --state old --param day=2026-08-01 --progress none > /dev/null 2>&1
+"$PY" -c "
+import sqlite3; c = sqlite3.connect('old/state.db')
+c.executescript('DROP TABLE first_seen; DROP INDEX runs_logical; ALTER TABLE runs DROP COLUMN logical;'
+                'PRAGMA user_version=5;'); c.commit()"
+"$FLOWRUN" backfill d.plan --state old --flow daily --from 2026-08-01 --to 2026-08-02 2> /dev/null
+expect "schema 5: backfill on a migrated state.db" 0 $?
+got=$("$FLOWRUN" runs --state old --json | "$PY" -c "
+import json,sys; print([x['logical_date'] for x in json.load(sys.stdin)])")
+expect "schema 5: old runs have no logical date (the day ran again)" "['2026-08-02', '2026-08-01', None]" "$got"
+expect "schema 5: migrated to 6" 6 "$("$PY" -c "import sqlite3; print(sqlite3.connect('old/state.db').execute('PRAGMA user_version').fetchone()[0])")"
+
 # ---- an @hourly time flow ----
 bf --flow hourly --from 2026-01-01T22:00:00Z --to 2026-01-02T01:00:00Z --runs 1 2> /dev/null
 expect "@hourly: exit 0" 0 $?
