@@ -113,6 +113,11 @@ usage "unknown flow" --flow nope --from 2026-01-01 --to 2026-01-02
 usage "the first parameter given with --param" --flow daily --from 2026-01-01 --to 2026-01-02 --param day=2026-01-01
 usage "a time for a date flow" --flow daily --from 2026-01-01T00:00:00Z --to 2026-01-02
 usage "no --to" --flow daily --from 2026-01-01
+"$FLOWRUN" run d.plan --state st --flow hourly --interval 2026-01-01T05:30:00Z > /dev/null 2> iv.err
+c=$?
+[ $c = 2 ] && grep -q "no interval of schedule \"@hourly\" starts then (the next starts 2026-01-01T06:00:00Z)" iv.err &&
+    pass "run --interval: a time no interval starts at is refused" ||
+    fail "run --interval: a time no interval starts at is refused" "exit $c: $(cat iv.err)"
 "$FLOWRUN" backfill d.plan --state st --flow daily --from 2026-03-01 --to 2026-03-02 --dry-run 2> dry.err
 c=$?
 [ $c = 2 ] && grep -q "not built yet" dry.err && ! grep -q 2026-03-01 calls.txt &&
