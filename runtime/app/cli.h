@@ -58,6 +58,11 @@ void cli_crash_disarm(void);
 struct fl_plan;
 int cli_pick_flow(const struct fl_plan *p, const char *want, uint32_t *out);
 
+/* The options of `flowrun run` (cli_run.c), ending with an entry of NULL name; the
+ * internal --interval and --rerun among them. flowrun backfill accepts the others
+ * and passes them on to each run. */
+extern const struct option cli_run_options[];
+
 /* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
 const char *state_dir_default(const char *given);
 

@@ -48,12 +48,9 @@ static void bf_on_signal(int sig) {
     bf_stop = 1;
 }
 
-enum { O_FLOW = 256, O_FROM, O_TO, O_ORDER, O_RUNS, O_RERUN, O_MAX_INTERVALS, O_DRY_RUN,
-       O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP, O_SCHEDULE,
-       O_NO_CACHE, O_NO_JIT, O_STRICT };
-
-static const struct option bf_options[] = {
-    {"flow", required_argument, NULL, O_FLOW},
+/* backfill's own options; run's (cli_run_options) are added to them, values apart */
+enum { O_FROM = 1000, O_TO, O_ORDER, O_RUNS, O_RERUN, O_MAX_INTERVALS, O_DRY_RUN };
+static const struct option bf_own[] = {
     {"from", required_argument, NULL, O_FROM},
     {"to", required_argument, NULL, O_TO},
     {"order", required_argument, NULL, O_ORDER},
@@ -61,20 +58,8 @@ static const struct option bf_options[] = {
     {"rerun", no_argument, NULL, O_RERUN},
     {"max-intervals", required_argument, NULL, O_MAX_INTERVALS},
     {"dry-run", no_argument, NULL, O_DRY_RUN},
-    /* run's options, handed to each run as given */
-    {"param", required_argument, NULL, O_PARAM},
-    {"params", required_argument, NULL, O_PARAMS},
-    {"jobs", required_argument, NULL, 'j'},
-    {"executor", required_argument, NULL, O_EXECUTOR},
-    {"env", required_argument, NULL, O_ENV},
-    {"state", required_argument, NULL, O_STATE},
-    {"progress", required_argument, NULL, O_PROGRESS},
-    {"max-map", required_argument, NULL, O_MAX_MAP},
-    {"schedule", required_argument, NULL, O_SCHEDULE},
-    {"no-cache", no_argument, NULL, O_NO_CACHE},
-    {"no-jit", no_argument, NULL, O_NO_JIT},
-    {"strict", no_argument, NULL, O_STRICT},
-    {NULL, 0, NULL, 0}};
+};
+enum { BF_NOWN = sizeof bf_own / sizeof bf_own[0], BF_MAX_OPTS = 64 };
 
 typedef struct bf_args {
     const char *plan, *flow, *from, *to, *env, *state;
@@ -112,9 +97,16 @@ static long parse_pos(const char *s, long hi) {
 }
 
 static int parse_args(int argc, char **argv, bf_args *a) {
+    static struct option opts[BF_MAX_OPTS];
+    static char names[BF_MAX_OPTS][40]; /* "--name" of each of run's options */
+    int no = 0;
+    for (int i = 0; i < BF_NOWN; i++) opts[no++] = bf_own[i];
+    for (const struct option *o = cli_run_options; o->name && no < BF_MAX_OPTS - 1; o++)
+        if (strcmp(o->name, "interval") && strcmp(o->name, "rerun")) opts[no++] = *o;
+    opts[no] = (struct option){0};
     cli_line l;
     cli_line_init(&l, argc, argv, "flowrun backfill", " (see flowrun backfill --help)", "j:",
-                  bf_options, 0);
+                  opts, 0);
     a->runs = 1;
     a->max_intervals = 10000;
     const char *val;
@@ -126,7 +118,6 @@ static int parse_args(int argc, char **argv, bf_args *a) {
                 if (a->plan) return bf_usage("unexpected argument '%s'", val);
                 a->plan = val;
                 break;
-            case O_FLOW: a->flow = val; break;
             case O_FROM: a->from = val; break;
             case O_TO: a->to = val; break;
             case O_ORDER:
@@ -146,24 +137,22 @@ static int parse_args(int argc, char **argv, bf_args *a) {
                 a->max_intervals = n;
                 break;
             case O_DRY_RUN: a->dry_run = 1; break;
-            default: { /* one of run's options: passed on; run checks its value */
-                const struct option *o = bf_options;
-                while (o->name && o->val != c) o++;
+            default: { /* one of run's options: passed on as given; run checks its value */
+                int k = 0;
+                while (opts[k].name && opts[k].val != c) k++;
+                const char *name = opts[k].name ? opts[k].name : "";
+                if (!strcmp(name, "flow")) { /* backfill gives it to each run itself */
+                    a->flow = val;
+                    break;
+                }
                 if (a->npass + 2 > BF_MAX_ARGS || a->nparams >= 1024)
                     return bf_usage("%s", "too many options");
-                static char dash_j[] = "-j";
-                static char names[sizeof bf_options / sizeof bf_options[0]][32];
-                const char *name = dash_j;
-                if (c != 'j') {
-                    char *nm = names[o - bf_options];
-                    snprintf(nm, 32, "--%s", o->name);
-                    name = nm;
-                }
-                a->pass[a->npass++] = name;
+                snprintf(names[k], sizeof names[k], c == 'j' ? "-j" : "--%s", name);
+                a->pass[a->npass++] = names[k];
                 if (val) a->pass[a->npass++] = val;
-                if (c == O_PARAM) a->params[a->nparams++] = val;
-                if (c == O_ENV) a->env = val;
-                if (c == O_STATE) a->state = val;
+                if (!strcmp(name, "param")) a->params[a->nparams++] = val;
+                if (!strcmp(name, "env")) a->env = val;
+                if (!strcmp(name, "state")) a->state = val;
             }
         }
     }

@@ -89,7 +89,8 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_INTERVAL, O_RERUN };
 
-static const struct option run_options[] = {
+/* run's options; backfill takes them too, all but interval and rerun (cli.h) */
+const struct option cli_run_options[] = {
     {"flow", required_argument, NULL, O_FLOW},
     {"param", required_argument, NULL, O_PARAM},
     {"params", required_argument, NULL, O_PARAMS},
@@ -111,7 +112,7 @@ static const struct option run_options[] = {
  * any order around the one PLAN (for resume, the RUN). */
 static int parse_args(int argc, char **argv, run_args *a) {
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", run_options, 0);
+    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", cli_run_options, 0);
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         int64_t n;
