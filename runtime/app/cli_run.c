@@ -27,6 +27,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "cli_progress.h"
+#include "cron.h"
 #include "exec.h"
 #include "expr.h"
 #include "scheduler.h"
@@ -88,7 +89,8 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_INTERVAL, O_RERUN };
 
-static const struct option run_options[] = {
+/* run's options; backfill takes them too, all but interval and rerun (cli.h) */
+const struct option cli_run_options[] = {
     {"flow", required_argument, NULL, O_FLOW},
     {"param", required_argument, NULL, O_PARAM},
     {"params", required_argument, NULL, O_PARAMS},
@@ -110,7 +112,7 @@ static const struct option run_options[] = {
  * any order around the one PLAN (for resume, the RUN). */
 static int parse_args(int argc, char **argv, run_args *a) {
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", run_options, 0);
+    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", cli_run_options, 0);
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         int64_t n;
@@ -186,7 +188,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
 }
 
 /* The flow to run: --flow NAME, or the only flow of the plan. */
-static int pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
+int cli_pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
     char names[600] = "";
     size_t n = 0;
     uint32_t nflows = 0, found = PLAN_NONE;
@@ -366,6 +368,38 @@ static int limits_refused(const fl_plan *p, const char *exname) {
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
 
+/* Is `when` the logical date of an interval of G's schedule (cron.c)? 0, or -1 with why
+ * in err: not a date (or time), or no interval starts then. */
+static int interval_problem(const fl_plan *p, const plan_graph *G, const char *when, char *err,
+                            size_t len) {
+    fl_cron c;
+    if (cron_parse(&c, plan_str(p, G->schedule), G->tz != PLAN_NONE ? plan_str(p, G->tz) : NULL,
+                   err, len))
+        return -1;
+    int as_time = p->types[p->params[G->first_param].type].kind == PT_TIME;
+    int64_t from, to, t;
+    if ((as_time ? !fv_time_valid(when, strlen(when)) : !fv_date_valid(when, strlen(when))) ||
+        cron_parse_when(&c, when, 0, &from) || cron_parse_when(&c, when, 1, &to)) {
+        snprintf(err, len, "expected a %s", as_time ? "time (YYYY-MM-DDTHH:MM:SSZ)"
+                                                    : "date (YYYY-MM-DD)");
+        return -1;
+    }
+    if (as_time) to = from; /* a time names one instant */
+    char got[24] = "";
+    if (!cron_next(&c, from - 1, &t) && t <= to) {
+        cron_logical(&c, t, as_time, got);
+        if (!strcmp(got, when)) return 0;
+    }
+    if (!cron_next(&c, from - 1, &t)) {
+        cron_logical(&c, t, as_time, got);
+        snprintf(err, len, "no interval of schedule \"%s\" starts then (the next starts %s)",
+                 plan_str(p, G->schedule), got);
+    } else {
+        snprintf(err, len, "schedule \"%s\" never fires", plan_str(p, G->schedule));
+    }
+    return -1;
+}
+
 /* --interval: claim the interval ho->logical (state_claim) for this process. 0 with
  * ho->resume_run set to the run to go on with (new or resumed; a resumed one gets its
  * first parameters back into params), or the exit code: 4 it already succeeded, 5
@@ -459,7 +493,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             return 2;
         }
     uint32_t g;
-    if (pick_flow(p, a.flow, &g)) {
+    if (cli_pick_flow(p, a.flow, &g)) {
         plan_free(p);
         return 2;
     }
@@ -485,6 +519,11 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                     : scheduled < 0 ? "--interval sets the flow's first parameter: do not give "
                                       "it with --param too"
                                     : "--interval: too long");
+            plan_free(p);
+            return 2;
+        }
+        if (interval_problem(p, G, a.interval, err, sizeof err)) {
+            fprintf(stderr, "flowrun run: --interval %s: %s\n", a.interval, err);
             plan_free(p);
             return 2;
         }
