@@ -44,6 +44,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,30 +243,23 @@ static void log_line(serve *s, const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-/* The value of graph g's parameter `idx` as a string (a dir's path), from the
- * --param options and the defaults; NULL with why in err. */
+/* The folder graph g's parameter `idx` names: the last --param for it, else its
+ * default (the folder need not exist yet: serve looks for it until it does); NULL
+ * with why in err. */
 static char *param_text(const fl_plan *p, uint32_t g, uint32_t idx, serve_opts *o, char *err,
                         size_t errlen) {
-    const plan_graph *G = &p->graphs[g];
-    fl_val *v = calloc(G->nparams ? G->nparams : 1, sizeof *v);
-    if (!v) return NULL;
-    /* only the --param options that name a parameter of this flow */
-    char *kv[SERVE_MAX_PARAMS];
-    int n = 0;
+    const plan_param *P = &p->params[p->graphs[g].first_param + idx];
+    const char *name = plan_str(p, P->name), *text = NULL;
+    size_t len = strlen(name);
     for (int i = 0; i < o->nparams; i++)
-        for (uint32_t k = 0; k < G->nparams; k++) {
-            const char *name = plan_str(p, p->params[G->first_param + k].name);
-            size_t len = strlen(name);
-            if (!strncmp(o->params[i], name, len) && o->params[i][len] == '=') kv[n++] = o->params[i];
-        }
-    char *out = NULL;
-    if (params_resolve(p, g, kv, n, NULL, v, err, errlen) == 0) {
-        out = strdup(fv_as_str(v[idx])->data);
-        for (uint32_t k = 0; k < G->nparams; k++)
-            fv_decref(p, p->params[G->first_param + k].type, v[k]);
+        if (!strncmp(o->params[i], name, len) && o->params[i][len] == '=') text = o->params[i] + len + 1;
+    if (!text && P->def != PLAN_NONE) text = plan_str(p, p->values[P->def].u.s);
+    if (!text || !*text) {
+        snprintf(err, errlen, "the watched folder '%s' has no default: give --param %s=DIR", name,
+                 name);
+        return NULL;
     }
-    free(v);
-    return out;
+    return strdup(text);
 }
 
 /* The scheduled and watched flows of plan number pi, appended to out (at most max).
@@ -897,7 +891,7 @@ int flowrun_cmd_serve(int argc, char **argv) {
             watch_open(&s, f);
             /* changes made while serve was down: one run at start (the cache makes it
              * cheap when there were none); --no-catchup: only what changes from now */
-            if (!s.o.no_catchup) {
+            if (!s.o.no_catchup && f->w) { /* a missing folder: its appearance is the change */
                 f->dirty = 1;
                 f->last_event = mono_now() - s.o.debounce;
             }

@@ -183,3 +183,17 @@ else
     echo "FAIL serve: examples/watch: flowc: $(head -2 flowc.err)"
 fi
 cd "$T"
+
+# ---- a watched folder that does not exist yet; --no-catchup: no run at start ----
+: > "$FLOW_TEST_LOG"
+"$FLOWRUN" serve watch.plan --param root=later --state st-later --debounce 200ms --no-catchup 2> later.err & p=$!; pids=$p
+sleep 1.2
+n_before=$("$FLOWRUN" runs --json --state st-later 2> /dev/null | jq length 2> /dev/null || echo 0)
+mkdir later; echo hello > later/x.txt
+i=0; while [ "$("$FLOWRUN" runs --json --state st-later 2> /dev/null | jq length 2> /dev/null || echo 0)" -lt 1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $p; wait $p; rc=$?; pids=""
+cat later.err >> serve.err
+expect "watch --no-catchup: no run at start" 0 "${n_before:-0}"
+check "watch: a folder missing at start is said once" "$(grep -c 'cannot watch yet' later.err | grep -qx 1; echo $?)"
+expect "watch: the folder appearing (with a file) gives a run of that file" "count_lines later/x.txt" \
+    "$(grep '^count_lines ' "$FLOW_TEST_LOG" | tr '\n' ' ' | sed 's/ $//')"
