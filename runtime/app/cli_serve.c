@@ -183,6 +183,8 @@ typedef struct serve_flow {
     size_t ndone;
     /* watched */
     char *watch_dir;
+    unsigned char *takes; /* takes[i]: --param number i names a parameter of this flow
+                             (not a scheduled flow's first: the interval's) */
     fw_watch *w;
     int dirty;          /* a change not yet given to a run */
     double last_event;  /* monotonic time of the last change */
@@ -224,6 +226,7 @@ static void flow_free(serve_flow *f) {
     free(f->first_param);
     free(f->watch_dir);
     free(f->done);
+    free(f->takes);
     fw_close(f->w);
     memset(f, 0, sizeof *f);
 }
@@ -292,6 +295,14 @@ static int read_plan(serve *s, int pi, serve_flow *out, int max, int *n) {
         f->plan = strdup(path);
         f->name = strdup(plan_str(p, G->name));
         f->plan_index = pi;
+        f->takes = calloc((size_t)s->o.nparams + 1, 1);
+        for (int i = 0; f->takes && i < s->o.nparams; i++)
+            for (uint32_t k = G->schedule != PLAN_NONE ? 1 : 0; k < G->nparams; k++) {
+                const char *pn = plan_str(p, p->params[G->first_param + k].name);
+                size_t len = strlen(pn);
+                if (!strncmp(s->o.params[i], pn, len) && s->o.params[i][len] == '=')
+                    f->takes[i] = 1;
+            }
         if (G->schedule != PLAN_NONE) {
             f->sched = 1;
             f->schedule = strdup(plan_str(p, G->schedule));
@@ -441,16 +452,11 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
         argv[n++] = "--interval";
         argv[n++] = (char *)logical;
     }
-    for (int i = 0; i < s->o.nparams; i++) {
-        /* a scheduled flow's first parameter is the interval's, not the command line's */
-        if (logical && f->first_param) {
-            size_t len = strlen(f->first_param);
-            if (!strncmp(s->o.params[i], f->first_param, len) && s->o.params[i][len] == '=')
-                continue;
+    for (int i = 0; i < s->o.nparams; i++) /* those naming a parameter of this flow */
+        if (f->takes && f->takes[i]) {
+            argv[n++] = "--param";
+            argv[n++] = s->o.params[i];
         }
-        argv[n++] = "--param";
-        argv[n++] = s->o.params[i];
-    }
     argv[n] = NULL;
     pid_t parent = getpid();
     fflush(stderr);

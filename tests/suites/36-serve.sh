@@ -197,3 +197,15 @@ expect "watch --no-catchup: no run at start" 0 "${n_before:-0}"
 check "watch: a folder missing at start is said once" "$(grep -c 'cannot watch yet' later.err | grep -qx 1; echo $?)"
 expect "watch: the folder appearing (with a file) gives a run of that file" "count_lines later/x.txt" \
     "$(grep '^count_lines ' "$FLOW_TEST_LOG" | tr '\n' ' ' | sed 's/ $//')"
+
+# ---- two plans in one serve: --param goes only to the flows that have that parameter ----
+mkdir both; : > "$FLOW_TEST_LOG"
+fake 2026-01-02T00:00:01Z 1 ""   # daily's Jan 1 is due at once
+"$FLOWRUN" serve daily.plan watch.plan --param root=both --state st-both --debounce 200ms --no-catchup 2> both.err & p=$!; pids=$p
+sleep 0.5; echo one > both/a.txt
+i=0; while [ "$("$FLOWRUN" runs --json --state st-both 2> /dev/null | jq length 2> /dev/null || echo 0)" -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $p; wait $p; rc=$?; pids=""
+unfake
+cat both.err >> serve.err
+expect "two plans, --param root: both flows ran (daily takes no root), exit 0" "daily:succeeded ingest:succeeded 0" \
+    "$("$FLOWRUN" runs --json --state st-both | jq -r '.[] | .flow + ":" + .state' | sort | tr '\n' ' ')$rc"
