@@ -11,7 +11,7 @@ cleanup() { for p in $pids; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
 cp tests/serve/*.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL serve: setup"; exit 0; }
 cd "$T" || exit 0
-for f in daily quarter watch slow nostart; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL serve: flowc $f"; cat flowc.err; }; done
+for f in daily quarter watch slow nostart slowwatch; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL serve: flowc $f"; cat flowc.err; }; done
 check() { # name condition-result
     if [ "$2" = 0 ]; then echo "PASS serve: $1"; else echo "FAIL serve: $1"; tail -5 "$T/serve.err" | sed 's/^/    /'; fi
 }
@@ -209,3 +209,17 @@ unfake
 cat both.err >> serve.err
 expect "two plans, --param root: both flows ran (daily takes no root), exit 0" "daily:succeeded ingest:succeeded 0" \
     "$("$FLOWRUN" runs --json --state st-both | jq -r '.[] | .flow + ":" + .state' | sort | tr '\n' ' ')$rc"
+
+# ---- changes during a run coalesce into one pending run ----
+mkdir slowin
+"$FLOWRUN" serve slowwatch.plan --state st-coal --debounce 200ms --no-catchup 2> coal.err & p=$!; pids=$p
+sleep 0.3; echo a > slowin/a.txt
+sleep 0.6                                     # the run has started (it takes a second)
+for f in b c d e g; do echo $f > slowin/$f.txt; sleep 0.1; done
+i=0; while [ "$("$FLOWRUN" runs --json --state st-coal 2> /dev/null | jq '[.[] | select(.state == "succeeded")] | length' 2> /dev/null || echo 0)" -lt 2 ] && [ $i -lt 80 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 1.5                                     # no third run comes
+kill -TERM $p; wait $p; pids=""
+cat coal.err >> serve.err
+expect "changes during a run: one more run after it, not five" 2 "$(grep -c 'started for a change' coal.err)"
+expect "changes during a run: the second run saw all six files" 6 \
+    "$("$FLOWRUN" runs --json --state st-coal | jq '.[0].result | length')"
