@@ -301,13 +301,16 @@ static const char *status_word(int s) {
          : s == BF_BUSY      ? "being run by another flowrun" : "failed";
 }
 
+/* Run the intervals still to do; returns 1 when a run refused its options or
+ * parameters (exit 2: no new interval was started after it), else 0. */
 static int run_all(const bf_args *a, const char *flow, interval *iv, size_t n) {
+    int refused = 0;
     size_t todo = 0;
     for (size_t i = 0; i < n; i++) todo += iv[i].status == BF_TODO;
     size_t next = 0, running = 0, started = 0;
     int sent_stop = 0;
-    while (running || (!bf_stop && next < n)) {
-        while (!bf_stop && running < (size_t)a->runs && next < n) {
+    while (running || (!bf_stop && !refused && next < n)) {
+        while (!bf_stop && !refused && running < (size_t)a->runs && next < n) {
             size_t k = a->newest_first ? n - 1 - next : next;
             next++;
             if (iv[k].status != BF_TODO) continue;
@@ -345,15 +348,18 @@ static int run_all(const bf_args *a, const char *flow, interval *iv, size_t n) {
                 iv[i].code = 3;
             iv[i].status = iv[i].code == 0 ? BF_SUCCEEDED : iv[i].code == 3 ? BF_INTERRUPTED
                          : iv[i].code == 4 ? BF_SKIPPED : iv[i].code == 5 ? BF_BUSY : BF_FAILED;
+            refused |= iv[i].code == 2; /* the same options fail every interval alike */
             if (iv[i].status == BF_SKIPPED)
                 fprintf(stderr, "flowrun backfill: %s: already succeeded\n", iv[i].logical);
+            else if (iv[i].code == 2)
+                fprintf(stderr, "flowrun backfill: %s: refused (exit 2)\n", iv[i].logical);
             else
                 fprintf(stderr, "flowrun backfill: %s: %s (%.2f s%s)\n", iv[i].logical,
                         status_word(iv[i].status), iv[i].secs,
                         iv[i].status == BF_FAILED ? ", see flowrun runs" : "");
         }
     }
-    return 0;
+    return refused;
 }
 
 int flowrun_cmd_backfill(int argc, char **argv) {
@@ -421,7 +427,7 @@ int flowrun_cmd_backfill(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    run_all(a, flow, iv, n);
+    int refused = run_all(a, flow, iv, n);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     size_t ok = 0, bad = 0, left = 0;
@@ -439,7 +445,11 @@ int flowrun_cmd_backfill(int argc, char **argv) {
                 fprintf(stderr, "  %s %s (exit %d)\n", iv[i].logical, status_word(iv[i].status),
                         iv[i].code);
     }
-    if (bf_stop) {
+    if (refused) {
+        fputs("flowrun backfill: a run refused its options, parameters or state (exit 2, said "
+              "above): no further interval was started\n", stderr);
+        code = 2;
+    } else if (bf_stop) {
         fprintf(stderr, "flowrun backfill: stopped: %zu of %zu intervals succeeded, %zu left; "
                 "the same backfill again goes on where this one stopped\n", ok, n, left);
         code = 3;

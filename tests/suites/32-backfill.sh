@@ -113,6 +113,11 @@ usage "unknown flow" --flow nope --from 2026-01-01 --to 2026-01-02
 usage "the first parameter given with --param" --flow daily --from 2026-01-01 --to 2026-01-02 --param day=2026-01-01
 usage "a time for a date flow" --flow daily --from 2026-01-01T00:00:00Z --to 2026-01-02
 usage "no --to" --flow daily --from 2026-01-01
+"$FLOWRUN" backfill d.plan --state st --flow daily --from 2026-03-01 --to 2026-03-09 --param log=1=2 --param nope=1 2> refused.err
+c=$?
+[ $c = 2 ] && [ "$(grep -c ": started" refused.err)" = 1 ] && grep -q "no further interval" refused.err &&
+    pass "a parameter the runs refuse: exit 2 after the first run" ||
+    fail "a parameter the runs refuse: exit 2 after the first run" "exit $c: $(cat refused.err)"
 "$FLOWRUN" run d.plan --state st --flow hourly --interval 2026-01-01T05:30:00Z > /dev/null 2> iv.err
 c=$?
 [ $c = 2 ] && grep -q "no interval of schedule \"@hourly\" starts then (the next starts 2026-01-01T06:00:00Z)" iv.err &&
