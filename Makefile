@@ -43,6 +43,7 @@ LIBDIR   ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR  ?= $(PREFIX)/share
 MANDIR   ?= $(DATADIR)/man
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 LLVM     ?= 1
 SANITIZE ?= 0
 
@@ -277,6 +278,10 @@ install: all
 	    > $(DESTDIR)$(MANDIR)/man1/$$m && chmod 644 $(DESTDIR)$(MANDIR)/man1/$$m || exit 1; done
 	if [ -n "$(COMPLETIONS)" ]; then install -d $(DESTDIR)$(COMPDIR) && \
 	    install -m 644 $(addprefix editors/completion/,$(COMPLETIONS)) $(DESTDIR)$(COMPDIR)/; fi
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' examples/systemd/flowrun-serve@.service \
+	    > $(DESTDIR)$(SYSTEMDDIR)/flowrun-serve@.service && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDDIR)/flowrun-serve@.service
 
 # removes exactly what install put there (same variables), share/flow, and lib/flow
 # once the module, all it held, is gone
@@ -285,6 +290,7 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/libflow.a $(DESTDIR)$(LIBDIR)/libflow.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES)) $(addprefix $(DESTDIR)$(COMPDIR)/,$(COMPLETIONS))
+	rm -f $(DESTDIR)$(SYSTEMDDIR)/flowrun-serve@.service
 	rm -f $(DESTDIR)$(LIBDIR)/flow/libflow-jit.so
 	if [ -d $(DESTDIR)$(LIBDIR)/flow ]; then rmdir $(DESTDIR)$(LIBDIR)/flow; fi
 	rm -rf $(DESTDIR)$(DATADIR)/flow

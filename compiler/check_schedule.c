@@ -3,9 +3,8 @@
  * @weekly @monthly) or a five-field cron line, validated at compile time so that
  * flowrun never meets a schedule it cannot read.
  *
- * A cron field is a comma-separated list of `*`, a number or a name (jan..dec,
- * sun..sat), or a range a-b, each with an optional /step; cron_field returns why a
- * field is wrong, and the error names the field. The schedule is stored as written
+ * The fields are read by runtime/core/cron.c (cron_field: one parser for flowc and
+ * flowrun); this file turns its answers into diagnostics that name the field. The schedule is stored as written
  * (plan_graph.schedule); a scheduled flow must take the interval it runs for as its
  * first parameter: a date, or a time (needed when the schedule fires more than once
  * a day: @hourly, or a cron line whose minute or hour field is not one number).
@@ -15,7 +14,7 @@
  * `start D` (a date, or a time for a time flow), `tz "Zone"` (a zone of the system's
  * time zone database, $TZDIR or /usr/share/zoneinfo: the file must exist and be a
  * TZif file), `watch P` (a dir parameter of the flow). They are stored in the plan
- * graph (start, tz, watch); flowrun does not use them yet (issue 14: serve, backfill).
+ * graph (start, tz, watch); flowrun reads schedule, start and tz through cron.c.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -24,80 +23,10 @@
 #include <strings.h>
 
 #include "check.h"
+#include "cron.h"
 #include "types.h"
 
-static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                     "jul", "aug", "sep", "oct", "nov", "dec"};
-static const char *const wdays[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
-
-/* one number or name of a cron field; returns the end, or NULL */
-static const char *cron_atom(const char *s, int field, int *out) {
-    if (isdigit((unsigned char)*s)) {
-        long v = 0;
-        while (isdigit((unsigned char)*s) && v < 1000) v = v * 10 + (*s++ - '0');
-        *out = (int)v;
-        return s;
-    }
-    const char *const *names = field == 3 ? months : field == 4 ? wdays : NULL;
-    int n = field == 3 ? 12 : 7;
-    for (int i = 0; names && i < n; i++)
-        if (!strncasecmp(s, names[i], 3) && !isalpha((unsigned char)s[3])) {
-            *out = field == 3 ? i + 1 : i;
-            return s + 3;
-        }
-    return NULL;
-}
-
-/* NULL when the field is valid, else why not */
-static const char *cron_field(const char *s, int field) {
-    static const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
-    for (;;) {
-        int a = lo[field], b = hi[field];
-        if (*s == '*') {
-            s++;
-        } else {
-            const char *e = cron_atom(s, field, &a);
-            if (!e) return "expected a number, a range, a list or *";
-            s = e;
-            b = a;
-            if (*s == '-') {
-                e = cron_atom(s + 1, field, &b);
-                if (!e) return "expected the end of the range";
-                s = e;
-                if (b < a) return "a range must run upwards";
-            }
-            if (a < lo[field] || b > hi[field]) return "value out of range";
-        }
-        if (*s == '/') {
-            int step;
-            const char *e = s + 1;
-            if (!isdigit((unsigned char)*e)) return "expected a step after /";
-            e = cron_atom(e, 0, &step);
-            if (step <= 0) return "a step must be greater than 0";
-            s = e;
-        }
-        if (*s == ',') {
-            s++;
-            continue;
-        }
-        return *s ? "unexpected character" : NULL;
-    }
-}
-
 static void chk_cron(chk_ctx *c, const fl_node *fl, plan_graph *g, bool first_time);
-
-/* Does the valid schedule s fire more than once on some day? Macros: @hourly.
- * A cron line: unless its minute and hour fields are each one number. */
-static bool sub_daily(const char *s) {
-    if (s[0] == '@') return !strcmp(s, "@hourly");
-    for (int f = 0; f < 2; f++) {
-        while (*s == ' ' || *s == '\t') s++;
-        if (!isdigit((unsigned char)*s)) return true;
-        while (isdigit((unsigned char)*s)) s++;
-        if (*s != ' ' && *s != '\t') return true;
-    }
-    return false;
-}
 
 /* Why zone is not a zone of the time zone database, or NULL when it is. */
 static const char *zone_problem(const char *zone, char *buf, size_t len) {
@@ -214,13 +143,13 @@ static void chk_cron(chk_ctx *c, const fl_node *fl, plan_graph *g, bool first_ti
         diag_error(c->d, e->span, NULL, "a schedule must be a constant string");
         return;
     }
-    static const char *const macros[] = {"@hourly", "@daily", "@weekly", "@monthly"};
+    const char *const *macros = cron_macros;
     bool ok = false;
     if (s[0] == '@') {
-        for (int i = 0; i < 4; i++) ok |= !strcmp(s, macros[i]);
+        for (int i = 0; i < CRON_NMACROS; i++) ok |= !strcmp(s, macros[i]);
         if (!ok) {
             chk_cand_reset(c);
-            for (int i = 0; i < 4; i++) chk_cand_add(c, macros[i]);
+            for (int i = 0; i < CRON_NMACROS; i++) chk_cand_add(c, macros[i]);
             char hb[160];
             const char *h = chk_hint_closest(c, s, hb, sizeof hb);
             diag_error(c->d, e->span, h ? h : "use @hourly, @daily, @weekly, @monthly or a "
@@ -228,8 +157,7 @@ static void chk_cron(chk_ctx *c, const fl_node *fl, plan_graph *g, bool first_ti
                        "unknown schedule \"%s\"", s);
         }
     } else {
-        static const char *const fnames[] = {"minute", "hour", "day of month", "month",
-                                             "day of week"};
+        const char *const *fnames = cron_field_names;
         char buf[256];
         snprintf(buf, sizeof buf, "%s", s);
         char *fields[6];
@@ -244,7 +172,7 @@ static void chk_cron(chk_ctx *c, const fl_node *fl, plan_graph *g, bool first_ti
         } else {
             ok = true;
             for (int i = 0; i < 5 && ok; i++) {
-                const char *why = cron_field(fields[i], i);
+                const char *why = cron_field(fields[i], i, NULL, NULL);
                 if (why) {
                     diag_error(c->d, e->span, "minute 0-59, hour 0-23, day 1-31, month 1-12, "
                                               "weekday 0-7",
@@ -262,7 +190,7 @@ static void chk_cron(chk_ctx *c, const fl_node *fl, plan_graph *g, bool first_ti
                    "e.g. flow daily(day: date) schedule \"@daily\" {...}, or "
                    "flow hourly(at: time) schedule \"@hourly\" {...}",
                    "a scheduled flow needs a first parameter of type date or time");
-    else if (ok && first_date && sub_daily(s))
+    else if (ok && first_date && cron_sub_daily(s))
         diag_error(c->d, e->span,
                    "use `time` for the first parameter: a date names one run a day",
                    "schedule \"%s\" runs more than once a day, but '%s' is a date", s,

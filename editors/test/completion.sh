@@ -57,12 +57,15 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan clear fsck gc inspect logs resume run runs show sub verify" flowrun ""
+check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify" flowrun ""
 check flowrun-subcommand "resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-run-options "--env --executor" flowrun b.plan --e
 check flowrun-executor "process" flowrun b.plan --executor p
 check flowrun-schedule "breadth" flowrun b.plan --schedule b
+check flowrun-backfill-options "--max-intervals --max-map" flowrun backfill b.plan --max
+check flowrun-backfill-order "newest-first oldest-first" flowrun backfill b.plan --order ""
+check flowrun-backfill-flow-names "wordcount wordstats" flowrun backfill b.plan --from 2026-01-01 --flow ""
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
 check flowrun-executor-all "inline process" flowrun b.plan --executor ""

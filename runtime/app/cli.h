@@ -11,6 +11,7 @@
 #define FLOW_CLI_H
 
 #include <getopt.h> /* struct option, for cli_line */
+#include <stdint.h>
 
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
@@ -21,6 +22,13 @@
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
     X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
       "finish an interrupted or failed run")                                                      \
+    X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
+                "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
+      "run a scheduled flow for each interval from --from to --to (exit 0 all succeeded, "         \
+      "1 some failed)")                                                                            \
+    X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
+             "[--param k=v]... [-j N] [--executor inline|process]",                               \
+      "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--state DIR]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
     X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
@@ -48,6 +56,16 @@ struct fl_ctx *flowrun_ctx(void);
  * its default action. Process-wide; -1 if marker is too long. */
 int cli_crash_arm(const char *marker, long long run);
 void cli_crash_disarm(void);
+
+/* The flow to run: --flow NAME (want), or the only flow of the plan; -1 after saying
+ * why on stderr (cli_run.c). */
+struct fl_plan;
+int cli_pick_flow(const struct fl_plan *p, const char *want, uint32_t *out);
+
+/* The options of `flowrun run` (cli_run.c), ending with an entry of NULL name; the
+ * internal --interval and --rerun among them. flowrun backfill accepts the others
+ * and passes them on to each run. */
+extern const struct option cli_run_options[];
 
 /* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
 const char *state_dir_default(const char *given);

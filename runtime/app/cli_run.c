@@ -6,6 +6,13 @@
  * libraries, starts the executor and hands everything to the scheduler; prints
  * the flow's result as one line of JSON. Exit codes: 0 ok, 1 a task failed,
  * 2 usage / plan / parameter error, 3 interrupted.
+ *
+ * A run of a scheduled flow records its first parameter (a date or a time) as its
+ * logical date (state_run.logical). `--interval WHEN [--rerun]` (used by flowrun
+ * backfill and serve; docs/scheduling.md) sets that parameter and claims the interval
+ * first (state_claim), in this process, which then runs it: exit 4 when it had already
+ * succeeded, 5 when another flowrun is running it; a failed or interrupted run of it
+ * is resumed under its id, with the parameters it was first run with.
  */
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +27,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "cli_progress.h"
+#include "cron.h"
 #include "exec.h"
 #include "expr.h"
 #include "scheduler.h"
@@ -58,6 +66,9 @@ typedef struct run_args {
     int breadth;            /* --schedule breadth */
     int64_t resume;         /* flowrun resume: the run to finish; 0 for a new run */
     int dry_run, json, exact; /* --dry-run [--json] [--exact] (dryrun.h) */
+    const char *interval;   /* --interval: the logical date or time to claim and run */
+    int rerun;              /* --rerun: claim it even if it succeeded */
+    char interval_kv[128];  /* "FIRST=WHEN", appended to params */
 } run_args;
 
 
@@ -78,9 +89,11 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 }
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
-       O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT };
+       O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
+       O_RERUN };
 
-static const struct option run_options[] = {
+/* run's options; backfill takes them too, all but interval and rerun (cli.h) */
+const struct option cli_run_options[] = {
     {"flow", required_argument, NULL, O_FLOW},
     {"param", required_argument, NULL, O_PARAM},
     {"params", required_argument, NULL, O_PARAMS},
@@ -97,13 +110,15 @@ static const struct option run_options[] = {
     {"dry-run", no_argument, NULL, O_DRY_RUN},
     {"json", no_argument, NULL, O_JSON},
     {"exact", no_argument, NULL, O_EXACT},
+    {"interval", required_argument, NULL, O_INTERVAL},
+    {"rerun", no_argument, NULL, O_RERUN},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
  * any order around the one PLAN (for resume, the RUN). */
 static int parse_args(int argc, char **argv, run_args *a) {
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", run_options, 0);
+    cli_line_init(&l, argc, argv, "flowrun run", " (see flowrun --help)", "j:", cli_run_options, 0);
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         int64_t n;
@@ -174,16 +189,23 @@ static int parse_args(int argc, char **argv, run_args *a) {
             case O_EXACT:
                 a->exact = 1;
                 break;
+            case O_INTERVAL:
+                a->interval = val;
+                break;
+            case O_RERUN:
+                a->rerun = 1;
+                break;
         }
     }
     if (!a->plan) return usage_error("%s", "missing the PLAN file");
     if ((a->json || a->exact) && !a->dry_run)
         return usage_error("%s needs --dry-run", a->json ? "--json" : "--exact");
+    if (a->rerun && !a->interval) return usage_error("%s", "--rerun goes with --interval");
     return 0;
 }
 
 /* The flow to run: --flow NAME, or the only flow of the plan. */
-static int pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
+int cli_pick_flow(const fl_plan *p, const char *want, uint32_t *out) {
     char names[600] = "";
     size_t n = 0;
     uint32_t nflows = 0, found = PLAN_NONE;
@@ -286,7 +308,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
     run_args a;
     memset(&a, 0, sizeof a);
     if (parse_args(argc, argv, &a)) return 2;
-    if (a.nparams || a.params_file || a.flow)
+    if (a.nparams || a.params_file || a.flow || a.interval)
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
     if (a.dry_run) return usage_error("%s", "--dry-run is an option of run, not of resume");
     char err[1024];
@@ -364,6 +386,100 @@ static int limits_refused(const fl_plan *p, const char *exname) {
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
 
+/* Is `when` the logical date of an interval of G's schedule (cron.c)? 0, or -1 with why
+ * in err: not a date (or time), or no interval starts then. */
+static int interval_problem(const fl_plan *p, const plan_graph *G, const char *when, char *err,
+                            size_t len) {
+    fl_cron c;
+    if (cron_parse(&c, plan_str(p, G->schedule), G->tz != PLAN_NONE ? plan_str(p, G->tz) : NULL,
+                   err, len))
+        return -1;
+    int as_time = p->types[p->params[G->first_param].type].kind == PT_TIME;
+    int64_t from, to, t;
+    if ((as_time ? !fv_time_valid(when, strlen(when)) : !fv_date_valid(when, strlen(when))) ||
+        cron_parse_when(&c, when, 0, &from) || cron_parse_when(&c, when, 1, &to)) {
+        snprintf(err, len, "expected a %s", as_time ? "time (YYYY-MM-DDTHH:MM:SSZ)"
+                                                    : "date (YYYY-MM-DD)");
+        return -1;
+    }
+    if (as_time) to = from; /* a time names one instant */
+    char got[24] = "";
+    if (!cron_next(&c, from - 1, &t) && t <= to) {
+        cron_logical(&c, t, as_time, got);
+        if (!strcmp(got, when)) return 0;
+    }
+    if (!cron_next(&c, from - 1, &t)) {
+        cron_logical(&c, t, as_time, got);
+        snprintf(err, len, "no interval of schedule \"%s\" starts then (the next starts %s)",
+                 plan_str(p, G->schedule), got);
+    } else {
+        snprintf(err, len, "schedule \"%s\" never fires", plan_str(p, G->schedule));
+    }
+    return -1;
+}
+
+/* --interval: claim the interval ho->logical (state_claim) for this process. 0 with
+ * ho->resume_run set to the run to go on with (new or resumed; a resumed one gets its
+ * first parameters back into params), or the exit code: 4 it already succeeded, 5
+ * another flowrun runs it, 2 an error (said). */
+static int claim_interval(const run_args *a, const fl_plan *p, const plan_graph *G,
+                          hist_opts *ho, fl_val *params) {
+    char err[1024];
+    fl_state *st = state_open(flowrun_ctx(), ho->state_dir, err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        return 2;
+    }
+    state_run r = {.flow = ho->flow, .env = ho->env, .params_json = ho->params_json,
+                   .params_blob = ho->params_blob, .params_blob_len = ho->params_blob_len,
+                   .options = ho->options, .plan_path = ho->plan_path, .logical = ho->logical};
+    hash_file(flowrun_ctx(), ho->plan_path, &r.plan_hash, err, sizeof err);
+    int64_t id = 0;
+    int oc = state_claim(st, &r, a->rerun, &id), code = 0;
+    const char *flow = ho->flow;
+    char when[64]; /* ho->logical lives in params[0], replaced on resume */
+    snprintf(when, sizeof when, "%s", ho->logical);
+    if (oc < 0) {
+        fprintf(stderr, "flowrun: cannot claim %s %s in %s/state.db\n", flow, when, ho->state_dir);
+        code = 2;
+    } else if (oc == STATE_CLAIM_ALREADY) {
+        fprintf(stderr, "flowrun: %s %s already succeeded (run %lld); --rerun runs it again\n",
+                flow, when, (long long)id);
+        code = 4;
+    } else if (oc == STATE_CLAIM_BUSY) {
+        fprintf(stderr, "flowrun: %s %s is being run by another flowrun (run %lld)\n", flow,
+                when, (long long)id);
+        code = 5;
+    } else if (oc == STATE_CLAIM_RESUME) {
+        /* the run goes on with the parameters it started with (as flowrun resume) */
+        state_run old;
+        fl_val *was = calloc(G->nparams ? G->nparams : 1, sizeof *was);
+        if (!was || state_run_get(st, id, &old)) {
+            code = 2;
+        } else {
+            if (params_from_blob(p, G, old.params_blob, old.params_blob_len, was)) {
+                fprintf(stderr, "flowrun: run %lld (%s %s): its parameters no longer fit the "
+                        "plan; --rerun runs the interval anew\n", (long long)id, flow, when);
+                code = 2;
+                state_run_end(st, id, "failed", 2, NULL, "its parameters no longer fit the plan");
+            } else {
+                for (uint32_t i = 0; i < G->nparams; i++) {
+                    fv_decref(p, p->params[G->first_param + i].type, params[i]);
+                    params[i] = was[i];
+                }
+                ho->logical = fv_as_str(params[0])->data;
+            }
+            state_run_free(&old);
+        }
+        free(was);
+        if (code == 0)
+            fprintf(stderr, "flowrun: %s %s: resuming run %lld\n", flow, when, (long long)id);
+    }
+    state_close(st);
+    ho->resume_run = id;
+    return code;
+}
+
 /* Ctrl-C and SIGTERM are caught from the start, before the plan, its libraries and
  * the JIT are loaded: a stop asked for while it starts up is a stop (exit 3), never
  * lost (a shell starts background jobs with SIGINT ignored). */
@@ -395,7 +511,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             return 2;
         }
     uint32_t g;
-    if (pick_flow(p, a.flow, &g)) {
+    if (cli_pick_flow(p, a.flow, &g)) {
         plan_free(p);
         return 2;
     }
@@ -406,6 +522,31 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         return 2;
     }
     const plan_graph *G = &p->graphs[g];
+    /* a scheduled flow's first parameter names its interval */
+    int scheduled = G->schedule != PLAN_NONE && G->nparams > 0;
+    if (a.interval && !resume_params) {
+        const char *first = scheduled ? plan_str(p, p->params[G->first_param].name) : "";
+        size_t fl = strlen(first);
+        for (int i = 0; i < a.nparams && scheduled; i++)
+            if (!strncmp(a.params[i], first, fl) && a.params[i][fl] == '=') scheduled = -1;
+        if (scheduled != 1 || a.nparams >= RUN_MAX_PARAMS ||
+            (size_t)snprintf(a.interval_kv, sizeof a.interval_kv, "%s=%s", first, a.interval) >=
+                sizeof a.interval_kv) {
+            fprintf(stderr, "flowrun run: %s\n",
+                    !scheduled ? "--interval needs a scheduled flow"
+                    : scheduled < 0 ? "--interval sets the flow's first parameter: do not give "
+                                      "it with --param too"
+                                    : "--interval: too long");
+            plan_free(p);
+            return 2;
+        }
+        if (interval_problem(p, G, a.interval, err, sizeof err)) {
+            fprintf(stderr, "flowrun run: --interval %s: %s\n", a.interval, err);
+            plan_free(p);
+            return 2;
+        }
+        a.params[a.nparams++] = a.interval_kv;
+    }
     fl_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
     if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
                                   : params_resolve(p, g, a.params, a.nparams, a.params_file,
@@ -474,10 +615,22 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     char options[96];
     snprintf(options, sizeof options, "max_map=%lld no_cache=%d strict=%d", (long long)a.max_map,
              a.no_cache, a.strict);
+    const char *logical = scheduled ? fv_as_str(params[0])->data : NULL;
     hist_opts ho = {.plan = p, .rt = rt, .state_dir = state, .plan_path = plan_abs,
                     .flow = plan_str(p, G->name), .env = a.env ? a.env : "prod",
                     .params_json = pjson, .params_blob = pblob.data, .params_blob_len = pblob.len,
-                    .options = options, .no_cache = a.no_cache, .resume_run = a.resume};
+                    .options = options, .no_cache = a.no_cache, .resume_run = a.resume,
+                    .logical = logical};
+    if (a.interval) {
+        int claimed = claim_interval(&a, p, G, &ho, params);
+        if (claimed != 0) {
+            free(pjson);
+            free(pblob.data);
+            code = claimed;
+            goto out;
+        }
+        a_->resume = a.resume = ho.resume_run;
+    }
     h = hist_open(&ho, err, sizeof err);
     free(pjson);
     free(pblob.data);

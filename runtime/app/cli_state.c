@@ -173,15 +173,17 @@ static int print_run(const state_run *r, void *ctx) {
         json_str(stdout, r->options);
         printf(",\"pid\":%d,\"host\":", r->pid);
         json_str(stdout, r->host);
+        printf(",\"logical_date\":"); /* null: not a scheduled run (docs/scheduling.md) */
+        json_str(stdout, r->logical);
         putchar('}');
     } else {
-        if (!c->n) printf("%-6s %-20s %-6s %-12s %-20s %9s %4s\n", "RUN", "FLOW", "ENV", "STATE",
-                          "STARTED", "SECONDS", "EXIT");
+        if (!c->n) printf("%-6s %-20s %-6s %-12s %-20s %9s %4s  %s\n", "RUN", "FLOW", "ENV",
+                          "STATE", "STARTED", "SECONDS", "EXIT", "LOGICAL");
         char secs[32] = "-", code[16] = "-", st[320];
         if (dur >= 0) snprintf(secs, sizeof secs, "%.2f", dur);
         if (r->exit_code >= 0) snprintf(code, sizeof code, "%d", r->exit_code);
-        printf("%-6lld %-20s %-6s %-12s %-20s %9s %4s\n", (long long)r->id, r->flow, r->env,
-               state_text(r, st, sizeof st), started, secs, code);
+        printf("%-6lld %-20s %-6s %-12s %-20s %9s %4s  %s\n", (long long)r->id, r->flow, r->env,
+               state_text(r, st, sizeof st), started, secs, code, r->logical ? r->logical : "-");
     }
     c->n++;
     return 0;

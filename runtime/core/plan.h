@@ -181,8 +181,8 @@ typedef struct plan_graph {
     uint32_t start;       /* the schedule's `start`: a date or time string, or PLAN_NONE */
     uint32_t tz;          /* the schedule's `tz`: a zone name string, or PLAN_NONE (UTC) */
     uint32_t watch;       /* `watch P`: P's index among the graph's params (a dir), or
-                             PLAN_NONE. start, tz and watch are checked and stored; flowrun
-                             does not use them yet */
+                             PLAN_NONE. flowrun backfill and serve read schedule, start
+                             and tz (cron.c); serve watches the folder (cli_serve.c) */
     uint32_t first_node;  /* nodes[first_node .. +nnodes): in dependency order (every
                              node's arguments and `after`s come before it) */
     uint32_t nnodes;

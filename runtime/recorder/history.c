@@ -254,6 +254,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         r.params_blob_len = o->params_blob_len;
         r.options = o->options;
         r.plan_path = o->plan_path;
+        r.logical = o->logical;
         char e2[256];
         if (o->plan_path) hash_file(ctx, o->plan_path, &r.plan_hash, e2, sizeof e2);
         if (state_run_begin(h->st, &r)) {

@@ -46,6 +46,7 @@ typedef struct hist_opts {
                                * written (no file index note, no cache entry dropped, no
                                * store lock); lookup hashes no file the index does not
                                * know (a miss); 2: --dry-run --exact: it hashes them */
+    const char *logical;      /* a scheduled flow's logical date or time (state_run.logical) */
 } hist_opts;
 
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */

@@ -57,17 +57,21 @@
     X(read_begin, "BEGIN")       /* a round's read transaction (read_begin): prepared once */      \
     X(read_commit, "COMMIT")                                                                       \
     X(run_insert, "INSERT INTO runs(flow, env, params, plan_path, plan_hash, state, started, "     \
-                  "exit_code, pid, params_blob, options, host, pid_start, boot_id) "               \
-                  "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?)")                                  \
+                  "exit_code, pid, params_blob, options, host, pid_start, boot_id, logical) "      \
+                  "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?,?)")                                \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
     X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1, error=NULL, " \
                   "host=?, pid_start=?, boot_id=? WHERE id=?")                                     \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
                "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "          \
-               "host, pid_start, boot_id FROM runs WHERE id=?")                                    \
+               "host, pid_start, boot_id, logical FROM runs WHERE id=?")                           \
     X(run_list, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "             \
                 "coalesce(ended,0), exit_code, result, error, pid, params_blob, options, "         \
-                "host, pid_start, boot_id FROM runs ORDER BY id DESC")                             \
+                "host, pid_start, boot_id, logical FROM runs ORDER BY id DESC")                    \
+    X(run_of_logical, "SELECT id, state FROM runs WHERE flow=?1 AND env=?2 AND logical=?3 "        \
+                      "ORDER BY (state='succeeded') DESC, (state='running') DESC, id DESC")       \
+    X(seen_put, "INSERT OR IGNORE INTO first_seen(flow, env, at) VALUES(?,?,?)")                 \
+    X(seen_get, "SELECT at FROM first_seen WHERE flow=? AND env=?")                              \
     X(run_running, "SELECT id, pid, host, pid_start, boot_id FROM runs WHERE state='running'")     \
     X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
@@ -322,6 +326,14 @@ static const char *const schema[] = {
     " ORDER BY ck) - 1) / 4096 AS g, key, result FROM cache WHERE length(key) = 32)"
     " GROUP BY tag, g ORDER BY tag, g;"
     "DROP TABLE cache;",
+    /* 6: scheduled runs carry their interval's logical date or time (canonical text,
+     * NULL for unscheduled runs), found by (flow, env, logical) when an interval is
+     * claimed (state_claim); first_seen: when `flowrun serve` first saw a flow, where
+     * its catch-up starts when the schedule has no start (state_first_seen) */
+    "ALTER TABLE runs ADD COLUMN logical TEXT;"
+    "CREATE INDEX runs_logical ON runs(flow, env, logical) WHERE logical IS NOT NULL;"
+    "CREATE TABLE first_seen(flow TEXT NOT NULL, env TEXT NOT NULL, at INTEGER NOT NULL,"
+    " PRIMARY KEY(flow, env)) WITHOUT ROWID;",
 };
 #define STATE_OLDEST_READER 5 /* the oldest schema version a reader of ours understands */
 
@@ -1583,9 +1595,8 @@ static int sweep_gone(conn *c) {
 }
 
 /* ---- runs (always synchronous, on the caller's connection) ---- */
-int state_run_begin(fl_state *st, state_run *r) {
-    conn *c = &st->main;
-    if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
+/* Insert r as a running run owned by this process (inside a transaction). */
+static int run_insert(conn *c, state_run *r) {
     sqlite3_stmt *s = stmt(c, ST_run_insert);
     if (!s) return -1;
     owner me;
@@ -1603,9 +1614,17 @@ int state_run_begin(fl_state *st, state_run *r) {
     bind_text(s, 10, me.host);
     if (me.start) sqlite3_bind_int64(s, 11, me.start);
     if (*me.boot) bind_text(s, 12, me.boot);
+    bind_text(s, 13, r->logical);
     if (step_write(c, s)) return -1;
     r->id = sqlite3_last_insert_rowid(c->db);
     r->pid = me.pid;
+    return 0;
+}
+
+int state_run_begin(fl_state *st, state_run *r) {
+    conn *c = &st->main;
+    if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c) || run_insert(c, r))
+        return -1;
     return conn_commit(c);
 }
 
@@ -1625,6 +1644,20 @@ int state_run_end(fl_state *st, int64_t run, const char *state, int exit_code,
     return conn_commit(c);
 }
 
+/* Mark run as running, owned by this process (inside a transaction). */
+static int run_take(conn *c, int64_t run) {
+    sqlite3_stmt *s = stmt(c, ST_run_reopen);
+    if (!s) return -1;
+    owner me;
+    owner_self(&me);
+    sqlite3_bind_int(s, 1, me.pid);
+    bind_text(s, 2, me.host);
+    if (me.start) sqlite3_bind_int64(s, 3, me.start);
+    if (*me.boot) bind_text(s, 4, me.boot);
+    sqlite3_bind_int64(s, 5, run);
+    return step_write(c, s);
+}
+
 int state_run_reopen(fl_state *st, int64_t run, int *busy_pid) {
     conn *c = &st->main;
     if (busy_pid) *busy_pid = 0;
@@ -1642,16 +1675,82 @@ int state_run_reopen(fl_state *st, int64_t run, int *busy_pid) {
         conn_commit(c);
         return STATE_RUN_BUSY;
     }
-    sqlite3_stmt *s = stmt(c, ST_run_reopen);
+    if (run_take(c, run)) return -1;
+    return conn_commit(c);
+}
+
+/* ---- interval claims ----
+ * One BEGIN IMMEDIATE transaction decides, for (flow, env, logical), whether this
+ * process runs the interval: two claimers are serialized by SQLite's write lock, and
+ * the winner's row says `running` with a live owner before the lock is let go, so the
+ * loser sees BUSY (or, once it finished, ALREADY). Runs whose owner died are swept to
+ * `interrupted` first (sweep_gone), so a dead claimer's run is RESUMEd, never doubled. */
+int state_claim(fl_state *st, state_run *r, int rerun, int64_t *id) {
+    conn *c = &st->main;
+    *id = 0;
+    if (!r->logical) return -1;
+    if (state_sync(st) || conn_commit(c) || begin(c) || sweep_gone(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_run_of_logical);
     if (!s) return -1;
-    owner me;
-    owner_self(&me);
-    sqlite3_bind_int(s, 1, me.pid);
-    bind_text(s, 2, me.host);
-    if (me.start) sqlite3_bind_int64(s, 3, me.start);
-    if (*me.boot) bind_text(s, 4, me.boot);
-    sqlite3_bind_int64(s, 5, run);
+    bind_text(s, 1, r->flow);
+    bind_text(s, 2, r->env ? r->env : "prod");
+    bind_text(s, 3, r->logical);
+    /* ordered: a succeeded run first, then a running one, then the newest */
+    int outcome = STATE_CLAIM_CLAIMED, rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(s, 1);
+        int64_t found = sqlite3_column_int64(s, 0);
+        if (state && !strcmp(state, "succeeded") && !rerun) {
+            outcome = STATE_CLAIM_ALREADY, *id = found;
+        } else {
+            /* past a succeeded one (rerun): is one running? else the newest */
+            int running = state && !strcmp(state, "running");
+            while (!running && state && !strcmp(state, "succeeded") &&
+                   (rc = sqlite3_step(s)) == SQLITE_ROW) {
+                state = (const char *)sqlite3_column_text(s, 1);
+                found = sqlite3_column_int64(s, 0);
+                running = state && !strcmp(state, "running");
+            }
+            if (running) outcome = STATE_CLAIM_BUSY, *id = found;
+            else if (!rerun && rc == SQLITE_ROW) outcome = STATE_CLAIM_RESUME, *id = found;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqlite3_reset(s);
+        sql_fail(c);
+        conn_commit(c);
+        return -1;
+    }
+    sqlite3_reset(s);
+    if (outcome == STATE_CLAIM_RESUME && run_take(c, *id)) return -1;
+    if (outcome == STATE_CLAIM_CLAIMED) {
+        if (run_insert(c, r)) return -1;
+        *id = r->id;
+    }
+    return conn_commit(c) ? -1 : outcome;
+}
+
+int state_first_seen(fl_state *st, const char *flow, const char *env, int64_t now_s,
+                     int64_t *first) {
+    conn *c = &st->main;
+    if (state_sync(st) || conn_commit(c) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_seen_put);
+    if (!s) return -1;
+    bind_text(s, 1, flow);
+    bind_text(s, 2, env ? env : "prod");
+    sqlite3_bind_int64(s, 3, now_s);
     if (step_write(c, s)) return -1;
+    if (!(s = stmt(c, ST_seen_get))) return -1;
+    bind_text(s, 1, flow);
+    bind_text(s, 2, env ? env : "prod");
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *first = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) {
+        sql_fail(c);
+        conn_commit(c);
+        return -1;
+    }
     return conn_commit(c);
 }
 
@@ -1693,6 +1792,7 @@ static int read_run(fl_ctx *c, sqlite3_stmt *s, state_run *r) {
     r->host = col_dup(c, s, 15, &oom);
     r->pid_start = sqlite3_column_int64(s, 16);
     r->boot_id = col_dup(c, s, 17, &oom);
+    r->logical = col_dup(c, s, 18, &oom);
     r->owner = STATE_OWNER_NONE;
     if (r->state && !strcmp(r->state, "running")) {
         r->owner = owner_status(r->pid, r->host, r->pid_start, r->boot_id);
@@ -1726,6 +1826,7 @@ void state_run_free(state_run *r) {
     fl_free(c, (char *)r->state);
     fl_free(c, (char *)r->result_json);
     fl_free(c, (char *)r->error);
+    fl_free(c, (char *)r->logical);
     fl_free(c, (void *)r->params_blob);
     fl_free(c, (char *)r->options);
     fl_free(c, (char *)r->host);

@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 5 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 6 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -90,6 +90,8 @@ typedef struct state_run {
     const char *host;        /* the owner's host name; NULL if recorded before schema 3 */
     int64_t pid_start;       /* the owner's start time (clock ticks since boot); 0 unknown */
     const char *boot_id;     /* the owner's host's boot id; NULL unknown */
+    const char *logical;     /* a scheduled flow's interval: its logical date or time (the
+                              * first parameter, canonical text), NULL for other runs */
     int owner;               /* on read, for a run stored as running: STATE_OWNER_* */
     fl_ctx *ctx;             /* on read: the context its strings came from (state_run_free) */
 } state_run;
@@ -110,6 +112,23 @@ int state_run_end(fl_state *st, int64_t run, const char *state, int exit_code,
 /* Mark a run as running again (resume), owned by this process. STATE_RUN_BUSY (and
  * *busy_pid) when its owner on this host is still alive; -1 on error. */
 int state_run_reopen(fl_state *st, int64_t run, int *busy_pid);
+/* Claim the interval r->logical of flow r->flow in env r->env, in one transaction
+ * (exactly once: docs/scheduling.md "Claims"). Returns
+ *   STATE_CLAIM_ALREADY  a run of it succeeded (*id); nothing to do (not with rerun)
+ *   STATE_CLAIM_BUSY     a run of it is running with a live (or unverifiable remote)
+ *                        owner (*id); this process must not run it
+ *   STATE_CLAIM_RESUME   its newest run failed or was interrupted (*id): it is now
+ *                        running, owned by this process, which resumes it (not with rerun)
+ *   STATE_CLAIM_CLAIMED  a new run row (r as state_run_begin; *id = r->id), running,
+ *                        owned by this process
+ * or -1 on a database error. The owner is the calling process: the process that
+ * claims is the one that runs (flowrun run --interval). */
+enum { STATE_CLAIM_CLAIMED, STATE_CLAIM_RESUME, STATE_CLAIM_ALREADY, STATE_CLAIM_BUSY };
+int state_claim(fl_state *st, state_run *r, int rerun, int64_t *id);
+/* When flow was first seen in env (seconds since the epoch): the recorded time, or
+ * now_s, recorded, when there is none. 0, or -1 on a database error. */
+int state_first_seen(fl_state *st, const char *flow, const char *env, int64_t now_s,
+                     int64_t *first);
 /* Load one run; strings are allocated on the state's context into *r (free with
  * state_run_free). -1 if none, -2 on a database error or out of memory. */
 int state_run_get(fl_state *st, int64_t run, state_run *r);

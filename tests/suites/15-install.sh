@@ -133,6 +133,22 @@ else
     echo "FAIL install: static link with Libs.private fails: $(grep -m2 'undefined\|error' "$T/hosts.err")"
 fi
 
+# ---- the systemd unit of flowrun serve (examples/systemd): installed, naming the installed flowrun ----
+U="$P/lib/systemd/system/flowrun-serve@.service"
+if [ -f "$U" ] && grep -q "^ExecStart=$P/bin/flowrun serve " "$U" && grep -qx 'KillMode=mixed' "$U"; then
+    echo "PASS install: lib/systemd/system/flowrun-serve@.service runs the installed flowrun serve"
+else
+    echo "FAIL install: the systemd unit: $(grep ExecStart "$U" 2> /dev/null || echo missing)"
+fi
+if command -v systemd-analyze > /dev/null 2>&1; then
+    cp "$U" "$T/flowrun-serve@check.service"
+    bad=$(systemd-analyze verify "$T/flowrun-serve@check.service" 2>&1 | grep -v "Command 'man " | head -3)
+    if [ -z "$bad" ]; then echo "PASS install: systemd-analyze verify accepts the unit"
+    else echo "FAIL install: systemd-analyze verify: $bad"; fi
+else
+    echo "SKIP install: systemd-analyze verify: no systemd-analyze here"
+fi
+
 # ---- uninstall leaves nothing of ours ------------------------------------------------------
 make --no-print-directory uninstall PREFIX="$P" BUILD="$BUILD" > "$T/uninstall.log" 2>&1 ||
     echo "FAIL install: make uninstall failed: $(tail -2 "$T/uninstall.log")"

@@ -59,7 +59,7 @@ wait_recorded() { # state-dir: until a run is recorded (at most 10 s)
 }
 table_state() { # state-dir run-id: the STATE column of `flowrun runs` (may hold spaces)
     "$FLOWRUN" runs --state "$1" 2>/dev/null |
-        awk -v id="$2" '$1 == id { s = ""; for (i = 4; i <= NF - 3; i++) s = s (s ? " " : "") $i; print s }'
+        awk -v id="$2" '$1 == id { s = ""; for (i = 4; i <= NF - 4; i++) s = s (s ? " " : "") $i; print s }'
 }
 
 # ---- kill -9 mid-run: interrupted at once, and resumable ----

@@ -806,6 +806,9 @@ static void test_cache_migrated_from_schema4(void **state) {
     sqlite3 *db = open_db(d);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE cache_pack;"
+                                  /* and schema 6's additions */
+                                  "DROP TABLE first_seen; DROP INDEX runs_logical;"
+                                  "ALTER TABLE runs DROP COLUMN logical;"
                                   "CREATE TABLE cache(ck INTEGER PRIMARY KEY, key BLOB NOT NULL,"
                                   " result BLOB);"
                                   "UPDATE meta SET value = 2 WHERE key = 'oldest_reader';"
@@ -1385,6 +1388,59 @@ static void test_identity_and_quarantine(void **state) {
     free(d);
 }
 
+/* Interval claims (state_claim): a new interval is CLAIMED (a running row with its
+ * logical date), claimed again while it runs is BUSY, once failed it is RESUMEd under
+ * the same id, once succeeded it is ALREADY done, and --rerun claims a new run; other
+ * envs and dates are apart. first_seen keeps the first time it was asked. */
+static void test_state_claim(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    state_run r = {.flow = "daily", .env = "prod", .logical = "2026-01-01"};
+    int64_t id = 0, first;
+    assert_int_equal(state_claim(st, &r, 0, &id), STATE_CLAIM_CLAIMED);
+    int64_t id1 = id;
+    state_run got;
+    assert_int_equal(state_run_get(st, id1, &got), 0);
+    assert_string_equal(got.logical, "2026-01-01");
+    assert_string_equal(got.state, "running");
+    state_run_free(&got);
+    assert_int_equal(state_claim(st, &r, 0, &id), STATE_CLAIM_BUSY);
+    assert_int_equal(id, id1);
+    assert_int_equal(state_claim(st, &r, 1, &id), STATE_CLAIM_BUSY);
+    assert_int_equal(state_run_end(st, id1, "failed", 1, NULL, "x"), 0);
+    assert_int_equal(state_claim(st, &r, 0, &id), STATE_CLAIM_RESUME);
+    assert_int_equal(id, id1);
+    assert_int_equal(state_run_get(st, id1, &got), 0);
+    assert_string_equal(got.state, "running");
+    state_run_free(&got);
+    assert_int_equal(state_run_end(st, id1, "succeeded", 0, NULL, NULL), 0);
+    assert_int_equal(state_claim(st, &r, 0, &id), STATE_CLAIM_ALREADY);
+    assert_int_equal(id, id1);
+    assert_int_equal(state_claim(st, &r, 1, &id), STATE_CLAIM_CLAIMED);
+    assert_true(id > id1);
+    assert_int_equal(state_run_end(st, id, "failed", 1, NULL, NULL), 0);
+    /* a succeeded run counts even when a later rerun failed */
+    assert_int_equal(state_claim(st, &r, 0, &id), STATE_CLAIM_ALREADY);
+    assert_int_equal(id, id1);
+    state_run other = {.flow = "daily", .env = "test", .logical = "2026-01-01"};
+    assert_int_equal(state_claim(st, &other, 0, &id), STATE_CLAIM_CLAIMED);
+    state_run day2 = {.flow = "daily", .env = "prod", .logical = "2026-01-02"};
+    assert_int_equal(state_claim(st, &day2, 0, &id), STATE_CLAIM_CLAIMED);
+    state_run none = {.flow = "daily", .env = "prod"};
+    assert_int_equal(state_claim(st, &none, 0, &id), -1);
+    assert_int_equal(state_first_seen(st, "daily", "prod", 100, &first), 0);
+    assert_int_equal(first, 100);
+    assert_int_equal(state_first_seen(st, "daily", "prod", 200, &first), 0);
+    assert_int_equal(first, 100);
+    assert_int_equal(state_first_seen(st, "daily", "test", 300, &first), 0);
+    assert_int_equal(first, 300);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_roundtrip),
@@ -1410,6 +1466,7 @@ int main(void) {
         cmocka_unit_test(test_state_file_folders),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_negative_version_refused),
+        cmocka_unit_test(test_state_claim),
         cmocka_unit_test(test_state_not_a_database),
         cmocka_unit_test(test_instance_names_and_log_paths),
     };
