@@ -76,7 +76,7 @@ llvm_config() {
 probe() {
     case $1 in
     cc) has "$CC" ;;
-    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm) has "$1" ;;
+    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq) has "$1" ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
     sqlite3) hdr sqlite3.h ;;
