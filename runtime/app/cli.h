@@ -18,7 +18,7 @@
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
            "[--executor inline|process] [--env prod] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
-           "[--dry-run [--json] [--exact]]",                                                       \
+           "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
     X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
       "finish an interrupted or failed run")                                                      \

@@ -58,7 +58,8 @@ typedef struct run_args {
     const char *params_file;      /* --params */
     int jobs;                     /* -j */
     const char *executor;         /* --executor */
-    const char *env;              /* --env: only prod for now (refuse.c) */
+    const char *env;              /* --env */
+    int unprotected;              /* --unprotected: a non-prod run without isolation */
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
@@ -90,7 +91,7 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN };
+       O_RERUN, O_UNPROTECTED };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -112,6 +113,7 @@ const struct option cli_run_options[] = {
     {"exact", no_argument, NULL, O_EXACT},
     {"interval", required_argument, NULL, O_INTERVAL},
     {"rerun", no_argument, NULL, O_RERUN},
+    {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -194,6 +196,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_RERUN:
                 a->rerun = 1;
+                break;
+            case O_UNPROTECTED:
+                a->unprotected = 1;
                 break;
         }
     }
@@ -516,7 +521,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         return 2;
     }
     /* what this run declares but this build cannot do: refused before anything runs */
-    if (rt_refuse_undone(p, g, a.executor, a.env, err, sizeof err)) {
+    if (rt_refuse_undone(p, g, a.executor, a.unprotected ? NULL : a.env, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         plan_free(p);
         return 2;

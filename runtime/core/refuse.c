@@ -19,7 +19,8 @@
  *     switches per unit, by the unit's own run_as). A run_as naming the user
  *     flowrun already runs as is what was declared, so it runs.
  *   - `--env NAME` for any NAME but the default `prod`: environments are
- *     recorded but not enforced yet. (Removed by the environments issue.)
+ *     recorded but not enforced yet, unless the caller passes env NULL because
+ *     the user said --unprotected. (Removed by the environments issue.)
  *
  * Each rule is a few lines below, so the issue that builds the feature removes
  * its rule and nothing else. Running a scheduled flow by hand is allowed: the
@@ -107,7 +108,7 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, con
     if (env && strcmp(env, "prod")) {
         snprintf(err, errlen,
                  "--env %s: environments are not enforced yet, so a run outside prod would not "
-                 "be kept apart from it (refused; leave out --env)",
+                 "be kept apart from it (refused; leave out --env, or give --unprotected)",
                  env);
         return -1;
     }
