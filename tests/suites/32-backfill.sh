@@ -31,6 +31,10 @@ task nap(day: date, log: str) -> str = sh "sleep 0.4; echo {day} >> {log}" with 
 flow slow(day: date, log: str = "slow.txt") schedule "@daily" {
     nap(day, log)
 }
+task wait_go(day: date, log: str) -> str = sh "while [ ! -f go ]; do sleep 0.05; done; echo {day} >> {log}" with {cache: false}
+flow gated(day: date, log: str = "slow.txt") schedule "@daily" {
+    wait_go(day, log)
+}
 task at(t: time) -> str = sh "echo {t} >> hours.txt" with {cache: false}
 flow hourly(t: time) schedule "@hourly" {
     at(t)
@@ -204,14 +208,17 @@ print(len(c), max(c.values()))")
 expect "two backfills at once: each interval succeeded once" "12 1" "$got"
 
 # ---- a claimer killed mid-run: the next claim resumes its run, no second record ----
-"$FLOWRUN" run d.plan --flow slow --state st --interval 2026-07-01 --progress none > /dev/null 2>&1 &
+# (its task waits for ./go, so the kill lands mid-run however loaded the machine is)
+rm -f go
+"$FLOWRUN" run d.plan --flow gated --state st --interval 2026-07-01 --progress none > /dev/null 2>&1 &
 pid=$!; pids="$pids $pid"
 n=0
-while [ $n -lt 50 ] && ! "$FLOWRUN" runs --state st 2>/dev/null | grep -q "running .*2026-07-01$"; do
+while [ $n -lt 400 ] && ! "$FLOWRUN" runs --state st 2>/dev/null | grep -q "running .*2026-07-01$"; do
     sleep 0.05; n=$((n + 1))
 done
 kill -9 $pid; wait $pid 2>/dev/null
-"$FLOWRUN" run d.plan --flow slow --state st --interval 2026-07-01 --progress none > /dev/null 2> kill.err
+touch go
+"$FLOWRUN" run d.plan --flow gated --state st --interval 2026-07-01 --progress none > /dev/null 2> kill.err
 expect "SIGKILLed claimer: the next claim succeeds" 0 $?
 grep -q "resuming run" kill.err && pass "SIGKILLed claimer: its run is resumed" ||
     fail "SIGKILLed claimer: its run is resumed" "$(cat kill.err)"

@@ -148,19 +148,23 @@ expect "a bad --debounce: usage error" 2 $?
 export FLOW_TEST_LOG="$T/log"; : > "$FLOW_TEST_LOG"
 mkdir in
 runs_of() { "$FLOWRUN" runs --json --state st-watch | jq '[.[] | select(.flow == "ingest" and .state == "succeeded")] | length'; }
-wait_runs() { # N: until N successful runs (at most 20 s)
-    i=0; while [ "$(runs_of)" -lt "$1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done; }
-"$FLOWRUN" serve watch.plan --state st-watch --debounce 300ms 2> watch.err & p=$!; pids=$p
+wait_runs() { # N: until N successful runs (at most a minute)
+    i=0; while [ "$(runs_of)" -lt "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; }
+# (a debounce of 2 s: the 10,000 files are written by one process in well under a
+# second, and a loaded machine must not pause it long enough to split them in two runs)
+"$FLOWRUN" serve watch.plan --state st-watch --debounce 2s 2> watch.err & p=$!; pids=$p
 wait_runs 1                                   # the run at start (nothing changed yet)
 echo one > in/a.txt
 wait_runs 2
-i=0; while [ $i -lt 10000 ]; do echo x > in/f$i.txt; i=$((i + 1)); done
+python3 -c "
+for i in range(10000):
+    with open('in/f%d.txt' % i, 'w') as f: f.write('x\\n')"
 wait_runs 3
 sleep 0.5
 n0=$(grep -c '^count_lines ' "$FLOW_TEST_LOG")
 echo changed >> in/f5.txt
 wait_runs 4
-sleep 1                                        # no further run comes
+sleep 3                                        # no further run comes (beyond the debounce)
 kill -TERM $p; wait $p; rc=$?; pids=""
 cat watch.err >> serve.err
 expect "watch: start, 1 file, 10,000 files, one changed: 1 + 3 runs" 4 "$(runs_of)"
