@@ -337,6 +337,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return 2;
     }
     state_close(st);
+    /* a run resumes in its own environment; --env names it, or is refused: from
+     * --env test, a prod run is neither resumed nor changed */
+    if (a.env && strcmp(a.env, r.env)) {
+        fprintf(stderr, "flowrun resume: run %lld belongs to environment %s, not %s\n", id, r.env,
+                a.env);
+        state_run_free(&r);
+        return 2;
+    }
     if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
         fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
         state_run_free(&r);
