@@ -594,7 +594,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
         dry_opts d = {.state_dir = state_dir_default(a.state), .rt = rt, .no_cache = a.no_cache,
-                      .exact = a.exact, .max_map = a.max_map};
+                      .exact = a.exact, .max_map = a.max_map, .env = a.env};
         dry_report rep;
         code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
         if (code) fprintf(stderr, "flowrun: dry run: %s\n", err);
