@@ -348,9 +348,9 @@ static const char *const schema[] = {
     "CREATE TABLE envs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "INSERT INTO envs(id, name) VALUES(0, 'prod');",
 };
-/* the oldest schema version a reader of ours understands: 7, since a flowrun of
- * schema 6 would write a test run's cache entries as prod's (environment 0) */
-#define STATE_OLDEST_READER 7 /* the oldest schema version a reader of ours understands */
+/* The oldest schema version a reader of ours understands: 7, since a flowrun of
+ * schema 6 would write a test run's cache entries as prod's (environment 0). */
+#define STATE_OLDEST_READER 7
 
 static double now(void) {
     struct timespec ts;
@@ -3469,8 +3469,8 @@ int state_cache_each(fl_state *st, const char *task,
     sqlite3_bind_int64(s, 1, (int64_t)task_tag(task));
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int r = cpack_decode(&st->main, sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), fn,
-                             ctx);
+        int r = cpack_decode(&st->main, sqlite3_column_blob(s, 1),
+                             (size_t)sqlite3_column_bytes(s, 1), fn, ctx);
         if (r < 0) cpack_bad(&st->main, sqlite3_column_int64(s, 0));
         if (r > 0) break;
     }
