@@ -8,6 +8,8 @@
 #     runs --json an "env" for every run;
 #   - clear and resume of a run of another environment are refused, one line, exit 2;
 #     resume without --env resumes in the run's environment, and takes --unprotected;
+#     a test run's clear + resume recomputes what it cleared and drops none of prod's
+#     entries;
 #   - gc --env test --keep-runs 0 forgets test's runs only: prod's outputs stay and
 #     prod is still served its cache;
 #   - a schema-6 state.db is migrated: its entries are prod's.
@@ -128,6 +130,28 @@ expect "resume --unprotected goes on, in the run's own environment" "1 test" \
     "$code $(fr runs --json | jq -r ".[] | select(.id == $fid) | .env")"
 fr resume "$fid" --env test --unprotected --progress none > res.out 2> res.err; code=$?
 expect "resume --env of the run's own environment goes on" 1 "$code"
+
+# ---- resume in the run's environment: served what it may use, drops only its own ----
+cp "$ROOT/tests/state/chain.flow" . && "$FLOWC" chain.flow 2>> "$E"
+C="$T/chain-st"
+crun() { "$FLOWRUN" chain.plan --progress none --state "$C" "$@" 2>> "$E"; }
+slow() { grep -c "^slow_inc " "$FLOW_TEST_LOG"; } # slow_inc computations so far
+crun --param n=4 > /dev/null                                    # prod: slow_inc 0..3
+s0=$(slow)
+expect "chain in test: served prod's four, computes two" "210 2" \
+    "$(crun --param n=6 --env test --unprotected) $(($(slow) - s0))"
+trid=$("$FLOWRUN" runs --json --state "$C" | jq -r '.[0].id')
+"$FLOWRUN" clear "$trid" "a[1]" --env test --state "$C" > /dev/null 2>> "$E"
+"$FLOWRUN" clear "$trid" "a[4]" --env test --state "$C" > /dev/null 2>> "$E"
+s0=$(slow)
+expect "resume of the test run: the two cleared run again, in test" "210 2 test" \
+    "$("$FLOWRUN" resume "$trid" --unprotected --progress none --state "$C" 2>> "$E") \
+$(($(slow) - s0)) $("$FLOWRUN" runs --json --state "$C" | jq -r ".[] | select(.id == $trid) | .env")"
+s0=$(slow)
+expect "... its clear dropped none of prod's entries: prod is served all four" "100 0" \
+    "$(crun --param n=4) $(($(slow) - s0))"
+expect "... and test is served the entry its resume wrote (a[4])" "210 0" \
+    "$(crun --param n=6 --env test --unprotected) $(($(slow) - s0))"
 
 # ---- gc per environment ----
 t5=$(trun --flow plain --param f=in5.txt)                       # test's only
