@@ -20,7 +20,8 @@
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
-    X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
+    X(resume, "RUN [--state DIR] [--env NAME] [--unprotected] [-j N] [--executor E] "            \
+              "[--max-map N] [--no-cache]",                                                       \
       "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
@@ -29,14 +30,15 @@
     X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
              "[--param k=v]... [-j N] [--executor inline|process]",                               \
       "run scheduled and watched flows for as long as it runs")                                    \
-    X(runs, "[--json] [--state DIR]",                                                              \
+    X(runs, "[--json] [--env NAME] [--state DIR]",                                                 \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
-    X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
-    X(logs, "RUN INSTANCE [--state DIR]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
-    X(clear, "RUN INSTANCE [--state DIR]", "mark instances to run again on resume")                \
+    X(show, "RUN [--json] [--env NAME] [--state DIR]", "every instance of a run")                  \
+    X(logs, "RUN INSTANCE [--env NAME] [--state DIR]",                                             \
+      "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")                                    \
+    X(clear, "RUN INSTANCE [--env NAME] [--state DIR]", "mark instances to run again on resume")   \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
-    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR]",                     \
+    X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR]",        \
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
     X(fsck, "[--state DIR]", "check state.db and the store; salvage a damaged state.db")
 

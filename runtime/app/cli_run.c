@@ -337,6 +337,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return 2;
     }
     state_close(st);
+    /* a run resumes in its own environment; --env names it, or is refused: from
+     * --env test, a prod run is neither resumed nor changed */
+    if (a.env && strcmp(a.env, r.env)) {
+        fprintf(stderr, "flowrun resume: run %lld belongs to environment %s, not %s\n", id, r.env,
+                a.env);
+        state_run_free(&r);
+        return 2;
+    }
     if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
         fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
         state_run_free(&r);
@@ -586,7 +594,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
         dry_opts d = {.state_dir = state_dir_default(a.state), .rt = rt, .no_cache = a.no_cache,
-                      .exact = a.exact, .max_map = a.max_map};
+                      .exact = a.exact, .max_map = a.max_map, .env = a.env};
         dry_report rep;
         code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
         if (code) fprintf(stderr, "flowrun: dry run: %s\n", err);

@@ -9,8 +9,12 @@
  *   flowrun gc [--keep-runs N] [--older-than D] [--dry-run]
  *                                      forget old runs, drop objects nothing refers to
  *
- * Each takes --state DIR (else $FLOW_STATE, else ./.flow). RUN is a run id or
- * `last` (the newest run).
+ * Each takes --state DIR (else $FLOW_STATE, else ./.flow) and --env NAME. RUN is a
+ * run id or `last` (the newest run). With --env, `runs` lists that environment's
+ * runs only, `gc` forgets only its runs (what any other run needs stays), and
+ * show, logs and clear refuse a run of another environment (exit 2): from `--env
+ * test` nothing of prod's is changed, or shown as if it were test's. Without
+ * --env each works on every environment, as before environments.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,19 +40,22 @@ const char *state_dir_default(const char *given) {
 
 typedef struct cli_args {
     const char *state;  /* --state DIR */
+    const char *env;    /* --env NAME, or NULL: every environment */
     int json;           /* --json */
     const char *pos[3]; /* positional arguments */
     int npos;
 } cli_args;
 
-enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN };
+enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN, O_ENV };
 
 /* --json first: the commands without it read from the second entry on */
 static const struct option state_options[] = {{"json", no_argument, NULL, O_JSON},
                                               {"state", required_argument, NULL, O_STATE},
+                                              {"env", required_argument, NULL, O_ENV},
                                               {NULL, 0, NULL, 0}};
 
-/* --state DIR, --json where json_ok, and at most maxpos arguments, in any order */
+/* --state DIR, --env NAME, --json where json_ok, and at most maxpos arguments, in
+ * any order */
 static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
     memset(a, 0, sizeof *a);
     char who[64];
@@ -60,6 +67,12 @@ static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
         if (c == CLI_ERROR) return -1;
         if (c == O_STATE) {
             a->state = val;
+        } else if (c == O_ENV) {
+            if (!*val) {
+                fprintf(stderr, "%s: --env needs an environment's name\n", who);
+                return -1;
+            }
+            a->env = val;
         } else if (c == O_JSON) {
             a->json = 1;
         } else if (a->npos < maxpos) { /* CLI_ARG */
@@ -87,12 +100,40 @@ static int close_state(fl_state *st, int code) {
     return code;
 }
 
-/* RUN: a positive id or `last`. -1 with a message when there is no such run. */
-static int64_t run_id(fl_state *st, const char *text, const char *cmd) {
+/* The newest run of environment env: its id, or 0 (state_runs_each). */
+typedef struct latest_in {
+    const char *env;
+    int64_t id;
+} latest_in;
+static int take_latest_in(const state_run *r, void *ctx) {
+    latest_in *l = ctx;
+    if (strcmp(r->env, l->env)) return 0;
+    l->id = r->id;
+    return 1;
+}
+static int64_t state_run_latest_in(fl_state *st, const char *env) {
+    latest_in l = {env, 0};
+    state_runs_each(st, take_latest_in, &l);
+    return l.id;
+}
+
+/* Is run r of environment env (NULL: any)? 1, or 0 after saying it is not. */
+static int run_in_env(const state_run *r, const char *env, const char *cmd) {
+    if (!env || !strcmp(r->env, env)) return 1;
+    fprintf(stderr, "flowrun %s: run %lld belongs to environment %s, not %s\n", cmd,
+            (long long)r->id, r->env, env);
+    return 0;
+}
+
+/* RUN: a positive id or `last` (with env: the newest run of env, and a run of
+ * another environment is refused). -1 with a message when there is no such run. */
+static int64_t run_id(fl_state *st, const char *text, const char *cmd, const char *env) {
     int64_t id = 0;
     if (!strcmp(text, "last") || !strcmp(text, "latest")) {
-        id = state_run_latest(st);
-        if (!id) fprintf(stderr, "flowrun %s: no runs recorded yet\n", cmd);
+        id = env ? state_run_latest_in(st, env) : state_run_latest(st);
+        if (!id && env) fprintf(stderr, "flowrun %s: no runs of environment %s recorded yet\n",
+                                cmd, env);
+        else if (!id) fprintf(stderr, "flowrun %s: no runs recorded yet\n", cmd);
         return id ? id : -1;
     }
     char *end;
@@ -107,8 +148,9 @@ static int64_t run_id(fl_state *st, const char *text, const char *cmd) {
         fprintf(stderr, "flowrun %s: no run %lld in this state directory\n", cmd, v);
         return -1;
     }
+    int ok = run_in_env(&r, env, cmd);
     state_run_free(&r);
-    return v;
+    return ok ? v : -1;
 }
 
 static void iso_time(double t, char *buf, size_t len) {
@@ -141,10 +183,12 @@ static const char *state_text(const state_run *r, char *buf, size_t len) {
 
 typedef struct runs_ctx {
     int json, n;
+    const char *env; /* only this environment's runs (NULL: all) */
 } runs_ctx;
 
 static int print_run(const state_run *r, void *ctx) {
     runs_ctx *c = ctx;
+    if (c->env && strcmp(r->env, c->env)) return 0;
     char started[32], ended[32];
     iso_time(r->started, started, sizeof started);
     iso_time(r->ended, ended, sizeof ended);
@@ -194,10 +238,13 @@ int flowrun_cmd_runs(int argc, char **argv) {
     if (parse(argc, argv, &a, 0, 1)) return 2;
     fl_state *st = open_state(&a, "runs");
     if (!st) return 2;
-    runs_ctx c = {a.json, 0};
+    runs_ctx c = {a.json, 0, a.env};
     if (a.json) putchar('[');
     state_runs_each(st, print_run, &c);
     if (a.json) puts(c.n ? "\n]" : "]"); /* one run a line */
+    else if (!c.n && a.env)
+        fprintf(stderr, "no runs of environment %s recorded in %s\n", a.env,
+                state_dir_default(a.state));
     else if (!c.n) fprintf(stderr, "no runs recorded in %s\n", state_dir_default(a.state));
     return close_state(st, 0);
 }
@@ -248,12 +295,12 @@ int flowrun_cmd_show(int argc, char **argv) {
     cli_args a;
     if (parse(argc, argv, &a, 1, 1)) return 2;
     if (a.npos != 1) {
-        fputs("usage: flowrun show RUN [--json] [--state DIR]\n", stderr);
+        fputs("usage: flowrun show RUN [--json] [--env NAME] [--state DIR]\n", stderr);
         return 2;
     }
     fl_state *st = open_state(&a, "show");
     if (!st) return 2;
-    int64_t id = run_id(st, a.pos[0], "show");
+    int64_t id = run_id(st, a.pos[0], "show", a.env);
     if (id < 0) {
         state_close(st);
         return 2;
@@ -264,10 +311,10 @@ int flowrun_cmd_show(int argc, char **argv) {
         state_close(st);
         return 2;
     }
-    runs_ctx c = {a.json, 0};
+    runs_ctx c = {a.json, 0, NULL};
     if (a.json) {
         printf("{\"run\":");
-        runs_ctx one = {1, 0};
+        runs_ctx one = {1, 0, NULL};
         print_run(&r, &one);
         printf(",\"instances\":[");
     } else {
@@ -537,7 +584,7 @@ static int show_log(const char *dir, fl_state *st, int64_t id, const char *arg, 
 static fl_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R) {
     if (parse(argc, argv, a, 2, 0)) return NULL;
     if (a->npos != 2) {
-        fprintf(stderr, "usage: flowrun %s RUN INSTANCE [--state DIR]\n", argv[0]);
+        fprintf(stderr, "usage: flowrun %s RUN INSTANCE [--env NAME] [--state DIR]\n", argv[0]);
         return NULL;
     }
     memset(R, 0, sizeof *R);
@@ -555,7 +602,7 @@ static fl_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, 
         R->has_label = 1;
     }
     fl_state *st = open_state(a, argv[0]);
-    if (st) *id = run_id(st, a->pos[0], argv[0]);
+    if (st) *id = run_id(st, a->pos[0], argv[0], a->env);
     if (st && *id > 0) state_insts_each(st, *id, resolve_inst, R);
     return st;
 }
@@ -619,6 +666,7 @@ int flowrun_cmd_clear(int argc, char **argv) {
 /* ---- gc ----
  * Retention first, then collection. A run is forgotten (its rows and logs
  * deleted) only when --keep-runs or --older-than asks and no rule keeps it:
+ *   - with --env E, a run of another environment: never forgotten;
  *   - running or interrupted: never forgotten (resume needs it);
  *   - among the newest N runs of its (flow, environment)        (--keep-runs N);
  *   - ended (or, without an end, started) less than DURATION ago (--older-than);
@@ -627,12 +675,14 @@ int flowrun_cmd_clear(int argc, char **argv) {
  *   - the newest run of its (flow, environment, logical date) when it failed: the
  *     one `flowrun resume` would finish.
  * Then every object is kept that a cache entry (cache_objects) or a remaining
- * run refers to: the store paths found in its params, result, and every
+ * run refers to — of every environment, whatever --env chose to forget —: the
+ * store paths found in its params, result, and every
  * instance's encoded result (packed rows included), plus the files of each kept
  * directory. gc holds the store's lock exclusively; runs hold it shared, so an
  * object a live run has stored but not yet recorded is never collected. */
 typedef struct gc_args {
     const char *state;
+    const char *env;     /* --env: forget runs of this environment only; NULL: all */
     long long keep_runs; /* -1: not given */
     int64_t older_ms;    /* -1: not given */
     int dry;
@@ -643,6 +693,7 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
                                           {"keep-runs", required_argument, NULL, O_KEEP_RUNS},
                                           {"older-than", required_argument, NULL, O_OLDER_THAN},
                                           {"dry-run", no_argument, NULL, O_DRY_RUN},
+                                          {"env", required_argument, NULL, O_ENV},
                                           {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->keep_runs = a->older_ms = -1;
@@ -685,6 +736,13 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
             case O_DRY_RUN:
                 a->dry = 1;
                 break;
+            case O_ENV:
+                if (!*v) {
+                    fputs("flowrun gc: --env needs an environment's name\n", stderr);
+                    return -1;
+                }
+                a->env = v;
+                break;
         }
     }
     return 0;
@@ -699,7 +757,7 @@ typedef struct gc_run {
     int keep;                 /* why it is kept (a GC_KEEP_* bit set), 0: forget */
 } gc_run;
 enum { GC_KEEP_ACTIVE = 1, GC_KEEP_NEWEST = 2, GC_KEEP_YOUNG = 4, GC_KEEP_SUCCESS = 8,
-       GC_KEEP_RESUME = 16 };
+       GC_KEEP_RESUME = 16, GC_KEEP_OTHER_ENV = 32 };
 
 typedef struct gc_ctx {
     gc_run *runs;       /* newest first */
@@ -775,6 +833,7 @@ static int gc_retain(gc_ctx *c, const gc_args *a) {
         if (a->older_ms >= 0 && (now_s - t) * 1000.0 < (double)a->older_ms)
             g->keep |= GC_KEEP_YOUNG;
         if (a->keep_runs < 0 && a->older_ms < 0) g->keep |= GC_KEEP_NEWEST; /* no retention */
+        if (a->env && !same_str(g->env, a->env)) g->keep |= GC_KEEP_OTHER_ENV;
     }
     /* the newest N of each (flow, environment) */
     qsort_r(v, c->n, sizeof *v, cmp_group, NULL);

@@ -323,7 +323,7 @@ int dry_run(const fl_plan *p, uint32_t graph, const fl_val *params, const dry_op
     dry_rec d = {.p = p, .rep = out, .no_cache = o->no_cache};
     if (out->has_state) {
         hist_opts ho = {.plan = p, .rt = o->rt, .state_dir = dir, .flow = out->flow,
-                        .no_cache = o->no_cache, .dry_run = o->exact ? 2 : 1};
+                        .env = o->env, .no_cache = o->no_cache, .dry_run = o->exact ? 2 : 1};
         if (!(d.h = hist_open(&ho, err, errlen))) {
             dry_report_free(out);
             return -1;

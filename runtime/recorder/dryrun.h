@@ -60,6 +60,8 @@ typedef struct dry_opts {
     int no_cache;          /* --no-cache: every cached task runs */
     int exact;             /* --exact: hash a file whose size or times changed */
     int64_t max_map;       /* --max-map (0: the default) */
+    const char *env;       /* --env: the entries it may be served are this environment's
+                            * and prod's (NULL: prod; state.c, "environments") */
 } dry_opts;
 
 /* The dry run of flow `graph` of p on params (borrowed). 0 (*out filled), or -1 with

@@ -194,6 +194,14 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         hist_close(h, NULL, 0, NULL, NULL);
         return NULL;
     }
+    /* the cache this run may be served and writes into: its environment's (state.c,
+     * "environments"); a resume is given the run's own environment */
+    if (state_env_use(h->st, o->env, !h->dry)) {
+        snprintf(err, errlen, "cannot record environment '%s' in %s/state.db",
+                 o->env ? o->env : "prod", h->dir);
+        hist_close(h, NULL, 0, NULL, NULL);
+        return NULL;
+    }
     h->store_root_len = strlen(store_root(h->store));
     /* held shared for the whole run: gc (exclusive) cannot collect an object this
      * run has stored but not recorded yet */

@@ -274,9 +274,25 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
         }
         return;
     }
-    /* (2) the earlier entry */
+    /* (2) the earlier entry: first an entry of this very key that another environment
+     * wrote, which this run's may not use (state.c, "environments") */
     state_cache_entry e;
     int64_t run = 0;
+    if (ii->has_key) {
+        int other = state_cache_entry_other(r->st, plan_str(p, T->name), &ii->key, &e);
+        if (other < 0) goto nomem;
+        if (other == 1) {
+            char env[128];
+            fl_free(state_ctx(r->st), e.val);
+            state_env_name(r->st, e.environment, env, sizeof env);
+            out->kind = RSN_NO_ENTRY;
+            out->prev_run = e.run;
+            snprintf(out->text, sizeof out->text,
+                     "no entry this environment may use (environment %s has one, from run %lld)",
+                     env, (long long)e.run);
+            return;
+        }
+    }
     int got = rsn_before(r, plan_str(p, T->name), ii->tmpl, ii->idx, 0, &e, &run);
     if (got < 0) goto nomem;
     if (got == 0) {

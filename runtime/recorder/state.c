@@ -105,6 +105,9 @@
     X(cache_range, "SELECT id, body FROM cache_pack WHERE tag=? ORDER BY id")                      \
     X(cache_drop_objs, "DELETE FROM cache_objects WHERE key=?")                                    \
     X(live_objects, "SELECT DISTINCT object FROM cache_objects")                                   \
+    X(env_add, "INSERT OR IGNORE INTO envs(name) VALUES(?)")                                      \
+    X(env_id, "SELECT id FROM envs WHERE name=?")                                                  \
+    X(env_name, "SELECT name FROM envs WHERE id=?")                                                \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
     X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
                 "VALUES(?,?,?,?,?,?)")                                                             \
@@ -130,6 +133,7 @@ typedef struct pend_entry {
     int64_t run;          /* the run that produced it */
     uint64_t ident;       /* its key's parts (state_inst.cache_ident, cache_inputs) */
     uint32_t nin;         /* input hashes, at in_off in pend_data */
+    uint32_t env;         /* the environment of the run that produced it (envs.id) */
     size_t in_off;
     fl_digest key;
     size_t off;           /* the result in pend_data, or SIZE_MAX for none */
@@ -214,6 +218,10 @@ typedef struct conn {
     } follow;
     long gets, gets_packs, gets_most; /* point lookups, the packs they searched, the most
                                        * one searched (state_cache_lookup_stats) */
+    uint32_t env;                /* the environment this state serves and writes as
+                                  * (state_env_use; envs.id, 0 prod): see "environments" */
+    int env_other;               /* a lookup that takes only the entries this
+                                  * environment may not use (state_cache_entry_other) */
 } conn;
 
 static void read_end(conn *c);
@@ -334,8 +342,15 @@ static const char *const schema[] = {
     "CREATE INDEX runs_logical ON runs(flow, env, logical) WHERE logical IS NOT NULL;"
     "CREATE TABLE first_seen(flow TEXT NOT NULL, env TEXT NOT NULL, at INTEGER NOT NULL,"
     " PRIMARY KEY(flow, env)) WITHOUT ROWID;",
+    /* 7: environments by number (see "environments"): a cache entry names the
+     * environment of the run that wrote it by its id here; prod is 0, which every
+     * entry written before already says, so the existing cache is prod's */
+    "CREATE TABLE envs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+    "INSERT INTO envs(id, name) VALUES(0, 'prod');",
 };
-#define STATE_OLDEST_READER 5 /* the oldest schema version a reader of ours understands */
+/* The oldest schema version a reader of ours understands: 7, since a flowrun of
+ * schema 6 would write a test run's cache entries as prod's (environment 0). */
+#define STATE_OLDEST_READER 7
 
 static double now(void) {
     struct timespec ts;
@@ -802,7 +817,9 @@ static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
  *   the result's bytes.
  * Identity and input hashes come from the key's computation (cachekey.h,
  * ck_key_parts, handed over as state_inst.cache_ident/cache_inputs): zero and none
- * when unknown (migrated entries); environments come with issue 15 (0 now). A dropped entry (a damaged stored
+ * when unknown (migrated entries). The environment is that of the run that wrote the
+ * entry (envs.id: 0 prod, which entries of a flowrun before schema 7 say; see
+ * "environments"). A dropped entry (a damaged stored
  * file) has its key overwritten with zeros in place: no key is all zeros. */
 #define CPACK_MAX 4096
 #define CPACK_HEAD 8
@@ -839,10 +856,10 @@ static size_t get_varint(const uint8_t *p, size_t n, uint64_t *v) {
 /* Encode one entry at d (room for CPACK_FIXED + 8 * nin + 10 + len bytes): its
  * size. in: nin input hashes; val NULL: no result. */
 static size_t cpack_entry(uint8_t *d, const fl_digest *key, uint64_t ident, const void *in,
-                          uint32_t nin, int64_t run, const void *val, size_t len) {
+                          uint32_t nin, uint32_t env, int64_t run, const void *val, size_t len) {
     memcpy(d, key->b, 32);
     memcpy(d + 32, &ident, 8);
-    memset(d + 40, 0, 4); /* environment: unknown */
+    memcpy(d + 40, &env, 4);
     uint32_t r = (uint32_t)run;
     memcpy(d + 44, &r, 4);
     d[48] = (uint8_t)nin;
@@ -927,7 +944,7 @@ static int cpack_write(conn *c, int64_t tag, const pend_ord *o, size_t first, si
         const pend_entry *e = &c->pend[o[i - c->nraw].i];
         ix[i - first] = (cpack_slot){key_prefix(e->key.b), (uint32_t)at};
         at += cpack_entry(d + at, &e->key, e->ident,
-                          e->nin ? c->pend_data.data + e->in_off : NULL, e->nin, e->run,
+                          e->nin ? c->pend_data.data + e->in_off : NULL, e->nin, e->env, e->run,
                           e->off == SIZE_MAX ? NULL : c->pend_data.data + e->off, e->len);
     }
     cpack_finish(d, ix, n);
@@ -1045,7 +1062,7 @@ static void sql_pack_step(sqlite3_context *cx, int argc, sqlite3_value **argv) {
     }
     cpack_slot sl = {key_prefix(key.b), (uint32_t)g->ent.len};
     fv_buf_put(&g->slots, &sl, sizeof sl);
-    g->ent.len += cpack_entry(g->ent.data + g->ent.len, &key, 0, NULL, 0, 0, val, len);
+    g->ent.len += cpack_entry(g->ent.data + g->ent.len, &key, 0, NULL, 0, 0, 0, val, len);
 }
 static void sql_pack_final(sqlite3_context *cx) {
     cpack_agg *g = sqlite3_aggregate_context(cx, 0);
@@ -1416,6 +1433,7 @@ int state_async(fl_state *st) {
         return -1;
     }
     st->w.defer_cache = 1;
+    st->w.env = st->main.env; /* the entries it writes are this environment's */
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     if (pthread_create(&st->writer, NULL, writer_main, st)) {
@@ -1922,6 +1940,7 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
     e->off = SIZE_MAX;
     e->ident = 0;
     e->nin = 0;
+    e->env = c->env;
     e->in_off = 0;
     if (c->parts.set && !memcmp(c->parts.key.b, key->b, 32)) { /* its key's parts */
         e->ident = c->parts.ident;
@@ -3091,6 +3110,61 @@ int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *t
     return 0;
 }
 
+/* ---- environments ----
+ * One state directory holds every environment's runs and cache (runtime.md §3,
+ * docs/state.md "Environments in the state directory"). A run's environment is its
+ * runs.env text; a cache entry names the environment of the run that wrote it by a
+ * number, envs.id, in the 4 bytes the entry record keeps for it: prod is 0 (what
+ * every entry of an older flowrun says), another environment gets the next number
+ * the first time a run of it writes (state_env_use). The rule, decided per entry
+ * in the lookup itself (env_usable): a prod run is served prod's entries only; a
+ * run of environment E is served E's and prod's, never a third environment's. An
+ * entry it may not use is skipped like a key that differs, and the search goes on
+ * to older copies, so a miss costs what a miss costs, and a hit one more compare
+ * of 4 bytes already read. Entries are written with the state's environment, and
+ * a drop (a cleared instance, a damaged stored file) removes the copies of the
+ * state's own environment only: no run changes another environment's cache. */
+static int env_usable(const conn *c, uint32_t env) {
+    int mine = env == 0 || env == c->env;
+    return c->env_other ? !mine : mine;
+}
+
+int state_env_use(fl_state *st, const char *name, int create) {
+    conn *c = &st->main;
+    if (st->async) return -1; /* the writer took the environment at state_async */
+    if (!name || !strcmp(name, "prod")) {
+        c->env = 0;
+        return 0;
+    }
+    if (create) {
+        sqlite3_stmt *s = stmt(c, ST_env_add);
+        if (!s || begin(c)) return -1;
+        bind_text(s, 1, name);
+        if (step_write(c, s) || conn_commit(c)) return -1;
+    }
+    sqlite3_stmt *s = stmt(c, ST_env_id);
+    if (!s) return -1;
+    bind_text(s, 1, name);
+    int rc = sqlite3_step(s);
+    /* not recorded (a dry run creates nothing): a number no entry has, so only
+     * prod's entries are usable, as they would be for a new environment */
+    c->env = rc == SQLITE_ROW ? (uint32_t)sqlite3_column_int64(s, 0) : UINT32_MAX;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sql_fail(c);
+    return 0;
+}
+
+int state_env_name(fl_state *st, uint32_t id, char *buf, size_t len) {
+    sqlite3_stmt *s = stmt(&st->main, ST_env_name);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, (int64_t)id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) snprintf(buf, len, "%s", (const char *)sqlite3_column_text(s, 0));
+    else snprintf(buf, len, "#%u", id); /* (a salvaged database may have lost the name) */
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_fail(&st->main);
+}
+
 /* ---- cache ----
  * A lookup searches the task's packs newest first (cache_pack_tag), each by a
  * binary search of its index read through sqlite3_blob_read, so a point lookup
@@ -3192,6 +3266,9 @@ static int cget_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
     uint8_t f[CPACK_FIXED];
     int64_t size = sqlite3_blob_bytes(b);
     if (blob_at(b, f, CPACK_FIXED, off)) return g->found = -2;
+    uint32_t env;
+    memcpy(&env, f + 40, 4);
+    if (!env_usable(&g->st->main, env)) return 0; /* another environment's: an older copy */
     int64_t at = off + CPACK_FIXED + 8 * (int64_t)f[48];
     if (g->e) {
         uint32_t run;
@@ -3335,6 +3412,16 @@ int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
     return got;
 }
 
+int state_cache_entry_other(fl_state *st, const char *task, const fl_digest *key,
+                            state_cache_entry *e) {
+    st->main.env_other = 1;
+    st->main.follow.set = 0; /* (the follow path is for this environment's lookups) */
+    int got = state_cache_entry_get(st, task, key, e);
+    st->main.env_other = 0;
+    st->main.follow.set = 0;
+    return got;
+}
+
 int64_t state_cache_count(fl_state *st, const char *task) {
     read_begin(&st->main);
     sqlite3_stmt *s = stmt(&st->main, ST_cache_count);
@@ -3354,19 +3441,22 @@ int64_t state_cache_count(fl_state *st, const char *task) {
 typedef struct cdecode {
     int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx);
     void *ctx;
+    const conn *c;  /* whose environment's entries are given (env_usable) */
 } cdecode;
 static int cdecode_entry(const uint8_t *e, size_t elen, const uint8_t *val, size_t len,
                          void *ctx) {
     (void)elen;
     cdecode *d = ctx;
     fl_digest key;
+    uint32_t env;
     memcpy(key.b, e, 32);
-    return cpack_live(e) && d->fn(&key, val, len, d->ctx);
+    memcpy(&env, e + 40, 4);
+    return cpack_live(e) && env_usable(d->c, env) && d->fn(&key, val, len, d->ctx);
 }
-static int cpack_decode(const uint8_t *p, size_t size,
+static int cpack_decode(const conn *c, const uint8_t *p, size_t size,
                         int (*fn)(const fl_digest *key, const void *val, size_t len, void *ctx),
                         void *ctx) {
-    cdecode d = {fn, ctx};
+    cdecode d = {fn, ctx, c};
     return cpack_walk(p, size, cdecode_entry, &d);
 }
 
@@ -3379,8 +3469,8 @@ int state_cache_each(fl_state *st, const char *task,
     sqlite3_bind_int64(s, 1, (int64_t)task_tag(task));
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int r = cpack_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1), fn,
-                             ctx);
+        int r = cpack_decode(&st->main, sqlite3_column_blob(s, 1),
+                             (size_t)sqlite3_column_bytes(s, 1), fn, ctx);
         if (r < 0) cpack_bad(&st->main, sqlite3_column_int64(s, 0));
         if (r > 0) break;
     }
@@ -3421,6 +3511,8 @@ int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t 
  * and takes it off the pack's count n (state_cache_count counts live entries). */
 typedef struct cdrop {
     const fl_digest *key;
+    uint32_t env;          /* the copies of this environment are dropped */
+    int kept;              /* copies of another environment were left */
     int err;
     int npacks;            /* packs that held a copy (the first 16) */
     int64_t id[16], n[16]; /* and how many copies each */
@@ -3428,6 +3520,12 @@ typedef struct cdrop {
 static int cdrop_entry(sqlite3_blob *b, uint32_t off, void *ctx) {
     static const uint8_t zero[32];
     cdrop *d = ctx;
+    uint32_t env;
+    if (blob_at(b, &env, 4, (int64_t)off + 40)) return d->err = -1;
+    if (env != d->env) {
+        d->kept = 1;
+        return 0;
+    }
     if (sqlite3_blob_write(b, zero, 32, (int)off) != SQLITE_OK) d->err = -1;
     else if (d->npacks <= 16 && d->npacks > 0) d->n[d->npacks - 1]++;
     return 0; /* every copy */
@@ -3445,7 +3543,7 @@ static int cdrop_pack(conn *c, sqlite3_blob *b, int64_t id, void *ctx) {
 
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key) {
     if (begin(c) || pend_flush(c)) return -1; /* entries held before the drop come first */
-    cdrop d = {.key = key};
+    cdrop d = {.key = key, .env = c->env};
     if (cpack_each(c, task, 1, cdrop_pack, &d)) return -1;
     sqlite3_stmt *s = stmt(c, ST_cache_uncount);
     for (int i = 0; i < d.npacks && i < 16; i++) {
@@ -3455,6 +3553,7 @@ static int apply_cache_drop(conn *c, const char *task, const fl_digest *key) {
         sqlite3_bind_int64(s, 2, d.id[i]);
         if (step_write(c, s)) return -1;
     }
+    if (d.kept) return 0; /* the objects stay: another environment's copy refers to them */
     s = stmt(c, ST_cache_drop_objs);
     if (!s) return -1;
     sqlite3_bind_blob(s, 1, key->b, 32, SQLITE_STATIC);

@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 6 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 7 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -191,6 +191,17 @@ int state_inst_clear_at(fl_state *st, int64_t run, uint32_t node, const char *tm
 int state_log_path(const char *dir, int64_t run, const char *tmpl, const char *task,
                    const char *idx, char *buf, size_t len);
 
+/* ---- environments ---- */
+/* The environment this state's cache lookups serve and its new entries are written
+ * as (state.c, "environments"): name NULL or "prod" is prod (the default). create:
+ * record the name if new (a run); otherwise a name never recorded uses prod's
+ * entries only (a dry run writes nothing). Call it before state_async. 0, or -1 on a
+ * database error (or after state_async). Lookups then serve, for prod, prod's
+ * entries only; for another environment E, E's and prod's; drops remove E's own. */
+int state_env_use(fl_state *st, const char *name, int create);
+/* The name of environment id into buf ("#N" when the name was lost). 0, or -1. */
+int state_env_name(fl_state *st, uint32_t id, char *buf, size_t len);
+
 /* ---- cache ---- */
 /* The encoded result stored under key; *val from the state's context (fl_free it on
  * state_ctx(st)). 1 found, 0 not, -1 error (database, or out of memory).
@@ -201,16 +212,21 @@ int state_cache_get(fl_state *st, const char *task, const fl_digest *key, uint8_
  * "input x changed"); zeros where unknown (entries of an older flowrun). */
 typedef struct state_cache_entry {
     uint64_t identity;     /* the first 8 bytes of the task's identity hash */
-    uint32_t environment;  /* 0 until environments (issue 15) */
+    uint32_t environment;  /* the environment that wrote it: envs.id, 0 prod (state_env_name) */
     int64_t run;           /* runs.id of the run that produced it */
     uint32_t ninputs;      /* one hash per argument, in parameter order */
     uint64_t inputs[255];
     uint8_t *val;          /* the encoded result, from state_ctx(st) (fl_free it) */
     size_t len;
 } state_cache_entry;
-/* The newest entry of key: 1 found (*e filled), 0 not, -1 error. */
+/* The newest entry of key this state's environment may use: 1 found (*e filled),
+ * 0 not, -1 error. */
 int state_cache_entry_get(fl_state *st, const char *task, const fl_digest *key,
                           state_cache_entry *e);
+/* The newest entry of key that this state's environment may NOT use (the reason
+ * engine: "an entry exists, but another environment wrote it"). As above. */
+int state_cache_entry_other(fl_state *st, const char *task, const fl_digest *key,
+                            state_cache_entry *e);
 /* Point lookups (state_cache_get, state_cache_entry_get) on this state so far, the
  * cache packs they searched in all, and the most one lookup searched: a lookup
  * first tries the entry after the task's last hit (no search), then searches the
@@ -221,8 +237,9 @@ void state_cache_lookup_stats(const fl_state *st, long *lookups, long *packs, lo
  * it, whatever their plan): the entries stored and not dropped, a key stored twice
  * counted twice (a resume enters what it served again; two flowruns may compute the
  * same instance; such copies hold results of the same computation), so an upper
- * bound of the keys it holds. And each live entry, in the order they were produced,
- * oldest pack first (fn returns nonzero to stop). These let a task served from the
+ * bound of the keys it holds (every environment's). And each live entry this state's
+ * environment may use, in the order they were produced, oldest pack first (fn
+ * returns nonzero to stop). These let a task served from the
  * cache read its entries in one sequential pass. */
 int64_t state_cache_count(fl_state *st, const char *task);
 int state_cache_each(fl_state *st, const char *task,
@@ -232,6 +249,8 @@ int state_cache_each(fl_state *st, const char *task,
  * val, len and run are unused. Buffered. */
 int state_cache_put(fl_state *st, const fl_digest *key, const void *val, size_t len,
                     int64_t run, const fl_digest *objs, size_t nobjs);
+/* Drop key's entries of this state's environment (another environment's copies, and
+ * the objects recorded for the key while one is left, stay). Buffered. */
 int state_cache_drop(fl_state *st, const char *task, const fl_digest *key);
 /* Every object some cache entry or run refers to (for gc); *out from the state's
  * context (fl_free it on state_ctx(st)). -1 on a database error or out of memory. */

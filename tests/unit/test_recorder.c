@@ -132,14 +132,17 @@ static int teardown(void **state) {
 
 /* ---- driving the recorder ---- */
 
-static hist *open_hist(fx *f, int64_t resume, int no_cache) {
+static hist *open_hist_env(fx *f, int64_t resume, int no_cache, const char *env) {
     hist_opts o = {.ctx = &f->ctx, .plan = f->p, .state_dir = f->state, .flow = "t",
-                   .env = "prod", .params_json = "{}", .options = "",
+                   .env = env, .params_json = "{}", .options = "",
                    .no_cache = no_cache, .resume_run = resume};
     char err[512] = "";
     hist *h = hist_open(&o, err, sizeof err);
     if (!h) fail_msg("hist_open: %s", err);
     return h;
+}
+static hist *open_hist(fx *f, int64_t resume, int no_cache) {
+    return open_hist_env(f, resume, no_cache, "prod");
 }
 
 /* Close h; nothing of the history's context may be left live afterwards. */
@@ -485,6 +488,85 @@ static void test_cache_entry_key_parts(void **state) {
     assert_int_equal(state_cache_entry_get(st, "add3", &none, &e[0]), 0);
     assert_null(e[0].val);
     assert_int_equal(e[0].ninputs, 0);
+}
+
+/* One run of square(a) for each a in as[] in environment env: which were served
+ * (bit i for as[i]). */
+static unsigned env_run(fx *f, const char *env, const int64_t *as, int n, fl_digest *keys) {
+    hist *h = open_hist_env(f, 0, 0, env);
+    recorder r = hist_recorder(h);
+    unsigned hits = 0;
+    for (int i = 0; i < n; i++) {
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", i);
+        if (square(f, r, 1, idx, as[i], keys ? &keys[i] : NULL)) hits |= 1u << i;
+    }
+    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_int_equal(r.ops->sync(r.self), 0);
+    close_hist(f, h, "succeeded");
+    return hits;
+}
+
+static int count_entry(const fl_digest *key, const void *val, size_t len, void *ctx) {
+    (void)key, (void)val, (void)len;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* Environments (state.c, "environments"): a prod run is served prod's entries only;
+ * a run of E is served E's and prod's, never a third environment's; an entry a run
+ * could not use is computed and then is its environment's; a drop removes only the
+ * dropping environment's copies; the sequential read (state_cache_each) and the
+ * reason engine's lookup (state_cache_entry_other) follow the same rule. */
+static void test_cache_per_environment(void **state) {
+    fx *f = *state;
+    static const int64_t a34[] = {3, 4}, a35[] = {3, 5}, a5[] = {5};
+    fl_digest k[2], k5;
+    assert_int_equal(env_run(f, "prod", a34, 2, k), 0);          /* computed: prod's */
+    assert_int_equal(env_run(f, "test", a35, 2, NULL), 1);       /* 3 served (prod's); 5 test's */
+    assert_int_equal(env_run(f, "staging", a35, 2, NULL), 1);    /* 5: test's is not staging's */
+    assert_int_equal(env_run(f, "prod", a5, 1, &k5), 0);         /* prod is not served 5 */
+    assert_int_equal(env_run(f, "prod", a5, 1, NULL), 1);        /* ... and now it is prod's */
+    assert_int_equal(env_run(f, "test", a35, 2, NULL), 3);
+    fl_state *st = reader(f); /* prod, as a state is until state_env_use */
+    state_cache_entry e;
+    assert_int_equal(state_cache_entry_get(st, "square", &k5, &e), 1);
+    assert_int_equal(e.environment, 0);
+    fl_free(state_ctx(st), e.val);
+    assert_int_equal(state_cache_entry_other(st, "square", &k5, &e), 1); /* staging's or test's */
+    assert_true(e.environment != 0);
+    char name[64];
+    assert_int_equal(state_env_name(st, e.environment, name, sizeof name), 0);
+    assert_string_equal(name, "staging"); /* the newest other copy */
+    fl_free(state_ctx(st), e.val);
+    assert_int_equal(state_cache_entry_other(st, "square", &k[0], &e), 0); /* prod's only */
+    int n = 0; /* prod sees its own entries of square: 3, 4, 5 */
+    assert_int_equal(state_cache_each(st, "square", count_entry, &n), 0);
+    assert_int_equal(n, 3);
+    /* a drop in test removes test's copies only: prod's 3 is still served */
+    char err[512];
+    fl_state *t = state_open(fl_ctx_default(), f->state, err, sizeof err);
+    assert_non_null(t);
+    assert_int_equal(state_env_use(t, "test", 0), 0);
+    n = 0; /* test: prod's three and its own 5 */
+    assert_int_equal(state_cache_each(t, "square", count_entry, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(state_cache_drop(t, "square", &k[0]), 0);
+    assert_int_equal(state_cache_drop(t, "square", &k5), 0);
+    assert_int_equal(state_commit(t), 0);
+    n = 0;
+    assert_int_equal(state_cache_each(t, "square", count_entry, &n), 0);
+    assert_int_equal(n, 3); /* its 5 went; prod's 3, 4, 5 stay */
+    state_close(t);
+    assert_int_equal(env_run(f, "prod", a34, 2, NULL), 3);
+    /* a name never recorded (a dry run records none) uses prod's entries only */
+    t = state_open(fl_ctx_default(), f->state, err, sizeof err);
+    assert_non_null(t);
+    assert_int_equal(state_env_use(t, "never", 0), 0);
+    n = 0;
+    assert_int_equal(state_cache_each(t, "square", count_entry, &n), 0);
+    assert_int_equal(n, 3);
+    state_close(t);
 }
 
 /* A second run serves the first run's result from the cache, with the same key;
@@ -971,6 +1053,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cache_serves_second_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_entry_key_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_per_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_serves_finished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleared_drops_old_entry, setup, teardown),
