@@ -16,7 +16,8 @@
  *     flowrun is not root (only root can switch), and on a half of a combined
  *     task whose unit runs as someone else (identity is switched per unit, by
  *     the unit's own run_as). A run_as naming the user flowrun already runs as
- *     is what was declared, so it runs. As root both executors switch: the
+ *     is what was declared, so it runs. A run_as naming no user of this machine
+ *     is refused whoever flowrun runs as. As root both executors switch: the
  *     process executor in its workers, the inline executor by running exactly
  *     those jobs in a process pool of its own (exec_inline.c, RUN_AS).
  *   - `--env NAME` for any NAME but the default `prod`: environments are
@@ -58,6 +59,11 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
                          size_t errlen) {
     const char *name = plan_str(p, p->tasks[t].name), *want = plan_str(p, p->tasks[t].run_as);
     const char *unit = plan_str(p, p->tasks[u].name);
+    if (!getpwnam(want)) {
+        snprintf(err, errlen, "task '%s' declares run_as \"%s\": there is no such user (refused)",
+                 name, want);
+        return -1;
+    }
     if (as ? !strcmp(as, want) : is_self(want)) return 0;
     char self[64];
     self_name(self, sizeof self);

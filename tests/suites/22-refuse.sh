@@ -28,6 +28,7 @@ cat > "$T/r.flow" <<EOF
 task plain(x: int) -> int = sh "echo plain >> $T/ran; echo {x}"
 task boxed(x: int) -> int = sh "echo boxed >> $T/ran; echo {x}" with {image: "alpine:3.19"}
 task as_daemon(x: int) -> int = sh "echo as_daemon >> $T/ran; echo {x}" with {run_as: "daemon"}
+task as_ghost(x: int) -> int = sh "echo as_ghost >> $T/ran; echo {x}" with {run_as: "no-such-user-flow"}
 task as_me(x: int) -> int = sh "echo as_me \$(id -un) >> $T/ran; echo {x}" with {run_as: "$ME"}
 
 group boxed_inside(x: int) -> int {
@@ -53,6 +54,9 @@ flow with_run_as(x: int = 1) -> int {
 flow run_as_in_combine(x: int = 1) -> int {
     let c = combine(plain, as_daemon)
     return c(x)
+}
+flow run_as_ghost(x: int = 1) -> int {
+    return as_ghost(x)
 }
 flow run_as_self(x: int = 1) -> int {
     return as_me(x)
@@ -108,6 +112,11 @@ refused "--env=staging" "--env staging: environments are not enforced yet" --flo
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
+for ex in inline process; do
+    refused "run_as naming no user ($ex)" \
+        "task 'as_ghost' declares run_as \"no-such-user-flow\": there is no such user" \
+        --flow run_as_ghost --executor $ex
+done
 if [ "$(id -u)" = 0 ]; then
     for ex in inline process; do
         refused "run_as on a half of a combine without run_as (root, $ex)" \
