@@ -32,7 +32,12 @@
  *   other job runs inline as before. The pool is started with the executor,
  *   before any runner thread exists (a fork while runners are inside task code
  *   could copy a lock a task holds into the workers), and only when the plan
- *   has such a task: a plan without one starts no process. Only the scheduler's
+ *   has such a task: a plan without one starts no process. (A worker the pool
+ *   replaces later, after a timeout killed one, is forked while runners may be
+ *   inside task code: a task library's lock held at that moment stays held in
+ *   that worker, and a run_as task that takes it waits for its timeout. Rare,
+ *   and bounded; not solved here.) The pool's workers run beside the -j
+ *   runners, so a mixed run may have up to -j + INLINE_AS_WORKERS jobs running. Only the scheduler's
  *   thread touches the pool (submit and wait); wait collects from both sides,
  *   blocking on the pool when no inline job is queued or running, and else
  *   looking at the pool every INLINE_AS_POLL_MS while it sleeps on done_cv.
