@@ -19,11 +19,15 @@ fail() { echo "FAIL runas: $1: $2"; }
 . "$HARNESS/nobody.sh"
 why=$(nobody_why)
 if [ -n "$why" ]; then
-    for c in "uid of a C task" "uid of an sh task" "output of a C task in the store" \
-        "output of an sh task in the store" "mixed run" "hand-over" "crashes" "timeout" \
-        "interrupt" "no pool without run_as"; do
-        echo "SKIP runas: $c: $why"
+    for ex in inline process; do
+        for c in "uid of a C task" "uid of an sh task" "output of a C task in the store" \
+            "output of an sh task in the store" "mixed run" "hand-over: a file written as nobody, read as flowrun's user" \
+            "crashes fail only their instances" "timeout" "interrupt"; do
+            echo "SKIP runas: $c ($ex): $why"
+        done
     done
+    echo "SKIP runas: inline: a plan with run_as tasks starts the pool: $why"
+    echo "SKIP runas: no pool without run_as (inline): $why"
     exit 0
 fi
 NOBODY=$(id -u nobody)
