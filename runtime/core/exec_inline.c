@@ -37,10 +37,11 @@
  *   inside task code: a task library's lock held at that moment stays held in
  *   that worker, and a run_as task that takes it waits for its timeout. Rare,
  *   and bounded; not solved here.) The pool's workers run beside the -j
- *   runners, so a mixed run may have up to -j + INLINE_AS_WORKERS jobs running. Only the scheduler's
- *   thread touches the pool (submit and wait); wait collects from both sides,
- *   blocking on the pool when no inline job is queued or running, and else
- *   looking at the pool every INLINE_AS_POLL_MS while it sleeps on done_cv.
+ *   runners, so a mixed run may have up to -j + INLINE_AS_WORKERS jobs
+ *   running. Only the scheduler's thread touches the pool (submit and wait),
+ *   and wait collects from both sides: it blocks on the pool when no inline
+ *   job is queued or running, and else looks at the pool every
+ *   INLINE_AS_POLL_MS while it sleeps on done_cv.
  *   When flowrun is not root nothing is routed: refuse.c has already refused a
  *   run_as naming another user, and one naming flowrun's user runs inline.
  *
@@ -71,7 +72,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
 #include <pwd.h>
 
 #include "exec_process.h"
@@ -311,8 +311,13 @@ static int reserve_done(inline_ex *ex, size_t more) {
     return 0;
 }
 
-/* Queue the n jobs of `jobs` for which as_task is 0 (all of them when the
- * executor has no pool), and hand the others to the pool: all or nothing. */
+/* Does this job go to the pool? */
+static int to_pool(const inline_ex *ex, const fl_plan *p, const rt_job *job) {
+    return ex->as_ex && job->task < p->n_tasks && ex->as_task[job->task];
+}
+
+/* Queue the jobs that run inline and hand the others (to_pool) to the pool:
+ * all or nothing. */
 static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     inline_ex *ex = (inline_ex *)base;
     if (n <= 0) return 0;
@@ -320,7 +325,7 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     size_t nas = 0;
     if (ex->as_ex)
         for (int i = 0; i < n; i++)
-            nas += jobs[i].task < p->n_tasks && ex->as_task[jobs[i].task];
+            nas += (size_t)to_pool(ex, p, &jobs[i]);
     size_t nin = (size_t)n - nas;
     rt_job *as_jobs = NULL;
     if (nas && !(as_jobs = fl_reallocarray(p->ctx, NULL, nas, sizeof *as_jobs))) return -1;
@@ -356,7 +361,7 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     } else { /* the pool takes its share first: if it cannot, nothing was queued */
         size_t k = 0, a = 0;
         for (int i = 0; i < n; i++)
-            if (jobs[i].task < p->n_tasks && ex->as_task[jobs[i].task]) as_jobs[a++] = jobs[i];
+            if (to_pool(ex, p, &jobs[i])) as_jobs[a++] = jobs[i];
         if (ex->as_ex->ops->submit(ex->as_ex, as_jobs, (int)nas)) {
             pthread_mutex_unlock(&ex->mu);
             fl_free(p->ctx, as_jobs);
@@ -364,8 +369,7 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
         }
         ex->as_out += nas;
         for (int i = 0; i < n; i++)
-            if (!(jobs[i].task < p->n_tasks && ex->as_task[jobs[i].task]))
-                ex->q[ex->qtail + k++] = jobs[i];
+            if (!to_pool(ex, p, &jobs[i])) ex->q[ex->qtail + k++] = jobs[i];
         fl_free(p->ctx, as_jobs);
     }
     ex->qtail += nin;
