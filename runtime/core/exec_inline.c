@@ -65,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-#include <pwd.h>
 
 #include "exec_process.h"
 #include "rtcore.h"
