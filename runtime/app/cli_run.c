@@ -604,11 +604,12 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
-    if (!strcmp(exname, "inline")) {
-        ex = rt_executor_inline(rt, jobs);
-    } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
+    { /* workers see the store read-only (as root: exec_process.c; under inline, those
+       * of run_as tasks: exec_inline.c); it must exist */
         fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
-        ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
+        const char *ro = sto ? store_root(sto) : NULL;
+        ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
+                                       : rt_executor_process_ro(rt, jobs, ro);
         store_close(sto);
     }
     if (!ex) {

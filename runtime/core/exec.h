@@ -86,6 +86,12 @@ struct rt_executor {
 };
 
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads);
+/* The inline executor, with this for run_as: when flowrun is root, jobs of tasks
+ * whose run_as names another user run in a small process pool it owns
+ * (exec_inline.c, RUN_AS), whose workers see ro_dir (the store; NULL: none)
+ * read-only. rt_executor_inline is this with ro_dir NULL. NULL with errno when
+ * the threads or that pool cannot be started. */
+rt_executor *rt_executor_inline_ro(rt_runtime *rt, int nthreads, const char *ro_dir);
 /* Crash reporting for inline tasks (exec_inline.c), for the program's own signal
  * and atexit handlers (flowrun's: cli_ctx.c). Async-signal-safe. When the calling
  * thread is running a task of an inline executor, writes into marker the marker

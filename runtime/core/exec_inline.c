@@ -22,6 +22,29 @@
  *   A wait with nothing queued, nothing running and nothing finished returns 0
  *   at once (nothing could ever complete).
  *
+ * RUN_AS
+ *   One process has one identity, so when flowrun is root a job of a task with
+ *   run_as naming another user (a combined task's own run_as included) does not
+ *   run in a thread: it goes to a small process pool this executor owns
+ *   (rt_executor_process_ro, at most INLINE_AS_WORKERS workers), which switches
+ *   identity per job as the process executor does, hands the job's folders to
+ *   that user, shows the store read-only and enforces the job's timeout. Every
+ *   other job runs inline as before. The pool is started with the executor,
+ *   before any runner thread exists (a fork while runners are inside task code
+ *   could copy a lock a task holds into the workers), and only when the plan
+ *   has such a task: a plan without one starts no process. (A worker the pool
+ *   replaces later, after a timeout killed one, is forked while runners may be
+ *   inside task code: a task library's lock held at that moment stays held in
+ *   that worker, and a run_as task that takes it waits for its timeout. Rare,
+ *   and bounded; not solved here.) The pool's workers run beside the -j
+ *   runners, so a mixed run may have up to -j + INLINE_AS_WORKERS jobs
+ *   running. Only the scheduler's thread touches the pool (submit and wait),
+ *   and wait collects from both sides: it blocks on the pool when no inline
+ *   job is queued or running, and else looks at the pool every
+ *   INLINE_AS_POLL_MS while it sleeps on done_cv.
+ *   When flowrun is not root nothing is routed: refuse.c has already refused a
+ *   run_as naming another user, and one naming flowrun's user runs inline.
+ *
  * CRASHES
  *   A task runs inside flowrun here, so its segfault or exit() would end
  *   flowrun with the run left `running` (and exit(3) would read as
@@ -42,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec_process.h"
 #include "rtcore.h"
 
 /* Most jobs one runner takes per lock. */
@@ -63,6 +88,10 @@
  * instance: with slow tasks a run holds one job, and the read cost more than the
  * scheduler's share of it. Peak RSS only grows, so the figure is at most this late. */
 #define INLINE_RSS_SECONDS 0.1
+/* Most workers of the pool that runs run_as jobs (see RUN_AS above). */
+#define INLINE_AS_WORKERS 4
+/* While inline jobs run and pool jobs are out, the pool is looked at this often. */
+#define INLINE_AS_POLL_MS 1
 
 typedef struct done_item {
     rt_result r;   /* the result */
@@ -91,6 +120,9 @@ typedef struct inline_ex {
     double rss_at;          /* when it was read (rt_now), 0: never */
     pthread_t *threads;     /* nthreads - 1 workers */
     int nstarted;           /* how many were started */
+    rt_executor *as_ex;     /* the pool for run_as jobs (see RUN_AS), or NULL */
+    unsigned char *as_task; /* per plan task: 1 when its jobs go to as_ex */
+    size_t as_out;          /* jobs given to as_ex, results not yet returned */
 } inline_ex;
 
 /* ---- crash reporting (see CRASHES above) ---------------------------------------- */
@@ -279,38 +311,70 @@ static int reserve_done(inline_ex *ex, size_t more) {
     return 0;
 }
 
+/* Does this job go to the pool? */
+static int to_pool(const inline_ex *ex, const fl_plan *p, const rt_job *job) {
+    return ex->as_ex && job->task < p->n_tasks && ex->as_task[job->task];
+}
+
+/* Queue the jobs that run inline and hand the others (to_pool) to the pool:
+ * all or nothing. */
 static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     inline_ex *ex = (inline_ex *)base;
     if (n <= 0) return 0;
+    const fl_plan *p = rt_plan(ex->rt);
+    size_t nas = 0;
+    if (ex->as_ex)
+        for (int i = 0; i < n; i++)
+            nas += (size_t)to_pool(ex, p, &jobs[i]);
+    size_t nin = (size_t)n - nas;
+    rt_job *as_jobs = NULL;
+    if (nas && !(as_jobs = fl_reallocarray(p->ctx, NULL, nas, sizeof *as_jobs))) return -1;
     pthread_mutex_lock(&ex->mu);
-    if (reserve_done(ex, (size_t)n)) {
+    if (reserve_done(ex, nin)) {
         pthread_mutex_unlock(&ex->mu);
+        fl_free(p->ctx, as_jobs);
         return -1;
     }
     if (ex->qhead == ex->qtail) ex->qhead = ex->qtail = 0;
-    if (ex->qtail + (size_t)n > ex->qcap) {
+    if (ex->qtail + nin > ex->qcap) {
         if (ex->qhead) { /* slide the queue down before growing it */
             memmove(ex->q, ex->q + ex->qhead, (ex->qtail - ex->qhead) * sizeof *ex->q);
             ex->qtail -= ex->qhead;
             ex->qhead = 0;
         }
-        if (ex->qtail + (size_t)n > ex->qcap) {
+        if (ex->qtail + nin > ex->qcap) {
             size_t cap = ex->qcap ? ex->qcap : 1024;
-            while (cap < ex->qtail + (size_t)n)
+            while (cap < ex->qtail + nin)
                 cap *= 2;
-            rt_job *q = fl_reallocarray(rt_plan(ex->rt)->ctx, ex->q, cap, sizeof *q);
+            rt_job *q = fl_reallocarray(p->ctx, ex->q, cap, sizeof *q);
             if (!q) {
                 pthread_mutex_unlock(&ex->mu);
+                fl_free(p->ctx, as_jobs);
                 return -1;
             }
             ex->q = q;
             ex->qcap = cap;
         }
     }
-    memcpy(ex->q + ex->qtail, jobs, (size_t)n * sizeof *jobs);
-    ex->qtail += (size_t)n;
-    if (ex->sleeping) {
-        if (n > 1)
+    if (!nas) {
+        memcpy(ex->q + ex->qtail, jobs, nin * sizeof *jobs);
+    } else { /* the pool takes its share first: if it cannot, nothing was queued */
+        size_t k = 0, a = 0;
+        for (int i = 0; i < n; i++)
+            if (to_pool(ex, p, &jobs[i])) as_jobs[a++] = jobs[i];
+        if (ex->as_ex->ops->submit(ex->as_ex, as_jobs, (int)nas)) {
+            pthread_mutex_unlock(&ex->mu);
+            fl_free(p->ctx, as_jobs);
+            return -1;
+        }
+        ex->as_out += nas;
+        for (int i = 0; i < n; i++)
+            if (!to_pool(ex, p, &jobs[i])) ex->q[ex->qtail + k++] = jobs[i];
+        fl_free(p->ctx, as_jobs);
+    }
+    ex->qtail += nin;
+    if (ex->sleeping && nin) {
+        if (nin > 1)
             pthread_cond_broadcast(&ex->work_cv);
         else
             pthread_cond_signal(&ex->work_cv);
@@ -319,9 +383,8 @@ static int inline_submit(rt_executor *base, const rt_job *jobs, int n) {
     return 0;
 }
 
-static int inline_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
-    inline_ex *ex = (inline_ex *)base;
-    if (max <= 0) return 0;
+/* Wait for jobs that run inline (inline_wait without the pool). */
+static int wait_threads(inline_ex *ex, rt_result *out, int max, int timeout_ms) {
     struct timespec until = {0, 0};
     if (timeout_ms > 0) {
         clock_gettime(CLOCK_REALTIME, &until);
@@ -359,9 +422,39 @@ static int inline_wait(rt_executor *base, rt_result *out, int max, int timeout_m
     return got;
 }
 
+/* Results of the pool's jobs that are in (timeout_ms as for wait). */
+static int wait_pool(inline_ex *ex, rt_result *out, int max, int timeout_ms) {
+    int got = ex->as_ex->ops->wait(ex->as_ex, out, max, timeout_ms);
+    ex->as_out -= (size_t)got;
+    return got;
+}
+
+static int inline_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
+    inline_ex *ex = (inline_ex *)base;
+    if (max <= 0) return 0;
+    if (!ex->as_out) return wait_threads(ex, out, max, timeout_ms);
+    double until = timeout_ms < 0 ? -1 : rt_now() + timeout_ms / 1000.0;
+    for (;;) {
+        int got = wait_pool(ex, out, max, 0);
+        if (got < max) got += wait_threads(ex, out + got, max - got, 0); /* runs queued jobs */
+        if (got) return got;
+        int left = until < 0 ? -1 : (int)((until - rt_now()) * 1000.0 + 0.999);
+        if (until >= 0 && left <= 0) return 0;
+        if (!ex->as_out) return wait_threads(ex, out, max, left);
+        pthread_mutex_lock(&ex->mu); /* only this thread submits: idle stays idle */
+        int idle = ex->qhead == ex->qtail && !ex->running && ex->dhead == ex->ndone;
+        pthread_mutex_unlock(&ex->mu);
+        if (idle) return wait_pool(ex, out, max, left);
+        got = wait_threads(ex, out, max,
+                           left >= 0 && left < INLINE_AS_POLL_MS ? left : INLINE_AS_POLL_MS);
+        if (got) return got;
+    }
+}
+
 static void inline_destroy(rt_executor *base) {
     inline_ex *ex = (inline_ex *)base;
     if (!ex) return;
+    if (ex->as_ex) ex->as_ex->ops->destroy(ex->as_ex); /* its results go with it */
     pthread_mutex_lock(&ex->mu);
     __atomic_store_n(&ex->stop, 1, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&ex->work_cv);
@@ -375,6 +468,7 @@ static void inline_destroy(rt_executor *base) {
     fl_free(c, ex->done);
     fl_free(c, ex->q);
     fl_free(c, ex->threads);
+    fl_free(c, ex->as_task);
     pthread_mutex_destroy(&ex->mu);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
@@ -383,7 +477,27 @@ static void inline_destroy(rt_executor *base) {
 
 static const rt_executor_ops inline_ops = {"inline", inline_submit, inline_wait, inline_destroy};
 
+/* Which tasks' jobs go to the pool (see RUN_AS): with run_as naming a user other
+ * than flowrun's, when flowrun is root. Sets *any when there is one. NULL when out
+ * of memory. */
+static unsigned char *as_tasks(const fl_plan *p, int *any) {
+    unsigned char *as = fl_calloc(p->ctx, p->n_tasks + 1, 1);
+    *any = 0;
+    if (!as || geteuid() != 0) return as;
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
+        if (p->tasks[t].run_as == PLAN_NONE) continue;
+        struct passwd *pw = getpwnam(plan_str(p, p->tasks[t].run_as));
+        as[t] = !pw || pw->pw_uid != geteuid(); /* no such user: the pool says so */
+        *any |= as[t];
+    }
+    return as;
+}
+
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads) {
+    return rt_executor_inline_ro(rt, nthreads, NULL);
+}
+
+rt_executor *rt_executor_inline_ro(rt_runtime *rt, int nthreads, const char *ro_dir) {
     if (nthreads < 1) nthreads = 1;
     if (nthreads > INLINE_MAX_THREADS) nthreads = INLINE_MAX_THREADS;
     fl_ctx *c = rt_plan(rt)->ctx;
@@ -392,6 +506,19 @@ rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads) {
     ex->threads = fl_calloc(c, (size_t)nthreads, sizeof *ex->threads);
     if (!ex->threads) {
         fl_free(c, ex);
+        return NULL;
+    }
+    int any = 0;
+    ex->as_task = as_tasks(rt_plan(rt), &any);
+    if (ex->as_task && any) /* before any runner thread exists (see RUN_AS) */
+        ex->as_ex = rt_executor_process_ro(
+            rt, nthreads < INLINE_AS_WORKERS ? nthreads : INLINE_AS_WORKERS, ro_dir);
+    if (!ex->as_task || (any && !ex->as_ex)) {
+        int e = ex->as_task ? errno : ENOMEM;
+        fl_free(c, ex->as_task);
+        fl_free(c, ex->threads);
+        fl_free(c, ex);
+        errno = e;
         return NULL;
     }
     ex->base.ops = &inline_ops;

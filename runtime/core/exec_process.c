@@ -484,27 +484,47 @@ static void px_child_tidy(px_child_state *cs, int sh) {
             dup2(cs->capfd, fd);
 }
 
-/* flowrun has died (PR_SET_PDEATHSIG): kill the process groups of our children
- * (sh commands run in groups of their own), then our own group, ourselves
- * included. Async-signal-safe: open, read, kill only. */
-static void px_child_orphaned(int sig) {
-    (void)sig;
-    int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[4096];
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        pid_t c = 0;
-        for (ssize_t i = 0; i <= n; i++) {
-            if (i < n && buf[i] >= '0' && buf[i] <= '9') {
-                c = c * 10 + (buf[i] - '0');
-            } else if (c > 0) {
-                kill(-c, SIGKILL);
-                kill(c, SIGKILL);
-                c = 0;
-            }
+/* Kill the children of `pid` (its main thread's) and the process groups they lead
+ * (sh commands run in groups of their own); with depth 1, their children's first
+ * (a run_as child runs its job's sh commands: px_child_job_as). Async-signal-safe:
+ * open, read, kill only. */
+static void px_kill_children(pid_t pid, int depth) {
+    char num[16], path[64];
+    size_t k = 0, n = 0;
+    for (unsigned v = (unsigned)pid; k == 0 || v; v /= 10)
+        num[k++] = (char)('0' + v % 10);
+    const char *parts[] = {"/proc/", NULL, "/task/", NULL, "/children"};
+    for (int p = 0; p < 5; p++)
+        if (parts[p])
+            for (const char *c = parts[p]; *c; c++)
+                path[n++] = *c;
+        else
+            for (size_t i = k; i > 0; i--)
+                path[n++] = num[i - 1];
+    path[n] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    pid_t c = 0;
+    for (ssize_t i = 0; i <= got; i++) {
+        if (i < got && buf[i] >= '0' && buf[i] <= '9') {
+            c = c * 10 + (buf[i] - '0');
+        } else if (c > 0) {
+            if (depth > 0) px_kill_children(c, depth - 1);
+            kill(-c, SIGKILL); /* its group, if it leads one */
+            kill(c, SIGKILL);
+            c = 0;
         }
     }
+}
+
+/* flowrun has died (PR_SET_PDEATHSIG): kill what our children started, then our
+ * own group, ourselves included. Async-signal-safe. */
+static void px_child_orphaned(int sig) {
+    (void)sig;
+    px_kill_children(getpid(), 1);
     kill(0, SIGKILL);
     _exit(1);
 }
@@ -914,18 +934,7 @@ static void px_worker_close(px_worker *w) {
  * is stopped first, so it cannot start another child meanwhile. */
 static void px_kill_tree(pid_t pid) {
     kill(-pid, SIGSTOP);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f) {
-        int c;
-        while (fscanf(f, "%d", &c) == 1)
-            if (c > 0) {
-                kill(-c, SIGKILL); /* its group, if it leads one */
-                kill(c, SIGKILL);
-            }
-        fclose(f);
-    }
+    px_kill_children(pid, 1);
     kill(-pid, SIGKILL);
 }
 

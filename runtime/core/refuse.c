@@ -12,12 +12,14 @@
  *
  *   - `image:` on any reached task: no executor of this build runs containers,
  *     so the task would run on the host. (Removed by the container executors.)
- *   - `run_as:` on a reached task whose code would not run as that user: under
- *     the inline executor (one process, one identity), under the process
- *     executor when flowrun is not root (only root can switch), and on a half
- *     of a combined task whose unit runs as someone else (the process executor
- *     switches per unit, by the unit's own run_as). A run_as naming the user
- *     flowrun already runs as is what was declared, so it runs.
+ *   - `run_as:` on a reached task whose code would not run as that user: when
+ *     flowrun is not root (only root can switch), and on a half of a combined
+ *     task whose unit runs as someone else (identity is switched per unit, by
+ *     the unit's own run_as). A run_as naming the user flowrun already runs as
+ *     is what was declared, so it runs. A run_as naming no user of this machine
+ *     is refused whoever flowrun runs as. As root both executors switch: the
+ *     process executor in its workers, the inline executor by running exactly
+ *     those jobs in a process pool of its own (exec_inline.c, RUN_AS).
  *   - `--env NAME` for any NAME but the default `prod`: environments are
  *     recorded but not enforced yet, unless the caller passes env NULL because
  *     the user said --unprotected. (Removed by the environments issue.)
@@ -51,12 +53,17 @@ static int is_self(const char *user) {
 
 /* run_as "want" on task t, part of unit u (t == u for the unit itself): 0 when
  * the task's code would run as that user, else -1 with why. as: the user the
- * unit runs as when the process executor switches to it (flowrun is root and
- * the unit has run_as), or NULL when it runs as flowrun's own user. */
-static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                         char *err, size_t errlen) {
+ * unit runs as when an executor switches to it (flowrun is root and the unit has
+ * run_as), or NULL when it runs as flowrun's own user. */
+static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *as, char *err,
+                         size_t errlen) {
     const char *name = plan_str(p, p->tasks[t].name), *want = plan_str(p, p->tasks[t].run_as);
     const char *unit = plan_str(p, p->tasks[u].name);
+    if (!getpwnam(want)) {
+        snprintf(err, errlen, "task '%s' declares run_as \"%s\": there is no such user (refused)",
+                 name, want);
+        return -1;
+    }
     if (as ? !strcmp(as, want) : is_self(want)) return 0;
     char self[64];
     self_name(self, sizeof self);
@@ -65,11 +72,6 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
                  "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as \"%s\" "
                  "(refused)",
                  name, want, unit, as);
-    else if (inline_ex)
-        snprintf(err, errlen,
-                 "task '%s' declares run_as \"%s\": the inline executor runs every task as %s "
-                 "and cannot switch identity (refused; use the process executor as root)",
-                 name, want, self);
     else if (geteuid() == 0) /* a half: its unit has no run_as of its own */
         snprintf(err, errlen,
                  "task '%s' declares run_as \"%s\" but runs inside '%s', which runs as %s "
@@ -86,8 +88,8 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
 /* Check task t, part of unit u, and the halves of a combined t (see
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
-static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                      char *err, size_t errlen) {
+static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, char *err,
+                      size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
         snprintf(err, errlen,
@@ -96,10 +98,10 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                  plan_str(p, T->name), plan_str(p, T->image));
         return -1;
     }
-    if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, inline_ex, err, errlen)) return -1;
+    if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
+            if (check_task(p, u, h ? T->second : T->first, as, err, errlen)) return -1;
     return 0;
 }
 
@@ -112,8 +114,8 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, con
                  env);
         return -1;
     }
-    int inline_ex = executor && !strcmp(executor, "inline");
-    int switches = !inline_ex && geteuid() == 0; /* the process executor, as root */
+    (void)executor; /* both executors switch identity as root */
+    int switches = geteuid() == 0;
     unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);
     unsigned char *tseen = fl_calloc(p->ctx, p->n_tasks + 1, 1);
     uint32_t *stack = fl_calloc(p->ctx, p->n_graphs + 1, sizeof *stack);
@@ -141,7 +143,7 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, con
                 const plan_task *U = &p->tasks[n->ref];
                 const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
                 tseen[n->ref] = 1;
-                rc = check_task(p, n->ref, n->ref, as, inline_ex, err, errlen);
+                rc = check_task(p, n->ref, n->ref, as, err, errlen);
             }
         }
     }

@@ -125,6 +125,20 @@ int64_t crash_uid(int64_t x) {
     return (int64_t)getuid();
 }
 
+/* writes "<uid> <x>" into uid.txt in its output folder, as the user it runs as, and
+ * returns that file (run_as tests: the folder must be writable by that user) */
+const char *crash_out_uid(int64_t x) {
+    const char *p = flow_out_path("uid.txt");
+    FILE *f = p ? fopen(p, "w") : NULL;
+    if (!f) {
+        flow_fail("cannot write into the output folder as uid %ld", (long)getuid());
+        return NULL;
+    }
+    fprintf(f, "%ld %lld\n", (long)getuid(), (long long)x);
+    fclose(f);
+    return p;
+}
+
 /* forks; the child returns from the task too (it must not carry on as a worker) */
 int64_t crash_fork(int64_t x) {
     pid_t p = fork();

@@ -28,6 +28,7 @@ cat > "$T/r.flow" <<EOF
 task plain(x: int) -> int = sh "echo plain >> $T/ran; echo {x}"
 task boxed(x: int) -> int = sh "echo boxed >> $T/ran; echo {x}" with {image: "alpine:3.19"}
 task as_daemon(x: int) -> int = sh "echo as_daemon >> $T/ran; echo {x}" with {run_as: "daemon"}
+task as_ghost(x: int) -> int = sh "echo as_ghost >> $T/ran; echo {x}" with {run_as: "no-such-user-flow"}
 task as_me(x: int) -> int = sh "echo as_me \$(id -un) >> $T/ran; echo {x}" with {run_as: "$ME"}
 
 group boxed_inside(x: int) -> int {
@@ -53,6 +54,9 @@ flow with_run_as(x: int = 1) -> int {
 flow run_as_in_combine(x: int = 1) -> int {
     let c = combine(plain, as_daemon)
     return c(x)
+}
+flow run_as_ghost(x: int = 1) -> int {
+    return as_ghost(x)
 }
 flow run_as_self(x: int = 1) -> int {
     return as_me(x)
@@ -103,21 +107,39 @@ done
 refused "image in a group" "task 'boxed' declares image" --flow image_in_group
 refused "image in a half of a combine" "task 'boxed' declares image" --flow image_in_combine
 ran "image on a task the flow does not call: runs" 1 --flow clean
-refused "run_as under inline" "task 'as_daemon' declares run_as \"daemon\": the inline executor" \
-    --flow with_run_as --executor inline
 refused "--env test" "--env test: environments are not enforced yet" --flow clean --env test
 refused "--env=staging" "--env staging: environments are not enforced yet" --flow clean --env=staging
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
+for ex in inline process; do
+    refused "run_as naming no user ($ex)" \
+        "task 'as_ghost' declares run_as \"no-such-user-flow\": there is no such user" \
+        --flow run_as_ghost --executor $ex
+done
 if [ "$(id -u)" = 0 ]; then
-    refused "run_as on a half of a combine without run_as (root)" \
-        "task 'as_daemon' declares run_as \"daemon\" but runs inside 'c#2'" \
-        --flow run_as_in_combine --executor process
+    for ex in inline process; do
+        refused "run_as on a half of a combine without run_as (root, $ex)" \
+            "task 'as_daemon' declares run_as \"daemon\" but runs inside 'c#2'" \
+            --flow run_as_in_combine --executor $ex
+    done
+    # as root the inline executor switches too (in a worker process: exec_inline.c)
+    rm -rf "$ST"; : > "$T/ran"; chmod 666 "$T/ran" # daemon appends to it
+    got=$("$FLOWRUN" "$T/r.plan" --progress none --state "$ST" --flow with_run_as \
+        --executor inline 2> "$T/err")
+    code=$?
+    if [ "$code" = 0 ] && [ "$got" = 1 ] && grep -qx as_daemon "$T/ran"; then
+        pass "run_as under inline (root): runs"
+    else
+        fail "run_as under inline (root): runs" "exit $code, result '$got', ran: $(cat "$T/ran")"
+        sed 's/^/    /' "$T/err"
+    fi
 else
-    refused "run_as, not root" "task 'as_daemon' declares run_as \"daemon\": flowrun runs as $ME, not as root" \
-        --flow with_run_as --executor process
-    ran "run_as naming the user flowrun runs as" 1 --flow run_as_self --executor process
+    for ex in inline process; do
+        refused "run_as, not root ($ex)" "task 'as_daemon' declares run_as \"daemon\": flowrun runs as $ME, not as root" \
+            --flow with_run_as --executor $ex
+        ran "run_as naming the user flowrun runs as ($ex)" 1 --flow run_as_self --executor $ex
+    done
 fi
 
 # run_as when flowrun is not root (as root: drop to nobody for these)
@@ -130,22 +152,26 @@ if [ "$NOBODY_OK" = 1 ]; then
         code=$?
     }
     chmod 777 "$T"
-    asnobody x x --flow with_run_as --executor process
-    why=""
-    [ "$code" = 2 ] || why="exit code $code, want 2"
-    [ -z "$why" ] && ! grep -qF "task 'as_daemon' declares run_as \"daemon\": flowrun runs as nobody, not as root" "$T/err" && why="stderr: $(cat "$T/err")"
-    [ -z "$why" ] && [ -e "$T/ran" ] && why="a task ran: $(cat "$T/ran")"
-    if [ -z "$why" ]; then pass "run_as, not root"; else fail "run_as, not root" "$why"; fi
-    asnobody x x --flow run_as_self --executor process
-    if [ "$code" = 0 ] && [ "$(cat "$T/out")" = 1 ] && grep -qx "as_me nobody" "$T/ran"; then
-        pass "run_as naming the user flowrun runs as (not root)"
-    else
-        fail "run_as naming the user flowrun runs as (not root)" "exit $code: $(cat "$T/err")"
-    fi
+    for ex in inline process; do
+        asnobody x x --flow with_run_as --executor $ex
+        why=""
+        [ "$code" = 2 ] || why="exit code $code, want 2"
+        [ -z "$why" ] && ! grep -qF "task 'as_daemon' declares run_as \"daemon\": flowrun runs as nobody, not as root" "$T/err" && why="stderr: $(cat "$T/err")"
+        [ -z "$why" ] && [ -e "$T/ran" ] && why="a task ran: $(cat "$T/ran")"
+        if [ -z "$why" ]; then pass "run_as, not root ($ex)"; else fail "run_as, not root ($ex)" "$why"; fi
+        asnobody x x --flow run_as_self --executor $ex
+        if [ "$code" = 0 ] && [ "$(cat "$T/out")" = 1 ] && grep -qx "as_me nobody" "$T/ran"; then
+            pass "run_as naming the user flowrun runs as (not root, $ex)"
+        else
+            fail "run_as naming the user flowrun runs as (not root, $ex)" "exit $code: $(cat "$T/err")"
+        fi
+    done
     chmod 755 "$T"
 elif [ "$(id -u)" = 0 ]; then
-    echo "SKIP refuse: run_as, not root: $NOBODY_WHY"
-    echo "SKIP refuse: run_as naming the user flowrun runs as (not root): $NOBODY_WHY"
+    for ex in inline process; do
+        echo "SKIP refuse: run_as, not root ($ex): $NOBODY_WHY"
+        echo "SKIP refuse: run_as naming the user flowrun runs as (not root, $ex): $NOBODY_WHY"
+    done
 fi
 
 # resume of a run recorded with --env test (before this check existed) is refused

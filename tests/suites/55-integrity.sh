@@ -2,7 +2,8 @@
 # The store's integrity against hostile or careless tasks (issue 11, points 1-2):
 # taking in output resolves nothing the task controls, and damaged or planted
 # store bytes are never served or handed to a task. Run as root (as CI is), the
-# run_as cases use the process executor and the user nobody.
+# run_as cases use the user nobody, under the process executor and (through its
+# worker pool for run_as tasks) the inline executor.
 HARNESS=$(pwd)/tests/harness
 T=$(mktemp -d /tmp/flow-integrity-XXXXXX)
 trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
@@ -91,6 +92,9 @@ if [ $root = 1 ] && unshare -m true 2> /dev/null; then
     ST="$T/st5"
     expect "process, run_as nobody: cannot chmod and rewrite its input" '"hello"' "$(run tamper.plan --flow rewrite_nobody --executor process)"
     expect "process, run_as nobody: stored objects belong to flowrun's user" "0" "$(stat -c %u "$(find "$ST/store/named" -type f | head -1)")"
+    ST="$T/st5i"
+    expect "inline, run_as nobody: cannot chmod and rewrite its input" '"hello"' "$(run tamper.plan --flow rewrite_nobody --executor inline)"
+    expect "inline, run_as nobody: stored objects belong to flowrun's user" "0" "$(stat -c %u "$(find "$ST/store/named" -type f | head -1)")"
 else
     skip "read-only store view for process workers"
 fi

@@ -883,6 +883,49 @@ static void results_match_inline(void **state) {
     free(args);
 }
 
+/* the inline executor, as root: run_as jobs go to its process pool (as nobody, in
+ * another process, a crash failing only its job); the others run in flowrun */
+static void inline_runs_run_as_in_a_pool(void **state) {
+    fixture *f = *state;
+    if (geteuid() != 0 || !getpwnam("nobody")) {
+        skip();
+        return;
+    }
+    uid_t nobody = getpwnam("nobody")->pw_uid;
+    rt_runtime *rt = open_runtime(f);
+    assert_non_null(rt);
+    rt_executor *ex = rt_executor_inline(rt, 2);
+    assert_non_null(ex);
+    enum { N = 600 };
+    uint32_t task[N];
+    fl_val args[N];
+    for (int i = 0; i < N; i++) {
+        task[i] = i % 7 == 3 ? T_UID_AS : T_OK;
+        args[i].i = i;
+    }
+    task[10] = T_SEGV_AS;
+    collected c;
+    run_jobs(ex, f->plan, N, task, args, NULL, &c);
+    for (int i = 0; i < N; i++) {
+        if (task[i] == T_OK) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, 2 * i + 1);
+            assert_int_equal(c.r[i].worker_pid, (int)getpid());
+        } else if (task[i] == T_UID_AS) {
+            assert_true(c.r[i].ok);
+            assert_int_equal(c.r[i].value.i, (int64_t)nobody);
+            assert_int_not_equal(c.r[i].worker_pid, (int)getpid());
+        }
+    }
+    assert_false(c.r[10].ok);
+    assert_string_equal(c.r[10].error, "worker killed by signal 11 (Segmentation fault)");
+    rt_result r;
+    assert_int_equal(ex->ops->wait(ex, &r, 1, -1), 0); /* nothing is out */
+    free_collected(f->plan, task, &c);
+    ex->ops->destroy(ex);
+    rt_close(rt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_trivial_jobs),
@@ -903,6 +946,7 @@ int main(void) {
         cmocka_unit_test(wait_edges),
         cmocka_unit_test(real_tasks_crash_in_isolation),
         cmocka_unit_test(results_match_inline),
+        cmocka_unit_test(inline_runs_run_as_in_a_pool),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
