@@ -25,37 +25,37 @@
 #include <stdint.h>
 
 typedef struct flcfg_param {
-    char *name;    /* the flow parameter */
-    char *text;    /* its value as --param NAME=TEXT would give it; NULL for a YAML
-                    * sequence or mapping, which params_resolve_env reads from the file */
-    int line, col; /* where in the file (from 1), for messages */
+    char *name;         /* the flow parameter */
+    char *text;         /* its value as --param NAME=TEXT would give it; NULL for a YAML
+                         * sequence or mapping, which params_resolve_env reads from the file */
+    int line, col;      /* where in the file (from 1), for messages */
 } flcfg_param;
 
 typedef struct flcfg_env {
-    char *name; /* "prod", "test", ... */
-    char *root; /* absolute, normalised; NULL when the environment owns no root */
+    char *name;         /* "prod", "test", ... */
+    char *root;         /* absolute, normalised; NULL when the environment owns no root */
     flcfg_param *params;
     int nparams;
     int line, col;
-    char *owner;             /* the user who owns the root when flowrun creates it, or NULL */
+    char *owner;        /* the user who owns the root when flowrun creates it, or NULL */
     int root_line, root_col; /* where the root is written, for messages */
 } flcfg_env;
 
 typedef struct flcfg_secret {
-    char *name;    /* what tasks ask for: secrets: ["s3_key"] */
-    char *file;    /* a file holding the value, or NULL */
-    char *env_var; /* an environment variable of flowrun holding it, or NULL */
-} flcfg_secret;    /* exactly one of file and env_var */
+    char *name;         /* what tasks ask for: secrets: ["s3_key"] */
+    char *file;         /* a file holding the value, or NULL */
+    char *env_var;      /* an environment variable of flowrun holding it, or NULL */
+} flcfg_secret;         /* exactly one of file and env_var */
 
 typedef struct flcfg {
-    char *path; /* the file read; NULL when there was none */
+    char *path;         /* the file read; NULL when there was none */
     /* defaults for flowrun's options; NULL / 0 when the file does not set them */
-    char *executor;  /* "inline" | "process" */
-    int jobs;        /* -j */
-    char *state;     /* --state (relative to the file's folder when relative) */
-    int64_t max_map; /* --max-map */
-    char *progress;  /* --progress */
-    flcfg_env *envs; /* at least one; "prod" always among them */
+    char *executor;     /* "inline" | "process" */
+    int jobs;           /* -j */
+    char *state;        /* --state (relative to the file's folder when relative) */
+    int64_t max_map;    /* --max-map */
+    char *progress;     /* --progress */
+    flcfg_env *envs;    /* at least one; "prod" always among them */
     int nenvs;
     flcfg_secret *secrets;
     int nsecrets;
