@@ -67,8 +67,14 @@ int cli_pick_flow(const struct fl_plan *p, const char *want, uint32_t *out);
  * and passes them on to each run. */
 extern const struct option cli_run_options[];
 
-/* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
-const char *state_dir_default(const char *given);
+/* The state directory: --state (given), then $FLOW_STATE, then the configuration's
+ * `state` (cfg may be NULL), then ./.flow (cli_state.c). */
+struct flcfg;
+const char *state_dir_default(const char *given, const struct flcfg *cfg);
+/* The same, for a command that does not keep the configuration: flow.yaml is read
+ * (config: --config or NULL) and the directory written to buf; -1 after saying
+ * why ("WHO: FILE:LINE:COL: ...") on stderr. */
+int cli_state_dir(const char *who, const char *given, const char *config, char *buf, size_t len);
 
 /* ---- reading a command line (cli_opts.c) ----
  * Every flowrun command line is read with getopt_long through cli_next, so each
