@@ -16,29 +16,29 @@
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
-           "[--executor inline|process] [--env prod] [--state DIR] [--no-cache] "                  \
+           "[--executor inline|process] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
-    X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
+    X(resume, "RUN [--config FILE] [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
       "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
       "run a scheduled flow for each interval from --from to --to (exit 0 all succeeded, "         \
       "1 some failed)")                                                                            \
-    X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
+    X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
              "[--param k=v]... [-j N] [--executor inline|process]",                               \
       "run scheduled and watched flows for as long as it runs")                                    \
-    X(runs, "[--json] [--state DIR]",                                                              \
+    X(runs, "[--json] [--state DIR] [--config FILE]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
-    X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
-    X(logs, "RUN INSTANCE [--state DIR]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
-    X(clear, "RUN INSTANCE [--state DIR]", "mark instances to run again on resume")                \
+    X(show, "RUN [--json] [--state DIR] [--config FILE]", "every instance of a run")                               \
+    X(logs, "RUN INSTANCE [--state DIR] [--config FILE]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
+    X(clear, "RUN INSTANCE [--state DIR] [--config FILE]", "mark instances to run again on resume")                \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
-    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR]",                     \
+    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR] [--config FILE]",                     \
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
-    X(fsck, "[--state DIR]", "check state.db and the store; salvage a damaged state.db")
+    X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);
 FLOWRUN_COMMANDS(X)

@@ -323,13 +323,13 @@ int flowrun_cmd_fsck(int argc, char **argv) {
                                          {NULL, 0, NULL, 0}};
     const char *state = NULL, *config = NULL, *val;
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun fsck", " (usage: flowrun fsck [--state DIR])", "",
-                  opts, 0);
+    cli_line_init(&l, argc, argv, "flowrun fsck",
+                  " (usage: flowrun fsck [--state DIR] [--config FILE])", "", opts, 0);
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         if (c == CLI_ERROR) return 2;
         if (c == CLI_ARG) {
             fprintf(stderr, "flowrun fsck: unexpected argument '%s' (usage: flowrun fsck "
-                            "[--state DIR])\n", val);
+                            "[--state DIR] [--config FILE])\n", val);
             return 2;
         }
         if (c == O_CONFIG) config = val;

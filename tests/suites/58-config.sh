@@ -229,6 +229,20 @@ printf 'envs:\n  prod:\n    params: {xs: [a]}\n' > "$T/k/flow.yaml"
 run "$T/k" --flow lists --state "$T/st2"
 refused "params: a value of the wrong type" "flowrun: flow.yaml:3:19: parameter 'xs' ([int]): expected an int, got 'a'"
 
+# a resumed run keeps the parameters it was recorded with, whatever flow.yaml says now
+if command -v sqlite3 > /dev/null; then
+    rm -rf "$T/st3"
+    run "$T/e" --flow params --state "$T/st3"
+    sqlite3 "$T/st3/state.db" "UPDATE runs SET state = 'failed'" 2> /dev/null
+    sed 's/prod-out/changed/' "$T/e/flow.yaml" > "$T/e/changed.yaml"
+    (cd "$T/e" && "$FR" resume last --state "$T/st3" --progress none --config changed.yaml) \
+        > "$T/out" 2> "$T/err"
+    code=$?
+    expect "resume keeps the recorded parameters" 0 '"prod-out"'
+else
+    echo "SKIP config: resume keeps the recorded parameters: no sqlite3"
+fi
+
 # roots: created before the run; what tasks see
 cat > "$T/e/flow.yaml" <<EOF
 envs:
