@@ -296,16 +296,12 @@ static int read_envs(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     if (v->type != YAML_MAPPING_NODE)
         return cerr(in, v, "'envs': expected a mapping of environment names, got %s", kind_name(v));
     size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-    /* one more for prod when the file does not list it */
-    flcfg_env *envs = calloc(n + 1, sizeof *envs);
-    if (!envs) return oom(in, v);
-    for (int i = 0; i < c->nenvs; i++)
-        envs[i] = c->envs[i]; /* the default prod */
+    /* the file's environments replace the default prod (a name, nothing else);
+     * one more slot for prod when the file does not list it (flcfg_load) */
+    for (int i = 0; i < c->nenvs; i++) free(c->envs[i].name);
     free(c->envs);
-    c->envs = envs;
     c->nenvs = 0;
-    free(envs[0].name);
-    memset(&envs[0], 0, sizeof envs[0]);
+    if (!(c->envs = calloc(n + 1, sizeof *c->envs))) return oom(in, v);
     return walk_map(in, v, "envs", env_entry, NULL);
 }
 
