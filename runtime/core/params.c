@@ -319,6 +319,13 @@ static int load_yaml(yaml_in *y, const plan_graph *G, const char *const *path, c
     return 0;
 }
 
+/* Parameter P's value from its (key, value) pair in layer y's document. */
+static int from_pair(yaml_in *y, const plan_param *P, const yaml_node_pair_t *pr, fl_val *out) {
+    y->P = P;
+    y->key_line = yaml_document_get_node(&y->doc, pr->key)->start_mark.line;
+    return from_node(y, P->type, yaml_document_get_node(&y->doc, pr->value), 0, out);
+}
+
 /* Every dir in v (a dir, or a list of them) is an existing directory; else one
  * line in err naming what is missing. */
 static int dirs_exist(const fl_plan *p, uint32_t type, fl_val v, char *err, size_t errlen,
@@ -412,19 +419,9 @@ int params_resolve_env(const fl_plan *p, uint32_t graph, char *const *kv, int nk
             } else {
                 nbuilt++;
             }
-        } else if (given[i]) {
-            y.P = P;
-            y.key_line = yaml_document_get_node(&y.doc, given[i]->key)->start_mark.line;
-            if (from_node(&y, P->type, yaml_document_get_node(&y.doc, given[i]->value), 0,
-                          &out[i]) != 0)
-                rc = -1;
-            else
-                nbuilt++;
-        } else if (egiven[i]) {
-            ye.P = P;
-            ye.key_line = yaml_document_get_node(&ye.doc, egiven[i]->key)->start_mark.line;
-            if (from_node(&ye, P->type, yaml_document_get_node(&ye.doc, egiven[i]->value), 0,
-                          &out[i]) != 0)
+        } else if (given[i] || egiven[i]) { /* the --params file, else the environment */
+            if (given[i] ? from_pair(&y, P, given[i], &out[i])
+                         : from_pair(&ye, P, egiven[i], &out[i]))
                 rc = -1;
             else
                 nbuilt++;
