@@ -13,6 +13,12 @@
  * first (state_claim), in this process, which then runs it: exit 4 when it had already
  * succeeded, 5 when another flowrun is running it; a failed or interrupted run of it
  * is resumed under its id, with the parameters it was first run with.
+ *
+ * The configuration (flow.yaml, config.c) is read first: it gives the option
+ * defaults a command line does not set, the environments (--env must name one;
+ * exit 2 before anything runs), the environment's parameter defaults (below
+ * --params) and its root, which is created if missing before the run. Tasks see
+ * the environment as FLOW_ENV / FLOW_ENV_ROOT (sh) and flow_env_root() (C).
  */
 #include <errno.h>
 #include <limits.h>
@@ -24,8 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include "cgroup.h"
 #include "cli.h"
+#include "config.h"
 #include "cli_progress.h"
 #include "cron.h"
 #include "exec.h"
@@ -70,6 +79,13 @@ typedef struct run_args {
     const char *interval;   /* --interval: the logical date or time to claim and run */
     int rerun;              /* --rerun: claim it even if it succeeded */
     char interval_kv[128];  /* "FIRST=WHEN", appended to params */
+    const char *config;     /* --config FILE */
+    const flcfg *cfg;       /* the configuration read (borrowed) */
+    /* set by run_body once the environment is known; consumed by the isolation of
+     * non-prod runs (branch `isolate`): what the run may write, what it must not */
+    const char *env_root;   /* the run's environment's root, or NULL */
+    const char **ro_roots;  /* every other environment's root (owned by run_body) */
+    int n_ro;
 } run_args;
 
 
@@ -91,7 +107,7 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED };
+       O_RERUN, O_UNPROTECTED, O_CONFIG };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -114,6 +130,7 @@ const struct option cli_run_options[] = {
     {"interval", required_argument, NULL, O_INTERVAL},
     {"rerun", no_argument, NULL, O_RERUN},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
+    {"config", required_argument, NULL, O_CONFIG},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -199,6 +216,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_UNPROTECTED:
                 a->unprotected = 1;
+                break;
+            case O_CONFIG:
+                a->config = val;
                 break;
         }
     }
@@ -300,11 +320,43 @@ static void print_resume_hint(int64_t run, const char *state) {
     fputc('\n', stderr);
 }
 
+/* Read the configuration into cfg (a->cfg) and check that the run's environment
+ * is one of it; 0, or 2 after saying why. */
+static int load_config(run_args *a, flcfg *cfg, const char *who) {
+    char err[1024];
+    if (flcfg_load(a->config, cfg, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return 2;
+    }
+    a->cfg = cfg;
+    if (flcfg_env_problem(cfg, a->env ? a->env : "prod", err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        flcfg_free(cfg);
+        return 2;
+    }
+    return 0;
+}
+
+/* The configuration's option defaults, for what the command line left unset. */
+static void config_defaults(run_args *a) {
+    const flcfg *c = a->cfg;
+    if (!a->executor) a->executor = c->executor;
+    if (!a->jobs) a->jobs = c->jobs;
+    if (!a->max_map) a->max_map = c->max_map;
+    if (!a->progress) a->progress = c->progress;
+    a->state = state_dir_default(a->state, c);
+}
+
 int flowrun_cmd_run(int argc, char **argv) {
     run_args a;
     memset(&a, 0, sizeof a);
     if (parse_args(argc, argv, &a)) return 2;
-    return run_main(&a, NULL, 0);
+    flcfg cfg;
+    if (load_config(&a, &cfg, "flowrun run")) return 2;
+    config_defaults(&a);
+    int code = run_main(&a, NULL, 0);
+    flcfg_free(&cfg);
+    return code;
 }
 
 /* flowrun resume RUN [options]: the same run again, in the same run record; what it
@@ -317,10 +369,13 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
     if (a.dry_run) return usage_error("%s", "--dry-run is an option of run, not of resume");
     char err[1024];
-    const char *dir = state_dir_default(a.state);
+    flcfg cfg;
+    if (load_config(&a, &cfg, "flowrun resume")) return 2;
+    const char *dir = state_dir_default(a.state, &cfg);
     fl_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "flowrun resume: %s\n", err);
+        flcfg_free(&cfg);
         return 2;
     }
     char *end;
@@ -334,6 +389,7 @@ int flowrun_cmd_resume(int argc, char **argv) {
     if (id <= 0 || state_run_get(st, id, &r)) {
         fprintf(stderr, "flowrun resume: no run '%s' in %s\n", a.plan, dir);
         state_close(st);
+        flcfg_free(&cfg);
         return 2;
     }
     state_close(st);
@@ -348,6 +404,14 @@ int flowrun_cmd_resume(int argc, char **argv) {
     if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
         fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
         state_run_free(&r);
+        flcfg_free(&cfg);
+        return 2;
+    }
+    /* the run keeps its environment, which must still be one of the configuration */
+    if (flcfg_env_problem(&cfg, r.env ? r.env : "prod", err, sizeof err)) {
+        fprintf(stderr, "flowrun resume: run %lld: %s\n", id, err);
+        state_run_free(&r);
+        flcfg_free(&cfg);
         return 2;
     }
     if (r.owner == STATE_OWNER_REMOTE)
@@ -366,8 +430,10 @@ int flowrun_cmd_resume(int argc, char **argv) {
         a.no_cache |= nc;
         a.strict |= strict;
     }
+    config_defaults(&a);
     int code = run_main(&a, r.params_blob, r.params_blob_len);
     state_run_free(&r);
+    flcfg_free(&cfg);
     return code;
 }
 
@@ -398,6 +464,43 @@ static int limits_refused(const fl_plan *p, const char *exname) {
 }
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
+
+/* Before a run in environment e: its root exists (mkdir -p, mode 0755; a created
+ * root is given to e->owner when flowrun is root). 0, or -1 with why in err. */
+static int make_root(const flcfg_env *e, char *err, size_t len) {
+    struct stat sb;
+    if (!e->root) return 0;
+    if (stat(e->root, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return 0;
+        snprintf(err, len, "environment '%s' root %s: not a directory", e->name, e->root);
+        return -1;
+    }
+    struct passwd *pw = NULL;
+    if (e->owner) {
+        errno = 0;
+        if (!(pw = getpwnam(e->owner))) {
+            snprintf(err, len, "environment '%s' root %s: owner '%s': %s", e->name, e->root,
+                     e->owner, errno ? strerror(errno) : "no such user");
+            return -1;
+        }
+        if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+            snprintf(err, len, "environment '%s' root %s: cannot create it owned by '%s' "
+                     "(flowrun is not root); create it first", e->name, e->root, e->owner);
+            return -1;
+        }
+    }
+    if (store_mkdir_p(e->root, 0755)) {
+        snprintf(err, len, "environment '%s' root %s: cannot create it: %s", e->name, e->root,
+                 strerror(errno));
+        return -1;
+    }
+    if (pw && geteuid() == 0 && chown(e->root, pw->pw_uid, pw->pw_gid)) {
+        snprintf(err, len, "environment '%s' root %s: cannot give it to '%s': %s", e->name,
+                 e->root, e->owner, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 /* Is `when` the logical date of an interval of G's schedule (cron.c)? 0, or -1 with why
  * in err: not a date (or time), or no interval starts then. */
@@ -512,6 +615,12 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
+    const char *envname = a.env ? a.env : "prod";
+    const flcfg_env *env = flcfg_env_get(a.cfg, envname); /* load_config checked it is there */
+    if (!env || flcfg_state_problem(a.cfg, envname, a.state, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", env ? err : "no environment");
+        return 2;
+    }
     fl_plan *p = plan_read_file(flowrun_ctx(), a.plan, err, sizeof err);
     if (!p) {
         fprintf(stderr, "flowrun: %s: %s\n", a.plan, err);
@@ -562,8 +671,9 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     fl_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
     if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
-                                  : params_resolve(p, g, a.params, a.nparams, a.params_file,
-                                                   params, err, sizeof err))) {
+                                  : params_resolve_env(p, g, a.params, a.nparams, a.params_file,
+                                                       a.cfg->path, envname, params, err,
+                                                       sizeof err))) {
         if (resume_params) snprintf(err, sizeof err, "run %lld: its parameters no longer fit the plan",
                                     (long long)a.resume);
         fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
@@ -592,9 +702,23 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fprintf(stderr, "flowrun: %s\n", err);
         goto out;
     }
+    /* the environment: its root for this run's tasks, the others' roots to protect */
+    a.env_root = env->root;
+    a.ro_roots = calloc((size_t)a.cfg->nenvs, sizeof *a.ro_roots);
+    for (int i = 0; a.ro_roots && i < a.cfg->nenvs; i++)
+        if (a.cfg->envs[i].root && &a.cfg->envs[i] != env)
+            a.ro_roots[a.n_ro++] = a.cfg->envs[i].root;
+    if (!a.ro_roots || rt_set_env_root(rt, env->root)) {
+        fprintf(stderr, "flowrun: out of memory\n");
+        goto out;
+    }
+    /* sh tasks inherit flowrun's environment variables (both executors) */
+    setenv("FLOW_ENV", envname, 1);
+    if (env->root) setenv("FLOW_ENV_ROOT", env->root, 1);
+    else unsetenv("FLOW_ENV_ROOT");
     if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
-        dry_opts d = {.state_dir = state_dir_default(a.state), .rt = rt, .no_cache = a.no_cache,
-                      .exact = a.exact, .max_map = a.max_map, .env = a.env};
+        dry_opts d = {.state_dir = a.state, .rt = rt, .no_cache = a.no_cache,
+                      .exact = a.exact, .max_map = a.max_map, .env = envname};
         dry_report rep;
         code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
         if (code) fprintf(stderr, "flowrun: dry run: %s\n", err);
@@ -603,10 +727,14 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         goto out;
     }
     if (limits_refused(p, exname)) goto out;
+    if (make_root(env, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        goto out;
+    }
     int jobs = a.jobs ? a.jobs : ncpus();
     { /* workers see the store read-only (as root: exec_process.c; under inline, those
        * of run_as tasks: exec_inline.c); it must exist */
-        fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
+        fl_store *sto = store_open(flowrun_ctx(), a.state, err, sizeof err);
         const char *ro = sto ? store_root(sto) : NULL;
         ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
                                        : rt_executor_process_ro(rt, jobs, ro);
@@ -618,7 +746,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
     /* where instances write their files: STATE/work/<time>-<pid> */
-    const char *state = state_dir_default(a.state);
+    const char *state = a.state; /* resolved with the configuration (config_defaults) */
 
     /* the history: this run's record, the cache, the store */
     char *pjson = NULL;
@@ -730,6 +858,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
 out:
+    free(a.ro_roots);
     if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);
     if (rt) rt_close(rt);

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "cron.h"
 #include "plan.h"
 #include "refuse.h"
@@ -199,6 +200,8 @@ typedef struct serve_opts {
     const char *plans[SERVE_MAX_PLANS];
     int nplans;
     const char *env, *state, *executor, *jobs;
+    const char *config;        /* --config FILE, passed on to each run */
+    char state_buf[PATH_MAX];  /* the state directory in use */
     char *params[SERVE_MAX_PARAMS];
     int nparams;
     int no_catchup;
@@ -445,6 +448,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     argv[n++] = "--progress";
     argv[n++] = "none";
     if (s->o.env) argv[n++] = "--env", argv[n++] = (char *)s->o.env;
+    if (s->o.config) argv[n++] = "--config", argv[n++] = (char *)s->o.config;
     if (s->o.state) argv[n++] = "--state", argv[n++] = (char *)s->o.state;
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
@@ -787,7 +791,7 @@ static int serve_loop(serve *s) {
     return s->interrupted ? 3 : 0;
 }
 
-enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM };
+enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -797,6 +801,7 @@ static const struct option serve_options[] = {
     {"jobs", required_argument, NULL, 'j'},
     {"executor", required_argument, NULL, O_EXECUTOR},
     {"param", required_argument, NULL, O_PARAM},
+    {"config", required_argument, NULL, O_CONFIG},
     {NULL, 0, NULL, 0}};
 
 static int serve_usage(const char *fmt, const char *a) {
@@ -825,6 +830,9 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             case O_STATE:
                 o->state = val;
+                break;
+            case O_CONFIG:
+                o->config = val;
                 break;
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
@@ -868,6 +876,24 @@ int flowrun_cmd_serve(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     if (parse_serve(argc, argv, &s.o)) return 2;
     if (!s.o.env) s.o.env = "prod";
+    { /* the configuration: the state directory, and --env must name one of its environments */
+        flcfg cfg;
+        char cerr[1024];
+        if (flcfg_load(s.o.config, &cfg, cerr, sizeof cerr)) {
+            fprintf(stderr, "flowrun serve: %s\n", cerr);
+            return 2;
+        }
+        int bad = flcfg_env_problem(&cfg, s.o.env, cerr, sizeof cerr);
+        flcfg_free(&cfg);
+        if (bad) {
+            fprintf(stderr, "flowrun: %s\n", cerr);
+            return 2;
+        }
+        if (cli_state_dir("flowrun serve", s.o.state, s.o.config, s.o.state_buf,
+                          sizeof s.o.state_buf))
+            return 2;
+        s.o.state = s.o.state_buf;
+    }
     if (clock_init(&s.clock)) return 2;
     ssize_t sl = readlink("/proc/self/exe", s.self, sizeof s.self - 1);
     if (sl <= 0) {
@@ -883,7 +909,7 @@ int flowrun_cmd_serve(int argc, char **argv) {
         goto fail;
     }
     char err[1024];
-    const char *dir = state_dir_default(s.o.state);
+    const char *dir = s.o.state;
     s.st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!s.st) {
         fprintf(stderr, "flowrun serve: %s\n", err);

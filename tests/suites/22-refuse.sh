@@ -107,8 +107,12 @@ done
 refused "image in a group" "task 'boxed' declares image" --flow image_in_group
 refused "image in a half of a combine" "task 'boxed' declares image" --flow image_in_combine
 ran "image on a task the flow does not call: runs" 1 --flow clean
-refused "--env test" "--env test: environments are not enforced yet" --flow clean --env test
-refused "--env=staging" "--env staging: environments are not enforced yet" --flow clean --env=staging
+# environments other than prod exist when flow.yaml lists them (58-config tests the file)
+printf 'envs:\n  test: {}\n  staging: {}\n' > "$T/flow.yaml"
+refused "--env test" "--env test: environments are not enforced yet" --flow clean --env test \
+    --config "$T/flow.yaml"
+refused "--env=staging" "--env staging: environments are not enforced yet" --flow clean \
+    --env=staging --config "$T/flow.yaml"
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
@@ -180,7 +184,8 @@ if command -v sqlite3 > /dev/null; then
     "$FLOWRUN" "$T/r.plan" --flow clean --progress none --state "$ST" > /dev/null 2>&1
     sqlite3 "$ST/state.db" "UPDATE runs SET env = 'test', state = 'failed'" 2> /dev/null
     rm -f "$T/ran"
-    "$FLOWRUN" resume last --state "$ST" --progress none --no-cache > /dev/null 2> "$T/err"
+    "$FLOWRUN" resume last --state "$ST" --progress none --no-cache --config "$T/flow.yaml" \
+        > /dev/null 2> "$T/err"
     code=$?
     if [ "$code" = 2 ] && grep -qF -- "--env test: environments are not enforced yet" "$T/err" &&
         [ ! -e "$T/ran" ]; then

@@ -23,6 +23,9 @@ cd "$T" || exit 0
 export FLOW_TEST_LOG="$T/log"
 : > "$FLOW_TEST_LOG"
 ST="$T/st"
+# the environments (no roots: the state directory's rules are what this suite tests;
+# 57-isolate tests the roots)
+printf 'envs:\n  test: {}\n  staging: {}\n  newenv: {}\n' > flow.yaml
 E="$T/stderr"
 run() { "$FLOWRUN" gc.plan "$@" --progress none --state "$ST" 2>> "$E"; }
 trun() { run "$@" --env test --unprotected; }
