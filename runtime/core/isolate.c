@@ -183,7 +183,9 @@ static int drop_all_caps(void) {
 }
 
 int iso_drop_sys_admin(void) {
-    if (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) && errno != EINVAL) return -1;
+    /* the bounding set, or a root task gets it back by exec (needs CAP_SETPCAP) */
+    int bad = prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0;
+    int e = errno;
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, CAP_SYS_ADMIN, 0, 0);
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2];
@@ -198,7 +200,9 @@ int iso_drop_sys_admin(void) {
     eff[w] &= ~bit;
     prm[w] &= ~bit;
     inh[w] &= ~bit;
-    return set_caps(eff, prm, inh);
+    if (set_caps(eff, prm, inh)) return -1;
+    errno = e;
+    return bad ? -1 : 0;
 }
 
 int iso_enter(const char *const *roots, int n, char *err, size_t errlen) {

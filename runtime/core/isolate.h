@@ -33,7 +33,9 @@ int iso_protect_run(const char *env, const char *const *roots, int n, int unprot
 /* Drop CAP_SYS_ADMIN from this process for good (bounding, effective, permitted,
  * inheritable and ambient sets), keeping every other capability (run_as needs
  * SETUID, SETGID, CHOWN, FOWNER, DAC_*): a root worker calls it after its
- * mounts, so a task cannot remount what it sees read-only. 0, or -1 (errno). */
+ * mounts, so a task cannot remount what it sees read-only. 0, or -1 (errno) when
+ * any part failed: without CAP_SETPCAP the bounding set keeps it, and a root task
+ * that execs a program gets it back; the other sets are dropped anyway. */
 int iso_drop_sys_admin(void);
 
 #endif
