@@ -27,7 +27,7 @@
       "run a scheduled flow for each interval from --from to --to (exit 0 all succeeded, "         \
       "1 some failed)")                                                                            \
     X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
-             "[--param k=v]... [-j N] [--executor inline|process]",                               \
+             "[--param k=v]... [-j N] [--executor inline|process] [--unprotected]",               \
       "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--state DIR]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \

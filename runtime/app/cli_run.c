@@ -504,8 +504,9 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     }
     const char *env = a->env ? a->env : "prod";
     const flcfg_env *E = flcfg_env_get(&cfg, env);
-    const char **others = calloc((size_t)cfg.nenvs + 1, sizeof *others);
-    if (!E || !others) {
+    int n_ro = 0;
+    const char **others = E ? flcfg_other_roots(&cfg, E, &n_ro) : NULL;
+    if (!others) {
         if (!E) flcfg_env_problem(&cfg, env, err, sizeof err);
         fprintf(stderr, "flowrun: %s\n", E ? "out of memory" : err);
         free(others);
@@ -514,9 +515,7 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     }
     a->env_root = E->root;
     a->ro_roots = others;
-    a->n_ro = 0;
-    for (int i = 0; i < cfg.nenvs; i++)
-        if (&cfg.envs[i] != E && cfg.envs[i].root) others[a->n_ro++] = cfg.envs[i].root;
+    a->n_ro = n_ro;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = run_on_signal;
@@ -598,7 +597,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
      * while flowrun is one thread (the JIT, the inline pool and the recorder start
      * theirs later); a dry run runs nothing */
     if (!a.dry_run && iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro,
-                                      a.unprotected, stderr, err, sizeof err)) {
+                                      a.unprotected, 0, stderr, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         free(params);
         plan_free(p);

@@ -55,10 +55,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "cron.h"
 #include "plan.h"
 #include "refuse.h"
 #include "scheduler.h"
+#include "isolate.h"
 #include "state.h"
 #include "value.h"
 #include "watch.h"
@@ -202,6 +204,7 @@ typedef struct serve_opts {
     char *params[SERVE_MAX_PARAMS];
     int nparams;
     int no_catchup;
+    int unprotected; /* --unprotected, given to each run */
     double debounce; /* seconds */
 } serve_opts;
 
@@ -448,6 +451,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     if (s->o.state) argv[n++] = "--state", argv[n++] = (char *)s->o.state;
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
+    if (s->o.unprotected) argv[n++] = "--unprotected";
     if (logical) { /* sets the first parameter and claims the interval (cli_run.c) */
         argv[n++] = "--interval";
         argv[n++] = (char *)logical;
@@ -787,7 +791,7 @@ static int serve_loop(serve *s) {
     return s->interrupted ? 3 : 0;
 }
 
-enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM };
+enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_UNPROTECTED };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -797,6 +801,7 @@ static const struct option serve_options[] = {
     {"jobs", required_argument, NULL, 'j'},
     {"executor", required_argument, NULL, O_EXECUTOR},
     {"param", required_argument, NULL, O_PARAM},
+    {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {NULL, 0, NULL, 0}};
 
 static int serve_usage(const char *fmt, const char *a) {
@@ -828,6 +833,9 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
+                break;
+            case O_UNPROTECTED:
+                o->unprotected = 1;
                 break;
             case O_DEBOUNCE: {
                 int64_t ms;
@@ -863,6 +871,32 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
     return 0;
 }
 
+/* The environment (flow.yaml) exists, and its runs would be kept off the other
+ * environments' roots, as each run will be (cli_run.c, isolate.c): found out now,
+ * not at each run. 0, or -1 said. */
+static int serve_env_check(const serve_opts *o) {
+    flcfg cfg;
+    char err[1024];
+    memset(&cfg, 0, sizeof cfg);
+    if (flcfg_load(NULL, &cfg, err, sizeof err)) {
+        fprintf(stderr, "flowrun serve: %s\n", err);
+        return -1;
+    }
+    const flcfg_env *E = flcfg_env_get(&cfg, o->env);
+    int n = 0, rc = -1;
+    const char **others = E ? flcfg_other_roots(&cfg, E, &n) : NULL;
+    if (!others) {
+        if (!E) flcfg_env_problem(&cfg, o->env, err, sizeof err);
+        fprintf(stderr, "flowrun serve: %s\n", E ? "out of memory" : err);
+    } else {
+        rc = iso_protect_run(o->env, others, n, o->unprotected, 1, stderr, err, sizeof err);
+        if (rc) fprintf(stderr, "flowrun serve: %s\n", err);
+    }
+    free(others);
+    flcfg_free(&cfg);
+    return rc;
+}
+
 int flowrun_cmd_serve(int argc, char **argv) {
     static serve s; /* large (the flows); one per process */
     memset(&s, 0, sizeof s);
@@ -883,6 +917,7 @@ int flowrun_cmd_serve(int argc, char **argv) {
         goto fail;
     }
     char err[1024];
+    if (serve_env_check(&s.o)) goto fail;
     const char *dir = state_dir_default(s.o.state);
     s.st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!s.st) {

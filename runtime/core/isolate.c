@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "isolate.h"
@@ -258,23 +259,58 @@ int iso_enter(const char *const *roots, int n, char *err, size_t errlen) {
     return 0;
 }
 
-int iso_protect_run(const char *env, const char *const *roots, int n, int unprotected, FILE *warn,
-                    char *err, size_t errlen) {
+/* iso_enter in a forked child, which then ends: the same answer, this process
+ * unchanged (it may have threads: the child of a fork has one). */
+static int iso_try(const char *const *roots, int n, char *err, size_t errlen) {
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC)) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char why[1024] = "";
+        int rc = iso_enter(roots, n, why, sizeof why);
+        if (rc && write(fd[1], why, strlen(why)) < 0) rc = 2;
+        _exit(rc ? 1 : 0);
+    }
+    close(fd[1]);
+    if (pid < 0) {
+        close(fd[0]);
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    char why[1024];
+    ssize_t k = read(fd[0], why, sizeof why - 1);
+    close(fd[0]);
+    why[k > 0 ? k : 0] = 0;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    snprintf(err, errlen, "%s", why[0] ? why : "the check ended abnormally");
+    return -1;
+}
+
+int iso_protect_run(const char *env, const char *const *roots, int n, int unprotected, int check,
+                    FILE *warn, char *err, size_t errlen) {
     int prod = !env || !strcmp(env, "prod");
     if (n <= 0) return 0;
     if (unprotected) {
-        fprintf(warn, "flowrun: --unprotected: this run's tasks can write the other "
-                      "environments' roots\n");
+        fprintf(warn, "flowrun: --unprotected: %s tasks can write the other environments' "
+                      "roots\n", check ? "the runs'" : "this run's");
         return 0;
     }
     char why[1024];
-    if (iso_enter(roots, n, why, sizeof why) == 0) return 0;
+    if ((check ? iso_try : iso_enter)(roots, n, why, sizeof why) == 0) return 0;
     if (prod) {
-        fprintf(warn, "flowrun: the other environments' roots are not protected from this "
-                      "run: %s\n", why);
+        fprintf(warn, "flowrun: the other environments' roots are not protected from %s: %s\n",
+                check ? "these runs" : "this run", why);
         return 0;
     }
-    snprintf(err, errlen, "cannot keep this run off %s: %s; give --unprotected to run it anyway",
-             n == 1 ? roots[0] : "the other environments' roots", why);
+    snprintf(err, errlen, "cannot keep %s off %s: %s; give --unprotected to run %s anyway",
+             check ? "these runs" : "this run", n == 1 ? roots[0] : "the other environments' roots",
+             why, check ? "them" : "it");
     return -1;
 }

@@ -26,9 +26,11 @@ int iso_enter(const char *const *roots, int n, char *err, size_t errlen);
  * environments own roots[0..n): isolate (iso_enter); --unprotected
  * (unprotected != 0) skips isolation with one warning line on warn; where the
  * kernel refuses, a prod run goes on with one warning line, any other run is
- * refused: -1 with the line in err (exit 2). 0: go on. */
-int iso_protect_run(const char *env, const char *const *roots, int n, int unprotected, FILE *warn,
-                    char *err, size_t errlen);
+ * refused: -1 with the line in err (exit 2). 0: go on. check != 0: only find
+ * out, in a forked child, whether runs started later would be isolated (flowrun
+ * serve, before it starts any), this process unchanged. */
+int iso_protect_run(const char *env, const char *const *roots, int n, int unprotected, int check,
+                    FILE *warn, char *err, size_t errlen);
 
 /* Drop CAP_SYS_ADMIN from this process for good (bounding, effective, permitted,
  * inheritable and ambient sets), keeping every other capability (run_as needs

@@ -74,21 +74,31 @@ flow where() -> str {
     return ns()
 }
 EOF
+cat > "$T/s.flow" << 'EOF'
+task tick() -> int = sh "echo 1"
+flow daily(day: date) schedule "@daily" {
+    tick()
+}
+EOF
 if ! ${CC:-cc} -shared -fPIC -I"$INC" -o "$T/libput.so" "$T/put.c" 2> "$T/cc.err" ||
-    ! "$FLOWC" "$T/w.flow" -o "$T/w.plan" 2> "$T/flowc.err"; then
+    ! "$FLOWC" "$T/w.flow" -o "$T/w.plan" 2> "$T/flowc.err" ||
+    ! "$FLOWC" "$T/s.flow" -o "$T/s.plan" 2>> "$T/flowc.err"; then
     fail setup "$(cat "$T/cc.err" "$T/flowc.err" | head -3)"
     exit 0
 fi
-chmod 644 "$T/w.plan" "$T/libput.so"
+chmod 644 "$T/w.plan" "$T/s.plan" "$T/libput.so"
 
 AS=""     # "" (ourselves) or "nobody"
 ST=""     # the state directory of the current user
 # fr ARGS...: flowrun in $T (so ./flow.yaml is read) as $AS; exit code in $code,
 # stdout in $T/out, stderr in $T/err
+# nob CMD...: CMD as nobody in $T (redefined below to run it chrooted)
+nob() {
+    (cd "$T" && exec setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- "$@")
+}
 fr() {
     if [ -n "$AS" ]; then
-        (cd "$T" && setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- \
-            "$FLOWRUN" "$T/w.plan" --progress none --state "$ST" "$@") > "$T/out" 2> "$T/err"
+        nob "$FLOWRUN" "$T/w.plan" --progress none --state "$ST" "$@" > "$T/out" 2> "$T/err"
     else
         (cd "$T" && "$FLOWRUN" "$T/w.plan" --progress none --state "$ST" "$@") > "$T/out" 2> "$T/err"
     fi
@@ -174,6 +184,15 @@ got=$(tr -d '"' < "$T/out")
 if [ "$code" = 0 ] && [ "$got" != "$here" ]; then pass "with other roots: a mount namespace"; else
     fail "with other roots: a mount namespace" "exit $code, $got"; fi
 
+# serve: an environment flow.yaml does not have is refused at start
+(cd "$T" && "$FLOWRUN" serve "$T/s.plan" --env staging --state "$ST") > "$T/out" 2> "$T/err"
+code=$?
+if [ "$code" = 2 ] && grep -q -- "--env staging: no such environment" "$T/err"; then
+    pass "serve --env staging (not in flow.yaml) is refused"
+else
+    fail "serve --env staging (not in flow.yaml) is refused" "exit $code: $(cat "$T/err")"
+fi
+
 # --unprotected: no isolation, said once
 fr --flow shf --executor inline --no-cache --env test --unprotected --param dir="$PROD" --param text=unprot
 if [ "$code" = 0 ] && [ "$(cat "$PROD/pub.txt")" = unprot ] && [ "$(wc -l < "$T/err")" = 1 ] &&
@@ -220,6 +239,15 @@ refusals() {
     else
         fail "nobody, $where: a prod run goes on, said once" "exit $code: $(cat "$T/err")"
     fi
+    # serve finds out at start, once, for all its runs
+    nob "$FLOWRUN" serve "$T/s.plan" --env test --state "$ST" > "$T/out" 2> "$T/err"
+    code=$?
+    if [ "$code" = 2 ] && [ "$(wc -l < "$T/err")" = 1 ] &&
+        grep -q "cannot keep these runs off .*give --unprotected to run them anyway" "$T/err"; then
+        pass "nobody, $where: serve --env test is refused at start"
+    else
+        fail "nobody, $where: serve --env test is refused at start" "exit $code: $(cat "$T/err")"
+    fi
 }
 if setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- unshare -U -m true 2> /dev/null; then
     matrix nobody
@@ -236,11 +264,7 @@ mount --make-rprivate / && mount --rbind / "$nr" || exit 97
 exec chroot "$nr" setpriv --reuid=nobody --regid="$(id -gn nobody)" --clear-groups -- \
     sh -c 'cd "$0" && exec "$@"' "$dir" "$@"
 EOF
-    fr() {
-        unshare -m sh "$T/chrooted.sh" "$NR" "$T" "$FLOWRUN" "$T/w.plan" --progress none \
-            --state "$ST" "$@" > "$T/out" 2> "$T/err"
-        code=$?
-    }
+    nob() { unshare -m sh "$T/chrooted.sh" "$NR" "$T" "$@"; }
     if fr --flow where --executor inline --no-cache && [ "$code" = 0 ]; then
         refusals "in a chroot"
     else
