@@ -599,6 +599,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (!a.dry_run && iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro,
                                       a.unprotected, 0, stderr, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
+        for (uint32_t i = 0; i < G->nparams; i++)
+            fv_decref(p, p->params[G->first_param + i].type, params[i]);
         free(params);
         plan_free(p);
         return 2;
