@@ -16,29 +16,30 @@
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
-           "[--executor inline|process] [--env prod] [--state DIR] [--no-cache] "                  \
+           "[--executor inline|process] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
-    X(resume, "RUN [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
+    X(resume, "RUN [--config FILE] [--state DIR] [-j N] [--executor E] [--max-map N] [--no-cache]",              \
       "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
       "run a scheduled flow for each interval from --from to --to (exit 0 all succeeded, "         \
       "1 some failed)")                                                                            \
-    X(serve, "PLAN... [--env E] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
-             "[--param k=v]... [-j N] [--executor inline|process] [--unprotected]",               \
+    X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] "                   \
+             "[--debounce DURATION] [--param k=v]... [-j N] [--executor inline|process] "         \
+             "[--unprotected]",                                                                    \
       "run scheduled and watched flows for as long as it runs")                                    \
-    X(runs, "[--json] [--state DIR]",                                                              \
+    X(runs, "[--json] [--state DIR] [--config FILE]",                                                              \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
-    X(show, "RUN [--json] [--state DIR]", "every instance of a run")                               \
-    X(logs, "RUN INSTANCE [--state DIR]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
-    X(clear, "RUN INSTANCE [--state DIR]", "mark instances to run again on resume")                \
+    X(show, "RUN [--json] [--state DIR] [--config FILE]", "every instance of a run")                               \
+    X(logs, "RUN INSTANCE [--state DIR] [--config FILE]", "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")          \
+    X(clear, "RUN INSTANCE [--state DIR] [--config FILE]", "mark instances to run again on resume")                \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
-    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR]",                     \
+    X(gc, "[--keep-runs N] [--older-than DURATION] [--dry-run] [--state DIR] [--config FILE]",                     \
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
-    X(fsck, "[--state DIR]", "check state.db and the store; salvage a damaged state.db")
+    X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);
 FLOWRUN_COMMANDS(X)
@@ -67,8 +68,14 @@ int cli_pick_flow(const struct fl_plan *p, const char *want, uint32_t *out);
  * and passes them on to each run. */
 extern const struct option cli_run_options[];
 
-/* The state directory: --state, then $FLOW_STATE, then ./.flow (cli_state.c). */
-const char *state_dir_default(const char *given);
+/* The state directory: --state (given), then $FLOW_STATE, then the configuration's
+ * `state` (cfg may be NULL), then ./.flow (cli_state.c). */
+struct flcfg;
+const char *state_dir_default(const char *given, const struct flcfg *cfg);
+/* The same, for a command that does not keep the configuration: flow.yaml is read
+ * (config: --config or NULL) and the directory written to buf; -1 after saying
+ * why ("WHO: FILE:LINE:COL: ...") on stderr. */
+int cli_state_dir(const char *who, const char *given, const char *config, char *buf, size_t len);
 
 /* ---- reading a command line (cli_opts.c) ----
  * Every flowrun command line is read with getopt_long through cli_next, so each

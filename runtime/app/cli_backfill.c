@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "cron.h"
 #include "plan.h"
 #include "state.h"
@@ -63,6 +64,8 @@ enum { BF_NOWN = sizeof bf_own / sizeof bf_own[0], BF_MAX_OPTS = 64 };
 
 typedef struct bf_args {
     const char *plan, *flow, *from, *to, *env, *state;
+    const char *config;            /* --config (passed on to each run too) */
+    char state_buf[PATH_MAX];      /* the state directory in use */
     int newest_first, rerun, dry_run, runs;
     const char *dry_only;          /* --json or --exact, given (they need --dry-run) */
     long max_intervals;
@@ -155,6 +158,7 @@ static int parse_args(int argc, char **argv, bf_args *a) {
                 if (!strcmp(name, "param")) a->params[a->nparams++] = val;
                 if (!strcmp(name, "env")) a->env = val;
                 if (!strcmp(name, "state")) a->state = val;
+                if (!strcmp(name, "config")) a->config = val;
                 if (!strcmp(name, "json") || !strcmp(name, "exact")) a->dry_only = name;
             }
         }
@@ -413,6 +417,23 @@ int flowrun_cmd_backfill(int argc, char **argv) {
     if (code) goto out;
     code = 2;
     char err[1024];
+    { /* the configuration: the state directory, and --env must name one of its environments */
+        flcfg cfg;
+        if (flcfg_load(a->config, &cfg, err, sizeof err)) {
+            fprintf(stderr, "flowrun backfill: %s\n", err);
+            goto out;
+        }
+        int bad = flcfg_env_problem(&cfg, a->env ? a->env : "prod", err, sizeof err);
+        flcfg_free(&cfg);
+        if (bad) {
+            fprintf(stderr, "flowrun: %s\n", err);
+            goto out;
+        }
+        if (cli_state_dir("flowrun backfill", a->state, a->config, a->state_buf,
+                          sizeof a->state_buf))
+            goto out;
+        a->state = a->state_buf;
+    }
     if (!(p = plan_read_file(flowrun_ctx(), a->plan, err, sizeof err))) {
         fprintf(stderr, "flowrun: %s: %s\n", a->plan, err);
         goto out;
@@ -444,10 +465,10 @@ int flowrun_cmd_backfill(int argc, char **argv) {
     /* what already succeeded (a read; each run claims its interval again) */
     size_t skipped = 0;
     char dbpath[PATH_MAX];
-    snprintf(dbpath, sizeof dbpath, "%s/state.db", state_dir_default(a->state));
+    snprintf(dbpath, sizeof dbpath, "%s/state.db", a->state);
     /* a dry run creates no state directory */
     if (!a->rerun && n && (!a->dry_run || access(dbpath, F_OK) == 0)) {
-        fl_state *st = state_open(flowrun_ctx(), state_dir_default(a->state), err, sizeof err);
+        fl_state *st = state_open(flowrun_ctx(), a->state, err, sizeof err);
         if (!st) {
             fprintf(stderr, "flowrun backfill: %s\n", err);
             goto out;

@@ -317,23 +317,26 @@ static int salvage_db(const char *dir, const char *db) {
 }
 
 int flowrun_cmd_fsck(int argc, char **argv) {
-    enum { O_STATE = 256 };
+    enum { O_STATE = 256, O_CONFIG };
     static const struct option opts[] = {{"state", required_argument, NULL, O_STATE},
+                                         {"config", required_argument, NULL, O_CONFIG},
                                          {NULL, 0, NULL, 0}};
-    const char *state = NULL, *val;
+    const char *state = NULL, *config = NULL, *val;
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun fsck", " (usage: flowrun fsck [--state DIR])", "",
-                  opts, 0);
+    cli_line_init(&l, argc, argv, "flowrun fsck",
+                  " (usage: flowrun fsck [--state DIR] [--config FILE])", "", opts, 0);
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         if (c == CLI_ERROR) return 2;
         if (c == CLI_ARG) {
             fprintf(stderr, "flowrun fsck: unexpected argument '%s' (usage: flowrun fsck "
-                            "[--state DIR])\n", val);
+                            "[--state DIR] [--config FILE])\n", val);
             return 2;
         }
-        state = val; /* --state */
+        if (c == O_CONFIG) config = val;
+        else state = val; /* --state */
     }
-    const char *dir = state_dir_default(state);
+    char dir[FSCK_PATH - 32]; /* room for /state.db after it */
+    if (cli_state_dir("flowrun fsck", state, config, dir, sizeof dir)) return 2;
     char db[FSCK_PATH], why[512] = "";
     snprintf(db, sizeof db, "%s/state.db", dir);
     struct stat sb;

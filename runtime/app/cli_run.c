@@ -13,6 +13,12 @@
  * first (state_claim), in this process, which then runs it: exit 4 when it had already
  * succeeded, 5 when another flowrun is running it; a failed or interrupted run of it
  * is resumed under its id, with the parameters it was first run with.
+ *
+ * The configuration (flow.yaml, config.c) is read first: it gives the option
+ * defaults a command line does not set, the environments (--env must name one;
+ * exit 2 before anything runs), the environment's parameter defaults (below
+ * --params) and its root, which is created if missing before the run. Tasks see
+ * the environment as FLOW_ENV / FLOW_ENV_ROOT (sh) and flow_env_root() (C).
  */
 #include <errno.h>
 #include <limits.h>
@@ -24,8 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include "cgroup.h"
 #include "cli.h"
+#include "config.h"
 #include "cli_progress.h"
 #include "cron.h"
 #include "exec.h"
@@ -34,7 +43,6 @@
 #include "dryrun.h"
 #include "history.h"
 #include "refuse.h"
-#include "config.h"
 #include "isolate.h"
 #include "exec_process.h"
 #include "state.h"
@@ -62,9 +70,6 @@ typedef struct run_args {
     const char *executor;         /* --executor */
     const char *env;              /* --env */
     int unprotected;              /* --unprotected: a non-prod run without isolation */
-    const char *env_root;         /* this run's environment's root, or NULL (config.h) */
-    const char **ro_roots;        /* every other environment's root: read-only to tasks */
-    int n_ro;
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
@@ -75,6 +80,13 @@ typedef struct run_args {
     const char *interval;   /* --interval: the logical date or time to claim and run */
     int rerun;              /* --rerun: claim it even if it succeeded */
     char interval_kv[128];  /* "FIRST=WHEN", appended to params */
+    const char *config;     /* --config FILE */
+    const flcfg *cfg;       /* the configuration read (borrowed) */
+    /* set by run_body once the environment is known: what the run may write, and what
+     * its tasks must see read-only (isolate.c) */
+    const char *env_root;   /* the run's environment's root, or NULL */
+    const char **ro_roots;  /* every other environment's root (owned by run_body) */
+    int n_ro;
 } run_args;
 
 
@@ -96,7 +108,7 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED };
+       O_RERUN, O_UNPROTECTED, O_CONFIG };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -119,6 +131,7 @@ const struct option cli_run_options[] = {
     {"interval", required_argument, NULL, O_INTERVAL},
     {"rerun", no_argument, NULL, O_RERUN},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
+    {"config", required_argument, NULL, O_CONFIG},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -204,6 +217,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_UNPROTECTED:
                 a->unprotected = 1;
+                break;
+            case O_CONFIG:
+                a->config = val;
                 break;
         }
     }
@@ -305,11 +321,43 @@ static void print_resume_hint(int64_t run, const char *state) {
     fputc('\n', stderr);
 }
 
+/* Read the configuration into cfg (a->cfg) and check that the run's environment
+ * is one of it; 0, or 2 after saying why. */
+static int load_config(run_args *a, flcfg *cfg, const char *who) {
+    char err[1024];
+    if (flcfg_load(a->config, cfg, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return 2;
+    }
+    a->cfg = cfg;
+    if (flcfg_env_problem(cfg, a->env ? a->env : "prod", err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        flcfg_free(cfg);
+        return 2;
+    }
+    return 0;
+}
+
+/* The configuration's option defaults, for what the command line left unset. */
+static void config_defaults(run_args *a) {
+    const flcfg *c = a->cfg;
+    if (!a->executor) a->executor = c->executor;
+    if (!a->jobs) a->jobs = c->jobs;
+    if (!a->max_map) a->max_map = c->max_map;
+    if (!a->progress) a->progress = c->progress;
+    a->state = state_dir_default(a->state, c);
+}
+
 int flowrun_cmd_run(int argc, char **argv) {
     run_args a;
     memset(&a, 0, sizeof a);
     if (parse_args(argc, argv, &a)) return 2;
-    return run_main(&a, NULL, 0);
+    flcfg cfg;
+    if (load_config(&a, &cfg, "flowrun run")) return 2;
+    config_defaults(&a);
+    int code = run_main(&a, NULL, 0);
+    flcfg_free(&cfg);
+    return code;
 }
 
 /* flowrun resume RUN [options]: the same run again, in the same run record; what it
@@ -322,10 +370,13 @@ int flowrun_cmd_resume(int argc, char **argv) {
         return usage_error("%s", "resume takes the parameters and flow of the run it resumes");
     if (a.dry_run) return usage_error("%s", "--dry-run is an option of run, not of resume");
     char err[1024];
-    const char *dir = state_dir_default(a.state);
+    flcfg cfg;
+    if (load_config(&a, &cfg, "flowrun resume")) return 2;
+    const char *dir = state_dir_default(a.state, &cfg);
     fl_state *st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!st) {
         fprintf(stderr, "flowrun resume: %s\n", err);
+        flcfg_free(&cfg);
         return 2;
     }
     char *end;
@@ -339,12 +390,21 @@ int flowrun_cmd_resume(int argc, char **argv) {
     if (id <= 0 || state_run_get(st, id, &r)) {
         fprintf(stderr, "flowrun resume: no run '%s' in %s\n", a.plan, dir);
         state_close(st);
+        flcfg_free(&cfg);
         return 2;
     }
     state_close(st);
     if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
         fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
         state_run_free(&r);
+        flcfg_free(&cfg);
+        return 2;
+    }
+    /* the run keeps its environment, which must still be one of the configuration */
+    if (flcfg_env_problem(&cfg, r.env ? r.env : "prod", err, sizeof err)) {
+        fprintf(stderr, "flowrun resume: run %lld: %s\n", id, err);
+        state_run_free(&r);
+        flcfg_free(&cfg);
         return 2;
     }
     if (r.owner == STATE_OWNER_REMOTE)
@@ -363,8 +423,10 @@ int flowrun_cmd_resume(int argc, char **argv) {
         a.no_cache |= nc;
         a.strict |= strict;
     }
+    config_defaults(&a);
     int code = run_main(&a, r.params_blob, r.params_blob_len);
     state_run_free(&r);
+    flcfg_free(&cfg);
     return code;
 }
 
@@ -395,6 +457,43 @@ static int limits_refused(const fl_plan *p, const char *exname) {
 }
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len);
+
+/* Before a run in environment e: its root exists (mkdir -p, mode 0755; a created
+ * root is given to e->owner when flowrun is root). 0, or -1 with why in err. */
+static int make_root(const flcfg_env *e, char *err, size_t len) {
+    struct stat sb;
+    if (!e->root) return 0;
+    if (stat(e->root, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return 0;
+        snprintf(err, len, "environment '%s' root %s: not a directory", e->name, e->root);
+        return -1;
+    }
+    struct passwd *pw = NULL;
+    if (e->owner) {
+        errno = 0;
+        if (!(pw = getpwnam(e->owner))) {
+            snprintf(err, len, "environment '%s' root %s: owner '%s': %s", e->name, e->root,
+                     e->owner, errno ? strerror(errno) : "no such user");
+            return -1;
+        }
+        if (geteuid() != 0 && pw->pw_uid != geteuid()) {
+            snprintf(err, len, "environment '%s' root %s: cannot create it owned by '%s' "
+                     "(flowrun is not root); create it first", e->name, e->root, e->owner);
+            return -1;
+        }
+    }
+    if (store_mkdir_p(e->root, 0755)) {
+        snprintf(err, len, "environment '%s' root %s: cannot create it: %s", e->name, e->root,
+                 strerror(errno));
+        return -1;
+    }
+    if (pw && geteuid() == 0 && chown(e->root, pw->pw_uid, pw->pw_gid)) {
+        snprintf(err, len, "environment '%s' root %s: cannot give it to '%s': %s", e->name,
+                 e->root, e->owner, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
 
 /* Is `when` the logical date of an interval of G's schedule (cron.c)? 0, or -1 with why
  * in err: not a date (or time), or no interval starts then. */
@@ -494,28 +593,6 @@ static int claim_interval(const run_args *a, const fl_plan *p, const plan_graph 
  * the JIT are loaded: a stop asked for while it starts up is a stop (exit 3), never
  * lost (a shell starts background jobs with SIGINT ignored). */
 static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len) {
-    /* the environments' roots (flow.yaml): this run's, and the others' */
-    flcfg cfg;
-    char err[1024];
-    memset(&cfg, 0, sizeof cfg);
-    if (flcfg_load(NULL, &cfg, err, sizeof err)) {
-        fprintf(stderr, "flowrun: %s\n", err);
-        return 2;
-    }
-    const char *env = a->env ? a->env : "prod";
-    const flcfg_env *E = flcfg_env_get(&cfg, env);
-    int n_ro = 0;
-    const char **others = E ? flcfg_other_roots(&cfg, E, &n_ro) : NULL;
-    if (!others) {
-        if (!E) flcfg_env_problem(&cfg, env, err, sizeof err);
-        fprintf(stderr, "flowrun: %s\n", E ? "out of memory" : err);
-        free(others);
-        flcfg_free(&cfg);
-        return 2;
-    }
-    a->env_root = E->root;
-    a->ro_roots = others;
-    a->n_ro = n_ro;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = run_on_signal;
@@ -525,15 +602,19 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     int code = run_body(a, resume_params, resume_len);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    a->ro_roots = NULL;
-    free(others);
-    flcfg_free(&cfg);
     return code;
 }
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
+    const char *envname = a.env ? a.env : "prod";
+    const flcfg_env *env = flcfg_env_get(a.cfg, envname); /* load_config checked it is there */
+    if (!env || flcfg_state_problem(a.cfg, envname, state_dir_default(a.state, NULL), err,
+                                    sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", env ? err : "no environment");
+        return 2;
+    }
     fl_plan *p = plan_read_file(flowrun_ctx(), a.plan, err, sizeof err);
     if (!p) {
         fprintf(stderr, "flowrun: %s: %s\n", a.plan, err);
@@ -584,8 +665,9 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     fl_val *params = calloc(G->nparams ? G->nparams : 1, sizeof *params);
     if (!params || (resume_params ? params_from_blob(p, G, resume_params, resume_len, params)
-                                  : params_resolve(p, g, a.params, a.nparams, a.params_file,
-                                                   params, err, sizeof err))) {
+                                  : params_resolve_env(p, g, a.params, a.nparams, a.params_file,
+                                                       a.cfg->path, envname, params, err,
+                                                       sizeof err))) {
         if (resume_params) snprintf(err, sizeof err, "run %lld: its parameters no longer fit the plan",
                                     (long long)a.resume);
         fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
@@ -596,9 +678,19 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     /* every other environment's root read-only to this run's tasks (isolate.c): now,
      * while flowrun is one thread (the JIT, the inline pool and the recorder start
      * theirs later); a dry run runs nothing */
-    if (!a.dry_run && iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro,
-                                      a.unprotected, 0, stderr, err, sizeof err)) {
+    a.env_root = env->root;
+    a.ro_roots = flcfg_other_roots(a.cfg, env, &a.n_ro);
+    int refused = !a.ro_roots;
+    if (refused) snprintf(err, sizeof err, "out of memory");
+    /* every root exists first: this run's to be written, the others' to be protected */
+    for (int i = 0; !refused && !a.dry_run && i < a.cfg->nenvs; i++)
+        refused = make_root(&a.cfg->envs[i], err, sizeof err) != 0;
+    if (!refused && !a.dry_run)
+        refused = iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro, a.unprotected,
+                                  0, stderr, err, sizeof err) != 0;
+    if (refused) {
         fprintf(stderr, "flowrun: %s\n", err);
+        free(a.ro_roots);
         for (uint32_t i = 0; i < G->nparams; i++)
             fv_decref(p, p->params[G->first_param + i].type, params[i]);
         free(params);
@@ -626,8 +718,17 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fprintf(stderr, "flowrun: %s\n", err);
         goto out;
     }
+    /* the environment: its root for this run's tasks, the others' roots to protect */
+    if (rt_set_env_root(rt, env->root)) {
+        fprintf(stderr, "flowrun: out of memory\n");
+        goto out;
+    }
+    /* sh tasks inherit flowrun's environment variables (both executors) */
+    setenv("FLOW_ENV", envname, 1);
+    if (env->root) setenv("FLOW_ENV_ROOT", env->root, 1);
+    else unsetenv("FLOW_ENV_ROOT");
     if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
-        dry_opts d = {.state_dir = state_dir_default(a.state), .rt = rt, .no_cache = a.no_cache,
+        dry_opts d = {.state_dir = state_dir_default(a.state, NULL), .rt = rt, .no_cache = a.no_cache,
                       .exact = a.exact, .max_map = a.max_map};
         dry_report rep;
         code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
@@ -641,7 +742,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (!strcmp(exname, "inline")) {
         ex = rt_executor_inline(rt, jobs);
     } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
-        fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state), err, sizeof err);
+        fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state, NULL), err, sizeof err);
         ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
         store_close(sto);
     }
@@ -651,7 +752,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
     /* where instances write their files: STATE/work/<time>-<pid> */
-    const char *state = state_dir_default(a.state);
+    const char *state = state_dir_default(a.state, NULL);
 
     /* the history: this run's record, the cache, the store */
     char *pjson = NULL;
@@ -763,6 +864,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
 out:
+    free(a.ro_roots);
     if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);
     if (rt) rt_close(rt);

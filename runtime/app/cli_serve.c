@@ -201,6 +201,8 @@ typedef struct serve_opts {
     const char *plans[SERVE_MAX_PLANS];
     int nplans;
     const char *env, *state, *executor, *jobs;
+    const char *config;        /* --config FILE, passed on to each run */
+    char state_buf[PATH_MAX];  /* the state directory in use */
     char *params[SERVE_MAX_PARAMS];
     int nparams;
     int no_catchup;
@@ -448,6 +450,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     argv[n++] = "--progress";
     argv[n++] = "none";
     if (s->o.env) argv[n++] = "--env", argv[n++] = (char *)s->o.env;
+    if (s->o.config) argv[n++] = "--config", argv[n++] = (char *)s->o.config;
     if (s->o.state) argv[n++] = "--state", argv[n++] = (char *)s->o.state;
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
@@ -791,7 +794,8 @@ static int serve_loop(serve *s) {
     return s->interrupted ? 3 : 0;
 }
 
-enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_UNPROTECTED };
+enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG,
+       O_UNPROTECTED };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -802,6 +806,7 @@ static const struct option serve_options[] = {
     {"executor", required_argument, NULL, O_EXECUTOR},
     {"param", required_argument, NULL, O_PARAM},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
+    {"config", required_argument, NULL, O_CONFIG},
     {NULL, 0, NULL, 0}};
 
 static int serve_usage(const char *fmt, const char *a) {
@@ -830,6 +835,9 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             case O_STATE:
                 o->state = val;
+                break;
+            case O_CONFIG:
+                o->config = val;
                 break;
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
@@ -871,29 +879,19 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
     return 0;
 }
 
-/* The environment (flow.yaml) exists, and its runs would be kept off the other
- * environments' roots, as each run will be (cli_run.c, isolate.c): found out now,
- * not at each run. 0, or -1 said. */
-static int serve_env_check(const serve_opts *o) {
-    flcfg cfg;
+/* Would the runs of environment o->env (it is one of cfg's) be kept off the other
+ * environments' roots, as each run will be (cli_run.c, isolate.c)? Found out once,
+ * at start, in a child process. 0, or -1 said. */
+static int serve_env_check(const serve_opts *o, const flcfg *cfg) {
     char err[1024];
-    memset(&cfg, 0, sizeof cfg);
-    if (flcfg_load(NULL, &cfg, err, sizeof err)) {
-        fprintf(stderr, "flowrun serve: %s\n", err);
-        return -1;
-    }
-    const flcfg_env *E = flcfg_env_get(&cfg, o->env);
     int n = 0, rc = -1;
-    const char **others = E ? flcfg_other_roots(&cfg, E, &n) : NULL;
-    if (!others) {
-        if (!E) flcfg_env_problem(&cfg, o->env, err, sizeof err);
-        fprintf(stderr, "flowrun serve: %s\n", E ? "out of memory" : err);
-    } else {
+    const char **others = flcfg_other_roots(cfg, flcfg_env_get(cfg, o->env), &n);
+    if (!others)
+        snprintf(err, sizeof err, "out of memory");
+    else
         rc = iso_protect_run(o->env, others, n, o->unprotected, 1, stderr, err, sizeof err);
-        if (rc) fprintf(stderr, "flowrun serve: %s\n", err);
-    }
+    if (rc) fprintf(stderr, "flowrun serve: %s\n", err);
     free(others);
-    flcfg_free(&cfg);
     return rc;
 }
 
@@ -902,6 +900,23 @@ int flowrun_cmd_serve(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     if (parse_serve(argc, argv, &s.o)) return 2;
     if (!s.o.env) s.o.env = "prod";
+    { /* the configuration: the state directory, and --env must name one of its environments */
+        flcfg cfg;
+        char cerr[1024];
+        if (flcfg_load(s.o.config, &cfg, cerr, sizeof cerr)) {
+            fprintf(stderr, "flowrun serve: %s\n", cerr);
+            return 2;
+        }
+        int bad = flcfg_env_problem(&cfg, s.o.env, cerr, sizeof cerr);
+        if (bad) fprintf(stderr, "flowrun: %s\n", cerr);
+        else bad = serve_env_check(&s.o, &cfg);
+        flcfg_free(&cfg);
+        if (bad) return 2;
+        if (cli_state_dir("flowrun serve", s.o.state, s.o.config, s.o.state_buf,
+                          sizeof s.o.state_buf))
+            return 2;
+        s.o.state = s.o.state_buf;
+    }
     if (clock_init(&s.clock)) return 2;
     ssize_t sl = readlink("/proc/self/exe", s.self, sizeof s.self - 1);
     if (sl <= 0) {
@@ -917,8 +932,7 @@ int flowrun_cmd_serve(int argc, char **argv) {
         goto fail;
     }
     char err[1024];
-    if (serve_env_check(&s.o)) goto fail;
-    const char *dir = state_dir_default(s.o.state);
+    const char *dir = s.o.state;
     s.st = state_open(flowrun_ctx(), dir, err, sizeof err);
     if (!s.st) {
         fprintf(stderr, "flowrun serve: %s\n", err);

@@ -17,35 +17,57 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "state.h"
 #include "store.h"
 #include "walk.h"
 #include "value.h"
 
-/* The state directory: --state, then $FLOW_STATE, then ./.flow */
-const char *state_dir_default(const char *given) {
+/* The state directory: --state, then $FLOW_STATE, then flow.yaml's state, then ./.flow */
+const char *state_dir_default(const char *given, const flcfg *cfg) {
     if (given && *given) return given;
     const char *env = getenv("FLOW_STATE");
-    return env && *env ? env : ".flow";
+    if (env && *env) return env;
+    return cfg && cfg->state ? cfg->state : ".flow";
+}
+
+int cli_state_dir(const char *who, const char *given, const char *config, char *buf, size_t len) {
+    flcfg cfg;
+    char err[1024];
+    if (flcfg_load(config, &cfg, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return -1;
+    }
+    int n = snprintf(buf, len, "%s", state_dir_default(given, &cfg));
+    flcfg_free(&cfg);
+    if (n < 0 || (size_t)n >= len) {
+        fprintf(stderr, "%s: the state directory's name is too long\n", who);
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct cli_args {
-    const char *state;  /* --state DIR */
+    const char *state;  /* --state DIR, then the state directory in use (parse) */
+    const char *config; /* --config FILE */
+    char state_buf[PATH_MAX]; /* the state directory in use */
     int json;           /* --json */
     const char *pos[3]; /* positional arguments */
     int npos;
 } cli_args;
 
-enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN };
+enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN, O_CONFIG };
 
 /* --json first: the commands without it read from the second entry on */
 static const struct option state_options[] = {{"json", no_argument, NULL, O_JSON},
                                               {"state", required_argument, NULL, O_STATE},
+                                              {"config", required_argument, NULL, O_CONFIG},
                                               {NULL, 0, NULL, 0}};
 
 /* --state DIR, --json where json_ok, and at most maxpos arguments, in any order */
@@ -60,6 +82,8 @@ static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
         if (c == CLI_ERROR) return -1;
         if (c == O_STATE) {
             a->state = val;
+        } else if (c == O_CONFIG) {
+            a->config = val;
         } else if (c == O_JSON) {
             a->json = 1;
         } else if (a->npos < maxpos) { /* CLI_ARG */
@@ -69,12 +93,14 @@ static int parse(int argc, char **argv, cli_args *a, int maxpos, int json_ok) {
             return -1;
         }
     }
+    if (cli_state_dir(who, a->state, a->config, a->state_buf, sizeof a->state_buf)) return -1;
+    a->state = a->state_buf;
     return 0;
 }
 
 static fl_state *open_state(const cli_args *a, const char *cmd) {
     char err[1024];
-    fl_state *st = state_open(flowrun_ctx(), state_dir_default(a->state), err, sizeof err);
+    fl_state *st = state_open(flowrun_ctx(), state_dir_default(a->state, NULL), err, sizeof err);
     if (!st) fprintf(stderr, "flowrun %s: %s\n", cmd, err);
     return st;
 }
@@ -198,7 +224,7 @@ int flowrun_cmd_runs(int argc, char **argv) {
     if (a.json) putchar('[');
     state_runs_each(st, print_run, &c);
     if (a.json) puts(c.n ? "\n]" : "]"); /* one run a line */
-    else if (!c.n) fprintf(stderr, "no runs recorded in %s\n", state_dir_default(a.state));
+    else if (!c.n) fprintf(stderr, "no runs recorded in %s\n", state_dir_default(a.state, NULL));
     return close_state(st, 0);
 }
 
@@ -575,7 +601,7 @@ int flowrun_cmd_logs(int argc, char **argv) {
                     strrchr(w->idx, '/') ? strrchr(w->idx, '/') + 1 : w->idx);
             rc = 2;
         } else if (L) {
-            rc = show_log(state_dir_default(a.state), st, id, R->arg, &L->one[0]);
+            rc = show_log(state_dir_default(a.state, NULL), st, id, R->arg, &L->one[0]);
         }
     }
     state_close(st);
@@ -632,7 +658,9 @@ int flowrun_cmd_clear(int argc, char **argv) {
  * directory. gc holds the store's lock exclusively; runs hold it shared, so an
  * object a live run has stored but not yet recorded is never collected. */
 typedef struct gc_args {
-    const char *state;
+    const char *state;   /* --state, then the state directory in use (gc_parse) */
+    const char *config;  /* --config FILE */
+    char state_buf[PATH_MAX];
     long long keep_runs; /* -1: not given */
     int64_t older_ms;    /* -1: not given */
     int dry;
@@ -643,6 +671,7 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
                                           {"keep-runs", required_argument, NULL, O_KEEP_RUNS},
                                           {"older-than", required_argument, NULL, O_OLDER_THAN},
                                           {"dry-run", no_argument, NULL, O_DRY_RUN},
+                                          {"config", required_argument, NULL, O_CONFIG},
                                           {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->keep_runs = a->older_ms = -1;
@@ -658,6 +687,9 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
                 return -1;
             case O_STATE:
                 a->state = v;
+                break;
+            case O_CONFIG:
+                a->config = v;
                 break;
             case O_KEEP_RUNS: {
                 char *end;
@@ -687,6 +719,9 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
                 break;
         }
     }
+    if (cli_state_dir("flowrun gc", a->state, a->config, a->state_buf, sizeof a->state_buf))
+        return -1;
+    a->state = a->state_buf;
     return 0;
 }
 
@@ -855,7 +890,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
     gc_args a;
     if (gc_parse(argc, argv, &a)) return 2;
     cli_args sa = {.state = a.state};
-    const char *dir = state_dir_default(a.state);
+    const char *dir = state_dir_default(a.state, NULL);
     char err[1024];
     fl_state *st = open_state(&sa, "gc");
     if (!st) return 2;
@@ -894,7 +929,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
     if (!a.dry && c.nforget) {
         if (state_runs_forget(st, c.forget, c.nforget)) goto out;
         for (size_t i = 0; i < c.nforget; i++) {
-            char logs[4096];
+            char logs[PATH_MAX + 32];
             snprintf(logs, sizeof logs, "%s/logs/%lld", dir, (long long)c.forget[i]);
             walk_remove_path(logs); /* never through a link planted there */
         }

@@ -42,6 +42,8 @@
 
 #include "config.h"
 
+#define CFG_MAX_KEYS 10000 /* keys in one mapping of the file */
+
 /* The file being read and where its first error goes. */
 typedef struct cfg_in {
     const char *file; /* as given, for messages */
@@ -198,6 +200,17 @@ static int inside(const char *a, const char *b) {
     return !strncmp(a, b, lb) && (a[lb] == 0 || a[lb] == '/');
 }
 
+/* A path, made absolute from the file's folder and normalised (an empty one is
+ * refused rather than read as the folder itself). */
+static int path_value(cfg_in *in, const yaml_node_t *n, const char *key, char **out) {
+    const char *s;
+    if (scalar(in, n, key, &s)) return -1;
+    if (!*s) return cerr(in, n, "'%s': expected a path, got an empty string", key);
+    free(*out);
+    if (!(*out = normalise(in->dir, s))) return oom(in, n);
+    return 0;
+}
+
 /* ---- walking mappings ---- */
 
 typedef int (*pair_fn)(cfg_in *in, yaml_node_t *key, const char *name, yaml_node_t *value,
@@ -208,6 +221,9 @@ typedef int (*pair_fn)(cfg_in *in, yaml_node_t *key, const char *name, yaml_node
 static int walk_map(cfg_in *in, yaml_node_t *n, const char *what, pair_fn fn, void *arg) {
     if (n->type != YAML_MAPPING_NODE)
         return cerr(in, n, "'%s': expected a mapping, got %s", what, kind_name(n));
+    /* each key is compared with those before it: bounded, so that cannot take long */
+    if (n->data.mapping.pairs.top - n->data.mapping.pairs.start > CFG_MAX_KEYS)
+        return cerr(in, n, "'%s': more than %d keys", what, CFG_MAX_KEYS);
     for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
         yaml_node_t *k = yaml_document_get_node(&in->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(&in->doc, pr->value);
@@ -250,10 +266,7 @@ static int env_param(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *
 static int env_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
     flcfg_env *e = arg;
     if (!strcmp(name, "root")) {
-        const char *s;
-        if (scalar(in, v, "root", &s)) return -1;
-        free(e->root);
-        if (!(e->root = normalise(in->dir, s))) return oom(in, v);
+        if (path_value(in, v, "root", &e->root)) return -1;
         e->root_line = (int)v->start_mark.line + 1;
         e->root_col = (int)v->start_mark.column + 1;
         return 0;
@@ -296,16 +309,12 @@ static int read_envs(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     if (v->type != YAML_MAPPING_NODE)
         return cerr(in, v, "'envs': expected a mapping of environment names, got %s", kind_name(v));
     size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-    /* one more for prod when the file does not list it */
-    flcfg_env *envs = calloc(n + 1, sizeof *envs);
-    if (!envs) return oom(in, v);
-    for (int i = 0; i < c->nenvs; i++)
-        envs[i] = c->envs[i]; /* the default prod */
+    /* the file's environments replace the default prod (a name, nothing else);
+     * one more slot for prod when the file does not list it (flcfg_load) */
+    for (int i = 0; i < c->nenvs; i++) free(c->envs[i].name);
     free(c->envs);
-    c->envs = envs;
     c->nenvs = 0;
-    free(envs[0].name);
-    memset(&envs[0], 0, sizeof envs[0]);
+    if (!(c->envs = calloc(n + 1, sizeof *c->envs))) return oom(in, v);
     return walk_map(in, v, "envs", env_entry, NULL);
 }
 
@@ -314,10 +323,7 @@ static int read_envs(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
 static int secret_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
     flcfg_secret *s = arg;
     if (!strcmp(name, "file")) {
-        const char *f;
-        if (scalar(in, v, "file", &f)) return -1;
-        if (!(s->file = normalise(in->dir, f))) return oom(in, v);
-        return 0;
+        return path_value(in, v, "file", &s->file);
     }
     if (!strcmp(name, "env")) {
         if (str_value(in, v, "env", &s->env_var)) return -1;
@@ -384,11 +390,7 @@ static int read_max_map(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
 
 static int read_state(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     (void)k;
-    const char *s;
-    if (scalar(in, v, "state", &s)) return -1;
-    free(in->c->state);
-    if (!(in->c->state = normalise(in->dir, s))) return oom(in, v);
-    return 0;
+    return path_value(in, v, "state", &in->c->state);
 }
 
 /* X(key, reader) — the top-level keys, in the order docs/configuration.md gives them */

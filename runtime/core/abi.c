@@ -335,3 +335,8 @@ int64_t flow_map_index(void) {
     rt_ictx *c = cur_ictx;
     return c && c->job ? c->job->map_index : -1;
 }
+
+const char *flow_env_root(void) {
+    rt_ictx *c = cur_ictx;
+    return c && c->rt ? c->rt->env_root : NULL;
+}

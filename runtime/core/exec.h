@@ -27,6 +27,10 @@ typedef struct rt_runtime rt_runtime; /* a loaded plan with its libraries linked
 rt_runtime *rt_open(const fl_plan *plan, const char *plan_path, int strict, char *err,
                     size_t errlen);
 void rt_close(rt_runtime *rt);
+/* The root of the run's environment that flow_env_root() gives tasks (NULL: none);
+ * set before the executor starts (process workers are forked with it). -1 when
+ * out of memory. */
+int rt_set_env_root(rt_runtime *rt, const char *root);
 const fl_plan *rt_plan(const rt_runtime *rt);
 
 typedef struct rt_job {

@@ -51,7 +51,7 @@
 
 #include "isolate.h"
 
-#define ISO_PATH_MAX 4096
+#define ISO_PATH_MAX 4096 /* a mount point read from /proc/self/mountinfo */
 
 /* The number of threads of this process (from /proc/self/task), or -1. */
 static int thread_count(void) {
@@ -62,30 +62,6 @@ static int thread_count(void) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return n;
-}
-
-/* mkdir -p path, 0755; 0 or -1 (errno). */
-static int make_dirs(const char *path) {
-    char buf[ISO_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *s = buf + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(path, &st)) return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
 }
 
 /* Write text to the file path (a /proc/self/ map); 0 or -1 (errno). */
@@ -214,12 +190,17 @@ int iso_enter(const char *const *roots, int n, char *err, size_t errlen) {
                                                 : "flowrun already runs threads");
         return -1;
     }
-    for (int i = 0; i < n; i++)
-        if (roots[i][0] != '/' || make_dirs(roots[i])) {
-            snprintf(err, errlen, "%s: %s", roots[i],
-                     roots[i][0] != '/' ? "not an absolute path" : strerror(errno));
+    for (int i = 0; i < n; i++) { /* what does not exist cannot be bound */
+        struct stat st;
+        const char *why = roots[i][0] != '/'      ? "not an absolute path"
+                          : stat(roots[i], &st)   ? strerror(errno)
+                          : !S_ISDIR(st.st_mode) ? "not a directory"
+                                                  : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: %s", roots[i], why);
             return -1;
         }
+    }
     int root = geteuid() == 0;
     uid_t uid = geteuid();
     gid_t gid = getegid();

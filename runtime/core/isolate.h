@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 /* Enter a private mount namespace in which each of roots[0..n) (absolute
- * paths, created 0755 when missing) and every mount below it is read-only.
+ * paths of folders that exist) and every mount below it is read-only.
  * As root: a mount namespace. Not root: a user namespace mapping the user to
  * itself, then the mounts, then every capability dropped and no new privileges,
  * so nothing in the process can undo it. n == 0: nothing at all is done.

@@ -439,7 +439,17 @@ void rt_close(rt_runtime *rt) {
         fl_free(c, rt->libs[i].path);
     }
     fl_free(c, rt->libs);
+    fl_free(c, rt->env_root);
     fl_free(c, rt);
+}
+
+int rt_set_env_root(rt_runtime *rt, const char *root) {
+    fl_ctx *c = rt->plan->ctx;
+    char *r = root ? fl_strdup(c, root) : NULL;
+    if (root && !r) return -1;
+    fl_free(c, rt->env_root);
+    rt->env_root = r;
+    return 0;
 }
 
 const fl_plan *rt_plan(const rt_runtime *rt) {

@@ -30,6 +30,15 @@
  *   Values are built on the plan's context; out of memory is reported as one
  *   line like any other error, with everything built so far released.
  *
+ * ENVIRONMENT PARAMETERS
+ *   flow.yaml's `envs: NAME: params:` mapping (docs/configuration.md) is one more
+ *   layer, read by the same walk as the --params file, between it and the
+ *   defaults: --param > --params FILE > the environment's params > the default.
+ *   load_yaml finds the mapping by its path of keys (envs, NAME, params); an
+ *   environment parameter the flow does not have is an error naming the file,
+ *   line and column. The configuration's own shape was checked when it was read
+ *   (runtime/app/config.c).
+ *
  * A `dir` parameter (or a list of them) must name an existing directory, checked
  * here with the rest, so a typo is one line and exit 2 rather than a task failing
  * midway. `path` parameters are not checked: a path may name an output a task
@@ -230,11 +239,26 @@ static int unknown(const fl_plan *p, const plan_graph *G, const char *where, con
     return -1;
 }
 
-/* Load y->file into y->doc and check its top level: a mapping of known,
- * distinct parameter names. given[i]: the file's key and value of parameter i,
- * or NULL. 0, or -1 with err set; once loaded (*loaded = 1) the document is to
- * be deleted either way. */
-static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **given, int *loaded) {
+/* The value under key in mapping n, or NULL. */
+static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *n, const char *key) {
+    if (!n || n->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(doc, pr->key);
+        if (k && k->type == YAML_SCALAR_NODE && !strcmp((const char *)k->data.scalar.value, key))
+            return yaml_document_get_node(doc, pr->value);
+    }
+    return NULL;
+}
+
+/* Load y->file into y->doc and check the mapping of parameters in it — the
+ * top level, or with `path` (NULL-terminated keys) the mapping found by
+ * following them from the top, none when one is missing — : known, distinct
+ * parameter names. given[i]: the file's key and value of parameter i, or NULL.
+ * `what` ("" or "environment 'test': ") begins an unknown parameter's message.
+ * 0, or -1 with err set; once loaded (*loaded = 1) the document is to be
+ * deleted either way. */
+static int load_yaml(yaml_in *y, const plan_graph *G, const char *const *path, const char *what,
+                     const yaml_node_pair_t **given, int *loaded) {
     const fl_plan *p = y->p;
     FILE *f = fopen(y->file, "rb");
     if (!f) {
@@ -258,7 +282,9 @@ static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **g
     fclose(f);
     *loaded = 1;
     yaml_node_t *root = yaml_document_get_root_node(&y->doc);
+    for (; root && path && *path; path++) root = map_get(&y->doc, root, *path);
     if (!root) return 0; /* an empty file (or only comments): no parameters */
+    if (path && root->type == YAML_SCALAR_NODE) return 0; /* `params:` with nothing */
     if (root->type != YAML_MAPPING_NODE) {
         snprintf(y->err, y->errlen, "%s:%zu:%zu: expected a mapping of parameter names to values",
                  y->file, root->start_mark.line + 1, root->start_mark.column + 1);
@@ -277,8 +303,8 @@ static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **g
         int i = find_param(p, G, name, k->data.scalar.length);
         if (i < 0) {
             char where[300];
-            snprintf(where, sizeof where, "%s:%zu:%zu: ", y->file, k->start_mark.line + 1,
-                     k->start_mark.column + 1);
+            snprintf(where, sizeof where, "%s:%zu:%zu: %s", y->file, k->start_mark.line + 1,
+                     k->start_mark.column + 1, what);
             return unknown(p, G, where, name, strlen(name), y->err, y->errlen);
         }
         /* libyaml keeps both of two equal keys; YAML 1.2 says keys are unique */
@@ -291,6 +317,13 @@ static int load_yaml(yaml_in *y, const plan_graph *G, const yaml_node_pair_t **g
         given[i] = pr;
     }
     return 0;
+}
+
+/* Parameter P's value from its (key, value) pair in layer y's document. */
+static int from_pair(yaml_in *y, const plan_param *P, const yaml_node_pair_t *pr, fl_val *out) {
+    y->P = P;
+    y->key_line = yaml_document_get_node(&y->doc, pr->key)->start_mark.line;
+    return from_node(y, P->type, yaml_document_get_node(&y->doc, pr->value), 0, out);
 }
 
 /* Every dir in v (a dir, or a list of them) is an existing directory; else one
@@ -321,19 +354,34 @@ static int dirs_exist(const fl_plan *p, uint32_t type, fl_val v, char *err, size
 
 int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
                    const char *yaml_file, fl_val *out, char *err, size_t errlen) {
+    return params_resolve_env(p, graph, kv, nkv, yaml_file, NULL, NULL, out, err, errlen);
+}
+
+int params_resolve_env(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
+                       const char *yaml_file, const char *env_file, const char *env, fl_val *out,
+                       char *err, size_t errlen) {
     const plan_graph *G = &p->graphs[graph];
     size_t np = G->nparams ? G->nparams : 1;
-    /* per parameter: the --param text (borrowed from kv) or the file's node */
+    /* per parameter: the --param text (borrowed from kv), the file's node or the
+     * environment's */
     const char **texts = fl_calloc(p->ctx, np, sizeof *texts);
     const yaml_node_pair_t **given = fl_calloc(p->ctx, np, sizeof *given);
+    const yaml_node_pair_t **egiven = fl_calloc(p->ctx, np, sizeof *egiven);
     yaml_in y = {.p = p, .file = yaml_file, .err = err, .errlen = errlen};
-    int rc = 0, loaded = 0;
+    yaml_in ye = {.p = p, .file = env_file, .err = err, .errlen = errlen};
+    int rc = 0, loaded = 0, eloaded = 0;
     uint32_t nbuilt = 0;
-    if (!texts || !given) {
+    if (!texts || !given || !egiven) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    if (rc == 0 && yaml_file) rc = load_yaml(&y, G, given, &loaded);
+    if (rc == 0 && yaml_file) rc = load_yaml(&y, G, NULL, "", given, &loaded);
+    if (rc == 0 && env_file && env) {
+        const char *const path[] = {"envs", env, "params", NULL};
+        char what[120];
+        snprintf(what, sizeof what, "environment '%.60s': ", env);
+        rc = load_yaml(&ye, G, path, what, egiven, &eloaded);
+    }
     /* --param beats the file, but one --param must not silently replace another */
     for (int j = 0; j < nkv && rc == 0; j++) {
         const char *eq = strchr(kv[j], '=');
@@ -371,11 +419,9 @@ int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
             } else {
                 nbuilt++;
             }
-        } else if (given[i]) {
-            y.P = P;
-            y.key_line = yaml_document_get_node(&y.doc, given[i]->key)->start_mark.line;
-            if (from_node(&y, P->type, yaml_document_get_node(&y.doc, given[i]->value), 0,
-                          &out[i]) != 0)
+        } else if (given[i] || egiven[i]) { /* the --params file, else the environment */
+            if (given[i] ? from_pair(&y, P, given[i], &out[i])
+                         : from_pair(&ye, P, egiven[i], &out[i]))
                 rc = -1;
             else
                 nbuilt++;
@@ -406,7 +452,9 @@ int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
         for (uint32_t i = 0; i < nbuilt; i++)
             fv_decref(p, p->params[G->first_param + i].type, out[i]);
     if (loaded) yaml_document_delete(&y.doc);
+    if (eloaded) yaml_document_delete(&ye.doc);
     fl_free(p->ctx, texts);
     fl_free(p->ctx, given);
+    fl_free(p->ctx, egiven);
     return rc;
 }

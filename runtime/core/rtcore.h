@@ -49,6 +49,7 @@ struct rt_runtime {
     ffi_type bytes_ft;     /* flow_bytes {const uint8_t *data; int64_t len} */
     ffi_type *list_el[3];  /* its elements */
     ffi_type *bytes_el[3]; /* its elements */
+    char *env_root;        /* flow_env_root(): the run's environment's root, or NULL */
 };
 
 /* C layout of a plan type (built by rt_open for every type a C task uses). */

@@ -139,5 +139,12 @@ const char *sched_node_stem(const fl_plan *p, uint32_t node);
  * err and nothing to release. */
 int params_resolve(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
                    const char *yaml_file, fl_val *out, char *err, size_t errlen);
+/* The same with one more layer between yaml_file and the defaults: the mapping
+ * `envs: ENV: params:` of the configuration file env_file (flow.yaml; either
+ * NULL: none). A name there the flow does not have is an error with its
+ * FILE:LINE:COL. */
+int params_resolve_env(const fl_plan *p, uint32_t graph, char *const *kv, int nkv,
+                       const char *yaml_file, const char *env_file, const char *env, fl_val *out,
+                       char *err, size_t errlen);
 
 #endif /* FLOW_SCHED_H */

@@ -66,6 +66,9 @@ FLOW_API const char *flow_out_path(const char *name);
 FLOW_API const char *flow_scratch_dir(void);
 /* This instance's map index; -1 when the instance is not mapped. */
 FLOW_API int64_t flow_map_index(void);
+/* The root the run's environment owns (flow.yaml, `envs: NAME: root:`), an absolute
+ * path; NULL when the environment has none (docs/configuration.md). */
+FLOW_API const char *flow_env_root(void);
 
 
 /* ==== embedding the runtime (libflow) ========================================

@@ -57,7 +57,7 @@ int store_pathf(char *buf, size_t len, const char *fmt, ...) {
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode) {
+int store_mkdir_p(const char *path, mode_t mode) {
     char buf[STORE_PATH_MAX];
     size_t n = strlen(path);
     if (n >= sizeof buf) return -1;
@@ -113,7 +113,7 @@ fl_store *store_open(fl_ctx *ctx, const char *state_dir, char *err, size_t errle
     for (int i = 0; i < 5; i++) {
         char p[STORE_PATH_MAX];
         store_pathf(p, sizeof p, "%s/%s", st->root, subs[i]);
-        if (mkdir_p(p, 0755)) {
+        if (store_mkdir_p(p, 0755)) {
             snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
             fl_free(ctx, st);
             return NULL;
@@ -712,7 +712,7 @@ static int link_manifest(fl_store *st, char *m, size_t mlen, const char *tmp, in
         } else {
             char *slash = strrchr(dst, '/');
             *slash = 0;
-            mkdir_p(dst, 0755);
+            store_mkdir_p(dst, 0755);
             *slash = '/';
             if (link(obj, dst)) return -1;
         }

@@ -31,6 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ctx.h"
 #include "digest.h"
@@ -47,6 +48,8 @@ const char *store_root(const fl_store *st);
 
 /* snprintf for paths: 0, or -1 when the result does not fit (then treat it as an error). */
 int store_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* mkdir -p: path and every missing folder above it, with mode; 0, or -1 with errno. */
+int store_mkdir_p(const char *path, mode_t mode);
 
 /* Store bytes. 0 ok (object exists afterwards); -1 with err. */
 int store_put_bytes(fl_store *st, const void *data, size_t len, fl_digest *out, char *err,

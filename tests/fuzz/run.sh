@@ -23,7 +23,7 @@ command -v "$CC" >/dev/null 2>&1 || { echo "SKIP fuzz: $CC not found"; exit 0; }
 
 FLAGS="-O1 -g -fsanitize=fuzzer-no-link -fno-omit-frame-pointer"
 if ! make --no-print-directory -j"$JOBS" BUILD="$FB" CC="$CC" SANITIZE=1 CFLAGS="$FLAGS" \
-        "$FB/bin/flowc" "$FB/lib/libflow.a" > "$FB.make.log" 2>&1; then
+        "$FB/bin/flowc" "$FB/lib/libflow.a" "$FB/obj/runtime/app/config.o" > "$FB.make.log" 2>&1; then
     echo "FAIL fuzz: the build failed (see $FB.make.log)"; tail -5 "$FB.make.log"; exit 1
 fi
 
@@ -32,7 +32,8 @@ LIBS="-lffi -lyaml -lsqlite3 -lnettle -ldl -lm -lpthread"
 # the compiler's objects named after today's sources (an object of a renamed source may
 # linger in an old build folder)
 OBJS=$(for c in compiler/*.c; do n=$(basename "$c" .c); [ "$n" = main ] || echo "$FB/obj/compiler/$n.o"; done
-       ls "$FB"/obj/gen/*.o 2>/dev/null)
+       ls "$FB"/obj/gen/*.o 2>/dev/null
+       echo "$FB/obj/runtime/app/config.o")  # flow.yaml's reader, for fuzz_config
 
 status=0
 for src in tests/fuzz/fuzz_*.c; do
@@ -43,7 +44,7 @@ for src in tests/fuzz/fuzz_*.c; do
     fi
     bin="$FB/$name"
     if ! $CC $FLAGS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-            -Icompiler -Iruntime/core -Iruntime/recorder -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
+            -Icompiler -Iruntime/core -Iruntime/recorder -Iruntime/app -Iruntime/include -I"$FB/gen" -o "$bin" "$src" $OBJS \
             "$FB/lib/libflow.a" $LIBS > "$FB/$name.build.log" 2>&1; then
         echo "FAIL $name: does not build (see $FB/$name.build.log)"; head -5 "$FB/$name.build.log"
         status=1; continue

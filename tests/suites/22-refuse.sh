@@ -110,6 +110,10 @@ refused "--env test, no flow.yaml" "--env test: no such environment in the defau
 refused "--env=staging, no flow.yaml" "--env staging: no such environment" --flow clean --env=staging
 refused "--env test --unprotected, no flow.yaml" "--env test: no such environment" \
     --flow clean --env test --unprotected
+# environments other than prod exist when flow.yaml lists them (58-config tests the file);
+# with no root anywhere there is nothing to keep apart (57-isolate: with roots)
+printf 'envs:\n  test: {}\n  staging: {}\n' > "$T/flow.yaml"
+ran "--env test, no roots: runs" 1 --flow clean --env test --config "$T/flow.yaml"
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 

@@ -247,8 +247,22 @@ static void test_errors(void **state) {
     expect_error(fx, "secrets:\n  'a b': {env: X}\n",
                  ":2:3: secret name 'a b': expected letters, digits, '_' and '-', starting with "
                  "a letter or '_'");
+    expect_error(fx, "envs:\n  test: {root: ''}\n",
+                 ":2:16: 'root': expected a path, got an empty string");
     expect_error(fx, "jobs: [1\n", ":2:1: did not find expected ',' or ']'");
     expect_error(fx, "{[a]: 1}\n", ":1:2: 'the file': a key must be a plain word, not a sequence");
+}
+
+/* a mapping of more keys than CFG_MAX_KEYS is refused before its keys are compared */
+static void test_too_many_keys(void **state) {
+    fixture *fx = *state;
+    size_t cap = 10001 * 16 + 16, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t)snprintf(text + n, cap - n, "envs:\n");
+    for (int i = 0; i <= 10000; i++) n += (size_t)snprintf(text + n, cap - n, "  e%d:\n", i);
+    expect_error(fx, text, ":2:3: 'envs': more than 10000 keys");
+    free(text);
 }
 
 static void test_state_inside_root(void **state) {
@@ -273,6 +287,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_no_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_which_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_inside_root, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

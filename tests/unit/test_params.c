@@ -80,14 +80,16 @@ static void write_yaml(fixture *fx, const char *text, long len) {
     fclose(f);
 }
 
-/* params_resolve on the file (with kv); 0 and every value as JSON in `got`
- * ("n xs r rs s f", space-separated), or -1 and the error in `got`. */
-static int resolve(fixture *fx, char *const *kv, int nkv, char *got, size_t gotlen) {
+/* params_resolve_env on file (with kv, and environment env of the configuration
+ * env_file); 0 and every value as JSON in `got` ("n xs r rs s f",
+ * space-separated), or -1 and the error in `got`. */
+static int resolve_env(fixture *fx, char *const *kv, int nkv, const char *file,
+                       const char *env_file, const char *env, char *got, size_t gotlen) {
     const fl_plan *p = fx->p;
     const plan_graph *G = &p->graphs[0];
     fl_val out[8];
     assert_true(G->nparams <= 8);
-    if (params_resolve(p, 0, kv, nkv, fx->file, out, got, gotlen) != 0) return -1;
+    if (params_resolve_env(p, 0, kv, nkv, file, env_file, env, out, got, gotlen) != 0) return -1;
     got[0] = 0;
     for (uint32_t i = 0; i < G->nparams; i++) {
         uint32_t type = p->params[G->first_param + i].type;
@@ -98,6 +100,11 @@ static int resolve(fixture *fx, char *const *kv, int nkv, char *got, size_t gotl
         fv_decref(p, type, out[i]);
     }
     return 0;
+}
+
+/* params_resolve on the file (with kv) */
+static int resolve(fixture *fx, char *const *kv, int nkv, char *got, size_t gotlen) {
+    return resolve_env(fx, kv, nkv, fx->file, NULL, NULL, got, gotlen);
 }
 
 static void expect_values(fixture *fx, const char *yaml, const char *want) {
@@ -236,11 +243,65 @@ static void test_precedence(void **state) {
     assert_string_equal(got, "parameter 'n' given twice (--param n=3 and --param n=4)");
 }
 
+/* flow.yaml's `envs: NAME: params:` sits between the --params file and the
+ * defaults; its values read as the file's do, its errors name flow.yaml */
+static void test_env_layer(void **state) {
+    fixture *fx = *state;
+    char got[512], cfg[128];
+    snprintf(cfg, sizeof cfg, "%s/flow.yaml", fx->dir);
+    FILE *f = fopen(cfg, "wb");
+    assert_non_null(f);
+    fputs("envs:\n"
+          "  prod:\n"
+          "    params: {n: 1}\n"
+          "  test:\n"
+          "    params:\n"
+          "      n: \" 2 \"\n"
+          "      xs: [[1], [2, 3]]\n"
+          "      r: {a: 4, b: [x]}\n"
+          "      s: env\n"
+          "      f: 0.5\n"
+          "  bad:\n"
+          "    params: {n: 1, colour: red}\n"
+          "  typo:\n"
+          "    params: {n: [1]}\n"
+          "  none:\n",
+          f);
+    fclose(f);
+    /* the environment alone: a scalar as --param would read it, a sequence and a
+     * mapping as the --params file would */
+    assert_int_equal(resolve_env(fx, NULL, 0, NULL, cfg, "test", got, sizeof got), 0);
+    assert_string_equal(got, "2 [[1],[2,3]] {\"a\":4,\"b\":[\"x\"]} [] \"env\" 0.5");
+    assert_int_equal(resolve_env(fx, NULL, 0, NULL, cfg, "prod", got, sizeof got), 0);
+    assert_string_equal(got, "1 [] {\"a\":0,\"b\":[]} [] \"\" 0.0");
+    /* --params FILE wins over the environment, --param over both */
+    write_yaml(fx, "s: file\nf: 2.5\n", -1);
+    char *kv[] = {"f=9.5"};
+    assert_int_equal(resolve_env(fx, kv, 1, fx->file, cfg, "test", got, sizeof got), 0);
+    assert_string_equal(got, "2 [[1],[2,3]] {\"a\":4,\"b\":[\"x\"]} [] \"file\" 9.5");
+    /* an environment without params, and one not in the file: nothing from them */
+    assert_int_equal(resolve_env(fx, NULL, 0, NULL, cfg, "none", got, sizeof got), -1);
+    assert_string_equal(got, "missing parameter 'n' (int) for flow main: give --param n=VALUE");
+    assert_int_equal(resolve_env(fx, kv, 1, NULL, cfg, "qa", got, sizeof got), -1);
+    assert_string_equal(got, "missing parameter 'n' (int) for flow main: give --param n=VALUE");
+    /* a parameter the flow does not have; a value of the wrong type */
+    assert_int_equal(resolve_env(fx, NULL, 0, NULL, cfg, "bad", got, sizeof got), -1);
+    size_t cl = strlen(cfg);
+    assert_memory_equal(got, cfg, cl);
+    assert_string_equal(got + cl, ":12:20: environment 'bad': unknown parameter 'colour' for flow "
+                                  "main (its parameters: n, xs, r, rs, s, f)");
+    assert_int_equal(resolve_env(fx, NULL, 0, NULL, cfg, "typo", got, sizeof got), -1);
+    assert_string_equal(got + cl,
+                        ":14:17: parameter 'n' (int): expected a value of type int, got a YAML "
+                        "sequence");
+    unlink(cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested),     cmocka_unit_test(test_alias),
         cmocka_unit_test(test_wrong_type), cmocka_unit_test(test_empty_and_not_yaml),
-        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_precedence), cmocka_unit_test(test_env_layer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
