@@ -22,7 +22,7 @@ skip() { echo "SKIP isolate: $1: $2"; }
 
 PROD="$T/roots/prod"
 TEST="$T/roots/test"
-mkdir -p "$PROD" "$TEST" "$T/noconf"
+mkdir -p "$T/roots" "$T/noconf" # the roots themselves: made by flowrun before a run
 chmod 755 "$T/roots"
 cat > "$T/flow.yaml" << EOF
 envs:
@@ -170,7 +170,12 @@ matrix() {
 
 # ---- as root (or whoever runs the suite) ----
 ST="$T/st"
+fr --flow shf --executor inline --dry-run --param dir="$PROD"
+if [ -d "$PROD" ] || [ -d "$TEST" ]; then fail "a dry run makes no root" "$(ls "$T/roots")"; else
+    pass "a dry run makes no root"; fi
 matrix "$(id -un)"
+if [ -d "$TEST" ]; then pass "every root is made before the first run"; else
+    fail "every root is made before the first run" "$(ls "$T/roots")"; fi
 
 # ---- no flow.yaml: no namespace at all (inline: the task sees flowrun's own) ----
 here=$(readlink /proc/self/ns/mnt)
