@@ -28,24 +28,19 @@ cpu() {
     /usr/bin/time -f '%U %S' -o "$out.t" "$@" > /dev/null 2> /dev/null
     awk '{ printf "%.3f\n", $1 + $2 }' "$out.t" >> "$out"
 }
+# w1 MEASURE OUT: one W1 run on a fresh state, measured by MEASURE (timed or cpu) into
+# $tmp/OUT; OUT iso* runs in --env test of flow.yaml, plain* in prod without one
+w1() {
+    rm -rf "$tmp/state"
+    case $2 in iso*) dir=conf env=test ;; *) dir=noconf env=prod ;; esac
+    (cd "$tmp/$dir" && $1 "$tmp/$2" "$FLOWRUN" "$tmp/w1.plan" --executor "$ex" -j 2 \
+        --progress none --max-map "$N" --param n="$N" --state "$tmp/state" --no-cache --env $env)
+}
 envs_case() { # executor
     ex=$1
     rm -f "$tmp/iso" "$tmp/plain" "$tmp/iso.err" "$tmp/plain.err" "$tmp/isoc" "$tmp/plainc"
     i=0; while [ $i -lt "$RUNS" ]; do
-        rm -rf "$tmp/state"
-        (cd "$tmp/noconf" && timed "$tmp/plain" "$FLOWRUN" "$tmp/w1.plan" --executor "$ex" -j 2 \
-            --progress none --max-map "$N" --param n="$N" --state "$tmp/state" --no-cache)
-        rm -rf "$tmp/state"
-        (cd "$tmp/conf" && timed "$tmp/iso" "$FLOWRUN" "$tmp/w1.plan" --executor "$ex" -j 2 \
-            --progress none --max-map "$N" --param n="$N" --state "$tmp/state" --no-cache \
-            --env test)
-        rm -rf "$tmp/state"
-        (cd "$tmp/noconf" && cpu "$tmp/plainc" "$FLOWRUN" "$tmp/w1.plan" --executor "$ex" -j 2 \
-            --progress none --max-map "$N" --param n="$N" --state "$tmp/state" --no-cache)
-        rm -rf "$tmp/state"
-        (cd "$tmp/conf" && cpu "$tmp/isoc" "$FLOWRUN" "$tmp/w1.plan" --executor "$ex" -j 2 \
-            --progress none --max-map "$N" --param n="$N" --state "$tmp/state" --no-cache \
-            --env test)
+        w1 timed plain; w1 timed iso; w1 cpu plainc; w1 cpu isoc
         i=$((i + 1))
     done
     if [ -s "$tmp/iso.err" ] || [ -s "$tmp/plain.err" ]; then
