@@ -76,8 +76,12 @@ flow where() -> str {
 EOF
 cat > "$T/s.flow" << 'EOF'
 task tick() -> int = sh "echo 1"
+task stamp(dir: str) -> int = sh "echo backfilled > {dir}/pub.txt && echo 1"
 flow daily(day: date) schedule "@daily" {
     tick()
+}
+flow bf(day: date, dir: str) schedule "@daily" {
+    stamp(dir)
 }
 EOF
 if ! ${CC:-cc} -shared -fPIC -I"$INC" -o "$T/libput.so" "$T/put.c" 2> "$T/cc.err" ||
@@ -188,6 +192,17 @@ fr --flow where --executor inline --no-cache --env test
 got=$(tr -d '"' < "$T/out")
 if [ "$code" = 0 ] && [ "$got" != "$here" ]; then pass "with other roots: a mount namespace"; else
     fail "with other roots: a mount namespace" "exit $code, $got"; fi
+
+# backfill: each interval's run is isolated as any run
+cp "$PROD/pub.txt" "$T/prod.before"
+(cd "$T" && "$FLOWRUN" backfill "$T/s.plan" --flow bf --from 2026-01-01 --to 2026-01-02 \
+    --env test --param dir="$PROD" --state "$ST" --progress none) > "$T/out" 2> "$T/err"
+code=$?
+if [ "$code" = 1 ] && cmp -s "$PROD/pub.txt" "$T/prod.before"; then
+    pass "backfill --env test cannot write prod's root"
+else
+    fail "backfill --env test cannot write prod's root" "exit $code: $(head -3 "$T/err")"
+fi
 
 # serve: an environment flow.yaml does not have is refused at start
 (cd "$T" && "$FLOWRUN" serve "$T/s.plan" --env staging --state "$ST") > "$T/out" 2> "$T/err"
