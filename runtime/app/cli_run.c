@@ -610,8 +610,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     char err[1024];
     const char *envname = a.env ? a.env : "prod";
     const flcfg_env *env = flcfg_env_get(a.cfg, envname); /* load_config checked it is there */
-    if (!env || flcfg_state_problem(a.cfg, envname, state_dir_default(a.state, NULL), err,
-                                    sizeof err)) {
+    if (!env || flcfg_state_problem(a.cfg, envname, a.state, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", env ? err : "no environment");
         return 2;
     }
@@ -728,7 +727,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (env->root) setenv("FLOW_ENV_ROOT", env->root, 1);
     else unsetenv("FLOW_ENV_ROOT");
     if (a.dry_run) { /* nothing runs and nothing is written (dryrun.c) */
-        dry_opts d = {.state_dir = state_dir_default(a.state, NULL), .rt = rt, .no_cache = a.no_cache,
+        dry_opts d = {.state_dir = a.state, .rt = rt, .no_cache = a.no_cache,
                       .exact = a.exact, .max_map = a.max_map};
         dry_report rep;
         code = dry_run(p, g, params, &d, &rep, err, sizeof err) ? 1 : 0;
@@ -742,7 +741,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     if (!strcmp(exname, "inline")) {
         ex = rt_executor_inline(rt, jobs);
     } else { /* workers see the store read-only (as root: exec_process.c); it must exist */
-        fl_store *sto = store_open(flowrun_ctx(), state_dir_default(a.state, NULL), err, sizeof err);
+        fl_store *sto = store_open(flowrun_ctx(), a.state, err, sizeof err);
         ex = rt_executor_process_ro(rt, jobs, sto ? store_root(sto) : NULL);
         store_close(sto);
     }
@@ -752,7 +751,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
     /* where instances write their files: STATE/work/<time>-<pid> */
-    const char *state = state_dir_default(a.state, NULL);
+    const char *state = a.state; /* resolved with the configuration (config_defaults) */
 
     /* the history: this run's record, the cache, the store */
     char *pjson = NULL;
