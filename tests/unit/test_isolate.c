@@ -3,7 +3,8 @@
  * program the child starts), a directory beside it stays writable, the parent's
  * view is unchanged; as an unprivileged user (root's child drops to nobody), the
  * same through a user namespace, and a nested user namespace cannot remount it;
- * no roots: no namespace at all; a process with threads is refused; a worker
+ * no roots: no namespace at all; a missing, relative or file root is refused; a
+ * process with threads is refused; a worker
  * without CAP_SYS_ADMIN cannot remount. */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -188,6 +189,23 @@ static void no_roots_no_namespace(void **state) {
     assert_int_equal(in_child(body_none, NULL), 0);
 }
 
+/* a root that is missing, relative or a file: refused before any namespace */
+static void bad_roots_refused(void **state) {
+    (void)state;
+    const char *missing[] = {"/nonexistent/flow-iso-root"}, *relative[] = {"roots/prod"},
+               *file[] = {"/etc/hostname"};
+    char err[512];
+    assert_int_equal(iso_enter(missing, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "No such file"));
+    assert_int_equal(iso_enter(relative, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not an absolute path"));
+    struct stat st;
+    if (stat(file[0], &st) == 0) {
+        assert_int_equal(iso_enter(file, 1, err, sizeof err), -1);
+        assert_non_null(strstr(err, "not a directory"));
+    }
+}
+
 static void *sleeper(void *arg) {
     (void)arg;
     pause();
@@ -242,6 +260,7 @@ int main(void) {
         cmocka_unit_test(enter_covers_mounts_below),
         cmocka_unit_test(enter_unprivileged),
         cmocka_unit_test(no_roots_no_namespace),
+        cmocka_unit_test(bad_roots_refused),
         cmocka_unit_test(threads_refused),
         cmocka_unit_test(drop_sys_admin),
     };
