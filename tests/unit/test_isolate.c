@@ -4,8 +4,7 @@
  * view is unchanged; as an unprivileged user (root's child drops to nobody), the
  * same through a user namespace, and a nested user namespace cannot remount it;
  * no roots: no namespace at all; a missing, relative or file root is refused; a
- * process with threads is refused; a worker
- * without CAP_SYS_ADMIN cannot remount. */
+ * process with threads is refused; a worker without CAP_SYS_ADMIN cannot remount. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
