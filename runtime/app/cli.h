@@ -27,8 +27,9 @@
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
       "run a scheduled flow for each interval from --from to --to (exit 0 all succeeded, "         \
       "1 some failed)")                                                                            \
-    X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] [--debounce DURATION] "              \
-             "[--param k=v]... [-j N] [--executor inline|process]",                               \
+    X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] "                   \
+             "[--debounce DURATION] [--param k=v]... [-j N] [--executor inline|process] "         \
+             "[--unprotected]",                                                                    \
       "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--env NAME] [--state DIR] [--config FILE]",                                 \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \

@@ -43,6 +43,7 @@
 #include "dryrun.h"
 #include "history.h"
 #include "refuse.h"
+#include "isolate.h"
 #include "exec_process.h"
 #include "state.h"
 #include "jit.h"
@@ -81,8 +82,8 @@ typedef struct run_args {
     char interval_kv[128];  /* "FIRST=WHEN", appended to params */
     const char *config;     /* --config FILE */
     const flcfg *cfg;       /* the configuration read (borrowed) */
-    /* set by run_body once the environment is known; consumed by the isolation of
-     * non-prod runs (branch `isolate`): what the run may write, what it must not */
+    /* set by run_body once the environment is known: what the run may write, and what
+     * its tasks must see read-only (isolate.c) */
     const char *env_root;   /* the run's environment's root, or NULL */
     const char **ro_roots;  /* every other environment's root (owned by run_body) */
     int n_ro;
@@ -638,7 +639,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         return 2;
     }
     /* what this run declares but this build cannot do: refused before anything runs */
-    if (rt_refuse_undone(p, g, a.executor, a.unprotected ? NULL : a.env, err, sizeof err)) {
+    if (rt_refuse_undone(p, g, a.executor, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         plan_free(p);
         return 2;
@@ -681,6 +682,28 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         plan_free(p);
         return 2;
     }
+    /* every other environment's root read-only to this run's tasks (isolate.c): now,
+     * while flowrun is one thread (the JIT, the inline pool and the recorder start
+     * theirs later); a dry run runs nothing */
+    a.env_root = env->root;
+    a.ro_roots = flcfg_other_roots(a.cfg, env, &a.n_ro);
+    int refused = !a.ro_roots;
+    if (refused) snprintf(err, sizeof err, "out of memory");
+    /* every root exists first: this run's to be written, the others' to be protected */
+    for (int i = 0; !refused && !a.dry_run && i < a.cfg->nenvs; i++)
+        refused = make_root(&a.cfg->envs[i], err, sizeof err) != 0;
+    if (!refused && !a.dry_run)
+        refused = iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro, a.unprotected,
+                                  0, stderr, err, sizeof err) != 0;
+    if (refused) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        free(a.ro_roots);
+        for (uint32_t i = 0; i < G->nparams; i++)
+            fv_decref(p, p->params[G->first_param + i].type, params[i]);
+        free(params);
+        plan_free(p);
+        return 2;
+    }
     if (!a.no_jit && jit_available() && jit_attach(p, err, sizeof err) != 0)
         fprintf(stderr, "flowrun: %s; lambdas are interpreted\n", err);
     if (getenv("FLOW_JIT_STATS")) {
@@ -703,12 +726,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         goto out;
     }
     /* the environment: its root for this run's tasks, the others' roots to protect */
-    a.env_root = env->root;
-    a.ro_roots = calloc((size_t)a.cfg->nenvs, sizeof *a.ro_roots);
-    for (int i = 0; a.ro_roots && i < a.cfg->nenvs; i++)
-        if (a.cfg->envs[i].root && &a.cfg->envs[i] != env)
-            a.ro_roots[a.n_ro++] = a.cfg->envs[i].root;
-    if (!a.ro_roots || rt_set_env_root(rt, env->root)) {
+    if (rt_set_env_root(rt, env->root)) {
         fprintf(stderr, "flowrun: out of memory\n");
         goto out;
     }
@@ -727,10 +745,6 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         goto out;
     }
     if (limits_refused(p, exname)) goto out;
-    if (make_root(env, err, sizeof err)) {
-        fprintf(stderr, "flowrun: %s\n", err);
-        goto out;
-    }
     int jobs = a.jobs ? a.jobs : ncpus();
     { /* workers see the store read-only (as root: exec_process.c; under inline, those
        * of run_as tasks: exec_inline.c); it must exist */

@@ -60,6 +60,7 @@
 #include "plan.h"
 #include "refuse.h"
 #include "scheduler.h"
+#include "isolate.h"
 #include "state.h"
 #include "value.h"
 #include "watch.h"
@@ -205,6 +206,7 @@ typedef struct serve_opts {
     char *params[SERVE_MAX_PARAMS];
     int nparams;
     int no_catchup;
+    int unprotected; /* --unprotected, given to each run */
     double debounce; /* seconds */
 } serve_opts;
 
@@ -288,7 +290,7 @@ static int read_plan(serve *s, int pi, serve_flow *out, int max, int *n) {
             break;
         }
         /* what its runs would refuse (refuse.c) is refused now, not at each interval */
-        if (rt_refuse_undone(p, g, s->o.executor, s->o.env, err, sizeof err)) {
+        if (rt_refuse_undone(p, g, s->o.executor, err, sizeof err)) {
             fprintf(stderr, "flowrun serve: %s: flow %s: %s\n", path, plan_str(p, G->name), err);
             rc = -1;
             break;
@@ -452,6 +454,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     if (s->o.state) argv[n++] = "--state", argv[n++] = (char *)s->o.state;
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
+    if (s->o.unprotected) argv[n++] = "--unprotected";
     if (logical) { /* sets the first parameter and claims the interval (cli_run.c) */
         argv[n++] = "--interval";
         argv[n++] = (char *)logical;
@@ -791,7 +794,8 @@ static int serve_loop(serve *s) {
     return s->interrupted ? 3 : 0;
 }
 
-enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG };
+enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG,
+       O_UNPROTECTED };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -801,6 +805,7 @@ static const struct option serve_options[] = {
     {"jobs", required_argument, NULL, 'j'},
     {"executor", required_argument, NULL, O_EXECUTOR},
     {"param", required_argument, NULL, O_PARAM},
+    {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
     {NULL, 0, NULL, 0}};
 
@@ -837,6 +842,9 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
                 break;
+            case O_UNPROTECTED:
+                o->unprotected = 1;
+                break;
             case O_DEBOUNCE: {
                 int64_t ms;
                 if (fv_duration_parse(val, strlen(val), &ms) || ms > 86400000LL)
@@ -871,6 +879,22 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
     return 0;
 }
 
+/* Would the runs of environment o->env (it is one of cfg's) be kept off the other
+ * environments' roots, as each run will be (cli_run.c, isolate.c)? Found out once,
+ * at start, in a child process. 0, or -1 said. */
+static int serve_env_check(const serve_opts *o, const flcfg *cfg) {
+    char err[1024];
+    int n = 0, rc = -1;
+    const char **others = flcfg_other_roots(cfg, flcfg_env_get(cfg, o->env), &n);
+    if (!others)
+        snprintf(err, sizeof err, "out of memory");
+    else
+        rc = iso_protect_run(o->env, others, n, o->unprotected, 1, stderr, err, sizeof err);
+    if (rc) fprintf(stderr, "flowrun serve: %s\n", err);
+    free(others);
+    return rc;
+}
+
 int flowrun_cmd_serve(int argc, char **argv) {
     static serve s; /* large (the flows); one per process */
     memset(&s, 0, sizeof s);
@@ -884,11 +908,10 @@ int flowrun_cmd_serve(int argc, char **argv) {
             return 2;
         }
         int bad = flcfg_env_problem(&cfg, s.o.env, cerr, sizeof cerr);
+        if (bad) fprintf(stderr, "flowrun: %s\n", cerr);
+        else bad = serve_env_check(&s.o, &cfg);
         flcfg_free(&cfg);
-        if (bad) {
-            fprintf(stderr, "flowrun: %s\n", cerr);
-            return 2;
-        }
+        if (bad) return 2;
         if (cli_state_dir("flowrun serve", s.o.state, s.o.config, s.o.state_buf,
                           sizeof s.o.state_buf))
             return 2;

@@ -619,3 +619,11 @@ int flcfg_state_problem(const flcfg *c, const char *env, const char *state_dir, 
     free(st);
     return 0;
 }
+
+const char **flcfg_other_roots(const flcfg *c, const flcfg_env *env, int *n) {
+    const char **r = calloc((size_t)c->nenvs + 1, sizeof *r);
+    *n = 0;
+    for (int i = 0; r && i < c->nenvs; i++)
+        if (&c->envs[i] != env && c->envs[i].root) r[(*n)++] = c->envs[i].root;
+    return r;
+}

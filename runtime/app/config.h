@@ -80,4 +80,9 @@ const flcfg_secret *flcfg_secret_get(const flcfg *c, const char *name);
 int flcfg_state_problem(const flcfg *c, const char *env, const char *state_dir, char *err,
                         size_t errlen);
 
+/* The roots of every environment but env (those that have one), for isolate.c:
+ * a NULL-terminated array of n pointers into c (free the array, not the strings),
+ * or NULL when out of memory. */
+const char **flcfg_other_roots(const flcfg *c, const flcfg_env *env, int *n);
+
 #endif

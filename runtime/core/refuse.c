@@ -20,9 +20,6 @@
  *     is refused whoever flowrun runs as. As root both executors switch: the
  *     process executor in its workers, the inline executor by running exactly
  *     those jobs in a process pool of its own (exec_inline.c, RUN_AS).
- *   - `--env NAME` for any NAME but the default `prod`: environments are
- *     recorded but not enforced yet, unless the caller passes env NULL because
- *     the user said --unprotected. (Removed by the environments issue.)
  *
  * Each rule is a few lines below, so the issue that builds the feature removes
  * its rule and nothing else. Running a scheduled flow by hand is allowed: the
@@ -105,15 +102,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
     return 0;
 }
 
-int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, const char *env,
-                     char *err, size_t errlen) {
-    if (env && strcmp(env, "prod")) {
-        snprintf(err, errlen,
-                 "--env %s: environments are not enforced yet, so a run outside prod would not "
-                 "be kept apart from it (refused; leave out --env, or give --unprotected)",
-                 env);
-        return -1;
-    }
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
+                     size_t errlen) {
     (void)executor; /* both executors switch identity as root */
     int switches = geteuid() == 0;
     unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Declared means done, or refused (runtime/core/refuse.c): `image:`, a `run_as:` that
-# cannot be honoured and `--env` other than prod end a run before anything runs,
-# exit 2, one line naming the task and the option; no task ran and no run was
-# recorded. Options this build does not have are not advertised (--help, the
+# cannot be honoured and `--env` naming no environment of the configuration end a
+# run before anything runs, exit 2, one line naming the task and the option; no task
+# ran and no run was recorded. (Isolation of an environment that exists: 57-isolate.) Options this build does not have are not advertised (--help, the
 # bash completion) and are unknown when given.
 # Every task here appends to $T/ran when it really runs.
 T=$(mktemp -d /tmp/flow-refuse-XXXXXX)
@@ -107,12 +107,15 @@ done
 refused "image in a group" "task 'boxed' declares image" --flow image_in_group
 refused "image in a half of a combine" "task 'boxed' declares image" --flow image_in_combine
 ran "image on a task the flow does not call: runs" 1 --flow clean
-# environments other than prod exist when flow.yaml lists them (58-config tests the file)
+refused "--env test, no flow.yaml" "--env test: no such environment in the default configuration" \
+    --flow clean --env test
+refused "--env=staging, no flow.yaml" "--env staging: no such environment" --flow clean --env=staging
+refused "--env test --unprotected, no flow.yaml" "--env test: no such environment" \
+    --flow clean --env test --unprotected
+# environments other than prod exist when flow.yaml lists them (58-config tests the file);
+# with no root anywhere there is nothing to keep apart (57-isolate: with roots)
 printf 'envs:\n  test: {}\n  staging: {}\n' > "$T/flow.yaml"
-refused "--env test" "--env test: environments are not enforced yet" --flow clean --env test \
-    --config "$T/flow.yaml"
-refused "--env=staging" "--env staging: environments are not enforced yet" --flow clean \
-    --env=staging --config "$T/flow.yaml"
+ran "--env test, no roots: runs" 1 --flow clean --env test --config "$T/flow.yaml"
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
@@ -178,16 +181,15 @@ elif [ "$(id -u)" = 0 ]; then
     done
 fi
 
-# resume of a run recorded with --env test (before this check existed) is refused
+# resume of a run recorded with --env test, an environment the configuration lacks, is refused
 if command -v sqlite3 > /dev/null; then
     rm -rf "$ST" "$T/ran"
     "$FLOWRUN" "$T/r.plan" --flow clean --progress none --state "$ST" > /dev/null 2>&1
     sqlite3 "$ST/state.db" "UPDATE runs SET env = 'test', state = 'failed'" 2> /dev/null
     rm -f "$T/ran"
-    "$FLOWRUN" resume last --state "$ST" --progress none --no-cache --config "$T/flow.yaml" \
-        > /dev/null 2> "$T/err"
+    "$FLOWRUN" resume last --state "$ST" --progress none --no-cache > /dev/null 2> "$T/err"
     code=$?
-    if [ "$code" = 2 ] && grep -qF -- "--env test: environments are not enforced yet" "$T/err" &&
+    if [ "$code" = 2 ] && grep -qF -- "--env test: no such environment" "$T/err" &&
         [ ! -e "$T/ran" ]; then
         pass "resume of a run in env test"
     else

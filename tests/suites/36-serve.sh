@@ -138,10 +138,9 @@ expect "--metrics (issue 17) is an unknown option" 2 $?
 check "--metrics: said so" "$(grep -q "unknown option '--metrics'" metrics.err; echo $?)"
 "$FLOWRUN" serve 2> /dev/null
 expect "no plan: usage error" 2 $?
-printf 'envs:\n  staging: {}\n' > staging.yaml   # an environment exists when flow.yaml names it
-"$FLOWRUN" serve daily.plan --state st-u --env staging --config staging.yaml 2> env.err
-expect "what a run would refuse (--env staging) is refused at start" 2 $?
-check "--env staging: said once, naming the flow" "$(grep -c 'flow daily' env.err | grep -qx 1; echo $?)"
+"$FLOWRUN" serve daily.plan --state st-u --env staging 2> env.err
+expect "an environment flow.yaml lacks (--env staging) is refused at start" 2 $?
+check "--env staging: said once" "$(grep -c -- '--env staging: no such environment' env.err | grep -qx 1; echo $?)"
 "$FLOWRUN" serve slow.plan watch.plan --state st-u --debounce 2parsecs 2> /dev/null
 expect "a bad --debounce: usage error" 2 $?
 
