@@ -26,7 +26,8 @@
 
 typedef struct flcfg_param {
     char *name;         /* the flow parameter */
-    char *text;         /* its value as --param NAME=TEXT would give it */
+    char *text;         /* its value as --param NAME=TEXT would give it; NULL for a YAML
+                         * sequence or mapping, which params_resolve_env reads from the file */
     int line, col;      /* where in the file (from 1), for messages */
 } flcfg_param;
 
@@ -36,6 +37,8 @@ typedef struct flcfg_env {
     flcfg_param *params;
     int nparams;
     int line, col;
+    char *owner;        /* the user who owns the root when flowrun creates it, or NULL */
+    int root_line, root_col; /* where the root is written, for messages */
 } flcfg_env;
 
 typedef struct flcfg_secret {
@@ -70,5 +73,11 @@ int flcfg_env_problem(const flcfg *c, const char *name, char *err, size_t errlen
 
 /* The secret called name, or NULL. */
 const flcfg_secret *flcfg_secret_get(const flcfg *c, const char *name);
+
+/* A run in environment env keeps its state in state_dir (relative: to the working
+ * directory): -1 with one line in err when that is inside ANOTHER environment's
+ * root (a configuration error, exit 2), else 0. */
+int flcfg_state_problem(const flcfg *c, const char *env, const char *state_dir, char *err,
+                        size_t errlen);
 
 #endif
