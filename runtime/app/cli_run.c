@@ -34,6 +34,8 @@
 #include "dryrun.h"
 #include "history.h"
 #include "refuse.h"
+#include "config.h"
+#include "isolate.h"
 #include "exec_process.h"
 #include "state.h"
 #include "jit.h"
@@ -60,6 +62,9 @@ typedef struct run_args {
     const char *executor;         /* --executor */
     const char *env;              /* --env */
     int unprotected;              /* --unprotected: a non-prod run without isolation */
+    const char *env_root;         /* this run's environment's root, or NULL (config.h) */
+    const char **ro_roots;        /* every other environment's root: read-only to tasks */
+    int n_ro;
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
@@ -489,6 +494,29 @@ static int claim_interval(const run_args *a, const fl_plan *p, const plan_graph 
  * the JIT are loaded: a stop asked for while it starts up is a stop (exit 3), never
  * lost (a shell starts background jobs with SIGINT ignored). */
 static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len) {
+    /* the environments' roots (flow.yaml): this run's, and the others' */
+    flcfg cfg;
+    char err[1024];
+    memset(&cfg, 0, sizeof cfg);
+    if (flcfg_load(NULL, &cfg, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
+        return 2;
+    }
+    const char *env = a->env ? a->env : "prod";
+    const flcfg_env *E = flcfg_env_get(&cfg, env);
+    const char **others = calloc((size_t)cfg.nenvs + 1, sizeof *others);
+    if (!E || !others) {
+        if (!E) flcfg_env_problem(&cfg, env, err, sizeof err);
+        fprintf(stderr, "flowrun: %s\n", E ? "out of memory" : err);
+        free(others);
+        flcfg_free(&cfg);
+        return 2;
+    }
+    a->env_root = E->root;
+    a->ro_roots = others;
+    a->n_ro = 0;
+    for (int i = 0; i < cfg.nenvs; i++)
+        if (&cfg.envs[i] != E && cfg.envs[i].root) others[a->n_ro++] = cfg.envs[i].root;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = run_on_signal;
@@ -498,6 +526,9 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     int code = run_body(a, resume_params, resume_len);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    a->ro_roots = NULL;
+    free(others);
+    flcfg_free(&cfg);
     return code;
 }
 
@@ -521,7 +552,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         return 2;
     }
     /* what this run declares but this build cannot do: refused before anything runs */
-    if (rt_refuse_undone(p, g, a.executor, a.unprotected ? NULL : a.env, err, sizeof err)) {
+    if (rt_refuse_undone(p, g, a.executor, err, sizeof err)) {
         fprintf(stderr, "flowrun: %s\n", err);
         plan_free(p);
         return 2;
@@ -559,6 +590,16 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         if (resume_params) snprintf(err, sizeof err, "run %lld: its parameters no longer fit the plan",
                                     (long long)a.resume);
         fprintf(stderr, "flowrun: %s\n", params ? err : "out of memory");
+        free(params);
+        plan_free(p);
+        return 2;
+    }
+    /* every other environment's root read-only to this run's tasks (isolate.c): now,
+     * while flowrun is one thread (the JIT, the inline pool and the recorder start
+     * theirs later); a dry run runs nothing */
+    if (!a.dry_run && iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro,
+                                      a.unprotected, stderr, err, sizeof err)) {
+        fprintf(stderr, "flowrun: %s\n", err);
         free(params);
         plan_free(p);
         return 2;

@@ -285,7 +285,7 @@ static int read_plan(serve *s, int pi, serve_flow *out, int max, int *n) {
             break;
         }
         /* what its runs would refuse (refuse.c) is refused now, not at each interval */
-        if (rt_refuse_undone(p, g, s->o.executor, s->o.env, err, sizeof err)) {
+        if (rt_refuse_undone(p, g, s->o.executor, err, sizeof err)) {
             fprintf(stderr, "flowrun serve: %s: flow %s: %s\n", path, plan_str(p, G->name), err);
             rc = -1;
             break;

@@ -482,7 +482,7 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
         snprintf(err, sizeof err, "the %s executor is not available in this build", exname);
         return fail_early(fp, out, 2, err, opts->quiet);
     }
-    if (rt_refuse_undone(p, fp->graph, exname, NULL, err, sizeof err))
+    if (rt_refuse_undone(p, fp->graph, exname, err, sizeof err))
         return fail_early(fp, out, 2, err, opts->quiet);
     fl_error_clear(&fp->ctx);
     if (!fp->rt && link_program(fp, err, sizeof err) != 0)

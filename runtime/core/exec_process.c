@@ -59,8 +59,9 @@
  *   namespace of its own in which the store is a read-only bind mount, so no
  *   task it runs (nor a command they start) can write a stored object through
  *   any path, even as root (EROFS); flowrun itself, outside, stores as before.
- *   A deliberately hostile root task could remount it; run_as is the defence
- *   there (see docs/state.md, "What the store trusts").
+ *   After that setup a root worker drops CAP_SYS_ADMIN for good (isolate.c), so
+ *   a root task cannot remount the store, nor the other environments' roots
+ *   that flowrun made read-only before forking it (docs/environments.md).
  *
  *   Ownership: the parent owns slots, frames and the results it has not yet
  *   returned; a result returned by wait() belongs to the caller. In a worker
@@ -76,6 +77,7 @@
 #define _GNU_SOURCE
 #include "exec_process.h"
 #include "cgroup.h"
+#include "isolate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -567,6 +569,10 @@ static void px_child_setup(px_child_state *cs) {
     px_child = cs;
     on_exit(px_child_onexit, NULL);
     pthread_atfork(px_child_prefork, NULL, px_child_atfork);
+    /* last: nothing this worker runs may remount what it was given read-only (where
+     * flowrun itself lacks CAP_SETPCAP, a task that execs gets it back: see
+     * docs/environments.md; nothing here could say so but the task's log) */
+    if (geteuid() == 0) iso_drop_sys_admin();
 }
 
 /* Run one job frame (or, when fail is given, only report that it failed with that

@@ -18,9 +18,6 @@
  *     of a combined task whose unit runs as someone else (the process executor
  *     switches per unit, by the unit's own run_as). A run_as naming the user
  *     flowrun already runs as is what was declared, so it runs.
- *   - `--env NAME` for any NAME but the default `prod`: environments are
- *     recorded but not enforced yet, unless the caller passes env NULL because
- *     the user said --unprotected. (Removed by the environments issue.)
  *
  * Each rule is a few lines below, so the issue that builds the feature removes
  * its rule and nothing else. Running a scheduled flow by hand is allowed: the
@@ -103,15 +100,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
     return 0;
 }
 
-int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, const char *env,
-                     char *err, size_t errlen) {
-    if (env && strcmp(env, "prod")) {
-        snprintf(err, errlen,
-                 "--env %s: environments are not enforced yet, so a run outside prod would not "
-                 "be kept apart from it (refused; leave out --env, or give --unprotected)",
-                 env);
-        return -1;
-    }
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
+                     size_t errlen) {
     int inline_ex = executor && !strcmp(executor, "inline");
     int switches = !inline_ex && geteuid() == 0; /* the process executor, as root */
     unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);

@@ -12,10 +12,10 @@
 #include "plan.h"
 
 /* 0 when a run of flow `graph` under `executor` ("inline" or "process"; NULL:
- * process) in environment `env` (NULL: prod) would do what the plan and the
- * options declare; else -1 with one line in err naming the task (or option)
- * and the option. */
-int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, const char *env,
-                     char *err, size_t errlen);
+ * process) would do what the plan and the options declare; else -1 with one
+ * line in err naming the task and the option. (Environments are enforced by
+ * isolate.c, not refused.) */
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
+                     size_t errlen);
 
 #endif

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Declared means done, or refused (runtime/core/refuse.c): `image:`, a `run_as:` that
-# cannot be honoured and `--env` other than prod end a run before anything runs,
-# exit 2, one line naming the task and the option; no task ran and no run was
-# recorded. Options this build does not have are not advertised (--help, the
+# cannot be honoured and `--env` naming no environment of the configuration end a
+# run before anything runs, exit 2, one line naming the task and the option; no task
+# ran and no run was recorded. (Isolation of an environment that exists: 57-isolate.) Options this build does not have are not advertised (--help, the
 # bash completion) and are unknown when given.
 # Every task here appends to $T/ran when it really runs.
 T=$(mktemp -d /tmp/flow-refuse-XXXXXX)
@@ -105,8 +105,11 @@ refused "image in a half of a combine" "task 'boxed' declares image" --flow imag
 ran "image on a task the flow does not call: runs" 1 --flow clean
 refused "run_as under inline" "task 'as_daemon' declares run_as \"daemon\": the inline executor" \
     --flow with_run_as --executor inline
-refused "--env test" "--env test: environments are not enforced yet" --flow clean --env test
-refused "--env=staging" "--env staging: environments are not enforced yet" --flow clean --env=staging
+refused "--env test, no flow.yaml" "--env test: no such environment in the default configuration" \
+    --flow clean --env test
+refused "--env=staging, no flow.yaml" "--env staging: no such environment" --flow clean --env=staging
+refused "--env test --unprotected, no flow.yaml" "--env test: no such environment" \
+    --flow clean --env test --unprotected
 ran "--env prod runs" 1 --flow clean --env prod
 ran "a scheduled flow runs by hand" "" --flow scheduled --param day=2026-01-01
 
@@ -148,7 +151,7 @@ elif [ "$(id -u)" = 0 ]; then
     echo "SKIP refuse: run_as naming the user flowrun runs as (not root): $NOBODY_WHY"
 fi
 
-# resume of a run recorded with --env test (before this check existed) is refused
+# resume of a run recorded with --env test, an environment the configuration lacks, is refused
 if command -v sqlite3 > /dev/null; then
     rm -rf "$ST" "$T/ran"
     "$FLOWRUN" "$T/r.plan" --flow clean --progress none --state "$ST" > /dev/null 2>&1
@@ -156,7 +159,7 @@ if command -v sqlite3 > /dev/null; then
     rm -f "$T/ran"
     "$FLOWRUN" resume last --state "$ST" --progress none --no-cache > /dev/null 2> "$T/err"
     code=$?
-    if [ "$code" = 2 ] && grep -qF -- "--env test: environments are not enforced yet" "$T/err" &&
+    if [ "$code" = 2 ] && grep -qF -- "--env test: no such environment" "$T/err" &&
         [ ! -e "$T/ran" ]; then
         pass "resume of a run in env test"
     else
