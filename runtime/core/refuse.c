@@ -18,6 +18,9 @@
  *     of a combined task whose unit runs as someone else (the process executor
  *     switches per unit, by the unit's own run_as). A run_as naming the user
  *     flowrun already runs as is what was declared, so it runs.
+ *   - `secrets:` on a reached task under the inline executor: a secret reaches its
+ *     task only through a fresh worker process (secrets.c), and the inline
+ *     executor has none, so every other task of the run could read it.
  *
  * Each rule is a few lines below, so the issue that builds the feature removes
  * its rule and nothing else. Running a scheduled flow by hand is allowed: the
@@ -94,9 +97,47 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
         return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, inline_ex, err, errlen)) return -1;
+    for (uint32_t i = 0; inline_ex && i < p->n_secrets; i++)
+        if (p->secrets[i].task == t) {
+            snprintf(err, errlen,
+                     "task '%s' declares secrets: the inline executor runs every task in one "
+                     "process, where any task could read them (refused; use --executor process)",
+                     plan_str(p, T->name));
+            return -1;
+        }
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
             if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
+    return 0;
+}
+
+int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units) {
+    unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);
+    uint32_t *stack = fl_calloc(p->ctx, p->n_graphs + 1, sizeof *stack);
+    if (!gseen || !stack) {
+        fl_free(p->ctx, gseen);
+        fl_free(p->ctx, stack);
+        return -1;
+    }
+    uint32_t depth = 0;
+    stack[depth++] = graph;
+    gseen[graph] = 1;
+    while (depth) {
+        const plan_graph *G = &p->graphs[stack[--depth]];
+        for (uint32_t i = 0; i < G->nnodes; i++) {
+            const plan_node *n = &p->nodes[G->first_node + i];
+            if (n->kind == PN_GROUP_CALL || n->kind == PN_GROUP_EXPAND) {
+                if (!gseen[n->ref]) {
+                    gseen[n->ref] = 1;
+                    stack[depth++] = n->ref;
+                }
+            } else if (n->kind == PN_CALL || n->kind == PN_EXPAND || n->kind == PN_EXPAND_KWARGS) {
+                units[n->ref] = 1;
+            }
+        }
+    }
+    fl_free(p->ctx, gseen);
+    fl_free(p->ctx, stack);
     return 0;
 }
 
@@ -104,40 +145,19 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, cha
                      size_t errlen) {
     int inline_ex = executor && !strcmp(executor, "inline");
     int switches = !inline_ex && geteuid() == 0; /* the process executor, as root */
-    unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);
-    unsigned char *tseen = fl_calloc(p->ctx, p->n_tasks + 1, 1);
-    uint32_t *stack = fl_calloc(p->ctx, p->n_graphs + 1, sizeof *stack);
-    int rc = 0;
-    if (!gseen || !tseen || !stack) {
+    unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
+    if (!units || rt_reached_units(p, graph, units)) {
+        fl_free(p->ctx, units);
         snprintf(err, errlen, "out of memory");
-        rc = -1;
-        goto done;
+        return -1;
     }
-    uint32_t depth = 0;
-    stack[depth++] = graph;
-    gseen[graph] = 1;
-    while (depth && !rc) {
-        const plan_graph *G = &p->graphs[stack[--depth]];
-        for (uint32_t i = 0; i < G->nnodes && !rc; i++) {
-            const plan_node *n = &p->nodes[G->first_node + i];
-            if (n->kind == PN_GROUP_CALL || n->kind == PN_GROUP_EXPAND) {
-                if (!gseen[n->ref]) {
-                    gseen[n->ref] = 1;
-                    stack[depth++] = n->ref;
-                }
-            } else if ((n->kind == PN_CALL || n->kind == PN_EXPAND ||
-                        n->kind == PN_EXPAND_KWARGS) &&
-                       !tseen[n->ref]) {
-                const plan_task *U = &p->tasks[n->ref];
-                const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-                tseen[n->ref] = 1;
-                rc = check_task(p, n->ref, n->ref, as, inline_ex, err, errlen);
-            }
-        }
+    int rc = 0;
+    for (uint32_t u = 0; u < p->n_tasks && !rc; u++) {
+        if (!units[u]) continue;
+        const plan_task *U = &p->tasks[u];
+        const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
+        rc = check_task(p, u, u, as, inline_ex, err, errlen);
     }
-done:
-    fl_free(p->ctx, gseen);
-    fl_free(p->ctx, tseen);
-    fl_free(p->ctx, stack);
+    fl_free(p->ctx, units);
     return rc;
 }

@@ -66,6 +66,11 @@ FLOW_API const char *flow_out_path(const char *name);
 FLOW_API const char *flow_scratch_dir(void);
 /* This instance's map index; -1 when the instance is not mapped. */
 FLOW_API int64_t flow_map_index(void);
+/* The path of a file (mode 0400) holding the value of secret `name`, when the task
+ * declares it (`secrets: ["name"]`) and runs under the process executor; NULL
+ * otherwise. The file lives in a private tmpfs seen only by this instance's worker
+ * (docs/secrets.md). */
+FLOW_API const char *flow_secret(const char *name);
 
 
 /* ==== embedding the runtime (libflow) ========================================
