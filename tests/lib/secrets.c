@@ -44,8 +44,12 @@ static int file_has(const char *path, const char *needle) {
 
 /* What a task without the secret can find: flow_secret(name), then every
  * /proc/PID/{environ,cmdline} holding the value (read from needle_file, so that it
- * is in no argument, plan or result), and every /proc/PID/root/<path> holding it. Returns "nothing" or what it found. */
-const char *secret_snoop(const char *name, const char *needle_file, const char *path) {
+ * is in no argument, plan or result), and every /proc/PID/root/<dir>/<name> (where
+ * the secret's own worker has it) holding it. Returns "nothing" or what it found. */
+const char *secret_snoop(const char *name, const char *needle_file, const char *dir) {
+    char path[8192];
+    if (strlen(dir) + strlen(name) + 2 > sizeof path) return "path too long";
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     if (flow_secret(name)) return "flow_secret gave a path";
     static char value[256];
     FILE *nf = fopen(needle_file, "rb");
@@ -58,7 +62,7 @@ const char *secret_snoop(const char *name, const char *needle_file, const char *
     DIR *d = opendir("/proc");
     if (!d) return "no /proc";
     struct dirent *e;
-    char p[4096];
+    char p[8192 + 300];
     const char *found = "nothing";
     int pids = 0;
     while ((e = readdir(d))) {
