@@ -978,6 +978,12 @@ static void px_kill_tree(pid_t pid) {
 static void px_child_secrets(px_exec *ex, px_worker *w, px_child_state *cs, pid_t *parent) {
     char why[512];
     if (!w->oneshot && ex->sec->memfd >= 0) close(ex->sec->memfd);
+    /* into the cgroup before the worker is forked below (the parent attaches only this
+     * process, perhaps too late for its child) */
+    if (w->cg.version && fcg_attach(&w->cg, getpid())) {
+        dprintf(w->capfd, "flow: cannot move the worker into its cgroup\n");
+        _exit(126);
+    }
     if (fsec_enter_pidns(why, sizeof why)) {
         dprintf(w->capfd, "flow: %s\n", why);
         _exit(126);

@@ -11,15 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* FNV-1a of the secret's file as hex, or "NULL" when flow_secret gives none. */
-const char *secret_hash(const char *name) {
-    const char *path = flow_secret(name);
-    if (!path) return "NULL";
+/* FNV-1a of file `path` as 16 hex digits (flow_alloc memory), or NULL. */
+static const char *fnv_file(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        flow_fail("cannot open %s", path);
-        return NULL;
-    }
+    if (!f) return NULL;
     uint64_t h = 1469598103934665603ull;
     int c;
     while ((c = getc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
@@ -27,6 +22,15 @@ const char *secret_hash(const char *name) {
     char buf[32];
     snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
     return flow_strdup(buf);
+}
+
+/* The hash of the secret's file, or "NULL" when flow_secret gives none. */
+const char *secret_hash(const char *name) {
+    const char *path = flow_secret(name);
+    if (!path) return "NULL";
+    const char *h = fnv_file(path);
+    if (!h) flow_fail("cannot open %s", path);
+    return h;
 }
 
 /* Does file `path` contain `needle`? */
@@ -104,13 +108,6 @@ int64_t secret_hang(int64_t x) {
 
 /* FNV-1a of a file named by path, as secret_hash gives it (the expected value). */
 const char *secret_file_hash(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return "NULL";
-    uint64_t h = 1469598103934665603ull;
-    int c;
-    while ((c = getc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ull;
-    fclose(f);
-    char buf[32];
-    snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-    return flow_strdup(buf);
+    const char *h = fnv_file(path);
+    return h ? h : "NULL";
 }
