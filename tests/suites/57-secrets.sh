@@ -86,18 +86,21 @@ EOF
 check_main() {
     d=$1; run=$2; sfx=$3
     mnt="$d/st/secret-mount"
+    rmdir "$mnt" 2> /dev/null # an earlier run's: its reappearance says when to look
     (cd "$d" && $run "$FLOWC" s.flow -o s.plan) 2> "$d/cerr" || { fail "compile$sfx" "$(head -3 "$d/cerr")"; return; }
     (cd "$d" || exit 1
      S57_TOKEN=$(cat "$d/token.txt") $run "$FLOWRUN" s.plan --flow main --state st -j 4 \
         --progress none --param "dir=$mnt" > out 2> err &
      wait $!; echo $? > code) &
     bg=$!
-    sleep 0.5
+    # flowrun makes the mount folder after it moved the secrets: look then
+    n=0
+    while [ ! -d "$mnt" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
     # flowrun's own environment no longer shows the env secret (checked from outside,
     # while the run goes on)
     fpid=$(pgrep -f "flowrun s.plan --flow main --state st -j 4" | head -1)
     if [ -n "$fpid" ] && grep -qsF -f "$d/needle-env" "/proc/$fpid/environ"; then
-        fail "environ$sfx" "flowrun's /proc/$fpid/environ still holds the env secret"
+        fail "environ$sfx" "flowrun's /proc/$fpid/environ still holds the env secret ($(tr '\0' ' ' < /proc/$fpid/cmdline), parent $(awk '{print $4}' /proc/$fpid/stat))"
     elif [ -n "$fpid" ]; then
         pass "flowrun's /proc/PID/environ does not hold the env secret$sfx"
     else
