@@ -160,6 +160,10 @@ const char *chk_str_text(chk_ctx *c, const fl_node *e, bool report);
 
 /* check_options.c */
 void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts);
+/* The well-formed names of the first `secrets:` option among opts (arena memory), at
+ * most max; errors are left to chk_task_options. */
+#define CHK_MAX_SECRETS 64
+int chk_task_secret_names(chk_ctx *c, const fl_nodes *opts, const char **names, int max);
 
 /* check_schedule.c: the schedule of flow declaration fl, stored in plan graph `graph` */
 void chk_schedule(chk_ctx *c, const fl_node *fl, uint32_t graph);

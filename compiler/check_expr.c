@@ -260,6 +260,35 @@ static bool coerce(lw *w, uint32_t have, uint32_t want, int below, fl_span sp) {
 
 /* ---- strings -------------------------------------------------------------------- */
 
+/* `{secret.NAME}` in an sh command (unless the task has a parameter called `secret`):
+ * pushes the text "$FLOW_SECRET_<NAME>" (in double quotes, so the shell makes one word of
+ * the path) when the task declares NAME, else reports the error (*ok = false). Returns
+ * false when `part` is not such a reference (it is lowered as usual then). */
+static bool lower_secret(lw *w, const fl_node *part, bool *ok) {
+    if (part->kind != AST_MEMBER || !part->a || part->a->kind != AST_NAME ||
+        strcmp(part->a->name, "secret"))
+        return false;
+    for (int i = 0; i < w->nparams; i++)
+        if (w->names[i] && !strcmp(w->names[i], "secret")) return false;
+    const expr_ctx *cx = w->cx;
+    for (int i = 0; i < cx->nsecrets; i++)
+        if (!strcmp(cx->secrets[i], part->name)) {
+            char text[100] = "\"$FLOW_SECRET_";
+            size_t n = strlen(text);
+            for (const char *q = part->name; *q && n + 3 < sizeof text; q++)
+                text[n++] = (*q >= 'a' && *q <= 'z') ? (char)(*q - 32) : *q;
+            text[n++] = '"';
+            text[n] = 0;
+            if (push_str(w, text, n, w->t_str, part->span) == PLAN_NONE) *ok = false;
+            return true;
+        }
+    char hint[160];
+    snprintf(hint, sizeof hint, "declare it: with {secrets: [\"%.100s\"]}", part->name);
+    err(w, part->nspan, hint, "this task does not declare the secret '%s'", part->name);
+    *ok = false;
+    return true;
+}
+
 /* An AST_STR: literal parts and interpolated expressions, concatenated. In sh mode
  * each interpolated value is shell-quoted. */
 static uint32_t lower_str(lw *w, const fl_node *e) {
@@ -271,6 +300,8 @@ static uint32_t lower_str(lw *w, const fl_node *e) {
             size_t len = part->ival > 0 ? (size_t)part->ival : 0;
             if (len == 0 || !part->sval) continue;
             if (push_str(w, part->sval, len, w->t_str, part->span) == PLAN_NONE) ok = false;
+        } else if (w->sh && w->quote && lower_secret(w, part, &ok)) {
+            /* `{secret.NAME}`: lower_secret pushed the text or reported why not */
         } else {
             bool quote = w->quote;
             w->quote = false; /* strings inside the interpolation are plain */

@@ -30,6 +30,10 @@
 typedef struct expr_ctx {
     fl_plan *plan; /* where lambdas, code, constants, types and locs are appended */
     fl_diag *diag; /* where errors go */
+    /* expr_lower_sh: the secret names the task declares (`secrets: [...]`), for
+     * `{secret.NAME}` in its command; NULL / 0: none */
+    const char *const *secrets;
+    int nsecrets;
 } expr_ctx;
 
 /* Type-check an AST_LAMBDA whose parameter types come from context (ptypes[0..nparams)),
@@ -52,7 +56,10 @@ uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const fl_node *lambda, const uin
  * converted to str (TOSTR) and shell-quoted (SHQUOTE, POSIX single quotes); literal
  * parts are kept as written. Returns a lambda over (params..., out: str) -> str (the
  * `out` parameter is always present, the last one, even when !has_out), or PLAN_NONE
- * after reporting an error. */
+ * after reporting an error. `{secret.NAME}` (NAME among cx->secrets) becomes the literal
+ * text "$FLOW_SECRET_<NAME upper-cased>" (double-quoted): the shell expands it, in the
+ * task's own worker, to the path of the secret's file (docs/secrets.md); the plan never
+ * holds more than the name. */
 uint32_t expr_lower_sh(expr_ctx *cx, const fl_node *cmd, const char *const *pnames,
                        const uint32_t *ptypes, int nparams, bool has_out);
 

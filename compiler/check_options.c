@@ -1,25 +1,29 @@
 /*
  * check_options.c — a task's `with {...}` options (language.md §5): retries,
  * retry_delay, timeout, cache, version, max_map, concurrency, trigger, run_as,
- * image, label, memory, max_procs.
+ * image, label, memory, max_procs, secrets.
  *
  * The option names are one X-macro list (TASK_OPTIONS), which also gives the
  * "did you mean" candidates. Each option is a constant of a fixed type, checked
  * through check_const.c and then stored in the plan_task record itself (not as a
  * plan value: opt_const takes the value back off plan->values); `label` is the one
  * lambda, lowered by check_expr.c over the task's parameters. Range checks give
- * the limit in the message.
+ * the limit in the message. `secrets` is the one list: string literals naming
+ * entries of flow.yaml's `secrets:` (docs/secrets.md), stored as plan_secret records
+ * (names only); check_task reads the same names first (chk_task_secret_names) so that an
+ * sh command can use `{secret.NAME}`.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "check.h"
 #include "types.h"
 
 #define TASK_OPTIONS(X)                                                                            \
     X(retries) X(retry_delay) X(timeout) X(cache) X(version) X(max_map) X(concurrency)          \
-        X(trigger) X(run_as) X(image) X(label) X(memory) X(max_procs)
+        X(trigger) X(run_as) X(image) X(label) X(memory) X(max_procs) X(secrets)
 
 static const char *const option_names[] = {
 #define X(o) #o,
@@ -45,6 +49,81 @@ static bool opt_const(chk_ctx *c, const fl_node *o, uint32_t want, plan_value *o
     return true;
 }
 
+/* The text of a string literal without interpolation, or NULL (no diagnostic). */
+static const char *secret_literal(chk_ctx *c, const fl_node *e) {
+    if (!e || e->kind != AST_STR) return NULL;
+    for (int i = 0; i < e->list.len; i++)
+        if (e->list.items[i]->kind != AST_STRPART) return NULL;
+    return chk_str_text(c, e, false);
+}
+
+int chk_task_secret_names(chk_ctx *c, const fl_nodes *opts, const char **names, int max) {
+    for (int i = 0; i < opts->len; i++) {
+        const fl_node *o = opts->items[i];
+        if (strcmp(o->name, "secrets")) continue;
+        int n = 0;
+        for (int k = 0; o->a && o->a->kind == AST_LIST && k < o->a->list.len && n < max; k++) {
+            const char *s = secret_literal(c, o->a->list.items[k]);
+            if (s && !plan_secret_name_bad(s)) names[n++] = s;
+        }
+        return n; /* the first `secrets` option (a second one is an error) */
+    }
+    return 0;
+}
+
+/* `secrets: ["a", "b"]`: plan_secret records for the task, in the order written. */
+static void opt_secrets(chk_ctx *c, uint32_t task, const fl_node *o) {
+    fl_plan *p = c->plan;
+    if (!o->a || o->a->kind != AST_LIST) {
+        diag_error(c->d, o->a ? o->a->span : o->nspan, "e.g. secrets: [\"s3_key\"]",
+                   "option 'secrets' must be a list of secret names");
+        return;
+    }
+    const fl_nodes *l = &o->a->list;
+    if (l->len > CHK_MAX_SECRETS) {
+        diag_error(c->d, o->a->span, NULL, "a task can declare at most %d secrets",
+                   CHK_MAX_SECRETS);
+        return;
+    }
+    for (int k = 0; k < l->len; k++) {
+        const fl_node *e = l->items[k];
+        const char *name = secret_literal(c, e);
+        if (!name) {
+            diag_error(c->d, e->span, "write the name itself, as in \"s3_key\"",
+                       "a secret name must be a string literal");
+            continue;
+        }
+        const char *why = plan_secret_name_bad(name);
+        if (why) {
+            diag_error(c->d, e->span, "letters, digits and '_', not starting with a digit",
+                       "secret name \"%s\" %s", name, why);
+            continue;
+        }
+        int dup = -1;
+        for (int j = 0; j < k && dup < 0; j++) {
+            const char *other = secret_literal(c, l->items[j]);
+            if (other && !strcasecmp(other, name)) dup = j;
+        }
+        if (dup >= 0) {
+            diag_error(c->d, e->span, NULL,
+                       "secret \"%s\" is listed twice (names that differ only in case are "
+                       "the same secret: FLOW_SECRET_ upper-cases them)",
+                       name);
+            diag_note(c->d, l->items[dup]->span, "first listed here");
+            continue;
+        }
+        uint32_t si = PLAN_PUSH(p, secrets);
+        if (p->oom) return;
+        plan_secret rec = {task, plan_intern_str(p, name), chk_loc(c, e->span)};
+        /* keep the records in task order (a combine's options come after later tasks') */
+        while (si > 0 && p->secrets[si - 1].task > task) {
+            p->secrets[si] = p->secrets[si - 1];
+            si--;
+        }
+        p->secrets[si] = rec;
+    }
+}
+
 void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
     fl_plan *p = c->plan;
     char hb[160];
@@ -60,7 +139,7 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
             const char *h = chk_hint_closest(c, o->name, hb, sizeof hb);
             diag_error(c->d, o->nspan,
                        h ? h : "options: retries retry_delay timeout cache version max_map "
-                               "concurrency trigger run_as image label memory max_procs",
+                               "concurrency trigger run_as image label memory max_procs secrets",
                        "unknown task option '%s'", o->name);
             continue;
         }
@@ -116,6 +195,8 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
         } else if (!strcmp(name, "cache")) {
             if (!opt_const(c, o, c->t_bool, &v)) continue;
             p->tasks[task].cache = (uint32_t)v.u.i;
+        } else if (!strcmp(name, "secrets")) {
+            opt_secrets(c, task, o);
         } else if (!strcmp(name, "label")) {
             if (o->a->kind != AST_LAMBDA) {
                 diag_error(c->d, o->a->span, "e.g. label: f => basename(f)",

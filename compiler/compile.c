@@ -184,8 +184,13 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
             names[i] = plan_str(p, p->params[first + i].name);
             types[i] = p->params[first + i].type;
         }
+        const char *secrets[CHK_MAX_SECRETS];
         c->ex.diag = c->d;
+        c->ex.secrets = secrets;
+        c->ex.nsecrets = chk_task_secret_names(c, &tk->list2, secrets, CHK_MAX_SECRETS);
         uint32_t cmd = expr_lower_sh(&c->ex, b->a, names, types, (int)n, has_out);
+        c->ex.secrets = NULL;
+        c->ex.nsecrets = 0;
         p->tasks[ti].cmd = cmd;
     } else {
         diag_error(c->d, tk->span, NULL, "task '%s' has no body (= lib.symbol or = sh \"...\")",

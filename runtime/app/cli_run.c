@@ -44,6 +44,7 @@
 #include "history.h"
 #include "refuse.h"
 #include "isolate.h"
+#include "secrets.h"
 #include "exec_process.h"
 #include "state.h"
 #include "jit.h"
@@ -613,6 +614,44 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     return code;
 }
 
+/* The secrets the tasks a run of flow g reaches declare (units and their halves), from
+ * flow.yaml's `secrets:` (secrets.c: an environment-variable value leaves flowrun's
+ * environment now, before any worker exists). 0 (s->n == 0: no such task), or -1 after
+ * one line naming the task and the secret on stderr (exit 2). */
+static int run_secrets(const run_args *a, const fl_plan *p, uint32_t g, fsec_set *s) {
+    if (!p->n_secrets) return 0;
+    unsigned char *in = calloc(p->n_tasks + 1, 1);
+    if (!in || rt_reached_units(p, g, in)) {
+        fprintf(stderr, "flowrun: out of memory\n");
+        free(in);
+        return -1;
+    }
+    for (uint32_t t = p->n_tasks; t-- > 0;) /* halves are earlier tasks than their combine */
+        if (in[t] && p->tasks[t].kind == TK_COMBINE) in[p->tasks[t].first] = in[p->tasks[t].second] = 1;
+    int rc = 0;
+    for (uint32_t i = 0; i < p->n_secrets && !rc; i++) {
+        const plan_secret *ps = &p->secrets[i];
+        if (!in[ps->task]) continue;
+        const char *name = plan_str(p, ps->name), *task = plan_str(p, p->tasks[ps->task].name);
+        const flcfg_secret *c = a->cfg ? flcfg_secret_get(a->cfg, name) : NULL;
+        char why[1024];
+        if (!c) {
+            fprintf(stderr,
+                    "flowrun: task '%s' declares secret '%s', which %s%s does not define (add "
+                    "it under secrets: with a file or an env)\n",
+                    task, name, a->cfg && a->cfg->path ? "" : "no configuration (no flow.yaml)",
+                    a->cfg && a->cfg->path ? a->cfg->path : "");
+            rc = -1;
+        } else if (c->file ? fsec_add_file(s, name, c->file, why, sizeof why)
+                           : fsec_add_env(s, name, c->env_var, why, sizeof why)) {
+            fprintf(stderr, "flowrun: task '%s', secret '%s': %s\n", task, name, why);
+            rc = -1;
+        }
+    }
+    free(in);
+    return rc;
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
@@ -720,6 +759,9 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     rt_runtime *rt = NULL;
     rt_executor *ex = NULL;
     const char *exname = a.executor ? a.executor : "process";
+    fsec_set sec;
+    fsec_init(&sec);
+    if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
         fprintf(stderr, "flowrun: %s\n", err);
@@ -750,8 +792,20 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
        * of run_as tasks: exec_inline.c); it must exist */
         fl_store *sto = store_open(flowrun_ctx(), a.state, err, sizeof err);
         const char *ro = sto ? store_root(sto) : NULL;
+        if (sec.n) { /* the folder fresh workers mount their secrets on; namespaces work? */
+            char mnt[PATH_MAX], why[600];
+            snprintf(mnt, sizeof mnt, "%s/secret-mount", a.state);
+            if (fsec_set_mnt(&sec, mnt, why, sizeof why) || fsec_probe(&sec, why, sizeof why)) {
+                fprintf(stderr,
+                        "flowrun: this run has tasks with secrets, and they cannot be kept "
+                        "from its other tasks here: %s (refused)\n",
+                        why);
+                store_close(sto);
+                goto out;
+            }
+        }
         ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
-                                       : rt_executor_process_ro(rt, jobs, ro);
+                                       : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL);
         store_close(sto);
     }
     if (!ex) {
@@ -875,6 +929,7 @@ out:
     free(a.ro_roots);
     if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);
+    fsec_free(&sec);
     if (rt) rt_close(rt);
     for (uint32_t i = 0; i < G->nparams; i++)
         fv_decref(p, p->params[G->first_param + i].type, params[i]);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "rtcore.h"
+#include "secrets.h"
 #include "walk.h"
 
 /* Default size of an arena chunk; larger requests get a chunk of their own. */
@@ -329,6 +330,19 @@ const char *flow_scratch_dir(void) {
         return NULL;
     }
     return c->own_scratch_dir;
+}
+
+/* The secret's file exists only in the fresh worker the process executor starts for a
+ * job of a task that declares it (secrets.c), which also sets FLOW_SECRET_<NAME>; so a
+ * name the task does not declare, or a task running anywhere else, gets NULL. */
+const char *flow_secret(const char *name) {
+    rt_ictx *c = need_ctx("flow_secret");
+    if (!c || !c->job || !name || plan_secret_name_bad(name) ||
+        !plan_task_has_secret(c->rt->plan, c->job->task, name))
+        return NULL;
+    char var[100];
+    fsec_env_name(name, var, sizeof var);
+    return getenv(var);
 }
 
 int64_t flow_map_index(void) {

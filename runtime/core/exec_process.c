@@ -63,6 +63,18 @@
  *   a root task cannot remount the store, nor the other environments' roots
  *   that flowrun made read-only before forking it (docs/environments.md).
  *
+ *   Secrets (a run in which some task declares `secrets:`, secrets.c): every
+ *   worker lives in a pid namespace of its own with its own /proc (the worker is
+ *   the namespace's pid 1; the process between it and flowrun waits and ends as
+ *   it did, so pidfds, deaths and timeouts work as above), and pooled workers close
+ *   the memfd of secret values first thing. A job of a task with secrets never
+ *   goes to a pooled worker: it waits on its own queue (`sec_*`, linked through
+ *   the slots) for one of the nworkers extra worker places (w[nworkers ..
+ *   2*nworkers)), where a FRESH worker is forked from flowrun for it alone, puts
+ *   the task's secrets in a private tmpfs before anything of the task runs, runs
+ *   the one job and exits. Its death after answering is its normal end; a death
+ *   before fails the job (it is never run elsewhere).
+ *
  *   Ownership: the parent owns slots, frames and the results it has not yet
  *   returned; a result returned by wait() belongs to the caller. In a worker
  *   the only process-wide state is px_child, the pointer the fatal-signal and
@@ -77,6 +89,7 @@
 #define _GNU_SOURCE
 #include "exec_process.h"
 #include "cgroup.h"
+#include "secrets.h"
 #include "isolate.h"
 
 #include <errno.h>
@@ -158,6 +171,8 @@ typedef struct px_ctl {
     _Atomic int64_t start_wall; /* its start, CLOCK_REALTIME ns */
     _Atomic int answered;       /* a run_as child has sent its job's result */
     _Atomic int nomem;          /* the worker ran out of memory and ended (px_child_nomem) */
+    _Atomic int fatal;          /* the fatal signal of a worker that is pid 1 of its
+                                   namespace (it cannot re-raise it; it dies otherwise) */
 } px_ctl;
 
 typedef struct px_bytes {
@@ -194,6 +209,8 @@ typedef struct px_worker {
                                     there was no memory to read it */
     int deaths;                  /* deaths in a row with no job to blame */
     fcg cg;                      /* its cgroup (memory:, max_procs:), version 0 when none */
+    int oneshot;                 /* a fresh worker for one job of a task with secrets */
+    uint32_t oneshot_task;       /* ... that task (set before px_spawn) */
 } px_worker;
 
 typedef struct px_exec {
@@ -221,6 +238,11 @@ typedef struct px_exec {
     int limits;          /* some task sets memory: or max_procs: (workers get cgroups) */
     uint32_t cg_gen;     /* numbers the workers' cgroups */
     char *ro_dir;        /* shown read-only to tasks (the store), or NULL */
+    const fsec_set *sec; /* the run's secrets (borrowed), or NULL: no task has any */
+    int ntotal;          /* size of w: nworkers, plus nworkers fresh-worker places */
+    unsigned char *sec_task;            /* per task: it declares secrets */
+    uint32_t sec_head, sec_tail, sec_count; /* jobs waiting for a fresh worker (slots, linked
+                                               through next_free) */
 } px_exec;
 
 /* ---- small helpers ---- */
@@ -403,6 +425,9 @@ typedef struct px_child_state {
     volatile int forked; /* set in the child of a fork made by a task (pthread_atfork) */
     fcg *cg;             /* this worker's cgroup, or NULL (cgroup.c) */
     int nheld;           /* results in out not yet sent */
+    int oneshot;         /* a fresh worker: runs one job, then exits */
+    uint32_t oneshot_task; /* ... of this task (any other job fails) */
+    char setup_fail[600]; /* why its secrets could not be set up (the job fails with it) */
     int held_effect;     /* one of them is of a cache: false task: send before the next job */
 } px_child_state;
 
@@ -436,6 +461,9 @@ static void px_child_fatal(int sig) {
     px_child_state *cs = px_child;
     if (cs && cs->whole > cs->out.off)
         (void)px_send_all(cs->sock, cs->out.d + cs->out.off, cs->whole - cs->out.off);
+    int none = 0; /* pid 1 of a namespace ignores its own raise: the fault recurs and kills
+                     it, maybe with another signal (abort ends in one); the first one counts */
+    if (cs && getpid() == 1) atomic_compare_exchange_strong(&cs->ctl->fatal, &none, sig);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -896,10 +924,16 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             const plan_task *t = &cs->ex->plan->tasks[h.task];
             const uint8_t *jb = cs->in.d + cs->in.off + sizeof h; /* px_child_recv may move in */
             sh |= t->kind == TK_SH;
-            if (t->run_as != PLAN_NONE && cs->root)
+            if (cs->oneshot && (cs->setup_fail[0] || h.task != cs->oneshot_task))
+                px_child_job(cs, &h, jb, cs->setup_fail[0] ? cs->setup_fail : "no secrets", 0);
+            else if (t->run_as != PLAN_NONE && cs->root)
                 px_child_job_as(cs, &h, jb, plan_str(cs->ex->plan, t->run_as));
             else
                 px_child_job(cs, &h, jb, NULL, 0);
+            if (cs->oneshot) { /* its one job: answer and end */
+                px_child_flush(cs);
+                _exit(0);
+            }
             cs->nheld++;
             if (!t->cache) cs->held_effect = 1;
             int64_t took = cs->job_end - now;
@@ -944,6 +978,40 @@ static void px_kill_tree(pid_t pid) {
     kill(-pid, SIGKILL);
 }
 
+/* In a just-forked worker of a run with secrets (secrets.c): a pid namespace of its
+ * own, and then either the memfd of secret values closed (a pooled worker) or, in a
+ * fresh worker, its task's secrets in a private tmpfs (a failure there fails its job
+ * with the reason: cs->setup_fail). A worker that cannot get its namespace says why
+ * in its log and ends (fsec_probe refused the run before if the kernel never could).
+ * *parent becomes the worker's parent as it sees it. */
+static void px_child_secrets(px_exec *ex, px_worker *w, px_child_state *cs, pid_t *parent) {
+    char why[512];
+    if (!w->oneshot && ex->sec->memfd >= 0) close(ex->sec->memfd);
+    /* into the cgroup before the worker is forked below (the parent attaches only this
+     * process, perhaps too late for its child) */
+    if (w->cg.version && fcg_attach(&w->cg, getpid())) {
+        dprintf(w->capfd, "flow: cannot move the worker into its cgroup\n");
+        _exit(126);
+    }
+    if (fsec_enter_pidns(why, sizeof why)) {
+        dprintf(w->capfd, "flow: %s\n", why);
+        _exit(126);
+    }
+    *parent = getppid();
+    if (!w->oneshot) return;
+    cs->oneshot = 1;
+    cs->oneshot_task = w->oneshot_task;
+    const plan_task *t = &ex->plan->tasks[w->oneshot_task];
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (t->run_as != PLAN_NONE && uid == 0) {
+        struct passwd *pw = getpwnam(plan_str(ex->plan, t->run_as));
+        if (pw) uid = pw->pw_uid, gid = pw->pw_gid; /* else px_become fails the job */
+    }
+    if (fsec_materialize(ex->sec, ex->plan, w->oneshot_task, uid, gid, why, sizeof why))
+        snprintf(cs->setup_fail, sizeof cs->setup_fail, "%s", why);
+}
+
 /* Fork worker i. 0 on success; -1 with ex->spawn_err set. */
 static int px_spawn(px_exec *ex, int i) {
     px_worker *w = &ex->w[i];
@@ -973,7 +1041,7 @@ static int px_spawn(px_exec *ex, int i) {
     if (pid < 0) goto fail;
     if (pid == 0) {
         close(sv[0]);
-        for (int j = 0; j < ex->nworkers; j++) {
+        for (int j = 0; j < ex->ntotal; j++) {
             if (j == i) continue;
             px_worker *o = &ex->w[j];
             if (o->sock >= 0) close(o->sock);
@@ -982,6 +1050,7 @@ static int px_spawn(px_exec *ex, int i) {
         }
         px_child_state cs;
         memset(&cs, 0, sizeof cs);
+        if (ex->sec) px_child_secrets(ex, w, &cs, &parent);
         cs.ex = ex;
         cs.sock = sv[1];
         cs.capfd = w->capfd;
@@ -1316,6 +1385,14 @@ static void px_reap(px_exec *ex, int i, int respawn) {
             snprintf(msg, sizeof msg, "exceeded memory limit (%s): the worker was killed", size);
         }
     }
+    if (w->oneshot && !running && w->fcount) running = w->fifo[w->fhead] + 1; /* never elsewhere */
+    if (!w->bad_frame && !(w->killed && running) && WIFSIGNALED(status)) {
+        int f = atomic_load(&w->ctl->fatal); /* a pid-1 worker's own signal */
+        if (f > 0 && f < 65) {
+            sig = f;
+            snprintf(msg, sizeof msg, "worker killed by signal %d (%s)", f, px_signame(f));
+        }
+    }
     if (!running && w->fcount && !w->bad_frame && ++w->deaths >= PX_DEATHS_MAX)
         running = w->fifo[w->fhead] + 1; /* it keeps dying on this one: stop retrying it */
     if (w->bad_frame && !running && w->fcount) running = w->fifo[w->fhead] + 1;
@@ -1345,7 +1422,7 @@ static void px_reap(px_exec *ex, int i, int respawn) {
 static int64_t px_deadlines(px_exec *ex) {
     int64_t now = px_now(CLOCK_MONOTONIC), next = INT64_MAX;
     if (!ex->timed) return next;
-    for (int i = 0; i < ex->nworkers; i++) {
+    for (int i = 0; i < ex->ntotal; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid <= 0 || w->killed || !w->fcount) continue;
         uint32_t running = atomic_load_explicit(&w->ctl->running, memory_order_acquire);
@@ -1383,6 +1460,31 @@ static void px_keep_pool(px_exec *ex) {
     if (px_alive(ex)) return;
     while (ex->pend_count)
         px_fail(ex, px_pend_pop(ex), ex->spawn_err, NULL, 0, 0, 0);
+}
+
+/* Start a fresh worker for each job of a task with secrets, while there are places. */
+static void px_start_secret(px_exec *ex) {
+    for (int i = ex->nworkers; i < ex->ntotal && ex->sec_count; i++) {
+        px_worker *w = &ex->w[i];
+        if (w->pid > 0) continue;
+        uint32_t s = ex->sec_head;
+        ex->sec_head = ex->slots[s].next_free;
+        ex->sec_count--;
+        w->oneshot_task = ex->slots[s].task;
+        if (px_spawn(ex, i)) {
+            px_fail(ex, s, ex->spawn_err, NULL, 0, 0, 0);
+            continue;
+        }
+        if (px_put(ex->plan->ctx, &w->out, ex->slots[s].frame, ex->slots[s].nframe)) {
+            px_nomem(ex);
+            px_fail(ex, s, PX_NOMEM_MSG, NULL, 0, 0, 0);
+            px_kill_tree(w->pid); /* it would wait for a job forever; reaped as usual */
+            continue;
+        }
+        w->fifo[(w->fhead + w->fcount++) % PX_BATCH_MAX] = s;
+        ex->inflight++;
+        px_write(w);
+    }
 }
 
 /* ---- the executor interface ---- */
@@ -1441,8 +1543,21 @@ static int px_submit(rt_executor *base, const rt_job *jobs, int n) {
         sl = &ex->slots[s];
         sl->frame = f;
         sl->nframe = total;
-        px_pend_push_back(ex, s);
+        if (!ex->sec_task[job->task]) {
+            px_pend_push_back(ex, s);
+        } else if (!ex->sec) {
+            px_fail(ex, s,
+                    "the task declares secrets, and this run has none to give it (flowrun "
+                    "reads them from flow.yaml)",
+                    NULL, 0, 0, 0);
+        } else { /* a fresh worker of its own (px_start_secret) */
+            sl->next_free = UINT32_MAX;
+            if (ex->sec_count++) ex->slots[ex->sec_tail].next_free = s;
+            else ex->sec_head = s;
+            ex->sec_tail = s;
+        }
     }
+    px_start_secret(ex);
     /* start idle workers now; busy ones are refilled in bulk by wait() */
     for (int i = 0; i < ex->nworkers; i++)
         if (ex->w[i].pid > 0 && !ex->w[i].fcount) {
@@ -1468,9 +1583,10 @@ static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
     int64_t until = timeout_ms < 0 ? INT64_MAX : px_now(CLOCK_MONOTONIC) + timeout_ms * 1000000LL;
     for (;;) {
         if (ex->ready_count) return px_take(ex, out, max);
-        if (!ex->pend_count && !ex->inflight) return 0;
+        if (!ex->pend_count && !ex->inflight && !ex->sec_count) return 0;
         if (px_alive(ex) < ex->nworkers) px_keep_pool(ex);
         px_dispatch(ex);
+        px_start_secret(ex);
         if (ex->ready_count) continue;
 
         int64_t next = px_deadlines(ex);
@@ -1481,7 +1597,7 @@ static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
         if (wait_ms > INT32_MAX) wait_ms = INT32_MAX;
 
         int nfd = 0;
-        for (int i = 0; i < ex->nworkers; i++) {
+        for (int i = 0; i < ex->ntotal; i++) {
             px_worker *w = &ex->w[i];
             struct pollfd *a = &ex->pfd[2 * i], *b = &ex->pfd[2 * i + 1];
             a->fd = w->pid > 0 && !w->eof ? w->sock : -1;
@@ -1494,13 +1610,13 @@ static int px_wait(rt_executor *base, rt_result *out, int max, int timeout_ms) {
         }
         int r = poll(ex->pfd, (nfds_t)nfd, (int)wait_ms);
         if (r < 0 && errno != EINTR) return 0;
-        for (int i = 0; r > 0 && i < ex->nworkers; i++) {
+        for (int i = 0; r > 0 && i < ex->ntotal; i++) {
             px_worker *w = &ex->w[i];
             short ra = ex->pfd[2 * i].revents, rb = ex->pfd[2 * i + 1].revents;
             if (w->pid <= 0) continue;
             if (ra & (POLLIN | POLLHUP | POLLERR)) px_read(ex, w);
             if ((ra & POLLOUT) && w->pid > 0) px_write(w);
-            if ((rb & POLLIN) || (w->eof && w->pidfd < 0)) px_reap(ex, i, 1);
+            if ((rb & POLLIN) || (w->eof && w->pidfd < 0)) px_reap(ex, i, !w->oneshot);
         }
         px_deadlines(ex);
         if (!ex->ready_count && px_now(CLOCK_MONOTONIC) >= until) return 0;
@@ -1511,9 +1627,9 @@ static void px_destroy(rt_executor *base) {
     px_exec *ex = (px_exec *)base;
     if (!ex) return;
     fl_ctx *c = ex->plan->ctx;
-    for (int i = 0; i < ex->nworkers; i++)
+    for (int i = 0; i < ex->ntotal; i++)
         if (ex->w[i].pid > 0) px_kill_tree(ex->w[i].pid);
-    for (int i = 0; i < ex->nworkers; i++) {
+    for (int i = 0; i < ex->ntotal; i++) {
         px_worker *w = &ex->w[i];
         if (w->pid > 0)
             while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {
@@ -1539,6 +1655,7 @@ static void px_destroy(rt_executor *base) {
     fl_free(c, ex->pfd);
     fl_free(c, ex->w);
     fl_free(c, ex->ro_dir);
+    fl_free(c, ex->sec_task);
     fl_free(c, ex);
 }
 
@@ -1549,7 +1666,7 @@ static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
 }
 
 static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner run, void *ctx,
-                              const char *ro_dir) {
+                              const char *ro_dir, const fsec_set *sec) {
     if (!plan || !run) {
         errno = EINVAL;
         return NULL;
@@ -1566,12 +1683,16 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     ex->free_slot = UINT32_MAX;
     ex->enc.ctx = c;
     ex->ro_dir = ro_dir ? fl_strdup(c, ro_dir) : NULL;
-    ex->w = fl_calloc(c, (size_t)nworkers, sizeof *ex->w);
-    ex->pfd = fl_calloc(c, 2 * (size_t)nworkers, sizeof *ex->pfd);
-    if ((ro_dir && !ex->ro_dir) || !ex->w || !ex->pfd) {
+    ex->sec = sec;
+    ex->ntotal = sec ? 2 * nworkers : nworkers;
+    ex->w = fl_calloc(c, (size_t)ex->ntotal, sizeof *ex->w);
+    ex->pfd = fl_calloc(c, 2 * (size_t)ex->ntotal, sizeof *ex->pfd);
+    ex->sec_task = fl_calloc(c, plan->n_tasks + 1, 1);
+    if ((ro_dir && !ex->ro_dir) || !ex->w || !ex->pfd || !ex->sec_task) {
         fl_free(c, ex->ro_dir);
         fl_free(c, ex->w);
         fl_free(c, ex->pfd);
+        fl_free(c, ex->sec_task);
         fl_free(c, ex);
         errno = ENOMEM;
         return NULL;
@@ -1581,10 +1702,12 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     for (uint32_t t = 0; t < plan->n_tasks; t++) {
         if (plan->tasks[t].nparams > ex->max_params) ex->max_params = plan->tasks[t].nparams;
         if (plan->tasks[t].memory || plan->tasks[t].max_procs) ex->limits = 1;
+        ex->sec_task[t] = plan_task_has_secret(plan, t, NULL);
     }
-    for (int i = 0; i < nworkers; i++) {
+    for (int i = 0; i < ex->ntotal; i++) {
         px_worker *w = &ex->w[i];
         w->sock = w->pidfd = w->capfd = -1;
+        w->oneshot = i >= nworkers;
     }
     for (int i = 0; i < nworkers; i++)
         px_spawn(ex, i);
@@ -1599,15 +1722,20 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
 
 rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx) {
-    return px_create(plan, nworkers, run, ctx, NULL);
+    return px_create(plan, nworkers, run, ctx, NULL, NULL);
 }
 
-rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir) {
+rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *ro_dir,
+                                     const fsec_set *sec) {
     if (!rt) {
         errno = EINVAL;
         return NULL;
     }
-    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir);
+    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir, sec);
+}
+
+rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir) {
+    return rt_executor_process_sec(rt, nworkers, ro_dir, NULL);
 }
 
 rt_executor *rt_executor_process(rt_runtime *rt, int nworkers) {

@@ -66,7 +66,7 @@ static uint32_t add_str(fl_plan *p, const char *s) {
  * element to land on (plan_grow_). */
 #define PLAN_BUILDER_ARRAYS(X)                                                                     \
     X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
-        X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs)
+        X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs) X(secrets)
 
 fl_plan *plan_new(fl_ctx *ctx) {
     fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
@@ -240,6 +240,7 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     F(u32, r->ret) F(u32, r->first_code) F(u32, r->ncode) F(u32, r->nlocals) F(u32, r->loc)
 #define PLAN_REC_code(F) F(u16, r->op) F(u16, r->b) F(i32, r->a) F(u32, r->loc)
 #define PLAN_REC_locs(F) F(u32, r->line) F(u32, r->col) F(u32, r->end_line) F(u32, r->end_col)
+#define PLAN_REC_secrets(F) F(u32, r->task) F(u32, r->name) F(u32, r->loc)
 
 /* S(id, array, record list): the sections in file order; ids are never reused. */
 #define PLAN_SECTIONS(S)                                                                           \
@@ -252,7 +253,10 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(7, libs, libs)                                                                               \
     S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)              \
         S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)              \
-            S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs)
+            S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs) S(19, secrets, secrets)
+
+/* Sections a version 3 plan has: all but `secrets` (read as empty). */
+#define PLAN_NSECTIONS_V3 18
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -507,9 +511,10 @@ static void plan_free_arrays(fl_plan *p) {
 
 /* The section table, then every section decoded into a fresh fl_plan. */
 static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
-    uint32_t nsec = rd32(buf + 92);
-    if (nsec != PLAN_NSECTIONS) {
-        fail(err, errlen, "bad plan: %u sections, expected %d", nsec, PLAN_NSECTIONS);
+    uint32_t nsec = rd32(buf + 92), version = rd32(buf + 8);
+    uint32_t want = version < 4 ? PLAN_NSECTIONS_V3 : PLAN_NSECTIONS;
+    if (nsec != want) {
+        fail(err, errlen, "bad plan: %u sections, expected %u", nsec, want);
         return NULL;
     }
     uint64_t table_end = PLAN_HEADER_SIZE + (uint64_t)nsec * PLAN_SECENT_SIZE;
@@ -530,6 +535,14 @@ static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, s
 #define S(sid, arr, rec)                                                                           \
     {                                                                                              \
         uint32_t esz = 0 PLAN_REC_##rec(PLAN_FIELD_SIZE);                                          \
+        if (sid > nsec) { /* a section newer than the plan's version: empty */                    \
+            p->arr = fl_calloc(ctx, 1, sizeof *p->arr);                                            \
+            if (!p->arr) {                                                                         \
+                fail(err, errlen, "out of memory");                                                \
+                goto bad;                                                                          \
+            }                                                                                      \
+            goto next_##arr;                                                                       \
+        }                                                                                          \
         uint32_t id = rd32(ent), size = rd32(ent + 4), count = rd32(ent + 8);                      \
         uint64_t off = rd64(ent + 16);                                                             \
         ent += PLAN_SECENT_SIZE;                                                                   \
@@ -571,7 +584,8 @@ static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, s
             __typeof__(*p->arr) *r = &p->arr[i];                                                   \
             PLAN_REC_##rec(PLAN_GET_FIELD)                                                         \
         }                                                                                          \
-    }
+    }                                                                                              \
+    next_##arr:;
     PLAN_SECTIONS(S)
 #undef S
     if (prev_end != len) {
@@ -1251,6 +1265,53 @@ static int chk_graphs(plan_check *k) {
     return chk_group_cycles(k);
 }
 
+const char *plan_secret_name_bad(const char *s) {
+    if (!s[0]) return "is empty";
+    if (s[0] >= '0' && s[0] <= '9') return "starts with a digit";
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!(s[n] == '_' || (s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9')))
+            return "may hold only letters, digits and '_'";
+    if (n > 64) return "is longer than 64 bytes";
+    return NULL;
+}
+
+bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name) {
+    for (int depth = 0; depth < 64 && t < p->n_tasks; depth++) {
+        for (uint32_t i = 0; i < p->n_secrets; i++)
+            if (p->secrets[i].task == t &&
+                (!name || !strcmp(plan_str(p, p->secrets[i].name), name)))
+                return true;
+        const plan_task *T = &p->tasks[t];
+        if (T->kind != TK_COMBINE) return false;
+        /* halves are earlier tasks (plan_read checks it): the first recursively, the second
+         * by the loop */
+        if (plan_task_has_secret(p, T->first, name)) return true;
+        t = T->second;
+    }
+    return false;
+}
+
+/* Secrets: a task each, a clean name, in task order, no name twice for one task. */
+static int chk_secrets(plan_check *k) {
+    const fl_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_secrets; i++) {
+        const plan_secret *s = &p->secrets[i];
+        if (s->task >= p->n_tasks) BAD("secret %u refers to task %u of %u", i, s->task, p->n_tasks);
+        TRY(chk_str(k, s->name, false, "secret", i));
+        if (s->loc >= p->n_locs && s->loc != PLAN_NONE)
+            BAD("secret %u refers to loc %u of %u", i, s->loc, p->n_locs);
+        const char *why = plan_secret_name_bad(plan_str(p, s->name));
+        if (why) BAD("secret %u: the name %s", i, why);
+        if (i && p->secrets[i - 1].task > s->task) BAD("secret %u is out of task order", i);
+        for (uint32_t j = i; j-- > 0 && p->secrets[j].task == s->task;)
+            if (!strcmp(plan_str(p, p->secrets[j].name), plan_str(p, s->name)))
+                BAD("task %u declares secret %u twice", s->task, i);
+    }
+    return 0;
+}
+
 static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     plan_check k = {p, err, errlen, NULL, 0};
     k.type_steps = 1000000 + 64 * ((uint64_t)p->n_types + p->n_values + p->n_params + p->n_nodes +
@@ -1259,7 +1320,7 @@ static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     if (!k.owner) return fail(err, errlen, "out of memory");
     int rc = 0;
     if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) || chk_lambdas(&k) ||
-        chk_tasks(&k) || chk_graphs(&k))
+        chk_tasks(&k) || chk_graphs(&k) || chk_secrets(&k))
         rc = -1;
     fl_free(p->ctx, k.owner);
     return rc;

@@ -32,9 +32,10 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 3        /* 2: every call node names its instances (plan_node.name);
+#define PLAN_VERSION 4        /* 2: every call node names its instances (plan_node.name);
                                  tasks carry memory and max_procs. 3: type kind time; graphs
-                                 carry start, tz, watch */
+                                 carry start, tz, watch. 4: the secrets section (a version 3
+                                 plan is read as one with no secrets) */
 #define PLAN_OLDEST_VERSION 3 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
@@ -160,6 +161,15 @@ typedef struct plan_task {
     int64_t memory;          /* bytes, 0: no limit (process executor: a cgroup's limit) */
     uint32_t max_procs;      /* 0: no limit (process executor: the cgroup's pids.max) */
 } plan_task;
+
+/* A secret a task declares (`secrets: ["s3_key"]`): the NAME only, never a value. The
+ * configuration (flow.yaml `secrets:`) says where a name's value comes from. Records are
+ * in task order, a task's names in the order written, no name twice for one task. */
+typedef struct plan_secret {
+    uint32_t task; /* task */
+    uint32_t name; /* string: a plan_name_bad-clean name of letters, digits and '_' */
+    uint32_t loc;  /* loc of the name in the source */
+} plan_secret;
 
 /* ---- graphs: flows and groups ---------------------------------------------------- */
 #define PLAN_GRAPH_KINDS(X) X(FLOW, "flow") X(GROUP, "group")
@@ -313,6 +323,7 @@ typedef struct fl_plan {
     PLAN_ARRAY(plan_lambda, lambdas);
     PLAN_ARRAY(plan_instr, code);
     PLAN_ARRAY(plan_loc, locs);
+    PLAN_ARRAY(plan_secret, secrets); /* version 4; empty in a version 3 plan */
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
     fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
                      one plan_new / plan_read was given; not serialised */
@@ -360,6 +371,13 @@ void plan_reseal(uint8_t *buf, size_t len);
  * into a folder calls it too. */
 #define PLAN_NAME_MAX 200
 const char *plan_name_bad(const char *s);
+
+/* Does task t (a combine: either half, at any depth) declare secret `name`? And does
+ * it declare any (name NULL)? A combine's unit gets its halves' secrets. */
+bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name);
+/* A secret name is [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes (it becomes a file name
+ * and part of an environment variable name). NULL when fine, else why not. */
+const char *plan_secret_name_bad(const char *s);
 
 /* ---- views for people and tools (also `flowrun inspect`) ---- */
 typedef enum plan_emit_format { PLAN_EMIT_JSON, PLAN_EMIT_YAML, PLAN_EMIT_DOT, PLAN_EMIT_C } plan_emit_format;

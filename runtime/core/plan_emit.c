@@ -506,6 +506,16 @@ static void emit_task(emit_ctx *c, uint32_t i) {
     kv_optidx(c, "label", k->label);
     if (k->memory) kv_int(t, "memory", k->memory); /* only when set: older dumps stay valid */
     if (k->max_procs) kv_int(t, "max_procs", k->max_procs);
+    uint32_t nsec = 0;
+    for (uint32_t j = 0; j < p->n_secrets; j++) /* names only: a plan never holds a value */
+        if (p->secrets[j].task == i) {
+            if (!nsec++) {
+                t_key(t, "secrets");
+                t_seq(t);
+            }
+            t_str(t, str_of(p, p->secrets[j].name));
+        }
+    if (nsec) t_end_seq(t);
     t_end_map(t);
     kv_loc(c, "loc", k->loc);
     t_end_map(t);

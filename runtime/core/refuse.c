@@ -20,6 +20,9 @@
  *     is refused whoever flowrun runs as. As root both executors switch: the
  *     process executor in its workers, the inline executor by running exactly
  *     those jobs in a process pool of its own (exec_inline.c, RUN_AS).
+ *   - `secrets:` on a reached task under the inline executor: a secret reaches its
+ *     task only through a fresh worker process (secrets.c), and the inline
+ *     executor has none, so every other task of the run could read it.
  *
  * Each rule is a few lines below, so the issue that builds the feature removes
  * its rule and nothing else. Running a scheduled flow by hand is allowed: the
@@ -85,8 +88,8 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
 /* Check task t, part of unit u, and the halves of a combined t (see
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
-static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, char *err,
-                      size_t errlen) {
+static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
+                      char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
         snprintf(err, errlen,
@@ -96,50 +99,67 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
         return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
+    for (uint32_t i = 0; inline_ex && i < p->n_secrets; i++)
+        if (p->secrets[i].task == t) {
+            snprintf(err, errlen,
+                     "task '%s' declares secrets: the inline executor runs every task in one "
+                     "process, where any task could read them (refused; use --executor process)",
+                     plan_str(p, T->name));
+            return -1;
+        }
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, h ? T->second : T->first, as, err, errlen)) return -1;
+            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
     return 0;
 }
 
-int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
-                     size_t errlen) {
-    (void)executor; /* both executors switch identity as root */
-    int switches = geteuid() == 0;
+int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units) {
     unsigned char *gseen = fl_calloc(p->ctx, p->n_graphs + 1, 1);
-    unsigned char *tseen = fl_calloc(p->ctx, p->n_tasks + 1, 1);
     uint32_t *stack = fl_calloc(p->ctx, p->n_graphs + 1, sizeof *stack);
-    int rc = 0;
-    if (!gseen || !tseen || !stack) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-        goto done;
+    if (!gseen || !stack) {
+        fl_free(p->ctx, gseen);
+        fl_free(p->ctx, stack);
+        return -1;
     }
     uint32_t depth = 0;
     stack[depth++] = graph;
     gseen[graph] = 1;
-    while (depth && !rc) {
+    while (depth) {
         const plan_graph *G = &p->graphs[stack[--depth]];
-        for (uint32_t i = 0; i < G->nnodes && !rc; i++) {
+        for (uint32_t i = 0; i < G->nnodes; i++) {
             const plan_node *n = &p->nodes[G->first_node + i];
             if (n->kind == PN_GROUP_CALL || n->kind == PN_GROUP_EXPAND) {
                 if (!gseen[n->ref]) {
                     gseen[n->ref] = 1;
                     stack[depth++] = n->ref;
                 }
-            } else if ((n->kind == PN_CALL || n->kind == PN_EXPAND ||
-                        n->kind == PN_EXPAND_KWARGS) &&
-                       !tseen[n->ref]) {
-                const plan_task *U = &p->tasks[n->ref];
-                const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-                tseen[n->ref] = 1;
-                rc = check_task(p, n->ref, n->ref, as, err, errlen);
+            } else if (n->kind == PN_CALL || n->kind == PN_EXPAND || n->kind == PN_EXPAND_KWARGS) {
+                units[n->ref] = 1;
             }
         }
     }
-done:
     fl_free(p->ctx, gseen);
-    fl_free(p->ctx, tseen);
     fl_free(p->ctx, stack);
+    return 0;
+}
+
+int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
+                     size_t errlen) {
+    int inline_ex = executor && !strcmp(executor, "inline");
+    int switches = geteuid() == 0; /* both executors switch identity as root */
+    unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
+    if (!units || rt_reached_units(p, graph, units)) {
+        fl_free(p->ctx, units);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t u = 0; u < p->n_tasks && !rc; u++) {
+        if (!units[u]) continue;
+        const plan_task *U = &p->tasks[u];
+        const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
+        rc = check_task(p, u, u, as, inline_ex, err, errlen);
+    }
+    fl_free(p->ctx, units);
     return rc;
 }

@@ -18,4 +18,10 @@
 int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
                      size_t errlen);
 
+/* Mark units[t] = 1 for every task a run of flow `graph` calls as a unit (its own
+ * nodes and those of the groups it calls, recursively; a combine's halves are not
+ * marked: they run inside their unit). units has n_tasks entries. 0, or -1 when
+ * out of memory. */
+int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units);
+
 #endif

@@ -69,6 +69,11 @@ FLOW_API int64_t flow_map_index(void);
 /* The root the run's environment owns (flow.yaml, `envs: NAME: root:`), an absolute
  * path; NULL when the environment has none (docs/configuration.md). */
 FLOW_API const char *flow_env_root(void);
+/* The path of a file (mode 0400) holding the value of secret `name`, when the task
+ * declares it (`secrets: ["name"]`) and runs under the process executor; NULL
+ * otherwise. The file lives in a private tmpfs seen only by this instance's worker
+ * (docs/secrets.md). */
+FLOW_API const char *flow_secret(const char *name);
 
 
 /* ==== embedding the runtime (libflow) ========================================

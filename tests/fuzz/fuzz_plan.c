@@ -31,7 +31,7 @@ size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 
 #define HDR 96u                       /* header size (docs/plan-format.md) */
-#define NSEC 18u                      /* sections */
+#define NSEC 19u                      /* sections (format 4) */
 #define TABLE_END (HDR + NSEC * 24u)  /* where the first section starts */
 
 static uint32_t rd32(const uint8_t *p) {

@@ -94,7 +94,7 @@ static uint32_t lam_ex(tx *t, const char *lsrc, const uint32_t *ptypes, int n, u
     fl_diag d;
     FILE *f;
     const fl_node *l = parse_find(t, text, AST_LAMBDA, &d, &f);
-    expr_ctx cx = {t->p, &d};
+    expr_ctx cx = {t->p, &d, NULL, 0};
     uint32_t ret;
     uint32_t li = prefix ? expr_lower_lambda_prefix(&cx, l, ptypes, n, want, &ret)
                          : expr_lower_lambda(&cx, l, ptypes, n, want, &ret);
@@ -680,7 +680,7 @@ static uint32_t sh_cmd(tx *t, const char *decl, const uint32_t *ptypes, bool has
     int n = task->list.len;
     for (int i = 0; i < n; i++)
         names[i] = task->list.items[i]->name;
-    expr_ctx cx = {t->p, &d};
+    expr_ctx cx = {t->p, &d, NULL, 0};
     uint32_t li = expr_lower_sh(&cx, task->b->a, names, ptypes, n, has_out);
     fclose(f);
     if (li != PLAN_NONE) {

@@ -119,7 +119,7 @@ static uint32_t lam(tj *t, const char *body) {
     const fl_node *l = prog ? ast_find(prog, AST_LAMBDA) : NULL;
     uint32_t li = PLAN_NONE, ret;
     if (l && d.errors == 0) {
-        expr_ctx cx = {t->p, &d};
+        expr_ctx cx = {t->p, &d, NULL, 0};
         li = expr_lower_lambda(&cx, l, t->ptypes, NPARAMS, PLAN_NONE, &ret);
     }
     fclose(f);

@@ -762,6 +762,63 @@ static void test_older_version(void **state) {
     plan_free(p);
 }
 
+/* Secrets (format 4): names round-trip; a format-3 plan (no secrets section) is still
+ * read, as a plan whose tasks declare none; a bad record is refused in one line. */
+static void test_secrets_section(void **state) {
+    (void)state;
+    fl_plan *p = rich_plan(NULL);
+    size_t n;
+    uint8_t *b = bytes_of(p, &n);
+    /* the same plan as format 3: drop the last section-table entry (secrets, empty) */
+    size_t n3 = n - 24;
+    uint8_t *c = malloc(n3);
+    assert_non_null(c);
+    memcpy(c, b, 96);
+    put32(c + 8, 3);
+    put64(c + 16, n3);
+    put32(c + 92, 18);
+    for (int s = 0; s < 18; s++) {
+        memcpy(c + 96 + 24 * s, b + 96 + 24 * s, 24);
+        uint64_t off = 0;
+        for (int k = 7; k >= 0; k--) off = off << 8 | b[96 + 24 * s + 16 + k];
+        put64(c + 96 + 24 * s + 16, off - 24);
+    }
+    memcpy(c + 96 + 24 * 18, b + 96 + 24 * 19, n - (96 + 24 * 19));
+    plan_reseal(c, n3);
+    fl_plan *q = read_bytes(c, n3);
+    assert_non_null(q);
+    assert_int_equal(q->n_secrets, 0);
+    assert_int_equal(q->n_tasks, p->n_tasks);
+    assert_false(plan_task_has_secret(q, 0, NULL));
+    plan_free(q);
+    free(c);
+    free(b);
+
+    uint32_t i = PLAN_PUSH(p, secrets);
+    p->secrets[i] = (plan_secret){0, plan_intern_str(p, "s3_key"), PLAN_NONE};
+    b = bytes_of(p, &n);
+    q = read_bytes(b, n);
+    assert_non_null(q);
+    assert_int_equal(q->n_secrets, 1);
+    assert_true(plan_task_has_secret(q, 0, "s3_key"));
+    assert_true(plan_task_has_secret(q, 0, NULL));
+    assert_false(plan_task_has_secret(q, 0, "other"));
+    assert_false(plan_task_has_secret(q, 1, NULL));
+    plan_free(q);
+    free(b);
+    p->secrets[i].name = plan_intern_str(p, "no-dash");
+    b = bytes_of(p, &n);
+    assert_null(read_bytes(b, n));
+    assert_non_null(strstr(err, "secret 0: the name may hold only"));
+    free(b);
+    p->secrets[i] = (plan_secret){p->n_tasks, plan_intern_str(p, "k"), PLAN_NONE};
+    b = bytes_of(p, &n);
+    assert_null(read_bytes(b, n));
+    assert_non_null(strstr(err, "secret 0 refers to task"));
+    free(b);
+    plan_free(p);
+}
+
 static void test_text_mode(void **state) {
     (void)state;
     fl_plan *p = rich_plan(NULL);
@@ -1202,6 +1259,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_explosive_views),
         cmocka_unit_test(test_structural_records),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_secrets_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
