@@ -9,6 +9,7 @@
 # (tests/harness/nobody.sh), through a user namespace; where the kernel refuses one, a
 # test run is refused (exit 2) and --unprotected runs it with a warning. Without
 # flow.yaml no namespace is entered at all.
+ROOTDIR=$(pwd)
 T=$(mktemp -d /tmp/flow-isolate-XXXXXX)
 chmod 755 "$T"
 trap '[ -n "$KEEP" ] || rm -rf "$T"' EXIT INT TERM
@@ -292,5 +293,23 @@ EOF
     fi
 else
     refusals "no user namespace"
+fi
+# ---- examples/envs, as its README runs it ----
+ex="$T/example"
+cp -r "$ROOTDIR/examples/envs" "$ex"
+(cd "$ex" && "$FLOWC" report.flow && "$FLOWRUN" report.plan --progress none > p.out 2> p.err &&
+    "$FLOWRUN" report.plan --env test --progress none > t.out 2> t.err)
+if [ "$(cat "$ex/data/prod/published/count.txt" "$ex/data/test/published/count.txt" 2>&1 | tr '\n' ' ')" = "4 4 " ]; then
+    pass "examples/envs: prod and test publish into their own roots"
+else
+    fail "examples/envs: prod and test publish into their own roots" "$(cat "$ex"/*.err 2>&1)"
+fi
+cp "$ex/data/prod/published/count.txt" "$T/example-prod"
+(cd "$ex" && "$FLOWRUN" report.plan --env test --param dest=data/prod/published/count.txt \
+    --progress none > b.out 2> b.err); code=$?
+if [ "$code" = 1 ] && grep -q "Read-only file system" "$ex/b.err" && cmp -s "$T/example-prod" "$ex/data/prod/published/count.txt"; then
+    pass "examples/envs: a test run publishing into prod fails, prod's file unchanged"
+else
+    fail "examples/envs: a test run publishing into prod fails, prod's file unchanged" "exit $code: $(cat "$ex/b.err")"
 fi
 chmod 755 "$T"
