@@ -120,4 +120,9 @@ void cli_line_init(cli_line *l, int argc, char **argv, const char *who, const ch
  * *value the argument; CLI_END when nothing is left; CLI_ERROR after saying why. */
 int cli_next(cli_line *l, const char **value);
 
+/* The whole of s as a decimal integer from lo to hi (digits only; a leading '-'
+ * when lo < 0): 0 with *out set, or -1. Every count an option or argument takes
+ * (-j, --runs, --keep-runs, a run id ...) is read with it. */
+int cli_count(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
 #endif

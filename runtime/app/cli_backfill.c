@@ -93,13 +93,6 @@ static int bf_usage(const char *fmt, const char *x) {
     return 2;
 }
 
-static long parse_pos(const char *s, long hi) {
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    return errno || e == s || *e || v < 1 || v > hi ? -1 : v;
-}
-
 static int parse_args(int argc, char **argv, bf_args *a) {
     static struct option opts[BF_MAX_OPTS];
     static char names[BF_MAX_OPTS][40]; /* "--name" of each of run's options */
@@ -116,7 +109,7 @@ static int parse_args(int argc, char **argv, bf_args *a) {
     a->max_intervals = 10000;
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
-        long n;
+        int64_t n;
         switch (c) {
             case CLI_ERROR: return 2;
             case CLI_ARG:
@@ -131,13 +124,13 @@ static int parse_args(int argc, char **argv, bf_args *a) {
                 a->newest_first = !strcmp(val, "newest-first");
                 break;
             case O_RUNS:
-                if ((n = parse_pos(val, 1024)) < 0)
+                if (cli_count(val, 1, 1024, &n))
                     return bf_usage("--runs expects a number from 1 to 1024, got '%s'", val);
                 a->runs = (int)n;
                 break;
             case O_RERUN: a->rerun = 1; break;
             case O_MAX_INTERVALS:
-                if ((n = parse_pos(val, 100000000)) < 0)
+                if (cli_count(val, 1, 100000000, &n))
                     return bf_usage("--max-intervals expects a positive number, got '%s'", val);
                 a->max_intervals = n;
                 break;

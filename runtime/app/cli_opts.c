@@ -26,7 +26,9 @@
  *   prefix (--exec for --executor); such a word is refused as unknown, as flowrun
  *   always did, so adding an option later cannot change what a command line means.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -100,4 +102,15 @@ int cli_next(cli_line *l, const char **value) {
         return say(l, "unknown option ", word, ""); /* an abbreviation */
     *value = optarg;
     return c;
+}
+
+int cli_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    const char *d = s + (*s == '-' && lo < 0);
+    if (*d < '0' || *d > '9') return -1; /* no sign, space or empty text */
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
 }

@@ -98,15 +98,6 @@ static int usage_error(const char *fmt, const char *a) {
     return 2;
 }
 
-static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
        O_RERUN, O_UNPROTECTED, O_CONFIG };
@@ -162,7 +153,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->params_file = val;
                 break;
             case 'j':
-                if (parse_count(val, 1, RUN_MAX_JOBS, &n))
+                if (cli_count(val, 1, RUN_MAX_JOBS, &n))
                     return usage_error("-j expects a number from 1 to 4096, got '%s'", val);
                 a->jobs = (int)n;
                 break;
@@ -183,7 +174,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->progress = val;
                 break;
             case O_MAX_MAP:
-                if (parse_count(val, 1, INT64_MAX, &n))
+                if (cli_count(val, 1, INT64_MAX, &n))
                     return usage_error("--max-map expects a positive number, got '%s'", val);
                 a->max_map = n;
                 break;

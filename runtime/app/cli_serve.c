@@ -854,9 +854,8 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             }
             case 'j': {
-                char *end;
-                long v = strtol(val, &end, 10);
-                if (*end || v < 1 || v > 4096)
+                int64_t v;
+                if (cli_count(val, 1, 4096, &v))
                     return serve_usage("-j expects a number from 1 to 4096, got '%s'", val);
                 o->jobs = val;
                 break;

@@ -162,16 +162,14 @@ static int64_t run_id(fl_state *st, const char *text, const char *cmd, const cha
         else if (!id) fprintf(stderr, "flowrun %s: no runs recorded yet\n", cmd);
         return id ? id : -1;
     }
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end || v <= 0) {
+    int64_t v;
+    if (cli_count(text, 1, INT64_MAX, &v)) {
         fprintf(stderr, "flowrun %s: '%s' is not a run id (a number, or 'last')\n", cmd, text);
         return -1;
     }
     state_run r;
     if (state_run_get(st, v, &r)) {
-        fprintf(stderr, "flowrun %s: no run %lld in this state directory\n", cmd, v);
+        fprintf(stderr, "flowrun %s: no run %lld in this state directory\n", cmd, (long long)v);
         return -1;
     }
     int ok = run_in_env(&r, env, cmd);
@@ -743,15 +741,14 @@ static int gc_parse(int argc, char **argv, gc_args *a) {
                 a->config = v;
                 break;
             case O_KEEP_RUNS: {
-                char *end;
-                errno = 0;
-                a->keep_runs = strtoll(v, &end, 10);
-                if (errno || end == v || *end || a->keep_runs < 0 || !strchr("0123456789", *v)) {
+                int64_t n;
+                if (cli_count(v, 0, INT64_MAX, &n)) {
                     fprintf(stderr,
                             "flowrun gc: --keep-runs '%s' is not a count of runs (0, 1, 2, ...)\n",
                             v);
                     return -1;
                 }
+                a->keep_runs = n;
                 break;
             }
             case O_OLDER_THAN: {

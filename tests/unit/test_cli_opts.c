@@ -163,6 +163,26 @@ static void test_stop_at_argument_and_restart(void **state) {
     assert_string_equal(o.seen, "ARG(a) j(2) END");
 }
 
+/* cli_count: the whole word, digits only, within bounds */
+static void test_counts(void **state) {
+    (void)state;
+    int64_t v = 0;
+    assert_int_equal(cli_count("4", 1, 4096, &v), 0);
+    assert_int_equal(v, 4);
+    assert_int_equal(cli_count("0", 0, 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(cli_count("-3", -5, 5, &v), 0);
+    assert_int_equal(v, -3);
+    assert_int_equal(cli_count("9223372036854775807", 1, INT64_MAX, &v), 0);
+    const char *bad[] = {"", "0", "4097", "+4", " 4", "4 ", "4x", "-1", "0x10", "1e3",
+                         "99999999999999999999"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        v = 77;
+        assert_int_equal(cli_count(bad[k], 1, 4096, &v), -1);
+        assert_int_equal(v, 77); /* untouched */
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forms),
@@ -171,6 +191,7 @@ int main(void) {
         cmocka_unit_test(test_mistakes),
         cmocka_unit_test(test_abbreviations_refused),
         cmocka_unit_test(test_stop_at_argument_and_restart),
+        cmocka_unit_test(test_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
