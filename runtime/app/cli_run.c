@@ -71,6 +71,8 @@ typedef struct run_args {
     const char *executor;         /* --executor */
     const char *env;              /* --env */
     int unprotected;              /* --unprotected: a non-prod run without isolation */
+    int isolated;                 /* 1: kept off the other roots (isolate.c); workers then
+                                   * get pid namespaces of their own (exec_process.c) */
     const char *state;            /* --state */
     int no_cache, no_jit, strict; /* --no-cache, --no-jit, --strict */
     const char *progress;   /* --progress */
@@ -722,9 +724,11 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     /* every root exists first: this run's to be written, the others' to be protected */
     for (int i = 0; !refused && !a.dry_run && i < a.cfg->nenvs; i++)
         refused = make_root(&a.cfg->envs[i], err, sizeof err) != 0;
-    if (!refused && !a.dry_run)
-        refused = iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro, a.unprotected,
-                                  0, stderr, err, sizeof err) != 0;
+    if (!refused && !a.dry_run) {
+        a.isolated = iso_protect_run(a.env, (const char *const *)a.ro_roots, a.n_ro,
+                                     a.unprotected, 0, stderr, err, sizeof err);
+        refused = a.isolated < 0;
+    }
     if (refused) {
         fprintf(stderr, "flowrun: %s\n", err);
         free(a.ro_roots);
@@ -796,7 +800,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             }
         }
         ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
-                                       : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL);
+                                       : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL,
+                                                                 a.isolated > 0);
         store_close(sto);
     }
     if (!ex) {

@@ -888,7 +888,9 @@ static int serve_env_check(const serve_opts *o, const flcfg *cfg) {
     if (!others)
         snprintf(err, sizeof err, "out of memory");
     else
-        rc = iso_protect_run(o->env, others, n, o->unprotected, 1, stderr, err, sizeof err);
+        rc = iso_protect_run(o->env, others, n, o->unprotected, 1, stderr, err, sizeof err) < 0
+                 ? -1
+                 : 0;
     if (rc) fprintf(stderr, "flowrun serve: %s\n", err);
     free(others);
     return rc;

@@ -63,10 +63,15 @@
  *   a root task cannot remount the store, nor the other environments' roots
  *   that flowrun made read-only before forking it (docs/environments.md).
  *
- *   Secrets (a run in which some task declares `secrets:`, secrets.c): every
- *   worker lives in a pid namespace of its own with its own /proc (the worker is
- *   the namespace's pid 1; the process between it and flowrun waits and ends as
- *   it did, so pidfds, deaths and timeouts work as above), and pooled workers close
+ *   Pid namespaces (a run in which some task declares `secrets:`, secrets.c, and
+ *   a run kept off other environments' roots, isolate.c): every worker lives in a
+ *   pid namespace of its own with its own /proc (the worker is the namespace's pid
+ *   1; the process between it and flowrun waits and ends as it did, so pidfds,
+ *   deaths and timeouts work as above), so no task can reach another process's
+ *   view of the files through /proc/PID/root: not flowrun's, not the shell's that
+ *   started it, whose mount namespace has the other roots writable.
+ *
+ *   Secrets: pooled workers close
  *   the memfd of secret values first thing. A job of a task with secrets never
  *   goes to a pooled worker: it waits on its own queue (`sec_*`, linked through
  *   the slots) for one of the nworkers extra worker places (w[nworkers ..
@@ -239,6 +244,7 @@ typedef struct px_exec {
     uint32_t cg_gen;     /* numbers the workers' cgroups */
     char *ro_dir;        /* shown read-only to tasks (the store), or NULL */
     const fsec_set *sec; /* the run's secrets (borrowed), or NULL: no task has any */
+    int pidns;           /* every worker in a pid namespace of its own (secrets, isolation) */
     int ntotal;          /* size of w: nworkers, plus nworkers fresh-worker places */
     unsigned char *sec_task;            /* per task: it declares secrets */
     uint32_t sec_head, sec_tail, sec_count; /* jobs waiting for a fresh worker (slots, linked
@@ -978,15 +984,16 @@ static void px_kill_tree(pid_t pid) {
     kill(-pid, SIGKILL);
 }
 
-/* In a just-forked worker of a run with secrets (secrets.c): a pid namespace of its
- * own, and then either the memfd of secret values closed (a pooled worker) or, in a
+/* In a just-forked worker of a run with secrets (secrets.c) or kept off other
+ * environments' roots (isolate.c): a pid namespace of its own, and then, with
+ * secrets, either the memfd of secret values closed (a pooled worker) or, in a
  * fresh worker, its task's secrets in a private tmpfs (a failure there fails its job
  * with the reason: cs->setup_fail). A worker that cannot get its namespace says why
- * in its log and ends (fsec_probe refused the run before if the kernel never could).
- * *parent becomes the worker's parent as it sees it. */
-static void px_child_secrets(px_exec *ex, px_worker *w, px_child_state *cs, pid_t *parent) {
+ * in its log and ends (fsec_probe, or entering isolation, found before the run that
+ * the kernel allows it). *parent becomes the worker's parent as it sees it. */
+static void px_child_pidns(px_exec *ex, px_worker *w, px_child_state *cs, pid_t *parent) {
     char why[512];
-    if (!w->oneshot && ex->sec->memfd >= 0) close(ex->sec->memfd);
+    if (!w->oneshot && ex->sec && ex->sec->memfd >= 0) close(ex->sec->memfd);
     /* into the cgroup before the worker is forked below (the parent attaches only this
      * process, perhaps too late for its child) */
     if (w->cg.version && fcg_attach(&w->cg, getpid())) {
@@ -1050,7 +1057,7 @@ static int px_spawn(px_exec *ex, int i) {
         }
         px_child_state cs;
         memset(&cs, 0, sizeof cs);
-        if (ex->sec) px_child_secrets(ex, w, &cs, &parent);
+        if (ex->pidns) px_child_pidns(ex, w, &cs, &parent);
         cs.ex = ex;
         cs.sock = sv[1];
         cs.capfd = w->capfd;
@@ -1666,7 +1673,7 @@ static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
 }
 
 static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner run, void *ctx,
-                              const char *ro_dir, const fsec_set *sec) {
+                              const char *ro_dir, const fsec_set *sec, int pidns) {
     if (!plan || !run) {
         errno = EINVAL;
         return NULL;
@@ -1684,6 +1691,7 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     ex->enc.ctx = c;
     ex->ro_dir = ro_dir ? fl_strdup(c, ro_dir) : NULL;
     ex->sec = sec;
+    ex->pidns = sec || pidns;
     ex->ntotal = sec ? 2 * nworkers : nworkers;
     ex->w = fl_calloc(c, (size_t)ex->ntotal, sizeof *ex->w);
     ex->pfd = fl_calloc(c, 2 * (size_t)ex->ntotal, sizeof *ex->pfd);
@@ -1722,20 +1730,20 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
 
 rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx) {
-    return px_create(plan, nworkers, run, ctx, NULL, NULL);
+    return px_create(plan, nworkers, run, ctx, NULL, NULL, 0);
 }
 
 rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *ro_dir,
-                                     const fsec_set *sec) {
+                                     const fsec_set *sec, int pidns) {
     if (!rt) {
         errno = EINVAL;
         return NULL;
     }
-    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir, sec);
+    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir, sec, pidns);
 }
 
 rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir) {
-    return rt_executor_process_sec(rt, nworkers, ro_dir, NULL);
+    return rt_executor_process_sec(rt, nworkers, ro_dir, NULL, 0);
 }
 
 rt_executor *rt_executor_process(rt_runtime *rt, int nworkers) {

@@ -27,11 +27,13 @@ rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_
  * task can write into it. ro_dir must exist. NULL with errno on failure. */
 rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir);
 
-/* rt_executor_process_ro for a run in which some task declares secrets: sec (borrowed;
- * it outlives the executor) holds them. Every worker gets a pid namespace of its own,
- * and each job of a task with secrets a fresh worker (secrets.c, docs/secrets.md). */
+/* rt_executor_process_ro for a run in which some task declares secrets, or that is
+ * kept off other environments' roots: sec (borrowed; it outlives the executor), when
+ * not NULL, holds the secrets, and each job of a task with secrets gets a fresh
+ * worker (secrets.c, docs/secrets.md). With sec or pidns, every worker gets a pid
+ * namespace of its own. */
 struct fsec_set;
 rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *ro_dir,
-                                     const struct fsec_set *sec);
+                                     const struct fsec_set *sec, int pidns);
 
 #endif /* FLOW_EXEC_PROCESS_H */

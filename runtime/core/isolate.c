@@ -284,7 +284,7 @@ int iso_protect_run(const char *env, const char *const *roots, int n, int unprot
         return 0;
     }
     char why[1024];
-    if ((check ? iso_try : iso_enter)(roots, n, why, sizeof why) == 0) return 0;
+    if ((check ? iso_try : iso_enter)(roots, n, why, sizeof why) == 0) return 1;
     if (prod) {
         fprintf(warn, "flowrun: the other environments' roots are not protected from %s: %s\n",
                 check ? "these runs" : "this run", why);

@@ -26,7 +26,9 @@ int iso_enter(const char *const *roots, int n, char *err, size_t errlen);
  * environments own roots[0..n): isolate (iso_enter); --unprotected
  * (unprotected != 0) skips isolation with one warning line on warn; where the
  * kernel refuses, a prod run goes on with one warning line, any other run is
- * refused: -1 with the line in err (exit 2). 0: go on. check != 0: only find
+ * refused: -1 with the line in err (exit 2). 1: go on, isolated; 0: go on
+ * without (no other roots, --unprotected, or prod where the kernel refused).
+ * check != 0: only find
  * out, in a forked child, whether runs started later would be isolated (flowrun
  * serve, before it starts any), this process unchanged. */
 int iso_protect_run(const char *env, const char *const *roots, int n, int unprotected, int check,

@@ -61,6 +61,8 @@ task shput(dir: str, text: str) -> int = sh "echo {text} > {dir}/pub.txt && echo
 # what a determined task tries: as root a remount, as a user a nested user namespace
 task undo(dir: str) -> int = sh "mount -o remount,bind,rw {dir} 2>&1 || unshare -U -m -r sh -c 'mount -o remount,bind,rw {dir}; echo undone > {dir}/pub.txt' 2>&1; echo undone > {dir}/pub.txt && echo 1"
 task ns() -> str = sh "readlink /proc/self/ns/mnt"
+# ... or reaches another process's view of the files, where prod's root is writable
+task viaproc(dir: str) -> int = sh "for p in /proc/[0-9]*; do echo escaped 2>/dev/null > $p/root{dir}/pub.txt && echo 1 && exit 0; done; echo no way in >&2; exit 1"
 
 flow c(dir: str, text: str = "x") -> int {
     return cput(dir, text)
@@ -70,6 +72,9 @@ flow shf(dir: str, text: str = "x") -> int {
 }
 flow tries(dir: str) -> int {
     return undo(dir)
+}
+flow snoop(dir: str) -> int {
+    return viaproc(dir)
 }
 flow where() -> str {
     return ns()
@@ -171,6 +176,15 @@ matrix() {
                 "exit $code, prod's file: $(cat "$PROD/pub.txt")"
         fi
     done
+    # /proc/PID/root of a process outside the run (its parent shell, init): under the
+    # process executor each worker has a pid namespace and a /proc of its own
+    fr --flow snoop --executor process --no-cache --env test --param dir="$PROD"
+    if [ "$code" = 1 ] && cmp -s "$PROD/pub.txt" "$T/prod.before"; then
+        pass "a task cannot reach prod's root through /proc/PID/root ($who, process)"
+    else
+        fail "a task cannot reach prod's root through /proc/PID/root ($who, process)" \
+            "exit $code, prod's file: $(cat "$PROD/pub.txt")"
+    fi
 }
 
 # ---- as root (or whoever runs the suite) ----
