@@ -54,7 +54,9 @@ typedef struct cfg_in {
     size_t errlen;
 } cfg_in;
 
-/* One line in err: FILE:LINE:COL: message, at node n. */
+/* One line in err: FILE:LINE:COL: message, at node n. What the file holds is
+ * quoted in messages (a key, a value), so a control character in it — a folded
+ * scalar's newline — is shown as '?': the line stays one line. */
 static int cerr(cfg_in *in, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -66,6 +68,8 @@ static int cerr(cfg_in *in, const yaml_node_t *n, const char *fmt, ...) {
     va_end(ap);
     snprintf(in->err, in->errlen, "%s:%zu:%zu: %s", in->file, n->start_mark.line + 1,
              n->start_mark.column + 1, msg);
+    for (char *c = in->err; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     return -1;
 }
 

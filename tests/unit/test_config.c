@@ -214,6 +214,9 @@ static void test_errors(void **state) {
     expect_error(fx, "executor: slurm\n",
                  ":1:11: 'executor': expected inline|process, got 'slurm'");
     expect_error(fx, "progress:\n", ":1:10: 'progress': expected a string, got nothing");
+    /* a folded scalar's newline is not echoed into the one-line message (found by fuzz_config) */
+    expect_error(fx, "progress: plain\n\n  more\n",
+                 ":1:11: 'progress': expected auto|plain|none, got 'plain?more'");
     expect_error(fx, "state: {a: 1}\n", ":1:8: 'state': expected a string, got a mapping");
     expect_error(fx, "- 1\n", ":1:1: 'the file': expected a mapping, got a sequence");
     expect_error(fx, "envs: [prod]\n",
