@@ -183,6 +183,28 @@ fi
 left=$(pgrep -f "secret-mount|s.plan --flow failing" | wc -l)
 [ "$left" = 0 ] && pass "no worker outlives the run" || fail "leftovers" "$left processes"
 
+# ---- run_as and secrets together (as root): the task runs as nobody and reads its
+# secret (its source file is root's, mode 0600) ----
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+    A="$T/runas"
+    mkdir -p "$A"
+    printf 'runas-secret-%s\n' "$$" > "$A/key.txt"
+    chmod 600 "$A/key.txt"
+    printf 'secrets:\n  key: {file: %s/key.txt}\n' "$A" > "$A/flow.yaml"
+    cat > "$A/a.flow" <<'EOF2'
+task peek() -> str = sh "echo $(id -u) $(cat {secret.key})" with {secrets: ["key"], run_as: "nobody"}
+flow f() -> str {
+    return peek()
+}
+EOF2
+    (cd "$A" && "$FLOWC" a.flow -o a.plan 2> /dev/null && "$FLOWRUN" a.plan --state st --progress none > o 2> e; echo $? > c)
+    if [ "$(cat "$A/c")" = 0 ] && [ "$(jq -r . < "$A/o")" = "65534 runas-secret-$$" ]; then
+        pass "run_as nobody with a secret: the task runs as 65534 and reads its secret"
+    else
+        fail "run_as with a secret" "exit $(cat "$A/c"): $(cat "$A/o" "$A/e")"
+    fi
+fi
+
 # ---- as the user nobody ----
 why=$(nobody_why)
 if [ -n "$why" ]; then
