@@ -373,14 +373,12 @@ int flowrun_cmd_resume(int argc, char **argv) {
         flcfg_free(&cfg);
         return 2;
     }
-    char *end;
-    long long id = strtoll(a.plan, &end, 10);
+    int64_t id;
     state_run r;
-    if (!strcmp(a.plan, "last") || !strcmp(a.plan, "latest")) {
+    if (!strcmp(a.plan, "last") || !strcmp(a.plan, "latest"))
         id = state_run_latest(st);
-    } else if (*end || id <= 0) {
+    else if (cli_count(a.plan, 1, INT64_MAX, &id))
         id = -1;
-    }
     if (id <= 0 || state_run_get(st, id, &r)) {
         fprintf(stderr, "flowrun resume: no run '%s' in %s\n", a.plan, dir);
         state_close(st);
@@ -391,27 +389,28 @@ int flowrun_cmd_resume(int argc, char **argv) {
     /* a run resumes in its own environment; --env names it, or is refused: from
      * --env test, a prod run is neither resumed nor changed */
     if (a.env && strcmp(a.env, r.env)) {
-        fprintf(stderr, "flowrun resume: run %lld belongs to environment %s, not %s\n", id, r.env,
+        fprintf(stderr, "flowrun resume: run %lld belongs to environment %s, not %s\n", (long long)id, r.env,
                 a.env);
         state_run_free(&r);
+        flcfg_free(&cfg);
         return 2;
     }
     if (r.owner == STATE_OWNER_ALIVE) { /* checked again, atomically, when the run is claimed */
-        fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", id, r.pid);
+        fprintf(stderr, "flowrun resume: run %lld is still running (pid %d)\n", (long long)id, r.pid);
         state_run_free(&r);
         flcfg_free(&cfg);
         return 2;
     }
     /* the run keeps its environment, which must still be one of the configuration */
     if (flcfg_env_problem(&cfg, r.env ? r.env : "prod", err, sizeof err)) {
-        fprintf(stderr, "flowrun resume: run %lld: %s\n", id, err);
+        fprintf(stderr, "flowrun resume: run %lld: %s\n", (long long)id, err);
         state_run_free(&r);
         flcfg_free(&cfg);
         return 2;
     }
     if (r.owner == STATE_OWNER_REMOTE)
         fprintf(stderr, "flowrun resume: run %lld was running on %s (pid %d), which cannot be "
-                "checked from here; it is resumed here\n", id, r.host, r.pid);
+                "checked from here; it is resumed here\n", (long long)id, r.host, r.pid);
     a.plan = r.plan_path;
     a.flow = r.flow;
     a.env = r.env;
