@@ -25,12 +25,7 @@ if [ -n "$SANITIZED" ]; then
     trap 'rm -rf "$san"' EXIT
     trap 'rm -rf "$san"; exit 130' INT TERM
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=$san/report:log_exe_name=1}
-    # use_tls=0: LeakSanitizer does not take thread-local storage as roots. Its reading
-    # of glibc's dynamic TLS (that of the dlopened JIT module) sometimes finds a garbage
-    # block and its tracer dies ("Tracer caught signal 11", seen in 25-expr and 30-sched
-    # with a relative state directory); fewer roots can only add reports, never hide a
-    # leak, and flow keeps no heap memory reachable only from TLS at exit.
-    export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/harness/lsan.supp:print_suppressions=0:use_tls=0}
+    export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/harness/lsan.supp:print_suppressions=0}
 else
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
 fi
