@@ -40,7 +40,16 @@ for s in ${SUITES:-tests/suites/*.sh}; do
             [ -f "$r" ] || continue
             what=$(grep -m1 '^SUMMARY' "$r" || grep -m1 'ERROR' "$r" | sed 's/^==[0-9]*==//')
             prog=${r#"$san"/report.}                     # report.PROGRAM.PID (log_exe_name)
-            echo "FAIL sanitizer:${prog%.*} (pid ${prog##*.}): ${what:-see $BUILD/suite-$name.log}" |
+            # LeakSanitizer's own tracer dying while it reads a thread's dynamic TLS
+            # (clang 14's LSan with glibc 2.36, seen after the JIT module's TLS is used)
+            # is no finding about the program, and no leak check of it either: said
+            # as a SKIP, unless the report holds anything else
+            verdict=FAIL
+            if grep -q '^Tracer caught signal' "$r" &&
+                ! grep -qE 'SUMMARY|ERROR: AddressSanitizer|runtime error' "$r"; then
+                verdict=SKIP what="LeakSanitizer's tracer crashed: this process was not checked for leaks"
+            fi
+            echo "$verdict sanitizer:${prog%.*} (pid ${prog##*.}): ${what:-see $BUILD/suite-$name.log}" |
                 tee -a "$BUILD/suite-$name.log" >> "$BUILD/suite-$name.res"
             { echo "---- $r"; cat "$r"; } >> "$BUILD/suite-$name.log"
             rm -f "$r"

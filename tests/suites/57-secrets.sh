@@ -136,6 +136,14 @@ check_main() {
 # ---- as root (or as whoever runs the suite) ----
 R="$T/root"
 setup "$R"
+# a machine where a worker cannot have namespaces of its own (a chroot: "/" is not a
+# mount) refuses every run with secrets, and says why: nothing else can be checked
+(cd "$R" && "$FLOWC" s.flow -o p.plan 2> /dev/null &&
+    S57_TOKEN=x "$FLOWRUN" p.plan --flow probe --state st-probe --progress none > o 2> e; echo $? > c)
+if [ "$(cat "$R/c")" = 2 ] && grep -qF "cannot be kept from its other tasks here" "$R/e"; then
+    skip "every check" "this machine refuses: $(cat "$R/e")"
+    exit 0
+fi
 check_main "$R" "" ""
 
 # the inline executor refuses a run with secret tasks, before anything runs
