@@ -193,7 +193,7 @@ left=$(pgrep -f "secret-mount|s.plan --flow failing" | wc -l)
 
 # ---- run_as and secrets together (as root): the task runs as nobody and reads its
 # secret (its source file is root's, mode 0600) ----
-if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+if [ "$(id -u)" = 0 ] && [ -z "$(nobody_why)" ]; then
     A="$T/runas"
     mkdir -p "$A"
     printf 'runas-secret-%s\n' "$$" > "$A/key.txt"
