@@ -687,13 +687,39 @@ static int env_ms(const char *name, int def, int *out) {
     return 0;
 }
 
+/* The driver's record in state.db (remote.h: only the driver writes it), through the
+ * run's history. */
+static int remote_record(void *ud, int64_t run, uint32_t batch, const char *engine,
+                         const char *engine_id, const char *name, uint32_t nelem,
+                         const char *batch_file, char *err, size_t errlen) {
+    if (state_batch_add(hist_state(ud), run, batch, engine, engine_id, name, nelem, batch_file)) {
+        snprintf(err, errlen, "a database error (said above)");
+        return -1;
+    }
+    return 0;
+}
+
+static int remote_list(void *ud, int64_t run,
+                       void (*each)(void *ud2, uint32_t batch, const char *engine,
+                                    const char *engine_id, const char *name, uint32_t nelem,
+                                    const char *batch_file),
+                       void *ud2, char *err, size_t errlen) {
+    if (state_batch_list(hist_state(ud), run, each, ud2)) {
+        snprintf(err, errlen, "cannot read the run's remote batches from state.db");
+        return -1;
+    }
+    return 0;
+}
+
 /* The driver's options for run `run` of a (cli.h): absolute state folder and plan,
  * flowrun from /proc/self/exe, the run's environment and configuration file; the
  * poll interval and grace period from FLOWRUN_REMOTE_POLL_MS and
- * FLOWRUN_REMOTE_GRACE_MS (defaults 1000 and 30000). The strings live in buf. 0, or
- * -1 with err. */
-static int cli_remote_options(const run_args *a, const char *plan_abs, int64_t run, rm_options *o,
-                       char *buf, size_t cap, char *err, size_t errlen) {
+ * FLOWRUN_REMOTE_GRACE_MS (defaults 1000 and 30000); batches recorded in, and on
+ * resume read from, the run's state.db. The strings live in buf. The other engines'
+ * executors (--executor slurm, ...) are made from it too. 0, or -1 with err. */
+static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, rm_options *o,
+                              char *buf, size_t cap, char *err, size_t errlen) {
+    int64_t run = hist_run_id(h);
     memset(o, 0, sizeof *o);
     if (cap < 3 * PATH_MAX) {
         snprintf(err, errlen, "buffer too small");
@@ -725,6 +751,9 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, int64_t r
     o->env = a->env ? a->env : "prod";
     o->run = run;
     o->resume = a->resume > 0;
+    o->rec_ud = h;
+    o->record_batch = remote_record;
+    o->list_batches = remote_list;
     if (env_ms("FLOWRUN_REMOTE_POLL_MS", 1000, &o->poll_ms) ||
         env_ms("FLOWRUN_REMOTE_GRACE_MS", 30000, &o->grace_ms)) {
         snprintf(err, errlen, "a bad setting (said above)");
@@ -941,7 +970,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         rm_options ro;
         char rbuf[3 * PATH_MAX];
         rm_engine *eng = NULL;
-        if (cli_remote_options(&a, plan_abs, hist_run_id(h), &ro, rbuf, sizeof rbuf, err,
+        if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
                                sizeof err) == 0)
             eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
         if (eng) ex = rm_executor(p, eng, &ro, err, sizeof err);
