@@ -227,12 +227,13 @@ static rm_key get_key(rd *r, const char *what) {
  * the fields between. 0, or -1 with err. */
 static int open_frame(const uint8_t *data, size_t len, const char magic[8], const char *kind,
                       rd *r, char *err, size_t errlen) {
+    const char *a = strchr("aeiou", kind[0]) ? "an" : "a";
     if (len < 8 + 4 + 8) {
-        snprintf(err, errlen, "not a %s file: %zu bytes (truncated?)", kind, len);
+        snprintf(err, errlen, "not %s %s file: %zu bytes (truncated?)", a, kind, len);
         return -1;
     }
     if (memcmp(data, magic, 8)) {
-        snprintf(err, errlen, "not a %s file (its first bytes are wrong)", kind);
+        snprintf(err, errlen, "not %s %s file (its first bytes are wrong)", a, kind);
         return -1;
     }
     uint32_t v = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
