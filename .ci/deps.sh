@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -46,6 +46,7 @@ what() {
     python3) echo "python3 (the checker fuzz and state tests)|python3" ;;
     python3-yaml) echo "the yaml module of python3 (the plan view tests)|python3-yaml" ;;
     jq) echo "jq (the serve tests read runs --json with it)|jq" ;;
+    sqlite3-cli) echo "the sqlite3 shell (the remote tests read state.db's recorded batches)|sqlite3" ;;
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
     groff) echo "groff (the man page tests)|groff-base" ;;
@@ -94,6 +95,7 @@ probe() {
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
+    sqlite3-cli) has sqlite3 ;;
     esac
 }
 

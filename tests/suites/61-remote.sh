@@ -156,8 +156,12 @@ if compile res; then
     [ -z "$why" ] && [ "$(cat "$T/res.out")" != "[0,1,2,3,4,5]" ] && why="result $(cat "$T/res.out")"
     [ -z "$why" ] && [ "$(sort "$T/res.ran" | tr '\n' ' ')" != "0 1 2 3 4 5 " ] &&
         why="instances ran $(sort "$T/res.ran" | tr '\n' ' ') (before the resume: $before), want each once"
-    nb=$(sqlite3 "$T/s-res/state.db" "SELECT count(*) FROM remote_batches WHERE run=1" 2>&1)
-    [ -z "$why" ] && [ "$nb" != 1 ] && why="$nb batches recorded, want 1 (nothing resubmitted)"
+    if command -v sqlite3 > /dev/null; then
+        nb=$(sqlite3 "$T/s-res/state.db" "SELECT count(*) FROM remote_batches WHERE run=1" 2>&1)
+        [ -z "$why" ] && [ "$nb" != 1 ] && why="$nb batches recorded, want 1 (nothing resubmitted)"
+    else
+        echo "SKIP remote:resume-batches: no sqlite3 shell to read state.db (sh .ci/deps.sh sqlite3-cli)"
+    fi
     [ -z "$why" ] && [ "$(ls "$T/s-res/remote/1/log" | grep -vc pid)" != 3 ] &&
         why="worker logs $(ls "$T/s-res/remote/1/log" | tr '\n' ' '), want only batch 0's three elements"
     if [ -z "$why" ]; then pass resume-reattach; else fail resume-reattach "$why"; fi
