@@ -751,6 +751,7 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
     o->env = a->env ? a->env : "prod";
     o->run = run;
     o->resume = a->resume > 0;
+    o->unprotected = a->unprotected;
     o->rec_ud = h;
     o->record_batch = remote_record;
     o->list_batches = remote_list;

@@ -4,7 +4,8 @@
  *
  * It does what `flowrun run` does before its scheduler starts, and nothing of
  * what comes after: reads the configuration (--config, the environment --env: its
- * root, FLOW_ENV / FLOW_ENV_ROOT for sh tasks), opens the plan (libraries found and
+ * root, FLOW_ENV / FLOW_ENV_ROOT for sh tasks), keeps the tasks off the other
+ * environments' roots (iso_protect_run, --unprotected as for run), opens the plan (libraries found and
  * hash-checked by rt_open) and checks it is the plan the driver ran (the batch
  * file holds its SHA-256), gathers the secrets of the tasks of its element
  * (cli_secrets_for, as run does for the tasks a flow reaches), and starts a
@@ -30,13 +31,14 @@
 #include "digest.h"
 #include "exec.h"
 #include "exec_process.h"
+#include "isolate.h"
 #include "remote.h"
 #include "secrets.h"
 #include "store.h"
 
 #define WORKER_MAX_JOBS 4096
 
-enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG };
+enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG, O_UNPROTECTED };
 
 static int worker_usage(const char *fmt, const char *a) {
     fputs("flowrun worker: ", stderr);
@@ -67,9 +69,11 @@ int rm_worker_main(int argc, char **argv) {
                                          {"jobs", required_argument, NULL, 'j'},
                                          {"env", required_argument, NULL, O_ENV},
                                          {"config", required_argument, NULL, O_CONFIG},
+                                         {"unprotected", no_argument, NULL, O_UNPROTECTED},
                                          {NULL, 0, NULL, 0}};
     const char *state = NULL, *batch = NULL, *env = NULL, *config = NULL, *plan = NULL;
     int64_t element = -1, jobs = 1;
+    int unprotected = 0;
     cli_line l;
     cli_line_init(&l, argc, argv, "flowrun worker", " (see flowrun worker --help)", "j:", opts,
                   0);
@@ -101,6 +105,9 @@ int rm_worker_main(int argc, char **argv) {
                 break;
             case O_CONFIG:
                 config = val;
+                break;
+            case O_UNPROTECTED:
+                unprotected = 1;
                 break;
         }
     }
@@ -135,6 +142,20 @@ int rm_worker_main(int argc, char **argv) {
     const flcfg_env *E = flcfg_env_get(&cfg, envname);
     if (!E) {
         flcfg_env_problem(&cfg, envname, err, sizeof err);
+        fprintf(stderr, "flowrun worker: %s\n", err);
+        goto out;
+    }
+    /* the other environments' roots read-only to the tasks, as for the run (isolate.c):
+     * now, while the worker is one thread */
+    int n_ro = 0, isolated;
+    const char **ro = flcfg_other_roots(&cfg, E, &n_ro);
+    if (!ro) {
+        fprintf(stderr, "flowrun worker: out of memory\n");
+        goto out;
+    }
+    isolated = iso_protect_run(env, ro, n_ro, unprotected, 0, stderr, err, sizeof err);
+    free(ro);
+    if (isolated < 0) {
         fprintf(stderr, "flowrun worker: %s\n", err);
         goto out;
     }
@@ -199,7 +220,8 @@ int rm_worker_main(int argc, char **argv) {
                 goto out;
             }
         }
-        ex = rt_executor_process_sec(rt, (int)jobs, store_root(sto), sec.n ? &sec : NULL, 0);
+        ex = rt_executor_process_sec(rt, (int)jobs, store_root(sto), sec.n ? &sec : NULL,
+                                     isolated > 0);
         store_close(sto);
     }
     if (!ex) {

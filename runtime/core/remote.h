@@ -52,7 +52,7 @@
 /* ---- the worker command line every engine runs ----
  *
  *   flowrun worker --state DIR --batch FILE [--element E] [-j N]
- *                  [--env NAME] [--config FILE] PLAN
+ *                  [--env NAME] [--config FILE] [--unprotected] PLAN
  *
  * E defaults to $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX (Kubernetes
  * Indexed Jobs), else $FLOW_ELEMENT; none of them: exit 2. The worker opens PLAN
@@ -236,6 +236,7 @@ typedef struct rm_options {
     int element_jobs;        /* fixed instances per element (0: sized from start_cost) */
     int one_per_instance;    /* bench: every instance its own element and job */
     int resume;              /* flowrun resume: re-attach to the run's recorded batches */
+    int unprotected;         /* the run's --unprotected: passed on to the workers */
     /* state.db, reached through the caller (core does not call the recorder): record a
      * started batch (0, or -1 with err: the batch is cancelled and its jobs fail);
      * list the run's recorded batches, calling each(ud2, ...) once per batch. NULL:

@@ -428,6 +428,7 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         argv[a++] = "--config";
         argv[a++] = d->config;
     }
+    if (d->o.unprotected) argv[a++] = "--unprotected";
     argv[a++] = d->plan_path;
     argv[a] = NULL;
     rm_start s = {.run = d->o.run, .batch = B->n, .nelem = nelem, .slots = 1, .argv = argv,
@@ -793,12 +794,8 @@ static void remove_files(rm_exec *d) {
 static void rm_destroy(rt_executor *ex) {
     rm_exec *d = (rm_exec *)ex;
     d->e->ops->cancel(d->e);
-    int clean = d->outstanding == 0 && d->qn == 0;
-    if (clean) {
-        /* the elements' last words (end markers) may still be coming: they are ours to
-         * remove, so wait for them a moment */
+    if (d->outstanding == 0 && d->qn == 0) /* every job answered: nothing to resume */
         remove_files(d);
-    }
     while (d->rn) { /* results nobody took */
         rt_result_clear(d->p, d->ready_task[d->rhead], &d->ready[d->rhead]);
         d->rhead = (d->rhead + 1) % d->rcap;

@@ -248,3 +248,48 @@ if [ -f "$T/w1.plan" ]; then
         why="a bad grace: exit $c: $(cat "$T/bad3.err")"; }
     if [ -z "$why" ]; then pass refused; else fail refused "$why"; fi
 fi
+
+# 8. the worker runs tasks in the run's environment as flowrun does: --env test,
+#    FLOW_ENV, its root writable, the other environments' roots read-only
+mkdir -p "$T/envs"
+printf 'envs:\n  prod: {root: %s/envs/p}\n  test: {root: %s/envs/t}\n' "$T" "$T" > "$T/envs/flow.yaml"
+cat > "$T/env.flow" <<FLOW
+task w(x: int) -> str = sh "echo hi > \$FLOW_ENV_ROOT/f{x} && echo \$FLOW_ENV; touch $T/envs/p/bad{x} 2>/dev/null && echo wrote-prod || echo ro-prod"
+flow main() -> [str] {
+    return w.expand(x = range(3))
+}
+FLOW
+if compile env; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/env.plan" --config "$T/envs/flow.yaml" --env test \
+        --progress none --state "$T/s-env" > "$T/env.out" 2> "$T/env.err"
+    code=$?
+    "$FLOWRUN" "$T/env.plan" --config "$T/envs/flow.yaml" --env test --progress none \
+        --state "$T/s-env2" > "$T/env.want" 2>&1
+    why=""
+    [ "$code" = 0 ] || why="exit $code: $(head -3 "$T/env.err")"
+    [ -z "$why" ] && ! cmp -s "$T/env.out" "$T/env.want" &&
+        why="$(cat "$T/env.out"), the process executor gives $(cat "$T/env.want")"
+    [ -z "$why" ] && [ "$(ls "$T/envs/t" | tr '\n' ' ')" != "f0 f1 f2 " ] && why="test's root holds $(ls "$T/envs/t")"
+    [ -z "$why" ] && grep -q 'test' "$T/env.out" || why="${why:-not run in env test: $(cat "$T/env.out")}"
+    if [ -z "$why" ]; then pass environment; else fail environment "$why"; fi
+fi
+
+# 9. SIGTERM to the driver mid-run: exit 3 (resumable) and every element cancelled
+if [ -f "$T/res.plan" ]; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/res.plan" -j 2 --progress none \
+        --state "$T/s-term" > /dev/null 2> "$T/term.err" &
+    drv=$!
+    i=0; while [ ! -s "$T/s-term/remote/1/log/0.1.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    pids=$(cat "$T/s-term/remote/1/log/"*.pid 2>/dev/null | cut -d' ' -f1)
+    kill -TERM $drv
+    wait $drv
+    code=$?
+    sleep 0.2
+    left=""
+    for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+    why=""
+    [ -n "$pids" ] || why="no element started"
+    [ -z "$why" ] && [ "$code" != 3 ] && why="exit $code, want 3"
+    [ -z "$why" ] && [ -n "$left" ] && why="elements still running after the driver ended:$left"
+    if [ -z "$why" ]; then pass sigterm-cancels; else fail sigterm-cancels "$why"; fi
+fi
