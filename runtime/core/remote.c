@@ -261,6 +261,22 @@ static int close_frame(rd *r, const char *kind, char *err, size_t errlen) {
     return -1;
 }
 
+/* open_frame, then a copy of the file for the decoded fields to point into (*mem),
+ * the reader moved onto it. */
+static int open_copy(const uint8_t *data, size_t len, const char magic[8], const char *kind,
+                     rd *r, void **mem, char *err, size_t errlen) {
+    if (open_frame(data, len, magic, kind, r, err, errlen)) return -1;
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, data, len);
+    r->p = copy;
+    *mem = copy;
+    return 0;
+}
+
 void rm_batch_free(rm_batch *b) {
     if (!b) return;
     free(b->mem);
@@ -274,15 +290,7 @@ void rm_batch_free(rm_batch *b) {
 int rm_batch_decode(const uint8_t *data, size_t len, rm_batch *b, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
     rd r;
-    if (open_frame(data, len, magic_batch, "batch", &r, err, errlen)) return -1;
-    uint8_t *mem = malloc(len);
-    if (!mem) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(mem, data, len);
-    r.p = mem;
-    b->mem = mem;
+    if (open_copy(data, len, magic_batch, "batch", &r, &b->mem, err, errlen)) return -1;
     const uint8_t *h = take(&r, 32, "plan hash");
     if (h) memcpy(b->plan_hash, h, 32);
     b->run = (int64_t)get_le(&r, 8, "run");
@@ -339,15 +347,7 @@ void rm_chunk_free(rm_chunk *c) {
 int rm_chunk_decode(const uint8_t *data, size_t len, rm_chunk *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     rd r;
-    if (open_frame(data, len, magic_result, "result", &r, err, errlen)) return -1;
-    uint8_t *mem = malloc(len);
-    if (!mem) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(mem, data, len);
-    r.p = mem;
-    c->mem = mem;
+    if (open_copy(data, len, magic_result, "result", &r, &c->mem, err, errlen)) return -1;
     c->run = (int64_t)get_le(&r, 8, "run");
     c->batch = (uint32_t)get_le(&r, 4, "batch number");
     c->element = (uint32_t)get_le(&r, 4, "element");

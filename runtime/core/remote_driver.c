@@ -63,6 +63,7 @@
 #include "remote.h"
 #include "htab.h"
 #include "digest.h"
+#include "fsdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -150,12 +151,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t key_hash(rm_key k) {
     return k.hi ^ (k.lo * 0x9E3779B97F4A7C15ull);
 }
@@ -235,7 +230,7 @@ static void answer(rm_exec *d, uint32_t j, const rm_res *r, const char *error) {
             d->mean = d->mean < 0 ? t : 0.9 * d->mean + 0.1 * t;
         }
     } else {
-        res.start = res.end = wall_s();
+        res.start = res.end = fl_now_s(p->ctx);
     }
     if (!res.ok) res.error = fl_strdup(p->ctx, error ? error : "failed"); /* NULL: out of
                                                                     memory, as exec.h says */
@@ -825,18 +820,6 @@ static const rt_executor_ops rm_ops = {
     .destroy = rm_destroy,
 };
 
-static int mkdirs(const char *path) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *q = tmp + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *q = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 /* ---- resume: the run's recorded batches ---- */
 
 typedef struct relist {
@@ -1004,10 +987,13 @@ rt_executor *rm_executor(const fl_plan *p, rm_engine *e, const rm_options *o, ch
         snprintf(err, errlen, "state directory path too long");
         goto fail;
     }
-    if (mkdirs(d->logdir)) {
+    /* made without following a link planted below the state folder (fsdir.h) */
+    int lfd = fsdir_open(d->logdir, strlen(o->state_dir), 1);
+    if (lfd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", d->logdir, strerror(errno));
         goto fail;
     }
+    close(lfd);
     if (o->resume && o->list_batches && reattach(d, err, errlen)) goto fail;
     update_capacity(d);
     return &d->base;
