@@ -293,3 +293,31 @@ if [ -f "$T/res.plan" ]; then
     [ -z "$why" ] && [ -n "$left" ] && why="elements still running after the driver ended:$left"
     if [ -z "$why" ]; then pass sigterm-cancels; else fail sigterm-cancels "$why"; fi
 fi
+
+# 10. depth first across elements (W2): the first a -> b -> c chain completes before
+#     half of the a instances ran, the driver submitting new batches as results come.
+#     20 ms tasks: elements of about 20 and 160 instances in flight, fewer than the 300
+#     a's (a run smaller than that goes out at once, and cannot show an order)
+cat > "$T/w2.flow" <<FLOW
+library s = "$ROOT/tests/lib/libsched.so"
+task stage(x: int, name: str, log: str, ms: int) -> int = s.stage
+task sum(xs: [int]) -> int = s.sum
+flow w2(log: str, n: int = 300, ms: int = 20) -> int {
+    let a = stage.partial(name = "a", log = log, ms = ms).expand(x = range(n))
+    let b = stage.partial(name = "b", log = log, ms = ms).expand(x = a)
+    let c = stage.partial(name = "c", log = log, ms = ms).expand(x = b)
+    return sum(c)
+}
+FLOW
+if compile w2; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/w2.plan" -j 4 --progress none --param log="$T/w2.log" \
+        --state "$T/s-w2" > "$T/w2.out" 2> "$T/w2.err"
+    code=$?
+    before=$(awk '$1 == "a" { n++ } $1 == "c" { print n + 0; exit }' "$T/w2.log" 2>/dev/null)
+    why=""
+    [ "$code" = 0 ] || why="exit $code: $(head -3 "$T/w2.err")"
+    [ -z "$why" ] && [ "$(cat "$T/w2.out")" != 44850 ] && why="result $(cat "$T/w2.out"), want 44850"
+    [ -z "$why" ] && { [ -z "$before" ] || [ "$before" -ge 150 ]; } &&
+        why="${before:-all} of the 300 a instances ran before the first c (breadth first)"
+    if [ -z "$why" ]; then pass depth-first; else fail depth-first "$why"; fi
+fi
