@@ -2,8 +2,11 @@
  * remote.h — running instances elsewhere: the batch files a driver writes, the
  * result files `flowrun worker` writes back, the generic remote executor, and the
  * engines it drives (Slurm, Kubernetes, podman). Layer: core. Design:
- * docs/distributed.md; the code is in remote.c (codec, driver, worker),
- * remote_slurm.c, remote_kube.c, remote_podman.c.
+ * docs/distributed.md; the code is in remote.c (the files' codec, job keys),
+ * remote_driver.c (rm_executor), remote_worker.c (the worker's core; its command
+ * line, configuration and secrets are in runtime/app/cli_worker.c, since core does
+ * not read flow.yaml), remote_local.c (the local engine), remote_slurm.c,
+ * remote_kube.c, remote_podman.c.
  *
  * THE CONTRACT (fixed: every engine and the worker are written against it)
  *
@@ -63,7 +66,7 @@
  * RM_FLUSH_MS, so the driver sees a stream, not one file at the end). Exit 0 when
  * every job has a result written (failed jobs included), 2 usage/plan error, 1 an
  * I/O error writing results. */
-int rm_worker_main(int argc, char **argv); /* remote.c; called by flowrun's main */
+int rm_worker_main(int argc, char **argv); /* cli_worker.c; flowrun's `worker` command */
 
 #define RM_FLUSH_MS 200
 
