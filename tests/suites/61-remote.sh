@@ -321,3 +321,38 @@ if compile w2; then
         why="${before:-all} of the 300 a instances ran before the first c (breadth first)"
     if [ -z "$why" ]; then pass depth-first; else fail depth-first "$why"; fi
 fi
+
+# 11. secrets: a file secret reaches its task in the worker (as flowrun gives it); one
+#     from an environment variable cannot reach a worker elsewhere: refused at start
+mkdir -p "$T/sec"
+printf 'sec-%s-Qx7\n' "$$" > "$T/sec/key.txt"
+chmod 600 "$T/sec/key.txt"
+printf 'secrets:\n  filekey:\n    file: key.txt\n  envtok:\n    env: S61_TOKEN\n' > "$T/sec/flow.yaml"
+cat > "$T/sec.flow" <<'FLOW'
+task fileread() -> str = sh "cat {secret.filekey}" with {secrets: ["filekey"]}
+task envread() -> str = sh "echo $FLOW_SECRET_ENVTOK" with {secrets: ["envtok"]}
+flow f1() -> str {
+    return fileread()
+}
+flow f2() -> str {
+    return envread()
+}
+FLOW
+if compile sec; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/sec.plan" --flow f1 --config "$T/sec/flow.yaml" \
+        --progress none --state "$T/s-sec" > "$T/sec.out" 2> "$T/sec.err"
+    c1=$?
+    S61_TOKEN=tok FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/sec.plan" --flow f2 \
+        --config "$T/sec/flow.yaml" --progress none --state "$T/s-sec" > /dev/null 2> "$T/sec2.err"
+    c2=$?
+    why=""
+    if [ "$c1" != 0 ] && grep -q "cannot be kept from" "$T/sec.err"; then
+        echo "SKIP remote:secrets: tasks with secrets cannot run here: $(cat "$T/sec.err")"
+        why=skip
+    fi
+    [ -z "$why" ] && [ "$c1" != 0 ] && why="file secret: exit $c1: $(head -3 "$T/sec.err")"
+    [ -z "$why" ] && [ "$(cat "$T/sec.out")" != "\"sec-$$-Qx7\"" ] && why="file secret: got $(cat "$T/sec.out")"
+    [ -z "$why" ] && { [ "$c2" = 2 ] && grep -q "secret 'envtok' comes from the environment variable S61_TOKEN" "$T/sec2.err" ||
+        why="env secret: exit $c2: $(cat "$T/sec2.err")"; }
+    if [ -z "$why" ]; then pass secrets; elif [ "$why" != skip ]; then fail secrets "$why"; fi
+fi
