@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(d, data + 1, n);
     if (fix && n >= 8) {
         uint64_t h = fl_hash_bytes(d, n - 8);
-        for (int i = 0; i < 8; i++) d[n - 8 + i] = (uint8_t)(h >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            d[n - 8 + i] = (uint8_t)(h >> (8 * i));
     }
     char err[512] = "";
     fv_buf out = {0};

@@ -23,17 +23,22 @@ static const uint8_t args_a[] = {1, 2, 3, 4, 5, 6, 7, 8};
 
 static void sample_batch(rm_batch *b, uint32_t *first, rm_bjob *jobs) {
     memset(b, 0, sizeof *b);
-    for (int i = 0; i < 32; i++) b->plan_hash[i] = (uint8_t)(i * 7);
+    for (int i = 0; i < 32; i++)
+        b->plan_hash[i] = (uint8_t)(i * 7);
     b->run = 42;
     b->batch = 3;
     b->nelem = 3;
     b->njobs = 5;
     first[0] = 0, first[1] = 2, first[2] = 2, first[3] = 5; /* element 1 is empty */
     for (uint32_t j = 0; j < 5; j++)
-        jobs[j] = (rm_bjob){.key = {0x1111111111111111ull * (j + 1), j}, .task = j % 2,
-                            .map_index = j == 4 ? -1 : (int64_t)j * 1000, .attempt = j,
-                            .timeout_ms = j * 300, .out_dir = j == 1 ? NULL : "/s/work/o",
-                            .scratch_dir = j == 2 ? "" : "/s/work/t", .args = args_a,
+        jobs[j] = (rm_bjob){.key = {0x1111111111111111ull * (j + 1), j},
+                            .task = j % 2,
+                            .map_index = j == 4 ? -1 : (int64_t)j * 1000,
+                            .attempt = j,
+                            .timeout_ms = j * 300,
+                            .out_dir = j == 1 ? NULL : "/s/work/o",
+                            .scratch_dir = j == 2 ? "" : "/s/work/t",
+                            .args = args_a,
                             .args_len = j == 3 ? 0 : (uint32_t)sizeof args_a};
     b->first = first;
     b->jobs = jobs;
@@ -65,7 +70,8 @@ static void test_batch_round_trip(void **state) {
     assert_int_equal(got.batch, 3);
     assert_int_equal(got.nelem, 3);
     assert_int_equal(got.njobs, 5);
-    for (int e = 0; e <= 3; e++) assert_int_equal(got.first[e], first[e]);
+    for (int e = 0; e <= 3; e++)
+        assert_int_equal(got.first[e], first[e]);
     for (int j = 0; j < 5; j++) {
         const rm_bjob *g = &got.jobs[j], *w = &jobs[j];
         assert_true(g->key.hi == w->key.hi && g->key.lo == w->key.lo);
@@ -73,8 +79,10 @@ static void test_batch_round_trip(void **state) {
         assert_int_equal(g->map_index, w->map_index);
         assert_int_equal(g->attempt, w->attempt);
         assert_int_equal(g->timeout_ms, w->timeout_ms);
-        if (w->out_dir) assert_string_equal(g->out_dir, w->out_dir);
-        else assert_null(g->out_dir);
+        if (w->out_dir)
+            assert_string_equal(g->out_dir, w->out_dir);
+        else
+            assert_null(g->out_dir);
         assert_string_equal(g->scratch_dir, w->scratch_dir);
         assert_int_equal(g->args_len, w->args_len);
         if (w->args_len) assert_memory_equal(g->args, w->args, w->args_len);
@@ -88,11 +96,26 @@ static void sample_chunk(rm_chunk *c, rm_res *res) {
     c->element = 2;
     c->nres = 3;
     c->res = res;
-    res[0] = (rm_res){.job = 2, .key = {5, 6}, .ok = 1, .value = args_a, .value_len = 8,
-                      .log = "line 1\nline 2\n", .start = 1.5, .end = 2.25,
-                      .peak_rss_kb = 1234, .worker_pid = 99, .host = "node-1"};
-    res[1] = (rm_res){.job = 3, .key = {7, 8}, .ok = 0, .error = "worker killed by signal 11",
-                      .start = 3, .end = 4, .term_signal = 11, .worker_pid = -1, .host = NULL};
+    res[0] = (rm_res){.job = 2,
+                      .key = {5, 6},
+                      .ok = 1,
+                      .value = args_a,
+                      .value_len = 8,
+                      .log = "line 1\nline 2\n",
+                      .start = 1.5,
+                      .end = 2.25,
+                      .peak_rss_kb = 1234,
+                      .worker_pid = 99,
+                      .host = "node-1"};
+    res[1] = (rm_res){.job = 3,
+                      .key = {7, 8},
+                      .ok = 0,
+                      .error = "worker killed by signal 11",
+                      .start = 3,
+                      .end = 4,
+                      .term_signal = 11,
+                      .worker_pid = -1,
+                      .host = NULL};
     res[2] = (rm_res){.job = 4, .key = {9, 10}, .ok = 1, .value_len = 0, .host = ""};
     c->mem = NULL;
 }
@@ -207,9 +230,11 @@ static void test_truncated_and_flipped(void **state) {
 
 /* Change 4 bytes at off to v and make the checksum match again. */
 static void forge(uint8_t *d, size_t len, size_t off, uint32_t v) {
-    for (int i = 0; i < 4; i++) d[off + i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        d[off + i] = (uint8_t)(v >> (8 * i));
     uint64_t h = fl_hash_bytes(d, len - 8);
-    for (int i = 0; i < 8; i++) d[len - 8 + i] = (uint8_t)(h >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        d[len - 8 + i] = (uint8_t)(h >> (8 * i));
 }
 
 static void test_forged(void **state) {
@@ -222,12 +247,12 @@ static void test_forged(void **state) {
         const char *why;
     } cases[] = {
         {o_njobs, 0xffffffffu, "job count"},
-        {o_njobs, 100, "job count"},      /* more jobs than there are bytes for */
+        {o_njobs, 100, "job count"}, /* more jobs than there are bytes for */
         {o_nelem, 0, "element or job count"},
         {o_nelem, 1u << 20, "element or job count"},
-        {o_first + 4, 4, "element range"}, /* first[1] > first[2] */
-        {o_first, 1, "element range"},     /* first[0] != 0 */
-        {o_first + 12, 4, "element range"}, /* first[nelem] != njobs */
+        {o_first + 4, 4, "element range"},                               /* first[1] > first[2] */
+        {o_first, 1, "element range"},                                   /* first[0] != 0 */
+        {o_first + 12, 4, "element range"},                              /* first[nelem] != njobs */
         {o_first + 16 + 16 + 4 + 8 + 4 + 8, 0xfffffff0u, "job out_dir"}, /* a string too long */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
