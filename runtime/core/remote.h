@@ -198,6 +198,9 @@ typedef struct rm_engine_ops {
     /* One query for everything this run started (never one per job): call
      * report(ud, id, element, state) for each element the engine knows
      * (element -1: the state of every element of id not reported one by one).
+     * An element a successful poll does not report at all counts as RM_GONE
+     * (remote_driver.c): its jobs fail after the grace period unless results come;
+     * so report pending array ranges too (Slurm's "1234_[5-99]": element -1).
      * 0, or -1 with one line in err (the driver retries at the next poll, and
      * gives up after RM_POLL_FAILS failures in a row). */
     int (*poll)(rm_engine *e, void (*report)(void *ud, const char *id, int64_t element,
