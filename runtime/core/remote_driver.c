@@ -744,7 +744,7 @@ static int rm_submit(rt_executor *ex, const rt_job *jobs, int n) {
             answer(d, j, NULL, "out of memory encoding its arguments");
             continue;
         }
-        memcpy(J->args, b.data, b.len);
+        if (b.len) memcpy(J->args, b.data, b.len);
         J->args_len = (uint32_t)b.len;
         fl_free(fl_ctx_default(), b.data);
         d->queue[(d->qhead + d->qn) % d->qcap] = j;

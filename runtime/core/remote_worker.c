@@ -93,7 +93,7 @@ static int keep(wk *w, uint32_t j, const rt_result *res) {
             fl_free(fl_ctx_default(), vb.data);
             return -1;
         }
-        memcpy(v, vb.data, vb.len);
+        if (vb.len) memcpy(v, vb.data, vb.len);
         fl_free(fl_ctx_default(), vb.data);
         r.value = v;
         r.value_len = (uint32_t)vb.len;
