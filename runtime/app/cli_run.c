@@ -46,6 +46,7 @@
 #include "isolate.h"
 #include "secrets.h"
 #include "exec_process.h"
+#include "exec_split.h"
 #include "state.h"
 #include "jit.h"
 
@@ -801,6 +802,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
                                        : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL,
                                                                  a.isolated > 0);
+        if (ex && strcmp(exname, "inline")) /* image: tasks' jobs to a podman pool */
+            ex = rt_executor_with_containers(rt, g, ex, jobs, sec.n ? &sec : NULL);
         store_close(sto);
     }
     if (!ex) {

@@ -10,8 +10,11 @@
  * or that no flow calls, is not this run's business and is not looked at —
  * and refuses, with one line naming the task and the option:
  *
- *   - `image:` on any reached task: no executor of this build runs containers,
- *     so the task would run on the host. (Removed by the container executors.)
+ *   - `image:` under the inline executor (it runs tasks inside flowrun, never in
+ *     a container), on a task that is not an sh task (a C task runs in a
+ *     container only through `flowrun worker`, which this build lacks), and
+ *     anywhere when podman cannot be run (the process executor runs image: sh
+ *     tasks through podman: podman.c).
  *   - `run_as:` on a reached task whose code would not run as that user: when
  *     flowrun is not root (only root can switch), and on a half of a combined
  *     task whose unit runs as someone else (identity is switched per unit, by
@@ -34,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "podman.h"
 #include "refuse.h"
 
 /* The name of the user flowrun runs as (its uid as text when it has none). */
@@ -89,14 +93,32 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
 static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                      char *err, size_t errlen) {
+                      char *podman, char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
-        snprintf(err, errlen,
-                 "task '%s' declares image \"%s\": no executor of this build runs containers, "
-                 "so it would run on the host (refused; remove the option to run it here)",
-                 plan_str(p, T->name), plan_str(p, T->image));
-        return -1;
+        const char *name = plan_str(p, T->name), *image = plan_str(p, T->image);
+        char why[200];
+        int bad = 1;
+        if (inline_ex)
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": the inline executor runs tasks inside "
+                     "flowrun, never in a container (refused; use --executor process)",
+                     name, image);
+        else if (T->kind != TK_SH || t != u)
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": only sh tasks run in containers in this "
+                     "build (%s; refused)",
+                     name, image,
+                     T->kind == TK_C ? "a C task needs `flowrun worker` inside the image"
+                                     : "not as part of a combined task");
+        else if (!podman[0] && rt_podman_check(why, sizeof why)) /* once per run */
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": it runs through podman, and %s "
+                     "(refused; install podman, Debian package podman)",
+                     name, image, why);
+        else
+            podman[0] = 1, bad = 0;
+        if (bad) return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
     for (uint32_t i = 0; inline_ex && i < p->n_secrets; i++)
@@ -109,7 +131,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
         }
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
+            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, podman, err,
+                           errlen)) return -1;
     return 0;
 }
 
@@ -154,11 +177,12 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, cha
         return -1;
     }
     int rc = 0;
+    char podman = 0; /* 1: podman was found to run */
     for (uint32_t u = 0; u < p->n_tasks && !rc; u++) {
         if (!units[u]) continue;
         const plan_task *U = &p->tasks[u];
         const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-        rc = check_task(p, u, u, as, inline_ex, err, errlen);
+        rc = check_task(p, u, u, as, inline_ex, &podman, err, errlen);
     }
     fl_free(p->ctx, units);
     return rc;
