@@ -8,7 +8,7 @@
  *   runtime its containers.conf names (runc where cgroups are v1). Per job,
  *   sh.c runs, instead of `/bin/sh -c CMD`,
  *
- *     podman run --rm --name flow-PID-N --label flow-sh=PID
+ *     podman run --rm --pull=never --name flow-PID-N --label flow-sh=PID
  *                [--network=none] --user UID:GID [--memory B] [--cpus N]
  *                [--pids-limit N] -v IN:IN:ro ... -v OUT:OUT:rw
  *                [-v SECRET:SECRET:ro --env FLOW_SECRET_X=SECRET ...]
@@ -157,6 +157,7 @@ char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const c
     add(&a, "podman");
     add(&a, "run");
     add(&a, "--rm");
+    add(&a, "--pull=never"); /* refuse.c checked it is there: never a pull mid-run */
     addf(&a, "--name=%s", name);
     addf(&a, "--label=flow-sh=%ld", (long)getpid());
     if (!co || !co->network) add(&a, "--network=none");

@@ -14,7 +14,8 @@
  *     a container), on a task that is not an sh task (a C task runs in a
  *     container only through `flowrun worker`, which this build lacks), and
  *     anywhere when podman cannot be run (the process executor runs image: sh
- *     tasks through podman: podman.c).
+ *     tasks through podman: podman.c) or does not have the image (podman run
+ *     --pull=never: images are built or pulled beforehand, never mid-run).
  *   - `run_as:` on a reached task whose code would not run as that user: when
  *     flowrun is not root (only root can switch), and on a half of a combined
  *     task whose unit runs as someone else (identity is switched per unit, by
@@ -97,7 +98,7 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
         const char *name = plan_str(p, T->name), *image = plan_str(p, T->image);
-        char why[200];
+        char why[300], id[160];
         int bad = 1;
         if (inline_ex)
             snprintf(err, errlen,
@@ -116,8 +117,11 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                      "task '%s' declares image \"%s\": it runs through podman, and %s "
                      "(refused; install podman, Debian package podman)",
                      name, image, why);
+        else if ((podman[0] = 1) && rt_podman_image_id(image, id, sizeof id, why, sizeof why))
+            snprintf(err, errlen, "task '%s' declares image \"%s\": %s (refused)", name, image,
+                     why);
         else
-            podman[0] = 1, bad = 0;
+            bad = 0;
         if (bad) return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
