@@ -21,7 +21,9 @@
  *   worker of a task with secrets has them in a private tmpfs and FLOW_SECRET_*
  *   naming them, secrets.c). The store is not mounted at all. The network is
  *   none unless the task says `network: true` (podman's default network then).
- *   The user is the task's run_as, else flowrun's own. memory:, cpus: and
+ *   The user is the task's run_as, else flowrun's own; the folders it writes are
+ *   handed over to it first (rt_podman_hand_over), as the process executor does
+ *   for a run_as job on the host. memory:, cpus: and
  *   max_procs: become podman's limits.
  *
  *   A timeout kills the podman client's process group (sh.c) and then removes
@@ -244,6 +246,24 @@ static int run_capture(char *const *argv, char *out, size_t cap) {
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, int n, char *why,
+                        size_t whylen) {
+    const plan_task *t = &p->tasks[ti];
+    if (t->run_as == PLAN_NONE || geteuid() != 0) return 0;
+    struct passwd *pw = getpwnam(plan_str(p, t->run_as));
+    if (!pw) {
+        snprintf(why, whylen, "run_as: no such user '%s'", plan_str(p, t->run_as));
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (dirs[i] && chown(dirs[i], pw->pw_uid, pw->pw_gid)) {
+            snprintf(why, whylen, "run_as %s: cannot hand over %.200s: %s", pw->pw_name, dirs[i],
+                     strerror(errno));
+            return -1;
+        }
+    return 0;
 }
 
 void rt_podman_remove(const char *name) {

@@ -17,6 +17,10 @@
 char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const char *cmd,
                       const char *rw_dir, const char *name, char *why, size_t whylen);
 void rt_podman_argv_free(char **argv);
+/* As root, give the task's run_as user (if it has one) the n folders dirs (NULL
+ * entries skipped), which its container writes. 0, or -1 with why. */
+int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, int n, char *why,
+                        size_t whylen);
 /* A fresh container name (flow-PID-TIME-N) into buf. */
 void rt_podman_name(char *buf, size_t cap);
 /* `podman rm -f -t 0 NAME`, waited for; best effort. */

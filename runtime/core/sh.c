@@ -298,8 +298,11 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
         char name[96], *rw = strdup(outp), *slash = rw ? strrchr(rw, '/') : NULL;
         if (slash && slash != rw) *slash = 0;
         rt_podman_name(name, sizeof name);
-        char **argv = rw ? rt_podman_argv(p, ti, args, text, rw, name, why, sizeof why) : NULL;
+        const char *mine[2] = {rw, rkind == PT_DIR ? outp : NULL};
+        char **argv = NULL;
         if (!rw) snprintf(why, sizeof why, "out of memory");
+        else if (!rt_podman_hand_over(p, ti, mine, 2, why, sizeof why))
+            argv = rt_podman_argv(p, ti, args, text, rw, name, why, sizeof why);
         rc = argv ? run_command(argv, timeout, &r, why, sizeof why) : -1;
         if (argv && (r.timed_out || rc)) rt_podman_remove(name);
         rt_podman_argv_free(argv);
