@@ -438,6 +438,7 @@ static int limits_refused(const fl_plan *p, const char *exname) {
     for (uint32_t t = 0; t < p->n_tasks; t++) {
         const plan_task *T = &p->tasks[t];
         if (!T->memory && !T->max_procs) continue;
+        if (T->image != PLAN_NONE && strcmp(exname, "inline")) continue; /* podman's limits */
         const char *opt = T->memory ? "memory" : "max_procs";
         char why[700];
         if (!strcmp(exname, "inline")) {

@@ -65,5 +65,9 @@ COPY . /
 ENV PATH=/usr/bin:/bin FLOW_JIT_MODULE=/usr/lib/flow/libflow-jit.so
 LABEL org.flow.version=$VERSION
 EOT
+old=$(podman image inspect --format '{{.Id}}' "$TAG" 2> /dev/null || true)
 podman build -q --timestamp 0 -t "$TAG" -f "$ctx/Containerfile" "$ctx" > /dev/null
-echo "image: $TAG $(podman image inspect --format '{{.Id}}' "$TAG" | cut -c1-12)"
+new=$(podman image inspect --format '{{.Id}}' "$TAG")
+# the image this one replaces (a rebuilt tree) would stay as an unnamed 180 MB image
+[ -n "$old" ] && [ "$old" != "$new" ] && podman rmi "$old" > /dev/null 2>&1 || true
+echo "image: $TAG $(echo "$new" | cut -c1-12)"

@@ -19,7 +19,7 @@ T=$(mktemp -d /tmp/flow-podman-XXXXXX)
 chmod 755 "$T"
 TAG=localhost/flow-test-64:$$
 cleanup() {
-    podman ps -aq --filter label=flow-sh > /dev/null 2>&1
+    [ -n "$FIRST_ID" ] && podman rmi -f "$FIRST_ID" > /dev/null 2>&1
     podman rmi -f "$TAG" > /dev/null 2>&1
     [ -n "$KEEP" ] || rm -rf "$T"
 }
@@ -79,6 +79,7 @@ if ! build_test_image 1; then
     skip all "podman cannot build an image here: $(tail -1 "$T/build.out")"
     exit 0
 fi
+FIRST_ID=$(podman image inspect --format '{{.Id}}' "$TAG")
 if ! podman run --rm --network=none "$TAG" /bin/sh -c 'echo ok' > "$T/probe.out" 2>&1; then
     skip all "podman cannot run a container here: $(tail -1 "$T/probe.out")"
     exit 0
