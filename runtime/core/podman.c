@@ -15,7 +15,8 @@
  *                IMAGE /bin/sh -c CMD
  *
  *   so the command sees the same paths it would on the host (the same working
- *   directory too: --workdir, so relative paths mean the same), but only these:
+ *   directory too, --workdir, when anything mounted is under it: relative paths
+ *   mean the same), but only these:
  *   every path/dir argument (also inside lists) read-only, the folder its
  *   `{out}` is in read-write, and its secrets' files read-only (the fresh
  *   worker of a task with secrets has them in a private tmpfs and FLOW_SECRET_*
@@ -184,12 +185,19 @@ char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const c
             rt_podman_argv_free(a.v);
             return NULL;
         }
-    char cwd[4096];
-    if (getcwd(cwd, sizeof cwd)) addf(&a, "--workdir=%s", cwd);
     if (mount_at(&a, rw_dir, "rw", why, whylen)) {
         rt_podman_argv_free(a.v);
         return NULL;
     }
+    /* the same working directory, when something mounted lies under it (runc makes
+     * the folders on the way; podman refuses a --workdir that does not exist) */
+    char cwd[4096];
+    size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+    for (int i = 0; cl > 1 && i < a.n; i++)
+        if (!strncmp(a.v[i], cwd, cl) && a.v[i][cl] == '/') {
+            addf(&a, "--workdir=%s", cwd);
+            break;
+        }
     /* secrets: the fresh worker of such a task has them as files named by FLOW_SECRET_* */
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "FLOW_SECRET_", 12)) continue;
@@ -209,43 +217,79 @@ char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const c
     return a.v;
 }
 
-/* Run argv (podman ...), stdin and stderr to /dev/null, stdout into out (at most cap-1
- * bytes, NUL-terminated, trailing newline dropped) when out is given. Its exit status
- * (0..255), or -1 when it could not run. */
-static int run_capture(char *const *argv, char *out, size_t cap) {
-    int pfd[2] = {-1, -1};
-    if (out && pipe2(pfd, O_CLOEXEC)) return -1;
+#define PODMAN_OUT_MAX (64u << 20) /* most bytes of a podman command's output read */
+
+int rt_podman_run(char *const *argv, char **out, char *err, size_t errlen) {
+    int po[2] = {-1, -1}, pe[2] = {-1, -1};
+    if ((out && pipe2(po, O_CLOEXEC)) || pipe2(pe, O_CLOEXEC)) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        if (po[0] >= 0) close(po[0]), close(po[1]);
+        return -1;
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    if (out) posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    if (out) posix_spawn_file_actions_adddup2(&fa, po[1], 1);
     else posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
-    if (out) close(pfd[1]);
+    if (out) close(po[1]);
+    close(pe[1]);
     if (rc) {
-        if (out) close(pfd[0]);
+        if (out) close(po[0]);
+        close(pe[0]);
+        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
         return -1;
     }
-    size_t len = 0;
-    if (out) {
-        ssize_t got;
-        char sink[512];
-        while ((got = read(pfd[0], len + 1 < cap ? out + len : sink,
-                           len + 1 < cap ? cap - 1 - len : sizeof sink)) > 0 ||
-               (got < 0 && errno == EINTR))
-            if (got > 0 && len + 1 < cap) len += (size_t)got;
-        close(pfd[0]);
-        while (len && (out[len - 1] == '\n' || out[len - 1] == '\r'))
-            len--;
-        out[len] = 0;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (out) { /* stderr is small: read stdout to its end first, then stderr */
+        for (;;) {
+            if (len + 65537 > cap && cap < PODMAN_OUT_MAX) {
+                size_t nc = cap ? cap * 2 : 65536 * 2;
+                char *q = realloc(buf, nc);
+                if (!q) break;
+                buf = q;
+                cap = nc;
+            }
+            if (len + 1 >= cap) break;
+            ssize_t got = read(po[0], buf + len, cap - len - 1);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            len += (size_t)got;
+        }
+        close(po[0]);
+        if (buf) buf[len] = 0;
     }
+    char eb[1024];
+    ssize_t en = 0, got;
+    while ((got = read(pe[0], eb + en, sizeof eb - 1 - (size_t)en)) > 0 ||
+           (got < 0 && errno == EINTR))
+        if (got > 0) en += got;
+    close(pe[0]);
+    eb[en] = 0;
+    char *nl = strchr(eb, '\n');
+    if (nl) *nl = 0;
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        if (errno != EINTR) {
+            st = -1;
+            break;
+        }
+    int code = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (code != 0) snprintf(err, errlen, "%s: %s", argv[0], eb[0] ? eb : "failed");
+    if (out) {
+        if (!buf) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        *out = buf;
+    } else {
+        free(buf);
+    }
+    return code;
 }
 
 int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, int n, char *why,
@@ -267,28 +311,27 @@ int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, 
 }
 
 void rt_podman_remove(const char *name) {
-    char *argv[] = {"podman", "rm", "-f", "-t", "0", (char *)name, NULL};
-    run_capture(argv, NULL, 0);
+    char *argv[] = {"podman", "rm", "-f", "-t", "0", (char *)name, NULL}, err[300];
+    rt_podman_run(argv, NULL, err, sizeof err);
 }
 
 int rt_podman_check(char *why, size_t whylen) {
-    char ver[128] = "";
-    char *argv[] = {"podman", "version", "--format", "{{.Client.Version}}", NULL};
-    int rc = run_capture(argv, ver, sizeof ver);
-    if (rc < 0) {
-        snprintf(why, whylen, "podman is not on PATH");
-        return -1;
-    }
-    if (rc != 0) {
-        snprintf(why, whylen, "`podman version` failed (exit %d)", rc);
-        return -1;
-    }
-    return 0;
+    char *argv[] = {"podman", "version", "--format", "{{.Client.Version}}", NULL}, *ver = NULL;
+    char err[300];
+    int rc = rt_podman_run(argv, &ver, err, sizeof err);
+    free(ver);
+    if (rc < 0) snprintf(why, whylen, "podman is not on PATH");
+    else if (rc != 0) snprintf(why, whylen, "`podman version` failed (%s)", err);
+    return rc ? -1 : 0;
 }
 
 int rt_podman_image_id(const char *image, char *id, size_t idcap, char *why, size_t whylen) {
     char *argv[] = {"podman", "image", "inspect", "--format", "{{.Id}}", (char *)image, NULL};
-    int rc = run_capture(argv, id, idcap);
+    char *out = NULL, err[300];
+    int rc = rt_podman_run(argv, &out, err, sizeof err);
+    size_t n = out ? strcspn(out, "\n") : 0;
+    snprintf(id, idcap, "%.*s", (int)n, out ? out : "");
+    free(out);
     if (rc != 0 || !id[0]) {
         snprintf(why, whylen,
                  rc < 0 ? "podman is not on PATH"

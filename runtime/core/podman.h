@@ -23,6 +23,11 @@ int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, 
                         size_t whylen);
 /* A fresh container name (flow-PID-TIME-N) into buf. */
 void rt_podman_name(char *buf, size_t cap);
+/* Run argv (argv[0] on PATH: "podman"), stdin from /dev/null; its stdout into *out
+ * (malloc'ed, NUL-terminated, at most 64 MiB) when out is given, else to /dev/null;
+ * when it fails, its stderr's first line into err. The exit status, or -1 (err says
+ * why) when it could not run. */
+int rt_podman_run(char *const *argv, char **out, char *err, size_t errlen);
 /* `podman rm -f -t 0 NAME`, waited for; best effort. */
 void rt_podman_remove(const char *name);
 /* Can `podman` be run (`podman version`)? 0, or -1 with why. */

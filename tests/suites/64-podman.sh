@@ -148,6 +148,7 @@ if ! "$FLOWC" "$D/c.flow" -o "$D/c.plan" 2> "$T/flowc.err"; then
     fail setup "flowc: $(head -5 "$T/flowc.err")"
     exit 0
 fi
+TOP=$(pwd)
 cd "$D" || exit 0
 run() { "$FLOWRUN" c.plan --progress none --state "$ST" --config "$D/flow.yaml" -j 2 "$@"; }
 
@@ -236,6 +237,16 @@ refused "an image podman does not have is refused" "is not in podman's local sto
 mkdir -p "$T/nopodman"
 refused "podman missing from PATH is refused" "podman is not on PATH" \
     env PATH="$T/nopodman" "$FLOWRUN" c.plan --progress none --state "$ST" --flow caching
+
+# the podman engine of the remote executor, on the runtime image
+cd "$TOP" || exit 0
+if [ -x "$BUILD/tests/test_remote_podman" ]; then
+    FLOW_TEST_IMAGE=$IMG CMOCKA_MESSAGE_OUTPUT=TAP "$BUILD/tests/test_remote_podman" > "$T/eng.tap" 2>&1
+    sed -n 's/^ok [0-9]* - \(.*\)$/PASS podman: engine: \1/p; s/^not ok [0-9]* - \(.*\)$/FAIL podman: engine: \1/p; s/^not ok [0-9]* # SKIP \(.*\)$/FAIL podman: engine: \1 skipped with an image given/p' "$T/eng.tap"
+    grep -q '^ok' "$T/eng.tap" || fail engine "$(tail -3 "$T/eng.tap")"
+else
+    fail engine "$BUILD/tests/test_remote_podman is not built (make unit)"
+fi
 
 skip "C task in the runtime image" "C tasks run in containers through flowrun worker (branch remote): refused in this build"
 exit 0
