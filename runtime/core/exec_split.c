@@ -151,7 +151,7 @@ rt_executor *rt_executor_with_containers(rt_runtime *rt, uint32_t graph, rt_exec
     if (!units || rt_reached_units(p, graph, units)) goto nomem;
     int any = 0;
     for (uint32_t t = 0; t < p->n_tasks; t++) {
-        units[t] = units[t] && p->tasks[t].image != PLAN_NONE;
+        units[t] = units[t] && p->tasks[t].image != PLAN_NONE && p->tasks[t].kind == TK_SH;
         any |= units[t];
     }
     if (!any) {

@@ -14,8 +14,8 @@
 rt_executor *rt_executor_split(const fl_plan *p, rt_executor *a, rt_executor *b,
                                const unsigned char *to_b);
 
-/* ex (the process executor of a run of flow `graph`), or, when the run reaches a task
- * with image:, the split of ex and a pool for those tasks' jobs
+/* ex (the process executor of a run of flow `graph`), or, when the run reaches an sh
+ * task with image:, the split of ex and a pool for those tasks' jobs
  * (rt_executor_process_containers, nworkers workers, secrets sec). Takes ex over:
  * on failure (NULL, errno) ex is destroyed. */
 struct fsec_set;

@@ -11,8 +11,9 @@
  * and refuses, with one line naming the task and the option:
  *
  *   - `image:` under the inline executor (it runs tasks inside flowrun, never in
- *     a container), on a task that is not an sh task (a C task runs in a
- *     container only through `flowrun worker`, which this build lacks), and
+ *     a container), on a combined task or its halves, on C tasks of one run that
+ *     differ in image, network or run_as (one podman engine runs them all:
+ *     remote_podman.c), and
  *     anywhere when podman cannot be run (the process executor runs image: sh
  *     tasks through podman: podman.c) or does not have the image (podman run
  *     --pull=never: images are built or pulled beforehand, never mid-run).
@@ -93,8 +94,21 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
 /* Check task t, part of unit u, and the halves of a combined t (see
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
+/* Do C tasks a and b (both with image:) run in the same containers: the same image,
+ * network and run_as? (One podman engine per run: remote_podman.c.) */
+static int same_container(const fl_plan *p, uint32_t a, uint32_t b) {
+    const plan_task *A = &p->tasks[a], *B = &p->tasks[b];
+    const plan_container *ca = plan_task_container(p, a), *cb = plan_task_container(p, b);
+    int na = ca && ca->network, nb = cb && cb->network;
+    const char *ra = A->run_as == PLAN_NONE ? "" : plan_str(p, A->run_as);
+    const char *rb = B->run_as == PLAN_NONE ? "" : plan_str(p, B->run_as);
+    return !strcmp(plan_str(p, A->image), plan_str(p, B->image)) && na == nb && !strcmp(ra, rb);
+}
+
+/* podman[0]: podman was found to run; podman[1]: the first C task with image: seen
+ * (PLAN_NONE: none yet). */
 static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                      char *podman, char *err, size_t errlen) {
+                      uint32_t *podman, char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
         const char *name = plan_str(p, T->name), *image = plan_str(p, T->image);
@@ -105,13 +119,18 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                      "task '%s' declares image \"%s\": the inline executor runs tasks inside "
                      "flowrun, never in a container (refused; use --executor process)",
                      name, image);
-        else if (T->kind != TK_SH || t != u)
+        else if ((T->kind != TK_SH && T->kind != TK_C) || t != u)
             snprintf(err, errlen,
-                     "task '%s' declares image \"%s\": only sh tasks run in containers in this "
-                     "build (%s; refused)",
-                     name, image,
-                     T->kind == TK_C ? "a C task needs `flowrun worker` inside the image"
-                                     : "not as part of a combined task");
+                     "task '%s' declares image \"%s\": a combined task and its halves do not "
+                     "run in containers (refused; give image: to sh and C tasks of their own)",
+                     name, image);
+        else if (T->kind == TK_C && podman[1] != PLAN_NONE && podman[1] != t &&
+                 !same_container(p, podman[1], t))
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": the C tasks of one run share one "
+                     "container setup, and task '%s' differs (image, network: or run_as:; "
+                     "refused)",
+                     name, image, plan_str(p, p->tasks[podman[1]].name));
         else if (!podman[0] && rt_podman_check(why, sizeof why)) /* once per run */
             snprintf(err, errlen,
                      "task '%s' declares image \"%s\": it runs through podman, and %s "
@@ -122,6 +141,7 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                      why);
         else
             bad = 0;
+        if (!bad && T->kind == TK_C && podman[1] == PLAN_NONE) podman[1] = t;
         if (bad) return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
@@ -181,12 +201,12 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, cha
         return -1;
     }
     int rc = 0;
-    char podman = 0; /* 1: podman was found to run */
+    uint32_t podman[2] = {0, PLAN_NONE}; /* check_task */
     for (uint32_t u = 0; u < p->n_tasks && !rc; u++) {
         if (!units[u]) continue;
         const plan_task *U = &p->tasks[u];
         const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-        rc = check_task(p, u, u, as, inline_ex, &podman, err, errlen);
+        rc = check_task(p, u, u, as, inline_ex, podman, err, errlen);
     }
     fl_free(p->ctx, units);
     return rc;

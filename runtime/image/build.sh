@@ -57,8 +57,9 @@ for a in sh ls cat cp mv rm mkdir id echo sleep test tr wc head tail grep sed en
     ln -sf busybox "$ctx/bin/$a"
 done
 chmod 1777 "$ctx/tmp"
-printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$ctx/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$ctx/etc/group"
+# the host's users and groups (names only: no shadow file), so that run_as names
+# the same uid in the container as on the host (flowrun worker switches to it)
+cp /etc/passwd /etc/group "$ctx/etc/"
 cat > "$ctx/Containerfile" <<EOT
 FROM scratch
 COPY . /
