@@ -802,6 +802,9 @@ static int with_podman_c(const run_args *a, const fl_plan *p, uint32_t g, const 
          * and a poll (one podman ps) is cheap */
         if (!getenv("FLOWRUN_REMOTE_GRACE_MS")) ro.grace_ms = 1000;
         if (!getenv("FLOWRUN_REMOTE_POLL_MS")) ro.poll_ms = 250;
+        /* bench/podman.sh: every instance a container of its own, for comparison */
+        const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
+        ro.one_per_instance = one && !strcmp(one, "1");
         snprintf(store, sizeof store, "%s/store", ro.state_dir);
         snprintf(pdir, sizeof pdir, "%s", plan_abs);
         char *slash = strrchr(pdir, '/');

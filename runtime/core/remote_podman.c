@@ -7,7 +7,8 @@
  *   driver (remote_driver.c): it packs their jobs into batches and asks this
  *   engine to start the elements. start() runs, per element E of batch N,
  *
- *     podman run -d --pull=never --name flow-RUN-N-E --label flow-run=RUN
+ *     podman run -d --pull=never --name flow-TAG-RUN-N-E --label flow-run=RUN
+ *         --label flow-state=TAG --label flow-dir=STATE
  *         --env FLOW_ELEMENT=E [--network=none] [--user U:G] [limits]
  *         --log-driver=k8s-file --log-opt=path=LOGDIR/N.E
  *         -v STATE:STATE:rw -v STORE:STORE:ro -v DIR:DIR:ro ...
@@ -21,14 +22,20 @@
  *   stays writable and the store inside that read-only). The worker command's argv[0] becomes its base name: flowrun
  *   is on the image's PATH (make image puts it in /usr/bin).
  *
- *   poll() is ONE `podman ps -a --filter label=flow-run=RUN` for the whole run,
+ *   TAG is a hash of the state directory's path: run ids are numbered per state
+ *   directory, so two flowruns on one machine may both run a run 1; the tag keeps
+ *   their containers (names, polls, cancels) apart, and stays the same for a
+ *   later `flowrun resume` of the same state.
+ *
+ *   poll() is ONE `podman ps -a --filter label=flow-run=RUN --filter
+ *   label=flow-state=TAG` for the whole run,
  *   whatever the number of elements: each line gives a container's name (so
  *   its batch and element), whether it exited (ended) and when it started (not
  *   yet: pending; else running). (The template's fields, not its `.State`,
  *   which podman 4.3 prints as prose: "Up 2 seconds ago".) An element this engine started that the listing lacks is
  *   GONE (removed behind our back); the driver fails its jobs after its grace
- *   period. cancel() is `podman rm -f` of every container of the run
- *   (--filter label=flow-run=RUN), also what destroy() does: finished
+ *   period. cancel() is `podman rm -f` of every container of the run (the same
+ *   two filters), also what destroy() does: finished
  *   containers are kept until then so that poll sees them ended.
  *
  *   start_cost is measured: the mean wall time of this engine's `podman run -d`
@@ -65,6 +72,7 @@ typedef struct pm_batch {
 typedef struct pm_engine {
     rm_engine base;
     char *image, *state, *store, *user;
+    char tag[17];     /* hash of the state directory: this flowrun's containers */
     char **ro;        /* NULL-terminated */
     int network;
     int64_t memory;
@@ -85,9 +93,10 @@ static double now_s(void) {
 static void pm_cancel(rm_engine *e) {
     pm_engine *pe = (pm_engine *)e;
     if (pe->run < 0) return;
-    char filt[64], err[300];
+    char filt[64], filt2[64], err[300];
     snprintf(filt, sizeof filt, "label=flow-run=%lld", (long long)pe->run);
-    char *argv[] = {"podman", "rm", "-f", "-t", "0", "--filter", filt, NULL};
+    snprintf(filt2, sizeof filt2, "label=flow-state=%s", pe->tag);
+    char *argv[] = {"podman", "rm", "-f", "-t", "0", "--filter", filt, "--filter", filt2, NULL};
     rt_podman_run(argv, NULL, err, sizeof err);
 }
 
@@ -111,7 +120,7 @@ static int pm_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, cha
     *b = (pm_batch){s->batch, 0, calloc(s->nelem ? s->nelem : 1, 1)};
     if (!b->seen) goto nomem;
     pe->nb++;
-    snprintf(id, idcap, "flow-%lld-%u", (long long)s->run, s->batch);
+    snprintf(id, idcap, "flow-%s-%lld-%u", pe->tag, (long long)s->run, s->batch);
 
     /* the fixed part of every element's command */
     char *a[PM_MAX_ARGS];
@@ -131,6 +140,8 @@ static int pm_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, cha
     int name_at = n;
     ARG("--name=");
     ARG("--label=flow-run=%lld", (long long)s->run);
+    ARG("--label=flow-state=%s", pe->tag);
+    ARG("--label=flow-dir=%s", pe->state); /* for people: which state directory's */
     int elem_at = n;
     ARG("--env=FLOW_ELEMENT=");
     ARG("--log-driver=k8s-file");
@@ -203,9 +214,10 @@ static int pm_poll(rm_engine *e,
                    void *ud, char *err, size_t errlen) {
     pm_engine *pe = (pm_engine *)e;
     if (pe->run < 0 || !pe->nb) return 0;
-    char filt[64];
+    char filt[64], filt2[64];
     snprintf(filt, sizeof filt, "label=flow-run=%lld", (long long)pe->run);
-    char *argv[] = {"podman", "ps", "-a", "--filter", filt, "--format",
+    snprintf(filt2, sizeof filt2, "label=flow-state=%s", pe->tag);
+    char *argv[] = {"podman", "ps", "-a", "--filter", filt, "--filter", filt2, "--format",
                     "{{.Names}} {{.Exited}} {{.StartedAt}}", NULL};
     char *out = NULL;
     if (rt_podman_run(argv, &out, err, errlen) != 0) {
@@ -215,7 +227,7 @@ static int pm_poll(rm_engine *e,
     for (uint32_t i = 0; i < pe->nb; i++)
         memset(pe->b[i].seen, 0, pe->b[i].nelem ? pe->b[i].nelem : 1);
     char prefix[64];
-    int plen = snprintf(prefix, sizeof prefix, "flow-%lld-", (long long)pe->run);
+    int plen = snprintf(prefix, sizeof prefix, "flow-%s-%lld-", pe->tag, (long long)pe->run);
     for (char *line = out, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -232,7 +244,7 @@ static int pm_poll(rm_engine *e,
                            : started > 0          ? RM_RUNNING
                                                   : RM_PENDING; /* created, not started */
         char id[64];
-        snprintf(id, sizeof id, "flow-%lld-%u", (long long)pe->run, bn);
+        snprintf(id, sizeof id, "flow-%s-%lld-%u", pe->tag, (long long)pe->run, bn);
         report(ud, id, el, st);
     }
     free(out);
@@ -240,7 +252,8 @@ static int pm_poll(rm_engine *e,
         for (uint32_t el = 0; el < pe->b[i].nelem; el++)
             if (!pe->b[i].seen[el]) {
                 char id[64];
-                snprintf(id, sizeof id, "flow-%lld-%u", (long long)pe->run, pe->b[i].batch);
+                snprintf(id, sizeof id, "flow-%s-%lld-%u", pe->tag, (long long)pe->run,
+                         pe->b[i].batch);
                 report(ud, id, el, RM_GONE);
             }
     return 0;
@@ -326,6 +339,10 @@ rm_engine *rm_engine_podman(const rm_podman_options *o, char *err, size_t errlen
     pe->cpus = o->cpus;
     pe->max_procs = o->max_procs;
     pe->run = -1;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of the state directory */
+    for (const char *c = o->state_dir; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    snprintf(pe->tag, sizeof pe->tag, "%08x", (unsigned)(h ^ (h >> 32)));
     pe->base.ops = &pm_ops;
     pe->base.slots = o->slots ? o->slots : 1;
     if (bad) {

@@ -238,6 +238,60 @@ mkdir -p "$T/nopodman"
 refused "podman missing from PATH is refused" "podman is not on PATH" \
     env PATH="$T/nopodman" "$FLOWRUN" c.plan --progress none --state "$ST" --flow caching
 
+# C tasks in the runtime image: through flowrun worker, one container per element
+LIBPM=$TOP/tests/lib/libpodman.so
+if [ -f "$LIBPM" ]; then
+    cp "$LIBPM" "$D/"
+    cat > "$D/k.flow" <<EOF
+library pm = "libpodman.so"
+task inside(p: str) -> int = pm.pm_sees with {image: "$IMG"}
+task outside(p: str) -> int = pm.pm_sees
+task sq(x: int) -> int = pm.pm_square_uid with {image: "$IMG"}
+task sqn(x: int) -> int = pm.pm_square_uid with {image: "$IMG", run_as: "nobody"}
+task other(x: int) -> int = pm.pm_square_uid with {image: "$TAG"}
+flow where() -> [int] {
+    return [inside("/etc/os-release"), outside("/etc/os-release")]
+}
+flow squares(n: int) -> [int] {
+    return range(n).map(sq)
+}
+flow nob(x: int) -> int {
+    return sqn(x)
+}
+flow two(x: int) -> [int] {
+    return [sq(x), other(x)]
+}
+EOF
+    "$FLOWC" "$D/k.flow" -o "$D/k.plan" 2> "$T/k.err" || fail "C tasks" "flowc: $(head -3 "$T/k.err")"
+    cd "$D" || exit 0
+    krun() { "$FLOWRUN" k.plan --state "$ST.k" -j 2 "$@"; }
+    got=$(krun --progress none --flow where 2> "$T/kw.err")
+    [ "$got" = "[0,1]" ] && pass "a C task with image: runs in the container (no /etc/os-release there), its host neighbour on the host" ||
+        fail "C task in the image" "got '$got': $(head -3 "$T/kw.err")"
+    got=$(krun --progress none --flow squares --param n=40 2> "$T/ks.err")
+    want=$(awk 'BEGIN { printf "["; for (i = 0; i < 40; i++) printf "%s%d", i ? "," : "", i * i; print "]" }')
+    last=$(ls -d "$ST.k"/remote/* | sort -n | tail -1)
+    nc=$(ls "$last/log" | grep -c '^[0-9]*\.[0-9]*$')
+    [ "$got" = "$want" ] && [ "$nc" -ge 1 ] && [ "$nc" -lt 40 ] &&
+        pass "40 C instances in the image, batched into $nc containers" ||
+        fail "C tasks batched" "got '$(echo "$got" | head -c 80)', $nc containers: $(head -3 "$T/ks.err")"
+    krun --progress plain --flow squares --param n=40 > /dev/null 2> "$T/kc.err"
+    grep -q "40 of 40 instances served from the cache" "$T/kc.err" &&
+        pass "the same C instances in the same image hit the cache" || fail "C cache" "$(tail -2 "$T/kc.err")"
+    got=$(krun --progress none --flow nob --param x=3 2> "$T/kn.err")
+    [ "$got" = 65534000009 ] && pass "a C task with run_as nobody runs as its uid in the container" ||
+        fail "C run_as" "got '$got': $(head -3 "$T/kn.err")"
+    krun --progress none --flow two --param x=1 > /dev/null 2> "$T/k2.err"
+    code=$?
+    [ "$code" = 2 ] && grep -q "share one container setup" "$T/k2.err" &&
+        pass "C tasks of one run in two images are refused" || fail "two images" "exit $code: $(head -2 "$T/k2.err")"
+    left=$(podman ps -a --filter label=flow-run --format '{{.Labels}}' | grep -c "flow-dir:$ST.k")
+    [ "$left" = 0 ] && pass "no worker container is left after the runs" || fail "containers left" "$left"
+    cd "$TOP" || exit 0
+else
+    fail "C tasks" "tests/lib/libpodman.so is not built (make testlibs)"
+fi
+
 # the podman engine of the remote executor, on the runtime image
 cd "$TOP" || exit 0
 if [ -x "$BUILD/tests/test_remote_podman" ]; then
@@ -248,5 +302,4 @@ else
     fail engine "$BUILD/tests/test_remote_podman is not built (make unit)"
 fi
 
-skip "C task in the runtime image" "C tasks run in containers through flowrun worker (branch remote): refused in this build"
 exit 0

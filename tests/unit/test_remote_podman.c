@@ -117,10 +117,11 @@ static void elements_run_and_end(void **state) {
              "if echo x > %s/planted; then echo store-writable; fi; echo logged",
              f->dir, f->store);
     start(f, 0, 3, script, id);
-    assert_string_equal(id, "flow-77-0");
+    assert_int_equal(strncmp(id, "flow-", 5), 0);
+    assert_non_null(strstr(id, "-77-0"));
     seen s;
     assert_true(poll_until(f, &s, 3, RM_ENDED, 30));
-    assert_string_equal(s.id, "flow-77-0");
+    assert_string_equal(s.id, id);
     for (int i = 0; i < 3; i++) {
         char p[128], buf[16] = "";
         snprintf(p, sizeof p, "%s/out.%d", f->dir, i);
@@ -148,7 +149,9 @@ static void removed_is_gone_and_cancel_removes_all(void **state) {
     start(f, 1, 2, "sleep 60", id);
     seen s;
     assert_true(poll_until(f, &s, 2, RM_RUNNING, 30));
-    if (system("podman rm -f -t 0 flow-77-1-1 > /dev/null 2>&1")) fail_msg("podman rm failed");
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "podman rm -f -t 0 %s-1 > /dev/null 2>&1", id);
+    if (system(cmd)) fail_msg("podman rm failed");
     memset(&s, 0, sizeof s);
     char err[400];
     assert_int_equal(f->e->ops->poll(f->e, report, &s, err, sizeof err), 0);
