@@ -264,6 +264,10 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
             } else if (!strcmp(name, "version")) t->version = v.u.s;
             else if (!strcmp(name, "run_as")) t->run_as = v.u.s;
             else {
+                const char *img = plan_str(p, v.u.s);
+                if (!img[0] || img[0] == '-')
+                    diag_error(c->d, o->a->span, "e.g. image: \"localhost/flow-runtime:0.1.0\"",
+                               "option 'image' must name an image");
                 t->image = v.u.s;
                 has_image = true;
             }

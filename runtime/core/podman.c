@@ -326,6 +326,10 @@ int rt_podman_check(char *why, size_t whylen) {
 }
 
 int rt_podman_image_id(const char *image, char *id, size_t idcap, char *why, size_t whylen) {
+    if (!image[0] || image[0] == '-') { /* it would be read as an option of podman's */
+        snprintf(why, whylen, "\"%s\" is not an image name", image);
+        return -1;
+    }
     char *argv[] = {"podman", "image", "inspect", "--format", "{{.Id}}", (char *)image, NULL};
     char *out = NULL, err[300];
     int rc = rt_podman_run(argv, &out, err, sizeof err);
