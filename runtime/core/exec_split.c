@@ -19,15 +19,23 @@
  *   more) is polled without blocking and side a is waited on in slices of
  *   SPLIT_SLICE_MS, so a result of either side is seen within that slice.
  *
+ *   When side b is the pool of sh tasks' containers (rt_executor_with_containers),
+ *   destroy also removes the containers its killed podman clients left running
+ *   (podman.c, rt_podman_remove_tagged).
+ *
  *   Ownership: the split owns both executors (destroyed with it) and to_b (a
  *   copy). Results pass through unchanged: they belong to the caller.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exec_process.h"
 #include "exec_split.h"
+#include "podman.h"
 #include "refuse.h"
 
 #define SPLIT_SLICE_MS 2
@@ -45,6 +53,7 @@ typedef struct split_exec {
     unsigned char *to_b; /* per task: 1 its jobs go to side b */
     uint32_t ntasks;
     split_side s[2];
+    char tag[64]; /* side b runs sh tasks' containers labelled with it ("": none) */
 } split_exec;
 
 static int64_t now_ms(void) {
@@ -117,6 +126,7 @@ static void split_destroy(rt_executor *e) {
         x->s[k].ex->ops->destroy(x->s[k].ex);
         fl_free(x->plan->ctx, x->s[k].pend);
     }
+    if (x->tag[0]) rt_podman_remove_tagged(x->tag); /* what the killed clients left */
     fl_free(x->plan->ctx, x->to_b);
     fl_free(x->plan->ctx, x);
 }
@@ -158,6 +168,11 @@ rt_executor *rt_executor_with_containers(rt_runtime *rt, uint32_t graph, rt_exec
         fl_free(p->ctx, units);
         return ex;
     }
+    char tag[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(tag, sizeof tag, "%ld-%lld", (long)getpid(), (long long)ts.tv_sec);
+    setenv(RT_PODMAN_TAG_ENV, tag, 1); /* the pool's workers are forked with it */
     rt_executor *pods = rt_executor_process_containers(rt, nworkers, sec);
     if (!pods) {
         int e = errno;
@@ -168,7 +183,10 @@ rt_executor *rt_executor_with_containers(rt_runtime *rt, uint32_t graph, rt_exec
     }
     rt_executor *both = rt_executor_split(p, ex, pods, units);
     fl_free(p->ctx, units);
-    if (both) return both;
+    if (both) {
+        snprintf(((split_exec *)both)->tag, sizeof ((split_exec *)both)->tag, "%s", tag);
+        return both;
+    }
     pods->ops->destroy(pods);
 nomem:
     fl_free(p->ctx, units);

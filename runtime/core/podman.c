@@ -8,7 +8,7 @@
  *   runtime its containers.conf names (runc where cgroups are v1). Per job,
  *   sh.c runs, instead of `/bin/sh -c CMD`,
  *
- *     podman run --rm --pull=never --name flow-PID-N --label flow-sh=PID
+ *     podman run --rm --pull=never --name flow-PID-N --label flow-sh=RUNTAG
  *                [--network=none] --user UID:GID [--memory B] [--cpus N]
  *                [--pids-limit N] -v IN:IN:ro ... -v OUT:OUT:rw
  *                [-v SECRET:SECRET:ro --env FLOW_SECRET_X=SECRET ...]
@@ -29,7 +29,11 @@
  *
  *   A timeout kills the podman client's process group (sh.c) and then removes
  *   the container by its name (`podman rm -f -t 0`): the container's processes
- *   are not children of the client, so killing it alone would leave them.
+ *   are not children of the client, so killing it alone would leave them. For
+ *   the same reason, when the pool that runs these clients ends (the end of the
+ *   run, Ctrl-C: its workers are killed), every container labelled with the
+ *   run's tag (RT_PODMAN_TAG_ENV, set by exec_split.c before the pool's workers
+ *   are forked) is removed: rt_podman_remove_tagged.
  *
  *   Ownership: argv arrays are malloc'ed (rt_podman_argv_free).
  */
@@ -162,7 +166,8 @@ char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const c
     add(&a, "--rm");
     add(&a, "--pull=never"); /* refuse.c checked it is there: never a pull mid-run */
     addf(&a, "--name=%s", name);
-    addf(&a, "--label=flow-sh=%ld", (long)getpid());
+    const char *tag = getenv(RT_PODMAN_TAG_ENV);
+    addf(&a, "--label=flow-sh=%s", tag && *tag ? tag : "none");
     if (!co || !co->network) add(&a, "--network=none");
     uid_t uid = geteuid();
     gid_t gid = getegid();
@@ -308,6 +313,13 @@ int rt_podman_hand_over(const fl_plan *p, uint32_t ti, const char *const *dirs, 
             return -1;
         }
     return 0;
+}
+
+void rt_podman_remove_tagged(const char *tag) {
+    char filt[128], err[300];
+    snprintf(filt, sizeof filt, "label=flow-sh=%s", tag);
+    char *argv[] = {"podman", "rm", "-f", "-t", "0", "--filter", filt, NULL};
+    rt_podman_run(argv, NULL, err, sizeof err);
 }
 
 void rt_podman_remove(const char *name) {

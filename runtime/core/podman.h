@@ -28,6 +28,11 @@ void rt_podman_name(char *buf, size_t cap);
  * when it fails, its stderr's first line into err. The exit status, or -1 (err says
  * why) when it could not run. */
 int rt_podman_run(char *const *argv, char **out, char *err, size_t errlen);
+/* The environment variable naming the run's tag, which the containers of its sh
+ * tasks carry as label flow-sh=TAG (set before the container pool is forked). */
+#define RT_PODMAN_TAG_ENV "FLOW_PODMAN_TAG"
+/* `podman rm -f -t 0` of every container labelled flow-sh=TAG; best effort. */
+void rt_podman_remove_tagged(const char *tag);
 /* `podman rm -f -t 0 NAME`, waited for; best effort. */
 void rt_podman_remove(const char *name);
 /* Can `podman` be run (`podman version`)? 0, or -1 with why. */

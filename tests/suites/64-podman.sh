@@ -121,6 +121,7 @@ task mk(f: path) -> path = sh "cat {f} > {out}; echo made >> {out}" with {image:
 task host(f: path) -> str = sh "cat {f}"
 task hog(n: int) -> int = sh "x=\$(head -c {n} /dev/zero | tr -c a a); echo \"\$x\" | wc -c" with {image: "$IMG", memory: 32MiB}
 task slow(x: int) -> int = sh "sleep 30; echo {x}" with {image: "$IMG", timeout: 2s}
+task long(x: int) -> int = sh "sleep 61; echo {x}" with {image: "$IMG"}
 task secret(x: int) -> str = sh "cat \$FLOW_SECRET_TOK" with {image: "$IMG", secrets: ["tok"]}
 task cached(x: int) -> str = sh "echo {x}" with {image: "$TAG"}
 task cfix(x: int) -> int = sh "echo {x}" with {image: "localhost/flow-test-64-none:0"}
@@ -133,6 +134,9 @@ flow hogs(n: int) -> int {
 }
 flow slows() -> int {
     return slow(7)
+}
+flow longs() -> int {
+    return long(7)
 }
 flow secrets() -> str {
     return secret(1)
@@ -189,12 +193,28 @@ t0=$(date +%s)
 run --flow slows > /dev/null 2> "$T/slow.err"
 code=$?
 t1=$(date +%s)
-left=$(podman ps -a --filter label=flow-sh --format '{{.Names}} {{.Command}}' | grep -c 'sleep 30')
+left=$(podman ps -a --no-trunc --filter label=flow-sh --format '{{.Names}} {{.Command}}' | grep -c 'sleep 30')
 if [ "$code" = 1 ] && grep -q "timed out" "$T/slow.err" && [ $((t1 - t0)) -lt 15 ] && [ "$left" = 0 ]; then
     pass "timeout: 2s ends the run's container ($((t1 - t0)) s, none left)"
 else
     fail "timeout" "exit $code in $((t1 - t0)) s, $left containers left: $(head -3 "$T/slow.err")"
 fi
+
+# SIGTERM (as Ctrl-C): the run ends (exit 3) and its container goes with it
+"$FLOWRUN" c.plan --progress none --state "$ST" --config "$D/flow.yaml" --flow longs \
+    > /dev/null 2> "$T/int.err" &
+fpid=$!
+i=0
+while [ $i -lt 100 ] && ! podman ps --no-trunc --format '{{.Command}}' | grep -q 'sleep 61'; do
+    sleep 0.1; i=$((i + 1))
+done
+kill -TERM $fpid
+wait $fpid
+code=$?
+left=$(podman ps -a --no-trunc --format '{{.Command}}' | grep -c 'sleep 61')
+[ $i -lt 100 ] && [ "$code" = 3 ] && [ "$left" = 0 ] &&
+    pass "SIGTERM ends the run (exit 3) and removes its running container" ||
+    fail "SIGTERM" "container seen: $([ $i -lt 100 ] && echo yes || echo no), exit $code, $left left: $(tail -2 "$T/int.err")"
 
 # secrets: a file in the container, named by FLOW_SECRET_TOK
 got=$(run --flow secrets 2> "$T/sec.err")
