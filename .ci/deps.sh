@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -52,6 +52,10 @@ what() {
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
+    podman) echo "podman (the image: tests, tests/suites/64-podman.sh)|podman" ;;
+    runc) echo "runc (the OCI runtime the podman tests use: crun fails where cgroups are v1)|runc" ;;
+    catatonit) echo "catatonit (podman's init, for podman kube play)|catatonit" ;;
+    busybox-static) echo "a static busybox (/bin/sh of the image make image builds)|busybox-static" ;;
     tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
@@ -96,6 +100,10 @@ probe() {
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     sqlite3-cli) has sqlite3 ;;
+    podman) has podman ;;
+    runc) has runc || [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] ;;
+    catatonit) has catatonit || [ -x /usr/libexec/podman/catatonit ] ;;
+    busybox-static) [ -x /bin/busybox ] && ! ldd /bin/busybox > /dev/null 2>&1 ;;
     esac
 }
 

@@ -46,9 +46,11 @@
 #include "isolate.h"
 #include "secrets.h"
 #include "exec_process.h"
+#include "exec_split.h"
 #include "state.h"
 #include "jit.h"
 #include "remote.h"
+#include "remote_podman.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -438,6 +440,7 @@ static int limits_refused(const fl_plan *p, const char *exname) {
     for (uint32_t t = 0; t < p->n_tasks; t++) {
         const plan_task *T = &p->tasks[t];
         if (!T->memory && !T->max_procs) continue;
+        if (T->image != PLAN_NONE && strcmp(exname, "inline")) continue; /* podman's limits */
         const char *opt = T->memory ? "memory" : "max_procs";
         char why[700];
         if (!strcmp(exname, "inline")) {
@@ -763,6 +766,76 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
     return 0;
 }
 
+/* C tasks with image: (docs/distributed.md, "Containers"): when run a_ of flow g
+ * reaches some, *ex becomes the split of *ex and the remote executor on a podman
+ * engine (remote_podman.c) for their jobs: one container per element, running
+ * `flowrun worker` in the image, the state folder at its own path with the store
+ * read-only, the plan's and the configuration's folders read-only. refuse.c has
+ * made sure they share image, network and run_as. 0, or -1 after one line. */
+static int with_podman_c(const run_args *a, const fl_plan *p, uint32_t g, const char *plan_abs,
+                         hist *h, int jobs, rt_executor **ex) {
+    unsigned char *units = calloc(p->n_tasks + 1, 1);
+    if (!units || rt_reached_units(p, g, units)) {
+        free(units);
+        fprintf(stderr, "flowrun: out of memory\n");
+        return -1;
+    }
+    uint32_t first = PLAN_NONE, cpus = 0, procs = 0;
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
+        const plan_task *T = &p->tasks[t];
+        units[t] = units[t] && T->image != PLAN_NONE && T->kind == TK_C;
+        if (!units[t]) continue;
+        if (first == PLAN_NONE) first = t;
+        const plan_container *co = plan_task_container(p, t);
+        if (co && co->cpus > cpus) cpus = co->cpus;
+        if (T->max_procs > procs) procs = T->max_procs;
+    }
+    if (first == PLAN_NONE) {
+        free(units);
+        return 0;
+    }
+    rm_options ro;
+    char rbuf[3 * PATH_MAX], err[1024], store[PATH_MAX + 8], pdir[PATH_MAX], cdir[PATH_MAX];
+    rm_engine *eng = NULL;
+    rt_executor *rex = NULL;
+    if (cli_remote_options(a, plan_abs, h, &ro, rbuf, sizeof rbuf, err, sizeof err) == 0) {
+        /* the containers are on this machine: an ended one's files are there at once,
+         * and a poll (one podman ps) is cheap */
+        if (!getenv("FLOWRUN_REMOTE_GRACE_MS")) ro.grace_ms = 1000;
+        if (!getenv("FLOWRUN_REMOTE_POLL_MS")) ro.poll_ms = 250;
+        /* bench/podman.sh: every instance a container of its own, for comparison */
+        const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
+        ro.one_per_instance = one && !strcmp(one, "1");
+        snprintf(store, sizeof store, "%s/store", ro.state_dir);
+        snprintf(pdir, sizeof pdir, "%s", plan_abs);
+        char *slash = strrchr(pdir, '/');
+        if (slash) *slash = 0;
+        const char *dirs[3] = {pdir, NULL, NULL};
+        if (ro.config) {
+            snprintf(cdir, sizeof cdir, "%s", ro.config);
+            if ((slash = strrchr(cdir, '/'))) *slash = 0;
+            dirs[1] = cdir;
+        }
+        const plan_container *co = plan_task_container(p, first);
+        rm_podman_options po = {.image = plan_str(p, p->tasks[first].image),
+                                .state_dir = ro.state_dir, .store_dir = store, .ro = dirs,
+                                .network = co && co->network, .cpus = cpus, .max_procs = procs,
+                                .slots = (uint32_t)jobs};
+        eng = rm_engine_podman(&po, err, sizeof err);
+    }
+    if (eng) rex = rm_executor(p, eng, &ro, err, sizeof err);
+    rt_executor *both = rex ? rt_executor_split(p, *ex, rex, units) : NULL;
+    free(units);
+    if (!both) {
+        if (rex) rex->ops->destroy(rex);
+        fprintf(stderr, "flowrun: cannot run the C tasks with image: under podman: %s\n",
+                rex ? "out of memory" : err);
+        return -1;
+    }
+    *ex = both;
+    return 0;
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
@@ -933,6 +1006,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             ex = !strcmp(exname, "inline")
                      ? rt_executor_inline_ro(rt, jobs, ro)
                      : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL, a.isolated > 0);
+        if (ex && strcmp(exname, "inline")) /* image: tasks' jobs to a podman pool */
+            ex = rt_executor_with_containers(rt, g, ex, jobs, sec.n ? &sec : NULL);
         store_close(sto);
     }
     if (!ex && !remote) {
@@ -989,6 +1064,10 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             code = 2;
             goto out;
         }
+    }
+    if (!remote && strcmp(exname, "inline") && with_podman_c(&a, p, g, plan_abs, h, jobs, &ex)) {
+        code = 2;
+        goto out;
     }
     char work[PATH_MAX];
     time_t now = time(NULL);
