@@ -144,4 +144,129 @@ if [ -n "$run_why" ]; then
     done
     exit 0
 fi
-fail "runs" "not written yet"
+
+# podman: runc, ulimits within this machine's hard limits (the infra container of a
+# pod asks for an nproc of 1048576 otherwise, which runc cannot set here)
+np=$(ulimit -Hu); [ "$np" = unlimited ] || [ "$np" -gt 16384 ] && np=16384
+nf=$(ulimit -Hn); [ "$nf" = unlimited ] || [ "$nf" -gt 4096 ] && nf=4096
+printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n' \
+    "$nf" "$nf" "$np" "$np" > "$T/containers.conf"
+export CONTAINERS_CONF=$T/containers.conf
+. "$HERE/tests/kube/image.sh"
+IMG=localhost/flow-kube-test:$$
+if ! why=$(kube_image "$IMG" "$T"); then
+    fail "the test image (FROM scratch: flowrun, its libraries, busybox)" "$why"
+    exit 0
+fi
+trap 'cleanup; podman rmi -f "$IMG" > /dev/null 2>&1' EXIT
+"$FLOWC" tests/kube/kube.flow -o "$T/kube.plan" 2> "$T/flowc.err" || { fail setup "flowc: $(head -2 "$T/flowc.err")"; exit 0; }
+
+# kube NAME FLOW [VAR=VALUE...]: a run under --executor kubernetes through the
+# stand-in (in podman mode), state in $T/st-NAME (the hostPath: the same path in the
+# pods), the plan copied into it (pods see only the state directory); stdout in
+# $T/NAME.out, stderr in $T/NAME.err, exit code in $code, calls in $T/sd-NAME/calls.log
+kube() {
+    name=$1 fl=$2; shift 2
+    st=$T/st-$name sd=$T/sd-$name
+    mkdir -p "$st" "$sd"
+    cp "$T/kube.plan" "$st/kube.plan"
+    printf 'kubernetes:\n  kubectl: %s\n  image: %s\n  host_path: %s\n  flowrun: /usr/bin/flowrun\n  slots: 3\n  poll_ms: 300\n' \
+        "$STANDIN" "$IMG" "$st" > "$T/flow-$name.yaml"
+    start=$(date +%s%N)
+    env KUBE_STANDIN_DIR="$sd" KUBE_STANDIN_PODMAN=1 "$@" timeout 150 "$FLOWRUN_ABS" "$st/kube.plan" \
+        --flow "$fl" --executor kubernetes --config "$T/flow-$name.yaml" --state "$st" \
+        --progress none -j 3 > "$T/$name.out" 2> "$T/$name.err"
+    code=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+}
+want=$("$FLOWRUN_ABS" "$T/kube.plan" --flow squares --executor process --state "$T/st-process" --progress none 2>&1)
+# same NAME: the run exited 0 with the process executor's answer
+same() {
+    if [ "$code" = 0 ] && [ "$(cat "$T/$1.out")" = "$want" ]; then return 0; fi
+    fail "$2" "exit $code, stdout '$(head -c 200 "$T/$1.out")', stderr: $(tail -3 "$T/$1.err" | tr '\n' ' ')"
+    return 1
+}
+applies() { grep -c '^apply -f ' "$T/sd-$1/calls.log" 2> /dev/null || echo 0; }
+
+kube ok squares
+if same ok "a run's answer equals --executor process (stand-in kubectl, podman kube play)"; then
+    pass "a run's answer equals --executor process (stand-in kubectl, podman kube play; $(applies ok) Jobs, $(ls "$T"/sd-ok/jobs/*/pod-*.yaml | wc -l) pods, ${ms} ms)"
+fi
+validate "manifests of a run" "$T"/sd-ok/applied/*.yaml
+# one get per poll interval (300 ms) for the whole run, never one per Job or pod
+gets=$(grep -c '^get jobs -l flow-run=' "$T/sd-ok/calls.log")
+if [ "$gets" -ge 1 ] && [ "$gets" -le $((ms / 300 + 2)) ] &&
+    ! grep -v '^get jobs -l flow-run=[0-9]* -o json$' "$T/sd-ok/calls.log" | grep -q '^get'; then
+    pass "one get per poll ($gets gets of the whole run in $ms ms at a 300 ms interval)"
+else
+    fail "one get per poll" "$gets gets in $ms ms: $(grep '^get' "$T/sd-ok/calls.log" | sort | uniq -c | head -3 | tr '\n' ' ')"
+fi
+
+# an index that fails without running (OOM-killed, node lost): its instances have no
+# result, fail, and are retried (retries: 1) in a new Job
+kube fail squares KUBE_STANDIN_FAIL=0:1
+if same fail "an index that fails is retried"; then
+    n=$(applies fail)
+    if [ "$n" -ge 2 ]; then pass "an index that fails is retried ($n Jobs)"
+    else fail "an index that fails is retried" "only $n Job applied"; fi
+fi
+
+# a Job that vanishes (deleted by someone): its elements are gone, their instances retried
+kube vanish squares KUBE_STANDIN_VANISH=0
+if same vanish "a Job that vanishes"; then
+    n=$(applies vanish)
+    if [ "$n" -ge 2 ]; then pass "a Job that vanishes: its instances are retried ($n Jobs)"
+    else fail "a Job that vanishes" "only $n Job applied"; fi
+fi
+
+# an evicted pod: run again by Kubernetes (podFailurePolicy Ignore), not a failure
+kube evict squares KUBE_STANDIN_EVICT=0:0
+if same evict "an evicted pod"; then
+    if ls "$T"/sd-evict/jobs/*-0/log-0.1 > /dev/null 2>&1; then
+        pass "an evicted pod is run again and the answer is right ($(applies evict) Jobs)"
+    else fail "an evicted pod" "index 0 of batch 0 did not run twice"; fi
+fi
+
+# SIGTERM: flowrun deletes the run's Jobs by label, and their pods go
+st=$T/st-term sd=$T/sd-term
+mkdir -p "$st" "$sd" && cp "$T/kube.plan" "$st/"
+printf 'kubernetes:\n  kubectl: %s\n  image: %s\n  host_path: %s\n  flowrun: /usr/bin/flowrun\n  slots: 2\n  poll_ms: 300\n' \
+    "$STANDIN" "$IMG" "$st" > "$T/flow-term.yaml"
+KUBE_STANDIN_DIR=$sd KUBE_STANDIN_PODMAN=1 "$FLOWRUN_ABS" "$st/kube.plan" --flow sleepy \
+    --executor kubernetes --config "$T/flow-term.yaml" --state "$st" --progress none -j 2 \
+    > "$T/term.out" 2> "$T/term.err" &
+pid=$!
+i=0
+while [ $i -lt 300 ] && ! ls "$sd"/jobs/*/log-* > /dev/null 2>&1 &&
+    [ -z "$(podman ps -q --filter label=flow-run 2> /dev/null | head -1)" ]; do
+    sleep 0.1; i=$((i + 1))
+done
+kill -TERM $pid
+i=0
+while [ $i -lt 200 ] && kill -0 $pid 2> /dev/null; do sleep 0.1; i=$((i + 1)); done
+if kill -0 $pid 2> /dev/null; then
+    kill -KILL $pid
+    fail "SIGTERM deletes the run's Jobs" "flowrun still ran 20 s after SIGTERM"
+elif grep -q '^delete jobs -l flow-run=[0-9]* --wait=false$' "$sd/calls.log"; then
+    sleep 1
+    left=$(podman ps -a -q --filter "label=flow-run=$(sed -n 's/^delete jobs -l flow-run=\([0-9]*\).*/\1/p' "$sd/calls.log" | head -1)" | wc -l)
+    if [ "$left" = 0 ]; then pass "SIGTERM deletes the run's Jobs by label, and no pod is left"
+    else fail "SIGTERM deletes the run's Jobs" "$left containers left"; fi
+else
+    fail "SIGTERM deletes the run's Jobs" "no delete call: $(tr '\n' ';' < "$sd/calls.log")"
+fi
+
+# refusals, before anything runs: a kubectl too old, no image
+printf 'kubernetes:\n  kubectl: %s\n  image: x\n  host_path: %s\n' "$STANDIN" "$T" > "$T/flow-old.yaml"
+KUBE_STANDIN_DIR=$T KUBE_STANDIN_VERSION=1.20 "$FLOWRUN_ABS" "$T/kube.plan" --flow squares \
+    --executor kubernetes --config "$T/flow-old.yaml" --state "$T/st-old" > /dev/null 2> "$T/old.err"
+code=$?
+if [ "$code" = 2 ] && [ "$(wc -l < "$T/old.err")" = 1 ] && grep -q "needs kubectl 1.29 or newer" "$T/old.err"; then
+    pass "a kubectl older than 1.29 is refused in one line, exit 2"
+else fail "a kubectl older than 1.29" "exit $code: $(cat "$T/old.err")"; fi
+printf 'kubernetes:\n  kubectl: %s\n  host_path: %s\n' "$STANDIN" "$T" > "$T/flow-noimg.yaml"
+KUBE_STANDIN_DIR=$T "$FLOWRUN_ABS" "$T/kube.plan" --flow squares --executor kubernetes \
+    --config "$T/flow-noimg.yaml" --state "$T/st-noimg" > /dev/null 2> "$T/noimg.err"
+code=$?
+if [ "$code" = 2 ] && grep -q "needs an image" "$T/noimg.err"; then pass "no image is refused, exit 2"
+else fail "no image is refused" "exit $code: $(cat "$T/noimg.err")"; fi
