@@ -369,7 +369,7 @@ static int read_secrets(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
 
 static int read_executor(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     (void)k;
-    static const char *const w[] = {"inline", "process", NULL};
+    static const char *const w[] = {"inline", "process", "kubernetes", NULL};
     return word_value(in, v, "executor", w, &in->c->executor);
 }
 

@@ -65,7 +65,7 @@ typedef struct flcfg_kube {
 typedef struct flcfg {
     char *path;         /* the file read; NULL when there was none */
     /* defaults for flowrun's options; NULL / 0 when the file does not set them */
-    char *executor;     /* "inline" | "process" */
+    char *executor;     /* "inline" | "process" | "kubernetes" */
     int jobs;           /* -j */
     char *state;        /* --state (relative to the file's folder when relative) */
     int64_t max_map;    /* --max-map */

@@ -274,7 +274,7 @@ rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen);
  * manifest_dir and applied with `kubectl apply -f`; one `kubectl get jobs -l
  * flow-run=RUN -o json` per poll; `kubectl delete jobs -l flow-run=RUN` on cancel.
  * rm_engine_kube runs `kubectl version --client -o json` once and refuses a kubectl
- * older than RM_KUBE_MIN_MINOR. Strings are borrowed until destroy. */
+ * older than RM_KUBE_MIN_MINOR. The engine copies the strings it keeps. */
 #define RM_KUBE_MIN_MINOR 29 /* kubectl 1.29: backoffLimitPerIndex (beta, on by default) */
 typedef struct rm_kube_options {
     const char *kubectl;         /* the kubectl command, a path or a name on PATH ("kubectl") */
@@ -291,6 +291,9 @@ typedef struct rm_kube_options {
     uint32_t slots;              /* elements running at once across the cluster (>= 1) */
 } rm_kube_options;
 rm_engine *rm_engine_kube(const rm_kube_options *o, char *err, size_t errlen);
+/* What rm_engine_kube checks (the options, kubectl's version), without an engine:
+ * flowrun calls it before anything of the run is recorded. 0, or -1 with err. */
+int rm_kube_check(const rm_kube_options *o, char *err, size_t errlen);
 
 /* ---- the worker's core (remote_worker.c) ----
  * Run element `element` of the batch in ex (a process executor over rt), writing

@@ -67,7 +67,8 @@ typedef struct kube_job {
 
 typedef struct kube_engine {
     rm_engine base;
-    rm_kube_options o;
+    rm_kube_options o; /* its strings point into strs (copied) */
+    char *strs;
     kube_job *jobs; /* the Jobs this engine started */
     size_t njobs, capjobs;
     char label[48]; /* flow-run=RUN */
@@ -538,6 +539,20 @@ static int emit_job(kube_engine *k, const rm_start *s, const char *name, uid_t u
 
 /* ---- the engine ---- */
 
+/* room for one more Job in k->jobs; 0, or -1 with err */
+static int reserve_job(kube_engine *k, char *err, size_t errlen) {
+    if (k->njobs < k->capjobs) return 0;
+    size_t cap = k->capjobs ? 2 * k->capjobs : 16;
+    kube_job *q = realloc(k->jobs, cap * sizeof *q);
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    k->jobs = q;
+    k->capjobs = cap;
+    return 0;
+}
+
 static int kube_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, char *err,
                       size_t errlen) {
     kube_engine *k = (kube_engine *)e;
@@ -565,16 +580,7 @@ static int kube_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, c
         return -1;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (k->njobs == k->capjobs) {
-        size_t cap = k->capjobs ? 2 * k->capjobs : 16;
-        kube_job *q = realloc(k->jobs, cap * sizeof *q);
-        if (!q) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        k->jobs = q;
-        k->capjobs = cap;
-    }
+    if (reserve_job(k, err, errlen)) return -1;
     FILE *f = fopen(tmp, "w");
     if (!f) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
@@ -693,6 +699,22 @@ static int kube_poll(rm_engine *e,
     return rc;
 }
 
+/* flowrun resume: a Job an earlier driver of this run applied (found again by its
+ * name, which poll reports it under; GONE if the cluster no longer has it) */
+static int kube_adopt(rm_engine *e, const rm_start *s, const char *id, char *err,
+                      size_t errlen) {
+    kube_engine *k = (kube_engine *)e;
+    if (strlen(id) >= sizeof k->jobs[0].name) {
+        snprintf(err, errlen, "a recorded Kubernetes Job name that is too long: %.60s...", id);
+        return -1;
+    }
+    if (reserve_job(k, err, errlen)) return -1;
+    kube_job *j = &k->jobs[k->njobs++];
+    snprintf(j->name, sizeof j->name, "%s", id);
+    j->nelem = s->nelem;
+    return 0;
+}
+
 static void kube_cancel(rm_engine *e) {
     kube_engine *k = (kube_engine *)e;
     char err[512];
@@ -709,6 +731,7 @@ static double kube_start_cost(rm_engine *e) {
 static void kube_destroy(rm_engine *e) {
     kube_engine *k = (kube_engine *)e;
     free(k->jobs);
+    free(k->strs);
     free(k);
 }
 
@@ -721,6 +744,7 @@ static const rm_engine_ops kube_ops = {
     .max_array = KUBE_MAX_COMPLETIONS,
     .max_jobs = 0,
     .destroy = kube_destroy,
+    .adopt = kube_adopt,
 };
 
 /* kubectl's client version "1.N" from `kubectl version --client -o json`: 0, or -1
@@ -758,37 +782,75 @@ static int check_version(kube_engine *k, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
-rm_engine *rm_engine_kube(const rm_kube_options *o, char *err, size_t errlen) {
+/* The options alone (no kubectl call): 0, or -1 with one line in err. */
+static int check_options(const rm_kube_options *o, char *err, size_t errlen) {
     if (!o->image || !*o->image) {
         snprintf(err, errlen, "--executor kubernetes needs an image (kubernetes: image: in "
                               "flow.yaml, or --kube-image)");
-        return NULL;
+        return -1;
     }
     if (!!o->pvc == !!o->host_path) {
         snprintf(err, errlen, "--executor kubernetes needs the state directory's volume: "
                               "kubernetes: pvc: NAME or host_path: DIR (one of the two)");
-        return NULL;
+        return -1;
     }
     if (o->host_path && o->host_path[0] != '/') {
         snprintf(err, errlen, "kubernetes: host_path must be absolute, not '%s'", o->host_path);
-        return NULL;
+        return -1;
     }
     if (!o->state_dir || o->state_dir[0] != '/' || !o->manifest_dir) {
         snprintf(err, errlen, "the Kubernetes engine needs an absolute state directory");
-        return NULL;
+        return -1;
     }
-    kube_engine *k = calloc(1, sizeof *k);
-    if (!k) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    return 0;
+}
+
+static void engine_init(kube_engine *k, const rm_kube_options *o) {
     k->base.ops = &kube_ops;
     k->o = *o;
     if (!k->o.kubectl || !*k->o.kubectl) k->o.kubectl = "kubectl";
     if (!k->o.slots) k->o.slots = 1;
     k->base.slots = k->o.slots;
     snprintf(k->label, sizeof k->label, "flow-run=%" PRId64, o->run);
+}
+
+int rm_kube_check(const rm_kube_options *o, char *err, size_t errlen) {
+    if (check_options(o, err, errlen)) return -1;
+    kube_engine k = {0};
+    engine_init(&k, o);
+    return check_version(&k, err, errlen);
+}
+
+rm_engine *rm_engine_kube(const rm_kube_options *o, char *err, size_t errlen) {
+    if (check_options(o, err, errlen)) return NULL;
+    kube_engine *k = calloc(1, sizeof *k);
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    engine_init(k, o);
+    /* the strings, copied: the caller's may go once the engine is made */
+    const char **f[] = {&k->o.kubectl, &k->o.ns, &k->o.image, &k->o.pvc, &k->o.host_path,
+                        &k->o.service_account, &k->o.flowrun, &k->o.state_dir,
+                        &k->o.manifest_dir};
+    size_t nf = sizeof f / sizeof f[0], total = 0;
+    for (size_t i = 0; i < nf; i++)
+        if (*f[i]) total += strlen(*f[i]) + 1;
+    char *p = k->strs = malloc(total ? total : 1);
+    if (!p) {
+        free(k);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < nf; i++)
+        if (*f[i]) {
+            size_t n = strlen(*f[i]) + 1;
+            memcpy(p, *f[i], n);
+            *f[i] = p;
+            p += n;
+        }
     if (check_version(k, err, errlen)) {
+        free(k->strs);
         free(k);
         return NULL;
     }

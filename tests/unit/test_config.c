@@ -233,7 +233,7 @@ static void test_errors(void **state) {
     expect_error(fx, "max_map: 1.5\n",
                  ":1:10: 'max_map': expected an integer from 1 to 9223372036854775807, got '1.5'");
     expect_error(fx, "executor: slurm\n",
-                 ":1:11: 'executor': expected inline|process, got 'slurm'");
+                 ":1:11: 'executor': expected inline|process|kubernetes, got 'slurm'");
     expect_error(fx, "kubernetes:\n  image: x\n  nodes: 3\n",
                  ":3:3: kubernetes: unknown key 'nodes' (known: kubectl, namespace, image, pvc, "
                  "host_path, service_account, flowrun, slots, poll_ms, ttl_seconds)");
