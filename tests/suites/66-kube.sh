@@ -147,8 +147,13 @@ fi
 
 # podman: runc, ulimits within this machine's hard limits (the infra container of a
 # pod asks for an nproc of 1048576 otherwise, which runc cannot set here)
-np=$(ulimit -Hu); [ "$np" = unlimited ] || [ "$np" -gt 16384 ] && np=16384
-nf=$(ulimit -Hn); [ "$nf" = unlimited ] || [ "$nf" -gt 4096 ] && nf=4096
+# (hard limits from /proc: dash's ulimit has no -u)
+np=$(awk '/^Max processes/ {print $4}' /proc/self/limits)
+nf=$(awk '/^Max open files/ {print $5}' /proc/self/limits)
+case $np in '' | unlimited) np=16384 ;; esac
+case $nf in '' | unlimited) nf=4096 ;; esac
+[ "$np" -gt 16384 ] && np=16384
+[ "$nf" -gt 4096 ] && nf=4096
 printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n[engine]\nruntime = "runc"\n' \
     "$nf" "$nf" "$np" "$np" > "$T/containers.conf"
 export CONTAINERS_CONF=$T/containers.conf
@@ -158,12 +163,16 @@ if ! why=$(kube_image "$IMG" "$T"); then
     fail "the test image (FROM scratch: flowrun, its libraries, busybox)" "$why"
     exit 0
 fi
-trap 'cleanup; podman rmi -f "$IMG" > /dev/null 2>&1' EXIT
+# the image goes first: cleanup removes $T, and with it CONTAINERS_CONF
+trap 'podman rmi -f "$IMG" > /dev/null 2>&1; cleanup' EXIT
 "$FLOWC" tests/kube/kube.flow -o "$T/kube.plan" 2> "$T/flowc.err" || { fail setup "flowc: $(head -2 "$T/flowc.err")"; exit 0; }
 
+# elements that end without a result fail after 3 s, not 30 (the driver's grace period)
+export FLOWRUN_REMOTE_GRACE_MS=3000
 # kube NAME FLOW [VAR=VALUE...]: a run under --executor kubernetes through the
 # stand-in (in podman mode), state in $T/st-NAME (the hostPath: the same path in the
-# pods), the plan copied into it (pods see only the state directory); stdout in
+# pods), the plan and flow.yaml in it (the worker reads both; pods see only the
+# state directory); stdout in
 # $T/NAME.out, stderr in $T/NAME.err, exit code in $code, calls in $T/sd-NAME/calls.log
 kube() {
     name=$1 fl=$2; shift 2
@@ -171,10 +180,10 @@ kube() {
     mkdir -p "$st" "$sd"
     cp "$T/kube.plan" "$st/kube.plan"
     printf 'kubernetes:\n  kubectl: %s\n  image: %s\n  host_path: %s\n  flowrun: /usr/bin/flowrun\n  slots: 3\n  poll_ms: 300\n' \
-        "$STANDIN" "$IMG" "$st" > "$T/flow-$name.yaml"
+        "$STANDIN" "$IMG" "$st" > "$st/flow.yaml"
     start=$(date +%s%N)
     env KUBE_STANDIN_DIR="$sd" KUBE_STANDIN_PODMAN=1 "$@" timeout 150 "$FLOWRUN_ABS" "$st/kube.plan" \
-        --flow "$fl" --executor kubernetes --config "$T/flow-$name.yaml" --state "$st" \
+        --flow "$fl" --executor kubernetes --config "$st/flow.yaml" --state "$st" \
         --progress none -j 3 > "$T/$name.out" 2> "$T/$name.err"
     code=$?
     ms=$((($(date +%s%N) - start) / 1000000))
@@ -231,9 +240,9 @@ fi
 st=$T/st-term sd=$T/sd-term
 mkdir -p "$st" "$sd" && cp "$T/kube.plan" "$st/"
 printf 'kubernetes:\n  kubectl: %s\n  image: %s\n  host_path: %s\n  flowrun: /usr/bin/flowrun\n  slots: 2\n  poll_ms: 300\n' \
-    "$STANDIN" "$IMG" "$st" > "$T/flow-term.yaml"
+    "$STANDIN" "$IMG" "$st" > "$st/flow.yaml"
 KUBE_STANDIN_DIR=$sd KUBE_STANDIN_PODMAN=1 "$FLOWRUN_ABS" "$st/kube.plan" --flow sleepy \
-    --executor kubernetes --config "$T/flow-term.yaml" --state "$st" --progress none -j 2 \
+    --executor kubernetes --config "$st/flow.yaml" --state "$st" --progress none -j 2 \
     > "$T/term.out" 2> "$T/term.err" &
 pid=$!
 i=0
