@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq podman runc catatonit busybox-static"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -50,6 +50,7 @@ what() {
     runc) echo "runc (podman's runtime here: crun fails on cgroups v1 hybrid)|runc" ;;
     catatonit) echo "catatonit (podman kube play's pod init, the Kubernetes tests)|catatonit" ;;
     busybox-static) echo "a static busybox (/bin/sh of the test images built FROM scratch)|busybox-static" ;;
+    sqlite3-cli) echo "the sqlite3 shell (the remote tests read state.db's recorded batches)|sqlite3" ;;
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
     groff) echo "groff (the man page tests)|groff-base" ;;
@@ -100,6 +101,7 @@ probe() {
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
+    sqlite3-cli) has sqlite3 ;;
     esac
 }
 

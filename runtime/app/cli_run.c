@@ -770,6 +770,7 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
     o->env = a->env ? a->env : "prod";
     o->run = run;
     o->resume = a->resume > 0;
+    o->unprotected = a->unprotected;
     o->rec_ud = h;
     o->record_batch = remote_record;
     o->list_batches = remote_list;
@@ -918,6 +919,15 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     fsec_init(&sec);
     if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
     if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
+    for (int i = 0; remote && i < sec.n; i++)
+        if (sec.e[i].var) { /* it left flowrun's environment; no worker elsewhere has it */
+            fprintf(stderr,
+                    "flowrun: secret '%s' comes from the environment variable %s, which does "
+                    "not reach the remote executor's workers; give it as a file: in the "
+                    "configuration (refused)\n",
+                    sec.e[i].name, sec.e[i].var);
+            goto out;
+        }
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
         fprintf(stderr, "flowrun: %s\n", err);
