@@ -297,6 +297,27 @@ static void poll_refuses_what_is_not_json(void **state) {
     e->ops->destroy(e);
 }
 
+/* flowrun resume: Jobs an earlier driver applied are polled (and cancelled) by name */
+static void adopted_jobs_are_watched(void **state) {
+    fixture *f = *state;
+    char err[512] = "";
+    rm_engine *e = rm_engine_kube(&f->o, err, sizeof err);
+    assert_non_null(e);
+    assert_non_null(e->ops->adopt);
+    rm_start s = {.run = 7, .batch = 0, .nelem = 5};
+    assert_int_equal(e->ops->adopt(e, &s, "flow-7-0", err, sizeof err), 0);
+    s.batch = 1;
+    s.nelem = 3;
+    assert_int_equal(e->ops->adopt(e, &s, "flow-7-1", err, sizeof err), 0);
+    seen r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(e->ops->poll(e, on_report, &r, err, sizeof err), 0);
+    assert_string_equal(r.text, "flow-7-0:-1:P flow-7-1:-1:G ");
+    /* no apply: nothing was started again */
+    assert_int_equal(count_lines(calls(f), "apply"), 0);
+    e->ops->destroy(e);
+}
+
 static void cancel_deletes_by_label(void **state) {
     fixture *f = *state;
     f->o.ns = "flow";
@@ -318,6 +339,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(poll_reads_job_status, setup, teardown),
         cmocka_unit_test_setup_teardown(poll_failure_is_one_line, setup, teardown),
         cmocka_unit_test_setup_teardown(poll_refuses_what_is_not_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(adopted_jobs_are_watched, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_deletes_by_label, setup, teardown),
     };
     return cmocka_run_group_tests_name("remote_kube", tests, NULL, NULL);
