@@ -46,6 +46,10 @@ what() {
     python3) echo "python3 (the checker fuzz and state tests)|python3" ;;
     python3-yaml) echo "the yaml module of python3 (the plan view tests)|python3-yaml" ;;
     jq) echo "jq (the serve tests read runs --json with it)|jq" ;;
+    podman) echo "podman (the container and Kubernetes pod-template tests)|podman" ;;
+    runc) echo "runc (podman's runtime here: crun fails on cgroups v1 hybrid)|runc" ;;
+    catatonit) echo "catatonit (podman kube play's pod init, the Kubernetes tests)|catatonit" ;;
+    busybox-static) echo "a static busybox (/bin/sh of the test images built FROM scratch)|busybox-static" ;;
     sqlite3-cli) echo "the sqlite3 shell (the remote tests read state.db's recorded batches)|sqlite3" ;;
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
@@ -81,7 +85,9 @@ llvm_config() {
 probe() {
     case $1 in
     cc) has "$CC" ;;
-    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq) has "$1" ;;
+    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
+        podman | runc | catatonit) has "$1" ;;
+    busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
     sqlite3) hdr sqlite3.h ;;

@@ -87,6 +87,8 @@ typedef struct run_args {
     int rerun;              /* --rerun: claim it even if it succeeded */
     char interval_kv[128];  /* "FIRST=WHEN", appended to params */
     const char *config;     /* --config FILE */
+    const char *kube_image; /* --kube-image (over kubernetes: image:) */
+    const char *kube_ns;    /* --kube-namespace (over kubernetes: namespace:) */
     const flcfg *cfg;       /* the configuration read (borrowed) */
     /* set by run_body once the environment is known: what the run may write, and what
      * its tasks must see read-only (isolate.c) */
@@ -105,7 +107,7 @@ static int usage_error(const char *fmt, const char *a) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED, O_CONFIG };
+       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -129,6 +131,8 @@ const struct option cli_run_options[] = {
     {"rerun", no_argument, NULL, O_RERUN},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
+    {"kube-image", required_argument, NULL, O_KUBE_IMAGE},
+    {"kube-namespace", required_argument, NULL, O_KUBE_NS},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -163,8 +167,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->jobs = (int)n;
                 break;
             case O_EXECUTOR:
-                if (strcmp(val, "inline") && strcmp(val, "process"))
-                    return usage_error("--executor expects inline or process, got '%s'", val);
+                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes"))
+                    return usage_error("--executor expects inline, process or kubernetes, got '%s'",
+                                       val);
                 a->executor = val;
                 break;
             case O_ENV:
@@ -217,6 +222,12 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_CONFIG:
                 a->config = val;
+                break;
+            case O_KUBE_IMAGE:
+                a->kube_image = val;
+                break;
+            case O_KUBE_NS:
+                a->kube_ns = val;
                 break;
         }
     }
@@ -448,6 +459,14 @@ static int limits_refused(const fl_plan *p, const char *exname) {
                     "flowrun: task %s sets %s:, which the inline executor cannot enforce "
                     "(use --executor process)\n",
                     plan_str(p, T->name), opt);
+            return 1;
+        }
+        if (!strcmp(exname, "kubernetes")) { /* memory: the pods' resources */
+            if (!T->max_procs) continue;
+            fprintf(stderr,
+                    "flowrun: task %s sets max_procs:, which Kubernetes cannot enforce for "
+                    "one container (refused under --executor kubernetes)\n",
+                    plan_str(p, T->name));
             return 1;
         }
         if (fcg_probe(why, sizeof why)) {
@@ -836,6 +855,27 @@ static int with_podman_c(const run_args *a, const fl_plan *p, uint32_t g, const 
     return 0;
 }
 
+/* The Kubernetes engine's options for this run (flow.yaml kubernetes:, the --kube-*
+ * flags over it): state is the absolute state folder, run the run id (0 for the
+ * check before the run is recorded), mdir (PATH_MAX) where its manifests go. */
+static void cli_kube_options(const run_args *a, const char *state, int64_t run, int jobs,
+                             char *mdir, rm_kube_options *k) {
+    const flcfg_kube *K = &a->cfg->kube;
+    snprintf(mdir, PATH_MAX, "%s/remote/%lld", state, (long long)run);
+    *k = (rm_kube_options){.kubectl = K->kubectl,
+                           .ns = a->kube_ns ? a->kube_ns : K->ns,
+                           .image = a->kube_image ? a->kube_image : K->image,
+                           .pvc = K->pvc,
+                           .host_path = K->host_path,
+                           .service_account = K->service_account,
+                           .flowrun = K->flowrun,
+                           .state_dir = state,
+                           .manifest_dir = mdir,
+                           .run = run,
+                           .ttl_seconds = K->ttl_seconds,
+                           .slots = (uint32_t)(K->slots ? K->slots : jobs)};
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
@@ -947,6 +987,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     const char *exname = a.executor ? a.executor : "process";
     int remote = 0; /* FLOWRUN_REMOTE_ENGINE=local: the process executor's jobs through the
                      * remote driver on the local engine (a test path: docs/distributed.md) */
+    int kube = !strcmp(exname, "kubernetes"); /* the remote driver on Kubernetes */
     fsec_set sec;
     fsec_init(&sec);
     if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
@@ -986,6 +1027,36 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
+    if (kube) { /* its options and kubectl, before anything of the run is recorded */
+        char st[PATH_MAX], mdir[PATH_MAX];
+        rm_kube_options ko;
+        if (!realpath(a.state, st)) snprintf(st, sizeof st, "%s", a.state);
+        cli_kube_options(&a, st, 0, jobs, mdir, &ko);
+        if (rm_kube_check(&ko, err, sizeof err)) {
+            fprintf(stderr, "flowrun: %s\n", err);
+            goto out;
+        }
+        /* every pod runs the kubernetes: image; a task asking for another is refused,
+         * not run in the wrong one (docs/distributed.md, "Kubernetes") */
+        unsigned char *units = calloc(p->n_tasks + 1, 1);
+        if (!units || rt_reached_units(p, g, units)) {
+            free(units);
+            fprintf(stderr, "flowrun: out of memory\n");
+            goto out;
+        }
+        for (uint32_t t = 0; t < p->n_tasks; t++) {
+            const plan_task *T = &p->tasks[t];
+            if (!units[t] || T->image == PLAN_NONE || !strcmp(plan_str(p, T->image), ko.image))
+                continue;
+            fprintf(stderr,
+                    "flowrun: task %s sets image: \"%s\", but under --executor kubernetes "
+                    "every pod runs the kubernetes: image \"%s\" (refused)\n",
+                    plan_str(p, T->name), plan_str(p, T->image), ko.image);
+            free(units);
+            goto out;
+        }
+        free(units);
+    }
     { /* workers see the store read-only (as root: exec_process.c; under inline, those
        * of run_as tasks: exec_inline.c); it must exist */
         fl_store *sto = store_open(flowrun_ctx(), a.state, err, sizeof err);
@@ -1002,7 +1073,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                 goto out;
             }
         }
-        if (!remote)
+        if (!remote && !kube)
             ex = !strcmp(exname, "inline")
                      ? rt_executor_inline_ro(rt, jobs, ro)
                      : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL, a.isolated > 0);
@@ -1010,7 +1081,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             ex = rt_executor_with_containers(rt, g, ex, jobs, sec.n ? &sec : NULL);
         store_close(sto);
     }
-    if (!ex && !remote) {
+    if (!ex && !remote && !kube) {
         fprintf(stderr, "flowrun: cannot start the %s executor: %s\n", exname, strerror(errno));
         goto out;
     }
@@ -1051,13 +1122,22 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         code = 2;
         goto out;
     }
-    if (remote) { /* the remote executor needs the run's id: made now */
+    if (remote || kube) { /* the remote executor needs the run's id: made now */
         rm_options ro;
-        char rbuf[3 * PATH_MAX];
+        char rbuf[3 * PATH_MAX], mdir[PATH_MAX];
         rm_engine *eng = NULL;
         if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
-                               sizeof err) == 0)
-            eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
+                               sizeof err) == 0) {
+            if (kube) {
+                rm_kube_options ko;
+                cli_kube_options(&a, ro.state_dir, ro.run, jobs, mdir, &ko);
+                if (a.cfg->kube.poll_ms && !getenv("FLOWRUN_REMOTE_POLL_MS"))
+                    ro.poll_ms = (int)a.cfg->kube.poll_ms;
+                eng = rm_engine_kube(&ko, err, sizeof err);
+            } else {
+                eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
+            }
+        }
         if (eng) ex = rm_executor(p, eng, &ro, err, sizeof err);
         if (!ex) {
             fprintf(stderr, "flowrun: cannot start the remote executor: %s\n", err);
@@ -1065,7 +1145,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             goto out;
         }
     }
-    if (!remote && strcmp(exname, "inline") && with_podman_c(&a, p, g, plan_abs, h, jobs, &ex)) {
+    if (!remote && !kube && strcmp(exname, "inline") && with_podman_c(&a, p, g, plan_abs, h, jobs, &ex)) {
         code = 2;
         goto out;
     }

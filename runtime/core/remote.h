@@ -179,6 +179,9 @@ typedef struct rm_start {
      * engine's request (sbatch --mem, Kubernetes resources) */
     int64_t memory;
     uint32_t cpus;
+    /* the run_as user every task of the batch shares, or NULL (the driver's own
+     * identity): Kubernetes' securityContext runAsUser/runAsGroup */
+    const char *run_as;
 } rm_start;
 
 /* The state of one started batch, per element where the engine knows it. */
@@ -273,6 +276,31 @@ typedef struct rm_slurm_options {
     const char *const *extra;                     /* extra sbatch flags, NULL-terminated */
 } rm_slurm_options;
 rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen);
+
+/* Kubernetes (remote_kube.c): one Indexed Job per batch, written as YAML into
+ * manifest_dir and applied with `kubectl apply -f`; one `kubectl get jobs -l
+ * flow-run=RUN -o json` per poll; `kubectl delete jobs -l flow-run=RUN` on cancel.
+ * rm_engine_kube runs `kubectl version --client -o json` once and refuses a kubectl
+ * older than RM_KUBE_MIN_MINOR. The engine copies the strings it keeps. */
+#define RM_KUBE_MIN_MINOR 29 /* kubectl 1.29: backoffLimitPerIndex (beta, on by default) */
+typedef struct rm_kube_options {
+    const char *kubectl;         /* the kubectl command, a path or a name on PATH ("kubectl") */
+    const char *ns;              /* namespace, or NULL: kubectl's current one */
+    const char *image;           /* the image the pods run (holds flowrun): required */
+    const char *pvc;             /* the state directory is this PersistentVolumeClaim, or */
+    const char *host_path;       /* this directory of the node (exactly one of the two) */
+    const char *service_account; /* NULL: none mounted (automountServiceAccountToken: false) */
+    const char *flowrun;         /* flowrun's path in the image (NULL: the worker argv's own) */
+    const char *state_dir;       /* absolute: mounted at this same path in every pod */
+    const char *manifest_dir;    /* where the Job manifests are written (exists) */
+    int64_t run;                 /* the run id: the flow-run label */
+    int64_t ttl_seconds;         /* ttlSecondsAfterFinished (0: 3600) */
+    uint32_t slots;              /* elements running at once across the cluster (>= 1) */
+} rm_kube_options;
+rm_engine *rm_engine_kube(const rm_kube_options *o, char *err, size_t errlen);
+/* What rm_engine_kube checks (the options, kubectl's version), without an engine:
+ * flowrun calls it before anything of the run is recorded. 0, or -1 with err. */
+int rm_kube_check(const rm_kube_options *o, char *err, size_t errlen);
 
 /* ---- the worker's core (remote_worker.c) ----
  * Run element `element` of the batch in ex (a process executor over rt), writing
