@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -45,6 +45,7 @@ what() {
     procps) echo "ps and pgrep (procps, the process executor tests)|procps" ;;
     python3) echo "python3 (the checker fuzz and state tests)|python3" ;;
     python3-yaml) echo "the yaml module of python3 (the plan view tests)|python3-yaml" ;;
+    python3-jsonschema) echo "the jsonschema module of python3 (the run events test)|python3-jsonschema" ;;
     jq) echo "jq (the serve tests read runs --json with it)|jq" ;;
     podman) echo "podman (the container and Kubernetes pod-template tests)|podman" ;;
     runc) echo "runc (podman's runtime here: crun fails on cgroups v1 hybrid)|runc" ;;
@@ -104,6 +105,7 @@ probe() {
             LINKCC=clang links -fsanitize=fuzzer,address,undefined ;;
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
+    python3-jsonschema) python3 -c 'import jsonschema' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     sqlite3-cli) has sqlite3 ;;
     podman) has podman ;;

@@ -89,6 +89,7 @@ typedef struct run_args {
     const char *config;     /* --config FILE */
     const char *kube_image; /* --kube-image (over kubernetes: image:) */
     const char *kube_ns;    /* --kube-namespace (over kubernetes: namespace:) */
+    const char *events;     /* --events FILE: OpenLineage run events (events.h) */
     const flcfg *cfg;       /* the configuration read (borrowed) */
     /* set by run_body once the environment is known: what the run may write, and what
      * its tasks must see read-only (isolate.c) */
@@ -107,7 +108,7 @@ static int usage_error(const char *fmt, const char *a) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS };
+       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS, O_EVENTS };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -133,6 +134,7 @@ const struct option cli_run_options[] = {
     {"config", required_argument, NULL, O_CONFIG},
     {"kube-image", required_argument, NULL, O_KUBE_IMAGE},
     {"kube-namespace", required_argument, NULL, O_KUBE_NS},
+    {"events", required_argument, NULL, O_EVENTS},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -229,12 +231,18 @@ static int parse_args(int argc, char **argv, run_args *a) {
             case O_KUBE_NS:
                 a->kube_ns = val;
                 break;
+            case O_EVENTS:
+                if (!*val) return usage_error("%s", "--events expects a FILE");
+                a->events = val;
+                break;
         }
     }
     if (!a->plan) return usage_error("%s", "missing the PLAN file");
     if ((a->json || a->exact) && !a->dry_run)
         return usage_error("%s needs --dry-run", a->json ? "--json" : "--exact");
     if (a->rerun && !a->interval) return usage_error("%s", "--rerun goes with --interval");
+    if (a->events && a->dry_run)
+        return usage_error("%s", "--events records what a run does; a --dry-run runs nothing");
     return 0;
 }
 
@@ -1103,7 +1111,19 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                     .flow = plan_str(p, G->name), .env = a.env ? a.env : "prod",
                     .params_json = pjson, .params_blob = pblob.data, .params_blob_len = pblob.len,
                     .options = options, .no_cache = a.no_cache, .resume_run = a.resume,
-                    .logical = logical};
+                    .logical = logical, .events = a.events};
+    if (a.events) { /* said now, before a run is recorded (events.h appends to it) */
+        FILE *ef = fopen(a.events, "ae");
+        if (!ef) {
+            fprintf(stderr, "flowrun: cannot open the events file %s: %s\n", a.events,
+                    strerror(errno));
+            free(pjson);
+            free(pblob.data);
+            code = 2;
+            goto out;
+        }
+        fclose(ef);
+    }
     if (a.interval) {
         int claimed = claim_interval(&a, p, G, &ho, params);
         if (claimed != 0) {
