@@ -90,6 +90,33 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- the meter (scheduler.h): one writer, this thread; plain moves ---- */
+
+const double sched_meter_bounds[SCHED_METER_NBOUNDS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    2.5,   5,      10,    30,   60,    300,  600, 1800, 3600};
+
+#define M_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define M_SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
+#define M_ADD(c, d) M_SET(c, M_GET(c) + (d))
+
+/* Instance of task t went to the executor (d = 1) or left it (d = -1). */
+static void meter_running(sched *S, uint32_t t, int d) {
+    sched_meter *m = S->o->meter;
+    if (!m || t >= m->n_tasks) return;
+    M_ADD(m->task[t].running, d);
+}
+
+/* An execution of task t took dur seconds. */
+static void meter_duration(sched_meter *m, uint32_t t, double dur) {
+    if (t >= m->n_tasks || dur < 0) return;
+    sched_task_meter *tm = &m->task[t];
+    int b = 0;
+    while (b < SCHED_METER_NBOUNDS && dur > sched_meter_bounds[b]) b++;
+    M_ADD(tm->bucket[b], 1);
+    M_SET(tm->seconds, M_GET(tm->seconds) + dur);
+}
+
 /* ---- static analysis ---- */
 
 static uint32_t graph_depth(sched *S, uint32_t g, uint32_t guard);
@@ -442,6 +469,12 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val 
 
 /* Tell the observer how far the run is (scheduler.h). */
 static void report_progress(sched *S, int final) {
+    sched_meter *m = S->o->meter;
+    if (m) {
+        M_SET(m->known, S->total);
+        M_SET(m->finished, S->done);
+        M_SET(m->running, S->running);
+    }
     const sched_observer *obs = S->o->obs;
     if (!obs || !obs->on_progress) return;
     sched_counts c = {S->done, S->total, S->failed, S->nserved_total, S->running,
@@ -863,6 +896,7 @@ static void flush_batch(sched *S) {
     for (int i = 0; i < n; i++) {
         S->running--;
         S->running_task[S->batch[i].task]--;
+        meter_running(S, S->batch[i].task, -1);
         S->attempts--;
     }
 }
@@ -907,6 +941,7 @@ static void queue_job(sched *S, uint32_t id) {
     j->attempt = r->attempt;
     S->running++;
     S->running_task[r->task]++;
+    meter_running(S, r->task, 1);
     S->attempts++;
 }
 
@@ -978,6 +1013,8 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     inst *r = rec_at(S, id);
     r->has_key = (uint8_t)ii->has_key;
     r->key = ii->key;
+    if (!hit && S->o->meter && r->task < S->o->meter->n_tasks)
+        M_ADD(S->o->meter->task[r->task].missed, 1);
     if (!hit && S->o->work_dir && S->needs_dir[r->task]) {
         if (make_inst_dir(S, r, id, err, errlen) == 0) {
             job->out_dir = r->dir + strlen(r->dir) + 1;
@@ -992,6 +1029,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     }
     S->nserved_pending++;
     S->running_task[r->task]--;
+    meter_running(S, r->task, -1);
     return r->served == 2 ? -1 : 0;
 }
 
@@ -1081,6 +1119,11 @@ static void complete(sched *S, rt_result *res) {
     S->running--;
     if (r->served) S->nserved_pending--; /* its task's count went down when answered */
     else S->running_task[r->task]--;
+    sched_meter *m = S->o->meter;
+    if (m && !r->served) {
+        meter_running(S, r->task, -1);
+        meter_duration(m, r->task, res->end - res->start);
+    }
     if (!res->ok && !res->error) sched_oom(S); /* not even its message could be made (exec.h) */
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
@@ -1110,6 +1153,12 @@ static void complete(sched *S, rt_result *res) {
     int ok = res->ok;
     fl_val v = ok ? res->value : (fl_val){0};
     S->done++;
+    if (m && r->task < m->n_tasks) {
+        sched_task_meter *tm = &m->task[r->task];
+        if (!ok) M_ADD(tm->failed, 1);
+        else if (r->served) M_ADD(tm->cached, 1);
+        else M_ADD(tm->done, 1);
+    }
     if (!ok) {
         S->failed++;
         record_failure(S, sc, node, k, r->args, res->error);
