@@ -1,7 +1,9 @@
 /* test_metrics.c — flowrun's Prometheus endpoint (runtime/app/metrics.c): the
  * exposition writer (HELP and TYPE lines, label values escaped, integers, floats and
  * infinities as Prometheus spells them, cumulative histogram buckets), the instance
- * rows of a scheduler meter, the ADDR:PORT forms and their refusals (a port in use
+ * rows of a scheduler meter, serve's tally of the instances of ended runs, the run
+ * counters, the state.db and store sizes (read at most every MX_SIZES_EVERY s), the
+ * ADDR:PORT forms and their refusals (a port in use
  * among them), and the server over a real socket: 200 for /metrics with the
  * exposition's content type, 404, 405, 431 for a huge request head, a client that says
  * nothing closed after the timeout, and more clients than MX_MAX_CONN. It runs under
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -118,6 +121,151 @@ static void test_meter_rows(void **state) {
     assert_non_null(strstr(buf, "flow_queue_depth{flow=\"f\",env=\"prod\"} 1\n"));
     assert_non_null(strstr(buf, "# TYPE flow_instance_duration_seconds histogram\n"));
     free(buf);
+}
+
+static void write_tally(FILE *f, void *ud) {
+    mx_write_tally(f, ud);
+}
+
+/* serve's tally of the instances of runs that ended: by (flow, env, task); states as
+ * state.db has them (others not counted); a miss only for an instance that ran;
+ * durations in their buckets; no queue depth (serve has no scheduler of its own). */
+static void test_tally(void **state) {
+    (void)state;
+    mx_tally t;
+    assert_int_equal(mx_tally_init(&t), 0);
+    mx_tally_add(&t, "ingest", "prod", "count", "succeeded", 0.001953125, 1);
+    mx_tally_add(&t, "ingest", "prod", "count", "succeeded", 7200, 1);
+    mx_tally_add(&t, "ingest", "prod", "count", "cached", -1, 0);
+    mx_tally_add(&t, "ingest", "prod", "count", "cached", 0.5, 1); /* served: no miss, no time */
+    mx_tally_add(&t, "ingest", "prod", "count", "failed", 0.0009765625, 1);
+    mx_tally_add(&t, "ingest", "prod", "count", "running", 1, 1); /* not counted */
+    mx_tally_add(&t, "ingest", "dev", "count", "succeeded", -1, 0);
+    for (int i = 0; i < 40; i++) { /* more rows than its first allocation */
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        mx_tally_add(&t, "other", "prod", name, "succeeded", 1, 0);
+    }
+    assert_int_equal(t.n, 42);
+    char *buf = text_of(write_tally, &t);
+    assert_non_null(strstr(buf, "flow_instances_total{flow=\"ingest\",env=\"prod\",task=\"count\","
+                                "state=\"done\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_instances_total{flow=\"ingest\",env=\"prod\",task=\"count\","
+                                "state=\"cached\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_instances_total{flow=\"ingest\",env=\"prod\",task=\"count\","
+                                "state=\"failed\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_instances_total{flow=\"ingest\",env=\"dev\",task=\"count\","
+                                "state=\"done\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_cache_hits_total{flow=\"ingest\",env=\"prod\",task=\"count\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_cache_misses_total{flow=\"ingest\",env=\"prod\",task=\"count\"} 3\n"));
+    assert_non_null(strstr(buf, "flow_cache_misses_total{flow=\"ingest\",env=\"dev\",task=\"count\"} 0\n"));
+    /* 2^-10 s in the first bucket (le 0.001), 2^-9 s in le 0.0025, 7200 s above 3600 */
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_bucket{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\",le=\"0.001\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_bucket{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\",le=\"0.0025\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_bucket{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\",le=\"3600\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_bucket{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\",le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_count{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\"} 3\n"));
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_sum{flow=\"ingest\",env=\"prod\","
+                                "task=\"count\"} 7200.0029296875\n"));
+    /* the unknown duration is counted as an instance, not in the histogram */
+    assert_non_null(strstr(buf, "flow_instance_duration_seconds_count{flow=\"ingest\",env=\"dev\","
+                                "task=\"count\"} 0\n"));
+    assert_non_null(strstr(buf, "task=\"t39\",state=\"done\"} 1\n"));
+    assert_null(strstr(buf, "flow_queue_depth"));
+    free(buf);
+    mx_tally_free(&t);
+}
+
+static void write_runs(FILE *f, void *ud) {
+    mx_write_runs(f, ud);
+}
+
+/* Run counters by (flow, env): each event its counter; running up with a start,
+ * down with every end (ENDED: down only). */
+static void test_runs(void **state) {
+    (void)state;
+    mx_runs r;
+    assert_int_equal(mx_runs_init(&r), 0);
+    mx_runs_count(&r, "a", "prod", MX_RUN_STARTED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_SUCCEEDED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_STARTED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_FAILED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_STARTED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_INTERRUPTED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_STARTED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_SKIPPED);
+    mx_runs_count(&r, "a", "prod", MX_RUN_STARTED);
+    mx_runs_count(&r, "b\"x", "dev", MX_RUN_STARTED);
+    mx_runs_count(&r, "b\"x", "dev", MX_RUN_STARTED);
+    mx_runs_count(&r, "b\"x", "dev", MX_RUN_ENDED);
+    char *buf = text_of(write_runs, &r);
+    assert_non_null(strstr(buf, "# TYPE flow_runs_started_total counter\n"
+                                "flow_runs_started_total{flow=\"a\",env=\"prod\"} 5\n"
+                                "flow_runs_started_total{flow=\"b\\\"x\",env=\"dev\"} 2\n"));
+    assert_non_null(strstr(buf, "flow_runs_succeeded_total{flow=\"a\",env=\"prod\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_runs_failed_total{flow=\"a\",env=\"prod\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_runs_interrupted_total{flow=\"a\",env=\"prod\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_runs_skipped_total{flow=\"a\",env=\"prod\"} 1\n"));
+    assert_non_null(strstr(buf, "flow_runs_succeeded_total{flow=\"b\\\"x\",env=\"dev\"} 0\n"));
+    assert_non_null(strstr(buf, "# TYPE flow_runs_running gauge\n"
+                                "flow_runs_running{flow=\"a\",env=\"prod\"} 1\n"
+                                "flow_runs_running{flow=\"b\\\"x\",env=\"dev\"} 1\n"));
+    free(buf);
+    mx_runs_free(&r);
+}
+
+static void write_sizes(FILE *f, void *ud) {
+    mx_write_sizes(f, ud);
+}
+
+static void put_file(const char *path, size_t n) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++)
+        fputc('x', f);
+    fclose(f);
+}
+
+/* The sizes of state.db (with its -wal) and the store (walked), read again only
+ * after MX_SIZES_EVERY seconds however often scraped. */
+static void test_sizes(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test-metrics-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/state.db", dir);
+    put_file(p, 1000);
+    snprintf(p, sizeof p, "%s/state.db-wal", dir);
+    put_file(p, 24);
+    snprintf(p, sizeof p, "%s/store", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/store/ab", dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/store/ab/cdef", dir);
+    put_file(p, 300);
+    snprintf(p, sizeof p, "%s/store/top", dir);
+    put_file(p, 5);
+    mx_sizes z = {.state_dir = dir};
+    char *buf = text_of(write_sizes, &z);
+    assert_non_null(strstr(buf, "# TYPE flow_state_db_bytes gauge\nflow_state_db_bytes 1024\n"));
+    assert_non_null(strstr(buf, "# TYPE flow_store_bytes gauge\nflow_store_bytes 305\n"));
+    free(buf);
+    snprintf(p, sizeof p, "%s/store/more", dir); /* not seen before MX_SIZES_EVERY */
+    put_file(p, 100);
+    buf = text_of(write_sizes, &z);
+    assert_non_null(strstr(buf, "flow_store_bytes 305\n"));
+    free(buf);
+    z.at -= MX_SIZES_EVERY; /* as if the time had passed */
+    buf = text_of(write_sizes, &z);
+    assert_non_null(strstr(buf, "flow_store_bytes 405\n"));
+    free(buf);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* A free port on 127.0.0.1 (bound, read, closed). */
@@ -267,6 +415,9 @@ int main(void) {
         cmocka_unit_test(test_writer),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_meter_rows),
+        cmocka_unit_test(test_tally),
+        cmocka_unit_test(test_runs),
+        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_listen_forms),
         cmocka_unit_test(test_server),
     };
