@@ -192,11 +192,19 @@ void mx_write_instances(FILE *f, const mx_inst_row *rows, size_t n, int64_t queu
         }
     }
 #define ROW_LABELS(r) const char *l[] = {"flow", (r)->flow, "env", (r)->env, "task", (r)->task, NULL}
-    mx_family(f, "flow_instances_running", "gauge",
-              "instances with the executor now, by task (queued in a worker included)");
-    for (size_t i = 0; i < n; i++) {
-        ROW_LABELS(&rows[i]);
-        mx_sample(f, "flow_instances_running", l, (double)rows[i].running);
+    if (n && rows[0].queued >= 0) { /* a live run's meter (serve counts ended runs only) */
+        mx_family(f, "flow_instances_running", "gauge",
+                  "instances with the executor now, by task (queued in a worker included)");
+        for (size_t i = 0; i < n; i++) {
+            ROW_LABELS(&rows[i]);
+            mx_sample(f, "flow_instances_running", l, (double)rows[i].running);
+        }
+        mx_family(f, "flow_instances_queued", "gauge",
+                  "instances the run has come to that wait: for their inputs or a free slot, by task");
+        for (size_t i = 0; i < n; i++) {
+            ROW_LABELS(&rows[i]);
+            mx_sample(f, "flow_instances_queued", l, (double)rows[i].queued);
+        }
     }
     mx_family(f, "flow_cache_hits_total", "counter", "instances served from the history, by task");
     for (size_t i = 0; i < n; i++) {
@@ -241,6 +249,10 @@ size_t mx_meter_rows(const sched_meter *m, const char *flow, const char *env,
         r->failed = LD(tm->failed);
         r->missed = LD(tm->missed);
         r->running = LD(tm->running);
+        /* each counter read whole, not all at one instant: never below 0 */
+        int64_t q = (int64_t)(LD(tm->known) - LD(tm->skipped) - r->done - r->cached - r->failed) -
+                    r->running;
+        r->queued = q > 0 ? q : 0;
         for (int b = 0; b <= SCHED_METER_NBOUNDS; b++)
             r->bucket[b] = LD(tm->bucket[b]);
         r->seconds = LD(tm->seconds);
@@ -301,6 +313,7 @@ void mx_tally_add(mx_tally *t, const char *flow, const char *env, const char *ta
     if (!r && t->n < t->cap) {
         r = &t->rows[t->n];
         memset(r, 0, sizeof *r);
+        r->queued = -1;
         r->flow = strdup(flow);
         r->env = strdup(env);
         r->task = strdup(task);

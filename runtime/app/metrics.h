@@ -69,12 +69,14 @@ void mx_write_sizes(FILE *f, mx_sizes *z);
 /* flow_build_info{version} 1 */
 void mx_write_build(FILE *f);
 /* The instance metrics, one row per (flow, env, task): flow_instances_total,
- * flow_instances_running, flow_cache_{hits,misses}_total, flow_instance_duration_seconds;
- * and flow_queue_depth{flow,env} when queue >= 0 (rows[0]'s flow and env). */
+ * flow_instances_running and flow_instances_queued (when rows[0].queued >= 0: a live
+ * run's meter), flow_cache_{hits,misses}_total, flow_instance_duration_seconds; and
+ * flow_queue_depth{flow,env} when queue >= 0 (rows[0]'s flow and env). */
 typedef struct mx_inst_row {
     const char *flow, *env, *task;
     uint64_t done, cached, failed, missed;
     int64_t running;
+    int64_t queued; /* < 0: not known (serve) */
     uint64_t bucket[SCHED_METER_NBOUNDS + 1];
     double seconds;
 } mx_inst_row;

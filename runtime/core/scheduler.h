@@ -105,6 +105,8 @@ typedef struct sched_task_meter {
     _Atomic uint64_t failed;  /* instances failed (after their retries, or served failed) */
     _Atomic int64_t running;  /* instances with the executor (a gauge) */
     _Atomic uint64_t missed;  /* instances looked up in the history and not found */
+    _Atomic uint64_t known;   /* instances the run has come to (their call or expansion opened) */
+    _Atomic uint64_t skipped; /* instances known that will not run: a producer failed */
     _Atomic uint64_t bucket[SCHED_METER_NBOUNDS + 1]; /* executions per duration bucket */
     _Atomic double seconds;   /* sum of the execution durations */
 } sched_task_meter;

@@ -6,7 +6,7 @@
 # `promtool check metrics` and counts what the run did; 404 elsewhere; a resumed run
 # counts the instances its record served as cached; hostile clients (slowloris
 # connections, a huge request, more connections than the limit) neither hang nor slow
-# the run and are closed by flowrun; then a real Prometheus (its own config and data
+# the run and are closed by flowrun; instances queued under -j 1; then a real Prometheus (its own config and data
 # folder under a temp dir, a free port on 127.0.0.1, scrape interval 1 s) scrapes a
 # long `flowrun run` and a `flowrun serve`, and its HTTP API (/api/v1/query) must give
 # back what they did. The suite drives services (flowrun's endpoint, Prometheus): it
@@ -39,7 +39,14 @@ flow long(n: int = 30, gate: str = "gate") -> int {
     return slow(xs, gate)
 }
 EOF
-for f in long watch; do "$FLOWC" $f.flow 2> flowc.err || { fail "flowc $f: $(head -1 flowc.err)"; exit 0; }; done
+cat > six.flow << 'EOF'
+# six instances, one at a time: the others wait (queued)
+task nap(n: int) -> int = sh "sleep 0.5; echo {n}"
+flow six(n: int = 6) -> [int] {
+    return nap.expand(n = range(n))
+}
+EOF
+for f in long watch six; do "$FLOWC" $f.flow 2> flowc.err || { fail "flowc $f: $(head -1 flowc.err)"; exit 0; }; done
 
 # a free TCP port on 127.0.0.1 (bound, read, released)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -108,6 +115,8 @@ else
 fi
 scrape "$P" > s1.txt
 expect "slow is running" 1 "$(value s1.txt 'flow_instances_running{flow="long",env="prod",task="slow"}')"
+expect "nothing queued: quick all done, slow running" "0 0" \
+    "$(value s1.txt 'flow_instances_queued{flow="long",env="prod",task="quick"}') $(value s1.txt 'flow_instances_queued{flow="long",env="prod",task="slow"}')"
 expect "runs started 1, succeeded 0 while it runs" "1 0" \
     "$(value s1.txt 'flow_runs_started_total{flow="long",env="prod"}') $(value s1.txt 'flow_runs_succeeded_total{flow="long",env="prod"}')"
 expect "cache misses of quick: 30" 30 "$(value s1.txt 'flow_cache_misses_total{flow="long",env="prod",task="quick"}')"
@@ -214,6 +223,32 @@ else
 fi
 
 kill "$holder" 2> /dev/null
+
+# ---- queued instances: six, one at a time (-j 1) ----
+P=$(free_port)
+"$FLOWRUN" run six.plan --state st3 -j 1 --metrics "$P" > run6.out 2> run6.err &
+run=$!; pids="$pids $run"
+i=0; q=""
+while [ $i -lt 50 ]; do # the first scrape once the expansion is open (5 s at most)
+    scrape "$P" > w.txt
+    q=$(value w.txt 'flow_instances_queued{flow="six",env="prod",task="nap"}')
+    [ -n "$q" ] && [ "$q" != 0 ] && break
+    sleep 0.1; i=$((i + 1))
+done
+if [ -n "$q" ]; then
+    r=$(value w.txt 'flow_instances_running{flow="six",env="prod",task="nap"}')
+    d=$(value w.txt 'flow_instances_total{flow="six",env="prod",task="nap",state="done"}')
+    if [ "$q" -ge 2 ] 2> /dev/null && [ $((q + r + d)) = 6 ] &&
+        [ "$(value w.txt 'flow_queue_depth{flow="six",env="prod"}')" = "$q" ]; then
+        pass "-j 1: instances queued ($q), running ($r) and done ($d) make the six; queue depth $q"
+    else
+        fail "-j 1: queued '$q', running '$r', done '$d': $(grep -F 'flow="six"' w.txt | grep -v bucket | tr '\n' '|')"
+    fi
+else
+    fail "-j 1: no scrape before the first instance ended: $(head -2 run6.err)"
+fi
+wait $run
+expect "-j 1: the run succeeds" 0 "$?"
 
 # ---- a real Prometheus scraping a long run and a serve ----
 if ! command -v prometheus > /dev/null; then

@@ -96,6 +96,9 @@ static void test_meter_rows(void **state) {
     memset(tm, 0, sizeof tm);
     sched_meter m = {.n_tasks = 3, .task = tm};
     atomic_store(&tm[0].done, 7);
+    atomic_store(&tm[0].known, 12); /* 7 done, 1 running, 1 skipped: 3 queued */
+    atomic_store(&tm[0].running, 1);
+    atomic_store(&tm[0].skipped, 1);
     atomic_store(&tm[2].cached, 2);
     atomic_store(&tm[2].bucket[SCHED_METER_NBOUNDS], 1);
     atomic_store(&m.known, 10);
@@ -106,6 +109,8 @@ static void test_meter_rows(void **state) {
     assert_int_equal(n, 2); /* the task not reached is left out */
     assert_string_equal(rows[0].task, "alpha");
     assert_int_equal(rows[0].done, 7);
+    assert_int_equal(rows[0].queued, 3);
+    assert_int_equal(rows[1].queued, 0); /* 2 cached of 0 known (read at other instants) */
     assert_string_equal(rows[1].task, "gamma");
     assert_int_equal(rows[1].cached, 2);
     assert_int_equal(mx_meter_queue(&m), 1);
@@ -119,6 +124,8 @@ static void test_meter_rows(void **state) {
     assert_non_null(strstr(buf, "flow_instance_duration_seconds_bucket{flow=\"f\",env=\"prod\","
                                 "task=\"gamma\",le=\"+Inf\"} 1\n"));
     assert_non_null(strstr(buf, "flow_queue_depth{flow=\"f\",env=\"prod\"} 1\n"));
+    assert_non_null(strstr(buf, "# TYPE flow_instances_queued gauge\n"
+                                "flow_instances_queued{flow=\"f\",env=\"prod\",task=\"alpha\"} 3\n"));
     assert_non_null(strstr(buf, "# TYPE flow_instance_duration_seconds histogram\n"));
     free(buf);
 }
@@ -177,6 +184,8 @@ static void test_tally(void **state) {
                                 "task=\"count\"} 0\n"));
     assert_non_null(strstr(buf, "task=\"t39\",state=\"done\"} 1\n"));
     assert_null(strstr(buf, "flow_queue_depth"));
+    assert_null(strstr(buf, "flow_instances_queued"));
+    assert_null(strstr(buf, "flow_instances_running"));
     free(buf);
     mx_tally_free(&t);
 }
