@@ -64,6 +64,8 @@ check flowrun-run-options "--env --executor" flowrun b.plan --e
 check flowrun-executor "process" flowrun b.plan --executor p
 check flowrun-schedule "breadth" flowrun b.plan --schedule b
 check flowrun-backfill-options "--max-intervals --max-map" flowrun backfill b.plan --max
+check flowrun-run-metrics "--max-map --metrics" flowrun b.plan --m
+check flowrun-backfill-no-metrics "" flowrun backfill b.plan --me
 check flowrun-backfill-order "newest-first oldest-first" flowrun backfill b.plan --order ""
 check flowrun-backfill-flow-names "wordcount wordstats" flowrun backfill b.plan --from 2026-01-01 --flow ""
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
