@@ -38,6 +38,9 @@
       "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")                                    \
     X(clear, "RUN INSTANCE [--env NAME] [--state DIR] [--config FILE]",                            \
       "mark instances to run again on resume")                                                    \
+    X(why, "RUN INSTANCE [--json] [--env NAME] [--state DIR] [--config FILE]",                     \
+      "why an instance ran, or which run's result it was served (INSTANCE: a task's name "        \
+      "summarises it)")                                                                            \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \
