@@ -57,7 +57,7 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify" flowrun ""
+check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify why" flowrun ""
 check flowrun-subcommand "resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-run-options "--env --executor" flowrun b.plan --e
@@ -82,6 +82,8 @@ check flowrun-flow-names "wordcount wordstats" flowrun b.plan --flow ""
 check flowrun-logs-tasks-from-show "count_words list_files" flowrun logs r2 ""
 FAKE=inspect check flowrun-clear-tasks-from-inspect "count_words" flowrun clear r2 co
 FAKE=inspect check flowrun-clear-all-tasks-from-inspect "count_words total_of" flowrun clear r2 ""
+check flowrun-why-tasks-from-show "count_words list_files" flowrun why r2 ""
+check flowrun-why-json "--json" flowrun why r2 count_words --
 FAKE=none check flowrun-tasks-from-sources "alpha beta" flowrun logs r9 ""
 FAKE=none check flowrun-no-runs-tolerated "" flowrun resume ""
 
