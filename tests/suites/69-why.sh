@@ -102,11 +102,19 @@ expect "version edited: --json reason" "code_changed None" "$(q code.json "j['in
 run --no-cache
 expect "--no-cache: said" "counts[1] (run 6): --no-cache: run 6 served nothing from the cache" "$(why last 'counts[1]')"
 
+# ---- cache: false; an earlier run whose plan was rebuilt since ----
+sed 's/^task total_of(counts: \[int\]) -> int    = wc.total_of$/& with {cache: false}/' wordcount.flow > nc.flow && mv nc.flow wordcount.flow
+"$FLOWC" wordcount.flow 2>> "$T/stderr" || echo "FAIL why: flowc (cache: false)"
+run
+expect "cache: false: said" "total_of (run 7): \`cache: false\`: it runs every time" "$(why last total_of)"
+"$FLOWRUN" why 2 'counts[1]' --state "$ST" > /dev/null 2> note.txt
+expect "a plan rebuilt since the run: a note on stderr" 1 "$(grep -c "^flowrun why: note: .*wordcount.plan was rebuilt since run 2" note.txt)"
+
 # ---- refusals: exit 2, one line ----
 err() { "$FLOWRUN" why "$@" > out.txt 2> err.txt; echo "$? $(wc -l < err.txt | tr -d ' ') $(cat err.txt)"; }
 expect "unknown run" "2 1 flowrun why: no run 99 in this state directory" "$(err 99 count_words --state "$ST")"
 expect "not a run id" "2 1 flowrun why: 'x1' is not a run id (a number, or 'last')" "$(err x1 count_words --state "$ST")"
-expect "unknown instance" "2 1 flowrun why: run 6 has no instance nope[3] (flowrun show 6 lists them)" \
+expect "unknown instance" "2 1 flowrun why: run 7 has no instance nope[3] (flowrun show 7 lists them)" \
     "$(err last 'nope[3]' --state "$ST")"
 expect "no state: said, and nothing created" "2 1 flowrun why: no state in $T/none (no run recorded there yet) absent" \
     "$(err last count_words --state "$T/none") $([ -e "$T/none" ] && echo present || echo absent)"
