@@ -5,8 +5,9 @@
 # counts 2 served; the changed instance, by name and by label; a served instance names
 # the run that produced it; the reduce points at the upstream that changed), a new
 # file sorted last (no earlier entry) and one sorted first (another file at that
-# index), a task's `version` edited (the code changed), a --no-cache run, the --json
-# forms (parsed), and the refusals (unknown run, unknown instance, no state: exit 2,
+# index), a task's `version` edited (the code changed), a --no-cache run, `cache:
+# false`, a plan rebuilt since the run, the --json forms (parsed), a binding of 1,001
+# instances (counts with separators, 20 shown per reason), and the refusals (unknown run, unknown instance, no state: exit 2,
 # one line, nothing created).
 ROOT=$(pwd)
 T=$(mktemp -d /tmp/flow-why-XXXXXX)
@@ -109,6 +110,17 @@ run
 expect "cache: false: said" "total_of (run 7): \`cache: false\`: it runs every time" "$(why last total_of)"
 "$FLOWRUN" why 2 'counts[1]' --state "$ST" > /dev/null 2> note.txt
 expect "a plan rebuilt since the run: a note on stderr" 1 "$(grep -c "^flowrun why: note: .*wordcount.plan was rebuilt since run 2" note.txt)"
+
+# ---- a wide binding: counts with separators, 20 shown per reason ----
+mkdir big
+i=1000; while [ $i -le 2000 ]; do echo "w $i" > big/f$i.txt; i=$((i + 1)); done
+"$FLOWRUN" wordcount.plan --flow wordcount --param root=big --progress none --state "$T/bst" > /dev/null 2>> "$T/stderr"
+"$FLOWRUN" why last count_words --state "$T/bst" > big.txt 2>> "$T/stderr"
+expect "wide: 1,001 counted with separators" "1,001 ran: 1,001 no earlier entry; 0 served from the cache" "$(sed -n 2p big.txt)"
+expect "wide: 20 shown, then how many more" "24     ... and 981 more" "$(wc -l < big.txt | tr -d ' ') $(tail -1 big.txt)"
+"$FLOWRUN" why last count_words --json --state "$T/bst" > big.json 2>> "$T/stderr"
+expect "wide: --json lists 20 and says how many more" "1001 20 981" \
+    "$(q big.json "j['ran'], len(j['reasons'][0]['instances']), j['reasons'][0]['more']")"
 
 # ---- refusals: exit 2, one line ----
 err() { "$FLOWRUN" why "$@" > out.txt 2> err.txt; echo "$? $(wc -l < err.txt | tr -d ' ') $(cat err.txt)"; }
