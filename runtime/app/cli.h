@@ -18,10 +18,10 @@
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
            "[--executor inline|process|kubernetes] [--kube-image IMAGE] [--kube-namespace NS] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
-           "[--unprotected] [--metrics ADDR:PORT] [--dry-run [--json] [--exact]]",                                                       \
+           "[--unprotected] [--metrics ADDR:PORT] [--events FILE] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
     X(resume, "RUN [--config FILE] [--state DIR] [--env NAME] [--unprotected] [-j N] "          \
-              "[--executor E] [--max-map N] [--no-cache] [--metrics ADDR:PORT]",                                        \
+              "[--executor E] [--max-map N] [--no-cache] [--metrics ADDR:PORT] [--events FILE]",                                        \
       "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
@@ -38,6 +38,9 @@
       "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")                                    \
     X(clear, "RUN INSTANCE [--env NAME] [--state DIR] [--config FILE]",                            \
       "mark instances to run again on resume")                                                    \
+    X(why, "RUN INSTANCE [--json] [--env NAME] [--state DIR] [--config FILE]",                     \
+      "why an instance ran, or which run's result it was served (INSTANCE: a task's name "        \
+      "summarises it)")                                                                            \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \

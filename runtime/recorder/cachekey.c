@@ -500,6 +500,21 @@ int ck_arg_part(ck_ctx *cx, uint32_t ty, fl_val v, uint64_t *out, char *err, siz
     return 0;
 }
 
+int ck_path_part(ck_ctx *cx, const char *path, const fl_digest *h, uint64_t *out) {
+    cx->len = 0;
+    const char *tail = store_path_tail(path); /* as put_value writes a `path` */
+    put_str(cx, tail ? tail : path, strlen(tail ? tail : path));
+    put(cx, h->b, 32);
+    if (cx->oom) {
+        cx->len = 0;
+        cx->oom = 0;
+        return -1;
+    }
+    *out = fl_hash_bytes(cx->buf, cx->len);
+    cx->len = 0;
+    return 0;
+}
+
 int ck_key_parts(ck_ctx *cx, uint32_t task, const fl_val *args, uint64_t *ident,
                  uint64_t *inputs, char *err, size_t errlen) {
     const fl_plan *p = cx->plan;

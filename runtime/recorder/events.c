@@ -2,19 +2,25 @@
  * events.c — run events as OpenLineage RunEvent JSON lines (`--events FILE`).
  * See events.h for what is written when, and how runs and jobs are named.
  *
- * Every line is built with stdio on the sink's FILE (fully buffered, 64 KiB) and
- * the buffer is flushed at the run's start and end; a write error is remembered
- * and reported once, by ev_close. Nothing here prints to the process's streams.
+ * Every line is built with stdio into memory (open_memstream), and whole lines go to
+ * the file in one write(2) on a descriptor opened O_APPEND: at the run's start and
+ * end, and after an instance once 64 KiB are pending or a second has passed since the
+ * last write. So a reader tailing the file is at most a second behind, and a flowrun
+ * killed in the middle loses at most that second's lines but never leaves half a
+ * line. A write error is remembered and reported once, by ev_close. Nothing here
+ * prints to the process's streams.
  */
 #include "events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <flow.h> /* FLOW_VERSION */
 
@@ -30,8 +36,11 @@
 
 struct ev_sink {
     fl_ctx *ctx;
-    FILE *f;
-    char *buf;          /* its stdio buffer */
+    FILE *f;            /* lines are built here: a memory stream over mem */
+    char *mem;          /* open_memstream's buffer (its own; freed after fclose) */
+    size_t memlen;      /* its length at the last fflush */
+    int fd;             /* the events file, O_APPEND */
+    double last;        /* CLOCK_MONOTONIC of the last write to fd */
     char uuid[37];      /* the flow run's runId */
     char *flow, *ns;    /* the flow's name; "flow:<environment>" */
     int64_t run;
@@ -105,11 +114,31 @@ static void end_line(ev_sink *e) {
     }
 }
 
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Write the whole lines pending in memory to the file, and start the memory over. */
 static void flush(ev_sink *e) {
-    if (fflush(e->f) && !e->failed) {
-        e->failed = 1;
-        e->err_no = errno;
+    e->last = mono();
+    if (fflush(e->f)) {
+        if (!e->failed) e->failed = 1, e->err_no = errno;
+        return;
     }
+    size_t off = 0;
+    while (off < e->memlen && !e->failed) {
+        ssize_t w = write(e->fd, e->mem + off, e->memlen - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e->failed = 1;
+            e->err_no = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        off += (size_t)w;
+    }
+    fseeko(e->f, 0, SEEK_SET); /* the next lines overwrite these; memlen follows at fflush */
 }
 
 /* The standard errorMessage facet, after another facet: what consumers such as
@@ -157,18 +186,17 @@ ev_sink *ev_open(fl_ctx *ctx, const char *path, const char *state_dir, const cha
     e->run = run;
     e->flow = fl_strdup(ctx, flow ? flow : "flow");
     e->ns = fl_sprintf(ctx, "flow:%s", env ? env : "prod");
-    e->buf = fl_malloc(ctx, 1 << 16);
-    if (!e->flow || !e->ns || !e->buf) {
+    e->fd = -1;
+    if (!e->flow || !e->ns || !(e->f = open_memstream(&e->mem, &e->memlen))) {
         snprintf(err, errlen, "out of memory");
         ev_close(e, NULL, NULL, NULL, 0);
         return NULL;
     }
-    if (!(e->f = fopen(path, "ae"))) {
+    if ((e->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666)) < 0) {
         snprintf(err, errlen, "cannot open the events file %s: %s", path, strerror(errno));
         ev_close(e, NULL, NULL, NULL, 0);
         return NULL;
     }
-    setvbuf(e->f, e->buf, _IOFBF, 1 << 16);
     char abs[PATH_MAX], seed[PATH_MAX + 64];
     if (!realpath(state_dir, abs)) snprintf(abs, sizeof abs, "%s", state_dir);
     int n = snprintf(seed, sizeof seed, "%s\n%" PRId64 "\n%.6f", abs, run, started);
@@ -282,28 +310,29 @@ void ev_instance(ev_sink *e, const fl_plan *p, uint32_t task, const state_inst *
         fputs("]", e->f);
         end_line(e);
     }
+    if (ftello(e->f) >= (1 << 16) || mono() - e->last >= 1.0) flush(e);
 }
 
 int ev_close(ev_sink *e, const char *state, const char *error, char *err, size_t errlen) {
     if (!e) return 0;
     int rc = 0;
-    if (e->f) {
+    if (e->f && e->fd >= 0) {
         if (state)
             run_line(e, !strcmp(state, "succeeded") ? "COMPLETE"
                         : !strcmp(state, "failed")  ? "FAIL"
                                                     : "ABORT",
                      0, state, error);
         flush(e);
-        if (fclose(e->f) && !e->failed) {
-            e->failed = 1;
-            e->err_no = errno;
-        }
+        if (close(e->fd) && !e->failed) e->failed = 1, e->err_no = errno;
         if (e->failed) {
             if (errlen) snprintf(err, errlen, "writing the events file: %s", strerror(e->err_no));
             rc = -1;
         }
+    } else if (e->fd >= 0) {
+        close(e->fd);
     }
-    fl_free(e->ctx, e->buf);
+    if (e->f) fclose(e->f);
+    free(e->mem); /* open_memstream's, from malloc */
     fl_free(e->ctx, e->flow);
     fl_free(e->ctx, e->ns);
     fl_free(e->ctx, e);

@@ -2,8 +2,8 @@
  * events.h — run events for lineage tools (`flowrun run --events FILE`, issue 17):
  * one JSON line per state change of the run and of each task instance, in the shape
  * of an OpenLineage RunEvent. Layer: recorder. docs/observability.md says what each
- * line holds; tests/suites/69-events.sh checks them against a JSON Schema written from
- * the OpenLineage specification (tests/data/openlineage-runevent.json).
+ * line holds; tests/suites/67-events.sh checks them against a JSON Schema written from
+ * the OpenLineage specification (tests/events/openlineage-runevent.schema.json).
  *
  * DESIGN
  *   The history (history.c) owns one ev_sink when the run asks for events, and calls
@@ -25,9 +25,9 @@
  *   cache-key part (a 64-bit hash that changes when the file's content does); a
  *   result of type path, or list of paths, gives output datasets, and those the
  *   instance wrote into the store carry the SHA-256 of their content (a path it
- *   returned from elsewhere carries none: flowrun did not read it). The file is
- *   appended to through a 64 KiB stdio buffer, flushed at the run's start and end:
- *   a reader that tails it during a run may see a last line cut short until then.
+ *   returned from elsewhere carries none: flowrun did not read it). Lines are
+ *   appended in whole-line writes at the run's start and end and at most a second
+ *   apart in between (events.c): a reader tailing the file never sees half a line.
  */
 #ifndef FLOW_EVENTS_H
 #define FLOW_EVENTS_H

@@ -116,7 +116,8 @@
     X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
                 "VALUES(?,?,?,?,?,?)")                                                             \
     X(file_range, "SELECT path, size, mtime_ns, inode, ctime_ns, hash FROM files "                 \
-                  "WHERE path >= ?1 AND path < ?2")
+                  "WHERE path >= ?1 AND path < ?2")                                            \
+    X(file_all, "SELECT path, hash FROM files")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -1249,6 +1250,24 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
                            const fl_digest *objs, size_t nobjs);
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
+int state_files_each(fl_state *st, int (*fn)(const char *path, const fl_digest *h, void *ctx),
+                     void *ctx) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_all);
+    if (!s) return -1;
+    int rc = SQLITE_DONE, stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *path = (const char *)sqlite3_column_text(s, 0);
+        if (!path || sqlite3_column_bytes(s, 1) != 32) continue; /* not a whole row */
+        fl_digest h;
+        memcpy(h.b, sqlite3_column_blob(s, 1), 32);
+        stop = fn(path, &h, ctx);
+    }
+    if (!stop && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    return stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h);
 
 static int replay(conn *c, const wbatch *b) {

@@ -94,6 +94,8 @@ field bad.jsonl 3 'e["run"]["facets"]["errorMessage"]["message"]' | grep -q "sta
     --events kill.jsonl > /dev/null 2>> "$E" &
 pid=$!
 i=0; while [ ! -e b.txt.started ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+expect "resume: the run's START is in the file while it runs" START \
+    "$(field kill.jsonl 1 'e["eventType"]')"
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 touch b.txt.go
 got=$("$FLOWRUN" resume last --progress none --state "$ST" --events kill.jsonl 2>> "$E")
@@ -105,6 +107,21 @@ print(" ".join(json.loads(l)["eventType"] for l in open(sys.argv[1]) if "parent"
 expect "resume: the flow run's events" "START RUNNING COMPLETE" "$kinds"
 expect "resume: one runId for the flow run" 1 \
     "$(grep -v '"parent"' kill.jsonl | grep -o '"runId":"[^"]*"' | sort -u | wc -l | tr -d ' ')"
+
+# ---- many instances: lines go out in many writes, each whole ----
+got=$(run --flow many --param n=3000 --max-map 3000 --events many.jsonl)
+expect "many: the result" 44985000 "$got"
+expect "many: the events check" \
+    "runs=1 instances=3001 failed=0 cached=0 outputs-hashed=0 inputs-hashed=0" "$(check many.jsonl)"
+
+# ---- backfill: each interval's run appends its own ----
+mkdir words && echo hi > words/a
+if "$FLOWC" "$ROOT/examples/daily/daily.flow" -o daily.plan 2>> "$E"; then
+    "$FLOWRUN" backfill daily.plan --from 2026-01-01 --to 2026-01-03 --param root=words \
+        --state "$ST" --progress none --unprotected --events bf.jsonl > /dev/null 2>> "$E"
+    expect "backfill: three runs in one file" \
+        "runs=3 instances=12 failed=0 cached=0 outputs-hashed=3 inputs-hashed=6" "$(check bf.jsonl)"
+else fail "backfill" "flowc daily.flow"; fi
 
 # ---- refusals and failures of the file itself ----
 runs_before=$("$FLOWRUN" runs --state "$ST" 2>/dev/null | wc -l)

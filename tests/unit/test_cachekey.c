@@ -354,6 +354,52 @@ static void test_key_is_documented_bytes(void **state) {
     ck_free(&cx);
 }
 
+/* ck_path_part gives a `path` argument the part ck_arg_part gives it, from the name and
+ * the content hash alone; and the file-identity index hands back (state_files_each)
+ * the path and hash it noted, so `flowrun why` finds the file of a part. */
+static int take_file(const char *path, const fl_digest *h, void *ctx) {
+    void **out = ctx;
+    if (strcmp(path, out[0])) return 0;
+    *(fl_digest *)out[1] = *h;
+    return 1;
+}
+
+static void test_path_part_from_the_index(void **state) {
+    fixture *f = *state;
+    char path[128], other[128];
+    snprintf(path, sizeof path, "%s/a.txt", f->dir);
+    snprintf(other, sizeof other, "%s/b.txt", f->dir);
+    write_file(path, "one two three\n");
+    write_file(other, "something else\n");
+    ck_ctx cx = {.plan = f->p, .state = f->st};
+    char err[256];
+    uint64_t part, part_b, from_hash, from_index = 0;
+    fl_val v = fv_str_cstr(f->p, f->t_path, path);
+    assert_int_equal(ck_arg_part(&cx, f->t_path, v, &part, err, sizeof err), 0);
+    fv_decref(f->p, f->t_path, v);
+    v = fv_str_cstr(f->p, f->t_path, other);
+    assert_int_equal(ck_arg_part(&cx, f->t_path, v, &part_b, err, sizeof err), 0);
+    fv_decref(f->p, f->t_path, v);
+    fl_digest h, noted = {{0}};
+    assert_int_equal(hash_file(fl_ctx_default(), path, &h, err, sizeof err), 0);
+    assert_int_equal(ck_path_part(&cx, path, &h, &from_hash), 0);
+    assert_true(from_hash == part);
+    assert_int_equal(state_commit(f->st), 0);
+    void *find[2] = {path, &noted};
+    assert_int_equal(state_files_each(f->st, take_file, find), 0);
+    assert_memory_equal(noted.b, h.b, 32);
+    assert_int_equal(ck_path_part(&cx, path, &noted, &from_index), 0);
+    assert_true(from_index == part);
+    /* another file's name or another content: another part */
+    uint64_t x;
+    assert_int_equal(ck_path_part(&cx, other, &h, &x), 0);
+    assert_true(x != part && x != part_b);
+    h.b[0] ^= 1;
+    assert_int_equal(ck_path_part(&cx, path, &h, &x), 0);
+    assert_true(x != part);
+    ck_free(&cx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_key_follows_content, setup, teardown),
@@ -364,6 +410,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_bytes_are_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_of_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_is_documented_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_part_from_the_index, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
