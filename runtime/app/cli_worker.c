@@ -29,6 +29,7 @@
 #include "config.h"
 #include "digest.h"
 #include "exec.h"
+#include "exec_split.h"
 #include "exec_process.h"
 #include "isolate.h"
 #include "remote.h"
@@ -226,6 +227,15 @@ int rm_worker_main(int argc, char **argv) {
         ex = rt_executor_process_sec(rt, (int)jobs, store_root(sto), sec.n ? &sec : NULL,
                                      isolated > 0);
         store_close(sto);
+        /* sh tasks with image: run under podman on this host, as `flowrun run` runs
+         * them — unless this worker is itself in the container (the podman engine,
+         * a Kubernetes pod: FLOW_IN_CONTAINER), where they run as they are */
+        const char *inc = getenv("FLOW_IN_CONTAINER");
+        if (ex && !(inc && !strcmp(inc, "1"))) {
+            for (uint32_t t = 0; t < p->n_tasks; t++)
+                in[t] = in[t] && p->tasks[t].image != PLAN_NONE && p->tasks[t].kind == TK_SH;
+            ex = rt_executor_with_containers_for(rt, in, ex, (int)jobs, sec.n ? &sec : NULL);
+        }
     }
     if (!ex) {
         fprintf(stderr, "flowrun worker: cannot start the process executor: %s\n", strerror(errno));

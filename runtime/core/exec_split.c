@@ -158,7 +158,24 @@ rt_executor *rt_executor_with_containers(rt_runtime *rt, uint32_t graph, rt_exec
                                          int nworkers, const struct fsec_set *sec) {
     const fl_plan *p = rt_plan(rt);
     unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
-    if (!units || rt_reached_units(p, graph, units)) goto nomem;
+    if (!units || rt_reached_units(p, graph, units)) {
+        fl_free(p->ctx, units);
+        ex->ops->destroy(ex);
+        errno = ENOMEM;
+        return NULL;
+    }
+    rt_executor *r = rt_executor_with_containers_for(rt, units, ex, nworkers, sec);
+    fl_free(p->ctx, units);
+    return r;
+}
+
+rt_executor *rt_executor_with_containers_for(rt_runtime *rt, const unsigned char *tasks,
+                                             rt_executor *ex, int nworkers,
+                                             const struct fsec_set *sec) {
+    const fl_plan *p = rt_plan(rt);
+    unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
+    if (!units) goto nomem;
+    memcpy(units, tasks, p->n_tasks);
     int any = 0;
     for (uint32_t t = 0; t < p->n_tasks; t++) {
         units[t] = units[t] && p->tasks[t].image != PLAN_NONE && p->tasks[t].kind == TK_SH;

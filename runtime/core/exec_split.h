@@ -21,5 +21,10 @@ rt_executor *rt_executor_split(const fl_plan *p, rt_executor *a, rt_executor *b,
 struct fsec_set;
 rt_executor *rt_executor_with_containers(rt_runtime *rt, uint32_t graph, rt_executor *ex,
                                          int nworkers, const struct fsec_set *sec);
+/* The same for the tasks marked in tasks (p->n_tasks entries) instead of those a
+ * flow reaches: flowrun worker's element (cli_worker.c). */
+rt_executor *rt_executor_with_containers_for(rt_runtime *rt, const unsigned char *tasks,
+                                             rt_executor *ex, int nworkers,
+                                             const struct fsec_set *sec);
 
 #endif /* FLOW_EXEC_SPLIT_H */

@@ -14,7 +14,8 @@
  *     a container), on a combined task or its halves, on C tasks of one run that
  *     differ in image, network or run_as (one podman engine runs them all:
  *     remote_podman.c), and
- *     anywhere when podman cannot be run (the process executor runs image: sh
+ *     anywhere but under kubernetes (its pods run one configured image: cli_run.c
+ *     checks it) when podman cannot be run (the process executor runs image: sh
  *     tasks through podman: podman.c) or does not have the image (podman run
  *     --pull=never: images are built or pulled beforehand, never mid-run).
  *   - `run_as:` on a reached task whose code would not run as that user: when
@@ -106,9 +107,10 @@ static int same_container(const fl_plan *p, uint32_t a, uint32_t b) {
 }
 
 /* podman[0]: podman was found to run; podman[1]: the first C task with image: seen
- * (PLAN_NONE: none yet). */
+ * (PLAN_NONE: none yet). kube_ex: under --executor kubernetes every pod runs the
+ * configured image, not podman here (cli_run.c checks the tasks' images against it). */
 static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                      uint32_t *podman, char *err, size_t errlen) {
+                      int kube_ex, uint32_t *podman, char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
         const char *name = plan_str(p, T->name), *image = plan_str(p, T->image);
@@ -124,6 +126,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                      "task '%s' declares image \"%s\": a combined task and its halves do not "
                      "run in containers (refused; give image: to sh and C tasks of their own)",
                      name, image);
+        else if (kube_ex)
+            bad = 0;
         else if (T->kind == TK_C && podman[1] != PLAN_NONE && podman[1] != t &&
                  !same_container(p, podman[1], t))
             snprintf(err, errlen,
@@ -155,8 +159,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
         }
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, podman, err,
-                           errlen)) return -1;
+            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, kube_ex, podman,
+                           err, errlen)) return -1;
     return 0;
 }
 
@@ -193,6 +197,7 @@ int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units) {
 int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
                      size_t errlen) {
     int inline_ex = executor && !strcmp(executor, "inline");
+    int kube_ex = executor && !strcmp(executor, "kubernetes");
     int switches = geteuid() == 0; /* both executors switch identity as root */
     unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
     if (!units || rt_reached_units(p, graph, units)) {
@@ -206,7 +211,7 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, cha
         if (!units[u]) continue;
         const plan_task *U = &p->tasks[u];
         const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-        rc = check_task(p, u, u, as, inline_ex, podman, err, errlen);
+        rc = check_task(p, u, u, as, inline_ex, kube_ex, podman, err, errlen);
     }
     fl_free(p->ctx, units);
     return rc;

@@ -462,6 +462,14 @@ static int emit_job(kube_engine *k, const rm_start *s, const char *name, uid_t u
     for (size_t i = 0; s->argv[i]; i++)
         y_scalar(&w, i == 0 && k->o.flowrun ? k->o.flowrun : s->argv[i], 0);
     y_end_seq(&w);
+    /* the worker runs sh tasks in the pod itself, not through podman (cli_worker.c) */
+    y_key(&w, "env");
+    y_seq(&w);
+    y_map(&w);
+    y_kstr(&w, "name", "FLOW_IN_CONTAINER");
+    y_kstr(&w, "value", "1");
+    y_end_map(&w);
+    y_end_seq(&w);
     y_key(&w, "securityContext");
     y_map(&w);
     y_kint(&w, "runAsUser", uid);

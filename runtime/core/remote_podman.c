@@ -144,6 +144,7 @@ static int pm_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, cha
     ARG("--label=flow-dir=%s", pe->state); /* for people: which state directory's */
     int elem_at = n;
     ARG("--env=FLOW_ELEMENT=");
+    ARG("--env=FLOW_IN_CONTAINER=1"); /* the worker runs its sh tasks in here (cli_worker.c) */
     ARG("--log-driver=k8s-file");
     int log_at = n;
     ARG("--log-opt=path=");

@@ -208,7 +208,7 @@ fi
 # ---- not advertised, and unknown when given ----
 help=$("$FLOWRUN" --help 2>&1)
 why=""
-for w in report worker; do
+for w in report; do
     echo "$help" | grep -qw "$w" && why="$why $w"
 done
 if [ -z "$why" ]; then pass "--help lists no missing command"; else fail "--help lists" "$why"; fi
@@ -217,7 +217,7 @@ if [ -z "$why" ]; then pass "--help lists no missing command"; else fail "--help
 code=$?
 if [ "$code" = 2 ] && grep -qF "expects inline, process or kubernetes, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
 else fail "--executor nomad" "exit $code: $(cat "$T/err")"; fi
-for c in report worker; do
+for c in report; do
     "$FLOWRUN" $c > /dev/null 2> "$T/err"
     code=$?
     if [ "$code" = 2 ] && ! grep -q "not available" "$T/err" && grep -q "unknown command '$c'" "$T/err"; then
@@ -231,7 +231,7 @@ if command -v bash > /dev/null; then
         COMP_WORDS=(flowrun ""); COMP_CWORD=1; _flowrun; printf "%s\n" "${COMPREPLY[@]}"
         COMP_WORDS=(flowrun x.plan --executor ""); COMP_CWORD=3; _flowrun; printf "%s\n" "${COMPREPLY[@]}"' 2>&1)
     why=""
-    for w in report worker; do
+    for w in report; do
         echo "$words" | grep -qx "$w" && why="$why $w"
     done
     echo "$words" | grep -qx resume || why="$why (resume missing: the probe is broken)"
