@@ -240,7 +240,7 @@ static uint32_t to_str(lw *w, uint32_t t, fl_span sp) {
     else {
         err(w, sp, is_k(w, t, PT_LIST) ? "join the elements first: join(xs, \" \")" : NULL,
             "cannot turn a value of type %s into a string: only int, float, bool and "
-            "string-like values can be",
+            "string-like values can be interpolated",
             tname(w, t, b, sizeof b));
         return PLAN_NONE;
     }

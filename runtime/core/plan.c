@@ -1460,7 +1460,10 @@ static void type_text(const fl_plan *p, uint32_t ty, plan_text *t, int depth, bo
         text_put(t, "?");
         return;
     }
-    if (t->n + 1 >= t->len) return; /* full: the rest would be cut anyway */
+    if (t->n + 1 >= t->len) { /* full: the rest would be cut anyway (and is marked so) */
+        t->n = t->len;
+        return;
+    }
     if (depth > PLAN_TEXT_DEPTH) {
         text_put(t, "...");
         return;
@@ -1499,10 +1502,18 @@ static void type_text(const fl_plan *p, uint32_t ty, plan_text *t, int depth, bo
     }
 }
 
+/* A text that did not fit ends in "..." so a reader sees it was cut (a message
+ * must never stop mid-type as if that were the whole type). */
+static void text_mark_cut(plan_text *t) {
+    if (t->n + 1 <= t->len || t->len < 8) return;
+    memcpy(t->s + t->len - 4, "...", 4);
+}
+
 void plan_type_text(const fl_plan *p, uint32_t type, char *buf, size_t len) {
     plan_text t = {buf, len, 0};
     if (len) buf[0] = '\0';
     type_text(p, type, &t, 0, false);
+    text_mark_cut(&t);
 }
 
 /* The fields of a record type even when it has a name: "{a: int, b: str}". */
@@ -1510,6 +1521,7 @@ void plan_type_text_full(const fl_plan *p, uint32_t type, char *buf, size_t len)
     plan_text t = {buf, len, 0};
     if (len) buf[0] = '\0';
     type_text(p, type, &t, 0, true);
+    text_mark_cut(&t);
 }
 
 size_t plan_inst_name(const char *tmpl, const char *task, const char *idx, char *buf,
