@@ -265,7 +265,8 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
     if (dc->kind == DK_FLOW && (g->b || g->c)) chk_schedule(c, g, gi);
-    for (uint32_t i = 0; dc->kind == DK_FLOW && i < n; i++) {
+    /* out of memory, the parameters pushed last may not be in the plan (chk_oom) */
+    for (uint32_t i = 0; dc->kind == DK_FLOW && i < n && !chk_oom(c); i++) {
         const fl_node *pa = g->list.items[i];
         if (has_bytes(c, p->params[first + i].type))
             diag_error(c->d, pa->a->span, "bytes pass between tasks (see combine); a flow's "
