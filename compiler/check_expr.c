@@ -212,15 +212,14 @@ static uint32_t lower_name(lw *w, const fl_node *e) {
             e->name);
         return PLAN_NONE;
     }
-    const char *best = diag_closest(e->name, w->names, w->nparams);
-    char hint[160];
-    if (best) snprintf(hint, sizeof hint, "did you mean '%s'?", best);
+    char hb[160];
+    const char *hint = diag_did_you_mean(e->name, w->names, w->nparams, hb, sizeof hb);
     if (w->sh)
-        err(w, e->span, best ? hint : NULL,
+        err(w, e->span, hint,
             "unknown name '%s': a command can use only the task's parameters%s", e->name,
             w->has_out ? " and 'out'" : "");
     else
-        err(w, e->span, best ? hint : NULL,
+        err(w, e->span, hint,
             "unknown name '%s': a lambda can use only its parameters and constants", e->name);
     return PLAN_NONE;
 }
@@ -670,10 +669,8 @@ static uint32_t lower_member(lw *w, const fl_node *e) {
         }
         if (nc < EXPR_MAX_STACK) cands[nc++] = fname;
     }
-    const char *best = diag_closest(e->name, cands, nc);
     char hint[160];
-    if (best) snprintf(hint, sizeof hint, "did you mean '%s'?", best);
-    err(w, e->nspan, best ? hint : NULL, "%s has no field '%s'", tname(w, t, b1, sizeof b1),
+    err(w, e->nspan, diag_did_you_mean(e->name, cands, nc, hint, sizeof hint), "%s has no field '%s'", tname(w, t, b1, sizeof b1),
         e->name);
     return PLAN_NONE;
 }
@@ -710,10 +707,11 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         bool is_param = false;
         for (int i = 0; i < w->nparams; i++)
             if (w->names[i] && !strcmp(w->names[i], callee->name)) is_param = true;
-        const char *best = is_param ? NULL : diag_closest(callee->name, builtin_names, NBUILTINS);
         char hint[160];
-        if (best) snprintf(hint, sizeof hint, "did you mean '%s'?", best);
-        err(w, callee->span, best ? hint : NULL,
+        err(w, callee->span,
+            is_param ? NULL
+                     : diag_did_you_mean(callee->name, builtin_names, NBUILTINS, hint,
+                                         sizeof hint),
             is_param ? "'%s' is a parameter, not a function: a lambda can call only the "
                        "built-in functions"
                      : "unknown function '%s': a lambda can call only the built-in functions",

@@ -44,10 +44,7 @@ void chk_cand_add(chk_ctx *c, const char *name) {
 
 /* "did you mean 'x'?" among the candidates collected, or NULL */
 const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len) {
-    const char *best = diag_closest(name, c->cand, c->ncand);
-    if (!best) return NULL;
-    snprintf(buf, len, "did you mean '%s'?", best);
-    return buf;
+    return diag_did_you_mean(name, c->cand, c->ncand, buf, len);
 }
 
 uint32_t chk_loc(chk_ctx *c, fl_span sp) {
@@ -160,9 +157,9 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
         } else {
             t->lib = ld->index;
             if (ld->syms && !elf_has(ld->syms, b->sval)) {
-                const char *best = diag_closest(b->sval, ld->syms->names, ld->syms->n);
-                if (best) snprintf(hb, sizeof hb, "did you mean '%s'?", best);
-                diag_error(c->d, b->span, best ? hb : NULL,
+                diag_error(c->d, b->span,
+                           diag_did_you_mean(b->sval, ld->syms->names, ld->syms->n, hb,
+                                             sizeof hb),
                            "library '%s' (%s) has no symbol '%s'", b->name,
                            ld->ast->sval, b->sval);
             }

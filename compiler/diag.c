@@ -5,8 +5,8 @@
  * A diagnostic is printed at once, in report order: the position line, the source
  * line with a caret and tildes under the span (a line longer than 400 columns is
  * cut), then the hint. Nothing is buffered, so a message is never lost, and
- * nothing is allocated. diag_closest is a bounded Levenshtein distance over the
- * candidates the checker collected, with a limit that grows with the name's
+ * nothing is allocated. diag_closest is a bounded edit distance (a swap of two
+ * neighbouring letters is one edit) over the candidates the caller collected, with a limit that grows with the name's
  * length, so short names are not "corrected" into unrelated ones.
  */
 #include "diag.h"
@@ -94,29 +94,36 @@ void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Levenshtein distance, bounded to short names. */
+/* Edit distance with adjacent transpositions counted as one edit (optimal string
+ * alignment, the restricted Damerau-Levenshtein distance), so "retrun" is one edit
+ * from "return". Bounded to short names: three rows of 64. */
 static int distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    int rows[3][64];
+    int *prev2 = rows[0], *prev = rows[1], *row = rows[2];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
-        int prev = row[0];
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int cur = row[j];
             int cost = a[i - 1] != b[j - 1];
-            int best = prev + cost;
-            if (row[j] + 1 < best) best = row[j] + 1;
+            int best = prev[j - 1] + cost;
+            if (prev[j] + 1 < best) best = prev[j] + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
             row[j] = best;
-            prev = cur;
         }
+        int *t = prev2;
+        prev2 = prev;
+        prev = row;
+        row = t;
     }
-    return row[lb];
+    return prev[lb];
 }
 
-const char *diag_closest(const char *name, const char *const *cands, int n) {
+static const char *closest(const char *name, const char *const *cands, int n) {
     const char *best = NULL;
     int bestd = 99, len = (int)strlen(name);
     int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
@@ -126,4 +133,12 @@ const char *diag_closest(const char *name, const char *const *cands, int n) {
         if (dd < bestd) bestd = dd, best = cands[i];
     }
     return bestd <= limit ? best : NULL;
+}
+
+const char *diag_did_you_mean(const char *name, const char *const *cands, int n, char *buf,
+                              size_t len) {
+    const char *best = name ? closest(name, cands, n) : NULL;
+    if (!best || !len) return NULL;
+    snprintf(buf, len, "did you mean '%s'?", best);
+    return buf;
 }
