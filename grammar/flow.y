@@ -18,9 +18,17 @@
  *
  * Syntax errors: `parse.error custom` with LAC, so the expected set is exact;
  * yyreport_syntax_error names tokens as a user writes them, folds the many
- * tokens that can start an expression into "expression", and adds hints.
- * Errors found by the scanner are reported there and reach the parser as
- * LEXERR, which is never reported twice.
+ * tokens that can start an expression into "expression", and adds hints,
+ * among them the keyword a misspelled one is closest to (`retrun r`: the
+ * scanner remembers the last two identifiers for it). Errors found by the
+ * scanner are reported there and reach the parser as LEXERR, which is never
+ * reported twice.
+ *
+ * Recovery: `error` rules at the declaration and the statement level. After a
+ * syntax error bison skips to the next terminator at that level and goes on, so
+ * every broken declaration or statement is reported once; bison reports nothing
+ * more until three tokens were shifted, which keeps one mistake to one message.
+ * A file with syntax errors is not checked (see docs/compiler.md).
  *
  * Out of memory: node helpers return NULL when the arena cannot allocate (the
  * context then holds FL_ENOMEM) and every action tolerates a NULL child; the next
@@ -81,6 +89,9 @@ int fl_lex_next(FL_YYSTYPE *lval, fl_span *lloc, fl_parser *p);
 int fl_lex_open_bracket(const fl_parser *p, fl_span *where);
 /* When the closer at `at` did not match the open bracket, that bracket. */
 int fl_lex_mismatch(const fl_parser *p, fl_span at, fl_span *opened);
+/* The text of the last token read (back 0: the parser's look-ahead) or of the one
+ * before it (back 1) when that token is an identifier, and its span; else NULL. */
+const char *fl_lex_ident(const fl_parser *p, int back, fl_span *at);
 /* The last declaration keyword seen at depth 0 (TASK, FLOW...) or 0. */
 int fl_lex_last_decl(const fl_parser *p);
 /* A new node of the parse (every node the scanner or parser makes comes from here). */
@@ -294,9 +305,14 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 
 %%
 
+/* Leading terminators are spelled out rather than an empty opt_terms0 before
+ * decls: with LAC a syntax error in the first declaration is found in the first
+ * state, before any empty rule is reduced, so decl's `error` rule must be
+ * reachable from that state for the parse to recover and go on. */
 program
     : opt_terms0                       { $$ = p->program = mk(p, AST_PROGRAM, @$); }
-    | opt_terms0 decls opt_terms0      { $$ = p->program = listed(p, AST_PROGRAM, @2, NULL, $2); }
+    | decls opt_terms0                 { $$ = p->program = listed(p, AST_PROGRAM, @1, NULL, $1); }
+    | terms0 decls opt_terms0          { $$ = p->program = listed(p, AST_PROGRAM, @2, NULL, $2); }
     ;
 
 opt_terms0: %empty | terms0 ;
@@ -764,6 +780,28 @@ static const char *syntax_hint(const fl_parser *p, yysymbol_kind_t la, fl_span a
     return NULL;
 }
 
+/* A misspelled keyword: the keyword closest to `word` (among the expected ones when
+ * `only` holds the expected set, else among all), as a hint in buf; NULL when none
+ * is close. Keywords are the tokens LIBRARY..NOT; their names are quoted. Words
+ * shorter than three letters are not corrected: `x` is no misspelled `or`. */
+static const char *keyword_hint(const char *word, const yysymbol_kind_t *only, int nonly,
+                                char *buf, size_t size) {
+    char names[YYSYMBOL_NOT - YYSYMBOL_LIBRARY + 1][16];
+    const char *cands[YYSYMBOL_NOT - YYSYMBOL_LIBRARY + 1];
+    int n = 0;
+    for (int k = YYSYMBOL_LIBRARY; k <= YYSYMBOL_NOT; k++) {
+        if (only && !has(only, nonly, (yysymbol_kind_t)k)) continue;
+        const char *q = yysymbol_name((yysymbol_kind_t)k); /* "'name'" */
+        snprintf(names[n], sizeof names[n], "%.*s", (int)strlen(q) - 2, q + 1);
+        cands[n] = names[n];
+        n++;
+    }
+    char dym[64];
+    if (!word || strlen(word) < 3 || !diag_did_you_mean(word, cands, n, dym, sizeof dym)) return NULL;
+    snprintf(buf, size, "%s ('%s' is not a keyword)", dym, word);
+    return buf;
+}
+
 static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
     yysymbol_kind_t la = yypcontext_token(yc);
     if (la == YYSYMBOL_LEXERR) return 0; /* the scanner reported it */
@@ -811,7 +849,11 @@ static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
     }
 
     char what[160];
-    if (la == YYSYMBOL_IDENT) {
+    fl_span id_at;
+    const char *la_id = la == YYSYMBOL_IDENT ? fl_lex_ident(p, 0, &id_at) : NULL;
+    if (la_id) {
+        snprintf(what, sizeof what, "identifier '%.60s%s'", la_id, strlen(la_id) > 60 ? "..." : "");
+    } else if (la == YYSYMBOL_IDENT) {
         snprintf(what, sizeof what, "identifier");
     } else if (la == YYSYMBOL_TERM || la == YYSYMBOL_TERM0) {
         int kind = fl_lex_term_kind(p, at);
@@ -831,6 +873,17 @@ static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
 
     char hint[256];
     const char *h = syntax_hint(p, la, at, all, nall, want_expr, hint, sizeof hint);
+    /* A misspelled keyword: where a keyword but no name may stand, the identifier
+     * itself (`tsak f()`); or the name just before the unexpected token, which
+     * the parser took for an expression (`retrun r`): then the caret goes on it. */
+    fl_span prev_at;
+    const char *prev_id = fl_lex_ident(p, 1, &prev_at);
+    if (!h && prev_id && (h = keyword_hint(prev_id, NULL, 0, hint, sizeof hint))) {
+        at = prev_at;
+        snprintf(msg, sizeof msg, "unexpected %s after '%.60s'", what, prev_id);
+    } else if (!h && la_id && !has(all, nall, YYSYMBOL_IDENT)) {
+        h = keyword_hint(la_id, all, nall, hint, sizeof hint);
+    }
     diag_error(p->diag, at, h, "%s", msg);
     return 0;
 }
