@@ -94,11 +94,18 @@ static const char *literal_what(const fl_node *e) {
                                                                            : "another value";
 }
 
-/* c->const_what names what the constant is for ("the default of 'x'"), when known */
+/* c->const_what names what the constant is for ("the default of 'x'"), when known;
+ * a duration given as a string or a bare number gets a hint with the unit */
 static void const_mismatch(chk_ctx *c, const fl_node *e, uint32_t want) {
-    char tb[128];
-    const char *hint = e->kind == AST_STR && ty_is(c->plan, want, PT_DURATION)
-                           ? "a duration is written without quotes: 500ms 30s 5m 2h 1d" : NULL;
+    char tb[128], hb[160];
+    const char *hint = NULL;
+    if (e->kind == AST_STR && ty_is(c->plan, want, PT_DURATION)) {
+        hint = "a duration is written without quotes: 500ms 30s 5m 2h 1d";
+    } else if (e->kind == AST_INT && ty_is(c->plan, want, PT_DURATION)) {
+        snprintf(hb, sizeof hb, "a duration has a unit: %llds for seconds (or ms, m, h, d)",
+                 (long long)e->ival);
+        hint = hb;
+    }
     if (c->const_what)
         diag_error(c->d, e->span, hint, "%s must be of type %s, found %s", c->const_what,
                    chk_type_text(c, want, tb, sizeof tb), literal_what(e));
