@@ -126,7 +126,7 @@ static int distance(const char *a, const char *b) {
 static const char *closest(const char *name, const char *const *cands, int n) {
     const char *best = NULL;
     int bestd = 99, len = (int)strlen(name);
-    int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+    int limit = len <= 4 ? 1 : len <= 8 ? 2 : 3; /* "path" is not a misspelled "with" */
     for (int i = 0; i < n; i++) {
         if (!cands[i] || strcmp(cands[i], name) == 0) continue;
         int dd = distance(name, cands[i]);

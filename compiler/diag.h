@@ -49,7 +49,7 @@ void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) __attribute__((form
 /* "did you mean 'x'?" written into buf, x the candidate closest to name by edit
  * distance (a swap of two neighbouring letters counts as one edit), or NULL when
  * none is close enough to suggest: the limit grows with the name's length (1 up
- * to 3 letters, 2 up to 6, then 3). The one "did you mean" of the compiler:
+ * to 4 letters, 2 up to 8, then 3). The one "did you mean" of the compiler:
  * names, fields, functions, symbols, options, types and keywords. */
 const char *diag_did_you_mean(const char *name, const char *const *cands, int n, char *buf,
                               size_t len);
