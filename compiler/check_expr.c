@@ -199,6 +199,10 @@ static uint32_t lower_name(lw *w, const fl_node *e) {
     for (int i = 0; i < w->nparams; i++)
         if (w->names[i] && !strcmp(w->names[i], e->name)) {
             uint32_t t = w->ptypes[i];
+            if (t == PLAN_NONE) { /* its type was in error, reported there: no follow-on */
+                w->failed = true;
+                return PLAN_NONE;
+            }
             emit(w, is_heap(w, t) ? EOP_PARAM_REF : EOP_PARAM, i, 0, e->span, 1);
             return t;
         }

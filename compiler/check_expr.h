@@ -59,7 +59,8 @@ uint32_t expr_lower_lambda_prefix(expr_ctx *cx, const fl_node *lambda, const uin
  * after reporting an error. `{secret.NAME}` (NAME among cx->secrets) becomes the literal
  * text "$FLOW_SECRET_<NAME upper-cased>" (double-quoted): the shell expands it, in the
  * task's own worker, to the path of the secret's file (docs/secrets.md); the plan never
- * holds more than the name. */
+ * holds more than the name. A ptypes entry PLAN_NONE is a parameter whose type was in
+ * error (reported already): using it fails the command without a second message. */
 uint32_t expr_lower_sh(expr_ctx *cx, const fl_node *cmd, const char *const *pnames,
                        const uint32_t *ptypes, int nparams, bool has_out);
 

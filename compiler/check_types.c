@@ -26,6 +26,26 @@ static const char *const basic_names[] = {"int", "float", "bool", "str", "path",
 static const plan_type_kind basic_kinds[] = {PT_INT, PT_FLOAT, PT_BOOL, PT_STR, PT_PATH,
                                              PT_DIR, PT_BYTES, PT_DATE, PT_TIME, PT_DURATION};
 
+/* Type names of other languages a newcomer writes, with the flow type they mean:
+ * too far from it for "did you mean" (string -> str), so looked up as such. */
+static const char *const foreign_names[][2] = {
+    {"string", "str"},   {"String", "str"},    {"text", "str"},      {"integer", "int"},
+    {"Int", "int"},      {"long", "int"},      {"int64", "int"},     {"int64_t", "int"},
+    {"double", "float"}, {"Float", "float"},   {"float64", "float"}, {"Double", "float"},
+    {"boolean", "bool"}, {"Bool", "bool"},     {"file", "path"},     {"filename", "path"},
+    {"directory", "dir"}, {"folder", "dir"},   {"datetime", "time"}, {"timestamp", "time"},
+};
+
+/* The hint for an unknown type name: a foreign name's flow type, else "did you mean". */
+static const char *unknown_type_hint(chk_ctx *c, const char *name, char *hb, size_t len) {
+    for (size_t i = 0; i < sizeof foreign_names / sizeof *foreign_names; i++)
+        if (!strcmp(name, foreign_names[i][0])) {
+            snprintf(hb, len, "flow calls this type '%s'", foreign_names[i][1]);
+            return hb;
+        }
+    return chk_hint_closest(c, name, hb, len);
+}
+
 uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
     char hb[160];
     switch (t->kind) {
@@ -45,7 +65,7 @@ uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
                        dc->kind == DK_TASK ? "task" : dc->kind == DK_LIB ? "library"
                        : dc->kind == DK_FLOW ? "flow" : "group");
         else
-            diag_error(c->d, t->span, chk_hint_closest(c, t->name, hb, sizeof hb),
+            diag_error(c->d, t->span, unknown_type_hint(c, t->name, hb, sizeof hb),
                        "unknown type '%s'", t->name);
         return PLAN_NONE;
     }

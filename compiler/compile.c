@@ -180,6 +180,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
         for (uint32_t i = 0; i < n; i++) {
             names[i] = plan_str(p, p->params[first + i].name);
             types[i] = p->params[first + i].type;
+            if (types[i] == c->t_void) types[i] = PLAN_NONE; /* its type was in error */
         }
         const char *secrets[CHK_MAX_SECRETS];
         c->ex.diag = c->d;
