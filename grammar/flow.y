@@ -92,6 +92,8 @@ int fl_lex_mismatch(const fl_parser *p, fl_span at, fl_span *opened);
 /* The text of the last token read (back 0: the parser's look-ahead) or of the one
  * before it (back 1) when that token is an identifier, and its span; else NULL. */
 const char *fl_lex_ident(const fl_parser *p, int back, fl_span *at);
+/* The span of the last token read (back 0) or of the one before it (back 1). */
+fl_span fl_lex_token_at(const fl_parser *p, int back);
 /* The last declaration keyword seen at depth 0 (TASK, FLOW...) or 0. */
 int fl_lex_last_decl(const fl_parser *p);
 /* A new node of the parse (every node the scanner or parser makes comes from here). */
@@ -771,6 +773,11 @@ static const char *syntax_hint(const fl_parser *p, yysymbol_kind_t la, fl_span a
     }
     if ((la == YYSYMBOL_LET || la == YYSYMBOL_RETURN) && has(all, nall, YYSYMBOL_TASK)) {
         return "statements belong inside the { } of a flow or group";
+    }
+    if ((starts_expr(la) || la == YYSYMBOL_STR_BEGIN) && la != YYSYMBOL_MINUS &&
+        la != YYSYMBOL_LPAREN && la != YYSYMBOL_LBRACKET && has(all, nall, YYSYMBOL_COMMA) &&
+        fl_lex_token_at(p, 1).end_line == at.line) {
+        return "is a ',' missing before it?"; /* two items side by side: max(a 2) */
     }
     if (ob && ob != '{' && at.line != open.line) {
         snprintf(hint, size, "the '%c' opened at %d:%d is not closed yet",
