@@ -711,11 +711,17 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         bool is_param = false;
         for (int i = 0; i < w->nparams; i++)
             if (w->names[i] && !strcmp(w->names[i], callee->name)) is_param = true;
-        char hint[160];
-        err(w, callee->span,
-            is_param ? NULL
-                     : diag_did_you_mean(callee->name, builtin_names, NBUILTINS, hint,
-                                         sizeof hint),
+        char hint[400];
+        const char *h = is_param ? NULL
+                                 : diag_did_you_mean(callee->name, builtin_names, NBUILTINS,
+                                                     hint, sizeof hint);
+        if (!is_param && !h) { /* nothing close: the whole (short) list */
+            size_t k = (size_t)snprintf(hint, sizeof hint, "the built-in functions:");
+            for (int i = 0; i < NBUILTINS && k < sizeof hint; i++)
+                k += (size_t)snprintf(hint + k, sizeof hint - k, " %s", builtin_names[i]);
+            h = hint;
+        }
+        err(w, callee->span, h,
             is_param ? "'%s' is a parameter, not a function: a lambda can call only the "
                        "built-in functions"
                      : "unknown function '%s': a lambda can call only the built-in functions",
