@@ -1267,6 +1267,8 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t r
                 diag_error(c->d, st->a->span, NULL, "%s '%s' returns %s, but this is %s", what,
                            decl->name, chk_type_text(c, ret, a, sizeof a),
                            chk_type_text(c, v.type, b, sizeof b));
+                if (decl->a)
+                    diag_note(c->d, decl->a->span, "the result type %s is declared here", a);
                 bad = true;
                 continue;
             }
