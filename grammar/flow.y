@@ -762,6 +762,9 @@ static const char *syntax_hint(const fl_parser *p, yysymbol_kind_t la, fl_span a
     if (la == YYSYMBOL_ASSIGN && has(all, nall, YYSYMBOL_EQ)) {
         return "to compare two values, write '=='";
     }
+    if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN) && ob == '(') {
+        return "a named argument is written name = value, as in f(a = 1)";
+    }
     if (la == YYSYMBOL_COLON && has(all, nall, YYSYMBOL_ASSIGN)) {
         return "record literals are written {name = value}; ':' is for types and 'with' options";
     }
@@ -890,6 +893,19 @@ static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
         snprintf(msg, sizeof msg, "unexpected %s after '%.60s'", what, prev_id);
     } else if (!h && la_id && !has(all, nall, YYSYMBOL_IDENT)) {
         h = keyword_hint(la_id, all, nall, hint, sizeof hint);
+        if (!h && has(all, nall, YYSYMBOL_TASK) && has(all, nall, YYSYMBOL_FLOW)) {
+            /* where a declaration starts (`def f()`): the keywords that can start one */
+            const char *kw[YYNTOKENS];
+            int m = 0;
+            for (int i = 0; i < nall; i++)
+                if (all[i] >= YYSYMBOL_LIBRARY && all[i] <= YYSYMBOL_NOT)
+                    kw[m++] = yysymbol_name(all[i]);
+            size_t k = (size_t)snprintf(hint, sizeof hint, "a declaration starts with");
+            for (int i = 0; i < m && k < sizeof hint; i++)
+                k += (size_t)snprintf(hint + k, sizeof hint - k, "%s %s",
+                                      i == 0 ? "" : i == m - 1 ? " or" : ",", kw[i]);
+            h = hint;
+        }
     }
     diag_error(p->diag, at, h, "%s", msg);
     return 0;
