@@ -184,12 +184,7 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, fl_spa
     chk_cand_reset(c);
     for (uint32_t i = 0; i < s->n; i++) chk_cand_add(c, pname(c, s, i));
     const char *h = chk_hint_closest(c, name, hb, sizeof hb);
-    if (!h && s->n) {
-        size_t o = (size_t)snprintf(hb, sizeof hb, "its parameters:");
-        for (uint32_t i = 0; i < s->n && o < sizeof hb; i++)
-            o += (size_t)snprintf(hb + o, sizeof hb - o, " %s", pname(c, s, i));
-        h = hb;
-    }
+    if (!h && s->n) h = diag_name_list(hb, sizeof hb, "its parameters:", c->cand, c->ncand);
     diag_error(c->d, sp, h, "'%s' has no parameter '%s'", s->name, name);
 }
 
@@ -214,7 +209,8 @@ static bool field_feeds(chk_ctx *c, const chk_sig *s, bool bound, int i, uint32_
     uint32_t want = c->plan->params[s->first + (uint32_t)i].type;
     if (ty_same(c->plan, want, ftype)) return true;
     char ctx[200];
-    snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", name, s->name);
+    snprintf(ctx, sizeof ctx, "parameter '%.*s%s' of '%.*s%s'", DIAG_CLIP(name),
+             DIAG_CLIP(s->name));
     type_mismatch(c, tspan, ctx, want, ftype, NULL);
     return false;
 }
@@ -388,9 +384,9 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
                 continue;
             }
             if (!ty_same(p, want, v.type)) {
-                snprintf(ctx, sizeof ctx, "%s '%s' of '%s'",
+                snprintf(ctx, sizeof ctx, "%s '%.*s%s' of '%.*s%s'",
                          mode == M_EXPAND ? "expanding parameter" : "parameter",
-                         pname(c, &s, (uint32_t)i), s.name);
+                         DIAG_CLIP(pname(c, &s, (uint32_t)i)), DIAG_CLIP(s.name));
                 type_mismatch(c, a->a->span, ctx, want, v.type,
                               mode == M_EXPAND ? "an expanded argument is a list of the "
                                                  "parameter's type" : NULL);
@@ -867,7 +863,8 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const fl_node *call, bool 
     uint32_t want = p->params[s.first + (uint32_t)k].type;
     if (!ty_same(p, want, et)) {
         char ctx[200];
-        snprintf(ctx, sizeof ctx, "parameter '%s' of '%s'", pname(c, &s, (uint32_t)k), s.name);
+        snprintf(ctx, sizeof ctx, "parameter '%.*s%s' of '%.*s%s'",
+                 DIAG_CLIP(pname(c, &s, (uint32_t)k)), DIAG_CLIP(s.name));
         type_mismatch(c, call->a->a->span, ctx, want, et, "the list's elements feed it");
         return ERR;
     }

@@ -715,12 +715,9 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         const char *h = is_param ? NULL
                                  : diag_did_you_mean(callee->name, builtin_names, NBUILTINS,
                                                      hint, sizeof hint);
-        if (!is_param && !h) { /* nothing close: the whole (short) list */
-            size_t k = (size_t)snprintf(hint, sizeof hint, "the built-in functions:");
-            for (int i = 0; i < NBUILTINS && k < sizeof hint; i++)
-                k += (size_t)snprintf(hint + k, sizeof hint - k, " %s", builtin_names[i]);
-            h = hint;
-        }
+        if (!is_param && !h) /* nothing close: the whole (short) list */
+            h = diag_name_list(hint, sizeof hint, "the built-in functions:", builtin_names,
+                               NBUILTINS);
         err(w, callee->span, h,
             is_param ? "'%s' is a parameter, not a function: a lambda can call only the "
                        "built-in functions"

@@ -40,7 +40,7 @@ static bool opt_const(chk_ctx *c, const fl_node *o, uint32_t want, plan_value *o
         return false;
     }
     char what[200];
-    snprintf(what, sizeof what, "option '%s'", o->name);
+    snprintf(what, sizeof what, "option '%.*s%s'", DIAG_CLIP(o->name));
     c->const_what = what;
     uint32_t v = chk_const_value(c, o->a, want, true);
     c->const_what = NULL;

@@ -90,7 +90,7 @@ void chk_params(chk_ctx *c, const fl_nodes *ps, uint32_t *first, uint32_t *n) {
             else
             {
                 char what[200];
-                snprintf(what, sizeof what, "the default of '%s'", pa->name);
+                snprintf(what, sizeof what, "the default of '%.*s%s'", DIAG_CLIP(pa->name));
                 c->const_what = what;
                 def = chk_const_value(c, pa->b, t, true);
                 c->const_what = NULL;

@@ -142,3 +142,21 @@ const char *diag_did_you_mean(const char *name, const char *const *cands, int n,
     snprintf(buf, len, "did you mean '%s'?", best);
     return buf;
 }
+
+const char *diag_name_list(char *buf, size_t len, const char *lead, const char *const *names,
+                           int n) {
+    if (!len) return NULL;
+    size_t k = (size_t)snprintf(buf, len, "%s", lead);
+    if (k >= len) k = len - 1;
+    for (int i = 0; i < n; i++) {
+        size_t w = strlen(names[i]);
+        if (k + 1 + w + 4 >= len) { /* this one and " ..." would not both fit */
+            if (k + 4 < len) memcpy(buf + k, " ...", 5);
+            break;
+        }
+        buf[k++] = ' ';
+        memcpy(buf + k, names[i], w + 1);
+        k += w;
+    }
+    return buf;
+}

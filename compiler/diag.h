@@ -19,11 +19,21 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ast.h"
 #include "ctx.h"
 
 #define DIAG_MAX_ERRORS 20
+
+/* A name inside a message built in a fixed buffer first (a "parameter 'x' of 't'"
+ * prefix): at most DIAG_NAME_MAX bytes of it, ending in "..." when it was longer,
+ * so two long names cannot push the end of the message out of the buffer.
+ * Use as "%.*s%s" with DIAG_CLIP(name). */
+#define DIAG_NAME_MAX 80
+#define DIAG_CLIP(s)                                                                               \
+    (int)(strlen(s) > DIAG_NAME_MAX ? DIAG_NAME_MAX - 3 : strlen(s)), (s),                        \
+        (strlen(s) > DIAG_NAME_MAX ? "..." : "")
 
 typedef struct fl_diag {
     const char *file; /* name shown in messages (borrowed) */
@@ -53,5 +63,10 @@ void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) __attribute__((form
  * names, fields, functions, symbols, options, types and keywords. */
 const char *diag_did_you_mean(const char *name, const char *const *cands, int n, char *buf,
                               size_t len);
+
+/* "lead a b c" written into buf, for a hint that lists names: the names that fit
+ * whole, then " ..." when the rest do not (never a name cut in the middle). */
+const char *diag_name_list(char *buf, size_t len, const char *lead, const char *const *names,
+                           int n);
 
 #endif
