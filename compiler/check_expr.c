@@ -219,9 +219,8 @@ static uint32_t lower_name(lw *w, const fl_node *e) {
     char hb[160];
     const char *hint = diag_did_you_mean(e->name, w->names, w->nparams, hb, sizeof hb);
     if (w->sh)
-        err(w, e->span, hint,
-            "unknown name '%s': a command can use only the task's parameters%s", e->name,
-            w->has_out ? " and 'out'" : "");
+        err(w, e->span, hint, "unknown name '%s': a command can use only the task's parameters%s",
+            e->name, w->has_out ? " and 'out'" : "");
     else
         err(w, e->span, hint,
             "unknown name '%s': a lambda can use only its parameters and constants", e->name);
@@ -674,8 +673,8 @@ static uint32_t lower_member(lw *w, const fl_node *e) {
         if (nc < EXPR_MAX_STACK) cands[nc++] = fname;
     }
     char hint[160];
-    err(w, e->nspan, diag_did_you_mean(e->name, cands, nc, hint, sizeof hint), "%s has no field '%s'", tname(w, t, b1, sizeof b1),
-        e->name);
+    err(w, e->nspan, diag_did_you_mean(e->name, cands, nc, hint, sizeof hint),
+        "%s has no field '%s'", tname(w, t, b1, sizeof b1), e->name);
     return PLAN_NONE;
 }
 
@@ -712,9 +711,9 @@ static uint32_t lower_call(lw *w, const fl_node *e) {
         for (int i = 0; i < w->nparams; i++)
             if (w->names[i] && !strcmp(w->names[i], callee->name)) is_param = true;
         char hint[400];
-        const char *h = is_param ? NULL
-                                 : diag_did_you_mean(callee->name, builtin_names, NBUILTINS,
-                                                     hint, sizeof hint);
+        const char *h =
+            is_param ? NULL
+                     : diag_did_you_mean(callee->name, builtin_names, NBUILTINS, hint, sizeof hint);
         if (!is_param && !h) /* nothing close: the whole (short) list */
             h = diag_name_list(hint, sizeof hint, "the built-in functions:", builtin_names,
                                NBUILTINS);

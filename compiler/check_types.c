@@ -29,11 +29,11 @@ static const plan_type_kind basic_kinds[] = {PT_INT, PT_FLOAT, PT_BOOL, PT_STR, 
 /* Type names of other languages a newcomer writes, with the flow type they mean:
  * too far from it for "did you mean" (string -> str), so looked up as such. */
 static const char *const foreign_names[][2] = {
-    {"string", "str"},   {"String", "str"},    {"text", "str"},      {"integer", "int"},
-    {"Int", "int"},      {"long", "int"},      {"int64", "int"},     {"int64_t", "int"},
-    {"double", "float"}, {"Float", "float"},   {"float64", "float"}, {"Double", "float"},
-    {"boolean", "bool"}, {"Bool", "bool"},     {"file", "path"},     {"filename", "path"},
-    {"directory", "dir"}, {"folder", "dir"},   {"datetime", "time"}, {"timestamp", "time"},
+    {"string", "str"},    {"String", "str"},  {"text", "str"},      {"integer", "int"},
+    {"Int", "int"},       {"long", "int"},    {"int64", "int"},     {"int64_t", "int"},
+    {"double", "float"},  {"Float", "float"}, {"float64", "float"}, {"Double", "float"},
+    {"boolean", "bool"},  {"Bool", "bool"},   {"file", "path"},     {"filename", "path"},
+    {"directory", "dir"}, {"folder", "dir"},  {"datetime", "time"}, {"timestamp", "time"},
 };
 
 /* The hint for an unknown type name: a foreign name's flow type, else "did you mean". */

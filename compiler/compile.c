@@ -158,10 +158,8 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
             t->lib = ld->index;
             if (ld->syms && !elf_has(ld->syms, b->sval)) {
                 diag_error(c->d, b->span,
-                           diag_did_you_mean(b->sval, ld->syms->names, ld->syms->n, hb,
-                                             sizeof hb),
-                           "library '%s' (%s) has no symbol '%s'", b->name,
-                           ld->ast->sval, b->sval);
+                           diag_did_you_mean(b->sval, ld->syms->names, ld->syms->n, hb, sizeof hb),
+                           "library '%s' (%s) has no symbol '%s'", b->name, ld->ast->sval, b->sval);
             }
         }
     } else if (b && b->kind == AST_BIND_SH) {

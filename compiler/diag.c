@@ -5,9 +5,10 @@
  * A diagnostic is printed at once, in report order: the position line, the source
  * line with a caret and tildes under the span (a line longer than 400 columns is
  * cut), then the hint. Nothing is buffered, so a message is never lost, and
- * nothing is allocated. diag_closest is a bounded edit distance (a swap of two
- * neighbouring letters is one edit) over the candidates the caller collected, with a limit that grows with the name's
- * length, so short names are not "corrected" into unrelated ones.
+ * nothing is allocated. diag_did_you_mean is a bounded edit distance (a swap of two
+ * neighbouring letters is one edit) over the candidates the caller collected, with a
+ * limit that grows with the name's length, so short names are not "corrected" into
+ * unrelated ones; diag_name_list is the hint for when none is close.
  */
 #include "diag.h"
 
@@ -102,7 +103,8 @@ static int distance(const char *a, const char *b) {
     if (la > 63 || lb > 63) return 99;
     int rows[3][64];
     int *prev2 = rows[0], *prev = rows[1], *row = rows[2];
-    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {

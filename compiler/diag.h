@@ -32,7 +32,7 @@
  * Use as "%.*s%s" with DIAG_CLIP(name). */
 #define DIAG_NAME_MAX 80
 #define DIAG_CLIP(s)                                                                               \
-    (int)(strlen(s) > DIAG_NAME_MAX ? DIAG_NAME_MAX - 3 : strlen(s)), (s),                        \
+    (int)(strlen(s) > DIAG_NAME_MAX ? DIAG_NAME_MAX - 3 : strlen(s)), (s),                         \
         (strlen(s) > DIAG_NAME_MAX ? "..." : "")
 
 typedef struct fl_diag {
