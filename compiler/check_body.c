@@ -188,6 +188,28 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, fl_spa
     diag_error(c->d, sp, h, "'%s' has no parameter '%s'", s->name, name);
 }
 
+/* "'add' takes (a: int, b: int = 2)" for a hint: the parameters that fit, then ", ..."
+ * (a long default is cut by plan_value_text, a long type ends in "...") */
+static const char *signature_text(chk_ctx *c, const chk_sig *s, char *buf, size_t len) {
+    size_t k = (size_t)snprintf(buf, len, "'%.*s%s' takes (", DIAG_CLIP(s->name));
+    for (uint32_t i = 0; i < s->n && k < len; i++) {
+        const plan_param *pp = &c->plan->params[s->first + i];
+        char tb[128], vb[64] = "", one[300];
+        if (pp->def != PLAN_NONE) plan_value_text(c->plan, pp->def, vb, sizeof vb);
+        int w = snprintf(one, sizeof one, "%s%.*s%s: %s%s%s", i ? ", " : "",
+                         DIAG_CLIP(pname(c, s, i)), chk_type_text(c, pp->type, tb, sizeof tb),
+                         pp->def != PLAN_NONE ? " = " : "", vb);
+        if (k + (size_t)w + 6 >= len) {
+            k += (size_t)snprintf(buf + k, len - k, ", ...");
+            break;
+        }
+        memcpy(buf + k, one, (size_t)w + 1);
+        k += (size_t)w;
+    }
+    if (k + 2 <= len) memcpy(buf + k, ")", 2);
+    return buf;
+}
+
 /* "<ctx> expects <want>, found <got>" */
 static void type_mismatch(chk_ctx *c, fl_span sp, const char *ctx, uint32_t want, uint32_t got,
                           const char *hint) {
@@ -421,14 +443,19 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
             pa[i] = scalar(emit_const(c, pp->def, call->span));
             continue;
         }
-        if (mo < sizeof missing)
-            mo += (size_t)snprintf(missing + mo, sizeof missing - mo, "%s'%s'", nmissing ? ", " : "",
-                                   plan_str(p, pp->name));
+        const char *pn = plan_str(p, pp->name);
+        if (mo + strlen(pn) + 12 < sizeof missing) /* room for it and a last ", ..." */
+            mo += (size_t)snprintf(missing + mo, sizeof missing - mo, "%s'%s'",
+                                   nmissing ? ", " : "", pn);
+        else if (mo + 6 < sizeof missing && !strstr(missing, ", ..."))
+            mo += (size_t)snprintf(missing + mo, sizeof missing - mo, ", ...");
         nmissing++;
     }
     if (nmissing) {
-        diag_error(c->d, call->span, mode == M_CALL ? NULL
-                   : "bind every parameter by .partial, the expansion or a default",
+        char sig[300];
+        diag_error(c->d, call->span,
+                   mode == M_CALL ? signature_text(c, &s, sig, sizeof sig)
+                                  : "bind every parameter by .partial, the expansion or a default",
                    "%s of '%s' is missing %s %s", mode_text[mode], s.name,
                    nmissing == 1 ? "parameter" : "parameters", missing);
         return ERR;
