@@ -43,7 +43,9 @@
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \
           "[--config FILE]",                                                                       \
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
-    X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db")
+    X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db") \
+    X(worker, "--state DIR --batch FILE [--element E] [-j N] [--env NAME] [--config FILE] PLAN",   \
+      "run one element of a batch (run by the remote executors, not by hand)")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);
 FLOWRUN_COMMANDS(X)
@@ -80,6 +82,14 @@ const char *state_dir_default(const char *given, const struct flcfg *cfg);
  * (config: --config or NULL) and the directory written to buf; -1 after saying
  * why ("WHO: FILE:LINE:COL: ...") on stderr. */
 int cli_state_dir(const char *who, const char *given, const char *config, char *buf, size_t len);
+
+/* The secrets the tasks marked in in[] (p->n_tasks + 1 bytes; the halves of a marked
+ * combine get marked) declare, from the configuration cfg (may be NULL), into s
+ * (secrets.c). 0, or -1 after one line naming the task and the secret on stderr
+ * (cli_run.c; flowrun worker uses it too). */
+struct fsec_set;
+int cli_secrets_for(const struct flcfg *cfg, const struct fl_plan *p, unsigned char *in,
+                    struct fsec_set *s);
 
 /* ---- reading a command line (cli_opts.c) ----
  * Every flowrun command line is read with getopt_long through cli_next, so each

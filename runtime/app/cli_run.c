@@ -48,6 +48,7 @@
 #include "exec_process.h"
 #include "state.h"
 #include "jit.h"
+#include "remote.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -618,6 +619,14 @@ static int run_secrets(const run_args *a, const fl_plan *p, uint32_t g, fsec_set
         free(in);
         return -1;
     }
+    int rc = cli_secrets_for(a->cfg, p, in, s);
+    free(in);
+    return rc;
+}
+
+/* The secrets of the tasks marked in in[] (and of the halves of marked combines: in
+ * is changed), from the configuration, into s (cli.h). */
+int cli_secrets_for(const flcfg *cfg, const fl_plan *p, unsigned char *in, fsec_set *s) {
     for (uint32_t t = p->n_tasks; t-- > 0;) /* halves are earlier tasks than their combine */
         if (in[t] && p->tasks[t].kind == TK_COMBINE) in[p->tasks[t].first] = in[p->tasks[t].second] = 1;
     int rc = 0;
@@ -625,14 +634,14 @@ static int run_secrets(const run_args *a, const fl_plan *p, uint32_t g, fsec_set
         const plan_secret *ps = &p->secrets[i];
         if (!in[ps->task]) continue;
         const char *name = plan_str(p, ps->name), *task = plan_str(p, p->tasks[ps->task].name);
-        const flcfg_secret *c = a->cfg ? flcfg_secret_get(a->cfg, name) : NULL;
+        const flcfg_secret *c = cfg ? flcfg_secret_get(cfg, name) : NULL;
         char why[1024];
         if (!c) {
             fprintf(stderr,
                     "flowrun: task '%s' declares secret '%s', which %s%s does not define (add "
                     "it under secrets: with a file or an env)\n",
-                    task, name, a->cfg && a->cfg->path ? "" : "no configuration (no flow.yaml)",
-                    a->cfg && a->cfg->path ? a->cfg->path : "");
+                    task, name, cfg && cfg->path ? "" : "no configuration (no flow.yaml)",
+                    cfg && cfg->path ? cfg->path : "");
             rc = -1;
         } else if (c->file ? fsec_add_file(s, name, c->file, why, sizeof why)
                            : fsec_add_env(s, name, c->env_var, why, sizeof why)) {
@@ -640,8 +649,117 @@ static int run_secrets(const run_args *a, const fl_plan *p, uint32_t g, fsec_set
             rc = -1;
         }
     }
-    free(in);
     return rc;
+}
+
+/* FLOWRUN_REMOTE_ENGINE: unset or empty, 0 (*remote 0); "local" with the process
+ * executor, 0 (*remote 1); anything else is refused: -1 after one line. */
+static int cli_remote_engine(const char *exname, int *remote) {
+    const char *v = getenv("FLOWRUN_REMOTE_ENGINE");
+    *remote = 0;
+    if (!v || !*v) return 0;
+    if (strcmp(v, "local")) {
+        fprintf(stderr, "flowrun: FLOWRUN_REMOTE_ENGINE=%s: the only engine it can name is "
+                        "'local' (a test path: docs/distributed.md)\n", v);
+        return -1;
+    }
+    if (strcmp(exname, "process")) {
+        fprintf(stderr, "flowrun: FLOWRUN_REMOTE_ENGINE=local runs the process executor's jobs "
+                        "through flowrun worker; it does not go with --executor %s\n", exname);
+        return -1;
+    }
+    *remote = 1;
+    return 0;
+}
+
+/* A positive number of milliseconds from environment variable name (unset: def); -1
+ * after one line when it is not one. */
+static int env_ms(const char *name, int def, int *out) {
+    const char *v = getenv(name);
+    int64_t n;
+    *out = def;
+    if (!v || !*v) return 0;
+    if (cli_count(v, 1, 86400000, &n)) {
+        fprintf(stderr, "flowrun: %s=%s: expected milliseconds, from 1 to 86400000\n", name, v);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* The driver's record in state.db (remote.h: only the driver writes it), through the
+ * run's history. */
+static int remote_record(void *ud, int64_t run, uint32_t batch, const char *engine,
+                         const char *engine_id, const char *name, uint32_t nelem,
+                         const char *batch_file, char *err, size_t errlen) {
+    if (state_batch_add(hist_state(ud), run, batch, engine, engine_id, name, nelem, batch_file)) {
+        snprintf(err, errlen, "a database error (said above)");
+        return -1;
+    }
+    return 0;
+}
+
+static int remote_list(void *ud, int64_t run,
+                       void (*each)(void *ud2, uint32_t batch, const char *engine,
+                                    const char *engine_id, const char *name, uint32_t nelem,
+                                    const char *batch_file),
+                       void *ud2, char *err, size_t errlen) {
+    if (state_batch_list(hist_state(ud), run, each, ud2)) {
+        snprintf(err, errlen, "cannot read the run's remote batches from state.db");
+        return -1;
+    }
+    return 0;
+}
+
+/* The driver's options for run `run` of a (cli.h): absolute state folder and plan,
+ * flowrun from /proc/self/exe, the run's environment and configuration file; the
+ * poll interval and grace period from FLOWRUN_REMOTE_POLL_MS and
+ * FLOWRUN_REMOTE_GRACE_MS (defaults 1000 and 30000); batches recorded in, and on
+ * resume read from, the run's state.db. The strings live in buf. The other engines'
+ * executors (--executor slurm, ...) are made from it too. 0, or -1 with err. */
+static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, rm_options *o,
+                              char *buf, size_t cap, char *err, size_t errlen) {
+    int64_t run = hist_run_id(h);
+    memset(o, 0, sizeof *o);
+    if (cap < 3 * PATH_MAX) {
+        snprintf(err, errlen, "buffer too small");
+        return -1;
+    }
+    char *state = buf, *exe = buf + PATH_MAX, *config = buf + 2 * PATH_MAX;
+    if (!realpath(a->state, state)) {
+        snprintf(err, errlen, "%s: %s", a->state, strerror(errno));
+        return -1;
+    }
+    ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX - 1);
+    if (n <= 0) {
+        snprintf(err, errlen, "cannot find flowrun's own program (/proc/self/exe): %s",
+                 strerror(errno));
+        return -1;
+    }
+    exe[n] = 0;
+    o->config = NULL;
+    if (a->cfg && a->cfg->path) {
+        if (!realpath(a->cfg->path, config)) {
+            snprintf(err, errlen, "%s: %s", a->cfg->path, strerror(errno));
+            return -1;
+        }
+        o->config = config;
+    }
+    o->state_dir = state;
+    o->plan_path = plan_abs;
+    o->flowrun = exe;
+    o->env = a->env ? a->env : "prod";
+    o->run = run;
+    o->resume = a->resume > 0;
+    o->rec_ud = h;
+    o->record_batch = remote_record;
+    o->list_batches = remote_list;
+    if (env_ms("FLOWRUN_REMOTE_POLL_MS", 1000, &o->poll_ms) ||
+        env_ms("FLOWRUN_REMOTE_GRACE_MS", 30000, &o->grace_ms)) {
+        snprintf(err, errlen, "a bad setting (said above)");
+        return -1;
+    }
+    return 0;
 }
 
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
@@ -753,8 +871,11 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     rt_runtime *rt = NULL;
     rt_executor *ex = NULL;
     const char *exname = a.executor ? a.executor : "process";
+    int remote = 0; /* FLOWRUN_REMOTE_ENGINE=local: the process executor's jobs through the
+                     * remote driver on the local engine (a test path: docs/distributed.md) */
     fsec_set sec;
     fsec_init(&sec);
+    if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
     if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
@@ -798,12 +919,13 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                 goto out;
             }
         }
-        ex = !strcmp(exname, "inline") ? rt_executor_inline_ro(rt, jobs, ro)
-                                       : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL,
-                                                                 a.isolated > 0);
+        if (!remote)
+            ex = !strcmp(exname, "inline")
+                     ? rt_executor_inline_ro(rt, jobs, ro)
+                     : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL, a.isolated > 0);
         store_close(sto);
     }
-    if (!ex) {
+    if (!ex && !remote) {
         fprintf(stderr, "flowrun: cannot start the %s executor: %s\n", exname, strerror(errno));
         goto out;
     }
@@ -843,6 +965,20 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         fprintf(stderr, "flowrun: %s\n", err);
         code = 2;
         goto out;
+    }
+    if (remote) { /* the remote executor needs the run's id: made now */
+        rm_options ro;
+        char rbuf[3 * PATH_MAX];
+        rm_engine *eng = NULL;
+        if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
+                               sizeof err) == 0)
+            eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
+        if (eng) ex = rm_executor(p, eng, &ro, err, sizeof err);
+        if (!ex) {
+            fprintf(stderr, "flowrun: cannot start the remote executor: %s\n", err);
+            code = 2;
+            goto out;
+        }
     }
     char work[PATH_MAX];
     time_t now = time(NULL);

@@ -87,6 +87,10 @@ struct rt_executor {
      * take under about 5 ms (0 counts as 1): the process executor answers those
      * in pairs, so it needs more in hand (exec_process.c, px_child_should_flush). */
     int queued;
+    /* Jobs it wants in flight in all (0: unused; the scheduler then sizes it from -j
+     * and task times): the remote executor sets it to fill its slots with elements
+     * of the size it chose (remote.h), and keeps it updated. */
+    int capacity;
 };
 
 rt_executor *rt_executor_inline(rt_runtime *rt, int nthreads);

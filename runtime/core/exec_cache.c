@@ -179,6 +179,7 @@ static int cache_wait(rt_executor *ex, rt_result *out, int max, int timeout_ms) 
     }
     if (n < max && c->inner_out > 0) {
         int got = c->inner->ops->wait(c->inner, out + n, max - n, n ? 0 : timeout_ms);
+        c->base.capacity = c->inner->capacity; /* the remote executor's changes (exec.h) */
         if (got > 0) {
             c->inner_out -= got;
             n += got;
@@ -214,6 +215,7 @@ rt_executor *rt_executor_cache(rt_executor *inner, const fl_plan *p, const recor
     }
     c->base.ops = &cache_ops;
     c->base.queued = inner->queued;
+    c->base.capacity = inner->capacity;
     c->inner = inner;
     c->p = p;
     c->rec = rec;

@@ -47,6 +47,7 @@
 
 #include "exec.h"
 #include "plan.h"
+#include "value.h"
 
 /* ---- the worker command line every engine runs ----
  *
@@ -74,6 +75,88 @@ typedef struct rm_key {
 /* The key of a job: its task, map index, attempt and arguments (encoded with
  * fv_encode under the task's parameter types), hashed. */
 rm_key rm_job_key(const fl_plan *p, const rt_job *job);
+
+/* ---- the codec (remote.c) ----
+ *
+ * Every file starts with an 8-byte magic ("FLOWRMB\n", "FLOWRMR\n", "FLOWRME\n":
+ * a text-mode mangling shows), a u32 version (RM_FORMAT_VERSION), then fields in
+ * little-endian, and ends with a u64 FNV-1a of everything before it. Strings are
+ * a u32 length and the bytes; a NULL string has length 0xffffffff. A reader
+ * checks every length against what is left, the trailer, and that the counts
+ * fit the sizes, before trusting anything: a damaged file is one line in err. */
+#define RM_FORMAT_VERSION 1
+#define RM_MAX_JOBS (1u << 24)  /* most jobs in one batch file */
+#define RM_MAX_FILE (1u << 30)  /* largest batch or result file read */
+
+typedef struct rm_bjob {
+    rm_key key;           /* rm_job_key */
+    uint32_t task;        /* plan task */
+    int64_t map_index;    /* -1 when not mapped */
+    uint32_t attempt;     /* 0 the first run */
+    int64_t timeout_ms;   /* 0: none */
+    const char *out_dir;  /* or NULL */
+    const char *scratch_dir; /* or NULL */
+    const uint8_t *args;  /* the arguments, fv_encode'd one after the other */
+    uint32_t args_len;
+} rm_bjob;
+
+typedef struct rm_batch {
+    uint8_t plan_hash[32]; /* SHA-256 of the plan file the driver ran */
+    int64_t run;           /* the run id */
+    uint32_t batch;        /* N */
+    uint32_t nelem;        /* elements */
+    uint32_t njobs;
+    uint32_t *first;       /* nelem + 1: element e runs jobs first[e] .. first[e+1]-1 */
+    rm_bjob *jobs;         /* njobs */
+    void *mem;             /* decode: owns first, jobs and the bytes they point into */
+} rm_batch;
+
+/* Encode b into out (out->failed on no memory). */
+void rm_batch_encode(const rm_batch *b, fv_buf *out);
+/* Decode len bytes (copied: data may go) into b. 0, or -1 with one line in err. */
+int rm_batch_decode(const uint8_t *data, size_t len, rm_batch *b, char *err, size_t errlen);
+void rm_batch_free(rm_batch *b);
+/* Read and decode a whole file. 0, or -1 with one line in err naming the file. */
+int rm_batch_read(const char *path, rm_batch *b, char *err, size_t errlen);
+
+typedef struct rm_res {
+    uint32_t job;          /* index of the job in its batch */
+    rm_key key;            /* its key (checked against the batch's) */
+    int ok;                /* 1: value holds the result */
+    const uint8_t *value;  /* fv_encode'd under the task's return type (void: empty) */
+    uint32_t value_len;
+    const char *error;     /* when !ok, or NULL */
+    const char *log;       /* captured log or NULL */
+    double start, end;     /* wall clock */
+    int64_t peak_rss_kb;
+    int32_t term_signal, worker_pid;
+    const char *host;      /* host name of the worker */
+} rm_res;
+
+typedef struct rm_chunk {
+    int64_t run;
+    uint32_t batch, element;
+    uint32_t nres;
+    rm_res *res;
+    void *mem;             /* decode: owns res and the bytes they point into */
+} rm_chunk;
+
+void rm_chunk_encode(const rm_chunk *c, fv_buf *out);
+int rm_chunk_decode(const uint8_t *data, size_t len, rm_chunk *c, char *err, size_t errlen);
+void rm_chunk_free(rm_chunk *c);
+
+/* The end marker of element E: how many results it wrote in all. */
+void rm_end_encode(int64_t run, uint32_t batch, uint32_t element, uint32_t nresults,
+                   fv_buf *out);
+int rm_end_decode(const uint8_t *data, size_t len, int64_t *run, uint32_t *batch,
+                  uint32_t *element, uint32_t *nresults, char *err, size_t errlen);
+
+/* Read a whole file (at most RM_MAX_FILE bytes) into *data (malloc'd). 0; -1 with
+ * errno ENOENT when it is not there (err set too); -1 with err otherwise. */
+int rm_read_file(const char *path, uint8_t **data, size_t *len, char *err, size_t errlen);
+/* Write a file atomically: a temp file in its folder, fsync'd, renamed to path. 0, or
+ * -1 with err. */
+int rm_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* ---- engines ---- */
 typedef struct rm_engine rm_engine;
@@ -126,6 +209,10 @@ typedef struct rm_engine_ops {
      * once (MaxJobCount, --slurm-max-jobs); 0: none. */
     int64_t max_array, max_jobs;
     void (*destroy)(rm_engine *e);
+    /* Optional (NULL: none). flowrun resume: make a batch an earlier driver started
+     * (s: run, batch, nelem, log_dir, name; argv NULL) one of this run's, so that
+     * poll reports it and cancel cancels it. 0, or -1 with one line in err. */
+    int (*adopt)(rm_engine *e, const rm_start *s, const char *id, char *err, size_t errlen);
 } rm_engine_ops;
 
 struct rm_engine {
@@ -148,6 +235,20 @@ typedef struct rm_options {
                                 (default 30000) */
     int element_jobs;        /* fixed instances per element (0: sized from start_cost) */
     int one_per_instance;    /* bench: every instance its own element and job */
+    int resume;              /* flowrun resume: re-attach to the run's recorded batches */
+    /* state.db, reached through the caller (core does not call the recorder): record a
+     * started batch (0, or -1 with err: the batch is cancelled and its jobs fail);
+     * list the run's recorded batches, calling each(ud2, ...) once per batch. NULL:
+     * nothing is recorded and nothing re-attached. */
+    void *rec_ud;
+    int (*record_batch)(void *rec_ud, int64_t run, uint32_t batch, const char *engine,
+                        const char *engine_id, const char *name, uint32_t nelem,
+                        const char *batch_file, char *err, size_t errlen);
+    int (*list_batches)(void *rec_ud, int64_t run,
+                        void (*each)(void *ud2, uint32_t batch, const char *engine,
+                                     const char *engine_id, const char *name, uint32_t nelem,
+                                     const char *batch_file),
+                        void *ud2, char *err, size_t errlen);
 } rm_options;
 
 /* The remote executor on engine e (taken over: destroyed with it). The scheduler
@@ -165,5 +266,21 @@ typedef struct rm_slurm_options {
     const char *const *extra;                     /* extra sbatch flags, NULL-terminated */
 } rm_slurm_options;
 rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen);
+
+/* ---- the worker's core (remote_worker.c) ----
+ * Run element `element` of the batch in ex (a process executor over rt), writing
+ * its results under STATE/remote/<run>/r<N>/ as chunks and then its end marker.
+ * rm_worker_main (runtime/app/cli_worker.c) reads the command line, the
+ * configuration and the secrets, opens the plan and the executor, and calls it.
+ * 0 every job has a result written; 1 an I/O error writing them; 2 a bad batch
+ * (err says why). */
+int rm_worker_run(rt_runtime *rt, rt_executor *ex, const char *state_dir, const rm_batch *b,
+                  uint32_t element, char *err, size_t errlen);
+
+/* The local engine (remote_local.c): each element a child process of flowrun (its
+ * own process group, output to log/<N>.<E>, FLOW_ELEMENT=E), polled with waitpid;
+ * `slots` elements at once. The protocol's test engine (docs/distributed.md):
+ * FLOWRUN_REMOTE_ENGINE=local. */
+rm_engine *rm_engine_local(uint32_t slots, char *err, size_t errlen);
 
 #endif /* FLOW_REMOTE_H */

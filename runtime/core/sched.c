@@ -1127,6 +1127,10 @@ static void complete(sched *S, rt_result *res) {
 }
 
 static void adapt_limit(sched *S) {
+    if (S->ex->capacity > 0) { /* the executor knows (the remote one: remote_driver.c) */
+        S->limit = S->ex->capacity;
+        return;
+    }
     int jobs = S->o->jobs > 0 ? S->o->jobs : 1;
     int factor = 1;
     if (S->mean_task >= 0 && S->mean_task < SCHED_FAST_TASK) {

@@ -72,6 +72,10 @@
                       "ORDER BY (state='succeeded') DESC, (state='running') DESC, id DESC")       \
     X(seen_put, "INSERT OR IGNORE INTO first_seen(flow, env, at) VALUES(?,?,?)")                 \
     X(seen_get, "SELECT at FROM first_seen WHERE flow=? AND env=?")                              \
+    X(batch_put, "INSERT OR REPLACE INTO remote_batches(run, batch, engine, engine_id, name, "    \
+                 "nelem, batch_file, started) VALUES(?,?,?,?,?,?,?,?)")                           \
+    X(batch_list, "SELECT batch, engine, engine_id, name, nelem, batch_file FROM remote_batches " \
+                  "WHERE run=? ORDER BY batch")                                                   \
     X(run_running, "SELECT id, pid, host, pid_start, boot_id FROM runs WHERE state='running'")     \
     X(run_gone, "UPDATE runs SET state='interrupted', error=? WHERE id=? AND state='running'")     \
     X(inst_put, "INSERT INTO instances(run, node, idx, task, label, state, attempts, "             \
@@ -347,6 +351,13 @@ static const char *const schema[] = {
      * entry written before already says, so the existing cache is prod's */
     "CREATE TABLE envs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
     "INSERT INTO envs(id, name) VALUES(0, 'prod');",
+    /* 8: the batches a run's remote executor started (remote_driver.c), found again by
+     * `flowrun resume` to re-attach to elements still running (state_batch_add). A
+     * table no older reader looks at: the oldest reader stays 7 */
+    "CREATE TABLE remote_batches(run INTEGER NOT NULL, batch INTEGER NOT NULL,"
+    " engine TEXT NOT NULL, engine_id TEXT NOT NULL, name TEXT NOT NULL,"
+    " nelem INTEGER NOT NULL, batch_file TEXT NOT NULL, started REAL NOT NULL,"
+    " PRIMARY KEY(run, batch)) WITHOUT ROWID;",
 };
 /* The oldest schema version a reader of ours understands: 7, since a flowrun of
  * schema 6 would write a test run's cache entries as prod's (environment 0). */
@@ -1770,6 +1781,51 @@ int state_first_seen(fl_state *st, const char *flow, const char *env, int64_t no
         return -1;
     }
     return conn_commit(c);
+}
+
+int state_batch_add(fl_state *st, int64_t run, uint32_t batch, const char *engine,
+                    const char *engine_id, const char *name, uint32_t nelem,
+                    const char *batch_file) {
+    conn *c = &st->main;
+    if (begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_batch_put);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    sqlite3_bind_int64(s, 2, batch);
+    bind_text(s, 3, engine);
+    bind_text(s, 4, engine_id);
+    bind_text(s, 5, name);
+    sqlite3_bind_int64(s, 6, nelem);
+    bind_text(s, 7, batch_file);
+    sqlite3_bind_double(s, 8, now());
+    if (step_write(c, s)) return -1;
+    return conn_commit(c);
+}
+
+int state_batch_list(fl_state *st, int64_t run,
+                     void (*each)(void *ud, uint32_t batch, const char *engine,
+                                  const char *engine_id, const char *name, uint32_t nelem,
+                                  const char *batch_file),
+                     void *ud) {
+    conn *c = &st->main;
+    sqlite3_stmt *s = stmt(c, ST_batch_list);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *engine = (const char *)sqlite3_column_text(s, 1);
+        const char *id = (const char *)sqlite3_column_text(s, 2);
+        const char *name = (const char *)sqlite3_column_text(s, 3);
+        const char *file = (const char *)sqlite3_column_text(s, 5);
+        int64_t b = sqlite3_column_int64(s, 0), n = sqlite3_column_int64(s, 4);
+        if (!engine || !id || !name || !file || b < 0 || b > UINT32_MAX || n < 1 ||
+            n > UINT32_MAX)
+            continue; /* not a row this flowrun wrote */
+        each(ud, (uint32_t)b, engine, id, name, (uint32_t)n, file);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) return sql_fail(c);
+    return 0;
 }
 
 /* The text of column i, copied (NULL for SQL NULL); *oom set when the copy fails. */

@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 7 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 8 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -129,6 +129,19 @@ int state_claim(fl_state *st, state_run *r, int rerun, int64_t *id);
  * now_s, recorded, when there is none. 0, or -1 on a database error. */
 int state_first_seen(fl_state *st, const char *flow, const char *env, int64_t now_s,
                      int64_t *first);
+/* The remote executor's batches (remote.h; only the driver writes them): record that
+ * batch `batch` of run `run` was started on `engine` as engine_id (job name `name`,
+ * nelem elements, its batch file), committed before it returns; list a run's, in
+ * batch order (the strings are valid during the call). 0, or -1 on a database
+ * error (said through the state's context). */
+int state_batch_add(fl_state *st, int64_t run, uint32_t batch, const char *engine,
+                    const char *engine_id, const char *name, uint32_t nelem,
+                    const char *batch_file);
+int state_batch_list(fl_state *st, int64_t run,
+                     void (*each)(void *ud, uint32_t batch, const char *engine,
+                                  const char *engine_id, const char *name, uint32_t nelem,
+                                  const char *batch_file),
+                     void *ud);
 /* Load one run; strings are allocated on the state's context into *r (free with
  * state_run_free). -1 if none, -2 on a database error or out of memory. */
 int state_run_get(fl_state *st, int64_t run, state_run *r);

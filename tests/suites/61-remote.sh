@@ -1,0 +1,246 @@
+#!/bin/sh
+# The remote executor's protocol end to end, on the local engine
+# (FLOWRUN_REMOTE_ENGINE=local: every element of a batch is a `flowrun worker` child
+# of flowrun; docs/distributed.md): batch files, result chunks, end markers, the
+# driver's failure handling (crashes, timeouts, a killed worker element, a killed
+# driver and `flowrun resume`) and damaged files. Task libraries: tests/lib.
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT INT TERM
+ROOT=$(pwd)
+export FLOWRUN_REMOTE_GRACE_MS=1500 FLOWRUN_REMOTE_POLL_MS=100
+
+pass() { echo "PASS remote:$1"; }
+fail() { echo "FAIL remote:$1: $2"; }
+
+# compile NAME: $T/NAME.flow -> $T/NAME.plan
+compile() {
+    if ! "$FLOWC" "$T/$1.flow" -o "$T/$1.plan" 2> "$T/$1.cerr"; then
+        fail "$1" "flowc: $(head -3 "$T/$1.cerr")"
+        return 1
+    fi
+}
+
+# 1. W1: 2,000 instances and a sum give what the process executor gives
+cat > "$T/w1.flow" <<FLOW
+library s = "$ROOT/tests/lib/libsched.so"
+task inc(x: int) -> int = s.inc
+task sum(xs: [int]) -> int = s.sum
+flow w1(n: int = 2000) -> int {
+    return sum(inc.expand(x = range(n)))
+}
+FLOW
+if compile w1; then
+    "$FLOWRUN" "$T/w1.plan" --executor process -j 2 --progress none --state "$T/s-proc" \
+        > "$T/w1.want" 2> "$T/w1.werr"
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/w1.plan" -j 3 --progress none --state "$T/s-w1" \
+        > "$T/w1.out" 2> "$T/w1.err"
+    code=$?
+    why=""
+    [ "$code" = 0 ] || why="exit $code: $(head -3 "$T/w1.err")"
+    [ -z "$why" ] && ! cmp -s "$T/w1.out" "$T/w1.want" && why="result $(cat "$T/w1.out"), want $(cat "$T/w1.want")"
+    [ -z "$why" ] && [ "$(ls "$T/s-w1/remote/1/log" 2>/dev/null | grep -c '\.pid$')" -lt 2 ] &&
+        why="fewer than two worker elements ran ($(ls "$T/s-w1/remote/1/log" 2>/dev/null | wc -l) log files)"
+    if [ -z "$why" ]; then pass w1; else fail w1 "$why"; fi
+fi
+
+# 2. a segfault, an exit() and an abort fail only their instances (as under the
+#    process executor: the worker runs them in one)
+cat > "$T/crashes.flow" <<FLOW
+library crash = "$ROOT/tests/lib/libcrash.so"
+task pick(x: int) -> int = crash.crash_pick
+task total(xs: [int]) -> int = crash.crash_total with {trigger: "all_done"}
+flow main(n: int = 9) -> int {
+    let ys = pick.expand(x = range(n))
+    return total(ys)
+}
+FLOW
+if compile crashes; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/crashes.plan" -j 2 --progress none \
+        --state "$T/s-crash" > "$T/crashes.out" 2> "$T/crashes.err"
+    code=$?
+    why=""
+    [ "$code" = 0 ] || why="exit $code, want 0 (the all_done reduce runs): $(head -3 "$T/crashes.err")"
+    [ -z "$why" ] && [ "$(cat "$T/crashes.out")" != 50 ] && why="result '$(cat "$T/crashes.out")', want 50"
+    for m in "ys[3]: worker killed by signal 11 (Segmentation fault)" "ys[5]: task called exit(3)" \
+             "ys[6]: worker killed by signal 6 (Aborted)"; do
+        [ -z "$why" ] && ! grep -qF "$m" "$T/crashes.err" && why="stderr does not say '$m'"
+    done
+    [ -z "$why" ] && [ "$(grep -c 'failed\|killed\|called' "$T/crashes.err")" -gt 4 ] &&
+        why="more than the three instances failed: $(cat "$T/crashes.err")"
+    if [ -z "$why" ]; then pass crashes; else fail crashes "$why"; fi
+fi
+
+# 3. a task over its timeout is killed by the worker's executor; the others finish
+cat > "$T/timeout.flow" <<FLOW
+library crash = "$ROOT/tests/lib/libcrash.so"
+task pick(x: int) -> int = crash.crash_pick with {timeout: 300ms}
+flow main() -> [int] {
+    return pick.expand(x = [1, 9, 2])
+}
+FLOW
+if compile timeout; then
+    start=$(date +%s)
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/timeout.plan" -j 2 --progress none \
+        --state "$T/s-timeout" > "$T/timeout.out" 2> "$T/timeout.err"
+    code=$?
+    took=$(( $(date +%s) - start ))
+    why=""
+    [ "$code" = 1 ] || why="exit $code, want 1"
+    [ -z "$why" ] && ! grep -qF "pick[1]: timed out after 300ms" "$T/timeout.err" &&
+        why="stderr does not say 'pick[1]: timed out after 300ms': $(head -3 "$T/timeout.err")"
+    [ -z "$why" ] && [ "$(grep -c 'timed out' "$T/timeout.err")" != 1 ] && why="not exactly one timeout"
+    [ -z "$why" ] && [ "$took" -gt 20 ] && why="took ${took}s"
+    if [ -z "$why" ]; then pass timeout; else fail timeout "$why"; fi
+fi
+
+# 4. a worker element killed (kill -9) mid-element: its unfinished jobs fail after
+#    the grace period and are retried per `retries`; finished ones are not re-run
+cat > "$T/slow.flow" <<FLOW
+task slow(x: int) -> int = sh "echo {x} >> $T/slow.ran; sleep 1; echo {x}" with {retries: 1}
+flow main(n: int = 6) -> [int] {
+    return slow.expand(x = range(n))
+}
+FLOW
+if compile slow; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/slow.plan" -j 2 --progress none \
+        --state "$T/s-slow" > "$T/slow.out" 2> "$T/slow.err" &
+    drv=$!
+    # element 0 of batch 0 runs slow[0] then slow[1]: kill its worker during slow[0]
+    i=0; while [ ! -s "$T/s-slow/remote/1/log/0.0.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    sleep 0.4
+    wpid=$(cut -d' ' -f1 "$T/s-slow/remote/1/log/0.0.pid" 2>/dev/null)
+    [ -n "$wpid" ] && kill -9 "$wpid"
+    wait $drv
+    code=$?
+    why=""
+    [ -n "$wpid" ] || why="no worker element to kill appeared"
+    [ -z "$why" ] && [ "$code" != 0 ] && why="exit $code, want 0 (retried): $(head -3 "$T/slow.err")"
+    [ -z "$why" ] && [ "$(cat "$T/slow.out")" != "[0,1,2,3,4,5]" ] && why="result $(cat "$T/slow.out")"
+    "$FLOWRUN" show 1 --state "$T/s-slow" > "$T/slow.show" 2>&1
+    # slow[0] and slow[1] (element 0) ran twice, the others once
+    for k in 0 1; do
+        [ -z "$why" ] && ! grep -qE "^slow\[$k\] .* succeeded .* 2 " "$T/slow.show" &&
+            why="slow[$k] was not retried: $(grep "^slow\[$k\]" "$T/slow.show")"
+    done
+    [ -z "$why" ] && [ "$(grep -cE ' succeeded .* 1 ' "$T/slow.show")" != 4 ] &&
+        why="the other four did not succeed at their first try: $(cat "$T/slow.show")"
+    [ -z "$why" ] && [ "$(sort "$T/slow.ran" | uniq -d | tr '\n' ' ')" != "0 " ] &&
+        why="re-run: $(sort "$T/slow.ran" | tr '\n' ' ') (want only 0 twice: 1 never started before the kill)"
+    if [ -z "$why" ]; then pass killed-element; else fail killed-element "$why"; fi
+fi
+
+# 5. the driver SIGKILLed mid-run, then flowrun resume: finished instances are not
+#    run again, elements still running are re-attached (not resubmitted)
+cat > "$T/res.flow" <<FLOW
+task slow(x: int) -> int = sh "echo {x} >> $T/res.ran; sleep 1; echo {x}"
+flow main(n: int = 6) -> [int] {
+    return slow.expand(x = range(n))
+}
+FLOW
+if compile res; then
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/res.plan" -j 2 --progress none \
+        --state "$T/s-res" > "$T/res.out" 2> "$T/res.err" &
+    drv=$!
+    # elements of two jobs each: kill the driver once the first job of each is done
+    i=0; while [ "$(ls "$T/s-res/remote/1/r0" 2>/dev/null | grep -c '\.0$')" -lt 3 ] && [ $i -lt 200 ]; do
+        sleep 0.05; i=$((i+1)); done
+    kill -9 $drv
+    wait $drv 2>/dev/null
+    before=$(sort "$T/res.ran" | tr '\n' ' ')
+    cp "$T/s-res/remote/1/b0.batch" "$T/kept.batch" 2>/dev/null # for 6: damaged ones
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" resume 1 --state "$T/s-res" -j 2 --progress none \
+        > "$T/res.out" 2> "$T/res.err"
+    code=$?
+    why=""
+    [ "$code" = 0 ] || why="resume: exit $code: $(head -3 "$T/res.err")"
+    [ -z "$why" ] && [ "$(cat "$T/res.out")" != "[0,1,2,3,4,5]" ] && why="result $(cat "$T/res.out")"
+    [ -z "$why" ] && [ "$(sort "$T/res.ran" | tr '\n' ' ')" != "0 1 2 3 4 5 " ] &&
+        why="instances ran $(sort "$T/res.ran" | tr '\n' ' ') (before the resume: $before), want each once"
+    nb=$(sqlite3 "$T/s-res/state.db" "SELECT count(*) FROM remote_batches WHERE run=1" 2>&1)
+    [ -z "$why" ] && [ "$nb" != 1 ] && why="$nb batches recorded, want 1 (nothing resubmitted)"
+    [ -z "$why" ] && [ "$(ls "$T/s-res/remote/1/log" | grep -vc pid)" != 3 ] &&
+        why="worker logs $(ls "$T/s-res/remote/1/log" | tr '\n' ' '), want only batch 0's three elements"
+    if [ -z "$why" ]; then pass resume-reattach; else fail resume-reattach "$why"; fi
+fi
+
+# 6. damaged files: a batch file cut short, flipped or of another plan is refused by
+#    the worker with one line (exit 2); a damaged result chunk fails its element's
+#    jobs with one line naming the file
+if [ -f "$T/w1.plan" ]; then
+    # a batch to damage: a finished run's files are gone (removed once every job is
+    # answered), so the one the killed driver of 5 left is used (kept.batch)
+    b="$T/kept.batch"
+    why=""
+    if [ ! -f "$b" ]; then
+        why="no batch file left by the resume test"
+    else
+        sz=$(wc -c < "$b")
+        head -c $((sz - 5)) "$b" > "$T/cut.batch"
+        cp "$b" "$T/flip.batch"
+        printf 'X' | dd of="$T/flip.batch" bs=1 seek=40 conv=notrunc 2>/dev/null
+        printf 'hello\n' > "$T/text.batch"
+        for f in cut flip text; do
+            FLOW_ELEMENT=0 "$FLOWRUN" worker --state "$T/s-res" --batch "$T/$f.batch" "$T/res.plan" \
+                > "$T/$f.wout" 2> "$T/$f.werr"
+            c=$?
+            [ -z "$why" ] && [ "$c" != 2 ] && why="$f: exit $c, want 2"
+            [ -z "$why" ] && [ "$(wc -l < "$T/$f.werr")" != 1 ] && why="$f: not one line: $(cat "$T/$f.werr")"
+            [ -z "$why" ] && ! grep -qE "damaged batch file|not a batch file" "$T/$f.werr" &&
+                why="$f: $(cat "$T/$f.werr")"
+        done
+        FLOW_ELEMENT=0 "$FLOWRUN" worker --state "$T/s-res" --batch "$b" "$T/w1.plan" \
+            > /dev/null 2> "$T/plan.werr"
+        c=$?
+        [ -z "$why" ] && { [ "$c" != 2 ] || ! grep -q "is not the plan batch 0 was made for" "$T/plan.werr"; } &&
+            why="another plan: exit $c: $(cat "$T/plan.werr")"
+        "$FLOWRUN" worker --state "$T/s-res" --batch "$b" --element 7 "$T/res.plan" > /dev/null 2> "$T/el.werr"
+        c=$?
+        [ -z "$why" ] && { [ "$c" != 2 ] || ! grep -q "element 7 is not in batch 0" "$T/el.werr"; } &&
+            why="element 7: exit $c: $(cat "$T/el.werr")"
+        env -u FLOW_ELEMENT -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX \
+            "$FLOWRUN" worker --state "$T/s-res" --batch "$b" "$T/res.plan" > /dev/null 2> "$T/noel.werr"
+        c=$?
+        [ -z "$why" ] && { [ "$c" != 2 ] || ! grep -q "no element" "$T/noel.werr"; } &&
+            why="no element: exit $c: $(cat "$T/noel.werr")"
+    fi
+    if [ -z "$why" ]; then pass damaged-batch; else fail damaged-batch "$why"; fi
+
+    # a result chunk damaged while its element runs: put garbage where the worker's
+    # second chunk goes, before the worker writes it
+    rm -f "$T/res.ran"
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/res.plan" -j 2 --progress none \
+        --state "$T/s-dmg" > "$T/dmg.out" 2> "$T/dmg.err" &
+    drv=$!
+    i=0; while [ ! -d "$T/s-dmg/remote/1/r0" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    printf 'garbage' > "$T/s-dmg/remote/1/r0/.g" && mv "$T/s-dmg/remote/1/r0/.g" "$T/s-dmg/remote/1/r0/0.0"
+    wait $drv
+    code=$?
+    why=""
+    [ "$code" = 1 ] || why="exit $code, want 1"
+    [ -z "$why" ] && ! grep -qF "element 0 of local job local-0: $T/s-dmg/remote/1/r0/0.0: not a result file" "$T/dmg.err" &&
+        why="stderr: $(cat "$T/dmg.err")"
+    [ -z "$why" ] && [ "$(grep -c 'not a result file' "$T/dmg.err")" != 2 ] &&
+        why="not exactly element 0's two jobs failed: $(cat "$T/dmg.err")"
+    if [ -z "$why" ]; then pass damaged-result; else fail damaged-result "$why"; fi
+fi
+
+# 7. FLOWRUN_REMOTE_ENGINE names only the local engine, with the process executor
+if [ -f "$T/w1.plan" ]; then
+    why=""
+    FLOWRUN_REMOTE_ENGINE=slurmish "$FLOWRUN" "$T/w1.plan" --progress none --state "$T/s-bad" \
+        > /dev/null 2> "$T/bad1.err"
+    c=$?
+    [ "$c" = 2 ] && grep -q "FLOWRUN_REMOTE_ENGINE=slurmish: the only engine" "$T/bad1.err" ||
+        why="an unknown engine: exit $c: $(cat "$T/bad1.err")"
+    FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/w1.plan" --executor inline --progress none \
+        --state "$T/s-bad" > /dev/null 2> "$T/bad2.err"
+    c=$?
+    [ -z "$why" ] && { [ "$c" = 2 ] && grep -q "does not go with --executor inline" "$T/bad2.err" ||
+        why="with inline: exit $c: $(cat "$T/bad2.err")"; }
+    FLOWRUN_REMOTE_ENGINE=local FLOWRUN_REMOTE_GRACE_MS=soon "$FLOWRUN" "$T/w1.plan" --progress none \
+        --state "$T/s-bad" > /dev/null 2> "$T/bad3.err"
+    c=$?
+    [ -z "$why" ] && { [ "$c" = 2 ] && grep -q "FLOWRUN_REMOTE_GRACE_MS=soon: expected milliseconds" "$T/bad3.err" ||
+        why="a bad grace: exit $c: $(cat "$T/bad3.err")"; }
+    if [ -z "$why" ]; then pass refused; else fail refused "$why"; fi
+fi
