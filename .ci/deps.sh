@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq slurmctld slurmd slurm-client munge iproute2"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -51,6 +51,11 @@ what() {
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
+    slurmctld) echo "slurmctld (the Slurm controller: tests/harness/slurm-cluster.sh)|slurmctld" ;;
+    slurmd) echo "slurmd (the Slurm node daemon: tests/harness/slurm-cluster.sh)|slurmd" ;;
+    slurm-client) echo "sbatch, squeue, scancel, sinfo and scontrol (the slurm executor's tests)|slurm-client" ;;
+    munge) echo "munged and mungekey (Slurm's authentication: tests/harness/slurm-cluster.sh)|munge" ;;
+    iproute2) echo "ip (network namespaces and a bridge: tests/harness/slurm-cluster.sh)|iproute2" ;;
     tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
@@ -93,6 +98,10 @@ probe() {
             LINKCC=clang links -fsanitize=fuzzer,address,undefined ;;
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
+    slurmctld | slurmd) has "$1" ;;
+    slurm-client) has sbatch && has squeue && has scancel && has sinfo && has scontrol ;;
+    munge) has munged && has mungekey ;;
+    iproute2) has ip && has nsenter ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     esac
 }

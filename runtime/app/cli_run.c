@@ -62,6 +62,8 @@ static void run_on_signal(int sig) {
     run_stop_flag = 1;
 }
 
+#define RUN_MAX_SLURM_FLAGS 64
+
 typedef struct run_args {
     const char *plan;             /* plan file */
     const char *flow;             /* --flow */
@@ -91,6 +93,11 @@ typedef struct run_args {
     const char *env_root;   /* the run's environment's root, or NULL */
     const char **ro_roots;  /* every other environment's root (owned by run_body) */
     int n_ro;
+    /* --executor slurm (docs/distributed.md): the command line's, else flow.yaml's */
+    const char *slurm_partition, *slurm_account, *slurm_time; /* --slurm-partition ... */
+    int64_t slurm_max_jobs;                                   /* --slurm-max-jobs */
+    const char *slurm_flags[RUN_MAX_SLURM_FLAGS + 1];         /* --slurm-flag, repeated */
+    int nslurm_flags;
 } run_args;
 
 
@@ -103,7 +110,8 @@ static int usage_error(const char *fmt, const char *a) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED, O_CONFIG };
+       O_RERUN, O_UNPROTECTED, O_CONFIG, O_SLURM_PARTITION, O_SLURM_ACCOUNT, O_SLURM_TIME,
+       O_SLURM_MAX_JOBS, O_SLURM_FLAG };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -127,6 +135,11 @@ const struct option cli_run_options[] = {
     {"rerun", no_argument, NULL, O_RERUN},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
+    {"slurm-partition", required_argument, NULL, O_SLURM_PARTITION},
+    {"slurm-account", required_argument, NULL, O_SLURM_ACCOUNT},
+    {"slurm-time", required_argument, NULL, O_SLURM_TIME},
+    {"slurm-max-jobs", required_argument, NULL, O_SLURM_MAX_JOBS},
+    {"slurm-flag", required_argument, NULL, O_SLURM_FLAG},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -161,8 +174,9 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->jobs = (int)n;
                 break;
             case O_EXECUTOR:
-                if (strcmp(val, "inline") && strcmp(val, "process"))
-                    return usage_error("--executor expects inline or process, got '%s'", val);
+                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "slurm"))
+                    return usage_error("--executor expects inline, process or slurm, got '%s'",
+                                       val);
                 a->executor = val;
                 break;
             case O_ENV:
@@ -215,6 +229,29 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_CONFIG:
                 a->config = val;
+                break;
+            case O_SLURM_PARTITION:
+                a->slurm_partition = val;
+                break;
+            case O_SLURM_ACCOUNT:
+                a->slurm_account = val;
+                break;
+            case O_SLURM_TIME:
+                a->slurm_time = val;
+                break;
+            case O_SLURM_MAX_JOBS:
+                if (cli_count(val, 1, INT32_MAX, &n))
+                    return usage_error("--slurm-max-jobs expects a positive number, got '%s'",
+                                       val);
+                a->slurm_max_jobs = n;
+                break;
+            case O_SLURM_FLAG:
+                if (a->nslurm_flags >= RUN_MAX_SLURM_FLAGS)
+                    return usage_error("more than %s --slurm-flag options", "64");
+                if (*val != '-')
+                    return usage_error("--slurm-flag expects an sbatch flag (starting with '-'), "
+                                       "got '%s'", val);
+                a->slurm_flags[a->nslurm_flags++] = val;
                 break;
         }
     }
@@ -762,6 +799,34 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
     return 0;
 }
 
+/* --slurm-* options without --executor slurm (flow.yaml's slurm: section is only
+ * read by it): refused with one line (1), else 0. */
+static int slurm_options_refused(const run_args *a, const char *exname) {
+    if (!strcmp(exname, "slurm")) return 0;
+    const char *given = a->slurm_partition ? "--slurm-partition"
+                        : a->slurm_account ? "--slurm-account"
+                        : a->slurm_time    ? "--slurm-time"
+                        : a->slurm_max_jobs ? "--slurm-max-jobs"
+                        : a->nslurm_flags  ? "--slurm-flag"
+                                           : NULL;
+    if (!given) return 0;
+    fprintf(stderr, "flowrun: %s goes with --executor slurm, and this run's executor is %s\n",
+            given, exname);
+    return 1;
+}
+
+/* The extra sbatch flags, NULL-terminated into out: the command line's --slurm-flag
+ * when given, else flow.yaml's slurm: sbatch_flags (at most RUN_MAX_SLURM_FLAGS). */
+static void slurm_flags(const run_args *a, const char **out) {
+    int n = 0;
+    if (a->nslurm_flags)
+        for (int i = 0; i < a->nslurm_flags; i++) out[n++] = a->slurm_flags[i];
+    else
+        for (char **f = a->cfg->slurm.sbatch_flags; f && *f && n < RUN_MAX_SLURM_FLAGS; f++)
+            out[n++] = *f;
+    out[n] = NULL;
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
     char err[1024];
@@ -876,6 +941,8 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     fsec_set sec;
     fsec_init(&sec);
     if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
+    if (slurm_options_refused(&a, exname)) goto out;
+    if (!a.dry_run && !strcmp(exname, "slurm")) remote = 2; /* on the Slurm engine */
     if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
@@ -971,8 +1038,24 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         char rbuf[3 * PATH_MAX];
         rm_engine *eng = NULL;
         if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
-                               sizeof err) == 0)
-            eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
+                               sizeof err) == 0) {
+            if (remote == 2) {
+                const flcfg *c = a.cfg;
+                if (c->slurm.poll_interval_ms > 0 && !getenv("FLOWRUN_REMOTE_POLL_MS"))
+                    ro.poll_ms = (int)c->slurm.poll_interval_ms;
+                const char *flags[RUN_MAX_SLURM_FLAGS + 1];
+                slurm_flags(&a, flags);
+                rm_slurm_options so = {
+                    .partition = a.slurm_partition ? a.slurm_partition : c->slurm.partition,
+                    .account = a.slurm_account ? a.slurm_account : c->slurm.account,
+                    .time_limit = a.slurm_time ? a.slurm_time : c->slurm.time_limit,
+                    .max_jobs = a.slurm_max_jobs ? a.slurm_max_jobs : c->slurm.max_jobs,
+                    .extra = flags};
+                eng = rm_engine_slurm(&so, err, sizeof err);
+            } else {
+                eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
+            }
+        }
         if (eng) ex = rm_executor(p, eng, &ro, err, sizeof err);
         if (!ex) {
             fprintf(stderr, "flowrun: cannot start the remote executor: %s\n", err);
