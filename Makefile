@@ -127,7 +127,7 @@ TESTLIBS   := $(TESTLIB_SRC:tests/lib/%.c=tests/lib/lib%.so)
 EX_SRC     := $(wildcard examples/*/*.c)
 EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
-.PHONY: all check check-plain check-sanitize check-nollvm example bench fuzz install uninstall \
+.PHONY: image all check check-plain check-sanitize check-nollvm example bench fuzz install uninstall \
         clean test golden deps config-check unit testlibs examples-libs
 all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H) $(JITMOD)
 
@@ -246,6 +246,10 @@ golden: all unit testlibs
 example: deps
 	@$(MAKE) --no-print-directory all testlibs
 	@sh examples/run-example.sh $(BUILD)
+
+# a local podman image of this build (runtime/image/build.sh; docs/distributed.md)
+image: all
+	@sh runtime/image/build.sh $(BUILD) $(VERSION)
 
 bench: all testlibs
 	@BUILD=$(BUILD) sh bench/run.sh

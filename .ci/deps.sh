@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq slurmctld slurmd slurm-client munge iproute2"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static slurmctld slurmd slurm-client munge iproute2"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -46,11 +46,20 @@ what() {
     python3) echo "python3 (the checker fuzz and state tests)|python3" ;;
     python3-yaml) echo "the yaml module of python3 (the plan view tests)|python3-yaml" ;;
     jq) echo "jq (the serve tests read runs --json with it)|jq" ;;
+    podman) echo "podman (the container and Kubernetes pod-template tests)|podman" ;;
+    runc) echo "runc (podman's runtime here: crun fails on cgroups v1 hybrid)|runc" ;;
+    catatonit) echo "catatonit (podman kube play's pod init, the Kubernetes tests)|catatonit" ;;
+    busybox-static) echo "a static busybox (/bin/sh of the test images built FROM scratch)|busybox-static" ;;
+    sqlite3-cli) echo "the sqlite3 shell (the remote tests read state.db's recorded batches)|sqlite3" ;;
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
+    podman) echo "podman (the image: tests, tests/suites/64-podman.sh)|podman" ;;
+    runc) echo "runc (the OCI runtime the podman tests use: crun fails where cgroups are v1)|runc" ;;
+    catatonit) echo "catatonit (podman's init, for podman kube play)|catatonit" ;;
+    busybox-static) echo "a static busybox (/bin/sh of the image make image builds)|busybox-static" ;;
     slurmctld) echo "slurmctld (the Slurm controller: tests/harness/slurm-cluster.sh)|slurmctld" ;;
     slurmd) echo "slurmd (the Slurm node daemon: tests/harness/slurm-cluster.sh)|slurmd" ;;
     slurm-client) echo "sbatch, squeue, scancel, sinfo and scontrol (the slurm executor's tests)|slurm-client" ;;
@@ -81,7 +90,9 @@ llvm_config() {
 probe() {
     case $1 in
     cc) has "$CC" ;;
-    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq) has "$1" ;;
+    flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
+        podman | runc | catatonit) has "$1" ;;
+    busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
     sqlite3) hdr sqlite3.h ;;
@@ -103,6 +114,11 @@ probe() {
     munge) has munged && has mungekey ;;
     iproute2) has ip && has nsenter ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
+    sqlite3-cli) has sqlite3 ;;
+    podman) has podman ;;
+    runc) has runc || [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] ;;
+    catatonit) has catatonit || [ -x /usr/libexec/podman/catatonit ] ;;
+    busybox-static) [ -x /bin/busybox ] && ! ldd /bin/busybox > /dev/null 2>&1 ;;
     esac
 }
 

@@ -1,7 +1,7 @@
 /*
  * check_options.c — a task's `with {...}` options (language.md §5): retries,
  * retry_delay, timeout, cache, version, max_map, concurrency, trigger, run_as,
- * image, label, memory, max_procs, secrets.
+ * image, label, memory, max_procs, secrets, cpus, network.
  *
  * The option names are one X-macro list (TASK_OPTIONS), which also gives the
  * "did you mean" candidates. Each option is a constant of a fixed type, checked
@@ -23,7 +23,8 @@
 
 #define TASK_OPTIONS(X)                                                                            \
     X(retries) X(retry_delay) X(timeout) X(cache) X(version) X(max_map) X(concurrency)          \
-        X(trigger) X(run_as) X(image) X(label) X(memory) X(max_procs) X(secrets)
+        X(trigger) X(run_as) X(image) X(label) X(memory) X(max_procs) X(secrets)     \
+            X(cpus) X(network)
 
 static const char *const option_names[] = {
 #define X(o) #o,
@@ -124,9 +125,33 @@ static void opt_secrets(chk_ctx *c, uint32_t task, const fl_node *o) {
     }
 }
 
+/* The container options cpus: and network: of task `task` (a plan_container record, in
+ * task order); they apply only to a task with image:. */
+static void opt_container(chk_ctx *c, uint32_t task, const fl_node *cpus, uint32_t ncpus,
+                          const fl_node *net, uint32_t network, bool has_image) {
+    fl_plan *p = c->plan;
+    if (!has_image) {
+        const fl_node *o = cpus ? cpus : net;
+        diag_error(c->d, o->nspan, "add image: \"...\" to run the task in a container",
+                   "%s: applies to containers (image:)", o->name);
+        return;
+    }
+    uint32_t ci = PLAN_PUSH(p, containers);
+    if (p->oom) return;
+    plan_container rec = {task, ncpus, network};
+    while (ci > 0 && p->containers[ci - 1].task > task) { /* a combine's come late */
+        p->containers[ci] = p->containers[ci - 1];
+        ci--;
+    }
+    p->containers[ci] = rec;
+}
+
 void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
     fl_plan *p = c->plan;
     char hb[160];
+    const fl_node *cpus_opt = NULL, *net_opt = NULL;
+    uint32_t ncpus = 0, network = 0;
+    bool has_image = false;
     for (int i = 0; i < opts->len; i++) {
         const fl_node *o = opts->items[i];
         int which = -1;
@@ -139,7 +164,8 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
             const char *h = chk_hint_closest(c, o->name, hb, sizeof hb);
             diag_error(c->d, o->nspan,
                        h ? h : "options: retries retry_delay timeout cache version max_map "
-                               "concurrency trigger run_as image label memory max_procs secrets",
+                               "concurrency trigger run_as image label memory max_procs secrets "
+                               "cpus network",
                        "unknown task option '%s'", o->name);
             continue;
         }
@@ -174,6 +200,19 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
                 continue;
             }
             p->tasks[task].memory = v.u.i;
+        } else if (!strcmp(name, "cpus")) {
+            if (!opt_const(c, o, c->t_int, &v)) continue;
+            if (v.u.i < 1 || v.u.i > PLAN_MAX_CPUS) {
+                diag_error(c->d, o->a->span, NULL, "option 'cpus' must be from 1 to %d",
+                           PLAN_MAX_CPUS);
+                continue;
+            }
+            cpus_opt = o;
+            ncpus = (uint32_t)v.u.i;
+        } else if (!strcmp(name, "network")) {
+            if (!opt_const(c, o, c->t_bool, &v)) continue;
+            net_opt = o;
+            network = (uint32_t)v.u.i;
         } else if (!strcmp(name, "max_procs")) {
             if (!opt_const(c, o, c->t_int, &v)) continue;
             if (v.u.i < 1 || v.u.i > PLAN_MAX_PROCS) {
@@ -224,7 +263,15 @@ void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts) {
                                 "unknown trigger \"%s\"", s);
             } else if (!strcmp(name, "version")) t->version = v.u.s;
             else if (!strcmp(name, "run_as")) t->run_as = v.u.s;
-            else t->image = v.u.s;
+            else {
+                const char *img = plan_str(p, v.u.s);
+                if (!img[0] || img[0] == '-')
+                    diag_error(c->d, o->a->span, "e.g. image: \"localhost/flow-runtime:0.1.0\"",
+                               "option 'image' must name an image");
+                t->image = v.u.s;
+                has_image = true;
+            }
         }
     }
+    if (cpus_opt || net_opt) opt_container(c, task, cpus_opt, ncpus, net_opt, network, has_image);
 }

@@ -16,7 +16,7 @@
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
-           "[--executor inline|process] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
+           "[--executor inline|process|kubernetes] [--kube-image IMAGE] [--kube-namespace NS] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
@@ -44,7 +44,8 @@
           "[--config FILE]",                                                                       \
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
     X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db") \
-    X(worker, "--state DIR --batch FILE [--element E] [-j N] [--env NAME] [--config FILE] PLAN",   \
+    X(worker, "--state DIR --batch FILE [--element E] [-j N] [--env NAME] [--config FILE] "        \
+              "[--unprotected] PLAN",                                                               \
       "run one element of a batch (run by the remote executors, not by hand)")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);

@@ -271,6 +271,7 @@ static int salvage_db(const char *dir, const char *db) {
     static const struct { const char *t; int rowid; } tables[] = {
         {"runs", 1}, {"instances", 1}, {"events", 1}, {"cache_pack", 1},
         {"cache_objects", 0}, {"files", 0}, {"envs", 1}, /* envs: the cache's environment ids */
+        {"remote_batches", 0}, /* a run's remote batches: what its resume re-attaches to */
     };
     for (size_t i = 0; S.old && i < sizeof tables / sizeof tables[0]; i++)
         copy_table(&S, tables[i].t, tables[i].rowid);

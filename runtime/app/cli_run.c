@@ -46,9 +46,11 @@
 #include "isolate.h"
 #include "secrets.h"
 #include "exec_process.h"
+#include "exec_split.h"
 #include "state.h"
 #include "jit.h"
 #include "remote.h"
+#include "remote_podman.h"
 
 #define RUN_MAX_JOBS 4096
 #define RUN_MAX_PARAMS 1024 /* --param options on one command line */
@@ -87,6 +89,8 @@ typedef struct run_args {
     int rerun;              /* --rerun: claim it even if it succeeded */
     char interval_kv[128];  /* "FIRST=WHEN", appended to params */
     const char *config;     /* --config FILE */
+    const char *kube_image; /* --kube-image (over kubernetes: image:) */
+    const char *kube_ns;    /* --kube-namespace (over kubernetes: namespace:) */
     const flcfg *cfg;       /* the configuration read (borrowed) */
     /* set by run_body once the environment is known: what the run may write, and what
      * its tasks must see read-only (isolate.c) */
@@ -110,8 +114,8 @@ static int usage_error(const char *fmt, const char *a) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED, O_CONFIG, O_SLURM_PARTITION, O_SLURM_ACCOUNT, O_SLURM_TIME,
-       O_SLURM_MAX_JOBS, O_SLURM_FLAG };
+       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS, O_SLURM_PARTITION,
+       O_SLURM_ACCOUNT, O_SLURM_TIME, O_SLURM_MAX_JOBS, O_SLURM_FLAG };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -135,6 +139,8 @@ const struct option cli_run_options[] = {
     {"rerun", no_argument, NULL, O_RERUN},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
+    {"kube-image", required_argument, NULL, O_KUBE_IMAGE},
+    {"kube-namespace", required_argument, NULL, O_KUBE_NS},
     {"slurm-partition", required_argument, NULL, O_SLURM_PARTITION},
     {"slurm-account", required_argument, NULL, O_SLURM_ACCOUNT},
     {"slurm-time", required_argument, NULL, O_SLURM_TIME},
@@ -174,8 +180,10 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->jobs = (int)n;
                 break;
             case O_EXECUTOR:
-                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "slurm"))
-                    return usage_error("--executor expects inline, process or slurm, got '%s'",
+                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes") &&
+                    strcmp(val, "slurm"))
+                    return usage_error(
+                        "--executor expects inline, process, kubernetes or slurm, got '%s'", val);
                                        val);
                 a->executor = val;
                 break;
@@ -229,6 +237,12 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_CONFIG:
                 a->config = val;
+                break;
+            case O_KUBE_IMAGE:
+                a->kube_image = val;
+                break;
+            case O_KUBE_NS:
+                a->kube_ns = val;
                 break;
             case O_SLURM_PARTITION:
                 a->slurm_partition = val;
@@ -475,6 +489,7 @@ static int limits_refused(const fl_plan *p, const char *exname) {
     for (uint32_t t = 0; t < p->n_tasks; t++) {
         const plan_task *T = &p->tasks[t];
         if (!T->memory && !T->max_procs) continue;
+        if (T->image != PLAN_NONE && strcmp(exname, "inline")) continue; /* podman's limits */
         const char *opt = T->memory ? "memory" : "max_procs";
         char why[700];
         if (!strcmp(exname, "inline")) {
@@ -482,6 +497,14 @@ static int limits_refused(const fl_plan *p, const char *exname) {
                     "flowrun: task %s sets %s:, which the inline executor cannot enforce "
                     "(use --executor process)\n",
                     plan_str(p, T->name), opt);
+            return 1;
+        }
+        if (!strcmp(exname, "kubernetes")) { /* memory: the pods' resources */
+            if (!T->max_procs) continue;
+            fprintf(stderr,
+                    "flowrun: task %s sets max_procs:, which Kubernetes cannot enforce for "
+                    "one container (refused under --executor kubernetes)\n",
+                    plan_str(p, T->name));
             return 1;
         }
         if (fcg_probe(why, sizeof why)) {
@@ -788,6 +811,7 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
     o->env = a->env ? a->env : "prod";
     o->run = run;
     o->resume = a->resume > 0;
+    o->unprotected = a->unprotected;
     o->rec_ud = h;
     o->record_batch = remote_record;
     o->list_batches = remote_list;
@@ -797,6 +821,97 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
         return -1;
     }
     return 0;
+}
+
+/* C tasks with image: (docs/distributed.md, "Containers"): when run a_ of flow g
+ * reaches some, *ex becomes the split of *ex and the remote executor on a podman
+ * engine (remote_podman.c) for their jobs: one container per element, running
+ * `flowrun worker` in the image, the state folder at its own path with the store
+ * read-only, the plan's and the configuration's folders read-only. refuse.c has
+ * made sure they share image, network and run_as. 0, or -1 after one line. */
+static int with_podman_c(const run_args *a, const fl_plan *p, uint32_t g, const char *plan_abs,
+                         hist *h, int jobs, rt_executor **ex) {
+    unsigned char *units = calloc(p->n_tasks + 1, 1);
+    if (!units || rt_reached_units(p, g, units)) {
+        free(units);
+        fprintf(stderr, "flowrun: out of memory\n");
+        return -1;
+    }
+    uint32_t first = PLAN_NONE, cpus = 0, procs = 0;
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
+        const plan_task *T = &p->tasks[t];
+        units[t] = units[t] && T->image != PLAN_NONE && T->kind == TK_C;
+        if (!units[t]) continue;
+        if (first == PLAN_NONE) first = t;
+        const plan_container *co = plan_task_container(p, t);
+        if (co && co->cpus > cpus) cpus = co->cpus;
+        if (T->max_procs > procs) procs = T->max_procs;
+    }
+    if (first == PLAN_NONE) {
+        free(units);
+        return 0;
+    }
+    rm_options ro;
+    char rbuf[3 * PATH_MAX], err[1024], store[PATH_MAX + 8], pdir[PATH_MAX], cdir[PATH_MAX];
+    rm_engine *eng = NULL;
+    rt_executor *rex = NULL;
+    if (cli_remote_options(a, plan_abs, h, &ro, rbuf, sizeof rbuf, err, sizeof err) == 0) {
+        /* the containers are on this machine: an ended one's files are there at once,
+         * and a poll (one podman ps) is cheap */
+        if (!getenv("FLOWRUN_REMOTE_GRACE_MS")) ro.grace_ms = 1000;
+        if (!getenv("FLOWRUN_REMOTE_POLL_MS")) ro.poll_ms = 250;
+        /* bench/podman.sh: every instance a container of its own, for comparison */
+        const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
+        ro.one_per_instance = one && !strcmp(one, "1");
+        snprintf(store, sizeof store, "%s/store", ro.state_dir);
+        snprintf(pdir, sizeof pdir, "%s", plan_abs);
+        char *slash = strrchr(pdir, '/');
+        if (slash) *slash = 0;
+        const char *dirs[3] = {pdir, NULL, NULL};
+        if (ro.config) {
+            snprintf(cdir, sizeof cdir, "%s", ro.config);
+            if ((slash = strrchr(cdir, '/'))) *slash = 0;
+            dirs[1] = cdir;
+        }
+        const plan_container *co = plan_task_container(p, first);
+        rm_podman_options po = {.image = plan_str(p, p->tasks[first].image),
+                                .state_dir = ro.state_dir, .store_dir = store, .ro = dirs,
+                                .network = co && co->network, .cpus = cpus, .max_procs = procs,
+                                .slots = (uint32_t)jobs};
+        eng = rm_engine_podman(&po, err, sizeof err);
+    }
+    if (eng) rex = rm_executor(p, eng, &ro, err, sizeof err);
+    rt_executor *both = rex ? rt_executor_split(p, *ex, rex, units) : NULL;
+    free(units);
+    if (!both) {
+        if (rex) rex->ops->destroy(rex);
+        fprintf(stderr, "flowrun: cannot run the C tasks with image: under podman: %s\n",
+                rex ? "out of memory" : err);
+        return -1;
+    }
+    *ex = both;
+    return 0;
+}
+
+/* The Kubernetes engine's options for this run (flow.yaml kubernetes:, the --kube-*
+ * flags over it): state is the absolute state folder, run the run id (0 for the
+ * check before the run is recorded), mdir (PATH_MAX) where its manifests go. */
+static void cli_kube_options(const run_args *a, const char *state, int64_t run, int jobs,
+                             char *mdir, rm_kube_options *k) {
+    const flcfg_kube *K = &a->cfg->kube;
+    snprintf(mdir, PATH_MAX, "%s/remote/%lld", state, (long long)run);
+    *k = (rm_kube_options){.kubectl = K->kubectl,
+                           .ns = a->kube_ns ? a->kube_ns : K->ns,
+                           .image = a->kube_image ? a->kube_image : K->image,
+                           .pvc = K->pvc,
+                           .host_path = K->host_path,
+                           .service_account = K->service_account,
+                           .flowrun = K->flowrun,
+                           .state_dir = state,
+                           .manifest_dir = mdir,
+                           .run = run,
+                           .ttl_seconds = K->ttl_seconds,
+                           .slots = (uint32_t)(K->slots ? K->slots : jobs)};
 }
 
 /* --slurm-* options without --executor slurm (flow.yaml's slurm: section is only
@@ -938,12 +1053,23 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     const char *exname = a.executor ? a.executor : "process";
     int remote = 0; /* FLOWRUN_REMOTE_ENGINE=local: the process executor's jobs through the
                      * remote driver on the local engine (a test path: docs/distributed.md) */
+    int kube = !strcmp(exname, "kubernetes"); /* the remote driver on Kubernetes */
+    rm_engine *slurm_eng = NULL; /* --executor slurm (remote 2): until the driver takes it */
     fsec_set sec;
     fsec_init(&sec);
     if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
     if (slurm_options_refused(&a, exname)) goto out;
     if (!a.dry_run && !strcmp(exname, "slurm")) remote = 2; /* on the Slurm engine */
     if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
+    for (int i = 0; remote && i < sec.n; i++)
+        if (sec.e[i].var) { /* it left flowrun's environment; no worker elsewhere has it */
+            fprintf(stderr,
+                    "flowrun: secret '%s' comes from the environment variable %s, which does "
+                    "not reach the remote executor's workers; give it as a file: in the "
+                    "configuration (refused)\n",
+                    sec.e[i].name, sec.e[i].var);
+            goto out;
+        }
     rt = rt_open(p, a.plan, a.strict, err, sizeof err);
     if (!rt) {
         fprintf(stderr, "flowrun: %s\n", err);
@@ -970,6 +1096,52 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
+    if (remote == 2) { /* the cluster's limits and slots, before anything of the run is recorded */
+        const flcfg *c = a.cfg;
+        const char *flags[RUN_MAX_SLURM_FLAGS + 1];
+        slurm_flags(&a, flags);
+        rm_slurm_options so = {
+            .partition = a.slurm_partition ? a.slurm_partition : c->slurm.partition,
+            .account = a.slurm_account ? a.slurm_account : c->slurm.account,
+            .time_limit = a.slurm_time ? a.slurm_time : c->slurm.time_limit,
+            .max_jobs = a.slurm_max_jobs ? a.slurm_max_jobs : c->slurm.max_jobs,
+            .extra = flags};
+        slurm_eng = rm_engine_slurm(&so, err, sizeof err);
+        if (!slurm_eng) {
+            fprintf(stderr, "flowrun: --executor slurm: %s\n", err);
+            goto out;
+        }
+    }
+    if (kube) { /* its options and kubectl, before anything of the run is recorded */
+        char st[PATH_MAX], mdir[PATH_MAX];
+        rm_kube_options ko;
+        if (!realpath(a.state, st)) snprintf(st, sizeof st, "%s", a.state);
+        cli_kube_options(&a, st, 0, jobs, mdir, &ko);
+        if (rm_kube_check(&ko, err, sizeof err)) {
+            fprintf(stderr, "flowrun: %s\n", err);
+            goto out;
+        }
+        /* every pod runs the kubernetes: image; a task asking for another is refused,
+         * not run in the wrong one (docs/distributed.md, "Kubernetes") */
+        unsigned char *units = calloc(p->n_tasks + 1, 1);
+        if (!units || rt_reached_units(p, g, units)) {
+            free(units);
+            fprintf(stderr, "flowrun: out of memory\n");
+            goto out;
+        }
+        for (uint32_t t = 0; t < p->n_tasks; t++) {
+            const plan_task *T = &p->tasks[t];
+            if (!units[t] || T->image == PLAN_NONE || !strcmp(plan_str(p, T->image), ko.image))
+                continue;
+            fprintf(stderr,
+                    "flowrun: task %s sets image: \"%s\", but under --executor kubernetes "
+                    "every pod runs the kubernetes: image \"%s\" (refused)\n",
+                    plan_str(p, T->name), plan_str(p, T->image), ko.image);
+            free(units);
+            goto out;
+        }
+        free(units);
+    }
     { /* workers see the store read-only (as root: exec_process.c; under inline, those
        * of run_as tasks: exec_inline.c); it must exist */
         fl_store *sto = store_open(flowrun_ctx(), a.state, err, sizeof err);
@@ -986,13 +1158,15 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                 goto out;
             }
         }
-        if (!remote)
+        if (!remote && !kube)
             ex = !strcmp(exname, "inline")
                      ? rt_executor_inline_ro(rt, jobs, ro)
                      : rt_executor_process_sec(rt, jobs, ro, sec.n ? &sec : NULL, a.isolated > 0);
+        if (ex && strcmp(exname, "inline")) /* image: tasks' jobs to a podman pool */
+            ex = rt_executor_with_containers(rt, g, ex, jobs, sec.n ? &sec : NULL);
         store_close(sto);
     }
-    if (!ex && !remote) {
+    if (!ex && !remote && !kube) {
         fprintf(stderr, "flowrun: cannot start the %s executor: %s\n", exname, strerror(errno));
         goto out;
     }
@@ -1033,25 +1207,25 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         code = 2;
         goto out;
     }
-    if (remote) { /* the remote executor needs the run's id: made now */
+    if (remote || kube) { /* the remote executor needs the run's id: made now */
         rm_options ro;
-        char rbuf[3 * PATH_MAX];
+        char rbuf[3 * PATH_MAX], mdir[PATH_MAX];
         rm_engine *eng = NULL;
         if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
                                sizeof err) == 0) {
-            if (remote == 2) {
-                const flcfg *c = a.cfg;
-                if (c->slurm.poll_interval_ms > 0 && !getenv("FLOWRUN_REMOTE_POLL_MS"))
-                    ro.poll_ms = (int)c->slurm.poll_interval_ms;
-                const char *flags[RUN_MAX_SLURM_FLAGS + 1];
-                slurm_flags(&a, flags);
-                rm_slurm_options so = {
-                    .partition = a.slurm_partition ? a.slurm_partition : c->slurm.partition,
-                    .account = a.slurm_account ? a.slurm_account : c->slurm.account,
-                    .time_limit = a.slurm_time ? a.slurm_time : c->slurm.time_limit,
-                    .max_jobs = a.slurm_max_jobs ? a.slurm_max_jobs : c->slurm.max_jobs,
-                    .extra = flags};
-                eng = rm_engine_slurm(&so, err, sizeof err);
+            if (kube) {
+                rm_kube_options ko;
+                cli_kube_options(&a, ro.state_dir, ro.run, jobs, mdir, &ko);
+                if (a.cfg->kube.poll_ms && !getenv("FLOWRUN_REMOTE_POLL_MS"))
+                    ro.poll_ms = (int)a.cfg->kube.poll_ms;
+                eng = rm_engine_kube(&ko, err, sizeof err);
+            } else if (slurm_eng) { /* made (and checked) before the run was recorded */
+                if (a.cfg->slurm.poll_interval_ms > 0 && !getenv("FLOWRUN_REMOTE_POLL_MS"))
+                    ro.poll_ms = (int)a.cfg->slurm.poll_interval_ms;
+                const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
+                ro.one_per_instance = one && !strcmp(one, "1"); /* bench/slurm.sh */
+                eng = slurm_eng;
+                slurm_eng = NULL;
             } else {
                 eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
             }
@@ -1062,6 +1236,10 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
             code = 2;
             goto out;
         }
+    }
+    if (!remote && !kube && strcmp(exname, "inline") && with_podman_c(&a, p, g, plan_abs, h, jobs, &ex)) {
+        code = 2;
+        goto out;
     }
     char work[PATH_MAX];
     time_t now = time(NULL);
@@ -1140,6 +1318,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
 out:
+    if (slurm_eng) slurm_eng->ops->destroy(slurm_eng);
     free(a.ro_roots);
     if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);

@@ -4,14 +4,14 @@
  *
  * It does what `flowrun run` does before its scheduler starts, and nothing of
  * what comes after: reads the configuration (--config, the environment --env: its
- * root, FLOW_ENV / FLOW_ENV_ROOT for sh tasks), opens the plan (libraries found and
- * hash-checked by rt_open) and checks it is the plan the driver ran (the batch
- * file holds its SHA-256), gathers the secrets of the tasks of its element
- * (cli_secrets_for, as run does for the tasks a flow reaches), and starts a
- * process executor exactly as run does (rt_executor_process_sec: the store
- * read-only to tasks as root, a fresh worker per job of a task with secrets).
- * Then the core (remote_worker.c) runs the element and writes its results. It
- * never opens state.db: only the driver writes it.
+ * root, FLOW_ENV / FLOW_ENV_ROOT for sh tasks), keeps the tasks off the other
+ * environments' roots (iso_protect_run, --unprotected as for run), opens the plan (libraries found
+ * and hash-checked by rt_open) and checks it is the plan the driver ran (the batch file holds its
+ * SHA-256), gathers the secrets of the tasks of its element (cli_secrets_for, as run does for the
+ * tasks a flow reaches), and starts a process executor exactly as run does
+ * (rt_executor_process_sec: the store read-only to tasks as root, a fresh worker per job of a task
+ * with secrets). Then the core (remote_worker.c) runs the element and writes its results. It never
+ * opens state.db: only the driver writes it.
  *
  * The element: --element, else $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX,
  * $FLOW_ELEMENT, in that order; none: exit 2. Exit 0 all results written, 1 an I/O
@@ -29,14 +29,16 @@
 #include "config.h"
 #include "digest.h"
 #include "exec.h"
+#include "exec_split.h"
 #include "exec_process.h"
+#include "isolate.h"
 #include "remote.h"
 #include "secrets.h"
 #include "store.h"
 
 #define WORKER_MAX_JOBS 4096
 
-enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG };
+enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG, O_UNPROTECTED };
 
 static int worker_usage(const char *fmt, const char *a) {
     fputs("flowrun worker: ", stderr);
@@ -67,12 +69,13 @@ int rm_worker_main(int argc, char **argv) {
                                          {"jobs", required_argument, NULL, 'j'},
                                          {"env", required_argument, NULL, O_ENV},
                                          {"config", required_argument, NULL, O_CONFIG},
+                                         {"unprotected", no_argument, NULL, O_UNPROTECTED},
                                          {NULL, 0, NULL, 0}};
     const char *state = NULL, *batch = NULL, *env = NULL, *config = NULL, *plan = NULL;
     int64_t element = -1, jobs = 1;
+    int unprotected = 0;
     cli_line l;
-    cli_line_init(&l, argc, argv, "flowrun worker", " (see flowrun worker --help)", "j:", opts,
-                  0);
+    cli_line_init(&l, argc, argv, "flowrun worker", " (see flowrun worker --help)", "j:", opts, 0);
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         switch (c) {
@@ -102,6 +105,9 @@ int rm_worker_main(int argc, char **argv) {
             case O_CONFIG:
                 config = val;
                 break;
+            case O_UNPROTECTED:
+                unprotected = 1;
+                break;
         }
     }
     if (!plan) return worker_usage("%s", "missing the PLAN file");
@@ -110,8 +116,7 @@ int rm_worker_main(int argc, char **argv) {
     if (element < 0) {
         const char *which = NULL;
         element = element_from_env(&which);
-        if (element == -2)
-            return worker_usage("$%s is not an element number", which);
+        if (element == -2) return worker_usage("$%s is not an element number", which);
         if (element < 0)
             return worker_usage("%s", "no element: give --element E, or run under an engine "
                                       "that sets SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or "
@@ -138,6 +143,20 @@ int rm_worker_main(int argc, char **argv) {
         fprintf(stderr, "flowrun worker: %s\n", err);
         goto out;
     }
+    /* the other environments' roots read-only to the tasks, as for the run (isolate.c):
+     * now, while the worker is one thread */
+    int n_ro = 0, isolated;
+    const char **ro = flcfg_other_roots(&cfg, E, &n_ro);
+    if (!ro) {
+        fprintf(stderr, "flowrun worker: out of memory\n");
+        goto out;
+    }
+    isolated = iso_protect_run(env, ro, n_ro, unprotected, 0, stderr, err, sizeof err);
+    free(ro);
+    if (isolated < 0) {
+        fprintf(stderr, "flowrun worker: %s\n", err);
+        goto out;
+    }
     if (rm_batch_read(batch, &b, err, sizeof err)) {
         fprintf(stderr, "flowrun worker: %s\n", err);
         goto out;
@@ -153,8 +172,10 @@ int rm_worker_main(int argc, char **argv) {
         goto out;
     }
     if (memcmp(h.b, b.plan_hash, 32)) {
-        fprintf(stderr, "flowrun worker: %s is not the plan batch %u was made for (it changed "
-                        "since the run started)\n", plan, b.batch);
+        fprintf(stderr,
+                "flowrun worker: %s is not the plan batch %u was made for (it changed "
+                "since the run started)\n",
+                plan, b.batch);
         goto out;
     }
     p = plan_read_file(flowrun_ctx(), plan, err, sizeof err);
@@ -181,8 +202,10 @@ int rm_worker_main(int argc, char **argv) {
         goto out;
     }
     setenv("FLOW_ENV", envname, 1);
-    if (E->root) setenv("FLOW_ENV_ROOT", E->root, 1);
-    else unsetenv("FLOW_ENV_ROOT");
+    if (E->root)
+        setenv("FLOW_ENV_ROOT", E->root, 1);
+    else
+        unsetenv("FLOW_ENV_ROOT");
     {
         fl_store *sto = store_open(flowrun_ctx(), state, err, sizeof err);
         if (!sto) {
@@ -193,18 +216,29 @@ int rm_worker_main(int argc, char **argv) {
             char mnt[PATH_MAX], why[600];
             snprintf(mnt, sizeof mnt, "%s/secret-mount", state);
             if (fsec_set_mnt(&sec, mnt, why, sizeof why) || fsec_probe(&sec, why, sizeof why)) {
-                fprintf(stderr, "flowrun worker: tasks with secrets cannot be kept from the "
-                                "other tasks here: %s (refused)\n", why);
+                fprintf(stderr,
+                        "flowrun worker: tasks with secrets cannot be kept from the "
+                        "other tasks here: %s (refused)\n",
+                        why);
                 store_close(sto);
                 goto out;
             }
         }
-        ex = rt_executor_process_sec(rt, (int)jobs, store_root(sto), sec.n ? &sec : NULL, 0);
+        ex = rt_executor_process_sec(rt, (int)jobs, store_root(sto), sec.n ? &sec : NULL,
+                                     isolated > 0);
         store_close(sto);
+        /* sh tasks with image: run under podman on this host, as `flowrun run` runs
+         * them — unless this worker is itself in the container (the podman engine,
+         * a Kubernetes pod: FLOW_IN_CONTAINER), where they run as they are */
+        const char *inc = getenv("FLOW_IN_CONTAINER");
+        if (ex && !(inc && !strcmp(inc, "1"))) {
+            for (uint32_t t = 0; t < p->n_tasks; t++)
+                in[t] = in[t] && p->tasks[t].image != PLAN_NONE && p->tasks[t].kind == TK_SH;
+            ex = rt_executor_with_containers_for(rt, in, ex, (int)jobs, sec.n ? &sec : NULL);
+        }
     }
     if (!ex) {
-        fprintf(stderr, "flowrun worker: cannot start the process executor: %s\n",
-                strerror(errno));
+        fprintf(stderr, "flowrun worker: cannot start the process executor: %s\n", strerror(errno));
         goto out;
     }
     code = rm_worker_run(rt, ex, state, &b, (uint32_t)element, err, sizeof err);

@@ -369,8 +369,42 @@ static int read_secrets(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
 
 static int read_executor(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     (void)k;
-    static const char *const w[] = {"inline", "process", "slurm", NULL};
+    static const char *const w[] = {"inline", "process", "kubernetes", "slurm", NULL};
     return word_value(in, v, "executor", w, &in->c->executor);
+}
+
+/* ---- kubernetes: ---- */
+
+static int kube_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
+    (void)arg;
+    flcfg_kube *K = &in->c->kube;
+    if (!strcmp(name, "kubectl")) return str_value(in, v, "kubectl", &K->kubectl);
+    if (!strcmp(name, "namespace")) return str_value(in, v, "namespace", &K->ns);
+    if (!strcmp(name, "image")) return str_value(in, v, "image", &K->image);
+    if (!strcmp(name, "pvc")) return str_value(in, v, "pvc", &K->pvc);
+    if (!strcmp(name, "host_path")) return path_value(in, v, "host_path", &K->host_path);
+    if (!strcmp(name, "service_account"))
+        return str_value(in, v, "service_account", &K->service_account);
+    if (!strcmp(name, "flowrun")) return str_value(in, v, "flowrun", &K->flowrun);
+    if (!strcmp(name, "slots")) return int_value(in, v, "slots", 100000, &K->slots);
+    if (!strcmp(name, "poll_ms")) return int_value(in, v, "poll_ms", 3600000, &K->poll_ms);
+    if (!strcmp(name, "ttl_seconds"))
+        return int_value(in, v, "ttl_seconds", INT32_MAX, &K->ttl_seconds);
+    return cerr(in, k,
+                "kubernetes: unknown key '%.60s' (known: kubectl, namespace, image, pvc, "
+                "host_path, service_account, flowrun, slots, poll_ms, ttl_seconds)",
+                name);
+}
+
+static int read_kube(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
+    (void)k;
+    if (is_null(v)) return 0;
+    if (walk_map(in, v, "kubernetes", kube_key, NULL)) return -1;
+    flcfg_kube *K = &in->c->kube;
+    if (K->pvc && K->host_path)
+        return cerr(in, v, "kubernetes: pvc and host_path are two places for the state "
+                           "directory: give one");
+    return 0;
 }
 
 static int read_progress(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
@@ -444,6 +478,7 @@ static int read_slurm(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     X(progress, read_progress)                                                                     \
     X(envs, read_envs)                                                                             \
     X(secrets, read_secrets)                                                                       \
+    X(kubernetes, read_kube)                                                                       \
     X(slurm, read_slurm)
 
 static int top_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
@@ -590,6 +625,13 @@ int flcfg_load(const char *given, flcfg *out, char *err, size_t errlen) {
 }
 
 void flcfg_free(flcfg *c) {
+    free(c->kube.kubectl);
+    free(c->kube.ns);
+    free(c->kube.image);
+    free(c->kube.pvc);
+    free(c->kube.host_path);
+    free(c->kube.service_account);
+    free(c->kube.flowrun);
     for (int i = 0; i < c->nenvs; i++) {
         flcfg_env *e = &c->envs[i];
         for (int j = 0; j < e->nparams; j++) {

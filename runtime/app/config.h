@@ -47,10 +47,25 @@ typedef struct flcfg_secret {
     char *env_var;      /* an environment variable of flowrun holding it, or NULL */
 } flcfg_secret;         /* exactly one of file and env_var */
 
+/* `kubernetes:` (docs/configuration.md, docs/distributed.md "Kubernetes"): the options of
+ * --executor kubernetes; NULL / 0 when not set. */
+typedef struct flcfg_kube {
+    char *kubectl;         /* the kubectl command (default "kubectl") */
+    char *ns;              /* namespace: (default: kubectl's current) */
+    char *image;           /* the image the pods run */
+    char *pvc;             /* the state directory's PersistentVolumeClaim, or */
+    char *host_path;       /* the node directory holding it (absolute, normalised) */
+    char *service_account; /* service_account: */
+    char *flowrun;         /* flowrun's path in the image */
+    int64_t slots;         /* elements running at once (default: -j) */
+    int64_t poll_ms;       /* poll interval in milliseconds (default 2000) */
+    int64_t ttl_seconds;   /* ttlSecondsAfterFinished (default 3600) */
+} flcfg_kube;
+
 typedef struct flcfg {
     char *path;         /* the file read; NULL when there was none */
     /* defaults for flowrun's options; NULL / 0 when the file does not set them */
-    char *executor;     /* "inline" | "process" | "slurm" */
+    char *executor;     /* "inline" | "process" | "kubernetes" | "slurm" */
     int jobs;           /* -j */
     char *state;        /* --state (relative to the file's folder when relative) */
     int64_t max_map;    /* --max-map */
@@ -59,6 +74,7 @@ typedef struct flcfg {
     int nenvs;
     flcfg_secret *secrets;
     int nsecrets;
+    flcfg_kube kube;    /* kubernetes: */
     /* the slurm: section (--executor slurm; docs/distributed.md); NULL / 0 unset */
     struct {
         char *partition, *account, *time_limit; /* sbatch -p, -A, -t */

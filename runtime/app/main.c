@@ -74,8 +74,13 @@ static int command_help(size_t i) {
     putchar('\n');
     if (!strcmp(commands[i].name, "run") || !strcmp(commands[i].name, "resume"))
         printf("\n%s", executors_note);
-    puts("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
-         "more: flowrun(1) (man -l docs/man/flowrun.1, or man flowrun once installed)");
+    if (!strcmp(commands[i].name, "worker")) /* its exit codes are the driver's (remote.h) */
+        puts("\nexit status: 0 every result written (failed instances included), 1 results "
+             "could not be\nwritten, 2 usage/plan/batch error\n"
+             "more: flowrun(1), docs/distributed.md");
+    else
+        puts("\nexit status: 0 ok, 1 a task failed, 2 usage/plan/parameter error, 3 interrupted\n"
+             "more: flowrun(1) (man -l docs/man/flowrun.1, or man flowrun once installed)");
     return 0;
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "exec_split.h"
 #include "expr.h"
 #include "flow.h"
 #include "scheduler.h"
@@ -497,6 +498,8 @@ int flow_program_run(flow_program *fp, const flow_run_options *opts, flow_outcom
     if (jobs < 1) jobs = 1;
     rt_executor *ex = !strcmp(exname, "process") ? rt_executor_process(fp->rt, jobs)
                                                  : rt_executor_inline(fp->rt, jobs);
+    if (ex && !strcmp(exname, "process"))
+        ex = rt_executor_with_containers(fp->rt, fp->graph, ex, jobs, NULL);
     if (!ex) {
         for (uint32_t i = 0; i < G->nparams; i++)
             fv_decref(p, p->params[G->first_param + i].type, params[i]);

@@ -245,6 +245,9 @@ typedef struct px_exec {
     char *ro_dir;        /* shown read-only to tasks (the store), or NULL */
     const fsec_set *sec; /* the run's secrets (borrowed), or NULL: no task has any */
     int pidns;           /* every worker in a pid namespace of its own (secrets, isolation) */
+    int containers;      /* a pool for image: tasks (rt_executor_process_containers): its
+                            workers keep CAP_SYS_ADMIN for podman, get no cgroup and do
+                            not switch identity (podman does: --user, --memory) */
     int ntotal;          /* size of w: nworkers, plus nworkers fresh-worker places */
     unsigned char *sec_task;            /* per task: it declares secrets */
     uint32_t sec_head, sec_tail, sec_count; /* jobs waiting for a fresh worker (slots, linked
@@ -626,7 +629,7 @@ static void px_child_setup(px_child_state *cs) {
     /* last: nothing this worker runs may remount what it was given read-only (where
      * flowrun itself lacks CAP_SETPCAP, a task that execs gets it back: see
      * docs/environments.md; nothing here could say so but the task's log) */
-    if (geteuid() == 0) iso_drop_sys_admin();
+    if (geteuid() == 0 && !cs->ex->containers) iso_drop_sys_admin();
 }
 
 /* Run one job frame (or, when fail is given, only report that it failed with that
@@ -932,7 +935,7 @@ static void __attribute__((noreturn)) px_child_main(px_child_state *cs) {
             sh |= t->kind == TK_SH;
             if (cs->oneshot && (cs->setup_fail[0] || h.task != cs->oneshot_task))
                 px_child_job(cs, &h, jb, cs->setup_fail[0] ? cs->setup_fail : "no secrets", 0);
-            else if (t->run_as != PLAN_NONE && cs->root)
+            else if (t->run_as != PLAN_NONE && cs->root && !cs->ex->containers)
                 px_child_job_as(cs, &h, jb, plan_str(cs->ex->plan, t->run_as));
             else
                 px_child_job(cs, &h, jb, NULL, 0);
@@ -1673,7 +1676,8 @@ static void px_run_call_task(void *ctx, const rt_job *job, rt_result *res) {
 }
 
 static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner run, void *ctx,
-                              const char *ro_dir, const fsec_set *sec, int pidns) {
+                              const char *ro_dir, const fsec_set *sec, int pidns,
+                              int containers) {
     if (!plan || !run) {
         errno = EINVAL;
         return NULL;
@@ -1692,6 +1696,7 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     ex->ro_dir = ro_dir ? fl_strdup(c, ro_dir) : NULL;
     ex->sec = sec;
     ex->pidns = sec || pidns;
+    ex->containers = containers;
     ex->ntotal = sec ? 2 * nworkers : nworkers;
     ex->w = fl_calloc(c, (size_t)ex->ntotal, sizeof *ex->w);
     ex->pfd = fl_calloc(c, 2 * (size_t)ex->ntotal, sizeof *ex->pfd);
@@ -1709,7 +1714,7 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
     ex->base.queued = PX_DEPTH - 1;
     for (uint32_t t = 0; t < plan->n_tasks; t++) {
         if (plan->tasks[t].nparams > ex->max_params) ex->max_params = plan->tasks[t].nparams;
-        if (plan->tasks[t].memory || plan->tasks[t].max_procs) ex->limits = 1;
+        if ((plan->tasks[t].memory || plan->tasks[t].max_procs) && !containers) ex->limits = 1;
         ex->sec_task[t] = plan_task_has_secret(plan, t, NULL);
     }
     for (int i = 0; i < ex->ntotal; i++) {
@@ -1730,7 +1735,7 @@ static rt_executor *px_create(const fl_plan *plan, int nworkers, rt_job_runner r
 
 rt_executor *rt_executor_process_with(const fl_plan *plan, int nworkers, rt_job_runner run,
                                       void *ctx) {
-    return px_create(plan, nworkers, run, ctx, NULL, NULL, 0);
+    return px_create(plan, nworkers, run, ctx, NULL, NULL, 0, 0);
 }
 
 rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *ro_dir,
@@ -1739,7 +1744,16 @@ rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *r
         errno = EINVAL;
         return NULL;
     }
-    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir, sec, pidns);
+    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, ro_dir, sec, pidns, 0);
+}
+
+rt_executor *rt_executor_process_containers(rt_runtime *rt, int nworkers,
+                                            const fsec_set *sec) {
+    if (!rt) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return px_create(rt_plan(rt), nworkers, px_run_call_task, rt, NULL, sec, 0, 1);
 }
 
 rt_executor *rt_executor_process_ro(rt_runtime *rt, int nworkers, const char *ro_dir) {

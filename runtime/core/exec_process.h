@@ -36,4 +36,13 @@ struct fsec_set;
 rt_executor *rt_executor_process_sec(rt_runtime *rt, int nworkers, const char *ro_dir,
                                      const struct fsec_set *sec, int pidns);
 
+/* The pool for the jobs of image: tasks (exec_split.c routes them here): the same
+ * workers, except that they keep CAP_SYS_ADMIN (podman, which they run, needs it:
+ * the task itself runs in the container), see the store as flowrun does (the
+ * container does not see it at all: sh.c mounts only a job's inputs and outputs),
+ * get no cgroup and do not switch identity for run_as (podman's --memory,
+ * --pids-limit and --user do). sec as for rt_executor_process_sec. */
+rt_executor *rt_executor_process_containers(rt_runtime *rt, int nworkers,
+                                            const struct fsec_set *sec);
+
 #endif /* FLOW_EXEC_PROCESS_H */

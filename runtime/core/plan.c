@@ -66,7 +66,8 @@ static uint32_t add_str(fl_plan *p, const char *s) {
  * element to land on (plan_grow_). */
 #define PLAN_BUILDER_ARRAYS(X)                                                                     \
     X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
-        X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs) X(secrets)
+        X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs) X(secrets)      \
+            X(containers)
 
 fl_plan *plan_new(fl_ctx *ctx) {
     fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
@@ -241,6 +242,7 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
 #define PLAN_REC_code(F) F(u16, r->op) F(u16, r->b) F(i32, r->a) F(u32, r->loc)
 #define PLAN_REC_locs(F) F(u32, r->line) F(u32, r->col) F(u32, r->end_line) F(u32, r->end_col)
 #define PLAN_REC_secrets(F) F(u32, r->task) F(u32, r->name) F(u32, r->loc)
+#define PLAN_REC_containers(F) F(u32, r->task) F(u32, r->cpus) F(u32, r->network)
 
 /* S(id, array, record list): the sections in file order; ids are never reused. */
 #define PLAN_SECTIONS(S)                                                                           \
@@ -253,10 +255,13 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(7, libs, libs)                                                                               \
     S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)              \
         S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)              \
-            S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs) S(19, secrets, secrets)
+            S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs) S(19, secrets, secrets)    \
+                S(20, containers, containers)
 
-/* Sections a version 3 plan has: all but `secrets` (read as empty). */
+/* Sections a version 3 plan has: all but `secrets` (read as empty); a version 4 plan:
+ * all but `containers`. */
 #define PLAN_NSECTIONS_V3 18
+#define PLAN_NSECTIONS_V4 19
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -512,7 +517,9 @@ static void plan_free_arrays(fl_plan *p) {
 /* The section table, then every section decoded into a fresh fl_plan. */
 static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen) {
     uint32_t nsec = rd32(buf + 92), version = rd32(buf + 8);
-    uint32_t want = version < 4 ? PLAN_NSECTIONS_V3 : PLAN_NSECTIONS;
+    uint32_t want = version < 4   ? PLAN_NSECTIONS_V3
+                    : version < 5 ? PLAN_NSECTIONS_V4
+                                  : PLAN_NSECTIONS;
     if (nsec != want) {
         fail(err, errlen, "bad plan: %u sections, expected %u", nsec, want);
         return NULL;
@@ -1293,6 +1300,29 @@ bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name) {
     return false;
 }
 
+const plan_container *plan_task_container(const fl_plan *p, uint32_t t) {
+    for (uint32_t i = 0; i < p->n_containers; i++)
+        if (p->containers[i].task == t) return &p->containers[i];
+    return NULL;
+}
+
+/* Container options: a task with image: each, in task order, once, in range. */
+static int chk_containers(plan_check *k) {
+    const fl_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_containers; i++) {
+        const plan_container *c = &p->containers[i];
+        if (c->task >= p->n_tasks)
+            BAD("container options %u refer to task %u of %u", i, c->task, p->n_tasks);
+        if (p->tasks[c->task].image == PLAN_NONE)
+            BAD("task %u has container options but no image", c->task);
+        if (c->cpus > PLAN_MAX_CPUS || c->network > 1)
+            BAD("task %u has cpus %u or network %u out of range", c->task, c->cpus, c->network);
+        if (i && p->containers[i - 1].task >= c->task)
+            BAD("container options %u are out of task order", i);
+    }
+    return 0;
+}
+
 /* Secrets: a task each, a clean name, in task order, no name twice for one task. */
 static int chk_secrets(plan_check *k) {
     const fl_plan *p = k->p;
@@ -1320,7 +1350,8 @@ static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     if (!k.owner) return fail(err, errlen, "out of memory");
     int rc = 0;
     if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) || chk_lambdas(&k) ||
-        chk_tasks(&k) || chk_graphs(&k) || chk_secrets(&k))
+        chk_tasks(&k) || chk_graphs(&k) || chk_secrets(&k) ||
+        chk_containers(&k))
         rc = -1;
     fl_free(p->ctx, k.owner);
     return rc;

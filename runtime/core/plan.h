@@ -32,10 +32,11 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 4        /* 2: every call node names its instances (plan_node.name);
+#define PLAN_VERSION 5        /* 2: every call node names its instances (plan_node.name);
                                  tasks carry memory and max_procs. 3: type kind time; graphs
                                  carry start, tz, watch. 4: the secrets section (a version 3
-                                 plan is read as one with no secrets) */
+                                 plan is read as one with no secrets). 5: the containers
+                                 section (cpus:, network:; an older plan has none) */
 #define PLAN_OLDEST_VERSION 3 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
@@ -170,6 +171,16 @@ typedef struct plan_secret {
     uint32_t name; /* string: a plan_name_bad-clean name of letters, digits and '_' */
     uint32_t loc;  /* loc of the name in the source */
 } plan_secret;
+
+/* The container options of a task with `image:` (`cpus: 2`, `network: true`), for the
+ * tasks that set one of them only: records in task order, at most one per task. */
+typedef struct plan_container {
+    uint32_t task;    /* task (it has image:) */
+    uint32_t cpus;    /* podman --cpus; 0: no limit */
+    uint32_t network; /* bool: 1 the container gets a network, 0 --network=none */
+} plan_container;
+/* The largest cpus: a task option may carry. */
+#define PLAN_MAX_CPUS 4096
 
 /* ---- graphs: flows and groups ---------------------------------------------------- */
 #define PLAN_GRAPH_KINDS(X) X(FLOW, "flow") X(GROUP, "group")
@@ -324,6 +335,7 @@ typedef struct fl_plan {
     PLAN_ARRAY(plan_instr, code);
     PLAN_ARRAY(plan_loc, locs);
     PLAN_ARRAY(plan_secret, secrets); /* version 4; empty in a version 3 plan */
+    PLAN_ARRAY(plan_container, containers); /* version 5; empty in older plans */
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
     fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
                      one plan_new / plan_read was given; not serialised */
@@ -375,6 +387,9 @@ const char *plan_name_bad(const char *s);
 /* Does task t (a combine: either half, at any depth) declare secret `name`? And does
  * it declare any (name NULL)? A combine's unit gets its halves' secrets. */
 bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name);
+/* The container options of task t, or NULL when it sets none (no cpus: limit, no
+ * network). */
+const plan_container *plan_task_container(const fl_plan *p, uint32_t t);
 /* A secret name is [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes (it becomes a file name
  * and part of an environment variable name). NULL when fine, else why not. */
 const char *plan_secret_name_bad(const char *s);

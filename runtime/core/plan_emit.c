@@ -506,6 +506,12 @@ static void emit_task(emit_ctx *c, uint32_t i) {
     kv_optidx(c, "label", k->label);
     if (k->memory) kv_int(t, "memory", k->memory); /* only when set: older dumps stay valid */
     if (k->max_procs) kv_int(t, "max_procs", k->max_procs);
+    const plan_container *co = plan_task_container(p, i);
+    if (co && co->cpus) kv_int(t, "cpus", co->cpus);
+    if (co) {
+        t_key(t, "network");
+        t_bool(t, co->network != 0);
+    }
     uint32_t nsec = 0;
     for (uint32_t j = 0; j < p->n_secrets; j++) /* names only: a plan never holds a value */
         if (p->secrets[j].task == i) {

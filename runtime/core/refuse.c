@@ -10,8 +10,14 @@
  * or that no flow calls, is not this run's business and is not looked at —
  * and refuses, with one line naming the task and the option:
  *
- *   - `image:` on any reached task: no executor of this build runs containers,
- *     so the task would run on the host. (Removed by the container executors.)
+ *   - `image:` under the inline executor (it runs tasks inside flowrun, never in
+ *     a container), on a combined task or its halves, on C tasks of one run that
+ *     differ in image, network or run_as (one podman engine runs them all:
+ *     remote_podman.c), and
+ *     anywhere but under kubernetes (its pods run one configured image: cli_run.c
+ *     checks it) when podman cannot be run (the process executor runs image: sh
+ *     tasks through podman: podman.c) or does not have the image (podman run
+ *     --pull=never: images are built or pulled beforehand, never mid-run).
  *   - `run_as:` on a reached task whose code would not run as that user: when
  *     flowrun is not root (only root can switch), and on a half of a combined
  *     task whose unit runs as someone else (identity is switched per unit, by
@@ -34,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "podman.h"
 #include "refuse.h"
 
 /* The name of the user flowrun runs as (its uid as text when it has none). */
@@ -88,15 +95,58 @@ static int refuse_run_as(const fl_plan *p, uint32_t u, uint32_t t, const char *a
 /* Check task t, part of unit u, and the halves of a combined t (see
  * refuse_run_as for as). A combine's halves are earlier tasks (plan_read
  * checks), so the recursion ends. */
+/* Do C tasks a and b (both with image:) run in the same containers: the same image,
+ * network and run_as? (One podman engine per run: remote_podman.c.) */
+static int same_container(const fl_plan *p, uint32_t a, uint32_t b) {
+    const plan_task *A = &p->tasks[a], *B = &p->tasks[b];
+    const plan_container *ca = plan_task_container(p, a), *cb = plan_task_container(p, b);
+    int na = ca && ca->network, nb = cb && cb->network;
+    const char *ra = A->run_as == PLAN_NONE ? "" : plan_str(p, A->run_as);
+    const char *rb = B->run_as == PLAN_NONE ? "" : plan_str(p, B->run_as);
+    return !strcmp(plan_str(p, A->image), plan_str(p, B->image)) && na == nb && !strcmp(ra, rb);
+}
+
+/* podman[0]: podman was found to run; podman[1]: the first C task with image: seen
+ * (PLAN_NONE: none yet). kube_ex: under --executor kubernetes every pod runs the
+ * configured image, not podman here (cli_run.c checks the tasks' images against it). */
 static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
-                      char *err, size_t errlen) {
+                      int kube_ex, uint32_t *podman, char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
     if (T->image != PLAN_NONE) {
-        snprintf(err, errlen,
-                 "task '%s' declares image \"%s\": no executor of this build runs containers, "
-                 "so it would run on the host (refused; remove the option to run it here)",
-                 plan_str(p, T->name), plan_str(p, T->image));
-        return -1;
+        const char *name = plan_str(p, T->name), *image = plan_str(p, T->image);
+        char why[300], id[160];
+        int bad = 1;
+        if (inline_ex)
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": the inline executor runs tasks inside "
+                     "flowrun, never in a container (refused; use --executor process)",
+                     name, image);
+        else if ((T->kind != TK_SH && T->kind != TK_C) || t != u)
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": a combined task and its halves do not "
+                     "run in containers (refused; give image: to sh and C tasks of their own)",
+                     name, image);
+        else if (kube_ex)
+            bad = 0;
+        else if (T->kind == TK_C && podman[1] != PLAN_NONE && podman[1] != t &&
+                 !same_container(p, podman[1], t))
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": the C tasks of one run share one "
+                     "container setup, and task '%s' differs (image, network: or run_as:; "
+                     "refused)",
+                     name, image, plan_str(p, p->tasks[podman[1]].name));
+        else if (!podman[0] && rt_podman_check(why, sizeof why)) /* once per run */
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": it runs through podman, and %s "
+                     "(refused; install podman, Debian package podman)",
+                     name, image, why);
+        else if ((podman[0] = 1) && rt_podman_image_id(image, id, sizeof id, why, sizeof why))
+            snprintf(err, errlen, "task '%s' declares image \"%s\": %s (refused)", name, image,
+                     why);
+        else
+            bad = 0;
+        if (!bad && T->kind == TK_C && podman[1] == PLAN_NONE) podman[1] = t;
+        if (bad) return -1;
     }
     if (T->run_as != PLAN_NONE && refuse_run_as(p, u, t, as, err, errlen)) return -1;
     for (uint32_t i = 0; inline_ex && i < p->n_secrets; i++)
@@ -109,7 +159,8 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
         }
     if (T->kind == TK_COMBINE)
         for (int h = 0; h < 2; h++)
-            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, err, errlen)) return -1;
+            if (check_task(p, u, h ? T->second : T->first, as, inline_ex, kube_ex, podman,
+                           err, errlen)) return -1;
     return 0;
 }
 
@@ -146,6 +197,7 @@ int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units) {
 int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
                      size_t errlen) {
     int inline_ex = executor && !strcmp(executor, "inline");
+    int kube_ex = executor && !strcmp(executor, "kubernetes");
     int switches = geteuid() == 0; /* both executors switch identity as root */
     unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
     if (!units || rt_reached_units(p, graph, units)) {
@@ -154,11 +206,12 @@ int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, cha
         return -1;
     }
     int rc = 0;
+    uint32_t podman[2] = {0, PLAN_NONE}; /* check_task */
     for (uint32_t u = 0; u < p->n_tasks && !rc; u++) {
         if (!units[u]) continue;
         const plan_task *U = &p->tasks[u];
         const char *as = switches && U->run_as != PLAN_NONE ? plan_str(p, U->run_as) : NULL;
-        rc = check_task(p, u, u, as, inline_ex, err, errlen);
+        rc = check_task(p, u, u, as, inline_ex, kube_ex, podman, err, errlen);
     }
     fl_free(p->ctx, units);
     return rc;

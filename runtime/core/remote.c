@@ -52,9 +52,12 @@ rm_key rm_job_key(const fl_plan *p, const rt_job *job) {
     uint8_t head[24];
     uint32_t t = job->task;
     uint64_t mi = (uint64_t)job->map_index;
-    for (int i = 0; i < 4; i++) head[i] = (uint8_t)(t >> (8 * i));
-    for (int i = 0; i < 8; i++) head[4 + i] = (uint8_t)(mi >> (8 * i));
-    for (int i = 0; i < 4; i++) head[12 + i] = (uint8_t)(job->attempt >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        head[i] = (uint8_t)(t >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        head[4 + i] = (uint8_t)(mi >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        head[12 + i] = (uint8_t)(job->attempt >> (8 * i));
     sha256_update(&s, head, 16);
     sha256_update(&s, name, strlen(name) + 1);
     fv_buf b = {.ctx = p->ctx};
@@ -117,7 +120,8 @@ void rm_batch_encode(const rm_batch *b, fv_buf *out) {
     fv_buf_put_le(out, b->batch, 4);
     fv_buf_put_le(out, b->nelem, 4);
     fv_buf_put_le(out, b->njobs, 4);
-    for (uint32_t e = 0; e <= b->nelem; e++) fv_buf_put_le(out, b->first[e], 4);
+    for (uint32_t e = 0; e <= b->nelem; e++)
+        fv_buf_put_le(out, b->first[e], 4);
     for (uint32_t j = 0; j < b->njobs; j++) {
         const rm_bjob *J = &b->jobs[j];
         put_key(out, J->key);
@@ -156,8 +160,7 @@ void rm_chunk_encode(const rm_chunk *c, fv_buf *out) {
     put_trailer(out);
 }
 
-void rm_end_encode(int64_t run, uint32_t batch, uint32_t element, uint32_t nresults,
-                   fv_buf *out) {
+void rm_end_encode(int64_t run, uint32_t batch, uint32_t element, uint32_t nresults, fv_buf *out) {
     put_head(out, magic_end);
     fv_buf_put_le(out, (uint64_t)run, 8);
     fv_buf_put_le(out, batch, 4);
@@ -188,7 +191,8 @@ static const uint8_t *take(rd *r, size_t n, const char *what) {
 static uint64_t get_le(rd *r, int n, const char *what) {
     const uint8_t *q = take(r, (size_t)n, what);
     uint64_t v = 0;
-    for (int i = 0; q && i < n; i++) v |= (uint64_t)q[i] << (8 * i);
+    for (int i = 0; q && i < n; i++)
+        v |= (uint64_t)q[i] << (8 * i);
     return v;
 }
 
@@ -225,28 +229,32 @@ static rm_key get_key(rd *r, const char *what) {
 
 /* Check the frame (magic, version, trailer) of data[0..len) and start a reader on
  * the fields between. 0, or -1 with err. */
-static int open_frame(const uint8_t *data, size_t len, const char magic[8], const char *kind,
-                      rd *r, char *err, size_t errlen) {
+static int open_frame(const uint8_t *data, size_t len, const char magic[8], const char *kind, rd *r,
+                      char *err, size_t errlen) {
+    const char *a = strchr("aeiou", kind[0]) ? "an" : "a";
     if (len < 8 + 4 + 8) {
-        snprintf(err, errlen, "not a %s file: %zu bytes (truncated?)", kind, len);
+        snprintf(err, errlen, "not %s %s file: %zu bytes (truncated?)", a, kind, len);
         return -1;
     }
     if (memcmp(data, magic, 8)) {
-        snprintf(err, errlen, "not a %s file (its first bytes are wrong)", kind);
+        snprintf(err, errlen, "not %s %s file (its first bytes are wrong)", a, kind);
         return -1;
     }
     uint32_t v = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
                  (uint32_t)data[11] << 24;
     if (v != RM_FORMAT_VERSION) {
-        snprintf(err, errlen, "%s file of format version %u; this flowrun reads version %u",
-                 kind, v, RM_FORMAT_VERSION);
+        snprintf(err, errlen, "%s file of format version %u; this flowrun reads version %u", kind,
+                 v, RM_FORMAT_VERSION);
         return -1;
     }
     uint64_t want = 0;
-    for (int i = 0; i < 8; i++) want |= (uint64_t)data[len - 8 + i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        want |= (uint64_t)data[len - 8 + i] << (8 * i);
     if (fl_hash_bytes(data, len - 8) != want) {
-        snprintf(err, errlen, "damaged %s file: its checksum does not match (truncated or "
-                 "changed)", kind);
+        snprintf(err, errlen,
+                 "damaged %s file: its checksum does not match (truncated or "
+                 "changed)",
+                 kind);
         return -1;
     }
     *r = (rd){.p = data, .n = len - 8, .off = 12};
@@ -258,6 +266,22 @@ static int close_frame(rd *r, const char *kind, char *err, size_t errlen) {
     if (!r->bad) return 0;
     snprintf(err, errlen, "damaged %s file: bad %s at byte %zu", kind, r->bad, r->off);
     return -1;
+}
+
+/* open_frame, then a copy of the file for the decoded fields to point into (*mem),
+ * the reader moved onto it. */
+static int open_copy(const uint8_t *data, size_t len, const char magic[8], const char *kind, rd *r,
+                     void **mem, char *err, size_t errlen) {
+    if (open_frame(data, len, magic, kind, r, err, errlen)) return -1;
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, data, len);
+    r->p = copy;
+    *mem = copy;
+    return 0;
 }
 
 void rm_batch_free(rm_batch *b) {
@@ -273,15 +297,7 @@ void rm_batch_free(rm_batch *b) {
 int rm_batch_decode(const uint8_t *data, size_t len, rm_batch *b, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
     rd r;
-    if (open_frame(data, len, magic_batch, "batch", &r, err, errlen)) return -1;
-    uint8_t *mem = malloc(len);
-    if (!mem) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(mem, data, len);
-    r.p = mem;
-    b->mem = mem;
+    if (open_copy(data, len, magic_batch, "batch", &r, &b->mem, err, errlen)) return -1;
     const uint8_t *h = take(&r, 32, "plan hash");
     if (h) memcpy(b->plan_hash, h, 32);
     b->run = (int64_t)get_le(&r, 8, "run");
@@ -302,9 +318,9 @@ int rm_batch_decode(const uint8_t *data, size_t len, rm_batch *b, char *err, siz
         }
         for (uint32_t e = 0; e <= b->nelem && !r.bad; e++) {
             b->first[e] = (uint32_t)get_le(&r, 4, "element range");
-            if (!r.bad && (b->first[e] > b->njobs || (e && b->first[e] < b->first[e - 1]) ||
-                           (e == 0 && b->first[0] != 0) ||
-                           (e == b->nelem && b->first[e] != b->njobs)))
+            if (!r.bad &&
+                (b->first[e] > b->njobs || (e && b->first[e] < b->first[e - 1]) ||
+                 (e == 0 && b->first[0] != 0) || (e == b->nelem && b->first[e] != b->njobs)))
                 r.bad = "element range";
         }
         for (uint32_t j = 0; j < b->njobs && !r.bad; j++) {
@@ -338,15 +354,7 @@ void rm_chunk_free(rm_chunk *c) {
 int rm_chunk_decode(const uint8_t *data, size_t len, rm_chunk *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     rd r;
-    if (open_frame(data, len, magic_result, "result", &r, err, errlen)) return -1;
-    uint8_t *mem = malloc(len);
-    if (!mem) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    memcpy(mem, data, len);
-    r.p = mem;
-    c->mem = mem;
+    if (open_copy(data, len, magic_result, "result", &r, &c->mem, err, errlen)) return -1;
     c->run = (int64_t)get_le(&r, 8, "run");
     c->batch = (uint32_t)get_le(&r, 4, "batch number");
     c->element = (uint32_t)get_le(&r, 4, "element");
@@ -386,8 +394,8 @@ int rm_chunk_decode(const uint8_t *data, size_t len, rm_chunk *c, char *err, siz
     return 0;
 }
 
-int rm_end_decode(const uint8_t *data, size_t len, int64_t *run, uint32_t *batch,
-                  uint32_t *element, uint32_t *nresults, char *err, size_t errlen) {
+int rm_end_decode(const uint8_t *data, size_t len, int64_t *run, uint32_t *batch, uint32_t *element,
+                  uint32_t *nresults, char *err, size_t errlen) {
     rd r;
     if (open_frame(data, len, magic_end, "end marker", &r, err, errlen)) return -1;
     *run = (int64_t)get_le(&r, 8, "run");

@@ -2,8 +2,11 @@
  * remote.h — running instances elsewhere: the batch files a driver writes, the
  * result files `flowrun worker` writes back, the generic remote executor, and the
  * engines it drives (Slurm, Kubernetes, podman). Layer: core. Design:
- * docs/distributed.md; the code is in remote.c (codec, driver, worker),
- * remote_slurm.c, remote_kube.c, remote_podman.c.
+ * docs/distributed.md; the code is in remote.c (the files' codec, job keys),
+ * remote_driver.c (rm_executor), remote_worker.c (the worker's core; its command
+ * line, configuration and secrets are in runtime/app/cli_worker.c, since core does
+ * not read flow.yaml), remote_local.c (the local engine), remote_slurm.c,
+ * remote_kube.c, remote_podman.c.
  *
  * THE CONTRACT (fixed: every engine and the worker are written against it)
  *
@@ -52,7 +55,7 @@
 /* ---- the worker command line every engine runs ----
  *
  *   flowrun worker --state DIR --batch FILE [--element E] [-j N]
- *                  [--env NAME] [--config FILE] PLAN
+ *                  [--env NAME] [--config FILE] [--unprotected] PLAN
  *
  * E defaults to $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX (Kubernetes
  * Indexed Jobs), else $FLOW_ELEMENT; none of them: exit 2. The worker opens PLAN
@@ -63,7 +66,7 @@
  * RM_FLUSH_MS, so the driver sees a stream, not one file at the end). Exit 0 when
  * every job has a result written (failed jobs included), 2 usage/plan error, 1 an
  * I/O error writing results. */
-int rm_worker_main(int argc, char **argv); /* remote.c; called by flowrun's main */
+int rm_worker_main(int argc, char **argv); /* cli_worker.c; flowrun's `worker` command */
 
 #define RM_FLUSH_MS 200
 
@@ -176,6 +179,9 @@ typedef struct rm_start {
      * engine's request (sbatch --mem, Kubernetes resources) */
     int64_t memory;
     uint32_t cpus;
+    /* the run_as user every task of the batch shares, or NULL (the driver's own
+     * identity): Kubernetes' securityContext runAsUser/runAsGroup */
+    const char *run_as;
 } rm_start;
 
 /* The state of one started batch, per element where the engine knows it. */
@@ -195,6 +201,9 @@ typedef struct rm_engine_ops {
     /* One query for everything this run started (never one per job): call
      * report(ud, id, element, state) for each element the engine knows
      * (element -1: the state of every element of id not reported one by one).
+     * An element a successful poll does not report at all counts as RM_GONE
+     * (remote_driver.c): its jobs fail after the grace period unless results come;
+     * so report pending array ranges too (Slurm's "1234_[5-99]": element -1).
      * 0, or -1 with one line in err (the driver retries at the next poll, and
      * gives up after RM_POLL_FAILS failures in a row). */
     int (*poll)(rm_engine *e, void (*report)(void *ud, const char *id, int64_t element,
@@ -236,6 +245,7 @@ typedef struct rm_options {
     int element_jobs;        /* fixed instances per element (0: sized from start_cost) */
     int one_per_instance;    /* bench: every instance its own element and job */
     int resume;              /* flowrun resume: re-attach to the run's recorded batches */
+    int unprotected;         /* the run's --unprotected: passed on to the workers */
     /* state.db, reached through the caller (core does not call the recorder): record a
      * started batch (0, or -1 with err: the batch is cancelled and its jobs fail);
      * list the run's recorded batches, calling each(ud2, ...) once per batch. NULL:
@@ -266,6 +276,31 @@ typedef struct rm_slurm_options {
     const char *const *extra;                     /* extra sbatch flags, NULL-terminated */
 } rm_slurm_options;
 rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen);
+
+/* Kubernetes (remote_kube.c): one Indexed Job per batch, written as YAML into
+ * manifest_dir and applied with `kubectl apply -f`; one `kubectl get jobs -l
+ * flow-run=RUN -o json` per poll; `kubectl delete jobs -l flow-run=RUN` on cancel.
+ * rm_engine_kube runs `kubectl version --client -o json` once and refuses a kubectl
+ * older than RM_KUBE_MIN_MINOR. The engine copies the strings it keeps. */
+#define RM_KUBE_MIN_MINOR 29 /* kubectl 1.29: backoffLimitPerIndex (beta, on by default) */
+typedef struct rm_kube_options {
+    const char *kubectl;         /* the kubectl command, a path or a name on PATH ("kubectl") */
+    const char *ns;              /* namespace, or NULL: kubectl's current one */
+    const char *image;           /* the image the pods run (holds flowrun): required */
+    const char *pvc;             /* the state directory is this PersistentVolumeClaim, or */
+    const char *host_path;       /* this directory of the node (exactly one of the two) */
+    const char *service_account; /* NULL: none mounted (automountServiceAccountToken: false) */
+    const char *flowrun;         /* flowrun's path in the image (NULL: the worker argv's own) */
+    const char *state_dir;       /* absolute: mounted at this same path in every pod */
+    const char *manifest_dir;    /* where the Job manifests are written (exists) */
+    int64_t run;                 /* the run id: the flow-run label */
+    int64_t ttl_seconds;         /* ttlSecondsAfterFinished (0: 3600) */
+    uint32_t slots;              /* elements running at once across the cluster (>= 1) */
+} rm_kube_options;
+rm_engine *rm_engine_kube(const rm_kube_options *o, char *err, size_t errlen);
+/* What rm_engine_kube checks (the options, kubectl's version), without an engine:
+ * flowrun calls it before anything of the run is recorded. 0, or -1 with err. */
+int rm_kube_check(const rm_kube_options *o, char *err, size_t errlen);
 
 /* ---- the worker's core (remote_worker.c) ----
  * Run element `element` of the batch in ex (a process executor over rt), writing

@@ -60,9 +60,10 @@
  *   returned.
  */
 #define _GNU_SOURCE
-#include "remote.h"
-#include "htab.h"
 #include "digest.h"
+#include "fsdir.h"
+#include "htab.h"
+#include "remote.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -75,44 +76,44 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RM_READ_MS 50       /* result files are looked for at most this often */
-#define RM_FIRST_SIZE 2     /* jobs per element before any task time is known */
-#define RM_TARGET_RATIO 20  /* element work >= this x the start cost: >= 95 % in tasks */
-#define RM_MAX_SIZE 100000  /* most jobs in one element */
+#define RM_READ_MS 50      /* result files are looked for at most this often */
+#define RM_FIRST_SIZE 2    /* jobs per element before any task time is known */
+#define RM_TARGET_RATIO 20 /* element work >= this x the start cost: >= 95 % in tasks */
+#define RM_MAX_SIZE 100000 /* most jobs in one element */
 #define RM_NONE UINT32_MAX
 
 typedef struct djob {
-    rt_job job;           /* the scheduler's (args borrowed until the result) */
+    rt_job job; /* the scheduler's (args borrowed until the result) */
     rm_key key;
-    uint8_t *args;        /* encoded */
+    uint8_t *args; /* encoded */
     uint32_t args_len;
-    uint32_t batch;       /* index into d->b, RM_NONE while queued */
-    uint32_t next_free;   /* free list */
+    uint32_t batch;     /* index into d->b, RM_NONE while queued */
+    uint32_t next_free; /* free list */
     int used;
 } djob;
 
 typedef struct delem {
-    enum rm_state st;     /* last poll */
-    int done;             /* every job answered or failed: no longer in flight */
+    enum rm_state st; /* last poll */
+    int done;         /* every job answered or failed: no longer in flight */
     int end_seen;
     uint32_t next_chunk;
-    uint32_t seen_gen;    /* poll generation that reported it */
-    double deadline;      /* ENDED/GONE without its results: fail them then (0: none) */
+    uint32_t seen_gen; /* poll generation that reported it */
+    double deadline;   /* ENDED/GONE without its results: fail them then (0: none) */
 } delem;
 
 typedef struct dbatch {
-    uint32_t n;           /* N */
-    char id[128];         /* the engine's id */
+    uint32_t n;   /* N */
+    char id[128]; /* the engine's id */
     uint32_t nelem, njobs;
-    uint32_t *first;      /* nelem + 1 */
-    uint32_t *slot;       /* njobs: driver job answering to it, or RM_NONE */
-    rm_key *keys;         /* njobs (old batches: for matching) */
-    uint8_t *answered;    /* njobs */
+    uint32_t *first;   /* nelem + 1 */
+    uint32_t *slot;    /* njobs: driver job answering to it, or RM_NONE */
+    rm_key *keys;      /* njobs (old batches: for matching) */
+    uint8_t *answered; /* njobs */
     delem *el;
-    int old;              /* started by an earlier driver (resume) */
-    rm_chunk *chunks;     /* old batches: result chunks read at attach */
+    int old;          /* started by an earlier driver (resume) */
+    rm_chunk *chunks; /* old batches: result chunks read at attach */
     uint32_t nchunks;
-    const rm_res **res;   /* old batches: njobs, the result read for each, or NULL */
+    const rm_res **res; /* old batches: njobs, the result read for each, or NULL */
 } dbatch;
 
 typedef struct rm_exec {
@@ -121,12 +122,12 @@ typedef struct rm_exec {
     rm_engine *e;
     rm_options o;
     char *state_dir, *plan_path, *flowrun, *env, *config; /* copies */
-    char dir[PATH_MAX];   /* STATE/remote/<run> */
+    char dir[PATH_MAX];                                   /* STATE/remote/<run> */
     char logdir[PATH_MAX];
     uint8_t plan_hash[32];
     djob *jobs;
     uint32_t njobs_cap, free_head;
-    uint32_t *queue;      /* ring of queued driver jobs */
+    uint32_t *queue; /* ring of queued driver jobs */
     uint32_t qcap, qhead, qn;
     dbatch *b;
     uint32_t nb, capb;
@@ -136,23 +137,17 @@ typedef struct rm_exec {
     rt_result *ready;     /* results for wait */
     uint32_t *ready_task; /* the task of each (to free one nobody took) */
     uint32_t rcap, rhead, rn;
-    double mean;          /* mean task time, s; < 0 unknown */
+    double mean; /* mean task time, s; < 0 unknown */
     double last_read, last_poll;
-    uint32_t gen;         /* poll generation */
+    uint32_t gen; /* poll generation */
     int poll_fails;
-    uint32_t size;        /* the element size chosen */
-    fl_htab keys;         /* old batches' keys -> (batch << 32 | index) */
+    uint32_t size; /* the element size chosen */
+    fl_htab keys;  /* old batches' keys -> (batch << 32 | index) */
 } rm_exec;
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -166,7 +161,8 @@ static uint64_t key_hash(rm_key k) {
 static int ready_room(rm_exec *d, uint64_t need) {
     if (need <= d->rcap) return 0;
     uint32_t cap = d->rcap ? d->rcap : 256;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     rt_result *n = malloc(cap * sizeof *n);
     uint32_t *t = malloc(cap * sizeof *t);
     if (!n || !t) {
@@ -235,10 +231,11 @@ static void answer(rm_exec *d, uint32_t j, const rm_res *r, const char *error) {
             d->mean = d->mean < 0 ? t : 0.9 * d->mean + 0.1 * t;
         }
     } else {
-        res.start = res.end = wall_s();
+        res.start = res.end = fl_now_s(p->ctx);
     }
-    if (!res.ok) res.error = fl_strdup(p->ctx, error ? error : "failed"); /* NULL: out of
-                                                                    memory, as exec.h says */
+    if (!res.ok)
+        res.error = fl_strdup(p->ctx, error ? error : "failed"); /* NULL: out of
+                                                           memory, as exec.h says */
     ready_push(d, &res, J->job.task);
     job_release(d, j);
 }
@@ -300,7 +297,8 @@ static dbatch *batch_new(rm_exec *d, uint32_t nelem, uint32_t njobs) {
         free(B->el);
         return NULL;
     }
-    for (uint32_t i = 0; i < njobs; i++) B->slot[i] = RM_NONE;
+    for (uint32_t i = 0; i < njobs; i++)
+        B->slot[i] = RM_NONE;
     d->nb++;
     return B;
 }
@@ -311,7 +309,8 @@ static void batch_free(dbatch *B) {
     free(B->keys);
     free(B->answered);
     free(B->el);
-    for (uint32_t i = 0; i < B->nchunks; i++) rm_chunk_free(&B->chunks[i]);
+    for (uint32_t i = 0; i < B->nchunks; i++)
+        rm_chunk_free(&B->chunks[i]);
     free(B->chunks);
     free(B->res);
 }
@@ -347,13 +346,14 @@ static int elem_complete(const dbatch *B, uint32_t el) {
 /* Every job of batch B that is still a driver job fails with why (a start that
  * failed). */
 static void batch_fail(rm_exec *d, dbatch *B, const char *why) {
-    for (uint32_t el = 0; el < B->nelem; el++) elem_finish(d, B, el, why);
+    for (uint32_t el = 0; el < B->nelem; el++)
+        elem_finish(d, B, el, why);
 }
 
 static int write_batch(rm_exec *d, dbatch *B, char *path, size_t pathcap, char *err,
                        size_t errlen) {
-    rm_batch fb = {.run = d->o.run, .batch = B->n, .nelem = B->nelem, .njobs = B->njobs,
-                   .first = B->first};
+    rm_batch fb = {
+        .run = d->o.run, .batch = B->n, .nelem = B->nelem, .njobs = B->njobs, .first = B->first};
     memcpy(fb.plan_hash, d->plan_hash, 32);
     fb.jobs = calloc(B->njobs ? B->njobs : 1, sizeof *fb.jobs);
     if (!fb.jobs) {
@@ -362,10 +362,14 @@ static int write_batch(rm_exec *d, dbatch *B, char *path, size_t pathcap, char *
     }
     for (uint32_t i = 0; i < B->njobs; i++) {
         const djob *J = &d->jobs[B->slot[i]];
-        fb.jobs[i] = (rm_bjob){.key = J->key, .task = J->job.task,
-                               .map_index = J->job.map_index, .attempt = J->job.attempt,
-                               .timeout_ms = J->job.timeout_ms, .out_dir = J->job.out_dir,
-                               .scratch_dir = J->job.scratch_dir, .args = J->args,
+        fb.jobs[i] = (rm_bjob){.key = J->key,
+                               .task = J->job.task,
+                               .map_index = J->job.map_index,
+                               .attempt = J->job.attempt,
+                               .timeout_ms = J->job.timeout_ms,
+                               .out_dir = J->job.out_dir,
+                               .scratch_dir = J->job.scratch_dir,
+                               .args = J->args,
                                .args_len = J->args_len};
     }
     fv_buf out = {0};
@@ -375,10 +379,12 @@ static int write_batch(rm_exec *d, dbatch *B, char *path, size_t pathcap, char *
     snprintf(path, pathcap, "%s/b%u.batch", d->dir, B->n);
     char rdir[PATH_MAX + 16];
     snprintf(rdir, sizeof rdir, "%s/r%u", d->dir, B->n);
-    if (out.failed) snprintf(err, errlen, "out of memory");
+    if (out.failed)
+        snprintf(err, errlen, "out of memory");
     else if (mkdir(rdir, 0755) && errno != EEXIST)
         snprintf(err, errlen, "cannot create %.900s: %s", rdir, strerror(errno));
-    else rc = rm_write_file(path, out.data, out.len, err, errlen);
+    else
+        rc = rm_write_file(path, out.data, out.len, err, errlen);
     fl_free(fl_ctx_default(), out.data);
     return rc;
 }
@@ -392,7 +398,8 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
     dbatch *B = batch_new(d, nelem, take);
     if (!B) return -1;
     B->n = d->next_batch++;
-    for (uint32_t e = 0; e <= nelem; e++) B->first[e] = e * size < take ? e * size : take;
+    for (uint32_t e = 0; e <= nelem; e++)
+        B->first[e] = e * size < take ? e * size : take;
     for (uint32_t i = 0; i < take; i++) {
         uint32_t j = d->queue[d->qhead];
         d->qhead = (d->qhead + 1) % d->qcap;
@@ -401,7 +408,8 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         B->keys[i] = d->jobs[j].key;
         d->jobs[j].batch = (uint32_t)(B - d->b);
     }
-    for (uint32_t e = 0; e < nelem; e++) B->el[e].st = RM_PENDING;
+    for (uint32_t e = 0; e < nelem; e++)
+        B->el[e].st = RM_PENDING;
     d->inflight += nelem;
     char path[PATH_MAX + 32], err[1024], name[64];
     snprintf(name, sizeof name, "flow-%lld-%u", (long long)d->o.run, B->n);
@@ -428,10 +436,16 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         argv[a++] = "--config";
         argv[a++] = d->config;
     }
+    if (d->o.unprotected) argv[a++] = "--unprotected";
     argv[a++] = d->plan_path;
     argv[a] = NULL;
-    rm_start s = {.run = d->o.run, .batch = B->n, .nelem = nelem, .slots = 1, .argv = argv,
-                  .log_dir = d->logdir, .name = name};
+    rm_start s = {.run = d->o.run,
+                  .batch = B->n,
+                  .nelem = nelem,
+                  .slots = 1,
+                  .argv = argv,
+                  .log_dir = d->logdir,
+                  .name = name};
     for (uint32_t i = 0; i < take; i++) {
         const plan_task *T = &d->p->tasks[d->jobs[B->slot[i]].job.task];
         if (T->memory > s.memory) s.memory = T->memory;
@@ -442,9 +456,8 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         batch_fail(d, B, why);
         return 0;
     }
-    if (d->o.record_batch &&
-        d->o.record_batch(d->o.rec_ud, d->o.run, B->n, d->e->ops->name, B->id, name, nelem, path,
-                          err, sizeof err)) {
+    if (d->o.record_batch && d->o.record_batch(d->o.rec_ud, d->o.run, B->n, d->e->ops->name, B->id,
+                                               name, nelem, path, err, sizeof err)) {
         /* not recorded: a resume could not find it again; it runs anyway (the results
          * come back through its files), and the problem is said once */
         fprintf(stderr, "flowrun: batch %u is not recorded in state.db: %s\n", B->n, err);
@@ -510,7 +523,8 @@ static void read_elem(rm_exec *d, dbatch *B, uint32_t el) {
             elem_finish(d, B, el, why);
             return;
         }
-        for (uint32_t i = 0; i < c.nres; i++) take_result(d, B, el, &c.res[i]);
+        for (uint32_t i = 0; i < c.nres; i++)
+            take_result(d, B, el, &c.res[i]);
         rm_chunk_free(&c);
         B->el[el].next_chunk++;
     }
@@ -537,7 +551,8 @@ static void check_end(rm_exec *d, dbatch *B, uint32_t el) {
     if (E->done) return;
     elem_name(d, B, el, en, sizeof en);
     char why[PATH_MAX + 2400];
-    if (rc) snprintf(why, sizeof why, "%s: %s: %s", en, path, err);
+    if (rc)
+        snprintf(why, sizeof why, "%s: %s: %s", en, path, err);
     else
         snprintf(why, sizeof why, "%s ended without a result for it (its worker wrote %u)", en,
                  nres);
@@ -580,7 +595,8 @@ static void poll_engine(rm_exec *d, double now) {
             char why[1200];
             snprintf(why, sizeof why, "%s: %d polls in a row failed: %s", d->e->ops->name,
                      d->poll_fails, err);
-            for (uint32_t i = 0; i < d->nb; i++) batch_fail(d, &d->b[i], why);
+            for (uint32_t i = 0; i < d->nb; i++)
+                batch_fail(d, &d->b[i], why);
         }
         return;
     }
@@ -619,10 +635,12 @@ static void expire(rm_exec *d, double now) {
 
 static int grow_jobs(rm_exec *d, uint32_t more) {
     uint32_t nfree = 0;
-    for (uint32_t j = d->free_head; j != RM_NONE && nfree < more; j = d->jobs[j].next_free) nfree++;
+    for (uint32_t j = d->free_head; j != RM_NONE && nfree < more; j = d->jobs[j].next_free)
+        nfree++;
     if (nfree < more) {
         uint32_t cap = d->njobs_cap ? d->njobs_cap : 256;
-        while (cap - d->njobs_cap < more - nfree || cap == d->njobs_cap) cap *= 2;
+        while (cap - d->njobs_cap < more - nfree || cap == d->njobs_cap)
+            cap *= 2;
         djob *n = realloc(d->jobs, cap * sizeof *n);
         if (!n) return -1;
         d->jobs = n;
@@ -636,10 +654,12 @@ static int grow_jobs(rm_exec *d, uint32_t more) {
     }
     if (d->qn + more > d->qcap) {
         uint32_t cap = d->qcap ? d->qcap : 256;
-        while (cap < d->qn + more) cap *= 2;
+        while (cap < d->qn + more)
+            cap *= 2;
         uint32_t *q = malloc(cap * sizeof *q);
         if (!q) return -1;
-        for (uint32_t i = 0; i < d->qn; i++) q[i] = d->queue[(d->qhead + i) % d->qcap];
+        for (uint32_t i = 0; i < d->qn; i++)
+            q[i] = d->queue[(d->qhead + i) % d->qcap];
         free(d->queue);
         d->queue = q;
         d->qcap = cap;
@@ -668,8 +688,10 @@ static uint32_t elem_of(const dbatch *B, uint32_t idx) {
     uint32_t lo = 0, hi = B->nelem;
     while (hi - lo > 1) {
         uint32_t m = (lo + hi) / 2;
-        if (B->first[m] <= idx) lo = m;
-        else hi = m;
+        if (B->first[m] <= idx)
+            lo = m;
+        else
+            hi = m;
     }
     return lo;
 }
@@ -699,8 +721,7 @@ static int rm_submit(rt_executor *ex, const rt_job *jobs, int n) {
                 answer(d, j, B->res[idx], NULL);
                 continue;
             }
-            if (!B->el[el].done &&
-                (B->el[el].st == RM_PENDING || B->el[el].st == RM_RUNNING)) {
+            if (!B->el[el].done && (B->el[el].st == RM_PENDING || B->el[el].st == RM_RUNNING)) {
                 B->slot[idx] = j; /* its element is still at work: wait for it */
                 J->batch = (uint32_t)(B - d->b);
                 continue;
@@ -723,7 +744,7 @@ static int rm_submit(rt_executor *ex, const rt_job *jobs, int n) {
             answer(d, j, NULL, "out of memory encoding its arguments");
             continue;
         }
-        memcpy(J->args, b.data, b.len);
+        if (b.len) memcpy(J->args, b.data, b.len);
         J->args_len = (uint32_t)b.len;
         fl_free(fl_ctx_default(), b.data);
         d->queue[(d->qhead + d->qn) % d->qcap] = j;
@@ -793,19 +814,17 @@ static void remove_files(rm_exec *d) {
 static void rm_destroy(rt_executor *ex) {
     rm_exec *d = (rm_exec *)ex;
     d->e->ops->cancel(d->e);
-    int clean = d->outstanding == 0 && d->qn == 0;
-    if (clean) {
-        /* the elements' last words (end markers) may still be coming: they are ours to
-         * remove, so wait for them a moment */
+    if (d->outstanding == 0 && d->qn == 0) /* every job answered: nothing to resume */
         remove_files(d);
-    }
     while (d->rn) { /* results nobody took */
         rt_result_clear(d->p, d->ready_task[d->rhead], &d->ready[d->rhead]);
         d->rhead = (d->rhead + 1) % d->rcap;
         d->rn--;
     }
-    for (uint32_t j = 0; j < d->njobs_cap; j++) free(d->jobs[j].args);
-    for (uint32_t i = 0; i < d->nb; i++) batch_free(&d->b[i]);
+    for (uint32_t j = 0; j < d->njobs_cap; j++)
+        free(d->jobs[j].args);
+    for (uint32_t i = 0; i < d->nb; i++)
+        batch_free(&d->b[i]);
     free(d->b);
     free(d->jobs);
     free(d->queue);
@@ -828,18 +847,6 @@ static const rt_executor_ops rm_ops = {
     .destroy = rm_destroy,
 };
 
-static int mkdirs(const char *path) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *q = tmp + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *q = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 /* ---- resume: the run's recorded batches ---- */
 
 typedef struct relist {
@@ -856,8 +863,8 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
     if (batch >= d->next_batch) d->next_batch = batch + 1;
     if (L->failed) return;
     if (strcmp(engine, d->e->ops->name)) {
-        fprintf(stderr, "flowrun: batch %u of run %lld ran on %s, not %s: not re-attached\n",
-                batch, (long long)d->o.run, engine, d->e->ops->name);
+        fprintf(stderr, "flowrun: batch %u of run %lld ran on %s, not %s: not re-attached\n", batch,
+                (long long)d->o.run, engine, d->e->ops->name);
         return;
     }
     rm_batch fb;
@@ -892,14 +899,16 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
         B->keys[i] = fb.jobs[i].key;
         uint64_t h = key_hash(fb.jobs[i].key);
         fl_htab_slot *s = fl_htab_find(&d->keys, h);
-        while (s && s->hash) s = fl_htab_next(&d->keys, s, h);
+        while (s && s->hash)
+            s = fl_htab_next(&d->keys, s, h);
         if (s) fl_htab_fill(&d->keys, s, h, (uint64_t)bi << 32 | i);
     }
     rm_batch_free(&fb);
-    for (uint32_t el = 0; el < B->nelem; el++) B->el[el].st = RM_GONE;
+    for (uint32_t el = 0; el < B->nelem; el++)
+        B->el[el].st = RM_GONE;
     d->inflight += B->nelem;
-    rm_start s = {.run = d->o.run, .batch = batch, .nelem = B->nelem, .log_dir = d->logdir,
-                  .name = name};
+    rm_start s = {
+        .run = d->o.run, .batch = batch, .nelem = B->nelem, .log_dir = d->logdir, .name = name};
     if (!d->e->ops->adopt || d->e->ops->adopt(d->e, &s, engine_id, err, sizeof err))
         fprintf(stderr, "flowrun: batch %u of run %lld: %s cannot re-attach to it%s%s\n", batch,
                 (long long)d->o.run, d->e->ops->name, d->e->ops->adopt ? ": " : "",
@@ -934,7 +943,8 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
         }
     }
     /* chunk pointers moved with realloc: point again */
-    for (uint32_t i = 0; B->res && i < B->njobs; i++) B->res[i] = NULL;
+    for (uint32_t i = 0; B->res && i < B->njobs; i++)
+        B->res[i] = NULL;
     for (uint32_t c = 0; B->res && c < B->nchunks; c++)
         for (uint32_t k = 0; k < B->chunks[c].nres; k++) {
             const rm_res *r = &B->chunks[c].res[k];
@@ -1007,10 +1017,13 @@ rt_executor *rm_executor(const fl_plan *p, rm_engine *e, const rm_options *o, ch
         snprintf(err, errlen, "state directory path too long");
         goto fail;
     }
-    if (mkdirs(d->logdir)) {
+    /* made without following a link planted below the state folder (fsdir.h) */
+    int lfd = fsdir_open(d->logdir, strlen(o->state_dir), 1);
+    if (lfd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", d->logdir, strerror(errno));
         goto fail;
     }
+    close(lfd);
     if (o->resume && o->list_batches && reattach(d, err, errlen)) goto fail;
     update_capacity(d);
     return &d->base;

@@ -42,7 +42,7 @@ typedef struct lel {
 } lel;
 
 typedef struct lbatch {
-    char id[32];              /* "local-<N>" */
+    char id[32]; /* "local-<N>" */
     uint32_t nelem;
     lel *el;
 } lbatch;
@@ -103,7 +103,8 @@ static int local_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, 
     snprintf(b->id, sizeof b->id, "local-%u", s->batch);
     snprintf(id, idcap, "%s", b->id);
     size_t nenv = 0;
-    while (environ[nenv]) nenv++;
+    while (environ[nenv])
+        nenv++;
     char **envp = calloc(nenv + 2, sizeof *envp);
     if (!envp) {
         snprintf(err, errlen, "out of memory");
@@ -172,8 +173,7 @@ static int local_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, 
     return rc;
 }
 
-static int local_adopt(rm_engine *e, const rm_start *s, const char *id, char *err,
-                       size_t errlen) {
+static int local_adopt(rm_engine *e, const rm_start *s, const char *id, char *err, size_t errlen) {
     local_engine *L = (local_engine *)e;
     lbatch *b = add_batch(L, s->nelem);
     if (!b) {
@@ -245,7 +245,8 @@ static double local_start_cost(rm_engine *e) {
 
 static void local_destroy(rm_engine *e) {
     local_engine *L = (local_engine *)e;
-    for (uint32_t i = 0; i < L->nb; i++) free(L->b[i].el);
+    for (uint32_t i = 0; i < L->nb; i++)
+        free(L->b[i].el);
     free(L->b);
     free(L);
 }

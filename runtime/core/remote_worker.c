@@ -36,10 +36,10 @@ typedef struct wk {
     uint32_t element;
     char dir[PATH_MAX]; /* STATE/remote/<run>/r<N> */
     char host[256];
-    rm_res *buf;        /* results not yet written (owned copies) */
+    rm_res *buf; /* results not yet written (owned copies) */
     uint32_t nbuf, capbuf;
-    uint32_t chunk;     /* next chunk number */
-    uint32_t written;   /* results written in all */
+    uint32_t chunk;   /* next chunk number */
+    uint32_t written; /* results written in all */
     double last_flush;
 } wk;
 
@@ -74,9 +74,15 @@ static int keep(wk *w, uint32_t j, const rt_result *res) {
         w->capbuf = cap;
     }
     const rm_bjob *J = &w->b->jobs[j];
-    rm_res r = {.job = j, .key = J->key, .ok = res->ok, .start = res->start, .end = res->end,
-                .peak_rss_kb = res->peak_rss_kb, .term_signal = res->term_signal,
-                .worker_pid = res->worker_pid, .host = w->host};
+    rm_res r = {.job = j,
+                .key = J->key,
+                .ok = res->ok,
+                .start = res->start,
+                .end = res->end,
+                .peak_rss_kb = res->peak_rss_kb,
+                .term_signal = res->term_signal,
+                .worker_pid = res->worker_pid,
+                .host = w->host};
     if (res->ok && J->task < w->p->n_tasks && !is_void(w->p, w->p->tasks[J->task].ret)) {
         fv_buf vb = {0};
         fv_encode(w->p, w->p->tasks[J->task].ret, res->value, &vb);
@@ -87,7 +93,7 @@ static int keep(wk *w, uint32_t j, const rt_result *res) {
             fl_free(fl_ctx_default(), vb.data);
             return -1;
         }
-        memcpy(v, vb.data, vb.len);
+        if (vb.len) memcpy(v, vb.data, vb.len);
         fl_free(fl_ctx_default(), vb.data);
         r.value = v;
         r.value_len = (uint32_t)vb.len;
@@ -104,13 +110,17 @@ static int keep(wk *w, uint32_t j, const rt_result *res) {
 
 static int flush(wk *w, char *err, size_t errlen) {
     if (!w->nbuf) return 0;
-    rm_chunk c = {.run = w->b->run, .batch = w->b->batch, .element = w->element,
-                  .nres = w->nbuf, .res = w->buf};
+    rm_chunk c = {.run = w->b->run,
+                  .batch = w->b->batch,
+                  .element = w->element,
+                  .nres = w->nbuf,
+                  .res = w->buf};
     fv_buf out = {0};
     rm_chunk_encode(&c, &out);
     int rc = -1;
     char path[PATH_MAX + 32];
-    if (out.failed) snprintf(err, errlen, "out of memory");
+    if (out.failed)
+        snprintf(err, errlen, "out of memory");
     else {
         snprintf(path, sizeof path, "%s/%u.%u", w->dir, w->element, w->chunk);
         rc = rm_write_file(path, out.data, out.len, err, errlen);
@@ -119,7 +129,8 @@ static int flush(wk *w, char *err, size_t errlen) {
     if (rc) return -1;
     w->chunk++;
     w->written += w->nbuf;
-    for (uint32_t i = 0; i < w->nbuf; i++) res_free(&w->buf[i]);
+    for (uint32_t i = 0; i < w->nbuf; i++)
+        res_free(&w->buf[i]);
     w->nbuf = 0;
     w->last_flush = now_s();
     return 0;
@@ -144,8 +155,8 @@ int rm_worker_run(rt_runtime *rt, rt_executor *ex, const char *state_dir, const 
     wk w = {.p = p, .b = b, .element = element};
     if (gethostname(w.host, sizeof w.host)) snprintf(w.host, sizeof w.host, "?");
     w.host[sizeof w.host - 1] = 0;
-    if ((size_t)snprintf(w.dir, sizeof w.dir, "%s/remote/%lld/r%u", state_dir,
-                         (long long)b->run, b->batch) >= sizeof w.dir) {
+    if ((size_t)snprintf(w.dir, sizeof w.dir, "%s/remote/%lld/r%u", state_dir, (long long)b->run,
+                         b->batch) >= sizeof w.dir) {
         snprintf(err, errlen, "state directory path too long");
         return 2;
     }
@@ -179,15 +190,16 @@ int rm_worker_run(rt_runtime *rt, rt_executor *ex, const char *state_dir, const 
         size_t off = 0, first = ai;
         for (uint32_t i = 0; T && i < T->nparams && !bad; i++) {
             size_t used = 0;
-            if (fv_decode(p, p->params[T->first_param + i].type, J->args + off,
-                          J->args_len - off, &used, &args[ai]) != 0)
+            if (fv_decode(p, p->params[T->first_param + i].type, J->args + off, J->args_len - off,
+                          &used, &args[ai]) != 0)
                 bad = "its arguments in the batch file do not fit the plan's types";
             else {
                 ai++;
                 off += used;
             }
         }
-        if (!bad && off != J->args_len) bad = "its arguments in the batch file do not fit the plan's types";
+        if (!bad && off != J->args_len)
+            bad = "its arguments in the batch file do not fit the plan's types";
         if (bad) {
             for (size_t i = first; i < ai; i++)
                 fv_decref(p, p->params[T->first_param + (uint32_t)(i - first)].type, args[i]);
@@ -199,9 +211,13 @@ int rm_worker_run(rt_runtime *rt, rt_executor *ex, const char *state_dir, const 
             }
             continue;
         }
-        jobs[nsub++] = (rt_job){.id = j, .task = J->task, .map_index = J->map_index,
-                                .args = &args[first], .out_dir = J->out_dir,
-                                .scratch_dir = J->scratch_dir, .timeout_ms = J->timeout_ms,
+        jobs[nsub++] = (rt_job){.id = j,
+                                .task = J->task,
+                                .map_index = J->map_index,
+                                .args = &args[first],
+                                .out_dir = J->out_dir,
+                                .scratch_dir = J->scratch_dir,
+                                .timeout_ms = J->timeout_ms,
                                 .attempt = J->attempt};
     }
     if (nsub && ex->ops->submit(ex, jobs, nsub) != 0) {
@@ -261,7 +277,8 @@ done:
         }
         free(args);
     }
-    for (uint32_t i = 0; i < w.nbuf; i++) res_free(&w.buf[i]);
+    for (uint32_t i = 0; i < w.nbuf; i++)
+        res_free(&w.buf[i]);
     free(w.buf);
     free(jobs);
     free(out);

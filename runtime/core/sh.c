@@ -12,6 +12,10 @@
  *   child. A timeout kills the whole group. stderr always goes to the instance
  *   log (and stdout too, unless it is the result); a non-zero exit fails the
  *   instance with the status and the tail of stderr.
+ *
+ *   A task with `image:` runs the same command text through `podman run ...
+ *   IMAGE /bin/sh -c TEXT` instead (podman.c builds that command and says what
+ *   the container sees); on a timeout its container is removed by name too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +35,7 @@
 
 #include "expr.h"
 #include "jit.h"
+#include "podman.h"
 #include "rtcore.h"
 
 extern char **environ;
@@ -116,8 +121,10 @@ typedef struct sh_run {
     sh_buf err;    /* stderr (the tail) */
 } sh_run;
 
-/* Spawn and wait, reading both pipes; 0, or -1 with errno-ish text in why. */
-static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why, size_t whylen) {
+/* Spawn argv (argv[0] looked up on PATH) and wait, reading both pipes; 0, or -1 with
+ * errno-ish text in why. */
+static int run_command(char *const *argv, int64_t timeout_ms, sh_run *r, char *why,
+                       size_t whylen) {
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC)) goto syserr0;
     if (pipe2(pe, O_CLOEXEC)) {
@@ -144,8 +151,8 @@ static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-    int rc = posix_spawn(&r->pid, "/bin/sh", &fa, &at, argv, environ);
+    int rc = argv[0][0] == '/' ? posix_spawn(&r->pid, argv[0], &fa, &at, argv, environ)
+                               : posix_spawnp(&r->pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(po[1]);
@@ -153,7 +160,7 @@ static int run_command(const char *cmd, int64_t timeout_ms, sh_run *r, char *why
     if (rc) {
         close(po[0]);
         close(pe[0]);
-        snprintf(why, whylen, "cannot run /bin/sh: %s", strerror(rc));
+        snprintf(why, whylen, "cannot run %s: %s", argv[0], strerror(rc));
         return -1;
     }
     double deadline = timeout_ms > 0 ? mono_ms() + (double)timeout_ms : 0;
@@ -283,7 +290,24 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
     r.err.keep_tail = 1;
     char why[256];
     int64_t timeout = c->job && c->job->timeout_ms > 0 ? c->job->timeout_ms : t->timeout_ms;
-    rc = run_command(fv_as_str(cmdv)->data, timeout, &r, why, sizeof why);
+    const char *text = fv_as_str(cmdv)->data;
+    if (t->image == PLAN_NONE) {
+        char *argv[] = {"/bin/sh", "-c", (char *)text, NULL};
+        rc = run_command(argv, timeout, &r, why, sizeof why);
+    } else { /* in a container: only the inputs and the folder of {out} are seen */
+        char name[96], *rw = strdup(outp), *slash = rw ? strrchr(rw, '/') : NULL;
+        if (slash && slash != rw) *slash = 0;
+        rt_podman_name(name, sizeof name);
+        const char *mine[2] = {rw, rkind == PT_DIR ? outp : NULL};
+        char **argv = NULL;
+        if (!rw) snprintf(why, sizeof why, "out of memory");
+        else if (!rt_podman_hand_over(p, ti, mine, 2, why, sizeof why))
+            argv = rt_podman_argv(p, ti, args, text, rw, name, why, sizeof why);
+        rc = argv ? run_command(argv, timeout, &r, why, sizeof why) : -1;
+        if (argv && (r.timed_out || rc)) rt_podman_remove(name);
+        rt_podman_argv_free(argv);
+        free(rw);
+    }
     fv_decref(p, p->lambdas[t->cmd].ret, cmdv);
     if (r.rss_kb > c->peak_rss_kb) c->peak_rss_kb = r.rss_kb;
     int result_is_stdout = rkind == PT_STR || rkind == PT_INT || rkind == PT_FLOAT;
@@ -308,7 +332,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
     } else if (r.out.overflow && result_is_stdout) {
         rt_ictx_fail(c, "command output is larger than %u bytes", SH_MAX_STDOUT);
     } else {
-        const char *text = r.out.d ? r.out.d : "";
+        text = r.out.d ? r.out.d : "";
         size_t n = r.out.len;
         struct stat st;
         switch (rkind) {

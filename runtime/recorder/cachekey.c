@@ -339,6 +339,14 @@ static void put_identity(ck_ctx *cx, uint32_t task, int depth) {
         put_str(cx, v, strlen(v));
     }
     put_signature(cx, t);
+    if (t->image != PLAN_NONE) { /* only then: the keys of other tasks stay as they were */
+        const char *img = cx->image_id && cx->image_id[task] ? cx->image_id[task]
+                                                              : plan_str(p, t->image);
+        const plan_container *co = plan_task_container(p, task);
+        put_str(cx, "image", 5);
+        put_str(cx, img, strlen(img));
+        put_u64(cx, co && co->network);
+    }
     switch (t->kind) {
     case TK_C: {
         const char *sym = plan_str(p, t->symbol);

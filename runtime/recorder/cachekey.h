@@ -45,6 +45,8 @@ typedef struct ck_ctx {
     const fl_plan *plan;     /* the plan */
     fl_state *state;         /* file-identity index, or NULL (then files are always read) */
     const fl_digest *lib_hash; /* per plan library: hash of the library loaded, or NULL (plan's) */
+    char *const *image_id;     /* per task: the id of its image: as podman has it (a rebuilt
+                                  image re-runs the task), or NULL (then its name) */
     long files_hashed;         /* statistics: files read to hash them */
     long files_known;          /* statistics: files recognised by the index */
     /* caches, filled on first use and freed by ck_free */

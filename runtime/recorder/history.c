@@ -44,6 +44,7 @@
 #include "fsdir.h"
 #include "hash.h"
 #include "htab.h"
+#include "podman.h"
 #include "rtcore.h"
 #include "walk.h"
 
@@ -91,6 +92,7 @@ struct hist {
     fl_store *store;        /* store/ */
     ck_ctx ck;                /* cache-key context */
     fl_digest *lib_hash;      /* per plan library, as loaded */
+    char **image_id;          /* per task with image:, its image's id (podman), else NULL */
     int64_t run;              /* this run's id */
     int no_cache;             /* --no-cache */
     int dry;                  /* --dry-run: nothing written (hist_opts.dry_run) */
@@ -176,6 +178,33 @@ static int load_done(const state_inst *r, void *ctx) {
 
 static int type_has_files(const fl_plan *p, uint32_t t, int depth);
 
+/* The id of every image: a task names, resolved once per image per run (one `podman
+ * image inspect` each): part of those tasks' cache keys. An image podman cannot
+ * find leaves NULL (the key then holds its name; running the task will say why).
+ * -1 when out of memory. */
+static int image_ids(hist *h) {
+    const fl_plan *p = h->p;
+    for (uint32_t t = 0; t < p->n_tasks; t++) {
+        if (p->tasks[t].image == PLAN_NONE) continue;
+        if (!h->image_id && !(h->image_id = fl_calloc(h->ctx, p->n_tasks, sizeof *h->image_id)))
+            return -1;
+        const char *img = plan_str(p, p->tasks[t].image);
+        uint32_t same = 0;
+        while (same < t && (p->tasks[same].image == PLAN_NONE ||
+                            strcmp(plan_str(p, p->tasks[same].image), img)))
+            same++;
+        char id[160], why[300];
+        if (same < t) {
+            if (!h->image_id[same]) continue;
+            snprintf(id, sizeof id, "%s", h->image_id[same]);
+        } else if (rt_podman_image_id(img, id, sizeof id, why, sizeof why)) {
+            continue;
+        }
+        if (!(h->image_id[t] = fl_strdup(h->ctx, id))) return -1;
+    }
+    return 0;
+}
+
 hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     fl_ctx *ctx = o->ctx ? o->ctx : o->plan->ctx;
     hist *h = fl_calloc(ctx, 1, sizeof *h);
@@ -227,8 +256,13 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
         char e2[256];
         if (o->rt && o->rt->libs[i].path) hash_file(ctx, o->rt->libs[i].path, &h->lib_hash[i], e2, sizeof e2);
     }
+    if (image_ids(h)) {
+        snprintf(err, errlen, "out of memory");
+        hist_close(h, NULL, 0, NULL, NULL);
+        return NULL;
+    }
     h->ck = (ck_ctx){.plan = h->p, .state = h->st, .lib_hash = h->lib_hash,
-                     .no_read = o->dry_run == 1, .no_write = h->dry};
+                     .image_id = h->image_id, .no_read = o->dry_run == 1, .no_write = h->dry};
     for (uint32_t t = 0; t < h->p->n_tasks; t++)
         for (uint32_t i = 0; i < h->p->tasks[t].nparams; i++)
             if (type_has_files(h->p, h->p->params[h->p->tasks[t].first_param + i].type, 0))
@@ -924,6 +958,9 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     fl_free(c, h->done);
     fl_htab_free(c, &h->done_tab);
     fl_free(c, h->lib_hash);
+    for (uint32_t t = 0; h->image_id && t < h->p->n_tasks; t++)
+        fl_free(c, h->image_id[t]);
+    fl_free(c, h->image_id);
     for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) {
         fl_htab_free(c, &h->tc[t].tab);
         free(h->tc[t].arena.data); /* fv_buf: value.c's allocation */

@@ -208,16 +208,16 @@ fi
 # ---- not advertised, and unknown when given ----
 help=$("$FLOWRUN" --help 2>&1)
 why=""
-for w in report worker kubernetes; do
+for w in report; do
     echo "$help" | grep -qw "$w" && why="$why $w"
 done
 if [ -z "$why" ]; then pass "--help lists no missing command"; else fail "--help lists" "$why"; fi
-"$FLOWRUN" run --help 2>&1 | grep -q kubernetes && fail "run --help" "lists kubernetes" || pass "run --help lists no kubernetes"
-"$FLOWRUN" "$T/r.plan" --flow clean --executor kubernetes > /dev/null 2> "$T/err"
+"$FLOWRUN" run --help 2>&1 | grep -q slurm && fail "run --help" "lists slurm" || pass "run --help lists no slurm"
+"$FLOWRUN" "$T/r.plan" --flow clean --executor nomad > /dev/null 2> "$T/err"
 code=$?
-if [ "$code" = 2 ] && grep -qF "expects inline or process" "$T/err"; then pass "--executor kubernetes is a usage error"
-else fail "--executor kubernetes" "exit $code: $(cat "$T/err")"; fi
-for c in report worker; do
+if [ "$code" = 2 ] && grep -qF "expects inline, process or kubernetes, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
+else fail "--executor nomad" "exit $code: $(cat "$T/err")"; fi
+for c in report; do
     "$FLOWRUN" $c > /dev/null 2> "$T/err"
     code=$?
     if [ "$code" = 2 ] && ! grep -q "not available" "$T/err" && grep -q "unknown command '$c'" "$T/err"; then
@@ -231,11 +231,12 @@ if command -v bash > /dev/null; then
         COMP_WORDS=(flowrun ""); COMP_CWORD=1; _flowrun; printf "%s\n" "${COMPREPLY[@]}"
         COMP_WORDS=(flowrun x.plan --executor ""); COMP_CWORD=3; _flowrun; printf "%s\n" "${COMPREPLY[@]}"' 2>&1)
     why=""
-    for w in report worker kubernetes; do
+    for w in report; do
         echo "$words" | grep -qx "$w" && why="$why $w"
     done
     echo "$words" | grep -qx resume || why="$why (resume missing: the probe is broken)"
     echo "$words" | grep -qx process || why="$why (process missing: the probe is broken)"
+    echo "$words" | grep -qx kubernetes || why="$why (kubernetes missing from --executor)"
     if [ -z "$why" ]; then pass "bash completion offers no missing command"; else fail "bash completion offers" "$why"; fi
 else
     echo "SKIP refuse: bash completion: no bash"

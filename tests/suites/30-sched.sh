@@ -101,9 +101,9 @@ run s several_flows.plan --flow third --progress none
 expect_err "unknown --flow lists the flows" "no flow named 'third' in the plan (flows: first, second)"
 
 # usage and plan errors: one line, exit 2
-run s expand_reduce.plan --executor kubernetes
-expect_code "kubernetes exits 2" 2
-expect_err "kubernetes is not an executor of this build" "expects inline or process"
+run s expand_reduce.plan --executor nomad
+expect_code "an unknown executor exits 2" 2
+expect_err "nomad is not an executor of this build" "expects inline, process or kubernetes, got 'nomad'"
 run s expand_reduce.plan -j 0
 expect_code "-j 0 is a usage error" 2
 run s expand_reduce.plan --schedule sideways

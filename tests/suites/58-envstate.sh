@@ -181,7 +181,7 @@ M="$T/mig"
 python3 - "$M/state.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-c.executescript("DROP TABLE envs; PRAGMA user_version=6; UPDATE meta SET value=5 WHERE key='oldest_reader';")
+c.executescript("DROP TABLE remote_batches; DROP TABLE envs; PRAGMA user_version=6; UPDATE meta SET value=5 WHERE key='oldest_reader';")
 c.commit()
 PY
 n=$(computed)
@@ -190,7 +190,7 @@ mt=$("$FLOWRUN" gc.plan --flow plain --param f=in4.txt --progress none --state "
 expect "migrated schema 6 -> 7: a test run is served the old entry" "$n $(cat m1.out)" "$(computed) $mt"
 mp=$("$FLOWRUN" gc.plan --flow plain --param f=in4.txt --progress none --state "$M" 2>> "$E")
 expect "migrated: prod is served the old entry (it is prod's)" "$n $(cat m1.out)" "$(computed) $mp"
-expect "migrated: schema 7, oldest reader 7, prod is environment 0" "7|7|0|prod" "$(python3 - "$M/state.db" <<'PY'
+expect "migrated: this flowrun's schema, oldest reader 7, prod is environment 0" "$(sed -n 's/^#define STATE_SCHEMA_VERSION \([0-9]*\).*/\1/p' "$ROOT/runtime/recorder/state.h")|7|0|prod" "$(python3 - "$M/state.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 v = c.execute("PRAGMA user_version").fetchone()[0]

@@ -100,9 +100,30 @@ static void test_every_key(void **state) {
             "  dev:\n"
             "secrets:\n"
             "  s3_key: {file: keys/s3}\n"
-            "  tok-en: {env: TOKEN}\n",
+            "  tok-en: {env: TOKEN}\n"
+            "kubernetes:\n"
+            "  kubectl: /opt/k/kubectl\n"
+            "  namespace: flow\n"
+            "  image: localhost/flow-runtime:1\n"
+            "  host_path: st/../nodes\n"
+            "  service_account: flow-runner\n"
+            "  flowrun: /usr/bin/flowrun\n"
+            "  slots: 16\n"
+            "  poll_ms: 2500\n"
+            "  ttl_seconds: 600\n",
             &c);
     char want[256];
+    assert_string_equal(c.kube.kubectl, "/opt/k/kubectl");
+    assert_string_equal(c.kube.ns, "flow");
+    assert_string_equal(c.kube.image, "localhost/flow-runtime:1");
+    snprintf(want, sizeof want, "%s/nodes", fx->dir);
+    assert_string_equal(c.kube.host_path, want);
+    assert_null(c.kube.pvc);
+    assert_string_equal(c.kube.service_account, "flow-runner");
+    assert_string_equal(c.kube.flowrun, "/usr/bin/flowrun");
+    assert_int_equal(c.kube.slots, 16);
+    assert_int_equal(c.kube.poll_ms, 2500);
+    assert_int_equal(c.kube.ttl_seconds, 600);
     assert_string_equal(c.path, fx->file);
     assert_string_equal(c.executor, "inline");
     assert_int_equal(c.jobs, 3);
@@ -205,14 +226,23 @@ static void test_errors(void **state) {
     fixture *fx = *state;
     expect_error(fx, "jobs: 2\nslurm: {partition: x}\n",
                  ":2:1: unknown key 'slurm' (known: executor, jobs, state, max_map, progress, "
-                 "envs, secrets)");
+                 "envs, secrets, kubernetes)");
     expect_error(fx, "jobs: 2\njobs: 3\n", ":2:1: 'jobs' given twice (first on line 1)");
     expect_error(fx, "jobs: 0\n", ":1:7: 'jobs': expected an integer from 1 to 4096, got '0'");
     expect_error(fx, "jobs: [1]\n", ":1:7: 'jobs': expected an integer >= 1, got a sequence");
     expect_error(fx, "max_map: 1.5\n",
                  ":1:10: 'max_map': expected an integer from 1 to 9223372036854775807, got '1.5'");
     expect_error(fx, "executor: slurm\n",
-                 ":1:11: 'executor': expected inline|process, got 'slurm'");
+                 ":1:11: 'executor': expected inline|process|kubernetes, got 'slurm'");
+    expect_error(fx, "kubernetes:\n  image: x\n  nodes: 3\n",
+                 ":3:3: kubernetes: unknown key 'nodes' (known: kubectl, namespace, image, pvc, "
+                 "host_path, service_account, flowrun, slots, poll_ms, ttl_seconds)");
+    expect_error(fx, "kubernetes:\n  pvc: s\n  host_path: /srv\n",
+                 ":2:3: kubernetes: pvc and host_path are two places for the state directory: "
+                 "give one");
+    expect_error(fx, "kubernetes: {slots: 0}\n",
+                 ":1:21: 'slots': expected an integer from 1 to 100000, got '0'");
+    expect_error(fx, "kubernetes: [a]\n", ":1:13: 'kubernetes': expected a mapping, got a sequence");
     expect_error(fx, "progress:\n", ":1:10: 'progress': expected a string, got nothing");
     /* a folded scalar's newline is not echoed into the one-line message (found by fuzz_config) */
     expect_error(fx, "progress: plain\n\n  more\n",

@@ -762,6 +762,74 @@ static void test_older_version(void **state) {
     plan_free(p);
 }
 
+/* The plan bytes b (n long, the current format) as format `version`, which has only
+ * the first nsec sections: the later ones (empty) are dropped from the section table
+ * and every offset moves back. The new bytes (malloc'ed), *n_out long. */
+static uint8_t *older_format(const uint8_t *b, size_t n, uint32_t version, uint32_t nsec,
+                             size_t *n_out) {
+    uint32_t all = (uint32_t)b[92] | (uint32_t)b[93] << 8;
+    size_t drop = 24 * (size_t)(all - nsec), m = n - drop;
+    uint8_t *c = malloc(m);
+    assert_non_null(c);
+    memcpy(c, b, 96);
+    put32(c + 8, version);
+    put64(c + 16, m);
+    put32(c + 92, nsec);
+    for (uint32_t s = 0; s < nsec; s++) {
+        memcpy(c + 96 + 24 * s, b + 96 + 24 * s, 24);
+        uint64_t off = 0;
+        for (int k = 7; k >= 0; k--) off = off << 8 | b[96 + 24 * s + 16 + k];
+        put64(c + 96 + 24 * s + 16, off - drop);
+    }
+    memcpy(c + 96 + 24 * nsec, b + 96 + 24 * all, n - (96 + 24 * all));
+    plan_reseal(c, m);
+    *n_out = m;
+    return c;
+}
+
+/* Containers (format 5): cpus/network round-trip for a task with image:; a format-4
+ * plan (no containers section) is read as one with none; bad records are refused. */
+static void test_containers_section(void **state) {
+    (void)state;
+    fl_plan *p = rich_plan(NULL);
+    size_t n, n4;
+    uint8_t *b = bytes_of(p, &n);
+    uint8_t *c = older_format(b, n, 4, 19, &n4);
+    fl_plan *q = read_bytes(c, n4);
+    assert_non_null(q);
+    assert_int_equal(q->n_containers, 0);
+    assert_null(plan_task_container(q, 0));
+    plan_free(q);
+    free(c);
+    free(b);
+
+    p->tasks[0].image = plan_intern_str(p, "localhost/x:1");
+    uint32_t i = PLAN_PUSH(p, containers);
+    p->containers[i] = (plan_container){0, 2, 1};
+    b = bytes_of(p, &n);
+    q = read_bytes(b, n);
+    assert_non_null(q);
+    const plan_container *co = plan_task_container(q, 0);
+    assert_non_null(co);
+    assert_int_equal(co->cpus, 2);
+    assert_int_equal(co->network, 1);
+    assert_null(plan_task_container(q, 1));
+    plan_free(q);
+    free(b);
+    p->containers[i].network = 2;
+    b = bytes_of(p, &n);
+    assert_null(read_bytes(b, n));
+    assert_non_null(strstr(err, "out of range"));
+    free(b);
+    p->containers[i].network = 1;
+    p->tasks[0].image = PLAN_NONE;
+    b = bytes_of(p, &n);
+    assert_null(read_bytes(b, n));
+    assert_non_null(strstr(err, "has container options but no image"));
+    free(b);
+    plan_free(p);
+}
+
 /* Secrets (format 4): names round-trip; a format-3 plan (no secrets section) is still
  * read, as a plan whose tasks declare none; a bad record is refused in one line. */
 static void test_secrets_section(void **state) {
@@ -769,22 +837,9 @@ static void test_secrets_section(void **state) {
     fl_plan *p = rich_plan(NULL);
     size_t n;
     uint8_t *b = bytes_of(p, &n);
-    /* the same plan as format 3: drop the last section-table entry (secrets, empty) */
-    size_t n3 = n - 24;
-    uint8_t *c = malloc(n3);
-    assert_non_null(c);
-    memcpy(c, b, 96);
-    put32(c + 8, 3);
-    put64(c + 16, n3);
-    put32(c + 92, 18);
-    for (int s = 0; s < 18; s++) {
-        memcpy(c + 96 + 24 * s, b + 96 + 24 * s, 24);
-        uint64_t off = 0;
-        for (int k = 7; k >= 0; k--) off = off << 8 | b[96 + 24 * s + 16 + k];
-        put64(c + 96 + 24 * s + 16, off - 24);
-    }
-    memcpy(c + 96 + 24 * 18, b + 96 + 24 * 19, n - (96 + 24 * 19));
-    plan_reseal(c, n3);
+    /* the same plan as format 3: no secrets nor containers sections (both empty) */
+    size_t n3;
+    uint8_t *c = older_format(b, n, 3, 18, &n3);
     fl_plan *q = read_bytes(c, n3);
     assert_non_null(q);
     assert_int_equal(q->n_secrets, 0);
@@ -1252,6 +1307,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_foreign),
         cmocka_unit_test(test_newer_version),
         cmocka_unit_test(test_older_version),
+        cmocka_unit_test(test_containers_section),
         cmocka_unit_test(test_text_mode),
         cmocka_unit_test(test_validator_messages),
         cmocka_unit_test(test_void_expand),

@@ -806,7 +806,8 @@ static void test_cache_migrated_from_schema4(void **state) {
     sqlite3 *db = open_db(d);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE cache_pack;"
-                                  /* and schema 6's and 7's additions */
+                                  /* and schema 6's, 7's and 8's additions */
+                                  "DROP TABLE remote_batches;"
                                   "DROP TABLE envs;"
                                   "DROP TABLE first_seen; DROP INDEX runs_logical;"
                                   "ALTER TABLE runs DROP COLUMN logical;"
@@ -1244,17 +1245,18 @@ static void test_state_newer_schema_refused(void **state) {
     char *d = tmpdir(), err[512], cmd[600];
     fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
     state_close(st);
+    int v = STATE_SCHEMA_VERSION + 1; /* one this flowrun does not know */
     snprintf(cmd, sizeof cmd,
-             "sqlite3 '%s/state.db' \"PRAGMA user_version=8; UPDATE meta SET value=8 WHERE "
+             "sqlite3 '%s/state.db' \"PRAGMA user_version=%d; UPDATE meta SET value=%d WHERE "
              "key='oldest_reader'\" 2>/dev/null || python3 -c \"import sqlite3; "
-             "c=sqlite3.connect('%s/state.db'); c.execute('PRAGMA user_version=8'); "
-             "c.execute(\\\"UPDATE meta SET value=8 WHERE key='oldest_reader'\\\"); c.commit()\"",
-             d, d);
+             "c=sqlite3.connect('%s/state.db'); c.execute('PRAGMA user_version=%d'); "
+             "c.execute(\\\"UPDATE meta SET value=%d WHERE key='oldest_reader'\\\"); c.commit()\"",
+             d, v, v, d, v, v);
     assert_int_equal(system(cmd), 0);
     st = state_open(fl_ctx_default(), d, err, sizeof err);
     assert_null(st);
     char want[80];
-    snprintf(want, sizeof want, "schema version 8 is newer than this flowrun reads (%d)",
+    snprintf(want, sizeof want, "schema version %d is newer than this flowrun reads (%d)", v,
              STATE_SCHEMA_VERSION);
     assert_non_null(strstr(err, want));
     rm_rf(d);
