@@ -16,7 +16,7 @@
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
-           "[--executor inline|process|kubernetes] [--kube-image IMAGE] [--kube-namespace NS] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
+           "[--executor inline|process|kubernetes|slurm] [--kube-image IMAGE] [--kube-namespace NS] [--slurm-partition P] [--slurm-account A] [--slurm-time T] [--slurm-max-jobs N] [--slurm-flag FLAG] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \

@@ -184,7 +184,6 @@ static int parse_args(int argc, char **argv, run_args *a) {
                     strcmp(val, "slurm"))
                     return usage_error(
                         "--executor expects inline, process, kubernetes or slurm, got '%s'", val);
-                                       val);
                 a->executor = val;
                 break;
             case O_ENV:

@@ -447,13 +447,17 @@ static int slurm_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *
             return cerr(in, v, "'sbatch_flags': expected a list of sbatch flags, got %s",
                         kind_name(v));
         size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        if (n > 200) return cerr(in, v, "'sbatch_flags': more than 200 flags");
+        if (n > 64) /* RUN_MAX_SLURM_FLAGS (cli_run.c), as for --slurm-flag */
+            return cerr(in, v, "'sbatch_flags': more than 64 flags");
         if (!(c->slurm.sbatch_flags = calloc(n + 1, sizeof *c->slurm.sbatch_flags)))
             return oom(in, v);
         for (size_t i = 0; i < n; i++) {
             yaml_node_t *it = yaml_document_get_node(&in->doc, v->data.sequence.items.start[i]);
             if (!it) return cerr(in, v, "'sbatch_flags': a node of the file is missing");
             if (str_value(in, it, "sbatch_flags", &c->slurm.sbatch_flags[i])) return -1;
+            if (c->slurm.sbatch_flags[i][0] != '-')
+                return cerr(in, it, "'sbatch_flags': expected an sbatch flag (starting with '-'), "
+                                    "got '%.60s'", c->slurm.sbatch_flags[i]);
         }
         return 0;
     }

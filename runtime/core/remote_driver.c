@@ -23,7 +23,8 @@
  *   time m, an element of s jobs spends s*m/(s*m + c) of its slot's time in
  *   tasks, so s >= 20*c/m gives >= 95 %. Before any task time is known, small
  *   elements (RM_FIRST_SIZE), so the first results come back soon and measure m.
- *   Never more than ceil(queued / free places): every free slot gets work. The
+ *   Never more than ceil(queued / places in flight): every free slot gets work, and
+ *   one freed early does not take a long run of the queue that makes the tail. The
  *   executor's capacity (exec.h), the scheduler's in-flight limit, is slots x
  *   size x 2: enough queued to fill the next elements, not more.
  *
@@ -470,7 +471,11 @@ static void pump(rm_exec *d) {
     while (d->qn && d->inflight < limit) {
         uint32_t free_places = limit - d->inflight;
         uint32_t size = target_size(d);
-        uint32_t fair = (d->qn + free_places - 1) / free_places; /* every place gets work */
+        /* an element never takes more than its share of the queue over all places
+         * (guided self-scheduling): a place freed early must not take a long run of
+         * the queue while the others drain, or it alone makes the run's tail (first
+         * elements of RM_FIRST_SIZE end one by one); and every free place gets work */
+        uint32_t fair = (d->qn + limit - 1) / limit;
         if (size > fair) size = fair;
         if (size < 1) size = 1;
         uint32_t nelem = (d->qn + size - 1) / size;

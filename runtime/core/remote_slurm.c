@@ -111,15 +111,21 @@ static void out_add(sl_out *o, const char *s, size_t n) {
     o->data[o->len] = 0;
 }
 
-/* The last line of s (for one-line errors), at most n bytes, into buf. */
+/* The last line of s (for one-line errors), at most n bytes, into buf; a last line
+ * that only says `Try "sbatch --help" ...` gives way to the one before (which says
+ * what was wrong, e.g. "sbatch: unrecognized option '--bogus'"). */
 static const char *last_line(const char *s, char *buf, size_t n) {
     if (!s) return "";
-    size_t len = strlen(s);
-    while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
-        len--;
-    size_t b = len;
-    while (b && s[b - 1] != '\n')
-        b--;
+    size_t len = strlen(s), b;
+    for (;;) {
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+            len--;
+        b = len;
+        while (b && s[b - 1] != '\n')
+            b--;
+        if (!b || !strstr(s + b, "Try \"") || (size_t)(strstr(s + b, "Try \"") - s) >= len) break;
+        len = b; /* the line before */
+    }
     size_t k = len - b < n - 1 ? len - b : n - 1;
     memcpy(buf, s + b, k);
     buf[k] = 0;
@@ -216,6 +222,8 @@ static int sl_run(char *const *argv, sl_out *out, char *err, size_t errlen) {
         rc = 0;
     } else {
         const char *l = last_line(errs.data, line, sizeof line);
+        size_t k = strlen(argv[0]); /* Slurm's lines start "sbatch: " themselves */
+        if (!strncmp(l, argv[0], k) && !strncmp(l + k, ": ", 2)) l += k + 2;
         if (*l)
             snprintf(err, errlen, "%s: %s", argv[0], l);
         else if (WIFSIGNALED(status))

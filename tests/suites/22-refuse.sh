@@ -212,10 +212,10 @@ for w in report; do
     echo "$help" | grep -qw "$w" && why="$why $w"
 done
 if [ -z "$why" ]; then pass "--help lists no missing command"; else fail "--help lists" "$why"; fi
-"$FLOWRUN" run --help 2>&1 | grep -q slurm && fail "run --help" "lists slurm" || pass "run --help lists no slurm"
+"$FLOWRUN" run --help 2>&1 | grep -q -- "--slurm-partition" && pass "run --help lists the slurm options" || fail "run --help" "does not list --slurm-partition"
 "$FLOWRUN" "$T/r.plan" --flow clean --executor nomad > /dev/null 2> "$T/err"
 code=$?
-if [ "$code" = 2 ] && grep -qF "expects inline, process or kubernetes, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
+if [ "$code" = 2 ] && grep -qF "expects inline, process, kubernetes or slurm, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
 else fail "--executor nomad" "exit $code: $(cat "$T/err")"; fi
 for c in report; do
     "$FLOWRUN" $c > /dev/null 2> "$T/err"

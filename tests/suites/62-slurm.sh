@@ -6,6 +6,8 @@
 # driver SIGKILLed and resumed, SIGTERM cancelling everything, the squeue budget,
 # and the refusals. Where the cluster cannot run here every test is a SKIP with the
 # reason. Task libraries: tests/lib.
+# Not under SANITIZED=1: the cluster's services run once, in the plain pass.
+[ "$SANITIZED" = 1 ] && exit 0
 T=$(mktemp -d)
 ROOT=$(pwd)
 C=$T/cluster
@@ -262,8 +264,29 @@ if [ -f "$T/w1.plan" ]; then
     "$FLOWRUN" "$T/w1.plan" --executor slurm --slurm-flag=--bogus-flag --param n=5 \
         --progress none --state "$T/s-bad" > /dev/null 2> "$T/bad4.err"
     c=$?
-    [ -z "$why" ] && { { [ "$c" = 1 ] && grep -q "slurm could not start batch 0: sbatch: .*bogus-flag" "$T/bad4.err"; } ||
+    [ -z "$why" ] && { { [ "$c" = 1 ] && grep -q "slurm could not start batch 0: sbatch: unrecognized option .--bogus-flag" "$T/bad4.err"; } ||
         why="--slurm-flag=--bogus-flag: exit $c: $(cat "$T/bad4.err")"; }
+    printf 'executor: slurm\nslurm:\n  sbatch_flags: ["nice"]\n' > "$T/bad5.yaml"
+    "$FLOWRUN" "$T/w1.plan" --config "$T/bad5.yaml" --progress none --state "$T/s-bad" \
+        > /dev/null 2> "$T/bad5.err"
+    c=$?
+    [ -z "$why" ] && { { [ "$c" = 2 ] && grep -q "expected an sbatch flag (starting with '-'), got 'nice'" "$T/bad5.err"; } ||
+        why="slurm: sbatch_flags: [nice]: exit $c: $(cat "$T/bad5.err")"; }
+    # a C task with image: would run outside its image on a node: refused
+    cat > "$T/img.flow" << FLOW
+library s = "$ROOT/tests/lib/libsched.so"
+task inc(x: int) -> int = s.inc with {image: "localhost/any:1"}
+flow main() -> [int] { return inc.expand(x = [1, 2]) }
+FLOW
+    if "$FLOWC" "$T/img.flow" -o "$T/img.plan" 2> "$T/img.cerr"; then
+        "$FLOWRUN" "$T/img.plan" --executor slurm --progress none --state "$T/s-bad" \
+            > /dev/null 2> "$T/bad6.err"
+        c=$?
+        [ -z "$why" ] && { { [ "$c" = 2 ] && grep -q "task .inc. declares image \"localhost/any:1\": --executor slurm cannot run a C task in its image yet" "$T/bad6.err"; } ||
+            why="a C task with image: under slurm: exit $c: $(cat "$T/bad6.err")"; }
+    else
+        [ -z "$why" ] && why="flowc img.flow: $(head -3 "$T/img.cerr")"
+    fi
     # flow.yaml's slurm: section is used (partition flow exists: the run works)
     printf 'executor: slurm\nslurm:\n  partition: flow\n  time_limit: "10"\n  sbatch_flags: ["--nice=0"]\n  poll_interval: 200\n' > "$T/good.yaml"
     "$FLOWRUN" "$T/w1.plan" --config "$T/good.yaml" --param n=50 --progress none \
