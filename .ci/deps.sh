@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static slurmctld slurmd slurm-client munge iproute2"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -45,6 +45,7 @@ what() {
     procps) echo "ps and pgrep (procps, the process executor tests)|procps" ;;
     python3) echo "python3 (the checker fuzz and state tests)|python3" ;;
     python3-yaml) echo "the yaml module of python3 (the plan view tests)|python3-yaml" ;;
+    python3-jsonschema) echo "the jsonschema module of python3 (the run events test)|python3-jsonschema" ;;
     jq) echo "jq (the serve tests read runs --json with it)|jq" ;;
     podman) echo "podman (the container and Kubernetes pod-template tests)|podman" ;;
     runc) echo "runc (podman's runtime here: crun fails on cgroups v1 hybrid)|runc" ;;
@@ -65,6 +66,8 @@ what() {
     slurm-client) echo "sbatch, squeue, scancel, sinfo and scontrol (the slurm executor's tests)|slurm-client" ;;
     munge) echo "munged and mungekey (Slurm's authentication: tests/harness/slurm-cluster.sh)|munge" ;;
     iproute2) echo "ip (network namespaces and a bridge: tests/harness/slurm-cluster.sh)|iproute2" ;;
+    promtool) echo "promtool (checks the metrics exposition, tests/suites/68-metrics.sh)|prometheus" ;;
+    prometheus) echo "prometheus (a real server scraping flowrun --metrics, tests/suites/68-metrics.sh)|prometheus" ;;
     tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
@@ -91,7 +94,7 @@ probe() {
     case $1 in
     cc) has "$CC" ;;
     flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
-        podman | runc | catatonit) has "$1" ;;
+        podman | runc | catatonit | promtool | prometheus) has "$1" ;;
     busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
@@ -113,6 +116,7 @@ probe() {
     slurm-client) has sbatch && has squeue && has scancel && has sinfo && has scontrol ;;
     munge) has munged && has mungekey ;;
     iproute2) has ip && has nsenter ;;
+    python3-jsonschema) python3 -c 'import jsonschema' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     sqlite3-cli) has sqlite3 ;;
     podman) has podman ;;

@@ -14,6 +14,8 @@
 # writer thread (writer_main), from callgrind_annotate --inclusive. These do not nest in
 # each other, so their sum counts every function of the recorder once (SQLite, Nettle
 # and the allocator included as far as the recorder calls them).
+# Then issue 13's targets for the --no-cache row (whole <= 1,200, recorder <= 400),
+# met or missed, with the ratio to the target.
 # The floor: a C loop calling the same inc through ffi_call, N times (bench/floor.c,
 # built here), measured the same way.
 # env: CG_SMALL (10000), CG_LARGE (100000). Skipped (with the reason) without valgrind.
@@ -67,5 +69,10 @@ for mode in no-cache cold warm; do
     whole=$(per "$(total "$tmp/cg.$mode.$SMALL")" "$(total "$tmp/cg.$mode.$LARGE")")
     rec=$(per "$(recorder "$tmp/cg.$mode.$SMALL")" "$(recorder "$tmp/cg.$mode.$LARGE")")
     printf '  %-10s %8s %10s %10s\n' "$mode" "$whole" "$rec" "$(ratio "$whole" "$floor")"
+    [ "$mode" = no-cache ] && nc_whole=$whole && nc_rec=$rec
 done
 printf '  %-10s %8s\n' floor "$floor"
+# issue 13, target 2 ("history at the floor"), judged on the --no-cache row
+verdict() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%s (%.2fx the target)", a <= b ? "met" : "MISSED", a / b }'; }
+echo "  target: --no-cache whole <= 1,200 (within 4x the floor): $(verdict "$nc_whole" 1200)"
+echo "  target: --no-cache recorder <= 400: $(verdict "$nc_rec" 400)"

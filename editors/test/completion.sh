@@ -57,24 +57,27 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify" flowrun ""
+check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify why" flowrun ""
 check flowrun-subcommand "resume" flowrun re
 check flowrun-global-options "--help --version" flowrun --
-check flowrun-run-options "--env --executor" flowrun b.plan --e
 check flowrun-executor "process" flowrun b.plan --executor p
 check flowrun-schedule "breadth" flowrun b.plan --schedule b
 check flowrun-backfill-options "--max-intervals --max-map" flowrun backfill b.plan --max
+check flowrun-run-metrics "--max-map --metrics" flowrun b.plan --m
+check flowrun-backfill-no-metrics "" flowrun backfill b.plan --me
+check flowrun-run-events "--env --events --executor" flowrun b.plan --e
+check flowrun-events-file "sub" flowrun b.plan --events ""
 check flowrun-backfill-order "newest-first oldest-first" flowrun backfill b.plan --order ""
 check flowrun-backfill-flow-names "wordcount wordstats" flowrun backfill b.plan --from 2026-01-01 --flow ""
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
-check flowrun-executor-all "inline process" flowrun b.plan --executor ""
+check flowrun-executor-all "inline kubernetes process" flowrun b.plan --executor ""
 check flowrun-env "prod" flowrun b.plan --env ""
 check flowrun-inspect-plan "b.plan sub" flowrun inspect ""
 check flowrun-show-json "--json" flowrun show r1 --
 check flowrun-param-value "params.yaml" flowrun b.plan --param root = pa
 check flowrun-param-value-empty "a.flow b.plan notes.txt params.yaml sub" flowrun b.plan --param root =
-check flowrun-options-after-param "--env --executor" flowrun b.plan --param root = /x --e
+check flowrun-options-after-param "--env --events --executor" flowrun b.plan --param root = /x --e
 check flowrun-param-names "root=" flowrun b.plan --flow wordstats --param r
 check flowrun-param-names-many-flows "" flowrun b.plan --param ""
 check flowrun-run-ids "r1 r2" flowrun resume ""
@@ -82,6 +85,8 @@ check flowrun-flow-names "wordcount wordstats" flowrun b.plan --flow ""
 check flowrun-logs-tasks-from-show "count_words list_files" flowrun logs r2 ""
 FAKE=inspect check flowrun-clear-tasks-from-inspect "count_words" flowrun clear r2 co
 FAKE=inspect check flowrun-clear-all-tasks-from-inspect "count_words total_of" flowrun clear r2 ""
+check flowrun-why-tasks-from-show "count_words list_files" flowrun why r2 ""
+check flowrun-why-json "--json" flowrun why r2 count_words --
 FAKE=none check flowrun-tasks-from-sources "alpha beta" flowrun logs r9 ""
 FAKE=none check flowrun-no-runs-tolerated "" flowrun resume ""
 

@@ -18,10 +18,10 @@
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
            "[--executor inline|process|kubernetes|slurm] [--kube-image IMAGE] [--kube-namespace NS] [--slurm-partition P] [--slurm-account A] [--slurm-time T] [--slurm-max-jobs N] [--slurm-flag FLAG] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
-           "[--unprotected] [--dry-run [--json] [--exact]]",                                                       \
+           "[--unprotected] [--metrics ADDR:PORT] [--events FILE] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
     X(resume, "RUN [--config FILE] [--state DIR] [--env NAME] [--unprotected] [-j N] "          \
-              "[--executor E] [--max-map N] [--no-cache]",                                        \
+              "[--executor E] [--max-map N] [--no-cache] [--metrics ADDR:PORT] [--events FILE]",                                        \
       "finish an interrupted or failed run")                                                      \
     X(backfill, "PLAN --from WHEN --to WHEN [--flow NAME] [--order oldest-first|newest-first] "  \
                 "[--runs N] [--rerun] [--max-intervals N] [--dry-run [--json]] [and run's options]",                    \
@@ -29,7 +29,7 @@
       "1 some failed)")                                                                            \
     X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] "                   \
              "[--debounce DURATION] [--param k=v]... [-j N] [--executor inline|process] "         \
-             "[--unprotected]",                                                                    \
+             "[--unprotected] [--metrics ADDR:PORT]",                                                                    \
       "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--env NAME] [--state DIR] [--config FILE]",                                 \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \
@@ -38,6 +38,9 @@
       "one instance's log (INSTANCE: a[3], add#2, g[1]/sq[0])")                                    \
     X(clear, "RUN INSTANCE [--env NAME] [--state DIR] [--config FILE]",                            \
       "mark instances to run again on resume")                                                    \
+    X(why, "RUN INSTANCE [--json] [--env NAME] [--state DIR] [--config FILE]",                     \
+      "why an instance ran, or which run's result it was served (INSTANCE: a task's name "        \
+      "summarises it)")                                                                            \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \

@@ -99,7 +99,8 @@ static int parse_args(int argc, char **argv, bf_args *a) {
     int no = 0;
     for (int i = 0; i < BF_NOWN; i++) opts[no++] = bf_own[i];
     for (const struct option *o = cli_run_options; o->name && no < BF_MAX_OPTS - 1; o++)
-        if (strcmp(o->name, "interval") && strcmp(o->name, "rerun") && strcmp(o->name, "dry-run"))
+        if (strcmp(o->name, "interval") && strcmp(o->name, "rerun") && strcmp(o->name, "dry-run") &&
+            strcmp(o->name, "metrics")) /* each run would bind the same port */
             opts[no++] = *o;
     opts[no] = (struct option){0};
     cli_line l;

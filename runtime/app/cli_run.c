@@ -49,6 +49,7 @@
 #include "exec_split.h"
 #include "state.h"
 #include "jit.h"
+#include "metrics.h"
 #include "remote.h"
 #include "remote_podman.h"
 
@@ -91,6 +92,9 @@ typedef struct run_args {
     const char *config;     /* --config FILE */
     const char *kube_image; /* --kube-image (over kubernetes: image:) */
     const char *kube_ns;    /* --kube-namespace (over kubernetes: namespace:) */
+    const char *events;     /* --events FILE: OpenLineage run events (events.h) */
+    const char *metrics;    /* --metrics ADDR:PORT */
+    mx_server *msrv;        /* its socket, bound by run_main before the run (metrics.c) */
     const flcfg *cfg;       /* the configuration read (borrowed) */
     /* set by run_body once the environment is known: what the run may write, and what
      * its tasks must see read-only (isolate.c) */
@@ -115,7 +119,7 @@ static int usage_error(const char *fmt, const char *a) {
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
        O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS, O_SLURM_PARTITION,
-       O_SLURM_ACCOUNT, O_SLURM_TIME, O_SLURM_MAX_JOBS, O_SLURM_FLAG };
+       O_SLURM_ACCOUNT, O_SLURM_TIME, O_SLURM_MAX_JOBS, O_SLURM_FLAG, O_EVENTS, O_METRICS };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -146,6 +150,8 @@ const struct option cli_run_options[] = {
     {"slurm-time", required_argument, NULL, O_SLURM_TIME},
     {"slurm-max-jobs", required_argument, NULL, O_SLURM_MAX_JOBS},
     {"slurm-flag", required_argument, NULL, O_SLURM_FLAG},
+    {"events", required_argument, NULL, O_EVENTS},
+    {"metrics", required_argument, NULL, O_METRICS},
     {NULL, 0, NULL, 0}};
 
 /* The options of run and resume (cli_next: --flow NAME, --flow=NAME, -j4 ...), in
@@ -266,12 +272,22 @@ static int parse_args(int argc, char **argv, run_args *a) {
                                        "got '%s'", val);
                 a->slurm_flags[a->nslurm_flags++] = val;
                 break;
+            case O_EVENTS:
+                if (!*val) return usage_error("%s", "--events expects a FILE");
+                a->events = val;
+                break;
+            case O_METRICS:
+                a->metrics = val;
+                break;
         }
     }
     if (!a->plan) return usage_error("%s", "missing the PLAN file");
     if ((a->json || a->exact) && !a->dry_run)
         return usage_error("%s needs --dry-run", a->json ? "--json" : "--exact");
     if (a->rerun && !a->interval) return usage_error("%s", "--rerun goes with --interval");
+    if (a->events && a->dry_run)
+        return usage_error("%s", "--events records what a run does; a --dry-run runs nothing");
+    if (a->metrics && a->dry_run) return usage_error("%s", "--metrics: a dry run runs nothing");
     return 0;
 }
 
@@ -660,7 +676,18 @@ static int run_main(run_args *a, const uint8_t *resume_params, size_t resume_len
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    if (a->metrics) { /* bound now: a mistake is said before anything runs */
+        char err[600];
+        if (!(a->msrv = mx_listen(a->metrics, err, sizeof err))) {
+            fprintf(stderr, "flowrun run: %s\n", err);
+            sigaction(SIGINT, &old_int, NULL);
+            sigaction(SIGTERM, &old_term, NULL);
+            return 2;
+        }
+    }
     int code = run_body(a, resume_params, resume_len);
+    mx_stop(a->msrv);
+    a->msrv = NULL;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     return code;
@@ -941,8 +968,35 @@ static void slurm_flags(const run_args *a, const char **out) {
     out[n] = NULL;
 }
 
+/* What --metrics shows of a run (metrics.h): rendered by the endpoint's thread. */
+typedef struct run_metrics {
+    sched_meter meter;  /* the scheduler's counters (its task array calloc'd) */
+    const fl_plan *p;
+    const char *flow, *env;
+    unsigned char *reached; /* by task: 1 if the flow reaches it (rt_reached_units) */
+    mx_inst_row *rows;  /* the render's snapshot of the meter, n_tasks of them */
+    mx_runs runs;       /* this run: started, then how it ended */
+    mx_sizes sizes;
+} run_metrics;
+
+static const char *run_task_name(void *ud, uint32_t t) {
+    const run_metrics *m = ud;
+    return m->reached[t] ? plan_str(m->p, m->p->tasks[t].name) : NULL;
+}
+
+static void run_render(void *ud, FILE *f) {
+    run_metrics *m = ud;
+    mx_write_build(f);
+    mx_write_runs(f, &m->runs);
+    size_t n = mx_meter_rows(&m->meter, m->flow, m->env, run_task_name, m, m->rows);
+    mx_write_instances(f, m->rows, n, mx_meter_queue(&m->meter));
+    mx_write_sizes(f, &m->sizes);
+}
+
 static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_len) {
     run_args a = *a_;
+    run_metrics rmx;
+    memset(&rmx, 0, sizeof rmx);
     char err[1024];
     const char *envname = a.env ? a.env : "prod";
     const flcfg_env *env = flcfg_env_get(a.cfg, envname); /* load_config checked it is there */
@@ -1187,7 +1241,19 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                     .flow = plan_str(p, G->name), .env = a.env ? a.env : "prod",
                     .params_json = pjson, .params_blob = pblob.data, .params_blob_len = pblob.len,
                     .options = options, .no_cache = a.no_cache, .resume_run = a.resume,
-                    .logical = logical};
+                    .logical = logical, .events = a.events};
+    if (a.events) { /* said now, before a run is recorded (events.h appends to it) */
+        FILE *ef = fopen(a.events, "ae");
+        if (!ef) {
+            fprintf(stderr, "flowrun: cannot open the events file %s: %s\n", a.events,
+                    strerror(errno));
+            free(pjson);
+            free(pblob.data);
+            code = 2;
+            goto out;
+        }
+        fclose(ef);
+    }
     if (a.interval) {
         int claimed = claim_interval(&a, p, G, &ho, params);
         if (claimed != 0) {
@@ -1275,6 +1341,24 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         armed = cli_crash_arm(marker, (long long)hist_run_id(h)) == 0;
     }
 
+    if (a.msrv) { /* the endpoint's thread starts now, after the isolation set up above */
+        rmx.p = p;
+        rmx.flow = plan_str(p, G->name);
+        rmx.env = envname;
+        rmx.sizes.state_dir = state;
+        rmx.meter.n_tasks = p->n_tasks;
+        rmx.meter.task = calloc(p->n_tasks ? p->n_tasks : 1, sizeof *rmx.meter.task);
+        rmx.rows = calloc(p->n_tasks ? p->n_tasks : 1, sizeof *rmx.rows);
+        rmx.reached = calloc(p->n_tasks + 1, 1);
+        if (!rmx.meter.task || !rmx.rows || !rmx.reached || rt_reached_units(p, g, rmx.reached) ||
+            mx_runs_init(&rmx.runs) || mx_start(a.msrv, run_render, &rmx)) {
+            fprintf(stderr, "flowrun: --metrics: cannot start its thread: %s\n", strerror(errno));
+            code = 2;
+            goto out;
+        }
+        mx_runs_count(&rmx.runs, rmx.flow, envname, MX_RUN_STARTED);
+        o.meter = &rmx.meter;
+    }
     sched_outcome res;
     code = sched_run(p, ex, g, params, &o, &res);
     if (code == 2) fprintf(stderr, "flowrun: %s\n", fl_errmsg(p->ctx)); /* out of memory */
@@ -1298,6 +1382,11 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     int recorded = hist_close(h, code == 0 ? "succeeded" : code == 3 ? "interrupted" : "failed",
                               code, rjson, code == 1 ? "a task failed" : NULL);
     if (code == 3) print_resume_hint(run_id, state);
+    if (a.msrv)
+        mx_runs_count(&rmx.runs, rmx.flow, envname,
+                      code == 0 && !recorded ? MX_RUN_SUCCEEDED
+                      : code == 3            ? MX_RUN_INTERRUPTED
+                                             : MX_RUN_FAILED);
     h = NULL;
     if (rjson) {
         puts(rjson);
@@ -1318,6 +1407,14 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
 
 out:
     if (slurm_eng) slurm_eng->ops->destroy(slurm_eng);
+    if (a.msrv) { /* the thread reads rmx: stopped first */
+        mx_stop(a.msrv);
+        a_->msrv = NULL;
+    }
+    free(rmx.meter.task);
+    free(rmx.rows);
+    free(rmx.reached);
+    mx_runs_free(&rmx.runs);
     free(a.ro_roots);
     if (h) hist_close(h, "failed", code, NULL, "the run could not start");
     if (ex) ex->ops->destroy(ex);

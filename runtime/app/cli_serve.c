@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "config.h"
 #include "cron.h"
 #include "plan.h"
@@ -208,6 +209,7 @@ typedef struct serve_opts {
     int no_catchup;
     int unprotected; /* --unprotected, given to each run */
     double debounce; /* seconds */
+    const char *metrics; /* --metrics ADDR:PORT */
 } serve_opts;
 
 typedef struct serve {
@@ -220,6 +222,11 @@ typedef struct serve {
     int interrupted;     /* a run ended interrupted */
     int stopping;        /* SIGTERM/SIGINT seen: no new runs */
     int killed;          /* a second one: runs were told to stop */
+    /* --metrics (metrics.c): the endpoint, and what it shows, rendered by its thread */
+    mx_server *msrv;
+    mx_runs runs;        /* runs by flow and environment */
+    mx_tally insts;      /* the instances of the runs that ended */
+    mx_sizes sizes;
 } serve;
 
 static void flow_free(serve_flow *f) {
@@ -495,6 +502,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
         _exit(2);
     }
     setpgid(pid, pid); /* also here: no race with a signal sent to its group */
+    if (s->msrv) mx_runs_count(&s->runs, f->name, s->o.env, MX_RUN_STARTED);
     f->child = pid;
     f->started = mono_now();
     snprintf(f->logical, sizeof f->logical, "%s", logical ? logical : "");
@@ -525,6 +533,28 @@ static int64_t run_of_child(serve *s, const serve_flow *f, pid_t pid) {
     return fr.id;
 }
 
+/* --metrics: the instances of a run that ended, counted from state.db */
+typedef struct tally_ctx {
+    serve *s;
+    const char *flow;
+} tally_ctx;
+
+static int tally_fn(const state_inst *r, void *ud) {
+    tally_ctx *t = ud;
+    double dur = r->started > 0 && r->ended >= r->started ? r->ended - r->started : -1;
+    mx_tally_add(&t->s->insts, t->flow, t->s->o.env, r->task, r->state, dur,
+                 r->cache_key && !r->cache_hit);
+    return 0;
+}
+
+static void serve_render(void *ud, FILE *f) {
+    serve *s = ud;
+    mx_write_build(f);
+    mx_write_runs(f, &s->runs);
+    mx_write_tally(f, &s->insts);
+    mx_write_sizes(f, &s->sizes);
+}
+
 /* A child ended: log it, and move the flow on. */
 static void child_done(serve *s, serve_flow *f, int status) {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -543,6 +573,15 @@ static void child_done(serve *s, serve_flow *f, int status) {
     else
         log_line(s, "%s: %s%s (exit %d, %.2f s)", f->name, run, what, code, secs);
     if (code == 3) s->interrupted = 1;
+    if (s->msrv) {
+        mx_runs_count(&s->runs, f->name, s->o.env,
+                      code == 0   ? MX_RUN_SUCCEEDED
+                      : code == 3 ? MX_RUN_INTERRUPTED
+                      : code == FLOWRUN_EXIT_ALREADY || code == FLOWRUN_EXIT_BUSY ? MX_RUN_SKIPPED
+                                                                                  : MX_RUN_FAILED);
+        tally_ctx tc = {s, f->name};
+        if (id && (code == 0 || code == 1 || code == 3)) state_insts_each(s->st, id, tally_fn, &tc);
+    }
     if (f->sched && f->logical[0]) {
         if (code == FLOWRUN_EXIT_BUSY || code == 3) {
             f->retry_at = mono_now() + 0.2; /* the same interval again, soon */
@@ -795,7 +834,7 @@ static int serve_loop(serve *s) {
 }
 
 enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG,
-       O_UNPROTECTED };
+       O_UNPROTECTED, O_METRICS };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -807,6 +846,7 @@ static const struct option serve_options[] = {
     {"param", required_argument, NULL, O_PARAM},
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
+    {"metrics", required_argument, NULL, O_METRICS},
     {NULL, 0, NULL, 0}};
 
 static int serve_usage(const char *fmt, const char *a) {
@@ -838,6 +878,9 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             case O_CONFIG:
                 o->config = val;
+                break;
+            case O_METRICS:
+                o->metrics = val;
                 break;
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
@@ -918,7 +961,14 @@ int flowrun_cmd_serve(int argc, char **argv) {
             return 2;
         s.o.state = s.o.state_buf;
     }
-    if (clock_init(&s.clock)) return 2;
+    if (s.o.metrics) { /* bound now: a mistake is said before anything runs */
+        char merr[600];
+        if (!(s.msrv = mx_listen(s.o.metrics, merr, sizeof merr))) {
+            fprintf(stderr, "flowrun serve: %s\n", merr);
+            return 2;
+        }
+    }
+    if (clock_init(&s.clock)) goto fail;
     ssize_t sl = readlink("/proc/self/exe", s.self, sizeof s.self - 1);
     if (sl <= 0) {
         fprintf(stderr, "flowrun serve: cannot find its own program: %s\n", strerror(errno));
@@ -977,8 +1027,20 @@ int flowrun_cmd_serve(int argc, char **argv) {
         if (f->watch_dir)
             log_line(&s, "%s: watching %s (debounce %g s)", f->name, f->watch_dir, s.o.debounce);
     }
+    if (s.msrv) { /* its thread, once serve is set up (no fork after: runs exec at once) */
+        s.sizes.state_dir = s.o.state;
+        if (mx_runs_init(&s.runs) || mx_tally_init(&s.insts) || mx_start(s.msrv, serve_render, &s)) {
+            fprintf(stderr, "flowrun serve: --metrics: cannot start its thread: %s\n",
+                    strerror(errno));
+            goto fail;
+        }
+        log_line(&s, "metrics on port %d (GET /metrics)", mx_port(s.msrv));
+    }
     int code = serve_loop(&s);
     log_line(&s, "exiting (%d)", code);
+    mx_stop(s.msrv);
+    mx_runs_free(&s.runs);
+    mx_tally_free(&s.insts);
     for (int i = 0; i < s.nflows; i++) flow_free(&s.flows[i]);
     state_close(s.st);
     close(wake_pipe[0]);
@@ -986,6 +1048,9 @@ int flowrun_cmd_serve(int argc, char **argv) {
     wake_pipe[0] = wake_pipe[1] = -1;
     return code;
 fail:
+    mx_stop(s.msrv);
+    mx_runs_free(&s.runs);
+    mx_tally_free(&s.insts);
     for (int i = 0; i < s.nflows; i++) flow_free(&s.flows[i]);
     if (s.st) state_close(s.st);
     return 2;

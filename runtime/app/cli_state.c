@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_names.h"
 #include "config.h"
 #include "state.h"
 #include "store.h"
@@ -57,15 +58,6 @@ int cli_state_dir(const char *who, const char *given, const char *config, char *
     return 0;
 }
 
-typedef struct cli_args {
-    const char *state;  /* --state DIR, then the state directory in use (parse) */
-    const char *env;    /* --env NAME, or NULL: every environment */
-    const char *config; /* --config FILE */
-    char state_buf[PATH_MAX]; /* the state directory in use */
-    int json;           /* --json */
-    const char *pos[3]; /* positional arguments */
-    int npos;
-} cli_args;
 
 enum { O_STATE = 256, O_JSON, O_KEEP_RUNS, O_OLDER_THAN, O_DRY_RUN, O_ENV, O_CONFIG };
 
@@ -177,7 +169,7 @@ static int64_t run_id(fl_state *st, const char *text, const char *cmd, const cha
     return ok ? v : -1;
 }
 
-static void iso_time(double t, char *buf, size_t len) {
+void cli_iso_time(double t, char *buf, size_t len) {
     if (t <= 0) {
         snprintf(buf, len, "-");
         return;
@@ -189,7 +181,7 @@ static void iso_time(double t, char *buf, size_t len) {
 }
 
 /* a string field of a --json line: null when absent (value.h has the rule) */
-static void json_str(FILE *f, const char *s) {
+void cli_json_str(FILE *f, const char *s) {
     if (!s)
         fputs("null", f);
     else
@@ -214,16 +206,16 @@ static int print_run(const state_run *r, void *ctx) {
     runs_ctx *c = ctx;
     if (c->env && strcmp(r->env, c->env)) return 0;
     char started[32], ended[32];
-    iso_time(r->started, started, sizeof started);
-    iso_time(r->ended, ended, sizeof ended);
+    cli_iso_time(r->started, started, sizeof started);
+    cli_iso_time(r->ended, ended, sizeof ended);
     double dur = r->ended > 0 ? r->ended - r->started : -1;
     if (c->json) {
         printf("%s{\"id\":%lld,\"flow\":", c->n ? ",\n" : "\n", (long long)r->id);
-        json_str(stdout, r->flow);
+        cli_json_str(stdout, r->flow);
         printf(",\"env\":");
-        json_str(stdout, r->env);
+        cli_json_str(stdout, r->env);
         printf(",\"state\":");
-        json_str(stdout, r->state);
+        cli_json_str(stdout, r->state);
         printf(",\"started\":\"%s\",\"ended\":", started);
         if (r->ended > 0) printf("\"%s\"", ended);
         else fputs("null", stdout);
@@ -234,15 +226,15 @@ static int print_run(const state_run *r, void *ctx) {
         else fputs("null", stdout);
         printf(",\"params\":%s,\"result\":%s,\"error\":", r->params_json ? r->params_json : "{}",
                r->result_json ? r->result_json : "null");
-        json_str(stdout, r->error);
+        cli_json_str(stdout, r->error);
         printf(",\"plan\":");
-        json_str(stdout, r->plan_path);
+        cli_json_str(stdout, r->plan_path);
         printf(",\"options\":");
-        json_str(stdout, r->options);
+        cli_json_str(stdout, r->options);
         printf(",\"pid\":%d,\"host\":", r->pid);
-        json_str(stdout, r->host);
+        cli_json_str(stdout, r->host);
         printf(",\"logical_date\":"); /* null: not a scheduled run (docs/scheduling.md) */
-        json_str(stdout, r->logical);
+        cli_json_str(stdout, r->logical);
         putchar('}');
     } else {
         if (!c->n) printf("%-6s %-20s %-6s %-12s %-20s %9s %4s  %s\n", "RUN", "FLOW", "ENV",
@@ -278,19 +270,19 @@ static int print_inst(const state_inst *r, void *ctx) {
     runs_ctx *c = ctx;
     char started[32];
     const char *name = r->name;
-    iso_time(r->started, started, sizeof started);
+    cli_iso_time(r->started, started, sizeof started);
     double dur = r->ended > 0 && r->started > 0 ? r->ended - r->started : -1;
     if (c->json) {
         printf("%s{\"name\":", c->n ? "," : "");
-        json_str(stdout, r->name);
+        cli_json_str(stdout, r->name);
         printf(",\"task\":");
-        json_str(stdout, r->task);
+        cli_json_str(stdout, r->task);
         printf(",\"index\":");
-        json_str(stdout, r->idx && *r->idx ? r->idx : NULL);
+        cli_json_str(stdout, r->idx && *r->idx ? r->idx : NULL);
         printf(",\"label\":");
-        json_str(stdout, r->label);
+        cli_json_str(stdout, r->label);
         printf(",\"state\":");
-        json_str(stdout, r->state);
+        cli_json_str(stdout, r->state);
         printf(",\"started\":");
         if (r->started > 0) printf("\"%s\"", started);
         else fputs("null", stdout);
@@ -300,7 +292,7 @@ static int print_inst(const state_inst *r, void *ctx) {
                "\"error\":",
                r->attempts, r->cache_hit ? "true" : "false", r->worker_pid,
                (long long)r->peak_rss_kb);
-        json_str(stdout, r->error);
+        cli_json_str(stdout, r->error);
         putchar('}');
     } else {
         if (!c->n) printf("%-32s %-16s %-15s %-20s %9s %4s %5s  %s\n", "INSTANCE", "LABEL", "STATE",
@@ -343,7 +335,7 @@ int flowrun_cmd_show(int argc, char **argv) {
         printf(",\"instances\":[");
     } else {
         char started[32], st_text[320];
-        iso_time(r.started, started, sizeof started);
+        cli_iso_time(r.started, started, sizeof started);
         printf("run %lld: flow %s (env %s), %s, started %s, params %s\n", (long long)r.id, r.flow,
                r.env, state_text(&r, st_text, sizeof st_text), started, r.params_json);
     }
@@ -410,31 +402,6 @@ static int print_file(const char *path) {
  * compared with the argument. Level 0 matches names, level 1 aliases; level 1 is
  * used only when level 0 found nothing.
  */
-#define MAX_HITS 64 /* instances and bindings remembered per level */
-
-typedef struct hit {
-    uint32_t node;
-    char *tmpl, *task, *idx, *name, *binding;
-    char state[32];
-    int cached, has_key;
-    fl_digest key;
-} hit;
-
-typedef struct level {
-    hit one[MAX_HITS];   /* instances named one by one (a name, a label) */
-    int none;            /* how many (may exceed MAX_HITS) */
-    hit whole[MAX_HITS]; /* bindings named whole: their first instance */
-    long nwhole_inst[MAX_HITS]; /* instances of each */
-    int nwhole;
-} level;
-
-typedef struct resolver {
-    const char *arg;     /* as given */
-    char path[1024];     /* with a label selector: the binding part */
-    char label[1024];    /* the label, when the argument ends in ["..."] */
-    int has_label;
-    level lv[2];
-} resolver;
 
 static void hit_set(hit *h, const state_inst *r, const char *binding) {
     h->node = r->node;
@@ -457,7 +424,7 @@ static void hit_free(hit *h) {
     free(h->binding);
 }
 
-static void resolver_free(resolver *R) {
+void cli_resolver_free(resolver *R) {
     for (int l = 0; l < 2; l++) {
         for (int i = 0; i < R->lv[l].none && i < MAX_HITS; i++) hit_free(&R->lv[l].one[i]);
         for (int i = 0; i < R->lv[l].nwhole; i++) hit_free(&R->lv[l].whole[i]);
@@ -537,7 +504,7 @@ static int ambiguous(const char *cmd, const char *arg, int64_t run, const level 
 
 /* The level that matched (NULL: none), after checking that it denotes one binding.
  * *rc is set to 2 after an error message. */
-static const level *resolved(resolver *R, const char *cmd, int64_t run, int *rc) {
+const level *cli_resolved(resolver *R, const char *cmd, int64_t run, int *rc) {
     *rc = 0;
     const level *L = R->lv[0].none || R->lv[0].nwhole ? &R->lv[0]
                      : R->lv[1].none || R->lv[1].nwhole ? &R->lv[1] : NULL;
@@ -602,13 +569,12 @@ static int show_log(const char *dir, fl_state *st, int64_t id, const char *arg, 
     return 2;
 }
 
-/* The arguments of `flowrun CMD RUN INSTANCE`: the state opened, the run's id (-1
- * when there is none), and the argument resolved against the run's instances. NULL
- * after a usage error. */
-static fl_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R) {
-    if (parse(argc, argv, a, 2, 0)) return NULL;
+fl_state *cli_instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R,
+                            int flags) {
+    if (parse(argc, argv, a, 2, flags & CLI_INST_JSON)) return NULL;
     if (a->npos != 2) {
-        fprintf(stderr, "usage: flowrun %s RUN INSTANCE [--env NAME] [--state DIR]\n", argv[0]);
+        fprintf(stderr, "usage: flowrun %s RUN INSTANCE%s [--env NAME] [--state DIR]\n", argv[0],
+                flags & CLI_INST_JSON ? " [--json]" : "");
         return NULL;
     }
     memset(R, 0, sizeof *R);
@@ -625,6 +591,15 @@ static fl_state *instance_args(int argc, char **argv, cli_args *a, int64_t *id, 
         snprintf(R->label, sizeof R->label, "%.*s", (int)(R->arg + n - 2 - (lb + 2)), lb + 2);
         R->has_label = 1;
     }
+    if (flags & CLI_INST_EXISTING) { /* nothing to explain: say so, create nothing */
+        char db[PATH_MAX + 16];
+        snprintf(db, sizeof db, "%s/state.db", a->state);
+        if (access(db, F_OK) != 0) {
+            fprintf(stderr, "flowrun %s: no state in %s (no run recorded there yet)\n", argv[0],
+                    a->state);
+            return NULL;
+        }
+    }
     fl_state *st = open_state(a, argv[0]);
     if (st) *id = run_id(st, a->pos[0], argv[0], a->env);
     if (st && *id > 0) state_insts_each(st, *id, resolve_inst, R);
@@ -635,10 +610,10 @@ int flowrun_cmd_logs(int argc, char **argv) {
     cli_args a;
     int64_t id = -1;
     resolver *R = calloc(1, sizeof *R);
-    fl_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    fl_state *st = R ? cli_instance_args(argc, argv, &a, &id, R, 0) : NULL;
     int rc = 2;
     if (st && id > 0) {
-        const level *L = resolved(R, "logs", id, &rc);
+        const level *L = cli_resolved(R, "logs", id, &rc);
         if (L && L->nwhole) {
             const hit *w = &L->whole[0];
             fprintf(stderr, "flowrun logs: %s is mapped in run %lld (%ld instances): name one, as "
@@ -650,7 +625,7 @@ int flowrun_cmd_logs(int argc, char **argv) {
         }
     }
     state_close(st);
-    if (R) resolver_free(R);
+    if (R) cli_resolver_free(R);
     free(R);
     return rc;
 }
@@ -659,10 +634,10 @@ int flowrun_cmd_clear(int argc, char **argv) {
     cli_args a;
     int64_t id = -1;
     resolver *R = calloc(1, sizeof *R);
-    fl_state *st = R ? instance_args(argc, argv, &a, &id, R) : NULL;
+    fl_state *st = R ? cli_instance_args(argc, argv, &a, &id, R, 0) : NULL;
     int rc = 2, n = 0;
     if (st && id > 0) {
-        const level *L = resolved(R, "clear", id, &rc);
+        const level *L = cli_resolved(R, "clear", id, &rc);
         for (int i = 0; L && i < L->nwhole && n >= 0; i++) { /* a binding: all of it */
             const hit *w = &L->whole[i];
             char prefix[1024];
@@ -679,7 +654,7 @@ int flowrun_cmd_clear(int argc, char **argv) {
         if (L && n >= 0) rc = 0;
     }
     state_close(st);
-    if (R) resolver_free(R);
+    if (R) cli_resolver_free(R);
     free(R);
     if (rc) return rc;
     printf("cleared %d instance%s of run %lld; `flowrun resume %lld` runs them again\n", n,
@@ -977,7 +952,7 @@ int flowrun_cmd_gc(int argc, char **argv) {
         c.forget = m;
         c.forget[c.nforget++] = g->id;
         char started[32];
-        iso_time(g->started, started, sizeof started);
+        cli_iso_time(g->started, started, sizeof started);
         printf("%s run %lld (flow %s, env %s, %s, started %s)\n", a.dry ? "would forget" : "forgot",
                (long long)g->id, g->flow, g->env, g->state, started);
     }

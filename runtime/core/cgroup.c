@@ -23,6 +23,12 @@
  *   breaks sanitizer builds, which reserve terabytes). So where no cgroup can be
  *   made, a task that sets a limit is refused before the run starts
  *   (fcg_probe), never run unlimited.
+ *
+ *   A flowrun killed with SIGKILL cannot remove its workers' cgroups. So the
+ *   probe, which every run with limits makes once, also sweeps its siblings:
+ *   a directory named flow-<pid>-... or flow-probe-<pid> whose process no
+ *   longer exists is removed (rmdir, which only succeeds on an empty cgroup;
+ *   one in use by a live run is never touched).
  */
 #include "cgroup.h"
 
@@ -32,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -213,6 +221,34 @@ void fcg_remove(fcg *g) {
     g->version = 0;
 }
 
+/* Remove the cgroups in dir left by flowrun processes that are gone (see DESIGN). */
+static void sweep_dead(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, "flow-", 5)) continue;
+        n += 5;
+        if (!strncmp(n, "probe-", 6)) n += 6;
+        char *end;
+        long pid = strtol(n, &end, 10);
+        if (end == n || (*end && *end != '-') || pid <= 0) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[FCG_PATH + 256];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < sizeof path)
+            rmdir(path);
+    }
+    closedir(d);
+}
+
+/* The parent directory of a cgroup directory path, in out. */
+static void parent_of(const char *path, char *out, size_t len) {
+    snprintf(out, len, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (slash && slash != out) *slash = 0;
+}
+
 int fcg_probe(char *why, size_t whylen) {
     static int known = 0, answer = -1;
     static char reason[FCG_PATH + 200];
@@ -226,6 +262,13 @@ int fcg_probe(char *why, size_t whylen) {
                 snprintf(reason, sizeof reason, "cannot write limits into %s: %s", g.mem,
                          strerror(errno));
                 answer = -1;
+            }
+            char parent[FCG_PATH];
+            parent_of(g.mem, parent, sizeof parent);
+            sweep_dead(parent);
+            if (g.version == 1) {
+                parent_of(g.pids, parent, sizeof parent);
+                sweep_dead(parent);
             }
             fcg_remove(&g);
         }

@@ -227,6 +227,7 @@ typedef struct rm_engine_ops {
 struct rm_engine {
     const rm_engine_ops *ops;
     uint32_t slots; /* slots the engine can run at once (the driver's capacity) */
+    fl_ctx *ctx;    /* where an engine's warnings go (fl_log); set by the driver, NULL: dropped */
 };
 
 #define RM_POLL_FAILS 10

@@ -461,7 +461,7 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
                                                name, nelem, path, err, sizeof err)) {
         /* not recorded: a resume could not find it again; it runs anyway (the results
          * come back through its files), and the problem is said once */
-        fprintf(stderr, "flowrun: batch %u is not recorded in state.db: %s\n", B->n, err);
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u is not recorded in state.db: %s", B->n, err);
     }
     return 0;
 }
@@ -868,20 +868,20 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
     if (batch >= d->next_batch) d->next_batch = batch + 1;
     if (L->failed) return;
     if (strcmp(engine, d->e->ops->name)) {
-        fprintf(stderr, "flowrun: batch %u of run %lld ran on %s, not %s: not re-attached\n", batch,
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u of run %lld ran on %s, not %s: not re-attached", batch,
                 (long long)d->o.run, engine, d->e->ops->name);
         return;
     }
     rm_batch fb;
     char err[1200];
     if (rm_batch_read(batch_file, &fb, err, sizeof err)) {
-        fprintf(stderr, "flowrun: batch %u of run %lld is not re-attached: %s\n", batch,
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u of run %lld is not re-attached: %s", batch,
                 (long long)d->o.run, err);
         return;
     }
     if (fb.nelem != nelem || fb.batch != batch || fb.run != d->o.run ||
         memcmp(fb.plan_hash, d->plan_hash, 32)) {
-        fprintf(stderr, "flowrun: batch %u of run %lld is not re-attached: %s\n", batch,
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u of run %lld is not re-attached: %s", batch,
                 (long long)d->o.run,
                 memcmp(fb.plan_hash, d->plan_hash, 32) ? "the plan changed since"
                                                        : "its file does not match its record");
@@ -915,7 +915,7 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
     rm_start s = {
         .run = d->o.run, .batch = batch, .nelem = B->nelem, .log_dir = d->logdir, .name = name};
     if (!d->e->ops->adopt || d->e->ops->adopt(d->e, &s, engine_id, err, sizeof err))
-        fprintf(stderr, "flowrun: batch %u of run %lld: %s cannot re-attach to it%s%s\n", batch,
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u of run %lld: %s cannot re-attach to it%s%s", batch,
                 (long long)d->o.run, d->e->ops->name, d->e->ops->adopt ? ": " : "",
                 d->e->ops->adopt ? err : "");
     /* the results it wrote: read now, kept for the jobs the scheduler asks for again */
@@ -993,6 +993,7 @@ rt_executor *rm_executor(const fl_plan *p, rm_engine *e, const rm_options *o, ch
     d->base.ops = &rm_ops;
     d->p = p;
     d->e = e;
+    e->ctx = p->ctx;
     d->o = *o;
     d->mean = -1;
     d->free_head = RM_NONE;

@@ -727,8 +727,8 @@ static void kube_cancel(rm_engine *e) {
     kube_engine *k = (kube_engine *)e;
     char err[512];
     const char *args[] = {"delete", "jobs", "-l", k->label, "--wait=false", NULL};
-    if (kubectl(k, args, NULL, err, sizeof err))
-        fprintf(stderr, "flowrun: cancelling the run's Kubernetes Jobs: %s\n", err);
+    if (kubectl(k, args, NULL, err, sizeof err) && e->ctx)
+        fl_log(e->ctx, FL_LOG_WARN, "cancelling the run's Kubernetes Jobs: %s", err);
 }
 
 static double kube_start_cost(rm_engine *e) {

@@ -90,6 +90,43 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* ---- the meter (scheduler.h): one writer, this thread; plain moves ---- */
+
+const double sched_meter_bounds[SCHED_METER_NBOUNDS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    2.5,   5,      10,    30,   60,    300,  600, 1800, 3600};
+
+#define M_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define M_SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
+#define M_ADD(c, d) M_SET(c, M_GET(c) + (d))
+
+/* Instance of task t went to the executor (d = 1) or left it (d = -1). On the
+ * path of every instance: S->mtask is checked once (it is set only when the meter
+ * has a counter for each of the plan's tasks). */
+static inline void meter_running(sched *S, uint32_t t, int d) {
+    if (S->mtask) M_ADD(S->mtask[t].running, d);
+}
+
+/* Instances of task t that do not pass through complete() (t: PLAN_NONE, not a
+ * task: nothing): known more became known; skipped of those known will not run (a
+ * producer failed); failed could not start (elem_error). */
+void sched_meter_count(sched *S, uint32_t t, uint64_t known, uint64_t skipped, uint64_t failed) {
+    if (!S->mtask || t >= S->p->n_tasks) return;
+    sched_task_meter *tm = &S->mtask[t];
+    if (known) M_ADD(tm->known, known);
+    if (skipped) M_ADD(tm->skipped, skipped);
+    if (failed) M_ADD(tm->failed, failed);
+}
+
+/* An execution of an instance of tm's task took dur seconds. */
+static inline void meter_duration(sched_task_meter *tm, double dur) {
+    if (dur < 0) return;
+    int b = 0;
+    while (b < SCHED_METER_NBOUNDS && dur > sched_meter_bounds[b]) b++;
+    M_ADD(tm->bucket[b], 1);
+    M_SET(tm->seconds, M_GET(tm->seconds) + dur);
+}
+
 /* ---- static analysis ---- */
 
 static uint32_t graph_depth(sched *S, uint32_t g, uint32_t guard);
@@ -442,6 +479,12 @@ void record_failure(sched *S, scope *sc, uint32_t node, int64_t k, const fl_val 
 
 /* Tell the observer how far the run is (scheduler.h). */
 static void report_progress(sched *S, int final) {
+    sched_meter *m = S->o->meter;
+    if (m) {
+        M_SET(m->known, S->total);
+        M_SET(m->finished, S->done);
+        M_SET(m->running, S->running);
+    }
     const sched_observer *obs = S->o->obs;
     if (!obs || !obs->on_progress) return;
     sched_counts c = {S->done, S->total, S->failed, S->nserved_total, S->running,
@@ -668,7 +711,10 @@ static void open_expansion(sched *S, scope *sc, uint32_t node, int64_t len) {
         sched_oom(S); /* the run ends; the node stays open (scope_free frees estate) */
         return;
     }
-    if (N->kind != PN_GROUP_EXPAND) S->total += (uint64_t)len;
+    if (N->kind != PN_GROUP_EXPAND) {
+        S->total += (uint64_t)len;
+        sched_meter_count(S, S->info[node].task, (uint64_t)len, 0, 0);
+    }
     s->opened = 1;
     /* element-wise consumers may open now */
     for (uint32_t e = 0; e < I->ncons; e++) {
@@ -723,6 +769,7 @@ void try_open(sched *S, scope *sc, uint32_t node) {
     switch (N->kind) {
         case PN_CALL:
             S->total++;
+            sched_meter_count(S, S->info[node].task, 1, 0, 0);
             ready_push(S, sc, node, 0, 1);
             return;
         case PN_GROUP_CALL: {
@@ -863,6 +910,7 @@ static void flush_batch(sched *S) {
     for (int i = 0; i < n; i++) {
         S->running--;
         S->running_task[S->batch[i].task]--;
+        meter_running(S, S->batch[i].task, -1);
         S->attempts--;
     }
 }
@@ -907,6 +955,7 @@ static void queue_job(sched *S, uint32_t id) {
     j->attempt = r->attempt;
     S->running++;
     S->running_task[r->task]++;
+    meter_running(S, r->task, 1);
     S->attempts++;
 }
 
@@ -978,6 +1027,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     inst *r = rec_at(S, id);
     r->has_key = (uint8_t)ii->has_key;
     r->key = ii->key;
+    if (!hit && S->mtask) M_ADD(S->mtask[r->task].missed, 1);
     if (!hit && S->o->work_dir && S->needs_dir[r->task]) {
         if (make_inst_dir(S, r, id, err, errlen) == 0) {
             job->out_dir = r->dir + strlen(r->dir) + 1;
@@ -992,6 +1042,7 @@ static int rec_looked_up(void *ud, rt_job *job, const rec_inst *ii, int hit, cha
     }
     S->nserved_pending++;
     S->running_task[r->task]--;
+    meter_running(S, r->task, -1);
     return r->served == 2 ? -1 : 0;
 }
 
@@ -1081,6 +1132,11 @@ static void complete(sched *S, rt_result *res) {
     S->running--;
     if (r->served) S->nserved_pending--; /* its task's count went down when answered */
     else S->running_task[r->task]--;
+    sched_task_meter *tm = S->mtask ? &S->mtask[r->task] : NULL;
+    if (tm && !r->served) {
+        M_ADD(tm->running, -1);
+        meter_duration(tm, res->end - res->start);
+    }
     if (!res->ok && !res->error) sched_oom(S); /* not even its message could be made (exec.h) */
     if (S->blocked[r->task].n) unblock(S, r->task);
     double dur = res->end - res->start;
@@ -1110,6 +1166,11 @@ static void complete(sched *S, rt_result *res) {
     int ok = res->ok;
     fl_val v = ok ? res->value : (fl_val){0};
     S->done++;
+    if (tm) {
+        if (!ok) M_ADD(tm->failed, 1);
+        else if (r->served) M_ADD(tm->cached, 1);
+        else M_ADD(tm->done, 1);
+    }
     if (!ok) {
         S->failed++;
         record_failure(S, sc, node, k, r->args, res->error);
@@ -1202,6 +1263,7 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
     memset(out, 0, sizeof *out);
     S->p = p;
     S->ctx = p->ctx;
+    if (opts->meter && opts->meter->n_tasks >= p->n_tasks) S->mtask = opts->meter->task;
     rt_executor *cex = NULL; /* with a recorder: the cache executor around ex */
     if (opts->rec) {
         /* which tasks' instances the recorder may answer: asked once per task, so

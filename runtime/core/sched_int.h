@@ -159,6 +159,7 @@ typedef struct sched {
     uint32_t top;            /* every bucket above is empty */
     deque *blocked;          /* per task: entries waiting for its concurrency */
     uint32_t *running_task;  /* per task: instances with the executor */
+    sched_task_meter *mtask; /* o->meter's tasks when it covers the plan's, else NULL */
     inst **chunks;           /* instance pool */
     uint32_t nchunks;        /* chunks allocated */
     uint32_t free_head;      /* first free record + 1 (0: none) */
@@ -343,6 +344,8 @@ void sched_failures_order(sched_failure *f, uint32_t n);
 void node_settle(sched *S, scope *sc, uint32_t node, uint8_t failed);
 void elem_settle(sched *S, scope *sc, uint32_t node, int64_t k, int ok, fl_val v);
 void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok);
+/* --metrics (scheduler.h, sched_meter): instances of task t counted outside complete() */
+void sched_meter_count(sched *S, uint32_t t, uint64_t known, uint64_t skipped, uint64_t failed);
 void node_upstream_failed(sched *S, scope *sc, uint32_t node);
 void node_error(sched *S, scope *sc, uint32_t node, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -76,6 +76,7 @@ void release_elem(sched *S, scope *sc, uint32_t node, int64_t k, int ok) {
     if (t != PLAN_NONE) {
         S->skipped[node]++;
         S->done++; /* counted in total when the expansion opened */
+        sched_meter_count(S, t, 0, 1, 0);
     } else {
         S->nskipped_other++;
     }
@@ -89,6 +90,7 @@ void node_upstream_failed(sched *S, scope *sc, uint32_t node) {
         S->skipped[node]++;
         S->total++; /* one line in done/total, however many it would have had */
         S->done++;
+        sched_meter_count(S, t, 1, 1, 0);
     } else {
         S->nskipped_other++;
     }
@@ -118,6 +120,7 @@ void elem_error(sched *S, scope *sc, uint32_t node, int64_t k, const char *err) 
     record_failure(S, sc, node, k, NULL, err);
     S->failed++;
     S->done++;
+    sched_meter_count(S, S->info[node].task, 0, 0, 1);
     if (S->p->nodes[node].kind == PN_CALL)
         node_settle(S, sc, node, FS_FAILED);
     else

@@ -15,6 +15,7 @@
 #define FLOW_SCHED_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ctx.h"
@@ -84,6 +85,40 @@ typedef struct sched_observer {
 void sched_summary_lines(const sched_summary *s, void (*line)(void *ud, const char *text),
                          void *ud);
 
+/* ---- what the scheduler counts for a metrics endpoint: its meter ----
+ * When sched_opts.meter is set the scheduler keeps these counters per task, as the
+ * run goes. They are written by the scheduler's thread alone (a relaxed load and a
+ * relaxed store: a plain move, no locked instruction) and may be read at any time
+ * by another thread with relaxed loads (flowrun's metrics thread, metrics.c). A
+ * reader sees each counter whole, not all of them at one instant. The caller
+ * allocates the meter with n_tasks entries (the plan's task count), zeroed, and
+ * owns it; it may outlive the run. Durations are those of each execution of an
+ * instance that ran (retries included; served instances have none), in seconds,
+ * counted in the bucket of the first bound >= the duration (the last: above all). */
+
+#define SCHED_METER_NBOUNDS 19
+extern const double sched_meter_bounds[SCHED_METER_NBOUNDS]; /* 0.001 s ... 3600 s */
+
+typedef struct sched_task_meter {
+    _Atomic uint64_t done;    /* instances that ran and succeeded */
+    _Atomic uint64_t cached;  /* instances served (cache, or the record of a resumed run) */
+    _Atomic uint64_t failed;  /* instances failed (after their retries, or served failed) */
+    _Atomic int64_t running;  /* instances with the executor (a gauge) */
+    _Atomic uint64_t missed;  /* instances looked up in the history and not found */
+    _Atomic uint64_t known;   /* instances the run has come to (their call or expansion opened) */
+    _Atomic uint64_t skipped; /* instances known that will not run: a producer failed */
+    _Atomic uint64_t bucket[SCHED_METER_NBOUNDS + 1]; /* executions per duration bucket */
+    _Atomic double seconds;   /* sum of the execution durations */
+} sched_task_meter;
+
+typedef struct sched_meter {
+    uint32_t n_tasks;         /* entries of task (the plan's task count) */
+    sched_task_meter *task;   /* by plan task */
+    _Atomic uint64_t known;   /* instances known so far (sched_counts.total) */
+    _Atomic uint64_t finished;/* instances finished (sched_counts.done) */
+    _Atomic int64_t running;  /* instances with the executor */
+} sched_meter;
+
 struct recorder; /* recorder.h: history, cache and stored outputs; NULL runs without state */
 
 typedef struct sched_opts {
@@ -96,6 +131,7 @@ typedef struct sched_opts {
     volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop the run; may be NULL */
     const sched_observer *obs;     /* told the progress and the summary; NULL: nobody */
     const struct recorder *rec;    /* record, cache and resume through this; NULL: none */
+    sched_meter *meter;            /* counted as the run goes (above); NULL: not counted */
     int dry_run;                   /* --dry-run (dryrun.c): a failed instance stands for one
                                       that would run, its value unknown: no retries, and
                                       whatever reads it (an all_done task, a map or filter

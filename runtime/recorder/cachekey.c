@@ -2,15 +2,18 @@
  * cachekey.c — instance cache keys (see cachekey.h for what a key covers).
  *
  * DESIGN
- *   A key is SHA-256 over a concatenation of fields, and a digest does not depend
- *   on how its input is split into updates. So the fields of one key are encoded,
- *   little-endian as cachekey.h lays them out, into one buffer the ck_ctx owns and
- *   reuses (grown as needed, never shrunk), and the buffer is hashed with a single
- *   call of digest.c's hash_bytes (OpenSSL's SHA-256 without EVP): per instance no
- *   allocation and no OpenSSL set-up, only the compression rounds. Keys are bit for bit those of the first implementation,
+ *   A key is SHA-256 over a concatenation of fields, and a digest does not depend on
+ *   how its input is split into updates. So the fields of one key are encoded,
+ *   little-endian as cachekey.h lays them out, into one buffer the ck_ctx owns and reuses
+ *   (grown as needed, never shrunk), and the buffer is hashed with a single call of
+ *   digest.c's hash_bytes (Nettle's SHA-256): per instance no allocation and no
+ *   set-up, only the compression rounds. A task whose parameters are all scalars (int,
+ *   duration, bool, float; up to CK_SCALARS_MAX) has its key's bytes, the same ones,
+ *   laid out on the stack instead: no bounds check and growth per field (≈ 200 of a W1
+ *   instance's instructions). Keys are bit for bit those of the first implementation,
  *   which updated the digest field by field (tests/unit/test_cachekey.c holds keys
- *   recorded from it). A task's identity is hashed once, on first use, the same way;
- *   a directory's manifest hash streams through an fl_sha256 of its own, since it is
+ *   recorded from it). A task's identity is hashed once, on first use, the same way; a
+ *   directory's manifest hash streams through an fl_sha256 of its own, since it is
  *   computed while an instance's key is being encoded.
  */
 #define _GNU_SOURCE
@@ -434,12 +437,42 @@ static const fl_digest *task_ident(ck_ctx *cx, uint32_t task, char *err, size_t 
     return id;
 }
 
+/* The 8 bytes put_value encodes for a value of a scalar kind (int, duration, bool,
+ * float) at b: 1, or 0 for any other kind (b untouched). */
+static int scalar_le(int kind, fl_val v, uint8_t b[8]) {
+    if (kind != PT_INT && kind != PT_DURATION && kind != PT_BOOL && kind != PT_FLOAT) return 0;
+    uint64_t x;
+    if (kind == PT_FLOAT) memcpy(&x, &v.f, 8);
+    else x = (uint64_t)v.i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(b, &x, 8);
+#else
+    for (int j = 0; j < 8; j++) b[j] = (uint8_t)(x >> (8 * j));
+#endif
+    return 1;
+}
+
+#define CK_SCALARS_MAX 16 /* the fixed-size path: tasks of up to this many scalar parameters */
+
 int ck_instance_key(ck_ctx *cx, uint32_t task, const fl_val *args, fl_digest *out, char *err,
                     size_t errlen) {
     const fl_plan *p = cx->plan;
     const plan_task *t = &p->tasks[task];
     const fl_digest *id = task_ident(cx, task, err, errlen);
     if (!id) return -1;
+    if (t->nparams <= CK_SCALARS_MAX) { /* all scalars: the same bytes, on the stack,
+                                         * without put's bounds and growth per field */
+        uint8_t b[32 + 8 * CK_SCALARS_MAX];
+        uint32_t i = 0;
+        memcpy(b, id->b, 32);
+        while (i < t->nparams &&
+               scalar_le(p->types[p->params[t->first_param + i].type].kind, args[i], b + 32 + 8 * i))
+            i++;
+        if (i == t->nparams) {
+            hash_bytes(b, 32 + 8 * (size_t)i, out);
+            return 0;
+        }
+    }
     cx->len = 0;
     put(cx, id->b, 32);
     int rc = 0;
@@ -470,18 +503,9 @@ int ck_ident8(ck_ctx *cx, uint32_t task, uint64_t *ident, char *err, size_t errl
 }
 
 int ck_arg_part(ck_ctx *cx, uint32_t ty, fl_val v, uint64_t *out, char *err, size_t errlen) {
-    int k = cx->plan->types[ty].kind;
-    if (k == PT_INT || k == PT_DURATION || k == PT_BOOL || k == PT_FLOAT) {
+    uint8_t b[8];
+    if (scalar_le(cx->plan->types[ty].kind, v, b)) {
         /* put_value's 8 bytes, without the buffer: the common case, cheaply */
-        uint64_t x;
-        uint8_t b[8];
-        if (k == PT_FLOAT) memcpy(&x, &v.f, 8);
-        else x = (uint64_t)v.i;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(b, &x, 8);
-#else
-        for (int j = 0; j < 8; j++) b[j] = (uint8_t)(x >> (8 * j));
-#endif
         *out = fl_hash_bytes(b, 8);
         return 0;
     }
@@ -491,6 +515,21 @@ int ck_arg_part(ck_ctx *cx, uint32_t ty, fl_val v, uint64_t *out, char *err, siz
     if (rc || cx->oom || cx->unread != unread) {
         if (!rc && cx->oom) snprintf(err, errlen, "out of memory");
         else if (!rc) snprintf(err, errlen, "file metadata changed: %s", cx->unread_names);
+        cx->len = 0;
+        cx->oom = 0;
+        return -1;
+    }
+    *out = fl_hash_bytes(cx->buf, cx->len);
+    cx->len = 0;
+    return 0;
+}
+
+int ck_path_part(ck_ctx *cx, const char *path, const fl_digest *h, uint64_t *out) {
+    cx->len = 0;
+    const char *tail = store_path_tail(path); /* as put_value writes a `path` */
+    put_str(cx, tail ? tail : path, strlen(tail ? tail : path));
+    put(cx, h->b, 32);
+    if (cx->oom) {
         cx->len = 0;
         cx->oom = 0;
         return -1;

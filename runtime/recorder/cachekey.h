@@ -84,6 +84,10 @@ int ck_ident8(ck_ctx *cx, uint32_t task, uint64_t *ident, char *err, size_t errl
 /* The part of one argument of type `type` (one of ck_key_parts' inputs): 0, or -1
  * with err (with no_read, cx->unread > 0 says a file was not read). */
 int ck_arg_part(ck_ctx *cx, uint32_t type, fl_val v, uint64_t *out, char *err, size_t errlen);
+/* The part ck_arg_part gives a `path` argument naming `path` whose file's content hash
+ * is *h, without reading the file (`flowrun why` matches an entry's part against the
+ * file-identity index's records with it). 0, or -1 out of memory. */
+int ck_path_part(ck_ctx *cx, const char *path, const fl_digest *h, uint64_t *out);
 /* Content hash of one file, through the index. */
 int ck_file_hash(ck_ctx *cx, const char *path, fl_digest *out, char *err, size_t errlen);
 /* Manifest hash of a directory, through the index for its files. */

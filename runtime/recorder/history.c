@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cachekey.h"
+#include "events.h"
 #include "fsdir.h"
 #include "hash.h"
 #include "htab.h"
@@ -111,6 +112,7 @@ struct hist {
     uint8_t *file_args;       /* per plan task: 1 when a parameter's type holds files */
     int logs_fd;              /* logs/<run>, opened at the first log (fsdir.h); -1 before */
     int oom;                  /* resume: the finished instances could not all be loaded */
+    ev_sink *ev;              /* --events: the run events file (events.h), or NULL */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -305,6 +307,24 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
             return NULL;
         }
         h->run = r.id;
+    }
+    if (o->events) {
+        state_run r;
+        if (state_run_get(h->st, h->run, &r)) {
+            snprintf(err, errlen, "cannot read run %lld back from %s/state.db", (long long)h->run,
+                     h->dir);
+            hist_close(h, "failed", 2, NULL, err);
+            return NULL;
+        }
+        h->ev = ev_open(ctx, o->events, h->dir, r.flow, r.env, h->run, r.started,
+                        o->resume_run > 0, err, errlen);
+        state_run_free(&r);
+        if (!h->ev) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", err);
+            hist_close(h, "failed", 2, NULL, why);
+            return NULL;
+        }
     }
     return h;
 }
@@ -912,6 +932,14 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         r.cache_ninputs = T->nparams;
     }
     state_inst_put(h->st, &r);
+    if (h->ev) { /* --events: the argument hashes of a served instance too */
+        if (!r.cache_inputs && ii->has_key && key_parts(h, ii->task, args, &r.cache_ident)) {
+            r.cache_inputs = h->inputs;
+            r.cache_ninputs = T->nparams;
+        }
+        ev_instance(h->ev, p, ii->task, &r, args, res->ok ? res->value : (fl_val){0}, h->objs.v,
+                    h->objs.n);
+    }
 }
 
 /* state_commit_round: in async mode (always, after hist_open) it only queues the
@@ -945,6 +973,11 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     int rc = 0;
     if (h->st && state && h->run)
         rc = state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    char everr[300];
+    if (h->ev && ev_close(h->ev, state, error, everr, sizeof everr)) {
+        fl_log(h->ctx, FL_LOG_ERROR, "%s", everr);
+        rc = -1;
+    }
     if (h->st && state_failed(h->st)) rc = -1;
     ck_free(&h->ck);
     state_close(h->st);

@@ -47,6 +47,7 @@ typedef struct hist_opts {
                                * store lock); lookup hashes no file the index does not
                                * know (a miss); 2: --dry-run --exact: it hashes them */
     const char *logical;      /* a scheduled flow's logical date or time (state_run.logical) */
+    const char *events;       /* --events FILE: OpenLineage run events appended (events.h) */
 } hist_opts;
 
 /* Open the state directory and start (or reopen) the run. NULL + err on failure. */

@@ -116,7 +116,8 @@
     X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
                 "VALUES(?,?,?,?,?,?)")                                                             \
     X(file_range, "SELECT path, size, mtime_ns, inode, ctime_ns, hash FROM files "                 \
-                  "WHERE path >= ?1 AND path < ?2")
+                  "WHERE path >= ?1 AND path < ?2")                                            \
+    X(file_all, "SELECT path, hash FROM files")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -791,9 +792,15 @@ static int begin(conn *st) {
 
 /* Sort o by ck, as signed numbers, keeping the order of arrival among equal ck: an
  * LSD radix sort, a byte per pass, skipping the bytes all keys share (the task's
- * tag, usually). tmp has room for n entries. Returns the sorted array (o or tmp). */
+ * tag, usually). tmp has room for n entries. Returns the sorted array (o or tmp).
+ * pend_flush's ck is the tag above the order of arrival (bits 0-31), and o comes in
+ * that order: the sort is stable, so the low four bytes need no pass (they were
+ * three passes over a million entries, 5 % of a cold W1). */
 static pend_ord *pend_sort(pend_ord *o, pend_ord *tmp, size_t n) {
-    for (int b = 0; b < 8; b++) {
+    size_t up = 1;
+    while (up < n && o[up].ck >= o[up - 1].ck) up++;
+    if (up >= n) return o; /* in order already: one task's entries, or tasks one after another */
+    for (int b = 4; b < 8; b++) {
         size_t count[257] = {0};
         int shift = 8 * b;
         for (size_t i = 0; i < n; i++) {
@@ -881,10 +888,36 @@ static size_t cpack_entry(uint8_t *d, const fl_digest *key, uint64_t ident, cons
     return at + (val ? len : 0);
 }
 
+/* Sort a pack's index ix[0..n) (n <= CPACK_MAX) by slot_cmp. Its slots come with
+ * their offsets ascending (entries are laid out in the order of their slots), so a
+ * stable sort by prefix alone gives slot_cmp's order: an LSD radix sort, a byte per
+ * pass, skipping a byte all prefixes share; qsort if the offsets do not ascend. (It
+ * was qsort always: ~12 calls of slot_cmp per entry, 7 % of a cold W1.) */
+static void slot_sort(cpack_slot *ix, size_t n) {
+    int ascending = n <= CPACK_MAX;
+    for (size_t i = 1; i < n && ascending; i++) ascending = ix[i].off > ix[i - 1].off;
+    if (!ascending) {
+        qsort(ix, n, sizeof *ix, slot_cmp);
+        return;
+    }
+    cpack_slot tmp[CPACK_MAX], *a = ix, *b = tmp;
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((a[i].prefix >> shift) & 0xff) + 1]++;
+        if (count[((a[0].prefix >> shift) & 0xff) + 1] == n) continue;
+        for (int d = 1; d <= 256; d++) count[d] += count[d - 1];
+        for (size_t i = 0; i < n; i++) b[count[(a[i].prefix >> shift) & 0xff]++] = a[i];
+        cpack_slot *t = a;
+        a = b;
+        b = t;
+    }
+    if (a != ix) memcpy(ix, a, n * sizeof *ix);
+}
+
 /* Finish a body of n entries: its header, and its index ix (at d + CPACK_HEAD,
  * offsets already set) sorted. */
 static void cpack_finish(uint8_t *d, cpack_slot *ix, size_t n) {
-    qsort(ix, n, sizeof *ix, slot_cmp);
+    if (n) slot_sort(ix, n);
     d[0] = 'K';
     d[1] = 1;
     d[2] = d[3] = 0;
@@ -1249,6 +1282,24 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
 static int apply_cache_put(conn *c, const fl_digest *key, const void *val, size_t len, int64_t run,
                            const fl_digest *objs, size_t nobjs);
 static int apply_cache_drop(conn *c, const char *task, const fl_digest *key);
+int state_files_each(fl_state *st, int (*fn)(const char *path, const fl_digest *h, void *ctx),
+                     void *ctx) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_all);
+    if (!s) return -1;
+    int rc = SQLITE_DONE, stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *path = (const char *)sqlite3_column_text(s, 0);
+        if (!path || sqlite3_column_bytes(s, 1) != 32) continue; /* not a whole row */
+        fl_digest h;
+        memcpy(h.b, sqlite3_column_blob(s, 1), 32);
+        stop = fn(path, &h, ctx);
+    }
+    if (!stop && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    return stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h);
 
 static int replay(conn *c, const wbatch *b) {

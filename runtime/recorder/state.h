@@ -290,5 +290,10 @@ int state_file_put(fl_state *st, const char *path, const state_file_id *id, cons
 /* Has path ever been hashed (a record, whatever its identity)? 1, 0, -1 error. (The
  * reason engine: a file never seen is "a new file", not "changed".) */
 int state_file_known(fl_state *st, const char *path);
+/* Every record of the index: fn(path, its content hash as last hashed) for each, in no
+ * set order; fn returns nonzero to stop. (`flowrun why` names the file of a `path`
+ * argument from it: cachekey.h ck_path_part.) 0, or -1 on a database error. */
+int state_files_each(fl_state *st, int (*fn)(const char *path, const fl_digest *h, void *ctx),
+                     void *ctx);
 
 #endif /* FLOW_STATE_H */

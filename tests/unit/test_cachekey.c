@@ -320,6 +320,21 @@ static void kb_str(kb *k, const char *s) {
     kb_put(k, s, strlen(s));
 }
 
+/* The identity of a C task of the fixture's library (its hash: 32 bytes of 7), by
+ * the documented layout: the tag, the kind, the type texts (parameters, then the
+ * result), the symbol, the library hash. */
+static void c_ident(const char *const *sig, int n, const char *symbol, fl_digest *out) {
+    kb id = {0};
+    kb_str(&id, "flow-instance-key-1");
+    kb_u64(&id, TK_C);
+    for (int i = 0; i < n; i++) kb_str(&id, sig[i]);
+    kb_str(&id, symbol);
+    uint8_t lib[32];
+    memset(lib, 7, 32);
+    kb_put(&id, lib, 32);
+    hash_bytes(id.b, id.n, out);
+}
+
 static void test_key_is_documented_bytes(void **state) {
     fixture *f = *state;
     char path[128];
@@ -328,18 +343,9 @@ static void test_key_is_documented_bytes(void **state) {
     ck_ctx cx = {.plan = f->p};
     fl_digest got = key(f, &cx, path, 42);
     /* the task's identity: tag, kind, signature, symbol, library hash */
-    kb id = {0};
-    kb_str(&id, "flow-instance-key-1");
-    kb_u64(&id, TK_C);
-    kb_str(&id, "path");
-    kb_str(&id, "int");
-    kb_str(&id, "int");
-    kb_str(&id, "count_words");
-    uint8_t lib[32];
-    memset(lib, 7, 32);
-    kb_put(&id, lib, 32);
+    const char *sig[] = {"path", "int", "int"};
     fl_digest ident;
-    hash_bytes(id.b, id.n, &ident);
+    c_ident(sig, 3, "count_words", &ident);
     /* the instance: identity, then the path's name and content hash, then n */
     kb k = {0};
     kb_put(&k, ident.b, 32);
@@ -348,6 +354,90 @@ static void test_key_is_documented_bytes(void **state) {
     hash_bytes("some content\n", 13, &content);
     kb_put(&k, content.b, 32);
     kb_u64(&k, 42);
+    fl_digest want;
+    hash_bytes(k.b, k.n, &want);
+    assert_memory_equal(got.b, want.b, 32);
+    ck_free(&cx);
+}
+
+/* ck_path_part gives a `path` argument the part ck_arg_part gives it, from the name and
+ * the content hash alone; and the file-identity index hands back (state_files_each)
+ * the path and hash it noted, so `flowrun why` finds the file of a part. */
+static int take_file(const char *path, const fl_digest *h, void *ctx) {
+    void **out = ctx;
+    if (strcmp(path, out[0])) return 0;
+    *(fl_digest *)out[1] = *h;
+    return 1;
+}
+
+static void test_path_part_from_the_index(void **state) {
+    fixture *f = *state;
+    char path[128], other[128];
+    snprintf(path, sizeof path, "%s/a.txt", f->dir);
+    snprintf(other, sizeof other, "%s/b.txt", f->dir);
+    write_file(path, "one two three\n");
+    write_file(other, "something else\n");
+    ck_ctx cx = {.plan = f->p, .state = f->st};
+    char err[256];
+    uint64_t part, part_b, from_hash, from_index = 0;
+    fl_val v = fv_str_cstr(f->p, f->t_path, path);
+    assert_int_equal(ck_arg_part(&cx, f->t_path, v, &part, err, sizeof err), 0);
+    fv_decref(f->p, f->t_path, v);
+    v = fv_str_cstr(f->p, f->t_path, other);
+    assert_int_equal(ck_arg_part(&cx, f->t_path, v, &part_b, err, sizeof err), 0);
+    fv_decref(f->p, f->t_path, v);
+    fl_digest h, noted = {{0}};
+    assert_int_equal(hash_file(fl_ctx_default(), path, &h, err, sizeof err), 0);
+    assert_int_equal(ck_path_part(&cx, path, &h, &from_hash), 0);
+    assert_true(from_hash == part);
+    assert_int_equal(state_commit(f->st), 0);
+    void *find[2] = {path, &noted};
+    assert_int_equal(state_files_each(f->st, take_file, find), 0);
+    assert_memory_equal(noted.b, h.b, 32);
+    assert_int_equal(ck_path_part(&cx, path, &noted, &from_index), 0);
+    assert_true(from_index == part);
+    /* another file's name or another content: another part */
+    uint64_t x;
+    assert_int_equal(ck_path_part(&cx, other, &h, &x), 0);
+    assert_true(x != part && x != part_b);
+    h.b[0] ^= 1;
+    assert_int_equal(ck_path_part(&cx, path, &h, &x), 0);
+    assert_true(x != part);
+    ck_free(&cx);
+}
+
+/* A task of scalar parameters only takes ck_instance_key's fixed-size path (no
+ * encoding buffer): its key is still SHA-256 over the documented bytes, the
+ * identity's 32 bytes then each argument's u64 (a float by its bits). */
+static void test_key_of_scalars_is_documented_bytes(void **state) {
+    fixture *f = *state;
+    uint32_t task = add_mix(f);
+    fl_plan *p = f->p;
+    const plan_task *t = &p->tasks[task];
+    p->params[t->first_param + 1].type = plan_type_basic(p, PT_FLOAT);
+    p->params[t->first_param + 2].type = plan_type_basic(p, PT_BOOL);
+    p->params[t->first_param + 3].type = f->t_int;
+    ck_ctx cx = {.plan = p};
+    fl_val args[4];
+    args[0].i = -7;
+    args[1].f = -2.25;
+    args[2].i = 1;
+    args[3].i = INT64_MAX;
+    fl_digest got;
+    char err[256];
+    assert_int_equal(ck_instance_key(&cx, task, args, &got, err, sizeof err), 0);
+    const char *sig[] = {"int", "float", "bool", "int", "int"};
+    fl_digest ident;
+    c_ident(sig, 5, "mix", &ident);
+    kb k = {0};
+    kb_put(&k, ident.b, 32);
+    kb_u64(&k, (uint64_t)-7);
+    double x = -2.25;
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    kb_u64(&k, bits);
+    kb_u64(&k, 1);
+    kb_u64(&k, (uint64_t)INT64_MAX);
     fl_digest want;
     hash_bytes(k.b, k.n, &want);
     assert_memory_equal(got.b, want.b, 32);
@@ -364,6 +454,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_bytes_are_stable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_of_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_is_documented_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_part_from_the_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_of_scalars_is_documented_bytes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

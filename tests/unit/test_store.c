@@ -714,6 +714,54 @@ static void test_cache_packs_bounded(void **state) {
     free(d);
 }
 
+/* Every entry of full packs is found by a point lookup asked out of production order
+ * (each pack's index sorted by key prefix: a binary search, not the entry after the
+ * last hit), with a third of the keys sharing their first four bytes two by two
+ * (ties in the index keep the order of the entries; a lookup reads at most 64 slots of
+ * one prefix) and two tasks' entries interleaved (the held
+ * entries grouped by task, each group in order of arrival). */
+static void test_cache_pack_index_lookups(void **state) {
+    (void)state;
+    enum { N = 9000 };
+    char *d = tmpdir(), err[256];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(state_async(st), 0);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    fl_digest k;
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        hash_bytes(&i, sizeof i, &k);
+        if (i % 3 == 0) k.b[0] = k.b[1] = 0, k.b[2] = (uint8_t)(i / 12 >> 8), k.b[3] = (uint8_t)(i / 12);
+        state_inst in = {.run = r.id, .node = (uint32_t)(1 + i % 2), .idx = "",
+                         .task = i % 2 ? "t" : "u", .state = "succeeded", .attempts = 1,
+                         .exit_status = -1, .cache_key = &k, .result = v,
+                         .result_len = strlen(v), .cache_store = 1};
+        assert_int_equal(state_inst_put(st, &in), 0);
+    }
+    assert_int_equal(state_sync(st), 0);
+    for (int j = 0; j < N; j++) {
+        int i = (int)(((long)j * 7919) % N);
+        hash_bytes(&i, sizeof i, &k);
+        if (i % 3 == 0) k.b[0] = k.b[1] = 0, k.b[2] = (uint8_t)(i / 12 >> 8), k.b[3] = (uint8_t)(i / 12);
+        uint8_t *v;
+        size_t len;
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        assert_int_equal(state_cache_get(st, i % 2 ? "t" : "u", &k, &v, &len), 1);
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(v, want, len);
+        free(v);
+    }
+    assert_int_equal(state_cache_count(st, "t"), N / 2);
+    assert_int_equal(state_cache_count(st, "u"), N / 2);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 static int warned;
 static void count_warn(void *ud, fl_log_level level, const char *msg) {
     (void)ud;
@@ -1460,6 +1508,7 @@ int main(void) {
         cmocka_unit_test(test_cache_pack_fields),
         cmocka_unit_test(test_cache_newest_pack_wins),
         cmocka_unit_test(test_cache_packs_bounded),
+        cmocka_unit_test(test_cache_pack_index_lookups),
         cmocka_unit_test(test_cache_pack_damaged),
         cmocka_unit_test(test_cache_migrated_from_schema4),
         cmocka_unit_test(test_state_cache_through_writer),
