@@ -71,7 +71,7 @@ check flowrun-backfill-order "newest-first oldest-first" flowrun backfill b.plan
 check flowrun-backfill-flow-names "wordcount wordstats" flowrun backfill b.plan --from 2026-01-01 --flow ""
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
-check flowrun-executor-all "inline kubernetes process" flowrun b.plan --executor ""
+check flowrun-executor-all "inline kubernetes process slurm" flowrun b.plan --executor ""
 check flowrun-env "prod" flowrun b.plan --env ""
 check flowrun-inspect-plan "b.plan sub" flowrun inspect ""
 check flowrun-show-json "--json" flowrun show r1 --

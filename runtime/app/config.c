@@ -462,7 +462,7 @@ static int slurm_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *
         return 0;
     }
     return cerr(in, k,
-                "unknown key '%.60s' in slurm (known: partition, account, time_limit, max_jobs, "
+                "slurm: unknown key '%.60s' (known: partition, account, time_limit, max_jobs, "
                 "sbatch_flags, poll_interval)",
                 name);
 }

@@ -547,8 +547,8 @@ static void slurm_cancel(rm_engine *e) {
     argv[a] = NULL;
     char err[600];
     S->n_scancel++;
-    if (sl_run(argv, NULL, err, sizeof err))
-        fprintf(stderr, "flowrun: slurm: cancelling this run's jobs: %s\n", err);
+    if (sl_run(argv, NULL, err, sizeof err) && e->ctx)
+        fl_log(e->ctx, FL_LOG_WARN, "slurm: cancelling this run's jobs: %s", err);
     for (uint32_t i = 0; i < S->nb; i++) { /* cancelled: nothing more to ask about */
         sl_batch *b = &S->b[i];
         for (uint32_t el = 0; el < b->nelem; el++)
@@ -569,9 +569,9 @@ static double slurm_start_cost(rm_engine *e) {
 static void slurm_destroy(rm_engine *e) {
     slurm_engine *S = (slurm_engine *)e;
     const char *dbg = getenv("FLOW_DEBUG");
-    if (dbg && *dbg)
-        fprintf(stderr,
-                "flowrun: slurm: %ld sbatch, %ld squeue, %ld scancel; start cost %.2f s%s\n",
+    if (dbg && *dbg && e->ctx) /* not when the engine could not be made: no run */
+        fl_log(e->ctx, FL_LOG_INFO,
+                "slurm: %ld sbatch, %ld squeue, %ld scancel; start cost %.2f s%s",
                 S->n_sbatch, S->n_squeue, S->n_scancel, slurm_start_cost(e),
                 S->cost < 0 ? " (not measured)" : "");
     for (uint32_t i = 0; i < S->nb; i++) {
