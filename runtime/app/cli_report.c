@@ -462,6 +462,11 @@ static int parse(int argc, char **argv, report_args *ra) {
 
 /* A temporary file beside path: its descriptor (and its name in tmp), or -1 said. */
 static int open_beside(const char *path, char *tmp, size_t len) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "flowrun report: -o %s: a folder, not a file\n", path);
+        return -1;
+    }
     int n = snprintf(tmp, len, "%s.XXXXXX", path);
     if (n < 0 || (size_t)n >= len) {
         fprintf(stderr, "flowrun report: -o %s: the name is too long\n", path);
