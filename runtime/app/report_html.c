@@ -98,6 +98,8 @@ static const char CSS[] =
     "header p{margin:4px 0 0;color:#c9cfdb}\n"
     "main{padding:8px 28px 40px}section{background:#fff;border:1px solid #dde1e8;"
     "border-radius:6px;margin:16px 0;padding:12px 18px;overflow-x:auto}\n"
+    "#run tbody{display:grid;grid-template-columns:auto 1fr auto 1fr}#run tr{display:contents}"
+    "#run pre{margin:0}#tasks table{font-size:13px}\n"
     "h2{font-size:17px;margin:4px 0 10px}table{border-collapse:collapse}"
     "td,th{padding:3px 10px;border-bottom:1px solid #eceff3;text-align:left;vertical-align:top}"
     "th{font-weight:600;background:#f0f2f5}td.n,th.n{text-align:right;white-space:nowrap;"
@@ -420,7 +422,7 @@ static void gantt(FILE *f, const rep_run *R) {
     int lane_h = R->aggregated ? T_ROW : T_LANE;
     int n = R->aggregated ? rows : R->nlanes;
     int h = T_AXIS + n * lane_h + 8;
-    int w = T_LABEL + T_W + (R->aggregated ? T_HIST + 20 : 10);
+    int w = T_LABEL + T_W + (R->aggregated ? T_HIST + 20 : 40);
     char buf[64];
     if (R->aggregated)
         fprintf(f, "<p class=\"note\">%s instances ran: too many to draw one by one (more than "
