@@ -3,7 +3,7 @@
 # docs/observability.md, "Report"): over tests/events/events.flow — a fan-out whose
 # instances read and write files (a C task and an sh task per file, a reduce), a
 # failing sh task, and a plain fan-out made large enough (5,000 instances, inline) for
-# the aggregated Gantt chart. Checks the page's content (task names, counts, the
+# the aggregated Gantt chart; and examples/grouped (a group expanded per file). Checks the page's content (task names, counts, the
 # per-task figures, parameters, plan hash, the failure's error, source position and log
 # tail, RSS only where measured), that it references no http(s):// address, its size,
 # --compare, and the refusals (one line on stderr, exit 2, no file written). Then the
@@ -102,6 +102,23 @@ expect "--compare: firsts went from 2 ran, 0 cached to 1 and 1" 1 \
 report 4 -o r5.html --compare 3 2> /dev/null
 has "--compare with another flow: bindings of each, said" r5.html "Not the same flow" \
     "new in this run" "not in this run"
+
+# ---- a group (examples/grouped: a group expanded per file, then a reduce) ----
+if [ -f "$ROOT/examples/grouped/libgrouped.so" ]; then
+    mkdir gdata && for i in 1 2 3; do echo "some words $i and Some" > gdata/f$i.txt; done
+    cp "$ROOT/examples/grouped/grouped.flow" "$ROOT/examples/grouped/libgrouped.so" .
+    "$FLOWC" grouped.flow -o grouped.plan 2>> "$T/stderr" &&
+        "$FLOWRUN" grouped.plan --param root=gdata --progress none --state "$T/gst" > /dev/null 2>> "$T/stderr"
+    "$FLOWRUN" report last -o rg.html --state "$T/gst" 2> errg
+    ok "a run with a group: exit 0" "$?$(cat errg)"
+    has "a group: framed, its bindings named as their instances (counts/words), stacks" rg.html \
+        '>group counts</text>' '>counts/words [ ]</text>' '>counts/unique [ ]</text>' \
+        '>counts/count_lines [ ]</text>' 'task normalize &middot; 3'
+    expect "a group: arrows words -> unique -> count_lines -> total" 3 \
+        "$(grep -c 'marker-end="url(#arr)"' rg.html)"
+else
+    echo "SKIP report: a group (skipped: examples/grouped/libgrouped.so is not built: make)"
+fi
 
 # ---- no http(s):// anywhere ----
 expect "no page references http:// or https://" 0 "$(cat r*.html | grep -ciE 'https?://')"
