@@ -199,8 +199,12 @@ static void header(FILE *f, const rep_run *R) {
     fact(f, "plan hash (SHA-256)", hex);
     if (!R->plan_ok || R->plan_rebuilt) {
         char why[400];
-        snprintf(why, sizeof why, "%s", R->plan_ok ? "rebuilt since the run: the graph's edges "
-                 "and source positions are read from the plan as it is now" : R->plan_err);
+        if (R->plan_ok)
+            snprintf(why, sizeof why, "rebuilt since the run: the graph's edges and source "
+                     "positions are read from the plan as it is now");
+        else
+            snprintf(why, sizeof why, "it cannot be read (%.200s): the graph has no arrows and "
+                     "the failures no source positions", R->plan_err);
         fact(f, "plan note", why);
     }
     snprintf(buf, sizeof buf, "%s (flowrun %s made this report; state.db does not record the "

@@ -123,6 +123,18 @@ fi
 # ---- no http(s):// anywhere ----
 expect "no page references http:// or https://" 0 "$(cat r*.html | grep -ciE 'https?://')"
 
+# ---- the run's plan rebuilt since, or gone: said on the page ----
+cp events.plan events.plan.kept
+echo "# edited" >> events.flow && "$FLOWC" events.flow -o events.plan 2>> "$T/stderr"
+report 1 -o rebuilt.html 2> /dev/null
+has "a plan rebuilt since the run is said" rebuilt.html "rebuilt since the run"
+rm events.plan
+report 1 -o gone.html 2> errgone
+ok "a plan gone: the page is still made" "$?$(cat errgone)"
+has "a plan gone: said, the cards are there, no arrows" gone.html "it cannot be read" \
+    '>firsts [ ]</text>' "No arrows: the run's plan cannot be read."
+mv events.plan.kept events.plan
+
 # ---- refusals: one line, exit 2, no page ----
 refuse() { # name want-stderr-part args...
     n=$1 w=$2; shift 2
