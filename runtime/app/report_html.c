@@ -387,8 +387,10 @@ static void tasks(FILE *f, const rep_run *R) {
     fputs("</table>\n<p class=\"note\">Durations are of the instances that ran (an instance "
           "served from the cache takes none); cache hits are the served share of the instances "
           "that were looked up or ran; retries are the attempts beyond the first. Peak RSS is "
-          "measured by the executor with wait4: per instance under the process executor and "
-          "remote jobs, and for <code>sh</code> commands under every executor.</p>", f);
+          "the largest the executor measured for the task's instances: under the process "
+          "executor and remote jobs, the worker process's peak when the instance ended (a "
+          "worker's earlier instances count in it); for <code>sh</code> commands, under every "
+          "executor, the command's own (wait4).</p>", f);
     if (unmeasured)
         fputs("<p class=\"note\">* This run used the inline executor: C tasks ran on flowrun's "
               "own threads, so the only peak RSS there is is flowrun's (it is recorded, but it "
