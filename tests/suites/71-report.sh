@@ -123,6 +123,12 @@ fi
 # ---- no http(s):// anywhere ----
 expect "no page references http:// or https://" 0 "$(cat r*.html | grep -ciE 'https?://')"
 
+# ---- --config (its state folder) and --env (the run's own) ----
+mkdir cfg && printf 'state: ../st\n' > cfg/flow.yaml
+"$FLOWRUN" report 1 -o cfg.html --config cfg/flow.yaml --env prod 2> errcfg
+ok "--config FILE gives the state folder, --env prod is run 1's" "$?$(cat errcfg)"
+has "--config: the page of run 1" cfg.html "Run 1: story"
+
 # ---- the run's plan rebuilt since, or gone: said on the page ----
 cp events.plan events.plan.kept
 echo "# edited" >> events.flow && "$FLOWC" events.flow -o events.plan 2>> "$T/stderr"
@@ -161,6 +167,16 @@ refuse "no state (and none created)" "no state in $T/nost" 1 -o out.html --state
 ok "no state: nothing created" "$([ ! -e "$T/nost" ]; echo $?)"
 mkdir bad && head -c 8192 /dev/urandom > bad/state.db
 refuse "a state.db that is not one" "is not an SQLite database" 1 -o out.html --state "$T/bad"
+# a write that fails midway (the file size limit, SIGXFSZ ignored: EFBIG, as a full disk)
+# (a page of 2,000 bars, about 500 KB, against a limit of 200 blocks: above what SQLite
+# writes to read the state, below the page)
+"$FLOWRUN" events.plan --flow many --param n=2000 --max-map 2000 --executor inline --progress none \
+    --state "$T/st2k" > /dev/null 2>> "$T/stderr"
+echo "an earlier page" > full.html
+(trap '' XFSZ; ulimit -f 200; "$FLOWRUN" report 1 -o full.html --state "$T/st2k" > /dev/null 2> errfull); rc=$?
+expect "a write that fails midway: exit 1, one line, the earlier page kept, no temporary file" \
+    "1 1 an earlier page 0" \
+    "$rc $(grep -c 'flowrun report: writing full.html: File too large' errfull) $(cat full.html) $(ls | grep -c 'full\.html\.')"
 echo "an earlier page" > keep.html
 report 99 -o keep.html 2> /dev/null
 expect "a refused report leaves an existing -o as it was" "an earlier page" "$(cat keep.html)"
