@@ -54,7 +54,7 @@
 
 typedef struct load_ctx {
     rep_run *R;
-    int last;              /* the binding of the previous row */
+    int last; /* the binding of the previous row */
     const fl_plan *plan;
 } load_ctx;
 
@@ -123,8 +123,8 @@ static int bind_of(load_ctx *c, const state_inst *r) {
             if (N->ref < p->n_tasks) b->sh = p->tasks[N->ref].kind == TK_SH;
             if (N->loc < p->n_locs) {
                 char buf[1200];
-                snprintf(buf, sizeof buf, "%s:%u:%u", plan_str(p, p->source),
-                         p->locs[N->loc].line, p->locs[N->loc].col);
+                snprintf(buf, sizeof buf, "%s:%u:%u", plan_str(p, p->source), p->locs[N->loc].line,
+                         p->locs[N->loc].col);
                 b->src = dup_or_null(R, buf);
             }
         }
@@ -138,7 +138,8 @@ static int bucket(double d) {
     static const double edge[REP_HIST - 1] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3,
                                               1,     3,     10,   30,   100};
     int k = 0;
-    while (k < REP_HIST - 1 && d >= edge[k]) k++;
+    while (k < REP_HIST - 1 && d >= edge[k])
+        k++;
     return k;
 }
 
@@ -161,7 +162,8 @@ static char *log_tail(rep_run *R, const char *path) {
     int lines = 0;
     while (p > buf && lines < REP_TAIL_LINES)
         if (*--p == '\n') lines++;
-    if (*p == '\n') p++;
+    if (*p == '\n')
+        p++;
     else if (from > 0) { /* cut inside a line: start at the next whole one */
         char *nl = strchr(p, '\n');
         if (nl) p = nl + 1;
@@ -173,7 +175,8 @@ static char *log_tail(rep_run *R, const char *path) {
 static int add_bar(rep_run *R, int bind, const state_inst *r) {
     if (R->aggregated) return 0;
     if (R->nbars == REP_BARS_MAX) { /* too many to draw one by one */
-        for (size_t i = 0; i < R->nbars; i++) fl_free(R->ctx, R->bars[i].name);
+        for (size_t i = 0; i < R->nbars; i++)
+            fl_free(R->ctx, R->bars[i].name);
         fl_free(R->ctx, R->bars);
         R->bars = NULL;
         R->nbars = R->capbars = 0;
@@ -182,7 +185,12 @@ static int add_bar(rep_run *R, int bind, const state_inst *r) {
     }
     if (room(R->ctx, &R->bars, R->nbars, &R->capbars, sizeof *R->bars)) return -1;
     rep_bar *x = &R->bars[R->nbars];
-    *x = (rep_bar){bind, r->started, r->ended, r->worker_pid, 0, !strcmp(r->state, "failed"),
+    *x = (rep_bar){bind,
+                   r->started,
+                   r->ended,
+                   r->worker_pid,
+                   0,
+                   !strcmp(r->state, "failed"),
                    dup_or_null(R, r->name)};
     if (!x->name) return -1;
     R->nbars++;
@@ -228,11 +236,16 @@ static int fold(const state_inst *r, void *ctx) {
     if (r->idx && *r->idx) b->mapped = 1;
     const char *s = r->state;
     int cached = !strcmp(s, "cached") || r->cache_hit;
-    if (cached) b->cached++;
-    else if (!strcmp(s, "succeeded")) b->done++;
-    else if (!strcmp(s, "failed")) b->failed++;
-    else if (!strcmp(s, "upstream_failed") || !strcmp(s, "skipped")) b->skipped++;
-    else b->other++;
+    if (cached)
+        b->cached++;
+    else if (!strcmp(s, "succeeded"))
+        b->done++;
+    else if (!strcmp(s, "failed"))
+        b->failed++;
+    else if (!strcmp(s, "upstream_failed") || !strcmp(s, "skipped"))
+        b->skipped++;
+    else
+        b->other++;
     if (r->attempts > 1) b->retries += r->attempts - 1;
     if (!cached && r->started > 0 && r->ended >= r->started) { /* it ran */
         double d = r->ended - r->started;
@@ -242,8 +255,10 @@ static int fold(const state_inst *r, void *ctx) {
         if (!b->first || r->started < b->first) b->first = r->started;
         if (r->ended > b->last) b->last = r->ended;
         if (r->peak_rss_kb > b->rss_kb) b->rss_kb = r->peak_rss_kb;
-        if (!R->ran++) R->pid0 = r->worker_pid;
-        else if (r->worker_pid != R->pid0) R->inline_ex = 0;
+        if (!R->ran++)
+            R->pid0 = r->worker_pid;
+        else if (r->worker_pid != R->pid0)
+            R->inline_ex = 0;
         if (!R->t0 || r->started < R->t0) R->t0 = r->started;
         if (r->ended > R->t1) R->t1 = r->ended;
         if (add_bar(R, k, r)) return R->oom = 1, 1;
@@ -273,9 +288,11 @@ static void lanes(rep_run *R) {
         rep_bar *x = &R->bars[i];
         int k = 0;
         if (R->inline_ex)
-            while (k < n && end[k] > x->s + 1e-9) k++;
+            while (k < n && end[k] > x->s + 1e-9)
+                k++;
         else
-            while (k < n && pid[k] != x->pid) k++;
+            while (k < n && pid[k] != x->pid)
+                k++;
         if (k == n && n < REP_LANES_MAX) end[n] = 0, pid[n] = x->pid, n++;
         if (k >= n) k = n - 1;
         if (x->e > end[k]) end[k] = x->e;
@@ -296,8 +313,8 @@ static void upstream(rep_run *R, const fl_plan *p, rep_bind *b, uint32_t src, in
         int found = -1;
         for (size_t i = 0; i < R->nb; i++) { /* a group: its last member that ran */
             const char *nm = R->b[i].name;
-            if (R->b[i].node == src || (k >= PN_GROUP_CALL && !strncmp(nm, stem, ls) &&
-                                        nm[ls] == '/'))
+            if (R->b[i].node == src ||
+                (k >= PN_GROUP_CALL && !strncmp(nm, stem, ls) && nm[ls] == '/'))
                 found = (int)i;
         }
         for (int i = 0; i < b->nup; i++)
@@ -326,7 +343,8 @@ static void finish(rep_run *R) {
         rep_bind *b = &R->b[i];
         if (!b->ndur) continue;
         qsort(b->dur, b->ndur, sizeof *b->dur, cmp_double);
-        for (size_t k = 0; k < b->ndur; k++) b->total += b->dur[k];
+        for (size_t k = 0; k < b->ndur; k++)
+            b->total += b->dur[k];
         b->p50 = b->dur[(b->ndur - 1) / 2];
         b->p95 = b->dur[(size_t)((double)(b->ndur - 1) * 0.95)];
         b->max = b->dur[b->ndur - 1];
@@ -392,7 +410,8 @@ void rep_free(rep_run *R) {
         fl_free(x, b->dur);
     }
     fl_free(x, R->b);
-    for (size_t i = 0; i < R->nbars; i++) fl_free(x, R->bars[i].name);
+    for (size_t i = 0; i < R->nbars; i++)
+        fl_free(x, R->bars[i].name);
     fl_free(x, R->bars);
     for (size_t i = 0; i < R->nfails; i++) {
         rep_fail *f = &R->fails[i];
@@ -408,15 +427,14 @@ void rep_free(rep_run *R) {
 
 enum { O_STATE = 256, O_ENV, O_CONFIG, O_COMPARE };
 
-static const struct option report_options[] = {{"output", required_argument, NULL, 'o'},
-                                               {"compare", required_argument, NULL, O_COMPARE},
-                                               {"state", required_argument, NULL, O_STATE},
-                                               {"env", required_argument, NULL, O_ENV},
-                                               {"config", required_argument, NULL, O_CONFIG},
-                                               {NULL, 0, NULL, 0}};
+static const struct option report_options[] = {
+    {"output", required_argument, NULL, 'o'},      {"compare", required_argument, NULL, O_COMPARE},
+    {"state", required_argument, NULL, O_STATE},   {"env", required_argument, NULL, O_ENV},
+    {"config", required_argument, NULL, O_CONFIG}, {NULL, 0, NULL, 0}};
 
-#define USAGE "usage: flowrun report RUN -o FILE.html [--compare RUN2] [--env NAME] " \
-              "[--state DIR] [--config FILE]\n"
+#define USAGE                                                                                      \
+    "usage: flowrun report RUN -o FILE.html [--compare RUN2] [--env NAME] "                        \
+    "[--state DIR] [--config FILE]\n"
 
 typedef struct report_args {
     cli_args a;
@@ -432,22 +450,29 @@ static int parse(int argc, char **argv, report_args *ra) {
     const char *val;
     for (int c; (c = cli_next(&l, &val)) != CLI_END;) {
         if (c == CLI_ERROR) return -1;
-        if (c == 'o') ra->out = val;
-        else if (c == O_COMPARE) ra->compare = val;
-        else if (c == O_STATE) a->state = val;
-        else if (c == O_CONFIG) a->config = val;
+        if (c == 'o')
+            ra->out = val;
+        else if (c == O_COMPARE)
+            ra->compare = val;
+        else if (c == O_STATE)
+            a->state = val;
+        else if (c == O_CONFIG)
+            a->config = val;
         else if (c == O_ENV && !*val) {
             fprintf(stderr, "%s: --env needs an environment's name\n", who);
             return -1;
-        } else if (c == O_ENV) a->env = val;
-        else if (a->npos < 1) a->pos[a->npos++] = val;
+        } else if (c == O_ENV)
+            a->env = val;
+        else if (a->npos < 1)
+            a->pos[a->npos++] = val;
         else {
             fprintf(stderr, "%s: unexpected argument '%s'\n", who, val);
             return -1;
         }
     }
     if (a->npos != 1 || !ra->out || !*ra->out) {
-        fputs(a->npos != 1 ? USAGE : "flowrun report: -o FILE.html is needed (where the page goes)\n",
+        fputs(a->npos != 1 ? USAGE
+                           : "flowrun report: -o FILE.html is needed (where the page goes)\n",
               stderr);
         return -1;
     }

@@ -21,66 +21,66 @@
 
 #include "state.h"
 
-#define REP_BARS_MAX 4000  /* instances drawn one by one in the Gantt chart; more: per binding */
-#define REP_FAILS_MAX 200  /* failed instances listed */
-#define REP_TAILS_MAX 20   /* of which shown with their log's tail */
-#define REP_TAIL_LINES 20  /* lines of a log's tail */
+#define REP_BARS_MAX 4000   /* instances drawn one by one in the Gantt chart; more: per binding */
+#define REP_FAILS_MAX 200   /* failed instances listed */
+#define REP_TAILS_MAX 20    /* of which shown with their log's tail */
+#define REP_TAIL_LINES 20   /* lines of a log's tail */
 #define REP_TAIL_BYTES 4096 /* ... and at most this many bytes */
-#define REP_HIST 12        /* duration buckets: <1 ms, 1-3 ms, 3-10 ms ... >= 100 s */
-#define REP_UP_MAX 16      /* upstream bindings drawn per binding */
-#define REP_LANES_MAX 512  /* Gantt lanes; instances beyond go to the last one */
+#define REP_HIST 12         /* duration buckets: <1 ms, 1-3 ms, 3-10 ms ... >= 100 s */
+#define REP_UP_MAX 16       /* upstream bindings drawn per binding */
+#define REP_LANES_MAX 512   /* Gantt lanes; instances beyond go to the last one */
 
 typedef struct rep_bind {
-    uint32_t node;      /* plan node of its call (as recorded) */
-    char *tmpl;         /* the instances' name template, or NULL (older rows) */
-    char *name;         /* the binding's name: `counts`, `per_n/square` */
-    char *task;         /* the task's name */
-    char *src;          /* "wordcount.flow:8:18" (the call), or NULL without the plan */
-    int mapped;         /* its instances have an index */
-    int sh;             /* an `sh` task (the plan says; 0 without it) */
+    uint32_t node; /* plan node of its call (as recorded) */
+    char *tmpl;    /* the instances' name template, or NULL (older rows) */
+    char *name;    /* the binding's name: `counts`, `per_n/square` */
+    char *task;    /* the task's name */
+    char *src;     /* "wordcount.flow:8:18" (the call), or NULL without the plan */
+    int mapped;    /* its instances have an index */
+    int sh;        /* an `sh` task (the plan says; 0 without it) */
     long n, done, cached, failed, skipped, other; /* instances by state */
-    long retries;       /* attempts beyond the first, summed */
+    long retries;                                 /* attempts beyond the first, summed */
     double first, last; /* first start and last end of the instances that ran (0: none) */
     double *dur;        /* durations of the instances that ran (seconds) */
     size_t ndur, capdur;
-    double total, p50, p95, max; /* over dur (rep_finish) */
-    int64_t rss_kb;     /* largest peak RSS recorded */
-    long hist[REP_HIST]; /* durations by bucket */
-    int up[REP_UP_MAX]; /* upstream bindings (indexes), from the plan */
+    double total, p50, p95, max; /* over dur (cli_report.c, finish) */
+    int64_t rss_kb;              /* largest peak RSS recorded */
+    long hist[REP_HIST];         /* durations by bucket */
+    int up[REP_UP_MAX];          /* upstream bindings (indexes), from the plan */
     int nup;
-    int depth, row;     /* graph layout */
+    int depth, row; /* graph layout */
 } rep_bind;
 
 typedef struct rep_bar { /* one instance that ran, for a small run's Gantt chart */
-    int bind;
-    double s, e;
-    int pid, lane, failed;
-    char *name;
+    int bind;              /* its binding (index in rep_run.b) */
+    double s, e;           /* start and end, seconds since the epoch */
+    int pid, lane, failed; /* worker pid; lane in the chart; it failed */
+    char *name;            /* the instance's name */
 } rep_bar;
 
 typedef struct rep_fail {
     char *name, *task, *error, *tail, *src, *log; /* tail: the log's end, or NULL */
-    int attempts, exit_status, term_signal;
+    int attempts, exit_status, term_signal; /* as recorded (-1: no exit status, 0: no signal) */
 } rep_fail;
 
 typedef struct rep_run {
-    state_run r;          /* the run's record (strings owned by r.ctx) */
+    state_run r; /* the run's record (strings owned by r.ctx) */
     fl_ctx *ctx;
     rep_bind *b;
     size_t nb, capb;
-    rep_bar *bars;        /* NULL when the run has more than REP_BARS_MAX that ran */
+    rep_bar *bars; /* NULL when the run has more than REP_BARS_MAX that ran */
     size_t nbars, capbars;
-    int aggregated;       /* the Gantt chart is drawn per binding */
+    int aggregated; /* the Gantt chart is drawn per binding */
     rep_fail *fails;
     size_t nfails;
     long fails_total;
-    long n, ran;          /* instances, of which ran (have a start and an end) */
-    double t0, t1;        /* the time axis: earliest start, latest end */
+    long n, ran;   /* instances, of which ran (have a start and an end) */
+    double t0, t1; /* the time axis: earliest start, latest end */
     int nlanes;
-    int inline_ex;        /* every instance that ran did so in flowrun's own process */
-    int pid0;             /* that pid (the first instance's) */
-    int plan_ok;          /* the run's plan was read */
-    int plan_rebuilt;     /* ... and differs from the one the run used */
+    int inline_ex;    /* every instance that ran did so in flowrun's own process */
+    int pid0;         /* that pid (the first instance's) */
+    int plan_ok;      /* the run's plan was read */
+    int plan_rebuilt; /* ... and differs from the one the run used */
     char plan_err[256];
     int oom;
 } rep_run;

@@ -33,7 +33,7 @@
 #include "cli_names.h"
 #include "report.h"
 
-#define G_W 230     /* graph: a card's width and height, gaps */
+#define G_W 230 /* graph: a card's width and height, gaps */
 #define G_H 62
 #define G_GX 44
 #define G_GY 34
@@ -51,12 +51,23 @@ static const char *const palette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1"
 static void esc(FILE *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
-            case '&': fputs("&amp;", f); break;
-            case '<': fputs("&lt;", f); break;
-            case '>': fputs("&gt;", f); break;
-            case '"': fputs("&quot;", f); break;
-            case '\'': fputs("&#39;", f); break;
-            default: putc(*s, f);
+            case '&':
+                fputs("&amp;", f);
+                break;
+            case '<':
+                fputs("&lt;", f);
+                break;
+            case '>':
+                fputs("&gt;", f);
+                break;
+            case '"':
+                fputs("&quot;", f);
+                break;
+            case '\'':
+                fputs("&#39;", f);
+                break;
+            default:
+                putc(*s, f);
         }
     }
 }
@@ -75,19 +86,28 @@ static const char *count(long n, char *buf, size_t len) {
 }
 
 static const char *dur(double s, char *buf, size_t len) {
-    if (s < 0) snprintf(buf, len, "-");
-    else if (s < 0.001) snprintf(buf, len, "%.0f µs", s * 1e6);
-    else if (s < 1) snprintf(buf, len, "%.1f ms", s * 1e3);
-    else if (s < 60) snprintf(buf, len, "%.2f s", s);
-    else if (s < 3600) snprintf(buf, len, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
-    else snprintf(buf, len, "%d h %02d min", (int)(s / 3600), (int)fmod(s / 60, 60));
+    if (s < 0)
+        snprintf(buf, len, "-");
+    else if (s < 0.001)
+        snprintf(buf, len, "%.0f µs", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, len, "%.1f ms", s * 1e3);
+    else if (s < 60)
+        snprintf(buf, len, "%.2f s", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, len, "%d h %02d min", (int)(s / 3600), (int)fmod(s / 60, 60));
     return buf;
 }
 
 static const char *kib(int64_t kb, char *buf, size_t len) {
-    if (kb < 1024) snprintf(buf, len, "%lld KiB", (long long)kb);
-    else if (kb < 1024 * 1024) snprintf(buf, len, "%.1f MiB", kb / 1024.0);
-    else snprintf(buf, len, "%.2f GiB", kb / 1048576.0);
+    if (kb < 1024)
+        snprintf(buf, len, "%lld KiB", (long long)kb);
+    else if (kb < 1024 * 1024)
+        snprintf(buf, len, "%.1f MiB", kb / 1024.0);
+    else
+        snprintf(buf, len, "%.2f GiB", kb / 1048576.0);
     return buf;
 }
 
@@ -200,15 +220,20 @@ static void header(FILE *f, const rep_run *R) {
     if (!R->plan_ok || R->plan_rebuilt) {
         char why[400];
         if (R->plan_ok)
-            snprintf(why, sizeof why, "rebuilt since the run: the graph's edges and source "
+            snprintf(why, sizeof why,
+                     "rebuilt since the run: the graph's edges and source "
                      "positions are read from the plan as it is now");
         else
-            snprintf(why, sizeof why, "it cannot be read (%.200s): the graph has no arrows and "
-                     "the failures no source positions", R->plan_err);
+            snprintf(why, sizeof why,
+                     "it cannot be read (%.200s): the graph has no arrows and "
+                     "the failures no source positions",
+                     R->plan_err);
         fact(f, "plan note", why);
     }
-    snprintf(buf, sizeof buf, "%s (flowrun %s made this report; state.db does not record the "
-             "version that ran it)", FLOW_VERSION, FLOW_VERSION);
+    snprintf(buf, sizeof buf,
+             "%s (flowrun %s made this report; state.db does not record the "
+             "version that ran it)",
+             FLOW_VERSION, FLOW_VERSION);
     fact(f, "flowrun version", buf);
     snprintf(buf, sizeof buf, "pid %d on ", r->pid);
     fprintf(f, "<tr><th>owner</th><td>");
@@ -228,8 +253,12 @@ static void header(FILE *f, const rep_run *R) {
     fputs("</table></section>\n", f);
 }
 
-static double card_x(const rep_bind *b) { return 20 + b->depth * (G_W + G_GX); }
-static double card_y(const rep_bind *b) { return 34 + b->row * (G_H + G_GY); }
+static double card_x(const rep_bind *b) {
+    return 20 + b->depth * (G_W + G_GX);
+}
+static double card_y(const rep_bind *b) {
+    return 34 + b->row * (G_H + G_GY);
+}
 
 /* The last '/' of a binding's name: its group is what comes before. */
 static size_t group_len(const char *name) {
@@ -245,11 +274,13 @@ static void graph(FILE *f, const rep_run *R) {
     }
     int w = 40 + cols * (G_W + G_GX), h = 50 + rows * (G_H + G_GY);
     fputs("<section id=\"graph\"><h2>The flow</h2>\n", f);
-    fprintf(f, "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-               "aria-label=\"the graph of the flow\">\n"
-               "<defs><marker id=\"arr\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" "
-               "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" "
-               "fill=\"#8a93a3\"/></marker></defs>\n", w, h, w, h);
+    fprintf(f,
+            "<svg width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+            "aria-label=\"the graph of the flow\">\n"
+            "<defs><marker id=\"arr\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" "
+            "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" "
+            "fill=\"#8a93a3\"/></marker></defs>\n",
+            w, h, w, h);
     /* groups: a frame around the bindings that share one */
     for (size_t i = 0; i < R->nb; i++) {
         size_t gl = group_len(R->b[i].name);
@@ -265,9 +296,10 @@ static void graph(FILE *f, const rep_run *R) {
             x0 = fmin(x0, card_x(b)), y0 = fmin(y0, card_y(b));
             x1 = fmax(x1, card_x(b) + G_W), y1 = fmax(y1, card_y(b) + G_H);
         }
-        fprintf(f, "<g class=\"group\"><rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
-                   "rx=\"8\" fill=\"#f3f6fb\" stroke=\"#9aa7bd\" stroke-dasharray=\"5 3\"/>"
-                   "<text x=\"%.0f\" y=\"%.0f\" class=\"s\">group ",
+        fprintf(f,
+                "<g class=\"group\"><rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
+                "rx=\"8\" fill=\"#f3f6fb\" stroke=\"#9aa7bd\" stroke-dasharray=\"5 3\"/>"
+                "<text x=\"%.0f\" y=\"%.0f\" class=\"s\">group ",
                 x0 - 12, y0 - 24, x1 - x0 + 24, y1 - y0 + 34, x0 - 6, y0 - 12);
         for (size_t c = 0; c < gl; c++) {
             char one[2] = {R->b[i].name[c], 0};
@@ -281,8 +313,9 @@ static void graph(FILE *f, const rep_run *R) {
             const rep_bind *u = &R->b[b->up[k]];
             double x1 = card_x(u) + G_W, y1 = card_y(u) + G_H / 2.0;
             double x2 = card_x(b) - 2, y2 = card_y(b) + G_H / 2.0;
-            fprintf(f, "<path d=\"M%.0f,%.0fC%.0f,%.0f %.0f,%.0f %.0f,%.0f\" fill=\"none\" "
-                       "stroke=\"#8a93a3\" stroke-width=\"1.5\" marker-end=\"url(#arr)\"/>\n",
+            fprintf(f,
+                    "<path d=\"M%.0f,%.0fC%.0f,%.0f %.0f,%.0f %.0f,%.0f\" fill=\"none\" "
+                    "stroke=\"#8a93a3\" stroke-width=\"1.5\" marker-end=\"url(#arr)\"/>\n",
                     x1, y1, (x1 + x2) / 2, y1, (x1 + x2) / 2, y2, x2, y2);
         }
     }
@@ -293,22 +326,26 @@ static void graph(FILE *f, const rep_run *R) {
         const char *fill = b->failed ? "#fdecea" : "#ffffff";
         fputs("<g class=\"task\">", f);
         for (int s = b->mapped ? 2 : 0; s > 0; s--)
-            fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" rx=\"6\" "
-                       "fill=\"%s\" stroke=\"%s\"/>", x + 4 * s, y - 4 * s, G_W, G_H, fill,
-                    stroke);
-        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" rx=\"6\" fill=\"%s\" "
-                   "stroke=\"%s\" stroke-width=\"1.5\"/>", x, y, G_W, G_H, fill, stroke);
-        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"6\" height=\"%d\" fill=\"%s\"/>", x,
-                y + 1, G_H - 2, palette[i % NPAL]);
+            fprintf(f,
+                    "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" rx=\"6\" "
+                    "fill=\"%s\" stroke=\"%s\"/>",
+                    x + 4 * s, y - 4 * s, G_W, G_H, fill, stroke);
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"%.0f\" width=\"%d\" height=\"%d\" rx=\"6\" fill=\"%s\" "
+                "stroke=\"%s\" stroke-width=\"1.5\"/>",
+                x, y, G_W, G_H, fill, stroke);
+        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"6\" height=\"%d\" fill=\"%s\"/>", x, y + 1,
+                G_H - 2, palette[i % NPAL]);
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"b\">", x + 14, y + 18);
         esc(f, b->name);
         char n1[32], n2[32], n3[32], n4[32];
-        fprintf(f, "%s</text><text x=\"%.0f\" y=\"%.0f\" class=\"s\">task ", b->mapped ? " [ ]" : "",
-                x + 14, y + 35);
+        fprintf(f, "%s</text><text x=\"%.0f\" y=\"%.0f\" class=\"s\">task ",
+                b->mapped ? " [ ]" : "", x + 14, y + 35);
         esc(f, b->task);
         fprintf(f, " &middot; %s</text>", count(b->n, n1, sizeof n1));
-        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"c\">%s done &middot; %s cached &middot; "
-                   "<tspan%s>%s failed</tspan> &middot; %s skipped</text>",
+        fprintf(f,
+                "<text x=\"%.0f\" y=\"%.0f\" class=\"c\">%s done &middot; %s cached &middot; "
+                "<tspan%s>%s failed</tspan> &middot; %s skipped</text>",
                 x + 14, y + 52, count(b->done, n1, sizeof n1), count(b->cached, n2, sizeof n2),
                 b->failed ? " fill=\"#c62828\" font-weight=\"600\"" : "",
                 count(b->failed, n3, sizeof n3), count(b->skipped + b->other, n4, sizeof n4));
@@ -319,7 +356,8 @@ static void graph(FILE *f, const rep_run *R) {
     fputs("</svg>\n<p class=\"note\">Each card is a binding, named as its instances are "
           "(<code>flowrun show</code>); a stack is a mapped task; arrows go from producer to "
           "consumer; a dashed frame is a group. Skipped counts the instances that did not run "
-          "because a producer failed (or the run ended first).</p>", f);
+          "because a producer failed (or the run ended first).</p>",
+          f);
     if (!R->plan_ok) fputs("<p class=\"note\">No arrows: the run's plan cannot be read.</p>", f);
     fputs("</section>\n", f);
 }
@@ -329,15 +367,16 @@ static void hist_svg(FILE *f, const long *hist, double x, double y, double w, do
     for (int k = 0; k < REP_HIST; k++)
         if (hist[k] > mx) mx = hist[k];
     double bw = w / REP_HIST;
-    static const char *const names[REP_HIST] = {"< 1 ms",      "1-3 ms",  "3-10 ms", "10-30 ms",
-                                                "30-100 ms",   "0.1-0.3 s", "0.3-1 s", "1-3 s",
-                                                "3-10 s",      "10-30 s", "30-100 s", ">= 100 s"};
+    static const char *const names[REP_HIST] = {"< 1 ms",    "1-3 ms",    "3-10 ms",  "10-30 ms",
+                                                "30-100 ms", "0.1-0.3 s", "0.3-1 s",  "1-3 s",
+                                                "3-10 s",    "10-30 s",   "30-100 s", ">= 100 s"};
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f3f4f7\"/>", x,
             y, w, h);
     for (int k = 0; k < REP_HIST; k++) {
         double bh = hist[k] ? fmax(1, h * (double)hist[k] / (double)mx) : 0;
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4e79a7\">"
-                   "<title>%s: %ld</title></rect>",
+        fprintf(f,
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4e79a7\">"
+                "<title>%s: %ld</title></rect>",
                 x + k * bw + 0.5, y + h - bh, bw - 1, bh, names[k], hist[k]);
     }
 }
@@ -348,30 +387,40 @@ static void tasks(FILE *f, const rep_run *R) {
           "<th class=\"n\">failed</th><th class=\"n\">skipped</th><th class=\"n\">cache hits</th>"
           "<th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">max</th>"
           "<th class=\"n\">total</th><th class=\"n\">peak RSS</th><th class=\"n\">retries</th>"
-          "<th title=\"&lt;1 ms, 1-3 ms, 3-10 ms ... &ge;100 s\">durations</th><th>source</th></tr>\n", f);
+          "<th title=\"&lt;1 ms, 1-3 ms, 3-10 ms ... &ge;100 "
+          "s\">durations</th><th>source</th></tr>\n",
+          f);
     int unmeasured = 0;
     for (size_t i = 0; i < R->nb; i++) {
         const rep_bind *b = &R->b[i];
         char c[6][32], d[4][32], rss[32], rate[32];
         long looked = b->cached + b->done + b->failed;
-        if (looked) snprintf(rate, sizeof rate, "%.0f %%", 100.0 * (double)b->cached / (double)looked);
-        else snprintf(rate, sizeof rate, "-");
-        if (!b->ndur) snprintf(rss, sizeof rss, "-");
-        else if (R->inline_ex && !b->sh) snprintf(rss, sizeof rss, "n/a *"), unmeasured = 1;
-        else if (b->rss_kb) kib(b->rss_kb, rss, sizeof rss);
-        else snprintf(rss, sizeof rss, "not recorded");
+        if (looked)
+            snprintf(rate, sizeof rate, "%.0f %%", 100.0 * (double)b->cached / (double)looked);
+        else
+            snprintf(rate, sizeof rate, "-");
+        if (!b->ndur)
+            snprintf(rss, sizeof rss, "-");
+        else if (R->inline_ex && !b->sh)
+            snprintf(rss, sizeof rss, "n/a *"), unmeasured = 1;
+        else if (b->rss_kb)
+            kib(b->rss_kb, rss, sizeof rss);
+        else
+            snprintf(rss, sizeof rss, "not recorded");
         fputs("<tr><td>", f);
         esc(f, b->name);
         fputs("</td><td>", f);
         esc(f, b->task);
-        fprintf(f, "</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
-                   "<td class=\"n%s\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>",
+        fprintf(f,
+                "</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
+                "<td class=\"n%s\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>",
                 count(b->n, c[0], 32), count(b->done, c[1], 32), count(b->cached, c[2], 32),
                 b->failed ? " up" : "", count(b->failed, c[3], 32),
                 count(b->skipped + b->other, c[4], 32), rate);
         int none = !b->ndur;
-        fprintf(f, "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
-                   "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td>",
+        fprintf(f,
+                "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
+                "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td>",
                 dur(none ? -1 : b->p50, d[0], 32), dur(none ? -1 : b->p95, d[1], 32),
                 dur(none ? -1 : b->max, d[2], 32), dur(none ? -1 : b->total, d[3], 32), rss,
                 count(b->retries, c[5], 32));
@@ -390,26 +439,31 @@ static void tasks(FILE *f, const rep_run *R) {
           "the largest the executor measured for the task's instances: under the process "
           "executor and remote jobs, the worker process's peak when the instance ended (a "
           "worker's earlier instances count in it); for <code>sh</code> commands, under every "
-          "executor, the command's own (wait4).</p>", f);
+          "executor, the command's own (wait4).</p>",
+          f);
     if (unmeasured)
         fputs("<p class=\"note\">* This run used the inline executor: C tasks ran on flowrun's "
               "own threads, so the only peak RSS there is is flowrun's (it is recorded, but it "
               "is not the task's), and state.db records no CPU time per instance, so no CPU "
               "figure can be given either. Run with <code>--executor process</code> for a peak "
-              "RSS per task.</p>", f);
+              "RSS per task.</p>",
+              f);
     fputs("</section>\n", f);
 }
 
 static void axis_static(FILE *f, double T, int h) {
     double st = pow(10, floor(log10(T / 8)));
-    if (T / st > 40) st *= 5;
-    else if (T / st > 16) st *= 2;
+    if (T / st > 40)
+        st *= 5;
+    else if (T / st > 16)
+        st *= 2;
     for (double t = 0; t <= T + st * 1e-9; t += st) {
         double x = T_LABEL + t / T * T_W;
         char d[32];
-        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"18\" y2=\"%d\" stroke=\"#e3e6eb\"/>"
-                   "<text x=\"%.1f\" y=\"14\" class=\"s\">%s</text>", x, x, h, x + 2,
-                dur(t, d, sizeof d));
+        fprintf(f,
+                "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"18\" y2=\"%d\" stroke=\"#e3e6eb\"/>"
+                "<text x=\"%.1f\" y=\"14\" class=\"s\">%s</text>",
+                x, x, h, x + 2, dur(t, d, sizeof d));
     }
 }
 
@@ -417,39 +471,46 @@ static void gantt(FILE *f, const rep_run *R) {
     fputs("<section id=\"gantt-section\"><h2>Gantt chart</h2>\n", f);
     if (!R->ran) {
         fputs("<p>No instance ran in this run (each was served from the cache, or none "
-              "started).</p></section>\n", f);
+              "started).</p></section>\n",
+              f);
         return;
     }
     double T = R->t1 - R->t0;
     if (T <= 0) T = 1e-6;
     int rows = 0;
     if (R->aggregated)
-        for (size_t i = 0; i < R->nb; i++) rows += R->b[i].ndur > 0;
+        for (size_t i = 0; i < R->nb; i++)
+            rows += R->b[i].ndur > 0;
     int lane_h = R->aggregated ? T_ROW : T_LANE;
     int n = R->aggregated ? rows : R->nlanes;
     int h = T_AXIS + n * lane_h + 8;
     int w = T_LABEL + T_W + (R->aggregated ? T_HIST + 20 : 40);
     char buf[64];
     if (R->aggregated)
-        fprintf(f, "<p class=\"note\">%s instances ran: too many to draw one by one (more than "
-                   "%d), so each binding is one band from its first start to its last end, with "
-                   "the histogram of its durations on the right (&lt;1 ms &hellip; &ge;100 s).</p>\n",
+        fprintf(f,
+                "<p class=\"note\">%s instances ran: too many to draw one by one (more than "
+                "%d), so each binding is one band from its first start to its last end, with "
+                "the histogram of its durations on the right (&lt;1 ms &hellip; &ge;100 s).</p>\n",
                 count(R->ran, buf, sizeof buf), REP_BARS_MAX);
     else if (R->inline_ex)
         fputs("<p class=\"note\">Lanes: the inline executor runs instances on flowrun's threads, "
               "which the history does not record; each lane is one of the slots the instances "
-              "really overlapped in (as many lanes as ran at once).</p>\n", f);
+              "really overlapped in (as many lanes as ran at once).</p>\n",
+              f);
     else
         fputs("<p class=\"note\">Lanes: one per worker process (its pid; a remote job's worker "
-              "is a process too).</p>\n", f);
+              "is a process too).</p>\n",
+              f);
     fputs("<p class=\"zoom\"><button id=\"zin\" type=\"button\">zoom in</button>"
           "<button id=\"zout\" type=\"button\">zoom out</button>"
           "<button id=\"zall\" type=\"button\">whole run</button><span id=\"zhint\" "
-          "class=\"note\"></span></p>\n", f);
-    fprintf(f, "<svg id=\"gantt\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" data-x0=\"%d\" "
-               "data-w=\"%d\" data-t=\"%.6f\" data-h=\"%d\" role=\"img\" "
-               "aria-label=\"Gantt chart of the run\">\n<defs><clipPath id=\"tl\"><rect x=\"%d\" "
-               "y=\"0\" width=\"%d\" height=\"%d\"/></clipPath></defs>\n<g id=\"axis\">",
+          "class=\"note\"></span></p>\n",
+          f);
+    fprintf(f,
+            "<svg id=\"gantt\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" data-x0=\"%d\" "
+            "data-w=\"%d\" data-t=\"%.6f\" data-h=\"%d\" role=\"img\" "
+            "aria-label=\"Gantt chart of the run\">\n<defs><clipPath id=\"tl\"><rect x=\"%d\" "
+            "y=\"0\" width=\"%d\" height=\"%d\"/></clipPath></defs>\n<g id=\"axis\">",
             w, h, w, h, T_LABEL, T_W, T, h, T_LABEL, T_W, h);
     axis_static(f, T, h);
     fputs("</g>\n<g clip-path=\"url(#tl)\">\n", f);
@@ -460,8 +521,9 @@ static void gantt(FILE *f, const rep_run *R) {
             if (!b->ndur) continue;
             double s = b->first - R->t0, e = b->last - R->t0, y = T_AXIS + row * lane_h;
             char d1[32], d2[32];
-            fprintf(f, "<rect class=\"band\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" "
-                       "fill=\"%s\" fill-opacity=\"0.75\" data-s=\"%.6f\" data-e=\"%.6f\"><title>",
+            fprintf(f,
+                    "<rect class=\"band\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" "
+                    "fill=\"%s\" fill-opacity=\"0.75\" data-s=\"%.6f\" data-e=\"%.6f\"><title>",
                     T_LABEL + s / T * T_W, y + 3, fmax((e - s) / T * T_W, 1), lane_h - 6,
                     palette[i % NPAL], s, e);
             esc(f, b->name);
@@ -475,8 +537,9 @@ static void gantt(FILE *f, const rep_run *R) {
             const rep_bar *x = &R->bars[i];
             double s = x->s - R->t0, e = x->e - R->t0;
             char d[32];
-            fprintf(f, "<rect class=\"bar\" x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
-                       "fill=\"%s\"%s data-s=\"%.6f\" data-e=\"%.6f\"><title>",
+            fprintf(f,
+                    "<rect class=\"bar\" x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
+                    "fill=\"%s\"%s data-s=\"%.6f\" data-e=\"%.6f\"><title>",
                     T_LABEL + s / T * T_W, T_AXIS + x->lane * lane_h + 2,
                     fmax((e - s) / T * T_W, 1), lane_h - 4,
                     x->failed ? "#c62828" : palette[x->bind % NPAL],
@@ -495,7 +558,8 @@ static void gantt(FILE *f, const rep_run *R) {
         double y = T_AXIS + k * lane_h + lane_h / 2.0 + 4;
         fprintf(f, "<text x=\"4\" y=\"%.1f\">", y);
         if (R->aggregated) {
-            while (row < (int)R->nb && !R->b[row].ndur) row++;
+            while (row < (int)R->nb && !R->b[row].ndur)
+                row++;
             const rep_bind *b = &R->b[row];
             esc(f, b->name);
             fprintf(f, " (%s)</text>", count((long)b->ndur, buf, sizeof buf));
@@ -514,13 +578,16 @@ static void gantt(FILE *f, const rep_run *R) {
     fputs("</svg>\n<p>", f);
     for (size_t i = 0; i < R->nb; i++) {
         if (!R->b[i].ndur) continue;
-        fprintf(f, "<span style=\"display:inline-block;width:10px;height:10px;background:%s\">"
-                   "</span> ", palette[i % NPAL]);
+        fprintf(f,
+                "<span style=\"display:inline-block;width:10px;height:10px;background:%s\">"
+                "</span> ",
+                palette[i % NPAL]);
         esc(f, R->b[i].name);
         fputs(" &nbsp; ", f);
     }
     fputs("<span style=\"display:inline-block;width:10px;height:10px;background:#c62828\">"
-          "</span> failed</p>\n</section>\n", f);
+          "</span> failed</p>\n</section>\n",
+          f);
 }
 
 static void failures(FILE *f, const rep_run *R) {
@@ -586,9 +653,10 @@ static void change_t(FILE *f, double was, double now, int have_was, int have_now
 }
 
 static void compare(FILE *f, const rep_run *R, const rep_run *C) {
-    fprintf(f, "<section id=\"compare\"><h2>Compared with run %lld</h2>\n<p>Each figure reads "
-               "<i>run %lld &rarr; run %lld</i>. ", (long long)C->r.id, (long long)C->r.id,
-            (long long)R->r.id);
+    fprintf(f,
+            "<section id=\"compare\"><h2>Compared with run %lld</h2>\n<p>Each figure reads "
+            "<i>run %lld &rarr; run %lld</i>. ",
+            (long long)C->r.id, (long long)C->r.id, (long long)R->r.id);
     char a[32], b[32];
     fprintf(f, "Wall time %s &rarr; %s; ",
             C->r.ended > 0 ? dur(C->r.ended - C->r.started, a, sizeof a) : "-",
@@ -604,7 +672,8 @@ static void compare(FILE *f, const rep_run *R, const rep_run *C) {
     fputs("</p>\n<table><tr><th>binding</th><th>task</th><th class=\"n\">instances</th>"
           "<th class=\"n\">ran</th><th class=\"n\">cached</th><th class=\"n\">failed</th>"
           "<th class=\"n\">time (sum)</th><th class=\"n\">p50</th><th class=\"n\">max</th>"
-          "<th>change</th></tr>\n", f);
+          "<th>change</th></tr>\n",
+          f);
     for (int pass = 0; pass < 2; pass++) { /* R's bindings, then those only C has */
         const rep_run *X = pass ? C : R, *Y = pass ? R : C;
         for (size_t i = 0; i < X->nb; i++) {
@@ -625,9 +694,12 @@ static void compare(FILE *f, const rep_run *R, const rep_run *C) {
             change_t(f, w->total, n->total, was && w->ndur, now && n->ndur);
             change_t(f, w->p50, n->p50, was && w->ndur, now && n->ndur);
             change_t(f, w->max, n->max, was && w->ndur, now && n->ndur);
-            const char *what = !was ? "new in this run" : !now ? "not in this run" :
-                               (w->n != n->n || w->failed != n->failed || w->cached != n->cached ||
-                                w->done != n->done) ? "counts changed" : "same counts";
+            const char *what = !was   ? "new in this run"
+                               : !now ? "not in this run"
+                               : (w->n != n->n || w->failed != n->failed ||
+                                  w->cached != n->cached || w->done != n->done)
+                                   ? "counts changed"
+                                   : "same counts";
             fprintf(f, "<td>%s</td></tr>\n", what);
         }
     }
@@ -637,7 +709,8 @@ static void compare(FILE *f, const rep_run *R, const rep_run *C) {
 int rep_write_html(FILE *f, const rep_run *R, const rep_run *C) {
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
-          "<meta name=\"generator\" content=\"flowrun " FLOW_VERSION "\">\n<title>", f);
+          "<meta name=\"generator\" content=\"flowrun " FLOW_VERSION "\">\n<title>",
+          f);
     fprintf(f, "Run %lld: ", (long long)R->r.id);
     esc(f, R->r.flow);
     fputs(" (flowrun report)</title>\n<style>\n", f);
