@@ -191,7 +191,9 @@ static void header(FILE *f, const rep_run *R) {
     char a[64], b[64], d[64], buf[128];
     fprintf(f, "<header><h1>Run %lld: ", (long long)r->id);
     esc(f, r->flow);
-    fprintf(f, " <span class=\"state-%s\">", r->state);
+    fputs(" <span class=\"state-", f);
+    esc(f, r->state); /* from state.db: escaped like every text of the run */
+    fputs("\">", f);
     esc(f, r->state);
     fputs("</span></h1><p>", f);
     cli_iso_time(r->started, a, sizeof a);

@@ -129,6 +129,13 @@ mkdir cfg && printf 'state: ../st\n' > cfg/flow.yaml
 ok "--config FILE gives the state folder, --env prod is run 1's" "$?$(cat errcfg)"
 has "--config: the page of run 1" cfg.html "Run 1: story"
 
+# ---- text from the run is escaped (a file name with markup in a parameter and in a log) ----
+printf 'hi\n' > 'q<b>&x.txt'
+"$FLOWRUN" events.plan --flow bad --param 'a=q<b>&x.txt' --progress none --state "$T/stq" > /dev/null 2>> "$T/stderr"
+"$FLOWRUN" report last -o q.html --state "$T/stq" 2> /dev/null
+expect "markup in a parameter is escaped, never markup" "1 0" \
+    "$(grep -c 'q&lt;b&gt;&amp;x.txt' q.html) $(grep -c 'q<b>' q.html)"
+
 # ---- the run's plan rebuilt since, or gone: said on the page ----
 cp events.plan events.plan.kept
 echo "# edited" >> events.flow && "$FLOWC" events.flow -o events.plan 2>> "$T/stderr"
