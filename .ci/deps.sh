@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -68,6 +68,7 @@ what() {
     iproute2) echo "ip (network namespaces and a bridge: tests/harness/slurm-cluster.sh)|iproute2" ;;
     promtool) echo "promtool (checks the metrics exposition, tests/suites/68-metrics.sh)|prometheus" ;;
     prometheus) echo "prometheus (a real server scraping flowrun --metrics, tests/suites/68-metrics.sh)|prometheus" ;;
+    chromium) echo "chromium (renders the run report headless, tests/suites/71-report.sh)|chromium" ;;
     tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
@@ -94,7 +95,7 @@ probe() {
     case $1 in
     cc) has "$CC" ;;
     flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
-        podman | runc | catatonit | promtool | prometheus) has "$1" ;;
+        podman | runc | catatonit | promtool | prometheus | chromium) has "$1" ;;
     busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;

@@ -41,6 +41,9 @@
     X(why, "RUN INSTANCE [--json] [--env NAME] [--state DIR] [--config FILE]",                     \
       "why an instance ran, or which run's result it was served (INSTANCE: a task's name "        \
       "summarises it)")                                                                            \
+    X(report, "RUN -o FILE.html [--compare RUN2] [--env NAME] [--state DIR] [--config FILE]",     \
+      "a static page about a run: graph, Gantt chart, per-task figures, failures "               \
+      "(--compare RUN2: what changed per task)")                                                   \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \
