@@ -613,6 +613,16 @@ static void emit_doc(emit_ctx *c) {
     kv_str(t, "source", str_of(p, p->source));
     hex(p->source_sha256, h);
     kv_str(t, "source_sha256", h);
+    t_key(t, "imports");
+    t_seq(t);
+    for (uint32_t i = 0; i < p->n_sources; i++) {
+        t_map(t);
+        kv_str(t, "path", str_of(p, p->sources[i].path));
+        hex(p->sources[i].sha256, h);
+        kv_str(t, "sha256", h);
+        t_end_map(t);
+    }
+    t_end_seq(t);
 
     t_key(t, "types");
     t_seq(t);
