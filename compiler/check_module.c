@@ -26,11 +26,13 @@
  * print that module's file and lines (chk_enter_module swaps the diag's source).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "digest.h"
@@ -151,13 +153,16 @@ static char *find_file(chk_ctx *c, const char *importer, const char *rel, bool b
 
 /* The whole of a regular file, NUL-terminated; NULL with the reason in err. */
 static char *read_source(fl_ctx *ctx, const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return NULL;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s is %s", path,
                  S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         fclose(f);
