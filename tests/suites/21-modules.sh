@@ -97,6 +97,22 @@ grep -q "^shared.twice " "$T/show" && grep -q "^shared.twice#2 " "$T/show" && gr
 "$FLOWRUN" why last 'shared.twice#2' --state "$ST" > "$T/why" 2>&1 &&
     pass "flowrun why accepts shared.twice#2" || fail "why" "$(cat "$T/why")"
 
+# a task moved into a module keeps its cache key (its identity holds no name or file)
+mkdir -p "$T/move"
+cat > "$T/move/tasks.flow" <<'EOF'
+type Pair = {a: int, b: int}
+task add(p: Pair) -> str = sh "echo {p.a} {p.b}"
+EOF
+{ cat "$T/move/tasks.flow"; printf 'flow main() -> str {\n    return add({a = 1, b = 2})\n}\n'; } > "$T/move/before.flow"
+printf 'import "tasks.flow"\nflow main() -> str {\n    return tasks.add({a = 1, b = 2})\n}\n' > "$T/move/after.flow"
+(cd "$T/move" && "$FLOWC" before.flow && "$FLOWC" after.flow &&
+ "$FLOWRUN" before.plan --state st --progress none > /dev/null 2>&1 &&
+ "$FLOWRUN" after.plan --state st --progress none > out 2> err)
+"$FLOWRUN" show last --state "$T/move/st" > "$T/move/show" 2>&1
+if grep -q "^tasks.add .* cached .* hit" "$T/move/show"; then
+    pass "a task moved into a module keeps its cache key"
+else fail "moved task" "$(cat "$T/move/show" "$T/move/err" | head -3)"; fi
+
 # hostile imports: one message at the import, exit 1, no crash, no hang
 hostile() { # what the-import-path expected-text
     printf 'import "%s" as h\nflow main() -> int {\n    return 1\n}\n' "$2" > "$T/prog/h.flow"
