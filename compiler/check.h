@@ -139,6 +139,10 @@ typedef struct chk_ctx {
     chk_module *mods;           /* the program and the files it imports (check_module.c) */
     int nmods, capmods;         /* used, allocated */
     int mod;                    /* the module whose code is being checked */
+    struct chk_locrun { uint32_t first_loc; int mod; } *locruns; /* from first_loc on, plan
+                                   locs are in mod (until the next run): each switch of
+                                   module opens a run (chk_enter_module) */
+    int nlocruns, caplocruns;   /* used, allocated */
     chk_decl *decls;            /* top-level declarations in source order (from ctx) */
     int ndecls;                 /* their number */
     chk_map names;              /* qualified declaration name -> index in decls */

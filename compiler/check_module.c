@@ -45,6 +45,17 @@ int chk_enter_module(chk_ctx *c, int m) {
     int prev = c->mod;
     if (m < 0 || m >= c->nmods) return prev;
     c->mod = m;
+    /* the locs added from now on are in m's file */
+    if (c->nlocruns == c->caplocruns) {
+        int cap = c->caplocruns ? c->caplocruns * 2 : 16;
+        struct chk_locrun *r = fl_reallocarray(c->ctx, c->locruns, (size_t)cap, sizeof *r);
+        if (r) {
+            c->locruns = r;
+            c->caplocruns = cap;
+        }
+    }
+    if (c->nlocruns < c->caplocruns)
+        c->locruns[c->nlocruns++] = (struct chk_locrun){c->plan->n_locs, m};
     const chk_module *md = &c->mods[m];
     c->diag->file = c->mute.file = md->path;
     c->diag->src = c->mute.src = md->src;
@@ -392,6 +403,14 @@ void chk_modules_load(chk_ctx *c, const fl_node *prog) {
 void chk_modules_record(chk_ctx *c) {
     fl_ctx *ctx = c->ctx;
     fl_plan *p = c->plan;
+    /* the file of every loc, from the runs chk_enter_module opened (none: all the
+     * program's, and the section stays empty) */
+    int r = 0, mod = 0;
+    for (uint32_t l = 0; c->nmods > 1 && l < p->n_locs; l++) {
+        for (; r < c->nlocruns && c->locruns[r].first_loc <= l; r++) mod = c->locruns[r].mod;
+        uint32_t k = PLAN_PUSH(p, locsrc);
+        p->locsrc[k] = (uint32_t)mod;
+    }
     char *rootdir = c->mods && c->mods[0].real ? chk_dir_of(ctx, c->mods[0].real) : NULL;
     for (int m = 1; m < c->nmods; m++) {
         const chk_module *md = &c->mods[m];
@@ -417,6 +436,7 @@ void chk_modules_free(chk_ctx *c) {
         chk_map_free(c->ctx, &md->aliases);
     }
     fl_free(c->ctx, c->mods);
+    fl_free(c->ctx, c->locruns);
     c->mods = NULL;
     c->nmods = c->capmods = 0;
 }

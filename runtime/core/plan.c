@@ -67,7 +67,7 @@ static uint32_t add_str(fl_plan *p, const char *s) {
 #define PLAN_BUILDER_ARRAYS(X)                                                                     \
     X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
         X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs) X(secrets)      \
-            X(containers) X(sources)
+            X(containers) X(sources) X(locsrc)
 
 fl_plan *plan_new(fl_ctx *ctx) {
     fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
@@ -257,7 +257,7 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)              \
         S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)              \
             S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs) S(19, secrets, secrets)    \
-                S(20, containers, containers) S(21, sources, sources)
+                S(20, containers, containers) S(21, sources, sources) S(22, locsrc, u32)
 
 /* Sections a version 3 plan has: all but `secrets` (read as empty); a version 4 plan:
  * all but `containers`; a version 5 plan: all but `sources`. */
@@ -1345,11 +1345,23 @@ static int chk_secrets(plan_check *k) {
     return 0;
 }
 
-/* Imported sources: each a path. */
+/* Imported sources: each a path; the file of each loc, when given, one of them. */
 static int chk_sources(plan_check *k) {
-    for (uint32_t i = 0; i < k->p->n_sources; i++)
-        TRY(chk_str(k, k->p->sources[i].path, false, "source", i));
+    const fl_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_sources; i++)
+        TRY(chk_str(k, p->sources[i].path, false, "source", i));
+    if (p->n_locsrc && p->n_locsrc != p->n_locs)
+        BAD("%u source files for %u locations", p->n_locsrc, p->n_locs);
+    for (uint32_t i = 0; i < p->n_locsrc; i++)
+        if (p->locsrc[i] > p->n_sources)
+            BAD("location %u is in source %u of %u", i, p->locsrc[i], p->n_sources);
     return 0;
+}
+
+const char *plan_loc_file(const fl_plan *p, uint32_t loc) {
+    uint32_t k = loc < p->n_locsrc ? p->locsrc[loc] : 0;
+    const char *f = k ? plan_str(p, p->sources[k - 1].path) : plan_str(p, p->source);
+    return f[0] ? f : "<plan>";
 }
 
 static int plan_validate(fl_plan *p, char *err, size_t errlen) {

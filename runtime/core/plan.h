@@ -346,6 +346,8 @@ typedef struct fl_plan {
     PLAN_ARRAY(plan_secret, secrets); /* version 4; empty in a version 3 plan */
     PLAN_ARRAY(plan_container, containers); /* version 5; empty in older plans */
     PLAN_ARRAY(plan_source, sources); /* version 6; empty in older plans */
+    PLAN_ARRAY(uint32_t, locsrc);     /* version 6: per loc, its file: 0 the program, k
+                                         sources[k - 1]; empty: every loc is the program's */
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
     fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
                      one plan_new / plan_read was given; not serialised */
@@ -400,6 +402,9 @@ bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name);
 /* The container options of task t, or NULL when it sets none (no cpus: limit, no
  * network). */
 const plan_container *plan_task_container(const fl_plan *p, uint32_t t);
+/* The .flow file a source location is in: the program (p->source) or an imported file;
+ * "<plan>" when the plan names none. */
+const char *plan_loc_file(const fl_plan *p, uint32_t loc);
 /* A secret name is [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes (it becomes a file name
  * and part of an environment variable name). NULL when fine, else why not. */
 const char *plan_secret_name_bad(const char *s);

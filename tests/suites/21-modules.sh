@@ -97,6 +97,20 @@ grep -q "^shared.twice " "$T/show" && grep -q "^shared.twice#2 " "$T/show" && gr
 "$FLOWRUN" why last 'shared.twice#2' --state "$ST" > "$T/why" 2>&1 &&
     pass "flowrun why accepts shared.twice#2" || fail "why" "$(cat "$T/why")"
 
+# a run-time failure inside an imported group names the imported file and line
+cat > "$T/inc/steps.flow" <<'EOF'
+task fail_on(x: int) -> int = sh "exit {x}"
+group g(x: int) -> int {
+    let y = fail_on(x)
+    return y
+}
+EOF
+printf 'import "steps.flow"\nflow main() -> int {\n    return steps.g(3)\n}\n' > "$T/prog/fails.flow"
+(cd "$T" && "$FLOWC" -I inc prog/fails.flow -o fails.plan &&
+ "$FLOWRUN" fails.plan --state "$T/st-fails" --progress none > /dev/null 2> "$T/err")
+grep -q "steps.g/y: command exited with status 3 (../inc/steps.flow:3:13)" "$T/err" &&
+    pass "a run-time failure in an imported group names its file" || fail "run-time position" "$(cat "$T/err")"
+
 # a task moved into a module keeps its cache key (its identity holds no name or file)
 mkdir -p "$T/move"
 cat > "$T/move/tasks.flow" <<'EOF'
