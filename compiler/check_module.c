@@ -329,7 +329,11 @@ static void load_import(chk_ctx *c, int m, const fl_node *imp) {
     hash_bytes(src, len, &h);
     memcpy(md->sha256, h.b, sizeof h.b);
     if (!md->prefix || !add_import(c, m, alias, imp, nm)) return;
+    /* fl_parse starts the context's error afresh: an allocation that failed before it
+     * (md->real, the run of locs) must stop the compile here, not be forgotten */
+    if (chk_oom(c)) return;
     int saved = chk_enter_module(c, nm);
+    if (chk_oom(c)) return;
     int before = c->diag->errors;
     md->prog = fl_parse(c->ar, c->diag, src, len);
     if (c->diag->errors != before) md->prog = NULL;
@@ -383,6 +387,7 @@ void chk_modules_load(chk_ctx *c, const fl_node *prog) {
     char real[PATH_MAX];
     if (c->opt->source_path && realpath(c->opt->source_path, real))
         root->real = fl_strdup(ctx, real);
+    if (chk_oom(c)) return;
     for (int m = 0; m < c->nmods && !chk_oom(c); m++) {
         const fl_node *pg = c->mods[m].prog;
         if (!pg) continue;
