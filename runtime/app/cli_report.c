@@ -123,7 +123,7 @@ static int bind_of(load_ctx *c, const state_inst *r) {
             if (N->ref < p->n_tasks) b->sh = p->tasks[N->ref].kind == TK_SH;
             if (N->loc < p->n_locs) {
                 char buf[1200];
-                snprintf(buf, sizeof buf, "%s:%u:%u", plan_str(p, p->source), p->locs[N->loc].line,
+                snprintf(buf, sizeof buf, "%s:%u:%u", plan_loc_file(p, N->loc), p->locs[N->loc].line,
                          p->locs[N->loc].col);
                 b->src = dup_or_null(R, buf);
             }
