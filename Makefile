@@ -127,7 +127,7 @@ TESTLIBS   := $(TESTLIB_SRC:tests/lib/%.c=tests/lib/lib%.so)
 EX_SRC     := $(wildcard examples/*/*.c)
 EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
-.PHONY: image all check check-plain check-sanitize check-nollvm example bench fuzz install uninstall \
+.PHONY: image all check check-plain check-sanitize check-nollvm example bench report-png fuzz install uninstall \
         clean test golden deps config-check unit testlibs examples-libs
 all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H) $(JITMOD)
 
@@ -253,6 +253,12 @@ image: all
 
 bench: all testlibs
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# docs/report.png: the screenshot of the run report that tests/suites/71-report.sh takes
+# (a real run, rendered by headless Chromium)
+report-png: all testlibs
+	@BUILD=$(BUILD) REPORT_PNG=docs/report.png SUITES=tests/suites/71-report.sh \
+		sh tests/harness/run-suites.sh $(BUILD)/report-png.txt
 
 fuzz: deps
 	@BUILD=$(BUILD) sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),600)

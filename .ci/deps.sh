@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -61,8 +61,14 @@ what() {
     runc) echo "runc (the OCI runtime the podman tests use: crun fails where cgroups are v1)|runc" ;;
     catatonit) echo "catatonit (podman's init, for podman kube play)|catatonit" ;;
     busybox-static) echo "a static busybox (/bin/sh of the image make image builds)|busybox-static" ;;
+    slurmctld) echo "slurmctld (the Slurm controller: tests/harness/slurm-cluster.sh)|slurmctld" ;;
+    slurmd) echo "slurmd (the Slurm node daemon: tests/harness/slurm-cluster.sh)|slurmd" ;;
+    slurm-client) echo "sbatch, squeue, scancel, sinfo and scontrol (the slurm executor's tests)|slurm-client" ;;
+    munge) echo "munged and mungekey (Slurm's authentication: tests/harness/slurm-cluster.sh)|munge" ;;
+    iproute2) echo "ip (network namespaces and a bridge: tests/harness/slurm-cluster.sh)|iproute2" ;;
     promtool) echo "promtool (checks the metrics exposition, tests/suites/68-metrics.sh)|prometheus" ;;
     prometheus) echo "prometheus (a real server scraping flowrun --metrics, tests/suites/68-metrics.sh)|prometheus" ;;
+    chromium) echo "chromium (renders the run report headless, tests/suites/71-report.sh)|chromium" ;;
     tzdata) echo "the time zone database (/usr/share/zoneinfo: flowc checks a schedule's tz)|tzdata" ;;
     *) return 1 ;;
     esac
@@ -89,7 +95,7 @@ probe() {
     case $1 in
     cc) has "$CC" ;;
     flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
-        podman | runc | catatonit | promtool | prometheus) has "$1" ;;
+        podman | runc | catatonit | promtool | prometheus | chromium) has "$1" ;;
     busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
@@ -107,6 +113,10 @@ probe() {
             LINKCC=clang links -fsanitize=fuzzer,address,undefined ;;
     procps) has ps && has pgrep ;;
     python3-yaml) python3 -c 'import yaml' > /dev/null 2>&1 ;;
+    slurmctld | slurmd) has "$1" ;;
+    slurm-client) has sbatch && has squeue && has scancel && has sinfo && has scontrol ;;
+    munge) has munged && has mungekey ;;
+    iproute2) has ip && has nsenter ;;
     python3-jsonschema) python3 -c 'import jsonschema' > /dev/null 2>&1 ;;
     tzdata) [ -f "${TZDIR:-/usr/share/zoneinfo}/UTC" ] ;;
     sqlite3-cli) has sqlite3 ;;

@@ -35,10 +35,13 @@ typedef struct fl_span {
     X(FLOW, "name; list: PARAMs; a: return type or NULL; b: schedule STR or NULL; list2: body; "  \
             "c: NULL or a WITH of OPTIONs: the clauses start, tz, watch")                        \
     X(GROUP, "name; list: PARAMs; a: return type or NULL; list2: body")                            \
+    X(IMPORT, "sval: the path as written, or NULL; b: NAME of `import std` (else NULL); "        \
+              "a: NAME after `as`, or NULL")                                                       \
     X(PARAM, "name; a: type; b: default expression or NULL")                                       \
     X(OPTION, "name; a: value expression (an entry of `with {name: value}`)")                      \
     /* ---- types ---- */                                                                          \
-    X(TNAME, "name: int float bool str path dir bytes date time duration, or a declared type")          \
+    X(TNAME, "name: int float bool str path dir bytes date time duration, or a declared type; "  \
+             "sval: the module of a qualified type (m.Name), else NULL")                           \
     X(TLIST, "a: element type")                                                                    \
     X(TRECORD, "list: FIELDDECLs")                                                                 \
     X(FIELDDECL, "name; a: type")                                                                  \

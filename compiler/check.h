@@ -1,6 +1,7 @@
 /*
  * check.h — the checker's internal context, shared by the checker's files:
- * compile.c (the driver, declarations, tasks, parameters), check_types.c,
+ * compile.c (the driver, declarations, tasks, parameters), check_module.c (imports),
+ * check_types.c,
  * check_const.c (constants), check_options.c (task options), check_schedule.c,
  * check_library.c, check_map.c (the name maps) and check_body.c (flow and group
  * bodies: expressions, calls, mapping, combine, lowering to graph nodes).
@@ -59,6 +60,9 @@ typedef enum chk_decl_kind { DK_LIB, DK_TASK, DK_TYPE, DK_FLOW, DK_GROUP } chk_d
 typedef struct chk_decl {
     chk_decl_kind kind;   /* what it declares */
     const fl_node *ast; /* its declaration */
+    int mod;              /* the module that declares it (index into ctx->mods) */
+    const char *qname;    /* its name qualified by its module ("common.clean"; the plain
+                             name in the program itself): the name the plan records */
     uint32_t index;       /* LIB: plan lib; TASK: plan task; FLOW/GROUP: plan graph;
                              TYPE: resolved type (PLAN_NONE until resolved) */
     int state;            /* TYPE: 0 unresolved, 1 resolving, 2 done, 3 failed */
@@ -67,6 +71,28 @@ typedef struct chk_decl {
     bool inlining;        /* GROUP: being inlined right now (recursion check) */
     struct elf_symtab *syms; /* LIB: symbols when the file was found and read */
 } chk_decl;
+
+/* one `import` of a module: the name it is used by, where, and the file */
+typedef struct chk_import {
+    const char *alias;  /* `as` name, or the file's stem, or "std" */
+    const fl_node *at;  /* the IMPORT declaration */
+    int mod;            /* the imported module (index into ctx->mods), or -1: it could not
+                           be loaded (reported; its uses stay quiet) */
+} chk_import;
+
+/* one source file of the compilation (check_module.c): 0 is the program */
+typedef struct chk_module {
+    const char *path;   /* as diagnostics name it (owned, except module 0's) */
+    char *real;         /* its realpath (owned), or NULL: the file's identity */
+    const char *prefix; /* qualifies its declarations: "" for the program, "common." (owned) */
+    const char *src;    /* its text (owned, except module 0's) */
+    size_t len;         /* its length */
+    const fl_node *prog; /* its PROGRAM node, or NULL after syntax errors */
+    uint8_t sha256[32]; /* hash of src (recorded in the plan) */
+    chk_import *imports; /* what it imports, in source order (owned) */
+    int nimports, capimports;
+    chk_map aliases;    /* alias -> index in imports */
+} chk_module;
 
 /* what an expression evaluates to */
 typedef enum chk_val_kind { CV_ERR, CV_NODE, CV_TASK, CV_GROUP } chk_val_kind;
@@ -110,9 +136,16 @@ typedef struct chk_ctx {
                                    memory (chk_oom) */
     ast_arena *ar;              /* scratch memory of the compilation */
     expr_ctx ex;                /* for the expression module (diag follows d) */
+    chk_module *mods;           /* the program and the files it imports (check_module.c) */
+    int nmods, capmods;         /* used, allocated */
+    int mod;                    /* the module whose code is being checked */
+    struct chk_locrun { uint32_t first_loc; int mod; } *locruns; /* from first_loc on, plan
+                                   locs are in mod (until the next run): each switch of
+                                   module opens a run (chk_enter_module) */
+    int nlocruns, caplocruns;   /* used, allocated */
     chk_decl *decls;            /* top-level declarations in source order (from ctx) */
     int ndecls;                 /* their number */
-    chk_map names;              /* declaration name -> index in decls */
+    chk_map names;              /* qualified declaration name -> index in decls */
     chk_map combines;           /* generated combine name -> how many more share it */
     const char **cand;          /* scratch for "did you mean" candidate lists */
     int ncand, capcand;         /* used, allocated */
@@ -141,7 +174,28 @@ const char *chk_hint_closest(chk_ctx *c, const char *name, char *buf, size_t len
 uint32_t chk_loc(chk_ctx *c, fl_span sp);     /* the span as a plan location */
 /* parameters of a task, flow or group appended to plan->params: [*first, *first + *n) */
 void chk_params(chk_ctx *c, const fl_nodes *ps, uint32_t *first, uint32_t *n);
-chk_decl *chk_find_decl(chk_ctx *c, const char *name); /* a top-level name, or NULL */
+/* a top-level name of the current module, or NULL */
+chk_decl *chk_find_decl(chk_ctx *c, const char *name);
+
+/* check_module.c: imports and module-qualified names */
+/* Load every file the program imports (breadth-first, each once); errors reported. */
+void chk_modules_load(chk_ctx *c, const fl_node *prog);
+void chk_modules_record(chk_ctx *c); /* the imported sources into the plan */
+void chk_modules_free(chk_ctx *c);
+/* make module m current (names, diagnostics' file); returns the previous one */
+int chk_enter_module(chk_ctx *c, int m);
+chk_decl *chk_find_decl_in(chk_ctx *c, int m, const char *name); /* NULL when absent */
+/* the module the current module imports as alias, or -1 (not an import, or one that
+ * could not be loaded) */
+int chk_module_of_alias(chk_ctx *c, const char *alias);
+/* the import of the current module named alias (loaded or not), or NULL */
+const chk_import *chk_import_of_alias(chk_ctx *c, const char *alias);
+/* name, bound at `at` as a `what` ("task", "parameter"), is the name of an import of the
+ * current module: reported (both positions), true */
+bool chk_hides_import(chk_ctx *c, const char *name, fl_span at, const char *what);
+/* alias.name from the current module: NULL (reported) when the module has no such name,
+ * NULL (silent) when alias is not an import */
+chk_decl *chk_find_qualified(chk_ctx *c, const char *alias, const char *name, fl_span at);
 
 /* check_types.c */
 /* a type as the user reads it ("nothing (void)", "[str]", "{a: int}") into buf */
@@ -170,6 +224,10 @@ void chk_schedule(chk_ctx *c, const fl_node *fl, uint32_t graph);
 
 /* check_library.c: a library declaration, lowered to a plan lib (dc->index) */
 void chk_library(chk_ctx *c, chk_decl *dc);
+/* the folder part of path ("." when it has none), or NULL when out of memory */
+char *chk_dir_of(fl_ctx *ctx, const char *path);
+/* path of target relative to folder base (both absolute and canonical), or NULL */
+char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);

@@ -244,7 +244,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     if (g->bad) return ERR;
     if (g->inlining) {
         diag_error(c->d, at->span, "a group cannot call itself, directly or through other groups",
-                   "group '%s' is called recursively", g->ast->name);
+                   "group '%s' is called recursively", g->qname);
         g->bad = true;
         return ERR;
     }
@@ -266,7 +266,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     /* node names: binding/let, outer/inner/let when nested (the binding: the let
      * that binds this call, else the group's name, numbered as unbound calls are) */
     char bname[300];
-    binding_name(c, caller, at, g->ast->name, bname, sizeof bname);
+    binding_name(c, caller, at, g->qname, bname, sizeof bname);
     size_t pn = (caller->prefix ? strlen(caller->prefix) + 1 : 0) + strlen(bname) + 1;
     char *pre = ast_alloc(c->ar, pn);
     if (!pre) return ERR; /* out of memory */
@@ -283,7 +283,9 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     int before = c->d->errors;
     g->inlining = true;
     c->inline_depth++;
+    int mod = chk_enter_module(c, g->mod); /* its body names what its own file declares */
     chk_val r = walk(c, &sc, &g->ast->list2, pg->ret, "group", g->ast);
+    chk_enter_module(c, mod);
     c->inline_depth--;
     g->inlining = false;
     if (c->d == c->diag) g->reported = true;
@@ -469,7 +471,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
                        ".expand_kwargs applies to tasks, not groups");
             return ERR;
         }
-        const char *gname = c->decls[f.ref].ast->name;
+        const char *gname = c->decls[f.ref].qname;
         if (mode == M_EXPAND) {
             if (c->decls[f.ref].bad) return ERR;
             uint32_t g = emit(c, PN_GROUP_EXPAND, lt, graph, naxes, pa, (int)n, call->span);
@@ -901,6 +903,51 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const fl_node *call, bool 
 }
 
 /* ---- names -------------------------------------------------------------------------------- */
+/* A declaration named at e (NAME or m.NAME) as a value: a task or group callable. */
+static chk_val decl_val(chk_ctx *c, chk_decl *dc, const fl_node *e, const char *name) {
+    chk_val v = ERR;
+    switch (dc->kind) {
+    case DK_TASK:
+        if (dc->bad) return ERR;
+        v.kind = CV_TASK;
+        v.ref = dc->index;
+        return v;
+    case DK_GROUP:
+        if (dc->bad) return ERR; /* its errors are shown where they are */
+        v.kind = CV_GROUP;
+        v.ref = (uint32_t)(dc - c->decls);
+        return v;
+    case DK_FLOW:
+        diag_error(c->d, e->span, "to reuse a sub-pipeline, declare it as a group",
+                   "'%s' is a flow; flows cannot be called", name);
+        return ERR;
+    case DK_LIB:
+        diag_error(c->d, e->span, "declare a task: task t(...) = %s.symbol",
+                   "'%s' is a library, not a task", name);
+        return ERR;
+    case DK_TYPE:
+        diag_error(c->d, e->span, NULL, "'%s' is a type, not a value", name);
+        return ERR;
+    }
+    return ERR;
+}
+
+/* e is m.name where m is an import of this module (and no name bound in the body) */
+static bool is_qualified(chk_ctx *c, chk_scope *sc, const fl_node *e) {
+    return e->kind == AST_MEMBER && e->a && e->a->kind == AST_NAME &&
+           !scope_get(sc, e->a->name) && chk_map_get(&sc->later, e->a->name) < 0 &&
+           chk_import_of_alias(c, e->a->name);
+}
+
+/* m.name: a declaration of the module imported as m (quiet when m failed to load) */
+static chk_val lookup_qualified(chk_ctx *c, const fl_node *e) {
+    chk_decl *dc = chk_find_qualified(c, e->a->name, e->name, e->nspan);
+    if (!dc) return ERR;
+    char q[300];
+    snprintf(q, sizeof q, "%s.%s", e->a->name, e->name);
+    return decl_val(c, dc, e, q);
+}
+
 static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     const char *name = e->name;
     chk_local *l = scope_get(sc, name);
@@ -914,31 +961,12 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
         return ERR;
     }
     chk_decl *dc = chk_find_decl(c, name);
-    if (dc) {
-        chk_val v = ERR;
-        switch (dc->kind) {
-        case DK_TASK:
-            if (dc->bad) return ERR;
-            v.kind = CV_TASK;
-            v.ref = dc->index;
-            return v;
-        case DK_GROUP:
-            if (dc->bad) return ERR; /* its errors are shown where they are */
-            v.kind = CV_GROUP;
-            v.ref = (uint32_t)(dc - c->decls);
-            return v;
-        case DK_FLOW:
-            diag_error(c->d, e->span, "to reuse a sub-pipeline, declare it as a group",
-                       "'%s' is a flow; flows cannot be called", name);
-            return ERR;
-        case DK_LIB:
-            diag_error(c->d, e->span, "declare a task: task t(...) = %s.symbol",
-                       "'%s' is a library, not a task", name);
-            return ERR;
-        case DK_TYPE:
-            diag_error(c->d, e->span, NULL, "'%s' is a type, not a value", name);
-            return ERR;
-        }
+    if (dc) return decl_val(c, dc, e, name);
+    if (chk_import_of_alias(c, name)) {
+        char hint[200];
+        snprintf(hint, sizeof hint, "name one of its declarations: %s.NAME", name);
+        diag_error(c->d, e->span, hint, "'%s' is an imported module, not a value", name);
+        return ERR;
     }
     for (int i = 0; i < N_BUILTINS; i++)
         if (!strcmp(name, builtins[i])) {
@@ -949,7 +977,8 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     chk_cand_reset(c);
     for (int i = 0; i < sc->n; i++) chk_cand_add(c, sc->items[i].name);
     for (int i = 0; i < c->ndecls; i++)
-        if (c->decls[i].kind == DK_TASK || c->decls[i].kind == DK_GROUP)
+        if ((c->decls[i].kind == DK_TASK || c->decls[i].kind == DK_GROUP) &&
+            c->decls[i].mod == c->mod)
             chk_cand_add(c, c->decls[i].ast->name);
     for (int i = 0; i < N_BUILTINS; i++) chk_cand_add(c, builtins[i]);
     diag_error(c->d, e->span, chk_hint_closest(c, name, hb, sizeof hb), "unknown name '%s'", name);
@@ -958,7 +987,8 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
 
 /* name is a built-in here: no binding, later let or declaration hides it */
 static bool is_builtin_call(chk_ctx *c, chk_scope *sc, const char *name) {
-    if (scope_get(sc, name) || chk_map_get(&sc->later, name) >= 0 || chk_find_decl(c, name))
+    if (scope_get(sc, name) || chk_map_get(&sc->later, name) >= 0 || chk_find_decl(c, name) ||
+        chk_import_of_alias(c, name))
         return false;
     for (int i = 0; i < N_BUILTINS; i++)
         if (!strcmp(name, builtins[i])) return true;
@@ -970,7 +1000,7 @@ static chk_val eval_call(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     const fl_node *callee = e->a;
     if (callee->kind == AST_NAME && is_builtin_call(c, sc, callee->name))
         return builtin(c, sc, callee->name, e);
-    if (callee->kind == AST_MEMBER) {
+    if (callee->kind == AST_MEMBER && !is_qualified(c, sc, callee)) {
         const char *m = callee->name;
         if (!strcmp(m, "map") || !strcmp(m, "filter")) return list_method(c, sc, e, m[0] == 'm');
         call_mode mode = !strcmp(m, "partial") ? M_PARTIAL : !strcmp(m, "expand") ? M_EXPAND
@@ -1123,6 +1153,7 @@ static chk_val eval_inner(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t 
                    "a lambda cannot stand here");
         return ERR;
     case AST_MEMBER:
+        if (is_qualified(c, sc, e)) return lookup_qualified(c, e);
         diag_error(c->d, e->span, "call a method: .partial(...), .expand(...), .map(...); field "
                                   "access is for lambdas",
                    "'.%s' is not a value here", e->name);
@@ -1243,6 +1274,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t r
                 diag_note(c->d, prev->span, "'%s' was first bound here", st->name);
                 continue;
             }
+            if (chk_hides_import(c, st->name, st->nspan, "let")) continue;
             bool made = v.kind == CV_NODE && v.node != PLAN_NONE && v.node >= fresh;
             if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
             if (v.kind != CV_ERR)
@@ -1337,6 +1369,7 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         uint32_t t = p->params[fp + i].type;
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;
+        chk_hides_import(c, pa->name, pa->nspan, "parameter");
         if (!scope_get(&sc, pa->name)) scope_add(c, &sc, pa->name, pa->nspan, node_val(n, t));
     }
     if (dc->kind == DK_GROUP) dc->inlining = true;

@@ -7,7 +7,7 @@
  * file's bytes, records their SHA-256 in the plan (flowrun refuses a library that
  * changed), and reads .dynsym itself (elf.c) so that `= lib.symbol` bindings are
  * checked with a "did you mean". A relative path is looked up beside the .flow
- * file, then, for a bare file name, on FLOW_LIBRARY_PATH; a library that is not
+ * file that declares the library (the program, or a file it imports), then, for a bare file name, on FLOW_LIBRARY_PATH; a library that is not
  * found is a warning (its symbols are checked by flowrun). A path found beside the
  * source is stored relative to the plan's folder, so a plan and its libraries can
  * move together.
@@ -22,16 +22,14 @@
 #include "digest.h"
 #include "elf.h"
 
-/* the folder part of path ("." when it has none), or NULL when out of memory */
-static char *dir_of(fl_ctx *ctx, const char *path) {
+char *chk_dir_of(fl_ctx *ctx, const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return fl_strdup(ctx, ".");
     if (slash == path) return fl_strdup(ctx, "/");
     return fl_strndup(ctx, path, (size_t)(slash - path));
 }
 
-/* path of `target` relative to directory `base` (both absolute and canonical) */
-static char *relative_to(fl_ctx *ctx, const char *base, const char *target) {
+char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target) {
     /* longest common prefix that ends at a component boundary of both */
     size_t common = 0;
     for (size_t i = 0;; i++) {
@@ -78,7 +76,7 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
     fl_plan *p = c->plan;
     uint32_t li = PLAN_PUSH(p, libs);
     dc->index = li;
-    p->libs[li].name = plan_intern_str(p, lib->name);
+    p->libs[li].name = plan_intern_str(p, dc->qname);
     const char *as_written = lib->sval ? lib->sval : "";
     p->libs[li].path = plan_intern_str(p, as_written);
     if (!as_written[0]) {
@@ -86,7 +84,9 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
         return;
     }
     fl_ctx *ctx = c->ctx;
-    char *srcdir = dir_of(ctx, c->opt->source_path ? c->opt->source_path : "x");
+    /* beside the file that declares it: the program, or an imported file */
+    const char *declared_in = c->mod > 0 ? c->mods[c->mod].path : c->opt->source_path;
+    char *srcdir = chk_dir_of(ctx, declared_in ? declared_in : "x");
     char *full = !srcdir ? NULL
                  : as_written[0] == '/' ? fl_strdup(ctx, as_written)
                                         : fl_sprintf(ctx, "%s/%s", srcdir, as_written);
@@ -132,11 +132,11 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
     }
     if (!via_env && as_written[0] != '/') {
         /* store the path relative to the plan file's folder */
-        char *plandir = dir_of(ctx, c->opt->plan_path ? c->opt->plan_path
+        char *plandir = chk_dir_of(ctx, c->opt->plan_path ? c->opt->plan_path
                                     : (c->opt->source_path ? c->opt->source_path : "x"));
         char rfull[PATH_MAX], rbase[PATH_MAX];
         if (plandir && realpath(full, rfull) && realpath(plandir, rbase)) {
-            char *rel = relative_to(ctx, rbase, rfull);
+            char *rel = chk_relative_to(ctx, rbase, rfull);
             if (rel) p->libs[li].path = plan_intern_str(p, rel);
             fl_free(ctx, rel);
         }

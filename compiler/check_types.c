@@ -53,13 +53,27 @@ uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
         for (size_t i = 0; i < sizeof basic_names / sizeof *basic_names; i++)
             if (!strcmp(t->name, basic_names[i]))
                 return plan_type_basic(c->plan, basic_kinds[i]);
+        if (t->sval) { /* m.Name: a type the module imported as m declares */
+            if (!chk_import_of_alias(c, t->sval)) {
+                diag_error(c->d, t->span, "import its file: import \"%s.flow\"",
+                           "unknown module '%s'", t->sval);
+                return PLAN_NONE;
+            }
+            chk_decl *qd = chk_find_qualified(c, t->sval, t->name, t->nspan);
+            if (!qd) return PLAN_NONE;
+            if (qd->kind == DK_TYPE) return chk_resolve_decl_type(c, qd, t);
+            diag_error(c->d, t->span, NULL, "'%s.%s' is a %s, not a type", t->sval, t->name,
+                       qd->kind == DK_TASK ? "task" : qd->kind == DK_LIB ? "library" : "group");
+            return PLAN_NONE;
+        }
         chk_decl *dc = chk_find_decl(c, t->name);
         if (dc && dc->kind == DK_TYPE) return chk_resolve_decl_type(c, dc, t);
         chk_cand_reset(c);
         for (size_t i = 0; i < sizeof basic_names / sizeof *basic_names; i++)
             chk_cand_add(c, basic_names[i]);
         for (int i = 0; i < c->ndecls; i++)
-            if (c->decls[i].kind == DK_TYPE) chk_cand_add(c, c->decls[i].ast->name);
+            if (c->decls[i].kind == DK_TYPE && c->decls[i].mod == c->mod)
+                chk_cand_add(c, c->decls[i].ast->name);
         if (dc)
             diag_error(c->d, t->span, NULL, "'%s' is a %s, not a type", t->name,
                        dc->kind == DK_TASK ? "task" : dc->kind == DK_LIB ? "library"
@@ -114,12 +128,16 @@ uint32_t chk_resolve_decl_type(chk_ctx *c, chk_decl *dc, const fl_node *use) {
     if (dc->state == 3) return PLAN_NONE;
     if (dc->state == 1) {
         diag_error(c->d, use->span, NULL, "type '%s' is defined in terms of itself", use->name);
+        int mod = chk_enter_module(c, dc->mod);
         diag_note(c->d, dc->ast->nspan, "'%s' is declared here", use->name);
+        chk_enter_module(c, mod);
         dc->state = 3;
         return PLAN_NONE;
     }
     dc->state = 1;
+    int mod = chk_enter_module(c, dc->mod); /* its names are those of its own file */
     uint32_t t = chk_resolve_type(c, dc->ast->a);
+    chk_enter_module(c, mod);
     if (dc->state == 3) return PLAN_NONE;
     if (t != PLAN_NONE && c->plan->types[t].kind == PT_RECORD) {
         const plan_type *rt = &c->plan->types[t];

@@ -53,8 +53,11 @@ uint32_t chk_loc(chk_ctx *c, fl_span sp) {
 }
 
 chk_decl *chk_find_decl(chk_ctx *c, const char *name) {
-    int i = chk_map_get(&c->names, name);
-    return i < 0 ? NULL : &c->decls[i];
+    if (!c->mods) {
+        int i = chk_map_get(&c->names, name);
+        return i < 0 ? NULL : &c->decls[i];
+    }
+    return chk_find_decl_in(c, c->mod, name);
 }
 
 
@@ -132,7 +135,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
     uint32_t first, n;
     uint32_t ret = signature(c, tk, "task", &first, &n);
     plan_task *t = &p->tasks[ti];
-    t->name = plan_intern_str(p, tk->name);
+    t->name = plan_intern_str(p, dc->qname);
     t->first_param = first;
     t->nparams = n;
     t->ret = ret == PLAN_NONE ? c->t_void : ret;
@@ -150,7 +153,8 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
         if (!ld || ld->kind != DK_LIB) {
             chk_cand_reset(c);
             for (int i = 0; i < c->ndecls; i++)
-                if (c->decls[i].kind == DK_LIB) chk_cand_add(c, c->decls[i].ast->name);
+                if (c->decls[i].kind == DK_LIB && c->decls[i].mod == c->mod)
+                    chk_cand_add(c, c->decls[i].ast->name);
             const char *h = chk_hint_closest(c, b->name, hb, sizeof hb);
             diag_error(c->d, b->nspan, h ? h : "declare it: library NAME = \"libNAME.so\"",
                        "unknown library '%s'", b->name);
@@ -197,35 +201,61 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
 }
 
 /* ---- the driver -------------------------------------------------------------------------- */
-/* The table of top-level declarations and the name map over it (out of memory:
- * the table stays short, and the driver stops). */
-static void collect(chk_ctx *c, const fl_node *prog) {
-    c->decls = fl_calloc(c->ctx, (size_t)(prog->list.len ? prog->list.len : 1), sizeof *c->decls);
+/* The table of top-level declarations of every module, each under its qualified
+ * name, and the name map over it (out of memory: the table stays short, and the
+ * driver stops). A name declared twice in one module, a name that is also an
+ * import of that module, and a flow in an imported file are errors. */
+static void collect(chk_ctx *c) {
+    int total = 0;
+    for (int m = 0; m < c->nmods; m++)
+        if (c->mods[m].prog) total += c->mods[m].prog->list.len;
+    c->decls = fl_calloc(c->ctx, (size_t)(total ? total : 1), sizeof *c->decls);
     if (!c->decls) return;
-    for (int i = 0; i < prog->list.len; i++) {
-        const fl_node *d = prog->list.items[i];
-        chk_decl_kind k;
-        switch (d->kind) {
-        case AST_LIBRARY: k = DK_LIB; break;
-        case AST_TASK: k = DK_TASK; break;
-        case AST_TYPEDECL: k = DK_TYPE; break;
-        case AST_FLOW: k = DK_FLOW; break;
-        case AST_GROUP: k = DK_GROUP; break;
-        default: continue;
+    for (int m = 0; m < c->nmods; m++) {
+        const fl_node *prog = c->mods[m].prog;
+        if (!prog) continue;
+        int saved = chk_enter_module(c, m);
+        for (int i = 0; i < prog->list.len; i++) {
+            const fl_node *d = prog->list.items[i];
+            chk_decl_kind k;
+            switch (d->kind) {
+            case AST_LIBRARY: k = DK_LIB; break;
+            case AST_TASK: k = DK_TASK; break;
+            case AST_TYPEDECL: k = DK_TYPE; break;
+            case AST_FLOW: k = DK_FLOW; break;
+            case AST_GROUP: k = DK_GROUP; break;
+            default: continue;
+            }
+            if (k == DK_FLOW && m > 0) {
+                diag_error(c->d, d->nspan, "flows are entry points: declare it in the program "
+                                           "flowc compiles, or make it a group",
+                           "an imported file cannot declare a flow ('%s')", d->name);
+                continue;
+            }
+            chk_decl *prev = chk_find_decl(c, d->name);
+            if (prev) {
+                diag_error(c->d, d->nspan,
+                           "every library, task, type, flow and group needs its own name",
+                           "'%s' is already declared (as a %s)", d->name, decl_what(prev->kind));
+                diag_note(c->d, prev->ast->nspan, "the first '%s' is here", d->name);
+                continue;
+            }
+            if (chk_hides_import(c, d->name, d->nspan, decl_what(k))) continue;
+            const char *qname = m ? fl_sprintf(c->ctx, "%s%s", c->mods[m].prefix, d->name)
+                                  : d->name;
+            char *q = qname && m ? ast_strndup(c->ar, qname, strlen(qname)) : (char *)qname;
+            if (m) fl_free(c->ctx, (char *)qname);
+            if (!q) break; /* out of memory */
+            chk_decl *dc = &c->decls[c->ndecls];
+            dc->kind = k;
+            dc->ast = d;
+            dc->mod = m;
+            dc->qname = q;
+            dc->index = PLAN_NONE;
+            if (chk_map_put(c->ctx, &c->names, q, c->ndecls) < 0) break;
+            c->ndecls++;
         }
-        chk_decl *prev = chk_find_decl(c, d->name);
-        if (prev) {
-            diag_error(c->d, d->nspan, "every library, task, type, flow and group needs its own name",
-                       "'%s' is already declared (as a %s)", d->name, decl_what(prev->kind));
-            diag_note(c->d, prev->ast->nspan, "the first '%s' is here", d->name);
-            continue;
-        }
-        chk_decl *dc = &c->decls[c->ndecls];
-        dc->kind = k;
-        dc->ast = d;
-        dc->index = PLAN_NONE;
-        if (chk_map_put(c->ctx, &c->names, d->name, c->ndecls) < 0) return;
-        c->ndecls++;
+        chk_enter_module(c, saved);
     }
 }
 
@@ -250,7 +280,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     uint32_t first, n;
     uint32_t ret = signature(c, g, decl_what(dc->kind), &first, &n);
     plan_graph *pg = &p->graphs[gi];
-    pg->name = plan_intern_str(p, g->name);
+    pg->name = plan_intern_str(p, dc->qname);
     pg->kind = dc->kind == DK_FLOW ? PG_FLOW : PG_GROUP;
     pg->first_param = first;
     pg->nparams = n;
@@ -261,7 +291,7 @@ static void declare_graph(chk_ctx *c, chk_decl *dc) {
     pg->first_node = p->n_nodes;
     pg->loc = chk_loc(c, g->span);
     if (dc->kind == DK_FLOW && (g->b || g->c)) chk_schedule(c, g, gi);
-    /* out of memory, the parameters pushed last may not be in the plan (chk_oom) */
+    /* out of memory: the parameters may not all have been pushed */
     for (uint32_t i = 0; dc->kind == DK_FLOW && i < n && !chk_oom(c); i++) {
         const fl_node *pa = g->list.items[i];
         if (has_bytes(c, p->params[first + i].type))
@@ -307,28 +337,44 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     memcpy(p->source_sha256, sh.b, sizeof sh.b);
 
     /* Each pass stops as soon as an allocation has failed (chk_oom): what was
-     * checked after that would be checked on missing pieces. */
-    if (c.ar) collect(&c, prog);
+     * checked after that would be checked on missing pieces. Every declaration is
+     * checked in its own module (its names, its file in diagnostics). */
+    if (c.ar) chk_modules_load(&c, prog);
+    if (c.ar && !chk_oom(&c)) collect(&c);
     /* declarations: libraries, types, then signatures of tasks, flows and groups */
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
-        if (c.decls[i].kind == DK_LIB) chk_library(&c, &c.decls[i]);
+        if (c.decls[i].kind == DK_LIB) {
+            chk_enter_module(&c, c.decls[i].mod);
+            chk_library(&c, &c.decls[i]);
+        }
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
-        if (c.decls[i].kind == DK_TYPE) chk_resolve_decl_type(&c, &c.decls[i], c.decls[i].ast);
+        if (c.decls[i].kind == DK_TYPE) {
+            chk_enter_module(&c, c.decls[i].mod);
+            chk_resolve_decl_type(&c, &c.decls[i], c.decls[i].ast);
+        }
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++) {
+        chk_enter_module(&c, c.decls[i].mod);
         if (c.decls[i].kind == DK_TASK) check_task(&c, &c.decls[i]);
         else if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP)
             declare_graph(&c, &c.decls[i]);
     }
     /* bodies, in source order: each graph's nodes are contiguous */
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
-        if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) chk_body(&c, &c.decls[i]);
+        if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) {
+            chk_enter_module(&c, c.decls[i].mod);
+            chk_body(&c, &c.decls[i]);
+        }
+    if (!chk_oom(&c)) chk_modules_record(&c);
 
     bool oom = chk_oom(&c);
     /* a safety net: nothing may fail quietly without an error shown */
     for (int i = 0; i < c.ndecls && !diag->errors && !oom; i++)
-        if (c.decls[i].bad)
+        if (c.decls[i].bad) {
+            chk_enter_module(&c, c.decls[i].mod);
             diag_error(diag, c.decls[i].ast->nspan, NULL, "%s '%s' has errors",
                        decl_what(c.decls[i].kind), c.decls[i].ast->name);
+        }
+    chk_enter_module(&c, 0); /* the diagnostics' file is the program's again */
     bool any_flow = false;
     for (int i = 0; i < c.ndecls; i++) any_flow |= c.decls[i].kind == DK_FLOW;
     if (!any_flow && !diag->errors && !oom)
@@ -341,6 +387,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
             fl_free(c.ctx, c.decls[i].syms);
         }
     fl_free(c.ctx, c.decls);
+    chk_modules_free(&c);
     fl_free(c.ctx, c.cand);
     chk_map_free(c.ctx, &c.names);
     chk_map_free(c.ctx, &c.combines);

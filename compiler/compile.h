@@ -19,6 +19,9 @@ typedef struct flowc_options {
     fl_ctx *ctx;             /* where the compiler allocates (NULL: fl_ctx_default()); its
                                 error sink is cleared first, then records only allocation
                                 failures */
+    const char *const *include; /* -I folders, searched for imports in order (borrowed) */
+    int n_include;              /* their number */
+    const char *share_dir;      /* the installed share/flow/ folder, or NULL */
 } flowc_options;
 
 /* Check prog and lower it. Errors and warnings go to diag; returns NULL when

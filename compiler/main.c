@@ -1,7 +1,7 @@
 /*
  * main.c — flowc, the command: compile a .flow file into a plan.
  *
- *   flowc FILE [-o OUT] [--check] [--emit=plan|json|yaml|dot|c|ast]
+ *   flowc FILE [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]
  *
  * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors, and out
  * of memory.
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ast.h"
 #include "compile.h"
@@ -28,9 +29,11 @@
 #define FLOWC_MAX_SOURCE (64u << 20) /* a larger .flow file is refused */
 
 static void usage(FILE *f) {
-    fputs("usage: flowc FILE.flow [-o OUT] [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
+    fputs("usage: flowc FILE.flow [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
           "\n"
           "  -o OUT        write the plan to OUT (default: FILE with .plan)\n"
+          "  -I DIR        look for imported files in DIR too (after the importing file's\n"
+          "                folder; then FLOW_PATH, then the installed share/flow/)\n"
           "  --check       check the program only; write nothing\n"
           "  --emit=FMT    plan (default, binary, to OUT), or print to standard output:\n"
           "                json, yaml, dot (Graphviz), c (a C array to embed), ast\n"
@@ -112,13 +115,13 @@ static int long_word_is(const char *word, const char *name) {
  * is argv[optind]; ':' and opterr = 0 leave the messages to flowc. 0 to go on;
  * 2 after a usage error (said); -1 after --help or --version (exit 0). */
 static int parse_args(int argc, char **argv, const char **in, const char **out,
-                      const char **emit, int *check_only) {
+                      const char **emit, int *check_only, const char **inc, int *ninc) {
     optind = 0; /* glibc: a fresh start */
     opterr = 0;
     for (;;) {
         const char *word = argv[optind > 0 ? optind : 1];
         int longindex = -1;
-        int c = getopt_long(argc, argv, "-:ho:", options, &longindex);
+        int c = getopt_long(argc, argv, "-:ho:I:", options, &longindex);
         if (c == -1) break;
         int is_long = word && !strncmp(word, "--", 2);
         if (longindex >= 0 && !long_word_is(word, options[longindex].name)) c = '?';
@@ -136,6 +139,9 @@ static int parse_args(int argc, char **argv, const char **in, const char **out,
             case 'o':
                 *out = optarg;
                 break;
+            case 'I':
+                inc[(*ninc)++] = optarg; /* at most one per word of argv */
+                break;
             case O_EMIT:
                 *emit = optarg;
                 break;
@@ -148,8 +154,9 @@ static int parse_args(int argc, char **argv, const char **in, const char **out,
                 *in = optarg;
                 break;
             case ':':
-                fputs(is_long ? "flowc: --emit needs a format\n" : "flowc: -o needs a file name\n",
-                      stderr);
+                if (is_long) fputs("flowc: --emit needs a format\n", stderr);
+                else if (optopt == 'I') fputs("flowc: -I needs a folder\n", stderr);
+                else fputs("flowc: -o needs a file name\n", stderr);
                 return 2;
             default: /* '?' */
                 if (is_long)
@@ -169,13 +176,35 @@ static int parse_args(int argc, char **argv, const char **in, const char **out,
     return 0;
 }
 
+/* The installed share/flow/ beside this flowc (BINDIR/../share/flow), where `import`
+ * looks last (`make install` puts the standard library there), into buf; NULL when
+ * /proc/self/exe cannot be read. */
+static const char *share_dir(char *buf, size_t len) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    int w = snprintf(buf, len, "%s/../share/flow", exe);
+    return w > 0 && (size_t)w < len ? buf : NULL;
+}
+
 int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *emit = "plan";
-    int check_only = 0;
-    int rc0 = parse_args(argc, argv, &in, &out, &emit, &check_only);
+    int check_only = 0, ninc = 0;
+    const char **inc = calloc((size_t)argc + 1, sizeof *inc);
+    if (!inc) {
+        fputs("flowc: out of memory\n", stderr);
+        return 2;
+    }
+    int rc0 = parse_args(argc, argv, &in, &out, &emit, &check_only, inc, &ninc);
+    if (rc0) free(inc);
     if (rc0) return rc0 < 0 ? 0 : rc0;
     if (!in) {
         usage(stderr);
+        free(inc);
         return 2;
     }
     int fmt = -1;
@@ -185,6 +214,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(emit, "c")) fmt = PLAN_EMIT_C;
     else if (strcmp(emit, "plan") && strcmp(emit, "ast")) {
         fprintf(stderr, "flowc: unknown --emit format '%s' (plan, json, yaml, dot, c, ast)\n", emit);
+        free(inc);
         return 2;
     }
 
@@ -195,6 +225,7 @@ int main(int argc, char **argv) {
     char *src = read_all(&ctx, in, &len, err, sizeof err);
     if (!src) {
         fprintf(stderr, "flowc: %s\n", err);
+        free(inc);
         return 2;
     }
     /* default output: FILE with its .flow extension replaced by .plan */
@@ -217,7 +248,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(emit, "ast")) {
         ast_dump(prog, stdout);
     } else {
-        flowc_options opt = {in, check_only ? NULL : out, src, len, &ctx};
+        char share[4200];
+        flowc_options opt = {in,  check_only ? NULL : out, src, len, &ctx, inc, ninc,
+                             share_dir(share, sizeof share)};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (!plan || diag.errors) {
             rc = 1;
@@ -241,5 +274,6 @@ int main(int argc, char **argv) {
     ast_arena_free(ar);
     fl_free(&ctx, src);
     fl_free(&ctx, def_out);
+    free(inc);
     return rc;
 }

@@ -295,12 +295,13 @@ static const char *const_string(fl_parser *p, fl_node *str, const char *what) {
 %token RBRACKET "']'"
 %token LBRACE "'{'"
 %token RBRACE "'}'"
+%token IMPORT "'import'"
 
 %type <node> program decl task_decl binding task_opts flow_decl group_decl opt_ret opt_schedule
 %type <node> flow_clause clause_value
 %type <node> param type fielddecl stmt expr with_expr or_expr and_expr not_expr cmp_expr
 %type <node> add_expr mul_expr unary_expr postfix primary string option arg fieldinit lambda
-%type <node> lparam name_ref
+%type <node> lparam name_ref import_decl import_target opt_alias
 %type <list> decls params opt_params fielddecls fielddecl_list body stmts stmt_seq opt_after
 %type <list> names options option_list args opt_args exprs opt_exprs fieldinits fieldinit_list
 %type <list> str_parts lparams opt_lparams flow_clauses
@@ -337,7 +338,36 @@ decl
     | TYPE IDENT ASSIGN type           { $$ = named1(p, AST_TYPEDECL, @$, $2, @2, $4); }
     | flow_decl
     | group_decl
+    | import_decl
     | error                            { $$ = mk(p, AST_PROGRAM, @$); }
+    ;
+
+/* import "path.flow" [as NAME] | import NAME [as NAME]. `import` and `as` are
+ * contextual: the scanner sends IMPORT only for `import` at the start of a top-level
+ * declaration (everywhere else it is a name), and `as` is any name here, checked by
+ * the action, so v1 programs that use them as names parse unchanged. */
+import_decl
+    : IMPORT import_target opt_alias
+        {
+            $$ = mk3(p, AST_IMPORT, @$, $3, NULL, NULL);
+            if ($$ && $2) {
+                if ($2->kind == AST_NAME) $$->b = $2;
+                else $$->sval = const_string(p, $2, "an import path");
+            }
+        }
+    ;
+import_target
+    : string
+    | IDENT                            { $$ = named(p, AST_NAME, @$, $1, @1); }
+    ;
+opt_alias
+    : %empty                           { $$ = NULL; }
+    | IDENT IDENT
+        {
+            $$ = named(p, AST_NAME, @2, $2, @2);
+            if (strcmp($1, "as"))
+                diag_error(p->diag, @1, "import \"x.flow\" as x", "expected 'as', found '%s'", $1);
+        }
     ;
 
 /* task NAME ( params ) [-> type] = binding [with { options }] */
@@ -443,6 +473,10 @@ param
 /* ---- types: int | [T] | {a: T, b: U} | Name ---- */
 type
     : IDENT                            { $$ = named(p, AST_TNAME, @$, $1, @1); }
+    | IDENT DOT IDENT                  { /* a type of an imported module: m.Name */
+                                         $$ = named(p, AST_TNAME, @$, $3, @3);
+                                         if ($$) $$->sval = $1;
+                                       }
     | LBRACKET type RBRACKET           { $$ = mk3(p, AST_TLIST, @$, $2, NULL, NULL); }
     | LBRACE fielddecls RBRACE         { $$ = with_list(p, mk(p, AST_TRECORD, @$), $2); }
     ;
@@ -790,16 +824,22 @@ static const char *syntax_hint(const fl_parser *p, yysymbol_kind_t la, fl_span a
     return NULL;
 }
 
+/* The keywords: LIBRARY..NOT, and the contextual IMPORT. */
+static int is_keyword(yysymbol_kind_t k) {
+    return (k >= YYSYMBOL_LIBRARY && k <= YYSYMBOL_NOT) || k == YYSYMBOL_IMPORT;
+}
+
 /* A misspelled keyword: the keyword closest to `word` (among the expected ones when
  * `only` holds the expected set, else among all), as a hint in buf; NULL when none
- * is close. Keywords are the tokens LIBRARY..NOT; their names are quoted. Words
- * shorter than three letters are not corrected: `x` is no misspelled `or`. */
+ * is close. Keyword token names are quoted. Words shorter than three letters are
+ * not corrected: `x` is no misspelled `or`. */
 static const char *keyword_hint(const char *word, const yysymbol_kind_t *only, int nonly,
                                 char *buf, size_t size) {
-    char names[YYSYMBOL_NOT - YYSYMBOL_LIBRARY + 1][16];
-    const char *cands[YYSYMBOL_NOT - YYSYMBOL_LIBRARY + 1];
+    char names[YYNTOKENS][16];
+    const char *cands[YYNTOKENS];
     int n = 0;
-    for (int k = YYSYMBOL_LIBRARY; k <= YYSYMBOL_NOT; k++) {
+    for (int k = 0; k < YYNTOKENS; k++) {
+        if (!is_keyword((yysymbol_kind_t)k)) continue;
         if (only && !has(only, nonly, (yysymbol_kind_t)k)) continue;
         const char *q = yysymbol_name((yysymbol_kind_t)k); /* "'name'" */
         snprintf(names[n], sizeof names[n], "%.*s", (int)strlen(q) - 2, q + 1);
@@ -832,7 +872,8 @@ static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
     if (!want_expr && n > 1) { /* drop what would merely continue an expression */
         int k = 0;
         for (int i = 0; i < n; i++)
-            if (exp[i] != YYSYMBOL_FATARROW && (n <= 4 || !continues_expr(exp[i])))
+            if (exp[i] != YYSYMBOL_FATARROW && (n <= 4 || !continues_expr(exp[i])) &&
+                exp[i] != YYSYMBOL_DOT) /* '.' only continues a name (m.Type, lib.sym) */
                 exp[k++] = exp[i];
         n = k;
     }
@@ -898,8 +939,7 @@ static int yyreport_syntax_error(const yypcontext_t *yc, fl_parser *p) {
             const char *kw[YYNTOKENS];
             int m = 0;
             for (int i = 0; i < nall; i++)
-                if (all[i] >= YYSYMBOL_LIBRARY && all[i] <= YYSYMBOL_NOT)
-                    kw[m++] = yysymbol_name(all[i]);
+                if (is_keyword(all[i])) kw[m++] = yysymbol_name(all[i]);
             size_t k = (size_t)snprintf(hint, sizeof hint, "a declaration starts with");
             for (int i = 0; i < m && k < sizeof hint; i++)
                 k += (size_t)snprintf(hint + k, sizeof hint - k, "%s %s",

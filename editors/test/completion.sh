@@ -57,8 +57,8 @@ check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
 check flowc-sources "a.flow sub" flowc ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan backfill clear fsck gc inspect logs resume run runs show sub verify why" flowrun ""
-check flowrun-subcommand "resume" flowrun re
+check flowrun-first "b.plan backfill clear fsck gc inspect logs report resume run runs show sub verify why" flowrun ""
+check flowrun-subcommand "resume" flowrun res
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-executor "process" flowrun b.plan --executor p
 check flowrun-schedule "breadth" flowrun b.plan --schedule b
@@ -71,7 +71,7 @@ check flowrun-backfill-order "newest-first oldest-first" flowrun backfill b.plan
 check flowrun-backfill-flow-names "wordcount wordstats" flowrun backfill b.plan --from 2026-01-01 --flow ""
 check flowrun-progress "auto none plain" flowrun run b.plan --progress ""
 check flowrun-params-file "params.yaml sub" flowrun b.plan --params ""
-check flowrun-executor-all "inline kubernetes process" flowrun b.plan --executor ""
+check flowrun-executor-all "inline kubernetes process slurm" flowrun b.plan --executor ""
 check flowrun-env "prod" flowrun b.plan --env ""
 check flowrun-inspect-plan "b.plan sub" flowrun inspect ""
 check flowrun-show-json "--json" flowrun show r1 --
@@ -87,6 +87,11 @@ FAKE=inspect check flowrun-clear-tasks-from-inspect "count_words" flowrun clear 
 FAKE=inspect check flowrun-clear-all-tasks-from-inspect "count_words total_of" flowrun clear r2 ""
 check flowrun-why-tasks-from-show "count_words list_files" flowrun why r2 ""
 check flowrun-why-json "--json" flowrun why r2 count_words --
+check flowrun-report-run-ids "r1 r2" flowrun report ""
+check flowrun-report-options "--compare --config --env --state" flowrun report r2 --
+check flowrun-report-o "-o" flowrun report r2 -o
+check flowrun-report-compare-run-ids "r1 r2" flowrun report r2 -o x.html --compare ""
+check flowrun-report-output-file "sub" flowrun report r2 -o ""
 FAKE=none check flowrun-tasks-from-sources "alpha beta" flowrun logs r9 ""
 FAKE=none check flowrun-no-runs-tolerated "" flowrun resume ""
 

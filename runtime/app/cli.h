@@ -16,7 +16,7 @@
 /* X(name, arguments, what it does) */
 #define FLOWRUN_COMMANDS(X)                                                                        \
     X(run, "PLAN [--flow NAME] [--param k=v]... [--params FILE.yaml] [-j N] "                      \
-           "[--executor inline|process|kubernetes] [--kube-image IMAGE] [--kube-namespace NS] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
+           "[--executor inline|process|kubernetes|slurm] [--kube-image IMAGE] [--kube-namespace NS] [--slurm-partition P] [--slurm-account A] [--slurm-time T] [--slurm-max-jobs N] [--slurm-flag FLAG] [--env NAME] [--config FILE] [--state DIR] [--no-cache] "                  \
            "[--no-jit] [--progress auto|plain|none] [--max-map N] [--schedule depth|breadth] "    \
            "[--unprotected] [--metrics ADDR:PORT] [--events FILE] [--dry-run [--json] [--exact]]",                                                       \
       "run a flow (--dry-run: say what would run and why; run nothing, write nothing)")                                                                                \
@@ -41,6 +41,9 @@
     X(why, "RUN INSTANCE [--json] [--env NAME] [--state DIR] [--config FILE]",                     \
       "why an instance ran, or which run's result it was served (INSTANCE: a task's name "        \
       "summarises it)")                                                                            \
+    X(report, "RUN -o FILE.html [--compare RUN2] [--env NAME] [--state DIR] [--config FILE]",     \
+      "a static page about a run: graph, Gantt chart, per-task figures, failures "               \
+      "(--compare RUN2: what changed per task)")                                                   \
     X(inspect, "PLAN [--json|--yaml|--dot]", "print a plan")                                       \
     X(verify, "PLAN", "check a plan and its libraries")                                            \
     X(gc, "[--keep-runs N] [--older-than DURATION] [--env NAME] [--dry-run] [--state DIR] "        \

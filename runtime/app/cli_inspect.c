@@ -76,6 +76,11 @@ static void summary(const fl_plan *p, const char *path, FILE *f) {
     hex(p->source_sha256, h);
     fprintf(f, "plan %s: format %d, %lld bytes, compiled from %s (sha256 %.16s...)\n", path,
             PLAN_VERSION, size, plan_str(p, p->source), h);
+    if (p->n_sources) fputs("imports:\n", f);
+    for (uint32_t i = 0; i < p->n_sources; i++) {
+        hex(p->sources[i].sha256, h);
+        fprintf(f, "  %s  sha256 %.16s...\n", plan_str(p, p->sources[i].path), h);
+    }
     print_graphs(p, PG_FLOW, "flows", f);
     print_graphs(p, PG_GROUP, "groups", f);
     if (p->n_tasks) fputs("tasks:\n", f);

@@ -4,7 +4,8 @@
  * id (`last` included), and INSTANCE resolved by the naming rule of docs/state.md
  * ("Naming instances"): an instance's name, a binding's name (all its instances), a
  * label, or a task's name when it denotes exactly one binding of the run. `logs`,
- * `clear` and `why` (cli_why.c) take INSTANCE through this one resolver.
+ * `clear` and `why` (cli_why.c) take INSTANCE through this one resolver; `report`
+ * (cli_report.c) takes RUN through cli_run_id.
  */
 #ifndef FLOW_CLI_NAMES_H
 #define FLOW_CLI_NAMES_H
@@ -62,6 +63,13 @@ enum { CLI_INST_JSON = 1,    /* --json is accepted */
  * instances into *R (zeroed first). NULL after a usage error (said). */
 fl_state *cli_instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R,
                             int flags);
+/* RUN: a positive id or `last` (with env: the newest run of env, and a run of
+ * another environment is refused). -1 with a message ("flowrun CMD: no run 9 in this
+ * state directory") when there is no such run. */
+int64_t cli_run_id(fl_state *st, const char *text, const char *cmd, const char *env);
+/* 0 when DIR holds a state.db; else -1 after saying "flowrun CMD: no state in DIR (no
+ * run recorded there yet)": a reading command creates nothing. */
+int cli_state_exists(const char *dir, const char *cmd);
 /* The level of R that matched (NULL: none, or the name denotes more than one binding:
  * said on stderr, *rc 2). */
 const level *cli_resolved(resolver *R, const char *cmd, int64_t run, int *rc);

@@ -65,6 +65,8 @@ static void run_on_signal(int sig) {
     run_stop_flag = 1;
 }
 
+#define RUN_MAX_SLURM_FLAGS 64
+
 typedef struct run_args {
     const char *plan;             /* plan file */
     const char *flow;             /* --flow */
@@ -99,6 +101,11 @@ typedef struct run_args {
     const char *env_root;   /* the run's environment's root, or NULL */
     const char **ro_roots;  /* every other environment's root (owned by run_body) */
     int n_ro;
+    /* --executor slurm (docs/distributed.md): the command line's, else flow.yaml's */
+    const char *slurm_partition, *slurm_account, *slurm_time; /* --slurm-partition ... */
+    int64_t slurm_max_jobs;                                   /* --slurm-max-jobs */
+    const char *slurm_flags[RUN_MAX_SLURM_FLAGS + 1];         /* --slurm-flag, repeated */
+    int nslurm_flags;
 } run_args;
 
 
@@ -111,7 +118,8 @@ static int usage_error(const char *fmt, const char *a) {
 
 enum { O_FLOW = 256, O_PARAM, O_PARAMS, O_EXECUTOR, O_ENV, O_STATE, O_PROGRESS, O_MAX_MAP,
        O_SCHEDULE, O_NO_CACHE, O_NO_JIT, O_STRICT, O_DRY_RUN, O_JSON, O_EXACT, O_INTERVAL,
-       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS, O_EVENTS, O_METRICS };
+       O_RERUN, O_UNPROTECTED, O_CONFIG, O_KUBE_IMAGE, O_KUBE_NS, O_SLURM_PARTITION,
+       O_SLURM_ACCOUNT, O_SLURM_TIME, O_SLURM_MAX_JOBS, O_SLURM_FLAG, O_EVENTS, O_METRICS };
 
 /* run's options; backfill takes them too, all but interval and rerun (cli.h) */
 const struct option cli_run_options[] = {
@@ -137,6 +145,11 @@ const struct option cli_run_options[] = {
     {"config", required_argument, NULL, O_CONFIG},
     {"kube-image", required_argument, NULL, O_KUBE_IMAGE},
     {"kube-namespace", required_argument, NULL, O_KUBE_NS},
+    {"slurm-partition", required_argument, NULL, O_SLURM_PARTITION},
+    {"slurm-account", required_argument, NULL, O_SLURM_ACCOUNT},
+    {"slurm-time", required_argument, NULL, O_SLURM_TIME},
+    {"slurm-max-jobs", required_argument, NULL, O_SLURM_MAX_JOBS},
+    {"slurm-flag", required_argument, NULL, O_SLURM_FLAG},
     {"events", required_argument, NULL, O_EVENTS},
     {"metrics", required_argument, NULL, O_METRICS},
     {NULL, 0, NULL, 0}};
@@ -173,9 +186,10 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 a->jobs = (int)n;
                 break;
             case O_EXECUTOR:
-                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes"))
-                    return usage_error("--executor expects inline, process or kubernetes, got '%s'",
-                                       val);
+                if (strcmp(val, "inline") && strcmp(val, "process") && strcmp(val, "kubernetes") &&
+                    strcmp(val, "slurm"))
+                    return usage_error(
+                        "--executor expects inline, process, kubernetes or slurm, got '%s'", val);
                 a->executor = val;
                 break;
             case O_ENV:
@@ -234,6 +248,29 @@ static int parse_args(int argc, char **argv, run_args *a) {
                 break;
             case O_KUBE_NS:
                 a->kube_ns = val;
+                break;
+            case O_SLURM_PARTITION:
+                a->slurm_partition = val;
+                break;
+            case O_SLURM_ACCOUNT:
+                a->slurm_account = val;
+                break;
+            case O_SLURM_TIME:
+                a->slurm_time = val;
+                break;
+            case O_SLURM_MAX_JOBS:
+                if (cli_count(val, 1, INT32_MAX, &n))
+                    return usage_error("--slurm-max-jobs expects a positive number, got '%s'",
+                                       val);
+                a->slurm_max_jobs = n;
+                break;
+            case O_SLURM_FLAG:
+                if (a->nslurm_flags >= RUN_MAX_SLURM_FLAGS)
+                    return usage_error("more than %s --slurm-flag options", "64");
+                if (*val != '-')
+                    return usage_error("--slurm-flag expects an sbatch flag (starting with '-'), "
+                                       "got '%s'", val);
+                a->slurm_flags[a->nslurm_flags++] = val;
                 break;
             case O_EVENTS:
                 if (!*val) return usage_error("%s", "--events expects a FILE");
@@ -903,6 +940,34 @@ static void cli_kube_options(const run_args *a, const char *state, int64_t run, 
                            .slots = (uint32_t)(K->slots ? K->slots : jobs)};
 }
 
+/* --slurm-* options without --executor slurm (flow.yaml's slurm: section is only
+ * read by it): refused with one line (1), else 0. */
+static int slurm_options_refused(const run_args *a, const char *exname) {
+    if (!strcmp(exname, "slurm")) return 0;
+    const char *given = a->slurm_partition ? "--slurm-partition"
+                        : a->slurm_account ? "--slurm-account"
+                        : a->slurm_time    ? "--slurm-time"
+                        : a->slurm_max_jobs ? "--slurm-max-jobs"
+                        : a->nslurm_flags  ? "--slurm-flag"
+                                           : NULL;
+    if (!given) return 0;
+    fprintf(stderr, "flowrun: %s goes with --executor slurm, and this run's executor is %s\n",
+            given, exname);
+    return 1;
+}
+
+/* The extra sbatch flags, NULL-terminated into out: the command line's --slurm-flag
+ * when given, else flow.yaml's slurm: sbatch_flags (at most RUN_MAX_SLURM_FLAGS). */
+static void slurm_flags(const run_args *a, const char **out) {
+    int n = 0;
+    if (a->nslurm_flags)
+        for (int i = 0; i < a->nslurm_flags; i++) out[n++] = a->slurm_flags[i];
+    else
+        for (char **f = a->cfg->slurm.sbatch_flags; f && *f && n < RUN_MAX_SLURM_FLAGS; f++)
+            out[n++] = *f;
+    out[n] = NULL;
+}
+
 /* What --metrics shows of a run (metrics.h): rendered by the endpoint's thread. */
 typedef struct run_metrics {
     sched_meter meter;  /* the scheduler's counters (its task array calloc'd) */
@@ -1042,9 +1107,12 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     int remote = 0; /* FLOWRUN_REMOTE_ENGINE=local: the process executor's jobs through the
                      * remote driver on the local engine (a test path: docs/distributed.md) */
     int kube = !strcmp(exname, "kubernetes"); /* the remote driver on Kubernetes */
+    rm_engine *slurm_eng = NULL; /* --executor slurm (remote 2): until the driver takes it */
     fsec_set sec;
     fsec_init(&sec);
     if (!a.dry_run && cli_remote_engine(exname, &remote)) goto out;
+    if (slurm_options_refused(&a, exname)) goto out;
+    if (!a.dry_run && !strcmp(exname, "slurm")) remote = 2; /* on the Slurm engine */
     if (!a.dry_run && run_secrets(&a, p, g, &sec)) goto out;
     for (int i = 0; remote && i < sec.n; i++)
         if (sec.e[i].var) { /* it left flowrun's environment; no worker elsewhere has it */
@@ -1081,6 +1149,22 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
     if (limits_refused(p, exname)) goto out;
     int jobs = a.jobs ? a.jobs : ncpus();
+    if (remote == 2) { /* the cluster's limits and slots, before anything of the run is recorded */
+        const flcfg *c = a.cfg;
+        const char *flags[RUN_MAX_SLURM_FLAGS + 1];
+        slurm_flags(&a, flags);
+        rm_slurm_options so = {
+            .partition = a.slurm_partition ? a.slurm_partition : c->slurm.partition,
+            .account = a.slurm_account ? a.slurm_account : c->slurm.account,
+            .time_limit = a.slurm_time ? a.slurm_time : c->slurm.time_limit,
+            .max_jobs = a.slurm_max_jobs ? a.slurm_max_jobs : c->slurm.max_jobs,
+            .extra = flags};
+        slurm_eng = rm_engine_slurm(&so, err, sizeof err);
+        if (!slurm_eng) {
+            fprintf(stderr, "flowrun: --executor slurm: %s\n", err);
+            goto out;
+        }
+    }
     if (kube) { /* its options and kubectl, before anything of the run is recorded */
         char st[PATH_MAX], mdir[PATH_MAX];
         rm_kube_options ko;
@@ -1200,6 +1284,13 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                 if (a.cfg->kube.poll_ms && !getenv("FLOWRUN_REMOTE_POLL_MS"))
                     ro.poll_ms = (int)a.cfg->kube.poll_ms;
                 eng = rm_engine_kube(&ko, err, sizeof err);
+            } else if (slurm_eng) { /* made (and checked) before the run was recorded */
+                if (a.cfg->slurm.poll_interval_ms > 0 && !getenv("FLOWRUN_REMOTE_POLL_MS"))
+                    ro.poll_ms = (int)a.cfg->slurm.poll_interval_ms;
+                const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
+                ro.one_per_instance = one && !strcmp(one, "1"); /* bench/slurm.sh */
+                eng = slurm_eng;
+                slurm_eng = NULL;
             } else {
                 eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
             }
@@ -1315,6 +1406,7 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
     }
 
 out:
+    if (slurm_eng) slurm_eng->ops->destroy(slurm_eng);
     if (a.msrv) { /* the thread reads rmx: stopped first */
         mx_stop(a.msrv);
         a_->msrv = NULL;

@@ -143,9 +143,8 @@ static int run_in_env(const state_run *r, const char *env, const char *cmd) {
     return 0;
 }
 
-/* RUN: a positive id or `last` (with env: the newest run of env, and a run of
- * another environment is refused). -1 with a message when there is no such run. */
-static int64_t run_id(fl_state *st, const char *text, const char *cmd, const char *env) {
+/* RUN: a positive id or `last` (cli_names.h). */
+int64_t cli_run_id(fl_state *st, const char *text, const char *cmd, const char *env) {
     int64_t id = 0;
     if (!strcmp(text, "last") || !strcmp(text, "latest")) {
         id = env ? state_run_latest_in(st, env) : state_run_latest(st);
@@ -316,7 +315,7 @@ int flowrun_cmd_show(int argc, char **argv) {
     }
     fl_state *st = open_state(&a, "show");
     if (!st) return 2;
-    int64_t id = run_id(st, a.pos[0], "show", a.env);
+    int64_t id = cli_run_id(st, a.pos[0], "show", a.env);
     if (id < 0) {
         state_close(st);
         return 2;
@@ -569,6 +568,14 @@ static int show_log(const char *dir, fl_state *st, int64_t id, const char *arg, 
     return 2;
 }
 
+int cli_state_exists(const char *dir, const char *cmd) {
+    char db[PATH_MAX + 16];
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    if (access(db, F_OK) == 0) return 0;
+    fprintf(stderr, "flowrun %s: no state in %s (no run recorded there yet)\n", cmd, dir);
+    return -1;
+}
+
 fl_state *cli_instance_args(int argc, char **argv, cli_args *a, int64_t *id, resolver *R,
                             int flags) {
     if (parse(argc, argv, a, 2, flags & CLI_INST_JSON)) return NULL;
@@ -591,17 +598,10 @@ fl_state *cli_instance_args(int argc, char **argv, cli_args *a, int64_t *id, res
         snprintf(R->label, sizeof R->label, "%.*s", (int)(R->arg + n - 2 - (lb + 2)), lb + 2);
         R->has_label = 1;
     }
-    if (flags & CLI_INST_EXISTING) { /* nothing to explain: say so, create nothing */
-        char db[PATH_MAX + 16];
-        snprintf(db, sizeof db, "%s/state.db", a->state);
-        if (access(db, F_OK) != 0) {
-            fprintf(stderr, "flowrun %s: no state in %s (no run recorded there yet)\n", argv[0],
-                    a->state);
-            return NULL;
-        }
-    }
+    if ((flags & CLI_INST_EXISTING) && cli_state_exists(a->state, argv[0]))
+        return NULL; /* nothing to explain: said, nothing created */
     fl_state *st = open_state(a, argv[0]);
-    if (st) *id = run_id(st, a->pos[0], argv[0], a->env);
+    if (st) *id = cli_run_id(st, a->pos[0], argv[0], a->env);
     if (st && *id > 0) state_insts_each(st, *id, resolve_inst, R);
     return st;
 }

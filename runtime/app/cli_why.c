@@ -63,6 +63,8 @@ typedef struct why_answer {
     double from_started;  /* that run's start */
     char file[1024];      /* a `path` argument that changed: its file, or "" */
     char upstream[512];   /* an argument that changed is these bindings' results, or "" */
+    char flow_param[128]; /* an argument that changed is this flow parameter, or "" */
+    char was[160], now[160]; /* ... whose values in the two runs were these (JSON) */
     char text[1200];
 } why_answer;
 
@@ -96,6 +98,7 @@ typedef struct why_ctx {
     fl_htab ftab;        /* part -> index in files */
     int64_t run_cache[8][2]; /* run id -> started (seconds), a few remembered */
     int nrun_cache;
+    state_run prev;      /* the last earlier run whose parameters were read (prev.id 0: none) */
 } why_ctx;
 
 static double run_started(why_ctx *w, int64_t id) {
@@ -221,6 +224,79 @@ static void upstream_hint(why_ctx *w, const why_inst *in, int param, why_answer 
     snprintf(a->upstream, sizeof a->upstream, "%s", ups);
 }
 
+/* Parameter idx of graph G, decoded from a run's params_blob into *out (fv_decref
+ * it), as JSON text into buf. 0, or -1 when the blob does not hold it. */
+static int param_json(const fl_plan *p, const plan_graph *G, const state_run *r, uint32_t idx,
+                      char *buf, size_t len) {
+    const uint8_t *b = r->params_blob;
+    size_t off = 0, n = r->params_blob_len;
+    for (uint32_t i = 0; b && i < G->nparams; i++) {
+        uint32_t t = p->params[G->first_param + i].type;
+        size_t used = 0;
+        fl_val v;
+        if (fv_decode(p, t, b + off, n - off, &used, &v)) return -1;
+        off += used;
+        if (i != idx) {
+            fv_decref(p, t, v);
+            continue;
+        }
+        FILE *f = fmemopen(buf, len, "w");
+        if (!f) {
+            fv_decref(p, t, v);
+            return -1;
+        }
+        setvbuf(f, NULL, _IONBF, 0);
+        fv_print_json(p, t, v, f);
+        long at = ftell(f);
+        fclose(f);
+        fv_decref(p, t, v);
+        if (at < 0) return -1;
+        if ((size_t)at >= len - 1 && len > 4) memcpy(buf + len - 4, "...", 4); /* cut short */
+        else buf[at] = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* An argument that changed and is a parameter of the flow itself: name it, with its
+ * value in run `prev` and in this run (both recorded with their runs). 1 when said. */
+static int flow_param_hint(why_ctx *w, const why_inst *in, int param, int64_t prev,
+                           why_answer *a) {
+    const fl_plan *p = w->plan;
+    if (in->node >= p->n_nodes) return 0;
+    const plan_node *N = &p->nodes[in->node];
+    if ((N->kind != PN_CALL && N->kind != PN_EXPAND && N->kind != PN_EXPAND_KWARGS) ||
+        (uint32_t)param >= N->nargs)
+        return 0;
+    const plan_node *A = &p->nodes[p->args[N->first_arg + (uint32_t)param].node];
+    if (A->kind != PN_PARAM) return 0;
+    const plan_graph *G = NULL; /* the flow's own graph: a group's parameters are not the run's */
+    for (uint32_t g = 0; g < p->n_graphs; g++)
+        if (p->graphs[g].kind == PG_FLOW && !strcmp(plan_str(p, p->graphs[g].name), w->r.flow))
+            G = &p->graphs[g];
+    if (!G || in->node < G->first_node || in->node >= G->first_node + G->nnodes ||
+        A->aux >= G->nparams)
+        return 0;
+    if (w->prev.id != prev) {
+        if (w->prev.id) state_run_free(&w->prev);
+        memset(&w->prev, 0, sizeof w->prev);
+        if (state_run_get(w->st, prev, &w->prev) != 0) {
+            memset(&w->prev, 0, sizeof w->prev);
+            return 0;
+        }
+    }
+    if (param_json(p, G, &w->prev, A->aux, a->was, sizeof a->was) ||
+        param_json(p, G, &w->r, A->aux, a->now, sizeof a->now)) {
+        *a->was = *a->now = 0;
+        return 0;
+    }
+    snprintf(a->flow_param, sizeof a->flow_param, "%s", plan_str(p, p->params[G->first_param + A->aux].name));
+    size_t n = strlen(a->text);
+    snprintf(a->text + n, sizeof a->text - n, ": the flow's parameter `%s` was %s, now %s",
+             a->flow_param, a->was, a->now);
+    return 1;
+}
+
 static void explain(why_ctx *w, const why_inst *in, why_answer *a) {
     memset(a, 0, sizeof *a);
     a->param = -1;
@@ -325,7 +401,7 @@ static void explain(why_ctx *w, const why_inst *in, why_answer *a) {
         if (paren) *paren = 0;
         name_file(w, a, now.inputs[r.param], before.inputs[r.param]);
     } else if (r.kind == RSN_INPUT && !strstr(r.text, ", and `")) {
-        upstream_hint(w, in, r.param, a);
+        if (!flow_param_hint(w, in, r.param, prev, a)) upstream_hint(w, in, r.param, a);
     }
     size_t n = strlen(a->text);
     snprintf(a->text + n, sizeof a->text - n, " (compared with run %lld)", (long long)prev);
@@ -353,6 +429,17 @@ static void json_answer(const why_ctx *w, const why_inst *in, const why_answer *
     cli_json_str(stdout, *a->file ? a->file : NULL);
     printf(",\"upstream\":");
     cli_json_str(stdout, *a->upstream ? a->upstream : NULL);
+    if (*a->flow_param) { /* the values are JSON already */
+        printf(",\"flow_param\":");
+        cli_json_str(stdout, a->flow_param);
+        const char *v[2] = {a->was, a->now};
+        for (int i = 0; i < 2; i++) {
+            size_t l = strlen(v[i]);
+            printf(",\"%s\":", i ? "now" : "was");
+            if (l >= 3 && !strcmp(v[i] + l - 3, "...")) cli_json_str(stdout, v[i]); /* cut */
+            else fputs(v[i], stdout);
+        }
+    }
     printf(",\"%s\":", a->served ? "produced_by" : "compared_with");
     if (a->from_run) printf("%lld", (long long)a->from_run);
     else fputs("null", stdout);
@@ -559,6 +646,7 @@ static void why_close(why_ctx *w) {
     fl_htab_free(w->ctx, &w->ftab);
     if (w->plan) plan_free(w->plan);
     if (w->r.ctx) state_run_free(&w->r);
+    if (w->prev.id) state_run_free(&w->prev);
 }
 
 /* The run's plan and the engine over it; a plan that cannot be read leaves both NULL

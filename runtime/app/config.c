@@ -369,7 +369,7 @@ static int read_secrets(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
 
 static int read_executor(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     (void)k;
-    static const char *const w[] = {"inline", "process", "kubernetes", NULL};
+    static const char *const w[] = {"inline", "process", "kubernetes", "slurm", NULL};
     return word_value(in, v, "executor", w, &in->c->executor);
 }
 
@@ -431,6 +431,48 @@ static int read_state(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     return path_value(in, v, "state", &in->c->state);
 }
 
+/* ---- slurm: (the slurm executor's settings) ---- */
+
+static int slurm_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
+    (void)arg;
+    flcfg *c = in->c;
+    if (!strcmp(name, "partition")) return str_value(in, v, "partition", &c->slurm.partition);
+    if (!strcmp(name, "account")) return str_value(in, v, "account", &c->slurm.account);
+    if (!strcmp(name, "time_limit")) return str_value(in, v, "time_limit", &c->slurm.time_limit);
+    if (!strcmp(name, "max_jobs")) return int_value(in, v, "max_jobs", INT32_MAX, &c->slurm.max_jobs);
+    if (!strcmp(name, "poll_interval")) /* milliseconds */
+        return int_value(in, v, "poll_interval", 3600000, &c->slurm.poll_interval_ms);
+    if (!strcmp(name, "sbatch_flags")) {
+        if (v->type != YAML_SEQUENCE_NODE)
+            return cerr(in, v, "'sbatch_flags': expected a list of sbatch flags, got %s",
+                        kind_name(v));
+        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (n > 64) /* RUN_MAX_SLURM_FLAGS (cli_run.c), as for --slurm-flag */
+            return cerr(in, v, "'sbatch_flags': more than 64 flags");
+        if (!(c->slurm.sbatch_flags = calloc(n + 1, sizeof *c->slurm.sbatch_flags)))
+            return oom(in, v);
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *it = yaml_document_get_node(&in->doc, v->data.sequence.items.start[i]);
+            if (!it) return cerr(in, v, "'sbatch_flags': a node of the file is missing");
+            if (str_value(in, it, "sbatch_flags", &c->slurm.sbatch_flags[i])) return -1;
+            if (c->slurm.sbatch_flags[i][0] != '-')
+                return cerr(in, it, "'sbatch_flags': expected an sbatch flag (starting with '-'), "
+                                    "got '%.60s'", c->slurm.sbatch_flags[i]);
+        }
+        return 0;
+    }
+    return cerr(in, k,
+                "slurm: unknown key '%.60s' (known: partition, account, time_limit, max_jobs, "
+                "sbatch_flags, poll_interval)",
+                name);
+}
+
+static int read_slurm(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
+    (void)k;
+    if (is_null(v)) return 0;
+    return walk_map(in, v, "slurm", slurm_key, NULL);
+}
+
 /* X(key, reader) — the top-level keys, in the order docs/configuration.md gives them */
 #define TOP_KEYS(X)                                                                                \
     X(executor, read_executor)                                                                     \
@@ -440,7 +482,8 @@ static int read_state(cfg_in *in, yaml_node_t *k, yaml_node_t *v) {
     X(progress, read_progress)                                                                     \
     X(envs, read_envs)                                                                             \
     X(secrets, read_secrets)                                                                       \
-    X(kubernetes, read_kube)
+    X(kubernetes, read_kube)                                                                       \
+    X(slurm, read_slurm)
 
 static int top_key(cfg_in *in, yaml_node_t *k, const char *name, yaml_node_t *v, void *arg) {
     (void)arg;
@@ -615,6 +658,11 @@ void flcfg_free(flcfg *c) {
     free(c->executor);
     free(c->state);
     free(c->progress);
+    free(c->slurm.partition);
+    free(c->slurm.account);
+    free(c->slurm.time_limit);
+    for (char **f = c->slurm.sbatch_flags; f && *f; f++) free(*f);
+    free(c->slurm.sbatch_flags);
     memset(c, 0, sizeof *c);
 }
 

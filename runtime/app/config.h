@@ -65,7 +65,7 @@ typedef struct flcfg_kube {
 typedef struct flcfg {
     char *path;         /* the file read; NULL when there was none */
     /* defaults for flowrun's options; NULL / 0 when the file does not set them */
-    char *executor;     /* "inline" | "process" | "kubernetes" */
+    char *executor;     /* "inline" | "process" | "kubernetes" | "slurm" */
     int jobs;           /* -j */
     char *state;        /* --state (relative to the file's folder when relative) */
     int64_t max_map;    /* --max-map */
@@ -75,6 +75,13 @@ typedef struct flcfg {
     flcfg_secret *secrets;
     int nsecrets;
     flcfg_kube kube;    /* kubernetes: */
+    /* the slurm: section (--executor slurm; docs/distributed.md); NULL / 0 unset */
+    struct {
+        char *partition, *account, *time_limit; /* sbatch -p, -A, -t */
+        int64_t max_jobs;                       /* --slurm-max-jobs */
+        char **sbatch_flags;                    /* NULL-terminated, or NULL */
+        int64_t poll_interval_ms;               /* squeue at most this often */
+    } slurm;
 } flcfg;
 
 /* Load the configuration: `given` is --config (or NULL). 0, or -1 with err set to

@@ -850,8 +850,7 @@ int expr_step(const fl_plan *p, uint32_t lam, uint32_t pc, const fl_val *args, f
 }
 
 char *expr_error_format(const fl_plan *p, const expr_error *err, char *buf, size_t len) {
-    const char *file = plan_str(p, p->source);
-    if (!file[0]) file = "<plan>";
+    const char *file = plan_loc_file(p, err->loc);
     if (err->loc < p->n_locs)
         snprintf(buf, len, "%s:%u:%u: %s", file, p->locs[err->loc].line, p->locs[err->loc].col,
                  err->msg);

@@ -67,7 +67,7 @@ static uint32_t add_str(fl_plan *p, const char *s) {
 #define PLAN_BUILDER_ARRAYS(X)                                                                     \
     X(stroff) X(types) X(fields) X(values) X(items) X(libs) X(params) X(binds) X(tasks)            \
         X(graphs) X(nodes) X(args) X(afters) X(typelist) X(lambdas) X(code) X(locs) X(secrets)      \
-            X(containers)
+            X(containers) X(sources) X(locsrc)
 
 fl_plan *plan_new(fl_ctx *ctx) {
     fl_plan *p = fl_calloc(ctx, 1, sizeof *p);
@@ -243,6 +243,7 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
 #define PLAN_REC_locs(F) F(u32, r->line) F(u32, r->col) F(u32, r->end_line) F(u32, r->end_col)
 #define PLAN_REC_secrets(F) F(u32, r->task) F(u32, r->name) F(u32, r->loc)
 #define PLAN_REC_containers(F) F(u32, r->task) F(u32, r->cpus) F(u32, r->network)
+#define PLAN_REC_sources(F) F(u32, r->path) F(h256, r->sha256)
 
 /* S(id, array, record list): the sections in file order; ids are never reused. */
 #define PLAN_SECTIONS(S)                                                                           \
@@ -256,12 +257,13 @@ static const uint8_t plan_magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n
     S(8, params, params) S(9, binds, binds) S(10, tasks, tasks) S(11, graphs, graphs)              \
         S(12, nodes, nodes) S(13, args, args) S(14, afters, u32) S(15, typelist, u32)              \
             S(16, lambdas, lambdas) S(17, code, code) S(18, locs, locs) S(19, secrets, secrets)    \
-                S(20, containers, containers)
+                S(20, containers, containers) S(21, sources, sources) S(22, locsrc, u32)
 
 /* Sections a version 3 plan has: all but `secrets` (read as empty); a version 4 plan:
- * all but `containers`. */
+ * all but `containers`; a version 5 plan: all but `sources`. */
 #define PLAN_NSECTIONS_V3 18
 #define PLAN_NSECTIONS_V4 19
+#define PLAN_NSECTIONS_V5 20
 
 enum {
 #define S(id, arr, rec) PLAN_SEC_##arr = id,
@@ -519,6 +521,7 @@ static fl_plan *decode(fl_ctx *ctx, const uint8_t *buf, size_t len, char *err, s
     uint32_t nsec = rd32(buf + 92), version = rd32(buf + 8);
     uint32_t want = version < 4   ? PLAN_NSECTIONS_V3
                     : version < 5 ? PLAN_NSECTIONS_V4
+                    : version < 6 ? PLAN_NSECTIONS_V5
                                   : PLAN_NSECTIONS;
     if (nsec != want) {
         fail(err, errlen, "bad plan: %u sections, expected %u", nsec, want);
@@ -1342,6 +1345,25 @@ static int chk_secrets(plan_check *k) {
     return 0;
 }
 
+/* Imported sources: each a path; the file of each loc, when given, one of them. */
+static int chk_sources(plan_check *k) {
+    const fl_plan *p = k->p;
+    for (uint32_t i = 0; i < p->n_sources; i++)
+        TRY(chk_str(k, p->sources[i].path, false, "source", i));
+    if (p->n_locsrc && p->n_locsrc != p->n_locs)
+        BAD("%u source files for %u locations", p->n_locsrc, p->n_locs);
+    for (uint32_t i = 0; i < p->n_locsrc; i++)
+        if (p->locsrc[i] > p->n_sources)
+            BAD("location %u is in source %u of %u", i, p->locsrc[i], p->n_sources);
+    return 0;
+}
+
+const char *plan_loc_file(const fl_plan *p, uint32_t loc) {
+    uint32_t k = loc < p->n_locsrc ? p->locsrc[loc] : 0;
+    const char *f = k ? plan_str(p, p->sources[k - 1].path) : plan_str(p, p->source);
+    return f[0] ? f : "<plan>";
+}
+
 static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     plan_check k = {p, err, errlen, NULL, 0};
     k.type_steps = 1000000 + 64 * ((uint64_t)p->n_types + p->n_values + p->n_params + p->n_nodes +
@@ -1351,7 +1373,7 @@ static int plan_validate(fl_plan *p, char *err, size_t errlen) {
     int rc = 0;
     if (chk_strings(&k) || chk_types(&k) || chk_values(&k) || chk_params(&k) || chk_lambdas(&k) ||
         chk_tasks(&k) || chk_graphs(&k) || chk_secrets(&k) ||
-        chk_containers(&k))
+        chk_containers(&k) || chk_sources(&k))
         rc = -1;
     fl_free(p->ctx, k.owner);
     return rc;

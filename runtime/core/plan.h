@@ -32,11 +32,12 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 5        /* 2: every call node names its instances (plan_node.name);
+#define PLAN_VERSION 6        /* 2: every call node names its instances (plan_node.name);
                                  tasks carry memory and max_procs. 3: type kind time; graphs
                                  carry start, tz, watch. 4: the secrets section (a version 3
                                  plan is read as one with no secrets). 5: the containers
-                                 section (cpus:, network:; an older plan has none) */
+                                 section (cpus:, network:; an older plan has none). 6: the
+                                 sources section (imported .flow files and their hashes) */
 #define PLAN_OLDEST_VERSION 3 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
@@ -86,6 +87,14 @@ typedef struct plan_value {
         uint32_t first; /* into items[] */
     } u;
 } plan_value;
+
+/* ---- imported sources ------------------------------------------------------------ */
+/* A .flow file the program imports (compiled into the plan), in the order flowc loaded
+ * them (breadth-first, source order). Version 6; none in older plans. */
+typedef struct plan_source {
+    uint32_t path;      /* string: relative to the program's folder, or absolute */
+    uint8_t sha256[32]; /* hash of the bytes compiled */
+} plan_source;
 
 /* ---- libraries and tasks ------------------------------------------------------- */
 typedef struct plan_lib {
@@ -336,6 +345,9 @@ typedef struct fl_plan {
     PLAN_ARRAY(plan_loc, locs);
     PLAN_ARRAY(plan_secret, secrets); /* version 4; empty in a version 3 plan */
     PLAN_ARRAY(plan_container, containers); /* version 5; empty in older plans */
+    PLAN_ARRAY(plan_source, sources); /* version 6; empty in older plans */
+    PLAN_ARRAY(uint32_t, locsrc);     /* version 6: per loc, its file: 0 the program, k
+                                         sources[k - 1]; empty: every loc is the program's */
     void *intern; /* builder-only hash tables (strings, types); NULL in a read plan */
     fl_ctx *ctx;  /* how everything made from this plan allocates and reports (ctx.h): the
                      one plan_new / plan_read was given; not serialised */
@@ -390,6 +402,9 @@ bool plan_task_has_secret(const fl_plan *p, uint32_t t, const char *name);
 /* The container options of task t, or NULL when it sets none (no cpus: limit, no
  * network). */
 const plan_container *plan_task_container(const fl_plan *p, uint32_t t);
+/* The .flow file a source location is in: the program (p->source) or an imported file;
+ * "<plan>" when the plan names none. */
+const char *plan_loc_file(const fl_plan *p, uint32_t loc);
 /* A secret name is [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes (it becomes a file name
  * and part of an environment variable name). NULL when fine, else why not. */
 const char *plan_secret_name_bad(const char *s);

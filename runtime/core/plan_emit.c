@@ -256,8 +256,14 @@ static void kv_loc(emit_ctx *c, const char *k, uint32_t loc) {
         t_null(c->t);
         return;
     }
-    char b[32];
-    snprintf(b, sizeof b, "%u:%u", c->p->locs[loc].line, c->p->locs[loc].col);
+    /* "line:col" in the program; "file:line:col" in an imported file (plan format 6) */
+    char b[1100];
+    uint32_t src = loc < c->p->n_locsrc ? c->p->locsrc[loc] : 0;
+    if (src)
+        snprintf(b, sizeof b, "%.1024s:%u:%u", plan_str(c->p, c->p->sources[src - 1].path),
+                 c->p->locs[loc].line, c->p->locs[loc].col);
+    else
+        snprintf(b, sizeof b, "%u:%u", c->p->locs[loc].line, c->p->locs[loc].col);
     t_str(c->t, b);
 }
 
@@ -613,6 +619,16 @@ static void emit_doc(emit_ctx *c) {
     kv_str(t, "source", str_of(p, p->source));
     hex(p->source_sha256, h);
     kv_str(t, "source_sha256", h);
+    t_key(t, "imports");
+    t_seq(t);
+    for (uint32_t i = 0; i < p->n_sources; i++) {
+        t_map(t);
+        kv_str(t, "path", str_of(p, p->sources[i].path));
+        hex(p->sources[i].sha256, h);
+        kv_str(t, "sha256", h);
+        t_end_map(t);
+    }
+    t_end_seq(t);
 
     t_key(t, "types");
     t_seq(t);

@@ -108,7 +108,8 @@ static int same_container(const fl_plan *p, uint32_t a, uint32_t b) {
 
 /* podman[0]: podman was found to run; podman[1]: the first C task with image: seen
  * (PLAN_NONE: none yet). kube_ex: under --executor kubernetes every pod runs the
- * configured image, not podman here (cli_run.c checks the tasks' images against it). */
+ * configured image, not podman here (cli_run.c checks the tasks' images against it):
+ * kube_ex 1; under --executor slurm kube_ex is 2 (C tasks with image: refused). */
 static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, int inline_ex,
                       int kube_ex, uint32_t *podman, char *err, size_t errlen) {
     const plan_task *T = &p->tasks[t];
@@ -126,8 +127,15 @@ static int check_task(const fl_plan *p, uint32_t u, uint32_t t, const char *as, 
                      "task '%s' declares image \"%s\": a combined task and its halves do not "
                      "run in containers (refused; give image: to sh and C tasks of their own)",
                      name, image);
-        else if (kube_ex)
+        else if (kube_ex == 1)
             bad = 0;
+        else if (kube_ex == 2 && T->kind == TK_C)
+            snprintf(err, errlen,
+                     "task '%s' declares image \"%s\": --executor slurm cannot run a C task in "
+                     "its image yet, and a node's worker would run it outside (refused; sh "
+                     "tasks with image: run under podman on the nodes; or use --executor "
+                     "process)",
+                     name, image);
         else if (T->kind == TK_C && podman[1] != PLAN_NONE && podman[1] != t &&
                  !same_container(p, podman[1], t))
             snprintf(err, errlen,
@@ -197,7 +205,9 @@ int rt_reached_units(const fl_plan *p, uint32_t graph, unsigned char *units) {
 int rt_refuse_undone(const fl_plan *p, uint32_t graph, const char *executor, char *err,
                      size_t errlen) {
     int inline_ex = executor && !strcmp(executor, "inline");
-    int kube_ex = executor && !strcmp(executor, "kubernetes");
+    int kube_ex = executor && !strcmp(executor, "kubernetes") ? 1
+                  : executor && !strcmp(executor, "slurm")    ? 2
+                                                              : 0;
     int switches = geteuid() == 0; /* both executors switch identity as root */
     unsigned char *units = fl_calloc(p->ctx, p->n_tasks + 1, 1);
     if (!units || rt_reached_units(p, graph, units)) {

@@ -23,9 +23,16 @@
  *   time m, an element of s jobs spends s*m/(s*m + c) of its slot's time in
  *   tasks, so s >= 20*c/m gives >= 95 %. Before any task time is known, small
  *   elements (RM_FIRST_SIZE), so the first results come back soon and measure m.
- *   Never more than ceil(queued / free places): every free slot gets work. The
- *   executor's capacity (exec.h), the scheduler's in-flight limit, is slots x
- *   size x 2: enough queued to fill the next elements, not more.
+ *   Never more than ceil(queued / places in flight): every free slot gets work, and
+ *   one freed early does not take a long run of the queue that makes the tail. The
+ *   executor's capacity (exec.h), the scheduler's in-flight limit, is places x
+ *   size: one wave of elements. The rest stays with the scheduler, which hands
+ *   over the deepest ready work first as results free room; with twice that, a
+ *   whole first stage was handed over before the results of its first elements
+ *   came back, and it all ran before the second (62-slurm, depth-first: the first
+ *   chain of a 3-stage, 480-wide W2 on 24 slots ended after the last `a` started
+ *   in one run of two; with one wave it ends at 5-7 s, the last `a` starting at
+ *   7-9 s, the whole in 21 s where the first took 19 s).
  *
  *   read: for every element in flight, open r<N>/<E>.<S> for its next chunk
  *   numbers until one is missing (a chunk is whole once renamed: remote.c), then
@@ -262,7 +269,7 @@ static uint32_t max_inflight(rm_exec *d) {
 
 static void update_capacity(rm_exec *d) {
     d->size = target_size(d);
-    uint64_t cap = (uint64_t)(d->e->slots ? d->e->slots : 1) * d->size * 2;
+    uint64_t cap = (uint64_t)max_inflight(d) * d->size; /* one wave: an element a place */
     if (d->e->ops->max_jobs > 0 && d->o.one_per_instance && cap > (uint64_t)d->e->ops->max_jobs)
         cap = (uint64_t)d->e->ops->max_jobs;
     if (cap > INT32_MAX / 2) cap = INT32_MAX / 2;
@@ -470,7 +477,11 @@ static void pump(rm_exec *d) {
     while (d->qn && d->inflight < limit) {
         uint32_t free_places = limit - d->inflight;
         uint32_t size = target_size(d);
-        uint32_t fair = (d->qn + free_places - 1) / free_places; /* every place gets work */
+        /* an element never takes more than its share of the queue over all places
+         * (guided self-scheduling): a place freed early must not take a long run of
+         * the queue while the others drain, or it alone makes the run's tail (first
+         * elements of RM_FIRST_SIZE end one by one); and every free place gets work */
+        uint32_t fair = (d->qn + limit - 1) / limit;
         if (size > fair) size = fair;
         if (size < 1) size = 1;
         uint32_t nelem = (d->qn + size - 1) / size;

@@ -515,7 +515,8 @@ static void report_summary(sched *S, int interrupted, const char *error) {
         const failure *F = &S->fails[i];
         fl[i] = (sched_failure){F->what, F->label, F->error, {NULL, 0, 0}, F->node, F->idx};
         if (F->loc < p->n_locs)
-            fl[i].loc = (fl_loc){plan_str(p, p->source), p->locs[F->loc].line, p->locs[F->loc].col};
+            fl[i].loc = (fl_loc){plan_loc_file(p, F->loc), p->locs[F->loc].line,
+                                 p->locs[F->loc].col};
     }
     sched_failures_order(fl, S->nfails);
     nskip = 0;

@@ -2005,12 +2005,15 @@ int state_runs_each(fl_state *st, int (*fn)(const state_run *r, void *ctx), void
 }
 
 /* ---- instances ---- */
-/* ck, the cache table's key: 16 bits from the task's name, then the first 48
+/* ck, the cache table's key: 16 bits from the task's name (its last part), then the first 48
  * bits of the instance key. The entries of one task lie in one range of ck (what
  * state_cache_each reads); the whole key is stored and compared, so tasks or keys
  * sharing a ck are never confused: the newer entry simply replaces the older. */
 static uint64_t task_tag(const char *task) {
-    uint64_t h = fl_hash_str(task ? task : "");
+    /* the name without its module ("common.clean" -> "clean"): a task moved into an
+     * imported file keeps its key (docs/language.md "Modules") and so its entries */
+    const char *dot = task ? strrchr(task, '.') : NULL;
+    uint64_t h = fl_hash_str(dot ? dot + 1 : task ? task : "");
     return (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff;
 }
 static int64_t cache_k(const char *task, const fl_digest *key) {

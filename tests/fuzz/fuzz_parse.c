@@ -138,7 +138,20 @@ static void print_node(const fl_node *n, FILE *f) {
         case AST_FIELDDECL:
             fprintf(f, "%s: ", n->name), print_node(n->a, f);
             break;
+        case AST_IMPORT: /* import "path" | import NAME, then [as NAME] */
+            fputs("import ", f);
+            if (n->b) {
+                fputs(n->b->name, f);
+            } else {
+                fl_node part = {.sval = n->sval, .ival = (int64_t)strlen(n->sval)};
+                fputc('"', f), print_text(&part, f), fputc('"', f);
+            }
+            if (n->a) fprintf(f, " as %s", n->a->name);
+            break;
         case AST_TNAME:
+            if (n->sval) fprintf(f, "%s.", n->sval); /* m.Name */
+            fputs(n->name, f);
+            break;
         case AST_NAME:
         case AST_LPARAM:
             fputs(n->name, f);

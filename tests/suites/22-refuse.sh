@@ -206,18 +206,21 @@ else
 fi
 
 # ---- not advertised, and unknown when given ----
+# the commands of runtime.md not built yet: none since `report` (71-report.sh); the
+# checks stay for the next one, and `nosuch` keeps the unknown-command check real
+missing=""
 help=$("$FLOWRUN" --help 2>&1)
 why=""
-for w in report; do
+for w in $missing; do
     echo "$help" | grep -qw "$w" && why="$why $w"
 done
 if [ -z "$why" ]; then pass "--help lists no missing command"; else fail "--help lists" "$why"; fi
-"$FLOWRUN" run --help 2>&1 | grep -q slurm && fail "run --help" "lists slurm" || pass "run --help lists no slurm"
+"$FLOWRUN" run --help 2>&1 | grep -q -- "--slurm-partition" && pass "run --help lists the slurm options" || fail "run --help" "does not list --slurm-partition"
 "$FLOWRUN" "$T/r.plan" --flow clean --executor nomad > /dev/null 2> "$T/err"
 code=$?
-if [ "$code" = 2 ] && grep -qF "expects inline, process or kubernetes, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
+if [ "$code" = 2 ] && grep -qF "expects inline, process, kubernetes or slurm, got 'nomad'" "$T/err"; then pass "--executor nomad is a usage error"
 else fail "--executor nomad" "exit $code: $(cat "$T/err")"; fi
-for c in report; do
+for c in $missing nosuch; do
     "$FLOWRUN" $c > /dev/null 2> "$T/err"
     code=$?
     if [ "$code" = 2 ] && ! grep -q "not available" "$T/err" && grep -q "unknown command '$c'" "$T/err"; then
@@ -231,7 +234,7 @@ if command -v bash > /dev/null; then
         COMP_WORDS=(flowrun ""); COMP_CWORD=1; _flowrun; printf "%s\n" "${COMPREPLY[@]}"
         COMP_WORDS=(flowrun x.plan --executor ""); COMP_CWORD=3; _flowrun; printf "%s\n" "${COMPREPLY[@]}"' 2>&1)
     why=""
-    for w in report; do
+    for w in $missing; do
         echo "$words" | grep -qx "$w" && why="$why $w"
     done
     echo "$words" | grep -qx resume || why="$why (resume missing: the probe is broken)"

@@ -103,7 +103,7 @@ expect_err "unknown --flow lists the flows" "no flow named 'third' in the plan (
 # usage and plan errors: one line, exit 2
 run s expand_reduce.plan --executor nomad
 expect_code "an unknown executor exits 2" 2
-expect_err "nomad is not an executor of this build" "expects inline, process or kubernetes, got 'nomad'"
+expect_err "nomad is not an executor of this build" "expects inline, process, kubernetes or slurm, got 'nomad'"
 run s expand_reduce.plan -j 0
 expect_code "-j 0 is a usage error" 2
 run s expand_reduce.plan --schedule sideways

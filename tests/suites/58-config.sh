@@ -102,10 +102,10 @@ unset FLOW_CONFIG
 refused "FLOW_CONFIG naming no file" "flowrun run: FLOW_CONFIG gone.yaml: No such file or directory"
 
 # ---- errors in the file: one line, FILE:LINE:COL, exit 2, nothing runs ----
-printf 'jobs: 2\nslurm:\n  partition: x\n' > "$T/bad.yaml"
+printf 'jobs: 2\nslurrm:\n  partition: x\n' > "$T/bad.yaml"
 rm -f "$T/ran"
 run "$T" --flow many --config "$T/bad.yaml" --state "$T/st1"
-refused "an unknown key" "flowrun run: $T/bad.yaml:2:1: unknown key 'slurm' (known: executor, jobs, state, max_map, progress, envs, secrets, kubernetes)"
+refused "an unknown key" "flowrun run: $T/bad.yaml:2:1: unknown key 'slurrm' (known: executor, jobs, state, max_map, progress, envs, secrets, kubernetes, slurm)"
 check "an unknown key: nothing ran" "$([ -e "$T/ran" ] && echo "a task ran")"
 printf 'jobs: many\n' > "$T/bad.yaml"
 run "$T" --flow many --config "$T/bad.yaml" --state "$T/st1"

@@ -122,6 +122,46 @@ expect "wide: 20 shown, then how many more" "24     ... and 981 more" "$(wc -l <
 expect "wide: --json lists 20 and says how many more" "1001 20 981" \
     "$(q big.json "j['ran'], len(j['reasons'][0]['instances']), j['reasons'][0]['more']")"
 
+# ---- a flow parameter changed: its old and new values (from the two runs' records) ----
+mkdir pv && cp "$ROOT/tests/lib/libstatetasks.so" pv/
+cat > pv/par.flow << 'FLOW'
+library t = "libstatetasks.so"
+task tenfold(x: int) -> int = t.times_ten
+task upper(s: str) -> str = sh "echo {s} | tr a-z A-Z"
+task sum(xs: [int]) -> int = t.sum
+group tens(v: int) -> int {
+    return tenfold(v)
+}
+flow scaled(n: int, k: int, label: str = "plain") -> int {
+    let base = tenfold(k)
+    let name = upper(label)
+    let inner = tens(n)
+    let total = sum([base, inner]) after name
+    return total
+}
+FLOW
+if "$FLOWC" pv/par.flow -o pv/par.plan 2>> "$T/stderr"; then
+    pr() { "$FLOWRUN" pv/par.plan --progress none --state "$T/pst" "$@" > /dev/null 2>> "$T/stderr"; }
+    pw() { "$FLOWRUN" why last "$1" --state "$T/pst" 2>> "$T/stderr"; }
+    pr --param n=3 --param k=4
+    pr --param n=5 --param k=7 --param label='with "quotes"'
+    expect "flow parameter: old and new value" \
+        "base (run 2): input \`x\` changed: the flow's parameter \`k\` was 4, now 7 (compared with run 1)" "$(pw base)"
+    expect "flow parameter: a string's values, as JSON" \
+        "name (run 2): input \`s\` changed: the flow's parameter \`label\` was \"plain\", now \"with \\\"quotes\\\"\" (compared with run 1)" \
+        "$(pw name)"
+    "$FLOWRUN" why last base --json --state "$T/pst" > pv.json 2>> "$T/stderr"
+    expect "flow parameter: --json has the name and both values" "k 4 7" \
+        "$(q pv.json "j['instance']['flow_param'], j['instance']['was'], j['instance']['now']")"
+    expect "flow parameter: through a group's parameter, the flow's" \
+        "inner/tenfold (run 2): input \`x\` changed: the flow's parameter \`n\` was 3, now 5 (compared with run 1)" \
+        "$(pw 'inner/tenfold')"
+    expect "flow parameter: a task fed by another's result still names that upstream" 1 \
+        "$(pw total | grep -c 'an upstream result changed (base, inner')"
+else
+    echo "FAIL why: flowc pv/par.flow"; tail -3 "$T/stderr"
+fi
+
 # ---- refusals: exit 2, one line ----
 err() { "$FLOWRUN" why "$@" > out.txt 2> err.txt; echo "$? $(wc -l < err.txt | tr -d ' ') $(cat err.txt)"; }
 expect "unknown run" "2 1 flowrun why: no run 99 in this state directory" "$(err 99 count_words --state "$ST")"

@@ -224,16 +224,19 @@ static void test_which_file(void **state) {
 
 static void test_errors(void **state) {
     fixture *fx = *state;
-    expect_error(fx, "jobs: 2\nslurm: {partition: x}\n",
-                 ":2:1: unknown key 'slurm' (known: executor, jobs, state, max_map, progress, "
-                 "envs, secrets, kubernetes)");
+    expect_error(fx, "jobs: 2\nsllurm: {partition: x}\n",
+                 ":2:1: unknown key 'sllurm' (known: executor, jobs, state, max_map, progress, "
+                 "envs, secrets, kubernetes, slurm)");
+    expect_error(fx, "slurm:\n  partition: x\n  nodes: 3\n",
+                 ":3:3: slurm: unknown key 'nodes' (known: partition, account, time_limit, "
+                 "max_jobs, sbatch_flags, poll_interval)");
     expect_error(fx, "jobs: 2\njobs: 3\n", ":2:1: 'jobs' given twice (first on line 1)");
     expect_error(fx, "jobs: 0\n", ":1:7: 'jobs': expected an integer from 1 to 4096, got '0'");
     expect_error(fx, "jobs: [1]\n", ":1:7: 'jobs': expected an integer >= 1, got a sequence");
     expect_error(fx, "max_map: 1.5\n",
                  ":1:10: 'max_map': expected an integer from 1 to 9223372036854775807, got '1.5'");
-    expect_error(fx, "executor: slurm\n",
-                 ":1:11: 'executor': expected inline|process|kubernetes, got 'slurm'");
+    expect_error(fx, "executor: pbs\n",
+                 ":1:11: 'executor': expected inline|process|kubernetes|slurm, got 'pbs'");
     expect_error(fx, "kubernetes:\n  image: x\n  nodes: 3\n",
                  ":3:3: kubernetes: unknown key 'nodes' (known: kubectl, namespace, image, pvc, "
                  "host_path, service_account, flowrun, slots, poll_ms, ttl_seconds)");

@@ -45,8 +45,10 @@
 /* A valid program touching most of the checker: a library (found, hashed, its
  * symbols read), a record type, task options with a label lambda, an sh command
  * with interpolation, defaults of every shape, a schedule, a group inlined by
- * .expand, filter with a lambda. Its path is relative to the repository root. */
+ * .expand, filter with a lambda, an imported file (read, parsed, its task called and
+ * its type used qualified). Its path is relative to the repository root. */
 static const char *program =
+    "import \"../errors/modules/tasks.flow\" as t\n"
     "library chk = \"../lib/libchk.so\"\n"
     "type Job = {name: str, size: int}\n"
     "task list_files(root: dir) -> [path] = chk.list_files\n"
@@ -57,12 +59,14 @@ static const char *program =
     "group per_file(f: path) -> int {\n"
     "    return count_words(f)\n"
     "}\n"
-    "flow wc(day: date, root: dir = \"data\", jobs: [Job] = [{name = \"a\", size = 1}]) -> int "
+    "flow wc(day: date, root: dir = \"data\", jobs: [Job] = [{name = \"a\", size = 1}], "
+    "h: t.Hit = {file = \"a\", n = 1}) -> int "
     "schedule \"0 3 * * mon-fri\" {\n"
     "    let files = list_files(root)\n"
     "    let counts = per_file.expand(f = files)\n"
     "    let big = counts.filter(n => n > 10 and n < 1000)\n"
     "    let loud = shout.expand(word = [\"x\", \"y\"])\n"
+    "    let two = t.twice.expand(x = [1, 2])\n"
     "    return max_of(big)\n"
     "}\n";
 
@@ -134,7 +138,7 @@ static outcome compile_failing(uint64_t fail_at, size_t chunk) {
     o.parsed = prog != NULL;
     if (prog && !d.errors) {
         flowc_options opt = {"tests/unit/oom.flow", "build/oom.plan", program, strlen(program),
-                             &ctx};
+                             &ctx, NULL, 0, NULL};
         plan = flowc_compile(prog, &d, &opt);
     }
     o.planned = plan != NULL;

@@ -29,6 +29,9 @@ syn keyword flowDeclare   task flow group nextgroup=flowFuncName skipwhite
 syn keyword flowDeclare   type nextgroup=flowTypeName skipwhite
 syn keyword flowDeclare   library nextgroup=flowLibName skipwhite
 syn keyword flowStatement let return with sh schedule after
+" import and as: keywords only in an import at the start of a line (contextual)
+syn match   flowDeclare   /^import\>/
+syn match   flowDeclare   /\%(^import\s\+\%("[^"]*"\|\h\w*\)\s\+\)\@<=as\>/
 syn keyword flowConditional if then else
 syn keyword flowBoolean   true false
 syn keyword flowWordOp    and or not
