@@ -186,6 +186,13 @@ if ! has apt-get; then
     say "$1" "deps: apt-get is not available to install" "; install it by hand"
     exit 1
 fi
+# A root folder other users cannot enter (a chroot unpacked from a 0700 folder) makes
+# every package setup that runs as the package's own user fail (munge's: "su: failed
+# to execute /bin/sh: Permission denied"). A booted Debian has / at 0755: said, and set.
+if [ -n "$(find / -maxdepth 0 ! -perm -o+x 2> /dev/null)" ]; then
+    echo "deps: / is mode $(stat -c %a /), closed to other users: packages that set up as their own user (munge) would fail; making it 0755" >&2
+    $SUDO chmod 0755 /
+fi
 echo "deps: installing$pkgs" >&2
 log=$(mktemp /tmp/flow-deps-XXXXXX.log)
 # (through env: sudo drops the caller's environment)

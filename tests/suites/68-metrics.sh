@@ -229,10 +229,15 @@ P=$(free_port)
 "$FLOWRUN" run six.plan --state st3 -j 1 --metrics "$P" > run6.out 2> run6.err &
 run=$!; pids="$pids $run"
 i=0; q=""
-while [ $i -lt 50 ]; do # the first scrape once the expansion is open (5 s at most)
+# the first scrape once the expansion is open and the gauges agree (5 s at most): a
+# scrape reads each gauge whole but not all at one instant (docs/observability.md), so
+# one taken while the scheduler moves instances may see the per-task gauge and the
+# queue depth a step apart; a later one must agree
+while [ $i -lt 50 ]; do
     scrape "$P" > w.txt
     q=$(value w.txt 'flow_instances_queued{flow="six",env="prod",task="nap"}')
-    [ -n "$q" ] && [ "$q" != 0 ] && break
+    [ -n "$q" ] && [ "$q" != 0 ] &&
+        [ "$(value w.txt 'flow_queue_depth{flow="six",env="prod"}')" = "$q" ] && break
     sleep 0.1; i=$((i + 1))
 done
 if [ -n "$q" ]; then
