@@ -712,16 +712,18 @@ static void test_sh(void **state) {
 
     /* A timeout kills the command and what it started in the background, and the call
      * returns without waiting for them: both sleep ten minutes, so had they not been
-     * killed they would still be there (no wall-clock bound: those fail under load). */
+     * killed they would still be there (no wall-clock bound: those fail under load).
+     * The timeout is 2 s, not less: the shell must have written both pids before it
+     * (200 ms was not always enough on a loaded machine, the pids then missing). */
     char pidf[] = "/tmp/flow-sh-pids-XXXXXX";
     int pfd = mkstemp(pidf);
     assert_true(pfd >= 0);
     close(pfd);
     fl_val pv = fv_str_cstr(t->p, t->t_str, pidf);
-    job = (rt_job){.id = 5, .task = slow, .map_index = -1, .args = &pv, .timeout_ms = 200};
+    job = (rt_job){.id = 5, .task = slow, .map_index = -1, .args = &pv, .timeout_ms = 2000};
     rt_call_task(rt, &job, &res);
     assert_false(res.ok);
-    assert_string_equal(res.error, "command timed out after 200 ms");
+    assert_string_equal(res.error, "command timed out after 2000 ms");
     rt_result_clear(t->p, slow, &res);
     fv_decref(t->p, t->t_str, pv);
     int pids[2] = {0, 0}, alive = 0;
