@@ -40,6 +40,8 @@ check() {
     done
     n=flow-probe-$$
     ip netns add $n 2> /dev/null || { echo "cannot create a network namespace (ip netns add)"; return 1; }
+    nsenter --net=/run/netns/$n ip link set lo up 2> /dev/null ||
+        { ip netns del $n 2> /dev/null; echo "cannot enter a network namespace (nsenter --net)"; return 1; }
     ip netns del $n 2> /dev/null
     ip link add flowprb$$ type bridge 2> /dev/null || { echo "cannot create a Linux bridge"; return 1; }
     ip link del flowprb$$ 2> /dev/null
@@ -109,8 +111,11 @@ start() {
         ip netns add $(ns $n) || die "cannot create netns $(ns $n)"
         ip link add vflow$ID-$n type veth peer name eth0 netns $(ns $n) || die "veth for n$n"
         ip link set vflow$ID-$n master $BR && ip link set vflow$ID-$n up || die "veth up n$n"
-        ip -n $(ns $n) addr add $NET.1$n/24 dev eth0 && ip -n $(ns $n) link set eth0 up &&
-            ip -n $(ns $n) link set lo up || die "address of n$n"
+        # nsenter --net, not `ip -n`: that one remounts / (--make-rslave), which fails
+        # where / is not a mount point (a chroot)
+        nse="nsenter --net=/run/netns/$(ns $n)"
+        $nse ip addr add $NET.1$n/24 dev eth0 && $nse ip link set eth0 up &&
+            $nse ip link set lo up || die "address of n$n"
         NODELINES="${NODELINES}NodeName=n$n NodeAddr=$NET.1$n CPUs=$CPUS RealMemory=4000 State=UNKNOWN
 "
     done

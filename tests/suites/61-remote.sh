@@ -271,7 +271,10 @@ if compile env; then
         why="$(cat "$T/env.out"), the process executor gives $(cat "$T/env.want")"
     [ -z "$why" ] && [ "$(ls "$T/envs/t" | tr '\n' ' ')" != "f0 f1 f2 " ] && why="test's root holds $(ls "$T/envs/t")"
     [ -z "$why" ] && grep -q 'test' "$T/env.out" || why="${why:-not run in env test: $(cat "$T/env.out")}"
-    if [ -z "$why" ]; then pass environment; else fail environment "$why"; fi
+    if [ "$code" = 2 ] && grep -q "cannot keep this run off" "$T/env.err"; then
+        # a chroot, whose / is not a mount: the run is refused, as 57-isolate finds too
+        echo "SKIP remote:environment: this machine cannot isolate a run: $(head -1 "$T/env.err")"
+    elif [ -z "$why" ]; then pass environment; else fail environment "$why"; fi
 fi
 
 # 9. SIGTERM to the driver mid-run: exit 3 (resumable) and every element cancelled

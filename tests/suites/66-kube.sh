@@ -162,7 +162,13 @@ export CONTAINERS_CONF=$T/containers.conf
 . "$HERE/tests/kube/image.sh"
 IMG=localhost/flow-kube-test:$$
 if ! why=$(kube_image "$IMG" "$T"); then
-    fail "the test image (FROM scratch: flowrun, its libraries, busybox)" "$why"
+    # as 64-podman: a podman that cannot build an image here (in a chroot, whose / is
+    # not a mount, it cannot apply a layer) makes every check below a SKIP with why
+    for c in "a run's answer equals --executor process" "manifests of a run" \
+        "an index that fails is retried" "a Job that vanishes" "an evicted pod" \
+        "one get per poll" "SIGTERM deletes the run's Jobs"; do
+        skip "$c (stand-in kubectl, podman kube play)" "podman cannot build the test image here: $why"
+    done
     exit 0
 fi
 # the image goes first: cleanup removes $T, and with it CONTAINERS_CONF
