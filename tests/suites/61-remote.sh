@@ -181,7 +181,10 @@ if [ -f "$T/w1.plan" ]; then
         sz=$(wc -c < "$b")
         head -c $((sz - 5)) "$b" > "$T/cut.batch"
         cp "$b" "$T/flip.batch"
-        printf 'X' | dd of="$T/flip.batch" bs=1 seek=40 conv=notrunc 2>/dev/null
+        # one bit of byte 40 flipped (writing a fixed byte left the file as it was
+        # whenever that byte was already there)
+        python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[40] ^= 0x20
+open(sys.argv[1], "wb").write(b)' "$T/flip.batch"
         printf 'hello\n' > "$T/text.batch"
         for f in cut flip text; do
             FLOW_ELEMENT=0 "$FLOWRUN" worker --state "$T/s-res" --batch "$T/$f.batch" "$T/res.plan" \
