@@ -201,6 +201,13 @@ want=$("$FLOWRUN_ABS" "$T/kube.plan" --flow squares --executor process --state "
 same() {
     if [ "$code" = 0 ] && [ "$(cat "$T/$1.out")" = "$want" ]; then return 0; fi
     fail "$2" "exit $code, stdout '$(head -c 200 "$T/$1.out")', stderr: $(tail -3 "$T/$1.err" | tr '\n' ' ')"
+    # what the stand-in saw, so that a failure on a loaded machine can be explained
+    for j in "$T/sd-$1"/jobs/*/; do
+        echo "  $(basename "$j"): $(cat "$j/status.json" 2> /dev/null)"
+        for f in "$j"play-*.err "$j"log-*; do
+            [ -s "$f" ] && echo "    $(basename "$f"): $(tail -3 "$f" | tr '\n' ' ' | cut -c1-300)"
+        done
+    done
     return 1
 }
 applies() { grep -c '^apply -f ' "$T/sd-$1/calls.log" 2> /dev/null || echo 0; }
@@ -220,7 +227,7 @@ else
 fi
 
 # an index that fails without running (OOM-killed, node lost): its instances have no
-# result, fail, and are retried (retries: 1) in a new Job
+# result, fail, and are retried (retries: 2) in a new Job
 kube fail squares KUBE_STANDIN_FAIL=0:1
 if same fail "an index that fails is retried"; then
     n=$(applies fail)
