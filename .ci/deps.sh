@@ -20,8 +20,8 @@
 # and its package — no silent skip. Environment: LLVM=0 drops the LLVM need (as
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
-BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
+BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle jansson libcurl libarchive llvm"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs neovim groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -35,6 +35,9 @@ what() {
     libyaml) echo "the libyaml headers (yaml.h)|libyaml-dev" ;;
     sqlite3) echo "the SQLite headers (sqlite3.h)|libsqlite3-dev" ;;
     nettle) echo "the Nettle headers (nettle/sha2.h: SHA-256, base64)|nettle-dev" ;;
+    jansson) echo "the Jansson headers (jansson.h: JSON for std and flowc lsp)|libjansson-dev" ;;
+    libcurl) echo "the libcurl headers (curl/curl.h: std.fetch)|libcurl4-openssl-dev" ;;
+    libarchive) echo "the libarchive headers (archive.h: std.untar, std.gunzip)|libarchive-dev" ;;
     llvm) echo "LLVM 14 (llvm-config-14, its llvm-c headers and libLLVM-14.so; or build with LLVM=0)|llvm-14-dev" ;;
     cmocka) echo "the cmocka headers (cmocka.h, the unit tests)|libcmocka-dev" ;;
     nm) echo "nm (binutils, the exported-symbols test)|binutils" ;;
@@ -54,13 +57,10 @@ what() {
     sqlite3-cli) echo "the sqlite3 shell (the remote tests read state.db's recorded batches)|sqlite3" ;;
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
+    neovim) echo "nvim (headless Neovim drives flowc lsp, the editor tests)|neovim" ;;
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
-    podman) echo "podman (the image: tests, tests/suites/64-podman.sh)|podman" ;;
-    runc) echo "runc (the OCI runtime the podman tests use: crun fails where cgroups are v1)|runc" ;;
-    catatonit) echo "catatonit (podman's init, for podman kube play)|catatonit" ;;
-    busybox-static) echo "a static busybox (/bin/sh of the image make image builds)|busybox-static" ;;
     slurmctld) echo "slurmctld (the Slurm controller: tests/harness/slurm-cluster.sh)|slurmctld" ;;
     slurmd) echo "slurmd (the Slurm node daemon: tests/harness/slurm-cluster.sh)|slurmd" ;;
     slurm-client) echo "sbatch, squeue, scancel, sinfo and scontrol (the slurm executor's tests)|slurm-client" ;;
@@ -96,11 +96,15 @@ probe() {
     cc) has "$CC" ;;
     flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
         podman | runc | catatonit | promtool | prometheus | chromium) has "$1" ;;
+    neovim) has nvim ;;
     busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;
     sqlite3) hdr sqlite3.h ;;
     nettle) hdr nettle/sha2.h ;;
+    jansson) hdr jansson.h ;;
+    libcurl) hdr curl/curl.h ;;
+    libarchive) hdr archive.h ;;
     cmocka) printf '#include <stdarg.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <cmocka.h>\n' |
         $CC $CPPFLAGS -E -x c - > /dev/null 2>&1 ;;
     llvm)
