@@ -18,11 +18,14 @@
  *       instance writes no entry: its parts are not known), it did not run.
  *   A `path` argument that changed is named by its file: the entry's part for it is
  *   a hash of the file's name and content hash (cachekey.c), so the file-identity
- *   index's records (state_files_each: path -> content hash as last hashed) are
- *   hashed the same way (ck_path_part) and matched. The match is exact (64 bits of
- *   the name and content together), and it is found as long as the index still
- *   holds that content for that path: a file changed again and hashed by a later
- *   run is no longer found, and then the text says its name could not be recovered.
+ *   index's records (state_files_each: path -> content hash as last hashed, and as
+ *   hashed before its content last changed) are hashed the same way (ck_path_part)
+ *   and matched. The match is exact (64 bits of the name and content together), and
+ *   it is found as long as the index still holds that content for that path: a file
+ *   changed twice since, each time hashed by a later run, is no longer found, and then
+ *   the text says its name could not be recovered. The file's old and new content
+ *   hash, size and mtime are the index's two records of it (state_file_record), each
+ *   said only when it hashes to the entry's part (then) or the instance's (now).
  *   The earlier entry's part is matched too: when it names another file that is
  *   still unchanged, the file at this index changed (a file inserted before it).
  *   The plan is the run's (runs.plan_path), for the tasks' parameter names and
@@ -43,6 +46,7 @@
 #include "cachekey.h"
 #include "cli.h"
 #include "cli_names.h"
+#include "cron.h"
 #include "digest.h"
 #include "htab.h"
 #include "plan.h"
@@ -65,6 +69,9 @@ typedef struct why_answer {
     char upstream[512];   /* an argument that changed is these bindings' results, or "" */
     char flow_param[128]; /* an argument that changed is this flow parameter, or "" */
     char was[160], now[160]; /* ... whose values in the two runs were these (JSON) */
+    int fknown;                 /* the file's record: 1 as it was known, 2 as it is now */
+    char fhash[2][65];          /* [0] was, [1] now: content hash, size, mtime (ns) */
+    int64_t fsize[2], fmtime[2];
     char text[1200];
 } why_answer;
 
@@ -184,6 +191,42 @@ static void name_file(why_ctx *w, why_answer *a, uint64_t now, uint64_t then) {
                  f, was);
     else
         snprintf(a->text + n, sizeof a->text - n, ": %.900s", f);
+    if (was && strcmp(was, f)) return;
+    /* old -> new: the index's record of the file now, and the one before its content
+     * last changed (state_file_record), each taken only when it hashes to the part */
+    state_file_rec fr;
+    uint64_t part;
+    if (state_file_record(w->st, f, &fr) != 1) return;
+    const fl_digest *h[2] = {fr.has_prev ? &fr.prev_hash : NULL, &fr.hash};
+    const int64_t sz[2] = {fr.prev_size, fr.size}, mt[2] = {fr.prev_mtime_ns, fr.mtime_ns};
+    const uint64_t want[2] = {then, now};
+    for (int c = 0; c < 2; c++) { /* each record, matched to the entry it hashes to */
+        if (!h[c] || ck_path_part(&w->cx, f, h[c], &part)) continue;
+        for (int i = 0; i < 2; i++) {
+            if (part != want[i]) continue;
+            a->fknown |= 1 << i;
+            hash_hex(h[c], a->fhash[i]);
+            a->fsize[i] = sz[c];
+            a->fmtime[i] = mt[c];
+        }
+    }
+    char t[2][32];
+    for (int i = 0; i < 2; i++)
+        cron_fmt_time(a->fmtime[i] / 1000000000, t[i]);
+    n = strlen(a->text);
+    if (a->fknown == 3)
+        snprintf(a->text + n, sizeof a->text - n,
+                 ": its content was sha256 %.12s (%lld bytes, modified %s), now %.12s (%lld "
+                 "bytes, modified %s)",
+                 a->fhash[0], (long long)a->fsize[0], t[0], a->fhash[1], (long long)a->fsize[1],
+                 t[1]);
+    else if (a->fknown)
+        snprintf(a->text + n, sizeof a->text - n,
+                 ": its content %s sha256 %.12s (%lld bytes, modified %s); the %s content is no "
+                 "longer recorded",
+                 a->fknown == 2 ? "became" : "was", a->fhash[a->fknown - 1],
+                 (long long)a->fsize[a->fknown - 1], t[a->fknown - 1],
+                 a->fknown == 2 ? "earlier" : "new");
 }
 
 /* The tasks whose results feed node src (src itself when it is a call or expansion),
@@ -374,8 +417,14 @@ static void explain(why_ctx *w, const why_inst *in, why_answer *a) {
         return;
     }
     if (got == 0) {
-        say(a, "no_entry", "no entry (none of the %d runs of %s before run %lld has one)",
-            RSN_RUNS, w->r.flow, (long long)w->run);
+        int looked = rsn_runs_looked(w->rsn);
+        if (looked == 0)
+            say(a, "no_entry", "no entry (no run of %s before run %lld)", w->r.flow,
+                (long long)w->run);
+        else
+            say(a, "no_entry", "no entry (none of the %s%d run%s of %s before run %lld has one)",
+                looked == RSN_RUNS ? "last " : "", looked, looked == 1 ? "" : "s", w->r.flow,
+                (long long)w->run);
         return;
     }
     fl_free(sctx, then.val);
@@ -427,6 +476,17 @@ static void json_answer(const why_ctx *w, const why_inst *in, const why_answer *
     cli_json_str(stdout, param_of(w, in, a->param));
     printf(",\"file\":");
     cli_json_str(stdout, *a->file ? a->file : NULL);
+    for (int i = 0; i < 2; i++) { /* the file's record, was and now (name_file) */
+        printf(",\"file_%s\":", i ? "now" : "was");
+        if (!(a->fknown & (1 << i))) {
+            printf("null");
+            continue;
+        }
+        char t[32];
+        cron_fmt_time(a->fmtime[i] / 1000000000, t);
+        printf("{\"sha256\":\"%s\",\"size\":%lld,\"mtime\":\"%s\"}", a->fhash[i],
+               (long long)a->fsize[i], t);
+    }
     printf(",\"upstream\":");
     cli_json_str(stdout, *a->upstream ? a->upstream : NULL);
     if (*a->flow_param) { /* the values are JSON already */

@@ -167,6 +167,8 @@ int rsn_before(rsn_ctx *r, const char *task, const char *tmpl, const char *idx, 
     return rc;
 }
 
+int rsn_runs_looked(const rsn_ctx *r) { return r->nruns; }
+
 /* ---- comparing ---- */
 
 /* What of task's identity is told apart from the task as it is now. */

@@ -73,6 +73,8 @@ void rsn_close(rsn_ctx *r);
 /* Why instance ii (its task, tmpl, idx) on args has no entry: *out filled. */
 void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason *out);
 
+/* How many runs rsn_before looked in (at most RSN_RUNS), after a call. */
+int rsn_runs_looked(const rsn_ctx *r);
 /* The earlier entry of the instance named by (tmpl, idx) in the newest runs of the
  * flow older than `before` (0: any): 1 found (*e filled, *run its run; fl_free
  * e->val on state_ctx), 0 none, -1 error. */

@@ -113,11 +113,18 @@
     X(env_id, "SELECT id FROM envs WHERE name=?")                                                  \
     X(env_name, "SELECT name FROM envs WHERE id=?")                                                \
     X(file_get, "SELECT size, mtime_ns, inode, ctime_ns, hash FROM files WHERE path=?")            \
-    X(file_put, "INSERT OR REPLACE INTO files(path, size, mtime_ns, inode, ctime_ns, hash) "       \
-                "VALUES(?,?,?,?,?,?)")                                                             \
+    X(file_put, "INSERT INTO files(path, size, mtime_ns, inode, ctime_ns, hash) VALUES(?,?,?,?,?,?)" \
+                " ON CONFLICT(path) DO UPDATE SET"                                                 \
+                " prev_size=iif(hash IS excluded.hash, prev_size, size),"                         \
+                " prev_mtime_ns=iif(hash IS excluded.hash, prev_mtime_ns, mtime_ns),"             \
+                " prev_hash=iif(hash IS excluded.hash, prev_hash, hash),"                         \
+                " size=excluded.size, mtime_ns=excluded.mtime_ns, inode=excluded.inode,"          \
+                " ctime_ns=excluded.ctime_ns, hash=excluded.hash")                                 \
+    X(file_rec, "SELECT size, mtime_ns, hash, prev_size, prev_mtime_ns, prev_hash FROM files "    \
+                "WHERE path=?")                                                                    \
     X(file_range, "SELECT path, size, mtime_ns, inode, ctime_ns, hash FROM files "                 \
                   "WHERE path >= ?1 AND path < ?2")                                            \
-    X(file_all, "SELECT path, hash FROM files")
+    X(file_all, "SELECT path, hash, prev_hash FROM files")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -359,6 +366,14 @@ static const char *const schema[] = {
     " engine TEXT NOT NULL, engine_id TEXT NOT NULL, name TEXT NOT NULL,"
     " nelem INTEGER NOT NULL, batch_file TEXT NOT NULL, started REAL NOT NULL,"
     " PRIMARY KEY(run, batch)) WITHOUT ROWID;",
+    /* 9: the file-identity index keeps, beside a file's identity and content hash, the
+     * ones it had before its content last changed (file_put), so that `flowrun why`
+     * can say old -> new content hash, size and mtime (state_file_record). An older
+     * flowrun's INSERT OR REPLACE leaves them NULL, which reads as "not known": the
+     * oldest reader stays 7 */
+    "ALTER TABLE files ADD COLUMN prev_size INTEGER;"
+    "ALTER TABLE files ADD COLUMN prev_mtime_ns INTEGER;"
+    "ALTER TABLE files ADD COLUMN prev_hash BLOB;",
 };
 /* The oldest schema version a reader of ours understands: 7, since a flowrun of
  * schema 6 would write a test run's cache entries as prod's (environment 0). */
@@ -1294,6 +1309,10 @@ int state_files_each(fl_state *st, int (*fn)(const char *path, const fl_digest *
         fl_digest h;
         memcpy(h.b, sqlite3_column_blob(s, 1), 32);
         stop = fn(path, &h, ctx);
+        if (!stop && sqlite3_column_bytes(s, 2) == 32) { /* as before its last change */
+            memcpy(h.b, sqlite3_column_blob(s, 2), 32);
+            stop = fn(path, &h, ctx);
+        }
     }
     if (!stop && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
@@ -3861,6 +3880,30 @@ int state_file_known(fl_state *st, const char *path) {
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int state_file_record(fl_state *st, const char *path, state_file_rec *out) {
+    memset(out, 0, sizeof *out);
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_file_rec);
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s), found = 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) sql_fail(&st->main);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 2) == 32) {
+        out->size = sqlite3_column_int64(s, 0);
+        out->mtime_ns = sqlite3_column_int64(s, 1);
+        memcpy(out->hash.b, sqlite3_column_blob(s, 2), 32);
+        if (sqlite3_column_bytes(s, 5) == 32) {
+            out->has_prev = 1;
+            out->prev_size = sqlite3_column_int64(s, 3);
+            out->prev_mtime_ns = sqlite3_column_int64(s, 4);
+            memcpy(out->prev_hash.b, sqlite3_column_blob(s, 5), 32);
+        }
+        found = 1;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
 }
 
 static int apply_file(conn *c, const char *path, const state_file_id *id, const fl_digest *h) {

@@ -33,7 +33,7 @@
 #include "ctx.h"
 #include "store.h"
 
-#define STATE_SCHEMA_VERSION 8 /* what this flowrun writes */
+#define STATE_SCHEMA_VERSION 9 /* what this flowrun writes */
 
 typedef struct fl_state fl_state;
 
@@ -287,11 +287,23 @@ typedef struct state_file_id {
  * 1 (hash in *h), 0 unknown or changed, -1 error. */
 int state_file_lookup(fl_state *st, const char *path, const state_file_id *id, fl_digest *h);
 int state_file_put(fl_state *st, const char *path, const state_file_id *id, const fl_digest *h);
+/* What the index holds for path: its size, mtime and content hash as last hashed
+ * and, when its content changed since an earlier hashing (has_prev), the ones it had
+ * before that change. 1 found, 0 no record, -1 error. (`flowrun why`: old -> new.) */
+typedef struct state_file_rec {
+    int64_t size, mtime_ns;
+    fl_digest hash;
+    int has_prev;
+    int64_t prev_size, prev_mtime_ns;
+    fl_digest prev_hash;
+} state_file_rec;
+int state_file_record(fl_state *st, const char *path, state_file_rec *out);
 /* Has path ever been hashed (a record, whatever its identity)? 1, 0, -1 error. (The
  * reason engine: a file never seen is "a new file", not "changed".) */
 int state_file_known(fl_state *st, const char *path);
-/* Every record of the index: fn(path, its content hash as last hashed) for each, in no
- * set order; fn returns nonzero to stop. (`flowrun why` names the file of a `path`
+/* Every record of the index: fn(path, its content hash as last hashed) for each, and
+ * fn(path, the hash before its content last changed) where that is kept, in no set
+ * order; fn returns nonzero to stop. (`flowrun why` names the file of a `path`
  * argument from it: cachekey.h ck_path_part.) 0, or -1 on a database error. */
 int state_files_each(fl_state *st, int (*fn)(const char *path, const fl_digest *h, void *ctx),
                      void *ctx);

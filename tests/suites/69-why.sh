@@ -36,19 +36,25 @@ expect "first run: every count_words instance ran, no earlier entry" \
     "3 ran: 3 no earlier entry; 0 served from the cache" "$(why last count_words | sed -n 2p)"
 
 # ---- one file changed ----
+# ident FILE: its content hash (12 digits), size and mtime as why says them
+ident() { echo "$(sha256sum "$1" | cut -c1-12) ($(stat -c %s "$1") bytes, modified $(date -u -d "@$(stat -c %Y "$1")" +%Y-%m-%dT%H:%M:%SZ))"; }
+was=$(ident d/b.txt) was_sha=$(sha256sum d/b.txt | cut -c1-64)
+sleep 1 # another mtime
 echo "and some more words" >> d/b.txt
+now=$(ident d/b.txt) now_size=$(stat -c %s d/b.txt)
+CH="d/b.txt: its content was sha256 $was, now $now"
 run
 why last count_words > sum.txt
 expect "changed file: the summary counts 1 ran and 2 served" \
     "1 ran: 1 input \`file\` changed; 2 served from the cache" "$(sed -n 2p sum.txt)"
 expect "changed file: the summary names the instance and exactly that file" \
-    "    counts[1]: input \`file\` changed: d/b.txt (compared with run 1)" "$(sed -n 4p sum.txt)"
+    "    counts[1]: input \`file\` changed: $CH (compared with run 1)" "$(sed -n 4p sum.txt)"
 expect "changed file: the summary's header names the binding and task" \
     "counts (task count_words) in run 2: 3 instances" "$(sed -n 1p sum.txt)"
 expect "changed file: the instance by name" \
-    "counts[1] (run 2): input \`file\` changed: d/b.txt (compared with run 1)" "$(why last 'counts[1]')"
+    "counts[1] (run 2): input \`file\` changed: $CH (compared with run 1)" "$(why last 'counts[1]')"
 expect "changed file: the instance by its label (named as show names it)" \
-    "counts[1] (run 2): input \`file\` changed: d/b.txt (compared with run 1)" \
+    "counts[1] (run 2): input \`file\` changed: $CH (compared with run 1)" \
     "$(why 2 'counts["b.txt"]')"
 expect "served: the run that produced it" "counts[0] (run 2): served from the cache: its result was produced by run 1" \
     "$(why last 'counts[0]' | sed 's/ ([0-9T:Z-]*)$//')"
@@ -57,13 +63,17 @@ expect "reduce: its input is an upstream result, named" \
     "total_of (run 2): input \`counts\` changed: an upstream result changed (counts; ask \`flowrun why 2 counts\`) (compared with run 1)" \
     "$(why last total_of)"
 expect "an earlier run is answered as of its time (run 1: no earlier entry)" \
-    "counts[1] (run 1): no entry (none of the 4 runs of wordcount before run 1 has one)" "$(why 1 'counts[1]')"
+    "counts[1] (run 1): no entry (no run of wordcount before run 1)" "$(why 1 'counts[1]')"
 
 # ---- --json ----
 why last count_words --json > sum.json
 expect "--json summary parses: ran, served, the reason, the parameter, the file" \
     "3 1 2 input_changed file d/b.txt 1" \
     "$(q sum.json "j['instances'], j['ran'], j['served'], j['reasons'][0]['reason'], j['reasons'][0]['param'], j['reasons'][0]['instances'][0]['file'], j['reasons'][0]['count']")"
+why last 'counts[1]' --json > ch.json
+expect "--json instance: the file's content hash, size and mtime, was and now" \
+    "$was_sha $now_size True" \
+    "$(q ch.json "j['instance']['file_was']['sha256'], j['instance']['file_now']['size'], j['instance']['file_now']['mtime'] > j['instance']['file_was']['mtime']")"
 why last 'counts[0]' --json > one.json
 expect "--json instance: served, produced by run 1" "True served 1 counts[0]" \
     "$(q one.json "j['instance']['served'], j['instance']['reason'], j['instance']['produced_by'], j['instance']['name']")"
@@ -76,7 +86,7 @@ echo "a fourth file" > d/d.txt
 run
 expect "new file (last): no earlier entry, 3 served" \
     "1 ran: 1 no earlier entry; 3 served from the cache" "$(why last count_words | sed -n 2p)"
-expect "new file (last): it is counts[3]" "    counts[3]: no entry (none of the 4 runs of wordcount before run 3 has one)" \
+expect "new file (last): it is counts[3]" "    counts[3]: no entry (none of the 2 runs of wordcount before run 3 has one)" \
     "$(why last count_words | sed -n 4p)"
 
 # ---- a new file, sorted first: the file at index 0 is another one ----

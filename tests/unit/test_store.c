@@ -412,6 +412,26 @@ static void test_state_runs_instances_cache(void **state) {
     assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 1);
     id.mtime_ns++;
     assert_int_equal(state_file_lookup(st, "/x/a.csv", &id, &fh), 0);
+    /* the record before a content change is kept (why: old -> new), not one before a
+     * mere touch */
+    state_file_rec fr;
+    assert_int_equal(state_file_record(st, "/x/a.csv", &fr), 1);
+    assert_int_equal(fr.has_prev, 0);
+    fl_digest changed = obj;
+    changed.b[0] ^= 1;
+    state_file_id id2 = {12, id.mtime_ns, 77, 987654322};
+    assert_int_equal(state_file_put(st, "/x/a.csv", &id2, &changed), 0);
+    id2.mtime_ns += 5; /* touched, same content */
+    assert_int_equal(state_file_put(st, "/x/a.csv", &id2, &changed), 0);
+    assert_int_equal(state_file_record(st, "/x/a.csv", &fr), 1);
+    assert_int_equal(fr.size, 12);
+    assert_int_equal(fr.mtime_ns, id2.mtime_ns);
+    assert_memory_equal(fr.hash.b, changed.b, 32);
+    assert_int_equal(fr.has_prev, 1);
+    assert_int_equal(fr.prev_size, 10);
+    assert_int_equal(fr.prev_mtime_ns, 123456789);
+    assert_memory_equal(fr.prev_hash.b, obj.b, 32);
+    assert_int_equal(state_file_record(st, "/x/none", &fr), 0);
     state_close(st);
 
     /* reopening keeps everything */
@@ -854,7 +874,10 @@ static void test_cache_migrated_from_schema4(void **state) {
     sqlite3 *db = open_db(d);
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE cache_pack;"
-                                  /* and schema 6's, 7's and 8's additions */
+                                  /* and schema 6's, 7's, 8's and 9's additions */
+                                  "ALTER TABLE files DROP COLUMN prev_size;"
+                                  "ALTER TABLE files DROP COLUMN prev_mtime_ns;"
+                                  "ALTER TABLE files DROP COLUMN prev_hash;"
                                   "DROP TABLE remote_batches;"
                                   "DROP TABLE envs;"
                                   "DROP TABLE first_seen; DROP INDEX runs_logical;"
