@@ -29,7 +29,7 @@
       "1 some failed)")                                                                            \
     X(serve, "PLAN... [--env E] [--config FILE] [--state DIR] [--no-catchup] "                   \
              "[--debounce DURATION] [--param k=v]... [-j N] [--executor inline|process] "         \
-             "[--unprotected] [--metrics ADDR:PORT]",                                                                    \
+             "[--unprotected] [--metrics ADDR:PORT] [--events FILE]",                             \
       "run scheduled and watched flows for as long as it runs")                                    \
     X(runs, "[--json] [--env NAME] [--state DIR] [--config FILE]",                                 \
       "run history, newest first (a run whose flowrun died shows as interrupted)")                 \

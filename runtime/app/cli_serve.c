@@ -210,6 +210,8 @@ typedef struct serve_opts {
     int unprotected; /* --unprotected, given to each run */
     double debounce; /* seconds */
     const char *metrics; /* --metrics ADDR:PORT */
+    const char *events;  /* --events FILE, passed on to each run (absolute) */
+    char events_buf[PATH_MAX];
 } serve_opts;
 
 typedef struct serve {
@@ -462,6 +464,7 @@ static pid_t spawn_run(serve *s, serve_flow *f, const char *logical) {
     if (s->o.executor) argv[n++] = "--executor", argv[n++] = (char *)s->o.executor;
     if (s->o.jobs) argv[n++] = "-j", argv[n++] = (char *)s->o.jobs;
     if (s->o.unprotected) argv[n++] = "--unprotected";
+    if (s->o.events) argv[n++] = "--events", argv[n++] = (char *)s->o.events;
     if (logical) { /* sets the first parameter and claims the interval (cli_run.c) */
         argv[n++] = "--interval";
         argv[n++] = (char *)logical;
@@ -834,7 +837,7 @@ static int serve_loop(serve *s) {
 }
 
 enum { O_ENV = 256, O_STATE, O_NO_CATCHUP, O_DEBOUNCE, O_EXECUTOR, O_PARAM, O_CONFIG,
-       O_UNPROTECTED, O_METRICS };
+       O_UNPROTECTED, O_METRICS, O_EVENTS };
 
 static const struct option serve_options[] = {
     {"env", required_argument, NULL, O_ENV},
@@ -847,6 +850,7 @@ static const struct option serve_options[] = {
     {"unprotected", no_argument, NULL, O_UNPROTECTED},
     {"config", required_argument, NULL, O_CONFIG},
     {"metrics", required_argument, NULL, O_METRICS},
+    {"events", required_argument, NULL, O_EVENTS},
     {NULL, 0, NULL, 0}};
 
 static int serve_usage(const char *fmt, const char *a) {
@@ -881,6 +885,10 @@ static int parse_serve(int argc, char **argv, serve_opts *o) {
                 break;
             case O_METRICS:
                 o->metrics = val;
+                break;
+            case O_EVENTS:
+                if (!*val) return serve_usage("%s", "--events expects a FILE");
+                o->events = val;
                 break;
             case O_NO_CATCHUP:
                 o->no_catchup = 1;
@@ -960,6 +968,18 @@ int flowrun_cmd_serve(int argc, char **argv) {
                           sizeof s.o.state_buf))
             return 2;
         s.o.state = s.o.state_buf;
+    }
+    if (s.o.events) { /* every run appends to it (whole lines, O_APPEND: events.c); a
+                       * file that cannot be written is said now, not at each run */
+        int fd = open(s.o.events, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0 || !realpath(s.o.events, s.o.events_buf)) {
+            fprintf(stderr, "flowrun serve: cannot open the events file %s: %s\n", s.o.events,
+                    strerror(errno));
+            if (fd >= 0) close(fd);
+            return 2;
+        }
+        close(fd);
+        s.o.events = s.o.events_buf;
     }
     if (s.o.metrics) { /* bound now: a mistake is said before anything runs */
         char merr[600];

@@ -12,7 +12,9 @@
 #     the story still checks;
 #   - an events file that cannot be opened is refused before the run (exit 2, one
 #     line, nothing recorded); one that cannot be written fails the run (exit 1);
-#     --dry-run --events is refused; a damaged line is caught by the checker.
+#     --dry-run --events is refused; a damaged line is caught by the checker;
+#   - flowrun serve --events: the runs serve starts (three days on a fake clock) each
+#     write their story to the one file; an unopenable file is refused at start.
 ROOT=$(pwd)
 T=$(mktemp -d /tmp/flow-events-XXXXXX)
 trap 'touch "$T"/*.go 2>/dev/null; rm -rf "$T"' EXIT
@@ -142,6 +144,24 @@ if [ -w /dev/full ]; then
     if [ "$code" = 1 ] && grep -q "events file.*No space left" err.txt; then pass "full disk: exit 1, said"
     else fail "full disk" "exit $code, stderr '$(cat err.txt)'"; fi
 else echo "SKIP events: full disk (skipped: /dev/full is not writable here)"; fi
+
+# ---- flowrun serve --events: every run it starts writes there ----
+cp "$ROOT/tests/serve/daily.flow" . && "$FLOWC" daily.flow 2>> "$E" || fail "serve: flowc daily.flow" "see stderr"
+# three days on a fake clock (36-serve's): serve ends once 2026-01-04 is handled
+FLOW_FAKE_NOW=2026-01-01T00:00:00Z FLOW_FAKE_SPEED=432000 FLOW_FAKE_UNTIL=2026-01-04T00:00:00Z \
+    timeout 60 "$FLOWRUN" serve daily.plan --state "$T/st-serve" --events sv.jsonl > /dev/null 2>> "$E"
+code=$?
+expect "serve --events: serve ends (exit 0)" 0 "$code"
+expect "serve --events: the events check, three runs of one instance each" \
+    "runs=3 instances=3 failed=0 cached=0" "$(check sv.jsonl | cut -d' ' -f1-4)"
+expect "serve --events: the runs are the three days" "daily daily daily" \
+    "$(python3 -c 'import json,sys
+print(" ".join(e["job"]["name"] for e in map(json.loads, open(sys.argv[1])) if e["eventType"] == "COMPLETE" and "." not in e["job"]["name"]))' sv.jsonl 2>&1)"
+"$FLOWRUN" serve daily.plan --state "$T/st-serve" --events "$T/no/such/dir/ev.jsonl" > out.txt 2> err.txt
+code=$?
+if [ "$code" = 2 ] && [ "$(wc -l < err.txt)" = 1 ] && grep -q "cannot open the events file" err.txt
+then pass "serve --events: a file that cannot be opened is refused at start (exit 2, one line)"
+else fail "serve --events unopenable" "exit $code, stderr '$(cat err.txt)'"; fi
 
 # ---- the checker can fail ----
 sed '5s/"eventType":"[A-Z]*"/"eventType":"FINISHED"/' ev1.jsonl > damaged.jsonl
