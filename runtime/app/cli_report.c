@@ -363,6 +363,21 @@ static void finish(rep_run *R) {
     lanes(R);
 }
 
+/* The task's CPU figures (state.h, state_task_cpu) onto each of its bindings. */
+static int take_cpu(const state_task_cpu *v, void *ctx) {
+    rep_run *R = ctx;
+    for (size_t i = 0; i < R->nb; i++) {
+        rep_bind *b = &R->b[i];
+        if (strcmp(b->task, v->task)) continue;
+        b->cpu = 1;
+        b->cpu_measured = (long)v->measured;
+        b->cpu_ran = (long)v->instances;
+        b->cpu_s = v->cpu_wall_ns > 0 ? (double)v->cpu_ns * ((double)v->wall_ns / (double)v->cpu_wall_ns) / 1e9
+                                      : (double)v->cpu_ns / 1e9;
+    }
+    return 0;
+}
+
 int rep_load(fl_state *st, const char *dir, int64_t id, int tails, rep_run *R) {
     memset(R, 0, sizeof *R);
     R->ctx = flowrun_ctx();
@@ -397,6 +412,11 @@ int rep_load(fl_state *st, const char *dir, int64_t id, int tails, rep_run *R) {
         return -1;
     }
     if (!R->ran || R->pid0 != R->r.pid) R->inline_ex = 0; /* inline: flowrun's own pid */
+    if (state_task_cpu_each(st, id, take_cpu, R)) {
+        fprintf(stderr, "flowrun report: the CPU times of run %lld cannot be read\n",
+                (long long)id);
+        return -1;
+    }
     finish(R);
     return 0;
 }

@@ -45,6 +45,9 @@ typedef struct rep_bind {
     size_t ndur, capdur;
     double total, p50, p95, max; /* over dur (cli_report.c, finish) */
     int64_t rss_kb;              /* largest peak RSS recorded */
+    int cpu;                     /* its task's CPU figures were recorded (state_task_cpu): */
+    double cpu_s;                /* the task's CPU time, estimated (seconds), */
+    long cpu_measured, cpu_ran;  /* from this many of the instances that ran */
     long hist[REP_HIST];         /* durations by bucket */
     int up[REP_UP_MAX];          /* upstream bindings (indexes), from the plan */
     int nup;

@@ -388,14 +388,15 @@ static void tasks(FILE *f, const rep_run *R) {
           "<th class=\"n\">instances</th><th class=\"n\">done</th><th class=\"n\">cached</th>"
           "<th class=\"n\">failed</th><th class=\"n\">skipped</th><th class=\"n\">cache hits</th>"
           "<th class=\"n\">p50</th><th class=\"n\">p95</th><th class=\"n\">max</th>"
-          "<th class=\"n\">total</th><th class=\"n\">peak RSS</th><th class=\"n\">retries</th>"
+          "<th class=\"n\">total</th><th class=\"n\">peak RSS</th><th class=\"n\">task CPU</th>"
+          "<th class=\"n\">retries</th>"
           "<th title=\"&lt;1 ms, 1-3 ms, 3-10 ms ... &ge;100 "
           "s\">durations</th><th>source</th></tr>\n",
           f);
     int unmeasured = 0;
     for (size_t i = 0; i < R->nb; i++) {
         const rep_bind *b = &R->b[i];
-        char c[6][32], d[4][32], rss[32], rate[32];
+        char c[6][32], d[4][32], rss[32], rate[32], cpu[48];
         long looked = b->cached + b->done + b->failed;
         if (looked)
             snprintf(rate, sizeof rate, "%.0f %%", 100.0 * (double)b->cached / (double)looked);
@@ -409,6 +410,13 @@ static void tasks(FILE *f, const rep_run *R) {
             kib(b->rss_kb, rss, sizeof rss);
         else
             snprintf(rss, sizeof rss, "not recorded");
+        if (!b->cpu || !b->cpu_ran)
+            snprintf(cpu, sizeof cpu, "-");
+        else if (!b->cpu_measured)
+            snprintf(cpu, sizeof cpu, "not measured");
+        else /* "~": estimated from a sample of the instances (the note says how) */
+            snprintf(cpu, sizeof cpu, "%s%s", b->cpu_measured < b->cpu_ran ? "~" : "",
+                     dur(b->cpu_s, d[0], 32));
         fputs("<tr><td>", f);
         esc(f, b->name);
         fputs("</td><td>", f);
@@ -422,9 +430,10 @@ static void tasks(FILE *f, const rep_run *R) {
         int none = !b->ndur;
         fprintf(f,
                 "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
-                "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td>",
+                "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
+                "<td class=\"n\">%s</td><td>",
                 dur(none ? -1 : b->p50, d[0], 32), dur(none ? -1 : b->p95, d[1], 32),
-                dur(none ? -1 : b->max, d[2], 32), dur(none ? -1 : b->total, d[3], 32), rss,
+                dur(none ? -1 : b->max, d[2], 32), dur(none ? -1 : b->total, d[3], 32), rss, cpu,
                 count(b->retries, c[5], 32));
         if (b->ndur) {
             fputs("<svg width=\"132\" height=\"22\">", f);
@@ -441,14 +450,20 @@ static void tasks(FILE *f, const rep_run *R) {
           "the largest the executor measured for the task's instances: under the process "
           "executor and remote jobs, the worker process's peak when the instance ended (a "
           "worker's earlier instances count in it); for <code>sh</code> commands, under every "
-          "executor, the command's own (wait4).</p>",
+          "executor, the command's own (wait4). Task CPU is user + system time of the task's "
+          "instances that ran, over all its bindings: for <code>sh</code> commands the "
+          "command's own (wait4); for C tasks, a sample: under the inline executor the runner "
+          "thread's CPU clock around one run of jobs in 16 (and every run of 1 ms or more), "
+          "shared among the run's jobs by wall time; under the process executor the worker's "
+          "CPU clock around one job in 16 (and every job of a task whose jobs take 2 ms or "
+          "more); scaled to all the task's instances by wall time (\"~\": estimated from that "
+          "sample). Remote jobs' CPU is not measured.</p>",
           f);
     if (unmeasured)
         fputs("<p class=\"note\">* This run used the inline executor: C tasks ran on flowrun's "
               "own threads, so the only peak RSS there is is flowrun's (it is recorded, but it "
-              "is not the task's), and state.db records no CPU time per instance, so no CPU "
-              "figure can be given either. Run with <code>--executor process</code> for a peak "
-              "RSS per task.</p>",
+              "is not the task's): the task CPU column is the figure per task there. Run with "
+              "<code>--executor process</code> for a peak RSS per task.</p>",
               f);
     fputs("</section>\n", f);
 }

@@ -403,6 +403,8 @@ void rt_call_task_from(rt_runtime *rt, const rt_job *job, rt_result *res, double
     res->log = c.log;
     c.log = NULL;
     res->peak_rss_kb = c.peak_rss_kb;
+    res->cpu_ns = c.cmd_cpu_ns;
+    res->cpu_known = c.cmd_ran;
     rt_ictx_leave(&c);
     res->end = rt_now();
 }

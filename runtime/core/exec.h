@@ -55,6 +55,8 @@ typedef struct rt_result {
     int worker_pid;    /* process that ran it (flowrun itself when inline) */
     double start, end; /* wall clock, seconds since the epoch */
     int64_t peak_rss_kb; /* of the worker, where known; else 0 */
+    int64_t cpu_ns;    /* CPU time (user + system) it took, where cpu_known: an sh */
+    int cpu_known;     /* command's from wait4; else the inline executor's estimate */
 } rt_result;
 
 /* error and log are allocated through the plan's context (p->ctx): whoever ends up

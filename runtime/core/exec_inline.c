@@ -88,6 +88,16 @@
  * instance: with slow tasks a run holds one job, and the read cost more than the
  * scheduler's share of it. Peak RSS only grows, so the figure is at most this late. */
 #define INLINE_RSS_SECONDS 0.1
+/* CPU time: the tasks run on flowrun's threads, so a job's CPU is its thread's CPU
+ * clock over the job. Reading that clock is a system call (~0.6 us here), more than a
+ * trivial job, so it is read around a sample of runs, not around each job: one run in
+ * INLINE_CPU_EVERY of each runner (its first among them), and every run expected to take INLINE_CPU_NS or more
+ * (there the reads cost under 0.1 %). A measured run's CPU is shared among its jobs
+ * by their wall time (an sh job's CPU is its command's, from wait4, and is not
+ * shared); the recorder scales each task's measured CPU by its instances' total wall
+ * time over their measured wall time (history.c, "task CPU"). */
+#define INLINE_CPU_EVERY 16
+#define INLINE_CPU_NS 1e6
 /* Most workers of the pool that runs run_as jobs (see RUN_AS above). */
 #define INLINE_AS_WORKERS 4
 /* While inline jobs run and pool jobs are out, the pool is looked at this often. */
@@ -129,6 +139,7 @@ typedef struct inline_ex {
 #define CRASH_ALTSTACK (64 * 1024)
 static __thread const rt_job *tl_job;        /* the job this thread is running, or NULL */
 static __thread const fl_plan *tl_plan;    /* its plan */
+static __thread unsigned tl_runs;          /* runs this thread has run (CPU samples) */
 
 /* async-signal-safe text building */
 static size_t cs_put(char *b, size_t n, size_t cap, const char *s) {
@@ -239,6 +250,9 @@ static void take_and_run(inline_ex *ex) {
     double t0 = rt_now(), at = t0;
     size_t ran = 0;
     tl_plan = rt_plan(ex->rt);
+    struct timespec c0, c1;
+    int cpu = ((tl_runs++ % INLINE_CPU_EVERY) == 0 || (double)k * ex->avg_ns >= INLINE_CPU_NS) &&
+              clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0) == 0;
     for (; ran < k; ran++) {
         if (ran && __atomic_load_n(&ex->stop, __ATOMIC_RELAXED)) break;
         tl_job = &jobs[ran];
@@ -248,6 +262,18 @@ static void take_and_run(inline_ex *ex) {
         at = res[ran].r.end;
     }
     double per = ran ? (at - t0) * 1e9 / (double)ran : 0;
+    if (cpu && clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1) == 0) {
+        double ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
+        double wall = 0;
+        for (size_t i = 0; i < ran; i++)
+            if (!res[i].r.cpu_known) wall += res[i].r.end - res[i].r.start;
+        for (size_t i = 0; i < ran; i++) {
+            if (res[i].r.cpu_known) continue;
+            double share = wall > 0 ? (res[i].r.end - res[i].r.start) / wall : 1.0 / (double)ran;
+            res[i].r.cpu_ns = (int64_t)(ns * share);
+            res[i].r.cpu_known = 1;
+        }
+    }
 
     pthread_mutex_lock(&ex->mu);
     struct rusage ru; /* the worker is flowrun itself: its peak, read now and then */

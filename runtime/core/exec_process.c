@@ -138,6 +138,7 @@
 #define PX_ORPHAN_SIG (SIGRTMIN + 3) /* parent-death signal of the workers */
 #define PX_RSS_NS 2000000            /* jobs shorter than this reuse the last peak RSS read, */
 #define PX_RSS_EVERY_NS 100000000    /* ... unless it is older than this */
+#define PX_CPU_EVERY 16              /* one job in this many has its CPU time read */
 #define PX_REAP_NS 100000000         /* children left behind are reaped at least this often */
 
 /* ---- the wire ---- */
@@ -167,6 +168,9 @@ typedef struct px_reshdr {
     uint32_t nlog;       /* bytes of the log */
     double start, end;   /* rt_result.start, .end */
     int64_t peak_rss_kb; /* rt_result.peak_rss_kb */
+    int64_t cpu_ns;      /* rt_result.cpu_ns (an sh command's, from wait4) */
+    int32_t cpu_known;   /* rt_result.cpu_known */
+    int32_t pad;
 } px_reshdr;
 
 /* One page shared by a worker (writer) and the parent (reader). */
@@ -425,6 +429,7 @@ typedef struct px_child_state {
     int64_t *task_ns;    /* per task: moving mean of its durations here; 0 = not seen yet */
     int64_t rss;         /* peak RSS last read, KiB */
     int64_t rss_at;      /* CLOCK_MONOTONIC when it was read */
+    uint64_t jobs;       /* jobs run (CPU samples: px_child_job) */
     int64_t reaped_at;   /* CLOCK_MONOTONIC of the last look for children to reap */
     dev_t cap_dev;       /* the capture file's identity, taken once (px_child_tidy) */
     ino_t cap_ino;
@@ -683,7 +688,18 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
         res.error = fl_strdup(p->ctx, m);
     } else {
         int64_t oom0 = cs->cg && t->memory ? fcg_oom_kills(cs->cg) : -1;
+        /* CPU time: the worker's CPU clock (a system call) around one job in
+         * PX_CPU_EVERY, and around every job of a task whose jobs take PX_RSS_NS or
+         * more here; an sh command's comes from wait4 (sh.c). The recorder scales
+         * the sample to the task (history.c, "Task CPU") */
+        int64_t cpu0 = (cs->jobs++ % PX_CPU_EVERY == 0 || cs->task_ns[h->task] >= PX_RSS_NS)
+                           ? px_now(CLOCK_PROCESS_CPUTIME_ID)
+                           : -1;
         cs->ex->run(cs->ex->run_ctx, &job, &res);
+        if (cpu0 >= 0 && !res.cpu_known) {
+            res.cpu_ns = px_now(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+            res.cpu_known = 1;
+        }
         if (oom0 >= 0 && !res.ok && fcg_oom_kills(cs->cg) > oom0) {
             /* the OOM killer took a process the task started (an sh command's) */
             char size[32], m[PX_ERROR_MAX];
@@ -759,6 +775,8 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     rh.start = start;
     rh.end = end;
     rh.peak_rss_kb = rss;
+    rh.cpu_ns = res.cpu_ns;
+    rh.cpu_known = res.cpu_known;
     rh.len = (uint32_t)(sizeof rh - sizeof rh.len + rh.nvalue + rh.nerror + rh.nlog);
     size_t frame = sizeof rh + rh.nvalue + rh.nerror + rh.nlog;
     if (cs->enc.failed || px_reserve(p->ctx, &cs->out, frame)) {
@@ -1265,6 +1283,8 @@ static int px_parse(px_exec *ex, px_worker *w) {
         r.start = h.start;
         r.end = h.end;
         r.peak_rss_kb = h.peak_rss_kb;
+        r.cpu_ns = h.cpu_ns;
+        r.cpu_known = h.cpu_known;
         int64_t dur = (int64_t)((h.end - h.start) * 1e9);
         ex->avg_ns = ex->avg_ns ? ex->avg_ns + (dur - ex->avg_ns) / 8 : (dur > 0 ? dur : 1);
         if (ex->avg_ns <= 0) ex->avg_ns = 1;

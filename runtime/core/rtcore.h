@@ -76,6 +76,8 @@ typedef struct rt_ictx {
     uint32_t out_seq;      /* counter for fresh output names */
     rt_given *given;       /* output paths handed out so far (arena memory) */
     long peak_rss_kb;      /* largest peak memory of a command it ran (sh), or 0 */
+    int64_t cmd_cpu_ns;    /* CPU time (user + system) of the commands it ran (sh), */
+    int cmd_ran;           /* ... known when one ran (wait4) */
     struct rt_ictx *prev;  /* the context this one interrupted (nested calls) */
 } rt_ictx;
 

@@ -116,6 +116,7 @@ typedef struct sh_run {
     pid_t pid;     /* the shell (also its process group) */
     int status;    /* waitpid status */
     long rss_kb;   /* the command's peak resident memory (wait4), or 0 */
+    int64_t cpu_ns; /* its CPU time, user + system (wait4) */
     int timed_out; /* killed for the timeout */
     sh_buf out;    /* stdout */
     sh_buf err;    /* stderr (the tail) */
@@ -201,6 +202,8 @@ static int run_command(char *const *argv, int64_t timeout_ms, sh_run *r, char *w
         pid_t w = wait4(r->pid, &r->status, r->timed_out || !deadline ? 0 : WNOHANG, &ru);
         if (w == r->pid) {
             r->rss_kb = ru.ru_maxrss;
+            r->cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+                        ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
             break;
         }
         if (w < 0 && errno != EINTR) {
@@ -310,6 +313,7 @@ int rt_sh_run(rt_ictx *c, uint32_t ti, const fl_val *args, fl_val *out) {
     }
     fv_decref(p, p->lambdas[t->cmd].ret, cmdv);
     if (r.rss_kb > c->peak_rss_kb) c->peak_rss_kb = r.rss_kb;
+    if (r.pid > 0) c->cmd_cpu_ns += r.cpu_ns, c->cmd_ran = 1;
     int result_is_stdout = rkind == PT_STR || rkind == PT_INT || rkind == PT_FLOAT;
     if (!result_is_stdout && r.out.len) rt_ictx_log(c, r.out.d, r.out.len);
     if (r.err.len) rt_ictx_log(c, r.err.d, r.err.len);

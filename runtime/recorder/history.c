@@ -28,6 +28,12 @@
  * is checked against its identity record (one lstat each, store_check_name):
  * a file changed since it was stored is re-hashed, and when damaged it is
  * quarantined and the instance fails rather than read it.
+ *
+ * Task CPU. Each instance that ran adds its wall time to its task's figures, and
+ * its CPU time where the executor knew it (rt_result.cpu_known: an sh command's,
+ * or a sampled inline run's share); hist_close writes them (state_task_cpu_add),
+ * one row per task, so the report can show CPU per task where no peak RSS of the
+ * task's own is measured. Lost with a flowrun killed mid-run (a resume adds its own).
  */
 #define _GNU_SOURCE
 #include "history.h"
@@ -113,6 +119,7 @@ struct hist {
     int logs_fd;              /* logs/<run>, opened at the first log (fsdir.h); -1 before */
     int oom;                  /* resume: the finished instances could not all be loaded */
     ev_sink *ev;              /* --events: the run events file (events.h), or NULL */
+    state_task_cpu *cpu;      /* per plan task: CPU and wall time of what ran (Task CPU) */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -932,6 +939,20 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         r.cache_ninputs = T->nparams;
     }
     state_inst_put(h->st, &r);
+    if (!served) { /* Task CPU */
+        if (!h->cpu) h->cpu = fl_calloc(h->ctx, p->n_tasks, sizeof *h->cpu);
+        if (h->cpu) {
+            state_task_cpu *c = &h->cpu[ii->task];
+            int64_t wall = (int64_t)((res->end - res->start) * 1e9);
+            c->wall_ns += wall;
+            c->instances++;
+            if (res->cpu_known) {
+                c->cpu_ns += res->cpu_ns;
+                c->cpu_wall_ns += wall;
+                c->measured++;
+            }
+        }
+    }
     if (h->ev) { /* --events: the argument hashes of a served instance too */
         if (!r.cache_inputs && ii->has_key && key_parts(h, ii->task, args, &r.cache_ident)) {
             r.cache_inputs = h->inputs;
@@ -971,8 +992,19 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
                const char *error) {
     if (!h) return 0;
     int rc = 0;
-    if (h->st && state && h->run)
-        rc = state_run_end(h->st, h->run, state, exit_code, result_json, error);
+    if (h->st && h->run && h->cpu) { /* Task CPU: the tasks that ran, before the run ends */
+        size_t n = 0;
+        for (uint32_t t = 0; t < h->p->n_tasks; t++)
+            if (h->cpu[t].instances) {
+                h->cpu[t].task = plan_str(h->p, h->p->tasks[t].name);
+                h->cpu[n++] = h->cpu[t];
+            }
+        if (state_task_cpu_add(h->st, h->run, h->cpu, n)) rc = -1;
+    }
+    fl_free(h->ctx, h->cpu);
+    if (h->st && state && h->run && state_run_end(h->st, h->run, state, exit_code, result_json,
+                                                  error))
+        rc = -1;
     char everr[300];
     if (h->ev && ev_close(h->ev, state, error, everr, sizeof everr)) {
         fl_log(h->ctx, FL_LOG_ERROR, "%s", everr);

@@ -60,6 +60,12 @@
                   "exit_code, pid, params_blob, options, host, pid_start, boot_id, logical) "      \
                   "VALUES(?,?,?,?,?,'running',?,-1,?,?,?,?,?,?,?)")                                \
     X(run_end, "UPDATE runs SET state=?, exit_code=?, result=?, error=?, ended=? WHERE id=?")      \
+    X(task_cpu_add, "INSERT INTO task_cpu VALUES(?,?,?,?,?,?,?) ON CONFLICT(run, task) DO UPDATE"  \
+                    " SET cpu_ns=cpu_ns+excluded.cpu_ns, cpu_wall_ns=cpu_wall_ns+excluded.cpu_wall_ns," \
+                    " wall_ns=wall_ns+excluded.wall_ns, measured=measured+excluded.measured,"     \
+                    " instances=instances+excluded.instances")                                    \
+    X(task_cpu_get, "SELECT task, cpu_ns, cpu_wall_ns, wall_ns, measured, instances FROM task_cpu" \
+                    " WHERE run=? ORDER BY task")                                                  \
     X(run_reopen, "UPDATE runs SET state='running', pid=?, ended=NULL, exit_code=-1, error=NULL, " \
                   "host=?, pid_start=?, boot_id=? WHERE id=?")                                     \
     X(run_get, "SELECT id, flow, env, params, plan_path, plan_hash, state, started, "              \
@@ -373,7 +379,12 @@ static const char *const schema[] = {
      * oldest reader stays 7 */
     "ALTER TABLE files ADD COLUMN prev_size INTEGER;"
     "ALTER TABLE files ADD COLUMN prev_mtime_ns INTEGER;"
-    "ALTER TABLE files ADD COLUMN prev_hash BLOB;",
+    "ALTER TABLE files ADD COLUMN prev_hash BLOB;"
+    /* and the CPU time of each task of a run (state_task_cpu_add): what the report
+     * shows per task where no peak RSS of its own is measured (the inline executor) */
+    "CREATE TABLE task_cpu(run INTEGER NOT NULL, task TEXT NOT NULL, cpu_ns INTEGER NOT NULL,"
+    " cpu_wall_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL, measured INTEGER NOT NULL,"
+    " instances INTEGER NOT NULL, PRIMARY KEY(run, task)) WITHOUT ROWID;",
 };
 /* The oldest schema version a reader of ours understands: 7, since a flowrun of
  * schema 6 would write a test run's cache entries as prod's (environment 0). */
@@ -1741,6 +1752,43 @@ int state_run_end(fl_state *st, int64_t run, const char *state, int exit_code,
     sqlite3_bind_int64(s, 6, run);
     if (step_write(c, s)) return -1;
     return conn_commit(c);
+}
+
+int state_task_cpu_add(fl_state *st, int64_t run, const state_task_cpu *v, size_t n) {
+    conn *c = &st->main;
+    if (!n) return 0;
+    if (state_sync(st) || begin(c)) return -1;
+    sqlite3_stmt *s = stmt(c, ST_task_cpu_add);
+    if (!s) return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(s, 1, run);
+        bind_text(s, 2, v[i].task);
+        sqlite3_bind_int64(s, 3, v[i].cpu_ns);
+        sqlite3_bind_int64(s, 4, v[i].cpu_wall_ns);
+        sqlite3_bind_int64(s, 5, v[i].wall_ns);
+        sqlite3_bind_int64(s, 6, v[i].measured);
+        sqlite3_bind_int64(s, 7, v[i].instances);
+        if (step_write(c, s)) return -1;
+    }
+    return conn_commit(c);
+}
+
+int state_task_cpu_each(fl_state *st, int64_t run,
+                        int (*fn)(const state_task_cpu *v, void *ctx), void *ctx) {
+    read_begin(&st->main);
+    sqlite3_stmt *s = stmt(&st->main, ST_task_cpu_get);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run);
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        state_task_cpu v = {(const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3),
+                            sqlite3_column_int64(s, 4), sqlite3_column_int64(s, 5)};
+        if (v.task) stop = fn(&v, ctx);
+    }
+    if (!stop && rc != SQLITE_DONE) sql_fail(&st->main);
+    sqlite3_reset(s);
+    return stop || rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* Mark run as running, owned by this process (inside a transaction). */
@@ -3980,6 +4028,7 @@ int state_runs_forget(fl_state *st, const int64_t *runs, size_t n) {
     if (!n) return 0;
     if (state_sync(st) || begin(c)) return -1;
     static const char *const sql[] = {"DELETE FROM events WHERE run=?",
+                                      "DELETE FROM task_cpu WHERE run=?",
                                       "DELETE FROM instances WHERE run=?",
                                       "DELETE FROM runs WHERE id=?"};
     int rc = 0;

@@ -279,6 +279,21 @@ int state_history_scan(fl_state *st,
 /* Forget runs: delete their runs, instances and events rows, in one transaction. */
 int state_runs_forget(fl_state *st, const int64_t *runs, size_t n);
 
+/* ---- CPU time per task of a run (schema 9) ----
+ * What the instances of a task that ran (not served) took: cpu_ns over the `measured`
+ * of them whose CPU is known (an sh command's from wait4, a sampled inline run's
+ * share: exec_inline.c), whose wall time is cpu_wall_ns; wall_ns over all
+ * `instances`. The estimate for the task is cpu_ns * wall_ns / cpu_wall_ns. */
+typedef struct state_task_cpu {
+    const char *task;
+    int64_t cpu_ns, cpu_wall_ns, wall_ns, measured, instances;
+} state_task_cpu;
+/* Add to run's figures (a resumed run adds to what it had). 0, or -1 said. */
+int state_task_cpu_add(fl_state *st, int64_t run, const state_task_cpu *v, size_t n);
+/* fn for each task with figures in run, by name; fn returns nonzero to stop. 0 or -1. */
+int state_task_cpu_each(fl_state *st, int64_t run,
+                        int (*fn)(const state_task_cpu *v, void *ctx), void *ctx);
+
 /* ---- the file-identity index ---- */
 typedef struct state_file_id {
     int64_t size, mtime_ns, inode, ctime_ns;

@@ -231,7 +231,7 @@ mkdir old
 "$FLOWRUN" run d.plan --flow daily --state old --param day=2026-08-01 --progress none > /dev/null 2>&1
 "$PY" -c "
 import sqlite3; c = sqlite3.connect('old/state.db')
-c.executescript('ALTER TABLE files DROP COLUMN prev_size; ALTER TABLE files DROP COLUMN prev_mtime_ns; ALTER TABLE files DROP COLUMN prev_hash; DROP TABLE remote_batches; DROP TABLE envs; DROP TABLE first_seen; DROP INDEX runs_logical; ALTER TABLE runs DROP COLUMN logical;'
+c.executescript('DROP TABLE task_cpu; ALTER TABLE files DROP COLUMN prev_size; ALTER TABLE files DROP COLUMN prev_mtime_ns; ALTER TABLE files DROP COLUMN prev_hash; DROP TABLE remote_batches; DROP TABLE envs; DROP TABLE first_seen; DROP INDEX runs_logical; ALTER TABLE runs DROP COLUMN logical;'
                 'PRAGMA user_version=5;'); c.commit()"
 "$FLOWRUN" backfill d.plan --state old --flow daily --from 2026-08-01 --to 2026-08-02 2> /dev/null
 expect "schema 5: backfill on a migrated state.db" 0 $?

@@ -181,7 +181,7 @@ M="$T/mig"
 python3 - "$M/state.db" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
-c.executescript("ALTER TABLE files DROP COLUMN prev_size; ALTER TABLE files DROP COLUMN prev_mtime_ns; ALTER TABLE files DROP COLUMN prev_hash; DROP TABLE remote_batches; DROP TABLE envs; PRAGMA user_version=6; UPDATE meta SET value=5 WHERE key='oldest_reader';")
+c.executescript("DROP TABLE task_cpu; ALTER TABLE files DROP COLUMN prev_size; ALTER TABLE files DROP COLUMN prev_mtime_ns; ALTER TABLE files DROP COLUMN prev_hash; DROP TABLE remote_batches; DROP TABLE envs; PRAGMA user_version=6; UPDATE meta SET value=5 WHERE key='oldest_reader';")
 c.commit()
 PY
 n=$(computed)

@@ -43,6 +43,18 @@ echo "gamma delta" > b.txt
 run --flow story --param a=a.txt --param b=b.txt --executor process   # run 4: b changed
 expect "four runs recorded" 4 "$("$FLOWRUN" runs --json --state "$ST" | grep -c '"id":')"
 
+# cpu_of FILE BINDING: the task CPU cell of that binding's row in the per-task table
+cpu_of() {
+    python3 -c 'import html, re, sys
+t = open(sys.argv[1]).read()
+t = t[t.index("id=\"tasks\""):]
+t = t[:t.index("</table>")]
+rows = [[html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S)]
+        for r in re.findall(r"<tr>(.*?)</tr>", t, re.S)]
+col = rows[0].index("task CPU")
+print(" ".join(r[col] for r in rows[1:] if r[0] == sys.argv[2]))' "$@" 2>&1
+}
+
 # ---- a run that succeeded ----
 report 1 -o r1.html 2> err1
 ok "report of run 1: exit 0, nothing on stderr" "$?$(cat err1)"
@@ -59,9 +71,11 @@ expect "the graph: the three mapped bindings drawn as stacks" 6 \
     "$(sed -n '/id="graph"/,/<\/section>/p' r1.html | grep -o '<rect x="[0-9]*" y="[0-9]*" width="230" height="62" rx="6" fill="#ffffff" stroke="#7d8798"/>' | wc -l)"
 has "per task: instances, cache hits, p50/p95/max, peak RSS, retries, source" r1.html \
     '<th class="n">p50</th><th class="n">p95</th><th class="n">max</th>' \
-    '<th class="n">peak RSS</th><th class="n">retries</th>' 'events.flow:14:' 'events.flow:15:'
+    '<th class="n">peak RSS</th><th class="n">task CPU</th><th class="n">retries</th>' 'events.flow:14:' 'events.flow:15:'
 expect "per task: peak RSS measured under the process executor (4 tasks)" 4 \
     "$(sed -n '/id="tasks"/,/<\/section>/p' r1.html | grep -c '<td class="n">[0-9.]* [KMG]i\?B</td>')"
+expect "per task: an sh task's CPU is its commands' own (wait4), exact" "yes" \
+    "$(cpu_of r1.html loud | grep -q '^[0-9.]* [mµ]\?s$' && echo yes || cpu_of r1.html loud)"
 expect "Gantt: one bar per instance that ran (7), lanes by worker pid" "7 yes" \
     "$(grep -c 'class="bar"' r1.html) $(grep -q '>worker pid [0-9]*</text>' r1.html && echo yes)"
 expect "no failure" 1 "$(grep -c 'No instance failed' r1.html)"
@@ -86,8 +100,10 @@ ok "report of a 5,000-instance run: exit 0" "$?$(cat err3)"
 has "aggregated: one band per binding, with durations' histograms" r3.html \
     "too many to draw one by one" 'class="band"' '<td class="n">5,000</td>' "tenfold (5,000)"
 expect "aggregated: no per-instance bar" 0 "$(grep -c 'class="bar"' r3.html)"
-has "inline: RSS is not the task's, and why (no CPU recorded)" r3.html "n/a *" \
-    "state.db records no CPU time per instance"
+has "inline: RSS is not the task's, and why (task CPU instead)" r3.html "n/a *" \
+    "the task CPU column is the figure per task there"
+expect "inline: tenfold's task CPU, estimated from a sample of its 5,000 instances" "yes" \
+    "$(cpu_of r3.html tenfold | grep -q '^~[0-9.]* [mµ]\?s$' && echo yes || cpu_of r3.html tenfold)"
 sz=$(wc -c < r3.html)
 ok "aggregated page is small ($sz bytes < 60,000)" "$([ "$sz" -lt 60000 ]; echo $?)"
 

@@ -875,6 +875,7 @@ static void test_cache_migrated_from_schema4(void **state) {
     assert_int_equal(sqlite3_exec(db,
                                   "DROP TABLE cache_pack;"
                                   /* and schema 6's, 7's, 8's and 9's additions */
+                                  "DROP TABLE task_cpu;"
                                   "ALTER TABLE files DROP COLUMN prev_size;"
                                   "ALTER TABLE files DROP COLUMN prev_mtime_ns;"
                                   "ALTER TABLE files DROP COLUMN prev_hash;"
