@@ -42,8 +42,17 @@ case_() { # n env... : runs, checks the sum, leaves the wall seconds in $secs
         --progress none --state "$tmp/st" --no-cache 2> "$tmp/err")
     t1=$(date +%s%N)
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-    [ "$out" = $((n * (n - 1) / 2)) ] ||
-        { echo "slurm: wrong result for $n: $out: $(head -c 300 "$tmp/err")"; status=1; }
+    if [ "$out" != $((n * (n - 1) / 2)) ]; then
+        # kept for the post-mortem: flowrun's stderr, the state folder (its remote
+        # batches, results and worker logs) and the cluster's daemon logs
+        keep=$(mktemp -d /tmp/flow-bench-slurm-failed-XXXXXX)
+        cp "$tmp/err" "$keep/flowrun.err"
+        cp -r "$tmp/st" "$keep/state" 2> /dev/null
+        rm -rf "$keep/state/store"
+        cp -r "$tmp/c" "$keep/cluster" 2> /dev/null
+        echo "slurm: wrong result for $n: $out: $(head -c 300 "$tmp/err") (kept in $keep)"
+        status=1
+    fi
     calls=$(grep -o 'slurm: [0-9]* sbatch, [0-9]* squeue' "$tmp/err" | sed 's/^slurm: //')
 }
 echo "slurm: $slots slots; load $(cut -d' ' -f1-3 /proc/loadavg)"
