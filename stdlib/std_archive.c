@@ -14,6 +14,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,13 @@ static const char *strip_suffix(const char *f, const char *const *suffixes, cons
         }
     }
     return n ? base : fallback;
+}
+
+/* true when a component of path is ".." */
+static bool has_dotdot(const char *path) {
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == 0 || p[2] == '/')) return true;
+    return false;
 }
 
 static struct archive *open_reader(const char *f, int raw) {
@@ -143,6 +151,10 @@ STD_TASK const char *std_untar(const char *f) {
             fail = "an absolute or empty path";
             break;
         }
+        if (has_dotdot(path)) {
+            fail = "a '..' in the path would leave the folder";
+            break;
+        }
         char *full = flow_alloc(strlen(out) + strlen(path) + 2);
         if (!full) break;
         sprintf(full, "%s/%s", out, path);
@@ -158,11 +170,19 @@ STD_TASK const char *std_untar(const char *f) {
             sprintf(hfull, "%s/%s", out, hl);
             archive_entry_set_hardlink(e, hfull);
         }
+        /* a refused header comes back as ARCHIVE_WARN (libarchive downgrades it):
+         * only a missing file tells it from a harmless warning (a time not set) */
         rc = archive_read_extract2(a, e, w);
         if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-            fail = archive_error_string(w) ? archive_error_string(w) : archive_error_string(a);
+            fail = archive_error_string(a) ? archive_error_string(a) : "cannot extract";
             break;
         }
+        struct stat st;
+        if (rc == ARCHIVE_WARN && lstat(full, &st) != 0) {
+            fail = archive_error_string(a) ? archive_error_string(a) : "not extracted";
+            break;
+        }
+        if (rc == ARCHIVE_WARN) flow_log("%s: %s", where, archive_error_string(a));
     }
     if (fail)
         flow_fail("%s%s%s: %s", f, where[0] ? " at " : "", where, fail);
