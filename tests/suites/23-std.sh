@@ -295,3 +295,14 @@ elif comp net; then
         else fail "fetch uncached" "exit $rc: $(head -3 net.err)"; fi
     fi
 fi
+
+# ---- docs/stdlib.md is generated from std.flow's doc comments, and up to date ----
+cd "$ROOT" || exit 0
+if sh stdlib/gendoc.sh > "$T/stdlib.md" && cmp -s "$T/stdlib.md" docs/stdlib.md; then
+    pass "docs/stdlib.md is up to date (sh stdlib/gendoc.sh > docs/stdlib.md)"
+else fail "docs/stdlib.md" "not what stdlib/gendoc.sh writes: $(diff docs/stdlib.md "$T/stdlib.md" | head -4 | tr '\n' ' ')"; fi
+n_doc=$(grep -c '^### `std\.' docs/stdlib.md)
+if [ "$n_doc" = "$(grep -c '^task ' stdlib/std.flow)" ] &&
+    awk '/^task / { if (prev !~ /^# /) { print; bad = 1 } } { prev = $0 } END { exit bad }' stdlib/std.flow > /dev/null; then
+    pass "every std task has a doc comment and a section in docs/stdlib.md"
+else fail "doc comments" "$n_doc documented; undocumented: $(awk '/^task / && prev !~ /^# / { print $2 } { prev = $0 }' stdlib/std.flow)"; fi
