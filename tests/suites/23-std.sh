@@ -288,6 +288,13 @@ elif comp net; then
             if [ $rc = 1 ] && grep -q "std.fetch\[0\]: $u: " net.err; then pass "bad URL '$u': $(sed -n "s/.*$u: //p" net.err | head -1)"
             else fail "bad URL '$u'" "exit $rc: $(head -3 net.err)"; fi
         done
+        # examples/mirror/mirror_std.flow, the mirror with no C, over the same server
+        printf 'urls: [%s/small.txt, %s/blob.bin]\n' $base $base > urls.yaml
+        if "$FLOWC" -o ex.plan "$ROOT/examples/mirror/mirror_std.flow" 2> ex.err &&
+            "$FLOWRUN" ex.plan --env test --params urls.yaml --progress none --state "$T/st-ex" > ex.out 2>> ex.err &&
+            [ "$(cat ex.out)" = "[\"$T/root/mirror/small.txt\",\"$T/root/mirror/blob.bin\"]" ]; then
+            pass "examples/mirror/mirror_std.flow over a local HTTP server"
+        else fail "mirror_std example" "$(cat ex.out) $(head -3 ex.err)"; fi
         # the mirror's fetch is not cached: a changed body is fetched again
         echo "changed" > www/small.txt
         run net process --flow mirror --env test --params mirror.yaml
