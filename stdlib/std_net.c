@@ -306,25 +306,52 @@ static char *temp_name(const dest *d) {
     return t;
 }
 
-/* true when the file name (in dirfd) holds exactly len bytes equal to data */
-static bool same_bytes(int dirfd, const char *name, const uint8_t *data, size_t len) {
+/* What is published: bytes in memory (fd < 0) or the open regular file fd. */
+typedef struct content {
+    const uint8_t *data;
+    size_t len;
+    int fd;
+} content;
+
+/* up to n bytes of c from offset off into buf (a file is read, memory copied);
+ * the number of bytes, or -1 */
+static ssize_t content_read(const content *c, size_t off, uint8_t *buf, size_t n) {
+    if (c->fd >= 0) {
+        ssize_t r;
+        do r = pread(c->fd, buf, n, (off_t)off);
+        while (r < 0 && errno == EINTR);
+        return r;
+    }
+    size_t k = off < c->len ? c->len - off : 0;
+    if (k > n) k = n;
+    memcpy(buf, c->data + off, k);
+    return (ssize_t)k;
+}
+
+/* true when the file name (in dirfd) holds exactly the bytes of c (compared a
+ * block at a time: nothing is read whole into memory) */
+static bool same_content(int dirfd, const char *name, const content *c) {
     int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return false;
     struct stat st;
-    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
-    uint8_t buf[1 << 16];
-    for (size_t off = 0; same && off < len;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r <= 0 || off + (size_t)r > len || memcmp(buf, data + off, (size_t)r) != 0) same = false;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == c->len;
+    static _Thread_local uint8_t a[1 << 16], b[1 << 16];
+    for (size_t off = 0; same && off < c->len;) {
+        ssize_t r = read(fd, a, sizeof a);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0 || off + (size_t)r > c->len || content_read(c, off, b, (size_t)r) != r ||
+            memcmp(a, b, (size_t)r) != 0)
+            same = false;
         else off += (size_t)r;
     }
     close(fd);
     return same;
 }
 
-/* write data to dest atomically; 0, or -1 after flow_fail */
-static int put_bytes(const dest *d, const uint8_t *data, size_t len) {
-    if (same_bytes(d->dirfd, d->name, data, len)) {
+/* write c to dest atomically (a temporary name, fsync, rename); 0, or -1 after
+ * flow_fail */
+static int put_content(const dest *d, const content *c) {
+    if (same_content(d->dirfd, d->name, c)) {
         flow_log("%s is already up to date", d->full);
         return 0;
     }
@@ -335,17 +362,32 @@ static int put_bytes(const dest *d, const uint8_t *data, size_t len) {
         flow_fail("cannot create a temporary file in %s: %s", d->folder, strerror(errno));
         return -1;
     }
+    static _Thread_local uint8_t buf[1 << 16];
     bool ok = true;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) ok = false;
-        else off += (size_t)w;
+    errno = 0;
+    for (size_t off = 0; ok && off < c->len;) {
+        const uint8_t *p = c->data + off;
+        ssize_t n = (ssize_t)(c->len - off);
+        if (c->fd >= 0) {
+            n = content_read(c, off, buf, sizeof buf);
+            p = buf;
+            if (n <= 0) { /* the source shrank or failed */
+                ok = false;
+                break;
+            }
+        }
+        for (ssize_t done = 0; ok && done < n;) {
+            ssize_t w = write(fd, p + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) ok = false;
+            else done += w;
+        }
+        off += (size_t)n;
     }
     ok = ok && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok || renameat(d->dirfd, tmp, d->dirfd, d->name) != 0) {
-        flow_fail("cannot write %s: %s", d->full, strerror(errno));
+        flow_fail("cannot write %s: %s", d->full, errno ? strerror(errno) : "the source changed");
         unlinkat(d->dirfd, tmp, 0);
         return -1;
     }
@@ -355,18 +397,35 @@ static int put_bytes(const dest *d, const uint8_t *data, size_t len) {
 STD_TASK const char *std_publish_bytes(flow_bytes data, const char *dst) {
     dest d;
     if (open_dest(dst, &d) != 0) return NULL;
-    int rc = put_bytes(&d, data.data, (size_t)data.len);
+    content c = {data.data, (size_t)data.len, -1};
+    int rc = put_content(&d, &c);
     close(d.dirfd);
     return rc == 0 ? d.full : NULL;
 }
 
+/* the regular file src opened for reading into c; 0, or -1 after flow_fail */
+static int open_content(const char *src, content *c) {
+    int fd = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        flow_fail("cannot read %s: %s", src, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    *c = (content){NULL, (size_t)st.st_size, fd};
+    return 0;
+}
+
 STD_TASK const char *std_publish_file(const char *src, const char *dst) {
-    int64_t len;
-    char *bytes = std_read_file(src, &len);
-    if (!bytes) return NULL;
+    content c;
+    if (open_content(src, &c) != 0) return NULL;
     dest d;
-    if (open_dest(dst, &d) != 0) return NULL;
-    int rc = put_bytes(&d, (const uint8_t *)bytes, (size_t)len);
+    if (open_dest(dst, &d) != 0) {
+        close(c.fd);
+        return NULL;
+    }
+    int rc = put_content(&d, &c);
+    close(c.fd);
     close(d.dirfd);
     return rc == 0 ? d.full : NULL;
 }
@@ -479,10 +538,11 @@ static bool same_tree(const char *a, const char *b) {
         if (lstat(pa, &sa) != 0 || lstat(pb, &sb) != 0) same = false;
         else if (S_ISDIR(sa.st_mode)) same = S_ISDIR(sb.st_mode) && same_tree(pa, pb);
         else if (S_ISREG(sa.st_mode)) {
-            int64_t len;
-            char *bytes = std_read_file(pa, &len);
-            int dfd = bytes ? open(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-            same = dfd >= 0 && same_bytes(dfd, e->d_name, (const uint8_t *)bytes, (size_t)len);
+            int sfd = open(pa, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            int dfd = open(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            content c = {NULL, (size_t)sa.st_size, sfd};
+            same = sfd >= 0 && dfd >= 0 && same_content(dfd, e->d_name, &c);
+            if (sfd >= 0) close(sfd);
             if (dfd >= 0) close(dfd);
         } else na--; /* left out by copy_tree */
     }

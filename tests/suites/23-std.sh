@@ -202,7 +202,7 @@ fi
 # ---- publish ------------------------------------------------------------------
 cat > pub.flow <<'EOF'
 import std
-flow file(dst: str = "pub/a.txt") -> str { return std.publish_file(std.write_text("published\n"), dst) }
+flow file(dst: str = "pub/a.txt", text: str = "published\n") -> str { return std.publish_file(std.write_text(text), dst) }
 flow tree(src: dir = "tree", dst: str = "pub/tree") -> str { return std.publish_dir(src, dst) }
 EOF
 if comp pub; then
@@ -214,6 +214,10 @@ if comp pub; then
     run pub inline --env test --flow file
     if [ $rc = 0 ] && [ "$(stat -c %i root/pub/a.txt)" = "$ino1" ]; then pass "publish_file again: the same content is left as it is"
     else fail "publish_file idempotent" "exit $rc, inode $ino1 -> $(stat -c %i root/pub/a.txt)"; fi
+    run pub process --env test --flow file --param text=changed
+    if [ $rc = 0 ] && [ "$(cat root/pub/a.txt)" = changed ] && [ "$(stat -c %i root/pub/a.txt)" != "$ino1" ]; then
+        pass "publish_file of new content replaces the file (a new inode: renamed into place)"
+    else fail "publish_file replace" "exit $rc: $(cat root/pub/a.txt) $(head -3 pub.err)"; fi
     if ! ls -a root/pub | grep -q flow-tmp; then pass "publish leaves no temporary file"
     else fail "publish temp" "$(ls -a root/pub)"; fi
     run pub process --env test --flow tree
