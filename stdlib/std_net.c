@@ -335,7 +335,7 @@ static bool same_content(int dirfd, const char *name, const content *c) {
     if (fd < 0) return false;
     struct stat st;
     bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == c->len;
-    static _Thread_local uint8_t a[1 << 16], b[1 << 16];
+    uint8_t a[1 << 15], b[1 << 15]; /* on the stack: called once per file of a tree */
     for (size_t off = 0; same && off < c->len;) {
         ssize_t r = read(fd, a, sizeof a);
         if (r < 0 && errno == EINTR) continue;
@@ -362,7 +362,7 @@ static int put_content(const dest *d, const content *c) {
         flow_fail("cannot create a temporary file in %s: %s", d->folder, strerror(errno));
         return -1;
     }
-    static _Thread_local uint8_t buf[1 << 16];
+    uint8_t buf[1 << 16];
     bool ok = true;
     errno = 0;
     for (size_t off = 0; ok && off < c->len;) {
