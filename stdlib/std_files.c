@@ -45,8 +45,11 @@ STD_TASK flow_list std_glob(const char *dir, const char *pattern) {
         flow_fail("%s is not a directory", dir);
         return none;
     }
-    if (!pattern[0] || pattern[0] == '/') {
-        flow_fail("the pattern '%s' must be relative to the directory", pattern);
+    bool up = false; /* a ".." component: the pattern would leave d */
+    for (const char *p = pattern; (p = strstr(p, "..")); p += 2)
+        if ((p == pattern || p[-1] == '/') && (p[2] == 0 || p[2] == '/')) up = true;
+    if (!pattern[0] || pattern[0] == '/' || up) {
+        flow_fail("the pattern '%s' must be relative to the directory, without '..'", pattern);
         return none;
     }
     char *full = glob_pattern(dir, pattern);

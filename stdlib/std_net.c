@@ -110,6 +110,21 @@ static int get(const char *url, sink *s) {
         flow_fail("libcurl cannot start: %s", curl_easy_strerror(curl_init_rc));
         return -1;
     }
+    if (!strncasecmp(url, "file://", 7)) { /* curl would read a folder as a body */
+        CURLU *u = curl_url();
+        char *fpath = NULL;
+        struct stat st;
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_PATH, &fpath, CURLU_URLDECODE) == CURLUE_OK && fpath &&
+            stat(fpath, &st) == 0 && !S_ISREG(st.st_mode)) {
+            flow_fail("%s: not a regular file", url);
+            curl_free(fpath);
+            curl_url_cleanup(u);
+            return -1;
+        }
+        curl_free(fpath);
+        curl_url_cleanup(u);
+    }
     CURL *h = curl_easy_init();
     if (!h) {
         flow_fail("out of memory");

@@ -107,6 +107,8 @@ flow text(f: path = "nope.txt") -> str { return std.read_text(f) }
 flow size(f: path = "nope.txt") -> int { return std.size(f) }
 flow glob() -> [path] { return std.glob("nowhere", "*") }
 flow nul(f: path = "nul.bin") -> [str] { return std.lines(f) }
+flow up(d: dir = "data") -> [path] { return std.glob(d, "../*") }
+flow folder_url(u: str) -> bytes { return std.fetch(u) }
 EOF
 printf 'a\0b' > nul.bin
 comp ferr
@@ -120,6 +122,8 @@ ferr "cannot read nope.txt: No such file or directory" --flow text --param f=nop
 ferr "cannot stat nope.txt: No such file or directory" --flow size --param f=nope.txt
 ferr "cannot open the directory nowhere: No such file or directory" --flow glob
 ferr "nul.bin holds a NUL byte at offset 1: not text" --flow nul
+ferr "the pattern '../*' must be relative to the directory, without '..'" --flow up
+ferr "file://$T/data: not a regular file" --flow folder_url --param "u=file://$T/data"
 
 # ---- archives -----------------------------------------------------------------
 mkdir -p tree/in/deeper && echo alpha > tree/in/a.txt && echo beta > tree/in/deeper/b.txt
