@@ -306,7 +306,8 @@ static int open_dest(const char *dst, dest *d) {
         return -1;
     }
     sprintf((char *)d->full, "%s/%s", root, dst);
-    if (last) sprintf((char *)d->folder, "%s/%s", root, copy);
+    /* the folder's path, from dst itself: strtok_r has cut copy into pieces */
+    if (last) sprintf((char *)d->folder, "%s/%.*s", root, (int)(strrchr(dst, '/') - dst), dst);
     else strcpy((char *)d->folder, root);
     return 0;
 }

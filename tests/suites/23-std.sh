@@ -227,6 +227,15 @@ if comp pub; then
     run pub process --env test --flow tree
     if [ $rc = 0 ] && diff -r tree root/pub/tree > /dev/null; then pass "publish_dir copies the tree"
     else fail "publish_dir" "exit $rc: $(head -3 pub.err)"; fi
+    run pub process --env test --flow tree --param dst=deep/er/tree
+    if [ $rc = 0 ] && diff -r tree root/deep/er/tree > /dev/null && ! ls -a root/deep/er | grep -q flow-tmp; then
+        pass "publish_dir into folders it creates"
+    else fail "publish_dir deep" "exit $rc: $(head -3 pub.err)"; fi
+    run pub process --env test --flow tree --param dst=deep/er/tree
+    if [ $rc = 0 ] && "$FLOWRUN" logs last std.publish_dir --state "$T/st-process" 2> /dev/null |
+        grep -q "$T/root/deep/er/tree is already up to date"; then
+        pass "publish_dir of the same tree again: left as it is"
+    else fail "publish_dir same again" "exit $rc: $("$FLOWRUN" logs last std.publish_dir --state "$T/st-process" 2>&1 | head -3)"; fi
     echo gamma > tree/in/c.txt && rm tree/in/a.txt
     run pub process --env test --flow tree
     if [ $rc = 0 ] && diff -r tree root/pub/tree > /dev/null && ! ls -a root/pub | grep -q flow-tmp; then
