@@ -161,7 +161,7 @@ STD_TASK const char *std_untar(const char *f) {
         archive_entry_set_pathname(e, full);
         const char *hl = archive_entry_hardlink(e);
         if (hl) {
-            if (hl[0] == '/' || strstr(hl, "..")) {
+            if (hl[0] == '/' || has_dotdot(hl)) {
                 fail = "a hard link out of the archive";
                 break;
             }
