@@ -33,6 +33,7 @@
 #   tests/unit/test_*.c             -> one cmocka binary each
 #   tests/lib/*.c                   -> tests/lib/lib<name>.so (test task libraries)
 #   examples/*/*.c                  -> examples/<ex>/lib<name>.so (beside the .flow)
+#   stdlib/*.c, stdlib/std.flow     -> $(BUILD)/lib/flow/libflow-std.so, $(BUILD)/share/flow/std.flow
 
 .DEFAULT_GOAL := all
 CC       ?= cc
@@ -120,6 +121,16 @@ FLOW_H     := $(BUILD)/include/flow.h
 # the JIT module (runtime/core/jit.c, linked with LLVM), installed in $(LIBDIR)/flow/
 JITMOD     := $(if $(filter 1,$(LLVM)),$(BUILD)/lib/flow/libflow-jit.so)
 
+# the standard library: std.flow and its C library (stdlib/*.c), laid out in the
+# build tree as in an install, so the built flowc finds std.flow in
+# $(BUILD)/share/flow (bin/../share/flow) and flowc and flowrun find the library in
+# $(BUILD)/lib/flow (runtime/core/modpath.h). docs/stdlib.md.
+STD_SRC    := $(wildcard stdlib/*.c)
+STD_OBJ    := $(STD_SRC:%.c=$(BUILD)/obj/%.o)
+STDMOD     := $(BUILD)/lib/flow/libflow-std.so
+STDFLOW    := $(BUILD)/share/flow/std.flow
+STD_LIBS   := -lcurl -larchive -lnettle
+
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TESTLIB_SRC:= $(wildcard tests/lib/*.c)
@@ -129,7 +140,7 @@ EX_LIBS    := $(foreach s,$(EX_SRC),$(dir $(s))lib$(notdir $(s:.c=.so)))
 
 .PHONY: image all check check-plain check-sanitize check-nollvm example bench report-png fuzz install uninstall \
         clean test golden deps config-check unit testlibs examples-libs
-all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H) $(JITMOD)
+all: $(FLOWC) $(FLOWRUN) $(LIBA) $(LIBSO) $(LIBSO_MAJ) $(FLOW_H) $(JITMOD) $(STDMOD) $(STDFLOW)
 
 deps:
 	@$(CHECK_ENV) sh .ci/deps.sh
@@ -174,14 +185,24 @@ $(FLOW_H): runtime/include/flow.h
 # The JIT module: core/jit.c alone sees LLVM's headers; it reaches libflow only through
 # the table it is given when loaded (runtime/core/jit_abi.h), so it links nothing of
 # libflow, and (without sanitizers, whose runtime is the program's) must resolve
-# every symbol itself. libflow looks for it in FLOW_JIT_DIR after the places
-# beside itself (runtime/core/jit_load.c): the LIBDIR given when building.
+# every symbol itself. libflow looks for it, as for every module of lib/flow/, in
+# FLOW_MODULE_DIR after the places beside itself (runtime/core/modpath.c): the
+# LIBDIR/flow given when building.
 $(BUILD)/obj/runtime/core/jit.o: override CFLAGS += $(if $(LLVM_INCDIR),-I$(LLVM_INCDIR))
-$(BUILD)/obj/runtime/core/jit_load.o: override CFLAGS += -DFLOW_JIT_DIR='"$(LIBDIR)/flow"'
+$(BUILD)/obj/runtime/core/modpath.o: override CFLAGS += -DFLOW_MODULE_DIR='"$(LIBDIR)/flow"'
 $(BUILD)/lib/flow/libflow-jit.so: $(BUILD)/obj/runtime/core/jit.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) $(if $(SAN_LDFLAGS),,-Wl,--no-undefined) -o $@ $< \
 	    $(LLVM_LIBS) -lm
+# std's C library: its tasks are exported (STD_TASK), the flow_* calls are resolved
+# against flowrun when it is loaded, so it links nothing of libflow
+$(BUILD)/obj/stdlib/%.o: override CPPFLAGS += -iquote stdlib
+$(STDMOD): $(STD_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(STD_OBJ) $(STD_LIBS)
+$(STDFLOW): stdlib/std.flow
+	@mkdir -p $(dir $@)
+	cp $< $@
 $(FLOWC): $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
@@ -283,7 +304,9 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(strip $(LIBS_PRIVATE))|' \
 	    runtime/flow.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc
-	if [ -d stdlib ]; then cp -r stdlib/. $(DESTDIR)$(DATADIR)/flow/; fi
+	install -d $(DESTDIR)$(LIBDIR)/flow
+	install -m 644 $(STDFLOW) $(DESTDIR)$(DATADIR)/flow/
+	install -m 755 $(STDMOD) $(DESTDIR)$(LIBDIR)/flow/
 	for m in $(MANPAGES); do sed 's/"flow [0-9][0-9.]*"/"flow $(VERSION)"/' docs/man/$$m \
 	    > $(DESTDIR)$(MANDIR)/man1/$$m && chmod 644 $(DESTDIR)$(MANDIR)/man1/$$m || exit 1; done
 	if [ -n "$(COMPLETIONS)" ]; then install -d $(DESTDIR)$(COMPDIR) && \
@@ -301,7 +324,7 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/libflow.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/flow.pc \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES)) $(addprefix $(DESTDIR)$(COMPDIR)/,$(COMPLETIONS))
 	rm -f $(DESTDIR)$(SYSTEMDDIR)/flowrun-serve@.service
-	rm -f $(DESTDIR)$(LIBDIR)/flow/libflow-jit.so
+	rm -f $(DESTDIR)$(LIBDIR)/flow/libflow-jit.so $(DESTDIR)$(LIBDIR)/flow/libflow-std.so
 	if [ -d $(DESTDIR)$(LIBDIR)/flow ]; then rmdir $(DESTDIR)$(LIBDIR)/flow; fi
 	rm -rf $(DESTDIR)$(DATADIR)/flow
 
@@ -309,4 +332,4 @@ clean:
 	rm -rf $(BUILD) $(TESTLIBS) $(EX_LIBS)
 
 # header dependencies written by -MMD
--include $(RT_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(BUILD)/obj/runtime/core/jit.d $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(RT_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(STD_OBJ:.o=.d) $(BUILD)/obj/runtime/core/jit.d $(COMP_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)

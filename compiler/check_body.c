@@ -700,7 +700,9 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
     t->second = fv[1].ref;
     t->stitch = lam;
     t->first_bind = first_bind;
-    t->cache = 1;
+    /* a half that is never cached (std.fetch) makes the unit uncached too, unless
+     * the combine's own `with {cache: true}` says otherwise */
+    t->cache = p->tasks[t->first].cache && p->tasks[t->second].cache;
     t->trigger = TRIG_ALL_SUCCESS;
     t->version = t->run_as = t->image = t->label = PLAN_NONE;
     t->loc = chk_loc(c, call->span);

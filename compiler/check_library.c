@@ -10,7 +10,9 @@
  * file that declares the library (the program, or a file it imports), then, for a bare file name, on FLOW_LIBRARY_PATH; a library that is not
  * found is a warning (its symbols are checked by flowrun). A path found beside the
  * source is stored relative to the plan's folder, so a plan and its libraries can
- * move together.
+ * move together. A path "flow:NAME" (the standard library's libflow-std.so) names
+ * one of flow's own modules: found in lib/flow/ beside this flowc (modpath.h, the
+ * rule flowrun follows), hashed like any library, and stored as written.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "check.h"
 #include "digest.h"
 #include "elf.h"
+#include "modpath.h"
 
 char *chk_dir_of(fl_ctx *ctx, const char *path) {
     const char *slash = strrchr(path, '/');
@@ -87,7 +90,13 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
     /* beside the file that declares it: the program, or an imported file */
     const char *declared_in = c->mod > 0 ? c->mods[c->mod].path : c->opt->source_path;
     char *srcdir = chk_dir_of(ctx, declared_in ? declared_in : "x");
+    /* "flow:NAME" is one of flow's own modules (lib/flow/, modpath.h): looked for
+     * beside this flowc's libflow, never beside the source, and stored as written */
+    const char *modname = mod_lib_name(as_written);
+    char modpath[PATH_MAX];
     char *full = !srcdir ? NULL
+                 : modname ? fl_strdup(ctx, mod_find(modname, modpath, sizeof modpath) == 0
+                                                ? modpath : "")
                  : as_written[0] == '/' ? fl_strdup(ctx, as_written)
                                         : fl_sprintf(ctx, "%s/%s", srcdir, as_written);
     if (!full) { /* out of memory: the driver stops */
@@ -97,22 +106,26 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
     size_t len = 0;
     uint8_t *buf = read_file(ctx, full, &len);
     bool via_env = false;
-    if (!buf && as_written[0] != '/' && !strchr(as_written, '/')) {
+    if (!buf && (modname || (as_written[0] != '/' && !strchr(as_written, '/')))) {
         const char *env = getenv("FLOW_LIBRARY_PATH");
         char try[PATH_MAX];
         for (const char *q = env; q && *q && !buf;) {
             const char *e = strchr(q, ':');
             size_t n = e ? (size_t)(e - q) : strlen(q);
             if (n && (int)n < PATH_MAX - 2 &&
-                snprintf(try, sizeof try, "%.*s/%s", (int)n, q, as_written) < (int)sizeof try)
+                snprintf(try, sizeof try, "%.*s/%s", (int)n, q, modname ? modname : as_written) <
+                    (int)sizeof try)
                 buf = read_file(ctx, try, &len);
             q = e ? e + 1 : q + n;
         }
         via_env = buf != NULL;
     }
     if (!buf) {
-        diag_warning(c->d, lib->span, "flowrun looks for it next to the plan, then on "
-                                      "FLOW_LIBRARY_PATH; its symbols are checked then",
+        diag_warning(c->d, lib->span,
+                     modname ? "flowrun looks for it in flow's module folder lib/flow/, then on "
+                               "FLOW_LIBRARY_PATH; its symbols are checked then"
+                             : "flowrun looks for it next to the plan, then on "
+                               "FLOW_LIBRARY_PATH; its symbols are checked then",
                      "library file '%s' not found; symbols are not checked", as_written);
         fl_free(ctx, srcdir);
         fl_free(ctx, full);
@@ -130,7 +143,7 @@ void chk_library(chk_ctx *c, chk_decl *dc) {
         dc->syms = NULL;
         dc->bad = true;
     }
-    if (!via_env && as_written[0] != '/') {
+    if (!via_env && !modname && as_written[0] != '/') {
         /* store the path relative to the plan file's folder */
         char *plandir = chk_dir_of(ctx, c->opt->plan_path ? c->opt->plan_path
                                     : (c->opt->source_path ? c->opt->source_path : "x"));

@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "digest.h"
+#include "modpath.h"
 #include "plan.h"
 
 #define INSPECT_TEXT 256 /* room for one type or constant in the summary */
@@ -206,15 +207,21 @@ static bool is_file(const char *path) {
 }
 
 /* A library path from the plan: absolute as is; else beside the plan, then in each
- * FLOW_LIBRARY_PATH folder (by its path, then by its file name). */
+ * FLOW_LIBRARY_PATH folder (by its path, then by its file name); "flow:NAME" in flow's
+ * module folder lib/flow/ (modpath.h), then on FLOW_LIBRARY_PATH. */
 static bool find_library(const char *plan_path, const char *lib, char *out, size_t len) {
-    if (lib[0] == '/') {
+    const char *modname = mod_lib_name(lib); /* "flow:NAME": as link.c finds it */
+    if (modname) {
+        if (mod_find(modname, out, len) == 0 && is_file(out)) return true;
+        lib = modname;
+    } else if (lib[0] == '/') {
         snprintf(out, len, "%s", lib);
         return is_file(out);
     }
     const char *slash = strrchr(plan_path, '/');
     int dirlen = slash ? (int)(slash - plan_path) : 1;
-    if ((size_t)snprintf(out, len, "%.*s/%s", dirlen, slash ? plan_path : ".", lib) < len &&
+    if (!modname &&
+        (size_t)snprintf(out, len, "%.*s/%s", dirlen, slash ? plan_path : ".", lib) < len &&
         is_file(out))
         return true;
     const char *env = getenv("FLOW_LIBRARY_PATH");
@@ -231,7 +238,7 @@ static bool find_library(const char *plan_path, const char *lib, char *out, size
         env = end ? end + 1 : NULL;
     }
     /* a bare name ("libm.so.6") may be the system loader's to find, as at run time */
-    if (!strchr(lib, '/')) {
+    if (!modname && !strchr(lib, '/')) {
         void *h = dlopen(lib, RTLD_LAZY | RTLD_LOCAL);
         char origin[PATH_MAX] = ""; /* the folder the loader took it from */
         bool ok = h && dlinfo(h, RTLD_DI_ORIGIN, origin) == 0 &&

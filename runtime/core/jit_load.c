@@ -12,11 +12,9 @@
  *   global state, and code it made may still be referenced.
  *
  *   Where the module is: $FLOW_JIT_MODULE when set (a path; tests, unusual
- *   layouts), else beside the object that holds libflow, found with dladdr:
- *   <dir>/flow/libflow-jit.so (libflow.so in LIBDIR), then
- *   <dir>/../lib/flow/libflow-jit.so (flowrun in BINDIR, a test binary in
- *   build/tests), then FLOW_JIT_DIR, the LIBDIR the build was configured with.
- *   The same rule serves the build tree (build/bin, build/lib) and an install.
+ *   layouts), else flow's module folder lib/flow/ (modpath.h: beside the object
+ *   that holds libflow, then the LIBDIR/flow the build was configured with). The
+ *   same rule serves the build tree (build/bin, build/lib) and an install.
  *
  *   The module gets a table of the runtime functions it calls (jit_abi.h): it
  *   checks the table's ABI version and refuses a mismatch; libflow exports only
@@ -43,10 +41,7 @@
 #include <unistd.h>
 
 #include "jit_abi.h"
-
-#ifndef FLOW_JIT_DIR
-#define FLOW_JIT_DIR "/usr/local/lib/flow"
-#endif
+#include "modpath.h"
 
 expr_native jit_native(const fl_plan *p, uint32_t lam) {
     const struct expr_jit *j = p->jit;
@@ -119,29 +114,6 @@ static jit_module_ops mod_ops;  /* valid when mod_ok */
 static int mod_ok;
 static char mod_err[512];       /* why it could not be loaded, when !mod_ok */
 
-/* The folder of the object (executable or shared library) that holds libflow,
- * into dir; 0, or -1 when it cannot be told. */
-static int libflow_dir(char *dir, size_t len) {
-    Dl_info info;
-    char path[PATH_MAX];
-    if (!dladdr((void *)jit_attach, &info) || !info.dli_fname) return -1;
-    /* in the main program dladdr gives argv[0], which may be a bare name or
-     * relative to a folder the program has left: ask the kernel instead */
-    if (!info.dli_fname[0] || !strchr(info.dli_fname, '/') ||
-        !strcmp(info.dli_fname, program_invocation_name)) {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-        if (n <= 0) return -1;
-        path[n] = '\0';
-    } else if (!realpath(info.dli_fname, path)) {
-        return -1;
-    }
-    char *slash = strrchr(path, '/');
-    if (!slash) return -1;
-    *slash = '\0';
-    if ((size_t)snprintf(dir, len, "%s", path[0] ? path : "/") >= len) return -1;
-    return 0;
-}
-
 /* dlopen path and take its entry point; 0, or -1 with mod_err set when it exists
  * but cannot be used (1 when there is no file at path: try the next place). */
 static int try_module(const char *path, int must_exist) {
@@ -181,18 +153,11 @@ static void load_module(void) {
         try_module(env, 1);
         return;
     }
-    char dir[PATH_MAX], path[PATH_MAX + 64];
-    if (libflow_dir(dir, sizeof dir) == 0) {
-        snprintf(path, sizeof path, "%s/flow/%s", dir, JIT_MODULE_NAME);
-        if (try_module(path, 0) <= 0) return;
-        snprintf(path, sizeof path, "%s/../lib/flow/%s", dir, JIT_MODULE_NAME);
-        if (try_module(path, 0) <= 0) return;
-    }
-    snprintf(path, sizeof path, "%s/%s", FLOW_JIT_DIR, JIT_MODULE_NAME);
-    if (try_module(path, 0) <= 0) return;
+    char path[PATH_MAX + 64];
+    if (mod_find(JIT_MODULE_NAME, path, sizeof path) == 0 && try_module(path, 0) <= 0) return;
     snprintf(mod_err, sizeof mod_err,
              "JIT module %s not found (beside libflow, nor in %s; FLOW_JIT_MODULE names it)",
-             JIT_MODULE_NAME, FLOW_JIT_DIR);
+             JIT_MODULE_NAME, mod_configured_dir());
 }
 
 int jit_attach(fl_plan *p, char *err, size_t errlen) {

@@ -7,6 +7,9 @@
  *   Library search, first hit wins: the plan's path (relative to the plan
  *   file's folder, or absolute); then FOLDER/basename for each FOLDER of
  *   FLOW_LIBRARY_PATH; then dlopen(basename) (LD_LIBRARY_PATH, the system).
+ *   A path "flow:NAME" (the standard library's) is one of flow's own modules:
+ *   found in lib/flow/ beside this libflow (modpath.h), then on
+ *   FLOW_LIBRARY_PATH, never beside the plan.
  *   The file found is hashed (SHA-256) and compared with the plan's hash,
  *   unless that is all zero (flowc did not find the library).
  *
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "modpath.h"
 #include "rtcore.h"
 
 /* Longest path built while searching for a library. */
@@ -210,22 +214,35 @@ static int open_lib(rt_runtime *rt, uint32_t li, const char *plan_dir, char *err
         return -1;
     }
     int rc = 0;
-    if (lpath[0] == '/')
+    /* "flow:NAME": one of flow's own modules (the standard library's), found from
+     * where this libflow is, never from the plan's folder (modpath.h) */
+    const char *modname = mod_lib_name(lpath);
+    if (modname) {
+        if (mod_find(modname, cand, sizeof cand) == 0)
+            rc = try_open(p->ctx, cand, out, why, sizeof why);
+    } else if (lpath[0] == '/')
         snprintf(cand, sizeof cand, "%s", lpath);
     else if (!plan_dir || !*plan_dir) /* "./": dlopen searches for a name without a slash */
         snprintf(cand, sizeof cand, "./%s", lpath);
     else
         snprintf(cand, sizeof cand, "%s/%s", plan_dir, lpath);
-    rc = try_open(p->ctx, cand, out, why, sizeof why);
+    if (!modname) rc = try_open(p->ctx, cand, out, why, sizeof why);
     const char *fpath = getenv("FLOW_LIBRARY_PATH");
     for (const char *s = fpath; !rc && s && *s;) {
         const char *e = strchr(s, ':');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n) {
-            snprintf(cand, sizeof cand, "%.*s/%s", (int)n, s, base_name(lpath));
+            snprintf(cand, sizeof cand, "%.*s/%s", (int)n, s, modname ? modname : base_name(lpath));
             rc = try_open(p->ctx, cand, out, why, sizeof why);
         }
         s = e ? e + 1 : s + n;
+    }
+    if (!rc && modname) {
+        set_err(err, errlen,
+                "%slibrary %s (%s): not found (looked in flow's module folder lib/flow/ beside "
+                "flowrun, in %s and on FLOW_LIBRARY_PATH)",
+                who, name, lpath, mod_configured_dir());
+        return -1;
     }
     if (!rc) { /* dlopen's own search, by name */
         void *h = dlopen(base_name(lpath), RTLD_NOW | RTLD_LOCAL);

@@ -50,8 +50,14 @@ if [ -f "$JITMOD" ]; then
     cp "$JITMOD" "$ctx/usr/lib/flow/"
     deps="$deps $(libs "$JITMOD")"
 fi
+# the standard library's C half (std.flow itself is flowc's, not needed here):
+# flowrun finds it in /usr/bin/../lib/flow (runtime/core/modpath.h)
+STDMOD=$BUILD/lib/flow/libflow-std.so
+if [ -f "$STDMOD" ]; then
+    cp "$STDMOD" "$ctx/usr/lib/flow/"
+    deps="$deps $(libs "$STDMOD")"
+fi
 for l in $(echo "$deps" | tr ' ' '\n' | sort -u); do put "$l"; done
-[ -d stdlib ] && { mkdir -p "$ctx/usr/share/flow"; cp -r stdlib/. "$ctx/usr/share/flow/"; }
 cp "$BUSYBOX" "$ctx/bin/busybox"
 for a in sh ls cat cp mv rm mkdir id echo sleep test tr wc head tail grep sed env; do
     ln -sf busybox "$ctx/bin/$a"

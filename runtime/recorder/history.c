@@ -398,6 +398,10 @@ static int store_hash_of(hist *h, const char *path, fl_digest *out, int *is_tree
     else if (!strncmp(rest, "trees/", 6)) *is_tree = 1, rest += 6;
     else return -1;
     if (strlen(rest) < 64 || (rest[64] && rest[64] != '/')) return -1;
+    /* a file or folder below a stored tree (files(d, ...) or std.glob over a dir
+     * output) is a reference into it, not the tree: checking it as the tree would
+     * "repair" it into the tree's place */
+    if (*is_tree && rest[64]) return -1;
     return hash_from_hex(rest, out);
 }
 

@@ -5,6 +5,7 @@
 # soname and links, the JIT module (installed in lib/flow/, found by the installed flowrun;
 # no LLVM needed by flowrun, libflow.so or flow.pc), programs linked with pkg-config (shared,
 # and static through Libs.private), DESTDIR and LIBDIR, and make uninstall leaving nothing behind.
+# The standard library (share/flow/std.flow, lib/flow/libflow-std.so) works installed.
 ROOT=$(pwd)
 T=$(mktemp -d /tmp/flow-install-XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -16,6 +17,7 @@ VERSION=$(sed -n 's/^#define FLOW_VERSION "\(.*\)"$/\1/p' runtime/include/flow.h
 MAJOR=${VERSION%%.*}
 JIT=""; [ -f "$BUILD/lib/flow/libflow-jit.so" ] && JIT=lib/flow/libflow-jit.so  # LLVM=0: no module
 for f in bin/flowc bin/flowrun include/flow.h lib/libflow.a lib/libflow.so lib/pkgconfig/flow.pc $JIT \
+         lib/flow/libflow-std.so share/flow/std.flow \
          lib/libflow.so.$MAJOR lib/libflow.so.$VERSION \
          share/man/man1/flowc.1 share/man/man1/flowrun.1; do
     if [ -e "$P/$f" ]; then echo "PASS install: $f"; else echo "FAIL install: $f missing"; fi
@@ -61,6 +63,22 @@ F
     else echo "FAIL install: lambdas: result '$out', $(head -2 lam.err), module $(cat "$T"/dbg.* | grep -o 'file=[^ ]*flow-jit[^ ]*' | head -1)"; fi
     rm -f "$T"/dbg.*
 fi
+# the standard library: the installed flowc finds std.flow in share/flow and
+# libflow-std.so in lib/flow (both beside bin/), and the installed flowrun loads that
+# library from its own place, for a plan in a folder that holds no library
+mkdir -p "$T/stdprog" && printf 'one\ntwo\n' > "$T/stdprog/in.txt"
+cat > "$T/stdprog/s.flow" <<'F'
+import std
+flow main(f: path = "in.txt") -> [str] { return std.lines(std.copy(f)) }
+F
+cd "$T/stdprog" && "$P/bin/flowc" s.flow 2> flowc.err &&
+    out=$(LD_DEBUG=files LD_DEBUG_OUTPUT="$T/sdbg" "$P/bin/flowrun" s.plan --progress none --state "$T/st" 2> run.err)
+if [ "$out" = '["one","two"]' ] && [ ! -s flowc.err ] && [ ! -s run.err ] &&
+    cat "$T"/sdbg.* | grep -q "file=$P/bin/../lib/flow/libflow-std.so"; then
+    echo "PASS install: import std with the installed flowc and flowrun (lib/flow/libflow-std.so)"
+else echo "FAIL install: std: result '$out', $(head -2 flowc.err run.err), loaded $(cat "$T"/sdbg.* | grep -o 'file=[^ ]*flow-std[^ ]*' | head -1)"; fi
+rm -f "$T"/sdbg.*
+cd "$ROOT" || exit 0
 if ldd "$P/bin/flowrun" "$P/lib/libflow.so" | grep -q libLLVM || grep -q LLVM "$P/lib/pkgconfig/flow.pc"; then
     echo "FAIL install: flowrun, libflow.so or flow.pc still needs LLVM"
 else echo "PASS install: flowrun, libflow.so and flow.pc need no LLVM"; fi

@@ -54,7 +54,8 @@ elif grep -q "declares no 'twice'" "$T/err"; then pass "the file beside the prog
 else fail "beside first" "$(head -3 "$T/err")"; fi
 rm "$T/prog/shared.flow"
 
-# import std, found on FLOW_PATH (the standard library itself is not built yet)
+# import std, found on FLOW_PATH before the built one in share/flow (whose std.lines
+# returns [str], not int: a type error if that one were taken)
 cat > "$T/stdlib/std.flow" <<'EOF'
 task lines(f: path) -> int = sh "wc -l < {f}"
 EOF
