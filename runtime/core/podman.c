@@ -3,7 +3,7 @@
  * "Containers: `image:` under podman").
  *
  * DESIGN
- *   flowrun talks to podman only through its command line (posix_spawnp of
+ *   flowrun talks to podman only through its command line (rt_cmd_run of
  *   `podman`, found on PATH; no socket, no service): podman as root with the
  *   runtime its containers.conf names (runc where cgroups are v1). Per job,
  *   sh.c runs, instead of `/bin/sh -c CMD`,
@@ -41,7 +41,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +51,7 @@
 #include <unistd.h>
 
 #include "podman.h"
+#include "spawn.h"
 
 extern char **environ;
 
@@ -225,74 +225,25 @@ char **rt_podman_argv(const fl_plan *p, uint32_t ti, const fl_val *args, const c
 #define PODMAN_OUT_MAX (64u << 20) /* most bytes of a podman command's output read */
 
 int rt_podman_run(char *const *argv, char **out, char *err, size_t errlen) {
-    int po[2] = {-1, -1}, pe[2] = {-1, -1};
-    if ((out && pipe2(po, O_CLOEXEC)) || pipe2(pe, O_CLOEXEC)) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        if (po[0] >= 0) close(po[0]), close(po[1]);
+    rt_obuf o = {.limit = PODMAN_OUT_MAX}, e = {.limit = 1023};
+    rt_cmd c = {.out = out ? &o : NULL, .err = &e};
+    if (rt_cmd_run(argv, &c, err, errlen)) {
+        rt_obuf_free(&o);
+        rt_obuf_free(&e);
         return -1;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (out) posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    else posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (out) close(po[1]);
-    close(pe[1]);
-    if (rc) {
-        if (out) close(po[0]);
-        close(pe[0]);
-        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    if (out) { /* stderr is small: read stdout to its end first, then stderr */
-        for (;;) {
-            if (len + 65537 > cap && cap < PODMAN_OUT_MAX) {
-                size_t nc = cap ? cap * 2 : 65536 * 2;
-                char *q = realloc(buf, nc);
-                if (!q) break;
-                buf = q;
-                cap = nc;
-            }
-            if (len + 1 >= cap) break;
-            ssize_t got = read(po[0], buf + len, cap - len - 1);
-            if (got < 0 && errno == EINTR) continue;
-            if (got <= 0) break;
-            len += (size_t)got;
-        }
-        close(po[0]);
-        if (buf) buf[len] = 0;
-    }
-    char eb[1024];
-    ssize_t en = 0, got;
-    while ((got = read(pe[0], eb + en, sizeof eb - 1 - (size_t)en)) > 0 ||
-           (got < 0 && errno == EINTR))
-        if (got > 0) en += got;
-    close(pe[0]);
-    eb[en] = 0;
-    char *nl = strchr(eb, '\n');
+    char *nl = e.d ? strchr(e.d, '\n') : NULL; /* the first line says what was wrong */
     if (nl) *nl = 0;
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) {
-            st = -1;
-            break;
-        }
-    int code = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (code != 0) snprintf(err, errlen, "%s: %s", argv[0], eb[0] ? eb : "failed");
+    int code = WIFEXITED(c.status) ? WEXITSTATUS(c.status) : -1;
+    if (code != 0) snprintf(err, errlen, "%s: %s", argv[0], e.d && *e.d ? e.d : "failed");
+    rt_obuf_free(&e);
     if (out) {
-        if (!buf) {
+        if (!o.d) rt_obuf_add(&o, "", 0);
+        if (!o.d) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        *out = buf;
-    } else {
-        free(buf);
+        *out = o.d;
     }
     return code;
 }

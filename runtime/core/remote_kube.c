@@ -29,7 +29,7 @@
  *           its grace period.
  *   cancel  `kubectl delete jobs -l flow-run=RUN --wait=false` (the pods go with
  *           their Job).
- *   kubectl runs with stdin from /dev/null, stdout read whole (at most
+ *   kubectl runs through rt_cmd_run (spawn.h), stdout read whole (at most
  *   KUBE_MAX_OUT) and the tail of stderr kept for the one-line error; a call that
  *   takes longer than KUBE_CALL_MS is killed and counts as failed.
  */
@@ -37,10 +37,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +48,8 @@
 #include <yaml.h>
 
 #include "remote.h"
+#include "spawn.h"
 
-extern char **environ;
 
 #define KUBE_MAX_OUT (256u << 20) /* most bytes of one kubectl's stdout */
 #define KUBE_ERR_TAIL 400         /* bytes of stderr kept for the error line */
@@ -76,46 +74,9 @@ typedef struct kube_engine {
 
 /* ---- running kubectl ---- */
 
-typedef struct kube_out {
-    char *d;
-    size_t len, cap;
-} kube_out;
-
-static int out_add(kube_out *o, const char *s, size_t n, size_t limit) {
-    if (o->len + n > limit) return -1;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 8192;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *q = realloc(o->d, cap);
-        if (!q) return -1;
-        o->d = q;
-        o->cap = cap;
-    }
-    memcpy(o->d + o->len, s, n);
-    o->len += n;
-    o->d[o->len] = 0;
-    return 0;
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The last line of the stderr tail, for a one-line error. */
-static const char *last_line(char *s) {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        s[--n] = 0;
-    char *nl = strrchr(s, '\n');
-    return nl ? nl + 1 : s;
-}
-
 /* Run kubectl with args (NULL-terminated, after the command and the namespace),
  * stdout into out (when not NULL). 0 on exit 0, else -1 with one line in err. */
-static int kubectl(const kube_engine *k, const char *const *args, kube_out *out, char *err,
+static int kubectl(const kube_engine *k, const char *const *args, rt_obuf *out, char *err,
                    size_t errlen) {
     const char *argv[KUBE_MAX_ARGS + 4];
     int n = 0;
@@ -128,114 +89,33 @@ static int kubectl(const kube_engine *k, const char *const *args, kube_out *out,
         argv[n++] = args[i];
     argv[n] = NULL;
     const char *what = args[0]; /* "apply", "get", "delete", "version" */
-
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC)) goto fail_errno;
-    if (pipe2(pe, O_CLOEXEC)) {
-        close(po[0]);
-        close(po[1]);
-        goto fail_errno;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, k->o.kubectl, &fa, &at, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(po[1]);
-    close(pe[1]);
-    if (rc) {
-        close(po[0]);
-        close(pe[0]);
-        snprintf(err, errlen, "cannot run %s: %s", k->o.kubectl, strerror(rc));
-        return -1;
-    }
-
-    char etail[KUBE_ERR_TAIL + 1];
-    size_t elen = 0;
-    int toobig = 0, timed_out = 0;
-    struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-    int open_fds = 2;
-    int64_t deadline = now_ms() + KUBE_CALL_MS;
-    char buf[65536];
-    while (open_fds) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0) {
-            timed_out = 1;
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (poll(pf, 2, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR) break;
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            ssize_t r = read(pf[i].fd, buf, sizeof buf);
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                close(pf[i].fd);
-                pf[i].fd = -1;
-                open_fds--;
-                continue;
-            }
-            if (i == 0) {
-                if (out && !toobig && out_add(out, buf, (size_t)r, KUBE_MAX_OUT)) toobig = 1;
-            } else { /* keep the last KUBE_ERR_TAIL bytes */
-                size_t m = (size_t)r;
-                const char *s = buf;
-                if (m >= KUBE_ERR_TAIL) {
-                    s += m - KUBE_ERR_TAIL;
-                    m = KUBE_ERR_TAIL;
-                    elen = 0;
-                } else if (elen + m > KUBE_ERR_TAIL) {
-                    size_t drop = elen + m - KUBE_ERR_TAIL;
-                    memmove(etail, etail + drop, elen - drop);
-                    elen -= drop;
-                }
-                memcpy(etail + elen, s, m);
-                elen += m;
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (pf[i].fd >= 0) close(pf[i].fd);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    etail[elen] = 0;
-    for (size_t i = 0; i < elen; i++) /* one line: no control bytes but newlines */
-        if ((unsigned char)etail[i] < 32 && etail[i] != '\n') etail[i] = ' ';
-    if (timed_out) {
+    rt_obuf etail = {.limit = KUBE_ERR_TAIL, .keep_tail = 1};
+    rt_cmd c = {.timeout_ms = KUBE_CALL_MS, .out = out, .err = &etail};
+    char line[KUBE_ERR_TAIL + 1];
+    int rc = rt_cmd_run((char *const *)argv, &c, err, errlen);
+    const char *l = rt_last_line(etail.d, line, sizeof line);
+    rt_obuf_free(&etail);
+    if (rc) return -1;
+    if (c.timed_out) {
         snprintf(err, errlen, "kubectl %s took longer than %d s (killed)", what,
                  KUBE_CALL_MS / 1000);
         return -1;
     }
-    if (toobig) {
+    if (out && (out->overflow || out->nomem)) {
         snprintf(err, errlen, "kubectl %s wrote more than %u MiB (or memory ran out)", what,
                  KUBE_MAX_OUT >> 20);
         return -1;
     }
-    if (WIFSIGNALED(st)) {
-        snprintf(err, errlen, "kubectl %s was killed by signal %d", what, WTERMSIG(st));
+    if (WIFSIGNALED(c.status)) {
+        snprintf(err, errlen, "kubectl %s was killed by signal %d", what, WTERMSIG(c.status));
         return -1;
     }
-    if (WEXITSTATUS(st)) {
-        const char *l = last_line(etail);
-        snprintf(err, errlen, "kubectl %s exited %d%s%s", what, WEXITSTATUS(st), *l ? ": " : "",
-                 l);
+    if (WEXITSTATUS(c.status)) {
+        snprintf(err, errlen, "kubectl %s exited %d%s%s", what, WEXITSTATUS(c.status),
+                 *l ? ": " : "", l);
         return -1;
     }
     return 0;
-fail_errno:
-    snprintf(err, errlen, "cannot run %s: %s", k->o.kubectl, strerror(errno));
-    return -1;
 }
 
 /* ---- reading kubectl's JSON (through libyaml) ---- */
@@ -666,7 +546,7 @@ static int kube_poll(rm_engine *e,
                      void (*report)(void *ud, const char *id, int64_t element, enum rm_state st),
                      void *ud, char *err, size_t errlen) {
     kube_engine *k = (kube_engine *)e;
-    kube_out out = {0};
+    rt_obuf out = {.limit = KUBE_MAX_OUT};
     const char *args[] = {"get", "jobs", "-l", k->label, "-o", "json", NULL};
     if (kubectl(k, args, &out, err, errlen)) {
         free(out.d);
@@ -758,7 +638,7 @@ static const rm_engine_ops kube_ops = {
 /* kubectl's client version "1.N" from `kubectl version --client -o json`: 0, or -1
  * with one line in err. */
 static int check_version(kube_engine *k, char *err, size_t errlen) {
-    kube_out out = {0};
+    rt_obuf out = {.limit = KUBE_MAX_OUT};
     const char *args[] = {"version", "--client", "-o", "json", NULL};
     char why[400];
     if (kubectl(k, args, &out, why, sizeof why)) {

@@ -3,7 +3,7 @@
  * job array, each element one array task running `flowrun worker`.
  *
  * DESIGN
- *   Every Slurm call is one command run with posix_spawn (stdin /dev/null, stdout
+ *   Every Slurm call is one command run through rt_cmd_run (spawn.h: stdin /dev/null, stdout
  *   and stderr captured through two pipes read together, a timeout that kills it:
  *   SL_CMD_MS), never one call per job:
  *     open   `scontrol show config` once: MaxArraySize and MaxJobCount (the limits
@@ -38,13 +38,12 @@
  */
 #define _GNU_SOURCE
 #include "remote.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +52,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define SL_CMD_MS 60000        /* one Slurm command at most this long */
 #define SL_OUT_MAX (64u << 20) /* most output kept from one command */
@@ -90,150 +88,56 @@ static double mono_s(void) {
 
 /* ---- running one command ---- */
 
-typedef struct sl_out {
-    char *data; /* NUL-terminated */
-    size_t len, cap;
-} sl_out;
-
-static void out_add(sl_out *o, const char *s, size_t n) {
-    if (o->len + n + 1 > SL_OUT_MAX) n = o->len + 1 < SL_OUT_MAX ? SL_OUT_MAX - o->len - 1 : 0;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *d = realloc(o->data, cap);
-        if (!d) return; /* out of memory: the output is cut (the caller sees too little) */
-        o->data = d;
-        o->cap = cap;
-    }
-    memcpy(o->data + o->len, s, n);
-    o->len += n;
-    o->data[o->len] = 0;
-}
-
 /* The last line of s (for one-line errors), at most n bytes, into buf; a last line
  * that only says `Try "sbatch --help" ...` gives way to the one before (which says
  * what was wrong, e.g. "sbatch: unrecognized option '--bogus'"). */
 static const char *last_line(const char *s, char *buf, size_t n) {
-    if (!s) return "";
-    size_t len = strlen(s), b;
-    for (;;) {
-        while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+    rt_last_line(s, buf, n);
+    if (s && !strncmp(buf, "Try \"", 5)) { /* the line before it */
+        size_t len = strlen(s);
+        while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
             len--;
-        b = len;
-        while (b && s[b - 1] != '\n')
-            b--;
-        if (!b || !strstr(s + b, "Try \"") || (size_t)(strstr(s + b, "Try \"") - s) >= len) break;
-        len = b; /* the line before */
+        while (len && s[len - 1] != '\n') /* the start of the last line */
+            len--;
+        char *before = strndup(s, len);
+        rt_last_line(before, buf, n);
+        free(before);
     }
-    size_t k = len - b < n - 1 ? len - b : n - 1;
-    memcpy(buf, s + b, k);
-    buf[k] = 0;
-    for (size_t i = 0; i < k; i++)
-        if ((unsigned char)buf[i] < 32) buf[i] = ' ';
     return buf;
 }
 
-/* Run argv (argv[0] looked up on PATH) with stdout into out and stderr into errs;
- * at most SL_CMD_MS. 0 when it exited 0; -1 with one line in err otherwise (the
- * command's last stderr line, its status, or the timeout). */
-static int sl_run(char *const *argv, sl_out *out, char *err, size_t errlen) {
-    sl_out errs = {0};
-    int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC)) {
-        snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
-        return -1;
-    }
-    if (pipe2(pe, O_CLOEXEC)) {
-        snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
-        close(po[0]);
-        close(po[1]);
-        return -1;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    posix_spawnattr_init(&at);
-    sigset_t none, dflt;
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGINT);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGCHLD);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dflt);
-    /* its own group: a Ctrl-C at the terminal reaches flowrun, which cancels with
-     * scancel; it must not kill that scancel first */
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    close(po[1]);
-    close(pe[1]);
-    if (rc) {
-        close(po[0]);
-        close(pe[0]);
-        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
-        return -1;
-    }
-    double deadline = mono_s() + SL_CMD_MS / 1000.0;
-    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-    sl_out *bufs[2] = {out, &errs};
-    int open_fds = 2, timed_out = 0;
-    char chunk[65536];
-    while (open_fds) {
-        double left = deadline - mono_s();
-        if (left <= 0) {
-            timed_out = 1;
-            break;
-        }
-        int n = poll(fds, 2, (int)(left * 1000) + 1);
-        if (n < 0 && errno != EINTR) break;
-        for (int i = 0; n > 0 && i < 2; i++) {
-            if (fds[i].fd < 0 || !fds[i].revents) continue;
-            ssize_t got = read(fds[i].fd, chunk, sizeof chunk);
-            if (got > 0) {
-                out_add(bufs[i], chunk, (size_t)got);
-            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                open_fds--;
-            }
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        if (fds[i].fd >= 0) close(fds[i].fd);
-    if (timed_out) kill(-pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+/* Run argv (argv[0] looked up on PATH; rt_cmd_run: a process group of its own, so a
+ * Ctrl-C at the terminal, which reaches flowrun and makes it cancel with scancel,
+ * does not kill that scancel first) with stdout into out (at most SL_OUT_MAX bytes,
+ * the rest dropped) and at most SL_CMD_MS. 0 when it exited 0; -1 with one line in
+ * err otherwise (the command's last stderr line, its status, or the timeout). */
+static int sl_run(char *const *argv, rt_obuf *out, char *err, size_t errlen) {
+    rt_obuf errs = {.limit = SL_OUT_MAX, .keep_tail = 1};
+    if (out) out->limit = SL_OUT_MAX;
+    rt_cmd c = {.timeout_ms = SL_CMD_MS, .out = out, .err = &errs};
+    int rc = rt_cmd_run(argv, &c, err, errlen);
     char line[300];
-    if (timed_out) {
+    if (rc) {
+        rc = -1;
+    } else if (c.timed_out) {
         snprintf(err, errlen, "%s did not answer within %d s", argv[0], SL_CMD_MS / 1000);
         rc = -1;
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    } else if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0) {
         rc = 0;
     } else {
-        const char *l = last_line(errs.data, line, sizeof line);
+        const char *l = last_line(errs.d, line, sizeof line);
         size_t k = strlen(argv[0]); /* Slurm's lines start "sbatch: " themselves */
         if (!strncmp(l, argv[0], k) && !strncmp(l + k, ": ", 2)) l += k + 2;
         if (*l)
             snprintf(err, errlen, "%s: %s", argv[0], l);
-        else if (WIFSIGNALED(status))
-            snprintf(err, errlen, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+        else if (WIFSIGNALED(c.status))
+            snprintf(err, errlen, "%s was killed by signal %d", argv[0], WTERMSIG(c.status));
         else
-            snprintf(err, errlen, "%s exited with status %d", argv[0], WEXITSTATUS(status));
+            snprintf(err, errlen, "%s exited with status %d", argv[0], WEXITSTATUS(c.status));
         rc = -1;
     }
-    free(errs.data);
-    if (out && !out->data) out_add(out, "", 0);
+    rt_obuf_free(&errs);
+    if (out && !out->d) rt_obuf_add(out, "", 0);
     return rc;
 }
 
@@ -347,23 +251,23 @@ static int slurm_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, 
         argv[a++] = S->extra[i];
     argv[a++] = script;
     argv[a] = NULL;
-    sl_out out = {0};
+    rt_obuf out = {0};
     char why[600];
     S->n_sbatch++;
     double t0 = mono_s();
     if (sl_run(argv, &out, why, sizeof why)) {
         snprintf(err, errlen, "%s", why);
-        free(out.data);
+        free(out.d);
         return -1;
     }
     /* --parsable: "JOBID" or "JOBID;CLUSTER" */
-    char *p = out.data;
+    char *p = out.d;
     size_t n = strspn(p, "0123456789");
     if (!n || n >= sizeof((sl_batch *)0)->id || (p[n] && p[n] != ';' && p[n] != '\n')) {
         char line[200];
         snprintf(err, errlen, "sbatch answered '%s', not a job id",
                  last_line(p, line, sizeof line));
-        free(out.data);
+        free(out.d);
         return -1;
     }
     p[n] = 0;
@@ -374,12 +278,12 @@ static int slurm_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, 
         S->n_scancel++;
         sl_run(cv, NULL, why, sizeof why);
         snprintf(err, errlen, "out of memory");
-        free(out.data);
+        free(out.d);
         return -1;
     }
     b->submitted = t0;
     snprintf(id, idcap, "%s", p);
-    free(out.data);
+    free(out.d);
     return 0;
 }
 
@@ -488,28 +392,28 @@ static int slurm_poll(rm_engine *e,
                       void *ud, char *err, size_t errlen) {
     slurm_engine *S = (slurm_engine *)e;
     /* the names of the batches not known to have ended */
-    sl_out names = {0};
+    rt_obuf names = {.limit = SL_OUT_MAX};
     for (uint32_t i = 0; i < S->nb; i++) {
         sl_batch *b = &S->b[i];
         if (b->nfinal == b->nelem) continue;
-        if (names.len) out_add(&names, ",", 1);
-        out_add(&names, b->name, strlen(b->name));
+        if (names.len) rt_obuf_add(&names, ",", 1);
+        rt_obuf_add(&names, b->name, strlen(b->name));
     }
     if (names.len) {
         char *namearg = NULL;
-        if (asprintf(&namearg, "--name=%s", names.data) < 0) {
-            free(names.data);
+        if (asprintf(&namearg, "--name=%s", names.d) < 0) {
+            free(names.d);
             snprintf(err, errlen, "out of memory");
             return -1;
         }
         char *argv[] = {"squeue", "-h", "-t", "all", namearg, "-o", "%i %T", NULL};
-        sl_out out = {0};
+        rt_obuf out = {0};
         S->n_squeue++;
         int rc = sl_run(argv, &out, err, errlen);
         free(namearg);
-        if (rc || !out.data) {
-            free(out.data);
-            free(names.data);
+        if (rc || !out.d) {
+            free(out.d);
+            free(names.d);
             if (!rc) snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -518,14 +422,14 @@ static int slurm_poll(rm_engine *e,
             for (uint32_t el = 0; el < S->b[i].nelem; el++)
                 if (!S->b[i].final[el]) S->b[i].st[el] = RM_GONE;
         double now = mono_s();
-        for (char *line = out.data, *nl; line && *line; line = nl) {
+        for (char *line = out.d, *nl; line && *line; line = nl) {
             nl = strchr(line, '\n');
             if (nl) *nl++ = 0;
             take_line(S, line, now);
         }
-        free(out.data);
+        free(out.d);
     }
-    free(names.data);
+    free(names.d);
     for (uint32_t i = 0; i < S->nb; i++)
         for (uint32_t el = 0; el < S->b[i].nelem; el++)
             report(ud, S->b[i].id, el, (enum rm_state)S->b[i].st[el]);
@@ -652,23 +556,23 @@ rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen) 
     }
     /* the cluster's limits: one scontrol call */
     char why[600];
-    sl_out out = {0};
+    rt_obuf out = {0};
     char *sc[] = {"scontrol", "show", "config", NULL};
-    if (sl_run(sc, &out, why, sizeof why) || !out.data) {
+    if (sl_run(sc, &out, why, sizeof why) || !out.d) {
         snprintf(err, errlen, "cannot reach a Slurm controller (scontrol show config): %s", why);
-        free(out.data);
+        free(out.d);
         slurm_destroy(&S->base);
         return NULL;
     }
-    int64_t max_array = config_value(out.data, "MaxArraySize");
-    int64_t max_count = config_value(out.data, "MaxJobCount");
-    free(out.data);
+    int64_t max_array = config_value(out.d, "MaxArraySize");
+    int64_t max_count = config_value(out.d, "MaxJobCount");
+    free(out.d);
     S->ops.max_array = max_array > 1 ? max_array - 1 : 0; /* indexes 0..MaxArraySize-1 */
     S->ops.max_jobs = max_count > 0 ? max_count : 0;
     if (o && o->max_jobs > 0 && (S->ops.max_jobs == 0 || o->max_jobs < S->ops.max_jobs))
         S->ops.max_jobs = o->max_jobs;
     /* the slots: CPUs of the partition, those down or drained left out (A/I/O/T) */
-    out = (sl_out){0};
+    out = (rt_obuf){0};
     char *si[8] = {"sinfo", "-h", "-o", "%C", NULL};
     char part[300];
     if (S->partition) {
@@ -676,17 +580,17 @@ rm_engine *rm_engine_slurm(const rm_slurm_options *o, char *err, size_t errlen) 
         si[4] = part;
         si[5] = NULL;
     }
-    if (sl_run(si, &out, why, sizeof why) || !out.data) {
+    if (sl_run(si, &out, why, sizeof why) || !out.d) {
         snprintf(err, errlen, "cannot read the cluster's CPUs (sinfo): %s", why);
-        free(out.data);
+        free(out.d);
         slurm_destroy(&S->base);
         return NULL;
     }
     long long cpu_a, cpu_i, cpu_o, cpu_t, slots = 0;
-    for (char *l = out.data; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    for (char *l = out.d; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
         if (sscanf(l, "%lld/%lld/%lld/%lld", &cpu_a, &cpu_i, &cpu_o, &cpu_t) == 4)
             slots += cpu_t - cpu_o;
-    free(out.data);
+    free(out.d);
     if (slots <= 0) {
         snprintf(err, errlen, "the %s%s%shas no CPUs up (sinfo)", S->partition ? "partition " : "",
                  S->partition ? S->partition : "", S->partition ? " " : "cluster ");
