@@ -213,6 +213,7 @@ uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool repor
 const char *chk_str_text(chk_ctx *c, const fl_node *e, bool report);
 
 /* check_options.c */
+const char *const *chk_option_names(int *n); /* the task options, as `with {...}` names them */
 void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts);
 /* The well-formed names of the first `secrets:` option among opts (arena memory), at
  * most max; errors are left to chk_task_options. */
@@ -231,5 +232,7 @@ char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);
+/* a task, group or flow declaration's signature told to the observer (compile.h), if any */
+void chk_observe_decl(chk_ctx *c, chk_decl *dc);
 
 #endif

@@ -902,6 +902,95 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const fl_node *call, bool 
     return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
 }
 
+/* ---- what the checker tells an observer (flowc lsp; compile.h) ------------------------------ */
+static bool observing(const chk_ctx *c) {
+    return c->opt->obs && c->d == c->diag;
+}
+
+/* the C type a flow type travels as (runtime-abi.md §1) */
+static const char *c_type(chk_ctx *c, uint32_t t, char *buf, size_t len) {
+    const plan_type *ty = &c->plan->types[t];
+    switch ((plan_type_kind)ty->kind) {
+    case PT_VOID: return "void";
+    case PT_INT: case PT_DURATION: return "int64_t";
+    case PT_FLOAT: return "double";
+    case PT_BOOL: return "bool";
+    case PT_BYTES: return "flow_bytes";
+    case PT_LIST: return "flow_list";
+    case PT_RECORD:
+        if (ty->name != PLAN_NONE) snprintf(buf, len, "%s", plan_str(c->plan, ty->name));
+        else snprintf(buf, len, "struct {...}");
+        return buf;
+    default: return "const char *";
+    }
+}
+
+/* what a value is, for a hover: "name: type", or a callable's signature (a C task's with
+ * the C function flowrun calls, a partial's with the parameters it still takes) */
+static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const chk_val *v) {
+    if (!observing(c) || v->kind == CV_ERR) return;
+    const flowc_observer *o = c->opt->obs;
+    if (!o->hover) return;
+    char text[4096], tb[512];
+    if (v->kind == CV_NODE) {
+        chk_type_text(c, v->type, tb, sizeof tb);
+        if (name) snprintf(text, sizeof text, "%s: %s", name, tb);
+        else snprintf(text, sizeof text, "%s", tb);
+        o->hover(o->user, mod, at, text);
+        return;
+    }
+    chk_sig s = sig_of(c, v);
+    char sig[2048];
+    signature_text(c, &s, sig, sizeof sig);
+    const char *kind = v->kind == CV_GROUP ? "group" : "task";
+    const plan_task *t = v->kind == CV_TASK ? &c->plan->tasks[v->ref] : NULL;
+    if (t && t->kind == TK_SH) kind = "sh task";
+    if (t && t->kind == TK_COMBINE) kind = "combined task";
+    char rb[256];
+    size_t k = (size_t)snprintf(text, sizeof text, "%s %s -> %s", kind, sig,
+                                chk_type_text(c, s.ret, rb, sizeof rb));
+    uint32_t nbound = 0;
+    for (uint32_t i = 0; v->bound && i < s.n; i++) nbound += v->bound[i] != PLAN_NONE;
+    if (nbound && k < sizeof text)
+        k += (size_t)snprintf(text + k, sizeof text - k, "\n(%u of its parameters bound by "
+                              ".partial)", nbound);
+    if (t && t->kind == TK_C && t->symbol != PLAN_NONE && k < sizeof text) {
+        k += (size_t)snprintf(text + k, sizeof text - k, "\nC: %s %s(",
+                              c_type(c, s.ret, tb, sizeof tb), plan_str(c->plan, t->symbol));
+        for (uint32_t i = 0; i < s.n && k < sizeof text; i++)
+            k += (size_t)snprintf(text + k, sizeof text - k, "%s%s %s", i ? ", " : "",
+                                  c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb),
+                                  pname(c, &s, i));
+        if (k < sizeof text) k += (size_t)snprintf(text + k, sizeof text - k, "%s)", s.n ? "" : "void");
+        if (t->lib != PLAN_NONE && k < sizeof text)
+            snprintf(text + k, sizeof text - k, "  in %s",
+                     plan_str(c->plan, c->plan->libs[t->lib].path));
+    }
+    o->hover(o->user, mod, at, text);
+}
+
+/* the name used at `use` is bound at `def` in module def_mod */
+static void observe_ref(chk_ctx *c, fl_span use, int def_mod, fl_span def) {
+    if (observing(c) && c->opt->obs->ref) c->opt->obs->ref(c->opt->obs->user, c->mod, use, def_mod, def);
+}
+
+void chk_observe_decl(chk_ctx *c, chk_decl *dc) {
+    if (!observing(c) || dc->bad) return;
+    chk_val v = ERR;
+    if (dc->kind == DK_TASK) v.kind = CV_TASK, v.ref = dc->index;
+    else if (dc->kind == DK_GROUP) v.kind = CV_GROUP, v.ref = (uint32_t)(dc - c->decls);
+    else if (dc->kind == DK_FLOW) {
+        const plan_graph *g = &c->plan->graphs[dc->index];
+        chk_sig s = {g->first_param, g->nparams, g->ret, plan_str(c->plan, g->name)};
+        char sig[2048], rb[256], text[2400];
+        signature_text(c, &s, sig, sizeof sig);
+        snprintf(text, sizeof text, "flow %s -> %s", sig, chk_type_text(c, s.ret, rb, sizeof rb));
+        if (c->opt->obs->hover) c->opt->obs->hover(c->opt->obs->user, dc->mod, dc->ast->nspan, text);
+        return;
+    }
+    observe_val(c, dc->mod, dc->ast->nspan, NULL, &v);
+}
+
 /* ---- names -------------------------------------------------------------------------------- */
 /* A declaration named at e (NAME or m.NAME) as a value: a task or group callable. */
 static chk_val decl_val(chk_ctx *c, chk_decl *dc, const fl_node *e, const char *name) {
@@ -943,6 +1032,7 @@ static bool is_qualified(chk_ctx *c, chk_scope *sc, const fl_node *e) {
 static chk_val lookup_qualified(chk_ctx *c, const fl_node *e) {
     chk_decl *dc = chk_find_qualified(c, e->a->name, e->name, e->nspan);
     if (!dc) return ERR;
+    observe_ref(c, e->nspan, dc->mod, dc->ast->nspan);
     char q[300];
     snprintf(q, sizeof q, "%s.%s", e->a->name, e->name);
     return decl_val(c, dc, e, q);
@@ -951,7 +1041,10 @@ static chk_val lookup_qualified(chk_ctx *c, const fl_node *e) {
 static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     const char *name = e->name;
     chk_local *l = scope_get(sc, name);
-    if (l) return l->val;
+    if (l) {
+        observe_ref(c, e->span, c->mod, l->span);
+        return l->val;
+    }
     int later = chk_map_get(&sc->later, name);
     if (later >= 0) {
         diag_error(c->d, e->span, "statements run in data order, but a name must be bound "
@@ -961,7 +1054,10 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
         return ERR;
     }
     chk_decl *dc = chk_find_decl(c, name);
-    if (dc) return decl_val(c, dc, e, name);
+    if (dc) {
+        observe_ref(c, e->span, dc->mod, dc->ast->nspan);
+        return decl_val(c, dc, e, name);
+    }
     if (chk_import_of_alias(c, name)) {
         char hint[200];
         snprintf(hint, sizeof hint, "name one of its declarations: %s.NAME", name);
@@ -1176,6 +1272,8 @@ static chk_val eval(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) 
     c->depth++;
     chk_val v = eval_inner(c, sc, e, want);
     c->depth--;
+    if (observing(c))
+        observe_val(c, c->mod, e->span, e->kind == AST_NAME ? e->name : NULL, &v);
     return v;
 }
 
@@ -1279,6 +1377,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t r
             if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
             if (v.kind != CV_ERR)
                 set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
+            observe_val(c, c->mod, st->nspan, st->name, &v);
             scope_add(c, sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const fl_node *e = st->a;
@@ -1370,7 +1469,11 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;
         chk_hides_import(c, pa->name, pa->nspan, "parameter");
-        if (!scope_get(&sc, pa->name)) scope_add(c, &sc, pa->name, pa->nspan, node_val(n, t));
+        if (!scope_get(&sc, pa->name)) {
+            chk_val pv = node_val(n, t);
+            observe_val(c, c->mod, pa->nspan, pa->name, &pv);
+            scope_add(c, &sc, pa->name, pa->nspan, pv);
+        }
     }
     if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,

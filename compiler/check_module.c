@@ -325,6 +325,8 @@ static void load_import(chk_ctx *c, int m, const fl_node *imp) {
     md->src = src;
     md->len = len;
     md->prefix = fl_sprintf(ctx, "%s%s.", c->mods[m].prefix, alias);
+    const flowc_observer *obs = c->opt->obs;
+    if (obs && obs->module) obs->module(obs->user, nm, md->path, md->real, m, imp->span);
     fl_digest h;
     hash_bytes(src, len, &h);
     memcpy(md->sha256, h.b, sizeof h.b);

@@ -357,6 +357,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
         if (c.decls[i].kind == DK_TASK) check_task(&c, &c.decls[i]);
         else if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP)
             declare_graph(&c, &c.decls[i]);
+        chk_observe_decl(&c, &c.decls[i]);
     }
     /* bodies, in source order: each graph's nodes are contiguous */
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
