@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include "ast.h"
@@ -74,11 +75,14 @@ typedef struct analysis {
 typedef struct lsp_doc {
     char *uri, *path;
     char *text; size_t len;
+    size_t *ls; int nls;        /* text's line offsets */
     analysis an;
     char **pubs; int npubs;     /* other files' URIs diagnostics were published on */
+    bool dirty;                 /* changed since its last analysis */
     ast_arena *ar;              /* the last text that parsed: its tree */
     const fl_node *prog;
     char *prog_text; size_t prog_len; /* that text */
+    size_t *prog_ls; int prog_nls;    /* its line offsets */
 } lsp_doc;
 
 typedef struct lsp_server {
@@ -240,20 +244,47 @@ static char *path_to_uri(const char *path) {
     return out;
 }
 
-/* the offset of line `line` (1-based) in text, or len when there is no such line */
-static size_t line_start(const char *t, size_t len, int line) {
+/* a text with the offsets of its lines (ls[i]: where line i + 1 starts), or without
+ * (ls NULL: lines are found by a scan; for a file read once) */
+typedef struct lsp_text {
+    const char *t;
+    size_t len;
+    const size_t *ls;
+    int nls;
+} lsp_text;
+
+/* the line offsets of t into *ls (malloc; *nls 0 and *ls NULL when out of memory) */
+static void index_lines(const char *t, size_t len, size_t **ls, int *nls) {
+    free(*ls);
+    *ls = NULL;
+    *nls = 0;
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) n += t[i] == '\n';
+    if (n > INT_MAX || !(*ls = malloc(n * sizeof **ls))) return;
+    size_t k = 0;
+    (*ls)[k++] = 0;
+    for (size_t i = 0; i < len; i++)
+        if (t[i] == '\n') (*ls)[k++] = i + 1;
+    *nls = (int)k;
+}
+
+/* the offset of line `line` (1-based) in x, or its length when there is no such line */
+static size_t line_start(const lsp_text *x, int line) {
+    if (line < 1) line = 1;
+    if (x->ls) return line <= x->nls ? x->ls[line - 1] : x->len;
     size_t i = 0;
-    for (int l = 1; l < line && i < len; i++)
-        if (t[i] == '\n') l++;
+    for (int l = 1; l < line && i < x->len; i++)
+        if (x->t[i] == '\n') l++;
     return i;
 }
 
 /* LSP character (UTF-16 units) of byte column col (1-based) on line (1-based) */
-static int utf16_col(const char *t, size_t len, int line, int col) {
-    if (!t) return col > 0 ? col - 1 : 0;
-    size_t i = line_start(t, len, line), end = i + (size_t)(col > 0 ? col - 1 : 0);
+static int utf16_col(const lsp_text *x, int line, int col) {
+    if (!x || !x->t) return col > 0 ? col - 1 : 0;
+    const char *t = x->t;
+    size_t i = line_start(x, line), end = i + (size_t)(col > 0 ? col - 1 : 0);
     int u = 0;
-    for (; i < len && i < end && t[i] != '\n'; i++) {
+    for (; i < x->len && i < end && t[i] != '\n'; i++) {
         unsigned char ch = (unsigned char)t[i];
         if ((ch & 0xC0) == 0x80) continue;
         u += ch >= 0xF0 ? 2 : 1;
@@ -261,37 +292,36 @@ static int utf16_col(const char *t, size_t len, int line, int col) {
     return u;
 }
 
-/* the byte offset of an LSP position in text (clamped to its line and to the text) */
-static size_t pos_offset(const char *t, size_t len, int line0, int ch16) {
-    size_t i = line_start(t, len, line0 + 1);
-    for (int u = 0; i < len && t[i] != '\n' && u < ch16; i++) {
+/* the byte offset of an LSP position in x (clamped to its line and to the text) */
+static size_t pos_offset(const lsp_text *x, int line0, int ch16) {
+    const char *t = x->t;
+    size_t i = line_start(x, line0 + 1);
+    for (int u = 0; i < x->len && t[i] != '\n' && u < ch16; i++) {
         unsigned char ch = (unsigned char)t[i];
         if ((ch & 0xC0) == 0x80) continue;
         u += ch >= 0xF0 ? 2 : 1;
     }
-    while (i < len && ((unsigned char)t[i] & 0xC0) == 0x80) i++;
+    while (i < x->len && ((unsigned char)t[i] & 0xC0) == 0x80) i++;
     return i;
 }
 
 /* an LSP position as the compiler's line and byte column (1-based) */
-static void pos_linecol(const char *t, size_t len, int line0, int ch16, int *line, int *col) {
-    size_t off = pos_offset(t, len, line0, ch16);
+static void pos_linecol(const lsp_text *x, int line0, int ch16, int *line, int *col) {
+    size_t off = pos_offset(x, line0, ch16);
     *line = line0 + 1;
-    *col = (int)(off - line_start(t, len, line0 + 1)) + 1;
+    *col = (int)(off - line_start(x, line0 + 1)) + 1;
 }
 
-static json_t *jpos(const char *t, size_t len, int line, int col) {
+static json_t *jpos(const lsp_text *x, int line, int col) {
     return json_pack("{s:i,s:i}", "line", line > 0 ? line - 1 : 0, "character",
-                     utf16_col(t, len, line, col));
+                     utf16_col(x, line, col));
 }
 
-/* a span (end inclusive) as an LSP range (end exclusive) in text t (NULL: ASCII) */
-static json_t *jrange(const char *t, size_t len, fl_span sp) {
+/* a span (end inclusive) as an LSP range (end exclusive) in x (text NULL: ASCII) */
+static json_t *jrange(const lsp_text *x, fl_span sp) {
     int el = sp.end_line >= sp.line ? sp.end_line : sp.line;
     int ec = el == sp.line && sp.end_col < sp.col ? sp.col : sp.end_col + 1;
-    if (el == sp.line && sp.end_col < sp.col - 1) ec = sp.col;
-    return json_pack("{s:o,s:o}", "start", jpos(t, len, sp.line, sp.col), "end",
-                     jpos(t, len, el, ec));
+    return json_pack("{s:o,s:o}", "start", jpos(x, sp.line, sp.col), "end", jpos(x, el, ec));
 }
 
 static bool span_has(fl_span sp, int line, int col) {
@@ -337,6 +367,14 @@ static void notify(lsp_server *s, const char *method, json_t *params) {
 }
 
 /* ---- documents ---------------------------------------------------------------------------- */
+static lsp_text doc_text(const lsp_doc *d) {
+    return (lsp_text){d->text, d->len, d->ls, d->nls};
+}
+
+static lsp_text prog_text(const lsp_doc *d) {
+    return (lsp_text){d->prog_text, d->prog_len, d->prog_ls, d->prog_nls};
+}
+
 static lsp_doc *doc_find(lsp_server *s, const char *uri) {
     for (int i = 0; uri && i < s->ndocs; i++)
         if (!strcmp(s->docs[i].uri, uri)) return &s->docs[i];
@@ -354,6 +392,9 @@ static lsp_doc *doc_of_path(lsp_server *s, const char *path) {
 static void doc_tree_free(lsp_doc *d) {
     ast_arena_free(d->ar);
     free(d->prog_text);
+    free(d->prog_ls);
+    d->prog_ls = NULL;
+    d->prog_nls = 0;
     d->ar = NULL;
     d->prog = NULL;
     d->prog_text = NULL;
@@ -367,6 +408,7 @@ static void doc_free(lsp_doc *d) {
     free(d->uri);
     free(d->path);
     free(d->text);
+    free(d->ls);
 }
 
 /* the text of a file for position conversions: an open document's, else from disk
@@ -382,8 +424,8 @@ static const char *text_of(lsp_server *s, const char *path, size_t *len, char **
     return *owned;
 }
 
-static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i, const char *t,
-                         size_t len) {
+static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i,
+                         const lsp_text *x) {
     const an_diag *g = &a->diags[i];
     json_t *rel = json_array();
     for (int k = i + 1; k < a->ndiags && a->diags[k].parent == i; k++) {
@@ -400,12 +442,12 @@ static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i, co
             nt = text_of(s, n->file, &nl, &owned);
         }
         json_array_append_new(rel, json_pack("{s:{s:s,s:o},s:s}", "location", "uri",
-                                             uri ? uri : "", "range", jrange(nt, nl, n->sp),
+                                             uri ? uri : "", "range", jrange(&(lsp_text){nt, nl, NULL, 0}, n->sp),
                                              "message", n->msg));
         free(uri);
         free(owned);
     }
-    json_t *o = json_pack("{s:o,s:i,s:s,s:s}", "range", jrange(t, len, g->sp), "severity", g->sev,
+    json_t *o = json_pack("{s:o,s:i,s:s,s:s}", "range", jrange(x, g->sp), "severity", g->sev,
                           "source", "flowc", "message", g->msg);
     if (json_array_size(rel)) json_object_set_new(o, "relatedInformation", rel);
     else json_decref(rel);
@@ -427,6 +469,7 @@ static bool import_site(const analysis *a, int m, fl_span *at) {
 /* publish the document's diagnostics, and those of the files it imports */
 static void publish(lsp_server *s, lsp_doc *d) {
     analysis *a = &d->an;
+    lsp_text dt = doc_text(d);
     json_t *mine = json_array();
     char **pubs = NULL;
     int npubs = 0, cap = 0;
@@ -434,7 +477,7 @@ static void publish(lsp_server *s, lsp_doc *d) {
         const an_diag *g = &a->diags[i];
         if (g->parent >= 0) continue;
         if (g->mod == 0) {
-            json_array_append_new(mine, diag_json(s, d, a, i, d->text, d->len));
+            json_array_append_new(mine, diag_json(s, d, a, i, &dt));
             continue;
         }
         /* on the import line, once per diagnostic */
@@ -445,7 +488,7 @@ static void publish(lsp_server *s, lsp_doc *d) {
         if (m) {
             snprintf(m, n, "in %s:%d:%d: %s", g->file, g->sp.line, g->sp.col, g->msg);
             json_array_append_new(mine, json_pack("{s:o,s:i,s:s,s:s}", "range",
-                                                  jrange(d->text, d->len, at), "severity", g->sev,
+                                                  jrange(&dt, at), "severity", g->sev,
                                                   "source", "flowc", "message", m));
             free(m);
         }
@@ -466,7 +509,7 @@ static void publish(lsp_server *s, lsp_doc *d) {
         for (int k = i; k < a->ndiags; k++)
             if (a->diags[k].parent < 0 && a->diags[k].mod > 0 &&
                 !strcmp(a->diags[k].file, g->file))
-                json_array_append_new(theirs, diag_json(s, d, a, k, t, tl));
+                json_array_append_new(theirs, diag_json(s, d, a, k, &(lsp_text){t, tl, NULL, 0}));
         free(owned);
         notify(s, "textDocument/publishDiagnostics",
                json_pack("{s:s,s:o}", "uri", uri, "diagnostics", theirs));
@@ -522,6 +565,7 @@ static void analyze(lsp_server *s, lsp_doc *d) {
             d->prog = prog;
             d->prog_text = copy;
             d->prog_len = d->len;
+            index_lines(copy, d->len, &d->prog_ls, &d->prog_nls);
             ar = NULL;
         }
     }
@@ -539,6 +583,14 @@ static void analyze(lsp_server *s, lsp_doc *d) {
                                           "flowc: out of memory", NULL);
 }
 
+/* the document checked, if it changed since */
+static void fresh(lsp_server *s, lsp_doc *d) {
+    if (!d || !d->dirty) return;
+    d->dirty = false;
+    analyze(s, d);
+    publish(s, d);
+}
+
 /* ---- requests ------------------------------------------------------------------------------- */
 static const char *jstr(json_t *o, const char *key) {
     return json_string_value(json_object_get(o, key));
@@ -549,12 +601,14 @@ static lsp_doc *at_position(lsp_server *s, json_t *params, int *line, int *col) 
     lsp_doc *d = doc_find(s, jstr(json_object_get(params, "textDocument"), "uri"));
     json_t *pos = json_object_get(params, "position");
     if (!d || !json_is_object(pos)) return NULL;
+    fresh(s, d);
     json_t *l = json_object_get(pos, "line"), *c = json_object_get(pos, "character");
     if (!json_is_integer(l) || !json_is_integer(c) || json_integer_value(l) < 0 ||
         json_integer_value(c) < 0 || json_integer_value(l) > INT_MAX ||
         json_integer_value(c) > INT_MAX)
         return NULL;
-    pos_linecol(d->text, d->len, (int)json_integer_value(l), (int)json_integer_value(c), line,
+    lsp_text dt = doc_text(d);
+    pos_linecol(&dt, (int)json_integer_value(l), (int)json_integer_value(c), line,
                 col);
     return d;
 }
@@ -575,7 +629,7 @@ static json_t *do_hover(lsp_server *s, json_t *params) {
     if (!md) return NULL;
     snprintf(md, n, "```flow\n%s\n```", best->text);
     json_t *r = json_pack("{s:{s:s,s:s},s:o}", "contents", "kind", "markdown", "value", md,
-                          "range", jrange(d->text, d->len, best->sp));
+                          "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, best->sp));
     free(md);
     return r;
 }
@@ -595,7 +649,7 @@ static json_t *do_definition(lsp_server *s, json_t *params) {
     const an_ref *r = ref_at(d, line, col);
     if (!r) return NULL;
     if (r->def_mod == 0)
-        return json_pack("{s:s,s:o}", "uri", d->uri, "range", jrange(d->text, d->len, r->def));
+        return json_pack("{s:s,s:o}", "uri", d->uri, "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, r->def));
     if (r->def_mod >= d->an.nmods) return NULL;
     const an_mod *m = &d->an.mods[r->def_mod];
     const char *file = m->real ? m->real : m->file;
@@ -603,7 +657,7 @@ static json_t *do_definition(lsp_server *s, json_t *params) {
     char *uri = path_to_uri(file), *owned = NULL;
     size_t tl = 0;
     const char *t = text_of(s, file, &tl, &owned);
-    json_t *res = uri ? json_pack("{s:s,s:o}", "uri", uri, "range", jrange(t, tl, r->def)) : NULL;
+    json_t *res = uri ? json_pack("{s:s,s:o}", "uri", uri, "range", jrange(&(lsp_text){t, tl, NULL, 0}, r->def)) : NULL;
     free(uri);
     free(owned);
     return res;
@@ -614,14 +668,16 @@ enum { SK_MODULE = 2, SK_NAMESPACE = 3, SK_PACKAGE = 4, SK_CLASS = 5, SK_FUNCTIO
        SK_VARIABLE = 13, SK_STRUCT = 23 };
 
 static json_t *symbol(const lsp_doc *d, const fl_node *n, const char *name, int kind) {
+    lsp_text pt = prog_text(d);
     return json_pack("{s:s,s:i,s:o,s:o}", "name", name ? name : "?", "kind", kind, "range",
-                     jrange(d->prog_text, d->prog_len, n->span), "selectionRange",
-                     jrange(d->prog_text, d->prog_len, n->nspan));
+                     jrange(&pt, n->span), "selectionRange",
+                     jrange(&pt, n->nspan));
 }
 
 static json_t *do_symbols(lsp_server *s, json_t *params) {
     lsp_doc *d = doc_find(s, jstr(json_object_get(params, "textDocument"), "uri"));
     json_t *out = json_array();
+    fresh(s, d);
     if (!d || !d->prog) return out;
     for (int i = 0; i < d->prog->list.len; i++) {
         const fl_node *n = d->prog->list.items[i];
@@ -663,7 +719,7 @@ static bool is_name(const char *s) {
 }
 
 static json_t *edit(const lsp_doc *d, fl_span sp, const char *text) {
-    return json_pack("{s:o,s:s}", "range", jrange(d->text, d->len, sp), "newText", text);
+    return json_pack("{s:o,s:s}", "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, sp), "newText", text);
 }
 
 static json_t *do_rename(lsp_server *s, json_t *params, const char **err) {
@@ -875,7 +931,7 @@ static json_t *do_completion(lsp_server *s, json_t *params) {
     lsp_doc *d = at_position(s, params, &line, &col);
     json_t *items = json_array();
     if (!d) return items;
-    size_t off = line_start(d->text, d->len, line) + (size_t)(col - 1);
+    size_t off = line_start(&(lsp_text){d->text, d->len, d->ls, d->nls}, line) + (size_t)(col - 1);
     if (off > d->len) off = d->len;
     /* the word being typed and what stands before it */
     size_t b = chain_start(d->text, off);
@@ -968,9 +1024,10 @@ static void did_open(lsp_server *s, json_t *params) {
     d->text = malloc(d->len + 1);
     if (d->text) memcpy(d->text, text, d->len + 1);
     else d->len = 0;
+    index_lines(d->text ? d->text : "", d->len, &d->ls, &d->nls);
     if (!d->uri || !d->path || !d->text) return;
-    analyze(s, d);
-    publish(s, d);
+    d->dirty = true;
+    fresh(s, d);
 }
 
 static void did_change(lsp_server *s, json_t *params) {
@@ -988,9 +1045,10 @@ static void did_change(lsp_server *s, json_t *params) {
         size_t a = 0, b = d->len;
         if (json_is_object(range)) {
             json_t *st = json_object_get(range, "start"), *en = json_object_get(range, "end");
-            a = pos_offset(d->text, d->len, (int)json_integer_value(json_object_get(st, "line")),
+            lsp_text dt = doc_text(d);
+            a = pos_offset(&dt, (int)json_integer_value(json_object_get(st, "line")),
                            (int)json_integer_value(json_object_get(st, "character")));
-            b = pos_offset(d->text, d->len, (int)json_integer_value(json_object_get(en, "line")),
+            b = pos_offset(&dt, (int)json_integer_value(json_object_get(en, "line")),
                            (int)json_integer_value(json_object_get(en, "character")));
             if (b < a) b = a;
         }
@@ -1004,9 +1062,9 @@ static void did_change(lsp_server *s, json_t *params) {
         free(d->text);
         d->text = nt;
         d->len = nl;
+        index_lines(d->text, d->len, &d->ls, &d->nls);
     }
-    analyze(s, d);
-    publish(s, d);
+    d->dirty = true; /* checked once the changes waiting in the input are read (fresh) */
 }
 
 static void did_close(lsp_server *s, json_t *params) {
@@ -1025,10 +1083,7 @@ static void did_close(lsp_server *s, json_t *params) {
 static void did_save(lsp_server *s, json_t *params) {
     const char *uri = jstr(json_object_get(params, "textDocument"), "uri");
     for (int i = 0; i < s->ndocs; i++)
-        if (!uri || strcmp(s->docs[i].uri, uri)) {
-            analyze(s, &s->docs[i]);
-            publish(s, &s->docs[i]);
-        }
+        if (!uri || strcmp(s->docs[i].uri, uri)) s->docs[i].dirty = true;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------------ */
@@ -1108,6 +1163,16 @@ static int header_line(FILE *in, char *buf, size_t len) {
     return 0;
 }
 
+/* input is there to read without waiting: in stdio's buffer (glibc's FILE, as gnulib's
+ * freadahead reads it) or on its descriptor */
+static bool input_waiting(FILE *in) {
+    if (in->_IO_read_ptr < in->_IO_read_end) return true;
+    int fd = fileno(in);
+    if (fd < 0) return false;
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+}
+
 static void usage(FILE *f) {
     fputs("usage: flowc lsp [-I DIR]...\n"
           "\n"
@@ -1150,6 +1215,10 @@ int flowc_lsp(int argc, char **argv, const char *share_dir, FILE *in, FILE *out)
     int rc = 1;
     char line[LSP_MAX_HEADER];
     for (;;) {
+        /* nothing more waiting: the documents changed by what was read are checked now
+         * (a burst of changes, one a keystroke, costs one check) */
+        if (!input_waiting(in))
+            for (int i = 0; i < s.ndocs; i++) fresh(&s, &s.docs[i]);
         long long length = -1;
         bool bad = false;
         int r;

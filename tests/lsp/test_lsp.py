@@ -112,6 +112,20 @@ def run_main():
     check("diagnostics: fixed, and the imported file's cleared", d == [] and cleared == [],
           json.dumps([d, cleared]))
 
+    # a burst of changes (one a keystroke): the diagnostics that come last are the last text's
+    for i, t in enumerate([GOOD.replace("return add(x, y)", "return add(x, y" + ")" * k) for k in range(4)] + [bad]):
+        c.change(uri, t, 100 + i)
+    c.at("textDocument/hover", uri, 0, 0)  # answered after the changes were checked
+    last = None
+    while True:
+        pending = [m for m in c.notes if m.get("method") == "textDocument/publishDiagnostics"
+                   and m["params"]["uri"] == uri]
+        if not pending:
+            break
+        last = c.diagnostics(uri)
+    check("diagnostics: a burst of changes ends with the last text's", last is not None and len(last) == 1 and
+          "unknown name 'ad'" in last[0]["message"], json.dumps(last))
+
     syn = GOOD.replace("let y = common.twice(x)", "let y = common.twice(x")
     c.change(uri, syn, 5)
     d = c.diagnostics(uri)

@@ -4,7 +4,8 @@
 # unknown methods, a huge Content-Length, random bytes: an error answer or a clean
 # exit, never a crash or a hang); tests/lsp/nvim_e2e.lua checks it end to end from
 # headless Neovim 0.7 with editors/nvim (a diagnostic, a hover, a jump to a definition
-# in an imported file). Run sanitized too: the server checks the same buffers again
+# in an imported file); editors/vscode/test/client.js checks the VS Code extension's
+# client with stand-ins for VS Code. Run sanitized too: the server checks the same buffers again
 # and again in one process, so a leak there shows. No timing here (bench/lsp.sh).
 BUILD=${BUILD:-build}
 FLOWC=${FLOWC:-$(pwd)/$BUILD/bin/flowc}
@@ -18,6 +19,15 @@ elif [ ! -f tests/lib/libchk.so ]; then
 else
     timeout 300 python3 tests/lsp/test_lsp.py "$FLOWC" "$(pwd)/tests/lib" ||
         [ $? != 124 ] || echo "FAIL lsp: test_lsp.py did not finish in 300 s"
+fi
+
+# ---- VS Code: the extension's client (editors/vscode/extension.js) ----
+if command -v node >/dev/null 2>&1 || sh .ci/deps.sh node >/dev/null 2>&1; then
+    echo "SKIP vscode:client-in-vscode: VS Code cannot run headless here; extension.js is checked with stand-ins for vscode and vscode-languageclient, and the server command it builds is run"
+    timeout 60 node editors/vscode/test/client.js "$FLOWC" || [ $? != 124 ] ||
+        echo "FAIL vscode:client: client.js did not finish in 60 s"
+else
+    echo "SKIP vscode:client: node is not installed and could not be (sh .ci/deps.sh node)"
 fi
 
 # ---- end to end with Neovim's built-in client ----

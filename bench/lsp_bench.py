@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""lsp_bench.py — times `flowc lsp` on one program (run by bench/lsp.sh).
+
+    python3 bench/lsp_bench.py FLOWC PROGRAM.flow [EDITS]
+
+Opens the program, then EDITS times (default 20) changes one line of it (full sync, as
+the editors are told) and measures the time from sending the change to receiving its
+diagnostics; then hovers on names spread over the file and measures each answer. The
+times include the JSON-RPC round trip through a pipe (this client is Python). Prints
+the medians and the worst, and whether the targets (a diagnostic after an edit within
+50 ms, a hover within 10 ms) were met.
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lsp"))
+from lspclient import Client  # noqa: E402
+
+flowc, path = sys.argv[1], sys.argv[2]
+edits = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+text = open(path, encoding="utf-8").read()
+lines = text.split("\n")
+
+c = Client(flowc, timeout=60)
+c.initialize(os.path.dirname(os.path.abspath(path)))
+t0 = time.perf_counter()
+uri = c.open(path, text)
+first = c.diagnostics(uri)
+t_open = time.perf_counter() - t0
+if first:
+    print("lsp: the program has %d diagnostics, the first: %s" % (len(first), first[0]["message"]))
+
+# an edit: a comment line added at the end, changed each time (the program stays valid)
+diag_ms = []
+for i in range(edits):
+    edited = text + "# edit %d\n" % i
+    t0 = time.perf_counter()
+    c.change(uri, edited, i + 2)
+    d = c.diagnostics(uri)
+    diag_ms.append((time.perf_counter() - t0) * 1000)
+
+# hovers: the first `let NAME` of every 50th flow body line
+targets = []
+for n, line in enumerate(lines):
+    m = re.search(r"\blet (\w+)", line)
+    if m:
+        targets.append((n, m.start(1)))
+targets = targets[:: max(1, len(targets) // 50)][:50]
+hover_ms, empty = [], 0
+for n, ch in targets:
+    t0 = time.perf_counter()
+    r = c.at("textDocument/hover", uri, n, ch)
+    hover_ms.append((time.perf_counter() - t0) * 1000)
+    empty += r.get("result") is None
+c.close()
+
+
+def med(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else float("nan")
+
+
+print("lsp: %d lines; open to first diagnostics %.1f ms" % (len(lines), t_open * 1000))
+print("lsp: diagnostics after an edit: median %.1f ms, worst %.1f ms (%d edits); target <= 50 ms: %s"
+      % (med(diag_ms), max(diag_ms), edits, "met" if med(diag_ms) <= 50 else "MISSED"))
+print("lsp: hover: median %.2f ms, worst %.2f ms (%d hovers, %d without an answer); target <= 10 ms: %s"
+      % (med(hover_ms), max(hover_ms), len(hover_ms), empty, "met" if med(hover_ms) <= 10 else "MISSED"))
