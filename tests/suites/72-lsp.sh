@@ -5,7 +5,8 @@
 # exit, never a crash or a hang); tests/lsp/nvim_e2e.lua checks it end to end from
 # headless Neovim 0.7 with editors/nvim (a diagnostic, a hover, a jump to a definition
 # in an imported file); editors/vscode/test/client.js checks the VS Code extension's
-# client with stand-ins for VS Code. Run sanitized too: the server checks the same buffers again
+# client with stand-ins for VS Code; tests/lsp/eglot_e2e.el checks Emacs (flow-mode.el
+# registered with eglot, a diagnostic in flymake). Run sanitized too: the server checks the same buffers again
 # and again in one process, so a leak there shows. No timing here (bench/lsp.sh).
 BUILD=${BUILD:-build}
 FLOWC=${FLOWC:-$(pwd)/$BUILD/bin/flowc}
@@ -28,6 +29,21 @@ if command -v node >/dev/null 2>&1 || sh .ci/deps.sh node >/dev/null 2>&1; then
         echo "FAIL vscode:client: client.js did not finish in 60 s"
 else
     echo "SKIP vscode:client: node is not installed and could not be (sh .ci/deps.sh node)"
+fi
+
+# ---- Emacs: flow-mode.el's eglot registration, and eglot end to end ----
+command -v emacs >/dev/null 2>&1 || sh .ci/deps.sh emacs >/dev/null 2>&1
+sh .ci/deps.sh --check eglot >/dev/null 2>&1 || sh .ci/deps.sh eglot >/dev/null 2>&1
+if ! command -v emacs >/dev/null 2>&1; then
+    echo "SKIP eglot: emacs is not installed and could not be (sh .ci/deps.sh emacs)"
+else
+    mkdir -p "$T/eglot"
+    printf 'task add(a: int) -> int = sh "expr {a} + 1"\nflow main(x: int = 2) -> int {\n    let u = ad(x)\n    return x\n}\n' > "$T/eglot/main.flow"
+    HOME=$T FLOWC=$FLOWC FILE=$T/eglot/main.flow timeout 120 emacs -Q --batch \
+        -l editors/emacs/flow-mode.el -l tests/lsp/eglot_e2e.el > "$T/eglot.log" 2>&1
+    rc=$?
+    grep -E '^(PASS|FAIL|SKIP) ' "$T/eglot.log"
+    [ $rc = 0 ] || [ $rc = 2 ] || echo "FAIL eglot: emacs exited with status $rc: $(tail -3 "$T/eglot.log")"
 fi
 
 # ---- end to end with Neovim's built-in client ----
