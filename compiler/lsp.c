@@ -5,8 +5,10 @@
  *
  * DESIGN
  * The server keeps the text of every open document (full sync; a ranged change is
- * applied too). Each open or change re-checks that document at once, in process, on
- * the buffer's text: the parser and the checker run as `flowc --check` runs them, but
+ * applied too) with an index of its lines. A document opened is checked at once; one
+ * changed is checked when no more input is waiting, or when a request about it comes
+ * (a burst of keystrokes costs one check). A check runs in process, on the buffer's
+ * text: the parser and the checker run as `flowc --check` runs them, but
  * their diagnostics go to a sink (diag.h) instead of stderr, and an observer
  * (compile.h) records what the checker resolves: the type or signature of every name,
  * expression and declaration (hover), the binding of every name (definition, rename)
