@@ -747,9 +747,11 @@ static json_t *do_rename(lsp_server *s, json_t *params, const char **err) {
                 let = st;
         }
     }
-    *err = "only a name bound by let can be renamed";
-    if (!let || !d->prog_text || d->prog_len != d->len || memcmp(d->prog_text, d->text, d->len))
+    *err = "the document has a syntax error: fix it, then rename";
+    if (!d->prog_text || d->prog_len != d->len || memcmp(d->prog_text, d->text, d->len))
         return NULL;
+    *err = "only a name bound by let can be renamed";
+    if (!let) return NULL;
     json_t *edits = json_array();
     json_array_append_new(edits, edit(d, let->nspan, to));
     for (int i = 0; i < d->an.nrefs; i++) {

@@ -130,6 +130,12 @@ def run_main():
     c.change(uri, syn, 5)
     d = c.diagnostics(uri)
     check("diagnostics: a syntax error", len(d) >= 1 and d[0]["severity"] == 1, json.dumps(d))
+    r = c.at("textDocument/rename", uri, *find(syn, "x = add"), newName="xx")
+    check("rename: refused while the text does not parse", "syntax error" in r.get("error", {}).get("message", ""),
+          json.dumps(r))
+    r = c.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})["result"]
+    check("documentSymbol: the last text that parsed, while this one does not",
+          [s["name"] for s in r][-1:] == ["main"], json.dumps(r))
     c.change(uri, GOOD, 6)
     c.diagnostics(uri)
 
