@@ -10,8 +10,8 @@
 #include "diag.h"
 #include "plan.h"
 
-/* What the checker found, told as it goes (flowc lsp: hover, go-to-definition); every
- * callback may be NULL. Modules are numbered as the checker loads them: 0 is the
+/* What the checker found, told as it goes (flowc lsp: hover, go-to-definition), and
+ * where an import's text comes from; every callback may be NULL. Modules are numbered as the checker loads them: 0 is the
  * program, file is as its diagnostics name it; the strings live until the call returns.
  * Only the walk that reports errors is told (a group inlined again is not). */
 typedef struct flowc_observer {
@@ -22,6 +22,9 @@ typedef struct flowc_observer {
     void (*hover)(void *user, int mod, fl_span at, const char *text);
     /* the name used at `use` in module mod is bound at `def` in module def_mod */
     void (*ref)(void *user, int mod, fl_span use, int def_mod, fl_span def);
+    /* the text to compile for the imported file whose realpath is real (an editor's
+     * unsaved buffer), its length in *len; NULL: read the file. Copied at once. */
+    const char *(*source)(void *user, const char *real, size_t *len);
 } flowc_observer;
 
 typedef struct flowc_options {

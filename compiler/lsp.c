@@ -15,9 +15,11 @@
  * and the file every import loaded. One analysis is a set of owned arrays, replaced
  * whole by the next; the parse tree of the last text that parsed is kept for
  * document symbols and completion. Requests answer from the analysis, so a hover
- * costs a search of one array. Imported files are read from disk (as flowc reads
- * them); a diagnostic in one is published on that file and, once, on the import line
- * of the document that led to it.
+ * costs a search of one array. An imported file that is open is compiled from the
+ * editor's text (the observer's source callback), else read from disk as flowc reads
+ * it; a change of an open file marks the documents whose last check imported it, so
+ * they are checked again. A diagnostic in an imported file is published on that file
+ * and, once, on the import line of the document that led to it.
  *
  * Positions: the compiler counts lines from 1 and columns in bytes from 1 (spans end
  * inclusive); LSP counts both from 0 and columns in UTF-16 code units (ends
@@ -72,6 +74,7 @@ typedef struct analysis {
     an_ref *refs; int nrefs, caprefs;
     an_mod *mods; int nmods, capmods; /* index = module number; 0 unused */
     const char *path;                 /* the document's path (borrowed, for the sink) */
+    struct lsp_server *srv;           /* whose open documents imports are read from */
 } analysis;
 
 typedef struct lsp_doc {
@@ -87,14 +90,17 @@ typedef struct lsp_doc {
     size_t *prog_ls; int prog_nls;    /* its line offsets */
 } lsp_doc;
 
-typedef struct lsp_server {
+typedef struct lsp_server lsp_server;
+static const char *on_source(void *user, const char *real, size_t *len);
+
+struct lsp_server {
     FILE *in, *out;
     lsp_doc *docs; int ndocs, capdocs;
     const char **inc; int ninc;
     const char *share;
     bool initialized, shutdown;
     fl_ctx ctx;                 /* where the documents' kept parse trees live */
-} lsp_server;
+};
 
 /* growing an array by one; false when out of memory */
 #define GROW(arr, n, cap)                                                                          \
@@ -391,6 +397,29 @@ static lsp_doc *doc_of_path(lsp_server *s, const char *path) {
     return NULL;
 }
 
+/* an imported file's text: the editor's, when the file is open (compile.h) */
+static const char *on_source(void *user, const char *real, size_t *len) {
+    analysis *a = user;
+    lsp_doc *d = a->srv ? doc_of_path(a->srv, real) : NULL;
+    if (!d || !d->text) return NULL;
+    *len = d->len;
+    return d->text;
+}
+
+/* the documents that import d's file (their last check loaded it): to be checked again */
+static void dependents_dirty(lsp_server *s, const lsp_doc *d) {
+    char real[PATH_MAX];
+    if (!realpath(d->path, real)) return;
+    for (int i = 0; i < s->ndocs; i++) {
+        lsp_doc *e = &s->docs[i];
+        for (int m = 1; e != d && m < e->an.nmods; m++)
+            if (e->an.mods[m].real && !strcmp(e->an.mods[m].real, real)) {
+                e->dirty = true;
+                break;
+            }
+    }
+}
+
 static void doc_tree_free(lsp_doc *d) {
     ast_arena_free(d->ar);
     free(d->prog_text);
@@ -543,6 +572,7 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     analysis_free(&d->an);
     analysis *a = &d->an;
     a->path = d->path;
+    a->srv = s;
     fl_ctx ctx;
     fl_ctx_init(&ctx);
     fl_diag diag;
@@ -552,7 +582,7 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     ast_arena *ar = ast_arena_new(&s->ctx);
     const fl_node *prog = ar ? fl_parse(ar, &diag, d->text, d->len) : NULL;
     if (prog && !diag.errors) {
-        flowc_observer obs = {a, on_module, on_hover, on_ref};
+        flowc_observer obs = {a, on_module, on_hover, on_ref, on_source};
         flowc_options opt = {d->path, NULL, d->text, d->len, &ctx, s->inc, s->ninc, s->share,
                              &obs};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
@@ -1069,6 +1099,7 @@ static void did_change(lsp_server *s, json_t *params) {
         index_lines(d->text, d->len, &d->ls, &d->nls);
     }
     d->dirty = true; /* checked once the changes waiting in the input are read (fresh) */
+    dependents_dirty(s, d);
 }
 
 static void did_close(lsp_server *s, json_t *params) {
@@ -1079,6 +1110,7 @@ static void did_close(lsp_server *s, json_t *params) {
                json_pack("{s:s,s:[]}", "uri", d->pubs[i], "diagnostics"));
     notify(s, "textDocument/publishDiagnostics",
            json_pack("{s:s,s:[]}", "uri", d->uri, "diagnostics"));
+    dependents_dirty(s, d); /* they read the file from disk again */
     doc_free(d);
     *d = s->docs[--s->ndocs];
 }

@@ -126,6 +126,20 @@ def run_main():
     check("diagnostics: a burst of changes ends with the last text's", last is not None and len(last) == 1 and
           "unknown name 'ad'" in last[0]["message"], json.dumps(last))
 
+    # an imported file open in the editor: its unsaved text counts, and its importers follow it
+    cu = c.open(COMMON)
+    c.diagnostics(cu)
+    c.change(cu, open(COMMON).read().replace("twice", "thrice"), 2)
+    c.diagnostics(cu)
+    d = c.diagnostics(uri)
+    check("diagnostics: an edit of an open imported file re-checks its importer, on the unsaved text",
+          any("declares no 'twice'" in x["message"] for x in d), json.dumps(d))
+    c.notify("textDocument/didClose", {"textDocument": {"uri": cu}})
+    c.diagnostics(cu)
+    d = c.diagnostics(uri)
+    check("diagnostics: ... closed unsaved, the file on disk again",  # (the burst's text: one error)
+          len(d) == 1 and "unknown name 'ad'" in d[0]["message"], json.dumps(d))
+
     syn = GOOD.replace("let y = common.twice(x)", "let y = common.twice(x")
     c.change(uri, syn, 5)
     d = c.diagnostics(uri)
