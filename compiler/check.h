@@ -232,7 +232,10 @@ char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);
-/* a task, group or flow declaration's signature told to the observer (compile.h), if any */
+/* told to the observer (compile.h), if any: a task, group or flow declaration's
+ * signature; a name at `use` that names declaration dc; type t named `name` at `at` */
 void chk_observe_decl(chk_ctx *c, chk_decl *dc);
+void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc);
+void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t);
 
 #endif

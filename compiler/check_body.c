@@ -974,6 +974,28 @@ static void observe_ref(chk_ctx *c, fl_span use, int def_mod, fl_span def) {
     if (observing(c) && c->opt->obs->ref) c->opt->obs->ref(c->opt->obs->user, c->mod, use, def_mod, def);
 }
 
+void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc) {
+    observe_ref(c, use, dc->mod, dc->ast->nspan);
+}
+
+void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t) {
+    if (!observing(c) || !c->opt->obs->hover || t == PLAN_NONE) return;
+    char tb[256], text[2048];
+    const plan_type *ty = &c->plan->types[t];
+    size_t k = (size_t)snprintf(text, sizeof text, "type %s = ", name);
+    if (ty->kind != PT_RECORD) {
+        snprintf(text + k, sizeof text - k, "%s", chk_type_text(c, t, tb, sizeof tb));
+    } else { /* its fields (the type's own text is its name) */
+        for (uint32_t i = 0; i < ty->n && k < sizeof text; i++) {
+            const plan_field *f = &c->plan->fields[ty->first + i];
+            k += (size_t)snprintf(text + k, sizeof text - k, "%s%s: %s", i ? ", " : "{",
+                                  plan_str(c->plan, f->name), chk_type_text(c, f->type, tb, sizeof tb));
+        }
+        if (k < sizeof text) snprintf(text + k, sizeof text - k, "%s}", ty->n ? "" : "{");
+    }
+    c->opt->obs->hover(c->opt->obs->user, c->mod, at, text);
+}
+
 void chk_observe_decl(chk_ctx *c, chk_decl *dc) {
     if (!observing(c) || dc->bad) return;
     chk_val v = ERR;

@@ -159,6 +159,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
             diag_error(c->d, b->nspan, h ? h : "declare it: library NAME = \"libNAME.so\"",
                        "unknown library '%s'", b->name);
         } else {
+            chk_observe_ref(c, b->nspan, ld);
             t->lib = ld->index;
             if (ld->syms && !elf_has(ld->syms, b->sval)) {
                 diag_error(c->d, b->span,

@@ -66,6 +66,8 @@ GOOD = """import "common.flow"
 library chk = "%s/libchk.so"
 task add(a: int, b: int) -> int = chk.add
 task greet(name: str) -> str = sh "echo hello {name}" with {retries: 1}
+type Pair = {a: int, b: int}
+task pick(p: Pair) -> int = chk.max_of
 flow main(n: int = 2) -> int {
     let x = add(n, 3)
     let y = common.twice(x)
@@ -188,6 +190,17 @@ def run_main():
           r and r["uri"] == uri_of(os.path.realpath(COMMON)) and r["range"]["start"] == {"line": 1, "character": 5},
           json.dumps(r))
 
+    h = hover("Pair) -> int")
+    check("hover: a declared type", "type Pair = {a: int, b: int}" in h, h)
+    ln, ch = find(GOOD, "Pair) -> int")
+    r = c.at("textDocument/definition", uri, ln, ch)["result"]
+    want = find(GOOD, "Pair = {")
+    check("definition: a type", r and r["range"]["start"] == {"line": want[0], "character": want[1]}, json.dumps(r))
+    ln, ch = find(GOOD, "chk.add")
+    r = c.at("textDocument/definition", uri, ln, ch)["result"]
+    want = find(GOOD, "chk = ")
+    check("definition: a library", r and r["range"]["start"] == {"line": want[0], "character": want[1]}, json.dumps(r))
+
     # ---- completion ----
     def labels(text, needle, off=None):
         c.change(uri, text, 10)
@@ -219,7 +232,7 @@ def run_main():
     r = c.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})["result"]
     names = [s["name"] for s in r]
     kids = [k["name"] for s in r if s["name"] == "main" for k in s.get("children", [])]
-    check("documentSymbol", names == ["common.flow", "chk", "add", "greet", "main"] and
+    check("documentSymbol", names == ["common.flow", "chk", "add", "greet", "Pair", "pick", "main"] and
           kids == ["n", "x", "y", "z", "zs"], json.dumps([names, kids]))
 
     # ---- rename ----
