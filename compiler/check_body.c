@@ -961,7 +961,8 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
             k += (size_t)snprintf(text + k, sizeof text - k, "%s%s %s", i ? ", " : "",
                                   c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb),
                                   pname(c, &s, i));
-        if (k < sizeof text) k += (size_t)snprintf(text + k, sizeof text - k, "%s)", s.n ? "" : "void");
+        if (k < sizeof text)
+            k += (size_t)snprintf(text + k, sizeof text - k, "%s)", s.n ? "" : "void");
         if (t->lib != PLAN_NONE && k < sizeof text)
             snprintf(text + k, sizeof text - k, "  in %s",
                      plan_str(c->plan, c->plan->libs[t->lib].path));
@@ -971,7 +972,8 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
 
 /* the name used at `use` is bound at `def` in module def_mod */
 static void observe_ref(chk_ctx *c, fl_span use, int def_mod, fl_span def) {
-    if (observing(c) && c->opt->obs->ref) c->opt->obs->ref(c->opt->obs->user, c->mod, use, def_mod, def);
+    if (observing(c) && c->opt->obs->ref)
+        c->opt->obs->ref(c->opt->obs->user, c->mod, use, def_mod, def);
 }
 
 void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc) {
@@ -989,7 +991,8 @@ void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t) {
         for (uint32_t i = 0; i < ty->n && k < sizeof text; i++) {
             const plan_field *f = &c->plan->fields[ty->first + i];
             k += (size_t)snprintf(text + k, sizeof text - k, "%s%s: %s", i ? ", " : "{",
-                                  plan_str(c->plan, f->name), chk_type_text(c, f->type, tb, sizeof tb));
+                                  plan_str(c->plan, f->name),
+                                  chk_type_text(c, f->type, tb, sizeof tb));
         }
         if (k < sizeof text) snprintf(text + k, sizeof text - k, "%s}", ty->n ? "" : "{");
     }
@@ -1007,7 +1010,8 @@ void chk_observe_decl(chk_ctx *c, chk_decl *dc) {
         char sig[2048], rb[256], text[2400];
         signature_text(c, &s, sig, sizeof sig);
         snprintf(text, sizeof text, "flow %s -> %s", sig, chk_type_text(c, s.ret, rb, sizeof rb));
-        if (c->opt->obs->hover) c->opt->obs->hover(c->opt->obs->user, dc->mod, dc->ast->nspan, text);
+        if (c->opt->obs->hover)
+            c->opt->obs->hover(c->opt->obs->user, dc->mod, dc->ast->nspan, text);
         return;
     }
     observe_val(c, dc->mod, dc->ast->nspan, NULL, &v);

@@ -35,12 +35,12 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <poll.h>
 #include <sys/stat.h>
 
 #include "ast.h"
@@ -50,44 +50,65 @@
 #include "plan.h"
 #include <flow.h> /* FLOW_VERSION */
 
-#define LSP_MAX_BODY (256u << 20) /* a larger message ends the server */
-#define LSP_MAX_HEADER 8192       /* a longer header line ends the server */
+#define LSP_MAX_BODY (256u << 20)  /* a larger message ends the server */
+#define LSP_MAX_HEADER 8192        /* a longer header line ends the server */
 #define LSP_MAX_SOURCE (64u << 20) /* as flowc: a larger file is not read */
 
 /* ---- what one analysis found -------------------------------------------------------------- */
 typedef struct an_diag {
-    int mod;      /* module (0: the document), -1: a file the analysis did not load */
-    char *file;   /* its file when mod != 0 */
+    int mod;    /* module (0: the document), -1: a file the analysis did not load */
+    char *file; /* its file when mod != 0 */
     fl_span sp;
-    int sev;      /* LSP severity: 1 error, 2 warning; notes are attached to parent */
-    char *msg;    /* message and hint */
-    int parent;   /* a note: the diagnostic it belongs to, else -1 */
+    int sev;    /* LSP severity: 1 error, 2 warning; notes are attached to parent */
+    char *msg;  /* message and hint */
+    int parent; /* a note: the diagnostic it belongs to, else -1 */
 } an_diag;
 
-typedef struct an_hover { fl_span sp; char *text; } an_hover;
-typedef struct an_ref { fl_span use; int def_mod; fl_span def; } an_ref;
-typedef struct an_mod { char *file; char *real; int from; fl_span at; } an_mod;
+typedef struct an_hover {
+    fl_span sp;
+    char *text;
+} an_hover;
+typedef struct an_ref {
+    fl_span use;
+    int def_mod;
+    fl_span def;
+} an_ref;
+typedef struct an_mod {
+    char *file;
+    char *real;
+    int from;
+    fl_span at;
+} an_mod;
 
 typedef struct analysis {
-    an_diag *diags; int ndiags, capdiags;
-    an_hover *hovers; int nhovers, caphovers;
-    an_ref *refs; int nrefs, caprefs;
-    an_mod *mods; int nmods, capmods; /* index = module number; 0 unused */
-    const char *path;                 /* the document's path (borrowed, for the sink) */
-    struct lsp_server *srv;           /* whose open documents imports are read from */
+    an_diag *diags;
+    int ndiags, capdiags;
+    an_hover *hovers;
+    int nhovers, caphovers;
+    an_ref *refs;
+    int nrefs, caprefs;
+    an_mod *mods;
+    int nmods, capmods;     /* index = module number; 0 unused */
+    const char *path;       /* the document's path (borrowed, for the sink) */
+    struct lsp_server *srv; /* whose open documents imports are read from */
 } analysis;
 
 typedef struct lsp_doc {
     char *uri, *path;
-    char *text; size_t len;
-    size_t *ls; int nls;        /* text's line offsets */
+    char *text;
+    size_t len;
+    size_t *ls;
+    int nls; /* text's line offsets */
     analysis an;
-    char **pubs; int npubs;     /* other files' URIs diagnostics were published on */
-    bool dirty;                 /* changed since its last analysis */
-    ast_arena *ar;              /* the last text that parsed: its tree */
+    char **pubs;
+    int npubs;     /* other files' URIs diagnostics were published on */
+    bool dirty;    /* changed since its last analysis */
+    ast_arena *ar; /* the last text that parsed: its tree */
     const fl_node *prog;
-    char *prog_text; size_t prog_len; /* that text */
-    size_t *prog_ls; int prog_nls;    /* its line offsets */
+    char *prog_text;
+    size_t prog_len; /* that text */
+    size_t *prog_ls;
+    int prog_nls; /* its line offsets */
 } lsp_doc;
 
 typedef struct lsp_server lsp_server;
@@ -95,16 +116,17 @@ static const char *on_source(void *user, const char *real, size_t *len);
 
 struct lsp_server {
     FILE *in, *out;
-    lsp_doc *docs; int ndocs, capdocs;
-    const char **inc; int ninc;
+    lsp_doc *docs;
+    int ndocs, capdocs;
+    const char **inc;
+    int ninc;
     const char *share;
     bool initialized, shutdown;
-    fl_ctx ctx;                 /* where the documents' kept parse trees live */
+    fl_ctx ctx; /* where the documents' kept parse trees live */
 };
 
 /* growing an array by one; false when out of memory */
-#define GROW(arr, n, cap)                                                                          \
-    ((n) < (cap) || grow_array((void **)&(arr), &(cap), sizeof *(arr)))
+#define GROW(arr, n, cap) ((n) < (cap) || grow_array((void **)&(arr), &(cap), sizeof *(arr)))
 
 static bool grow_array(void **arr, int *cap, size_t size) {
     int nc = *cap ? *cap * 2 : 16;
@@ -116,9 +138,12 @@ static bool grow_array(void **arr, int *cap, size_t size) {
 }
 
 static void analysis_free(analysis *a) {
-    for (int i = 0; i < a->ndiags; i++) free(a->diags[i].msg), free(a->diags[i].file);
-    for (int i = 0; i < a->nhovers; i++) free(a->hovers[i].text);
-    for (int i = 1; i < a->nmods; i++) free(a->mods[i].file), free(a->mods[i].real);
+    for (int i = 0; i < a->ndiags; i++)
+        free(a->diags[i].msg), free(a->diags[i].file);
+    for (int i = 0; i < a->nhovers; i++)
+        free(a->hovers[i].text);
+    for (int i = 1; i < a->nmods; i++)
+        free(a->mods[i].file), free(a->mods[i].real);
     free(a->diags);
     free(a->hovers);
     free(a->refs);
@@ -267,7 +292,8 @@ static void index_lines(const char *t, size_t len, size_t **ls, int *nls) {
     *ls = NULL;
     *nls = 0;
     size_t n = 1;
-    for (size_t i = 0; i < len; i++) n += t[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        n += t[i] == '\n';
     if (n > INT_MAX || !(*ls = malloc(n * sizeof **ls))) return;
     size_t k = 0;
     (*ls)[k++] = 0;
@@ -309,7 +335,8 @@ static size_t pos_offset(const lsp_text *x, int line0, int ch16) {
         if ((ch & 0xC0) == 0x80) continue;
         u += ch >= 0xF0 ? 2 : 1;
     }
-    while (i < x->len && ((unsigned char)t[i] & 0xC0) == 0x80) i++;
+    while (i < x->len && ((unsigned char)t[i] & 0xC0) == 0x80)
+        i++;
     return i;
 }
 
@@ -350,7 +377,8 @@ static bool span_smaller(fl_span a, fl_span b) {
     return la < lb;
 }
 
-/* ---- messages --------------------------------------------------------------------------------- */
+/* ---- messages ---------------------------------------------------------------------------------
+ */
 static void send(lsp_server *s, json_t *msg) {
     char *body = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
@@ -361,8 +389,8 @@ static void send(lsp_server *s, json_t *msg) {
 }
 
 static void reply(lsp_server *s, json_t *id, json_t *result) {
-    send(s, json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(),
-                      "result", result ? result : json_null()));
+    send(s, json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(), "result",
+                      result ? result : json_null()));
 }
 
 static void reply_error(lsp_server *s, json_t *id, int code, const char *msg) {
@@ -434,7 +462,8 @@ static void doc_tree_free(lsp_doc *d) {
 static void doc_free(lsp_doc *d) {
     analysis_free(&d->an);
     doc_tree_free(d);
-    for (int i = 0; i < d->npubs; i++) free(d->pubs[i]);
+    for (int i = 0; i < d->npubs; i++)
+        free(d->pubs[i]);
     free(d->pubs);
     free(d->uri);
     free(d->path);
@@ -455,8 +484,7 @@ static const char *text_of(lsp_server *s, const char *path, size_t *len, char **
     return *owned;
 }
 
-static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i,
-                         const lsp_text *x) {
+static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i, const lsp_text *x) {
     const an_diag *g = &a->diags[i];
     json_t *rel = json_array();
     for (int k = i + 1; k < a->ndiags && a->diags[k].parent == i; k++) {
@@ -472,16 +500,18 @@ static json_t *diag_json(lsp_server *s, lsp_doc *d, const analysis *a, int i,
             uri = path_to_uri(n->file);
             nt = text_of(s, n->file, &nl, &owned);
         }
-        json_array_append_new(rel, json_pack("{s:{s:s,s:o},s:s}", "location", "uri",
-                                             uri ? uri : "", "range", jrange(&(lsp_text){nt, nl, NULL, 0}, n->sp),
+        json_array_append_new(rel, json_pack("{s:{s:s,s:o},s:s}", "location", "uri", uri ? uri : "",
+                                             "range", jrange(&(lsp_text){nt, nl, NULL, 0}, n->sp),
                                              "message", n->msg));
         free(uri);
         free(owned);
     }
     json_t *o = json_pack("{s:o,s:i,s:s,s:s}", "range", jrange(x, g->sp), "severity", g->sev,
                           "source", "flowc", "message", g->msg);
-    if (json_array_size(rel)) json_object_set_new(o, "relatedInformation", rel);
-    else json_decref(rel);
+    if (json_array_size(rel))
+        json_object_set_new(o, "relatedInformation", rel);
+    else
+        json_decref(rel);
     return o;
 }
 
@@ -518,9 +548,9 @@ static void publish(lsp_server *s, lsp_doc *d) {
         char *m = malloc(n);
         if (m) {
             snprintf(m, n, "in %s:%d:%d: %s", g->file, g->sp.line, g->sp.col, g->msg);
-            json_array_append_new(mine, json_pack("{s:o,s:i,s:s,s:s}", "range",
-                                                  jrange(&dt, at), "severity", g->sev,
-                                                  "source", "flowc", "message", m));
+            json_array_append_new(mine,
+                                  json_pack("{s:o,s:i,s:s,s:s}", "range", jrange(&dt, at),
+                                            "severity", g->sev, "source", "flowc", "message", m));
             free(m);
         }
         /* and on the file itself, unless it is open (its own analysis says) */
@@ -528,7 +558,8 @@ static void publish(lsp_server *s, lsp_doc *d) {
         char *uri = path_to_uri(g->file);
         if (!uri) continue;
         bool seen = false;
-        for (int k = 0; k < npubs; k++) seen |= !strcmp(pubs[k], uri);
+        for (int k = 0; k < npubs; k++)
+            seen |= !strcmp(pubs[k], uri);
         if (seen) {
             free(uri);
             continue;
@@ -538,21 +569,23 @@ static void publish(lsp_server *s, lsp_doc *d) {
         size_t tl = 0;
         const char *t = text_of(s, g->file, &tl, &owned);
         for (int k = i; k < a->ndiags; k++)
-            if (a->diags[k].parent < 0 && a->diags[k].mod > 0 &&
-                !strcmp(a->diags[k].file, g->file))
+            if (a->diags[k].parent < 0 && a->diags[k].mod > 0 && !strcmp(a->diags[k].file, g->file))
                 json_array_append_new(theirs, diag_json(s, d, a, k, &(lsp_text){t, tl, NULL, 0}));
         free(owned);
         notify(s, "textDocument/publishDiagnostics",
                json_pack("{s:s,s:o}", "uri", uri, "diagnostics", theirs));
-        if (GROW(pubs, npubs, cap)) pubs[npubs++] = uri;
-        else free(uri);
+        if (GROW(pubs, npubs, cap))
+            pubs[npubs++] = uri;
+        else
+            free(uri);
     }
     notify(s, "textDocument/publishDiagnostics",
            json_pack("{s:s,s:o}", "uri", d->uri, "diagnostics", mine));
     /* files published on last time and clean now */
     for (int i = 0; i < d->npubs; i++) {
         bool still = false;
-        for (int k = 0; k < npubs; k++) still |= !strcmp(pubs[k], d->pubs[i]);
+        for (int k = 0; k < npubs; k++)
+            still |= !strcmp(pubs[k], d->pubs[i]);
         if (!still)
             notify(s, "textDocument/publishDiagnostics",
                    json_pack("{s:s,s:[]}", "uri", d->pubs[i], "diagnostics"));
@@ -583,8 +616,7 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     const fl_node *prog = ar ? fl_parse(ar, &diag, d->text, d->len) : NULL;
     if (prog && !diag.errors) {
         flowc_observer obs = {a, on_module, on_hover, on_ref, on_source};
-        flowc_options opt = {d->path, NULL, d->text, d->len, &ctx, s->inc, s->ninc, s->share,
-                             &obs};
+        flowc_options opt = {d->path, NULL, d->text, d->len, &ctx, s->inc, s->ninc, s->share, &obs};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (plan) plan_free(plan);
     }
@@ -609,10 +641,11 @@ static void analyze(lsp_server *s, lsp_doc *d) {
         kept = NULL;
         nkept = 0;
     }
-    for (int i = 1; i < nkept; i++) free(kept[i].file), free(kept[i].real);
+    for (int i = 1; i < nkept; i++)
+        free(kept[i].file), free(kept[i].real);
     free(kept);
-    if (ctx.errcode == FL_ENOMEM) on_diag(a, "error", d->path, (fl_span){1, 1, 1, 1},
-                                          "flowc: out of memory", NULL);
+    if (ctx.errcode == FL_ENOMEM)
+        on_diag(a, "error", d->path, (fl_span){1, 1, 1, 1}, "flowc: out of memory", NULL);
 }
 
 /* the document checked, if it changed since */
@@ -640,8 +673,7 @@ static lsp_doc *at_position(lsp_server *s, json_t *params, int *line, int *col) 
         json_integer_value(c) > INT_MAX)
         return NULL;
     lsp_text dt = doc_text(d);
-    pos_linecol(&dt, (int)json_integer_value(l), (int)json_integer_value(c), line,
-                col);
+    pos_linecol(&dt, (int)json_integer_value(l), (int)json_integer_value(c), line, col);
     return d;
 }
 
@@ -660,8 +692,8 @@ static json_t *do_hover(lsp_server *s, json_t *params) {
     char *md = malloc(n);
     if (!md) return NULL;
     snprintf(md, n, "```flow\n%s\n```", best->text);
-    json_t *r = json_pack("{s:{s:s,s:s},s:o}", "contents", "kind", "markdown", "value", md,
-                          "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, best->sp));
+    json_t *r = json_pack("{s:{s:s,s:s},s:o}", "contents", "kind", "markdown", "value", md, "range",
+                          jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, best->sp));
     free(md);
     return r;
 }
@@ -681,7 +713,8 @@ static json_t *do_definition(lsp_server *s, json_t *params) {
     const an_ref *r = ref_at(d, line, col);
     if (!r) return NULL;
     if (r->def_mod == 0)
-        return json_pack("{s:s,s:o}", "uri", d->uri, "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, r->def));
+        return json_pack("{s:s,s:o}", "uri", d->uri, "range",
+                         jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, r->def));
     if (r->def_mod >= d->an.nmods) return NULL;
     const an_mod *m = &d->an.mods[r->def_mod];
     const char *file = m->real ? m->real : m->file;
@@ -689,21 +722,29 @@ static json_t *do_definition(lsp_server *s, json_t *params) {
     char *uri = path_to_uri(file), *owned = NULL;
     size_t tl = 0;
     const char *t = text_of(s, file, &tl, &owned);
-    json_t *res = uri ? json_pack("{s:s,s:o}", "uri", uri, "range", jrange(&(lsp_text){t, tl, NULL, 0}, r->def)) : NULL;
+    json_t *res = uri ? json_pack("{s:s,s:o}", "uri", uri, "range",
+                                  jrange(&(lsp_text){t, tl, NULL, 0}, r->def))
+                      : NULL;
     free(uri);
     free(owned);
     return res;
 }
 
 /* LSP SymbolKind */
-enum { SK_MODULE = 2, SK_NAMESPACE = 3, SK_PACKAGE = 4, SK_CLASS = 5, SK_FUNCTION = 12,
-       SK_VARIABLE = 13, SK_STRUCT = 23 };
+enum {
+    SK_MODULE = 2,
+    SK_NAMESPACE = 3,
+    SK_PACKAGE = 4,
+    SK_CLASS = 5,
+    SK_FUNCTION = 12,
+    SK_VARIABLE = 13,
+    SK_STRUCT = 23
+};
 
 static json_t *symbol(const lsp_doc *d, const fl_node *n, const char *name, int kind) {
     lsp_text pt = prog_text(d);
     return json_pack("{s:s,s:i,s:o,s:o}", "name", name ? name : "?", "kind", kind, "range",
-                     jrange(&pt, n->span), "selectionRange",
-                     jrange(&pt, n->nspan));
+                     jrange(&pt, n->span), "selectionRange", jrange(&pt, n->nspan));
 }
 
 static json_t *do_symbols(lsp_server *s, json_t *params) {
@@ -715,26 +756,34 @@ static json_t *do_symbols(lsp_server *s, json_t *params) {
         const fl_node *n = d->prog->list.items[i];
         json_t *sym = NULL;
         switch (n->kind) {
-        case AST_TASK: sym = symbol(d, n, n->name, SK_FUNCTION); break;
-        case AST_LIBRARY: sym = symbol(d, n, n->name, SK_PACKAGE); break;
-        case AST_TYPEDECL: sym = symbol(d, n, n->name, SK_STRUCT); break;
-        case AST_IMPORT:
-            sym = symbol(d, n, n->a ? n->a->name : n->sval ? n->sval : "std", SK_NAMESPACE);
-            break;
-        case AST_FLOW: case AST_GROUP: {
-            sym = symbol(d, n, n->name, n->kind == AST_FLOW ? SK_CLASS : SK_MODULE);
-            json_t *kids = json_array();
-            for (int k = 0; k < n->list.len; k++)
-                json_array_append_new(kids, symbol(d, n->list.items[k], n->list.items[k]->name,
-                                                   SK_VARIABLE));
-            for (int k = 0; k < n->list2.len; k++)
-                if (n->list2.items[k]->kind == AST_LET)
-                    json_array_append_new(kids, symbol(d, n->list2.items[k],
-                                                       n->list2.items[k]->name, SK_VARIABLE));
-            json_object_set_new(sym, "children", kids);
-            break;
-        }
-        default: break;
+            case AST_TASK:
+                sym = symbol(d, n, n->name, SK_FUNCTION);
+                break;
+            case AST_LIBRARY:
+                sym = symbol(d, n, n->name, SK_PACKAGE);
+                break;
+            case AST_TYPEDECL:
+                sym = symbol(d, n, n->name, SK_STRUCT);
+                break;
+            case AST_IMPORT:
+                sym = symbol(d, n, n->a ? n->a->name : n->sval ? n->sval : "std", SK_NAMESPACE);
+                break;
+            case AST_FLOW:
+            case AST_GROUP: {
+                sym = symbol(d, n, n->name, n->kind == AST_FLOW ? SK_CLASS : SK_MODULE);
+                json_t *kids = json_array();
+                for (int k = 0; k < n->list.len; k++)
+                    json_array_append_new(
+                        kids, symbol(d, n->list.items[k], n->list.items[k]->name, SK_VARIABLE));
+                for (int k = 0; k < n->list2.len; k++)
+                    if (n->list2.items[k]->kind == AST_LET)
+                        json_array_append_new(kids, symbol(d, n->list2.items[k],
+                                                           n->list2.items[k]->name, SK_VARIABLE));
+                json_object_set_new(sym, "children", kids);
+                break;
+            }
+            default:
+                break;
         }
         if (sym) json_array_append_new(out, sym);
     }
@@ -751,7 +800,8 @@ static bool is_name(const char *s) {
 }
 
 static json_t *edit(const lsp_doc *d, fl_span sp, const char *text) {
-    return json_pack("{s:o,s:s}", "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, sp), "newText", text);
+    return json_pack("{s:o,s:s}", "range", jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, sp),
+                     "newText", text);
 }
 
 static json_t *do_rename(lsp_server *s, json_t *params, const char **err) {
@@ -773,7 +823,8 @@ static json_t *do_rename(lsp_server *s, json_t *params, const char **err) {
         for (int k = 0; k < g->list2.len && !let; k++) {
             const fl_node *st = g->list2.items[k];
             if (st->kind != AST_LET) continue;
-            if ((def.line && span_eq(st->nspan, def)) || (!def.line && span_has(st->nspan, line, col)))
+            if ((def.line && span_eq(st->nspan, def)) ||
+                (!def.line && span_has(st->nspan, line, col)))
                 let = st;
         }
     }
@@ -800,8 +851,15 @@ static json_t *do_rename(lsp_server *s, json_t *params, const char **err) {
 
 /* ---- completion ---------------------------------------------------------------------------- */
 /* LSP CompletionItemKind */
-enum { CK_FUNCTION = 3, CK_FIELD = 5, CK_VARIABLE = 6, CK_MODULE = 9, CK_PROPERTY = 10,
-       CK_KEYWORD = 14, CK_STRUCT = 22 };
+enum {
+    CK_FUNCTION = 3,
+    CK_FIELD = 5,
+    CK_VARIABLE = 6,
+    CK_MODULE = 9,
+    CK_PROPERTY = 10,
+    CK_KEYWORD = 14,
+    CK_STRUCT = 22
+};
 
 static void item(json_t *items, const char *label, int kind, const char *detail) {
     if (!label) return;
@@ -862,9 +920,12 @@ static void module_names(lsp_server *s, lsp_doc *d, const char *alias, json_t *i
                         json_array_append_new(*params_out, json_string(n->list.items[p]->name));
                 }
                 if (!items) continue;
-                if (n->kind == AST_TASK) item(items, n->name, CK_FUNCTION, "task");
-                else if (n->kind == AST_GROUP) item(items, n->name, CK_FUNCTION, "group");
-                else if (n->kind == AST_TYPEDECL) item(items, n->name, CK_STRUCT, "type");
+                if (n->kind == AST_TASK)
+                    item(items, n->name, CK_FUNCTION, "task");
+                else if (n->kind == AST_GROUP)
+                    item(items, n->name, CK_FUNCTION, "group");
+                else if (n->kind == AST_TYPEDECL)
+                    item(items, n->name, CK_STRUCT, "type");
             }
             ast_arena_free(ar);
             if (null) fclose(null);
@@ -883,9 +944,9 @@ static size_t chain_start(const char *t, size_t end) {
     return i;
 }
 
-static const char *const keywords[] = {"let", "return", "task", "flow", "group", "type",
-                                       "library", "import", "as", "with", "sh", "after",
-                                       "true", "false"};
+static const char *const keywords[] = {"let",  "return",  "task",   "flow", "group",
+                                       "type", "library", "import", "as",   "with",
+                                       "sh",   "after",   "true",   "false"};
 static const char *const builtins[] = {"combine", "zip", "range", "files", "flatten", "len"};
 static const char *const methods[] = {"partial", "expand", "expand_kwargs", "map", "filter"};
 
@@ -897,12 +958,14 @@ static void call_params(lsp_server *s, lsp_doc *d, size_t off, json_t *items) {
     size_t i = off;
     while (i > 0) {
         char ch = t[--i];
-        if (ch == ')' || ch == ']' || ch == '}') depth++;
+        if (ch == ')' || ch == ']' || ch == '}')
+            depth++;
         else if (ch == '[' || ch == '{') {
             if (depth-- == 0) return;
         } else if (ch == '(') {
             if (depth-- == 0) break;
-        } else if (ch == '\n' && off - i > 4000) return;
+        } else if (ch == '\n' && off - i > 4000)
+            return;
         if (i == 0) return;
     }
     size_t b = chain_start(t, i);
@@ -950,10 +1013,12 @@ static bool in_with(const char *t, size_t off) {
     int depth = 0;
     for (size_t i = off; i > 0 && off - i < 4000; i--) {
         char ch = t[i - 1];
-        if (ch == '}') depth++;
+        if (ch == '}')
+            depth++;
         else if (ch == '{' && depth-- == 0) {
             size_t k = i - 1;
-            while (k > 0 && (t[k - 1] == ' ' || t[k - 1] == '\t' || t[k - 1] == '\n')) k--;
+            while (k > 0 && (t[k - 1] == ' ' || t[k - 1] == '\t' || t[k - 1] == '\n'))
+                k--;
             return k >= 4 && !strncmp(t + k - 4, "with", 4);
         }
     }
@@ -988,7 +1053,8 @@ static json_t *do_completion(lsp_server *s, json_t *params) {
     if (in_with(d->text, off)) {
         int n;
         const char *const *opts = chk_option_names(&n);
-        for (int k = 0; k < n; k++) item(items, opts[k], CK_PROPERTY, "task option");
+        for (int k = 0; k < n; k++)
+            item(items, opts[k], CK_PROPERTY, "task option");
         return items;
     }
     call_params(s, d, b, items);
@@ -997,22 +1063,29 @@ static json_t *do_completion(lsp_server *s, json_t *params) {
     for (int i = 0; d->prog && i < d->prog->list.len; i++) {
         const fl_node *n = d->prog->list.items[i];
         switch (n->kind) {
-        case AST_TASK: case AST_GROUP:
-            item(items, n->name, CK_FUNCTION, detail_at(d, n->nspan)); break;
-        case AST_TYPEDECL: item(items, n->name, CK_STRUCT, "type"); break;
-        case AST_IMPORT:
-            if (n->a) item(items, n->a->name, CK_MODULE, "import");
-            else if (n->b) item(items, n->b->name, CK_MODULE, "import");
-            else if (n->sval) {
-                char stem[256];
-                const char *bs = strrchr(n->sval, '/');
-                snprintf(stem, sizeof stem, "%s", bs ? bs + 1 : n->sval);
-                size_t k = strlen(stem);
-                if (k > 5 && !strcmp(stem + k - 5, ".flow")) stem[k - 5] = 0;
-                item(items, stem, CK_MODULE, "import");
-            }
-            break;
-        default: break;
+            case AST_TASK:
+            case AST_GROUP:
+                item(items, n->name, CK_FUNCTION, detail_at(d, n->nspan));
+                break;
+            case AST_TYPEDECL:
+                item(items, n->name, CK_STRUCT, "type");
+                break;
+            case AST_IMPORT:
+                if (n->a)
+                    item(items, n->a->name, CK_MODULE, "import");
+                else if (n->b)
+                    item(items, n->b->name, CK_MODULE, "import");
+                else if (n->sval) {
+                    char stem[256];
+                    const char *bs = strrchr(n->sval, '/');
+                    snprintf(stem, sizeof stem, "%s", bs ? bs + 1 : n->sval);
+                    size_t k = strlen(stem);
+                    if (k > 5 && !strcmp(stem + k - 5, ".flow")) stem[k - 5] = 0;
+                    item(items, stem, CK_MODULE, "import");
+                }
+                break;
+            default:
+                break;
         }
         if ((n->kind == AST_FLOW || n->kind == AST_GROUP) && n->span.line <= line &&
             n->span.end_line >= line) {
@@ -1033,7 +1106,8 @@ static json_t *do_completion(lsp_server *s, json_t *params) {
     return items;
 }
 
-/* ---- document sync ----------------------------------------------------------------------------- */
+/* ---- document sync -----------------------------------------------------------------------------
+ */
 static void did_open(lsp_server *s, json_t *params) {
     json_t *td = json_object_get(params, "textDocument");
     const char *uri = jstr(td, "uri"), *text = jstr(td, "text");
@@ -1056,8 +1130,10 @@ static void did_open(lsp_server *s, json_t *params) {
     d->path = path;
     d->len = json_string_length(json_object_get(td, "text"));
     d->text = malloc(d->len + 1);
-    if (d->text) memcpy(d->text, text, d->len + 1);
-    else d->len = 0;
+    if (d->text)
+        memcpy(d->text, text, d->len + 1);
+    else
+        d->len = 0;
     index_lines(d->text ? d->text : "", d->len, &d->ls, &d->nls);
     if (!d->uri || !d->path || !d->text) return;
     d->dirty = true;
@@ -1122,7 +1198,8 @@ static void did_save(lsp_server *s, json_t *params) {
         if (!uri || strcmp(s->docs[i].uri, uri)) s->docs[i].dirty = true;
 }
 
-/* ---- the loop ------------------------------------------------------------------------------------ */
+/* ---- the loop
+ * ------------------------------------------------------------------------------------ */
 static json_t *capabilities(void) {
     return json_pack("{s:{s:{s:b,s:i,s:{s:b}},s:b,s:b,s:{s:[s,s,s]},s:b,s:b},s:{s:s,s:s}}",
                      "capabilities", "textDocumentSync", "openClose", 1, "change", 1, "save",
@@ -1162,20 +1239,31 @@ static int handle(lsp_server *s, json_t *msg) {
         if (request) reply(s, id, NULL);
         return 0;
     }
-    if (!strcmp(method, "textDocument/didOpen")) did_open(s, params);
-    else if (!strcmp(method, "textDocument/didChange")) did_change(s, params);
-    else if (!strcmp(method, "textDocument/didClose")) did_close(s, params);
-    else if (!strcmp(method, "textDocument/didSave")) did_save(s, params);
-    else if (!request) return 0; /* initialized, $/cancelRequest, ...: nothing to do */
-    else if (!strcmp(method, "textDocument/hover")) reply(s, id, do_hover(s, params));
-    else if (!strcmp(method, "textDocument/definition")) reply(s, id, do_definition(s, params));
-    else if (!strcmp(method, "textDocument/completion")) reply(s, id, do_completion(s, params));
-    else if (!strcmp(method, "textDocument/documentSymbol")) reply(s, id, do_symbols(s, params));
+    if (!strcmp(method, "textDocument/didOpen"))
+        did_open(s, params);
+    else if (!strcmp(method, "textDocument/didChange"))
+        did_change(s, params);
+    else if (!strcmp(method, "textDocument/didClose"))
+        did_close(s, params);
+    else if (!strcmp(method, "textDocument/didSave"))
+        did_save(s, params);
+    else if (!request)
+        return 0; /* initialized, $/cancelRequest, ...: nothing to do */
+    else if (!strcmp(method, "textDocument/hover"))
+        reply(s, id, do_hover(s, params));
+    else if (!strcmp(method, "textDocument/definition"))
+        reply(s, id, do_definition(s, params));
+    else if (!strcmp(method, "textDocument/completion"))
+        reply(s, id, do_completion(s, params));
+    else if (!strcmp(method, "textDocument/documentSymbol"))
+        reply(s, id, do_symbols(s, params));
     else if (!strcmp(method, "textDocument/rename")) {
         const char *err = NULL;
         json_t *r = do_rename(s, params, &err);
-        if (r) reply(s, id, r);
-        else reply_error(s, id, -32602, err);
+        if (r)
+            reply(s, id, r);
+        else
+            reply_error(s, id, -32602, err);
     } else {
         char m[300];
         snprintf(m, sizeof m, "unknown method '%.200s'", method);
@@ -1254,7 +1342,8 @@ int flowc_lsp(int argc, char **argv, const char *share_dir, FILE *in, FILE *out)
         /* nothing more waiting: the documents changed by what was read are checked now
          * (a burst of changes, one a keystroke, costs one check) */
         if (!input_waiting(in))
-            for (int i = 0; i < s.ndocs; i++) fresh(&s, &s.docs[i]);
+            for (int i = 0; i < s.ndocs; i++)
+                fresh(&s, &s.docs[i]);
         long long length = -1;
         bool bad = false;
         int r;
@@ -1262,10 +1351,13 @@ int flowc_lsp(int argc, char **argv, const char *share_dir, FILE *in, FILE *out)
             if (!strncasecmp(line, "Content-Length:", 15)) {
                 char *end;
                 const char *v = line + 15;
-                while (*v == ' ' || *v == '\t') v++;
+                while (*v == ' ' || *v == '\t')
+                    v++;
                 long long n = strtoll(v, &end, 10);
-                if (end == v || *end || n < 0) bad = true;
-                else length = n;
+                if (end == v || *end || n < 0)
+                    bad = true;
+                else
+                    length = n;
             }
         }
         if (r == -1) break;
@@ -1278,8 +1370,10 @@ int flowc_lsp(int argc, char **argv, const char *share_dir, FILE *in, FILE *out)
             continue;
         }
         if ((unsigned long long)length > LSP_MAX_BODY) {
-            fprintf(stderr, "flowc lsp: a message of %lld bytes is over the limit of %u MiB; "
-                            "stopping\n", length, LSP_MAX_BODY >> 20);
+            fprintf(stderr,
+                    "flowc lsp: a message of %lld bytes is over the limit of %u MiB; "
+                    "stopping\n",
+                    length, LSP_MAX_BODY >> 20);
             break;
         }
         char *body = malloc((size_t)length + 1);
@@ -1308,7 +1402,8 @@ int flowc_lsp(int argc, char **argv, const char *share_dir, FILE *in, FILE *out)
         if (done) break;
     }
     rc = s.shutdown ? 0 : 1;
-    for (int i = 0; i < s.ndocs; i++) doc_free(&s.docs[i]);
+    for (int i = 0; i < s.ndocs; i++)
+        doc_free(&s.docs[i]);
     free(s.docs);
     free(s.inc);
     return rc;
