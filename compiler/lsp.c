@@ -159,6 +159,24 @@ static int mod_of_file(analysis *a, const char *file) {
     return -1;
 }
 
+/* s made valid UTF-8 in place (JSON strings must be): a byte that starts no complete
+ * sequence becomes '?' (a message or a type text may end in a sequence cut short) */
+static char *utf8_fix(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    while (p && *p) {
+        int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+    return s;
+}
+
 static void on_diag(void *user, const char *what, const char *file, fl_span sp, const char *msg,
                     const char *hint) {
     analysis *a = user;
@@ -175,8 +193,12 @@ static void on_diag(void *user, const char *what, const char *file, fl_span sp, 
             if (a->diags[i].parent < 0) d->parent = i;
     size_t n = strlen(msg) + (hint ? strlen(hint) + 8 : 0) + 1;
     d->msg = malloc(n);
-    if (!d->msg) return;
+    if (!d->msg) {
+        free(d->file);
+        return;
+    }
     snprintf(d->msg, n, "%s%s%s", msg, hint ? "\nhint: " : "", hint ? hint : "");
+    utf8_fix(d->msg);
     a->ndiags++;
 }
 
@@ -204,7 +226,7 @@ static void on_hover(void *user, int mod, fl_span at, const char *text) {
     analysis *a = user;
     if (mod != 0 || !GROW(a->hovers, a->nhovers, a->caphovers)) return;
     char *t = strdup(text);
-    if (t) a->hovers[a->nhovers++] = (an_hover){at, t};
+    if (t) a->hovers[a->nhovers++] = (an_hover){at, utf8_fix(t)};
 }
 
 static void on_ref(void *user, int mod, fl_span use, int def_mod, fl_span def) {
@@ -548,6 +570,7 @@ static void publish(lsp_server *s, lsp_doc *d) {
         char *m = malloc(n);
         if (m) {
             snprintf(m, n, "in %s:%d:%d: %s", g->file, g->sp.line, g->sp.col, g->msg);
+            utf8_fix(m); /* the path may be any bytes */
             json_array_append_new(mine,
                                   json_pack("{s:o,s:i,s:s,s:s}", "range", jrange(&dt, at),
                                             "severity", g->sev, "source", "flowc", "message", m));

@@ -178,6 +178,18 @@ def run_main():
     r = c.at("textDocument/hover", uri, 0, 0)
     check("hover: nothing there is null", r.get("result") is None and "error" not in r, json.dumps(r))
 
+    # a long default of non-ASCII text (cut in the signature)
+    t = GOOD.replace('task greet(name: str)', 'task greet(name: str = "%s")' % ("é" * 80))
+    c.change(uri, t, 20)
+    d = c.diagnostics(uri)
+    ln, ch = find(t, "greet(name")
+    r = c.at("textDocument/hover", uri, ln, ch)
+    h = (r.get("result") or {}).get("contents", {}).get("value", "")
+    check("hover: a signature with a long non-ASCII default", "task 'greet' takes (name: str" in h,
+          json.dumps(r))
+    c.change(uri, GOOD, 21)
+    c.diagnostics(uri)
+
     # ---- definition ----
     ln, ch = find(GOOD, "add(x, y)")
     r = c.at("textDocument/definition", uri, ln, ch + 4)["result"]
