@@ -3,8 +3,8 @@
 
     python3 bench/lsp_bench.py FLOWC PROGRAM.flow [EDITS]
 
-Opens the program, then EDITS times (default 20) changes one line of it (full sync, as
-the editors are told) and measures the time from sending the change to receiving its
+Opens the program, then EDITS times (default 20) changes a number in one line in its
+middle (full sync, as the editors are told) and measures the time from sending the change to receiving its
 diagnostics; then hovers on names spread over the file and measures each answer. The
 times include the JSON-RPC round trip through a pipe (this client is Python). Prints
 the medians and the worst, and whether the targets (a diagnostic after an edit within
@@ -38,11 +38,23 @@ def cpu_s():
     return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# an edit: a comment line added at the end, changed each time (the program stays valid)
+# an edit: the number of a `.partial(y = N)` in the middle of the file, another each time
+# (a change of code, the program stays valid)
+mid = next((n for n in range(len(lines) // 2, len(lines)) if ".partial(y = " in lines[n]), None)
+if mid is None:
+    sys.exit("lsp bench: no .partial(y = N) in the second half of the program")
+
+
+def edited_text(i):
+    ls = list(lines)
+    ls[mid] = re.sub(r"\.partial\(y = \d+\)", ".partial(y = %d)" % (1000 + i), ls[mid], count=1)
+    return "\n".join(ls)
+
+
 diag_ms = []
 cpu0 = cpu_s()
 for i in range(edits):
-    edited = text + "# edit %d\n" % i
+    edited = edited_text(i)
     t0 = time.perf_counter()
     c.change(uri, edited, i + 2)
     d = c.diagnostics(uri)
