@@ -156,6 +156,8 @@ typedef struct chk_ctx {
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     bool too_big;               /* node_limit was reached (reported once) */
+    struct chk_obs_memo *obs_memo; /* texts told to the observer, by what they describe
+                                      (check_body.c; NULL until one is kept) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 
@@ -237,5 +239,6 @@ void chk_body(chk_ctx *c, chk_decl *dc);
 void chk_observe_decl(chk_ctx *c, chk_decl *dc);
 void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc);
 void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t);
+void chk_observe_free(chk_ctx *c); /* what the observer's helpers kept */
 
 #endif

@@ -925,20 +925,40 @@ static const char *c_type(chk_ctx *c, uint32_t t, char *buf, size_t len) {
     }
 }
 
-/* what a value is, for a hover: "name: type", or a callable's signature (a C task's with
- * the C function flowrun calls, a partial's with the parameters it still takes) */
-static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const chk_val *v) {
-    if (!observing(c) || v->kind == CV_ERR) return;
-    const flowc_observer *o = c->opt->obs;
-    if (!o->hover) return;
-    char text[4096], tb[512];
-    if (v->kind == CV_NODE) {
-        chk_type_text(c, v->type, tb, sizeof tb);
-        if (name) snprintf(text, sizeof text, "%s: %s", name, tb);
-        else snprintf(text, sizeof text, "%s", tb);
-        o->hover(o->user, mod, at, text);
-        return;
-    }
+/* Texts the observer was told, kept by what they describe (a type, an unbound task or
+ * group), so the same signature is formatted once per check rather than at every
+ * use: a direct-mapped table, a slot overwritten by the next key that maps to it. */
+#define OBS_MEMO 1024
+struct chk_obs_memo {
+    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | index) */
+    char *text[OBS_MEMO];   /* from the context */
+};
+
+static const char *memo_get(chk_ctx *c, uint32_t key) {
+    struct chk_obs_memo *m = c->obs_memo;
+    return m && m->key[key % OBS_MEMO] == key ? m->text[key % OBS_MEMO] : NULL;
+}
+
+static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
+    if (!c->obs_memo) c->obs_memo = fl_calloc(c->ctx, 1, sizeof *c->obs_memo);
+    struct chk_obs_memo *m = c->obs_memo;
+    char *t = m ? fl_strdup(c->ctx, text) : NULL;
+    if (!t) return;
+    fl_free(c->ctx, m->text[key % OBS_MEMO]);
+    m->key[key % OBS_MEMO] = key;
+    m->text[key % OBS_MEMO] = t;
+}
+
+void chk_observe_free(chk_ctx *c) {
+    for (int i = 0; c->obs_memo && i < OBS_MEMO; i++) fl_free(c->ctx, c->obs_memo->text[i]);
+    fl_free(c->ctx, c->obs_memo);
+    c->obs_memo = NULL;
+}
+
+/* a callable's signature for a hover (a C task's with the C function flowrun calls, a
+ * partial's with how many parameters it binds) into text */
+static void callable_text(chk_ctx *c, const chk_val *v, char *text, size_t len) {
+    char tb[512];
     chk_sig s = sig_of(c, v);
     char sig[2048];
     signature_text(c, &s, sig, sizeof sig);
@@ -947,27 +967,49 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
     if (t && t->kind == TK_SH) kind = "sh task";
     if (t && t->kind == TK_COMBINE) kind = "combined task";
     char rb[256];
-    size_t k = (size_t)snprintf(text, sizeof text, "%s %s -> %s", kind, sig,
+    size_t k = (size_t)snprintf(text, len, "%s %s -> %s", kind, sig,
                                 chk_type_text(c, s.ret, rb, sizeof rb));
     uint32_t nbound = 0;
     for (uint32_t i = 0; v->bound && i < s.n; i++) nbound += v->bound[i] != PLAN_NONE;
-    if (nbound && k < sizeof text)
-        k += (size_t)snprintf(text + k, sizeof text - k, "\n(%u of its parameters bound by "
-                              ".partial)", nbound);
-    if (t && t->kind == TK_C && t->symbol != PLAN_NONE && k < sizeof text) {
-        k += (size_t)snprintf(text + k, sizeof text - k, "\nC: %s %s(",
+    if (nbound && k < len)
+        k += (size_t)snprintf(text + k, len - k, "\n(%u of its parameters bound by .partial)",
+                              nbound);
+    if (t && t->kind == TK_C && t->symbol != PLAN_NONE && k < len) {
+        k += (size_t)snprintf(text + k, len - k, "\nC: %s %s(",
                               c_type(c, s.ret, tb, sizeof tb), plan_str(c->plan, t->symbol));
-        for (uint32_t i = 0; i < s.n && k < sizeof text; i++)
-            k += (size_t)snprintf(text + k, sizeof text - k, "%s%s %s", i ? ", " : "",
+        for (uint32_t i = 0; i < s.n && k < len; i++)
+            k += (size_t)snprintf(text + k, len - k, "%s%s %s", i ? ", " : "",
                                   c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb),
                                   pname(c, &s, i));
-        if (k < sizeof text)
-            k += (size_t)snprintf(text + k, sizeof text - k, "%s)", s.n ? "" : "void");
-        if (t->lib != PLAN_NONE && k < sizeof text)
-            snprintf(text + k, sizeof text - k, "  in %s",
-                     plan_str(c->plan, c->plan->libs[t->lib].path));
+        if (k < len) k += (size_t)snprintf(text + k, len - k, "%s)", s.n ? "" : "void");
+        if (t->lib != PLAN_NONE && k < len)
+            snprintf(text + k, len - k, "  in %s", plan_str(c->plan, c->plan->libs[t->lib].path));
     }
-    o->hover(o->user, mod, at, text);
+}
+
+/* what a value is, for a hover: "name: type", or a callable's signature */
+static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const chk_val *v) {
+    if (!observing(c) || v->kind == CV_ERR) return;
+    const flowc_observer *o = c->opt->obs;
+    if (!o->hover) return;
+    char text[4096];
+    bool memo = v->kind == CV_NODE || (!v->bound && !v->fresh);
+    uint32_t key = 1 + ((uint32_t)(v->kind == CV_NODE ? 0 : v->kind == CV_TASK ? 1 : 2) << 28 |
+                        (v->kind == CV_NODE ? v->type : v->ref));
+    const char *known = memo ? memo_get(c, key) : NULL;
+    if (!known) {
+        if (v->kind == CV_NODE) chk_type_text(c, v->type, text, sizeof text);
+        else callable_text(c, v, text, sizeof text);
+        if (memo) memo_put(c, key, text);
+        known = text;
+    }
+    if (v->kind == CV_NODE && name) {
+        char named[4200];
+        snprintf(named, sizeof named, "%s: %s", name, known);
+        o->hover(o->user, mod, at, named);
+        return;
+    }
+    o->hover(o->user, mod, at, known);
 }
 
 /* the name used at `use` is bound at `def` in module def_mod */

@@ -389,6 +389,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
             fl_free(c.ctx, c.decls[i].syms);
         }
     fl_free(c.ctx, c.decls);
+    chk_observe_free(&c);
     chk_modules_free(&c);
     fl_free(c.ctx, c.cand);
     chk_map_free(c.ctx, &c.names);
