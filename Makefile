@@ -57,6 +57,8 @@ CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -Iruntime/include -I$(BUILD)/gen
 DEPFLAGS  = -MMD -MP
 LIBS_PRIVATE := -lffi -lyaml -lsqlite3 -lnettle -lpthread -ldl -lm
+# what the compiler's objects need besides libflow: jansson (flowc lsp, compiler/lsp.c)
+FLOWC_LIBS   := -ljansson
 
 ifeq ($(SANITIZE),1)
   override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -205,7 +207,7 @@ $(STDFLOW): stdlib/std.flow
 	cp $< $@
 $(FLOWC): $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SAN_LDFLAGS) -o $@ $(BUILD)/obj/compiler/main.o $(COMP_OBJ) $(LIBA) $(LDLIBS) $(FLOWC_LIBS)
 # flowrun: the app layer over all of libflow.a; its dynamic symbol table holds the
 # task ABI and nothing else
 $(FLOWRUN): $(BUILD)/obj/runtime/app/main.o $(APP_OBJ) $(LIBA) runtime/flowrun.dynlist
@@ -219,7 +221,7 @@ $(FLOWRUN): $(BUILD)/obj/runtime/app/main.o $(APP_OBJ) $(LIBA) runtime/flowrun.d
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(COMP_OBJ) $(APP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ $(LDFLAGS) $(SAN_LDFLAGS) -rdynamic -o $@ $< \
-	    $(COMP_OBJ) $(APP_OBJ) $(LIBA) $(LDLIBS) -lcmocka
+	    $(COMP_OBJ) $(APP_OBJ) $(LIBA) $(LDLIBS) $(FLOWC_LIBS) -lcmocka
 
 # test task libraries are built without sanitizers: they are dlopened by flowrun
 tests/lib/lib%.so: tests/lib/%.c runtime/include/flow.h

@@ -21,7 +21,7 @@
 # `make LLVM=0`), LLVM_CONFIG, CC and CPPFLAGS are probed as the Makefile uses them.
 
 BUILD_NEEDS="cc flex bison pkg-config libffi libyaml sqlite3 nettle jansson libcurl libarchive llvm"
-TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs neovim groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
+TEST_NEEDS="cmocka nm sanitizers clang libfuzzer dot procps python3 python3-yaml python3-jsonschema vim emacs eglot neovim groff node npm tzdata jq sqlite3-cli podman runc catatonit busybox-static promtool prometheus slurmctld slurmd slurm-client munge iproute2 chromium"
 CC=${CC:-cc}
 
 # what NEED is, in words, for the one line; and its Debian package(s)
@@ -58,6 +58,7 @@ what() {
     vim) echo "vim (the editor tests)|vim-nox" ;;
     emacs) echo "emacs (the editor tests)|emacs-nox" ;;
     neovim) echo "nvim (headless Neovim drives flowc lsp, the editor tests)|neovim" ;;
+    eglot) echo "eglot for Emacs 28 (Emacs drives flowc lsp, tests/suites/72-lsp.sh)|elpa-eglot" ;;
     groff) echo "groff (the man page tests)|groff-base" ;;
     node) echo "node (the VS Code grammar tests)|nodejs" ;;
     npm) echo "npm (the VS Code grammar tests)|npm" ;;
@@ -97,6 +98,7 @@ probe() {
     flex | bison | pkg-config | nm | clang | dot | python3 | vim | emacs | groff | node | npm | jq | \
         podman | runc | catatonit | promtool | prometheus | chromium) has "$1" ;;
     neovim) has nvim ;;
+    eglot) ls /usr/share/emacs/site-lisp/elpa-src/eglot-*/eglot.el /usr/share/emacs/*/lisp/progmodes/eglot.el* 2> /dev/null | grep -q . ;;
     busybox-static) b=$(command -v busybox) && ! ldd "$b" > /dev/null 2>&1 ;;
     libffi) hdr ffi.h ;;
     libyaml) hdr yaml.h ;;

@@ -156,6 +156,8 @@ typedef struct chk_ctx {
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     bool too_big;               /* node_limit was reached (reported once) */
+    struct chk_obs_memo *obs_memo; /* texts told to the observer, by what they describe
+                                      (check_body.c; NULL until one is kept) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
 
@@ -213,6 +215,7 @@ uint32_t chk_const_value(chk_ctx *c, const fl_node *e, uint32_t want, bool repor
 const char *chk_str_text(chk_ctx *c, const fl_node *e, bool report);
 
 /* check_options.c */
+const char *const *chk_option_names(int *n); /* the task options, as `with {...}` names them */
 void chk_task_options(chk_ctx *c, uint32_t task, const fl_nodes *opts);
 /* The well-formed names of the first `secrets:` option among opts (arena memory), at
  * most max; errors are left to chk_task_options. */
@@ -231,5 +234,11 @@ char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);
+/* told to the observer (compile.h), if any: a task, group or flow declaration's
+ * signature; a name at `use` that names declaration dc; type t named `name` at `at` */
+void chk_observe_decl(chk_ctx *c, chk_decl *dc);
+void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc);
+void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t);
+void chk_observe_free(chk_ctx *c); /* what the observer's helpers kept */
 
 #endif

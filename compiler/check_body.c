@@ -904,6 +904,163 @@ static chk_val list_method(chk_ctx *c, chk_scope *sc, const fl_node *call, bool 
     return node_val(emit(c, PN_EXPAND, lt, t.ref, 1, pa, (int)s.n, call->span), lt);
 }
 
+/* ---- what the checker tells an observer (flowc lsp; compile.h) ------------------------------ */
+static bool observing(const chk_ctx *c) {
+    return c->opt->obs && c->d == c->diag;
+}
+
+/* the C type a flow type travels as (runtime-abi.md §1) */
+static const char *c_type(chk_ctx *c, uint32_t t, char *buf, size_t len) {
+    const plan_type *ty = &c->plan->types[t];
+    switch ((plan_type_kind)ty->kind) {
+    case PT_VOID: return "void";
+    case PT_INT: case PT_DURATION: return "int64_t";
+    case PT_FLOAT: return "double";
+    case PT_BOOL: return "bool";
+    case PT_BYTES: return "flow_bytes";
+    case PT_LIST: return "flow_list";
+    case PT_RECORD:
+        if (ty->name != PLAN_NONE) snprintf(buf, len, "%s", plan_str(c->plan, ty->name));
+        else snprintf(buf, len, "struct {...}");
+        return buf;
+    default: return "const char *";
+    }
+}
+
+/* Texts the observer was told, kept by what they describe (a type, an unbound task or
+ * group), so the same signature is formatted once per check rather than at every
+ * use: a direct-mapped table, a slot overwritten by the next key that maps to it. */
+#define OBS_MEMO 1024
+struct chk_obs_memo {
+    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | index) */
+    char *text[OBS_MEMO];   /* from the context */
+};
+
+static const char *memo_get(chk_ctx *c, uint32_t key) {
+    struct chk_obs_memo *m = c->obs_memo;
+    return m && m->key[key % OBS_MEMO] == key ? m->text[key % OBS_MEMO] : NULL;
+}
+
+static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
+    if (!c->obs_memo) c->obs_memo = fl_calloc(c->ctx, 1, sizeof *c->obs_memo);
+    struct chk_obs_memo *m = c->obs_memo;
+    char *t = m ? fl_strdup(c->ctx, text) : NULL;
+    if (!t) return;
+    fl_free(c->ctx, m->text[key % OBS_MEMO]);
+    m->key[key % OBS_MEMO] = key;
+    m->text[key % OBS_MEMO] = t;
+}
+
+void chk_observe_free(chk_ctx *c) {
+    for (int i = 0; c->obs_memo && i < OBS_MEMO; i++) fl_free(c->ctx, c->obs_memo->text[i]);
+    fl_free(c->ctx, c->obs_memo);
+    c->obs_memo = NULL;
+}
+
+/* a callable's signature for a hover (a C task's with the C function flowrun calls, a
+ * partial's with how many parameters it binds) into text */
+static void callable_text(chk_ctx *c, const chk_val *v, char *text, size_t len) {
+    char tb[512];
+    chk_sig s = sig_of(c, v);
+    char sig[2048];
+    signature_text(c, &s, sig, sizeof sig);
+    const char *kind = v->kind == CV_GROUP ? "group" : "task";
+    const plan_task *t = v->kind == CV_TASK ? &c->plan->tasks[v->ref] : NULL;
+    if (t && t->kind == TK_SH) kind = "sh task";
+    if (t && t->kind == TK_COMBINE) kind = "combined task";
+    char rb[256];
+    size_t k = (size_t)snprintf(text, len, "%s %s -> %s", kind, sig,
+                                chk_type_text(c, s.ret, rb, sizeof rb));
+    uint32_t nbound = 0;
+    for (uint32_t i = 0; v->bound && i < s.n; i++) nbound += v->bound[i] != PLAN_NONE;
+    if (nbound && k < len)
+        k += (size_t)snprintf(text + k, len - k, "\n(%u of its parameters bound by .partial)",
+                              nbound);
+    if (t && t->kind == TK_C && t->symbol != PLAN_NONE && k < len) {
+        k += (size_t)snprintf(text + k, len - k, "\nC: %s %s(",
+                              c_type(c, s.ret, tb, sizeof tb), plan_str(c->plan, t->symbol));
+        for (uint32_t i = 0; i < s.n && k < len; i++)
+            k += (size_t)snprintf(text + k, len - k, "%s%s %s", i ? ", " : "",
+                                  c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb),
+                                  pname(c, &s, i));
+        if (k < len) k += (size_t)snprintf(text + k, len - k, "%s)", s.n ? "" : "void");
+        if (t->lib != PLAN_NONE && k < len)
+            snprintf(text + k, len - k, "  in %s", plan_str(c->plan, c->plan->libs[t->lib].path));
+    }
+}
+
+/* what a value is, for a hover: "name: type", or a callable's signature */
+static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const chk_val *v) {
+    if (!observing(c) || v->kind == CV_ERR) return;
+    const flowc_observer *o = c->opt->obs;
+    if (!o->hover) return;
+    char text[4096];
+    bool memo = v->kind == CV_NODE || (!v->bound && !v->fresh);
+    uint32_t key = 1 + ((uint32_t)(v->kind == CV_NODE ? 0 : v->kind == CV_TASK ? 1 : 2) << 28 |
+                        (v->kind == CV_NODE ? v->type : v->ref));
+    const char *known = memo ? memo_get(c, key) : NULL;
+    if (!known) {
+        if (v->kind == CV_NODE) chk_type_text(c, v->type, text, sizeof text);
+        else callable_text(c, v, text, sizeof text);
+        if (memo) memo_put(c, key, text);
+        known = text;
+    }
+    if (v->kind == CV_NODE && name) {
+        char named[4200];
+        snprintf(named, sizeof named, "%s: %s", name, known);
+        o->hover(o->user, mod, at, named);
+        return;
+    }
+    o->hover(o->user, mod, at, known);
+}
+
+/* the name used at `use` is bound at `def` in module def_mod */
+static void observe_ref(chk_ctx *c, fl_span use, int def_mod, fl_span def) {
+    if (observing(c) && c->opt->obs->ref)
+        c->opt->obs->ref(c->opt->obs->user, c->mod, use, def_mod, def);
+}
+
+void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc) {
+    observe_ref(c, use, dc->mod, dc->ast->nspan);
+}
+
+void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t) {
+    if (!observing(c) || !c->opt->obs->hover || t == PLAN_NONE) return;
+    char tb[256], text[2048];
+    const plan_type *ty = &c->plan->types[t];
+    size_t k = (size_t)snprintf(text, sizeof text, "type %s = ", name);
+    if (ty->kind != PT_RECORD) {
+        snprintf(text + k, sizeof text - k, "%s", chk_type_text(c, t, tb, sizeof tb));
+    } else { /* its fields (the type's own text is its name) */
+        for (uint32_t i = 0; i < ty->n && k < sizeof text; i++) {
+            const plan_field *f = &c->plan->fields[ty->first + i];
+            k += (size_t)snprintf(text + k, sizeof text - k, "%s%s: %s", i ? ", " : "{",
+                                  plan_str(c->plan, f->name),
+                                  chk_type_text(c, f->type, tb, sizeof tb));
+        }
+        if (k < sizeof text) snprintf(text + k, sizeof text - k, "%s}", ty->n ? "" : "{");
+    }
+    c->opt->obs->hover(c->opt->obs->user, c->mod, at, text);
+}
+
+void chk_observe_decl(chk_ctx *c, chk_decl *dc) {
+    if (!observing(c) || dc->bad) return;
+    chk_val v = ERR;
+    if (dc->kind == DK_TASK) v.kind = CV_TASK, v.ref = dc->index;
+    else if (dc->kind == DK_GROUP) v.kind = CV_GROUP, v.ref = (uint32_t)(dc - c->decls);
+    else if (dc->kind == DK_FLOW) {
+        const plan_graph *g = &c->plan->graphs[dc->index];
+        chk_sig s = {g->first_param, g->nparams, g->ret, plan_str(c->plan, g->name)};
+        char sig[2048], rb[256], text[2400];
+        signature_text(c, &s, sig, sizeof sig);
+        snprintf(text, sizeof text, "flow %s -> %s", sig, chk_type_text(c, s.ret, rb, sizeof rb));
+        if (c->opt->obs->hover)
+            c->opt->obs->hover(c->opt->obs->user, dc->mod, dc->ast->nspan, text);
+        return;
+    }
+    observe_val(c, dc->mod, dc->ast->nspan, NULL, &v);
+}
+
 /* ---- names -------------------------------------------------------------------------------- */
 /* A declaration named at e (NAME or m.NAME) as a value: a task or group callable. */
 static chk_val decl_val(chk_ctx *c, chk_decl *dc, const fl_node *e, const char *name) {
@@ -945,6 +1102,7 @@ static bool is_qualified(chk_ctx *c, chk_scope *sc, const fl_node *e) {
 static chk_val lookup_qualified(chk_ctx *c, const fl_node *e) {
     chk_decl *dc = chk_find_qualified(c, e->a->name, e->name, e->nspan);
     if (!dc) return ERR;
+    observe_ref(c, e->nspan, dc->mod, dc->ast->nspan);
     char q[300];
     snprintf(q, sizeof q, "%s.%s", e->a->name, e->name);
     return decl_val(c, dc, e, q);
@@ -953,7 +1111,10 @@ static chk_val lookup_qualified(chk_ctx *c, const fl_node *e) {
 static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
     const char *name = e->name;
     chk_local *l = scope_get(sc, name);
-    if (l) return l->val;
+    if (l) {
+        observe_ref(c, e->span, c->mod, l->span);
+        return l->val;
+    }
     int later = chk_map_get(&sc->later, name);
     if (later >= 0) {
         diag_error(c->d, e->span, "statements run in data order, but a name must be bound "
@@ -963,7 +1124,10 @@ static chk_val lookup(chk_ctx *c, chk_scope *sc, const fl_node *e) {
         return ERR;
     }
     chk_decl *dc = chk_find_decl(c, name);
-    if (dc) return decl_val(c, dc, e, name);
+    if (dc) {
+        observe_ref(c, e->span, dc->mod, dc->ast->nspan);
+        return decl_val(c, dc, e, name);
+    }
     if (chk_import_of_alias(c, name)) {
         char hint[200];
         snprintf(hint, sizeof hint, "name one of its declarations: %s.NAME", name);
@@ -1178,6 +1342,8 @@ static chk_val eval(chk_ctx *c, chk_scope *sc, const fl_node *e, uint32_t want) 
     c->depth++;
     chk_val v = eval_inner(c, sc, e, want);
     c->depth--;
+    if (observing(c))
+        observe_val(c, c->mod, e->span, e->kind == AST_NAME ? e->name : NULL, &v);
     return v;
 }
 
@@ -1281,6 +1447,7 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t r
             if (made && p->nodes[v.node].name == PLAN_NONE) name_node(c, sc, v.node, st->name);
             if (v.kind != CV_ERR)
                 set_afters(c, sc, st, v.kind == CV_NODE ? v.node : PLAN_NONE, fresh);
+            observe_val(c, c->mod, st->nspan, st->name, &v);
             scope_add(c, sc, st->name, st->nspan, v);
         } else if (st->kind == AST_EXPRSTMT) {
             const fl_node *e = st->a;
@@ -1372,7 +1539,11 @@ void chk_body(chk_ctx *c, chk_decl *dc) {
         uint32_t n = emit(c, PN_PARAM, t, PLAN_NONE, i, NULL, 0, pa->span);
         p->nodes[n].name = p->params[fp + i].name;
         chk_hides_import(c, pa->name, pa->nspan, "parameter");
-        if (!scope_get(&sc, pa->name)) scope_add(c, &sc, pa->name, pa->nspan, node_val(n, t));
+        if (!scope_get(&sc, pa->name)) {
+            chk_val pv = node_val(n, t);
+            observe_val(c, c->mod, pa->nspan, pa->name, &pv);
+            scope_add(c, &sc, pa->name, pa->nspan, pv);
+        }
     }
     if (dc->kind == DK_GROUP) dc->inlining = true;
     chk_val r = walk(c, &sc, &dc->ast->list2, p->graphs[gi].ret,

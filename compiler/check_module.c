@@ -305,7 +305,15 @@ static void load_import(chk_ctx *c, int m, const fl_node *imp) {
     }
     char err[PATH_MAX + 100];
     size_t len = 0;
-    char *src = read_source(ctx, found, &len, err, sizeof err);
+    const flowc_observer *ob = c->opt->obs;
+    const char *given = ob && ob->source && has_real ? ob->source(ob->user, real, &len) : NULL;
+    char *src = given ? fl_malloc(ctx, len + 1) : read_source(ctx, found, &len, err, sizeof err);
+    if (given && src) { /* the editor's text of the file (flowc lsp), not the disk's */
+        memcpy(src, given, len);
+        src[len] = 0;
+    } else if (given) {
+        snprintf(err, sizeof err, "out of memory");
+    }
     if (!src) {
         if (!chk_oom(c)) diag_error(c->d, at, NULL, "cannot import: %s", err);
         add_import(c, m, alias, imp, -1);
@@ -325,6 +333,8 @@ static void load_import(chk_ctx *c, int m, const fl_node *imp) {
     md->src = src;
     md->len = len;
     md->prefix = fl_sprintf(ctx, "%s%s.", c->mods[m].prefix, alias);
+    const flowc_observer *obs = ob;
+    if (obs && obs->module) obs->module(obs->user, nm, md->path, md->real, m, imp->span);
     fl_digest h;
     hash_bytes(src, len, &h);
     memcpy(md->sha256, h.b, sizeof h.b);

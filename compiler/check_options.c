@@ -32,6 +32,11 @@ static const char *const option_names[] = {
 #undef X
 };
 
+const char *const *chk_option_names(int *n) {
+    *n = (int)(sizeof option_names / sizeof *option_names);
+    return option_names;
+}
+
 static bool opt_const(chk_ctx *c, const fl_node *o, uint32_t want, plan_value *out) {
     if (!chk_is_const(o->a)) {
         char tb[64];

@@ -61,13 +61,23 @@ uint32_t chk_resolve_type(chk_ctx *c, const fl_node *t) {
             }
             chk_decl *qd = chk_find_qualified(c, t->sval, t->name, t->nspan);
             if (!qd) return PLAN_NONE;
-            if (qd->kind == DK_TYPE) return chk_resolve_decl_type(c, qd, t);
+            if (qd->kind == DK_TYPE) {
+                uint32_t r = chk_resolve_decl_type(c, qd, t);
+                chk_observe_ref(c, t->nspan, qd);
+                chk_observe_type(c, t->span, qd->qname, r);
+                return r;
+            }
             diag_error(c->d, t->span, NULL, "'%s.%s' is a %s, not a type", t->sval, t->name,
                        qd->kind == DK_TASK ? "task" : qd->kind == DK_LIB ? "library" : "group");
             return PLAN_NONE;
         }
         chk_decl *dc = chk_find_decl(c, t->name);
-        if (dc && dc->kind == DK_TYPE) return chk_resolve_decl_type(c, dc, t);
+        if (dc && dc->kind == DK_TYPE) {
+            uint32_t r = chk_resolve_decl_type(c, dc, t);
+            chk_observe_ref(c, t->span, dc);
+            chk_observe_type(c, t->span, t->name, r);
+            return r;
+        }
         chk_cand_reset(c);
         for (size_t i = 0; i < sizeof basic_names / sizeof *basic_names; i++)
             chk_cand_add(c, basic_names[i]);

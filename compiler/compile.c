@@ -159,6 +159,7 @@ static void check_task(chk_ctx *c, chk_decl *dc) {
             diag_error(c->d, b->nspan, h ? h : "declare it: library NAME = \"libNAME.so\"",
                        "unknown library '%s'", b->name);
         } else {
+            chk_observe_ref(c, b->nspan, ld);
             t->lib = ld->index;
             if (ld->syms && !elf_has(ld->syms, b->sval)) {
                 diag_error(c->d, b->span,
@@ -357,6 +358,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
         if (c.decls[i].kind == DK_TASK) check_task(&c, &c.decls[i]);
         else if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP)
             declare_graph(&c, &c.decls[i]);
+        chk_observe_decl(&c, &c.decls[i]);
     }
     /* bodies, in source order: each graph's nodes are contiguous */
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
@@ -387,6 +389,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
             fl_free(c.ctx, c.decls[i].syms);
         }
     fl_free(c.ctx, c.decls);
+    chk_observe_free(&c);
     chk_modules_free(&c);
     fl_free(c.ctx, c.cand);
     chk_map_free(c.ctx, &c.names);

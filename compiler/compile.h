@@ -10,6 +10,23 @@
 #include "diag.h"
 #include "plan.h"
 
+/* What the checker found, told as it goes (flowc lsp: hover, go-to-definition), and
+ * where an import's text comes from; every callback may be NULL. Modules are numbered as the checker loads them: 0 is the
+ * program, file is as its diagnostics name it; the strings live until the call returns.
+ * Only the walk that reports errors is told (a group inlined again is not). */
+typedef struct flowc_observer {
+    void *user;
+    /* module mod (file, realpath or NULL) was loaded by the import at `at` of module from */
+    void (*module)(void *user, int mod, const char *file, const char *real, int from, fl_span at);
+    /* what stands at `at` in module mod: a type or a signature, as the user reads it */
+    void (*hover)(void *user, int mod, fl_span at, const char *text);
+    /* the name used at `use` in module mod is bound at `def` in module def_mod */
+    void (*ref)(void *user, int mod, fl_span use, int def_mod, fl_span def);
+    /* the text to compile for the imported file whose realpath is real (an editor's
+     * unsaved buffer), its length in *len; NULL: read the file. Copied at once. */
+    const char *(*source)(void *user, const char *real, size_t *len);
+} flowc_observer;
+
 typedef struct flowc_options {
     const char *source_path; /* the .flow file as given on the command line */
     const char *plan_path;   /* where the plan will be written (library paths are stored
@@ -22,6 +39,7 @@ typedef struct flowc_options {
     const char *const *include; /* -I folders, searched for imports in order (borrowed) */
     int n_include;              /* their number */
     const char *share_dir;      /* the installed share/flow/ folder, or NULL */
+    const flowc_observer *obs;  /* told what the checker finds, or NULL */
 } flowc_options;
 
 /* Check prog and lower it. Errors and warnings go to diag; returns NULL when

@@ -52,6 +52,12 @@ static void show_line(fl_diag *d, fl_span sp) {
 
 static void report(fl_diag *d, const char *what, fl_span sp, const char *hint, const char *fmt,
                    va_list ap) {
+    if (d->sink) {
+        char msg[2048];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        d->sink(d->sink_user, what, d->file ? d->file : "<input>", sp, msg, hint);
+        return;
+    }
     fprintf(d->out, "%s:%d:%d: %s: ", d->file ? d->file : "<input>", sp.line, sp.col, what);
     vfprintf(d->out, fmt, ap);
     fputc('\n', d->out);
@@ -67,7 +73,7 @@ static bool muted(const fl_diag *d) {
 void diag_error(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...) {
     d->errors++;
     if (muted(d)) return;
-    if (d->errors > DIAG_MAX_ERRORS) {
+    if (d->errors > DIAG_MAX_ERRORS && !d->sink) {
         if (d->errors == DIAG_MAX_ERRORS + 1)
             fprintf(d->out, "%s: too many errors, stopping here\n", d->file ? d->file : "<input>");
         return;
@@ -80,7 +86,7 @@ void diag_error(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...) 
 
 void diag_warning(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...) {
     d->warnings++;
-    if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
+    if ((d->errors > DIAG_MAX_ERRORS && !d->sink) || muted(d)) return;
     va_list ap;
     va_start(ap, fmt);
     report(d, "warning", sp, hint, fmt, ap);
@@ -88,7 +94,7 @@ void diag_warning(fl_diag *d, fl_span sp, const char *hint, const char *fmt, ...
 }
 
 void diag_note(fl_diag *d, fl_span sp, const char *fmt, ...) {
-    if (d->errors > DIAG_MAX_ERRORS || muted(d)) return;
+    if ((d->errors > DIAG_MAX_ERRORS && !d->sink) || muted(d)) return;
     va_list ap;
     va_start(ap, fmt);
     report(d, "note", sp, NULL, fmt, ap);

@@ -35,6 +35,12 @@
     (int)(strlen(s) > DIAG_NAME_MAX ? DIAG_NAME_MAX - 3 : strlen(s)), (s),                         \
         (strlen(s) > DIAG_NAME_MAX ? "..." : "")
 
+/* Where diagnostics go instead of `out` when set (flowc lsp): one call per error,
+ * warning or note, with the file it is in (d->file at the time), its span, the
+ * message and the hint (NULL when none); the strings live until the call returns. */
+typedef void (*fl_diag_sink)(void *user, const char *what, const char *file, fl_span sp,
+                             const char *msg, const char *hint);
+
 typedef struct fl_diag {
     const char *file; /* name shown in messages (borrowed) */
     const char *src;  /* source text (borrowed), for the quoted line */
@@ -43,6 +49,9 @@ typedef struct fl_diag {
     int errors;       /* errors reported so far */
     int warnings;     /* warnings reported so far */
     const fl_ctx *ctx;/* the compilation's context: muted once it ran out of memory; NULL */
+    fl_diag_sink sink;/* NULL: print to out; else every diagnostic goes to sink(sink_user, ...)
+                         and nothing is printed (no error limit either) */
+    void *sink_user;
 } fl_diag;
 
 /* A diagnostics sink printing to out (NULL: stderr); ctx NULL. */

@@ -2,6 +2,7 @@
  * main.c — flowc, the command: compile a .flow file into a plan.
  *
  *   flowc FILE [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]
+ *   flowc lsp [-I DIR]...      the language server on stdin/stdout (lsp.c)
  *
  * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors, and out
  * of memory.
@@ -23,6 +24,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
+#include "lsp.h"
 #include "plan.h"
 #include <flow.h> /* FLOW_VERSION */
 
@@ -30,6 +32,7 @@
 
 static void usage(FILE *f) {
     fputs("usage: flowc FILE.flow [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
+          "       flowc lsp [-I DIR]...   (a language server on stdin/stdout: docs/lsp.md)\n"
           "\n"
           "  -o OUT        write the plan to OUT (default: FILE with .plan)\n"
           "  -I DIR        look for imported files in DIR too (after the importing file's\n"
@@ -192,6 +195,10 @@ static const char *share_dir(char *buf, size_t len) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "lsp")) { /* flowc lsp: the language server (lsp.c) */
+        char share[4200];
+        return flowc_lsp(argc - 1, argv + 1, share_dir(share, sizeof share), stdin, stdout);
+    }
     const char *in = NULL, *out = NULL, *emit = "plan";
     int check_only = 0, ninc = 0;
     const char **inc = calloc((size_t)argc + 1, sizeof *inc);
@@ -250,7 +257,7 @@ int main(int argc, char **argv) {
     } else {
         char share[4200];
         flowc_options opt = {in,  check_only ? NULL : out, src, len, &ctx, inc, ninc,
-                             share_dir(share, sizeof share)};
+                             share_dir(share, sizeof share), NULL};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (!plan || diag.errors) {
             rc = 1;

@@ -13,7 +13,11 @@
 ;; escapes, durations, dates, numbers, comments and the arrows => and ->;
 ;; indentation by braces, brackets and parentheses; `#' comments; an index
 ;; of declarations (imenu); and checking with `flowc --check' as you type
-;; (M-x flymake-mode).
+;; (M-x flymake-mode).  With eglot (built into Emacs 29; the elpa-eglot
+;; package before), M-x eglot talks to `flowc lsp', the language server:
+;; diagnostics with hints, hover (eldoc), go to definition (M-.), completion,
+;; symbols (imenu) and rename (M-x eglot-rename).  flow-mode registers it in
+;; `eglot-server-programs' once eglot is loaded.
 ;;
 ;; Install: put this file on `load-path' and add (require 'flow-mode), or
 ;; (autoload 'flow-mode "flow-mode" nil t) -- `.flow' files then open in it.
@@ -325,6 +329,19 @@ library paths resolve as they will for the real file."
                 ("Tasks" ,(concat "^[ \t]*task[ \t]+\\(" flow--ident "\\)") 1)
                 ("Groups" ,(concat "^[ \t]*group[ \t]+\\(" flow--ident "\\)") 1)
                 (nil ,(concat "^[ \t]*flow[ \t]+\\(" flow--ident "\\)") 1))))
+
+;; ---- the language server (eglot) ------------------------------------------------------
+(defcustom flow-lsp-arguments nil
+  "More arguments for `flowc lsp' (after `lsp'), such as (\"-I\" \"lib\")."
+  :type '(repeat string))
+
+(defun flow-lsp-contact (&optional _interactive)
+  "The command eglot starts for a flow buffer: `flow-flowc-program' lsp ARGS."
+  (append (list flow-flowc-program "lsp") flow-lsp-arguments))
+
+(defvar eglot-server-programs)
+(with-eval-after-load 'eglot
+  (add-to-list 'eglot-server-programs '(flow-mode . flow-lsp-contact)))
 
 ;;;###autoload
 (add-to-list 'auto-mode-alist '("\\.flow\\'" . flow-mode))

@@ -28,7 +28,7 @@ if ! make --no-print-directory -j"$JOBS" BUILD="$FB" CC="$CC" SANITIZE=1 CFLAGS=
 fi
 
 # libflow.a needs no LLVM: the JIT is a module of its own (docs/jit.md)
-LIBS="-lffi -lyaml -lsqlite3 -lnettle -ldl -lm -lpthread"
+LIBS="-lffi -lyaml -lsqlite3 -lnettle -ldl -lm -lpthread -ljansson"  # jansson: flowc lsp
 # the compiler's objects named after today's sources (an object of a renamed source may
 # linger in an old build folder)
 OBJS=$(for c in compiler/*.c; do n=$(basename "$c" .c); [ "$n" = main ] || echo "$FB/obj/compiler/$n.o"; done
