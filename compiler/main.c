@@ -2,6 +2,7 @@
  * main.c — flowc, the command: compile a .flow file into a plan.
  *
  *   flowc FILE [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]
+ *   flowc fmt [--check] FILE... | -      (compiler/fmt.c)
  *
  * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors, and out
  * of memory.
@@ -23,6 +24,7 @@
 #include "ast.h"
 #include "compile.h"
 #include "diag.h"
+#include "fmt.h"
 #include "plan.h"
 #include <flow.h> /* FLOW_VERSION */
 
@@ -192,6 +194,7 @@ static const char *share_dir(char *buf, size_t len) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "fmt")) return flowc_fmt_main(argc - 1, argv + 1);
     const char *in = NULL, *out = NULL, *emit = "plan";
     int check_only = 0, ninc = 0;
     const char **inc = calloc((size_t)argc + 1, sizeof *inc);
