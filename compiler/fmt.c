@@ -149,6 +149,17 @@ static int comment_at(const fmt *f, size_t off) {
     return -1;
 }
 
+/* the first comment at or after byte off (f->cm->len if none) */
+static int comment_from(const fmt *f, size_t off) {
+    int lo = 0, hi = f->cm->len;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (f->cm->items[mid].off < off) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 static int is_blank_byte(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -195,8 +206,8 @@ static void verbatim(fmt *f, size_t from, size_t to) {
     if (to >= f->len) to = f->len - 1;
     if (from > to) return;
     emitn(f, f->src + from, to - from + 1);
-    for (int i = 0; i < f->cm->len; i++)
-        if (f->cm->items[i].off >= from && f->cm->items[i].off <= to) f->printed[i] = 1;
+    for (int i = comment_from(f, from); i < f->cm->len && f->cm->items[i].off <= to; i++)
+        f->printed[i] = 1;
     f->last_line = line_of(f, to);
 }
 
@@ -278,9 +289,8 @@ typedef void (*item_fn)(fmt *f, const fl_node *n);
  * from close; or (no items) a comment stands between the brackets. */
 static int list_broken(const fmt *f, const fl_nodes *l, size_t open, size_t close) {
     if (!l->len) {
-        for (int i = 0; i < f->cm->len; i++)
-            if (f->cm->items[i].off > open && f->cm->items[i].off < close) return 1;
-        return 0;
+        int i = comment_from(f, open + 1);
+        return i < f->cm->len && f->cm->items[i].off < close;
     }
     int line = line_of(f, open);
     for (int i = 0; i < l->len; i++) {

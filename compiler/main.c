@@ -32,6 +32,7 @@
 
 static void usage(FILE *f) {
     fputs("usage: flowc FILE.flow [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
+          "       flowc fmt [--check] FILE.flow... | -   (the canonical layout: flowc fmt --help)\n"
           "\n"
           "  -o OUT        write the plan to OUT (default: FILE with .plan)\n"
           "  -I DIR        look for imported files in DIR too (after the importing file's\n"
