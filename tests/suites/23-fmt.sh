@@ -14,7 +14,8 @@
 #   tests/fmt/     the formatter's own inputs, untidy on purpose (their .out are formatted);
 #   files that do not parse (tests of broken input).
 # tests/plans/*.json and tests/run/*.out were regenerated when the files were formatted
-# (plans record "loc" positions); the docs' examples are not .flow files and are not checked.
+# (plans record "loc" positions). The ```flow blocks of docs/*.md and README.md that parse
+# are formatted too (fragments that do not parse are left as they are).
 BUILD=${BUILD:-build}
 FLOWC=${FLOWC:-$(pwd)/$BUILD/bin/flowc}
 T=$(mktemp -d /tmp/flow-fmt-XXXXXX)
@@ -136,3 +137,18 @@ if [ -z "$unformatted" ]; then pass "every .flow of the repository is formatted"
 else
     fail "formatted" "not in flowc fmt's layout:$unformatted (fix: $BUILD/bin/flowc fmt$unformatted)"
 fi
+# the docs' ```flow blocks that parse (fragments do not) are formatted too
+cat > "$T/docs.py" <<'EOF'
+import re, subprocess, sys
+bad = []
+for path in sys.argv[2:]:
+    s = open(path).read()
+    for m in re.finditer(r"^```flow\n(.*?)^```$", s, re.S | re.M):
+        r = subprocess.run([sys.argv[1], "fmt", "-"], input=m.group(1).encode(), capture_output=True)
+        if r.returncode == 0 and r.stdout.decode() != m.group(1):
+            bad.append("%s:%d" % (path, s.count("\n", 0, m.start()) + 1))
+print(" ".join(bad))
+EOF
+bad=$(python3 "$T/docs.py" "$FLOWC" docs/*.md README.md examples/*/README.md 2> /dev/null)
+if [ -z "$bad" ]; then pass "the docs' flow blocks that parse are formatted"
+else fail "docs" "flow blocks not in flowc fmt's layout (format each with flowc fmt -): $bad"; fi
