@@ -997,8 +997,11 @@ static int fmt_file(const char *path, int check) {
         rc = 1;
     } else if (is_stdin) {
         if (write_all(1, out, n)) rc = 2;
-    } else if (rewrite(path, &st, out, n)) {
-        rc = 2;
+    } else {
+        /* through a symbolic link: the file it names is rewritten, the link stays */
+        char *real = realpath(path, NULL);
+        if (rewrite(real ? real : path, &st, out, n)) rc = 2;
+        free(real);
     }
     if (rc == 2 && is_stdin && out) fprintf(stderr, "flowc fmt: cannot write: %s\n", strerror(errno));
     free(out);

@@ -101,10 +101,16 @@ out=$("$FLOWC" fmt --check "$T/tidy.flow" "$T/messy.flow" 2> /dev/null); code=$?
 chmod 640 "$T/messy.flow"
 "$FLOWC" fmt "$T/messy.flow" > "$T/out" 2>&1; code=$?
 mode=$(stat -c %a "$T/messy.flow")
-left=$(ls -A "$T" | grep -c '^\.messy')
+left=$(ls -A "$T" | grep -c '^\.')
 [ "$code" = 0 ] && cmp -s "$T/messy.flow" "$T/tidy.flow" && [ "$mode" = 640 ] && [ "$left" = 0 ] &&
     [ ! -s "$T/out" ] && pass "rewrite in place: formatted, mode 640 kept, no temporary left" ||
     fail "rewrite" "exit $code, mode $mode, $left temporaries, $(head -3 "$T/out")"
+cp "$T/messy.orig" "$T/target.flow"
+ln -s target.flow "$T/link.flow"
+"$FLOWC" fmt "$T/link.flow" > /dev/null 2>&1; code=$?
+[ "$code" = 0 ] && [ -L "$T/link.flow" ] && cmp -s "$T/target.flow" "$T/tidy.flow" &&
+    pass "through a symbolic link: the file it names is rewritten, the link stays" ||
+    fail "symlink" "exit $code"
 before=$(stat -c %Y.%i "$T/tidy.flow")
 "$FLOWC" fmt "$T/tidy.flow" > /dev/null 2>&1
 [ "$(stat -c %Y.%i "$T/tidy.flow")" = "$before" ] && pass "a formatted file is not rewritten" ||
