@@ -81,7 +81,8 @@ static void raw(fmt *f, const char *s, size_t n) {
     if (f->oom) return;
     if (f->olen + n + 1 > f->ocap) {
         size_t cap = f->ocap ? f->ocap : 4096;
-        while (cap < f->olen + n + 1) cap *= 2;
+        while (cap < f->olen + n + 1)
+            cap *= 2;
         char *o = realloc(f->out, cap);
         if (!o) {
             f->oom = 1;
@@ -98,7 +99,8 @@ static void raw(fmt *f, const char *s, size_t n) {
 /* Text on the current line (indented first when the line is new). */
 static void emitn(fmt *f, const char *s, size_t n) {
     if (f->at_bol) {
-        for (int i = 0; i < f->ind * FMT_INDENT; i++) raw(f, " ", 1);
+        for (int i = 0; i < f->ind * FMT_INDENT; i++)
+            raw(f, " ", 1);
         f->at_bol = 0;
     }
     raw(f, s, n);
@@ -130,8 +132,10 @@ static int line_of(const fmt *f, size_t off) {
     int lo = 0, hi = f->nlines - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (f->line_off[mid] <= off) lo = mid;
-        else hi = mid - 1;
+        if (f->line_off[mid] <= off)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     return lo + 1;
 }
@@ -142,9 +146,12 @@ static int comment_at(const fmt *f, size_t off) {
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
         const fl_comment *c = &f->cm->items[mid];
-        if (off < c->off) hi = mid - 1;
-        else if (off >= c->off + c->len) lo = mid + 1;
-        else return mid;
+        if (off < c->off)
+            hi = mid - 1;
+        else if (off >= c->off + c->len)
+            lo = mid + 1;
+        else
+            return mid;
     }
     return -1;
 }
@@ -154,8 +161,10 @@ static int comment_from(const fmt *f, size_t off) {
     int lo = 0, hi = f->cm->len;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (f->cm->items[mid].off < off) lo = mid + 1;
-        else hi = mid;
+        if (f->cm->items[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -168,9 +177,12 @@ static int is_blank_byte(char c) {
 static size_t sig_after(const fmt *f, size_t off) {
     while (off < f->len) {
         int c = comment_at(f, off);
-        if (c >= 0) off = f->cm->items[c].off + f->cm->items[c].len;
-        else if (is_blank_byte(f->src[off])) off++;
-        else break;
+        if (c >= 0)
+            off = f->cm->items[c].off + f->cm->items[c].len;
+        else if (is_blank_byte(f->src[off]))
+            off++;
+        else
+            break;
     }
     return off;
 }
@@ -180,8 +192,10 @@ static size_t sig_before(const fmt *f, size_t off) {
     while (off > 0) {
         off--;
         int c = comment_at(f, off);
-        if (c >= 0) off = f->cm->items[c].off;
-        else if (!is_blank_byte(f->src[off])) return off;
+        if (c >= 0)
+            off = f->cm->items[c].off;
+        else if (!is_blank_byte(f->src[off]))
+            return off;
     }
     return (size_t)-1;
 }
@@ -189,7 +203,8 @@ static size_t sig_before(const fmt *f, size_t off) {
 /* The first significant byte after n, past the ')' of parentheses around it. */
 static size_t after_node(const fmt *f, const fl_node *n) {
     size_t q = sig_after(f, end_of(f, n) + 1);
-    while (q < f->len && f->src[q] == ')') q = sig_after(f, q + 1);
+    while (q < f->len && f->src[q] == ')')
+        q = sig_after(f, q + 1);
     return q;
 }
 
@@ -219,7 +234,8 @@ static void node_text(fmt *f, const fl_node *n) {
  * paths, whose STR node the AST does not keep): copied up to its closing quote. */
 static void string_at(fmt *f, size_t off) {
     size_t e = off + 1;
-    while (e < f->len && f->src[e] != '"') e += f->src[e] == '\\' ? 2 : 1;
+    while (e < f->len && f->src[e] != '"')
+        e += f->src[e] == '\\' ? 2 : 1;
     verbatim(f, off, e);
 }
 
@@ -241,14 +257,17 @@ static void comment(fmt *f, int i) {
  * had between them (see NL_*). The next emit starts the new line. */
 static void newline(fmt *f, size_t next, int flags) {
     const fl_comments *cm = f->cm;
-    while (f->ci < cm->len && f->printed[f->ci]) f->ci++;
+    while (f->ci < cm->len && f->printed[f->ci])
+        f->ci++;
     if (!f->at_bol && f->ci < cm->len && cm->items[f->ci].off < next &&
         cm->items[f->ci].span.line == f->last_line) {
         if (f->ntrail == f->ctrail) {
             size_t cap = f->ctrail ? f->ctrail * 2 : 64;
             size_t *t = realloc(f->trail, cap * sizeof *t);
-            if (!t) f->oom = 1;
-            else f->trail = t, f->ctrail = cap;
+            if (!t)
+                f->oom = 1;
+            else
+                f->trail = t, f->ctrail = cap;
         }
         if (f->ntrail < f->ctrail) f->trail[f->ntrail++] = f->olen;
         emit(f, "  ");
@@ -304,8 +323,8 @@ static int list_broken(const fmt *f, const fl_nodes *l, size_t open, size_t clos
  * one line; else one item a line, one level in, each followed by `sep_multi`
  * ("," in ( and [, "" in { } where a newline separates). `always`: one a line
  * even when the source had one line (statement bodies). */
-static void list(fmt *f, const fl_nodes *l, size_t open, size_t close, const char *o,
-                 const char *c, const char *sep_multi, item_fn one, int always) {
+static void list(fmt *f, const fl_nodes *l, size_t open, size_t close, const char *o, const char *c,
+                 const char *sep_multi, item_fn one, int always) {
     emit(f, o);
     f->last_line = line_of(f, open);
     if (!always && !list_broken(f, l, open, close)) {
@@ -361,23 +380,23 @@ static void fielddecl(fmt *f, const fl_node *n) {
 
 static void type(fmt *f, const fl_node *n) {
     switch (n->kind) {
-    case AST_TNAME:
-        if (n->sval) {
-            emit(f, n->sval);
-            emit(f, ".");
-        }
-        emit(f, n->name);
-        break;
-    case AST_TLIST:
-        emit(f, "[");
-        type(f, n->a);
-        emit(f, "]");
-        break;
-    case AST_TRECORD:
-        list(f, &n->list, start_of(f, n), end_of(f, n), "{", "}", "", fielddecl, 0);
-        break;
-    default:
-        break;
+        case AST_TNAME:
+            if (n->sval) {
+                emit(f, n->sval);
+                emit(f, ".");
+            }
+            emit(f, n->name);
+            break;
+        case AST_TLIST:
+            emit(f, "[");
+            type(f, n->a);
+            emit(f, "]");
+            break;
+        case AST_TRECORD:
+            list(f, &n->list, start_of(f, n), end_of(f, n), "{", "}", "", fielddecl, 0);
+            break;
+        default:
+            break;
     }
     f->last_line = n->span.end_line;
 }
@@ -428,7 +447,8 @@ static void with_options(fmt *f, const fl_nodes *opts, size_t with_kw) {
 /* the byte offset of the keyword `word` at or after off, skipping ')' */
 static size_t keyword_after(const fmt *f, size_t off) {
     size_t q = sig_after(f, off);
-    while (q < f->len && f->src[q] == ')') q = sig_after(f, q + 1);
+    while (q < f->len && f->src[q] == ')')
+        q = sig_after(f, q + 1);
     return q;
 }
 
@@ -437,120 +457,126 @@ static void expr(fmt *f, const fl_node *n, const fl_node *parent) {
     int paren = parent && parent != n && parenthesised(f, n, parent);
     if (paren) emit(f, "(");
     switch (n->kind) {
-    case AST_INT:
-    case AST_FLOAT:
-    case AST_DURATION:
-    case AST_DATE:
-    case AST_TIME:
-    case AST_STR:
-        node_text(f, n);
-        break;
-    case AST_BOOL:
-        emit(f, n->ival ? "true" : "false");
-        break;
-    case AST_NAME:
-    case AST_LPARAM:
-        emit(f, n->name);
-        break;
-    case AST_LIST: {
-        const fl_node *outer = f->elems_of;
-        f->elems_of = n;
-        list(f, &n->list, start_of(f, n), end_of(f, n), "[", "]", ",", element, 0);
-        f->elems_of = outer;
-        break;
-    }
-    case AST_RECORD:
-        list(f, &n->list, start_of(f, n), end_of(f, n), "{", "}", "", fieldinit, 0);
-        break;
-    case AST_CALL: {
-        expr(f, n->a, n);
-        size_t close = end_of(f, n);
-        size_t open = after_node(f, n->a);
-        list(f, &n->list, open, close, "(", ")", ",", arg, 0);
-        break;
-    }
-    case AST_ARG:
-        arg(f, n);
-        break;
-    case AST_MEMBER: {
-        expr(f, n->a, n);
-        size_t dot = after_node(f, n->a);
-        if (line_of(f, dot) > f->last_line) cont_break(f, dot);
-        emit(f, ".");
-        emit(f, n->name);
-        break;
-    }
-    case AST_INDEX:
-        expr(f, n->a, n);
-        emit(f, "[");
-        expr(f, n->b, n);
-        emit(f, "]");
-        break;
-    case AST_BINARY: {
-        expr(f, n->a, n);
-        size_t op = after_node(f, n->a);
-        const char *text = ast_op_text(n->op);
-        size_t rhs = sig_after(f, op + strlen(text));
-        if (line_of(f, op) > f->last_line && n->op != OP_SUB) {
-            cont_break(f, op);
-            emit(f, text);
-            emit(f, " ");
-        } else if (line_of(f, rhs) > line_of(f, op)) {
-            emit(f, " ");
-            emit(f, text);
-            f->last_line = line_of(f, op);
-            cont_break(f, rhs);
-        } else {
-            emit(f, " ");
-            emit(f, text);
-            emit(f, " ");
+        case AST_INT:
+        case AST_FLOAT:
+        case AST_DURATION:
+        case AST_DATE:
+        case AST_TIME:
+        case AST_STR:
+            node_text(f, n);
+            break;
+        case AST_BOOL:
+            emit(f, n->ival ? "true" : "false");
+            break;
+        case AST_NAME:
+        case AST_LPARAM:
+            emit(f, n->name);
+            break;
+        case AST_LIST: {
+            const fl_node *outer = f->elems_of;
+            f->elems_of = n;
+            list(f, &n->list, start_of(f, n), end_of(f, n), "[", "]", ",", element, 0);
+            f->elems_of = outer;
+            break;
         }
-        expr(f, n->b, n);
-        break;
-    }
-    case AST_UNARY:
-        emit(f, n->op == OP_NOT ? "not " : "-");
-        expr(f, n->a, n);
-        break;
-    case AST_IF: {
-        emit(f, "if ");
-        expr(f, n->a, n);
-        size_t kw = keyword_after(f, end_of(f, n->a) + 1);
-        if (line_of(f, kw) > f->last_line) cont_break(f, kw);
-        else emit(f, " ");
-        emit(f, "then ");
-        expr(f, n->b, n);
-        kw = keyword_after(f, end_of(f, n->b) + 1);
-        if (line_of(f, kw) > f->last_line) cont_break(f, kw);
-        else emit(f, " ");
-        emit(f, "else ");
-        expr(f, n->c, n);
-        break;
-    }
-    case AST_LAMBDA:
-        if (n->list.len == 1) {
-            emit(f, n->list.items[0]->name);
-        } else {
-            emit(f, "(");
-            for (int i = 0; i < n->list.len; i++) {
-                if (i) emit(f, ", ");
-                emit(f, n->list.items[i]->name);
+        case AST_RECORD:
+            list(f, &n->list, start_of(f, n), end_of(f, n), "{", "}", "", fieldinit, 0);
+            break;
+        case AST_CALL: {
+            expr(f, n->a, n);
+            size_t close = end_of(f, n);
+            size_t open = after_node(f, n->a);
+            list(f, &n->list, open, close, "(", ")", ",", arg, 0);
+            break;
+        }
+        case AST_ARG:
+            arg(f, n);
+            break;
+        case AST_MEMBER: {
+            expr(f, n->a, n);
+            size_t dot = after_node(f, n->a);
+            if (line_of(f, dot) > f->last_line) cont_break(f, dot);
+            emit(f, ".");
+            emit(f, n->name);
+            break;
+        }
+        case AST_INDEX:
+            expr(f, n->a, n);
+            emit(f, "[");
+            expr(f, n->b, n);
+            emit(f, "]");
+            break;
+        case AST_BINARY: {
+            expr(f, n->a, n);
+            size_t op = after_node(f, n->a);
+            const char *text = ast_op_text(n->op);
+            size_t rhs = sig_after(f, op + strlen(text));
+            if (line_of(f, op) > f->last_line && n->op != OP_SUB) {
+                cont_break(f, op);
+                emit(f, text);
+                emit(f, " ");
+            } else if (line_of(f, rhs) > line_of(f, op)) {
+                emit(f, " ");
+                emit(f, text);
+                f->last_line = line_of(f, op);
+                cont_break(f, rhs);
+            } else {
+                emit(f, " ");
+                emit(f, text);
+                emit(f, " ");
             }
-            emit(f, ")");
+            expr(f, n->b, n);
+            break;
         }
-        emit(f, " => ");
-        expr(f, n->a, n);
-        break;
-    case AST_WITH: {
-        expr(f, n->a, n);
-        size_t kw = after_node(f, n->a);
-        if (line_of(f, kw) > f->last_line) cont_break(f, kw);
-        else emit(f, " ");
-        with_options(f, &n->list, kw);
-        break;
-    }
-    default:
-        break;
+        case AST_UNARY:
+            emit(f, n->op == OP_NOT ? "not " : "-");
+            expr(f, n->a, n);
+            break;
+        case AST_IF: {
+            emit(f, "if ");
+            expr(f, n->a, n);
+            size_t kw = keyword_after(f, end_of(f, n->a) + 1);
+            if (line_of(f, kw) > f->last_line)
+                cont_break(f, kw);
+            else
+                emit(f, " ");
+            emit(f, "then ");
+            expr(f, n->b, n);
+            kw = keyword_after(f, end_of(f, n->b) + 1);
+            if (line_of(f, kw) > f->last_line)
+                cont_break(f, kw);
+            else
+                emit(f, " ");
+            emit(f, "else ");
+            expr(f, n->c, n);
+            break;
+        }
+        case AST_LAMBDA:
+            if (n->list.len == 1) {
+                emit(f, n->list.items[0]->name);
+            } else {
+                emit(f, "(");
+                for (int i = 0; i < n->list.len; i++) {
+                    if (i) emit(f, ", ");
+                    emit(f, n->list.items[i]->name);
+                }
+                emit(f, ")");
+            }
+            emit(f, " => ");
+            expr(f, n->a, n);
+            break;
+        case AST_WITH: {
+            expr(f, n->a, n);
+            size_t kw = after_node(f, n->a);
+            if (line_of(f, kw) > f->last_line)
+                cont_break(f, kw);
+            else
+                emit(f, " ");
+            with_options(f, &n->list, kw);
+            break;
+        }
+        default:
+            break;
     }
     if (paren) emit(f, ")");
     if (n->span.end_line > f->last_line) f->last_line = n->span.end_line;
@@ -561,8 +587,10 @@ static void expr(fmt *f, const fl_node *n, const fl_node *parent) {
 static void after_names(fmt *f, const fl_node *n, const fl_node *e) {
     if (!n->list.len) return;
     size_t kw = keyword_after(f, end_of(f, e) + 1);
-    if (line_of(f, kw) > f->last_line) cont_break(f, kw);
-    else emit(f, " ");
+    if (line_of(f, kw) > f->last_line)
+        cont_break(f, kw);
+    else
+        emit(f, " ");
     emit(f, "after ");
     for (int i = 0; i < n->list.len; i++) {
         if (i) emit(f, ", ");
@@ -575,23 +603,23 @@ static void stmt(fmt *f, const fl_node *n) {
     int ind = f->ind, cont = f->cont;
     f->cont = ind + 1;
     switch (n->kind) {
-    case AST_LET:
-        emit(f, "let ");
-        emit(f, n->name);
-        emit(f, " = ");
-        expr(f, n->a, n);
-        after_names(f, n, n->a);
-        break;
-    case AST_RETURN:
-        emit(f, "return ");
-        expr(f, n->a, n);
-        break;
-    case AST_EXPRSTMT:
-        expr(f, n->a, n);
-        after_names(f, n, n->a);
-        break;
-    default:
-        break;
+        case AST_LET:
+            emit(f, "let ");
+            emit(f, n->name);
+            emit(f, " = ");
+            expr(f, n->a, n);
+            after_names(f, n, n->a);
+            break;
+        case AST_RETURN:
+            emit(f, "return ");
+            expr(f, n->a, n);
+            break;
+        case AST_EXPRSTMT:
+            expr(f, n->a, n);
+            after_names(f, n, n->a);
+            break;
+        default:
+            break;
     }
     f->ind = ind;
     f->cont = cont;
@@ -623,83 +651,89 @@ static void signature(fmt *f, const fl_node *n) {
 
 static void body(fmt *f, const fl_node *n) {
     size_t close = end_of(f, n);
-    size_t open = n->list2.len ? sig_before(f, start_of(f, n->list2.items[0]))
-                               : sig_before(f, close);
+    size_t open =
+        n->list2.len ? sig_before(f, start_of(f, n->list2.items[0])) : sig_before(f, close);
     list(f, &n->list2, open, close, "{", "}", "", stmt, 1);
 }
 
 static void decl(fmt *f, const fl_node *n) {
     f->cont = f->ind + 1;
     switch (n->kind) {
-    case AST_LIBRARY: {
-        emit(f, "library ");
-        emit(f, n->name);
-        emit(f, " = ");
-        size_t eq = sig_after(f, off_at(f, n->nspan.end_line, n->nspan.end_col) + 1);
-        string_at(f, sig_after(f, eq + 1));
-        break;
-    }
-    case AST_IMPORT: {
-        emit(f, "import ");
-        if (n->b) emit(f, n->b->name);
-        else string_at(f, sig_after(f, start_of(f, n) + 6));
-        if (n->a) {
-            emit(f, " as ");
-            emit(f, n->a->name);
+        case AST_LIBRARY: {
+            emit(f, "library ");
+            emit(f, n->name);
+            emit(f, " = ");
+            size_t eq = sig_after(f, off_at(f, n->nspan.end_line, n->nspan.end_col) + 1);
+            string_at(f, sig_after(f, eq + 1));
+            break;
         }
-        break;
-    }
-    case AST_TYPEDECL:
-        emit(f, "type ");
-        emit(f, n->name);
-        emit(f, " = ");
-        type(f, n->a);
-        break;
-    case AST_TASK: {
-        emit(f, "task ");
-        signature(f, n);
-        emit(f, " = ");
-        const fl_node *b = n->b;
-        if (b && b->kind == AST_BIND_SYMBOL) {
-            emit(f, b->name);
-            emit(f, ".");
-            emit(f, b->sval);
-        } else if (b) {
-            emit(f, "sh ");
-            node_text(f, b->a);
-        }
-        f->last_line = b ? b->span.end_line : f->last_line;
-        if (b && (n->list2.len || after_node(f, b) <= end_of(f, n))) {
-            size_t kw = after_node(f, b);
-            if (line_of(f, kw) > f->last_line) cont_break(f, kw);
-            else emit(f, " ");
-            with_options(f, &n->list2, kw);
-        }
-        break;
-    }
-    case AST_FLOW:
-    case AST_GROUP:
-        emit(f, n->kind == AST_FLOW ? "flow " : "group ");
-        signature(f, n);
-        if (n->b) {
-            emit(f, " schedule ");
-            node_text(f, n->b);
-        }
-        if (n->c) {
-            for (int i = 0; i < n->c->list.len; i++) {
-                const fl_node *o = n->c->list.items[i];
-                emit(f, " ");
-                emit(f, o->name);
-                emit(f, " ");
-                if (o->a->kind == AST_NAME) emit(f, o->a->name);
-                else node_text(f, o->a);
+        case AST_IMPORT: {
+            emit(f, "import ");
+            if (n->b)
+                emit(f, n->b->name);
+            else
+                string_at(f, sig_after(f, start_of(f, n) + 6));
+            if (n->a) {
+                emit(f, " as ");
+                emit(f, n->a->name);
             }
+            break;
         }
-        emit(f, " ");
-        body(f, n);
-        break;
-    default:
-        break;
+        case AST_TYPEDECL:
+            emit(f, "type ");
+            emit(f, n->name);
+            emit(f, " = ");
+            type(f, n->a);
+            break;
+        case AST_TASK: {
+            emit(f, "task ");
+            signature(f, n);
+            emit(f, " = ");
+            const fl_node *b = n->b;
+            if (b && b->kind == AST_BIND_SYMBOL) {
+                emit(f, b->name);
+                emit(f, ".");
+                emit(f, b->sval);
+            } else if (b) {
+                emit(f, "sh ");
+                node_text(f, b->a);
+            }
+            f->last_line = b ? b->span.end_line : f->last_line;
+            if (b && (n->list2.len || after_node(f, b) <= end_of(f, n))) {
+                size_t kw = after_node(f, b);
+                if (line_of(f, kw) > f->last_line)
+                    cont_break(f, kw);
+                else
+                    emit(f, " ");
+                with_options(f, &n->list2, kw);
+            }
+            break;
+        }
+        case AST_FLOW:
+        case AST_GROUP:
+            emit(f, n->kind == AST_FLOW ? "flow " : "group ");
+            signature(f, n);
+            if (n->b) {
+                emit(f, " schedule ");
+                node_text(f, n->b);
+            }
+            if (n->c) {
+                for (int i = 0; i < n->c->list.len; i++) {
+                    const fl_node *o = n->c->list.items[i];
+                    emit(f, " ");
+                    emit(f, o->name);
+                    emit(f, " ");
+                    if (o->a->kind == AST_NAME)
+                        emit(f, o->a->name);
+                    else
+                        node_text(f, o->a);
+                }
+            }
+            emit(f, " ");
+            body(f, n);
+            break;
+        default:
+            break;
     }
     if (n->span.end_line > f->last_line) f->last_line = n->span.end_line;
     f->ind = 0;
@@ -718,9 +752,11 @@ static void program(fmt *f, const fl_node *prog) {
 /* Columns (UTF-8 characters) from the start of the line holding out[at] up to at. */
 static size_t column(const char *out, size_t at, size_t *bol) {
     size_t b = at;
-    while (b > 0 && out[b - 1] != '\n') b--;
+    while (b > 0 && out[b - 1] != '\n')
+        b--;
     size_t w = 0;
-    for (size_t i = b; i < at; i++) w += ((unsigned char)out[i] & 0xC0) != 0x80;
+    for (size_t i = b; i < at; i++)
+        w += ((unsigned char)out[i] & 0xC0) != 0x80;
     *bol = b;
     return w;
 }
@@ -736,7 +772,8 @@ static void align_trailing(fmt *f) {
         size_t j = i + 1;
         while (j < f->ntrail) {
             size_t nl = 0;
-            for (size_t k = f->trail[j - 1]; k < f->trail[j]; k++) nl += f->out[k] == '\n';
+            for (size_t k = f->trail[j - 1]; k < f->trail[j]; k++)
+                nl += f->out[k] == '\n';
             if (nl != 1) break;
             j++;
         }
@@ -748,7 +785,8 @@ static void align_trailing(fmt *f) {
         for (size_t k = i; k < j; k++) {
             size_t w = column(f->out, f->trail[k], &bol);
             raw(&g, f->out + from, f->trail[k] - from);
-            for (size_t s = w; s < width; s++) raw(&g, " ", 1);
+            for (size_t s = w; s < width; s++)
+                raw(&g, " ", 1);
             from = f->trail[k];
         }
         i = j;
@@ -782,12 +820,11 @@ static int same_str(const char *a, const char *b) {
 
 static int same_tree(const fl_node *a, const fl_node *b) {
     if (!a || !b) return a == b;
-    if (a->kind != b->kind || !same_str(a->name, b->name) || a->ival != b->ival ||
-        a->op != b->op || memcmp(&a->fval, &b->fval, sizeof a->fval))
+    if (a->kind != b->kind || !same_str(a->name, b->name) || a->ival != b->ival || a->op != b->op ||
+        memcmp(&a->fval, &b->fval, sizeof a->fval))
         return 0;
     if (a->kind == AST_STRPART) {
-        if (a->ival != b->ival || (a->ival && memcmp(a->sval, b->sval, (size_t)a->ival)))
-            return 0;
+        if (a->ival != b->ival || (a->ival && memcmp(a->sval, b->sval, (size_t)a->ival))) return 0;
     } else if (!same_str(a->sval, b->sval)) {
         return 0;
     }
@@ -800,13 +837,13 @@ static int same_comments(const char *sa, const fl_comments *a, const char *sb,
     if (a->len != b->len) return 0;
     for (int i = 0; i < a->len; i++) {
         size_t na = a->items[i].len, nb = b->items[i].len;
-        while (na > 1 && (sa[a->items[i].off + na - 1] == ' ' ||
-                          sa[a->items[i].off + na - 1] == '\t' ||
-                          sa[a->items[i].off + na - 1] == '\r'))
+        while (na > 1 &&
+               (sa[a->items[i].off + na - 1] == ' ' || sa[a->items[i].off + na - 1] == '\t' ||
+                sa[a->items[i].off + na - 1] == '\r'))
             na--;
-        while (nb > 1 && (sb[b->items[i].off + nb - 1] == ' ' ||
-                          sb[b->items[i].off + nb - 1] == '\t' ||
-                          sb[b->items[i].off + nb - 1] == '\r'))
+        while (nb > 1 &&
+               (sb[b->items[i].off + nb - 1] == ' ' || sb[b->items[i].off + nb - 1] == '\t' ||
+                sb[b->items[i].off + nb - 1] == '\r'))
             nb--;
         if (na != nb || memcmp(sa + a->items[i].off, sb + b->items[i].off, na)) return 0;
     }
@@ -827,7 +864,8 @@ char *fmt_source(const char *src, size_t len, fl_diag *diag, size_t *out_len) {
     if (!prog || diag->errors) goto done;
 
     f.nlines = 1;
-    for (size_t i = 0; i < len; i++) f.nlines += src[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        f.nlines += src[i] == '\n';
     f.line_off = ast_alloc(ar, (size_t)f.nlines * sizeof *f.line_off);
     f.blank = ast_alloc(ar, (size_t)f.nlines);
     f.printed = ast_alloc(ar, (size_t)cm.len + 1);
@@ -855,8 +893,8 @@ char *fmt_source(const char *src, size_t len, fl_diag *diag, size_t *out_len) {
     diag_init(&quiet, diag->file, f.out, f.olen, devnull ? devnull : stderr);
     fl_comments cm2;
     fl_node *again = fl_parse_comments(ar, &quiet, f.out, f.olen, &cm2);
-    int same = again && !quiet.errors && same_tree(prog, again) &&
-               same_comments(src, &cm, f.out, &cm2);
+    int same =
+        again && !quiet.errors && same_tree(prog, again) && same_comments(src, &cm, f.out, &cm2);
     if (devnull) fclose(devnull);
     if (!same) {
         fl_span at = {1, 1, 1, 1};
@@ -987,8 +1025,10 @@ static int fmt_file(const char *path, int check) {
     char *out = fmt_source(src, len, &diag, &n);
     int rc = 0;
     if (!out) {
-        if (!diag.errors) fprintf(stderr, "flowc fmt: %s: out of memory\n", path);
-        else fprintf(stderr, "flowc fmt: %s not formatted (it does not parse)\n", path);
+        if (!diag.errors)
+            fprintf(stderr, "flowc fmt: %s: out of memory\n", path);
+        else
+            fprintf(stderr, "flowc fmt: %s not formatted (it does not parse)\n", path);
         rc = 2;
     } else if (n == len && !memcmp(out, src, len)) {
         if (is_stdin && !check && write_all(1, out, n)) rc = 2;
@@ -1003,7 +1043,8 @@ static int fmt_file(const char *path, int check) {
         if (rewrite(real ? real : path, &st, out, n)) rc = 2;
         free(real);
     }
-    if (rc == 2 && is_stdin && out) fprintf(stderr, "flowc fmt: cannot write: %s\n", strerror(errno));
+    if (rc == 2 && is_stdin && out)
+        fprintf(stderr, "flowc fmt: cannot write: %s\n", strerror(errno));
     free(out);
     free(src);
     return rc;
