@@ -339,7 +339,12 @@ static void list(fmt *f, const fl_nodes *l, size_t open, size_t close, const cha
         f->last_line = line_of(f, close);
         return;
     }
-    if (always && !l->len && !list_broken(f, l, open, close)) {
+    /* an empty body is {} unless a comment is still to be written before its end (one
+     * between the signature and the '{' goes inside) */
+    int pending = 0;
+    for (int i = f->ci; i < f->cm->len && f->cm->items[i].off < close && !pending; i++)
+        pending = !f->printed[i];
+    if (always && !l->len && !pending) {
         emit(f, c);
         f->last_line = line_of(f, close);
         return;
