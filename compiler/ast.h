@@ -152,4 +152,20 @@ void ast_dump(const fl_node *n, void *file /* FILE* */);
 struct fl_diag;
 fl_node *fl_parse(ast_arena *ar, struct fl_diag *diag, const char *src, size_t len);
 
+/* The comments of a file, in source order (`# ...` to the end of its line; the
+ * AST has no place for them). Only the formatter asks for them (compiler/fmt.c). */
+typedef struct fl_comment {
+    fl_span span; /* from '#' to the last byte before the newline */
+    size_t off;   /* byte offset of the '#' */
+    size_t len;   /* bytes, '#' included, newline excluded */
+} fl_comment;
+typedef struct fl_comments {
+    fl_comment *items; /* arena memory */
+    int len, cap;
+} fl_comments;
+
+/* fl_parse, and every comment of the file into *comments (arena memory). */
+fl_node *fl_parse_comments(ast_arena *ar, struct fl_diag *diag, const char *src, size_t len,
+                           fl_comments *comments);
+
 #endif /* FLOW_AST_H */

@@ -3,6 +3,7 @@
  *
  *   flowc FILE [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]
  *   flowc lsp [-I DIR]...      the language server on stdin/stdout (lsp.c)
+ *   flowc fmt [--check] FILE... | -      (compiler/fmt.c)
  *
  * Exit codes: 0 success, 1 errors in the program, 2 usage or I/O errors, and out
  * of memory.
@@ -25,6 +26,7 @@
 #include "compile.h"
 #include "diag.h"
 #include "lsp.h"
+#include "fmt.h"
 #include "plan.h"
 #include <flow.h> /* FLOW_VERSION */
 
@@ -33,6 +35,7 @@
 static void usage(FILE *f) {
     fputs("usage: flowc FILE.flow [-o OUT] [-I DIR]... [--check] [--emit=plan|json|yaml|dot|c|ast]\n"
           "       flowc lsp [-I DIR]...   (a language server on stdin/stdout: docs/lsp.md)\n"
+          "       flowc fmt [--check] FILE.flow... | -   (the canonical layout: flowc fmt --help)\n"
           "\n"
           "  -o OUT        write the plan to OUT (default: FILE with .plan)\n"
           "  -I DIR        look for imported files in DIR too (after the importing file's\n"
@@ -199,6 +202,7 @@ int main(int argc, char **argv) {
         char share[4200];
         return flowc_lsp(argc - 1, argv + 1, share_dir(share, sizeof share), stdin, stdout);
     }
+    if (argc > 1 && !strcmp(argv[1], "fmt")) return flowc_fmt_main(argc - 1, argv + 1);
     const char *in = NULL, *out = NULL, *emit = "plan";
     int check_only = 0, ninc = 0;
     const char **inc = calloc((size_t)argc + 1, sizeof *inc);

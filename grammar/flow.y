@@ -78,6 +78,7 @@ typedef struct fl_parser {
     fl_ctx *ctx;           /* the compilation's context (the arena's) */
     struct lex_block *blocks; /* every block flex holds, so a fatal error can free them */
     void *on_fatal;        /* jmp_buf * to leave by when flex gives up (out of memory) */
+    fl_comments *comments; /* where the comments go (fl_parse_comments), or NULL */
 } fl_parser;
 }
 

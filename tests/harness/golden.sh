@@ -2,6 +2,7 @@
 # Golden tests as plain files. Usage: golden.sh run|update FILE.flow
 #   tests/errors/X.flow  expects X.err : stderr of `flowc --check X.flow` (exit 1)
 #   tests/plans/X.flow   expects X.json: stdout of `flowc --emit=json X.flow` (exit 0)
+#   tests/fmt/X.flow     expects X.out : stdout of `flowc fmt - < X.flow` (exit 0)
 #   tests/run/X.flow     expects X.out : stdout of `flowrun` on its plan, and X.code (exit,
 #                        default 0); X.args holds extra flowrun arguments (one line).
 #                        Runs under every executor in $EXECUTORS (default "inline process").
@@ -40,5 +41,9 @@ case "$dir" in
         check "$f [$ex]" "$base.out" "$tmp/out-$ex"
         [ "$mode" = update ] && { echo "$code" > "$base.code"; break; }
     done ;;
+*fmt)
+    "$FLOWC" fmt - < "$f" > "$tmp/out" 2> "$tmp/err"; code=$?
+    if [ "$code" != 0 ]; then echo "FAIL $f: flowc fmt exit $code"; head -5 "$tmp/err"; exit 0; fi
+    check "$f" "$base.out" "$tmp/out" ;;
 *) echo "FAIL $f: no golden rule for folder $dir" ;;
 esac

@@ -114,7 +114,7 @@ run --no-cache
 expect "--no-cache: said" "counts[1] (run 6): --no-cache: run 6 served nothing from the cache" "$(why last 'counts[1]')"
 
 # ---- cache: false; an earlier run whose plan was rebuilt since ----
-sed 's/^task total_of(counts: \[int\]) -> int    = wc.total_of$/& with {cache: false}/' wordcount.flow > nc.flow && mv nc.flow wordcount.flow
+sed 's/^task total_of(counts: \[int\]) -> int *= wc.total_of$/& with {cache: false}/' wordcount.flow > nc.flow && mv nc.flow wordcount.flow
 "$FLOWC" wordcount.flow 2>> "$T/stderr" || echo "FAIL why: flowc (cache: false)"
 run
 expect "cache: false: said" "total_of (run 7): \`cache: false\`: it runs every time" "$(why last total_of)"
