@@ -55,7 +55,11 @@ check flowc-emit-formats "--emit=json" flowc --emit=j
 check flowc-emit-word "dot" flowc --emit d
 check flowc-emit-split "json" flowc --emit = j
 check flowc-emit-split-empty "ast c dot json plan yaml" flowc --emit =
-check flowc-sources "a.flow sub" flowc ""
+check flowc-sources "a.flow fmt lsp sub" flowc ""
+check flowc-sources-after-first "a.flow sub" flowc a.flow ""
+check flowc-fmt-files "a.flow sub" flowc fmt ""
+check flowc-fmt-options "--check --help" flowc fmt --
+check flowc-lsp-options "--help -I" flowc lsp ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
 check flowrun-first "b.plan backfill clear fsck gc inspect logs report resume run runs show sub verify why" flowrun ""
 check flowrun-subcommand "resume" flowrun res
