@@ -5,7 +5,8 @@
 # imported files with their hashes, imported tasks run end to end and their
 # instances named for flowrun show/logs/why, and hostile imports (a directory,
 # /dev/zero, a FIFO, a huge file, an unreadable file): one message with
-# file:line:col, exit 1, never a crash or a hang. The goldens (tests/errors/import_*,
+# file:line:col, exit 1, never a crash or a hang; `import std` with no standard
+# library anywhere (a flowc copied away from its share/flow). The goldens (tests/errors/import_*,
 # tests/plans/modules.flow, tests/run/modules_library.flow) cover the rest.
 BUILD=${BUILD:-build}
 FLOWC=$(pwd)/$BUILD/bin/flowc; FLOWRUN=$(pwd)/$BUILD/bin/flowrun
@@ -144,11 +145,22 @@ ln -s /dev/zero "$T/zero.flow"; hostile "/dev/zero" "$T/zero.flow" "is not a reg
 mkfifo "$T/fifo.flow" && hostile "a FIFO" "$T/fifo.flow" "is not a regular file"
 truncate -s 65M "$T/huge.flow" && hostile "a huge file" "$T/huge.flow" "is larger than 64 MiB"
 cp "$T/inc/shared.flow" "$T/locked.flow"; chmod 000 "$T/locked.flow"
-if [ -r "$T/locked.flow" ]; then echo "PASS modules: unreadable file (not checkable as root: root reads it)"
+if [ -r "$T/locked.flow" ]; then echo "SKIP modules: an unreadable file: root reads it anyway (skipped: run as another user to check it)"
 else hostile "an unreadable file" "$T/locked.flow" "Permission denied"; fi
 printf 'task t(x: int) -> int = sh "echo {x}"\n\001\377 garbage\n' > "$T/junk.flow"
 printf 'import "%s"\nflow main() -> int {\n    return 1\n}\n' "$T/junk.flow" > "$T/prog/j.flow"
 timeout 20 "$FLOWC" --check "$T/prog/j.flow" > /dev/null 2> "$T/err"; rc=$?
 [ $rc = 1 ] && grep -q "junk.flow:2:1: error" "$T/err" && pass "syntax errors of an imported file name it" ||
     fail "junk" "exit $rc: $(head -3 "$T/err")"
+# no standard library anywhere: a flowc with no share/flow beside it (the one in the
+# build has std.flow in build/share/flow), no -I, no FLOW_PATH
+mkdir -p "$T/lone/bin" && cp "$FLOWC" "$T/lone/bin/flowc"
+printf '# the standard library is not installed (nor on -I or FLOW_PATH)\nimport std\nflow main() -> [str] {\n    return std.lines("x.txt")\n}\n' > "$T/prog/nostd.flow"
+(cd "$T/prog" && "$T/lone/bin/flowc" --check nostd.flow > /dev/null 2> "$T/err"); rc=$?
+want='nostd.flow:2:8: error: cannot find the standard library (std.flow)
+    import std
+           ^~~
+hint: the standard library is looked for on -I, FLOW_PATH and the installed share/flow/'
+if [ $rc = 1 ] && [ "$(cat "$T/err")" = "$want" ]; then pass "import std with no standard library anywhere: one error at the import, and where it looked"
+else fail "import std, none anywhere" "exit $rc: $(head -4 "$T/err")"; fi
 exit 0
