@@ -16,7 +16,7 @@ norm() { sed -e "s|$tmp[^ ]*|TMP|g" -e 's/[0-9.]* ms/N ms/g' -e 's/[0-9.]*s elap
 for f in tests/run/*.flow; do
     base=${f%.flow}; dir=$(dirname "$f"); name=$(basename "$base")
     d="$tmp/$name"; mkdir -p "$d"
-    "$FLOWC" -o "$d/p.plan" "$f" 2> /dev/null || { echo "PASS jit-golden $name (does not compile; nothing to compare)"; continue; }
+    "$FLOWC" -o "$d/p.plan" "$f" 2> "$d/flowc.err" || { echo "FAIL jit-golden $name: does not compile: $(head -1 "$d/flowc.err")"; continue; }
     cp "$dir"/lib*.so "$d/" 2>/dev/null
     args=""; [ -f "$base.args" ] && args=$(cat "$base.args")
     SRCDIR=$(cd "$dir" && pwd)
