@@ -108,5 +108,5 @@ if [[ -x $FLOWC && -x $FLOWRUN ]] &&
     check real-flowrun-flow-names "wordcount wordstats" real-flowrun wc.plan --flow ""
     check real-flowrun-param-names "root=" real-flowrun wc.plan --flow wordcount --param ""
     rm -f b.plan
-    check real-flowrun-task-names "count_words list_files summarize total_of" real-flowrun logs 1 ""
+    check real-flowrun-task-names "count_words summarize total_of" real-flowrun logs 1 ""
 fi
