@@ -155,6 +155,7 @@ typedef struct chk_ctx {
     const char *const_what;     /* what a constant being checked is for, or NULL */
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
+    uint32_t bind_type;         /* ... and its declared type (let x: T = e), else PLAN_NONE */
     bool too_big;               /* node_limit was reached (reported once) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
 } chk_ctx;
@@ -231,5 +232,18 @@ char *chk_relative_to(fl_ctx *ctx, const char *base, const char *target);
 
 /* check_body.c */
 void chk_body(chk_ctx *c, chk_decl *dc);
+
+/* ---- check_typed.c: std's typed table tasks (read_csv, read_json, write_csv, write_json) */
+typedef enum chk_typed {
+    TYPED_NONE,
+    TYPED_READ_CSV,
+    TYPED_READ_JSON,
+    TYPED_WRITE_CSV,
+    TYPED_WRITE_JSON
+} chk_typed;
+chk_typed chk_typed_kind(chk_ctx *c, uint32_t task); /* TYPED_NONE for any other task */
+/* The copy of the typed task specialised to type t (reading t, or writing its first
+ * parameter as t), with the hidden parameter type_; PLAN_NONE after an error at `at`. */
+uint32_t chk_typed_task(chk_ctx *c, uint32_t task, chk_typed kind, uint32_t t, fl_span at);
 
 #endif
