@@ -325,8 +325,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
         if (typed == TYPED_READ_CSV || typed == TYPED_READ_JSON) {
             if (call != c->bind_expr || c->bind_type == PLAN_NONE) {
                 char hb[200];
-                snprintf(hb, sizeof hb, "write the type on the binding: let rows: [T] = %s(...)",
-                         s.name);
+                snprintf(hb, sizeof hb, "write the type on the binding: let %.40s: [T] = %s(...)",
+                         call == c->bind_expr && c->bind_name ? c->bind_name : "rows", s.name);
                 diag_error(c->d, call->span, hb,
                            "'%s' needs to know the type it reads: call it in a typed `let`",
                            s.name);
