@@ -137,13 +137,19 @@ static const char *kind_name(char k) {
 }
 
 /* ---- scalars from text ------------------------------------------------------------------ */
+/* decimal digits with an optional sign, in range: what strtoll reads completely, without
+ * its locale and base handling (the hot path of read_csv) */
 static bool parse_int(const char *s, int64_t *v) {
+    bool neg = *s == '-';
+    if (*s == '-' || *s == '+') s++;
     if (!*s) return false;
-    char *e;
-    errno = 0;
-    long long x = strtoll(s, &e, 10);
-    if (errno || *e) return false;
-    *v = x;
+    uint64_t x = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *s; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (d > 9 || x > (lim - d) / 10) return false;
+        x = x * 10 + d;
+    }
+    *v = neg ? (int64_t)(0 - x) : (int64_t)x;
     return true;
 }
 
