@@ -173,6 +173,20 @@ static bool parse_bool(const char *s, bool *v) {
     return false;
 }
 
+/* YYYY-MM-DD, a real calendar day; with time, then THH:MM:SSZ (the runtime's forms) */
+static bool is_date_time(const char *s, bool time) {
+    static const char form[] = "dddd-dd-ddTdd:dd:ddZ";
+    size_t n = time ? 20 : 10;
+    if (strlen(s) != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (form[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != form[i]) return false;
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] + (m == 2 && leap)) return false;
+    return !time || (atoi(s + 11) < 24 && atoi(s + 14) < 60 && atoi(s + 17) < 60);
+}
+
 /* ---- read_csv --------------------------------------------------------------------------- */
 typedef struct csv {
     const char *file;
@@ -373,6 +387,11 @@ static int from_json(const char *f, json_t *j, const sty *t, void *dst, jpath *j
         break;
     case 's': case 'D': case 'T': {
         if (!(ok = json_is_string(j))) break;
+        if (t->kind != 's' && !is_date_time(json_string_value(j), t->kind == 'T')) {
+            flow_fail("%s: %s is \"%.40s\", not %s", f, jp->text, json_string_value(j),
+                      kind_name(t->kind));
+            return -1;
+        }
         const char *s = flow_strdup(json_string_value(j));
         if (!s) return -1;
         *(const char **)dst = s;

@@ -197,9 +197,11 @@ EOF
     printf '[{"name": "a", "tags": ["x"], "w": 1, "sub": {"on": "yes", "at": "2024-01-31"}}]' > e1.json
     printf '[{"name": "a", "tags": ["x"], "w": 1}]' > e2.json
     printf '[{"name": "a",' > e3.json
+    printf '[{"name": "a", "tags": [], "w": 1, "sub": {"on": true, "at": "2023-02-30"}}]' > e4.json
     for c in 'e1.json|$[0].sub.on is a string, not a bool|a value of the wrong kind names its place' \
              'e2.json|$[0] has no field '"'"'sub'"'"'|a missing field' \
-             'e3.json|e3.json line 1, column|a syntax error names line and column'; do
+             'e3.json|e3.json line 1, column|a syntax error names line and column' \
+             'e4.json|$[0].sub.at is "2023-02-30", not a date|a date that is no calendar day'; do
         f=${c%%|*}; rest=${c#*|}; frag=${rest%%|*}; what=${rest#*|}
         run json inline --param f="$f" --param g=n.json --param h=s.json
         if [ $rc != 0 ] && grep -qF -- "$frag" json.err; then pass "json error: $what"
