@@ -3,7 +3,8 @@
 # bindings (`let x: T = e`). Programs that read and write CSV and JSON with the
 # built flowc and flowrun under both executors; their results are compared with
 # what python3's csv and json modules read from the same files (round trips,
-# RFC 4180 quoting, CRLF, a byte order mark, unicode, an empty table). Then each
+# RFC 4180 quoting, CRLF, a byte order mark, unicode, an empty table) and cached
+# by content with the type in the key. Then each
 # run-time error (a missing column, a cell of the wrong type, a short row, an
 # unclosed quote, an empty file, a JSON value of the wrong kind) must fail with a
 # message naming the line and column (CSV) or the place in the document (JSON),
@@ -115,6 +116,18 @@ print(json.dumps(r, separators=(",", ":")))')
     run csv2 inline --param f=header-only.csv
     if [ $rc = 0 ] && [ "$(cat csv2.out)" = "[]" ]; then pass "csv: a header without rows is an empty list"
     else fail "csv header only" "exit $rc: $(cat csv2.out) $(head -3 csv2.err)"; fi
+
+    # cached by content; the type is in the key: another row type over the same file reads again
+    "$FLOWRUN" csv2.plan --param f=crlf.csv --state "$T/st-cache" > c1.out 2> c1.err
+    "$FLOWRUN" csv2.plan --param f=crlf.csv --state "$T/st-cache" > c2.out 2> c2.err
+    sed 's/type Row = {name: str, score: int}/type Row = {name: str}/; s/csv2/csv2b/' csv2.flow > csv2b.flow
+    if "$FLOWC" csv2b.flow 2> csv2b.cerr; then
+        "$FLOWRUN" csv2b.plan --param f=crlf.csv --state "$T/st-cache" > c3.out 2> c3.err
+        if grep -q "served from the cache" c2.err && ! grep -q "served from the cache" c3.err &&
+           [ "$(cat c1.out)" = "$(cat c2.out)" ] && [ "$(cat c3.out)" = '[{"name":"a\r\nb"},{"name":"c"}]' ]; then
+            pass "csv: a second read is served from the cache; another row type is another key"
+        else fail "csv cache" "$(tail -1 c2.err) / $(tail -1 c3.err) / $(cat c3.out)"; fi
+    else fail "csv cache" "flowc: $(head -3 csv2b.cerr)"; fi
 
     # run-time errors: one message naming the line and the column
     printf 'name,scor\na,1\n' > e-header.csv
