@@ -607,6 +607,13 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
             diag_error(c->d, halves[h]->span, NULL, "combine takes tasks, found a %s",
                        fv[h].kind == CV_GROUP ? "group" : "value");
             ok = false;
+        } else if (chk_typed_kind(c, fv[h].ref) != TYPED_NONE) {
+            /* its type comes from its call (check_typed.c): a half has none */
+            diag_error(c->d, halves[h]->span, "call it in a typed let: let rows: [T] = "
+                       "std.read_csv(f)",
+                       "'%s' takes its type from its call; it cannot be a half of combine",
+                       plan_str(p, p->tasks[fv[h].ref].name));
+            ok = false;
         }
     }
     if (!ok) return ERR;

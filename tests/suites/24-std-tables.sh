@@ -233,6 +233,7 @@ flow main(f: path) -> int {
     let w = std.write_csv([1])
     let b: [str] = [1, 2]
     let y: [Hit] = std.read_csv(f, type_ = "s")
+    let m = combine(std.fetch_to, std.read_csv)
     return 1
 }
 EOF
@@ -244,7 +245,8 @@ for c in "bad.flow:4:16: error: 'std.read_csv' needs to know the type it reads" 
          "bad.flow:7:27: error: std.write_csv cannot write [int]" \
          "bad.flow:8:20: error: 'b' is declared [str], but this is [int]" \
          "bad.flow:8:12: note: the type [str] is declared here" \
-         "bad.flow:9:36: error: 'std.read_csv<[Hit]>' has no parameter 'type_'"; do
+         "bad.flow:9:36: error: 'std.read_csv<[Hit]>' has no parameter 'type_'" \
+         "bad.flow:10:35: error: 'std.read_csv' takes its type from its call; it cannot be a half of combine"; do
     if grep -qF -- "$c" bad.err; then pass "compile error: ${c#bad.flow:}"
     else fail "compile error" "want '$c' in: $(cat bad.err)"; fi
 done
