@@ -316,7 +316,8 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
     /* std's typed table tasks: specialised to the binding's or the argument's type */
     chk_typed typed = f.kind == CV_TASK ? chk_typed_kind(c, f.ref) : TYPED_NONE;
     if (typed != TYPED_NONE) {
-        if (mode != M_CALL || f.bound) {
+        if ((mode != M_CALL && mode != M_EXPAND) || f.bound ||
+            (mode == M_EXPAND && typed == TYPED_WRITE_JSON)) {
             diag_error(c->d, call->span, "call it directly: let rows: [T] = std.read_csv(f)",
                        "'%s' takes its type from its call; it cannot be used with %s", s.name,
                        f.bound ? ".partial" : mode_text[mode]);
@@ -332,7 +333,16 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
                            s.name);
                 return ERR;
             }
-            uint32_t k = chk_typed_task(c, f.ref, typed, c->bind_type, call->span);
+            uint32_t rt = c->bind_type; /* .expand: each instance reads one element */
+            if (mode == M_EXPAND && !is_list(c, rt)) {
+                char tb[128];
+                diag_error(c->d, call->span, "e.g. let tables: [[Hit]] = std.read_csv.expand(f = fs)",
+                           ".expand gives a list, but the binding is declared %s",
+                           chk_type_text(c, rt, tb, sizeof tb));
+                return ERR;
+            }
+            if (mode == M_EXPAND) rt = elem_of(c, rt);
+            uint32_t k = chk_typed_task(c, f.ref, typed, rt, call->span);
             if (k == PLAN_NONE) return ERR;
             f.ref = k;
             s = sig_of(c, &f);
@@ -445,7 +455,19 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
                 continue;
             }
             if (generic) {
-                uint32_t k = chk_typed_task(c, f.ref, typed, v.type, a->a->span);
+                uint32_t wt = v.type; /* .expand: each instance writes one element */
+                if (mode == M_EXPAND && !is_list(c, wt)) {
+                    snprintf(ctx, sizeof ctx, "expanding parameter '%.*s%s' of '%.*s%s'",
+                             DIAG_CLIP(pname(c, &s, (uint32_t)i)), DIAG_CLIP(s.name));
+                    char tb[128];
+                    diag_error(c->d, a->a->span, "an expanded argument is a list of the "
+                               "parameter's type", "%s expects a list, found %s", ctx,
+                               chk_type_text(c, wt, tb, sizeof tb));
+                    ok = false;
+                    continue;
+                }
+                if (mode == M_EXPAND) wt = elem_of(c, wt);
+                uint32_t k = chk_typed_task(c, f.ref, typed, wt, a->a->span);
                 if (k == PLAN_NONE) {
                     ok = false;
                     continue;

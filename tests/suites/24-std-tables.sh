@@ -151,6 +151,28 @@ print(json.dumps(r, separators=(",", ":")))')
     check_err e-big.csv "line 2, column 'score': \"99999999999999999999\" is not an int" "an int out of range"
 fi
 
+# .expand: one instance per file, each reading (or writing) one table
+mkdir -p many
+printf 'name,score\na,1\n' > many/1.csv
+printf 'name,score\nb,2\nc,3\n' > many/2.csv
+cat > expand.flow <<'EOF'
+import std
+type Hit = {name: str, score: int}
+flow main(d: dir = "many") -> [[Hit]] {
+    let fs = std.glob(d, "*.csv")
+    let tables: [[Hit]] = std.read_csv.expand(f = fs)
+    let outs = std.write_csv.expand(rows = tables)
+    let back: [[Hit]] = std.read_csv.expand(f = outs)
+    return back
+}
+EOF
+if comp expand; then
+    run expand process
+    if [ $rc = 0 ] && [ "$(cat expand.out)" = '[[{"name":"a","score":1}],[{"name":"b","score":2},{"name":"c","score":3}]]' ]; then
+        pass "read_csv.expand and write_csv.expand: one table per file"
+    else fail "expand" "exit $rc: $(cat expand.out) $(head -3 expand.err)"; fi
+fi
+
 # write_csv of an empty list: the header alone; of a date, an empty str, a time
 cat > csv3.flow <<'EOF'
 import std
