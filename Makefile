@@ -131,7 +131,7 @@ STD_SRC    := $(wildcard stdlib/*.c)
 STD_OBJ    := $(STD_SRC:%.c=$(BUILD)/obj/%.o)
 STDMOD     := $(BUILD)/lib/flow/libflow-std.so
 STDFLOW    := $(BUILD)/share/flow/std.flow
-STD_LIBS   := -lcurl -larchive -lnettle
+STD_LIBS   := -lcurl -larchive -lnettle -ljansson
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

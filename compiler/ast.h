@@ -46,7 +46,8 @@ typedef struct fl_span {
     X(TRECORD, "list: FIELDDECLs")                                                                 \
     X(FIELDDECL, "name; a: type")                                                                  \
     /* ---- statements ---- */                                                                     \
-    X(LET, "name; a: expression; list: NAMEs after `after`")                                      \
+    X(LET, "name; a: expression; b: the declared type (let x: T = e) or NULL; "                    \
+           "list: NAMEs after `after`")                                                            \
     X(RETURN, "a: expression")                                                                     \
     X(EXPRSTMT, "a: expression (a call run for its effect); list: NAMEs after `after`")           \
     /* ---- expressions ---- */                                                                    \

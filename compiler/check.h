@@ -155,6 +155,7 @@ typedef struct chk_ctx {
     const char *const_what;     /* what a constant being checked is for, or NULL */
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
+    uint32_t bind_type;         /* ... and its declared type (let x: T = e), else PLAN_NONE */
     bool too_big;               /* node_limit was reached (reported once) */
     struct chk_obs_memo *obs_memo; /* texts told to the observer, by what they describe
                                       (check_body.c; NULL until one is kept) */
@@ -240,5 +241,18 @@ void chk_observe_decl(chk_ctx *c, chk_decl *dc);
 void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc);
 void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t);
 void chk_observe_free(chk_ctx *c); /* what the observer's helpers kept */
+
+/* ---- check_typed.c: std's typed table tasks (read_csv, read_json, write_csv, write_json) */
+typedef enum chk_typed {
+    TYPED_NONE,
+    TYPED_READ_CSV,
+    TYPED_READ_JSON,
+    TYPED_WRITE_CSV,
+    TYPED_WRITE_JSON
+} chk_typed;
+chk_typed chk_typed_kind(chk_ctx *c, uint32_t task); /* TYPED_NONE for any other task */
+/* The copy of the typed task specialised to type t (reading t, or writing its first
+ * parameter as t), with the hidden parameter type_; PLAN_NONE after an error at `at`. */
+uint32_t chk_typed_task(chk_ctx *c, uint32_t task, chk_typed kind, uint32_t t, fl_span at);
 
 #endif

@@ -313,7 +313,43 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
     plan_arg pa[CHK_MAX_PARAMS];
     const fl_node *by[CHK_MAX_PARAMS]; /* the argument that bound each parameter */
     bool set[CHK_MAX_PARAMS], ok = true;
-    for (uint32_t i = 0; i < n; i++) {
+    /* std's typed table tasks: specialised to the binding's or the argument's type */
+    chk_typed typed = f.kind == CV_TASK ? chk_typed_kind(c, f.ref) : TYPED_NONE;
+    if (typed != TYPED_NONE) {
+        if ((mode != M_CALL && mode != M_EXPAND) || f.bound ||
+            (mode == M_EXPAND && typed == TYPED_WRITE_JSON)) {
+            diag_error(c->d, call->span, "call it directly: let rows: [T] = std.read_csv(f)",
+                       "'%s' takes its type from its call; it cannot be used with %s", s.name,
+                       f.bound ? ".partial" : mode_text[mode]);
+            return ERR;
+        }
+        if (typed == TYPED_READ_CSV || typed == TYPED_READ_JSON) {
+            if (call != c->bind_expr || c->bind_type == PLAN_NONE) {
+                char hb[200];
+                snprintf(hb, sizeof hb, "write the type on the binding: let %.40s: [T] = %s(...)",
+                         call == c->bind_expr && c->bind_name ? c->bind_name : "rows", s.name);
+                diag_error(c->d, call->span, hb,
+                           "'%s' needs to know the type it reads: call it in a typed `let`",
+                           s.name);
+                return ERR;
+            }
+            uint32_t rt = c->bind_type; /* .expand: each instance reads one element */
+            if (mode == M_EXPAND && !is_list(c, rt)) {
+                char tb[128];
+                diag_error(c->d, call->span, "e.g. let tables: [[Hit]] = std.read_csv.expand(f = fs)",
+                           ".expand gives a list, but the binding is declared %s",
+                           chk_type_text(c, rt, tb, sizeof tb));
+                return ERR;
+            }
+            if (mode == M_EXPAND) rt = elem_of(c, rt);
+            uint32_t k = chk_typed_task(c, f.ref, typed, rt, call->span);
+            if (k == PLAN_NONE) return ERR;
+            f.ref = k;
+            s = sig_of(c, &f);
+            n = s.n;
+        }
+    }
+    for (uint32_t i = 0; i < n + (typed >= TYPED_WRITE_CSV) && i < CHK_MAX_PARAMS; i++) {
         set[i] = f.bound && f.bound[i] != PLAN_NONE;
         pa[i] = scalar(set[i] ? f.bound[i] : PLAN_NONE);
         by[i] = NULL;
@@ -385,6 +421,15 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
                 }
                 i = (int)next;
             }
+            if (typed != TYPED_NONE && !strcmp(pname(c, &s, (uint32_t)i), "type_")) {
+                if (a->name)
+                    diag_error(c->d, a->nspan, NULL, "'%s' has no parameter '%s'", s.name, a->name);
+                else
+                    diag_error(c->d, a->span, NULL, "too many arguments: '%s' takes %u", s.name,
+                               s.n - 1);
+                ok = false;
+                continue;
+            }
             if (set[i]) {
                 if (by[i]) {
                     diag_error(c->d, a->span, NULL, "parameter '%s' of '%s' is bound twice",
@@ -400,12 +445,41 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
             }
             uint32_t pt = p->params[s.first + (uint32_t)i].type;
             uint32_t want = mode == M_EXPAND ? plan_type_list(p, pt) : pt;
+            bool generic = typed >= TYPED_WRITE_CSV && i == 0; /* a typed writer's value */
+            if (generic) want = PLAN_NONE;
             set[i] = true;
             by[i] = a;
             chk_val v = eval(c, sc, a->a, want);
             if (!want_node(c, &v, a->a)) {
                 ok = false;
                 continue;
+            }
+            if (generic) {
+                uint32_t wt = v.type; /* .expand: each instance writes one element */
+                if (mode == M_EXPAND && !is_list(c, wt)) {
+                    snprintf(ctx, sizeof ctx, "expanding parameter '%.*s%s' of '%.*s%s'",
+                             DIAG_CLIP(pname(c, &s, (uint32_t)i)), DIAG_CLIP(s.name));
+                    char tb[128];
+                    diag_error(c->d, a->a->span, "an expanded argument is a list of the "
+                               "parameter's type", "%s expects a list, found %s", ctx,
+                               chk_type_text(c, wt, tb, sizeof tb));
+                    ok = false;
+                    continue;
+                }
+                if (mode == M_EXPAND) wt = elem_of(c, wt);
+                uint32_t k = chk_typed_task(c, f.ref, typed, wt, a->a->span);
+                if (k == PLAN_NONE) {
+                    ok = false;
+                    continue;
+                }
+                f.ref = k;
+                s = sig_of(c, &f);
+                if (typed == TYPED_WRITE_JSON) { /* passed as a list of one: one C type */
+                    plan_arg one = scalar(v.node);
+                    v.type = plan_type_list(p, v.type);
+                    v.node = emit(c, PN_LIST, v.type, PLAN_NONE, 0, &one, 1, a->a->span);
+                }
+                want = v.type;
             }
             if (!ty_same(p, want, v.type)) {
                 snprintf(ctx, sizeof ctx, "%s '%.*s%s' of '%.*s%s'",
@@ -420,6 +494,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
             pa[i] = mode == M_EXPAND ? (plan_arg){v.node, PA_AXIS, naxes++} : scalar(v.node);
         }
     }
+    n = s.n; /* a typed writer's copy has one more parameter: type_, by its default */
     if (!ok) return ERR;
     if (mode == M_PARTIAL) {
         chk_val r = f;
@@ -553,6 +628,13 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
         else if (fv[h].kind != CV_TASK) {
             diag_error(c->d, halves[h]->span, NULL, "combine takes tasks, found a %s",
                        fv[h].kind == CV_GROUP ? "group" : "value");
+            ok = false;
+        } else if (chk_typed_kind(c, fv[h].ref) != TYPED_NONE) {
+            /* its type comes from its call (check_typed.c): a half has none */
+            diag_error(c->d, halves[h]->span, "call it in a typed let: let rows: [T] = "
+                       "std.read_csv(f)",
+                       "'%s' takes its type from its call; it cannot be a half of combine",
+                       plan_str(p, p->tasks[fv[h].ref].name));
             ok = false;
         }
     }
@@ -1430,9 +1512,27 @@ static chk_val walk(chk_ctx *c, chk_scope *sc, const fl_nodes *stmts, uint32_t r
             c->bind_expr = st->a;
             c->bind_name = st->name;
             uint32_t ntasks = p->n_tasks;
-            chk_val v = eval(c, sc, st->a, PLAN_NONE);
+            /* let x: T = e: e is checked wanting T (a typed reader takes T from it) */
+            uint32_t declared = st->b ? chk_resolve_type(c, st->b) : PLAN_NONE;
+            uint32_t saved_type = c->bind_type;
+            c->bind_type = declared;
+            chk_val v = eval(c, sc, st->a, declared);
+            c->bind_type = saved_type;
             c->bind_expr = saved_expr;
             c->bind_name = saved_name;
+            if (st->b && declared == PLAN_NONE) v = ERR; /* the type's error is reported */
+            if (st->b && declared != PLAN_NONE && v.kind != CV_ERR) {
+                if (!want_node(c, &v, st->a)) {
+                    v = ERR;
+                } else if (!ty_same(p, declared, v.type)) {
+                    char a[128], b[128];
+                    diag_error(c->d, st->a->span, NULL, "'%s' is declared %s, but this is %s",
+                               st->name, chk_type_text(c, declared, a, sizeof a),
+                               chk_type_text(c, v.type, b, sizeof b));
+                    diag_note(c->d, st->b->span, "the type %s is declared here", a);
+                    v = ERR;
+                }
+            }
             if (v.kind == CV_TASK && v.ref >= ntasks && p->tasks[v.ref].kind == TK_COMBINE)
                 name_combine(c, v.ref, st->name);
             if (chk_map_get(&sc->later, st->name) == i) chk_map_put(c->ctx, &sc->later, st->name, -1);

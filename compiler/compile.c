@@ -314,6 +314,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.diag = diag;
     c.d = diag;
     c.opt = opt;
+    c.bind_type = PLAN_NONE;
     c.ar = ast_arena_new(c.ctx);
     FILE *devnull = fopen("/dev/null", "w");
     diag_init(&c.mute, diag->file, diag->src, diag->len, devnull ? devnull : stderr);

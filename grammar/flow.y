@@ -537,6 +537,14 @@ stmt
                 $$->nspan = @2;
             }
         }
+    | LET IDENT COLON type ASSIGN expr opt_after   /* a typed binding: let rows: [Hit] = e */
+        {
+            $$ = with_list(p, mk3(p, AST_LET, @$, $6, $4, NULL), $7);
+            if ($$) {
+                $$->name = $2;
+                $$->nspan = @2;
+            }
+        }
     | RETURN expr                      { $$ = mk3(p, AST_RETURN, @$, $2, NULL, NULL); }
     | expr opt_after                   { $$ = listed(p, AST_EXPRSTMT, @$, $1, $2); }
     | error                            { $$ = mk(p, AST_EXPRSTMT, @$); }

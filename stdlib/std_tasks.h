@@ -30,4 +30,14 @@ STD_TASK const char *std_publish_file(const char *src, const char *dst);
 STD_TASK const char *std_publish_dir(const char *src, const char *dst);
 STD_TASK const char *std_publish_bytes(flow_bytes data, const char *dst);
 
+/* tables (std_tables.c): the last argument is the type text flowc passes */
+STD_TASK flow_list std_read_csv(const char *f, const char *type);
+STD_TASK const char *std_write_csv(flow_list rows, const char *name, const char *type);
+STD_TASK flow_list std_read_json(const char *f, const char *type);
+STD_TASK int64_t std_read_json_int(const char *f, const char *type);
+STD_TASK double std_read_json_float(const char *f, const char *type);
+STD_TASK bool std_read_json_bool(const char *f, const char *type);
+STD_TASK const char *std_read_json_str(const char *f, const char *type);
+STD_TASK const char *std_write_json(flow_list x, const char *name, const char *type);
+
 #endif

@@ -86,6 +86,12 @@ enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
                                      * range scan costs about a third of a B-tree search a row */
 #define HIST_PRELOAD_MAX 8000000    /* most entries preloaded for one task */
+/* The largest encoded result entered in the cache: SQLite refuses a value over its length
+ * limit (1e9 bytes by default), which failed the whole run at its end ("NOT NULL constraint
+ * failed: cache_pack.body"), and state.c binds lengths as int. A larger result is used by
+ * the run but neither cached nor kept in the history (its instance has no stored value)
+ * until large values are store objects (issue 18's decision); a warning says so. */
+#define HIST_CACHE_MAX_VALUE 900000000
 
 typedef struct objvec {
     fl_digest *v;
@@ -914,6 +920,13 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
     /* on resume, what is served is entered in the cache again (see hist_lookup) */
     int cacheable = res->ok && (!served || h->ndone) && ii->has_key && !h->no_cache && T->cache;
+    bool too_big = res->ok && !is_void && h->enc.len > HIST_CACHE_MAX_VALUE;
+    if (too_big) {
+        fprintf(stderr, "flowrun: warning: %s: its result is %zu MB encoded, more than the "
+                "history holds (%d MB): not cached, not kept in the history\n", task,
+                h->enc.len / 1000000, HIST_CACHE_MAX_VALUE / 1000000);
+        cacheable = 0;
+    }
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
     state_inst r = {0};
@@ -934,8 +947,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     r.error = res->ok ? NULL : res->error;
     r.worker_pid = res->worker_pid;
     r.peak_rss_kb = res->peak_rss_kb;
-    r.result = res->ok && !is_void ? h->enc.data : NULL;
-    r.result_len = res->ok && !is_void ? h->enc.len : 0;
+    r.result = res->ok && !is_void && !too_big ? h->enc.data : NULL;
+    r.result_len = res->ok && !is_void && !too_big ? h->enc.len : 0;
     r.cache_store = cacheable;
     if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
     if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
