@@ -611,6 +611,10 @@ static void stmt(fmt *f, const fl_node *n) {
         case AST_LET:
             emit(f, "let ");
             emit(f, n->name);
+            if (n->b) { /* a typed binding: let rows: [Hit] = ... */
+                emit(f, ": ");
+                type(f, n->b);
+            }
             emit(f, " = ");
             expr(f, n->a, n);
             after_names(f, n, n->a);

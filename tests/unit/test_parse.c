@@ -449,7 +449,7 @@ static void test_error_positions(void **state) {
     (void)state;
     ERR("task f(x: int) -> int lib.f\n",
         "<input>:1:23: error: unexpected identifier 'lib', expected '='");
-    ERR("flow f() {\n    let x == 5\n}\n", "<input>:2:11: error: unexpected '==', expected '='");
+    ERR("flow f() {\n    let x == 5\n}\n", "<input>:2:11: error: unexpected '==', expected ':' or '='");
     ERR("flow f() {\n    let r = {a: 1}\n}\n", "<input>:2:15: error: unexpected ':', expected '='");
     ERR("flow f() {\n  let x = g(1, 2\n  let y = 3\n}\n",
         "<input>:3:3: error: unexpected 'let', expected ',' or ')'");
