@@ -922,9 +922,10 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     int cacheable = res->ok && (!served || h->ndone) && ii->has_key && !h->no_cache && T->cache;
     bool too_big = res->ok && !is_void && h->enc.len > HIST_CACHE_MAX_VALUE;
     if (too_big) {
-        fprintf(stderr, "flowrun: warning: %s: its result is %zu MB encoded, more than the "
-                "history holds (%d MB): not cached, not kept in the history\n", task,
-                h->enc.len / 1000000, HIST_CACHE_MAX_VALUE / 1000000);
+        fl_log(h->ctx, FL_LOG_WARN,
+               "%s: its result is %zu MB encoded, more than the history holds (%d MB): not "
+               "cached, not kept in the history (a resume runs it again)",
+               task, h->enc.len / 1000000, HIST_CACHE_MAX_VALUE / 1000000);
         cacheable = 0;
     }
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
