@@ -453,10 +453,10 @@ static void tasks(FILE *f, const rep_run *R) {
           "executor, the command's own (wait4). Task CPU is user + system time of the task's "
           "instances that ran, over all its bindings: for <code>sh</code> commands the "
           "command's own (wait4); for C tasks, a sample: under the inline executor the runner "
-          "thread's CPU clock around one run of jobs in 16 (and every run of 1 ms or more), "
-          "shared among the run's jobs by wall time; under the process executor the worker's "
-          "CPU clock around one job in 16 (and every job of a task whose jobs take 2 ms or "
-          "more); scaled to all the task's instances by wall time (\"~\": estimated from that "
+          "thread's CPU clock around one run of jobs in 16, the first run of each task and "
+          "every run of 1 ms or more, shared among the run's jobs by wall time; under the "
+          "process executor the worker's CPU clock around one job in 16, each task's first "
+          "job on the worker and every job of a task whose jobs take 2 ms or more; scaled to all the task's instances by wall time (\"~\": estimated from that "
           "sample). Remote jobs' CPU is not measured.</p>",
           f);
     if (unmeasured)

@@ -91,7 +91,8 @@
 /* CPU time: the tasks run on flowrun's threads, so a job's CPU is its thread's CPU
  * clock over the job. Reading that clock is a system call (~0.6 us here), more than a
  * trivial job, so it is read around a sample of runs, not around each job: one run in
- * INLINE_CPU_EVERY of each runner (its first among them), and every run expected to take INLINE_CPU_NS or more
+ * INLINE_CPU_EVERY of each runner (its first among them), the first run of each
+ * task's jobs, and every run expected to take INLINE_CPU_NS or more
  * (there the reads cost under 0.1 %). A measured run's CPU is shared among its jobs
  * by their wall time (an sh job's CPU is its command's, from wait4, and is not
  * shared); the recorder scales each task's measured CPU by its instances' total wall
@@ -132,6 +133,7 @@ typedef struct inline_ex {
     int nstarted;           /* how many were started */
     rt_executor *as_ex;     /* the pool for run_as jobs (see RUN_AS), or NULL */
     unsigned char *as_task; /* per plan task: 1 when its jobs go to as_ex */
+    unsigned char *cpu_seen; /* per plan task: a run of its jobs had its CPU read */
     size_t as_out;          /* jobs given to as_ex, results not yet returned */
 } inline_ex;
 
@@ -245,13 +247,15 @@ static void take_and_run(inline_ex *ex) {
     memcpy(jobs, ex->q + ex->qhead, k * sizeof *jobs);
     ex->qhead += k;
     ex->running += k;
+    int first = k && !ex->cpu_seen[jobs[0].task]; /* a task's first run is measured */
+    if (first) ex->cpu_seen[jobs[0].task] = 1;
     pthread_mutex_unlock(&ex->mu);
 
     double t0 = rt_now(), at = t0;
     size_t ran = 0;
     tl_plan = rt_plan(ex->rt);
     struct timespec c0, c1;
-    int cpu = ((tl_runs++ % INLINE_CPU_EVERY) == 0 || (double)k * ex->avg_ns >= INLINE_CPU_NS) &&
+    int cpu = (first || (tl_runs++ % INLINE_CPU_EVERY) == 0 || (double)k * ex->avg_ns >= INLINE_CPU_NS) &&
               clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0) == 0;
     for (; ran < k; ran++) {
         if (ran && __atomic_load_n(&ex->stop, __ATOMIC_RELAXED)) break;
@@ -495,6 +499,7 @@ static void inline_destroy(rt_executor *base) {
     fl_free(c, ex->q);
     fl_free(c, ex->threads);
     fl_free(c, ex->as_task);
+    fl_free(c, ex->cpu_seen);
     pthread_mutex_destroy(&ex->mu);
     pthread_cond_destroy(&ex->work_cv);
     pthread_cond_destroy(&ex->done_cv);
@@ -536,12 +541,15 @@ rt_executor *rt_executor_inline_ro(rt_runtime *rt, int nthreads, const char *ro_
     }
     int any = 0;
     ex->as_task = as_tasks(rt_plan(rt), &any);
+    ex->cpu_seen = fl_calloc(c, rt_plan(rt)->n_tasks + 1, 1);
     if (ex->as_task && any) /* before any runner thread exists (see RUN_AS) */
         ex->as_ex = rt_executor_process_ro(
             rt, nthreads < INLINE_AS_WORKERS ? nthreads : INLINE_AS_WORKERS, ro_dir);
-    if (!ex->as_task || (any && !ex->as_ex)) {
-        int e = ex->as_task ? errno : ENOMEM;
+    if (!ex->as_task || !ex->cpu_seen || (any && !ex->as_ex)) {
+        int e = ex->as_task && ex->cpu_seen ? errno : ENOMEM;
+        if (ex->as_ex) ex->as_ex->ops->destroy(ex->as_ex);
         fl_free(c, ex->as_task);
+        fl_free(c, ex->cpu_seen);
         fl_free(c, ex->threads);
         fl_free(c, ex);
         errno = e;

@@ -689,10 +689,11 @@ static void px_child_job(px_child_state *cs, const px_jobhdr *h, const uint8_t *
     } else {
         int64_t oom0 = cs->cg && t->memory ? fcg_oom_kills(cs->cg) : -1;
         /* CPU time: the worker's CPU clock (a system call) around one job in
-         * PX_CPU_EVERY, and around every job of a task whose jobs take PX_RSS_NS or
-         * more here; an sh command's comes from wait4 (sh.c). The recorder scales
+         * PX_CPU_EVERY, a task's first job here, and every job of a task whose jobs
+         * take PX_RSS_NS or more here; an sh command's comes from wait4 (sh.c). The recorder scales
          * the sample to the task (history.c, "Task CPU") */
-        int64_t cpu0 = (cs->jobs++ % PX_CPU_EVERY == 0 || cs->task_ns[h->task] >= PX_RSS_NS)
+        int64_t cpu0 = (cs->jobs++ % PX_CPU_EVERY == 0 || cs->task_ns[h->task] == 0 ||
+                        cs->task_ns[h->task] >= PX_RSS_NS)
                            ? px_now(CLOCK_PROCESS_CPUTIME_ID)
                            : -1;
         cs->ex->run(cs->ex->run_ctx, &job, &res);
