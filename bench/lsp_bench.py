@@ -4,7 +4,7 @@
     python3 bench/lsp_bench.py FLOWC PROGRAM.flow [EDITS]
 
 Opens the program, then EDITS times (default 20) changes a number in one line in its
-middle (full sync, as the editors are told) and measures the time from sending the change to receiving its
+middle (an incremental change, as the server asks editors for) and measures the time from sending the change to receiving its
 diagnostics; then hovers on names spread over the file and measures each answer. The
 times include the JSON-RPC round trip through a pipe (this client is Python). Prints
 the medians and the worst, and whether the targets (a diagnostic after an edit within
@@ -45,18 +45,22 @@ if mid is None:
     sys.exit("lsp bench: no .partial(y = N) in the second half of the program")
 
 
-def edited_text(i):
-    ls = list(lines)
-    ls[mid] = re.sub(r"\.partial\(y = \d+\)", ".partial(y = %d)" % (1000 + i), ls[mid], count=1)
-    return "\n".join(ls)
+def edit_range(i):
+    """the range of the number in `.partial(y = N)` on line mid now, and the new number
+    (incremental sync, as the server asks editors for: only what changed is sent)"""
+    m = re.search(r"\.partial\(y = (\d+)\)", lines[mid])
+    new = str(1000 + i)
+    rng = ((mid, m.start(1)), (mid, m.end(1)))  # ASCII line: UTF-16 columns are bytes
+    lines[mid] = lines[mid][:m.start(1)] + new + lines[mid][m.end(1):]
+    return rng, new
 
 
 diag_ms = []
 cpu0 = cpu_s()
 for i in range(edits):
-    edited = edited_text(i)
+    (a, b), new = edit_range(i)
     t0 = time.perf_counter()
-    c.change(uri, edited, i + 2)
+    c.change_range(uri, a, b, new, i + 2)
     d = c.diagnostics(uri)
     diag_ms.append((time.perf_counter() - t0) * 1000)
 

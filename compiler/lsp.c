@@ -4,8 +4,9 @@
  * read and written with jansson (docs/lsp.md).
  *
  * DESIGN
- * The server keeps the text of every open document (full sync; a ranged change is
- * applied too) with an index of its lines. A document opened is checked at once; one
+ * The server keeps the text of every open document (incremental sync: an editor
+ * sends the ranges it changed, so a keystroke in a large file costs no reading of
+ * the whole text as JSON; a change without a range replaces the text) with an index of its lines. A document opened is checked at once; one
  * changed is checked when no more input is waiting, or when a request about it comes
  * (a burst of keystrokes costs one check). A check runs in process, on the buffer's
  * text: the parser and the checker run as `flowc --check` runs them, but
@@ -1225,7 +1226,7 @@ static void did_save(lsp_server *s, json_t *params) {
  * ------------------------------------------------------------------------------------ */
 static json_t *capabilities(void) {
     return json_pack("{s:{s:{s:b,s:i,s:{s:b}},s:b,s:b,s:{s:[s,s,s]},s:b,s:b},s:{s:s,s:s}}",
-                     "capabilities", "textDocumentSync", "openClose", 1, "change", 1, "save",
+                     "capabilities", "textDocumentSync", "openClose", 1, "change", 2, "save",
                      "includeText", 0, "hoverProvider", 1, "definitionProvider", 1,
                      "completionProvider", "triggerCharacters", ".", "(", "{",
                      "documentSymbolProvider", 1, "renameProvider", 1, "serverInfo", "name",

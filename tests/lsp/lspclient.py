@@ -110,6 +110,14 @@ class Client:
         self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                "contentChanges": [{"text": text}]})
 
+    def change_range(self, uri, start, end, text, version=2):
+        """An incremental change (the sync the server asks for): replace the text from
+        start to end, (line, UTF-16 character) pairs, by text."""
+        rng = {"start": {"line": start[0], "character": start[1]},
+               "end": {"line": end[0], "character": end[1]}}
+        self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                               "contentChanges": [{"range": rng, "text": text}]})
+
     def at(self, method, uri, line, character, **extra):
         p = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
         p.update(extra)

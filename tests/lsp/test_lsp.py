@@ -85,6 +85,8 @@ def run_main():
     check("initialize: capabilities", all(caps.get(k) for k in (
         "hoverProvider", "definitionProvider", "completionProvider", "documentSymbolProvider",
         "renameProvider", "textDocumentSync")), json.dumps(r))
+    check("initialize: incremental text sync", caps.get("textDocumentSync", {}).get("change") == 2,
+          json.dumps(caps.get("textDocumentSync")))
 
     # ---- diagnostics ----
     uri = c.open(MAIN, GOOD)
@@ -100,6 +102,21 @@ def run_main():
         and d[0]["severity"] == 1 and d[0]["range"]["end"]["character"] == want[1] + 2
     check("diagnostics: after an edit, with the hint, in UTF-16 columns", ok,
           "want %s, got %s" % (want, json.dumps(d)))
+
+    # incremental sync (what the server asks editors for): ranges in UTF-16 columns,
+    # after a 2-unit character on the same line
+    c.change_range(uri, want, (want[0], want[1] + 2), 'greet("x")', 21)
+    fixed = bad.replace("ad]", 'greet("x")]')
+    d = c.diagnostics(uri)
+    check("incremental change: the range replaced, the error gone",
+          not any("unknown name" in x["message"] for x in d), json.dumps(d))
+    at = find(fixed, '")]')
+    c.change_range(uri, (at[0], at[1] + 2), (at[0], at[1] + 2), ", zz", 22)
+    d = c.diagnostics(uri)
+    want2 = find(fixed.replace('greet("x")]', 'greet("x"), zz]'), "zz]")
+    check("incremental change: an insertion, its error at the right UTF-16 column",
+          len(d) >= 1 and d[0]["range"]["start"] == {"line": want2[0], "character": want2[1]}
+          and "unknown name 'zz'" in d[0]["message"], "want %s, got %s" % (want2, json.dumps(d)))
 
     c.change(uri, 'import "broken.flow"\n' + GOOD, 3)
     d = c.diagnostics(uri)
