@@ -7,7 +7,7 @@
 #   python3:  csv.reader over the same file, converting the same cells (int, float, the
 #             bool words), the rows kept in a list as flow keeps them
 #   mlr, xsv: when installed (from Debian), a full pass that reads every record
-#             (`mlr --icsv --ojson tail -n 1`, `xsv count`), for scale only
+#             (`mlr --icsv --onidx count`, `xsv count`), for scale only
 # in the same run, each RUNS times (default 1). Prints MB/s by wall clock and by CPU
 # time (user+sys, all threads: less sensitive to a loaded machine), and the ratio of
 # flowrun's to python's. Peak memory (GNU time) too: flowrun holds the file, the
@@ -94,9 +94,14 @@ p=$(one python3 python3 "$tmp/py.py" "$csv") || exit 1
 report python3 "$p"
 fr=$(echo "$f" | awk '{print $4}'); pr=$(echo "$p" | awk '{print $4}')
 [ "$fr" = "$pr" ] || echo "  csv: flowrun read $fr rows, python $pr (they should agree)"
+# a peer from Debian: installed here when missing, as bench/peers/ do for theirs
+command -v mlr > /dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q miller > /dev/null 2>&1 || true
 if command -v mlr > /dev/null; then
-    m=$(one mlr mlr --icsv --ojson tail -n 1 "$csv") && report mlr "$m"
-else echo "  mlr: SKIP (not installed; apt-get install miller)"; fi
+    m=$(one mlr mlr --icsv --onidx count "$csv") && report mlr "$m" &&
+        echo "$f" "$m" | awk '{ printf "  throughput flowrun / mlr: %.2fx by wall clock, %.2fx by CPU time\n",
+            $5 / $1, $6 / $2 }'
+else echo "  mlr: SKIP (miller could not be installed: apt-get install miller failed)"; fi
 if command -v xsv > /dev/null; then
     x=$(one xsv xsv count "$csv") && report xsv "$x"
 else echo "  xsv: SKIP (not installed; not packaged in every Debian release)"; fi
