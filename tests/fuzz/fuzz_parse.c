@@ -164,7 +164,9 @@ static void print_node(const fl_node *n, FILE *f) {
             fputc('{', f), print_list(&n->list, ", ", f), fputc('}', f);
             break;
         case AST_LET:
-            fprintf(f, "let %s = ", n->name), print_node(n->a, f), print_after(n, f);
+            fprintf(f, "let %s", n->name);
+            if (n->b) fputs(": ", f), print_node(n->b, f); /* a typed binding */
+            fputs(" = ", f), print_node(n->a, f), print_after(n, f);
             break;
         case AST_RETURN:
             fputs("return ", f), print_node(n->a, f);
