@@ -88,7 +88,8 @@ fi
 #    half of all the instances started (the issue's words; stage by
 #    stage, --schedule breadth, fails both: its first b starts at ~6 s, half of a
 #    at 3 s; its first chain ends at ~12 s, the last a at ~9 s). Timings from
-#    flowrun show --json: starts in whole seconds.
+#    flowrun show --json: starts in whole seconds, so "before the first stage ends"
+#    allows a tie within one second (seen on the fresh-machine check: 6.3 s both).
 cat > "$T/w2.flow" << FLOW
 task a(x: int) -> int = sh "sleep 0.25; echo {x}"
 task b(x: int) -> int = sh "sleep 0.25; echo {x}"
@@ -117,7 +118,7 @@ if any(len(v) != 480 for v in st.values()):
 elif not st["b"][0] < st["a"][240]:
     print("the first b started %.0f s after the start, half of a had started at %.0f s"
           % (st["b"][0] - st["a"][0], st["a"][240] - st["a"][0]))
-elif not c_end < a_end:
+elif not c_end <= a_end + 1:  # starts are whole seconds: equal within one is a tie
     print("the first chain ended %.1f s after the start, the last a ended at %.1f s"
           % (c_end - st["a"][0], a_end - st["a"][0]))
 else:
