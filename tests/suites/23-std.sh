@@ -27,7 +27,8 @@ printf 'envs:\n  test:\n    root: %s/root\n  bare:\n' "$T" > flow.yaml
 # this suite checks std, not that protection (57-isolate and 61-remote do, and say
 # SKIP there); a NOTE line says so.
 UNPROT=""
-printf 'flow p() -> int {\n    return 1\n}\n' > probe.flow
+# (a run that has a task to run: one without is never isolated)
+printf 'task one() -> int = sh "echo 1"\nflow p() -> int {\n    return one()\n}\n' > probe.flow
 if "$FLOWC" probe.flow 2> /dev/null &&
     ! "$FLOWRUN" probe.plan --progress none --state "$T/st-probe" > /dev/null 2> probe.err &&
     grep -q "not protected from this run" probe.err; then
