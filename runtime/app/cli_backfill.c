@@ -35,6 +35,7 @@
 #include "cli.h"
 #include "config.h"
 #include "cron.h"
+#include "modpath.h"
 #include "plan.h"
 #include "state.h"
 
@@ -228,12 +229,8 @@ static int spawn_run(const bf_args *a, const char *flow, interval *iv, const cha
     if (!dry_kv) posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     /* this flowrun's binary, by the path /proc/self/exe names (which valgrind, for
      * one, answers with its client's path when read, not when executed) */
-    static char self[PATH_MAX];
-    if (!self[0]) {
-        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (k > 0) self[k] = 0;
-        else snprintf(self, sizeof self, "/proc/self/exe");
-    }
+    const char *self = mod_self_exe();
+    if (!self) self = "/proc/self/exe";
     int rc = posix_spawn(&iv->pid, self, &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc) {

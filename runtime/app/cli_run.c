@@ -44,6 +44,7 @@
 #include "history.h"
 #include "refuse.h"
 #include "isolate.h"
+#include "modpath.h"
 #include "secrets.h"
 #include "exec_process.h"
 #include "exec_split.h"
@@ -816,13 +817,13 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
         snprintf(err, errlen, "%s: %s", a->state, strerror(errno));
         return -1;
     }
-    ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX - 1);
-    if (n <= 0) {
+    const char *self = mod_self_exe();
+    if (!self) {
         snprintf(err, errlen, "cannot find flowrun's own program (/proc/self/exe): %s",
                  strerror(errno));
         return -1;
     }
-    exe[n] = 0;
+    snprintf(exe, PATH_MAX, "%s", self);
     o->config = NULL;
     if (a->cfg && a->cfg->path) {
         if (!realpath(a->cfg->path, config)) {

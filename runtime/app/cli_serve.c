@@ -62,6 +62,7 @@
 #include "refuse.h"
 #include "scheduler.h"
 #include "isolate.h"
+#include "modpath.h"
 #include "state.h"
 #include "value.h"
 #include "watch.h"
@@ -989,12 +990,12 @@ int flowrun_cmd_serve(int argc, char **argv) {
         }
     }
     if (clock_init(&s.clock)) goto fail;
-    ssize_t sl = readlink("/proc/self/exe", s.self, sizeof s.self - 1);
-    if (sl <= 0) {
+    const char *self = mod_self_exe();
+    if (!self) {
         fprintf(stderr, "flowrun serve: cannot find its own program: %s\n", strerror(errno));
         return 2;
     }
-    s.self[sl] = 0;
+    snprintf(s.self, sizeof s.self, "%s", self);
     for (int pi = 0; pi < s.o.nplans; pi++)
         if (read_plan(&s, pi, s.flows, SERVE_MAX_FLOWS, &s.nflows)) goto fail;
     if (!s.nflows) {

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "ctx.h"
+#include "modpath.h"
 #include <flow.h> /* FLOW_VERSION */
 
 #define X(name, args, doc)                                                                         \
@@ -96,6 +97,9 @@ enum { O_VERSION = 256 };
 
 int main(int argc, char **argv) {
     flowrun_ctx(); /* the one context (cli_ctx.c): every command takes it from there */
+    /* flowrun's own path, before a run's isolation (isolate.c) would name it from
+     * outside a chroot (modpath.h) */
+    mod_self_exe();
     /* flowrun's own options, before the command (or the plan): -h, --help, --version */
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, O_VERSION},

@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,22 @@
 #define FLOW_MODULE_DIR "/usr/local/lib/flow"
 #endif
 
+static char self_exe[PATH_MAX];
+static int self_errno;
+
+static void read_self_exe(void) {
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (n > 0) self_exe[n] = '\0';
+    else self_errno = n < 0 ? errno : ENOENT;
+}
+
+const char *mod_self_exe(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, read_self_exe);
+    if (!self_exe[0]) errno = self_errno;
+    return self_exe[0] ? self_exe : NULL;
+}
+
 int mod_libflow_dir(char *dir, size_t len) {
     Dl_info info;
     char path[PATH_MAX];
@@ -32,9 +49,8 @@ int mod_libflow_dir(char *dir, size_t len) {
      * relative to a folder the program has left: ask the kernel instead */
     if (!info.dli_fname[0] || !strchr(info.dli_fname, '/') ||
         !strcmp(info.dli_fname, program_invocation_name)) {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-        if (n <= 0) return -1;
-        path[n] = '\0';
+        const char *self = mod_self_exe();
+        if (!self || (size_t)snprintf(path, sizeof path, "%s", self) >= sizeof path) return -1;
     } else if (!realpath(info.dli_fname, path)) {
         return -1;
     }

@@ -23,6 +23,12 @@ int mod_libflow_dir(char *dir, size_t len);
  * 0, or -1 when there is none (out then holds the last place tried). */
 int mod_find(const char *name, char *out, size_t len);
 
+/* The path of the running program, as /proc/self/exe names it, read once and kept:
+ * flowrun takes it in main, before isolate.c gives it a mount namespace of its own,
+ * after which (in a chroot) the kernel names the program by its path outside the
+ * chroot. Returns the path, or NULL when it cannot be read (errno). */
+const char *mod_self_exe(void);
+
 /* The configured module folder (LIBDIR/flow), for messages. */
 const char *mod_configured_dir(void);
 

@@ -7,8 +7,9 @@
 # cannot write test's root. A task that tries to undo it (a remount as root, a nested
 # user namespace as a user) fails. As root, and as the unprivileged user nobody
 # (tests/harness/nobody.sh), through a user namespace; where the kernel refuses one, a
-# test run is refused (exit 2) and --unprotected runs it with a warning. Without
-# flow.yaml no namespace is entered at all.
+# test run is refused (exit 2) and --unprotected runs it with a warning; in a chroot
+# whose "/" is not a mount point a prod run goes on, said once, and still finds the std
+# library beside flowrun. Without flow.yaml no namespace is entered at all.
 ROOTDIR=$(pwd)
 T=$(mktemp -d /tmp/flow-isolate-XXXXXX)
 chmod 755 "$T"
@@ -246,6 +247,44 @@ if [ "$code" = 0 ] && [ "$(cat "$PROD/pub.txt")" = unprot ] && [ "$(wc -l < "$T/
     pass "--unprotected runs without isolation, with one warning"
 else
     fail "--unprotected runs without isolation, with one warning" "exit $code: $(cat "$T/err")"
+fi
+
+# ---- a chroot whose "/" is not a mount point (as on the fresh-machine check): a prod
+# run cannot be isolated there and goes on, said once, still finding flow's own modules
+# beside flowrun (the std library) — which the kernel, once flowrun has a mount
+# namespace of its own, names by its path outside the chroot ----
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$T/bare" "$T/chr"
+    printf 'envs:\n  prod: {root: %s/chr/p}\n  test: {root: %s/chr/t}\n' "$T" "$T" > "$T/chr/flow.yaml"
+    printf 'import std\nflow sz(f: path) -> int {\n    return std.size(f)\n}\n' > "$T/sz.flow"
+    cat > "$T/bare.sh" << 'EOF'
+# bare.sh NEWROOT DIR CMD...: CMD in DIR, chrooted into NEWROOT, a plain folder holding
+# a bind of each folder of "/" (and a copy of each link), in a mount namespace of its own
+nr=$1 dir=$2
+shift 2
+mount --make-rprivate / || exit 97
+for e in /*; do
+    if [ -L "$e" ]; then cp -P "$e" "$nr$e" || exit 97
+    elif [ -d "$e" ]; then mkdir -p "$nr$e" && mount --rbind "$e" "$nr$e" || exit 97
+    fi
+done
+exec chroot "$nr" sh -c 'cd "$0" && exec "$@"' "$dir" "$@"
+EOF
+    if ! "$FLOWC" "$T/sz.flow" -o "$T/sz.plan" 2> "$T/err"; then
+        fail "a chroot: a prod run finds the std library" "flowc: $(cat "$T/err")"
+    else
+        unshare -m sh "$T/bare.sh" "$T/bare" "$T/chr" "$FLOWRUN" "$T/sz.plan" --param f="$T/sz.flow" \
+            --progress none --state "$T/chr/st" > "$T/out" 2> "$T/err"
+        code=$?
+        want=$(wc -c < "$T/sz.flow")
+        if [ "$code" = 97 ]; then
+            skip "a chroot: a prod run finds the std library" "cannot make the chroot here"
+        elif [ "$code" = 0 ] && [ "$(cat "$T/out")" = "$want" ] && [ "$(wc -l < "$T/err")" -le 1 ]; then
+            pass "a chroot: a prod run finds the std library$(sed -n 's/^flowrun: \(.*not protected\).*/ (\1)/p' "$T/err")"
+        else
+            fail "a chroot: a prod run finds the std library" "exit $code, $(cat "$T/out"), want $want: $(cat "$T/err")"
+        fi
+    fi
 fi
 
 # ---- as nobody: through a user namespace, or refused ----

@@ -89,7 +89,8 @@ fi
 #    stage, --schedule breadth, fails both: its first b starts at ~6 s, half of a
 #    at 3 s; its first chain ends at ~12 s, the last a at ~9 s). Timings from
 #    flowrun show --json: starts in whole seconds, so "before the first stage ends"
-#    allows a tie within one second (seen on the fresh-machine check: 6.3 s both).
+#    allows a tie within one second (seen on the fresh-machine check: 6.3 s both),
+#    and so does "before half of all started" (seen there: 9.3 s against 9 s).
 cat > "$T/w2.flow" << FLOW
 task a(x: int) -> int = sh "sleep 0.25; echo {x}"
 task b(x: int) -> int = sh "sleep 0.25; echo {x}"
@@ -124,7 +125,9 @@ elif not c_end <= a_end + 1:  # starts are whole seconds: equal within one is a 
 else:
     # the issue's words: the first chain completes before half the elements ran
     every = sorted(st["a"] + st["b"] + st["c"])
-    if not c_end <= every[len(every) // 2]:
+    # (within one second, starts being whole seconds: breadth first misses by more, its
+    # first c starting after every a and b, two thirds of the instances)
+    if not c_end <= every[len(every) // 2] + 1:
         print("the first chain ended %.1f s after the start, after half of the %d instances "
               "had started (%.0f s)" % (c_end - every[0], len(every), every[len(every) // 2] - every[0]))
 PY
