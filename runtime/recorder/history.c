@@ -86,12 +86,19 @@ enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
                                      * range scan costs about a third of a B-tree search a row */
 #define HIST_PRELOAD_MAX 8000000    /* most entries preloaded for one task */
-/* The largest encoded result entered in the cache: SQLite refuses a value over its length
- * limit (1e9 bytes by default), which failed the whole run at its end ("NOT NULL constraint
- * failed: cache_pack.body"), and state.c binds lengths as int. A larger result is used by
- * the run but neither cached nor kept in the history (its instance has no stored value)
- * until large values are store objects (issue 18's decision); a warning says so. */
-#define HIST_CACHE_MAX_VALUE 900000000
+/* Large values (issue 18's decision). An encoded result of HIST_BIG_VALUE bytes or
+ * more is a store object (store_put_bytes), and the history and the cache hold a
+ * reference to it instead: BIG_MARK then "/named/<64 hex>" — a store path's shape,
+ * so gc and fsck, which scan encoded results for store paths (store_refs_scan), keep
+ * and check the object as they do a file's; the cache entry lists it too. SQLite
+ * caps a value at 1e9 bytes and state.c binds lengths as int: without this a result
+ * that large failed the run at its end. A result whose encoding happens to begin
+ * with the mark goes to the store whatever its size, so every value that begins
+ * with it is a reference. */
+#define HIST_BIG_VALUE (4u << 20)
+static const char BIG_MARK[] = "\xfe\xf1" "flow-value:/named/";
+#define BIG_MARK_LEN (sizeof BIG_MARK - 1)
+#define BIG_REF_LEN (BIG_MARK_LEN + 64)
 
 typedef struct objvec {
     fl_digest *v;
@@ -392,6 +399,38 @@ static int obj_push(hist *h, const fl_digest *x) {
         o->cap = cap;
     }
     o->v[o->n++] = *x;
+    return 0;
+}
+
+/* A recorded result (a history record's or a cache entry's) at *b, *len: the encoded
+ * value itself, or a reference to a large value, which is read back from the store
+ * (verified) into *big — fl_free(store_ctx(h->store), *big) — and *b, *len then give
+ * it. 0, or -1 when the object is missing or damaged: the instance runs again. */
+static int big_read(hist *h, const uint8_t **b, size_t *len, uint8_t **big) {
+    *big = NULL;
+    if (*len != BIG_REF_LEN || memcmp(*b, BIG_MARK, BIG_MARK_LEN)) return 0;
+    char hex[65];
+    memcpy(hex, *b + BIG_MARK_LEN, 64);
+    hex[64] = '\0';
+    fl_digest d;
+    if (hash_from_hex(hex, &d) || store_read(h->store, &d, big, len)) return -1;
+    *b = *big;
+    return 0;
+}
+
+/* The encoded result in h->enc as a store object, its reference into ref and the
+ * object onto h->objs (the cache entry keeps it from gc). 0, or -1 with err. */
+static int big_write(hist *h, char ref[BIG_REF_LEN], char *err, size_t errlen) {
+    fl_digest d;
+    if (store_put_bytes(h->store, h->enc.data, h->enc.len, &d, err, errlen)) return -1;
+    if (obj_push(h, &d)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char hex[65];
+    hash_hex(&d, hex);
+    memcpy(ref, BIG_MARK, BIG_MARK_LEN);
+    memcpy(ref + BIG_MARK_LEN, hex, 64);
     return 0;
 }
 
@@ -719,7 +758,13 @@ static int serve_done(hist *h, const plan_task *T, const done_entry *e, fl_val *
         out->i = 0;
         return 1;
     }
-    if (fv_decode(p, T->ret, e->result, e->len, &used, out)) return 0;
+    const uint8_t *b = e->result;
+    size_t len = e->len;
+    uint8_t *big;
+    if (big_read(h, &b, &len, &big)) return 0;
+    int bad = fv_decode(p, T->ret, b, len, &used, out);
+    fl_free(store_ctx(h->store), big);
+    if (bad) return 0;
     h->objs.n = 0;
     if (type_has_files(p, T->ret, 0)) reroot(h, T->ret, out, 0);
     if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
@@ -808,9 +853,10 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         cval = val;
     }
     int ok = 1;
+    uint8_t *big = NULL;
     if (p->types[T->ret].kind == PT_VOID) {
         out->i = 0;
-    } else if (fv_decode(p, T->ret, cval, len, &used, out)) {
+    } else if (big_read(h, &cval, &len, &big) || fv_decode(p, T->ret, cval, len, &used, out)) {
         ok = 0;
     } else {
         h->objs.n = 0;
@@ -821,6 +867,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         }
     }
     fl_free(state_ctx(h->st), val);
+    fl_free(store_ctx(h->store), big);
     if (!ok) {
         if (at >= 0) memset(c->arena.data + at, 0, 32); /* no key is all zeros: gone */
         if (!h->dry) state_cache_drop(h->st, plan_str(p, T->name), &ii->key);
@@ -920,13 +967,25 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
     /* on resume, what is served is entered in the cache again (see hist_lookup) */
     int cacheable = res->ok && (!served || h->ndone) && ii->has_key && !h->no_cache && T->cache;
-    bool too_big = res->ok && !is_void && h->enc.len > HIST_CACHE_MAX_VALUE;
-    if (too_big) {
-        fl_log(h->ctx, FL_LOG_WARN,
-               "%s: its result is %zu MB encoded, more than the history holds (%d MB): not "
-               "cached, not kept in the history (a resume runs it again)",
-               task, h->enc.len / 1000000, HIST_CACHE_MAX_VALUE / 1000000);
-        cacheable = 0;
+    /* a large result (or one that looks like a reference) is a store object */
+    size_t nobjs = h->objs.n; /* the result's own files, for --events */
+    const uint8_t *val = (const uint8_t *)h->enc.data;
+    size_t vlen = h->enc.len;
+    char ref[BIG_REF_LEN];
+    bool unkept = false;
+    if (res->ok && !is_void && !h->dry &&
+        (vlen >= HIST_BIG_VALUE || (vlen >= BIG_MARK_LEN && !memcmp(val, BIG_MARK, BIG_MARK_LEN)))) {
+        if (big_write(h, ref, err, sizeof err) == 0) {
+            val = (const uint8_t *)ref;
+            vlen = BIG_REF_LEN;
+        } else {
+            fl_log(h->ctx, FL_LOG_WARN,
+                   "%s: its result (%zu MB encoded) could not be stored: %s; not cached, not "
+                   "kept in the history (a resume runs it again)",
+                   task, vlen / 1000000, err);
+            cacheable = 0;
+            unkept = true;
+        }
     }
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
@@ -948,8 +1007,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     r.error = res->ok ? NULL : res->error;
     r.worker_pid = res->worker_pid;
     r.peak_rss_kb = res->peak_rss_kb;
-    r.result = res->ok && !is_void && !too_big ? h->enc.data : NULL;
-    r.result_len = res->ok && !is_void && !too_big ? h->enc.len : 0;
+    r.result = res->ok && !is_void && !unkept ? val : NULL;
+    r.result_len = res->ok && !is_void && !unkept ? vlen : 0;
     r.cache_store = cacheable;
     if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
     if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
@@ -977,7 +1036,7 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
             r.cache_ninputs = T->nparams;
         }
         ev_instance(h->ev, p, ii->task, &r, args, res->ok ? res->value : (fl_val){0}, h->objs.v,
-                    h->objs.n);
+                    nobjs);
     }
 }
 

@@ -125,3 +125,23 @@ int64_t effect_wait(int64_t x) {
         nap_ms(10);
     return x;
 }
+
+/* The length of s (for the large-value tests: a result of megabytes, read back). */
+int64_t text_len(const char *s) {
+    note("text_len", "s");
+    return (int64_t)strlen(s);
+}
+
+/* A record whose encoding (three little-endian 64-bit integers) begins with the mark
+ * that starts a large value's reference in the history (history.c, BIG_MARK): it is
+ * stored as a store object all the same, so no value is ever taken for a reference. */
+typedef struct mark_rec {
+    int64_t a, b, c;
+} mark_rec;
+mark_rec marked(int64_t x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)x);
+    note("marked", buf);
+    mark_rec m = {8515593790871237118LL, 7020600796973984865LL, 795108717LL};
+    return m;
+}

@@ -7,7 +7,7 @@ T=$(mktemp -d /tmp/flow-state-XXXXXX)
 trap 'chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"' EXIT
 cp tests/state/*.flow tests/lib/libstatetasks.so "$T/" || { echo "FAIL state: setup"; exit 0; }
 cd "$T" || exit 0
-for f in chain cutoff files effect; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL state: flowc $f"; cat flowc.err; }; done
+for f in chain cutoff files effect big; do "$FLOWC" $f.flow 2> flowc.err || { echo "FAIL state: flowc $f"; cat flowc.err; }; done
 export FLOW_TEST_LOG="$T/log"
 : > "$FLOW_TEST_LOG"
 ST="$T/st"
@@ -239,3 +239,29 @@ c.execute('PRAGMA user_version=99'); c.execute(\"UPDATE meta SET value=99 WHERE 
 expect "newer schema: exit 2" 2 "$code"
 grep -q "schema version 99 is newer than this flowrun reads" newer.err
 check "newer schema: clear message" $?
+
+# ---- large values: a result of 4 MiB or more is a store object (docs/state.md) ----
+ST="$T/st-big"; : > "$FLOW_TEST_LOG"
+bigrun() { "$FLOWRUN" big.plan --progress none --state "$ST" "$@" 2>> "$T/stderr"; }
+want=$(python3 -c 'import hashlib; print(hashlib.sha256(b"\"" + b"x" * 5000000 + b"\"\n").hexdigest())')
+expect "large value: the run's result" "$want" "$(bigrun --flow main | sha256sum | cut -c1-64)"
+objs() { find "$ST/store/objects" -type f -size +4M 2> /dev/null | wc -l; }
+expect "large value: one store object holds it" 1 "$(objs)"
+expect "large value: served from the cache, read back" "$want 1" \
+    "$(bigrun --flow main | sha256sum | cut -c1-64) $(count big)"
+"$FLOWRUN" gc --keep-runs 0 --state "$ST" > /dev/null 2>> "$T/stderr"
+expect "large value: gc keeps it for the cache" "1 $want 1" \
+    "$(objs) $(bigrun --flow main | sha256sum | cut -c1-64) $(count big)"
+find "$ST/store/objects" -type f -size +4M -exec rm -f {} +
+expect "large value: its object gone, it runs again" "$want 2" \
+    "$(bigrun --flow main | sha256sum | cut -c1-64) $(count big)"
+touch stop
+bigrun --flow resumed --no-cache > /dev/null; code=$?
+rm -f stop
+expect "large value: resume serves it from the run's record" "1 5000000 3 1" \
+    "$code $("$FLOWRUN" resume last --progress none --state "$ST" 2>> "$T/stderr") $(count big) $(count text_len)"
+# a record whose encoding begins as a reference does is a (24-byte) store object
+mk='{"a":8515593790871237118,"b":7020600796973984865,"c":795108717}'
+expect "a value that looks like a reference: its result" "$mk" "$(bigrun --flow mark)"
+expect "... served from the cache as itself" "$mk 1 1" \
+    "$(bigrun --flow mark) $(count marked) $(find "$ST/store/objects" -type f -size 24c | wc -l)"
