@@ -277,6 +277,7 @@ cat > net.flow <<'EOF'
 import std
 flow get(url: str) -> int { return len(std.fetch.expand(url = [url])) }
 flow to(url: str, max: int = 1073741824) -> str { return std.checksum(std.fetch_to(url, max_bytes = max)) }
+flow cut(url: str) -> int { return std.size(std.fetch_to(url)) }
 flow mirror(urls: [str], dsts: [str]) -> [str] {
     let move = combine(std.fetch, std.publish_bytes)
     return move.expand_kwargs(zip(url = urls, dst = dsts))
@@ -331,6 +332,23 @@ elif comp net; then
         run net process --flow mirror --env test --params mirror.yaml
         if [ $rc = 0 ] && cmp -s www/small.txt root/mirror/small.txt; then pass "fetch is not cached: a changed body is published"
         else fail "fetch uncached" "exit $rc: $(head -3 net.err)"; fi
+        # ... and early cutoff spares what is downstream while the bytes stay the same
+        echo "same body" > www/cut.txt
+        states() {
+            "$FLOWRUN" show last --json --state "$T/st-process" 2> /dev/null | python3 -c '
+import json, sys
+print(" ".join(sorted("%s:%s" % (i["task"], i["state"]) for i in json.load(sys.stdin)["instances"])))'
+        }
+        run net process --flow cut --param url=$base/cut.txt
+        run net process --flow cut --param url=$base/cut.txt
+        got="$rc $(cat net.out) $(states)"
+        echo "a changed body" > www/cut.txt
+        run net process --flow cut --param url=$base/cut.txt
+        got2="$rc $(cat net.out) $(states)"
+        if [ "$got" = "0 10 std.fetch_to:succeeded std.size:cached" ] &&
+            [ "$got2" = "0 15 std.fetch_to:succeeded std.size:succeeded" ]; then
+            pass "fetch runs again, and early cutoff serves downstream while its bytes stay the same"
+        else fail "fetch, early cutoff" "same bytes: $got; changed: $got2"; fi
     fi
 fi
 
