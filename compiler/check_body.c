@@ -1087,9 +1087,13 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
         if (memo) memo_put(c, key, text);
         known = text;
     }
-    if (v->kind == CV_NODE && name) {
+    if (v->kind == CV_NODE && name) { /* "name: type" (no snprintf: this runs per name) */
         char named[4200];
-        snprintf(named, sizeof named, "%s: %s", name, known);
+        size_t nl = strnlen(name, sizeof named / 2), kl = strnlen(known, sizeof named - nl - 3);
+        memcpy(named, name, nl);
+        memcpy(named + nl, ": ", 2);
+        memcpy(named + nl + 2, known, kl);
+        named[nl + 2 + kl] = '\0';
         o->hover(o->user, mod, at, named);
         return;
     }

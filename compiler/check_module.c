@@ -335,8 +335,8 @@ static void load_import(chk_ctx *c, int m, const fl_node *imp) {
     md->prefix = fl_sprintf(ctx, "%s%s.", c->mods[m].prefix, alias);
     const flowc_observer *obs = ob;
     if (obs && obs->module) obs->module(obs->user, nm, md->path, md->real, m, imp->span);
-    fl_digest h;
-    hash_bytes(src, len, &h);
+    fl_digest h = {0};
+    if (c->opt->plan_path) hash_bytes(src, len, &h); /* no plan written: no hash (compile.h) */
     memcpy(md->sha256, h.b, sizeof h.b);
     if (!md->prefix || !add_import(c, m, alias, imp, nm)) return;
     /* fl_parse starts the context's error afresh: an allocation that failed before it

@@ -334,8 +334,8 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.t_date = plan_type_basic(p, PT_DATE);
     c.t_dur = plan_type_basic(p, PT_DURATION);
     p->source = plan_intern_str(p, opt->source_path ? opt->source_path : "");
-    fl_digest sh;
-    hash_bytes(opt->src ? opt->src : "", opt->src ? opt->len : 0, &sh);
+    fl_digest sh = {0};
+    if (opt->plan_path) hash_bytes(opt->src ? opt->src : "", opt->src ? opt->len : 0, &sh);
     memcpy(p->source_sha256, sh.b, sizeof sh.b);
 
     /* Each pass stops as soon as an allocation has failed (chk_oom): what was

@@ -30,7 +30,9 @@ typedef struct flowc_observer {
 typedef struct flowc_options {
     const char *source_path; /* the .flow file as given on the command line */
     const char *plan_path;   /* where the plan will be written (library paths are stored
-                                relative to its folder); NULL with --check */
+                                relative to its folder); NULL with --check and flowc lsp,
+                                which write no plan: the content hashes of the source, its
+                                modules and libraries are then not computed (zeros) */
     const char *src;         /* the source text and its length (for the source hash) */
     size_t len;
     fl_ctx *ctx;             /* where the compiler allocates (NULL: fl_ctx_default()); its
