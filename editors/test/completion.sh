@@ -61,7 +61,13 @@ check flowc-fmt-files "a.flow sub" flowc fmt ""
 check flowc-fmt-options "--check --help" flowc fmt --
 check flowc-lsp-options "--help -I" flowc lsp ""
 check flowc-output "a.flow b.plan notes.txt params.yaml sub" flowc a.flow -o ""
-check flowrun-first "b.plan backfill clear fsck gc inspect logs report resume run runs show sub verify why" flowrun ""
+check flowrun-first "b.plan backfill clear fsck gc inspect logs report resume run runs serve show sub verify why" flowrun ""
+check flowrun-serve-plans "b.plan sub" flowrun serve b.plan ""
+check flowrun-serve-options "--debounce" flowrun serve b.plan --de
+check flowrun-serve-no-catchup "--no-catchup" flowrun serve b.plan --no
+check flowrun-serve-executor "inline process" flowrun serve b.plan --executor ""
+check flowrun-serve-after-debounce "--env --events --executor" flowrun serve b.plan --debounce 5s --e
+check flowrun-run-dry-run "--dry-run" flowrun b.plan --dr
 check flowrun-subcommand "resume" flowrun res
 check flowrun-global-options "--help --version" flowrun --
 check flowrun-executor "process" flowrun b.plan --executor p
