@@ -80,17 +80,26 @@ static void scope_free(chk_ctx *c, chk_scope *sc) {
  * group call the name is prefixed with the call's own binding: `g/square`.
  * Writes the name (without the prefix) into buf.
  */
+/* a + b (b may be NULL) into buf of len > 0 bytes, cut to fit: what snprintf "%s%s" does,
+ * without its cost (names are made per call; flowc lsp checks the whole file per edit) */
+static void join_text(char *buf, size_t len, const char *a, const char *b) {
+    size_t na = strnlen(a, len - 1), nb = b ? strnlen(b, len - 1 - na) : 0;
+    memcpy(buf, a, na);
+    if (nb) memcpy(buf + na, b, nb);
+    buf[na + nb] = '\0';
+}
+
 static void binding_name(chk_ctx *c, chk_scope *sc, const fl_node *call, const char *base,
                          char *buf, size_t len) {
     if (call && call == c->bind_expr && c->bind_name) {
-        snprintf(buf, len, "%s", c->bind_name);
+        join_text(buf, len, c->bind_name, NULL);
         return;
     }
     int n = chk_map_get(&sc->calls, base);
     if (n < 0) n = 0;
     n++;
     chk_map_put(c->ctx, &sc->calls, ast_strndup(c->ar, base, strlen(base)), n);
-    if (n == 1) snprintf(buf, len, "%s", base);
+    if (n == 1) join_text(buf, len, base, NULL);
     else snprintf(buf, len, "%s#%d", base, n);
 }
 
@@ -558,7 +567,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
     }
     /* the task's name, copied: interning more strings may move the plan's text */
     char tname[300];
-    snprintf(tname, sizeof tname, "%s", plan_str(p, p->tasks[f.ref].name));
+    join_text(tname, sizeof tname, plan_str(p, p->tasks[f.ref].name), NULL);
     if (mode == M_CALL) {
         uint32_t k = emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span);
         return node_val(name_call(c, sc, k, call, tname), s.ret);
@@ -1485,7 +1494,9 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const fl_node *st, uint32_t no
 static void name_node(chk_ctx *c, chk_scope *sc, uint32_t node, const char *name) {
     if (sc->prefix) {
         char buf[600];
-        snprintf(buf, sizeof buf, "%s/%s", sc->prefix, name);
+        join_text(buf, sizeof buf, sc->prefix, "/");
+        size_t k = strlen(buf);
+        join_text(buf + k, sizeof buf - k, name, NULL);
         c->plan->nodes[node].name = plan_intern_str(c->plan, buf);
     } else {
         c->plan->nodes[node].name = plan_intern_str(c->plan, name);

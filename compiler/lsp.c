@@ -67,7 +67,8 @@ typedef struct an_diag {
 
 typedef struct an_hover {
     fl_span sp;
-    char *text;
+    char *text; /* as the checker gave it; made valid UTF-8 when first used (hover_text) */
+    bool fixed;
 } an_hover;
 typedef struct an_ref {
     fl_span use;
@@ -226,8 +227,8 @@ static void on_module(void *user, int mod, const char *file, const char *real, i
 static void on_hover(void *user, int mod, fl_span at, const char *text) {
     analysis *a = user;
     if (mod != 0 || !GROW(a->hovers, a->nhovers, a->caphovers)) return;
-    char *t = strdup(text);
-    if (t) a->hovers[a->nhovers++] = (an_hover){at, utf8_fix(t)};
+    char *t = strdup(text); /* made valid UTF-8 only if it is ever shown: most never are */
+    if (t) a->hovers[a->nhovers++] = (an_hover){at, t, false};
 }
 
 static void on_ref(void *user, int mod, fl_span use, int def_mod, fl_span def) {
@@ -314,15 +315,22 @@ static void index_lines(const char *t, size_t len, size_t **ls, int *nls) {
     free(*ls);
     *ls = NULL;
     *nls = 0;
-    size_t n = 1;
-    for (size_t i = 0; i < len; i++)
-        n += t[i] == '\n';
+    size_t n = 1; /* memchr: the whole document at every edit */
+    for (const char *q = t, *e = t + len; (q = memchr(q, '\n', (size_t)(e - q))); q++)
+        n++;
     if (n > INT_MAX || !(*ls = malloc(n * sizeof **ls))) return;
     size_t k = 0;
     (*ls)[k++] = 0;
-    for (size_t i = 0; i < len; i++)
-        if (t[i] == '\n') (*ls)[k++] = i + 1;
+    for (const char *q = t, *e = t + len; (q = memchr(q, '\n', (size_t)(e - q))); q++)
+        (*ls)[k++] = (size_t)(q - t) + 1;
     *nls = (int)k;
+}
+
+/* a hover's text, valid UTF-8 (a clipped name may have cut a character) */
+static const char *hover_text(an_hover *h) {
+    if (!h->fixed) utf8_fix(h->text);
+    h->fixed = true;
+    return h->text;
 }
 
 /* the offset of line `line` (1-based) in x, or its length when there is no such line */
@@ -705,14 +713,14 @@ static json_t *do_hover(lsp_server *s, json_t *params) {
     int line, col;
     lsp_doc *d = at_position(s, params, &line, &col);
     if (!d) return NULL;
-    const an_hover *best = NULL;
+    an_hover *best = NULL;
     for (int pass = 0; pass < 2 && !best; pass++, col--) /* the cursor may be just after */
         for (int i = 0; i < d->an.nhovers; i++) {
-            const an_hover *h = &d->an.hovers[i];
+            an_hover *h = &d->an.hovers[i];
             if (span_has(h->sp, line, col) && (!best || span_smaller(h->sp, best->sp))) best = h;
         }
     if (!best) return NULL;
-    size_t n = strlen(best->text) + 32;
+    size_t n = strlen(hover_text(best)) + 32;
     char *md = malloc(n);
     if (!md) return NULL;
     snprintf(md, n, "```flow\n%s\n```", best->text);
@@ -896,9 +904,9 @@ static void item(json_t *items, const char *label, int kind, const char *detail)
 }
 
 /* the hover text recorded at a declaration's name, or NULL */
-static const char *detail_at(const lsp_doc *d, fl_span sp) {
+static const char *detail_at(lsp_doc *d, fl_span sp) {
     for (int i = 0; i < d->an.nhovers; i++)
-        if (span_eq(d->an.hovers[i].sp, sp)) return d->an.hovers[i].text;
+        if (span_eq(d->an.hovers[i].sp, sp)) return hover_text(&d->an.hovers[i]);
     return NULL;
 }
 
