@@ -122,6 +122,9 @@ struct hist {
     size_t ndone, done_cap;   /* entries in done, and room */
     fl_htab done_tab;         /* key_hash(node, idx) -> index in done (htab.h) */
     objvec objs;              /* objects referred to by the result being recorded */
+    const fv_obj *big_served; /* the value last served from a large value's object ... */
+    fl_digest big_digest;     /* ... and that object: hist_finished records the same
+                               * reference instead of encoding and hashing it again */
     fv_buf enc;               /* encoding buffer, reused */
     uint64_t *inputs;         /* a cache entry's input hashes (ck_key_parts), reused */
     uint32_t inputs_cap;
@@ -405,17 +408,32 @@ static int obj_push(hist *h, const fl_digest *x) {
 /* A recorded result (a history record's or a cache entry's) at *b, *len: the encoded
  * value itself, or a reference to a large value, which is read back from the store
  * (verified) into *big — fl_free(store_ctx(h->store), *big) — and *b, *len then give
- * it. 0, or -1 when the object is missing or damaged: the instance runs again. */
-static int big_read(hist *h, const uint8_t **b, size_t *len, uint8_t **big) {
+ * it, *d its object. 0, or -1 when the object is missing or damaged: the instance runs
+ * again. */
+static int big_read(hist *h, const uint8_t **b, size_t *len, uint8_t **big, fl_digest *d) {
     *big = NULL;
     if (*len != BIG_REF_LEN || memcmp(*b, BIG_MARK, BIG_MARK_LEN)) return 0;
     char hex[65];
     memcpy(hex, *b + BIG_MARK_LEN, 64);
     hex[64] = '\0';
-    fl_digest d;
-    if (hash_from_hex(hex, &d) || store_read(h->store, &d, big, len)) return -1;
+    if (hash_from_hex(hex, d) || store_read(h->store, d, big, len)) return -1;
     *b = *big;
     return 0;
+}
+
+/* A large value was read back and is served as v: remember it (see hist.big_served). */
+static void big_served(hist *h, fl_val v, const uint8_t *big, const fl_digest *d) {
+    if (!big) return;
+    h->big_served = v.o; /* a value of megabytes is a list, record, str or bytes: an object */
+    h->big_digest = *d;
+}
+
+/* The reference to object d, into ref. */
+static void big_ref(const fl_digest *d, char ref[BIG_REF_LEN]) {
+    char hex[65];
+    hash_hex(d, hex);
+    memcpy(ref, BIG_MARK, BIG_MARK_LEN);
+    memcpy(ref + BIG_MARK_LEN, hex, 64);
 }
 
 /* The encoded result in h->enc as a store object, its reference into ref and the
@@ -427,10 +445,7 @@ static int big_write(hist *h, char ref[BIG_REF_LEN], char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char hex[65];
-    hash_hex(&d, hex);
-    memcpy(ref, BIG_MARK, BIG_MARK_LEN);
-    memcpy(ref + BIG_MARK_LEN, hex, 64);
+    big_ref(&d, ref);
     return 0;
 }
 
@@ -761,7 +776,8 @@ static int serve_done(hist *h, const plan_task *T, const done_entry *e, fl_val *
     const uint8_t *b = e->result;
     size_t len = e->len;
     uint8_t *big;
-    if (big_read(h, &b, &len, &big)) return 0;
+    fl_digest d;
+    if (big_read(h, &b, &len, &big, &d)) return 0;
     int bad = fv_decode(p, T->ret, b, len, &used, out);
     fl_free(store_ctx(h->store), big);
     if (bad) return 0;
@@ -771,6 +787,7 @@ static int serve_done(hist *h, const plan_task *T, const done_entry *e, fl_val *
         fv_decref(p, T->ret, *out);
         return 0;
     }
+    big_served(h, *out, big, &d);
     return 1;
 }
 
@@ -789,6 +806,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     const fl_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     ii->has_key = 0;
+    h->big_served = NULL; /* only the latest lookup's: its value is alive until finished */
     int cleared = 0;
     /* resume: what this run already finished, unless cleared, unreadable or damaged */
     done_entry *e =
@@ -854,9 +872,11 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     }
     int ok = 1;
     uint8_t *big = NULL;
+    fl_digest d;
     if (p->types[T->ret].kind == PT_VOID) {
         out->i = 0;
-    } else if (big_read(h, &cval, &len, &big) || fv_decode(p, T->ret, cval, len, &used, out)) {
+    } else if (big_read(h, &cval, &len, &big, &d) ||
+               fv_decode(p, T->ret, cval, len, &used, out)) {
         ok = 0;
     } else {
         h->objs.n = 0;
@@ -864,6 +884,8 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         if (type_has_files(p, T->ret, 0) && check_stored(h, T->ret, *out, 0)) {
             fv_decref(p, T->ret, *out); /* a stored file is damaged: recompute it */
             ok = 0;
+        } else {
+            big_served(h, *out, big, &d);
         }
     }
     fl_free(state_ctx(h->st), val);
@@ -964,7 +986,11 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         res->error = fl_strdup(p->ctx, err);
     }
     h->enc.len = 0;
-    if (res->ok && !is_void) fv_encode(p, T->ret, res->value, &h->enc);
+    /* a large value served as read back from its object: the same reference again */
+    bool same_big = served && res->ok && !is_void && h->big_served &&
+                    res->value.o == h->big_served;
+    h->big_served = NULL;
+    if (res->ok && !is_void && !same_big) fv_encode(p, T->ret, res->value, &h->enc);
     /* on resume, what is served is entered in the cache again (see hist_lookup) */
     int cacheable = res->ok && (!served || h->ndone) && ii->has_key && !h->no_cache && T->cache;
     /* a large result (or one that looks like a reference) is a store object */
@@ -973,7 +999,16 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     size_t vlen = h->enc.len;
     char ref[BIG_REF_LEN];
     bool unkept = false;
-    if (res->ok && !is_void && !h->dry &&
+    if (same_big) {
+        big_ref(&h->big_digest, ref);
+        val = (const uint8_t *)ref;
+        vlen = BIG_REF_LEN;
+        if (obj_push(h, &h->big_digest)) { /* not listed: gc could take it from the cache */
+            fl_log(h->ctx, FL_LOG_WARN, "%s: out of memory: its result is not cached again",
+                   task);
+            cacheable = 0;
+        }
+    } else if (res->ok && !is_void && !h->dry &&
         (vlen >= HIST_BIG_VALUE || (vlen >= BIG_MARK_LEN && !memcmp(val, BIG_MARK, BIG_MARK_LEN)))) {
         if (big_write(h, ref, err, sizeof err) == 0) {
             val = (const uint8_t *)ref;
