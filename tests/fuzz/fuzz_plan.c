@@ -30,9 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 
-#define HDR 96u                       /* header size (docs/plan-format.md) */
-#define NSEC 19u                      /* sections (format 4) */
-#define TABLE_END (HDR + NSEC * 24u)  /* where the first section starts */
+#define HDR 96u  /* header size (docs/plan-format.md) */
+#define MAXSEC 64u /* more sections than any format has: the header's count is bogus */
 
 static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -78,8 +77,11 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     uint32_t r = seed * 2654435761u + 1;
     unsigned how = r % 16;
     size_t off, len;
-    if (size >= TABLE_END && how < 10) {
-        unsigned i = (r >> 4) % NSEC;
+    /* the section count of the plan's own format (its header says it; a seed of an
+     * older format keeps its own, which the reader checks against its version) */
+    unsigned nsec = size >= HDR ? rd32(data + 92) : 0;
+    if (nsec && nsec <= MAXSEC && size >= HDR + nsec * 24u && how < 10) {
+        unsigned i = (r >> 4) % nsec;
         if (section(data, size, i, &off, &len) == 0 && len > 0) {
             if (i == 0 && how < 3) hostile_name(data, off, len, r >> 8);
             else LLVMFuzzerMutate(data + off, len, len); /* in place: the same size at most */
@@ -93,7 +95,8 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
         if (how != 15) {
             static const uint8_t magic[8] = {0x89, 'F', 'L', 'O', '\r', '\n', 0x1a, '\n'};
             memcpy(data, magic, 8);
-            wr32(data + 8, PLAN_VERSION);
+            uint32_t v = rd32(data + 8); /* a version the reader knows: the seed's own */
+            if (v < PLAN_OLDEST_VERSION || v > PLAN_VERSION) wr32(data + 8, PLAN_VERSION);
             wr32(data + 12, HDR);
             wr64(data + 16, size);
         }
