@@ -153,6 +153,11 @@ void ast_dump(const fl_node *n, void *file /* FILE* */);
 struct fl_diag;
 fl_node *fl_parse(ast_arena *ar, struct fl_diag *diag, const char *src, size_t len);
 
+/* fl_parse of a piece of a file whose first line is line first_line of it (positions
+ * are the file's): flowc lsp parses a document by pieces (compiler/lsp.c). */
+fl_node *fl_parse_at(ast_arena *ar, struct fl_diag *diag, const char *src, size_t len,
+                     int first_line);
+
 /* The comments of a file, in source order (`# ...` to the end of its line; the
  * AST has no place for them). Only the formatter asks for them (compiler/fmt.c). */
 typedef struct fl_comment {

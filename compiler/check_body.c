@@ -1021,15 +1021,22 @@ static const char *c_type(chk_ctx *c, uint32_t t, char *buf, size_t len) {
 /* Texts the observer was told, kept by what they describe (a type, an unbound task or
  * group), so the same signature is formatted once per check rather than at every
  * use: a direct-mapped table, a slot overwritten by the next key that maps to it. */
-#define OBS_MEMO 1024
+#define OBS_MEMO_BITS 10
+#define OBS_MEMO (1 << OBS_MEMO_BITS)
 struct chk_obs_memo {
-    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | index) */
+    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | nbound << 20 | index) */
     char *text[OBS_MEMO];   /* from the context */
 };
 
+/* a key's slot: a multiplicative hash, so keys that differ only in their high bits
+ * (the same task bound and unbound) do not take each other's slot */
+static uint32_t memo_slot(uint32_t key) {
+    return (key * 2654435761u) >> (32 - OBS_MEMO_BITS);
+}
+
 static const char *memo_get(chk_ctx *c, uint32_t key) {
     struct chk_obs_memo *m = c->obs_memo;
-    return m && m->key[key % OBS_MEMO] == key ? m->text[key % OBS_MEMO] : NULL;
+    return m && m->key[memo_slot(key)] == key ? m->text[memo_slot(key)] : NULL;
 }
 
 static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
@@ -1037,9 +1044,10 @@ static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
     struct chk_obs_memo *m = c->obs_memo;
     char *t = m ? fl_strdup(c->ctx, text) : NULL;
     if (!t) return;
-    fl_free(c->ctx, m->text[key % OBS_MEMO]);
-    m->key[key % OBS_MEMO] = key;
-    m->text[key % OBS_MEMO] = t;
+    uint32_t i = memo_slot(key);
+    fl_free(c->ctx, m->text[i]);
+    m->key[i] = key;
+    m->text[i] = t;
 }
 
 void chk_observe_free(chk_ctx *c) {
@@ -1086,9 +1094,15 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
     const flowc_observer *o = c->opt->obs;
     if (!o->hover) return;
     char text[4096];
-    bool memo = v->kind == CV_NODE || (!v->bound && !v->fresh);
+    /* a callable's text depends on how many of its parameters .partial bound, no more */
+    uint32_t nbound = 0, index = v->kind == CV_NODE ? v->type : v->ref;
+    if (v->kind != CV_NODE && v->bound) {
+        chk_sig s = sig_of(c, v);
+        for (uint32_t i = 0; i < s.n; i++) nbound += v->bound[i] != PLAN_NONE;
+    }
+    bool memo = v->kind == CV_NODE || (!v->fresh && nbound < 64 && index < (1u << 20));
     uint32_t key = 1 + ((uint32_t)(v->kind == CV_NODE ? 0 : v->kind == CV_TASK ? 1 : 2) << 28 |
-                        (v->kind == CV_NODE ? v->type : v->ref));
+                        nbound << 20 | index);
     const char *known = memo ? memo_get(c, key) : NULL;
     if (!known) {
         if (v->kind == CV_NODE) chk_type_text(c, v->type, text, sizeof text);

@@ -15,7 +15,13 @@
  * expression and declaration (hover), the binding of every name (definition, rename)
  * and the file every import loaded. One analysis is a set of owned arrays, replaced
  * whole by the next; the parse tree of the last text that parsed is kept for
- * document symbols and completion. Requests answer from the analysis, so a hover
+ * document symbols and completion. The text is parsed by pieces (chunks): cut before
+ * top-level declarations that start a line, some LSP_CHUNK_LINES lines each, each
+ * chunk parsed on its own with the document's line numbers (fl_parse_at) and kept
+ * with its text; the next check parses again only the chunks whose text or first
+ * line changed, and joins their declarations into one program. A chunk with a syntax
+ * error sends that check back to parsing the whole text, as flowc does, so syntax
+ * diagnostics are flowc's exactly. Requests answer from the analysis, so a hover
  * costs a search of one array. An imported file that is open is compiled from the
  * editor's text (the observer's source callback), else read from disk as flowc reads
  * it; a change of an open file marks the documents whose last check imported it, so
@@ -54,6 +60,7 @@
 #define LSP_MAX_BODY (256u << 20)  /* a larger message ends the server */
 #define LSP_MAX_HEADER 8192        /* a longer header line ends the server */
 #define LSP_MAX_SOURCE (64u << 20) /* as flowc: a larger file is not read */
+#define LSP_CHUNK_LINES 256        /* a chunk is cut at the first declaration after this */
 
 /* ---- what one analysis found -------------------------------------------------------------- */
 typedef struct an_diag {
@@ -67,7 +74,8 @@ typedef struct an_diag {
 
 typedef struct an_hover {
     fl_span sp;
-    char *text; /* as the checker gave it; made valid UTF-8 when first used (hover_text) */
+    size_t off; /* its text in analysis.texts, as the checker gave it; made valid
+                   UTF-8 when first used (hover_text) */
     bool fixed;
 } an_hover;
 typedef struct an_ref {
@@ -87,6 +95,8 @@ typedef struct analysis {
     int ndiags, capdiags;
     an_hover *hovers;
     int nhovers, caphovers;
+    char *texts; /* the hovers' texts, each NUL-terminated: one buffer, not a malloc each */
+    size_t ntexts, captexts;
     an_ref *refs;
     int nrefs, caprefs;
     an_mod *mods;
@@ -94,6 +104,22 @@ typedef struct analysis {
     const char *path;       /* the document's path (borrowed, for the sink) */
     struct lsp_server *srv; /* whose open documents imports are read from */
 } analysis;
+
+/* A piece of a document's text, parsed (see DESIGN): shared by the document's chunk
+ * list and the tree built from it, freed when neither holds it. */
+typedef struct lsp_chunk {
+    int refs;
+    int line;            /* its first line in the document */
+    char *text;          /* its bytes (malloc) */
+    size_t len;
+    ast_arena *ar;       /* its tree */
+    const fl_node *prog; /* its PROGRAM node; NULL: a syntax error (or out of memory) */
+} lsp_chunk;
+
+typedef struct lsp_chunks {
+    lsp_chunk **v;
+    int n, cap;
+} lsp_chunks;
 
 typedef struct lsp_doc {
     char *uri, *path;
@@ -110,7 +136,9 @@ typedef struct lsp_doc {
     char *prog_text;
     size_t prog_len; /* that text */
     size_t *prog_ls;
-    int prog_nls; /* its line offsets */
+    int prog_nls;           /* its line offsets */
+    lsp_chunks chunks;      /* the text's chunks at its last check, in order */
+    lsp_chunks tree_chunks; /* the chunks prog's declarations live in */
 } lsp_doc;
 
 typedef struct lsp_server lsp_server;
@@ -142,8 +170,7 @@ static bool grow_array(void **arr, int *cap, size_t size) {
 static void analysis_free(analysis *a) {
     for (int i = 0; i < a->ndiags; i++)
         free(a->diags[i].msg), free(a->diags[i].file);
-    for (int i = 0; i < a->nhovers; i++)
-        free(a->hovers[i].text);
+    free(a->texts);
     for (int i = 1; i < a->nmods; i++)
         free(a->mods[i].file), free(a->mods[i].real);
     free(a->diags);
@@ -227,8 +254,18 @@ static void on_module(void *user, int mod, const char *file, const char *real, i
 static void on_hover(void *user, int mod, fl_span at, const char *text) {
     analysis *a = user;
     if (mod != 0 || !GROW(a->hovers, a->nhovers, a->caphovers)) return;
-    char *t = strdup(text); /* made valid UTF-8 only if it is ever shown: most never are */
-    if (t) a->hovers[a->nhovers++] = (an_hover){at, t, false};
+    size_t n = strlen(text) + 1; /* made valid UTF-8 only if it is ever shown: most never are */
+    if (a->captexts - a->ntexts < n) {
+        size_t cap = a->captexts ? a->captexts : 1u << 16;
+        while (cap - a->ntexts < n) cap *= 2;
+        char *t = realloc(a->texts, cap);
+        if (!t) return;
+        a->texts = t;
+        a->captexts = cap;
+    }
+    memcpy(a->texts + a->ntexts, text, n);
+    a->hovers[a->nhovers++] = (an_hover){at, a->ntexts, false};
+    a->ntexts += n;
 }
 
 static void on_ref(void *user, int mod, fl_span use, int def_mod, fl_span def) {
@@ -327,10 +364,11 @@ static void index_lines(const char *t, size_t len, size_t **ls, int *nls) {
 }
 
 /* a hover's text, valid UTF-8 (a clipped name may have cut a character) */
-static const char *hover_text(an_hover *h) {
-    if (!h->fixed) utf8_fix(h->text);
+static const char *hover_text(analysis *a, an_hover *h) {
+    char *t = a->texts + h->off;
+    if (!h->fixed) utf8_fix(t);
     h->fixed = true;
-    return h->text;
+    return t;
 }
 
 /* the offset of line `line` (1-based) in x, or its length when there is no such line */
@@ -479,7 +517,22 @@ static void dependents_dirty(lsp_server *s, const lsp_doc *d) {
     }
 }
 
+static void chunk_drop(lsp_chunk *c) {
+    if (!c || --c->refs > 0) return;
+    ast_arena_free(c->ar);
+    free(c->text);
+    free(c);
+}
+
+static void chunks_drop(lsp_chunks *cs) {
+    for (int i = 0; i < cs->n; i++)
+        chunk_drop(cs->v[i]);
+    free(cs->v);
+    *cs = (lsp_chunks){0};
+}
+
 static void doc_tree_free(lsp_doc *d) {
+    chunks_drop(&d->tree_chunks);
     ast_arena_free(d->ar);
     free(d->prog_text);
     free(d->prog_ls);
@@ -493,6 +546,7 @@ static void doc_tree_free(lsp_doc *d) {
 static void doc_free(lsp_doc *d) {
     analysis_free(&d->an);
     doc_tree_free(d);
+    chunks_drop(&d->chunks);
     for (int i = 0; i < d->npubs; i++)
         free(d->pubs[i]);
     free(d->pubs);
@@ -628,6 +682,105 @@ static void publish(lsp_server *s, lsp_doc *d) {
     d->npubs = npubs;
 }
 
+/* ---- parsing by chunks (see DESIGN) ---------------------------------------------------------- */
+/* Does the line at t (len bytes) start a top-level declaration? */
+static bool starts_decl(const char *t, size_t len) {
+    static const char *const kw[] = {"library", "task", "type", "flow", "group", "import"};
+    for (size_t i = 0; i < sizeof kw / sizeof *kw; i++) {
+        size_t k = strlen(kw[i]);
+        if (len > k && !memcmp(t, kw[i], k) && (t[k] == ' ' || t[k] == '\t')) return true;
+    }
+    return false;
+}
+
+static void mute(void *user, const char *what, const char *file, fl_span sp, const char *msg,
+                 const char *hint) {
+    (void)user, (void)what, (void)file, (void)sp, (void)msg, (void)hint;
+}
+
+/* The chunk of d's text at [off, off + len), whose first line is `line`: the last
+ * check's when its line and text are the same (*from: where to look on in d->chunks,
+ * which are in order), else parsed now. NULL when out of memory. */
+static lsp_chunk *chunk_get(lsp_server *s, lsp_doc *d, int *from, size_t off, size_t len,
+                            int line) {
+    for (int i = *from; i < d->chunks.n && d->chunks.v[i]->line <= line; i++) {
+        lsp_chunk *c = d->chunks.v[i];
+        *from = i + 1;
+        if (c->line == line && c->len == len && !memcmp(c->text, d->text + off, len)) {
+            c->refs++;
+            return c;
+        }
+    }
+    lsp_chunk *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->refs = 1;
+    c->line = line;
+    c->len = len;
+    c->text = malloc(len + 1);
+    c->ar = ast_arena_new(&s->ctx);
+    if (!c->text || !c->ar) {
+        chunk_drop(c);
+        return NULL;
+    }
+    memcpy(c->text, d->text + off, len);
+    c->text[len] = '\0';
+    fl_diag quiet; /* a chunk's errors are not shown: the whole text is parsed then */
+    diag_init(&quiet, d->path, c->text, len, NULL);
+    quiet.sink = mute;
+    c->prog = fl_parse_at(c->ar, &quiet, c->text, len, line);
+    if (quiet.errors) c->prog = NULL;
+    return c;
+}
+
+/* d's text parsed by chunks, kept as d->chunks; their declarations joined into a
+ * PROGRAM node in ar, the chunks it uses into *used. NULL when a chunk did not
+ * parse (or out of memory): the caller parses the whole text. */
+static const fl_node *parse_chunked(lsp_server *s, lsp_doc *d, ast_arena *ar,
+                                    lsp_chunks *used) {
+    lsp_chunks now = {0};
+    bool ok = true;
+    int from = 0, start_line = 1, line = 1;
+    size_t start = 0;
+    const char *t = d->text ? d->text : "";
+    for (size_t pos = 0;;) { /* pos: the start of line `line` */
+        bool end = pos >= d->len;
+        if (end || (line - start_line >= LSP_CHUNK_LINES && starts_decl(t + pos, d->len - pos))) {
+            lsp_chunk *c = GROW(now.v, now.n, now.cap)
+                               ? chunk_get(s, d, &from, start, pos - start, start_line)
+                               : NULL;
+            if (!c) {
+                ok = false;
+                break;
+            }
+            now.v[now.n++] = c;
+            start = pos;
+            start_line = line;
+        }
+        if (end) break;
+        const char *nl = memchr(t + pos, '\n', d->len - pos);
+        pos = nl ? (size_t)(nl - t) + 1 : d->len;
+        line++;
+    }
+    chunks_drop(&d->chunks);
+    d->chunks = now;
+    fl_node *prog = ok ? ast_node(ar, AST_PROGRAM, (fl_span){1, 1, 1, 1}) : NULL;
+    for (int i = 0; prog && i < now.n; i++) {
+        const fl_node *cp = now.v[i]->prog;
+        if (!cp) prog = NULL;
+        for (int k = 0; prog && k < cp->list.len; k++)
+            if (!ast_push(ar, &prog->list, cp->list.items[k])) prog = NULL;
+    }
+    if (!prog || !prog->list.len) return NULL; /* (an empty program: as flowc parses it) */
+    fl_span a = prog->list.items[0]->span, b = prog->list.items[prog->list.len - 1]->span;
+    prog->span = (fl_span){a.line, a.col, b.end_line, b.end_col};
+    used->v = malloc((size_t)now.n * sizeof *used->v);
+    if (!used->v) return NULL;
+    for (int i = 0; i < now.n; i++)
+        (used->v[i] = now.v[i])->refs++;
+    used->n = used->cap = now.n;
+    return prog;
+}
+
 /* check the document's text as flowc --check would, recording what is found */
 static void analyze(lsp_server *s, lsp_doc *d) {
     an_mod *kept = d->an.mods; /* the modules of the kept tree's analysis (see below) */
@@ -645,7 +798,9 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     diag.sink = on_diag;
     diag.sink_user = a;
     ast_arena *ar = ast_arena_new(&s->ctx);
-    const fl_node *prog = ar ? fl_parse(ar, &diag, d->text, d->len) : NULL;
+    lsp_chunks tree = {0}; /* the chunks prog's declarations live in */
+    const fl_node *prog = ar ? parse_chunked(s, d, ar, &tree) : NULL;
+    if (!prog && ar) prog = fl_parse(ar, &diag, d->text, d->len);
     if (prog && !diag.errors) {
         flowc_observer obs = {a, on_module, on_hover, on_ref, on_source};
         flowc_options opt = {d->path, NULL, d->text, d->len, &ctx, s->inc, s->ninc, s->share, &obs};
@@ -659,6 +814,8 @@ static void analyze(lsp_server *s, lsp_doc *d) {
             doc_tree_free(d);
             d->ar = ar;
             d->prog = prog;
+            d->tree_chunks = tree;
+            tree = (lsp_chunks){0};
             d->prog_text = copy;
             d->prog_len = d->len;
             index_lines(copy, d->len, &d->prog_ls, &d->prog_nls);
@@ -666,6 +823,7 @@ static void analyze(lsp_server *s, lsp_doc *d) {
         }
     }
     ast_arena_free(ar);
+    chunks_drop(&tree);
     if (!prog && !a->nmods) { /* the tree kept is the last that parsed: so are its imports */
         a->mods = kept;
         a->nmods = nkept;
@@ -720,10 +878,11 @@ static json_t *do_hover(lsp_server *s, json_t *params) {
             if (span_has(h->sp, line, col) && (!best || span_smaller(h->sp, best->sp))) best = h;
         }
     if (!best) return NULL;
-    size_t n = strlen(hover_text(best)) + 32;
+    const char *text = hover_text(&d->an, best);
+    size_t n = strlen(text) + 32;
     char *md = malloc(n);
     if (!md) return NULL;
-    snprintf(md, n, "```flow\n%s\n```", best->text);
+    snprintf(md, n, "```flow\n%s\n```", text);
     json_t *r = json_pack("{s:{s:s,s:s},s:o}", "contents", "kind", "markdown", "value", md, "range",
                           jrange(&(lsp_text){d->text, d->len, d->ls, d->nls}, best->sp));
     free(md);
@@ -906,7 +1065,7 @@ static void item(json_t *items, const char *label, int kind, const char *detail)
 /* the hover text recorded at a declaration's name, or NULL */
 static const char *detail_at(lsp_doc *d, fl_span sp) {
     for (int i = 0; i < d->an.nhovers; i++)
-        if (span_eq(d->an.hovers[i].sp, sp)) return hover_text(&d->an.hovers[i]);
+        if (span_eq(d->an.hovers[i].sp, sp)) return hover_text(&d->an, &d->an.hovers[i]);
     return NULL;
 }
 

@@ -47,7 +47,7 @@
 %expect 0
 %parse-param {fl_parser *p}
 %lex-param {fl_parser *p}
-%initial-action { @$ = (fl_span){1, 1, 1, 1}; }
+%initial-action { @$ = (fl_span){p->first_line, 1, p->first_line, 1}; }
 
 %code requires {
 #include <stddef.h>
@@ -79,6 +79,7 @@ typedef struct fl_parser {
     struct lex_block *blocks; /* every block flex holds, so a fatal error can free them */
     void *on_fatal;        /* jmp_buf * to leave by when flex gives up (out of memory) */
     fl_comments *comments; /* where the comments go (fl_parse_comments), or NULL */
+    int first_line;        /* the line number of src's first line (fl_parse_at) */
 } fl_parser;
 }
 

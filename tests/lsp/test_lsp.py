@@ -18,6 +18,7 @@ random bytes (a clean exit). Prints PASS/FAIL lines; exit status 1 if any failed
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -362,7 +363,81 @@ def run_malformed():
     check("an unknown argument: usage error", p.returncode == 2 and b"unknown argument" in p.stderr, p.stderr)
 
 
-for part in (run_main, run_malformed):
+def flowc_errors(text):
+    """flowc --check's diagnostics of text as (0-based line, 0-based column, message)"""
+    path = os.path.join(T, "chunks-check.flow")
+    with open(path, "w") as f:
+        f.write(text)
+    p = subprocess.run([FLOWC, "--check", path], capture_output=True, text=True, timeout=60)
+    out = []
+    for line in p.stderr.splitlines():
+        m = re.match(r"^.*chunks-check\.flow:(\d+):(\d+): (error|warning): (.*)$", line)
+        if m:
+            out.append((int(m.group(1)) - 1, int(m.group(2)) - 1, m.group(4)))
+    return out
+
+
+def lsp_errors(d):
+    return [(x["range"]["start"]["line"], x["range"]["start"]["character"], x["message"].split("\n")[0])
+            for x in d]
+
+
+def run_chunks():
+    """A document of many chunks (compiler/lsp.c parses by pieces of some 256 lines):
+    its diagnostics, after edits inside a chunk, after a line inserted above every
+    chunk, with a syntax error in one chunk, are flowc --check's; hover and definition
+    in its last chunk point right."""
+    lines = ['library chk = "%s/libchk.so"' % LIBDIR]
+    lines += ['task t%d(x: int) -> int = sh "echo {x}"' % k for k in range(400)]
+    for k in range(150):
+        lines += ["flow f%d(n: int = 1) -> int {" % k, "    let a = t%d(n)" % k,
+                  "    let b%d = t%d(a)" % (k, k + 1), "    return t%d(b%d)" % (k + 2, k), "}"]
+    text = "\n".join(lines) + "\n"
+    path = os.path.join(T, "chunks.flow")
+    c = Client(FLOWC)
+    c.initialize(T)
+    uri = c.open(path, text)
+    d = c.diagnostics(uri)
+    check("chunks: a %d-line program, no diagnostics" % len(lines), d == [], json.dumps(d)[:300])
+
+    def edit(text, old, new, nth=0, version=[2]):
+        a = find(text, old, nth)
+        c.change_range(uri, a, (a[0], a[1] + len(old)), new, version[0])
+        version[0] += 1
+        idx = -1
+        for _ in range(nth + 1):
+            idx = text.index(old, idx + 1)
+        return text[:idx] + new + text[idx + len(old):]
+
+    text = edit(text, "return t142(b140)", "return t142(b139)")  # near the end: an unknown name
+    got, want = lsp_errors(c.diagnostics(uri)), flowc_errors(text)
+    check("chunks: an edit in a late chunk, flowc's diagnostic", got == want and len(want) == 1,
+          "lsp %s, flowc %s" % (got, want))
+    text = edit(text, "library chk", "# a line more above every chunk\nlibrary chk")
+    got, want = lsp_errors(c.diagnostics(uri)), flowc_errors(text)
+    check("chunks: a line inserted at the top moves it down", got == want and len(want) == 1 and
+          want[0][0] == find(text, "t142(b139)")[0], "lsp %s, flowc %s" % (got, want))
+    text = edit(text, "let a = t60(n)", "let a = t60(n")  # a syntax error in a middle chunk
+    got, want = lsp_errors(c.diagnostics(uri)), flowc_errors(text)
+    check("chunks: a syntax error in one chunk, flowc's diagnostics", got == want and len(want) >= 1,
+          "lsp %s, flowc %s" % (got, want))
+    text = edit(text, "let a = t60(n", "let a = t60(n)")
+    got, want = lsp_errors(c.diagnostics(uri)), flowc_errors(text)
+    check("chunks: fixed, back to the one error", got == want and len(want) == 1,
+          "lsp %s, flowc %s" % (got, want))
+    at = find(text, "b149 = t150(a)")
+    h = json.dumps(c.at("textDocument/hover", uri, at[0], at[1]))
+    check("chunks: hover in the last chunk", "b149: int" in h, h)
+    at = find(text, "t151(b149)")
+    r = c.at("textDocument/definition", uri, at[0], at[1]).get("result")
+    want = find(text, "task t151(")
+    check("chunks: definition from the last chunk into the first", r and r["range"]["start"] ==
+          {"line": want[0], "character": want[1] + 5}, json.dumps(r))
+    rc = c.close()  # (sanitized: a chunk leaked or freed twice shows here)
+    check("chunks: shutdown and exit: status 0", rc == 0, "status %s: %s" % (rc, c.proc.stderr))
+
+
+for part in (run_main, run_chunks, run_malformed):
     try:
         part()
     except (LspError, KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
