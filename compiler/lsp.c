@@ -349,6 +349,7 @@ typedef struct lsp_text {
 
 /* the line offsets of t into *ls (malloc; *nls 0 and *ls NULL when out of memory) */
 static void index_lines(const char *t, size_t len, size_t **ls, int *nls) {
+    if (!t) t = ""; /* (len is 0 then) */
     free(*ls);
     *ls = NULL;
     *nls = 0;
@@ -703,10 +704,11 @@ static void mute(void *user, const char *what, const char *file, fl_span sp, con
  * which are in order), else parsed now. NULL when out of memory. */
 static lsp_chunk *chunk_get(lsp_server *s, lsp_doc *d, int *from, size_t off, size_t len,
                             int line) {
+    const char *t = d->text ? d->text : ""; /* (NULL: out of memory at didOpen, len 0) */
     for (int i = *from; i < d->chunks.n && d->chunks.v[i]->line <= line; i++) {
         lsp_chunk *c = d->chunks.v[i];
         *from = i + 1;
-        if (c->line == line && c->len == len && !memcmp(c->text, d->text + off, len)) {
+        if (c->line == line && c->len == len && !memcmp(c->text, t + off, len)) {
             c->refs++;
             return c;
         }
@@ -722,7 +724,7 @@ static lsp_chunk *chunk_get(lsp_server *s, lsp_doc *d, int *from, size_t off, si
         chunk_drop(c);
         return NULL;
     }
-    memcpy(c->text, d->text + off, len);
+    memcpy(c->text, t + off, len);
     c->text[len] = '\0';
     fl_diag quiet; /* a chunk's errors are not shown: the whole text is parsed then */
     diag_init(&quiet, d->path, c->text, len, NULL);
