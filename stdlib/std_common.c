@@ -85,6 +85,14 @@ const char *std_out(const char *name, const char *fallback) {
     return out;
 }
 
+FILE *std_create(const char *name, const char *fallback, const char **path) {
+    const char *out = *path = std_out(name, fallback);
+    if (!out) return NULL;
+    FILE *w = fopen(out, "wbx");
+    if (!w) flow_fail("cannot create %s: %s", out, strerror(errno));
+    return w;
+}
+
 int std_copy_file(const char *src, const char *dst) {
     int in = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (in < 0) {

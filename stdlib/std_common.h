@@ -12,6 +12,7 @@
 #define FLOW_STD_COMMON_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <flow.h>
 
@@ -32,6 +33,10 @@ const char *std_base(const char *path);
 /* A fresh output path (flow_out_path) named name, or fallback when name is empty,
  * ".", ".." or not usable; NULL after flow_fail. */
 const char *std_out(const char *name, const char *fallback);
+
+/* A new output file (std_out's path, created exclusively, written in binary) and its
+ * path in *path; NULL after flow_fail. */
+FILE *std_create(const char *name, const char *fallback, const char **path);
 
 /* Copy the file src to the new file dst; 0, or -1 after flow_fail. */
 int std_copy_file(const char *src, const char *dst);

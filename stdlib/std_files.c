@@ -105,13 +105,9 @@ STD_TASK const char *std_copy(const char *src) {
 }
 
 STD_TASK const char *std_concat(flow_list files, const char *name) {
-    const char *out = std_out(name, "concat");
-    if (!out) return NULL;
-    FILE *w = fopen(out, "wbx");
-    if (!w) {
-        flow_fail("cannot create %s: %s", out, strerror(errno));
-        return NULL;
-    }
+    const char *out;
+    FILE *w = std_create(name, "concat", &out);
+    if (!w) return NULL;
     const char **fs = files.items;
     for (int64_t i = 0; i < files.len; i++) {
         FILE *r = fopen(fs[i], "rb");

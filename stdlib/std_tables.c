@@ -543,9 +543,8 @@ STD_TASK const char *std_write_json(flow_list x, const char *name, const char *t
         flow_fail("write_json: a string is not valid UTF-8, or out of memory");
         return NULL;
     }
-    const char *out = std_out(name, "data.json");
-    FILE *w = out ? fopen(out, "wbx") : NULL;
-    if (out && !w) flow_fail("cannot create %s: %s", out, strerror(errno));
+    const char *out;
+    FILE *w = std_create(name, "data.json", &out);
     int rc = w ? json_dumpf(j, w, JSON_ENCODE_ANY | JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : -1;
     json_decref(j);
     if (!w) return NULL;
@@ -577,13 +576,9 @@ STD_TASK const char *std_write_csv(flow_list rows, const char *name, const char 
     sty *lt = ty_of(type);
     if (!lt) return NULL;
     const sty *rt = lt->elem;
-    const char *out = std_out(name, "table.csv");
-    if (!out) return NULL;
-    FILE *w = fopen(out, "wbx");
-    if (!w) {
-        flow_fail("cannot create %s: %s", out, strerror(errno));
-        return NULL;
-    }
+    const char *out;
+    FILE *w = std_create(name, "table.csv", &out);
+    if (!w) return NULL;
     for (int k = 0; k < rt->n; k++) {
         if (k) putc(',', w);
         csv_put(w, rt->names[k]);
