@@ -252,7 +252,10 @@ typedef enum chk_typed {
 } chk_typed;
 chk_typed chk_typed_kind(chk_ctx *c, uint32_t task); /* TYPED_NONE for any other task */
 /* The copy of the typed task specialised to type t (reading t, or writing its first
- * parameter as t), with the hidden parameter type_; PLAN_NONE after an error at `at`. */
+ * parameter as t), with the hidden parameter type_; PLAN_NONE after an error at `at`.
+ * The copy reading one record returns it in a list of one (chk_typed_one): the caller
+ * opens it (an elem node; a flatten after .expand). */
 uint32_t chk_typed_task(chk_ctx *c, uint32_t task, chk_typed kind, uint32_t t, fl_span at);
+bool chk_typed_one(chk_ctx *c, uint32_t task); /* a copy reading one record */
 
 #endif

@@ -322,6 +322,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
     plan_arg pa[CHK_MAX_PARAMS];
     const fl_node *by[CHK_MAX_PARAMS]; /* the argument that bound each parameter */
     bool set[CHK_MAX_PARAMS], ok = true;
+    uint32_t one_rec = PLAN_NONE; /* read_json of one record: its type (opened below) */
     /* std's typed table tasks: specialised to the binding's or the argument's type */
     chk_typed typed = f.kind == CV_TASK ? chk_typed_kind(c, f.ref) : TYPED_NONE;
     if (typed != TYPED_NONE) {
@@ -353,6 +354,7 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
             if (mode == M_EXPAND) rt = elem_of(c, rt);
             uint32_t k = chk_typed_task(c, f.ref, typed, rt, call->span);
             if (k == PLAN_NONE) return ERR;
+            if (chk_typed_one(c, k)) one_rec = rt;
             f.ref = k;
             s = sig_of(c, &f);
             n = s.n;
@@ -570,11 +572,21 @@ static chk_val apply(chk_ctx *c, chk_scope *sc, chk_val f, const fl_node *call, 
     join_text(tname, sizeof tname, plan_str(p, p->tasks[f.ref].name), NULL);
     if (mode == M_CALL) {
         uint32_t k = emit(c, PN_CALL, s.ret, f.ref, 0, pa, (int)n, call->span);
-        return node_val(name_call(c, sc, k, call, tname), s.ret);
+        name_call(c, sc, k, call, tname);
+        if (one_rec != PLAN_NONE) { /* the record, out of its list of one */
+            plan_arg a = scalar(k);
+            return node_val(emit(c, PN_ELEM, one_rec, PLAN_NONE, 0, &a, 1, call->span), one_rec);
+        }
+        return node_val(k, s.ret);
     }
     plan_node_kind kind = mode == M_EXPAND ? PN_EXPAND : PN_EXPAND_KWARGS;
     uint32_t k = emit(c, kind, lt, f.ref, mode == M_EXPAND ? naxes : 0, pa, (int)n, call->span);
-    return node_val(name_call(c, sc, k, call, tname), lt);
+    name_call(c, sc, k, call, tname);
+    if (one_rec != PLAN_NONE) { /* a list of one record per instance: one list of them */
+        plan_arg a = scalar(k);
+        return node_val(emit(c, PN_FLATTEN, s.ret, PLAN_NONE, 0, &a, 1, call->span), s.ret);
+    }
+    return node_val(k, lt);
 }
 
 /* ---- combine ------------------------------------------------------------------------------ */
@@ -1463,6 +1475,13 @@ static void set_afters(chk_ctx *c, chk_scope *sc, const fl_node *st, uint32_t no
     if (node == PLAN_NONE || node < fresh) {
         diag_error(c->d, st->span, NULL, "`after` needs a statement that runs a task");
         return;
+    }
+    /* a read of one record: its call waits, not the node that opens its list */
+    const plan_node *N = &p->nodes[node];
+    if ((N->kind == PN_ELEM || N->kind == PN_FLATTEN) && N->nargs == 1) {
+        const plan_node *A = &p->nodes[p->args[N->first_arg].node];
+        if ((A->kind == PN_CALL || A->kind == PN_EXPAND) && chk_typed_one(c, A->ref))
+            node = p->args[N->first_arg].node;
     }
     uint32_t got[CHK_MAX_ARGS];
     int n = 0;

@@ -46,6 +46,14 @@ chk_typed chk_typed_kind(chk_ctx *c, uint32_t task) {
     return TYPED_NONE;
 }
 
+bool chk_typed_one(chk_ctx *c, uint32_t task) {
+    const fl_plan *p = c->plan;
+    const plan_task *t = &p->tasks[task];
+    return t->kind == TK_C && t->lib != PLAN_NONE &&
+           !strcmp(plan_str(p, p->libs[t->lib].path), "flow:libflow-std.so") &&
+           !strcmp(plan_str(p, t->symbol), "std_read_json_one");
+}
+
 /* Append the type text of t to buf at *o; false when it does not fit. */
 static bool type_code(const fl_plan *p, uint32_t t, char *buf, size_t len, size_t *o) {
     static const char codes[PT__COUNT] = {
@@ -137,23 +145,23 @@ uint32_t chk_typed_task(chk_ctx *c, uint32_t task, chk_typed kind, uint32_t t, f
         return PLAN_NONE;
     }
     /* read_json returns its value: a C entry point per C type of the result. A record
-     * is returned by value in C, at a size no one entry point can have */
-    uint32_t symbol = p->tasks[task].symbol;
+     * is returned by value in C, at a size no one entry point can have: it comes back in
+     * a list of one (std_read_json_one), which the caller's elem node opens */
+    uint32_t symbol = p->tasks[task].symbol, ret = t;
     if (kind == TYPED_READ_JSON) {
         static const char *const entry[PT__COUNT] = {
             [PT_LIST] = "std_read_json", [PT_INT] = "std_read_json_int",
             [PT_FLOAT] = "std_read_json_float", [PT_BOOL] = "std_read_json_bool",
             [PT_STR] = "std_read_json_str", [PT_DATE] = "std_read_json_str",
-            [PT_TIME] = "std_read_json_str"};
+            [PT_TIME] = "std_read_json_str", [PT_RECORD] = "std_read_json_one"};
         uint32_t k = p->types[t].kind;
-        if (k >= PT__COUNT || !entry[k]) {
-            diag_error(c->d, at, "read a list of them: let xs: [T] = std.read_json(f), the file "
-                       "holding a JSON array",
-                       "std.read_json cannot read a single record %s",
+        if (k >= PT__COUNT || !entry[k]) { /* unfit() refused every other kind */
+            diag_error(c->d, at, NULL, "std.read_json cannot read %s",
                        chk_type_text(c, t, tb, sizeof tb));
             return PLAN_NONE;
         }
         symbol = plan_intern_str(p, entry[k]);
+        if (k == PT_RECORD) ret = plan_type_list(p, t);
     }
     /* write_json takes its value as a list of one (check_body.c wraps it) */
     uint32_t pt = kind == TYPED_WRITE_JSON ? plan_type_list(p, t) : t;
@@ -205,6 +213,6 @@ uint32_t chk_typed_task(chk_ctx *c, uint32_t task, chk_typed kind, uint32_t t, f
     p->tasks[ti].first_param = first;
     p->tasks[ti].nparams = n + 1;
     p->tasks[ti].symbol = symbol;
-    if (reader) p->tasks[ti].ret = t;
+    if (reader) p->tasks[ti].ret = ret;
     return ti;
 }

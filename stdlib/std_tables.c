@@ -443,10 +443,8 @@ static int from_json(const char *f, json_t *j, const sty *t, void *dst, jpath *j
     return 0;
 }
 
-/* the top-level value of f as type text `type`, written to dst; -1 after flow_fail */
-static int read_json(const char *f, const char *type, void *dst) {
-    sty *t = ty_of(type);
-    if (!t) return -1;
+/* the top-level value of f as type t, written to dst; -1 after flow_fail */
+static int read_json_as(const char *f, const sty *t, void *dst) {
     json_error_t err;
     json_t *j = json_load_file(f, JSON_DECODE_ANY, &err);
     if (!j) {
@@ -457,6 +455,23 @@ static int read_json(const char *f, const char *type, void *dst) {
     int rc = from_json(f, j, t, dst, &jp, 0);
     json_decref(j);
     return rc;
+}
+
+/* the same, the type given as its text */
+static int read_json(const char *f, const char *type, void *dst) {
+    sty *t = ty_of(type);
+    return t ? read_json_as(f, t, dst) : -1;
+}
+
+/* One record (`let cfg: Job = std.read_json(f)`): a C function cannot return a record
+ * of every layout by value, so it comes back in a list of one and the plan takes it out
+ * (an elem node, compiler/check_typed.c). */
+STD_TASK flow_list std_read_json_one(const char *f, const char *type) {
+    sty *t = ty_of(type);
+    if (!t) return (flow_list){0, NULL};
+    flow_list l = flow_list_new(1, t->size);
+    if (!l.items || read_json_as(f, t, l.items) != 0) return (flow_list){0, NULL};
+    return l;
 }
 
 STD_TASK flow_list std_read_json(const char *f, const char *type) {

@@ -38,6 +38,7 @@ STD_TASK int64_t std_read_json_int(const char *f, const char *type);
 STD_TASK double std_read_json_float(const char *f, const char *type);
 STD_TASK bool std_read_json_bool(const char *f, const char *type);
 STD_TASK const char *std_read_json_str(const char *f, const char *type);
+STD_TASK flow_list std_read_json_one(const char *f, const char *type);
 STD_TASK const char *std_write_json(flow_list x, const char *name, const char *type);
 
 #endif

@@ -1116,6 +1116,11 @@ static int chk_node(plan_check *k, uint32_t g, uint32_t i) {
                 kind_of(p, n->type) != PT_INT)
                 BAD("node %u: len takes one list and gives an int", i);
             break;
+        case PN_ELEM:
+            if (n->nargs != 1 || !is_list(p, p->nodes[args[0].node].type) ||
+                !same_type(k, p->types[p->nodes[args[0].node].type].elem, n->type))
+                BAD("node %u: elem takes one list and gives one of its elements", i);
+            break;
         case PN_LIST:
             if (!is_list(p, n->type)) BAD("node %u: list node must have a list type", i);
             for (uint32_t j = 0; j < n->nargs; j++)

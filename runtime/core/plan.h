@@ -32,12 +32,13 @@
 #include "ctx.h"
 
 #define PLAN_NONE UINT32_MAX
-#define PLAN_VERSION 6        /* 2: every call node names its instances (plan_node.name);
+#define PLAN_VERSION 7        /* 2: every call node names its instances (plan_node.name);
                                  tasks carry memory and max_procs. 3: type kind time; graphs
                                  carry start, tz, watch. 4: the secrets section (a version 3
                                  plan is read as one with no secrets). 5: the containers
                                  section (cpus:, network:; an older plan has none). 6: the
-                                 sources section (imported .flow files and their hashes) */
+                                 sources section (imported .flow files and their hashes).
+                                 7: the node kind elem (std.read_json of one record) */
 #define PLAN_OLDEST_VERSION 3 /* older plans are refused: recompile them */
 /* The longest duration a task option may carry (365 days, in ms). flowc rejects longer
  * ones with a source position and plan_read refuses a plan that carries one, so every
@@ -245,6 +246,9 @@ typedef struct plan_graph {
  *   LEN            args[0] = a list
  *   LIST           args = the elements
  *   RECORD         args = the field values in the record type's field order
+ *   ELEM           args[0] = a list; aux = an index; the list's element aux (a run-time
+ *                  error when the list is shorter). flowc makes it for a typed read of
+ *                  one record (std.read_json returns it in a list of one)
  *
  * Every node may also wait for `after` nodes (afters[first_after .. +nafter)).
  */
@@ -253,7 +257,7 @@ typedef struct plan_graph {
         X(EXPAND_KWARGS, "expand_kwargs") X(GROUP_CALL, "group_call")                              \
             X(GROUP_EXPAND, "group_expand") X(MAP, "map") X(FILTER, "filter") X(RANGE, "range")    \
                 X(ZIP, "zip") X(FILES, "files") X(FLATTEN, "flatten") X(LEN, "len")                \
-                    X(LIST, "list") X(RECORD, "record")
+                    X(LIST, "list") X(RECORD, "record") X(ELEM, "elem")
 
 typedef enum plan_node_kind {
 #define X(k, s) PN_##k,

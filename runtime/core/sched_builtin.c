@@ -385,6 +385,17 @@ int compute_builtin(sched *S, scope *sc, uint32_t node, char *err, size_t errlen
             if (S->info[A[0].node].fused) return fuse_eval(S, sc, node);
             s->val.i = fv_as_list(ARGV(0))->len;
             return 0;
+        case PN_ELEM: {
+            fv_list *l = fv_as_list(ARGV(0));
+            if ((int64_t)N->aux >= l->len) {
+                snprintf(err, errlen, "the list has %" PRId64 " element%s, so no element %u",
+                         l->len, l->len == 1 ? "" : "s", N->aux);
+                return -1;
+            }
+            s->val = l->items[N->aux];
+            fv_incref(p, N->type, s->val);
+            return 0;
+        }
         case PN_LIST: {
             uint32_t et = elem_type(p, N->type);
             s->val = fv_list_new(p, N->type, N->nargs);

@@ -1,6 +1,6 @@
 /*
  * fuzz_std_tables.c — libFuzzer target for the standard library's table readers
- * (stdlib/std_tables.c: std.read_csv and std.read_json), which read files a
+ * (stdlib/std_tables.c: std.read_csv and std.read_json, also of one record), which read files a
  * pipeline does not control. Any bytes become the file (a memfd, opened by its
  * /proc/self/fd path as the task opens a path); the first byte picks the reader and
  * one of a few row types. A read either fails through flow_fail with a message, or
@@ -111,7 +111,12 @@ static size_t touch(const flow_list *l, const sty *row) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
+    /* bit 0: JSON (else CSV); bit 7 with JSON: one record (std_read_json_one, the row
+     * type's text without its brackets); bits 1-2: the type */
     int which = data[0] & 1, t = (data[0] >> 1) % (int)(sizeof types / sizeof *types);
+    int one = which && (data[0] & 0x80);
+    char rowtext[64];
+    snprintf(rowtext, sizeof rowtext, "%.*s", (int)strlen(types[t]) - 2, types[t] + 1);
     data++, size--;
     int fd = memfd_create("fuzz-table", MFD_CLOEXEC);
     if (fd < 0) return 0;
@@ -124,10 +129,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     failed = 0;
-    flow_list rows = which ? std_read_json(path, types[t]) : std_read_csv(path, types[t]);
+    flow_list rows = one     ? std_read_json_one(path, rowtext)
+                     : which ? std_read_json(path, types[t])
+                             : std_read_csv(path, types[t]);
     if (!failed) {
         const sty *lt = ty_of(types[t]);
         if (!lt || (rows.len && !rows.items)) abort(); /* success must give the rows */
+        if (one && rows.len != 1) abort();              /* one record: a list of one */
         volatile size_t sum = touch(&rows, lt->elem);
         (void)sum;
     } else if (!failmsg[0]) {

@@ -199,48 +199,81 @@ cat > json.flow <<'EOF'
 import std
 type Sub = {on: bool, at: date}
 type Job = {name: str, tags: [str], w: float, sub: Sub}
-type Out = {jobs: [Job], back: [Job], n: int, s: str, xs: [[int]]}
-flow main(f: path, g: path, h: path) -> Out {
+type Out = {jobs: [Job], back: [Job], n: int, s: str, xs: [[int]], one: Job, each: [Job]}
+flow main(f: path, g: path, h: path, o: path) -> Out {
     let jobs: [Job] = std.read_json(f)
+    let one: Job = std.read_json(o)
+    let each: [Job] = std.read_json.expand(f = [o, std.write_json(one, name = "again.json")])
     let back: [Job] = std.read_json(std.write_json(jobs))
     let n: int = std.read_json(g)
     let s: str = std.read_json(h)
     let xs: [[int]] = std.read_json(std.write_json([[1, 2], [], [3]], name = "xs.json"))
-    return {jobs = jobs, back = back, n = n, s = s, xs = xs}
+    return {jobs = jobs, back = back, n = n, s = s, xs = xs, one = one, each = each}
 }
 EOF
 printf ' 42 \n' > n.json
+printf '{"name": "o", "tags": ["t"], "w": 3, "sub": {"on": true, "at": "2020-02-29"}, "x": 0}' > one.json
 printf '"text"' > s.json
 if comp json; then
     for ex in inline process; do
-        run json $ex --param f=jobs.json --param g=n.json --param h=s.json
+        run json $ex --param f=jobs.json --param g=n.json --param h=s.json --param o=one.json
         verdict=$(python3 - jobs.json json.out <<'EOF'
 import json, sys
 want = json.load(open(sys.argv[1]))
 for j in want:
     j.pop("more", None); j["w"] = float(j["w"])
 got = json.load(open(sys.argv[2]))
+one = {"name": "o", "tags": ["t"], "w": 3.0, "sub": {"on": True, "at": "2020-02-29"}}
 if got["jobs"] != want: print("jobs %r != %r" % (got["jobs"], want))
+elif got["one"] != one: print("one %r" % got["one"])
+elif got["each"] != [one, one]: print("each %r" % got["each"])
 elif got["back"] != want: print("back %r" % got["back"])
 elif (got["n"], got["s"], got["xs"]) != (42, "text", [[1, 2], [], [3]]): print("scalars %r" % got)
 else: print("ok")
 EOF
 )
-        if [ $rc = 0 ] && [ "$verdict" = ok ]; then pass "json [$ex]: read_json into records, lists, an int, a str; write_json round trip (python's json agrees)"
+        if [ $rc = 0 ] && [ "$verdict" = ok ]; then pass "json [$ex]: read_json into records, lists, an int, a str, one record (also .expand); write_json round trip (python's json agrees)"
         else fail "json [$ex]" "exit $rc: $verdict $(head -3 json.err)"; fi
     done
     printf '[{"name": "a", "tags": ["x"], "w": 1, "sub": {"on": "yes", "at": "2024-01-31"}}]' > e1.json
     printf '[{"name": "a", "tags": ["x"], "w": 1}]' > e2.json
     printf '[{"name": "a",' > e3.json
     printf '[{"name": "a", "tags": [], "w": 1, "sub": {"on": true, "at": "2023-02-30"}}]' > e4.json
+    printf '[{"name": "o", "tags": [], "w": 1, "sub": {"on": true, "at": "2020-02-29"}}]' > e5.json
     for c in 'e1.json|$[0].sub.on is a string, not a bool|a value of the wrong kind names its place' \
              'e2.json|$[0] has no field '"'"'sub'"'"'|a missing field' \
              'e3.json|e3.json line 1, column|a syntax error names line and column' \
              'e4.json|$[0].sub.at is "2023-02-30", not a date|a date that is no calendar day'; do
         f=${c%%|*}; rest=${c#*|}; frag=${rest%%|*}; what=${rest#*|}
-        run json inline --param f="$f" --param g=n.json --param h=s.json
+        run json inline --param f="$f" --param g=n.json --param h=s.json --param o=one.json
         if [ $rc != 0 ] && grep -qF -- "$frag" json.err; then pass "json error: $what"
         else fail "json error: $what" "exit $rc, want '$frag' in: $(head -3 json.err)"; fi
+    done
+    run json inline --param f=jobs.json --param g=n.json --param h=s.json --param o=e5.json
+    if [ $rc = 1 ] && grep -qF -- 'one: e5.json: $ is an array, not a record' json.err; then
+        pass "json error: one record read from an array says so"
+    else fail "json error: one record from an array" "exit $rc: $(head -3 json.err)"; fi
+fi
+
+# one record read after a step that writes it: `after` holds back the read itself
+cat > late.flow <<'EOF'
+import std
+type Job = {name: str, retries: int}
+task mk(d: str) -> str = sh "sleep 0.3; cp {d}/src.json {d}/late.json; echo ok"
+flow main(d: str, f: path) -> Job {
+    let s = mk(d)
+    let cfg: Job = std.read_json(f) after s
+    return cfg
+}
+EOF
+echo '{"name": "late", "retries": 2}' > src.json
+if comp late; then
+    for ex in inline process; do
+        rm -f late.json
+        run late $ex --param d="$PWD" --param f=late.json
+        if [ $rc = 0 ] && [ "$(cat late.out)" = '{"name":"late","retries":2}' ]; then
+            pass "json [$ex]: a record read after the step that writes its file"
+        else fail "json after [$ex]" "exit $rc: $(cat late.out) $(head -3 late.err)"; fi
     done
 fi
 
@@ -251,7 +284,7 @@ type Hit = {name: str, score: int}
 flow main(f: path) -> int {
     let rows = std.read_csv(f)
     let xs: [int] = std.read_csv(f)
-    let h: Hit = std.read_json(f)
+    let h: Hit = std.read_csv(f)
     let w = std.write_csv([1])
     let b: [str] = [1, 2]
     let y: [Hit] = std.read_csv(f, type_ = "s")
@@ -263,7 +296,7 @@ EOF
 for c in "bad.flow:4:16: error: 'std.read_csv' needs to know the type it reads" \
          "hint: write the type on the binding: let rows: [T] = std.read_csv(...)" \
          "bad.flow:5:21: error: std.read_csv cannot read [int]" \
-         "bad.flow:6:18: error: std.read_json cannot read a single record Hit" \
+         "bad.flow:6:18: error: std.read_csv cannot read Hit" \
          "bad.flow:7:27: error: std.write_csv cannot write [int]" \
          "bad.flow:8:20: error: 'b' is declared [str], but this is [int]" \
          "bad.flow:8:12: note: the type [str] is declared here" \

@@ -44,9 +44,9 @@ msg() { "$FLOWRUN" verify "$tmp/bad/$1.plan" 2>&1 | grep -qF "$2" && pass "messa
 msg empty "empty file"
 msg truncated "truncated ("
 msg flipped "checksum mismatch"
-msg newer "plan format version 7 is newer than this flowrun supports (6)"
-msg older "plan format version 1 is older than this flowrun reads (6): recompile it with flowc"
-msg older2 "plan format version 2 is older than this flowrun reads (6): recompile it with flowc"
+msg newer "plan format version 8 is newer than this flowrun supports (7)"
+msg older "plan format version 1 is older than this flowrun reads (7): recompile it with flowc"
+msg older2 "plan format version 2 is older than this flowrun reads (7): recompile it with flowc"
 "$FLOWRUN" run "$tmp/bad/older.plan" --state "$tmp/st-older" > /dev/null 2> "$tmp/err"; code=$?
 [ "$code" = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q "recompile it with flowc" "$tmp/err" &&
     pass "run: a format-1 plan is refused in one line: recompile" || fail "run older: exit $code $(cat "$tmp/err")"

@@ -384,6 +384,8 @@ static fl_plan *rich_plan(rich_ids *id) {
     arg(p, n_flat, n_ll, PA_SCALAR, 0);
     uint32_t n_len = node(p, PN_LEN, x.t_int, PLAN_NONE, 0, "total");
     arg(p, n_len, n_flat, PA_SCALAR, 0);
+    uint32_t n_first = node(p, PN_ELEM, x.t_int, PLAN_NONE, 0, "first");
+    arg(p, n_first, n_flat, PA_SCALAR, 0);
     uint32_t n_rec = node(p, PN_RECORD, x.t_row, PLAN_NONE, 0, "row");
     arg(p, n_rec, n_path, PA_SCALAR, 0);
     arg(p, n_rec, n_len, PA_SCALAR, 0);
@@ -394,7 +396,7 @@ static fl_plan *rich_plan(rich_ids *id) {
     after(p, n_sum, n_gc);
     after(p, n_sum, n_found);
     after(p, n_sum, n_filter);
-    (void)n_ge, (void)n_r1, (void)n_r2, (void)n_zip, (void)n_rec;
+    (void)n_ge, (void)n_r1, (void)n_r2, (void)n_zip, (void)n_rec, (void)n_first;
     graph_end(p, g_main, n_sum);
 
     /* a second flow with no parameters and no result */
@@ -989,6 +991,10 @@ static void test_validator_messages(void **state) {
     p = rich_plan(&x);
     p->nodes[node_named(p, "counts")].aux = 0;
     expect_bad(p, "no axis");
+
+    p = rich_plan(&x); /* an element of [int] that is not an int */
+    p->nodes[node_named(p, "first")].type = x.t_lint;
+    expect_bad(p, "elem takes one list and gives one of its elements");
 
     p = rich_plan(&x);
     uint32_t c = node_named(p, "c"); /* group prep's call becomes a call of prep itself */

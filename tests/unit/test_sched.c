@@ -579,6 +579,34 @@ static void test_zip_kwargs(void **state) {
     finish(&b, f);
 }
 
+/* elem: element 2 of inc.expand(range(4)) is 3; element 4 of range(2) is a run-time
+ * error under the node's name */
+static void test_elem(void **state) {
+    (void)state;
+    pb b;
+    pb_init(&b);
+    uint32_t inc = pb_task(&b, "inc", b.t_int, 1, b.t_int);
+    uint32_t g = pb_graph(&b, "main", PG_FLOW, b.t_int, 0);
+    uint32_t xs = pb_range(&b, 4);
+    uint32_t ex = pb_node(&b, PN_EXPAND, b.t_li, inc, 1, 1, xs, PA_AXIS, 0);
+    uint32_t el = pb_node(&b, PN_ELEM, b.t_int, PLAN_NONE, 2, 1, ex, PA_SCALAR, 0);
+    pb_end(&b, g, el);
+    fake *f = fake_new(b.p, 0);
+    run_out ro;
+    assert_int_equal(run_plan(&b, f, g, 2, 0, NULL, &ro), 0);
+    assert_string_equal(ro.json, "3");
+    fake_destroy(&f->ex);
+
+    uint32_t g2 = pb_graph(&b, "short", PG_FLOW, b.t_int, 0);
+    uint32_t two = pb_range(&b, 2);
+    uint32_t e2 = pb_node(&b, PN_ELEM, b.t_int, PLAN_NONE, 4, 1, two, PA_SCALAR, 0);
+    pb_end(&b, g2, e2);
+    f = fake_new(b.p, 0);
+    assert_int_equal(run_plan(&b, f, g2, 2, 0, NULL, &ro), 1);
+    assert_non_null(strstr(ro.err, "elem: the list has 2 elements, so no element 4"));
+    finish(&b, f);
+}
+
 /* groups two(x) = inc(inc(x)) and upto(n) = inc.expand(range(n)); the flow returns
  * [two.expand(range(3)), flatten(upto.expand([1, 2]))] */
 static uint32_t groups_plan(pb *b) {
@@ -840,6 +868,7 @@ int main(void) {
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_zip_kwargs),
+        cmocka_unit_test(test_elem),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_after_and_params),
         cmocka_unit_test(test_stream_into_group),
