@@ -1032,13 +1032,49 @@ static const char *c_type(chk_ctx *c, uint32_t t, char *buf, size_t len) {
 
 /* Texts the observer was told, kept by what they describe (a type, an unbound task or
  * group), so the same signature is formatted once per check rather than at every
- * use: a direct-mapped table, a slot overwritten by the next key that maps to it. */
-#define OBS_MEMO_BITS 10
+ * use: a direct-mapped table, a slot overwritten by the next key that maps to it.
+ * A combine made by an expression is a new task each time, with a name of its own
+ * (`combine(fetch, size_of)` written 1,600 times makes 1,600 tasks, the second named
+ * `combine(fetch,size_of)#2`), so it is kept by what else its text shows: its result
+ * and parameters (shape_key). A hit is checked against the task that made the text
+ * (same_shape: two shapes that hash alike never share a text), whose name in the text
+ * is then replaced by this one's. */
+#define OBS_MEMO_BITS 12
 #define OBS_MEMO (1 << OBS_MEMO_BITS)
 struct chk_obs_memo {
-    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | nbound << 20 | index) */
+    uint32_t key[OBS_MEMO]; /* 0: empty; else 1 + (what << 28 | nbound << 20 | index), or
+                               for a combine's shape 1 + (3 << 28 | 28 bits of its hash) */
     char *text[OBS_MEMO];   /* from the context */
+    uint32_t rep[OBS_MEMO]; /* a shape key's task (for same_shape) */
+    uint32_t repbound[OBS_MEMO];
+    uint32_t namelen[OBS_MEMO]; /* the length of its name in the text */
 };
+
+#define COMBINE_TEXT "combined task '" /* how callable_text starts a combine's text */
+
+/* the hash of what a combine's hover text shows (nbound: how many .partial bound) */
+static uint32_t shape_key(const fl_plan *p, uint32_t task, uint32_t nbound) {
+    const plan_task *t = &p->tasks[task];
+    uint32_t h = 2166136261u;
+#define MIX(x) (h = (h ^ (uint32_t)(x)) * 16777619u)
+    MIX(t->ret), MIX(t->nparams), MIX(nbound);
+    for (uint32_t i = 0; i < t->nparams; i++) {
+        const plan_param *pp = &p->params[t->first_param + i];
+        MIX(pp->name), MIX(pp->type), MIX(pp->def);
+    }
+#undef MIX
+    return 1 + (3u << 28 | (h & 0x0FFFFFFFu));
+}
+
+static bool same_shape(const fl_plan *p, uint32_t a, uint32_t b) {
+    const plan_task *x = &p->tasks[a], *y = &p->tasks[b];
+    if (x->kind != y->kind || x->ret != y->ret || x->nparams != y->nparams) return false;
+    for (uint32_t i = 0; i < x->nparams; i++) {
+        const plan_param *u = &p->params[x->first_param + i], *v = &p->params[y->first_param + i];
+        if (u->name != v->name || u->type != v->type || u->def != v->def) return false;
+    }
+    return true;
+}
 
 /* a key's slot: a multiplicative hash, so keys that differ only in their high bits
  * (the same task bound and unbound) do not take each other's slot */
@@ -1051,7 +1087,8 @@ static const char *memo_get(chk_ctx *c, uint32_t key) {
     return m && m->key[memo_slot(key)] == key ? m->text[memo_slot(key)] : NULL;
 }
 
-static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
+static void memo_put(chk_ctx *c, uint32_t key, const char *text, uint32_t rep, uint32_t nbound,
+                     uint32_t namelen) {
     if (!c->obs_memo) c->obs_memo = fl_calloc(c->ctx, 1, sizeof *c->obs_memo);
     struct chk_obs_memo *m = c->obs_memo;
     char *t = m ? fl_strdup(c->ctx, text) : NULL;
@@ -1060,6 +1097,9 @@ static void memo_put(chk_ctx *c, uint32_t key, const char *text) {
     fl_free(c->ctx, m->text[i]);
     m->key[i] = key;
     m->text[i] = t;
+    m->rep[i] = rep;
+    m->repbound[i] = nbound;
+    m->namelen[i] = namelen;
 }
 
 void chk_observe_free(chk_ctx *c) {
@@ -1078,7 +1118,7 @@ static void callable_text(chk_ctx *c, const chk_val *v, char *text, size_t len) 
     const char *kind = v->kind == CV_GROUP ? "group" : "task";
     const plan_task *t = v->kind == CV_TASK ? &c->plan->tasks[v->ref] : NULL;
     if (t && t->kind == TK_SH) kind = "sh task";
-    if (t && t->kind == TK_COMBINE) kind = "combined task";
+    if (t && t->kind == TK_COMBINE) kind = "combined task"; /* COMBINE_TEXT */
     char rb[256];
     size_t k = (size_t)snprintf(text, len, "%s %s -> %s", kind, sig,
                                 chk_type_text(c, s.ret, rb, sizeof rb));
@@ -1115,11 +1155,32 @@ static void observe_val(chk_ctx *c, int mod, fl_span at, const char *name, const
     bool memo = v->kind == CV_NODE || (!v->fresh && nbound < 64 && index < (1u << 20));
     uint32_t key = 1 + ((uint32_t)(v->kind == CV_NODE ? 0 : v->kind == CV_TASK ? 1 : 2) << 28 |
                         nbound << 20 | index);
+    const char *tname = v->kind == CV_TASK ? plan_str(c->plan, c->plan->tasks[v->ref].name) : "";
+    size_t tnl = strlen(tname), pl = sizeof COMBINE_TEXT - 1;
+    bool shape = v->kind == CV_TASK && c->plan->tasks[v->ref].kind == TK_COMBINE &&
+                 tnl <= DIAG_NAME_MAX; /* a longer name is clipped in the text */
+    if (shape) key = shape_key(c->plan, v->ref, nbound), memo = true;
     const char *known = memo ? memo_get(c, key) : NULL;
+    if (known && shape) { /* the text of a combine of the same shape, with this name */
+        uint32_t i = memo_slot(key);
+        const struct chk_obs_memo *m = c->obs_memo;
+        size_t rest = strlen(known);
+        if (m->repbound[i] == nbound && same_shape(c->plan, m->rep[i], v->ref) &&
+            rest >= pl + m->namelen[i] && pl + tnl + (rest - pl - m->namelen[i]) < sizeof text) {
+            rest -= pl + m->namelen[i];
+            memcpy(text, known, pl);
+            memcpy(text + pl, tname, tnl);
+            memcpy(text + pl + tnl, known + pl + m->namelen[i], rest + 1);
+            known = text;
+        } else {
+            known = NULL;
+        }
+    }
     if (!known) {
         if (v->kind == CV_NODE) chk_type_text(c, v->type, text, sizeof text);
         else callable_text(c, v, text, sizeof text);
-        if (memo) memo_put(c, key, text);
+        if (shape && strncmp(text, COMBINE_TEXT, pl)) memo = false; /* not the form expected */
+        if (memo) memo_put(c, key, text, v->ref, nbound, (uint32_t)tnl);
         known = text;
     }
     if (v->kind == CV_NODE && name) { /* "name: type" (no snprintf: this runs per name) */

@@ -789,8 +789,16 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     int nkept = d->an.nmods, capkept = d->an.capmods;
     d->an.mods = NULL;
     d->an.nmods = d->an.capmods = 0;
+    /* the hover, reference and text arrays are kept, emptied: this check refills them
+     * to about their size (growing them from nothing again copied ~7 M instructions
+     * at an edit of the 20,000-line bench program) */
+    analysis keep = d->an;
+    d->an.hovers = NULL, d->an.refs = NULL, d->an.texts = NULL;
     analysis_free(&d->an);
     analysis *a = &d->an;
+    a->hovers = keep.hovers, a->caphovers = keep.caphovers;
+    a->refs = keep.refs, a->caprefs = keep.caprefs;
+    a->texts = keep.texts, a->captexts = keep.captexts;
     a->path = d->path;
     a->srv = s;
     fl_ctx ctx;

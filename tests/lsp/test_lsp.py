@@ -208,6 +208,28 @@ def run_main():
     c.change(uri, GOOD, 21)
     c.diagnostics(uri)
 
+    # combines of the same shape share one formatted text (check_body.c, the hover memo),
+    # each with its own name; one of another shape has its own
+    t = GOOD.replace("    return add(x, y)", """    let c1 = combine(add, add.partial(b = 1)).expand(a = [x], b = [2])
+    let c2 = combine(add, add.partial(b = 1)).expand(a = [y], b = [3])
+    let c3 = combine(add.partial(b = 5), add.partial(b = 1)).expand(a = [1])
+    return add(x, y)""")
+    c.change(uri, t, 22)
+    d = c.diagnostics(uri)
+    texts = []
+    for k in ("c1 = combine", "c2 = combine", "c3 = combine"):
+        ln, ch = find(t, k)
+        r = c.at("textDocument/hover", uri, ln, ch + 6)
+        texts.append((r.get("result") or {}).get("contents", {}).get("value", ""))
+    check("hover: combines of one shape, each with its own name",
+          not d and texts[0].startswith("```flow\ncombined task 'combine(add,add)' takes (a: int, b: int, "
+                                        "add.b: int) -> int\n(1 of its parameters bound") and
+          texts[1] == texts[0].replace("'combine(add,add)'", "'combine(add,add)#2'"), json.dumps([d, texts]))
+    check("hover: a combine of another shape", "combined task 'combine(add,add)#3'" in texts[2] and
+          "(2 of its parameters bound" in texts[2], json.dumps(texts))
+    c.change(uri, GOOD, 23)
+    c.diagnostics(uri)
+
     # ---- definition ----
     ln, ch = find(GOOD, "add(x, y)")
     r = c.at("textDocument/definition", uri, ln, ch + 4)["result"]
