@@ -89,6 +89,32 @@ static void join_text(char *buf, size_t len, const char *a, const char *b) {
     buf[na + nb] = '\0';
 }
 
+/* The same for longer texts: t appended at buf[k] (k < len), cut to fit; the new
+ * length. put_clip appends a name as DIAG_CLIP shows it, put_uint a number. */
+static size_t put_text(char *buf, size_t k, size_t len, const char *t) {
+    size_t n = strlen(t);
+    if (n > len - 1 - k) n = len - 1 - k;
+    memcpy(buf + k, t, n);
+    buf[k + n] = '\0';
+    return k + n;
+}
+
+static size_t put_clip(char *buf, size_t k, size_t len, const char *name) {
+    if (strlen(name) <= DIAG_NAME_MAX) return put_text(buf, k, len, name);
+    char cut[DIAG_NAME_MAX + 1];
+    memcpy(cut, name, DIAG_NAME_MAX - 3);
+    memcpy(cut + DIAG_NAME_MAX - 3, "...", 4);
+    return put_text(buf, k, len, cut);
+}
+
+static size_t put_uint(char *buf, size_t k, size_t len, uint32_t v) {
+    char d[12];
+    int i = (int)sizeof d - 1;
+    d[i] = '\0';
+    do d[--i] = (char)('0' + v % 10); while ((v /= 10) != 0);
+    return put_text(buf, k, len, d + i);
+}
+
 static void binding_name(chk_ctx *c, chk_scope *sc, const fl_node *call, const char *base,
                          char *buf, size_t len) {
     if (call && call == c->bind_expr && c->bind_name) {
@@ -200,20 +226,27 @@ static void unknown_param(chk_ctx *c, const chk_sig *s, const char *name, fl_spa
 /* "'add' takes (a: int, b: int = 2)" for a hint: the parameters that fit, then ", ..."
  * (a long default is cut by plan_value_text, a long type ends in "...") */
 static const char *signature_text(chk_ctx *c, const chk_sig *s, char *buf, size_t len) {
-    size_t k = (size_t)snprintf(buf, len, "'%.*s%s' takes (", DIAG_CLIP(s->name));
-    for (uint32_t i = 0; i < s->n && k < len; i++) {
+    size_t k = put_text(buf, 0, len, "'");
+    k = put_clip(buf, k, len, s->name);
+    k = put_text(buf, k, len, "' takes (");
+    for (uint32_t i = 0; i < s->n; i++) {
         const plan_param *pp = &c->plan->params[s->first + i];
         char tb[128], vb[64] = "", one[300];
-        if (pp->def != PLAN_NONE) plan_value_text(c->plan, pp->def, vb, sizeof vb);
-        int w = snprintf(one, sizeof one, "%s%.*s%s: %s%s%s", i ? ", " : "",
-                         DIAG_CLIP(pname(c, s, i)), chk_type_text(c, pp->type, tb, sizeof tb),
-                         pp->def != PLAN_NONE ? " = " : "", vb);
-        if (k + (size_t)w + 6 >= len) {
-            k += (size_t)snprintf(buf + k, len - k, ", ...");
+        size_t w = put_text(one, 0, sizeof one, i ? ", " : "");
+        w = put_clip(one, w, sizeof one, pname(c, s, i));
+        w = put_text(one, w, sizeof one, ": ");
+        w = put_text(one, w, sizeof one, chk_type_text(c, pp->type, tb, sizeof tb));
+        if (pp->def != PLAN_NONE) {
+            plan_value_text(c->plan, pp->def, vb, sizeof vb);
+            w = put_text(one, w, sizeof one, " = ");
+            w = put_text(one, w, sizeof one, vb);
+        }
+        if (k + w + 6 >= len) {
+            k = put_text(buf, k, len, ", ...");
             break;
         }
-        memcpy(buf + k, one, (size_t)w + 1);
-        k += (size_t)w;
+        memcpy(buf + k, one, w + 1);
+        k += w;
     }
     if (k + 2 <= len) memcpy(buf + k, ")", 2);
     return buf;
@@ -781,12 +814,16 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
         p->binds[k] = binds[i];
     }
     char name[300];
-    snprintf(name, sizeof name, "combine(%s,%s)", fs.name, ss.name);
+    size_t o = put_text(name, 0, sizeof name, "combine(");
+    o = put_text(name, o, sizeof name, fs.name);
+    o = put_text(name, o, sizeof name, ",");
+    o = put_text(name, o, sizeof name, ss.name);
+    o = put_text(name, o, sizeof name, ")");
     int same = chk_map_get(&c->combines, name);
     if (same >= 0) { /* a second combine of the same halves: keep task names unique */
-        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
-        size_t o = strlen(name);
-        snprintf(name + o, sizeof name - o, "#%d", same + 2);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, o), same + 1);
+        o = put_text(name, o, sizeof name, "#");
+        put_uint(name, o, sizeof name, (uint32_t)same + 2);
     } else {
         chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
     }
@@ -1120,23 +1157,35 @@ static void callable_text(chk_ctx *c, const chk_val *v, char *text, size_t len) 
     if (t && t->kind == TK_SH) kind = "sh task";
     if (t && t->kind == TK_COMBINE) kind = "combined task"; /* COMBINE_TEXT */
     char rb[256];
-    size_t k = (size_t)snprintf(text, len, "%s %s -> %s", kind, sig,
-                                chk_type_text(c, s.ret, rb, sizeof rb));
+    size_t k = put_text(text, 0, len, kind);
+    k = put_text(text, k, len, " ");
+    k = put_text(text, k, len, sig);
+    k = put_text(text, k, len, " -> ");
+    k = put_text(text, k, len, chk_type_text(c, s.ret, rb, sizeof rb));
     uint32_t nbound = 0;
     for (uint32_t i = 0; v->bound && i < s.n; i++) nbound += v->bound[i] != PLAN_NONE;
-    if (nbound && k < len)
-        k += (size_t)snprintf(text + k, len - k, "\n(%u of its parameters bound by .partial)",
-                              nbound);
-    if (t && t->kind == TK_C && t->symbol != PLAN_NONE && k < len) {
-        k += (size_t)snprintf(text + k, len - k, "\nC: %s %s(",
-                              c_type(c, s.ret, tb, sizeof tb), plan_str(c->plan, t->symbol));
-        for (uint32_t i = 0; i < s.n && k < len; i++)
-            k += (size_t)snprintf(text + k, len - k, "%s%s %s", i ? ", " : "",
-                                  c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb),
-                                  pname(c, &s, i));
-        if (k < len) k += (size_t)snprintf(text + k, len - k, "%s)", s.n ? "" : "void");
-        if (t->lib != PLAN_NONE && k < len)
-            snprintf(text + k, len - k, "  in %s", plan_str(c->plan, c->plan->libs[t->lib].path));
+    if (nbound) {
+        k = put_text(text, k, len, "\n(");
+        k = put_uint(text, k, len, nbound);
+        k = put_text(text, k, len, " of its parameters bound by .partial)");
+    }
+    if (t && t->kind == TK_C && t->symbol != PLAN_NONE) {
+        k = put_text(text, k, len, "\nC: ");
+        k = put_text(text, k, len, c_type(c, s.ret, tb, sizeof tb));
+        k = put_text(text, k, len, " ");
+        k = put_text(text, k, len, plan_str(c->plan, t->symbol));
+        k = put_text(text, k, len, "(");
+        for (uint32_t i = 0; i < s.n; i++) {
+            k = put_text(text, k, len, i ? ", " : "");
+            k = put_text(text, k, len, c_type(c, c->plan->params[s.first + i].type, tb, sizeof tb));
+            k = put_text(text, k, len, " ");
+            k = put_text(text, k, len, pname(c, &s, i));
+        }
+        k = put_text(text, k, len, s.n ? ")" : "void)");
+        if (t->lib != PLAN_NONE) {
+            k = put_text(text, k, len, "  in ");
+            put_text(text, k, len, plan_str(c->plan, c->plan->libs[t->lib].path));
+        }
     }
 }
 
