@@ -620,6 +620,8 @@ static void poll_engine(rm_exec *d, double now) {
             if (E->seen_gen != d->gen) E->st = RM_GONE; /* the engine no longer knows it */
             if ((E->st == RM_ENDED || E->st == RM_GONE) && E->deadline == 0)
                 E->deadline = now + d->o.grace_ms / 1000.0;
+            else if (E->st == RM_PENDING || E->st == RM_RUNNING)
+                E->deadline = 0; /* missed by one poll, back in the next: it lives */
         }
     }
 }

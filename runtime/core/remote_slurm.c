@@ -14,10 +14,10 @@
  *            FILE a script in the log folder that execs the worker command (the
  *            worker finds its element in $SLURM_ARRAY_TASK_ID). --no-requeue: a
  *            job on a lost node ends, and the driver's `retries` decide;
- *     poll   `squeue -h -t all --name N1,N2,... -o '%i %T'`: every batch of the
- *            run not yet known to have ended, in one call; array ids come back as
- *            1234_7 (one element) or 1234_[8-99,120] (pending ranges, maybe with a
- *            %throttle); lines of job ids this run did not start are ignored (names
+ *     poll   `squeue -h -r -t all --name N1,N2,... -o '%i %T'`: every batch of the
+ *            run not yet known to have ended, in one call, one line per element
+ *            (1234_7; ranges such as 1234_[8-99:2,120%4] are read too, but squeue cuts
+ *            long ones short); lines of job ids this run did not start are ignored (names
  *            are only unique within one state folder). Elements seen in a final
  *            state (COMPLETED, FAILED, TIMEOUT, NODE_FAIL, ...) are remembered, so
  *            a batch whose elements all ended leaves the query; the driver still
@@ -341,7 +341,8 @@ static void set_state(slurm_engine *S, sl_batch *b, uint32_t el, enum rm_state s
     }
 }
 
-/* One line of squeue: "1234_7 RUNNING", "1234_[8-99%4] PENDING", "1234 PENDING". */
+/* One line of squeue: "1234_7 RUNNING", "1234 PENDING"; the poll asks for one line per
+ * element (-r), but a range is read too: "1234_[8-99%4] PENDING", "1234_[1-9:2]". */
 static void take_line(slurm_engine *S, char *line, double now) {
     char *sp = strchr(line, ' ');
     if (!sp) return;
@@ -377,12 +378,13 @@ static void take_line(slurm_engine *S, char *line, double now) {
     char *save = NULL;
     for (char *tok = strtok_r(rest, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *end;
-        unsigned long lo = strtoul(tok, &end, 10), hi = lo;
+        unsigned long lo = strtoul(tok, &end, 10), hi = lo, step = 1;
         if (end == tok) continue;
         if (*end == '-') hi = strtoul(end + 1, &end, 10);
-        if (*end || hi < lo) continue;
+        if (*end == ':') step = strtoul(end + 1, &end, 10);
+        if (*end || hi < lo || step == 0) continue;
         if (hi >= b->nelem) hi = b->nelem ? b->nelem - 1 : 0;
-        for (unsigned long el = lo; el <= hi && el < b->nelem; el++)
+        for (unsigned long el = lo; el <= hi && el < b->nelem; el += step)
             set_state(S, b, (uint32_t)el, st, final, now);
     }
 }
@@ -406,7 +408,11 @@ static int slurm_poll(rm_engine *e,
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        char *argv[] = {"squeue", "-h", "-t", "all", namearg, "-o", "%i %T", NULL};
+        /* -r: one line per element. Without it squeue folds pending elements into one
+         * "1234_[3,7,9-10,...]", cut short by default (after 32 characters here;
+         * SLURM_BITSTR_LEN): the elements past the cut were taken as gone and failed
+         * after the grace period while they waited or ran */
+        char *argv[] = {"squeue", "-h", "-r", "-t", "all", namearg, "-o", "%i %T", NULL};
         rt_obuf out = {0};
         S->n_squeue++;
         int rc = sl_run(argv, &out, err, errlen);
