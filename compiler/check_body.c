@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hash.h"
 #include "types.h"
 
 typedef enum call_mode { M_CALL, M_PARTIAL, M_EXPAND, M_KWARGS } call_mode;
@@ -80,23 +81,21 @@ static void scope_free(chk_ctx *c, chk_scope *sc) {
  * group call the name is prefixed with the call's own binding: `g/square`.
  * Writes the name (without the prefix) into buf.
  */
-/* a + b (b may be NULL) into buf of len > 0 bytes, cut to fit: what snprintf "%s%s" does,
- * without its cost (names are made per call; flowc lsp checks the whole file per edit) */
-static void join_text(char *buf, size_t len, const char *a, const char *b) {
-    size_t na = strnlen(a, len - 1), nb = b ? strnlen(b, len - 1 - na) : 0;
-    memcpy(buf, a, na);
-    if (nb) memcpy(buf + na, b, nb);
-    buf[na + nb] = '\0';
-}
-
-/* The same for longer texts: t appended at buf[k] (k < len), cut to fit; the new
- * length. put_clip appends a name as DIAG_CLIP shows it, put_uint a number. */
+/* Texts put together without snprintf's cost (names are made per call, hover texts per
+ * value; flowc lsp checks the whole file per edit). put_text: t appended at buf[k]
+ * (k < len), cut to fit, NUL-terminated; the new length. join_text: a + b (b may be
+ * NULL) into buf of len > 0 bytes. put_clip appends a name as DIAG_CLIP shows it,
+ * put_uint a number. */
 static size_t put_text(char *buf, size_t k, size_t len, const char *t) {
     size_t n = strlen(t);
     if (n > len - 1 - k) n = len - 1 - k;
     memcpy(buf + k, t, n);
     buf[k + n] = '\0';
     return k + n;
+}
+
+static void join_text(char *buf, size_t len, const char *a, const char *b) {
+    put_text(buf, put_text(buf, 0, len, a), len, b ? b : "");
 }
 
 static size_t put_clip(char *buf, size_t k, size_t len, const char *name) {
@@ -825,7 +824,7 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
         o = put_text(name, o, sizeof name, "#");
         put_uint(name, o, sizeof name, (uint32_t)same + 2);
     } else {
-        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), 0);
+        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, o), 0);
     }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
@@ -1089,18 +1088,15 @@ struct chk_obs_memo {
 
 #define COMBINE_TEXT "combined task '" /* how callable_text starts a combine's text */
 
-/* the hash of what a combine's hover text shows (nbound: how many .partial bound) */
+/* the hash of what a combine's hover text shows (nbound: how many .partial bound):
+ * its result, its parameters' names, types and defaults (plan_param holds those and
+ * its loc, which combines of the same halves share) */
 static uint32_t shape_key(const fl_plan *p, uint32_t task, uint32_t nbound) {
     const plan_task *t = &p->tasks[task];
-    uint32_t h = 2166136261u;
-#define MIX(x) (h = (h ^ (uint32_t)(x)) * 16777619u)
-    MIX(t->ret), MIX(t->nparams), MIX(nbound);
-    for (uint32_t i = 0; i < t->nparams; i++) {
-        const plan_param *pp = &p->params[t->first_param + i];
-        MIX(pp->name), MIX(pp->type), MIX(pp->def);
-    }
-#undef MIX
-    return 1 + (3u << 28 | (h & 0x0FFFFFFFu));
+    uint32_t head[3] = {t->ret, t->nparams, nbound};
+    uint64_t h = fl_hash_bytes(head, sizeof head);
+    h = fl_hash_bytes_from(h, &p->params[t->first_param], t->nparams * sizeof *p->params);
+    return 1 + (3u << 28 | ((uint32_t)(h ^ h >> 32) & 0x0FFFFFFFu));
 }
 
 static bool same_shape(const fl_plan *p, uint32_t a, uint32_t b) {

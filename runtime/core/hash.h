@@ -10,8 +10,9 @@
  *   state database stores a tag derived from it (state.c, cache_k), so it must
  *   not change. It mixes well enough for short names; the hash table (htab.h)
  *   spreads a hash over its slots itself, so callers pass this one as it is.
- *   fl_hash_bytes_from continues a hash, so a prefix (a node number) can be
- *   mixed in before the string.
+ *   fl_hash_str_from and fl_hash_bytes_from continue a hash, so a prefix (a
+ *   node number) can be mixed in before the string, or several records hashed
+ *   as one.
  */
 #ifndef FLOW_HASH_H
 #define FLOW_HASH_H
@@ -34,13 +35,17 @@ static inline uint64_t fl_hash_str(const char *s) {
     return fl_hash_str_from(FL_HASH_BASIS, s);
 }
 
-/* The hash of n bytes at p. */
-static inline uint64_t fl_hash_bytes(const void *p, size_t n) {
+/* Continue hash h over n bytes at p. */
+static inline uint64_t fl_hash_bytes_from(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
-    uint64_t h = FL_HASH_BASIS;
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * FL_HASH_PRIME;
     return h;
+}
+
+/* The hash of n bytes at p. */
+static inline uint64_t fl_hash_bytes(const void *p, size_t n) {
+    return fl_hash_bytes_from(FL_HASH_BASIS, p, n);
 }
 
 #endif /* FLOW_HASH_H */
