@@ -152,11 +152,14 @@ typedef struct chk_ctx {
     int depth;                  /* expression nesting (bounded) */
     int inline_depth;           /* groups being inlined */
     uint32_t node_limit;        /* nodes the plan may hold (see CHK_MAX_NODES) */
+    uint32_t nodes_replayed;    /* nodes of the bodies a memo told again (not in the plan) */
     const char *const_what;     /* what a constant being checked is for, or NULL */
     const fl_node *bind_expr; /* the expression a `let` being checked binds directly ... */
     const char *bind_name;      /* ... and its name: a call that is bind_expr takes that name */
     uint32_t bind_type;         /* ... and its declared type (let x: T = e), else PLAN_NONE */
     bool too_big;               /* node_limit was reached (reported once) */
+    struct flowc_memo *memo;    /* flowc lsp: flow bodies kept between compiles
+                                   (check_memo.c), or NULL */
     struct chk_obs_memo *obs_memo; /* texts told to the observer, by what they describe
                                       (check_body.c; NULL until one is kept) */
     uint32_t t_void, t_int, t_float, t_bool, t_str, t_path, t_dir, t_date, t_dur; /* types */
@@ -241,6 +244,22 @@ void chk_observe_decl(chk_ctx *c, chk_decl *dc);
 void chk_observe_ref(chk_ctx *c, fl_span use, const chk_decl *dc);
 void chk_observe_type(chk_ctx *c, fl_span at, const char *name, uint32_t t);
 void chk_observe_free(chk_ctx *c); /* what the observer's helpers kept */
+
+/* how many combines of the same halves (name "combine(a,b)") came before this one, -1
+ * when none; counts this one (told to the memo) */
+int chk_combine_count(chk_ctx *c, const char *name);
+
+/* check_memo.c: flow bodies kept between compiles (flowc lsp; the design is there).
+ * Every call does nothing when the compile has no memo (c->memo NULL). */
+void chk_memo_begin(chk_ctx *c, const flowc_options *opt); /* wraps the sink and observer */
+void chk_memo_env(chk_ctx *c);   /* after the declarations: the environment's digest */
+/* before a flow's body: true when it was replayed (do not check it), else it is being
+ * recorded until chk_memo_flow_end */
+bool chk_memo_flow(chk_ctx *c, chk_decl *dc);
+void chk_memo_flow_end(chk_ctx *c, chk_decl *dc);
+void chk_memo_taint(chk_ctx *c); /* the body being recorded changed what others see */
+void chk_memo_combine(chk_ctx *c, const char *name); /* a combine name was counted */
+void chk_memo_end(chk_ctx *c);   /* unwraps; drops the flows this compile did not see */
 
 /* ---- check_typed.c: std's typed table tasks (read_csv, read_json, write_csv, write_json) */
 typedef enum chk_typed {

@@ -287,6 +287,7 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
         diag_error(c->d, at->span, "a group cannot call itself, directly or through other groups",
                    "group '%s' is called recursively", g->qname);
         g->bad = true;
+        chk_memo_taint(c);
         return ERR;
     }
     if (c->inline_depth >= CHK_MAX_INLINE_DEPTH) {
@@ -294,11 +295,12 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
         return ERR;
     }
     fl_plan *p = c->plan;
-    if (p->n_nodes >= c->node_limit) { /* groups calling groups several times multiply */
+    if (p->n_nodes + c->nodes_replayed >= c->node_limit) { /* groups calling groups several times multiply */
         if (!c->too_big)
             diag_error(c->diag, at->span, "every call of a group inlines a copy of its body",
                        "the program grows beyond %u nodes here", c->node_limit);
         c->too_big = true;
+        chk_memo_taint(c);
         return ERR;
     }
     const plan_graph *pg = &p->graphs[g->index];
@@ -329,6 +331,8 @@ static chk_val inline_group(chk_ctx *c, chk_scope *caller, uint32_t gdecl,
     chk_enter_module(c, mod);
     c->inline_depth--;
     g->inlining = false;
+    if ((c->d == c->diag && !g->reported) || (c->d->errors != before && !g->bad))
+        chk_memo_taint(c); /* what the group's other callers see changed */
     if (c->d == c->diag) g->reported = true;
     if (c->d->errors != before) g->bad = true;
     c->d = saved;
@@ -638,6 +642,13 @@ static void name_combine(chk_ctx *c, uint32_t task, const char *name) {
     p->tasks[task].name = plan_intern_str(p, buf);
 }
 
+int chk_combine_count(chk_ctx *c, const char *name) {
+    int same = chk_map_get(&c->combines, name);
+    chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, strlen(name)), same + 1);
+    chk_memo_combine(c, name);
+    return same;
+}
+
 /* the field `name` of a stitch lambda's record body (for an error's span), or NULL */
 static const fl_node *stitch_field_span(const fl_node *lam, const char *name) {
     const fl_node *b = lam->a;
@@ -818,13 +829,10 @@ static chk_val combine(chk_ctx *c, chk_scope *sc, const fl_node *call) {
     o = put_text(name, o, sizeof name, ",");
     o = put_text(name, o, sizeof name, ss.name);
     o = put_text(name, o, sizeof name, ")");
-    int same = chk_map_get(&c->combines, name);
+    int same = chk_combine_count(c, name);
     if (same >= 0) { /* a second combine of the same halves: keep task names unique */
-        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, o), same + 1);
         o = put_text(name, o, sizeof name, "#");
         put_uint(name, o, sizeof name, (uint32_t)same + 2);
-    } else {
-        chk_map_put(c->ctx, &c->combines, ast_strndup(c->ar, name, o), 0);
     }
     uint32_t ti = PLAN_PUSH(p, tasks);
     plan_task *t = &p->tasks[ti];
@@ -1304,6 +1312,7 @@ static chk_val decl_val(chk_ctx *c, chk_decl *dc, const fl_node *e, const char *
         v.ref = (uint32_t)(dc - c->decls);
         return v;
     case DK_FLOW:
+        chk_memo_taint(c); /* (another flow's place is not in the memo's digest) */
         diag_error(c->d, e->span, "to reuse a sub-pipeline, declare it as a group",
                    "'%s' is a flow; flows cannot be called", name);
         return ERR;

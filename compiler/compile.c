@@ -314,6 +314,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     c.diag = diag;
     c.d = diag;
     c.opt = opt;
+    chk_memo_begin(&c, opt); /* (c.opt is then the memo's copy, its observer wrapped) */
     c.bind_type = PLAN_NONE;
     c.ar = ast_arena_new(c.ctx);
     FILE *devnull = fopen("/dev/null", "w");
@@ -361,11 +362,15 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
             declare_graph(&c, &c.decls[i]);
         chk_observe_decl(&c, &c.decls[i]);
     }
-    /* bodies, in source order: each graph's nodes are contiguous */
+    chk_memo_env(&c);
+    /* bodies, in source order: each graph's nodes are contiguous (with a memo, a flow
+     * unchanged since the last compile is told again instead) */
     for (int i = 0; i < c.ndecls && !chk_oom(&c); i++)
         if (c.decls[i].kind == DK_FLOW || c.decls[i].kind == DK_GROUP) {
             chk_enter_module(&c, c.decls[i].mod);
+            if (chk_memo_flow(&c, &c.decls[i])) continue;
             chk_body(&c, &c.decls[i]);
+            chk_memo_flow_end(&c, &c.decls[i]);
         }
     if (!chk_oom(&c)) chk_modules_record(&c);
 
@@ -384,6 +389,8 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
         diag_warning(diag, prog->span, "flowrun runs a flow: declare one with flow NAME() {...}",
                      "this program declares no flow");
 
+    bool memo = c.memo != NULL; /* the plan lacks the bodies told again */
+    chk_memo_end(&c);
     for (int i = 0; i < c.ndecls; i++)
         if (c.decls[i].syms) {
             elf_symtab_free(c.decls[i].syms);
@@ -397,7 +404,7 @@ fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *
     chk_map_free(c.ctx, &c.combines);
     ast_arena_free(c.ar);
     if (devnull) fclose(devnull);
-    if (diag->errors || oom || !c.ar) {
+    if (diag->errors || oom || !c.ar || memo) {
         plan_free(p);
         return NULL;
     }

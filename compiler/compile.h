@@ -27,6 +27,14 @@ typedef struct flowc_observer {
     const char *(*source)(void *user, const char *real, size_t *len);
 } flowc_observer;
 
+/* What checking each flow body told, kept from one compile to the next so that an
+ * unchanged body is not checked again (flowc lsp; compiler/check_memo.c). One memo per
+ * document, given to every compile of it; used only when the diagnostics have a sink. */
+typedef struct flowc_memo flowc_memo;
+flowc_memo *flowc_memo_new(void); /* NULL when out of memory */
+void flowc_memo_free(flowc_memo *m);
+int flowc_memo_replayed(const flowc_memo *m); /* flows told again by the last compile */
+
 typedef struct flowc_options {
     const char *source_path; /* the .flow file as given on the command line */
     const char *plan_path;   /* where the plan will be written (library paths are stored
@@ -42,10 +50,12 @@ typedef struct flowc_options {
     int n_include;              /* their number */
     const char *share_dir;      /* the installed share/flow/ folder, or NULL */
     const flowc_observer *obs;  /* told what the checker finds, or NULL */
+    flowc_memo *memo;           /* flow bodies kept between compiles, or NULL; with one
+                                   (and a diagnostics sink) no plan is returned */
 } flowc_options;
 
 /* Check prog and lower it. Errors and warnings go to diag; returns NULL when
- * any error was reported, else a plan the caller frees with plan_free.
+ * any error was reported (or a memo was used), else a plan the caller frees with plan_free.
  * Out of memory: NULL, the context's errcode is FL_ENOMEM, diag stayed silent
  * from the failure on (diag.h), and everything the compiler allocated is freed. */
 fl_plan *flowc_compile(const fl_node *prog, fl_diag *diag, const flowc_options *opt);

@@ -139,6 +139,7 @@ typedef struct lsp_doc {
     int prog_nls;           /* its line offsets */
     lsp_chunks chunks;      /* the text's chunks at its last check, in order */
     lsp_chunks tree_chunks; /* the chunks prog's declarations live in */
+    flowc_memo *memo;       /* its flow bodies as last checked (compile.h), or NULL */
 } lsp_doc;
 
 typedef struct lsp_server lsp_server;
@@ -555,6 +556,7 @@ static void doc_free(lsp_doc *d) {
     free(d->path);
     free(d->text);
     free(d->ls);
+    flowc_memo_free(d->memo);
 }
 
 /* the text of a file for position conversions: an open document's, else from disk
@@ -813,7 +815,9 @@ static void analyze(lsp_server *s, lsp_doc *d) {
     if (!prog && ar) prog = fl_parse(ar, &diag, d->text, d->len);
     if (prog && !diag.errors) {
         flowc_observer obs = {a, on_module, on_hover, on_ref, on_source};
-        flowc_options opt = {d->path, NULL, d->text, d->len, &ctx, s->inc, s->ninc, s->share, &obs};
+        if (!d->memo) d->memo = flowc_memo_new(); /* (NULL: every body is checked) */
+        flowc_options opt = {d->path, NULL,    d->text, d->len, &ctx,
+                             s->inc,  s->ninc, s->share, &obs,  d->memo};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (plan) plan_free(plan);
     }

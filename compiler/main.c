@@ -261,7 +261,7 @@ int main(int argc, char **argv) {
     } else {
         char share[4200];
         flowc_options opt = {in,  check_only ? NULL : out, src, len, &ctx, inc, ninc,
-                             share_dir(share, sizeof share), NULL};
+                             share_dir(share, sizeof share), NULL, NULL};
         fl_plan *plan = flowc_compile(prog, &diag, &opt);
         if (!plan || diag.errors) {
             rc = 1;

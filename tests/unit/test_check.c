@@ -33,7 +33,7 @@ static compiled compile_to(const char *src, const char *plan_path) {
     diag_init(&d, "tests/unit/t.flow", src, strlen(src), sink);
     fl_node *prog = fl_parse(r.ar, &d, src, strlen(src));
     if (prog && !d.errors) {
-        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src), NULL, NULL, 0, NULL, NULL};
+        flowc_options opt = {"tests/unit/t.flow", plan_path, src, strlen(src), NULL, NULL, 0, NULL, NULL, NULL};
         r.plan = flowc_compile(prog, &d, &opt);
     }
     r.errors = d.errors;

@@ -155,7 +155,7 @@ static uint8_t *compile_src(const char *src, size_t *len) {
     fl_node *prog = fl_parse(ar, &d, src, strlen(src));
     assert_non_null(prog);
     assert_int_equal(d.errors, 0);
-    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src), NULL, NULL, 0, NULL, NULL};
+    flowc_options opt = {"tests/unit/oom.flow", OOM_PLAN_PATH, src, strlen(src), NULL, NULL, 0, NULL, NULL, NULL};
     fl_plan *p = flowc_compile(prog, &d, &opt);
     assert_non_null(p);
     uint8_t *bytes = NULL;

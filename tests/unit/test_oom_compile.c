@@ -138,7 +138,7 @@ static outcome compile_failing(uint64_t fail_at, size_t chunk) {
     o.parsed = prog != NULL;
     if (prog && !d.errors) {
         flowc_options opt = {"tests/unit/oom.flow", "build/oom.plan", program, strlen(program),
-                             &ctx, NULL, 0, NULL, NULL};
+                             &ctx, NULL, 0, NULL, NULL, NULL};
         plan = flowc_compile(prog, &d, &opt);
     }
     o.planned = plan != NULL;

@@ -49,7 +49,7 @@ static int setup(void **state) {
     diag_init(&d, "params.flow", src, strlen(src), sink);
     fl_node *prog = fl_parse(ar, &d, src, strlen(src));
     assert_non_null(prog);
-    flowc_options opt = {"params.flow", "params.plan", src, strlen(src), NULL, NULL, 0, NULL, NULL};
+    flowc_options opt = {"params.flow", "params.plan", src, strlen(src), NULL, NULL, 0, NULL, NULL, NULL};
     fx->p = flowc_compile(prog, &d, &opt);
     assert_non_null(fx->p);
     assert_int_equal(d.errors, 0);
