@@ -3,7 +3,8 @@
  * nothing tells (every diagnostic, hover and reference, in order, at the same places),
  * through a series of edits: written ones (a number changed, lines added above a flow,
  * a combine added before others, an error made and mended, a declaration changed, a
- * flow renamed or removed) and a few hundred random ones. And it must actually tell
+ * flow renamed or removed, an imported file changed on disk) and a few hundred random
+ * ones. And it must actually tell
  * flows again: the number replayed is checked where it is known. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -58,6 +60,8 @@ static void on_ref(void *user, int mod, fl_span use, int def_mod, fl_span def) {
         use.end_col, def_mod, def.line, def.col, def.end_line, def.end_col);
 }
 
+static const char *include_dir; /* -I for the import test, or NULL */
+
 /* compile src as flowc lsp does (a sink, an observer), with memo or without; what was
  * told in *out (freed by the caller); false when src does not parse */
 static bool compile(const char *src, flowc_memo *memo, told *out) {
@@ -74,7 +78,9 @@ static bool compile(const char *src, flowc_memo *memo, told *out) {
     bool parsed = prog && !d.errors;
     if (parsed) {
         flowc_observer obs = {out, NULL, on_hover, on_ref, NULL};
-        flowc_options opt = {"memo.flow", NULL, src, strlen(src), &ctx, NULL, 0, NULL, &obs, memo};
+        const char *inc[1] = {include_dir};
+        flowc_options opt = {"memo.flow", NULL, src, strlen(src), &ctx, inc, include_dir ? 1 : 0,
+                             NULL, &obs, memo};
         fl_plan *plan = flowc_compile(prog, &d, &opt);
         if (memo) assert_null(plan); /* the plan lacks what was told again */
         plan_free(plan);
@@ -292,9 +298,51 @@ static void random_edits(void **state) {
     flowc_memo_free(memo);
 }
 
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* an imported file changed on disk: the flows that use it are checked again */
+static void imported_file(void **state) {
+    (void)state;
+    char dir[] = "/tmp/flow-memo-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/common.flow", dir);
+    include_dir = dir;
+    write_file(path, "task tw(x: int) -> str = sh \"echo {x}\"\n");
+    const char *prog = "import \"common.flow\"\n"
+                       "flow a(n: int = 2) -> [str] {\n"
+                       "    let xs = range(n)\n"
+                       "    return common.tw.expand(x = xs)\n"
+                       "}\n"
+                       "flow b(n: int = 3) -> [str] {\n"
+                       "    return common.tw.expand(x = range(n))\n"
+                       "}\n";
+    flowc_memo *memo = flowc_memo_new();
+    assert_non_null(memo);
+    assert_int_equal(same_as_fresh(memo, prog), 0);
+    assert_int_equal(same_as_fresh(memo, prog), 2);
+    /* a parameter added: the hovers of both flows change */
+    write_file(path, "task tw(x: int, y: int = 1) -> str = sh \"echo {x} {y}\"\n");
+    assert_int_equal(same_as_fresh(memo, prog), 0);
+    assert_int_equal(same_as_fresh(memo, prog), 2);
+    /* the task gone: both flows fail */
+    write_file(path, "task other(x: int) -> str = sh \"echo {x}\"\n");
+    assert_int_equal(same_as_fresh(memo, prog), 0);
+    assert_int_equal(same_as_fresh(memo, prog), 2);
+    flowc_memo_free(memo);
+    include_dir = NULL;
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(written_edits),
+        cmocka_unit_test(imported_file),
         cmocka_unit_test(random_edits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
