@@ -51,7 +51,7 @@
       "forget old runs if asked, drop store objects no run or cache entry needs")                   \
     X(fsck, "[--state DIR] [--config FILE]", "check state.db and the store; salvage a damaged state.db") \
     X(worker, "--state DIR --batch FILE [--element E] [-j N] [--env NAME] [--config FILE] "        \
-              "[--unprotected] PLAN",                                                               \
+              "[--unprotected] [--linger MS] PLAN",                                                 \
       "run one element of a batch (run by the remote executors, not by hand)")
 
 #define X(name, args, doc) int flowrun_cmd_##name(int argc, char **argv);

@@ -798,6 +798,10 @@ static int remote_list(void *ud, int64_t run,
     return 0;
 }
 
+/* A Slurm worker done with its element waits this long for a guest batch (Slurm
+ * starts an element in ~1 s; an offer comes within ~0.1 s of its last result) */
+#define REMOTE_LINGER_SLURM_MS 1500
+
 /* The driver's options for run `run` of a (cli.h): absolute state folder and plan,
  * flowrun from /proc/self/exe, the run's environment and configuration file; the
  * poll interval and grace period from FLOWRUN_REMOTE_POLL_MS and
@@ -847,6 +851,17 @@ static int cli_remote_options(const run_args *a, const char *plan_abs, hist *h, 
         snprintf(err, errlen, "a bad setting (said above)");
         return -1;
     }
+    /* how long a worker done with its element waits for more (0: it does not; the
+     * engine's default otherwise: Slurm's is REMOTE_LINGER_SLURM_MS) */
+    const char *lv = getenv("FLOWRUN_REMOTE_LINGER_MS");
+    int64_t ln = -1;
+    if (lv && *lv && cli_count(lv, 0, 600000, &ln)) {
+        fprintf(stderr, "flowrun: FLOWRUN_REMOTE_LINGER_MS=%s: expected milliseconds, from 0 to "
+                        "600000\n", lv);
+        snprintf(err, errlen, "a bad setting (said above)");
+        return -1;
+    }
+    o->linger_ms = (int)ln; /* -1: the engine's default, set by the caller */
     return 0;
 }
 
@@ -887,6 +902,14 @@ static int with_podman_c(const run_args *a, const fl_plan *p, uint32_t g, const 
          * and a poll (one podman ps) is cheap */
         if (!getenv("FLOWRUN_REMOTE_GRACE_MS")) ro.grace_ms = 1000;
         if (!getenv("FLOWRUN_REMOTE_POLL_MS")) ro.poll_ms = 250;
+        if (ro.linger_ms > 0) { /* its tasks have an image: never guests */
+            fprintf(stderr, "flowrun: FLOWRUN_REMOTE_LINGER_MS: workers linger only under Slurm "
+                            "and the local engine, not in the podman containers of C tasks "
+                            "with image:\n");
+            free(units);
+            return -1;
+        }
+        ro.linger_ms = 0;
         /* bench/podman.sh: every instance a container of its own, for comparison */
         const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
         ro.one_per_instance = one && !strcmp(one, "1");
@@ -1279,7 +1302,10 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
         rm_engine *eng = NULL;
         if (cli_remote_options(&a, plan_abs, h, &ro, rbuf, sizeof rbuf, err,
                                sizeof err) == 0) {
-            if (kube) {
+            if (kube && ro.linger_ms > 0) {
+                snprintf(err, sizeof err, "FLOWRUN_REMOTE_LINGER_MS: workers linger only under "
+                                          "Slurm and the local engine, not on Kubernetes");
+            } else if (kube) {
                 rm_kube_options ko;
                 cli_kube_options(&a, ro.state_dir, ro.run, jobs, mdir, &ko);
                 if (a.cfg->kube.poll_ms && !getenv("FLOWRUN_REMOTE_POLL_MS"))
@@ -1290,12 +1316,14 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                     ro.poll_ms = (int)a.cfg->slurm.poll_interval_ms;
                 const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
                 ro.one_per_instance = one && !strcmp(one, "1"); /* bench/slurm.sh */
+                if (ro.linger_ms < 0) ro.linger_ms = REMOTE_LINGER_SLURM_MS;
                 eng = slurm_eng;
                 slurm_eng = NULL;
             } else {
                 eng = rm_engine_local((uint32_t)jobs, err, sizeof err);
             }
         }
+        if (ro.linger_ms < 0) ro.linger_ms = 0; /* the other engines start fast */
         if (eng) ex = rm_executor(p, eng, &ro, err, sizeof err);
         if (!ex) {
             fprintf(stderr, "flowrun: cannot start the remote executor: %s\n", err);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -38,7 +39,10 @@
 
 #define WORKER_MAX_JOBS 4096
 
-enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG, O_UNPROTECTED };
+enum { O_STATE = 256, O_BATCH, O_ELEMENT, O_ENV, O_CONFIG, O_UNPROTECTED, O_LINGER };
+
+#define WORKER_MAX_LINGER_MS 600000
+#define WORKER_LOOK_MS 20 /* how often a lingering worker looks for an offer */
 
 static int worker_usage(const char *fmt, const char *a) {
     fputs("flowrun worker: ", stderr);
@@ -62,6 +66,83 @@ static int64_t element_from_env(const char **which) {
     return -1;
 }
 
+/* --linger: done with its element, the worker waits up to `linger` ms for the driver
+ * to offer it a guest batch (remote_driver.c, "Guests"): the file r<N>/<E>.next<K>
+ * naming batch M, taken by renaming it to .took<K> (the driver withdraws an offer by
+ * renaming it to .back<K>: one rename wins). It runs element 0 of b<M>.batch in the
+ * same executor, then waits again for .next<K+1>. When the wait ends without an offer,
+ * r<N>/<E>.bye says it left. Guest batches hold only tasks without secrets or an image
+ * (the driver sees to it), which this executor runs as it is. 0, or the code of a
+ * guest batch that failed (as for its own element). */
+static int take_guests(rt_runtime *rt, rt_executor *ex, const char *state, const char *batch,
+                       const rm_batch *own, uint32_t element, int64_t linger,
+                       const uint8_t plan_hash[32]) {
+    char dir[PATH_MAX], err[1024];
+    snprintf(dir, sizeof dir, "%s", batch);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int code = 0;
+    /* tests (61-remote "withdrawn"): linger, take nothing, then say bye */
+    const char *decline = getenv("FLOWRUN_WORKER_DECLINE");
+    if (decline && !strcmp(decline, "1")) {
+        struct timespec ts = {linger / 1000, (linger % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        linger = -1;
+    }
+    for (uint32_t k = 1; !code && linger >= 0; k++) {
+        char next[PATH_MAX + 64], took[PATH_MAX + 64];
+        snprintf(next, sizeof next, "%s/r%u/%u.next%u", dir, own->batch, element, k);
+        snprintf(took, sizeof took, "%s/r%u/%u.took%u", dir, own->batch, element, k);
+        int taken = 0;
+        for (int64_t waited = 0; !(taken = rename(next, took) == 0) && waited < linger;
+             waited += WORKER_LOOK_MS) {
+            struct timespec ts = {0, WORKER_LOOK_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!taken) break;
+        uint8_t *text;
+        size_t len;
+        unsigned m = 0;
+        if (rm_read_file(took, &text, &len, err, sizeof err)) {
+            fprintf(stderr, "flowrun worker: %s\n", err);
+            return 1;
+        }
+        char t[32];
+        snprintf(t, sizeof t, "%.*s", (int)(len < sizeof t - 1 ? len : sizeof t - 1), (char *)text);
+        free(text);
+        char gpath[PATH_MAX + 64];
+        rm_batch g;
+        if (sscanf(t, "%u", &m) != 1) {
+            fprintf(stderr, "flowrun worker: %s does not name a batch\n", took);
+            return 2;
+        }
+        snprintf(gpath, sizeof gpath, "%s/b%u.batch", dir, m);
+        if (rm_batch_read(gpath, &g, err, sizeof err)) {
+            fprintf(stderr, "flowrun worker: %s\n", err);
+            return 2;
+        }
+        if (g.run != own->run || g.nelem != 1 || memcmp(g.plan_hash, plan_hash, 32)) {
+            fprintf(stderr, "flowrun worker: %s is not a guest batch of this run and plan\n",
+                    gpath);
+            rm_batch_free(&g);
+            return 2;
+        }
+        code = rm_worker_run(rt, ex, state, &g, 0, err, sizeof err);
+        if (code) fprintf(stderr, "flowrun worker: batch %u: %s\n", m, err);
+        rm_batch_free(&g);
+    }
+    if (!code) {
+        char bye[PATH_MAX + 64];
+        snprintf(bye, sizeof bye, "%s/r%u/%u.bye", dir, own->batch, element);
+        if (rm_write_file(bye, "", 0, err, sizeof err)) {
+            fprintf(stderr, "flowrun worker: %s\n", err);
+            code = 1;
+        }
+    }
+    return code;
+}
+
 int rm_worker_main(int argc, char **argv) {
     static const struct option opts[] = {{"state", required_argument, NULL, O_STATE},
                                          {"batch", required_argument, NULL, O_BATCH},
@@ -70,9 +151,10 @@ int rm_worker_main(int argc, char **argv) {
                                          {"env", required_argument, NULL, O_ENV},
                                          {"config", required_argument, NULL, O_CONFIG},
                                          {"unprotected", no_argument, NULL, O_UNPROTECTED},
+                                         {"linger", required_argument, NULL, O_LINGER},
                                          {NULL, 0, NULL, 0}};
     const char *state = NULL, *batch = NULL, *env = NULL, *config = NULL, *plan = NULL;
-    int64_t element = -1, jobs = 1;
+    int64_t element = -1, jobs = 1, linger = 0;
     int unprotected = 0;
     cli_line l;
     cli_line_init(&l, argc, argv, "flowrun worker", " (see flowrun worker --help)", "j:", opts, 0);
@@ -107,6 +189,11 @@ int rm_worker_main(int argc, char **argv) {
                 break;
             case O_UNPROTECTED:
                 unprotected = 1;
+                break;
+            case O_LINGER:
+                if (cli_count(val, 0, WORKER_MAX_LINGER_MS, &linger))
+                    return worker_usage("--linger expects milliseconds from 0 to 600000, got '%s'",
+                                        val);
                 break;
         }
     }
@@ -243,6 +330,8 @@ int rm_worker_main(int argc, char **argv) {
     }
     code = rm_worker_run(rt, ex, state, &b, (uint32_t)element, err, sizeof err);
     if (code) fprintf(stderr, "flowrun worker: %s\n", err);
+    if (!code && linger > 0) code = take_guests(rt, ex, state, batch, &b, (uint32_t)element,
+                                                linger, h.b);
 out:
     if (ex) ex->ops->destroy(ex);
     if (rt) rt_close(rt);

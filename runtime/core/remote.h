@@ -55,7 +55,7 @@
 /* ---- the worker command line every engine runs ----
  *
  *   flowrun worker --state DIR --batch FILE [--element E] [-j N]
- *                  [--env NAME] [--config FILE] [--unprotected] PLAN
+ *                  [--env NAME] [--config FILE] [--unprotected] [--linger MS] PLAN
  *
  * E defaults to $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX (Kubernetes
  * Indexed Jobs), else $FLOW_ELEMENT; none of them: exit 2. The worker opens PLAN
@@ -65,7 +65,8 @@
  * batch order, and writes each result as it completes (chunks at most every
  * RM_FLUSH_MS, so the driver sees a stream, not one file at the end). Exit 0 when
  * every job has a result written (failed jobs included), 2 usage/plan error, 1 an
- * I/O error writing results. */
+ * I/O error writing results. With --linger MS it then waits up to MS for guest
+ * batches the driver offers it (remote_driver.c, "Guests") before it exits. */
 int rm_worker_main(int argc, char **argv); /* cli_worker.c; flowrun's `worker` command */
 
 #define RM_FLUSH_MS 200
@@ -245,6 +246,9 @@ typedef struct rm_options {
                                 (default 30000) */
     int element_jobs;        /* fixed instances per element (0: sized from start_cost) */
     int one_per_instance;    /* bench: every instance its own element and job */
+    int linger_ms;           /* > 0: a worker done with its element waits this long for a
+                                guest batch before it exits (remote_driver.c, "Guests");
+                                0: it exits at once */
     int resume;              /* flowrun resume: re-attach to the run's recorded batches */
     int unprotected;         /* the run's --unprotected: passed on to the workers */
     /* state.db, reached through the caller (core does not call the recorder): record a

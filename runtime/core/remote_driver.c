@@ -57,6 +57,17 @@
  *   one; attached to its element if that element is still pending or running (no
  *   new start); else queued anew. New batches are numbered after the old ones.
  *
+ *   Guests (rm_options.linger_ms > 0: Slurm). A worker done with its element
+ *   lingers; before pump starts new elements, offer_guests hands the queue's next
+ *   jobs to a lingering worker (within half its linger) as a guest batch: one
+ *   element, the host's engine id, b<M>.host naming the host, then
+ *   r<N>/<E>.next<K> naming it. One rename decides an offer: the worker's to
+ *   .took<K> (check_guests: claimed, an element like any other), or the driver's to
+ *   .back<K> once the host said .bye or ended (withdraw: the jobs go back to the
+ *   queue's front). The engine's reports for the host's element apply to its guest
+ *   (on_report). A resumed driver follows old guests that were taken and withdraws
+ *   the offers nobody took; it offers nothing to old elements.
+ *
  *   destroy() cancels everything through the engine. The run's files stay (a
  *   later resume reads them) unless every job was answered, when the batch and
  *   result files go (the logs stay).
@@ -87,6 +98,7 @@
 #define RM_FIRST_SIZE 2    /* jobs per element before any task time is known */
 #define RM_TARGET_RATIO 20 /* element work >= this x the start cost: >= 95 % in tasks */
 #define RM_MAX_SIZE 100000 /* most jobs in one element */
+#define RM_GUEST_COST 0.1  /* s a lingering worker waits for its next guest batch */
 #define RM_NONE UINT32_MAX
 
 typedef struct djob {
@@ -106,6 +118,11 @@ typedef struct delem {
     uint32_t next_chunk;
     uint32_t seen_gen; /* poll generation that reported it */
     double deadline;   /* ENDED/GONE without its results: fail them then (0: none) */
+    /* an element the engine started (not a guest), when workers linger ("Guests"): */
+    double idle_since; /* its worker finished all it was given then (0: busy, or gone) */
+    uint32_t guest;    /* the guest batch offered to it or running in it (index into d->b),
+                          RM_NONE */
+    uint32_t offers;   /* offers made to it so far (the next is .next<offers + 1>) */
 } delem;
 
 typedef struct dbatch {
@@ -121,6 +138,15 @@ typedef struct dbatch {
     rm_chunk *chunks; /* old batches: result chunks read at attach */
     uint32_t nchunks;
     const rm_res **res; /* old batches: njobs, the result read for each, or NULL */
+    /* a guest: one element run by the lingering worker of element host_el of the
+     * engine's batch host_n (B->id is that batch's engine id) */
+    int guest;
+    uint32_t host_b;  /* the host batch (index into d->b; RM_NONE for an old guest) */
+    uint32_t host_n, host_el;
+    uint32_t offer;   /* its offer's number: r<host_n>/<host_el>.next<offer> */
+    int claimed;      /* the worker took it (.took<offer> was there) */
+    int64_t memory;   /* the memory its elements were started with (rm_start.memory; a
+                         guest: its host's) */
 } dbatch;
 
 typedef struct rm_exec {
@@ -150,6 +176,8 @@ typedef struct rm_exec {
     int poll_fails;
     uint32_t size; /* the element size chosen */
     fl_htab keys;  /* old batches' keys -> (batch << 32 | index) */
+    unsigned char *plain; /* per task: may run as a guest (no secrets, no image) */
+    uint32_t n_started, n_guests, n_withdrawn; /* counts, for FLOW_DEBUG */
 } rm_exec;
 
 static double now_s(void) {
@@ -255,6 +283,8 @@ static uint32_t target_size(rm_exec *d) {
     if (d->mean < 0) return RM_FIRST_SIZE;
     double c = d->e->ops->start_cost ? d->e->ops->start_cost(d->e) : -1;
     if (c < 0) c = 1.0; /* unknown: a batch scheduler's second */
+    /* workers that linger take guests: more work costs an offer, not a start */
+    if (d->o.linger_ms > 0 && c > RM_GUEST_COST) c = RM_GUEST_COST;
     double m = d->mean > 1e-5 ? d->mean : 1e-5;
     double s = ceil(RM_TARGET_RATIO * c / m);
     if (s < 1) s = 1;
@@ -264,6 +294,9 @@ static uint32_t target_size(rm_exec *d) {
 
 static uint32_t max_inflight(rm_exec *d) {
     uint32_t slots = d->e->slots ? d->e->slots : 1;
+    /* workers that linger take the next work themselves: a spare element would wait
+     * for a slot, holding its jobs, until the others leave at the end */
+    if (d->o.linger_ms > 0) return slots;
     return slots + 1 + slots / 8; /* one element per slot, and a spare */
 }
 
@@ -306,6 +339,8 @@ static dbatch *batch_new(rm_exec *d, uint32_t nelem, uint32_t njobs) {
     }
     for (uint32_t i = 0; i < njobs; i++)
         B->slot[i] = RM_NONE;
+    for (uint32_t e = 0; e < nelem; e++)
+        B->el[e].guest = RM_NONE;
     d->nb++;
     return B;
 }
@@ -324,7 +359,11 @@ static void batch_free(dbatch *B) {
 
 /* The engine's words for an element, for messages: "element 3 of slurm job 1234". */
 static void elem_name(rm_exec *d, const dbatch *B, uint32_t el, char *buf, size_t n) {
-    snprintf(buf, n, "element %u of %s job %s", el, d->e->ops->name, B->id);
+    if (B->guest)
+        snprintf(buf, n, "element %u of %s job %s (batch %u, taken after batch %u)", B->host_el,
+                 d->e->ops->name, B->id, B->n, B->host_n);
+    else
+        snprintf(buf, n, "element %u of %s job %s", el, d->e->ops->name, B->id);
 }
 
 /* Element el of B is over: fail its jobs without a result with why. */
@@ -396,6 +435,18 @@ static int write_batch(rm_exec *d, dbatch *B, char *path, size_t pathcap, char *
     return rc;
 }
 
+/* The queue's first `take` jobs become B's jobs 0..take. */
+static void take_queue(rm_exec *d, dbatch *B, uint32_t take) {
+    for (uint32_t i = 0; i < take; i++) {
+        uint32_t j = d->queue[d->qhead];
+        d->qhead = (d->qhead + 1) % d->qcap;
+        d->qn--;
+        B->slot[i] = j;
+        B->keys[i] = d->jobs[j].key;
+        d->jobs[j].batch = (uint32_t)(B - d->b);
+    }
+}
+
 /* Start one batch from the queue's first jobs. 0, or -1 when nothing could be
  * started (out of memory: nothing taken). */
 static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
@@ -407,17 +458,11 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
     B->n = d->next_batch++;
     for (uint32_t e = 0; e <= nelem; e++)
         B->first[e] = e * size < take ? e * size : take;
-    for (uint32_t i = 0; i < take; i++) {
-        uint32_t j = d->queue[d->qhead];
-        d->qhead = (d->qhead + 1) % d->qcap;
-        d->qn--;
-        B->slot[i] = j;
-        B->keys[i] = d->jobs[j].key;
-        d->jobs[j].batch = (uint32_t)(B - d->b);
-    }
+    take_queue(d, B, take);
     for (uint32_t e = 0; e < nelem; e++)
         B->el[e].st = RM_PENDING;
     d->inflight += nelem;
+    d->n_started += nelem;
     char path[PATH_MAX + 32], err[1024], name[64];
     snprintf(name, sizeof name, "flow-%lld-%u", (long long)d->o.run, B->n);
     if (write_batch(d, B, path, sizeof path, err, sizeof err)) {
@@ -444,6 +489,12 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         argv[a++] = d->config;
     }
     if (d->o.unprotected) argv[a++] = "--unprotected";
+    char linger[24];
+    if (d->o.linger_ms > 0) { /* it waits that long for a guest batch when done */
+        snprintf(linger, sizeof linger, "%d", d->o.linger_ms);
+        argv[a++] = "--linger";
+        argv[a++] = linger;
+    }
     argv[a++] = d->plan_path;
     argv[a] = NULL;
     rm_start s = {.run = d->o.run,
@@ -457,6 +508,7 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
         const plan_task *T = &d->p->tasks[d->jobs[B->slot[i]].job.task];
         if (T->memory > s.memory) s.memory = T->memory;
     }
+    B->memory = s.memory;
     if (d->e->ops->start(d->e, &s, B->id, sizeof B->id, err, sizeof err)) {
         char why[1200];
         snprintf(why, sizeof why, "%s could not start batch %u: %s", d->e->ops->name, B->n, err);
@@ -472,7 +524,175 @@ static int start_batch(rm_exec *d, uint32_t nelem, uint32_t size) {
     return 0;
 }
 
+
+/* ---- guests: more work for a lingering worker ---- */
+
+static int grow_jobs(rm_exec *d, uint32_t more);
+
+/* STATE/remote/<run>/r<n>/<el>.<what><k> (k 0: none) into buf */
+static void host_file(rm_exec *d, uint32_t n, uint32_t el, const char *what, uint32_t k,
+                      char *buf, size_t cap) {
+    if (k)
+        snprintf(buf, cap, "%s/r%u/%u.%s%u", d->dir, n, el, what, k);
+    else
+        snprintf(buf, cap, "%s/r%u/%u.%s", d->dir, n, el, what);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Element el of B finished all it was given and its worker lingers: it may take a
+ * guest (the element itself, or the engine element a guest batch B ran in). */
+static void mark_idle(rm_exec *d, dbatch *B, uint32_t el) {
+    if (d->o.linger_ms <= 0 || B->old) return;
+    dbatch *H = B->guest ? &d->b[B->host_b] : B;
+    uint32_t hel = B->guest ? B->host_el : el;
+    if (H->old || hel >= H->nelem) return;
+    H->el[hel].guest = RM_NONE;
+    H->el[hel].idle_since = now_s();
+}
+
+/* The guest batch B's jobs without a result go back to the front of the queue (its
+ * worker left without taking it); B is over. */
+static void withdraw(rm_exec *d, dbatch *B) {
+    uint32_t back = 0;
+    for (uint32_t i = 0; i < B->njobs; i++)
+        back += B->slot[i] != RM_NONE;
+    int room = grow_jobs(d, back) == 0;
+    for (uint32_t i = B->njobs; i-- > 0;) {
+        uint32_t j = B->slot[i];
+        B->answered[i] = 1;
+        if (j == RM_NONE) continue;
+        B->slot[i] = RM_NONE;
+        if (!room) { /* out of memory: they fail instead (the scheduler's retries) */
+            d->outstanding--;
+            answer(d, j, NULL, "out of memory giving it back to the queue");
+            continue;
+        }
+        d->jobs[j].batch = RM_NONE;
+        d->qhead = (d->qhead + d->qcap - 1) % d->qcap;
+        d->queue[d->qhead] = j;
+        d->qn++;
+    }
+    if (!B->el[0].done) {
+        B->el[0].done = 1;
+        d->inflight--;
+    }
+    dbatch *H = &d->b[B->host_b];
+    H->el[B->host_el].guest = RM_NONE;
+    H->el[B->host_el].idle_since = 0;
+}
+
+/* Offer the queue's first `size` jobs to the lingering worker of element el of batch
+ * hi: a guest batch of one element, recorded like any batch (with the host's engine id
+ * and b<M>.host naming the host), then r<N>/<el>.next<K> naming it. */
+static void offer(rm_exec *d, uint32_t hi, uint32_t el, uint32_t size) {
+    uint32_t take = size < d->qn ? size : d->qn;
+    dbatch *B = batch_new(d, 1, take);
+    if (!B) return; /* out of memory: the pump starts elements instead */
+    dbatch *H = &d->b[hi];
+    B->n = d->next_batch++;
+    B->guest = 1;
+    B->host_b = hi;
+    B->host_n = H->n;
+    B->host_el = el;
+    B->offer = ++H->el[el].offers;
+    snprintf(B->id, sizeof B->id, "%s", H->id);
+    B->memory = H->memory;
+    B->first[0] = 0;
+    B->first[1] = take;
+    take_queue(d, B, take);
+    B->el[0].st = H->el[el].st;
+    B->el[0].seen_gen = H->el[el].seen_gen;
+    d->inflight++;
+    d->n_guests++;
+    H->el[el].guest = (uint32_t)(B - d->b);
+    H->el[el].idle_since = 0;
+    char path[PATH_MAX + 32], err[1024], f[PATH_MAX + 64], name[64];
+    char text[64];
+    snprintf(name, sizeof name, "flow-%lld-%u", (long long)d->o.run, B->host_n);
+    int n = snprintf(text, sizeof text, "%u %u %u\n", B->host_n, el, B->offer);
+    snprintf(f, sizeof f, "%s/b%u.host", d->dir, B->n);
+    if (write_batch(d, B, path, sizeof path, err, sizeof err) ||
+        rm_write_file(f, text, (size_t)n, err, sizeof err)) {
+        withdraw(d, B); /* not offered: the jobs go back */
+        return;
+    }
+    if (d->o.record_batch && d->o.record_batch(d->o.rec_ud, d->o.run, B->n, d->e->ops->name, B->id,
+                                               name, 1, path, err, sizeof err))
+        fl_log(d->p->ctx, FL_LOG_WARN, "batch %u is not recorded in state.db: %s", B->n, err);
+    n = snprintf(text, sizeof text, "%u\n", B->n);
+    host_file(d, B->host_n, el, "next", B->offer, f, sizeof f);
+    if (rm_write_file(f, text, (size_t)n, err, sizeof err)) withdraw(d, B);
+}
+
+/* Lingering workers get the queue's first jobs before new elements are started, while
+ * they are sure to be waiting still (half their linger) and the jobs may run anywhere
+ * (d->plain: no secrets, no image) within what the host was started with (memory: a
+ * task's `memory:` no more than the host's request); else the queue waits for a new
+ * element. */
+static void offer_guests(rm_exec *d) {
+    if (d->o.linger_ms <= 0 || !d->qn) return;
+    double now = now_s();
+    uint32_t limit = max_inflight(d);
+    for (uint32_t i = 0; i < d->nb && d->qn; i++) {
+        if (d->b[i].guest || d->b[i].old) continue;
+        for (uint32_t el = 0; el < d->b[i].nelem && d->qn; el++) {
+            delem *E = &d->b[i].el[el];
+            if (!E->idle_since || E->guest != RM_NONE) continue;
+            char f[PATH_MAX + 64];
+            host_file(d, d->b[i].n, el, "bye", 0, f, sizeof f);
+            if (now - E->idle_since > d->o.linger_ms / 2000.0 || E->st == RM_ENDED ||
+                E->st == RM_GONE || exists(f)) {
+                E->idle_since = 0; /* it may be leaving: no offer */
+                continue;
+            }
+            uint32_t size = target_size(d), fair = (d->qn + limit - 1) / limit;
+            if (size > fair) size = fair;
+            if (size < 1) size = 1;
+            if (size > d->qn) size = d->qn;
+            for (uint32_t k = 0; k < size; k++) {
+                uint32_t t = d->jobs[d->queue[(d->qhead + k) % d->qcap]].job.task;
+                if (!d->plain[t]) return;
+                if (d->p->tasks[t].memory > d->b[i].memory) goto next; /* another host may do */
+            }
+            offer(d, i, el, size);
+        next:;
+        }
+    }
+}
+
+/* Guest batches not yet taken: taken now (.took<K>), or withdrawn when their host
+ * left without taking them (.bye, or the engine says it ended) — the rename of
+ * .next<K> decides which, once: the worker's to .took, or the driver's to .back. */
+static void check_guests(rm_exec *d) {
+    for (uint32_t i = 0; i < d->nb; i++) {
+        dbatch *B = &d->b[i];
+        if (!B->guest || B->claimed || B->el[0].done) continue;
+        char next[PATH_MAX + 64], f[PATH_MAX + 64];
+        host_file(d, B->host_n, B->host_el, "took", B->offer, f, sizeof f);
+        if (exists(f)) {
+            B->claimed = 1;
+            continue;
+        }
+        const delem *H = &d->b[B->host_b].el[B->host_el];
+        host_file(d, B->host_n, B->host_el, "bye", 0, f, sizeof f);
+        if (H->st != RM_ENDED && H->st != RM_GONE && !exists(f)) continue;
+        host_file(d, B->host_n, B->host_el, "next", B->offer, next, sizeof next);
+        host_file(d, B->host_n, B->host_el, "back", B->offer, f, sizeof f);
+        if (rename(next, f) == 0) {
+            withdraw(d, B);
+            d->n_withdrawn++;
+        }
+        else
+            B->claimed = 1; /* taken after all: its results (or its deadline) decide */
+    }
+}
+
 static void pump(rm_exec *d) {
+    offer_guests(d);
     uint32_t limit = max_inflight(d);
     while (d->qn && d->inflight < limit) {
         uint32_t free_places = limit - d->inflight;
@@ -547,6 +767,7 @@ static void check_end(rm_exec *d, dbatch *B, uint32_t el) {
     if (elem_complete(B, el)) {
         E->done = 1;
         d->inflight--;
+        mark_idle(d, B, el);
         return;
     }
     char path[PATH_MAX + 64], err[1024], en[200];
@@ -560,6 +781,12 @@ static void check_end(rm_exec *d, dbatch *B, uint32_t el) {
     free(data);
     read_elem(d, B, el); /* what was written before the marker */
     if (E->done) return;
+    if (elem_complete(B, el)) {
+        E->done = 1;
+        d->inflight--;
+        mark_idle(d, B, el);
+        return;
+    }
     elem_name(d, B, el, en, sizeof en);
     char why[PATH_MAX + 2400];
     if (rc)
@@ -571,6 +798,7 @@ static void check_end(rm_exec *d, dbatch *B, uint32_t el) {
 }
 
 static void read_all(rm_exec *d) {
+    check_guests(d);
     for (uint32_t i = 0; i < d->nb; i++) {
         dbatch *B = &d->b[i];
         for (uint32_t el = 0; el < B->nelem; el++) {
@@ -585,16 +813,16 @@ static void read_all(rm_exec *d) {
 
 static void on_report(void *ud, const char *id, int64_t element, enum rm_state st) {
     rm_exec *d = ud;
-    for (uint32_t i = d->nb; i-- > 0;) {
+    for (uint32_t i = d->nb; i-- > 0;) { /* (guests share their host's id) */
         dbatch *B = &d->b[i];
         if (strcmp(B->id, id)) continue;
         for (uint32_t el = 0; el < B->nelem; el++) {
-            if (element >= 0 && (uint64_t)element != el) continue;
+            uint32_t at = B->guest ? B->host_el : el; /* the engine's element */
+            if (element >= 0 && (uint64_t)element != at) continue;
             if (element < 0 && B->el[el].seen_gen == d->gen) continue; /* said one by one */
             B->el[el].st = st;
             B->el[el].seen_gen = d->gen;
         }
-        return;
     }
 }
 
@@ -632,6 +860,7 @@ static void expire(rm_exec *d, double now) {
         for (uint32_t el = 0; el < B->nelem; el++) {
             delem *E = &B->el[el];
             if (E->done || E->deadline == 0 || now < E->deadline) continue;
+            if (B->guest && !B->claimed) continue; /* check_guests decides */
             read_elem(d, B, el); /* the last look */
             check_end(d, B, el);
             if (E->done) continue;
@@ -821,11 +1050,17 @@ static void remove_files(rm_exec *d) {
         rmdir(path);
         snprintf(path, sizeof path, "%s/b%u.batch", d->dir, B->n);
         unlink(path);
+        snprintf(path, sizeof path, "%s/b%u.host", d->dir, B->n);
+        unlink(path);
     }
 }
 
 static void rm_destroy(rt_executor *ex) {
     rm_exec *d = (rm_exec *)ex;
+    const char *dbg = getenv("FLOW_DEBUG");
+    if (dbg && *dbg && (d->n_started || d->n_guests))
+        fprintf(stderr, "remote: %u elements started, %u guest batches (%u withdrawn)\n",
+                d->n_started, d->n_guests, d->n_withdrawn);
     d->e->ops->cancel(d->e);
     if (d->outstanding == 0 && d->qn == 0) /* every job answered: nothing to resume */
         remove_files(d);
@@ -844,6 +1079,7 @@ static void rm_destroy(rt_executor *ex) {
     free(d->ready);
     free(d->ready_task);
     fl_htab_free(fl_ctx_default(), &d->keys);
+    free(d->plain);
     d->e->ops->destroy(d->e);
     free(d->state_dir);
     free(d->plan_path);
@@ -906,6 +1142,31 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
     B->n = batch;
     B->old = 1;
     snprintf(B->id, sizeof B->id, "%s", engine_id);
+    /* a guest (b<M>.host: "N E K"): its element lives in element E of the host's job;
+     * an offer nobody took by now is withdrawn (its jobs run anew) */
+    char hf[PATH_MAX + 32];
+    snprintf(hf, sizeof hf, "%s/b%u.host", d->dir, batch);
+    uint8_t *ht;
+    size_t hl;
+    int untaken = 0;
+    if (rm_read_file(hf, &ht, &hl, err, sizeof err) == 0) {
+        char t[64];
+        snprintf(t, sizeof t, "%.*s", (int)(hl < sizeof t - 1 ? hl : sizeof t - 1), (char *)ht);
+        free(ht);
+        unsigned hn, he, hk;
+        if (sscanf(t, "%u %u %u", &hn, &he, &hk) == 3 && B->nelem == 1) {
+            B->guest = 1;
+            B->host_n = hn;
+            B->host_el = he;
+            B->offer = hk;
+            B->host_b = RM_NONE; /* (old: never offered to again, never withdrawn) */
+            char next[PATH_MAX + 64], back[PATH_MAX + 64];
+            host_file(d, hn, he, "next", hk, next, sizeof next);
+            host_file(d, hn, he, "back", hk, back, sizeof back);
+            B->claimed = 1;
+            untaken = rename(next, back) == 0; /* never taken: over, its jobs run anew */
+        }
+    }
     memcpy(B->first, fb.first, (fb.nelem + 1) * sizeof *B->first);
     uint32_t bi = (uint32_t)(B - d->b);
     for (uint32_t i = 0; i < fb.njobs; i++) {
@@ -920,9 +1181,15 @@ static void re_each(void *ud2, uint32_t batch, const char *engine, const char *e
     for (uint32_t el = 0; el < B->nelem; el++)
         B->el[el].st = RM_GONE;
     d->inflight += B->nelem;
+    if (untaken) {
+        B->el[0].done = 1;
+        d->inflight--;
+    }
     rm_start s = {
         .run = d->o.run, .batch = batch, .nelem = B->nelem, .log_dir = d->logdir, .name = name};
-    if (!d->e->ops->adopt || d->e->ops->adopt(d->e, &s, engine_id, err, sizeof err))
+    if (B->guest) {
+        /* its host's batch is adopted (the engine knows the job once) */
+    } else if (!d->e->ops->adopt || d->e->ops->adopt(d->e, &s, engine_id, err, sizeof err))
         fl_log(d->p->ctx, FL_LOG_WARN, "batch %u of run %lld: %s cannot re-attach to it%s%s", batch,
                 (long long)d->o.run, d->e->ops->name, d->e->ops->adopt ? ": " : "",
                 d->e->ops->adopt ? err : "");
@@ -1038,6 +1305,18 @@ rt_executor *rm_executor(const fl_plan *p, rm_engine *e, const rm_options *o, ch
         goto fail;
     }
     close(lfd);
+    /* the tasks a lingering worker may take as guests: its executor was set up for its
+     * own element's tasks, so none with secrets or an image */
+    d->plain = calloc(p->n_tasks + 1, 1);
+    if (!d->plain) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (uint32_t t = 0; t < p->n_tasks; t++)
+        d->plain[t] = p->tasks[t].image == PLAN_NONE;
+    for (uint32_t i = 0; i < p->n_secrets; i++)
+        if (p->secrets[i].task < p->n_tasks) d->plain[p->secrets[i].task] = 0;
+    if (d->o.one_per_instance) d->o.linger_ms = 0;
     if (o->resume && o->list_batches && reattach(d, err, errlen)) goto fail;
     update_capacity(d);
     return &d->base;

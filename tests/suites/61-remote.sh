@@ -249,6 +249,11 @@ if [ -f "$T/w1.plan" ]; then
     c=$?
     [ -z "$why" ] && { [ "$c" = 2 ] && grep -q "FLOWRUN_REMOTE_GRACE_MS=soon: expected milliseconds" "$T/bad3.err" ||
         why="a bad grace: exit $c: $(cat "$T/bad3.err")"; }
+    FLOWRUN_REMOTE_ENGINE=local FLOWRUN_REMOTE_LINGER_MS=700000 "$FLOWRUN" "$T/w1.plan" --progress none \
+        --state "$T/s-bad" > /dev/null 2> "$T/bad4.err"
+    c=$?
+    [ -z "$why" ] && { [ "$c" = 2 ] && grep -q "FLOWRUN_REMOTE_LINGER_MS=700000: expected milliseconds, from 0 to 600000" "$T/bad4.err" ||
+        why="a bad linger: exit $c: $(cat "$T/bad4.err")"; }
     if [ -z "$why" ]; then pass refused; else fail refused "$why"; fi
 fi
 
@@ -362,4 +367,115 @@ if compile sec; then
     [ -z "$why" ] && { [ "$c2" = 2 ] && grep -q "secret 'envtok' comes from the environment variable S61_TOKEN" "$T/sec2.err" ||
         why="env secret: exit $c2: $(cat "$T/sec2.err")"; }
     if [ -z "$why" ]; then pass secrets; elif [ "$why" != skip ]; then fail secrets "$why"; fi
+fi
+
+# 12. guests (docs/distributed.md): workers that linger after their element take the
+#     next jobs as guest batches instead of new elements being started; W1's result is
+#     the process executor's
+if [ -f "$T/w1.want" ]; then
+    FLOWRUN_REMOTE_LINGER_MS=2000 FLOW_DEBUG=1 FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/w1.plan" \
+        -j 3 --progress none --state "$T/s-guests" > "$T/guests.out" 2> "$T/guests.err"
+    code=$?
+    line=$(grep '^remote: ' "$T/guests.err")
+    g=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
+    why=""
+    [ "$code" = 0 ] || why="exit $code: $(grep -v '^remote: ' "$T/guests.err" | head -3)"
+    [ -z "$why" ] && ! cmp -s "$T/guests.out" "$T/w1.want" &&
+        why="result $(cat "$T/guests.out"), want $(cat "$T/w1.want")"
+    [ -z "$why" ] && { [ -z "$g" ] || [ "$g" = 0 ]; } && why="no guest batch: '$line'"
+    if [ -z "$why" ]; then pass guests; else fail guests "$why"; fi
+fi
+
+# 13. an offer its worker does not take (FLOWRUN_WORKER_DECLINE=1: the worker lingers,
+#     takes nothing, then says bye) is withdrawn: its jobs go back to the queue and
+#     run elsewhere, each once
+cat > "$T/decl.flow" <<FLOW
+task slow(x: int) -> int = sh "echo {x} >> $T/decl.ran; sleep 0.1; echo {x}"
+flow main(n: int = 10) -> [int] {
+    return slow.expand(x = range(n))
+}
+FLOW
+if compile decl; then
+    FLOWRUN_WORKER_DECLINE=1 FLOWRUN_REMOTE_LINGER_MS=600 FLOW_DEBUG=1 FLOWRUN_REMOTE_ENGINE=local \
+        "$FLOWRUN" "$T/decl.plan" -j 2 --progress none --state "$T/s-decl" > "$T/decl.out" 2> "$T/decl.err"
+    code=$?
+    line=$(grep '^remote: ' "$T/decl.err")
+    w=$(echo "$line" | sed -n 's/.*(\([0-9]*\) withdrawn).*/\1/p')
+    g=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
+    why=""
+    [ "$code" = 0 ] || why="exit $code: $(grep -v '^remote: ' "$T/decl.err" | head -3)"
+    [ -z "$why" ] && [ "$(cat "$T/decl.out")" != "[0,1,2,3,4,5,6,7,8,9]" ] && why="result $(cat "$T/decl.out")"
+    [ -z "$why" ] && [ "$(sort -n "$T/decl.ran" | tr '\n' ' ')" != "0 1 2 3 4 5 6 7 8 9 " ] &&
+        why="instances ran $(sort -n "$T/decl.ran" | tr '\n' ' '), want each once"
+    [ -z "$why" ] && { [ -z "$w" ] || [ "$w" = 0 ] || [ "$w" != "$g" ]; } &&
+        why="want every guest batch withdrawn, and some: '$line'"
+    if [ -z "$why" ]; then pass withdrawn; else fail withdrawn "$why"; fi
+fi
+
+# 14. the driver SIGKILLed while guest batches run, then flowrun resume: the guests
+#     taken are followed in their host's element, each instance runs once
+cat > "$T/gres.flow" <<FLOW
+task slow(x: int) -> int = sh "echo {x} >> $T/gres.ran; sleep 0.3; echo {x}"
+flow main(n: int = 16) -> [int] {
+    return slow.expand(x = range(n))
+}
+FLOW
+if compile gres; then
+    FLOWRUN_REMOTE_LINGER_MS=3000 FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/gres.plan" -j 2 \
+        --progress none --state "$T/s-gres" > /dev/null 2> "$T/gres.err" &
+    drv=$!
+    i=0; while ! ls "$T/s-gres/remote/1/r0" 2>/dev/null | grep -q took && [ $i -lt 300 ]; do
+        sleep 0.05; i=$((i+1)); done
+    sleep 0.2
+    took=$(ls "$T/s-gres/remote/1/r0" 2>/dev/null | grep -c took)
+    kill -9 $drv
+    wait $drv 2>/dev/null
+    FLOWRUN_REMOTE_LINGER_MS=3000 FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" resume 1 --state "$T/s-gres" \
+        -j 2 --progress none > "$T/gres.out" 2> "$T/gres.err"
+    code=$?
+    why=""
+    [ "$took" -gt 0 ] || why="no guest batch was taken before the kill"
+    [ -z "$why" ] && [ "$code" != 0 ] && why="resume: exit $code: $(head -3 "$T/gres.err")"
+    [ -z "$why" ] && [ "$(cat "$T/gres.out")" != "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]" ] &&
+        why="result $(cat "$T/gres.out")"
+    [ -z "$why" ] && [ "$(sort -n "$T/gres.ran" | tr '\n' ' ')" != "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 " ] &&
+        why="instances ran $(sort -n "$T/gres.ran" | tr '\n' ' '), want each once"
+    if [ -z "$why" ]; then pass resume-guests; else fail resume-guests "$why"; fi
+fi
+
+# 15. a guest runs only within what its host was started with: a task with memory:
+#     never goes to a lingering worker started for tasks without it (the first
+#     batch's), while the tasks without it do become guests. Each task logs the pid
+#     of the `flowrun worker` it ran under (its parent's parent)
+cat > "$T/mem.flow" <<FLOW
+task light(x: int) -> int = sh "echo light {x} \$(cut -d' ' -f4 /proc/\$PPID/stat) >> $T/mem.log; sleep 0.2; echo {x}"
+task heavy(x: int) -> int = sh "echo heavy {x} \$(cut -d' ' -f4 /proc/\$PPID/stat) >> $T/mem.log; echo {x}" with {memory: 8GiB}
+flow main(n: int = 12) -> [int] {
+    return heavy.expand(x = light.expand(x = range(n)))
+}
+FLOW
+if compile mem; then
+    FLOWRUN_REMOTE_LINGER_MS=2000 FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/mem.plan" -j 2 \
+        --progress none --state "$T/s-mem" > "$T/mem.out" 2> "$T/mem.err"
+    code=$?
+    if [ "$code" = 2 ] && grep -q "gives flowrun no cgroup" "$T/mem.err"; then
+        echo "SKIP remote:guest-memory: no cgroup here for memory: ($(head -1 "$T/mem.err"))"
+    else
+        first=$(cut -d' ' -f1 "$T/s-mem/remote/1/log/0."*.pid 2>/dev/null | tr '\n' ' ')
+        why=""
+        [ "$code" = 0 ] || why="exit $code: $(head -3 "$T/mem.err")"
+        [ -z "$why" ] && [ "$(cat "$T/mem.out")" != "[0,1,2,3,4,5,6,7,8,9,10,11]" ] && why="result $(cat "$T/mem.out")"
+        [ -z "$why" ] && [ -z "$first" ] && why="no pid file of batch 0's elements"
+        for p in $first; do
+            [ -z "$why" ] && grep -q "^heavy .* $p\$" "$T/mem.log" &&
+                why="a heavy instance ran in worker $p, started for light ones: $(grep "^heavy" "$T/mem.log" | tr '\n' ' ')"
+        done
+        # light instances past the first batch's four ran in batch 0's workers: guests
+        guests=0
+        for p in $first; do
+            guests=$((guests + $(grep -c "^light .* $p\$" "$T/mem.log")))
+        done
+        [ -z "$why" ] && [ "$guests" -le 4 ] && why="no guest: $(tr '\n' ' ' < "$T/mem.log")"
+        if [ -z "$why" ]; then pass guest-memory; else fail guest-memory "$why"; fi
+    fi
 fi

@@ -4,6 +4,7 @@
 # network namespaces; docs/distributed.md "Slurm"): W1 with 20,000 instances, depth
 # first across array elements, a segfault and a timeout, a node lost mid-run, the
 # driver SIGKILLed and resumed, SIGTERM cancelling everything, the squeue budget,
+# lingering workers taking guest batches,
 # an element one poll misses, and the refusals. Where the cluster cannot run here every test is a SKIP with the
 # reason. Task libraries: tests/lib.
 # Not under SANITIZED=1: the cluster's services run once, in the plain pass.
@@ -68,6 +69,19 @@ if compile w1; then
     nb=$(grep -o '[0-9]* sbatch' "$T/w1.err" | cut -d' ' -f1)
     [ -z "$why" ] && { [ -z "$nb" ] || [ "$nb" -lt 1 ]; } && why="no sbatch count: $(cat "$T/w1.err")"
     if [ -z "$why" ]; then pass w1; else fail w1 "$why"; fi
+    # guests (docs/distributed.md): the workers linger (1.5 s on Slurm) and take the
+    # queue's next jobs, so the run starts few elements: at most two arrays' worth of
+    # the 24 slots, with guest batches
+    line=$(grep '^remote: ' "$T/w1.err")
+    ne=$(echo "$line" | sed -n 's/^remote: \([0-9]*\) elements started.*/\1/p')
+    ng=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
+    if [ "$code" != 0 ]; then
+        fail guests "the run failed (w1 above)"
+    elif [ -z "$ne" ] || [ -z "$ng" ] || [ "$ng" = 0 ] || [ "$ne" -gt 48 ]; then
+        fail guests "want guest batches and at most 48 elements started: '$line'"
+    else
+        pass guests
+    fi
     # the squeue budget: calls <= run time / poll interval + 2
     nq=$(grep -o '[0-9]* squeue' "$T/w1.err" | cut -d' ' -f1)
     budget=$((ms / 300 + 2))
