@@ -59,9 +59,11 @@
  *
  *   Guests (rm_options.linger_ms > 0: Slurm). A worker done with its element
  *   lingers; before pump starts new elements, offer_guests hands the queue's next
- *   jobs to a lingering worker (within half its linger) as a guest batch: one
+ *   jobs to a lingering worker (within half its linger), or one offer ahead to a
+ *   busy one (delem.ahead: it goes on at once when done), as a guest batch: one
  *   element, the host's engine id, b<M>.host naming the host, then
- *   r<N>/<E>.next<K> naming it. One rename decides an offer: the worker's to
+ *   r<N>/<E>.next<K> naming it. The capacity doubles (a guest running and one
+ *   ahead per slot). One rename decides an offer: the worker's to
  *   .took<K> (check_guests: claimed, an element like any other), or the driver's to
  *   .back<K> once the host said .bye or ended (withdraw: the jobs go back to the
  *   queue's front). The engine's reports for the host's element apply to its guest
@@ -122,6 +124,7 @@ typedef struct delem {
     double idle_since; /* its worker finished all it was given then (0: busy, or gone) */
     uint32_t guest;    /* the guest batch offered to it or running in it (index into d->b),
                           RM_NONE */
+    uint32_t ahead;    /* the guest batch offered while it is busy, taken next, RM_NONE */
     uint32_t offers;   /* offers made to it so far (the next is .next<offers + 1>) */
 } delem;
 
@@ -303,6 +306,7 @@ static uint32_t max_inflight(rm_exec *d) {
 static void update_capacity(rm_exec *d) {
     d->size = target_size(d);
     uint64_t cap = (uint64_t)max_inflight(d) * d->size; /* one wave: an element a place */
+    if (d->o.linger_ms > 0) cap *= 2; /* and a guest offered ahead to each */
     if (d->e->ops->max_jobs > 0 && d->o.one_per_instance && cap > (uint64_t)d->e->ops->max_jobs)
         cap = (uint64_t)d->e->ops->max_jobs;
     if (cap > INT32_MAX / 2) cap = INT32_MAX / 2;
@@ -340,7 +344,7 @@ static dbatch *batch_new(rm_exec *d, uint32_t nelem, uint32_t njobs) {
     for (uint32_t i = 0; i < njobs; i++)
         B->slot[i] = RM_NONE;
     for (uint32_t e = 0; e < nelem; e++)
-        B->el[e].guest = RM_NONE;
+        B->el[e].guest = B->el[e].ahead = RM_NONE;
     d->nb++;
     return B;
 }
@@ -543,15 +547,26 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Element el of B finished all it was given and its worker lingers: it may take a
- * guest (the element itself, or the engine element a guest batch B ran in). */
+/* Element el of B is complete and its worker lingers (B: the engine's element
+ * itself, or a guest batch run in one): the worker goes on to the offer made ahead,
+ * if there is one, else it is idle and may take a guest. */
 static void mark_idle(rm_exec *d, dbatch *B, uint32_t el) {
     if (d->o.linger_ms <= 0 || B->old) return;
     dbatch *H = B->guest ? &d->b[B->host_b] : B;
     uint32_t hel = B->guest ? B->host_el : el;
     if (H->old || hel >= H->nelem) return;
-    H->el[hel].guest = RM_NONE;
-    H->el[hel].idle_since = now_s();
+    delem *E = &H->el[hel];
+    uint32_t bi = (uint32_t)(B - d->b);
+    if (B->guest && E->ahead == bi) { /* (its worker took it: the one before is over) */
+        E->ahead = RM_NONE;
+    } else if (E->ahead != RM_NONE) {
+        E->guest = E->ahead;
+        E->ahead = RM_NONE;
+        E->idle_since = 0;
+        return;
+    }
+    E->guest = RM_NONE;
+    E->idle_since = now_s();
 }
 
 /* The guest batch B's jobs without a result go back to the front of the queue (its
@@ -580,15 +595,18 @@ static void withdraw(rm_exec *d, dbatch *B) {
         B->el[0].done = 1;
         d->inflight--;
     }
-    dbatch *H = &d->b[B->host_b];
-    H->el[B->host_el].guest = RM_NONE;
-    H->el[B->host_el].idle_since = 0;
+    delem *E = &d->b[B->host_b].el[B->host_el];
+    uint32_t bi = (uint32_t)(B - d->b);
+    if (E->guest == bi) E->guest = RM_NONE;
+    if (E->ahead == bi) E->ahead = RM_NONE;
+    E->idle_since = 0;
 }
 
-/* Offer the queue's first `size` jobs to the lingering worker of element el of batch
- * hi: a guest batch of one element, recorded like any batch (with the host's engine id
- * and b<M>.host naming the host), then r<N>/<el>.next<K> naming it. */
-static void offer(rm_exec *d, uint32_t hi, uint32_t el, uint32_t size) {
+/* Offer the queue's first `size` jobs to the worker of element el of batch hi, idle
+ * (lingering) or, `ahead`, busy: a guest batch of one element, recorded like any batch
+ * (with the host's engine id and b<M>.host naming the host), then r<N>/<el>.next<K>
+ * naming it. */
+static void offer(rm_exec *d, uint32_t hi, uint32_t el, uint32_t size, int ahead) {
     uint32_t take = size < d->qn ? size : d->qn;
     dbatch *B = batch_new(d, 1, take);
     if (!B) return; /* out of memory: the pump starts elements instead */
@@ -608,7 +626,10 @@ static void offer(rm_exec *d, uint32_t hi, uint32_t el, uint32_t size) {
     B->el[0].seen_gen = H->el[el].seen_gen;
     d->inflight++;
     d->n_guests++;
-    H->el[el].guest = (uint32_t)(B - d->b);
+    if (ahead)
+        H->el[el].ahead = (uint32_t)(B - d->b);
+    else
+        H->el[el].guest = (uint32_t)(B - d->b);
     H->el[el].idle_since = 0;
     char path[PATH_MAX + 32], err[1024], f[PATH_MAX + 64], name[64];
     char text[64];
@@ -628,11 +649,13 @@ static void offer(rm_exec *d, uint32_t hi, uint32_t el, uint32_t size) {
     if (rm_write_file(f, text, (size_t)n, err, sizeof err)) withdraw(d, B);
 }
 
-/* Lingering workers get the queue's first jobs before new elements are started, while
- * they are sure to be waiting still (half their linger) and the jobs may run anywhere
- * (d->plain: no secrets, no image) within what the host was started with (memory: a
- * task's `memory:` no more than the host's request); else the queue waits for a new
- * element. */
+/* Workers that linger get the queue's first jobs before new elements are started:
+ * an idle one while it is sure to be waiting still (half its linger), and a busy one
+ * (its own element running, or a guest it took) one offer ahead, so that it goes on
+ * without waiting for the driver to see it idle (a read, an offer, its next look:
+ * ~0.1 s a guest). Only jobs that may run anywhere (d->plain: no secrets, no image)
+ * within what the host was started with (memory: a task's `memory:` no more than the
+ * host's request); else the queue waits for a new element. */
 static void offer_guests(rm_exec *d) {
     if (d->o.linger_ms <= 0 || !d->qn) return;
     double now = now_s();
@@ -641,12 +664,20 @@ static void offer_guests(rm_exec *d) {
         if (d->b[i].guest || d->b[i].old) continue;
         for (uint32_t el = 0; el < d->b[i].nelem && d->qn; el++) {
             delem *E = &d->b[i].el[el];
-            if (!E->idle_since || E->guest != RM_NONE) continue;
-            char f[PATH_MAX + 64];
-            host_file(d, d->b[i].n, el, "bye", 0, f, sizeof f);
-            if (now - E->idle_since > d->o.linger_ms / 2000.0 || E->st == RM_ENDED ||
-                E->st == RM_GONE || exists(f)) {
-                E->idle_since = 0; /* it may be leaving: no offer */
+            int ahead = 0;
+            if (E->idle_since && E->guest == RM_NONE) {
+                char f[PATH_MAX + 64];
+                host_file(d, d->b[i].n, el, "bye", 0, f, sizeof f);
+                if (now - E->idle_since > d->o.linger_ms / 2000.0 || E->st == RM_ENDED ||
+                    E->st == RM_GONE || exists(f)) {
+                    E->idle_since = 0; /* it may be leaving: no offer */
+                    continue;
+                }
+            } else if (E->st == RM_RUNNING && E->ahead == RM_NONE &&
+                       (E->guest == RM_NONE ? !E->done && E->next_chunk > 0
+                                            : d->b[E->guest].claimed)) {
+                ahead = 1; /* busy: its element has sent results, or it took a guest */
+            } else {
                 continue;
             }
             uint32_t size = target_size(d), fair = (d->qn + limit - 1) / limit;
@@ -658,7 +689,7 @@ static void offer_guests(rm_exec *d) {
                 if (!d->plain[t]) return;
                 if (d->p->tasks[t].memory > d->b[i].memory) goto next; /* another host may do */
             }
-            offer(d, i, el, size);
+            offer(d, i, el, size, ahead);
         next:;
         }
     }
