@@ -1316,7 +1316,9 @@ static int run_body(run_args *a_, const uint8_t *resume_params, size_t resume_le
                     ro.poll_ms = (int)a.cfg->slurm.poll_interval_ms;
                 const char *one = getenv("FLOWRUN_REMOTE_ONE_PER_INSTANCE");
                 ro.one_per_instance = one && !strcmp(one, "1"); /* bench/slurm.sh */
-                if (ro.linger_ms < 0) ro.linger_ms = REMOTE_LINGER_SLURM_MS;
+                /* (one per instance measures a tool without arrays: no lingering) */
+                if (ro.linger_ms < 0)
+                    ro.linger_ms = ro.one_per_instance ? 0 : REMOTE_LINGER_SLURM_MS;
                 eng = slurm_eng;
                 slurm_eng = NULL;
             } else {
