@@ -76,13 +76,16 @@ wait_value() {
 }
 
 # ---- refusals: one line, exit 2, nothing run ----
-P=$(free_port)
-python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(1); time.sleep(120)' "$P" &
+# the holder binds a port of its own choosing and says which: nothing can take it
+# between the choice and the bind (another suite running at the same time did)
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)
+print(s.getsockname()[1], flush=True); time.sleep(120)' > holder.port &
 holder=$!; pids="$pids $holder"
-sleep 0.3
-refuse() { # name want-in-message args...
+i=0; while [ ! -s holder.port ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+P=$(cat holder.port)
+refuse() { # name want-in-message args... (a refusal that does not come: at most 20 s)
     n=$1; want=$2; shift 2
-    "$FLOWRUN" "$@" > out.txt 2> err.txt; rc=$?
+    timeout 20 "$FLOWRUN" "$@" > out.txt 2> err.txt; rc=$?
     if [ $rc = 2 ] && [ "$(wc -l < err.txt)" = 1 ] && grep -q -- "$want" err.txt &&
         [ ! -s out.txt ]; then
         pass "refused: $n"
