@@ -1128,8 +1128,8 @@ static void rm_destroy(rt_executor *ex) {
     rm_exec *d = (rm_exec *)ex;
     const char *dbg = getenv("FLOW_DEBUG");
     if (dbg && *dbg && (d->n_started || d->n_guests))
-        fprintf(stderr, "remote: %u elements started, %u guest batches (%u withdrawn)\n",
-                d->n_started, d->n_guests, d->n_withdrawn);
+        fl_log(d->p->ctx, FL_LOG_INFO, "remote: %u elements started, %u guest batches (%u withdrawn)",
+               d->n_started, d->n_guests, d->n_withdrawn);
     d->e->ops->cancel(d->e);
     if (d->outstanding == 0 && d->qn == 0) /* every job answered: nothing to resume */
         remove_files(d);

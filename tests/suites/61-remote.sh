@@ -376,10 +376,10 @@ if [ -f "$T/w1.want" ]; then
     FLOWRUN_REMOTE_LINGER_MS=2000 FLOW_DEBUG=1 FLOWRUN_REMOTE_ENGINE=local "$FLOWRUN" "$T/w1.plan" \
         -j 3 --progress none --state "$T/s-guests" > "$T/guests.out" 2> "$T/guests.err"
     code=$?
-    line=$(grep '^remote: ' "$T/guests.err")
+    line=$(grep 'remote: [0-9]* elements started' "$T/guests.err")
     g=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
     why=""
-    [ "$code" = 0 ] || why="exit $code: $(grep -v '^remote: ' "$T/guests.err" | head -3)"
+    [ "$code" = 0 ] || why="exit $code: $(grep -v 'remote: [0-9]* elements started' "$T/guests.err" | head -3)"
     [ -z "$why" ] && ! cmp -s "$T/guests.out" "$T/w1.want" &&
         why="result $(cat "$T/guests.out"), want $(cat "$T/w1.want")"
     [ -z "$why" ] && { [ -z "$g" ] || [ "$g" = 0 ]; } && why="no guest batch: '$line'"
@@ -399,11 +399,11 @@ if compile decl; then
     FLOWRUN_WORKER_DECLINE=1 FLOWRUN_REMOTE_LINGER_MS=600 FLOW_DEBUG=1 FLOWRUN_REMOTE_ENGINE=local \
         "$FLOWRUN" "$T/decl.plan" -j 2 --progress none --state "$T/s-decl" > "$T/decl.out" 2> "$T/decl.err"
     code=$?
-    line=$(grep '^remote: ' "$T/decl.err")
+    line=$(grep 'remote: [0-9]* elements started' "$T/decl.err")
     w=$(echo "$line" | sed -n 's/.*(\([0-9]*\) withdrawn).*/\1/p')
     g=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
     why=""
-    [ "$code" = 0 ] || why="exit $code: $(grep -v '^remote: ' "$T/decl.err" | head -3)"
+    [ "$code" = 0 ] || why="exit $code: $(grep -v 'remote: [0-9]* elements started' "$T/decl.err" | head -3)"
     [ -z "$why" ] && [ "$(cat "$T/decl.out")" != "[0,1,2,3,4,5,6,7,8,9]" ] && why="result $(cat "$T/decl.out")"
     [ -z "$why" ] && [ "$(sort -n "$T/decl.ran" | tr '\n' ' ')" != "0 1 2 3 4 5 6 7 8 9 " ] &&
         why="instances ran $(sort -n "$T/decl.ran" | tr '\n' ' '), want each once"

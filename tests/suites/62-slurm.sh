@@ -72,8 +72,8 @@ if compile w1; then
     # guests (docs/distributed.md): the workers linger (1.5 s on Slurm) and take the
     # queue's next jobs, so the run starts few elements: at most two arrays' worth of
     # the 24 slots, with guest batches
-    line=$(grep '^remote: ' "$T/w1.err")
-    ne=$(echo "$line" | sed -n 's/^remote: \([0-9]*\) elements started.*/\1/p')
+    line=$(grep 'remote: [0-9]* elements started' "$T/w1.err")
+    ne=$(echo "$line" | sed -n 's/.*remote: \([0-9]*\) elements started.*/\1/p')
     ng=$(echo "$line" | sed -n 's/.* \([0-9]*\) guest batches.*/\1/p')
     if [ "$code" != 0 ]; then
         fail guests "the run failed (w1 above)"
