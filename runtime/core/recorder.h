@@ -79,7 +79,11 @@
 typedef struct rec_inst {
     uint32_t node;       /* plan node of the call or expansion */
     uint32_t task;       /* plan task */
-    const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group */
+    const char *idx;     /* "" unmapped, "3", "2/5" below an expanded group; in
+                            `finished`, NULL when idx_is_k (rec_inst_idx writes it) */
+    int idx_is_k;        /* the index is the number idx_k (a mapped instance outside any
+                            group): a recorder can store the number, not the text */
+    uint64_t idx_k;
     const char *tmpl;    /* its name template ("per_n[]/square[]", plan_inst_name), or NULL */
     const char *out_dir; /* the instance's output directory, or NULL */
     const char *label;   /* the label lambda's text, or NULL */
@@ -89,6 +93,9 @@ typedef struct rec_inst {
     fl_digest key;       /* filled by lookup */
     char *error;         /* lookup returned -1: why (the plan's context, as a result's error) */
 } rec_inst;
+
+/* ii's index as text: ii->idx, or idx_k written in buf (len bytes, 21 are enough). */
+const char *rec_inst_idx(const rec_inst *ii, char *buf, size_t len);
 
 typedef struct rec_ops {
     const char *name;

@@ -388,6 +388,12 @@ static size_t put_dec(char *buf, size_t n, size_t len, uint64_t v) {
     return n;
 }
 
+const char *rec_inst_idx(const rec_inst *ii, char *buf, size_t len) {
+    if (ii->idx || !len) return ii->idx ? ii->idx : "";
+    put_dec(buf, 0, len, ii->idx_k);
+    return buf;
+}
+
 /* The instance's index path in the history: the element indices of the expanded
  * groups around it ("c<node>" for a plain group call), then its own; "" when none.
  * (On the hot path: no snprintf.) */
@@ -431,18 +437,26 @@ static const char *inst_tmpl(sched *S, const inst *r, char *tmpl, size_t len) {
     return S->top_tmpl[at] ? S->top_tmpl[at] : tmpl;
 }
 
-/* Fill a history record for instance r: idx and tmpl are buffers of len bytes. */
-static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len) {
+/* Fill a history record for instance r: idx and tmpl are buffers of len bytes.
+ * lazy: a plain map index is left as a number (idx NULL: the `finished` call, where
+ * the history's hot path stores the number and never needs the text). */
+static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len,
+                         int lazy) {
     /* every field set, none zeroed first: this runs for every instance */
     ii->label = NULL;
     ii->remaining = 0;
     ii->error = NULL;
+    ii->idx = idx;
+    ii->idx_is_k = 0;
     if (r->sc && r->sc->parent) hist_index(S, r->sc, r->k, idx, len);
-    else if (r->k >= 0) put_dec(idx, 0, len, (uint64_t)r->k);
-    else idx[0] = 0;
+    else if (r->k >= 0) {
+        ii->idx_is_k = 1;
+        ii->idx_k = (uint64_t)r->k;
+        if (lazy) ii->idx = NULL;
+        else put_dec(idx, 0, len, (uint64_t)r->k);
+    } else idx[0] = 0;
     ii->node = r->node;
     ii->task = r->task;
-    ii->idx = idx;
     ii->tmpl = inst_tmpl(S, r, tmpl, len);
     ii->out_dir = r->dir ? r->dir + strlen(r->dir) + 1 : NULL;
     ii->attempts = (int)r->attempt + (r->served ? 0 : 1);
@@ -1014,7 +1028,7 @@ static void rec_describe(void *ud, const rt_job *job, rec_inst *ii, char *idx, c
                          size_t len) {
     sched *S = ud;
     inst *r = rec_at(S, (uint32_t)job->id);
-    hist_prepare(S, r, ii, idx, tmpl, len);
+    hist_prepare(S, r, ii, idx, tmpl, len, 0);
     int64_t n = r->k < 0 ? -1 : SL(r->sc, S->p, r->node)->len;
     ii->remaining = n > r->k ? n - r->k : 1; /* lets the history preload a task's cache */
 }
@@ -1153,7 +1167,7 @@ static void complete(sched *S, rt_result *res) {
     if (S->o->rec && r->served != 2) {
         char idx[1024], tmpl[1024];
         rec_inst ii;
-        hist_prepare(S, r, &ii, idx, tmpl, sizeof idx);
+        hist_prepare(S, r, &ii, idx, tmpl, sizeof idx, 1);
         char *label = label_of(S, r->task, r->args);
         ii.label = label;
         S->o->rec->ops->finished(S->o->rec->self, &ii, r->args, res, r->served);

@@ -86,9 +86,9 @@ static void row_run(dry_rec *d, dry_row *w, const rec_inst *ii, rsn_kind kind, i
         w->v = v;
         w->cap = cap;
     }
-    char name[1024];
-    plan_inst_name(ii->tmpl, plan_str(d->p, d->p->tasks[ii->task].name), ii->idx, name,
-                   sizeof name);
+    char name[1024], ib[24];
+    plan_inst_name(ii->tmpl, plan_str(d->p, d->p->tasks[ii->task].name),
+                   rec_inst_idx(ii, ib, sizeof ib), name, sizeof name);
     dry_inst *x = &w->v[w->n];
     *x = (dry_inst){fl_strdup(c, name), kind, param, fl_strdup(c, text)};
     if (!x->name || !x->text) {

@@ -905,10 +905,11 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
  * written through. 0, or -1 with a one-line reason in err. */
 static int write_log(hist *h, const rec_inst *ii, const char *task, const char *log, char *err,
                      size_t errlen) {
-    char path[HIST_PATH_MAX], top[HIST_PATH_MAX];
+    char path[HIST_PATH_MAX], top[HIST_PATH_MAX], ib[24];
     int tlen = snprintf(top, sizeof top, "%s/logs/%lld", h->dir, (long long)h->run);
     if (tlen < 0 || (size_t)tlen >= sizeof top ||
-        state_log_path(h->dir, h->run, ii->tmpl, task, ii->idx, path, sizeof path))
+        state_log_path(h->dir, h->run, ii->tmpl, task, rec_inst_idx(ii, ib, sizeof ib), path,
+                       sizeof path))
         return snprintf(err, errlen, "state directory path too long"), -1;
     if (h->logs_fd < 0) h->logs_fd = fsdir_open(top, strlen(h->dir), 1);
     char *rel = path + tlen + 1, *slash = strrchr(rel, '/'), *name = slash ? slash + 1 : rel;
@@ -1028,10 +1029,12 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     r.run = h->run;
     r.node = ii->node;
     r.idx = ii->idx;
+    r.idx_is_k = ii->idx_is_k;
+    r.idx_k = ii->idx_k;
     r.task = task;
     r.tmpl = ii->tmpl;
     r.label = ii->label;
-    r.state = res->ok ? (served ? "cached" : "succeeded") : "failed";
+    r.state = res->ok ? (served ? state_cached : state_succeeded) : "failed";
     r.attempts = ii->attempts;
     r.cache_key = ii->has_key ? &ii->key : NULL;
     r.cache_hit = served;
@@ -1066,6 +1069,8 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
         }
     }
     if (h->ev) { /* --events: the argument hashes of a served instance too */
+        char ib[24];
+        r.idx = rec_inst_idx(ii, ib, sizeof ib);
         if (!r.cache_inputs && ii->has_key && key_parts(h, ii->task, args, &r.cache_ident)) {
             r.cache_inputs = h->inputs;
             r.cache_ninputs = T->nparams;

@@ -2185,8 +2185,12 @@ static uint64_t le_get(const uint8_t *b, int n) {
 }
 /* Can r go into a packed row? Its record's state byte (PK_SUCCEEDED, PK_CACHED) when
  * it can, else -1. */
+const char state_succeeded[] = "succeeded", state_cached[] = "cached";
+
 static int packable(const state_inst *r) {
-    if (r->error || !r->idx || !*r->idx) return -1;
+    if (r->error || (!r->idx_is_k && (!r->idx || !*r->idx))) return -1;
+    if (r->state == state_succeeded) return PK_SUCCEEDED; /* (the writer's own texts) */
+    if (r->state == state_cached) return PK_CACHED;
     /* the first letter tells the two states apart from every other (state.h) before
      * one comparison: this runs for every instance */
     if (r->state[0] == 's') return strcmp(r->state, "succeeded") ? -1 : PK_SUCCEEDED;
@@ -2229,7 +2233,7 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
 /* The number of r's (run, node, task, tmpl) in t, numbering it when new (*fresh = 1);
  * -1 when out of memory. The last one found is tried first: per instance, this is
  * one comparison of the template, no copy. */
-static int name_is(const pk_name *e, const state_inst *r) {
+static inline int name_is(const pk_name *e, const state_inst *r) {
     return e->node == r->node && e->run == r->run &&
            (e->task_from == r->task || !strcmp(e->task, r->task)) && tmpl_same(e->tmpl, r->tmpl);
 }
@@ -2353,13 +2357,19 @@ static int idx_int(const char *idx, size_t n, uint64_t *v) {
     return 1;
 }
 
+/* Did the caller give r's index as a number (its text is then not read)? */
+static int idx_given(const state_inst *r) {
+    return r->idx_is_k;
+}
+
 /* Encode r's packed record, in its final form, at d (room for pack_rec_len bytes):
  * its size. state is what packable said; nm the name it goes under (its base and
  * pid). */
 static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t idx_len,
                            size_t label_len, const pk_name *nm) {
-    uint64_t iv = 0;
-    int isint = idx_int(r->idx, idx_len, &iv);
+    uint64_t iv = r->idx_k;
+    /* (the caller's number when it gave one: the text is not read) */
+    int isint = idx_given(r) ? 1 : idx_int(r->idx, idx_len, &iv);
     int odd = r->attempts != 1 || r->exit_status != -1 || r->term_signal != 0 ||
               r->worker_pid != nm->pid;
     int rss = r->peak_rss_kb != nm->rss;
@@ -2658,7 +2668,7 @@ static int apply_inst(conn *c, const state_inst *r) {
             pack *k = pack_of(c, r->run, r->node, 0); /* its open row keeps the old RSS */
             if (k && k->n && k->name == (uint32_t)name && pack_write(c, k)) return -1;
         }
-        size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t il = idx_given(r) ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
         n = pack_rec_put(c->scratch.data, r, pk, il, ll, &c->names.v[name]);
@@ -2733,15 +2743,21 @@ static int apply_inst_rec(fl_state *st, const state_inst *r) {
 
 /* Room for n more bytes in the batch being filled: where they go, or NULL (out of
  * memory: the batch is lost, and state_commit says so). */
-static uint8_t *wb_reserve(fl_state *st, size_t n) {
+static uint8_t *wb_reserve_grow(fl_state *st, size_t n) {
     if (st->wb_oom) return NULL;
-    if (!st->cur || st->cur->rec.len + n > st->cur->rec.cap) {
-        wb_put(st, NULL, 0); /* the batch, when there is none */
-        if (st->wb_oom || !fv_buf_grow(&st->cur->rec, st->cur->rec.len + n)) {
-            st->wb_oom = 1;
-            return NULL;
-        }
+    wb_put(st, NULL, 0); /* the batch, when there is none */
+    if (st->wb_oom || !fv_buf_grow(&st->cur->rec, st->cur->rec.len + n)) {
+        st->wb_oom = 1;
+        return NULL;
     }
+    uint8_t *d = st->cur->rec.data + st->cur->rec.len;
+    st->cur->rec.len += n;
+    return d;
+}
+/* (inline: the room is there for all but a few records of a batch) */
+static inline uint8_t *wb_reserve(fl_state *st, size_t n) {
+    if (!st->cur || st->wb_oom || st->cur->rec.len + n > st->cur->rec.cap)
+        return wb_reserve_grow(st, n);
     uint8_t *d = st->cur->rec.data + st->cur->rec.len;
     st->cur->rec.len += n;
     return d;
@@ -2771,8 +2787,19 @@ static void keyparts_put(fl_state *st, const state_inst *r) {
 
 int state_inst_put(fl_state *st, const state_inst *r) {
     if (r->cache_store && r->cache_key) keyparts_put(st, r);
-    if (!st->async) return apply_inst(&st->main, r);
     int pk = packable(r);
+    state_inst t;
+    char ib[24];
+    if ((pk < 0 || !st->async) && !r->idx) { /* a record with its index given as a number */
+        t = *r;
+        t.idx = "";
+        if (r->idx_is_k) {
+            snprintf(ib, sizeof ib, "%llu", (unsigned long long)r->idx_k);
+            t.idx = ib;
+        }
+        r = &t;
+    }
+    if (!st->async) return apply_inst(&st->main, r);
     if (pk >= 0) {
         /* the hot path: the record is encoded once, here, in the form it has in its
          * packed row; the writer appends it as it is (REC_PACK) */
@@ -2798,7 +2825,7 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             wb_u64(st, (uint64_t)(uint32_t)nm->pid);
             wb_u64(st, (uint64_t)nm->rss);
         }
-        size_t il = strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t il = idx_given(r) ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         uint32_t id = (uint32_t)name, len = (uint32_t)n;
         /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */

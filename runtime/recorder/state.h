@@ -156,13 +156,18 @@ typedef struct state_inst {
     int64_t run;
     uint32_t node;        /* plan node of the call */
     const char *idx;      /* map index path: "" unmapped, "3", "2/5" inside an expanded group */
+    int idx_is_k;         /* written only: the index is the number idx_k (idx is then its
+                             text, or NULL: written from the number when needed) */
+    uint64_t idx_k;
     const char *task;     /* task name */
     const char *tmpl;     /* the instance's name template (plan_inst_name), e.g.
                              "per_n[]/square[]"; NULL in rows of an older flowrun */
     const char *name;     /* read only (state_insts_each): the composed instance name,
                              "per_n[2]/square[1]" (older rows: "task[idx]") */
     const char *label;    /* label lambda's value, or NULL */
-    const char *state;    /* pending running succeeded failed upstream_failed cached skipped */
+    const char *state;    /* pending running succeeded failed upstream_failed cached skipped
+                             (a writer passing state_succeeded or state_cached spares
+                             state_inst_put comparing the text) */
     int attempts;
     const fl_digest *cache_key; /* or NULL */
     int cache_hit;
@@ -186,6 +191,7 @@ typedef struct state_inst {
 /* Insert or replace an instance's row (buffered) and record the state change in
  * events. Strings are copied by SQLite at once: nothing is borrowed past the call. */
 int state_inst_put(fl_state *st, const state_inst *r);
+extern const char state_succeeded[], state_cached[]; /* "succeeded", "cached" */
 /* Instances of a run in (node, idx) order. Fields point to SQLite memory valid during fn. */
 int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),
                      void *ctx);

@@ -1141,6 +1141,67 @@ static int pk2_check(const state_inst *r, void *ctx) {
     return 0;
 }
 
+/* An index given as a number (idx NULL, idx_is_k: the scheduler's hot path) is
+ * stored as its text, packed or not: a succeeded record (the state as the shared
+ * text or as another copy of it), a cached one, a failed one (a row of its own), a
+ * number past 18 digits; the same in synchronous mode. */
+static const struct {
+    uint64_t k;
+    int how; /* 0 state_succeeded, 1 "succeeded" copied, 2 state_cached, 3 failed */
+    const char *text;
+} given[] = {{0, 0, "0"}, {5, 1, "5"}, {12345678901234567890u, 0, "12345678901234567890"},
+             {7, 2, "7"}, {9, 3, "9"}};
+enum { GIVEN_N = sizeof given / sizeof given[0] };
+
+static int given_check(const state_inst *r, void *ctx) {
+    int *got = ctx;
+    for (int i = 0; i < GIVEN_N; i++) {
+        if (strcmp(r->idx, given[i].text)) continue;
+        const char *want = given[i].how == 2 ? "cached" : given[i].how == 3 ? "failed"
+                                                                          : "succeeded";
+        got[i] += !strcmp(r->state, want) && r->ended == 2.5 &&
+                           (given[i].how == 3 ? r->error && !strcmp(r->error, "boom") && !r->result
+                                              : r->result_len == 1 && !memcmp(r->result, "v", 1))
+                       ? 1
+                       : 100;
+        return 0;
+    }
+    got[GIVEN_N] = 1;
+    return 0;
+}
+
+static void test_state_index_given_as_number(void **state) {
+    (void)state;
+    for (int async = 0; async < 2; async++) {
+        char *d = tmpdir(), err[256], copy[] = "succeeded";
+        fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+        assert_non_null(st);
+        if (async) assert_int_equal(state_async(st), 0);
+        state_run r = {.flow = "f", .pid = 1};
+        assert_int_equal(state_run_begin(st, &r), 0);
+        for (int i = 0; i < GIVEN_N; i++) {
+            int how = given[i].how;
+            state_inst in = {.run = r.id, .node = 1, .idx_is_k = 1, .idx_k = given[i].k,
+                             .task = "t", .tmpl = "t[]", .attempts = 1, .started = 2,
+                             .ended = 2.5, .exit_status = -1, .worker_pid = 3};
+            in.state = how == 0 ? state_succeeded : how == 1 ? copy : how == 2 ? state_cached
+                                                                                : "failed";
+            in.cache_hit = how == 2;
+            if (how == 3) in.error = "boom";
+            else in.result = "v", in.result_len = 1;
+            assert_int_equal(state_inst_put(st, &in), 0);
+        }
+        assert_int_equal(state_sync(st), 0);
+        int got[GIVEN_N + 1] = {0};
+        assert_int_equal(state_insts_each(st, r.id, given_check, got), 0);
+        for (int i = 0; i < GIVEN_N; i++) assert_int_equal(got[i], 1);
+        assert_int_equal(got[GIVEN_N], 0);
+        state_close(st);
+        rm_rf(d);
+        free(d);
+    }
+}
+
 static void test_state_compact_record(void **state) {
     (void)state;
     for (int async = 0; async < 2; async++) {
@@ -1537,6 +1598,7 @@ int main(void) {
         cmocka_unit_test(test_cache_migrated_from_schema4),
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_packed_records),
+        cmocka_unit_test(test_state_index_given_as_number),
         cmocka_unit_test(test_state_compact_record),
         cmocka_unit_test(test_state_fkp1_and_damaged_fkp2),
         cmocka_unit_test(test_state_file_folders),
