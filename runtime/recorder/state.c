@@ -26,14 +26,18 @@
 #define STATE_BUSY_MS 30000     /* how long a writer waits for another flowrun's lock */
 #define STATE_WAL_KEEP (4 << 20) /* a write-ahead log up to this size is left for the next run */
 #define STATE_AUTOCOMMIT 100000 /* buffered writes before a commit is forced */
-#define STATE_MAX_QUEUE (64u << 20) /* records waiting for the writer before the caller waits */
-/* New cache entries the writer holds back and then writes sorted, in one go: each
- * write dirties the leaf pages it touches, and every page dirtied costs a page in
- * the log, so fewer, larger sorted writes cost far less than one per batch. An
- * entry held when flowrun dies is lost, which a cache may do: the instance's own
- * row (what resume uses) is committed with its batch as always. */
-#define STATE_CACHE_HOLD 1048576             /* entries */
-#define STATE_CACHE_HOLD_BYTES (64u << 20)  /* bytes of their results */
+#define STATE_MAX_QUEUE (8u << 20) /* records waiting for the writer before the caller waits
+                                      (small: the memory a caller ahead of the writer fills
+                                      is fresh pages, each a fault) */
+/* New cache entries the writer holds back and then writes as packs, in one go: a
+ * write per batch would write a pack per batch. An entry held when flowrun dies is
+ * lost, which a cache may do: the instance's own row (what resume uses) is committed
+ * with its batch as always. A group is 16 full packs: groups of a million entries
+ * (before) held 100 MiB and more, and touching that much fresh memory (page faults)
+ * cost a cold W1 10^6 more than the writes it saved (docs/bench-state.md, "cold
+ * cache: bounded memory"). */
+#define STATE_CACHE_HOLD 65536               /* entries */
+#define STATE_CACHE_HOLD_BYTES (8u << 20)   /* bytes of their results */
 /* ... and never for longer than this: a flowrun killed mid-run loses at most the
  * cache entries of its last few seconds (its instance rows are safe either way) */
 #define STATE_CACHE_HOLD_SECONDS 5.0
