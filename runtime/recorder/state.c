@@ -1521,12 +1521,16 @@ int state_async(fl_state *st) {
     if (st->async) return 0;
     char err[4700];
     if (conn_open(&st->w, st->path, 0, err, sizeof err) ||
-        /* no checkpoints while the run writes: one that empties the log must wait for
-         * the reader's round to end; state_close checkpoints once, at the end. An
-         * 8 MiB page cache: the writer appends (packs, rows), and the pages it wrote
-         * are not read again; a larger cache filled with fresh pages, each a page
-         * fault, which cost a cold W1 10^6 a sixth of its time */
-        exec(&st->w, "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192", err, sizeof err)) {
+        /* the writer checkpoints (SQLite's automatic one: passive, it waits for
+         * nobody) each time the log passes 16 MiB, so a wide run copies its log into
+         * the database on the writer's thread while the scheduler works, not all
+         * at state_close (a cold W1 10^6: a tenth of its time, serially, at the end);
+         * state_close still checkpoints what is left past STATE_WAL_KEEP. An 8 MiB
+         * page cache: the writer appends (packs, rows), and the pages it wrote are not
+         * read again; a larger cache filled with fresh pages, each a page fault,
+         * which cost a cold W1 10^6 a sixth of its time */
+        exec(&st->w, "PRAGMA wal_autocheckpoint=1024; PRAGMA cache_size=-8192", err,
+             sizeof err)) {
         fl_log(st->ctx, FL_LOG_ERROR, "%s", err);
         conn_close(&st->w);
         return -1;
