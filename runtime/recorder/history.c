@@ -79,9 +79,12 @@ typedef struct task_cache {
     int full;           /* preload: more entries than counted (it then gives up) */
     int indexed;        /* tab is built */
     int64_t n;          /* entries in arena */
-    size_t next;        /* the entry after the last hit: the likely next one */
+    size_t cur[4];      /* cursors: the entries after the last hits of the streams the
+                         * lookups follow, most recent first (tc_find) */
+    int took;           /* the cursor tc_find answered from, or -1 */
     fv_buf arena;       /* entries in the order produced: 32-byte key, u32 length, result */
 } task_cache;
+#define TC_SCAN (64u << 10) /* bytes of the arena a missed lookup reads ahead (tc_find) */
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
                                      * range scan costs about a third of a B-tree search a row */
@@ -374,6 +377,7 @@ void hist_get_stats(const hist *h, hist_stats *s) {
     *s = h->stats;
     s->files_hashed = h->ck.files_hashed;
     s->files_known = h->ck.files_known;
+    for (uint32_t t = 0; h->tc && t < h->p->n_tasks; t++) s->tc_tables += h->tc[t].indexed;
     long packs;
     state_cache_lookup_stats(h->st, &s->cache_gets, &packs, &s->cache_packs_most);
 }
@@ -696,11 +700,15 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
  * go, and its part of the cache is not much larger than what is left, that part is
  * read in one sequential pass (state_cache_each: the order the entries were
  * produced) into an arena, and the task's later lookups are answered from memory.
- * A re-run of a mapping asks in the order the earlier run produced, so a lookup
- * first compares the entry that follows the last hit (sequential memory, one
- * 32-byte compare); only when that misses is a hash table over the arena built
- * (once) and searched. An entry another flowrun adds meanwhile is not seen: a
- * miss, which a cache may have. */
+ * A re-run of a mapping asks in nearly the order the earlier run produced: in
+ * order, but with runs of a few hundred entries swapped (the two threads of the
+ * inline executor hand their results over a batch at a time). So a lookup first
+ * compares the entry after the last hit, then after the hits before it where the
+ * order jumped (c->cur: a few cursors, one 32-byte compare each), then reads ahead
+ * of the last hit (TC_SCAN bytes, the swapped run the order jumps over); only when
+ * all that misses is a hash table over the arena built (once) and searched. A W1
+ * 10^6 warm run builds no table. An entry another flowrun adds meanwhile is not
+ * seen: a miss, which a cache may have. */
 static uint64_t tc_hash(const fl_digest *k) {
     uint64_t v;
     memcpy(&v, k->b, 8);
@@ -733,17 +741,40 @@ static int tc_index(fl_ctx *ctx, task_cache *c) {
     return 0;
 }
 
+/* Is the entry at arena offset off (a cursor: maybe the arena's end) key's? */
+static int tc_at(const task_cache *c, size_t off, const fl_digest *key) {
+    return off + 36 <= c->arena.len && !memcmp(c->arena.data + off, key->b, 32);
+}
+
 /* The entry of key in a preloaded task cache: its arena offset, or -1 (not there,
- * or no memory for the hash table); *next set when it was the entry after the last
- * hit. */
+ * or no memory for the hash table); *next set when a cursor had it. tc_took then
+ * moves the cursors past it. */
 static long tc_find(fl_ctx *ctx, task_cache *c, const fl_digest *key, int *next) {
-    *next = c->next + 36 <= c->arena.len && !memcmp(c->arena.data + c->next, key->b, 32);
-    if (*next) return (long)c->next;
+    *next = 1;
+    for (int i = 0; i < 4; i++)
+        if (tc_at(c, c->cur[i], key)) return (long)c->cur[(c->took = i)];
+    *next = 0;
+    c->took = -1;
+    size_t end = c->cur[0] + TC_SCAN < c->arena.len ? c->cur[0] + TC_SCAN : c->arena.len;
+    for (size_t off = c->cur[0]; off + 36 <= end;) { /* entries were checked when loaded */
+        if (!memcmp(c->arena.data + off, key->b, 32)) return (long)off;
+        uint32_t l;
+        memcpy(&l, c->arena.data + off + 32, 4);
+        off += 36 + (size_t)l;
+    }
     if (tc_index(ctx, c)) return -1;
     uint64_t k = tc_hash(key);
     for (fl_htab_slot *s = fl_htab_find(&c->tab, k); s && s->hash; s = fl_htab_next(&c->tab, s, k))
         if (!memcmp(c->arena.data + s->val, key->b, 32)) return (long)s->val;
     return -1;
+}
+
+/* The entry tc_find found ends at `after`: the cursor it came from (or the oldest,
+ * for an entry found otherwise) moves there and becomes the most recent. */
+static void tc_took(task_cache *c, size_t after) {
+    int i = c->took >= 0 ? c->took : 3;
+    memmove(c->cur + 1, c->cur, (size_t)i * sizeof c->cur[0]);
+    c->cur[0] = after;
 }
 
 static void preload(hist *h, uint32_t task, int64_t remaining) {
@@ -859,7 +890,7 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
         memcpy(&l, c->arena.data + at + 32, 4);
         len = l;
         cval = c->arena.data + at + 36;
-        c->next = (size_t)at + 36 + len;
+        tc_took(c, (size_t)at + 36 + len);
     } else {
         int got = state_cache_get(h->st, plan_str(p, T->name), &ii->key, &val, &len);
         c->looked++;

@@ -70,7 +70,8 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
 /* Statistics for the summary line. */
 typedef struct hist_stats {
     long served_cache, served_resume, stored_outputs, files_hashed, files_known;
-    long served_next; /* of served_cache, found as the entry after the task's last hit */
+    long served_next; /* of served_cache, found as the entry after a recent hit (a cursor) */
+    long tc_tables;   /* hash tables built over a task's preloaded cache (tc_index) */
     long cache_gets, cache_packs_most; /* point lookups in the cache, the most packs one
                                         * searched (state_cache_lookup_stats) */
 } hist_stats;

@@ -396,14 +396,19 @@ static void test_fresh_run_durability(void **state) {
 
 /* A wide mapping served from the cache: once the task is preloaded, a re-run in
  * the order the entries were produced is answered by the entry after the last hit;
- * in another order (reversed) through the hash table, every one still served. */
-static long wide_run(fx *f, int reverse, long *next) {
+ * in that order with runs of 100 swapped two by two (as two threads hand results
+ * over) by the cursors and the read-ahead, with no hash table; in another order
+ * (reversed) through the hash table; every one still served. */
+enum { WIDE_SAME, WIDE_SWAPPED, WIDE_REVERSED };
+static long wide_run(fx *f, int order, long *next, long *tables) {
     enum { N = 1000 };
     hist *h = open_hist(f, 0, 0);
     recorder r = hist_recorder(h);
     long hits = 0;
     for (int j = 0; j < N; j++) {
-        int i = reverse ? N - 1 - j : j;
+        int i = order == WIDE_REVERSED ? N - 1 - j
+                : order == WIDE_SWAPPED ? (j / 100 % 2 ? j - 100 : j + 100)
+                                        : j;
         char idx[16];
         snprintf(idx, sizeof idx, "%d", i);
         rec_inst ii = inst(1, f->square, idx, "square[]", NULL);
@@ -419,19 +424,25 @@ static long wide_run(fx *f, int reverse, long *next) {
     hist_stats s;
     hist_get_stats(h, &s);
     *next = s.served_next;
+    *tables = s.tc_tables;
     close_hist(f, h, "succeeded");
     return hits;
 }
 
 static void test_cache_follows_last_hit(void **state) {
     fx *f = *state;
-    long next;
-    assert_int_equal(wide_run(f, 0, &next), 0); /* cold */
+    long next, tables;
+    assert_int_equal(wide_run(f, WIDE_SAME, &next, &tables), 0); /* cold */
     assert_int_equal(next, 0);
-    assert_int_equal(wide_run(f, 0, &next), 1000); /* the same order */
-    assert_true(next >= 1000 - 64 - 1);           /* all but the lookups before the preload */
-    assert_int_equal(wide_run(f, 1, &next), 1000); /* reversed: the hash table */
+    assert_int_equal(wide_run(f, WIDE_SAME, &next, &tables), 1000); /* the same order */
+    assert_true(next >= 1000 - 64 - 1); /* all but the lookups before the preload */
+    assert_int_equal(tables, 0);
+    assert_int_equal(wide_run(f, WIDE_SWAPPED, &next, &tables), 1000);
+    assert_true(next >= 1000 - 64 - 10); /* all but the preload's and a few jumps ahead */
+    assert_int_equal(tables, 0);
+    assert_int_equal(wide_run(f, WIDE_REVERSED, &next, &tables), 1000); /* the hash table */
     assert_true(next < 10);
+    assert_int_equal(tables, 1);
 }
 
 /* A cache entry keeps its key's parts: the task identity's first 8 bytes and one
