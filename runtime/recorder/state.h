@@ -34,6 +34,9 @@
 #include "store.h"
 
 #define STATE_SCHEMA_VERSION 9 /* what this flowrun writes */
+/* For tests: nonzero makes a fresh state.db by the schema's steps, one by one (as an
+ * older one is brought up to date), instead of by the one script of their result. */
+extern int state_fresh_by_steps;
 
 typedef struct fl_state fl_state;
 

@@ -1202,6 +1202,52 @@ static void test_state_index_given_as_number(void **state) {
     }
 }
 
+/* A fresh state.db made by the one script (schema_fresh) is the one the schema's
+ * steps make one by one: the same tables, columns, indexes and triggers (their SQL,
+ * as SQLite keeps it), the same rows, the same version. A step added without its
+ * result in the script fails here. */
+static void schema_dump(const char *dir, char *out, size_t cap) {
+    size_t n = 0;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/state.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    static const char *const q[] = {
+        "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || coalesce(sql, '') FROM "
+        "sqlite_master ORDER BY type, name",
+        "SELECT 'meta ' || key || '=' || value FROM meta ORDER BY key",
+        "SELECT 'env ' || id || '=' || name FROM envs ORDER BY id", "PRAGMA user_version"};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, q[i], -1, &s, NULL), SQLITE_OK);
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            int m = snprintf(out + n, cap - n, "%s\n", (const char *)sqlite3_column_text(s, 0));
+            assert_true(m > 0 && (size_t)m < cap - n);
+            n += (size_t)m;
+        }
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+}
+
+static void test_state_fresh_schema_is_the_steps(void **state) {
+    (void)state;
+    static char dump[2][32768];
+    for (int steps = 0; steps < 2; steps++) {
+        char *d = tmpdir(), err[256];
+        state_fresh_by_steps = steps;
+        fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+        state_fresh_by_steps = 0;
+        assert_non_null(st);
+        state_close(st);
+        schema_dump(d, dump[steps], sizeof dump[steps]);
+        rm_rf(d);
+        free(d);
+    }
+    assert_true(strlen(dump[0]) > 1000);
+    assert_string_equal(dump[0], dump[1]);
+}
+
 static void test_state_compact_record(void **state) {
     (void)state;
     for (int async = 0; async < 2; async++) {
@@ -1599,6 +1645,7 @@ int main(void) {
         cmocka_unit_test(test_state_cache_through_writer),
         cmocka_unit_test(test_state_packed_records),
         cmocka_unit_test(test_state_index_given_as_number),
+        cmocka_unit_test(test_state_fresh_schema_is_the_steps),
         cmocka_unit_test(test_state_compact_record),
         cmocka_unit_test(test_state_fkp1_and_damaged_fkp2),
         cmocka_unit_test(test_state_file_folders),
