@@ -2424,11 +2424,6 @@ static int idx_int(const char *idx, size_t n, uint64_t *v) {
     return 1;
 }
 
-/* Did the caller give r's index as a number (its text is then not read)? */
-static int idx_given(const state_inst *r) {
-    return r->idx_is_k;
-}
-
 /* Encode r's packed record, in its final form, at d (room for pack_rec_len bytes):
  * its size. state is what packable said; nm the name it goes under (its base and
  * pid). */
@@ -2436,7 +2431,7 @@ static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t id
                            size_t label_len, const pk_name *nm) {
     uint64_t iv = r->idx_k;
     /* (the caller's number when it gave one: the text is not read) */
-    int isint = idx_given(r) ? 1 : idx_int(r->idx, idx_len, &iv);
+    int isint = r->idx_is_k ? 1 : idx_int(r->idx, idx_len, &iv);
     int odd = r->attempts != 1 || r->exit_status != -1 || r->term_signal != 0 ||
               r->worker_pid != nm->pid;
     int rss = r->peak_rss_kb != nm->rss;
@@ -2735,7 +2730,7 @@ static int apply_inst(conn *c, const state_inst *r) {
             pack *k = pack_of(c, r->run, r->node, 0); /* its open row keeps the old RSS */
             if (k && k->n && k->name == (uint32_t)name && pack_write(c, k)) return -1;
         }
-        size_t il = idx_given(r) ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t il = r->idx_is_k ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
         n = pack_rec_put(c->scratch.data, r, pk, il, ll, &c->names.v[name]);
@@ -2892,7 +2887,7 @@ int state_inst_put(fl_state *st, const state_inst *r) {
             wb_u64(st, (uint64_t)(uint32_t)nm->pid);
             wb_u64(st, (uint64_t)nm->rss);
         }
-        size_t il = idx_given(r) ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
+        size_t il = r->idx_is_k ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         uint32_t id = (uint32_t)name, len = (uint32_t)n;
         /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */

@@ -1141,6 +1141,19 @@ static int pk2_check(const state_inst *r, void *ctx) {
     return 0;
 }
 
+/* After a sync, run's instances read back through check, which counts each row in
+ * count[0..n) (1 a case met as written, 100 one that differs) or count[n] (a row of no
+ * case): every case exactly once, no other row. */
+static void each_seen_once(fl_state *st, int64_t run, int (*check)(const state_inst *, void *),
+                           int n) {
+    int count[32] = {0};
+    assert_true(n < 32);
+    assert_int_equal(state_sync(st), 0);
+    assert_int_equal(state_insts_each(st, run, check, count), 0);
+    for (int i = 0; i < n; i++) assert_int_equal(count[i], 1);
+    assert_int_equal(count[n], 0);
+}
+
 /* An index given as a number (idx NULL, idx_is_k: the scheduler's hot path) is
  * stored as its text, packed or not: a succeeded record (the state as the shared
  * text or as another copy of it), a cached one, a failed one (a row of its own), a
@@ -1191,11 +1204,7 @@ static void test_state_index_given_as_number(void **state) {
             else in.result = "v", in.result_len = 1;
             assert_int_equal(state_inst_put(st, &in), 0);
         }
-        assert_int_equal(state_sync(st), 0);
-        int got[GIVEN_N + 1] = {0};
-        assert_int_equal(state_insts_each(st, r.id, given_check, got), 0);
-        for (int i = 0; i < GIVEN_N; i++) assert_int_equal(got[i], 1);
-        assert_int_equal(got[GIVEN_N], 0);
+        each_seen_once(st, r.id, given_check, GIVEN_N);
         state_close(st);
         rm_rf(d);
         free(d);
@@ -1268,11 +1277,7 @@ static void test_state_compact_record(void **state) {
                              .result_len = c->result ? strlen(c->result) : 0};
             assert_int_equal(state_inst_put(st, &in), 0);
         }
-        assert_int_equal(state_sync(st), 0);
-        int hits[PK2_N + 1] = {0};
-        assert_int_equal(state_insts_each(st, r.id, pk2_check, hits), 0);
-        for (int i = 0; i < PK2_N; i++) assert_int_equal(hits[i], 1);
-        assert_int_equal(hits[PK2_N], 0);
+        each_seen_once(st, r.id, pk2_check, PK2_N);
         /* the row's bytes: the common records are a few bytes each */
         sqlite3 *db;
         char p[4200];
