@@ -871,28 +871,34 @@ static inst *rec_at(sched *S, uint32_t id) {
     return &S->chunks[id / SCHED_CHUNK][id % SCHED_CHUNK];
 }
 
-/* One more chunk of free records. 0, or -1 when memory ran out (sched_oom). */
+/* One more chunk of records, not cleared: a record is cleared when it is first
+ * handed out (rec_alloc), so the pages of a chunk a small run never reaches are
+ * never touched (a page fault each, ≈ 11 µs here). 0, or -1 when memory ran out
+ * (sched_oom). */
 static int rec_grow(sched *S) {
     inst **cs = sc_reallocarray(S, S->chunks, S->nchunks + 1, sizeof *S->chunks);
     if (!cs) return -1;
     S->chunks = cs;
-    inst *c = sc_calloc(S, SCHED_CHUNK, sizeof *c);
+    inst *c = sc_reallocarray(S, NULL, SCHED_CHUNK, sizeof *c);
     if (!c) return -1;
-    S->chunks[S->nchunks] = c;
-    uint32_t base = S->nchunks * SCHED_CHUNK;
-    for (uint32_t i = 0; i < SCHED_CHUNK; i++)
-        c[i].next_free = (i + 1 < SCHED_CHUNK) ? base + i + 2 : 0;
-    S->free_head = base + 1;
-    S->nchunks++;
+    S->chunks[S->nchunks++] = c;
+    S->fresh = 0;
     return 0;
 }
 
-/* A free record; never fails: a free one is kept in reserve (the pool grows when
- * the last one is taken; when it cannot, limit is 0 and no start follows). */
+/* A record: a freed one, else the next never used one of the last chunk. Never
+ * fails: one is kept in reserve (the pool grows when the last chunk's last record
+ * is taken; when it cannot, limit is 0 and no start follows). */
 static uint32_t rec_alloc(sched *S) {
-    uint32_t id = S->free_head - 1;
-    S->free_head = rec_at(S, id)->next_free;
-    if (!S->free_head) rec_grow(S);
+    uint32_t id;
+    if (S->free_head) {
+        id = S->free_head - 1;
+        S->free_head = rec_at(S, id)->next_free;
+        return id;
+    }
+    id = (S->nchunks - 1) * SCHED_CHUNK + S->fresh++;
+    memset(rec_at(S, id), 0, sizeof(inst));
+    if (S->fresh == SCHED_CHUNK) rec_grow(S);
     return id;
 }
 
@@ -1259,8 +1265,8 @@ static void sched_free(sched *S) {
 /* Abandoned instances (interrupt, memory): release their records without results. */
 void drop_inflight(sched *S) {
     for (uint32_t c = 0; c < S->nchunks; c++)
-        for (uint32_t i = 0; i < SCHED_CHUNK; i++) {
-            inst *r = &S->chunks[c][i];
+        for (uint32_t i = 0, n = c + 1 < S->nchunks ? SCHED_CHUNK : S->fresh; i < n; i++) {
+            inst *r = &S->chunks[c][i]; /* every record ever handed out (rec_alloc) */
             if (r->args) {
                 release_args(S, r->node, r->args);
                 if (r->args != r->inl) args_release(S, r->args);
@@ -1316,8 +1322,10 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
         (S->running_task = sc_calloc(S, p->n_tasks, sizeof *S->running_task)) &&
         (S->needs_dir = sc_calloc(S, p->n_tasks, 1)) &&
         (S->skipped = sc_calloc(S, p->n_nodes, sizeof *S->skipped)) &&
-        (S->batch = sc_calloc(S, SCHED_BATCH, sizeof *S->batch)) &&
-        (S->results = sc_calloc(S, SCHED_BATCH, sizeof *S->results)) &&
+        /* not cleared: each entry is written before it is read, and pages never
+         * touched are never faulted in (160 KiB: a small run uses a few entries) */
+        (S->batch = sc_reallocarray(S, NULL, SCHED_BATCH, sizeof *S->batch)) &&
+        (S->results = sc_reallocarray(S, NULL, SCHED_BATCH, sizeof *S->results)) &&
         (S->spare = sc_calloc(S, S->nspare, sizeof *S->spare)) && rec_grow(S) == 0 &&
         (pv = sc_calloc(S, G->nparams, sizeof *pv))) {
         for (uint32_t i = 0; i < G->nparams; i++) {

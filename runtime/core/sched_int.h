@@ -163,6 +163,7 @@ typedef struct sched {
     inst **chunks;           /* instance pool */
     uint32_t nchunks;        /* chunks allocated */
     uint32_t free_head;      /* first free record + 1 (0: none) */
+    uint32_t fresh;          /* records of the last chunk handed out at least once */
     uint32_t *retries;       /* records waiting for their retry_delay */
     uint32_t nretries, capretries;
     rt_job *batch; /* jobs to submit */
