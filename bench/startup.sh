@@ -10,7 +10,9 @@
 #   make -q    make -q on a Makefile whose one target is up to date
 # The commands run in turn, one of each per round (interleaved, so that drift of the
 # machine's speed touches every row alike), ROUNDS rounds after one warm-up round;
-# wall-clock ms per bare process (no shell around it), medians, and each row's ratio to make -q. With
+# wall-clock ms per bare process (bench/cputime.c: from its fork to its wait4, no shell
+# and no `date` process inside the interval, which would add ≈ 3 ms to every row and
+# flatter the ratios), medians, and each row's ratio to make -q. With
 # FLOWRUN_BEFORE=/path/to/an/older/flowrun (or BEFORE=an older build dir) its rows are measured in the same rounds
 # (before/after on the same machine at the same time). Then each flowrun row's peak RSS
 # (/usr/bin/time) and whether LLVM was loaded (LD_DEBUG=files), and the targets of
@@ -25,6 +27,7 @@ cat > "$tmp/one.c" <<'C'
 int64_t inc(int64_t x) { return x + 1; }
 C
 cc -O2 -shared -fPIC -o "$tmp/libone.so" "$tmp/one.c" || exit 1
+${CC:-cc} -O2 -o "$tmp/cputime" "$ROOT/bench/cputime.c" || exit 1
 cat > "$tmp/one.flow" <<'F'
 library o = "libone.so"
 task inc(x: int) -> int = o.inc
@@ -65,10 +68,8 @@ while [ $r -le "$ROUNDS" ]; do # round 0 is the warm-up
     for row in "$@"; do
         i=$((i + 1))
         rm -rf st
-        t0=$(date +%s%N)
-        ${row#*|} > /dev/null 2>&1 # bare: no shell's start-up in the figure
-        t1=$(date +%s%N)
-        [ $r -gt 0 ] && echo "$(((t1 - t0) / 1000))" >> "t$i"
+        ./cputime ${row#*|} > /dev/null 2> err # bare: no shell's start-up in the figure
+        [ $r -gt 0 ] && awk '/^cputime:/ { w = $2 } END { printf "%d\n", w * 1e6 }' err >> "t$i"
     done
     r=$((r + 1))
 done

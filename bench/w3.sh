@@ -6,8 +6,10 @@
 #   first       a fresh state / no outputs (FIRST_ROUNDS rounds, default ROUNDS)
 #   no-op       nothing changed since the last run (after one warm-up round)
 #   one changed a line appended to one input before each round: each tool sees it once
-# Wall time is measured around each bare process (date +%s%N; no wrapper, whose own
-# start-up would blur 20 ms figures). Then, outside the rounds, each tool's no-op once
+# Wall time is measured around each bare process by bench/cputime.c (CLOCK_MONOTONIC
+# from its fork to its wait4: no shell and no `date` process inside the interval, whose
+# start-up, ≈ 3 ms here, would be added to every tool's figure and pull the ratios
+# towards 1). Then, outside the rounds, each tool's no-op once
 # more under `perf stat -r ROUNDS -e task-clock` (CPU ms, when perf is installed) and
 # /usr/bin/time (peak RSS). Printed: medians, flow's ratio to make -r (the targets of
 # issue 13: no-op <= 0.8x, one changed <= 0.7x) and to ninja, and the load average.
@@ -24,6 +26,7 @@ ROUNDS=${ROUNDS:-7}
 FIRST_ROUNDS=${FIRST_ROUNDS:-$ROUNDS}
 [ -x "$FLOWRUN" ] && [ -f "$ROOT/tests/lib/libstatetasks.so" ] || { echo "w3: build first (make all testlibs)"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+${CC:-cc} -O2 -o "$tmp/cputime" "$ROOT/bench/cputime.c" || exit 1
 . "$ROOT/bench/peers/dir_peers.inc" # flow_dir_plan, make_makefile, make_ninjafile
 status=0
 mkdir -p "$BUILD/bench"
@@ -53,13 +56,11 @@ result() { # NAME -> the total it computed
 # tw PHASE I ROW WANT — one run of row I; appends its wall seconds to $tmp/PHASE.I
 tw() {
     cmd=${3#*|}; cmd=${cmd%%|*}
-    t0=$(date +%s%N)
-    $cmd > "$tmp/out" 2> "$tmp/err"
+    "$tmp/cputime" $cmd > "$tmp/out" 2> "$tmp/err"
     rc=$?
-    t1=$(date +%s%N)
     [ $rc = 0 ] && [ "$(result "${3%%|*}")" = "$4" ] ||
         { echo "w3: ${3%%|*} $1: exit $rc, total $(result "${3%%|*}") (want $4): $(head -c 300 "$tmp/err")"; status=1; }
-    echo "$t0 $t1" | awk '{ printf "%.4f\n", ($2 - $1) / 1e9 }' >> "$tmp/$1.$2"
+    awk '/^cputime:/ { w = $2 } END { printf "%.4f\n", w }' "$tmp/err" >> "$tmp/$1.$2"
 }
 run_all() { # PHASE WANT [fresh]
     i=0
