@@ -438,8 +438,8 @@ static const char *inst_tmpl(sched *S, const inst *r, char *tmpl, size_t len) {
 }
 
 /* Fill a history record for instance r: idx and tmpl are buffers of len bytes.
- * lazy: a plain map index is left as a number (idx NULL: the `finished` call, where
- * the history's hot path stores the number and never needs the text). */
+ * lazy: a plain map index is left as a number (idx NULL: the lookup and `finished`
+ * calls, whose hot paths use the number; what needs the text, rec_inst_idx). */
 static void hist_prepare(sched *S, inst *r, rec_inst *ii, char *idx, char *tmpl, size_t len,
                          int lazy) {
     /* every field set, none zeroed first: this runs for every instance */
@@ -1034,7 +1034,7 @@ static void rec_describe(void *ud, const rt_job *job, rec_inst *ii, char *idx, c
                          size_t len) {
     sched *S = ud;
     inst *r = rec_at(S, (uint32_t)job->id);
-    hist_prepare(S, r, ii, idx, tmpl, len, 0);
+    hist_prepare(S, r, ii, idx, tmpl, len, 1);
     int64_t n = r->k < 0 ? -1 : SL(r->sc, S->p, r->node)->len;
     ii->remaining = n > r->k ? n - r->k : 1; /* lets the history preload a task's cache */
 }

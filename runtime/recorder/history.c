@@ -840,8 +840,12 @@ static int hist_lookup(void *self, rec_inst *ii, const fl_val *args, fl_val *out
     h->big_served = NULL; /* only the latest lookup's: its value is alive until finished */
     int cleared = 0;
     /* resume: what this run already finished, unless cleared, unreadable or damaged */
-    done_entry *e =
-        h->ndone ? done_find(h, key_hash(ii->node, ii->idx), ii->node, ii->idx, ii->tmpl) : NULL;
+    done_entry *e = NULL;
+    if (h->ndone) {
+        char ib[24];
+        const char *idx = rec_inst_idx(ii, ib, sizeof ib);
+        e = done_find(h, key_hash(ii->node, idx), ii->node, idx, ii->tmpl);
+    }
     if (e && e->cleared) cleared = 1;
     if (e && !e->cleared && serve_done(h, T, e, out)) {
         h->stats.served_resume++;

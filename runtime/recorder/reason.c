@@ -295,7 +295,9 @@ void rsn_explain(rsn_ctx *r, const rec_inst *ii, const fl_val *args, rsn_reason 
             return;
         }
     }
-    int got = rsn_before(r, plan_str(p, T->name), ii->tmpl, ii->idx, 0, &e, &run);
+    char ib[24];
+    int got = rsn_before(r, plan_str(p, T->name), ii->tmpl, rec_inst_idx(ii, ib, sizeof ib), 0,
+                         &e, &run);
     if (got < 0) goto nomem;
     if (got == 0) {
         out->kind = RSN_NO_ENTRY;
