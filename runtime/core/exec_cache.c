@@ -48,9 +48,16 @@
 #define CACHE_SUBMIT_MAX 1024 /* misses handed to the inner executor at once */
 #define CACHE_NAME_MAX 1024   /* index path and name template buffers */
 
+/* An answer waiting in the queue: only what a result made here can hold (its
+ * other fields are zero), 40 bytes rather than a whole rt_result's 96 — a warm
+ * run queues one per instance, and a no-op re-run's thousands are fresh memory. */
 typedef struct answer {
-    rt_result res; /* the result to hand out */
+    uint64_t id;   /* the job's id */
+    fl_val value;  /* ok: the recorded value (a new reference) */
+    char *error;   /* !ok: why (exec.h: NULL means out of memory) */
+    double t;      /* when it was answered: the result's start and end */
     uint32_t task; /* its task (to release the value if never handed out) */
+    int ok;
 } answer;
 
 typedef struct cache_ex {
@@ -90,10 +97,16 @@ static int q_reserve(cache_ex *c, size_t more) {
 }
 
 /* Queue an answer (cache_submit reserved the room). */
-static void q_push(cache_ex *c, const rt_result *r, uint32_t task) {
+static void q_push(cache_ex *c, uint64_t id, int ok, fl_val value, char *error, double t,
+                   uint32_t task) {
     answer *a = &c->q[(c->qhead + c->qn++) & (c->qcap - 1)];
-    a->res = *r;
-    a->task = task;
+    *a = (answer){.id = id, .value = value, .error = error, .t = t, .task = task, .ok = ok};
+}
+
+/* The result an answer stands for. */
+static rt_result answer_result(const cache_ex *c, const answer *a) {
+    return (rt_result){.id = a->id, .ok = a->ok, .value = a->value, .error = a->error,
+                       .start = a->t, .end = a->t, .worker_pid = c->pid};
 }
 
 /* Hand the misses to the inner executor. When it cannot take them (out of memory:
@@ -105,10 +118,8 @@ static void pass_on(cache_ex *c, int *nfwd) {
         c->inner_out += *nfwd;
     } else {
         double t = wall_now();
-        for (int i = 0; i < *nfwd; i++) {
-            rt_result r = {.id = c->fwd[i].id, .ok = 0, .start = t, .end = t, .worker_pid = c->pid};
-            q_push(c, &r, c->fwd[i].task);
-        }
+        for (int i = 0; i < *nfwd; i++)
+            q_push(c, c->fwd[i].id, 0, (fl_val){0}, NULL, t, c->fwd[i].task);
     }
     *nfwd = 0;
 }
@@ -155,15 +166,13 @@ static int cache_submit(rt_executor *ex, const rt_job *jobs, int n) {
             nfwd++;
             continue;
         }
-        double t = wall_now();
-        rt_result r = {.id = j->id, .ok = hit > 0, .value = hit > 0 ? v : (fl_val){0},
-                       .start = t, .end = t, .worker_pid = c->pid};
+        char *error = NULL;
         if (hit < 0) {
-            r.error = ii.error;
+            error = ii.error;
         } else if (hit == 0) {
-            r.error = fl_strdup(c->p->ctx, err[0] ? err : "refused before running"); /* exec.h */
+            error = fl_strdup(c->p->ctx, err[0] ? err : "refused before running"); /* exec.h */
         }
-        q_push(c, &r, j->task);
+        q_push(c, j->id, hit > 0, hit > 0 ? v : (fl_val){0}, error, wall_now(), j->task);
     }
     pass_on(c, &nfwd);
     return 0;
@@ -173,7 +182,7 @@ static int cache_wait(rt_executor *ex, rt_result *out, int max, int timeout_ms) 
     cache_ex *c = (cache_ex *)ex;
     int n = 0;
     while (n < max && c->qn) {
-        out[n++] = c->q[c->qhead].res;
+        out[n++] = answer_result(c, &c->q[c->qhead]);
         c->qhead = (c->qhead + 1) & (c->qcap - 1);
         c->qn--;
     }
@@ -190,8 +199,10 @@ static int cache_wait(rt_executor *ex, rt_result *out, int max, int timeout_ms) 
 
 static void cache_destroy(rt_executor *ex) {
     cache_ex *c = (cache_ex *)ex;
-    for (; c->qn; c->qn--, c->qhead = (c->qhead + 1) & (c->qcap - 1))
-        rt_result_clear(c->p, c->q[c->qhead].task, &c->q[c->qhead].res);
+    for (; c->qn; c->qn--, c->qhead = (c->qhead + 1) & (c->qcap - 1)) {
+        rt_result r = answer_result(c, &c->q[c->qhead]);
+        rt_result_clear(c->p, c->q[c->qhead].task, &r);
+    }
     fl_free(c->p->ctx, c->q);
     fl_free(c->p->ctx, c->fwd);
     fl_free(c->p->ctx, c);
