@@ -47,6 +47,7 @@
  * STATE_GROUP_BYTES. With slow tasks a scheduler round holds about one instance, and a
  * transaction per round (its WAL frames, its locks) cost more than the instance. */
 #define STATE_GROUP_SECONDS 0.05
+#define STATE_SPARE 4         /* written batches kept for reuse (fl_state.spare) */
 #define STATE_GROUP_BYTES (STATE_MAX_QUEUE / 2) /* write now: the caller must not wait */
 /* The caller's reads (cache and file lookups) share one read transaction, kept across
  * scheduler rounds for at most this long: a BEGIN and a COMMIT are two lock system
@@ -267,6 +268,7 @@ typedef struct wbatch {
     struct wbatch *next;
     fv_buf rec;      /* records, one after another (see wb_* / replay) */
 } wbatch;
+static void wb_free(struct fl_state *st, wbatch *b);
 
 struct fl_state {
     fl_ctx *ctx;                /* allocation and log lines (the caller's, kept) */
@@ -278,6 +280,10 @@ struct fl_state {
     pthread_mutex_t mu;         /* guards the queue below */
     pthread_cond_t cv;          /* the writer waits for work; state_sync waits for idle */
     wbatch *qhead, *qtail;      /* batches handed over, oldest first */
+    wbatch *spare;              /* batches the writer has written, kept for the caller's
+                                 * next ones (at most STATE_SPARE): their buffers' pages
+                                 * are in memory already (wb_put) */
+    int nspare;
     size_t qbytes;              /* bytes of records in them */
     int busy;                   /* the writer is replaying a batch */
     int stop;                   /* the writer should finish and exit */
@@ -827,8 +833,14 @@ void state_close(fl_state *st) {
         st->async = 0;
         pthread_mutex_destroy(&st->mu);
         pthread_cond_destroy(&st->cv);
-        if (st->cur) free(st->cur->rec.data); /* fv_buf: value.c's allocation */
-        fl_free(st->ctx, st->cur);
+        if (st->cur) wb_free(st, st->cur);
+        st->cur = NULL;
+        while (st->spare) {
+            wbatch *b = st->spare;
+            st->spare = b->next;
+            wb_free(st, b);
+        }
+        st->nspare = 0;
     }
     names_free(st->ctx, &st->names);
     if (st->main.db) state_commit(st);
@@ -1311,7 +1323,20 @@ enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
     if (!st->cur) {
-        st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
+        /* a batch the writer is done with, when there is one: a new one's buffer
+         * is fresh memory, each of its pages a fault (≈ 11 µs here), and a wide
+         * run starts a batch every round (a warm W1 10^6: 40 MB of them) */
+        if (st->async) {
+            pthread_mutex_lock(&st->mu);
+            if ((st->cur = st->spare)) {
+                st->spare = st->cur->next;
+                st->nspare--;
+                st->cur->next = NULL;
+                st->cur->rec.len = 0;
+            }
+            pthread_mutex_unlock(&st->mu);
+        }
+        if (!st->cur) st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
         st->run_in = NULL;
         if (!st->cur) { /* the batch is lost: state_commit says so */
             st->wb_oom = 1;
@@ -1320,6 +1345,11 @@ static void wb_put(fl_state *st, const void *p, size_t n) {
         fv_buf_grow(&st->cur->rec, 1 << 16); /* a round's records: skip the small sizes */
     }
     fv_buf_put(&st->cur->rec, p, n);
+}
+
+static void wb_free(fl_state *st, wbatch *b) {
+    free(b->rec.data); /* fv_buf: value.c's allocation */
+    fl_free(st->ctx, b);
 }
 static void wb_u64(fl_state *st, uint64_t v) { wb_put(st, &v, 8); }
 static void wb_f64(fl_state *st, double v) { wb_put(st, &v, 8); }
@@ -1551,11 +1581,18 @@ static void *writer_main(void *arg) {
         st->last_tx = now();
         pthread_mutex_unlock(&st->mu);
         int rc = begin(&st->w);
+        wbatch *done = NULL;
+        int ndone = 0;
         for (wbatch *b = list, *next; b; b = next) {
             next = b->next;
             if (rc == 0) rc = replay(&st->w, b);
-            free(b->rec.data); /* fv_buf: value.c's allocation */
-            fl_free(st->ctx, b);
+            if (ndone < STATE_SPARE && !b->rec.failed && b->rec.cap <= STATE_GROUP_BYTES) {
+                b->next = done; /* kept for the caller (wb_put) */
+                done = b;
+                ndone++;
+            } else {
+                wb_free(st, b);
+            }
         }
         if (rc == 0 && (flush || st->w.npend >= STATE_CACHE_HOLD ||
                         st->w.pend_data.len >= STATE_CACHE_HOLD_BYTES ||
@@ -1564,6 +1601,17 @@ static void *writer_main(void *arg) {
         if (rc == 0) rc = conn_commit(&st->w);
         else conn_commit(&st->w);
         pthread_mutex_lock(&st->mu);
+        while (done) {
+            wbatch *b = done;
+            done = b->next;
+            if (st->nspare < STATE_SPARE) {
+                b->next = st->spare;
+                st->spare = b;
+                st->nspare++;
+            } else {
+                wb_free(st, b);
+            }
+        }
         st->held = st->w.npend > 0;
         if (rc && !st->failed) {
             st->failed = 1;
