@@ -82,9 +82,12 @@ typedef struct task_cache {
     size_t cur[4];      /* cursors: the entries after the last hits of the streams the
                          * lookups follow, most recent first (tc_find) */
     int took;           /* the cursor tc_find answered from, or -1 */
+    int far;            /* far read-aheads made (tc_find: at most TC_FAR_TRIES) */
     fv_buf arena;       /* entries in the order produced: 32-byte key, u32 length, result */
 } task_cache;
 #define TC_SCAN (64u << 10) /* bytes of the arena a missed lookup reads ahead (tc_find) */
+#define TC_FAR (1u << 20)   /* and then, while no hash table is built, up to this far */
+#define TC_FAR_TRIES 64     /* that many times in all, before the table is built */
 enum { TC_SQL, TC_MEMORY, TC_NEVER };
 #define HIST_PRELOAD_MIN 256        /* instances left in the mapping before a preload pays: a
                                      * range scan costs about a third of a B-tree search a row */
@@ -705,9 +708,12 @@ static fl_val ingest(hist *h, uint32_t type, fl_val v, const char *out_dir, int 
  * inline executor hand their results over a batch at a time). So a lookup first
  * compares the entry after the last hit, then after the hits before it where the
  * order jumped (c->cur: a few cursors, one 32-byte compare each), then reads ahead
- * of the last hit (TC_SCAN bytes, the swapped run the order jumps over); only when
- * all that misses is a hash table over the arena built (once) and searched. A W1
- * 10^6 warm run builds no table. An entry another flowrun adds meanwhile is not
+ * of the last hit (TC_SCAN bytes, the swapped run the order jumps over), and, at
+ * most TC_FAR_TRIES times, on to TC_FAR bytes (a cold run's threads sometimes
+ * produce a few thousand entries out of turn: W1 10^6 once jumped 200 KiB); only when
+ * all that misses is a hash table over the arena built (once) and searched — for a
+ * million entries 32 MB of fresh memory, 8,000 page faults. A W1 10^6 warm run builds
+ * no table. An entry another flowrun adds meanwhile is not
  * seen: a miss, which a cache may have. */
 static uint64_t tc_hash(const fl_digest *k) {
     uint64_t v;
@@ -755,12 +761,18 @@ static long tc_find(fl_ctx *ctx, task_cache *c, const fl_digest *key, int *next)
         if (tc_at(c, c->cur[i], key)) return (long)c->cur[(c->took = i)];
     *next = 0;
     c->took = -1;
-    size_t end = c->cur[0] + TC_SCAN < c->arena.len ? c->cur[0] + TC_SCAN : c->arena.len;
-    for (size_t off = c->cur[0]; off + 36 <= end;) { /* entries were checked when loaded */
-        if (!memcmp(c->arena.data + off, key->b, 32)) return (long)off;
-        uint32_t l;
-        memcpy(&l, c->arena.data + off + 32, 4);
-        off += 36 + (size_t)l;
+    size_t off = c->cur[0];
+    for (int pass = 0; pass < 2; pass++) {
+        size_t span = pass ? TC_FAR : TC_SCAN;
+        if (pass && (c->indexed || c->far >= TC_FAR_TRIES || off + 36 > c->arena.len)) break;
+        c->far += pass;
+        size_t end = c->cur[0] + span < c->arena.len ? c->cur[0] + span : c->arena.len;
+        while (off + 36 <= end) { /* entries were checked when loaded */
+            if (!memcmp(c->arena.data + off, key->b, 32)) return (long)off;
+            uint32_t l;
+            memcpy(&l, c->arena.data + off + 32, 4);
+            off += 36 + (size_t)l;
+        }
     }
     if (tc_index(ctx, c)) return -1;
     uint64_t k = tc_hash(key);

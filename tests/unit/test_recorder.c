@@ -398,17 +398,19 @@ static void test_fresh_run_durability(void **state) {
  * the order the entries were produced is answered by the entry after the last hit;
  * in that order with runs of 100 swapped two by two (as two threads hand results
  * over) by the cursors and the read-ahead, with no hash table; in another order
- * (reversed) through the hash table; every one still served. */
-enum { WIDE_SAME, WIDE_SWAPPED, WIDE_REVERSED };
-static long wide_run(fx *f, int order, long *next, long *tables) {
-    enum { N = 1000 };
+ * (reversed) through the hash table; every one still served. WIDE_FAR: the first
+ * 6,000 of N in runs of 3,000 swapped, a jump of 130 KB of the arena, past the near
+ * read-ahead: the far one finds them, still with no table. */
+enum { WIDE_SAME, WIDE_SWAPPED, WIDE_REVERSED, WIDE_FAR };
+static long wide_run_n(fx *f, int order, int N, long *next, long *tables) {
     hist *h = open_hist(f, 0, 0);
     recorder r = hist_recorder(h);
     long hits = 0;
     for (int j = 0; j < N; j++) {
         int i = order == WIDE_REVERSED ? N - 1 - j
                 : order == WIDE_SWAPPED ? (j / 100 % 2 ? j - 100 : j + 100)
-                                        : j;
+                : order == WIDE_FAR && j < 6000 ? (j / 3000 % 2 ? j - 3000 : j + 3000)
+                                                : j;
         char idx[16];
         snprintf(idx, sizeof idx, "%d", i);
         rec_inst ii = inst(1, f->square, idx, "square[]", NULL);
@@ -428,6 +430,9 @@ static long wide_run(fx *f, int order, long *next, long *tables) {
     close_hist(f, h, "succeeded");
     return hits;
 }
+static long wide_run(fx *f, int order, long *next, long *tables) {
+    return wide_run_n(f, order, 1000, next, tables);
+}
 
 static void test_cache_follows_last_hit(void **state) {
     fx *f = *state;
@@ -443,6 +448,15 @@ static void test_cache_follows_last_hit(void **state) {
     assert_int_equal(wide_run(f, WIDE_REVERSED, &next, &tables), 1000); /* the hash table */
     assert_true(next < 10);
     assert_int_equal(tables, 1);
+}
+
+static void test_cache_follows_far_jump(void **state) {
+    fx *f = *state;
+    long next, tables;
+    assert_int_equal(wide_run_n(f, WIDE_SAME, 8000, &next, &tables), 0); /* cold */
+    assert_int_equal(wide_run_n(f, WIDE_FAR, 8000, &next, &tables), 8000);
+    assert_true(next >= 8000 - 64 - 10); /* all but the preload's and the jumps */
+    assert_int_equal(tables, 0);
 }
 
 /* A cache entry keeps its key's parts: the task identity's first 8 bytes and one
@@ -1063,6 +1077,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fresh_run_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_serves_second_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_follows_last_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_follows_far_jump, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_entry_key_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_per_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_result_not_cached, setup, teardown),
