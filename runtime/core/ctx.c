@@ -8,8 +8,11 @@
  */
 #include "ctx.h"
 
+#include <malloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 void fl_ctx_init(fl_ctx *c) {
@@ -39,6 +42,27 @@ void *fl_alloc_slow(fl_ctx *c, void *p, size_t n) {
     return q ? q : oom(c, n);
 }
 
+/* The C library's large blocks are mappings of their own, grown by mremap, which
+ * moves only a range that is one mapping: the advice must cover the whole of one
+ * (an advice inside it splits it, and every realloc then copies into 4 KiB pages).
+ * glibc puts the block 16 bytes into its mapping and ends it with the mapping: a
+ * block that starts and ends so is advised whole; any other (inside the heap, or
+ * another allocator's) on its 2 MiB-aligned inside. */
+void fl_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20, page = 4096; /* x86-64's, arm64's (4 KiB) */
+    uintptr_t lo = (uintptr_t)p - 2 * sizeof(size_t), hi = (uintptr_t)p + malloc_usable_size(p);
+    if ((lo & (page - 1)) || (hi & (page - 1)) || hi < (uintptr_t)p + n) {
+        lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+        hi = ((uintptr_t)p + n) & ~(huge - 1);
+    }
+    if (lo < hi)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* no THP here: nothing changes */
+#else
+    (void)p, (void)n;
+#endif
+}
+
 void *fl_calloc(fl_ctx *c, size_t n, size_t size) {
     if (size && n > SIZE_MAX / size)
         return oom(c, SIZE_MAX);
@@ -49,6 +73,8 @@ void *fl_calloc(fl_ctx *c, size_t n, size_t size) {
      * table), so it is the fast path, as malloc is for fl_malloc */
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = calloc(1, bytes);
+        if (__builtin_expect(bytes >= FL_HUGE_MIN && q != NULL, 0))
+            fl_huge(q, bytes);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }

@@ -17,6 +17,14 @@
  *   callback (if any) and returns NULL; the caller unwinds and reports. Memory
  *   from fl_malloc is given back with fl_free on the same context, never free().
  *
+ *   Large blocks (FL_HUGE_MIN bytes and more, from the C library's allocator)
+ *   are advised to the kernel as wanting transparent huge pages (fl_huge): a
+ *   fresh 4 KiB page costs a page fault, ≈ 11 µs on a virtual machine whose host
+ *   backs memory on first touch, so a 10⁶-element list (8 MB) cost 2,000 faults
+ *   and ≈ 22 ms before anything was written to it; with 2 MiB pages, four. Only
+ *   the 2 MiB-aligned inside of a block is advised: at most one partly used huge
+ *   page per block, and small blocks (nearly all) are untouched.
+ *
  *   Failing the Nth allocation (tests). With fail_at = N > 0, the Nth request
  *   (counting from 1, frees not counted) fails as if memory had run out; every
  *   request is counted in `nalloc` while fail_at != 0 (set fail_at = UINT64_MAX
@@ -105,9 +113,16 @@ fl_ctx *fl_ctx_default(void);
 
 void *fl_alloc_slow(fl_ctx *c, void *p, size_t n);
 
+#define FL_HUGE_MIN ((size_t)4 << 20)
+/* Advise the kernel that the block p of n >= FL_HUGE_MIN bytes wants huge pages
+ * (see Large blocks above; what the kernel says is not an error). */
+void fl_huge(void *p, size_t n);
+
 static inline void *fl_malloc(fl_ctx *c, size_t n) {
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = malloc(n ? n : 1);
+        if (__builtin_expect(n >= FL_HUGE_MIN && q != NULL, 0))
+            fl_huge(q, n);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }
@@ -117,6 +132,8 @@ static inline void *fl_malloc(fl_ctx *c, size_t n) {
 static inline void *fl_realloc(fl_ctx *c, void *p, size_t n) {
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = realloc(p, n ? n : 1);
+        if (__builtin_expect(n >= FL_HUGE_MIN && q != NULL, 0))
+            fl_huge(q, n);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }

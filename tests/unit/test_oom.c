@@ -28,9 +28,15 @@
  *       file of nested lists, records and an alias (params.c builds the values
  *       on the plan's context; libyaml's own memory is its business).
  *
+ *   (f) large blocks (ctx.h, fl_huge): a block of FL_HUGE_MIN bytes or more from
+ *       fl_malloc, fl_calloc and fl_realloc lies in one mapping that covers it
+ *       whole and is advised for huge pages (/proc/self/smaps: VmFlags "hg"), so
+ *       realloc still grows it by mremap; its bytes survive the growth.
+ *
  *   Without ASan only: ASan's allocator is in the way (SANITIZED=1 skips).
  *   Also here: the log sink gets libflow's warnings (it prints nothing itself).
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -465,8 +471,62 @@ static void test_allocator(void **state) {
     track_done(&t);
 }
 
+/* The mapping of /proc/self/smaps that holds address a: 1 when it covers
+ * [a, a + n) and is advised for huge pages ("hg" in its VmFlags), else 0. */
+static int one_huge_mapping(const void *a, size_t n) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    int in = 0, ok = 0;
+    uintptr_t lo, hi, x = (uintptr_t)a;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2) /* a mapping's first line */
+            in = lo <= x && x < hi && x + n <= hi;
+        else if (in && !strncmp(line, "VmFlags:", 8))
+            ok = strstr(line, " hg") != NULL;
+    }
+    fclose(f);
+    return ok;
+}
+
+static void test_huge_blocks(void **state) {
+    (void)state;
+    if (getenv("SANITIZED")) {
+        printf("skipped: huge blocks: ASan's allocator lays out its own mappings\n");
+        skip();
+    }
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f)) mode[0] = 0;
+        fclose(f);
+    }
+    if (!strstr(mode, "[always]") && !strstr(mode, "[madvise]")) {
+        printf("skipped: huge blocks: this kernel has no transparent huge pages\n");
+        skip();
+    }
+    fl_ctx c;
+    fl_ctx_init(&c);
+    size_t n = FL_HUGE_MIN * 2;
+    uint8_t *p = fl_malloc(&c, n);
+    assert_non_null(p);
+    assert_true(one_huge_mapping(p, n));
+    for (size_t i = 0; i < n; i += 4096) p[i] = (uint8_t)(i >> 12);
+    p = fl_realloc(&c, p, n * 4); /* grown: still one advised mapping, bytes kept */
+    assert_non_null(p);
+    assert_true(one_huge_mapping(p, n * 4));
+    for (size_t i = 0; i < n; i += 4096) assert_int_equal(p[i], (uint8_t)(i >> 12));
+    uint8_t *z = fl_calloc(&c, FL_HUGE_MIN, 3);
+    assert_non_null(z);
+    assert_true(one_huge_mapping(z, FL_HUGE_MIN * 3));
+    for (size_t i = 0; i < FL_HUGE_MIN * 3; i += 4096) assert_int_equal(z[i], 0);
+    fl_free(&c, z);
+    fl_free(&c, p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_huge_blocks),
         cmocka_unit_test(test_allocator),
         cmocka_unit_test(test_log_sink),
         cmocka_unit_test(test_load_link),
