@@ -89,16 +89,19 @@
  * scheduler's share of it. Peak RSS only grows, so the figure is at most this late. */
 #define INLINE_RSS_SECONDS 0.1
 /* CPU time: the tasks run on flowrun's threads, so a job's CPU is its thread's CPU
- * clock over the job. Reading that clock is a system call (~0.6 us here), more than a
+ * clock over the job. Reading that clock is a system call (0.6-1.4 us), more than a
  * trivial job, so it is read around a sample of runs, not around each job: one run in
  * INLINE_CPU_EVERY of each runner (its first among them), the first run of each
- * task's jobs, and every run expected to take INLINE_CPU_NS or more
- * (there the reads cost under 0.1 %). A measured run's CPU is shared among its jobs
+ * task's jobs, and a run expected to take INLINE_CPU_NS or more when its runner
+ * measured none in the last INLINE_CPU_GAP seconds (a slow run's two reads, ≈ 2.7 us
+ * on a virtual machine, were a sixth of flowrun's own CPU for a job of 1 ms; a job of
+ * 10 ms or more is still measured every time). A measured run's CPU is shared among its jobs
  * by their wall time (an sh job's CPU is its command's, from wait4, and is not
  * shared); the recorder scales each task's measured CPU by its instances' total wall
  * time over their measured wall time (history.c, "task CPU"). */
 #define INLINE_CPU_EVERY 16
 #define INLINE_CPU_NS 1e6
+#define INLINE_CPU_GAP 0.01
 /* Most workers of the pool that runs run_as jobs (see RUN_AS above). */
 #define INLINE_AS_WORKERS 4
 /* While inline jobs run and pool jobs are out, the pool is looked at this often. */
@@ -142,6 +145,7 @@ typedef struct inline_ex {
 static __thread const rt_job *tl_job;        /* the job this thread is running, or NULL */
 static __thread const fl_plan *tl_plan;    /* its plan */
 static __thread unsigned tl_runs;          /* runs this thread has run (CPU samples) */
+static __thread double tl_cpu_at;          /* when it last measured a slow run (rt_now) */
 
 /* async-signal-safe text building */
 static size_t cs_put(char *b, size_t n, size_t cap, const char *s) {
@@ -255,8 +259,10 @@ static void take_and_run(inline_ex *ex) {
     size_t ran = 0;
     tl_plan = rt_plan(ex->rt);
     struct timespec c0, c1;
-    int cpu = (first || (tl_runs++ % INLINE_CPU_EVERY) == 0 || (double)k * ex->avg_ns >= INLINE_CPU_NS) &&
+    int slow = (double)k * ex->avg_ns >= INLINE_CPU_NS && t0 - tl_cpu_at >= INLINE_CPU_GAP;
+    int cpu = (first || (tl_runs++ % INLINE_CPU_EVERY) == 0 || slow) &&
               clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0) == 0;
+    if (cpu) tl_cpu_at = t0;
     for (; ran < k; ran++) {
         if (ran && __atomic_load_n(&ex->stop, __ATOMIC_RELAXED)) break;
         tl_job = &jobs[ran];
