@@ -21,9 +21,11 @@
  *   are advised to the kernel as wanting transparent huge pages (fl_huge): a
  *   fresh 4 KiB page costs a page fault, ≈ 11 µs on a virtual machine whose host
  *   backs memory on first touch, so a 10⁶-element list (8 MB) cost 2,000 faults
- *   and ≈ 22 ms before anything was written to it; with 2 MiB pages, four. Only
- *   the 2 MiB-aligned inside of a block is advised: at most one partly used huge
- *   page per block, and small blocks (nearly all) are untouched.
+ *   and ≈ 22 ms before anything was written to it; with 2 MiB pages, a handful
+ *   (the kernel uses them for the 2 MiB-aligned ranges inside; fl_huge in ctx.c
+ *   says what is advised). A block can hold up to 2 MiB more memory than it has
+ *   written to (the huge page its writing has reached); small blocks (nearly all)
+ *   are untouched.
  *
  *   Failing the Nth allocation (tests). With fail_at = N > 0, the Nth request
  *   (counting from 1, frees not counted) fails as if memory had run out; every
