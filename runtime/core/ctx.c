@@ -52,7 +52,7 @@ void fl_huge(void *p, size_t n) {
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20, page = 4096; /* x86-64's, arm64's (4 KiB) */
     uintptr_t lo = (uintptr_t)p - 2 * sizeof(size_t), hi = (uintptr_t)p + malloc_usable_size(p);
-    if ((lo & (page - 1)) || (hi & (page - 1)) || hi < (uintptr_t)p + n) {
+    if ((lo & (page - 1)) || (hi & (page - 1))) { /* (usable size >= n) */
         lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
         hi = ((uintptr_t)p + n) & ~(huge - 1);
     }
