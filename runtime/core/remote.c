@@ -451,6 +451,12 @@ int rm_read_file(const char *path, uint8_t **data, size_t *len, char *err, size_
     return 0;
 }
 
+void rm_state_tag(const char *state_dir, const char *volume, char out[9]) {
+    uint64_t h = fl_hash_str(state_dir);
+    if (volume) h = fl_hash_str_from(fl_hash_str_from(h, "\n"), volume);
+    snprintf(out, 9, "%08x", (unsigned)(h ^ (h >> 32)));
+}
+
 int rm_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen) {
     char tmp[PATH_MAX];
     const char *slash = strrchr(path, '/');

@@ -162,6 +162,15 @@ int rm_read_file(const char *path, uint8_t **data, size_t *len, char *err, size_
  * -1 with err. */
 int rm_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
+/* The tag that keeps one state directory's containers or Jobs apart from another's
+ * where both share a namespace (podman's containers on this machine, a Kubernetes
+ * namespace): run ids are numbered per state directory, so two of them may both be
+ * at run 1. Eight hex digits in out (9 bytes): the FNV-1a of the state directory's
+ * path, continued over `volume` when given (what that path is in the cluster: a
+ * PersistentVolumeClaim's name or a node's directory). The same for every later
+ * `flowrun resume` of the same state. */
+void rm_state_tag(const char *state_dir, const char *volume, char out[9]);
+
 /* ---- engines ---- */
 typedef struct rm_engine rm_engine;
 

@@ -3,9 +3,13 @@
  * each batch is one Indexed Job, applied and watched with kubectl.
  *
  * DESIGN
- *   start   writes MANIFEST_DIR/flow-RUN-N.yaml with libyaml's emitter — a
- *           batch/v1 Job named flow-RUN-N, labelled flow-run=RUN and
- *           flow-batch=N, completions = the batch's elements, completionMode
+ *   TAG     rm_state_tag of the state directory's path and its volume (the
+ *           PVC's name or the node's directory): run ids are numbered per state
+ *           directory, so two pipelines sharing a namespace may both be at run 12;
+ *           the tag keeps their Jobs' names, polls and cancels apart.
+ *   start   writes MANIFEST_DIR/flow-TAG-RUN-N.yaml with libyaml's emitter — a
+ *           batch/v1 Job named flow-TAG-RUN-N, labelled flow-state=TAG,
+ *           flow-run=RUN and flow-batch=N, completions = the batch's elements, completionMode
  *           Indexed (Kubernetes sets JOB_COMPLETION_INDEX in each pod, which the
  *           worker reads as its element), backoffLimitPerIndex 0 (flow retries
  *           by itself: a failed index stays failed), a podFailurePolicy that
@@ -17,7 +21,8 @@
  *           (numeric ids: getpwnam here, on the driver) with a read-only root
  *           filesystem and no privilege escalation, resources from the batch's
  *           memory:/cpus: times the element's slots — then `kubectl apply -f`.
- *   poll    ONE `kubectl get jobs -l flow-run=RUN -o json` for the whole run. The
+ *   poll    ONE `kubectl get jobs -l flow-state=TAG,flow-run=RUN -o json` for the
+ *           whole run. The
  *           output is read with libyaml (kubectl's JSON is YAML-compatible: it
  *           quotes every key and string, indents with spaces, and \uXXXX escapes
  *           are YAML's too). Per Job: status.completedIndexes and failedIndexes
@@ -27,8 +32,9 @@
  *           engine started that the list lacks is GONE (deleted, or aged out by
  *           its TTL): the driver reads what results exist and fails the rest after
  *           its grace period.
- *   cancel  `kubectl delete jobs -l flow-run=RUN --wait=false` (the pods go with
- *           their Job).
+ *   cancel  `kubectl delete jobs -l flow-state=TAG,flow-run=RUN --wait=false` (the
+ *           pods go with their Job; another state directory's run RUN is not
+ *           touched).
  *   kubectl runs through rt_cmd_run (spawn.h), stdout read whole (at most
  *   KUBE_MAX_OUT) and the tail of stderr kept for the one-line error; a call that
  *   takes longer than KUBE_CALL_MS is killed and counts as failed.
@@ -59,7 +65,7 @@
 #define KUBE_START_COST 3.0       /* seconds to start a pod (an estimate: no cluster here) */
 
 typedef struct kube_job {
-    char name[64];  /* flow-RUN-N */
+    char name[64];  /* flow-TAG-RUN-N */
     uint32_t nelem; /* its completions */
 } kube_job;
 
@@ -69,7 +75,8 @@ typedef struct kube_engine {
     char *strs;
     kube_job *jobs; /* the Jobs this engine started */
     size_t njobs, capjobs;
-    char label[48]; /* flow-run=RUN */
+    char tag[9];    /* rm_state_tag of the state directory and its volume */
+    char label[80]; /* the run's Jobs: flow-state=TAG,flow-run=RUN */
 } kube_engine;
 
 /* ---- running kubectl ---- */
@@ -249,10 +256,11 @@ static void y_kbool(ywr *w, const char *k, int v) {
     y_scalar(w, v ? "true" : "false", 1);
 }
 
-/* labels: {flow-run: RUN, flow-batch: N}, on the Job and on its pods */
-static void y_labels(ywr *w, const char *run, const char *batch) {
+/* labels: {flow-state: TAG, flow-run: RUN, flow-batch: N}, on the Job and its pods */
+static void y_labels(ywr *w, const char *tag, const char *run, const char *batch) {
     y_key(w, "labels");
     y_map(w);
+    y_kstr(w, "flow-state", tag);
     y_kstr(w, "flow-run", run);
     y_kstr(w, "flow-batch", batch);
     y_end_map(w);
@@ -278,7 +286,7 @@ static int emit_job(kube_engine *k, const rm_start *s, const char *name, uid_t u
     y_map(&w);
     y_kstr(&w, "name", name);
     if (k->o.ns) y_kstr(&w, "namespace", k->o.ns);
-    y_labels(&w, run, batch);
+    y_labels(&w, k->tag, run, batch);
     y_end_map(&w);
 
     y_key(&w, "spec");
@@ -325,7 +333,7 @@ static int emit_job(kube_engine *k, const rm_start *s, const char *name, uid_t u
     y_map(&w);
     y_key(&w, "metadata");
     y_map(&w);
-    y_labels(&w, run, batch);
+    y_labels(&w, k->tag, run, batch);
     y_end_map(&w);
     y_key(&w, "spec");
     y_map(&w);
@@ -462,7 +470,7 @@ static int kube_start(rm_engine *e, const rm_start *s, char *id, size_t idcap, c
         gid = pw->pw_gid;
     }
     char name[64], path[4096], tmp[4160];
-    snprintf(name, sizeof name, "flow-%" PRId64 "-%" PRIu32, k->o.run, s->batch);
+    snprintf(name, sizeof name, "flow-%s-%" PRId64 "-%" PRIu32, k->tag, k->o.run, s->batch);
     if (snprintf(path, sizeof path, "%s/%s.yaml", k->o.manifest_dir, name) >= (int)sizeof path) {
         snprintf(err, errlen, "manifest path too long");
         return -1;
@@ -699,7 +707,8 @@ static void engine_init(kube_engine *k, const rm_kube_options *o) {
     if (!k->o.kubectl || !*k->o.kubectl) k->o.kubectl = "kubectl";
     if (!k->o.slots) k->o.slots = 1;
     k->base.slots = k->o.slots;
-    snprintf(k->label, sizeof k->label, "flow-run=%" PRId64, o->run);
+    rm_state_tag(o->state_dir ? o->state_dir : "", o->pvc ? o->pvc : o->host_path, k->tag);
+    snprintf(k->label, sizeof k->label, "flow-state=%s,flow-run=%" PRId64, k->tag, o->run);
 }
 
 int rm_kube_check(const rm_kube_options *o, char *err, size_t errlen) {

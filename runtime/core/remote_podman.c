@@ -72,7 +72,7 @@ typedef struct pm_batch {
 typedef struct pm_engine {
     rm_engine base;
     char *image, *state, *store, *user;
-    char tag[17];     /* hash of the state directory: this flowrun's containers */
+    char tag[9];      /* rm_state_tag: this state directory's containers */
     char **ro;        /* NULL-terminated */
     int network;
     int64_t memory;
@@ -340,10 +340,7 @@ rm_engine *rm_engine_podman(const rm_podman_options *o, char *err, size_t errlen
     pe->cpus = o->cpus;
     pe->max_procs = o->max_procs;
     pe->run = -1;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of the state directory */
-    for (const char *c = o->state_dir; *c; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    snprintf(pe->tag, sizeof pe->tag, "%08x", (unsigned)(h ^ (h >> 32)));
+    rm_state_tag(o->state_dir, NULL, pe->tag);
     pe->base.ops = &pm_ops;
     pe->base.slots = o->slots ? o->slots : 1;
     if (bad) {

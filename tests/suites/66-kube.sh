@@ -100,8 +100,8 @@ else
     fail "engine unit test" "$BUILD/tests/test_remote_kube is not built (make unit)"
 fi
 # broken copies of a real manifest: the validator must refuse each (so the check can fail)
-if [ -z "$models_why" ] && [ -f "$T/unit/flow-7-0.yaml" ]; then
-    to_json "$T/unit/flow-7-0.yaml" "$T/good.json"
+if [ -z "$models_why" ] && [ -f "$T/unit/flow-58a9e121-7-0.yaml" ]; then
+    to_json "$T/unit/flow-58a9e121-7-0.yaml" "$T/good.json"
     i=0
     while IFS='|' read -r what expr; do
         i=$((i + 1))
@@ -218,9 +218,10 @@ if same ok "a run's answer equals --executor process (stand-in kubectl, podman k
 fi
 validate "manifests of a run" "$T"/sd-ok/applied/*.yaml
 # one get per poll interval (300 ms) for the whole run, never one per Job or pod
-gets=$(grep -c '^get jobs -l flow-run=' "$T/sd-ok/calls.log")
+gets=$(grep -c '^get jobs -l flow-state=[0-9a-f]\{8\},flow-run=' "$T/sd-ok/calls.log")
 if [ "$gets" -ge 1 ] && [ "$gets" -le $((ms / 300 + 2)) ] &&
-    ! grep -v '^get jobs -l flow-run=[0-9]* -o json$' "$T/sd-ok/calls.log" | grep -q '^get'; then
+    ! grep -v '^get jobs -l flow-state=[0-9a-f]\{8\},flow-run=[0-9]* -o json$' "$T/sd-ok/calls.log" |
+        grep -q '^get'; then
     pass "one get per poll ($gets gets of the whole run in $ms ms at a 300 ms interval)"
 else
     fail "one get per poll" "$gets gets in $ms ms: $(grep '^get' "$T/sd-ok/calls.log" | sort | uniq -c | head -3 | tr '\n' ' ')"
@@ -271,9 +272,11 @@ while [ $i -lt 200 ] && kill -0 $pid 2> /dev/null; do sleep 0.1; i=$((i + 1)); d
 if kill -0 $pid 2> /dev/null; then
     kill -KILL $pid
     fail "SIGTERM deletes the run's Jobs" "flowrun still ran 20 s after SIGTERM"
-elif grep -q '^delete jobs -l flow-run=[0-9]* --wait=false$' "$sd/calls.log"; then
+elif grep -q '^delete jobs -l flow-state=[0-9a-f]\{8\},flow-run=[0-9]* --wait=false$' "$sd/calls.log"; then
     sleep 1
-    left=$(podman ps -a -q --filter "label=flow-run=$(sed -n 's/^delete jobs -l flow-run=\([0-9]*\).*/\1/p' "$sd/calls.log" | head -1)" | wc -l)
+    sel=$(sed -n 's/^delete jobs -l \(flow-state=[0-9a-f]*\),\(flow-run=[0-9]*\).*/--filter label=\1 --filter label=\2/p' \
+        "$sd/calls.log" | head -1)
+    left=$(podman ps -a -q $sel | wc -l)
     if [ "$left" = 0 ]; then pass "SIGTERM deletes the run's Jobs by label, and no pod is left"
     else fail "SIGTERM deletes the run's Jobs" "$left containers left"; fi
 else
