@@ -9,8 +9,8 @@
  *           the tag keeps their Jobs' names, polls and cancels apart.
  *   start   writes MANIFEST_DIR/flow-TAG-RUN-N.yaml with libyaml's emitter — a
  *           batch/v1 Job named flow-TAG-RUN-N, labelled flow-state=TAG,
- *           flow-run=RUN and flow-batch=N, completions = the batch's elements, completionMode
- *           Indexed (Kubernetes sets JOB_COMPLETION_INDEX in each pod, which the
+ *           flow-run=RUN and flow-batch=N, completions = the batch's elements,
+ *           completionMode Indexed (Kubernetes sets JOB_COMPLETION_INDEX in each pod, which the
  *           worker reads as its element), backoffLimitPerIndex 0 (flow retries
  *           by itself: a failed index stays failed), a podFailurePolicy that
  *           ignores disruptions (an evicted or preempted pod is started again
@@ -22,10 +22,9 @@
  *           filesystem and no privilege escalation, resources from the batch's
  *           memory:/cpus: times the element's slots — then `kubectl apply -f`.
  *   poll    ONE `kubectl get jobs -l flow-state=TAG,flow-run=RUN -o json` for the
- *           whole run. The
- *           output is read with libyaml (kubectl's JSON is YAML-compatible: it
- *           quotes every key and string, indents with spaces, and \uXXXX escapes
- *           are YAML's too). Per Job: status.completedIndexes and failedIndexes
+ *           whole run. The output is read with libyaml (kubectl's JSON is
+ *           YAML-compatible: it quotes every key and string, indents with spaces,
+ *           and \uXXXX escapes are YAML's too). Per Job: status.completedIndexes and failedIndexes
  *           ("0-3,7") are ENDED one by one; the other elements are ENDED too when
  *           a Complete, Failed or FailureTarget condition is true (no pod will run
  *           again), RUNNING while status.active > 0, else PENDING. A Job this
@@ -43,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -707,7 +707,10 @@ static void engine_init(kube_engine *k, const rm_kube_options *o) {
     if (!k->o.kubectl || !*k->o.kubectl) k->o.kubectl = "kubectl";
     if (!k->o.slots) k->o.slots = 1;
     k->base.slots = k->o.slots;
-    rm_state_tag(o->state_dir ? o->state_dir : "", o->pvc ? o->pvc : o->host_path, k->tag);
+    char vol[PATH_MAX + 8]; /* "pvc:NAME" or "host:PATH": the two never name one volume */
+    snprintf(vol, sizeof vol, "%s:%s", o->pvc ? "pvc" : "host",
+             o->pvc ? o->pvc : o->host_path ? o->host_path : "");
+    rm_state_tag(o->state_dir ? o->state_dir : "", vol, k->tag);
     snprintf(k->label, sizeof k->label, "flow-state=%s,flow-run=%" PRId64, k->tag, o->run);
 }
 

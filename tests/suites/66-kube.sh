@@ -100,8 +100,8 @@ else
     fail "engine unit test" "$BUILD/tests/test_remote_kube is not built (make unit)"
 fi
 # broken copies of a real manifest: the validator must refuse each (so the check can fail)
-if [ -z "$models_why" ] && [ -f "$T/unit/flow-58a9e121-7-0.yaml" ]; then
-    to_json "$T/unit/flow-58a9e121-7-0.yaml" "$T/good.json"
+if [ -z "$models_why" ] && [ -f "$T/unit/flow-86e561c2-7-0.yaml" ]; then
+    to_json "$T/unit/flow-86e561c2-7-0.yaml" "$T/good.json"
     i=0
     while IFS='|' read -r what expr; do
         i=$((i + 1))

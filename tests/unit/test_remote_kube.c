@@ -157,16 +157,16 @@ static rm_engine *engine_with_two_jobs(fixture *f) {
     const char *argv[] = {"/opt/flow/bin/flowrun", "worker", "--state", "/srv/flow-state",
                           "--batch", "/srv/flow-state/remote/7/b0.batch", "/srv/p.plan", NULL};
     rm_start s = {.run = 7, .batch = 0, .nelem = 5, .slots = 3, .argv = argv,
-                  .name = "flow-58a9e121-7-0", .memory = 1 << 30, .cpus = 2};
+                  .name = "flow-86e561c2-7-0", .memory = 1 << 30, .cpus = 2};
     assert_int_equal(e->ops->start(e, &s, id, sizeof id, err, sizeof err), 0);
-    assert_string_equal(id, "flow-58a9e121-7-0");
+    assert_string_equal(id, "flow-86e561c2-7-0");
     s.batch = 1;
     s.nelem = 3;
     s.memory = 0;
     s.cpus = 0;
-    s.name = "flow-58a9e121-7-1";
+    s.name = "flow-86e561c2-7-1";
     assert_int_equal(e->ops->start(e, &s, id, sizeof id, err, sizeof err), 0);
-    assert_string_equal(id, "flow-58a9e121-7-1");
+    assert_string_equal(id, "flow-86e561c2-7-1");
     return e;
 }
 
@@ -175,15 +175,15 @@ static void start_writes_and_applies_the_job(void **state) {
     f->o.flowrun = "/usr/bin/flowrun";
     rm_engine *e = engine_with_two_jobs(f);
     char path[128], want[256];
-    snprintf(path, sizeof path, "%s/flow-58a9e121-7-0.yaml", f->dir);
+    snprintf(path, sizeof path, "%s/flow-86e561c2-7-0.yaml", f->dir);
     const char *m = slurp(path);
     assert_non_null(m);
     assert_non_null(strstr(m, "kind: \"Job\""));
-    assert_non_null(strstr(m, "name: \"flow-58a9e121-7-0\""));
+    assert_non_null(strstr(m, "name: \"flow-86e561c2-7-0\""));
     assert_non_null(strstr(m, "flow-run: \"7\""));
-    assert_non_null(strstr(m, "flow-state: \"58a9e121\"")); /* on the Job and its pods */
+    assert_non_null(strstr(m, "flow-state: \"86e561c2\"")); /* on the Job and its pods */
     assert_non_null(
-        strstr(strstr(m, "flow-state: \"58a9e121\"") + 1, "flow-state: \"58a9e121\""));
+        strstr(strstr(m, "flow-state: \"86e561c2\"") + 1, "flow-state: \"86e561c2\""));
     assert_non_null(strstr(m, "flow-batch: \"0\""));
     assert_non_null(strstr(m, "completions: 5\n"));
     assert_non_null(strstr(m, "parallelism: 2\n")); /* the engine's slots, not more */
@@ -201,12 +201,12 @@ static void start_writes_and_applies_the_job(void **state) {
     assert_non_null(strstr(m, "cpu: \"6\""));
     assert_non_null(strstr(m, "mountPath: \"/srv/flow-state\""));
     assert_non_null(strstr(m, "path: \"/srv/flow-state\""));
-    snprintf(path, sizeof path, "%s/flow-58a9e121-7-1.yaml", f->dir);
+    snprintf(path, sizeof path, "%s/flow-86e561c2-7-1.yaml", f->dir);
     m = slurp(path);
     assert_non_null(m);
     assert_null(strstr(m, "resources:")); /* no memory:, no cpus: */
     const char *c = calls(f);
-    snprintf(want, sizeof want, "apply -f %s/flow-58a9e121-7-0.yaml\n", f->dir);
+    snprintf(want, sizeof want, "apply -f %s/flow-86e561c2-7-0.yaml\n", f->dir);
     assert_non_null(strstr(c, want));
     assert_int_equal(count_lines(c, "apply"), 2);
     e->ops->destroy(e);
@@ -221,7 +221,7 @@ static void run_as_is_resolved_on_the_driver(void **state) {
     rm_start s = {.run = 7, .batch = 4, .nelem = 1, .slots = 1, .argv = argv,
                   .run_as = "nobody"};
     assert_int_equal(e->ops->start(e, &s, id, sizeof id, err, sizeof err), 0);
-    snprintf(path, sizeof path, "%s/flow-58a9e121-7-4.yaml", f->dir);
+    snprintf(path, sizeof path, "%s/flow-86e561c2-7-4.yaml", f->dir);
     const char *m = slurp(path);
     assert_non_null(strstr(m, "runAsUser: 65534\n"));
     s.run_as = "no-such-user-here";
@@ -239,32 +239,32 @@ static void poll_reads_job_status(void **state) {
     /* 1: no status yet: pending */
     memset(&s, 0, sizeof s);
     assert_int_equal(e->ops->poll(e, on_report, &s, err, sizeof err), 0);
-    assert_string_equal(s.text, "flow-58a9e121-7-0:-1:P flow-58a9e121-7-1:-1:G ");
+    assert_string_equal(s.text, "flow-86e561c2-7-0:-1:P flow-86e561c2-7-1:-1:G ");
     /* 2: indexes 0, 2, 3 completed and 1 failed: ended; the rest running; batch 1 pending */
     memset(&s, 0, sizeof s);
     assert_int_equal(e->ops->poll(e, on_report, &s, err, sizeof err), 0);
-    assert_string_equal(s.text, "flow-58a9e121-7-0:0:E flow-58a9e121-7-0:1:E "
-                                "flow-58a9e121-7-0:2:E flow-58a9e121-7-0:3:E "
-                                "flow-58a9e121-7-0:-1:R flow-58a9e121-7-1:-1:P ");
+    assert_string_equal(s.text, "flow-86e561c2-7-0:0:E flow-86e561c2-7-0:1:E "
+                                "flow-86e561c2-7-0:2:E flow-86e561c2-7-0:3:E "
+                                "flow-86e561c2-7-0:-1:R flow-86e561c2-7-1:-1:P ");
     /* 3: Failed and Complete: every element ended */
     memset(&s, 0, sizeof s);
     assert_int_equal(e->ops->poll(e, on_report, &s, err, sizeof err), 0);
-    assert_string_equal(s.text, "flow-58a9e121-7-0:0:E flow-58a9e121-7-0:1:E "
-                                "flow-58a9e121-7-0:2:E flow-58a9e121-7-0:3:E "
-                                "flow-58a9e121-7-0:4:E flow-58a9e121-7-0:-1:E "
-                                "flow-58a9e121-7-1:0:E flow-58a9e121-7-1:1:E "
-                                "flow-58a9e121-7-1:2:E flow-58a9e121-7-1:-1:E ");
+    assert_string_equal(s.text, "flow-86e561c2-7-0:0:E flow-86e561c2-7-0:1:E "
+                                "flow-86e561c2-7-0:2:E flow-86e561c2-7-0:3:E "
+                                "flow-86e561c2-7-0:4:E flow-86e561c2-7-0:-1:E "
+                                "flow-86e561c2-7-1:0:E flow-86e561c2-7-1:1:E "
+                                "flow-86e561c2-7-1:2:E flow-86e561c2-7-1:-1:E ");
     /* 4: the list is empty: both Jobs are gone */
     memset(&s, 0, sizeof s);
     assert_int_equal(e->ops->poll(e, on_report, &s, err, sizeof err), 0);
-    assert_string_equal(s.text, "flow-58a9e121-7-0:-1:G flow-58a9e121-7-1:-1:G ");
+    assert_string_equal(s.text, "flow-86e561c2-7-0:-1:G flow-86e561c2-7-1:-1:G ");
     /* 5: an index beyond completions: an error, not a crash or a wrong state */
     memset(&s, 0, sizeof s);
     assert_int_equal(e->ops->poll(e, on_report, &s, err, sizeof err), -1);
     assert_non_null(strstr(err, "malformed index list"));
     /* one get per poll, each for the whole run by its label */
     const char *c = calls(f);
-    assert_int_equal(count_lines(c, "get jobs -l flow-state=58a9e121,flow-run=7 -o json"), 5);
+    assert_int_equal(count_lines(c, "get jobs -l flow-state=86e561c2,flow-run=7 -o json"), 5);
     assert_int_equal(count_lines(c, "get"), 5);
     e->ops->destroy(e);
 }
@@ -311,14 +311,14 @@ static void adopted_jobs_are_watched(void **state) {
     assert_non_null(e);
     assert_non_null(e->ops->adopt);
     rm_start s = {.run = 7, .batch = 0, .nelem = 5};
-    assert_int_equal(e->ops->adopt(e, &s, "flow-58a9e121-7-0", err, sizeof err), 0);
+    assert_int_equal(e->ops->adopt(e, &s, "flow-86e561c2-7-0", err, sizeof err), 0);
     s.batch = 1;
     s.nelem = 3;
-    assert_int_equal(e->ops->adopt(e, &s, "flow-58a9e121-7-1", err, sizeof err), 0);
+    assert_int_equal(e->ops->adopt(e, &s, "flow-86e561c2-7-1", err, sizeof err), 0);
     seen r;
     memset(&r, 0, sizeof r);
     assert_int_equal(e->ops->poll(e, on_report, &r, err, sizeof err), 0);
-    assert_string_equal(r.text, "flow-58a9e121-7-0:-1:P flow-58a9e121-7-1:-1:G ");
+    assert_string_equal(r.text, "flow-86e561c2-7-0:-1:P flow-86e561c2-7-1:-1:G ");
     /* no apply: nothing was started again */
     assert_int_equal(count_lines(calls(f), "apply"), 0);
     e->ops->destroy(e);
@@ -330,14 +330,14 @@ static void cancel_deletes_by_label(void **state) {
     rm_engine *e = engine_with_two_jobs(f);
     e->ops->cancel(e);
     const char *c = calls(f);
-    assert_non_null(strstr(c, "-n flow delete jobs -l flow-state=58a9e121,flow-run=7 --wait=false\n"));
+    assert_non_null(strstr(c, "-n flow delete jobs -l flow-state=86e561c2,flow-run=7 --wait=false\n"));
     assert_non_null(strstr(c, "-n flow apply -f"));
     e->ops->destroy(e);
 }
 
 /* Two pipelines (two state directories) in one namespace, both at run 7: their Jobs
  * have names of their own, and one's poll and cancel leave the other's alone. The
- * tag (58a9e121 for /srv/flow-state on that node directory) must not change from one
+ * tag (86e561c2 for /srv/flow-state on that node directory) must not change from one
  * flowrun to the next: a resume finds its Jobs by it. */
 static void two_state_directories_share_a_namespace(void **state) {
     fixture *f = *state;
@@ -353,21 +353,21 @@ static void two_state_directories_share_a_namespace(void **state) {
     const char *argv[] = {"flowrun", "worker", NULL};
     rm_start s = {.run = 7, .batch = 0, .nelem = 1, .slots = 1, .argv = argv};
     assert_int_equal(a->ops->start(a, &s, id, sizeof id, err, sizeof err), 0);
-    assert_string_equal(id, "flow-58a9e121-7-0");
+    assert_string_equal(id, "flow-86e561c2-7-0");
     assert_int_equal(b->ops->start(b, &s, id, sizeof id, err, sizeof err), 0);
-    assert_string_equal(id, "flow-249ead02-7-0");
+    assert_string_equal(id, "flow-0e33ad29-7-0");
     seen r;
     memset(&r, 0, sizeof r);
     assert_int_equal(a->ops->poll(a, on_report, &r, err, sizeof err), 0);
-    assert_null(strstr(r.text, "249ead02")); /* b's Job is not in a's list */
-    assert_non_null(strstr(r.text, "flow-58a9e121-7-0:"));
+    assert_null(strstr(r.text, "0e33ad29")); /* b's Job is not in a's list */
+    assert_non_null(strstr(r.text, "flow-86e561c2-7-0:"));
     b->ops->cancel(b);
     memset(&r, 0, sizeof r);
     assert_int_equal(a->ops->poll(a, on_report, &r, err, sizeof err), 0);
     assert_null(strstr(r.text, ":G")); /* a's Job is still there */
     memset(&r, 0, sizeof r);
     assert_int_equal(b->ops->poll(b, on_report, &r, err, sizeof err), 0);
-    assert_string_equal(r.text, "flow-249ead02-7-0:-1:G "); /* b's is gone */
+    assert_string_equal(r.text, "flow-0e33ad29-7-0:-1:G "); /* b's is gone */
     a->ops->destroy(a);
     b->ops->destroy(b);
 }
