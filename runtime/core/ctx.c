@@ -73,8 +73,7 @@ void *fl_calloc(fl_ctx *c, size_t n, size_t size) {
      * table), so it is the fast path, as malloc is for fl_malloc */
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = calloc(1, bytes);
-        if (__builtin_expect(bytes >= FL_HUGE_MIN && q != NULL, 0))
-            fl_huge(q, bytes);
+        fl_huge_if_large(q, bytes);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }

@@ -119,12 +119,15 @@ void *fl_alloc_slow(fl_ctx *c, void *p, size_t n);
 /* Advise the kernel that the block p of n >= FL_HUGE_MIN bytes wants huge pages
  * (see Large blocks above; what the kernel says is not an error). */
 void fl_huge(void *p, size_t n);
+/* fl_huge for a block just had from the C library, when it is that large. */
+static inline void fl_huge_if_large(void *q, size_t n) {
+    if (__builtin_expect(n >= FL_HUGE_MIN && q != NULL, 0)) fl_huge(q, n);
+}
 
 static inline void *fl_malloc(fl_ctx *c, size_t n) {
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = malloc(n ? n : 1);
-        if (__builtin_expect(n >= FL_HUGE_MIN && q != NULL, 0))
-            fl_huge(q, n);
+        fl_huge_if_large(q, n);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }
@@ -134,8 +137,7 @@ static inline void *fl_malloc(fl_ctx *c, size_t n) {
 static inline void *fl_realloc(fl_ctx *c, void *p, size_t n) {
     if (__builtin_expect(!c->alloc && !c->fail_at, 1)) {
         void *q = realloc(p, n ? n : 1);
-        if (__builtin_expect(n >= FL_HUGE_MIN && q != NULL, 0))
-            fl_huge(q, n);
+        fl_huge_if_large(q, n);
         if (__builtin_expect(q != NULL, 1))
             return q;
     }

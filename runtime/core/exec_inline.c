@@ -95,8 +95,8 @@
  * task's jobs, and a run expected to take INLINE_CPU_NS or more when its runner
  * measured none in the last INLINE_CPU_GAP seconds (a slow run's two reads, ≈ 2.7 us
  * on a virtual machine, were a sixth of flowrun's own CPU for a job of 1 ms; a job of
- * 10 ms or more is still measured every time). A measured run's CPU is shared among its jobs
- * by their wall time (an sh job's CPU is its command's, from wait4, and is not
+ * 10 ms or more is still measured every time). A measured run's CPU is shared among
+ * its jobs by their wall time (an sh job's CPU is its command's, from wait4, and is not
  * shared); the recorder scales each task's measured CPU by its instances' total wall
  * time over their measured wall time (history.c, "task CPU"). */
 #define INLINE_CPU_EVERY 16

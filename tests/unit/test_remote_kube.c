@@ -330,7 +330,8 @@ static void cancel_deletes_by_label(void **state) {
     rm_engine *e = engine_with_two_jobs(f);
     e->ops->cancel(e);
     const char *c = calls(f);
-    assert_non_null(strstr(c, "-n flow delete jobs -l flow-state=86e561c2,flow-run=7 --wait=false\n"));
+    assert_non_null(
+        strstr(c, "-n flow delete jobs -l flow-state=86e561c2,flow-run=7 --wait=false\n"));
     assert_non_null(strstr(c, "-n flow apply -f"));
     e->ops->destroy(e);
 }
