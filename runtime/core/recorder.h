@@ -26,18 +26,22 @@
  *                NOT on disk, and not yet queued.
  *   queue_batch  the rows buffered since the last call are handed, as one batch,
  *                to state.c's writer thread; it returns before they are written
- *                (it waits only when more than 64 MiB are queued). What it
+ *                (it waits only when more than 64 MiB are queued). While the
+ *                writer is busy or waiting to group, a batch under 32 KiB and
+ *                less than 10 ms old is instead held for the next calls to add
+ *                to (answer 1: the scheduler then calls again within
+ *                REC_HOLD_MS), so a batch waits at most about 20 ms more. What it
  *                guarantees is ORDER: the writer applies batches in the order they
  *                were queued, inside committed transactions, so state.db always
  *                holds a prefix of the queued batches. Commits are GROUPED BY TIME:
  *                the writer begins a transaction at most every 50 ms (unless a
  *                sync waits, or 32 MiB are queued) and takes every batch queued
  *                meanwhile into it, so a batch may stay unwritten for about 50 ms
- *                plus one transaction. The scheduler queues a batch before it
+ *                plus one transaction (70 ms with a hold). The scheduler queues a batch before it
  *                releases the dependants of its instances, so a flowrun killed at
  *                any moment leaves no instance recorded without the producers it
  *                read; what was queued but not written is done again on resume
- *                (at most the last ~50 ms of finished instances, and only those
+ *                (at most the last ~70 ms of finished instances, and only those
  *                no effect has read: see sync). New cache entries may be held by
  *                the writer for up to 5 seconds (written sorted); one lost to a
  *                kill is a miss.
@@ -120,12 +124,16 @@ typedef struct rec_ops {
     void (*finished)(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                      int served);
     /* End of a batch of completions: queue what finished buffered (see above).
-     * 0, or -1 when the history can no longer be written (said once). */
+     * 0; 1 when it holds them for a later call (the caller calls again within
+     * REC_HOLD_MS, even when nothing more finishes); -1 when the history can no
+     * longer be written (said once). */
     int (*queue_batch)(void *self);
     /* Queue what finished buffered (as queue_batch), then wait until everything
      * queued is committed. 0, or -1 as queue_batch. */
     int (*sync)(void *self);
 } rec_ops;
+#define REC_HOLD_MS 10 /* queue_batch: the longest a caller waits before calling again
+                        * when it answered 1 */
 
 typedef struct recorder {
     const rec_ops *ops;

@@ -1376,6 +1376,7 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
             continue;
         }
         int timeout = SCHED_POLL_MS;
+        if (S->rec_held) timeout = REC_HOLD_MS; /* the recorder holds a batch (recorder.h) */
         if (S->nretries) {
             double ms = (next_retry - now_s()) * 1000.0;
             if (ms < timeout) timeout = ms < 1 ? 1 : (int)ms;
@@ -1383,8 +1384,9 @@ int sched_run(const fl_plan *p, rt_executor *ex, uint32_t graph, const fl_val *p
         int n = ex->ops->wait(ex, S->results, SCHED_BATCH, timeout);
         for (int i = 0; i < n; i++)
             complete(S, &S->results[i]);
-        if (n && S->o->rec) /* queued before the next round acts on it (recorder.h) */
-            S->o->rec->ops->queue_batch(S->o->rec->self);
+        /* queued before the next round acts on it (recorder.h); after a wait that
+         * ended with nothing too, so that a batch the recorder held goes */
+        if (S->o->rec) S->rec_held = S->o->rec->ops->queue_batch(S->o->rec->self) > 0;
         if (S->nserved_pending) { /* answers are waiting: complete them first */
             free_dead(S);
             continue;

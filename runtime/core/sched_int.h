@@ -142,6 +142,7 @@ typedef struct sched {
     uint64_t nserved_total;  /* served instances completed */
     int rec_unsynced;        /* the recorder was told of instances not yet synced */
     int rec_failed;          /* a sync before an effect failed: the run ends, code 1 */
+    int rec_held;            /* queue_batch held a batch: wait at most REC_HOLD_MS */
     uint8_t *look;           /* per task, with a recorder: its instances are looked up
                                 (rec_ops.lookup_needed, asked once; exec_cache.h) */
     uint8_t *needs_dir;      /* per task: task_needs_dir, asked once */

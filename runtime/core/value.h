@@ -155,6 +155,14 @@ static inline void fv_buf_put(fv_buf *b, const void *d, size_t n) {
     if (n) memcpy(b->data + b->len, d, n);
     b->len += n;
 }
+/* v's 8 bytes at d, little-endian: an int's encoding (fv_encode), written in place. */
+static inline void fv_le64(uint8_t *d, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(d, &v, 8);
+#else
+    for (int i = 0; i < 8; i++) d[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
 static inline void fv_buf_put_le(fv_buf *b, uint64_t v, int n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (n >= 0 && n <= 8 && b->len + 8 <= b->cap) { /* one store: a result's int, per instance */

@@ -7,6 +7,10 @@
  * its packed record, in its final form) and the batches go to state.c's writer
  * thread (queue_batch, recorder.h), which appends the records to packed rows and
  * commits them: a million instances cost a few hundred row inserts and commits.
+ * The commonest instance — mapped, an int result, nothing to keep but its times
+ * and perhaps its cache entry — takes a shorter path (hist_finished's first lines,
+ * plain_put, state_inst_plain): its record's bytes straight from the instance, with
+ * none of the checks for files, logs, labels and large values.
  *
  * Served instances. On resume the run's finished instances are loaded once
  * into a hash table keyed by (node, index path); each is served from its
@@ -56,6 +60,7 @@
 #include "walk.h"
 
 #define HIST_PATH_MAX 4096
+enum { WORD_NO_CACHE = 1, WORD_CACHE }; /* hist.word_ret */
 
 typedef struct done_entry {
     uint32_t node;   /* plan node */
@@ -142,6 +147,11 @@ struct hist {
     int oom;                  /* resume: the finished instances could not all be loaded */
     ev_sink *ev;              /* --events: the run events file (events.h), or NULL */
     state_task_cpu *cpu;      /* per plan task: CPU and wall time of what ran (Task CPU) */
+    state_plain plain;        /* the hot path's record (state_inst_plain) and its name */
+    uint8_t *word_ret;        /* per plan task, for hist_finished's hot path: when its
+                               * result is an int or a duration (an 8-byte encoding) and
+                               * there are no --events, WORD_NO_CACHE or WORD_CACHE (its
+                               * results enter the cache); else 0 */
 };
 
 static int tmpl_eq(const char *a, const char *b) {
@@ -245,6 +255,7 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     }
     h->ctx = ctx;
     h->p = o->plan;
+    h->plain.name = -1; /* (state_inst_plain: no name asked yet) */
     h->no_cache = o->no_cache;
     h->dry = o->dry_run != 0;
     h->logs_fd = -1;
@@ -277,7 +288,8 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
     h->lib_hash = fl_calloc(ctx, h->p->n_libs ? h->p->n_libs : 1, sizeof *h->lib_hash);
     h->tc = fl_calloc(ctx, h->p->n_tasks ? h->p->n_tasks : 1, sizeof *h->tc);
     h->file_args = fl_calloc(ctx, h->p->n_tasks ? h->p->n_tasks : 1, 1);
-    if (!h->lib_hash || !h->tc || !h->file_args) {
+    h->word_ret = fl_calloc(ctx, h->p->n_tasks ? h->p->n_tasks : 1, 1);
+    if (!h->lib_hash || !h->tc || !h->file_args || !h->word_ret) {
         snprintf(err, errlen, "out of memory");
         hist_close(h, NULL, 0, NULL, NULL);
         return NULL;
@@ -354,6 +366,11 @@ hist *hist_open(const hist_opts *o, char *err, size_t errlen) {
             hist_close(h, "failed", 2, NULL, why);
             return NULL;
         }
+    }
+    for (uint32_t t = 0; t < h->p->n_tasks && !h->ev; t++) { /* hist_finished's hot path */
+        uint32_t k = h->p->types[h->p->tasks[t].ret].kind;
+        if (k == PT_INT || k == PT_DURATION)
+            h->word_ret[t] = h->no_cache || !h->p->tasks[t].cache ? WORD_NO_CACHE : WORD_CACHE;
     }
     return h;
 }
@@ -1000,10 +1017,62 @@ static int key_parts(hist *h, uint32_t task, const fl_val *args, uint64_t *ident
     return ck_key_parts(&h->ck, task, args, ident, h->inputs, err, sizeof err) == 0;
 }
 
-static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
-                          int served) {
-    hist *h = self;
-    (void)args;
+/* Task CPU: what ii's run took, added to its task's figures. */
+static inline void task_cpu(hist *h, const rec_inst *ii, const rt_result *res) {
+    if (!h->cpu) h->cpu = fl_calloc(h->ctx, h->p->n_tasks, sizeof *h->cpu);
+    if (!h->cpu) return;
+    state_task_cpu *c = &h->cpu[ii->task];
+    int64_t wall = (int64_t)((res->end - res->start) * 1e9);
+    c->wall_ns += wall;
+    c->instances++;
+    if (res->cpu_known) {
+        c->cpu_ns += res->cpu_ns;
+        c->cpu_wall_ns += wall;
+        c->measured++;
+    }
+}
+
+/* The record of a plain instance (state.h: mapped, outside any group, with nothing
+ * but its times and result to keep), written without a state_inst
+ * (state_inst_plain); val NULL for none; cacheable: its result enters the cache
+ * (with its key's parts, from args). 0 when written (or out of memory, which the
+ * state reports), 1 when it is not plain after all: the caller writes it in full. */
+static inline int plain_put(hist *h, const rec_inst *ii, const fl_val *args, const rt_result *res,
+                            int served, int cacheable, const void *val, size_t vlen) {
+    state_plain *pl = &h->plain;
+    /* (the node names the task: a node's template, kept by the scheduler for the
+     * run, is compared by address) */
+    if (pl->node != ii->node || pl->tmpl != ii->tmpl || pl->run != h->run) {
+        pl->run = h->run;
+        pl->node = ii->node;
+        pl->task = plan_str(h->p, h->p->tasks[ii->task].name);
+        pl->tmpl = ii->tmpl;
+        pl->name = -1;
+    }
+    pl->idx = ii->idx_k;
+    pl->served = served;
+    pl->attempts = ii->attempts;
+    pl->key = ii->has_key ? &ii->key : NULL;
+    pl->started = res->start;
+    pl->ended = res->end;
+    pl->worker_pid = res->worker_pid;
+    pl->peak_rss_kb = res->peak_rss_kb;
+    pl->result = val;
+    pl->result_len = val ? vlen : 0;
+    pl->cache_store = cacheable;
+    if (cacheable) { /* (as finished_full: the parts are written when they could be had) */
+        pl->cache_ident = 0;
+        int parts = key_parts(h, ii->task, args, &pl->cache_ident);
+        pl->cache_inputs = parts ? h->inputs : NULL;
+        pl->cache_ninputs = parts ? h->p->tasks[ii->task].nparams : 0;
+    }
+    return state_inst_plain(h->st, pl) > 0;
+}
+
+/* `finished` in full: outputs, logs, large values, the cache entry, events. (Kept
+ * out of hist_finished, whose hot path then costs no more than it does.) */
+__attribute__((noinline)) static void finished_full(hist *h, rec_inst *ii, const fl_val *args,
+                                                    rt_result *res, int served) {
     const fl_plan *p = h->p;
     const plan_task *T = &p->tasks[ii->task];
     const char *task = plan_str(p, T->name);
@@ -1072,59 +1141,72 @@ static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_resul
     }
     if (h->objs.n && ii->has_key) /* the stored files this result refers to, for gc */
         state_cache_put(h->st, &ii->key, NULL, 0, h->run, h->objs.v, h->objs.n);
-    state_inst r = {0};
-    r.run = h->run;
-    r.node = ii->node;
-    r.idx = ii->idx;
-    r.idx_is_k = ii->idx_is_k;
-    r.idx_k = ii->idx_k;
-    r.task = task;
-    r.tmpl = ii->tmpl;
-    r.label = ii->label;
-    r.state = res->ok ? (served ? state_cached : state_succeeded) : "failed";
-    r.attempts = ii->attempts;
-    r.cache_key = ii->has_key ? &ii->key : NULL;
-    r.cache_hit = served;
-    r.started = res->start;
-    r.ended = res->end;
-    r.exit_status = -1;
-    r.term_signal = res->term_signal;
-    r.error = res->ok ? NULL : res->error;
-    r.worker_pid = res->worker_pid;
-    r.peak_rss_kb = res->peak_rss_kb;
-    r.result = res->ok && !is_void && !unkept ? val : NULL;
-    r.result_len = res->ok && !is_void && !unkept ? vlen : 0;
-    r.cache_store = cacheable;
-    if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
-    if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
-        r.cache_inputs = h->inputs;
-        r.cache_ninputs = T->nparams;
-    }
-    state_inst_put(h->st, &r);
-    if (!served) { /* Task CPU */
-        if (!h->cpu) h->cpu = fl_calloc(h->ctx, p->n_tasks, sizeof *h->cpu);
-        if (h->cpu) {
-            state_task_cpu *c = &h->cpu[ii->task];
-            int64_t wall = (int64_t)((res->end - res->start) * 1e9);
-            c->wall_ns += wall;
-            c->instances++;
-            if (res->cpu_known) {
-                c->cpu_ns += res->cpu_ns;
-                c->cpu_wall_ns += wall;
-                c->measured++;
-            }
-        }
-    }
-    if (h->ev) { /* --events: the argument hashes of a served instance too */
-        char ib[24];
-        r.idx = rec_inst_idx(ii, ib, sizeof ib);
-        if (!r.cache_inputs && ii->has_key && key_parts(h, ii->task, args, &r.cache_ident)) {
+    /* a plain record (state.h), written without a state_inst */
+    int done = res->ok && ii->idx_is_k && !ii->label && !res->term_signal && !cacheable &&
+               !unkept && !h->ev &&
+               !plain_put(h, ii, args, res, served, 0, is_void ? NULL : val, vlen);
+    if (!done) {
+        state_inst r = {0};
+        r.run = h->run;
+        r.node = ii->node;
+        r.idx = ii->idx;
+        r.idx_is_k = ii->idx_is_k;
+        r.idx_k = ii->idx_k;
+        r.task = task;
+        r.tmpl = ii->tmpl;
+        r.label = ii->label;
+        r.state = res->ok ? (served ? state_cached : state_succeeded) : "failed";
+        r.attempts = ii->attempts;
+        r.cache_key = ii->has_key ? &ii->key : NULL;
+        r.cache_hit = served;
+        r.started = res->start;
+        r.ended = res->end;
+        r.exit_status = -1;
+        r.term_signal = res->term_signal;
+        r.error = res->ok ? NULL : res->error;
+        r.worker_pid = res->worker_pid;
+        r.peak_rss_kb = res->peak_rss_kb;
+        r.result = res->ok && !is_void && !unkept ? val : NULL;
+        r.result_len = res->ok && !is_void && !unkept ? vlen : 0;
+        r.cache_store = cacheable;
+        if (cacheable && is_void) r.result = "", r.result_len = 0; /* found, with no value */
+        if (cacheable && key_parts(h, ii->task, args, &r.cache_ident)) {
             r.cache_inputs = h->inputs;
             r.cache_ninputs = T->nparams;
         }
-        ev_instance(h->ev, p, ii->task, &r, args, res->ok ? res->value : (fl_val){0}, h->objs.v,
-                    nobjs);
+        state_inst_put(h->st, &r);
+        if (h->ev) { /* --events: the argument hashes of a served instance too */
+            char ib[24];
+            r.idx = rec_inst_idx(ii, ib, sizeof ib);
+            if (!r.cache_inputs && ii->has_key && key_parts(h, ii->task, args, &r.cache_ident)) {
+                r.cache_inputs = h->inputs;
+                r.cache_ninputs = T->nparams;
+            }
+            ev_instance(h->ev, p, ii->task, &r, args, res->ok ? res->value : (fl_val){0},
+                        h->objs.v, nobjs);
+        }
     }
+    if (!served) task_cpu(h, ii, res);
+}
+
+static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
+                          int served) {
+    hist *h = self;
+    /* the hot path: an int that ran, of a mapped instance with nothing else to keep
+     * but its cache entry (no files, log, label or events), goes straight to its
+     * record */
+    uint8_t word = h->word_ret[ii->task];
+    if (word && res->ok && !served && ii->idx_is_k && !ii->label && !(res->log && *res->log) &&
+        !res->term_signal) {
+        uint8_t w[8];
+        fv_le64(w, (uint64_t)res->value.i);
+        h->big_served = NULL;
+        if (!plain_put(h, ii, args, res, 0, word == WORD_CACHE && ii->has_key, w, 8)) {
+            task_cpu(h, ii, res);
+            return;
+        }
+    }
+    finished_full(h, ii, args, res, served);
 }
 
 /* state_commit_round: in async mode (always, after hist_open) it only queues the
@@ -1196,6 +1278,7 @@ int hist_close(hist *h, const char *state, int exit_code, const char *result_jso
     }
     fl_free(c, h->tc);
     fl_free(c, h->file_args);
+    fl_free(c, h->word_ret);
     fl_free(c, h->objs.v);
     free(h->enc.data); /* fv_buf: value.c's allocation */
     fl_free(h->ctx, h->inputs);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -47,7 +48,13 @@
  * STATE_GROUP_BYTES. With slow tasks a scheduler round holds about one instance, and a
  * transaction per round (its WAL frames, its locks) cost more than the instance. */
 #define STATE_GROUP_SECONDS 0.05
-#define STATE_SPARE 4         /* written batches kept for reuse (fl_state.spare) */
+#define STATE_SPARE 16        /* written batches kept for reuse (fl_state.spare) */
+/* A round's batch is not queued on its own while the writer is busy or grouping
+ * (it would only wait in the queue): the next rounds add to it until it is this
+ * large or this old, or the writer is free. A wide run's round holds a few dozen
+ * instances; a batch each cost more in allocation than their records. */
+#define STATE_HOLD_BYTES (32u << 10)
+#define STATE_HOLD_SECONDS 0.01
 #define STATE_GROUP_BYTES (STATE_MAX_QUEUE / 2) /* write now: the caller must not wait */
 /* The caller's reads (cache and file lookups) share one read transaction, kept across
  * scheduler rounds for at most this long: a BEGIN and a COMMIT are two lock system
@@ -181,6 +188,7 @@ typedef struct pk_name {
     int32_t pid;         /* its first record's worker pid: the common case's */
     int64_t rss;         /* the common case's peak RSS (pk_rss_step) */
     int64_t last_rss;    /* the caller's: the last record's peak RSS */
+    uint16_t tag;        /* the writer's: task_tag(task), for its cache entries */
 } pk_name;
 typedef struct pk_names {
     pk_name *v;
@@ -276,6 +284,7 @@ struct fl_state {
     conn w;                     /* the writer thread's connection (async mode) */
     int async;                  /* instance/cache/file writes go through the writer */
     wbatch *cur;                /* the batch being filled by the caller */
+    double cur_since;           /* when it was begun (STATE_HOLD_SECONDS) */
     pthread_t writer;           /* the writer thread */
     pthread_mutex_t mu;         /* guards the queue below */
     pthread_cond_t cv;          /* the writer waits for work; state_sync waits for idle */
@@ -957,7 +966,28 @@ static int slot_cmp(const void *x, const void *y) {
     if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
     return a->off < b->off ? -1 : a->off > b->off;
 }
-static size_t put_varint(uint8_t *d, uint64_t v) {
+static inline size_t put_varint(uint8_t *d, uint64_t v) {
+    /* (unrolled up to four bytes: a record's numbers — an index, a start in µs — are
+     * that long, and this runs a few times per instance) */
+    if (v < 1u << 7) {
+        d[0] = (uint8_t)v;
+        return 1;
+    }
+    d[0] = (uint8_t)(v | 0x80);
+    if (v < 1u << 14) {
+        d[1] = (uint8_t)(v >> 7);
+        return 2;
+    }
+    d[1] = (uint8_t)(v >> 7 | 0x80);
+    if (v < 1u << 21) {
+        d[2] = (uint8_t)(v >> 14);
+        return 3;
+    }
+    d[2] = (uint8_t)(v >> 14 | 0x80);
+    if (v < 1u << 28) {
+        d[3] = (uint8_t)(v >> 21);
+        return 4;
+    }
     size_t n = 0;
     for (; v >= 0x80; v >>= 7) d[n++] = (uint8_t)(v | 0x80);
     d[n++] = (uint8_t)v;
@@ -1307,8 +1337,10 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * f64, and strings/blobs as a u64 length + bytes, length UINT64_MAX for NULL).
  * Two kinds carry the packed instance records (see "packed rows") that make up
  * nearly all of a wide run's history: REC_PACK is one record already encoded by the
- * caller in its final form (u32 name, u8 cache_store, u32 length, the record's
- * bytes), which the writer appends to its pack as it is; REC_NAME numbers a name
+ * caller in its final form (u32 name, u8 cache_store, u32 length, u32 offsets of
+ * its key and of its result's bytes in it (PK_NONE when absent), u32 the result's
+ * length, the record's bytes), which the writer appends to its pack as it is and
+ * enters in the cache without decoding it; REC_NAME numbers a name
  * (u32 number, u64 run, u32 node, task, template), sent once before the first
  * record that uses it. REC_PACKS is a run of such records of one name that go
  * only into their pack, not into the cache (u32 name, u32 count, u32 length, the
@@ -1319,6 +1351,8 @@ static void bind_hash(sqlite3_stmt *s, int i, const fl_digest *h) {
  * cache: its key's parts, for that cache entry (conn.parts). */
 enum { REC_INST = 1, REC_CACHE_PUT, REC_CACHE_DROP, REC_FILE, REC_NAME, REC_PACK, REC_PACKS,
        REC_KEYPARTS };
+#define PK_ONE_HEAD 22      /* REC_PACK's bytes before its record */
+#define PK_NONE UINT32_MAX  /* REC_PACK: no key, no result */
 
 static void wb_put(fl_state *st, const void *p, size_t n) {
     if (st->wb_oom) return;
@@ -1338,6 +1372,7 @@ static void wb_put(fl_state *st, const void *p, size_t n) {
         }
         if (!st->cur) st->cur = fl_calloc(st->ctx, 1, sizeof *st->cur);
         st->run_in = NULL;
+        st->cur_since = now();
         if (!st->cur) { /* the batch is lost: state_commit says so */
             st->wb_oom = 1;
             return;
@@ -1391,7 +1426,8 @@ static const char *rd_str(rd *r) {
 }
 
 static int apply_inst(conn *c, const state_inst *r);
-static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store);
+static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store,
+                        const fl_digest *key, const uint8_t *result, size_t result_len);
 static int pack_write(conn *c, pack *k);
 static pack *pack_of(conn *c, int64_t run, uint32_t node, int create);
 static int apply_packed_run(conn *c, uint32_t name, const uint8_t *recs, size_t len,
@@ -1432,15 +1468,20 @@ static int replay(conn *c, const wbatch *b) {
     while (r.p < r.end && rc == 0) {
         uint8_t kind = *r.p++;
         size_t n;
-        if (kind == REC_PACK) { /* the hot path: a record appended as it is */
-            uint32_t name, len;
-            if (r.end - r.p < 9) return -1;
+        if (kind == REC_PACK) { /* a record appended as it is, and entered in the cache */
+            uint32_t name, len, at[3];
+            if (r.end - r.p < PK_ONE_HEAD - 1) return -1;
             memcpy(&name, r.p, 4);
             uint8_t cache_store = r.p[4];
             memcpy(&len, r.p + 5, 4);
-            r.p += 9;
-            if ((size_t)(r.end - r.p) < len) return -1;
-            rc = apply_packed(c, name, r.p, len, cache_store);
+            memcpy(at, r.p + 9, 12); /* its key's and result's offsets, the result's length */
+            r.p += PK_ONE_HEAD - 1;
+            if ((size_t)(r.end - r.p) < len || (at[0] != PK_NONE && (uint64_t)at[0] + 32 > len) ||
+                (at[1] != PK_NONE && (uint64_t)at[1] + at[2] > len))
+                return -1;
+            rc = apply_packed(c, name, r.p, len, cache_store,
+                              at[0] == PK_NONE ? NULL : (const fl_digest *)(r.p + at[0]),
+                              at[1] == PK_NONE ? NULL : r.p + at[1], at[2]);
             r.p += len;
         } else if (kind == REC_PACKS) {
             uint32_t name, count, len;
@@ -1655,24 +1696,32 @@ int state_async(fl_state *st) {
     return 0;
 }
 
-static int commit_queue(fl_state *st);
+static int commit_queue(fl_state *st, int round);
 
 int state_commit(fl_state *st) {
     read_end(&st->main); /* the next reads see a fresh snapshot */
-    return commit_queue(st);
+    return commit_queue(st, 0);
 }
 
 int state_commit_round(fl_state *st) {
     /* a later round reads a fresh snapshot once this one is STATE_READ_SECONDS old */
     if (st->main.in_read && now() - st->main.read_since >= STATE_READ_SECONDS) read_end(&st->main);
-    return commit_queue(st);
+    return commit_queue(st, 1);
 }
 
-static int commit_queue(fl_state *st) {
+/* Queue the batch being filled; round: at the end of a scheduler round, when a
+ * small young batch is held while the writer is busy or grouping (STATE_HOLD_*):
+ * 1 then. */
+static int commit_queue(fl_state *st, int round) {
     if (st->wb_oom) return -1; /* records were lost: the history is incomplete */
     if (st->async) {
         if (st->cur && st->cur->rec.len) {
             pthread_mutex_lock(&st->mu);
+            if (round && (st->busy || st->grouping) && !st->failed &&
+                st->cur->rec.len < STATE_HOLD_BYTES && now() - st->cur_since < STATE_HOLD_SECONDS) {
+                pthread_mutex_unlock(&st->mu);
+                return 1;
+            }
             if (st->qtail) st->qtail->next = st->cur;
             else st->qhead = st->cur;
             st->qtail = st->cur;
@@ -2218,8 +2267,8 @@ static void sql_flow_ck(sqlite3_context *cx, int argc, sqlite3_value **argv) {
 
 /* Enter key -> result in the cache: held by the writer for its next pack
  * (pend_flush), written at once otherwise. */
-static int cache_set(conn *c, const char *task, const fl_digest *key, const void *val,
-                     size_t len, int64_t run) {
+static int cache_set(conn *c, uint16_t tag, const fl_digest *key, const void *val, size_t len,
+                     int64_t run) {
     if (c->npend == c->pend_cap) {
         size_t cap = c->pend_cap ? c->pend_cap * 2 : 1024;
         pend_entry *n = fl_reallocarray(c->ctx, c->pend, cap, sizeof *n);
@@ -2229,7 +2278,7 @@ static int cache_set(conn *c, const char *task, const fl_digest *key, const void
     }
     pend_entry *e = &c->pend[c->npend];
     if (!c->npend) c->pend_since = now();
-    e->ck = (int64_t)task_tag(task);
+    e->ck = (int64_t)tag;
     e->run = run;
     e->key = *key;
     e->len = len;
@@ -2340,6 +2389,7 @@ static int names_set(fl_ctx *ctx, pk_names *t, uint32_t id, int64_t run, uint32_
     e->run = run;
     e->node = node;
     e->task = fl_strdup(ctx, task);
+    e->tag = (uint16_t)task_tag(task);
     e->task_from = NULL; /* set by names_find, for the caller's table only */
     e->tmpl = tmpl ? fl_strdup(ctx, tmpl) : NULL;
     e->base = base;
@@ -2458,7 +2508,7 @@ static int64_t unzig(uint64_t v) { return v & 1 ? (int64_t)~(v >> 1) : (int64_t)
 /* Seconds as whole microseconds (0 for what is not a finite time; clamped). */
 static int64_t usec(double s) {
     double u = s * 1e6;
-    if (!(u > -4e18 && u < 4e18)) return 0;
+    if (!(fabs(u) < 4e18)) return 0; /* (one comparison: NaN fails it too) */
     return (int64_t)(u < 0 ? u - 0.5 : u + 0.5);
 }
 
@@ -2476,11 +2526,48 @@ static int idx_int(const char *idx, size_t n, uint64_t *v) {
     return 1;
 }
 
+/* A record's start (from its name's base) and duration, at d + o: the new offset. */
+static inline size_t pk_put_times(uint8_t *d, size_t o, double started, double ended,
+                                  double base) {
+    o += put_varint(d + o, zig(usec(started - base)));
+    return o + put_varint(d + o, zig(usec(ended - started)));
+}
+/* A record's odd fields (PKF_ODD), at d + o: the new offset. */
+static inline size_t pk_put_odd(uint8_t *d, size_t o, int attempts, int exit_status,
+                                int term_signal, int worker_pid) {
+    o += put_varint(d + o, (uint32_t)attempts);
+    o += put_varint(d + o, zig(exit_status));
+    o += put_varint(d + o, zig(term_signal));
+    return o + put_varint(d + o, zig(worker_pid));
+}
+/* Where a record's key and result bytes lie in it (PK_NONE: absent), for REC_PACK. */
+typedef struct pk_at {
+    uint32_t key, result;
+} pk_at;
+/* A record's last fields, its cache key and its result (either may be NULL), at
+ * d + o: the new offset; where they went in *at (d's offsets) unless at is NULL. */
+static inline size_t pk_put_tail(uint8_t *d, size_t o, const fl_digest *key, const void *result,
+                                 size_t result_len, pk_at *at) {
+    if (at) *at = (pk_at){key ? (uint32_t)o : PK_NONE, PK_NONE};
+    if (key) {
+        memcpy(d + o, key->b, 32);
+        o += 32;
+    }
+    if (result) {
+        o += put_varint(d + o, result_len);
+        if (at) at->result = (uint32_t)o;
+        if (result_len == 8) memcpy(d + o, result, 8); /* an int: one move */
+        else if (result_len) memcpy(d + o, result, result_len);
+        o += result_len;
+    }
+    return o;
+}
+
 /* Encode r's packed record, in its final form, at d (room for pack_rec_len bytes):
  * its size. state is what packable said; nm the name it goes under (its base and
- * pid). */
+ * pid); at, unless NULL: where its key and result went (pk_put_tail). */
 static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t idx_len,
-                           size_t label_len, const pk_name *nm) {
+                           size_t label_len, const pk_name *nm, pk_at *at) {
     uint64_t iv = r->idx_k;
     /* (the caller's number when it gave one: the text is not read) */
     int isint = r->idx_is_k ? 1 : idx_int(r->idx, idx_len, &iv);
@@ -2499,30 +2586,15 @@ static size_t pack_rec_put(uint8_t *d, const state_inst *r, int state, size_t id
         memcpy(d + o, r->idx, idx_len);
         o += idx_len;
     }
-    o += put_varint(d + o, zig(usec(r->started - nm->base)));
-    o += put_varint(d + o, zig(usec(r->ended - r->started)));
-    if (odd) {
-        o += put_varint(d + o, (uint32_t)r->attempts);
-        o += put_varint(d + o, zig(r->exit_status));
-        o += put_varint(d + o, zig(r->term_signal));
-        o += put_varint(d + o, zig(r->worker_pid));
-    }
+    o = pk_put_times(d, o, r->started, r->ended, nm->base);
+    if (odd) o = pk_put_odd(d, o, r->attempts, r->exit_status, r->term_signal, r->worker_pid);
     if (rss) o += put_varint(d + o, zig(r->peak_rss_kb));
     if (r->label) {
         o += put_varint(d + o, label_len);
         memcpy(d + o, r->label, label_len);
         o += label_len;
     }
-    if (r->cache_key) {
-        memcpy(d + o, r->cache_key->b, 32);
-        o += 32;
-    }
-    if (r->result) {
-        o += put_varint(d + o, r->result_len);
-        if (r->result_len) memcpy(d + o, r->result, r->result_len);
-        o += r->result_len;
-    }
-    return o;
+    return pk_put_tail(d, o, r->cache_key, r->result, r->result_len, at);
 }
 
 static int pack_write(conn *c, pack *k) {
@@ -2583,19 +2655,14 @@ static pack *pack_of(conn *c, int64_t run, uint32_t node, int create) {
 
 
 /* Append one encoded record (pack_rec_put) of name number `name` to its pack;
- * cache_store: its key and result also go into the cache. */
-static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store) {
+ * cache_store: its key and result (pointing into it, as its encoder said where:
+ * nothing is decoded here) also go into the cache. */
+static int apply_packed(conn *c, uint32_t name, const uint8_t *rec, size_t len, int cache_store,
+                        const fl_digest *key, const uint8_t *result, size_t result_len) {
     if (name >= c->names.n || !c->names.v[name].task) return -1;
-    if (cache_store) {
-        state_inst r;
-        fl_digest key;
-        pk_text idx, label;
-        size_t off = 0;
+    if (cache_store && key) {
         const pk_name *nm = &c->names.v[name];
-        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
-        if (begin(c) || pack_next(&h, rec, len, &off, &r, &key, &idx, &label) < 0) return -1;
-        if (r.cache_key && cache_set(c, nm->task, r.cache_key, r.result, r.result_len, nm->run))
-            return -1;
+        if (begin(c) || cache_set(c, nm->tag, key, result, result_len, nm->run)) return -1;
     }
     return apply_packed_run(c, name, rec, len, 1);
 }
@@ -2785,8 +2852,9 @@ static int apply_inst(conn *c, const state_inst *r) {
         size_t il = r->idx_is_k ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
         if (name < 0 || !fv_buf_grow(&c->scratch, n)) return -1;
-        n = pack_rec_put(c->scratch.data, r, pk, il, ll, &c->names.v[name]);
-        return apply_packed(c, (uint32_t)name, c->scratch.data, n, r->cache_store);
+        n = pack_rec_put(c->scratch.data, r, pk, il, ll, &c->names.v[name], NULL);
+        return apply_packed(c, (uint32_t)name, c->scratch.data, n, r->cache_store, r->cache_key,
+                            r->result, r->result_len);
     }
     if (begin(c)) return -1;
     pack *k = pack_of(c, r->run, r->node, 0);
@@ -2813,8 +2881,8 @@ static int apply_inst(conn *c, const state_inst *r) {
     if (r->result) sqlite3_bind_blob(s, 17, r->result, (int)r->result_len, SQLITE_STATIC);
     if (r->tmpl) sqlite3_bind_text(s, 18, r->tmpl, -1, SQLITE_STATIC);
     if (step_write(c, s)) return -1;
-    if (r->cache_store && r->cache_key && cache_set(c, r->task, r->cache_key, r->result, r->result_len,
-                                                     r->run))
+    if (r->cache_store && r->cache_key &&
+        cache_set(c, (uint16_t)task_tag(r->task), r->cache_key, r->result, r->result_len, r->run))
         return -1;
     /* the row holds the final state and its times; other transitions (a failure,
      * a clear) are also kept as events */
@@ -2877,30 +2945,117 @@ static inline uint8_t *wb_reserve(fl_state *st, size_t n) {
     return d;
 }
 
-/* The parts of r's cache key for its cache entry (REC_KEYPARTS): for the writer
- * (async), or for the entry apply_inst makes next. */
-static void keyparts_put(fl_state *st, const state_inst *r) {
-    uint32_t n = r->cache_inputs && r->cache_ninputs <= 255 ? r->cache_ninputs : 0;
+/* The parts of a cache key for its cache entry (REC_KEYPARTS; state_inst's
+ * cache_ident, cache_inputs and cache_ninputs): for the writer (async), or for the
+ * entry apply_inst makes next. */
+static void keyparts_put(fl_state *st, const fl_digest *key, uint64_t ident,
+                         const uint64_t *inputs, uint32_t ninputs) {
+    uint32_t n = inputs && ninputs <= 255 ? ninputs : 0;
     if (!st->async) {
         conn *c = &st->main;
-        c->parts.key = *r->cache_key;
-        c->parts.ident = r->cache_ident;
+        c->parts.key = *key;
+        c->parts.ident = ident;
         c->parts.n = n;
-        if (n) memcpy(c->parts.in, r->cache_inputs, 8 * (size_t)n);
+        if (n) memcpy(c->parts.in, inputs, 8 * (size_t)n);
         c->parts.set = 1;
         return;
     }
     uint8_t *d = wb_reserve(st, 45 + 8 * (size_t)n);
     if (!d) return;
     d[0] = REC_KEYPARTS;
-    memcpy(d + 1, r->cache_key->b, 32);
-    memcpy(d + 33, &r->cache_ident, 8);
+    memcpy(d + 1, key->b, 32);
+    memcpy(d + 33, &ident, 8);
     memcpy(d + 41, &n, 4);
-    if (n) memcpy(d + 45, r->cache_inputs, 8 * (size_t)n);
+    if (n) memcpy(d + 45, inputs, 8 * (size_t)n);
+}
+
+/* Room for a record of at most n bytes that also enters the cache (REC_PACK): where
+ * its bytes go, or NULL (out of memory); pk_one_took then gives its name number,
+ * how many bytes it took and where its key and result lie. */
+static inline uint8_t *pk_one_reserve(fl_state *st, size_t n) {
+    uint8_t *d = wb_reserve(st, PK_ONE_HEAD + n);
+    return d ? d + PK_ONE_HEAD : NULL;
+}
+static inline void pk_one_took(fl_state *st, uint8_t *rec, uint32_t id, size_t n, size_t m,
+                               const pk_at *at, size_t result_len) {
+    st->cur->rec.len -= n - m; /* the bound reserved, less what it took */
+    uint8_t *d = rec - PK_ONE_HEAD;
+    uint32_t len = (uint32_t)m, rlen = (uint32_t)result_len;
+    d[0] = REC_PACK;
+    memcpy(d + 1, &id, 4);
+    d[5] = 1;
+    memcpy(d + 6, &len, 4);
+    memcpy(d + 10, &at->key, 4);
+    memcpy(d + 14, &at->result, 4);
+    memcpy(d + 18, &rlen, 4);
+}
+
+/* The number of r's name (names_find), sent to the writer (REC_NAME) before its
+ * first use or when its peak RSS steps (pk_rss_step); -1 out of memory. */
+static long name_send(fl_state *st, const state_inst *r) {
+    int fresh;
+    long name = names_find(st->ctx, &st->names, r, &fresh);
+    if (name < 0) {
+        st->wb_oom = 1;
+        return -1;
+    }
+    if (fresh || pk_rss_step(&st->names.v[name], r)) {
+        uint8_t kind = REC_NAME;
+        wb_put(st, &kind, 1);
+        wb_u64(st, (uint64_t)name);
+        wb_u64(st, (uint64_t)r->run);
+        wb_u64(st, r->node);
+        wb_str(st, r->task);
+        wb_str(st, r->tmpl);
+        const pk_name *nm = &st->names.v[name];
+        uint64_t bits;
+        memcpy(&bits, &nm->base, 8);
+        wb_u64(st, bits);
+        wb_u64(st, (uint64_t)(uint32_t)nm->pid);
+        wb_u64(st, (uint64_t)nm->rss);
+    }
+    return name;
+}
+
+/* Room for a packed record of at most n bytes (n <= UINT32_MAX) of name number id
+ * at the end of the batch: right after the last record of a run of that name, which
+ * it joins, else after a new run's header (REC_PACKS). Where its bytes go, or NULL
+ * (out of memory); pk_run_took then says how many it took. */
+static inline uint8_t *pk_run_reserve(fl_state *st, uint32_t id, size_t n) {
+    int joins = 0;
+    if (st->cur && st->run_in == st->cur && st->run_end == st->cur->rec.len) {
+        const uint8_t *h = st->cur->rec.data + st->run_at;
+        uint32_t hid, hlen;
+        memcpy(&hid, h + 1, 4);
+        memcpy(&hlen, h + 9, 4);
+        joins = hid == id && (uint64_t)hlen + n <= UINT32_MAX;
+    }
+    uint8_t *d = wb_reserve(st, (joins ? 0 : 13) + n);
+    if (!d || joins) return d;
+    st->run_in = st->cur;
+    st->run_at = (size_t)(d - st->cur->rec.data);
+    d[0] = REC_PACKS;
+    memcpy(d + 1, &id, 4);
+    memset(d + 5, 0, 8); /* its count and length: pk_run_took */
+    return d + 13;
+}
+/* The record just placed by pk_run_reserve took m of its n bytes. */
+static inline void pk_run_took(fl_state *st, size_t n, size_t m) {
+    st->cur->rec.len -= n - m;
+    uint8_t *h = st->cur->rec.data + st->run_at;
+    uint32_t hcount, hlen;
+    memcpy(&hcount, h + 5, 4);
+    memcpy(&hlen, h + 9, 4);
+    hcount++;
+    hlen += (uint32_t)m;
+    memcpy(h + 5, &hcount, 4);
+    memcpy(h + 9, &hlen, 4);
+    st->run_end = st->cur->rec.len;
 }
 
 int state_inst_put(fl_state *st, const state_inst *r) {
-    if (r->cache_store && r->cache_key) keyparts_put(st, r);
+    if (r->cache_store && r->cache_key)
+        keyparts_put(st, r->cache_key, r->cache_ident, r->cache_inputs, r->cache_ninputs);
     int pk = packable(r);
     state_inst t;
     char ib[24];
@@ -2915,86 +3070,72 @@ int state_inst_put(fl_state *st, const state_inst *r) {
     }
     if (!st->async) return apply_inst(&st->main, r);
     if (pk >= 0) {
-        /* the hot path: the record is encoded once, here, in the form it has in its
-         * packed row; the writer appends it as it is (REC_PACK) */
-        int fresh;
-        long name = names_find(st->ctx, &st->names, r, &fresh);
-        if (name < 0) {
-            st->wb_oom = 1;
-            return -1;
-        }
-        if (fresh || pk_rss_step(&st->names.v[name], r)) {
-            /* numbered for the writer before its first use, or its RSS changed */
-            uint8_t kind = REC_NAME;
-            wb_put(st, &kind, 1);
-            wb_u64(st, (uint64_t)name);
-            wb_u64(st, (uint64_t)r->run);
-            wb_u64(st, r->node);
-            wb_str(st, r->task);
-            wb_str(st, r->tmpl);
-            const pk_name *nm = &st->names.v[name];
-            uint64_t bits;
-            memcpy(&bits, &nm->base, 8);
-            wb_u64(st, bits);
-            wb_u64(st, (uint64_t)(uint32_t)nm->pid);
-            wb_u64(st, (uint64_t)nm->rss);
-        }
+        /* the record is encoded once, here, in the form it has in its packed row;
+         * the writer appends it as it is (REC_PACK, REC_PACKS) */
+        long name = name_send(st, r);
+        if (name < 0) return -1;
         size_t il = r->idx_is_k ? 0 : strlen(r->idx), ll = r->label ? strlen(r->label) : 0;
         size_t n = pack_rec_len(r, il, ll);
-        uint32_t id = (uint32_t)name, len = (uint32_t)n;
+        uint32_t id = (uint32_t)name;
         /* (a record longer than 4 GiB could not be a row anyway: SQLite's limit is 1 GB) */
         if (n > UINT32_MAX) {
             st->wb_oom = 1;
             return -1;
         }
-        if (r->cache_store) { /* the writer reads it: a record of its own */
-            uint8_t *d = wb_reserve(st, 10 + n);
+        if (r->cache_store) { /* the writer reads its key and result: a record of its own */
+            uint8_t *d = pk_one_reserve(st, n);
             if (!d) return -1;
-            size_t m = pack_rec_put(d + 10, r, pk, il, ll, &st->names.v[name]);
-            st->cur->rec.len -= n - m; /* the bound reserved, less what it took */
-            len = (uint32_t)m;
-            d[0] = REC_PACK;
-            memcpy(d + 1, &id, 4);
-            d[5] = 1;
-            memcpy(d + 6, &len, 4);
+            pk_at at;
+            size_t m = pack_rec_put(d, r, pk, il, ll, &st->names.v[name], &at);
+            pk_one_took(st, d, id, n, m, &at, r->result_len);
             return 0;
         }
-        /* the record right after the last of a run of its name: the run grows */
-        uint8_t *h = NULL;
-        if (st->cur && st->run_in == st->cur && st->run_end == st->cur->rec.len) {
-            h = st->cur->rec.data + st->run_at;
-            uint32_t hid, hlen;
-            memcpy(&hid, h + 1, 4);
-            memcpy(&hlen, h + 9, 4);
-            if (hid != id || (uint64_t)hlen + n > UINT32_MAX) h = NULL;
-        }
-        uint8_t *d = wb_reserve(st, (h ? 0 : 13) + n);
+        uint8_t *d = pk_run_reserve(st, id, n);
         if (!d) return -1;
-        size_t m = pack_rec_put(d + (h ? 0 : 13), r, pk, il, ll, &st->names.v[name]);
-        st->cur->rec.len -= n - m; /* the bound reserved, less what it took */
-        len = (uint32_t)m;
-        if (h) {
-            h = st->cur->rec.data + st->run_at; /* (wb_reserve may have moved the batch) */
-            uint32_t hcount, hlen;
-            memcpy(&hcount, h + 5, 4);
-            memcpy(&hlen, h + 9, 4);
-            hcount++;
-            hlen += len;
-            memcpy(h + 5, &hcount, 4);
-            memcpy(h + 9, &hlen, 4);
-        } else {
-            uint32_t one = 1;
-            st->run_in = st->cur;
-            st->run_at = (size_t)(d - st->cur->rec.data);
-            d[0] = REC_PACKS;
-            memcpy(d + 1, &id, 4);
-            memcpy(d + 5, &one, 4);
-            memcpy(d + 9, &len, 4);
-        }
-        st->run_end = st->cur->rec.len;
+        pk_run_took(st, n, pack_rec_put(d, r, pk, il, ll, &st->names.v[name], NULL));
         return 0;
     }
     return apply_inst_rec(st, r);
+}
+
+int state_inst_plain(fl_state *st, state_plain *pl) {
+    if (!st->async) return 1;
+    if (pl->name < 0) {
+        state_inst r = {0};
+        r.run = pl->run;
+        r.node = pl->node;
+        r.task = pl->task;
+        r.tmpl = pl->tmpl;
+        r.started = pl->started;
+        r.worker_pid = pl->worker_pid;
+        r.peak_rss_kb = pl->peak_rss_kb;
+        if ((pl->name = name_send(st, &r)) < 0) return -1;
+    }
+    pk_name *nm = &st->names.v[pl->name];
+    /* another RSS than the name's: for state_inst_put (pk_rss_step) */
+    if (pl->peak_rss_kb != nm->rss) return 1;
+    nm->last_rss = pl->peak_rss_kb; /* as pk_rss_step keeps it */
+    /* pack_rec_len's bound for such a record (any of them) */
+    size_t n = 124 + pl->result_len;
+    if (n > UINT32_MAX) return 1;
+    if (pl->cache_store && pl->key)
+        keyparts_put(st, pl->key, pl->cache_ident, pl->cache_inputs, pl->cache_ninputs);
+    uint8_t *d = pl->cache_store ? pk_one_reserve(st, n) : pk_run_reserve(st, (uint32_t)pl->name, n);
+    if (!d) return -1;
+    /* pack_rec_put's bytes for it */
+    /* (flags without branches: this runs per instance) */
+    int served = pl->served != 0, odd = (pl->attempts != 1) | (pl->worker_pid != nm->pid);
+    d[0] = (uint8_t)(served ? PK_CACHED : PK_SUCCEEDED);
+    d[1] = (uint8_t)(PKF_INT | (pl->key != NULL) * PKF_KEY | served * PKF_HIT |
+                     (pl->result != NULL) * PKF_RESULT | odd * PKF_ODD);
+    size_t o = 2 + put_varint(d + 2, pl->idx);
+    o = pk_put_times(d, o, pl->started, pl->ended, nm->base);
+    if (odd) o = pk_put_odd(d, o, pl->attempts, -1, 0, pl->worker_pid);
+    pk_at at;
+    size_t m = pk_put_tail(d, o, pl->key, pl->result, pl->result_len, &at);
+    if (pl->cache_store) pk_one_took(st, d, (uint32_t)pl->name, n, m, &at, pl->result_len);
+    else pk_run_took(st, n, m);
+    return 0;
 }
 
 /* Reading a run's instances back. A packed row is kept as a copy of its blob and

@@ -57,7 +57,10 @@ void state_close(fl_state *st); /* commits what is pending */
  * (or, when a batch could not be allocated, in the context's error sink). */
 int state_commit(fl_state *st);
 /* The same, for a scheduler round: the caller's read snapshot (its cache and file
- * lookups) is kept for the next rounds until it is 50 ms old, instead of ended now. */
+ * lookups) is kept for the next rounds until it is 50 ms old, instead of ended now;
+ * and in async mode, while the writer is busy or grouping, a batch still small and
+ * less than 10 ms old is held for the next rounds to add to (1: held; the caller
+ * calls again within about 10 ms, or state_commit hands it over). */
 int state_commit_round(fl_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
@@ -194,6 +197,37 @@ typedef struct state_inst {
 /* Insert or replace an instance's row (buffered) and record the state change in
  * events. Strings are copied by SQLite at once: nothing is borrowed past the call. */
 int state_inst_put(fl_state *st, const state_inst *r);
+/* The recorder's hot path: a plain finished instance — of a mapped task outside any
+ * group (its index the number idx), succeeded or served from the cache, with no
+ * label, error, signal or exit status, at its name's peak RSS, its result perhaps
+ * entering the cache — is written by state_inst_plain straight into the batch in
+ * its packed form, without a state_inst in between: the same bytes as
+ * state_inst_put writes for it. The caller keeps a state_plain per name, sets the
+ * name's four fields and name = -1 when any of them changes (tmpl is then compared
+ * by address: the caller keeps the string while name >= 0), and the instance's
+ * fields before each call. 0 written; 1 not plain for this name (another RSS, or a
+ * synchronous state): the caller writes it with state_inst_put; -1 out of
+ * memory (as state_inst_put). */
+typedef struct state_plain {
+    int64_t run;            /* the name: (run, node, task, tmpl) */
+    uint32_t node;
+    const char *task, *tmpl;
+    long name;              /* its number in state.c, -1 not yet asked */
+    uint64_t idx;           /* the instance: its index, */
+    int served;             /* 1 served from the cache (state "cached"), */
+    int attempts;
+    const fl_digest *key;   /* its cache key or NULL, */
+    double started, ended;
+    int worker_pid;
+    int64_t peak_rss_kb;
+    const void *result;     /* its encoded result, NULL for none (void) */
+    size_t result_len;
+    int cache_store;        /* its result also enters the cache under key, with the */
+    uint64_t cache_ident;   /* key's parts (as state_inst's) */
+    const uint64_t *cache_inputs;
+    uint32_t cache_ninputs;
+} state_plain;
+int state_inst_plain(fl_state *st, state_plain *pl);
 extern const char state_succeeded[], state_cached[]; /* "succeeded", "cached" */
 /* Instances of a run in (node, idx) order. Fields point to SQLite memory valid during fn. */
 int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, void *ctx),

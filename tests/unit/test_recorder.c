@@ -362,7 +362,7 @@ static void test_fresh_run_durability(void **state) {
     sqlite3 *lock = NULL;
     assert_int_equal(sqlite3_open(db, &lock), SQLITE_OK);
     assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     read_rows(f, run, &rs);
     assert_int_equal(rs.n, 0);
     assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -421,7 +421,7 @@ static long wide_run_n(fx *f, int order, int N, long *next, long *tables) {
         hits += hit;
         finish_int(r, &ii, args, (int64_t)i * i, hit);
     }
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     hist_stats s;
     hist_get_stats(h, &s);
@@ -481,7 +481,7 @@ static void test_cache_entry_key_parts(void **state) {
         finish_int(r, &ii, args, in[j][0] + in[j][1] + in[j][2], 0);
         keys[j] = ii.key;
     }
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     close_hist(f, h, "succeeded");
     fl_state *st = reader(f);
@@ -526,7 +526,7 @@ static unsigned env_run(fx *f, const char *env, const int64_t *as, int n, fl_dig
         snprintf(idx, sizeof idx, "%d", i);
         if (square(f, r, 1, idx, as[i], keys ? &keys[i] : NULL)) hits |= 1u << i;
     }
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     close_hist(f, h, "succeeded");
     return hits;
@@ -602,7 +602,7 @@ static void test_cache_serves_second_run(void **state) {
     hist *h = open_hist(f, 0, 0);
     recorder r = hist_recorder(h);
     assert_int_equal(square(f, r, 1, "", 3, &k1), 0);
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     close_hist(f, h, "succeeded");
 
@@ -619,7 +619,7 @@ static void test_cache_serves_second_run(void **state) {
     /* another argument: another key, not served */
     assert_int_equal(square(f, r, 2, "", 4, &k2), 0);
     assert_memory_not_equal(k1.b, k2.b, 32);
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     hist_stats s;
     hist_get_stats(h, &s);
@@ -672,7 +672,7 @@ static void test_failed_result_not_cached(void **state) {
     assert_int_equal(res.ok, 0);
     assert_string_equal(res.error, "boom");
     fl_free(f->p->ctx, res.error);
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     rows rs;
     read_rows(f, run, &rs);
@@ -708,7 +708,7 @@ static void test_resume_serves_finished(void **state) {
     rec_inst ii = inst(2, f->square, "", "square", NULL); /* started, never finished */
     fl_val args[1] = {{.i = 4}}, out = {0};
     assert_int_equal(r.ops->lookup(r.self, &ii, args, &out), 0);
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     close_hist(f, h, "interrupted");
 
@@ -946,7 +946,7 @@ static void test_damaged_cached_output_not_served(void **state) {
     snprintf(q, sizeof q, "%s/store/quarantine/%s", f->state, hex);
     assert_true(exists(q));
     assert_int_equal(cached(f, f->emit, &key, NULL), 1); /* the drop is not queued yet */
-    assert_int_equal(r.ops->queue_batch(r.self), 0);
+    assert_true(r.ops->queue_batch(r.self) >= 0); /* 1: held for the next call */
     assert_int_equal(r.ops->sync(r.self), 0);
     assert_int_equal(cached(f, f->emit, &key, NULL), 0);
     close_hist(f, h, "succeeded");
@@ -991,7 +991,7 @@ static void test_killed_run_leaves_prefix(void **state) {
         for (int i = 0; i < KILL_N; i++) {
             snprintf(idx, sizeof idx, "%d", i);
             if (child_square(f, r, 1, idx, i) != 0) _exit(1);
-            if (r.ops->queue_batch(r.self)) _exit(2);
+            if (r.ops->queue_batch(r.self) < 0) _exit(2);
             if (i + 1 == KILL_SYNCED && r.ops->sync(r.self)) _exit(3);
         }
         kill(getpid(), SIGKILL);
@@ -1056,7 +1056,7 @@ static void test_sync_fails_when_unwritable(void **state) {
         child_square(f, r, 3, "", 5);
         if (r.ops->queue_batch(r.self) != -1) _exit(13); /* no longer written */
         if (r.ops->sync(r.self) != -1) _exit(14);
-        if (q != 0 && q != -1) _exit(15);
+        if (q < -1 || q > 1) _exit(15);
         if (hist_close(h, "failed", 1, NULL, NULL) != -1) _exit(16);
         if (f->errors != 1) _exit(17); /* said once */
         _exit(0);

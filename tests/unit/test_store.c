@@ -1305,6 +1305,196 @@ static void test_state_compact_record(void **state) {
     }
 }
 
+/* state_inst_plain (the recorder's hot path) writes the very bytes state_inst_put
+ * writes for the same instances: two states are given one sequence — two names
+ * interleaved, indices and starts of one to five varint bytes, served and cached
+ * records, keys, void and int results, a first attempt and a served one (attempts
+ * 0), another pid, RSS steps (which state_inst_plain hands back), and results that
+ * enter the cache with their key's parts (known or not) — one through
+ * state_inst_put alone, the other through state_inst_plain wherever it takes the
+ * record; each name's records must be equal byte for byte, under the same row
+ * headers (base, pid, RSS), every record must be read back, and the cache entries
+ * must be the same. (Where a packed row ends depends on when the writer commits:
+ * the rows themselves are not compared.) */
+static void plain_rows(const char *dir, char *out, size_t cap) {
+    sqlite3 *db;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/state.db", dir);
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT task, name, hex(substr(packed, 9, 20)), "
+                                        "hex(substr(packed, 29)) FROM instances "
+                                        "ORDER BY node, id", -1, &s, NULL), SQLITE_OK);
+    size_t n = 0;
+    char last[64] = "";
+    out[0] = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *hdr = (const char *)sqlite3_column_text(s, 2);
+        int w = 0;
+        if (strcmp(hdr, last)) /* a name, or its RSS, begins */
+            w = snprintf(out + n, cap - n, "\n%s %s %s ", sqlite3_column_text(s, 0),
+                         sqlite3_column_text(s, 1), hdr);
+        assert_true(w >= 0 && (size_t)w < cap - n);
+        n += (size_t)w;
+        snprintf(last, sizeof last, "%s", hdr);
+        w = snprintf(out + n, cap - n, "%s", sqlite3_column_text(s, 3));
+        assert_true(w >= 0 && (size_t)w < cap - n);
+        n += (size_t)w;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+static int plain_count(const state_inst *r, void *ctx) {
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static void test_state_plain_same_bytes(void **state) {
+    (void)state;
+    enum { N = 400 };
+    static char rows[2][N * 200], entries[2][N * 120];
+    static fl_digest keys[N];
+    for (int i = 0; i < N; i++) {
+        memset(keys[i].b, 0x5a, sizeof keys[i].b);
+        memcpy(keys[i].b, &i, sizeof i);
+    }
+    const uint64_t inputs[2] = {0x1111222233334444u, 0x5555666677778888u};
+    for (int way = 0; way < 2; way++) {
+        char *d = tmpdir(), err[256];
+        fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+        assert_non_null(st);
+        assert_int_equal(state_async(st), 0);
+        state_run r = {.flow = "f", .pid = 1};
+        assert_int_equal(state_run_begin(st, &r), 0);
+        static const char *const tmpl[2] = {"a[]", "b[]"};
+        static const char *const task[2] = {"ta", "tb"};
+        state_plain pl[2] = {{.run = r.id, .node = 3, .task = "ta", .tmpl = "a[]", .name = -1},
+                             {.run = r.id, .node = 4, .task = "tb", .tmpl = "b[]", .name = -1}};
+        int took = 0;
+        for (int i = 0; i < N; i++) {
+            int w = i % 7 == 3; /* the second name now and then */
+            static const uint64_t idx[] = {0, 1, 127, 128, 16383, 16384, 2097151, 2097152,
+                                           268435455, 268435456, (uint64_t)1 << 40};
+            static const double off[] = {0, 1e-6, 0.2, 3.5, 300, 9000};
+            uint64_t result = (uint64_t)i * 2654435761u;
+            double t = 1.7e9 + off[i % 6] + i * 1e-4;
+            int served = i % 5 == 2;
+            /* RSS: a step at 100-101; at 160-162 another, a common one, the other again
+             * (not a step: a common record between) */
+            int rss = i < 100 ? 900 : i == 160 || i == 162 ? 10 : 950;
+            state_plain *p = &pl[w];
+            p->idx = idx[i % 11] + (uint64_t)i;
+            p->served = served;
+            p->attempts = served ? 0 : 1;
+            p->key = i % 3 ? &keys[i] : NULL;
+            /* into the cache: the parts known, or not (i % 13 == 1) */
+            p->cache_store = p->key && !served && i % 4 != 0;
+            p->cache_ident = p->cache_store ? 0xabcdef00u + (uint64_t)i : 0;
+            p->cache_inputs = p->cache_store && i % 13 != 1 ? inputs : NULL;
+            p->cache_ninputs = p->cache_inputs ? 2 : 0;
+            p->started = t;
+            p->ended = t + (i % 4) * 0.0015;
+            p->worker_pid = i == 78 ? 4242 : 1000;
+            p->peak_rss_kb = rss;
+            p->result = i % 9 == 4 ? NULL : &result;
+            p->result_len = p->result ? 8 : 0;
+            int rc = 1;
+            if (way == 1) rc = state_inst_plain(st, p);
+            assert_true(rc == 0 || rc == 1);
+            if (rc == 0) took++;
+            else {
+            state_inst in = {.run = r.id, .node = p->node, .idx_is_k = 1, .idx_k = p->idx,
+                             .task = task[w], .tmpl = tmpl[w],
+                             .state = served ? state_cached : state_succeeded,
+                             .attempts = p->attempts, .cache_key = p->key, .cache_hit = served,
+                             .started = p->started, .ended = p->ended, .exit_status = -1,
+                             .worker_pid = p->worker_pid, .peak_rss_kb = rss,
+                             .result = p->result, .result_len = p->result_len,
+                             .cache_store = p->cache_store, .cache_ident = p->cache_ident,
+                             .cache_inputs = p->cache_inputs,
+                             .cache_ninputs = p->cache_ninputs};
+            assert_int_equal(state_inst_put(st, &in), 0);
+            }
+            if (i % 50 == 49) assert_true(state_commit_round(st) >= 0);
+        }
+        if (way == 1) assert_true(took > N / 2 && took < N); /* both paths were taken */
+        assert_int_equal(state_sync(st), 0);
+        int count = 0;
+        assert_int_equal(state_insts_each(st, r.id, plain_count, &count), 0);
+        assert_int_equal(count, N);
+        size_t at = 0;
+        int found = 0;
+        for (int i = 0; i < N; i++) {
+            state_cache_entry e;
+            int rc = state_cache_entry_get(st, task[i % 7 == 3], &keys[i], &e);
+            assert_true(rc == 0 || rc == 1);
+            int w = rc ? snprintf(entries[way] + at, sizeof entries[way] - at,
+                                  "%d %llx %u %llx %zu %llx\n", i,
+                                  (unsigned long long)e.identity, e.ninputs,
+                                  (unsigned long long)(e.ninputs ? e.inputs[1] : 0), e.len,
+                                  e.len == 8 ? (unsigned long long)*(uint64_t *)e.val : 0)
+                       : snprintf(entries[way] + at, sizeof entries[way] - at, "%d -\n", i);
+            assert_true(w > 0 && (size_t)w < sizeof entries[way] - at);
+            at += (size_t)w;
+            found += rc;
+            if (rc) fl_free(state_ctx(st), e.val);
+        }
+        assert_true(found > N / 4);
+        state_close(st);
+        plain_rows(d, rows[way], sizeof rows[way]);
+        rm_rf(d);
+        free(d);
+    }
+    assert_true(strlen(rows[0]) > 1000);
+    assert_string_equal(rows[0], rows[1]);
+    assert_string_equal(entries[0], entries[1]);
+}
+
+/* A round's batch is held while the writer is busy (here: blocked on a lock another
+ * connection holds), but not once it is 10 ms old; state_sync hands over and writes
+ * everything held. */
+static void test_state_round_held(void **state) {
+    (void)state;
+    char *d = tmpdir(), err[256], p[4200];
+    fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(state_async(st), 0);
+    state_run r = {.flow = "f", .pid = 1};
+    assert_int_equal(state_run_begin(st, &r), 0);
+    sqlite3 *lock;
+    snprintf(p, sizeof p, "%s/state.db", d);
+    assert_int_equal(sqlite3_open(p, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    int n = 0, held = 0;
+    for (; n < 2000 && !held; n++) { /* until the writer is stuck in its transaction */
+        state_inst in = {.run = r.id, .node = 1, .idx_is_k = 1, .idx_k = (uint64_t)n,
+                         .task = "t", .tmpl = "t[]", .state = state_succeeded, .attempts = 1,
+                         .started = 1.7e9, .ended = 1.7e9 + 0.001, .exit_status = -1};
+        assert_int_equal(state_inst_put(st, &in), 0);
+        held = state_commit_round(st);
+        assert_true(held == 0 || held == 1);
+        if (!held) usleep(1000);
+    }
+    assert_int_equal(held, 1);
+    usleep(15000); /* held no longer than 10 ms */
+    state_inst in = {.run = r.id, .node = 1, .idx_is_k = 1, .idx_k = (uint64_t)n++, .task = "t",
+                     .tmpl = "t[]", .state = state_succeeded, .attempts = 1,
+                     .started = 1.7e9, .ended = 1.7e9 + 0.001, .exit_status = -1};
+    assert_int_equal(state_inst_put(st, &in), 0);
+    assert_int_equal(state_commit_round(st), 0);
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    assert_int_equal(state_sync(st), 0);
+    int count = 0;
+    assert_int_equal(state_insts_each(st, r.id, plain_count, &count), 0);
+    assert_int_equal(count, n);
+    state_close(st);
+    rm_rf(d);
+    free(d);
+}
+
 /* Rows packed before the compact record ("FKP1") are still read, and a damaged
  * FKP2 blob, cut anywhere or with a varint that never ends, is reported and never
  * read past its end (ASan: the reader copies the blob at its exact length). */
@@ -1652,6 +1842,8 @@ int main(void) {
         cmocka_unit_test(test_state_index_given_as_number),
         cmocka_unit_test(test_state_fresh_schema_is_the_steps),
         cmocka_unit_test(test_state_compact_record),
+        cmocka_unit_test(test_state_plain_same_bytes),
+        cmocka_unit_test(test_state_round_held),
         cmocka_unit_test(test_state_fkp1_and_damaged_fkp2),
         cmocka_unit_test(test_state_file_folders),
         cmocka_unit_test(test_state_newer_schema_refused),
