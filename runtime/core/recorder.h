@@ -26,11 +26,11 @@
  *                NOT on disk, and not yet queued.
  *   queue_batch  the rows buffered since the last call are handed, as one batch,
  *                to state.c's writer thread; it returns before they are written
- *                (it waits only when more than 64 MiB are queued). While the
- *                writer is busy or waiting to group, a batch under 32 KiB and
- *                less than 10 ms old is instead held for the next calls to add
- *                to (answer 1: the scheduler then calls again within
- *                REC_HOLD_MS), so a batch waits at most about 20 ms more. What it
+ *                (it waits only when more than 64 MiB are queued). A batch
+ *                under 32 KiB and less than 10 ms old is instead held for the
+ *                next calls to add to (answer 1: the scheduler then calls again
+ *                within REC_HOLD_MS), so a batch waits at most about 20 ms more
+ *                (the writer groups by 50 ms anyway). What it
  *                guarantees is ORDER: the writer applies batches in the order they
  *                were queued, inside committed transactions, so state.db always
  *                holds a prefix of the queued batches. Commits are GROUPED BY TIME:

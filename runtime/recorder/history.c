@@ -1192,17 +1192,18 @@ __attribute__((noinline)) static void finished_full(hist *h, rec_inst *ii, const
 static void hist_finished(void *self, rec_inst *ii, const fl_val *args, rt_result *res,
                           int served) {
     hist *h = self;
-    /* the hot path: an int that ran, of a mapped instance with nothing else to keep
-     * but its cache entry (no files, log, label or events), goes straight to its
-     * record */
+    /* the hot path: an int of a mapped instance with nothing else to keep but its
+     * cache entry (no files, log, label or events), run or served (not on resume,
+     * when what is served enters the cache again), goes straight to its record */
     uint8_t word = h->word_ret[ii->task];
-    if (word && res->ok && !served && ii->idx_is_k && !ii->label && !(res->log && *res->log) &&
-        !res->term_signal) {
+    if (word && res->ok && (!served || !h->ndone) && ii->idx_is_k && !ii->label &&
+        !(res->log && *res->log) && !res->term_signal) {
         uint8_t w[8];
         fv_le64(w, (uint64_t)res->value.i);
         h->big_served = NULL;
-        if (!plain_put(h, ii, args, res, 0, word == WORD_CACHE && ii->has_key, w, 8)) {
-            task_cpu(h, ii, res);
+        if (!plain_put(h, ii, args, res, served, !served && word == WORD_CACHE && ii->has_key, w,
+                       8)) {
+            if (!served) task_cpu(h, ii, res);
             return;
         }
     }

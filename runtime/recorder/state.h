@@ -58,9 +58,9 @@ void state_close(fl_state *st); /* commits what is pending */
 int state_commit(fl_state *st);
 /* The same, for a scheduler round: the caller's read snapshot (its cache and file
  * lookups) is kept for the next rounds until it is 50 ms old, instead of ended now;
- * and in async mode, while the writer is busy or grouping, a batch still small and
- * less than 10 ms old is held for the next rounds to add to (1: held; the caller
- * calls again within about 10 ms, or state_commit hands it over). */
+ * and in async mode a batch still under 32 KiB and less than 10 ms old is held for
+ * the next rounds to add to (1: held; the caller calls again within about 10 ms,
+ * or state_commit hands it over). */
 int state_commit_round(fl_state *st);
 /* Switch instance, cache and file-index writes to a writer thread with its own
  * connection: the caller only appends records, the writer replays them in order,
