@@ -185,7 +185,7 @@ typedef struct pk_name {
                             * string, the same for every instance: compared before
                             * the text; never read through) */
     char *tmpl;          /* the records' name template (NULL: none given) */
-    double base;         /* its first record's start: FKP2 records' starts are deltas */
+    double base;         /* its first record's start: records' starts are deltas */
     int32_t pid;         /* its first record's worker pid: the common case's */
     int64_t rss;         /* the common case's peak RSS (pk_rss_step) */
     int64_t last_rss;    /* the caller's: the last record's peak RSS */
@@ -2312,17 +2312,19 @@ static int cache_set(conn *c, uint16_t tag, const fl_digest *key, const void *va
  * per record), and the records in the `packed` blob. Every other state change (a failure, a
  * skip, ...) keeps a row of its own. The blob (docs/state.md "Packed rows"), fixed
  * numbers little-endian, "varint" LEB128 (put_varint), "zigzag" a signed varint:
- *   "FKP2", u32 count, f64 base (the name's first start), i32 pid (its first
+ *   "FKP3", u32 count, f64 base (the name's first start), i32 pid (its first
  *   worker pid), i64 rss (the name's common peak RSS, pk_rss_step), then per record
  *   u8 state (0 cleared, 1 succeeded, 2 cached), u8 flags (1 key, 2 cache hit,
- *   4 label, 8 result, 16 integer index, 32 odd, 64 RSS), the index: a varint
+ *   4 label, 8 result, 16 integer index, 32 odd, 64 RSS, 128 word), the index: a varint
  *   (flag 16: a plain decimal integer, its text "%llu") or varint length + text,
  *   zigzag (started - base) in microseconds, zigzag (ended - started) in
  *   microseconds, [odd: varint attempts, zigzag exit status, zigzag signal,
  *   zigzag worker pid; without it: 1, -1, 0, the row's pid], [RSS: zigzag peak
  *   RSS KiB; without it the row's], [varint length + label], [32-byte key],
- *   [varint length + result].
- * Rows written before it ("FKP1", still read): u32 count, then per record u8
+ *   [varint length + result; with flag 128 instead: an 8-byte result as the
+ *   zigzag of its little-endian value (pk_put_tail)].
+ * "FKP2" rows (still read) are the same without flag 128. Rows written before them
+ * ("FKP1", still read): u32 count, then per record u8
  * state, u8 flags (1..8 as above), u32 attempts, f64 started, f64 ended, i32
  * exit status, i32 signal, i32 worker pid, i64 peak RSS KiB, u32 length + index,
  * [u32 length + label], [32-byte key], [u32 length + result].
@@ -2337,12 +2339,13 @@ static int cache_set(conn *c, uint16_t tag, const fl_digest *key, const void *va
  * compares them past the caller's one comparison of the template. */
 #define PACK_MAX 4096
 #define PACK_MAGIC1 0x31504b46u /* "FKP1" */
-#define PACK_MAGIC 0x32504b46u  /* "FKP2" */
-#define PACK_HEAD 28            /* FKP2: magic, count, base, pid, rss */
+#define PACK_MAGIC2 0x32504b46u /* "FKP2": as FKP3 without PKF_WORD (still read) */
+#define PACK_MAGIC 0x33504b46u  /* "FKP3" */
+#define PACK_HEAD 28            /* FKP2, FKP3: magic, count, base, pid, rss */
 enum { PK_CLEARED, PK_SUCCEEDED, PK_CACHED };
 enum {
     PKF_KEY = 1, PKF_HIT = 2, PKF_LABEL = 4, PKF_RESULT = 8, PKF_INT = 16, PKF_ODD = 32,
-    PKF_RSS = 64
+    PKF_RSS = 64, PKF_WORD = 128
 };
 #define PACK_FIXED 46 /* FKP1: bytes of a record up to and including its index's length */
 
@@ -2467,7 +2470,8 @@ static void pk_fmt(pk_text *t) {
         t->p = t->num;
     }
 }
-/* A packed blob's header: its version (1 "FKP1", 2 "FKP2") and FKP2's base and pid. */
+/* A packed blob's header: its version (1 "FKP1", 2 "FKP2", 3 "FKP3") and, from 2 on,
+ * its base, pid and RSS. */
 typedef struct pk_hdr {
     int ver;
     double base;
@@ -2475,7 +2479,7 @@ typedef struct pk_hdr {
     int64_t rss;
 } pk_hdr;
 static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off, state_inst *r,
-                      fl_digest *key, pk_text *idx, pk_text *label);
+                      fl_digest *key, uint8_t *word, pk_text *idx, pk_text *label);
 
 /* The header of the packed blob b (len bytes) in *h: its size (the offset of its
  * first record), or 0 when it is not one. */
@@ -2486,9 +2490,9 @@ static size_t pack_head(const uint8_t *b, size_t len, pk_hdr *h) {
         *h = (pk_hdr){1, 0, 0, 0};
         return 8;
     }
-    if (m != PACK_MAGIC || len < PACK_HEAD) return 0;
+    if ((m != PACK_MAGIC && m != PACK_MAGIC2) || len < PACK_HEAD) return 0;
     uint64_t bits = le_get(b + 8, 8);
-    h->ver = 2;
+    h->ver = m == PACK_MAGIC ? 3 : 2;
     memcpy(&h->base, &bits, 8);
     h->pid = (int32_t)le_get(b + 16, 4);
     h->rss = (int64_t)le_get(b + 20, 8);
@@ -2545,13 +2549,29 @@ typedef struct pk_at {
     uint32_t key, result;
 } pk_at;
 /* A record's last fields, its cache key and its result (either may be NULL), at
- * d + o: the new offset; where they went in *at (d's offsets) unless at is NULL. */
+ * d + o (d the record's start): the new offset; where they went in *at (d's
+ * offsets) unless at is NULL. Without at (a record the writer only appends), a
+ * result of 8 bytes — an int's — whose value is small is written as its zigzag
+ * varint (PKF_WORD: 1–8 bytes instead of 9). */
 static inline size_t pk_put_tail(uint8_t *d, size_t o, const fl_digest *key, const void *result,
                                  size_t result_len, pk_at *at) {
     if (at) *at = (pk_at){key ? (uint32_t)o : PK_NONE, PK_NONE};
     if (key) {
         memcpy(d + o, key->b, 32);
         o += 32;
+    }
+    if (result && result_len == 8 && !at) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t v; /* (one load) */
+        memcpy(&v, result, 8);
+#else
+        uint64_t v = le_get(result, 8);
+#endif
+        uint64_t z = zig((int64_t)v);
+        if (z < (uint64_t)1 << 56) {
+            d[1] |= PKF_WORD;
+            return o + put_varint(d + o, z);
+        }
     }
     if (result) {
         o += put_varint(d + o, result_len);
@@ -2605,12 +2625,13 @@ static int pack_write(conn *c, pack *k) {
     int rc = -1;
     if (s) {
         /* the row's idx: its first record's */
-        pk_hdr h = {2, nm->base, nm->pid, nm->rss};
+        pk_hdr h = {3, nm->base, nm->pid, nm->rss};
         size_t off = PACK_HEAD;
         state_inst r;
         fl_digest key;
+        uint8_t word[8];
         pk_text idx, label;
-        if (pack_next(&h, k->blob.data, k->blob.len, &off, &r, &key, &idx, &label) < 0)
+        if (pack_next(&h, k->blob.data, k->blob.len, &off, &r, &key, word, &idx, &label) < 0)
             idx = (pk_text){"", 0, 0, 0, {0}};
         pk_fmt(&idx);
         sqlite3_bind_int64(s, 1, k->run);
@@ -2778,7 +2799,7 @@ static long pack_next1(const uint8_t *b, size_t len, size_t *off, state_inst *r,
  * returns the offset of its state byte, *off past it; -1 when the blob is damaged
  * (nothing past b[len) is read). */
 static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off, state_inst *r,
-                      fl_digest *key, pk_text *idx, pk_text *label) {
+                      fl_digest *key, uint8_t *word, pk_text *idx, pk_text *label) {
     idx->p = label->p = NULL;
     idx->n = label->n = 0;
     idx->isint = 0;
@@ -2830,7 +2851,13 @@ static long pack_next(const pk_hdr *h, const uint8_t *b, size_t len, size_t *off
     r->cache_hit = (fl & PKF_HIT) != 0;
     r->result = NULL;
     r->result_len = 0;
-    if (fl & PKF_RESULT) {
+    if ((fl & PKF_WORD) && (h->ver < 3 || !(fl & PKF_RESULT))) return -1;
+    if (fl & PKF_WORD) { /* 8 bytes, as the zigzag varint of their value: back in word */
+        if (pk_varint(b, len, &o, &v)) return -1;
+        fv_le64(word, (uint64_t)unzig(v));
+        r->result = word;
+        r->result_len = 8;
+    } else if (fl & PKF_RESULT) {
         pk_text t;
         if (pk_vtext(b, len, &o, &t)) return -1;
         r->result = (const uint8_t *)t.p;
@@ -3132,7 +3159,8 @@ int state_inst_plain(fl_state *st, state_plain *pl) {
     o = pk_put_times(d, o, pl->started, pl->ended, nm->base);
     if (odd) o = pk_put_odd(d, o, pl->attempts, -1, 0, pl->worker_pid);
     pk_at at;
-    size_t m = pk_put_tail(d, o, pl->key, pl->result, pl->result_len, &at);
+    size_t m = pk_put_tail(d, o, pl->key, pl->result, pl->result_len,
+                           pl->cache_store ? &at : NULL);
     if (pl->cache_store) pk_one_took(st, d, (uint32_t)pl->name, n, m, &at, pl->result_len);
     else pk_run_took(st, n, m);
     return 0;
@@ -3334,8 +3362,9 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
             if (pk) { /* check the record whole now, so reading it later cannot fail */
                 state_inst r;
                 fl_digest key;
+                uint8_t word[8];
                 pk_text ridx, label;
-                if (pack_next(&hd, w->blob, pklen, &off, &r, &key, &ridx, &label) < 0) {
+                if (pack_next(&hd, w->blob, pklen, &off, &r, &key, word, &ridx, &label) < 0) {
                     bad = 1;
                     break;
                 }
@@ -3372,11 +3401,12 @@ int state_insts_each(fl_state *st, int64_t run, int (*fn)(const state_inst *r, v
         irow *w = &R.rows[e->row];
         state_inst r;
         fl_digest key;
+        uint8_t word[8]; /* (its result, when stored as a varint: read below, in fn) */
         if (w->blob) { /* its index and label, NUL-terminated, in the scratch buffer */
             memset(&r, 0, sizeof r);
             size_t off = e->off;
             pk_text ridx, label;
-            pack_next(&w->h, w->blob, w->len, &off, &r, &key, &ridx, &label);
+            pack_next(&w->h, w->blob, w->len, &off, &r, &key, word, &ridx, &label);
             scratch.len = 0;
             pk_fmt(&ridx);
             fv_buf_put(&scratch, ridx.p, ridx.n);
@@ -3458,8 +3488,9 @@ static int clear_packed(conn *c, sqlite3_stmt *s, const char *idx) {
         while (off < len) {
             state_inst r;
             fl_digest key;
+            uint8_t word[8];
             pk_text ridx, label;
-            long at = pack_next(&hd, b, len, &off, &r, &key, &ridx, &label);
+            long at = pack_next(&hd, b, len, &off, &r, &key, word, &ridx, &label);
             if (at < 0) break;
             pk_fmt(&ridx);
             if (idx_match(ridx.p, ridx.n, idx)) {

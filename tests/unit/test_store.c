@@ -1288,7 +1288,7 @@ static void test_state_compact_record(void **state) {
                                             "packed IS NOT NULL", -1, &s, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
         const uint8_t *b = sqlite3_column_blob(s, 0);
-        assert_memory_equal(b, "FKP2", 4);
+        assert_memory_equal(b, "FKP3", 4);
         assert_string_equal((const char *)sqlite3_column_text(s, 1), "0");
         /* header 28; "0": state, flags (result, integer index), idx, start, duration 2,
          * result 2; "1" a 3-byte start, no result; "127" an empty result; "128" a 2-byte
@@ -1486,8 +1486,9 @@ static void test_state_round_held(void **state) {
     free(d);
 }
 
-/* Rows packed before the compact record ("FKP1") are still read, and a damaged
- * FKP2 blob, cut anywhere or with a varint that never ends, is reported and never
+/* Rows packed before the compact record ("FKP1") and before varint results ("FKP2")
+ * are still read (an FKP2 record claiming a varint result is damage), and a damaged
+ * FKP3 blob, cut anywhere or with a varint that never ends, is reported and never
  * read past its end (ASan: the reader copies the blob at its exact length). */
 static void pk_put_le(uint8_t *d, uint64_t v, int n) {
     for (int i = 0; i < n; i++) d[i] = (uint8_t)(v >> (8 * i));
@@ -1565,12 +1566,13 @@ static void test_state_fkp1_and_damaged_fkp2(void **state) {
     int ok = 0;
     assert_int_equal(state_insts_each(st, r.id, pk1_check, &ok), 0);
     assert_int_equal(ok, 1 + 10 + 3 * 1000); /* (node 2's three are the thousands) */
-    /* clear finds records of both forms: an FKP1 index, an FKP2 integer, a path prefix */
+    /* clear finds records of both forms: an FKP1 index, an FKP3 integer, a path prefix */
     assert_int_equal(state_inst_clear(st, r.id, "t", "12"), 1);
     assert_int_equal(state_inst_clear(st, r.id, "u", "8"), 1);
     assert_int_equal(state_inst_clear(st, r.id, "u", "x/"), 1);
     assert_int_equal(state_inst_clear(st, r.id, "u", "9"), 0);
-    /* the FKP2 row of node 2, cut at every length, then with a runaway varint */
+    /* the FKP3 row of node 2: read as FKP2 too, unless a record says PKF_WORD (128);
+     * then cut at every length, then with a runaway varint */
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, packed FROM instances WHERE node=2",
                                         -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -1579,9 +1581,22 @@ static void test_state_fkp1_and_damaged_fkp2(void **state) {
     uint8_t *full = malloc(len + 16);
     memcpy(full, sqlite3_column_blob(s, 1), len);
     sqlite3_finalize(s);
-    assert_memory_equal(full, "FKP2", 4);
+    assert_memory_equal(full, "FKP3", 4);
     assert_int_equal(sqlite3_prepare_v2(db, "UPDATE instances SET packed=? WHERE id=?", -1, &s,
                                         NULL), SQLITE_OK);
+    for (int form = 0; form < 2; form++) {
+        full[3] = '2';
+        if (form) full[28 + 1] |= 128; /* the first record's flags */
+        sqlite3_bind_blob(s, 1, full, (int)len, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s, 2, id);
+        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_reset(s);
+        int count = 0;
+        assert_int_equal(state_insts_each(st, r.id, pk_count, &count), form ? -1 : 0);
+        if (!form) assert_int_equal(count, 5);
+        full[3] = '3';
+        full[28 + 1] &= 127;
+    }
     for (size_t cut = 1; cut <= len + 1; cut++) {
         uint8_t *b = full;
         size_t bl = cut;
@@ -1603,6 +1618,67 @@ static void test_state_fkp1_and_damaged_fkp2(void **state) {
     state_close(st);
     rm_rf(d);
     free(d);
+}
+
+/* An 8-byte result (an int's encoding) in a record that only goes into its row is
+ * stored as the zigzag varint of its value when that is shorter (PKF_WORD), and
+ * comes back byte for byte: small, negative, large and extreme values, written
+ * through the writer thread and synchronously. */
+static const int64_t word_values[] = {0, 1, -1, 127, -3, (int64_t)1 << 40, INT64_MAX,
+                                      INT64_MIN, ((int64_t)1 << 55) - 1, (int64_t)1 << 55};
+enum { WORD_N = sizeof word_values / sizeof word_values[0] };
+
+static int word_check(const state_inst *r, void *ctx) {
+    int *hits = ctx;
+    int i = atoi(r->idx);
+    uint8_t want[8];
+    pk_put_le(want, (uint64_t)word_values[i], 8);
+    hits[i] += r->result_len == 8 && !memcmp(r->result, want, 8) ? 1 : 100;
+    return 0;
+}
+
+static void test_state_word_results(void **state) {
+    (void)state;
+    for (int async = 0; async < 2; async++) {
+        char *d = tmpdir(), err[256], p[4200];
+        fl_state *st = state_open(fl_ctx_default(), d, err, sizeof err);
+        assert_non_null(st);
+        if (async) assert_int_equal(state_async(st), 0);
+        state_run r = {.flow = "f", .pid = 1};
+        assert_int_equal(state_run_begin(st, &r), 0);
+        for (int i = 0; i < WORD_N; i++) {
+            uint8_t w[8];
+            pk_put_le(w, (uint64_t)word_values[i], 8);
+            state_inst in = {.run = r.id, .node = 1, .idx_is_k = 1, .idx_k = (uint64_t)i,
+                             .task = "t", .tmpl = "t[]", .state = state_succeeded,
+                             .attempts = 1, .started = 1.7e9, .ended = 1.7e9 + 0.001,
+                             .exit_status = -1, .result = w, .result_len = 8};
+            assert_int_equal(state_inst_put(st, &in), 0);
+        }
+        int hits[WORD_N] = {0};
+        assert_int_equal(state_sync(st), 0);
+        assert_int_equal(state_insts_each(st, r.id, word_check, hits), 0);
+        for (int i = 0; i < WORD_N; i++) assert_int_equal(hits[i], 1);
+        /* the first record (0): state, flags (result, integer index, word), index,
+         * start, duration 2, the value 1 byte; the row is shorter than 9 a result */
+        sqlite3 *db;
+        snprintf(p, sizeof p, "%s/state.db", d);
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT packed FROM instances WHERE packed "
+                                            "IS NOT NULL", -1, &s, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        const uint8_t *b = sqlite3_column_blob(s, 0);
+        assert_memory_equal(b, "FKP3", 4);
+        assert_int_equal(b[28 + 1], 8 | 16 | 128);
+        assert_int_equal(b[28 + 6], 0);
+        assert_true(sqlite3_column_bytes(s, 0) < 28 + WORD_N * (7 + 9));
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        state_close(st);
+        rm_rf(d);
+        free(d);
+    }
 }
 
 static void test_state_newer_schema_refused(void **state) {
@@ -1836,6 +1912,7 @@ int main(void) {
         cmocka_unit_test(test_state_plain_same_bytes),
         cmocka_unit_test(test_state_round_held),
         cmocka_unit_test(test_state_fkp1_and_damaged_fkp2),
+        cmocka_unit_test(test_state_word_results),
         cmocka_unit_test(test_state_file_folders),
         cmocka_unit_test(test_state_newer_schema_refused),
         cmocka_unit_test(test_state_negative_version_refused),
